@@ -1,0 +1,400 @@
+#include "engine/architecture.h"
+
+#include <cctype>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "engine/layers.h"
+
+namespace gb {
+
+namespace {
+
+[[noreturn]] void bad(const std::string& msg) { throw std::invalid_argument(msg); }
+
+template <class T>
+T get(const json& h, const char* key, T fallback) {
+  auto it = h.find(key);
+  if (it == h.end()) return fallback;
+  if (!it->is_number() && !it->is_boolean())
+    bad(std::string("parameter '") + key + "' must be a number, got " + it->dump());
+  return it->get<T>();
+}
+
+bool flag(const json& h, const char* key, bool fallback) {
+  auto it = h.find(key);
+  if (it == h.end()) return fallback;
+  if (it->is_boolean()) return it->get<bool>();
+  if (it->is_number()) return it->get<double>() != 0;
+  bad(std::string("parameter '") + key + "' must be true/false, got " + it->dump());
+}
+
+int positive(const json& h, const char* key, int fallback, const std::string& kind) {
+  int v = get<int>(h, key, fallback);
+  if (v <= 0) bad(kind + ": parameter '" + key + "' must be a positive integer, got " + std::to_string(v));
+  return v;
+}
+
+void only_keys(const json& h, const std::string& kind, std::initializer_list<const char*> keys) {
+  for (auto& [k, v] : h.items()) {
+    bool ok = k == "name" || k == "kind" || k == "inputs";
+    for (const char* allowed : keys) ok |= k == allowed;
+    if (!ok) {
+      std::string list;
+      for (const char* a : keys) list += std::string(list.empty() ? "" : ", ") + a;
+      bad(kind + ": unknown parameter '" + k + "'" + (list.empty() ? " (it takes none)" : " (expected " + list + ")"));
+    }
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Layer> make_layer(const std::string& kind, const json& h) {
+  std::unique_ptr<Layer> L;
+  if (kind == "conv") {
+    only_keys(h, kind, {"out", "k", "s", "p", "bias"});
+    if (!h.contains("out")) bad("conv: missing the number of output channels (e.g. conv(16,k=3))");
+    int p = get<int>(h, "p", 0);
+    if (p < 0) bad("conv: padding must be >= 0");
+    L = std::make_unique<Conv2d>(positive(h, "out", 1, kind), positive(h, "k", 3, kind), positive(h, "s", 1, kind), p,
+                                 flag(h, "bias", true));
+  } else if (kind == "dense") {
+    only_keys(h, kind, {"out", "bias"});
+    if (!h.contains("out")) bad("dense: missing the number of outputs (e.g. dense(10))");
+    L = std::make_unique<Dense>(positive(h, "out", 1, kind), flag(h, "bias", true));
+  } else if (kind == "relu") {
+    only_keys(h, kind, {});
+    L = std::make_unique<ReLU>();
+  } else if (kind == "leakyrelu") {
+    only_keys(h, kind, {"slope"});
+    L = std::make_unique<LeakyReLU>(get<float>(h, "slope", 0.01f));
+  } else if (kind == "tanh") {
+    only_keys(h, kind, {});
+    L = std::make_unique<Tanh>();
+  } else if (kind == "sigmoid") {
+    only_keys(h, kind, {});
+    L = std::make_unique<Sigmoid>();
+  } else if (kind == "softplus") {
+    only_keys(h, kind, {"beta", "threshold"});
+    L = std::make_unique<Softplus>(get<float>(h, "beta", 1.f), get<float>(h, "threshold", 20.f));
+  } else if (kind == "maxpool" || kind == "avgpool") {
+    only_keys(h, kind, {"k", "s", "p"});
+    int k = positive(h, "k", 2, kind), s = positive(h, "s", k, kind), p = get<int>(h, "p", 0);
+    if (p < 0 || 2 * p > k) bad(kind + ": padding must be between 0 and k/2");
+    if (kind == "maxpool")
+      L = std::make_unique<MaxPool2d>(k, s, p);
+    else
+      L = std::make_unique<AvgPool2d>(k, s, p);
+  } else if (kind == "gap") {
+    only_keys(h, kind, {});
+    L = std::make_unique<GlobalAvgPool>();
+  } else if (kind == "flatten") {
+    only_keys(h, kind, {});
+    L = std::make_unique<Flatten>();
+  } else if (kind == "dropout") {
+    only_keys(h, kind, {"p"});
+    float p = get<float>(h, "p", 0.5f);
+    if (!(p >= 0 && p < 1)) bad("dropout: p must be in [0, 1)");
+    L = std::make_unique<Dropout>(p);
+  } else if (kind == "batchnorm") {
+    only_keys(h, kind, {"eps", "momentum"});
+    L = std::make_unique<BatchNorm2d>(get<float>(h, "eps", 1e-5f), get<float>(h, "momentum", 0.1f));
+  } else if (kind == "add") {
+    only_keys(h, kind, {});
+    int n = h.contains("inputs") ? int(h["inputs"].size()) : 2;
+    L = std::make_unique<Add>(n);
+  } else {
+    bad("unknown layer kind '" + kind +
+        "' (known: conv, dense, relu, leakyrelu, tanh, sigmoid, softplus, maxpool, avgpool, gap, flatten, dropout, "
+        "batchnorm, add)");
+  }
+  if (h.contains("name")) L->name = h["name"].get<std::string>();
+  return L;
+}
+
+json architecture_json(const Graph& g) {
+  json layers = json::array();
+  for (int i = 0; i < g.size(); ++i) {
+    const Layer& L = g.layer(i);
+    json e = {{"name", L.name}, {"kind", L.kind()}};
+    json inputs = json::array();
+    for (int j : g.node(i).inputs) inputs.push_back(j < 0 ? "input" : g.layer(j).name);
+    e["inputs"] = inputs;
+    json hyper = L.hyper();
+    for (auto& [k, v] : hyper.items()) e[k] = v;
+    layers.push_back(e);
+  }
+  return {{"input", g.input_shape().vec()}, {"layers", layers}};
+}
+
+Graph graph_from_json(const json& arch) {
+  if (!arch.is_object() || !arch.contains("input") || !arch.contains("layers"))
+    bad("architecture must be an object with \"input\" and \"layers\"");
+  std::vector<int> in;
+  try {
+    in = arch["input"].get<std::vector<int>>();
+  } catch (const json::exception&) {
+    bad("architecture \"input\" must be a list of 1 to 3 positive integers");
+  }
+  if (in.empty() || in.size() > 3) bad("architecture \"input\" must have 1 to 3 dimensions");
+  for (int d : in)
+    if (d <= 0) bad("architecture \"input\" dimensions must be positive");
+  Graph g(Shape::of(in));
+  if (!arch["layers"].is_array() || arch["layers"].empty()) bad("architecture has no layers");
+  for (auto& e : arch["layers"]) {
+    if (!e.is_object() || !e.contains("kind") || !e["kind"].is_string()) bad("architecture layer without a \"kind\"");
+    std::string who = e.value("name", e["kind"].get<std::string>());
+    try {
+      std::vector<int> inputs;
+      if (e.contains("inputs")) {
+        for (auto& s : e["inputs"]) {
+          std::string n = s.get<std::string>();
+          inputs.push_back(n == "input" ? -1 : g.at(n));
+        }
+      } else {
+        inputs.push_back(g.size() - 1);
+      }
+      g.add(make_layer(e["kind"].get<std::string>(), e), inputs);
+    } catch (const json::exception& ex) {
+      bad("layer '" + who + "': " + ex.what());
+    } catch (const std::exception& ex) {
+      bad("layer '" + who + "': " + ex.what());
+    }
+  }
+  return g;
+}
+
+// ---- text form --------------------------------------------------------------------------------
+
+namespace {
+
+struct Lexer {
+  const std::string& s;
+  size_t i = 0;
+  void skip() {
+    while (i < s.size() && std::isspace((unsigned char)s[i])) ++i;
+  }
+  [[noreturn]] void fail(const std::string& expected) const {
+    std::string found = i < s.size() ? "'" + std::string(1, s[i]) + "'" : "end of text";
+    bad("architecture: at position " + std::to_string(i + 1) + ": expected " + expected + ", found " + found + "\n  " +
+        s + "\n  " + std::string(i, ' ') + "^");
+  }
+  bool eat(char c) {
+    skip();
+    if (i < s.size() && s[i] == c) {
+      ++i;
+      return true;
+    }
+    return false;
+  }
+  std::string word() {  // identifier or number
+    skip();
+    size_t b = i;
+    while (i < s.size() && (std::isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '.' || s[i] == '-' ||
+                            (s[i] == '+' && i > b && (s[i - 1] == 'e' || s[i - 1] == 'E'))))
+      ++i;
+    return s.substr(b, i - b);
+  }
+};
+
+json value_of(const std::string& w) {
+  if (w == "true") return true;
+  if (w == "false") return false;
+  char* end = nullptr;
+  double d = std::strtod(w.c_str(), &end);
+  if (end && *end == '\0' && !w.empty()) {
+    if (d == double(long(d)) && w.find_first_of(".eE") == std::string::npos) return long(d);
+    return d;
+  }
+  return w;
+}
+
+// Positional arguments per kind, in order.
+std::vector<std::string> positional(const std::string& kind) {
+  if (kind == "conv") return {"out", "k"};
+  if (kind == "dense") return {"out"};
+  if (kind == "maxpool" || kind == "avgpool") return {"k", "s"};
+  if (kind == "leakyrelu") return {"slope"};
+  if (kind == "dropout") return {"p"};
+  if (kind == "softplus") return {"beta"};
+  return {};
+}
+
+}  // namespace
+
+json parse_architecture(const std::string& text) {
+  Lexer lx{text};
+  json layers = json::array();
+  json input;
+  lx.skip();
+  while (lx.i < text.size()) {
+    size_t start = lx.i;
+    std::string kind = lx.word();
+    if (kind.empty() || !std::isalpha((unsigned char)kind[0])) {
+      lx.i = start;
+      lx.fail(input.is_null() ? "input(...)" : "a layer name (conv, dense, relu, ...)");
+    }
+    static const std::set<std::string> kinds = {"input",   "conv",    "dense",   "relu",    "leakyrelu",
+                                                "tanh",    "sigmoid", "softplus", "maxpool", "avgpool",
+                                                "gap",     "flatten", "dropout", "batchnorm", "add"};
+    if (!kinds.count(kind)) {
+      lx.i = start;
+      lx.fail("a layer kind (input, conv, dense, relu, leakyrelu, tanh, sigmoid, softplus, maxpool, avgpool, gap, "
+              "flatten, dropout, batchnorm, add) instead of '" + kind + "'");
+    }
+    std::vector<std::string> pos_vals;
+    json h = json::object();
+    if (lx.eat('(')) {
+      auto pos = positional(kind);
+      size_t npos = 0;
+      if (!lx.eat(')')) {
+        do {
+          lx.skip();
+          size_t at = lx.i;
+          std::string w = lx.word();
+          if (w.empty()) lx.fail("a value");
+          if (lx.eat('=')) {
+            std::string v = lx.word();
+            if (v.empty()) lx.fail("a value after '='");
+            h[w] = value_of(v);
+          } else if (kind == "input") {
+            pos_vals.push_back(w);
+          } else if (kind == "add") {
+            h["from"] = w;
+          } else {
+            if (npos >= pos.size()) {
+              lx.i = at;
+              lx.fail(pos.empty() ? "key=value (" + kind + " takes no positional arguments)"
+                                  : "key=value (" + kind + " takes " + std::to_string(pos.size()) +
+                                        " positional argument(s))");
+            }
+            h[pos[npos++]] = value_of(w);
+          }
+        } while (lx.eat(','));
+        if (!lx.eat(')')) lx.fail("',' or ')'");
+      }
+    }
+    if (kind == "input") {
+      if (!input.is_null() || !layers.empty()) {
+        lx.i = start;
+        lx.fail("a layer (input(...) must come first, once)");
+      }
+      input = json::array();
+      for (auto& v : pos_vals) {
+        json j = value_of(v);
+        if (!j.is_number_integer() || j.get<long>() <= 0) {
+          lx.i = start;
+          lx.fail("input(C,H,W) with positive integers");
+        }
+        input.push_back(j);
+      }
+      if (input.empty() || input.size() > 3) {
+        lx.i = start;
+        lx.fail("input with 1 to 3 dimensions");
+      }
+    } else {
+      if (input.is_null()) {
+        lx.i = start;
+        lx.fail("input(...) first");
+      }
+      h["kind"] = kind;
+      if (kind == "add") {
+        if (!h.contains("from")) {
+          lx.i = start;
+          lx.fail("add(NAME): the layer whose output to add");
+        }
+      }
+      if (h.contains("from") && kind != "add") {  // feed this layer from an earlier named layer
+        h["inputs"] = {h["from"]};
+        h.erase("from");
+      }
+      if (!h.contains("name")) h["name"] = "";  // filled below
+      layers.push_back(h);
+    }
+    lx.skip();
+  }
+  if (input.is_null()) lx.fail("input(...)");
+  // Give unnamed layers the graph's default names so that add(NAME) can refer to them.
+  std::map<std::string, int> count;
+  for (auto& l : layers) {
+    std::string kind = l["kind"];
+    int k = ++count[kind];
+    if (l["name"] == "") l["name"] = kind + std::to_string(k);
+  }
+  std::string prev = "input";
+  for (auto& l : layers) {
+    if (l["kind"] == "add") {
+      l["inputs"] = {prev, l["from"]};
+      l.erase("from");
+    } else if (!l.contains("inputs")) {
+      l["inputs"] = {prev};
+    }
+    prev = l["name"];
+  }
+  return {{"input", input}, {"layers", layers}};
+}
+
+std::string architecture_text(const Graph& g) {
+  std::ostringstream o;
+  o << "input(";
+  auto in = g.input_shape().vec();
+  for (size_t i = 0; i < in.size(); ++i) o << (i ? "," : "") << in[i];
+  o << ")";
+  for (int i = 0; i < g.size(); ++i) {
+    const Layer& L = g.layer(i);
+    o << " " << L.kind();
+    std::vector<std::string> args;
+    if (L.kind() == "add") {
+      int other = g.node(i).inputs[0] == i - 1 ? g.node(i).inputs[1] : g.node(i).inputs[0];
+      args.push_back(other < 0 ? "input" : g.layer(other).name);
+    }
+    json hyper = L.hyper();
+    for (auto& [k, v] : hyper.items()) args.push_back(k + "=" + (v.is_boolean() ? (v.get<bool>() ? "true" : "false") : v.dump()));
+    if (!args.empty()) {
+      o << "(";
+      for (size_t a = 0; a < args.size(); ++a) o << (a ? "," : "") << args[a];
+      o << ")";
+    }
+  }
+  return o.str();
+}
+
+Graph clone(const Graph& g) {
+  Graph c = graph_from_json(architecture_json(g));
+  auto src = g.named_params(), dst = c.named_params();
+  for (size_t i = 0; i < src.size(); ++i) dst[i].second->value.copy_from(src[i].second->value);
+  return c;
+}
+
+std::string describe(const Graph& g) {
+  std::ostringstream o;
+  char line[256];
+  std::snprintf(line, sizeof line, "%-12s %-10s %-16s %12s %14s\n", "layer", "kind", "output", "parameters", "FLOPs");
+  o << line << std::string(68, '-') << "\n";
+  std::snprintf(line, sizeof line, "%-12s %-10s %-16s %12s %14s\n", "input", "", g.input_shape().str().c_str(), "", "");
+  o << line;
+  double total_flops = 0;
+  size_t total_params = 0;
+  for (int i = 0; i < g.size(); ++i) {
+    Layer& L = g.layer(i);
+    std::vector<Shape> in;
+    for (int j : g.node(i).inputs) in.push_back(g.shape(j, 1));
+    double f = L.flops(in);
+    size_t p = 0;
+    for (Param* q : L.params())
+      if (q->trainable) p += q->value.size();
+    total_flops += f;
+    total_params += p;
+    std::snprintf(line, sizeof line, "%-12s %-10s %-16s %12zu %14.0f\n", L.name.c_str(), L.kind().c_str(),
+                  g.shape(i, 1).sample().str().c_str(), p, f);
+    o << line;
+  }
+  o << std::string(68, '-') << "\n";
+  std::snprintf(line, sizeof line, "%-12s %-10s %-16s %12zu %14.0f\n", "total", "", "", total_params, total_flops);
+  o << line;
+  return o.str();
+}
+
+}  // namespace gb

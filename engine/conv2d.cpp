@@ -1,0 +1,282 @@
+// Convolution as im2col + one GEMM over a chunk of the batch. The column matrix holds, for every
+// kernel tap (c, ki, kj) a row, and for every output position of every sample in the chunk a
+// column, so a single sgemm W[O,K] x col[K, nb*P] computes the whole chunk.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "engine/blas.h"
+#include "engine/layers.h"
+
+namespace gb {
+
+namespace {
+
+constexpr size_t kColBudget = size_t(4) << 20;  // floats per column chunk (16 MiB)
+
+struct Geometry {
+  int C, H, W, O, k, s, p, OH, OW;
+  int P() const { return OH * OW; }
+  int K() const { return C * k * k; }
+};
+
+Geometry geometry(const Conv2d& L, const Shape& x) {
+  Geometry g{x[1], x[2], x[3], L.out_ch, L.k, L.stride, L.pad, 0, 0};
+  g.OH = (g.H + 2 * g.p - g.k) / g.s + 1;
+  g.OW = (g.W + 2 * g.p - g.k) / g.s + 1;
+  return g;
+}
+
+int chunk_of(const Geometry& g, int N) {
+  size_t per = size_t(g.K()) * g.P();
+  return int(std::clamp<size_t>(kColBudget / std::max<size_t>(per, 1), 1, size_t(N)));
+}
+
+// col[r, n*P + p] for the nb samples starting at x.
+void im2col(const Geometry& g, const float* x, int nb, float* col) {
+  const int P = g.P(), ld = nb * P;
+  for (int c = 0; c < g.C; ++c)
+    for (int ki = 0; ki < g.k; ++ki)
+      for (int kj = 0; kj < g.k; ++kj) {
+        float* row = col + size_t((c * g.k + ki) * g.k + kj) * ld;
+        for (int n = 0; n < nb; ++n) {
+          const float* plane = x + (size_t(n) * g.C + c) * g.H * g.W;
+          float* dst = row + size_t(n) * P;
+          for (int oh = 0; oh < g.OH; ++oh) {
+            int ih = oh * g.s - g.p + ki;
+            float* d = dst + oh * g.OW;
+            if (ih < 0 || ih >= g.H) {
+              std::fill(d, d + g.OW, 0.f);
+              continue;
+            }
+            const float* src = plane + size_t(ih) * g.W;
+            for (int ow = 0; ow < g.OW; ++ow) {
+              int iw = ow * g.s - g.p + kj;
+              d[ow] = (iw >= 0 && iw < g.W) ? src[iw] : 0.f;
+            }
+          }
+        }
+      }
+}
+
+// The adjoint of im2col: adds col back into x (x must be zeroed by the caller).
+void col2im(const Geometry& g, const float* col, int nb, float* x) {
+  const int P = g.P(), ld = nb * P;
+  for (int c = 0; c < g.C; ++c)
+    for (int ki = 0; ki < g.k; ++ki)
+      for (int kj = 0; kj < g.k; ++kj) {
+        const float* row = col + size_t((c * g.k + ki) * g.k + kj) * ld;
+        for (int n = 0; n < nb; ++n) {
+          float* plane = x + (size_t(n) * g.C + c) * g.H * g.W;
+          const float* src = row + size_t(n) * P;
+          for (int oh = 0; oh < g.OH; ++oh) {
+            int ih = oh * g.s - g.p + ki;
+            if (ih < 0 || ih >= g.H) continue;
+            float* dst = plane + size_t(ih) * g.W;
+            const float* s = src + oh * g.OW;
+            for (int ow = 0; ow < g.OW; ++ow) {
+              int iw = ow * g.s - g.p + kj;
+              if (iw >= 0 && iw < g.W) dst[iw] += s[ow];
+            }
+          }
+        }
+      }
+}
+
+// gy[n, o, p] (NCHW) <-> t[o, n*P + p] (the GEMM layout).
+void nchw_to_gemm(const Geometry& g, const float* y, int nb, float* t) {
+  const int P = g.P();
+  for (int n = 0; n < nb; ++n)
+    for (int o = 0; o < g.O; ++o)
+      std::memcpy(t + size_t(o) * nb * P + size_t(n) * P, y + (size_t(n) * g.O + o) * P, P * sizeof(float));
+}
+
+}  // namespace
+
+void Conv2d::build(const std::vector<Shape>& in) {
+  if (in[0].rank != 4) throw ShapeError("conv '" + name + "' expects [N,C,H,W] input, got " + in[0].str());
+  in_ch = in[0][1];
+  weight.value = Tensor({out_ch, in_ch, k, k});
+  weight.grad = Tensor({out_ch, in_ch, k, k});
+  if (has_bias) {
+    bias.value = Tensor({out_ch});
+    bias.grad = Tensor({out_ch});
+  }
+}
+
+Shape Conv2d::out_shape(const std::vector<Shape>& in) const {
+  const Shape& x = in[0];
+  if (x.rank != 4 || (in_ch && x[1] != in_ch))
+    shape_error("conv '" + name + "' input", Shape{x[0], in_ch, x.rank > 2 ? x[2] : 0, x.rank > 3 ? x[3] : 0}, x);
+  int oh = (x[2] + 2 * pad - k) / stride + 1, ow = (x[3] + 2 * pad - k) / stride + 1;
+  if (x[2] + 2 * pad < k || x[3] + 2 * pad < k)
+    throw ShapeError("conv '" + name + "': kernel " + std::to_string(k) + " larger than padded input " + x.str());
+  return {x[0], out_ch, oh, ow};
+}
+
+void Conv2d::conv(const Tensor& x, const Tensor& w, const float* b, Tensor& y, Workspace& ws) const {
+  Geometry g = geometry(*this, x.shape());
+  const int N = x.batch(), P = g.P(), K = g.K();
+  const int chunk = chunk_of(g, N);
+  float* col = ws.get(0, size_t(K) * P * chunk);
+  float* tmp = ws.get(1, size_t(g.O) * P * chunk);
+  for (int n0 = 0; n0 < N; n0 += chunk) {
+    int nb = std::min(chunk, N - n0);
+    im2col(g, x.data() + size_t(n0) * g.C * g.H * g.W, nb, col);
+    float* yb = y.data() + size_t(n0) * g.O * P;
+    if (nb == 1) {  // the GEMM layout is already NCHW for one sample
+      gemm(false, false, g.O, P, K, 1.f, w.data(), col, 0.f, yb);
+    } else {
+      gemm(false, false, g.O, nb * P, K, 1.f, w.data(), col, 0.f, tmp);
+      for (int n = 0; n < nb; ++n)
+        for (int o = 0; o < g.O; ++o)
+          std::memcpy(yb + (size_t(n) * g.O + o) * P, tmp + size_t(o) * nb * P + size_t(n) * P, P * sizeof(float));
+    }
+    if (b)
+      for (int n = 0; n < nb; ++n)
+        for (int o = 0; o < g.O; ++o) {
+          float* r = yb + (size_t(n) * g.O + o) * P;
+          for (int p = 0; p < P; ++p) r[p] += b[o];
+        }
+  }
+}
+
+void Conv2d::conv_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, Workspace& ws) const {
+  Geometry g = geometry(*this, gx.shape());
+  const int N = gx.batch(), P = g.P(), K = g.K();
+  const int chunk = chunk_of(g, N);
+  float* col = ws.get(0, size_t(K) * P * chunk);
+  float* tmp = ws.get(1, size_t(g.O) * P * chunk);
+  gx.fill(0.f);
+  for (int n0 = 0; n0 < N; n0 += chunk) {
+    int nb = std::min(chunk, N - n0);
+    const float* gyb = gy.data() + size_t(n0) * g.O * P;
+    const float* t = gyb;
+    if (nb > 1) {
+      nchw_to_gemm(g, gyb, nb, tmp);
+      t = tmp;
+    }
+    gemm(true, false, K, nb * P, g.O, 1.f, w.data(), t, 0.f, col);
+    col2im(g, col, nb, gx.data() + size_t(n0) * g.C * g.H * g.W);
+  }
+}
+
+void Conv2d::conv_backward_weight(const Tensor& x, const Tensor& gy, Tensor& gw, float* gb, Workspace& ws) const {
+  Geometry g = geometry(*this, x.shape());
+  const int N = x.batch(), P = g.P(), K = g.K();
+  const int chunk = chunk_of(g, N);
+  float* col = ws.get(0, size_t(K) * P * chunk);
+  float* tmp = ws.get(1, size_t(g.O) * P * chunk);
+  for (int n0 = 0; n0 < N; n0 += chunk) {
+    int nb = std::min(chunk, N - n0);
+    const float* gyb = gy.data() + size_t(n0) * g.O * P;
+    const float* t = gyb;
+    if (nb > 1) {
+      nchw_to_gemm(g, gyb, nb, tmp);
+      t = tmp;
+    }
+    im2col(g, x.data() + size_t(n0) * g.C * g.H * g.W, nb, col);
+    gemm(false, true, g.O, K, nb * P, 1.f, t, col, 1.f, gw.data());
+    if (gb)
+      for (int o = 0; o < g.O; ++o) {
+        const float* r = t + size_t(o) * nb * P;
+        double s = 0;
+        for (int i = 0; i < nb * P; ++i) s += r[i];
+        gb[o] += float(s);
+      }
+  }
+}
+
+void Conv2d::forward(ForwardCall& c) {
+  conv(*c.in[0], weight.value, has_bias ? bias.value.data() : nullptr, c.out, c.ws);
+}
+
+void Conv2d::backward(BackwardCall& c) {
+  if (c.param_grads)
+    conv_backward_weight(*c.in[0], c.g_out, weight.grad, has_bias ? bias.grad.data() : nullptr, c.ws);
+  if (c.g_in[0]) conv_backward_data(c.g_out, weight.value, *c.g_in[0], c.ws);
+}
+
+std::vector<Param*> Conv2d::params() {
+  if (has_bias) return {&weight, &bias};
+  return {&weight};
+}
+
+json Conv2d::hyper() const { return {{"out", out_ch}, {"k", k}, {"s", stride}, {"p", pad}, {"bias", has_bias}}; }
+
+double Conv2d::flops(const std::vector<Shape>& in) const {
+  Shape o = out_shape(in);
+  return 2.0 * double(o[1]) * o[2] * o[3] * in_ch * k * k;
+}
+
+// He (Kaiming) uniform: U(-b, b) with b = gain * sqrt(3 / fan_in); gain sqrt(2) suits ReLU nets.
+// Biases start at zero.
+static void kaiming_uniform(Rng& rng, Tensor& w, int fan_in, float gain) {
+  float bound = gain * std::sqrt(3.f / float(fan_in));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = (2 * rng.uniform() - 1) * bound;
+}
+
+void Conv2d::init(Rng& rng) {
+  int fan_in = in_ch * k * k;
+  kaiming_uniform(rng, weight.value, fan_in, std::sqrt(2.f));  // He init for ReLU nets
+  if (has_bias) bias.value.fill(0.f);
+}
+
+void Dense::build(const std::vector<Shape>& in) {
+  if (in[0].rank != 2)
+    throw ShapeError("dense '" + name + "' expects [N,F] input, got " + in[0].str() + " (add flatten before it)");
+  in_features = in[0][1];
+  weight.value = Tensor({out_features, in_features});
+  weight.grad = Tensor({out_features, in_features});
+  if (has_bias) {
+    bias.value = Tensor({out_features});
+    bias.grad = Tensor({out_features});
+  }
+}
+
+Shape Dense::out_shape(const std::vector<Shape>& in) const {
+  if (in[0].rank != 2 || (in_features && in[0][1] != in_features))
+    shape_error("dense '" + name + "' input", Shape{in[0][0], in_features}, in[0]);
+  return {in[0][0], out_features};
+}
+
+void Dense::dense(const Tensor& x, const Tensor& w, const float* b, Tensor& y) const {
+  const int N = x.batch();
+  if (b)
+    for (int n = 0; n < N; ++n) std::memcpy(y.data() + size_t(n) * out_features, b, out_features * sizeof(float));
+  gemm(false, true, N, out_features, in_features, 1.f, x.data(), w.data(), b ? 1.f : 0.f, y.data());
+}
+
+void Dense::dense_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx) const {
+  gemm(false, false, gy.batch(), in_features, out_features, 1.f, gy.data(), w.data(), 0.f, gx.data());
+}
+
+void Dense::forward(ForwardCall& c) { dense(*c.in[0], weight.value, has_bias ? bias.value.data() : nullptr, c.out); }
+
+void Dense::backward(BackwardCall& c) {
+  const Tensor& gy = c.g_out;
+  if (c.param_grads) {
+    gemm(true, false, out_features, in_features, gy.batch(), 1.f, gy.data(), c.in[0]->data(), 1.f,
+         weight.grad.data());
+    if (has_bias)
+      for (int n = 0; n < gy.batch(); ++n)
+        for (int o = 0; o < out_features; ++o) bias.grad[o] += gy[size_t(n) * out_features + o];
+  }
+  if (c.g_in[0]) dense_backward_data(gy, weight.value, *c.g_in[0]);
+}
+
+std::vector<Param*> Dense::params() {
+  if (has_bias) return {&weight, &bias};
+  return {&weight};
+}
+
+json Dense::hyper() const { return {{"out", out_features}, {"bias", has_bias}}; }
+
+double Dense::flops(const std::vector<Shape>&) const { return 2.0 * in_features * out_features; }
+
+void Dense::init(Rng& rng) {
+  kaiming_uniform(rng, weight.value, in_features, std::sqrt(2.f));
+  if (has_bias) bias.value.fill(0.f);
+}
+
+}  // namespace gb

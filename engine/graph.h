@@ -1,0 +1,88 @@
+// The graph: layers in topological order, each node naming its inputs (-1 = the graph input).
+// forward() records every activation; backward() walks the nodes in reverse and, at each node,
+// calls that node's rule for this pass (by default the layer's exact gradient). Training,
+// saliency, LRP, DeconvNet, DeepLIFT and OpenBox are all this one walk with other rules.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/layer.h"
+
+namespace gb {
+
+struct Node {
+  std::unique_ptr<Layer> layer;
+  std::vector<int> inputs;  // node ids; -1 is the graph input
+};
+
+using ForwardRules = std::vector<ForwardRule>;    // one per node; an empty function = Layer::forward
+using BackwardRules = std::vector<BackwardRule>;  // one per node; an empty function = Layer::backward
+
+struct BackwardOptions {
+  const BackwardRules* rules = nullptr;
+  bool param_grads = false;  // accumulate parameter gradients (training)
+  bool input_grad = true;    // compute the signal at the graph input
+  int stop_at = -1;          // stop once the signal at this node's output is known (-1: go to the input)
+};
+
+class Graph {
+ public:
+  explicit Graph(const Shape& input);  // the per-sample input shape, e.g. {1, 28, 28}
+  Graph(Graph&&) = default;
+  Graph& operator=(Graph&&) = default;
+
+  // Adds a layer fed by `inputs`; names it <kind><count> when it has no name. Returns its id.
+  int add(std::unique_ptr<Layer> layer, std::vector<int> inputs);
+  // Sequential builder: the new layer is fed by the last node (or the input).
+  Graph& then(std::unique_ptr<Layer> layer);
+  template <class L, class... A>
+  Graph& then(A&&... args) {
+    return then(std::make_unique<L>(std::forward<A>(args)...));
+  }
+
+  const Shape& input_shape() const { return input_shape_; }
+  int size() const { return int(nodes_.size()); }
+  int output() const { return size() - 1; }
+  const Node& node(int i) const { return nodes_.at(i); }
+  Layer& layer(int i) const { return *nodes_.at(i).layer; }
+  int find(const std::string& name) const;  // -1 when absent
+  int at(const std::string& name) const;    // throws naming the layer when absent
+  Shape shape(int node, int batch = 1) const;  // output shape of a node (-1: the input)
+  int classes() const { return shapes_.back()[1]; }
+
+  void init(uint64_t seed);
+  std::vector<std::pair<std::string, Param*>> named_params() const;  // "conv1.weight", ...
+  size_t param_count(bool trainable_only = true) const;
+  void zero_grad();
+
+  // Runs x ([N, input...]) through the graph. `x` must stay alive and unchanged until the
+  // backward pass that uses this forward.
+  const Tensor& forward(const Tensor& x, Mode mode = Mode::eval, const ForwardRules* rules = nullptr);
+  // Propagates `seed` (shaped like the output) back to the input. Returns the signal at the
+  // input, or at `stop_at`'s output.
+  const Tensor& backward(const Tensor& seed, const BackwardOptions& opt = {});
+
+  const Tensor& input() const { return input_; }
+  const Tensor& activation(int node) const { return node < 0 ? input_ : acts_.at(node); }
+  const Tensor& signal(int node) const { return node < 0 ? input_sig_ : sigs_.at(node); }
+  const Tensor& input_signal() const { return input_sig_; }
+
+  // Called after each node's forward / backward with the node id and its output / signal.
+  std::function<void(int, const Tensor&)> on_forward, on_backward;
+  Rng rng{42};  // dropout masks in training
+
+ private:
+  Shape input_shape_;
+  std::vector<Node> nodes_;
+  std::vector<Shape> shapes_;  // per node, batch 1
+  std::vector<int> kind_count_;
+  Tensor input_, input_sig_;
+  std::vector<Tensor> acts_, sigs_, scratch_;
+  std::vector<char> written_;
+  Workspace ws_;
+};
+
+}  // namespace gb

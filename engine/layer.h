@@ -1,0 +1,85 @@
+// A layer is one small struct: it builds its parameters from its input shape, computes its
+// output, and knows its exact gradient. Every other backward pass (DeconvNet, LRP, DeepLIFT,
+// OpenBox...) is a *rule* that the graph calls in place of Layer::backward for that pass; rules
+// live in explain/ and receive the same BackwardCall.
+#pragma once
+#include <array>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "engine/rng.h"
+#include "engine/tensor.h"
+
+namespace gb {
+
+using json = nlohmann::json;
+
+enum class Mode { eval, train };
+
+struct Param {
+  std::string name;  // "weight", "bias", "running_mean", "running_var"
+  Tensor value, grad;
+  bool trainable = true;  // false for BatchNorm running statistics
+  explicit Param(std::string name, bool trainable = true) : name(std::move(name)), trainable(trainable) {}
+};
+
+// Scratch memory shared by all layers of a graph: each slot grows to its largest request and is
+// then reused, so steady-state passes allocate nothing.
+struct Workspace {
+  std::array<std::vector<float>, 4> slots;
+  float* get(int slot, size_t n) {
+    if (slots[slot].size() < n) slots[slot].resize(n);
+    return slots[slot].data();
+  }
+};
+
+struct Layer;
+
+struct ForwardCall {
+  int node;
+  Layer& layer;
+  std::vector<const Tensor*> in;  // forward inputs (batch first)
+  Tensor& out;                    // already shaped by the graph
+  Mode mode;
+  Workspace& ws;
+  Rng& rng;
+};
+
+struct BackwardCall {
+  int node;
+  Layer& layer;
+  std::vector<const Tensor*> in;  // the forward inputs of this layer
+  const Tensor& out;              // the forward output
+  const Tensor& g_out;            // the incoming signal (gradient, relevance, multiplier...)
+  std::vector<Tensor*> g_in;      // shaped like `in`; the rule overwrites them
+  bool param_grads;               // also accumulate parameter gradients (training)
+  Workspace& ws;
+};
+
+using ForwardRule = std::function<void(ForwardCall&)>;
+using BackwardRule = std::function<void(BackwardCall&)>;
+
+struct Layer {
+  std::string name;
+  virtual ~Layer() = default;
+
+  virtual std::string kind() const = 0;  // as written in the architecture text: "conv", "relu", ...
+  virtual int arity() const { return 1; }
+  // Called once by the graph with the per-batch input shapes (batch 1): allocates parameters.
+  virtual void build(const std::vector<Shape>&) {}
+  // Output shape for the given input shapes; throws ShapeError naming the layer on a mismatch.
+  virtual Shape out_shape(const std::vector<Shape>& in) const = 0;
+  virtual void forward(ForwardCall& c) = 0;
+  virtual void backward(BackwardCall& c) = 0;  // the exact gradient rule
+  virtual std::vector<Param*> params() { return {}; }
+  virtual json hyper() const { return json::object(); }
+  // Forward FLOPs for one sample (a multiply-add counts 2).
+  virtual double flops(const std::vector<Shape>&) const { return 0; }
+  virtual void init(Rng&) {}
+  // False for smooth nonlinearities (tanh, sigmoid, softplus): OpenBox refuses them.
+  virtual bool piecewise_linear() const { return true; }
+};
+
+}  // namespace gb

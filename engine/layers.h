@@ -1,0 +1,200 @@
+// The layer zoo. Each struct holds its hyper-parameters and parameters as plain public data, so
+// rules in explain/ can read weights and reuse the core operations (e.g. LRP runs the same
+// convolution with modified weights).
+#pragma once
+#include <cstdint>
+#include <memory>
+
+#include "engine/layer.h"
+
+namespace gb {
+
+struct Conv2d : Layer {
+  int out_ch, k, stride, pad;
+  bool has_bias;
+  int in_ch = 0;
+  Param weight{"weight"}, bias{"bias"};  // weight [out, in, k, k] (PyTorch OIHW), bias [out]
+
+  Conv2d(int out_ch, int k, int stride = 1, int pad = 0, bool bias = true)
+      : out_ch(out_ch), k(k), stride(stride), pad(pad), has_bias(bias) {}
+  std::string kind() const override { return "conv"; }
+  void build(const std::vector<Shape>& in) override;
+  Shape out_shape(const std::vector<Shape>& in) const override;
+  void forward(ForwardCall& c) override;
+  void backward(BackwardCall& c) override;
+  std::vector<Param*> params() override;
+  json hyper() const override;
+  double flops(const std::vector<Shape>& in) const override;
+  void init(Rng& rng) override;
+
+  // The core operations with explicit weights (w shaped like `weight`, b may be null).
+  void conv(const Tensor& x, const Tensor& w, const float* b, Tensor& y, Workspace& ws) const;
+  void conv_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, Workspace& ws) const;
+  void conv_backward_weight(const Tensor& x, const Tensor& gy, Tensor& gw, float* gb, Workspace& ws) const;
+};
+
+struct Dense : Layer {
+  int out_features;
+  bool has_bias;
+  int in_features = 0;
+  Param weight{"weight"}, bias{"bias"};  // weight [out, in] (PyTorch layout), bias [out]
+
+  explicit Dense(int out, bool bias = true) : out_features(out), has_bias(bias) {}
+  std::string kind() const override { return "dense"; }
+  void build(const std::vector<Shape>& in) override;
+  Shape out_shape(const std::vector<Shape>& in) const override;
+  void forward(ForwardCall& c) override;
+  void backward(BackwardCall& c) override;
+  std::vector<Param*> params() override;
+  json hyper() const override;
+  double flops(const std::vector<Shape>& in) const override;
+  void init(Rng& rng) override;
+
+  void dense(const Tensor& x, const Tensor& w, const float* b, Tensor& y) const;  // y = x w^T + b
+  void dense_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx) const;  // gx = gy w
+};
+
+// Elementwise activations: y = f(x), dy/dx from x and y.
+struct Activation : Layer {
+  Shape out_shape(const std::vector<Shape>& in) const override { return in[0]; }
+  void forward(ForwardCall& c) override;
+  void backward(BackwardCall& c) override;
+  double flops(const std::vector<Shape>& in) const override;
+  virtual float f(float x) const = 0;
+  virtual float df(float x, float y) const = 0;
+};
+
+struct ReLU : Activation {
+  std::string kind() const override { return "relu"; }
+  float f(float x) const override { return x > 0 ? x : 0; }
+  float df(float x, float) const override { return x > 0 ? 1.f : 0.f; }
+};
+
+struct LeakyReLU : Activation {
+  float slope;
+  explicit LeakyReLU(float slope = 0.01f) : slope(slope) {}
+  std::string kind() const override { return "leakyrelu"; }
+  json hyper() const override { return {{"slope", slope}}; }
+  float f(float x) const override { return x > 0 ? x : slope * x; }
+  float df(float x, float) const override { return x > 0 ? 1.f : slope; }
+};
+
+struct Tanh : Activation {
+  std::string kind() const override { return "tanh"; }
+  bool piecewise_linear() const override { return false; }
+  float f(float x) const override;
+  float df(float, float y) const override { return 1 - y * y; }
+};
+
+struct Sigmoid : Activation {
+  std::string kind() const override { return "sigmoid"; }
+  bool piecewise_linear() const override { return false; }
+  float f(float x) const override;
+  float df(float, float y) const override { return y * (1 - y); }
+};
+
+// PyTorch's Softplus: log(1 + exp(beta x)) / beta, linear above `threshold`.
+struct Softplus : Activation {
+  float beta, threshold;
+  explicit Softplus(float beta = 1.f, float threshold = 20.f) : beta(beta), threshold(threshold) {}
+  std::string kind() const override { return "softplus"; }
+  json hyper() const override { return {{"beta", beta}, {"threshold", threshold}}; }
+  bool piecewise_linear() const override { return false; }
+  float f(float x) const override;
+  float df(float x, float y) const override;
+};
+
+struct MaxPool2d : Layer {
+  int k, stride, pad;
+  std::vector<int32_t> argmax;  // per output element: flat index within its input plane (H*W)
+  MaxPool2d(int k, int stride = 0, int pad = 0) : k(k), stride(stride ? stride : k), pad(pad) {}
+  std::string kind() const override { return "maxpool"; }
+  Shape out_shape(const std::vector<Shape>& in) const override;
+  void forward(ForwardCall& c) override;
+  void backward(BackwardCall& c) override;
+  json hyper() const override { return {{"k", k}, {"s", stride}, {"p", pad}}; }
+  double flops(const std::vector<Shape>& in) const override;
+};
+
+// Average pooling; zero padding counts in the divisor (PyTorch's count_include_pad=True).
+struct AvgPool2d : Layer {
+  int k, stride, pad;
+  AvgPool2d(int k, int stride = 0, int pad = 0) : k(k), stride(stride ? stride : k), pad(pad) {}
+  std::string kind() const override { return "avgpool"; }
+  Shape out_shape(const std::vector<Shape>& in) const override;
+  void forward(ForwardCall& c) override;
+  void backward(BackwardCall& c) override;
+  json hyper() const override { return {{"k", k}, {"s", stride}, {"p", pad}}; }
+  double flops(const std::vector<Shape>& in) const override;
+};
+
+// [N,C,H,W] -> [N,C]: the mean over each channel's plane.
+struct GlobalAvgPool : Layer {
+  std::string kind() const override { return "gap"; }
+  Shape out_shape(const std::vector<Shape>& in) const override;
+  void forward(ForwardCall& c) override;
+  void backward(BackwardCall& c) override;
+  double flops(const std::vector<Shape>& in) const override;
+};
+
+struct Flatten : Layer {
+  std::string kind() const override { return "flatten"; }
+  Shape out_shape(const std::vector<Shape>& in) const override;
+  void forward(ForwardCall& c) override;
+  void backward(BackwardCall& c) override;
+};
+
+// Inverted dropout: in training, zero with probability p and scale the rest by 1/(1-p);
+// identity in eval mode.
+struct Dropout : Layer {
+  float p;
+  std::vector<float> mask;  // the scale applied to each element in the last training forward
+  bool last_train = false;
+  explicit Dropout(float p = 0.5f) : p(p) {}
+  std::string kind() const override { return "dropout"; }
+  Shape out_shape(const std::vector<Shape>& in) const override { return in[0]; }
+  void forward(ForwardCall& c) override;
+  void backward(BackwardCall& c) override;
+  json hyper() const override { return {{"p", p}}; }
+};
+
+// BatchNorm over the channels of [N,C,H,W] (or the features of [N,F]); PyTorch semantics:
+// biased batch variance to normalize, unbiased variance into the running estimate.
+struct BatchNorm2d : Layer {
+  float eps, momentum;
+  int channels = 0;
+  Param weight{"weight"}, bias{"bias"};
+  Param running_mean{"running_mean", false}, running_var{"running_var", false};
+  std::vector<float> batch_mean, batch_invstd;  // from the last training forward
+  bool last_train = false;
+  explicit BatchNorm2d(float eps = 1e-5f, float momentum = 0.1f) : eps(eps), momentum(momentum) {}
+  std::string kind() const override { return "batchnorm"; }
+  void build(const std::vector<Shape>& in) override;
+  Shape out_shape(const std::vector<Shape>& in) const override { return in[0]; }
+  void forward(ForwardCall& c) override;
+  void backward(BackwardCall& c) override;
+  std::vector<Param*> params() override { return {&weight, &bias, &running_mean, &running_var}; }
+  json hyper() const override { return {{"eps", eps}, {"momentum", momentum}}; }
+  double flops(const std::vector<Shape>& in) const override;
+  void init(Rng&) override;
+  void reset();  // gamma 1, beta 0, running mean 0, running variance 1
+  // Eval-mode affine form per channel: y = scale * x + shift.
+  void eval_affine(std::vector<float>& scale, std::vector<float>& shift) const;
+};
+
+// Elementwise sum of two or more inputs of the same shape (residual connections).
+struct Add : Layer {
+  int n_inputs;
+  explicit Add(int n = 2) : n_inputs(n) {}
+  std::string kind() const override { return "add"; }
+  int arity() const override { return n_inputs; }
+  Shape out_shape(const std::vector<Shape>& in) const override;
+  void forward(ForwardCall& c) override;
+  void backward(BackwardCall& c) override;
+  double flops(const std::vector<Shape>& in) const override;
+};
+
+// Row-wise softmax of [N,K] logits (max-subtracted).
+Tensor softmax(const Tensor& logits);
+
+}  // namespace gb

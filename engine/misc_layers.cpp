@@ -1,0 +1,68 @@
+// Flatten, Dropout and Add: layers that move or combine values without weights.
+#include <cstring>
+
+#include "engine/layers.h"
+
+namespace gb {
+
+Shape Flatten::out_shape(const std::vector<Shape>& in) const {
+  return {in[0][0], int(in[0].numel() / in[0][0])};
+}
+void Flatten::forward(ForwardCall& c) { std::memcpy(c.out.data(), c.in[0]->data(), c.out.size() * sizeof(float)); }
+void Flatten::backward(BackwardCall& c) {
+  if (c.g_in[0]) std::memcpy(c.g_in[0]->data(), c.g_out.data(), c.g_out.size() * sizeof(float));
+}
+
+void Dropout::forward(ForwardCall& c) {
+  const float* x = c.in[0]->data();
+  float* y = c.out.data();
+  const size_t n = c.out.size();
+  last_train = c.mode == Mode::train && p > 0;
+  if (!last_train) {
+    std::memcpy(y, x, n * sizeof(float));
+    return;
+  }
+  mask.resize(n);
+  const float keep = 1.f / (1.f - p);
+  for (size_t i = 0; i < n; ++i) {
+    mask[i] = c.rng.uniform() < p ? 0.f : keep;
+    y[i] = x[i] * mask[i];
+  }
+}
+
+void Dropout::backward(BackwardCall& c) {
+  if (!c.g_in[0]) return;
+  const float* gy = c.g_out.data();
+  float* gx = c.g_in[0]->data();
+  const size_t n = c.g_out.size();
+  if (!last_train) {
+    std::memcpy(gx, gy, n * sizeof(float));
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) gx[i] = gy[i] * mask[i];
+}
+
+Shape Add::out_shape(const std::vector<Shape>& in) const {
+  for (size_t i = 1; i < in.size(); ++i)
+    if (in[i] != in[0]) shape_error("add '" + name + "' input " + std::to_string(i), in[0], in[i]);
+  return in[0];
+}
+
+void Add::forward(ForwardCall& c) {
+  float* y = c.out.data();
+  const size_t n = c.out.size();
+  std::memcpy(y, c.in[0]->data(), n * sizeof(float));
+  for (size_t k = 1; k < c.in.size(); ++k) {
+    const float* x = c.in[k]->data();
+    for (size_t i = 0; i < n; ++i) y[i] += x[i];
+  }
+}
+
+void Add::backward(BackwardCall& c) {
+  for (Tensor* g : c.g_in)
+    if (g) std::memcpy(g->data(), c.g_out.data(), c.g_out.size() * sizeof(float));
+}
+
+double Add::flops(const std::vector<Shape>& in) const { return double(in[0].numel()) / in[0][0] * (in.size() - 1); }
+
+}  // namespace gb

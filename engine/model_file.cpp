@@ -1,0 +1,235 @@
+#include "engine/model_file.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "engine/architecture.h"
+
+namespace gb {
+
+namespace {
+
+constexpr const char* kFormat = "1";
+
+[[noreturn]] void fail(const std::string& path, const std::string& what) {
+  throw std::runtime_error(path + ": " + what);
+}
+
+// "features.10.weight" sorts after "features.3.weight": digit runs compare as numbers.
+bool natural_less(const std::string& a, const std::string& b) {
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (std::isdigit((unsigned char)a[i]) && std::isdigit((unsigned char)b[j])) {
+      size_t i2 = i, j2 = j;
+      while (i2 < a.size() && std::isdigit((unsigned char)a[i2])) ++i2;
+      while (j2 < b.size() && std::isdigit((unsigned char)b[j2])) ++j2;
+      long x = std::stol(a.substr(i, i2 - i)), y = std::stol(b.substr(j, j2 - j));
+      if (x != y) return x < y;
+      i = i2, j = j2;
+    } else {
+      if (a[i] != b[j]) return a[i] < b[j];
+      ++i, ++j;
+    }
+  }
+  return a.size() - i < b.size() - j;
+}
+
+}  // namespace
+
+void atomic_write(const std::string& path, const std::string& bytes) {
+  std::string tmp = path + ".tmp" + std::to_string(::getpid());
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) fail(path, std::string("cannot write (") + std::strerror(errno) + ")");
+  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+  ok &= std::fflush(f) == 0;
+  ok &= ::fsync(fileno(f)) == 0;
+  ok &= std::fclose(f) == 0;
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::string err = std::strerror(errno);
+    std::remove(tmp.c_str());
+    fail(path, "write failed (" + err + "); any previous file is unchanged");
+  }
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path, std::string("cannot open (") + std::strerror(errno) + ")");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, const Tensor*>>& tensors,
+                       const Metadata& metadata) {
+  json header = json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  size_t off = 0;
+  for (auto& [name, t] : tensors) {
+    size_t bytes = t->size() * sizeof(float);
+    header[name] = {{"dtype", "F32"}, {"shape", t->shape().vec()}, {"data_offsets", {off, off + bytes}}};
+    off += bytes;
+  }
+  std::string h = header.dump();
+  h.append((8 - h.size() % 8) % 8, ' ');  // keeps the data 8-byte aligned, as safetensors does
+  std::string out(8, '\0');
+  uint64_t n = h.size();
+  for (int i = 0; i < 8; ++i) out[i] = char((n >> (8 * i)) & 0xff);
+  out += h;
+  out.reserve(out.size() + off);
+  for (auto& [name, t] : tensors) out.append(reinterpret_cast<const char*>(t->data()), t->size() * sizeof(float));
+  atomic_write(path, out);
+}
+
+TensorFile read_safetensors(const std::string& path) {
+  std::string bytes = read_file(path);
+  if (bytes.size() < 8) fail(path, "truncated: " + std::to_string(bytes.size()) + " bytes, no safetensors header");
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= uint64_t(uint8_t(bytes[i])) << (8 * i);
+  if (n > bytes.size() - 8)
+    fail(path, "header length " + std::to_string(n) + " exceeds the file (" + std::to_string(bytes.size()) +
+                   " bytes): truncated or not a safetensors file");
+  json header;
+  try {
+    header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + long(n));
+  } catch (const json::exception& e) {
+    fail(path, std::string("header is not valid JSON (") + e.what() + ")");
+  }
+  if (!header.is_object()) fail(path, "header is not a JSON object");
+  const size_t data_size = bytes.size() - 8 - n;
+  const char* data = bytes.data() + 8 + n;
+  TensorFile out;
+  std::vector<std::tuple<size_t, size_t, std::string>> spans;
+  for (auto& [name, e] : header.items()) {
+    if (name == "__metadata__") {
+      if (!e.is_object()) fail(path, "__metadata__ is not a string map");
+      for (auto& [k, v] : e.items()) {
+        if (!v.is_string()) fail(path, "__metadata__ value of '" + k + "' is not a string");
+        out.metadata[k] = v.get<std::string>();
+      }
+      continue;
+    }
+    if (!e.is_object() || !e.contains("dtype") || !e.contains("shape") || !e.contains("data_offsets"))
+      fail(path, "tensor '" + name + "' lacks dtype, shape or data_offsets");
+    std::string dtype;
+    std::vector<int64_t> shape;
+    std::vector<uint64_t> offs;
+    try {
+      dtype = e["dtype"].get<std::string>();
+      shape = e["shape"].get<std::vector<int64_t>>();
+      offs = e["data_offsets"].get<std::vector<uint64_t>>();
+    } catch (const json::exception&) {
+      fail(path, "tensor '" + name + "' has a malformed dtype, shape or data_offsets");
+    }
+    if (offs.size() != 2 || offs[0] > offs[1]) fail(path, "tensor '" + name + "' has bad data_offsets");
+    if (offs[1] > data_size)
+      fail(path, "tensor '" + name + "' data_offsets [" + std::to_string(offs[0]) + "," + std::to_string(offs[1]) +
+                     ") out of range (data section is " + std::to_string(data_size) + " bytes)");
+    spans.emplace_back(offs[0], offs[1], name);
+    bool counter = name.size() > 20 && name.ends_with("num_batches_tracked");
+    if (dtype != "F32") {
+      if (counter) continue;
+      fail(path, "tensor '" + name + "' has dtype " + dtype + "; glassbox reads F32 only");
+    }
+    if (shape.size() > 4) fail(path, "tensor '" + name + "' has rank " + std::to_string(shape.size()) + " (max 4)");
+    uint64_t numel = 1;
+    for (auto d : shape) {
+      if (d < 0 || d > (int64_t(1) << 31)) fail(path, "tensor '" + name + "' has a bad shape");
+      numel *= uint64_t(d);
+    }
+    if (numel * 4 != offs[1] - offs[0])
+      fail(path, "tensor '" + name + "' shape needs " + std::to_string(numel * 4) + " bytes, data_offsets span " +
+                     std::to_string(offs[1] - offs[0]));
+    Shape s = shape.empty() ? Shape{1} : Shape::of(std::vector<int>(shape.begin(), shape.end()));
+    Tensor t(s);
+    std::memcpy(t.data(), data + offs[0], numel * 4);
+    out.tensors[name] = std::move(t);
+  }
+  std::sort(spans.begin(), spans.end());
+  for (size_t i = 1; i < spans.size(); ++i)
+    if (std::get<0>(spans[i]) < std::get<1>(spans[i - 1]))
+      fail(path, "tensors '" + std::get<2>(spans[i - 1]) + "' and '" + std::get<2>(spans[i]) + "' overlap");
+  return out;
+}
+
+void save_model(const std::string& path, const Graph& g, const Metadata& extra) {
+  Metadata meta = extra;
+  meta["glassbox.format"] = kFormat;
+  meta["glassbox.architecture"] = architecture_json(g).dump();
+  std::vector<std::pair<std::string, const Tensor*>> ts;
+  for (auto& [name, p] : g.named_params()) ts.emplace_back(name, &p->value);
+  write_safetensors(path, ts, meta);
+}
+
+void assign_params(Graph& g, const std::map<std::string, Tensor>& tensors, const std::string& source) {
+  auto params = g.named_params();
+  bool by_name = true;
+  for (auto& [name, p] : params) by_name &= tensors.count(name) > 0;
+  if (by_name) {
+    for (auto& [name, p] : params) {
+      const Tensor& t = tensors.at(name);
+      if (t.shape() != p->value.shape())
+        fail(source, "tensor '" + name + "' has shape " + t.shape().str() + ", the architecture needs " +
+                         p->value.shape().str());
+      p->value.copy_from(t);
+    }
+    for (auto& [name, t] : tensors)
+      if (std::none_of(params.begin(), params.end(), [&](auto& q) { return q.first == name; }))
+        fail(source, "tensor '" + name + "' is not a parameter of this architecture");
+    return;
+  }
+  // Names differ (e.g. a PyTorch nn.Sequential): pair in order, checking every shape.
+  std::vector<std::string> names;
+  for (auto& [name, t] : tensors) names.push_back(name);
+  std::sort(names.begin(), names.end(), natural_less);
+  if (names.size() != params.size()) {
+    std::string missing;
+    for (auto& [name, p] : params)
+      if (!tensors.count(name)) missing += (missing.empty() ? "" : ", ") + name;
+    fail(source, "holds " + std::to_string(names.size()) + " tensors, the architecture needs " +
+                     std::to_string(params.size()) + " (missing by name: " + missing + ")");
+  }
+  for (size_t i = 0; i < names.size(); ++i) {
+    const Tensor& t = tensors.at(names[i]);
+    if (t.shape() != params[i].second->value.shape())
+      fail(source, "tensor '" + names[i] + "' " + t.shape().str() + " does not fit parameter '" + params[i].first +
+                       "' " + params[i].second->value.shape().str() + " (matched in order, as the names differ)");
+  }
+  for (size_t i = 0; i < names.size(); ++i) params[i].second->value.copy_from(tensors.at(names[i]));
+}
+
+Model load_model(const std::string& path, const json* architecture) {
+  TensorFile f = read_safetensors(path);
+  json arch;
+  if (architecture) {
+    arch = *architecture;
+  } else {
+    auto it = f.metadata.find("glassbox.architecture");
+    if (it == f.metadata.end())
+      fail(path, "no glassbox.architecture in the metadata; pass the architecture (--arch) to load plain weights");
+    auto fmt = f.metadata.find("glassbox.format");
+    if (fmt != f.metadata.end() && fmt->second != kFormat)
+      fail(path, "glassbox.format " + fmt->second + " is not supported (this build reads " + kFormat + ")");
+    try {
+      arch = json::parse(it->second);
+    } catch (const json::exception& e) {
+      fail(path, std::string("glassbox.architecture is not valid JSON (") + e.what() + ")");
+    }
+  }
+  Model m{[&] {
+            try {
+              return graph_from_json(arch);
+            } catch (const std::exception& e) {
+              fail(path, std::string("bad architecture: ") + e.what());
+            }
+          }(),
+          f.metadata};
+  assign_params(m.graph, f.tensors, path);
+  return m;
+}
+
+}  // namespace gb

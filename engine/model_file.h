@@ -1,0 +1,47 @@
+// Model files are safetensors: an 8-byte little-endian header length, a JSON header mapping each
+// tensor name to {dtype, shape, data_offsets}, an "__metadata__" string map, then raw data.
+// glassbox stores its architecture and version in the metadata; tensor names and layouts are
+// PyTorch's (<layer>.weight OIHW / [out,in], <layer>.bias, BatchNorm running_mean/running_var).
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "engine/graph.h"
+
+namespace gb {
+
+using Metadata = std::map<std::string, std::string>;
+
+struct TensorFile {
+  std::map<std::string, Tensor> tensors;
+  Metadata metadata;
+};
+
+// Writes atomically: a temporary file beside `path`, flushed, then renamed over it, so an
+// existing file is never left half-written.
+void atomic_write(const std::string& path, const std::string& bytes);
+std::string read_file(const std::string& path);  // throws naming the file
+
+void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, const Tensor*>>& tensors,
+                       const Metadata& metadata);
+// Validates everything (header length, JSON, dtypes, shapes, offsets in bounds and not
+// overlapping) and throws std::runtime_error("<path>: <what is wrong>"). Non-F32 tensors are
+// refused, except PyTorch's BatchNorm num_batches_tracked counters, which are skipped.
+TensorFile read_safetensors(const std::string& path);
+
+struct Model {
+  Graph graph;
+  Metadata metadata;  // glassbox.* keys plus whatever the trainer stored (normalization, classes...)
+};
+
+void save_model(const std::string& path, const Graph& g, const Metadata& extra = {});
+// Loads a model; `architecture` (JSON) is needed only for files without glassbox metadata, such
+// as PyTorch state dicts saved with safetensors. Tensors are matched by name, or, when the names
+// differ, in order (natural sort of the file's names) with shapes checked one by one.
+Model load_model(const std::string& path, const json* architecture = nullptr);
+
+// Copies tensors into the graph's parameters; throws naming the missing/mismatched tensor.
+void assign_params(Graph& g, const std::map<std::string, Tensor>& tensors, const std::string& source);
+
+}  // namespace gb

@@ -1,0 +1,157 @@
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "engine/layers.h"
+
+namespace gb {
+
+static Shape pooled(const std::string& who, const Shape& x, int k, int s, int p) {
+  if (x.rank != 4) throw ShapeError(who + " expects [N,C,H,W] input, got " + x.str());
+  if (x[2] + 2 * p < k || x[3] + 2 * p < k)
+    throw ShapeError(who + ": window " + std::to_string(k) + " larger than input " + x.str());
+  return {x[0], x[1], (x[2] + 2 * p - k) / s + 1, (x[3] + 2 * p - k) / s + 1};
+}
+
+Shape MaxPool2d::out_shape(const std::vector<Shape>& in) const {
+  return pooled("maxpool '" + name + "'", in[0], k, stride, pad);
+}
+
+// Ties go to the lowest index (first in row-major window order), as OpenBox reports them.
+void MaxPool2d::forward(ForwardCall& c) {
+  const Tensor& x = *c.in[0];
+  Tensor& y = c.out;
+  const int H = x.dim(2), W = x.dim(3), OH = y.dim(2), OW = y.dim(3);
+  const size_t planes = size_t(x.dim(0)) * x.dim(1);
+  argmax.resize(y.size());
+  for (size_t pl = 0; pl < planes; ++pl) {
+    const float* xp = x.data() + pl * H * W;
+    float* yp = y.data() + pl * OH * OW;
+    int32_t* am = argmax.data() + pl * OH * OW;
+    for (int oh = 0; oh < OH; ++oh)
+      for (int ow = 0; ow < OW; ++ow) {
+        float best = -std::numeric_limits<float>::infinity();
+        int32_t bi = -1;
+        for (int i = 0; i < k; ++i) {
+          int ih = oh * stride - pad + i;
+          if (ih < 0 || ih >= H) continue;
+          for (int j = 0; j < k; ++j) {
+            int iw = ow * stride - pad + j;
+            if (iw < 0 || iw >= W) continue;
+            float v = xp[ih * W + iw];
+            if (v > best || bi < 0) best = v, bi = ih * W + iw;
+          }
+        }
+        yp[oh * OW + ow] = best;
+        am[oh * OW + ow] = bi;
+      }
+  }
+}
+
+void MaxPool2d::backward(BackwardCall& c) {
+  if (!c.g_in[0]) return;
+  Tensor& gx = *c.g_in[0];
+  gx.fill(0.f);
+  const int HW = gx.dim(2) * gx.dim(3), OHW = c.g_out.dim(2) * c.g_out.dim(3);
+  const size_t planes = size_t(gx.dim(0)) * gx.dim(1);
+  for (size_t pl = 0; pl < planes; ++pl) {
+    const float* g = c.g_out.data() + pl * OHW;
+    const int32_t* am = argmax.data() + pl * OHW;
+    float* d = gx.data() + pl * HW;
+    for (int o = 0; o < OHW; ++o) d[am[o]] += g[o];
+  }
+}
+
+double MaxPool2d::flops(const std::vector<Shape>& in) const {
+  Shape o = out_shape(in);
+  return double(o.numel()) / o[0] * k * k;
+}
+
+Shape AvgPool2d::out_shape(const std::vector<Shape>& in) const {
+  return pooled("avgpool '" + name + "'", in[0], k, stride, pad);
+}
+
+void AvgPool2d::forward(ForwardCall& c) {
+  const Tensor& x = *c.in[0];
+  Tensor& y = c.out;
+  const int H = x.dim(2), W = x.dim(3), OH = y.dim(2), OW = y.dim(3);
+  const size_t planes = size_t(x.dim(0)) * x.dim(1);
+  const float inv = 1.f / float(k * k);
+  for (size_t pl = 0; pl < planes; ++pl) {
+    const float* xp = x.data() + pl * H * W;
+    float* yp = y.data() + pl * OH * OW;
+    for (int oh = 0; oh < OH; ++oh)
+      for (int ow = 0; ow < OW; ++ow) {
+        float s = 0;
+        for (int i = 0; i < k; ++i) {
+          int ih = oh * stride - pad + i;
+          if (ih < 0 || ih >= H) continue;
+          for (int j = 0; j < k; ++j) {
+            int iw = ow * stride - pad + j;
+            if (iw >= 0 && iw < W) s += xp[ih * W + iw];
+          }
+        }
+        yp[oh * OW + ow] = s * inv;
+      }
+  }
+}
+
+void AvgPool2d::backward(BackwardCall& c) {
+  if (!c.g_in[0]) return;
+  Tensor& gx = *c.g_in[0];
+  gx.fill(0.f);
+  const int H = gx.dim(2), W = gx.dim(3), OH = c.g_out.dim(2), OW = c.g_out.dim(3);
+  const size_t planes = size_t(gx.dim(0)) * gx.dim(1);
+  const float inv = 1.f / float(k * k);
+  for (size_t pl = 0; pl < planes; ++pl) {
+    const float* g = c.g_out.data() + pl * OH * OW;
+    float* d = gx.data() + pl * H * W;
+    for (int oh = 0; oh < OH; ++oh)
+      for (int ow = 0; ow < OW; ++ow) {
+        float v = g[oh * OW + ow] * inv;
+        for (int i = 0; i < k; ++i) {
+          int ih = oh * stride - pad + i;
+          if (ih < 0 || ih >= H) continue;
+          for (int j = 0; j < k; ++j) {
+            int iw = ow * stride - pad + j;
+            if (iw >= 0 && iw < W) d[ih * W + iw] += v;
+          }
+        }
+      }
+  }
+}
+
+double AvgPool2d::flops(const std::vector<Shape>& in) const {
+  Shape o = out_shape(in);
+  return double(o.numel()) / o[0] * k * k;
+}
+
+Shape GlobalAvgPool::out_shape(const std::vector<Shape>& in) const {
+  if (in[0].rank != 4) throw ShapeError("gap '" + name + "' expects [N,C,H,W] input, got " + in[0].str());
+  return {in[0][0], in[0][1]};
+}
+
+void GlobalAvgPool::forward(ForwardCall& c) {
+  const Tensor& x = *c.in[0];
+  const size_t planes = size_t(x.dim(0)) * x.dim(1), HW = size_t(x.dim(2)) * x.dim(3);
+  for (size_t pl = 0; pl < planes; ++pl) {
+    const float* p = x.data() + pl * HW;
+    double s = 0;
+    for (size_t i = 0; i < HW; ++i) s += p[i];
+    c.out[pl] = float(s / double(HW));
+  }
+}
+
+void GlobalAvgPool::backward(BackwardCall& c) {
+  if (!c.g_in[0]) return;
+  Tensor& gx = *c.g_in[0];
+  const size_t planes = size_t(gx.dim(0)) * gx.dim(1), HW = size_t(gx.dim(2)) * gx.dim(3);
+  for (size_t pl = 0; pl < planes; ++pl) {
+    float v = c.g_out[pl] / float(HW);
+    std::fill(gx.data() + pl * HW, gx.data() + (pl + 1) * HW, v);
+  }
+}
+
+double GlobalAvgPool::flops(const std::vector<Shape>& in) const { return double(in[0].numel()) / in[0][0]; }
+
+}  // namespace gb

@@ -1,0 +1,39 @@
+// A small seeded generator (xoshiro128+ style splitmix seeding) whose whole state is four words,
+// so checkpoints can store it and a resumed run draws the same numbers.
+#pragma once
+#include <array>
+#include <cmath>
+#include <cstdint>
+
+namespace gb {
+
+struct Rng {
+  std::array<uint64_t, 2> s{};
+  explicit Rng(uint64_t seed = 42) { reseed(seed); }
+  void reseed(uint64_t seed) {
+    auto mix = [&seed] {
+      uint64_t z = (seed += 0x9e3779b97f4a7c15ULL);
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+      return z ^ (z >> 31);
+    };
+    s[0] = mix();
+    s[1] = mix();
+  }
+  uint64_t next() {  // xoroshiro128+
+    uint64_t s0 = s[0], s1 = s[1], r = s0 + s1;
+    s1 ^= s0;
+    s[0] = ((s0 << 24) | (s0 >> 40)) ^ s1 ^ (s1 << 16);
+    s[1] = (s1 << 37) | (s1 >> 27);
+    return r;
+  }
+  float uniform() { return float(next() >> 40) * (1.0f / 16777216.0f); }  // [0,1)
+  uint32_t below(uint32_t n) { return uint32_t((next() >> 32) * n >> 32); }
+  float normal() {  // Box-Muller; one draw per call keeps the state simple to reason about
+    float u1 = uniform(), u2 = uniform();
+    if (u1 < 1e-12f) u1 = 1e-12f;
+    return std::sqrt(-2.f * std::log(u1)) * std::cos(6.2831853f * u2);
+  }
+};
+
+}  // namespace gb

@@ -1,0 +1,152 @@
+#include "engine/tensor.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace gb {
+
+Shape::Shape(std::initializer_list<int> dims) {
+  if (dims.size() < 1 || dims.size() > 4)
+    throw ShapeError("tensor rank must be 1..4, got " + std::to_string(dims.size()));
+  rank = int(dims.size());
+  int i = 0;
+  for (int v : dims) d[i++] = v;
+}
+
+Shape Shape::of(const std::vector<int>& dims) {
+  if (dims.size() < 1 || dims.size() > 4)
+    throw ShapeError("tensor rank must be 1..4, got " + std::to_string(dims.size()));
+  Shape s;
+  s.rank = int(dims.size());
+  for (int i = 0; i < s.rank; ++i) s.d[i] = dims[i];
+  return s;
+}
+
+size_t Shape::numel() const {
+  size_t n = 1;
+  for (int i = 0; i < rank; ++i) n *= size_t(d[i]);
+  return n;
+}
+
+std::string Shape::str() const {
+  std::string s = "[";
+  for (int i = 0; i < rank; ++i) s += (i ? "," : "") + std::to_string(d[i]);
+  return s + "]";
+}
+
+bool Shape::operator==(const Shape& o) const {
+  if (rank != o.rank) return false;
+  for (int i = 0; i < rank; ++i)
+    if (d[i] != o.d[i]) return false;
+  return true;
+}
+
+Shape Shape::with_batch(int n) const {
+  Shape s = *this;
+  s.d[0] = n;
+  return s;
+}
+
+Shape Shape::batch_of(int n, const Shape& sample) {
+  if (sample.rank >= 4) throw ShapeError("cannot add a batch dimension to " + sample.str());
+  Shape s;
+  s.rank = sample.rank + 1;
+  s.d[0] = n;
+  for (int i = 0; i < sample.rank; ++i) s.d[i + 1] = sample.d[i];
+  return s;
+}
+
+Shape Shape::sample() const {
+  if (rank < 2) throw ShapeError("shape " + str() + " has no per-sample part");
+  Shape s;
+  s.rank = rank - 1;
+  for (int i = 1; i < rank; ++i) s.d[i - 1] = d[i];
+  return s;
+}
+
+void shape_error(const std::string& what, const Shape& want, const Shape& got) {
+  throw ShapeError(what + ": expected shape " + want.str() + ", got " + got.str());
+}
+
+void check_shape(const Tensor& t, const Shape& want, const std::string& what) {
+  if (t.shape() != want) shape_error(what, want, t.shape());
+}
+
+Tensor::Tensor(const Shape& s, float fill) : shape_(s) {
+  buf_ = std::make_shared<std::vector<float>>(s.numel(), fill);
+}
+
+Tensor Tensor::from(const Shape& s, std::vector<float> values) {
+  if (values.size() != s.numel())
+    throw ShapeError("Tensor::from: " + std::to_string(values.size()) + " values for shape " + s.str());
+  Tensor t;
+  t.shape_ = s;
+  t.buf_ = std::make_shared<std::vector<float>>(std::move(values));
+  return t;
+}
+
+float& Tensor::at(int n, int c, int h, int w) {
+  return data()[((size_t(n) * dim(1) + c) * dim(2) + h) * dim(3) + w];
+}
+float Tensor::at(int n, int c, int h, int w) const {
+  return data()[((size_t(n) * dim(1) + c) * dim(2) + h) * dim(3) + w];
+}
+
+Tensor Tensor::slice(int begin, int end) const {
+  if (begin < 0 || end > batch() || begin > end)
+    throw ShapeError("slice [" + std::to_string(begin) + "," + std::to_string(end) + ") out of range for " +
+                     shape_.str());
+  Tensor t = *this;
+  t.off_ = off_ + size_t(begin) * sample_size();
+  t.shape_.d[0] = end - begin;
+  return t;
+}
+
+Tensor Tensor::reshaped(const Shape& s) const {
+  if (s.numel() != size()) throw ShapeError("cannot reshape " + shape_.str() + " to " + s.str());
+  Tensor t = *this;
+  t.shape_ = s;
+  return t;
+}
+
+Tensor Tensor::clone() const {
+  Tensor t(shape_);
+  if (size()) std::memcpy(t.data(), data(), size() * sizeof(float));
+  return t;
+}
+
+void Tensor::resize(const Shape& s) {
+  size_t n = s.numel();
+  bool own = buf_ && buf_.use_count() == 1 && off_ == 0;
+  if (!own || buf_->size() < n) {
+    buf_ = std::make_shared<std::vector<float>>(n);
+    off_ = 0;
+  }
+  shape_ = s;
+}
+
+void Tensor::fill(float v) { std::fill(data(), data() + size(), v); }
+
+void Tensor::copy_from(const Tensor& other) {
+  check_shape(other, shape_, "copy");
+  if (size()) std::memmove(data(), other.data(), size() * sizeof(float));
+}
+
+Tensor concat(const std::vector<Tensor>& parts) {
+  if (parts.empty()) throw ShapeError("concat of nothing");
+  int n = 0;
+  for (auto& p : parts) {
+    if (p.rank() != parts[0].rank() || (p.rank() > 1 && p.shape().sample() != parts[0].shape().sample()))
+      shape_error("concat", parts[0].shape().with_batch(p.batch()), p.shape());
+    n += p.batch();
+  }
+  Tensor out(parts[0].shape().with_batch(n));
+  float* o = out.data();
+  for (auto& p : parts) {
+    std::memcpy(o, p.data(), p.size() * sizeof(float));
+    o += p.size();
+  }
+  return out;
+}
+
+}  // namespace gb

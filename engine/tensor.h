@@ -1,0 +1,83 @@
+// Tensor: float32, rank 1..4, contiguous, NCHW. Storage is shared so that a batch slice or a
+// reshape is a view (no copy); clone() makes an independent copy.
+#pragma once
+#include <array>
+#include <cstddef>
+#include <initializer_list>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace gb {
+
+struct Shape {
+  std::array<int, 4> d{1, 1, 1, 1};
+  int rank = 0;
+
+  Shape() = default;
+  Shape(std::initializer_list<int> dims);
+  static Shape of(const std::vector<int>& dims);
+
+  int operator[](int i) const { return d[i]; }
+  size_t numel() const;
+  std::vector<int> vec() const { return {d.begin(), d.begin() + rank}; }
+  std::string str() const;  // "[64,1,28,28]"
+  bool operator==(const Shape& o) const;
+  bool operator!=(const Shape& o) const { return !(*this == o); }
+  // Shape with the batch dimension replaced (rank unchanged) or prepended.
+  Shape with_batch(int n) const;
+  static Shape batch_of(int n, const Shape& sample);  // [n, sample...]
+  Shape sample() const;                               // drops dim 0
+};
+
+// Thrown for every shape mismatch; the message names both shapes.
+struct ShapeError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class Tensor {
+ public:
+  Tensor() = default;
+  explicit Tensor(const Shape& s, float fill = 0.f);
+  static Tensor from(const Shape& s, std::vector<float> values);
+
+  const Shape& shape() const { return shape_; }
+  int dim(int i) const { return shape_.d[i]; }
+  int rank() const { return shape_.rank; }
+  size_t size() const { return shape_.rank ? shape_.numel() : 0; }
+  bool empty() const { return size() == 0; }
+  int batch() const { return shape_.d[0]; }
+  size_t sample_size() const { return shape_.d[0] ? size() / shape_.d[0] : 0; }
+
+  float* data() { return buf_ ? buf_->data() + off_ : nullptr; }
+  const float* data() const { return buf_ ? buf_->data() + off_ : nullptr; }
+  float& operator[](size_t i) { return data()[i]; }
+  float operator[](size_t i) const { return data()[i]; }
+  float& at(int n, int c, int h, int w);
+  float at(int n, int c, int h, int w) const;
+
+  Tensor slice(int begin, int end) const;  // rows [begin, end) of dim 0, a view
+  Tensor sample(int i) const { return slice(i, i + 1); }
+  Tensor reshaped(const Shape& s) const;   // a view; same number of elements
+  Tensor clone() const;
+  // Makes this tensor of shape s, reusing its storage when it owns enough of it (workspace
+  // semantics: contents are unspecified afterwards). Views are never written through.
+  void resize(const Shape& s);
+  void fill(float v);
+  void copy_from(const Tensor& other);  // shapes must match
+
+ private:
+  std::shared_ptr<std::vector<float>> buf_;
+  size_t off_ = 0;
+  Shape shape_;
+};
+
+// Throws ShapeError("<what>: expected [..], got [..]") unless t has shape want.
+void check_shape(const Tensor& t, const Shape& want, const std::string& what);
+[[noreturn]] void shape_error(const std::string& what, const Shape& want, const Shape& got);
+
+// Concatenates along dim 0 (all other dims equal).
+Tensor concat(const std::vector<Tensor>& parts);
+
+}  // namespace gb

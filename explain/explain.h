@@ -1,0 +1,40 @@
+// The explanation API, Captum-style: explain(model, input, targets, method, params) returns a
+// tensor shaped like the input, batch first. Every method is a set of backward (or forward) rules
+// over the model's one graph, or a batched perturbation of its input.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "engine/graph.h"
+
+namespace gb::explain {
+
+// Method parameters as given on the command line (--param k=v); each method reads the keys it
+// knows, with its documented defaults, and rejects unknown keys by name.
+using Params = std::map<std::string, std::string>;
+
+struct Result {
+  Tensor attribution;         // shaped like the input: [N, C, H, W]
+  std::vector<double> delta;  // completeness delta per sample where defined (IG, DeepLIFT, LRP), else empty
+  bool is_signed = true;      // signed maps are drawn blue-white-red, unsigned in gray/hot
+};
+
+struct ParamInfo {
+  std::string name, default_value, help;
+};
+struct MethodInfo {
+  std::string name, summary;
+  std::vector<ParamInfo> params;
+  std::string convention;  // which reference convention it follows (Captum/Zennit/paper)
+};
+
+const std::vector<MethodInfo>& methods();
+const MethodInfo& method_info(const std::string& name);  // throws listing the known methods
+
+// targets: one class per sample. Throws on an unknown method or parameter, a target out of range,
+// or an input whose shape does not fit the model.
+Result explain(Graph& model, const Tensor& x, const std::vector<int>& targets, const std::string& method,
+               const Params& params = {});
+
+}  // namespace gb::explain

@@ -1,0 +1,75 @@
+// Tensors, the graph walk, rule hooks and the LeNet-5 shape table.
+#include <doctest/doctest.h>
+
+#include "engine/architecture.h"
+#include "engine/layers.h"
+#include "train/presets.h"
+
+using namespace gb;
+
+TEST_CASE("tensor slices are views and shape errors name both shapes") {
+  Tensor t({4, 2, 3, 3});
+  for (size_t i = 0; i < t.size(); ++i) t[i] = float(i);
+  Tensor s = t.slice(1, 3);
+  CHECK(s.shape() == Shape{2, 2, 3, 3});
+  CHECK(s[0] == 18.f);
+  s[0] = -1;
+  CHECK(t[18] == -1.f);  // a view, not a copy
+  Tensor c = t.clone();
+  c[0] = 100;
+  CHECK(t[0] == 0.f);
+  try {
+    check_shape(t, Shape{4, 1, 3, 3}, "input");
+    FAIL("no exception");
+  } catch (const ShapeError& e) {
+    std::string m = e.what();
+    CHECK(m.find("[4,1,3,3]") != std::string::npos);
+    CHECK(m.find("[4,2,3,3]") != std::string::npos);
+  }
+}
+
+TEST_CASE("lenet5 has 61,706 parameters and the expected output shapes") {
+  Graph g = make_preset("lenet5");
+  CHECK(g.param_count() == 61706);
+  CHECK(g.shape(g.at("maxpool2"), 1) == Shape{1, 16, 5, 5});
+  CHECK(g.shape(g.output(), 7) == Shape{7, 10});
+  std::string table = describe(g);
+  CHECK(table.find("61706") != std::string::npos);
+}
+
+TEST_CASE("a backward rule replaces one layer's gradient for one pass only") {
+  Graph g(Shape{3});
+  g.then<ReLU>();
+  Tensor x = Tensor::from({1, 3}, {-1.f, 2.f, -3.f});
+  g.forward(x);
+  Tensor seed = Tensor::from({1, 3}, {5.f, -6.f, 7.f});
+  Tensor grad = g.backward(seed).clone();
+  CHECK(grad[0] == 0.f);
+  CHECK(grad[1] == -6.f);
+  CHECK(grad[2] == 0.f);
+  // DeconvNet-style ReLU: pass max(signal, 0), ignoring the forward mask.
+  BackwardRules rules(1, [](BackwardCall& c) {
+    for (size_t i = 0; i < c.g_out.size(); ++i) (*c.g_in[0])[i] = std::max(c.g_out[i], 0.f);
+  });
+  BackwardOptions opt;
+  opt.rules = &rules;
+  Tensor deconv = g.backward(seed, opt).clone();
+  CHECK(deconv[0] == 5.f);
+  CHECK(deconv[1] == 0.f);
+  CHECK(deconv[2] == 7.f);
+  CHECK(g.backward(seed)[0] == 0.f);  // the default rule is back
+}
+
+TEST_CASE("a node feeding two consumers receives the sum of their signals") {
+  // y = relu(x) + x: dy/dx = 1[x>0] + 1
+  Graph g(Shape{2});
+  int r = g.add(std::make_unique<ReLU>(), {-1});
+  g.add(std::make_unique<Add>(), {r, -1});
+  Tensor x = Tensor::from({1, 2}, {-1.f, 2.f});
+  Tensor y = g.forward(x).clone();
+  CHECK(y[0] == -1.f);
+  CHECK(y[1] == 4.f);
+  Tensor gx = g.backward(Tensor::from({1, 2}, {1.f, 1.f}));
+  CHECK(gx[0] == 1.f);
+  CHECK(gx[1] == 2.f);
+}

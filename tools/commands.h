@@ -1,0 +1,20 @@
+// Each subcommand of `glassbox` lives in its own cmd_*.cpp and registers itself here.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "engine/model_file.h"
+
+namespace gb {
+
+void add_info_command(CLI::App& app);
+void add_train_commands(CLI::App& app);  // train, eval, predict
+void add_explain_command(CLI::App& app);
+void add_regions_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+
+// --model accepts a model file (.safetensors), a preset name, or an architecture text.
+// Presets and architectures come initialized (seeded) and carry no metadata.
+Model open_model(const std::string& spec, uint64_t seed = 42);
+
+}  // namespace gb

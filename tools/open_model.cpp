@@ -1,0 +1,25 @@
+#include <filesystem>
+
+#include "engine/architecture.h"
+#include "tools/commands.h"
+#include "train/presets.h"
+
+namespace gb {
+
+Model open_model(const std::string& spec, uint64_t seed) {
+  if (is_preset(spec)) return {make_preset(spec, {}, 0, seed), {}};
+  if (spec.find('(') != std::string::npos || spec.rfind("input", 0) == 0) {
+    Graph g = graph_from_json(parse_architecture(spec));
+    g.init(seed);
+    return {std::move(g), {}};
+  }
+  if (!std::filesystem::exists(spec))
+    throw std::invalid_argument("--model '" + spec + "': no such file, preset or architecture (presets: " + [] {
+      std::string s;
+      for (auto& n : preset_names()) s += (s.empty() ? "" : ", ") + n;
+      return s;
+    }() + ")");
+  return load_model(spec);
+}
+
+}  // namespace gb

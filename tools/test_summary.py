@@ -1,0 +1,33 @@
+#!/usr/bin/env python3
+"""Counts test cases from Meson's testlog.json (doctest summaries), or totals several counts.
+
+  test_summary.py testlog.json   -> prints "PASSED FAILED SKIPPED" for one test run
+  test_summary.py --total FILE   -> sums such lines and prints "N passed, M failed, K skipped";
+                                    exits 1 when anything failed or nothing ran.
+A test binary that crashed or timed out before printing its doctest summary counts as one failure.
+"""
+import json, re, sys
+
+SUMMARY = re.compile(r"\[doctest\] test cases:\s*(\d+) \|\s*(\d+) passed \|\s*(\d+) failed \|\s*(\d+) skipped")
+
+if sys.argv[1] == "--total":
+    p = f = s = 0
+    for line in open(sys.argv[2]):
+        a, b, c = map(int, line.split())
+        p, f, s = p + a, f + b, s + c
+    print(f"{p} passed, {f} failed, {s} skipped")
+    sys.exit(1 if f or p == 0 else 0)
+
+passed = failed = skipped = 0
+for line in open(sys.argv[1]):
+    t = json.loads(line)
+    m = SUMMARY.findall(t.get("stdout", "") or "")
+    if m:
+        _, a, b, c = map(int, m[-1])
+        passed, failed, skipped = passed + a, failed + b, skipped + c
+        if t.get("result") != "OK" and b == 0:
+            failed += 1  # e.g. a sanitizer report after the summary
+    else:
+        failed += 1
+        print(f"test_summary: {t.get('name')} ended {t.get('result')} without a doctest summary", file=sys.stderr)
+print(passed, failed, skipped)

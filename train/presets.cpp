@@ -1,0 +1,91 @@
+#include "train/presets.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "engine/architecture.h"
+#include "engine/layers.h"
+
+namespace gb {
+
+namespace {
+
+struct Preset {
+  const char* name;
+  const char* input;  // default input
+  int classes;
+  const char* body;   // {C} is replaced by the class count
+};
+
+// The LeNet-5 of the PyTorch tutorials (61,706 parameters on 1x28x28, ten classes).
+#define LENET(act)                                                                                    \
+  "conv(6,k=5,p=2) " act " maxpool(2) conv(16,k=5) " act " maxpool(2) flatten dense(120) " act " dense(84) " act \
+  " dense({C})"
+
+const Preset kPresets[] = {
+    {"lenet5", "1,28,28", 10, LENET("relu")},
+    {"lenet5-tanh", "1,28,28", 10, LENET("tanh")},
+    {"lenet5-sigmoid", "1,28,28", 10, LENET("sigmoid")},
+    {"lenet5-softplus", "1,28,28", 10, LENET("softplus")},
+    // conv stack -> global average pooling -> dense: the head CAM needs.
+    {"camnet", "1,28,28", 10,
+     "conv(32,k=3,p=1) relu maxpool(2) conv(64,k=3,p=1) relu maxpool(2) conv(128,k=3,p=1) relu gap dense({C})"},
+    {"mlp", "1,28,28", 10, "flatten dense(256) relu dense(128) relu dense({C})"},
+    {"toy2d", "2", 2, "dense(32) relu dense(32) relu dense(32) relu dense({C})"},
+    {"cifar-convnet", "3,32,32", 10,
+     "conv(32,k=3,p=1,bias=false) batchnorm relu conv(32,k=3,p=1,bias=false) batchnorm relu maxpool(2) "
+     "conv(64,k=3,p=1,bias=false) batchnorm relu conv(64,k=3,p=1,bias=false) batchnorm relu maxpool(2) "
+     "conv(128,k=3,p=1,bias=false) batchnorm relu conv(128,k=3,p=1,bias=false) batchnorm relu maxpool(2) "
+     "gap dense({C})"},
+    // ResNet-8: a stem and three residual blocks (16, 32, 64 channels), 1x1 projections where the
+    // shape changes.
+    {"resnet8", "3,32,32", 10,
+     "conv(16,k=3,p=1,bias=false,name=stem) batchnorm relu(name=b0) "
+     "conv(16,k=3,p=1,bias=false) batchnorm relu conv(16,k=3,p=1,bias=false) batchnorm add(b0) relu(name=b1) "
+     "conv(32,k=3,s=2,p=1,bias=false) batchnorm relu conv(32,k=3,p=1,bias=false) batchnorm(name=r2) "
+     "conv(32,k=1,s=2,bias=false,from=b1) batchnorm add(r2) relu(name=b2) "
+     "conv(64,k=3,s=2,p=1,bias=false) batchnorm relu conv(64,k=3,p=1,bias=false) batchnorm(name=r3) "
+     "conv(64,k=1,s=2,bias=false,from=b2) batchnorm add(r3) relu gap dense({C})"},
+};
+
+const Preset& find_preset(const std::string& name) {
+  for (const Preset& p : kPresets)
+    if (name == p.name) return p;
+  std::string names;
+  for (const Preset& p : kPresets) names += (names.empty() ? "" : ", ") + std::string(p.name);
+  throw std::invalid_argument("unknown preset '" + name + "' (presets: " + names + ")");
+}
+
+}  // namespace
+
+std::vector<std::string> preset_names() {
+  std::vector<std::string> v;
+  for (const Preset& p : kPresets) v.push_back(p.name);
+  return v;
+}
+
+bool is_preset(const std::string& name) {
+  for (const Preset& p : kPresets)
+    if (name == p.name) return true;
+  return false;
+}
+
+std::string preset_architecture(const std::string& name, const Shape& input, int classes) {
+  const Preset& p = find_preset(name);
+  std::string in = p.input;
+  if (input.rank) {
+    in.clear();
+    for (int d : input.vec()) in += (in.empty() ? "" : ",") + std::to_string(d);
+  }
+  std::string body = p.body;
+  body.replace(body.find("{C}"), 3, std::to_string(classes > 0 ? classes : p.classes));
+  return "input(" + in + ") " + body;
+}
+
+Graph make_preset(const std::string& name, const Shape& input, int classes, uint64_t seed) {
+  Graph g = graph_from_json(parse_architecture(preset_architecture(name, input, classes)));
+  g.init(seed);
+  return g;
+}
+
+}  // namespace gb

@@ -1,0 +1,18 @@
+// Model presets: named architectures with their initialization.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "engine/graph.h"
+
+namespace gb {
+
+std::vector<std::string> preset_names();
+bool is_preset(const std::string& name);
+// The preset's architecture text for a per-sample input shape and class count (input empty: the
+// preset's default, e.g. 1x28x28; classes 0: 10, or 2 for toy2d).
+std::string preset_architecture(const std::string& name, const Shape& input = {}, int classes = 0);
+// Builds and initializes the preset (seeded).
+Graph make_preset(const std::string& name, const Shape& input = {}, int classes = 0, uint64_t seed = 42);
+
+}  // namespace gb
