@@ -1,7 +1,7 @@
 // Datasets in memory: images as float32 [N,C,H,W] scaled to [0,1] (2-D toy sets as [N,2]), labels,
 // class names. Dataset specs are what the command line accepts after --data.
 #pragma once
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 

@@ -398,3 +398,17 @@ std::string describe(const Graph& g) {
 }
 
 }  // namespace gb
+
+// ---- hyper-parameters, as written in the architecture JSON ----------------------------------------
+
+namespace gb {
+json Layer::hyper() const { return json::object(); }
+json LeakyReLU::hyper() const { return {{"slope", slope}}; }
+json Softplus::hyper() const { return {{"beta", beta}, {"threshold", threshold}}; }
+json MaxPool2d::hyper() const { return {{"k", k}, {"s", stride}, {"p", pad}}; }
+json AvgPool2d::hyper() const { return {{"k", k}, {"s", stride}, {"p", pad}}; }
+json Dropout::hyper() const { return {{"p", p}}; }
+json BatchNorm2d::hyper() const { return {{"eps", eps}, {"momentum", momentum}}; }
+json Conv2d::hyper() const { return {{"out", out_ch}, {"k", k}, {"s", stride}, {"p", pad}, {"bias", has_bias}}; }
+json Dense::hyper() const { return {{"out", out_features}, {"bias", has_bias}}; }
+}  // namespace gb

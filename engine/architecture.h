@@ -1,6 +1,7 @@
 // Architectures as data: the JSON form stored in model files, the one-line text form used on the
 // command line, and a table describing a graph (glassbox info).
 #pragma once
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "engine/graph.h"

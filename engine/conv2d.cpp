@@ -202,8 +202,6 @@ std::vector<Param*> Conv2d::params() {
   return {&weight};
 }
 
-json Conv2d::hyper() const { return {{"out", out_ch}, {"k", k}, {"s", stride}, {"p", pad}, {"bias", has_bias}}; }
-
 double Conv2d::flops(const std::vector<Shape>& in) const {
   Shape o = out_shape(in);
   return 2.0 * double(o[1]) * o[2] * o[3] * in_ch * k * k;
@@ -269,8 +267,6 @@ std::vector<Param*> Dense::params() {
   if (has_bias) return {&weight, &bias};
   return {&weight};
 }
-
-json Dense::hyper() const { return {{"out", out_features}, {"bias", has_bias}}; }
 
 double Dense::flops(const std::vector<Shape>&) const { return 2.0 * in_features * out_features; }
 

@@ -5,7 +5,7 @@
 #pragma once
 #include <array>
 #include <functional>
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -74,7 +74,7 @@ struct Layer {
   virtual void forward(ForwardCall& c) = 0;
   virtual void backward(BackwardCall& c) = 0;  // the exact gradient rule
   virtual std::vector<Param*> params() { return {}; }
-  virtual json hyper() const { return json::object(); }
+  virtual json hyper() const;  // hyper-parameters, as in the architecture JSON
   // Forward FLOPs for one sample (a multiply-add counts 2).
   virtual double flops(const std::vector<Shape>&) const { return 0; }
   virtual void init(Rng&) {}

@@ -74,7 +74,7 @@ struct LeakyReLU : Activation {
   float slope;
   explicit LeakyReLU(float slope = 0.01f) : slope(slope) {}
   std::string kind() const override { return "leakyrelu"; }
-  json hyper() const override { return {{"slope", slope}}; }
+  json hyper() const override;
   float f(float x) const override { return x > 0 ? x : slope * x; }
   float df(float x, float) const override { return x > 0 ? 1.f : slope; }
 };
@@ -98,7 +98,7 @@ struct Softplus : Activation {
   float beta, threshold;
   explicit Softplus(float beta = 1.f, float threshold = 20.f) : beta(beta), threshold(threshold) {}
   std::string kind() const override { return "softplus"; }
-  json hyper() const override { return {{"beta", beta}, {"threshold", threshold}}; }
+  json hyper() const override;
   bool piecewise_linear() const override { return false; }
   float f(float x) const override;
   float df(float x, float y) const override;
@@ -112,7 +112,7 @@ struct MaxPool2d : Layer {
   Shape out_shape(const std::vector<Shape>& in) const override;
   void forward(ForwardCall& c) override;
   void backward(BackwardCall& c) override;
-  json hyper() const override { return {{"k", k}, {"s", stride}, {"p", pad}}; }
+  json hyper() const override;
   double flops(const std::vector<Shape>& in) const override;
 };
 
@@ -124,7 +124,7 @@ struct AvgPool2d : Layer {
   Shape out_shape(const std::vector<Shape>& in) const override;
   void forward(ForwardCall& c) override;
   void backward(BackwardCall& c) override;
-  json hyper() const override { return {{"k", k}, {"s", stride}, {"p", pad}}; }
+  json hyper() const override;
   double flops(const std::vector<Shape>& in) const override;
 };
 
@@ -155,7 +155,7 @@ struct Dropout : Layer {
   Shape out_shape(const std::vector<Shape>& in) const override { return in[0]; }
   void forward(ForwardCall& c) override;
   void backward(BackwardCall& c) override;
-  json hyper() const override { return {{"p", p}}; }
+  json hyper() const override;
 };
 
 // BatchNorm over the channels of [N,C,H,W] (or the features of [N,F]); PyTorch semantics:
@@ -174,7 +174,7 @@ struct BatchNorm2d : Layer {
   void forward(ForwardCall& c) override;
   void backward(BackwardCall& c) override;
   std::vector<Param*> params() override { return {&weight, &bias, &running_mean, &running_var}; }
-  json hyper() const override { return {{"eps", eps}, {"momentum", momentum}}; }
+  json hyper() const override;
   double flops(const std::vector<Shape>& in) const override;
   void init(Rng&) override;
   void reset();  // gamma 1, beta 0, running mean 0, running variance 1

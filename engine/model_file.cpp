@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "engine/architecture.h"
+#include <nlohmann/json.hpp>
 
 namespace gb {
 
