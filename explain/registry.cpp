@@ -1,16 +1,94 @@
-// Placeholder until the explain issue lands.
+// The method registry: every family adds its methods; explain() validates and dispatches.
 #include <stdexcept>
 
-#include "explain/explain.h"
+#include "explain/method.h"
 
 namespace gb::explain {
+
+static const std::vector<Method>& registry() {
+  static const std::vector<Method> r = [] {
+    std::vector<Method> m;
+    add_gradient_methods(m);
+    add_relu_rule_methods(m);
+    add_deeplift_methods(m);
+    add_lrp_methods(m);
+    add_cam_methods(m);
+    add_perturbation_methods(m);
+    add_lime_methods(m);
+    return m;
+  }();
+  return r;
+}
+
 const std::vector<MethodInfo>& methods() {
-  static std::vector<MethodInfo> m;
-  return m;
+  static const std::vector<MethodInfo> infos = [] {
+    std::vector<MethodInfo> v;
+    for (auto& m : registry()) v.push_back(m.info);
+    return v;
+  }();
+  return infos;
 }
-const MethodInfo& method_info(const std::string& name) { throw std::invalid_argument("unknown method '" + name + "'"); }
-Result explain(Graph&, const Tensor&, const std::vector<int>&, const std::string& method, const Params&) {
-  method_info(method);
-  return {};
+
+static const Method& find(const std::string& name) {
+  for (auto& m : registry())
+    if (m.info.name == name) return m;
+  std::string names;
+  for (auto& m : registry()) names += (names.empty() ? "" : ", ") + m.info.name;
+  throw std::invalid_argument("unknown method '" + name + "' (known: " + names + ")");
 }
+
+const MethodInfo& method_info(const std::string& name) { return find(name).info; }
+
+Result explain(Graph& model, const Tensor& x, const std::vector<int>& targets, const std::string& method,
+               const Params& params) {
+  const Method& m = find(method);
+  if (x.rank() != model.input_shape().rank + 1 || x.shape().sample() != model.input_shape())
+    shape_error("input to explain", Shape::batch_of(x.rank() ? x.batch() : 1, model.input_shape()), x.shape());
+  if (int(targets.size()) != x.batch())
+    throw std::invalid_argument(std::to_string(targets.size()) + " targets for a batch of " + std::to_string(x.batch()));
+  for (int t : targets)
+    if (t < 0 || t >= model.classes())
+      throw std::out_of_range("target class " + std::to_string(t) + " outside [0," + std::to_string(model.classes()) +
+                              ")");
+  return m.run(model, x, targets, params);
+}
+
+double ParamReader::number(const std::string& key, double fallback) {
+  read_.insert(key);
+  auto it = p_.find(key);
+  if (it == p_.end()) return fallback;
+  char* end = nullptr;
+  double v = std::strtod(it->second.c_str(), &end);
+  if (it->second.empty() || *end) throw std::invalid_argument(method_ + ": --param " + key + "=" + it->second + " is not a number");
+  return v;
+}
+
+int ParamReader::integer(const std::string& key, int fallback) {
+  double v = number(key, fallback);
+  if (v != double(int(v))) throw std::invalid_argument(method_ + ": --param " + key + " must be an integer");
+  return int(v);
+}
+
+std::string ParamReader::text(const std::string& key, const std::string& fallback) {
+  read_.insert(key);
+  auto it = p_.find(key);
+  return it == p_.end() ? fallback : it->second;
+}
+
+bool ParamReader::flag(const std::string& key, bool fallback) {
+  std::string v = text(key, fallback ? "true" : "false");
+  if (v == "true" || v == "1" || v == "yes") return true;
+  if (v == "false" || v == "0" || v == "no") return false;
+  throw std::invalid_argument(method_ + ": --param " + key + "=" + v + " is not true/false");
+}
+
+void ParamReader::done() const {
+  for (auto& [k, v] : p_)
+    if (!read_.count(k)) {
+      std::string known;
+      for (auto& r : read_) known += (known.empty() ? "" : ", ") + r;
+      throw std::invalid_argument(method_ + ": unknown parameter '" + k + "' (known: " + (known.empty() ? "none" : known) + ")");
+    }
+}
+
 }  // namespace gb::explain

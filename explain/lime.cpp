@@ -1,0 +1,5 @@
+// Placeholder: this family's methods are added by their issue.
+#include "explain/method.h"
+namespace gb::explain {
+void add_lime_methods(std::vector<Method>&) {}
+}  // namespace gb::explain
