@@ -1,0 +1,202 @@
+// Image files: decoding (stb_image), channel conversion and resizing (stb_image_resize), PNG output
+// (stb_image_write), and class-per-subfolder image datasets.
+#include <stb_image.h>
+#include <stb_image_resize.h>
+#include <stb_image_write.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdint>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+
+#include "data/images.h"
+#include "data/io_util.h"
+
+namespace gb {
+
+namespace fs = std::filesystem;
+using detail::fail;
+
+Image read_image(const std::string& path) {
+  std::vector<uint8_t> bytes = detail::read_all(path);
+  if (bytes.empty()) fail(path, "empty file, not an image");
+  if (bytes.size() > size_t(INT32_MAX)) fail(path, "too large for an image file");
+  Image img;
+  uint8_t* p = stbi_load_from_memory(bytes.data(), int(bytes.size()), &img.w, &img.h, &img.channels, 0);
+  if (!p) {
+    std::string why = stbi_failure_reason() ? stbi_failure_reason() : "unknown error";
+    if (why == "unknown image type") why = "not a PNG, JPEG, BMP or PNM image";
+    fail(path, "cannot read image: " + why);
+  }
+  img.pixels.assign(p, p + size_t(img.w) * img.h * img.channels);
+  stbi_image_free(p);
+  return img;
+}
+
+Tensor image_to_tensor(const Image& img, const Shape& sample, const std::string& what) {
+  int C, H, W;
+  if (sample.rank == 0) {
+    C = img.channels <= 2 ? 1 : 3;
+    H = img.h;
+    W = img.w;
+  } else {
+    if (sample.rank != 3 || sample[1] <= 0 || sample[2] <= 0)
+      throw DataError(what + ": cannot convert an image to input shape " + sample.str() + " (expected [C,H,W])");
+    C = sample[0];
+    H = sample[1];
+    W = sample[2];
+    if (C != 1 && C != 3)
+      throw DataError(what + ": cannot convert a " + std::to_string(img.channels) + "-channel image to " +
+                      std::to_string(C) + " channels (input shape " + sample.str() + "; only 1 = gray or 3 = RGB)");
+  }
+  if (img.w <= 0 || img.h <= 0 || img.channels < 1 || img.channels > 4 ||
+      img.pixels.size() != size_t(img.w) * img.h * img.channels)
+    throw DataError(what + ": malformed image in memory");
+  // Interleaved float [h,w,C] first: stb_image_resize works on interleaved pixels.
+  const size_t np = size_t(img.w) * img.h;
+  std::vector<float> hwc(np * C);
+  const uint8_t* p = img.pixels.data();
+  const int sc = img.channels;
+  const bool src_gray = sc <= 2;
+  for (size_t i = 0; i < np; ++i, p += sc) {
+    if (src_gray) {
+      float v = p[0] / 255.f;
+      for (int c = 0; c < C; ++c) hwc[i * C + c] = v;
+    } else if (C == 3) {
+      for (int c = 0; c < 3; ++c) hwc[i * 3 + c] = p[c] / 255.f;
+    } else {
+      hwc[i] = (0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2]) / 255.f;
+    }
+  }
+  if (H != img.h || W != img.w) {
+    std::vector<float> out(size_t(H) * W * C);
+    if (!stbir_resize_float(hwc.data(), img.w, img.h, 0, out.data(), W, H, 0, C))
+      throw DataError(what + ": cannot resize " + std::to_string(img.w) + "x" + std::to_string(img.h) + " to " +
+                      std::to_string(W) + "x" + std::to_string(H));
+    hwc.swap(out);
+  }
+  Tensor t(Shape{1, C, H, W});
+  float* o = t.data();
+  const size_t plane = size_t(H) * W;
+  for (int c = 0; c < C; ++c)
+    for (size_t i = 0; i < plane; ++i)  // resampling filters overshoot a little at edges
+      o[c * plane + i] = std::clamp(hwc[i * C + c], 0.f, 1.f);
+  return t;
+}
+
+Tensor load_image(const std::string& path, const Shape& sample) { return image_to_tensor(read_image(path), sample, path); }
+
+void write_png(const std::string& path, int w, int h, int channels, const uint8_t* pixels) {
+  if (w <= 0 || h <= 0 || channels < 1 || channels > 4 || !pixels)
+    fail(path, "cannot write a PNG of " + std::to_string(w) + "x" + std::to_string(h) + " pixels with " +
+                   std::to_string(channels) + " channels");
+  std::vector<uint8_t> png;
+  auto sink = [](void* ctx, void* data, int size) {
+    auto* v = static_cast<std::vector<uint8_t>*>(ctx);
+    v->insert(v->end(), static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + size);
+  };
+  if (!stbi_write_png_to_func(sink, &png, w, h, channels, pixels, w * channels)) fail(path, "PNG encoding failed");
+  detail::write_atomic(path, png.data(), png.size());
+}
+
+void write_png(const std::string& path, const Tensor& image) {
+  Shape s = image.shape();
+  if (s.rank == 4 && s[0] == 1) s = s.sample();
+  if (s.rank != 3 || (s[0] != 1 && s[0] != 3))
+    fail(path, "cannot write a tensor of shape " + image.shape().str() + " as a PNG (expected [C,H,W], C 1 or 3)");
+  const int C = s[0], H = s[1], W = s[2];
+  const size_t plane = size_t(H) * W;
+  std::vector<uint8_t> px(plane * C);
+  const float* x = image.data();
+  for (int c = 0; c < C; ++c)
+    for (size_t i = 0; i < plane; ++i) {
+      float v = x[c * plane + i];
+      v = std::isnan(v) ? 0.f : std::clamp(v, 0.f, 1.f);
+      px[i * C + c] = uint8_t(std::lround(v * 255.f));
+    }
+  write_png(path, W, H, C, px.data());
+}
+
+namespace {
+
+bool has_image_extension(const fs::path& p) {
+  std::string e = p.extension().string();
+  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });
+  return e == ".png" || e == ".jpg" || e == ".jpeg" || e == ".bmp" || e == ".pgm" || e == ".ppm" || e == ".pnm";
+}
+
+std::vector<fs::path> sorted_entries(const fs::path& dir, bool dirs) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator(dir, ec)) {
+    std::string name = e.path().filename().string();
+    if (name.empty() || name[0] == '.') continue;  // hidden files, editor droppings
+    std::error_code ec2;
+    if (dirs ? e.is_directory(ec2) : (e.is_regular_file(ec2) && has_image_extension(e.path()))) out.push_back(e.path());
+  }
+  if (ec) throw DataError(dir.string() + ": cannot list: " + ec.message());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> image_folder_classes(const std::string& dir) {
+  if (!detail::is_dir(dir)) fail(dir, "not a directory (images:DIR expects DIR/<class>/<image files>)");
+  std::vector<std::string> names;
+  for (auto& sd : sorted_entries(dir, true)) names.push_back(sd.filename().string());
+  if (names.empty()) fail(dir, "no class subfolders (expected DIR/<class>/<image files>)");
+  return names;
+}
+
+Shape image_folder_sample(const std::string& dir) {
+  image_folder_classes(dir);  // for its errors
+  for (auto& sd : sorted_entries(dir, true)) {
+    auto files = sorted_entries(sd, false);
+    if (!files.empty()) return load_image(files[0].string(), Shape{}).shape().sample();
+  }
+  fail(dir, "no image files (.png, .jpg, .bmp, .pgm/.ppm) in its class subfolders");
+}
+
+Dataset load_image_folder(const std::string& dir, const Shape& sample, const std::vector<std::string>& class_names) {
+  if (!detail::is_dir(dir)) fail(dir, "not a directory (images:DIR expects DIR/<class>/<image files>)");
+  std::vector<fs::path> subdirs = sorted_entries(dir, true);
+  if (subdirs.empty()) fail(dir, "no class subfolders (expected DIR/<class>/<image files>)");
+  Dataset d;
+  d.name = dir;
+  std::vector<std::pair<fs::path, int>> files;
+  if (!class_names.empty()) d.class_names = class_names;
+  for (auto& sd : subdirs) {
+    std::string cls = sd.filename().string();
+    int label;
+    if (class_names.empty()) {
+      label = int(d.class_names.size());
+      d.class_names.push_back(cls);
+    } else {
+      auto it = std::find(class_names.begin(), class_names.end(), cls);
+      if (it == class_names.end()) fail(sd.string(), "class folder '" + cls + "' is not among the training classes");
+      label = int(it - class_names.begin());
+    }
+    for (auto& f : sorted_entries(sd, false)) files.emplace_back(f, label);
+  }
+  if (files.empty()) fail(dir, "no image files (.png, .jpg, .bmp, .pgm/.ppm) in its class subfolders");
+  Shape s = sample;
+  Tensor first;
+  if (s.rank == 0) {
+    first = load_image(files[0].first.string(), Shape{});
+    s = first.shape().sample();
+  }
+  d.x = Tensor(Shape::batch_of(int(files.size()), s));
+  d.y.resize(files.size());
+  const size_t per = d.x.sample_size();
+  for (size_t i = 0; i < files.size(); ++i) {
+    Tensor t = (i == 0 && !first.empty()) ? first : load_image(files[i].first.string(), s);
+    std::memcpy(d.x.data() + i * per, t.data(), per * sizeof(float));
+    d.y[i] = files[i].second;
+  }
+  return d;
+}
+
+}  // namespace gb

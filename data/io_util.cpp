@@ -1,0 +1,78 @@
+#include "data/io_util.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+namespace gb::detail {
+
+namespace fs = std::filesystem;
+
+std::string hex(uint64_t v, int digits) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%0*llX", digits, (unsigned long long)v);
+  return buf;
+}
+
+bool is_file(const std::string& path) {
+  std::error_code ec;
+  return fs::is_regular_file(path, ec);
+}
+
+bool is_dir(const std::string& path) {
+  std::error_code ec;
+  return fs::is_directory(path, ec);
+}
+
+std::vector<uint8_t> read_all(const std::string& path) {
+  if (is_dir(path)) fail(path, "is a directory, expected a file");
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) fail(path, std::string("cannot open: ") + std::strerror(errno));
+  std::vector<uint8_t> out;
+  uint8_t chunk[1 << 16];
+  size_t got;
+  // Reading by chunks (not by a size taken up front) also works for pipes and files that change size.
+  std::error_code ec;
+  auto size = fs::file_size(path, ec);
+  if (!ec) out.reserve(size);
+  while ((got = std::fread(chunk, 1, sizeof chunk, f)) > 0) out.insert(out.end(), chunk, chunk + got);
+  bool bad = std::ferror(f);
+  std::fclose(f);
+  if (bad) fail(path, "read error");
+  return out;
+}
+
+void write_atomic(const std::string& path, const void* data, size_t n) {
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) fail(path, std::string("cannot write: ") + std::strerror(errno));
+  bool ok = std::fwrite(data, 1, n, f) == n;
+  ok = (std::fflush(f) == 0) && ok;
+  int err = errno;
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok) {
+    std::remove(tmp.c_str());
+    fail(path, std::string("cannot write: ") + std::strerror(err ? err : EIO));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    err = errno;
+    std::remove(tmp.c_str());
+    fail(path, std::string("cannot rename the temporary file over it: ") + std::strerror(err));
+  }
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (;;) {
+    size_t p = s.find(sep, start);
+    parts.push_back(s.substr(start, p == std::string::npos ? std::string::npos : p - start));
+    if (p == std::string::npos) return parts;
+    start = p + 1;
+  }
+}
+
+}  // namespace gb::detail

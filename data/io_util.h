@@ -1,0 +1,25 @@
+// Small file helpers shared by the readers (internal to data/): errors that name the file, whole-file
+// reads, and atomic writes (temp file beside the target, then rename).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+
+namespace gb::detail {
+
+[[noreturn]] inline void fail(const std::string& path, const std::string& msg) { throw DataError(path + ": " + msg); }
+
+std::string hex(uint64_t v, int digits);  // "0x00000803"
+bool is_file(const std::string& path);
+bool is_dir(const std::string& path);
+// The whole file; errors name it (missing, a directory, unreadable).
+std::vector<uint8_t> read_all(const std::string& path);
+// Writes to "<path>.tmp.<pid>" and renames it over path, so path is never left half-written.
+void write_atomic(const std::string& path, const void* data, size_t n);
+// Splits on sep, keeping empty parts.
+std::vector<std::string> split(const std::string& s, char sep);
+
+}  // namespace gb::detail

@@ -1,0 +1,32 @@
+// NumPy .npy files (format 1.0, 2.0 and 3.0 headers), little-endian, C order only: float32 ('<f4'),
+// uint8 ('|u1'), int64 ('<i8'); int32 ('<i4') and float64 ('<f8') are read as well.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/tensor.h"
+
+namespace gb {
+
+struct NpyArray {
+  std::string descr;           // as in the header, e.g. "<f4"
+  std::vector<int64_t> shape;  // () for a scalar
+  std::vector<uint8_t> data;   // raw little-endian elements, C order
+  size_t count() const;        // number of elements
+};
+NpyArray read_npy(const std::string& path);
+
+// Float tensor (rank 1..4) from f4, f8, u1 (values as is, not scaled), i4 or i8 data.
+Tensor read_npy_f32(const std::string& path);
+// The same conversion for an array already read; path is for messages.
+Tensor npy_to_tensor(const NpyArray& a, const std::string& path);
+// A 1-D (or [N,1]) integer array: i8, i4 or u1.
+std::vector<int64_t> read_npy_labels(const std::string& path);
+
+// Writers (format 1.0, or 2.0 when the header needs it); atomic: temp file + rename.
+void write_npy(const std::string& path, const Tensor& t);  // '<f4', the tensor's shape
+void write_npy_u8(const std::string& path, const std::vector<int64_t>& shape, const uint8_t* data);
+void write_npy_labels(const std::string& path, const std::vector<int64_t>& labels);  // '<i8', [N]
+
+}  // namespace gb
