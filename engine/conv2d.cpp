@@ -12,7 +12,8 @@ namespace gb {
 
 namespace {
 
-constexpr size_t kColBudget = size_t(4) << 20;  // floats per column chunk (16 MiB)
+constexpr size_t kColBudget = size_t(4) << 20;      // floats per column chunk (16 MiB)
+constexpr size_t kPerSampleWork = size_t(1) << 20;  // multiply-adds per sample above which chunks are 1
 
 struct Geometry {
   int C, H, W, O, k, s, p, OH, OW;
@@ -27,9 +28,21 @@ Geometry geometry(const Conv2d& L, const Shape& x) {
   return g;
 }
 
+// Samples per GEMM. Large per-sample products run one sample at a time: the GEMM then writes
+// NCHW directly (no scatter/gather copies) and the column matrix stays in cache. Small ones are
+// batched so that each GEMM is big enough to be efficient.
 int chunk_of(const Geometry& g, int N) {
+  if (size_t(g.O) * g.P() * g.K() >= kPerSampleWork) return 1;
   size_t per = size_t(g.K()) * g.P();
   return int(std::clamp<size_t>(kColBudget / std::max<size_t>(per, 1), 1, size_t(N)));
+}
+
+// Output columns [lo, hi) whose input column ow*s - p + kj falls inside [0, W): the loops below
+// fill the padding with zeros and copy the rest without a bounds check per element.
+inline void valid_range(int s, int p, int kj, int W, int OW, int& lo, int& hi) {
+  lo = std::clamp((p - kj + s - 1) / s, 0, OW);
+  if (p - kj < 0) lo = 0;
+  hi = std::clamp((W + p - kj + s - 1) / s, lo, OW);
 }
 
 // col[r, n*P + p] for the nb samples starting at x.
@@ -39,6 +52,8 @@ void im2col(const Geometry& g, const float* x, int nb, float* col) {
     for (int ki = 0; ki < g.k; ++ki)
       for (int kj = 0; kj < g.k; ++kj) {
         float* row = col + size_t((c * g.k + ki) * g.k + kj) * ld;
+        int lo, hi;
+        valid_range(g.s, g.p, kj, g.W, g.OW, lo, hi);
         for (int n = 0; n < nb; ++n) {
           const float* plane = x + (size_t(n) * g.C + c) * g.H * g.W;
           float* dst = row + size_t(n) * P;
@@ -49,11 +64,14 @@ void im2col(const Geometry& g, const float* x, int nb, float* col) {
               std::fill(d, d + g.OW, 0.f);
               continue;
             }
-            const float* src = plane + size_t(ih) * g.W;
-            for (int ow = 0; ow < g.OW; ++ow) {
-              int iw = ow * g.s - g.p + kj;
-              d[ow] = (iw >= 0 && iw < g.W) ? src[iw] : 0.f;
-            }
+            const float* src = plane + size_t(ih) * g.W;  // column ow reads src[ow * s - p + kj]
+            const int shift = kj - g.p;
+            std::fill(d, d + lo, 0.f);
+            if (g.s == 1)
+              std::memcpy(d + lo, src + lo + shift, size_t(hi - lo) * sizeof(float));
+            else
+              for (int ow = lo; ow < hi; ++ow) d[ow] = src[ow * g.s + shift];
+            std::fill(d + hi, d + g.OW, 0.f);
           }
         }
       }
@@ -66,6 +84,8 @@ void col2im(const Geometry& g, const float* col, int nb, float* x) {
     for (int ki = 0; ki < g.k; ++ki)
       for (int kj = 0; kj < g.k; ++kj) {
         const float* row = col + size_t((c * g.k + ki) * g.k + kj) * ld;
+        int lo, hi;
+        valid_range(g.s, g.p, kj, g.W, g.OW, lo, hi);
         for (int n = 0; n < nb; ++n) {
           float* plane = x + (size_t(n) * g.C + c) * g.H * g.W;
           const float* src = row + size_t(n) * P;
@@ -73,11 +93,9 @@ void col2im(const Geometry& g, const float* col, int nb, float* x) {
             int ih = oh * g.s - g.p + ki;
             if (ih < 0 || ih >= g.H) continue;
             float* dst = plane + size_t(ih) * g.W;
-            const float* s = src + oh * g.OW;
-            for (int ow = 0; ow < g.OW; ++ow) {
-              int iw = ow * g.s - g.p + kj;
-              if (iw >= 0 && iw < g.W) dst[iw] += s[ow];
-            }
+            const int shift = kj - g.p;
+            const float* sr = src + oh * g.OW;
+            for (int ow = lo; ow < hi; ++ow) dst[ow * g.s + shift] += sr[ow];
           }
         }
       }

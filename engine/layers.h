@@ -2,6 +2,7 @@
 // rules in explain/ can read weights and reuse the core operations (e.g. LRP runs the same
 // convolution with modified weights).
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <memory>
 
@@ -54,23 +55,42 @@ struct Dense : Layer {
   void dense_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx) const;  // gx = gy w
 };
 
-// Elementwise activations: y = f(x), dy/dx from x and y.
+// Elementwise activations: y = f(x), dy/dx from x and y. f and df stay virtual so rules
+// (DeepLIFT, OpenBox) can evaluate any activation; the forward/backward loops are instantiated
+// per activation (ActivationOf) so the compiler inlines f and df there.
 struct Activation : Layer {
   Shape out_shape(const std::vector<Shape>& in) const override { return in[0]; }
-  void forward(ForwardCall& c) override;
-  void backward(BackwardCall& c) override;
   double flops(const std::vector<Shape>& in) const override;
   virtual float f(float x) const = 0;
   virtual float df(float x, float y) const = 0;
 };
 
-struct ReLU : Activation {
+template <class D>
+struct ActivationOf : Activation {
+  void forward(ForwardCall& c) override {
+    const D& d = static_cast<const D&>(*this);
+    const float* x = c.in[0]->data();
+    float* y = c.out.data();
+    const size_t n = c.out.size();
+    for (size_t i = 0; i < n; ++i) y[i] = d.D::f(x[i]);
+  }
+  void backward(BackwardCall& c) override {
+    if (!c.g_in[0]) return;
+    const D& d = static_cast<const D&>(*this);
+    const float *x = c.in[0]->data(), *y = c.out.data(), *gy = c.g_out.data();
+    float* gx = c.g_in[0]->data();
+    const size_t n = c.out.size();
+    for (size_t i = 0; i < n; ++i) gx[i] = gy[i] * d.D::df(x[i], y[i]);
+  }
+};
+
+struct ReLU final : ActivationOf<ReLU> {
   std::string kind() const override { return "relu"; }
   float f(float x) const override { return x > 0 ? x : 0; }
   float df(float x, float) const override { return x > 0 ? 1.f : 0.f; }
 };
 
-struct LeakyReLU : Activation {
+struct LeakyReLU final : ActivationOf<LeakyReLU> {
   float slope;
   explicit LeakyReLU(float slope = 0.01f) : slope(slope) {}
   std::string kind() const override { return "leakyrelu"; }
@@ -79,29 +99,29 @@ struct LeakyReLU : Activation {
   float df(float x, float) const override { return x > 0 ? 1.f : slope; }
 };
 
-struct Tanh : Activation {
+struct Tanh final : ActivationOf<Tanh> {
   std::string kind() const override { return "tanh"; }
   bool piecewise_linear() const override { return false; }
-  float f(float x) const override;
+  float f(float x) const override { return std::tanh(x); }
   float df(float, float y) const override { return 1 - y * y; }
 };
 
-struct Sigmoid : Activation {
+struct Sigmoid final : ActivationOf<Sigmoid> {
   std::string kind() const override { return "sigmoid"; }
   bool piecewise_linear() const override { return false; }
-  float f(float x) const override;
+  float f(float x) const override { return x >= 0 ? 1.f / (1.f + std::exp(-x)) : std::exp(x) / (1.f + std::exp(x)); }
   float df(float, float y) const override { return y * (1 - y); }
 };
 
 // PyTorch's Softplus: log(1 + exp(beta x)) / beta, linear above `threshold`.
-struct Softplus : Activation {
+struct Softplus final : ActivationOf<Softplus> {
   float beta, threshold;
   explicit Softplus(float beta = 1.f, float threshold = 20.f) : beta(beta), threshold(threshold) {}
   std::string kind() const override { return "softplus"; }
   json hyper() const override;
   bool piecewise_linear() const override { return false; }
-  float f(float x) const override;
-  float df(float x, float y) const override;
+  float f(float x) const override { return beta * x > threshold ? x : std::log1p(std::exp(beta * x)) / beta; }
+  float df(float x, float) const override { return beta * x > threshold ? 1.f : 1.f / (1.f + std::exp(-beta * x)); }
 };
 
 struct MaxPool2d : Layer {

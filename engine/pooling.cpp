@@ -1,6 +1,5 @@
 #include <algorithm>
 #include <cmath>
-#include <limits>
 
 #include "engine/layers.h"
 
@@ -30,18 +29,13 @@ void MaxPool2d::forward(ForwardCall& c) {
     int32_t* am = argmax.data() + pl * OH * OW;
     for (int oh = 0; oh < OH; ++oh)
       for (int ow = 0; ow < OW; ++ow) {
-        float best = -std::numeric_limits<float>::infinity();
-        int32_t bi = -1;
-        for (int i = 0; i < k; ++i) {
-          int ih = oh * stride - pad + i;
-          if (ih < 0 || ih >= H) continue;
-          for (int j = 0; j < k; ++j) {
-            int iw = ow * stride - pad + j;
-            if (iw < 0 || iw >= W) continue;
-            float v = xp[ih * W + iw];
-            if (v > best || bi < 0) best = v, bi = ih * W + iw;
-          }
-        }
+        const int h0 = oh * stride - pad, w0 = ow * stride - pad;
+        const int hs = std::max(h0, 0), he = std::min(h0 + k, H), ws = std::max(w0, 0), we = std::min(w0 + k, W);
+        int32_t bi = hs * W + ws;
+        float best = xp[bi];
+        for (int ih = hs; ih < he; ++ih)
+          for (int iw = ws; iw < we; ++iw)
+            if (xp[ih * W + iw] > best) best = xp[ih * W + iw], bi = ih * W + iw;
         yp[oh * OW + ow] = best;
         am[oh * OW + ow] = bi;
       }
@@ -82,15 +76,11 @@ void AvgPool2d::forward(ForwardCall& c) {
     float* yp = y.data() + pl * OH * OW;
     for (int oh = 0; oh < OH; ++oh)
       for (int ow = 0; ow < OW; ++ow) {
+        const int h0 = oh * stride - pad, w0 = ow * stride - pad;
+        const int hs = std::max(h0, 0), he = std::min(h0 + k, H), ws = std::max(w0, 0), we = std::min(w0 + k, W);
         float s = 0;
-        for (int i = 0; i < k; ++i) {
-          int ih = oh * stride - pad + i;
-          if (ih < 0 || ih >= H) continue;
-          for (int j = 0; j < k; ++j) {
-            int iw = ow * stride - pad + j;
-            if (iw >= 0 && iw < W) s += xp[ih * W + iw];
-          }
-        }
+        for (int ih = hs; ih < he; ++ih)
+          for (int iw = ws; iw < we; ++iw) s += xp[ih * W + iw];
         yp[oh * OW + ow] = s * inv;
       }
   }
@@ -108,15 +98,11 @@ void AvgPool2d::backward(BackwardCall& c) {
     float* d = gx.data() + pl * H * W;
     for (int oh = 0; oh < OH; ++oh)
       for (int ow = 0; ow < OW; ++ow) {
-        float v = g[oh * OW + ow] * inv;
-        for (int i = 0; i < k; ++i) {
-          int ih = oh * stride - pad + i;
-          if (ih < 0 || ih >= H) continue;
-          for (int j = 0; j < k; ++j) {
-            int iw = ow * stride - pad + j;
-            if (iw >= 0 && iw < W) d[ih * W + iw] += v;
-          }
-        }
+        const int h0 = oh * stride - pad, w0 = ow * stride - pad;
+        const int hs = std::max(h0, 0), he = std::min(h0 + k, H), ws = std::max(w0, 0), we = std::min(w0 + k, W);
+        const float v = g[oh * OW + ow] * inv;
+        for (int ih = hs; ih < he; ++ih)
+          for (int iw = ws; iw < we; ++iw) d[ih * W + iw] += v;
       }
   }
 }
