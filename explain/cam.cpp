@@ -1,5 +1,299 @@
-// Placeholder: this family's methods are added by their issue.
+#include "explain/cam.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "engine/layers.h"
 #include "explain/method.h"
+#include "explain/perturbation.h"
+#include "explain/resize.h"
+
 namespace gb::explain {
-void add_cam_methods(std::vector<Method>&) {}
+
+namespace {
+
+bool spatial(const Graph& g, int node) { return g.shape(node, 1).rank == 4; }
+
+// "dense2 (dense) ← gap1 (gap) ← relu3 (relu)": the head as found, for error messages.
+std::string describe_head(const Graph& g) {
+  // Back to the first layer with feature maps (or the input), at most 8 layers.
+  std::string s;
+  int i = g.output();
+  for (int hop = 0; hop < 8 && i >= 0; ++hop) {
+    s += (hop ? " ← " : "") + g.layer(i).name + " (" + g.layer(i).kind() + ")";
+    if (spatial(g, i)) return s;
+    i = g.node(i).inputs.empty() ? -1 : g.node(i).inputs[0];
+  }
+  return s + (i < 0 ? " ← input" : " ← ...");
+}
+
+// Forward, then the gradient of each sample's target logit at `layer`'s output (one batched
+// backward pass: the samples' gradients are independent in eval mode).
+struct ActGrad {
+  Tensor act, grad;
+};
+ActGrad act_grad(Graph& g, const Tensor& x, const std::vector<int>& targets, int layer) {
+  const Tensor& y = g.forward(x);
+  ActGrad r;
+  r.act = g.activation(layer).clone();
+  Tensor seed(y.shape());
+  const int K = y.dim(1);
+  for (int n = 0; n < y.dim(0); ++n) seed[size_t(n) * K + targets[n]] = 1.f;
+  // The hook tells us the signal really reached the layer (stop_at alone would return a stale
+  // tensor for a layer the output does not depend on).
+  auto saved = g.on_backward;
+  bool reached = false;
+  g.on_backward = [&](int i, const Tensor& s) {
+    if (i == layer) {
+      r.grad = s.clone();
+      reached = true;
+    }
+  };
+  BackwardOptions opt;
+  opt.stop_at = layer;
+  opt.input_grad = false;
+  try {
+    g.backward(seed, opt);
+  } catch (...) {
+    g.on_backward = saved;
+    throw;
+  }
+  g.on_backward = saved;
+  if (!reached) throw std::invalid_argument("no gradient reaches layer " + g.layer(layer).name + " from the output");
+  return r;
+}
+
+// L[n] = Σ_k w[n,k] A[n,k] over [N,K,h,w] activations; optionally ReLU'd. Returns [N,1,h,w].
+Tensor weighted_sum(const Tensor& A, const std::vector<double>& w, bool relu) {
+  const int N = A.dim(0), K = A.dim(1);
+  const size_t HW = size_t(A.dim(2)) * A.dim(3);
+  Tensor L({N, 1, A.dim(2), A.dim(3)});
+  std::vector<double> acc(HW);
+  for (int n = 0; n < N; ++n) {
+    std::fill(acc.begin(), acc.end(), 0.0);
+    for (int k = 0; k < K; ++k) {
+      const float* a = A.data() + (size_t(n) * K + k) * HW;
+      const double wk = w[size_t(n) * K + k];
+      for (size_t i = 0; i < HW; ++i) acc[i] += wk * a[i];
+    }
+    for (size_t i = 0; i < HW; ++i) L[n * HW + i] = float(relu ? std::max(acc[i], 0.0) : acc[i]);
+  }
+  return L;
+}
+
+void minmax_inplace(float* p, size_t n) {
+  auto [lo, hi] = std::minmax_element(p, p + n);
+  const float a = *lo, b = *hi;
+  if (b == a) {
+    std::fill(p, p + n, 0.f);  // a flat map carries no ranking (the official code returns None)
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) p[i] = (p[i] - a) / (b - a);
+}
+
+}  // namespace
+
+int default_cam_layer(const Graph& g) {
+  int i = g.output();
+  while (i >= 0 && !spatial(g, i)) i = g.node(i).inputs.empty() ? -1 : g.node(i).inputs[0];
+  if (i < 0)
+    throw std::invalid_argument("the CAM family needs a layer with [N,C,H,W] feature maps; the head is " +
+                                describe_head(g));
+  // Back through pooling and dropout to the activation that follows the last conv.
+  for (;;) {
+    const std::string k = g.layer(i).kind();
+    if (k != "maxpool" && k != "avgpool" && k != "dropout") break;
+    int p = g.node(i).inputs[0];
+    if (p < 0) break;
+    i = p;
+  }
+  return i;
+}
+
+int cam_layer(const Graph& g, const std::string& name, const char* method) {
+  if (name.empty()) return default_cam_layer(g);
+  int i = g.at(name);
+  if (!spatial(g, i))
+    throw std::invalid_argument(std::string(method) + ": layer " + name + " outputs " + g.shape(i, 1).str() +
+                                ", not feature maps [N,C,H,W]");
+  return i;
+}
+
+Tensor cam_maps(Graph& g, const Tensor& x, const std::vector<int>& targets) {
+  const int out = g.output();
+  auto refuse = [&] {
+    throw std::invalid_argument("cam needs a conv → (activation) → GlobalAvgPool → Dense head; found " +
+                                describe_head(g) + " (use grad-cam for other heads)");
+  };
+  auto* dense = dynamic_cast<Dense*>(&g.layer(out));
+  if (!dense) refuse();
+  int p = g.node(out).inputs[0];
+  while (p >= 0 && g.layer(p).kind() == "dropout") p = g.node(p).inputs[0];  // identity in eval
+  if (p < 0 || g.layer(p).kind() != "gap") refuse();
+  const int a = g.node(p).inputs[0];
+  if (a < 0) refuse();  // GAP straight on the input: there are no learned feature maps
+  g.forward(x);
+  const Tensor& A = g.activation(a);
+  const int N = A.dim(0), K = A.dim(1);
+  std::vector<double> w(size_t(N) * K);
+  for (int n = 0; n < N; ++n)
+    for (int k = 0; k < K; ++k) w[size_t(n) * K + k] = dense->weight.value[size_t(targets[n]) * K + k];
+  return weighted_sum(A, w, false);
+}
+
+Tensor grad_cam_maps(Graph& g, const Tensor& x, const std::vector<int>& targets, int layer, bool relu) {
+  ActGrad ag = act_grad(g, x, targets, layer);
+  const int N = ag.act.dim(0), K = ag.act.dim(1);
+  const size_t HW = size_t(ag.act.dim(2)) * ag.act.dim(3);
+  std::vector<double> alpha(size_t(N) * K);
+  for (size_t nk = 0; nk < alpha.size(); ++nk) {
+    double s = 0;
+    for (size_t i = 0; i < HW; ++i) s += ag.grad[nk * HW + i];
+    alpha[nk] = s / double(HW);
+  }
+  return weighted_sum(ag.act, alpha, relu);
+}
+
+Tensor grad_cam_pp_maps(Graph& g, const Tensor& x, const std::vector<int>& targets, int layer) {
+  ActGrad ag = act_grad(g, x, targets, layer);
+  const int N = ag.act.dim(0), K = ag.act.dim(1);
+  const size_t HW = size_t(ag.act.dim(2)) * ag.act.dim(3);
+  std::vector<double> w(size_t(N) * K);
+  for (size_t nk = 0; nk < w.size(); ++nk) {
+    const float* a = ag.act.data() + nk * HW;
+    const float* gr = ag.grad.data() + nk * HW;
+    double S = 0;
+    for (size_t i = 0; i < HW; ++i) S += a[i];
+    double wk = 0;
+    for (size_t i = 0; i < HW; ++i) {
+      const double g1 = gr[i], g2 = g1 * g1, den = 2 * g2 + S * g2 * g1;
+      if (den != 0 && g1 > 0) wk += g2 / den * g1;
+    }
+    w[nk] = wk;
+  }
+  return weighted_sum(ag.act, w, true);
+}
+
+Tensor score_cam_maps(Graph& g, const Tensor& x, const std::vector<int>& targets, int layer, int batch) {
+  require_images(x, "score-cam");
+  if (batch < 1) throw std::invalid_argument("score-cam: batch must be positive");
+  const int N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
+  const size_t HW = size_t(H) * W;
+  g.forward(x);
+  const Tensor up = resize_bilinear(g.activation(layer), H, W);  // [N,K,H,W]
+  const int K = up.dim(1);
+  Tensor out({N, 1, H, W});
+  std::vector<float> norm(HW);
+  for (int n = 0; n < N; ++n) {
+    // Masks of this sample's non-constant channels, evaluated `batch` at a time.
+    std::vector<int> chans;
+    for (int k = 0; k < K; ++k) {
+      const float* u = up.data() + (size_t(n) * K + k) * HW;
+      auto [lo, hi] = std::minmax_element(u, u + HW);
+      if (*hi > *lo) chans.push_back(k);
+    }
+    std::vector<double> weight(K, 0.0);
+    for (size_t b0 = 0; b0 < chans.size(); b0 += size_t(batch)) {
+      const int B = int(std::min(chans.size() - b0, size_t(batch)));
+      Tensor masked({B, C, H, W});
+      for (int b = 0; b < B; ++b) {
+        const float* u = up.data() + (size_t(n) * K + chans[b0 + b]) * HW;
+        std::copy(u, u + HW, norm.begin());
+        minmax_inplace(norm.data(), HW);
+        for (int c = 0; c < C; ++c) {
+          const float* xs = x.data() + (size_t(n) * C + c) * HW;
+          float* d = masked.data() + (size_t(b) * C + c) * HW;
+          for (size_t i = 0; i < HW; ++i) d[i] = xs[i] * norm[i];
+        }
+      }
+      std::vector<float> s = target_scores(g, masked, std::vector<int>(B, targets[n]), true);
+      for (int b = 0; b < B; ++b) weight[chans[b0 + b]] = s[b];
+    }
+    std::vector<double> acc(HW, 0.0);
+    for (int k : chans) {
+      const float* u = up.data() + (size_t(n) * K + k) * HW;
+      for (size_t i = 0; i < HW; ++i) acc[i] += weight[k] * u[i];
+    }
+    float* o = out.data() + n * HW;
+    for (size_t i = 0; i < HW; ++i) o[i] = float(std::max(acc[i], 0.0));
+    minmax_inplace(o, HW);
+  }
+  return out;
+}
+
+namespace {
+
+Tensor to_input(const Tensor& maps, const Tensor& x) {
+  return broadcast_channels(resize_bilinear(maps, x.dim(2), x.dim(3)), x.dim(1));
+}
+
+const std::string kUpsample = " Maps are upsampled bilinearly to the input (PyTorch align_corners=False) and broadcast over its channels.";
+
+}  // namespace
+
+void add_cam_methods(std::vector<Method>& registry) {
+  const ParamInfo layer_param{"layer", "", "layer whose feature maps are used (default: the output of the last conv's activation, found by walking back from the head)"};
+  registry.push_back(
+      {{"cam", "Class activation map: Σ_k w_k^c A^k at the GlobalAvgPool input (needs conv → GAP → Dense)", {},
+        "Zhou et al. 2016; no bias term, no ReLU (signed)." + kUpsample},
+       [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
+         require_images(x, "cam");
+         ParamReader pr(p, "cam");
+         pr.done();
+         return Result{to_input(cam_maps(g, x, t), x), {}, true};
+       }});
+  registry.push_back(
+      {{"grad-cam", "Grad-CAM: ReLU(Σ_k α_k A^k), α_k = spatial mean of the target logit's gradient",
+        {layer_param, {"relu", "true", "apply the ReLU (false keeps the signed map, like Captum's default)"}},
+        "Selvaraju et al. 2017; Captum LayerGradCam with relu_attributions=True, then upsampled." + kUpsample},
+       [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
+         require_images(x, "grad-cam");
+         ParamReader pr(p, "grad-cam");
+         int layer = cam_layer(g, pr.text("layer", ""), "grad-cam");
+         bool relu = pr.flag("relu", true);
+         pr.done();
+         return Result{to_input(grad_cam_maps(g, x, t, layer, relu), x), {}, !relu};
+       }});
+  registry.push_back(
+      {{"guided-grad-cam", "Guided Grad-CAM: guided backprop ⊙ upsampled Grad-CAM", {layer_param},
+        "Selvaraju et al. 2017 (Captum GuidedGradCam): the guided-backprop method of this registry times the "
+        "ReLU'd Grad-CAM map." + kUpsample},
+       [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
+         require_images(x, "guided-grad-cam");
+         ParamReader pr(p, "guided-grad-cam");
+         int layer = cam_layer(g, pr.text("layer", ""), "guided-grad-cam");
+         pr.done();
+         Tensor cam = to_input(grad_cam_maps(g, x, t, layer, true), x);
+         Tensor gbp = explain(g, x, t, "guided-backprop").attribution;
+         for (size_t i = 0; i < cam.size(); ++i) cam[i] *= gbp[i];
+         return Result{cam, {}, true};
+       }});
+  registry.push_back(
+      {{"grad-cam++", "Grad-CAM++: ReLU(Σ_k w_k A^k), w_k = Σ α·ReLU(g) with the closed-form α", {layer_param},
+        "Chattopadhyay et al. 2018, closed form for piecewise-linear nets from the logit gradient "
+        "(α = g²/(2g² + Σ_ab A_ab g³), 0 where the denominator is 0; as pytorch-grad-cam without its eps)." + kUpsample},
+       [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
+         require_images(x, "grad-cam++");
+         ParamReader pr(p, "grad-cam++");
+         int layer = cam_layer(g, pr.text("layer", ""), "grad-cam++");
+         pr.done();
+         return Result{to_input(grad_cam_pp_maps(g, x, t, layer), x), {}, false};
+       }});
+  registry.push_back(
+      {{"score-cam", "Score-CAM: activation maps as input masks, weighted by the target's softmax probability",
+        {layer_param, {"batch", "256", "masked inputs per forward pass"}},
+        "Wang et al. 2020, the official code's variant: weight_k = softmax_c(f(x ⊙ minmax(upsample(A^k)))) "
+        "(the paper's increase over a baseline is not subtracted); constant maps skipped; ReLU, then min-max to [0,1]." +
+            kUpsample},
+       [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
+         require_images(x, "score-cam");
+         ParamReader pr(p, "score-cam");
+         int layer = cam_layer(g, pr.text("layer", ""), "score-cam");
+         int batch = pr.integer("batch", 256);
+         pr.done();
+         return Result{broadcast_channels(score_cam_maps(g, x, t, layer, batch), x.dim(1)), {}, false};
+       }});
+}
+
 }  // namespace gb::explain

@@ -1,5 +1,173 @@
-// Placeholder: this family's methods are added by their issue.
+#include "explain/perturbation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "engine/layers.h"
 #include "explain/method.h"
+#include "explain/resize.h"
+
 namespace gb::explain {
-void add_perturbation_methods(std::vector<Method>&) {}
+
+std::vector<float> target_scores(Graph& g, const Tensor& batch, const std::vector<int>& classes, bool prob) {
+  const Tensor& logits = g.forward(batch);
+  Tensor sm;
+  if (prob) sm = softmax(logits);
+  const Tensor& y = prob ? sm : logits;
+  const int K = y.dim(1);
+  std::vector<float> s(classes.size());
+  for (size_t i = 0; i < classes.size(); ++i) s[i] = y[i * K + size_t(classes[i])];
+  return s;
+}
+
+Tensor occlusion(Graph& g, const Tensor& x, const std::vector<int>& targets, const OcclusionOptions& o) {
+  require_images(x, "occlusion");
+  const int N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
+  const int win = o.window > 0 ? o.window : std::max(2, std::min(H, W) / 7);
+  const int stride = o.stride > 0 ? o.stride : std::max(1, win / 2);
+  if (win > H || win > W)
+    throw std::invalid_argument("occlusion: window " + std::to_string(win) + " exceeds the input " + x.shape().str());
+  if (o.batch < 1) throw std::invalid_argument("occlusion: batch must be positive");
+  auto starts = [&](int D) {
+    std::vector<int> v;
+    const int n = (D - win + stride - 1) / stride + 1;  // ⌈(D−w)/s⌉ + 1
+    for (int k = 0; k < n; ++k) v.push_back(std::min(k * stride, D - win));
+    return v;
+  };
+  const std::vector<int> ys = starts(H), xs = starts(W);
+  const int nwin = int(ys.size() * xs.size());
+  const size_t HW = size_t(H) * W, CHW = C * HW;
+  // How many windows cover each pixel: the same for every sample.
+  std::vector<float> count(HW, 0.f);
+  for (int y0 : ys)
+    for (int x0 : xs)
+      for (int yy = y0; yy < y0 + win; ++yy)
+        for (int xx = x0; xx < x0 + win; ++xx) count[size_t(yy) * W + xx] += 1.f;
+
+  Tensor out({N, C, H, W});
+  std::vector<double> sum(HW);
+  for (int n = 0; n < N; ++n) {
+    const Tensor xn = x.sample(n);
+    const float base = target_scores(g, xn, {targets[n]}, false)[0];
+    std::fill(sum.begin(), sum.end(), 0.0);
+    for (int w0 = 0; w0 < nwin; w0 += o.batch) {
+      const int B = std::min(o.batch, nwin - w0);
+      Tensor batch({B, C, H, W});
+      for (int b = 0; b < B; ++b) {
+        float* d = batch.data() + b * CHW;
+        std::copy(xn.data(), xn.data() + CHW, d);
+        const int y0 = ys[(w0 + b) / xs.size()], x0 = xs[(w0 + b) % xs.size()];
+        for (int c = 0; c < C; ++c)
+          for (int yy = y0; yy < y0 + win; ++yy)
+            std::fill_n(d + c * HW + size_t(yy) * W + x0, win, o.baseline);
+      }
+      std::vector<float> s = target_scores(g, batch, std::vector<int>(B, targets[n]), false);
+      for (int b = 0; b < B; ++b) {
+        const double drop = double(base) - s[b];
+        const int y0 = ys[(w0 + b) / xs.size()], x0 = xs[(w0 + b) % xs.size()];
+        for (int yy = y0; yy < y0 + win; ++yy)
+          for (int xx = x0; xx < x0 + win; ++xx) sum[size_t(yy) * W + xx] += drop;
+      }
+    }
+    for (int c = 0; c < C; ++c)
+      for (size_t i = 0; i < HW; ++i) out[n * CHW + c * HW + i] = float(sum[i] / count[i]);
+  }
+  return out;
+}
+
+void rise_mask(Rng& rng, int s, float p, int H, int W, float* mask) {
+  const int ch = (H + s - 1) / s, cw = (W + s - 1) / s;
+  const int UH = (s + 1) * ch, UW = (s + 1) * cw;
+  std::vector<float> grid(size_t(s) * s), up(size_t(UH) * UW);
+  for (float& v : grid) v = rng.uniform() < p ? 1.f : 0.f;
+  resize_bilinear(grid.data(), s, s, up.data(), UH, UW);
+  const int dy = int(rng.below(uint32_t(ch))), dx = int(rng.below(uint32_t(cw)));
+  for (int y = 0; y < H; ++y) std::copy_n(up.data() + size_t(y + dy) * UW + dx, W, mask + size_t(y) * W);
+}
+
+Tensor rise(Graph& g, const Tensor& x, const std::vector<int>& targets, const RiseOptions& o) {
+  require_images(x, "rise");
+  if (o.masks < 1 || o.grid < 1 || o.batch < 1 || !(o.p > 0 && o.p <= 1))
+    throw std::invalid_argument("rise: needs n ≥ 1, s ≥ 1, batch ≥ 1 and 0 < p ≤ 1");
+  const int N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
+  const size_t HW = size_t(H) * W, CHW = C * HW;
+  std::vector<double> sal(N * HW, 0.0);
+  Rng rng(o.seed);
+  std::vector<float> masks;
+  // Masks are drawn a batch at a time (memory stays at `batch` masks for any N), each batch
+  // scoring every sample, so all samples see the same mask sequence.
+  for (int m0 = 0; m0 < o.masks; m0 += o.batch) {
+    const int B = std::min(o.batch, o.masks - m0);
+    masks.resize(B * HW);
+    for (int b = 0; b < B; ++b) rise_mask(rng, o.grid, o.p, H, W, masks.data() + b * HW);
+    Tensor batch({B, C, H, W});
+    for (int n = 0; n < N; ++n) {
+      const float* xn = x.data() + n * CHW;
+      for (int b = 0; b < B; ++b)
+        for (int c = 0; c < C; ++c) {
+          float* d = batch.data() + b * CHW + c * HW;
+          const float* m = masks.data() + b * HW;
+          for (size_t i = 0; i < HW; ++i) d[i] = xn[c * HW + i] * m[i];
+        }
+      std::vector<float> s = target_scores(g, batch, std::vector<int>(B, targets[n]), true);
+      double* acc = sal.data() + n * HW;
+      for (int b = 0; b < B; ++b) {
+        const float* m = masks.data() + b * HW;
+        for (size_t i = 0; i < HW; ++i) acc[i] += double(s[b]) * m[i];
+      }
+    }
+  }
+  Tensor out({N, 1, H, W});
+  const double norm = double(o.masks) * o.p;
+  for (size_t i = 0; i < out.size(); ++i) out[i] = float(sal[i] / norm);
+  return out;
+}
+
+void add_perturbation_methods(std::vector<Method>& registry) {
+  registry.push_back(
+      {{"occlusion", "Occlusion: mean drop of the target logit over the windows covering each pixel",
+        {{"window", "max(2, min(H,W)/7)", "square window side (4 on 28×28)"},
+         {"stride", "max(1, window/2)", "window step"},
+         {"baseline", "0", "value written into every channel of the occluded window"},
+         {"batch", "256", "occluded copies per forward pass"}},
+        "Zeiler & Fergus 2014 / Captum Occlusion with a (C,w,w) window and logits: windows at k·stride, "
+        "⌈(D−w)/s⌉+1 per axis, the last clamped inside (Captum crops it; equal when s divides D−w). "
+        "The same map in every channel."},
+       [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
+         ParamReader pr(p, "occlusion");
+         OcclusionOptions o;
+         o.window = pr.integer("window", 0);
+         o.stride = pr.integer("stride", 0);
+         o.baseline = float(pr.number("baseline", 0));
+         o.batch = pr.integer("batch", 256);
+         pr.done();
+         if (pr.has("window") && o.window < 1) throw std::invalid_argument("occlusion: window must be ≥ 1");
+         if (pr.has("stride") && o.stride < 1) throw std::invalid_argument("occlusion: stride must be ≥ 1");
+         return Result{occlusion(g, x, t, o), {}, true};
+       }});
+  registry.push_back(
+      {{"rise", "RISE: saliency = Σ P_c(x ⊙ M) M / (N·p) over random smooth masks",
+        {{"n", "2000", "number of masks"},
+         {"s", "7", "grid size"},
+         {"p", "0.5", "probability of keeping a grid cell"},
+         {"seed", "0", "mask generator seed"},
+         {"batch", "256", "masked copies per forward pass"}},
+        "Petsiuk et al. 2018 with P_c the softmax probability (Captum has no RISE); masks bilinearly upsampled "
+        "(align_corners=False, clamped borders) and randomly shifted; the same masks for every sample; the map is "
+        "broadcast over the input's channels."},
+       [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
+         ParamReader pr(p, "rise");
+         RiseOptions o;
+         o.masks = pr.integer("n", 2000);
+         o.grid = pr.integer("s", 7);
+         o.p = float(pr.number("p", 0.5));
+         o.seed = uint64_t(pr.integer("seed", 0));
+         o.batch = pr.integer("batch", 256);
+         pr.done();
+         require_images(x, "rise");
+         return Result{broadcast_channels(rise(g, x, t, o), x.dim(1)), {}, false};
+       }});
+}
+
 }  // namespace gb::explain
