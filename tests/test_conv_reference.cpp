@@ -1,0 +1,199 @@
+// The im2col + GEMM convolution against a direct seven-loop convolution in double precision:
+// forward, backward data, backward weight and bias, over random shapes, strides and paddings,
+// including batches split into several column chunks.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <sstream>
+
+#include "engine/graph.h"
+#include "engine/layers.h"
+
+using namespace gb;
+
+namespace {
+
+struct Geom {
+  int N, C, H, W, O, k, s, p;
+  bool bias;
+  int OH() const { return (H + 2 * p - k) / s + 1; }
+  int OW() const { return (W + 2 * p - k) / s + 1; }
+  std::string str() const {
+    std::ostringstream o;
+    o << "N=" << N << " C=" << C << " H=" << H << " W=" << W << " O=" << O << " k=" << k << " s=" << s << " p=" << p
+      << " bias=" << bias;
+    return o.str();
+  }
+};
+
+Tensor uniform(const Shape& s, Rng& r) {
+  Tensor t(s);
+  for (size_t i = 0; i < t.size(); ++i) t[i] = 2 * r.uniform() - 1;
+  return t;
+}
+
+// Reference results, each with the sum of |terms| that entered it: float32 GEMM rounding is bounded
+// relative to that sum, not to the (possibly cancelling) result.
+struct Ref {
+  std::vector<double> v, mag;
+  explicit Ref(size_t n) : v(n, 0.0), mag(n, 0.0) {}
+  void add(size_t i, double t) {
+    v[i] += t;
+    mag[i] += std::fabs(t);
+  }
+};
+
+// Calls f(n, o, oh, ow, c, ki, kj, input index, output index, weight index) for every tap that
+// reads a real (not padded) input element: the direct definition of the convolution.
+template <class F>
+void taps(const Geom& g, F f) {
+  const int OH = g.OH(), OW = g.OW();
+  for (int n = 0; n < g.N; ++n)
+    for (int o = 0; o < g.O; ++o)
+      for (int oh = 0; oh < OH; ++oh)
+        for (int ow = 0; ow < OW; ++ow)
+          for (int c = 0; c < g.C; ++c)
+            for (int ki = 0; ki < g.k; ++ki)
+              for (int kj = 0; kj < g.k; ++kj) {
+                const int ih = oh * g.s - g.p + ki, iw = ow * g.s - g.p + kj;
+                if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
+                f(((size_t(n) * g.C + c) * g.H + ih) * g.W + iw, ((size_t(n) * g.O + o) * OH + oh) * OW + ow,
+                  ((size_t(o) * g.C + c) * g.k + ki) * g.k + kj);
+              }
+}
+
+// |got - ref| <= tol * (sum of |terms|) for every element; returns the count of violations and
+// describes the first.
+size_t compare(const char* what, const Tensor& got, const Ref& ref, double tol, std::string& first) {
+  REQUIRE(got.size() == ref.v.size());
+  size_t bad = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double err = std::fabs(double(got[i]) - ref.v[i]);
+    if (err > tol * ref.mag[i] + 1e-30) {
+      if (!bad++) {
+        std::ostringstream o;
+        o << what << "[" << i << "]: got " << got[i] << ", reference " << ref.v[i] << " (|terms| " << ref.mag[i] << ")";
+        first = o.str();
+      }
+    }
+  }
+  return bad;
+}
+
+constexpr double kTol = 2e-6;  // ~16 float32 ulps of the terms' magnitude; errors seen stay below 5e-7
+
+void check_against_reference(const Geom& g, uint64_t seed) {
+  INFO(g.str());
+  Rng r(seed);
+  Conv2d conv(g.O, g.k, g.s, g.p, g.bias);
+  conv.build({Shape{1, g.C, g.H, g.W}});
+  const Shape ys = conv.out_shape({Shape{g.N, g.C, g.H, g.W}});
+  REQUIRE(ys == Shape{g.N, g.O, g.OH(), g.OW()});
+  Tensor x = uniform(Shape{g.N, g.C, g.H, g.W}, r), w = uniform(conv.weight.value.shape(), r);
+  Tensor b = uniform(Shape{g.O}, r), gy = uniform(ys, r);
+  Workspace ws;
+
+  // Forward.
+  Ref y_ref(ys.numel());
+  taps(g, [&](size_t xi, size_t yi, size_t wi) { y_ref.add(yi, double(x[xi]) * w[wi]); });
+  if (g.bias)
+    for (size_t i = 0; i < y_ref.v.size(); ++i) y_ref.add(i, b[i / (size_t(g.OH()) * g.OW()) % g.O]);
+  Tensor y(ys, 123.f);  // stale contents must be overwritten
+  conv.conv(x, w, g.bias ? b.data() : nullptr, y, ws);
+  std::string first;
+  CHECK_MESSAGE(compare("y", y, y_ref, kTol, first) == 0, first);
+
+  // Backward data: gx = sum over taps of gy * w.
+  Ref gx_ref(x.size());
+  taps(g, [&](size_t xi, size_t yi, size_t wi) { gx_ref.add(xi, double(gy[yi]) * w[wi]); });
+  Tensor gx(x.shape(), 55.f);
+  conv.conv_backward_data(gy, w, gx, ws);
+  CHECK_MESSAGE(compare("gx", gx, gx_ref, kTol, first) == 0, first);
+
+  // Backward weight and bias accumulate into what is there (several batches sum their gradients).
+  Ref gw_ref(w.size()), gb_ref(g.O);
+  Tensor gw = uniform(w.shape(), r), gbias = uniform(Shape{g.O}, r);
+  for (size_t i = 0; i < gw.size(); ++i) gw_ref.add(i, gw[i]);
+  for (int o = 0; o < g.O; ++o) gb_ref.add(o, gbias[o]);
+  taps(g, [&](size_t xi, size_t yi, size_t wi) { gw_ref.add(wi, double(gy[yi]) * x[xi]); });
+  const size_t P = size_t(g.OH()) * g.OW();
+  for (size_t i = 0; i < gy.size(); ++i) gb_ref.add(i / P % g.O, gy[i]);
+  conv.conv_backward_weight(x, gy, gw, g.bias ? gbias.data() : nullptr, ws);
+  CHECK_MESSAGE(compare("gw", gw, gw_ref, kTol, first) == 0, first);
+  if (g.bias) CHECK_MESSAGE(compare("gb", gbias, gb_ref, kTol, first) == 0, first);
+}
+
+}  // namespace
+
+TEST_CASE("im2col convolution matches the direct convolution on fixed shapes") {
+  const Geom cases[] = {
+      {1, 1, 5, 5, 1, 3, 1, 0, true},     // the smallest useful case
+      {2, 3, 7, 7, 4, 3, 1, 1, true},     // same padding
+      {3, 2, 8, 9, 3, 3, 2, 1, false},    // stride 2, odd width
+      {2, 3, 6, 6, 5, 1, 1, 0, true},     // 1x1
+      {2, 2, 7, 6, 3, 5, 2, 2, true},     // k 5, padding 2
+      {2, 2, 9, 8, 3, 4, 3, 2, false},    // even kernel, stride 3
+      {2, 4, 3, 3, 2, 3, 1, 2, true},     // output larger than the input
+      {3, 2, 5, 5, 2, 5, 1, 0, true},     // kernel covers the whole input: 1x1 output
+      {2, 3, 1, 7, 2, 1, 1, 0, true},     // a single row
+      {1, 2, 4, 4, 3, 3, 3, 1, true},     // stride larger than the step between windows
+  };
+  uint64_t seed = 1;
+  for (const Geom& g : cases) check_against_reference(g, seed++);
+}
+
+TEST_CASE("im2col convolution matches the direct convolution on random shapes") {
+  Rng r(2024);
+  for (int t = 0; t < 40; ++t) {
+    Geom g;
+    g.N = 1 + int(r.below(4));
+    g.C = 1 + int(r.below(4));
+    g.O = 1 + int(r.below(5));
+    g.k = 1 + int(r.below(5));
+    g.s = 1 + int(r.below(3));
+    g.p = int(r.below(uint32_t(g.k)));
+    g.H = std::max(1, g.k - 2 * g.p) + int(r.below(8));
+    g.W = std::max(1, g.k - 2 * g.p) + int(r.below(8));
+    g.bias = r.below(2);
+    check_against_reference(g, 100 + t);
+  }
+}
+
+TEST_CASE("im2col convolution matches the direct convolution across column chunks") {
+  // 16 MiB of columns is 4Mi floats. 8 channels, k 3 on 32x32: 72 x 1024 per sample, so a chunk
+  // holds 56 samples and a batch of 60 runs as chunks of 56 and 4.
+  check_against_reference({60, 8, 32, 32, 2, 3, 1, 1, true}, 7);
+  // 16 channels, k 3 on 176x176: 144 x 30976 > 4Mi floats per sample, one sample per chunk.
+  check_against_reference({2, 16, 176, 176, 1, 3, 1, 1, true}, 8);
+}
+
+TEST_CASE("Conv2d through the graph equals the direct convolution and accumulates parameter gradients") {
+  const Geom g{3, 2, 6, 5, 3, 3, 2, 1, true};
+  Graph net(Shape{g.C, g.H, g.W});
+  net.then<Conv2d>(g.O, g.k, g.s, g.p, true);
+  auto& conv = static_cast<Conv2d&>(net.layer(0));
+  Rng r(9);
+  Tensor x = uniform(Shape{g.N, g.C, g.H, g.W}, r);
+  for (Param* p : conv.params()) p->value.copy_from(uniform(p->value.shape(), r));
+  const Tensor& y = net.forward(x);
+  Ref y_ref(y.size());
+  taps(g, [&](size_t xi, size_t yi, size_t wi) { y_ref.add(yi, double(x[xi]) * conv.weight.value[wi]); });
+  const size_t P = size_t(g.OH()) * g.OW();
+  for (size_t i = 0; i < y.size(); ++i) y_ref.add(i, conv.bias.value[i / P % g.O]);
+  std::string first;
+  CHECK_MESSAGE(compare("y", y, y_ref, kTol, first) == 0, first);
+
+  Tensor seed = uniform(y.shape(), r);
+  net.zero_grad();
+  BackwardOptions bo;
+  bo.param_grads = true;
+  net.backward(seed, bo);
+  net.backward(seed, bo);  // two passes: parameter gradients add up
+  Ref gw_ref(conv.weight.value.size());
+  taps(g, [&](size_t xi, size_t yi, size_t wi) { gw_ref.add(wi, 2.0 * seed[yi] * x[xi]); });
+  CHECK_MESSAGE(compare("gw", conv.weight.grad, gw_ref, kTol, first) == 0, first);
+  // Without param_grads the parameter gradients stay as they are.
+  Tensor before = conv.weight.grad.clone();
+  net.backward(seed);
+  for (size_t i = 0; i < before.size(); ++i) REQUIRE(conv.weight.grad[i] == before[i]);
+}
