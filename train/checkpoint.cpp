@@ -1,0 +1,107 @@
+#include "train/checkpoint.h"
+
+#include <cstdio>
+#include <stdexcept>
+
+#include "engine/architecture.h"
+
+namespace gb {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& path, const std::string& what) { throw std::runtime_error(path + ": " + what); }
+
+const std::string& need(const Metadata& m, const std::string& key, const std::string& path) {
+  auto it = m.find(key);
+  if (it == m.end()) fail(path, "not a glassbox checkpoint (metadata '" + key + "' is missing)");
+  return it->second;
+}
+
+uint64_t to_u64(const std::string& s, const std::string& key, const std::string& path) {
+  try {
+    size_t used = 0;
+    unsigned long long v = std::stoull(s, &used);
+    if (used != s.size()) throw std::invalid_argument(s);
+    return v;
+  } catch (const std::exception&) {
+    fail(path, "metadata '" + key + "' is not a number: '" + s + "'");
+  }
+}
+
+std::string rng_str(const Rng& r) { return std::to_string(r.s[0]) + "," + std::to_string(r.s[1]); }
+
+Rng rng_from(const std::string& s, const std::string& key, const std::string& path) {
+  size_t comma = s.find(',');
+  if (comma == std::string::npos) fail(path, "metadata '" + key + "' is not an RNG state");
+  Rng r;
+  r.s[0] = to_u64(s.substr(0, comma), key, path);
+  r.s[1] = to_u64(s.substr(comma + 1), key, path);
+  return r;
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& path, const Graph& g, const Optimizer& opt, const TrainState& st,
+                     const Metadata& model_meta) {
+  Metadata meta = model_meta;
+  meta["glassbox.checkpoint"] = "1";
+  meta["glassbox.architecture"] = architecture_json(g).dump();
+  meta["train.optimizer"] = optimizer_name(opt.config().kind);
+  meta["train.epoch"] = std::to_string(st.epoch);
+  meta["train.steps"] = std::to_string(opt.steps());
+  meta["train.data_rng"] = rng_str(st.data_rng);
+  meta["train.graph_rng"] = rng_str(st.graph_rng);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", st.best_val_acc);
+  meta["train.best_val_acc"] = buf;
+  meta["train.best_epoch"] = std::to_string(st.best_epoch);
+  meta["train.config"] = st.config.dump();
+  std::vector<std::pair<std::string, const Tensor*>> ts;
+  for (auto& [name, p] : g.named_params()) ts.emplace_back(name, &p->value);
+  for (auto& t : opt.state_tensors()) ts.push_back(t);
+  write_safetensors(path, ts, meta);
+}
+
+Checkpoint load_checkpoint(const std::string& path, Graph& g, Optimizer& opt) {
+  TensorFile f = read_safetensors(path);
+  const Metadata& m = f.metadata;
+  if (!m.count("glassbox.checkpoint"))
+    fail(path, "not a glassbox checkpoint (no glassbox.checkpoint metadata; --resume takes the .ckpt.safetensors "
+               "file written beside the model)");
+  if (m.at("glassbox.checkpoint") != "1") fail(path, "checkpoint format " + m.at("glassbox.checkpoint") + " is not supported");
+  json arch;
+  try {
+    arch = json::parse(need(m, "glassbox.architecture", path));
+  } catch (const json::exception& e) {
+    fail(path, std::string("glassbox.architecture is not valid JSON (") + e.what() + ")");
+  }
+  if (arch != architecture_json(g))
+    fail(path, "checkpoint architecture differs from the model being trained (checkpoint: " +
+                   architecture_text(graph_from_json(arch)) + ")");
+  const std::string& oname = need(m, "train.optimizer", path);
+  if (oname != optimizer_name(opt.config().kind))
+    fail(path, "checkpoint was trained with --optimizer " + oname + ", this run uses " +
+                   optimizer_name(opt.config().kind));
+  std::map<std::string, Tensor> params, state;
+  for (auto& [name, t] : f.tensors) (name.rfind("optim.", 0) == 0 ? state : params)[name] = t;
+  Checkpoint c;
+  c.steps = int64_t(to_u64(need(m, "train.steps", path), "train.steps", path));
+  c.state.epoch = int(to_u64(need(m, "train.epoch", path), "train.epoch", path));
+  c.state.data_rng = rng_from(need(m, "train.data_rng", path), "train.data_rng", path);
+  c.state.graph_rng = rng_from(need(m, "train.graph_rng", path), "train.graph_rng", path);
+  c.state.best_epoch = int(to_u64(need(m, "train.best_epoch", path), "train.best_epoch", path));
+  try {
+    c.state.best_val_acc = std::stod(need(m, "train.best_val_acc", path));
+    c.state.config = json::parse(need(m, "train.config", path));
+  } catch (const std::exception& e) {
+    fail(path, std::string("bad training metadata (") + e.what() + ")");
+  }
+  // Parameters and optimizer state are assigned only once everything above checked out, so a
+  // bad file leaves the graph as it was as far as possible.
+  opt.load_state(state, c.steps, path);
+  assign_params(g, params, path);
+  c.metadata = m;
+  return c;
+}
+
+}  // namespace gb

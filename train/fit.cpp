@@ -1,0 +1,341 @@
+#include "train/fit.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <numeric>
+#include <sstream>
+
+#include "train/checkpoint.h"
+#include "train/loss.h"
+
+namespace gb {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+json jnum(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+std::string fmt_time(double s) {
+  char b[32];
+  int t = int(s + 0.5);
+  if (t >= 3600)
+    std::snprintf(b, sizeof b, "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60);
+  else
+    std::snprintf(b, sizeof b, "%d:%02d", t / 60, t % 60);
+  return b;
+}
+
+void shuffle(std::vector<int>& v, Rng& rng) {  // Fisher-Yates with our own RNG: same on every platform
+  for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng.below(uint32_t(i))]);
+}
+
+bool finite_params(const Graph& g, std::string* bad) {
+  for (auto& [name, p] : g.named_params()) {
+    const float* w = p->value.data();
+    for (size_t i = 0; i < p->value.size(); ++i)
+      if (!std::isfinite(w[i])) {
+        *bad = name;
+        return false;
+      }
+  }
+  return true;
+}
+
+json config_json(const FitOptions& o) {
+  const OptimizerConfig& c = o.optimizer;
+  const ScheduleConfig& s = o.schedule;
+  json j = {
+      {"batch", o.batch},
+      {"optimizer", optimizer_name(c.kind)},
+      {"lr", c.lr},
+      {"momentum", c.momentum},
+      {"dampening", c.dampening},
+      {"nesterov", c.nesterov},
+      {"weight_decay", c.weight_decay},
+      {"betas", {c.beta1, c.beta2}},
+      {"eps", c.eps},
+      {"schedule", schedule_name(s.kind)},
+      {"step_size", s.step_size},
+      {"gamma", s.gamma},
+      {"warmup", s.warmup},
+      {"min_lr", s.min_lr},
+      {"seed", o.seed},
+      {"val_fraction", o.val_fraction},
+      {"augment", {{"crop_pad", o.augment.crop_pad}, {"hflip", o.augment.hflip}, {"noise", o.augment.noise_std}}},
+      {"normalize", o.norm.mean.empty() ? json(nullptr) : json{{"mean", o.norm.mean}, {"std", o.norm.std}}},
+  };
+  if (!o.extra_config.is_null()) j["extra"] = o.extra_config;
+  return j;
+}
+
+// Progress output on stderr: an updating line on a terminal, one line per epoch otherwise.
+struct Reporter {
+  Progress mode;
+  int epochs;
+  Clock::time_point last = Clock::now();
+
+  void batch(int epoch, int i, int n, double ips, double loss, double acc, double eta) {
+    if (mode != Progress::terminal) return;
+    if (i < n && since(last) < 0.2) return;
+    last = Clock::now();
+    std::fprintf(stderr, "\repoch %d/%d  batch %d/%d  %.0f img/s  loss %.4f  acc %.2f%%  ETA %s\x1b[K", epoch, epochs,
+                 i, n, ips, loss, 100 * acc, fmt_time(eta).c_str());
+    std::fflush(stderr);
+  }
+  void epoch_done(const EpochStats& s) {
+    if (mode == Progress::quiet) return;
+    std::string val = std::isfinite(s.val_acc)
+                          ? "  val loss " + std::to_string(s.val_loss).substr(0, 6) + "  val acc " + [&] {
+                              char b[16];
+                              std::snprintf(b, sizeof b, "%.2f%%", 100 * s.val_acc);
+                              return std::string(b);
+                            }()
+                          : "";
+    std::fprintf(stderr, "%sepoch %d/%d  loss %.4f  acc %.2f%%%s  lr %.3g  %.0f img/s  %.1fs%s\n",
+                 mode == Progress::terminal ? "\r" : "", s.epoch, epochs, s.train_loss, 100 * s.train_acc,
+                 val.c_str(), s.lr, s.images_per_s, s.seconds, mode == Progress::terminal ? "\x1b[K" : "");
+    std::fflush(stderr);
+  }
+};
+
+// The log keeps the lines of earlier epochs (a resumed run continues the same file).
+std::vector<std::string> read_log(const std::string& path, int up_to_epoch) {
+  std::vector<std::string> lines;
+  if (!std::filesystem::exists(path)) return lines;
+  std::istringstream in(read_file(path));
+  for (std::string line; std::getline(in, line);) {
+    try {
+      json j = json::parse(line);
+      if (j.value("epoch", 0) <= up_to_epoch) lines.push_back(line);
+    } catch (const json::exception&) {
+      // a foreign or damaged line: dropped rather than failing the run
+    }
+  }
+  return lines;
+}
+
+}  // namespace
+
+json EpochStats::to_json() const {
+  return {{"epoch", epoch},          {"train_loss", jnum(train_loss)}, {"train_acc", jnum(train_acc)},
+          {"val_loss", jnum(val_loss)}, {"val_acc", jnum(val_acc)},       {"lr", lr},
+          {"seconds", seconds},      {"images_per_s", images_per_s}};
+}
+
+std::string sibling_path(const std::string& out, const std::string& suffix) {
+  const std::string ext = ".safetensors";
+  std::string stem = out.size() > ext.size() && out.ends_with(ext) ? out.substr(0, out.size() - ext.size()) : out;
+  return stem + suffix;
+}
+
+void check_fits(const Graph& g, const Dataset& d) {
+  if (d.size() == 0) throw std::invalid_argument("--data '" + d.name + "': the dataset is empty");
+  const Shape sample = d.x.shape().sample();
+  if (sample != g.input_shape())
+    throw std::invalid_argument("--model input shape " + g.input_shape().str() + " does not match the data: '" +
+                                d.name + "' samples are " + sample.str());
+  const Shape out = g.shape(g.output());
+  if (out.rank != 2)
+    throw std::invalid_argument("--model output " + out.str() + " is not [N,classes] logits (end with dense)");
+  if (d.classes() > g.classes())
+    throw std::invalid_argument("--model has " + std::to_string(g.classes()) + " outputs but '" + d.name + "' has " +
+                                std::to_string(d.classes()) + " classes");
+}
+
+EvalResult evaluate(Graph& g, const Dataset& d, const Normalization& norm, int batch, const std::vector<int>* indices) {
+  std::vector<int> all;
+  if (!indices) {
+    all.resize(d.size());
+    std::iota(all.begin(), all.end(), 0);
+    indices = &all;
+  }
+  const int K = g.classes();
+  EvalResult r;
+  r.confusion.assign(K, std::vector<int>(K, 0));
+  Tensor x;
+  std::vector<int> y;
+  Rng unused(0);
+  const int n = int(indices->size());
+  double loss = 0;
+  int correct = 0;
+  for (int b = 0; b < n; b += batch) {
+    const int e = std::min(n, b + batch);
+    make_batch(d, *indices, b, e, norm, nullptr, unused, x, y);
+    const Tensor& logits = g.forward(x, Mode::eval);
+    LossResult lr = softmax_cross_entropy(logits, y, nullptr);
+    loss += lr.loss * (e - b);
+    correct += lr.correct;
+    for (int i = 0; i < e - b; ++i) {
+      const float* z = logits.data() + size_t(i) * K;
+      r.confusion[y[i]][std::max_element(z, z + K) - z]++;
+    }
+  }
+  r.n = n;
+  r.loss = n ? loss / n : NAN;
+  r.accuracy = n ? double(correct) / n : NAN;
+  for (int c = 0; c < K; ++c) {
+    int tot = std::accumulate(r.confusion[c].begin(), r.confusion[c].end(), 0);
+    r.per_class.push_back(tot ? double(r.confusion[c][c]) / tot : NAN);
+  }
+  return r;
+}
+
+FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
+  check_fits(g, train);
+  if (o.epochs < 1) throw std::invalid_argument("--epochs must be at least 1");
+  if (o.batch < 1) throw std::invalid_argument("--batch must be at least 1");
+  if (!(o.val_fraction >= 0 && o.val_fraction < 1)) throw std::invalid_argument("--val must be in [0, 1)");
+
+  // Validation split: a seeded permutation, so class-ordered datasets (image folders) split fairly.
+  const int N = train.size();
+  std::vector<int> perm(N);
+  std::iota(perm.begin(), perm.end(), 0);
+  Rng split_rng(o.seed ^ 0x76616c6964617465ULL);
+  shuffle(perm, split_rng);
+  const int n_val = int(std::lround(double(N) * o.val_fraction));
+  if (N - n_val < 1) throw std::invalid_argument("no training samples left after holding out --val");
+  std::vector<int> val_idx(perm.begin(), perm.begin() + n_val), train_idx(perm.begin() + n_val, perm.end());
+  std::sort(val_idx.begin(), val_idx.end());
+  std::sort(train_idx.begin(), train_idx.end());
+
+  Optimizer opt(g, o.optimizer);
+  TrainState st;
+  st.data_rng.reseed(o.seed);
+  st.graph_rng.reseed(o.seed + 1);
+  st.config = config_json(o);
+  const std::string model_path = o.out, best_path = o.out.empty() ? "" : sibling_path(o.out, ".best.safetensors"),
+                    ckpt_path = o.out.empty() ? "" : sibling_path(o.out, ".ckpt.safetensors"),
+                    log_path = o.out.empty() ? "" : sibling_path(o.out, ".log.jsonl");
+  if (!o.resume.empty()) {
+    if (!std::filesystem::exists(o.resume)) throw std::invalid_argument("--resume '" + o.resume + "': no such file");
+    Checkpoint ck = load_checkpoint(o.resume, g, opt);
+    std::string diff;
+    for (auto& [k, v] : st.config.items())
+      if (!ck.state.config.contains(k) || ck.state.config[k] != v)
+        diff += (diff.empty() ? "" : "; ") + k + " was " + (ck.state.config.contains(k) ? ck.state.config[k].dump() : "unset") +
+                ", now " + v.dump();
+    if (!diff.empty())
+      throw std::invalid_argument("--resume '" + o.resume +
+                                  "': this run's settings differ from the checkpoint's, so it would not continue the "
+                                  "same run (" + diff + ")");
+    ck.state.config = st.config;
+    st = ck.state;
+  }
+  g.rng = st.graph_rng;
+  std::vector<std::string> log_lines = log_path.empty() ? std::vector<std::string>{} : read_log(log_path, st.epoch);
+  if (o.resume.empty()) log_lines.clear();
+
+  Progress mode = o.progress;
+  if (mode == Progress::automatic) mode = ::isatty(2) ? Progress::terminal : Progress::plain;
+  Reporter rep{mode, o.epochs};
+
+  const int n_train = int(train_idx.size());
+  // A trailing batch of one sample is dropped: BatchNorm cannot normalize a single sample.
+  const int n_batches = (n_train + o.batch - 1) / o.batch - (n_train > 1 && n_train % o.batch == 1 ? 1 : 0);
+  const int64_t total = int64_t(n_batches) * o.epochs;
+  const bool augment = o.augment.crop_pad > 0 || o.augment.hflip || o.augment.noise_std > 0;
+
+  FitResult res;
+  res.best_epoch = st.best_epoch;
+  res.best_val_acc = st.best_val_acc;
+  Tensor stage, x, grad;
+  std::vector<int> y, order;
+  BackwardOptions bopt;
+  bopt.param_grads = true;
+  bopt.input_grad = false;
+  const auto run_start = Clock::now();
+  int64_t run_images = 0;
+  const int64_t remaining_images = int64_t(o.epochs - st.epoch) * n_train;
+
+  for (int epoch = st.epoch + 1; epoch <= o.epochs; ++epoch) {
+    const auto t0 = Clock::now();
+    order = train_idx;
+    shuffle(order, st.data_rng);
+    double loss_sum = 0, lr = 0;
+    int64_t correct = 0, seen = 0;
+    for (int b = 0; b < n_batches; ++b) {
+      const int begin = b * o.batch, end = std::min(n_train, begin + o.batch);
+      make_batch(train, order, begin, end, o.norm, augment ? &o.augment : nullptr, st.data_rng, stage, y);
+      // The graph keeps a reference to its input, so x's storage is shared after the first
+      // forward; writing through it (instead of resizing) avoids a fresh allocation per step.
+      if (x.shape() == stage.shape())
+        x.copy_from(stage);
+      else
+        x = stage.clone();
+      lr = learning_rate(o.schedule, o.optimizer.lr, int64_t(epoch - 1) * n_batches + b, n_batches, total);
+      g.zero_grad();
+      const Tensor& logits = g.forward(x, Mode::train);
+      LossResult r = softmax_cross_entropy(logits, y, &grad);
+      if (!std::isfinite(r.loss))
+        throw DivergedError("training diverged: the loss is " + std::to_string(r.loss) + " at epoch " +
+                            std::to_string(epoch) + ", batch " + std::to_string(b + 1) + "/" +
+                            std::to_string(n_batches) + " (lr " + std::to_string(lr) +
+                            "); try a lower --lr. Files of the last completed epoch are kept unchanged.");
+      g.backward(grad, bopt);
+      opt.step(lr);
+      loss_sum += r.loss * (end - begin);
+      correct += r.correct;
+      seen += end - begin;
+      run_images += end - begin;
+      if (mode == Progress::terminal) {
+        const double el = since(run_start), ips = run_images / std::max(el, 1e-9);
+        rep.batch(epoch, b + 1, n_batches, ips, loss_sum / seen, double(correct) / seen,
+                  double(remaining_images - run_images) / std::max(ips, 1e-9));
+      }
+    }
+    std::string bad;
+    if (!finite_params(g, &bad))
+      throw DivergedError("training diverged: parameter '" + bad + "' became NaN/Inf in epoch " + std::to_string(epoch) +
+                          " (lr " + std::to_string(lr) + "); try a lower --lr. Files of the last completed epoch are "
+                          "kept unchanged.");
+    const double train_s = since(t0);
+    EpochStats s;
+    s.epoch = epoch;
+    s.train_loss = seen ? loss_sum / seen : NAN;
+    s.train_acc = seen ? double(correct) / seen : NAN;
+    s.lr = lr;
+    s.images_per_s = seen / std::max(train_s, 1e-9);
+    s.val_loss = s.val_acc = NAN;
+    if (n_val > 0) {
+      EvalResult v = evaluate(g, train, o.norm, 256, &val_idx);
+      s.val_loss = v.loss;
+      s.val_acc = v.accuracy;
+    }
+    s.seconds = since(t0);
+    st.epoch = epoch;
+    st.graph_rng = g.rng;
+    // Without validation the best model is the last one.
+    const double score = n_val > 0 ? s.val_acc : s.train_acc;
+    const bool best = score > st.best_val_acc || st.best_epoch == 0;
+    if (best) {
+      st.best_val_acc = score;
+      st.best_epoch = epoch;
+    }
+    if (!o.out.empty()) {
+      // Order matters for a crash in between: the checkpoint last, so it never claims an epoch
+      // whose model files were not written.
+      save_model(model_path, g, o.metadata);
+      if (best) save_model(best_path, g, o.metadata);
+      log_lines.push_back(s.to_json().dump());
+      std::string log;
+      for (auto& l : log_lines) log += l + "\n";
+      atomic_write(log_path, log);
+      save_checkpoint(ckpt_path, g, opt, st, o.metadata);
+    }
+    res.history.push_back(s);
+    res.best_epoch = st.best_epoch;
+    res.best_val_acc = st.best_val_acc;
+    rep.epoch_done(s);
+    if (o.on_epoch && !o.on_epoch(s)) break;
+  }
+  return res;
+}
+
+}  // namespace gb

@@ -1,0 +1,83 @@
+// The training loop: shuffled mini-batches, a held-out validation split checked each epoch,
+// best/last model files and a resumable checkpoint, a JSON-lines log, progress output, and a
+// stop on NaN/Inf that leaves every file of the last good epoch untouched.
+//
+// Files written for out = "dir/m.safetensors" (all atomically):
+//   dir/m.safetensors            the model after the last completed epoch
+//   dir/m.best.safetensors       the model of the epoch with the best validation accuracy
+//   dir/m.ckpt.safetensors       the checkpoint of the last completed epoch (for --resume)
+//   dir/m.log.jsonl              one JSON line per epoch
+#pragma once
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "engine/model_file.h"
+#include "train/optimizer.h"
+
+namespace gb {
+
+struct EpochStats {
+  int epoch = 0;  // 1-based
+  double train_loss = 0, train_acc = 0, val_loss = 0, val_acc = 0;  // val_*: NaN without validation
+  double lr = 0;       // learning rate at the epoch's last step
+  double seconds = 0;  // wall time of the epoch (training + validation)
+  double images_per_s = 0;
+  nlohmann::json to_json() const;
+};
+
+enum class Progress { automatic, terminal, plain, quiet };
+
+struct FitOptions {
+  int epochs = 10;
+  int batch = 64;
+  OptimizerConfig optimizer;
+  ScheduleConfig schedule;
+  uint64_t seed = 42;         // validation split, shuffling, augmentation, dropout
+  float val_fraction = 0.1f;  // of the training set held out for validation (0: none)
+  Normalization norm;         // applied to every batch (train, validation)
+  Augment augment;            // training batches only
+  std::string out;            // model path; empty: write nothing
+  std::string resume;         // checkpoint to continue from
+  Metadata metadata;          // stored in the model files and checkpoints (classes, normalization...)
+  nlohmann::json extra_config;  // more settings compared on resume (e.g. the data spec)
+  Progress progress = Progress::automatic;
+  // Called after each epoch (after the files are written); return false to stop early (as an
+  // interruption would).
+  std::function<bool(const EpochStats&)> on_epoch;
+};
+
+// Thrown when the loss or a weight becomes NaN/Inf; no file was written for the failing epoch.
+struct DivergedError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct FitResult {
+  std::vector<EpochStats> history;  // this run's epochs (after a resume: only the new ones)
+  int best_epoch = 0;
+  double best_val_acc = -1;
+};
+
+// Trains g on `train`. Checks that the data fits the model (input shape, class count).
+FitResult fit(Graph& g, const Dataset& train, const FitOptions& opt);
+
+struct EvalResult {
+  double loss = 0, accuracy = 0;
+  int n = 0;
+  std::vector<std::vector<int>> confusion;  // [true][predicted]
+  std::vector<double> per_class;            // accuracy per true class (NaN when absent)
+};
+// Evaluates in eval mode over d's samples (or only `indices`), batch by batch.
+EvalResult evaluate(Graph& g, const Dataset& d, const Normalization& norm, int batch = 256,
+                    const std::vector<int>* indices = nullptr);
+
+// Throws std::invalid_argument naming both shapes when d's samples do not fit g's input, or when d
+// has more classes than g has outputs.
+void check_fits(const Graph& g, const Dataset& d);
+
+// File names derived from the --out path.
+std::string sibling_path(const std::string& out, const std::string& suffix);  // "m.safetensors" + ".best"
+
+}  // namespace gb
