@@ -40,6 +40,29 @@ bool natural_less(const std::string& a, const std::string& b) {
   return a.size() - i < b.size() - j;
 }
 
+// Order for pairing tensors with parameters when the names differ: layers in natural order of
+// the name before the last '.', and within a layer PyTorch's order (weight, bias, running_mean,
+// running_var), which plain natural order would break ("bias" < "weight").
+bool param_order_less(const std::string& a, const std::string& b) {
+  auto split = [](const std::string& s) {
+    size_t d = s.rfind('.');
+    return d == std::string::npos ? std::pair<std::string, std::string>{"", s}
+                                  : std::pair<std::string, std::string>{s.substr(0, d), s.substr(d + 1)};
+  };
+  auto rank = [](const std::string& leaf) {
+    static const char* const order[] = {"weight", "bias", "running_mean", "running_var"};
+    for (int i = 0; i < 4; ++i)
+      if (leaf == order[i]) return i;
+    return 4;
+  };
+  auto [pa, la] = split(a);
+  auto [pb, lb] = split(b);
+  if (natural_less(pa, pb)) return true;
+  if (natural_less(pb, pa)) return false;
+  if (rank(la) != rank(lb)) return rank(la) < rank(lb);
+  return natural_less(la, lb);
+}
+
 }  // namespace
 
 void atomic_write(const std::string& path, const std::string& bytes) {
@@ -129,7 +152,7 @@ TensorFile read_safetensors(const std::string& path) {
     if (offs.size() != 2 || offs[0] > offs[1]) fail(path, "tensor '" + name + "' has bad data_offsets");
     if (offs[1] > data_size)
       fail(path, "tensor '" + name + "' data_offsets [" + std::to_string(offs[0]) + "," + std::to_string(offs[1]) +
-                     ") out of range (data section is " + std::to_string(data_size) + " bytes)");
+                     ") out of range (data section is " + std::to_string(data_size) + " bytes; truncated file?)");
     spans.emplace_back(offs[0], offs[1], name);
     bool counter = name.size() > 20 && name.ends_with("num_batches_tracked");
     if (dtype != "F32") {
@@ -186,7 +209,7 @@ void assign_params(Graph& g, const std::map<std::string, Tensor>& tensors, const
   // Names differ (e.g. a PyTorch nn.Sequential): pair in order, checking every shape.
   std::vector<std::string> names;
   for (auto& [name, t] : tensors) names.push_back(name);
-  std::sort(names.begin(), names.end(), natural_less);
+  std::sort(names.begin(), names.end(), param_order_less);
   if (names.size() != params.size()) {
     std::string missing;
     for (auto& [name, p] : params)
