@@ -237,7 +237,8 @@ struct ZBox {
 };
 
 // w² and flat: the input is replaced by ones, so z = 1 * W' (no bias) is the same for every sample
-// and R_in = (R / z) * W'ᵀ with no input factor.
+// and R_in = (R / z) * W'ᵀ with no input factor. Zennit's WSquare also adds b² to z; the rule of
+// METHODS.md (Montavon et al.'s DTD w²-rule) has no bias, and that is what this follows.
 struct InputFree {
   Lin lin;
   Tensor W;

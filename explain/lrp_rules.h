@@ -66,7 +66,11 @@ BackwardRule batchnorm_rule(Layer& bn, double epsilon);  // ε rule on BatchNorm
 // params["rule"]) on a batch, one target per sample. Params as for the registered methods:
 // epsilon, gamma, alpha, beta, low, high (override the composite's rule parameters), seed
 // (logit | onehot), layer (stop at this layer and return the relevance at its output).
-// BatchNorm is folded into its preceding conv/dense on a copy of the graph first (canonizer.h).
+// BatchNorm is folded into its preceding conv/dense on a copy of the graph first (canonizer.h);
+// hooks set on `model` then do not fire (to watch layer relevances of such a model, run
+// lrp_rules() on canonize(model).graph yourself, as tests/test_lrp.cpp does with plain graphs).
+// Cost: ε/LRP-0/flat/w² cost about one gradient pass; γ, αβ and zᴮ run the stacked modified
+// forward and backward GEMMs on top (skipping the a⁻ half when a layer's input is non-negative).
 // Result.delta[n] = Σ relevance − seed value (f_c(x) for the default logit seed): the relevance
 // absorbed or leaked by biases, stabilizers, α ≠ 1 and unfolded BatchNorm, not an error.
 Result lrp(Graph& model, const Tensor& x, const std::vector<int>& targets, const std::string& composite,
