@@ -1,5 +1,228 @@
-// Placeholder until its issue lands; replaced by the real command.
+// glassbox bench: training and inference images/s per preset, explanation images/s per method,
+// OpenBox regions/s; optionally side by side with PyTorch (tools/bench/torch_baseline.py).
+// Throughput does not depend on the pixel values, so the inputs are seeded uniform noise.
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "engine/threads.h"
+#include "explain/explain.h"
+#include "explain/openbox.h"
 #include "tools/commands.h"
+#include "train/loss.h"
+#include "train/optimizer.h"
+#include "train/presets.h"
+
+#ifndef GLASSBOX_SOURCE_DIR
+#define GLASSBOX_SOURCE_DIR "."
+#endif
+
 namespace gb {
-void add_bench_command(CLI::App&) {}
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+// Runs fn (after one warm-up call) until `budget` seconds have passed; returns calls per second.
+template <class F>
+double calls_per_second(F&& fn, double budget) {
+  fn();
+  int n = 0;
+  auto t0 = clock_type::now();
+  do {
+    fn();
+    ++n;
+  } while (seconds_since(t0) < budget);
+  return n / seconds_since(t0);
+}
+
+Tensor noise(const Shape& s, uint64_t seed) {
+  Tensor x(s);
+  Rng r(seed);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = r.uniform();
+  return x;
+}
+
+struct Row {
+  std::string model, what, detail;
+  int batch;
+  double rate;  // images (or regions, walks) per second
+};
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+// Methods that evaluate hundreds of perturbed copies per image run at a small batch.
+bool is_perturbation(const std::string& m) {
+  return m == "occlusion" || m == "rise" || m == "lime" || m == "score-cam";
+}
+
+std::map<std::string, double> torch_rates(const std::string& models, int train_batch, int infer_batch,
+                                          int explain_batch, double secs, const std::string& python,
+                                          const std::string& script) {
+  std::string cmd = python + " " + script + " --threads " + std::to_string(threads()) + " --models " + models +
+                    " --train-batch " + std::to_string(train_batch) + " --infer-batch " +
+                    std::to_string(infer_batch) + " --explain-batch " + std::to_string(explain_batch) +
+                    " --seconds " + std::to_string(secs);
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) throw std::runtime_error("--compare-torch: cannot run " + cmd);
+  std::map<std::string, double> out;
+  char line[4096];
+  while (std::fgets(line, sizeof line, p)) {
+    try {
+      auto j = nlohmann::json::parse(line);
+      out[j["model"].get<std::string>() + "/" + j["what"].get<std::string>()] = j["images_per_s"].get<double>();
+    } catch (const std::exception&) {
+      std::fprintf(stderr, "%s", line);
+    }
+  }
+  if (pclose(p) != 0 || out.empty())
+    throw std::runtime_error("--compare-torch: '" + cmd +
+                             "' failed; it needs Debian's python3-torch (apt-get install python3-torch)");
+  return out;
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("bench", "Measure training, inference, explanation and OpenBox throughput");
+  struct Opts {
+    std::string models = "lenet5,camnet,mlp", explain_models = "lenet5", methods, json_path;
+    int train_batch = 64, infer_batch = 256;
+    std::string explain_batches = "64,256";
+    int perturbation_batch = 8;
+    double seconds = 2.0;
+    bool compare_torch = false, no_explain = false, no_regions = false;
+    std::string python = "/usr/bin/python3", script = std::string(GLASSBOX_SOURCE_DIR) + "/tools/bench/torch_baseline.py";
+  };
+  auto o = std::make_shared<Opts>();
+  cmd->add_option("--models", o->models, "presets timed for training and inference")->capture_default_str();
+  cmd->add_option("--train-batch", o->train_batch, "training batch size")->capture_default_str();
+  cmd->add_option("--infer-batch", o->infer_batch, "inference batch size")->capture_default_str();
+  cmd->add_option("--explain-models", o->explain_models, "presets timed for explanations")->capture_default_str();
+  cmd->add_option("--methods", o->methods, "explanation methods (default: all registered)");
+  cmd->add_option("--explain-batches", o->explain_batches, "batch sizes for explanations")->capture_default_str();
+  cmd->add_option("--perturbation-batch", o->perturbation_batch,
+                  "batch size for occlusion, RISE, LIME and Score-CAM (each image costs hundreds of forwards)")
+      ->capture_default_str();
+  cmd->add_option("--seconds", o->seconds, "time per measurement")->capture_default_str();
+  cmd->add_flag("--compare-torch", o->compare_torch, "also time PyTorch (python3-torch) and print the ratios");
+  cmd->add_flag("--no-explain", o->no_explain, "skip explanation methods");
+  cmd->add_flag("--no-regions", o->no_regions, "skip OpenBox");
+  cmd->add_option("--json", o->json_path, "write the rows as JSON lines to this file ('-': stdout)");
+  cmd->add_option("--python", o->python, "Python with torch, for --compare-torch")->capture_default_str();
+  cmd->add_option("--torch-script", o->script, "the PyTorch baseline script")->capture_default_str();
+  cmd->callback([o] {
+    std::vector<Row> rows;
+    auto report = [&](const Row& r) {
+      rows.push_back(r);
+      std::printf("%-10s %-26s batch %4d  %10.1f /s\n", r.model.c_str(), (r.what + (r.detail.empty() ? "" : " " + r.detail)).c_str(),
+                  r.batch, r.rate);
+      std::fflush(stdout);
+    };
+    std::printf("glassbox bench: %d thread(s)\n", threads());
+    for (const std::string& name : split(o->models)) {
+      Graph g = make_preset(name);
+      Tensor x = noise(g.shape(-1, o->train_batch), 1);
+      std::vector<int> y(o->train_batch);
+      for (int i = 0; i < o->train_batch; ++i) y[i] = i % g.classes();
+      OptimizerConfig oc;
+      oc.lr = 0.01f;
+      oc.momentum = 0.9f;
+      Optimizer opt(g, oc);
+      Tensor grad;
+      BackwardOptions bo;
+      bo.param_grads = true;
+      bo.input_grad = false;
+      double steps = calls_per_second(
+          [&] {
+            g.zero_grad();
+            softmax_cross_entropy(g.forward(x, Mode::train), y, &grad);
+            g.backward(grad, bo);
+            opt.step(oc.lr);
+          },
+          o->seconds);
+      report({name, "train", "", o->train_batch, steps * o->train_batch});
+      Tensor xi = noise(g.shape(-1, o->infer_batch), 2);
+      double fw = calls_per_second([&] { g.forward(xi); }, o->seconds);
+      report({name, "infer", "", o->infer_batch, fw * o->infer_batch});
+    }
+    if (!o->no_explain) {
+      std::vector<std::string> methods = split(o->methods);
+      if (methods.empty())
+        for (auto& m : explain::methods()) methods.push_back(m.name);
+      for (const std::string& name : split(o->explain_models)) {
+        Graph g = make_preset(name);
+        for (const std::string& m : methods) {
+          std::vector<int> batches;
+          if (is_perturbation(m))
+            batches = {o->perturbation_batch};
+          else
+            for (auto& b : split(o->explain_batches)) batches.push_back(std::stoi(b));
+          for (int B : batches) {
+            Tensor x = noise(g.shape(-1, B), 3);
+            std::vector<int> t(B);
+            for (int i = 0; i < B; ++i) t[i] = i % g.classes();
+            try {
+              double r = calls_per_second([&] { explain::explain(g, x, t, m); }, o->seconds);
+              report({name, "explain", m, B, r * B});
+            } catch (const std::exception& e) {
+              std::printf("%-10s %-26s skipped: %s\n", name.c_str(), ("explain " + m).c_str(), e.what());
+            }
+          }
+        }
+      }
+    }
+    if (!o->no_regions) {
+      for (const std::string& name : {std::string("mlp"), std::string("lenet5")}) {
+        Graph g = make_preset(name);
+        Tensor x = noise(g.shape(-1, 8), 4);
+        openbox::Timing t = openbox::time_openbox(g, x, 10, 3);
+        report({name, "regions", "(config+W,b+constraints)", 1, 1000.0 / t.region_ms});
+        report({name, "segment walks", "(" + std::to_string(int(t.pieces_per_walk)) + " pieces)", 1, 1000.0 / t.walk_ms});
+      }
+    }
+    if (o->compare_torch) {
+      auto torch = torch_rates(o->models, o->train_batch, o->infer_batch, 64, o->seconds, o->python, o->script);
+      std::printf("\nglassbox vs PyTorch (%d thread(s); ratio > 1: glassbox is faster)\n", threads());
+      std::printf("%-10s %-26s %12s %12s %8s\n", "model", "what", "glassbox/s", "torch/s", "ratio");
+      auto line = [&](const std::string& model, const std::string& what, double ours, double theirs) {
+        std::printf("%-10s %-26s %12.1f %12.1f %8.2f\n", model.c_str(), what.c_str(), ours, theirs, ours / theirs);
+        rows.push_back({model, "ratio-vs-torch", what, 0, ours / theirs});
+      };
+      for (auto& r : rows) {
+        if ((r.what == "train" || r.what == "infer") && torch.count(r.model + "/" + r.what))
+          line(r.model, r.what, r.rate, torch[r.model + "/" + r.what]);
+        if (r.what == "explain" && r.batch == 64 && torch.count(r.model + "/grad"))
+          line(r.model, r.detail + " vs input-grad", r.rate, torch[r.model + "/grad"]);
+      }
+    }
+    if (!o->json_path.empty()) {
+      std::ostringstream js;
+      for (auto& r : rows)
+        js << nlohmann::json{{"model", r.model}, {"what", r.what}, {"detail", r.detail}, {"batch", r.batch},
+                             {"per_second", r.rate}, {"threads", threads()}}
+                  .dump()
+           << "\n";
+      if (o->json_path == "-")
+        std::cout << js.str();
+      else
+        std::ofstream(o->json_path) << js.str();
+    }
+  });
+}
+
 }  // namespace gb
