@@ -69,6 +69,10 @@ struct Prop {
   Graph& g;
   int n_affine = 1;
   bool frozen = false;  // true: keep `cfg` instead of reading it from row 0
+  // >= 0: rows [n_affine, R) are the unit vectors e_{basis_k0}, e_{basis_k0 + 1}, ... Layers fed
+  // straight from the input then place their weights instead of multiplying by the identity.
+  int basis_k0 = -1;
+  std::vector<char> from_input;  // per node: fed by the graph input (possibly through flatten)
   std::vector<LayerConfig> cfg;
   std::function<void(int li, const Tensor& pre)> on_relu;  // all rows of a ReLU's input
   std::function<void(int li, const Tensor& in)> on_pool;  // all rows of a max-pool's input
@@ -77,9 +81,12 @@ struct Prop {
   explicit Prop(Graph& graph) : g(graph) {
     check_piecewise_linear(g);
     rules.resize(g.size());
+    from_input.assign(g.size(), 0);
     for (int i = 0; i < g.size(); ++i) {
       Layer& L = g.layer(i);
       const std::string k = L.kind();
+      const int src = g.node(i).inputs[0];
+      from_input[i] = src < 0 || (g.layer(src).kind() == "flatten" && g.node(src).inputs[0] < 0);
       if (k == "relu" || k == "leakyrelu") {
         const float slope = k == "relu" ? 0.f : static_cast<LeakyReLU&>(L).slope;
         const int li = add_config(i, L);
@@ -90,12 +97,14 @@ struct Prop {
       } else if (k == "conv") {
         rules[i] = [this](ForwardCall& c) {
           auto& C = static_cast<Conv2d&>(c.layer);
+          if (basis_k0 >= 0 && conv_sparse(c)) return;
           C.conv(*c.in[0], C.weight.value, nullptr, c.out, c.ws);
           if (C.has_bias) add_bias(c.out, C.bias.value.data(), C.out_ch);
         };
       } else if (k == "dense") {
-        rules[i] = [this](ForwardCall& c) {
+        rules[i] = [this, direct = from_input[i]](ForwardCall& c) {
           auto& Dn = static_cast<Dense&>(c.layer);
+          if (direct && basis_k0 >= 0) return dense_basis(c);
           Dn.dense(*c.in[0], Dn.weight.value, nullptr, c.out);
           if (Dn.has_bias) add_bias(c.out, Dn.bias.value.data(), Dn.out_features);
         };
@@ -140,6 +149,112 @@ struct Prop {
       }
   }
 
+  // Conv of sparse direction rows (the identity, and its images a few layers in): each nonzero
+  // input scatters its taps into the outputs, instead of an im2col + GEMM over mostly zeros.
+  // Returns false (doing nothing) when the rows are too dense for that to pay.
+  std::vector<float> wt_, tmp_;
+  std::vector<int> oh_of_, ow_of_;
+  std::vector<float> mult_;
+  bool conv_sparse(ForwardCall& c) {
+    auto& C = static_cast<Conv2d&>(c.layer);
+    const Tensor& x = *c.in[0];
+    Tensor& y = c.out;
+    const int R = x.batch(), nA = std::min(n_affine, R);
+    const int Ci = x.dim(1), H = x.dim(2), W = x.dim(3), O = y.dim(1), OH = y.dim(2), OW = y.dim(3), k = C.k;
+    const size_t in_per = x.sample_size(), per = y.sample_size(), P = size_t(OH) * OW;
+    size_t nnz = 0;
+    for (size_t e = size_t(nA) * in_per; e < size_t(R) * in_per; ++e) nnz += x[e] != 0;
+    // Scatter: ~nnz * k^2 * O multiply-adds (taps cut by the borders ignored); GEMM: rows * O * Ci k^2 * P.
+    if (double(nnz) * k * k * O * 4 > double(R - nA) * O * Ci * k * k * P) return false;
+    Tensor ya = y.slice(0, nA);
+    C.conv(x.slice(0, nA), C.weight.value, nullptr, ya, c.ws);
+    if (C.has_bias) add_bias(ya, C.bias.value.data(), C.out_ch);
+    // Weights as [ci][ki][kj][o] and outputs as [position][o], so the inner loop runs over o.
+    const float* w = C.weight.value.data();
+    wt_.resize(size_t(Ci) * k * k * O);
+    for (int o = 0; o < O; ++o)
+      for (int t = 0; t < Ci * k * k; ++t) wt_[size_t(t) * O + o] = w[size_t(o) * Ci * k * k + t];
+    tmp_.resize(P * O);
+    // Output row (column) reached from input row ih (column iw) through tap ki (kj), or -1:
+    // tables, so the inner loops do no division.
+    oh_of_.assign(size_t(H) * k, -1);
+    ow_of_.assign(size_t(W) * k, -1);
+    for (int ih = 0; ih < H; ++ih)
+      for (int ki = 0; ki < k; ++ki) {
+        const int th = ih + C.pad - ki;
+        if (th >= 0 && th % C.stride == 0 && th / C.stride < OH) oh_of_[size_t(ih) * k + ki] = th / C.stride;
+      }
+    for (int iw = 0; iw < W; ++iw)
+      for (int kj = 0; kj < k; ++kj) {
+        const int tw = iw + C.pad - kj;
+        if (tw >= 0 && tw % C.stride == 0 && tw / C.stride < OW) ow_of_[size_t(iw) * k + kj] = tw / C.stride;
+      }
+    for (int r = nA; r < R; ++r) {
+      const float* xr = x.data() + size_t(r) * in_per;
+      float* yr = y.data() + size_t(r) * per;
+      size_t row_nnz = 0;
+      for (size_t e = 0; e < in_per; ++e) row_nnz += xr[e] != 0;
+      if (row_nnz * k * k * 8 < P) {
+        // Very sparse (the identity itself): write straight into the NCHW row.
+        std::fill(yr, yr + per, 0.f);
+        for (size_t e = 0; e < in_per; ++e) {
+          const float v = xr[e];
+          if (v == 0) continue;
+          const int ci = int(e / (size_t(H) * W)), ih = int(e / W % H), iw = int(e % W);
+          for (int ki = 0; ki < k; ++ki) {
+            const int oh = oh_of_[size_t(ih) * k + ki];
+            if (oh < 0) continue;
+            for (int kj = 0; kj < k; ++kj) {
+              const int ow = ow_of_[size_t(iw) * k + kj];
+              if (ow < 0) continue;
+              const float* wv = wt_.data() + ((size_t(ci) * k + ki) * k + kj) * O;
+              for (int o = 0; o < O; ++o) yr[size_t(o) * P + size_t(oh) * OW + ow] += v * wv[o];
+            }
+          }
+        }
+        continue;
+      }
+      std::fill(tmp_.begin(), tmp_.end(), 0.f);
+      for (int ci = 0; ci < Ci; ++ci)
+        for (int ih = 0; ih < H; ++ih)
+          for (int iw = 0; iw < W; ++iw) {
+            const float v = xr[(size_t(ci) * H + ih) * W + iw];
+            if (v == 0) continue;
+            for (int ki = 0; ki < k; ++ki) {
+              const int oh = oh_of_[size_t(ih) * k + ki];
+              if (oh < 0) continue;
+              for (int kj = 0; kj < k; ++kj) {
+                const int ow = ow_of_[size_t(iw) * k + kj];
+                if (ow < 0) continue;
+                float* t = tmp_.data() + (size_t(oh) * OW + ow) * O;
+                const float* wv = wt_.data() + ((size_t(ci) * k + ki) * k + kj) * O;
+                for (int o = 0; o < O; ++o) t[o] += v * wv[o];
+              }
+            }
+          }
+      for (size_t q = 0; q < P; ++q)
+        for (int o = 0; o < O; ++o) yr[size_t(o) * P + q] = tmp_[q * O + o];
+    }
+    return true;
+  }
+
+  // Dense of the identity rows: row e_d is column d of the weights.
+  void dense_basis(ForwardCall& c) const {
+    auto& Dn = static_cast<Dense&>(c.layer);
+    const Tensor& x = *c.in[0];
+    Tensor& y = c.out;
+    const int R = x.batch(), nA = std::min(n_affine, R), O = Dn.out_features, I = Dn.in_features;
+    Tensor ya = y.slice(0, nA);
+    Dn.dense(x.slice(0, nA), Dn.weight.value, nullptr, ya);
+    if (Dn.has_bias) add_bias(ya, Dn.bias.value.data(), O);
+    const float* w = Dn.weight.value.data();
+    for (int r = nA; r < R; ++r) {
+      const int d = basis_k0 + r - nA;
+      float* yr = y.data() + size_t(r) * O;
+      for (int o = 0; o < O; ++o) yr[o] = w[size_t(o) * I + d];
+    }
+  }
+
   void batchnorm(ForwardCall& c) const {
     auto& B = static_cast<BatchNorm2d&>(c.layer);
     std::vector<float> scale, shift;
@@ -169,11 +284,13 @@ struct Prop {
       L.units = int(n);
     }
     if (on_relu) on_relu(li, x);
-    const uint8_t* on = L.on.data();
+    mult_.resize(n);  // 1 on, the slope off: one multiply per element, which vectorizes
+    for (size_t i = 0; i < n; ++i) mult_[i] = L.on[i] ? 1.f : slope;
+    const float* m = mult_.data();
     for (int r = 0; r < R; ++r) {
       const float* xs = x.data() + size_t(r) * n;
       float* y = c.out.data() + size_t(r) * n;
-      for (size_t i = 0; i < n; ++i) y[i] = on[i] ? xs[i] : slope * xs[i];
+      for (size_t i = 0; i < n; ++i) y[i] = xs[i] * m[i];
     }
   }
 
@@ -343,6 +460,7 @@ Region region(Graph& g, const Tensor& x1, const RegionOptions& opt) {
   // gradients themselves (rows of A before the sign).
   std::vector<std::vector<float>> z0(nl), zb(nl);
   std::vector<std::vector<double>> norm2(nl);
+  std::vector<float> acc;  // per chunk, in float (vectorizes); summed into norm2 in double
   std::vector<std::vector<float>> J(nl);
   std::vector<std::vector<PoolPair>> pairs(nl);
   int k0 = 0;
@@ -356,13 +474,15 @@ Region region(Graph& g, const Tensor& x1, const RegionOptions& opt) {
       norm2[li].assign(n, 0.0);
       if (opt.polytope) J[li].assign(n * D, 0.f);
     }
-    double* s = norm2[li].data();
+    acc.assign(n, 0.f);
+    float* s = acc.data();
     for (int r = 2; r < rows; ++r) {
       const float* q = pre.data() + size_t(r) * n;
-      for (size_t i = 0; i < n; ++i) s[i] += double(q[i]) * q[i];
+      for (size_t i = 0; i < n; ++i) s[i] += q[i] * q[i];
       if (opt.polytope)
         for (size_t i = 0; i < n; ++i) J[li][i * D + k0 + r - 2] = q[i];
     }
+    for (size_t i = 0; i < n; ++i) norm2[li][i] += s[i];
   };
   p.on_pool = [&](int li, const Tensor& in) {
     const size_t n = in.sample_size();
@@ -380,15 +500,17 @@ Region region(Graph& g, const Tensor& x1, const RegionOptions& opt) {
       if (opt.polytope) J[li].assign(m * D, 0.f);
     }
     const auto& pp = pairs[li];
-    double* s = norm2[li].data();
+    acc.assign(pp.size(), 0.f);
+    float* s = acc.data();
     for (int r = 2; r < rows; ++r) {
       const float* q = in.data() + size_t(r) * n;
       for (size_t j = 0; j < pp.size(); ++j) {
         const float d = q[pp[j].win] - q[pp[j].other];
-        s[j] += double(d) * d;
+        s[j] += d * d;
         if (opt.polytope) J[li][j * D + k0 + r - 2] = d;
       }
     }
+    for (size_t j = 0; j < pp.size(); ++j) norm2[li][j] += s[j];
   };
 
   R.W = Tensor({K, D});
@@ -401,6 +523,7 @@ Region region(Graph& g, const Tensor& x1, const RegionOptions& opt) {
     batch.fill(0.f);
     std::memcpy(batch.data(), x1.data(), size_t(D) * sizeof(float));
     for (int r = 0; r < nb; ++r) batch[size_t(r + 2) * D + k0 + r] = 1.f;
+    p.basis_k0 = k0;
     const Tensor& out = p.run(batch);
     if (k0 == 0) {
       std::memcpy(R.logits.data(), out.data(), K * sizeof(float));
