@@ -1,5 +1,366 @@
-// Placeholder: this family's methods are added by their issue.
-#include "explain/method.h"
+// The gradient family. Every method here is one or more batched backward passes of the graph
+// seeded with a one-hot on the target logit; IG's steps and SmoothGrad's noisy copies are stacked
+// into large batches (bounded by `internal_batch` rows) so that n steps cost n gradient rows of GEMM.
+#include "explain/gradient.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
 namespace gb::explain {
-void add_gradient_methods(std::vector<Method>&) {}
+
+int read_layer(ParamReader& r, const Graph& g) {
+  std::string name = r.text("layer", "");
+  return name.empty() ? -1 : g.at(name);
+}
+
+Tensor one_hot(int classes, const std::vector<int>& targets) {
+  Tensor s(Shape{int(targets.size()), classes});
+  for (size_t n = 0; n < targets.size(); ++n) s[n * classes + targets[n]] = 1.f;
+  return s;
+}
+
+std::vector<double> target_logits(Graph& g, const Tensor& x, const std::vector<int>& targets, int chunk) {
+  std::vector<double> out(x.batch());
+  const int K = g.classes();
+  for (int b = 0; b < x.batch(); b += chunk) {
+    int e = std::min(x.batch(), b + chunk);
+    Tensor xc = x.slice(b, e);
+    const Tensor& y = g.forward(xc);
+    for (int n = b; n < e; ++n) out[n] = y[size_t(n - b) * K + targets[n]];
+  }
+  return out;
+}
+
+Tensor backprop(Graph& g, const Tensor& x, const std::vector<int>& targets, const BackwardRules* rules, int layer,
+                int chunk, bool times_activation) {
+  const int N = x.batch();
+  Tensor out(layer < 0 ? x.shape() : g.shape(layer, N));
+  const size_t row = out.sample_size();
+  BackwardOptions opt;
+  opt.rules = rules;
+  opt.stop_at = layer;
+  opt.input_grad = layer < 0;
+  chunk = std::max(1, chunk);
+  for (int b = 0; b < N; b += chunk) {
+    const int e = std::min(N, b + chunk);
+    Tensor xc = x.slice(b, e);
+    g.forward(xc);
+    const Tensor& s = g.backward(one_hot(g.classes(), {targets.begin() + b, targets.begin() + e}), opt);
+    const Tensor& a = g.activation(layer);
+    float* d = out.data() + size_t(b) * row;
+    for (size_t i = 0; i < s.size(); ++i) d[i] = times_activation ? s[i] * a[i] : s[i];
+  }
+  return out;
+}
+
+// Max over channels (dim 1) of [N,C,H,W], written back to every channel.
+static void reduce_max_channels(Tensor& t) {
+  if (t.rank() != 4) return;  // no channel axis to reduce
+  const int N = t.dim(0), C = t.dim(1);
+  const size_t HW = size_t(t.dim(2)) * t.dim(3);
+  for (int n = 0; n < N; ++n) {
+    float* p = t.data() + size_t(n) * C * HW;
+    for (size_t i = 0; i < HW; ++i) {
+      float m = p[i];
+      for (int c = 1; c < C; ++c) m = std::max(m, p[c * HW + i]);
+      for (int c = 0; c < C; ++c) p[c * HW + i] = m;
+    }
+  }
+}
+
+Tensor saliency(Graph& g, const Tensor& x, const std::vector<int>& targets, bool abs, bool reduce_max, int layer) {
+  Tensor a = backprop(g, x, targets, nullptr, layer);
+  if (abs)
+    for (size_t i = 0; i < a.size(); ++i) a[i] = std::fabs(a[i]);
+  if (reduce_max) reduce_max_channels(a);
+  return a;
+}
+
+Tensor input_x_gradient(Graph& g, const Tensor& x, const std::vector<int>& targets, int layer) {
+  return backprop(g, x, targets, nullptr, layer, 256, true);
+}
+
+IgMethod ig_method(const std::string& name) {
+  if (name == "gausslegendre") return IgMethod::gausslegendre;
+  if (name == "riemann_left") return IgMethod::riemann_left;
+  if (name == "riemann_right") return IgMethod::riemann_right;
+  if (name == "riemann_middle") return IgMethod::riemann_middle;
+  if (name == "riemann_trapezoid") return IgMethod::riemann_trapezoid;
+  throw std::invalid_argument("integrated-gradients: method '" + name +
+                              "' (known: gausslegendre, riemann_left, riemann_right, riemann_middle, "
+                              "riemann_trapezoid)");
+}
+
+void ig_nodes(IgMethod m, int n, std::vector<double>& alphas, std::vector<double>& weights) {
+  if (n < 1 || (m == IgMethod::riemann_trapezoid && n < 2))
+    throw std::invalid_argument("integrated-gradients: n_steps=" + std::to_string(n) + " is too small");
+  alphas.assign(n, 0);
+  weights.assign(n, 1.0 / n);
+  switch (m) {
+    case IgMethod::riemann_left:
+      for (int k = 0; k < n; ++k) alphas[k] = double(k) / n;
+      break;
+    case IgMethod::riemann_right:
+      for (int k = 0; k < n; ++k) alphas[k] = double(k + 1) / n;
+      break;
+    case IgMethod::riemann_middle:
+      for (int k = 0; k < n; ++k) alphas[k] = (k + 0.5) / n;
+      break;
+    case IgMethod::riemann_trapezoid:
+      for (int k = 0; k < n; ++k) alphas[k] = double(k) / (n - 1), weights[k] = 1.0 / (n - 1);
+      weights[0] = weights[n - 1] = 0.5 / (n - 1);
+      break;
+    case IgMethod::gausslegendre:
+      // Legendre roots by Newton's method from the Chebyshev-like guess (numpy's leggauss gives
+      // the same nodes); mapped from [-1, 1] to [0, 1] as Captum does: α = (1 + ξ)/2, w/2.
+      for (int i = 0; i < n; ++i) {
+        double z = std::cos(M_PI * (i + 0.75) / (n + 0.5)), pp = 1;
+        for (int it = 0; it < 100; ++it) {
+          double p1 = 1, p2 = 0;
+          for (int j = 1; j <= n; ++j) {
+            double p3 = p2;
+            p2 = p1;
+            p1 = ((2 * j - 1) * z * p2 - (j - 1) * p3) / j;
+          }
+          pp = n * (z * p1 - p2) / (z * z - 1);
+          double z1 = z;
+          z = z1 - p1 / pp;
+          if (std::fabs(z - z1) < 1e-15) break;
+        }
+        // Roots come out descending; store ascending like numpy.
+        alphas[n - 1 - i] = 0.5 * (1 + z);
+        weights[n - 1 - i] = 1.0 / ((1 - z * z) * pp * pp);  // = (2 / ((1-z²) P'²)) / 2
+      }
+      break;
+  }
+}
+
+Tensor full_baseline(const Tensor& x, const Tensor& b, float value, const std::string& who) {
+  if (b.empty()) return Tensor(x.shape(), value);
+  if (b.shape() == x.shape()) return b;
+  if (b.batch() == 1 && b.shape().sample() == x.shape().sample()) {
+    Tensor full(x.shape());
+    for (int n = 0; n < x.batch(); ++n) std::memcpy(full.data() + n * x.sample_size(), b.data(), b.size() * 4);
+    return full;
+  }
+  shape_error(who + " baseline", x.shape(), b.shape());
+}
+
+Result integrated_gradients(Graph& g, const Tensor& x, const std::vector<int>& targets, const IgOptions& o) {
+  const int N = x.batch(), S = o.n_steps;
+  const size_t D = x.sample_size();
+  std::vector<double> alpha, w;
+  ig_nodes(o.method, S, alpha, w);
+  Tensor base = full_baseline(x, o.baseline, o.baseline_value, "integrated-gradients");
+
+  // Rows are (sample, step) pairs, stacked in chunks of internal_batch.
+  const int rows = N * S, chunk = std::max(1, o.internal_batch);
+  std::vector<double> acc(size_t(N) * D, 0.0);
+  Tensor xs(Shape::batch_of(std::min(chunk, rows), x.shape().sample()));
+  std::vector<int> tg;
+  for (int b = 0; b < rows; b += chunk) {
+    const int e = std::min(rows, b + chunk);
+    Tensor xc = xs.slice(0, e - b);
+    tg.clear();
+    for (int r = b; r < e; ++r) {
+      const int n = r / S, k = r % S;
+      const float* px = x.data() + n * D;
+      const float* pb = base.data() + n * D;
+      float* d = xc.data() + size_t(r - b) * D;
+      const float a = float(alpha[k]);
+      for (size_t i = 0; i < D; ++i) d[i] = pb[i] + a * (px[i] - pb[i]);
+      tg.push_back(targets[n]);
+    }
+    Tensor grad = backprop(g, xc, tg, nullptr, -1, chunk);
+    for (int r = b; r < e; ++r) {
+      const int n = r / S, k = r % S;
+      const float* gr = grad.data() + size_t(r - b) * D;
+      double* a = acc.data() + n * D;
+      for (size_t i = 0; i < D; ++i) a[i] += w[k] * gr[i];
+    }
+  }
+
+  Result res;
+  res.attribution = Tensor(x.shape());
+  std::vector<double> fx = target_logits(g, x, targets, chunk), fb = target_logits(g, base, targets, chunk);
+  for (int n = 0; n < N; ++n) {
+    double sum = 0;
+    for (size_t i = 0; i < D; ++i) {
+      const size_t j = n * D + i;
+      res.attribution[j] = float((x[j] - base[j]) * acc[j]);
+      sum += res.attribution[j];
+    }
+    res.delta.push_back(sum - (fx[n] - fb[n]));
+  }
+  return res;
+}
+
+// FNV-1a over the sample's bytes: the noise of a sample is a function of its values and the seed.
+static uint64_t sample_hash(const float* p, size_t n, uint64_t seed) {
+  uint64_t h = 1469598103934665603ULL ^ (seed * 0x9e3779b97f4a7c15ULL);
+  const unsigned char* b = reinterpret_cast<const unsigned char*>(p);
+  for (size_t i = 0; i < n * sizeof(float); ++i) h = (h ^ b[i]) * 1099511628211ULL;
+  return h;
+}
+
+Result noise_tunnel(Graph& g, const Tensor& x, const std::vector<int>& targets, const NoiseOptions& o) {
+  if (o.n < 1) throw std::invalid_argument("noise tunnel: n must be >= 1");
+  const int N = x.batch(), S = o.n;
+  const size_t D = x.sample_size();
+  std::vector<Rng> rng;
+  std::vector<float> sigma;
+  for (int n = 0; n < N; ++n) {
+    const float* p = x.data() + n * D;
+    rng.emplace_back(sample_hash(p, D, o.seed));
+    auto [lo, hi] = std::minmax_element(p, p + D);
+    sigma.push_back(o.stdev >= 0 ? o.stdev : o.level * (*hi - *lo));
+  }
+  const int rows = N * S, chunk = std::max(1, o.internal_batch);
+  Tensor xs(Shape::batch_of(std::min(chunk, rows), x.shape().sample()));
+  std::vector<double> sum, sq;
+  size_t A = 0;  // attribution size per sample (the input's, or a layer's)
+  Shape ashape;
+  bool is_signed = true;
+  std::vector<int> tg;
+  for (int b = 0; b < rows; b += chunk) {
+    const int e = std::min(rows, b + chunk);
+    Tensor xc = xs.slice(0, e - b);
+    tg.clear();
+    for (int r = b; r < e; ++r) {
+      const int n = r / S;
+      const float* px = x.data() + n * D;
+      float* d = xc.data() + size_t(r - b) * D;
+      for (size_t i = 0; i < D; ++i) d[i] = px[i] + sigma[n] * rng[n].normal();
+      tg.push_back(targets[n]);
+    }
+    Result part = explain(g, xc, tg, o.base, o.base_params);
+    if (sum.empty()) {
+      A = part.attribution.sample_size();
+      ashape = part.attribution.shape().with_batch(N);
+      sum.assign(size_t(N) * A, 0.0);
+      sq.assign(size_t(N) * A, 0.0);
+      is_signed = part.is_signed;
+    }
+    for (int r = b; r < e; ++r) {
+      const float* a = part.attribution.data() + size_t(r - b) * A;
+      double* s = sum.data() + size_t(r / S) * A;
+      double* q = sq.data() + size_t(r / S) * A;
+      for (size_t i = 0; i < A; ++i) s[i] += a[i], q[i] += double(a[i]) * a[i];
+    }
+  }
+  Result res;
+  res.attribution = Tensor(ashape);
+  res.is_signed = o.kind == NoiseKind::smoothgrad && is_signed;
+  for (size_t i = 0; i < res.attribution.size(); ++i) {
+    const double m = sum[i] / S, m2 = sq[i] / S;
+    res.attribution[i] = float(o.kind == NoiseKind::smoothgrad      ? m
+                               : o.kind == NoiseKind::smoothgrad_sq ? m2
+                                                                    : std::max(0.0, m2 - m * m));
+  }
+  return res;
+}
+
+// ---- registration ----
+
+static const char* kLayerHelp = "stop at this layer and return the attribution at its output (shaped like it)";
+
+void add_gradient_methods(std::vector<Method>& reg) {
+  reg.push_back({{"saliency",
+                  "gradient of the target logit w.r.t. the input",
+                  {{"abs", "false", "absolute value of the gradient (Captum's default is true)"},
+                   {"reduce", "none", "none | max: maximum over channels, written to every channel"},
+                   {"layer", "", kLayerHelp}},
+                  "Captum Saliency with abs=False (signed); reduce=max as CS231n (after abs when abs=true)"},
+                 [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
+                   ParamReader r(p, "saliency");
+                   bool abs = r.flag("abs", false);
+                   std::string reduce = r.text("reduce", "none");
+                   int layer = read_layer(r, g);
+                   r.done();
+                   if (reduce != "none" && reduce != "max")
+                     throw std::invalid_argument("saliency: reduce=" + reduce + " (known: none, max)");
+                   Result res;
+                   res.attribution = saliency(g, x, t, abs, reduce == "max", layer);
+                   res.is_signed = !abs;
+                   return res;
+                 }});
+  reg.push_back({{"input-x-gradient",
+                  "input times the gradient of the target logit",
+                  {{"layer", "", "stop at this layer: its activation times the gradient there"}},
+                  "Captum InputXGradient"},
+                 [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
+                   ParamReader r(p, "input-x-gradient");
+                   int layer = read_layer(r, g);
+                   r.done();
+                   Result res;
+                   res.attribution = input_x_gradient(g, x, t, layer);
+                   return res;
+                 }});
+  reg.push_back({{"integrated-gradients",
+                  "path integral of the gradient from a baseline to the input; delta = completeness error",
+                  {{"n_steps", "50", "integration steps"},
+                   {"method", "gausslegendre",
+                    "gausslegendre | riemann_left | riemann_right | riemann_middle | riemann_trapezoid"},
+                   {"baseline", "0", "constant baseline value (in input space)"},
+                   {"internal_batch", "256", "rows (sample x step) per forward/backward"}},
+                  "Captum IntegratedGradients (nodes and weights as Captum's approximation_methods)"},
+                 [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
+                   ParamReader r(p, "integrated-gradients");
+                   IgOptions o;
+                   o.n_steps = r.integer("n_steps", 50);
+                   o.method = ig_method(r.text("method", "gausslegendre"));
+                   o.baseline_value = float(r.number("baseline", 0));
+                   o.internal_batch = r.integer("internal_batch", 256);
+                   r.done();
+                   return integrated_gradients(g, x, t, o);
+                 }});
+  struct Variant {
+    const char* name;
+    NoiseKind kind;
+    const char* summary;
+  };
+  for (Variant v : {Variant{"smoothgrad", NoiseKind::smoothgrad, "mean attribution over noisy copies"},
+                    Variant{"smoothgrad-sq", NoiseKind::smoothgrad_sq, "mean squared attribution over noisy copies"},
+                    Variant{"vargrad", NoiseKind::vargrad, "variance of the attribution over noisy copies"}}) {
+    std::string name = v.name;
+    NoiseKind kind = v.kind;
+    reg.push_back(
+        {{name,
+          v.summary,
+          {{"n", "50", "noisy copies per sample"},
+           {"level", "0.15", "noise σ = level·(x_max − x_min) of each sample"},
+           {"stdev", "", "absolute noise σ (overrides level)"},
+           {"seed", "0", "noise seed; the noise of a sample depends only on the seed and its values"},
+           {"base", "saliency", "the method under the noise (any registered method); its parameters pass through"},
+           {"internal_batch", "256", "noisy rows per call of the base method"}},
+          "Smilkov et al. (level, n = 50); Captum NoiseTunnel's smoothgrad/smoothgrad_sq/vargrad; base saliency is "
+          "signed"},
+         [name, kind](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
+           // The tunnel's own keys are taken out; the rest goes to the base method, which rejects
+           // what it does not know.
+           NoiseOptions o;
+           o.kind = kind;
+           Params own, rest;
+           for (auto& [k, val] : p)
+             (k == "n" || k == "level" || k == "stdev" || k == "seed" || k == "base" || k == "internal_batch" ? own
+                                                                                                               : rest)[k] = val;
+           ParamReader r(own, name);
+           o.n = r.integer("n", 50);
+           o.level = float(r.number("level", 0.15));
+           o.stdev = r.has("stdev") ? float(r.number("stdev", 0)) : -1.f;
+           o.seed = uint64_t(r.integer("seed", 0));
+           o.base = r.text("base", "saliency");
+           o.internal_batch = r.integer("internal_batch", 256);
+           r.done();
+           if (o.base == "smoothgrad" || o.base == "smoothgrad-sq" || o.base == "vargrad")
+             throw std::invalid_argument(name + ": base=" + o.base + " would nest noise tunnels");
+           method_info(o.base);  // an unknown base fails here, listing the methods
+           o.base_params = rest;
+           return noise_tunnel(g, x, t, o);
+         }});
+  }
+}
+
 }  // namespace gb::explain

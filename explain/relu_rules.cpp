@@ -1,5 +1,60 @@
-// Placeholder: this family's methods are added by their issue.
-#include "explain/method.h"
+// DeconvNet / Guided Backprop as backward rules on ReLU nodes (Captum overrides ReLU modules only).
+#include "explain/relu_rules.h"
+
+#include "engine/layers.h"
+#include "explain/gradient.h"
+
 namespace gb::explain {
-void add_relu_rule_methods(std::vector<Method>&) {}
+
+static BackwardRules relu_rules(const Graph& g, bool guided) {
+  BackwardRules rules(g.size());
+  for (int i = 0; i < g.size(); ++i) {
+    if (!dynamic_cast<const ReLU*>(&g.layer(i))) continue;
+    rules[i] = [guided](BackwardCall& c) {
+      if (!c.g_in[0]) return;
+      const float *x = c.in[0]->data(), *gy = c.g_out.data();
+      float* gx = c.g_in[0]->data();
+      const size_t n = c.g_out.size();
+      if (guided)
+        for (size_t k = 0; k < n; ++k) gx[k] = x[k] > 0 && gy[k] > 0 ? gy[k] : 0.f;
+      else
+        for (size_t k = 0; k < n; ++k) gx[k] = gy[k] > 0 ? gy[k] : 0.f;
+    };
+  }
+  return rules;
+}
+
+BackwardRules deconvnet_rules(const Graph& g) { return relu_rules(g, false); }
+BackwardRules guided_backprop_rules(const Graph& g) { return relu_rules(g, true); }
+
+Tensor deconvnet(Graph& g, const Tensor& x, const std::vector<int>& targets, int layer) {
+  BackwardRules r = deconvnet_rules(g);
+  return backprop(g, x, targets, &r, layer);
+}
+
+Tensor guided_backprop(Graph& g, const Tensor& x, const std::vector<int>& targets, int layer) {
+  BackwardRules r = guided_backprop_rules(g);
+  return backprop(g, x, targets, &r, layer);
+}
+
+void add_relu_rule_methods(std::vector<Method>& reg) {
+  for (bool guided : {false, true}) {
+    std::string name = guided ? "guided-backprop" : "deconvnet";
+    reg.push_back({{name,
+                    guided ? "gradient with ReLU backward = signal·1[x>0]·1[signal>0]"
+                           : "gradient with ReLU backward = relu(signal), forward mask ignored",
+                    {{"layer", "", "stop at this layer and return the signal at its output (shaped like it)"}},
+                    std::string(guided ? "Captum GuidedBackprop" : "Captum Deconvolution") +
+                        " (ReLU nodes only; max-pool routes through the forward argmax)"},
+                   [name, guided](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
+                     ParamReader r(p, name);
+                     int layer = read_layer(r, g);
+                     r.done();
+                     Result res;
+                     res.attribution = guided ? guided_backprop(g, x, t, layer) : deconvnet(g, x, t, layer);
+                     return res;
+                   }});
+  }
+}
+
 }  // namespace gb::explain

@@ -1,5 +1,289 @@
-// Placeholder until its issue lands; replaced by the real command.
+// glassbox explain: attributions for a few inputs and methods, written as .npy, heatmap PNGs, a
+// labeled grid and summary.json; `--list` prints every registered method with its parameters.
+//
+// --param k=v goes to each selected method that accepts k (a noise-tunnel method also accepts its
+// base method's keys); a key that no selected method accepts is an error. So
+// `--method saliency,integrated-gradients --param n_steps=32` is fine: only IG gets n_steps.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "data/dataset.h"
+#include "data/images.h"
+#include "data/npy.h"
+#include "engine/layers.h"
+#include "explain/explain.h"
+#include "explain/heatmap.h"
 #include "tools/commands.h"
+#include "tools/inputs.h"
+
 namespace gb {
-void add_explain_command(CLI::App&) {}
+
+namespace {
+
+struct ExplainArgs {
+  std::string model, data, index = "0:8", split = "test", methods, target = "pred", out, colormap;
+  std::vector<std::string> inputs, params;
+  float overlay = 0;
+  double percentile = -1;
+  bool list = false;
+};
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  size_t p = 0;
+  while (p <= s.size()) {
+    size_t q = s.find(',', p);
+    if (q == std::string::npos) q = s.size();
+    if (q > p) out.push_back(s.substr(p, q - p));
+    p = q + 1;
+  }
+  return out;
+}
+
+void print_methods() {
+  for (auto& m : explain::methods()) {
+    std::printf("%s\n    %s\n    convention: %s\n", m.name.c_str(), m.summary.c_str(), m.convention.c_str());
+    for (auto& p : m.params)
+      std::printf("    --param %s=%s  %s\n", p.name.c_str(), p.default_value.empty() ? "(none)" : p.default_value.c_str(),
+                  p.help.c_str());
+  }
+}
+
+// The keys a method accepts on the command line.
+std::set<std::string> accepted_keys(const std::string& method, const explain::Params& all) {
+  std::set<std::string> keys;
+  const auto& info = explain::method_info(method);
+  bool tunnel = false;
+  std::string base;
+  for (auto& p : info.params) {
+    keys.insert(p.name);
+    if (p.name == "base") tunnel = true, base = p.default_value;
+  }
+  if (tunnel) {
+    if (auto it = all.find("base"); it != all.end()) base = it->second;
+    for (auto& k : accepted_keys(base, {})) keys.insert(k);
+  }
+  return keys;
+}
+
+std::vector<std::string> model_classes(const Model& m) {
+  std::vector<std::string> names;
+  if (auto it = m.metadata.find("glassbox.classes"); it != m.metadata.end()) {
+    try {
+      names = nlohmann::json::parse(it->second).get<std::vector<std::string>>();
+    } catch (const std::exception&) {
+      names.clear();  // unreadable names: fall back to numbers
+    }
+  }
+  for (int k = int(names.size()); k < m.graph.classes(); ++k) names.push_back(std::to_string(k));
+  return names;
+}
+
+Normalization model_norm(const Model& m) {
+  auto it = m.metadata.find("glassbox.normalize");
+  if (it == m.metadata.end() || it->second.empty() || it->second == "none") return {};
+  return Normalization::from_json(nlohmann::json::parse(it->second));
+}
+
+// Keeps names usable as file names.
+std::string safe_name(const std::string& s) {
+  std::string o;
+  for (char c : s) o += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' ? c : '_';
+  return o;
+}
+
+// [C,H,W] pixels for display: the model's normalization undone, then clamped to [0,1] (or
+// min-max scaled when the values are clearly not pixels).
+Tensor display_pixels(const Tensor& sample, const Normalization& norm) {
+  Tensor p = sample.clone();
+  if (!norm.empty()) norm.invert(p);
+  auto [lo, hi] = std::minmax_element(p.data(), p.data() + p.size());
+  if (*lo < -0.05f || *hi > 1.05f) {
+    const float a = *lo, span = std::max(*hi - *lo, 1e-12f);
+    for (size_t i = 0; i < p.size(); ++i) p[i] = (p[i] - a) / span;
+  }
+  return p.reshaped(sample.shape().sample());
+}
+
+void write_image(const std::string& path, const explain::Image& im) { write_png(path, im.w, im.h, 3, im.rgb.data()); }
+
+void run_explain(const ExplainArgs& a) {
+  if (a.list) {
+    print_methods();
+    return;
+  }
+  if (a.model.empty()) throw std::invalid_argument("--model is required");
+  if (a.out.empty()) throw std::invalid_argument("--out is required");
+  const std::vector<std::string> methods = split_list(a.methods);
+  if (methods.empty()) throw std::invalid_argument("--method is required (see glassbox explain --list)");
+  for (auto& m : methods) explain::method_info(m);  // unknown names fail here, listing the known ones
+
+  explain::Params all;
+  for (auto& kv : a.params) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) throw std::invalid_argument("--param '" + kv + "': expected KEY=VALUE");
+    all[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  std::vector<explain::Params> per_method(methods.size());
+  for (auto& [k, v] : all) {
+    bool used = false;
+    for (size_t i = 0; i < methods.size(); ++i)
+      if (accepted_keys(methods[i], all).count(k)) per_method[i][k] = v, used = true;
+    if (!used) {
+      std::string names;
+      for (auto& m : methods) names += (names.empty() ? "" : ", ") + m;
+      throw std::invalid_argument("--param " + k + ": no selected method accepts it (" + names +
+                                  "; see glassbox explain --list)");
+    }
+  }
+
+  Model model = open_model(a.model);
+  Graph& g = model.graph;
+  Inputs in = read_inputs(model, a.inputs, a.data, a.index, a.split);
+  const int N = in.x.batch(), K = g.classes();
+  const std::vector<std::string> classes = model_classes(model);
+  const Normalization norm = model_norm(model);
+
+  // Logits and probabilities of every input (rows of 256).
+  Tensor logits(Shape{N, K});
+  for (int b = 0; b < N; b += 256) {
+    const int e = std::min(N, b + 256);
+    Tensor xb = in.x.slice(b, e);
+    const Tensor& y = g.forward(xb);
+    std::copy(y.data(), y.data() + y.size(), logits.data() + size_t(b) * K);
+  }
+  Tensor prob = softmax(logits);
+
+  std::vector<int> targets(N);
+  for (int n = 0; n < N; ++n) {
+    if (a.target == "pred") {
+      targets[n] = int(std::max_element(logits.data() + n * K, logits.data() + (n + 1) * K) - (logits.data() + n * K));
+    } else if (a.target == "label") {
+      if (in.labels[n] < 0) throw std::invalid_argument("--target label: input " + in.names[n] + " has no label");
+      targets[n] = in.labels[n];
+    } else {
+      size_t used = 0;
+      int k = -1;
+      try {
+        k = std::stoi(a.target, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != a.target.size()) throw std::invalid_argument("--target '" + a.target + "': expected pred, label or a class number");
+      targets[n] = k;
+    }
+    if (targets[n] < 0 || targets[n] >= K)
+      throw std::out_of_range("--target " + std::to_string(targets[n]) + " outside the model's classes [0," +
+                              std::to_string(K) + ")");
+  }
+
+  std::filesystem::create_directories(a.out);
+  const bool images = g.input_shape().rank == 3;
+  std::vector<std::string> names;
+  for (auto& s : in.names) names.push_back(safe_name(s));
+
+  nlohmann::json summary;
+  summary["model"] = a.model;
+  summary["methods"] = nlohmann::json::object();
+  nlohmann::json per_image = nlohmann::json::array();
+  for (int n = 0; n < N; ++n) {
+    const int t = targets[n];
+    per_image.push_back({{"name", in.names[n]},
+                         {"label", in.labels[n]},
+                         {"target", t},
+                         {"target_class", classes[t]},
+                         {"logit", logits[size_t(n) * K + t]},
+                         {"probability", prob[size_t(n) * K + t]},
+                         {"methods", nlohmann::json::object()}});
+  }
+
+  // Grid cells: the input first, then one heatmap per method.
+  std::vector<std::vector<explain::Image>> cells(N);
+  std::vector<Tensor> pixels(N);
+  if (images)
+    for (int n = 0; n < N; ++n) {
+      pixels[n] = display_pixels(in.x.slice(n, n + 1), norm);
+      cells[n].push_back(explain::to_image(pixels[n]));
+    }
+
+  for (size_t mi = 0; mi < methods.size(); ++mi) {
+    const std::string& m = methods[mi];
+    auto t0 = std::chrono::steady_clock::now();
+    explain::Result r = explain::explain(g, in.x, targets, m, per_method[mi]);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    summary["methods"][m] = {{"params", per_method[mi]}, {"time_s", secs}, {"signed", r.is_signed}};
+    std::printf("%-24s %d inputs in %.3f s\n", m.c_str(), N, secs);
+    const Shape sample = r.attribution.shape().sample();
+    for (int n = 0; n < N; ++n) {
+      Tensor an = r.attribution.slice(n, n + 1).reshaped(sample);
+      const std::string stem = a.out + "/" + names[n] + "_" + m;
+      write_npy(stem + ".npy", an);
+      double sum = 0;
+      for (size_t i = 0; i < an.size(); ++i) sum += an[i];
+      nlohmann::json e = {{"sum", sum}, {"time_s", secs / N}};
+      if (!r.delta.empty()) e["delta"] = r.delta[n];
+      per_image[n]["methods"][m] = e;
+      if (!images) continue;
+      if (sample.rank == 3) {
+        explain::HeatmapOptions o;
+        o.is_signed = r.is_signed;
+        o.colormap = a.colormap;
+        o.percentile = a.percentile;
+        o.overlay = a.overlay;
+        explain::Image im = explain::heatmap(an, o, &pixels[n]);
+        write_image(stem + ".png", im);
+        cells[n].push_back(im);
+      } else {
+        cells[n].push_back(explain::Image(1, 1));  // not an image-shaped attribution: a blank cell
+      }
+    }
+  }
+  summary["images"] = per_image;
+  atomic_write(a.out + "/summary.json", summary.dump(2) + "\n");
+
+  if (images) {
+    const int H = g.input_shape()[1], W = g.input_shape()[2];
+    const int s = std::max(1, (112 + W - 1) / W);  // cells at least 112 px wide, so labels fit
+    std::vector<std::string> cols = {"input"}, caps;
+    cols.insert(cols.end(), methods.begin(), methods.end());
+    for (int n = 0; n < N; ++n) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, " p=%.2f", prob[size_t(n) * K + targets[n]]);
+      caps.push_back(in.names[n] + ": " + classes[targets[n]] + buf);
+    }
+    write_image(a.out + "/grid.png", explain::grid(cells, cols, caps, W * s, H * s));
+  }
+  std::printf("wrote %d x %zu attributions, summary.json%s to %s\n", N, methods.size(), images ? " and grid.png" : "",
+              a.out.c_str());
+}
+
+}  // namespace
+
+void add_explain_command(CLI::App& app) {
+  auto a = std::make_shared<ExplainArgs>();
+  auto* c = app.add_subcommand("explain", "Attributions (saliency, IG, LRP, CAM...) as .npy, heatmaps and a grid");
+  c->add_flag("--list", a->list, "list the methods with their parameters, defaults and conventions");
+  c->add_option("--model", a->model, "a model file, a preset or an architecture text");
+  c->add_option("--input", a->inputs, "image files (normalized as in training) or .npy arrays N x C x H x W in the "
+                                      "model's input space");
+  c->add_option("--data", a->data, "dataset spec (fashion-mnist, mnist:DIR, cifar10:DIR, ...)");
+  c->add_option("--index", a->index, "dataset samples: I, I:J (half-open) or I,J,K")->capture_default_str();
+  c->add_option("--split", a->split, "dataset split: train or test")->capture_default_str();
+  c->add_option("--method", a->methods, "method name(s), comma-separated (see --list)");
+  c->add_option("--target", a->target, "class to explain: pred, label or a class number")->capture_default_str();
+  c->add_option("--param", a->params, "method parameter KEY=VALUE (repeatable); goes to the methods that accept KEY");
+  c->add_option("--out", a->out, "output folder");
+  c->add_option("--colormap", a->colormap, "heatmap colors: bwr, gray or hot (default: bwr signed, hot unsigned)");
+  c->add_option("--percentile", a->percentile,
+                "scale heatmaps by this percentile of |a| (default: 100 for signed, 99.5 for unsigned maps)");
+  c->add_option("--overlay", a->overlay, "blend heatmaps over the input with this alpha (0: no overlay)");
+  c->callback([a] { run_explain(*a); });
+}
+
 }  // namespace gb

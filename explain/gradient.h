@@ -1,0 +1,71 @@
+// The gradient family: saliency, input x gradient, Integrated Gradients and the noise tunnel
+// (SmoothGrad, SmoothGrad², VarGrad around any registered method). Also the batched backward
+// pass that the rule-based families (relu_rules, deeplift) share.
+//
+// All calls are batch first: x is [N, input...], targets holds one class per sample, and the
+// result is shaped like x (or like the chosen layer's output when `layer` >= 0).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "explain/method.h"
+
+namespace gb::explain {
+
+// Reads the `layer=NAME` parameter: the node id, or -1 (the input) when absent.
+int read_layer(ParamReader& r, const Graph& g);
+
+// [N, K] one-hot rows on the targets: the seed of every gradient-family pass (d f_c / d ...).
+Tensor one_hot(int classes, const std::vector<int>& targets);
+
+// Target logits f_c(x) per sample, in rows of at most `chunk` (eval mode).
+std::vector<double> target_logits(Graph& g, const Tensor& x, const std::vector<int>& targets, int chunk = 256);
+
+// The signal of a backward pass seeded with one-hot target logits, with `rules` (null: the exact
+// gradient), read at the input (layer < 0) or at node `layer`'s output. Runs in rows of at most
+// `chunk` samples; `times_activation` multiplies the signal by the activation it belongs to
+// (input x gradient and its layer form).
+Tensor backprop(Graph& g, const Tensor& x, const std::vector<int>& targets, const BackwardRules* rules = nullptr,
+                int layer = -1, int chunk = 256, bool times_activation = false);
+
+// Signed d f_c / d x. abs: |gradient|. reduce_max: the maximum over channels (after abs, if any)
+// written to every channel, so the result keeps the input's shape.
+Tensor saliency(Graph& g, const Tensor& x, const std::vector<int>& targets, bool abs = false, bool reduce_max = false,
+                int layer = -1);
+Tensor input_x_gradient(Graph& g, const Tensor& x, const std::vector<int>& targets, int layer = -1);
+
+// The baseline as a full [N, ...] tensor: b itself, b [1, ...] repeated, or `value` everywhere
+// when b is empty. Throws a ShapeError naming `who` otherwise.
+Tensor full_baseline(const Tensor& x, const Tensor& b, float value, const std::string& who);
+
+enum class IgMethod { gausslegendre, riemann_left, riemann_right, riemann_middle, riemann_trapezoid };
+IgMethod ig_method(const std::string& name);  // throws naming the accepted names
+// Integration nodes in [0, 1] and their weights (summing to 1), as Captum computes them.
+void ig_nodes(IgMethod m, int n, std::vector<double>& alphas, std::vector<double>& weights);
+
+struct IgOptions {
+  int n_steps = 50;
+  IgMethod method = IgMethod::gausslegendre;
+  float baseline_value = 0.f;  // used when `baseline` is empty
+  Tensor baseline;             // [N, input...] or [1, input...] (broadcast), optional
+  int internal_batch = 256;    // rows (sample x step) per forward/backward
+};
+// Result.delta[n] = Σ attribution − (f_c(x) − f_c(x')).
+Result integrated_gradients(Graph& g, const Tensor& x, const std::vector<int>& targets, const IgOptions& o = {});
+
+enum class NoiseKind { smoothgrad, smoothgrad_sq, vargrad };
+struct NoiseOptions {
+  NoiseKind kind = NoiseKind::smoothgrad;
+  int n = 50;
+  float level = 0.15f;  // σ = level · (x_max − x_min) of each sample...
+  float stdev = -1.f;   // ...unless stdev >= 0: an absolute σ
+  uint64_t seed = 0;
+  std::string base = "saliency";  // any registered method
+  Params base_params;             // passed to the base method
+  int internal_batch = 256;       // noisy rows per call of the base method
+};
+// The noise of a sample depends only on (seed, the sample's values), so a batch gives the same
+// result as its samples one by one.
+Result noise_tunnel(Graph& g, const Tensor& x, const std::vector<int>& targets, const NoiseOptions& o = {});
+
+}  // namespace gb::explain

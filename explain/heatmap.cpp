@@ -1,0 +1,178 @@
+// Heatmaps and the labeled grid. Text comes from stb_easy_font, which emits axis-aligned quads;
+// we fill each quad's bounding box into the RGB buffer.
+#include "explain/heatmap.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#include <stb/stb_easy_font.h>
+#pragma GCC diagnostic pop
+
+namespace gb::explain {
+
+static void chw_dims(const Tensor& t, int& C, int& H, int& W) {
+  if (t.rank() == 4 && t.dim(0) == 1)
+    C = t.dim(1), H = t.dim(2), W = t.dim(3);
+  else if (t.rank() == 3)
+    C = t.dim(0), H = t.dim(1), W = t.dim(2);
+  else
+    throw ShapeError("heatmap expects a [C,H,W] map, got " + t.shape().str());
+}
+
+std::vector<float> reduce_channels(const Tensor& chw, bool is_signed) {
+  int C, H, W;
+  chw_dims(chw, C, H, W);
+  const size_t HW = size_t(H) * W;
+  std::vector<float> m(HW, 0.f);
+  for (int c = 0; c < C; ++c)
+    for (size_t i = 0; i < HW; ++i) {
+      float v = chw[c * HW + i];
+      m[i] = is_signed ? m[i] + v : std::max(m[i], std::fabs(v));
+    }
+  return m;
+}
+
+double abs_percentile(const std::vector<float>& v, double p) {
+  if (v.empty()) return 0;
+  std::vector<float> a(v.size());
+  for (size_t i = 0; i < v.size(); ++i) a[i] = std::fabs(v[i]);
+  std::sort(a.begin(), a.end());
+  const double pos = std::clamp(p, 0.0, 100.0) / 100.0 * double(a.size() - 1);
+  const size_t lo = size_t(pos);
+  const size_t hi = std::min(lo + 1, a.size() - 1);
+  return a[lo] + (pos - double(lo)) * (a[hi] - a[lo]);
+}
+
+static uint8_t byte(double v) { return uint8_t(std::lround(std::clamp(v, 0.0, 1.0) * 255)); }
+
+Image to_image(const Tensor& pixels) {
+  int C, H, W;
+  chw_dims(pixels, C, H, W);
+  const size_t HW = size_t(H) * W;
+  Image im(W, H);
+  for (size_t i = 0; i < HW; ++i) {
+    uint8_t* p = im.rgb.data() + i * 3;
+    if (C == 3) {
+      for (int c = 0; c < 3; ++c) p[c] = byte(pixels[c * HW + i]);
+    } else {
+      double s = 0;
+      for (int c = 0; c < C; ++c) s += pixels[c * HW + i];
+      p[0] = p[1] = p[2] = byte(s / C);
+    }
+  }
+  return im;
+}
+
+Image heatmap(const Tensor& attribution, const HeatmapOptions& o, const Tensor* pixels) {
+  int C, H, W;
+  chw_dims(attribution, C, H, W);
+  std::vector<float> m = reduce_channels(attribution, o.is_signed);
+  const double p = o.percentile >= 0 ? o.percentile : o.is_signed ? 100.0 : 99.5;
+  double scale = abs_percentile(m, p);
+  if (!(scale > 0)) scale = 1;  // an all-zero map stays white/black
+  std::string cmap = o.colormap.empty() ? (o.is_signed ? "bwr" : "hot") : o.colormap;
+  if (cmap != "bwr" && cmap != "gray" && cmap != "hot")
+    throw std::invalid_argument("colormap '" + cmap + "' (known: bwr, gray, hot)");
+  Image im(W, H);
+  for (size_t i = 0; i < m.size(); ++i) {
+    uint8_t* q = im.rgb.data() + i * 3;
+    if (cmap == "bwr") {
+      const double t = std::clamp(m[i] / scale, -1.0, 1.0);
+      q[0] = byte(t < 0 ? 1 + t : 1);
+      q[1] = byte(1 - std::fabs(t));
+      q[2] = byte(t > 0 ? 1 - t : 1);
+    } else {
+      // Unsigned maps read magnitudes; a signed map drawn in gray/hot shows |a|.
+      const double t = std::clamp(std::fabs(m[i]) / scale, 0.0, 1.0);
+      if (cmap == "gray") {
+        q[0] = q[1] = q[2] = byte(t);
+      } else {  // matplotlib's "hot": black -> red -> yellow -> white
+        q[0] = byte(t / 0.365);
+        q[1] = byte((t - 0.365) / 0.381);
+        q[2] = byte((t - 0.746) / 0.254);
+      }
+    }
+  }
+  if (o.overlay > 0) {
+    if (!pixels) throw std::invalid_argument("heatmap overlay needs the input image");
+    Image base = resize_nearest(to_image(*pixels), W, H);
+    const float a = std::min(o.overlay, 1.f);
+    for (size_t i = 0; i < m.size(); ++i) {
+      const uint8_t* b = base.rgb.data() + i * 3;
+      const double gray = (b[0] + b[1] + b[2]) / 3.0;
+      for (int c = 0; c < 3; ++c) {
+        uint8_t& q = im.rgb[i * 3 + c];
+        q = uint8_t(std::lround((1 - a) * gray + a * q));
+      }
+    }
+  }
+  return im;
+}
+
+Image resize_nearest(const Image& im, int w, int h) {
+  if (im.w == w && im.h == h) return im;
+  Image out(w, h);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      const uint8_t* s = im.px(int(int64_t(x) * im.w / w), int(int64_t(y) * im.h / h));
+      std::copy(s, s + 3, out.px(x, y));
+    }
+  return out;
+}
+
+int text_width(const std::string& text, int scale) {
+  std::string t = text;
+  return stb_easy_font_width(t.data()) * scale;
+}
+
+void draw_text(Image& im, int x, int y, const std::string& text, const uint8_t color[3], int scale) {
+  std::string t = text;
+  // ~270 bytes per character in the worst case (stb's estimate); 16 bytes per vertex.
+  std::vector<char> buf(t.size() * 300 + 64);
+  const int quads = stb_easy_font_print(0, 0, t.data(), nullptr, buf.data(), int(buf.size()));
+  for (int q = 0; q < quads; ++q) {
+    float x0 = 1e9f, y0 = 1e9f, x1 = -1e9f, y1 = -1e9f;
+    for (int v = 0; v < 4; ++v) {
+      const float* p = reinterpret_cast<const float*>(buf.data() + (q * 4 + v) * 16);
+      x0 = std::min(x0, p[0]), x1 = std::max(x1, p[0]);
+      y0 = std::min(y0, p[1]), y1 = std::max(y1, p[1]);
+    }
+    const int ax = x + int(std::lround(x0 * scale)), bx = x + int(std::lround(x1 * scale));
+    const int ay = y + int(std::lround(y0 * scale)), by = y + int(std::lround(y1 * scale));
+    for (int yy = std::max(0, ay); yy < std::min(im.h, by); ++yy)
+      for (int xx = std::max(0, ax); xx < std::min(im.w, bx); ++xx) std::copy(color, color + 3, im.px(xx, yy));
+  }
+}
+
+Image grid(const std::vector<std::vector<Image>>& cells, const std::vector<std::string>& column_labels,
+           const std::vector<std::string>& row_captions, int cell_w, int cell_h) {
+  const int rows = int(cells.size()), cols = rows ? int(cells[0].size()) : int(column_labels.size());
+  const int pad = 4, line = 14;
+  // Column labels wider than a cell are shortened rather than overlapping their neighbours.
+  const int W = pad + cols * (cell_w + pad), H = line + pad + rows * (line + cell_h + pad);
+  Image im(W, H);
+  const uint8_t black[3] = {0, 0, 0};
+  for (int c = 0; c < cols && c < int(column_labels.size()); ++c) {
+    std::string s = column_labels[c];
+    while (s.size() > 1 && text_width(s) > cell_w) s.pop_back();
+    draw_text(im, pad + c * (cell_w + pad), 3, s, black);
+  }
+  for (int r = 0; r < rows; ++r) {
+    if (int(cells[r].size()) != cols) throw std::invalid_argument("grid: rows of different lengths");
+    const int y = line + pad + r * (line + cell_h + pad);
+    if (r < int(row_captions.size())) draw_text(im, pad, y + 2, row_captions[r], black);
+    for (int c = 0; c < cols; ++c) {
+      Image cell = resize_nearest(cells[r][c], cell_w, cell_h);
+      const int x0 = pad + c * (cell_w + pad), y0 = y + line;
+      for (int yy = 0; yy < cell_h; ++yy) std::copy(cell.px(0, yy), cell.px(0, yy) + 3 * cell_w, im.px(x0, y0 + yy));
+    }
+  }
+  return im;
+}
+
+}  // namespace gb::explain

@@ -1,0 +1,56 @@
+// Heatmaps of attributions and a labeled grid of them, as RGB8 images (writing PNG files is the
+// caller's business: data/images.h).
+//
+// Conventions (see /work/shared/METHODS.md):
+// - Channels are reduced first: sum for signed maps, max of |a| for unsigned maps.
+// - Signed maps: blue-white-red centered at zero, scaled by the abs-max (percentile 100) unless a
+//   percentile is given. Unsigned maps: gray or hot, scaled by the 99.5th percentile by default.
+//   Values beyond the scale saturate.
+// - Overlay: the heatmap blended over the input's gray level (alpha = overlay).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/tensor.h"
+
+namespace gb::explain {
+
+struct Image {
+  int w = 0, h = 0;
+  std::vector<uint8_t> rgb;  // row-major, 3 bytes per pixel
+  Image() = default;
+  Image(int w, int h, uint8_t fill = 255) : w(w), h(h), rgb(size_t(w) * h * 3, fill) {}
+  uint8_t* px(int x, int y) { return rgb.data() + (size_t(y) * w + x) * 3; }
+  const uint8_t* px(int x, int y) const { return rgb.data() + (size_t(y) * w + x) * 3; }
+};
+
+struct HeatmapOptions {
+  bool is_signed = true;
+  std::string colormap;     // "bwr" (signed) | "gray" | "hot"; empty: bwr for signed, hot for unsigned
+  double percentile = -1;   // scale = this percentile of |values|; < 0: 100 (signed) / 99.5 (unsigned)
+  float overlay = 0.f;      // > 0: blend over the input with this alpha (needs the input)
+};
+
+// [C,H,W] (or [1,C,H,W]) -> H*W: sum over channels (signed) or max |a| over channels (unsigned).
+std::vector<float> reduce_channels(const Tensor& chw, bool is_signed);
+// The value at percentile p (0..100) of |v| (linear interpolation between order statistics).
+double abs_percentile(const std::vector<float>& v, double p);
+
+// The heatmap of one sample's attribution [C,H,W]. `pixels` ([C,H,W] in [0,1]) is needed for overlay.
+Image heatmap(const Tensor& attribution, const HeatmapOptions& o = {}, const Tensor* pixels = nullptr);
+// An image in [0,1] ([C,H,W], C = 1 or 3; other C: the channel mean as gray), clamped.
+Image to_image(const Tensor& pixels);
+// Nearest-neighbour resize.
+Image resize_nearest(const Image& im, int w, int h);
+
+// Draws ASCII text (stb_easy_font, ~6 px per character, 12 px per line) with its top-left at (x, y).
+void draw_text(Image& im, int x, int y, const std::string& text, const uint8_t color[3], int scale = 1);
+int text_width(const std::string& text, int scale = 1);
+
+// A grid: rows of cells (the same count per row), a header with the column labels, and one caption
+// line above each row. Cells are resized (nearest) to cell_w x cell_h.
+Image grid(const std::vector<std::vector<Image>>& cells, const std::vector<std::string>& column_labels,
+           const std::vector<std::string>& row_captions, int cell_w, int cell_h);
+
+}  // namespace gb::explain

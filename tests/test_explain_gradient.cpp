@@ -1,0 +1,294 @@
+// The gradient family, DeconvNet/Guided Backprop, DeepLIFT and heatmaps: properties that must hold
+// (finite differences, completeness, summation-to-delta, hand-computed values, batch invariance).
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "engine/architecture.h"
+#include "engine/layers.h"
+#include "explain/deeplift.h"
+#include "explain/gradient.h"
+#include "explain/heatmap.h"
+#include "explain/relu_rules.h"
+#include "train/presets.h"
+
+using namespace gb;
+using namespace gb::explain;
+
+// explain::explain, unambiguous next to `using namespace gb::explain`.
+static Result run(Graph& g, const Tensor& x, const std::vector<int>& t, const std::string& m, const Params& p = {}) {
+  return gb::explain::explain(g, x, t, m, p);
+}
+
+static Graph arch(const std::string& text, uint64_t seed = 7) {
+  Graph g = graph_from_json(parse_architecture(text));
+  g.init(seed);
+  return g;
+}
+
+static Tensor random_input(const Graph& g, int n, uint64_t seed, float lo = 0.f, float hi = 1.f) {
+  Tensor x(Shape::batch_of(n, g.input_shape()));
+  Rng r(seed);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = lo + (hi - lo) * r.uniform();
+  return x;
+}
+
+static double max_abs(const Tensor& t) {
+  double m = 0;
+  for (size_t i = 0; i < t.size(); ++i) m = std::max(m, double(std::fabs(t[i])));
+  return m;
+}
+
+static double max_diff(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, double(std::fabs(a[i] - b[i])));
+  return m;
+}
+
+static void set_param(Graph& g, const std::string& name, std::vector<float> v) {
+  for (auto& [n, p] : g.named_params())
+    if (n == name) {
+      REQUIRE(p->value.size() == v.size());
+      for (size_t i = 0; i < v.size(); ++i) p->value[i] = v[i];
+      return;
+    }
+  FAIL("no parameter " << name);
+}
+
+// A small smooth net (tanh, softplus, avg-pool) where central differences are accurate.
+static const char* kSmooth =
+    "input(2,6,6) conv(3,k=3,p=1) tanh avgpool(2) flatten dense(8) softplus dense(4)";
+
+TEST_CASE("saliency equals central finite differences on smooth nets") {
+  for (const char* net : {kSmooth, "input(1,28,28) conv(6,k=5,p=2) tanh avgpool(2) flatten dense(10)"}) {
+    CAPTURE(net);
+    Graph g = arch(net);
+    Tensor x = random_input(g, 2, 3);
+    std::vector<int> t = {1, 3};
+    Tensor s = saliency(g, x, t);
+    const double scale = max_abs(s);
+    Rng r(11);
+    for (int trial = 0; trial < 12; ++trial) {
+      const int n = trial % 2;
+      const size_t i = n * x.sample_size() + r.below(uint32_t(x.sample_size()));
+      const float h = 3e-3f, v = x[i];
+      x[i] = v + h;
+      double up = target_logits(g, x, t)[n];
+      x[i] = v - h;
+      double down = target_logits(g, x, t)[n];
+      x[i] = v;
+      CHECK(std::fabs((up - down) / (2 * h) - s[i]) <= 2e-3 * scale + 1e-4);
+    }
+  }
+}
+
+TEST_CASE("input-x-gradient is x times saliency; smoothgrad at level 0 is saliency") {
+  Graph g = make_preset("lenet5-tanh");
+  Tensor x = random_input(g, 2, 5);
+  std::vector<int> t = {2, 7};
+  Tensor s = run(g, x, t, "saliency").attribution;
+  Tensor ixg = run(g, x, t, "input-x-gradient").attribution;
+  for (size_t i = 0; i < x.size(); ++i) CHECK(ixg[i] == doctest::Approx(x[i] * s[i]).epsilon(1e-6));
+  Tensor sg = run(g, x, t, "smoothgrad", {{"level", "0"}, {"n", "3"}}).attribution;
+  CHECK(max_diff(sg, s) <= 1e-6 * max_abs(s));
+  // smoothgrad-sq at σ = 0 is the squared gradient and vargrad vanishes.
+  Tensor sq = run(g, x, t, "smoothgrad-sq", {{"stdev", "0"}, {"n", "2"}}).attribution;
+  for (size_t i = 0; i < x.size(); ++i) CHECK(sq[i] == doctest::Approx(s[i] * s[i]).epsilon(1e-5));
+  CHECK(max_abs(run(g, x, t, "vargrad", {{"stdev", "0"}, {"n", "2"}}).attribution) <= 1e-12);
+}
+
+TEST_CASE("saliency options: abs and max over channels keep the input's shape") {
+  Graph g = arch(kSmooth);
+  Tensor x = random_input(g, 1, 9);
+  Tensor s = saliency(g, x, {0});
+  Tensor m = run(g, x, {0}, "saliency", {{"abs", "true"}, {"reduce", "max"}}).attribution;
+  REQUIRE(m.shape() == x.shape());
+  for (int i = 0; i < 36; ++i) {
+    float want = std::max(std::fabs(s[i]), std::fabs(s[36 + i]));
+    CHECK(m[i] == doctest::Approx(want));
+    CHECK(m[36 + i] == doctest::Approx(want));
+  }
+  CHECK_FALSE(run(g, x, {0}, "saliency", {{"abs", "true"}}).is_signed);
+}
+
+TEST_CASE("integrated gradients: completeness at 64 Gauss-Legendre steps, Riemann rules converge") {
+  Graph g = make_preset("lenet5-tanh");
+  Tensor x = random_input(g, 2, 21);
+  std::vector<int> t = {4, 0};
+  Result r = run(g, x, t, "integrated-gradients", {{"n_steps", "64"}});
+  REQUIRE(r.attribution.shape() == x.shape());
+  std::vector<double> fx = target_logits(g, x, t), f0 = target_logits(g, Tensor(x.shape()), t);
+  for (int n = 0; n < 2; ++n) {
+    double sum = 0;
+    for (size_t i = 0; i < x.sample_size(); ++i) sum += r.attribution[n * x.sample_size() + i];
+    CHECK(r.delta[n] == doctest::Approx(sum - (fx[n] - f0[n])).epsilon(1e-6));
+    CHECK(std::fabs(r.delta[n]) <= 0.01 * std::fabs(fx[n] - f0[n]));
+  }
+  // Max-pool makes the integrand jump where a window's winner changes, which slows every rule
+  // to first order; on an all-smooth net the Riemann rules converge at their textbook rates.
+  Graph sm = arch("input(1,28,28) conv(6,k=5,p=2) tanh avgpool(2) conv(16,k=5) tanh avgpool(2) flatten dense(64) tanh "
+                  "dense(10)");
+  fx = target_logits(sm, x, t), f0 = target_logits(sm, Tensor(x.shape()), t);
+  for (const char* m : {"riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid"}) {
+    CAPTURE(m);
+    Result coarse = run(sm, x, t, "integrated-gradients", {{"n_steps", "4"}, {"method", m}});
+    Result fine = run(sm, x, t, "integrated-gradients", {{"n_steps", "128"}, {"method", m}});
+    for (int n = 0; n < 2; ++n) {
+      CHECK(std::fabs(fine.delta[n]) <= std::fabs(coarse.delta[n]) + 1e-6);
+      // Left/right sums converge as 1/n, middle/trapezoid as 1/n².
+      const bool first_order = std::string(m) == "riemann_left" || std::string(m) == "riemann_right";
+      CHECK(std::fabs(fine.delta[n]) <= (first_order ? 0.05 : 0.01) * std::fabs(fx[n] - f0[n]));
+    }
+  }
+  // A constant baseline moves f(x') accordingly.
+  fx = target_logits(g, x, t);
+  Result b = run(g, x, t, "integrated-gradients", {{"baseline", "0.5"}, {"n_steps", "64"}});
+  std::vector<double> fb = target_logits(g, Tensor(x.shape(), 0.5f), t);
+  double sum = 0;
+  for (size_t i = 0; i < x.sample_size(); ++i) sum += b.attribution[i];
+  CHECK(std::fabs(sum - (fx[0] - fb[0])) <= 0.01 * std::fabs(fx[0] - fb[0]) + 1e-5);
+}
+
+TEST_CASE("Gauss-Legendre nodes integrate polynomials exactly and weights sum to 1") {
+  std::vector<double> a, w;
+  ig_nodes(IgMethod::gausslegendre, 5, a, w);
+  double s0 = 0, s8 = 0;
+  for (int k = 0; k < 5; ++k) s0 += w[k], s8 += w[k] * std::pow(a[k], 8);
+  CHECK(s0 == doctest::Approx(1.0).epsilon(1e-12));
+  CHECK(s8 == doctest::Approx(1.0 / 9).epsilon(1e-12));  // degree 8 <= 2*5-1
+  CHECK(a.front() < a.back());
+  ig_nodes(IgMethod::riemann_trapezoid, 3, a, w);
+  CHECK(a == std::vector<double>{0, 0.5, 1});
+  CHECK(w == std::vector<double>{0.25, 0.5, 0.25});
+}
+
+TEST_CASE("DeepLIFT: summation-to-delta on ReLU/max-pool and smooth nets") {
+  for (const char* preset : {"lenet5", "lenet5-tanh", "lenet5-sigmoid", "lenet5-softplus"}) {
+    CAPTURE(preset);
+    Graph g = make_preset(preset);
+    Tensor x = random_input(g, 3, 31);
+    std::vector<int> t = {1, 5, 9};
+    Result r = run(g, x, t, "deeplift");
+    std::vector<double> fx = target_logits(g, x, t), f0 = target_logits(g, Tensor(x.shape()), t);
+    for (int n = 0; n < 3; ++n) CHECK(std::fabs(r.delta[n]) <= 1e-4 * std::max(1.0, std::fabs(fx[n] - f0[n])));
+  }
+  // The layer form sums to the same difference at a hidden layer.
+  Graph g = make_preset("lenet5");
+  Tensor x = random_input(g, 2, 32);
+  Result r = run(g, x, {3, 4}, "deeplift", {{"layer", "maxpool1"}});
+  CHECK(r.attribution.shape() == g.shape(g.at("maxpool1"), 2));
+  for (double d : r.delta) CHECK(std::fabs(d) <= 1e-4);
+}
+
+TEST_CASE("DeepLIFT on a linear model is gradient times (x - x')") {
+  Graph g = arch("input(1,4,4) flatten dense(3)");
+  Tensor x = random_input(g, 2, 41, -1, 1);
+  std::vector<int> t = {0, 2};
+  DeepLiftOptions o;
+  o.baseline_value = 0.25f;
+  Result r = deeplift(g, x, t, o);
+  Tensor s = saliency(g, x, t);
+  for (size_t i = 0; i < x.size(); ++i) CHECK(r.attribution[i] == doctest::Approx((x[i] - 0.25f) * s[i]).epsilon(1e-5));
+}
+
+// input(1,2,2) -> 1x1 conv with weights (1, -1): channels x and -x -> relu -> maxpool(2) ->
+// dense [[2,-3],[-1,4]]. For x = [[1,2],[3,0.5]] channel 0 pools 3 (index 2); channel 1 is all
+// negative, so relu gives zeros and the pool picks index 0 (first of the ties; pre-activation -1).
+TEST_CASE("DeconvNet and Guided Backprop match hand-computed values") {
+  Graph g = arch("input(1,2,2) conv(2,k=1,bias=false) relu maxpool(2) flatten dense(2,bias=false)");
+  set_param(g, "conv1.weight", {1, -1});
+  set_param(g, "dense1.weight", {2, -3, -1, 4});
+  Tensor x = Tensor::from({2, 1, 2, 2}, {1, 2, 3, 0.5f, 1, 2, 3, 0.5f});
+  std::vector<int> t = {0, 1};
+  Tensor grad = saliency(g, x, t), dec = deconvnet(g, x, t), gbp = guided_backprop(g, x, t);
+  // Target 0: pooled signal (2, -3). The gradient reaches x through channel 0 only (index 2);
+  // channel 1's relu is off, and its signal is negative, so DeconvNet drops it too.
+  CHECK(grad.clone().slice(0, 1).reshaped({4}).data()[2] == 2.f);
+  std::vector<float> g0(grad.data(), grad.data() + 4), d0(dec.data(), dec.data() + 4), b0(gbp.data(), gbp.data() + 4);
+  CHECK(g0 == std::vector<float>{0, 0, 2, 0});
+  CHECK(d0 == std::vector<float>{0, 0, 2, 0});
+  CHECK(b0 == std::vector<float>{0, 0, 2, 0});
+  // Target 1: pooled signal (-1, 4). Gradient: -1 through channel 0. DeconvNet: relu(-1) = 0 on
+  // channel 0, relu(4) = 4 on channel 1 despite its mask -> x gets -1 * 4 at index 0.
+  // Guided: channel 0 signal negative, channel 1 input negative -> nothing.
+  std::vector<float> g1(grad.data() + 4, grad.data() + 8), d1(dec.data() + 4, dec.data() + 8),
+      b1(gbp.data() + 4, gbp.data() + 8);
+  CHECK(g1 == std::vector<float>{0, 0, -1, 0});
+  CHECK(d1 == std::vector<float>{-4, 0, 0, 0});
+  CHECK(b1 == std::vector<float>{0, 0, 0, 0});
+  // Stopping at a layer returns the signal there: the relu output's signal for target 1.
+  Tensor at = deconvnet(g, x, t, g.at("relu1"));
+  CHECK(at.shape() == Shape{2, 2, 2, 2});
+  CHECK(at[8 + 2] == -1.f);  // sample 1, channel 0, index 2: the pool's signal before the relu rule
+  CHECK(at[8 + 4] == 4.f);   // sample 1, channel 1, index 0
+}
+
+TEST_CASE("every method of this family: a batch equals its samples one by one; registry works") {
+  Graph g = make_preset("lenet5");
+  Tensor x = random_input(g, 3, 51);
+  std::vector<int> t = {2, 8, 5};
+  const std::vector<std::pair<std::string, Params>> cases = {
+      {"saliency", {}},
+      {"input-x-gradient", {}},
+      {"integrated-gradients", {{"n_steps", "8"}, {"internal_batch", "5"}}},
+      {"smoothgrad", {{"n", "4"}, {"internal_batch", "3"}}},
+      {"smoothgrad-sq", {{"n", "3"}}},
+      {"vargrad", {{"n", "3"}}},
+      {"smoothgrad", {{"n", "2"}, {"base", "integrated-gradients"}, {"n_steps", "4"}}},
+      {"deconvnet", {}},
+      {"guided-backprop", {}},
+      {"deeplift", {{"internal_batch", "2"}}},
+  };
+  for (auto& [name, params] : cases) {
+    CAPTURE(name);
+    CHECK(method_info(name).name == name);
+    Result all = run(g, x, t, name, params);
+    REQUIRE(all.attribution.shape() == x.shape());
+    const double scale = std::max(1e-6, max_abs(all.attribution));
+    for (int n = 0; n < 3; ++n) {
+      Result one = run(g, x.slice(n, n + 1).clone(), {t[n]}, name, params);
+      CHECK(max_diff(one.attribution, all.attribution.slice(n, n + 1)) <= 1e-5 * scale);
+      if (!all.delta.empty()) CHECK(one.delta[0] == doctest::Approx(all.delta[n]).epsilon(1e-4).scale(1.0));
+    }
+  }
+}
+
+TEST_CASE("errors: unknown method, parameter, target, input shape") {
+  Graph g = make_preset("lenet5");
+  Tensor x = random_input(g, 1, 61);
+  CHECK_THROWS_WITH_AS(run(g, x, {0}, "salincy"), doctest::Contains("unknown method 'salincy'"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(run(g, x, {0}, "saliency", {{"n_steps", "3"}}),
+                       doctest::Contains("saliency: unknown parameter 'n_steps'"), std::invalid_argument);
+  CHECK_THROWS_WITH(run(g, x, {0}, "smoothgrad", {{"n", "2"}, {"bogus", "1"}}), doctest::Contains("'bogus'"));
+  CHECK_THROWS_WITH(run(g, x, {0}, "smoothgrad", {{"base", "nope"}}), doctest::Contains("unknown method 'nope'"));
+  CHECK_THROWS_WITH(run(g, x, {0}, "integrated-gradients", {{"method", "simpson"}}), doctest::Contains("simpson"));
+  CHECK_THROWS_WITH(run(g, x, {0}, "saliency", {{"layer", "conv9"}}), doctest::Contains("no layer named 'conv9'"));
+  CHECK_THROWS_AS(run(g, x, {10}, "saliency"), std::out_of_range);
+  CHECK_THROWS_AS(run(g, Tensor({1, 3, 28, 28}), {0}, "deeplift"), ShapeError);
+}
+
+TEST_CASE("heatmaps: signed maps are blue-white-red around zero, unsigned use a percentile; grid has labels") {
+  Tensor a = Tensor::from({1, 1, 3}, {-2, 0, 1});
+  Image im = heatmap(a, {});
+  CHECK(std::vector<uint8_t>(im.px(0, 0), im.px(0, 0) + 3) == std::vector<uint8_t>{0, 0, 255});       // -absmax: blue
+  CHECK(std::vector<uint8_t>(im.px(1, 0), im.px(1, 0) + 3) == std::vector<uint8_t>{255, 255, 255});   // 0: white
+  CHECK(std::vector<uint8_t>(im.px(2, 0), im.px(2, 0) + 3) == std::vector<uint8_t>{255, 128, 128});   // half red
+  // Unsigned, gray, two channels reduced by max |a|; the 50th percentile saturates the top half.
+  Tensor u = Tensor::from({2, 1, 4}, {1, -2, 3, 0, -4, 1, 0, 8});
+  HeatmapOptions o;
+  o.is_signed = false;
+  o.colormap = "gray";
+  o.percentile = 50;
+  CHECK(reduce_channels(u, false) == std::vector<float>{4, 2, 3, 8});
+  Image gray = heatmap(u, o);
+  CHECK(int(gray.px(1, 0)[0]) == 146);  // 2 / 3.5 of 255
+  CHECK(int(gray.px(3, 0)[0]) == 255);
+  CHECK(reduce_channels(u, true) == std::vector<float>{-3, -1, 3, 8});
+  Image g = grid({{im, im}, {im, im}}, {"input", "saliency"}, {"row one", "row two"}, 30, 20);
+  CHECK(g.w == 4 + 2 * 34);
+  size_t dark = 0;
+  for (size_t i = 0; i < g.rgb.size(); i += 3) dark += g.rgb[i] == 0 && g.rgb[i + 1] == 0 && g.rgb[i + 2] == 0;
+  CHECK(dark > 20);  // the text was rasterized
+}
