@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
 #include "engine/layers.h"
 
@@ -20,6 +21,8 @@ T get(const json& h, const char* key, T fallback) {
   if (it == h.end()) return fallback;
   if (!it->is_number() && !it->is_boolean())
     bad(std::string("parameter '") + key + "' must be a number, got " + it->dump());
+  if constexpr (std::is_integral_v<T>)  // json's get<int> would truncate 5.5 to 5
+    if (!it->is_number_integer()) bad(std::string("parameter '") + key + "' must be an integer, got " + it->dump());
   return it->get<T>();
 }
 
@@ -219,7 +222,74 @@ std::vector<std::string> positional(const std::string& kind) {
   if (kind == "leakyrelu") return {"slope"};
   if (kind == "dropout") return {"p"};
   if (kind == "softplus") return {"beta"};
+  if (kind == "batchnorm") return {"eps", "momentum"};
   return {};
+}
+
+// What each kind accepts in the text form, so that errors point at the argument: 'i' positive
+// integer, 'n' non-negative integer, 'f' number, 'b' true/false, 's' a layer name.
+std::vector<std::pair<std::string, char>> arg_specs(const std::string& kind) {
+  std::vector<std::pair<std::string, char>> v;
+  if (kind == "conv") v = {{"out", 'i'}, {"k", 'i'}, {"s", 'i'}, {"p", 'n'}, {"bias", 'b'}};
+  if (kind == "dense") v = {{"out", 'i'}, {"bias", 'b'}};
+  if (kind == "maxpool" || kind == "avgpool") v = {{"k", 'i'}, {"s", 'i'}, {"p", 'n'}};
+  if (kind == "leakyrelu") v = {{"slope", 'f'}};
+  if (kind == "softplus") v = {{"beta", 'f'}, {"threshold", 'f'}};
+  if (kind == "dropout") v = {{"p", 'f'}};
+  if (kind == "batchnorm") v = {{"eps", 'f'}, {"momentum", 'f'}};
+  v.push_back({"name", 's'});
+  v.push_back({"from", 's'});
+  return v;
+}
+
+// Stores key=v in h after checking it against the kind's specs; errors point at key_at / val_at.
+void set_arg(Lexer& lx, const std::string& kind, json& h, const std::string& key, const std::string& v, size_t key_at,
+             size_t val_at) {
+  auto specs = arg_specs(kind);
+  char type = 0;
+  std::string list;
+  for (auto& [k, t] : specs) {
+    list += (list.empty() ? "" : ", ") + k;
+    if (k == key) type = t;
+  }
+  if (!type) {
+    lx.i = key_at;
+    lx.fail("a parameter of " + kind + " (" + list + ") instead of '" + key + "'");
+  }
+  if (h.contains(key)) {
+    lx.i = key_at;
+    lx.fail("each parameter once ('" + key + "' is given twice)");
+  }
+  json j = value_of(v);
+  lx.i = val_at;
+  switch (type) {
+    case 'i':
+      if (!j.is_number_integer() || j.get<long>() <= 0) lx.fail("a positive integer for '" + key + "'");
+      break;
+    case 'n':
+      if (!j.is_number_integer() || j.get<long>() < 0) lx.fail("a non-negative integer for '" + key + "'");
+      break;
+    case 'f':
+      if (!j.is_number()) lx.fail("a number for '" + key + "'");
+      break;
+    case 'b':
+      if (!j.is_boolean()) lx.fail("true or false for '" + key + "'");
+      break;
+    default:
+      if (!j.is_string() || !(std::isalpha((unsigned char)v[0]) || v[0] == '_') || (key == "name" && v == "input"))
+        lx.fail("a layer name for '" + key + "' (a letter first; 'input' is the graph input)");
+      j = v;
+  }
+  lx.i = val_at + v.size();
+  h[key] = j;
+}
+
+// The graph's default name for the next layer of this kind: kind plus its count, skipping names
+// already taken by earlier layers (as Graph::add does).
+std::string default_name(const std::string& kind, std::map<std::string, int>& count, const std::set<std::string>& taken) {
+  int k = ++count[kind];
+  while (taken.count(kind + std::to_string(k))) ++k;
+  return kind + std::to_string(k);
 }
 
 }  // namespace
@@ -244,7 +314,7 @@ json parse_architecture(const std::string& text) {
       lx.fail("a layer kind (input, conv, dense, relu, leakyrelu, tanh, sigmoid, softplus, maxpool, avgpool, gap, "
               "flatten, dropout, batchnorm, add) instead of '" + kind + "'");
     }
-    std::vector<std::string> pos_vals;
+    std::vector<std::pair<std::string, size_t>> pos_vals;  // input(...) dimensions and where they are
     json h = json::object();
     if (lx.eat('(')) {
       auto pos = positional(kind);
@@ -256,13 +326,19 @@ json parse_architecture(const std::string& text) {
           std::string w = lx.word();
           if (w.empty()) lx.fail("a value");
           if (lx.eat('=')) {
+            if (kind == "input") {
+              lx.i = at;
+              lx.fail("a dimension (input takes positive integers only)");
+            }
+            lx.skip();
+            const size_t vat = lx.i;
             std::string v = lx.word();
             if (v.empty()) lx.fail("a value after '='");
-            h[w] = value_of(v);
+            set_arg(lx, kind, h, w, v, at, vat);
           } else if (kind == "input") {
-            pos_vals.push_back(w);
+            pos_vals.emplace_back(w, at);
           } else if (kind == "add") {
-            h["from"] = w;
+            set_arg(lx, kind, h, "from", w, at, at);
           } else {
             if (npos >= pos.size()) {
               lx.i = at;
@@ -270,7 +346,7 @@ json parse_architecture(const std::string& text) {
                                   : "key=value (" + kind + " takes " + std::to_string(pos.size()) +
                                         " positional argument(s))");
             }
-            h[pos[npos++]] = value_of(w);
+            set_arg(lx, kind, h, pos[npos++], w, at, at);
           }
         } while (lx.eat(','));
         if (!lx.eat(')')) lx.fail("',' or ')'");
@@ -282,11 +358,11 @@ json parse_architecture(const std::string& text) {
         lx.fail("a layer (input(...) must come first, once)");
       }
       input = json::array();
-      for (auto& v : pos_vals) {
+      for (auto& [v, at] : pos_vals) {
         json j = value_of(v);
         if (!j.is_number_integer() || j.get<long>() <= 0) {
-          lx.i = start;
-          lx.fail("input(C,H,W) with positive integers");
+          lx.i = at;
+          lx.fail("a positive integer dimension in input(C,H,W)");
         }
         input.push_back(j);
       }
@@ -318,10 +394,14 @@ json parse_architecture(const std::string& text) {
   if (input.is_null()) lx.fail("input(...)");
   // Give unnamed layers the graph's default names so that add(NAME) can refer to them.
   std::map<std::string, int> count;
+  std::set<std::string> taken;
   for (auto& l : layers) {
-    std::string kind = l["kind"];
-    int k = ++count[kind];
-    if (l["name"] == "") l["name"] = kind + std::to_string(k);
+    const std::string kind = l["kind"];
+    if (l["name"] == "")
+      l["name"] = default_name(kind, count, taken);
+    else
+      ++count[kind];
+    taken.insert(l["name"].get<std::string>());
   }
   std::string prev = "input";
   for (auto& l : layers) {
@@ -342,16 +422,25 @@ std::string architecture_text(const Graph& g) {
   auto in = g.input_shape().vec();
   for (size_t i = 0; i < in.size(); ++i) o << (i ? "," : "") << in[i];
   o << ")";
+  std::map<std::string, int> count;
+  std::set<std::string> taken;
+  auto name_of = [&](int j) { return j < 0 ? std::string("input") : g.layer(j).name; };
   for (int i = 0; i < g.size(); ++i) {
     const Layer& L = g.layer(i);
+    const std::vector<int>& in = g.node(i).inputs;
     o << " " << L.kind();
     std::vector<std::string> args;
     if (L.kind() == "add") {
-      int other = g.node(i).inputs[0] == i - 1 ? g.node(i).inputs[1] : g.node(i).inputs[0];
-      args.push_back(other < 0 ? "input" : g.layer(other).name);
+      if (in.size() != 2 || in[0] != i - 1)  // the text form sums the previous layer with one other
+        throw std::invalid_argument("add '" + L.name + "' has no text form (it must add the previous layer and one other)");
+      args.push_back(name_of(in[1]));
+    } else if (in.size() == 1 && in[0] != i - 1) {
+      args.push_back("from=" + name_of(in[0]));
     }
     json hyper = L.hyper();
     for (auto& [k, v] : hyper.items()) args.push_back(k + "=" + (v.is_boolean() ? (v.get<bool>() ? "true" : "false") : v.dump()));
+    if (L.name != default_name(L.kind(), count, taken)) args.push_back("name=" + L.name);
+    taken.insert(L.name);
     if (!args.empty()) {
       o << "(";
       for (size_t a = 0; a < args.size(); ++a) o << (a ? "," : "") << args[a];
