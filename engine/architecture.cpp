@@ -1,6 +1,9 @@
 #include "engine/architecture.h"
 
+#include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -416,6 +419,40 @@ json parse_architecture(const std::string& text) {
   return {{"input", input}, {"layers", layers}};
 }
 
+namespace {
+
+// make_layer's defaults, left out of the text form.
+json defaults_of(const std::string& kind, const json& hyper) {
+  if (kind == "conv") return {{"s", 1}, {"p", 0}, {"bias", true}};
+  if (kind == "dense") return {{"bias", true}};
+  if (kind == "maxpool" || kind == "avgpool") return {{"s", hyper.value("k", 0)}, {"p", 0}};
+  if (kind == "leakyrelu") return {{"slope", 0.01f}};
+  if (kind == "softplus") return {{"beta", 1.f}, {"threshold", 20.f}};
+  if (kind == "dropout") return {{"p", 0.5f}};
+  if (kind == "batchnorm") return {{"eps", 1e-5f}, {"momentum", 0.1f}};
+  return json::object();
+}
+
+// The shortest text that reads back as the same float (hyper-parameters are floats): 1e-05, not
+// 9.999999747378752e-06.
+std::string number_text(const json& v) {
+  if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
+  if (!v.is_number_float()) return v.dump();
+  const float f = v.get<float>();
+  char buf[32];
+  if (f == std::floor(f) && std::fabs(f) < 1e7f) {
+    std::snprintf(buf, sizeof buf, "%.0f", double(f));
+    return buf;
+  }
+  for (int prec = 1; prec <= 9; ++prec) {
+    std::snprintf(buf, sizeof buf, "%.*g", prec, double(f));
+    if (std::strtof(buf, nullptr) == f) break;
+  }
+  return buf;
+}
+
+}  // namespace
+
 std::string architecture_text(const Graph& g) {
   std::ostringstream o;
   o << "input(";
@@ -437,8 +474,21 @@ std::string architecture_text(const Graph& g) {
     } else if (in.size() == 1 && in[0] != i - 1) {
       args.push_back("from=" + name_of(in[0]));
     }
-    json hyper = L.hyper();
-    for (auto& [k, v] : hyper.items()) args.push_back(k + "=" + (v.is_boolean() ? (v.get<bool>() ? "true" : "false") : v.dump()));
+    // Hyper-parameters in the documented order, defaults left out, the first positional one bare:
+    // conv(6,k=5,p=2), maxpool(2), dense(10,bias=false).
+    const json hyper = L.hyper(), defaults = defaults_of(L.kind(), hyper);
+    const std::vector<std::string> pos = positional(L.kind());
+    const auto specs = arg_specs(L.kind());
+    std::vector<std::string> hargs;
+    for (auto& [k, t] : specs) {
+      if (!hyper.contains(k) || (defaults.contains(k) && defaults[k] == hyper[k])) continue;
+      const bool bare = !pos.empty() && k == pos[0];
+      hargs.insert(bare ? hargs.begin() : hargs.end(), (bare ? "" : k + "=") + number_text(hyper[k]));
+    }
+    for (auto& [k, v] : hyper.items())  // anything a layer reports beyond the specs (none today)
+      if (std::none_of(specs.begin(), specs.end(), [&](auto& a) { return a.first == k; }))
+        hargs.push_back(k + "=" + number_text(v));
+    args.insert(args.begin(), hargs.begin(), hargs.end());
     if (L.name != default_name(L.kind(), count, taken)) args.push_back("name=" + L.name);
     taken.insert(L.name);
     if (!args.empty()) {

@@ -144,6 +144,10 @@ TEST_CASE("text -> graph -> text -> graph keeps the architecture") {
     CHECK(architecture_text(g2) == t1);  // a fixed point
     CHECK(architecture_json(graph_from_json(architecture_json(g1))) == architecture_json(g1));
   }
+  // The text form is the one people write: defaults left out, the first argument bare, floats short.
+  for (const std::string& p : preset_names()) CHECK(architecture_text(make_preset(p)) == preset_architecture(p));
+  CHECK(architecture_text(build("input(5) batchnorm(1e-3) leakyrelu(0.2) softplus(threshold=4) dropout(0.25)")) ==
+        "input(5) batchnorm(0.001) leakyrelu(0.2) softplus(threshold=4) dropout(0.25)");
   // Names and inputs set in code come back too.
   Graph g(Shape{3});
   auto fc = std::make_unique<Dense>(4);
