@@ -90,12 +90,17 @@ struct Normalization {
 };
 Normalization channel_stats(const Dataset& d);  // mean and std per channel over the whole set
 
-// Training-time augmentation.
+// Training-time augmentation. Crop and flip apply to images ([N,C,H,W]) only; noise to any data.
 struct Augment {
   int crop_pad = 0;        // random crop after zero-padding by this many pixels (CIFAR: 4)
   bool hflip = false;      // random horizontal flip
   float noise_std = 0.f;   // Gaussian noise added in input space (after normalization)
 };
+
+// Fisher-Yates with the engine's Rng (std::shuffle's draws differ between standard libraries), so a
+// seed and an Rng state fix the order on every platform: a resumed run shuffles as the original did.
+void shuffle_order(std::vector<int>& order, Rng& rng);
+std::vector<int> shuffled_order(int n, Rng& rng);  // a permutation of 0..n-1
 
 // Copies samples order[begin..end) into x (resized to [end-begin, ...]) and their labels into y,
 // then normalizes and, when `aug` is given, augments. Allocates nothing once x and y are sized.

@@ -101,6 +101,17 @@ Normalization channel_stats(const Dataset& d) {
   return out;
 }
 
+void shuffle_order(std::vector<int>& order, Rng& rng) {
+  for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.below(uint32_t(i))]);
+}
+
+std::vector<int> shuffled_order(int n, Rng& rng) {
+  std::vector<int> order(size_t(std::max(n, 0)));
+  for (int i = 0; i < n; ++i) order[size_t(i)] = i;
+  shuffle_order(order, rng);
+  return order;
+}
+
 void make_batch(const Dataset& d, const std::vector<int>& order, int begin, int end, const Normalization& norm,
                 const Augment* aug, Rng& rng, Tensor& x, std::vector<int>& y) {
   if (begin < 0 || end < begin || size_t(end) > order.size())

@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -539,6 +540,20 @@ TEST_CASE("make_batch copies exactly without augmentation, reuses storage, and a
   CHECK(std::abs(mean) < 0.01);
   CHECK(sd == doctest::Approx(0.1).epsilon(0.05));
   CHECK_THROWS(make_batch(d, many, 50, 61, norm, nullptr, rng, x, y));
+}
+
+TEST_CASE("seeded shuffling gives the same permutation for the same Rng state") {
+  Rng a(3), b(3), c(4);
+  std::vector<int> pa = shuffled_order(1000, a), pb = shuffled_order(1000, b), pc = shuffled_order(1000, c);
+  CHECK(pa == pb);
+  CHECK(pa != pc);
+  std::vector<int> sorted = pa;
+  std::sort(sorted.begin(), sorted.end());
+  for (int i = 0; i < 1000; ++i) REQUIRE(sorted[i] == i);
+  int fixed = 0;
+  for (int i = 0; i < 1000; ++i) fixed += pa[i] == i;
+  CHECK(fixed < 10);  // a shuffle, not the identity (expected ~1 fixed point)
+  CHECK(shuffled_order(0, a).empty());
 }
 
 TEST_CASE("real Fashion-MNIST: 60000/10000 samples, 6000/1000 per class") {
