@@ -1,5 +1,297 @@
-// Placeholder until its issue lands; replaced by the real command.
+// glassbox train / eval / predict.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
+#include "data/dataset.h"
+#include "engine/layers.h"
 #include "tools/commands.h"
+#include "tools/inputs.h"
+#include "train/fit.h"
+#include "train/presets.h"
+
 namespace gb {
-void add_train_commands(CLI::App&) {}
+
+namespace {
+
+struct TrainArgs {
+  std::string model, data = "fashion-mnist", out, resume, optimizer = "adam", schedule = "cosine", augment,
+                     normalize = "std";
+  int epochs = 0, batch = 64, step_size = 1, limit = 0;
+  float lr = -1, momentum = 0.9f, weight_decay = -1, gamma = 0.1f, warmup = 0, noise = 0, val = 0.1f;
+  bool nesterov = false, quiet = false;
+  uint64_t seed = 42;
+};
+
+Augment parse_augment(const std::string& s, float noise) {
+  Augment a;
+  a.noise_std = noise;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t j = s.find(',', i);
+    std::string t = s.substr(i, j == std::string::npos ? std::string::npos : j - i);
+    i = j == std::string::npos ? s.size() : j + 1;
+    if (t == "flip") {
+      a.hflip = true;
+    } else if (t == "crop") {
+      a.crop_pad = 4;
+    } else if (t.rfind("crop=", 0) == 0) {
+      try {
+        a.crop_pad = std::stoi(t.substr(5));
+      } catch (const std::exception&) {
+        a.crop_pad = -1;
+      }
+      if (a.crop_pad < 0) throw std::invalid_argument("--augment '" + s + "': crop=N needs a padding N >= 0");
+    } else if (!t.empty()) {
+      throw std::invalid_argument("--augment '" + s + "': unknown augmentation '" + t + "' (use crop, crop=N, flip)");
+    }
+  }
+  if (noise < 0) throw std::invalid_argument("--noise must be >= 0");
+  return a;
+}
+
+Normalization model_normalization(const Model& m) {
+  auto it = m.metadata.find("glassbox.normalize");
+  if (it == m.metadata.end() || it->second == "none" || it->second.empty()) return {};
+  try {
+    return Normalization::from_json(nlohmann::json::parse(it->second));
+  } catch (const std::exception& e) {
+    throw std::runtime_error("model metadata glassbox.normalize is not valid (" + std::string(e.what()) + ")");
+  }
+}
+
+std::vector<std::string> model_classes(const Model& m) {
+  std::vector<std::string> names;
+  auto it = m.metadata.find("glassbox.classes");
+  if (it != m.metadata.end()) {
+    try {
+      names = nlohmann::json::parse(it->second).get<std::vector<std::string>>();
+    } catch (const std::exception&) {
+      names.clear();
+    }
+  }
+  const int K = m.graph.classes();
+  for (int k = int(names.size()); k < K; ++k) names.push_back(std::to_string(k));
+  return names;
+}
+
+std::string pct(double v) {
+  char b[16];
+  std::snprintf(b, sizeof b, "%.2f%%", 100 * v);
+  return b;
+}
+
+void run_train(const TrainArgs& a) {
+  if (a.out.empty()) throw std::invalid_argument("--out is required");
+  OptimizerConfig oc;
+  oc.kind = optimizer_kind(a.optimizer);
+  // toy2d's 2-D sets are small (a few steps per epoch): a larger rate and more epochs.
+  const bool toy = a.model == "toy2d";
+  oc.lr = a.lr > 0 ? a.lr : default_lr(oc.kind) * (toy ? 10.f : 1.f);
+  const int epochs = a.epochs > 0 ? a.epochs : toy ? 30 : 10;
+  oc.momentum = oc.kind == OptimizerKind::sgd ? a.momentum : 0.f;
+  oc.nesterov = a.nesterov;
+  oc.weight_decay = a.weight_decay >= 0 ? a.weight_decay : default_weight_decay(oc.kind);
+  if (a.nesterov && oc.momentum <= 0) throw std::invalid_argument("--nesterov needs --momentum > 0");
+  ScheduleConfig sc;
+  sc.kind = schedule_kind(a.schedule);
+  sc.step_size = a.step_size;
+  sc.gamma = a.gamma;
+  sc.warmup = a.warmup;
+  if (a.normalize != "std" && a.normalize != "none")
+    throw std::invalid_argument("--normalize '" + a.normalize + "': use std or none");
+
+  Dataset train = load_dataset(a.data, "train");
+  if (a.limit > 0 && a.limit < train.size()) {
+    std::vector<int> first(a.limit);
+    std::iota(first.begin(), first.end(), 0);
+    train = take(train, first);
+  }
+  const Shape sample = train.x.shape().sample();
+  Model m{Graph(Shape{1}), {}};
+  if (is_preset(a.model)) {
+    try {
+      m.graph = make_preset(a.model, sample, train.classes(), a.seed);
+    } catch (const std::exception& e) {
+      throw std::invalid_argument("--model " + a.model + " cannot take the samples of --data " + a.data + " (" +
+                                  sample.str() + "): " + e.what());
+    }
+  } else {
+    m = open_model(a.model, a.seed);
+  }
+  check_fits(m.graph, train);
+
+  FitOptions o;
+  o.epochs = epochs;
+  o.batch = a.batch;
+  o.optimizer = oc;
+  o.schedule = sc;
+  o.seed = a.seed;
+  o.val_fraction = a.val;
+  o.augment = parse_augment(a.augment, a.noise);
+  o.out = a.out;
+  o.resume = a.resume;
+  o.progress = a.quiet ? Progress::quiet : Progress::automatic;
+  if (a.normalize == "std") o.norm = channel_stats(train);
+  o.metadata["glassbox.normalize"] = o.norm.empty() ? "none" : o.norm.to_json().dump();
+  o.metadata["glassbox.classes"] = nlohmann::json(train.class_names).dump();
+  o.metadata["glassbox.dataset"] = a.data;
+  o.extra_config = {{"data", a.data}, {"limit", a.limit}, {"model", a.model}};
+  if (!a.quiet)
+    std::fprintf(stderr, "training %s on %s (%d samples, %.0f%% held out for validation), %s lr %g, %s schedule\n",
+                 a.model.c_str(), train.name.c_str(), train.size(), 100 * a.val, a.optimizer.c_str(), oc.lr,
+                 a.schedule.c_str());
+  const auto t0 = std::chrono::steady_clock::now();
+  FitResult r = fit(m.graph, train, o);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  train = Dataset{};  // frees the training images before loading the test split
+
+  Dataset test = load_dataset(a.data, "test");
+  check_fits(m.graph, test);
+  EvalResult e = evaluate(m.graph, test, o.norm);
+  std::printf("test accuracy %s (%d images, loss %.4f) after %d epochs, %.1fs; best validation %s at epoch %d\n",
+              pct(e.accuracy).c_str(), e.n, e.loss, r.history.empty() ? 0 : r.history.back().epoch, secs,
+              pct(r.best_val_acc).c_str(), r.best_epoch);
+  std::printf("saved %s (best: %s, checkpoint: %s, log: %s)\n", a.out.c_str(),
+              sibling_path(a.out, ".best.safetensors").c_str(), sibling_path(a.out, ".ckpt.safetensors").c_str(),
+              sibling_path(a.out, ".log.jsonl").c_str());
+}
+
+void run_eval(const std::string& model, const std::string& data, const std::string& split, bool as_json) {
+  Model m = open_model(model);
+  Dataset d = load_dataset(data, split);
+  check_fits(m.graph, d);
+  EvalResult e = evaluate(m.graph, d, model_normalization(m));
+  std::vector<std::string> names = d.class_names;
+  for (int k = int(names.size()); k < m.graph.classes(); ++k) names.push_back(std::to_string(k));
+  const int K = m.graph.classes();
+  if (as_json) {
+    nlohmann::json per = nlohmann::json::object();
+    for (int c = 0; c < K; ++c) per[names[c]] = std::isfinite(e.per_class[c]) ? nlohmann::json(e.per_class[c]) : nullptr;
+    nlohmann::json j = {{"model", model}, {"data", d.name},         {"n", e.n},
+                        {"accuracy", e.accuracy}, {"loss", e.loss}, {"per_class", per},
+                        {"classes", names},       {"confusion", e.confusion}};
+    std::printf("%s\n", j.dump().c_str());
+    return;
+  }
+  std::printf("%s on %s: accuracy %s (%d images), loss %.4f\n\nper class:\n", model.c_str(), d.name.c_str(),
+              pct(e.accuracy).c_str(), e.n, e.loss);
+  size_t w = 5;
+  for (auto& n : names) w = std::max(w, n.size());
+  for (int c = 0; c < K; ++c)
+    std::printf("  %-*s %8s\n", int(w), names[c].c_str(), std::isfinite(e.per_class[c]) ? pct(e.per_class[c]).c_str() : "-");
+  std::printf("\nconfusion matrix (rows: true class, columns: predicted):\n  %*s", int(w) + 3, "");
+  for (int c = 0; c < K; ++c) std::printf(" %6d", c);
+  std::printf("\n");
+  for (int r = 0; r < K; ++r) {
+    std::printf("  %-*s", int(w) + 3, (std::to_string(r) + " " + names[r]).c_str());
+    for (int c = 0; c < K; ++c) std::printf(" %6d", e.confusion[r][c]);
+    std::printf("\n");
+  }
+}
+
+void run_predict(const std::string& model, const std::vector<std::string>& files, const std::string& data,
+                 const std::string& index, const std::string& split, int top, bool as_json) {
+  Model m = open_model(model);
+  // The same inputs as explain: images converted and normalized as in training, .npy arrays in
+  // the model's input space, or dataset samples.
+  Inputs in = read_inputs(m, files, data, index, split);
+  const std::vector<std::string> names = model_classes(m);
+  const int K = m.graph.classes();
+  top = std::clamp(top, 1, K);
+  const int B = 256;
+  for (int b = 0; b < in.x.batch(); b += B) {
+    const int e = std::min(in.x.batch(), b + B);
+    Tensor p = softmax(m.graph.forward(in.x.slice(b, e), Mode::eval));
+    for (int i = b; i < e; ++i) {
+      const float* pi = p.data() + size_t(i - b) * K;
+      std::vector<int> idx(K);
+      std::iota(idx.begin(), idx.end(), 0);
+      std::partial_sort(idx.begin(), idx.begin() + top, idx.end(), [&](int u, int v) { return pi[u] > pi[v]; });
+      const std::string truth = in.labels[i] >= 0 && in.labels[i] < K ? names[in.labels[i]] : "";
+      if (as_json) {
+        nlohmann::json preds = nlohmann::json::array();
+        for (int t = 0; t < top; ++t) preds.push_back({{"class", idx[t]}, {"name", names[idx[t]]}, {"p", pi[idx[t]]}});
+        nlohmann::json j = {{"input", in.names[i]}, {"top", preds}};
+        if (!truth.empty()) j["label"] = in.labels[i];
+        std::printf("%s\n", j.dump().c_str());
+        continue;
+      }
+      std::printf("%s:", in.names[i].c_str());
+      for (int t = 0; t < top; ++t) std::printf("  %s %.4f", names[idx[t]].c_str(), pi[idx[t]]);
+      if (!truth.empty()) std::printf("  (true: %s)", truth.c_str());
+      std::printf("\n");
+    }
+  }
+}
+
+}  // namespace
+
+void add_train_commands(CLI::App& app) {
+  {
+    auto a = std::make_shared<TrainArgs>();
+    auto* c = app.add_subcommand("train", "Train a model (preset, architecture text or model file) on a dataset");
+    c->add_option("--model", a->model, "a preset (lenet5, camnet, mlp, toy2d, ...), an architecture text or a model file")
+        ->required();
+    c->add_option("--data", a->data, "dataset spec: fashion-mnist, mnist:DIR, cifar10:DIR, images:DIR, npy:X,Y, toy:spirals...")
+        ->capture_default_str();
+    c->add_option("--epochs", a->epochs, "epochs (default: 10, 30 for toy2d)")->check(CLI::PositiveNumber);
+    c->add_option("--batch", a->batch, "mini-batch size")->capture_default_str()->check(CLI::PositiveNumber);
+    c->add_option("--optimizer", a->optimizer, "sgd, adam or adamw")->capture_default_str();
+    c->add_option("--lr", a->lr, "base learning rate (default: 0.01 for sgd, 1e-3 for adam/adamw; 10x for toy2d)");
+    c->add_option("--momentum", a->momentum, "SGD momentum")->capture_default_str();
+    c->add_flag("--nesterov", a->nesterov, "Nesterov momentum (SGD)");
+    c->add_option("--weight-decay", a->weight_decay, "weight decay (default: 0, or 0.01 for adamw)");
+    c->add_option("--schedule", a->schedule, "constant, step or cosine")->capture_default_str();
+    c->add_option("--step-size", a->step_size, "step schedule: epochs between decays")->capture_default_str();
+    c->add_option("--gamma", a->gamma, "step schedule: decay factor")->capture_default_str();
+    c->add_option("--warmup", a->warmup, "epochs of linear learning-rate warm-up")->capture_default_str();
+    c->add_option("--seed", a->seed, "seed for initialization, validation split, shuffling, augmentation")
+        ->capture_default_str();
+    c->add_option("--resume", a->resume, "continue from a checkpoint (MODEL.ckpt.safetensors); same settings");
+    c->add_option("--augment", a->augment, "augmentations: crop (pad 4), crop=N, flip");
+    c->add_option("--noise", a->noise, "std of Gaussian noise added to training inputs (after normalization)")
+        ->capture_default_str();
+    c->add_option("--limit", a->limit, "use only the first N training samples");
+    c->add_option("--val", a->val, "fraction of the training set held out for validation")->capture_default_str();
+    c->add_option("--normalize", a->normalize, "std (per-channel mean/std of the training set) or none")
+        ->capture_default_str();
+    c->add_flag("--quiet", a->quiet, "no progress output");
+    c->add_option("--out", a->out, "model file to write (.safetensors); .best/.ckpt/.log.jsonl go beside it")->required();
+    c->callback([a] { run_train(*a); });
+  }
+  {
+    auto model = std::make_shared<std::string>(), data = std::make_shared<std::string>("fashion-mnist"),
+         split = std::make_shared<std::string>("test");
+    auto as_json = std::make_shared<bool>(false);
+    auto* c = app.add_subcommand("eval", "Accuracy, per-class accuracy and confusion matrix of a model on a dataset");
+    c->add_option("--model", *model, "model file")->required();
+    c->add_option("--data", *data, "dataset spec")->capture_default_str();
+    c->add_option("--split", *split, "train or test")->capture_default_str();
+    c->add_flag("--json", *as_json, "print one JSON object");
+    c->callback([=] { run_eval(*model, *data, *split, *as_json); });
+  }
+  {
+    auto model = std::make_shared<std::string>(), data = std::make_shared<std::string>(),
+         index = std::make_shared<std::string>(), split = std::make_shared<std::string>("test");
+    auto files = std::make_shared<std::vector<std::string>>();
+    auto top = std::make_shared<int>(3);
+    auto as_json = std::make_shared<bool>(false);
+    auto* c = app.add_subcommand("predict", "Top-k classes with probabilities for image files or .npy arrays");
+    c->add_option("--model", *model, "model file")->required();
+    c->add_option("--input", *files, "image files (PNG/JPEG/BMP/PNM) or .npy arrays in the model's input space");
+    c->add_option("--data", *data, "or samples of a dataset (with --index)");
+    c->add_option("--index", *index, "dataset samples: I, I:J or I,J,K")->needs(c->get_option("--data"));
+    c->add_option("--split", *split, "dataset split")->capture_default_str();
+    c->add_option("--top", *top, "classes to show")->capture_default_str()->check(CLI::PositiveNumber);
+    c->add_flag("--json", *as_json, "JSON lines");
+    c->callback([=] { run_predict(*model, *files, *data, *index, *split, *top, *as_json); });
+  }
+}
+
 }  // namespace gb

@@ -82,9 +82,34 @@ std::string preset_architecture(const std::string& name, const Shape& input, int
   return "input(" + in + ") " + body;
 }
 
+// Xavier (Glorot) uniform: U(-b, b), b = gain * sqrt(6 / (fan_in + fan_out)). He init (the layer
+// default) suits ReLU; saturating activations need the smaller Glorot scale to keep the signal in
+// their linear range (PyTorch's gains: tanh 5/3, sigmoid 1).
+static void xavier_reinit(Graph& g, float gain, uint64_t seed) {
+  Rng rng(seed ^ 0x78617669657273ULL);
+  for (int i = 0; i < g.size(); ++i) {
+    Tensor* w = nullptr;
+    int fan_in = 0, fan_out = 0;
+    if (auto* c = dynamic_cast<Conv2d*>(&g.layer(i))) {
+      w = &c->weight.value;
+      fan_in = c->in_ch * c->k * c->k;
+      fan_out = c->out_ch * c->k * c->k;
+    } else if (auto* d = dynamic_cast<Dense*>(&g.layer(i))) {
+      w = &d->weight.value;
+      fan_in = d->in_features;
+      fan_out = d->out_features;
+    }
+    if (!w) continue;
+    const float b = gain * std::sqrt(6.f / float(fan_in + fan_out));
+    for (size_t e = 0; e < w->size(); ++e) (*w)[e] = (2 * rng.uniform() - 1) * b;
+  }
+}
+
 Graph make_preset(const std::string& name, const Shape& input, int classes, uint64_t seed) {
   Graph g = graph_from_json(parse_architecture(preset_architecture(name, input, classes)));
   g.init(seed);
+  if (name == "lenet5-tanh") xavier_reinit(g, 5.f / 3.f, seed);
+  if (name == "lenet5-sigmoid" || name == "lenet5-softplus") xavier_reinit(g, 1.f, seed);
   return g;
 }
 
