@@ -260,6 +260,19 @@ TEST_CASE("image files: PNG round trip, gray/RGB conversion, resizing, unreadabl
   CHECK(contains(error_of([&] { load_image(t / "none.png", Shape{}); }), t / "none.png" + ": cannot open"));
   CHECK(contains(error_of([&] { write_png(t / "nodir/x.png", 6, 5, 1, flat.data()); }), t / "nodir/x.png"));
 
+  // A hand-made 24-bit BMP, 2x2, bottom-up rows of BGR padded to 4 bytes.
+  std::vector<uint8_t> bmp = {'B', 'M', 70, 0, 0, 0, 0, 0, 0, 0, 54, 0, 0, 0, 40, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0,
+                              1, 0, 24, 0, 0, 0, 0, 0, 16, 0, 0, 0, 0x13, 0x0b, 0, 0, 0x13, 0x0b, 0, 0, 0, 0, 0, 0,
+                              0, 0, 0, 0};
+  for (uint8_t v : {0, 0, 255, 0, 255, 0, 0, 0, /* bottom row: red, green */ 255, 0, 0, 9, 9, 9, 0, 0 /* top: blue, grey */})
+    bmp.push_back(v);
+  write_bytes(t / "b.bmp", bmp);
+  Tensor b = load_image(t / "b.bmp", Shape{});
+  CHECK(b.shape() == Shape{1, 3, 2, 2});
+  CHECK(b.at(0, 2, 0, 0) == 1.f);  // top left is blue
+  CHECK(b.at(0, 0, 1, 0) == 1.f);  // bottom left is red
+  CHECK(b.at(0, 1, 0, 1) == doctest::Approx(9 / 255.f));
+
   // Tensor to PNG and back.
   write_png(t / "t.png", rgb);
   Tensor back = load_image(t / "t.png", Shape{});
