@@ -5,6 +5,7 @@
 // base method's keys); a key that no selected method accepts is an error. So
 // `--method saliency,integrated-gradients --param n_steps=32` is fine: only IG gets n_steps.
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -94,8 +95,15 @@ Normalization model_norm(const Model& m) {
 // Keeps names usable as file names.
 std::string safe_name(const std::string& s) {
   std::string o;
-  for (char c : s) o += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' ? c : '_';
-  return o;
+  for (char c : s) {
+    const bool keep = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.';
+    if (keep)
+      o += c;
+    else if (!o.empty() && o.back() != '_')
+      o += '_';  // "x.npy[3]" -> "x.npy_3"
+  }
+  while (!o.empty() && o.back() == '_') o.pop_back();
+  return o.empty() ? "input" : o;
 }
 
 // [C,H,W] pixels for display: the model's normalization undone, then clamped to [0,1] (or
