@@ -98,6 +98,19 @@ TEST_CASE("input-x-gradient is x times saliency; smoothgrad at level 0 is salien
   CHECK(max_abs(run(g, x, t, "vargrad", {{"stdev", "0"}, {"n", "2"}}).attribution) <= 1e-12);
 }
 
+TEST_CASE("smoothgrad noise is seeded: same seed same map, another seed another map") {
+  Graph g = make_preset("lenet5");
+  Tensor x = random_input(g, 1, 71);
+  Params a = {{"n", "4"}, {"seed", "1"}}, b = {{"n", "4"}, {"seed", "2"}};
+  Tensor s1 = run(g, x, {3}, "smoothgrad", a).attribution, s2 = run(g, x, {3}, "smoothgrad", a).attribution;
+  Tensor s3 = run(g, x, {3}, "smoothgrad", b).attribution;
+  CHECK(max_diff(s1, s2) == 0);
+  CHECK(max_diff(s1, s3) > 1e-3 * max_abs(s1));
+  // vargrad is a variance: never negative.
+  Tensor v = run(g, x, {3}, "vargrad", {{"n", "5"}, {"stdev", "0.3"}}).attribution;
+  for (size_t i = 0; i < v.size(); ++i) CHECK(v[i] >= 0.f);
+}
+
 TEST_CASE("saliency options: abs and max over channels keep the input's shape") {
   Graph g = arch(kSmooth);
   Tensor x = random_input(g, 1, 9);
@@ -286,6 +299,12 @@ TEST_CASE("heatmaps: signed maps are blue-white-red around zero, unsigned use a 
   CHECK(int(gray.px(1, 0)[0]) == 146);  // 2 / 3.5 of 255
   CHECK(int(gray.px(3, 0)[0]) == 255);
   CHECK(reduce_channels(u, true) == std::vector<float>{-3, -1, 3, 8});
+  // Overlay: alpha 0.5 of white over a black input gives mid gray.
+  HeatmapOptions ov;
+  ov.overlay = 0.5f;
+  Tensor black({1, 1, 3});
+  Image o2 = heatmap(a, ov, &black);
+  CHECK(int(o2.px(1, 0)[0]) == 128);
   Image g = grid({{im, im}, {im, im}}, {"input", "saliency"}, {"row one", "row two"}, 30, 20);
   CHECK(g.w == 4 + 2 * 34);
   size_t dark = 0;
