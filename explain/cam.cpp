@@ -179,44 +179,43 @@ Tensor score_cam_maps(Graph& g, const Tensor& x, const std::vector<int>& targets
   require_images(x, "score-cam");
   if (batch < 1) throw std::invalid_argument("score-cam: batch must be positive");
   const int N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
-  const size_t HW = size_t(H) * W;
+  const size_t HW = size_t(H) * W, CHW = C * HW;
   g.forward(x);
-  const Tensor up = resize_bilinear(g.activation(layer), H, W);  // [N,K,H,W]
-  const int K = up.dim(1);
-  Tensor out({N, 1, H, W});
-  std::vector<float> norm(HW);
+  const Tensor A = g.activation(layer).clone();  // [N,K,h,w]
+  const int K = A.dim(1), h = A.dim(2), w = A.dim(3);
+  // Masked inputs of all samples and channels are packed into batches; a channel whose upsampled
+  // map is constant is skipped (weight 0), as in the official code.
+  std::vector<double> weight(size_t(N) * K, 0.0);
+  std::vector<size_t> pending;  // n·K + k of the inputs in `masked`
+  Tensor masked({batch, C, H, W});
+  std::vector<float> up(HW);
+  auto flush = [&] {
+    if (pending.empty()) return;
+    const int B = int(pending.size());
+    std::vector<int> cls(B);
+    for (int b = 0; b < B; ++b) cls[b] = targets[pending[b] / K];
+    std::vector<float> sc = target_scores(g, masked.slice(0, B), cls, true);
+    for (int b = 0; b < B; ++b) weight[pending[b]] = sc[b];
+    pending.clear();
+  };
+  for (size_t nk = 0; nk < size_t(N) * K; ++nk) {
+    resize_bilinear(A.data() + nk * h * w, h, w, up.data(), H, W);
+    auto [lo, hi] = std::minmax_element(up.begin(), up.end());
+    if (!(*hi > *lo)) continue;
+    minmax_inplace(up.data(), HW);
+    const float* xs = x.data() + (nk / K) * CHW;
+    float* d = masked.data() + pending.size() * CHW;
+    for (int c = 0; c < C; ++c)
+      for (size_t i = 0; i < HW; ++i) d[c * HW + i] = xs[c * HW + i] * up[i];
+    pending.push_back(nk);
+    if (int(pending.size()) == batch) flush();
+  }
+  flush();
+  // Σ_k weight_k · upsample(A^k) = upsample(Σ_k weight_k A^k): bilinear resizing is linear.
+  Tensor out = resize_bilinear(weighted_sum(A, weight, false), H, W);
   for (int n = 0; n < N; ++n) {
-    // Masks of this sample's non-constant channels, evaluated `batch` at a time.
-    std::vector<int> chans;
-    for (int k = 0; k < K; ++k) {
-      const float* u = up.data() + (size_t(n) * K + k) * HW;
-      auto [lo, hi] = std::minmax_element(u, u + HW);
-      if (*hi > *lo) chans.push_back(k);
-    }
-    std::vector<double> weight(K, 0.0);
-    for (size_t b0 = 0; b0 < chans.size(); b0 += size_t(batch)) {
-      const int B = int(std::min(chans.size() - b0, size_t(batch)));
-      Tensor masked({B, C, H, W});
-      for (int b = 0; b < B; ++b) {
-        const float* u = up.data() + (size_t(n) * K + chans[b0 + b]) * HW;
-        std::copy(u, u + HW, norm.begin());
-        minmax_inplace(norm.data(), HW);
-        for (int c = 0; c < C; ++c) {
-          const float* xs = x.data() + (size_t(n) * C + c) * HW;
-          float* d = masked.data() + (size_t(b) * C + c) * HW;
-          for (size_t i = 0; i < HW; ++i) d[i] = xs[i] * norm[i];
-        }
-      }
-      std::vector<float> s = target_scores(g, masked, std::vector<int>(B, targets[n]), true);
-      for (int b = 0; b < B; ++b) weight[chans[b0 + b]] = s[b];
-    }
-    std::vector<double> acc(HW, 0.0);
-    for (int k : chans) {
-      const float* u = up.data() + (size_t(n) * K + k) * HW;
-      for (size_t i = 0; i < HW; ++i) acc[i] += weight[k] * u[i];
-    }
     float* o = out.data() + n * HW;
-    for (size_t i = 0; i < HW; ++i) o[i] = float(std::max(acc[i], 0.0));
+    for (size_t i = 0; i < HW; ++i) o[i] = std::max(o[i], 0.f);
     minmax_inplace(o, HW);
   }
   return out;

@@ -45,34 +45,37 @@ Tensor occlusion(Graph& g, const Tensor& x, const std::vector<int>& targets, con
       for (int yy = y0; yy < y0 + win; ++yy)
         for (int xx = x0; xx < x0 + win; ++xx) count[size_t(yy) * W + xx] += 1.f;
 
-  Tensor out({N, C, H, W});
-  std::vector<double> sum(HW);
-  for (int n = 0; n < N; ++n) {
-    const Tensor xn = x.sample(n);
-    const float base = target_scores(g, xn, {targets[n]}, false)[0];
-    std::fill(sum.begin(), sum.end(), 0.0);
-    for (int w0 = 0; w0 < nwin; w0 += o.batch) {
-      const int B = std::min(o.batch, nwin - w0);
-      Tensor batch({B, C, H, W});
-      for (int b = 0; b < B; ++b) {
-        float* d = batch.data() + b * CHW;
-        std::copy(xn.data(), xn.data() + CHW, d);
-        const int y0 = ys[(w0 + b) / xs.size()], x0 = xs[(w0 + b) % xs.size()];
-        for (int c = 0; c < C; ++c)
-          for (int yy = y0; yy < y0 + win; ++yy)
-            std::fill_n(d + c * HW + size_t(yy) * W + x0, win, o.baseline);
-      }
-      std::vector<float> s = target_scores(g, batch, std::vector<int>(B, targets[n]), false);
-      for (int b = 0; b < B; ++b) {
-        const double drop = double(base) - s[b];
-        const int y0 = ys[(w0 + b) / xs.size()], x0 = xs[(w0 + b) % xs.size()];
-        for (int yy = y0; yy < y0 + win; ++yy)
-          for (int xx = x0; xx < x0 + win; ++xx) sum[size_t(yy) * W + xx] += drop;
-      }
+  // Occluded copies of all samples are packed into batches; item = n·nwin + window.
+  const std::vector<float> base = target_scores(g, x, targets, false);
+  std::vector<double> sum(N * HW, 0.0);
+  const size_t items = size_t(N) * nwin;
+  Tensor batch({int(std::min(items, size_t(o.batch))), C, H, W});
+  for (size_t i0 = 0; i0 < items; i0 += size_t(o.batch)) {
+    const int B = int(std::min(items - i0, size_t(o.batch)));
+    std::vector<int> cls(B);
+    for (int b = 0; b < B; ++b) {
+      const size_t n = (i0 + b) / nwin, wi = (i0 + b) % nwin;
+      cls[b] = targets[n];
+      float* d = batch.data() + b * CHW;
+      std::copy(x.data() + n * CHW, x.data() + (n + 1) * CHW, d);
+      const int y0 = ys[wi / xs.size()], x0 = xs[wi % xs.size()];
+      for (int c = 0; c < C; ++c)
+        for (int yy = y0; yy < y0 + win; ++yy) std::fill_n(d + c * HW + size_t(yy) * W + x0, win, o.baseline);
     }
-    for (int c = 0; c < C; ++c)
-      for (size_t i = 0; i < HW; ++i) out[n * CHW + c * HW + i] = float(sum[i] / count[i]);
+    std::vector<float> s = target_scores(g, batch.slice(0, B), cls, false);
+    for (int b = 0; b < B; ++b) {
+      const size_t n = (i0 + b) / nwin, wi = (i0 + b) % nwin;
+      const double drop = double(base[n]) - s[b];
+      const int y0 = ys[wi / xs.size()], x0 = xs[wi % xs.size()];
+      double* acc = sum.data() + n * HW;
+      for (int yy = y0; yy < y0 + win; ++yy)
+        for (int xx = x0; xx < x0 + win; ++xx) acc[size_t(yy) * W + xx] += drop;
+    }
   }
+  Tensor out({N, C, H, W});
+  for (int n = 0; n < N; ++n)
+    for (int c = 0; c < C; ++c)
+      for (size_t i = 0; i < HW; ++i) out[n * CHW + c * HW + i] = float(sum[n * HW + i] / count[i]);
   return out;
 }
 
