@@ -6,10 +6,11 @@
 //   the gradient g·f'(x) where |x − x'| < 1e-10.
 // - Max-pool (Captum's rule): with y, y' the pooled outputs, the output difference is split into
 //   max(y, y') − y' routed through the input's argmax and y − max(y, y') routed through the
-//   reference's argmax, then divided by Δin (gradient fallback where |Δin| < 1e-10). Captum feeds
-//   the reference half's own signal into the second term, and that signal is zero above the
-//   topmost max-pool; here both halves carry the same multipliers, so the two terms always sum
-//   to g·(y − y') and summation-to-delta holds exactly (Captum's can leak where y < y').
+//   reference's argmax, then divided by Δin (gradient fallback where |Δin| < 1e-10). Captum
+//   multiplies the second term by the reference half's own signal, which starts at zero (its
+//   model output keeps only the input half) and need not equal the input half's; here both
+//   halves carry the same multipliers, so the two terms always sum to g·(y − y') and
+//   summation-to-delta holds exactly (Captum's can leak where y < y').
 // - Linear layers (conv, dense, pooling by averaging, batchnorm in eval mode, add, flatten) pass
 //   multipliers like gradients.
 // Attribution (x − x')·m; Result.delta = Σ attribution − (f_c(x) − f_c(x')), ~0 up to rounding.
