@@ -20,8 +20,9 @@ struct GzFile {
   std::string path;
   explicit GzFile(const std::string& p) : path(p) {
     if (detail::is_dir(p)) fail(p, "is a directory, expected an IDX file");
+    errno = 0;
     f = gzopen(p.c_str(), "rb");
-    if (!f) fail(p, std::string("cannot open: ") + std::strerror(errno ? errno : ENOENT));
+    if (!f) fail(p, std::string("cannot open: ") + (errno ? std::strerror(errno) : "gzopen failed"));
     gzbuffer(f, 1 << 18);  // fewer, larger reads; measurably faster on the 47 MB training images
   }
   ~GzFile() {
