@@ -348,3 +348,25 @@ TEST_CASE("bad checkpoints and mismatched data give clear errors") {
   CHECK_THROWS_WITH(fit(two, train, o), doctest::Contains("3 classes"));
   fs::remove_all(dir);
 }
+
+TEST_CASE("presets: saturating LeNet variants get Glorot-scaled weights, ReLU ones keep He init") {
+  auto max_abs = [](const Graph& g, const std::string& name) {
+    float m = 0;
+    for (auto& [n, p] : g.named_params())
+      if (n == name + ".weight")
+        for (size_t i = 0; i < p->value.size(); ++i) m = std::max(m, std::abs(p->value[i]));
+    return m;
+  };
+  // dense1: 400 -> 120. He bound sqrt(2) * sqrt(3/400) = 0.1225; Glorot(tanh) 5/3 * sqrt(6/520) = 0.179;
+  // Glorot(sigmoid) sqrt(6/520) = 0.107.
+  const float he = std::sqrt(2.f) * std::sqrt(3.f / 400), tanh_b = 5.f / 3 * std::sqrt(6.f / 520),
+              sig_b = std::sqrt(6.f / 520);
+  float relu = max_abs(make_preset("lenet5"), "dense1"), th = max_abs(make_preset("lenet5-tanh"), "dense1"),
+        sg = max_abs(make_preset("lenet5-sigmoid"), "dense1");
+  CHECK(relu <= he);
+  CHECK(relu > 0.95f * he);
+  CHECK(th <= tanh_b);
+  CHECK(th > 0.95f * tanh_b);
+  CHECK(sg <= sig_b);
+  CHECK(sg > 0.95f * sig_b);
+}
