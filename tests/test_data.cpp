@@ -273,6 +273,15 @@ TEST_CASE("image files: PNG round trip, gray/RGB conversion, resizing, unreadabl
   CHECK(b.at(0, 0, 1, 0) == 1.f);  // bottom left is red
   CHECK(b.at(0, 1, 0, 1) == doctest::Approx(9 / 255.f));
 
+  // Writes are atomic: a failed write leaves no temporary file and names the target.
+  fs::create_directories(t.path / "taken.png");
+  CHECK(contains(error_of([&] { write_png(t / "taken.png", 6, 5, 1, flat.data()); }), t / "taken.png" + ": cannot"));
+  write_png(t / "keep.png", 6, 5, 1, flat.data());
+  auto before = fs::file_size(t / "keep.png");
+  CHECK_THROWS_AS(write_png(t / "keep.png", 0, 5, 1, flat.data()), DataError);
+  CHECK(fs::file_size(t / "keep.png") == before);
+  for (auto& e : fs::directory_iterator(t.path)) REQUIRE(!contains(e.path().filename().string(), ".tmp."));
+
   // Tensor to PNG and back.
   write_png(t / "t.png", rgb);
   Tensor back = load_image(t / "t.png", Shape{});
