@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <numeric>
 #include <sstream>
@@ -48,27 +49,37 @@ bool finite_params(const Graph& g, std::string* bad) {
   return true;
 }
 
+// A float as the shortest double that reads back to it, so messages show 0.01, not 0.0100000007.
+double tidy(float v) {
+  char b[32];
+  for (int p = 1; p <= 9; ++p) {
+    std::snprintf(b, sizeof b, "%.*g", p, double(v));
+    if (std::strtof(b, nullptr) == v) break;
+  }
+  return std::strtod(b, nullptr);
+}
+
 json config_json(const FitOptions& o) {
   const OptimizerConfig& c = o.optimizer;
   const ScheduleConfig& s = o.schedule;
   json j = {
       {"batch", o.batch},
       {"optimizer", optimizer_name(c.kind)},
-      {"lr", c.lr},
-      {"momentum", c.momentum},
-      {"dampening", c.dampening},
+      {"lr", tidy(c.lr)},
+      {"momentum", tidy(c.momentum)},
+      {"dampening", tidy(c.dampening)},
       {"nesterov", c.nesterov},
-      {"weight_decay", c.weight_decay},
-      {"betas", {c.beta1, c.beta2}},
-      {"eps", c.eps},
+      {"weight_decay", tidy(c.weight_decay)},
+      {"betas", {tidy(c.beta1), tidy(c.beta2)}},
+      {"eps", tidy(c.eps)},
       {"schedule", schedule_name(s.kind)},
       {"step_size", s.step_size},
-      {"gamma", s.gamma},
-      {"warmup", s.warmup},
-      {"min_lr", s.min_lr},
+      {"gamma", tidy(s.gamma)},
+      {"warmup", tidy(s.warmup)},
+      {"min_lr", tidy(s.min_lr)},
       {"seed", o.seed},
-      {"val_fraction", o.val_fraction},
-      {"augment", {{"crop_pad", o.augment.crop_pad}, {"hflip", o.augment.hflip}, {"noise", o.augment.noise_std}}},
+      {"val_fraction", tidy(o.val_fraction)},
+      {"augment", {{"crop_pad", o.augment.crop_pad}, {"hflip", o.augment.hflip}, {"noise", tidy(o.augment.noise_std)}}},
       {"normalize", o.norm.mean.empty() ? json(nullptr) : json{{"mean", o.norm.mean}, {"std", o.norm.std}}},
   };
   if (!o.extra_config.is_null()) j["extra"] = o.extra_config;
