@@ -393,7 +393,7 @@ std::string hex_id(uint64_t id) {
 }
 std::string Configuration::hex() const { return hex_id(id); }
 
-std::vector<uint64_t> configuration_ids(Graph& g, const Tensor& x) {
+std::vector<uint64_t> configuration_ids(Graph& g, const Tensor& x, std::vector<int>* labels) {
   check_piecewise_linear(g);
   std::vector<int> nodes;
   for (int i = 0; i < g.size(); ++i) {
@@ -406,7 +406,12 @@ std::vector<uint64_t> configuration_ids(Graph& g, const Tensor& x) {
   for (int n0 = 0; n0 < N; n0 += chunk) {
     const int nb = std::min(chunk, N - n0);
     Tensor xb = x.slice(n0, n0 + nb);
-    g.forward(xb, Mode::eval);
+    const Tensor& y = g.forward(xb, Mode::eval);
+    if (labels) {
+      const int K = g.classes();
+      labels->resize(N);
+      for (int n = 0; n < nb; ++n) (*labels)[n0 + n] = int(std::max_element(y.data() + n * K, y.data() + (n + 1) * K) - (y.data() + n * K));
+    }
     for (int n = 0; n < nb; ++n) {
       Hasher H;
       for (size_t li = 0; li < nodes.size(); ++li) {
@@ -554,12 +559,13 @@ Region region(Graph& g, const Tensor& x1, const RegionOptions& opt) {
         k.window = pairs[li][j].window;
         k.index = pairs[li][j].win;
         k.other = pairs[li][j].other;
-        k.slack = z0[li][j];
+        k.slack = z0[li][j] + 0.0;
       } else {
         k.index = int(j);
         k.on = L.on[j];
-        k.slack = k.on ? z0[li][j] : -double(z0[li][j]);
+        k.slack = (k.on ? z0[li][j] : -double(z0[li][j])) + 0.0;  // + 0.0: no "-0"
       }
+      if (k.slack == 0) R.through_x++;
       if (k.distance() < R.nearest_distance) {
         R.nearest_distance = k.distance();
         R.nearest = k;
@@ -695,8 +701,10 @@ Walk walk(Graph& g, const Tensor& a, const Tensor& b, const WalkOptions& opt) {
   int last_label = -1;
   double t = 0;
   while (t < 1 && int(w.pieces.size()) < opt.max_pieces) {
-    // Probe just past the piece's start (a crossing lies exactly at t), except at the very start.
-    double tp = t == 0 ? 0 : std::min(t + opt.eps, 0.5 * (t + 1));
+    // Probe just past the piece's start: a crossing lies exactly at t, and a (real image) may lie
+    // exactly on boundaries (z = 0 for a blank background), where the configuration of t = 0
+    // itself is not the one of the piece that follows.
+    double tp = std::min(t + opt.eps, 0.5 * (t + 1));
     double tn = 1;
     probe.run(tp, [&](double val, double slope) {
       // val >= 0 in the region; it leaves the region when val + (t - tp) slope reaches 0.
@@ -742,14 +750,21 @@ Walk walk(Graph& g, const Tensor& a, const Tensor& b, const WalkOptions& opt) {
       }
       last_label = cur;
     }
-    if (!w.pieces.empty() && w.pieces.back().id == pc.id) {
+    const size_t n = w.pieces.size();
+    if (n && w.pieces.back().id == pc.id) {
       w.pieces.back().t1 = tn;  // the same region seen twice around a degenerate probe
+    } else if (n >= 2 && w.pieces[n - 2].id == pc.id && w.pieces[n - 1].t1 - w.pieces[n - 1].t0 < 10 * opt.eps) {
+      // A, B, A with B a few eps wide: float32 noise flipping a neuron whose pre-activation
+      // barely moves along the segment, not a region (regions are convex: A cannot come back).
+      w.pieces.pop_back();
+      w.pieces.back().t1 = tn;
+      w.degenerate++;
     } else {
       w.pieces.push_back(pc);
-      ids.insert(pc.id);
     }
     t = tn;
   }
+  for (auto& q : w.pieces) ids.insert(q.id);
   w.regions = int(ids.size());
   std::set<int> used;
   for (auto& pc : w.pieces) used.insert(pc.map);
@@ -843,7 +858,10 @@ SliceRegions slice_regions(Graph& g, const Plane& P, double eps, int max_regions
   };
   SliceRegions S;
   std::unordered_set<uint64_t> seen;
-  std::deque<std::pair<double, double>> queue{{0.5 * (P.u0 + P.u1), 0.5 * (P.v0 + P.v1)}};
+  // Start off-center: the center of a plane through three inputs is (p1 + p2) / 2, which can lie
+  // exactly on many boundaries (pixels blank in both), where the polygon degenerates to a point.
+  std::deque<std::pair<double, double>> queue{
+      {P.u0 + 0.5137 * (P.u1 - P.u0), P.v0 + 0.4771 * (P.v1 - P.v0)}};
   while (!queue.empty() && int(S.regions.size()) < max_regions) {
     auto [u, v] = queue.front();
     queue.pop_front();
@@ -901,6 +919,7 @@ SliceRegions slice_regions(Graph& g, const Plane& P, double eps, int max_regions
   }
   p.on_relu = nullptr;
   p.on_pool = nullptr;
+  S.truncated = !queue.empty();
   return S;
 }
 

@@ -40,7 +40,8 @@ std::string hex_id(uint64_t id);
 
 // The configuration of each sample of x ([N, input...]) from one ordinary batched forward; the
 // ids equal region(...).config.id.
-std::vector<uint64_t> configuration_ids(Graph& g, const Tensor& x);
+// `labels`, when given, receives each sample's predicted class from the same forward pass.
+std::vector<uint64_t> configuration_ids(Graph& g, const Tensor& x, std::vector<int>* labels = nullptr);
 Configuration configuration(Graph& g, const Tensor& x1);  // x1: one sample [1, input...]
 
 // One inequality a·z <= c of the region: ReLU neuron `index` of `layer` keeps its side, or for a
@@ -74,6 +75,7 @@ struct Region {
   int constraint_count = 0;  // network constraints with a nonzero gradient
   int degenerate = 0;        // max-pool pairs whose difference is identically zero in the region (always hold)
   int box_constraints = 0;
+  int through_x = 0;         // constraints with zero slack: x lies on their hyperplane (e.g. z = 0 exactly)
   Constraint nearest;        // the constraint closest to x
   double nearest_distance = INFINITY;
   Tensor A, c;               // [rows, D], [rows] when RegionOptions::polytope
@@ -138,6 +140,7 @@ struct Polygon {
 struct SliceRegions {
   std::vector<Polygon> regions;  // one per configuration met in the window
   int probes = 0;                // graph passes run
+  bool truncated = false;        // stopped at max_regions: the count is a lower bound
 };
 
 // Exact enumeration of the regions of the window: breadth-first over regions, each one's polygon

@@ -1,5 +1,458 @@
-// Placeholder until its issue lands; replaced by the real command.
+// glassbox regions: OpenBox on one model. For each input: region.json (configuration, active
+// neurons per layer, constraint count, nearest boundary, logits from the network and from
+// W_x x + b_x), W.npy, b.npy and decision-feature PNGs. --line walks the segment between two
+// inputs, --plane maps the regions of a 2-D slice, --stats counts configurations over a dataset.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "data/dataset.h"
+#include "data/images.h"
+#include "data/npy.h"
+#include "engine/layers.h"
+#include "explain/heatmap.h"
+#include "explain/openbox.h"
 #include "tools/commands.h"
+#include "tools/inputs.h"
+
 namespace gb {
-void add_regions_command(CLI::App&) {}
+
+namespace {
+
+namespace ob = openbox;
+using nlohmann::json;
+
+struct RegionsArgs {
+  std::string model, data, index, split = "test", out, line, pair, range;
+  std::vector<std::string> inputs;
+  bool plane = false, stats = false, polytope = false;
+  int limit = 1000, size = 512, max_regions = 20000;
+  double eps = 1e-6;
+};
+
+std::vector<int> ints(const std::string& s, const std::string& flag) {
+  std::vector<int> v;
+  size_t p = 0;
+  while (p <= s.size()) {
+    size_t q = s.find(',', p);
+    if (q == std::string::npos) q = s.size();
+    try {
+      size_t used = 0;
+      v.push_back(std::stoi(s.substr(p, q - p), &used));
+      if (used != q - p) throw std::invalid_argument("");
+    } catch (const std::exception&) {
+      throw std::invalid_argument(flag + " '" + s + "': expected integers separated by commas");
+    }
+    p = q + 1;
+  }
+  return v;
+}
+
+std::vector<std::string> class_names(const Model& m) {
+  std::vector<std::string> names;
+  if (auto it = m.metadata.find("glassbox.classes"); it != m.metadata.end()) {
+    try {
+      names = json::parse(it->second).get<std::vector<std::string>>();
+    } catch (const std::exception&) {
+      names.clear();  // unreadable names: numbers instead
+    }
+  }
+  for (int k = int(names.size()); k < m.graph.classes(); ++k) names.push_back(std::to_string(k));
+  return names;
+}
+
+std::string safe(const std::string& s) {
+  std::string o;
+  for (char c : s) o += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' ? c : '_';
+  return o;
+}
+
+// A stable, light color per configuration id (so the same region has the same color in every image).
+void id_color(uint64_t id, uint8_t rgb[3]) {
+  uint64_t z = id * 0x9e3779b97f4a7c15ULL;
+  z ^= z >> 31;
+  const double h = double(z % 3600) / 600.0, s = 0.35 + 0.4 * double((z >> 12) % 100) / 100,
+               v = 0.8 + 0.2 * double((z >> 24) % 100) / 100;
+  const int i = int(h);
+  const double f = h - i, p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f));
+  double r, g, b;
+  switch (i % 6) {
+    case 0: r = v, g = t, b = p; break;
+    case 1: r = q, g = v, b = p; break;
+    case 2: r = p, g = v, b = t; break;
+    case 3: r = p, g = q, b = v; break;
+    case 4: r = t, g = p, b = v; break;
+    default: r = v, g = p, b = q; break;
+  }
+  rgb[0] = uint8_t(255 * r), rgb[1] = uint8_t(255 * g), rgb[2] = uint8_t(255 * b);
+}
+
+const uint8_t kClassColors[10][3] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44},  {214, 39, 40},  {148, 103, 189},
+                                     {140, 86, 75},  {227, 119, 194}, {127, 127, 127}, {188, 189, 34}, {23, 190, 207}};
+
+void disc(explain::Image& im, int cx, int cy, int r, const uint8_t fill[3]) {
+  static const uint8_t black[3] = {0, 0, 0};
+  for (int y = cy - r - 1; y <= cy + r + 1; ++y)
+    for (int x = cx - r - 1; x <= cx + r + 1; ++x) {
+      if (x < 0 || y < 0 || x >= im.w || y >= im.h) continue;
+      const int d2 = (x - cx) * (x - cx) + (y - cy) * (y - cy);
+      if (d2 > (r + 1) * (r + 1)) continue;
+      std::copy(d2 > r * r ? black : fill, (d2 > r * r ? black : fill) + 3, im.px(x, y));
+    }
+}
+
+void save(const std::string& path, const explain::Image& im) { write_png(path, im.w, im.h, 3, im.rgb.data()); }
+
+// The position of a flat per-sample index in a shape, e.g. [c,h,w].
+json position(const Shape& s, int index) {
+  json p = json::array();
+  std::vector<int> d = s.sample().vec();
+  for (int k = int(d.size()) - 1; k >= 0; --k) {
+    p.insert(p.begin(), index % d[k]);
+    index /= d[k];
+  }
+  return p;
+}
+
+json constraint_json(const Graph& g, const ob::Constraint& k) {
+  if (k.node < 0) return nullptr;
+  const Layer& L = g.layer(k.node);
+  json j = {{"layer", L.name}, {"kind", L.kind()}, {"distance", k.distance()}, {"slack", k.slack}, {"gradient_norm", k.norm}};
+  if (k.other < 0) {
+    j["neuron"] = k.index;
+    j["position"] = position(g.shape(k.node), k.index);
+    j["side"] = k.on ? "on" : "off";
+  } else {
+    const Shape in = g.shape(g.node(k.node).inputs[0]);
+    j["window"] = k.window;
+    j["winner"] = position(in, k.index);
+    j["other"] = position(in, k.other);
+  }
+  return j;
+}
+
+void write_region(const RegionsArgs& a, Model& model, const Tensor& x, const std::string& name, int label,
+                  const std::string& dir) {
+  Graph& g = model.graph;
+  const auto classes = class_names(model);
+  ob::RegionOptions opt;
+  opt.polytope = a.polytope;
+  opt.keep_constraints = false;
+  ob::Region R = ob::region(g, x, opt);
+  std::filesystem::create_directories(dir);
+  const int K = g.classes(), D = int(x.size());
+  std::vector<double> aff = R.affine_logits(x.data());
+  double diff = 0;
+  json net = json::array(), lin = json::array();
+  for (int k = 0; k < K; ++k) {
+    net.push_back(R.logits[k]);
+    lin.push_back(aff[k]);
+    diff = std::max(diff, std::fabs(aff[k] - R.logits[k]));
+  }
+  const int pred = int(std::max_element(R.logits.data(), R.logits.data() + K) - R.logits.data());
+  json layers = json::array();
+  for (auto& L : R.config.layers) {
+    json j = {{"layer", L.name}, {"kind", L.kind}};
+    if (L.kind == "maxpool")
+      j["windows"] = L.units, j["ties"] = L.ties;
+    else
+      j["neurons"] = L.units, j["active"] = L.active;
+    layers.push_back(j);
+  }
+  write_npy(dir + "/W.npy", R.W);
+  write_npy(dir + "/b.npy", R.b);
+  json files = json::array({"W.npy", "b.npy"});
+  if (a.polytope) {
+    write_npy(dir + "/A.npy", R.A);
+    write_npy(dir + "/c.npy", R.c);
+    files.push_back("A.npy"), files.push_back("c.npy");
+  }
+  // Decision features: each row of W_x as an image, and W_c - W_c' for a pair (default: the
+  // prediction against the runner-up).
+  int c1 = pred, c2 = -1;
+  if (!a.pair.empty()) {
+    auto v = ints(a.pair, "--pair");
+    if (v.size() != 2) throw std::invalid_argument("--pair '" + a.pair + "': expected C,C'");
+    c1 = v[0], c2 = v[1];
+  } else {
+    for (int k = 0; k < K; ++k)
+      if (k != pred && (c2 < 0 || R.logits[k] > R.logits[c2])) c2 = k;
+  }
+  if (g.input_shape().rank == 3 && K >= 2) {
+    const Shape s = g.input_shape();
+    const int scale = std::max(1, 112 / std::max(s[1], s[2]));
+    std::vector<explain::Image> row;
+    std::vector<std::string> labels;
+    for (int k = 0; k < K; ++k) {
+      Tensor wk = Tensor::from(s, std::vector<float>(R.W.data() + size_t(k) * D, R.W.data() + size_t(k + 1) * D));
+      explain::Image im = explain::heatmap(wk);
+      im = explain::resize_nearest(im, im.w * scale, im.h * scale);
+      const std::string f = "W_" + std::to_string(k) + ".png";
+      save(dir + "/" + f, im);
+      files.push_back(f);
+      row.push_back(im);
+      labels.push_back(classes[k]);
+    }
+    std::vector<float> d = ob::feature_difference(R, c1, c2);
+    explain::Image im = explain::heatmap(Tensor::from(s, d));
+    im = explain::resize_nearest(im, im.w * scale, im.h * scale);
+    const std::string f = "W_" + std::to_string(c1) + "_minus_" + std::to_string(c2) + ".png";
+    save(dir + "/" + f, im);
+    files.push_back(f);
+    row.push_back(im);
+    labels.push_back(classes[c1] + "-" + classes[c2]);
+    save(dir + "/features.png", explain::grid({row}, labels, {"rows of W_x, and W_c - W_c'"}, im.w, im.h));
+    files.push_back("features.png");
+  }
+  json j = {{"model", a.model},
+            {"input", name},
+            {"label", label},
+            {"predicted", pred},
+            {"predicted_class", classes[pred]},
+            {"configuration_id", R.config.hex()},
+            {"layers", layers},
+            {"constraints", {{"count", R.constraint_count}, {"degenerate_maxpool_pairs", R.degenerate},
+                             {"through_x", R.through_x},
+                             {"box", R.box_constraints}}},
+            {"nearest_boundary", constraint_json(g, R.nearest)},
+            {"logits", {{"network", net}, {"affine", lin}, {"max_abs_difference", diff}}},
+            {"feature_pair", {c1, c2}},
+            {"files", files}};
+  std::ofstream(dir + "/region.json") << j.dump(2) << "\n";
+  std::printf("%s: configuration %s, %d constraints, nearest boundary %.4g (%s), |W x + b - logits| %.2g\n",
+              name.c_str(), R.config.hex().c_str(), R.constraint_count, R.nearest_distance,
+              ob::describe(g, R.nearest).c_str(), diff);
+}
+
+void write_line(const RegionsArgs& a, Model& model, const Inputs& in) {
+  Graph& g = model.graph;
+  ob::WalkOptions wo;
+  wo.eps = a.eps;
+  ob::Walk w = ob::walk(g, in.x.sample(0), in.x.sample(1), wo);
+  json pieces = json::array();
+  for (auto& p : w.pieces)
+    pieces.push_back({{"t0", p.t0}, {"t1", p.t1}, {"configuration_id", ob::hex_id(p.id)}, {"predicted", p.label},
+                      {"affine_map", p.map}});
+  json j = {{"model", a.model},   {"from", in.names[0]}, {"to", in.names[1]},
+            {"regions", w.regions}, {"affine_maps", w.affine_maps}, {"pieces", pieces},
+            {"decision_changes", w.decision_changes}, {"degenerate_pieces", w.degenerate}};
+  std::ofstream(a.out + "/line.json") << j.dump(2) << "\n";
+  // The strip: top band one color per region, bottom band the predicted class, black ticks at
+  // decision changes.
+  const int W = 1000, H = 60;
+  explain::Image im(W, H);
+  size_t k = 0;
+  for (int x = 0; x < W; ++x) {
+    const double t = (x + 0.5) / W;
+    while (k + 1 < w.pieces.size() && w.pieces[k].t1 <= t) ++k;
+    uint8_t c[3];
+    id_color(w.pieces[k].id, c);
+    for (int y = 0; y < 40; ++y) std::copy(c, c + 3, im.px(x, y));
+    const uint8_t* cc = kClassColors[std::max(0, w.pieces[k].label) % 10];
+    for (int y = 44; y < H; ++y) std::copy(cc, cc + 3, im.px(x, y));
+  }
+  for (double t : w.decision_changes) {
+    const int x = std::clamp(int(t * W), 0, W - 1);
+    for (int y = 0; y < H; ++y) std::fill(im.px(x, y), im.px(x, y) + 3, 0);
+  }
+  save(a.out + "/line.png", im);
+  std::printf("line %s -> %s: %zu pieces, %d regions, %d distinct affine maps, %zu class changes\n",
+              in.names[0].c_str(), in.names[1].c_str(), w.pieces.size(), w.regions, w.affine_maps,
+              w.decision_changes.size());
+}
+
+void write_plane(const RegionsArgs& a, Model& model, const Inputs& in) {
+  Graph& g = model.graph;
+  ob::Plane P;
+  std::vector<std::pair<double, double>> pts;  // data points in plane coordinates
+  std::vector<int> pt_labels;
+  const bool two_d = g.input_shape().numel() == 2;
+  if (two_d) {
+    double u0 = -3, u1 = 3, v0 = -3, v1 = 3;
+    if (in.x.batch() > 0) {
+      u0 = v0 = INFINITY, u1 = v1 = -INFINITY;
+      for (int n = 0; n < in.x.batch(); ++n) {
+        u0 = std::min(u0, double(in.x[2 * n])), u1 = std::max(u1, double(in.x[2 * n]));
+        v0 = std::min(v0, double(in.x[2 * n + 1])), v1 = std::max(v1, double(in.x[2 * n + 1]));
+        pts.emplace_back(in.x[2 * n], in.x[2 * n + 1]);
+        pt_labels.push_back(in.labels[n]);
+      }
+      const double mu = 0.1 * (u1 - u0) + 1e-3, mv = 0.1 * (v1 - v0) + 1e-3;
+      u0 -= mu, u1 += mu, v0 -= mv, v1 += mv;
+    }
+    if (!a.range.empty()) {
+      std::vector<double> r;
+      size_t p = 0;
+      while (p <= a.range.size()) {
+        size_t q = a.range.find(',', p);
+        if (q == std::string::npos) q = a.range.size();
+        r.push_back(std::stod(a.range.substr(p, q - p)));
+        p = q + 1;
+      }
+      if (r.size() != 4 || r[1] <= r[0] || r[3] <= r[2])
+        throw std::invalid_argument("--range '" + a.range + "': expected U0,U1,V0,V1 with U0<U1, V0<V1");
+      u0 = r[0], u1 = r[1], v0 = r[2], v1 = r[3];
+    }
+    P = ob::input_plane(u0, u1, v0, v1);
+    P.origin = P.origin.reshaped(Shape::batch_of(1, g.input_shape()));
+    P.d1 = P.d1.reshaped(P.origin.shape());
+    P.d2 = P.d2.reshaped(P.origin.shape());
+  } else {
+    if (in.x.batch() < 3) throw std::invalid_argument("--plane needs three inputs (e.g. --index I,J,K)");
+    P = ob::plane_through(in.x.sample(0), in.x.sample(1), in.x.sample(2));
+    pts = {{0, 0}, {1, 0}, {0, 1}};
+    pt_labels = {in.labels[0], in.labels[1], in.labels[2]};
+  }
+  ob::SliceRegions S = ob::slice_regions(g, P, a.eps, a.max_regions);
+  const int W = a.size, H = a.size;
+  std::vector<int> reg, lab;
+  ob::rasterize(S, P, W, H, reg, lab);
+  // Pixels in no enumerated polygon (the enumeration stopped at --max-regions, or a sliver was
+  // stepped over): their configuration and class straight from the network.
+  std::vector<size_t> missing;
+  for (size_t q = 0; q < reg.size(); ++q)
+    if (reg[q] < 0) missing.push_back(q);
+  std::vector<uint64_t> missing_id(missing.size());
+  if (!missing.empty()) {
+    const size_t D = P.origin.size();
+    Tensor xs(Shape::batch_of(int(missing.size()), g.input_shape()));
+    for (size_t m = 0; m < missing.size(); ++m) {
+      const double u = P.u0 + (double(missing[m] % W) + 0.5) * (P.u1 - P.u0) / W;
+      const double v = P.v1 - (double(missing[m] / W) + 0.5) * (P.v1 - P.v0) / H;
+      for (size_t d = 0; d < D; ++d) xs[m * D + d] = float(P.origin[d] + u * P.d1[d] + v * P.d2[d]);
+    }
+    std::vector<int> labels;
+    missing_id = ob::configuration_ids(g, xs, &labels);
+    for (size_t m = 0; m < missing.size(); ++m) lab[missing[m]] = labels[m];
+  }
+  std::vector<uint64_t> pixel_id(reg.size());
+  for (size_t q = 0; q < reg.size(); ++q) pixel_id[q] = reg[q] >= 0 ? S.regions[reg[q]].id : 0;
+  for (size_t m = 0; m < missing.size(); ++m) pixel_id[missing[m]] = missing_id[m];
+  explain::Image im(W, H);
+  for (int y = 0; y < H; ++y)
+    for (int x = 0; x < W; ++x) {
+      const uint64_t r = pixel_id[size_t(y) * W + x];
+      uint8_t c[3];
+      id_color(r, c);
+      // Region edges a little darker, the decision boundary black.
+      const bool edge =
+          (x + 1 < W && pixel_id[size_t(y) * W + x + 1] != r) || (y + 1 < H && pixel_id[size_t(y + 1) * W + x] != r);
+      const int l = lab[size_t(y) * W + x];
+      const bool decision = (x + 1 < W && lab[size_t(y) * W + x + 1] != l) || (y + 1 < H && lab[size_t(y + 1) * W + x] != l);
+      for (int ch = 0; ch < 3; ++ch) im.px(x, y)[ch] = decision ? 0 : edge ? uint8_t(c[ch] * 0.7) : c[ch];
+    }
+  for (size_t n = 0; n < pts.size(); ++n) {
+    const int x = int((pts[n].first - P.u0) / (P.u1 - P.u0) * W), y = int((P.v1 - pts[n].second) / (P.v1 - P.v0) * H);
+    static const uint8_t white[3] = {255, 255, 255};
+    disc(im, x, y, two_d ? 2 : 4, pt_labels[n] >= 0 ? kClassColors[pt_labels[n] % 10] : white);
+  }
+  save(a.out + "/plane.png", im);
+  double area = 0;
+  for (auto& q : S.regions) area += q.area();
+  json j = {{"model", a.model},
+            {"regions", S.regions.size()},
+            {"complete", !S.truncated},
+            {"pixels_outside_enumerated_regions", missing.size()},
+            {"probes", S.probes},
+            {"window", {P.u0, P.u1, P.v0, P.v1}},
+            {"eps", a.eps},
+            {"covered_area_fraction", area / ((P.u1 - P.u0) * (P.v1 - P.v0))},
+            {"points", in.names}};
+  std::ofstream(a.out + "/plane.json") << j.dump(2) << "\n";
+  std::printf("plane: %s%zu regions in the window (%d graph passes)%s\n", S.truncated ? "at least " : "",
+              S.regions.size(), S.probes, S.truncated ? "; stopped at --max-regions" : "");
+}
+
+void write_stats(const RegionsArgs& a, Model& model) {
+  if (a.data.empty()) throw std::invalid_argument("--stats needs --data SPEC");
+  Dataset probe = load_dataset(a.data, a.split);
+  const int n = std::min(a.limit > 0 ? a.limit : probe.size(), probe.size());
+  Inputs in = read_inputs(model, {}, a.data, "0:" + std::to_string(n), a.split);
+  ob::ConfigStats st = ob::config_stats(model.graph, in.x);
+  json top = json::array();
+  for (auto& [id, c] : st.top) top.push_back({{"configuration_id", ob::hex_id(id)}, {"inputs", c}});
+  json j = {{"model", a.model},          {"data", a.data},
+            {"inputs", st.inputs},       {"distinct_configurations", st.distinct},
+            {"largest_group", st.largest}, {"inputs_sharing", st.shared_inputs},
+            {"singletons", st.singletons}, {"top", top}};
+  std::ofstream(a.out + "/stats.json") << j.dump(2) << "\n";
+  std::printf("%d inputs fall in %d distinct configurations; %d share one with another input (largest group %d)\n",
+              st.inputs, st.distinct, st.shared_inputs, st.largest);
+}
+
+void run_regions(const RegionsArgs& a) {
+  if (a.model.empty()) throw std::invalid_argument("--model is required");
+  if (a.out.empty()) throw std::invalid_argument("--out is required");
+  Model model = open_model(a.model);
+  ob::check_piecewise_linear(model.graph);
+  std::filesystem::create_directories(a.out);
+  if (a.stats) return write_stats(a, model);
+  if (!a.line.empty()) {
+    auto v = ints(a.line, "--line");
+    if (v.size() != 2) throw std::invalid_argument("--line '" + a.line + "': expected I,J");
+    Inputs in;
+    if (!a.data.empty()) {
+      in = read_inputs(model, {}, a.data, a.line, a.split);
+    } else {
+      Inputs all = read_inputs(model, a.inputs, "", "", a.split);
+      for (int i : v)
+        if (i < 0 || i >= all.x.batch())
+          throw std::out_of_range("--line " + std::to_string(i) + ": only " + std::to_string(all.x.batch()) + " inputs");
+      in.x = concat({all.x.sample(v[0]), all.x.sample(v[1])});
+      in.names = {all.names[v[0]], all.names[v[1]]};
+      in.labels = {all.labels[v[0]], all.labels[v[1]]};
+    }
+    return write_line(a, model, in);
+  }
+  if (a.plane) {
+    Inputs in;
+    if (model.graph.input_shape().numel() == 2) {
+      if (!a.data.empty()) {
+        Dataset probe = load_dataset(a.data, a.split);
+        const int n = std::min(a.limit, probe.size());
+        in = read_inputs(model, {}, a.data, a.index.empty() ? "0:" + std::to_string(n) : a.index, a.split);
+      }
+    } else {
+      in = read_inputs(model, a.inputs, a.data, a.index.empty() ? "0,1,2" : a.index, a.split);
+    }
+    return write_plane(a, model, in);
+  }
+  Inputs in = read_inputs(model, a.inputs, a.data, a.index.empty() ? "0" : a.index, a.split);
+  const int N = in.x.batch();
+  for (int n = 0; n < N; ++n)
+    write_region(a, model, in.x.sample(n), in.names[n], in.labels[n], N == 1 ? a.out : a.out + "/" + safe(in.names[n]));
+}
+
+}  // namespace
+
+void add_regions_command(CLI::App& app) {
+  auto args = std::make_shared<RegionsArgs>();
+  auto* cmd = app.add_subcommand(
+      "regions", "OpenBox: the exact linear region and local linear classifier of inputs, segment walks, 2-D slices");
+  cmd->add_option("--model", args->model, "model file, preset or architecture text")->required();
+  cmd->add_option("--input", args->inputs, "image or .npy file (model input space)");
+  cmd->add_option("--data", args->data, "dataset spec (see glassbox train --help)");
+  cmd->add_option("--index", args->index, "dataset samples: I, I:J or I,J,K (default 0; --plane: 0,1,2)");
+  cmd->add_option("--split", args->split, "dataset split")->default_val("test");
+  cmd->add_option("--out", args->out, "output folder")->required();
+  cmd->add_option("--line", args->line,
+                  "I,J: walk the segment between two inputs (dataset indices with --data, else positions among --input)");
+  cmd->add_flag("--plane", args->plane,
+                "region map of a 2-D slice: the input plane of a 2-D model, else the plane through three inputs");
+  cmd->add_option("--range", args->range, "U0,U1,V0,V1: the window of --plane for 2-D models (default: the data)");
+  cmd->add_option("--size", args->size, "--plane image size in pixels")->default_val(512);
+  cmd->add_option("--max-regions", args->max_regions, "--plane: stop enumerating after this many regions")
+      ->default_val(20000);
+  cmd->add_flag("--stats", args->stats, "configuration statistics over --data");
+  cmd->add_option("--limit", args->limit, "samples for --stats (and data points for --plane)")->default_val(1000);
+  cmd->add_option("--pair", args->pair, "C,C': the class pair of the decision-feature difference (default: top two)");
+  cmd->add_flag("--polytope", args->polytope, "also write the region's A.npy and c.npy (A z <= c)");
+  cmd->add_option("--eps", args->eps, "step past a boundary in walks and slices (fraction of the segment/window)")
+      ->default_val(1e-6);
+  cmd->callback([args] { run_regions(*args); });
+}
+
 }  // namespace gb
