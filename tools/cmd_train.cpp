@@ -137,7 +137,11 @@ void run_train(const TrainArgs& a) {
   o.out = a.out;
   o.resume = a.resume;
   o.progress = a.quiet ? Progress::quiet : Progress::automatic;
-  if (a.normalize == "std") o.norm = channel_stats(train);
+  // A model file that was trained before keeps the preprocessing its weights were fitted to.
+  if (m.metadata.count("glassbox.normalize"))
+    o.norm = model_normalization(m);
+  else if (a.normalize == "std")
+    o.norm = channel_stats(train);
   o.metadata["glassbox.normalize"] = o.norm.empty() ? "none" : o.norm.to_json().dump();
   o.metadata["glassbox.classes"] = nlohmann::json(train.class_names).dump();
   o.metadata["glassbox.dataset"] = a.data;
@@ -259,7 +263,7 @@ void add_train_commands(CLI::App& app) {
         ->capture_default_str();
     c->add_option("--limit", a->limit, "use only the first N training samples");
     c->add_option("--val", a->val, "fraction of the training set held out for validation")->capture_default_str();
-    c->add_option("--normalize", a->normalize, "std (per-channel mean/std of the training set) or none")
+    c->add_option("--normalize", a->normalize, "std (per-channel mean/std of the training set) or none; a model file keeps its own")
         ->capture_default_str();
     c->add_flag("--quiet", a->quiet, "no progress output");
     c->add_option("--out", a->out, "model file to write (.safetensors); .best/.ckpt/.log.jsonl go beside it")->required();
