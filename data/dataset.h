@@ -42,7 +42,8 @@ struct DataError : std::runtime_error {
 //    With DIR/train and DIR/test the split is by folder; otherwise image i of each class (sorted by
 //    file name) is in "test" when i % 5 == 4. Images are converted to the first image's size and
 //    channels (gray if it is gray, else RGB) unless c/h/w are given.
-//  - toy:NAME: train draws from seed*2, test from seed*2+1, so the two never share a point.
+//  - toy:NAME (defaults n=1000, seed=1; n is per split): train draws from Rng(seed*2), test from
+//    Rng(seed*2+1), so the splits are independent draws and no seed's test set is another's train set.
 // `split` may also be "all": train and test together (train first).
 Dataset load_dataset(const std::string& spec, const std::string& split);
 // True when the files the spec needs exist (tests that need real data skip otherwise).
