@@ -370,3 +370,26 @@ TEST_CASE("presets: saturating LeNet variants get Glorot-scaled weights, ReLU on
   CHECK(sg <= sig_b);
   CHECK(sg > 0.95f * sig_b);
 }
+
+TEST_CASE("fit applies the schedule per epoch and evaluate reports per-class accuracy") {
+  Dataset train = blobs(200, 6);
+  Graph g = make_preset("toy2d", Shape{2}, 3, 3);
+  FitOptions o = quiet_opts(3);
+  o.optimizer.kind = OptimizerKind::sgd;
+  o.optimizer.lr = 0.1f;
+  o.schedule.kind = ScheduleKind::step;
+  o.schedule.step_size = 1;
+  o.schedule.gamma = 0.5f;
+  FitResult r = fit(g, train, o);
+  REQUIRE(r.history.size() == 3);
+  CHECK(r.history[0].lr == doctest::Approx(0.1));
+  CHECK(r.history[1].lr == doctest::Approx(0.05));
+  CHECK(r.history[2].lr == doctest::Approx(0.025));
+  EvalResult e = evaluate(g, train, {});
+  REQUIRE(e.per_class.size() == 3);
+  for (int c = 0; c < 3; ++c) {
+    int row = 0;
+    for (int v : e.confusion[c]) row += v;
+    CHECK(e.per_class[c] == doctest::Approx(double(e.confusion[c][c]) / row));
+  }
+}
