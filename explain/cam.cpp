@@ -187,7 +187,7 @@ Tensor score_cam_maps(Graph& g, const Tensor& x, const std::vector<int>& targets
   // map is constant is skipped (weight 0), as in the official code.
   std::vector<double> weight(size_t(N) * K, 0.0);
   std::vector<size_t> pending;  // n·K + k of the inputs in `masked`
-  Tensor masked({batch, C, H, W});
+  Tensor masked({int(std::min(size_t(batch), size_t(N) * K)), C, H, W});
   std::vector<float> up(HW);
   auto flush = [&] {
     if (pending.empty()) return;
