@@ -570,6 +570,10 @@ Region region(Graph& g, const Tensor& x1, const RegionOptions& opt) {
         R.nearest_distance = k.distance();
         R.nearest = k;
       }
+      if (k.slack > 0 && k.distance() < R.nearest_beyond_distance) {
+        R.nearest_beyond_distance = k.distance();
+        R.nearest_beyond = k;
+      }
       R.constraint_count++;
       if (opt.keep_constraints || opt.polytope) R.constraints.push_back(k);
       if (opt.polytope) rows.emplace_back(li, j);

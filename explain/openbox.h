@@ -78,6 +78,10 @@ struct Region {
   int through_x = 0;         // constraints with zero slack: x lies on their hyperplane (e.g. z = 0 exactly)
   Constraint nearest;        // the constraint closest to x
   double nearest_distance = INFINITY;
+  // The closest constraint that does not pass through x (with zero biases, blank pixels put x
+  // exactly on many ReLU hyperplanes, so `nearest` is then at distance 0).
+  Constraint nearest_beyond;
+  double nearest_beyond_distance = INFINITY;
   Tensor A, c;               // [rows, D], [rows] when RegionOptions::polytope
   // Logits of the region's affine map at z ([D] values): W z + b.
   std::vector<double> affine_logits(const float* z) const;

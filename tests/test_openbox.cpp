@@ -73,6 +73,8 @@ void check_exact(Graph& g, int inputs = 3) {
     CHECK(R.constraint_count > 0);
     CHECK(R.nearest_distance > 0);
     CHECK(R.nearest_distance < INFINITY);
+    CHECK(R.through_x == 0);  // random inputs lie on no boundary
+    CHECK(R.nearest_beyond_distance == R.nearest_distance);
     CHECK(R.config.id == ob::configuration_ids(g, x)[0]);
   }
 }

@@ -218,6 +218,7 @@ void write_region(const RegionsArgs& a, Model& model, const Tensor& x, const std
                              {"through_x", R.through_x},
                              {"box", R.box_constraints}}},
             {"nearest_boundary", constraint_json(g, R.nearest)},
+            {"nearest_boundary_not_through_x", constraint_json(g, R.nearest_beyond)},
             {"logits", {{"network", net}, {"affine", lin}, {"max_abs_difference", diff}}},
             {"feature_pair", {c1, c2}},
             {"files", files}};
