@@ -4,6 +4,7 @@
 #include <nlohmann/json_fwd.hpp>
 #include <cstdint>
 #include <stdexcept>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -88,6 +89,8 @@ struct Normalization {
   void invert(Tensor& x) const;  // back to [0,1] pixel space
   nlohmann::json to_json() const;
   static Normalization from_json(const nlohmann::json& j);
+  // The normalization a model was trained with (its "glassbox.normalize" metadata; none: identity).
+  static Normalization of_model(const std::map<std::string, std::string>& metadata);
 };
 Normalization channel_stats(const Dataset& d);  // mean and std per channel over the whole set
 

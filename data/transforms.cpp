@@ -57,6 +57,16 @@ nlohmann::json Normalization::to_json() const {
   return {{"mean", mean}, {"std", std}};
 }
 
+Normalization Normalization::of_model(const std::map<std::string, std::string>& metadata) {
+  auto it = metadata.find("glassbox.normalize");
+  if (it == metadata.end() || it->second.empty() || it->second == "none") return {};
+  try {
+    return from_json(nlohmann::json::parse(it->second));
+  } catch (const nlohmann::json::exception& e) {
+    throw DataError(std::string("model metadata glassbox.normalize is not JSON: ") + e.what());
+  }
+}
+
 Normalization Normalization::from_json(const nlohmann::json& j) {
   Normalization n;
   if (j.is_null() || (j.is_object() && j.empty())) return n;

@@ -14,15 +14,6 @@
 
 namespace gb {
 
-static Normalization model_normalization(const Model& model) {
-  auto it = model.metadata.find("glassbox.normalize");
-  if (it == model.metadata.end() || it->second.empty() || it->second == "none") return {};
-  try {
-    return Normalization::from_json(nlohmann::json::parse(it->second));
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error("model metadata glassbox.normalize is not JSON: " + std::string(e.what()));
-  }
-}
 
 // Lower-case letters, digits and '-' only, so class names make safe file names ("T-shirt/top" -> "t-shirt-top").
 static std::string file_safe(const std::string& s) {
@@ -75,7 +66,7 @@ static std::vector<int> parse_index(const std::string& index, int size) {
 Inputs read_inputs(const Model& model, const std::vector<std::string>& files, const std::string& data_spec,
                    const std::string& index, const std::string& split) {
   const Shape sample = model.graph.input_shape();
-  const Normalization norm = model_normalization(model);
+  const Normalization norm = Normalization::of_model(model.metadata);
   std::vector<Tensor> parts;
   Inputs in;
   for (const std::string& f : files) {
