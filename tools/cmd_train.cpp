@@ -55,15 +55,6 @@ Augment parse_augment(const std::string& s, float noise) {
   return a;
 }
 
-Normalization model_normalization(const Model& m) {
-  auto it = m.metadata.find("glassbox.normalize");
-  if (it == m.metadata.end() || it->second == "none" || it->second.empty()) return {};
-  try {
-    return Normalization::from_json(nlohmann::json::parse(it->second));
-  } catch (const std::exception& e) {
-    throw std::runtime_error("model metadata glassbox.normalize is not valid (" + std::string(e.what()) + ")");
-  }
-}
 
 std::vector<std::string> model_classes(const Model& m) {
   std::vector<std::string> names;
@@ -139,7 +130,7 @@ void run_train(const TrainArgs& a) {
   o.progress = a.quiet ? Progress::quiet : Progress::automatic;
   // A model file that was trained before keeps the preprocessing its weights were fitted to.
   if (m.metadata.count("glassbox.normalize"))
-    o.norm = model_normalization(m);
+    o.norm = Normalization::of_model(m.metadata);
   else if (a.normalize == "std")
     o.norm = channel_stats(train);
   o.metadata["glassbox.normalize"] = o.norm.empty() ? "none" : o.norm.to_json().dump();
@@ -170,7 +161,7 @@ void run_eval(const std::string& model, const std::string& data, const std::stri
   Model m = open_model(model);
   Dataset d = load_dataset(data, split);
   check_fits(m.graph, d);
-  EvalResult e = evaluate(m.graph, d, model_normalization(m));
+  EvalResult e = evaluate(m.graph, d, Normalization::of_model(m.metadata));
   std::vector<std::string> names = d.class_names;
   for (int k = int(names.size()); k < m.graph.classes(); ++k) names.push_back(std::to_string(k));
   const int K = m.graph.classes();
