@@ -240,7 +240,7 @@ void add_cam_methods(std::vector<Method>& registry) {
          require_images(x, "cam");
          ParamReader pr(p, "cam");
          pr.done();
-         return Result{to_input(cam_maps(g, x, t), x), {}, true};
+         return Result{to_input(cam_maps(g, x, t), x), {}, true, {}};
        }});
   registry.push_back(
       {{"grad-cam", "Grad-CAM: ReLU(Σ_k α_k A^k), α_k = spatial mean of the target logit's gradient",
@@ -252,7 +252,7 @@ void add_cam_methods(std::vector<Method>& registry) {
          int layer = cam_layer(g, pr.text("layer", ""), "grad-cam");
          bool relu = pr.flag("relu", true);
          pr.done();
-         return Result{to_input(grad_cam_maps(g, x, t, layer, relu), x), {}, !relu};
+         return Result{to_input(grad_cam_maps(g, x, t, layer, relu), x), {}, !relu, {}};
        }});
   registry.push_back(
       {{"guided-grad-cam", "Guided Grad-CAM: guided backprop ⊙ upsampled Grad-CAM", {layer_param},
@@ -266,7 +266,7 @@ void add_cam_methods(std::vector<Method>& registry) {
          Tensor cam = to_input(grad_cam_maps(g, x, t, layer, true), x);
          Tensor gbp = explain(g, x, t, "guided-backprop").attribution;
          for (size_t i = 0; i < cam.size(); ++i) cam[i] *= gbp[i];
-         return Result{cam, {}, true};
+         return Result{cam, {}, true, {}};
        }});
   registry.push_back(
       {{"grad-cam++", "Grad-CAM++: ReLU(Σ_k w_k A^k), w_k = Σ α·ReLU(g) with the closed-form α", {layer_param},
@@ -277,7 +277,7 @@ void add_cam_methods(std::vector<Method>& registry) {
          ParamReader pr(p, "grad-cam++");
          int layer = cam_layer(g, pr.text("layer", ""), "grad-cam++");
          pr.done();
-         return Result{to_input(grad_cam_pp_maps(g, x, t, layer), x), {}, false};
+         return Result{to_input(grad_cam_pp_maps(g, x, t, layer), x), {}, false, {}};
        }});
   registry.push_back(
       {{"score-cam", "Score-CAM: activation maps as input masks, weighted by the target's softmax probability",
@@ -291,7 +291,7 @@ void add_cam_methods(std::vector<Method>& registry) {
          int layer = cam_layer(g, pr.text("layer", ""), "score-cam");
          int batch = pr.integer("batch", 256);
          pr.done();
-         return Result{broadcast_channels(score_cam_maps(g, x, t, layer, batch), x.dim(1)), {}, false};
+         return Result{broadcast_channels(score_cam_maps(g, x, t, layer, batch), x.dim(1)), {}, false, {}};
        }});
 }
 

@@ -18,6 +18,9 @@ struct Result {
   Tensor attribution;         // shaped like the input: [N, C, H, W]
   std::vector<double> delta;  // completeness delta per sample where defined (IG, DeepLIFT, LRP), else empty
   bool is_signed = true;      // signed maps are drawn blue-white-red, unsigned in gray/hot
+  // Per-sample values a method reports besides the map (LIME: "weights" per superpixel,
+  // "intercept", "score", and "segments", the H*W superpixel label of each pixel); empty otherwise.
+  std::vector<std::map<std::string, std::vector<double>>> details;
 };
 
 struct ParamInfo {

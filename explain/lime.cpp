@@ -184,7 +184,13 @@ void add_lime_methods(std::vector<Method>& registry) {
            std::vector<float> m = top > 0 ? ex[n].top_mask(top) : ex[n].pixel_map();
            std::copy(m.begin(), m.end(), map.data() + size_t(n) * H * W);
          }
-         return Result{broadcast_channels(map, x.dim(1)), {}, top <= 0};
+         Result r{broadcast_channels(map, x.dim(1)), {}, top <= 0, {}};
+         for (const LimeExplanation& e : ex)
+           r.details.push_back({{"weights", e.weights},
+                                {"intercept", {e.intercept}},
+                                {"score", {e.score}},
+                                {"segments", std::vector<double>(e.segments.labels.begin(), e.segments.labels.end())}});
+         return r;
        }});
 }
 

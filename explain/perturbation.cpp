@@ -147,7 +147,7 @@ void add_perturbation_methods(std::vector<Method>& registry) {
          pr.done();
          if (pr.has("window") && o.window < 1) throw std::invalid_argument("occlusion: window must be ≥ 1");
          if (pr.has("stride") && o.stride < 1) throw std::invalid_argument("occlusion: stride must be ≥ 1");
-         return Result{occlusion(g, x, t, o), {}, true};
+         return Result{occlusion(g, x, t, o), {}, true, {}};
        }});
   registry.push_back(
       {{"rise", "RISE: saliency = Σ P_c(x ⊙ M) M / (N·p) over random smooth masks",
@@ -169,7 +169,7 @@ void add_perturbation_methods(std::vector<Method>& registry) {
          o.batch = pr.integer("batch", 256);
          pr.done();
          require_images(x, "rise");
-         return Result{broadcast_channels(rise(g, x, t, o), x.dim(1)), {}, false};
+         return Result{broadcast_channels(rise(g, x, t, o), x.dim(1)), {}, false, {}};
        }});
 }
 

@@ -405,8 +405,17 @@ TEST_CASE("LIME recovers the coefficients of a model linear in superpixel presen
   for (int i = 0; i < H * W; ++i) CHECK((mask[i] == 1.f) == (seg.labels[i] == want[0] || seg.labels[i] == want[1]));
   // Through the registry: the pixel map, and the top mask.
   Params p = {{"segments", "8"}, {"fill", "0"}, {"output", "logit"}, {"seed", "3"}};
-  Tensor a = run(g, x, {0}, "lime", p).attribution;
+  Result full = run(g, x, {0}, "lime", p);
+  Tensor a = full.attribution;
   for (int i = 0; i < H * W; ++i) CHECK(a[i] == doctest::Approx(e.weights[seg.labels[i]]));
+  // The per-superpixel weights and labels come with the map (glassbox explain writes them).
+  REQUIRE(full.details.size() == 1);
+  const auto& detail = full.details[0];
+  REQUIRE(detail.at("weights").size() == e.weights.size());
+  REQUIRE(detail.at("segments").size() == size_t(H * W));
+  for (size_t k = 0; k < e.weights.size(); ++k) CHECK(detail.at("weights")[k] == doctest::Approx(e.weights[k]));
+  for (int i = 0; i < H * W; ++i)
+    CHECK(a[i] == doctest::Approx(detail.at("weights")[int(detail.at("segments")[i])]));
   p["top"] = "2";
   Result t = run(g, x, {0}, "lime", p);
   CHECK_FALSE(t.is_signed);

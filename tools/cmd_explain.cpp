@@ -236,6 +236,16 @@ void run_explain(const ExplainArgs& a) {
       for (size_t i = 0; i < an.size(); ++i) sum += an[i];
       nlohmann::json e = {{"sum", sum}, {"time_s", secs / N}};
       if (!r.delta.empty()) e["delta"] = r.delta[n];
+      if (n < int(r.details.size()))
+        for (auto& [key, values] : r.details[n]) {
+          if (key == "segments" && sample.rank == 3) {  // a label image: beside the map, as .npy
+            Tensor labels({sample[1], sample[2]});
+            std::copy(values.begin(), values.end(), labels.data());
+            write_npy(stem + "_segments.npy", labels);
+          } else {
+            e[key] = values.size() == 1 ? nlohmann::json(values[0]) : nlohmann::json(values);
+          }
+        }
       per_image[n]["methods"][m] = e;
       if (!images) continue;
       if (sample.rank == 3) {
