@@ -199,9 +199,10 @@ void add_bench_command(CLI::App& app) {
       auto torch = torch_rates(o->models, o->train_batch, o->infer_batch, 64, o->seconds, o->python, o->script);
       std::printf("\nglassbox vs PyTorch (%d thread(s); ratio > 1: glassbox is faster)\n", threads());
       std::printf("%-10s %-26s %12s %12s %8s\n", "model", "what", "glassbox/s", "torch/s", "ratio");
+      std::vector<Row> ratios;  // appended after the loop: pushing into rows would invalidate it
       auto line = [&](const std::string& model, const std::string& what, double ours, double theirs) {
         std::printf("%-10s %-26s %12.1f %12.1f %8.2f\n", model.c_str(), what.c_str(), ours, theirs, ours / theirs);
-        rows.push_back({model, "ratio-vs-torch", what, 0, ours / theirs});
+        ratios.push_back({model, "ratio-vs-torch", what, 0, ours / theirs});
       };
       for (auto& r : rows) {
         if ((r.what == "train" || r.what == "infer") && torch.count(r.model + "/" + r.what))
@@ -209,6 +210,7 @@ void add_bench_command(CLI::App& app) {
         if (r.what == "explain" && r.batch == 64 && torch.count(r.model + "/grad"))
           line(r.model, r.detail + " vs input-grad", r.rate, torch[r.model + "/grad"]);
       }
+      rows.insert(rows.end(), ratios.begin(), ratios.end());
     }
     if (!o->json_path.empty()) {
       std::ostringstream js;
