@@ -47,9 +47,9 @@ void BatchNorm2d::forward(ForwardCall& c) {
   int N, C;
   size_t HW;
   dims(x, N, C, HW);
-  last_train = c.mode == Mode::train;
+  const bool training = c.mode == Mode::train;
   std::vector<float> scale(C), shift(C);
-  if (!last_train) {
+  if (!training) {
     eval_affine(scale, shift);
   } else {
     batch_mean.assign(C, 0.f);
@@ -91,9 +91,10 @@ void BatchNorm2d::backward(BackwardCall& c) {
   size_t HW;
   dims(x, N, C, HW);
   const double count = double(N) * HW;
+  const bool training = c.mode == Mode::train;
   for (int ch = 0; ch < C; ++ch) {
-    const float mean = last_train ? batch_mean[ch] : running_mean.value[ch];
-    const float invstd = last_train ? batch_invstd[ch] : 1.f / std::sqrt(running_var.value[ch] + eps);
+    const float mean = training ? batch_mean[ch] : running_mean.value[ch];
+    const float invstd = training ? batch_invstd[ch] : 1.f / std::sqrt(running_var.value[ch] + eps);
     double sum_g = 0, sum_gx = 0;  // sum(gy), sum(gy * xhat)
     for (int n = 0; n < N; ++n) {
       const float* p = x.data() + (size_t(n) * C + ch) * HW;
@@ -104,8 +105,8 @@ void BatchNorm2d::backward(BackwardCall& c) {
       }
     }
     if (c.param_grads) {
-      weight.grad[ch] += float(sum_gx);
-      bias.grad[ch] += float(sum_g);
+      (*c.grads[0])[ch] += float(sum_gx);
+      (*c.grads[1])[ch] += float(sum_g);
     }
     if (!c.g_in[0]) continue;
     const float gamma = weight.value[ch];
@@ -114,7 +115,7 @@ void BatchNorm2d::backward(BackwardCall& c) {
       const float* g = gy.data() + (size_t(n) * C + ch) * HW;
       float* d = c.g_in[0]->data() + (size_t(n) * C + ch) * HW;
       for (size_t i = 0; i < HW; ++i) {
-        if (last_train) {
+        if (training) {
           double xhat = (p[i] - mean) * invstd;
           d[i] = float(gamma * invstd * (g[i] - sum_g / count - xhat * sum_gx / count));
         } else {

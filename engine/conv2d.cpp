@@ -211,7 +211,7 @@ void Conv2d::forward(ForwardCall& c) {
 
 void Conv2d::backward(BackwardCall& c) {
   if (c.param_grads)
-    conv_backward_weight(*c.in[0], c.g_out, weight.grad, has_bias ? bias.grad.data() : nullptr, c.ws);
+    conv_backward_weight(*c.in[0], c.g_out, *c.grads[0], has_bias ? c.grads[1]->data() : nullptr, c.ws);
   if (c.g_in[0]) conv_backward_data(c.g_out, weight.value, *c.g_in[0], c.ws);
 }
 
@@ -273,10 +273,12 @@ void Dense::backward(BackwardCall& c) {
   const Tensor& gy = c.g_out;
   if (c.param_grads) {
     gemm(true, false, out_features, in_features, gy.batch(), 1.f, gy.data(), c.in[0]->data(), 1.f,
-         weight.grad.data());
-    if (has_bias)
+         c.grads[0]->data());
+    if (has_bias) {
+      float* gb = c.grads[1]->data();
       for (int n = 0; n < gy.batch(); ++n)
-        for (int o = 0; o < out_features; ++o) bias.grad[o] += gy[size_t(n) * out_features + o];
+        for (int o = 0; o < out_features; ++o) gb[o] += gy[size_t(n) * out_features + o];
+    }
   }
   if (c.g_in[0]) dense_backward_data(gy, weight.value, *c.g_in[0]);
 }

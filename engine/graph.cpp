@@ -1,6 +1,9 @@
 #include "engine/graph.h"
 
+#include <algorithm>
 #include <map>
+
+#include "engine/threads.h"
 
 namespace gb {
 
@@ -85,72 +88,212 @@ void Graph::zero_grad() {
     if (p->trainable) p->grad.fill(0.f);
 }
 
+namespace {
+
+// Rows [b, e) of t as a view (t itself when that is all of it).
+Tensor rows(const Tensor& t, int b, int e) { return b == 0 && e == t.batch() ? t : t.slice(b, e); }
+
+bool has_rule(const std::vector<std::function<void(BackwardCall&)>>* r, int i) {
+  return r && i < int(r->size()) && (*r)[i];
+}
+bool has_rule(const ForwardRules* r, int i) { return r && i < int(r->size()) && (*r)[i]; }
+
+// Runs f(t, begin, end) for the T slices of a batch of N at once, each thread's GEMMs serial.
+template <class F>
+void run_split(int T, int N, F&& f) {
+  BlasSerial serial;
+  parallel(T, [&](int t) {
+    int b, e;
+    part(t, T, N, b, e);
+    f(t, b, e);
+  });
+}
+
+}  // namespace
+
+int Graph::width(int batch) const { return batch < 2 ? 1 : std::min(threads(), batch); }
+
+void Graph::grow_threads(int T) {
+  if (int(ws_.size()) < T) ws_.resize(T);
+  if (int(scratch_.size()) < T) scratch_.resize(T);
+  if (int(thread_grads_.size()) < T) thread_grads_.resize(T);
+  if (params_.size() != nodes_.size()) {
+    params_.clear();
+    param_base_.clear();
+    size_t count = 0;
+    for (auto& n : nodes_) {
+      params_.push_back(n.layer->params());
+      param_base_.push_back(count);
+      count += params_.back().size();
+    }
+  }
+}
+
+void Graph::forward_node(int i, int b, int e, int t, const ForwardRules* rules) {
+  Node& nd = nodes_[i];
+  std::vector<Tensor> ins;
+  std::vector<const Tensor*> in;
+  ins.reserve(nd.inputs.size());
+  for (int j : nd.inputs) ins.push_back(rows(activation(j), b, e));
+  for (auto& v : ins) in.push_back(&v);
+  Tensor out = rows(acts_[i], b, e);
+  ForwardCall call{i, *nd.layer, std::move(in), out, mode_, ws_[t], rng};
+  if (has_rule(rules, i))
+    (*rules)[i](call);
+  else
+    nd.layer->forward(call);
+}
+
 const Tensor& Graph::forward(const Tensor& x, Mode mode, const ForwardRules* rules) {
   if (nodes_.empty()) throw std::logic_error("forward through an empty graph");
   if (x.rank() != input_shape_.rank + 1 || x.shape().sample() != input_shape_)
     shape_error("model input", Shape::batch_of(x.rank() ? x.batch() : 1, input_shape_), x.shape());
   input_ = x;
-  const int N = x.batch();
-  for (int i = 0; i < size(); ++i) {
-    Node& nd = nodes_[i];
-    std::vector<const Tensor*> in;
-    for (int j : nd.inputs) in.push_back(&activation(j));
-    acts_[i].resize(shapes_[i].with_batch(N));
-    ForwardCall call{i, *nd.layer, std::move(in), acts_[i], mode, ws_, rng};
-    if (rules && i < int(rules->size()) && (*rules)[i])
-      (*rules)[i](call);
-    else
-      nd.layer->forward(call);
-    if (on_forward) on_forward(i, acts_[i]);
+  mode_ = mode;
+  const int N = x.batch(), T = width(N);
+  grow_threads(T);
+  for (int i = 0; i < size(); ++i) acts_[i].resize(shapes_[i].with_batch(N));
+  auto splits = [&](int i) { return T > 1 && nodes_[i].layer->per_sample(mode) && !has_rule(rules, i); };
+  for (int i = 0; i < size();) {
+    int j = i;  // [i, j): the run of layers that split the batch (one at a time when hooked)
+    while (j < size() && splits(j) && (j == i || !on_forward)) ++j;
+    if (j == i) {
+      forward_node(i, 0, N, 0, rules);
+      ++j;
+    } else {
+      run_split(T, N, [&](int t, int b, int e) {
+        for (int k = i; k < j; ++k) forward_node(k, b, e, t, rules);
+      });
+    }
+    if (on_forward)
+      for (int k = i; k < j; ++k) on_forward(k, acts_[k]);
+    i = j;
   }
   return acts_.back();
+}
+
+void Graph::backward_node(int i, int b, int e, int t, const BackwardOptions& opt) {
+  Node& nd = nodes_[i];
+  const size_t k = nd.inputs.size();
+  const std::vector<char>& route = route_[i];
+  std::vector<Tensor>& scratch = scratch_[t];
+  if (scratch.size() < k) scratch.resize(k);
+  std::vector<Tensor> ins(k), outs(k);
+  std::vector<const Tensor*> in(k);
+  std::vector<Tensor*> g_in(k, nullptr);
+  for (size_t a = 0; a < k; ++a) {
+    const int j = nd.inputs[a];
+    ins[a] = rows(activation(j), b, e);
+    in[a] = &ins[a];
+    if (route[a] == 1) {
+      outs[a] = rows(j < 0 ? input_sig_ : sigs_[j], b, e);
+      g_in[a] = &outs[a];
+    } else if (route[a] == 0) {
+      scratch[a].resize(ins[a].shape());
+      g_in[a] = &scratch[a];
+    }
+  }
+  std::vector<Tensor*> grads;
+  if (opt.param_grads)
+    for (size_t p = 0; p < params_[i].size(); ++p)
+      grads.push_back(t == 0 ? &params_[i][p]->grad : &thread_grads_[t][param_base_[i] + p]);
+  Tensor out = rows(acts_[i], b, e), g_out = rows(sigs_[i], b, e);
+  BackwardCall call{i, *nd.layer, in, out, g_out, g_in, opt.param_grads, ws_[t], mode_, grads};
+  if (has_rule(opt.rules, i))
+    (*opt.rules)[i](call);
+  else
+    nd.layer->backward(call);
+  for (size_t a = 0; a < k; ++a) {
+    if (route[a] != 0) continue;
+    const int j = nd.inputs[a];
+    Tensor dst = rows(j < 0 ? input_sig_ : sigs_[j], b, e);
+    float* d = dst.data();
+    const float* s = scratch[a].data();
+    for (size_t q = 0; q < dst.size(); ++q) d[q] += s[q];
+  }
 }
 
 const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
   const int out = output();
   check_shape(seed, acts_[out].shape(), "backward seed");
+  const int N = seed.batch();
+  // Plan the walk. All consumers of a node come after it, so walking the nodes in reverse, a
+  // node's signal is complete when the walk reaches it; its first writer overwrites each input's
+  // signal and later writers add to it.
   written_.assign(nodes_.size() + 1, 0);  // index j+1; slot 0 is the input
-  auto target = [&](int j) -> Tensor& { return j < 0 ? input_sig_ : sigs_[j]; };
+  route_.resize(nodes_.size());
+  plan_.clear();
   sigs_[out].resize(seed.shape());
   sigs_[out].copy_from(seed);
   written_[out + 1] = 1;
   for (int i = out; i >= 0; --i) {
     if (!written_[i + 1]) continue;  // no signal reaches this node
-    // All consumers of node i come after it, so its signal is complete here.
-    if (on_backward) on_backward(i, sigs_[i]);
+    plan_.push_back(i);
     if (i == opt.stop_at) break;
-    Node& nd = nodes_[i];
-    const size_t k = nd.inputs.size();
-    std::vector<const Tensor*> in(k);
-    std::vector<Tensor*> g_in(k, nullptr);
-    std::vector<char> direct(k, 0);
-    if (scratch_.size() < k) scratch_.resize(k);
-    for (size_t a = 0; a < k; ++a) {
-      int j = nd.inputs[a];
-      in[a] = &activation(j);
+    const Node& nd = nodes_[i];
+    std::vector<char>& route = route_[i];
+    route.assign(nd.inputs.size(), 2);
+    for (size_t a = 0; a < nd.inputs.size(); ++a) {
+      const int j = nd.inputs[a];
       if (j < 0 && !opt.input_grad) continue;
       bool claimed = written_[j + 1];
-      for (size_t b = 0; b < a; ++b) claimed |= nd.inputs[b] == j && direct[b];
-      Tensor& t = claimed ? scratch_[a] : target(j);
-      t.resize(in[a]->shape());
-      g_in[a] = &t;
-      direct[a] = !claimed;
+      for (size_t c = 0; c < a; ++c) claimed |= nd.inputs[c] == j && route[c] == 1;
+      route[a] = claimed ? 0 : 1;
+      if (!claimed) (j < 0 ? input_sig_ : sigs_[j]).resize(activation(j).shape());
     }
-    BackwardCall call{i, *nd.layer, in, acts_[i], sigs_[i], g_in, opt.param_grads, ws_};
-    if (opt.rules && i < int(opt.rules->size()) && (*opt.rules)[i])
-      (*opt.rules)[i](call);
-    else
-      nd.layer->backward(call);
-    for (size_t a = 0; a < k; ++a) {
-      if (!g_in[a] || direct[a]) continue;
-      Tensor& t = target(nd.inputs[a]);
-      float* d = t.data();
-      const float* s = g_in[a]->data();
-      for (size_t e = 0; e < t.size(); ++e) d[e] += s[e];
-    }
-    for (size_t a = 0; a < k; ++a)
-      if (g_in[a]) written_[nd.inputs[a] + 1] = 1;
+    for (size_t a = 0; a < nd.inputs.size(); ++a)
+      if (route[a] != 2) written_[nd.inputs[a] + 1] = 1;
   }
+  // Run it: each run of per-sample nodes split across threads, other nodes on the whole batch.
+  const int T = width(N);
+  grow_threads(T);
+  split_.assign(nodes_.size(), 0);
+  if (opt.param_grads)  // threads 1.. start their parameter gradients from zero
+    for (int t = 1; t < T; ++t) {
+      auto& tg = thread_grads_[t];
+      tg.resize(param_base_.empty() ? 0 : param_base_.back() + params_.back().size());
+      for (int i = 0; i < size(); ++i)
+        for (size_t p = 0; p < params_[i].size(); ++p) {
+          if (params_[i][p]->grad.empty()) continue;  // BatchNorm's running statistics
+          Tensor& buf = tg[param_base_[i] + p];
+          buf.resize(params_[i][p]->grad.shape());
+          buf.fill(0.f);
+        }
+    }
+  auto splits = [&](int i) {
+    return T > 1 && i != opt.stop_at && nodes_[i].layer->per_sample(mode_) &&
+           (!has_rule(opt.rules, i) || opt.per_sample_rules);
+  };
+  for (size_t s = 0; s < plan_.size();) {
+    size_t r = s;  // plan_[s, r): one run
+    while (r < plan_.size() && splits(plan_[r]) && (r == s || !on_backward)) ++r;
+    if (r == s) {
+      const int i = plan_[s++];
+      if (on_backward) on_backward(i, sigs_[i]);
+      if (i == opt.stop_at) break;
+      backward_node(i, 0, N, 0, opt);
+      continue;
+    }
+    if (on_backward) on_backward(plan_[s], sigs_[plan_[s]]);
+    run_split(T, N, [&](int t, int b, int e) {
+      for (size_t q = s; q < r; ++q) backward_node(plan_[q], b, e, t, opt);
+    });
+    for (size_t q = s; q < r; ++q) split_[plan_[q]] = 1;
+    s = r;
+  }
+  // Threads 1.. added their parameter gradients into their own buffers; sum them in thread order,
+  // so that a given thread count always adds in the same order.
+  if (opt.param_grads)
+    for (int i = 0; i < size(); ++i) {
+      if (!split_[i]) continue;
+      for (size_t p = 0; p < params_[i].size(); ++p) {
+        Tensor& g = params_[i][p]->grad;
+        for (int t = 1; t < T; ++t) {
+          const float* src = thread_grads_[t][param_base_[i] + p].data();
+          for (size_t q = 0; q < g.size(); ++q) g[q] += src[q];
+        }
+      }
+    }
   if (on_backward && opt.stop_at < 0 && opt.input_grad && written_[0]) on_backward(-1, input_sig_);
   return opt.stop_at >= 0 ? sigs_[opt.stop_at] : input_sig_;
 }

@@ -2,6 +2,10 @@
 // forward() records every activation; backward() walks the nodes in reverse and, at each node,
 // calls that node's rule for this pass (by default the layer's exact gradient). Training,
 // saliency, LRP, DeconvNet, DeepLIFT and OpenBox are all this one walk with other rules.
+//
+// Runs of per-sample layers (Layer::per_sample) are split across threads by batch slices: each
+// thread walks the whole run on its slice with its own workspace, so a forward pass of a plain
+// conv net costs one hand-off between threads, not one per layer (engine/threads.h).
 #pragma once
 #include <functional>
 #include <memory>
@@ -26,6 +30,9 @@ struct BackwardOptions {
   bool param_grads = false;  // accumulate parameter gradients (training)
   bool input_grad = true;    // compute the signal at the graph input
   int stop_at = -1;          // stop once the signal at this node's output is known (-1: go to the input)
+  // The rules treat each sample on its own and write only the call's tensors and workspace, so
+  // the graph may run them on batch slices in parallel, as it does the layers' own backward.
+  bool per_sample_rules = false;
 };
 
 class Graph {
@@ -80,9 +87,24 @@ class Graph {
   std::vector<Shape> shapes_;  // per node, batch 1
   std::vector<int> kind_count_;
   Tensor input_, input_sig_;
-  std::vector<Tensor> acts_, sigs_, scratch_;
-  std::vector<char> written_;
-  Workspace ws_;
+  std::vector<Tensor> acts_, sigs_;
+  Mode mode_ = Mode::eval;  // of the last forward
+  // Per thread: workspace, scratch for signals added into an already written input, and (threads
+  // 1..) parameter gradients, added into Param::grad in thread order after the pass.
+  std::vector<Workspace> ws_;
+  std::vector<std::vector<Tensor>> scratch_, thread_grads_;
+  std::vector<std::vector<Param*>> params_;  // per node, layer->params()
+  std::vector<size_t> param_base_;           // per node, the index of its first parameter
+  // The backward walk, planned before it runs: the nodes a signal reaches in order, and per node
+  // and input: 1 = writes the input's signal, 0 = adds to it (through scratch), 2 = not wanted.
+  std::vector<int> plan_;
+  std::vector<std::vector<char>> route_;
+  std::vector<char> written_, split_;
+
+  int width(int batch) const;  // threads to split a batch of this size across
+  void grow_threads(int T);
+  void forward_node(int i, int b, int e, int t, const ForwardRules* rules);
+  void backward_node(int i, int b, int e, int t, const BackwardOptions& opt);
 };
 
 }  // namespace gb

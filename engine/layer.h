@@ -56,6 +56,8 @@ struct BackwardCall {
   std::vector<Tensor*> g_in;      // shaped like `in`; the rule overwrites them
   bool param_grads;               // also accumulate parameter gradients (training)
   Workspace& ws;
+  Mode mode;                   // the mode of the forward pass this backward follows
+  std::vector<Tensor*> grads;  // with param_grads: where to add each of params()' gradients
 };
 
 using ForwardRule = std::function<void(ForwardCall&)>;
@@ -78,6 +80,10 @@ struct Layer {
   // Forward FLOPs for one sample (a multiply-add counts 2).
   virtual double flops(const std::vector<Shape>&) const { return 0; }
   virtual void init(Rng&) {}
+  // True when sample n's output depends on sample n's inputs only and forward/backward write
+  // nothing but the call's tensors and workspace: the graph may then run slices of the batch at
+  // once on several threads (BatchNorm in training mixes the batch; dropout draws from one Rng).
+  virtual bool per_sample(Mode) const { return true; }
   // False for smooth nonlinearities (tanh, sigmoid, softplus): OpenBox refuses them.
   virtual bool piecewise_linear() const { return true; }
 };

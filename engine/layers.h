@@ -124,9 +124,10 @@ struct Softplus final : ActivationOf<Softplus> {
   float df(float x, float) const override { return beta * x > threshold ? 1.f : 1.f / (1.f + std::exp(-beta * x)); }
 };
 
+// Max pooling. The layer keeps no state: backward finds each window's winner again in the
+// input, so a batch can be split across threads and rules can ask for the winners of any input.
 struct MaxPool2d : Layer {
   int k, stride, pad;
-  std::vector<int32_t> argmax;  // per output element: flat index within its input plane (H*W)
   MaxPool2d(int k, int stride = 0, int pad = 0) : k(k), stride(stride ? stride : k), pad(pad) {}
   std::string kind() const override { return "maxpool"; }
   Shape out_shape(const std::vector<Shape>& in) const override;
@@ -134,6 +135,9 @@ struct MaxPool2d : Layer {
   void backward(BackwardCall& c) override;
   json hyper() const override;
   double flops(const std::vector<Shape>& in) const override;
+  // For every output element of x's pooling, the flat index (within its H*W input plane) of the
+  // window's maximum; ties go to the first in row-major window order. am has y's size.
+  void winners(const Tensor& x, int32_t* am) const;
 };
 
 // Average pooling; zero padding counts in the divisor (PyTorch's count_include_pad=True).
@@ -169,9 +173,9 @@ struct Flatten : Layer {
 struct Dropout : Layer {
   float p;
   std::vector<float> mask;  // the scale applied to each element in the last training forward
-  bool last_train = false;
   explicit Dropout(float p = 0.5f) : p(p) {}
   std::string kind() const override { return "dropout"; }
+  bool per_sample(Mode m) const override { return m == Mode::eval; }
   Shape out_shape(const std::vector<Shape>& in) const override { return in[0]; }
   void forward(ForwardCall& c) override;
   void backward(BackwardCall& c) override;
@@ -186,9 +190,9 @@ struct BatchNorm2d : Layer {
   Param weight{"weight"}, bias{"bias"};
   Param running_mean{"running_mean", false}, running_var{"running_var", false};
   std::vector<float> batch_mean, batch_invstd;  // from the last training forward
-  bool last_train = false;
   explicit BatchNorm2d(float eps = 1e-5f, float momentum = 0.1f) : eps(eps), momentum(momentum) {}
   std::string kind() const override { return "batchnorm"; }
+  bool per_sample(Mode m) const override { return m == Mode::eval; }
   void build(const std::vector<Shape>& in) override;
   Shape out_shape(const std::vector<Shape>& in) const override { return in[0]; }
   void forward(ForwardCall& c) override;

@@ -17,8 +17,7 @@ void Dropout::forward(ForwardCall& c) {
   const float* x = c.in[0]->data();
   float* y = c.out.data();
   const size_t n = c.out.size();
-  last_train = c.mode == Mode::train && p > 0;
-  if (!last_train) {
+  if (c.mode != Mode::train || p == 0) {
     std::memcpy(y, x, n * sizeof(float));
     return;
   }
@@ -35,7 +34,7 @@ void Dropout::backward(BackwardCall& c) {
   const float* gy = c.g_out.data();
   float* gx = c.g_in[0]->data();
   const size_t n = c.g_out.size();
-  if (!last_train) {
+  if (c.mode != Mode::train || p == 0) {
     std::memcpy(gx, gy, n * sizeof(float));
     return;
   }

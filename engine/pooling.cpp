@@ -16,30 +16,40 @@ Shape MaxPool2d::out_shape(const std::vector<Shape>& in) const {
   return pooled("maxpool '" + name + "'", in[0], k, stride, pad);
 }
 
-// Ties go to the lowest index (first in row-major window order), as OpenBox reports them.
-void MaxPool2d::forward(ForwardCall& c) {
-  const Tensor& x = *c.in[0];
-  Tensor& y = c.out;
-  const int H = x.dim(2), W = x.dim(3), OH = y.dim(2), OW = y.dim(3);
+// Visits every output element of every plane with its window's winner (the first maximum in
+// row-major window order, as OpenBox reports ties): f(plane, output index, input index, value).
+template <class F>
+static void for_winners(const MaxPool2d& L, const Tensor& x, int OH, int OW, F&& f) {
+  const int H = x.dim(2), W = x.dim(3), k = L.k, s = L.stride, p = L.pad;
   const size_t planes = size_t(x.dim(0)) * x.dim(1);
-  argmax.resize(y.size());
   for (size_t pl = 0; pl < planes; ++pl) {
     const float* xp = x.data() + pl * H * W;
-    float* yp = y.data() + pl * OH * OW;
-    int32_t* am = argmax.data() + pl * OH * OW;
-    for (int oh = 0; oh < OH; ++oh)
+    for (int oh = 0; oh < OH; ++oh) {
+      const int h0 = oh * s - p, hs = std::max(h0, 0), he = std::min(h0 + k, H);
       for (int ow = 0; ow < OW; ++ow) {
-        const int h0 = oh * stride - pad, w0 = ow * stride - pad;
-        const int hs = std::max(h0, 0), he = std::min(h0 + k, H), ws = std::max(w0, 0), we = std::min(w0 + k, W);
+        const int w0 = ow * s - p, ws = std::max(w0, 0), we = std::min(w0 + k, W);
         int32_t bi = hs * W + ws;
         float best = xp[bi];
         for (int ih = hs; ih < he; ++ih)
           for (int iw = ws; iw < we; ++iw)
             if (xp[ih * W + iw] > best) best = xp[ih * W + iw], bi = ih * W + iw;
-        yp[oh * OW + ow] = best;
-        am[oh * OW + ow] = bi;
+        f(pl, oh * OW + ow, bi, best);
       }
+    }
   }
+}
+
+void MaxPool2d::forward(ForwardCall& c) {
+  Tensor& y = c.out;
+  const int OHW = y.dim(2) * y.dim(3);
+  float* yd = y.data();
+  for_winners(*this, *c.in[0], y.dim(2), y.dim(3), [&](size_t pl, int o, int32_t, float v) { yd[pl * OHW + o] = v; });
+}
+
+void MaxPool2d::winners(const Tensor& x, int32_t* am) const {
+  Shape y = out_shape({x.shape()});
+  const int OHW = y[2] * y[3];
+  for_winners(*this, x, y[2], y[3], [&](size_t pl, int o, int32_t i, float) { am[pl * OHW + o] = i; });
 }
 
 void MaxPool2d::backward(BackwardCall& c) {
@@ -47,13 +57,10 @@ void MaxPool2d::backward(BackwardCall& c) {
   Tensor& gx = *c.g_in[0];
   gx.fill(0.f);
   const int HW = gx.dim(2) * gx.dim(3), OHW = c.g_out.dim(2) * c.g_out.dim(3);
-  const size_t planes = size_t(gx.dim(0)) * gx.dim(1);
-  for (size_t pl = 0; pl < planes; ++pl) {
-    const float* g = c.g_out.data() + pl * OHW;
-    const int32_t* am = argmax.data() + pl * OHW;
-    float* d = gx.data() + pl * HW;
-    for (int o = 0; o < OHW; ++o) d[am[o]] += g[o];
-  }
+  const float* g = c.g_out.data();
+  float* d = gx.data();
+  for_winners(*this, *c.in[0], c.g_out.dim(2), c.g_out.dim(3),
+              [&](size_t pl, int o, int32_t i, float) { d[pl * HW + i] += g[pl * OHW + o]; });
 }
 
 double MaxPool2d::flops(const std::vector<Shape>& in) const {

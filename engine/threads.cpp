@@ -2,7 +2,20 @@
 
 #include <cblas.h>
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
 #include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+static inline void cpu_relax() { _mm_pause(); }
+#else
+static inline void cpu_relax() {}
+#endif
 
 namespace gb {
 
@@ -19,5 +32,104 @@ void set_threads(int n) {
 }
 
 int threads() { return g_threads ? g_threads : hardware_threads(); }
+
+BlasSerial::BlasSerial() { openblas_set_num_threads(1); }
+BlasSerial::~BlasSerial() { openblas_set_num_threads(threads()); }
+
+namespace {
+
+thread_local bool t_inside = false;  // this thread is running a part of parallel()
+
+// Persistent workers. A job is published by bumping `generation`; a worker spins for a short
+// while before sleeping, because the graph publishes one job per run of layers, back to back.
+struct Pool {
+  std::mutex m;
+  std::condition_variable wake;
+  std::atomic<unsigned> generation{0};
+  std::atomic<int> remaining{0};
+  const std::function<void(int)>* job = nullptr;
+  int width = 0;  // parts of the current job
+  std::exception_ptr error;
+  std::mutex error_m;
+  std::vector<std::thread> workers;  // worker i runs part i + 1
+
+  void grow(int parts) {
+    while (int(workers.size()) < parts - 1) {
+      const int id = int(workers.size()) + 1;
+      workers.emplace_back([this, id, seen = generation.load()] { loop(id, seen); });
+      workers.back().detach();  // the pool lives as long as the process
+    }
+  }
+
+  void run_part(int id) {
+    t_inside = true;
+    try {
+      (*job)(id);
+    } catch (...) {
+      std::lock_guard<std::mutex> l(error_m);
+      if (!error) error = std::current_exception();
+    }
+    t_inside = false;
+  }
+
+  void loop(int id, unsigned seen) {
+    using clock = std::chrono::steady_clock;
+    for (;;) {
+      unsigned g = generation.load(std::memory_order_acquire);
+      auto start = clock::now();
+      for (int spin = 0; g == seen; g = generation.load(std::memory_order_acquire)) {
+        cpu_relax();
+        if (++spin % 256 == 0 && clock::now() - start > std::chrono::microseconds(300)) {
+          std::unique_lock<std::mutex> l(m);
+          wake.wait(l, [&] { return generation.load(std::memory_order_acquire) != seen; });
+        }
+      }
+      seen = g;
+      if (id < width) {
+        run_part(id);
+        remaining.fetch_sub(1, std::memory_order_acq_rel);
+      }
+    }
+  }
+
+  void run(int n, const std::function<void(int)>& fn) {
+    grow(n);
+    job = &fn;
+    width = n;
+    error = nullptr;
+    remaining.store(n - 1, std::memory_order_relaxed);
+    {
+      std::lock_guard<std::mutex> l(m);
+      generation.fetch_add(1, std::memory_order_release);
+    }
+    wake.notify_all();
+    run_part(0);
+    for (int spin = 0; remaining.load(std::memory_order_acquire) > 0;)
+      if (++spin < 4096)
+        cpu_relax();
+      else
+        std::this_thread::yield();
+    job = nullptr;
+    if (error) std::rethrow_exception(error);
+  }
+};
+
+Pool& pool() {
+  static Pool* p = new Pool;  // never destroyed: its detached threads may outlive static destructors
+  return *p;
+}
+
+std::mutex g_run_m;  // one job at a time when several user threads call parallel()
+
+}  // namespace
+
+void parallel(int n, const std::function<void(int)>& fn) {
+  if (n <= 1 || t_inside) {
+    for (int t = 0; t < n; ++t) fn(t);
+    return;
+  }
+  std::lock_guard<std::mutex> l(g_run_m);
+  pool().run(n, fn);
+}
 
 }  // namespace gb

@@ -1,11 +1,36 @@
-// The one threading policy of glassbox: parallelism comes from OpenBLAS inside GEMM, and only
-// from there. The engine's own loops (im2col, elementwise ops, pooling) run on the calling
-// thread, so OpenBLAS's threads never compete with ours for the cores. set_threads() is the one
-// knob (`--threads`, default = the number of cores).
+// The threading policy of glassbox, in one place.
+//
+// The graph splits a batch into one contiguous slice per thread and runs every layer that treats
+// samples independently on those slices at once (Graph::forward/backward); inside such a region
+// each thread runs its own single-threaded GEMMs (BlasSerial). Everything that is not split (a
+// batch of one, BatchNorm in training, explanation rules that do not declare themselves
+// per-sample, OpenBox) runs on the calling thread, and there OpenBLAS uses all threads inside
+// each GEMM. So at any moment at most threads() threads compute. set_threads() is the one knob
+// (`--threads`, default = the number of cores).
 #pragma once
+#include <functional>
 
 namespace gb {
 void set_threads(int n);  // n <= 0: all cores
 int threads();
 int hardware_threads();
+
+// Runs fn(0), ..., fn(n - 1) at once, fn(0) on the calling thread and the others on the pool's
+// persistent threads; returns when all have returned and rethrows the first exception. A call
+// from inside fn runs its n parts one after the other on that thread.
+void parallel(int n, const std::function<void(int)>& fn);
+
+// Part t of n equal contiguous parts of [0, size): [begin, end).
+inline void part(int t, int n, int size, int& begin, int& end) {
+  begin = int(long(size) * t / n);
+  end = int(long(size) * (t + 1) / n);
+}
+
+// While alive, OpenBLAS runs each GEMM on the thread that calls it.
+struct BlasSerial {
+  BlasSerial();
+  ~BlasSerial();
+  BlasSerial(const BlasSerial&) = delete;
+  BlasSerial& operator=(const BlasSerial&) = delete;
+};
 }  // namespace gb

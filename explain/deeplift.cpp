@@ -31,10 +31,12 @@ static void maxpool_rule(const MaxPool2d& mp, BackwardCall& c) {
   const int HW = gx.dim(2) * gx.dim(3), OHW = c.g_out.dim(2) * c.g_out.dim(3);
   const size_t planes = size_t(gx.dim(0)) * gx.dim(1) / 2;  // planes of the input half
   std::vector<double> u(HW), grad(HW);
+  std::vector<int32_t> winners(c.out.size());
+  mp.winners(x, winners.data());
   for (size_t pl = 0; pl < planes; ++pl) {
     const size_t pr = pl + planes;  // the same plane of the reference
     const float *g = c.g_out.data() + pl * OHW, *y = c.out.data() + pl * OHW, *yr = c.out.data() + pr * OHW;
-    const int32_t *am = mp.argmax.data() + pl * OHW, *amr = mp.argmax.data() + pr * OHW;
+    const int32_t *am = winners.data() + pl * OHW, *amr = winners.data() + pr * OHW;
     std::fill(u.begin(), u.end(), 0.0);
     std::fill(grad.begin(), grad.end(), 0.0);
     for (int o = 0; o < OHW; ++o) {

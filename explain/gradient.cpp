@@ -34,12 +34,13 @@ std::vector<double> target_logits(Graph& g, const Tensor& x, const std::vector<i
 }
 
 Tensor backprop(Graph& g, const Tensor& x, const std::vector<int>& targets, const BackwardRules* rules, int layer,
-                int chunk, bool times_activation) {
+                int chunk, bool times_activation, bool per_sample_rules) {
   const int N = x.batch();
   Tensor out(layer < 0 ? x.shape() : g.shape(layer, N));
   const size_t row = out.sample_size();
   BackwardOptions opt;
   opt.rules = rules;
+  opt.per_sample_rules = per_sample_rules;
   opt.stop_at = layer;
   opt.input_grad = layer < 0;
   chunk = std::max(1, chunk);

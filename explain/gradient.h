@@ -24,9 +24,9 @@ std::vector<double> target_logits(Graph& g, const Tensor& x, const std::vector<i
 // The signal of a backward pass seeded with one-hot target logits, with `rules` (null: the exact
 // gradient), read at the input (layer < 0) or at node `layer`'s output. Runs in rows of at most
 // `chunk` samples; `times_activation` multiplies the signal by the activation it belongs to
-// (input x gradient and its layer form).
+// (input x gradient and its layer form). per_sample_rules: see BackwardOptions.
 Tensor backprop(Graph& g, const Tensor& x, const std::vector<int>& targets, const BackwardRules* rules = nullptr,
-                int layer = -1, int chunk = 256, bool times_activation = false);
+                int layer = -1, int chunk = 256, bool times_activation = false, bool per_sample_rules = false);
 
 // Signed d f_c / d x. abs: |gradient|. reduce_max: the maximum over channels (after abs, if any)
 // written to every channel, so the result keeps the input's shape.

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 
 #include "engine/layers.h"
@@ -195,6 +196,18 @@ BackwardRule alpha_beta_rule(const Lin& lin, float alpha, float beta, float eps)
   return SignSplit{lin, stack(Wp, Wn), stack(Wn, Wp), bp, bn, 2, false, alpha, beta, eps};
 }
 
+// lin.fwd of a ones input (batch 1) against a weight stack: the same for every sample, so
+// computed on first use and kept. Rules may run on batch slices at once, hence the lock.
+struct OnesResponse {
+  std::mutex m;
+  Tensor u;
+  const Tensor& get(const Lin& lin, const Tensor& W, int stacked, const Tensor& a, size_t size, Workspace& ws) {
+    std::lock_guard<std::mutex> l(m);
+    if (u.empty() || u.sample_size() != size) lin.fwd(Tensor(batch1(a), 1.f), W, nullptr, u, ws, stacked);
+    return u;
+  }
+};
+
 // zᴮ: z = a·w − l·w⁺ − h·w⁻ (the bias cancels). l and h are per-sample constants, so l·w⁺ and
 // h·w⁻ reduce to one forward of a ones input against [w⁺; w⁻], computed once per shape.
 struct ZBox {
@@ -203,13 +216,13 @@ struct ZBox {
   std::vector<float> b;
   RuleSpec spec;
   float eps;
-  std::shared_ptr<Tensor> u = std::make_shared<Tensor>();  // ones * [w⁺; w⁻], batch 1
+  std::shared_ptr<OnesResponse> ones = std::make_shared<OnesResponse>();  // ones * [w⁺; w⁻]
 
   void operator()(BackwardCall& c) const {
     if (!c.g_in[0]) return;
     const Tensor& a = *c.in[0];
     const int N = a.batch();
-    if (u->empty() || u->sample_size() != 2 * c.out.sample_size()) lin.fwd(Tensor(batch1(a), 1.f), S, nullptr, *u, c.ws, 2);
+    const Tensor* u = &ones->get(lin, S, 2, a, 2 * c.out.sample_size(), c.ws);
     std::vector<float> lo(N, float(spec.low)), hi(N, float(spec.high));
     const size_t D = a.sample_size();
     for (int n = 0; n < N; ++n) {
@@ -243,12 +256,12 @@ struct InputFree {
   Lin lin;
   Tensor W;
   float eps;
-  std::shared_ptr<Tensor> u = std::make_shared<Tensor>();
+  std::shared_ptr<OnesResponse> ones = std::make_shared<OnesResponse>();
 
   void operator()(BackwardCall& c) const {
     if (!c.g_in[0]) return;
     const Tensor& a = *c.in[0];
-    if (u->empty() || u->sample_size() != c.out.sample_size()) lin.fwd(Tensor(batch1(a), 1.f), W, nullptr, *u, c.ws, 1);
+    const Tensor* u = &ones->get(lin, W, 1, a, c.out.sample_size(), c.ws);
     const size_t OP = c.out.sample_size();
     Tensor s(c.out.shape());
     for (size_t i = 0; i < s.size(); ++i) s[i] = stab_div(c.g_out[i], (*u)[i % OP], eps);
@@ -442,7 +455,7 @@ BackwardRule norm_rule(double epsilon) {
   return [eps](BackwardCall& c) {
     Tensor s(c.g_out.shape());
     for (size_t i = 0; i < s.size(); ++i) s[i] = stab_div(c.g_out[i], c.out[i], eps);
-    BackwardCall inner{c.node, c.layer, c.in, c.out, s, c.g_in, false, c.ws};
+    BackwardCall inner{c.node, c.layer, c.in, c.out, s, c.g_in, false, c.ws, c.mode, {}};
     c.layer.backward(inner);
     for (size_t k = 0; k < c.g_in.size(); ++k)
       if (c.g_in[k]) mul_inplace(*c.g_in[k], *c.in[k]);
@@ -566,6 +579,7 @@ Result lrp(Graph& model, const Tensor& x, const std::vector<int>& targets, const
   }
   BackwardOptions opt;
   opt.rules = &rules;
+  opt.per_sample_rules = true;  // every rule above reads and writes its own samples only
   opt.stop_at = stop;
   Result res;
   res.attribution = g->backward(seed, opt).clone();

@@ -302,11 +302,9 @@ struct Prop {
     const int R = x.batch(), C = x.dim(1), H = x.dim(2), W = x.dim(3), OW = y.dim(3);
     const int HW = H * W, OHW = y.dim(2) * OW;
     if (!frozen) {
-      // The layer's own forward on row 0 picks the winners (ties: lowest index).
-      Tensor x0 = x.sample(0), y0 = y.sample(0);
-      ForwardCall sub{c.node, c.layer, {&x0}, y0, Mode::eval, c.ws, c.rng};
-      P.forward(sub);
-      L.argmax = P.argmax;
+      // The layer picks the winners of row 0 (ties: lowest index).
+      L.argmax.resize(size_t(C) * OHW);
+      P.winners(x.sample(0), L.argmax.data());
       L.units = C * OHW;
       int ties = 0;
       for (int ch = 0; ch < C; ++ch) {
@@ -402,6 +400,7 @@ std::vector<uint64_t> configuration_ids(Graph& g, const Tensor& x, std::vector<i
   }
   const int N = x.batch();
   std::vector<uint64_t> ids(N);
+  std::vector<std::vector<int32_t>> winners(nodes.size());  // per max-pool node, for the chunk
   const int chunk = 256;
   for (int n0 = 0; n0 < N; n0 += chunk) {
     const int nb = std::min(chunk, N - n0);
@@ -412,14 +411,18 @@ std::vector<uint64_t> configuration_ids(Graph& g, const Tensor& x, std::vector<i
       labels->resize(N);
       for (int n = 0; n < nb; ++n) (*labels)[n0 + n] = int(std::max_element(y.data() + n * K, y.data() + (n + 1) * K) - (y.data() + n * K));
     }
+    for (size_t li = 0; li < nodes.size(); ++li)
+      if (g.layer(nodes[li]).kind() == "maxpool") {
+        winners[li].resize(g.activation(nodes[li]).size());
+        static_cast<const MaxPool2d&>(g.layer(nodes[li])).winners(g.activation(g.node(nodes[li]).inputs[0]), winners[li].data());
+      }
     for (int n = 0; n < nb; ++n) {
       Hasher H;
       for (size_t li = 0; li < nodes.size(); ++li) {
         const int i = nodes[li];
         if (g.layer(i).kind() == "maxpool") {
-          auto& P = static_cast<MaxPool2d&>(g.layer(i));
           const size_t per = g.shape(i, 1).numel();
-          mix_pool(H, int(li), P.argmax.data() + size_t(n) * per, per);
+          mix_pool(H, int(li), winners[li].data() + size_t(n) * per, per);
         } else {
           const Tensor& pre = g.activation(g.node(i).inputs[0]);
           const size_t per = pre.sample_size();

@@ -29,12 +29,12 @@ BackwardRules guided_backprop_rules(const Graph& g) { return relu_rules(g, true)
 
 Tensor deconvnet(Graph& g, const Tensor& x, const std::vector<int>& targets, int layer) {
   BackwardRules r = deconvnet_rules(g);
-  return backprop(g, x, targets, &r, layer);
+  return backprop(g, x, targets, &r, layer, 256, false, true);  // the ReLU rules are elementwise
 }
 
 Tensor guided_backprop(Graph& g, const Tensor& x, const std::vector<int>& targets, int layer) {
   BackwardRules r = guided_backprop_rules(g);
-  return backprop(g, x, targets, &r, layer);
+  return backprop(g, x, targets, &r, layer, 256, false, true);  // the ReLU rules are elementwise
 }
 
 void add_relu_rule_methods(std::vector<Method>& reg) {

@@ -119,7 +119,9 @@ ForwardRules frozen_kinks(const Graph& g) {
         for (size_t e = 0; e < c.out.size(); ++e) c.out[e] = (*c.in[0])[e] * (on[e] ? 1.f : slope);
       };
     } else if (auto* mp = dynamic_cast<MaxPool2d*>(&L)) {
-      rules[i] = [am = mp->argmax](ForwardCall& c) {
+      std::vector<int32_t> am(g.activation(i).size());
+      mp->winners(g.activation(g.node(i).inputs[0]), am.data());
+      rules[i] = [am](ForwardCall& c) {
         const size_t hw = size_t(c.in[0]->dim(2)) * c.in[0]->dim(3), ohw = size_t(c.out.dim(2)) * c.out.dim(3);
         for (size_t o = 0; o < c.out.size(); ++o) c.out[o] = (*c.in[0])[o / ohw * hw + size_t(am[o])];
       };
