@@ -48,12 +48,37 @@ inline void valid_range(int s, int p, int kj, int W, int OW, int& lo, int& hi) {
 // col[r, n*P + p] for the nb samples starting at x.
 void im2col(const Geometry& g, const float* x, int nb, float* col) {
   const int P = g.P(), ld = nb * P;
+  // "Same" convolutions (stride 1, output as wide as the input, e.g. 3x3 with padding 1): a tap's
+  // row is the input plane shifted by a constant offset, so it is one contiguous copy, after
+  // which the few elements that wrapped around a row edge are zeroed.
+  const bool same = g.s == 1 && g.OW == g.W;
   for (int c = 0; c < g.C; ++c)
     for (int ki = 0; ki < g.k; ++ki)
       for (int kj = 0; kj < g.k; ++kj) {
         float* row = col + size_t((c * g.k + ki) * g.k + kj) * ld;
         int lo, hi;
         valid_range(g.s, g.p, kj, g.W, g.OW, lo, hi);
+        if (same) {
+          const int oh0 = std::clamp(g.p - ki, 0, g.OH), oh1 = std::clamp(g.H + g.p - ki, oh0, g.OH);
+          const long off = long(ki - g.p) * g.W + (kj - g.p);
+          for (int n = 0; n < nb; ++n) {
+            const float* plane = x + (size_t(n) * g.C + c) * g.H * g.W;
+            float* d = row + size_t(n) * P;
+            if (oh0 == oh1 || lo == hi) {
+              std::fill(d, d + P, 0.f);
+              continue;
+            }
+            const int first = oh0 * g.OW + lo, last = (oh1 - 1) * g.OW + hi;  // valid elements [first, last)
+            std::fill(d, d + first, 0.f);
+            std::copy(plane + first + off, plane + last + off, d + first);
+            std::fill(d + last, d + P, 0.f);
+            for (int oh = oh0; oh < oh1; ++oh) {
+              std::fill(d + oh * g.OW, d + oh * g.OW + lo, 0.f);
+              std::fill(d + oh * g.OW + hi, d + (oh + 1) * g.OW, 0.f);
+            }
+          }
+          continue;
+        }
         for (int n = 0; n < nb; ++n) {
           const float* plane = x + (size_t(n) * g.C + c) * g.H * g.W;
           float* dst = row + size_t(n) * P;
