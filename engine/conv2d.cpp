@@ -1,6 +1,9 @@
-// Convolution as im2col + one GEMM over a chunk of the batch. The column matrix holds, for every
-// kernel tap (c, ki, kj) a row, and for every output position of every sample in the chunk a
-// column, so a single sgemm W[O,K] x col[K, nb*P] computes the whole chunk.
+// Convolution as im2col + GEMM, one sample at a time. The column matrix holds a row for every
+// kernel tap (c, ki, kj) and a column for every output position, so W[O,K] x col[K,P] is the
+// sample's output, already in NCHW order. One sample's column matrix stays in cache, and for the
+// sizes of this engine per-sample GEMMs run as fast as one large GEMM over a batch (which would
+// also need copies between NCHW and the GEMM layout). Batches are split across threads by the
+// graph, not here.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -11,9 +14,6 @@
 namespace gb {
 
 namespace {
-
-constexpr size_t kColBudget = size_t(4) << 20;      // floats per column chunk (16 MiB)
-constexpr size_t kPerSampleWork = size_t(1) << 20;  // multiply-adds per sample above which chunks are 1
 
 struct Geometry {
   int C, H, W, O, k, s, p, OH, OW;
@@ -28,15 +28,6 @@ Geometry geometry(const Conv2d& L, const Shape& x) {
   return g;
 }
 
-// Samples per GEMM. Large per-sample products run one sample at a time: the GEMM then writes
-// NCHW directly (no scatter/gather copies) and the column matrix stays in cache. Small ones are
-// batched so that each GEMM is big enough to be efficient.
-int chunk_of(const Geometry& g, int N) {
-  if (size_t(g.O) * g.P() * g.K() >= kPerSampleWork) return 1;
-  size_t per = size_t(g.K()) * g.P();
-  return int(std::clamp<size_t>(kColBudget / std::max<size_t>(per, 1), 1, size_t(N)));
-}
-
 // Output columns [lo, hi) whose input column ow*s - p + kj falls inside [0, W): the loops below
 // fill the padding with zeros and copy the rest without a bounds check per element.
 inline void valid_range(int s, int p, int kj, int W, int OW, int& lo, int& hi) {
@@ -45,93 +36,76 @@ inline void valid_range(int s, int p, int kj, int W, int OW, int& lo, int& hi) {
   hi = std::clamp((W + p - kj + s - 1) / s, lo, OW);
 }
 
-// col[r, n*P + p] for the nb samples starting at x.
-void im2col(const Geometry& g, const float* x, int nb, float* col) {
-  const int P = g.P(), ld = nb * P;
+// col[r, p] of one sample x (C*H*W floats).
+void im2col(const Geometry& g, const float* x, float* col) {
+  const int P = g.P();
   // "Same" convolutions (stride 1, output as wide as the input, e.g. 3x3 with padding 1): a tap's
   // row is the input plane shifted by a constant offset, so it is one contiguous copy, after
   // which the few elements that wrapped around a row edge are zeroed.
   const bool same = g.s == 1 && g.OW == g.W;
-  for (int c = 0; c < g.C; ++c)
+  for (int c = 0; c < g.C; ++c) {
+    const float* plane = x + size_t(c) * g.H * g.W;
     for (int ki = 0; ki < g.k; ++ki)
       for (int kj = 0; kj < g.k; ++kj) {
-        float* row = col + size_t((c * g.k + ki) * g.k + kj) * ld;
+        float* d = col + size_t((c * g.k + ki) * g.k + kj) * P;
         int lo, hi;
         valid_range(g.s, g.p, kj, g.W, g.OW, lo, hi);
+        const int oh0 = std::clamp((g.p - ki + g.s - 1) / g.s, 0, g.OH);  // rows whose input row is inside
+        const int oh1 = std::clamp((g.H + g.p - ki + g.s - 1) / g.s, oh0, g.OH);
+        if (oh0 == oh1 || lo == hi) {
+          std::fill(d, d + P, 0.f);
+          continue;
+        }
+        std::fill(d, d + oh0 * g.OW, 0.f);
+        std::fill(d + oh1 * g.OW, d + P, 0.f);
         if (same) {
-          const int oh0 = std::clamp(g.p - ki, 0, g.OH), oh1 = std::clamp(g.H + g.p - ki, oh0, g.OH);
           const long off = long(ki - g.p) * g.W + (kj - g.p);
-          for (int n = 0; n < nb; ++n) {
-            const float* plane = x + (size_t(n) * g.C + c) * g.H * g.W;
-            float* d = row + size_t(n) * P;
-            if (oh0 == oh1 || lo == hi) {
-              std::fill(d, d + P, 0.f);
-              continue;
-            }
-            const int first = oh0 * g.OW + lo, last = (oh1 - 1) * g.OW + hi;  // valid elements [first, last)
-            std::fill(d, d + first, 0.f);
-            std::copy(plane + first + off, plane + last + off, d + first);
-            std::fill(d + last, d + P, 0.f);
-            for (int oh = oh0; oh < oh1; ++oh) {
-              std::fill(d + oh * g.OW, d + oh * g.OW + lo, 0.f);
-              std::fill(d + oh * g.OW + hi, d + (oh + 1) * g.OW, 0.f);
-            }
+          const int first = oh0 * g.OW + lo, last = (oh1 - 1) * g.OW + hi;  // valid elements [first, last)
+          std::copy(plane + first + off, plane + last + off, d + first);
+          for (int oh = oh0; oh < oh1; ++oh) {
+            std::fill(d + oh * g.OW, d + oh * g.OW + lo, 0.f);
+            std::fill(d + oh * g.OW + hi, d + (oh + 1) * g.OW, 0.f);
           }
           continue;
         }
-        for (int n = 0; n < nb; ++n) {
-          const float* plane = x + (size_t(n) * g.C + c) * g.H * g.W;
-          float* dst = row + size_t(n) * P;
-          for (int oh = 0; oh < g.OH; ++oh) {
-            int ih = oh * g.s - g.p + ki;
-            float* d = dst + oh * g.OW;
-            if (ih < 0 || ih >= g.H) {
-              std::fill(d, d + g.OW, 0.f);
-              continue;
-            }
-            const float* src = plane + size_t(ih) * g.W;  // column ow reads src[ow * s - p + kj]
-            const int shift = kj - g.p;
-            std::fill(d, d + lo, 0.f);
-            if (g.s == 1)
-              std::memcpy(d + lo, src + lo + shift, size_t(hi - lo) * sizeof(float));
-            else
-              for (int ow = lo; ow < hi; ++ow) d[ow] = src[ow * g.s + shift];
-            std::fill(d + hi, d + g.OW, 0.f);
-          }
+        const int shift = kj - g.p;
+        for (int oh = oh0; oh < oh1; ++oh) {
+          const float* src = plane + size_t(oh * g.s - g.p + ki) * g.W;  // column ow reads src[ow * s + shift]
+          float* r = d + oh * g.OW;
+          std::fill(r, r + lo, 0.f);
+          if (g.s == 1)
+            std::copy(src + lo + shift, src + hi + shift, r + lo);
+          else
+            for (int ow = lo; ow < hi; ++ow) r[ow] = src[ow * g.s + shift];
+          std::fill(r + hi, r + g.OW, 0.f);
         }
       }
+  }
 }
 
-// The adjoint of im2col: adds col back into x (x must be zeroed by the caller).
-void col2im(const Geometry& g, const float* col, int nb, float* x) {
-  const int P = g.P(), ld = nb * P;
-  for (int c = 0; c < g.C; ++c)
+// The adjoint of im2col for one sample: adds col back into x (zeroed by the caller).
+void col2im(const Geometry& g, const float* col, float* x) {
+  const int P = g.P();
+  for (int c = 0; c < g.C; ++c) {
+    float* plane = x + size_t(c) * g.H * g.W;
     for (int ki = 0; ki < g.k; ++ki)
       for (int kj = 0; kj < g.k; ++kj) {
-        const float* row = col + size_t((c * g.k + ki) * g.k + kj) * ld;
+        const float* src = col + size_t((c * g.k + ki) * g.k + kj) * P;
         int lo, hi;
         valid_range(g.s, g.p, kj, g.W, g.OW, lo, hi);
-        for (int n = 0; n < nb; ++n) {
-          float* plane = x + (size_t(n) * g.C + c) * g.H * g.W;
-          const float* src = row + size_t(n) * P;
-          for (int oh = 0; oh < g.OH; ++oh) {
-            int ih = oh * g.s - g.p + ki;
-            if (ih < 0 || ih >= g.H) continue;
-            float* dst = plane + size_t(ih) * g.W;
-            const int shift = kj - g.p;
-            const float* sr = src + oh * g.OW;
-            for (int ow = lo; ow < hi; ++ow) dst[ow * g.s + shift] += sr[ow];
-          }
+        const int oh0 = std::clamp((g.p - ki + g.s - 1) / g.s, 0, g.OH);
+        const int oh1 = std::clamp((g.H + g.p - ki + g.s - 1) / g.s, oh0, g.OH);
+        const int shift = kj - g.p;
+        for (int oh = oh0; oh < oh1; ++oh) {
+          float* dst = plane + size_t(oh * g.s - g.p + ki) * g.W + shift;
+          const float* sr = src + oh * g.OW;
+          if (g.s == 1)
+            for (int ow = lo; ow < hi; ++ow) dst[ow] += sr[ow];
+          else
+            for (int ow = lo; ow < hi; ++ow) dst[ow * g.s] += sr[ow];
         }
       }
-}
-
-// gy[n, o, p] (NCHW) <-> t[o, n*P + p] (the GEMM layout).
-void nchw_to_gemm(const Geometry& g, const float* y, int nb, float* t) {
-  const int P = g.P();
-  for (int n = 0; n < nb; ++n)
-    for (int o = 0; o < g.O; ++o)
-      std::memcpy(t + size_t(o) * nb * P + size_t(n) * P, y + (size_t(n) * g.O + o) * P, P * sizeof(float));
+  }
 }
 
 }  // namespace
@@ -159,75 +133,45 @@ Shape Conv2d::out_shape(const std::vector<Shape>& in) const {
 
 void Conv2d::conv(const Tensor& x, const Tensor& w, const float* b, Tensor& y, Workspace& ws) const {
   Geometry g = geometry(*this, x.shape());
-  const int N = x.batch(), P = g.P(), K = g.K();
-  const int chunk = chunk_of(g, N);
-  float* col = ws.get(0, size_t(K) * P * chunk);
-  float* tmp = ws.get(1, size_t(g.O) * P * chunk);
-  for (int n0 = 0; n0 < N; n0 += chunk) {
-    int nb = std::min(chunk, N - n0);
-    im2col(g, x.data() + size_t(n0) * g.C * g.H * g.W, nb, col);
-    float* yb = y.data() + size_t(n0) * g.O * P;
-    if (nb == 1) {  // the GEMM layout is already NCHW for one sample
-      gemm(false, false, g.O, P, K, 1.f, w.data(), col, 0.f, yb);
-    } else {
-      gemm(false, false, g.O, nb * P, K, 1.f, w.data(), col, 0.f, tmp);
-      for (int n = 0; n < nb; ++n)
-        for (int o = 0; o < g.O; ++o)
-          std::memcpy(yb + (size_t(n) * g.O + o) * P, tmp + size_t(o) * nb * P + size_t(n) * P, P * sizeof(float));
-    }
-    if (b)
-      for (int n = 0; n < nb; ++n)
-        for (int o = 0; o < g.O; ++o) {
-          float* r = yb + (size_t(n) * g.O + o) * P;
-          for (int p = 0; p < P; ++p) r[p] += b[o];
-        }
+  const int P = g.P(), K = g.K();
+  float* col = ws.get(0, size_t(K) * P);
+  for (int n = 0; n < x.batch(); ++n) {
+    im2col(g, x.data() + size_t(n) * g.C * g.H * g.W, col);
+    float* yn = y.data() + size_t(n) * g.O * P;
+    if (b)  // the GEMM adds onto the bias (beta = 1): one pass over y instead of two
+      for (int o = 0; o < g.O; ++o) std::fill(yn + size_t(o) * P, yn + size_t(o + 1) * P, b[o]);
+    gemm(false, false, g.O, P, K, 1.f, w.data(), col, b ? 1.f : 0.f, yn);
   }
 }
 
 void Conv2d::conv_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, Workspace& ws) const {
   Geometry g = geometry(*this, gx.shape());
-  const int N = gx.batch(), P = g.P(), K = g.K();
-  const int chunk = chunk_of(g, N);
-  float* col = ws.get(0, size_t(K) * P * chunk);
-  float* tmp = ws.get(1, size_t(g.O) * P * chunk);
+  const int P = g.P(), K = g.K();
+  float* col = ws.get(0, size_t(K) * P);
   gx.fill(0.f);
-  for (int n0 = 0; n0 < N; n0 += chunk) {
-    int nb = std::min(chunk, N - n0);
-    const float* gyb = gy.data() + size_t(n0) * g.O * P;
-    const float* t = gyb;
-    if (nb > 1) {
-      nchw_to_gemm(g, gyb, nb, tmp);
-      t = tmp;
-    }
-    gemm(true, false, K, nb * P, g.O, 1.f, w.data(), t, 0.f, col);
-    col2im(g, col, nb, gx.data() + size_t(n0) * g.C * g.H * g.W);
+  for (int n = 0; n < gx.batch(); ++n) {
+    gemm(true, false, K, P, g.O, 1.f, w.data(), gy.data() + size_t(n) * g.O * P, 0.f, col);
+    col2im(g, col, gx.data() + size_t(n) * g.C * g.H * g.W);
   }
 }
 
 void Conv2d::conv_backward_weight(const Tensor& x, const Tensor& gy, Tensor& gw, float* gb, Workspace& ws) const {
   Geometry g = geometry(*this, x.shape());
   const int N = x.batch(), P = g.P(), K = g.K();
-  const int chunk = chunk_of(g, N);
-  float* col = ws.get(0, size_t(K) * P * chunk);
-  float* tmp = ws.get(1, size_t(g.O) * P * chunk);
-  for (int n0 = 0; n0 < N; n0 += chunk) {
-    int nb = std::min(chunk, N - n0);
-    const float* gyb = gy.data() + size_t(n0) * g.O * P;
-    const float* t = gyb;
-    if (nb > 1) {
-      nchw_to_gemm(g, gyb, nb, tmp);
-      t = tmp;
-    }
-    im2col(g, x.data() + size_t(n0) * g.C * g.H * g.W, nb, col);
-    gemm(false, true, g.O, K, nb * P, 1.f, t, col, 1.f, gw.data());
-    if (gb)
-      for (int o = 0; o < g.O; ++o) {
-        const float* r = t + size_t(o) * nb * P;
-        double s = 0;
-        for (int i = 0; i < nb * P; ++i) s += r[i];
-        gb[o] += float(s);
-      }
+  float* col = ws.get(0, size_t(K) * P);
+  for (int n = 0; n < N; ++n) {
+    im2col(g, x.data() + size_t(n) * g.C * g.H * g.W, col);
+    gemm(false, true, g.O, K, P, 1.f, gy.data() + size_t(n) * g.O * P, col, 1.f, gw.data());
   }
+  if (gb)
+    for (int o = 0; o < g.O; ++o) {
+      double s = 0;
+      for (int n = 0; n < N; ++n) {
+        const float* r = gy.data() + (size_t(n) * g.O + o) * P;
+        for (int i = 0; i < P; ++i) s += r[i];
+      }
+      gb[o] += float(s);
+    }
 }
 
 void Conv2d::forward(ForwardCall& c) {
