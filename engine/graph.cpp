@@ -98,16 +98,22 @@ bool has_rule(const std::vector<std::function<void(BackwardCall&)>>* r, int i) {
 }
 bool has_rule(const ForwardRules* r, int i) { return r && i < int(r->size()) && (*r)[i]; }
 
-// Runs f(t, begin, end) for the T slices of a batch of N at once, each thread's GEMMs serial.
+// Runs f(t, begin, end) over the T slices of a batch of N at once, each thread's GEMMs serial.
+// A thread walks its slice in groups of `group` samples through the whole run of layers, so that
+// a group's activations stay in the core's cache from one layer to the next.
 template <class F>
-void run_split(int T, int N, F&& f) {
+void run_split(int T, int N, int group, F&& f) {
   BlasSerial serial;
   parallel(T, [&](int t) {
     int b, e;
     part(t, T, N, b, e);
-    f(t, b, e);
+    for (int g = b; g < e; g += group) f(t, g, std::min(e, g + group));
   });
 }
+
+// Samples per group for a run of layers whose activations (and signals) take `floats` per
+// sample: about 512 KiB per group, half a core's L2 on common CPUs.
+int group_size(size_t floats) { return int(std::max<size_t>(1, (size_t(128) << 10) / std::max<size_t>(floats, 1))); }
 
 }  // namespace
 
@@ -161,7 +167,9 @@ const Tensor& Graph::forward(const Tensor& x, Mode mode, const ForwardRules* rul
       forward_node(i, 0, N, 0, rules);
       ++j;
     } else {
-      run_split(T, N, [&](int t, int b, int e) {
+      size_t floats = 0;
+      for (int k = i; k < j; ++k) floats += shapes_[k].numel();
+      run_split(T, N, group_size(floats), [&](int t, int b, int e) {
         for (int k = i; k < j; ++k) forward_node(k, b, e, t, rules);
       });
     }
@@ -275,7 +283,9 @@ const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
       continue;
     }
     if (on_backward) on_backward(plan_[s], sigs_[plan_[s]]);
-    run_split(T, N, [&](int t, int b, int e) {
+    size_t floats = 0;  // activations and signals
+    for (size_t q = s; q < r; ++q) floats += 2 * shapes_[plan_[q]].numel();
+    run_split(T, N, group_size(floats), [&](int t, int b, int e) {
       for (size_t q = s; q < r; ++q) backward_node(plan_[q], b, e, t, opt);
     });
     for (size_t q = s; q < r; ++q) split_[plan_[q]] = 1;
