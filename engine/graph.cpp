@@ -32,6 +32,7 @@ int Graph::add(std::unique_ptr<Layer> layer, std::vector<int> inputs) {
   }
   layer->build(in);
   shapes_.push_back(layer->out_shape(in));
+  flops_.push_back(std::max(layer->flops(in), double(shapes_.back().numel())));  // at least one per output
   nodes_.push_back({std::move(layer), std::move(inputs)});
   acts_.resize(nodes_.size());
   sigs_.resize(nodes_.size());
@@ -113,6 +114,9 @@ void run_split(int T, int N, int group, F&& f) {
 
 // Samples per group for a run of layers whose activations (and signals) take `floats` per
 // sample: about 512 KiB per group, half a core's L2 on common CPUs.
+// Below this many FLOPs a run of layers is not worth handing to other threads.
+constexpr double kMinSplitFlops = 4e6;
+
 int group_size(size_t floats) { return int(std::max<size_t>(1, (size_t(128) << 10) / std::max<size_t>(floats, 1))); }
 
 }  // namespace
@@ -161,18 +165,18 @@ const Tensor& Graph::forward(const Tensor& x, Mode mode, const ForwardRules* rul
   for (int i = 0; i < size(); ++i) acts_[i].resize(shapes_[i].with_batch(N));
   auto splits = [&](int i) { return T > 1 && nodes_[i].layer->per_sample(mode) && !has_rule(rules, i); };
   for (int i = 0; i < size();) {
-    int j = i;  // [i, j): the run of layers that split the batch (one at a time when hooked)
-    while (j < size() && splits(j) && (j == i || !on_forward)) ++j;
-    if (j == i) {
-      forward_node(i, 0, N, 0, rules);
-      ++j;
-    } else {
-      size_t floats = 0;
-      for (int k = i; k < j; ++k) floats += shapes_[k].numel();
+    int j = i + 1;  // [i, j): a run of layers that may split the batch (one at a time when hooked), or one layer
+    if (splits(i))
+      while (j < size() && splits(j) && !on_forward) ++j;
+    size_t floats = 0;
+    double flops = 0;
+    for (int k = i; k < j; ++k) floats += shapes_[k].numel(), flops += flops_[k] * N;
+    if (splits(i) && flops >= kMinSplitFlops)
       run_split(T, N, group_size(floats), [&](int t, int b, int e) {
         for (int k = i; k < j; ++k) forward_node(k, b, e, t, rules);
       });
-    }
+    else
+      for (int k = i; k < j; ++k) forward_node(k, 0, N, 0, rules);
     if (on_forward)
       for (int k = i; k < j; ++k) on_forward(k, acts_[k]);
     i = j;
@@ -273,22 +277,22 @@ const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
            (!has_rule(opt.rules, i) || opt.per_sample_rules);
   };
   for (size_t s = 0; s < plan_.size();) {
-    size_t r = s;  // plan_[s, r): one run
-    while (r < plan_.size() && splits(plan_[r]) && (r == s || !on_backward)) ++r;
-    if (r == s) {
-      const int i = plan_[s++];
-      if (on_backward) on_backward(i, sigs_[i]);
-      if (i == opt.stop_at) break;
-      backward_node(i, 0, N, 0, opt);
-      continue;
-    }
+    size_t r = s + 1;  // plan_[s, r): a run that may split the batch (one node at a time when hooked), or one node
+    if (splits(plan_[s]))
+      while (r < plan_.size() && splits(plan_[r]) && !on_backward) ++r;
     if (on_backward) on_backward(plan_[s], sigs_[plan_[s]]);
+    if (plan_[s] == opt.stop_at) break;
     size_t floats = 0;  // activations and signals
-    for (size_t q = s; q < r; ++q) floats += 2 * shapes_[plan_[q]].numel();
-    run_split(T, N, group_size(floats), [&](int t, int b, int e) {
-      for (size_t q = s; q < r; ++q) backward_node(plan_[q], b, e, t, opt);
-    });
-    for (size_t q = s; q < r; ++q) split_[plan_[q]] = 1;
+    double flops = 0;
+    for (size_t q = s; q < r; ++q) floats += 2 * shapes_[plan_[q]].numel(), flops += 2 * flops_[plan_[q]] * N;
+    if (splits(plan_[s]) && flops >= kMinSplitFlops) {
+      run_split(T, N, group_size(floats), [&](int t, int b, int e) {
+        for (size_t q = s; q < r; ++q) backward_node(plan_[q], b, e, t, opt);
+      });
+      for (size_t q = s; q < r; ++q) split_[plan_[q]] = 1;
+    } else {
+      for (size_t q = s; q < r; ++q) backward_node(plan_[q], 0, N, 0, opt);
+    }
     s = r;
   }
   // Threads 1.. added their parameter gradients into their own buffers; sum them in thread order,

@@ -85,6 +85,7 @@ class Graph {
   Shape input_shape_;
   std::vector<Node> nodes_;
   std::vector<Shape> shapes_;  // per node, batch 1
+  std::vector<double> flops_;  // per node, forward FLOPs per sample
   std::vector<int> kind_count_;
   Tensor input_, input_sig_;
   std::vector<Tensor> acts_, sigs_;

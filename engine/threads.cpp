@@ -79,7 +79,7 @@ struct Pool {
       auto start = clock::now();
       for (int spin = 0; g == seen; g = generation.load(std::memory_order_acquire)) {
         cpu_relax();
-        if (++spin % 256 == 0 && clock::now() - start > std::chrono::microseconds(300)) {
+        if (++spin % 256 == 0 && clock::now() - start > std::chrono::microseconds(50)) {
           std::unique_lock<std::mutex> l(m);
           wake.wait(l, [&] { return generation.load(std::memory_order_acquire) != seen; });
         }

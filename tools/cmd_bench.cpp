@@ -205,10 +205,10 @@ void add_bench_command(CLI::App& app) {
     if (o->compare_torch) {
       auto torch = torch_rates(o->models, o->train_batch, o->infer_batch, 64, o->seconds, o->python, o->script);
       std::printf("\nglassbox vs PyTorch (%d thread(s); ratio > 1: glassbox is faster)\n", threads());
-      std::printf("%-10s %-26s %12s %12s %8s\n", "model", "what", "glassbox/s", "torch/s", "ratio");
+      std::printf("%-10s %-36s %12s %12s %8s\n", "model", "what", "glassbox/s", "torch/s", "ratio");
       std::vector<Row> ratios;  // appended after the loop: pushing into rows would invalidate it
       auto line = [&](const std::string& model, const std::string& what, double ours, double theirs) {
-        std::printf("%-10s %-26s %12.1f %12.1f %8.2f\n", model.c_str(), what.c_str(), ours, theirs, ours / theirs);
+        std::printf("%-10s %-36s %12.1f %12.1f %8.2f\n", model.c_str(), what.c_str(), ours, theirs, ours / theirs);
         ratios.push_back({model, "ratio-vs-torch", what, 0, ours / theirs});
       };
       for (auto& r : rows) {
