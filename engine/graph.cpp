@@ -121,7 +121,7 @@ int group_size(size_t floats) { return int(std::max<size_t>(1, (size_t(128) << 1
 
 }  // namespace
 
-int Graph::width(int batch) const { return batch < 2 ? 1 : std::min(threads(), batch); }
+int Graph::width(int batch) const { return batch < 2 || in_parallel() ? 1 : std::min(threads(), batch); }
 
 void Graph::grow_threads(int T) {
   if (int(ws_.size()) < T) ws_.resize(T);

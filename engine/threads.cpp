@@ -33,8 +33,13 @@ void set_threads(int n) {
 
 int threads() { return g_threads ? g_threads : hardware_threads(); }
 
-BlasSerial::BlasSerial() { openblas_set_num_threads(1); }
-BlasSerial::~BlasSerial() { openblas_set_num_threads(threads()); }
+static std::atomic<int> g_serial{0};  // live BlasSerial objects
+BlasSerial::BlasSerial() {
+  if (g_serial.fetch_add(1) == 0) openblas_set_num_threads(1);
+}
+BlasSerial::~BlasSerial() {
+  if (g_serial.fetch_sub(1) == 1) openblas_set_num_threads(threads());
+}
 
 namespace {
 
@@ -122,6 +127,8 @@ Pool& pool() {
 std::mutex g_run_m;  // one job at a time when several user threads call parallel()
 
 }  // namespace
+
+bool in_parallel() { return t_inside; }
 
 void parallel(int n, const std::function<void(int)>& fn) {
   if (n <= 1 || t_inside) {

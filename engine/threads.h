@@ -19,6 +19,7 @@ int hardware_threads();
 // persistent threads; returns when all have returned and rethrows the first exception. A call
 // from inside fn runs its n parts one after the other on that thread.
 void parallel(int n, const std::function<void(int)>& fn);
+bool in_parallel();  // true inside a part of parallel()
 
 // Part t of n equal contiguous parts of [0, size): [begin, end).
 inline void part(int t, int n, int size, int& begin, int& end) {
@@ -26,7 +27,7 @@ inline void part(int t, int n, int size, int& begin, int& end) {
   end = int(long(size) * (t + 1) / n);
 }
 
-// While alive, OpenBLAS runs each GEMM on the thread that calls it.
+// While alive (on any thread; they nest), OpenBLAS runs each GEMM on the thread that calls it.
 struct BlasSerial {
   BlasSerial();
   ~BlasSerial();

@@ -98,7 +98,7 @@ Result deeplift(Graph& g, const Tensor& x, const std::vector<int>& targets, cons
 void add_deeplift_methods(std::vector<Method>& reg) {
   reg.push_back({{"deeplift",
                   "DeepLIFT Rescale: multipliers Δout/Δin at nonlinearities, (x − x')·m; delta = summation-to-delta error",
-                  {{"baseline", "0", "constant reference value (in input space)"},
+                  {{"baseline", "0", "constant reference value in the model's input space, or a tensor (glassbox explain: black, white, a number or FILE.npy; default black)"},
                    {"layer", "", "stop at this layer: (a − a')·m at its output (shaped like it)"},
                    {"internal_batch", "128", "samples per forward (each with its reference: 2x rows)"}},
                   "Captum DeepLift (Rescale, eps 1e-10, input and reference as one 2N batch); max-pool per Captum's "
@@ -106,7 +106,10 @@ void add_deeplift_methods(std::vector<Method>& reg) {
                  [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
                    ParamReader r(p, "deeplift");
                    DeepLiftOptions o;
-                   o.baseline_value = float(r.number("baseline", 0));
+                   if (const Tensor* b = r.tensor("baseline"))
+                     o.baseline = *b;
+                   else
+                     o.baseline_value = float(r.number("baseline", 0));
                    o.layer = read_layer(r, g);
                    o.internal_batch = r.integer("internal_batch", 128);
                    r.done();

@@ -11,8 +11,13 @@
 namespace gb::explain {
 
 // Method parameters as given on the command line (--param k=v); each method reads the keys it
-// knows, with its documented defaults, and rejects unknown keys by name.
-using Params = std::map<std::string, std::string>;
+// knows, with its documented defaults, and rejects unknown keys by name. A parameter may instead
+// be a tensor, under the same key in `tensors`: IG's and DeepLIFT's `baseline`, shaped
+// [1 or N, input...] in the model's input space (glassbox explain puts a black image there).
+struct Params : std::map<std::string, std::string> {
+  using std::map<std::string, std::string>::map;
+  std::map<std::string, Tensor> tensors;
+};
 
 struct Result {
   Tensor attribution;         // shaped like the input: [N, C, H, W]

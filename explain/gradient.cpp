@@ -304,7 +304,7 @@ void add_gradient_methods(std::vector<Method>& reg) {
                   {{"n_steps", "50", "integration steps"},
                    {"method", "gausslegendre",
                     "gausslegendre | riemann_left | riemann_right | riemann_middle | riemann_trapezoid"},
-                   {"baseline", "0", "constant baseline value (in input space)"},
+                   {"baseline", "0", "constant baseline value in the model's input space, or a tensor (glassbox explain: black, white, a number or FILE.npy; default black)"},
                    {"internal_batch", "256", "rows (sample x step) per forward/backward"}},
                   "Captum IntegratedGradients (nodes and weights as Captum's approximation_methods)"},
                  [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
@@ -312,7 +312,10 @@ void add_gradient_methods(std::vector<Method>& reg) {
                    IgOptions o;
                    o.n_steps = r.integer("n_steps", 50);
                    o.method = ig_method(r.text("method", "gausslegendre"));
-                   o.baseline_value = float(r.number("baseline", 0));
+                   if (const Tensor* b = r.tensor("baseline"))
+                     o.baseline = *b;
+                   else
+                     o.baseline_value = float(r.number("baseline", 0));
                    o.internal_batch = r.integer("internal_batch", 256);
                    r.done();
                    return integrated_gradients(g, x, t, o);

@@ -31,6 +31,7 @@ class ParamReader {
   int integer(const std::string& key, int fallback);
   std::string text(const std::string& key, const std::string& fallback);
   bool flag(const std::string& key, bool fallback);
+  const Tensor* tensor(const std::string& key);  // the tensor given for key, or null
   bool has(const std::string& key) const { return p_.count(key) > 0; }
   // Call after reading every known key: throws on keys the method did not read.
   void done() const;

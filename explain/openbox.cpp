@@ -10,12 +10,15 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <unordered_map>
 #include <unordered_set>
 
+#include "engine/architecture.h"
 #include "engine/layers.h"
+#include "engine/threads.h"
 
 namespace gb::openbox {
 
@@ -466,82 +469,104 @@ Region region(Graph& g, const Tensor& x1, const RegionOptions& opt) {
   const int nl = int(p.cfg.size());
   // Per config layer: value at x and at 0 (for c), squared gradient norms, and optionally the
   // gradients themselves (rows of A before the sign).
-  std::vector<std::vector<float>> z0(nl), zb(nl);
-  std::vector<std::vector<double>> norm2(nl);
-  std::vector<float> acc;  // per chunk, in float (vectorizes); summed into norm2 in double
-  std::vector<std::vector<float>> J(nl);
+  std::vector<std::vector<float>> z0(nl), zb(nl), J(nl);
   std::vector<std::vector<PoolPair>> pairs(nl);
-  int k0 = 0;
 
+  // 1. x and 0 alone: the configuration at x, and every constraint's value at x and at 0.
   p.on_relu = [&](int li, const Tensor& pre) {
     const size_t n = pre.sample_size();
-    const int rows = pre.batch();
-    if (k0 == 0) {
-      z0[li].assign(pre.data(), pre.data() + n);
-      zb[li].assign(pre.data() + n, pre.data() + 2 * n);
-      norm2[li].assign(n, 0.0);
-      if (opt.polytope) J[li].assign(n * D, 0.f);
-    }
-    acc.assign(n, 0.f);
-    float* s = acc.data();
-    for (int r = 2; r < rows; ++r) {
-      const float* q = pre.data() + size_t(r) * n;
-      for (size_t i = 0; i < n; ++i) s[i] += q[i] * q[i];
-      if (opt.polytope)
-        for (size_t i = 0; i < n; ++i) J[li][i * D + k0 + r - 2] = q[i];
-    }
-    for (size_t i = 0; i < n; ++i) norm2[li][i] += s[i];
+    z0[li].assign(pre.data(), pre.data() + n);
+    zb[li].assign(pre.data() + n, pre.data() + 2 * n);
   };
   p.on_pool = [&](int li, const Tensor& in) {
     const size_t n = in.sample_size();
-    const int rows = in.batch();
-    if (k0 == 0) {
-      pairs[li] = pool_pairs(g, p.cfg[li]);
-      const size_t m = pairs[li].size();
-      z0[li].resize(m);
-      zb[li].resize(m);
-      for (size_t j = 0; j < m; ++j) {
-        z0[li][j] = in[pairs[li][j].win] - in[pairs[li][j].other];
-        zb[li][j] = in[n + pairs[li][j].win] - in[n + pairs[li][j].other];
-      }
-      norm2[li].assign(m, 0.0);
-      if (opt.polytope) J[li].assign(m * D, 0.f);
+    pairs[li] = pool_pairs(g, p.cfg[li]);
+    const size_t m = pairs[li].size();
+    z0[li].resize(m);
+    zb[li].resize(m);
+    for (size_t j = 0; j < m; ++j) {
+      z0[li][j] = in[pairs[li][j].win] - in[pairs[li][j].other];
+      zb[li][j] = in[n + pairs[li][j].win] - in[n + pairs[li][j].other];
     }
-    const auto& pp = pairs[li];
-    acc.assign(pp.size(), 0.f);
-    float* s = acc.data();
-    for (int r = 2; r < rows; ++r) {
-      const float* q = in.data() + size_t(r) * n;
-      for (size_t j = 0; j < pp.size(); ++j) {
-        const float d = q[pp[j].win] - q[pp[j].other];
-        s[j] += d * d;
-        if (opt.polytope) J[li][j * D + k0 + r - 2] = d;
-      }
-    }
-    for (size_t j = 0; j < pp.size(); ++j) norm2[li][j] += s[j];
   };
-
   R.W = Tensor({K, D});
   R.b = Tensor({K});
   R.logits = Tensor({K});
-  Tensor batch;
-  for (k0 = 0; k0 < D;) {
-    const int nb = std::min(B, D - k0);
-    if (batch.empty() || batch.batch() != nb + 2) batch = with_batch(g, nb + 2);
-    batch.fill(0.f);
-    std::memcpy(batch.data(), x1.data(), size_t(D) * sizeof(float));
-    for (int r = 0; r < nb; ++r) batch[size_t(r + 2) * D + k0 + r] = 1.f;
-    p.basis_k0 = k0;
-    const Tensor& out = p.run(batch);
-    if (k0 == 0) {
-      std::memcpy(R.logits.data(), out.data(), K * sizeof(float));
-      std::memcpy(R.b.data(), out.data() + K, K * sizeof(float));
-      p.frozen = true;  // later chunks reuse this configuration, whatever row 0 rounds to
-    }
-    for (int r = 0; r < nb; ++r)
-      for (int k = 0; k < K; ++k) R.W[size_t(k) * D + k0 + r] = out[size_t(r + 2) * K + k];
-    k0 += nb;
+  {
+    Tensor pair = with_batch(g, 2);
+    pair.fill(0.f);
+    std::memcpy(pair.data(), x1.data(), size_t(D) * sizeof(float));
+    const Tensor& out = p.run(pair);
+    std::memcpy(R.logits.data(), out.data(), K * sizeof(float));
+    std::memcpy(R.b.data(), out.data() + K, K * sizeof(float));
   }
+  if (opt.polytope)
+    for (int li = 0; li < nl; ++li) J[li].assign(z0[li].size() * D, 0.f);
+
+  // 2. The unit directions e_d through the frozen configuration, in chunks of B: their images are
+  // the columns of W_x and of every constraint's gradient. The directions are split across
+  // threads, each with its own copy of the graph and its own sums of squared gradients (added in
+  // thread order, so a thread count always gives the same result).
+  const int T = in_parallel() ? 1 : std::clamp((D + B - 1) / B, 1, threads());
+  std::vector<std::vector<std::vector<double>>> norm2(T, std::vector<std::vector<double>>(nl));
+  std::vector<Graph> copies;
+  for (int t = 1; t < T; ++t) copies.push_back(clone(g));
+  std::optional<BlasSerial> serial;
+  if (T > 1) serial.emplace();
+  parallel(T, [&](int t) {
+    Prop q(t == 0 ? g : copies[t - 1]);
+    q.cfg = p.cfg;
+    q.frozen = true;
+    q.n_affine = 0;  // every row is a direction: no bias
+    std::vector<std::vector<double>>& n2 = norm2[t];
+    for (int li = 0; li < nl; ++li) n2[li].assign(z0[li].size(), 0.0);
+    std::vector<float> acc;  // per chunk, in float (vectorizes); summed into n2 in double
+    int k0 = 0;
+    q.on_relu = [&](int li, const Tensor& pre) {
+      const size_t n = pre.sample_size();
+      acc.assign(n, 0.f);
+      float* s = acc.data();
+      for (int r = 0; r < pre.batch(); ++r) {
+        const float* v = pre.data() + size_t(r) * n;
+        for (size_t i = 0; i < n; ++i) s[i] += v[i] * v[i];
+        if (opt.polytope)
+          for (size_t i = 0; i < n; ++i) J[li][i * D + k0 + r] = v[i];
+      }
+      for (size_t i = 0; i < n; ++i) n2[li][i] += s[i];
+    };
+    q.on_pool = [&](int li, const Tensor& in) {
+      const size_t n = in.sample_size();
+      const auto& pp = pairs[li];
+      acc.assign(pp.size(), 0.f);
+      float* s = acc.data();
+      for (int r = 0; r < in.batch(); ++r) {
+        const float* v = in.data() + size_t(r) * n;
+        for (size_t j = 0; j < pp.size(); ++j) {
+          const float d = v[pp[j].win] - v[pp[j].other];
+          s[j] += d * d;
+          if (opt.polytope) J[li][j * D + k0 + r] = d;
+        }
+      }
+      for (size_t j = 0; j < pp.size(); ++j) n2[li][j] += s[j];
+    };
+    int lo, hi;
+    part(t, T, D, lo, hi);
+    Tensor batch;
+    for (k0 = lo; k0 < hi;) {
+      const int nb = std::min(B, hi - k0);
+      if (batch.empty() || batch.batch() != nb) batch = with_batch(g, nb);
+      batch.fill(0.f);
+      for (int r = 0; r < nb; ++r) batch[size_t(r) * D + k0 + r] = 1.f;
+      q.basis_k0 = k0;
+      const Tensor& out = q.run(batch);
+      for (int r = 0; r < nb; ++r)
+        for (int k = 0; k < K; ++k) R.W[size_t(k) * D + k0 + r] = out[size_t(r) * K + k];
+      k0 += nb;
+    }
+  });
+  for (int t = 1; t < T; ++t)
+    for (int li = 0; li < nl; ++li)
+      for (size_t j = 0; j < norm2[0][li].size(); ++j) norm2[0][li][j] += norm2[t][li][j];
   R.config = p.configuration();
 
   // Constraints: keep those with a nonzero gradient (the others are constant in the region and
@@ -550,14 +575,14 @@ Region region(Graph& g, const Tensor& x1, const RegionOptions& opt) {
   for (int li = 0; li < nl; ++li) {
     const LayerConfig& L = p.cfg[li];
     const bool pool = L.kind == "maxpool";
-    for (size_t j = 0; j < norm2[li].size(); ++j) {
-      if (norm2[li][j] == 0) {
+    for (size_t j = 0; j < norm2[0][li].size(); ++j) {
+      if (norm2[0][li][j] == 0) {
         if (pool) R.degenerate++;
         continue;
       }
       Constraint k;
       k.node = L.node;
-      k.norm = std::sqrt(norm2[li][j]);
+      k.norm = std::sqrt(norm2[0][li][j]);
       if (pool) {
         k.window = pairs[li][j].window;
         k.index = pairs[li][j].win;

@@ -82,8 +82,17 @@ bool ParamReader::flag(const std::string& key, bool fallback) {
   throw std::invalid_argument(method_ + ": --param " + key + "=" + v + " is not true/false");
 }
 
+const Tensor* ParamReader::tensor(const std::string& key) {
+  read_.insert(key);
+  auto it = p_.tensors.find(key);
+  return it == p_.tensors.end() ? nullptr : &it->second;
+}
+
 void ParamReader::done() const {
-  for (auto& [k, v] : p_)
+  std::set<std::string> given;
+  for (auto& [k, v] : p_) given.insert(k);
+  for (auto& [k, v] : p_.tensors) given.insert(k);
+  for (auto& k : given)
     if (!read_.count(k)) {
       std::string known;
       for (auto& r : read_) known += (known.empty() ? "" : ", ") + r;

@@ -106,6 +106,30 @@ std::string safe_name(const std::string& s) {
   return o.empty() ? "input" : o;
 }
 
+// Methods whose `baseline` may be a whole input (explain::Params::tensors).
+const std::set<std::string> kTensorBaseline = {"integrated-gradients", "deeplift"};
+
+// The baseline named on the command line: black (the default: pixel value 0 put through the
+// model's normalization, so a standardized model gets a black image, not its mean image) or
+// white (pixel 1), or a .npy file [1 or N, input...] in the model's input space. A plain number
+// stays a number in the model's input space (empty result).
+Tensor baseline_tensor(const std::string& spec, const Graph& g, const Normalization& norm) {
+  if (spec == "black" || spec == "white") {
+    Tensor b(Shape::batch_of(1, g.input_shape()), spec == "white" ? 1.f : 0.f);
+    if (!norm.empty() && g.input_shape().rank == 3) norm.apply(b);
+    return b;
+  }
+  if (spec.size() < 4 || spec.compare(spec.size() - 4, 4, ".npy") != 0) return {};
+  Tensor b = read_npy_f32(spec);
+  if (b.rank() == g.input_shape().rank) b = b.reshaped(Shape::batch_of(1, g.input_shape()));
+  if (b.rank() != g.input_shape().rank + 1 || b.shape().sample() != g.input_shape())
+    throw ShapeError("--param baseline=" + spec + ": shape " + b.shape().str() + ", the model takes " +
+                     Shape::batch_of(1, g.input_shape()).str() + " or N of them");
+  for (size_t i = 0; i < b.size(); ++i)
+    if (!std::isfinite(b[i])) throw std::invalid_argument("--param baseline=" + spec + ": not finite at element " + std::to_string(i));
+  return b;
+}
+
 // [C,H,W] pixels for display: the model's normalization undone, then clamped to [0,1] (or
 // min-max scaled when the values are clearly not pixels).
 Tensor display_pixels(const Tensor& sample, const Normalization& norm) {
@@ -157,6 +181,32 @@ void run_explain(const ExplainArgs& a) {
   const int N = in.x.batch(), K = g.classes();
   const std::vector<std::string> classes = model_classes(model);
   const Normalization norm = model_norm(model);
+  std::vector<std::string> baseline_spec(methods.size());
+  for (size_t mi = 0; mi < methods.size(); ++mi) {
+    explain::Params& p = per_method[mi];
+    if (!kTensorBaseline.count(methods[mi])) {
+      // Occlusion's baseline is one value for every channel: black/white become that value when
+      // the normalization is the same for all channels.
+      auto it = p.find("baseline");
+      if (it == p.end() || (it->second != "black" && it->second != "white")) continue;
+      Tensor b = baseline_tensor(it->second, g, norm);
+      for (size_t i = 1; i < b.size(); ++i)
+        if (b[i] != b[0])
+          throw std::invalid_argument("--param baseline=" + it->second + ": " + methods[mi] +
+                                      " takes one value for all channels, and this model normalizes its channels "
+                                      "differently; give a number in the model's input space");
+      it->second = std::to_string(b[0]);
+      continue;
+    }
+    baseline_spec[mi] = p.count("baseline") ? p["baseline"] : "black";
+    Tensor b = baseline_tensor(baseline_spec[mi], g, norm);
+    if (b.empty()) continue;
+    if (b.batch() != 1 && b.batch() != N)
+      throw ShapeError("--param baseline=" + baseline_spec[mi] + ": " + std::to_string(b.batch()) + " baselines for " +
+                       std::to_string(N) + " inputs");
+    p.erase("baseline");
+    p.tensors["baseline"] = b;
+  }
 
   // Logits and probabilities of every input (rows of 256).
   Tensor logits(Shape{N, K});
@@ -225,7 +275,9 @@ void run_explain(const ExplainArgs& a) {
     auto t0 = std::chrono::steady_clock::now();
     explain::Result r = explain::explain(g, in.x, targets, m, per_method[mi]);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    summary["methods"][m] = {{"params", per_method[mi]}, {"time_s", secs}, {"signed", r.is_signed}};
+    nlohmann::json params(static_cast<const std::map<std::string, std::string>&>(per_method[mi]));
+    if (!baseline_spec[mi].empty()) params["baseline"] = baseline_spec[mi];
+    summary["methods"][m] = {{"params", params}, {"time_s", secs}, {"signed", r.is_signed}};
     std::printf("%-24s %d inputs in %.3f s\n", m.c_str(), N, secs);
     const Shape sample = r.attribution.shape().sample();
     for (int n = 0; n < N; ++n) {
