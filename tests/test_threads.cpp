@@ -1,0 +1,309 @@
+// Threads: gb::parallel / gb::part, the graph's batch-slice split (it happens; 1 and 2 threads agree;
+// 2 threads are deterministic; stop_at / input_grad), MaxPool2d's winners, LRP rules on slices.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/layers.h"
+#include "engine/threads.h"
+#include "explain/lrp_rules.h"
+#include "train/presets.h"
+
+using namespace gb;
+
+namespace {
+
+struct ThreadsGuard {  // restores the thread count when a test case ends, also on failure
+  int prev = threads();
+  ~ThreadsGuard() { set_threads(prev); }
+};
+
+Tensor noise(const Shape& s, uint64_t seed, float lo, float hi) {
+  Rng r(seed);
+  Tensor t(s);
+  for (size_t i = 0; i < t.size(); ++i) t[i] = lo + (hi - lo) * r.uniform();
+  return t;
+}
+
+double rel_err(const Tensor& a, const Tensor& b) {  // ||a - b|| / ||b||, 0 when a == b
+  REQUIRE(a.shape() == b.shape());
+  double d = 0, n = 0;
+  for (size_t i = 0; i < a.size(); ++i) d += std::pow(double(a[i]) - b[i], 2), n += std::pow(double(b[i]), 2);
+  return d == 0 ? 0 : std::sqrt(d) / std::max(std::sqrt(n), 1e-30);
+}
+
+struct Grad {
+  int node;
+  std::string name;
+  Tensor g;
+};
+std::vector<Grad> grads(Graph& g) {
+  std::vector<Grad> v;
+  for (int i = 0; i < g.size(); ++i)
+    for (Param* p : g.layer(i).params())
+      if (p->trainable) v.push_back({i, g.layer(i).name + "." + p->name, p->grad.clone()});
+  return v;
+}
+void check_close(const std::vector<Grad>& a, const std::vector<Grad>& b, double tol) {
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    CAPTURE(a[i].name);
+    CHECK(rel_err(a[i].g, b[i].g) <= tol);
+  }
+}
+
+struct Pass {
+  Tensor logits, gx;
+  std::vector<Grad> grads;
+};
+// At T threads: forward, zero_grad, one backward giving the input and the parameter gradients.
+Pass run(Graph& g, const Tensor& x, const Tensor& seed, Mode mode, int T) {
+  set_threads(T);
+  Pass p{g.forward(x, mode).clone(), {}, {}};
+  g.zero_grad();
+  BackwardOptions o;
+  o.param_grads = true;
+  p.gx = g.backward(seed, o).clone();
+  p.grads = grads(g);
+  return p;
+}
+
+// Copies its input; records the threads and batch sizes of its forward calls.
+struct Probe : Layer {
+  bool sample_wise;
+  std::mutex m;
+  std::set<std::thread::id> ids;
+  std::vector<int> batches;
+  explicit Probe(bool sample_wise) : sample_wise(sample_wise) {}
+  std::string kind() const override { return "probe"; }
+  bool per_sample(Mode) const override { return sample_wise; }
+  double flops(const std::vector<Shape>&) const override { return 1e6; }
+  Shape out_shape(const std::vector<Shape>& in) const override { return in[0]; }
+  void forward(ForwardCall& c) override {
+    std::lock_guard<std::mutex> l(m);
+    ids.insert(std::this_thread::get_id());
+    batches.push_back(c.out.batch());
+    c.out.copy_from(*c.in[0]);
+  }
+  void backward(BackwardCall& c) override { c.g_in[0]->copy_from(c.g_out); }
+};
+
+// Window winners by a plain loop: the first maximum among in-bounds elements, row-major.
+std::vector<int32_t> brute_winners(const Tensor& x, int k, int s, int p) {
+  const int H = x.dim(2), W = x.dim(3), OH = (H + 2 * p - k) / s + 1, OW = (W + 2 * p - k) / s + 1;
+  std::vector<int32_t> out;
+  for (int pl = 0; pl < x.dim(0) * x.dim(1); ++pl)
+    for (int oh = 0; oh < OH; ++oh)
+      for (int ow = 0; ow < OW; ++ow) {
+        const float* xp = x.data() + size_t(pl) * H * W;
+        int best = -1;
+        for (int ih = std::max(oh * s - p, 0); ih < std::min(oh * s - p + k, H); ++ih)
+          for (int iw = std::max(ow * s - p, 0); iw < std::min(ow * s - p + k, W); ++iw)
+            if (best < 0 || xp[ih * W + iw] > xp[best]) best = ih * W + iw;
+        out.push_back(best);
+      }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("threads: parallel runs every part once, rethrows, nests; part tiles the range") {
+  auto once_each = [](int n) {
+    std::vector<std::atomic<int>> count(n);
+    parallel(n, [&](int t) { count.at(t)++; });
+    for (auto& c : count) CHECK(c == 1);
+  };
+  for (int n : {1, 2, 5}) once_each(n);
+  for (int n : {2, 3}) {
+    std::atomic<int> ran{0};
+    auto job = [&](int t) {
+      ran++;
+      if (t == 1) throw std::runtime_error("part 1 failed");
+    };
+    CHECK_THROWS_WITH_AS(parallel(n, job), "part 1 failed", std::runtime_error);
+    CHECK(ran == n);
+    once_each(4);  // the pool still works
+  }
+  std::vector<std::atomic<int>> nested(2 * 3);
+  parallel(2, [&](int t) { parallel(3, [&](int u) { nested.at(t * 3 + u)++; }); });
+  for (auto& c : nested) CHECK(c == 1);
+  for (int size : {0, 1, 3, 7, 64, 65, 1000})
+    for (int n : {1, 2, 3, 5, 8}) {
+      INFO("size " << size << ", " << n << " parts");
+      int prev_end = 0, lo = size, hi = 0;
+      for (int t = 0; t < n; ++t) {
+        int b, e;
+        part(t, n, size, b, e);
+        CHECK(b == prev_end);
+        lo = std::min(lo, e - b), hi = std::max(hi, e - b), prev_end = e;
+      }
+      CHECK(prev_end == size);
+      CHECK(lo >= 0);
+      CHECK(hi - lo <= 1);
+    }
+}
+
+TEST_CASE("threads: the graph splits per-sample runs above the FLOP threshold only") {
+  ThreadsGuard guard;
+  for (int N : {3, 8})
+    for (bool sample_wise : {true, false}) {
+      INFO("batch " << N << (sample_wise ? ", per-sample" : ", not per-sample"));
+      Graph g(Shape{4});
+      auto* probe = new Probe(sample_wise);
+      g.then(std::unique_ptr<Layer>(probe));
+      set_threads(2);
+      const Tensor x = noise({N, 4}, 1, -1, 1);
+      CHECK(rel_err(g.forward(x), x) == 0);
+      const bool split = sample_wise && N * 1e6 >= 4e6;  // kMinSplitFlops
+      CHECK(probe->ids.size() == (split ? 2u : 1u));
+      CHECK(probe->ids.count(std::this_thread::get_id()) == 1);
+      CHECK(probe->batches == (split ? std::vector<int>{N / 2, N / 2} : std::vector<int>{N}));
+      CHECK(rel_err(g.backward(x), x) == 0);
+    }
+}
+
+TEST_CASE("threads: 1 and 2 threads give the same logits, input and parameter gradients") {
+  ThreadsGuard guard;
+  struct Case {
+    const char* preset;
+    Mode mode;
+    std::vector<int> batches;
+  };
+  const Case cases[] = {{"lenet5", Mode::eval, {1, 3, 64, 65}},
+                        {"camnet", Mode::eval, {1, 3, 64, 65}},
+                        {"cifar-convnet", Mode::train, {5}},
+                        {"resnet8", Mode::train, {5}},
+                        {"resnet8", Mode::eval, {5}}};
+  for (const Case& c : cases)
+    for (int N : c.batches) {
+      INFO(c.preset << (c.mode == Mode::train ? " train" : " eval") << ", batch " << N);
+      Graph g = make_preset(c.preset, {}, 0, 7);
+      const Tensor x = noise(g.shape(-1, N), 100 + N, 0, 1), seed = noise(g.shape(g.output(), N), 200 + N, -1, 1);
+      Pass a = run(g, x, seed, c.mode, 1), b = run(g, x, seed, c.mode, 2);
+      CHECK(rel_err(b.logits, a.logits) <= 1e-4);
+      CHECK(rel_err(b.gx, a.gx) <= 1e-4);
+      check_close(b.grads, a.grads, 1e-4);
+    }
+}
+
+TEST_CASE("threads: parameter gradients at 2 threads are bit-identical from pass to pass") {
+  ThreadsGuard guard;
+  for (const std::string preset : {"lenet5", "resnet8"}) {
+    INFO(preset);
+    const bool train = preset == "resnet8";
+    const int N = train ? 6 : 64;
+    Graph g = make_preset(preset, {}, 0, 5);
+    const Tensor x = noise(g.shape(-1, N), 1, 0, 1), seed = noise(g.shape(g.output(), N), 2, -1, 1);
+    const Mode mode = train ? Mode::train : Mode::eval;
+    Pass a = run(g, x, seed, mode, 2), b = run(g, x, seed, mode, 2);
+    for (size_t i = 0; i < a.grads.size(); ++i)
+      CHECK_MESSAGE(std::memcmp(a.grads[i].g.data(), b.grads[i].g.data(), a.grads[i].g.size() * sizeof(float)) == 0,
+                    a.grads[i].name);
+    // Without zero_grad, another backward adds the same gradients again (thread buffers restart at 0).
+    BackwardOptions o;
+    o.param_grads = true;
+    g.backward(seed, o);
+    for (auto& gr : b.grads)
+      for (size_t q = 0; q < gr.g.size(); ++q) gr.g[q] *= 2;
+    check_close(grads(g), b.grads, 1e-5);
+  }
+}
+
+TEST_CASE("threads: stop_at and input_grad=false agree at 1 and 2 threads") {
+  ThreadsGuard guard;
+  Graph g = make_preset("lenet5", {}, 0, 9);
+  const int N = 64, mid = g.at("maxpool2");
+  const Tensor x = noise(g.shape(-1, N), 3, 0, 1), seed = noise(g.shape(g.output(), N), 4, -1, 1);
+  Tensor stop_sig[2];
+  std::vector<Grad> stop_grads[2], noin_grads[2];
+  for (int T : {1, 2}) {
+    INFO(T << " threads");
+    const Pass full = run(g, x, seed, Mode::eval, T);
+    const Tensor full_mid = g.signal(mid).clone();
+    BackwardOptions o;
+    o.param_grads = true;
+    o.stop_at = mid;
+    g.zero_grad();
+    stop_sig[T - 1] = g.backward(seed, o).clone();
+    CHECK(rel_err(stop_sig[T - 1], full_mid) <= 1e-6);
+    stop_grads[T - 1] = grads(g);
+    for (size_t i = 0; i < full.grads.size(); ++i) {  // layers above stop_at as before, below untouched
+      const Grad& s = stop_grads[T - 1][i];
+      CAPTURE(s.name);
+      if (s.node > mid)
+        CHECK(rel_err(s.g, full.grads[i].g) <= 1e-6);
+      else
+        CHECK(rel_err(s.g, Tensor(s.g.shape(), 0.f)) == 0);
+    }
+    o.stop_at = -1;
+    o.input_grad = false;
+    g.zero_grad();
+    g.backward(seed, o);
+    noin_grads[T - 1] = grads(g);
+    check_close(noin_grads[T - 1], full.grads, 1e-6);
+  }
+  CHECK(rel_err(stop_sig[1], stop_sig[0]) <= 1e-4);
+  check_close(stop_grads[1], stop_grads[0], 1e-4);
+  check_close(noin_grads[1], noin_grads[0], 1e-4);
+}
+
+TEST_CASE("threads: MaxPool2d winners break ties row-major; forward and backward use them") {
+  const Tensor x = Tensor::from({1, 1, 4, 4}, {1, 3, 2, 2, 3, 0, 2, 1, 5, 5, -2, -2, 5, 5, -2, -2});
+  std::vector<int32_t> am(4);
+  MaxPool2d(2).winners(x, am.data());
+  // the 3 at (0,1) before the 3 at (1,0); the first of three 2s; all 5; all -2
+  CHECK(am == std::vector<int32_t>{1, 2, 8, 10});
+  for (auto [k, s, p] : {std::array<int, 3>{3, 1, 1}, {2, 2, 0}, {3, 2, 1}, {2, 1, 0}}) {
+    INFO("k=" << k << " s=" << s << " p=" << p);
+    Rng r(uint64_t(k * 100 + s * 10 + p));
+    Tensor xt({2, 2, 5, 6});
+    for (size_t i = 0; i < xt.size(); ++i) xt[i] = float(r.below(3)) - 1;  // many ties
+    const std::vector<int32_t> want = brute_winners(xt, k, s, p);
+    MaxPool2d mp(k, s, p);
+    const Shape ys = mp.out_shape({xt.shape()});
+    REQUIRE(ys.numel() == want.size());
+    std::vector<int32_t> got(want.size());
+    mp.winners(xt, got.data());
+    CHECK(got == want);
+    // Forward takes the winners' values; backward sends each output's gradient to its winner
+    // (integer gradients: the sums are exact in any order).
+    Graph g(Shape{2, 5, 6});
+    g.then<MaxPool2d>(k, s, p);
+    const Tensor y = g.forward(xt).clone();
+    Tensor gy(y.shape()), expect(xt.shape(), 0.f);
+    for (size_t o = 0; o < gy.size(); ++o) gy[o] = float(r.below(7)) - 3;
+    const Tensor gx = g.backward(gy).clone();
+    const size_t HW = 30, OHW = size_t(ys[2]) * ys[3];
+    for (size_t o = 0; o < want.size(); ++o) {
+      CHECK(y[o] == xt[o / OHW * HW + want[o]]);
+      expect[o / OHW * HW + want[o]] += gy[o];
+    }
+    CHECK(rel_err(gx, expect) == 0);
+  }
+}
+
+TEST_CASE("threads: LRP composites give the same relevance at 1 and 2 threads") {
+  ThreadsGuard guard;
+  Graph g = make_preset("lenet5", {}, 0, 11);
+  const int N = 64;
+  const Tensor x = noise(g.shape(-1, N), 5, 0, 1);
+  std::vector<int> targets(N);
+  for (int n = 0; n < N; ++n) targets[n] = n % g.classes();
+  for (const char* comp : {"epsilon-gamma-box", "epsilon-plus-flat"}) {
+    INFO(comp);
+    set_threads(1);
+    const Tensor a = explain::lrp(g, x, targets, comp).attribution;
+    set_threads(2);
+    CHECK(rel_err(explain::lrp(g, x, targets, comp).attribution, a) <= 1e-4);
+  }
+}
