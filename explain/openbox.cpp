@@ -10,6 +10,7 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -371,6 +372,46 @@ std::vector<PoolPair> pool_pairs(const Graph& g, const LayerConfig& L) {
   return v;
 }
 
+// Copies of a graph for region()'s extra threads, kept between calls: a fresh copy would
+// allocate (and page-fault in) all its activation buffers on every call. A copy is taken out while
+// in use, and its weights are refreshed from the original each time.
+class Replicas {
+ public:
+  Graph take(const Graph& g) {
+    const std::string k = key(g);
+    {
+      std::lock_guard<std::mutex> l(m_);
+      for (size_t i = 0; i < kept_.size(); ++i)
+        if (kept_[i].first == k) {
+          Graph c = std::move(kept_[i].second);
+          kept_.erase(kept_.begin() + long(i));
+          auto src = g.named_params(), dst = c.named_params();
+          for (size_t j = 0; j < src.size(); ++j) dst[j].second->value.copy_from(src[j].second->value);
+          return c;
+        }
+    }
+    return clone(g);
+  }
+  void give(const Graph& g, Graph&& c) {
+    std::lock_guard<std::mutex> l(m_);
+    if (kept_.size() >= 8) kept_.erase(kept_.begin());
+    kept_.emplace_back(key(g), std::move(c));
+  }
+
+ private:
+  static std::string key(const Graph& g) {
+    std::string k = g.input_shape().str();
+    for (int i = 0; i < g.size(); ++i) k += "|" + g.layer(i).name + ":" + g.layer(i).kind() + g.shape(i).str();
+    return k;
+  }
+  std::mutex m_;
+  std::vector<std::pair<std::string, Graph>> kept_;
+};
+Replicas& replicas() {
+  static Replicas* r = new Replicas;  // never destroyed: outlives every caller
+  return *r;
+}
+
 Tensor with_batch(const Graph& g, int rows) { return Tensor(Shape::batch_of(rows, g.input_shape())); }
 
 }  // namespace
@@ -510,7 +551,7 @@ Region region(Graph& g, const Tensor& x1, const RegionOptions& opt) {
   const int T = in_parallel() ? 1 : std::clamp((D + B - 1) / B, 1, threads());
   std::vector<std::vector<std::vector<double>>> norm2(T, std::vector<std::vector<double>>(nl));
   std::vector<Graph> copies;
-  for (int t = 1; t < T; ++t) copies.push_back(clone(g));
+  for (int t = 1; t < T; ++t) copies.push_back(replicas().take(g));
   std::optional<BlasSerial> serial;
   if (T > 1) serial.emplace();
   parallel(T, [&](int t) {
@@ -567,6 +608,7 @@ Region region(Graph& g, const Tensor& x1, const RegionOptions& opt) {
   for (int t = 1; t < T; ++t)
     for (int li = 0; li < nl; ++li)
       for (size_t j = 0; j < norm2[0][li].size(); ++j) norm2[0][li][j] += norm2[t][li][j];
+  for (Graph& c : copies) replicas().give(g, std::move(c));
   R.config = p.configuration();
 
   // Constraints: keep those with a nonzero gradient (the others are constant in the region and
