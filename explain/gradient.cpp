@@ -149,12 +149,78 @@ Tensor full_baseline(const Tensor& x, const Tensor& b, float value, const std::s
   shape_error(who + " baseline", x.shape(), b.shape());
 }
 
+// Layer IG: a forward rule at the layer replaces its output, row by row, with the point of the
+// path for that row's (sample, step); the backward stops at the layer.
+static Result layer_integrated_gradients(Graph& g, const Tensor& x, const Tensor& base, const std::vector<int>& targets,
+                                         const IgOptions& o, const std::vector<double>& alpha,
+                                         const std::vector<double>& w) {
+  const int N = x.batch(), S = o.n_steps, L = o.layer, chunk = std::max(1, o.internal_batch);
+  Tensor a(g.shape(L, N)), ab(g.shape(L, N));
+  const size_t A = a.sample_size();
+  for (int b = 0; b < N; b += chunk) {  // the layer's activations at x and at the baseline
+    const int e = std::min(N, b + chunk);
+    g.forward(x.slice(b, e));
+    std::copy_n(g.activation(L).data(), size_t(e - b) * A, a.data() + size_t(b) * A);
+    g.forward(base.slice(b, e));
+    std::copy_n(g.activation(L).data(), size_t(e - b) * A, ab.data() + size_t(b) * A);
+  }
+  const int rows = N * S;
+  int first = 0;  // the first (sample, step) row of the current chunk
+  ForwardRules rules(g.size());
+  rules[L] = [&](ForwardCall& c) {
+    for (int r = 0; r < c.out.batch(); ++r) {
+      const int n = (first + r) / S, k = (first + r) % S;
+      const float t = float(alpha[k]);
+      const float *pa = a.data() + n * A, *pb = ab.data() + n * A;
+      float* d = c.out.data() + size_t(r) * A;
+      for (size_t i = 0; i < A; ++i) d[i] = pb[i] + t * (pa[i] - pb[i]);
+    }
+  };
+  BackwardOptions opt;
+  opt.stop_at = L;
+  opt.input_grad = false;
+  std::vector<double> acc(size_t(N) * A, 0.0);
+  Tensor xs(Shape::batch_of(std::min(chunk, rows), x.shape().sample()));
+  std::vector<int> tg;
+  for (first = 0; first < rows; first += chunk) {
+    const int e = std::min(rows, first + chunk);
+    Tensor xc = xs.slice(0, e - first);
+    tg.clear();
+    for (int r = first; r < e; ++r) {  // the layers below L still run; their output is replaced
+      std::copy_n(x.data() + size_t(r / S) * x.sample_size(), x.sample_size(), xc.data() + size_t(r - first) * x.sample_size());
+      tg.push_back(targets[r / S]);
+    }
+    g.forward(xc, Mode::eval, &rules);
+    const Tensor& grad = g.backward(one_hot(g.classes(), tg), opt);
+    for (int r = first; r < e; ++r) {
+      const int n = r / S, k = r % S;
+      const float* gr = grad.data() + size_t(r - first) * A;
+      double* ac = acc.data() + n * A;
+      for (size_t i = 0; i < A; ++i) ac[i] += w[k] * gr[i];
+    }
+  }
+  Result res;
+  res.attribution = Tensor(a.shape());
+  std::vector<double> fx = target_logits(g, x, targets, chunk), fb = target_logits(g, base, targets, chunk);
+  for (int n = 0; n < N; ++n) {
+    double sum = 0;
+    for (size_t i = 0; i < A; ++i) {
+      const size_t j = n * A + i;
+      res.attribution[j] = float((a[j] - ab[j]) * acc[j]);
+      sum += res.attribution[j];
+    }
+    res.delta.push_back(sum - (fx[n] - fb[n]));
+  }
+  return res;
+}
+
 Result integrated_gradients(Graph& g, const Tensor& x, const std::vector<int>& targets, const IgOptions& o) {
   const int N = x.batch(), S = o.n_steps;
   const size_t D = x.sample_size();
   std::vector<double> alpha, w;
   ig_nodes(o.method, S, alpha, w);
   Tensor base = full_baseline(x, o.baseline, o.baseline_value, "integrated-gradients");
+  if (o.layer >= 0) return layer_integrated_gradients(g, x, base, targets, o, alpha, w);
 
   // Rows are (sample, step) pairs, stacked in chunks of internal_batch.
   const int rows = N * S, chunk = std::max(1, o.internal_batch);
@@ -305,7 +371,9 @@ void add_gradient_methods(std::vector<Method>& reg) {
                    {"method", "gausslegendre",
                     "gausslegendre | riemann_left | riemann_right | riemann_middle | riemann_trapezoid"},
                    {"baseline", "0", "constant baseline value in the model's input space, or a tensor (glassbox explain: black, white, a number or FILE.npy; default black)"},
-                   {"internal_batch", "256", "rows (sample x step) per forward/backward"}},
+                   {"internal_batch", "256", "rows (sample x step) per forward/backward"},
+                   {"layer", "", "attribute to this layer's output (Captum LayerIntegratedGradients: the path runs "
+                                 "between the layer's activations at the baseline and at x)"}},
                   "Captum IntegratedGradients (nodes and weights as Captum's approximation_methods)"},
                  [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
                    ParamReader r(p, "integrated-gradients");
@@ -317,6 +385,7 @@ void add_gradient_methods(std::vector<Method>& reg) {
                    else
                      o.baseline_value = float(r.number("baseline", 0));
                    o.internal_batch = r.integer("internal_batch", 256);
+                   o.layer = read_layer(r, g);
                    r.done();
                    return integrated_gradients(g, x, t, o);
                  }});

@@ -49,6 +49,10 @@ struct IgOptions {
   float baseline_value = 0.f;  // used when `baseline` is empty
   Tensor baseline;             // [N, input...] or [1, input...] (broadcast), optional
   int internal_batch = 256;    // rows (sample x step) per forward/backward
+  // >= 0: Captum's LayerIntegratedGradients at this node's output: the path runs from the
+  // node's activation at the baseline to its activation at x, and the attribution (shaped like
+  // the activation) is (a(x) − a(x')) ⊙ ∫ ∂f_c/∂a along it.
+  int layer = -1;
 };
 // Result.delta[n] = Σ attribution − (f_c(x) − f_c(x')).
 Result integrated_gradients(Graph& g, const Tensor& x, const std::vector<int>& targets, const IgOptions& o = {});

@@ -163,6 +163,49 @@ TEST_CASE("integrated gradients: completeness at 64 Gauss-Legendre steps, Rieman
   CHECK(std::fabs(sum - (fx[0] - fb[0])) <= 0.01 * std::fabs(fx[0] - fb[0]) + 1e-5);
 }
 
+TEST_CASE("layer integrated gradients: linear head by hand, completeness, tensor baseline") {
+  Graph g = make_preset("lenet5-tanh");
+  Tensor x = random_input(g, 3, 23), base = random_input(g, 1, 24, 0.f, 0.2f);
+  std::vector<int> t = {2, 7, 5};
+  Params p = {{"n_steps", "64"}};
+  p.tensors["baseline"] = base;
+  // Above the last tanh the net is the dense layer alone: f_c = w_c · a + b_c, so layer IG there
+  // is exactly (a(x) − a(x')) ⊙ w_c.
+  const int L = g.output() - 1;
+  p["layer"] = g.layer(L).name;
+  Result r = run(g, x, t, "integrated-gradients", p);
+  REQUIRE(r.attribution.shape() == g.shape(L, 3));
+  auto& head = static_cast<Dense&>(g.layer(g.output()));
+  const int F = head.in_features;
+  g.forward(base);
+  std::vector<float> ab(g.activation(L).data(), g.activation(L).data() + F);
+  g.forward(x);
+  for (int n = 0; n < 3; ++n)
+    for (int i = 0; i < F; ++i) {
+      const float want = (g.activation(L)[size_t(n) * F + i] - ab[i]) * head.weight.value[size_t(t[n]) * F + i];
+      CHECK(r.attribution[size_t(n) * F + i] == doctest::Approx(want).epsilon(1e-4).scale(1e-3));
+    }
+  // At a convolution the path is nonlinear; completeness still holds to 1%.
+  // (A smooth net: max-pool would make the integrand jump, slowing convergence to first order.)
+  Graph sm = arch("input(1,28,28) conv(6,k=5,p=2) tanh avgpool(2) conv(16,k=5) tanh avgpool(2) flatten dense(64) tanh "
+                  "dense(10)");
+  std::vector<double> fx = target_logits(sm, x, t), fb = target_logits(sm, full_baseline(x, base, 0, "test"), t);
+  p["layer"] = "conv2";
+  r = run(sm, x, t, "integrated-gradients", p);
+  REQUIRE(r.attribution.shape() == sm.shape(sm.at("conv2"), 3));
+  for (int n = 0; n < 3; ++n) {
+    double sum = 0;
+    for (size_t i = 0; i < r.attribution.sample_size(); ++i) sum += r.attribution[n * r.attribution.sample_size() + i];
+    CHECK(r.delta[n] == doctest::Approx(sum - (fx[n] - fb[n])).epsilon(1e-6));
+    CHECK(std::fabs(r.delta[n]) <= 0.01 * std::fabs(fx[n] - fb[n]));
+  }
+  // An unknown tensor parameter is refused like an unknown key.
+  Params q;
+  q.tensors["reference"] = base;
+  CHECK_THROWS_WITH_AS(run(sm, x, t, "integrated-gradients", q), doctest::Contains("unknown parameter 'reference'"),
+                       std::invalid_argument);
+}
+
 TEST_CASE("Gauss-Legendre nodes integrate polynomials exactly and weights sum to 1") {
   std::vector<double> a, w;
   ig_nodes(IgMethod::gausslegendre, 5, a, w);
