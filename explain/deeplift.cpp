@@ -102,7 +102,9 @@ void add_deeplift_methods(std::vector<Method>& reg) {
                    {"layer", "", "stop at this layer: (a − a')·m at its output (shaped like it)"},
                    {"internal_batch", "128", "samples per forward (each with its reference: 2x rows)"}},
                   "Captum DeepLift (Rescale, eps 1e-10, input and reference as one 2N batch); max-pool per Captum's "
-                  "rule with mirrored reference multipliers, so summation-to-delta is exact"},
+                  "rule with mirrored reference multipliers, so summation-to-delta is exact. A constant baseline gives "
+                  "constant feature maps whose max-pool windows tie; which element wins a tie then depends on float "
+                  "rounding, and attributions may differ from Captum's by a few percent (summation-to-delta still holds)"},
                  [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
                    ParamReader r(p, "deeplift");
                    DeepLiftOptions o;

@@ -2,7 +2,7 @@
 """Independent PyTorch reference for `glassbox explain` (Debian's python3-torch; Captum and Zennit not needed).
 
 Re-implements the attribution methods with autograd and custom autograd Functions after Captum's and Zennit's
-formulas (/work/shared/METHODS.md), runs `glassbox explain` on the same weights and inputs and prints per method:
+formulas (as Captum and Zennit compute them), runs `glassbox explain` on the same weights and inputs and prints per method:
 the max over inputs of max|glassbox - reference| / max|reference| (reference in float64), the same measure between
 the reference in float32 and in float64 ("f32 floor"), the reference's completeness delta (IG, DeepLIFT:
 sum - (f(x) - f(x')); LRP: sum R - f_c(x)) beside glassbox's, and PASS/FAIL at --tol; exit status 1 on a FAIL.
