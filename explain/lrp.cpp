@@ -12,8 +12,8 @@ void add_lrp_methods(std::vector<Method>& registry) {
   const ParamInfo gamma{"gamma", "0.25", "γ of the sign-aware gamma rule"};
   const ParamInfo alpha{"alpha", "2", "α of the αβ rule (α − β = 1)"};
   const ParamInfo beta{"beta", "1", "β of the αβ rule (default α − 1)"};
-  const ParamInfo low{"low", "0", "zᴮ lower bound of the input domain, in the model's input space ('min': per-sample min)"};
-  const ParamInfo high{"high", "1", "zᴮ upper bound of the input domain, in the model's input space ('max': per-sample max)"};
+  const ParamInfo low{"low", "0", "zᴮ lower bound of the input domain, in the model's input space ('min': per-sample min; glassbox explain's default: pixel 0 through the model's normalization)"};
+  const ParamInfo high{"high", "1", "zᴮ upper bound of the input domain, in the model's input space ('max': per-sample max; glassbox explain's default: pixel 1 through the model's normalization)"};
   const std::string note =
       " Avg-pool/GAP/Add split in proportion to their inputs (stabilizer 1e-6), max-pool is winner-take-all, "
       "activations pass relevance through; BatchNorm is folded into the preceding conv/dense. delta = Σ relevance − "

@@ -30,6 +30,7 @@ namespace {
 struct ExplainArgs {
   std::string model, data, index = "0:8", split = "test", methods, target = "pred", out, colormap;
   std::vector<std::string> inputs, params;
+  std::string rule, stdev, baseline;  // shorthands for --param rule=, stdev=, baseline=
   float overlay = 0;
   double percentile = -1;
   bool list = false;
@@ -157,7 +158,10 @@ void run_explain(const ExplainArgs& a) {
   for (auto& m : methods) explain::method_info(m);  // unknown names fail here, listing the known ones
 
   explain::Params all;
-  for (auto& kv : a.params) {
+  std::vector<std::string> params = a.params;
+  for (auto [key, value] : {std::pair{"rule", &a.rule}, {"stdev", &a.stdev}, {"baseline", &a.baseline}})
+    if (!value->empty()) params.push_back(std::string(key) + "=" + *value);
+  for (auto& kv : params) {
     auto eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) throw std::invalid_argument("--param '" + kv + "': expected KEY=VALUE");
     all[kv.substr(0, eq)] = kv.substr(eq + 1);
@@ -184,6 +188,15 @@ void run_explain(const ExplainArgs& a) {
   std::vector<std::string> baseline_spec(methods.size());
   for (size_t mi = 0; mi < methods.size(); ++mi) {
     explain::Params& p = per_method[mi];
+    // The zB rule's box must contain every valid input: by default the pixel range [0, 1] put
+    // through the model's normalization (over all channels: the lowest 0 and the highest 1).
+    const std::set<std::string> keys = accepted_keys(methods[mi], all);
+    if (keys.count("low") && keys.count("high") && !p.count("low") && !p.count("high") && !norm.empty() &&
+        g.input_shape().rank == 3) {
+      Tensor lo = baseline_tensor("black", g, norm), hi = baseline_tensor("white", g, norm);
+      p["low"] = std::to_string(*std::min_element(lo.data(), lo.data() + lo.size()));
+      p["high"] = std::to_string(*std::max_element(hi.data(), hi.data() + hi.size()));
+    }
     if (!kTensorBaseline.count(methods[mi])) {
       // Occlusion's baseline is one value for every channel: black/white become that value when
       // the normalization is the same for all channels.
@@ -348,6 +361,11 @@ void add_explain_command(CLI::App& app) {
   c->add_option("--method", a->methods, "method name(s), comma-separated (see --list)");
   c->add_option("--target", a->target, "class to explain: pred, label or a class number")->capture_default_str();
   c->add_option("--param", a->params, "method parameter KEY=VALUE (repeatable); goes to the methods that accept KEY");
+  c->add_option("--rule", a->rule, "LRP rule mapping for method lrp, e.g. conv=gamma:0.25,dense=epsilon:0.01,first=zbox:0:1 "
+                                   "(= --param rule=...)");
+  c->add_option("--stdev", a->stdev, "absolute noise sigma for smoothgrad, smoothgrad-sq, vargrad (= --param stdev=...)");
+  c->add_option("--baseline", a->baseline, "IG/DeepLIFT/occlusion baseline: black (default), white, a number in the "
+                                           "model's input space, or FILE.npy (= --param baseline=...)");
   c->add_option("--out", a->out, "output folder");
   c->add_option("--colormap", a->colormap, "heatmap colors: bwr, gray or hot (default: bwr signed, hot unsigned)");
   c->add_option("--percentile", a->percentile,
