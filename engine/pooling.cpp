@@ -28,13 +28,19 @@ static void for_winners(const MaxPool2d& L, const Tensor& x, int OH, int OW, F&&
       for (int oh = 0; oh < OH; ++oh) {
         const float *r0 = xp + 2 * oh * W, *r1 = r0 + W;
         for (int ow = 0; ow < OW; ++ow) {
+          // Selects, not branches: which element wins is data, and branching on it would be
+          // mispredicted about half the time.
           const int j = 2 * ow;
-          int32_t bi = 2 * oh * W + j;
-          float best = r0[j];
-          if (r0[j + 1] > best) best = r0[j + 1], bi = 2 * oh * W + j + 1;
-          if (r1[j] > best) best = r1[j], bi = (2 * oh + 1) * W + j;
-          if (r1[j + 1] > best) best = r1[j + 1], bi = (2 * oh + 1) * W + j + 1;
-          f(pl, oh * OW + ow, bi, best);
+          const float a = r0[j], b = r0[j + 1], c = r1[j], d = r1[j + 1];
+          int q = 0;
+          float best = a;
+          q = b > best ? 1 : q;
+          best = b > best ? b : best;
+          q = c > best ? 2 : q;
+          best = c > best ? c : best;
+          q = d > best ? 3 : q;
+          best = d > best ? d : best;
+          f(pl, oh * OW + ow, (2 * oh + (q >> 1)) * W + j + (q & 1), best);
         }
       }
     }
@@ -79,11 +85,24 @@ void MaxPool2d::backward(BackwardCall& c) {
   if (k == 2 && stride == 2 && pad == 0 && H % 2 == 0 && W % 2 == 0) {
     // The windows tile the plane: each window writes its four gradients (zero but the winner's),
     // so gx needs no clearing first.
-    for_winners(*this, *c.in[0], c.g_out.dim(2), OW, [&](size_t pl, int o, int32_t i, float) {
-      float* w = d + pl * HW + (o / OW) * 2 * W + (o % OW) * 2;
-      w[0] = w[1] = w[W] = w[W + 1] = 0.f;
-      d[pl * HW + i] = g[pl * OHW + o];
-    });
+    // The winner as in for_winners, computed without branching on the data (a branch on which
+    // element wins is mispredicted about half the time): masks times the gradient.
+    const float* x = c.in[0]->data();
+    const size_t planes = size_t(gx.dim(0)) * gx.dim(1);
+    for (size_t pl = 0; pl < planes; ++pl)
+      for (int oh = 0; oh < H / 2; ++oh) {
+        const float *r0 = x + pl * HW + 2 * oh * W, *r1 = r0 + W, *go = g + pl * OHW + oh * OW;
+        float *w0 = d + pl * HW + 2 * oh * W, *w1 = w0 + W;
+        for (int ow = 0; ow < OW; ++ow) {
+          const int j = 2 * ow;
+          const float a = r0[j], b = r0[j + 1], cc = r1[j], e = r1[j + 1], v = go[ow];
+          const bool q1 = b > a, q2 = cc > (q1 ? b : a), q3 = e > std::max(q1 ? b : a, cc);
+          w0[j] = v * float(!q1 & !q2 & !q3);
+          w0[j + 1] = v * float(q1 & !q2 & !q3);
+          w1[j] = v * float(q2 & !q3);
+          w1[j + 1] = v * float(q3);
+        }
+      }
     return;
   }
   gx.fill(0.f);
