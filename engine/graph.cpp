@@ -112,11 +112,11 @@ void run_split(int T, int N, int group, F&& f) {
   });
 }
 
-// Samples per group for a run of layers whose activations (and signals) take `floats` per
-// sample: about 512 KiB per group, half a core's L2 on common CPUs.
 // Below this many FLOPs a run of layers is not worth handing to other threads.
 constexpr double kMinSplitFlops = 4e6;
 
+// Samples per group for a run of layers whose activations (and signals) take `floats` per
+// sample: about 512 KiB per group, half a core's L2 on common CPUs.
 int group_size(size_t floats) { return int(std::max<size_t>(1, (size_t(128) << 10) / std::max<size_t>(floats, 1))); }
 
 }  // namespace
@@ -260,18 +260,10 @@ const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
   const int T = width(N);
   grow_threads(T);
   split_.assign(nodes_.size(), 0);
-  if (opt.param_grads)  // threads 1.. start their parameter gradients from zero
-    for (int t = 1; t < T; ++t) {
-      auto& tg = thread_grads_[t];
-      tg.resize(param_base_.empty() ? 0 : param_base_.back() + params_.back().size());
-      for (int i = 0; i < size(); ++i)
-        for (size_t p = 0; p < params_[i].size(); ++p) {
-          if (params_[i][p]->grad.empty()) continue;  // BatchNorm's running statistics
-          Tensor& buf = tg[param_base_[i] + p];
-          buf.resize(params_[i][p]->grad.shape());
-          buf.fill(0.f);
-        }
-    }
+  if (opt.param_grads) {
+    auto& tg = thread_grads_;
+    for (int t = 1; t < T; ++t) tg[t].resize(param_base_.empty() ? 0 : param_base_.back() + params_.back().size());
+  }
   auto splits = [&](int i) {
     return T > 1 && i != opt.stop_at && nodes_[i].layer->per_sample(mode_) &&
            (!has_rule(opt.rules, i) || opt.per_sample_rules);
@@ -286,6 +278,17 @@ const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
     double flops = 0;
     for (size_t q = s; q < r; ++q) floats += 2 * shapes_[plan_[q]].numel(), flops += 2 * flops_[plan_[q]] * N;
     if (splits(plan_[s]) && flops >= kMinSplitFlops) {
+      if (opt.param_grads)  // threads 1.. start these nodes' parameter gradients from zero
+        for (size_t q = s; q < r; ++q)
+          for (size_t p = 0; p < params_[plan_[q]].size(); ++p) {
+            const Tensor& grad = params_[plan_[q]][p]->grad;
+            if (grad.empty()) continue;  // BatchNorm's running statistics
+            for (int t = 1; t < T; ++t) {
+              Tensor& buf = thread_grads_[t][param_base_[plan_[q]] + p];
+              buf.resize(grad.shape());
+              buf.fill(0.f);
+            }
+          }
       run_split(T, N, group_size(floats), [&](int t, int b, int e) {
         for (size_t q = s; q < r; ++q) backward_node(plan_[q], b, e, t, opt);
       });

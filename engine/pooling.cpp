@@ -1,5 +1,7 @@
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 #include "engine/layers.h"
 
@@ -14,6 +16,15 @@ static Shape pooled(const std::string& who, const Shape& x, int k, int s, int p)
 
 Shape MaxPool2d::out_shape(const std::vector<Shape>& in) const {
   return pooled("maxpool '" + name + "'", in[0], k, stride, pad);
+}
+
+// v where keep, else +0, by masking v's bits: no branch, and inf/NaN gradients stay where they are.
+static inline float keep_if(float v, bool keep) {
+  uint32_t u;
+  std::memcpy(&u, &v, sizeof u);
+  u &= 0u - uint32_t(keep);
+  std::memcpy(&v, &u, sizeof v);
+  return v;
 }
 
 // Visits every output element of every plane with its window's winner (the first maximum in
@@ -86,7 +97,7 @@ void MaxPool2d::backward(BackwardCall& c) {
     // The windows tile the plane: each window writes its four gradients (zero but the winner's),
     // so gx needs no clearing first.
     // The winner as in for_winners, computed without branching on the data (a branch on which
-    // element wins is mispredicted about half the time): masks times the gradient.
+    // element wins is mispredicted about half the time): the gradient's bits under a mask.
     const float* x = c.in[0]->data();
     const size_t planes = size_t(gx.dim(0)) * gx.dim(1);
     for (size_t pl = 0; pl < planes; ++pl)
@@ -97,10 +108,10 @@ void MaxPool2d::backward(BackwardCall& c) {
           const int j = 2 * ow;
           const float a = r0[j], b = r0[j + 1], cc = r1[j], e = r1[j + 1], v = go[ow];
           const bool q1 = b > a, q2 = cc > (q1 ? b : a), q3 = e > std::max(q1 ? b : a, cc);
-          w0[j] = v * float(!q1 & !q2 & !q3);
-          w0[j + 1] = v * float(q1 & !q2 & !q3);
-          w1[j] = v * float(q2 & !q3);
-          w1[j + 1] = v * float(q3);
+          w0[j] = keep_if(v, !q1 & !q2 & !q3);
+          w0[j + 1] = keep_if(v, q1 & !q2 & !q3);
+          w1[j] = keep_if(v, q2 & !q3);
+          w1[j + 1] = keep_if(v, q3);
         }
       }
     return;

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -33,35 +34,41 @@ void set_threads(int n) {
 
 int threads() { return g_threads ? g_threads : hardware_threads(); }
 
-static std::atomic<int> g_serial{0};  // live BlasSerial objects
+static std::mutex g_serial_m;  // BlasSerial's count and OpenBLAS's thread setting change together
+static int g_serial = 0;       // live BlasSerial objects
 BlasSerial::BlasSerial() {
-  if (g_serial.fetch_add(1) == 0) openblas_set_num_threads(1);
+  std::lock_guard<std::mutex> l(g_serial_m);
+  if (g_serial++ == 0) openblas_set_num_threads(1);
 }
 BlasSerial::~BlasSerial() {
-  if (g_serial.fetch_sub(1) == 1) openblas_set_num_threads(threads());
+  std::lock_guard<std::mutex> l(g_serial_m);
+  if (--g_serial == 0) openblas_set_num_threads(threads());
 }
 
 namespace {
 
 thread_local bool t_inside = false;  // this thread is running a part of parallel()
 
-// Persistent workers. A job is published by bumping `generation`; a worker spins for a short
-// while before sleeping, because the graph publishes one job per run of layers, back to back.
+// Persistent workers. A job is published as one atomic ticket, (generation << 32) | parts, so a
+// worker reads which job it is and how many parts it has in one load: a worker that lags behind
+// can never pair one job's generation with another's width. A worker spins for a short while
+// before sleeping, because the graph publishes one job per run of layers, back to back.
 struct Pool {
   std::mutex m;
   std::condition_variable wake;
-  std::atomic<unsigned> generation{0};
+  std::atomic<uint64_t> ticket{0};
   std::atomic<int> remaining{0};
-  const std::function<void(int)>* job = nullptr;
-  int width = 0;  // parts of the current job
+  const std::function<void(int)>* job = nullptr;  // written before the ticket that announces it
   std::exception_ptr error;
   std::mutex error_m;
   std::vector<std::thread> workers;  // worker i runs part i + 1
 
+  static uint32_t generation_of(uint64_t t) { return uint32_t(t >> 32); }
+
   void grow(int parts) {
     while (int(workers.size()) < parts - 1) {
       const int id = int(workers.size()) + 1;
-      workers.emplace_back([this, id, seen = generation.load()] { loop(id, seen); });
+      workers.emplace_back([this, id, seen = generation_of(ticket.load())] { loop(id, seen); });
       workers.back().detach();  // the pool lives as long as the process
     }
   }
@@ -77,20 +84,20 @@ struct Pool {
     t_inside = false;
   }
 
-  void loop(int id, unsigned seen) {
+  void loop(int id, uint32_t seen) {
     using clock = std::chrono::steady_clock;
     for (;;) {
-      unsigned g = generation.load(std::memory_order_acquire);
+      uint64_t t = ticket.load(std::memory_order_acquire);
       auto start = clock::now();
-      for (int spin = 0; g == seen; g = generation.load(std::memory_order_acquire)) {
+      for (int spin = 0; generation_of(t) == seen; t = ticket.load(std::memory_order_acquire)) {
         cpu_relax();
         if (++spin % 256 == 0 && clock::now() - start > std::chrono::microseconds(50)) {
           std::unique_lock<std::mutex> l(m);
-          wake.wait(l, [&] { return generation.load(std::memory_order_acquire) != seen; });
+          wake.wait(l, [&] { return generation_of(ticket.load(std::memory_order_acquire)) != seen; });
         }
       }
-      seen = g;
-      if (id < width) {
+      seen = generation_of(t);
+      if (id < int(t & 0xffffffffu)) {  // this job has a part for this worker
         run_part(id);
         remaining.fetch_sub(1, std::memory_order_acq_rel);
       }
@@ -100,12 +107,12 @@ struct Pool {
   void run(int n, const std::function<void(int)>& fn) {
     grow(n);
     job = &fn;
-    width = n;
     error = nullptr;
     remaining.store(n - 1, std::memory_order_relaxed);
     {
       std::lock_guard<std::mutex> l(m);
-      generation.fetch_add(1, std::memory_order_release);
+      const uint64_t next = uint64_t(generation_of(ticket.load()) + 1) << 32 | uint32_t(n);
+      ticket.store(next, std::memory_order_release);
     }
     wake.notify_all();
     run_part(0);

@@ -2,11 +2,11 @@
 //
 // The graph splits a batch into one contiguous slice per thread and runs every layer that treats
 // samples independently on those slices at once (Graph::forward/backward); inside such a region
-// each thread runs its own single-threaded GEMMs (BlasSerial). Everything that is not split (a
-// batch of one, BatchNorm in training, explanation rules that do not declare themselves
-// per-sample, OpenBox) runs on the calling thread, and there OpenBLAS uses all threads inside
-// each GEMM. So at any moment at most threads() threads compute. set_threads() is the one knob
-// (`--threads`, default = the number of cores).
+// each thread runs its own single-threaded GEMMs (BlasSerial). OpenBox's region() splits its unit
+// directions the same way. Everything that is not split (a batch of one, BatchNorm in training,
+// explanation rules that do not declare themselves per-sample, runs under a few MFLOP) runs on
+// the calling thread, and there OpenBLAS uses all threads inside each GEMM. set_threads() is the
+// one knob (`--threads`, default = the number of cores).
 #pragma once
 #include <functional>
 

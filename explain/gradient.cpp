@@ -431,6 +431,7 @@ void add_gradient_methods(std::vector<Method>& reg) {
              throw std::invalid_argument(name + ": base=" + o.base + " would nest noise tunnels");
            method_info(o.base);  // an unknown base fails here, listing the methods
            o.base_params = rest;
+           o.base_params.tensors = p.tensors;  // e.g. IG's baseline: one input, broadcast to every row
            return noise_tunnel(g, x, t, o);
          }});
   }

@@ -399,11 +399,7 @@ class Replicas {
   }
 
  private:
-  static std::string key(const Graph& g) {
-    std::string k = g.input_shape().str();
-    for (int i = 0; i < g.size(); ++i) k += "|" + g.layer(i).name + ":" + g.layer(i).kind() + g.shape(i).str();
-    return k;
-  }
+  static std::string key(const Graph& g) { return architecture_json(g).dump(); }  // every hyper-parameter
   std::mutex m_;
   std::vector<std::pair<std::string, Graph>> kept_;
 };

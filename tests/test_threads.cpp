@@ -14,9 +14,11 @@
 #include <thread>
 #include <vector>
 
+#include "engine/architecture.h"
 #include "engine/layers.h"
 #include "engine/threads.h"
 #include "explain/lrp_rules.h"
+#include "explain/openbox.h"
 #include "train/presets.h"
 
 using namespace gb;
@@ -151,6 +153,38 @@ TEST_CASE("threads: parallel runs every part once, rethrows, nests; part tiles t
       CHECK(lo >= 0);
       CHECK(hi - lo <= 1);
     }
+}
+
+TEST_CASE("threads: jobs of changing widths run each part exactly once") {
+  // A worker without a part in one job must not take a part of the next job twice (the job's
+  // generation and width are published together).
+  std::array<std::atomic<int>, 8> count;
+  int bad = 0;
+  for (int it = 0; it < 4000; ++it) {
+    const int n = it % 2 ? 2 : 8;
+    for (auto& c : count) c = 0;
+    parallel(n, [&](int t) { count[size_t(t)]++; });
+    for (int t = 0; t < 8; ++t) bad += count[size_t(t)] != (t < n ? 1 : 0);
+  }
+  CHECK(bad == 0);
+}
+
+TEST_CASE("threads: OpenBox's kept graph copies follow every hyper-parameter") {
+  // Two graphs alike but for a LeakyReLU slope: the second region must not reuse the first's copy.
+  ThreadsGuard guard;
+  set_threads(2);
+  for (const char* slope : {"0.01", "0.5"}) {
+    CAPTURE(slope);
+    Graph g = graph_from_json(parse_architecture(std::string("input(1,12,12) conv(4,k=3,p=1) leakyrelu(slope=") + slope +
+                                                 ") maxpool(2) flatten dense(10)"));
+    g.init(5);
+    Tensor x = noise(Shape{1, 1, 12, 12}, 6, -1, 1);
+    openbox::RegionOptions o;
+    o.budget_floats = 4096;  // small chunks: several per thread
+    openbox::Region r = openbox::region(g, x, o);
+    std::vector<double> z = r.affine_logits(x.data());
+    for (int k = 0; k < 10; ++k) CHECK(z[k] == doctest::Approx(r.logits[k]).epsilon(1e-5).scale(1e-4));
+  }
 }
 
 TEST_CASE("threads: the graph splits per-sample runs above the FLOP threshold only") {

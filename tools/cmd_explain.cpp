@@ -107,6 +107,13 @@ std::string safe_name(const std::string& s) {
   return o.empty() ? "input" : o;
 }
 
+// A float as text that reads back as the same float (std::to_string keeps 6 decimals only).
+std::string number_text(float v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
 // Methods whose `baseline` may be a whole input (explain::Params::tensors).
 const std::set<std::string> kTensorBaseline = {"integrated-gradients", "deeplift"};
 
@@ -194,10 +201,13 @@ void run_explain(const ExplainArgs& a) {
     if (keys.count("low") && keys.count("high") && !p.count("low") && !p.count("high") && !norm.empty() &&
         g.input_shape().rank == 3) {
       Tensor lo = baseline_tensor("black", g, norm), hi = baseline_tensor("white", g, norm);
-      p["low"] = std::to_string(*std::min_element(lo.data(), lo.data() + lo.size()));
-      p["high"] = std::to_string(*std::max_element(hi.data(), hi.data() + hi.size()));
+      p["low"] = number_text(*std::min_element(lo.data(), lo.data() + lo.size()));
+      p["high"] = number_text(*std::max_element(hi.data(), hi.data() + hi.size()));
     }
-    if (!kTensorBaseline.count(methods[mi])) {
+    std::string runs = methods[mi];  // the method that reads `baseline` (a noise tunnel's base)
+    for (auto& info : explain::method_info(runs).params)
+      if (info.name == "base") runs = p.count("base") ? p["base"] : info.default_value;
+    if (!kTensorBaseline.count(runs)) {
       // Occlusion's baseline is one value for every channel: black/white become that value when
       // the normalization is the same for all channels.
       auto it = p.find("baseline");
@@ -208,7 +218,7 @@ void run_explain(const ExplainArgs& a) {
           throw std::invalid_argument("--param baseline=" + it->second + ": " + methods[mi] +
                                       " takes one value for all channels, and this model normalizes its channels "
                                       "differently; give a number in the model's input space");
-      it->second = std::to_string(b[0]);
+      it->second = number_text(b[0]);
       continue;
     }
     baseline_spec[mi] = p.count("baseline") ? p["baseline"] : "black";
