@@ -149,6 +149,37 @@ Tensor full_baseline(const Tensor& x, const Tensor& b, float value, const std::s
   shape_error(who + " baseline", x.shape(), b.shape());
 }
 
+// acc[n] += w[k] * grad[r - first] for the rows r in [first, e) of (sample n, step k) pairs.
+static void accumulate_steps(std::vector<double>& acc, const Tensor& grad, int first, int e, int S,
+                             const std::vector<double>& w) {
+  const size_t A = grad.sample_size();
+  for (int r = first; r < e; ++r) {
+    const float* gr = grad.data() + size_t(r - first) * A;
+    double* ac = acc.data() + size_t(r / S) * A;
+    for (size_t i = 0; i < A; ++i) ac[i] += w[r % S] * gr[i];
+  }
+}
+
+// IG's attribution (a − a') ⊙ acc, where a and a' are the input (or a layer's activation) at x
+// and at the baseline, and its completeness delta against f_c(x) − f_c(x').
+static Result ig_result(Graph& g, const Tensor& x, const Tensor& base, const std::vector<int>& targets,
+                        const Tensor& a, const Tensor& ab, const std::vector<double>& acc, int chunk) {
+  const size_t A = a.sample_size();
+  Result res;
+  res.attribution = Tensor(a.shape());
+  std::vector<double> fx = target_logits(g, x, targets, chunk), fb = target_logits(g, base, targets, chunk);
+  for (int n = 0; n < a.batch(); ++n) {
+    double sum = 0;
+    for (size_t i = 0; i < A; ++i) {
+      const size_t j = n * A + i;
+      res.attribution[j] = float((a[j] - ab[j]) * acc[j]);
+      sum += res.attribution[j];
+    }
+    res.delta.push_back(sum - (fx[n] - fb[n]));
+  }
+  return res;
+}
+
 // Layer IG: a forward rule at the layer replaces its output, row by row, with the point of the
 // path for that row's (sample, step); the backward stops at the layer.
 static Result layer_integrated_gradients(Graph& g, const Tensor& x, const Tensor& base, const std::vector<int>& targets,
@@ -191,27 +222,9 @@ static Result layer_integrated_gradients(Graph& g, const Tensor& x, const Tensor
       tg.push_back(targets[r / S]);
     }
     g.forward(xc, Mode::eval, &rules);
-    const Tensor& grad = g.backward(one_hot(g.classes(), tg), opt);
-    for (int r = first; r < e; ++r) {
-      const int n = r / S, k = r % S;
-      const float* gr = grad.data() + size_t(r - first) * A;
-      double* ac = acc.data() + n * A;
-      for (size_t i = 0; i < A; ++i) ac[i] += w[k] * gr[i];
-    }
+    accumulate_steps(acc, g.backward(one_hot(g.classes(), tg), opt), first, e, S, w);
   }
-  Result res;
-  res.attribution = Tensor(a.shape());
-  std::vector<double> fx = target_logits(g, x, targets, chunk), fb = target_logits(g, base, targets, chunk);
-  for (int n = 0; n < N; ++n) {
-    double sum = 0;
-    for (size_t i = 0; i < A; ++i) {
-      const size_t j = n * A + i;
-      res.attribution[j] = float((a[j] - ab[j]) * acc[j]);
-      sum += res.attribution[j];
-    }
-    res.delta.push_back(sum - (fx[n] - fb[n]));
-  }
-  return res;
+  return ig_result(g, x, base, targets, a, ab, acc, chunk);
 }
 
 Result integrated_gradients(Graph& g, const Tensor& x, const std::vector<int>& targets, const IgOptions& o) {
@@ -240,28 +253,9 @@ Result integrated_gradients(Graph& g, const Tensor& x, const std::vector<int>& t
       for (size_t i = 0; i < D; ++i) d[i] = pb[i] + a * (px[i] - pb[i]);
       tg.push_back(targets[n]);
     }
-    Tensor grad = backprop(g, xc, tg, nullptr, -1, chunk);
-    for (int r = b; r < e; ++r) {
-      const int n = r / S, k = r % S;
-      const float* gr = grad.data() + size_t(r - b) * D;
-      double* a = acc.data() + n * D;
-      for (size_t i = 0; i < D; ++i) a[i] += w[k] * gr[i];
-    }
+    accumulate_steps(acc, backprop(g, xc, tg, nullptr, -1, chunk), b, e, S, w);
   }
-
-  Result res;
-  res.attribution = Tensor(x.shape());
-  std::vector<double> fx = target_logits(g, x, targets, chunk), fb = target_logits(g, base, targets, chunk);
-  for (int n = 0; n < N; ++n) {
-    double sum = 0;
-    for (size_t i = 0; i < D; ++i) {
-      const size_t j = n * D + i;
-      res.attribution[j] = float((x[j] - base[j]) * acc[j]);
-      sum += res.attribution[j];
-    }
-    res.delta.push_back(sum - (fx[n] - fb[n]));
-  }
-  return res;
+  return ig_result(g, x, base, targets, x, base, acc, chunk);
 }
 
 // FNV-1a over the sample's bytes: the noise of a sample is a function of its values and the seed.
