@@ -126,6 +126,7 @@ int Graph::width(int batch) const { return batch < 2 || in_parallel() ? 1 : std:
 void Graph::grow_threads(int T) {
   if (int(ws_.size()) < T) ws_.resize(T);
   if (int(scratch_.size()) < T) scratch_.resize(T);
+  if (int(calls_.size()) < T) calls_.resize(T);
   if (int(thread_grads_.size()) < T) thread_grads_.resize(T);
   if (params_.size() != nodes_.size()) {
     params_.clear();
@@ -141,17 +142,22 @@ void Graph::grow_threads(int T) {
 
 void Graph::forward_node(int i, int b, int e, int t, const ForwardRules* rules) {
   Node& nd = nodes_[i];
-  std::vector<Tensor> ins;
-  std::vector<const Tensor*> in;
-  ins.reserve(nd.inputs.size());
-  for (int j : nd.inputs) ins.push_back(rows(activation(j), b, e));
-  for (auto& v : ins) in.push_back(&v);
+  CallScratch& sc = calls_[t];  // reused: a node call allocates nothing once the vectors are sized
+  const size_t k = nd.inputs.size();
+  sc.ins.resize(std::max(sc.ins.size(), k));
+  sc.in.resize(k);
+  for (size_t a = 0; a < k; ++a) {
+    sc.ins[a] = rows(activation(nd.inputs[a]), b, e);
+    sc.in[a] = &sc.ins[a];
+  }
   Tensor out = rows(acts_[i], b, e);
-  ForwardCall call{i, *nd.layer, std::move(in), out, mode_, ws_[t], rng};
+  ForwardCall call{i, *nd.layer, std::move(sc.in), out, mode_, ws_[t], rng};
   if (has_rule(rules, i))
     (*rules)[i](call);
   else
     nd.layer->forward(call);
+  sc.in = std::move(call.in);
+  for (size_t a = 0; a < k; ++a) sc.ins[a] = Tensor();  // views hold their buffer: let go, so resize() can reuse it
 }
 
 const Tensor& Graph::forward(const Tensor& x, Mode mode, const ForwardRules* rules) {
@@ -190,31 +196,38 @@ void Graph::backward_node(int i, int b, int e, int t, const BackwardOptions& opt
   const std::vector<char>& route = route_[i];
   std::vector<Tensor>& scratch = scratch_[t];
   if (scratch.size() < k) scratch.resize(k);
-  std::vector<Tensor> ins(k), outs(k);
-  std::vector<const Tensor*> in(k);
-  std::vector<Tensor*> g_in(k, nullptr);
+  CallScratch& sc = calls_[t];  // reused: a node call allocates nothing once the vectors are sized
+  sc.ins.resize(std::max(sc.ins.size(), k));
+  sc.outs.resize(std::max(sc.outs.size(), k));
+  sc.in.resize(k);
+  sc.g_in.assign(k, nullptr);
   for (size_t a = 0; a < k; ++a) {
     const int j = nd.inputs[a];
-    ins[a] = rows(activation(j), b, e);
-    in[a] = &ins[a];
+    sc.ins[a] = rows(activation(j), b, e);
+    sc.in[a] = &sc.ins[a];
     if (route[a] == 1) {
-      outs[a] = rows(j < 0 ? input_sig_ : sigs_[j], b, e);
-      g_in[a] = &outs[a];
+      sc.outs[a] = rows(j < 0 ? input_sig_ : sigs_[j], b, e);
+      sc.g_in[a] = &sc.outs[a];
     } else if (route[a] == 0) {
-      scratch[a].resize(ins[a].shape());
-      g_in[a] = &scratch[a];
+      scratch[a].resize(sc.ins[a].shape());
+      sc.g_in[a] = &scratch[a];
     }
   }
-  std::vector<Tensor*> grads;
+  sc.grads.clear();
   if (opt.param_grads)
     for (size_t p = 0; p < params_[i].size(); ++p)
-      grads.push_back(t == 0 ? &params_[i][p]->grad : &thread_grads_[t][param_base_[i] + p]);
+      sc.grads.push_back(t == 0 ? &params_[i][p]->grad : &thread_grads_[t][param_base_[i] + p]);
   Tensor out = rows(acts_[i], b, e), g_out = rows(sigs_[i], b, e);
-  BackwardCall call{i, *nd.layer, in, out, g_out, g_in, opt.param_grads, ws_[t], mode_, grads};
+  BackwardCall call{i,     *nd.layer, std::move(sc.in), out,   g_out, std::move(sc.g_in), opt.param_grads,
+                    ws_[t], mode_,    std::move(sc.grads)};
   if (has_rule(opt.rules, i))
     (*opt.rules)[i](call);
   else
     nd.layer->backward(call);
+  sc.in = std::move(call.in);
+  sc.g_in = std::move(call.g_in);
+  sc.grads = std::move(call.grads);
+  for (size_t a = 0; a < k; ++a) sc.ins[a] = sc.outs[a] = Tensor();  // let go of the views (see forward_node)
   for (size_t a = 0; a < k; ++a) {
     if (route[a] != 0) continue;
     const int j = nd.inputs[a];

@@ -94,6 +94,12 @@ class Graph {
   // 1..) parameter gradients, added into Param::grad in thread order after the pass.
   std::vector<Workspace> ws_;
   std::vector<std::vector<Tensor>> scratch_, thread_grads_;
+  struct CallScratch {  // the argument vectors of a node call, per thread
+    std::vector<Tensor> ins, outs;
+    std::vector<const Tensor*> in;
+    std::vector<Tensor*> g_in, grads;
+  };
+  std::vector<CallScratch> calls_;
   std::vector<std::vector<Param*>> params_;  // per node, layer->params()
   std::vector<size_t> param_base_;           // per node, the index of its first parameter
   // The backward walk, planned before it runs: the nodes a signal reaches in order, and per node
