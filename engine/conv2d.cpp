@@ -1,4 +1,5 @@
-// Convolution as im2col + GEMM, one sample at a time. The column matrix holds a row for every
+// Convolution as im2col + GEMM, one sample at a time (3x3 stride-1 convolutions with enough
+// channels go to Winograd instead: engine/winograd.h). The column matrix holds a row for every
 // kernel tap (c, ki, kj) and a column for every output position, so W[O,K] x col[K,P] is the
 // sample's output, already in NCHW order. One sample's column matrix stays in cache, and for the
 // sizes of this engine per-sample GEMMs run as fast as one large GEMM over a batch (which would
@@ -10,6 +11,7 @@
 
 #include "engine/blas.h"
 #include "engine/layers.h"
+#include "engine/winograd.h"
 
 namespace gb {
 
@@ -131,8 +133,33 @@ Shape Conv2d::out_shape(const std::vector<Shape>& in) const {
   return {x[0], out_ch, oh, ow};
 }
 
+void Conv2d::prepare() {
+  if (!weight.value.empty() && winograd::applies(k, stride, in_ch, out_ch)) {
+    wino_weight_.resize({16, out_ch, in_ch});
+    winograd::transform_weights(weight.value.data(), out_ch, in_ch, wino_weight_.data());
+  }
+}
+
+// The layer's own weights come transformed from prepare(); other weights (LRP's modified copies)
+// are transformed per call.
+const float* Conv2d::winograd_weights(const Tensor& w, Workspace& ws) const {
+  const int O = w.dim(0), C = w.dim(1);
+  if (&w == &weight.value && wino_weight_.size() == size_t(16) * O * C) return wino_weight_.data();
+  float* u = ws.get(2, size_t(16) * O * C);
+  winograd::transform_weights(w.data(), O, C, u);
+  return u;
+}
+
 void Conv2d::conv(const Tensor& x, const Tensor& w, const float* b, Tensor& y, Workspace& ws) const {
   Geometry g = geometry(*this, x.shape());
+  if (winograd::applies(g.k, g.s, g.C, g.O)) {
+    const winograd::Geometry wg = winograd::geometry(g.C, g.H, g.W, g.O, g.p);
+    const float* u = winograd_weights(w, ws);
+    float* work = ws.get(1, winograd::work_floats(wg));
+    for (int n = 0; n < x.batch(); ++n)
+      winograd::forward(wg, x.data() + size_t(n) * g.C * g.H * g.W, u, b, y.data() + size_t(n) * g.O * g.P(), work);
+    return;
+  }
   const int P = g.P(), K = g.K();
   float* col = ws.get(0, size_t(K) * P);
   for (int n = 0; n < x.batch(); ++n) {
@@ -146,6 +173,15 @@ void Conv2d::conv(const Tensor& x, const Tensor& w, const float* b, Tensor& y, W
 
 void Conv2d::conv_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, Workspace& ws) const {
   Geometry g = geometry(*this, gx.shape());
+  if (winograd::applies(g.k, g.s, g.C, g.O)) {
+    const winograd::Geometry wg = winograd::geometry(g.C, g.H, g.W, g.O, g.p);
+    const float* u = winograd_weights(w, ws);
+    float* work = ws.get(1, winograd::work_floats(wg));
+    for (int n = 0; n < gx.batch(); ++n)
+      winograd::backward_data(wg, gy.data() + size_t(n) * g.O * g.P(), u, gx.data() + size_t(n) * g.C * g.H * g.W,
+                              work);
+    return;
+  }
   const int P = g.P(), K = g.K();
   float* col = ws.get(0, size_t(K) * P);
   gx.fill(0.f);
@@ -158,10 +194,24 @@ void Conv2d::conv_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, W
 void Conv2d::conv_backward_weight(const Tensor& x, const Tensor& gy, Tensor& gw, float* gb, Workspace& ws) const {
   Geometry g = geometry(*this, x.shape());
   const int N = x.batch(), P = g.P(), K = g.K();
-  float* col = ws.get(0, size_t(K) * P);
-  for (int n = 0; n < N; ++n) {
-    im2col(g, x.data() + size_t(n) * g.C * g.H * g.W, col);
-    gemm(false, true, g.O, K, P, 1.f, gy.data() + size_t(n) * g.O * P, col, 1.f, gw.data());
+  if (winograd::applies(g.k, g.s, g.C, g.O)) {
+    // The samples' weight gradients add up in the Winograd domain, a few samples per GEMM; one
+    // transform back at the end.
+    constexpr int kSamples = 8;
+    const winograd::Geometry wg = winograd::geometry(g.C, g.H, g.W, g.O, g.p);
+    const size_t F = size_t(g.O) * g.C;
+    float* du = ws.get(2, 16 * F);
+    float* work = ws.get(1, winograd::work_floats(wg, std::min(N, kSamples)));
+    for (int n = 0; n < N; n += kSamples)
+      winograd::backward_weight(wg, std::min(kSamples, N - n), x.data() + size_t(n) * g.C * g.H * g.W,
+                                gy.data() + size_t(n) * g.O * P, n ? 1.f : 0.f, du, work);
+    if (N) winograd::add_weight_grad(du, g.O, g.C, gw.data(), ws.get(3, 9 * F));
+  } else {
+    float* col = ws.get(0, size_t(K) * P);
+    for (int n = 0; n < N; ++n) {
+      im2col(g, x.data() + size_t(n) * g.C * g.H * g.W, col);
+      gemm(false, true, g.O, K, P, 1.f, gy.data() + size_t(n) * g.O * P, col, 1.f, gw.data());
+    }
   }
   if (gb)
     for (int o = 0; o < g.O; ++o) {

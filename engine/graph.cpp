@@ -166,6 +166,7 @@ const Tensor& Graph::forward(const Tensor& x, Mode mode, const ForwardRules* rul
     shape_error("model input", Shape::batch_of(x.rank() ? x.batch() : 1, input_shape_), x.shape());
   input_ = x;
   mode_ = mode;
+  for (Node& n : nodes_) n.layer->prepare();
   const int N = x.batch(), T = width(N);
   grow_threads(T);
   for (int i = 0; i < size(); ++i) acts_[i].resize(shapes_[i].with_batch(N));
@@ -241,6 +242,7 @@ void Graph::backward_node(int i, int b, int e, int t, const BackwardOptions& opt
 const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
   const int out = output();
   check_shape(seed, acts_[out].shape(), "backward seed");
+  for (Node& n : nodes_) n.layer->prepare();
   const int N = seed.batch();
   // Plan the walk. All consumers of a node come after it, so walking the nodes in reverse, a
   // node's signal is complete when the walk reaches it; its first writer overwrites each input's

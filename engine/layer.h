@@ -80,6 +80,10 @@ struct Layer {
   // Forward FLOPs for one sample (a multiply-add counts 2).
   virtual double flops(const std::vector<Shape>&) const { return 0; }
   virtual void init(Rng&) {}
+  // Called by the graph, on one thread, at the start of every forward and backward pass (so
+  // after any change to the parameters): a layer may cache values derived from its parameters
+  // here, e.g. Conv2d its Winograd-domain weights.
+  virtual void prepare() {}
   // True when sample n's output depends on sample n's inputs only and forward/backward write
   // nothing but the call's tensors and workspace: the graph may then run slices of the batch at
   // once on several threads (BatchNorm in training mixes the batch; dropout draws from one Rng).

@@ -27,11 +27,18 @@ struct Conv2d : Layer {
   json hyper() const override;
   double flops(const std::vector<Shape>& in) const override;
   void init(Rng& rng) override;
+  void prepare() override;
 
-  // The core operations with explicit weights (w shaped like `weight`, b may be null).
+  // The core operations with explicit weights (w shaped like `weight`, b may be null). 3x3
+  // stride-1 convolutions with enough channels run as Winograd F(2x2,3x3) (engine/winograd.h),
+  // the others as im2col + GEMM.
   void conv(const Tensor& x, const Tensor& w, const float* b, Tensor& y, Workspace& ws) const;
   void conv_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, Workspace& ws) const;
   void conv_backward_weight(const Tensor& x, const Tensor& gy, Tensor& gw, float* gb, Workspace& ws) const;
+
+ private:
+  Tensor wino_weight_;  // `weight` in the Winograd domain [16, out, in], refreshed by prepare()
+  const float* winograd_weights(const Tensor& w, Workspace& ws) const;
 };
 
 struct Dense : Layer {

@@ -1,6 +1,6 @@
-// The im2col + GEMM convolution against a direct seven-loop convolution in double precision:
-// forward, backward data, backward weight and bias, over random shapes, strides and paddings,
-// including batches split into several column chunks.
+// The im2col + GEMM and Winograd convolutions against a direct seven-loop convolution in double
+// precision: forward, backward data, backward weight and bias, over random shapes, strides and
+// paddings.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -81,8 +81,11 @@ size_t compare(const char* what, const Tensor& got, const Ref& ref, double tol, 
 }
 
 constexpr double kTol = 2e-6;  // ~16 float32 ulps of the terms' magnitude; errors seen stay below 5e-7
+// Winograd F(2x2,3x3) adds and halves in its transforms before and after the GEMM, so its error
+// bound is a few times that of the direct sum; errors seen stay below 2e-6.
+constexpr double kWinogradTol = 8e-6;
 
-void check_against_reference(const Geom& g, uint64_t seed) {
+void check_against_reference(const Geom& g, uint64_t seed, double tol = kTol) {
   INFO(g.str());
   Rng r(seed);
   Conv2d conv(g.O, g.k, g.s, g.p, g.bias);
@@ -101,14 +104,14 @@ void check_against_reference(const Geom& g, uint64_t seed) {
   Tensor y(ys, 123.f);  // stale contents must be overwritten
   conv.conv(x, w, g.bias ? b.data() : nullptr, y, ws);
   std::string first;
-  CHECK_MESSAGE(compare("y", y, y_ref, kTol, first) == 0, first);
+  CHECK_MESSAGE(compare("y", y, y_ref, tol, first) == 0, first);
 
   // Backward data: gx = sum over taps of gy * w.
   Ref gx_ref(x.size());
   taps(g, [&](size_t xi, size_t yi, size_t wi) { gx_ref.add(xi, double(gy[yi]) * w[wi]); });
   Tensor gx(x.shape(), 55.f);
   conv.conv_backward_data(gy, w, gx, ws);
-  CHECK_MESSAGE(compare("gx", gx, gx_ref, kTol, first) == 0, first);
+  CHECK_MESSAGE(compare("gx", gx, gx_ref, tol, first) == 0, first);
 
   // Backward weight and bias accumulate into what is there (several batches sum their gradients).
   Ref gw_ref(w.size()), gb_ref(g.O);
@@ -119,8 +122,8 @@ void check_against_reference(const Geom& g, uint64_t seed) {
   const size_t P = size_t(g.OH()) * g.OW();
   for (size_t i = 0; i < gy.size(); ++i) gb_ref.add(i / P % g.O, gy[i]);
   conv.conv_backward_weight(x, gy, gw, g.bias ? gbias.data() : nullptr, ws);
-  CHECK_MESSAGE(compare("gw", gw, gw_ref, kTol, first) == 0, first);
-  if (g.bias) CHECK_MESSAGE(compare("gb", gbias, gb_ref, kTol, first) == 0, first);
+  CHECK_MESSAGE(compare("gw", gw, gw_ref, tol, first) == 0, first);
+  if (g.bias) CHECK_MESSAGE(compare("gb", gbias, gb_ref, tol, first) == 0, first);
 }
 
 }  // namespace
@@ -165,6 +168,27 @@ TEST_CASE("im2col convolution matches the direct convolution across column chunk
   check_against_reference({60, 8, 32, 32, 2, 3, 1, 1, true}, 7);
   // 16 channels, k 3 on 176x176: 144 x 30976 > 4Mi floats per sample, one sample per chunk.
   check_against_reference({2, 16, 176, 176, 1, 3, 1, 1, true}, 8);
+}
+
+TEST_CASE("Winograd convolution (3x3, stride 1, >= 16 channels) matches the direct convolution") {
+  const Geom cases[] = {
+      {2, 16, 14, 14, 16, 3, 1, 1, true},   // even output: whole tiles
+      {1, 16, 7, 7, 20, 3, 1, 1, true},     // odd output: the last tile row and column hang over
+      {3, 17, 9, 6, 16, 3, 1, 0, false},    // valid convolution, odd output height
+      {2, 16, 5, 8, 18, 3, 1, 2, true},     // output larger than the input
+      {1, 16, 1, 1, 16, 3, 1, 1, true},     // a 1x1 plane
+      {1, 19, 3, 3, 17, 3, 1, 0, true},     // 1x1 output from a valid convolution
+  };
+  uint64_t seed = 300;
+  for (const Geom& g : cases) check_against_reference(g, seed++, kWinogradTol);
+  Rng r(77);
+  for (int t = 0; t < 12; ++t) {
+    Geom g{1 + int(r.below(3)), 16 + int(r.below(9)), 1 + int(r.below(12)), 1 + int(r.below(12)),
+           16 + int(r.below(9)), 3, 1, int(r.below(3)), bool(r.below(2))};
+    g.H = std::max(g.H, 3 - 2 * g.p);
+    g.W = std::max(g.W, 3 - 2 * g.p);
+    check_against_reference(g, 400 + t, kWinogradTol);
+  }
 }
 
 TEST_CASE("Conv2d through the graph equals the direct convolution and accumulates parameter gradients") {

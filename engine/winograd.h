@@ -1,0 +1,47 @@
+// Winograd F(2x2, 3x3) convolution (Lavin & Gray, "Fast Algorithms for Convolutional Neural
+// Networks", 2016) for 3x3 stride-1 convolutions, one sample at a time. Each 2x2 output tile is
+//   Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A
+// with d the 4x4 input patch and g the 3x3 filter, so the 16 element-wise products become 16
+// GEMMs [O x C] x [C x tiles]: 16 multiply-adds per 4 outputs instead of 36, 2.25x fewer.
+//
+// The backward passes are the exact adjoints of that computation (transposed transforms and
+// GEMMs), so gradients, LRP and OpenBox see one consistent linear map:
+//   input gradient   dV = U^T dM,  scattered back through B
+//   weight gradient  dU = dM V^T,  brought back through G
+// where dM = A dY A^T. Internal to engine/conv2d.cpp.
+#pragma once
+#include <cstddef>
+
+namespace gb::winograd {
+
+struct Geometry {
+  int C, H, W, O, p;  // input channels and size, output channels, padding (stride 1, 3x3)
+  int OH, OW;         // output size
+  int TH, TW;         // 2x2 tiles covering the output
+  int T() const { return TH * TW; }
+  int PH() const { return 2 * TH + 2; }  // zero-padded plane covering every tile's 4x4 patch
+  int PW() const { return 2 * TW + 2; }
+};
+
+Geometry geometry(int C, int H, int W, int O, int p);
+
+// Worth it over im2col: 3x3, stride 1, and enough channels for the 16 small GEMMs to run at speed.
+bool applies(int k, int stride, int C, int O);
+
+// u[16][O][C] = G g G^T for every filter of w[O][C][3][3].
+void transform_weights(const float* w, int O, int C, float* u);
+// gw[O][C][3][3] += G^T du G (du [16][O][C]): the adjoint of transform_weights. work: 9*O*C floats.
+void add_weight_grad(const float* du, int O, int C, float* gw, float* work);
+
+// Floats of scratch a forward/backward pass over n samples needs.
+size_t work_floats(const Geometry& g, int n = 1);
+
+// One sample. y = conv(x) (+ b when non-null). u from transform_weights.
+void forward(const Geometry& g, const float* x, const float* u, const float* b, float* y, float* work);
+// One sample: gx = the input gradient of forward for output gradient gy (gx is overwritten).
+void backward_data(const Geometry& g, const float* gy, const float* u, float* gx, float* work);
+// n samples at once (one GEMM per point over all their tiles): du[16][O][C] = beta * du + dM V^T;
+// add_weight_grad turns it into the weight gradient.
+void backward_weight(const Geometry& g, int n, const float* x, const float* gy, float beta, float* du, float* work);
+
+}  // namespace gb::winograd
