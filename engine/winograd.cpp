@@ -15,6 +15,11 @@
 
 namespace gb::winograd {
 
+// Floats from one tile's 16 points to the next tile's, for n channels: padded by 16 so that the
+// GEMMs' rows (one per tile) are not a power of two apart, which would map them all onto the
+// same cache sets.
+static size_t tile_ld(int n) { return 16 * size_t(n) + 16; }
+
 Geometry geometry(int C, int H, int W, int O, int p) {
   Geometry g{C, H, W, O, p, H + 2 * p - 2, W + 2 * p - 2, 0, 0};
   g.TH = (g.OH + 1) / 2;
@@ -25,143 +30,149 @@ Geometry geometry(int C, int H, int W, int O, int p) {
 bool applies(int k, int stride, int C, int O) { return k == 3 && stride == 1 && C >= 16 && O >= 16; }
 
 size_t work_floats(const Geometry& g, int n) {
-  return 16 * size_t(g.C + g.O) * g.T() * n + size_t(g.PH()) * g.PW() + 8 * size_t(g.PW());
+  // The tiles' points for n samples, and one channel-last plane (input or output, padded).
+  return (tile_ld(g.C) + tile_ld(g.O)) * g.T() * n + std::max(size_t(g.PH()) * g.PW() * g.C, 4 * size_t(g.T()) * g.O);
 }
 
 namespace {
 
-// The transforms are loops over a row of tiles. Each is a small function whose pointers are
-// __restrict parameters, so the compiler vectorizes it; the entry points below are compiled for
-// AVX2 as well as the baseline and pick one at load time (GCC target_clones).
+// The transforms work on channel-last copies of the planes ([h][w][c]), so that every loop runs
+// over the channels: contiguous, as long as C or O, and vectorized by the compiler (a loop over
+// the tiles of a row would be only a few iterations long). The entry points below are compiled
+// for AVX2 as well as the baseline and pick one at load time (GCC target_clones).
 #define GB_INLINE [[gnu::always_inline]] inline
 
-// Copies one input plane into the interior of the zero-padded plane (its border stays zero).
-GB_INLINE void pad_plane(const Geometry& g, const float* plane, float* pad) {
-  for (int h = 0; h < g.H; ++h) std::memcpy(pad + size_t(h + g.p) * g.PW() + g.p, plane + size_t(h) * g.W, g.W * sizeof(float));
+// X[h + p][w + p][c] = x[c][h][w] in a zero-padded [PH][PW][C] buffer.
+GB_INLINE void to_padded_hwc(const Geometry& g, const float* x, float* X) {
+  const int PW = g.PW(), C = g.C;
+  std::fill(X, X + size_t(g.PH()) * PW * C, 0.f);
+  for (int c = 0; c < C; ++c)
+    for (int h = 0; h < g.H; ++h) {
+      const float* src = x + (size_t(c) * g.H + h) * g.W;
+      float* dst = X + (size_t(h + g.p) * PW + g.p) * C + c;
+      for (int w = 0; w < g.W; ++w) dst[size_t(w) * C] = src[w];
+    }
 }
 
-// Rows of B^T d for the 4 padded rows r (stride PW) of one tile row: t[i][j], t rows of width n.
-GB_INLINE void rows_bt(int n, const float* __restrict r, int PW, float* __restrict t) {
-  for (int j = 0; j < n; ++j) {
-    const float a = r[j], b = r[PW + j], c = r[2 * PW + j], d = r[3 * PW + j];
-    t[j] = a - c;
-    t[n + j] = b + c;
-    t[2 * n + j] = c - b;
-    t[3 * n + j] = b - d;
+// x[c][h][w] = X[h + p][w + p][c]: the interior of a padded channel-last buffer.
+GB_INLINE void from_padded_hwc(const Geometry& g, const float* X, float* x) {
+  const int PW = g.PW(), C = g.C;
+  for (int c = 0; c < C; ++c)
+    for (int h = 0; h < g.H; ++h) {
+      const float* src = X + (size_t(h + g.p) * PW + g.p) * C + c;
+      float* dst = x + (size_t(c) * g.H + h) * g.W;
+      for (int w = 0; w < g.W; ++w) dst[w] = src[size_t(w) * C];
+    }
+}
+
+// One tile: v[xi * n + c] = (B^T d B)[xi] for the 4x4 patch d at d0 (rows rs apart, columns n
+// apart, n channels).
+GB_INLINE void input_tile(int n, const float* __restrict d0, size_t rs, float* __restrict v) {
+  // The points are blocks of n floats: stores to different points never overlap.
+#pragma GCC ivdep
+  for (int c = 0; c < n; ++c) {
+    float r[4][4];  // B^T d
+    for (int l = 0; l < 4; ++l) {
+      const float a = d0[l * n + c], b = d0[rs + l * n + c], e = d0[2 * rs + l * n + c], f = d0[3 * rs + l * n + c];
+      r[0][l] = a - e;
+      r[1][l] = b + e;
+      r[2][l] = e - b;
+      r[3][l] = b - f;
+    }
+    for (int i = 0; i < 4; ++i) {  // (B^T d) B
+      v[(4 * i) * n + c] = r[i][0] - r[i][2];
+      v[(4 * i + 1) * n + c] = r[i][1] + r[i][2];
+      v[(4 * i + 2) * n + c] = r[i][2] - r[i][1];
+      v[(4 * i + 3) * n + c] = r[i][1] - r[i][3];
+    }
   }
 }
 
-// Columns (.) B of one row s of B^T d: o[k * stride + tw] for the 4 points k of each tile.
-GB_INLINE void cols_b(int TW, const float* __restrict s, float* __restrict o, size_t stride) {
-  for (int tw = 0; tw < TW; ++tw) {
-    const float a = s[2 * tw], b = s[2 * tw + 1], c = s[2 * tw + 2], d = s[2 * tw + 3];
-    o[tw] = a - c;
-    o[stride + tw] = b + c;
-    o[2 * stride + tw] = c - b;
-    o[3 * stride + tw] = b - d;
+// The adjoint of input_tile: adds B v B^T into the patch at d0.
+GB_INLINE void input_tile_adjoint(int n, const float* __restrict v, float* __restrict d0, size_t rs) {
+  // The points are blocks of n floats: stores to different points never overlap.
+#pragma GCC ivdep
+  for (int c = 0; c < n; ++c) {
+    float r[4][4];  // the adjoint of the column step
+    for (int i = 0; i < 4; ++i) {
+      const float a = v[(4 * i) * n + c], b = v[(4 * i + 1) * n + c], e = v[(4 * i + 2) * n + c],
+                  f = v[(4 * i + 3) * n + c];
+      r[i][0] = a;
+      r[i][1] = b - e + f;
+      r[i][2] = b + e - a;
+      r[i][3] = -f;
+    }
+    for (int l = 0; l < 4; ++l) {  // then of the row step
+      d0[l * n + c] += r[0][l];
+      d0[rs + l * n + c] += r[1][l] - r[2][l] + r[3][l];
+      d0[2 * rs + l * n + c] += r[1][l] + r[2][l] - r[0][l];
+      d0[3 * rs + l * n + c] -= r[3][l];
+    }
   }
 }
 
-// The adjoint of cols_b: row s (width 2TW + 2) from the tiles' 4 points; neighbouring tiles
-// overlap by two columns, so the second half of each tile is added in a separate pass.
-GB_INLINE void cols_b_adjoint(int TW, const float* __restrict o, size_t stride, float* __restrict s) {
-  for (int tw = 0; tw < TW; ++tw) {
-    s[2 * tw] = o[tw];
-    s[2 * tw + 1] = o[stride + tw] - o[2 * stride + tw] + o[3 * stride + tw];
-  }
-  s[2 * TW] = s[2 * TW + 1] = 0.f;
-  for (int tw = 0; tw < TW; ++tw) {
-    s[2 * tw + 2] += o[stride + tw] + o[2 * stride + tw] - o[tw];
-    s[2 * tw + 3] -= o[3 * stride + tw];
-  }
-}
-
-// The adjoint of rows_bt: adds B t into the 4 padded rows r.
-GB_INLINE void rows_bt_adjoint(int n, const float* __restrict t, float* __restrict r, int PW) {
-  for (int j = 0; j < n; ++j) {
-    const float a = t[j], b = t[n + j], c = t[2 * n + j], d = t[3 * n + j];
-    r[j] += a;
-    r[PW + j] += b - c + d;
-    r[2 * PW + j] += b + c - a;
-    r[3 * PW + j] -= d;
-  }
-}
-
-// A^T m A for a row of tiles: m[k * xs + tw] are the 16 points, y0/y1 the two output rows
-// (width 2TW), plus the bias.
-GB_INLINE void tiles_out(int TW, const float* __restrict m, size_t xs, float bias, float* __restrict y0,
-                         float* __restrict y1) {
-  for (int tw = 0; tw < TW; ++tw) {
-    float s0[4], s1[4];  // A^T m: row 0 = m0 + m1 + m2, row 1 = m1 - m2 - m3 (rows of the 4x4 m)
+// One tile: the 2x2 outputs A^T m A of every channel, m[xi * n + o], into y0 (rows rs apart,
+// columns n apart).
+GB_INLINE void output_tile(int n, const float* __restrict m, float* __restrict y0, size_t rs) {
+  // The points are blocks of n floats: stores to different points never overlap.
+#pragma GCC ivdep
+  for (int o = 0; o < n; ++o) {
+    float s0[4], s1[4];  // A^T m
     for (int j = 0; j < 4; ++j) {
-      const float a = m[j * xs + tw], b = m[(4 + j) * xs + tw], c = m[(8 + j) * xs + tw], d = m[(12 + j) * xs + tw];
+      const float a = m[j * n + o], b = m[(4 + j) * n + o], c = m[(8 + j) * n + o], d = m[(12 + j) * n + o];
       s0[j] = a + b + c;
       s1[j] = b - c - d;
     }
-    y0[2 * tw] = s0[0] + s0[1] + s0[2] + bias;  // then the same on columns
-    y0[2 * tw + 1] = s0[1] - s0[2] - s0[3] + bias;
-    y1[2 * tw] = s1[0] + s1[1] + s1[2] + bias;
-    y1[2 * tw + 1] = s1[1] - s1[2] - s1[3] + bias;
+    y0[o] = s0[0] + s0[1] + s0[2];
+    y0[n + o] = s0[1] - s0[2] - s0[3];
+    y0[rs + o] = s1[0] + s1[1] + s1[2];
+    y0[rs + n + o] = s1[1] - s1[2] - s1[3];
   }
 }
 
-// The adjoint of tiles_out: the 16 points A [a b; c d] A^T of each tile from the output rows g0/g1.
-// A = [1 0; 1 1; 1 -1; 0 -1], so row R of A g is (a,b), (a+c,b+d), (a-c,b-d) or (-c,-d), and each
-// row (x, y) becomes the points (x, x+y, x-y, -y). One loop per row keeps each loop vectorizable.
-template <int R>
-GB_INLINE void tiles_out_adjoint_row(int TW, const float* __restrict g0, const float* __restrict g1,
-                                     float* __restrict m, size_t xs) {
-  for (int tw = 0; tw < TW; ++tw) {
-    const float a = g0[2 * tw], b = g0[2 * tw + 1], c = g1[2 * tw], d = g1[2 * tw + 1];
-    float x, y;
-    if constexpr (R == 0) x = a, y = b;
-    if constexpr (R == 1) x = a + c, y = b + d;
-    if constexpr (R == 2) x = a - c, y = b - d;
-    if constexpr (R == 3) x = -c, y = -d;
-    m[tw] = x, m[xs + tw] = x + y, m[2 * xs + tw] = x - y, m[3 * xs + tw] = -y;
-  }
-}
-
-GB_INLINE void tiles_out_adjoint(int TW, const float* g0, const float* g1, float* m, size_t xs) {
-  tiles_out_adjoint_row<0>(TW, g0, g1, m, xs);
-  tiles_out_adjoint_row<1>(TW, g0, g1, m + 4 * xs, xs);
-  tiles_out_adjoint_row<2>(TW, g0, g1, m + 8 * xs, xs);
-  tiles_out_adjoint_row<3>(TW, g0, g1, m + 12 * xs, xs);
-}
-
-// v[xi][c][t] = (B^T d B)[xi] for every tile t of every channel c of one sample; a channel's
-// row in v is ld floats long (several samples can share v, side by side).
-GB_INLINE void transform_input(const Geometry& g, const float* x, float* v, size_t ld, float* pad, float* tmp) {
-  const size_t xs = g.C * ld;
-  const int PW = g.PW();
-  std::fill(pad, pad + size_t(g.PH()) * PW, 0.f);
-  for (int c = 0; c < g.C; ++c) {
-    pad_plane(g, x + size_t(c) * g.H * g.W, pad);
-    for (int th = 0; th < g.TH; ++th) {
-      rows_bt(PW, pad + size_t(2 * th) * PW, PW, tmp);
-      for (int i = 0; i < 4; ++i) cols_b(g.TW, tmp + i * PW, v + 4 * i * xs + c * ld + th * g.TW, xs);
+// The adjoint of output_tile: m = A g A^T from the 2x2 output gradients [a b; c d] at g0. With
+// A = [1 0; 1 1; 1 -1; 0 -1] the rows of A g are (a,b), (a+c,b+d), (a-c,b-d), (-c,-d), and each
+// row (x, y) becomes (x, x+y, x-y, -y).
+GB_INLINE void output_tile_adjoint(int n, const float* __restrict g0, size_t rs, float* __restrict m) {
+  // The points are blocks of n floats: stores to different points never overlap.
+#pragma GCC ivdep
+  for (int o = 0; o < n; ++o) {
+    const float a = g0[o], b = g0[n + o], c = g0[rs + o], d = g0[rs + n + o];
+    const float r[4][2] = {{a, b}, {a + c, b + d}, {a - c, b - d}, {-c, -d}};
+    for (int i = 0; i < 4; ++i) {
+      m[(4 * i) * n + o] = r[i][0];
+      m[(4 * i + 1) * n + o] = r[i][0] + r[i][1];
+      m[(4 * i + 2) * n + o] = r[i][0] - r[i][1];
+      m[(4 * i + 3) * n + o] = -r[i][1];
     }
   }
 }
 
-// m[xi][o][t] = (A gy A^T)[xi] for every tile of every output channel of one sample; rows ld long.
-GB_INLINE void transform_output_grad(const Geometry& g, const float* gy, float* m, size_t ld, float* tmp) {
-  const size_t xs = g.O * ld;
-  float* g0 = tmp;
-  float* g1 = tmp + 2 * g.TW;
-  for (int o = 0; o < g.O; ++o) {
-    const float* go = gy + size_t(o) * g.OH * g.OW;
-    for (int th = 0; th < g.TH; ++th) {
-      // The tile's two output rows, zero past the output's edge.
-      std::memcpy(g0, go + size_t(2 * th) * g.OW, g.OW * sizeof(float));
-      if (2 * th + 1 < g.OH)
-        std::memcpy(g1, go + size_t(2 * th + 1) * g.OW, g.OW * sizeof(float));
-      else
-        std::fill(g1, g1 + g.OW, 0.f);
-      if (g.OW & 1) g0[g.OW] = g1[g.OW] = 0.f;
-      tiles_out_adjoint(g.TW, g0, g1, m + o * ld + th * g.TW, xs);
+// The 16 points of every tile of one sample into v, channel-last: v[t][xi][c]. X is scratch for
+// the padded channel-last input.
+GB_INLINE void transform_input(const Geometry& g, const float* x, float* v, float* X) {
+  to_padded_hwc(g, x, X);
+  const size_t rs = size_t(g.PW()) * g.C;
+  for (int th = 0; th < g.TH; ++th)
+    for (int tw = 0; tw < g.TW; ++tw)
+      input_tile(g.C, X + 2 * th * rs + size_t(2 * tw) * g.C, rs, v + size_t(th * g.TW + tw) * tile_ld(g.C));
+}
+
+// m[t][xi][o] = A gy A^T for the tiles of one sample. G is scratch: the output gradient
+// channel-last over whole tiles ([2TH][2TW][O], zero past the output's edge).
+GB_INLINE void transform_output_grad(const Geometry& g, const float* gy, float* m, float* G) {
+  const int O = g.O, W2 = 2 * g.TW;
+  const size_t rs = size_t(W2) * O;
+  std::fill(G, G + 2 * g.TH * rs, 0.f);
+  for (int o = 0; o < O; ++o)
+    for (int h = 0; h < g.OH; ++h) {
+      const float* src = gy + (size_t(o) * g.OH + h) * g.OW;
+      float* dst = G + h * rs + o;
+      for (int w = 0; w < g.OW; ++w) dst[size_t(w) * O] = src[w];
     }
-  }
+  for (int th = 0; th < g.TH; ++th)
+    for (int tw = 0; tw < g.TW; ++tw)
+      output_tile_adjoint(O, G + 2 * th * rs + size_t(2 * tw) * O, rs, m + size_t(th * g.TW + tw) * tile_ld(O));
 }
 
 // Row I of (G g) G^T for every filter: k holds the 9 taps as [9][F], u gets points 4I..4I+3.
@@ -229,62 +240,61 @@ GB_CLONES void add_weight_grad(const float* du, int O, int C, float* gw, float* 
     for (int e = 0; e < 9; ++e) gw[9 * f + e] += work[e * F + f];
 }
 
+// The GEMMs take point xi's [tiles x channels] matrix straight out of the tile-major arrays:
+// rows tile_ld(channels) apart.
 GB_CLONES void forward(const Geometry& g, const float* x, const float* u, const float* b, float* y, float* work) {
-  const size_t T = g.T(), CT = g.C * T, OT = g.O * T;
+  const int T = g.T(), C = g.C, O = g.O;
   float* v = work;
-  float* m = v + 16 * CT;
-  float* pad = m + 16 * OT;
-  float* tmp = pad + size_t(g.PH()) * g.PW();
-  transform_input(g, x, v, T, pad, tmp);
-  for (int xi = 0; xi < 16; ++xi)
-    gemm(false, false, g.O, int(T), g.C, 1.f, u + xi * size_t(g.O) * g.C, v + xi * CT, 0.f, m + xi * OT);
-  float* y0 = tmp;
-  float* y1 = tmp + 2 * g.TW;
-  for (int o = 0; o < g.O; ++o) {
-    float* yo = y + size_t(o) * g.OH * g.OW;
-    for (int th = 0; th < g.TH; ++th) {
-      tiles_out(g.TW, m + o * T + th * g.TW, OT, b ? b[o] : 0.f, y0, y1);
-      std::memcpy(yo + size_t(2 * th) * g.OW, y0, g.OW * sizeof(float));
-      if (2 * th + 1 < g.OH) std::memcpy(yo + size_t(2 * th + 1) * g.OW, y1, g.OW * sizeof(float));
+  float* m = v + tile_ld(C) * T;
+  float* X = m + tile_ld(O) * T;  // the padded input, then the output, channel-last
+  transform_input(g, x, v, X);
+  for (int xi = 0; xi < 16; ++xi)  // M = V U^T: [tiles x C] x [C x O]
+    gemm(false, true, T, O, C, 1.f, v + xi * C, int(tile_ld(C)), u + xi * size_t(O) * C, C, 0.f, m + xi * O,
+         int(tile_ld(O)));
+  const size_t rs = size_t(2 * g.TW) * O;
+  for (int th = 0; th < g.TH; ++th)
+    for (int tw = 0; tw < g.TW; ++tw)
+      output_tile(O, m + size_t(th * g.TW + tw) * tile_ld(O), X + 2 * th * rs + size_t(2 * tw) * O, rs);
+  for (int o = 0; o < O; ++o) {
+    const float bias = b ? b[o] : 0.f;
+    for (int h = 0; h < g.OH; ++h) {
+      const float* src = X + h * rs + o;
+      float* dst = y + (size_t(o) * g.OH + h) * g.OW;
+      for (int w = 0; w < g.OW; ++w) dst[w] = src[size_t(w) * O] + bias;
     }
   }
 }
 
 GB_CLONES void backward_data(const Geometry& g, const float* gy, const float* u, float* gx, float* work) {
-  const size_t T = g.T(), CT = g.C * T, OT = g.O * T;
-  const int PW = g.PW();
+  const int T = g.T(), C = g.C, O = g.O;
   float* m = work;
-  float* v = m + 16 * OT;
-  float* pad = v + 16 * CT;
-  float* tmp = pad + size_t(g.PH()) * PW;
-  transform_output_grad(g, gy, m, T, tmp);
-  for (int xi = 0; xi < 16; ++xi)
-    gemm(true, false, g.C, int(T), g.O, 1.f, u + xi * size_t(g.O) * g.C, m + xi * OT, 0.f, v + xi * CT);
-  for (int c = 0; c < g.C; ++c) {
-    std::fill(pad, pad + size_t(g.PH()) * PW, 0.f);
-    for (int th = 0; th < g.TH; ++th) {
-      for (int i = 0; i < 4; ++i) cols_b_adjoint(g.TW, v + 4 * i * CT + c * T + th * g.TW, CT, tmp + i * PW);
-      rows_bt_adjoint(PW, tmp, pad + size_t(2 * th) * PW, PW);
-    }
-    float* gc = gx + size_t(c) * g.H * g.W;
-    for (int h = 0; h < g.H; ++h)
-      std::memcpy(gc + size_t(h) * g.W, pad + size_t(h + g.p) * PW + g.p, g.W * sizeof(float));
-  }
+  float* v = m + tile_ld(O) * T;
+  float* X = v + tile_ld(C) * T;  // the output gradient, then the padded input gradient, channel-last
+  transform_output_grad(g, gy, m, X);
+  for (int xi = 0; xi < 16; ++xi)  // dV = dM U: [tiles x O] x [O x C]
+    gemm(false, false, T, C, O, 1.f, m + xi * O, int(tile_ld(O)), u + xi * size_t(O) * C, C, 0.f, v + xi * C,
+         int(tile_ld(C)));
+  const size_t rs = size_t(g.PW()) * C;
+  std::fill(X, X + size_t(g.PH()) * rs, 0.f);
+  for (int th = 0; th < g.TH; ++th)
+    for (int tw = 0; tw < g.TW; ++tw)
+      input_tile_adjoint(C, v + size_t(th * g.TW + tw) * tile_ld(C), X + 2 * th * rs + size_t(2 * tw) * C, rs);
+  from_padded_hwc(g, X, gx);
 }
 
 GB_CLONES void backward_weight(const Geometry& g, int n, const float* x, const float* gy, float beta, float* du,
                                float* work) {
-  const size_t T = g.T(), nT = n * T;
+  const int T = g.T(), C = g.C, O = g.O;
   float* v = work;
-  float* m = v + 16 * g.C * nT;
-  float* pad = m + 16 * g.O * nT;
-  float* tmp = pad + size_t(g.PH()) * g.PW();
+  float* m = v + tile_ld(C) * n * T;
+  float* X = m + tile_ld(O) * n * T;
   for (int s = 0; s < n; ++s) {
-    transform_input(g, x + size_t(s) * g.C * g.H * g.W, v + s * T, nT, pad, tmp);
-    transform_output_grad(g, gy + size_t(s) * g.O * g.OH * g.OW, m + s * T, nT, tmp);
+    transform_input(g, x + size_t(s) * C * g.H * g.W, v + tile_ld(C) * s * T, X);
+    transform_output_grad(g, gy + size_t(s) * O * g.OH * g.OW, m + tile_ld(O) * s * T, X);
   }
-  for (int xi = 0; xi < 16; ++xi)
-    gemm(false, true, g.O, g.C, int(nT), 1.f, m + xi * g.O * nT, v + xi * g.C * nT, beta, du + xi * size_t(g.O) * g.C);
+  for (int xi = 0; xi < 16; ++xi)  // dU = dM^T V: [O x tiles] x [tiles x C]
+    gemm(true, false, O, C, n * T, 1.f, m + xi * O, int(tile_ld(O)), v + xi * C, int(tile_ld(C)), beta,
+         du + xi * size_t(O) * C, C);
 }
 
 }  // namespace gb::winograd
