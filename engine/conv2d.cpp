@@ -135,7 +135,7 @@ Shape Conv2d::out_shape(const std::vector<Shape>& in) const {
 
 void Conv2d::prepare() {
   if (!weight.value.empty() && winograd::applies(k, stride, in_ch, out_ch)) {
-    wino_weight_.resize({16, out_ch, in_ch});
+    wino_weight_.resize({32, out_ch, in_ch});
     winograd::transform_weights(weight.value.data(), out_ch, in_ch, wino_weight_.data());
   }
 }
@@ -144,8 +144,8 @@ void Conv2d::prepare() {
 // are transformed per call.
 const float* Conv2d::winograd_weights(const Tensor& w, Workspace& ws) const {
   const int O = w.dim(0), C = w.dim(1);
-  if (&w == &weight.value && wino_weight_.size() == size_t(16) * O * C) return wino_weight_.data();
-  float* u = ws.get(2, size_t(16) * O * C);
+  if (&w == &weight.value && wino_weight_.size() == size_t(32) * O * C) return wino_weight_.data();
+  float* u = ws.get(2, size_t(32) * O * C);
   winograd::transform_weights(w.data(), O, C, u);
   return u;
 }

@@ -37,7 +37,7 @@ struct Conv2d : Layer {
   void conv_backward_weight(const Tensor& x, const Tensor& gy, Tensor& gw, float* gb, Workspace& ws) const;
 
  private:
-  Tensor wino_weight_;  // `weight` in the Winograd domain [16, out, in], refreshed by prepare()
+  Tensor wino_weight_;  // `weight` in the Winograd domain (engine/winograd.h), refreshed by prepare()
   const float* winograd_weights(const Tensor& w, Workspace& ws) const;
 };
 

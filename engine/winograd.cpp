@@ -229,6 +229,12 @@ GB_CLONES void transform_weights(const float* w, int O, int C, float* u) {
   weight_row<1>(F, taps.data(), u);
   weight_row<2>(F, taps.data(), u);
   weight_row<3>(F, taps.data(), u);
+  // The same transposed, [16][C][O], for the forward GEMM (row-major NN, OpenBLAS's fast path
+  // for these small sizes; the transposed-B shape goes through a slow packing path).
+  float* ut = u + 16 * F;
+  for (int xi = 0; xi < 16; ++xi)
+    for (int o = 0; o < O; ++o)
+      for (int c = 0; c < C; ++c) ut[(size_t(xi) * C + c) * O + o] = u[(size_t(xi) * O + o) * C + c];
 }
 
 GB_CLONES void add_weight_grad(const float* du, int O, int C, float* gw, float* work) {
@@ -249,7 +255,7 @@ GB_CLONES void forward(const Geometry& g, const float* x, const float* u, const 
   float* X = m + tile_ld(O) * T;  // the padded input, then the output, channel-last
   transform_input(g, x, v, X);
   for (int xi = 0; xi < 16; ++xi)  // M = V U^T: [tiles x C] x [C x O]
-    gemm(false, true, T, O, C, 1.f, v + xi * C, int(tile_ld(C)), u + xi * size_t(O) * C, C, 0.f, m + xi * O,
+    gemm(false, false, T, O, C, 1.f, v + xi * C, int(tile_ld(C)), u + (16 + xi) * size_t(O) * C, O, 0.f, m + xi * O,
          int(tile_ld(O)));
   const size_t rs = size_t(2 * g.TW) * O;
   for (int th = 0; th < g.TH; ++th)

@@ -28,7 +28,8 @@ Geometry geometry(int C, int H, int W, int O, int p);
 // Worth it over im2col: 3x3, stride 1, and enough channels for the 16 small GEMMs to run at speed.
 bool applies(int k, int stride, int C, int O);
 
-// u[16][O][C] = G g G^T for every filter of w[O][C][3][3].
+// u[16][O][C] = G g G^T for every filter of w[O][C][3][3], followed by the same transposed,
+// [16][C][O]: 32 * O * C floats in all.
 void transform_weights(const float* w, int O, int C, float* u);
 // gw[O][C][3][3] += G^T du G (du [16][O][C]): the adjoint of transform_weights. work: 9*O*C floats.
 void add_weight_grad(const float* du, int O, int C, float* gw, float* work);
