@@ -191,6 +191,34 @@ TEST_CASE("Winograd convolution (3x3, stride 1, >= 16 channels) matches the dire
   }
 }
 
+TEST_CASE("A Winograd conv in a graph follows in-place weight changes (Layer::prepare each pass)") {
+  // The layer keeps its weights in the Winograd domain; an optimizer step writes the weights in
+  // place between passes, and the next forward and backward must use the new ones.
+  const Geom g{2, 16, 6, 6, 16, 3, 1, 1, true};
+  Graph net(Shape{g.C, g.H, g.W});
+  net.then<Conv2d>(g.O, 3, 1, 1, true);
+  auto& conv = static_cast<Conv2d&>(net.layer(0));
+  Rng r(21);
+  Tensor x = uniform(Shape{g.N, g.C, g.H, g.W}, r);
+  for (Param* p : conv.params()) p->value.copy_from(uniform(p->value.shape(), r));
+  net.forward(x);
+  for (size_t i = 0; i < conv.weight.value.size(); ++i) conv.weight.value[i] *= -0.5f;  // in place
+  const Tensor& y = net.forward(x);
+  Ref y_ref(y.size());
+  taps(g, [&](size_t xi, size_t yi, size_t wi) { y_ref.add(yi, double(x[xi]) * conv.weight.value[wi]); });
+  const size_t P = size_t(g.OH()) * g.OW();
+  for (size_t i = 0; i < y.size(); ++i) y_ref.add(i, conv.bias.value[i / P % g.O]);
+  std::string first;
+  CHECK_MESSAGE(compare("y", y, y_ref, kWinogradTol, first) == 0, first);
+  // The input gradient after another in-place change, without a forward in between.
+  for (size_t i = 0; i < conv.weight.value.size(); ++i) conv.weight.value[i] += 0.25f;
+  Tensor seed = uniform(y.shape(), r);
+  const Tensor& gx = net.backward(seed);
+  Ref gx_ref(x.size());
+  taps(g, [&](size_t xi, size_t yi, size_t wi) { gx_ref.add(xi, double(seed[yi]) * conv.weight.value[wi]); });
+  CHECK_MESSAGE(compare("gx", gx, gx_ref, kWinogradTol, first) == 0, first);
+}
+
 TEST_CASE("Conv2d through the graph equals the direct convolution and accumulates parameter gradients") {
   const Geom g{3, 2, 6, 5, 3, 3, 2, 1, true};
   Graph net(Shape{g.C, g.H, g.W});
