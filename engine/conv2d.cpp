@@ -136,7 +136,8 @@ Shape Conv2d::out_shape(const std::vector<Shape>& in) const {
 void Conv2d::prepare() {
   if (!weight.value.empty() && winograd::applies(k, stride, in_ch, out_ch)) {
     wino_weight_.resize({32, out_ch, in_ch});
-    winograd::transform_weights(weight.value.data(), out_ch, in_ch, wino_weight_.data());
+    wino_taps_.resize(size_t(9) * out_ch * in_ch);
+    winograd::transform_weights(weight.value.data(), out_ch, in_ch, wino_weight_.data(), wino_taps_.data());
   }
 }
 
@@ -146,7 +147,7 @@ const float* Conv2d::winograd_weights(const Tensor& w, Workspace& ws) const {
   const int O = w.dim(0), C = w.dim(1);
   if (&w == &weight.value && wino_weight_.size() == size_t(32) * O * C) return wino_weight_.data();
   float* u = ws.get(2, size_t(32) * O * C);
-  winograd::transform_weights(w.data(), O, C, u);
+  winograd::transform_weights(w.data(), O, C, u, ws.get(3, size_t(9) * O * C));
   return u;
 }
 

@@ -38,6 +38,7 @@ struct Conv2d : Layer {
 
  private:
   Tensor wino_weight_;  // `weight` in the Winograd domain (engine/winograd.h), refreshed by prepare()
+  std::vector<float> wino_taps_;  // prepare()'s scratch, kept so that a pass allocates nothing
   const float* winograd_weights(const Tensor& w, Workspace& ws) const;
 };
 

@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "engine/blas.h"
 
@@ -220,15 +219,14 @@ GB_INLINE void weight_grad_row(size_t F, const float* __restrict du, float* __re
 
 // Both weight transforms go through a [9][O*C] copy of the taps, so that their arithmetic runs
 // over contiguous filters.
-GB_CLONES void transform_weights(const float* w, int O, int C, float* u) {
+GB_CLONES void transform_weights(const float* w, int O, int C, float* u, float* taps) {
   const size_t F = size_t(O) * C;
-  std::vector<float> taps(9 * F);
   for (size_t f = 0; f < F; ++f)
     for (int e = 0; e < 9; ++e) taps[e * F + f] = w[9 * f + e];
-  weight_row<0>(F, taps.data(), u);
-  weight_row<1>(F, taps.data(), u);
-  weight_row<2>(F, taps.data(), u);
-  weight_row<3>(F, taps.data(), u);
+  weight_row<0>(F, taps, u);
+  weight_row<1>(F, taps, u);
+  weight_row<2>(F, taps, u);
+  weight_row<3>(F, taps, u);
   // The same transposed, [16][C][O], for the forward GEMM (row-major NN, OpenBLAS's fast path
   // for these small sizes; the transposed-B shape goes through a slow packing path).
   float* ut = u + 16 * F;

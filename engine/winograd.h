@@ -29,8 +29,8 @@ Geometry geometry(int C, int H, int W, int O, int p);
 bool applies(int k, int stride, int C, int O);
 
 // u[16][O][C] = G g G^T for every filter of w[O][C][3][3], followed by the same transposed,
-// [16][C][O]: 32 * O * C floats in all.
-void transform_weights(const float* w, int O, int C, float* u);
+// [16][C][O]: 32 * O * C floats in all. work: 9*O*C floats.
+void transform_weights(const float* w, int O, int C, float* u, float* work);
 // gw[O][C][3][3] += G^T du G (du [16][O][C]): the adjoint of transform_weights. work: 9*O*C floats.
 void add_weight_grad(const float* du, int O, int C, float* gw, float* work);
 

@@ -191,6 +191,15 @@ TEST_CASE("Winograd convolution (3x3, stride 1, >= 16 channels) matches the dire
   }
 }
 
+// The direct convolution with the layer's own weights and bias.
+static Ref layer_reference(const Geom& g, const Tensor& x, const Conv2d& conv) {
+  const size_t P = size_t(g.OH()) * g.OW();
+  Ref y(size_t(g.N) * g.O * P);
+  taps(g, [&](size_t xi, size_t yi, size_t wi) { y.add(yi, double(x[xi]) * conv.weight.value[wi]); });
+  for (size_t i = 0; i < y.v.size(); ++i) y.add(i, conv.bias.value[i / P % g.O]);
+  return y;
+}
+
 TEST_CASE("A Winograd conv in a graph follows in-place weight changes (Layer::prepare each pass)") {
   // The layer keeps its weights in the Winograd domain; an optimizer step writes the weights in
   // place between passes, and the next forward and backward must use the new ones.
@@ -204,10 +213,7 @@ TEST_CASE("A Winograd conv in a graph follows in-place weight changes (Layer::pr
   net.forward(x);
   for (size_t i = 0; i < conv.weight.value.size(); ++i) conv.weight.value[i] *= -0.5f;  // in place
   const Tensor& y = net.forward(x);
-  Ref y_ref(y.size());
-  taps(g, [&](size_t xi, size_t yi, size_t wi) { y_ref.add(yi, double(x[xi]) * conv.weight.value[wi]); });
-  const size_t P = size_t(g.OH()) * g.OW();
-  for (size_t i = 0; i < y.size(); ++i) y_ref.add(i, conv.bias.value[i / P % g.O]);
+  const Ref y_ref = layer_reference(g, x, conv);
   std::string first;
   CHECK_MESSAGE(compare("y", y, y_ref, kWinogradTol, first) == 0, first);
   // The input gradient after another in-place change, without a forward in between.
@@ -228,10 +234,7 @@ TEST_CASE("Conv2d through the graph equals the direct convolution and accumulate
   Tensor x = uniform(Shape{g.N, g.C, g.H, g.W}, r);
   for (Param* p : conv.params()) p->value.copy_from(uniform(p->value.shape(), r));
   const Tensor& y = net.forward(x);
-  Ref y_ref(y.size());
-  taps(g, [&](size_t xi, size_t yi, size_t wi) { y_ref.add(yi, double(x[xi]) * conv.weight.value[wi]); });
-  const size_t P = size_t(g.OH()) * g.OW();
-  for (size_t i = 0; i < y.size(); ++i) y_ref.add(i, conv.bias.value[i / P % g.O]);
+  const Ref y_ref = layer_reference(g, x, conv);
   std::string first;
   CHECK_MESSAGE(compare("y", y, y_ref, kTol, first) == 0, first);
 
