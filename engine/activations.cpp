@@ -1,8 +1,24 @@
 #include <cmath>
 
 #include "engine/layers.h"
+#include "engine/simd.h"
 
 namespace gb {
+
+namespace {
+GB_CLONES void relu(const float* x, float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] = x[i] > 0 ? x[i] : 0.f;
+}
+GB_CLONES void relu_grad(const float* x, const float* gy, float* gx, size_t n) {
+  for (size_t i = 0; i < n; ++i) gx[i] = x[i] > 0 ? gy[i] : 0.f;
+}
+}  // namespace
+
+void ReLU::forward(ForwardCall& c) { relu(c.in[0]->data(), c.out.data(), c.out.size()); }
+
+void ReLU::backward(BackwardCall& c) {
+  if (c.g_in[0]) relu_grad(c.in[0]->data(), c.g_out.data(), c.g_in[0]->data(), c.out.size());
+}
 
 double Activation::flops(const std::vector<Shape>& in) const { return double(in[0].numel()) / in[0][0]; }
 

@@ -57,10 +57,7 @@ void BatchNorm2d::forward(ForwardCall& c) {
     const double count = double(N) * HW;
     for (int ch = 0; ch < C; ++ch) {
       double s = 0, ss = 0;
-      for (int n = 0; n < N; ++n) {
-        const float* p = x.data() + (size_t(n) * C + ch) * HW;
-        for (size_t i = 0; i < HW; ++i) s += p[i];
-      }
+      for (int n = 0; n < N; ++n) s += sum(x.data() + (size_t(n) * C + ch) * HW, HW);
       double mean = s / count;
       for (int n = 0; n < N; ++n) {
         const float* p = x.data() + (size_t(n) * C + ch) * HW;

@@ -173,54 +173,67 @@ void Conv2d::conv(const Tensor& x, const Tensor& w, const float* b, Tensor& y, W
 }
 
 void Conv2d::conv_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, Workspace& ws) const {
-  Geometry g = geometry(*this, gx.shape());
-  if (winograd::applies(g.k, g.s, g.C, g.O)) {
-    const winograd::Geometry wg = winograd::geometry(g.C, g.H, g.W, g.O, g.p);
-    const float* u = winograd_weights(w, ws);
-    float* work = ws.get(1, winograd::work_floats(wg));
-    for (int n = 0; n < gx.batch(); ++n)
-      winograd::backward_data(wg, gy.data() + size_t(n) * g.O * g.P(), u, gx.data() + size_t(n) * g.C * g.H * g.W,
-                              work);
-    return;
-  }
-  const int P = g.P(), K = g.K();
-  float* col = ws.get(0, size_t(K) * P);
-  gx.fill(0.f);
-  for (int n = 0; n < gx.batch(); ++n) {
-    gemm(true, false, K, P, g.O, 1.f, w.data(), gy.data() + size_t(n) * g.O * P, 0.f, col);
-    col2im(g, col, gx.data() + size_t(n) * g.C * g.H * g.W);
-  }
+  conv_backward(nullptr, gy, w, &gx, nullptr, nullptr, ws, nullptr);
 }
 
 void Conv2d::conv_backward_weight(const Tensor& x, const Tensor& gy, Tensor& gw, float* gb, Workspace& ws) const {
-  Geometry g = geometry(*this, x.shape());
-  const int N = x.batch(), P = g.P(), K = g.K();
+  conv_backward(&x, gy, weight.value, nullptr, &gw, gb, ws, nullptr);
+}
+
+void Conv2d::conv_backward(const Tensor* x, const Tensor& gy, const Tensor& w, Tensor* gx, Tensor* gw, float* gb,
+                           Workspace& ws, std::vector<float>* carry) const {
+  Geometry g = geometry(*this, (x ? *x : *gx).shape());
+  const int N = gy.batch(), P = g.P(), K = g.K();
+  const size_t in_floats = size_t(g.C) * g.H * g.W, out_floats = size_t(g.O) * P;
   if (winograd::applies(g.k, g.s, g.C, g.O)) {
-    // The samples' weight gradients add up in the Winograd domain, a few samples per GEMM; one
-    // transform back at the end.
+    // Both gradients start from the output gradient's tiles, computed once. The samples' weight
+    // gradients add up in the Winograd domain, a few samples per GEMM, and go back to 3x3 once:
+    // at the end of this call, or with `carry` at the end of the pass (end_backward).
     constexpr int kSamples = 8;
     const winograd::Geometry wg = winograd::geometry(g.C, g.H, g.W, g.O, g.p);
     const size_t F = size_t(g.O) * g.C;
-    float* du = ws.get(2, 16 * F);
-    float* work = ws.get(1, winograd::work_floats(wg, std::min(N, kSamples)));
-    for (int n = 0; n < N; n += kSamples)
-      winograd::backward_weight(wg, std::min(kSamples, N - n), x.data() + size_t(n) * g.C * g.H * g.W,
-                                gy.data() + size_t(n) * g.O * P, n ? 1.f : 0.f, du, work);
-    if (N) winograd::add_weight_grad(du, g.O, g.C, gw.data(), ws.get(3, 9 * F));
+    const int chunk = std::max(1, std::min(N, gw ? kSamples : 1));
+    const float* u = gx ? winograd_weights(w, ws) : nullptr;  // slot 2 (and 3) when transformed here
+    float* m = ws.get(0, winograd::grad_tile_floats(wg, chunk));
+    float* work = ws.get(1, winograd::work_floats(wg, chunk));
+    float* du = nullptr;
+    float beta = 0.f;
+    if (gw && carry) {
+      beta = carry->empty() ? 0.f : 1.f;
+      carry->resize(16 * F);
+      du = carry->data();
+    } else if (gw) {
+      du = ws.get(3, 25 * F);  // and add_weight_grad's scratch after it
+    }
+    for (int n = 0; n < N; n += chunk) {
+      const int c = std::min(chunk, N - n);
+      winograd::grad_tiles(wg, c, gy.data() + n * out_floats, m, work);
+      if (gx)
+        for (int s = 0; s < c; ++s)
+          winograd::backward_data(wg, m + s * winograd::grad_tile_floats(wg, 1), u, gx->data() + (n + s) * in_floats,
+                                  work);
+      if (gw) winograd::backward_weight(wg, c, x->data() + n * in_floats, m, beta, du, work);
+      beta = 1.f;
+    }
+    if (gw && !carry && N) winograd::add_weight_grad(du, g.O, g.C, gw->data(), du + 16 * F);
   } else {
     float* col = ws.get(0, size_t(K) * P);
+    if (gx) gx->fill(0.f);
     for (int n = 0; n < N; ++n) {
-      im2col(g, x.data() + size_t(n) * g.C * g.H * g.W, col);
-      gemm(false, true, g.O, K, P, 1.f, gy.data() + size_t(n) * g.O * P, col, 1.f, gw.data());
+      if (gw) {
+        im2col(g, x->data() + n * in_floats, col);
+        gemm(false, true, g.O, K, P, 1.f, gy.data() + n * out_floats, col, 1.f, gw->data());
+      }
+      if (gx) {
+        gemm(true, false, K, P, g.O, 1.f, w.data(), gy.data() + n * out_floats, 0.f, col);
+        col2im(g, col, gx->data() + n * in_floats);
+      }
     }
   }
   if (gb)
     for (int o = 0; o < g.O; ++o) {
       double s = 0;
-      for (int n = 0; n < N; ++n) {
-        const float* r = gy.data() + (size_t(n) * g.O + o) * P;
-        for (int i = 0; i < P; ++i) s += r[i];
-      }
+      for (int n = 0; n < N; ++n) s += sum(gy.data() + n * out_floats + size_t(o) * P, P);
       gb[o] += float(s);
     }
 }
@@ -230,9 +243,17 @@ void Conv2d::forward(ForwardCall& c) {
 }
 
 void Conv2d::backward(BackwardCall& c) {
-  if (c.param_grads)
-    conv_backward_weight(*c.in[0], c.g_out, *c.grads[0], has_bias ? c.grads[1]->data() : nullptr, c.ws);
-  if (c.g_in[0]) conv_backward_data(c.g_out, weight.value, *c.g_in[0], c.ws);
+  Tensor* gw = c.param_grads ? c.grads[0] : nullptr;
+  float* gb = c.param_grads && has_bias ? c.grads[1]->data() : nullptr;
+  conv_backward(c.in[0], c.g_out, weight.value, c.g_in[0], gw, gb, c.ws, gw && c.carry ? &c.ws.carry(c.node) : nullptr);
+}
+
+void Conv2d::end_backward(Workspace& ws, int node, const std::vector<Tensor*>& grads) {
+  std::vector<float>& du = ws.carry(node);
+  if (du.empty()) return;
+  const size_t F = size_t(out_ch) * in_ch;
+  winograd::add_weight_grad(du.data(), out_ch, in_ch, grads[0]->data(), ws.get(3, 9 * F));
+  du.clear();
 }
 
 std::vector<Param*> Conv2d::params() {

@@ -99,16 +99,18 @@ bool has_rule(const std::vector<std::function<void(BackwardCall&)>>* r, int i) {
 }
 bool has_rule(const ForwardRules* r, int i) { return r && i < int(r->size()) && (*r)[i]; }
 
-// Runs f(t, begin, end) over the T slices of a batch of N at once, each thread's GEMMs serial.
-// A thread walks its slice in groups of `group` samples through the whole run of layers, so that
-// a group's activations stay in the core's cache from one layer to the next.
-template <class F>
-void run_split(int T, int N, int group, F&& f) {
+// Runs f(t, begin, end) over the T slices of a batch of N at once, each thread's GEMMs serial,
+// then done(t) on each thread. A thread walks its slice in groups of `group` samples through the
+// whole run of layers, so that a group's activations stay in the core's cache from one layer to
+// the next.
+template <class F, class D>
+void run_split(int T, int N, int group, F&& f, D&& done) {
   BlasSerial serial;
   parallel(T, [&](int t) {
     int b, e;
     part(t, T, N, b, e);
     for (int g = b; g < e; g += group) f(t, g, std::min(e, g + group));
+    done(t);
   });
 }
 
@@ -179,9 +181,12 @@ const Tensor& Graph::forward(const Tensor& x, Mode mode, const ForwardRules* rul
     double flops = 0;
     for (int k = i; k < j; ++k) floats += shapes_[k].numel(), flops += flops_[k] * N;
     if (splits(i) && flops >= kMinSplitFlops)
-      run_split(T, N, group_size(floats), [&](int t, int b, int e) {
-        for (int k = i; k < j; ++k) forward_node(k, b, e, t, rules);
-      });
+      run_split(
+          T, N, group_size(floats),
+          [&](int t, int b, int e) {
+            for (int k = i; k < j; ++k) forward_node(k, b, e, t, rules);
+          },
+          [](int) {});
     else
       for (int k = i; k < j; ++k) forward_node(k, 0, N, 0, rules);
     if (on_forward)
@@ -191,7 +196,13 @@ const Tensor& Graph::forward(const Tensor& x, Mode mode, const ForwardRules* rul
   return acts_.back();
 }
 
-void Graph::backward_node(int i, int b, int e, int t, const BackwardOptions& opt) {
+void Graph::param_grads_of(int i, int t, std::vector<Tensor*>& grads) {
+  grads.clear();
+  for (size_t p = 0; p < params_[i].size(); ++p)
+    grads.push_back(t == 0 ? &params_[i][p]->grad : &thread_grads_[t][param_base_[i] + p]);
+}
+
+void Graph::backward_node(int i, int b, int e, int t, const BackwardOptions& opt, bool carry) {
   Node& nd = nodes_[i];
   const size_t k = nd.inputs.size();
   const std::vector<char>& route = route_[i];
@@ -215,12 +226,10 @@ void Graph::backward_node(int i, int b, int e, int t, const BackwardOptions& opt
     }
   }
   sc.grads.clear();
-  if (opt.param_grads)
-    for (size_t p = 0; p < params_[i].size(); ++p)
-      sc.grads.push_back(t == 0 ? &params_[i][p]->grad : &thread_grads_[t][param_base_[i] + p]);
+  if (opt.param_grads) param_grads_of(i, t, sc.grads);
   Tensor out = rows(acts_[i], b, e), g_out = rows(sigs_[i], b, e);
-  BackwardCall call{i,     *nd.layer, std::move(sc.in), out,   g_out, std::move(sc.g_in), opt.param_grads,
-                    ws_[t], mode_,    std::move(sc.grads)};
+  BackwardCall call{i,      *nd.layer, std::move(sc.in),    out,  g_out, std::move(sc.g_in), opt.param_grads,
+                    ws_[t], mode_,     std::move(sc.grads), carry};
   if (has_rule(opt.rules, i))
     (*opt.rules)[i](call);
   else
@@ -243,6 +252,8 @@ const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
   const int out = output();
   check_shape(seed, acts_[out].shape(), "backward seed");
   for (Node& n : nodes_) n.layer->prepare();
+  for (Workspace& w : ws_)  // nothing carried over from a pass that threw
+    for (std::vector<float>& c : w.carried) c.clear();
   const int N = seed.batch();
   // Plan the walk. All consumers of a node come after it, so walking the nodes in reverse, a
   // node's signal is complete when the walk reaches it; its first writer overwrites each input's
@@ -304,12 +315,23 @@ const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
               buf.fill(0.f);
             }
           }
-      run_split(T, N, group_size(floats), [&](int t, int b, int e) {
-        for (size_t q = s; q < r; ++q) backward_node(plan_[q], b, e, t, opt);
-      });
+      // A thread calls each node once per group: layers may carry parameter gradients from
+      // call to call and add them once, when the thread is done (Layer::end_backward).
+      run_split(
+          T, N, group_size(floats),
+          [&](int t, int b, int e) {
+            for (size_t q = s; q < r; ++q) backward_node(plan_[q], b, e, t, opt, true);
+          },
+          [&](int t) {
+            if (!opt.param_grads) return;
+            for (size_t q = s; q < r; ++q) {
+              param_grads_of(plan_[q], t, calls_[t].grads);
+              nodes_[plan_[q]].layer->end_backward(ws_[t], plan_[q], calls_[t].grads);
+            }
+          });
       for (size_t q = s; q < r; ++q) split_[plan_[q]] = 1;
     } else {
-      for (size_t q = s; q < r; ++q) backward_node(plan_[q], 0, N, 0, opt);
+      for (size_t q = s; q < r; ++q) backward_node(plan_[q], 0, N, 0, opt, false);
     }
     s = r;
   }

@@ -111,7 +111,8 @@ class Graph {
   int width(int batch) const;  // threads to split a batch of this size across
   void grow_threads(int T);
   void forward_node(int i, int b, int e, int t, const ForwardRules* rules);
-  void backward_node(int i, int b, int e, int t, const BackwardOptions& opt);
+  void backward_node(int i, int b, int e, int t, const BackwardOptions& opt, bool carry);
+  void param_grads_of(int i, int t, std::vector<Tensor*>& grads);  // node i's gradient targets on thread t
 };
 
 }  // namespace gb

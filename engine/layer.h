@@ -33,6 +33,14 @@ struct Workspace {
     if (slots[slot].size() < n) slots[slot].resize(n);
     return slots[slot].data();
   }
+  // Per node: a partial parameter gradient that one thread carries from call to call through a
+  // backward pass (BackwardCall::carry), empty when there is none. Emptied, not freed, so its
+  // storage is reused by the next pass.
+  std::vector<std::vector<float>> carried;
+  std::vector<float>& carry(int node) {
+    if (int(carried.size()) <= node) carried.resize(node + 1);
+    return carried[node];
+  }
 };
 
 struct Layer;
@@ -58,6 +66,9 @@ struct BackwardCall {
   Workspace& ws;
   Mode mode;                   // the mode of the forward pass this backward follows
   std::vector<Tensor*> grads;  // with param_grads: where to add each of params()' gradients
+  // The graph calls this layer's end_backward on this thread after its last call of the pass:
+  // the layer may keep part of its parameter gradients in ws.carry(node) until then.
+  bool carry = false;
 };
 
 using ForwardRule = std::function<void(ForwardCall&)>;
@@ -84,6 +95,9 @@ struct Layer {
   // after any change to the parameters): a layer may cache values derived from its parameters
   // here, e.g. Conv2d its Winograd-domain weights.
   virtual void prepare() {}
+  // Called by the graph on each thread after its last backward call of a pass that had `carry`
+  // set, with that thread's workspace and gradient targets: adds what the layer carried.
+  virtual void end_backward(Workspace&, int /*node*/, const std::vector<Tensor*>& /*grads*/) {}
   // True when sample n's output depends on sample n's inputs only and forward/backward write
   // nothing but the call's tensors and workspace: the graph may then run slices of the batch at
   // once on several threads (BatchNorm in training mixes the batch; dropout draws from one Rng).

@@ -28,6 +28,7 @@ struct Conv2d : Layer {
   double flops(const std::vector<Shape>& in) const override;
   void init(Rng& rng) override;
   void prepare() override;
+  void end_backward(Workspace& ws, int node, const std::vector<Tensor*>& grads) override;
 
   // The core operations with explicit weights (w shaped like `weight`, b may be null). 3x3
   // stride-1 convolutions with enough channels run as Winograd F(2x2,3x3) (engine/winograd.h),
@@ -40,6 +41,11 @@ struct Conv2d : Layer {
   Tensor wino_weight_;  // `weight` in the Winograd domain (engine/winograd.h), refreshed by prepare()
   std::vector<float> wino_taps_;  // prepare()'s scratch, kept so that a pass allocates nothing
   const float* winograd_weights(const Tensor& w, Workspace& ws) const;
+  // The input gradient (gx non-null) and/or the weight and bias gradients (gw, gb non-null; x
+  // needed then) in one pass over gy. With `carry`, a Winograd weight gradient is added to
+  // *carry, still in the Winograd domain, for end_backward.
+  void conv_backward(const Tensor* x, const Tensor& gy, const Tensor& w, Tensor* gx, Tensor* gw, float* gb,
+                     Workspace& ws, std::vector<float>* carry) const;
 };
 
 struct Dense : Layer {
@@ -100,6 +106,10 @@ struct ReLU final : ActivationOf<ReLU> {
   float f(float x) const override { return x > 0 ? x : 0; }
   float df(float x, float) const override { return x > 0 ? 1.f : 0.f; }
   float grad(float x, float, float g) const { return x > 0 ? g : 0.f; }
+  // The same loops out of line, compiled for AVX2 too (engine/simd.h): a conv net's busiest
+  // element-wise layer.
+  void forward(ForwardCall& c) override;
+  void backward(BackwardCall& c) override;
 };
 
 struct LeakyReLU final : ActivationOf<LeakyReLU> {

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "engine/layers.h"
+#include "engine/simd.h"
 
 namespace gb {
 
@@ -74,17 +75,62 @@ static void for_winners(const MaxPool2d& L, const Tensor& x, int OH, int OW, F&&
   }
 }
 
+// 2x2 windows, stride 2, no padding: the maximum of each window in for_winners' order (a later
+// element wins only when strictly greater, so ties and NaNs give the same value), as plain loops
+// that vectorize.
+GB_CLONES static void max_pool_2x2(const float* x, float* y, size_t planes, int H, int W, int OH, int OW) {
+  for (size_t pl = 0; pl < planes; ++pl)
+    for (int oh = 0; oh < OH; ++oh) {
+      const float *r0 = x + (pl * H + 2 * oh) * W, *r1 = r0 + W;
+      float* yr = y + (pl * OH + oh) * OW;
+      for (int ow = 0; ow < OW; ++ow) {
+        float best = r0[2 * ow];
+        best = r0[2 * ow + 1] > best ? r0[2 * ow + 1] : best;
+        best = r1[2 * ow] > best ? r1[2 * ow] : best;
+        best = r1[2 * ow + 1] > best ? r1[2 * ow + 1] : best;
+        yr[ow] = best;
+      }
+    }
+}
+
 void MaxPool2d::forward(ForwardCall& c) {
   Tensor& y = c.out;
+  const Tensor& x = *c.in[0];
   const int OHW = y.dim(2) * y.dim(3);
   float* yd = y.data();
-  for_winners(*this, *c.in[0], y.dim(2), y.dim(3), [&](size_t pl, int o, int32_t, float v) { yd[pl * OHW + o] = v; });
+  if (k == 2 && stride == 2 && pad == 0) {
+    max_pool_2x2(x.data(), yd, size_t(x.dim(0)) * x.dim(1), x.dim(2), x.dim(3), y.dim(2), y.dim(3));
+    return;
+  }
+  for_winners(*this, x, y.dim(2), y.dim(3), [&](size_t pl, int o, int32_t, float v) { yd[pl * OHW + o] = v; });
 }
 
 void MaxPool2d::winners(const Tensor& x, int32_t* am) const {
   Shape y = out_shape({x.shape()});
   const int OHW = y[2] * y[3];
   for_winners(*this, x, y[2], y[3], [&](size_t pl, int o, int32_t i, float) { am[pl * OHW + o] = i; });
+}
+
+// The gradient of max_pool_2x2 when the windows tile the plane (H, W even): each window writes
+// its four gradients (zero but the winner's), so gx needs no clearing first. The winner as in
+// for_winners, computed without branching on the data (a branch on which element wins is
+// mispredicted about half the time): the gradient's bits under a mask.
+GB_CLONES static void max_pool_2x2_grad(const float* x, const float* g, float* d, size_t planes, int H, int W) {
+  const int OW = W / 2, HW = H * W, OHW = (H / 2) * OW;
+  for (size_t pl = 0; pl < planes; ++pl)
+    for (int oh = 0; oh < H / 2; ++oh) {
+      const float *r0 = x + pl * HW + 2 * oh * W, *r1 = r0 + W, *go = g + pl * OHW + oh * OW;
+      float *w0 = d + pl * HW + 2 * oh * W, *w1 = w0 + W;
+      for (int ow = 0; ow < OW; ++ow) {
+        const int j = 2 * ow;
+        const float a = r0[j], b = r0[j + 1], cc = r1[j], e = r1[j + 1], v = go[ow];
+        const bool q1 = b > a, q2 = cc > (q1 ? b : a), q3 = e > std::max(q1 ? b : a, cc);
+        w0[j] = keep_if(v, !q1 & !q2 & !q3);
+        w0[j + 1] = keep_if(v, q1 & !q2 & !q3);
+        w1[j] = keep_if(v, q2 & !q3);
+        w1[j + 1] = keep_if(v, q3);
+      }
+    }
 }
 
 void MaxPool2d::backward(BackwardCall& c) {
@@ -94,26 +140,7 @@ void MaxPool2d::backward(BackwardCall& c) {
   const float* g = c.g_out.data();
   float* d = gx.data();
   if (k == 2 && stride == 2 && pad == 0 && H % 2 == 0 && W % 2 == 0) {
-    // The windows tile the plane: each window writes its four gradients (zero but the winner's),
-    // so gx needs no clearing first.
-    // The winner as in for_winners, computed without branching on the data (a branch on which
-    // element wins is mispredicted about half the time): the gradient's bits under a mask.
-    const float* x = c.in[0]->data();
-    const size_t planes = size_t(gx.dim(0)) * gx.dim(1);
-    for (size_t pl = 0; pl < planes; ++pl)
-      for (int oh = 0; oh < H / 2; ++oh) {
-        const float *r0 = x + pl * HW + 2 * oh * W, *r1 = r0 + W, *go = g + pl * OHW + oh * OW;
-        float *w0 = d + pl * HW + 2 * oh * W, *w1 = w0 + W;
-        for (int ow = 0; ow < OW; ++ow) {
-          const int j = 2 * ow;
-          const float a = r0[j], b = r0[j + 1], cc = r1[j], e = r1[j + 1], v = go[ow];
-          const bool q1 = b > a, q2 = cc > (q1 ? b : a), q3 = e > std::max(q1 ? b : a, cc);
-          w0[j] = keep_if(v, !q1 & !q2 & !q3);
-          w0[j + 1] = keep_if(v, q1 & !q2 & !q3);
-          w1[j] = keep_if(v, q2 & !q3);
-          w1[j + 1] = keep_if(v, q3);
-        }
-      }
+    max_pool_2x2_grad(c.in[0]->data(), g, d, size_t(gx.dim(0)) * gx.dim(1), H, W);
     return;
   }
   gx.fill(0.f);
@@ -186,10 +213,7 @@ void GlobalAvgPool::forward(ForwardCall& c) {
   const Tensor& x = *c.in[0];
   const size_t planes = size_t(x.dim(0)) * x.dim(1), HW = size_t(x.dim(2)) * x.dim(3);
   for (size_t pl = 0; pl < planes; ++pl) {
-    const float* p = x.data() + pl * HW;
-    double s = 0;
-    for (size_t i = 0; i < HW; ++i) s += p[i];
-    c.out[pl] = float(s / double(HW));
+    c.out[pl] = float(sum(x.data() + pl * HW, HW) / double(HW));
   }
 }
 

@@ -132,6 +132,15 @@ void Tensor::copy_from(const Tensor& other) {
   if (size()) std::memmove(data(), other.data(), size() * sizeof(float));
 }
 
+double sum(const float* p, size_t n) {
+  double lane[8] = {};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) lane[j] += p[i + j];
+  for (; i < n; ++i) lane[i % 8] += p[i];
+  return ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
+}
+
 Tensor concat(const std::vector<Tensor>& parts) {
   if (parts.empty()) throw ShapeError("concat of nothing");
   int n = 0;

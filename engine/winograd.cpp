@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "engine/blas.h"
+#include "engine/simd.h"
 
 namespace gb::winograd {
 
@@ -29,9 +30,13 @@ Geometry geometry(int C, int H, int W, int O, int p) {
 bool applies(int k, int stride, int C, int O) { return k == 3 && stride == 1 && C >= 16 && O >= 16; }
 
 size_t work_floats(const Geometry& g, int n) {
-  // The tiles' points for n samples, and one channel-last plane (input or output, padded).
-  return (tile_ld(g.C) + tile_ld(g.O)) * g.T() * n + std::max(size_t(g.PH()) * g.PW() * g.C, 4 * size_t(g.T()) * g.O);
+  // The input tiles' points for n samples, one sample's output tiles, and one channel-last plane
+  // (input or output, padded).
+  return tile_ld(g.C) * g.T() * n + grad_tile_floats(g, 1) +
+         std::max(size_t(g.PH()) * g.PW() * g.C, 4 * size_t(g.T()) * g.O);
 }
+
+size_t grad_tile_floats(const Geometry& g, int n) { return tile_ld(g.O) * g.T() * n; }
 
 namespace {
 
@@ -39,7 +44,6 @@ namespace {
 // over the channels: contiguous, as long as C or O, and vectorized by the compiler (a loop over
 // the tiles of a row would be only a few iterations long). The entry points below are compiled
 // for AVX2 as well as the baseline and pick one at load time (GCC target_clones).
-#define GB_INLINE [[gnu::always_inline]] inline
 
 // X[h + p][w + p][c] = x[c][h][w] in a zero-padded [PH][PW][C] buffer.
 GB_INLINE void to_padded_hwc(const Geometry& g, const float* x, float* X) {
@@ -215,8 +219,6 @@ GB_INLINE void weight_grad_row(size_t F, const float* __restrict du, float* __re
 
 }  // namespace
 
-#define GB_CLONES __attribute__((target_clones("avx2", "default")))
-
 // Both weight transforms go through a [9][O*C] copy of the taps, so that their arithmetic runs
 // over contiguous filters.
 GB_CLONES void transform_weights(const float* w, int O, int C, float* u, float* taps) {
@@ -269,12 +271,15 @@ GB_CLONES void forward(const Geometry& g, const float* x, const float* u, const 
   }
 }
 
-GB_CLONES void backward_data(const Geometry& g, const float* gy, const float* u, float* gx, float* work) {
+GB_CLONES void grad_tiles(const Geometry& g, int n, const float* gy, float* m, float* work) {
+  for (int s = 0; s < n; ++s)
+    transform_output_grad(g, gy + size_t(s) * g.O * g.OH * g.OW, m + tile_ld(g.O) * s * g.T(), work);
+}
+
+GB_CLONES void backward_data(const Geometry& g, const float* m, const float* u, float* gx, float* work) {
   const int T = g.T(), C = g.C, O = g.O;
-  float* m = work;
-  float* v = m + tile_ld(O) * T;
-  float* X = v + tile_ld(C) * T;  // the output gradient, then the padded input gradient, channel-last
-  transform_output_grad(g, gy, m, X);
+  float* v = work;
+  float* X = v + tile_ld(C) * T;  // the padded input gradient, channel-last
   for (int xi = 0; xi < 16; ++xi)  // dV = dM U: [tiles x O] x [O x C]
     gemm(false, false, T, C, O, 1.f, m + xi * O, int(tile_ld(O)), u + xi * size_t(O) * C, C, 0.f, v + xi * C,
          int(tile_ld(C)));
@@ -286,16 +291,12 @@ GB_CLONES void backward_data(const Geometry& g, const float* gy, const float* u,
   from_padded_hwc(g, X, gx);
 }
 
-GB_CLONES void backward_weight(const Geometry& g, int n, const float* x, const float* gy, float beta, float* du,
+GB_CLONES void backward_weight(const Geometry& g, int n, const float* x, const float* m, float beta, float* du,
                                float* work) {
   const int T = g.T(), C = g.C, O = g.O;
   float* v = work;
-  float* m = v + tile_ld(C) * n * T;
-  float* X = m + tile_ld(O) * n * T;
-  for (int s = 0; s < n; ++s) {
-    transform_input(g, x + size_t(s) * C * g.H * g.W, v + tile_ld(C) * s * T, X);
-    transform_output_grad(g, gy + size_t(s) * O * g.OH * g.OW, m + tile_ld(O) * s * T, X);
-  }
+  float* X = v + tile_ld(C) * n * T;
+  for (int s = 0; s < n; ++s) transform_input(g, x + size_t(s) * C * g.H * g.W, v + tile_ld(C) * s * T, X);
   for (int xi = 0; xi < 16; ++xi)  // dU = dM^T V: [O x tiles] x [tiles x C]
     gemm(true, false, O, C, n * T, 1.f, m + xi * O, int(tile_ld(O)), v + xi * C, int(tile_ld(C)), beta,
          du + xi * size_t(O) * C, C);

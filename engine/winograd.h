@@ -39,10 +39,16 @@ size_t work_floats(const Geometry& g, int n = 1);
 
 // One sample. y = conv(x) (+ b when non-null). u from transform_weights.
 void forward(const Geometry& g, const float* x, const float* u, const float* b, float* y, float* work);
-// One sample: gx = the input gradient of forward for output gradient gy (gx is overwritten).
-void backward_data(const Geometry& g, const float* gy, const float* u, float* gx, float* work);
-// n samples at once (one GEMM per point over all their tiles): du[16][O][C] = beta * du + dM V^T;
-// add_weight_grad turns it into the weight gradient.
-void backward_weight(const Geometry& g, int n, const float* x, const float* gy, float beta, float* du, float* work);
+// The output gradients of n samples in the Winograd domain, m = A dY A^T per tile (the operand
+// both backward passes share): grad_tile_floats(g, n) floats. work: work_floats(g).
+size_t grad_tile_floats(const Geometry& g, int n);
+void grad_tiles(const Geometry& g, int n, const float* gy, float* m, float* work);
+// One sample: gx = the input gradient of forward, from its output-gradient tiles m (gx is
+// overwritten).
+void backward_data(const Geometry& g, const float* m, const float* u, float* gx, float* work);
+// n samples at once (one GEMM per point over all their tiles), from their inputs x and
+// output-gradient tiles m: du[16][O][C] = beta * du + dM V^T. add_weight_grad turns it into the
+// weight gradient.
+void backward_weight(const Geometry& g, int n, const float* x, const float* m, float beta, float* du, float* work);
 
 }  // namespace gb::winograd

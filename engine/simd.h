@@ -1,0 +1,12 @@
+// Hot loops that the compiler vectorizes are compiled twice, for the baseline x86-64 (SSE2) and
+// for AVX2, and the loader picks the one the CPU runs (GCC target_clones): twice the vector width
+// on any recent CPU, while the binary still runs on old ones. Internal to engine/.
+#pragma once
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define GB_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define GB_CLONES
+#endif
+// Helpers of a GB_CLONES function: inlined into each clone, so they are compiled for its target.
+#define GB_INLINE [[gnu::always_inline]] inline
