@@ -133,21 +133,24 @@ Shape Conv2d::out_shape(const std::vector<Shape>& in) const {
   return {x[0], out_ch, oh, ow};
 }
 
-void Conv2d::prepare() {
+void Conv2d::prepare(Pass pass) {
   if (!weight.value.empty() && winograd::applies(k, stride, in_ch, out_ch)) {
+    const bool transposed = pass == Pass::forward;
+    const size_t F = size_t(out_ch) * in_ch;
     wino_weight_.resize({32, out_ch, in_ch});
-    wino_taps_.resize(size_t(9) * out_ch * in_ch);
-    winograd::transform_weights(weight.value.data(), out_ch, in_ch, wino_weight_.data(), wino_taps_.data());
+    wino_taps_.resize(9 * F);
+    winograd::transform_weights(weight.value.data(), out_ch, in_ch, transposed,
+                                wino_weight_.data() + (transposed ? 16 * F : 0), wino_taps_.data());
   }
 }
 
 // The layer's own weights come transformed from prepare(); other weights (LRP's modified copies)
 // are transformed per call.
-const float* Conv2d::winograd_weights(const Tensor& w, Workspace& ws) const {
-  const int O = w.dim(0), C = w.dim(1);
-  if (&w == &weight.value && wino_weight_.size() == size_t(32) * O * C) return wino_weight_.data();
-  float* u = ws.get(2, size_t(32) * O * C);
-  winograd::transform_weights(w.data(), O, C, u, ws.get(3, size_t(9) * O * C));
+const float* Conv2d::winograd_weights(const Tensor& w, bool transposed, Workspace& ws) const {
+  const size_t F = size_t(w.dim(0)) * w.dim(1);
+  if (&w == &weight.value && wino_weight_.size() == 32 * F) return wino_weight_.data() + (transposed ? 16 * F : 0);
+  float* u = ws.get(2, 16 * F);
+  winograd::transform_weights(w.data(), w.dim(0), w.dim(1), transposed, u, ws.get(3, 9 * F));
   return u;
 }
 
@@ -155,7 +158,7 @@ void Conv2d::conv(const Tensor& x, const Tensor& w, const float* b, Tensor& y, W
   Geometry g = geometry(*this, x.shape());
   if (winograd::applies(g.k, g.s, g.C, g.O)) {
     const winograd::Geometry wg = winograd::geometry(g.C, g.H, g.W, g.O, g.p);
-    const float* u = winograd_weights(w, ws);
+    const float* u = winograd_weights(w, true, ws);
     float* work = ws.get(1, winograd::work_floats(wg));
     for (int n = 0; n < x.batch(); ++n)
       winograd::forward(wg, x.data() + size_t(n) * g.C * g.H * g.W, u, b, y.data() + size_t(n) * g.O * g.P(), work);
@@ -193,7 +196,7 @@ void Conv2d::conv_backward(const Tensor* x, const Tensor& gy, const Tensor& w, T
     const winograd::Geometry wg = winograd::geometry(g.C, g.H, g.W, g.O, g.p);
     const size_t F = size_t(g.O) * g.C;
     const int chunk = std::max(1, std::min(N, gw ? kSamples : 1));
-    const float* u = gx ? winograd_weights(w, ws) : nullptr;  // slot 2 (and 3) when transformed here
+    const float* u = gx ? winograd_weights(w, false, ws) : nullptr;  // slot 2 (and 3) when transformed here
     float* m = ws.get(0, winograd::grad_tile_floats(wg, chunk));
     float* work = ws.get(1, winograd::work_floats(wg, chunk));
     float* du = nullptr;

@@ -168,7 +168,7 @@ const Tensor& Graph::forward(const Tensor& x, Mode mode, const ForwardRules* rul
     shape_error("model input", Shape::batch_of(x.rank() ? x.batch() : 1, input_shape_), x.shape());
   input_ = x;
   mode_ = mode;
-  for (Node& n : nodes_) n.layer->prepare();
+  for (Node& n : nodes_) n.layer->prepare(Layer::Pass::forward);
   const int N = x.batch(), T = width(N);
   grow_threads(T);
   for (int i = 0; i < size(); ++i) acts_[i].resize(shapes_[i].with_batch(N));
@@ -251,7 +251,7 @@ void Graph::backward_node(int i, int b, int e, int t, const BackwardOptions& opt
 const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
   const int out = output();
   check_shape(seed, acts_[out].shape(), "backward seed");
-  for (Node& n : nodes_) n.layer->prepare();
+  for (Node& n : nodes_) n.layer->prepare(Layer::Pass::backward);
   for (Workspace& w : ws_)  // nothing carried over from a pass that threw
     for (std::vector<float>& c : w.carried) c.clear();
   const int N = seed.batch();

@@ -93,8 +93,9 @@ struct Layer {
   virtual void init(Rng&) {}
   // Called by the graph, on one thread, at the start of every forward and backward pass (so
   // after any change to the parameters): a layer may cache values derived from its parameters
-  // here, e.g. Conv2d its Winograd-domain weights.
-  virtual void prepare() {}
+  // for that pass here, e.g. Conv2d its Winograd-domain weights.
+  enum class Pass { forward, backward };
+  virtual void prepare(Pass) {}
   // Called by the graph on each thread after its last backward call of a pass that had `carry`
   // set, with that thread's workspace and gradient targets: adds what the layer carried.
   virtual void end_backward(Workspace&, int /*node*/, const std::vector<Tensor*>& /*grads*/) {}

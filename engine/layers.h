@@ -27,7 +27,7 @@ struct Conv2d : Layer {
   json hyper() const override;
   double flops(const std::vector<Shape>& in) const override;
   void init(Rng& rng) override;
-  void prepare() override;
+  void prepare(Pass pass) override;
   void end_backward(Workspace& ws, int node, const std::vector<Tensor*>& grads) override;
 
   // The core operations with explicit weights (w shaped like `weight`, b may be null). 3x3
@@ -38,9 +38,11 @@ struct Conv2d : Layer {
   void conv_backward_weight(const Tensor& x, const Tensor& gy, Tensor& gw, float* gb, Workspace& ws) const;
 
  private:
-  Tensor wino_weight_;  // `weight` in the Winograd domain (engine/winograd.h), refreshed by prepare()
+  // `weight` in the Winograd domain (engine/winograd.h) as [16][O][C] for the input gradient,
+  // then as [16][C][O] for the forward pass; prepare() refreshes the half its pass uses.
+  Tensor wino_weight_;
   std::vector<float> wino_taps_;  // prepare()'s scratch, kept so that a pass allocates nothing
-  const float* winograd_weights(const Tensor& w, Workspace& ws) const;
+  const float* winograd_weights(const Tensor& w, bool transposed, Workspace& ws) const;
   // The input gradient (gx non-null) and/or the weight and bias gradients (gw, gb non-null; x
   // needed then) in one pass over gy. With `carry`, a Winograd weight gradient is added to
   // *carry, still in the Winograd domain, for end_backward.

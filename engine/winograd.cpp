@@ -219,22 +219,23 @@ GB_INLINE void weight_grad_row(size_t F, const float* __restrict du, float* __re
 
 }  // namespace
 
-// Both weight transforms go through a [9][O*C] copy of the taps, so that their arithmetic runs
-// over contiguous filters.
-GB_CLONES void transform_weights(const float* w, int O, int C, float* u, float* taps) {
+// Both weight transforms go through a [9][F] copy of the taps, so that their arithmetic runs
+// over contiguous filters. The filters are taken in (o, c) order, or (c, o) for the transposed
+// layout.
+GB_CLONES void transform_weights(const float* w, int O, int C, bool transposed, float* u, float* taps) {
   const size_t F = size_t(O) * C;
-  for (size_t f = 0; f < F; ++f)
-    for (int e = 0; e < 9; ++e) taps[e * F + f] = w[9 * f + e];
+  if (transposed) {
+    for (int c = 0; c < C; ++c)
+      for (int o = 0; o < O; ++o)
+        for (int e = 0; e < 9; ++e) taps[e * F + size_t(c) * O + o] = w[(size_t(o) * C + c) * 9 + e];
+  } else {
+    for (size_t f = 0; f < F; ++f)
+      for (int e = 0; e < 9; ++e) taps[e * F + f] = w[9 * f + e];
+  }
   weight_row<0>(F, taps, u);
   weight_row<1>(F, taps, u);
   weight_row<2>(F, taps, u);
   weight_row<3>(F, taps, u);
-  // The same transposed, [16][C][O], for the forward GEMM (row-major NN, OpenBLAS's fast path
-  // for these small sizes; the transposed-B shape goes through a slow packing path).
-  float* ut = u + 16 * F;
-  for (int xi = 0; xi < 16; ++xi)
-    for (int o = 0; o < O; ++o)
-      for (int c = 0; c < C; ++c) ut[(size_t(xi) * C + c) * O + o] = u[(size_t(xi) * O + o) * C + c];
 }
 
 GB_CLONES void add_weight_grad(const float* du, int O, int C, float* gw, float* work) {
@@ -255,7 +256,7 @@ GB_CLONES void forward(const Geometry& g, const float* x, const float* u, const 
   float* X = m + tile_ld(O) * T;  // the padded input, then the output, channel-last
   transform_input(g, x, v, X);
   for (int xi = 0; xi < 16; ++xi)  // M = V U^T: [tiles x C] x [C x O]
-    gemm(false, false, T, O, C, 1.f, v + xi * C, int(tile_ld(C)), u + (16 + xi) * size_t(O) * C, O, 0.f, m + xi * O,
+    gemm(false, false, T, O, C, 1.f, v + xi * C, int(tile_ld(C)), u + xi * size_t(O) * C, O, 0.f, m + xi * O,
          int(tile_ld(O)));
   const size_t rs = size_t(2 * g.TW) * O;
   for (int th = 0; th < g.TH; ++th)

@@ -28,23 +28,25 @@ Geometry geometry(int C, int H, int W, int O, int p);
 // Worth it over im2col: 3x3, stride 1, and enough channels for the 16 small GEMMs to run at speed.
 bool applies(int k, int stride, int C, int O);
 
-// u[16][O][C] = G g G^T for every filter of w[O][C][3][3], followed by the same transposed,
-// [16][C][O]: 32 * O * C floats in all. work: 9*O*C floats.
-void transform_weights(const float* w, int O, int C, float* u, float* work);
+// u[16][O][C] = G g G^T for every filter of w[O][C][3][3] (the input gradient's GEMM operand),
+// or with `transposed` u[16][C][O] (the forward's: both GEMMs then run row-major NN, OpenBLAS's
+// fast path for these small sizes, where a transposed operand takes a slow packing path).
+// work: 9*O*C floats.
+void transform_weights(const float* w, int O, int C, bool transposed, float* u, float* work);
 // gw[O][C][3][3] += G^T du G (du [16][O][C]): the adjoint of transform_weights. work: 9*O*C floats.
 void add_weight_grad(const float* du, int O, int C, float* gw, float* work);
 
 // Floats of scratch a forward/backward pass over n samples needs.
 size_t work_floats(const Geometry& g, int n = 1);
 
-// One sample. y = conv(x) (+ b when non-null). u from transform_weights.
+// One sample. y = conv(x) (+ b when non-null). u from transform_weights, transposed.
 void forward(const Geometry& g, const float* x, const float* u, const float* b, float* y, float* work);
 // The output gradients of n samples in the Winograd domain, m = A dY A^T per tile (the operand
 // both backward passes share): grad_tile_floats(g, n) floats. work: work_floats(g).
 size_t grad_tile_floats(const Geometry& g, int n);
 void grad_tiles(const Geometry& g, int n, const float* gy, float* m, float* work);
-// One sample: gx = the input gradient of forward, from its output-gradient tiles m (gx is
-// overwritten).
+// One sample: gx = the input gradient of forward, from its output-gradient tiles m and u from
+// transform_weights, not transposed (gx is overwritten).
 void backward_data(const Geometry& g, const float* m, const float* u, float* gx, float* work);
 // n samples at once (one GEMM per point over all their tiles), from their inputs x and
 // output-gradient tiles m: du[16][O][C] = beta * du + dM V^T. add_weight_grad turns it into the
