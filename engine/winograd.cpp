@@ -45,27 +45,84 @@ namespace {
 // the tiles of a row would be only a few iterations long). The entry points below are compiled
 // for AVX2 as well as the baseline and pick one at load time (GCC target_clones).
 
+// Conversions between planar arrays (NCHW: channel c's P positions contiguous) and channel-last
+// ones (position p's channels contiguous from at(p)) go in 8x8 blocks, transposed in registers
+// with GCC vector extensions, which each clone compiles for its own target: a scalar strided
+// copy costs as much as a tile transform.
+typedef float v8 __attribute__((vector_size(32)));
+
+// out[k][i] = in[i][k] for eight rows of eight floats (unpack, then 2x2 and 4x4 blocks).
+GB_INLINE void transpose8(const float* const in[8], float* const out[8]) {
+  v8 r[8], t[8], q[8];
+  for (int i = 0; i < 8; ++i) std::memcpy(&r[i], in[i], sizeof r[i]);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+    t[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+  }
+  for (int i = 0; i < 8; i += 4)
+    for (int j = 0; j < 2; ++j) {
+      q[i + 2 * j] = __builtin_shufflevector(t[i + j], t[i + j + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+      q[i + 2 * j + 1] = __builtin_shufflevector(t[i + j], t[i + j + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+  for (int k = 0; k < 4; ++k) {
+    const v8 lo = __builtin_shufflevector(q[k], q[k + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+    const v8 hi = __builtin_shufflevector(q[k], q[k + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+    std::memcpy(out[k], &lo, sizeof lo);
+    std::memcpy(out[k + 4], &hi, sizeof hi);
+  }
+}
+
+// planar[c * P + p] <-> channel_last[at(p) + c] for C channels and P positions, in the direction
+// ToChannelLast says.
+template <bool ToChannelLast, class At>
+GB_INLINE void convert(const float* src, float* dst, int C, int P, At at) {
+  auto planar = [&](int c, int p) { return size_t(c) * P + p; };
+  int c0 = 0;
+  for (; c0 + 8 <= C; c0 += 8) {
+    int p0 = 0;
+    for (; p0 + 8 <= P; p0 += 8) {
+      const float* in[8];
+      float* out[8];
+      for (int k = 0; k < 8; ++k) {
+        in[k] = ToChannelLast ? src + planar(c0 + k, p0) : src + at(p0 + k) + c0;
+        out[k] = ToChannelLast ? dst + at(p0 + k) + c0 : dst + planar(c0 + k, p0);
+      }
+      transpose8(in, out);
+    }
+    for (; p0 < P; ++p0)
+      for (int c = c0; c < c0 + 8; ++c)
+        if (ToChannelLast)
+          dst[at(p0) + c] = src[planar(c, p0)];
+        else
+          dst[planar(c, p0)] = src[at(p0) + c];
+  }
+  for (; c0 < C; ++c0)
+    for (int p = 0; p < P; ++p)
+      if (ToChannelLast)
+        dst[at(p) + c0] = src[planar(c0, p)];
+      else
+        dst[planar(c0, p)] = src[at(p) + c0];
+}
+
+// Where position p of an h x w plane starts in a channel-last buffer with rows rs floats apart,
+// n channels per position, the plane's (0, 0) at `origin`.
+struct ChannelLast {
+  int w, n;
+  size_t rs, origin;
+  size_t operator()(int p) const { return origin + size_t(p / w) * rs + size_t(p % w) * n; }
+};
+
 // X[h + p][w + p][c] = x[c][h][w] in a zero-padded [PH][PW][C] buffer.
 GB_INLINE void to_padded_hwc(const Geometry& g, const float* x, float* X) {
-  const int PW = g.PW(), C = g.C;
-  std::fill(X, X + size_t(g.PH()) * PW * C, 0.f);
-  for (int c = 0; c < C; ++c)
-    for (int h = 0; h < g.H; ++h) {
-      const float* src = x + (size_t(c) * g.H + h) * g.W;
-      float* dst = X + (size_t(h + g.p) * PW + g.p) * C + c;
-      for (int w = 0; w < g.W; ++w) dst[size_t(w) * C] = src[w];
-    }
+  const size_t rs = size_t(g.PW()) * g.C;
+  std::fill(X, X + size_t(g.PH()) * rs, 0.f);
+  convert<true>(x, X, g.C, g.H * g.W, ChannelLast{g.W, g.C, rs, g.p * rs + size_t(g.p) * g.C});
 }
 
 // x[c][h][w] = X[h + p][w + p][c]: the interior of a padded channel-last buffer.
 GB_INLINE void from_padded_hwc(const Geometry& g, const float* X, float* x) {
-  const int PW = g.PW(), C = g.C;
-  for (int c = 0; c < C; ++c)
-    for (int h = 0; h < g.H; ++h) {
-      const float* src = X + (size_t(h + g.p) * PW + g.p) * C + c;
-      float* dst = x + (size_t(c) * g.H + h) * g.W;
-      for (int w = 0; w < g.W; ++w) dst[w] = src[size_t(w) * C];
-    }
+  const size_t rs = size_t(g.PW()) * g.C;
+  convert<false>(X, x, g.C, g.H * g.W, ChannelLast{g.W, g.C, rs, g.p * rs + size_t(g.p) * g.C});
 }
 
 // One tile: v[xi * n + c] = (B^T d B)[xi] for the 4x4 patch d at d0 (rows rs apart, columns n
@@ -167,12 +224,7 @@ GB_INLINE void transform_output_grad(const Geometry& g, const float* gy, float* 
   const int O = g.O, W2 = 2 * g.TW;
   const size_t rs = size_t(W2) * O;
   std::fill(G, G + 2 * g.TH * rs, 0.f);
-  for (int o = 0; o < O; ++o)
-    for (int h = 0; h < g.OH; ++h) {
-      const float* src = gy + (size_t(o) * g.OH + h) * g.OW;
-      float* dst = G + h * rs + o;
-      for (int w = 0; w < g.OW; ++w) dst[size_t(w) * O] = src[w];
-    }
+  convert<true>(gy, G, O, g.OH * g.OW, ChannelLast{g.OW, O, rs, 0});
   for (int th = 0; th < g.TH; ++th)
     for (int tw = 0; tw < g.TW; ++tw)
       output_tile_adjoint(O, G + 2 * th * rs + size_t(2 * tw) * O, rs, m + size_t(th * g.TW + tw) * tile_ld(O));
@@ -262,14 +314,11 @@ GB_CLONES void forward(const Geometry& g, const float* x, const float* u, const 
   for (int th = 0; th < g.TH; ++th)
     for (int tw = 0; tw < g.TW; ++tw)
       output_tile(O, m + size_t(th * g.TW + tw) * tile_ld(O), X + 2 * th * rs + size_t(2 * tw) * O, rs);
-  for (int o = 0; o < O; ++o) {
-    const float bias = b ? b[o] : 0.f;
-    for (int h = 0; h < g.OH; ++h) {
-      const float* src = X + h * rs + o;
-      float* dst = y + (size_t(o) * g.OH + h) * g.OW;
-      for (int w = 0; w < g.OW; ++w) dst[w] = src[size_t(w) * O] + bias;
-    }
-  }
+  const int P = g.OH * g.OW;
+  convert<false>(X, y, O, P, ChannelLast{g.OW, O, rs, 0});
+  if (b)
+    for (int o = 0; o < O; ++o)
+      for (int q = 0; q < P; ++q) y[size_t(o) * P + q] += b[o];
 }
 
 GB_CLONES void grad_tiles(const Geometry& g, int n, const float* gy, float* m, float* work) {
