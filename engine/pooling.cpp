@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "engine/layers.h"
 #include "engine/simd.h"
@@ -17,15 +18,6 @@ static Shape pooled(const std::string& who, const Shape& x, int k, int s, int p)
 
 Shape MaxPool2d::out_shape(const std::vector<Shape>& in) const {
   return pooled("maxpool '" + name + "'", in[0], k, stride, pad);
-}
-
-// v where keep, else +0, by masking v's bits: no branch, and inf/NaN gradients stay where they are.
-static inline float keep_if(float v, bool keep) {
-  uint32_t u;
-  std::memcpy(&u, &v, sizeof u);
-  u &= 0u - uint32_t(keep);
-  std::memcpy(&v, &u, sizeof v);
-  return v;
 }
 
 // Visits every output element of every plane with its window's winner (the first maximum in
@@ -75,21 +67,93 @@ static void for_winners(const MaxPool2d& L, const Tensor& x, int OH, int OW, F&&
   }
 }
 
-// 2x2 windows, stride 2, no padding: the maximum of each window in for_winners' order (a later
-// element wins only when strictly greater, so ties and NaNs give the same value), as plain loops
-// that vectorize.
+// 2x2 windows with stride 2 and no padding, the common case, run L windows at a time: the two
+// input rows are loaded as 2L floats each and split into even and odd columns (GCC vector
+// extensions; each clone compiles them for its own target). A row of OW windows is covered by
+// blocks of 8 (or 4) windows, the last block overlapping the one before it: windows are
+// independent, so one done twice writes the same values twice. Rows of fewer than 4 windows go
+// one window at a time (L = 1).
+template <int L>
+struct Lanes {
+  typedef float f __attribute__((vector_size(4 * L)));
+  typedef int32_t i __attribute__((vector_size(4 * L)));
+};
+template <>
+struct Lanes<1> {
+  typedef float f;
+  typedef int32_t i;
+};
+
+template <int L>
+GB_INLINE void split_columns(const float* p, typename Lanes<L>::f& even, typename Lanes<L>::f& odd) {
+  if constexpr (L == 1) {
+    even = p[0], odd = p[1];
+  } else {
+    typename Lanes<L>::f a, b;
+    std::memcpy(&a, p, sizeof a);
+    std::memcpy(&b, p + L, sizeof b);
+    if constexpr (L == 8) {
+      even = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
+      odd = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
+    } else {
+      even = __builtin_shufflevector(a, b, 0, 2, 4, 6);
+      odd = __builtin_shufflevector(a, b, 1, 3, 5, 7);
+    }
+  }
+}
+
+// The inverse of split_columns: p gets even[0], odd[0], even[1], odd[1], ...
+template <int L>
+GB_INLINE void merge_columns(float* p, typename Lanes<L>::f even, typename Lanes<L>::f odd) {
+  if constexpr (L == 1) {
+    p[0] = even, p[1] = odd;
+  } else {
+    typename Lanes<L>::f a, b;
+    if constexpr (L == 8) {
+      a = __builtin_shufflevector(even, odd, 0, 8, 1, 9, 2, 10, 3, 11);
+      b = __builtin_shufflevector(even, odd, 4, 12, 5, 13, 6, 14, 7, 15);
+    } else {
+      a = __builtin_shufflevector(even, odd, 0, 4, 1, 5);
+      b = __builtin_shufflevector(even, odd, 2, 6, 3, 7);
+    }
+    std::memcpy(p, &a, sizeof a);
+    std::memcpy(p + L, &b, sizeof b);
+  }
+}
+
+template <class Block>
+GB_INLINE void cover_row(int OW, Block&& block) {
+  using std::integral_constant;
+  if (OW >= 8) {
+    int o = 0;
+    for (; o + 8 <= OW; o += 8) block(integral_constant<int, 8>{}, o);
+    if (o < OW) block(integral_constant<int, 8>{}, OW - 8);
+  } else if (OW >= 4) {
+    block(integral_constant<int, 4>{}, 0);
+    block(integral_constant<int, 4>{}, OW - 4);
+  } else {
+    for (int o = 0; o < OW; ++o) block(integral_constant<int, 1>{}, o);
+  }
+}
+
+// Each window's maximum in for_winners' order: a later element wins only when strictly greater,
+// so ties and NaNs give the same value.
 GB_CLONES static void max_pool_2x2(const float* x, float* y, size_t planes, int H, int W, int OH, int OW) {
   for (size_t pl = 0; pl < planes; ++pl)
     for (int oh = 0; oh < OH; ++oh) {
       const float *r0 = x + (pl * H + 2 * oh) * W, *r1 = r0 + W;
       float* yr = y + (pl * OH + oh) * OW;
-      for (int ow = 0; ow < OW; ++ow) {
-        float best = r0[2 * ow];
-        best = r0[2 * ow + 1] > best ? r0[2 * ow + 1] : best;
-        best = r1[2 * ow] > best ? r1[2 * ow] : best;
-        best = r1[2 * ow + 1] > best ? r1[2 * ow + 1] : best;
-        yr[ow] = best;
-      }
+      cover_row(OW, [&](auto lanes, int o) {
+        constexpr int L = decltype(lanes)::value;
+        typename Lanes<L>::f a, b, c, e;
+        split_columns<L>(r0 + 2 * o, a, b);
+        split_columns<L>(r1 + 2 * o, c, e);
+        typename Lanes<L>::f best = a;
+        best = b > best ? b : best;
+        best = c > best ? c : best;
+        best = e > best ? e : best;
+        std::memcpy(yr + o, &best, sizeof best);
+      });
     }
 }
 
@@ -113,23 +177,39 @@ void MaxPool2d::winners(const Tensor& x, int32_t* am) const {
 
 // The gradient of max_pool_2x2 when the windows tile the plane (H, W even): each window writes
 // its four gradients (zero but the winner's), so gx needs no clearing first. The winner as in
-// for_winners, computed without branching on the data (a branch on which element wins is
-// mispredicted about half the time): the gradient's bits under a mask.
+// for_winners, found with selects, not branches (a branch on which element wins is mispredicted
+// about half the time), and the gradient's bits kept under the winner's mask.
 GB_CLONES static void max_pool_2x2_grad(const float* x, const float* g, float* d, size_t planes, int H, int W) {
   const int OW = W / 2, HW = H * W, OHW = (H / 2) * OW;
   for (size_t pl = 0; pl < planes; ++pl)
     for (int oh = 0; oh < H / 2; ++oh) {
       const float *r0 = x + pl * HW + 2 * oh * W, *r1 = r0 + W, *go = g + pl * OHW + oh * OW;
       float *w0 = d + pl * HW + 2 * oh * W, *w1 = w0 + W;
-      for (int ow = 0; ow < OW; ++ow) {
-        const int j = 2 * ow;
-        const float a = r0[j], b = r0[j + 1], cc = r1[j], e = r1[j + 1], v = go[ow];
-        const bool q1 = b > a, q2 = cc > (q1 ? b : a), q3 = e > std::max(q1 ? b : a, cc);
-        w0[j] = keep_if(v, !q1 & !q2 & !q3);
-        w0[j + 1] = keep_if(v, q1 & !q2 & !q3);
-        w1[j] = keep_if(v, q2 & !q3);
-        w1[j + 1] = keep_if(v, q3);
-      }
+      cover_row(OW, [&](auto lanes, int o) {
+        constexpr int L = decltype(lanes)::value;
+        using F = typename Lanes<L>::f;
+        using I = typename Lanes<L>::i;
+        F a, b, c, e, v;
+        split_columns<L>(r0 + 2 * o, a, b);
+        split_columns<L>(r1 + 2 * o, c, e);
+        std::memcpy(&v, go + o, sizeof v);
+        const I ones = I{} - 1, none = I{};  // q: all ones where a later element beats the best so far
+        const I q1 = b > a ? ones : none;
+        const F best1 = b > a ? b : a;
+        const I q2 = c > best1 ? ones : none;
+        const F best2 = c > best1 ? c : best1;
+        const I q3 = e > best2 ? ones : none;
+        I bits;
+        std::memcpy(&bits, &v, sizeof v);
+        const I ka = bits & ~(q1 | q2 | q3), kb = bits & q1 & ~(q2 | q3), kc = bits & q2 & ~q3, ke = bits & q3;
+        F fa, fb, fc, fe;
+        std::memcpy(&fa, &ka, sizeof fa);
+        std::memcpy(&fb, &kb, sizeof fb);
+        std::memcpy(&fc, &kc, sizeof fc);
+        std::memcpy(&fe, &ke, sizeof fe);
+        merge_columns<L>(w0 + 2 * o, fa, fb);
+        merge_columns<L>(w1 + 2 * o, fc, fe);
+      });
     }
 }
 

@@ -297,33 +297,38 @@ TEST_CASE("threads: MaxPool2d winners break ties row-major; forward and backward
   MaxPool2d(2).winners(x, am.data());
   // the 3 at (0,1) before the 3 at (1,0); the first of three 2s; all 5; all -2
   CHECK(am == std::vector<int32_t>{1, 2, 8, 10});
-  for (auto [k, s, p] : {std::array<int, 3>{3, 1, 1}, {2, 2, 0}, {3, 2, 1}, {2, 1, 0}}) {
-    INFO("k=" << k << " s=" << s << " p=" << p);
-    Rng r(uint64_t(k * 100 + s * 10 + p));
-    Tensor xt({2, 2, 5, 6});
-    for (size_t i = 0; i < xt.size(); ++i) xt[i] = float(r.below(3)) - 1;  // many ties
-    const std::vector<int32_t> want = brute_winners(xt, k, s, p);
-    MaxPool2d mp(k, s, p);
-    const Shape ys = mp.out_shape({xt.shape()});
-    REQUIRE(ys.numel() == want.size());
-    std::vector<int32_t> got(want.size());
-    mp.winners(xt, got.data());
-    CHECK(got == want);
-    // Forward takes the winners' values; backward sends each output's gradient to its winner
-    // (integer gradients: the sums are exact in any order).
-    Graph g(Shape{2, 5, 6});
-    g.then<MaxPool2d>(k, s, p);
-    const Tensor y = g.forward(xt).clone();
-    Tensor gy(y.shape()), expect(xt.shape(), 0.f);
-    for (size_t o = 0; o < gy.size(); ++o) gy[o] = float(r.below(7)) - 3;
-    const Tensor gx = g.backward(gy).clone();
-    const size_t HW = 30, OHW = size_t(ys[2]) * ys[3];
-    for (size_t o = 0; o < want.size(); ++o) {
-      CHECK(y[o] == xt[o / OHW * HW + want[o]]);
-      expect[o / OHW * HW + want[o]] += gy[o];
+  // 2x2 stride-2 windows run 8 or 4 at a time, the last block of a row overlapping the one
+  // before: rows of 3, 7, 8, 14 and 19 windows, odd and even planes.
+  const std::vector<Shape> shapes = {{2, 2, 5, 6}, {1, 3, 6, 14}, {1, 2, 4, 16}, {1, 2, 4, 28}, {2, 1, 3, 39}};
+  for (auto [k, s, p] : {std::array<int, 3>{3, 1, 1}, {2, 2, 0}, {3, 2, 1}, {2, 1, 0}})
+    for (const Shape& xs : shapes) {
+      if (k != 2 && xs != shapes[0]) continue;
+      INFO("k=" << k << " s=" << s << " p=" << p << " x " << xs.str());
+      Rng r(uint64_t(k * 100 + s * 10 + p));
+      Tensor xt(xs);
+      for (size_t i = 0; i < xt.size(); ++i) xt[i] = float(r.below(3)) - 1;  // many ties
+      const std::vector<int32_t> want = brute_winners(xt, k, s, p);
+      MaxPool2d mp(k, s, p);
+      const Shape ys = mp.out_shape({xt.shape()});
+      REQUIRE(ys.numel() == want.size());
+      std::vector<int32_t> got(want.size());
+      mp.winners(xt, got.data());
+      CHECK(got == want);
+      // Forward takes the winners' values; backward sends each output's gradient to its winner
+      // (integer gradients: the sums are exact in any order).
+      Graph g(Shape{xs[1], xs[2], xs[3]});
+      g.then<MaxPool2d>(k, s, p);
+      const Tensor y = g.forward(xt).clone();
+      Tensor gy(y.shape()), expect(xt.shape(), 0.f);
+      for (size_t o = 0; o < gy.size(); ++o) gy[o] = float(r.below(7)) - 3;
+      const Tensor gx = g.backward(gy).clone();
+      const size_t HW = size_t(xs[2]) * xs[3], OHW = size_t(ys[2]) * ys[3];
+      for (size_t o = 0; o < want.size(); ++o) {
+        CHECK(y[o] == xt[o / OHW * HW + want[o]]);
+        expect[o / OHW * HW + want[o]] += gy[o];
+      }
+      CHECK(rel_err(gx, expect) == 0);
     }
-    CHECK(rel_err(gx, expect) == 0);
-  }
 }
 
 TEST_CASE("threads: LRP composites give the same relevance at 1 and 2 threads") {
