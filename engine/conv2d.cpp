@@ -11,6 +11,7 @@
 
 #include "engine/blas.h"
 #include "engine/layers.h"
+#include "engine/threads.h"
 #include "engine/winograd.h"
 
 namespace gb {
@@ -139,8 +140,13 @@ void Conv2d::prepare(Pass pass) {
     const size_t F = size_t(out_ch) * in_ch;
     wino_weight_.resize({32, out_ch, in_ch});
     wino_taps_.resize(9 * F);
-    winograd::transform_weights(weight.value.data(), out_ch, in_ch, transposed,
-                                wino_weight_.data() + (transposed ? 16 * F : 0), wino_taps_.data());
+    // On all threads: the graph calls prepare() on one thread while the others wait.
+    parallel(threads(), [&](int t) {
+      int b, e;
+      part(t, threads(), int(F), b, e);
+      winograd::transform_weights(weight.value.data(), out_ch, in_ch, transposed,
+                                  wino_weight_.data() + (transposed ? 16 * F : 0), wino_taps_.data(), b, e);
+    });
   }
 }
 
@@ -150,7 +156,7 @@ const float* Conv2d::winograd_weights(const Tensor& w, bool transposed, Workspac
   const size_t F = size_t(w.dim(0)) * w.dim(1);
   if (&w == &weight.value && wino_weight_.size() == 32 * F) return wino_weight_.data() + (transposed ? 16 * F : 0);
   float* u = ws.get(2, 16 * F);
-  winograd::transform_weights(w.data(), w.dim(0), w.dim(1), transposed, u, ws.get(3, 9 * F));
+  winograd::transform_weights(w.data(), w.dim(0), w.dim(1), transposed, u, ws.get(3, 9 * F), 0, F);
   return u;
 }
 

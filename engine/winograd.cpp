@@ -233,8 +233,8 @@ GB_INLINE void transform_output_grad(const Geometry& g, const float* gy, float* 
 // Row I of (G g) G^T for every filter: k holds the 9 taps as [9][F], u gets points 4I..4I+3.
 // Row I of G g is g's row 0, (row0 + row1 + row2) / 2, (row0 - row1 + row2) / 2 or row 2.
 template <int I>
-GB_INLINE void weight_row(size_t F, const float* __restrict k, float* __restrict u) {
-  for (size_t f = 0; f < F; ++f) {
+GB_INLINE void weight_row(size_t F, size_t f0, size_t f1, const float* __restrict k, float* __restrict u) {
+  for (size_t f = f0; f < f1; ++f) {
     float r[3];
     for (int j = 0; j < 3; ++j) {
       const float a = k[j * F + f], b = k[(3 + j) * F + f], c = k[(6 + j) * F + f];
@@ -274,20 +274,31 @@ GB_INLINE void weight_grad_row(size_t F, const float* __restrict du, float* __re
 // Both weight transforms go through a [9][F] copy of the taps, so that their arithmetic runs
 // over contiguous filters. The filters are taken in (o, c) order, or (c, o) for the transposed
 // layout.
-GB_CLONES void transform_weights(const float* w, int O, int C, bool transposed, float* u, float* taps) {
+GB_CLONES void transform_weights(const float* w, int O, int C, bool transposed, float* u, float* taps, size_t f0,
+                                 size_t f1) {
   const size_t F = size_t(O) * C;
-  if (transposed) {
-    for (int c = 0; c < C; ++c)
-      for (int o = 0; o < O; ++o)
-        for (int e = 0; e < 9; ++e) taps[e * F + size_t(c) * O + o] = w[(size_t(o) * C + c) * 9 + e];
-  } else {
-    for (size_t f = 0; f < F; ++f)
-      for (int e = 0; e < 9; ++e) taps[e * F + f] = w[9 * f + e];
+  // Eight filters at a time through a small block: the nine rows of taps are a power of two
+  // apart for common channel counts, and single-float stores to them, interleaved with the loads,
+  // stall on false store-to-load dependences (4K aliasing).
+  size_t c = f0 / O, o = f0 % O;  // f = c * O + o when transposed
+  for (size_t f = f0; f < f1; f += 8) {
+    const size_t n = std::min<size_t>(8, f1 - f);
+    float blk[9][8];
+    for (size_t j = 0; j < n; ++j) {
+      const float* src = w + 9 * (transposed ? o * C + c : f + j);
+      for (int e = 0; e < 9; ++e) blk[e][j] = src[e];
+      if (++o == size_t(O)) o = 0, ++c;
+    }
+    for (int e = 0; e < 9; ++e)
+      if (n == 8)
+        std::memcpy(taps + e * F + f, blk[e], sizeof blk[e]);
+      else
+        std::memcpy(taps + e * F + f, blk[e], n * sizeof(float));
   }
-  weight_row<0>(F, taps, u);
-  weight_row<1>(F, taps, u);
-  weight_row<2>(F, taps, u);
-  weight_row<3>(F, taps, u);
+  weight_row<0>(F, f0, f1, taps, u);
+  weight_row<1>(F, f0, f1, taps, u);
+  weight_row<2>(F, f0, f1, taps, u);
+  weight_row<3>(F, f0, f1, taps, u);
 }
 
 GB_CLONES void add_weight_grad(const float* du, int O, int C, float* gw, float* work) {
@@ -295,8 +306,13 @@ GB_CLONES void add_weight_grad(const float* du, int O, int C, float* gw, float* 
   weight_grad_row<0>(F, du, work);
   weight_grad_row<1>(F, du, work);
   weight_grad_row<2>(F, du, work);
-  for (size_t f = 0; f < F; ++f)
-    for (int e = 0; e < 9; ++e) gw[9 * f + e] += work[e * F + f];
+  for (size_t f = 0; f < F; f += 8) {  // through a block, as in transform_weights
+    const size_t n = std::min<size_t>(8, F - f);
+    float blk[9][8];
+    for (int e = 0; e < 9; ++e) std::memcpy(blk[e], work + e * F + f, n * sizeof(float));
+    for (size_t j = 0; j < n; ++j)
+      for (int e = 0; e < 9; ++e) gw[9 * (f + j) + e] += blk[e][j];
+  }
 }
 
 // The GEMMs take point xi's [tiles x channels] matrix straight out of the tile-major arrays:

@@ -31,8 +31,9 @@ bool applies(int k, int stride, int C, int O);
 // u[16][O][C] = G g G^T for every filter of w[O][C][3][3] (the input gradient's GEMM operand),
 // or with `transposed` u[16][C][O] (the forward's: both GEMMs then run row-major NN, OpenBLAS's
 // fast path for these small sizes, where a transposed operand takes a slow packing path).
+// Filters [f0, f1) of the O*C (in the order of u's rows), so that threads can share the work.
 // work: 9*O*C floats.
-void transform_weights(const float* w, int O, int C, bool transposed, float* u, float* work);
+void transform_weights(const float* w, int O, int C, bool transposed, float* u, float* work, size_t f0, size_t f1);
 // gw[O][C][3][3] += G^T du G (du [16][O][C]): the adjoint of transform_weights. work: 9*O*C floats.
 void add_weight_grad(const float* du, int O, int C, float* gw, float* work);
 
