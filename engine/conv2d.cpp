@@ -140,13 +140,16 @@ void Conv2d::prepare(Pass pass) {
     const size_t F = size_t(out_ch) * in_ch;
     wino_weight_.resize({32, out_ch, in_ch});
     wino_taps_.resize(9 * F);
-    // On all threads: the graph calls prepare() on one thread while the others wait.
-    parallel(threads(), [&](int t) {
+    // On all threads (the graph calls prepare() on one thread while the others wait), unless
+    // there are too few filters to be worth waking them.
+    const int T = F >= 1024 ? threads() : 1;
+    parallel(T, [&](int t) {
       int b, e;
-      part(t, threads(), int(F), b, e);
+      part(t, T, int(F), b, e);
       winograd::transform_weights(weight.value.data(), out_ch, in_ch, transposed,
                                   wino_weight_.data() + (transposed ? 16 * F : 0), wino_taps_.data(), b, e);
     });
+    wino_ready_[transposed] = true;
   }
 }
 
@@ -154,7 +157,8 @@ void Conv2d::prepare(Pass pass) {
 // are transformed per call.
 const float* Conv2d::winograd_weights(const Tensor& w, bool transposed, Workspace& ws) const {
   const size_t F = size_t(w.dim(0)) * w.dim(1);
-  if (&w == &weight.value && wino_weight_.size() == 32 * F) return wino_weight_.data() + (transposed ? 16 * F : 0);
+  if (&w == &weight.value && wino_ready_[transposed] && wino_weight_.size() == 32 * F)
+    return wino_weight_.data() + (transposed ? 16 * F : 0);
   float* u = ws.get(2, 16 * F);
   winograd::transform_weights(w.data(), w.dim(0), w.dim(1), transposed, u, ws.get(3, 9 * F), 0, F);
   return u;
@@ -191,6 +195,7 @@ void Conv2d::conv_backward_weight(const Tensor& x, const Tensor& gy, Tensor& gw,
 
 void Conv2d::conv_backward(const Tensor* x, const Tensor& gy, const Tensor& w, Tensor* gx, Tensor* gw, float* gb,
                            Workspace& ws, std::vector<float>* carry) const {
+  if (!gx && !gw && !gb) return;
   Geometry g = geometry(*this, (x ? *x : *gx).shape());
   const int N = gy.batch(), P = g.P(), K = g.K();
   const size_t in_floats = size_t(g.C) * g.H * g.W, out_floats = size_t(g.O) * P;

@@ -320,7 +320,7 @@ const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
       run_split(
           T, N, group_size(floats),
           [&](int t, int b, int e) {
-            for (size_t q = s; q < r; ++q) backward_node(plan_[q], b, e, t, opt, true);
+            for (size_t q = s; q < r; ++q) backward_node(plan_[q], b, e, t, opt, !has_rule(opt.rules, plan_[q]));
           },
           [&](int t) {
             if (!opt.param_grads) return;

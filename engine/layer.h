@@ -66,8 +66,9 @@ struct BackwardCall {
   Workspace& ws;
   Mode mode;                   // the mode of the forward pass this backward follows
   std::vector<Tensor*> grads;  // with param_grads: where to add each of params()' gradients
-  // The graph calls this layer's end_backward on this thread after its last call of the pass:
-  // the layer may keep part of its parameter gradients in ws.carry(node) until then.
+  // With param_grads: the graph calls this layer's end_backward on this thread after its last
+  // call of the pass, so the layer may keep part of its parameter gradients in ws.carry(node)
+  // until then. Never set when a rule replaces the layer's backward.
   bool carry = false;
 };
 
@@ -97,7 +98,8 @@ struct Layer {
   enum class Pass { forward, backward };
   virtual void prepare(Pass) {}
   // Called by the graph on each thread after its last backward call of a pass that had `carry`
-  // set, with that thread's workspace and gradient targets: adds what the layer carried.
+  // set (so with param_grads), with that thread's workspace and gradient targets: adds what the
+  // layer carried. A layer whose backward hands its call to another layer must hand this on too.
   virtual void end_backward(Workspace&, int /*node*/, const std::vector<Tensor*>& /*grads*/) {}
   // True when sample n's output depends on sample n's inputs only and forward/backward write
   // nothing but the call's tensors and workspace: the graph may then run slices of the batch at

@@ -41,6 +41,7 @@ struct Conv2d : Layer {
   // `weight` in the Winograd domain (engine/winograd.h) as [16][O][C] for the input gradient,
   // then as [16][C][O] for the forward pass; prepare() refreshes the half its pass uses.
   Tensor wino_weight_;
+  bool wino_ready_[2] = {false, false};  // each half, once a prepare() has computed it
   std::vector<float> wino_taps_;  // prepare()'s scratch, kept so that a pass allocates nothing
   const float* winograd_weights(const Tensor& w, bool transposed, Workspace& ws) const;
   // The input gradient (gx non-null) and/or the weight and bias gradients (gw, gb non-null; x
@@ -107,8 +108,7 @@ struct ReLU final : ActivationOf<ReLU> {
   std::string kind() const override { return "relu"; }
   float f(float x) const override { return x > 0 ? x : 0; }
   float df(float x, float) const override { return x > 0 ? 1.f : 0.f; }
-  float grad(float x, float, float g) const { return x > 0 ? g : 0.f; }
-  // The same loops out of line, compiled for AVX2 too (engine/simd.h): a conv net's busiest
+  // Forward and backward out of line, compiled for AVX2 too (engine/simd.h): a conv net's busiest
   // element-wise layer.
   void forward(ForwardCall& c) override;
   void backward(BackwardCall& c) override;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "engine/simd.h"
+
 namespace gb {
 
 Shape::Shape(std::initializer_list<int> dims) {
@@ -132,7 +134,7 @@ void Tensor::copy_from(const Tensor& other) {
   if (size()) std::memmove(data(), other.data(), size() * sizeof(float));
 }
 
-double sum(const float* p, size_t n) {
+GB_CLONES double sum(const float* p, size_t n) {
   double lane[8] = {};
   size_t i = 0;
   for (; i + 8 <= n; i += 8)

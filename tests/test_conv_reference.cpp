@@ -8,6 +8,7 @@
 
 #include "engine/graph.h"
 #include "engine/layers.h"
+#include "engine/threads.h"
 
 using namespace gb;
 
@@ -24,6 +25,11 @@ struct Geom {
       << " bias=" << bias;
     return o.str();
   }
+};
+
+struct ThreadsGuard {  // restores the thread count a test changes
+  int prev = threads();
+  ~ThreadsGuard() { set_threads(prev); }
 };
 
 Tensor uniform(const Shape& s, Rng& r) {
@@ -226,29 +232,48 @@ TEST_CASE("A Winograd conv in a graph follows in-place weight changes (Layer::pr
 }
 
 TEST_CASE("Conv2d through the graph equals the direct convolution and accumulates parameter gradients") {
-  const Geom g{3, 2, 6, 5, 3, 3, 2, 1, true};
-  Graph net(Shape{g.C, g.H, g.W});
-  net.then<Conv2d>(g.O, g.k, g.s, g.p, true);
-  auto& conv = static_cast<Conv2d&>(net.layer(0));
-  Rng r(9);
-  Tensor x = uniform(Shape{g.N, g.C, g.H, g.W}, r);
-  for (Param* p : conv.params()) p->value.copy_from(uniform(p->value.shape(), r));
-  const Tensor& y = net.forward(x);
-  const Ref y_ref = layer_reference(g, x, conv);
-  std::string first;
-  CHECK_MESSAGE(compare("y", y, y_ref, kTol, first) == 0, first);
+  ThreadsGuard guard;
+  // im2col; then Winograd with planes large enough that each thread runs several groups (its
+  // weight gradient is carried from group to group: Layer::end_backward), and at one thread a
+  // batch of 9 (a full chunk of 8 samples per weight-gradient GEMM and a partial one); then
+  // 37 x 29 filters, whose weight transform prepare() splits across threads at uneven points.
+  const Geom cases[] = {
+      {3, 2, 6, 5, 3, 3, 2, 1, true}, {9, 16, 40, 40, 17, 3, 1, 1, true}, {2, 29, 5, 5, 37, 3, 1, 1, true}};
+  for (const Geom& g : cases)
+    for (int T : {1, 2, 3}) {
+      INFO(g.str() << ", " << T << " thread(s)");
+      set_threads(T);
+      const double tol = g.C >= 16 ? kWinogradTol : kTol;
+      Graph net(Shape{g.C, g.H, g.W});
+      net.then<Conv2d>(g.O, g.k, g.s, g.p, true);
+      auto& conv = static_cast<Conv2d&>(net.layer(0));
+      Rng r(9);
+      Tensor x = uniform(Shape{g.N, g.C, g.H, g.W}, r);
+      for (Param* p : conv.params()) p->value.copy_from(uniform(p->value.shape(), r));
+      const Tensor& y = net.forward(x);
+      const Ref y_ref = layer_reference(g, x, conv);
+      std::string first;
+      CHECK_MESSAGE(compare("y", y, y_ref, tol, first) == 0, first);
 
-  Tensor seed = uniform(y.shape(), r);
-  net.zero_grad();
-  BackwardOptions bo;
-  bo.param_grads = true;
-  net.backward(seed, bo);
-  net.backward(seed, bo);  // two passes: parameter gradients add up
-  Ref gw_ref(conv.weight.value.size());
-  taps(g, [&](size_t xi, size_t yi, size_t wi) { gw_ref.add(wi, 2.0 * seed[yi] * x[xi]); });
-  CHECK_MESSAGE(compare("gw", conv.weight.grad, gw_ref, kTol, first) == 0, first);
-  // Without param_grads the parameter gradients stay as they are.
-  Tensor before = conv.weight.grad.clone();
-  net.backward(seed);
-  for (size_t i = 0; i < before.size(); ++i) REQUIRE(conv.weight.grad[i] == before[i]);
+      Tensor seed = uniform(y.shape(), r);
+      net.zero_grad();
+      BackwardOptions bo;
+      bo.param_grads = true;
+      net.backward(seed, bo);
+      const Tensor& gx = net.backward(seed, bo);  // two passes: parameter gradients add up
+      Ref gw_ref(conv.weight.value.size()), gb_ref(g.O), gx_ref(x.size());
+      taps(g, [&](size_t xi, size_t yi, size_t wi) {
+        gw_ref.add(wi, 2.0 * seed[yi] * x[xi]);
+        gx_ref.add(xi, double(seed[yi]) * conv.weight.value[wi]);
+      });
+      const size_t P = size_t(g.OH()) * g.OW();
+      for (size_t yi = 0; yi < seed.size(); ++yi) gb_ref.add(yi / P % g.O, 2.0 * seed[yi]);
+      CHECK_MESSAGE(compare("gw", conv.weight.grad, gw_ref, tol, first) == 0, first);
+      CHECK_MESSAGE(compare("gb", conv.bias.grad, gb_ref, tol, first) == 0, first);
+      CHECK_MESSAGE(compare("gx", gx, gx_ref, tol, first) == 0, first);
+      // Without param_grads the parameter gradients stay as they are.
+      Tensor before = conv.weight.grad.clone();
+      net.backward(seed);
+      for (size_t i = 0; i < before.size(); ++i) REQUIRE(conv.weight.grad[i] == before[i]);
+    }
 }

@@ -299,7 +299,8 @@ TEST_CASE("threads: MaxPool2d winners break ties row-major; forward and backward
   CHECK(am == std::vector<int32_t>{1, 2, 8, 10});
   // 2x2 stride-2 windows run 8 or 4 at a time, the last block of a row overlapping the one
   // before: rows of 3, 7, 8, 14 and 19 windows, odd and even planes.
-  const std::vector<Shape> shapes = {{2, 2, 5, 6}, {1, 3, 6, 14}, {1, 2, 4, 16}, {1, 2, 4, 28}, {2, 1, 3, 39}};
+  const std::vector<Shape> shapes = {{2, 2, 5, 6},  {1, 2, 4, 6},  {1, 3, 6, 14},
+                                     {1, 2, 4, 16}, {1, 2, 4, 28}, {2, 1, 3, 39}};
   for (auto [k, s, p] : {std::array<int, 3>{3, 1, 1}, {2, 2, 0}, {3, 2, 1}, {2, 1, 0}})
     for (const Shape& xs : shapes) {
       if (k != 2 && xs != shapes[0]) continue;
