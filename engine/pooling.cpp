@@ -90,8 +90,8 @@ GB_INLINE void split_columns(const float* p, typename Lanes<L>::f& even, typenam
     even = p[0], odd = p[1];
   } else {
     typename Lanes<L>::f a, b;
-    std::memcpy(&a, p, sizeof a);
-    std::memcpy(&b, p + L, sizeof b);
+    load_vec(a, p);
+    load_vec(b, p + L);
     if constexpr (L == 8) {
       even = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
       odd = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
@@ -102,13 +102,15 @@ GB_INLINE void split_columns(const float* p, typename Lanes<L>::f& even, typenam
   }
 }
 
-// The inverse of split_columns: p gets even[0], odd[0], even[1], odd[1], ...
-template <int L>
-GB_INLINE void merge_columns(float* p, typename Lanes<L>::f even, typename Lanes<L>::f odd) {
+// The inverse of split_columns: p gets even[0], odd[0], even[1], odd[1], ... (V: float lanes,
+// or int lanes holding floats' bits).
+template <int L, class V>
+GB_INLINE void merge_columns(float* p, const V& even, const V& odd) {
   if constexpr (L == 1) {
-    p[0] = even, p[1] = odd;
+    store_vec(p, even);
+    store_vec(p + 1, odd);
   } else {
-    typename Lanes<L>::f a, b;
+    V a, b;
     if constexpr (L == 8) {
       a = __builtin_shufflevector(even, odd, 0, 8, 1, 9, 2, 10, 3, 11);
       b = __builtin_shufflevector(even, odd, 4, 12, 5, 13, 6, 14, 7, 15);
@@ -116,8 +118,8 @@ GB_INLINE void merge_columns(float* p, typename Lanes<L>::f even, typename Lanes
       a = __builtin_shufflevector(even, odd, 0, 4, 1, 5);
       b = __builtin_shufflevector(even, odd, 2, 6, 3, 7);
     }
-    std::memcpy(p, &a, sizeof a);
-    std::memcpy(p + L, &b, sizeof b);
+    store_vec(p, a);
+    store_vec(p + L, b);
   }
 }
 
@@ -152,7 +154,7 @@ GB_CLONES static void max_pool_2x2(const float* x, float* y, size_t planes, int 
         best = b > best ? b : best;
         best = c > best ? c : best;
         best = e > best ? e : best;
-        std::memcpy(yr + o, &best, sizeof best);
+        store_vec(yr + o, best);
       });
     }
 }
@@ -189,26 +191,19 @@ GB_CLONES static void max_pool_2x2_grad(const float* x, const float* g, float* d
         constexpr int L = decltype(lanes)::value;
         using F = typename Lanes<L>::f;
         using I = typename Lanes<L>::i;
-        F a, b, c, e, v;
+        F a, b, c, e;
         split_columns<L>(r0 + 2 * o, a, b);
         split_columns<L>(r1 + 2 * o, c, e);
-        std::memcpy(&v, go + o, sizeof v);
         const I ones = I{} - 1, none = I{};  // q: all ones where a later element beats the best so far
         const I q1 = b > a ? ones : none;
         const F best1 = b > a ? b : a;
         const I q2 = c > best1 ? ones : none;
         const F best2 = c > best1 ? c : best1;
         const I q3 = e > best2 ? ones : none;
-        I bits;
-        std::memcpy(&bits, &v, sizeof v);
-        const I ka = bits & ~(q1 | q2 | q3), kb = bits & q1 & ~(q2 | q3), kc = bits & q2 & ~q3, ke = bits & q3;
-        F fa, fb, fc, fe;
-        std::memcpy(&fa, &ka, sizeof fa);
-        std::memcpy(&fb, &kb, sizeof fb);
-        std::memcpy(&fc, &kc, sizeof fc);
-        std::memcpy(&fe, &ke, sizeof fe);
-        merge_columns<L>(w0 + 2 * o, fa, fb);
-        merge_columns<L>(w1 + 2 * o, fc, fe);
+        I bits;  // the output gradients' bits
+        load_vec(bits, go + o);
+        merge_columns<L>(w0 + 2 * o, I(bits & ~(q1 | q2 | q3)), I(bits & q1 & ~(q2 | q3)));
+        merge_columns<L>(w1 + 2 * o, I(bits & q2 & ~q3), I(bits & q3));
       });
     }
 }

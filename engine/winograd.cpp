@@ -54,7 +54,7 @@ typedef float v8 __attribute__((vector_size(32)));
 // out[k][i] = in[i][k] for eight rows of eight floats (unpack, then 2x2 and 4x4 blocks).
 GB_INLINE void transpose8(const float* const in[8], float* const out[8]) {
   v8 r[8], t[8], q[8];
-  for (int i = 0; i < 8; ++i) std::memcpy(&r[i], in[i], sizeof r[i]);
+  for (int i = 0; i < 8; ++i) load_vec(r[i], in[i]);
   for (int i = 0; i < 8; i += 2) {
     t[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
     t[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
@@ -67,8 +67,8 @@ GB_INLINE void transpose8(const float* const in[8], float* const out[8]) {
   for (int k = 0; k < 4; ++k) {
     const v8 lo = __builtin_shufflevector(q[k], q[k + 4], 0, 1, 2, 3, 8, 9, 10, 11);
     const v8 hi = __builtin_shufflevector(q[k], q[k + 4], 4, 5, 6, 7, 12, 13, 14, 15);
-    std::memcpy(out[k], &lo, sizeof lo);
-    std::memcpy(out[k + 4], &hi, sizeof hi);
+    store_vec(out[k], lo);
+    store_vec(out[k + 4], hi);
   }
 }
 
