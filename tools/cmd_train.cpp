@@ -235,25 +235,37 @@ void add_train_commands(CLI::App& app) {
         ->required();
     c->add_option("--data", a->data, "dataset spec: fashion-mnist, mnist:DIR, cifar10:DIR, images:DIR, npy:X,Y, toy:spirals...")
         ->capture_default_str();
-    c->add_option("--epochs", a->epochs, "epochs (default: 10, 30 for toy2d)")->check(CLI::PositiveNumber);
-    c->add_option("--batch", a->batch, "mini-batch size")->capture_default_str()->check(CLI::PositiveNumber);
+    c->add_option("--epochs", a->epochs, "epochs (default: 10, 30 for toy2d)")->check(at_least(1));
+    c->add_option("--batch", a->batch, "mini-batch size")->capture_default_str()->check(at_least(1));
     c->add_option("--optimizer", a->optimizer, "sgd, adam or adamw")->capture_default_str();
-    c->add_option("--lr", a->lr, "base learning rate (default: 0.01 for sgd, 1e-3 for adam/adamw; 10x for toy2d)");
-    c->add_option("--momentum", a->momentum, "SGD momentum")->capture_default_str();
+    const double inf = HUGE_VAL;
+    c->add_option("--lr", a->lr, "base learning rate (default: 0.01 for sgd, 1e-3 for adam/adamw; 10x for toy2d)")
+        ->check(finite(0, inf, true, true));
+    c->add_option("--momentum", a->momentum, "SGD momentum")->capture_default_str()->check(finite(0, 1, false, false));
     c->add_flag("--nesterov", a->nesterov, "Nesterov momentum (SGD)");
-    c->add_option("--weight-decay", a->weight_decay, "weight decay (default: 0, or 0.01 for adamw)");
+    c->add_option("--weight-decay", a->weight_decay, "weight decay (default: 0, or 0.01 for adamw)")
+        ->check(finite(0, inf, false, true));
     c->add_option("--schedule", a->schedule, "constant, step or cosine")->capture_default_str();
-    c->add_option("--step-size", a->step_size, "step schedule: epochs between decays")->capture_default_str();
-    c->add_option("--gamma", a->gamma, "step schedule: decay factor")->capture_default_str();
-    c->add_option("--warmup", a->warmup, "epochs of linear learning-rate warm-up")->capture_default_str();
+    c->add_option("--step-size", a->step_size, "step schedule: epochs between decays")
+        ->capture_default_str()
+        ->check(at_least(1));
+    c->add_option("--gamma", a->gamma, "step schedule: decay factor")
+        ->capture_default_str()
+        ->check(finite(0, inf, true, true));
+    c->add_option("--warmup", a->warmup, "epochs of linear learning-rate warm-up")
+        ->capture_default_str()
+        ->check(finite(0, inf, false, true));
     c->add_option("--seed", a->seed, "seed for initialization, validation split, shuffling, augmentation")
         ->capture_default_str();
     c->add_option("--resume", a->resume, "continue from a checkpoint (MODEL.ckpt.safetensors); same settings");
     c->add_option("--augment", a->augment, "augmentations: crop (pad 4), crop=N, flip");
     c->add_option("--noise", a->noise, "std of Gaussian noise added to training inputs (after normalization)")
-        ->capture_default_str();
-    c->add_option("--limit", a->limit, "use only the first N training samples");
-    c->add_option("--val", a->val, "fraction of the training set held out for validation")->capture_default_str();
+        ->capture_default_str()
+        ->check(finite(0, inf, false, true));
+    c->add_option("--limit", a->limit, "use only the first N training samples")->check(at_least(0));
+    c->add_option("--val", a->val, "fraction of the training set held out for validation")
+        ->capture_default_str()
+        ->check(finite(0, 1, false, true));
     c->add_option("--normalize", a->normalize, "std (per-channel mean/std of the training set) or none; a model file keeps its own")
         ->capture_default_str();
     c->add_flag("--quiet", a->quiet, "no progress output");
@@ -283,7 +295,7 @@ void add_train_commands(CLI::App& app) {
     c->add_option("--data", *data, "or samples of a dataset (with --index)");
     c->add_option("--index", *index, "dataset samples: I, I:J or I,J,K")->needs(c->get_option("--data"));
     c->add_option("--split", *split, "dataset split")->capture_default_str();
-    c->add_option("--top", *top, "classes to show")->capture_default_str()->check(CLI::PositiveNumber);
+    c->add_option("--top", *top, "classes to show")->capture_default_str()->check(at_least(1));
     c->add_flag("--json", *as_json, "JSON lines");
     c->callback([=] { run_predict(*model, *files, *data, *index, *split, *top, *as_json); });
   }

@@ -13,6 +13,11 @@ void add_explain_command(CLI::App& app);
 void add_regions_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 
+// Flag checks whose messages name the value and the range: a finite number in [lo, hi] (an end
+// excluded when open; CLI11's own range checks let "nan" through), and an integer >= n.
+CLI::Validator finite(double lo, double hi, bool lo_open, bool hi_open);
+CLI::Validator at_least(long n);
+
 // --model accepts a model file (.safetensors), a preset name, or an architecture text.
 // Presets and architectures come initialized (seeded) and carry no metadata.
 Model open_model(const std::string& spec, uint64_t seed = 42);

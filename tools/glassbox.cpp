@@ -10,7 +10,7 @@ int main(int argc, char** argv) {
                "Train Conv/ReLU/Pool/Dense networks and explain them (saliency, IG, LRP, CAM, OpenBox...)."};
   app.require_subcommand(1);
   int threads = 0;
-  app.add_option("--threads", threads, "threads (batch slices and GEMM); default: all cores")->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", threads, "threads (batch slices and GEMM); default: all cores")->check(gb::at_least(0));
   app.parse_complete_callback([&] { gb::set_threads(threads); });
   gb::add_info_command(app);
   gb::add_train_commands(app);

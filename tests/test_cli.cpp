@@ -1,0 +1,114 @@
+// The `glassbox` command itself: bad flags, files and model/data pairs give a clear error that
+// names the flag or file and a non-zero exit status, and a failed run leaves an existing model file
+// as it was. Runs the built binary (its path in the GLASSBOX environment variable, set by Meson).
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Run {
+  int status;
+  std::string out, err;
+};
+
+std::string read_file(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// A scratch folder, removed at the end of the test.
+struct Scratch {
+  fs::path dir;
+  Scratch() {
+    dir = fs::temp_directory_path() / ("glassbox_cli_" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+  }
+  ~Scratch() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+  std::string operator/(const std::string& name) const { return (dir / name).string(); }
+};
+
+// Runs `glassbox ARGS` (arguments without shell metacharacters) with one thread.
+Run glassbox(const Scratch& s, const std::string& args) {
+  const char* bin = std::getenv("GLASSBOX");
+  REQUIRE_MESSAGE(bin, "GLASSBOX is not set (run the tests through meson test)");
+  const std::string out = s / "stdout.txt", err = s / "stderr.txt";
+  const std::string cmd = std::string(bin) + " --threads 1 " + args + " >" + out + " 2>" + err;
+  const int raw = std::system(cmd.c_str());
+  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, read_file(out), read_file(err)};
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("cli: bad flags and specs are refused with the flag named") {
+  Scratch s;
+  const std::string out = " --quiet --epochs 1 --out " + (s / "m.safetensors");
+  struct Case {
+    std::string args, expect;
+  };
+  const Case cases[] = {
+      {"train --model nosuch --data toy:spirals" + out, "--model 'nosuch'"},
+      {"train --model toy2d --data toy:spirals --optimizer sgdx" + out, "--optimizer 'sgdx'"},
+      {"train --model toy2d --data toy:spirals --schedule weekly" + out, "weekly"},
+      {"train --model toy2d --data toy:nosuch" + out, "toy:nosuch"},
+      {"train --model toy2d --data nosuch:dir" + out, "nosuch:dir"},
+      {"train --model toy2d --data toy:spirals --lr nan" + out, "--lr: 'nan' is not a finite number"},
+      {"train --model toy2d --data toy:spirals --lr -1" + out, "--lr: '-1'"},
+      {"train --model toy2d --data toy:spirals --momentum 2" + out, "--momentum: '2'"},
+      {"train --model toy2d --data toy:spirals --val 1" + out, "--val: '1'"},
+      {"train --model toy2d --data toy:spirals --batch 0" + out, "--batch: '0' is not a whole number >= 1"},
+      {"train --model toy2d --data toy:spirals --augment spin" + out, "--augment 'spin'"},
+      {"train --model lenet5 --data toy:spirals" + out, "cannot take the samples of --data toy:spirals"},
+      {"train --model toy2d --data npy:" + (s / "none.npy") + "," + (s / "none_y.npy") + out, "none.npy"},
+      {"predict --model toy2d --input " + (s / "none.png"), "none.png"},
+      {"--threads -2 info", "--threads: '-2'"},
+  };
+  for (const Case& c : cases) {
+    INFO("glassbox " << c.args);
+    const Run r = glassbox(s, c.args);
+    CHECK(r.status != 0);
+    CHECK_MESSAGE(contains(r.err, c.expect), r.err);
+    CHECK_FALSE(fs::exists(s / "m.safetensors"));
+  }
+}
+
+TEST_CASE("cli: a corrupt model file is named; failed runs leave an existing model file as it was") {
+  Scratch s;
+  std::ofstream(s / "bad.safetensors") << "garbage";
+  Run r = glassbox(s, "eval --model " + (s / "bad.safetensors") + " --data toy:spirals");
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, s / "bad.safetensors"), r.err);
+
+  // A good model, then runs that fail before and during training with it as --out.
+  r = glassbox(s, "train --model toy2d --data toy:spirals --epochs 2 --quiet --out " + (s / "m.safetensors"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const std::string before = read_file(s / "m.safetensors");
+  REQUIRE(before.size() > 1000);
+  r = glassbox(s, "train --model toy2d --data toy:nosuch --epochs 1 --quiet --out " + (s / "m.safetensors"));
+  CHECK(r.status != 0);
+  r = glassbox(s, "train --model toy2d --data toy:spirals --epochs 1 --lr 1e30 --quiet --out " + (s / "m.safetensors"));
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "diverged"), r.err);
+  CHECK(read_file(s / "m.safetensors") == before);
+
+  // The model still evaluates and predicts.
+  r = glassbox(s, "eval --model " + (s / "m.safetensors") + " --data toy:spirals");
+  CHECK_MESSAGE(r.status == 0, r.err);
+  CHECK(contains(r.out, "accuracy"));
+}
