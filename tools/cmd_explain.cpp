@@ -5,6 +5,7 @@
 // base method's keys); a key that no selected method accepts is an error. So
 // `--method saliency,integrated-gradients --param n_steps=32` is fine: only IG gets n_steps.
 #include <algorithm>
+#include <climits>
 #include <cctype>
 #include <chrono>
 #include <cmath>
@@ -249,15 +250,10 @@ void run_explain(const ExplainArgs& a) {
       if (in.labels[n] < 0) throw std::invalid_argument("--target label: input " + in.names[n] + " has no label");
       targets[n] = in.labels[n];
     } else {
-      size_t used = 0;
-      int k = -1;
-      try {
-        k = std::stoi(a.target, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used != a.target.size()) throw std::invalid_argument("--target '" + a.target + "': expected pred, label or a class number");
-      targets[n] = k;
+      long k = -1;
+      if (!parse_number(a.target, k) || k < INT_MIN || k > INT_MAX)
+        throw std::invalid_argument("--target '" + a.target + "': expected pred, label or a class number");
+      targets[n] = int(k);
     }
     if (targets[n] < 0 || targets[n] >= K)
       throw std::out_of_range("--target " + std::to_string(targets[n]) + " outside the model's classes [0," +

@@ -17,6 +17,9 @@ void add_bench_command(CLI::App& app);
 // excluded when open; CLI11's own range checks let "nan" through), and an integer >= n.
 CLI::Validator finite(double lo, double hi, bool lo_open, bool hi_open);
 CLI::Validator at_least(long n);
+// True when the whole of `text` is one number (std::stod / std::stol syntax), then stored in v.
+bool parse_number(const std::string& text, double& v);
+bool parse_number(const std::string& text, long& v);
 
 // --model accepts a model file (.safetensors), a preset name, or an architecture text.
 // Presets and architectures come initialized (seeded) and carry no metadata.

@@ -4,6 +4,7 @@
 #include "tools/inputs.h"
 
 #include <cctype>
+#include <climits>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -11,6 +12,7 @@
 #include "data/dataset.h"
 #include "data/images.h"
 #include "data/npy.h"
+#include "tools/commands.h"
 
 namespace gb {
 
@@ -29,15 +31,10 @@ static std::string file_safe(const std::string& s) {
 }
 
 static int parse_int(const std::string& s, const std::string& what) {
-  size_t used = 0;
-  int v = 0;
-  try {
-    v = std::stoi(s, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != s.size() || s.empty()) throw std::invalid_argument("--index '" + what + "': '" + s + "' is not an integer");
-  return v;
+  long v = 0;
+  if (!parse_number(s, v) || v < INT_MIN || v > INT_MAX)
+    throw std::invalid_argument("--index '" + what + "': '" + s + "' is not an integer");
+  return int(v);
 }
 
 static std::vector<int> parse_index(const std::string& index, int size) {
