@@ -6,12 +6,12 @@
 #include <numeric>
 
 #include "engine/layers.h"
-#include "explain/cam.h"
-#include "explain/explain.h"
-#include "explain/lime.h"
-#include "explain/perturbation.h"
-#include "explain/resize.h"
-#include "explain/slic.h"
+#include "explain/attribution/cam.h"
+#include "explain/attribution/explain.h"
+#include "explain/attribution/lime.h"
+#include "explain/attribution/perturbation.h"
+#include "explain/common/resize.h"
+#include "explain/attribution/slic.h"
 #include "train/presets.h"
 
 using namespace gb;

@@ -6,10 +6,10 @@
 
 #include "engine/architecture.h"
 #include "engine/layers.h"
-#include "explain/deeplift.h"
-#include "explain/gradient.h"
-#include "explain/heatmap.h"
-#include "explain/relu_rules.h"
+#include "explain/attribution/deeplift.h"
+#include "explain/attribution/gradient.h"
+#include "explain/common/heatmap.h"
+#include "explain/attribution/relu_rules.h"
 #include "train/presets.h"
 
 using namespace gb;

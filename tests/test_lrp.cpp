@@ -6,9 +6,9 @@
 #include <map>
 
 #include "engine/layers.h"
-#include "explain/canonizer.h"
-#include "explain/lrp_rules.h"
-#include "explain/method.h"
+#include "explain/attribution/canonizer.h"
+#include "explain/attribution/lrp_rules.h"
+#include "explain/attribution/method.h"
 
 using namespace gb;
 using namespace gb::explain;

@@ -7,7 +7,7 @@
 
 #include "engine/architecture.h"
 #include "engine/layers.h"
-#include "explain/openbox.h"
+#include "explain/openbox/openbox.h"
 #include "train/presets.h"
 
 using namespace gb;

@@ -17,8 +17,8 @@
 #include "engine/architecture.h"
 #include "engine/layers.h"
 #include "engine/threads.h"
-#include "explain/lrp_rules.h"
-#include "explain/openbox.h"
+#include "explain/attribution/lrp_rules.h"
+#include "explain/openbox/openbox.h"
 #include "train/presets.h"
 
 using namespace gb;

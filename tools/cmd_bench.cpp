@@ -11,8 +11,8 @@
 #include <sstream>
 
 #include "engine/threads.h"
-#include "explain/explain.h"
-#include "explain/openbox.h"
+#include "explain/attribution/explain.h"
+#include "explain/openbox/openbox.h"
 #include "tools/commands.h"
 #include "train/loss.h"
 #include "train/optimizer.h"

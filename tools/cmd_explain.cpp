@@ -19,8 +19,8 @@
 #include "data/images.h"
 #include "data/npy.h"
 #include "engine/layers.h"
-#include "explain/explain.h"
-#include "explain/heatmap.h"
+#include "explain/attribution/explain.h"
+#include "explain/common/heatmap.h"
 #include "tools/commands.h"
 #include "tools/inputs.h"
 
@@ -49,26 +49,16 @@ std::vector<std::string> split_list(const std::string& s) {
   return out;
 }
 
-void print_methods() {
-  for (auto& m : explain::methods()) {
-    std::printf("%s\n    %s\n    convention: %s\n", m.name.c_str(), m.summary.c_str(), m.convention.c_str());
-    for (auto& p : m.params)
-      std::printf("    --param %s=%s  %s\n", p.name.c_str(), p.default_value.empty() ? "(none)" : p.default_value.c_str(),
-                  p.help.c_str());
-  }
-}
-
 // The keys a method accepts on the command line.
 std::set<std::string> accepted_keys(const std::string& method, const explain::Params& all) {
   std::set<std::string> keys;
   const auto& info = explain::method_info(method);
-  bool tunnel = false;
   std::string base;
   for (auto& p : info.params) {
     keys.insert(p.name);
-    if (p.name == "base") tunnel = true, base = p.default_value;
+    if (p.name == "base") base = p.default_value;
   }
-  if (tunnel) {
+  if (info.passes_on) {
     if (auto it = all.find("base"); it != all.end()) base = it->second;
     for (auto& k : accepted_keys(base, {})) keys.insert(k);
   }
@@ -156,7 +146,7 @@ void write_image(const std::string& path, const explain::Image& im) { write_png(
 
 void run_explain(const ExplainArgs& a) {
   if (a.list) {
-    print_methods();
+    std::fputs(explain::list_text(explain::methods()).c_str(), stdout);
     return;
   }
   if (a.model.empty()) throw std::invalid_argument("--model is required");

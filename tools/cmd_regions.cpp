@@ -13,8 +13,8 @@
 #include "data/images.h"
 #include "data/npy.h"
 #include "engine/layers.h"
-#include "explain/heatmap.h"
-#include "explain/openbox.h"
+#include "explain/common/heatmap.h"
+#include "explain/openbox/openbox.h"
 #include "tools/commands.h"
 #include "tools/inputs.h"
 

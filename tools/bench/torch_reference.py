@@ -433,7 +433,7 @@ def run_model(spec, args, work):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--glassbox", default="/work/main/build/tools/glassbox")
+    ap.add_argument("--glassbox", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "tools", "glassbox"))
     ap.add_argument("--model", default="lenet5", help="glassbox .safetensors file(s) or preset name(s), comma-separated")
     ap.add_argument("--n", type=int, default=8, help="number of random inputs")
     ap.add_argument("--seed", type=int, default=0)

@@ -5,8 +5,8 @@
 #include "data/dataset.h"
 #include "data/images.h"
 #include "engine/model_file.h"
-#include "explain/explain.h"
-#include "explain/heatmap.h"
+#include "explain/attribution/explain.h"
+#include "explain/common/heatmap.h"
 
 int main(int argc, char** argv) {
   if (argc < 2) return std::fprintf(stderr, "usage: lab MODEL.safetensors\n"), 2;

@@ -15,7 +15,7 @@
 //   multipliers like gradients.
 // Attribution (x − x')·m; Result.delta = Σ attribution − (f_c(x) − f_c(x')), ~0 up to rounding.
 #pragma once
-#include "explain/explain.h"
+#include "explain/attribution/explain.h"
 
 namespace gb::explain {
 

@@ -1,5 +1,5 @@
 // BatchNorm folding on a rebuilt copy of the graph (see canonizer.h).
-#include "explain/canonizer.h"
+#include "explain/attribution/canonizer.h"
 
 #include <map>
 #include <nlohmann/json.hpp>

@@ -1,6 +1,6 @@
 // Heatmaps and the labeled grid. Text comes from stb_easy_font, which emits axis-aligned quads;
 // we fill each quad's bounding box into the RGB buffer.
-#include "explain/heatmap.h"
+#include "explain/common/heatmap.h"
 
 #include <algorithm>
 #include <cmath>

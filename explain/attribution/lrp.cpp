@@ -1,7 +1,7 @@
 // The LRP methods of the registry: one per rule or Zennit composite, and `lrp` with a rule
 // mapping. The work is in lrp_rules.cpp (rules) and canonizer.cpp (BatchNorm folding).
-#include "explain/lrp_rules.h"
-#include "explain/method.h"
+#include "explain/attribution/lrp_rules.h"
+#include "explain/attribution/method.h"
 
 namespace gb::explain {
 
@@ -37,8 +37,8 @@ void add_lrp_methods(std::vector<Method>& registry) {
     MethodInfo info{"lrp-" + e.composite, e.summary + note, e.params, "Zennit"};
     info.params.push_back(seed);
     info.params.push_back(layer);
-    registry.push_back({info, [c = e.composite](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
-                          return lrp(g, x, t, c, p);
+    registry.push_back({info, [c = e.composite](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& r) {
+                          return lrp(g, x, t, "lrp-" + c, r);
                         }});
   }
   MethodInfo info{"lrp",
@@ -47,8 +47,8 @@ void add_lrp_methods(std::vector<Method>& registry) {
                   "norm=ε stabilizes pooling/Add)." + note,
                   {{"rule", "conv=epsilon,dense=epsilon", "KEY=RULE[,KEY=RULE...] with keys conv, dense, first, norm"}, seed, layer},
                   "Zennit"};
-  registry.push_back({info, [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
-                        return lrp(g, x, t, "", p);
+  registry.push_back({info, [](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& r) {
+                        return lrp(g, x, t, "lrp", r);
                       }});
 }
 

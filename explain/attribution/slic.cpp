@@ -1,4 +1,4 @@
-#include "explain/slic.h"
+#include "explain/attribution/slic.h"
 
 #include <algorithm>
 #include <cmath>

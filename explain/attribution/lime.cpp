@@ -1,13 +1,13 @@
-#include "explain/lime.h"
+#include "explain/attribution/lime.h"
 
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <stdexcept>
 
-#include "explain/method.h"
-#include "explain/perturbation.h"
-#include "explain/resize.h"
+#include "explain/attribution/method.h"
+#include "explain/attribution/perturbation.h"
+#include "explain/common/resize.h"
 
 // LAPACK from OpenBLAS (no lapacke.h here). The trailing length is gfortran's hidden argument for
 // the character `uplo`; C implementations ignore it.
@@ -156,26 +156,24 @@ void add_lime_methods(std::vector<Method>& registry) {
         "Ribeiro et al. 2016 / the lime package's LimeImageExplainer, with SLIC (written here, deterministic) "
         "instead of quickshift: sample weight √exp(−d²/w²), Ridge(alpha=1) with intercept; each pixel gets its "
         "superpixel's coefficient, the same in every channel."},
-       [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
-         ParamReader pr(p, "lime");
+       [](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& pr) {
          LimeOptions o;
-         o.samples = pr.integer("n", 1000);
-         o.slic.segments = pr.integer("segments", 40);
-         o.slic.compactness = pr.number("compactness", 10);
-         const std::string fill = pr.text("fill", "mean");
+         o.samples = pr.integer("n");
+         o.slic.segments = pr.integer("segments");
+         o.slic.compactness = pr.number("compactness");
+         const std::string fill = pr.text("fill");
          if (fill != "mean") {
            o.fill_mean = false;
-           o.fill = float(pr.number("fill", 0));
+           o.fill = float(pr.number("fill"));
          }
-         o.kernel_width = pr.number("kernel_width", 0.25);
-         const std::string output = pr.text("output", "prob");
+         o.kernel_width = pr.number("kernel_width");
+         const std::string output = pr.text("output");
          if (output != "prob" && output != "logit")
            throw std::invalid_argument("lime: --param output=" + output + " is not prob or logit");
          o.prob = output == "prob";
-         o.seed = uint64_t(pr.integer("seed", 0));
-         o.batch = pr.integer("batch", 256);
-         const int top = pr.integer("top", 0);
-         pr.done();
+         o.seed = uint64_t(pr.integer("seed"));
+         o.batch = pr.integer("batch");
+         const int top = pr.integer("top");
          require_images(x, "lime");
          std::vector<LimeExplanation> ex = lime(g, x, t, o);
          const int N = x.dim(0), H = x.dim(2), W = x.dim(3);

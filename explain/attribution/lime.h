@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "engine/graph.h"
-#include "explain/slic.h"
+#include "explain/attribution/slic.h"
 
 namespace gb::explain {
 

@@ -1,11 +1,11 @@
 // DeepLIFT (Rescale) as backward rules over a [x; x'] batch; see deeplift.h for the conventions.
-#include "explain/deeplift.h"
+#include "explain/attribution/deeplift.h"
 
 #include <algorithm>
 #include <cmath>
 
 #include "engine/layers.h"
-#include "explain/gradient.h"
+#include "explain/attribution/gradient.h"
 
 namespace gb::explain {
 
@@ -105,16 +105,14 @@ void add_deeplift_methods(std::vector<Method>& reg) {
                   "rule with mirrored reference multipliers, so summation-to-delta is exact. A constant baseline gives "
                   "constant feature maps whose max-pool windows tie; which element wins a tie then depends on float "
                   "rounding, and attributions may differ from Captum's by a few percent (summation-to-delta still holds)"},
-                 [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
-                   ParamReader r(p, "deeplift");
+                 [](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& r) {
                    DeepLiftOptions o;
                    if (const Tensor* b = r.tensor("baseline"))
                      o.baseline = *b;
                    else
-                     o.baseline_value = float(r.number("baseline", 0));
+                     o.baseline_value = float(r.number("baseline"));
                    o.layer = read_layer(r, g);
-                   o.internal_batch = r.integer("internal_batch", 128);
-                   r.done();
+                   o.internal_batch = r.integer("internal_batch");
                    return deeplift(g, x, t, o);
                  }});
 }

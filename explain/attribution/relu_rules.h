@@ -2,7 +2,7 @@
 // DeconvNet passes relu(signal) (ignoring the forward mask) and Guided Backprop passes
 // signal·1[x>0]·1[signal>0]. Max-pool keeps its default rule (route through the forward argmax).
 #pragma once
-#include "explain/explain.h"
+#include "explain/attribution/explain.h"
 
 namespace gb::explain {
 

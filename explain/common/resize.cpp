@@ -1,4 +1,4 @@
-#include "explain/resize.h"
+#include "explain/common/resize.h"
 
 #include <algorithm>
 #include <cstring>

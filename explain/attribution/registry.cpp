@@ -1,7 +1,7 @@
 // The method registry: every family adds its methods; explain() validates and dispatches.
 #include <stdexcept>
 
-#include "explain/method.h"
+#include "explain/attribution/method.h"
 
 namespace gb::explain {
 
@@ -50,54 +50,10 @@ Result explain(Graph& model, const Tensor& x, const std::vector<int>& targets, c
     if (t < 0 || t >= model.classes())
       throw std::out_of_range("target class " + std::to_string(t) + " outside [0," + std::to_string(model.classes()) +
                               ")");
-  return m.run(model, x, targets, params);
-}
-
-double ParamReader::number(const std::string& key, double fallback) {
-  read_.insert(key);
-  auto it = p_.find(key);
-  if (it == p_.end()) return fallback;
-  char* end = nullptr;
-  double v = std::strtod(it->second.c_str(), &end);
-  if (it->second.empty() || *end) throw std::invalid_argument(method_ + ": --param " + key + "=" + it->second + " is not a number");
-  return v;
-}
-
-int ParamReader::integer(const std::string& key, int fallback) {
-  double v = number(key, fallback);
-  if (v != double(int(v))) throw std::invalid_argument(method_ + ": --param " + key + " must be an integer");
-  return int(v);
-}
-
-std::string ParamReader::text(const std::string& key, const std::string& fallback) {
-  read_.insert(key);
-  auto it = p_.find(key);
-  return it == p_.end() ? fallback : it->second;
-}
-
-bool ParamReader::flag(const std::string& key, bool fallback) {
-  std::string v = text(key, fallback ? "true" : "false");
-  if (v == "true" || v == "1" || v == "yes") return true;
-  if (v == "false" || v == "0" || v == "no") return false;
-  throw std::invalid_argument(method_ + ": --param " + key + "=" + v + " is not true/false");
-}
-
-const Tensor* ParamReader::tensor(const std::string& key) {
-  read_.insert(key);
-  auto it = p_.tensors.find(key);
-  return it == p_.tensors.end() ? nullptr : &it->second;
-}
-
-void ParamReader::done() const {
-  std::set<std::string> given;
-  for (auto& [k, v] : p_) given.insert(k);
-  for (auto& [k, v] : p_.tensors) given.insert(k);
-  for (auto& k : given)
-    if (!read_.count(k)) {
-      std::string known;
-      for (auto& r : read_) known += (known.empty() ? "" : ", ") + r;
-      throw std::invalid_argument(method_ + ": unknown parameter '" + k + "' (known: " + (known.empty() ? "none" : known) + ")");
-    }
+  ParamReader reader(params, m.info);
+  Result r = m.run(model, x, targets, reader);
+  reader.done();
+  return r;
 }
 
 }  // namespace gb::explain

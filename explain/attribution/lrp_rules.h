@@ -4,14 +4,14 @@
 //   z = forward with modified inputs/weights, s = R / (z + stabilizer),
 //   c = backward_data(s) with the same modified weights, R_in = a ⊙ c.
 // Conventions follow Zennit (stabilizer ε·sign(z) with sign(0) = +1, default 1e-6), see
-// /work/shared/METHODS.md and the comments in lrp_rules.cpp.
+// explain/METHODS.md and the comments in lrp_rules.cpp.
 #pragma once
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "engine/graph.h"
-#include "explain/explain.h"
+#include "explain/attribution/explain.h"
 
 namespace gb::explain {
 
@@ -75,5 +75,9 @@ BackwardRule batchnorm_rule(Layer& bn, double epsilon);  // ε rule on BatchNorm
 // absorbed or leaked by biases, stabilizers, α ≠ 1 and unfolded BatchNorm, not an error.
 Result lrp(Graph& model, const Tensor& x, const std::vector<int>& targets, const std::string& composite,
            const Params& params = {});
+// The same with the parameters read through `reader` (the registry's call); method is "lrp" or
+// "lrp-<composite>".
+Result lrp(Graph& model, const Tensor& x, const std::vector<int>& targets, const std::string& method,
+           ParamReader& reader);
 
 }  // namespace gb::explain

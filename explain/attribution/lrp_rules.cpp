@@ -1,7 +1,7 @@
 // LRP rules as backward rules over the graph (see lrp_rules.h). Every Dense/Conv rule runs the
 // layer's own convolution / matrix product with modified weights, several weight sets stacked
 // along the output channels so that one im2col and one GEMM serve them all.
-#include "explain/lrp_rules.h"
+#include "explain/attribution/lrp_rules.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,8 +11,8 @@
 #include <stdexcept>
 
 #include "engine/layers.h"
-#include "explain/canonizer.h"
-#include "explain/method.h"
+#include "explain/attribution/canonizer.h"
+#include "explain/attribution/method.h"
 
 namespace gb::explain {
 
@@ -506,11 +506,24 @@ BackwardRules lrp_rules(const Graph& g, const Composite& comp) {
 
 Result lrp(Graph& model, const Tensor& x, const std::vector<int>& targets, const std::string& composite,
            const Params& params) {
-  const bool from_params = composite.empty() || composite == "lrp";
-  const std::string method = from_params ? "lrp" : composite.rfind("lrp-", 0) == 0 ? composite : "lrp-" + composite;
-  ParamReader pr(params, method);
-  const std::string short_name = method == "lrp" ? "" : method.substr(4);
-  Composite comp = composite_from_name(from_params ? pr.text("rule", "conv=epsilon,dense=epsilon") : composite);
+  if (composite.find('=') != std::string::npos) {  // a rule mapping: method `lrp` with rule=composite
+    Params with_rule = params;
+    with_rule["rule"] = composite;
+    return lrp(model, x, targets, "lrp", with_rule);
+  }
+  const bool plain = composite.empty() || composite == "lrp";
+  const std::string method = plain ? "lrp" : composite.rfind("lrp-", 0) == 0 ? composite : "lrp-" + composite;
+  ParamReader pr(params, method_info(method));
+  Result r = lrp(model, x, targets, method, pr);
+  pr.done();
+  return r;
+}
+
+Result lrp(Graph& model, const Tensor& x, const std::vector<int>& targets, const std::string& method,
+           ParamReader& pr) {
+  const bool from_params = method == "lrp";
+  const std::string short_name = from_params ? "" : method.substr(4);
+  Composite comp = composite_from_name(from_params ? pr.text("rule") : short_name);
 
   // Rule parameters this composite exposes as params override its rules of that kind.
   auto specs = [&](LrpRule k) {
@@ -519,35 +532,36 @@ Result lrp(Graph& model, const Tensor& x, const std::vector<int>& targets, const
       if (r && r->kind == k) v.push_back(r);
     return v;
   };
-  if (!from_params && short_name != "zero" && short_name.find('=') == std::string::npos) {
+  if (!from_params && short_name != "zero") {
     if (!specs(LrpRule::epsilon).empty()) {
-      double e = pr.number("epsilon", 1e-6);
+      double e = pr.number("epsilon");
       if (e < 0) throw std::invalid_argument(method + ": epsilon must be >= 0");
       for (RuleSpec* r : specs(LrpRule::epsilon)) r->epsilon = e;
     }
     if (!specs(LrpRule::gamma).empty()) {
-      double gm = pr.number("gamma", 0.25);
+      double gm = pr.number("gamma");
       if (gm < 0) throw std::invalid_argument(method + ": gamma must be >= 0");
       for (RuleSpec* r : specs(LrpRule::gamma)) r->gamma = gm;
     }
     if (!specs(LrpRule::alpha_beta).empty()) {
-      double al = pr.number("alpha", 2), be = pr.number("beta", pr.has("alpha") ? al - 1 : 1);
+      const double al = pr.number("alpha");
+      double be = pr.number("beta");
+      if (!pr.given("beta") && pr.given("alpha")) be = al - 1;
       if (be < 0 || std::abs(al - be - 1) > 1e-6)
         throw std::invalid_argument(method + ": alpha - beta must be 1 with beta >= 0");
       for (RuleSpec* r : specs(LrpRule::alpha_beta)) r->alpha = al, r->beta = be;
     }
     for (RuleSpec* r : specs(LrpRule::zbox)) {
-      r->low = number_or_bound(pr.text("low", "0"), method + " low", r->low_sample, "min");
-      r->high = number_or_bound(pr.text("high", "1"), method + " high", r->high_sample, "max");
+      r->low = number_or_bound(pr.text("low"), method + " low", r->low_sample, "min");
+      r->high = number_or_bound(pr.text("high"), method + " high", r->high_sample, "max");
       if (!r->low_sample && !r->high_sample && r->low > r->high)
         throw std::invalid_argument(method + ": low must be <= high");
     }
   }
-  const std::string seed_mode = pr.text("seed", "logit");
+  const std::string seed_mode = pr.text("seed");
   if (seed_mode != "logit" && seed_mode != "onehot")
     throw std::invalid_argument(method + ": seed must be logit or onehot, got '" + seed_mode + "'");
-  const std::string layer = pr.text("layer", "");
-  pr.done();
+  const std::string layer = pr.text("layer");
 
   if (int(targets.size()) != x.batch())
     throw std::invalid_argument(method + ": " + std::to_string(targets.size()) + " targets for a batch of " +

@@ -1,7 +1,7 @@
 // Heatmaps of attributions and a labeled grid of them, as RGB8 images (writing PNG files is the
 // caller's business: data/images.h).
 //
-// Conventions (see /work/shared/METHODS.md):
+// Conventions (see explain/METHODS.md):
 // - Channels are reduced first: sum for signed maps, max of |a| for unsigned maps.
 // - Signed maps: blue-white-red centered at zero, scaled by the abs-max (percentile 100) unless a
 //   percentile is given. Unsigned maps: gray or hot, scaled by the 99.5th percentile by default.

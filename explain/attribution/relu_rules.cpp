@@ -1,8 +1,8 @@
 // DeconvNet / Guided Backprop as backward rules on ReLU nodes (Captum overrides ReLU modules only).
-#include "explain/relu_rules.h"
+#include "explain/attribution/relu_rules.h"
 
 #include "engine/layers.h"
-#include "explain/gradient.h"
+#include "explain/attribution/gradient.h"
 
 namespace gb::explain {
 
@@ -46,10 +46,8 @@ void add_relu_rule_methods(std::vector<Method>& reg) {
                     {{"layer", "", "stop at this layer and return the signal at its output (shaped like it)"}},
                     std::string(guided ? "Captum GuidedBackprop" : "Captum Deconvolution") +
                         " (ReLU nodes only; max-pool routes through the forward argmax)"},
-                   [name, guided](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
-                     ParamReader r(p, name);
+                   [name, guided](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& r) {
                      int layer = read_layer(r, g);
-                     r.done();
                      Result res;
                      res.attribution = guided ? guided_backprop(g, x, t, layer) : deconvnet(g, x, t, layer);
                      return res;

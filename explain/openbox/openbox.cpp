@@ -3,7 +3,7 @@
 // directions (linear parts only). ReLU multiplies every row by row 0's mask, max-pool gathers
 // row 0's winners, conv/dense/batchnorm apply their weights (and biases to value rows only);
 // avg-pool, GAP, flatten, add and eval dropout are linear and keep their own forward.
-#include "explain/openbox.h"
+#include "explain/openbox/openbox.h"
 
 #include <algorithm>
 #include <chrono>

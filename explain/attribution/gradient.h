@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "explain/method.h"
+#include "explain/attribution/method.h"
 
 namespace gb::explain {
 

@@ -1,13 +1,13 @@
-#include "explain/cam.h"
+#include "explain/attribution/cam.h"
 
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
 #include "engine/layers.h"
-#include "explain/method.h"
-#include "explain/perturbation.h"
-#include "explain/resize.h"
+#include "explain/attribution/method.h"
+#include "explain/attribution/perturbation.h"
+#include "explain/common/resize.h"
 
 namespace gb::explain {
 
@@ -236,33 +236,27 @@ void add_cam_methods(std::vector<Method>& registry) {
   registry.push_back(
       {{"cam", "Class activation map: Σ_k w_k^c A^k at the GlobalAvgPool input (needs conv → GAP → Dense)", {},
         "Zhou et al. 2016; no bias term, no ReLU (signed)." + kUpsample},
-       [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
+       [](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader&) {
          require_images(x, "cam");
-         ParamReader pr(p, "cam");
-         pr.done();
          return Result{to_input(cam_maps(g, x, t), x), {}, true, {}};
        }});
   registry.push_back(
       {{"grad-cam", "Grad-CAM: ReLU(Σ_k α_k A^k), α_k = spatial mean of the target logit's gradient",
         {layer_param, {"relu", "true", "apply the ReLU (false keeps the signed map, like Captum's default)"}},
         "Selvaraju et al. 2017; Captum LayerGradCam with relu_attributions=True, then upsampled." + kUpsample},
-       [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
+       [](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& pr) {
          require_images(x, "grad-cam");
-         ParamReader pr(p, "grad-cam");
-         int layer = cam_layer(g, pr.text("layer", ""), "grad-cam");
-         bool relu = pr.flag("relu", true);
-         pr.done();
+         int layer = cam_layer(g, pr.text("layer"), "grad-cam");
+         bool relu = pr.flag("relu");
          return Result{to_input(grad_cam_maps(g, x, t, layer, relu), x), {}, !relu, {}};
        }});
   registry.push_back(
       {{"guided-grad-cam", "Guided Grad-CAM: guided backprop ⊙ upsampled Grad-CAM", {layer_param},
         "Selvaraju et al. 2017 (Captum GuidedGradCam): the guided-backprop method of this registry times the "
         "ReLU'd Grad-CAM map." + kUpsample},
-       [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
+       [](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& pr) {
          require_images(x, "guided-grad-cam");
-         ParamReader pr(p, "guided-grad-cam");
-         int layer = cam_layer(g, pr.text("layer", ""), "guided-grad-cam");
-         pr.done();
+         int layer = cam_layer(g, pr.text("layer"), "guided-grad-cam");
          Tensor cam = to_input(grad_cam_maps(g, x, t, layer, true), x);
          Tensor gbp = explain(g, x, t, "guided-backprop").attribution;
          for (size_t i = 0; i < cam.size(); ++i) cam[i] *= gbp[i];
@@ -272,11 +266,9 @@ void add_cam_methods(std::vector<Method>& registry) {
       {{"grad-cam++", "Grad-CAM++: ReLU(Σ_k w_k A^k), w_k = Σ α·ReLU(g) with the closed-form α", {layer_param},
         "Chattopadhyay et al. 2018, closed form for piecewise-linear nets from the logit gradient "
         "(α = g²/(2g² + Σ_ab A_ab g³), 0 where the denominator is 0; as pytorch-grad-cam without its eps)." + kUpsample},
-       [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
+       [](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& pr) {
          require_images(x, "grad-cam++");
-         ParamReader pr(p, "grad-cam++");
-         int layer = cam_layer(g, pr.text("layer", ""), "grad-cam++");
-         pr.done();
+         int layer = cam_layer(g, pr.text("layer"), "grad-cam++");
          return Result{to_input(grad_cam_pp_maps(g, x, t, layer), x), {}, false, {}};
        }});
   registry.push_back(
@@ -285,12 +277,10 @@ void add_cam_methods(std::vector<Method>& registry) {
         "Wang et al. 2020, the official code's variant: weight_k = softmax_c(f(x ⊙ minmax(upsample(A^k)))) "
         "(the paper's increase over a baseline is not subtracted); constant maps skipped; ReLU, then min-max to [0,1]." +
             kUpsample},
-       [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
+       [](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& pr) {
          require_images(x, "score-cam");
-         ParamReader pr(p, "score-cam");
-         int layer = cam_layer(g, pr.text("layer", ""), "score-cam");
-         int batch = pr.integer("batch", 256);
-         pr.done();
+         int layer = cam_layer(g, pr.text("layer"), "score-cam");
+         int batch = pr.integer("batch");
          return Result{broadcast_channels(score_cam_maps(g, x, t, layer, batch), x.dim(1)), {}, false, {}};
        }});
 }

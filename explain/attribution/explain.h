@@ -7,17 +7,9 @@
 #include <vector>
 
 #include "engine/graph.h"
+#include "explain/common/params.h"
 
 namespace gb::explain {
-
-// Method parameters as given on the command line (--param k=v); each method reads the keys it
-// knows, with its documented defaults, and rejects unknown keys by name. A parameter may instead
-// be a tensor, under the same key in `tensors`: IG's and DeepLIFT's `baseline`, shaped
-// [1 or N, input...] in the model's input space (glassbox explain puts a black image there).
-struct Params : std::map<std::string, std::string> {
-  using std::map<std::string, std::string>::map;
-  std::map<std::string, Tensor> tensors;
-};
 
 struct Result {
   Tensor attribution;         // shaped like the input: [N, C, H, W]
@@ -26,15 +18,6 @@ struct Result {
   // Per-sample values a method reports besides the map (LIME: "weights" per superpixel,
   // "intercept", "score", and "segments", the H*W superpixel label of each pixel); empty otherwise.
   std::vector<std::map<std::string, std::vector<double>>> details;
-};
-
-struct ParamInfo {
-  std::string name, default_value, help;
-};
-struct MethodInfo {
-  std::string name, summary;
-  std::vector<ParamInfo> params;
-  std::string convention;  // which reference convention it follows (Captum/Zennit/paper)
 };
 
 const std::vector<MethodInfo>& methods();

@@ -1,17 +1,18 @@
 // The gradient family. Every method here is one or more batched backward passes of the graph
 // seeded with a one-hot on the target logit; IG's steps and SmoothGrad's noisy copies are stacked
 // into large batches (bounded by `internal_batch` rows) so that n steps cost n gradient rows of GEMM.
-#include "explain/gradient.h"
+#include "explain/attribution/gradient.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 
 namespace gb::explain {
 
 int read_layer(ParamReader& r, const Graph& g) {
-  std::string name = r.text("layer", "");
+  std::string name = r.text("layer");
   return name.empty() ? -1 : g.at(name);
 }
 
@@ -334,12 +335,10 @@ void add_gradient_methods(std::vector<Method>& reg) {
                    {"reduce", "none", "none | max: maximum over channels, written to every channel"},
                    {"layer", "", kLayerHelp}},
                   "Captum Saliency with abs=False (signed); reduce=max as CS231n (after abs when abs=true)"},
-                 [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
-                   ParamReader r(p, "saliency");
-                   bool abs = r.flag("abs", false);
-                   std::string reduce = r.text("reduce", "none");
+                 [](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& r) {
+                   bool abs = r.flag("abs");
+                   std::string reduce = r.text("reduce");
                    int layer = read_layer(r, g);
-                   r.done();
                    if (reduce != "none" && reduce != "max")
                      throw std::invalid_argument("saliency: reduce=" + reduce + " (known: none, max)");
                    Result res;
@@ -351,10 +350,8 @@ void add_gradient_methods(std::vector<Method>& reg) {
                   "input times the gradient of the target logit",
                   {{"layer", "", "stop at this layer: its activation times the gradient there"}},
                   "Captum InputXGradient"},
-                 [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
-                   ParamReader r(p, "input-x-gradient");
+                 [](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& r) {
                    int layer = read_layer(r, g);
-                   r.done();
                    Result res;
                    res.attribution = input_x_gradient(g, x, t, layer);
                    return res;
@@ -369,18 +366,16 @@ void add_gradient_methods(std::vector<Method>& reg) {
                    {"layer", "", "attribute to this layer's output (Captum LayerIntegratedGradients: the path runs "
                                  "between the layer's activations at the baseline and at x)"}},
                   "Captum IntegratedGradients (nodes and weights as Captum's approximation_methods)"},
-                 [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
-                   ParamReader r(p, "integrated-gradients");
+                 [](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& r) {
                    IgOptions o;
-                   o.n_steps = r.integer("n_steps", 50);
-                   o.method = ig_method(r.text("method", "gausslegendre"));
+                   o.n_steps = r.integer("n_steps");
+                   o.method = ig_method(r.text("method"));
                    if (const Tensor* b = r.tensor("baseline"))
                      o.baseline = *b;
                    else
-                     o.baseline_value = float(r.number("baseline", 0));
-                   o.internal_batch = r.integer("internal_batch", 256);
+                     o.baseline_value = float(r.number("baseline"));
+                   o.internal_batch = r.integer("internal_batch");
                    o.layer = read_layer(r, g);
-                   r.done();
                    return integrated_gradients(g, x, t, o);
                  }});
   struct Variant {
@@ -403,29 +398,23 @@ void add_gradient_methods(std::vector<Method>& reg) {
            {"base", "saliency", "the method under the noise (any registered method); its parameters pass through"},
            {"internal_batch", "256", "noisy rows per call of the base method"}},
           "Smilkov et al. (level, n = 50); Captum NoiseTunnel's smoothgrad/smoothgrad_sq/vargrad; base saliency is "
-          "signed"},
-         [name, kind](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
-           // The tunnel's own keys are taken out; the rest goes to the base method, which rejects
-           // what it does not know.
+          "signed",
+          true},
+         [name, kind](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& r) {
+           // Keys the tunnel does not declare go to the base method, which rejects what it does
+           // not know.
            NoiseOptions o;
            o.kind = kind;
-           Params own, rest;
-           for (auto& [k, val] : p)
-             (k == "n" || k == "level" || k == "stdev" || k == "seed" || k == "base" || k == "internal_batch" ? own
-                                                                                                               : rest)[k] = val;
-           ParamReader r(own, name);
-           o.n = r.integer("n", 50);
-           o.level = float(r.number("level", 0.15));
-           o.stdev = r.has("stdev") ? float(r.number("stdev", 0)) : -1.f;
-           o.seed = uint64_t(r.integer("seed", 0));
-           o.base = r.text("base", "saliency");
-           o.internal_batch = r.integer("internal_batch", 256);
-           r.done();
+           o.n = r.integer("n");
+           o.level = float(r.number("level"));
+           if (std::optional<double> sd = r.maybe_number("stdev")) o.stdev = float(*sd);
+           o.seed = uint64_t(r.integer("seed"));
+           o.base = r.text("base");
+           o.internal_batch = r.integer("internal_batch");
            if (o.base == "smoothgrad" || o.base == "smoothgrad-sq" || o.base == "vargrad")
              throw std::invalid_argument(name + ": base=" + o.base + " would nest noise tunnels");
            method_info(o.base);  // an unknown base fails here, listing the methods
-           o.base_params = rest;
-           o.base_params.tensors = p.tensors;  // e.g. IG's baseline: one input, broadcast to every row
+           o.base_params = r.rest();  // tensors too, e.g. IG's baseline: one input, broadcast to every row
            return noise_tunnel(g, x, t, o);
          }});
   }

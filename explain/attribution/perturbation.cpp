@@ -1,12 +1,12 @@
-#include "explain/perturbation.h"
+#include "explain/attribution/perturbation.h"
 
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
 #include "engine/layers.h"
-#include "explain/method.h"
-#include "explain/resize.h"
+#include "explain/attribution/method.h"
+#include "explain/common/resize.h"
 
 namespace gb::explain {
 
@@ -130,23 +130,21 @@ Tensor rise(Graph& g, const Tensor& x, const std::vector<int>& targets, const Ri
 void add_perturbation_methods(std::vector<Method>& registry) {
   registry.push_back(
       {{"occlusion", "Occlusion: mean drop of the target logit over the windows covering each pixel",
-        {{"window", "max(2, min(H,W)/7)", "square window side (4 on 28×28)"},
-         {"stride", "max(1, window/2)", "window step"},
+        {{"window", "0", "square window side; 0: max(2, min(H,W)/7), 4 on 28×28"},
+         {"stride", "0", "window step; 0: max(1, window/2)"},
          {"baseline", "0", "value written into every channel of the occluded window"},
          {"batch", "256", "occluded copies per forward pass"}},
         "Zeiler & Fergus 2014 / Captum Occlusion with a (C,w,w) window and logits: windows at k·stride, "
         "⌈(D−w)/s⌉+1 per axis, the last clamped inside (Captum crops it; equal when s divides D−w). "
         "The same map in every channel."},
-       [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
-         ParamReader pr(p, "occlusion");
+       [](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& pr) {
          OcclusionOptions o;
-         o.window = pr.integer("window", 0);
-         o.stride = pr.integer("stride", 0);
-         o.baseline = float(pr.number("baseline", 0));
-         o.batch = pr.integer("batch", 256);
-         pr.done();
-         if (pr.has("window") && o.window < 1) throw std::invalid_argument("occlusion: window must be ≥ 1");
-         if (pr.has("stride") && o.stride < 1) throw std::invalid_argument("occlusion: stride must be ≥ 1");
+         o.window = pr.integer("window");
+         o.stride = pr.integer("stride");
+         o.baseline = float(pr.number("baseline"));
+         o.batch = pr.integer("batch");
+         if (o.window < 0) throw std::invalid_argument("occlusion: window must be ≥ 1 (0: automatic)");
+         if (o.stride < 0) throw std::invalid_argument("occlusion: stride must be ≥ 1 (0: automatic)");
          return Result{occlusion(g, x, t, o), {}, true, {}};
        }});
   registry.push_back(
@@ -159,15 +157,13 @@ void add_perturbation_methods(std::vector<Method>& registry) {
         "Petsiuk et al. 2018 with P_c the softmax probability (Captum has no RISE); masks bilinearly upsampled "
         "(align_corners=False, clamped borders) and randomly shifted; the same masks for every sample; the map is "
         "broadcast over the input's channels."},
-       [](Graph& g, const Tensor& x, const std::vector<int>& t, const Params& p) {
-         ParamReader pr(p, "rise");
+       [](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& pr) {
          RiseOptions o;
-         o.masks = pr.integer("n", 2000);
-         o.grid = pr.integer("s", 7);
-         o.p = float(pr.number("p", 0.5));
-         o.seed = uint64_t(pr.integer("seed", 0));
-         o.batch = pr.integer("batch", 256);
-         pr.done();
+         o.masks = pr.integer("n");
+         o.grid = pr.integer("s");
+         o.p = float(pr.number("p"));
+         o.seed = uint64_t(pr.integer("seed"));
+         o.batch = pr.integer("batch");
          require_images(x, "rise");
          return Result{broadcast_channels(rise(g, x, t, o), x.dim(1)), {}, false, {}};
        }});

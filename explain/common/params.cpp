@@ -1,0 +1,107 @@
+#include "explain/common/params.h"
+
+#include <climits>
+#include <cmath>
+#include <cstdlib>
+#include <stdexcept>
+
+namespace gb::explain {
+
+std::string list_text(const std::vector<MethodInfo>& methods) {
+  std::string s;
+  for (const MethodInfo& m : methods) {
+    s += m.name + "\n    " + m.summary + "\n    convention: " + m.convention + "\n";
+    for (const ParamInfo& p : m.params)
+      s += "    --param " + p.name + "=" + (p.default_value.empty() ? "(none)" : p.default_value) + "  " + p.help + "\n";
+  }
+  return s;
+}
+
+static std::string names_of(const MethodInfo& info) {
+  std::string s;
+  for (const ParamInfo& p : info.params) s += (s.empty() ? "" : ", ") + p.name;
+  return s.empty() ? "none" : s;
+}
+
+ParamReader::ParamReader(const Params& given, const MethodInfo& info) : p_(given), info_(info) {
+  auto check = [&](const std::string& key) {
+    for (const ParamInfo& p : info_.params)
+      if (p.name == key) return;
+    throw std::invalid_argument(info_.name + ": unknown parameter '" + key + "' (known: " + names_of(info_) + ")");
+  };
+  if (info_.passes_on) return;
+  for (auto& [k, v] : p_) check(k);
+  for (auto& [k, v] : p_.tensors) check(k);
+}
+
+Params ParamReader::rest() const {
+  Params out;
+  for (auto& [k, v] : p_) {
+    bool own = false;
+    for (const ParamInfo& d : info_.params) own |= d.name == k;
+    if (!own) out[k] = v;
+  }
+  out.tensors = p_.tensors;
+  return out;
+}
+
+const ParamInfo& ParamReader::declared(const std::string& key) {
+  for (const ParamInfo& p : info_.params)
+    if (p.name == key) {
+      read_.insert(key);
+      return p;
+    }
+  throw DeclarationError(info_.name + " reads parameter '" + key + "' but does not declare it");
+}
+
+std::string ParamReader::raw(const std::string& key) {
+  const ParamInfo& d = declared(key);
+  auto it = p_.find(key);
+  return it == p_.end() ? d.default_value : it->second;
+}
+
+std::optional<double> ParamReader::maybe_number(const std::string& key) {
+  const std::string v = raw(key);
+  if (v.empty() && !p_.count(key)) return std::nullopt;
+  char* end = nullptr;
+  const double d = std::strtod(v.c_str(), &end);
+  if (v.empty() || *end) throw std::invalid_argument(info_.name + ": --param " + key + "=" + v + " is not a number");
+  if (!std::isfinite(d)) throw std::invalid_argument(info_.name + ": --param " + key + "=" + v + " is not finite");
+  return d;
+}
+
+double ParamReader::number(const std::string& key) {
+  std::optional<double> v = maybe_number(key);
+  if (!v) throw DeclarationError(info_.name + " reads '" + key + "' as a number but declares no default");
+  return *v;
+}
+
+int ParamReader::integer(const std::string& key) {
+  const double v = number(key);
+  if (v != std::floor(v) || v < INT_MIN || v > INT_MAX)
+    throw std::invalid_argument(info_.name + ": --param " + key + "=" + raw(key) + " is not an integer");
+  return int(v);
+}
+
+std::string ParamReader::text(const std::string& key) { return raw(key); }
+
+bool ParamReader::flag(const std::string& key) {
+  const std::string v = raw(key);
+  if (v == "true" || v == "1" || v == "yes") return true;
+  if (v == "false" || v == "0" || v == "no") return false;
+  throw std::invalid_argument(info_.name + ": --param " + key + "=" + v + " is not true/false");
+}
+
+const Tensor* ParamReader::tensor(const std::string& key) {
+  declared(key);
+  auto it = p_.tensors.find(key);
+  return it == p_.tensors.end() ? nullptr : &it->second;
+}
+
+void ParamReader::done() const {
+  for (const ParamInfo& p : info_.params)
+    if (!read_.count(p.name))
+      throw DeclarationError(info_.name + " declares parameter '" + p.name + "' but never reads it");
+}
+
+}  // namespace gb::explain

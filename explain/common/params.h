@@ -1,0 +1,77 @@
+// Method parameters, shared by every family's registry. A method declares its parameters once
+// (MethodInfo::params: name, default, help); `--list` prints that list, the command line routes
+// `--param k=v` by it, and the method reads its values through a ParamReader built on the same
+// list, so the defaults live in one place and a key can be neither read without being declared
+// nor declared without being read (a test runs every registered method to check the second).
+#pragma once
+#include <map>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "engine/tensor.h"
+
+namespace gb::explain {
+
+// Parameter values as given on the command line (--param k=v). A parameter may instead be a
+// tensor, under the same key in `tensors`: IG's and DeepLIFT's `baseline`, shaped
+// [1 or N, input...] in the model's input space (glassbox explain puts a black image there).
+struct Params : std::map<std::string, std::string> {
+  using std::map<std::string, std::string>::map;
+  std::map<std::string, Tensor> tensors;
+};
+
+struct ParamInfo {
+  std::string name, default_value, help;  // default "" means "not set" (read with maybe_number)
+};
+
+struct MethodInfo {
+  std::string name, summary;
+  std::vector<ParamInfo> params;
+  std::string convention;  // which reference convention it follows (Captum/Zennit/Quantus/paper)
+  // Keys it does not declare go on to the method named by its `base` parameter (a noise tunnel),
+  // which checks them; ParamReader::rest() hands them over.
+  bool passes_on = false;
+};
+
+// The --list text of a family: each method with its convention and parameters.
+std::string list_text(const std::vector<MethodInfo>& methods);
+
+// A method and its declaration disagree (a programming error, never a user's).
+struct DeclarationError : std::logic_error {
+  using std::logic_error::logic_error;
+};
+
+// Reads a method's parameters by its declaration. The constructor rejects keys the method does
+// not declare (std::invalid_argument naming the key, the method and its keys; see passes_on);
+// every getter
+// parses the given value or else the declared default; asking for an undeclared key is a
+// programming error (DeclarationError).
+class ParamReader {
+ public:
+  ParamReader(const Params& given, const MethodInfo& info);
+
+  double number(const std::string& key);  // finite, or an error naming method and key
+  int integer(const std::string& key);
+  std::string text(const std::string& key);
+  bool flag(const std::string& key);
+  std::optional<double> maybe_number(const std::string& key);  // unset when neither given nor defaulted
+  const Tensor* tensor(const std::string& key);                 // the tensor given for key, or null
+  Params rest() const;  // with MethodInfo::passes_on: the undeclared keys and every tensor
+  bool given(const std::string& key) const { return p_.count(key) > 0 || p_.tensors.count(key) > 0; }
+  const std::string& method() const { return info_.name; }
+  // Throws DeclarationError when a declared key was never read: the declaration and the method
+  // disagree. Call after reading every parameter.
+  void done() const;
+
+ private:
+  const Params& p_;
+  const MethodInfo& info_;
+  std::set<std::string> read_;
+  const ParamInfo& declared(const std::string& key);
+  std::string raw(const std::string& key);  // the given text or the default
+};
+
+}  // namespace gb::explain
