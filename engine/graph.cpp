@@ -99,16 +99,19 @@ bool has_rule(const std::vector<std::function<void(BackwardCall&)>>* r, int i) {
 }
 bool has_rule(const ForwardRules* r, int i) { return r && i < int(r->size()) && (*r)[i]; }
 
-// Runs f(t, begin, end) over the T slices of a batch of N at once, each thread's GEMMs serial,
-// then done(t) on each thread. A thread walks its slice in groups of `group` samples through the
-// whole run of layers, so that a group's activations stay in the core's cache from one layer to
-// the next.
+// Runs f(t, begin, end) over the T slices of a batch of N rows at once, each thread's GEMMs
+// serial, then done(t) on each thread. Slices and groups hold whole blocks of `block` rows. A
+// thread walks its slice in groups of about `group` rows through the whole run of layers, so
+// that a group's activations stay in the core's cache from one layer to the next.
 template <class F, class D>
-void run_split(int T, int N, int group, F&& f, D&& done) {
+void run_split(int T, int N, int block, int group, F&& f, D&& done) {
   BlasSerial serial;
+  const int blocks = N / block;
+  group = std::max(1, group / block) * block;
   parallel(T, [&](int t) {
     int b, e;
-    part(t, T, N, b, e);
+    part(t, T, blocks, b, e);
+    b *= block, e *= block;
     for (int g = b; g < e; g += group) f(t, g, std::min(e, g + group));
     done(t);
   });
@@ -123,7 +126,17 @@ int group_size(size_t floats) { return int(std::max<size_t>(1, (size_t(128) << 1
 
 }  // namespace
 
-int Graph::width(int batch) const { return batch < 2 || in_parallel() ? 1 : std::min(threads(), batch); }
+int Graph::width(int batch, int row_block) const {
+  const int blocks = batch / row_block;
+  return blocks < 2 || in_parallel() ? 1 : std::min(threads(), blocks);
+}
+
+// Slices keep blocks of rows together, so a batch must hold whole blocks.
+static void check_row_block(int batch, int row_block, const char* pass) {
+  if (row_block < 1 || batch % row_block != 0)
+    throw std::invalid_argument(std::string(pass) + ": a batch of " + std::to_string(batch) +
+                                " rows does not split into blocks of " + std::to_string(row_block));
+}
 
 void Graph::grow_threads(int T) {
   if (int(ws_.size()) < T) ws_.resize(T);
@@ -153,7 +166,7 @@ void Graph::forward_node(int i, int b, int e, int t, const ForwardRules* rules) 
     sc.in[a] = &sc.ins[a];
   }
   Tensor out = rows(acts_[i], b, e);
-  ForwardCall call{i, *nd.layer, std::move(sc.in), out, mode_, ws_[t], rng};
+  ForwardCall call{i, *nd.layer, std::move(sc.in), out, mode_, ws_[t], rng, b, t};
   if (has_rule(rules, i))
     (*rules)[i](call);
   else
@@ -162,38 +175,53 @@ void Graph::forward_node(int i, int b, int e, int t, const ForwardRules* rules) 
   for (size_t a = 0; a < k; ++a) sc.ins[a] = Tensor();  // views hold their buffer: let go, so resize() can reuse it
 }
 
-const Tensor& Graph::forward(const Tensor& x, Mode mode, const ForwardRules* rules) {
+const Tensor& Graph::forward(const Tensor& x, Mode mode) {
+  ForwardOptions opt;
+  opt.mode = mode;
+  return forward(x, opt);
+}
+
+const Tensor& Graph::forward(const Tensor& x, const ForwardOptions& opt) {
   if (nodes_.empty()) throw std::logic_error("forward through an empty graph");
   if (x.rank() != input_shape_.rank + 1 || x.shape().sample() != input_shape_)
     shape_error("model input", Shape::batch_of(x.rank() ? x.batch() : 1, input_shape_), x.shape());
+  if (opt.until < -1 || opt.until >= size())
+    throw std::invalid_argument("forward until node " + std::to_string(opt.until) + ": the graph has " +
+                                std::to_string(size()) + " nodes");
+  const int N = x.batch(), last = opt.until < 0 ? size() - 1 : opt.until;
+  check_row_block(N, opt.row_block, "forward");
   input_ = x;
-  mode_ = mode;
-  for (Node& n : nodes_) n.layer->prepare(Layer::Pass::forward);
-  const int N = x.batch(), T = width(N);
+  mode_ = opt.mode;
+  forward_end_ = last;
+  for (int i = 0; i <= last; ++i) nodes_[i].layer->prepare(Layer::Pass::forward);
+  const int T = width(N, opt.row_block);
   grow_threads(T);
-  for (int i = 0; i < size(); ++i) acts_[i].resize(shapes_[i].with_batch(N));
-  auto splits = [&](int i) { return T > 1 && nodes_[i].layer->per_sample(mode) && !has_rule(rules, i); };
-  for (int i = 0; i < size();) {
-    int j = i + 1;  // [i, j): a run of layers that may split the batch (one at a time when hooked), or one layer
+  for (int i = 0; i <= last; ++i) acts_[i].resize(shapes_[i].with_batch(N));
+  const ForwardRules* rules = opt.rules;
+  auto splits = [&](int i) {
+    return T > 1 && nodes_[i].layer->per_sample(mode_) && (!has_rule(rules, i) || opt.per_sample_rules);
+  };
+  for (int i = 0; i <= last;) {
+    int j = i + 1;  // [i, j): a run of layers that may split the batch, or one layer
     if (splits(i))
-      while (j < size() && splits(j) && !on_forward) ++j;
+      while (j <= last && splits(j)) ++j;
     size_t floats = 0;
     double flops = 0;
     for (int k = i; k < j; ++k) floats += shapes_[k].numel(), flops += flops_[k] * N;
     if (splits(i) && flops >= kMinSplitFlops)
       run_split(
-          T, N, group_size(floats),
+          T, N, opt.row_block, group_size(floats),
           [&](int t, int b, int e) {
             for (int k = i; k < j; ++k) forward_node(k, b, e, t, rules);
           },
           [](int) {});
     else
       for (int k = i; k < j; ++k) forward_node(k, 0, N, 0, rules);
-    if (on_forward)
-      for (int k = i; k < j; ++k) on_forward(k, acts_[k]);
+    if (opt.on_node)
+      for (int k = i; k < j; ++k) opt.on_node(k, acts_[k]);
     i = j;
   }
-  return acts_.back();
+  return acts_[last];
 }
 
 void Graph::param_grads_of(int i, int t, std::vector<Tensor*>& grads) {
@@ -228,8 +256,8 @@ void Graph::backward_node(int i, int b, int e, int t, const BackwardOptions& opt
   sc.grads.clear();
   if (opt.param_grads) param_grads_of(i, t, sc.grads);
   Tensor out = rows(acts_[i], b, e), g_out = rows(sigs_[i], b, e);
-  BackwardCall call{i,      *nd.layer, std::move(sc.in),    out,  g_out, std::move(sc.g_in), opt.param_grads,
-                    ws_[t], mode_,     std::move(sc.grads), carry};
+  BackwardCall call{i,      *nd.layer, std::move(sc.in),    out,   g_out, std::move(sc.g_in), opt.param_grads,
+                    ws_[t], mode_,     std::move(sc.grads), carry, b,     t};
   if (has_rule(opt.rules, i))
     (*opt.rules)[i](call);
   else
@@ -248,26 +276,18 @@ void Graph::backward_node(int i, int b, int e, int t, const BackwardOptions& opt
   }
 }
 
-const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
-  const int out = output();
-  check_shape(seed, acts_[out].shape(), "backward seed");
-  for (Node& n : nodes_) n.layer->prepare(Layer::Pass::backward);
-  for (Workspace& w : ws_)  // nothing carried over from a pass that threw
-    for (std::vector<float>& c : w.carried) c.clear();
-  const int N = seed.batch();
-  // Plan the walk. All consumers of a node come after it, so walking the nodes in reverse, a
-  // node's signal is complete when the walk reaches it; its first writer overwrites each input's
-  // signal and later writers add to it.
+// Plans the walk from node `from`. All consumers of a node come after it, so walking the nodes in
+// reverse, a node's signal is complete when the walk reaches it; its first writer overwrites each
+// input's signal and later writers add to it.
+void Graph::plan_backward(int from, const BackwardOptions& opt) {
   written_.assign(nodes_.size() + 1, 0);  // index j+1; slot 0 is the input
   route_.resize(nodes_.size());
   plan_.clear();
-  sigs_[out].resize(seed.shape());
-  sigs_[out].copy_from(seed);
-  written_[out + 1] = 1;
-  for (int i = out; i >= 0; --i) {
+  written_[from + 1] = 1;
+  for (int i = from; i >= 0; --i) {
     if (!written_[i + 1]) continue;  // no signal reaches this node
     plan_.push_back(i);
-    if (i == opt.stop_at) break;
+    if (i == opt.stop_at) return;
     const Node& nd = nodes_[i];
     std::vector<char>& route = route_[i];
     route.assign(nd.inputs.size(), 2);
@@ -282,8 +302,30 @@ const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
     for (size_t a = 0; a < nd.inputs.size(); ++a)
       if (route[a] != 2) written_[nd.inputs[a] + 1] = 1;
   }
+  if (opt.stop_at >= 0)
+    throw std::invalid_argument("backward: no signal from " + nodes_[from].layer->name + " reaches layer " +
+                                nodes_[opt.stop_at].layer->name + " (it is not below it in the graph)");
+}
+
+const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
+  const int from = opt.seed_at < 0 ? output() : opt.seed_at;
+  if (from >= size()) throw std::invalid_argument("backward from node " + std::to_string(from) + ": no such node");
+  if (from > forward_end_)
+    throw std::invalid_argument("backward from " + nodes_[from].layer->name + ": the last forward pass stopped below it");
+  if (opt.stop_at < -1 || opt.stop_at >= size())
+    throw std::invalid_argument("backward: stop_at node " + std::to_string(opt.stop_at) + " does not exist");
+  check_shape(seed, acts_[from].shape(), "backward seed at " + nodes_[from].layer->name);
+  const int N = seed.batch();
+  check_row_block(N, opt.row_block, "backward");
+  for (int i = 0; i <= from; ++i) nodes_[i].layer->prepare(Layer::Pass::backward);
+  for (Workspace& w : ws_)  // nothing carried over from a pass that threw
+    for (std::vector<float>& c : w.carried) c.clear();
+  plan_backward(from, opt);
+  sigs_[from].resize(seed.shape());
+  sigs_[from].copy_from(seed);
+
   // Run it: each run of per-sample nodes split across threads, other nodes on the whole batch.
-  const int T = width(N);
+  const int T = width(N, opt.row_block);
   grow_threads(T);
   split_.assign(nodes_.size(), 0);
   if (opt.param_grads) {
@@ -295,11 +337,13 @@ const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
            (!has_rule(opt.rules, i) || opt.per_sample_rules);
   };
   for (size_t s = 0; s < plan_.size();) {
-    size_t r = s + 1;  // plan_[s, r): a run that may split the batch (one node at a time when hooked), or one node
+    if (plan_[s] == opt.stop_at) {
+      if (opt.on_node) opt.on_node(plan_[s], sigs_[plan_[s]]);
+      break;
+    }
+    size_t r = s + 1;  // plan_[s, r): a run that may split the batch, or one node
     if (splits(plan_[s]))
-      while (r < plan_.size() && splits(plan_[r]) && !on_backward) ++r;
-    if (on_backward) on_backward(plan_[s], sigs_[plan_[s]]);
-    if (plan_[s] == opt.stop_at) break;
+      while (r < plan_.size() && splits(plan_[r])) ++r;
     size_t floats = 0;  // activations and signals
     double flops = 0;
     for (size_t q = s; q < r; ++q) floats += 2 * shapes_[plan_[q]].numel(), flops += 2 * flops_[plan_[q]] * N;
@@ -318,7 +362,7 @@ const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
       // A thread calls each node once per group: layers may carry parameter gradients from
       // call to call and add them once, when the thread is done (Layer::end_backward).
       run_split(
-          T, N, group_size(floats),
+          T, N, opt.row_block, group_size(floats),
           [&](int t, int b, int e) {
             for (size_t q = s; q < r; ++q) backward_node(plan_[q], b, e, t, opt, !has_rule(opt.rules, plan_[q]));
           },
@@ -333,6 +377,8 @@ const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
     } else {
       for (size_t q = s; q < r; ++q) backward_node(plan_[q], 0, N, 0, opt, false);
     }
+    if (opt.on_node)  // each node's signal was complete before its backward ran, and is unchanged
+      for (size_t q = s; q < r; ++q) opt.on_node(plan_[q], sigs_[plan_[q]]);
     s = r;
   }
   // Threads 1.. added their parameter gradients into their own buffers; sum them in thread order,
@@ -348,7 +394,7 @@ const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
         }
       }
     }
-  if (on_backward && opt.stop_at < 0 && opt.input_grad && written_[0]) on_backward(-1, input_sig_);
+  if (opt.on_node && opt.stop_at < 0 && opt.input_grad && written_[0]) opt.on_node(-1, input_sig_);
   return opt.stop_at >= 0 ? sigs_[opt.stop_at] : input_sig_;
 }
 

@@ -25,14 +25,34 @@ struct Node {
 using ForwardRules = std::vector<ForwardRule>;    // one per node; an empty function = Layer::forward
 using BackwardRules = std::vector<BackwardRule>;  // one per node; an empty function = Layer::backward
 
+// Called with a node id and that node's output (forward) or signal (backward) once it is
+// complete; -1 is the graph input. Hooks belong to one call and never stop the graph from
+// splitting a batch across threads: inside a split run they are called after the run, in order.
+using NodeHook = std::function<void(int node, const Tensor&)>;
+
+struct ForwardOptions {
+  Mode mode = Mode::eval;
+  const ForwardRules* rules = nullptr;
+  // The rules treat each row on its own (reading ForwardCall::row0 where the row matters) and
+  // write only the call's tensors and workspace: the graph may run them on batch slices at once.
+  bool per_sample_rules = false;
+  int row_block = 1;  // slices keep blocks of this many consecutive rows together
+  int until = -1;     // stop after this node (-1: run the whole graph)
+  NodeHook on_node;
+};
+
 struct BackwardOptions {
   const BackwardRules* rules = nullptr;
   bool param_grads = false;  // accumulate parameter gradients (training)
   bool input_grad = true;    // compute the signal at the graph input
-  int stop_at = -1;          // stop once the signal at this node's output is known (-1: go to the input)
-  // The rules treat each sample on its own and write only the call's tensors and workspace, so
-  // the graph may run them on batch slices in parallel, as it does the layers' own backward.
+  int seed_at = -1;          // the node whose output the seed is shaped like (-1: the graph output)
+  // Stop once the signal at this node's output is known (-1: go to the input). A node that no
+  // signal from seed_at reaches is an error naming it.
+  int stop_at = -1;
+  // As in ForwardOptions: rules that treat each row on its own may run on batch slices at once.
   bool per_sample_rules = false;
+  int row_block = 1;
+  NodeHook on_node;
 };
 
 class Graph {
@@ -65,11 +85,12 @@ class Graph {
   size_t param_count(bool trainable_only = true) const;
   void zero_grad();
 
-  // Runs x ([N, input...]) through the graph. `x` must stay alive and unchanged until the
-  // backward pass that uses this forward.
-  const Tensor& forward(const Tensor& x, Mode mode = Mode::eval, const ForwardRules* rules = nullptr);
-  // Propagates `seed` (shaped like the output) back to the input. Returns the signal at the
-  // input, or at `stop_at`'s output.
+  // Runs x ([N, input...]) through the graph (up to opt.until) and returns the last node's
+  // output. `x` must stay alive and unchanged until the backward pass that uses this forward.
+  const Tensor& forward(const Tensor& x, const ForwardOptions& opt);
+  const Tensor& forward(const Tensor& x, Mode mode = Mode::eval);
+  // Propagates `seed` (shaped like the output of opt.seed_at, the graph output by default) back
+  // to the input. Returns the signal at the input, or at `stop_at`'s output.
   const Tensor& backward(const Tensor& seed, const BackwardOptions& opt = {});
 
   const Tensor& input() const { return input_; }
@@ -77,8 +98,6 @@ class Graph {
   const Tensor& signal(int node) const { return node < 0 ? input_sig_ : sigs_.at(node); }
   const Tensor& input_signal() const { return input_sig_; }
 
-  // Called after each node's forward / backward with the node id and its output / signal.
-  std::function<void(int, const Tensor&)> on_forward, on_backward;
   Rng rng{42};  // dropout masks in training
 
  private:
@@ -90,6 +109,7 @@ class Graph {
   Tensor input_, input_sig_;
   std::vector<Tensor> acts_, sigs_;
   Mode mode_ = Mode::eval;  // of the last forward
+  int forward_end_ = -1;    // the last node the last forward ran
   // Per thread: workspace, scratch for signals added into an already written input, and (threads
   // 1..) parameter gradients, added into Param::grad in thread order after the pass.
   std::vector<Workspace> ws_;
@@ -108,9 +128,10 @@ class Graph {
   std::vector<std::vector<char>> route_;
   std::vector<char> written_, split_;
 
-  int width(int batch) const;  // threads to split a batch of this size across
+  int width(int batch, int row_block) const;  // threads to split a batch of this size across
   void grow_threads(int T);
   void forward_node(int i, int b, int e, int t, const ForwardRules* rules);
+  void plan_backward(int from, const BackwardOptions& opt);
   void backward_node(int i, int b, int e, int t, const BackwardOptions& opt, bool carry);
   void param_grads_of(int i, int t, std::vector<Tensor*>& grads);  // node i's gradient targets on thread t
 };

@@ -53,6 +53,11 @@ struct ForwardCall {
   Mode mode;
   Workspace& ws;
   Rng& rng;
+  // Where this call's rows sit in the whole batch (the graph may run slices of it on several
+  // threads), and which thread runs it: rules that depend on the row (OpenBox's reference rows,
+  // DeepLIFT's input/reference pairs) or keep per-thread sums read these.
+  int row0 = 0;
+  int thread = 0;
 };
 
 struct BackwardCall {
@@ -70,6 +75,8 @@ struct BackwardCall {
   // call of the pass, so the layer may keep part of its parameter gradients in ws.carry(node)
   // until then. Never set when a rule replaces the layer's backward.
   bool carry = false;
+  int row0 = 0;    // as in ForwardCall
+  int thread = 0;
 };
 
 using ForwardRule = std::function<void(ForwardCall&)>;

@@ -19,7 +19,7 @@
 
 #include "engine/architecture.h"
 #include "engine/layers.h"
-#include "train/loss.h"
+#include "engine/loss.h"
 
 using namespace gb;
 
@@ -150,7 +150,10 @@ FdResult gradcheck(Graph& g, Tensor x, const Objective& obj, const FdOptions& o)
   ForwardRules frozen;
   auto eval = [&] {
     g.rng.reseed(kDropoutSeed);  // the same dropout mask in every forward
-    return obj(g.forward(x, o.mode, frozen.empty() ? nullptr : &frozen), dout);
+    ForwardOptions fo;
+    fo.mode = o.mode;
+    fo.rules = frozen.empty() ? nullptr : &frozen;
+    return obj(g.forward(x, fo), dout);
   };
   eval();
   g.zero_grad();
@@ -434,6 +437,46 @@ TEST_CASE("gradcheck: softmax cross-entropy") {
   expect_ok(gradcheck(g3, big.clone(), cross_entropy({2, 0}), {}), 6);
   CHECK_THROWS_WITH_AS(softmax_cross_entropy(big, {0, 3}, nullptr), doctest::Contains("label 3"),
                        std::out_of_range);
+}
+
+TEST_CASE("gradcheck: squared error and the distillation loss, mean and sum") {
+  Rng r(23);
+  Graph g(Shape{6});
+  g.then<Flatten>();  // the identity on [N,6]: the checker probes the loss's own input
+  const Tensor target = uniform(Shape{4, 6}, r, -2, 2), teacher = uniform(Shape{4, 6}, r, -4, 4);
+  for (Reduction red : {Reduction::mean, Reduction::sum}) {
+    CAPTURE(int(red));
+    expect_ok(gradcheck(g, uniform(Shape{4, 6}, r, -2, 2),
+                        [&](const Tensor& y, Tensor& d) { return mse(y, target, &d, red).loss; }, {}),
+              24);
+    for (double T : {1.0, 4.0})
+      expect_ok(gradcheck(g, uniform(Shape{4, 6}, r, -4, 4),
+                          [&](const Tensor& y, Tensor& d) { return distillation_kl(y, teacher, T, &d, red).loss; }, {}),
+                24);
+  }
+  // By hand: MSE of one sample is the mean of its squared errors; the batch mean is the mean of
+  // all squared errors (PyTorch's MSELoss), the sum adds the samples' means.
+  const Tensor a = Tensor::from({2, 2}, {1, 2, 3, 5}), b = Tensor::from({2, 2}, {0, 0, 3, 3});
+  LossResult m = mse(a, b, nullptr, Reduction::mean), s = mse(a, b, nullptr, Reduction::sum);
+  CHECK(m.per_sample == std::vector<double>{2.5, 2.0});
+  CHECK(m.loss == doctest::Approx(2.25));
+  CHECK(s.loss == doctest::Approx(4.5));
+  // KL of identical distributions is 0 at any temperature; T² · KL by hand for two classes.
+  const Tensor z = Tensor::from({1, 2}, {1.f, 3.f}), zt = Tensor::from({1, 2}, {2.f, 0.f});
+  CHECK(distillation_kl(z, z, 3.0, nullptr).loss == doctest::Approx(0).epsilon(1e-12));
+  const double T = 2, ps1 = 1 / (1 + std::exp(-1.0)), pt1 = 1 / (1 + std::exp(1.0));  // softmax(z/T)[1], teacher's
+  const double kl = (1 - pt1) * std::log((1 - pt1) / (1 - ps1)) + pt1 * std::log(pt1 / ps1);
+  LossResult d = distillation_kl(z, zt, T, nullptr);
+  CHECK(d.loss == doctest::Approx(T * T * kl).epsilon(1e-9));
+  CHECK(d.correct == 0);  // the student picks class 1, the teacher class 0
+  CHECK_THROWS_AS(distillation_kl(z, zt, 0.0, nullptr), std::invalid_argument);
+  CHECK_THROWS_AS(distillation_kl(z, Tensor({1, 3}), 1.0, nullptr), ShapeError);
+  CHECK_THROWS_AS(mse(a, Tensor({2, 3}), nullptr), ShapeError);
+  // Sum reduction: row n of the gradient is sample n's own loss gradient (N times the mean's).
+  Tensor gm, gs;
+  softmax_cross_entropy(a, {1, 0}, &gm, Reduction::mean);
+  softmax_cross_entropy(a, {1, 0}, &gs, Reduction::sum);
+  for (size_t i = 0; i < gm.size(); ++i) CHECK(gs[i] == doctest::Approx(2 * gm[i]));
 }
 
 TEST_CASE("gradcheck: a mini LeNet end to end through the cross-entropy") {

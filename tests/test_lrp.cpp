@@ -134,15 +134,14 @@ TEST_CASE("LRP-0 conserves the logit at every layer of bias-free ReLU nets") {
     Tensor seed(y.shape(), 0.f);
     for (int n = 0; n < 2; ++n) seed[n * 3 + t[n]] = f[n];
     int seen = 0;
-    g.on_backward = [&](int node, const Tensor& r) {
+    BackwardOptions opt;
+    opt.rules = &rules;
+    opt.on_node = [&](int node, const Tensor& r) {
       ++seen;
       for (int n = 0; n < 2; ++n) CHECK(std::abs(sample_sum(r, n) - f[n]) <= 1e-4 * std::abs(f[n]));
       (void)node;
     };
-    BackwardOptions opt;
-    opt.rules = &rules;
     g.backward(seed, opt);
-    g.on_backward = nullptr;
     CHECK(seen == g.size() + 1);
   }
 }
@@ -428,11 +427,10 @@ TEST_CASE("Add splits relevance in proportion to its inputs") {
     Tensor seed(y.shape(), 0.f);
     for (int n = 0; n < 2; ++n) seed[n * 3 + t[n]] = f[n];
     std::map<int, Tensor> rel;
-    g.on_backward = [&](int node, const Tensor& r) { rel[node] = r.clone(); };
     BackwardOptions opt;
     opt.rules = &rules;
+    opt.on_node = [&](int node, const Tensor& r) { rel[node] = r.clone(); };
     const Tensor& rin = g.backward(seed, opt);
-    g.on_backward = nullptr;
     for (size_t i = 0; i < rel[s].size(); ++i) {
       const float za = g.activation(a)[i], zb = g.activation(b)[i], R = rel[s][i];
       CHECK(rel[a][i] == doctest::Approx(za * R / (za + zb)).epsilon(1e-5));

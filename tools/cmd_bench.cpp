@@ -14,7 +14,7 @@
 #include "explain/attribution/explain.h"
 #include "explain/openbox/openbox.h"
 #include "tools/commands.h"
-#include "train/loss.h"
+#include "engine/loss.h"
 #include "train/optimizer.h"
 #include "train/presets.h"
 

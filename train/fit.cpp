@@ -12,7 +12,7 @@
 #include <sstream>
 
 #include "train/checkpoint.h"
-#include "train/loss.h"
+#include "engine/loss.h"
 
 namespace gb {
 

@@ -222,7 +222,9 @@ static Result layer_integrated_gradients(Graph& g, const Tensor& x, const Tensor
       std::copy_n(x.data() + size_t(r / S) * x.sample_size(), x.sample_size(), xc.data() + size_t(r - first) * x.sample_size());
       tg.push_back(targets[r / S]);
     }
-    g.forward(xc, Mode::eval, &rules);
+    ForwardOptions fo;
+    fo.rules = &rules;
+    g.forward(xc, fo);
     accumulate_steps(acc, g.backward(one_hot(g.classes(), tg), opt), first, e, S, w);
   }
   return ig_result(g, x, base, targets, a, ab, acc, chunk);

@@ -129,7 +129,11 @@ struct Prop {
     return int(cfg.size()) - 1;
   }
 
-  const Tensor& run(const Tensor& batch) { return g.forward(batch, Mode::eval, &rules); }
+  const Tensor& run(const Tensor& batch) {
+    ForwardOptions fo;
+    fo.rules = &rules;
+    return g.forward(batch, fo);
+  }
 
   uint64_t id() const {
     Hasher H;

@@ -1,0 +1,355 @@
+// The engine's seams for explanation families: a backward pass seeded at any node (a class, a
+// channel's mean, one unit, a direction), stop_at that the walk never reaches, call-scoped hooks,
+// row offsets for per-sample rules on threads, forward passes that stop early, activations of a
+// whole dataset, per-sample parameter gradients, and editing a model.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "engine/architecture.h"
+#include "engine/edit.h"
+#include "engine/layers.h"
+#include "engine/loss.h"
+#include "engine/passes.h"
+#include "engine/target.h"
+#include "engine/threads.h"
+
+using namespace gb;
+
+namespace {
+
+struct ThreadsGuard {  // restores the thread count when a test case ends, also on failure
+  int prev = threads();
+  ~ThreadsGuard() { set_threads(prev); }
+};
+
+Graph arch(const std::string& text, uint64_t seed = 7) {
+  Graph g = graph_from_json(parse_architecture(text));
+  g.init(seed);
+  return g;
+}
+
+Tensor noise(const Shape& s, uint64_t seed, float lo = -1.f, float hi = 1.f) {
+  Rng r(seed);
+  Tensor t(s);
+  for (size_t i = 0; i < t.size(); ++i) t[i] = lo + (hi - lo) * r.uniform();
+  return t;
+}
+
+double max_rel_diff(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  double m = 0, scale = 1e-12;
+  for (size_t i = 0; i < a.size(); ++i) {
+    m = std::max(m, double(std::fabs(a[i] - b[i])));
+    scale = std::max(scale, double(std::fabs(b[i])));
+  }
+  return m / scale;
+}
+
+// Σ_n f_n(x) for a target, in double, from a fresh forward pass.
+double objective(Graph& g, const Tensor& x, const Target& t) {
+  g.forward(x);
+  std::vector<double> v = target_values(g, t, 0, x.batch());
+  double s = 0;
+  for (double e : v) s += e;
+  return s;
+}
+
+// The input gradient of the target by one backward pass seeded at its node.
+Tensor seeded_gradient(Graph& g, const Tensor& x, const Target& t) {
+  g.forward(x);
+  BackwardOptions o;
+  o.seed_at = t.at(g);
+  return g.backward(t.seed(g, 0, x.batch()), o).clone();
+}
+
+// Central differences of Σ f_n over every input element (a smooth net: no kinks to straddle).
+Tensor numeric_gradient(Graph& g, Tensor x, const Target& t, double eps = 1e-2) {
+  Tensor out(x.shape());
+  for (size_t i = 0; i < x.size(); ++i) {
+    const float v = x[i];
+    x[i] = float(v + eps);
+    const double p = objective(g, x, t);
+    x[i] = float(v - eps);
+    const double m = objective(g, x, t);
+    x[i] = v;
+    out[i] = float((p - m) / (2 * eps));
+  }
+  return out;
+}
+
+const char* kSmooth = "input(2,6,6) conv(4,k=3,p=1) tanh(name=t1) conv(5,k=3) softplus(name=s2) gap dense(3)";
+
+}  // namespace
+
+TEST_CASE("a backward pass seeded at a channel mean, one unit or a direction matches finite differences") {
+  Graph g = arch(kSmooth);
+  const Tensor x = noise({2, 2, 6, 6}, 3);
+  const int t1 = g.at("t1"), s2 = g.at("s2");
+  const std::vector<Target> targets = {
+      Target({2, 0}),  // class logits, one per sample
+      Target::channel_mean(t1, 3),
+      Target::unit(g, s2, 4, 1, 2),
+      Target::along(t1, noise(g.shape(t1, 1), 9)),  // one direction for both samples
+      Target::along(s2, noise(g.shape(s2, 2), 10)),  // a direction per sample
+  };
+  for (const Target& t : targets) {
+    CAPTURE(t.describe(g));
+    REQUIRE_NOTHROW(t.check(g, 2));
+    const Tensor ana = seeded_gradient(g, x, t), num = numeric_gradient(g, x, t);
+    CHECK(max_rel_diff(ana, num) < 2e-3);
+  }
+  // The seed's value is the target: ⟨seed, a⟩ read back by Target::values.
+  g.forward(x);
+  const Target unit = Target::unit(g, s2, 1, 0, 3);
+  const Tensor& a = g.activation(s2);
+  CHECK(target_values(g, unit, 0, 2)[1] == doctest::Approx(a.at(1, 1, 0, 3)));
+  CHECK(unit.describe(g) == "s2[1,0,3]");
+}
+
+TEST_CASE("targets that do not fit the model are errors naming the problem") {
+  Graph g = arch(kSmooth);
+  const int t1 = g.at("t1");
+  CHECK_THROWS_WITH_AS(Target({0, 3}).check(g, 2), doctest::Contains("target class 3 outside [0,3)"), std::out_of_range);
+  CHECK_NOTHROW(Target({1}).check(g, 2));  // one class for every sample
+  CHECK_THROWS_WITH_AS(Target({0, 1, 2}).check(g, 2), doctest::Contains("3 targets for a batch of 2"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(Target::channel_mean(t1, 4).check(g, 1), doctest::Contains("channel 4 at layer t1"),
+                       std::out_of_range);
+  CHECK_THROWS_WITH_AS(Target::unit(g, t1, 0, 6, 0), doctest::Contains("outside layer t1's output [4,6,6]"),
+                       std::out_of_range);
+  CHECK_THROWS_AS(Target::along(t1, Tensor({1, 4, 5, 5})).check(g, 1), ShapeError);
+  CHECK_THROWS_AS(Target::along(t1, Tensor({3, 4, 6, 6})).check(g, 2), ShapeError);
+}
+
+TEST_CASE("stop_at a node the walk never reaches is an error naming it") {
+  Graph g = arch(kSmooth);
+  const Tensor x = noise({1, 2, 6, 6}, 4);
+  g.forward(x);
+  BackwardOptions o;
+  o.seed_at = g.at("t1");
+  o.stop_at = g.at("s2");  // above the seed
+  CHECK_THROWS_WITH_AS(g.backward(Target::channel_mean(o.seed_at, 0).seed(g, 0, 1), o),
+                       doctest::Contains("no signal from t1 reaches layer s2"), std::invalid_argument);
+  // A branch the output does not read: conv "side" feeds nothing.
+  Graph b(Shape{4});
+  const int side = b.add(std::make_unique<Dense>(3), {-1});
+  b.layer(side).name = "side";
+  b.add(std::make_unique<Dense>(2), {-1});
+  b.init(1);
+  b.forward(noise({2, 4}, 5));
+  BackwardOptions ob;
+  ob.stop_at = side;
+  CHECK_THROWS_WITH_AS(b.backward(Tensor({2, 2}, 1.f), ob), doctest::Contains("reaches layer side"),
+                       std::invalid_argument);
+  // Backward from a node above where the last forward stopped.
+  ForwardOptions fo;
+  fo.until = g.at("t1");
+  g.forward(x, fo);
+  BackwardOptions os;
+  os.seed_at = g.at("s2");
+  CHECK_THROWS_WITH_AS(g.backward(Tensor(g.shape(os.seed_at, 1)), os), doctest::Contains("stopped below it"),
+                       std::invalid_argument);
+}
+
+TEST_CASE("a forward pass that stops early computes those layers exactly") {
+  Graph g = arch(kSmooth);
+  const Tensor x = noise({3, 2, 6, 6}, 6);
+  g.forward(x);
+  const Tensor full = g.activation(g.at("t1")).clone();
+  ForwardOptions fo;
+  fo.until = g.at("t1");
+  const Tensor& part = g.forward(x, fo);
+  CHECK(max_rel_diff(part, full) == 0);
+}
+
+TEST_CASE("hooks belong to a call, see every node once, and leave the split across threads alone") {
+  ThreadsGuard guard;
+  Graph g = arch("input(3,16,16) conv(16,k=3,p=1) relu conv(16,k=3,p=1) relu maxpool(2) flatten dense(10)");
+  const Tensor x = noise({8, 3, 16, 16}, 7), seed = noise({8, 10}, 8);
+  set_threads(1);
+  g.forward(x);
+  const Tensor gx1 = g.backward(seed).clone();
+  set_threads(2);
+  std::map<int, int> fwd, bwd;
+  ForwardOptions fo;
+  fo.on_node = [&](int i, const Tensor& a) {
+    ++fwd[i];
+    CHECK(a.batch() == 8);
+  };
+  g.forward(x, fo);
+  BackwardOptions bo;
+  bo.on_node = [&](int i, const Tensor& s) {
+    ++bwd[i];
+    CHECK(s.batch() == 8);
+  };
+  const Tensor gx2 = g.backward(seed, bo).clone();
+  CHECK(max_rel_diff(gx2, gx1) < 1e-5);
+  CHECK(fwd.size() == size_t(g.size()));
+  CHECK(bwd.size() == size_t(g.size()) + 1);  // every node and the input
+  for (auto& [i, n] : bwd) CHECK(n == 1);
+}
+
+TEST_CASE("per-sample rules see their rows' offsets on every thread, in whole blocks") {
+  ThreadsGuard guard;
+  Graph g = arch("input(1,32,32) conv(32,k=3,p=1) relu(name=r) conv(8,k=3,p=1) flatten dense(4)");
+  const int r = g.at("r");
+  const Tensor x = noise({12, 1, 32, 32}, 11);
+  std::set<std::pair<int, int>> slices;  // (row0, rows) seen by the rule
+  std::set<int> thread_ids;
+  std::mutex m;
+  ForwardRules rules(g.size());
+  rules[r] = [&](ForwardCall& c) {
+    {
+      std::lock_guard<std::mutex> l(m);
+      slices.insert({c.row0, c.out.batch()});
+      thread_ids.insert(c.thread);
+    }
+    const size_t D = c.out.sample_size();
+    for (int k = 0; k < c.out.batch(); ++k)  // each row records which sample it is
+      std::fill_n(c.out.data() + k * D, D, float(c.row0 + k));
+  };
+  for (int T : {1, 2, 3}) {
+    set_threads(T);
+    slices.clear();
+    thread_ids.clear();
+    ForwardOptions fo;
+    fo.rules = &rules;
+    fo.per_sample_rules = true;
+    fo.row_block = 2;  // pairs stay together
+    g.forward(x, fo);
+    const Tensor& a = g.activation(r);
+    for (int n = 0; n < 12; ++n) CHECK(a[size_t(n) * a.sample_size()] == float(n));
+    for (auto [row0, rows] : slices) {
+      CHECK(row0 % 2 == 0);
+      CHECK(rows % 2 == 0);
+    }
+    CHECK(int(thread_ids.size()) == T);  // the rule ran on every thread
+  }
+  ForwardOptions odd;
+  odd.row_block = 5;
+  CHECK_THROWS_WITH_AS(g.forward(x, odd), doctest::Contains("does not split into blocks of 5"), std::invalid_argument);
+}
+
+TEST_CASE("activations of a whole dataset in batches equal one forward pass, with progress") {
+  Graph g = arch(kSmooth);
+  const Tensor x = noise({10, 2, 6, 6}, 12);
+  g.forward(x);
+  const int t1 = g.at("t1"), out = g.output();
+  const Tensor a_t1 = g.activation(t1).clone(), a_out = g.activation(out).clone();
+  std::vector<std::pair<int, int>> calls;
+  std::vector<Tensor> acts = activations(g, x, {t1, out, -1}, 3, [&](int done, int total) { calls.emplace_back(done, total); });
+  REQUIRE(acts.size() == 3);
+  CHECK(max_rel_diff(acts[0], a_t1) == 0);
+  CHECK(max_rel_diff(acts[1], a_out) < 1e-6);
+  CHECK(max_rel_diff(acts[2], x) == 0);
+  CHECK(calls == std::vector<std::pair<int, int>>{{3, 10}, {6, 10}, {9, 10}, {10, 10}});
+  CHECK_THROWS_AS(activations(g, x, {g.size()}), std::invalid_argument);
+  CHECK_THROWS_AS(activations(g, x, {t1}, 0), std::invalid_argument);
+}
+
+TEST_CASE("per-sample parameter gradients sum to the batch gradient, and each is its sample's own") {
+  ThreadsGuard guard;
+  // im2col and Winograd convolutions, BatchNorm (eval), dense with and without bias.
+  Graph g = arch("input(3,8,8) conv(16,k=3,p=1,name=c1) batchnorm(name=bn) relu conv(16,k=3,p=1,name=c2) relu gap "
+                 "dense(8,bias=false,name=d1) relu dense(4,name=d2)");
+  for (auto& [name, p] : g.named_params())  // non-trivial BatchNorm statistics
+    if (name == "bn.running_mean" || name == "bn.bias")
+      for (size_t i = 0; i < p->value.size(); ++i) p->value[i] = 0.1f * float(i % 3);
+  const Tensor x = noise({5, 3, 8, 8}, 13);
+  g.forward(x);
+  Tensor seed;
+  std::vector<int> labels{0, 3, 1, 2, 3};
+  softmax_cross_entropy(g.activation(g.output()), labels, &seed, Reduction::sum);
+  const std::vector<int> nodes = {g.at("c1"), g.at("bn"), g.at("c2"), g.at("d1"), g.at("d2")};
+  const ParamSlice slice = param_slice(g, nodes);
+  CHECK(slice.names.front() == "c1.weight");
+  CHECK(slice.names.back() == "d2.bias");
+  for (int T : {1, 2}) {
+    set_threads(T);
+    const Tensor rows = per_sample_param_grads(g, x, seed, nodes);
+    REQUIRE(rows.shape() == Shape({5, int(slice.size)}));
+    // The batch gradient of the summed loss, from an ordinary training-style backward pass.
+    g.forward(x);
+    g.zero_grad();
+    BackwardOptions o;
+    o.param_grads = true;
+    g.backward(seed, o);
+    Tensor batch(Shape{int(slice.size)}), summed(Shape{int(slice.size)});
+    size_t off = 0;
+    for (Param* p : slice.params) {
+      std::copy_n(p->grad.data(), p->grad.size(), batch.data() + off);
+      off += p->grad.size();
+    }
+    for (int n = 0; n < 5; ++n)
+      for (size_t i = 0; i < slice.size; ++i) summed[i] += rows[n * slice.size + i];
+    CHECK(max_rel_diff(summed, batch) < 1e-5);
+    // Row 3 alone: the gradient of sample 3's loss from a batch of one.
+    const Tensor x3 = x.slice(3, 4);
+    g.forward(x3);
+    g.zero_grad();
+    g.backward(seed.slice(3, 4), o);
+    Tensor one(Shape{int(slice.size)});
+    off = 0;
+    for (Param* p : slice.params) {
+      std::copy_n(p->grad.data(), p->grad.size(), one.data() + off);
+      off += p->grad.size();
+    }
+    CHECK(max_rel_diff(rows.sample(3).reshaped(Shape{int(slice.size)}), one) < 1e-5);
+  }
+  CHECK_THROWS_WITH_AS(per_sample_param_grads(g, x, seed, {g.at("c1") + 2}), doctest::Contains("no trainable"),
+                       std::invalid_argument);  // a ReLU
+}
+
+TEST_CASE("re-initializing changes exactly the chosen layers, the same way whatever else is chosen") {
+  Graph g = arch("input(1,8,8) conv(4,k=3,name=a) batchnorm(name=n) relu flatten dense(6,name=b) relu dense(3,name=c)");
+  for (auto& [name, p] : g.named_params())  // move every parameter off its initial value
+    for (size_t i = 0; i < p->value.size(); ++i) p->value[i] += 0.5f;
+  const Graph before = clone(g);
+  reinitialize(g, {g.at("b"), g.at("n")}, 99);
+  auto params = g.named_params(), old = before.named_params();
+  for (size_t k = 0; k < params.size(); ++k) {
+    const std::string& name = params[k].first;
+    CAPTURE(name);
+    const bool chosen = name.rfind("b.", 0) == 0 || name.rfind("n.", 0) == 0;
+    const double d = max_rel_diff(params[k].second->value, old[k].second->value);
+    if (chosen)
+      CHECK(d > 0.1);
+    else
+      CHECK(d == 0);
+  }
+  // BatchNorm back to the identity; the dense bias back to zero.
+  CHECK(static_cast<BatchNorm2d&>(g.layer(g.at("n"))).running_var.value[0] == 1.f);
+  CHECK(static_cast<Dense&>(g.layer(g.at("b"))).bias.value[2] == 0.f);
+  // Layer b alone, with the same seed: the same values.
+  Graph h = clone(before);
+  reinitialize(h, {h.at("b")}, 99);
+  CHECK(max_rel_diff(static_cast<Dense&>(h.layer(h.at("b"))).weight.value,
+                     static_cast<Dense&>(g.layer(g.at("b"))).weight.value) == 0);
+  reinitialize(h, {h.at("b")}, 100);  // another seed, other values
+  CHECK(max_rel_diff(static_cast<Dense&>(h.layer(h.at("b"))).weight.value,
+                     static_cast<Dense&>(g.layer(g.at("b"))).weight.value) > 0.1);
+}
+
+TEST_CASE("masked units output zero; masking checks its layer and units") {
+  Graph g = arch("input(2,6,6) conv(5,k=3,name=c) relu flatten dense(4,name=d)");
+  mask_units(g, g.at("c"), {1, 3});
+  mask_units(g, g.at("d"), {2});
+  g.forward(noise({3, 2, 6, 6}, 14));
+  const Tensor& a = g.activation(g.at("c"));
+  const size_t plane = size_t(a.dim(2)) * a.dim(3);
+  for (int n = 0; n < 3; ++n)
+    for (int c = 0; c < 5; ++c) {
+      double s = 0;
+      for (size_t i = 0; i < plane; ++i) s += std::fabs(a[(size_t(n) * 5 + c) * plane + i]);
+      CHECK((s == 0) == (c == 1 || c == 3));
+    }
+  const Tensor& y = g.activation(g.at("d"));
+  for (int n = 0; n < 3; ++n) CHECK(y[size_t(n) * 4 + 2] == 0.f);
+  CHECK_THROWS_WITH_AS(mask_units(g, g.at("c") + 1, {0}), doctest::Contains("no filters or units"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(mask_units(g, g.at("d"), {4}), doctest::Contains("unit 4 of layer d outside [0,4)"),
+                       std::out_of_range);
+}
