@@ -7,6 +7,7 @@
 
 #include "engine/architecture.h"
 #include "engine/layers.h"
+#include "engine/threads.h"
 #include "explain/openbox/openbox.h"
 #include "train/presets.h"
 
@@ -339,3 +340,35 @@ TEST_CASE("dataset statistics count shared configurations") {
   CHECK(st.shared_inputs >= 20);
   CHECK(st.singletons + st.shared_inputs == 60);
 }
+
+namespace {
+struct ThreadsGuard {  // restores the thread count when a test case ends, also on failure
+  int prev = threads();
+  ~ThreadsGuard() { set_threads(prev); }
+};
+Tensor threads_noise(const Shape& s, uint64_t seed) {
+  Rng r(seed);
+  Tensor t(s);
+  for (size_t i = 0; i < t.size(); ++i) t[i] = 2 * r.uniform() - 1;
+  return t;
+}
+}  // namespace
+
+TEST_CASE("region() on several threads follows every hyper-parameter of the graph") {
+  // Two graphs alike but for a LeakyReLU slope: the second region must not reuse the first's copy.
+  ThreadsGuard guard;
+  set_threads(2);
+  for (const char* slope : {"0.01", "0.5"}) {
+    CAPTURE(slope);
+    Graph g = graph_from_json(parse_architecture(std::string("input(1,12,12) conv(4,k=3,p=1) leakyrelu(slope=") + slope +
+                                                 ") maxpool(2) flatten dense(10)"));
+    g.init(5);
+    Tensor x = threads_noise(Shape{1, 1, 12, 12}, 6);
+    openbox::RegionOptions o;
+    o.budget_floats = 4096;  // small chunks: several per thread
+    openbox::Region r = openbox::region(g, x, o);
+    std::vector<double> z = r.affine_logits(x.data());
+    for (int k = 0; k < 10; ++k) CHECK(z[k] == doctest::Approx(r.logits[k]).epsilon(1e-5).scale(1e-4));
+  }
+}
+

@@ -18,7 +18,6 @@
 #include "engine/layers.h"
 #include "engine/threads.h"
 #include "explain/attribution/lrp_rules.h"
-#include "explain/openbox/openbox.h"
 #include "train/presets.h"
 
 using namespace gb;
@@ -167,24 +166,6 @@ TEST_CASE("threads: jobs of changing widths run each part exactly once") {
     for (int t = 0; t < 8; ++t) bad += count[size_t(t)] != (t < n ? 1 : 0);
   }
   CHECK(bad == 0);
-}
-
-TEST_CASE("threads: OpenBox's kept graph copies follow every hyper-parameter") {
-  // Two graphs alike but for a LeakyReLU slope: the second region must not reuse the first's copy.
-  ThreadsGuard guard;
-  set_threads(2);
-  for (const char* slope : {"0.01", "0.5"}) {
-    CAPTURE(slope);
-    Graph g = graph_from_json(parse_architecture(std::string("input(1,12,12) conv(4,k=3,p=1) leakyrelu(slope=") + slope +
-                                                 ") maxpool(2) flatten dense(10)"));
-    g.init(5);
-    Tensor x = noise(Shape{1, 1, 12, 12}, 6, -1, 1);
-    openbox::RegionOptions o;
-    o.budget_floats = 4096;  // small chunks: several per thread
-    openbox::Region r = openbox::region(g, x, o);
-    std::vector<double> z = r.affine_logits(x.data());
-    for (int k = 0; k < 10; ++k) CHECK(z[k] == doctest::Approx(r.logits[k]).epsilon(1e-5).scale(1e-4));
-  }
 }
 
 TEST_CASE("threads: the graph splits per-sample runs above the FLOP threshold only") {
