@@ -45,8 +45,7 @@ struct Target {
   void values(const Tensor& a, int b, int e, double* out) const;
   // "class 3", "relu2 channel 5", "conv1[2,4,4]", "a direction at relu3".
   std::string describe(const Graph& g, int sample = 0) const;
-
- private:
+  // Kind::element: the flat index that sample n's target reads (its class at the logits).
   int element(int n) const { return index.size() == 1 ? index[0] : index[n]; }
 };
 

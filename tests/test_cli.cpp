@@ -10,6 +10,7 @@
 #include <sstream>
 #include <string>
 #include <sys/wait.h>
+#include <vector>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -111,4 +112,71 @@ TEST_CASE("cli: a corrupt model file is named; failed runs leave an existing mod
   r = glassbox(s, "eval --model " + (s / "m.safetensors") + " --data toy:spirals");
   CHECK_MESSAGE(r.status == 0, r.err);
   CHECK(contains(r.out, "accuracy"));
+}
+
+namespace {
+// A float32 .npy of the given shape, values i / size.
+void write_npy(const std::string& path, const std::vector<int>& shape) {
+  std::string dims;
+  size_t n = 1;
+  for (int d : shape) dims += std::to_string(d) + ", ", n *= size_t(d);
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
+  header += std::string(63 - (10 + header.size()) % 64, ' ') + "\n";
+  std::ofstream f(path, std::ios::binary);
+  const uint16_t len = uint16_t(header.size());
+  f.write("\x93NUMPY\x01\x00", 8);
+  f.write(reinterpret_cast<const char*>(&len), 2);
+  f << header;
+  for (size_t i = 0; i < n; ++i) {
+    const float v = float(i) / float(n);
+    f.write(reinterpret_cast<const char*>(&v), 4);
+  }
+}
+}  // namespace
+
+TEST_CASE("cli: explain --target takes a class or a unit of a layer, and names what is wrong") {
+  Scratch s;
+  write_npy(s / "x.npy", {2, 1, 8, 8});
+  write_npy(s / "dir.npy", {4, 8, 8});
+  write_npy(s / "bad_dir.npy", {4, 7, 7});
+  const std::string base = "explain --model \"input(1,8,8) conv(4,k=3,p=1) relu(name=r) gap dense(3)\" --input " +
+                           (s / "x.npy") + " --out " + (s / "out") + " --method saliency,integrated-gradients ";
+  Run r = glassbox(s, base + "--target r:1");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const std::string summary = read_file(s / "out/summary.json");
+  CHECK(contains(summary, "\"target\": \"r channel 1 (mean)\""));
+  CHECK(contains(summary, "\"value\""));
+  r = glassbox(s, base + "--target r:2,3,4");
+  CHECK_MESSAGE(r.status == 0, r.err);
+  CHECK(contains(read_file(s / "out/summary.json"), "\"target\": \"r[2,3,4]\""));
+  r = glassbox(s, base + "--target r:" + (s / "dir.npy"));
+  CHECK_MESSAGE(r.status == 0, r.err);
+  CHECK(contains(read_file(s / "out/summary.json"), "\"target\": \"a direction at r\""));
+  r = glassbox(s, base + "--target 2");
+  CHECK_MESSAGE(r.status == 0, r.err);
+  CHECK(contains(read_file(s / "out/summary.json"), "\"target_class\""));
+  struct Case {
+    std::string target, expect;
+  };
+  const Case bad[] = {
+      {"r:4", "target channel 4 at layer r outside [0,4)"},
+      {"r:1,2", "expected LAYER:C (a channel's mean), LAYER:C,Y,X"},
+      {"r:0,8,0", "outside layer r's output"},
+      {"nosuch:1", "no layer named 'nosuch'"},
+      {"r:x1", "'x1' is not a whole number"},
+      {"r:" + (s / "bad_dir.npy"), "--target r:"},
+      {"r:" + (s / "none.npy"), "none.npy"},
+      {"3", "--target 3 outside the model's classes [0,3)"},
+      {"best", "--target 'best': expected pred, label, a class number, LAYER:C"},
+  };
+  for (const Case& c : bad) {
+    INFO("--target " << c.target);
+    r = glassbox(s, base + "--target " + c.target);
+    CHECK(r.status != 0);
+    CHECK_MESSAGE(contains(r.err, c.expect), r.err);
+  }
+  r = glassbox(s, "explain --model \"input(1,8,8) conv(4,k=3,p=1) relu(name=r) gap dense(3)\" --input " + (s / "x.npy") +
+                      " --out " + (s / "out") + " --method cam --target r:1");
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "cam explains class logits"), r.err);
 }

@@ -74,9 +74,9 @@ TEST_CASE("saliency equals central finite differences on smooth nets") {
       const size_t i = n * x.sample_size() + r.below(uint32_t(x.sample_size()));
       const float h = 3e-3f, v = x[i];
       x[i] = v + h;
-      double up = target_logits(g, x, t)[n];
+      double up = target_outputs(g, x, t)[n];
       x[i] = v - h;
-      double down = target_logits(g, x, t)[n];
+      double down = target_outputs(g, x, t)[n];
       x[i] = v;
       CHECK(std::fabs((up - down) / (2 * h) - s[i]) <= 2e-3 * scale + 1e-4);
     }
@@ -131,7 +131,7 @@ TEST_CASE("integrated gradients: completeness at 64 Gauss-Legendre steps, Rieman
   std::vector<int> t = {4, 0};
   Result r = run(g, x, t, "integrated-gradients", {{"n_steps", "64"}});
   REQUIRE(r.attribution.shape() == x.shape());
-  std::vector<double> fx = target_logits(g, x, t), f0 = target_logits(g, Tensor(x.shape()), t);
+  std::vector<double> fx = target_outputs(g, x, t), f0 = target_outputs(g, Tensor(x.shape()), t);
   for (int n = 0; n < 2; ++n) {
     double sum = 0;
     for (size_t i = 0; i < x.sample_size(); ++i) sum += r.attribution[n * x.sample_size() + i];
@@ -142,7 +142,7 @@ TEST_CASE("integrated gradients: completeness at 64 Gauss-Legendre steps, Rieman
   // to first order; on an all-smooth net the Riemann rules converge at their textbook rates.
   Graph sm = arch("input(1,28,28) conv(6,k=5,p=2) tanh avgpool(2) conv(16,k=5) tanh avgpool(2) flatten dense(64) tanh "
                   "dense(10)");
-  fx = target_logits(sm, x, t), f0 = target_logits(sm, Tensor(x.shape()), t);
+  fx = target_outputs(sm, x, t), f0 = target_outputs(sm, Tensor(x.shape()), t);
   for (const char* m : {"riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid"}) {
     CAPTURE(m);
     Result coarse = run(sm, x, t, "integrated-gradients", {{"n_steps", "4"}, {"method", m}});
@@ -155,9 +155,9 @@ TEST_CASE("integrated gradients: completeness at 64 Gauss-Legendre steps, Rieman
     }
   }
   // A constant baseline moves f(x') accordingly.
-  fx = target_logits(g, x, t);
+  fx = target_outputs(g, x, t);
   Result b = run(g, x, t, "integrated-gradients", {{"baseline", "0.5"}, {"n_steps", "64"}});
-  std::vector<double> fb = target_logits(g, Tensor(x.shape(), 0.5f), t);
+  std::vector<double> fb = target_outputs(g, Tensor(x.shape(), 0.5f), t);
   double sum = 0;
   for (size_t i = 0; i < x.sample_size(); ++i) sum += b.attribution[i];
   CHECK(std::fabs(sum - (fx[0] - fb[0])) <= 0.01 * std::fabs(fx[0] - fb[0]) + 1e-5);
@@ -189,7 +189,7 @@ TEST_CASE("layer integrated gradients: linear head by hand, completeness, tensor
   // (A smooth net: max-pool would make the integrand jump, slowing convergence to first order.)
   Graph sm = arch("input(1,28,28) conv(6,k=5,p=2) tanh avgpool(2) conv(16,k=5) tanh avgpool(2) flatten dense(64) tanh "
                   "dense(10)");
-  std::vector<double> fx = target_logits(sm, x, t), fb = target_logits(sm, full_baseline(x, base, 0, "test"), t);
+  std::vector<double> fx = target_outputs(sm, x, t), fb = target_outputs(sm, full_baseline(x, base, 0, "test"), t);
   p["layer"] = "conv2";
   r = run(sm, x, t, "integrated-gradients", p);
   REQUIRE(r.attribution.shape() == sm.shape(sm.at("conv2"), 3));
@@ -226,7 +226,7 @@ TEST_CASE("DeepLIFT: summation-to-delta on ReLU/max-pool and smooth nets") {
     Tensor x = random_input(g, 3, 31);
     std::vector<int> t = {1, 5, 9};
     Result r = run(g, x, t, "deeplift");
-    std::vector<double> fx = target_logits(g, x, t), f0 = target_logits(g, Tensor(x.shape()), t);
+    std::vector<double> fx = target_outputs(g, x, t), f0 = target_outputs(g, Tensor(x.shape()), t);
     for (int n = 0; n < 3; ++n) CHECK(std::fabs(r.delta[n]) <= 1e-4 * std::max(1.0, std::fabs(fx[n] - f0[n])));
   }
   // The layer form sums to the same difference at a hidden layer.

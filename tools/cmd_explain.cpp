@@ -20,6 +20,7 @@
 #include "data/npy.h"
 #include "engine/layers.h"
 #include "explain/attribution/explain.h"
+#include "explain/attribution/gradient.h"
 #include "explain/common/heatmap.h"
 #include "tools/commands.h"
 #include "tools/inputs.h"
@@ -144,18 +145,10 @@ Tensor display_pixels(const Tensor& sample, const Normalization& norm) {
 
 void write_image(const std::string& path, const explain::Image& im) { write_png(path, im.w, im.h, 3, im.rgb.data()); }
 
-void run_explain(const ExplainArgs& a) {
-  if (a.list) {
-    std::fputs(explain::list_text(explain::methods()).c_str(), stdout);
-    return;
-  }
-  if (a.model.empty()) throw std::invalid_argument("--model is required");
-  if (a.out.empty()) throw std::invalid_argument("--out is required");
-  const std::vector<std::string> methods = split_list(a.methods);
-  if (methods.empty()) throw std::invalid_argument("--method is required (see glassbox explain --list)");
-  for (auto& m : methods) explain::method_info(m);  // unknown names fail here, listing the known ones
-
-  explain::Params all;
+// --param values routed to the methods that accept their keys (the shorthands --rule, --stdev and
+// --baseline included); a key no selected method accepts is an error.
+std::vector<explain::Params> route_params(const ExplainArgs& a, const std::vector<std::string>& methods,
+                                          explain::Params& all) {
   std::vector<std::string> params = a.params;
   for (auto [key, value] : {std::pair{"rule", &a.rule}, {"stdev", &a.stdev}, {"baseline", &a.baseline}})
     if (!value->empty()) params.push_back(std::string(key) + "=" + *value);
@@ -176,18 +169,19 @@ void run_explain(const ExplainArgs& a) {
                                   "; see glassbox explain --list)");
     }
   }
+  return per_method;
+}
 
-  Model model = open_model(a.model);
-  Graph& g = model.graph;
-  Inputs in = read_inputs(model, a.inputs, a.data, a.index, a.split);
-  const int N = in.x.batch(), K = g.classes();
-  const std::vector<std::string> classes = model_classes(model);
-  const Normalization norm = model_norm(model);
-  std::vector<std::string> baseline_spec(methods.size());
+// Defaults that depend on the model's normalization: the zB box (the pixel range [0, 1] through
+// the normalization, over all channels) and the baselines (black unless given), turned into
+// tensors for the methods that take one. Returns, per method, the baseline as given (for the
+// summary), empty where the method takes none.
+std::vector<std::string> resolve_baselines(const std::vector<std::string>& methods, const explain::Params& all,
+                                           std::vector<explain::Params>& per_method, const Graph& g,
+                                           const Normalization& norm, int N) {
+  std::vector<std::string> given(methods.size());
   for (size_t mi = 0; mi < methods.size(); ++mi) {
     explain::Params& p = per_method[mi];
-    // The zB rule's box must contain every valid input: by default the pixel range [0, 1] put
-    // through the model's normalization (over all channels: the lowest 0 and the highest 1).
     const std::set<std::string> keys = accepted_keys(methods[mi], all);
     if (keys.count("low") && keys.count("high") && !p.count("low") && !p.count("high") && !norm.empty() &&
         g.input_shape().rank == 3) {
@@ -212,132 +206,232 @@ void run_explain(const ExplainArgs& a) {
       it->second = number_text(b[0]);
       continue;
     }
-    baseline_spec[mi] = p.count("baseline") ? p["baseline"] : "black";
-    Tensor b = baseline_tensor(baseline_spec[mi], g, norm);
+    given[mi] = p.count("baseline") ? p["baseline"] : "black";
+    Tensor b = baseline_tensor(given[mi], g, norm);
     if (b.empty()) continue;
     if (b.batch() != 1 && b.batch() != N)
-      throw ShapeError("--param baseline=" + baseline_spec[mi] + ": " + std::to_string(b.batch()) + " baselines for " +
+      throw ShapeError("--param baseline=" + given[mi] + ": " + std::to_string(b.batch()) + " baselines for " +
                        std::to_string(N) + " inputs");
     p.erase("baseline");
     p.tensors["baseline"] = b;
   }
+  return given;
+}
 
-  // Logits and probabilities of every input (rows of 256).
+// The logits of every input (rows of 256).
+Tensor all_logits(Graph& g, const Tensor& x) {
+  const int N = x.batch(), K = g.classes();
   Tensor logits(Shape{N, K});
   for (int b = 0; b < N; b += 256) {
     const int e = std::min(N, b + 256);
-    Tensor xb = in.x.slice(b, e);
-    const Tensor& y = g.forward(xb);
+    const Tensor& y = g.forward(x.slice(b, e));
     std::copy(y.data(), y.data() + y.size(), logits.data() + size_t(b) * K);
   }
-  Tensor prob = softmax(logits);
+  return logits;
+}
 
-  std::vector<int> targets(N);
+// --target LAYER:SPEC: a channel's mean (C), one unit (C,Y,X) or a direction (FILE.npy, shaped like
+// the layer's output for one sample, or for each input).
+Target unit_target(const std::string& spec, const Graph& g, int N) {
+  const size_t colon = spec.rfind(':');
+  const int node = g.at(spec.substr(0, colon));
+  const std::string what = spec.substr(colon + 1);
+  if (what.size() > 4 && what.compare(what.size() - 4, 4, ".npy") == 0) {
+    Tensor d = read_npy_f32(what);
+    const Shape one = g.shape(node, 1);
+    if (d.rank() == one.rank - 1) d = d.reshaped(Shape::batch_of(1, d.shape()));  // one direction for all
+    for (size_t i = 0; i < d.size(); ++i)
+      if (!std::isfinite(d[i])) throw std::invalid_argument("--target " + spec + ": not finite at element " + std::to_string(i));
+    Target t = Target::along(node, d);
+    try {
+      t.check(g, N);
+    } catch (const std::exception& e) {
+      throw ShapeError("--target " + spec + ": " + e.what());
+    }
+    return t;
+  }
+  std::vector<int> v;
+  for (const std::string& part : split_list(what)) {
+    long k = 0;
+    if (!parse_number(part, k) || k < INT_MIN || k > INT_MAX)
+      throw std::invalid_argument("--target " + spec + ": '" + part + "' is not a whole number");
+    v.push_back(int(k));
+  }
+  if (v.size() == 1) {
+    Target t = Target::channel_mean(node, v[0]);
+    t.check(g, N);
+    return t;
+  }
+  if (v.size() == 3) return Target::unit(g, node, v[0], v[1], v[2]);
+  throw std::invalid_argument("--target " + spec + ": expected LAYER:C (a channel's mean), LAYER:C,Y,X (one unit) or "
+                              "LAYER:FILE.npy (a direction)");
+}
+
+// What every input's explanations explain: its predicted class, its label, a class number, or a
+// unit of a layer.
+Target read_target(const std::string& spec, const Graph& g, const Inputs& in, const Tensor& logits) {
+  if (spec.find(':') != std::string::npos) return unit_target(spec, g, in.x.batch());
+  const int N = in.x.batch(), K = g.classes();
+  std::vector<int> classes(N);
   for (int n = 0; n < N; ++n) {
-    if (a.target == "pred") {
-      targets[n] = int(std::max_element(logits.data() + n * K, logits.data() + (n + 1) * K) - (logits.data() + n * K));
-    } else if (a.target == "label") {
+    if (spec == "pred") {
+      classes[n] = int(std::max_element(logits.data() + n * K, logits.data() + (n + 1) * K) - (logits.data() + n * K));
+    } else if (spec == "label") {
       if (in.labels[n] < 0) throw std::invalid_argument("--target label: input " + in.names[n] + " has no label");
-      targets[n] = in.labels[n];
+      classes[n] = in.labels[n];
     } else {
       long k = -1;
-      if (!parse_number(a.target, k) || k < INT_MIN || k > INT_MAX)
-        throw std::invalid_argument("--target '" + a.target + "': expected pred, label or a class number");
-      targets[n] = int(k);
+      if (!parse_number(spec, k) || k < INT_MIN || k > INT_MAX)
+        throw std::invalid_argument("--target '" + spec + "': expected pred, label, a class number, LAYER:C, "
+                                    "LAYER:C,Y,X or LAYER:FILE.npy");
+      classes[n] = int(k);
     }
-    if (targets[n] < 0 || targets[n] >= K)
-      throw std::out_of_range("--target " + std::to_string(targets[n]) + " outside the model's classes [0," +
+    if (classes[n] < 0 || classes[n] >= K)
+      throw std::out_of_range("--target " + std::to_string(classes[n]) + " outside the model's classes [0," +
                               std::to_string(K) + ")");
   }
+  return Target(classes);
+}
+
+// Per input: its name and label, what is explained and its value (logit and probability for a class).
+nlohmann::json image_entries(Graph& g, const Inputs& in, const Target& target, const Tensor& logits,
+                             const std::vector<std::string>& classes) {
+  const int N = in.x.batch(), K = g.classes();
+  const Tensor prob = softmax(logits);
+  const bool is_class = target.is_class(g);
+  std::vector<double> value = is_class ? std::vector<double>() : explain::target_outputs(g, in.x, target);
+  nlohmann::json per_image = nlohmann::json::array();
+  for (int n = 0; n < N; ++n) {
+    nlohmann::json e = {{"name", in.names[n]}, {"label", in.labels[n]}};
+    if (is_class) {
+      const int t = target.element(n);
+      e.update({{"target", t},
+                {"target_class", classes[t]},
+                {"logit", logits[size_t(n) * K + t]},
+                {"probability", prob[size_t(n) * K + t]}});
+    } else {
+      e.update({{"target", target.describe(g, n)}, {"value", value[n]}});
+    }
+    e["methods"] = nlohmann::json::object();
+    per_image.push_back(e);
+  }
+  return per_image;
+}
+
+// One method over every input: .npy (and .png for images) per input, its summary entries, and a
+// grid cell per input.
+void run_method(const ExplainArgs& a, Graph& g, const Inputs& in, const Target& target, const std::string& m,
+                const explain::Params& params, const std::string& baseline, const std::vector<std::string>& names,
+                const std::vector<Tensor>& pixels, nlohmann::json& summary, nlohmann::json& per_image,
+                std::vector<std::vector<explain::Image>>& cells) {
+  const int N = in.x.batch();
+  auto t0 = std::chrono::steady_clock::now();
+  explain::Result r = explain::explain(g, in.x, target, m, params);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  nlohmann::json pj(static_cast<const std::map<std::string, std::string>&>(params));
+  if (!baseline.empty()) pj["baseline"] = baseline;
+  summary["methods"][m] = {{"params", pj}, {"time_s", secs}, {"signed", r.is_signed}};
+  std::printf("%-24s %d inputs in %.3f s\n", m.c_str(), N, secs);
+  const Shape sample = r.attribution.shape().sample();
+  for (int n = 0; n < N; ++n) {
+    Tensor an = r.attribution.slice(n, n + 1).reshaped(sample);
+    const std::string stem = a.out + "/" + names[n] + "_" + m;
+    write_npy(stem + ".npy", an);
+    double sum = 0;
+    for (size_t i = 0; i < an.size(); ++i) sum += an[i];
+    nlohmann::json e = {{"sum", sum}, {"time_s", secs / N}};
+    if (!r.delta.empty()) e["delta"] = r.delta[n];
+    if (n < int(r.details.size()))
+      for (auto& [key, values] : r.details[n]) {
+        if (key == "segments" && sample.rank == 3) {  // a label image: beside the map, as .npy
+          Tensor labels({sample[1], sample[2]});
+          std::copy(values.begin(), values.end(), labels.data());
+          write_npy(stem + "_segments.npy", labels);
+        } else {
+          e[key] = values.size() == 1 ? nlohmann::json(values[0]) : nlohmann::json(values);
+        }
+      }
+    per_image[n]["methods"][m] = e;
+    if (pixels.empty()) continue;
+    if (sample.rank == 3) {
+      explain::HeatmapOptions o;
+      o.is_signed = r.is_signed;
+      o.colormap = a.colormap;
+      o.percentile = a.percentile;
+      o.overlay = a.overlay;
+      explain::Image im = explain::heatmap(an, o, &pixels[n]);
+      write_image(stem + ".png", im);
+      cells[n].push_back(im);
+    } else {
+      cells[n].push_back(explain::Image(1, 1));  // not an image-shaped attribution: a blank cell
+    }
+  }
+}
+
+// grid.png: inputs as rows (captioned with what is explained), methods as columns.
+void write_grid(const std::string& path, const Graph& g, const std::vector<std::string>& methods,
+                const nlohmann::json& per_image, const std::vector<std::vector<explain::Image>>& cells) {
+  const int H = g.input_shape()[1], W = g.input_shape()[2];
+  const int s = std::max(1, (112 + W - 1) / W);  // cells at least 112 px wide, so labels fit
+  std::vector<std::string> cols = {"input"}, caps;
+  cols.insert(cols.end(), methods.begin(), methods.end());
+  for (const nlohmann::json& e : per_image) {
+    char buf[64];
+    if (e.contains("probability")) {
+      std::snprintf(buf, sizeof buf, " p=%.2f", e["probability"].get<double>());
+      caps.push_back(e["name"].get<std::string>() + ": " + e["target_class"].get<std::string>() + buf);
+    } else {
+      std::snprintf(buf, sizeof buf, " = %.3g", e["value"].get<double>());
+      caps.push_back(e["name"].get<std::string>() + ": " + e["target"].get<std::string>() + buf);
+    }
+  }
+  write_image(path, explain::grid(cells, cols, caps, W * s, H * s));
+}
+
+void run_explain(const ExplainArgs& a) {
+  if (a.list) {
+    std::fputs(explain::list_text(explain::methods()).c_str(), stdout);
+    return;
+  }
+  if (a.model.empty()) throw std::invalid_argument("--model is required");
+  if (a.out.empty()) throw std::invalid_argument("--out is required");
+  const std::vector<std::string> methods = split_list(a.methods);
+  if (methods.empty()) throw std::invalid_argument("--method is required (see glassbox explain --list)");
+  for (auto& m : methods) explain::method_info(m);  // unknown names fail here, listing the known ones
+  explain::Params all;
+  std::vector<explain::Params> per_method = route_params(a, methods, all);
+
+  Model model = open_model(a.model);
+  Graph& g = model.graph;
+  Inputs in = read_inputs(model, a.inputs, a.data, a.index, a.split);
+  const int N = in.x.batch();
+  const Normalization norm = model_norm(model);
+  const std::vector<std::string> baselines = resolve_baselines(methods, all, per_method, g, norm, N);
+  const Tensor logits = all_logits(g, in.x);
+  const Target target = read_target(a.target, g, in, logits);
 
   std::filesystem::create_directories(a.out);
-  const bool images = g.input_shape().rank == 3;
   std::vector<std::string> names;
   for (auto& s : in.names) names.push_back(safe_name(s));
-
   nlohmann::json summary;
   summary["model"] = a.model;
   summary["methods"] = nlohmann::json::object();
-  nlohmann::json per_image = nlohmann::json::array();
-  for (int n = 0; n < N; ++n) {
-    const int t = targets[n];
-    per_image.push_back({{"name", in.names[n]},
-                         {"label", in.labels[n]},
-                         {"target", t},
-                         {"target_class", classes[t]},
-                         {"logit", logits[size_t(n) * K + t]},
-                         {"probability", prob[size_t(n) * K + t]},
-                         {"methods", nlohmann::json::object()}});
-  }
+  nlohmann::json per_image = image_entries(g, in, target, logits, model_classes(model));
 
   // Grid cells: the input first, then one heatmap per method.
+  const bool images = g.input_shape().rank == 3;
   std::vector<std::vector<explain::Image>> cells(N);
-  std::vector<Tensor> pixels(N);
+  std::vector<Tensor> pixels;
   if (images)
     for (int n = 0; n < N; ++n) {
-      pixels[n] = display_pixels(in.x.slice(n, n + 1), norm);
+      pixels.push_back(display_pixels(in.x.slice(n, n + 1), norm));
       cells[n].push_back(explain::to_image(pixels[n]));
     }
-
-  for (size_t mi = 0; mi < methods.size(); ++mi) {
-    const std::string& m = methods[mi];
-    auto t0 = std::chrono::steady_clock::now();
-    explain::Result r = explain::explain(g, in.x, targets, m, per_method[mi]);
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    nlohmann::json params(static_cast<const std::map<std::string, std::string>&>(per_method[mi]));
-    if (!baseline_spec[mi].empty()) params["baseline"] = baseline_spec[mi];
-    summary["methods"][m] = {{"params", params}, {"time_s", secs}, {"signed", r.is_signed}};
-    std::printf("%-24s %d inputs in %.3f s\n", m.c_str(), N, secs);
-    const Shape sample = r.attribution.shape().sample();
-    for (int n = 0; n < N; ++n) {
-      Tensor an = r.attribution.slice(n, n + 1).reshaped(sample);
-      const std::string stem = a.out + "/" + names[n] + "_" + m;
-      write_npy(stem + ".npy", an);
-      double sum = 0;
-      for (size_t i = 0; i < an.size(); ++i) sum += an[i];
-      nlohmann::json e = {{"sum", sum}, {"time_s", secs / N}};
-      if (!r.delta.empty()) e["delta"] = r.delta[n];
-      if (n < int(r.details.size()))
-        for (auto& [key, values] : r.details[n]) {
-          if (key == "segments" && sample.rank == 3) {  // a label image: beside the map, as .npy
-            Tensor labels({sample[1], sample[2]});
-            std::copy(values.begin(), values.end(), labels.data());
-            write_npy(stem + "_segments.npy", labels);
-          } else {
-            e[key] = values.size() == 1 ? nlohmann::json(values[0]) : nlohmann::json(values);
-          }
-        }
-      per_image[n]["methods"][m] = e;
-      if (!images) continue;
-      if (sample.rank == 3) {
-        explain::HeatmapOptions o;
-        o.is_signed = r.is_signed;
-        o.colormap = a.colormap;
-        o.percentile = a.percentile;
-        o.overlay = a.overlay;
-        explain::Image im = explain::heatmap(an, o, &pixels[n]);
-        write_image(stem + ".png", im);
-        cells[n].push_back(im);
-      } else {
-        cells[n].push_back(explain::Image(1, 1));  // not an image-shaped attribution: a blank cell
-      }
-    }
-  }
+  for (size_t mi = 0; mi < methods.size(); ++mi)
+    run_method(a, g, in, target, methods[mi], per_method[mi], baselines[mi], names, pixels, summary, per_image, cells);
   summary["images"] = per_image;
   atomic_write(a.out + "/summary.json", summary.dump(2) + "\n");
-
-  if (images) {
-    const int H = g.input_shape()[1], W = g.input_shape()[2];
-    const int s = std::max(1, (112 + W - 1) / W);  // cells at least 112 px wide, so labels fit
-    std::vector<std::string> cols = {"input"}, caps;
-    cols.insert(cols.end(), methods.begin(), methods.end());
-    for (int n = 0; n < N; ++n) {
-      char buf[64];
-      std::snprintf(buf, sizeof buf, " p=%.2f", prob[size_t(n) * K + targets[n]]);
-      caps.push_back(in.names[n] + ": " + classes[targets[n]] + buf);
-    }
-    write_image(a.out + "/grid.png", explain::grid(cells, cols, caps, W * s, H * s));
-  }
+  if (images) write_grid(a.out + "/grid.png", g, methods, per_image, cells);
   std::printf("wrote %d x %zu attributions, summary.json%s to %s\n", N, methods.size(), images ? " and grid.png" : "",
               a.out.c_str());
 }
@@ -355,7 +449,10 @@ void add_explain_command(CLI::App& app) {
   c->add_option("--index", a->index, "dataset samples: I, I:J (half-open) or I,J,K")->capture_default_str();
   c->add_option("--split", a->split, "dataset split: train or test")->capture_default_str();
   c->add_option("--method", a->methods, "method name(s), comma-separated (see --list)");
-  c->add_option("--target", a->target, "class to explain: pred, label or a class number")->capture_default_str();
+  c->add_option("--target", a->target,
+                "what to explain: pred, label, a class number, or a unit of a layer: LAYER:C (channel C's mean), "
+                "LAYER:C,Y,X (one unit) or LAYER:FILE.npy (the direction of a .npy shaped like the layer's output)")
+      ->capture_default_str();
   c->add_option("--param", a->params, "method parameter KEY=VALUE (repeatable); goes to the methods that accept KEY");
   c->add_option("--rule", a->rule, "LRP rule mapping for method lrp, e.g. conv=gamma:0.25,dense=epsilon:0.01,first=zbox:0:1 "
                                    "(= --param rule=...)");

@@ -28,22 +28,22 @@ std::string describe_head(const Graph& g) {
   return s + (i < 0 ? " ← input" : " ← ...");
 }
 
-// Forward, then the gradient of each sample's target logit at `layer`'s output (one batched
-// backward pass: the samples' gradients are independent in eval mode).
+// Forward, then the gradient of each sample's target at `layer`'s output (one batched backward
+// pass: the samples' gradients are independent in eval mode).
 struct ActGrad {
   Tensor act, grad;
 };
-ActGrad act_grad(Graph& g, const Tensor& x, const std::vector<int>& targets, int layer) {
-  const Tensor& y = g.forward(x);
+ActGrad act_grad(Graph& g, const Tensor& x, const Target& target, int layer) {
+  ForwardOptions fo;
+  fo.until = target.at(g);
+  g.forward(x, fo);
   ActGrad r;
   r.act = g.activation(layer).clone();
-  Tensor seed(y.shape());
-  const int K = y.dim(1);
-  for (int n = 0; n < y.dim(0); ++n) seed[size_t(n) * K + targets[n]] = 1.f;
   BackwardOptions opt;
-  opt.stop_at = layer;  // a layer the output does not depend on is an error naming it
+  opt.seed_at = target.at(g);
+  opt.stop_at = layer;  // a layer the target does not depend on is an error naming it
   opt.input_grad = false;
-  r.grad = g.backward(seed, opt).clone();
+  r.grad = g.backward(target.seed(g, 0, x.batch()), opt).clone();
   return r;
 }
 
@@ -103,7 +103,10 @@ int cam_layer(const Graph& g, const std::string& name, const char* method) {
   return i;
 }
 
-Tensor cam_maps(Graph& g, const Tensor& x, const std::vector<int>& targets) {
+Tensor cam_maps(Graph& g, const Tensor& x, const Target& target) {
+  if (!target.is_class(g))
+    throw std::invalid_argument("cam explains class logits through the dense head's weights, not " +
+                                target.describe(g) + " (use grad-cam for a unit)");
   const int out = g.output();
   auto refuse = [&] {
     throw std::invalid_argument("cam needs a conv → (activation) → GlobalAvgPool → Dense head; found " +
@@ -121,12 +124,12 @@ Tensor cam_maps(Graph& g, const Tensor& x, const std::vector<int>& targets) {
   const int N = A.dim(0), K = A.dim(1);
   std::vector<double> w(size_t(N) * K);
   for (int n = 0; n < N; ++n)
-    for (int k = 0; k < K; ++k) w[size_t(n) * K + k] = dense->weight.value[size_t(targets[n]) * K + k];
+    for (int k = 0; k < K; ++k) w[size_t(n) * K + k] = dense->weight.value[size_t(target.element(n)) * K + k];
   return weighted_sum(A, w, false);
 }
 
-Tensor grad_cam_maps(Graph& g, const Tensor& x, const std::vector<int>& targets, int layer, bool relu) {
-  ActGrad ag = act_grad(g, x, targets, layer);
+Tensor grad_cam_maps(Graph& g, const Tensor& x, const Target& target, int layer, bool relu) {
+  ActGrad ag = act_grad(g, x, target, layer);
   const int N = ag.act.dim(0), K = ag.act.dim(1);
   const size_t HW = size_t(ag.act.dim(2)) * ag.act.dim(3);
   std::vector<double> alpha(size_t(N) * K);
@@ -138,8 +141,8 @@ Tensor grad_cam_maps(Graph& g, const Tensor& x, const std::vector<int>& targets,
   return weighted_sum(ag.act, alpha, relu);
 }
 
-Tensor grad_cam_pp_maps(Graph& g, const Tensor& x, const std::vector<int>& targets, int layer) {
-  ActGrad ag = act_grad(g, x, targets, layer);
+Tensor grad_cam_pp_maps(Graph& g, const Tensor& x, const Target& target, int layer) {
+  ActGrad ag = act_grad(g, x, target, layer);
   const int N = ag.act.dim(0), K = ag.act.dim(1);
   const size_t HW = size_t(ag.act.dim(2)) * ag.act.dim(3);
   std::vector<double> w(size_t(N) * K);
@@ -158,7 +161,7 @@ Tensor grad_cam_pp_maps(Graph& g, const Tensor& x, const std::vector<int>& targe
   return weighted_sum(ag.act, w, true);
 }
 
-Tensor score_cam_maps(Graph& g, const Tensor& x, const std::vector<int>& targets, int layer, int batch) {
+Tensor score_cam_maps(Graph& g, const Tensor& x, const Target& target, int layer, int batch) {
   require_images(x, "score-cam");
   if (batch < 1) throw std::invalid_argument("score-cam: batch must be positive");
   const int N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
@@ -175,9 +178,9 @@ Tensor score_cam_maps(Graph& g, const Tensor& x, const std::vector<int>& targets
   auto flush = [&] {
     if (pending.empty()) return;
     const int B = int(pending.size());
-    std::vector<int> cls(B);
-    for (int b = 0; b < B; ++b) cls[b] = targets[pending[b] / K];
-    std::vector<float> sc = target_scores(g, masked.slice(0, B), cls, true);
+    std::vector<int> samples(B);
+    for (int b = 0; b < B; ++b) samples[b] = int(pending[b] / K);
+    std::vector<float> sc = target_scores(g, masked.slice(0, B), target.gather(samples), true);
     for (int b = 0; b < B; ++b) weight[pending[b]] = sc[b];
     pending.clear();
   };
@@ -219,7 +222,7 @@ void add_cam_methods(std::vector<Method>& registry) {
   registry.push_back(
       {{"cam", "Class activation map: Σ_k w_k^c A^k at the GlobalAvgPool input (needs conv → GAP → Dense)", {},
         "Zhou et al. 2016; no bias term, no ReLU (signed)." + kUpsample},
-       [](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader&) {
+       [](Graph& g, const Tensor& x, const Target& t, ParamReader&) {
          require_images(x, "cam");
          return Result{to_input(cam_maps(g, x, t), x), {}, true, {}};
        }});
@@ -227,7 +230,7 @@ void add_cam_methods(std::vector<Method>& registry) {
       {{"grad-cam", "Grad-CAM: ReLU(Σ_k α_k A^k), α_k = spatial mean of the target logit's gradient",
         {layer_param, {"relu", "true", "apply the ReLU (false keeps the signed map, like Captum's default)"}},
         "Selvaraju et al. 2017; Captum LayerGradCam with relu_attributions=True, then upsampled." + kUpsample},
-       [](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& pr) {
+       [](Graph& g, const Tensor& x, const Target& t, ParamReader& pr) {
          require_images(x, "grad-cam");
          int layer = cam_layer(g, pr.text("layer"), "grad-cam");
          bool relu = pr.flag("relu");
@@ -237,7 +240,7 @@ void add_cam_methods(std::vector<Method>& registry) {
       {{"guided-grad-cam", "Guided Grad-CAM: guided backprop ⊙ upsampled Grad-CAM", {layer_param},
         "Selvaraju et al. 2017 (Captum GuidedGradCam): the guided-backprop method of this registry times the "
         "ReLU'd Grad-CAM map." + kUpsample},
-       [](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& pr) {
+       [](Graph& g, const Tensor& x, const Target& t, ParamReader& pr) {
          require_images(x, "guided-grad-cam");
          int layer = cam_layer(g, pr.text("layer"), "guided-grad-cam");
          Tensor cam = to_input(grad_cam_maps(g, x, t, layer, true), x);
@@ -249,7 +252,7 @@ void add_cam_methods(std::vector<Method>& registry) {
       {{"grad-cam++", "Grad-CAM++: ReLU(Σ_k w_k A^k), w_k = Σ α·ReLU(g) with the closed-form α", {layer_param},
         "Chattopadhyay et al. 2018, closed form for piecewise-linear nets from the logit gradient "
         "(α = g²/(2g² + Σ_ab A_ab g³), 0 where the denominator is 0; as pytorch-grad-cam without its eps)." + kUpsample},
-       [](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& pr) {
+       [](Graph& g, const Tensor& x, const Target& t, ParamReader& pr) {
          require_images(x, "grad-cam++");
          int layer = cam_layer(g, pr.text("layer"), "grad-cam++");
          return Result{to_input(grad_cam_pp_maps(g, x, t, layer), x), {}, false, {}};
@@ -260,7 +263,7 @@ void add_cam_methods(std::vector<Method>& registry) {
         "Wang et al. 2020, the official code's variant: weight_k = softmax_c(f(x ⊙ minmax(upsample(A^k)))) "
         "(the paper's increase over a baseline is not subtracted); constant maps skipped; ReLU, then min-max to [0,1]." +
             kUpsample},
-       [](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& pr) {
+       [](Graph& g, const Tensor& x, const Target& t, ParamReader& pr) {
          require_images(x, "score-cam");
          int layer = cam_layer(g, pr.text("layer"), "score-cam");
          int batch = pr.integer("batch");

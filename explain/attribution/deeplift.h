@@ -1,6 +1,8 @@
 // DeepLIFT with the Rescale rule (Shrikumar et al. 2017), as Captum runs it: the input and its
-// reference (baseline) go through the graph together as one batch [x; x'] of 2N rows, and the
-// backward rules at the nonlinearities turn the gradient into multipliers Δout/Δin.
+// reference (baseline) go through the graph together as one batch of 2N rows, interleaved (row 2n
+// is x_n, row 2n+1 its reference x'_n, so the graph can split the pairs across threads like any
+// per-sample rows), and the backward rules at the nonlinearities turn the gradient into
+// multipliers Δout/Δin.
 //
 // - Elementwise nonlinearities (ReLU, LeakyReLU, Tanh, Sigmoid, Softplus): m = g·(y − y')/(x − x'),
 //   the gradient g·f'(x) where |x − x'| < 1e-10.
@@ -13,13 +15,15 @@
 //   summation-to-delta holds exactly (Captum's can leak where y < y').
 // - Linear layers (conv, dense, pooling by averaging, batchnorm in eval mode, add, flatten) pass
 //   multipliers like gradients.
-// Attribution (x − x')·m; Result.delta = Σ attribution − (f_c(x) − f_c(x')), ~0 up to rounding.
+// Attribution (x − x')·m; Result.delta = Σ attribution − (f(x) − f(x')) for the target f, ~0 up to
+// rounding.
 #pragma once
 #include "explain/attribution/explain.h"
 
 namespace gb::explain {
 
-// Rules for a forward pass over a batch [x; x'] of 2N rows (the first N the inputs).
+// Rules for a forward pass over interleaved pairs (x_0, x'_0, x_1, x'_1, ...): run them with
+// per_sample_rules and row_block = 2.
 BackwardRules deeplift_rules(const Graph& g);
 
 struct DeepLiftOptions {
@@ -28,6 +32,6 @@ struct DeepLiftOptions {
   int layer = -1;              // >= 0: attribution (a − a')·m at this node's output
   int internal_batch = 128;    // samples per forward (2x rows)
 };
-Result deeplift(Graph& g, const Tensor& x, const std::vector<int>& targets, const DeepLiftOptions& o = {});
+Result deeplift(Graph& g, const Tensor& x, const Target& target, const DeepLiftOptions& o = {});
 
 }  // namespace gb::explain

@@ -1,4 +1,4 @@
-// The explanation API, Captum-style: explain(model, input, targets, method, params) returns a
+// The explanation API, Captum-style: explain(model, input, target, method, params) returns a
 // tensor shaped like the input, batch first. Every method is a set of backward (or forward) rules
 // over the model's one graph, or a batched perturbation of its input.
 #pragma once
@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/graph.h"
+#include "engine/target.h"
 #include "explain/common/params.h"
 
 namespace gb::explain {
@@ -23,9 +24,11 @@ struct Result {
 const std::vector<MethodInfo>& methods();
 const MethodInfo& method_info(const std::string& name);  // throws listing the known methods
 
-// targets: one class per sample. Throws on an unknown method or parameter, a target out of range,
-// or an input whose shape does not fit the model.
-Result explain(Graph& model, const Tensor& x, const std::vector<int>& targets, const std::string& method,
+// target: one class per sample (a std::vector<int> converts), or a unit at a layer (Captum's
+// neuron attribution: a channel's mean, one unit, a direction; engine/target.h). Throws on an
+// unknown method or parameter, a target that does not fit the model, a method that explains
+// class logits only (CAM), or an input whose shape does not fit the model.
+Result explain(Graph& model, const Tensor& x, const Target& target, const std::string& method,
                const Params& params = {});
 
 }  // namespace gb::explain

@@ -9,6 +9,8 @@
 #include <optional>
 #include <stdexcept>
 
+#include "engine/passes.h"
+
 namespace gb::explain {
 
 int read_layer(ParamReader& r, const Graph& g) {
@@ -16,43 +18,41 @@ int read_layer(ParamReader& r, const Graph& g) {
   return name.empty() ? -1 : g.at(name);
 }
 
-Tensor one_hot(int classes, const std::vector<int>& targets) {
-  Tensor s(Shape{int(targets.size()), classes});
-  for (size_t n = 0; n < targets.size(); ++n) s[n * classes + targets[n]] = 1.f;
-  return s;
-}
-
-std::vector<double> target_logits(Graph& g, const Tensor& x, const std::vector<int>& targets, int chunk) {
+std::vector<double> target_outputs(Graph& g, const Tensor& x, const Target& target, int chunk) {
   std::vector<double> out(x.batch());
-  const int K = g.classes();
+  ForwardOptions fo;
+  fo.until = target.at(g);
   for (int b = 0; b < x.batch(); b += chunk) {
-    int e = std::min(x.batch(), b + chunk);
-    Tensor xc = x.slice(b, e);
-    const Tensor& y = g.forward(xc);
-    for (int n = b; n < e; ++n) out[n] = y[size_t(n - b) * K + targets[n]];
+    const int e = std::min(x.batch(), b + chunk);
+    target.values(g.forward(x.slice(b, e), fo), b, e, out.data() + b);
   }
   return out;
 }
 
-Tensor backprop(Graph& g, const Tensor& x, const std::vector<int>& targets, const BackwardRules* rules, int layer,
-                int chunk, bool times_activation, bool per_sample_rules) {
-  const int N = x.batch();
+Tensor backprop(Graph& g, const Tensor& x, const Target& target, const BackpropOptions& o) {
+  const int N = x.batch(), layer = o.layer;
   Tensor out(layer < 0 ? x.shape() : g.shape(layer, N));
   const size_t row = out.sample_size();
+  ForwardOptions fo;
+  fo.until = target.at(g);
+  fo.row_block = o.row_block;
   BackwardOptions opt;
-  opt.rules = rules;
-  opt.per_sample_rules = per_sample_rules;
+  opt.rules = o.rules;
+  opt.per_sample_rules = o.per_sample_rules;
+  opt.row_block = o.row_block;
+  opt.seed_at = target.at(g);
   opt.stop_at = layer;
   opt.input_grad = layer < 0;
-  chunk = std::max(1, chunk);
+  const int chunk = std::max(o.row_block, o.chunk / o.row_block * o.row_block);
+  Tensor seed;
   for (int b = 0; b < N; b += chunk) {
     const int e = std::min(N, b + chunk);
-    Tensor xc = x.slice(b, e);
-    g.forward(xc);
-    const Tensor& s = g.backward(one_hot(g.classes(), {targets.begin() + b, targets.begin() + e}), opt);
+    g.forward(x.slice(b, e), fo);
+    target.seed(g, b, e, seed);
+    const Tensor& s = g.backward(seed, opt);
     const Tensor& a = g.activation(layer);
     float* d = out.data() + size_t(b) * row;
-    for (size_t i = 0; i < s.size(); ++i) d[i] = times_activation ? s[i] * a[i] : s[i];
+    for (size_t i = 0; i < s.size(); ++i) d[i] = o.times_activation ? s[i] * a[i] : s[i];
   }
   return out;
 }
@@ -72,16 +72,21 @@ static void reduce_max_channels(Tensor& t) {
   }
 }
 
-Tensor saliency(Graph& g, const Tensor& x, const std::vector<int>& targets, bool abs, bool reduce_max, int layer) {
-  Tensor a = backprop(g, x, targets, nullptr, layer);
+Tensor saliency(Graph& g, const Tensor& x, const Target& target, bool abs, bool reduce_max, int layer) {
+  BackpropOptions o;
+  o.layer = layer;
+  Tensor a = backprop(g, x, target, o);
   if (abs)
     for (size_t i = 0; i < a.size(); ++i) a[i] = std::fabs(a[i]);
   if (reduce_max) reduce_max_channels(a);
   return a;
 }
 
-Tensor input_x_gradient(Graph& g, const Tensor& x, const std::vector<int>& targets, int layer) {
-  return backprop(g, x, targets, nullptr, layer, 256, true);
+Tensor input_x_gradient(Graph& g, const Tensor& x, const Target& target, int layer) {
+  BackpropOptions o;
+  o.layer = layer;
+  o.times_activation = true;
+  return backprop(g, x, target, o);
 }
 
 IgMethod ig_method(const std::string& name) {
@@ -162,13 +167,13 @@ static void accumulate_steps(std::vector<double>& acc, const Tensor& grad, int f
 }
 
 // IG's attribution (a − a') ⊙ acc, where a and a' are the input (or a layer's activation) at x
-// and at the baseline, and its completeness delta against f_c(x) − f_c(x').
-static Result ig_result(Graph& g, const Tensor& x, const Tensor& base, const std::vector<int>& targets,
-                        const Tensor& a, const Tensor& ab, const std::vector<double>& acc, int chunk) {
+// and at the baseline, and its completeness delta against f(x) − f(x').
+static Result ig_result(Graph& g, const Tensor& x, const Tensor& base, const Target& target, const Tensor& a,
+                        const Tensor& ab, const std::vector<double>& acc, int chunk) {
   const size_t A = a.sample_size();
   Result res;
   res.attribution = Tensor(a.shape());
-  std::vector<double> fx = target_logits(g, x, targets, chunk), fb = target_logits(g, base, targets, chunk);
+  std::vector<double> fx = target_outputs(g, x, target, chunk), fb = target_outputs(g, base, target, chunk);
   for (int n = 0; n < a.batch(); ++n) {
     double sum = 0;
     for (size_t i = 0; i < A; ++i) {
@@ -181,72 +186,72 @@ static Result ig_result(Graph& g, const Tensor& x, const Tensor& base, const std
   return res;
 }
 
+// The target of (sample, step) rows [b, e): row r explains sample r / S.
+static Target step_rows(const Target& target, int b, int e, int S) {
+  std::vector<int> samples;
+  for (int r = b; r < e; ++r) samples.push_back(r / S);
+  return target.gather(samples);
+}
+
 // Layer IG: a forward rule at the layer replaces its output, row by row, with the point of the
 // path for that row's (sample, step); the backward stops at the layer.
-static Result layer_integrated_gradients(Graph& g, const Tensor& x, const Tensor& base, const std::vector<int>& targets,
+static Result layer_integrated_gradients(Graph& g, const Tensor& x, const Tensor& base, const Target& target,
                                          const IgOptions& o, const std::vector<double>& alpha,
                                          const std::vector<double>& w) {
   const int N = x.batch(), S = o.n_steps, L = o.layer, chunk = std::max(1, o.internal_batch);
-  Tensor a(g.shape(L, N)), ab(g.shape(L, N));
+  const Tensor a = activations(g, x, {L}, chunk)[0], ab = activations(g, base, {L}, chunk)[0];
   const size_t A = a.sample_size();
-  for (int b = 0; b < N; b += chunk) {  // the layer's activations at x and at the baseline
-    const int e = std::min(N, b + chunk);
-    g.forward(x.slice(b, e));
-    std::copy_n(g.activation(L).data(), size_t(e - b) * A, a.data() + size_t(b) * A);
-    g.forward(base.slice(b, e));
-    std::copy_n(g.activation(L).data(), size_t(e - b) * A, ab.data() + size_t(b) * A);
-  }
   const int rows = N * S;
   int first = 0;  // the first (sample, step) row of the current chunk
   ForwardRules rules(g.size());
-  rules[L] = [&](ForwardCall& c) {
+  rules[L] = [&](ForwardCall& c) {  // row r of this call is row first + c.row0 + r of the chunk
     for (int r = 0; r < c.out.batch(); ++r) {
-      const int n = (first + r) / S, k = (first + r) % S;
+      const int n = (first + c.row0 + r) / S, k = (first + c.row0 + r) % S;
       const float t = float(alpha[k]);
       const float *pa = a.data() + n * A, *pb = ab.data() + n * A;
       float* d = c.out.data() + size_t(r) * A;
       for (size_t i = 0; i < A; ++i) d[i] = pb[i] + t * (pa[i] - pb[i]);
     }
   };
+  ForwardOptions fo;
+  fo.rules = &rules;
+  fo.per_sample_rules = true;
+  fo.until = target.at(g);
   BackwardOptions opt;
+  opt.seed_at = target.at(g);
   opt.stop_at = L;
   opt.input_grad = false;
   std::vector<double> acc(size_t(N) * A, 0.0);
-  Tensor xs(Shape::batch_of(std::min(chunk, rows), x.shape().sample()));
-  std::vector<int> tg;
+  Tensor xs(Shape::batch_of(std::min(chunk, rows), x.shape().sample())), seed;
   for (first = 0; first < rows; first += chunk) {
     const int e = std::min(rows, first + chunk);
     Tensor xc = xs.slice(0, e - first);
-    tg.clear();
-    for (int r = first; r < e; ++r) {  // the layers below L still run; their output is replaced
+    for (int r = first; r < e; ++r)  // the layers below L still run; their output is replaced
       std::copy_n(x.data() + size_t(r / S) * x.sample_size(), x.sample_size(), xc.data() + size_t(r - first) * x.sample_size());
-      tg.push_back(targets[r / S]);
-    }
-    ForwardOptions fo;
-    fo.rules = &rules;
     g.forward(xc, fo);
-    accumulate_steps(acc, g.backward(one_hot(g.classes(), tg), opt), first, e, S, w);
+    step_rows(target, first, e, S).seed(g, 0, e - first, seed);
+    accumulate_steps(acc, g.backward(seed, opt), first, e, S, w);
   }
-  return ig_result(g, x, base, targets, a, ab, acc, chunk);
+  return ig_result(g, x, base, target, a, ab, acc, chunk);
 }
 
-Result integrated_gradients(Graph& g, const Tensor& x, const std::vector<int>& targets, const IgOptions& o) {
+Result integrated_gradients(Graph& g, const Tensor& x, const Target& target, const IgOptions& o) {
   const int N = x.batch(), S = o.n_steps;
   const size_t D = x.sample_size();
   std::vector<double> alpha, w;
   ig_nodes(o.method, S, alpha, w);
   Tensor base = full_baseline(x, o.baseline, o.baseline_value, "integrated-gradients");
-  if (o.layer >= 0) return layer_integrated_gradients(g, x, base, targets, o, alpha, w);
+  if (o.layer >= 0) return layer_integrated_gradients(g, x, base, target, o, alpha, w);
 
   // Rows are (sample, step) pairs, stacked in chunks of internal_batch.
   const int rows = N * S, chunk = std::max(1, o.internal_batch);
   std::vector<double> acc(size_t(N) * D, 0.0);
   Tensor xs(Shape::batch_of(std::min(chunk, rows), x.shape().sample()));
-  std::vector<int> tg;
+  BackpropOptions bo;
+  bo.chunk = chunk;
   for (int b = 0; b < rows; b += chunk) {
     const int e = std::min(rows, b + chunk);
     Tensor xc = xs.slice(0, e - b);
-    tg.clear();
     for (int r = b; r < e; ++r) {
       const int n = r / S, k = r % S;
       const float* px = x.data() + n * D;
@@ -254,11 +259,10 @@ Result integrated_gradients(Graph& g, const Tensor& x, const std::vector<int>& t
       float* d = xc.data() + size_t(r - b) * D;
       const float a = float(alpha[k]);
       for (size_t i = 0; i < D; ++i) d[i] = pb[i] + a * (px[i] - pb[i]);
-      tg.push_back(targets[n]);
     }
-    accumulate_steps(acc, backprop(g, xc, tg, nullptr, -1, chunk), b, e, S, w);
+    accumulate_steps(acc, backprop(g, xc, step_rows(target, b, e, S), bo), b, e, S, w);
   }
-  return ig_result(g, x, base, targets, x, base, acc, chunk);
+  return ig_result(g, x, base, target, x, base, acc, chunk);
 }
 
 // FNV-1a over the sample's bytes: the noise of a sample is a function of its values and the seed.
@@ -269,7 +273,7 @@ static uint64_t sample_hash(const float* p, size_t n, uint64_t seed) {
   return h;
 }
 
-Result noise_tunnel(Graph& g, const Tensor& x, const std::vector<int>& targets, const NoiseOptions& o) {
+Result noise_tunnel(Graph& g, const Tensor& x, const Target& target, const NoiseOptions& o) {
   if (o.n < 1) throw std::invalid_argument("noise tunnel: n must be >= 1");
   const int N = x.batch(), S = o.n;
   const size_t D = x.sample_size();
@@ -287,19 +291,16 @@ Result noise_tunnel(Graph& g, const Tensor& x, const std::vector<int>& targets, 
   size_t A = 0;  // attribution size per sample (the input's, or a layer's)
   Shape ashape;
   bool is_signed = true;
-  std::vector<int> tg;
   for (int b = 0; b < rows; b += chunk) {
     const int e = std::min(rows, b + chunk);
     Tensor xc = xs.slice(0, e - b);
-    tg.clear();
     for (int r = b; r < e; ++r) {
       const int n = r / S;
       const float* px = x.data() + n * D;
       float* d = xc.data() + size_t(r - b) * D;
       for (size_t i = 0; i < D; ++i) d[i] = px[i] + sigma[n] * rng[n].normal();
-      tg.push_back(targets[n]);
     }
-    Result part = explain(g, xc, tg, o.base, o.base_params);
+    Result part = explain(g, xc, step_rows(target, b, e, S), o.base, o.base_params);
     if (sum.empty()) {
       A = part.attribution.sample_size();
       ashape = part.attribution.shape().with_batch(N);
@@ -337,7 +338,7 @@ void add_gradient_methods(std::vector<Method>& reg) {
                    {"reduce", "none", "none | max: maximum over channels, written to every channel"},
                    {"layer", "", kLayerHelp}},
                   "Captum Saliency with abs=False (signed); reduce=max as CS231n (after abs when abs=true)"},
-                 [](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& r) {
+                 [](Graph& g, const Tensor& x, const Target& t, ParamReader& r) {
                    bool abs = r.flag("abs");
                    std::string reduce = r.text("reduce");
                    int layer = read_layer(r, g);
@@ -352,7 +353,7 @@ void add_gradient_methods(std::vector<Method>& reg) {
                   "input times the gradient of the target logit",
                   {{"layer", "", "stop at this layer: its activation times the gradient there"}},
                   "Captum InputXGradient"},
-                 [](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& r) {
+                 [](Graph& g, const Tensor& x, const Target& t, ParamReader& r) {
                    int layer = read_layer(r, g);
                    Result res;
                    res.attribution = input_x_gradient(g, x, t, layer);
@@ -368,7 +369,7 @@ void add_gradient_methods(std::vector<Method>& reg) {
                    {"layer", "", "attribute to this layer's output (Captum LayerIntegratedGradients: the path runs "
                                  "between the layer's activations at the baseline and at x)"}},
                   "Captum IntegratedGradients (nodes and weights as Captum's approximation_methods)"},
-                 [](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& r) {
+                 [](Graph& g, const Tensor& x, const Target& t, ParamReader& r) {
                    IgOptions o;
                    o.n_steps = r.integer("n_steps");
                    o.method = ig_method(r.text("method"));
@@ -402,7 +403,7 @@ void add_gradient_methods(std::vector<Method>& reg) {
           "Smilkov et al. (level, n = 50); Captum NoiseTunnel's smoothgrad/smoothgrad_sq/vargrad; base saliency is "
           "signed",
           true},
-         [name, kind](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& r) {
+         [name, kind](Graph& g, const Tensor& x, const Target& t, ParamReader& r) {
            // Keys the tunnel does not declare go to the base method, which rejects what it does
            // not know.
            NoiseOptions o;

@@ -2,8 +2,9 @@
 // (SmoothGrad, SmoothGrad², VarGrad around any registered method). Also the batched backward
 // pass that the rule-based families (relu_rules, deeplift) share.
 //
-// All calls are batch first: x is [N, input...], targets holds one class per sample, and the
-// result is shaped like x (or like the chosen layer's output when `layer` >= 0).
+// All calls are batch first: x is [N, input...], the target says what each sample's explanation
+// explains (a class logit by default, or a unit at a layer: engine/target.h), and the result is
+// shaped like x (or like the chosen layer's output when `layer` >= 0).
 #pragma once
 #include <string>
 #include <vector>
@@ -15,24 +16,27 @@ namespace gb::explain {
 // Reads the `layer=NAME` parameter: the node id, or -1 (the input) when absent.
 int read_layer(ParamReader& r, const Graph& g);
 
-// [N, K] one-hot rows on the targets: the seed of every gradient-family pass (d f_c / d ...).
-Tensor one_hot(int classes, const std::vector<int>& targets);
+// The target's value f_n(x) per sample, in rows of at most `chunk` (eval mode, each forward only
+// up to the target's node).
+std::vector<double> target_outputs(Graph& g, const Tensor& x, const Target& target, int chunk = 256);
 
-// Target logits f_c(x) per sample, in rows of at most `chunk` (eval mode).
-std::vector<double> target_logits(Graph& g, const Tensor& x, const std::vector<int>& targets, int chunk = 256);
+struct BackpropOptions {
+  const BackwardRules* rules = nullptr;  // null: the exact gradient
+  int layer = -1;                        // read the signal at this node's output (-1: the input)
+  int chunk = 256;                       // rows per forward/backward
+  bool times_activation = false;         // multiply by the activation (input x gradient)
+  bool per_sample_rules = false;         // see BackwardOptions
+  int row_block = 1;                     // see BackwardOptions (DeepLIFT's input/reference pairs)
+};
+// The signal of a backward pass seeded with the target (Target::seed at its node), with the
+// options' rules, read at the input or at a layer.
+Tensor backprop(Graph& g, const Tensor& x, const Target& target, const BackpropOptions& o = {});
 
-// The signal of a backward pass seeded with one-hot target logits, with `rules` (null: the exact
-// gradient), read at the input (layer < 0) or at node `layer`'s output. Runs in rows of at most
-// `chunk` samples; `times_activation` multiplies the signal by the activation it belongs to
-// (input x gradient and its layer form). per_sample_rules: see BackwardOptions.
-Tensor backprop(Graph& g, const Tensor& x, const std::vector<int>& targets, const BackwardRules* rules = nullptr,
-                int layer = -1, int chunk = 256, bool times_activation = false, bool per_sample_rules = false);
-
-// Signed d f_c / d x. abs: |gradient|. reduce_max: the maximum over channels (after abs, if any)
+// Signed d f / d x (f the target). abs: |gradient|. reduce_max: the maximum over channels (after abs, if any)
 // written to every channel, so the result keeps the input's shape.
-Tensor saliency(Graph& g, const Tensor& x, const std::vector<int>& targets, bool abs = false, bool reduce_max = false,
+Tensor saliency(Graph& g, const Tensor& x, const Target& target, bool abs = false, bool reduce_max = false,
                 int layer = -1);
-Tensor input_x_gradient(Graph& g, const Tensor& x, const std::vector<int>& targets, int layer = -1);
+Tensor input_x_gradient(Graph& g, const Tensor& x, const Target& target, int layer = -1);
 
 // The baseline as a full [N, ...] tensor: b itself, b [1, ...] repeated, or `value` everywhere
 // when b is empty. Throws a ShapeError naming `who` otherwise.
@@ -51,11 +55,11 @@ struct IgOptions {
   int internal_batch = 256;    // rows (sample x step) per forward/backward
   // >= 0: Captum's LayerIntegratedGradients at this node's output: the path runs from the
   // node's activation at the baseline to its activation at x, and the attribution (shaped like
-  // the activation) is (a(x) − a(x')) ⊙ ∫ ∂f_c/∂a along it.
+  // the activation) is (a(x) − a(x')) ⊙ ∫ ∂f/∂a along it.
   int layer = -1;
 };
-// Result.delta[n] = Σ attribution − (f_c(x) − f_c(x')).
-Result integrated_gradients(Graph& g, const Tensor& x, const std::vector<int>& targets, const IgOptions& o = {});
+// Result.delta[n] = Σ attribution − (f_n(x) − f_n(x')), f_n the target.
+Result integrated_gradients(Graph& g, const Tensor& x, const Target& target, const IgOptions& o = {});
 
 enum class NoiseKind { smoothgrad, smoothgrad_sq, vargrad };
 struct NoiseOptions {
@@ -70,6 +74,6 @@ struct NoiseOptions {
 };
 // The noise of a sample depends only on (seed, the sample's values), so a batch gives the same
 // result as its samples one by one.
-Result noise_tunnel(Graph& g, const Tensor& x, const std::vector<int>& targets, const NoiseOptions& o = {});
+Result noise_tunnel(Graph& g, const Tensor& x, const Target& target, const NoiseOptions& o = {});
 
 }  // namespace gb::explain

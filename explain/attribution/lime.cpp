@@ -74,7 +74,7 @@ std::vector<float> LimeExplanation::pixel_map() const {
   return m;
 }
 
-std::vector<LimeExplanation> lime(Graph& g, const Tensor& x, const std::vector<int>& targets, const LimeOptions& o) {
+std::vector<LimeExplanation> lime(Graph& g, const Tensor& x, const Target& target, const LimeOptions& o) {
   require_images(x, "lime");
   if (o.samples < 2 || o.batch < 1 || !(o.kernel_width > 0) || !(o.alpha > 0))
     throw std::invalid_argument("lime: needs n ≥ 2, batch ≥ 1, kernel_width > 0 and alpha > 0");
@@ -114,7 +114,7 @@ std::vector<LimeExplanation> lime(Graph& g, const Tensor& x, const std::vector<i
         for (int c = 0; c < C; ++c)
           for (size_t i = 0; i < HW; ++i) d[c * HW + i] = z[lab[i]] != 0 ? xn[c * HW + i] : hidden[c * HW + i];
       }
-      std::vector<float> s = target_scores(g, batch, std::vector<int>(B, targets[n]), o.prob);
+      std::vector<float> s = target_scores(g, batch, target.gather(std::vector<int>(B, n)), o.prob);
       for (int b = 0; b < B; ++b) y[s0 + b] = s[b];
     }
     // Cosine distance to all-ones: 1 − Σz/(√Σz·√K) = 1 − √(Σz/K); an all-off sample is at distance 1.
@@ -156,7 +156,7 @@ void add_lime_methods(std::vector<Method>& registry) {
         "Ribeiro et al. 2016 / the lime package's LimeImageExplainer, with SLIC (written here, deterministic) "
         "instead of quickshift: sample weight √exp(−d²/w²), Ridge(alpha=1) with intercept; each pixel gets its "
         "superpixel's coefficient, the same in every channel."},
-       [](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& pr) {
+       [](Graph& g, const Tensor& x, const Target& t, ParamReader& pr) {
          LimeOptions o;
          o.samples = pr.integer("n");
          o.slic.segments = pr.integer("segments");

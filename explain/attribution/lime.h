@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "engine/graph.h"
+#include "engine/target.h"
 #include "explain/attribution/slic.h"
 
 namespace gb::explain {
@@ -37,7 +38,7 @@ struct LimeExplanation {
 };
 
 // One explanation per sample of x [N,C,H,W].
-std::vector<LimeExplanation> lime(Graph& g, const Tensor& x, const std::vector<int>& targets, const LimeOptions& o = {});
+std::vector<LimeExplanation> lime(Graph& g, const Tensor& x, const Target& target, const LimeOptions& o = {});
 
 // Weighted ridge regression with intercept, as sklearn's Ridge(alpha).fit(X, y, sample_weight=w):
 // centre X and y by their weighted means, solve (Xcᵀ W Xc + αI) β = Xcᵀ W yc with LAPACK's dposv

@@ -37,7 +37,7 @@ void add_lrp_methods(std::vector<Method>& registry) {
     MethodInfo info{"lrp-" + e.composite, e.summary + note, e.params, "Zennit"};
     info.params.push_back(seed);
     info.params.push_back(layer);
-    registry.push_back({info, [c = e.composite](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& r) {
+    registry.push_back({info, [c = e.composite](Graph& g, const Tensor& x, const Target& t, ParamReader& r) {
                           return lrp(g, x, t, "lrp-" + c, r);
                         }});
   }
@@ -47,7 +47,7 @@ void add_lrp_methods(std::vector<Method>& registry) {
                   "norm=ε stabilizes pooling/Add)." + note,
                   {{"rule", "conv=epsilon,dense=epsilon", "KEY=RULE[,KEY=RULE...] with keys conv, dense, first, norm"}, seed, layer},
                   "Zennit"};
-  registry.push_back({info, [](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& r) {
+  registry.push_back({info, [](Graph& g, const Tensor& x, const Target& t, ParamReader& r) {
                         return lrp(g, x, t, "lrp", r);
                       }});
 }

@@ -504,22 +504,22 @@ BackwardRules lrp_rules(const Graph& g, const Composite& comp) {
   return rules;
 }
 
-Result lrp(Graph& model, const Tensor& x, const std::vector<int>& targets, const std::string& composite,
+Result lrp(Graph& model, const Tensor& x, const Target& target, const std::string& composite,
            const Params& params) {
   if (composite.find('=') != std::string::npos) {  // a rule mapping: method `lrp` with rule=composite
     Params with_rule = params;
     with_rule["rule"] = composite;
-    return lrp(model, x, targets, "lrp", with_rule);
+    return lrp(model, x, target, "lrp", with_rule);
   }
   const bool plain = composite.empty() || composite == "lrp";
   const std::string method = plain ? "lrp" : composite.rfind("lrp-", 0) == 0 ? composite : "lrp-" + composite;
   ParamReader pr(params, method_info(method));
-  Result r = lrp(model, x, targets, method, pr);
+  Result r = lrp(model, x, target, method, pr);
   pr.done();
   return r;
 }
 
-Result lrp(Graph& model, const Tensor& x, const std::vector<int>& targets, const std::string& method,
+Result lrp(Graph& model, const Tensor& x, const Target& target, const std::string& method,
            ParamReader& pr) {
   const bool from_params = method == "lrp";
   const std::string short_name = from_params ? "" : method.substr(4);
@@ -563,13 +563,7 @@ Result lrp(Graph& model, const Tensor& x, const std::vector<int>& targets, const
     throw std::invalid_argument(method + ": seed must be logit or onehot, got '" + seed_mode + "'");
   const std::string layer = pr.text("layer");
 
-  if (int(targets.size()) != x.batch())
-    throw std::invalid_argument(method + ": " + std::to_string(targets.size()) + " targets for a batch of " +
-                                std::to_string(x.batch()));
-  for (int t : targets)
-    if (t < 0 || t >= model.classes())
-      throw std::out_of_range(method + ": target class " + std::to_string(t) + " outside [0," +
-                              std::to_string(model.classes()) + ")");
+  target.check(model, x.batch());
 
   // LRP runs on a canonized copy only when there is BatchNorm to fold.
   std::unique_ptr<Canonized> canon;
@@ -581,19 +575,26 @@ Result lrp(Graph& model, const Tensor& x, const std::vector<int>& targets, const
     g = &canon->graph;
     if (stop >= 0) stop = canon->node_map[stop];
   }
+  // The target on the canonized graph: a folded BatchNorm's node is the layer it was folded into.
+  Target t = target;
+  if (canon && t.node >= 0) t.node = canon->node_map[t.node];
   const BackwardRules rules = lrp_rules(*g, comp);
-  const Tensor& logits = g->forward(x, Mode::eval);
-  const int N = x.batch(), K = logits.dim(1);
-  Tensor seed(logits.shape(), 0.f);
+  ForwardOptions fo;
+  fo.until = t.at(*g);
+  const Tensor& out = g->forward(x, fo);
+  // Relevance starts as the target's seed w (onehot) or w ⊙ a (logit: Zennit's and Captum's
+  // start from the output value, so Σ relevance ≈ f(x) = ⟨w, a⟩).
+  const int N = x.batch();
+  Tensor seed = t.seed(*g, 0, N);
+  if (seed_mode == "logit")
+    for (size_t i = 0; i < seed.size(); ++i) seed[i] *= out[i];
   std::vector<double> seed_value(N);
-  for (int n = 0; n < N; ++n) {
-    const float v = seed_mode == "onehot" ? 1.f : logits[size_t(n) * K + targets[n]];
-    seed[size_t(n) * K + targets[n]] = v;
-    seed_value[n] = v;
-  }
+  const size_t S = seed.sample_size();
+  for (int n = 0; n < N; ++n) seed_value[n] = sum(seed.data() + n * S, S);
   BackwardOptions opt;
   opt.rules = &rules;
   opt.per_sample_rules = true;  // every rule above reads and writes its own samples only
+  opt.seed_at = t.at(*g);
   opt.stop_at = stop;
   Result res;
   res.attribution = g->backward(seed, opt).clone();

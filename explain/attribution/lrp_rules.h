@@ -73,11 +73,11 @@ BackwardRule batchnorm_rule(Layer& bn, double epsilon);  // ε rule on BatchNorm
 // forward and backward GEMMs on top (skipping the a⁻ half when a layer's input is non-negative).
 // Result.delta[n] = Σ relevance − seed value (f_c(x) for the default logit seed): the relevance
 // absorbed or leaked by biases, stabilizers, α ≠ 1 and unfolded BatchNorm, not an error.
-Result lrp(Graph& model, const Tensor& x, const std::vector<int>& targets, const std::string& composite,
+Result lrp(Graph& model, const Tensor& x, const Target& target, const std::string& composite,
            const Params& params = {});
 // The same with the parameters read through `reader` (the registry's call); method is "lrp" or
 // "lrp-<composite>".
-Result lrp(Graph& model, const Tensor& x, const std::vector<int>& targets, const std::string& method,
+Result lrp(Graph& model, const Tensor& x, const Target& target, const std::string& method,
            ParamReader& reader);
 
 }  // namespace gb::explain

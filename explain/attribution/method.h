@@ -9,7 +9,7 @@
 
 namespace gb::explain {
 
-using RunFn = std::function<Result(Graph&, const Tensor& x, const std::vector<int>& targets, ParamReader&)>;
+using RunFn = std::function<Result(Graph&, const Tensor& x, const Target& target, ParamReader&)>;
 
 struct Method {
   MethodInfo info;

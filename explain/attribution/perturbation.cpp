@@ -10,18 +10,17 @@
 
 namespace gb::explain {
 
-std::vector<float> target_scores(Graph& g, const Tensor& batch, const std::vector<int>& classes, bool prob) {
-  const Tensor& logits = g.forward(batch);
-  Tensor sm;
-  if (prob) sm = softmax(logits);
-  const Tensor& y = prob ? sm : logits;
-  const int K = y.dim(1);
-  std::vector<float> s(classes.size());
-  for (size_t i = 0; i < classes.size(); ++i) s[i] = y[i * K + size_t(classes[i])];
-  return s;
+std::vector<float> target_scores(Graph& g, const Tensor& batch, const Target& rows, bool prob) {
+  ForwardOptions fo;
+  fo.until = rows.at(g);
+  const Tensor& out = g.forward(batch, fo);
+  const Tensor sm = prob && rows.is_class(g) ? softmax(out) : Tensor();
+  std::vector<double> v(batch.batch());
+  rows.values(sm.empty() ? out : sm, 0, batch.batch(), v.data());
+  return {v.begin(), v.end()};
 }
 
-Tensor occlusion(Graph& g, const Tensor& x, const std::vector<int>& targets, const OcclusionOptions& o) {
+Tensor occlusion(Graph& g, const Tensor& x, const Target& target, const OcclusionOptions& o) {
   require_images(x, "occlusion");
   const int N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
   const int win = o.window > 0 ? o.window : std::max(2, std::min(H, W) / 7);
@@ -46,23 +45,23 @@ Tensor occlusion(Graph& g, const Tensor& x, const std::vector<int>& targets, con
         for (int xx = x0; xx < x0 + win; ++xx) count[size_t(yy) * W + xx] += 1.f;
 
   // Occluded copies of all samples are packed into batches; item = n·nwin + window.
-  const std::vector<float> base = target_scores(g, x, targets, false);
+  const std::vector<float> base = target_scores(g, x, target, false);
   std::vector<double> sum(N * HW, 0.0);
   const size_t items = size_t(N) * nwin;
   Tensor batch({int(std::min(items, size_t(o.batch))), C, H, W});
   for (size_t i0 = 0; i0 < items; i0 += size_t(o.batch)) {
     const int B = int(std::min(items - i0, size_t(o.batch)));
-    std::vector<int> cls(B);
+    std::vector<int> samples(B);
     for (int b = 0; b < B; ++b) {
       const size_t n = (i0 + b) / nwin, wi = (i0 + b) % nwin;
-      cls[b] = targets[n];
+      samples[b] = int(n);
       float* d = batch.data() + b * CHW;
       std::copy(x.data() + n * CHW, x.data() + (n + 1) * CHW, d);
       const int y0 = ys[wi / xs.size()], x0 = xs[wi % xs.size()];
       for (int c = 0; c < C; ++c)
         for (int yy = y0; yy < y0 + win; ++yy) std::fill_n(d + c * HW + size_t(yy) * W + x0, win, o.baseline);
     }
-    std::vector<float> s = target_scores(g, batch.slice(0, B), cls, false);
+    std::vector<float> s = target_scores(g, batch.slice(0, B), target.gather(samples), false);
     for (int b = 0; b < B; ++b) {
       const size_t n = (i0 + b) / nwin, wi = (i0 + b) % nwin;
       const double drop = double(base[n]) - s[b];
@@ -89,7 +88,7 @@ void rise_mask(Rng& rng, int s, float p, int H, int W, float* mask) {
   for (int y = 0; y < H; ++y) std::copy_n(up.data() + size_t(y + dy) * UW + dx, W, mask + size_t(y) * W);
 }
 
-Tensor rise(Graph& g, const Tensor& x, const std::vector<int>& targets, const RiseOptions& o) {
+Tensor rise(Graph& g, const Tensor& x, const Target& target, const RiseOptions& o) {
   require_images(x, "rise");
   if (o.masks < 1 || o.grid < 1 || o.batch < 1 || !(o.p > 0 && o.p <= 1))
     throw std::invalid_argument("rise: needs n ≥ 1, s ≥ 1, batch ≥ 1 and 0 < p ≤ 1");
@@ -113,7 +112,7 @@ Tensor rise(Graph& g, const Tensor& x, const std::vector<int>& targets, const Ri
           const float* m = masks.data() + b * HW;
           for (size_t i = 0; i < HW; ++i) d[i] = xn[c * HW + i] * m[i];
         }
-      std::vector<float> s = target_scores(g, batch, std::vector<int>(B, targets[n]), true);
+      std::vector<float> s = target_scores(g, batch, target.gather(std::vector<int>(B, n)), true);
       double* acc = sal.data() + n * HW;
       for (int b = 0; b < B; ++b) {
         const float* m = masks.data() + b * HW;
@@ -137,7 +136,7 @@ void add_perturbation_methods(std::vector<Method>& registry) {
         "Zeiler & Fergus 2014 / Captum Occlusion with a (C,w,w) window and logits: windows at k·stride, "
         "⌈(D−w)/s⌉+1 per axis, the last clamped inside (Captum crops it; equal when s divides D−w). "
         "The same map in every channel."},
-       [](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& pr) {
+       [](Graph& g, const Tensor& x, const Target& t, ParamReader& pr) {
          OcclusionOptions o;
          o.window = pr.integer("window");
          o.stride = pr.integer("stride");
@@ -157,7 +156,7 @@ void add_perturbation_methods(std::vector<Method>& registry) {
         "Petsiuk et al. 2018 with P_c the softmax probability (Captum has no RISE); masks bilinearly upsampled "
         "(align_corners=False, clamped borders) and randomly shifted; the same masks for every sample; the map is "
         "broadcast over the input's channels."},
-       [](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& pr) {
+       [](Graph& g, const Tensor& x, const Target& t, ParamReader& pr) {
          RiseOptions o;
          o.masks = pr.integer("n");
          o.grid = pr.integer("s");

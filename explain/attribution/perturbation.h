@@ -6,11 +6,12 @@
 #include <vector>
 
 #include "engine/graph.h"
+#include "engine/target.h"
 
 namespace gb::explain {
 
 // The score of class classes[i] for row i of `batch`: the logit, or the softmax probability.
-std::vector<float> target_scores(Graph& g, const Tensor& batch, const std::vector<int>& classes, bool prob);
+std::vector<float> target_scores(Graph& g, const Tensor& batch, const Target& rows, bool prob);
 
 struct OcclusionOptions {
   int window = 0;  // square window side; 0: max(2, min(H,W)/7), i.e. 4 on 28×28
@@ -23,7 +24,7 @@ struct OcclusionOptions {
 // agree when s divides D−w, as with the defaults); every channel of the window set to `baseline`.
 // A pixel's attribution is the mean of f_c(x) − f_c(x_occluded) (logits) over the windows covering
 // it, the same in every channel. Returns [N,C,H,W].
-Tensor occlusion(Graph& g, const Tensor& x, const std::vector<int>& targets, const OcclusionOptions& o = {});
+Tensor occlusion(Graph& g, const Tensor& x, const Target& target, const OcclusionOptions& o = {});
 
 struct RiseOptions {
   int masks = 2000;  // N
@@ -38,6 +39,6 @@ struct RiseOptions {
 void rise_mask(Rng& rng, int s, float p, int H, int W, float* mask);
 // Saliency Σ_i P_c(x ⊙ M_i) M_i / (N·p) with P_c the softmax probability (as in the paper; Captum
 // has no RISE). The same seeded masks serve every sample. Returns [N,1,H,W].
-Tensor rise(Graph& g, const Tensor& x, const std::vector<int>& targets, const RiseOptions& o = {});
+Tensor rise(Graph& g, const Tensor& x, const Target& target, const RiseOptions& o = {});
 
 }  // namespace gb::explain

@@ -39,19 +39,14 @@ static const Method& find(const std::string& name) {
 
 const MethodInfo& method_info(const std::string& name) { return find(name).info; }
 
-Result explain(Graph& model, const Tensor& x, const std::vector<int>& targets, const std::string& method,
+Result explain(Graph& model, const Tensor& x, const Target& target, const std::string& method,
                const Params& params) {
   const Method& m = find(method);
   if (x.rank() != model.input_shape().rank + 1 || x.shape().sample() != model.input_shape())
     shape_error("input to explain", Shape::batch_of(x.rank() ? x.batch() : 1, model.input_shape()), x.shape());
-  if (int(targets.size()) != x.batch())
-    throw std::invalid_argument(std::to_string(targets.size()) + " targets for a batch of " + std::to_string(x.batch()));
-  for (int t : targets)
-    if (t < 0 || t >= model.classes())
-      throw std::out_of_range("target class " + std::to_string(t) + " outside [0," + std::to_string(model.classes()) +
-                              ")");
+  target.check(model, x.batch());
   ParamReader reader(params, m.info);
-  Result r = m.run(model, x, targets, reader);
+  Result r = m.run(model, x, target, reader);
   reader.done();
   return r;
 }

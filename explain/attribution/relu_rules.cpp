@@ -27,14 +27,18 @@ static BackwardRules relu_rules(const Graph& g, bool guided) {
 BackwardRules deconvnet_rules(const Graph& g) { return relu_rules(g, false); }
 BackwardRules guided_backprop_rules(const Graph& g) { return relu_rules(g, true); }
 
-Tensor deconvnet(Graph& g, const Tensor& x, const std::vector<int>& targets, int layer) {
-  BackwardRules r = deconvnet_rules(g);
-  return backprop(g, x, targets, &r, layer, 256, false, true);  // the ReLU rules are elementwise
+static Tensor run(Graph& g, const Tensor& x, const Target& target, int layer, bool guided) {
+  const BackwardRules r = relu_rules(g, guided);
+  BackpropOptions o;
+  o.rules = &r;
+  o.layer = layer;
+  o.per_sample_rules = true;  // the ReLU rules are elementwise
+  return backprop(g, x, target, o);
 }
 
-Tensor guided_backprop(Graph& g, const Tensor& x, const std::vector<int>& targets, int layer) {
-  BackwardRules r = guided_backprop_rules(g);
-  return backprop(g, x, targets, &r, layer, 256, false, true);  // the ReLU rules are elementwise
+Tensor deconvnet(Graph& g, const Tensor& x, const Target& target, int layer) { return run(g, x, target, layer, false); }
+Tensor guided_backprop(Graph& g, const Tensor& x, const Target& target, int layer) {
+  return run(g, x, target, layer, true);
 }
 
 void add_relu_rule_methods(std::vector<Method>& reg) {
@@ -46,7 +50,7 @@ void add_relu_rule_methods(std::vector<Method>& reg) {
                     {{"layer", "", "stop at this layer and return the signal at its output (shaped like it)"}},
                     std::string(guided ? "Captum GuidedBackprop" : "Captum Deconvolution") +
                         " (ReLU nodes only; max-pool routes through the forward argmax)"},
-                   [name, guided](Graph& g, const Tensor& x, const std::vector<int>& t, ParamReader& r) {
+                   [name, guided](Graph& g, const Tensor& x, const Target& t, ParamReader& r) {
                      int layer = read_layer(r, g);
                      Result res;
                      res.attribution = guided ? guided_backprop(g, x, t, layer) : deconvnet(g, x, t, layer);

@@ -11,7 +11,7 @@ BackwardRules deconvnet_rules(const Graph& g);
 BackwardRules guided_backprop_rules(const Graph& g);
 
 // Attributions shaped like x (or like node `layer`'s output when layer >= 0).
-Tensor deconvnet(Graph& g, const Tensor& x, const std::vector<int>& targets, int layer = -1);
-Tensor guided_backprop(Graph& g, const Tensor& x, const std::vector<int>& targets, int layer = -1);
+Tensor deconvnet(Graph& g, const Tensor& x, const Target& target, int layer = -1);
+Tensor guided_backprop(Graph& g, const Tensor& x, const Target& target, int layer = -1);
 
 }  // namespace gb::explain
