@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <map>
+#include <set>
 
 #include "engine/layers.h"
 #include "explain/attribution/canonizer.h"
@@ -471,4 +472,62 @@ TEST_CASE("LRP methods are registered with Zennit conventions and reject bad par
   CHECK_THROWS_AS(gb::explain::explain(g, x, {0}, "lrp-epsilon", {{"seed", "random"}}), std::invalid_argument);
   CHECK_THROWS_AS(gb::explain::explain(g, x, {0}, "lrp-epsilon", {{"layer", "nope"}}), std::invalid_argument);
   CHECK_NOTHROW(gb::explain::explain(g, x, {0}, "lrp-alpha-beta", {{"alpha", "3"}}));  // β defaults to α − 1
+}
+
+TEST_CASE("composites are open lists: a prepended entry wins for its layer only; unmatched layers are errors") {
+  Graph g = conv_net();
+  randomize_biases(g, 31);
+  const Tensor x = random_tensor({2, 2, 8, 8}, 32, 0, 1);
+  const std::vector<int> t{0, 2};
+  // The second conv, by name, gets γ; every other layer keeps the ε composite's rule.
+  int second_conv = -1, convs = 0;
+  for (int i = 0; i < g.size(); ++i)
+    if (dynamic_cast<Conv2d*>(&g.layer(i)) && ++convs == 2) second_conv = i;
+  REQUIRE(second_conv >= 0);
+  Composite c = composite_from_name("epsilon");
+  c.prepend(named(g.layer(second_conv).name), linear(parse_rule("gamma:0.5")));
+  const BackwardRules rules = lrp_rules(g, c), eps = lrp_rules(g, composite_from_name("epsilon"));
+  const Tensor& y = g.forward(x);
+  Tensor seed(y.shape());
+  for (int n = 0; n < 2; ++n) seed[n * y.dim(1) + t[n]] = y[n * y.dim(1) + t[n]];
+  std::map<int, Tensor> with, without;
+  BackwardOptions o;
+  o.rules = &rules;
+  o.on_node = [&](int i, const Tensor& r) { with[i] = r.clone(); };
+  g.backward(seed, o);
+  o.rules = &eps;
+  o.on_node = [&](int i, const Tensor& r) { without[i] = r.clone(); };
+  g.backward(seed, o);
+  // Above and at the second conv's output the relevances agree; below it they differ.
+  for (int i = second_conv; i < g.size(); ++i) CHECK(rel_diff(with[i], without[i]) == 0);
+  CHECK(rel_diff(with[g.node(second_conv).inputs[0]], without[g.node(second_conv).inputs[0]]) > 1e-3);
+  // A composite that knows no pooling: the max-pool layer is named in the error.
+  Composite convs_only;
+  convs_only.prepend([](const Graph& gr, int i) { return dynamic_cast<const Conv2d*>(&gr.layer(i)) != nullptr; },
+                     linear(parse_rule("zero")));
+  CHECK_THROWS_WITH_AS(lrp_rules(g, convs_only), doctest::Contains("LRP has no rule for layer"), std::invalid_argument);
+}
+
+TEST_CASE("the rule and composite tables drive the registry's parameters") {
+  CHECK(rule_params("epsilon").size() == 1);
+  CHECK(rule_params("alpha-beta").size() == 2);
+  CHECK(rule_params("zbox")[0].name == "low");
+  CHECK_THROWS_WITH_AS(parse_rule("gamma:0.1:2"), doctest::Contains("takes at most 1 parameter"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(parse_rule("gamma:abc"), doctest::Contains("gamma 'abc' is not a finite number"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(parse_rule("magic"), doctest::Contains("unknown rule 'magic' (known: epsilon, zero"),
+                       std::invalid_argument);
+  CHECK(parse_rule("alphabeta:3").number("alpha") == 3);
+  // Every named composite is a registered method whose parameters are its rules' (plus seed, layer).
+  for (const NamedComposite& c : named_composites()) {
+    CAPTURE(c.name);
+    const MethodInfo& m = method_info("lrp-" + c.name);
+    std::set<std::string> want = {"seed", "layer"}, have;
+    for (const std::string* r : {&c.conv, &c.dense, &c.first})
+      if (!r->empty())
+        for (const ParamInfo& p : rule_params(parse_rule(*r).name)) want.insert(p.name);
+    for (const ParamInfo& p : m.params) have.insert(p.name);
+    CHECK(have == want);
+  }
+  CHECK(method_info("lrp-epsilon-gamma-box").params.size() == 6);  // epsilon, gamma, low, high, seed, layer
 }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -214,7 +215,8 @@ struct ZBox {
   Lin lin;
   Tensor W, S;  // w and [w⁺; w⁻]
   std::vector<float> b;
-  RuleSpec spec;
+  float low, high;
+  bool low_sample, high_sample;  // each sample's own min / max instead of low / high
   float eps;
   std::shared_ptr<OnesResponse> ones = std::make_shared<OnesResponse>();  // ones * [w⁺; w⁻]
 
@@ -223,12 +225,12 @@ struct ZBox {
     const Tensor& a = *c.in[0];
     const int N = a.batch();
     const Tensor* u = &ones->get(lin, S, 2, a, 2 * c.out.sample_size(), c.ws);
-    std::vector<float> lo(N, float(spec.low)), hi(N, float(spec.high));
+    std::vector<float> lo(N, low), hi(N, high);
     const size_t D = a.sample_size();
     for (int n = 0; n < N; ++n) {
       const float* x = a.data() + n * D;
-      if (spec.low_sample) lo[n] = *std::min_element(x, x + D);
-      if (spec.high_sample) hi[n] = *std::max_element(x, x + D);
+      if (low_sample) lo[n] = *std::min_element(x, x + D);
+      if (high_sample) hi[n] = *std::max_element(x, x + D);
     }
     const size_t OP = c.out.sample_size(), P = OP / lin.O;
     Tensor s(c.out.shape()), s2(u->shape().with_batch(N));
@@ -269,177 +271,141 @@ struct InputFree {
   }
 };
 
-double number_or_bound(const std::string& v, const std::string& what, bool& sample, const char* word) {
-  sample = v == word;
+// A rule argument as a number, or (for zbox's bounds) the word meaning "each sample's own".
+double argument(const std::string& rule, const std::string& key, const std::string& v, const char* word, bool& sample) {
+  sample = word && v == word;
   if (sample) return 0;
   char* end = nullptr;
-  double d = std::strtod(v.c_str(), &end);
-  if (v.empty() || *end) throw std::invalid_argument("LRP: " + what + " '" + v + "' is not a number (or '" + word + "')");
+  const double d = std::strtod(v.c_str(), &end);
+  if (v.empty() || *end || !std::isfinite(d))
+    throw std::invalid_argument("LRP rule " + rule + ": " + key + " '" + v + "' is not a finite number" +
+                                (word ? std::string(" (or '") + word + "')" : std::string()));
   return d;
+}
+
+// Zennit's stabilizer of every rule's denominator but ε (its own ε) and LRP-0 (a safe divide).
+constexpr float kStabilizer = 1e-6f;
+
+// The Dense/Conv rules: name, parameters (positional in "name:a:b", with defaults), and the
+// function that checks the arguments and builds the rule.
+struct RuleKind {
+  std::string name;
+  std::vector<ParamInfo> params;
+  std::function<BackwardRule(const Lin&, const RuleSpec&)> make;
+};
+
+// β defaults to α − 1 when only α is given.
+double beta_of(const RuleSpec& r) {
+  return r.args.count("beta") || !r.args.count("alpha") ? r.number("beta") : r.number("alpha") - 1;
+}
+
+BackwardRule zbox_rule(const Lin& lin, const RuleSpec& r) {
+  bool low_sample, high_sample;
+  const double low = argument(r.name, "low", r.args.count("low") ? r.args.at("low") : "0", "min", low_sample);
+  const double high = argument(r.name, "high", r.args.count("high") ? r.args.at("high") : "1", "max", high_sample);
+  if (!low_sample && !high_sample && low > high) throw std::invalid_argument("LRP rule zbox: low must be <= high");
+  const Tensor& w = lin.weight();
+  Tensor S = stack(map(w, [](float v) { return std::max(v, 0.f); }), map(w, [](float v) { return std::min(v, 0.f); }));
+  return ZBox{lin, w, S, lin.bias(), float(low), float(high), low_sample, high_sample, kStabilizer};
+}
+
+const std::vector<RuleKind>& rule_table() {
+  static const std::vector<RuleKind> table = {
+      {"epsilon",
+       {{"epsilon", "1e-6", "ε of the epsilon rule (denominator z + ε·sign(z), sign(0) = +1)"}},
+       [](const Lin& lin, const RuleSpec& r) {
+         const double e = r.number("epsilon");
+         if (e < 0) throw std::invalid_argument("LRP rule epsilon: epsilon must be >= 0");
+         return epsilon_like(lin, float(e));
+       }},
+      {"zero", {}, [](const Lin& lin, const RuleSpec&) { return epsilon_like(lin, 0.f); }},
+      {"gamma",
+       {{"gamma", "0.25", "γ of the sign-aware gamma rule"}},
+       [](const Lin& lin, const RuleSpec& r) {
+         const double gm = r.number("gamma");
+         if (gm < 0) throw std::invalid_argument("LRP rule gamma: gamma must be >= 0");
+         return gamma_rule(lin, float(gm), kStabilizer);
+       }},
+      {"alpha-beta",
+       {{"alpha", "2", "α of the αβ rule (α − β = 1)"}, {"beta", "1", "β of the αβ rule (default α − 1)"}},
+       [](const Lin& lin, const RuleSpec& r) {
+         const double al = r.number("alpha"), be = beta_of(r);
+         if (be < 0 || std::abs(al - be - 1) > 1e-6)
+           throw std::invalid_argument("LRP rule alpha-beta: alpha - beta must be 1 with beta >= 0");
+         return alpha_beta_rule(lin, float(al), float(be), kStabilizer);
+       }},
+      {"zplus", {}, [](const Lin& lin, const RuleSpec&) { return alpha_beta_rule(lin, 1.f, 0.f, kStabilizer); }},
+      {"zbox",
+       {{"low", "0",
+         "zᴮ lower bound of the input domain, in the model's input space ('min': per-sample min; glassbox "
+         "explain's default: pixel 0 through the model's normalization)"},
+        {"high", "1",
+         "zᴮ upper bound of the input domain, in the model's input space ('max': per-sample max; glassbox "
+         "explain's default: pixel 1 through the model's normalization)"}},
+       zbox_rule},
+      {"wsquare", {},
+       [](const Lin& lin, const RuleSpec&) {
+         return BackwardRule(InputFree{lin, map(lin.weight(), [](float v) { return v * v; }), kStabilizer});
+       }},
+      {"flat", {},
+       [](const Lin& lin, const RuleSpec&) {
+         return BackwardRule(InputFree{lin, map(lin.weight(), [](float) { return 1.f; }), kStabilizer});
+       }},
+  };
+  return table;
+}
+
+const RuleKind& rule_kind(const std::string& name) {
+  for (const RuleKind& k : rule_table())
+    if (k.name == name) return k;
+  std::string names;
+  for (const RuleKind& k : rule_table()) names += (names.empty() ? "" : ", ") + k.name;
+  throw std::invalid_argument("LRP: unknown rule '" + name + "' (known: " + names + ")");
 }
 
 }  // namespace
 
-std::string rule_name(LrpRule r) {
-  switch (r) {
-    case LrpRule::epsilon: return "epsilon";
-    case LrpRule::zero: return "zero";
-    case LrpRule::gamma: return "gamma";
-    case LrpRule::alpha_beta: return "alpha-beta";
-    case LrpRule::zplus: return "zplus";
-    case LrpRule::zbox: return "zbox";
-    case LrpRule::wsquare: return "wsquare";
-    case LrpRule::flat: return "flat";
-  }
-  return "?";
+bool RuleSpec::has(const std::string& arg) const {
+  for (const ParamInfo& p : rule_kind(name).params)
+    if (p.name == arg) return true;
+  return false;
 }
+
+double RuleSpec::number(const std::string& arg) const {
+  for (const ParamInfo& p : rule_kind(name).params)
+    if (p.name == arg) {
+      bool unused;
+      return argument(name, arg, args.count(arg) ? args.at(arg) : p.default_value, nullptr, unused);
+    }
+  throw std::logic_error("LRP rule " + name + " has no parameter " + arg);
+}
+
+const std::vector<ParamInfo>& rule_params(const std::string& rule) { return rule_kind(rule).params; }
 
 RuleSpec parse_rule(const std::string& text) {
   std::vector<std::string> parts;
-  size_t b = 0;
-  for (;;) {
-    size_t e = text.find(':', b);
+  for (size_t b = 0;;) {
+    const size_t e = text.find(':', b);
     parts.push_back(text.substr(b, e == std::string::npos ? std::string::npos : e - b));
     if (e == std::string::npos) break;
     b = e + 1;
   }
-  const std::string& name = parts[0];
-  auto num = [&](size_t i, const char* what) {
-    bool unused;
-    return number_or_bound(parts[i], std::string("rule '") + text + "' " + what, unused, "");
-  };
-  auto max_args = [&](size_t n) {
-    if (parts.size() > n + 1)
-      throw std::invalid_argument("LRP rule '" + text + "': " + name + " takes at most " + std::to_string(n) + " parameter(s)");
-  };
   RuleSpec r;
-  if (name == "epsilon") {
-    r.kind = LrpRule::epsilon;
-    max_args(1);
-    if (parts.size() > 1) r.epsilon = num(1, "epsilon");
-  } else if (name == "zero") {
-    r.kind = LrpRule::zero;
-    r.epsilon = 0;
-    max_args(0);
-  } else if (name == "gamma") {
-    r.kind = LrpRule::gamma;
-    max_args(1);
-    if (parts.size() > 1) r.gamma = num(1, "gamma");
-  } else if (name == "alpha-beta" || name == "alphabeta") {
-    r.kind = LrpRule::alpha_beta;
-    max_args(2);
-    if (parts.size() > 1) r.alpha = num(1, "alpha");
-    if (parts.size() > 2) r.beta = num(2, "beta");
-    else if (parts.size() > 1) r.beta = r.alpha - 1;
-  } else if (name == "zplus") {
-    r.kind = LrpRule::zplus;
-    max_args(0);
-  } else if (name == "zbox") {
-    r.kind = LrpRule::zbox;
-    max_args(2);
-    if (parts.size() > 1) r.low = number_or_bound(parts[1], "rule '" + text + "' low", r.low_sample, "min");
-    if (parts.size() > 2) r.high = number_or_bound(parts[2], "rule '" + text + "' high", r.high_sample, "max");
-  } else if (name == "wsquare") {
-    r.kind = LrpRule::wsquare;
-    max_args(0);
-  } else if (name == "flat") {
-    r.kind = LrpRule::flat;
-    max_args(0);
-  } else {
-    throw std::invalid_argument("LRP: unknown rule '" + name +
-                                "' (known: epsilon, zero, gamma, alpha-beta, zplus, zbox, wsquare, flat)");
+  r.name = parts[0] == "alphabeta" ? "alpha-beta" : parts[0];
+  const std::vector<ParamInfo>& params = rule_kind(r.name).params;
+  if (parts.size() > params.size() + 1)
+    throw std::invalid_argument("LRP rule '" + text + "': " + r.name + " takes at most " +
+                                std::to_string(params.size()) + " parameter(s)");
+  for (size_t i = 1; i < parts.size(); ++i) {
+    const std::string& key = params[i - 1].name;
+    bool word;  // zbox's "min" / "max"; other values must be numbers (ranges are checked when the rule is built)
+    argument(r.name, key, parts[i], key == "low" ? "min" : key == "high" ? "max" : nullptr, word);
+    r.args[key] = parts[i];
   }
-  if (r.epsilon < 0) throw std::invalid_argument("LRP rule '" + text + "': epsilon must be >= 0");
-  if (r.gamma < 0) throw std::invalid_argument("LRP rule '" + text + "': gamma must be >= 0");
-  if (r.kind == LrpRule::alpha_beta && (r.beta < 0 || std::abs(r.alpha - r.beta - 1) > 1e-6))
-    throw std::invalid_argument("LRP rule '" + text + "': alpha - beta must be 1 with beta >= 0");
   return r;
 }
 
-static RuleSpec rule(LrpRule k) {
-  RuleSpec r;
-  r.kind = k;
-  if (k == LrpRule::zero) r.epsilon = 0;
-  if (k == LrpRule::zplus) r.alpha = 1, r.beta = 0;
-  return r;
-}
-
-Composite composite_from_name(const std::string& name_in) {
-  std::string name = name_in.rfind("lrp-", 0) == 0 ? name_in.substr(4) : name_in;
-  Composite c;
-  c.conv = c.dense = rule(LrpRule::epsilon);
-  if (name.find('=') != std::string::npos) {  // user mapping
-    size_t b = 0;
-    for (;;) {
-      size_t e = name.find(',', b);
-      std::string item = name.substr(b, e == std::string::npos ? std::string::npos : e - b);
-      size_t eq = item.find('=');
-      if (eq == std::string::npos)
-        throw std::invalid_argument("LRP rule mapping: '" + item + "' is not KEY=RULE (keys: conv, dense, first, norm)");
-      std::string key = item.substr(0, eq), val = item.substr(eq + 1);
-      if (key == "conv") {
-        c.conv = parse_rule(val);
-      } else if (key == "dense") {
-        c.dense = parse_rule(val);
-      } else if (key == "first") {
-        c.first = parse_rule(val);
-      } else if (key == "norm") {
-        bool unused;
-        c.norm_epsilon = number_or_bound(val, "norm stabilizer", unused, "");
-        if (c.norm_epsilon < 0) throw std::invalid_argument("LRP rule mapping: norm must be >= 0");
-      } else {
-        throw std::invalid_argument("LRP rule mapping: unknown key '" + key + "' (keys: conv, dense, first, norm)");
-      }
-      if (e == std::string::npos) break;
-      b = e + 1;
-    }
-    return c;
-  }
-  if (name == "epsilon") {
-  } else if (name == "zero") {
-    c.conv = c.dense = rule(LrpRule::zero);
-    c.norm_epsilon = 0;
-  } else if (name == "gamma") {
-    c.conv = c.dense = rule(LrpRule::gamma);
-  } else if (name == "alpha-beta") {
-    c.conv = c.dense = rule(LrpRule::alpha_beta);
-  } else if (name == "zplus") {
-    c.conv = c.dense = rule(LrpRule::zplus);
-  } else if (name == "epsilon-plus-flat") {
-    c.conv = rule(LrpRule::zplus);
-    c.first = rule(LrpRule::flat);
-  } else if (name == "epsilon-gamma-box") {
-    c.conv = rule(LrpRule::gamma);
-    c.first = rule(LrpRule::zbox);
-  } else if (name == "epsilon-alpha2-beta1") {
-    c.conv = rule(LrpRule::alpha_beta);
-  } else {
-    throw std::invalid_argument("LRP: unknown composite '" + name_in +
-                                "' (known: epsilon, zero, gamma, alpha-beta, zplus, epsilon-plus-flat, "
-                                "epsilon-gamma-box, epsilon-alpha2-beta1, or a mapping conv=...,dense=...,first=...)");
-  }
-  return c;
-}
-
-BackwardRule linear_rule(Layer& layer, const RuleSpec& r) {
-  Lin lin(layer);
-  const float eps = float(r.epsilon);
-  switch (r.kind) {
-    case LrpRule::epsilon: return epsilon_like(lin, eps);
-    case LrpRule::zero: return epsilon_like(lin, 0.f);
-    case LrpRule::gamma: return gamma_rule(lin, float(r.gamma), eps);
-    case LrpRule::alpha_beta: return alpha_beta_rule(lin, float(r.alpha), float(r.beta), eps);
-    case LrpRule::zplus: return alpha_beta_rule(lin, 1.f, 0.f, eps);
-    case LrpRule::zbox: {
-      const Tensor& w = lin.weight();
-      Tensor S = stack(map(w, [](float v) { return std::max(v, 0.f); }), map(w, [](float v) { return std::min(v, 0.f); }));
-      return ZBox{lin, w, S, lin.bias(), r, eps};
-    }
-    case LrpRule::wsquare: return InputFree{lin, map(lin.weight(), [](float v) { return v * v; }), eps};
-    case LrpRule::flat: return InputFree{lin, map(lin.weight(), [](float) { return 1.f; }), eps};
-  }
-  throw std::logic_error("unhandled LRP rule");
-}
+BackwardRule linear_rule(Layer& layer, const RuleSpec& r) { return rule_kind(r.name).make(Lin(layer), r); }
 
 BackwardRule pass_rule() {
   return [](BackwardCall& c) {
@@ -477,135 +443,6 @@ BackwardRule batchnorm_rule(Layer& layer, double epsilon) {
     Tensor& g = *c.g_in[0];
     for (size_t i = 0; i < g.size(); ++i) g[i] = x[i] * scale[(i / HW) % C] * stab_div(c.g_out[i], c.out[i], eps);
   };
-}
-
-BackwardRules lrp_rules(const Graph& g, const Composite& comp) {
-  BackwardRules rules(g.size());
-  int first = -1;
-  for (int i = 0; i < g.size() && first < 0; ++i)
-    if (dynamic_cast<Conv2d*>(&g.layer(i)) || dynamic_cast<Dense*>(&g.layer(i))) first = i;
-  for (int i = 0; i < g.size(); ++i) {
-    Layer& L = g.layer(i);
-    if (dynamic_cast<Conv2d*>(&L) || dynamic_cast<Dense*>(&L)) {
-      const RuleSpec& r = (i == first && comp.first) ? *comp.first : dynamic_cast<Conv2d*>(&L) ? comp.conv : comp.dense;
-      rules[i] = linear_rule(L, r);
-    } else if (dynamic_cast<Activation*>(&L) || dynamic_cast<Dropout*>(&L)) {
-      rules[i] = pass_rule();
-    } else if (dynamic_cast<AvgPool2d*>(&L) || dynamic_cast<GlobalAvgPool*>(&L) || dynamic_cast<Add*>(&L)) {
-      rules[i] = norm_rule(comp.norm_epsilon);
-    } else if (dynamic_cast<BatchNorm2d*>(&L)) {
-      rules[i] = batchnorm_rule(L, comp.norm_epsilon);
-    } else if (dynamic_cast<MaxPool2d*>(&L) || dynamic_cast<Flatten*>(&L)) {
-      // Winner-take-all max-pool and flatten: the layer's own gradient (empty rule).
-    } else {
-      throw std::invalid_argument("LRP has no rule for layer '" + L.name + "' of kind " + L.kind());
-    }
-  }
-  return rules;
-}
-
-Result lrp(Graph& model, const Tensor& x, const Target& target, const std::string& composite,
-           const Params& params) {
-  if (composite.find('=') != std::string::npos) {  // a rule mapping: method `lrp` with rule=composite
-    Params with_rule = params;
-    with_rule["rule"] = composite;
-    return lrp(model, x, target, "lrp", with_rule);
-  }
-  const bool plain = composite.empty() || composite == "lrp";
-  const std::string method = plain ? "lrp" : composite.rfind("lrp-", 0) == 0 ? composite : "lrp-" + composite;
-  ParamReader pr(params, method_info(method));
-  Result r = lrp(model, x, target, method, pr);
-  pr.done();
-  return r;
-}
-
-Result lrp(Graph& model, const Tensor& x, const Target& target, const std::string& method,
-           ParamReader& pr) {
-  const bool from_params = method == "lrp";
-  const std::string short_name = from_params ? "" : method.substr(4);
-  Composite comp = composite_from_name(from_params ? pr.text("rule") : short_name);
-
-  // Rule parameters this composite exposes as params override its rules of that kind.
-  auto specs = [&](LrpRule k) {
-    std::vector<RuleSpec*> v;
-    for (RuleSpec* r : {&comp.conv, &comp.dense, comp.first ? &*comp.first : nullptr})
-      if (r && r->kind == k) v.push_back(r);
-    return v;
-  };
-  if (!from_params && short_name != "zero") {
-    if (!specs(LrpRule::epsilon).empty()) {
-      double e = pr.number("epsilon");
-      if (e < 0) throw std::invalid_argument(method + ": epsilon must be >= 0");
-      for (RuleSpec* r : specs(LrpRule::epsilon)) r->epsilon = e;
-    }
-    if (!specs(LrpRule::gamma).empty()) {
-      double gm = pr.number("gamma");
-      if (gm < 0) throw std::invalid_argument(method + ": gamma must be >= 0");
-      for (RuleSpec* r : specs(LrpRule::gamma)) r->gamma = gm;
-    }
-    if (!specs(LrpRule::alpha_beta).empty()) {
-      const double al = pr.number("alpha");
-      double be = pr.number("beta");
-      if (!pr.given("beta") && pr.given("alpha")) be = al - 1;
-      if (be < 0 || std::abs(al - be - 1) > 1e-6)
-        throw std::invalid_argument(method + ": alpha - beta must be 1 with beta >= 0");
-      for (RuleSpec* r : specs(LrpRule::alpha_beta)) r->alpha = al, r->beta = be;
-    }
-    for (RuleSpec* r : specs(LrpRule::zbox)) {
-      r->low = number_or_bound(pr.text("low"), method + " low", r->low_sample, "min");
-      r->high = number_or_bound(pr.text("high"), method + " high", r->high_sample, "max");
-      if (!r->low_sample && !r->high_sample && r->low > r->high)
-        throw std::invalid_argument(method + ": low must be <= high");
-    }
-  }
-  const std::string seed_mode = pr.text("seed");
-  if (seed_mode != "logit" && seed_mode != "onehot")
-    throw std::invalid_argument(method + ": seed must be logit or onehot, got '" + seed_mode + "'");
-  const std::string layer = pr.text("layer");
-
-  target.check(model, x.batch());
-
-  // LRP runs on a canonized copy only when there is BatchNorm to fold.
-  std::unique_ptr<Canonized> canon;
-  Graph* g = &model;
-  int stop = -1;
-  if (!layer.empty()) stop = model.at(layer);
-  if (has_batchnorm(model)) {
-    canon = std::make_unique<Canonized>(canonize(model));
-    g = &canon->graph;
-    if (stop >= 0) stop = canon->node_map[stop];
-  }
-  // The target on the canonized graph: a folded BatchNorm's node is the layer it was folded into.
-  Target t = target;
-  if (canon && t.node >= 0) t.node = canon->node_map[t.node];
-  const BackwardRules rules = lrp_rules(*g, comp);
-  ForwardOptions fo;
-  fo.until = t.at(*g);
-  const Tensor& out = g->forward(x, fo);
-  // Relevance starts as the target's seed w (onehot) or w ⊙ a (logit: Zennit's and Captum's
-  // start from the output value, so Σ relevance ≈ f(x) = ⟨w, a⟩).
-  const int N = x.batch();
-  Tensor seed = t.seed(*g, 0, N);
-  if (seed_mode == "logit")
-    for (size_t i = 0; i < seed.size(); ++i) seed[i] *= out[i];
-  std::vector<double> seed_value(N);
-  const size_t S = seed.sample_size();
-  for (int n = 0; n < N; ++n) seed_value[n] = sum(seed.data() + n * S, S);
-  BackwardOptions opt;
-  opt.rules = &rules;
-  opt.per_sample_rules = true;  // every rule above reads and writes its own samples only
-  opt.seed_at = t.at(*g);
-  opt.stop_at = stop;
-  Result res;
-  res.attribution = g->backward(seed, opt).clone();
-  res.is_signed = true;
-  const size_t D = res.attribution.sample_size();
-  for (int n = 0; n < N; ++n) {
-    double s = 0;
-    for (size_t i = 0; i < D; ++i) s += res.attribution[n * D + i];
-    res.delta.push_back(s - seed_value[n]);
-  }
-  return res;
 }
 
 }  // namespace gb::explain

@@ -45,7 +45,7 @@ Params ParamReader::rest() const {
   return out;
 }
 
-const ParamInfo& ParamReader::declared(const std::string& key) {
+const ParamInfo& ParamReader::lookup(const std::string& key) {
   for (const ParamInfo& p : info_.params)
     if (p.name == key) {
       read_.insert(key);
@@ -55,7 +55,7 @@ const ParamInfo& ParamReader::declared(const std::string& key) {
 }
 
 std::string ParamReader::raw(const std::string& key) {
-  const ParamInfo& d = declared(key);
+  const ParamInfo& d = lookup(key);
   auto it = p_.find(key);
   return it == p_.end() ? d.default_value : it->second;
 }
@@ -93,7 +93,7 @@ bool ParamReader::flag(const std::string& key) {
 }
 
 const Tensor* ParamReader::tensor(const std::string& key) {
-  declared(key);
+  lookup(key);
   auto it = p_.tensors.find(key);
   return it == p_.tensors.end() ? nullptr : &it->second;
 }

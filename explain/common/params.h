@@ -62,6 +62,7 @@ class ParamReader {
   Params rest() const;  // with MethodInfo::passes_on: the undeclared keys and every tensor
   bool given(const std::string& key) const { return p_.count(key) > 0 || p_.tensors.count(key) > 0; }
   const std::string& method() const { return info_.name; }
+  const std::vector<ParamInfo>& declared() const { return info_.params; }
   // Throws DeclarationError when a declared key was never read: the declaration and the method
   // disagree. Call after reading every parameter.
   void done() const;
@@ -70,7 +71,7 @@ class ParamReader {
   const Params& p_;
   const MethodInfo& info_;
   std::set<std::string> read_;
-  const ParamInfo& declared(const std::string& key);
+  const ParamInfo& lookup(const std::string& key);
   std::string raw(const std::string& key);  // the given text or the default
 };
 
