@@ -2,6 +2,8 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "engine/model_file.h"
 
@@ -12,6 +14,15 @@ void add_train_commands(CLI::App& app);  // train, eval, predict
 void add_explain_command(CLI::App& app);
 void add_regions_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+
+// The subcommands of explanation families (tools/cmd_<family>.cpp) register themselves with one
+// line at namespace scope, `static const RegisterCommand reg("visualize", add_visualize_command);`,
+// and glassbox adds them in name order after the commands above.
+using AddCommand = void (*)(CLI::App&);
+struct RegisterCommand {
+  RegisterCommand(const char* name, AddCommand add);
+};
+void add_registered_commands(CLI::App& app);
 
 // Flag checks whose messages name the value and the range: a finite number in [lo, hi] (an end
 // excluded when open; CLI11's own range checks let "nan" through), and an integer >= n.

@@ -1,9 +1,26 @@
 // glassbox: train small image models and explain them through the same graph.
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 
 #include "engine/threads.h"
 #include "tools/commands.h"
+
+namespace gb {
+
+static std::vector<std::pair<std::string, AddCommand>>& registered() {
+  static std::vector<std::pair<std::string, AddCommand>> commands;  // built before main, by static initializers
+  return commands;
+}
+
+RegisterCommand::RegisterCommand(const char* name, AddCommand add) { registered().emplace_back(name, add); }
+
+void add_registered_commands(CLI::App& app) {
+  std::sort(registered().begin(), registered().end());
+  for (auto& [name, add] : registered()) add(app);
+}
+
+}  // namespace gb
 
 int main(int argc, char** argv) {
   CLI::App app{"glassbox: a small neural-net engine whose models are glass boxes.\n"
@@ -17,6 +34,7 @@ int main(int argc, char** argv) {
   gb::add_explain_command(app);
   gb::add_regions_command(app);
   gb::add_bench_command(app);
+  gb::add_registered_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
