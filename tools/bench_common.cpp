@@ -1,0 +1,66 @@
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <stdexcept>
+#include <utility>
+
+#include "engine/rng.h"
+#include "tools/bench.h"
+
+namespace gb {
+
+double calls_per_second(const std::function<void()>& fn, double budget) {
+  using clock = std::chrono::steady_clock;
+  auto since = [](clock::time_point t0) { return std::chrono::duration<double>(clock::now() - t0).count(); };
+  fn();
+  double best = 0;
+  for (int round = 0; round < 5; ++round) {
+    int n = 0;
+    const auto t0 = clock::now();
+    do {
+      fn();
+      ++n;
+    } while (since(t0) < budget / 5);
+    best = std::max(best, n / since(t0));
+  }
+  return best;
+}
+
+Tensor bench_noise(const Shape& s, uint64_t seed) {
+  Tensor x(s);
+  Rng r(seed);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = r.uniform();
+  return x;
+}
+
+std::vector<std::string> run_reference_script(const BenchContext& c, const std::string& script, const std::string& args) {
+  const std::string cmd = c.python + " " + c.scripts + "/" + script + " " + args;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) throw std::runtime_error("cannot run " + cmd);
+  std::vector<std::string> lines;
+  char line[4096];
+  while (std::fgets(line, sizeof line, p)) {
+    if (line[0] == '{')
+      lines.emplace_back(line);
+    else
+      std::fputs(line, stderr);
+  }
+  if (pclose(p) != 0 || lines.empty())
+    throw std::runtime_error("'" + cmd + "' failed; it needs Debian's python3-torch (apt-get install python3-torch)");
+  return lines;
+}
+
+static std::vector<std::pair<std::string, BenchFamily>>& benches() {
+  static std::vector<std::pair<std::string, BenchFamily>> all;  // filled before main by static initializers
+  return all;
+}
+
+RegisterBench::RegisterBench(const char* name, BenchFamily run) { benches().emplace_back(name, run); }
+
+std::vector<std::pair<std::string, BenchFamily>> registered_benches() {
+  auto all = benches();
+  std::sort(all.begin(), all.end());
+  return all;
+}
+
+}  // namespace gb
