@@ -1,0 +1,401 @@
+// Influence functions (Koh & Liang 2017): the influence of removing training point z on the loss
+// of a test input, score(z) = (1/n) ∇L(z_test)ᵀ (H + λI)⁻¹ ∇L(z), H the mean Hessian of the
+// training loss over the chosen parameters. This is Koh & Liang's predicted_loss_diffs and
+// Captum's NaiveInfluenceFunction score (Captum's Hessian is the sum over the set, so its
+// hessian_reg is n·λ here). Positive: the test loss would rise without z (z helps).
+//
+// The last layer (the default) is the convex case: its Hessian is exact and explicit
+// (softmax_regression.h), solved directly by Cholesky, or by conjugate gradients or LiSSA on its
+// exact products. Any other set of layers uses the graph's exact Hessian-vector products
+// (engine/hvp.h) with CG or LiSSA. I_pert (pert_top) differentiates the score with respect to the
+// training image's pixels through the same products.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+
+#include "engine/blas.h"
+#include "engine/hvp.h"
+#include "engine/passes.h"
+#include "explain/instances/method.h"
+#include "explain/instances/softmax_regression.h"
+
+namespace gb::explain::instances {
+
+namespace {
+
+struct Settings {
+  std::vector<int> nodes;
+  bool last_layer = false;
+  std::string solver;
+  double damping = 0;
+  int cg_iterations = 0;
+  double cg_tolerance = 0;
+  LissaOptions lissa;
+  int hessian_points = 0;  // 0: all
+  int pert_top = 0;
+  uint64_t seed = 0;
+};
+
+int bounded(ParamReader& p, const std::string& key, int lo, int hi) {
+  const int v = p.integer(key);
+  if (v < lo || v > hi)
+    throw std::invalid_argument("influence: --param " + key + "=" + std::to_string(v) + " outside [" +
+                                std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return v;
+}
+
+Settings read_settings(const Graph& g, ParamReader& p, int N) {
+  Settings s;
+  s.nodes = chosen_layers(g, p.text("layers"), "influence");
+  // The last dense layer alone is the convex case, however it was named.
+  s.last_layer = s.nodes.size() == 1 && s.nodes[0] == g.output() && dynamic_cast<const Dense*>(&g.layer(s.nodes[0]));
+  s.solver = p.text("solver");
+  if (s.solver != "direct" && s.solver != "cg" && s.solver != "lissa")
+    throw std::invalid_argument("influence: --param solver=" + s.solver + " (use direct, cg or lissa)");
+  s.damping = p.number("damping");
+  if (s.damping < 0) throw std::invalid_argument("influence: --param damping must be >= 0");
+  s.cg_iterations = bounded(p, "cg_iterations", 1, 10000);
+  s.cg_tolerance = p.number("cg_tolerance");
+  if (!(s.cg_tolerance > 0 && s.cg_tolerance < 1))
+    throw std::invalid_argument("influence: --param cg_tolerance must be in (0, 1)");
+  s.lissa.depth = bounded(p, "lissa_depth", 1, 1000000);
+  s.lissa.scale = p.number("lissa_scale");
+  if (!(s.lissa.scale > 0)) throw std::invalid_argument("influence: --param lissa_scale must be > 0");
+  s.lissa.batch = bounded(p, "lissa_batch", 1, 4096);
+  s.lissa.samples = bounded(p, "lissa_samples", 1, 1000);
+  s.lissa.damping = s.damping;
+  s.seed = uint64_t(bounded(p, "seed", 0, 1 << 30));
+  s.lissa.seed = s.seed;
+  s.hessian_points = bounded(p, "hessian_points", 0, N);
+  s.pert_top = bounded(p, "pert_top", 0, 64);
+  if (s.solver == "direct" && s.damping == 0)
+    throw std::invalid_argument("influence: the direct solve needs --param damping > 0 (the last layer's softmax "
+                                "Hessian is singular: the loss does not change when every logit moves together)");
+  if (s.solver == "direct" && !s.last_layer)
+    throw std::invalid_argument("influence: solver=direct needs the explicit Hessian, which glassbox forms for the "
+                                "last layer only (layers=last); use solver=cg or lissa for other layers");
+  return s;
+}
+
+// The training points the Hessian is averaged over: all, or a seeded random subset (Captum's
+// hessian_dataset), in index order.
+std::vector<int> hessian_rows(int N, int count, uint64_t seed) {
+  std::vector<int> rows(N);
+  std::iota(rows.begin(), rows.end(), 0);
+  if (count == 0 || count == N) return rows;
+  Rng rng(seed ^ 0x6865737369616eULL);
+  for (int i = 0; i < count; ++i) std::swap(rows[i], rows[i + rng.below(uint32_t(N - i))]);
+  rows.resize(count);
+  std::sort(rows.begin(), rows.end());
+  return rows;
+}
+
+// (H + λI)⁻¹ b by CG or LiSSA, given H's mean products over all Hessian points or over a batch of them.
+std::vector<double> iterative_solve(const Settings& s, int points, const Product& mean_product,
+                                    const BatchProduct& batch_product, const std::vector<double>& b,
+                                    std::map<std::string, double>& details) {
+  std::vector<double> x;
+  SolveReport r;
+  if (s.solver == "cg") {
+    r = conjugate_gradient(
+        [&](const double* v, double* out) {
+          mean_product(v, out);
+          for (size_t j = 0; j < b.size(); ++j) out[j] += s.damping * v[j];
+        },
+        b, x, s.cg_iterations, s.cg_tolerance);
+  } else {
+    r = lissa(batch_product, points, b, x, s.lissa);
+  }
+  details["solver_iterations"] = r.iterations;
+  details["solver_residual"] = r.residual;
+  return x;
+}
+
+std::vector<double> onehot_residuals(const std::vector<double>& probs, const std::vector<int>& y, int K) {
+  std::vector<double> r = probs;
+  for (size_t i = 0; i < y.size(); ++i) r[i * K + y[i]] -= 1.0;
+  return r;
+}
+
+// The last layer as softmax regression on the model's own features and probabilities.
+struct LastLayerProblem {
+  SoftmaxRegression train, tests;
+  std::vector<double> probs, residuals, test_residuals;
+  std::vector<int> rows;  // Hessian points
+};
+
+LastLayerProblem last_layer_problem(Graph& g, const Examples& train, const Examples* tests, const Settings& s,
+                                    const Context& ctx) {
+  const int dense = s.nodes[0];
+  const bool bias = static_cast<const Dense&>(g.layer(dense)).has_bias;
+  const int K = g.classes();
+  LastLayerActivations tr = last_layer_activations(g, dense, train.x, ctx, "features of the training set");
+  LastLayerActivations te = tests ? last_layer_activations(g, dense, tests->x, ctx, "features of the test inputs")
+                                  : LastLayerActivations{tr.features.slice(0, 1), tr.logits.slice(0, 1)};
+  LastLayerProblem p{SoftmaxRegression(tr.features, K, bias), SoftmaxRegression(te.features, K, bias), {}, {}, {}, {}};
+  std::vector<double> z(tr.logits.data(), tr.logits.data() + tr.logits.size()), q;
+  SoftmaxRegression::softmax(z, K, p.probs);
+  p.residuals = onehot_residuals(p.probs, train.y, K);
+  if (tests) {
+    z.assign(te.logits.data(), te.logits.data() + te.logits.size());
+    SoftmaxRegression::softmax(z, K, q);
+    p.test_residuals = onehot_residuals(q, tests->y, K);
+  }
+  p.rows = hessian_rows(train.size(), s.hessian_points, s.seed);
+  return p;
+}
+
+// The Cholesky factor of H/|rows| + λI.
+SymmetricMatrix last_layer_factor(const LastLayerProblem& p, const Settings& s, const Context& ctx) {
+  report(ctx, "Hessian of the last layer", 0, 1);
+  std::vector<double> weights(p.train.rows(), 0.0);
+  for (int i : p.rows) weights[i] = 1.0;
+  SymmetricMatrix H = p.train.hessian(p.probs, &weights), L;
+  for (double& v : H.a) v /= double(p.rows.size());
+  for (int j = 0; j < H.n; ++j) H.at(j, j) += s.damping;
+  if (!cholesky(H, L))
+    throw std::runtime_error("influence: the last layer's Hessian plus damping " + std::to_string(s.damping) +
+                             " is not positive definite; raise --param damping");
+  report(ctx, "Hessian of the last layer", 1, 1);
+  return L;
+}
+
+// s_t = (H + λI)⁻¹ ∇L(z_t) for every test input, in the last layer.
+std::vector<std::vector<double>> last_layer_solutions(const LastLayerProblem& p, const Settings& s, const Context& ctx,
+                                                      std::vector<std::map<std::string, double>>& details) {
+  const int M = p.tests.rows(), P = p.train.size();
+  std::vector<double> g(size_t(M) * P);
+  p.tests.row_gradients(p.test_residuals, 0, M, g.data());
+  std::vector<std::vector<double>> out(M);
+  if (s.solver == "direct") {
+    const SymmetricMatrix L = last_layer_factor(p, s, ctx);
+    cholesky_solve(L, g.data(), M);
+    for (int t = 0; t < M; ++t) out[t].assign(g.begin() + size_t(t) * P, g.begin() + size_t(t + 1) * P);
+    return out;
+  }
+  const double n = double(p.rows.size());
+  const bool all = int(p.rows.size()) == p.train.rows();
+  Product mean = [&](const double* v, double* o) {
+    p.train.hessian_product(p.probs, all ? nullptr : &p.rows, v, o);
+    for (int j = 0; j < P; ++j) o[j] /= n;
+  };
+  std::vector<int> batch;
+  BatchProduct on_batch = [&](const std::vector<int>& picks, const double* v, double* o) {
+    batch.resize(picks.size());
+    for (size_t k = 0; k < picks.size(); ++k) batch[k] = p.rows[picks[k]];
+    p.train.hessian_product(p.probs, &batch, v, o);
+    for (int j = 0; j < P; ++j) o[j] /= double(picks.size());
+  };
+  for (int t = 0; t < M; ++t) {
+    report(ctx, s.solver + " solve", t, M);
+    const std::vector<double> b(g.begin() + size_t(t) * P, g.begin() + size_t(t + 1) * P);
+    out[t] = iterative_solve(s, int(p.rows.size()), mean, on_batch, b, details[t]);
+  }
+  report(ctx, s.solver + " solve", M, M);
+  return out;
+}
+
+// The graph's exact Hessian-vector products for any layers: the mean over the Hessian points.
+struct GraphHessian {
+  Graph& g;
+  const Examples& train;
+  const ParamSlice& slice;
+  const std::vector<int>& rows;
+  const Context& ctx;
+  Tensor x;  // the Hessian points' inputs (train.x itself when all)
+  std::vector<int> y;
+  std::vector<float> vf, out;
+
+  GraphHessian(Graph& g, const Examples& train, const ParamSlice& slice, const std::vector<int>& rows,
+               const Context& ctx)
+      : g(g), train(train), slice(slice), rows(rows), ctx(ctx), vf(slice.size), out(slice.size) {
+    if (int(rows.size()) == train.size()) {
+      x = train.x, y = train.y;
+      return;
+    }
+    x = gather(rows);
+    for (int i : rows) y.push_back(train.y[i]);
+  }
+  Tensor gather(const std::vector<int>& picks) const {
+    Tensor t(Shape::batch_of(int(picks.size()), train.x.shape().sample()));
+    const size_t S = train.x.sample_size();
+    for (size_t k = 0; k < picks.size(); ++k) std::copy_n(train.x.data() + picks[k] * S, S, t.data() + k * S);
+    return t;
+  }
+  void product(const Tensor& xs, const std::vector<int>& ys, const double* v, double* o) {
+    std::copy(v, v + slice.size, vf.begin());
+    hessian_vector_product(g, xs, ys, slice, vf.data(), out.data(), nullptr, ctx.batch);
+    for (size_t j = 0; j < slice.size; ++j) o[j] = out[j] / double(ys.size());
+  }
+};
+
+std::vector<std::vector<double>> graph_solutions(Graph& g, const Examples& train, const Tensor& test_grads,
+                                                 const ParamSlice& slice, const Settings& s, const Context& ctx,
+                                                 std::vector<std::map<std::string, double>>& details) {
+  const std::vector<int> rows = hessian_rows(train.size(), s.hessian_points, s.seed);
+  GraphHessian H(g, train, slice, rows, ctx);
+  const int M = test_grads.batch(), P = int(slice.size);
+  std::vector<std::vector<double>> out(M);
+  for (int t = 0; t < M; ++t) {
+    int step = 0;
+    Product mean = [&](const double* v, double* o) {
+      report(ctx, s.solver + " solve, test input " + std::to_string(t + 1) + ", Hessian-vector products", ++step,
+             s.cg_iterations);
+      H.product(H.x, H.y, v, o);
+    };
+    std::vector<int> ys;
+    BatchProduct on_batch = [&](const std::vector<int>& picks, const double* v, double* o) {
+      if (++step % 100 == 0) report(ctx, "lissa, test input " + std::to_string(t + 1), step, s.lissa.depth * s.lissa.samples);
+      std::vector<int> chosen(picks.size());
+      ys.resize(picks.size());
+      for (size_t k = 0; k < picks.size(); ++k) chosen[k] = rows[picks[k]], ys[k] = train.y[chosen[k]];
+      H.product(H.gather(chosen), ys, v, o);
+    };
+    const std::vector<double> b(test_grads.data() + size_t(t) * P, test_grads.data() + size_t(t + 1) * P);
+    out[t] = iterative_solve(s, int(rows.size()), mean, on_batch, b, details[t]);
+  }
+  return out;
+}
+
+// I_pert (Koh & Liang §2.2) for each test input's pert_top most helpful and most harmful training
+// points: the change of the test loss per unit change of the training image's pixels,
+// −(1/n) ∇_x (s_testᵀ ∇_θ L(z)), from the input tangent of the Hessian-vector product along s_test.
+void add_pert(Graph& g, const Examples& train, const ParamSlice& slice,
+              const std::vector<std::vector<double>>& solutions, int top, const Context& ctx, Scores& s) {
+  const int M = s.scores.batch(), N = s.scores.dim(1), k = std::min(top, N / 2);
+  if (k < 1) return;
+  const Shape sample = train.x.shape().sample();
+  Tensor pert(Shape::batch_of(M * 2 * k, sample)), index(Shape{M, 2 * k});
+  std::vector<float> v(slice.size), out(slice.size);
+  for (int t = 0; t < M; ++t) {
+    report(ctx, "I_pert", t, M);
+    const float* sc = s.scores.data() + size_t(t) * N;
+    std::vector<int> order(N);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return sc[a] > sc[b]; });
+    std::vector<int> picks(order.begin(), order.begin() + k);
+    picks.insert(picks.end(), order.end() - k, order.end());
+    std::reverse(picks.begin() + k, picks.end());  // most harmful first
+    Examples sel{Tensor(Shape::batch_of(2 * k, sample)), {}};
+    for (int j = 0; j < 2 * k; ++j) {
+      std::copy_n(train.x.data() + size_t(picks[j]) * sel.x.sample_size(), sel.x.sample_size(),
+                  sel.x.data() + size_t(j) * sel.x.sample_size());
+      sel.y.push_back(train.y[picks[j]]);
+      index[size_t(t) * 2 * k + j] = float(picks[j]);
+    }
+    std::copy(solutions[t].begin(), solutions[t].end(), v.begin());
+    Tensor tangent;
+    hessian_vector_product(g, sel.x, sel.y, slice, v.data(), out.data(), &tangent, ctx.batch);
+    float* dst = pert.data() + size_t(t) * 2 * k * sel.x.sample_size();
+    for (size_t i = 0; i < tangent.size(); ++i) dst[i] = -tangent[i] / float(N);
+  }
+  report(ctx, "I_pert", M, M);
+  s.extra["pert"] = pert;
+  s.extra["pert_index"] = index;
+}
+
+void common_info(const Settings& s, size_t parameters, int N, Scores& out) {
+  out.info["parameters"] = double(parameters);
+  out.info["training_points"] = N;
+  out.info["hessian_points"] = s.hessian_points ? s.hessian_points : N;
+  out.info["damping"] = s.damping;
+}
+
+Scores run_influence(Graph& g, const Examples& train, const Examples& tests, ParamReader& p, const Context& ctx) {
+  const Settings s = read_settings(g, p, train.size());
+  const int N = train.size(), M = tests.size();
+  const ParamSlice slice = param_slice(g, s.nodes);
+  if (s.pert_top > 0) check_hvp_support(g);
+  Scores out;
+  out.scores = Tensor(Shape{M, N});
+  out.details.resize(M);
+  std::vector<std::vector<double>> solutions;
+  if (s.last_layer) {
+    const LastLayerProblem lp = last_layer_problem(g, train, &tests, s, ctx);
+    solutions = last_layer_solutions(lp, s, ctx, out.details);
+    std::vector<double> dots(N);
+    for (int t = 0; t < M; ++t) {
+      lp.train.dots(lp.residuals, solutions[t].data(), dots.data());
+      for (int j = 0; j < N; ++j) out.scores[size_t(t) * N + j] = float(dots[j] / N);
+    }
+  } else {
+    check_hvp_support(g);
+    const Tensor test_grads = loss_gradients(g, tests, 0, M, s.nodes);
+    solutions = graph_solutions(g, train, test_grads, slice, s, ctx, out.details);
+    std::vector<float> S(size_t(M) * slice.size);
+    for (int t = 0; t < M; ++t)
+      for (size_t j = 0; j < slice.size; ++j) S[t * slice.size + j] = float(solutions[t][j] / N);
+    Tensor part(Shape{M, std::min(N, ctx.batch)});
+    for (int b = 0; b < N; b += ctx.batch) {
+      const int e = std::min(N, b + ctx.batch);
+      const Tensor G = loss_gradients(g, train, b, e, s.nodes);
+      gemm(false, true, M, e - b, int(slice.size), 1.f, S.data(), G.data(), 0.f, part.data());
+      for (int t = 0; t < M; ++t) std::copy_n(part.data() + size_t(t) * (e - b), e - b, out.scores.data() + size_t(t) * N + b);
+      report(ctx, "gradients of the training set", e, N);
+    }
+  }
+  if (s.pert_top > 0) add_pert(g, train, slice, solutions, s.pert_top, ctx, out);
+  common_info(s, slice.size, N, out);
+  return out;
+}
+
+// (1/n) ∇L(z)ᵀ (H + λI)⁻¹ ∇L(z) for every training point: ‖L⁻¹ ∇L(z)‖² / n from H's Cholesky
+// factor, a chunk of gradient rows at a time.
+Scores self_influence_run(Graph& g, const Examples& train, ParamReader& p, const Context& ctx) {
+  const Settings s = read_settings(g, p, train.size());
+  if (!s.last_layer || s.solver != "direct")
+    throw std::invalid_argument("influence: self-influence needs one solve per training point, which glassbox does "
+                                "for the last layer with the direct solver only (layers=last solver=direct)");
+  if (s.pert_top > 0) throw std::invalid_argument("influence: pert_top applies to test inputs, not to self-influence");
+  const LastLayerProblem lp = last_layer_problem(g, train, nullptr, s, ctx);
+  const SymmetricMatrix L = last_layer_factor(lp, s, ctx);
+  const int N = train.size(), P = lp.train.size(), chunk = 512;
+  Scores out;
+  out.scores = Tensor(Shape{N});
+  out.details.resize(1);
+  std::vector<double> rows(size_t(chunk) * P), forms(chunk);
+  for (int b = 0; b < N; b += chunk) {
+    const int e = std::min(N, b + chunk);
+    lp.train.row_gradients(lp.residuals, b, e, rows.data());
+    inverse_quadratic_forms(L, rows.data(), e - b, forms.data());
+    for (int i = b; i < e; ++i) out.scores[i] = float(forms[i - b] / N);
+    report(ctx, "self-influence", e, N);
+  }
+  common_info(s, size_t(P), N, out);
+  return out;
+}
+
+}  // namespace
+
+void add_influence_method(std::vector<Method>& registry) {
+  registry.push_back(
+      {{"influence",
+        "influence functions: the predicted change of the test loss when a training point is removed",
+        {{"layers", "last", "parameters the influence is taken over: last (the last dense layer: the convex case), "
+                            "all, or comma-separated layer names"},
+         {"solver", "direct", "direct (Cholesky of the explicit Hessian; last layer only), cg or lissa (exact "
+                              "Hessian-vector products)"},
+         {"damping", "0.01", "lambda added to the mean Hessian (Koh & Liang's damping for MNIST CNNs); > 0 for "
+                             "the last layer, whose softmax Hessian is singular"},
+         {"cg_iterations", "100", "conjugate-gradient iterations at most (1..10000; Koh & Liang's fmin_ncg maxiter)"},
+         {"cg_tolerance", "1e-6", "stop conjugate gradients at this relative residual ||b - Ax|| / ||b||"},
+         {"lissa_depth", "5000", "LiSSA recursion depth (1..1000000)"},
+         {"lissa_scale", "25", "LiSSA scale: must exceed the Hessian's largest eigenvalue plus damping"},
+         {"lissa_batch", "1", "training points per LiSSA Hessian-vector product (1..4096)"},
+         {"lissa_samples", "10", "independent LiSSA recursions averaged (1..1000)"},
+         {"hessian_points", "0", "average the Hessian over this many seeded random training points (0: all)"},
+         {"seed", "0", "seed of LiSSA's batches and of the Hessian points"},
+         {"pert_top", "0", "also I_pert (the test loss's gradient with respect to a training image's pixels) for "
+                           "this many most helpful and most harmful training points (0..64)"}},
+        "Koh & Liang 2017: score = (1/n) grad L(test)^T (H + damping I)^-1 grad L(z), H the mean Hessian of the "
+        "per-example cross-entropy without regularizer (their predicted_loss_diffs; Captum NaiveInfluenceFunction "
+        "with hessian_reg = n*damping and every eigenvalue kept); positive = helpful. LiSSA's damping is the same "
+        "lambda (Koh & Liang's recursion factor 1 - d has d = damping/scale); defaults are Koh & Liang's MNIST "
+        "settings (damping 0.01 for CNNs; LiSSA scale 25, depth 5000, batch 1, 10 samples). Koh & Liang add the "
+        "weight-decay gradient to each training gradient; glassbox and Captum do not"},
+       run_influence,
+       self_influence_run});
+}
+
+}  // namespace gb::explain::instances
