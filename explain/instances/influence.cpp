@@ -14,7 +14,6 @@
 #include <numeric>
 #include <stdexcept>
 
-#include "engine/blas.h"
 #include "engine/hvp.h"
 #include "engine/passes.h"
 #include "explain/instances/method.h"
@@ -323,15 +322,14 @@ Scores run_influence(Graph& g, const Examples& train, const Examples& tests, Par
     check_hvp_support(g);
     const Tensor test_grads = loss_gradients(g, tests, 0, M, s.nodes);
     solutions = graph_solutions(g, train, test_grads, slice, s, ctx, out.details);
-    std::vector<float> S(size_t(M) * slice.size);
+    Tensor S(Shape{M, int(slice.size)});
     for (int t = 0; t < M; ++t)
       for (size_t j = 0; j < slice.size; ++j) S[t * slice.size + j] = float(solutions[t][j] / N);
-    Tensor part(Shape{M, std::min(N, ctx.batch)});
     for (int b = 0; b < N; b += ctx.batch) {
       const int e = std::min(N, b + ctx.batch);
-      const Tensor G = loss_gradients(g, train, b, e, s.nodes);
-      gemm(false, true, M, e - b, int(slice.size), 1.f, S.data(), G.data(), 0.f, part.data());
-      for (int t = 0; t < M; ++t) std::copy_n(part.data() + size_t(t) * (e - b), e - b, out.scores.data() + size_t(t) * N + b);
+      const Tensor dots = loss_gradient_dots(g, train, b, e, s.nodes, S);  // [e − b, M]
+      for (int j = b; j < e; ++j)
+        for (int t = 0; t < M; ++t) out.scores[size_t(t) * N + j] = dots[size_t(j - b) * M + t];
       report(ctx, "gradients of the training set", e, N);
     }
   }

@@ -33,6 +33,10 @@ int activation_node(const Graph& g, const std::string& spec, const std::string& 
 // Rows [b, e) of the per-sample gradients of each example's cross-entropy at its class ex.y[n],
 // for the chosen layers' trainable parameters: [e − b, slice size].
 Tensor loss_gradients(Graph& g, const Examples& ex, int b, int e, const std::vector<int>& nodes);
+// Their dot products with the rows of V ([M, slice size]), [e − b, M], without forming them
+// (engine/passes.h per_sample_grad_dots); with norms, also each gradient's squared norm.
+Tensor loss_gradient_dots(Graph& g, const Examples& ex, int b, int e, const std::vector<int>& nodes, const Tensor& V,
+                          std::vector<double>* norms = nullptr);
 
 // The features of the last dense layer (its input, flattened) and the logits, for every example.
 struct LastLayerActivations {

@@ -147,6 +147,12 @@ Tensor loss_gradients(Graph& g, const Examples& ex, int b, int e, const std::vec
   return per_sample_param_grads(g, x, seed, nodes);
 }
 
+Tensor loss_gradient_dots(Graph& g, const Examples& ex, int b, int e, const std::vector<int>& nodes, const Tensor& V,
+                          std::vector<double>* norms) {
+  const std::vector<int> y(ex.y.begin() + b, ex.y.begin() + e);
+  return per_sample_loss_grad_dots(g, ex.x.slice(b, e), y, nodes, V, norms);
+}
+
 LastLayerActivations last_layer_activations(Graph& g, int dense, const Tensor& x, const Context& ctx,
                                             const std::string& stage) {
   const int in = g.node(dense).inputs[0];

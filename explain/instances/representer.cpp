@@ -123,7 +123,7 @@ void add_representer_method(std::vector<Method>& registry) {
         {{"lambda", "0.003", "L2 weight of the refit, lambda * ||W||^2 (Yeh's default)"},
          {"targets", "model", "model (the model's own softmax outputs, as Yeh's code) or labels (one-hot)"},
          {"iterations", "50", "Newton iterations at most (1..1000)"},
-         {"tolerance", "1e-7", "stop when every component of the objective's gradient is below this"}},
+         {"tolerance", "1e-10", "stop when every component of the objective's gradient is below this"}},
         "Yeh et al. 2018 and their code: features with a constant 1 for the bias (penalized too), objective "
         "mean soft cross-entropy + lambda ||W||^2 started from the model's weights, alpha = -(p - t)/(2 lambda n), "
         "score = alpha_{z,c} f_z . f_test for the explained class c; positive = excitatory. Yeh's code stops "

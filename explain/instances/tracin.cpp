@@ -7,7 +7,6 @@
 #include <optional>
 #include <stdexcept>
 
-#include "engine/blas.h"
 #include "engine/model_file.h"
 #include "engine/passes.h"
 #include "explain/instances/method.h"
@@ -60,23 +59,18 @@ Scores run_tracin(Graph& g, const Examples& train, const Examples& tests, ParamR
   Scores out;
   out.scores = Tensor(Shape{M, N});
   out.details.resize(M);
-  Tensor part(Shape{M, std::min(N, ctx.batch)});
   for (int c = 0; c < C; ++c) {
     const float lr = float(load(g, r, r.checkpoints[c]));
-    const Tensor test_grads = loss_gradients(g, tests, 0, M, r.nodes);
-    const int P = test_grads.dim(1);
+    Tensor test_grads = loss_gradients(g, tests, 0, M, r.nodes);
+    for (size_t i = 0; i < test_grads.size(); ++i) test_grads[i] *= lr;
     for (int b = 0; b < N; b += ctx.batch) {
       const int e = std::min(N, b + ctx.batch);
-      const Tensor G = loss_gradients(g, train, b, e, r.nodes);
-      gemm(false, true, M, e - b, P, lr, test_grads.data(), G.data(), 0.f, part.data());
-      for (int t = 0; t < M; ++t) {
-        float* dst = out.scores.data() + size_t(t) * N + b;
-        const float* src = part.data() + size_t(t) * (e - b);
-        for (int j = 0; j < e - b; ++j) dst[j] += src[j];
-      }
+      const Tensor dots = loss_gradient_dots(g, train, b, e, r.nodes, test_grads);  // [e − b, M]
+      for (int j = b; j < e; ++j)
+        for (int t = 0; t < M; ++t) out.scores[size_t(t) * N + j] += dots[size_t(j - b) * M + t];
       report(ctx, "gradients at checkpoint " + std::to_string(c + 1) + "/" + std::to_string(C), e, N);
     }
-    out.info["parameters"] = P;
+    out.info["parameters"] = test_grads.dim(1);
   }
   out.info["checkpoints"] = C;
   return out;
@@ -91,16 +85,12 @@ Scores self_tracin(Graph& g, const Examples& train, ParamReader& p, const Contex
   out.details.resize(1);
   for (int c = 0; c < C; ++c) {
     const double lr = load(g, r, r.checkpoints[c]);
+    const Tensor none(Shape{0, int(param_slice(g, r.nodes).size)});
+    std::vector<double> norms;
     for (int b = 0; b < N; b += ctx.batch) {
       const int e = std::min(N, b + ctx.batch);
-      const Tensor G = loss_gradients(g, train, b, e, r.nodes);
-      const size_t P = G.sample_size();
-      for (int j = b; j < e; ++j) {
-        const float* row = G.data() + (j - b) * P;
-        double s = 0;
-        for (size_t k = 0; k < P; ++k) s += double(row[k]) * row[k];
-        out.scores[j] += float(lr * s);
-      }
+      loss_gradient_dots(g, train, b, e, r.nodes, none, &norms);
+      for (int j = b; j < e; ++j) out.scores[j] += float(lr * norms[j - b]);
       report(ctx, "self-influence at checkpoint " + std::to_string(c + 1) + "/" + std::to_string(C), e, N);
     }
   }
