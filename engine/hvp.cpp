@@ -303,16 +303,19 @@ bool is_linear(const std::string& kind) {
   return kind == "avgpool" || kind == "gap" || kind == "flatten" || kind == "add" || kind == "dropout";
 }
 
-// The rules of one Hessian-vector product: the parameter tangents (views of v) and the scratch.
-struct TangentPass {
-  Tensor v;                                   // a copy of the direction
+}  // namespace
+
+// The tangent rules: the parameter tangents (views of v, the direction's copy) and scratch.
+struct HessianVectorProduct::State {
+  Tensor v;                                   // the direction, rewritten by each product
   std::vector<std::vector<Tensor>> dparams;   // per node, in params() order; empty when not chosen
   std::vector<Scratch> scratch;
   ForwardRules forward;
   BackwardRules backward;
+  Tensor pairs, seed;                         // the interleaved input and the seed at the logits
+  std::vector<double> probs;
 
-  TangentPass(Graph& g, const ParamSlice& slice, const float* dir) : v(Shape{int(slice.size)}) {
-    std::copy_n(dir, slice.size, v.data());
+  State(Graph& g, const ParamSlice& slice) : v(Shape{int(slice.size)}) {
     scratch.resize(std::max(1, threads()));
     dparams.resize(g.size());
     forward.resize(g.size());
@@ -346,6 +349,8 @@ struct TangentPass {
     }  // linear layers: no rule, the layer itself is right on both rows
   }
 };
+
+namespace {
 
 // The seed at the logits [z0, ż0, z1, ż1, ...]: g = p − onehot(y) and ġ = (diag p − p pᵀ) ż.
 void loss_seed(const Tensor& z, const int* labels, Tensor& seed, std::vector<double>& p) {
@@ -383,13 +388,19 @@ void check_hvp_support(const Graph& g) {
                                 " is not [N, classes] logits for the cross-entropy");
 }
 
-void hessian_vector_product(Graph& g, const Tensor& x, const std::vector<int>& labels, const ParamSlice& slice,
-                            const float* v, float* out, Tensor* input_tangent, int batch) {
+HessianVectorProduct::HessianVectorProduct(Graph& g, const ParamSlice& slice) : g_(g), slice_(slice) {
   check_hvp_support(g);
-  const Shape sample = g.input_shape();
+  s_ = std::make_unique<State>(g, slice);
+}
+
+HessianVectorProduct::~HessianVectorProduct() = default;
+
+void HessianVectorProduct::operator()(const Tensor& x, const std::vector<int>& labels, const float* v, float* out,
+                                      Tensor* input_tangent, int batch) {
+  const Shape sample = g_.input_shape();
   if (x.rank() != sample.rank + 1 || x.shape().sample() != sample)
     shape_error("Hessian-vector product input", Shape::batch_of(x.rank() ? x.batch() : 1, sample), x.shape());
-  const int N = x.batch(), K = g.classes();
+  const int N = x.batch(), K = g_.classes();
   if (int(labels.size()) != N)
     throw std::invalid_argument("Hessian-vector product: " + std::to_string(labels.size()) + " labels for " +
                                 std::to_string(N) + " samples");
@@ -398,39 +409,43 @@ void hessian_vector_product(Graph& g, const Tensor& x, const std::vector<int>& l
       throw std::out_of_range("Hessian-vector product: label " + std::to_string(y) + " outside [0," +
                               std::to_string(K) + ")");
   if (batch < 1) throw std::invalid_argument("Hessian-vector product: batch must be >= 1");
-  TangentPass pass(g, slice, v);
-  for (Param* p : slice.params) p->grad.fill(0.f);
+  State& st = *s_;
+  std::copy_n(v, slice_.size, st.v.data());  // the parameter tangents are views of it
+  for (Param* p : slice_.params) p->grad.fill(0.f);
   if (input_tangent) input_tangent->resize(x.shape());
 
   ForwardOptions fo;
-  fo.rules = &pass.forward;
+  fo.rules = &st.forward;
   fo.per_sample_rules = true;
   fo.row_block = 2;
   BackwardOptions bo;
-  bo.rules = &pass.backward;
+  bo.rules = &st.backward;
   bo.param_grads = true;
   bo.input_grad = input_tangent != nullptr;
   bo.per_sample_rules = true;
   bo.row_block = 2;
   const size_t S = x.sample_size();
-  Tensor pairs, seed;
-  std::vector<double> p;
   for (int b = 0; b < N; b += batch) {
     const int m = std::min(batch, N - b);
-    if (pairs.shape() != Shape::batch_of(2 * m, sample)) pairs = Tensor(Shape::batch_of(2 * m, sample));
-    pairs.fill(0.f);  // the input's tangent is zero: v moves the parameters only
-    for (int n = 0; n < m; ++n) std::memcpy(pairs.data() + 2 * n * S, x.data() + (b + n) * S, S * sizeof(float));
-    loss_seed(g.forward(pairs, fo), labels.data() + b, seed, p);
-    const Tensor& g_in = g.backward(seed, bo);
+    if (st.pairs.shape() != Shape::batch_of(2 * m, sample)) st.pairs = Tensor(Shape::batch_of(2 * m, sample));
+    st.pairs.fill(0.f);  // the input's tangent is zero: v moves the parameters only
+    for (int n = 0; n < m; ++n) std::memcpy(st.pairs.data() + 2 * n * S, x.data() + (b + n) * S, S * sizeof(float));
+    loss_seed(g_.forward(st.pairs, fo), labels.data() + b, st.seed, st.probs);
+    const Tensor& g_in = g_.backward(st.seed, bo);
     if (input_tangent)
       for (int n = 0; n < m; ++n)
         std::memcpy(input_tangent->data() + (b + n) * S, g_in.data() + (2 * n + 1) * S, S * sizeof(float));
   }
   size_t offset = 0;
-  for (Param* q : slice.params) {
+  for (Param* q : slice_.params) {
     std::copy_n(q->grad.data(), q->grad.size(), out + offset);
     offset += q->grad.size();
   }
+}
+
+void hessian_vector_product(Graph& g, const Tensor& x, const std::vector<int>& labels, const ParamSlice& slice,
+                            const float* v, float* out, Tensor* input_tangent, int batch) {
+  HessianVectorProduct(g, slice)(x, labels, v, out, input_tangent, batch);
 }
 
 }  // namespace gb

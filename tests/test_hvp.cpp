@@ -205,6 +205,15 @@ TEST_CASE("hvp: symmetric, uᵀHv = vᵀHu, and independent of threads and batch
       scale += std::fabs(double(u[i]) * hv[i]);
     }
     CHECK(std::fabs(uhv - vhu) < 1e-5 * scale);
+    // One object reused for several directions and batch sizes gives the same products.
+    HessianVectorProduct reused(g, s);
+    std::vector<float> ru(s.size), rv(s.size);
+    reused(x, y, u.data(), ru.data(), nullptr, 2);
+    reused(x, y, v.data(), rv.data());
+    std::vector<double> du(s.size), dv(s.size), ref_u(hu.begin(), hu.end()), ref_v(hv.begin(), hv.end());
+    for (size_t i = 0; i < s.size; ++i) du[i] = ru[i] - hu[i], dv[i] = rv[i] - hv[i];
+    CHECK(max_abs(du) < 1e-5 * max_abs(ref_u));
+    CHECK(max_abs(dv) < 1e-6 * max_abs(ref_v));
     set_threads(2);
     const std::vector<float> split = hvp(g, x, y, s, v, nullptr, 3);  // 3 + 3 + 1 samples, 2 threads
     std::vector<double> diff(s.size), ref(hv.begin(), hv.end());

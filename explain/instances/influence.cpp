@@ -202,13 +202,14 @@ struct GraphHessian {
   const ParamSlice& slice;
   const std::vector<int>& rows;
   const Context& ctx;
+  HessianVectorProduct hvp;
   Tensor x;  // the Hessian points' inputs (train.x itself when all)
   std::vector<int> y;
   std::vector<float> vf, out;
 
   GraphHessian(Graph& g, const Examples& train, const ParamSlice& slice, const std::vector<int>& rows,
                const Context& ctx)
-      : g(g), train(train), slice(slice), rows(rows), ctx(ctx), vf(slice.size), out(slice.size) {
+      : g(g), train(train), slice(slice), rows(rows), ctx(ctx), hvp(g, slice), vf(slice.size), out(slice.size) {
     if (int(rows.size()) == train.size()) {
       x = train.x, y = train.y;
       return;
@@ -224,7 +225,7 @@ struct GraphHessian {
   }
   void product(const Tensor& xs, const std::vector<int>& ys, const double* v, double* o) {
     std::copy(v, v + slice.size, vf.begin());
-    hessian_vector_product(g, xs, ys, slice, vf.data(), out.data(), nullptr, ctx.batch);
+    hvp(xs, ys, vf.data(), out.data(), nullptr, ctx.batch);
     for (size_t j = 0; j < slice.size; ++j) o[j] = out[j] / double(ys.size());
   }
 };
@@ -267,6 +268,7 @@ void add_pert(Graph& g, const Examples& train, const ParamSlice& slice,
   const Shape sample = train.x.shape().sample();
   Tensor pert(Shape::batch_of(M * 2 * k, sample)), index(Shape{M, 2 * k});
   std::vector<float> v(slice.size), out(slice.size);
+  HessianVectorProduct hvp(g, slice);
   for (int t = 0; t < M; ++t) {
     report(ctx, "I_pert", t, M);
     const float* sc = s.scores.data() + size_t(t) * N;
@@ -285,7 +287,7 @@ void add_pert(Graph& g, const Examples& train, const ParamSlice& slice,
     }
     std::copy(solutions[t].begin(), solutions[t].end(), v.begin());
     Tensor tangent;
-    hessian_vector_product(g, sel.x, sel.y, slice, v.data(), out.data(), &tangent, ctx.batch);
+    hvp(sel.x, sel.y, v.data(), out.data(), &tangent, ctx.batch);
     float* dst = pert.data() + size_t(t) * 2 * k * sel.x.sample_size();
     for (size_t i = 0; i < tangent.size(); ++i) dst[i] = -tangent[i] / float(N);
   }
