@@ -117,41 +117,30 @@ std::vector<double> onehot_residuals(const std::vector<double>& probs, const std
   return r;
 }
 
-// The last layer as softmax regression on the model's own features and probabilities.
-struct LastLayerProblem {
-  SoftmaxRegression train, tests;
-  std::vector<double> probs, residuals, test_residuals;
-  std::vector<int> rows;  // Hessian points
+// A set of examples as softmax regression on the last layer's features, with the model's
+// probabilities and the residuals p − e_y at the examples' classes.
+struct LastLayerSet {
+  SoftmaxRegression model;
+  std::vector<double> probs, residuals;
 };
 
-LastLayerProblem last_layer_problem(Graph& g, const Examples& train, const Examples* tests, const Settings& s,
-                                    const Context& ctx) {
-  const int dense = s.nodes[0];
-  const bool bias = static_cast<const Dense&>(g.layer(dense)).has_bias;
+LastLayerSet last_layer_set(Graph& g, int dense, const Examples& ex, const Context& ctx, const std::string& stage) {
+  const LastLayerActivations a = last_layer_activations(g, dense, ex.x, ctx, stage);
   const int K = g.classes();
-  LastLayerActivations tr = last_layer_activations(g, dense, train.x, ctx, "features of the training set");
-  LastLayerActivations te = tests ? last_layer_activations(g, dense, tests->x, ctx, "features of the test inputs")
-                                  : LastLayerActivations{tr.features.slice(0, 1), tr.logits.slice(0, 1)};
-  LastLayerProblem p{SoftmaxRegression(tr.features, K, bias), SoftmaxRegression(te.features, K, bias), {}, {}, {}, {}};
-  std::vector<double> z(tr.logits.data(), tr.logits.data() + tr.logits.size()), q;
-  SoftmaxRegression::softmax(z, K, p.probs);
-  p.residuals = onehot_residuals(p.probs, train.y, K);
-  if (tests) {
-    z.assign(te.logits.data(), te.logits.data() + te.logits.size());
-    SoftmaxRegression::softmax(z, K, q);
-    p.test_residuals = onehot_residuals(q, tests->y, K);
-  }
-  p.rows = hessian_rows(train.size(), s.hessian_points, s.seed);
-  return p;
+  LastLayerSet set{SoftmaxRegression(a.features, K, static_cast<const Dense&>(g.layer(dense)).has_bias), {}, {}};
+  SoftmaxRegression::softmax(std::vector<double>(a.logits.data(), a.logits.data() + a.logits.size()), K, set.probs);
+  set.residuals = onehot_residuals(set.probs, ex.y, K);
+  return set;
 }
 
-// The Cholesky factor of H/|rows| + λI.
-SymmetricMatrix last_layer_factor(const LastLayerProblem& p, const Settings& s, const Context& ctx) {
+// The Cholesky factor of H/|rows| + λI, H summed over the Hessian points `rows`.
+SymmetricMatrix last_layer_factor(const LastLayerSet& train, const std::vector<int>& rows, const Settings& s,
+                                  const Context& ctx) {
   report(ctx, "Hessian of the last layer", 0, 1);
-  std::vector<double> weights(p.train.rows(), 0.0);
-  for (int i : p.rows) weights[i] = 1.0;
-  SymmetricMatrix H = p.train.hessian(p.probs, &weights), L;
-  for (double& v : H.a) v /= double(p.rows.size());
+  std::vector<double> weights(train.model.rows(), 0.0);
+  for (int i : rows) weights[i] = 1.0;
+  SymmetricMatrix H = train.model.hessian(train.probs, &weights), L;
+  for (double& v : H.a) v /= double(rows.size());
   for (int j = 0; j < H.n; ++j) H.at(j, j) += s.damping;
   if (!cholesky(H, L))
     throw std::runtime_error("influence: the last layer's Hessian plus damping " + std::to_string(s.damping) +
@@ -161,35 +150,37 @@ SymmetricMatrix last_layer_factor(const LastLayerProblem& p, const Settings& s, 
 }
 
 // s_t = (H + λI)⁻¹ ∇L(z_t) for every test input, in the last layer.
-std::vector<std::vector<double>> last_layer_solutions(const LastLayerProblem& p, const Settings& s, const Context& ctx,
+std::vector<std::vector<double>> last_layer_solutions(const LastLayerSet& train, const LastLayerSet& tests,
+                                                      const std::vector<int>& rows, const Settings& s,
+                                                      const Context& ctx,
                                                       std::vector<std::map<std::string, double>>& details) {
-  const int M = p.tests.rows(), P = p.train.size();
+  const int M = tests.model.rows(), P = train.model.size();
   std::vector<double> g(size_t(M) * P);
-  p.tests.row_gradients(p.test_residuals, 0, M, g.data());
+  tests.model.row_gradients(tests.residuals, 0, M, g.data());
   std::vector<std::vector<double>> out(M);
   if (s.solver == "direct") {
-    const SymmetricMatrix L = last_layer_factor(p, s, ctx);
+    const SymmetricMatrix L = last_layer_factor(train, rows, s, ctx);
     cholesky_solve(L, g.data(), M);
     for (int t = 0; t < M; ++t) out[t].assign(g.begin() + size_t(t) * P, g.begin() + size_t(t + 1) * P);
     return out;
   }
-  const double n = double(p.rows.size());
-  const bool all = int(p.rows.size()) == p.train.rows();
+  const double n = double(rows.size());
+  const bool all = int(rows.size()) == train.model.rows();
   Product mean = [&](const double* v, double* o) {
-    p.train.hessian_product(p.probs, all ? nullptr : &p.rows, v, o);
+    train.model.hessian_product(train.probs, all ? nullptr : &rows, v, o);
     for (int j = 0; j < P; ++j) o[j] /= n;
   };
   std::vector<int> batch;
   BatchProduct on_batch = [&](const std::vector<int>& picks, const double* v, double* o) {
     batch.resize(picks.size());
-    for (size_t k = 0; k < picks.size(); ++k) batch[k] = p.rows[picks[k]];
-    p.train.hessian_product(p.probs, &batch, v, o);
+    for (size_t k = 0; k < picks.size(); ++k) batch[k] = rows[picks[k]];
+    train.model.hessian_product(train.probs, &batch, v, o);
     for (int j = 0; j < P; ++j) o[j] /= double(picks.size());
   };
   for (int t = 0; t < M; ++t) {
     report(ctx, s.solver + " solve", t, M);
     const std::vector<double> b(g.begin() + size_t(t) * P, g.begin() + size_t(t + 1) * P);
-    out[t] = iterative_solve(s, int(p.rows.size()), mean, on_batch, b, details[t]);
+    out[t] = iterative_solve(s, int(rows.size()), mean, on_batch, b, details[t]);
   }
   report(ctx, s.solver + " solve", M, M);
   return out;
@@ -313,11 +304,12 @@ Scores run_influence(Graph& g, const Examples& train, const Examples& tests, Par
   out.details.resize(M);
   std::vector<std::vector<double>> solutions;
   if (s.last_layer) {
-    const LastLayerProblem lp = last_layer_problem(g, train, &tests, s, ctx);
-    solutions = last_layer_solutions(lp, s, ctx, out.details);
+    const LastLayerSet tr = last_layer_set(g, s.nodes[0], train, ctx, "features of the training set");
+    const LastLayerSet te = last_layer_set(g, s.nodes[0], tests, ctx, "features of the test inputs");
+    solutions = last_layer_solutions(tr, te, hessian_rows(N, s.hessian_points, s.seed), s, ctx, out.details);
     std::vector<double> dots(N);
     for (int t = 0; t < M; ++t) {
-      lp.train.dots(lp.residuals, solutions[t].data(), dots.data());
+      tr.model.dots(tr.residuals, solutions[t].data(), dots.data());
       for (int j = 0; j < N; ++j) out.scores[size_t(t) * N + j] = float(dots[j] / N);
     }
   } else {
@@ -348,16 +340,16 @@ Scores self_influence_run(Graph& g, const Examples& train, ParamReader& p, const
     throw std::invalid_argument("influence: self-influence needs one solve per training point, which glassbox does "
                                 "for the last layer with the direct solver only (layers=last solver=direct)");
   if (s.pert_top > 0) throw std::invalid_argument("influence: pert_top applies to test inputs, not to self-influence");
-  const LastLayerProblem lp = last_layer_problem(g, train, nullptr, s, ctx);
-  const SymmetricMatrix L = last_layer_factor(lp, s, ctx);
-  const int N = train.size(), P = lp.train.size(), chunk = 512;
+  const LastLayerSet tr = last_layer_set(g, s.nodes[0], train, ctx, "features of the training set");
+  const SymmetricMatrix L = last_layer_factor(tr, hessian_rows(train.size(), s.hessian_points, s.seed), s, ctx);
+  const int N = train.size(), P = tr.model.size(), chunk = 512;
   Scores out;
   out.scores = Tensor(Shape{N});
   out.details.resize(1);
   std::vector<double> rows(size_t(chunk) * P), forms(chunk);
   for (int b = 0; b < N; b += chunk) {
     const int e = std::min(N, b + chunk);
-    lp.train.row_gradients(lp.residuals, b, e, rows.data());
+    tr.model.row_gradients(tr.residuals, b, e, rows.data());
     inverse_quadratic_forms(L, rows.data(), e - b, forms.data());
     for (int i = b; i < e; ++i) out.scores[i] = float(forms[i - b] / N);
     report(ctx, "self-influence", e, N);

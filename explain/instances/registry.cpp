@@ -1,5 +1,6 @@
 // The registry of instance methods, and what they share.
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 #include "engine/layers.h"
