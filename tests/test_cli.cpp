@@ -197,6 +197,11 @@ TEST_CASE("cli: influence and prototypes write their outputs; bad requests name 
   const std::string summary = read_file(s / "out/summary.json");
   CHECK(contains(summary, "m.epoch2.safetensors"));  // TracIn found the epoch files beside the model
   CHECK(contains(summary, "\"residual\""));
+  r = glassbox(s, base + "--method influence --loo 5 --param damping=0.05 --out " + (s / "loo"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(contains(r.out, "Pearson r"));
+  CHECK(fs::exists(s / "loo/influence_loo.svg"));
+  CHECK(contains(read_file(s / "loo/summary.json"), "\"leave_one_out\""));
   r = glassbox(s, base + "--self --method tracin,influence --out " + (s / "self"));
   REQUIRE_MESSAGE(r.status == 0, r.err);
   CHECK(fs::exists(s / "self/tracin_self_influence.npy"));
@@ -220,6 +225,8 @@ TEST_CASE("cli: influence and prototypes write their outputs; bad requests name 
       {base + "--method knn --target 7" + out, "--target '7'"},
       {base + "--method knn --top 0" + out, "--top"},
       {base + "--self --method knn" + out, "knn has no self-influence"},
+      {base + "--method knn --loo 3" + out, "--loo checks influence"},
+      {base + "--method influence --loo 101" + out, "--loo"},
       {base + "--method tracin --checkpoints " + (s / "junk.safetensors") + out, "junk.safetensors"},
       {"influence --model toy2d --data toy:xor --method tracin" + out, "--save-every"},
       {"influence --model " + m + " --method knn" + out, "--data is required"},

@@ -354,6 +354,18 @@ TEST_CASE("influence: predicted vs actual leave-one-out loss change on a convex 
   double pa = 0, pp = 0;
   for (int j = 0; j < 60; ++j) pa += predicted[j] * actual[j], pp += predicted[j] * predicted[j];
   CHECK(pa / pp == doctest::Approx(1.0).epsilon(0.15));
+  // The library's check (glassbox influence --loo) refits the same way: the model is at the
+  // optimum already, so its points are the 10 largest |score| with the same predictions and refits.
+  const std::vector<LeaveOneOut> loo = leave_one_out(g, train, test, l2, 10);
+  REQUIRE(loo.size() == 1);
+  CHECK(loo[0].pearson > 0.95);
+  for (int k = 0; k < 10; ++k) {
+    const int j = loo[0].index[k];
+    CHECK(std::fabs(predicted[j]) >= std::fabs(predicted[loo[0].index.back()]));
+    CHECK(loo[0].predicted[k] == doctest::Approx(predicted[j]).epsilon(1e-4));
+    CHECK(loo[0].actual[k] == doctest::Approx(actual[j]).epsilon(1e-4));
+  }
+  CHECK_THROWS_WITH_AS(leave_one_out(g, train, test, 0.0, 10), doctest::Contains("must be > 0"), std::invalid_argument);
 }
 
 TEST_CASE("influence: I_pert equals central differences of the score in the training image's pixels") {

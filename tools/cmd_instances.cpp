@@ -21,6 +21,7 @@
 #include "data/npy.h"
 #include "engine/architecture.h"
 #include "explain/common/heatmap.h"
+#include "explain/common/plot.h"
 #include "explain/instances/instances.h"
 #include "explain/instances/mmd_critic.h"
 #include "tools/commands.h"
@@ -37,7 +38,7 @@ using nlohmann::json;
 struct InfluenceArgs {
   std::string model, data, index = "0", split = "test", methods, target = "auto", out;
   std::vector<std::string> inputs, params, checkpoints;
-  int top = 8, train_limit = 0, batch = 256;
+  int top = 8, train_limit = 0, batch = 256, loo = 0;
   bool list = false, self = false;
 };
 
@@ -324,6 +325,36 @@ void run_self(const Run& r, const std::string& m, const explain::Params& params,
   write_image(r.a.out + "/" + m + "_self_influence.png", explain::grid(cells, cols, caps, w, h + 30));
 }
 
+// Koh & Liang's Fig. 2 on the last layer: predicted against actual leave-one-out changes of the test
+// loss, as a scatter plot (loo.png, loo.svg) and in the summary.
+void run_loo(const Run& r, const explain::Params& params, const inst::Context& ctx, json& summary) {
+  double damping = 0.01;  // influence's default
+  if (auto it = params.find("damping"); it != params.end() && !parse_number(it->second, damping))
+    throw std::invalid_argument("--param damping=" + it->second + " is not a number");
+  const inst::Examples tests{r.tests.x, targets_for(r, "influence")};
+  const std::vector<inst::LeaveOneOut> loo = inst::leave_one_out(r.model.graph, r.train, tests, damping, r.a.loo, ctx);
+  std::vector<explain::Series> series;
+  json entries = json::array();
+  for (size_t t = 0; t < loo.size(); ++t) {
+    char r_text[32];
+    std::snprintf(r_text, sizeof r_text, " (r = %.3f)", loo[t].pearson);
+    series.push_back({r.tests.names[t] + r_text, loo[t].predicted, loo[t].actual, {}});
+    entries.push_back({{"name", r.tests.names[t]}, {"index", loo[t].index}, {"predicted", loo[t].predicted},
+                       {"actual", loo[t].actual}, {"pearson", loo[t].pearson}});
+    std::printf("leave-one-out %-20s Pearson r = %.4f over %d refits\n", r.tests.names[t].c_str(), loo[t].pearson, r.a.loo);
+  }
+  summary["leave_one_out"] = {{"damping", damping}, {"tests", entries}};
+  explain::PlotOptions o;
+  o.kind = explain::PlotKind::scatter;
+  o.title = "Leave-one-out, last layer (Koh & Liang Fig. 2)";
+  o.xlabel = "predicted change of the test loss (influence)";
+  o.ylabel = "actual change after refitting";
+  o.hlines = {0.0};
+  const explain::Image im = explain::plot_image(series, o);
+  write_image(r.a.out + "/influence_loo.png", im);
+  atomic_write(r.a.out + "/influence_loo.svg", explain::plot_svg(series, o));
+}
+
 // TracIn's checkpoints: the files given, or MODEL.epochE.safetensors beside the model, by epoch.
 std::vector<inst::Checkpoint> load_checkpoints(const InfluenceArgs& a, const Model& model) {
   std::vector<std::string> files = a.checkpoints;
@@ -375,6 +406,9 @@ void run_influence(const InfluenceArgs& a) {
       throw std::invalid_argument("--self: " + m + " has no self-influence (influence and tracin have)");
   }
   const std::vector<explain::Params> params = route_params(a.params, methods, inst::method_info);
+  const auto influence = std::find(methods.begin(), methods.end(), "influence");
+  if (a.loo > 0 && (a.self || influence == methods.end()))
+    throw std::invalid_argument("--loo checks influence on test inputs: use it with --method influence, without --self");
   Model model = open_model(a.model);
   Dataset raw;
   const inst::Examples train = training_set(model, a.data, a.train_limit, raw);
@@ -410,6 +444,7 @@ void run_influence(const InfluenceArgs& a) {
     else
       run_method(r, methods[m], params[m], ctx, summary);
   }
+  if (a.loo > 0) run_loo(r, params[influence - methods.begin()], ctx, summary);
   atomic_write(a.out + "/summary.json", summary.dump(2) + "\n");
   std::printf("wrote scores, %ssummary.json to %s\n", images ? "grids, " : "", a.out.c_str());
 }
@@ -545,6 +580,9 @@ void add_instances_commands(CLI::App& app) {
     c->add_option("--checkpoints", a->checkpoints, "TracIn checkpoints (default: MODEL.epochE.safetensors beside "
                                                    "--model, written by glassbox train --save-every N)");
     c->add_flag("--self", a->self, "rank the training set by self-influence (influence, tracin) instead");
+    c->add_option("--loo", a->loo, "Koh & Liang's leave-one-out check: refit the last layer without each of the K "
+                                   "training points of largest |influence| per test input; influence_loo.png/svg")
+        ->check(CLI::Range(0, 100));
     c->add_option("--batch", a->batch, "samples per pass")->capture_default_str()->check(CLI::Range(1, 4096));
     c->add_option("--out", a->out, "output folder");
     c->callback([a] { run_influence(*a); });

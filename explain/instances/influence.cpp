@@ -111,6 +111,18 @@ std::vector<double> iterative_solve(const Settings& s, int points, const Product
   return x;
 }
 
+double pearson(const std::vector<double>& a, const std::vector<double>& b) {
+  const double n = double(a.size());
+  double ma = 0, mb = 0, ab = 0, aa = 0, bb = 0;
+  for (size_t i = 0; i < a.size(); ++i) ma += a[i] / n, mb += b[i] / n;
+  for (size_t i = 0; i < a.size(); ++i) {
+    ab += (a[i] - ma) * (b[i] - mb);
+    aa += (a[i] - ma) * (a[i] - ma);
+    bb += (b[i] - mb) * (b[i] - mb);
+  }
+  return aa > 0 && bb > 0 ? ab / std::sqrt(aa * bb) : 0.0;
+}
+
 std::vector<double> onehot_residuals(const std::vector<double>& probs, const std::vector<int>& y, int K) {
   std::vector<double> r = probs;
   for (size_t i = 0; i < y.size(); ++i) r[i * K + y[i]] -= 1.0;
@@ -358,7 +370,98 @@ Scores self_influence_run(Graph& g, const Examples& train, ParamReader& p, const
   return out;
 }
 
+// The damped training objective of the last layer, (1/n) Σ_i w_i CE_i + (λ/2)‖θ‖², minimized from
+// theta by chord Newton steps with one fixed factor L of its Hessian (a leave-one-out refit starts
+// next to the full optimum, where that Hessian is all but exact), to max |gradient| ≤ 1e-10.
+std::vector<double> refit(const SoftmaxRegression& m, const std::vector<double>& targets,
+                          const std::vector<double>& weights, double lambda, const SymmetricMatrix& L,
+                          std::vector<double> theta) {
+  const int P = m.size(), K = m.classes();
+  std::vector<double> z, p, grad(P);
+  for (int it = 0; it < 100; ++it) {
+    m.logits(theta, z);
+    SoftmaxRegression::softmax(z, K, p);
+    for (size_t i = 0; i < p.size(); ++i) p[i] -= targets[i];
+    m.gradient(p, &weights, grad.data());
+    double largest = 0;
+    for (int j = 0; j < P; ++j) {
+      grad[j] = grad[j] / m.rows() + lambda * theta[j];
+      largest = std::max(largest, std::fabs(grad[j]));
+    }
+    if (largest <= 1e-10) break;
+    cholesky_solve(L, grad.data());
+    for (int j = 0; j < P; ++j) theta[j] -= grad[j];
+  }
+  return theta;
+}
+
+double test_loss(const SoftmaxRegression& tests, int t, int label, const std::vector<double>& theta) {
+  std::vector<double> z;
+  tests.logits(theta, z);
+  const int K = tests.classes();
+  const double* zt = z.data() + size_t(t) * K;
+  const double m = *std::max_element(zt, zt + K);
+  double total = 0;
+  for (int k = 0; k < K; ++k) total += std::exp(zt[k] - m);
+  return m + std::log(total) - zt[label];
+}
+
 }  // namespace
+
+std::vector<LeaveOneOut> leave_one_out(Graph& g, const Examples& train, const Examples& tests, double damping,
+                                       int count, const Context& ctx) {
+  if (!(damping > 0)) throw std::invalid_argument("leave-one-out: the damping (the refit's L2 weight) must be > 0");
+  check_examples(g, train, "training set");
+  check_examples(g, tests, "test inputs");
+  const int dense = last_dense(g, "leave-one-out"), N = train.size(), K = g.classes();
+  if (count < 1 || count > std::min(N, 100))
+    throw std::invalid_argument("leave-one-out: " + std::to_string(count) + " points per test input (1..100)");
+  const bool bias = static_cast<const Dense&>(g.layer(dense)).has_bias;
+  const LastLayerActivations tr = last_layer_activations(g, dense, train.x, ctx, "features of the training set");
+  const LastLayerActivations te = last_layer_activations(g, dense, tests.x, ctx, "features of the test inputs");
+  const SoftmaxRegression model(tr.features, K, bias), queries(te.features, K, bias);
+  std::vector<double> targets(size_t(N) * K, 0.0), z, p, q;
+  for (int i = 0; i < N; ++i) targets[size_t(i) * K + train.y[i]] = 1.0;
+  // The optimum of the damped objective, its Hessian's factor, and the influence there.
+  report(ctx, "refit of the last layer", 0, 1);
+  const std::vector<double> theta =
+      fit_softmax_regression(model, targets, nullptr, damping, dense_theta(static_cast<const Dense&>(g.layer(dense))),
+                             50, 1e-10).theta;
+  model.logits(theta, z);
+  SoftmaxRegression::softmax(z, K, p);
+  SymmetricMatrix H = model.hessian(p), L;
+  for (double& v : H.a) v /= N;
+  for (int j = 0; j < H.n; ++j) H.at(j, j) += damping;
+  if (!cholesky(H, L)) throw std::runtime_error("leave-one-out: the damped Hessian is not positive definite");
+  for (size_t i = 0; i < p.size(); ++i) p[i] -= targets[i];  // residuals at the optimum
+  queries.logits(theta, z);
+  SoftmaxRegression::softmax(z, K, q);
+  for (int t = 0; t < tests.size(); ++t) q[size_t(t) * K + tests.y[t]] -= 1.0;
+  std::vector<LeaveOneOut> out(tests.size());
+  std::vector<double> s(model.size()), scores(N), weights(N, 1.0);
+  for (int t = 0; t < tests.size(); ++t) {
+    queries.row_gradients(q, t, t + 1, s.data());
+    cholesky_solve(L, s.data());
+    model.dots(p, s.data(), scores.data());
+    std::vector<int> order(N);
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + count, order.end(),
+                      [&](int a, int b) { return std::fabs(scores[a]) > std::fabs(scores[b]); });
+    const double base = test_loss(queries, t, tests.y[t], theta);
+    for (int k = 0; k < count; ++k) {
+      const int j = order[k];
+      weights[j] = 0.0;
+      const std::vector<double> without = refit(model, targets, weights, damping, L, theta);
+      weights[j] = 1.0;
+      out[t].index.push_back(j);
+      out[t].predicted.push_back(scores[j] / N);
+      out[t].actual.push_back(test_loss(queries, t, tests.y[t], without) - base);
+      report(ctx, "leave-one-out refits, test input " + std::to_string(t + 1), k + 1, count);
+    }
+    out[t].pearson = pearson(out[t].predicted, out[t].actual);
+  }
+  return out;
+}
 
 void add_influence_method(std::vector<Method>& registry) {
   registry.push_back(

@@ -67,4 +67,17 @@ bool has_self_influence(const std::string& method);
 Scores self_influence(Graph& model, const Examples& train, const std::string& method, const Params& params = {},
                       const Context& context = {});
 
+// Koh & Liang's leave-one-out check (their Fig. 2) in the convex case, the last layer on the
+// model's features: the layer is refitted to the optimum of (1/n) Σ L(z_i) + (λ/2)‖θ‖² (λ =
+// damping > 0), influence is taken there, and for each test input the `count` (1..100) training
+// points of largest |score| are left out one at a time, the layer refitted, and the actual change
+// of the test loss set beside the predicted one. The model is not changed.
+struct LeaveOneOut {
+  std::vector<int> index;                  // the training points left out
+  std::vector<double> predicted, actual;   // the score, and the test loss's change on refitting
+  double pearson = 0;
+};
+std::vector<LeaveOneOut> leave_one_out(Graph& model, const Examples& train, const Examples& tests, double damping,
+                                       int count, const Context& context = {});
+
 }  // namespace gb::explain::instances

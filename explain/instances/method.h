@@ -19,6 +19,10 @@ void add_influence_method(std::vector<Method>& registry);    // influence.cpp
 void add_tracin_method(std::vector<Method>& registry);       // tracin.cpp
 void add_representer_method(std::vector<Method>& registry);  // representer.cpp
 
+// Throws naming `what` unless ex's inputs fit the model, are finite, and its classes are inside
+// the model's outputs.
+void check_examples(const Graph& g, const Examples& ex, const std::string& what);
+
 // The model's last layer when it is a dense layer producing the logits; throws naming the output
 // layer otherwise.
 int last_dense(const Graph& g, const std::string& method);

@@ -43,8 +43,7 @@ const MethodInfo& method_info(const std::string& name) { return find(name).info;
 
 bool has_self_influence(const std::string& method) { return bool(find(method).self); }
 
-// Inputs shaped for the model, finite, with classes inside the model's outputs.
-static void check_examples(const Graph& g, const Examples& ex, const std::string& what) {
+void check_examples(const Graph& g, const Examples& ex, const std::string& what) {
   const Shape want = Shape::batch_of(ex.size() ? ex.size() : 1, g.input_shape());
   if (ex.x.rank() != want.rank || ex.x.shape().sample() != g.input_shape()) shape_error(what, want, ex.x.shape());
   if (ex.size() < 1) throw std::invalid_argument(what + ": no samples");
