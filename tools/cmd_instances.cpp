@@ -1,8 +1,9 @@
 // glassbox influence: which training examples a prediction rests on (nearest neighbours, influence
 // functions, TracIn, representer points), as scores for every training point (.npy), a labelled
 // grid of the most helpful and most harmful ones, and summary.json; --self ranks the training set
-// by self-influence. glassbox prototypes: MMD-critic prototypes and criticisms per class or over
-// the whole set, as a grid and prototypes.json. Both print their methods with --list.
+// by self-influence; --loo K plots Koh & Liang's leave-one-out check. glassbox prototypes:
+// MMD-critic prototypes and criticisms per class or over the whole set, as a grid and
+// prototypes.json. Both print their methods with --list.
 #include <unistd.h>
 
 #include <algorithm>
