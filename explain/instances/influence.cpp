@@ -111,18 +111,6 @@ std::vector<double> iterative_solve(const Settings& s, int points, const Product
   return x;
 }
 
-double pearson(const std::vector<double>& a, const std::vector<double>& b) {
-  const double n = double(a.size());
-  double ma = 0, mb = 0, ab = 0, aa = 0, bb = 0;
-  for (size_t i = 0; i < a.size(); ++i) ma += a[i] / n, mb += b[i] / n;
-  for (size_t i = 0; i < a.size(); ++i) {
-    ab += (a[i] - ma) * (b[i] - mb);
-    aa += (a[i] - ma) * (a[i] - ma);
-    bb += (b[i] - mb) * (b[i] - mb);
-  }
-  return aa > 0 && bb > 0 ? ab / std::sqrt(aa * bb) : 0.0;
-}
-
 std::vector<double> onehot_residuals(const std::vector<double>& probs, const std::vector<int>& y, int K) {
   std::vector<double> r = probs;
   for (size_t i = 0; i < y.size(); ++i) r[i * K + y[i]] -= 1.0;

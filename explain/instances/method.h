@@ -50,6 +50,9 @@ struct LastLayerActivations {
 LastLayerActivations last_layer_activations(Graph& g, int dense, const Tensor& x, const Context& ctx,
                                             const std::string& stage);
 
+// The Pearson correlation of two series of the same length (0 when either is constant).
+double pearson(const std::vector<double>& a, const std::vector<double>& b);
+
 // Reports progress when the context asks for it.
 void report(const Context& ctx, const std::string& stage, int done, int total);
 

@@ -163,6 +163,18 @@ LastLayerActivations last_layer_activations(Graph& g, int dense, const Tensor& x
   return {a[0].reshaped(Shape{N, int(a[0].sample_size())}), a[1]};
 }
 
+double pearson(const std::vector<double>& a, const std::vector<double>& b) {
+  const double n = double(a.size());
+  double ma = 0, mb = 0, ab = 0, aa = 0, bb = 0;
+  for (size_t i = 0; i < a.size(); ++i) ma += a[i] / n, mb += b[i] / n;
+  for (size_t i = 0; i < a.size(); ++i) {
+    ab += (a[i] - ma) * (b[i] - mb);
+    aa += (a[i] - ma) * (a[i] - ma);
+    bb += (b[i] - mb) * (b[i] - mb);
+  }
+  return aa > 0 && bb > 0 ? ab / std::sqrt(aa * bb) : 0.0;
+}
+
 void report(const Context& ctx, const std::string& stage, int done, int total) {
   if (ctx.progress) ctx.progress(stage, done, total);
 }

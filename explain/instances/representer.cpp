@@ -21,19 +21,6 @@ std::vector<double> to_double(const Tensor& t) { return std::vector<double>(t.da
 
 int argmax(const double* v, int K) { return int(std::max_element(v, v + K) - v); }
 
-double pearson(const std::vector<double>& a, const std::vector<double>& b) {
-  const double n = double(a.size());
-  double ma = 0, mb = 0;
-  for (size_t i = 0; i < a.size(); ++i) ma += a[i] / n, mb += b[i] / n;
-  double ab = 0, aa = 0, bb = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    ab += (a[i] - ma) * (b[i] - mb);
-    aa += (a[i] - ma) * (a[i] - ma);
-    bb += (b[i] - mb) * (b[i] - mb);
-  }
-  return aa > 0 && bb > 0 ? ab / std::sqrt(aa * bb) : 0.0;
-}
-
 Scores run_representer(Graph& g, const Examples& train, const Examples& tests, ParamReader& p, const Context& ctx) {
   const double lambda = p.number("lambda");
   if (!(lambda > 0)) throw std::invalid_argument("representer: --param lambda must be > 0");
