@@ -2,7 +2,8 @@
 // 60,000 training images for one test image (lenet5), all-parameter influence by LiSSA, TracIn over
 // 3 checkpoints, and MMD-critic over one class's 6,000 images. With --compare-torch,
 // tools/bench/torch_instances.py times the same computations the way Captum (NaiveInfluenceFunction,
-// TracInCP), Koh & Liang (LiSSA) and Kim (MMD-critic) compute them.
+// TracInCP), Koh & Liang (LiSSA) and Kim (MMD-critic) compute them (the Captum rates per training
+// point, timed on fewer points: their cost per point does not depend on the count).
 #include <chrono>
 #include <cstdio>
 #include <map>
