@@ -140,6 +140,20 @@ json EpochStats::to_json() const {
           {"seconds", seconds},      {"images_per_s", images_per_s}};
 }
 
+std::string epoch_path(const std::string& out, int epoch) {
+  return sibling_path(out, ".epoch" + std::to_string(epoch) + ".safetensors");
+}
+
+Metadata epoch_metadata(const FitOptions& o, int epoch, double lr) {
+  Metadata m = o.metadata;
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", lr);
+  m["train.lr"] = buf;
+  m["train.epoch"] = std::to_string(epoch);
+  m["train.optimizer"] = optimizer_name(o.optimizer.kind);
+  return m;
+}
+
 std::string sibling_path(const std::string& out, const std::string& suffix) {
   const std::string ext = ".safetensors";
   std::string stem = out.size() > ext.size() && out.ends_with(ext) ? out.substr(0, out.size() - ext.size()) : out;
@@ -203,6 +217,8 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
   if (o.epochs < 1) throw std::invalid_argument("--epochs must be at least 1");
   if (o.batch < 1) throw std::invalid_argument("--batch must be at least 1");
   if (!(o.val_fraction >= 0 && o.val_fraction < 1)) throw std::invalid_argument("--val must be in [0, 1)");
+  if (o.save_every < 0) throw std::invalid_argument("--save-every must be at least 1");
+  if (o.save_every > 0 && o.out.empty()) throw std::invalid_argument("--save-every needs --out");
 
   // Validation split: a seeded permutation, so class-ordered datasets (image folders) split fairly.
   const int N = train.size();
@@ -334,6 +350,7 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
       // whose model files were not written.
       save_model(model_path, g, o.metadata);
       if (best) save_model(best_path, g, o.metadata);
+      if (o.save_every > 0 && epoch % o.save_every == 0) save_model(epoch_path(o.out, epoch), g, epoch_metadata(o, epoch, lr));
       log_lines.push_back(s.to_json().dump());
       std::string log;
       for (auto& l : log_lines) log += l + "\n";
