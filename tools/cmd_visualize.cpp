@@ -1,0 +1,415 @@
+// glassbox visualize: feature visualization (explain/visualize) from the command line. One method
+// per run; per output row <name>.npy (in the model's input space, loadable with --input) and
+// <name>.png (pixels, enlarged), a labelled grid.png over all rows, and summary.json with every
+// row's numbers and objective curves. `--list` prints every method with its parameters.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "data/dataset.h"
+#include "data/images.h"
+#include "data/npy.h"
+#include "engine/layers.h"
+#include "explain/common/heatmap.h"
+#include "explain/visualize/visualize.h"
+#include "tools/commands.h"
+#include "tools/inputs.h"
+
+namespace gb {
+
+namespace {
+
+namespace vz = visualize;
+using explain::Image;
+
+struct VisualizeArgs {
+  std::string model, method, unit, data, index, split = "test", scan = "all", out;
+  std::vector<std::string> inputs, params;
+  bool list = false;
+};
+
+// Methods that scan a dataset (--data, --scan): top patches and facets need one; am reports each
+// unit's top dataset value for scale when one is there.
+const std::set<std::string> kScans = {"top-patches", "multifaceted", "am"};
+const std::set<std::string> kNeedsScan = {"top-patches", "multifaceted"};
+// Methods that explain each input's class: --unit defaults to class:pred.
+const std::set<std::string> kPerInputClass = {"minimal-image", "mask"};
+
+std::vector<std::string> model_classes(const Model& m) {
+  std::vector<std::string> names;
+  if (auto it = m.metadata.find("glassbox.classes"); it != m.metadata.end()) {
+    try {
+      names = nlohmann::json::parse(it->second).get<std::vector<std::string>>();
+    } catch (const std::exception&) {
+      names.clear();  // unreadable names: numbers only
+    }
+  }
+  return names;
+}
+
+// Pixel 0 and pixel 1 of each channel through the model's normalization.
+vz::Bounds model_bounds(const Model& m) {
+  const Normalization norm = Normalization::of_model(m.metadata);
+  const int C = m.graph.input_shape()[0];
+  vz::Bounds b;
+  for (int c = 0; c < C; ++c) {
+    const float mean = norm.empty() ? 0.f : norm.mean[size_t(c) % norm.mean.size()];
+    const float sd = norm.empty() ? 1.f : norm.std[size_t(c) % norm.std.size()];
+    b.lo.push_back((0.f - mean) / sd);
+    b.hi.push_back((1.f - mean) / sd);
+  }
+  return b;
+}
+
+// Keeps names usable as file names.
+std::string safe_name(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.')
+      o += c;
+    else if (!o.empty() && o.back() != '_')
+      o += '_';
+  }
+  while (!o.empty() && o.back() == '_') o.pop_back();
+  return o.empty() ? "x" : o;
+}
+
+Tensor read_direction(const std::string& path) {
+  Tensor d = read_npy_f32(path);
+  for (size_t i = 0; i < d.size(); ++i)
+    if (!std::isfinite(d[i])) throw std::invalid_argument("--unit " + path + ": not finite at element " + std::to_string(i));
+  return d;
+}
+
+// --unit, with class:pred and class:label resolved per input.
+std::vector<vz::Unit> read_units(const VisualizeArgs& a, Graph& g, const Inputs& in) {
+  std::string spec = a.unit;
+  if (spec.empty() && kPerInputClass.count(a.method)) spec = "class:pred";
+  if (spec.empty()) return {};
+  if (spec != "class:pred" && spec != "class:label") return vz::parse_units(g, spec, read_direction);
+  if (in.x.empty()) throw std::invalid_argument("--unit " + spec + " needs inputs (--data with --index, or --input)");
+  std::vector<vz::Unit> units;
+  const int N = in.x.batch(), K = g.classes();
+  const Tensor logits = g.forward(in.x).clone();
+  for (int n = 0; n < N; ++n) {
+    int k = in.labels[n];
+    if (spec == "class:pred") k = int(std::max_element(logits.data() + n * K, logits.data() + (n + 1) * K) - (logits.data() + n * K));
+    if (k < 0) throw std::invalid_argument("--unit class:label: input " + in.names[n] + " has no label");
+    if (k >= K) throw std::out_of_range("--unit class:label: label " + std::to_string(k) + " outside the model's classes");
+    units.push_back(vz::Unit::cls(k));
+  }
+  return units;
+}
+
+// --data, or the dataset the model was trained on.
+std::string data_spec(const VisualizeArgs& a, const Model& m) {
+  if (!a.data.empty()) return a.data;
+  auto it = m.metadata.find("glassbox.dataset");
+  return it == m.metadata.end() ? "" : it->second;
+}
+
+// The dataset a method scans: --data (or the model's own dataset), split --split, samples --scan.
+Tensor read_scan(const VisualizeArgs& a, const Model& m, bool required) {
+  if (!kScans.count(a.method) || a.scan == "none") {
+    if (required) throw std::invalid_argument(a.method + " needs a dataset to scan (--data, --scan)");
+    return {};
+  }
+  const std::string spec = data_spec(a, m);
+  if (spec.empty() || !dataset_available(spec)) {
+    if (required) throw std::invalid_argument(a.method + " needs a dataset to scan: give --data" +
+                                              (spec.empty() ? "" : " ('" + spec + "' is not installed)"));
+    return {};
+  }
+  Dataset d = load_dataset(spec, a.split);
+  int b = 0, e = d.size();
+  if (a.scan != "all") {
+    const size_t colon = a.scan.find(':');
+    long lo = 0, hi = 0;
+    if (colon == std::string::npos || !parse_number(a.scan.substr(0, colon), lo) ||
+        !parse_number(a.scan.substr(colon + 1), hi) || lo < 0 || hi <= lo || hi > d.size())
+      throw std::invalid_argument("--scan '" + a.scan + "': expected all, none or I:J with 0 <= I < J <= " +
+                                  std::to_string(d.size()));
+    b = int(lo), e = int(hi);
+  }
+  Tensor x = d.x.slice(b, e).clone();
+  const Normalization norm = Normalization::of_model(m.metadata);
+  if (!norm.empty()) norm.apply(x);
+  std::printf("scanning %d samples of %s\n", e - b, d.name.c_str());
+  return x;
+}
+
+// Progress lines at every tenth of a long loop.
+Progress progress_printer(const std::string& what) {
+  auto last = std::make_shared<int>(-1);
+  return [what, last](int done, int total) {
+    const int tenth = total > 0 ? done * 10 / total : 10;
+    if (tenth == *last) return;
+    *last = tenth;
+    std::printf("  %s: %d/%d\n", what.c_str(), done, total);
+    std::fflush(stdout);
+  };
+}
+
+// ---- drawing ---------------------------------------------------------------------------------
+
+void put_text_lines(Image& im, int x, int y, const std::string& text, int max_w) {
+  const uint8_t black[3] = {0, 0, 0};
+  size_t p = 0;
+  for (int line = 0; p <= text.size(); ++line) {
+    size_t q = text.find('\n', p);
+    std::string s = text.substr(p, q == std::string::npos ? std::string::npos : q - p);
+    while (s.size() > 1 && explain::text_width(s) > max_w) s.pop_back();
+    explain::draw_text(im, x, y + 12 * line, s, black);
+    if (q == std::string::npos) break;
+    p = q + 1;
+  }
+}
+
+// One color per value in [-1, 1] (signed: blue-white-red) or [0, 1] (unsigned: black-red-yellow-white).
+void color(double t, bool is_signed, uint8_t* px) {
+  auto byte = [](double v) { return uint8_t(std::lround(std::clamp(v, 0.0, 1.0) * 255)); };
+  if (is_signed) {
+    t = std::clamp(t, -1.0, 1.0);
+    const double r = t < 0 ? 1 + t : 1, gb_ = 1 - std::fabs(t), b = t > 0 ? 1 - t : 1;
+    px[0] = byte(r), px[1] = byte(gb_), px[2] = byte(b);
+  } else {
+    t = std::clamp(t, 0.0, 1.0);
+    px[0] = byte(3 * t), px[1] = byte(3 * t - 1), px[2] = byte(3 * t - 2);
+  }
+}
+
+// A panel's scale: max |v| over all its rows (so rows compare), 1 when all zero.
+double panel_scale(const vz::Panel& p) {
+  double s = 0;
+  for (size_t i = 0; i < p.values.size(); ++i) s = std::max(s, double(std::fabs(p.values[i])));
+  return s > 0 ? s : 1.0;
+}
+
+// Row r of a panel as an RGB image: pixels through the bounds, maps (channels summed) on the panel's scale.
+Image draw_row(const vz::Panel& p, int r, const vz::Bounds& b, double scale) {
+  const Tensor row = p.values.slice(r, r + 1);
+  if (p.draw == vz::Draw::pixels) return explain::to_image(vz::to_pixels(row, b).reshaped(row.shape().sample()));
+  const int C = row.dim(1), H = row.dim(2), W = row.dim(3);
+  Image im(W, H);
+  for (int i = 0; i < H * W; ++i) {
+    double v = 0;
+    for (int c = 0; c < C; ++c) v += row[size_t(c) * H * W + i];
+    color(v / scale, p.draw == vz::Draw::signed_map, im.rgb.data() + size_t(i) * 3);
+  }
+  return im;
+}
+
+int enlargement(int w) { return std::max(1, (112 + w - 1) / w); }  // 28 px -> 4x: 112 px
+
+struct Cell {
+  Image image;
+  std::string label;
+};
+
+// A colorbar for a map panel: its name, the gradient and the scale's ends.
+Image colorbar(const std::string& name, double scale, bool is_signed, int width) {
+  Image im(width, 34);
+  const int x0 = 4, w = width - 8;
+  for (int x = 0; x < w; ++x) {
+    uint8_t px[3];
+    const double t = double(x) / std::max(1, w - 1);
+    color(is_signed ? 2 * t - 1 : t, is_signed, px);
+    for (int y = 14; y < 24; ++y) std::copy(px, px + 3, im.px(x0 + x, y));
+  }
+  char lo[32], hi[32];
+  std::snprintf(lo, sizeof lo, "%.3g", is_signed ? -scale : 0.0);
+  std::snprintf(hi, sizeof hi, "%.3g", scale);
+  const uint8_t black[3] = {0, 0, 0};
+  explain::draw_text(im, x0, 2, name, black);
+  explain::draw_text(im, x0, 25, lo, black);
+  explain::draw_text(im, x0 + w - explain::text_width(hi), 25, hi, black);
+  if (is_signed) explain::draw_text(im, x0 + w / 2 - 2, 25, "0", black);
+  return im;
+}
+
+// grid.png: each line holds the shared panels of its first row, then every row's other panels;
+// a line longer than 10 cells continues below, rows kept whole and aligned under the first.
+// Colorbars for the map panels go at the bottom.
+Image grid(const vz::Result& r, const vz::Bounds& b, const std::string& title) {
+  std::vector<double> scales;
+  for (const vz::Panel& p : r.panels) scales.push_back(panel_scale(p));
+  int shared = 0;
+  for (const vz::Panel& p : r.panels) shared += p.shared;
+  const int per_row = std::max(1, int(r.panels.size()) - shared);
+  const int rows_per_line = std::max(1, (10 - shared) / per_row);
+  std::vector<std::vector<Cell>> lines;
+  const int per_line = std::max(1, r.per_line);
+  for (size_t first = 0; first < r.rows.size(); first += per_line) {
+    const size_t end = std::min(r.rows.size(), first + per_line);
+    for (size_t chunk = first; chunk < end; chunk += rows_per_line) {
+      std::vector<Cell> cells;
+      for (size_t k = 0; k < r.panels.size(); ++k)  // shared panels on the first line, blanks below them
+        if (r.panels[k].shared)
+          cells.push_back(chunk == first ? Cell{draw_row(r.panels[k], int(first), b, scales[k]), r.panels[k].name}
+                                         : Cell{Image(1, 1), ""});
+      for (size_t i = chunk; i < std::min(end, chunk + rows_per_line); ++i) {
+        bool captioned = false;  // the row's first cell carries its caption, the others their panel's name
+        for (size_t k = 0; k < r.panels.size(); ++k)
+          if (!r.panels[k].shared) {
+            cells.push_back({draw_row(r.panels[k], int(i), b, scales[k]), captioned ? r.panels[k].name : r.rows[i].caption});
+            captioned = true;
+          }
+      }
+      lines.push_back(std::move(cells));
+    }
+  }
+  const Tensor& v0 = r.panels.at(0).values;
+  int cw = v0.dim(3) * enlargement(v0.dim(3)), ch = v0.dim(2) * enlargement(v0.dim(3));
+  cw = std::max(cw, 112), ch = std::max(ch, 112 * v0.dim(2) / std::max(1, v0.dim(3)));
+  const int pad = 6, label_h = 26, title_h = 18;
+  size_t cols = 1;
+  for (auto& l : lines) cols = std::max(cols, l.size());
+  std::vector<Image> bars;
+  for (size_t k = 0; k < r.panels.size(); ++k)
+    if (r.panels[k].draw != vz::Draw::pixels)
+      bars.push_back(colorbar(r.panels[k].name, scales[k], r.panels[k].draw == vz::Draw::signed_map, 220));
+  const int W = std::max({pad + int(cols) * (cw + pad), 240, explain::text_width(title) + 2 * pad});
+  const int H = title_h + int(lines.size()) * (label_h + ch + pad) + int(bars.size()) * 38 + pad;
+  Image im(W, H);
+  put_text_lines(im, pad, 4, title, W - 2 * pad);
+  for (size_t l = 0; l < lines.size(); ++l) {
+    const int y = title_h + int(l) * (label_h + ch + pad);
+    for (size_t c = 0; c < lines[l].size(); ++c) {
+      const int x = pad + int(c) * (cw + pad);
+      put_text_lines(im, x, y, lines[l][c].label, cw);
+      const Image cell = explain::resize_nearest(lines[l][c].image, cw, ch);
+      for (int yy = 0; yy < ch; ++yy) std::copy(cell.px(0, yy), cell.px(0, yy) + 3 * cw, im.px(x, y + label_h + yy));
+    }
+  }
+  for (size_t k = 0; k < bars.size(); ++k) {
+    const int y = title_h + int(lines.size()) * (label_h + ch + pad) + int(k) * 38;
+    for (int yy = 0; yy < bars[k].h; ++yy)
+      std::copy(bars[k].px(0, yy), bars[k].px(0, yy) + 3 * bars[k].w, im.px(pad, y + yy));
+  }
+  return im;
+}
+
+void write_image(const std::string& path, const Image& im) { write_png(path, im.w, im.h, 3, im.rgb.data()); }
+
+// Per row: <name>.npy / .png for the main panel, <name>_<panel>.npy / .png for the others (shared
+// panels are the inputs and are not written again).
+void write_rows(const std::string& out, const vz::Result& r, const vz::Bounds& b) {
+  std::set<std::string> seen;
+  for (size_t i = 0; i < r.rows.size(); ++i) {
+    const std::string stem = out + "/" + safe_name(r.rows[i].name);
+    if (!seen.insert(stem).second) throw std::logic_error("two rows named " + r.rows[i].name);
+    for (size_t k = 0; k < r.panels.size(); ++k) {
+      const vz::Panel& p = r.panels[k];
+      if (p.shared) continue;
+      const std::string path = stem + (k == 0 ? "" : "_" + p.name);
+      const Tensor row = p.values.slice(int(i), int(i) + 1);
+      write_npy(path + ".npy", row.reshaped(row.shape().sample()));
+      Image im = draw_row(p, int(i), b, panel_scale(p));
+      const int s = enlargement(im.w);
+      write_image(path + ".png", explain::resize_nearest(im, im.w * s, im.h * s));
+    }
+  }
+}
+
+nlohmann::json summary_json(const VisualizeArgs& a, const vz::Result& r, double seconds) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const vz::Row& row : r.rows) {
+    nlohmann::json j = {{"name", safe_name(row.name)}, {"caption", row.caption}};
+    for (auto& [k, v] : row.values) j[k] = v;
+    for (auto& [k, v] : row.curves) j["curve_" + k] = v;
+    rows.push_back(j);
+  }
+  nlohmann::json params = nlohmann::json::object();
+  for (const std::string& kv : a.params) params[kv.substr(0, kv.find('='))] = kv.substr(kv.find('=') + 1);
+  return {{"model", a.model}, {"method", a.method}, {"unit", a.unit}, {"params", params},
+          {"time_s", seconds}, {"rows", rows}};
+}
+
+vz::Params read_params(const std::vector<std::string>& given) {
+  vz::Params p;
+  for (const std::string& kv : given) {
+    const size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) throw std::invalid_argument("--param '" + kv + "': expected KEY=VALUE");
+    const std::string key = kv.substr(0, eq), value = kv.substr(eq + 1);
+    if (key == "segments" && value.size() > 4 && value.compare(value.size() - 4, 4, ".npy") == 0)
+      p.tensors[key] = read_npy_f32(value);  // a label image (minimal-image)
+    else
+      p[key] = value;
+  }
+  return p;
+}
+
+void run_visualize(const VisualizeArgs& a) {
+  if (a.list) {
+    std::fputs(explain::list_text(vz::methods()).c_str(), stdout);
+    return;
+  }
+  if (a.model.empty()) throw std::invalid_argument("--model is required");
+  if (a.out.empty()) throw std::invalid_argument("--out is required");
+  if (a.method.empty()) throw std::invalid_argument("--method is required (see glassbox visualize --list)");
+  vz::method_info(a.method);  // an unknown name fails here, listing the known ones
+  const vz::Params params = read_params(a.params);
+
+  Model model = open_model(a.model);
+  Graph& g = model.graph;
+  vz::Request q;
+  Inputs in;
+  if (!a.inputs.empty() || !a.index.empty()) {
+    in = read_inputs(model, a.inputs, a.inputs.empty() ? data_spec(a, model) : a.data, a.index.empty() ? "0" : a.index,
+                     a.split);
+    q.inputs = in.x;
+    for (const std::string& s : in.names) q.input_names.push_back(safe_name(s));
+  }
+  q.units = read_units(a, g, in);
+  q.class_names = model_classes(model);
+  q.bounds = model_bounds(model);
+  q.data = read_scan(a, model, kNeedsScan.count(a.method) > 0);
+  q.progress = progress_printer(a.method);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const vz::Result r = vz::visualize(g, q, a.method, params);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("%s: %zu images in %.3f s\n", a.method.c_str(), r.rows.size(), secs);
+
+  std::filesystem::create_directories(a.out);
+  write_rows(a.out, r, q.bounds);
+  atomic_write(a.out + "/summary.json", summary_json(a, r, secs).dump(2) + "\n");
+  const std::string title = "glassbox visualize --method " + a.method + (a.unit.empty() ? "" : " --unit " + a.unit) +
+                            "   model " + std::filesystem::path(a.model).filename().string();
+  write_image(a.out + "/grid.png", grid(r, q.bounds, title));
+  std::printf("wrote %zu rows, summary.json and grid.png to %s\n", r.rows.size(), a.out.c_str());
+}
+
+void add_visualize_commands(CLI::App& app) {
+  auto a = std::make_shared<VisualizeArgs>();
+  auto* c = app.add_subcommand("visualize",
+                               "Feature visualization: activation maximization, DeepDream, fooling images, inversion, "
+                               "top patches, filters, minimal images, masks");
+  c->add_flag("--list", a->list, "list the methods with their parameters, defaults and conventions");
+  c->add_option("--model", a->model, "a model file, a preset or an architecture text");
+  c->add_option("--method", a->method, "one method (see --list)");
+  c->add_option("--unit", a->unit,
+                "what to visualize: class:K, class:all, class:pred, class:label, LAYER:C (a channel's mean), "
+                "LAYER:all (every channel), LAYER:C,Y,X (one unit), LAYER (the whole layer), LAYER:FILE.npy (a direction)");
+  c->add_option("--input", a->inputs, "image files (normalized as in training) or .npy arrays N x C x H x W in the "
+                                      "model's input space");
+  c->add_option("--data", a->data, "dataset spec for --index and --scan (default: the model's own dataset)");
+  c->add_option("--index", a->index, "input samples of --data: I, I:J (half-open) or I,J,K");
+  c->add_option("--split", a->split, "dataset split: train or test")->capture_default_str();
+  c->add_option("--scan", a->scan, "samples of the split that top-patches, multifaceted and am's scale scan: all, "
+                                   "none or I:J")->capture_default_str();
+  c->add_option("--param", a->params, "method parameter KEY=VALUE (repeatable; see --list)");
+  c->add_option("--out", a->out, "output folder");
+  c->callback([a] { run_visualize(*a); });
+}
+
+}  // namespace
+
+static const RegisterCommand reg("visualize", add_visualize_commands);
+
+}  // namespace gb
