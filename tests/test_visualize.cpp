@@ -148,6 +148,24 @@ TEST_CASE("one SGD step by hand: x1 = x0 + lr (w - 2 lambda x0 - lambda1 sign(x0
   }
 }
 
+TEST_CASE("jitter: the gradient of S(roll(x, d)) is rolled back, so one step on a linear model moves x by roll(w, -d)") {
+  Tensor w;
+  Graph g = linear_model(w);
+  AscentOptions o;
+  o.steps = 1, o.step = Step::sgd, o.lr = 1, o.clip = false, o.jitter = 1;
+  o.row_seeds = {17};
+  const Tensor x0 = noise(Shape{1, 1, 4, 4}, 5);
+  const AscentResult a = ascend(g, unit_objective(g, {Unit::cls(0)}), x0, o);
+  Rng r(17);  // the row's stream: dy, then dx, each in [-1, 1]
+  const int dy = int(r.below(3)) - 1, dx = int(r.below(3)) - 1;
+  Tensor want;
+  roll(w.reshaped(Shape{1, 1, 4, 4}), {dy}, {dx}, want, -1);
+  Tensor moved = a.x.clone();
+  for (size_t i = 0; i < moved.size(); ++i) moved[i] -= x0[i];
+  CHECK(max_abs_diff(moved, want) < 1e-6);
+  CHECK((dy != 0 || dx != 0));  // this seed does shift (otherwise the check above proves nothing)
+}
+
 TEST_CASE("ascent: clipping keeps every pixel inside the bounds, a done row stops, bad options are refused") {
   Tensor w;
   Graph g = linear_model(w);
@@ -275,6 +293,14 @@ TEST_CASE("image operations: roll is inverted by its opposite, resize's adjoint 
   double s = 0;
   for (size_t i = 0; i < d.size(); ++i) s += d[i];
   CHECK(s == doctest::Approx(1));
+  // σ = 1: radius round(4σ) = 4, so the tap at distance 4 is there and the one at 5 is not.
+  Tensor f(Shape{1, 1, 1, 11}, 0.f);
+  f.at(0, 0, 0, 5) = 1;
+  gaussian_blur(f, 1.0);
+  double norm1 = 0;
+  for (int i = -4; i <= 4; ++i) norm1 += std::exp(-0.5 * i * i);
+  CHECK(f.at(0, 0, 0, 9) == doctest::Approx(std::exp(-8.0) / norm1));  // one row: the vertical pass keeps it
+  CHECK(f.at(0, 0, 0, 0) == 0.f);
   // The 'reflect' border: a delta in the corner keeps its mass (the mirror folds it back).
   Tensor e(Shape{1, 1, 5, 5}, 0.f);
   e.at(0, 0, 0, 0) = 1;
@@ -654,7 +680,8 @@ TEST_CASE("receptive fields: lenet5 by hand, and the support of a positive net's
 TEST_CASE("top-patches equal a brute-force scan; each projection is a DeconvNet pass seeded at that unit") {
   Graph g = small_net();
   Request q;
-  q.data = noise(Shape{30, 1, 8, 8}, 8, 0, 1);
+  const Tensor half = noise(Shape{15, 1, 8, 8}, 8, 0, 1);
+  q.data = concat({half, half});  // every value twice: ties go to the earlier sample
   q.units = parse_units(g, "relu2:all");
   for (const std::string proj : {"deconvnet", "guided-backprop"}) {
     const Result r = run(g, q, "top-patches", {{"k", "4"}, {"projection", proj}});
