@@ -16,6 +16,7 @@
 #include "data/npy.h"
 #include "engine/layers.h"
 #include "explain/common/heatmap.h"
+#include "explain/common/plot.h"
 #include "explain/visualize/visualize.h"
 #include "tools/commands.h"
 #include "tools/inputs.h"
@@ -170,18 +171,8 @@ void put_text_lines(Image& im, int x, int y, const std::string& text, int max_w)
   }
 }
 
-// One color per value in [-1, 1] (signed: blue-white-red) or [0, 1] (unsigned: black-red-yellow-white).
-void color(double t, bool is_signed, uint8_t* px) {
-  auto byte = [](double v) { return uint8_t(std::lround(std::clamp(v, 0.0, 1.0) * 255)); };
-  if (is_signed) {
-    t = std::clamp(t, -1.0, 1.0);
-    const double r = t < 0 ? 1 + t : 1, gb_ = 1 - std::fabs(t), b = t > 0 ? 1 - t : 1;
-    px[0] = byte(r), px[1] = byte(gb_), px[2] = byte(b);
-  } else {
-    t = std::clamp(t, 0.0, 1.0);
-    px[0] = byte(3 * t), px[1] = byte(3 * t - 1), px[2] = byte(3 * t - 2);
-  }
-}
+// The colormap of a map panel: signed maps blue-white-red around 0, unsigned maps hot.
+const char* colormap(vz::Draw d) { return d == vz::Draw::signed_map ? "bwr" : "hot"; }
 
 // A panel's scale: max |v| over all its rows (so rows compare), 1 when all zero.
 double panel_scale(const vz::Panel& p) {
@@ -194,12 +185,13 @@ double panel_scale(const vz::Panel& p) {
 Image draw_row(const vz::Panel& p, int r, const vz::Bounds& b, double scale) {
   const Tensor row = p.values.slice(r, r + 1);
   if (p.draw == vz::Draw::pixels) return explain::to_image(vz::to_pixels(row, b).reshaped(row.shape().sample()));
+  if (p.draw == vz::Draw::unit_range) return explain::to_image(row.reshaped(row.shape().sample()));
   const int C = row.dim(1), H = row.dim(2), W = row.dim(3);
   Image im(W, H);
   for (int i = 0; i < H * W; ++i) {
     double v = 0;
     for (int c = 0; c < C; ++c) v += row[size_t(c) * H * W + i];
-    color(v / scale, p.draw == vz::Draw::signed_map, im.rgb.data() + size_t(i) * 3);
+    explain::colormap_rgb(colormap(p.draw), v / scale, im.rgb.data() + size_t(i) * 3);
   }
   return im;
 }
@@ -211,30 +203,9 @@ struct Cell {
   std::string label;
 };
 
-// A colorbar for a map panel: its name, the gradient and the scale's ends.
-Image colorbar(const std::string& name, double scale, bool is_signed, int width) {
-  Image im(width, 34);
-  const int x0 = 4, w = width - 8;
-  for (int x = 0; x < w; ++x) {
-    uint8_t px[3];
-    const double t = double(x) / std::max(1, w - 1);
-    color(is_signed ? 2 * t - 1 : t, is_signed, px);
-    for (int y = 14; y < 24; ++y) std::copy(px, px + 3, im.px(x0 + x, y));
-  }
-  char lo[32], hi[32];
-  std::snprintf(lo, sizeof lo, "%.3g", is_signed ? -scale : 0.0);
-  std::snprintf(hi, sizeof hi, "%.3g", scale);
-  const uint8_t black[3] = {0, 0, 0};
-  explain::draw_text(im, x0, 2, name, black);
-  explain::draw_text(im, x0, 25, lo, black);
-  explain::draw_text(im, x0 + w - explain::text_width(hi), 25, hi, black);
-  if (is_signed) explain::draw_text(im, x0 + w / 2 - 2, 25, "0", black);
-  return im;
-}
-
 // grid.png: each line holds the shared panels of its first row, then every row's other panels;
 // a line longer than 10 cells continues below, rows kept whole and aligned under the first.
-// Colorbars for the map panels go at the bottom.
+// The map panels' colorbars stand to the right.
 Image grid(const vz::Result& r, const vz::Bounds& b, const std::string& title) {
   std::vector<double> scales;
   for (const vz::Panel& p : r.panels) scales.push_back(panel_scale(p));
@@ -269,12 +240,19 @@ Image grid(const vz::Result& r, const vz::Bounds& b, const std::string& title) {
   const int pad = 6, label_h = 26, title_h = 18;
   size_t cols = 1;
   for (auto& l : lines) cols = std::max(cols, l.size());
+  const int grid_h = int(lines.size()) * (label_h + ch + pad);
   std::vector<Image> bars;
-  for (size_t k = 0; k < r.panels.size(); ++k)
-    if (r.panels[k].draw != vz::Draw::pixels)
-      bars.push_back(colorbar(r.panels[k].name, scales[k], r.panels[k].draw == vz::Draw::signed_map, 220));
-  const int W = std::max({pad + int(cols) * (cw + pad), 240, explain::text_width(title) + 2 * pad});
-  const int H = title_h + int(lines.size()) * (label_h + ch + pad) + int(bars.size()) * 38 + pad;
+  for (size_t k = 0; k < r.panels.size(); ++k) {
+    const vz::Panel& p = r.panels[k];
+    if (p.draw == vz::Draw::signed_map || p.draw == vz::Draw::unsigned_map)
+      bars.push_back(explain::colorbar_image(colormap(p.draw), p.draw == vz::Draw::signed_map ? -scales[k] : 0.0, scales[k],
+                                             std::clamp(grid_h - 2 * pad, 120, 360), p.name));
+  }
+  int bars_w = 0;
+  for (const Image& bar : bars) bars_w += bar.w + pad;
+  const int W = std::max({pad + int(cols) * (cw + pad) + bars_w, 240, explain::text_width(title) + 2 * pad});
+  int H = title_h + grid_h + pad;
+  for (const Image& bar : bars) H = std::max(H, title_h + bar.h + 2 * pad);
   Image im(W, H);
   put_text_lines(im, pad, 4, title, W - 2 * pad);
   for (size_t l = 0; l < lines.size(); ++l) {
@@ -286,10 +264,10 @@ Image grid(const vz::Result& r, const vz::Bounds& b, const std::string& title) {
       for (int yy = 0; yy < ch; ++yy) std::copy(cell.px(0, yy), cell.px(0, yy) + 3 * cw, im.px(x, y + label_h + yy));
     }
   }
-  for (size_t k = 0; k < bars.size(); ++k) {
-    const int y = title_h + int(lines.size()) * (label_h + ch + pad) + int(k) * 38;
-    for (int yy = 0; yy < bars[k].h; ++yy)
-      std::copy(bars[k].px(0, yy), bars[k].px(0, yy) + 3 * bars[k].w, im.px(pad, y + yy));
+  int x = pad + int(cols) * (cw + pad);
+  for (const Image& bar : bars) {
+    for (int yy = 0; yy < bar.h; ++yy) std::copy(bar.px(0, yy), bar.px(0, yy) + 3 * bar.w, im.px(x, title_h + pad + yy));
+    x += bar.w + pad;
   }
   return im;
 }
@@ -328,6 +306,28 @@ nlohmann::json summary_json(const VisualizeArgs& a, const vz::Result& r, double 
   for (const std::string& kv : a.params) params[kv.substr(0, kv.find('='))] = kv.substr(kv.find('=') + 1);
   return {{"model", a.model}, {"method", a.method}, {"unit", a.unit}, {"params", params},
           {"time_s", seconds}, {"rows", rows}};
+}
+
+// curves.png / .svg: each row's objective (or score, or loss) per step, up to 12 rows.
+void write_curves(const std::string& out, const vz::Result& r, const std::string& method) {
+  std::vector<explain::Series> series;
+  std::string key;
+  for (const vz::Row& row : r.rows) {
+    if (row.curves.empty() || series.size() == 12) continue;
+    key = row.curves.begin()->first;
+    explain::Series s;
+    s.label = row.name;
+    s.y = row.curves.begin()->second;
+    series.push_back(std::move(s));
+  }
+  if (series.empty()) return;
+  explain::PlotOptions o;
+  o.title = method + ": " + key + (r.rows.size() > series.size() ? " (first 12 rows)" : "");
+  o.xlabel = method == "minimal-image" ? "segments removed" : "step";
+  o.ylabel = key;
+  o.kind = series[0].y.size() < 3 ? explain::PlotKind::scatter : explain::PlotKind::line;
+  write_image(out + "/curves.png", explain::plot_image(series, o));
+  atomic_write(out + "/curves.svg", explain::plot_svg(series, o));
 }
 
 vz::Params read_params(const std::vector<std::string>& given) {
@@ -382,6 +382,7 @@ void run_visualize(const VisualizeArgs& a) {
   const std::string title = "glassbox visualize --method " + a.method + (a.unit.empty() ? "" : " --unit " + a.unit) +
                             "   model " + std::filesystem::path(a.model).filename().string();
   write_image(a.out + "/grid.png", grid(r, q.bounds, title));
+  write_curves(a.out, r, a.method);
   std::printf("wrote %zu rows, summary.json and grid.png to %s\n", r.rows.size(), a.out.c_str());
 }
 

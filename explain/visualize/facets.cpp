@@ -113,8 +113,8 @@ std::vector<int> top_samples(Graph& g, const Unit& u, Score score, const Tensor&
   std::vector<double> v(data.batch());
   ForwardOptions fo;
   fo.until = u.at(g);
-  for (int b = 0; b < data.batch(); b += 256) {
-    const int e = std::min(data.batch(), b + 256);
+  for (int b = 0; b < data.batch(); b += kScanBatch) {
+    const int e = std::min(data.batch(), b + kScanBatch);
     const Tensor& a = g.forward(data.slice(b, e), fo);
     for (int n = b; n < e; ++n) v[n] = unit_value(u, score, a.data() + size_t(n - b) * a.sample_size(), a.shape().sample());
   }

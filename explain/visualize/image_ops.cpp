@@ -71,28 +71,21 @@ void gaussian_blur(Tensor& x, double sigma) {
     i = ((i % period) + period) % period;
     return i < n ? i : period - 1 - i;
   };
-  std::vector<float> line(std::max(H, W)), tmp(std::max(H, W));
+  // Each line is copied once into a buffer padded with its mirror images, then convolved.
+  std::vector<float> padded(std::max(H, W) + 2 * radius);
+  auto blur_line = [&](const float* in, size_t stride, int n, float* out) {
+    for (int i = -radius; i < n + radius; ++i) padded[i + radius] = in[size_t(mirror(i, n)) * stride];
+    for (int i = 0; i < n; ++i) {
+      float s = 0;
+      for (int t = 0; t <= 2 * radius; ++t) s += k[t] * padded[i + t];
+      out[size_t(i) * stride] = s;
+    }
+  };
   const size_t planes = size_t(x.dim(0)) * x.dim(1);
   for (size_t p = 0; p < planes; ++p) {
     float* plane = x.data() + p * H * W;
-    for (int y = 0; y < H; ++y) {  // rows
-      float* row = plane + size_t(y) * W;
-      std::copy(row, row + W, line.begin());
-      for (int i = 0; i < W; ++i) {
-        double s = 0;
-        for (int t = -radius; t <= radius; ++t) s += k[t + radius] * line[mirror(i + t, W)];
-        row[i] = float(s);
-      }
-    }
-    for (int xcol = 0; xcol < W; ++xcol) {  // columns
-      for (int y = 0; y < H; ++y) line[y] = plane[size_t(y) * W + xcol];
-      for (int i = 0; i < H; ++i) {
-        double s = 0;
-        for (int t = -radius; t <= radius; ++t) s += k[t + radius] * line[mirror(i + t, H)];
-        tmp[i] = float(s);
-      }
-      for (int y = 0; y < H; ++y) plane[size_t(y) * W + xcol] = tmp[y];
-    }
+    for (int y = 0; y < H; ++y) blur_line(plane + size_t(y) * W, 1, W, plane + size_t(y) * W);  // rows
+    for (int c = 0; c < W; ++c) blur_line(plane + c, W, H, plane + c);                        // columns
   }
 }
 

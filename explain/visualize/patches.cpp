@@ -40,6 +40,29 @@ Box field(const Graph& g, int node, const Box& b) {
   return out;
 }
 
+// The flat index of a plane's maximum, the first among ties: a max over 4-float vectors (GCC
+// vector extensions: std::max_element's index tracking stays scalar), then the first element
+// equal to it. NaNs are never the maximum.
+typedef float Float4 __attribute__((vector_size(16)));
+typedef float Float4u __attribute__((vector_size(16), aligned(4), may_alias));  // an unaligned load
+
+int argmax(const float* p, int n) {
+  Float4 a = {p[0], p[0], p[0], p[0]}, b = a;
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const Float4 u = *reinterpret_cast<const Float4u*>(p + i), v = *reinterpret_cast<const Float4u*>(p + i + 4);
+    a = u > a ? u : a;
+    b = v > b ? v : b;
+  }
+  a = b > a ? b : a;
+  float m = a[0];
+  for (int l = 1; l < 4; ++l) m = a[l] > m ? a[l] : m;
+  for (; i < n; ++i) m = p[i] > m ? p[i] : m;
+  for (int j = 0; j < n; ++j)
+    if (p[j] == m) return j;
+  return 0;
+}
+
 struct Hit {
   float value;
   int sample, y, x;
@@ -57,14 +80,14 @@ std::vector<std::vector<Hit>> top_hits(Graph& g, int node, const std::vector<int
   ForwardOptions fo;
   fo.until = node;
   const int N = data.batch();
-  for (int b = 0; b < N; b += 256) {
-    const int e = std::min(N, b + 256);
+  for (int b = 0; b < N; b += kScanBatch) {
+    const int e = std::min(N, b + kScanBatch);
     const Tensor& a = g.forward(data.slice(b, e), fo);
     const int C = a.dim(1), H = a.dim(2), W = a.dim(3);
     for (int n = 0; n < e - b; ++n)
       for (size_t ci = 0; ci < channels.size(); ++ci) {
         const float* p = a.data() + (size_t(n) * C + channels[ci]) * H * W;
-        const int at = int(std::max_element(p, p + H * W) - p);
+        const int at = argmax(p, H * W);
         const Hit h{p[at], b + n, at / W, at % W};
         auto& heap = heaps[ci];
         if (int(heap.size()) < k) {

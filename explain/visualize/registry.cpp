@@ -157,8 +157,8 @@ std::vector<double> dataset_max(Graph& g, const std::vector<Unit>& units, Score 
   ForwardOptions fo;
   fo.until = units[0].at(g);
   const int N = data.batch();
-  for (int b = 0; b < N; b += 256) {
-    const int e = std::min(N, b + 256);
+  for (int b = 0; b < N; b += kScanBatch) {
+    const int e = std::min(N, b + kScanBatch);
     const Tensor& a = g.forward(data.slice(b, e), fo);
     const size_t D = a.sample_size();
     for (int n = 0; n < e - b; ++n)
