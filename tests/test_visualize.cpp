@@ -857,3 +857,143 @@ TEST_CASE("mask: the deletion mask finds planted evidence, its loss falls; prese
     if (variant == "deletion") CHECK(r.rows[0].values.at("score") < r.rows[0].values.at("start_score"));
   }
 }
+
+// ---- the decoder's layers: transposed convolution and upsampling (engine/layers.h) -------------
+
+namespace {
+
+// Central differences of L = Σ seed ⊙ output against the backward pass: the input gradient and
+// every parameter gradient, each element probed. The graphs checked are linear in each probed
+// value, so a large step is exact and keeps float32 rounding of L small against it.
+void check_gradients(Graph& g, const Tensor& x0) {
+  Tensor x = x0.clone();
+  const Tensor& y0 = g.forward(x);
+  const Tensor seed = noise(y0.shape(), 77);
+  auto L = [&](const Tensor& in) {
+    const Tensor& y = g.forward(in);
+    double s = 0;
+    for (size_t i = 0; i < y.size(); ++i) s += double(seed[i]) * y[i];
+    return s;
+  };
+  g.forward(x);
+  g.zero_grad();
+  BackwardOptions bo;
+  bo.param_grads = true;
+  const Tensor gx = g.backward(seed, bo).clone();
+  const double h = 0.25;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const float keep = x[i];
+    x[i] = keep + float(h);
+    const double up = L(x);
+    x[i] = keep - float(h);
+    const double down = L(x);
+    x[i] = keep;
+    CHECK(gx[i] == doctest::Approx((up - down) / (2 * h)).epsilon(1e-3).scale(0.5));
+  }
+  for (auto& [name, p] : g.named_params()) {
+    CAPTURE(name);
+    for (size_t i = 0; i < p->value.size(); ++i) {
+      const float keep = p->value[i];
+      p->value[i] = keep + float(h);
+      const double up = L(x);
+      p->value[i] = keep - float(h);
+      const double down = L(x);
+      p->value[i] = keep;
+      CHECK(p->grad[i] == doctest::Approx((up - down) / (2 * h)).epsilon(1e-3).scale(0.5));
+    }
+  }
+}
+
+void randomize_params(Graph& g, uint64_t seed) {
+  Rng r(seed);
+  for (auto& [name, p] : g.named_params())
+    for (size_t i = 0; i < p->value.size(); ++i) p->value[i] = 2 * r.uniform() - 1;
+}
+
+}  // namespace
+
+TEST_CASE("convt: output sizes as PyTorch's ConvTranspose2d, finite-difference gradients, the adjoint of conv") {
+  for (const char* text : {"input(3,4,5) convt(2,k=3)", "input(3,4,5) convt(2,k=4,s=2,p=1)",
+                           "input(2,3,3) convt(3,k=3,s=2,p=1,op=1)", "input(2,5,4) convt(4,k=2,s=2,bias=false)",
+                           "input(2,4,4) convt(2,k=5,s=3,p=2,op=2)"}) {
+    CAPTURE(text);
+    Graph g = arch(text);
+    randomize_params(g, 3);
+    const auto& L = dynamic_cast<const ConvTranspose2d&>(g.layer(0));
+    const Shape in = g.input_shape(), out = g.shape(0).sample();
+    CHECK(out[1] == (in[1] - 1) * L.stride - 2 * L.pad + L.k + L.out_pad);  // PyTorch's formula
+    CHECK(out[2] == (in[2] - 1) * L.stride - 2 * L.pad + L.k + L.out_pad);
+    check_gradients(g, noise(Shape::batch_of(2, in), 5));
+    // ⟨convt(x; W), y⟩ = ⟨x, conv(y; W)⟩: the same weights, read as a convolution from the
+    // output's shape to the input's (no bias).
+    Graph conv = arch("input(" + std::to_string(out[0]) + "," + std::to_string(out[1]) + "," + std::to_string(out[2]) +
+                      ") conv(" + std::to_string(in[0]) + ",k=" + std::to_string(L.k) + ",s=" + std::to_string(L.stride) +
+                      ",p=" + std::to_string(L.pad) + ",bias=false)");
+    dynamic_cast<Conv2d&>(conv.layer(0)).weight.value.copy_from(L.weight.value);
+    REQUIRE(conv.shape(0).sample() == in);
+    const Tensor x = noise(Shape::batch_of(2, in), 6), y = noise(Shape::batch_of(2, out), 7);
+    Tensor tx = g.forward(x).clone();
+    if (L.has_bias) {  // take the bias back out
+      for (int n = 0; n < 2; ++n)
+        for (int c = 0; c < out[0]; ++c)
+          for (int i = 0; i < out[1] * out[2]; ++i) tx[(size_t(n) * out[0] + c) * out[1] * out[2] + i] -= L.bias.value[c];
+    }
+    CHECK(dot(tx, y) == doctest::Approx(dot(x, conv.forward(y))).epsilon(1e-5));
+  }
+}
+
+TEST_CASE("convt by hand: a stride-2 transposed convolution places each input's copy of the kernel") {
+  // One channel, 2x2 input [[1, 2], [3, 4]], kernel [[1, 10], [100, 1000]], stride 2: the output is
+  // the 4x4 block matrix x[i][j] * K at (2i, 2j).
+  Graph g = arch("input(1,2,2) convt(1,k=2,s=2,bias=false)");
+  auto& L = dynamic_cast<ConvTranspose2d&>(g.layer(0));
+  L.weight.value.copy_from(Tensor::from(Shape{1, 1, 2, 2}, {1, 10, 100, 1000}));
+  const Tensor y = g.forward(Tensor::from(Shape{1, 1, 2, 2}, {1, 2, 3, 4})).clone();
+  const std::vector<float> want = {1, 10, 2, 20, 100, 1000, 200, 2000, 3, 30, 4, 40, 300, 3000, 400, 4000};
+  for (int i = 0; i < 16; ++i) CHECK(y[i] == want[i]);
+}
+
+TEST_CASE("upsample: nearest blocks forward, block sums backward, gradients; both layers in the architecture text") {
+  Graph g = arch("input(2,2,3) upsample(3)");
+  const Tensor x = noise(Shape{1, 2, 2, 3}, 8);
+  const Tensor y = g.forward(x).clone();
+  REQUIRE(y.shape() == Shape({1, 2, 6, 9}));
+  for (int c = 0; c < 2; ++c)
+    for (int i = 0; i < 6; ++i)
+      for (int j = 0; j < 9; ++j) CHECK(y.at(0, c, i, j) == x.at(0, c, i / 3, j / 3));
+  check_gradients(g, x);
+  Graph d = arch("input(4,7,7) convt(8,k=4,s=2,p=1) upsample(2) conv(1,k=3,p=1)");  // linear: no kinks to probe
+  randomize_params(d, 4);
+  check_gradients(d, noise(Shape{2, 4, 7, 7}, 9));
+  const std::string text = architecture_text(arch("input(4,7,7) convt(8,k=4,s=2,p=1) relu upsample(2) conv(1,k=3,p=1)"));
+  CHECK(text == "input(4,7,7) convt(8,k=4,s=2,p=1) relu upsample(2) conv(1,k=3,p=1)");
+  CHECK(architecture_text(graph_from_json(parse_architecture(text))) == text);
+  CHECK(architecture_text(arch("input(1,3,3) convt(2,k=3,s=2,op=1,bias=false)")) ==
+        "input(1,3,3) convt(2,k=3,s=2,op=1,bias=false)");
+  CHECK_THROWS_WITH_AS(arch("input(1,3,3) convt(2,k=3,s=2,op=2)"), doctest::Contains("output padding must be in [0, s)"),
+                       std::invalid_argument);
+  CHECK_THROWS_AS(arch("input(1,3,3) upsample(0)"), std::invalid_argument);
+}
+
+TEST_CASE("convt and upsample split across threads give the bits of one thread") {
+  ThreadsGuard guard;
+  Graph g = arch("input(4,7,7) convt(8,k=4,s=2,p=1) relu upsample(2) conv(2,k=3,p=1)");
+  randomize_params(g, 5);
+  const Tensor x = noise(Shape{6, 4, 7, 7}, 10);
+  std::vector<Tensor> out, gx, gw;
+  for (int t : {1, 2, 3}) {
+    set_threads(t);
+    const Tensor& y = g.forward(x);
+    out.push_back(y.clone());
+    g.zero_grad();
+    BackwardOptions bo;
+    bo.param_grads = true;
+    gx.push_back(g.backward(noise(y.shape(), 11), bo).clone());
+    gw.push_back(dynamic_cast<ConvTranspose2d&>(g.layer(0)).weight.grad.clone());
+  }
+  for (int i = 1; i < 3; ++i) {
+    CHECK(max_abs_diff(out[i], out[0]) == 0);
+    CHECK(max_abs_diff(gx[i], gx[0]) == 0);
+    CHECK(max_abs_diff(gw[i], gw[0]) < 1e-5);  // summed in thread order: the same at a thread count, near across counts
+  }
+}

@@ -104,8 +104,9 @@ void add_invert_methods(std::vector<Method>& reg) {
                   p,
                   "Mahendran & Vedaldi 2015 (loss |phi(x)-phi(x0)|^2/|phi(x0)|^2, alpha 6, TV beta 2, as "
                   "pytorch-cnn-visualizations); priors are plain sums in the model's input space (the paper "
-                  "normalizes them by the image size and range), Adam instead of momentum SGD, and clipping to "
-                  "the pixel range"},
+                  "normalizes them by the image size and range); TV also couples the last row and column (the "
+                  "trimmed sum leaves the corner pixel free); Adam instead of momentum SGD; clipping to the pixel "
+                  "range"},
                  run_invert});
 }
 

@@ -295,8 +295,9 @@ void add_perturb_methods(std::vector<Method>& reg) {
                    {"score", "prob", "f: the class's prob (softmax), logit or logprob"},
                    {"start", "0.5", "the mask's start value everywhere (1: nothing deleted)"}},
                   "Fong & Vedaldi 2017 with the reference code's means (jacobgil/pytorch-explain-black-box: mean "
-                  "L1, TV as means of |diff|^beta, beta 3, Adam lr 0.1, mask clamped to [0,1], starting at 1); "
-                  "blur sigma 3 px on 28 px images where the paper uses 10 on 224; no noise by default"},
+                  "L1, TV as means of |diff|^beta, beta 3, Adam lr 0.1, mask clamped to [0,1]); the mask starts at "
+                  "0.5, not 1 (at 1 a confident softmax has no gradient and the mask never moves); blur sigma 3 px "
+                  "on 28 px images where the paper uses 10 on 224; no noise by default"},
                  run_mask});
 }
 
