@@ -393,9 +393,43 @@ TEST_CASE("--unit specs: every form, and errors that name the spec and what is a
 
 namespace {
 
+// The decoder method's training loop, as the command line runs it: Adam, shuffled mini-batches, MSE.
+double fit_decoder(Graph& dec, const Tensor& codes, const Tensor& targets, const DecoderFit& f) {
+  OptimizerConfig oc;
+  oc.kind = OptimizerKind::adam, oc.lr = float(f.lr);
+  Optimizer opt(dec, oc);
+  Rng rng(f.seed);
+  const int N = codes.batch();
+  std::vector<int> order(N);
+  std::iota(order.begin(), order.end(), 0);
+  BackwardOptions bo;
+  bo.param_grads = true, bo.input_grad = false;
+  Tensor xb, yb, grad;
+  double loss = 0;
+  for (int e = 0; e < f.epochs; ++e) {
+    shuffle_order(order, rng);
+    loss = 0;
+    for (int b = 0; b < N; b += f.batch) {
+      const int m = std::min(N, b + f.batch) - b;
+      xb.resize(codes.shape().with_batch(m)), yb.resize(targets.shape().with_batch(m));
+      for (int i = 0; i < m; ++i) {
+        std::copy_n(codes.data() + order[b + i] * codes.sample_size(), codes.sample_size(), xb.data() + i * codes.sample_size());
+        std::copy_n(targets.data() + order[b + i] * targets.sample_size(), targets.sample_size(),
+                    yb.data() + i * targets.sample_size());
+      }
+      dec.zero_grad();
+      loss += mse(dec.forward(xb, Mode::train), yb, &grad).loss * m / N;
+      dec.backward(grad, bo);
+      opt.step(oc.lr);
+    }
+  }
+  return loss;
+}
+
 // A request every method can run on: units fitting the method, inputs, a small dataset.
 Request request_for(const Graph& g, const std::string& method) {
   Request q;
+  q.fit_decoder = fit_decoder;
   q.inputs = noise(Shape{2, 1, 8, 8}, 21, 0, 1);
   q.data = noise(Shape{24, 1, 8, 8}, 22, 0, 1);
   if (method == "am" || method == "multifaceted" || method == "fool")
@@ -417,6 +451,7 @@ Params cheap(const MethodInfo& m) {
     if (d.name == "top") p["top"] = "8";
     if (d.name == "k") p["k"] = "3";
     if (d.name == "octaves") p["octaves"] = "2";
+    if (d.name == "epochs") p["epochs"] = "1";
   }
   return p;
 }
@@ -663,17 +698,25 @@ TEST_CASE("receptive fields: lenet5 by hand, and the support of a positive net's
   CHECK_THROWS_AS(receptive_field(g, g.at("relu2"), 10, 0), std::out_of_range);
   // With positive weights and inputs every path carries signal: the gradient's support is the field.
   Graph pos = arch("input(1,16,16) conv(2,k=3,p=1) relu avgpool(2) conv(2,k=3,s=2) relu", 3);  // 16 -> 8 -> 3
-  for (auto& [name, param] : pos.named_params())
-    for (size_t i = 0; i < param->value.size(); ++i) param->value[i] = std::fabs(param->value[i]) + 0.01f;
-  const Tensor x = noise(Shape{1, 1, 16, 16}, 4, 0.1f, 1);
-  for (auto [y, xx] : {std::pair{0, 0}, {1, 2}, {2, 1}}) {
-    const Tensor grad = explain::explain(pos, x, Target::unit(pos, 4, 1, y, xx), "saliency").attribution;
-    const Box f = receptive_field(pos, 4, y, xx);
-    for (int i = 0; i < 16; ++i)
-      for (int j = 0; j < 16; ++j) {
-        const bool inside = i >= f.y0 && i < f.y1 && j >= f.x0 && j < f.x1;
-        CHECK((grad[size_t(i) * 16 + j] != 0) == inside);
-      }
+  // ... and through the decoder's layers (transposed convolution, upsampling).
+  Graph dec = arch("input(1,16,16) conv(2,k=3) relu avgpool(2) convt(2,k=3,s=2,p=1) relu upsample(2) conv(1,k=3)", 3);
+  for (Graph* net : {&pos, &dec}) {
+    for (auto& [name, param] : net->named_params())
+      for (size_t i = 0; i < param->value.size(); ++i) param->value[i] = std::fabs(param->value[i]) + 0.01f;
+    const int last = net->output();
+    const Shape s = net->shape(last);
+    const Tensor x = noise(Shape{1, 1, 16, 16}, 4, 0.1f, 1);
+    for (auto [y, xx] : {std::pair{0, 0}, {1, 2}, {s[2] - 1, s[3] / 2}}) {
+      CAPTURE(y);
+      CAPTURE(xx);
+      const Tensor grad = explain::explain(*net, x, Target::unit(*net, last, 0, y, xx), "saliency").attribution;
+      const Box f = receptive_field(*net, last, y, xx);
+      for (int i = 0; i < 16; ++i)
+        for (int j = 0; j < 16; ++j) {
+          const bool inside = i >= f.y0 && i < f.y1 && j >= f.x0 && j < f.x1;
+          CHECK((grad[size_t(i) * 16 + j] != 0) == inside);
+        }
+    }
   }
 }
 
@@ -996,4 +1039,57 @@ TEST_CASE("convt and upsample split across threads give the bits of one thread")
     CHECK(max_abs_diff(gx[i], gx[0]) == 0);
     CHECK(max_abs_diff(gw[i], gw[0]) < 1e-5);  // summed in thread order: the same at a thread count, near across counts
   }
+}
+
+// ---- decoder inversion ---------------------------------------------------------------------------
+
+TEST_CASE("decoder architectures land exactly on the image size from any code size") {
+  for (int h : {1, 3, 5, 7, 10, 13, 14, 20, 28})
+    for (bool nearest : {false, true}) {
+      CAPTURE(h);
+      CAPTURE(nearest);
+      Graph d = arch(decoder_architecture(Shape{6, h, h}, Shape{1, 28, 28}, 4, nearest));
+      CHECK(d.shape(d.output()).sample() == Shape({1, 28, 28}));
+    }
+  Graph flat = arch(decoder_architecture(Shape{120}, Shape{3, 8, 8}, 4));
+  CHECK(flat.shape(flat.output()).sample() == Shape({192}));
+  CHECK(decoder_architecture(Shape{16, 10, 10}, Shape{1, 28, 28}, 16) ==
+        "input(16,10,10) convt(16,k=3,s=3,p=1) relu conv(16,k=3,p=1) relu conv(1,k=3,p=1)");
+  CHECK_THROWS_AS(decoder_architecture(Shape{4, 10, 5}, Shape{1, 28, 28}, 4), ShapeError);
+}
+
+TEST_CASE("decoder: learns to invert a layer that keeps the image; deterministic; inputs one by one = batch") {
+  // conv1 keeps everything (2 filters, 3x3, linear): a trained decoder reconstructs far better than
+  // the mean image. relu2 after a 2x2 max-pool keeps less.
+  Graph g = arch("input(1,8,8) conv(2,k=3,p=1) relu maxpool(2) conv(3,k=3,p=1) relu flatten dense(3)", 5);
+  Request q;
+  q.fit_decoder = fit_decoder;
+  Rng r(3);
+  q.data = Tensor(Shape{256, 1, 8, 8});
+  for (int n = 0; n < 256; ++n) {  // smooth images: a Gaussian blob at a random place
+    const double cy = 1 + 6 * double(r.uniform()), cx = 1 + 6 * double(r.uniform());
+    for (int i = 0; i < 64; ++i)
+      q.data[n * 64 + i] = float(std::exp(-((i / 8 - cy) * (i / 8 - cy) + (i % 8 - cx) * (i % 8 - cx)) / 4.0));
+  }
+  q.inputs = rows_of(q.data, 0, 3);
+  const Params p = {{"layers", "conv1,relu2"}, {"epochs", "40"}, {"lr", "0.01"}, {"batch", "32"}, {"width", "8"}};
+  const Result res = run(g, q, "decoder", p);
+  REQUIRE(res.rows.size() == 6);
+  double baseline = 0;  // predicting the mean image
+  Tensor mean(Shape{64}, 0.f);
+  for (int n = 0; n < 256; ++n)
+    for (int i = 0; i < 64; ++i) mean[i] += q.data[n * 64 + i] / 256;
+  for (int n = 0; n < 3; ++n)
+    for (int i = 0; i < 64; ++i) baseline += std::pow(q.inputs[n * 64 + i] - mean[i], 2) / (3 * 64);
+  double conv1 = 0, relu2 = 0;
+  for (int n = 0; n < 3; ++n) conv1 += res.rows[n * 2].values.at("mse") / 3, relu2 += res.rows[n * 2 + 1].values.at("mse") / 3;
+  CHECK(conv1 < 0.1 * baseline);
+  CHECK(relu2 < baseline);
+  CHECK(res.rows[0].name == "input0_conv1");
+  Request one = q;
+  one.inputs = rows_of(q.inputs, 2, 3);
+  CHECK(max_abs_diff(run(g, one, "decoder", p).panels[1].values, rows_of(res.panels[1].values, 4, 6)) == 0);
+  Request none = q;
+  none.fit_decoder = nullptr;
+  CHECK_THROWS_WITH_AS(run(g, none, "decoder", p), doctest::Contains("needs a training loop"), std::invalid_argument);
 }

@@ -21,6 +21,7 @@ void add_facet_methods(std::vector<Method>& registry);     // facets.cpp: multif
 void add_invert_methods(std::vector<Method>& registry);    // invert.cpp: invert
 void add_patch_methods(std::vector<Method>& registry);     // patches.cpp: top-patches, filters, maps
 void add_perturb_methods(std::vector<Method>& registry);   // perturb.cpp: minimal-image, mask
+void add_decoder_methods(std::vector<Method>& registry);   // decoder.cpp: decoder
 
 // Rows per forward when a dataset is scanned: 64 keeps a conv layer's outputs in cache while the
 // scan reads them (256 ran top-patches 1.4x slower).

@@ -25,16 +25,29 @@ Box join(const Box& a, const Box& b) {
   return {std::min(a.y0, b.y0), std::min(a.x0, b.x0), std::max(a.y1, b.y1), std::max(a.x1, b.x1)};
 }
 
+int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// The inputs of a transposed convolution (or upsampling: k = s, p = 0) that reach outputs [y0, y1):
+// input i writes outputs [i·s − p, i·s − p + k); clamped to the h inputs there are.
+Box spread(const Box& b, int k, int s, int p, int h, int w) {
+  auto lo = [&](int y0, int n) { return std::clamp(floor_div(y0 + p - k, s) + 1, 0, n); };
+  auto hi = [&](int y1, int n) { return std::clamp(floor_div(y1 - 1 + p, s) + 1, 0, n); };
+  return {lo(b.y0, h), lo(b.x0, w), hi(b.y1, h), hi(b.x1, w)};
+}
+
 // The input box of the output box b of `node`, through every path to the graph input.
 Box field(const Graph& g, int node, const Box& b) {
   if (node < 0) return b;
   const Shape in_shape = g.input_shape();
   if (g.shape(node).rank != 4) return {0, 0, in_shape[1], in_shape[2]};  // flatten, dense, gap: everything
   const Layer& L = g.layer(node);
+  const Shape x = g.shape(g.node(node).inputs[0]);
   Box in = b;
   if (auto* c = dynamic_cast<const Conv2d*>(&L)) in = window(b, c->k, c->stride, c->pad);
   if (auto* m = dynamic_cast<const MaxPool2d*>(&L)) in = window(b, m->k, m->stride, m->pad);
   if (auto* a = dynamic_cast<const AvgPool2d*>(&L)) in = window(b, a->k, a->stride, a->pad);
+  if (auto* t = dynamic_cast<const ConvTranspose2d*>(&L)) in = spread(b, t->k, t->stride, t->pad, x[2], x[3]);
+  if (auto* u = dynamic_cast<const Upsample2d*>(&L)) in = spread(b, u->scale, u->scale, 0, x[2], x[3]);
   Box out;
   for (int i : g.node(node).inputs) out = join(out, field(g, i, in));  // other layers are elementwise
   return out;

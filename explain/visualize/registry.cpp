@@ -16,6 +16,7 @@ static const std::vector<Method>& registry() {
     add_invert_methods(m);
     add_patch_methods(m);
     add_perturb_methods(m);
+    add_decoder_methods(m);
     return m;
   }();
   return r;

@@ -5,6 +5,7 @@
 // input, with per-row numbers. Every method is a batched use of the model's one graph (a forward
 // up to a node, a backward seeded there), never a copy of its layers.
 #pragma once
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -21,6 +22,16 @@ using explain::ParamInfo;
 using explain::ParamReader;
 using explain::Params;
 
+// How a decoder is trained (method decoder): the command line's loop (Adam, mini-batches, MSE),
+// handed in because explain/ never depends on train/. Returns the last epoch's mean loss.
+struct DecoderFit {
+  int epochs = 3, batch = 64;
+  double lr = 1e-3;
+  uint64_t seed = 0;
+  std::string what;  // "decoder from relu2", for progress lines
+};
+using FitDecoder = std::function<double(Graph& decoder, const Tensor& codes, const Tensor& targets, const DecoderFit&)>;
+
 struct Request {
   std::vector<Unit> units;  // what to visualize; methods that explain inputs take one unit, or one per input
   Tensor inputs;            // [N, input...] images in the model's input space (start images, images to invert...)
@@ -29,6 +40,7 @@ struct Request {
   Tensor data;              // a dataset in the model's input space, scanned for scales, top patches, facets
   Bounds bounds;            // the valid input range (pixels 0 and 1 through the model's normalization)
   Progress progress;        // (done, total) of the longest loop
+  FitDecoder fit_decoder;   // the decoder method's training loop
 };
 
 // How a panel's rows are drawn: as images (through the bounds to pixels), or as maps (signed:
@@ -65,6 +77,13 @@ struct Box {
   int w() const { return x1 - x0; }
 };
 Box receptive_field(const Graph& g, int node, int y, int x);
+
+// The decoder of a layer's activations (shape `code`, one sample) back to images (`image`, [C,H,W]),
+// as architecture text. Codes with positions [c,h,w]: one transposed convolution of stride
+// s = ceil(H/h) whose kernel and padding land exactly on H (or nearest upsampling by s and a
+// convolution that trims to H), then 3×3 convolutions, `width` channels, ReLU between. Flat codes
+// [F]: a perceptron with 16·width hidden units and C·H·W outputs (flat images).
+std::string decoder_architecture(const Shape& code, const Shape& image, int width, bool nearest = false);
 
 const std::vector<MethodInfo>& methods();
 const MethodInfo& method_info(const std::string& name);  // throws listing the known methods
