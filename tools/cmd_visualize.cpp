@@ -399,8 +399,8 @@ void run_visualize(const VisualizeArgs& a) {
   if (a.model.empty()) throw std::invalid_argument("--model is required");
   if (a.out.empty()) throw std::invalid_argument("--out is required");
   if (a.method.empty()) throw std::invalid_argument("--method is required (see glassbox visualize --list)");
-  vz::method_info(a.method);  // an unknown name fails here, listing the known ones
   const vz::Params params = read_params(a.params);
+  vz::ParamReader(params, vz::method_info(a.method));  // unknown methods and keys fail before any data is read
 
   Model model = open_model(a.model);
   Graph& g = model.graph;
