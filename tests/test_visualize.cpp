@@ -310,6 +310,49 @@ TEST_CASE("image operations: roll is inverted by its opposite, resize's adjoint 
   CHECK(s == doctest::Approx(1).epsilon(1e-5));
 }
 
+TEST_CASE("the Fourier parameterization: orthonormal Hartley basis, exact inverse and adjoint, 1/f scaling") {
+  const Spectrum flat(6, 5, 0.0);  // decay 0: the transform alone
+  Tensor delta(Shape{1, 1, 6, 5}, 0.f), x;
+  delta[0] = 1;
+  flat.image(delta, x);  // the zero frequency: a constant image 1/sqrt(HW)
+  for (size_t i = 0; i < x.size(); ++i) CHECK(x[i] == doctest::Approx(1 / std::sqrt(30.0)));
+  const Tensor a = noise(Shape{2, 3, 6, 5}, 4);
+  flat.image(a, x);
+  CHECK(dot(x, x) == doctest::Approx(dot(a, a)).epsilon(1e-5));  // orthonormal
+  const Spectrum s(6, 5, 1.0);
+  Tensor img, back, adj;
+  s.image(a, img);
+  s.coefficients(img, back);
+  CHECK(max_abs_diff(back, a) < 1e-4);
+  const Tensor y = noise(a.shape(), 5);
+  s.adjoint(y, adj);
+  CHECK(dot(img, y) == doctest::Approx(dot(a, adj)).epsilon(1e-5));
+  // 1/f: the lowest frequency moves most. A unit coefficient at (0, 1) (f = 1/5) gives an image of
+  // norm 5; the DC coefficient is capped at 1/max(H, W) = 1/6 and gives norm 6.
+  Tensor e(Shape{1, 1, 6, 5}, 0.f);
+  e[1] = 1;
+  s.image(e, img);
+  CHECK(std::sqrt(dot(img, img)) == doctest::Approx(5).epsilon(1e-5));
+  e[1] = 0, e[0] = 1;
+  s.image(e, img);
+  CHECK(std::sqrt(dot(img, img)) == doctest::Approx(6).epsilon(1e-5));
+}
+
+TEST_CASE("ascent in the Fourier parameterization reaches the same closed form, and am improves with it") {
+  Tensor w;
+  Graph g = linear_model(w);
+  AscentOptions o;
+  o.steps = 4000, o.step = Step::adam, o.lr = 0.01, o.clip = false, o.fourier_decay = 1;
+  o.penalties.l2 = 0.5;
+  const AscentResult a = ascend(g, unit_objective(g, {Unit::cls(0)}), noise(Shape{1, 1, 4, 4}, 3), o);
+  for (int i = 0; i < 16; ++i) CHECK(a.x[i] == doctest::Approx(w[i]).epsilon(1e-3).scale(1e-2));  // w / (2 · 0.5)
+  Graph net = small_net();
+  Request q;
+  q.units = {Unit::cls(1), Unit::cls(4)};
+  for (const Row& row : run(net, q, "am", {{"steps", "30"}, {"fourier", "1"}}).rows)
+    CHECK(row.values.at("objective") > row.values.at("start_objective"));
+}
+
 TEST_CASE("penalties: values by hand and gradients against finite differences") {
   Tensor x = noise(Shape{2, 2, 4, 5}, 6);
   Penalties p;

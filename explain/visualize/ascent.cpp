@@ -78,19 +78,65 @@ void check_options(const Graph& g, const Tensor& start, const AscentOptions& o) 
 
 }  // namespace
 
+namespace {
+
+// What ascend() optimizes and how the model's image x follows from it: x itself (pixels), a
+// low-resolution image x is the bilinear upsampling of, or x's spectrum.
+struct Variable {
+  enum class Kind { pixels, lowres, spectrum } kind;
+  Resize up;
+  Spectrum spectrum;
+  Tensor row_x, row_p;  // scratch of to_image / from_image for one row
+
+  Variable(const Tensor& start, int H, int W, double decay)
+      : kind(decay > 0 ? Kind::spectrum : start.dim(2) != H || start.dim(3) != W ? Kind::lowres : Kind::pixels),
+        up(start.dim(2), start.dim(3), H, W),
+        spectrum(H, W, decay > 0 ? decay : 1.0) {
+    if (kind == Kind::spectrum && (start.dim(2) != H || start.dim(3) != W))
+      throw ShapeError("a spectrum is optimized at the model's resolution, start " + start.shape().str());
+  }
+  Tensor initial(const Tensor& start) {  // the variable whose image is `start`
+    if (kind != Kind::spectrum) return start.clone();
+    Tensor p;
+    spectrum.coefficients(start, p);
+    return p;
+  }
+  // x from p; at full-resolution pixels x shares p's storage.
+  void image(const Tensor& p, Tensor& x) const {
+    if (kind == Kind::pixels) x = p;
+    if (kind == Kind::lowres) up.forward(p, x);
+    if (kind == Kind::spectrum) spectrum.image(p, x);
+  }
+  const Tensor& gradient(const Tensor& gx, Tensor& gp) const {  // ∂/∂p from ∂/∂x
+    if (kind == Kind::lowres) up.adjoint(gx, gp);
+    if (kind == Kind::spectrum) spectrum.adjoint(gx, gp);
+    return kind == Kind::pixels ? gx : gp;
+  }
+  // Clipping and blurring of row p_row's image (the low-resolution image stays within the bounds
+  // when upsampled: bilinear weights are convex).
+  void project(Tensor p_row, bool clip_it, const Bounds& b, double blur_sigma) {
+    Tensor& img = kind == Kind::spectrum ? row_x : p_row;
+    if (kind == Kind::spectrum) spectrum.image(p_row, row_x);
+    if (clip_it) clip(img, b);
+    if (blur_sigma > 0) gaussian_blur(img, blur_sigma);
+    if (kind == Kind::spectrum) {
+      spectrum.coefficients(row_x, row_p);
+      p_row.copy_from(row_p);
+    }
+  }
+};
+
+}  // namespace
+
 AscentResult ascend(Graph& g, const Objective& obj, const Tensor& start, const AscentOptions& o) {
   check_options(g, start, o);
   const int R = start.batch(), H = g.input_shape()[1], W = g.input_shape()[2];
-  const bool lowres = start.dim(2) != H || start.dim(3) != W;
-  const Resize up(start.dim(2), start.dim(3), H, W);
+  Variable var(start, H, W, o.fourier_decay);
   AscentResult res;
-  res.param = start.clone();
+  res.param = var.initial(start);
   Tensor& p = res.param;
-  Tensor x = lowres ? Tensor() : p;  // shares p's storage at full resolution
-  auto image = [&] {
-    if (lowres) up.forward(p, x);
-  };
-  image();
+  Tensor x;
+  var.image(p, x);
   res.start = evaluate(g, obj, x);
   res.start_penalty.assign(R, 0.0);
   penalties(x, o.penalties, res.start_penalty.data(), nullptr);
@@ -127,18 +173,16 @@ AscentResult ascend(Graph& g, const Objective& obj, const Tensor& start, const A
     if (!any) break;
     roll(g.backward(seed, bo), dy, dx, gx, -1);
     if (o.penalties.any()) penalties(x, o.penalties, pen.data(), &gx);
-    Tensor* grad = &gx;
-    if (lowres) up.adjoint(gx, gp), grad = &gp;
+    const Tensor& grad = var.gradient(gx, gp);
+    const bool blur_now = o.blur_every && (t + 1) % o.blur_every == 0;
     for (int r = 0; r < R; ++r) {
       if (!active[r]) continue;
       res.curve[r].push_back(S[r] - pen[r]);
-      ascent_step(o.step, o.lr, p.data() + size_t(r) * D, grad->data() + size_t(r) * D, D, adam, r);
+      ascent_step(o.step, o.lr, p.data() + size_t(r) * D, grad.data() + size_t(r) * D, D, adam, r);
       ++res.steps[r];
-      Tensor row = p.slice(r, r + 1);
-      if (o.clip) clip(row, o.bounds);
-      if (o.blur_every && (t + 1) % o.blur_every == 0) gaussian_blur(row, o.blur_sigma);
+      var.project(p.slice(r, r + 1), o.clip, o.bounds, blur_now ? o.blur_sigma : 0.0);
     }
-    image();
+    var.image(p, x);
     if (o.progress) o.progress(t + 1, o.steps);
   }
   res.x = x.clone();

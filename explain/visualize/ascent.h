@@ -45,6 +45,10 @@ struct AscentOptions {
   double blur_sigma = 0.5;
   bool clip = true;         // clamp to the bounds after every step
   Bounds bounds;
+  // Optimize the image's Fourier coefficients (Spectrum, Lucent's fft_image) instead of its
+  // pixels, with this decay of the frequency scale (0: pixels). Blur and clipping act on the image,
+  // which is then mapped back to its coefficients.
+  double fourier_decay = 0;
   // The random stream of each row (its jitter); a row's result depends on its seed only, so a
   // batch of units equals the units one by one. Empty: row r uses seed r.
   std::vector<uint64_t> row_seeds;
@@ -56,7 +60,7 @@ struct AscentOptions {
 
 struct AscentResult {
   Tensor x;      // [R, input...]: the final images at the model's resolution, in its input space
-  Tensor param;  // what was optimized: x itself, or the low-resolution image x is upsampled from
+  Tensor param;  // what was optimized: x itself, the low-resolution image x is upsampled from, or x's spectrum
   std::vector<double> start, start_penalty;   // S and the penalty at the start image
   std::vector<double> value, penalty;         // S and the penalty at the end
   std::vector<int> steps;                     // the steps each row moved
@@ -66,7 +70,8 @@ struct AscentResult {
 // Maximizes the objective for every row of `start` ([R, C, h, w]) at once. When h×w is smaller
 // than the model's input, the optimized variable is that low-resolution image and x is its
 // bilinear upsampling (the gradient goes back through the resize's adjoint): DeepDream's octaves
-// on a model whose input size is fixed. Penalties act on x; clipping and blurring on the variable.
+// on a model whose input size is fixed. With fourier_decay > 0 the variable is x's spectrum.
+// Penalties act on x; clipping and blurring on the variable's image.
 AscentResult ascend(Graph& g, const Objective& obj, const Tensor& start, const AscentOptions& o);
 
 // Row seeds for rows unit × restart (row = u·restarts + k), from a user seed: a row's stream

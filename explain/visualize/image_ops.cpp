@@ -157,6 +157,73 @@ Tensor resize(const Tensor& x, int H, int W) {
   return out;
 }
 
+Spectrum::Spectrum(int H, int W, double decay) : H_(H), W_(W), cas_h_(size_t(H) * H), cas_w_(size_t(W) * W), scale_(size_t(H) * W) {
+  auto cas = [](int n, std::vector<float>& m) {
+    for (int k = 0; k < n; ++k)
+      for (int j = 0; j < n; ++j) {
+        const double t = 2 * M_PI * double(k) * j / n;
+        m[size_t(k) * n + j] = float((std::cos(t) + std::sin(t)) / std::sqrt(double(n)));
+      }
+  };
+  cas(H, cas_h_);
+  cas(W, cas_w_);
+  auto freq = [](int k, int n) { return double(k <= (n - 1) / 2 ? k : k - n) / n; };  // numpy.fft.fftfreq
+  for (int i = 0; i < H; ++i)
+    for (int j = 0; j < W; ++j) {
+      const double f = std::hypot(freq(i, H), freq(j, W));
+      scale_[size_t(i) * W + j] = float(1.0 / std::pow(std::max(f, 1.0 / std::max(H, W)), decay));
+    }
+}
+
+void Spectrum::transform(const float* in, float* out, std::vector<float>& tmp) const {
+  tmp.assign(size_t(H_) * W_, 0.f);
+  for (int i = 0; i < H_; ++i)  // rows: tmp = in · cas_w
+    for (int k = 0; k < W_; ++k) {
+      float s = 0;
+      for (int j = 0; j < W_; ++j) s += in[size_t(i) * W_ + j] * cas_w_[size_t(j) * W_ + k];
+      tmp[size_t(i) * W_ + k] = s;
+    }
+  for (int k = 0; k < H_; ++k)  // columns: out = cas_h · tmp
+    for (int j = 0; j < W_; ++j) {
+      float s = 0;
+      for (int i = 0; i < H_; ++i) s += cas_h_[size_t(k) * H_ + i] * tmp[size_t(i) * W_ + j];
+      out[size_t(k) * W_ + j] = s;
+    }
+}
+
+void Spectrum::image(const Tensor& p, Tensor& x) const {
+  require_images(p, "spectrum");
+  x.resize(p.shape());
+  std::vector<float> scaled(size_t(H_) * W_), tmp;
+  const size_t planes = size_t(p.dim(0)) * p.dim(1), n = size_t(H_) * W_;
+  for (size_t q = 0; q < planes; ++q) {
+    for (size_t i = 0; i < n; ++i) scaled[i] = scale_[i] * p[q * n + i];
+    transform(scaled.data(), x.data() + q * n, tmp);
+  }
+}
+
+void Spectrum::adjoint(const Tensor& gx, Tensor& gp) const {
+  require_images(gx, "spectrum");
+  gp.resize(gx.shape());
+  std::vector<float> tmp;
+  const size_t planes = size_t(gx.dim(0)) * gx.dim(1), n = size_t(H_) * W_;
+  for (size_t q = 0; q < planes; ++q) {
+    transform(gx.data() + q * n, gp.data() + q * n, tmp);  // T is symmetric
+    for (size_t i = 0; i < n; ++i) gp[q * n + i] *= scale_[i];
+  }
+}
+
+void Spectrum::coefficients(const Tensor& x, Tensor& p) const {
+  require_images(x, "spectrum");
+  p.resize(x.shape());
+  std::vector<float> tmp;
+  const size_t planes = size_t(x.dim(0)) * x.dim(1), n = size_t(H_) * W_;
+  for (size_t q = 0; q < planes; ++q) {
+    transform(x.data() + q * n, p.data() + q * n, tmp);  // T is its own inverse
+    for (size_t i = 0; i < n; ++i) p[q * n + i] /= scale_[i];
+  }
+}
+
 void penalties(const Tensor& x, const Penalties& p, double* values, Tensor* grad) {
   require_images(x, "penalties");
   const int R = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);

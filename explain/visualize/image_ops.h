@@ -53,6 +53,22 @@ struct Resize {
 };
 Tensor resize(const Tensor& x, int H, int W);  // bilinear, as Resize
 
+// The Fourier parameterization of Lucid/Lucent (fft_image), in a real basis: an image is
+// x = T(s ⊙ p), with T the separable orthonormal Hartley transform (cas θ = cos θ + sin θ; real,
+// symmetric and its own inverse, the frequencies of the FFT) and s = 1 / max(f, 1/max(H, W))^decay
+// per frequency f = sqrt(fy² + fx²) (numpy.fft.fftfreq's). Gradient steps on p move low
+// frequencies fastest: the "decorrelated" image parameterization.
+struct Spectrum {
+  Spectrum(int H, int W, double decay = 1.0);
+  void image(const Tensor& p, Tensor& x) const;         // x = T(s ⊙ p), [R,C,H,W]
+  void adjoint(const Tensor& gx, Tensor& gp) const;     // gp = s ⊙ T(gx)
+  void coefficients(const Tensor& x, Tensor& p) const;  // p = T(x) / s, the inverse of image()
+ private:
+  int H_, W_;
+  std::vector<float> cas_h_, cas_w_, scale_;  // [H,H], [W,W], [H,W]
+  void transform(const float* in, float* out, std::vector<float>& tmp) const;  // one H×W plane: T(in)
+};
+
 // The priors of activation maximization and inversion, per row of x:
 //   l2·‖x‖² + l1·‖x‖₁ + alpha_norm·‖x‖_α^α + tv·TV_β(x),
 // TV_β(x) = Σ_{c,i,j} ((x[i,j+1] − x[i,j])² + (x[i+1,j] − x[i,j])²)^{β/2} (Mahendran & Vedaldi

@@ -98,6 +98,8 @@ Result run_deepdream(Graph& g, const Request& q, ParamReader& r) {
   const int octaves = read_int(r, "octaves", 1, 8);
   const double scale = read_number(r, "octave_scale", 1.01, 4);
   const uint64_t seed = read_seed(r);
+  if (o.fourier_decay > 0 && octaves > 1)
+    throw std::invalid_argument("deepdream: --param fourier needs octaves=1 (octaves optimize smaller images)");
   const int N = q.inputs.batch(), U = int(q.units.size()), H = g.input_shape()[1], W = g.input_shape()[2];
   check_rows(long(N) * U, "deepdream");
   std::vector<Unit> rows;
@@ -254,9 +256,10 @@ void add_maximize_methods(std::vector<Method>& reg) {
                   "activation maximization: ascend each unit's objective from noise, a constant or an input, one row "
                   "per unit x restart, all in one batch",
                   am_params(),
-                  "Simonyan et al. 2014 / Yosinski et al. 2015 with CS231n's priors (L2, jitter, blur, clipping); "
-                  "Lucent's Adam lr 0.05 and channel mean; penalties are sums in the model's input space; jitter "
-                  "rolls by [-j, j] (CS231n: [0, j]); no Fourier parameterization or Lucent transforms"},
+                  "Simonyan et al. 2014 / Yosinski et al. 2015 with CS231n's priors (L2 1e-3, jitter, blur, "
+                  "clipping); Lucent's Adam lr 0.05 and channel mean; penalties are sums in the model's input space; "
+                  "jitter rolls each image by [-j, j] (CS231n: [0, j]); fourier=1 is Lucent's fft_image in a real "
+                  "(Hartley) basis with clipping instead of a sigmoid; no Lucent transform stack"},
                  run_am});
   AscentDefaults dd;
   dd.steps = "10";

@@ -110,6 +110,7 @@ std::vector<ParamInfo> ascent_params(const AscentDefaults& d) {
       {"blur_every", d.blur_every, "Gaussian-blur the image every k steps (0: never)"},
       {"blur_sigma", d.blur_sigma, "sigma of that blur, in pixels (0..10)"},
       {"clip", "true", "clamp to the data's pixel range [0,1] (through the model's normalization) after every step"},
+      {"fourier", "0", "optimize the image's spectrum with this 1/f^decay scaling (Lucent's fft_image: 1); 0: pixels"},
   };
 }
 
@@ -127,6 +128,7 @@ AscentOptions read_ascent(ParamReader& r, const Graph& g, const Request& q) {
   o.blur_every = read_int(r, "blur_every", 0, 100000);
   o.blur_sigma = read_number(r, "blur_sigma", 0, 10);
   o.clip = r.flag("clip");
+  o.fourier_decay = read_number(r, "fourier", 0, 4);
   o.bounds = q.bounds;
   o.progress = q.progress;
   return o;
