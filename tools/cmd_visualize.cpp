@@ -321,17 +321,19 @@ Image grid(const vz::Result& r, const vz::Bounds& b, const std::string& title) {
 
 void write_image(const std::string& path, const Image& im) { write_png(path, im.w, im.h, 3, im.rgb.data()); }
 
-// Per row: <name>.npy / .png for the main panel, <name>_<panel>.npy / .png for the others (shared
-// panels are the inputs and are not written again).
+// Per row: <name>.npy / .png for the main panel (the first that is not shared), <name>_<panel>.npy
+// / .png for the others (shared panels are the inputs and are not written again).
 void write_rows(const std::string& out, const vz::Result& r, const vz::Bounds& b) {
   std::set<std::string> seen;
   for (size_t i = 0; i < r.rows.size(); ++i) {
     const std::string stem = out + "/" + safe_name(r.rows[i].name);
     if (!seen.insert(stem).second) throw std::logic_error("two rows named " + r.rows[i].name);
+    bool main = true;
     for (size_t k = 0; k < r.panels.size(); ++k) {
       const vz::Panel& p = r.panels[k];
       if (p.shared) continue;
-      const std::string path = stem + (k == 0 ? "" : "_" + p.name);
+      const std::string path = stem + (main ? "" : "_" + p.name);
+      main = false;
       const Tensor row = p.values.slice(int(i), int(i) + 1);
       write_npy(path + ".npy", row.reshaped(row.shape().sample()));
       Image im = draw_row(p, int(i), b, panel_scale(p));
