@@ -70,8 +70,8 @@ std::vector<int> decoder_layers(ParamReader& r, const Graph& g) {
 }
 
 Result run_decoder(Graph& g, const Request& q, ParamReader& r) {
-  require_inputs(g, q, "decoder");
-  require_data(g, q, "decoder");
+  require_inputs(q, "decoder");
+  require_data(q, "decoder");
   if (!q.fit_decoder) throw std::invalid_argument("decoder needs a training loop (glassbox visualize provides one)");
   const std::vector<int> layers = decoder_layers(r, g);
   const int width = read_int(r, "width", 1, 256);

@@ -126,7 +126,7 @@ std::vector<int> top_samples(Graph& g, const Unit& u, Score score, const Tensor&
 }
 
 Result run_multifaceted(Graph& g, const Request& q, ParamReader& r) {
-  require_data(g, q, "multifaceted");
+  require_data(q, "multifaceted");
   if (q.units.empty()) throw std::invalid_argument("multifaceted needs units (--unit class:K, LAYER:C, ...)");
   AscentOptions o = read_ascent(r, g, q);
   const Score score = read_score(r, q.units);

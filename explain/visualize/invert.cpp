@@ -37,7 +37,7 @@ std::vector<int> read_layers(ParamReader& r, const Graph& g) {
 }
 
 Result run_invert(Graph& g, const Request& q, ParamReader& r) {
-  require_inputs(g, q, "invert");
+  require_inputs(q, "invert");
   if (!q.units.empty()) throw std::invalid_argument("invert inverts layers (--param layers=...), it takes no --unit");
   AscentOptions o = read_ascent(r, g, q);
   o.penalties.alpha_norm = read_number(r, "lambda_alpha", 0, 1e6);

@@ -29,7 +29,7 @@ Tensor read_start(ParamReader& r, const Graph& g, const Request& q, const std::v
   const std::string kind = read_choice(r, "start", {"noise", "constant", "data"});
   const double value = read_number(r, "start_value", 0, 1), init_std = read_number(r, "init_std", 0, 10);
   if (kind != "data") return start_images(g, kind, value, init_std, seeds, q.bounds);
-  require_inputs(g, q, r.method() + " --param start=data");
+  require_inputs(q, r.method() + " --param start=data");
   const int N = q.inputs.batch(), R = int(seeds.size()), per_unit = R / units;
   if (N != 1 && N != units)
     throw std::invalid_argument(r.method() + ": start=data takes one input for all units or one per unit, got " +
@@ -92,7 +92,7 @@ Result run_am(Graph& g, const Request& q, ParamReader& r) {
 // over octaves: at octave o the optimized image has the size H/scale^(octaves-1-o) and the model
 // sees it upsampled; the detail gained at one octave is upsampled and carried to the next.
 Result run_deepdream(Graph& g, const Request& q, ParamReader& r) {
-  require_inputs(g, q, "deepdream");
+  require_inputs(q, "deepdream");
   if (q.units.empty()) throw std::invalid_argument("deepdream needs units (--unit LAYER, LAYER:C, class:K...)");
   AscentOptions o = read_ascent(r, g, q);
   const int octaves = read_int(r, "octaves", 1, 8);

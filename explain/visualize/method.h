@@ -59,9 +59,9 @@ Tensor start_images(const Graph& g, const std::string& kind, double value, doubl
 std::vector<double> dataset_max(Graph& g, const std::vector<Unit>& units, Score score, const Tensor& data,
                                 const Progress& progress = {});
 
-// Inputs checked against the model; throws naming `method` when it needs inputs and has none.
-void require_inputs(const Graph& g, const Request& q, const std::string& method);
-void require_data(const Graph& g, const Request& q, const std::string& method);
+// Throw naming `method` when it needs inputs (or a dataset to scan) and has none.
+void require_inputs(const Request& q, const std::string& method);
+void require_data(const Request& q, const std::string& method);
 std::string input_name(const Request& q, int n);  // q.input_names[n] or "input<n>"
 std::string label(const Graph& g, const Request& q, const Unit& u);  // describe(), with the class name when known
 std::string number(double v);  // a short number for captions (3 significant digits)

@@ -153,7 +153,7 @@ int channel_units(const Graph& g, const Request& q, const std::string& method, s
 }
 
 Result run_top_patches(Graph& g, const Request& q, ParamReader& r) {
-  require_data(g, q, "top-patches");
+  require_data(q, "top-patches");
   const int k = read_int(r, "k", 1, 100);
   const std::string projection = read_choice(r, "projection", {"deconvnet", "guided-backprop", "none"});
   if (q.data.batch() < k)
@@ -242,7 +242,7 @@ Result run_filters(Graph& g, const Request& q, ParamReader& r) {
 
 // Each channel's activation map over each input.
 Result run_maps(Graph& g, const Request& q, ParamReader& r) {
-  require_inputs(g, q, "maps");
+  require_inputs(q, "maps");
   (void)r;
   std::vector<int> channels;
   const int node = channel_units(g, q, "maps", channels);

@@ -67,7 +67,7 @@ std::vector<std::vector<int>> read_segments(ParamReader& r, const Graph& g, int 
 }
 
 Result run_minimal_image(Graph& g, const Request& q, ParamReader& r) {
-  require_inputs(g, q, "minimal-image");
+  require_inputs(q, "minimal-image");
   const std::vector<Unit> units = per_input_units(g, q, "minimal-image", true);
   const Score score = parse_score(read_choice(r, "score", {"logit", "prob"}));
   const std::string fill_kind = read_choice(r, "fill", {"black", "gray", "blur"});
@@ -180,7 +180,7 @@ struct MaskLoss {
 };
 
 Result run_mask(Graph& g, const Request& q, ParamReader& r) {
-  require_inputs(g, q, "mask");
+  require_inputs(q, "mask");
   const std::vector<Unit> units = per_input_units(g, q, "mask", true);
   const bool deletion = read_choice(r, "variant", {"deletion", "preservation"}) == "deletion";
   const std::string perturbation = read_choice(r, "perturbation", {"blur", "black", "gray"});

@@ -172,13 +172,11 @@ std::vector<double> dataset_max(Graph& g, const std::vector<Unit>& units, Score 
   return best;
 }
 
-void require_inputs(const Graph& g, const Request& q, const std::string& method) {
-  (void)g;
+void require_inputs(const Request& q, const std::string& method) {
   if (q.inputs.empty()) throw std::invalid_argument(method + " needs input images (--data with --index, or --input)");
 }
 
-void require_data(const Graph& g, const Request& q, const std::string& method) {
-  (void)g;
+void require_data(const Request& q, const std::string& method) {
   if (q.data.empty()) throw std::invalid_argument(method + " needs a dataset to scan (--data)");
 }
 
