@@ -439,8 +439,8 @@ void run_visualize(const VisualizeArgs& a) {
 void add_visualize_commands(CLI::App& app) {
   auto a = std::make_shared<VisualizeArgs>();
   auto* c = app.add_subcommand("visualize",
-                               "Feature visualization: activation maximization, DeepDream, fooling images, inversion, "
-                               "top patches, filters, minimal images, masks");
+                               "Feature visualization: activation maximization, DeepDream, fooling images, inversion "
+                               "(optimized and decoded), top patches, filters, maps, minimal images, masks");
   c->add_flag("--list", a->list, "list the methods with their parameters, defaults and conventions");
   c->add_option("--model", a->model, "a model file, a preset or an architecture text");
   c->add_option("--method", a->method, "one method (see --list)");
@@ -452,8 +452,8 @@ void add_visualize_commands(CLI::App& app) {
   c->add_option("--data", a->data, "dataset spec for --index and --scan (default: the model's own dataset)");
   c->add_option("--index", a->index, "input samples of --data: I, I:J (half-open) or I,J,K");
   c->add_option("--split", a->split, "dataset split: train or test")->capture_default_str();
-  c->add_option("--scan", a->scan, "samples of the split that top-patches, multifaceted and am's scale scan: all, "
-                                   "none or I:J")->capture_default_str();
+  c->add_option("--scan", a->scan, "samples of the split that top-patches, multifaceted and am's scale scan (the "
+                                   "decoder: of the train split): all, none or I:J")->capture_default_str();
   c->add_option("--param", a->params, "method parameter KEY=VALUE (repeatable; see --list)");
   c->add_option("--out", a->out, "output folder");
   c->callback([a] { run_visualize(*a); });
