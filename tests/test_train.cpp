@@ -85,7 +85,7 @@ FitOptions quiet_opts(int epochs) {
   o.batch = 16;
   o.optimizer.kind = OptimizerKind::adam;
   o.optimizer.lr = 1e-2f;
-  o.progress = Progress::quiet;
+  o.progress = ProgressStyle::quiet;
   o.val_fraction = 0.2f;
   return o;
 }

@@ -128,7 +128,7 @@ void run_train(const TrainArgs& a) {
   o.out = a.out;
   o.resume = a.resume;
   o.save_every = a.save_every;
-  o.progress = a.quiet ? Progress::quiet : Progress::automatic;
+  o.progress = a.quiet ? ProgressStyle::quiet : ProgressStyle::automatic;
   // A model file that was trained before keeps the preprocessing its weights were fitted to.
   if (m.metadata.count("glassbox.normalize"))
     o.norm = Normalization::of_model(m.metadata);

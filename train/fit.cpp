@@ -88,12 +88,12 @@ json config_json(const FitOptions& o) {
 
 // Progress output on stderr: an updating line on a terminal, one line per epoch otherwise.
 struct Reporter {
-  Progress mode;
+  ProgressStyle mode;
   int epochs;
   Clock::time_point last = Clock::now();
 
   void batch(int epoch, int i, int n, double ips, double loss, double acc, double eta) {
-    if (mode != Progress::terminal) return;
+    if (mode != ProgressStyle::terminal) return;
     if (i < n && since(last) < 0.2) return;
     last = Clock::now();
     std::fprintf(stderr, "\repoch %d/%d  batch %d/%d  %.0f img/s  loss %.4f  acc %.2f%%  ETA %s\x1b[K", epoch, epochs,
@@ -101,7 +101,7 @@ struct Reporter {
     std::fflush(stderr);
   }
   void epoch_done(const EpochStats& s) {
-    if (mode == Progress::quiet) return;
+    if (mode == ProgressStyle::quiet) return;
     std::string val = std::isfinite(s.val_acc)
                           ? "  val loss " + std::to_string(s.val_loss).substr(0, 6) + "  val acc " + [&] {
                               char b[16];
@@ -110,8 +110,8 @@ struct Reporter {
                             }()
                           : "";
     std::fprintf(stderr, "%sepoch %d/%d  loss %.4f  acc %.2f%%%s  lr %.3g  %.0f img/s  %.1fs%s\n",
-                 mode == Progress::terminal ? "\r" : "", s.epoch, epochs, s.train_loss, 100 * s.train_acc,
-                 val.c_str(), s.lr, s.images_per_s, s.seconds, mode == Progress::terminal ? "\x1b[K" : "");
+                 mode == ProgressStyle::terminal ? "\r" : "", s.epoch, epochs, s.train_loss, 100 * s.train_acc,
+                 val.c_str(), s.lr, s.images_per_s, s.seconds, mode == ProgressStyle::terminal ? "\x1b[K" : "");
     std::fflush(stderr);
   }
 };
@@ -259,8 +259,8 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
   std::vector<std::string> log_lines = log_path.empty() ? std::vector<std::string>{} : read_log(log_path, st.epoch);
   if (o.resume.empty()) log_lines.clear();
 
-  Progress mode = o.progress;
-  if (mode == Progress::automatic) mode = ::isatty(2) ? Progress::terminal : Progress::plain;
+  ProgressStyle mode = o.progress;
+  if (mode == ProgressStyle::automatic) mode = ::isatty(2) ? ProgressStyle::terminal : ProgressStyle::plain;
   Reporter rep{mode, o.epochs};
 
   const int n_train = int(train_idx.size());
@@ -311,7 +311,7 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
       correct += r.correct;
       seen += end - begin;
       run_images += end - begin;
-      if (mode == Progress::terminal) {
+      if (mode == ProgressStyle::terminal) {
         const double el = since(run_start), ips = run_images / std::max(el, 1e-9);
         rep.batch(epoch, b + 1, n_batches, ips, loss_sum / seen, double(correct) / seen,
                   double(remaining_images - run_images) / std::max(ips, 1e-9));

@@ -31,7 +31,7 @@ struct EpochStats {
   nlohmann::json to_json() const;
 };
 
-enum class Progress { automatic, terminal, plain, quiet };
+enum class ProgressStyle { automatic, terminal, plain, quiet };
 
 struct FitOptions {
   int epochs = 10;
@@ -47,7 +47,7 @@ struct FitOptions {
   int save_every = 0;         // > 0: keep the model of every N-th epoch (needs out)
   Metadata metadata;          // stored in the model files and checkpoints (classes, normalization...)
   nlohmann::json extra_config;  // more settings compared on resume (e.g. the data spec)
-  Progress progress = Progress::automatic;
+  ProgressStyle progress = ProgressStyle::automatic;
   // Called after each epoch (after the files are written); return false to stop early (as an
   // interruption would).
   std::function<bool(const EpochStats&)> on_epoch;
