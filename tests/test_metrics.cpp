@@ -430,11 +430,12 @@ TEST_CASE("every metric reads exactly the parameters it declares; unknown names 
     for (const auto& d : m.declaration.params)
       if (cheap.count(d.name)) p[d.name] = cheap.at(d.name);
     Evaluation e;
-    CHECK_NOTHROW(e = evaluate(g, x, Target{0, 1}, {"saliency", {}, {}}, m.declaration.name, p, c));
+    const std::string method = m.declaration.name == "integration-error" ? "integrated-gradients" : "saliency";
+    CHECK_NOTHROW(e = evaluate(g, x, Target{0, 1}, {method, {}, {}}, m.declaration.name, p, c));
     CHECK(e.values.size() == 2);
     Params bad = p;
     bad["no_such_key"] = "1";
-    CHECK_THROWS_WITH_AS(evaluate(g, x, Target{0, 1}, {"saliency", {}, {}}, m.declaration.name, bad, c),
+    CHECK_THROWS_WITH_AS(evaluate(g, x, Target{0, 1}, {method, {}, {}}, m.declaration.name, bad, c),
                          doctest::Contains("unknown parameter 'no_such_key'"), std::invalid_argument);
   }
   CHECK_THROWS_WITH_AS(metric_info("delition"), doctest::Contains("known: pixel-flipping, deletion"), std::invalid_argument);

@@ -189,6 +189,34 @@ Evaluation input_invariance(Graph& g, const Tensor& x, const Target& t, const Ex
   return ev;
 }
 
+// How far a quadrature rule's Integrated Gradients is from the exact path integral (the sum over
+// the linear regions the path crosses, method=exact), with the same baseline.
+Evaluation integration_error(Graph& g, const Tensor& x, const Target& t, const Explanation& e, ParamReader& r,
+                             const Context&) {
+  if (e.method != "integrated-gradients")
+    throw std::invalid_argument(r.method() + " evaluates integrated-gradients (the method is " + e.method + ")");
+  const Tensor a = attribution_of(g, x, t, e);
+  Params exact_params = e.params;
+  exact_params["method"] = "exact";
+  const explain::Result exact = explain::explain(g, x, t, "integrated-gradients", exact_params);
+  Evaluation ev;
+  const size_t D = x.sample_size();
+  for (int n = 0; n < x.batch(); ++n) {
+    double err = 0, norm = 0, sum_rule = 0, sum_exact = 0;
+    for (size_t i = 0; i < D; ++i) {
+      const double ar = a[n * D + i], ae = exact.attribution[n * D + i];
+      err += std::fabs(ar - ae), norm += std::fabs(ae), sum_rule += ar, sum_exact += ae;
+    }
+    ev.values.push_back(norm > 0 ? err / norm : (err > 0 ? INFINITY : 0.0));
+    ev.extra["exact_delta"].push_back(exact.delta[n]);
+    // Σ exact = f(x) − f(x') up to exact_delta, so the rule's own completeness gap is:
+    ev.extra["rule_delta"].push_back(sum_rule - (sum_exact - exact.delta[n]));
+    ev.extra["regions"].push_back(exact.details[n].at("regions")[0]);
+    ev.extra["pieces"].push_back(exact.details[n].at("pieces")[0]);
+  }
+  return ev;
+}
+
 const ParamInfo kBaseline{"perturb_baseline", "black",
                           "black (the sample's min) | white | mean | uniform | a number in the model's input space"};
 const ParamInfo kSeed{"seed", "42", "draws of perturb_baseline=uniform"};
@@ -227,6 +255,15 @@ void add_axiom_metrics(std::vector<Metric>& reg) {
                    "input"},
                   fam, Better::higher},
                  input_invariance});
+  reg.push_back({{{"integration-error",
+                   "‖IG − IG_exact‖₁ / ‖IG_exact‖₁: the quadrature error of integrated-gradients (its method and "
+                   "n_steps as given) against the exact path integral over the linear regions the path crosses; "
+                   "extras: exact_delta, rule_delta (completeness gaps), regions, pieces",
+                   {},
+                   "glassbox only (no reference library integrates exactly): integrated-gradients method=exact, "
+                   "piecewise-linear models"},
+                  fam, Better::lower},
+                 integration_error});
 }
 
 }  // namespace gb::metrics
