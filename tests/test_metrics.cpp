@@ -220,6 +220,30 @@ TEST_CASE("robustness of a linear model's explanations, by hand") {
   }
 }
 
+TEST_CASE("local Lipschitz by projected search: never below its own samples, exact where the ratio is constant") {
+  Graph lin = linear({2, 2, 2, 2});
+  const Tensor x = tensor({1, 1, 2, 2}, kX);
+  // Input × gradient of f = 2·Σx moves by 2δ: every point of the ball has ratio 2.
+  const Params pgd{{"search", "pgd"}, {"nr_samples", "5"}, {"normalise", "false"}, {"pgd_steps", "3"}};
+  CHECK(run(lin, x, {0}, "input-x-gradient", "local-lipschitz", pgd).values[0] == doctest::Approx(2.0).epsilon(1e-6));
+  // On a ReLU net the maximum over the visited points can only grow with the steps (the same seed
+  // draws the same samples and probes), and starts from the samples' maximum.
+  Graph g = arch("input(1,12,12) conv(3,k=3,p=1) relu maxpool(2) flatten dense(6) relu dense(4)", 13);
+  for (auto& [name, p] : g.named_params())
+    if (name == "conv1.bias") std::fill_n(p->value.data(), 3, 0.05f);
+  const Tensor xs = random_input(g, 2, 5);
+  Params p{{"search", "pgd"}, {"nr_samples", "8"}, {"epsilon", "0.3"}, {"pgd_steps", "1"}};
+  const std::vector<double> one = run(g, xs, {0, 3}, "saliency", "local-lipschitz", p).values;
+  p["pgd_steps"] = "4";
+  const std::vector<double> four = run(g, xs, {0, 3}, "saliency", "local-lipschitz", p).values;
+  p["pgd_steps"] = "4";
+  CHECK(run(g, xs, {0, 3}, "saliency", "local-lipschitz", p).values == four);
+  for (int n = 0; n < 2; ++n) {
+    CHECK(one[n] > 0);
+    CHECK(four[n] >= one[n]);
+  }
+}
+
 TEST_CASE("similarity measures: scipy's and skimage's conventions") {
   const std::vector<float> a = {1, 2, 2, 3}, b = {4, 3, 2, 1};
   CHECK(average_ranks(a.data(), 4) == std::vector<double>{1, 2.5, 2.5, 4});

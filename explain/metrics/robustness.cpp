@@ -123,22 +123,110 @@ Evaluation sensitivity(Graph& g, const Tensor& x, const Target& t, const Explana
   return ev;
 }
 
+// The Lipschitz ratio of an explanation at x' against x: ‖a(x') − a(x)‖₂ / (‖x' − x‖₂ + 1e-10).
+double lipschitz(const float* xp, const float* ap, const float* x, const float* a, size_t D) {
+  return l2(ap, a, D) / (l2(xp, x, D) + 1e-10);
+}
+
+// Projected search for the largest ratio in the L∞ ball of radius eps around each x: start at the
+// best of the samples, then `steps` times estimate the ratio's gradient from `dirs` antithetic
+// Rademacher probes (most explanations of ReLU networks are piecewise constant in x, so their own
+// gradient is zero almost everywhere), step by step·sign(ĝ) and project back into the ball. The
+// estimate is the largest ratio of every point visited, probes included.
+void projected_search(Graph& g, const Tensor& x, const Target& t, const Explanation& e, const Tensor& a,
+                      const Common& c, double eps, int steps, int dirs, std::vector<double>& best,
+                      std::vector<float>& start, const Context& ctx) {
+  const int N = x.batch();
+  const size_t D = x.sample_size();
+  const double step = eps / 4, delta = eps / 8;
+  std::vector<float> z = start;                         // [N·D] current points
+  std::vector<double> probe(size_t(N) * 2 * dirs);     // ratios of the probes
+  std::vector<float> signs(size_t(N) * dirs * D);      // the probes' directions
+  auto clip = [&](int n, size_t i, double v) {
+    const double lo = x[n * D + i] - eps, hi = x[n * D + i] + eps;
+    return float(std::min(hi, std::max(lo, v)));
+  };
+  std::vector<float> ap(D);
+  const Tensor logits = logits_of(g, x);
+  const int K = int(logits.sample_size());
+  // The ratio at a visited point; with return_nan_when_prediction_changes a point whose predicted
+  // class differs from x's does not count (0 for the gradient estimate).
+  auto ratio = [&](int n, const float* xp, const float* at, const float* lp) {
+    if (c.nan_on_change && argmax(lp, K) != argmax(logits.data() + n * K, K)) return 0.0;
+    std::memcpy(ap.data(), at, D * 4);
+    preprocess_rows(ap.data(), 1, D, c.normalise, c.abs);
+    const double v = lipschitz(xp, ap.data(), x.data() + n * D, a.data() + n * D, D);
+    best[n] = std::max(best[n], v);
+    return v;
+  };
+  for (int it = 0; it < steps; ++it) {
+    Rng rng;
+    int rng_n = -1;
+    auto fill = [&](int n, int k, float* row) {
+      if (k == 0 && n != rng_n) rng.reseed(sample_seed(c.seed + 7919 * uint64_t(it + 1), x.data() + n * D, D)), rng_n = n;
+      float* u = signs.data() + (size_t(n) * dirs + k / 2) * D;
+      if (k % 2 == 0)
+        for (size_t i = 0; i < D; ++i) u[i] = rng.uniform() < 0.5f ? -1.f : 1.f;
+      const double sgn = k % 2 == 0 ? 1 : -1;
+      for (size_t i = 0; i < D; ++i) row[i] = clip(n, i, z[n * D + i] + sgn * delta * u[i]);
+    };
+    explain_rows(
+        g, x, t, e, 2 * dirs, fill,
+        [&](int n, int k, const float* xp, const float* at, const float* lp) {
+          probe[size_t(n) * 2 * dirs + k] = ratio(n, xp, at, lp);
+        },
+        c.nan_on_change);
+    for (int n = 0; n < N; ++n)
+      for (size_t i = 0; i < D; ++i) {
+        double gi = 0;
+        for (int j = 0; j < dirs; ++j)
+          gi += (probe[size_t(n) * 2 * dirs + 2 * j] - probe[size_t(n) * 2 * dirs + 2 * j + 1]) *
+                signs[(size_t(n) * dirs + j) * D + i];
+        z[n * D + i] = clip(n, i, z[n * D + i] + (gi > 0 ? step : gi < 0 ? -step : 0.0));
+      }
+    explain_rows(
+        g, x, t, e, 1, [&](int n, int, float* row) { std::memcpy(row, z.data() + n * D, D * 4); },
+        [&](int n, int, const float* xp, const float* at, const float* lp) { ratio(n, xp, at, lp); }, c.nan_on_change);
+    if (ctx.progress) ctx.progress(it + 1, steps);
+  }
+}
+
 Evaluation local_lipschitz(Graph& g, const Tensor& x, const Target& t, const Explanation& e, ParamReader& r,
                            const Context& ctx) {
   Common c = read_common(r);
+  const std::string search = choice(r, "search", {"sampling", "pgd"});
   Noise noise;
   noise.gaussian = true;
   noise.mean = number_in(r, "perturb_mean", -1e6, 1e6);
   noise.std = number_in(r, "perturb_std", 0, 1e6);
+  const double eps = number_in(r, "epsilon", 1e-12, 1e6);
+  const int steps = integer_in(r, "pgd_steps", 1, 10000), dirs = integer_in(r, "pgd_directions", 1, 1000);
+  if (search == "pgd") {  // the samples lie in the ball the search explores
+    noise.gaussian = false;
+    noise.lo = -eps, noise.hi = eps;
+  }
   Tensor a = attribution_of(g, x, t, e);
   preprocess(a, c.normalise, c.abs);
+  const int N = x.batch();
   const size_t D = x.sample_size();
+  // The samples, keeping each sample's best point as the search's start.
+  std::vector<double> best(N, -INFINITY);
+  std::vector<float> start(x.data(), x.data() + x.size());
+  std::vector<float> ap(D);
+  const Tensor logits = logits_of(g, x);
+  const int K = int(logits.sample_size());
+  explain_rows(g, x, t, e, c.samples, noisy(x, noise, c.seed),
+               [&](int n, int, const float* xp, const float* at, const float* lp) {
+                 if (c.nan_on_change && argmax(lp, K) != argmax(logits.data() + n * K, K)) return;
+                 std::memcpy(ap.data(), at, D * 4);
+                 preprocess_rows(ap.data(), 1, D, c.normalise, c.abs);
+                 const double v = lipschitz(xp, ap.data(), x.data() + n * D, a.data() + n * D, D);
+                 if (v > best[n]) best[n] = v, std::memcpy(start.data() + n * D, xp, D * 4);
+               },
+               c.nan_on_change, search == "pgd" ? Progress() : ctx.progress);
+  if (search == "pgd") projected_search(g, x, t, e, a, c, eps, steps, dirs, best, start, ctx);
   Evaluation ev;
-  ev.values = over_noise(g, x, t, e, c, noise, true, false,
-                         [&](int n, const float* xp, const float* ap, const float*) {
-                           return l2(ap, a.data() + n * D, D) / (l2(xp, x.data() + n * D, D) + 1e-10);
-                         },
-                         ctx);
+  for (double v : best) ev.values.push_back(std::isfinite(v) ? v : NAN);
   return ev;
 }
 
@@ -255,9 +343,16 @@ void add_robustness_metrics(std::vector<Metric>& reg) {
   reg.push_back({{{"local-lipschitz",
                    "largest ‖a(x') − a(x)‖₂ / (‖x' − x‖₂ + 1e-10) over nr_samples draws x' = x + N(perturb_mean, "
                    "perturb_std²) per feature",
-                   {kSamples, {"perturb_mean", "0", "noise mean"}, {"perturb_std", "0.1", "noise σ (model input space)"},
+                   {kSamples, {"perturb_mean", "0", "noise mean (search=sampling)"},
+                    {"perturb_std", "0.1", "noise σ (search=sampling; model input space)"},
+                    {"search", "sampling", "sampling (Quantus) | pgd: samples uniform in the L∞ ball of radius epsilon, "
+                     "then a projected search from the best one"},
+                    {"epsilon", "0.1", "search=pgd: the ball's radius (model input space)"},
+                    {"pgd_steps", "10", "search=pgd: ascent steps (each 2·pgd_directions + 1 explanations per input)"},
+                    {"pgd_directions", "4", "search=pgd: antithetic random probes per step for the gradient estimate"},
                     kAbs, {"normalise", "true", kNormalise.help}, kNan, kSeed},
-                   "Quantus LocalLipschitzEstimate (Alvarez-Melis & Jaakkola 2018, survey eq. 27, estimated by sampling)"},
+                   "Quantus LocalLipschitzEstimate (Alvarez-Melis & Jaakkola 2018, survey eq. 27) by sampling; "
+                   "search=pgd adds a projected zeroth-order ascent in the ball (step epsilon/4, probes ±epsilon/8)"},
                   fam, Better::lower},
                  local_lipschitz});
   for (bool output : {false, true})
