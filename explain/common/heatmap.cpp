@@ -3,6 +3,7 @@
 #include "explain/common/heatmap.h"
 
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <stdexcept>
 
@@ -50,6 +51,24 @@ double abs_percentile(const std::vector<float>& v, double p) {
 
 static uint8_t byte(double v) { return uint8_t(std::lround(std::clamp(v, 0.0, 1.0) * 255)); }
 
+void colormap_rgb(const std::string& name, double t, uint8_t q[3]) {
+  if (name == "bwr") {
+    t = std::clamp(t, -1.0, 1.0);
+    q[0] = byte(t < 0 ? 1 + t : 1);
+    q[1] = byte(1 - std::fabs(t));
+    q[2] = byte(t > 0 ? 1 - t : 1);
+  } else if (name == "gray") {
+    q[0] = q[1] = q[2] = byte(std::clamp(t, 0.0, 1.0));
+  } else if (name == "hot") {  // matplotlib's "hot": black -> red -> yellow -> white
+    t = std::clamp(t, 0.0, 1.0);
+    q[0] = byte(t / 0.365);
+    q[1] = byte((t - 0.365) / 0.381);
+    q[2] = byte((t - 0.746) / 0.254);
+  } else {
+    throw std::invalid_argument("colormap '" + name + "' (known: bwr, gray, hot)");
+  }
+}
+
 Image to_image(const Tensor& pixels) {
   int C, H, W;
   chw_dims(pixels, C, H, W);
@@ -79,25 +98,9 @@ Image heatmap(const Tensor& attribution, const HeatmapOptions& o, const Tensor* 
   if (cmap != "bwr" && cmap != "gray" && cmap != "hot")
     throw std::invalid_argument("colormap '" + cmap + "' (known: bwr, gray, hot)");
   Image im(W, H);
-  for (size_t i = 0; i < m.size(); ++i) {
-    uint8_t* q = im.rgb.data() + i * 3;
-    if (cmap == "bwr") {
-      const double t = std::clamp(m[i] / scale, -1.0, 1.0);
-      q[0] = byte(t < 0 ? 1 + t : 1);
-      q[1] = byte(1 - std::fabs(t));
-      q[2] = byte(t > 0 ? 1 - t : 1);
-    } else {
-      // Unsigned maps read magnitudes; a signed map drawn in gray/hot shows |a|.
-      const double t = std::clamp(std::fabs(m[i]) / scale, 0.0, 1.0);
-      if (cmap == "gray") {
-        q[0] = q[1] = q[2] = byte(t);
-      } else {  // matplotlib's "hot": black -> red -> yellow -> white
-        q[0] = byte(t / 0.365);
-        q[1] = byte((t - 0.365) / 0.381);
-        q[2] = byte((t - 0.746) / 0.254);
-      }
-    }
-  }
+  // Unsigned maps read magnitudes; a signed map drawn in gray/hot shows |a|.
+  for (size_t i = 0; i < m.size(); ++i)
+    colormap_rgb(cmap, cmap == "bwr" ? m[i] / scale : std::fabs(m[i]) / scale, im.rgb.data() + i * 3);
   if (o.overlay > 0) {
     if (!pixels) throw std::invalid_argument("heatmap overlay needs the input image");
     Image base = resize_nearest(to_image(*pixels), W, H);
@@ -125,15 +128,42 @@ Image resize_nearest(const Image& im, int w, int h) {
   return out;
 }
 
+std::string printable(const std::string& s) {
+  static const char* const spelt[][2] = {{"ε", "eps"}, {"σ", "sigma"}, {"α", "alpha"}, {"β", "beta"},
+                                         {"δ", "delta"}, {"λ", "lambda"}, {"μ", "mu"}, {"±", "+-"},
+                                         {"×", "x"}, {"−", "-"}, {"…", "..."}, {"²", "^2"}};
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = s[i];
+    if (c < 128) {
+      out += c >= 32 && c < 127 ? char(c) : ' ';
+      ++i;
+      continue;
+    }
+    const char* const* hit = nullptr;
+    for (auto& p : spelt)
+      if (s.compare(i, std::strlen(p[0]), p[0]) == 0) hit = p;
+    if (hit) {
+      out += hit[1];
+      i += std::strlen(hit[0]);
+    } else {
+      out += '?';
+      for (++i; i < s.size() && (uint8_t(s[i]) & 0xC0) == 0x80; ++i) {}  // the code point's tail
+    }
+  }
+  return out;
+}
+
 int text_width(const std::string& text, int scale) {
-  std::string t = text;
+  std::string t = printable(text);
   return stb_easy_font_width(t.data()) * scale;
 }
 
 void draw_text(Image& im, int x, int y, const std::string& text, const uint8_t color[3], int scale) {
-  std::string t = text;
-  // ~270 bytes per character in the worst case (stb's estimate); 16 bytes per vertex.
-  std::vector<char> buf(t.size() * 300 + 64);
+  std::string t = printable(text);
+  // A glyph takes up to 11 quads of 4 vertices of 16 bytes (stb's own estimate of ~270 bytes per
+  // character drops the last strokes of wide glyphs such as '0', '8' or 'k').
+  std::vector<char> buf(t.size() * 11 * 64 + 64);
   const int quads = stb_easy_font_print(0, 0, t.data(), nullptr, buf.data(), int(buf.size()));
   for (int q = 0; q < quads; ++q) {
     float x0 = 1e9f, y0 = 1e9f, x1 = -1e9f, y1 = -1e9f;

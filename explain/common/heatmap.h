@@ -32,6 +32,10 @@ struct HeatmapOptions {
   float overlay = 0.f;      // > 0: blend over the input with this alpha (needs the input)
 };
 
+// The colour of a colormap at t, which is clamped: "bwr" takes t in [-1, 1] (blue, white at 0, red),
+// "gray" and "hot" t in [0, 1] (black to white). Throws std::invalid_argument for other names.
+void colormap_rgb(const std::string& name, double t, uint8_t rgb[3]);
+
 // [C,H,W] (or [1,C,H,W]) -> H*W: sum over channels (signed) or max |a| over channels (unsigned).
 std::vector<float> reduce_channels(const Tensor& chw, bool is_signed);
 // The value at percentile p (0..100) of |v| (linear interpolation between order statistics).
@@ -44,7 +48,11 @@ Image to_image(const Tensor& pixels);
 // Nearest-neighbour resize.
 Image resize_nearest(const Image& im, int w, int h);
 
-// Draws ASCII text (stb_easy_font, ~6 px per character, 12 px per line) with its top-left at (x, y).
+// stb_easy_font draws printable ASCII only (other bytes would index past its tables): a few common
+// symbols are spelt out (ε -> "eps", × -> "x", − -> "-", ...), other characters become '?'.
+std::string printable(const std::string& text);
+// Draws text (through printable(); stb_easy_font, ~6 px per character, 12 px per line) with its
+// top-left at (x, y).
 void draw_text(Image& im, int x, int y, const std::string& text, const uint8_t color[3], int scale = 1);
 int text_width(const std::string& text, int scale = 1);
 

@@ -1,0 +1,419 @@
+// Plots and colorbars (explain/common/plot.h): nice ticks, the data-to-pixel map, well-formed and
+// escaped SVG, the raster's colours and determinism, non-finite data, and colorbar ends.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+
+#include "engine/rng.h"
+#include "explain/common/plot.h"
+
+using namespace gb;
+using namespace gb::explain;
+
+namespace {
+
+const double kNaN = std::numeric_limits<double>::quiet_NaN();
+const double kInf = std::numeric_limits<double>::infinity();
+
+size_t count(const std::string& s, const std::string& sub) {
+  size_t n = 0;
+  for (size_t p = s.find(sub); p != std::string::npos; p = s.find(sub, p + sub.size())) ++n;
+  return n;
+}
+
+// As much of XML well-formedness as a few lines can check: tags nest and close, attribute quotes
+// pair up, and text holds no raw '<', '>' or '&' that does not start an entity.
+bool well_formed(const std::string& s) {
+  std::vector<std::string> open;
+  size_t i = 0;
+  while (i < s.size()) {
+    if (s[i] != '<') {
+      if (s[i] == '>') return false;
+      if (s[i] == '&') {
+        bool entity = false;
+        for (const char* e : {"&amp;", "&lt;", "&gt;", "&quot;", "&apos;"}) entity |= s.compare(i, std::strlen(e), e) == 0;
+        if (!entity) return false;
+      }
+      ++i;
+      continue;
+    }
+    const size_t end = s.find('>', i);
+    if (end == std::string::npos) return false;
+    const std::string tag = s.substr(i + 1, end - i - 1);
+    if (tag.find('<') != std::string::npos || count(tag, "\"") % 2) return false;
+    const std::string name = tag.substr(tag[0] == '/', tag.find_first_of(" />", 1) - (tag[0] == '/'));
+    if (tag[0] == '/') {
+      if (open.empty() || open.back() != name) return false;
+      open.pop_back();
+    } else if (tag.back() != '/') {
+      if (open.empty() && name != "svg") return false;  // one root
+      open.push_back(name);
+    }
+    i = end + 1;
+  }
+  return open.empty();
+}
+
+size_t count_color(const Image& im, Rgb c) {
+  size_t n = 0;
+  for (int y = 0; y < im.h; ++y)
+    for (int x = 0; x < im.w; ++x) n += Rgb{im.px(x, y)[0], im.px(x, y)[1], im.px(x, y)[2]} == c;
+  return n;
+}
+
+Rgb at(const Image& im, double x, double y) {
+  const uint8_t* p = im.px(int(std::floor(x)), int(std::floor(y)));
+  return {p[0], p[1], p[2]};
+}
+
+Series make(const std::string& label, std::vector<double> x, std::vector<double> y) {
+  Series s;
+  s.label = label, s.x = std::move(x), s.y = std::move(y);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("nice ticks step by 1, 2 or 5 x 10^k and cover the range") {
+  const std::vector<double> t = nice_ticks(0, 0.93, 7);
+  const std::vector<double> want = {0, 0.2, 0.4, 0.6, 0.8, 1.0};
+  REQUIRE(t.size() == want.size());
+  for (size_t i = 0; i < t.size(); ++i) CHECK(t[i] == doctest::Approx(want[i]).epsilon(1e-12));
+  for (int max_ticks = 5; max_ticks <= 11; ++max_ticks) {
+    const std::vector<double> u = nice_ticks(-3, 1234, max_ticks);
+    CAPTURE(max_ticks);
+    const double step = u[1] - u[0];
+    CHECK((step == 200 || step == 500));
+    CHECK(u.front() <= -3);
+    CHECK(u.back() >= 1234);
+  }
+  // Random ranges over many decades: a 1/2/5 step, evenly spaced, covering, tight, not too many.
+  Rng rng(3);
+  for (int trial = 0; trial < 300; ++trial) {
+    const double scale = std::pow(10.0, -6 + 12 * rng.uniform());
+    const double lo = (rng.uniform() - 0.5) * scale, hi = lo + scale * (0.01 + rng.uniform());
+    const int max_ticks = 3 + trial % 8;
+    const std::vector<double> v = nice_ticks(lo, hi, max_ticks);
+    CAPTURE(lo);
+    CAPTURE(hi);
+    REQUIRE(v.size() >= 2);
+    CHECK(int(v.size()) <= max_ticks);
+    const double step = v[1] - v[0];
+    const double mant = step / std::pow(10.0, std::floor(std::log10(step) + 1e-9));
+    CHECK((std::fabs(mant - 1) < 1e-9 || std::fabs(mant - 2) < 1e-9 || std::fabs(mant - 5) < 1e-9));
+    for (size_t i = 1; i < v.size(); ++i) CHECK(v[i] - v[i - 1] == doctest::Approx(step).epsilon(1e-9));
+    CHECK(v.front() <= lo + 1e-9 * step);
+    CHECK(v.back() >= hi - 1e-9 * step);
+    CHECK(v.front() > lo - step);
+    CHECK(v.back() < hi + step);
+  }
+  CHECK(nice_ticks(1, 1, 5).size() == 2);  // no range: no loop, no crash
+}
+
+TEST_CASE("tick labels are compact and in one style per axis") {
+  CHECK(tick_labels({0, 0.2, 0.4, 0.6, 0.8, 1.0}) == std::vector<std::string>{"0", "0.2", "0.4", "0.6", "0.8", "1.0"});
+  CHECK(tick_labels({0.2, 0.25, 0.3}) == std::vector<std::string>{"0.20", "0.25", "0.30"});
+  CHECK(tick_labels({-500, 0, 500, 1000, 1500}) == std::vector<std::string>{"-500", "0", "500", "1000", "1500"});
+  CHECK(tick_labels({0, 4000, 8000, 12000}) == std::vector<std::string>{"0", "4k", "8k", "12k"});
+  CHECK(tick_labels({0, 5e5, 1e6, 1.5e6}) == std::vector<std::string>{"0", "0.5M", "1.0M", "1.5M"});
+  CHECK(tick_labels({0, 2e-4, 4e-4, 6e-4}) == std::vector<std::string>{"0", "2e-4", "4e-4", "6e-4"});
+  CHECK(tick_labels({1e-3, 1.2e-3}) == std::vector<std::string>{"1e-3", "1.2e-3"});
+  CHECK(tick_labels({0, 0.001, 0.002}) == std::vector<std::string>{"0", "0.001", "0.002"});
+}
+
+TEST_CASE("the frame maps data coordinates to the pixels where points are drawn") {
+  PlotOptions o;
+  o.kind = PlotKind::scatter;
+  o.xmin = 0, o.xmax = 10, o.ymin = 0, o.ymax = 1;
+  o.title = "t", o.xlabel = "x", o.ylabel = "y";
+  const std::vector<Series> s = {make("", {2.5}, {0.75})};
+  const PlotFrame f = plot_frame(s, o);
+  CHECK(f.xlo == 0);
+  CHECK(f.xhi == 10);
+  CHECK(f.px(0) == f.left);
+  CHECK(f.px(10) == f.right);
+  CHECK(f.px(5) == doctest::Approx((f.left + f.right) / 2));
+  CHECK(f.py(0) == f.bottom);
+  CHECK(f.py(1) == f.top);
+  CHECK(f.py(0.25) == doctest::Approx(f.bottom - 0.25 * (f.bottom - f.top)));
+  CHECK((f.left > 0 && f.right < o.width && f.top > 0 && f.bottom < o.height));
+  CHECK(f.xticks == std::vector<double>{0, 2, 4, 6, 8, 10});
+  const Image im = plot_image(s, o);
+  CHECK(at(im, f.px(2.5), f.py(0.75)) == series_color(0));
+  CHECK(at(im, f.px(7.5), f.py(0.25)) == Rgb{255, 255, 255});
+
+  o.kind = PlotKind::line;  // a line through known points passes their pixels
+  const std::vector<Series> line = {make("", {0, 10}, {0.5, 0.5})};
+  const Image im2 = plot_image(line, o);
+  for (double x : {1.0, 5.0, 9.0}) CHECK(at(im2, f.px(x), f.py(0.5)) == series_color(0));
+}
+
+TEST_CASE("default axes run from the data to the ticks around it; degenerate data still gets a range") {
+  PlotOptions o;
+  PlotFrame f = plot_frame({make("", {0, 0.5, 1}, {0.03, 0.5, 0.93})}, o);
+  CHECK(f.ylo == 0);
+  CHECK(f.yhi == doctest::Approx(1));
+  CHECK(f.yticks.front() == f.ylo);
+  CHECK(f.yticks.back() == f.yhi);
+  CHECK(f.xlo == 0);
+  CHECK(f.xhi == 1);
+
+  f = plot_frame({make("", {}, {3, 3, 3})}, o);  // all equal (x empty: 0, 1, 2)
+  CHECK((f.ylo <= 2 && f.yhi >= 4 && f.yhi - f.ylo <= 4));
+  CHECK((f.xlo == 0 && f.xhi == 2));
+  for (const std::vector<Series>& none : {std::vector<Series>{}, std::vector<Series>{Series{}},
+                                          std::vector<Series>{make("", {kNaN}, {kNaN})}}) {
+    f = plot_frame(none, o);
+    CHECK((f.xlo == 0 && f.xhi == 1 && f.ylo == 0 && f.yhi == 1));
+  }
+  Series e = make("", {0}, {1});
+  e.err = {5};
+  o.hlines = {-7};
+  f = plot_frame({e}, o);
+  CHECK(f.yhi >= 6);
+  CHECK(f.ylo <= -7);  // hlines are in range too
+  o = PlotOptions{};
+  o.kind = PlotKind::bars;
+  f = plot_frame({make("", {}, {2, 3})}, o);
+  CHECK(f.ylo == 0);  // bars grow from zero
+  CHECK((f.xlo == -0.5 && f.xhi == 1.5));
+  o.ymin = 1;  // a given end is kept even where data lies beyond it
+  f = plot_frame({make("", {}, {2, 3})}, o);
+  CHECK(f.ylo == 1);
+}
+
+TEST_CASE("the SVG is a standalone, well-formed document with every text escaped") {
+  PlotOptions o;
+  o.title = "Title <&> \"q\"";
+  o.xlabel = "x label & more";
+  o.ylabel = "y 'label'";
+  o.hlines = {0.5};
+  const std::vector<Series> s = {make("first <&>", {0, 1, 2}, {0, 1, 0.5}), make("second", {0, 1, 2}, {1, 0, 0.2}),
+                                 make("", {0, 1, 2}, {0.3, 0.3, 0.3})};
+  const std::string svg = plot_svg(s, o);
+  CHECK(svg.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0) == 0);
+  CHECK(svg.find("width=\"640\" height=\"420\" viewBox=\"0 0 640 420\"") != std::string::npos);
+  CHECK(svg.find("font-family=\"sans-serif\"") != std::string::npos);
+  CHECK(well_formed(svg));
+  CHECK_FALSE(well_formed("<svg><g></svg></g>"));  // the checker checks
+  CHECK_FALSE(well_formed("<svg><text>a & b</text></svg>"));
+  for (const char* text : {"Title &lt;&amp;&gt; &quot;q&quot;", "x label &amp; more", "y &apos;label&apos;",
+                           ">first &lt;&amp;&gt;</text>", ">second</text>"})
+    CHECK_MESSAGE(svg.find(text) != std::string::npos, text);
+  CHECK(svg.find("<&>") == std::string::npos);
+  for (const char* external : {"href", "url(", "<image", "@import", "<script"}) CHECK(svg.find(external) == std::string::npos);
+  // Legible: text at least 12 px.
+  CHECK(count(svg, "font-size=\"19\"") == count(svg, "<text"));
+
+  // A title too wide is cut between whole characters (UTF-8 code points) and marked.
+  PlotOptions wide;
+  for (int i = 0; i < 200; ++i) wide.title += "ε";
+  CHECK(plot_svg({}, wide).find("εε..</text>") != std::string::npos);
+
+  CHECK(count(svg, "<path class=\"series\"") == 3);  // one path per line series
+  CHECK(count(svg, "class=\"hline\"") == 1);
+  CHECK(count(svg, "stroke-dasharray") == 1);
+  for (size_t j = 0; j < 3; ++j) {
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "#%02x%02x%02x", series_color(j).r, series_color(j).g, series_color(j).b);
+    CHECK(svg.find(std::string("stroke=\"") + hex) != std::string::npos);
+  }
+  CHECK(count(svg, "class=\"legend\"") == 2);  // the unlabelled series has no entry
+
+  o.kind = PlotKind::scatter;
+  CHECK(count(plot_svg(s, o), "<circle class=\"marker\"") == 9);
+
+  o.kind = PlotKind::bars;
+  o.categories = {"a", "b<c", "c", "d"};
+  std::vector<Series> bars = {make("A", {}, {1, 2, 3, 4}), make("B", {}, {2, kNaN, 1, 3}), make("C", {}, {1, 1, 1, 1})};
+  bars[0].err = {0.1, 0.2, kNaN, 0.1};
+  const std::string b = plot_svg(bars, o);
+  CHECK(well_formed(b));
+  CHECK(count(b, "<rect class=\"bar\"") == 11);  // 12 values, one NaN
+  CHECK(count(b, "<rect class=\"legend\"") == 3);
+  CHECK(b.find(">b&lt;c</text>") != std::string::npos);
+  // Whiskers: 3 pieces (a line and two caps) per finite error, in one path.
+  const size_t p = b.find("<path class=\"errorbar\"");
+  REQUIRE(p != std::string::npos);
+  CHECK(count(b.substr(p, b.find("/>", p) - p), "M") == 9);
+}
+
+TEST_CASE("the raster has the requested size, each series' colour, legible text, and the same bits every run") {
+  PlotOptions o;
+  o.width = 500, o.height = 300;
+  o.title = "HHHH";
+  std::vector<Series> s;
+  for (int j = 0; j < 4; ++j) s.push_back(make("s" + std::to_string(j), {0, 1, 2, 3}, {double(j), j + 1.0, j + 0.5, j + 2.0}));
+  const Image im = plot_image(s, o);
+  CHECK(im.w == 500);
+  CHECK(im.h == 300);
+  REQUIRE(im.rgb.size() == size_t(500) * 300 * 3);
+  for (size_t j = 0; j < s.size(); ++j) CHECK(count_color(im, series_color(j)) > 100);
+  const Image again = plot_image(s, o);
+  CHECK(again.rgb == im.rgb);
+  CHECK(plot_svg(s, o) == plot_svg(s, o));
+  // The title's capitals ("HHHH": black in every row they span) are at least 12 px tall.
+  auto black_row = [&](int y) {
+    for (int x = 0; x < im.w; ++x)
+      if (at(im, x, y) == Rgb{0, 0, 0}) return true;
+    return false;
+  };
+  int first = 0, rows = 0;
+  while (first < im.h && !black_row(first)) ++first;
+  while (first + rows < im.h && black_row(first + rows)) ++rows;
+  CHECK(rows >= 12);
+  // The raster's font is ASCII: a few symbols are spelt out, other bytes drawn as '?', never read past.
+  PlotOptions greek = o, spelt = o;
+  greek.xlabel = "accuracy vs ε (×1000)", spelt.xlabel = "accuracy vs eps (x1000)";
+  CHECK(plot_image(s, greek).rgb == plot_image(s, spelt).rgb);
+  greek.ylabel = "\xff\xfe\x01 \xe2\x82";
+  CHECK_NOTHROW(plot_image(s, greek));
+  CHECK(plot_svg(s, greek).find("accuracy vs ε (×1000)") != std::string::npos);
+  // Lines are at least 2 px wide: a horizontal line covers 2 rows at every column.
+  o.ymin = 0, o.ymax = 1;
+  const std::vector<Series> flat = {make("", {0, 1}, {0.37, 0.37})};
+  const Image fl = plot_image(flat, o);
+  const PlotFrame f = plot_frame(flat, o);
+  for (double x = f.left + 2; x < f.right - 2; x += 7) {
+    int covered = 0;
+    for (int y = int(f.top); y < int(f.bottom); ++y) covered += at(fl, x, y) == series_color(0);
+    CHECK(covered >= 2);
+  }
+}
+
+TEST_CASE("non-finite values are skipped and break the line; bad input is refused by name") {
+  PlotOptions o;
+  o.ymin = 0, o.ymax = 2;
+  const std::vector<Series> s = {make("gap", {0, 1, 2, 3, 4}, {1, 1, kNaN, 1, 1}),
+                                 make("inf", {0, kInf, 2, 3, 4}, {0.5, 0.5, 0.5, -kInf, 0.5})};
+  const std::string svg = plot_svg(s, o);
+  const size_t p = svg.find("<path class=\"series\"");
+  REQUIRE(p != std::string::npos);
+  CHECK(count(svg.substr(p, svg.find("/>", p) - p), "M") == 2);  // two pieces
+  const Image im = plot_image(s, o);
+  const PlotFrame f = plot_frame(s, o);
+  CHECK(at(im, f.px(0.5), f.py(1)) == series_color(0));
+  CHECK(at(im, f.px(3.5), f.py(1)) == series_color(0));
+  CHECK(at(im, f.px(2), f.py(1)) != series_color(0));  // the gap
+  CHECK(at(im, f.px(2), f.py(0.5)) == series_color(1));  // an isolated point is still a dot
+  CHECK((f.xlo == 0 && f.xhi == 4));
+
+  // Everything non-finite, or far outside given ends: no crash, nothing drawn outside the plot area.
+  Series wild = make("", {0, 1, 2, 3}, {1e300, -1e300, 1, 1e9});  // no legend swatch in its colour
+  wild.err = {kInf, kNaN, 1e200, 1};
+  const std::vector<Series> all = {make("nan", {kNaN, kNaN}, {kNaN, kNaN}), wild};
+  const Image w = plot_image(all, o);
+  CHECK(well_formed(plot_svg(all, o)));
+  const PlotFrame g = plot_frame(all, o);
+  for (int y = 0; y < w.h; ++y)
+    for (int x = 0; x < w.w; ++x)
+      if (at(w, x, y) == series_color(1)) CHECK((x >= g.left - 6 && x <= g.right + 6 && y >= g.top - 6 && y <= g.bottom + 6));
+
+  // Magnitudes near the largest double: every coordinate written is still a finite number.
+  const std::vector<Series> huge = {make("", {-1.7e308, 0, 1.7e308}, {1.7e308, -1.7e308, 0})};
+  for (PlotKind kind : {PlotKind::line, PlotKind::scatter, PlotKind::bars}) {
+    PlotOptions h;
+    h.kind = kind;
+    const std::string hs = plot_svg(huge, h);
+    CHECK(well_formed(hs));
+    CHECK(hs.find("nan") == std::string::npos);
+    CHECK(hs.find("inf") == std::string::npos);
+    CHECK(plot_image(huge, h).w == h.width);
+  }
+
+  CHECK_THROWS_AS(plot_svg({make("bad", {0, 1}, {0})}, o), std::invalid_argument);
+  Series err = make("e", {0}, {0});
+  err.err = {1, 2};
+  CHECK_THROWS_AS(plot_image({err}, o), std::invalid_argument);
+  o.ymin = 3;
+  CHECK_THROWS_AS(plot_image({}, o), std::invalid_argument);
+  o.ymin = kNaN;
+  CHECK_THROWS_AS(plot_image({}, o), std::invalid_argument);
+}
+
+TEST_CASE("zero series still give labelled axes") {
+  PlotOptions o;
+  o.title = "nothing yet", o.xlabel = "epoch", o.ylabel = "loss";
+  const std::string svg = plot_svg({}, o);
+  CHECK(well_formed(svg));
+  CHECK(svg.find(">epoch</text>") != std::string::npos);
+  CHECK(count(svg, "class=\"legend\"") == 0);
+  const Image im = plot_image({}, o);
+  CHECK(count_color(im, Rgb{0, 0, 0}) > 100);  // axes and text
+}
+
+TEST_CASE("colormap_rgb gives the heatmap's colours and the colorbar shows its ends") {
+  uint8_t q[3];
+  auto rgb = [&](const char* name, double t) {
+    colormap_rgb(name, t, q);
+    return Rgb{q[0], q[1], q[2]};
+  };
+  CHECK(rgb("bwr", 1) == Rgb{255, 0, 0});
+  CHECK(rgb("bwr", -1) == Rgb{0, 0, 255});
+  CHECK(rgb("bwr", 0) == Rgb{255, 255, 255});
+  CHECK(rgb("bwr", 7) == Rgb{255, 0, 0});  // clamped
+  CHECK(rgb("hot", 0) == Rgb{0, 0, 0});
+  CHECK(rgb("hot", 1) == Rgb{255, 255, 255});
+  CHECK(rgb("gray", 0.5) == Rgb{128, 128, 128});
+  CHECK_THROWS_AS(rgb("jet", 0), std::invalid_argument);
+
+  // A heatmap's pixels are colormap_rgb of its scaled values.
+  Tensor a = Tensor::from({1, 2, 2}, {1.f, -0.5f, 0.f, -1.f});
+  const Image h = heatmap(a);
+  CHECK(at(h, 0, 0) == rgb("bwr", 1));
+  CHECK(at(h, 1, 0) == rgb("bwr", -0.5));
+  CHECK(at(h, 1, 1) == rgb("bwr", -1));
+
+  // The bar's top row is hi and its bottom row lo; the frame is the first non-white pixel around it.
+  struct Case {
+    const char* cmap;
+    double lo, hi, t_top, t_bottom;
+  };
+  for (const Case& c : {Case{"bwr", -3, 3, 1, -1}, Case{"bwr", -1, 4, 1, -0.25}, Case{"hot", 0, 2, 1, 0},
+                        Case{"gray", -5, 5, 1, 0}}) {
+    CAPTURE(c.cmap);
+    const Image im = colorbar_image(c.cmap, c.lo, c.hi, 240, "signed <units>");
+    CHECK(im.h == 240);
+    int x = 0;
+    while (at(im, x, 120) == Rgb{255, 255, 255}) ++x;  // the frame's left edge
+    x += 5;
+    int top = 0, bottom = im.h - 1;
+    while (at(im, x, top) == Rgb{255, 255, 255}) ++top;
+    while (at(im, x, bottom) == Rgb{255, 255, 255}) --bottom;
+    CHECK(at(im, x, top + 1) == rgb(c.cmap, c.t_top));
+    CHECK(at(im, x, bottom - 1) == rgb(c.cmap, c.t_bottom));
+    CHECK(colorbar_image(c.cmap, c.lo, c.hi, 240, "signed <units>").rgb == im.rgb);
+  }
+  const std::string svg = colorbar_svg("bwr", -0.02, 0.035, 300, "signed <units>");
+  CHECK(well_formed(svg));
+  CHECK(svg.find("signed &lt;units&gt;") != std::string::npos);
+  CHECK(svg.find(">0.035</text>") != std::string::npos);
+  CHECK(svg.find(">-0.02</text>") != std::string::npos);
+  CHECK(svg.find(">0</text>") != std::string::npos);
+  CHECK(svg.find("fill=\"#ff0000\"") != std::string::npos);
+  CHECK_NOTHROW(colorbar_image("hot", 1, 1, 100));  // an empty range is widened
+  CHECK_THROWS_AS(colorbar_image("hot", 0, kNaN, 100), std::invalid_argument);
+  CHECK_THROWS_AS(colorbar_svg("viridis", 0, 1, 100), std::invalid_argument);
+}
+
+TEST_CASE("draw_text draws every stroke of wide glyphs and takes any text") {
+  // stb_easy_font needs up to 11 quads per glyph; a smaller buffer dropped the right side of '0'.
+  for (const char* glyph : {"0", "8", "k", "00000000"}) {
+    CAPTURE(glyph);
+    gb::explain::Image im(80, 20);
+    const uint8_t black[3] = {0, 0, 0};
+    gb::explain::draw_text(im, 0, 0, glyph, black, 1);
+    int right = -1;
+    for (int y = 0; y < im.h; ++y)
+      for (int x = 0; x < im.w; ++x)
+        if (im.px(x, y)[0] == 0) right = std::max(right, x);
+    CHECK(right >= gb::explain::text_width(glyph) - 3);  // the last glyph's right stroke is there
+  }
+  gb::explain::Image im(40, 20);
+  const uint8_t black[3] = {0, 0, 0};
+  CHECK_NOTHROW(gb::explain::draw_text(im, 0, 0, "\xc3\xa9t\xe9\x80", black, 1));  // é, a broken sequence
+  CHECK(gb::explain::printable("ε×\xc3\xa9") == "epsx?");
+}
