@@ -8,6 +8,7 @@
 // The label-random model of data-randomisation is loaded (--label-random-model) or trained here
 // on shuffled training labels with glassbox train's defaults (explain/ never depends on train/).
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -23,6 +24,7 @@
 #include "engine/architecture.h"
 #include "explain/attribution/explain.h"
 #include "explain/common/heatmap.h"
+#include "explain/common/plot.h"
 #include "explain/metrics/metrics.h"
 #include "tools/commands.h"
 #include "tools/inputs.h"
@@ -143,7 +145,7 @@ nlohmann::json result_json(const metrics::Evaluation& e, double seconds) {
                       {"time_s", seconds}};
   for (auto& [k, v] : e.extra) j["extra"][k] = {{"mean", finite_or_null(metrics::finite_mean(v))}, {"values", values_json(v)}};
   for (const metrics::Curve& c : e.curves) {
-    nlohmann::json cj = {{"name", c.name}, {"x_label", c.x_label}, {"y_label", c.y_label}, {"x", c.x}};
+    nlohmann::json cj = {{"name", c.name}, {"x_label", c.x_label}, {"y_label", c.y_label}, {"x", c.x}, {"log_x", c.log_x}};
     if (!c.ticks.empty()) cj["ticks"] = c.ticks;
     nlohmann::json per = nlohmann::json::array(), mean = nlohmann::json::array();
     for (size_t k = 0; k < c.x.size(); ++k) {
@@ -212,6 +214,65 @@ void write_stage_grid(const std::string& path, const std::vector<std::string>& m
   for (const std::string& s : evals[0].stages) columns.push_back(s == "original" ? "original" : "+ " + s);
   const int scale = std::max(1, (112 + sample[2] - 1) / sample[2]);
   write_image(path, explain::grid(cells, columns, captions, sample[2] * scale, sample[1] * scale));
+}
+
+// Lower-case letters, digits and '-' (file names of curves).
+std::string file_stem(const std::string& s) {
+  std::string o;
+  for (unsigned char c : s) {
+    if (std::isalnum(c))
+      o += char(std::tolower(c));
+    else if (!o.empty() && o.back() != '-')
+      o += '-';
+  }
+  while (!o.empty() && o.back() == '-') o.pop_back();
+  return o;
+}
+
+// One figure per curve of a metric: the mean over the inputs for each method, as lines over the
+// curve's abscissa, or as grouped bars (± the standard error over inputs) over named stages.
+void write_curve_plots(const std::string& dir, const std::string& metric, const std::vector<std::string>& methods,
+                       const std::vector<metrics::Evaluation>& evals) {
+  for (size_t ci = 0; ci < evals[0].curves.size(); ++ci) {
+    const metrics::Curve& first = evals[0].curves[ci];
+    const bool stages = !first.ticks.empty();
+    std::vector<explain::Series> series;
+    for (size_t mi = 0; mi < methods.size(); ++mi) {
+      const metrics::Curve& c = evals[mi].curves[ci];
+      explain::Series s;
+      s.label = methods[mi];
+      if (!stages)
+        for (double v : c.x) s.x.push_back(c.log_x ? std::log10(v) : v);
+      for (size_t k = 0; k < c.x.size(); ++k) {
+        std::vector<double> col;
+        for (const auto& y : c.y) col.push_back(y[k]);
+        const double m = metrics::finite_mean(col);
+        s.y.push_back(m);
+        if (!stages) continue;
+        double ss = 0;
+        int n = 0;
+        for (double v : col)
+          if (std::isfinite(v)) ss += (v - m) * (v - m), ++n;
+        s.err.push_back(n > 1 ? std::sqrt(ss / (n - 1) / n) : 0.0);
+      }
+      series.push_back(std::move(s));
+    }
+    explain::PlotOptions o;
+    const bool named = evals[0].curves.size() > 1 || first.name != metric;
+    o.title = (named && first.name.rfind(metric, 0) != 0 ? metric + ": " + first.name : first.name) + ", " +
+              (stages ? "mean ± s.e. of " : "mean of ") + std::to_string(first.y.size()) + " inputs";
+    o.xlabel = first.log_x ? "log10 " + first.x_label : first.x_label;
+    o.ylabel = first.y_label;
+    if (stages) {
+      o.kind = explain::PlotKind::bars;
+      o.categories = first.ticks;
+      o.width = std::max(640, 110 * int(first.ticks.size()));
+    }
+    const std::string stem = dir + "/curve_" + file_stem(metric) +
+                             (evals[0].curves.size() > 1 ? "_" + file_stem(first.name) : "");
+    atomic_write(stem + ".svg", explain::plot_svg(series, o));
+    write_image(stem + ".png", explain::plot_image(series, o));
+  }
 }
 
 // The printed table: one row per metric, one column of means per method.
@@ -312,6 +373,7 @@ void run_evaluate(const EvaluateArgs& a) {
       mj["methods"][methods[mi]] = result_json(evals.back(), secs);
       csv_rows(csv, names[k], methods[mi], evals.back(), in);
     }
+    write_curve_plots(a.out, names[k], methods, evals);
     if (!evals[0].stage_attributions.empty())
       write_stage_grid(a.out + "/grid_" + names[k] + ".png", methods, evals, in, norm, a.grid_inputs);
     // Written after every metric, so a later failure keeps what is done.

@@ -339,6 +339,7 @@ Evaluation sensitivity_n(Graph& g, const Tensor& x, const Target& t, const Expla
   }
   ev.curves.push_back(make_curve("sensitivity-n", "n (features removed)", "Pearson r",
                                  std::vector<double>(sizes.begin(), sizes.end()), std::move(curves)));
+  ev.curves.back().log_x = true;
   return ev;
 }
 

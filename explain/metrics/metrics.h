@@ -54,6 +54,7 @@ struct Curve {
   std::string name, x_label, y_label;
   std::vector<double> x;
   std::vector<std::string> ticks;      // optional names of the x positions
+  bool log_x = false;                  // best read on a logarithmic x axis (sensitivity-n's subset sizes)
   std::vector<std::vector<double>> y;  // y[n][k]: sample n at x[k]
 };
 
