@@ -492,6 +492,12 @@ TEST_CASE("bad values are errors naming the metric, the key and the range") {
   CHECK_THROWS_WITH_AS(run(g, x, unit, "saliency", "deletion", {{"softmax", "true"}}), doctest::Contains("class targets"),
                        std::invalid_argument);
   CHECK(run(g, x, unit, "saliency", "deletion").values.size() == 1);
+  // A metric that cannot evaluate this target or model at all says so with its own type, which the
+  // command reports as skipped.
+  CHECK_THROWS_WITH_AS(run(g, x, unit, "saliency", "random-logit"), doctest::Contains("needs class targets"),
+                       NotApplicable);
+  Graph flat = arch("input(4) dense(3) relu dense(2)");
+  CHECK_THROWS_AS(run(flat, tensor({1, 4}, kX), {0}, "saliency", "region-perturbation"), NotApplicable);
   CHECK_THROWS_WITH_AS(evaluate(g, x, Target{0}, {"saliency", {}, Tensor(Shape{1, 4})}, "sparseness"),
                        doctest::Contains("the given attribution of saliency"), ShapeError);
 }

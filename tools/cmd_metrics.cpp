@@ -98,7 +98,13 @@ metrics::Progress progress_line(const std::string& what) {
 // The model trained on shuffled labels (Adebayo et al.'s data randomisation): loaded, or trained
 // with glassbox train's defaults on the training split of --data and saved in the output folder.
 Model label_random_model(const EvaluateArgs& a, const Model& model) {
-  if (!a.label_random_model.empty()) return open_model(a.label_random_model);
+  if (!a.label_random_model.empty()) {
+    try {
+      return open_model(a.label_random_model);
+    } catch (const std::exception& e) {
+      throw std::invalid_argument(std::string("--label-random-model: ") + e.what());
+    }
+  }
   if (a.data.empty())
     throw std::invalid_argument("data-randomisation: give --label-random-model FILE, or --data to train one");
   Dataset train = load_dataset(a.data, "train");
@@ -259,9 +265,9 @@ void write_curve_plots(const std::string& dir, const std::string& metric, const 
     }
     explain::PlotOptions o;
     const bool named = evals[0].curves.size() > 1 || first.name != metric;
-    o.title = (named && first.name.rfind(metric, 0) != 0 ? metric + ": " + first.name : first.name) + ", " +
-              (stages ? "mean ± s.e. of " : "mean of ") + std::to_string(first.y.size()) + " inputs";
-    o.xlabel = first.log_x ? "log10 " + first.x_label : first.x_label;
+    o.title = named && first.name.rfind(metric, 0) != 0 ? metric + ": " + first.name : first.name;
+    o.xlabel = (first.log_x ? "log10 " + first.x_label : first.x_label) + " (" + (stages ? "mean ± s.e., " : "mean, ") +
+               std::to_string(first.y.size()) + " inputs)";
     o.ylabel = first.y_label;
     if (stages) {
       o.kind = explain::PlotKind::bars;
@@ -287,7 +293,7 @@ void print_table(const std::vector<std::string>& names, const std::vector<std::s
                 info.better == metrics::Better::higher ? "higher" : info.better == metrics::Better::lower ? "lower" : "");
     for (auto& m : methods) {
       const nlohmann::json& r = results[name]["methods"][m];
-      if (r.is_null() || r["mean"].is_null())
+      if (r.is_null() || !r.contains("mean") || r["mean"].is_null())
         std::printf(" %14s", "-");
       else
         std::printf(" %14.6g", r["mean"].get<double>());
@@ -363,19 +369,29 @@ void run_evaluate(const EvaluateArgs& a) {
           {"params", nlohmann::json(static_cast<const std::map<std::string, std::string>&>(metric_params[k]))},
           {"convention", info.declaration.convention}};
     std::vector<metrics::Evaluation> evals;
+    std::vector<std::string> evaluated;  // the methods the metric applies to, in evals' order
     for (size_t mi = 0; mi < methods.size(); ++mi) {
       ctx.progress = progress_line(names[k] + " / " + methods[mi]);
       const auto t0 = std::chrono::steady_clock::now();
-      evals.push_back(metrics::evaluate(g, in.x, target, explanations[mi], names[k], metric_params[k], ctx));
+      try {
+        evals.push_back(metrics::evaluate(g, in.x, target, explanations[mi], names[k], metric_params[k], ctx));
+      } catch (const metrics::NotApplicable& e) {  // recorded and reported; a bad value stops the run
+        std::printf("%-26s %-24s skipped: %s\n", names[k].c_str(), methods[mi].c_str(), e.what());
+        mj["methods"][methods[mi]] = {{"skipped", e.what()}};
+        continue;
+      }
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       std::printf("%-26s %-24s %d inputs in %.2f s\n", names[k].c_str(), methods[mi].c_str(), N, secs);
       std::fflush(stdout);
       mj["methods"][methods[mi]] = result_json(evals.back(), secs);
       csv_rows(csv, names[k], methods[mi], evals.back(), in);
+      evaluated.push_back(methods[mi]);
     }
-    write_curve_plots(a.out, names[k], methods, evals);
-    if (!evals[0].stage_attributions.empty())
-      write_stage_grid(a.out + "/grid_" + names[k] + ".png", methods, evals, in, norm, a.grid_inputs);
+    if (!evals.empty()) {
+      write_curve_plots(a.out, names[k], evaluated, evals);
+      if (!evals[0].stage_attributions.empty())
+        write_stage_grid(a.out + "/grid_" + names[k] + ".png", evaluated, evals, in, norm, a.grid_inputs);
+    }
     // Written after every metric, so a later failure keeps what is done.
     atomic_write(a.out + "/metrics.json", out.dump(1) + "\n");
     atomic_write(a.out + "/metrics.csv", csv.str());

@@ -13,6 +13,7 @@
 #include "engine/layers.h"
 #include "explain/attribution/explain.h"
 #include "explain/metrics/common.h"
+#include "explain/openbox/openbox.h"
 
 namespace gb::metrics {
 
@@ -94,7 +95,7 @@ int first_layer(const Graph& g) {
   for (int i = 0; i < g.size(); ++i)
     for (int in : g.node(i).inputs)
       if (in == -1) {
-        if (first >= 0) throw std::invalid_argument("input-invariance: several layers read the input");
+        if (first >= 0) throw NotApplicable("input-invariance: several layers read the input");
         first = i;
       }
   return first;
@@ -143,10 +144,10 @@ Evaluation input_invariance(Graph& g, const Tensor& x, const Target& t, const Ex
   const Layer& L = g.layer(first);
   const bool conv = L.kind() == "conv";
   if (!conv && L.kind() != "dense")
-    throw std::invalid_argument("input-invariance: the first layer " + L.name + " is a " + L.kind() +
+    throw NotApplicable("input-invariance: the first layer " + L.name + " is a " + L.kind() +
                                 "; the shift is absorbed by a conv or dense layer's bias");
   if (conv ? !static_cast<const Conv2d&>(L).has_bias : !static_cast<const Dense&>(L).has_bias)
-    throw std::invalid_argument("input-invariance: the first layer " + L.name + " has no bias to absorb the shift");
+    throw NotApplicable("input-invariance: the first layer " + L.name + " has no bias to absorb the shift");
   int pad = 0;
   Graph plain = padded_copy(g, first, pad);
   Graph shifted = clone(plain);
@@ -194,7 +195,12 @@ Evaluation input_invariance(Graph& g, const Tensor& x, const Target& t, const Ex
 Evaluation integration_error(Graph& g, const Tensor& x, const Target& t, const Explanation& e, ParamReader& r,
                              const Context&) {
   if (e.method != "integrated-gradients")
-    throw std::invalid_argument(r.method() + " evaluates integrated-gradients (the method is " + e.method + ")");
+    throw NotApplicable(r.method() + " evaluates integrated-gradients (the method is " + e.method + ")");
+  try {
+    openbox::check_piecewise_linear(g);
+  } catch (const std::invalid_argument& err) {
+    throw NotApplicable(r.method() + ": " + err.what());
+  }
   const Tensor a = attribution_of(g, x, t, e);
   Params exact_params = e.params;
   exact_params["method"] = "exact";

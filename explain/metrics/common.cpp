@@ -289,7 +289,7 @@ double patch_sum(const float* a, int C, size_t HW, const std::vector<int>& pixel
 }
 
 void require_images(const Tensor& x, const std::string& metric) {
-  if (x.rank() != 4) throw std::invalid_argument(metric + ": needs images [N,C,H,W], got " + x.shape().str());
+  if (x.rank() != 4) throw NotApplicable(metric + ": needs images [N,C,H,W], got " + x.shape().str());
 }
 
 }  // namespace gb::metrics

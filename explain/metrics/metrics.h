@@ -16,6 +16,7 @@
 #pragma once
 #include <functional>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,14 @@ struct Evaluation {
   // Randomisation metrics: the explanation at each stage (the original first), each [N, input...].
   std::vector<std::string> stages;
   std::vector<Tensor> stage_attributions;
+};
+
+// Thrown when a metric cannot evaluate this method, target or model at all (integration-error of
+// a method other than integrated-gradients, random-logit of a unit, input invariance of a model
+// whose first layer has no bias, patch metrics of non-images...), as opposed to a bad value. The
+// command reports the pair as skipped and goes on.
+struct NotApplicable : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
 };
 
 enum class Better { higher, lower, neither };

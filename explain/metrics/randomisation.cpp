@@ -108,7 +108,7 @@ Evaluation parameter_randomisation(Graph& g, const Tensor& x, const Target& t, c
   const std::string order = cascading ? choice(r, "layer_order", {"top_down", "bottom_up"}) : "";
   const uint64_t seed = uint64_t(r.integer("seed"));
   std::vector<int> layers = parameter_layers(g);
-  if (layers.empty()) throw std::invalid_argument(r.method() + ": the model has no layers with parameters");
+  if (layers.empty()) throw NotApplicable(r.method() + ": the model has no layers with parameters");
   if (order != "bottom_up") std::reverse(layers.begin(), layers.end());  // from the logits down
   Evaluation ev;
   ev.stages = {"original"};
@@ -147,9 +147,9 @@ Evaluation random_logit(Graph& g, const Tensor& x, const Target& t, const Explan
                         const Context&) {
   const std::string measure = choice(r, "similarity", kMeasures);
   const uint64_t seed = uint64_t(r.integer("seed"));
-  if (!t.is_class(g)) throw std::invalid_argument(r.method() + ": needs class targets (the target is " + t.describe(g) + ")");
+  if (!t.is_class(g)) throw NotApplicable(r.method() + ": needs class targets (the target is " + t.describe(g) + ")");
   const int K = g.classes(), N = x.batch();
-  if (K < 2) throw std::invalid_argument(r.method() + ": needs a model with at least 2 classes");
+  if (K < 2) throw NotApplicable(r.method() + ": needs a model with at least 2 classes");
   const size_t D = x.sample_size();
   std::vector<int> other(N);
   for (int n = 0; n < N; ++n) {  // uniform over the other K − 1 classes, seeded by the sample
