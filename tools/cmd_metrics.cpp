@@ -129,9 +129,11 @@ Model label_random_model(const EvaluateArgs& a, const Model& model) {
 Tensor read_masks(const std::string& path, const Tensor& x) {
   Tensor m = read_npy_f32(path);
   if (m.rank() == 3 && x.rank() == 4) m = m.reshaped(Shape{m.dim(0), 1, m.dim(1), m.dim(2)});  // [N,H,W]
-  if (m.rank() < 1 || m.batch() != x.batch())
-    throw ShapeError("--masks " + path + ": " + m.shape().str() + " for " + std::to_string(x.batch()) + " inputs " +
-                     x.shape().str() + " (expected [N,1,H,W], [N,H,W] or the inputs' shape)");
+  const bool one_channel = x.rank() == 4 && m.rank() == 4 && m.dim(0) == x.dim(0) && m.dim(1) == 1 &&
+                           m.dim(2) == x.dim(2) && m.dim(3) == x.dim(3);
+  if (m.shape() != x.shape() && !one_channel)
+    throw ShapeError("--masks " + path + ": " + m.shape().str() + " for the inputs " + x.shape().str() +
+                     " (expected [N,1,H,W], [N,H,W] or the inputs' shape)");
   for (size_t i = 0; i < m.size(); ++i)
     if (!std::isfinite(m[i])) throw std::invalid_argument("--masks " + path + ": not finite at element " + std::to_string(i));
   return m;
@@ -314,6 +316,9 @@ void run_evaluate(const EvaluateArgs& a) {
   if (methods.empty()) throw std::invalid_argument("--method is required (see glassbox explain --list)");
   for (auto& m : methods) explain::method_info(m);
   const std::vector<explain::Params> metric_params = route_metric_params(a.params, names);
+  for (const std::string& m : names)
+    if (metrics::metric_info(m).needs_masks && a.masks.empty())
+      throw std::invalid_argument(m + " needs masks: --masks FILE.npy ([N,1,H,W], [N,H,W] or shaped like the inputs)");
   std::vector<std::string> method_kv = a.method_params;
   if (!a.baseline.empty()) method_kv.push_back("baseline=" + a.baseline);
   explain::Params all;
