@@ -9,6 +9,7 @@
 
 #include "data/dataset.h"
 #include "engine/architecture.h"
+#include "engine/edit.h"
 #include "explain/attribution/explain.h"
 #include "explain/metrics/common.h"
 #include "explain/metrics/metrics.h"
@@ -305,6 +306,18 @@ TEST_CASE("randomisation: stages, curves and the untouched model") {
   // Re-initialising the last layer alone: the same draw in both, so the first stage agrees.
   for (size_t i = 0; i < e.stage_attributions[1].size(); ++i)
     REQUIRE(ind.stage_attributions[1][i] == e.stage_attributions[1][i]);
+  // Each layer draws from (seed, layer) alone: the cascade's last stage is every layer re-drawn at
+  // once, an independent stage is that one layer re-drawn in a fresh copy.
+  auto explained = [&](const std::vector<int>& layers) {
+    Graph copy = clone(g);
+    reinitialize(copy, layers, 42);
+    return gb::explain::explain(copy, x, std::vector<int>{0, 1, 2}, "saliency").attribution;
+  };
+  const Tensor all = explained({g.at("conv1"), g.at("dense1"), g.at("dense2")}), conv = explained({g.at("conv1")});
+  for (size_t i = 0; i < all.size(); ++i) {
+    REQUIRE(e.stage_attributions[3][i] == all[i]);
+    REQUIRE(ind.stage_attributions[3][i] == conv[i]);
+  }
   // The seed decides the draws; the same seed the same result.
   Evaluation again = run(g, x, {0, 1, 2}, "saliency", "cascading-randomisation");
   CHECK(again.values == e.values);
