@@ -67,7 +67,7 @@ std::vector<double> scores_of(Graph& g, const Tensor& x, const Target& target, b
 // the row) only with `with_logits`, else null. `progress` counts rows.
 using RowVisit = std::function<void(int n, int k, const float* input, const float* attribution, const float* logits)>;
 void explain_rows(Graph& g, const Tensor& x, const Target& target, const Explanation& e, int S, const RowFill& fill,
-                  const RowVisit& visit, bool with_logits = false, const Progress& progress = {}, int batch = 64);
+                  const RowVisit& visit, bool with_logits = false, const Progress& progress = {}, int batch = 256);
 // The model's output for each sample of x ([N, K]).
 Tensor logits_of(Graph& g, const Tensor& x);
 int argmax(const float* v, int K);
