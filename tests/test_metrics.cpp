@@ -233,14 +233,18 @@ TEST_CASE("local Lipschitz by projected search: never below its own samples, exa
   for (auto& [name, p] : g.named_params())
     if (name == "conv1.bias") std::fill_n(p->value.data(), 3, 0.05f);
   const Tensor xs = random_input(g, 2, 5);
-  Params p{{"search", "pgd"}, {"nr_samples", "8"}, {"epsilon", "0.3"}, {"pgd_steps", "1"}};
+  Params p{{"search", "pgd"}, {"nr_samples", "8"}, {"epsilon", "0.3"}, {"pgd_steps", "0"}};
+  const std::vector<double> samples = run(g, xs, {0, 3}, "saliency", "local-lipschitz", p).values;
+  p["pgd_steps"] = "1";
   const std::vector<double> one = run(g, xs, {0, 3}, "saliency", "local-lipschitz", p).values;
   p["pgd_steps"] = "4";
   const std::vector<double> four = run(g, xs, {0, 3}, "saliency", "local-lipschitz", p).values;
   p["pgd_steps"] = "4";
   CHECK(run(g, xs, {0, 3}, "saliency", "local-lipschitz", p).values == four);
+  CHECK(four[0] + four[1] > samples[0] + samples[1]);  // the search finds larger ratios than the samples
   for (int n = 0; n < 2; ++n) {
-    CHECK(one[n] > 0);
+    CHECK(samples[n] > 0);
+    CHECK(one[n] >= samples[n]);
     CHECK(four[n] >= one[n]);
   }
 }

@@ -200,7 +200,7 @@ Evaluation local_lipschitz(Graph& g, const Tensor& x, const Target& t, const Exp
   noise.mean = number_in(r, "perturb_mean", -1e6, 1e6);
   noise.std = number_in(r, "perturb_std", 0, 1e6);
   const double eps = number_in(r, "epsilon", 1e-12, 1e6);
-  const int steps = integer_in(r, "pgd_steps", 1, 10000), dirs = integer_in(r, "pgd_directions", 1, 1000);
+  const int steps = integer_in(r, "pgd_steps", 0, 10000), dirs = integer_in(r, "pgd_directions", 1, 1000);
   if (search == "pgd") {  // the samples lie in the ball the search explores
     noise.gaussian = false;
     noise.lo = -eps, noise.hi = eps;
@@ -348,7 +348,7 @@ void add_robustness_metrics(std::vector<Metric>& reg) {
                     {"search", "sampling", "sampling (Quantus) | pgd: samples uniform in the L∞ ball of radius epsilon, "
                      "then a projected search from the best one"},
                     {"epsilon", "0.1", "search=pgd: the ball's radius (model input space)"},
-                    {"pgd_steps", "10", "search=pgd: ascent steps (each 2·pgd_directions + 1 explanations per input)"},
+                    {"pgd_steps", "10", "search=pgd: ascent steps (each 2·pgd_directions + 1 explanations per input; 0: the ball's samples only)"},
                     {"pgd_directions", "4", "search=pgd: antithetic random probes per step for the gradient estimate"},
                     kAbs, {"normalise", "true", kNormalise.help}, kNan, kSeed},
                    "Quantus LocalLipschitzEstimate (Alvarez-Melis & Jaakkola 2018, survey eq. 27) by sampling; "
