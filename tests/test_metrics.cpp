@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <map>
 #include <numeric>
 
 #include "data/dataset.h"
@@ -247,6 +248,49 @@ TEST_CASE("local Lipschitz by projected search: never below its own samples, exa
     CHECK(one[n] >= samples[n]);
     CHECK(four[n] >= one[n]);
   }
+}
+
+// One-input models for the search: weights set by hand.
+static Graph one_input(const std::string& text, const std::map<std::string, std::vector<float>>& values) {
+  Graph g = arch(text);
+  for (auto& [name, v] : values) set_param(g, name, v);
+  return g;
+}
+
+TEST_CASE("local Lipschitz search: it moves towards larger ratios and never leaves the ball") {
+  const Tensor x0 = tensor({1, 1}, {0.f});
+  // f = tanh(3x − 3): its gradient changes fastest near x = 1, so the ratio |f'(x') − f'(0)| / |x'|
+  // grows from 0 towards there. From one sample, the search must walk to find larger ratios.
+  Graph smooth = one_input("input(1) dense(1) tanh dense(2)", {{"dense1.weight", {3}}, {"dense1.bias", {-3}},
+                                                               {"dense2.weight", {1, 0}}, {"dense2.bias", {0, 0}}});
+  Params p{{"search", "pgd"}, {"nr_samples", "1"}, {"epsilon", "1"}, {"normalise", "false"}, {"pgd_steps", "1"}};
+  const double one = run(smooth, x0, {0}, "saliency", "local-lipschitz", p).values[0];
+  p["pgd_steps"] = "6";
+  CHECK(run(smooth, x0, {0}, "saliency", "local-lipschitz", p).values[0] > one * 1.05);
+  // In the ball of radius 0.6 the largest ratio is at its edge x' = 0.6 (beyond it, near x' = 0.9,
+  // it is twice as large): the search gets close to it and no further.
+  auto grad = [](double x) { const double t = std::tanh(3 * x - 3); return 3 * (1 - t * t); };
+  double sup = 0;
+  for (int i = 1; i <= 6000; ++i) {
+    const double xp = 0.6 * i / 6000.0;
+    sup = std::max({sup, std::fabs(grad(xp) - grad(0)) / xp, std::fabs(grad(-xp) - grad(0)) / xp});
+  }
+  p["epsilon"] = "0.6";
+  p["nr_samples"] = "4";
+  const double found = run(smooth, x0, {0}, "saliency", "local-lipschitz", p).values[0];
+  CHECK(found <= sup * (1 + 1e-5));
+  CHECK(found > 0.95 * sup);
+  // g = relu(x − 0.5) + 100 relu(x − 1.5) from x = 0.9: the gradient is 1 on the whole ball of radius
+  // 0.3, so every point in it has ratio 0; it jumps to 101 beyond 1.5, inside the ball of radius 0.7.
+  Graph kinks = one_input("input(1) dense(2) relu dense(2)", {{"dense1.weight", {1, 1}}, {"dense1.bias", {-0.5f, -1.5f}},
+                                                               {"dense2.weight", {1, 100, 0, 0}}, {"dense2.bias", {0, 0}}});
+  const Tensor x9 = tensor({1, 1}, {0.9f});
+  Params q{{"search", "pgd"}, {"nr_samples", "20"}, {"epsilon", "0.3"}, {"normalise", "false"}};
+  CHECK(run(kinks, x9, {0}, "saliency", "local-lipschitz", q).values[0] == 0.0);
+  q["epsilon"] = "0.7";
+  const double reached = run(kinks, x9, {0}, "saliency", "local-lipschitz", q).values[0];
+  CHECK(reached > 100 / 0.7);
+  CHECK(reached <= 100 / 0.6 + 1e-3);
 }
 
 TEST_CASE("similarity measures: scipy's and skimage's conventions") {
