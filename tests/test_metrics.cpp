@@ -16,6 +16,7 @@
 #include "explain/metrics/metrics.h"
 #include "explain/metrics/similarity.h"
 #include "train/fit.h"
+#include "train/presets.h"
 
 using namespace gb;
 using namespace gb::metrics;
@@ -610,4 +611,30 @@ TEST_CASE("Adebayo's finding reproduces on a trained model: saliency collapses, 
   REQUIRE(gbp.stages.size() == 5);
   CHECK(stage_mean(gbp, 3) > 0.4);
   CHECK(stage_mean(sal, 1) < 0.45);
+}
+
+// The same on the lenet5 preset trained briefly on Fashion-MNIST (skipped without the dataset).
+TEST_CASE("Adebayo's finding on lenet5 trained on Fashion-MNIST") {
+  if (!dataset_available("fashion-mnist")) {
+    MESSAGE("Fashion-MNIST is not installed: skipped");
+    return;
+  }
+  const Dataset train = load_dataset("fashion-mnist", "train"), test = load_dataset("fashion-mnist", "test");
+  std::vector<int> first(3000);
+  std::iota(first.begin(), first.end(), 0);
+  Graph g = make_preset("lenet5");
+  FitOptions o;
+  o.epochs = 2;
+  o.val_fraction = 0;
+  o.optimizer.kind = OptimizerKind::adam;
+  o.optimizer.lr = 2e-3f;
+  o.progress = gb::Progress::quiet;
+  REQUIRE(fit(g, take(train, first), o).history.back().train_acc > 0.7);
+  const Tensor x = test.x.slice(0, 16).clone();
+  const std::vector<int> y(test.y.begin(), test.y.begin() + 16);
+  const double saliency = finite_mean(run(g, x, y, "saliency", "cascading-randomisation").values);
+  const double guided = finite_mean(run(g, x, y, "guided-backprop", "cascading-randomisation").values);
+  MESSAGE("lenet5: mean Spearman of |a| over the cascade: saliency " << saliency << ", guided backprop " << guided);
+  CHECK(saliency < 0.4);
+  CHECK(guided > saliency + 0.2);
 }
