@@ -1,6 +1,7 @@
 // BatchNorm2d with PyTorch's semantics. Works on [N,C,H,W] (per channel) and on [N,F] (per
 // feature, as BatchNorm1d).
 #include <cmath>
+#include <stdexcept>
 
 #include "engine/layers.h"
 
@@ -10,6 +11,7 @@ void BatchNorm2d::build(const std::vector<Shape>& in) {
   if (in[0].rank != 4 && in[0].rank != 2)
     throw ShapeError("batchnorm '" + name + "' expects [N,C,H,W] or [N,F] input, got " + in[0].str());
   channels = in[0][1];
+  plane_ = in[0].rank == 4 ? size_t(in[0][2]) * in[0][3] : 1;
   for (Param* p : params()) {
     p->value = Tensor({channels});
     p->grad = Tensor({channels});
@@ -41,34 +43,100 @@ static void dims(const Tensor& x, int& N, int& C, size_t& HW) {
   HW = x.rank() == 4 ? size_t(x.dim(2)) * x.dim(3) : 1;
 }
 
+void BatchNorm2d::prepare(Pass p) {
+  if (p == Pass::forward) stats_ready_ = false;
+  grad_sums_ready_ = false;
+}
+
+// Forward part: per channel the slice's sum and its squared deviations from the slice's mean.
+// Backward part: per channel Σ g and Σ g·x̂ with the batch statistics of the forward pass.
+void BatchNorm2d::partial_sums(Pass p, const std::vector<const Tensor*>& in, const Tensor* g_out, double* part) const {
+  const Tensor& x = *in[0];
+  int N, C;
+  size_t HW;
+  dims(x, N, C, HW);
+  for (int ch = 0; ch < C; ++ch) {
+    double a = 0, b = 0;
+    if (p == Pass::forward) {
+      for (int n = 0; n < N; ++n) a += sum(x.data() + (size_t(n) * C + ch) * HW, HW);
+      const double mean = N ? a / (double(N) * HW) : 0;
+      for (int n = 0; n < N; ++n) {
+        const float* q = x.data() + (size_t(n) * C + ch) * HW;
+        for (size_t i = 0; i < HW; ++i) b += (q[i] - mean) * (q[i] - mean);
+      }
+    } else {
+      const float mean = batch_mean[ch], invstd = batch_invstd[ch];
+      for (int n = 0; n < N; ++n) {
+        const float* q = x.data() + (size_t(n) * C + ch) * HW;
+        const float* g = g_out->data() + (size_t(n) * C + ch) * HW;
+        for (size_t i = 0; i < HW; ++i) {
+          a += g[i];
+          b += g[i] * (q[i] - mean) * invstd;
+        }
+      }
+    }
+    part[2 * ch] = a;
+    part[2 * ch + 1] = b;
+  }
+}
+
+void BatchNorm2d::combine_sums(Pass p, const std::vector<const double*>& parts, const std::vector<int>& rows,
+                               bool param_grads) {
+  const size_t HW = plane_;
+  if (p == Pass::forward) {
+    batch_mean.assign(channels, 0.f);
+    batch_invstd.assign(channels, 0.f);
+    for (int ch = 0; ch < channels; ++ch) {
+      // Chan et al.: merging (n_a, mean_a, M2_a) with (n_b, mean_b, M2_b) in thread order.
+      double n = 0, mean = 0, m2 = 0;
+      for (size_t t = 0; t < parts.size(); ++t) {
+        const double nb = double(rows[t]) * HW;
+        if (nb == 0) continue;
+        const double mb = parts[t][2 * ch] / nb, delta = mb - mean, total = n + nb;
+        if (n == 0) {  // the first part as it is: one thread gives exactly the two-pass formula
+          n = nb, mean = mb, m2 = parts[t][2 * ch + 1];
+          continue;
+        }
+        mean += delta * nb / total;
+        m2 += parts[t][2 * ch + 1] + delta * delta * n * nb / total;
+        n = total;
+      }
+      const double var = m2 / n, unbiased = n > 1 ? m2 / (n - 1) : var;
+      batch_mean[ch] = float(mean);
+      batch_invstd[ch] = float(1.0 / std::sqrt(var + eps));
+      running_mean.value[ch] = (1 - momentum) * running_mean.value[ch] + momentum * float(mean);
+      running_var.value[ch] = (1 - momentum) * running_var.value[ch] + momentum * float(unbiased);
+    }
+    stats_ready_ = true;
+    return;
+  }
+  sum_g_.assign(channels, 0.0);
+  sum_gx_.assign(channels, 0.0);
+  count_ = 0;
+  for (size_t t = 0; t < parts.size(); ++t) {
+    count_ += double(rows[t]) * HW;
+    for (int ch = 0; ch < channels; ++ch) sum_g_[ch] += parts[t][2 * ch], sum_gx_[ch] += parts[t][2 * ch + 1];
+  }
+  if (param_grads)
+    for (int ch = 0; ch < channels; ++ch) {
+      weight.grad[ch] += float(sum_gx_[ch]);
+      bias.grad[ch] += float(sum_g_[ch]);
+    }
+  grad_sums_ready_ = true;
+}
+
 void BatchNorm2d::forward(ForwardCall& c) {
   const Tensor& x = *c.in[0];
   Tensor& y = c.out;
   int N, C;
   size_t HW;
   dims(x, N, C, HW);
-  const bool training = c.mode == Mode::train;
   std::vector<float> scale(C), shift(C);
-  if (!training) {
+  if (c.mode == Mode::eval) {
     eval_affine(scale, shift);
   } else {
-    batch_mean.assign(C, 0.f);
-    batch_invstd.assign(C, 0.f);
-    const double count = double(N) * HW;
+    if (!stats_ready_) throw std::logic_error("batchnorm '" + name + "': training forward without the batch's sums");
     for (int ch = 0; ch < C; ++ch) {
-      double s = 0, ss = 0;
-      for (int n = 0; n < N; ++n) s += sum(x.data() + (size_t(n) * C + ch) * HW, HW);
-      double mean = s / count;
-      for (int n = 0; n < N; ++n) {
-        const float* p = x.data() + (size_t(n) * C + ch) * HW;
-        for (size_t i = 0; i < HW; ++i) ss += (p[i] - mean) * (p[i] - mean);
-      }
-      double var = ss / count;
-      batch_mean[ch] = float(mean);
-      batch_invstd[ch] = float(1.0 / std::sqrt(var + eps));
-      double unbiased = count > 1 ? ss / (count - 1) : var;
-      running_mean.value[ch] = (1 - momentum) * running_mean.value[ch] + momentum * float(mean);
-      running_var.value[ch] = (1 - momentum) * running_var.value[ch] + momentum * float(unbiased);
       scale[ch] = weight.value[ch] * batch_invstd[ch];
       shift[ch] = bias.value[ch] - batch_mean[ch] * scale[ch];
     }
@@ -81,18 +149,36 @@ void BatchNorm2d::forward(ForwardCall& c) {
     }
 }
 
+// In training the sums over the whole batch come from combine_sums (which also added the
+// parameter gradients); in eval mode each call's rows are independent and add their own.
 void BatchNorm2d::backward(BackwardCall& c) {
   const Tensor& x = *c.in[0];
   const Tensor& gy = c.g_out;
   int N, C;
   size_t HW;
   dims(x, N, C, HW);
-  const double count = double(N) * HW;
   const bool training = c.mode == Mode::train;
+  if (training && !grad_sums_ready_)
+    throw std::logic_error("batchnorm '" + name + "': training backward without the batch's sums");
   for (int ch = 0; ch < C; ++ch) {
     const float mean = training ? batch_mean[ch] : running_mean.value[ch];
     const float invstd = training ? batch_invstd[ch] : 1.f / std::sqrt(running_var.value[ch] + eps);
-    double sum_g = 0, sum_gx = 0;  // sum(gy), sum(gy * xhat)
+    const float gamma = weight.value[ch];
+    if (training) {
+      if (!c.g_in[0]) continue;
+      const double sum_g = sum_g_[ch], sum_gx = sum_gx_[ch];
+      for (int n = 0; n < N; ++n) {
+        const float* p = x.data() + (size_t(n) * C + ch) * HW;
+        const float* g = gy.data() + (size_t(n) * C + ch) * HW;
+        float* d = c.g_in[0]->data() + (size_t(n) * C + ch) * HW;
+        for (size_t i = 0; i < HW; ++i) {
+          const double xhat = (p[i] - mean) * invstd;
+          d[i] = float(gamma * invstd * (g[i] - sum_g / count_ - xhat * sum_gx / count_));
+        }
+      }
+      continue;
+    }
+    double sum_g = 0, sum_gx = 0;
     for (int n = 0; n < N; ++n) {
       const float* p = x.data() + (size_t(n) * C + ch) * HW;
       const float* g = gy.data() + (size_t(n) * C + ch) * HW;
@@ -106,19 +192,10 @@ void BatchNorm2d::backward(BackwardCall& c) {
       (*c.grads[1])[ch] += float(sum_g);
     }
     if (!c.g_in[0]) continue;
-    const float gamma = weight.value[ch];
     for (int n = 0; n < N; ++n) {
-      const float* p = x.data() + (size_t(n) * C + ch) * HW;
       const float* g = gy.data() + (size_t(n) * C + ch) * HW;
       float* d = c.g_in[0]->data() + (size_t(n) * C + ch) * HW;
-      for (size_t i = 0; i < HW; ++i) {
-        if (training) {
-          double xhat = (p[i] - mean) * invstd;
-          d[i] = float(gamma * invstd * (g[i] - sum_g / count - xhat * sum_gx / count));
-        } else {
-          d[i] = gamma * invstd * g[i];
-        }
-      }
+      for (size_t i = 0; i < HW; ++i) d[i] = gamma * invstd * g[i];
     }
   }
 }

@@ -198,17 +198,23 @@ const Tensor& Graph::forward(const Tensor& x, const ForwardOptions& opt) {
   grow_threads(T);
   for (int i = 0; i <= last; ++i) acts_[i].resize(shapes_[i].with_batch(N));
   const ForwardRules* rules = opt.rules;
+  auto needs_sums = [&](int i) {
+    return !has_rule(rules, i) && nodes_[i].layer->sum_size(Layer::Pass::forward, mode_) > 0;
+  };
   auto splits = [&](int i) {
-    return T > 1 && nodes_[i].layer->per_sample(mode_) && (!has_rule(rules, i) || opt.per_sample_rules);
+    return T > 1 && (nodes_[i].layer->per_sample(mode_) || needs_sums(i)) &&
+           (!has_rule(rules, i) || opt.per_sample_rules);
   };
   for (int i = 0; i <= last;) {
     int j = i + 1;  // [i, j): a run of layers that may split the batch, or one layer
-    if (splits(i))
-      while (j <= last && splits(j)) ++j;
+    if (splits(i))  // a layer that needs the batch's sums starts a run of its own
+      while (j <= last && splits(j) && !needs_sums(j)) ++j;
     size_t floats = 0;
     double flops = 0;
     for (int k = i; k < j; ++k) floats += shapes_[k].numel(), flops += flops_[k] * N;
-    if (splits(i) && flops >= kMinSplitFlops)
+    const bool split = splits(i) && flops >= kMinSplitFlops;
+    if (needs_sums(i)) gather_sums(i, Layer::Pass::forward, split ? T : 1, N, opt.row_block, false);
+    if (split)
       run_split(
           T, N, opt.row_block, group_size(floats),
           [&](int t, int b, int e) {
@@ -276,6 +282,35 @@ void Graph::backward_node(int i, int b, int e, int t, const BackwardOptions& opt
   }
 }
 
+// The per-channel sums layer i needs over the whole batch before its pass (BatchNorm in training):
+// each of T threads adds the rows of the slice it will run, and the layer combines the parts in
+// thread order.
+void Graph::gather_sums(int i, Layer::Pass pass, int T, int N, int row_block, bool param_grads) {
+  Layer& L = *nodes_[i].layer;
+  const size_t S = L.sum_size(pass, mode_);
+  sum_parts_.assign(size_t(T) * S, 0.0);
+  std::vector<int> rows_of(T);
+  std::vector<const double*> parts(T);
+  auto add = [&](int t) {
+    int b, e;
+    part(t, T, N / row_block, b, e);
+    b *= row_block, e *= row_block;
+    std::vector<Tensor> in;
+    std::vector<const Tensor*> ptrs;
+    for (int j : nodes_[i].inputs) in.push_back(rows(activation(j), b, e));
+    for (const Tensor& v : in) ptrs.push_back(&v);
+    const Tensor g = pass == Layer::Pass::backward ? rows(sigs_[i], b, e) : Tensor();
+    L.partial_sums(pass, ptrs, pass == Layer::Pass::backward ? &g : nullptr, sum_parts_.data() + size_t(t) * S);
+    rows_of[t] = e - b;
+    parts[t] = sum_parts_.data() + size_t(t) * S;
+  };
+  if (T > 1)
+    parallel(T, add);
+  else
+    add(0);
+  L.combine_sums(pass, parts, rows_of, param_grads);
+}
+
 // Plans the walk from node `from`. All consumers of a node come after it, so walking the nodes in
 // reverse, a node's signal is complete when the walk reaches it; its first writer overwrites each
 // input's signal and later writers add to it.
@@ -332,8 +367,11 @@ const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
     auto& tg = thread_grads_;
     for (int t = 1; t < T; ++t) tg[t].resize(param_base_.empty() ? 0 : param_base_.back() + params_.back().size());
   }
+  auto needs_sums = [&](int i) {
+    return !has_rule(opt.rules, i) && nodes_[i].layer->sum_size(Layer::Pass::backward, mode_) > 0;
+  };
   auto splits = [&](int i) {
-    return T > 1 && i != opt.stop_at && nodes_[i].layer->per_sample(mode_) &&
+    return T > 1 && i != opt.stop_at && (nodes_[i].layer->per_sample(mode_) || needs_sums(i)) &&
            (!has_rule(opt.rules, i) || opt.per_sample_rules);
   };
   for (size_t s = 0; s < plan_.size();) {
@@ -342,12 +380,14 @@ const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
       break;
     }
     size_t r = s + 1;  // plan_[s, r): a run that may split the batch, or one node
-    if (splits(plan_[s]))
-      while (r < plan_.size() && splits(plan_[r])) ++r;
+    if (splits(plan_[s]))  // a layer that needs the batch's sums starts a run of its own
+      while (r < plan_.size() && splits(plan_[r]) && !needs_sums(plan_[r])) ++r;
     size_t floats = 0;  // activations and signals
     double flops = 0;
     for (size_t q = s; q < r; ++q) floats += 2 * shapes_[plan_[q]].numel(), flops += 2 * flops_[plan_[q]] * N;
-    if (splits(plan_[s]) && flops >= kMinSplitFlops) {
+    const bool split = splits(plan_[s]) && flops >= kMinSplitFlops;
+    if (needs_sums(plan_[s])) gather_sums(plan_[s], Layer::Pass::backward, split ? T : 1, N, opt.row_block, opt.param_grads);
+    if (split) {
       if (opt.param_grads)  // threads 1.. start these nodes' parameter gradients from zero
         for (size_t q = s; q < r; ++q)
           for (size_t p = 0; p < params_[plan_[q]].size(); ++p) {

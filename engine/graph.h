@@ -132,6 +132,8 @@ class Graph {
   void grow_threads(int T);
   void forward_node(int i, int b, int e, int t, const ForwardRules* rules);
   void plan_backward(int from, const BackwardOptions& opt);
+  void gather_sums(int i, Layer::Pass pass, int T, int N, int row_block, bool param_grads);
+  std::vector<double> sum_parts_;  // gather_sums' per-thread parts
   void backward_node(int i, int b, int e, int t, const BackwardOptions& opt, bool carry);
   void param_grads_of(int i, int t, std::vector<Tensor*>& grads);  // node i's gradient targets on thread t
 };

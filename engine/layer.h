@@ -110,8 +110,20 @@ struct Layer {
   virtual void end_backward(Workspace&, int /*node*/, const std::vector<Tensor*>& /*grads*/) {}
   // True when sample n's output depends on sample n's inputs only and forward/backward write
   // nothing but the call's tensors and workspace: the graph may then run slices of the batch at
-  // once on several threads (BatchNorm in training mixes the batch; dropout draws from one Rng).
+  // once on several threads (dropout in training draws from one Rng).
   virtual bool per_sample(Mode) const { return true; }
+  // A layer that mixes the batch only through per-channel sums (BatchNorm in training) still runs
+  // on slices: before the layer's pass, the graph has each thread add its slice's rows into a part
+  // (partial_sums), then the layer combines the parts in thread order (combine_sums), so a thread
+  // count always gives the same bits. sum_size: doubles per part for this pass (0: none needed).
+  virtual size_t sum_size(Pass, Mode) const { return 0; }
+  // Forward: `g_out` is null and `in` the call's inputs; backward: also its incoming signal.
+  virtual void partial_sums(Pass, const std::vector<const Tensor*>& /*in*/, const Tensor* /*g_out*/,
+                            double* /*part*/) const {}
+  // parts[t] holds the sums of rows[t] rows. With param_grads, the backward pass adds the layer's
+  // parameter gradients here, once, and its backward() adds none.
+  virtual void combine_sums(Pass, const std::vector<const double*>& /*parts*/, const std::vector<int>& /*rows*/,
+                            bool /*param_grads*/) {}
   // False for smooth nonlinearities (tanh, sigmoid, softplus): OpenBox refuses them.
   virtual bool piecewise_linear() const { return true; }
 };

@@ -214,10 +214,18 @@ struct BatchNorm2d : Layer {
   int channels = 0;
   Param weight{"weight"}, bias{"bias"};
   Param running_mean{"running_mean", false}, running_var{"running_var", false};
-  std::vector<float> batch_mean, batch_invstd;  // from the last training forward
+  std::vector<float> batch_mean, batch_invstd;  // from the last training forward's sums
   explicit BatchNorm2d(float eps = 1e-5f, float momentum = 0.1f) : eps(eps), momentum(momentum) {}
   std::string kind() const override { return "batchnorm"; }
   bool per_sample(Mode m) const override { return m == Mode::eval; }
+  // In training: forward, per channel the sum and the squared deviations from the slice's mean
+  // (merged with Chan et al.'s formula, so one pass gives the two-pass variance); backward, the
+  // sums of the signal and of signal × x̂ that the input gradient and the parameter gradients need.
+  size_t sum_size(Pass, Mode m) const override { return m == Mode::train ? 2 * size_t(channels) : 0; }
+  void partial_sums(Pass p, const std::vector<const Tensor*>& in, const Tensor* g_out, double* part) const override;
+  void combine_sums(Pass p, const std::vector<const double*>& parts, const std::vector<int>& rows,
+                    bool param_grads) override;
+  void prepare(Pass p) override;
   void build(const std::vector<Shape>& in) override;
   Shape out_shape(const std::vector<Shape>& in) const override { return in[0]; }
   void forward(ForwardCall& c) override;
@@ -229,6 +237,12 @@ struct BatchNorm2d : Layer {
   void reset();  // gamma 1, beta 0, running mean 0, running variance 1
   // Eval-mode affine form per channel: y = scale * x + shift.
   void eval_affine(std::vector<float>& scale, std::vector<float>& shift) const;
+
+ private:
+  std::vector<double> sum_g_, sum_gx_;  // the backward pass's combined sums, per channel
+  size_t plane_ = 1;                    // values per channel in one sample
+  double count_ = 0;                    // values per channel in the batch
+  bool stats_ready_ = false, grad_sums_ready_ = false;  // this pass's sums were combined
 };
 
 // Elementwise sum of two or more inputs of the same shape (residual connections).

@@ -328,3 +328,73 @@ TEST_CASE("threads: LRP composites give the same relevance at 1 and 2 threads") 
     CHECK(rel_err(explain::lrp(g, x, targets, comp).attribution, a) <= 1e-4);
   }
 }
+
+namespace {
+// A BatchNorm that records which threads run its forward and backward and on how many rows.
+struct BatchNormProbe : BatchNorm2d {
+  std::mutex m;
+  std::set<std::thread::id> fwd_ids, bwd_ids;
+  std::vector<int> fwd_rows;
+  void forward(ForwardCall& c) override {
+    {
+      std::lock_guard<std::mutex> l(m);
+      fwd_ids.insert(std::this_thread::get_id());
+      fwd_rows.push_back(c.out.batch());
+    }
+    BatchNorm2d::forward(c);
+  }
+  void backward(BackwardCall& c) override {
+    {
+      std::lock_guard<std::mutex> l(m);
+      bwd_ids.insert(std::this_thread::get_id());
+    }
+    BatchNorm2d::backward(c);
+  }
+};
+}  // namespace
+
+TEST_CASE("threads: BatchNorm in training runs on slices, with the serial formula's result") {
+  ThreadsGuard guard;
+  const int N = 7;  // uneven slices
+  const Tensor x = noise({N, 16, 16, 16}, 31, -1, 3), seed = noise({N, 10}, 32, -1, 1);
+  struct Out {
+    Pass pass;
+    std::vector<float> running_mean, running_var;
+    size_t fwd_threads = 0, bwd_threads = 0;
+  };
+  auto run_at = [&](int T) {
+    // The probe is the second BatchNorm, between two convolutions: its forward run (with the
+    // convolution above) and its backward run (with the one below) are large enough to split.
+    Graph g(Shape{16, 16, 16});
+    auto* bn = new BatchNormProbe;
+    g.then<BatchNorm2d>().then<ReLU>().then<Conv2d>(16, 3, 1, 1, false).then(std::unique_ptr<Layer>(bn));
+    g.then<ReLU>().then<Conv2d>(16, 3, 1, 1).then<ReLU>().then<GlobalAvgPool>().then<Dense>(10);
+    g.init(3);
+    for (auto& [name, p] : g.named_params())  // non-trivial affine parameters
+      if (name.find("batchnorm") == 0 && p->trainable)
+        for (size_t i = 0; i < p->value.size(); ++i) p->value[i] += 0.1f * float(i % 5);
+    Out o{run(g, x, seed, Mode::train, T), {}, {}, bn->fwd_ids.size(), bn->bwd_ids.size()};
+    o.running_mean.assign(bn->running_mean.value.data(), bn->running_mean.value.data() + 16);
+    o.running_var.assign(bn->running_var.value.data(), bn->running_var.value.data() + 16);
+    return o;
+  };
+  const Out one = run_at(1);
+  for (int T : {2, 3}) {
+    INFO(T << " threads");
+    const Out many = run_at(T);
+    CHECK(many.fwd_threads == size_t(T));  // the layer ran on every thread's slice
+    CHECK(many.bwd_threads == size_t(T));
+    CHECK(rel_err(many.pass.logits, one.pass.logits) <= 1e-5);
+    CHECK(rel_err(many.pass.gx, one.pass.gx) <= 1e-5);
+    check_close(many.pass.grads, one.pass.grads, 1e-5);  // γ, β and the convolutions below
+    for (int c = 0; c < 16; ++c) {
+      CHECK(many.running_mean[c] == doctest::Approx(one.running_mean[c]).epsilon(1e-5));
+      CHECK(many.running_var[c] == doctest::Approx(one.running_var[c]).epsilon(1e-5));
+    }
+    const Out again = run_at(T);  // a thread count always gives the same bits
+    CHECK(std::memcmp(again.pass.gx.data(), many.pass.gx.data(), many.pass.gx.size() * sizeof(float)) == 0);
+    for (size_t i = 0; i < many.pass.grads.size(); ++i)
+      CHECK(std::memcmp(again.pass.grads[i].g.data(), many.pass.grads[i].g.data(),
+                        many.pass.grads[i].g.size() * sizeof(float)) == 0);
+  }
+}
