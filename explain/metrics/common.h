@@ -72,8 +72,8 @@ void explain_rows(Graph& g, const Tensor& x, const Target& target, const Explana
 Tensor logits_of(Graph& g, const Tensor& x);
 int argmax(const float* v, int K);
 
-// The target of the rows that perturb samples rows[0], rows[1], ... with the explanation's
-// per-sample tensors (e.g. IG baselines given per input) gathered the same way.
+// The explanation's parameters for rows that perturb samples rows[0], rows[1], ...: tensors given
+// per sample (e.g. IG baselines, one per input of N) gathered the same way; one tensor for all stays.
 Params params_for_rows(const Params& p, const Rows& rows, int N);
 
 // Reads the `softmax` parameter: true is only allowed for class targets; false otherwise.
