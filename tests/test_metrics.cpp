@@ -589,7 +589,7 @@ TEST_CASE("Adebayo's finding reproduces on a trained model: saliency collapses, 
   o.val_fraction = 0;
   o.optimizer.kind = OptimizerKind::adam;
   o.optimizer.lr = 3e-3f;
-  o.progress = gb::Progress::quiet;
+  o.progress = gb::ProgressStyle::quiet;
   FitResult fr = fit(g, d, o);
   REQUIRE(fr.history.back().train_acc > 0.95);
   const Tensor x = d.x.slice(0, 16).clone();
@@ -628,7 +628,7 @@ TEST_CASE("Adebayo's finding on lenet5 trained on Fashion-MNIST") {
   o.val_fraction = 0;
   o.optimizer.kind = OptimizerKind::adam;
   o.optimizer.lr = 2e-3f;
-  o.progress = gb::Progress::quiet;
+  o.progress = gb::ProgressStyle::quiet;
   REQUIRE(fit(g, take(train, first), o).history.back().train_acc > 0.7);
   const Tensor x = test.x.slice(0, 16).clone();
   const std::vector<int> y(test.y.begin(), test.y.begin() + 16);

@@ -164,7 +164,13 @@ Tensor display_pixels(const Tensor& sample, const Normalization& norm) {
 // the layer's output for one sample, or for each input).
 static Target unit_target(const std::string& spec, const Graph& g, int N) {
   const size_t colon = spec.rfind(':');
-  const int node = g.at(spec.substr(0, colon));
+  const int node = g.find(spec.substr(0, colon));
+  if (node < 0) {
+    std::string names;
+    for (int i = 0; i < g.size(); ++i) names += (i ? ", " : "") + g.layer(i).name;
+    throw std::invalid_argument("--target " + spec + ": no layer named '" + spec.substr(0, colon) + "' (layers: " +
+                                names + ")");
+  }
   const std::string what = spec.substr(colon + 1);
   if (what.size() > 4 && what.compare(what.size() - 4, 4, ".npy") == 0) {
     Tensor d = read_npy_f32(what);
