@@ -66,6 +66,17 @@ std::unique_ptr<Layer> make_layer(const std::string& kind, const json& h) {
     if (p < 0) bad("conv: padding must be >= 0");
     L = std::make_unique<Conv2d>(positive(h, "out", 1, kind), positive(h, "k", 3, kind), positive(h, "s", 1, kind), p,
                                  flag(h, "bias", true));
+  } else if (kind == "convt") {
+    only_keys(h, kind, {"out", "k", "s", "p", "op", "bias"});
+    if (!h.contains("out")) bad("convt: missing the number of output channels (e.g. convt(16,k=4,s=2,p=1))");
+    const int p = get<int>(h, "p", 0), op = get<int>(h, "op", 0), s = positive(h, "s", 1, kind);
+    if (p < 0) bad("convt: padding must be >= 0");
+    if (op < 0 || op >= s) bad("convt: output padding must be in [0, s)");
+    L = std::make_unique<ConvTranspose2d>(positive(h, "out", 1, kind), positive(h, "k", 3, kind), s, p, op,
+                                          flag(h, "bias", true));
+  } else if (kind == "upsample") {
+    only_keys(h, kind, {"scale"});
+    L = std::make_unique<Upsample2d>(positive(h, "scale", 2, kind));
   } else if (kind == "dense") {
     only_keys(h, kind, {"out", "bias"});
     if (!h.contains("out")) bad("dense: missing the number of outputs (e.g. dense(10))");
@@ -113,8 +124,8 @@ std::unique_ptr<Layer> make_layer(const std::string& kind, const json& h) {
     L = std::make_unique<Add>(n);
   } else {
     bad("unknown layer kind '" + kind +
-        "' (known: conv, dense, relu, leakyrelu, tanh, sigmoid, softplus, maxpool, avgpool, gap, flatten, dropout, "
-        "batchnorm, add)");
+        "' (known: conv, convt, upsample, dense, relu, leakyrelu, tanh, sigmoid, softplus, maxpool, avgpool, gap, "
+        "flatten, dropout, batchnorm, add)");
   }
   if (h.contains("name")) L->name = h["name"].get<std::string>();
   return L;
@@ -219,7 +230,8 @@ json value_of(const std::string& w) {
 
 // Positional arguments per kind, in order.
 std::vector<std::string> positional(const std::string& kind) {
-  if (kind == "conv") return {"out", "k"};
+  if (kind == "conv" || kind == "convt") return {"out", "k"};
+  if (kind == "upsample") return {"scale"};
   if (kind == "dense") return {"out"};
   if (kind == "maxpool" || kind == "avgpool") return {"k", "s"};
   if (kind == "leakyrelu") return {"slope"};
@@ -234,6 +246,8 @@ std::vector<std::string> positional(const std::string& kind) {
 std::vector<std::pair<std::string, char>> arg_specs(const std::string& kind) {
   std::vector<std::pair<std::string, char>> v;
   if (kind == "conv") v = {{"out", 'i'}, {"k", 'i'}, {"s", 'i'}, {"p", 'n'}, {"bias", 'b'}};
+  if (kind == "convt") v = {{"out", 'i'}, {"k", 'i'}, {"s", 'i'}, {"p", 'n'}, {"op", 'n'}, {"bias", 'b'}};
+  if (kind == "upsample") v = {{"scale", 'i'}};
   if (kind == "dense") v = {{"out", 'i'}, {"bias", 'b'}};
   if (kind == "maxpool" || kind == "avgpool") v = {{"k", 'i'}, {"s", 'i'}, {"p", 'n'}};
   if (kind == "leakyrelu") v = {{"slope", 'f'}};
@@ -309,13 +323,14 @@ json parse_architecture(const std::string& text) {
       lx.i = start;
       lx.fail(input.is_null() ? "input(...)" : "a layer name (conv, dense, relu, ...)");
     }
-    static const std::set<std::string> kinds = {"input",   "conv",    "dense",   "relu",    "leakyrelu",
-                                                "tanh",    "sigmoid", "softplus", "maxpool", "avgpool",
-                                                "gap",     "flatten", "dropout", "batchnorm", "add"};
+    static const std::set<std::string> kinds = {"input",   "conv",     "convt",   "upsample", "dense",
+                                                "relu",    "leakyrelu", "tanh",   "sigmoid",  "softplus",
+                                                "maxpool", "avgpool",  "gap",     "flatten",  "dropout",
+                                                "batchnorm", "add"};
     if (!kinds.count(kind)) {
       lx.i = start;
-      lx.fail("a layer kind (input, conv, dense, relu, leakyrelu, tanh, sigmoid, softplus, maxpool, avgpool, gap, "
-              "flatten, dropout, batchnorm, add) instead of '" + kind + "'");
+      lx.fail("a layer kind (input, conv, convt, upsample, dense, relu, leakyrelu, tanh, sigmoid, softplus, maxpool, "
+              "avgpool, gap, flatten, dropout, batchnorm, add) instead of '" + kind + "'");
     }
     std::vector<std::pair<std::string, size_t>> pos_vals;  // input(...) dimensions and where they are
     json h = json::object();
@@ -424,6 +439,7 @@ namespace {
 // make_layer's defaults, left out of the text form.
 json defaults_of(const std::string& kind, const json& hyper) {
   if (kind == "conv") return {{"s", 1}, {"p", 0}, {"bias", true}};
+  if (kind == "convt") return {{"s", 1}, {"p", 0}, {"op", 0}, {"bias", true}};
   if (kind == "dense") return {{"bias", true}};
   if (kind == "maxpool" || kind == "avgpool") return {{"s", hyper.value("k", 0)}, {"p", 0}};
   if (kind == "leakyrelu") return {{"slope", 0.01f}};
@@ -550,4 +566,8 @@ json Dropout::hyper() const { return {{"p", p}}; }
 json BatchNorm2d::hyper() const { return {{"eps", eps}, {"momentum", momentum}}; }
 json Conv2d::hyper() const { return {{"out", out_ch}, {"k", k}, {"s", stride}, {"p", pad}, {"bias", has_bias}}; }
 json Dense::hyper() const { return {{"out", out_features}, {"bias", has_bias}}; }
+json ConvTranspose2d::hyper() const {
+  return {{"out", out_ch}, {"k", k}, {"s", stride}, {"p", pad}, {"op", out_pad}, {"bias", has_bias}};
+}
+json Upsample2d::hyper() const { return {{"scale", scale}}; }
 }  // namespace gb

@@ -293,6 +293,95 @@ void Conv2d::init(Rng& rng) {
   if (has_bias) bias.value.fill(0.f);
 }
 
+// ---- transposed convolution: the adjoint convolution's geometry, its kernels transposed --------
+
+namespace {
+
+// The convolution whose input-to-output map the transposed convolution is the adjoint of: its
+// input is the transposed convolution's output (out_ch channels, H×W) and its output the
+// transposed convolution's input (in_ch channels, h×w).
+Geometry adjoint_geometry(const ConvTranspose2d& L, int h, int w, int H, int W) {
+  return {L.out_ch, H, W, L.in_ch, L.k, L.stride, L.pad, h, w};
+}
+
+}  // namespace
+
+void ConvTranspose2d::build(const std::vector<Shape>& in) {
+  if (in[0].rank != 4) throw ShapeError("convt '" + name + "' expects [N,C,H,W] input, got " + in[0].str());
+  if (out_pad >= stride) throw std::invalid_argument("convt '" + name + "': output padding must be below the stride");
+  in_ch = in[0][1];
+  weight.value = Tensor({in_ch, out_ch, k, k});
+  weight.grad = Tensor({in_ch, out_ch, k, k});
+  if (has_bias) {
+    bias.value = Tensor({out_ch});
+    bias.grad = Tensor({out_ch});
+  }
+}
+
+Shape ConvTranspose2d::out_shape(const std::vector<Shape>& in) const {
+  const Shape& x = in[0];
+  if (x.rank != 4 || (in_ch && x[1] != in_ch))
+    shape_error("convt '" + name + "' input", Shape{x[0], in_ch, x.rank > 2 ? x[2] : 0, x.rank > 3 ? x[3] : 0}, x);
+  const int oh = (x[2] - 1) * stride - 2 * pad + k + out_pad, ow = (x[3] - 1) * stride - 2 * pad + k + out_pad;
+  if (oh < 1 || ow < 1) throw ShapeError("convt '" + name + "': padding leaves no output for input " + x.str());
+  return {x[0], out_ch, oh, ow};
+}
+
+void ConvTranspose2d::forward(ForwardCall& c) {
+  const Tensor& x = *c.in[0];
+  const Geometry g = adjoint_geometry(*this, x.dim(2), x.dim(3), c.out.dim(2), c.out.dim(3));
+  const int P = g.P(), K = g.K();
+  const size_t in_floats = size_t(in_ch) * P, out_floats = size_t(out_ch) * g.H * g.W;
+  float* col = c.ws.get(0, size_t(K) * P);
+  for (int n = 0; n < x.batch(); ++n) {
+    gemm(true, false, K, P, g.O, 1.f, weight.value.data(), x.data() + n * in_floats, 0.f, col);  // Wᵀ x
+    float* y = c.out.data() + n * out_floats;
+    std::fill(y, y + out_floats, 0.f);
+    col2im(g, col, y);
+    if (has_bias)
+      for (int o = 0; o < out_ch; ++o)
+        for (int i = 0; i < g.H * g.W; ++i) y[size_t(o) * g.H * g.W + i] += bias.value[o];
+  }
+}
+
+void ConvTranspose2d::backward(BackwardCall& c) {
+  const Tensor& x = *c.in[0];
+  Tensor* gx = c.g_in[0];
+  Tensor* gw = c.param_grads ? c.grads[0] : nullptr;
+  float* gb = c.param_grads && has_bias ? c.grads[1]->data() : nullptr;
+  if (!gx && !gw) return;
+  const Geometry g = adjoint_geometry(*this, x.dim(2), x.dim(3), c.g_out.dim(2), c.g_out.dim(3));
+  const int P = g.P(), K = g.K();
+  const size_t in_floats = size_t(in_ch) * P, out_floats = size_t(out_ch) * g.H * g.W;
+  float* col = c.ws.get(0, size_t(K) * P);
+  for (int n = 0; n < x.batch(); ++n) {
+    im2col(g, c.g_out.data() + n * out_floats, col);  // the convolution of the output gradient...
+    if (gx) gemm(false, false, g.O, P, K, 1.f, weight.value.data(), col, 0.f, gx->data() + n * in_floats);
+    if (gw) gemm(false, true, g.O, K, P, 1.f, x.data() + n * in_floats, col, 1.f, gw->data());  // ...and x ⊗ it
+  }
+  if (gb)
+    for (int o = 0; o < out_ch; ++o) {
+      double s = 0;
+      for (int n = 0; n < x.batch(); ++n) s += sum(c.g_out.data() + n * out_floats + size_t(o) * g.H * g.W, g.H * g.W);
+      gb[o] += float(s);
+    }
+}
+
+std::vector<Param*> ConvTranspose2d::params() {
+  if (has_bias) return {&weight, &bias};
+  return {&weight};
+}
+
+double ConvTranspose2d::flops(const std::vector<Shape>& in) const {
+  return 2.0 * double(in[0][2]) * in[0][3] * in_ch * out_ch * k * k;
+}
+
+// He uniform over the inputs that reach one output: in_ch · k² / s² of them on average.
+void ConvTranspose2d::init(Rng& rng) {
+  kaiming_uniform(rng, weight.value, std::max(1, in_ch * k * k / (stride * stride)), std::sqrt(2.f));
+  if (has_bias) bias.value.fill(0.f);
+}
+
 void Dense::build(const std::vector<Shape>& in) {
   if (in[0].rank != 2)
     throw ShapeError("dense '" + name + "' expects [N,F] input, got " + in[0].str() + " (add flatten before it)");

@@ -51,6 +51,43 @@ struct Conv2d : Layer {
                      Workspace& ws, std::vector<float>* carry) const;
 };
 
+// Transposed convolution (PyTorch's ConvTranspose2d): the adjoint of a convolution's map from its
+// input to its output, so its forward is that convolution's input gradient (Wᵀx through col2im)
+// and its input gradient is the convolution itself (im2col and one GEMM). Output size
+// (H − 1)·s − 2p + k + output_padding (output_padding < s). weight [in, out, k, k] (PyTorch's
+// layout, the same memory as the adjoint convolution's [O, C, k, k]), bias [out]. Decoders
+// (feature inversion) use it; it has no Winograd path.
+struct ConvTranspose2d : Layer {
+  int out_ch, k, stride, pad, out_pad;
+  bool has_bias;
+  int in_ch = 0;
+  Param weight{"weight"}, bias{"bias"};
+
+  ConvTranspose2d(int out_ch, int k, int stride = 1, int pad = 0, int out_pad = 0, bool bias = true)
+      : out_ch(out_ch), k(k), stride(stride), pad(pad), out_pad(out_pad), has_bias(bias) {}
+  std::string kind() const override { return "convt"; }
+  void build(const std::vector<Shape>& in) override;
+  Shape out_shape(const std::vector<Shape>& in) const override;
+  void forward(ForwardCall& c) override;
+  void backward(BackwardCall& c) override;
+  std::vector<Param*> params() override;
+  json hyper() const override;
+  double flops(const std::vector<Shape>& in) const override;
+  void init(Rng& rng) override;
+};
+
+// Nearest-neighbour upsampling by an integer factor (PyTorch's nn.Upsample(scale_factor=s,
+// mode="nearest")): every input pixel becomes an s×s block; the gradient sums each block.
+struct Upsample2d : Layer {
+  int scale;
+  explicit Upsample2d(int scale = 2) : scale(scale) {}
+  std::string kind() const override { return "upsample"; }
+  Shape out_shape(const std::vector<Shape>& in) const override;
+  void forward(ForwardCall& c) override;
+  void backward(BackwardCall& c) override;
+  json hyper() const override;
+};
+
 struct Dense : Layer {
   int out_features;
   bool has_bias;

@@ -34,4 +34,17 @@ ParamSlice param_slice(const Graph& g, const std::vector<int>& nodes);
 // per sample, split across threads by samples. `seed` is shaped like the graph output.
 Tensor per_sample_param_grads(Graph& g, const Tensor& x, const Tensor& seed, const std::vector<int>& nodes);
 
+// The same rows' dot products with the rows of V ([M, slice.size]), without forming the rows:
+// out[n][t] = ⟨row n, V_t⟩, [N, M] (TracIn, influence scores over a training set). A dense layer's
+// row is an outer product, s_n a_nᵀ (its signal and input), whose dot with a block of V_t is
+// s_nᵀ V_t a_n: one GEMM per block of samples instead of out × in floats per sample; other layers
+// form their part of the row one sample at a time. With squared_norms (N values), also ‖row n‖².
+Tensor per_sample_grad_dots(Graph& g, const Tensor& x, const Tensor& seed, const std::vector<int>& nodes,
+                            const Tensor& V, std::vector<double>* squared_norms = nullptr);
+// The same for each sample's own cross-entropy at its label (the seed of Reduction::sum), taken
+// from this pass's forward: one forward pass where the caller would otherwise need two.
+Tensor per_sample_loss_grad_dots(Graph& g, const Tensor& x, const std::vector<int>& labels,
+                                 const std::vector<int>& nodes, const Tensor& V,
+                                 std::vector<double>* squared_norms = nullptr);
+
 }  // namespace gb

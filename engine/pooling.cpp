@@ -304,4 +304,41 @@ void GlobalAvgPool::backward(BackwardCall& c) {
 
 double GlobalAvgPool::flops(const std::vector<Shape>& in) const { return double(in[0].numel()) / in[0][0]; }
 
+// ---- nearest-neighbour upsampling --------------------------------------------------------------
+
+Shape Upsample2d::out_shape(const std::vector<Shape>& in) const {
+  const Shape& x = in[0];
+  if (x.rank != 4) throw ShapeError("upsample '" + name + "' expects [N,C,H,W] input, got " + x.str());
+  return {x[0], x[1], x[2] * scale, x[3] * scale};
+}
+
+void Upsample2d::forward(ForwardCall& c) {
+  const Tensor& x = *c.in[0];
+  const int h = x.dim(2), w = x.dim(3), W = w * scale;
+  const size_t planes = size_t(x.dim(0)) * x.dim(1);
+  for (size_t p = 0; p < planes; ++p)
+    for (int i = 0; i < h; ++i) {
+      const float* src = x.data() + (p * h + i) * w;
+      float* row = c.out.data() + (p * h + i) * scale * W;
+      for (int j = 0; j < w; ++j) std::fill(row + j * scale, row + (j + 1) * scale, src[j]);
+      for (int r = 1; r < scale; ++r) std::copy(row, row + W, row + r * W);
+    }
+}
+
+void Upsample2d::backward(BackwardCall& c) {
+  Tensor* gx = c.g_in[0];
+  if (!gx) return;
+  const int h = gx->dim(2), w = gx->dim(3), W = w * scale;
+  const size_t planes = size_t(gx->dim(0)) * gx->dim(1);
+  for (size_t p = 0; p < planes; ++p)
+    for (int i = 0; i < h; ++i) {
+      float* dst = gx->data() + (p * h + i) * w;
+      std::fill(dst, dst + w, 0.f);
+      for (int r = 0; r < scale; ++r) {
+        const float* row = c.g_out.data() + ((p * h + i) * scale + r) * W;
+        for (int j = 0; j < W; ++j) dst[j / scale] += row[j];
+      }
+    }
+}
+
 }  // namespace gb

@@ -180,3 +180,70 @@ TEST_CASE("cli: explain --target takes a class or a unit of a layer, and names w
   CHECK(r.status != 0);
   CHECK_MESSAGE(contains(r.err, "cam explains class logits"), r.err);
 }
+
+TEST_CASE("cli: influence and prototypes write their outputs; bad requests name the flag, parameter or file") {
+  Scratch s;
+  const std::string m = s / "m.safetensors", out = " --out " + (s / "out");
+  Run r = glassbox(s, "train --model toy2d --data toy:xor --epochs 2 --save-every 1 --quiet --out " + m);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(fs::exists(s / "m.epoch1.safetensors"));
+  CHECK(fs::exists(s / "m.epoch2.safetensors"));
+  const std::string base = "influence --model " + m + " --data toy:xor --index 0:2 ";
+  r = glassbox(s, base + "--method knn,influence,tracin,representer --param damping=0.05" + out);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  for (const char* f : {"knn_scores.npy", "influence_scores.npy", "tracin_scores.npy", "representer_scores.npy",
+                        "representer_alpha.npy", "summary.json"})
+    CHECK_MESSAGE(fs::exists(s / ("out/" + std::string(f))), f);
+  const std::string summary = read_file(s / "out/summary.json");
+  CHECK(contains(summary, "m.epoch2.safetensors"));  // TracIn found the epoch files beside the model
+  CHECK(contains(summary, "\"residual\""));
+  r = glassbox(s, base + "--method influence --loo 5 --param damping=0.05 --out " + (s / "loo"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(contains(r.out, "Pearson r"));
+  CHECK(fs::exists(s / "loo/influence_loo.svg"));
+  CHECK(contains(read_file(s / "loo/summary.json"), "\"leave_one_out\""));
+  r = glassbox(s, base + "--self --method tracin,influence --out " + (s / "self"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(fs::exists(s / "self/tracin_self_influence.npy"));
+  CHECK(fs::exists(s / "self/influence_self_influence.npy"));
+  r = glassbox(s, "influence --list");
+  CHECK(r.status == 0);
+  CHECK(contains(r.out, "representer"));
+  CHECK(contains(r.out, "lissa_depth"));
+
+  std::ofstream(s / "junk.safetensors") << "junk";
+  struct Case {
+    std::string args, expect;
+  };
+  const Case cases[] = {
+      {base + "--method influenza" + out, "unknown method 'influenza' (known: knn, influence, tracin, representer)"},
+      {base + "--method influence --param nosuch=1" + out, "--param nosuch: no chosen method declares it"},
+      {base + "--method influence --param damping=-1" + out, "damping must be >= 0"},
+      {base + "--method influence --param lissa_depth=0" + out, "lissa_depth=0 outside [1, 1000000]"},
+      {base + "--method influence --param damping=nan" + out, "damping=nan is not"},
+      {base + "--method representer --param lambda=0" + out, "lambda must be > 0"},
+      {base + "--method knn --target 7" + out, "--target '7'"},
+      {base + "--method knn --top 0" + out, "--top"},
+      {base + "--self --method knn" + out, "knn has no self-influence"},
+      {base + "--method knn --loo 3" + out, "--loo checks influence"},
+      {base + "--method influence --loo 101" + out, "--loo"},
+      {base + "--method tracin --checkpoints " + (s / "junk.safetensors") + out, "junk.safetensors"},
+      {"influence --model toy2d --data toy:xor --method tracin" + out, "--save-every"},
+      {"influence --model " + m + " --method knn" + out, "--data is required"},
+      {"influence --model " + m + " --data toy:xor --index 9999 --method knn" + out, "--index 9999"},
+      {"prototypes --data toy:xor --class 5" + out, "--class '5'"},
+      {"prototypes --data toy:xor --prototypes 900 --criticisms 200" + out, "900 prototypes and 200 criticisms"},
+      {"prototypes --data toy:xor --model toy2d --param layer=nosuch" + out, "no layer named 'nosuch'"},
+      {"prototypes --data toy:xor --param gamma=wide" + out, "--param gamma=wide"},
+  };
+  for (const Case& c : cases) {
+    INFO("glassbox " << c.args);
+    r = glassbox(s, c.args);
+    CHECK(r.status != 0);
+    CHECK_MESSAGE(contains(r.err, c.expect), r.err);
+  }
+  CHECK(read_file(s / "out/summary.json") == summary);  // failed runs leave earlier outputs as they were
+  r = glassbox(s, "prototypes --data toy:xor --prototypes 3 --criticisms 2 --out " + (s / "proto"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(contains(read_file(s / "proto/prototypes.json"), "\"criticisms\""));
+}

@@ -300,9 +300,25 @@ TEST_CASE("per-sample parameter gradients sum to the batch gradient, and each is
       off += p->grad.size();
     }
     CHECK(max_rel_diff(rows.sample(3).reshaped(Shape{int(slice.size)}), one) < 1e-5);
+    // Dot products with directions, and squared norms, without the rows (dense layers by GEMMs).
+    const Tensor V = noise({3, int(slice.size)}, 14);
+    std::vector<double> norms;
+    const Tensor dots = per_sample_grad_dots(g, x, seed, nodes, V, &norms);
+    REQUIRE(dots.shape() == Shape({5, 3}));
+    Tensor want(Shape{5, 3}), want_norms(Shape{5}), got_norms(Shape{5});
+    for (int n = 0; n < 5; ++n) {
+      for (int t = 0; t < 3; ++t)
+        for (size_t i = 0; i < slice.size; ++i) want[n * 3 + t] += rows[n * slice.size + i] * V[t * slice.size + i];
+      for (size_t i = 0; i < slice.size; ++i) want_norms[n] += rows[n * slice.size + i] * rows[n * slice.size + i];
+      got_norms[n] = float(norms[n]);
+    }
+    CHECK(max_rel_diff(dots, want) < 1e-5);
+    CHECK(max_rel_diff(got_norms, want_norms) < 1e-5);
+    CHECK(max_rel_diff(per_sample_loss_grad_dots(g, x, labels, nodes, V), want) < 1e-5);  // seed from its forward
   }
   CHECK_THROWS_WITH_AS(per_sample_param_grads(g, x, seed, {g.at("c1") + 2}), doctest::Contains("no trainable"),
                        std::invalid_argument);  // a ReLU
+  CHECK_THROWS_AS(per_sample_grad_dots(g, x, seed, nodes, Tensor(Shape{2, 7})), ShapeError);
 }
 
 TEST_CASE("re-initializing changes exactly the chosen layers, the same way whatever else is chosen") {

@@ -85,7 +85,7 @@ FitOptions quiet_opts(int epochs) {
   o.batch = 16;
   o.optimizer.kind = OptimizerKind::adam;
   o.optimizer.lr = 1e-2f;
-  o.progress = Progress::quiet;
+  o.progress = ProgressStyle::quiet;
   o.val_fraction = 0.2f;
   return o;
 }
@@ -281,6 +281,39 @@ TEST_CASE("2 epochs == 1 epoch, interrupted, then --resume for the rest (bitwise
     Graph again = graph_from_json(parse_architecture(arch));
     CHECK_THROWS_WITH(fit(again, train, o), doctest::Contains("batch was 16, now 8"));
   }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("save_every keeps the model of every N-th epoch with its learning rate (TracIn's checkpoints)") {
+  Dataset train = blobs(200, 6);
+  const std::string dir = tmpdir("every");
+  Graph g = make_preset("toy2d", Shape{2}, 3, 7);
+  FitOptions o = quiet_opts(5);
+  o.optimizer.kind = OptimizerKind::sgd;
+  o.optimizer.lr = 0.05f;
+  o.schedule.kind = ScheduleKind::cosine;  // a different rate at every epoch's end
+  o.out = dir + "/m.safetensors";
+  o.save_every = 2;
+  std::vector<std::vector<float>> weights;
+  std::vector<double> rates;
+  o.on_epoch = [&](const EpochStats& s) {
+    weights.push_back(weights_of(g));
+    rates.push_back(s.lr);
+    return true;
+  };
+  fit(g, train, o);
+  for (int e = 1; e <= 5; ++e) CHECK(fs::exists(epoch_path(o.out, e)) == (e % 2 == 0));
+  for (int e : {2, 4}) {
+    Model m = load_model(epoch_path(o.out, e));
+    CHECK(bitwise_equal(weights_of(m.graph), weights[e - 1]));
+    CHECK(std::stod(m.metadata.at("train.lr")) == rates[e - 1]);
+    CHECK(m.metadata.at("train.epoch") == std::to_string(e));
+    CHECK(m.metadata.at("train.optimizer") == "sgd");
+  }
+  CHECK(rates[1] != rates[3]);
+  FitOptions no_out = quiet_opts(1);
+  no_out.save_every = 1;
+  CHECK_THROWS_WITH(fit(g, train, no_out), doctest::Contains("--save-every needs --out"));
   fs::remove_all(dir);
 }
 

@@ -13,6 +13,7 @@
 #include "engine/threads.h"
 #include "explain/attribution/explain.h"
 #include "explain/openbox/openbox.h"
+#include "tools/bench.h"
 #include "tools/commands.h"
 #include "engine/loss.h"
 #include "train/optimizer.h"
@@ -141,7 +142,8 @@ void add_bench_command(CLI::App& app) {
     std::string explain_batches = "64,256";
     int perturbation_batch = 8;
     double seconds = 2.0;
-    bool compare_torch = false, no_explain = false, no_regions = false;
+    bool compare_torch = false, no_explain = false, no_regions = false, no_families = false;
+    std::string families;  // the registered explanation families' rows (tools/bench_<family>.cpp); empty: all
     std::string python = "/usr/bin/python3", script = std::string(GLASSBOX_SOURCE_DIR) + "/tools/bench/torch_baseline.py";
   };
   auto o = std::make_shared<Opts>();
@@ -158,6 +160,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag("--compare-torch", o->compare_torch, "also time PyTorch (python3-torch) and print the ratios");
   cmd->add_flag("--no-explain", o->no_explain, "skip explanation methods");
   cmd->add_flag("--no-regions", o->no_regions, "skip OpenBox");
+  cmd->add_option("--families", o->families, "explanation families whose rows run (comma-separated; default: all)");
+  cmd->add_flag("--no-families", o->no_families, "skip the explanation families' rows");
   cmd->add_option("--json", o->json_path, "write the rows as JSON lines to this file ('-': stdout)");
   cmd->add_option("--python", o->python, "Python with torch, for --compare-torch")->capture_default_str();
   cmd->add_option("--torch-script", o->script, "the PyTorch baseline script")->capture_default_str();
@@ -231,7 +235,23 @@ void add_bench_command(CLI::App& app) {
         report({name, "segment walks", "(" + std::to_string(int(t.pieces_per_walk)) + " pieces)", 1, 1000.0 / t.walk_ms});
       }
     }
-    if (o->compare_torch) {
+    if (!o->no_families) {
+      BenchContext ctx;
+      ctx.seconds = o->seconds;
+      ctx.compare = o->compare_torch;
+      ctx.python = o->python;
+      ctx.scripts = std::string(GLASSBOX_SOURCE_DIR) + "/tools/bench";
+      ctx.report = [&](const BenchRow& b) {
+        report({b.model, b.what, b.detail, b.batch, b.rate});
+        if (b.reference > 0)
+          std::printf("%-10s %-26s %s %10.1f /s, glassbox/%s %.2f\n", "", "", b.reference_name.c_str(), b.reference,
+                      b.reference_name.c_str(), b.rate / b.reference);
+      };
+      const std::vector<std::string> wanted = split(o->families);
+      for (const auto& [name, run] : registered_benches())
+        if (wanted.empty() || std::find(wanted.begin(), wanted.end(), name) != wanted.end()) run(ctx);
+    }
+    if (o->compare_torch && !split(o->models).empty()) {  // (the families compare their own rows above)
       auto torch = torch_rates(o->models, o->train_batch, o->infer_batch, 64, o->seconds, o->python, o->script);
       std::printf("\nglassbox vs PyTorch (%d thread(s); ratio > 1: glassbox is faster)\n", threads());
       std::printf("%-10s %-36s %12s %12s %8s\n", "model", "what", "glassbox/s", "torch/s", "ratio");

@@ -22,7 +22,7 @@ namespace {
 struct TrainArgs {
   std::string model, data = "fashion-mnist", out, resume, optimizer = "adam", schedule = "cosine", augment,
                      normalize = "std";
-  int epochs = 0, batch = 64, step_size = 1, limit = 0;
+  int epochs = 0, batch = 64, step_size = 1, limit = 0, save_every = 0;
   float lr = -1, momentum = 0.9f, weight_decay = -1, gamma = 0.1f, warmup = 0, noise = 0, val = 0.1f;
   bool nesterov = false, quiet = false;
   uint64_t seed = 42;
@@ -127,7 +127,8 @@ void run_train(const TrainArgs& a) {
   o.augment = parse_augment(a.augment, a.noise);
   o.out = a.out;
   o.resume = a.resume;
-  o.progress = a.quiet ? Progress::quiet : Progress::automatic;
+  o.save_every = a.save_every;
+  o.progress = a.quiet ? ProgressStyle::quiet : ProgressStyle::automatic;
   // A model file that was trained before keeps the preprocessing its weights were fitted to.
   if (m.metadata.count("glassbox.normalize"))
     o.norm = Normalization::of_model(m.metadata);
@@ -155,6 +156,9 @@ void run_train(const TrainArgs& a) {
   std::printf("saved %s (best: %s, checkpoint: %s, log: %s)\n", a.out.c_str(),
               sibling_path(a.out, ".best.safetensors").c_str(), sibling_path(a.out, ".ckpt.safetensors").c_str(),
               sibling_path(a.out, ".log.jsonl").c_str());
+  if (a.save_every > 0 && !r.history.empty())
+    std::printf("epoch models every %d epochs: %s ... (for glassbox influence --method tracin)\n", a.save_every,
+                epoch_path(a.out, a.save_every).c_str());
 }
 
 void run_eval(const std::string& model, const std::string& data, const std::string& split, bool as_json) {
@@ -258,6 +262,10 @@ void add_train_commands(CLI::App& app) {
     c->add_option("--seed", a->seed, "seed for initialization, validation split, shuffling, augmentation")
         ->capture_default_str();
     c->add_option("--resume", a->resume, "continue from a checkpoint (MODEL.ckpt.safetensors); same settings");
+    c->add_option("--save-every", a->save_every,
+                  "also keep the model after every N-th epoch as OUT.epochE.safetensors with its learning rate "
+                  "(the checkpoints glassbox influence --method tracin sums over)")
+        ->check(at_least(1));
     c->add_option("--augment", a->augment, "augmentations: crop (pad 4), crop=N, flip");
     c->add_option("--noise", a->noise, "std of Gaussian noise added to training inputs (after normalization)")
         ->capture_default_str()

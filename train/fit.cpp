@@ -88,12 +88,12 @@ json config_json(const FitOptions& o) {
 
 // Progress output on stderr: an updating line on a terminal, one line per epoch otherwise.
 struct Reporter {
-  Progress mode;
+  ProgressStyle mode;
   int epochs;
   Clock::time_point last = Clock::now();
 
   void batch(int epoch, int i, int n, double ips, double loss, double acc, double eta) {
-    if (mode != Progress::terminal) return;
+    if (mode != ProgressStyle::terminal) return;
     if (i < n && since(last) < 0.2) return;
     last = Clock::now();
     std::fprintf(stderr, "\repoch %d/%d  batch %d/%d  %.0f img/s  loss %.4f  acc %.2f%%  ETA %s\x1b[K", epoch, epochs,
@@ -101,7 +101,7 @@ struct Reporter {
     std::fflush(stderr);
   }
   void epoch_done(const EpochStats& s) {
-    if (mode == Progress::quiet) return;
+    if (mode == ProgressStyle::quiet) return;
     std::string val = std::isfinite(s.val_acc)
                           ? "  val loss " + std::to_string(s.val_loss).substr(0, 6) + "  val acc " + [&] {
                               char b[16];
@@ -110,8 +110,8 @@ struct Reporter {
                             }()
                           : "";
     std::fprintf(stderr, "%sepoch %d/%d  loss %.4f  acc %.2f%%%s  lr %.3g  %.0f img/s  %.1fs%s\n",
-                 mode == Progress::terminal ? "\r" : "", s.epoch, epochs, s.train_loss, 100 * s.train_acc,
-                 val.c_str(), s.lr, s.images_per_s, s.seconds, mode == Progress::terminal ? "\x1b[K" : "");
+                 mode == ProgressStyle::terminal ? "\r" : "", s.epoch, epochs, s.train_loss, 100 * s.train_acc,
+                 val.c_str(), s.lr, s.images_per_s, s.seconds, mode == ProgressStyle::terminal ? "\x1b[K" : "");
     std::fflush(stderr);
   }
 };
@@ -138,6 +138,20 @@ json EpochStats::to_json() const {
   return {{"epoch", epoch},          {"train_loss", jnum(train_loss)}, {"train_acc", jnum(train_acc)},
           {"val_loss", jnum(val_loss)}, {"val_acc", jnum(val_acc)},       {"lr", lr},
           {"seconds", seconds},      {"images_per_s", images_per_s}};
+}
+
+std::string epoch_path(const std::string& out, int epoch) {
+  return sibling_path(out, ".epoch" + std::to_string(epoch) + ".safetensors");
+}
+
+Metadata epoch_metadata(const FitOptions& o, int epoch, double lr) {
+  Metadata m = o.metadata;
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", lr);
+  m["train.lr"] = buf;
+  m["train.epoch"] = std::to_string(epoch);
+  m["train.optimizer"] = optimizer_name(o.optimizer.kind);
+  return m;
 }
 
 std::string sibling_path(const std::string& out, const std::string& suffix) {
@@ -203,6 +217,8 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
   if (o.epochs < 1) throw std::invalid_argument("--epochs must be at least 1");
   if (o.batch < 1) throw std::invalid_argument("--batch must be at least 1");
   if (!(o.val_fraction >= 0 && o.val_fraction < 1)) throw std::invalid_argument("--val must be in [0, 1)");
+  if (o.save_every < 0) throw std::invalid_argument("--save-every must be at least 1");
+  if (o.save_every > 0 && o.out.empty()) throw std::invalid_argument("--save-every needs --out");
 
   // Validation split: a seeded permutation, so class-ordered datasets (image folders) split fairly.
   const int N = train.size();
@@ -243,8 +259,8 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
   std::vector<std::string> log_lines = log_path.empty() ? std::vector<std::string>{} : read_log(log_path, st.epoch);
   if (o.resume.empty()) log_lines.clear();
 
-  Progress mode = o.progress;
-  if (mode == Progress::automatic) mode = ::isatty(2) ? Progress::terminal : Progress::plain;
+  ProgressStyle mode = o.progress;
+  if (mode == ProgressStyle::automatic) mode = ::isatty(2) ? ProgressStyle::terminal : ProgressStyle::plain;
   Reporter rep{mode, o.epochs};
 
   const int n_train = int(train_idx.size());
@@ -295,7 +311,7 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
       correct += r.correct;
       seen += end - begin;
       run_images += end - begin;
-      if (mode == Progress::terminal) {
+      if (mode == ProgressStyle::terminal) {
         const double el = since(run_start), ips = run_images / std::max(el, 1e-9);
         rep.batch(epoch, b + 1, n_batches, ips, loss_sum / seen, double(correct) / seen,
                   double(remaining_images - run_images) / std::max(ips, 1e-9));
@@ -334,6 +350,7 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
       // whose model files were not written.
       save_model(model_path, g, o.metadata);
       if (best) save_model(best_path, g, o.metadata);
+      if (o.save_every > 0 && epoch % o.save_every == 0) save_model(epoch_path(o.out, epoch), g, epoch_metadata(o, epoch, lr));
       log_lines.push_back(s.to_json().dump());
       std::string log;
       for (auto& l : log_lines) log += l + "\n";

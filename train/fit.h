@@ -7,6 +7,9 @@
 //   dir/m.best.safetensors       the model of the epoch with the best validation accuracy
 //   dir/m.ckpt.safetensors       the checkpoint of the last completed epoch (for --resume)
 //   dir/m.log.jsonl              one JSON line per epoch
+//   dir/m.epochE.safetensors     with save_every = N: the model after every N-th epoch E, its
+//                                metadata holding train.epoch and train.lr (the learning rate of
+//                                the epoch's last step): the checkpoints TracIn sums over
 #pragma once
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -28,7 +31,7 @@ struct EpochStats {
   nlohmann::json to_json() const;
 };
 
-enum class Progress { automatic, terminal, plain, quiet };
+enum class ProgressStyle { automatic, terminal, plain, quiet };
 
 struct FitOptions {
   int epochs = 10;
@@ -41,9 +44,10 @@ struct FitOptions {
   Augment augment;            // training batches only
   std::string out;            // model path; empty: write nothing
   std::string resume;         // checkpoint to continue from
+  int save_every = 0;         // > 0: keep the model of every N-th epoch (needs out)
   Metadata metadata;          // stored in the model files and checkpoints (classes, normalization...)
   nlohmann::json extra_config;  // more settings compared on resume (e.g. the data spec)
-  Progress progress = Progress::automatic;
+  ProgressStyle progress = ProgressStyle::automatic;
   // Called after each epoch (after the files are written); return false to stop early (as an
   // interruption would).
   std::function<bool(const EpochStats&)> on_epoch;
@@ -79,5 +83,8 @@ void check_fits(const Graph& g, const Dataset& d);
 
 // File names derived from the --out path.
 std::string sibling_path(const std::string& out, const std::string& suffix);  // "m.safetensors" + ".best"
+std::string epoch_path(const std::string& out, int epoch);                      // "m.epoch3.safetensors"
+// What an epoch's model file holds besides the run's metadata: train.epoch, train.lr, train.optimizer.
+Metadata epoch_metadata(const FitOptions& o, int epoch, double lr);
 
 }  // namespace gb

@@ -1,0 +1,118 @@
+#include "explain/instances/solvers.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "engine/rng.h"
+
+// LAPACK from OpenBLAS (no lapacke.h here); the trailing length is gfortran's hidden argument for
+// the character `uplo`.
+extern "C" void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info, size_t uplo_len);
+extern "C" void dpotrs_(const char* uplo, const int* n, const int* nrhs, const double* a, const int* lda, double* b,
+                        const int* ldb, int* info, size_t uplo_len);
+
+namespace gb::explain::instances {
+
+// Row-major lower triangle = column-major upper triangle, so LAPACK is called with "U".
+bool cholesky(const SymmetricMatrix& A, SymmetricMatrix& L) {
+  L = A;
+  int info = 0;
+  dpotrf_("U", &L.n, L.a.data(), &L.n, &info, 1);
+  if (info != 0) return false;
+  for (int i = 0; i < L.n; ++i)
+    for (int j = i + 1; j < L.n; ++j) L.at(i, j) = 0;  // the lower triangle is L
+  return true;
+}
+
+void cholesky_solve(const SymmetricMatrix& L, double* b, int count) {
+  int info = 0;
+  dpotrs_("U", &L.n, &count, L.a.data(), &L.n, b, &L.n, &info, 1);
+  if (info != 0) throw std::runtime_error("cholesky_solve: dpotrs failed (info " + std::to_string(info) + ")");
+}
+
+void inverse_quadratic_forms(const SymmetricMatrix& L, double* rows, int count, double* out) {
+  // rows (count × n, row-major) := rows · L⁻ᵀ, so row i becomes (L⁻¹ g_i)ᵀ.
+  cblas_dtrsm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, count, L.n, 1.0, L.a.data(), L.n, rows,
+              L.n);
+  for (int i = 0; i < count; ++i) out[i] = cblas_ddot(L.n, rows + size_t(i) * L.n, 1, rows + size_t(i) * L.n, 1);
+}
+
+static double dot(const std::vector<double>& a, const std::vector<double>& b) {
+  return cblas_ddot(int(a.size()), a.data(), 1, b.data(), 1);
+}
+
+SolveReport conjugate_gradient(const Product& A, const std::vector<double>& b, std::vector<double>& x,
+                               int max_iterations, double tol) {
+  const size_t n = b.size();
+  x.assign(n, 0.0);
+  std::vector<double> r = b, p = b, Ap(n);
+  const double bb = dot(b, b);
+  double rr = bb;
+  SolveReport rep;
+  if (bb == 0) return rep;
+  while (rep.iterations < max_iterations && rr > tol * tol * bb) {
+    A(p.data(), Ap.data());
+    const double pAp = dot(p, Ap);
+    if (!(pAp > 0))
+      throw std::runtime_error("conjugate gradients: the damped Hessian is not positive definite along a search "
+                               "direction (pᵀHp = " + std::to_string(pAp) + "); raise damping");
+    const double alpha = rr / pAp;
+    for (size_t i = 0; i < n; ++i) x[i] += alpha * p[i], r[i] -= alpha * Ap[i];
+    const double next = dot(r, r);
+    for (size_t i = 0; i < n; ++i) p[i] = r[i] + next / rr * p[i];
+    rr = next;
+    ++rep.iterations;
+  }
+  rep.residual = std::sqrt(rr / bb);
+  return rep;
+}
+
+SolveReport lissa(const BatchProduct& H, int points, const std::vector<double>& b, std::vector<double>& x,
+                  const LissaOptions& o) {
+  if (points < 1) throw std::invalid_argument("LiSSA: no points to take the Hessian over");
+  const size_t n = b.size();
+  x.assign(n, 0.0);
+  // Batches walk a shuffled order of the points without replacement, reshuffled when too few
+  // remain (as Koh & Liang's next_batch), so a batch of every point is the exact mean Hessian.
+  Rng rng(o.seed);
+  std::vector<int> order(points);
+  for (int i = 0; i < points; ++i) order[i] = i;
+  int next = points;
+  std::vector<double> h(n), Hh(n);
+  std::vector<int> batch(std::min(o.batch, points));
+  SolveReport rep;
+  const double keep = 1 - o.damping / o.scale, bnorm = std::sqrt(dot(b, b));
+  for (int s = 0; s < o.samples; ++s) {
+    h = b;
+    for (int j = 0; j < o.depth; ++j) {
+      if (next + int(batch.size()) > points) {
+        for (int i = points; i > 1; --i) std::swap(order[i - 1], order[rng.below(uint32_t(i))]);
+        next = 0;
+      }
+      std::copy_n(order.begin() + next, batch.size(), batch.begin());
+      next += int(batch.size());
+      H(batch, h.data(), Hh.data());
+      double change = 0, size = 0;
+      for (size_t i = 0; i < n; ++i) {
+        const double next = b[i] + keep * h[i] - Hh[i] / o.scale;
+        change += (next - h[i]) * (next - h[i]);
+        size += next * next;
+        h[i] = next;
+      }
+      if (!std::isfinite(size) || size > 1e30 * bnorm * bnorm)  // a convergent recursion stays near scale·‖(H + λI)⁻¹b‖
+        throw std::runtime_error("LiSSA diverged at depth " + std::to_string(j + 1) +
+                                 ": lissa_scale " + std::to_string(o.scale) +
+                                 " is below the Hessian's largest eigenvalue; raise it");
+      rep.residual = size > 0 ? std::sqrt(change / size) : 0;
+    }
+    for (size_t i = 0; i < n; ++i) x[i] += h[i] / o.scale / o.samples;
+  }
+  rep.iterations = o.depth * o.samples;
+  return rep;
+}
+
+}  // namespace gb::explain::instances

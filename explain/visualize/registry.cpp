@@ -1,0 +1,213 @@
+// The family's registry, visualize(), and the readers and checks its methods share.
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "engine/rng.h"
+#include "explain/visualize/method.h"
+
+namespace gb::visualize {
+
+static const std::vector<Method>& registry() {
+  static const std::vector<Method> r = [] {
+    std::vector<Method> m;
+    add_maximize_methods(m);
+    add_facet_methods(m);
+    add_invert_methods(m);
+    add_patch_methods(m);
+    add_perturb_methods(m);
+    add_decoder_methods(m);
+    return m;
+  }();
+  return r;
+}
+
+const std::vector<MethodInfo>& methods() {
+  static const std::vector<MethodInfo> infos = [] {
+    std::vector<MethodInfo> v;
+    for (auto& m : registry()) v.push_back(m.info);
+    return v;
+  }();
+  return infos;
+}
+
+static const Method& find(const std::string& name) {
+  for (auto& m : registry())
+    if (m.info.name == name) return m;
+  std::string names;
+  for (auto& m : registry()) names += (names.empty() ? "" : ", ") + m.info.name;
+  throw std::invalid_argument("unknown visualization method '" + name + "' (known: " + names + ")");
+}
+
+const MethodInfo& method_info(const std::string& name) { return find(name).info; }
+
+static void check_images(const Graph& g, const Tensor& t, const std::string& what) {
+  if (t.empty()) return;
+  if (t.rank() != g.input_shape().rank + 1 || t.shape().sample() != g.input_shape())
+    shape_error(what, Shape::batch_of(t.rank() ? t.batch() : 1, g.input_shape()), t.shape());
+  for (size_t i = 0; i < t.size(); ++i)
+    if (!std::isfinite(t[i])) throw std::invalid_argument(what + ": not finite at element " + std::to_string(i));
+}
+
+Result visualize(Graph& model, const Request& q, const std::string& method, const Params& params) {
+  const Method& m = find(method);
+  if (model.input_shape().rank != 3)
+    throw ShapeError("feature visualization needs an image model [C,H,W], this one takes " + model.input_shape().str());
+  check_images(model, q.inputs, "inputs");
+  check_images(model, q.data, "data");
+  const int C = model.input_shape()[0];
+  for (auto* v : {&q.bounds.lo, &q.bounds.hi})
+    if (!v->empty() && int(v->size()) != C && v->size() != 1)
+      throw std::invalid_argument("bounds: " + std::to_string(v->size()) + " values for " + std::to_string(C) + " channels");
+  for (int c = 0; c < C; ++c)
+    if (!(q.bounds.high(c) > q.bounds.low(c)))
+      throw std::invalid_argument("bounds of channel " + std::to_string(c) + ": low must be below high");
+  for (const Unit& u : q.units) u.check(model);
+  ParamReader reader(params, m.info);
+  Result r = m.run(model, q, reader);
+  reader.done();
+  return r;
+}
+
+int read_int(ParamReader& r, const std::string& key, int lo, int hi) {
+  const int v = r.integer(key);
+  if (v < lo || v > hi)
+    throw std::out_of_range(r.method() + ": --param " + key + "=" + std::to_string(v) + " outside [" +
+                            std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return v;
+}
+
+double read_number(ParamReader& r, const std::string& key, double lo, double hi) {
+  const double v = r.number(key);
+  if (v < lo || v > hi) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "=%g outside [%g, %g]", v, lo, hi);
+    throw std::out_of_range(r.method() + ": --param " + key + buf);
+  }
+  return v;
+}
+
+std::string read_choice(ParamReader& r, const std::string& key, const std::vector<std::string>& choices) {
+  const std::string v = r.text(key);
+  std::string known;
+  for (const std::string& c : choices) {
+    if (c == v) return v;
+    known += (known.empty() ? "" : ", ") + c;
+  }
+  throw std::invalid_argument(r.method() + ": --param " + key + "=" + v + " (known: " + known + ")");
+}
+
+std::vector<ParamInfo> ascent_params(const AscentDefaults& d) {
+  return {
+      {"steps", d.steps, "gradient steps (1..100000)"},
+      {"optimizer", d.optimizer, "adam (Lucent), sgd (x += lr g), sgd-l2norm (x += lr g/|g|_2, CS231n), sgd-meanabs (x += lr g/mean|g|, DeepDream)"},
+      {"lr", d.lr, "step size, in the model's input space (0..1e6]"},
+      {"l2", d.l2, "lambda_2 of the penalty lambda_2 |x|^2 (sum over the image, input space)"},
+      {"l1", d.l1, "lambda_1 of the penalty lambda_1 |x|_1"},
+      {"tv", d.tv, "lambda_TV of the total-variation penalty TV_beta(x) (Mahendran & Vedaldi)"},
+      {"tv_beta", d.tv_beta, "beta of TV_beta, 1..10"},
+      {"jitter", d.jitter, "each step, roll the image by a random shift in [-jitter, jitter] pixels per axis and roll the gradient back"},
+      {"blur_every", d.blur_every, "Gaussian-blur the image every k steps (0: never)"},
+      {"blur_sigma", d.blur_sigma, "sigma of that blur, in pixels (0..10)"},
+      {"clip", "true", "clamp to the data's pixel range [0,1] (through the model's normalization) after every step"},
+      {"fourier", "0", "optimize the image's spectrum with this 1/f^decay scaling (Lucent's fft_image: 1); 0: pixels"},
+  };
+}
+
+AscentOptions read_ascent(ParamReader& r, const Graph& g, const Request& q) {
+  AscentOptions o;
+  const int side = std::max(g.input_shape()[1], g.input_shape()[2]);
+  o.steps = read_int(r, "steps", 1, 100000);
+  o.step = parse_step(read_choice(r, "optimizer", {"adam", "sgd", "sgd-l2norm", "sgd-meanabs"}));
+  o.lr = read_number(r, "lr", 1e-12, 1e6);
+  o.penalties.l2 = read_number(r, "l2", 0, 1e6);
+  o.penalties.l1 = read_number(r, "l1", 0, 1e6);
+  o.penalties.tv = read_number(r, "tv", 0, 1e6);
+  o.penalties.tv_beta = read_number(r, "tv_beta", 1, 10);
+  o.jitter = read_int(r, "jitter", 0, side / 2);
+  o.blur_every = read_int(r, "blur_every", 0, 100000);
+  o.blur_sigma = read_number(r, "blur_sigma", 0, 10);
+  o.clip = r.flag("clip");
+  o.fourier_decay = read_number(r, "fourier", 0, 4);
+  o.bounds = q.bounds;
+  o.progress = q.progress;
+  return o;
+}
+
+Tensor start_images(const Graph& g, const std::string& kind, double value, double init_std,
+                    const std::vector<uint64_t>& row_seeds, const Bounds& b) {
+  const Shape in = g.input_shape();
+  const int R = int(row_seeds.size()), C = in[0];
+  const size_t HW = size_t(in[1]) * in[2];
+  Tensor x(Shape::batch_of(R, in));
+  for (int r = 0; r < R; ++r) {
+    Rng rng(mix_seed(row_seeds[r], 0x5747));  // a stream of its own, apart from the row's jitter
+    for (int c = 0; c < C; ++c) {
+      float* p = x.data() + (size_t(r) * C + c) * HW;
+      for (size_t i = 0; i < HW; ++i) {
+        const double px = kind == "noise" ? 0.5 + init_std * rng.normal() : value;
+        p[i] = b.from_pixel(c, float(px));
+      }
+    }
+  }
+  return x;
+}
+
+std::vector<double> dataset_max(Graph& g, const std::vector<Unit>& units, Score score, const Tensor& data,
+                                const Progress& progress) {
+  if (data.empty() || units.empty()) return {};
+  std::vector<double> best(units.size(), -INFINITY);
+  ForwardOptions fo;
+  fo.until = units[0].at(g);
+  const int N = data.batch();
+  for (int b = 0; b < N; b += kScanBatch) {
+    const int e = std::min(N, b + kScanBatch);
+    const Tensor& a = g.forward(data.slice(b, e), fo);
+    const size_t D = a.sample_size();
+    for (int n = 0; n < e - b; ++n)
+      for (size_t u = 0; u < units.size(); ++u)
+        best[u] = std::max(best[u], unit_value(units[u], score, a.data() + n * D, a.shape().sample()));
+    if (progress) progress(e, N);
+  }
+  return best;
+}
+
+void require_inputs(const Request& q, const std::string& method) {
+  if (q.inputs.empty()) throw std::invalid_argument(method + " needs input images (--data with --index, or --input)");
+}
+
+void require_data(const Request& q, const std::string& method) {
+  if (q.data.empty()) throw std::invalid_argument(method + " needs a dataset to scan (--data)");
+}
+
+std::string input_name(const Request& q, int n) {
+  return n < int(q.input_names.size()) ? q.input_names[n] : "input" + std::to_string(n);
+}
+
+std::string label(const Graph& g, const Request& q, const Unit& u) {
+  std::string s = u.describe(g);
+  if (u.kind == Unit::Kind::class_score && u.index < int(q.class_names.size())) s += " " + q.class_names[u.index];
+  return s;
+}
+
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g", v);
+  return buf;
+}
+
+std::vector<Unit> per_input_units(const Graph& g, const Request& q, const std::string& method, bool classes_only) {
+  const int N = q.inputs.batch();
+  if (q.units.size() != 1 && int(q.units.size()) != N)
+    throw std::invalid_argument(method + ": " + std::to_string(q.units.size()) + " units for " + std::to_string(N) +
+                                " inputs (give one unit for all inputs, or one per input)");
+  if (classes_only)
+    for (const Unit& u : q.units)
+      if (u.kind != Unit::Kind::class_score)
+        throw std::invalid_argument(method + " explains a class (--unit class:K or class:pred), not " + u.describe(g));
+  std::vector<Unit> out;
+  for (int n = 0; n < N; ++n) out.push_back(q.units.size() == 1 ? q.units[0] : q.units[n]);
+  return out;
+}
+
+}  // namespace gb::visualize

@@ -1,0 +1,729 @@
+// Training examples as explanations (explain/instances/): last-layer influence against the closed
+// form computed by hand, CG and LiSSA against the direct solve (last layer and the graph's exact
+// Hessian-vector products), Koh & Liang's leave-one-out check, I_pert against differences,
+// TracIn with one checkpoint = lr × the gradient dot product, planted mislabelled points found by
+// self-influence, representer values summing to the refitted logits, MMD-critic's greedy choices
+// against brute force, nearest neighbours by hand, and the registry's declarations and errors.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <set>
+
+#include "engine/architecture.h"
+#include "engine/hvp.h"
+#include "engine/layers.h"
+#include "engine/loss.h"
+#include "engine/passes.h"
+#include "engine/threads.h"
+#include "explain/instances/instances.h"
+#include "explain/instances/mmd_critic.h"
+#include "explain/instances/softmax_regression.h"
+
+using namespace gb;
+using namespace gb::explain;
+using namespace gb::explain::instances;
+
+namespace {
+
+Graph arch(const std::string& text, uint64_t seed = 5) {
+  Graph g = graph_from_json(parse_architecture(text));
+  g.init(seed);
+  Rng r(seed + 9);  // non-zero biases
+  for (auto& [name, p] : g.named_params())
+    if (name.ends_with(".bias"))
+      for (size_t i = 0; i < p->value.size(); ++i) p->value[i] = 0.2f * (2 * r.uniform() - 1);
+  return g;
+}
+
+// K Gaussian blobs in d dimensions, sample i of class i % K, centres on the axes at distance `gap`.
+Examples blobs(int n, int K, int d, uint64_t seed, float gap = 2.f, float spread = 1.f) {
+  Examples e{Tensor(Shape{n, d}), std::vector<int>(n)};
+  Rng r(seed);
+  for (int i = 0; i < n; ++i) {
+    e.y[i] = i % K;
+    const float centre = (e.y[i] / d) % 2 ? -gap : gap;  // class c sits on axis c % d, then on its negative side
+    for (int j = 0; j < d; ++j) e.x[size_t(i) * d + j] = spread * r.normal() + (j == e.y[i] % d ? centre : 0.f);
+  }
+  return e;
+}
+
+Examples rows_of(const Examples& e, int b, int end) {
+  return {e.x.slice(b, end).clone(), std::vector<int>(e.y.begin() + b, e.y.begin() + end)};
+}
+
+double pearson(const std::vector<double>& a, const std::vector<double>& b) {
+  const double n = double(a.size());
+  double ma = std::accumulate(a.begin(), a.end(), 0.0) / n, mb = std::accumulate(b.begin(), b.end(), 0.0) / n;
+  double ab = 0, aa = 0, bb = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    ab += (a[i] - ma) * (b[i] - mb);
+    aa += (a[i] - ma) * (a[i] - ma);
+    bb += (b[i] - mb) * (b[i] - mb);
+  }
+  return ab / std::sqrt(aa * bb);
+}
+
+std::vector<double> row(const Tensor& t, int r) {
+  const size_t n = t.rank() == 1 ? t.size() : t.sample_size();
+  return std::vector<double>(t.data() + r * n, t.data() + (r + 1) * n);
+}
+
+double max_rel(const std::vector<double>& got, const std::vector<double>& want) {
+  double m = 0, s = 1e-30;
+  for (size_t i = 0; i < got.size(); ++i) m = std::max(m, std::fabs(got[i] - want[i])), s = std::max(s, std::fabs(want[i]));
+  return m / s;
+}
+
+// Solves A x = b (n × n, row-major) by Gaussian elimination with partial pivoting.
+std::vector<double> gauss_solve(std::vector<double> A, std::vector<double> b) {
+  const int n = int(b.size());
+  for (int c = 0; c < n; ++c) {
+    int p = c;
+    for (int r = c + 1; r < n; ++r)
+      if (std::fabs(A[r * n + c]) > std::fabs(A[p * n + c])) p = r;
+    for (int k = 0; k < n; ++k) std::swap(A[c * n + k], A[p * n + k]);
+    std::swap(b[c], b[p]);
+    for (int r = c + 1; r < n; ++r) {
+      const double f = A[r * n + c] / A[c * n + c];
+      for (int k = c; k < n; ++k) A[r * n + k] -= f * A[c * n + k];
+      b[r] -= f * b[c];
+    }
+  }
+  std::vector<double> x(n);
+  for (int r = n - 1; r >= 0; --r) {
+    double s = b[r];
+    for (int k = r + 1; k < n; ++k) s -= A[r * n + k] * x[k];
+    x[r] = s / A[r * n + r];
+  }
+  return x;
+}
+
+// Softmax regression z = W x + b by hand, in double: θ = (W [K×D] row-major, b [K]).
+struct ByHand {
+  int D, K;
+  std::vector<double> theta;
+  ByHand(const Dense& L) : D(L.in_features), K(L.out_features), theta(dense_theta(L)) {}
+  std::vector<double> probs(const float* x) const {
+    std::vector<double> z(K), p(K);
+    double m = -1e300, s = 0;
+    for (int k = 0; k < K; ++k) {
+      z[k] = theta[K * D + k];
+      for (int d = 0; d < D; ++d) z[k] += theta[k * D + d] * x[d];
+      m = std::max(m, z[k]);
+    }
+    for (int k = 0; k < K; ++k) s += p[k] = std::exp(z[k] - m);
+    for (double& v : p) v /= s;
+    return p;
+  }
+  double loss(const float* x, int y) const { return -std::log(probs(x)[y]); }
+  std::vector<double> grad(const float* x, int y) const {  // (p − e_y) ⊗ (x, 1)
+    std::vector<double> p = probs(x), g(K * D + K);
+    for (int k = 0; k < K; ++k) {
+      const double r = p[k] - (k == y);
+      for (int d = 0; d < D; ++d) g[k * D + d] = r * x[d];
+      g[K * D + k] = r;
+    }
+    return g;
+  }
+  // Σ_i (diag p − p pᵀ) ⊗ x̃ x̃ᵀ, element by element.
+  std::vector<double> hessian_sum(const Examples& e) const {
+    const int P = K * D + K;
+    std::vector<double> H(size_t(P) * P, 0.0);
+    auto idx = [&](int k, int d) { return d < D ? k * D + d : K * D + k; };
+    for (int i = 0; i < e.size(); ++i) {
+      const float* x = e.x.data() + size_t(i) * D;
+      const std::vector<double> p = probs(x);
+      for (int k = 0; k < K; ++k)
+        for (int l = 0; l < K; ++l)
+          for (int d = 0; d <= D; ++d)
+            for (int f = 0; f <= D; ++f)
+              H[size_t(idx(k, d)) * P + idx(l, f)] +=
+                  ((k == l) * p[k] - p[k] * p[l]) * (d < D ? x[d] : 1.0) * (f < D ? x[f] : 1.0);
+    }
+    return H;
+  }
+  // (1/n) g_tᵀ (H/n + λI)⁻¹ g_j for every training point j.
+  std::vector<double> influence(const Examples& train, const float* xt, int yt, double lambda) const {
+    const int P = K * D + K, n = train.size();
+    std::vector<double> H = hessian_sum(train);
+    for (double& v : H) v /= n;
+    for (int j = 0; j < P; ++j) H[size_t(j) * P + j] += lambda;
+    const std::vector<double> s = gauss_solve(H, grad(xt, yt));
+    std::vector<double> out(n);
+    for (int j = 0; j < n; ++j) {
+      const std::vector<double> g = grad(train.x.data() + size_t(j) * D, train.y[j]);
+      out[j] = std::inner_product(g.begin(), g.end(), s.begin(), 0.0) / n;
+    }
+    return out;
+  }
+};
+
+Scores run(Graph& g, const Examples& train, const Examples& tests, const std::string& method, const Params& p,
+           const Context& ctx = {}) {
+  return gb::explain::instances::explain(g, train, tests, method, p, ctx);
+}
+
+// SGD on the summed-then-averaged cross-entropy in mini-batches, in a fixed order; calls
+// snapshot(epoch) after each epoch.
+void train_sgd(Graph& g, const Examples& d, int epochs, float lr, int batch,
+               const std::function<void(int)>& snapshot = {}) {
+  BackwardOptions bo;
+  bo.param_grads = true;
+  bo.input_grad = false;
+  Tensor grad;
+  Rng r(17);
+  std::vector<int> order(d.size());
+  std::iota(order.begin(), order.end(), 0);
+  for (int e = 1; e <= epochs; ++e) {
+    for (int i = d.size(); i > 1; --i) std::swap(order[i - 1], order[r.below(uint32_t(i))]);
+    for (int b = 0; b < d.size(); b += batch) {
+      const int m = std::min(batch, d.size() - b);
+      Tensor x(Shape::batch_of(m, d.x.shape().sample()));
+      std::vector<int> y(m);
+      for (int k = 0; k < m; ++k) {
+        std::copy_n(d.x.data() + order[b + k] * d.x.sample_size(), d.x.sample_size(), x.data() + k * d.x.sample_size());
+        y[k] = d.y[order[b + k]];
+      }
+      g.zero_grad();
+      softmax_cross_entropy(g.forward(x), y, &grad);
+      g.backward(grad, bo);
+      for (auto& [name, p] : g.named_params())
+        if (p->trainable)
+          for (size_t i = 0; i < p->value.size(); ++i) p->value[i] -= lr * p->grad[i];
+    }
+    if (snapshot) snapshot(e);
+  }
+}
+
+Checkpoint snapshot(const Graph& g, const std::string& name, double lr) {
+  Checkpoint c{name, {}, lr};
+  for (auto& [n, p] : g.named_params()) c.params[n] = p->value.clone();
+  return c;
+}
+
+// A softmax-regression model fitted to the end (Newton) with L2 weight l2.
+Graph fitted_softmax(const Examples& train, int K, double l2) {
+  Graph g = arch("input(" + std::to_string(train.x.dim(1)) + ") dense(" + std::to_string(K) + ")");
+  Dense& L = static_cast<Dense&>(g.layer(0));
+  SoftmaxRegression m(train.x, K, true);
+  std::vector<double> t(size_t(train.size()) * K, 0.0);
+  for (int i = 0; i < train.size(); ++i) t[size_t(i) * K + train.y[i]] = 1;
+  set_dense_theta(L, fit_softmax_regression(m, t, nullptr, l2, dense_theta(L), 100, 1e-10).theta);
+  return g;
+}
+
+}  // namespace
+
+TEST_CASE("softmax regression: the Hessian, its products and the gradients equal the formulas by hand") {
+  const Examples d = blobs(23, 3, 4, 1);
+  Graph g = arch("input(4) dense(3)");
+  const ByHand h(static_cast<Dense&>(g.layer(0)));
+  SoftmaxRegression m(d.x, 3, true);
+  std::vector<double> z, p;
+  m.logits(h.theta, z);
+  SoftmaxRegression::softmax(z, 3, p);
+  const SymmetricMatrix H = m.hessian(p);
+  CHECK(max_rel(H.a, h.hessian_sum(d)) < 1e-6);
+  Rng r(3);
+  std::vector<double> v(m.size()), Hv(m.size()), want(m.size(), 0.0);
+  for (double& e : v) e = r.uniform() - 0.5;
+  m.hessian_product(p, nullptr, v.data(), Hv.data());
+  for (int i = 0; i < m.size(); ++i)
+    for (int j = 0; j < m.size(); ++j) want[i] += H.at(i, j) * v[j];
+  CHECK(max_rel(Hv, want) < 1e-6);
+  // Residuals p − e_y: the gradient sums the rows' gradients, and dots are each row's gradient · v.
+  std::vector<double> res = p, grad(m.size()), dots(d.size()), rows(size_t(d.size()) * m.size());
+  for (int i = 0; i < d.size(); ++i) res[i * 3 + d.y[i]] -= 1;
+  m.gradient(res, nullptr, grad.data());
+  m.dots(res, v.data(), dots.data());
+  m.row_gradients(res, 0, d.size(), rows.data());
+  std::vector<double> sum(m.size(), 0.0);
+  for (int i = 0; i < d.size(); ++i) {
+    const std::vector<double> gi = h.grad(d.x.data() + i * 4, d.y[i]);
+    CHECK(max_rel(std::vector<double>(rows.begin() + i * m.size(), rows.begin() + (i + 1) * m.size()), gi) < 1e-6);
+    CHECK(dots[i] == doctest::Approx(std::inner_product(gi.begin(), gi.end(), v.begin(), 0.0)).epsilon(1e-9));
+    for (int j = 0; j < m.size(); ++j) sum[j] += gi[j];
+  }
+  CHECK(max_rel(grad, sum) < 1e-9);
+}
+
+TEST_CASE("influence: the last layer equals the closed form by hand; CG and LiSSA agree with the direct solve") {
+  const Examples train = blobs(40, 3, 4, 2), tests = rows_of(blobs(3, 3, 4, 9), 0, 3);
+  Graph g = arch("input(4) dense(3)");
+  const ByHand h(static_cast<Dense&>(g.layer(0)));
+  const Scores direct = run(g, train, tests, "influence", {{"damping", "0.05"}});
+  REQUIRE(direct.scores.shape() == Shape({3, 40}));
+  for (int t = 0; t < 3; ++t)
+    CHECK(max_rel(row(direct.scores, t), h.influence(train, tests.x.data() + t * 4, tests.y[t], 0.05)) < 1e-5);
+  const Scores cg = run(g, train, tests, "influence", {{"damping", "0.05"}, {"solver", "cg"}});
+  // LiSSA with every point in each batch is deterministic and converges geometrically.
+  const Scores full = run(g, train, tests, "influence",
+                          {{"damping", "0.05"}, {"solver", "lissa"}, {"lissa_batch", "40"}, {"lissa_samples", "1"},
+                           {"lissa_depth", "3000"}, {"lissa_scale", "5"}});
+  // Stochastic LiSSA (Koh & Liang's batch of 1) agrees in ranking.
+  const Scores noisy = run(g, train, tests, "influence",
+                           {{"damping", "0.05"}, {"solver", "lissa"}, {"lissa_scale", "10"}, {"lissa_depth", "2000"},
+                            {"lissa_samples", "30"}});
+  for (int t = 0; t < 3; ++t) {
+    CHECK(max_rel(row(cg.scores, t), row(direct.scores, t)) < 1e-5);
+    CHECK(max_rel(row(full.scores, t), row(direct.scores, t)) < 1e-4);
+    CHECK(pearson(row(noisy.scores, t), row(direct.scores, t)) > 0.98);
+    CHECK(cg.details[t].at("solver_iterations") <= 20);  // 15 unknowns: CG ends in about 15 steps
+  }
+  // The same seed gives the same stochastic estimate.
+  const Scores again = run(g, train, tests, "influence",
+                           {{"damping", "0.05"}, {"solver", "lissa"}, {"lissa_scale", "10"}, {"lissa_depth", "2000"},
+                            {"lissa_samples", "30"}});
+  CHECK(row(again.scores, 0) == row(noisy.scores, 0));
+}
+
+TEST_CASE("influence: chosen layers through the graph's Hessian-vector products, CG and LiSSA against the explicit solve") {
+  const Examples train = blobs(30, 3, 3, 4), tests = rows_of(blobs(2, 3, 3, 5), 0, 2);
+  Graph g = arch("input(3) dense(4) tanh dense(3)");
+  train_sgd(g, train, 40, 0.1f, 5);  // near a minimum, where the damped Hessian is positive definite
+  const ParamSlice s = param_slice(g, {0, 2});
+  const int P = int(s.size);
+  // H (mean) column by column from exact products, then (H + λI)⁻¹ g_test by elimination.
+  std::vector<double> H(size_t(P) * P);
+  std::vector<float> e(P), col(P);
+  for (int j = 0; j < P; ++j) {
+    std::fill(e.begin(), e.end(), 0.f);
+    e[j] = 1;
+    hessian_vector_product(g, train.x, train.y, s, e.data(), col.data());
+    for (int i = 0; i < P; ++i) H[size_t(i) * P + j] = col[i] / 30.0;
+  }
+  for (int j = 0; j < P; ++j) H[size_t(j) * P + j] += 0.1;
+  Tensor Gt = per_sample_param_grads(g, tests.x, [&] {
+    Tensor seed;
+    softmax_cross_entropy(g.forward(tests.x), tests.y, &seed, Reduction::sum);
+    return seed;
+  }(), {0, 2});
+  Tensor seed;
+  softmax_cross_entropy(g.forward(train.x), train.y, &seed, Reduction::sum);
+  const Tensor G = per_sample_param_grads(g, train.x, seed, {0, 2});
+  const Scores cg = run(g, train, tests, "influence", {{"layers", "all"}, {"solver", "cg"}, {"damping", "0.1"}});
+  const Scores li = run(g, train, tests, "influence",
+                        {{"layers", "dense1,dense2"}, {"solver", "lissa"}, {"damping", "0.1"}, {"lissa_batch", "30"},
+                         {"lissa_samples", "1"}, {"lissa_depth", "3000"}, {"lissa_scale", "10"}});
+  for (int t = 0; t < 2; ++t) {
+    const std::vector<double> sol = gauss_solve(H, row(Gt, t));
+    std::vector<double> want(30);
+    for (int j = 0; j < 30; ++j) {
+      const std::vector<double> gj = row(G, j);
+      want[j] = std::inner_product(gj.begin(), gj.end(), sol.begin(), 0.0) / 30;
+    }
+    CHECK(max_rel(row(cg.scores, t), want) < 1e-4);
+    CHECK(max_rel(row(li.scores, t), want) < 1e-3);
+  }
+  CHECK_THROWS_WITH_AS(run(g, train, tests, "influence", {{"layers", "all"}}),
+                       doctest::Contains("last layer only"), std::invalid_argument);
+}
+
+TEST_CASE("influence: predicted vs actual leave-one-out loss change on a convex model, Pearson r > 0.95") {
+  // Koh & Liang's Fig. 2 check: softmax regression fitted to optimality with L2 weight λ; removing
+  // training point j and refitting (same objective, w_j = 0) changes the test loss by about the
+  // influence score (1/n) ∇L_testᵀ (H + λI)⁻¹ ∇L(z_j).
+  const double l2 = 0.02;
+  const Examples train = blobs(60, 3, 5, 6, 1.2f), test = rows_of(blobs(4, 3, 5, 7, 1.2f), 1, 2);
+  Graph g = fitted_softmax(train, 3, l2);
+  const Scores s = run(g, train, test, "influence", {{"damping", std::to_string(l2)}});
+  SoftmaxRegression m(train.x, 3, true);
+  std::vector<double> t(180, 0.0);
+  for (int i = 0; i < 60; ++i) t[i * 3 + train.y[i]] = 1;
+  const std::vector<double> theta = dense_theta(static_cast<Dense&>(g.layer(0)));
+  auto test_loss = [&](const std::vector<double>& th) {
+    Graph h = arch("input(5) dense(3)");
+    set_dense_theta(static_cast<Dense&>(h.layer(0)), th);
+    return ByHand(static_cast<Dense&>(h.layer(0))).loss(test.x.data(), test.y[0]);
+  };
+  const double base = test_loss(theta);
+  std::vector<double> predicted, actual;
+  for (int j = 0; j < 60; ++j) {
+    std::vector<double> w(60, 1.0);
+    w[j] = 0;
+    const SoftmaxFit f = fit_softmax_regression(m, t, &w, l2, theta, 100, 1e-12);
+    actual.push_back(test_loss(f.theta) - base);
+    predicted.push_back(s.scores[j]);
+  }
+  const double r = pearson(predicted, actual);
+  MESSAGE("leave-one-out Pearson r = ", r);
+  CHECK(r > 0.95);
+  // The scale matches too, not only the ranking: least-squares slope near 1.
+  double pa = 0, pp = 0;
+  for (int j = 0; j < 60; ++j) pa += predicted[j] * actual[j], pp += predicted[j] * predicted[j];
+  CHECK(pa / pp == doctest::Approx(1.0).epsilon(0.15));
+  // The library's check (glassbox influence --loo) refits the same way: the model is at the
+  // optimum already, so its points are the 10 largest |score| with the same predictions and refits.
+  const std::vector<LeaveOneOut> loo = leave_one_out(g, train, test, l2, 10);
+  REQUIRE(loo.size() == 1);
+  CHECK(loo[0].pearson > 0.95);
+  for (int k = 0; k < 10; ++k) {
+    const int j = loo[0].index[k];
+    CHECK(std::fabs(predicted[j]) >= std::fabs(predicted[loo[0].index.back()]));
+    CHECK(loo[0].predicted[k] == doctest::Approx(predicted[j]).epsilon(1e-4));
+    CHECK(loo[0].actual[k] == doctest::Approx(actual[j]).epsilon(1e-4));
+  }
+  CHECK_THROWS_WITH_AS(leave_one_out(g, train, test, 0.0, 10), doctest::Contains("must be > 0"), std::invalid_argument);
+}
+
+TEST_CASE("influence: I_pert equals central differences of the score in the training image's pixels") {
+  const Examples train = blobs(20, 3, 4, 8), tests = rows_of(blobs(2, 3, 4, 10), 0, 1);
+  Graph g = arch("input(4) dense(3)");
+  const ByHand h(static_cast<Dense&>(g.layer(0)));
+  const Scores s = run(g, train, tests, "influence", {{"damping", "0.1"}, {"pert_top", "2"}});
+  const Tensor& pert = s.extra.at("pert");
+  const Tensor& index = s.extra.at("pert_index");
+  REQUIRE(pert.shape() == Shape({4, 4}));
+  // s_test by hand; the score of z is (1/n) s_testᵀ ∇L(z), so I_pert = −∂score/∂x_z.
+  std::vector<double> H = h.hessian_sum(train);
+  for (double& v : H) v /= 20;
+  for (int j = 0; j < 15; ++j) H[size_t(j) * 15 + j] += 0.1;
+  const std::vector<double> st = gauss_solve(H, h.grad(tests.x.data(), tests.y[0]));
+  const std::vector<double> sc = row(s.scores, 0);
+  CHECK(index[0] == float(std::max_element(sc.begin(), sc.end()) - sc.begin()));  // most helpful first
+  CHECK(index[2] == float(std::min_element(sc.begin(), sc.end()) - sc.begin()));  // most harmful first
+  for (int k = 0; k < 4; ++k) {
+    const int j = int(index[k]);
+    for (int px = 0; px < 4; ++px) {
+      std::vector<float> x(train.x.data() + j * 4, train.x.data() + j * 4 + 4);
+      auto score = [&](float dx) {
+        std::vector<float> xp = x;
+        xp[px] += dx;
+        const std::vector<double> gj = h.grad(xp.data(), train.y[j]);
+        return std::inner_product(gj.begin(), gj.end(), st.begin(), 0.0) / 20;
+      };
+      const double fd = -(score(1e-3f) - score(-1e-3f)) / 2e-3;
+      CHECK(pert[k * 4 + px] == doctest::Approx(fd).epsilon(2e-3).scale(1e-4));
+    }
+  }
+}
+
+TEST_CASE("tracin: one checkpoint is lr times the dot product of the two loss gradients") {
+  const Examples train = blobs(12, 3, 2, 11), tests = rows_of(blobs(3, 3, 2, 12), 0, 2);
+  Graph g = arch("input(2) dense(5) tanh dense(3)");
+  auto grad_of = [&](const Tensor& x, int y) {  // one sample's loss gradient, through the ordinary backward pass
+    g.zero_grad();
+    Tensor seed;
+    softmax_cross_entropy(g.forward(x), {y}, &seed);
+    BackwardOptions bo;
+    bo.param_grads = true;
+    g.backward(seed, bo);
+    std::vector<double> v;
+    for (auto& [n, p] : g.named_params())
+      for (size_t i = 0; i < p->grad.size(); ++i) v.push_back(p->grad[i]);
+    return v;
+  };
+  const std::vector<Checkpoint> one = {snapshot(g, "ckpt1", 0.05)};
+  Context ctx;
+  ctx.checkpoints = &one;
+  ctx.batch = 5;  // several batches of the training set
+  const Scores s = run(g, train, tests, "tracin", {}, ctx);
+  for (int t = 0; t < 2; ++t) {
+    const std::vector<double> gt = grad_of(tests.x.sample(t), tests.y[t]);
+    for (int j = 0; j < 12; ++j) {
+      const std::vector<double> gj = grad_of(train.x.sample(j), train.y[j]);
+      CHECK(s.scores[t * 12 + j] == doctest::Approx(0.05 * std::inner_product(gt.begin(), gt.end(), gj.begin(), 0.0)).epsilon(1e-4));
+    }
+  }
+  // Two checkpoints add; --param lr replaces the stored rates; the model is left as it was.
+  Graph other = arch("input(2) dense(5) tanh dense(3)", 77);
+  const std::vector<Checkpoint> two = {one[0], snapshot(other, "ckpt2", 0.1)};
+  ctx.checkpoints = &two;
+  const std::vector<float> before(g.named_params()[0].second->value.data(), g.named_params()[0].second->value.data() + 10);
+  const Scores both = run(g, train, tests, "tracin", {}, ctx);
+  const Scores lr1 = run(g, train, tests, "tracin", {{"lr", "1"}}, ctx);
+  const std::vector<float> after(g.named_params()[0].second->value.data(), g.named_params()[0].second->value.data() + 10);
+  CHECK(before == after);
+  Graph& h = other;
+  std::vector<Checkpoint> only2 = {two[1]};
+  ctx.checkpoints = &only2;
+  const Scores second = run(h, train, tests, "tracin", {}, ctx);
+  for (int i = 0; i < 24; ++i) {
+    CHECK(both.scores[i] == doctest::Approx(s.scores[i] + second.scores[i]).epsilon(1e-5));
+    CHECK(lr1.scores[i] == doctest::Approx(s.scores[i] / 0.05 + second.scores[i] / 0.1).epsilon(1e-4));
+  }
+  // Self-influence: lr ‖∇L(z)‖² per checkpoint.
+  ctx.checkpoints = &one;
+  const Scores self = self_influence(g, train, "tracin", {}, ctx);
+  for (int j = 0; j < 12; ++j) {
+    const std::vector<double> gj = grad_of(train.x.sample(j), train.y[j]);
+    CHECK(self.scores[j] == doctest::Approx(0.05 * std::inner_product(gj.begin(), gj.end(), gj.begin(), 0.0)).epsilon(1e-4));
+  }
+}
+
+TEST_CASE("influence: last-layer self-influence is (1/n) ∇L(z)ᵀ (H + λI)⁻¹ ∇L(z) by hand") {
+  const Examples train = blobs(25, 3, 4, 24);
+  Graph g = arch("input(4) dense(3)");
+  const ByHand h(static_cast<Dense&>(g.layer(0)));
+  const Scores s = self_influence(g, train, "influence", {{"damping", "0.05"}});
+  REQUIRE(s.scores.shape() == Shape({25}));
+  for (int j = 0; j < 25; ++j)
+    CHECK(s.scores[j] == doctest::Approx(h.influence(train, train.x.data() + j * 4, train.y[j], 0.05)[j]).epsilon(1e-5));
+}
+
+TEST_CASE("self-influence finds planted mislabelled training points (TracIn and last-layer influence)") {
+  Examples train = blobs(120, 3, 2, 13, 3.f, 0.6f);
+  const std::set<int> flipped = {5, 17, 40, 66, 91, 110};
+  for (int i : flipped) train.y[i] = (train.y[i] + 1) % 3;
+  Graph g = arch("input(2) dense(16) tanh dense(3)");
+  std::vector<Checkpoint> ckpts;
+  train_sgd(g, train, 30, 0.1f, 10, [&](int epoch) {
+    if (epoch % 10 == 0) ckpts.push_back(snapshot(g, "epoch" + std::to_string(epoch), 0.1));
+  });
+  Context ctx;
+  ctx.checkpoints = &ckpts;
+  auto top_hits = [&](const Tensor& scores) {
+    std::vector<int> order(120);
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](int a, int b) { return scores[a] > scores[b]; });
+    int hits = 0;
+    for (int k = 0; k < int(flipped.size()); ++k) hits += flipped.count(order[k]);
+    return hits;
+  };
+  const Scores tracin = self_influence(g, train, "tracin", {}, ctx);
+  const Scores influence = self_influence(g, train, "influence", {});
+  CHECK(top_hits(tracin.scores) >= 5);  // of the 6 planted, among the 6 highest
+  CHECK(top_hits(influence.scores) >= 5);
+  CHECK_THROWS_WITH_AS(self_influence(g, train, "knn", {}), doctest::Contains("methods with one: influence, tracin"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(self_influence(g, train, "influence", {{"solver", "cg"}}),
+                       doctest::Contains("direct solver only"), std::invalid_argument);
+}
+
+TEST_CASE("representer: values sum to the refitted logits, alpha makes the refit stationary") {
+  const Examples train = blobs(50, 3, 4, 14), tests = rows_of(blobs(4, 3, 4, 15), 0, 4);
+  Graph g = arch("input(4) dense(6) relu dense(3)");
+  for (const std::string targets : {"model", "labels"}) {
+    CAPTURE(targets);
+    const Scores s = run(g, train, tests, "representer", {{"targets", targets}, {"lambda", "0.01"}});
+    CHECK(s.info.at("gradient_norm") < 1e-7);
+    for (int t = 0; t < 4; ++t) {
+      const auto& d = s.details[t];
+      const std::vector<double> r = row(s.scores, t);
+      CHECK(std::accumulate(r.begin(), r.end(), 0.0) == doctest::Approx(d.at("logit_refitted")).epsilon(1e-5));
+      CHECK(d.at("relative_residual") < 1e-5);
+    }
+    // α by hand: −(p − t)/(2λn) at the refit, and W* = Σ α f̃ᵀ is what the refit's logits use.
+    const Tensor& alpha = s.extra.at("alpha");
+    REQUIRE(alpha.shape() == Shape({50, 3}));
+    double sum = 0;
+    for (size_t i = 0; i < alpha.size(); ++i) sum += alpha[i];
+    CHECK(std::fabs(sum) < 1e-6);  // each row of p − t sums to zero
+  }
+  // With labels as targets, the representer values of a test point's class are α_{j,c} f_j·f_t:
+  // check one by hand from the features.
+  const Scores s = run(g, train, tests, "representer", {{"targets", "labels"}, {"lambda", "0.01"}});
+  const Tensor f = activations(g, train.x, {1})[0], ft = activations(g, tests.x, {1})[0];  // relu1
+  for (int j : {0, 7, 33}) {
+    double k = 1.0;  // the bias input
+    for (int q = 0; q < 6; ++q) k += double(f[j * 6 + q]) * ft[q];
+    CHECK(s.scores[j] == doctest::Approx(s.extra.at("alpha")[j * 3 + tests.y[0]] * k).epsilon(1e-5));
+  }
+}
+
+TEST_CASE("knn: cosine and L2 scores by hand; a duplicate is its own nearest neighbour") {
+  const Examples train = blobs(10, 2, 3, 16);
+  Examples tests = rows_of(train, 4, 6);
+  Graph g = arch("input(3) dense(4) relu dense(2)");
+  const Scores cos = run(g, train, tests, "knn", {{"layer", "input"}});
+  const Scores l2 = run(g, train, tests, "knn", {{"layer", "input"}, {"metric", "l2"}});
+  for (int t = 0; t < 2; ++t)
+    for (int j = 0; j < 10; ++j) {
+      double dot = 0, na = 0, nb = 0, dist = 0;
+      for (int q = 0; q < 3; ++q) {
+        const double a = train.x[j * 3 + q], b = tests.x[t * 3 + q];
+        dot += a * b, na += a * a, nb += b * b, dist += (a - b) * (a - b);
+      }
+      CHECK(cos.scores[t * 10 + j] == doctest::Approx(dot / std::sqrt(na * nb)).epsilon(1e-5));
+      CHECK(l2.scores[t * 10 + j] == doctest::Approx(-std::sqrt(dist)).epsilon(1e-5));
+    }
+  for (const Scores* s : {&cos, &l2}) {
+    const std::vector<double> r = row(s->scores, 0);
+    CHECK(std::max_element(r.begin(), r.end()) - r.begin() == 4);
+  }
+  const Scores hidden = run(g, train, tests, "knn", {});  // the last dense layer's input: relu1
+  CHECK(hidden.info.at("dimensions") == 4);
+}
+
+namespace {
+double kernel(const Tensor& f, int a, int b, double gamma) {
+  double s = 0;
+  for (int j = 0; j < f.dim(1); ++j) s += (double(f[a * f.dim(1) + j]) - f[b * f.dim(1) + j]) * (double(f[a * f.dim(1) + j]) - f[b * f.dim(1) + j]);
+  return std::exp(-gamma * s);
+}
+// J_b(S) from its definition.
+double J(const Tensor& f, const std::vector<int>& S, double gamma) {
+  const int n = f.batch();
+  double a = 0, b = 0;
+  for (int i = 0; i < n; ++i)
+    for (int j : S) a += kernel(f, i, j, gamma);
+  for (int j : S)
+    for (int l : S) b += kernel(f, j, l, gamma);
+  return 2 * a / (n * double(S.size())) - b / (double(S.size()) * S.size());
+}
+double logdet(const Tensor& f, const std::vector<int>& C, double gamma) {
+  std::vector<double> A;
+  for (int a : C)
+    for (int b : C) A.push_back(kernel(f, a, b, gamma));
+  const int n = int(C.size());
+  double ld = 0;  // Cholesky
+  for (int j = 0; j < n; ++j) {
+    for (int k = 0; k < j; ++k) A[j * n + j] -= A[j * n + k] * A[j * n + k];
+    const double d = std::sqrt(A[j * n + j]);
+    ld += 2 * std::log(d);
+    for (int i = j + 1; i < n; ++i) {
+      for (int k = 0; k < j; ++k) A[i * n + j] -= A[i * n + k] * A[j * n + k];
+      A[i * n + j] /= d;
+    }
+  }
+  return ld;
+}
+}  // namespace
+
+TEST_CASE("mmd-critic: greedy steps are the brute-force best; on clusters the set is the global maximum of J_b") {
+  const double gamma = 0.5;
+  // Random points: every greedy step maximizes J_b(S ∪ {c}) over c, and the objective is J_b.
+  const Tensor f = blobs(14, 2, 3, 18).x;
+  const Prototypes p = mmd_critic_features(f, 4, 3, gamma);
+  std::vector<int> S;
+  for (size_t step = 0; step < p.prototypes.size(); ++step) {
+    double best = -1e300;
+    int arg = -1;
+    for (int c = 0; c < 14; ++c) {
+      if (std::count(S.begin(), S.end(), c)) continue;
+      std::vector<int> T = S;
+      T.push_back(c);
+      if (J(f, T, gamma) > best + 1e-12) best = J(f, T, gamma), arg = c;
+    }
+    CHECK(p.prototypes[step] == arg);
+    S.push_back(arg);
+    CHECK(p.objective[step] == doctest::Approx(J(f, S, gamma)).epsilon(1e-6));
+  }
+  // Criticisms: each step maximizes |witness| + log det K_CC over the remaining points.
+  std::vector<int> C;
+  for (size_t step = 0; step < p.criticisms.size(); ++step) {
+    double best = -1e300;
+    int arg = -1;
+    for (int c = 0; c < 14; ++c) {
+      if (std::count(S.begin(), S.end(), c) || std::count(C.begin(), C.end(), c)) continue;
+      double w = 0;
+      for (int i = 0; i < 14; ++i) w += kernel(f, c, i, gamma) / 14;
+      for (int j : S) w -= kernel(f, c, j, gamma) / double(S.size());
+      double value = std::fabs(w);
+      std::vector<int> T = C;
+      T.push_back(c);
+      value += logdet(f, T, gamma) - (C.empty() ? 0.0 : logdet(f, C, gamma));
+      if (value > best + 1e-12) best = value, arg = c;
+    }
+    CHECK(p.criticisms[step] == arg);
+    C.push_back(arg);
+  }
+  // Three tight clusters of 3, 3 and 2 points: greedy's m prototypes are the best m-subset.
+  Tensor clusters(Shape{8, 2});
+  const float pts[8][2] = {{0, 0}, {0.1f, 0}, {0, 0.1f}, {3, 3}, {3.1f, 3}, {3, 3.1f}, {-3, 3}, {-3.1f, 3}};
+  std::copy(&pts[0][0], &pts[0][0] + 16, clusters.data());
+  for (int m = 1; m <= 3; ++m) {
+    const Prototypes q = mmd_critic_features(clusters, m, 0, 0.5);
+    double best = -1e300;
+    for (int mask = 0; mask < 256; ++mask) {
+      if (__builtin_popcount(mask) != m) continue;
+      std::vector<int> T;
+      for (int i = 0; i < 8; ++i)
+        if (mask >> i & 1) T.push_back(i);
+      best = std::max(best, J(clusters, T, 0.5));
+    }
+    CHECK(q.objective.back() == doctest::Approx(best).epsilon(1e-6));  // the kernel is float
+  }
+}
+
+TEST_CASE("mmd-critic: the log-determinant keeps criticisms diverse") {
+  // Copy a point plain |witness| criticizes: without the regularizer the copy (as large a witness)
+  // is criticized too; with it, a second copy adds nothing to log det K_CC and is passed over.
+  const Tensor f = blobs(20, 2, 3, 25).x;
+  const int first = mmd_critic_features(f, 2, 1, 0.5, false).criticisms[0];
+  Tensor g(Shape{21, 3});
+  std::copy_n(f.data(), f.size(), g.data());
+  std::copy_n(f.data() + first * 3, 3, g.data() + 60);
+  const Prototypes plain = mmd_critic_features(g, 2, 3, 0.5, false), diverse = mmd_critic_features(g, 2, 3, 0.5, true);
+  REQUIRE(plain.prototypes == diverse.prototypes);
+  const std::set<int> p(plain.criticisms.begin(), plain.criticisms.end()), d(diverse.criticisms.begin(), diverse.criticisms.end());
+  CHECK((p.count(first) && p.count(20)));
+  CHECK_FALSE((d.count(first) && d.count(20)));
+  CHECK((d.count(first) || d.count(20)));  // one of the copies is still criticized
+}
+
+TEST_CASE("mmd-critic: the median heuristic, layers, and bad requests") {
+  Tensor line(Shape{3, 1});
+  line[0] = 0, line[1] = 1, line[2] = 3;  // squared distances 1, 4, 9: median 4
+  CHECK(median_heuristic_gamma(line) == doctest::Approx(1.0 / 8));
+  const Examples d = blobs(30, 3, 4, 19);
+  const Prototypes p = mmd_critic(nullptr, d.x, 3, 2, {});
+  CHECK(p.gamma == doctest::Approx(median_heuristic_gamma(d.x)));
+  CHECK(p.prototypes.size() == 3);
+  CHECK(p.criticisms.size() == 2);
+  Graph g = arch("input(4) dense(5) relu dense(3)");
+  const Prototypes q = mmd_critic(&g, d.x, 3, 1, {{"layer", "relu1"}, {"gamma", "0.3"}});
+  CHECK(q.gamma == 0.3);
+  CHECK_THROWS_WITH_AS(mmd_critic(nullptr, d.x, 25, 10, {}), doctest::Contains("25 prototypes and 10 criticisms from 30"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(mmd_critic(nullptr, d.x, 2, 1, {{"gamma", "-1"}}), doctest::Contains("--param gamma=-1"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(mmd_critic(nullptr, d.x, 2, 1, {{"layer", "relu1"}}), doctest::Contains("needs a model"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(mmd_critic(nullptr, d.x, 2, 1, {{"kernel", "rbf"}}), doctest::Contains("unknown parameter 'kernel'"),
+                       std::invalid_argument);
+}
+
+TEST_CASE("every instance method reads exactly its declared parameters; unknown names and keys are refused") {
+  const Examples train = blobs(16, 3, 4, 20), tests = rows_of(blobs(2, 3, 4, 21), 0, 2);
+  Graph g = arch("input(4) dense(5) relu dense(3)");
+  const std::vector<Checkpoint> ckpts = {snapshot(g, "c", 0.1)};
+  Context ctx;
+  ctx.checkpoints = &ckpts;
+  REQUIRE(methods().size() == 4);
+  for (const MethodInfo& m : methods()) {
+    CAPTURE(m.name);
+    Scores s;
+    CHECK_NOTHROW(s = run(g, train, tests, m.name, {}, ctx));  // DeclarationError if a declared key is unread
+    CHECK(s.scores.shape() == Shape({2, 16}));
+    CHECK_THROWS_WITH_AS(run(g, train, tests, m.name, {{"no_such_key", "1"}}, ctx),
+                         doctest::Contains("unknown parameter 'no_such_key'"), std::invalid_argument);
+    CHECK(list_text(methods()).find(m.name) != std::string::npos);
+  }
+  CHECK_THROWS_WITH_AS(run(g, train, tests, "influenza", {}), doctest::Contains("known: knn, influence, tracin, representer"),
+                       std::invalid_argument);
+}
+
+TEST_CASE("instance methods: bad inputs and parameters get errors naming them") {
+  const Examples train = blobs(16, 3, 4, 22), tests = rows_of(blobs(2, 3, 4, 23), 0, 2);
+  Graph g = arch("input(4) dense(5) relu dense(3)");
+  CHECK_THROWS_WITH_AS(run(g, train, tests, "influence", {{"damping", "0"}}), doctest::Contains("damping > 0"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(run(g, train, tests, "influence", {{"lissa_depth", "0"}}),
+                       doctest::Contains("lissa_depth=0 outside [1, 1000000]"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(run(g, train, tests, "influence", {{"layers", "conv9"}}), doctest::Contains("no layer named 'conv9'"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(run(g, train, tests, "influence", {{"layers", "relu1"}}),
+                       doctest::Contains("'relu1' has no trainable parameters"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(run(g, train, tests, "influence", {{"solver", "qr"}}), doctest::Contains("solver=qr"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(run(g, train, tests, "tracin", {}), doctest::Contains("--save-every"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(run(g, train, tests, "representer", {{"lambda", "0"}}), doctest::Contains("lambda must be > 0"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(run(g, train, tests, "knn", {{"metric", "manhattan"}}), doctest::Contains("metric=manhattan"),
+                       std::invalid_argument);
+  Examples bad = tests;
+  bad.y[1] = 7;
+  CHECK_THROWS_WITH_AS(run(g, train, bad, "knn", {}), doctest::Contains("class 7 of sample 1 outside"), std::out_of_range);
+  bad = tests;
+  bad.x[5] = NAN;
+  CHECK_THROWS_WITH_AS(run(g, train, bad, "knn", {}), doctest::Contains("sample 1 is not finite"), std::invalid_argument);
+  Examples wrong{Tensor(Shape{2, 5}), {0, 1}};
+  CHECK_THROWS_AS(run(g, train, wrong, "knn", {}), ShapeError);
+  Graph pooled = arch("input(1,4,4) conv(3,k=3) gap");
+  const Examples images{Tensor(Shape{4, 1, 4, 4}, 0.5f), {0, 1, 2, 0}};
+  CHECK_THROWS_WITH_AS(run(pooled, images, images, "representer", {}),
+                       doctest::Contains("last layer 'gap1' (gap) is not a dense layer"), std::invalid_argument);
+}

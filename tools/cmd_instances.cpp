@@ -1,0 +1,615 @@
+// glassbox influence: which training examples a prediction rests on (nearest neighbours, influence
+// functions, TracIn, representer points), as scores for every training point (.npy), a labelled
+// grid of the most helpful and most harmful ones, and summary.json; --self ranks the training set
+// by self-influence; --loo K plots Koh & Liang's leave-one-out check. glassbox prototypes:
+// MMD-critic prototypes and criticisms per class or over the whole set, as a grid and
+// prototypes.json. Both print their methods with --list.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <regex>
+#include <set>
+
+#include "data/dataset.h"
+#include "data/images.h"
+#include "data/npy.h"
+#include "engine/architecture.h"
+#include "explain/common/heatmap.h"
+#include "explain/common/plot.h"
+#include "explain/instances/instances.h"
+#include "explain/instances/mmd_critic.h"
+#include "tools/commands.h"
+#include "tools/inputs.h"
+
+namespace gb {
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace inst = explain::instances;
+using nlohmann::json;
+
+struct InfluenceArgs {
+  std::string model, data, index = "0", split = "test", methods, target = "auto", out;
+  std::vector<std::string> inputs, params, checkpoints;
+  int top = 8, train_limit = 0, batch = 256, loo = 0;
+  bool list = false, self = false;
+};
+
+struct PrototypeArgs {
+  std::string model, data, split = "train", group = "each", out;
+  std::vector<std::string> params;
+  int prototypes = 10, criticisms = 5, limit = 0, batch = 256;
+  bool list = false;
+};
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  for (size_t p = 0; p <= s.size();) {
+    size_t q = std::min(s.find(',', p), s.size());
+    if (q > p) out.push_back(s.substr(p, q - p));
+    p = q + 1;
+  }
+  return out;
+}
+
+// Progress of the passes over the training set on stderr: one updating line per stage on a
+// terminal, the finished stages otherwise.
+std::function<void(const std::string&, int, int)> progress_printer() {
+  const bool tty = ::isatty(2);
+  auto last = std::make_shared<std::pair<std::string, std::chrono::steady_clock::time_point>>();
+  return [tty, last](const std::string& stage, int done, int total) {
+    const auto now = std::chrono::steady_clock::now();
+    const bool finished = done >= total;
+    if (!finished && stage == last->first && now - last->second < std::chrono::milliseconds(200)) return;
+    last->first = stage, last->second = now;
+    if (tty)
+      std::fprintf(stderr, "\r  %s: %d/%d\x1b[K%s", stage.c_str(), done, total, finished ? "\n" : "");
+    else if (finished)
+      std::fprintf(stderr, "  %s: %d/%d\n", stage.c_str(), done, total);
+    std::fflush(stderr);
+  };
+}
+
+// --param KEY=VALUE for each method that declares KEY; a key no chosen method declares is an error.
+std::vector<explain::Params> route_params(const std::vector<std::string>& given, const std::vector<std::string>& methods,
+                                          const std::function<const explain::MethodInfo&(const std::string&)>& info) {
+  std::vector<explain::Params> out(methods.size());
+  for (const std::string& kv : given) {
+    const size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) throw std::invalid_argument("--param '" + kv + "': expected KEY=VALUE");
+    const std::string key = kv.substr(0, eq);
+    bool used = false;
+    for (size_t m = 0; m < methods.size(); ++m)
+      for (const explain::ParamInfo& p : info(methods[m]).params)
+        if (p.name == key) out[m][key] = kv.substr(eq + 1), used = true;
+    if (!used)
+      throw std::invalid_argument("--param " + key + ": no chosen method declares it (see --list)");
+  }
+  return out;
+}
+
+std::vector<std::string> class_names(const Model& m, const Dataset& d) {
+  std::vector<std::string> names = d.class_names;
+  if (auto it = m.metadata.find("glassbox.classes"); it != m.metadata.end()) {
+    try {
+      names = json::parse(it->second).get<std::vector<std::string>>();
+    } catch (const std::exception&) {
+    }
+  }
+  for (int k = int(names.size()); k < m.graph.classes(); ++k) names.push_back(std::to_string(k));
+  return names;
+}
+
+// The training set in the model's input space, optionally its first `limit` samples.
+inst::Examples training_set(const Model& m, const std::string& spec, int limit, Dataset& raw) {
+  if (spec.empty()) throw std::invalid_argument("--data is required: the training set comes from it");
+  raw = load_dataset(spec, "train");
+  if (limit > 0 && limit < raw.size()) {
+    std::vector<int> first(limit);
+    std::iota(first.begin(), first.end(), 0);
+    raw = take(raw, first);
+  }
+  if (raw.x.shape().sample() != m.graph.input_shape())
+    throw ShapeError("--data " + spec + ": samples are " + raw.x.shape().sample().str() + ", the model takes " +
+                     m.graph.input_shape().str());
+  inst::Examples e{raw.x.clone(), raw.y};
+  const Normalization norm = Normalization::of_model(m.metadata);
+  if (!norm.empty()) norm.apply(e.x);
+  return e;
+}
+
+// [C,H,W] pixels for display from a sample in the model's input space.
+Tensor display(const Tensor& sample, const Normalization& norm) {
+  Tensor p = sample.clone();
+  if (!norm.empty()) norm.invert(p);
+  auto [lo, hi] = std::minmax_element(p.data(), p.data() + p.size());
+  if (*lo < -0.05f || *hi > 1.05f)
+    for (size_t i = 0; i < p.size(); ++i) p[i] = (p[i] - *lo) / std::max(*hi - *lo, 1e-12f);
+  return p.reshaped(sample.shape().sample());
+}
+
+std::string fit_text(std::string s, int width) {
+  while (s.size() > 1 && explain::text_width(s) > width) s.pop_back();
+  return s;
+}
+
+// A grid cell: the image scaled to `w` wide, a coloured bar (green: supports, red: opposes, none:
+// 0), and two caption lines under it.
+explain::Image cell(const explain::Image& picture, int w, int h, const std::string& line1, const std::string& line2,
+                    int sign) {
+  explain::Image c(w, h + 30);
+  const explain::Image scaled = explain::resize_nearest(picture, w, h);
+  for (int y = 0; y < h; ++y) std::copy(scaled.px(0, y), scaled.px(0, y) + 3 * w, c.px(0, y));
+  const uint8_t green[3] = {20, 150, 60}, red[3] = {200, 30, 30}, black[3] = {0, 0, 0};
+  if (sign)
+    for (int y = h; y < h + 3; ++y)
+      for (int x = 0; x < w; ++x) std::copy(sign > 0 ? green : red, (sign > 0 ? green : red) + 3, c.px(x, y));
+  explain::draw_text(c, 1, h + 5, fit_text(line1, w - 2), black);
+  explain::draw_text(c, 1, h + 17, fit_text(line2, w - 2), black);
+  return c;
+}
+
+std::string score_text(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%+.3g", v);
+  return b;
+}
+
+// The indices of the k largest (descending) or k smallest (ascending) scores.
+std::vector<int> ranked(const float* s, int n, int k, bool largest) {
+  std::vector<int> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  k = std::min(k, n);
+  std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                    [&](int a, int b) { return largest ? s[a] > s[b] : s[a] < s[b]; });
+  order.resize(k);
+  return order;
+}
+
+int cell_scale(const Graph& g) { return std::max(1, (112 + g.input_shape()[2] - 1) / g.input_shape()[2]); }
+
+void write_image(const std::string& path, const explain::Image& im) { write_png(path, im.w, im.h, 3, im.rgb.data()); }
+
+// What one influence run shares between its methods.
+struct Run {
+  const InfluenceArgs& a;
+  Model& model;
+  const inst::Examples& train;
+  const Inputs& tests;
+  const Tensor& logits;              // of the test inputs
+  std::vector<std::string> classes;  // names
+  Normalization norm;
+  bool images;
+};
+
+json entries(const Run& r, const float* scores, const std::vector<int>& idx) {
+  json out = json::array();
+  for (int i : idx)
+    out.push_back({{"index", i}, {"label", r.train.y[i]}, {"class", r.classes[r.train.y[i]]}, {"score", scores[i]}});
+  return out;
+}
+
+explain::Image training_cell(const Run& r, int i, float score, int w, int h) {
+  const Tensor px = display(r.train.x.sample(i), r.norm);
+  return cell(explain::to_image(px), w, h, "#" + std::to_string(i) + " " + r.classes[r.train.y[i]], score_text(score),
+              score > 0 ? 1 : score < 0 ? -1 : 0);
+}
+
+// The targets of a method: auto is the label for losses (influence, tracin) when it is known, the
+// prediction otherwise (and for representer and knn).
+std::vector<int> targets_for(const Run& r, const std::string& method) {
+  const int N = r.tests.x.batch(), K = r.model.graph.classes();
+  std::vector<int> t(N);
+  for (int n = 0; n < N; ++n) {
+    const float* z = r.logits.data() + size_t(n) * K;
+    const int pred = int(std::max_element(z, z + K) - z), label = r.tests.labels[n];
+    const bool loss = method == "influence" || method == "tracin";
+    if (r.a.target == "auto") {
+      t[n] = loss && label >= 0 ? label : pred;
+    } else if (r.a.target == "pred") {
+      t[n] = pred;
+    } else if (r.a.target == "label") {
+      if (label < 0) throw std::invalid_argument("--target label: input " + r.tests.names[n] + " has no label");
+      t[n] = label;
+    } else {
+      long k = -1;
+      if (!parse_number(r.a.target, k) || k < 0 || k >= K)
+        throw std::invalid_argument("--target '" + r.a.target + "': expected auto, pred, label or a class in [0," +
+                                    std::to_string(K) + ")");
+      t[n] = int(k);
+    }
+  }
+  return t;
+}
+
+// The I_pert grid: per test input, each chosen training image overlaid with its I_pert map.
+void write_pert(const Run& r, const std::string& m, const inst::Scores& s, const std::string& path) {
+  const Tensor& pert = s.extra.at("pert");
+  const Tensor& index = s.extra.at("pert_index");
+  const int M = index.batch(), k2 = index.dim(1), sc = cell_scale(r.model.graph);
+  const int w = r.model.graph.input_shape()[2] * sc, h = r.model.graph.input_shape()[1] * sc;
+  std::vector<std::vector<explain::Image>> cells(M);
+  std::vector<std::string> cols, caps;
+  for (int j = 0; j < k2; ++j) cols.push_back(j < k2 / 2 ? "helpful " + std::to_string(j + 1) : "harmful " + std::to_string(j - k2 / 2 + 1));
+  for (int t = 0; t < M; ++t) {
+    caps.push_back(r.tests.names[t] + ": I_pert, red = brighter pixel raises the test loss (" + m + ")");
+    for (int j = 0; j < k2; ++j) {
+      const int i = int(index[size_t(t) * k2 + j]);
+      const Tensor map = pert.sample(t * k2 + j).reshaped(r.model.graph.input_shape());
+      explain::HeatmapOptions o;
+      o.overlay = 0.6f;
+      const Tensor px = display(r.train.x.sample(i), r.norm);
+      const float score = s.scores[size_t(t) * r.train.size() + i];
+      cells[t].push_back(cell(explain::heatmap(map, o, &px), w, h, "#" + std::to_string(i) + " " + r.classes[r.train.y[i]],
+                              score_text(score), score > 0 ? 1 : -1));
+    }
+  }
+  write_image(path, explain::grid(cells, cols, caps, w, h + 30));
+}
+
+// One method over the test inputs: scores, grid, extra arrays and the summary entries.
+void run_method(const Run& r, const std::string& m, const explain::Params& params, const inst::Context& ctx,
+                json& summary) {
+  inst::Examples tests{r.tests.x, targets_for(r, m)};
+  const auto t0 = std::chrono::steady_clock::now();
+  const inst::Scores s = inst::explain(r.model.graph, r.train, tests, m, params, ctx);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const int M = tests.size(), N = r.train.size(), k = std::min(r.a.top, N / 2);
+  write_npy(r.a.out + "/" + m + "_scores.npy", s.scores);
+  for (auto& [key, t] : s.extra) write_npy(r.a.out + "/" + m + "_" + key + ".npy", t);
+  summary["methods"][m] = {{"params", json(static_cast<const std::map<std::string, std::string>&>(params))},
+                           {"time_s", secs}, {"info", s.info}, {"scores", m + "_scores.npy"}};
+  const int sc = cell_scale(r.model.graph), w = r.model.graph.input_shape()[2] * sc, h = r.model.graph.input_shape()[1] * sc;
+  std::vector<std::vector<explain::Image>> cells(M);
+  std::vector<std::string> cols = {"test input"}, caps;
+  for (int j = 0; j < k; ++j) cols.push_back("top " + std::to_string(j + 1));
+  for (int j = 0; j < k; ++j) cols.push_back("bottom " + std::to_string(j + 1));
+  for (int t = 0; t < M; ++t) {
+    const float* row = s.scores.data() + size_t(t) * N;
+    const std::vector<int> best = ranked(row, N, k, true), worst = ranked(row, N, k, false);
+    json& e = summary["tests"][t]["methods"][m];
+    e = {{"target", tests.y[t]}, {"target_class", r.classes[tests.y[t]]}, {"top", entries(r, row, best)},
+         {"bottom", entries(r, row, worst)}, {"details", t < int(s.details.size()) ? json(s.details[t]) : json::object()}};
+    std::printf("%-12s %-20s top:", m.c_str(), r.tests.names[t].c_str());
+    for (int j = 0; j < std::min(k, 3); ++j) std::printf(" #%d %s (%s)", best[j], r.classes[r.train.y[best[j]]].c_str(), score_text(row[best[j]]).c_str());
+    std::printf("\n");
+    if (!r.images) continue;
+    const int label = r.tests.labels[t];
+    caps.push_back(r.tests.names[t] + ": " + m + " for class " + r.classes[tests.y[t]] +
+                   (label >= 0 ? ", label " + r.classes[label] : ""));
+    cells[t].push_back(cell(explain::to_image(display(r.tests.x.sample(t), r.norm)), w, h, r.tests.names[t],
+                            "target " + r.classes[tests.y[t]], 0));
+    for (int i : best) cells[t].push_back(training_cell(r, i, row[i], w, h));
+    for (int i : worst) cells[t].push_back(training_cell(r, i, row[i], w, h));
+  }
+  if (r.images) {
+    write_image(r.a.out + "/" + m + "_grid.png", explain::grid(cells, cols, caps, w, h + 30));
+    if (s.extra.count("pert")) write_pert(r, m, s, r.a.out + "/" + m + "_pert.png");
+  }
+}
+
+// Self-influence of every training point: scores, a grid of the highest, the summary entries.
+void run_self(const Run& r, const std::string& m, const explain::Params& params, const inst::Context& ctx, json& summary) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const inst::Scores s = inst::self_influence(r.model.graph, r.train, m, params, ctx);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const int N = r.train.size(), k = std::min(r.a.top * 4, N), per_row = std::max(1, r.a.top);
+  write_npy(r.a.out + "/" + m + "_self_influence.npy", s.scores);
+  const std::vector<int> best = ranked(s.scores.data(), N, k, true);
+  summary["methods"][m] = {{"params", json(static_cast<const std::map<std::string, std::string>&>(params))},
+                           {"time_s", secs}, {"info", s.info}, {"scores", m + "_self_influence.npy"},
+                           {"top", entries(r, s.scores.data(), best)}};
+  std::printf("%-12s highest self-influence:", m.c_str());
+  for (int j = 0; j < std::min(k, 5); ++j) std::printf(" #%d %s", best[j], r.classes[r.train.y[best[j]]].c_str());
+  std::printf("\n");
+  if (!r.images) return;
+  const int sc = cell_scale(r.model.graph), w = r.model.graph.input_shape()[2] * sc, h = r.model.graph.input_shape()[1] * sc;
+  std::vector<std::vector<explain::Image>> cells;
+  std::vector<std::string> caps, cols;
+  for (int j = 0; j < per_row; ++j) cols.push_back("");
+  for (int j = 0; j < k; j += per_row) {
+    caps.push_back("self-influence (" + m + "), ranks " + std::to_string(j + 1) + "-" + std::to_string(std::min(k, j + per_row)) +
+                   ": labels that may be wrong first");
+    cells.emplace_back();
+    for (int q = j; q < j + per_row; ++q)
+      cells.back().push_back(q < k ? training_cell(r, best[q], s.scores[best[q]], w, h) : explain::Image(1, 1));
+  }
+  cols[0] = "highest self-influence";
+  write_image(r.a.out + "/" + m + "_self_influence.png", explain::grid(cells, cols, caps, w, h + 30));
+}
+
+// Koh & Liang's Fig. 2 on the last layer: predicted against actual leave-one-out changes of the test
+// loss, as a scatter plot (loo.png, loo.svg) and in the summary.
+void run_loo(const Run& r, const explain::Params& params, const inst::Context& ctx, json& summary) {
+  double damping = 0.01;  // influence's default
+  if (auto it = params.find("damping"); it != params.end() && !parse_number(it->second, damping))
+    throw std::invalid_argument("--param damping=" + it->second + " is not a number");
+  const inst::Examples tests{r.tests.x, targets_for(r, "influence")};
+  const std::vector<inst::LeaveOneOut> loo = inst::leave_one_out(r.model.graph, r.train, tests, damping, r.a.loo, ctx);
+  std::vector<explain::Series> series;
+  json entries = json::array();
+  for (size_t t = 0; t < loo.size(); ++t) {
+    char r_text[32];
+    std::snprintf(r_text, sizeof r_text, " (r = %.3f)", loo[t].pearson);
+    series.push_back({r.tests.names[t] + r_text, loo[t].predicted, loo[t].actual, {}});
+    entries.push_back({{"name", r.tests.names[t]}, {"index", loo[t].index}, {"predicted", loo[t].predicted},
+                       {"actual", loo[t].actual}, {"pearson", loo[t].pearson}});
+    std::printf("leave-one-out %-20s Pearson r = %.4f over %d refits\n", r.tests.names[t].c_str(), loo[t].pearson, r.a.loo);
+  }
+  summary["leave_one_out"] = {{"damping", damping}, {"tests", entries}};
+  explain::PlotOptions o;
+  o.kind = explain::PlotKind::scatter;
+  o.title = "Leave-one-out, last layer (Koh & Liang Fig. 2)";
+  o.xlabel = "predicted change of the test loss (influence)";
+  o.ylabel = "actual change after refitting";
+  o.hlines = {0.0};
+  const explain::Image im = explain::plot_image(series, o);
+  write_image(r.a.out + "/influence_loo.png", im);
+  atomic_write(r.a.out + "/influence_loo.svg", explain::plot_svg(series, o));
+}
+
+// TracIn's checkpoints: the files given, or MODEL.epochE.safetensors beside the model, by epoch.
+std::vector<inst::Checkpoint> load_checkpoints(const InfluenceArgs& a, const Model& model) {
+  std::vector<std::string> files = a.checkpoints;
+  if (files.empty() && fs::exists(a.model)) {
+    const fs::path p(a.model);
+    const std::string stem = p.filename().string().substr(0, p.filename().string().rfind(".safetensors"));
+    const std::regex pattern(std::regex_replace(stem, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") +
+                             R"(\.epoch(\d+)\.safetensors)");
+    std::vector<std::pair<int, std::string>> found;
+    for (const auto& e : fs::directory_iterator(p.parent_path().empty() ? fs::path(".") : p.parent_path())) {
+      std::smatch mt;
+      const std::string name = e.path().filename().string();
+      if (std::regex_match(name, mt, pattern)) found.emplace_back(std::stoi(mt[1]), e.path().string());
+    }
+    std::sort(found.begin(), found.end());
+    for (auto& [epoch, f] : found) files.push_back(f);
+  }
+  const json arch = architecture_json(model.graph);
+  std::vector<inst::Checkpoint> out;
+  for (const std::string& f : files) {
+    Model c = load_model(f);
+    if (architecture_json(c.graph) != arch)
+      throw std::invalid_argument("--checkpoints " + f + ": its architecture differs from --model's");
+    inst::Checkpoint ck{f, {}, 0};
+    for (auto& [name, p] : c.graph.named_params()) ck.params[name] = p->value;
+    if (auto it = c.metadata.find("train.lr"); it != c.metadata.end()) {
+      double lr = 0;
+      if (!parse_number(it->second, lr) || !(lr > 0) || !std::isfinite(lr))
+        throw std::invalid_argument("--checkpoints " + f + ": train.lr '" + it->second + "' is not a rate > 0");
+      ck.lr = lr;
+    }
+    out.push_back(std::move(ck));
+  }
+  return out;
+}
+
+void run_influence(const InfluenceArgs& a) {
+  if (a.list) {
+    std::fputs(explain::list_text(inst::methods()).c_str(), stdout);
+    return;
+  }
+  if (a.model.empty()) throw std::invalid_argument("--model is required");
+  if (a.out.empty()) throw std::invalid_argument("--out is required");
+  const std::vector<std::string> methods = split_list(a.methods);
+  if (methods.empty()) throw std::invalid_argument("--method is required (see glassbox influence --list)");
+  for (const std::string& m : methods) {
+    inst::method_info(m);  // unknown names fail here, listing the known ones
+    if (a.self && !inst::has_self_influence(m))
+      throw std::invalid_argument("--self: " + m + " has no self-influence (influence and tracin have)");
+  }
+  const std::vector<explain::Params> params = route_params(a.params, methods, inst::method_info);
+  const auto influence = std::find(methods.begin(), methods.end(), "influence");
+  if (a.loo > 0 && (a.self || influence == methods.end()))
+    throw std::invalid_argument("--loo checks influence on test inputs: use it with --method influence, without --self");
+  Model model = open_model(a.model);
+  Dataset raw;
+  const inst::Examples train = training_set(model, a.data, a.train_limit, raw);
+  const Inputs tests = a.self ? Inputs{} : read_inputs(model, a.inputs, a.inputs.empty() ? a.data : "", a.index, a.split);
+  Tensor logits;
+  if (!a.self) logits = model.graph.forward(tests.x).clone();
+  const bool images = model.graph.input_shape().rank == 3;
+  Run r{a, model, train, tests, logits, class_names(model, raw), Normalization::of_model(model.metadata), images};
+  std::vector<inst::Checkpoint> checkpoints;
+  if (std::count(methods.begin(), methods.end(), "tracin")) checkpoints = load_checkpoints(a, model);
+  inst::Context ctx{&checkpoints, a.batch, progress_printer()};
+
+  fs::create_directories(a.out);
+  json summary = {{"model", a.model}, {"data", a.data}, {"training_points", train.size()}, {"methods", json::object()}};
+  if (!checkpoints.empty()) {
+    summary["checkpoints"] = json::array();
+    for (auto& c : checkpoints) summary["checkpoints"].push_back({{"file", c.name}, {"lr", c.lr}});
+  }
+  if (!a.self) {
+    summary["tests"] = json::array();
+    const int K = model.graph.classes();
+    for (int t = 0; t < tests.x.batch(); ++t) {
+      const float* z = logits.data() + size_t(t) * K;
+      const int pred = int(std::max_element(z, z + K) - z);
+      summary["tests"].push_back({{"name", tests.names[t]}, {"label", tests.labels[t]}, {"predicted", pred},
+                                  {"predicted_class", r.classes[pred]}, {"methods", json::object()}});
+    }
+  }
+  for (size_t m = 0; m < methods.size(); ++m) {
+    std::fprintf(stderr, "%s over %d training points\n", methods[m].c_str(), train.size());
+    if (a.self)
+      run_self(r, methods[m], params[m], ctx, summary);
+    else
+      run_method(r, methods[m], params[m], ctx, summary);
+  }
+  if (a.loo > 0) run_loo(r, params[influence - methods.begin()], ctx, summary);
+  atomic_write(a.out + "/summary.json", summary.dump(2) + "\n");
+  std::printf("wrote scores, %ssummary.json to %s\n", images ? "grids, " : "", a.out.c_str());
+}
+
+// The rows of each group: every class on its own, the whole set, or one class.
+std::vector<std::pair<std::string, std::vector<int>>> groups(const Dataset& d, const std::string& spec) {
+  std::vector<std::pair<std::string, std::vector<int>>> out;
+  if (spec == "all") {
+    std::vector<int> all(d.size());
+    std::iota(all.begin(), all.end(), 0);
+    out.emplace_back("all classes", all);
+    return out;
+  }
+  std::vector<int> classes;
+  if (spec == "each") {
+    for (int c = 0; c < d.classes(); ++c) classes.push_back(c);
+  } else {
+    long c = -1;
+    if (!parse_number(spec, c) || c < 0 || c >= d.classes())
+      throw std::invalid_argument("--class '" + spec + "': expected each, all or a class in [0," +
+                                  std::to_string(d.classes()) + ")");
+    classes.push_back(int(c));
+  }
+  for (int c : classes) {
+    std::vector<int> rows;
+    for (int i = 0; i < d.size(); ++i)
+      if (d.y[i] == c) rows.push_back(i);
+    if (!rows.empty()) out.emplace_back(d.class_names[c], rows);
+  }
+  return out;
+}
+
+void run_prototypes(const PrototypeArgs& a) {
+  if (a.list) {
+    std::fputs(explain::list_text(inst::prototype_methods()).c_str(), stdout);
+    return;
+  }
+  if (a.data.empty()) throw std::invalid_argument("--data is required");
+  if (a.out.empty()) throw std::invalid_argument("--out is required");
+  const std::vector<explain::Params> routed =
+      route_params(a.params, {"mmd-critic"}, [](const std::string&) -> const explain::MethodInfo& {
+        return inst::prototype_methods()[0];
+      });
+  const explain::Params& params = routed[0];
+  const bool by_layer = params.count("layer") && !params.at("layer").empty();
+  std::unique_ptr<Model> model;
+  if (!a.model.empty()) model = std::make_unique<Model>(open_model(a.model));
+  Dataset d = load_dataset(a.data, a.split);
+  if (a.limit > 0 && a.limit < d.size()) {
+    std::vector<int> first(a.limit);
+    std::iota(first.begin(), first.end(), 0);
+    d = take(d, first);
+  }
+  Normalization norm;
+  if (model) {
+    if (d.x.shape().sample() != model->graph.input_shape())
+      throw ShapeError("--data " + a.data + ": samples are " + d.x.shape().sample().str() + ", the model takes " +
+                       model->graph.input_shape().str());
+    norm = Normalization::of_model(model->metadata);
+  }
+  inst::Context ctx{nullptr, a.batch, progress_printer()};
+  fs::create_directories(a.out);
+  json summary = {{"data", a.data}, {"split", a.split}, {"model", a.model}, {"params", json(static_cast<const std::map<std::string, std::string>&>(params))},
+                  {"groups", json::array()}};
+  const bool images = d.x.rank() == 4;
+  const int sc = images ? std::max(1, (112 + d.x.dim(3) - 1) / d.x.dim(3)) : 1;
+  const int w = images ? d.x.dim(3) * sc : 1, h = images ? d.x.dim(2) * sc : 1;
+  std::vector<std::vector<explain::Image>> cells;
+  std::vector<std::string> caps;
+  for (auto& [name, rows] : groups(d, a.group)) {
+    Dataset part = take(d, rows);
+    if (by_layer && !norm.empty()) norm.apply(part.x);  // the model's input space; pixels stay pixels
+    std::fprintf(stderr, "mmd-critic on %s: %zu points\n", name.c_str(), rows.size());
+    const inst::Prototypes p = inst::mmd_critic(model ? &model->graph : nullptr, part.x, a.prototypes, a.criticisms, params, ctx);
+    json g = {{"group", name}, {"points", rows.size()}, {"gamma", p.gamma}, {"prototypes", json::array()},
+              {"criticisms", json::array()}, {"objective", p.objective}};
+    for (int i : p.prototypes) g["prototypes"].push_back({{"index", rows[i]}, {"label", d.y[rows[i]]}});
+    for (size_t c = 0; c < p.criticisms.size(); ++c)
+      g["criticisms"].push_back({{"index", rows[p.criticisms[c]]}, {"label", d.y[rows[p.criticisms[c]]]}, {"witness", p.witness[c]}});
+    summary["groups"].push_back(g);
+    std::printf("%-14s prototypes:", name.c_str());
+    for (int i : p.prototypes) std::printf(" #%d", rows[i]);
+    std::printf("  criticisms:");
+    for (int i : p.criticisms) std::printf(" #%d", rows[i]);
+    std::printf("\n");
+    if (!images) continue;
+    caps.push_back(name + ": " + std::to_string(p.prototypes.size()) + " prototypes, then " +
+                   std::to_string(p.criticisms.size()) + " criticisms (witness: + under-, - over-represented)");
+    cells.emplace_back();
+    for (int i : p.prototypes) {
+      const int j = rows[i];
+      cells.back().push_back(cell(explain::to_image(d.x.sample(j).reshaped(d.x.shape().sample())), w, h,
+                                  "#" + std::to_string(j), d.class_names[d.y[j]], 1));
+    }
+    for (size_t c = 0; c < p.criticisms.size(); ++c) {
+      const int j = rows[p.criticisms[c]];
+      cells.back().push_back(cell(explain::to_image(d.x.sample(j).reshaped(d.x.shape().sample())), w, h,
+                                  "#" + std::to_string(j) + " " + d.class_names[d.y[j]], "w " + score_text(p.witness[c]), -1));
+    }
+  }
+  if (images && !cells.empty()) {
+    std::vector<std::string> cols;
+    for (int j = 0; j < a.prototypes; ++j) cols.push_back("prototype " + std::to_string(j + 1));
+    for (int j = 0; j < a.criticisms; ++j) cols.push_back("criticism " + std::to_string(j + 1));
+    write_image(a.out + "/prototypes.png", explain::grid(cells, cols, caps, w, h + 30));
+  }
+  atomic_write(a.out + "/prototypes.json", summary.dump(2) + "\n");
+  std::printf("wrote prototypes.json%s to %s\n", images ? " and prototypes.png" : "", a.out.c_str());
+}
+
+void add_instances_commands(CLI::App& app) {
+  {
+    auto a = std::make_shared<InfluenceArgs>();
+    auto* c = app.add_subcommand("influence", "Training examples behind a prediction: knn, influence functions, "
+                                              "TracIn, representer points (scores .npy, grid, summary)");
+    c->add_flag("--list", a->list, "list the methods with their parameters, defaults and conventions");
+    c->add_option("--model", a->model, "a model file (or a preset or architecture text)");
+    c->add_option("--data", a->data, "dataset spec: its train split is the training set; test inputs come from "
+                                     "--split unless --input is given");
+    c->add_option("--index", a->index, "test samples of --split: I, I:J (half-open) or I,J,K")->capture_default_str();
+    c->add_option("--split", a->split, "split the test inputs come from")->capture_default_str();
+    c->add_option("--input", a->inputs, "test inputs as image files or .npy arrays in the model's input space");
+    c->add_option("--method", a->methods, "knn, influence, tracin, representer (comma-separated)");
+    c->add_option("--param", a->params, "method parameter KEY=VALUE (repeatable); goes to the methods that declare KEY");
+    c->add_option("--target", a->target,
+                  "class of each test input: auto (influence, tracin: the label when known; knn, representer: the "
+                  "prediction), pred, label or a class number")
+        ->capture_default_str();
+    c->add_option("--top", a->top, "most and least supportive training examples shown per test input")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 64));
+    c->add_option("--train-limit", a->train_limit, "use only the first N training samples")->check(at_least(0));
+    c->add_option("--checkpoints", a->checkpoints, "TracIn checkpoints (default: MODEL.epochE.safetensors beside "
+                                                   "--model, written by glassbox train --save-every N)");
+    c->add_flag("--self", a->self, "rank the training set by self-influence (influence, tracin) instead");
+    c->add_option("--loo", a->loo, "Koh & Liang's leave-one-out check: refit the last layer without each of the K "
+                                   "training points of largest |influence| per test input; influence_loo.png/svg")
+        ->check(CLI::Range(0, 100));
+    c->add_option("--batch", a->batch, "samples per pass")->capture_default_str()->check(CLI::Range(1, 4096));
+    c->add_option("--out", a->out, "output folder");
+    c->callback([a] { run_influence(*a); });
+  }
+  {
+    auto a = std::make_shared<PrototypeArgs>();
+    auto* c = app.add_subcommand("prototypes", "MMD-critic prototypes and criticisms of a dataset, per class or over "
+                                               "the whole set (grid and prototypes.json)");
+    c->add_flag("--list", a->list, "list the method with its parameters, defaults and convention");
+    c->add_option("--data", a->data, "dataset spec");
+    c->add_option("--split", a->split, "dataset split")->capture_default_str();
+    c->add_option("--model", a->model, "model whose activations --param layer= compares (pixels without one)");
+    c->add_option("--class", a->group, "each (every class on its own), all (the whole set) or a class number")
+        ->capture_default_str();
+    c->add_option("--prototypes", a->prototypes, "prototypes per group")->capture_default_str()->check(CLI::Range(1, 1000));
+    c->add_option("--criticisms", a->criticisms, "criticisms per group")->capture_default_str()->check(CLI::Range(0, 1000));
+    c->add_option("--param", a->params, "method parameter KEY=VALUE (see --list)");
+    c->add_option("--limit", a->limit, "use only the first N samples of the split")->check(at_least(0));
+    c->add_option("--batch", a->batch, "samples per pass")->capture_default_str()->check(CLI::Range(1, 4096));
+    c->add_option("--out", a->out, "output folder");
+    c->callback([a] { run_prototypes(*a); });
+  }
+}
+
+}  // namespace
+
+static const RegisterCommand reg("instances", add_instances_commands);
+
+}  // namespace gb

@@ -1,0 +1,466 @@
+// glassbox visualize: feature visualization (explain/visualize) from the command line. One method
+// per run; per output row <name>.npy (in the model's input space, loadable with --input) and
+// <name>.png (pixels, enlarged), a labelled grid.png over all rows, and summary.json with every
+// row's numbers and objective curves. `--list` prints every method with its parameters.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <numeric>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "data/dataset.h"
+#include "data/images.h"
+#include "data/npy.h"
+#include "engine/layers.h"
+#include "engine/loss.h"
+#include "explain/common/heatmap.h"
+#include "explain/common/plot.h"
+#include "explain/visualize/visualize.h"
+#include "tools/commands.h"
+#include "tools/inputs.h"
+#include "train/optimizer.h"
+
+namespace gb {
+
+namespace {
+
+namespace vz = visualize;
+using explain::Image;
+
+struct VisualizeArgs {
+  std::string model, method, unit, data, index, split = "test", scan = "all", out;
+  std::vector<std::string> inputs, params;
+  bool list = false;
+};
+
+// Methods that scan a dataset (--data, --scan): top patches and facets need one; am reports each
+// unit's top dataset value for scale when one is there.
+// The decoder trains on the training split whatever --split says.
+const std::set<std::string> kScans = {"top-patches", "multifaceted", "am", "decoder"};
+const std::set<std::string> kNeedsScan = {"top-patches", "multifaceted", "decoder"};
+// Methods that explain each input's class: --unit defaults to class:pred.
+const std::set<std::string> kPerInputClass = {"minimal-image", "mask"};
+
+std::vector<std::string> model_classes(const Model& m) {
+  std::vector<std::string> names;
+  if (auto it = m.metadata.find("glassbox.classes"); it != m.metadata.end()) {
+    try {
+      names = nlohmann::json::parse(it->second).get<std::vector<std::string>>();
+    } catch (const std::exception&) {
+      names.clear();  // unreadable names: numbers only
+    }
+  }
+  return names;
+}
+
+// Pixel 0 and pixel 1 of each channel through the model's normalization.
+vz::Bounds model_bounds(const Model& m) {
+  const Normalization norm = Normalization::of_model(m.metadata);
+  const int C = m.graph.input_shape()[0];
+  vz::Bounds b;
+  for (int c = 0; c < C; ++c) {
+    const float mean = norm.empty() ? 0.f : norm.mean[size_t(c) % norm.mean.size()];
+    const float sd = norm.empty() ? 1.f : norm.std[size_t(c) % norm.std.size()];
+    b.lo.push_back((0.f - mean) / sd);
+    b.hi.push_back((1.f - mean) / sd);
+  }
+  return b;
+}
+
+// Keeps names usable as file names.
+std::string safe_name(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.')
+      o += c;
+    else if (!o.empty() && o.back() != '_')
+      o += '_';
+  }
+  while (!o.empty() && o.back() == '_') o.pop_back();
+  return o.empty() ? "x" : o;
+}
+
+Tensor read_direction(const std::string& path) {
+  Tensor d = read_npy_f32(path);
+  for (size_t i = 0; i < d.size(); ++i)
+    if (!std::isfinite(d[i])) throw std::invalid_argument("--unit " + path + ": not finite at element " + std::to_string(i));
+  return d;
+}
+
+// --unit, with class:pred and class:label resolved per input.
+std::vector<vz::Unit> read_units(const VisualizeArgs& a, Graph& g, const Inputs& in) {
+  std::string spec = a.unit;
+  if (spec.empty() && kPerInputClass.count(a.method)) spec = "class:pred";
+  if (spec.empty()) return {};
+  if (spec != "class:pred" && spec != "class:label") return vz::parse_units(g, spec, read_direction);
+  if (in.x.empty()) throw std::invalid_argument("--unit " + spec + " needs inputs (--data with --index, or --input)");
+  std::vector<vz::Unit> units;
+  const int N = in.x.batch(), K = g.classes();
+  const Tensor logits = g.forward(in.x).clone();
+  for (int n = 0; n < N; ++n) {
+    int k = in.labels[n];
+    if (spec == "class:pred") k = int(std::max_element(logits.data() + n * K, logits.data() + (n + 1) * K) - (logits.data() + n * K));
+    if (k < 0) throw std::invalid_argument("--unit class:label: input " + in.names[n] + " has no label");
+    if (k >= K) throw std::out_of_range("--unit class:label: label " + std::to_string(k) + " outside the model's classes");
+    units.push_back(vz::Unit::cls(k));
+  }
+  return units;
+}
+
+// --data, or the dataset the model was trained on.
+std::string data_spec(const VisualizeArgs& a, const Model& m) {
+  if (!a.data.empty()) return a.data;
+  auto it = m.metadata.find("glassbox.dataset");
+  return it == m.metadata.end() ? "" : it->second;
+}
+
+// The dataset a method scans: --data (or the model's own dataset), split --split, samples --scan.
+Tensor read_scan(const VisualizeArgs& a, const Model& m, bool required) {
+  if (!kScans.count(a.method) || a.scan == "none") {
+    if (required) throw std::invalid_argument(a.method + " needs a dataset to scan (--data, --scan)");
+    return {};
+  }
+  const std::string spec = data_spec(a, m);
+  if (spec.empty() || !dataset_available(spec)) {
+    if (required) throw std::invalid_argument(a.method + " needs a dataset to scan: give --data" +
+                                              (spec.empty() ? "" : " ('" + spec + "' is not installed)"));
+    return {};
+  }
+  Dataset d = load_dataset(spec, a.method == "decoder" ? "train" : a.split);
+  int b = 0, e = d.size();
+  if (a.scan != "all") {
+    const size_t colon = a.scan.find(':');
+    long lo = 0, hi = 0;
+    if (colon == std::string::npos || !parse_number(a.scan.substr(0, colon), lo) ||
+        !parse_number(a.scan.substr(colon + 1), hi) || lo < 0 || hi <= lo || hi > d.size())
+      throw std::invalid_argument("--scan '" + a.scan + "': expected all, none or I:J with 0 <= I < J <= " +
+                                  std::to_string(d.size()));
+    b = int(lo), e = int(hi);
+  }
+  Tensor x = d.x.slice(b, e).clone();
+  const Normalization norm = Normalization::of_model(m.metadata);
+  if (!norm.empty()) norm.apply(x);
+  std::printf("scanning %d samples of %s\n", e - b, d.name.c_str());
+  return x;
+}
+
+// The decoder method's training loop: Adam, shuffled mini-batches, the mean squared error (the
+// engine's loss), one progress line per epoch. A NaN loss stops it with the decoder named.
+double fit_decoder(Graph& dec, const Tensor& codes, const Tensor& targets, const vz::DecoderFit& f) {
+  OptimizerConfig oc;
+  oc.kind = OptimizerKind::adam;
+  oc.lr = float(f.lr);
+  Optimizer opt(dec, oc);
+  Rng rng(f.seed);
+  const int N = codes.batch();
+  std::vector<int> order(N);
+  std::iota(order.begin(), order.end(), 0);
+  const size_t dc = codes.sample_size(), dt = targets.sample_size();
+  Tensor xb, yb, grad;
+  BackwardOptions bo;
+  bo.param_grads = true;
+  bo.input_grad = false;
+  double loss = 0;
+  for (int epoch = 1; epoch <= f.epochs; ++epoch) {
+    shuffle_order(order, rng);
+    loss = 0;
+    for (int b = 0; b < N; b += f.batch) {
+      const int m = std::min(N, b + f.batch) - b;
+      xb.resize(codes.shape().with_batch(m));
+      yb.resize(targets.shape().with_batch(m));
+      for (int i = 0; i < m; ++i) {
+        std::copy_n(codes.data() + size_t(order[b + i]) * dc, dc, xb.data() + size_t(i) * dc);
+        std::copy_n(targets.data() + size_t(order[b + i]) * dt, dt, yb.data() + size_t(i) * dt);
+      }
+      dec.zero_grad();
+      const LossResult l = mse(dec.forward(xb, Mode::train), yb, &grad);
+      if (!std::isfinite(l.loss))
+        throw std::runtime_error(f.what + ": training diverged (loss " + std::to_string(l.loss) + " at epoch " +
+                                 std::to_string(epoch) + "); try a lower --param lr");
+      dec.backward(grad, bo);
+      opt.step(oc.lr);
+      loss += l.loss * m / N;
+    }
+    std::printf("  %s: epoch %d/%d  mse %.4g\n", f.what.c_str(), epoch, f.epochs, loss);
+    std::fflush(stdout);
+  }
+  return loss;
+}
+
+// Progress lines at every tenth of a long loop.
+Progress progress_printer(const std::string& what) {
+  auto last = std::make_shared<int>(-1);
+  return [what, last](int done, int total) {
+    const int tenth = total > 0 ? done * 10 / total : 10;
+    if (tenth == *last) return;
+    *last = tenth;
+    std::printf("  %s: %d/%d\n", what.c_str(), done, total);
+    std::fflush(stdout);
+  };
+}
+
+// ---- drawing ---------------------------------------------------------------------------------
+
+void put_text_lines(Image& im, int x, int y, const std::string& text, int max_w) {
+  const uint8_t black[3] = {0, 0, 0};
+  size_t p = 0;
+  for (int line = 0; p <= text.size(); ++line) {
+    size_t q = text.find('\n', p);
+    std::string s = text.substr(p, q == std::string::npos ? std::string::npos : q - p);
+    while (s.size() > 1 && explain::text_width(s) > max_w) s.pop_back();
+    explain::draw_text(im, x, y + 12 * line, s, black);
+    if (q == std::string::npos) break;
+    p = q + 1;
+  }
+}
+
+// The colormap of a map panel: signed maps blue-white-red around 0, unsigned maps hot.
+const char* colormap(vz::Draw d) { return d == vz::Draw::signed_map ? "bwr" : "hot"; }
+
+// A panel's scale: max |v| over all its rows (so rows compare), 1 when all zero.
+double panel_scale(const vz::Panel& p) {
+  double s = 0;
+  for (size_t i = 0; i < p.values.size(); ++i) s = std::max(s, double(std::fabs(p.values[i])));
+  return s > 0 ? s : 1.0;
+}
+
+// Row r of a panel as an RGB image: pixels through the bounds, maps (channels summed) on the panel's scale.
+Image draw_row(const vz::Panel& p, int r, const vz::Bounds& b, double scale) {
+  const Tensor row = p.values.slice(r, r + 1);
+  if (p.draw == vz::Draw::pixels) return explain::to_image(vz::to_pixels(row, b).reshaped(row.shape().sample()));
+  if (p.draw == vz::Draw::unit_range) return explain::to_image(row.reshaped(row.shape().sample()));
+  const int C = row.dim(1), H = row.dim(2), W = row.dim(3);
+  Image im(W, H);
+  for (int i = 0; i < H * W; ++i) {
+    double v = 0;
+    for (int c = 0; c < C; ++c) v += row[size_t(c) * H * W + i];
+    explain::colormap_rgb(colormap(p.draw), v / scale, im.rgb.data() + size_t(i) * 3);
+  }
+  return im;
+}
+
+int enlargement(int w) { return std::max(1, (112 + w - 1) / w); }  // 28 px -> 4x: 112 px
+
+struct Cell {
+  Image image;
+  std::string label;
+};
+
+// grid.png: each line holds the shared panels of its first row, then every row's other panels;
+// a line longer than 10 cells continues below, rows kept whole and aligned under the first.
+// The map panels' colorbars stand to the right.
+Image grid(const vz::Result& r, const vz::Bounds& b, const std::string& title) {
+  std::vector<double> scales;
+  for (const vz::Panel& p : r.panels) scales.push_back(panel_scale(p));
+  int shared = 0;
+  for (const vz::Panel& p : r.panels) shared += p.shared;
+  const int per_row = std::max(1, int(r.panels.size()) - shared);
+  const int rows_per_line = std::max(1, (10 - shared) / per_row);
+  std::vector<std::vector<Cell>> lines;
+  const int per_line = std::max(1, r.per_line);
+  for (size_t first = 0; first < r.rows.size(); first += per_line) {
+    const size_t end = std::min(r.rows.size(), first + per_line);
+    for (size_t chunk = first; chunk < end; chunk += rows_per_line) {
+      std::vector<Cell> cells;
+      for (size_t k = 0; k < r.panels.size(); ++k)  // shared panels on the first line, blanks below them
+        if (r.panels[k].shared)
+          cells.push_back(chunk == first ? Cell{draw_row(r.panels[k], int(first), b, scales[k]), r.panels[k].name}
+                                         : Cell{Image(1, 1), ""});
+      for (size_t i = chunk; i < std::min(end, chunk + rows_per_line); ++i) {
+        bool captioned = false;  // the row's first cell carries its caption, the others their panel's name
+        for (size_t k = 0; k < r.panels.size(); ++k)
+          if (!r.panels[k].shared) {
+            cells.push_back({draw_row(r.panels[k], int(i), b, scales[k]), captioned ? r.panels[k].name : r.rows[i].caption});
+            captioned = true;
+          }
+      }
+      lines.push_back(std::move(cells));
+    }
+  }
+  const Tensor& v0 = r.panels.at(0).values;
+  int cw = v0.dim(3) * enlargement(v0.dim(3)), ch = v0.dim(2) * enlargement(v0.dim(3));
+  cw = std::max(cw, 112), ch = std::max(ch, 112 * v0.dim(2) / std::max(1, v0.dim(3)));
+  const int pad = 6, label_h = 26, title_h = 18;
+  size_t cols = 1;
+  for (auto& l : lines) cols = std::max(cols, l.size());
+  const int grid_h = int(lines.size()) * (label_h + ch + pad);
+  std::vector<Image> bars;
+  for (size_t k = 0; k < r.panels.size(); ++k) {
+    const vz::Panel& p = r.panels[k];
+    if (p.draw == vz::Draw::signed_map || p.draw == vz::Draw::unsigned_map)
+      bars.push_back(explain::colorbar_image(colormap(p.draw), p.draw == vz::Draw::signed_map ? -scales[k] : 0.0, scales[k],
+                                             std::clamp(grid_h - 2 * pad, 120, 360), p.name));
+  }
+  int bars_w = 0;
+  for (const Image& bar : bars) bars_w += bar.w + pad;
+  const int W = std::max({pad + int(cols) * (cw + pad) + bars_w, 240, explain::text_width(title) + 2 * pad});
+  int H = title_h + grid_h + pad;
+  for (const Image& bar : bars) H = std::max(H, title_h + bar.h + 2 * pad);
+  Image im(W, H);
+  put_text_lines(im, pad, 4, title, W - 2 * pad);
+  for (size_t l = 0; l < lines.size(); ++l) {
+    const int y = title_h + int(l) * (label_h + ch + pad);
+    for (size_t c = 0; c < lines[l].size(); ++c) {
+      const int x = pad + int(c) * (cw + pad);
+      put_text_lines(im, x, y, lines[l][c].label, cw);
+      const Image cell = explain::resize_nearest(lines[l][c].image, cw, ch);
+      for (int yy = 0; yy < ch; ++yy) std::copy(cell.px(0, yy), cell.px(0, yy) + 3 * cw, im.px(x, y + label_h + yy));
+    }
+  }
+  int x = pad + int(cols) * (cw + pad);
+  for (const Image& bar : bars) {
+    for (int yy = 0; yy < bar.h; ++yy) std::copy(bar.px(0, yy), bar.px(0, yy) + 3 * bar.w, im.px(x, title_h + pad + yy));
+    x += bar.w + pad;
+  }
+  return im;
+}
+
+void write_image(const std::string& path, const Image& im) { write_png(path, im.w, im.h, 3, im.rgb.data()); }
+
+// Per row: <name>.npy / .png for the main panel (the first that is not shared), <name>_<panel>.npy
+// / .png for the others (shared panels are the inputs and are not written again).
+void write_rows(const std::string& out, const vz::Result& r, const vz::Bounds& b) {
+  std::set<std::string> seen;
+  for (size_t i = 0; i < r.rows.size(); ++i) {
+    const std::string stem = out + "/" + safe_name(r.rows[i].name);
+    if (!seen.insert(stem).second) throw std::logic_error("two rows named " + r.rows[i].name);
+    bool main = true;
+    for (size_t k = 0; k < r.panels.size(); ++k) {
+      const vz::Panel& p = r.panels[k];
+      if (p.shared) continue;
+      const std::string path = stem + (main ? "" : "_" + p.name);
+      main = false;
+      const Tensor row = p.values.slice(int(i), int(i) + 1);
+      write_npy(path + ".npy", row.reshaped(row.shape().sample()));
+      Image im = draw_row(p, int(i), b, panel_scale(p));
+      const int s = enlargement(im.w);
+      write_image(path + ".png", explain::resize_nearest(im, im.w * s, im.h * s));
+    }
+  }
+}
+
+nlohmann::json summary_json(const VisualizeArgs& a, const vz::Result& r, double seconds) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const vz::Row& row : r.rows) {
+    nlohmann::json j = {{"name", safe_name(row.name)}, {"caption", row.caption}};
+    for (auto& [k, v] : row.values) j[k] = v;
+    for (auto& [k, v] : row.curves) j["curve_" + k] = v;
+    rows.push_back(j);
+  }
+  nlohmann::json params = nlohmann::json::object();
+  for (const std::string& kv : a.params) params[kv.substr(0, kv.find('='))] = kv.substr(kv.find('=') + 1);
+  return {{"model", a.model}, {"method", a.method}, {"unit", a.unit}, {"params", params},
+          {"time_s", seconds}, {"rows", rows}};
+}
+
+// curves.png / .svg: each row's objective (or score, or loss) per step, up to 12 rows.
+void write_curves(const std::string& out, const vz::Result& r, const std::string& method) {
+  std::vector<explain::Series> series;
+  std::string key;
+  for (const vz::Row& row : r.rows) {
+    if (row.curves.empty() || series.size() == 12) continue;
+    key = row.curves.begin()->first;
+    explain::Series s;
+    s.label = row.name;
+    s.y = row.curves.begin()->second;
+    series.push_back(std::move(s));
+  }
+  if (series.empty()) return;
+  explain::PlotOptions o;
+  o.title = method + ": " + key + (r.rows.size() > series.size() ? " (first 12 rows)" : "");
+  o.xlabel = method == "minimal-image" ? "segments removed" : "step";
+  o.ylabel = key;
+  o.kind = series[0].y.size() < 3 ? explain::PlotKind::scatter : explain::PlotKind::line;
+  write_image(out + "/curves.png", explain::plot_image(series, o));
+  atomic_write(out + "/curves.svg", explain::plot_svg(series, o));
+}
+
+vz::Params read_params(const std::vector<std::string>& given) {
+  vz::Params p;
+  for (const std::string& kv : given) {
+    const size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) throw std::invalid_argument("--param '" + kv + "': expected KEY=VALUE");
+    const std::string key = kv.substr(0, eq), value = kv.substr(eq + 1);
+    if (key == "segments" && value.size() > 4 && value.compare(value.size() - 4, 4, ".npy") == 0)
+      p.tensors[key] = read_npy_f32(value);  // a label image (minimal-image)
+    else
+      p[key] = value;
+  }
+  return p;
+}
+
+void run_visualize(const VisualizeArgs& a) {
+  if (a.list) {
+    std::fputs(explain::list_text(vz::methods()).c_str(), stdout);
+    return;
+  }
+  if (a.model.empty()) throw std::invalid_argument("--model is required");
+  if (a.out.empty()) throw std::invalid_argument("--out is required");
+  if (a.method.empty()) throw std::invalid_argument("--method is required (see glassbox visualize --list)");
+  const vz::Params params = read_params(a.params);
+  vz::ParamReader(params, vz::method_info(a.method));  // unknown methods and keys fail before any data is read
+
+  Model model = open_model(a.model);
+  Graph& g = model.graph;
+  vz::Request q;
+  Inputs in;
+  if (!a.inputs.empty() || !a.index.empty()) {
+    in = read_inputs(model, a.inputs, a.inputs.empty() ? data_spec(a, model) : a.data, a.index.empty() ? "0" : a.index,
+                     a.split);
+    q.inputs = in.x;
+    for (const std::string& s : in.names) q.input_names.push_back(safe_name(s));
+  }
+  q.units = read_units(a, g, in);
+  q.class_names = model_classes(model);
+  q.bounds = model_bounds(model);
+  q.data = read_scan(a, model, kNeedsScan.count(a.method) > 0);
+  q.progress = progress_printer(a.method);
+  q.fit_decoder = fit_decoder;
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const vz::Result r = vz::visualize(g, q, a.method, params);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("%s: %zu images in %.3f s\n", a.method.c_str(), r.rows.size(), secs);
+
+  std::filesystem::create_directories(a.out);
+  write_rows(a.out, r, q.bounds);
+  atomic_write(a.out + "/summary.json", summary_json(a, r, secs).dump(2) + "\n");
+  const std::string title = "glassbox visualize --method " + a.method + (a.unit.empty() ? "" : " --unit " + a.unit) +
+                            "   model " + std::filesystem::path(a.model).filename().string();
+  write_image(a.out + "/grid.png", grid(r, q.bounds, title));
+  write_curves(a.out, r, a.method);
+  std::printf("wrote %zu rows, summary.json and grid.png to %s\n", r.rows.size(), a.out.c_str());
+}
+
+void add_visualize_commands(CLI::App& app) {
+  auto a = std::make_shared<VisualizeArgs>();
+  auto* c = app.add_subcommand("visualize",
+                               "Feature visualization: activation maximization, DeepDream, fooling images, inversion "
+                               "(optimized and decoded), top patches, filters, maps, minimal images, masks");
+  c->add_flag("--list", a->list, "list the methods with their parameters, defaults and conventions");
+  c->add_option("--model", a->model, "a model file, a preset or an architecture text");
+  c->add_option("--method", a->method, "one method (see --list)");
+  c->add_option("--unit", a->unit,
+                "what to visualize: class:K, class:all, class:pred, class:label, LAYER:C (a channel's mean), "
+                "LAYER:all (every channel), LAYER:C,Y,X (one unit), LAYER (the whole layer), LAYER:FILE.npy (a direction)");
+  c->add_option("--input", a->inputs, "image files (normalized as in training) or .npy arrays N x C x H x W in the "
+                                      "model's input space");
+  c->add_option("--data", a->data, "dataset spec for --index and --scan (default: the model's own dataset)");
+  c->add_option("--index", a->index, "input samples of --data: I, I:J (half-open) or I,J,K");
+  c->add_option("--split", a->split, "dataset split: train or test")->capture_default_str();
+  c->add_option("--scan", a->scan, "samples of the split that top-patches, multifaceted and am's scale scan (the "
+                                   "decoder: of the train split): all, none or I:J")->capture_default_str();
+  c->add_option("--param", a->params, "method parameter KEY=VALUE (repeatable; see --list)");
+  c->add_option("--out", a->out, "output folder");
+  c->callback([a] { run_visualize(*a); });
+}
+
+}  // namespace
+
+static const RegisterCommand reg("visualize", add_visualize_commands);
+
+}  // namespace gb
