@@ -60,20 +60,15 @@ void BatchNorm2d::partial_sums(Pass p, const std::vector<const Tensor*>& in, con
     if (p == Pass::forward) {
       for (int n = 0; n < N; ++n) a += sum(x.data() + (size_t(n) * C + ch) * HW, HW);
       const double mean = N ? a / (double(N) * HW) : 0;
-      for (int n = 0; n < N; ++n) {
-        const float* q = x.data() + (size_t(n) * C + ch) * HW;
-        for (size_t i = 0; i < HW; ++i) b += (q[i] - mean) * (q[i] - mean);
-      }
+      for (int n = 0; n < N; ++n) b += sum_squared_deviations(x.data() + (size_t(n) * C + ch) * HW, HW, mean);
     } else {
-      const float mean = batch_mean[ch], invstd = batch_invstd[ch];
       for (int n = 0; n < N; ++n) {
-        const float* q = x.data() + (size_t(n) * C + ch) * HW;
-        const float* g = g_out->data() + (size_t(n) * C + ch) * HW;
-        for (size_t i = 0; i < HW; ++i) {
-          a += g[i];
-          b += g[i] * (q[i] - mean) * invstd;
-        }
+        double sg, sgx;
+        const size_t at = (size_t(n) * C + ch) * HW;
+        sum_and_centered_dot(g_out->data() + at, x.data() + at, HW, batch_mean[ch], sg, sgx);
+        a += sg, b += sgx;
       }
+      b *= batch_invstd[ch];
     }
     part[2 * ch] = a;
     part[2 * ch + 1] = b;
@@ -145,7 +140,8 @@ void BatchNorm2d::forward(ForwardCall& c) {
     for (int ch = 0; ch < C; ++ch) {
       const float* p = x.data() + (size_t(n) * C + ch) * HW;
       float* q = y.data() + (size_t(n) * C + ch) * HW;
-      for (size_t i = 0; i < HW; ++i) q[i] = p[i] * scale[ch] + shift[ch];
+      const float a = scale[ch], b = shift[ch];  // locals: q cannot alias them, so the loop vectorizes
+      for (size_t i = 0; i < HW; ++i) q[i] = p[i] * a + b;
     }
 }
 
@@ -166,15 +162,14 @@ void BatchNorm2d::backward(BackwardCall& c) {
     const float gamma = weight.value[ch];
     if (training) {
       if (!c.g_in[0]) continue;
-      const double sum_g = sum_g_[ch], sum_gx = sum_gx_[ch];
+      // dx = γ·invstd·(g − Σg/n − x̂·Σgx̂/n) = a·g + b·(x − mean) + c, the coefficients in double once.
+      const double k = double(gamma) * invstd;
+      const float ka = float(k), kb = float(-k * invstd * sum_gx_[ch] / count_), kc = float(-k * sum_g_[ch] / count_);
       for (int n = 0; n < N; ++n) {
         const float* p = x.data() + (size_t(n) * C + ch) * HW;
         const float* g = gy.data() + (size_t(n) * C + ch) * HW;
         float* d = c.g_in[0]->data() + (size_t(n) * C + ch) * HW;
-        for (size_t i = 0; i < HW; ++i) {
-          const double xhat = (p[i] - mean) * invstd;
-          d[i] = float(gamma * invstd * (g[i] - sum_g / count_ - xhat * sum_gx / count_));
-        }
+        for (size_t i = 0; i < HW; ++i) d[i] = ka * g[i] + kb * (p[i] - mean) + kc;
       }
       continue;
     }

@@ -143,6 +143,29 @@ GB_CLONES double sum(const float* p, size_t n) {
   return ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
 }
 
+GB_CLONES double sum_squared_deviations(const float* p, size_t n, double mean) {
+  double lane[8] = {};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) lane[j] += (p[i + j] - mean) * (p[i + j] - mean);
+  for (; i < n; ++i) lane[i % 8] += (p[i] - mean) * (p[i] - mean);
+  return ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
+}
+
+GB_CLONES void sum_and_centered_dot(const float* g, const float* x, size_t n, double mean, double& sum_g,
+                                    double& sum_gx) {
+  double a[8] = {}, b[8] = {};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) {
+      a[j] += g[i + j];
+      b[j] += g[i + j] * (x[i + j] - mean);
+    }
+  for (; i < n; ++i) a[i % 8] += g[i], b[i % 8] += g[i] * (x[i] - mean);
+  sum_g = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+  sum_gx = ((b[0] + b[4]) + (b[1] + b[5])) + ((b[2] + b[6]) + (b[3] + b[7]));
+}
+
 Tensor concat(const std::vector<Tensor>& parts) {
   if (parts.empty()) throw ShapeError("concat of nothing");
   int n = 0;

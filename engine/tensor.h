@@ -84,5 +84,8 @@ Tensor concat(const std::vector<Tensor>& parts);
 // vectorizes it (one running sum would be a chain of dependent adds), and the order is fixed, so
 // the result is the same on every run.
 double sum(const float* p, size_t n);
+// The same for Σ (p[i] - mean)² and, for two arrays, Σ g[i] and Σ g[i]·(x[i] - mean).
+double sum_squared_deviations(const float* p, size_t n, double mean);
+void sum_and_centered_dot(const float* g, const float* x, size_t n, double mean, double& sum_g, double& sum_gx);
 
 }  // namespace gb

@@ -2,11 +2,14 @@
 //
 // The graph splits a batch into one contiguous slice per thread and runs every layer that treats
 // samples independently on those slices at once (Graph::forward/backward); inside such a region
-// each thread runs its own single-threaded GEMMs (BlasSerial). OpenBox's region() splits its unit
-// directions the same way. Everything that is not split (a batch of one, BatchNorm in training,
-// explanation rules that do not declare themselves per-sample, runs under a few MFLOP) runs on
-// the calling thread, and there OpenBLAS uses all threads inside each GEMM. set_threads() is the
-// one knob (`--threads`, default = the number of cores).
+// each thread runs its own single-threaded GEMMs (BlasSerial). Layers whose training pass needs
+// whole-batch sums (BatchNorm) compute per-slice partial sums that the graph combines in slice
+// order at one barrier (Layer::partial_sums), so a thread count always gives the same bits.
+// Per-sample explanation rules see their slice's row offset, so they split too (OpenBox's region()
+// runs its unit directions that way). What is not split (a batch of one, rules that are not
+// per-sample, runs under a few MFLOP) runs on the calling thread, and there OpenBLAS uses all
+// threads inside each GEMM. set_threads() is the one knob (`--threads`, default = the number of
+// cores).
 #pragma once
 #include <functional>
 #include <string>

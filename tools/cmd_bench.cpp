@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "engine/architecture.h"
 #include "engine/threads.h"
 #include "explain/attribution/explain.h"
 #include "explain/openbox/openbox.h"
@@ -110,10 +111,11 @@ OpenBoxTiming time_openbox(Graph& g, const Tensor& x, int reps, int walks) {
 std::map<std::string, double> torch_rates(const std::string& models, int train_batch, int infer_batch,
                                           int explain_batch, double secs, const std::string& python,
                                           const std::string& script) {
-  std::string cmd = python + " " + script + " --threads " + std::to_string(threads()) + " --models " + models +
-                    " --train-batch " + std::to_string(train_batch) + " --infer-batch " +
-                    std::to_string(infer_batch) + " --explain-batch " + std::to_string(explain_batch) +
-                    " --seconds " + std::to_string(secs);
+  std::string cmd = python + " " + script + " --threads " + std::to_string(threads());
+  for (const std::string& name : split(models))  // the same architecture text, built in PyTorch
+    cmd += " --arch '" + name + "=" + architecture_text(make_preset(name)) + "'";
+  cmd += " --train-batch " + std::to_string(train_batch) + " --infer-batch " + std::to_string(infer_batch) +
+         " --explain-batch " + std::to_string(explain_batch) + " --seconds " + std::to_string(secs);
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) throw std::runtime_error("--compare-torch: cannot run " + cmd);
   std::map<std::string, double> out;
