@@ -247,3 +247,30 @@ TEST_CASE("cli: influence and prototypes write their outputs; bad requests name 
   REQUIRE_MESSAGE(r.status == 0, r.err);
   CHECK(contains(read_file(s / "proto/prototypes.json"), "\"criticisms\""));
 }
+
+TEST_CASE("cli: a CIFAR-10 folder in the binary format trains resnet8 end to end and evaluates") {
+  Scratch s;
+  fs::create_directories(s / "cifar");
+  // 16 records per file; class 1 images bright, class 0 dark, so the two are separable.
+  auto write_batch = [&](const std::string& name, int seed) {
+    std::ofstream f(s / ("cifar/" + name), std::ios::binary);
+    for (int r = 0; r < 16; ++r) {
+      const unsigned char label = (r + seed) % 2;
+      f.put(char(label));
+      for (int i = 0; i < 3072; ++i) f.put(char((label ? 160 : 40) + (i * 7 + r * 13 + seed) % 64));
+    }
+  };
+  for (int b = 1; b <= 5; ++b) write_batch("data_batch_" + std::to_string(b) + ".bin", b);
+  write_batch("test_batch.bin", 9);
+  const std::string model = s / "r8.safetensors", data = " --data cifar10:" + (s / "cifar");
+  Run r = glassbox(s, "train --model resnet8 --epochs 2 --batch 16 --quiet --out " + model + data);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  r = glassbox(s, "info " + model);
+  CHECK_MESSAGE(contains(r.out, "[3,32,32]"), r.out);
+  r = glassbox(s, "eval --model " + model + data);
+  CHECK_MESSAGE(r.status == 0, r.err);
+  CHECK_MESSAGE(contains(r.out, "accuracy"), r.out);
+  r = glassbox(s, "eval --model " + model + " --data cifar10:" + (s / "nosuch"));
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "nosuch"), r.err);
+}
