@@ -3,6 +3,7 @@
 // as it was. Runs the built binary (its path in the GLASSBOX environment variable, set by Meson).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -273,4 +274,71 @@ TEST_CASE("cli: a CIFAR-10 folder in the binary format trains resnet8 end to end
   r = glassbox(s, "eval --model " + model + " --data cifar10:" + (s / "nosuch"));
   CHECK(r.status != 0);
   CHECK_MESSAGE(contains(r.err, "nosuch"), r.err);
+}
+
+namespace {
+// The values of every src="..." and href="..." in an HTML page.
+std::vector<std::string> references(const std::string& html) {
+  std::vector<std::string> refs;
+  for (const std::string attr : {"src=\"", "href=\""})
+    for (size_t at = html.find(attr); at != std::string::npos; at = html.find(attr, at + 1)) {
+      const size_t begin = at + attr.size(), end = html.find('"', begin);
+      refs.push_back(html.substr(begin, end - begin));
+    }
+  return refs;
+}
+
+// True when every non-void element is closed in order (the page's own tags; no comments/scripts).
+bool well_formed(const std::string& html, std::string& why) {
+  static const std::vector<std::string> void_tags = {"meta", "img", "br", "hr", "link", "!DOCTYPE"};
+  std::vector<std::string> open;
+  for (size_t at = html.find('<'); at != std::string::npos; at = html.find('<', at + 1)) {
+    const size_t end = html.find_first_of(" >", at);
+    const bool closing = html[at + 1] == '/';
+    const std::string tag = html.substr(at + 1 + closing, end - at - 1 - closing);
+    if (std::find(void_tags.begin(), void_tags.end(), tag) != void_tags.end()) continue;
+    if (!closing) {
+      open.push_back(tag);
+    } else if (open.empty() || open.back() != tag) {
+      why = "</" + tag + "> closes <" + (open.empty() ? std::string("nothing") : open.back()) + ">";
+      return false;
+    } else {
+      open.pop_back();
+    }
+  }
+  why = open.empty() ? "" : "<" + open.back() + "> is never closed";
+  return open.empty();
+}
+}  // namespace
+
+TEST_CASE("cli: report --quick writes a page whose every reference is a file in its folder; a rerun reuses all") {
+  if (!fs::exists("/usr/share/datasets/fashion-mnist")) {
+    MESSAGE("skipped: Fashion-MNIST is not installed (dataset-fashion-mnist)");
+    return;
+  }
+  Scratch s;
+  const std::string args = "report --quick --sections 2,11,12 --out " + (s / "report");
+  Run r = glassbox(s, args);
+  REQUIRE_MESSAGE(r.status == 0, (r.out + r.err));
+  const std::string html = read_file(s / "report/index.html");
+  std::string why;
+  CHECK_MESSAGE(well_formed(html, why), why);
+  const std::vector<std::string> refs = references(html);
+  CHECK(refs.size() >= 7);  // three table-of-contents anchors and four figures
+  for (const std::string& ref : refs) {
+    if (ref.rfind("#", 0) == 0) continue;
+    CHECK_MESSAGE(ref.find(':') == std::string::npos, ref);  // no http:, file:, data: or C:
+    CHECK_MESSAGE(ref.find("..") == std::string::npos, ref);
+    CHECK_MESSAGE(ref[0] != '/', ref);
+    CHECK_MESSAGE(fs::is_regular_file(s / ("report/" + ref)), ref);
+  }
+  CHECK(contains(html, "Not in this build") == !contains(r.out, "distill"));  // section 11 until its family lands
+  CHECK(contains(read_file(s / "report/report.json"), "\"command\": \"glassbox regions"));
+  r = glassbox(s, args);  // nothing changed: every step is reused
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK_MESSAGE(!contains(r.out, "(done)"), r.out);
+  CHECK_MESSAGE(contains(r.out, "(reused)"), r.out);
+  r = glassbox(s, "report --sections 15 --out " + (s / "report"));
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "--sections"), r.err);
 }

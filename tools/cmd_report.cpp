@@ -1,0 +1,406 @@
+// glassbox report: the survey's figures, reproduced offline in one HTML page.
+//
+// Every figure is made by running glassbox's own subcommands (this binary, started again with the
+// step's command line inside the report folder), so every number comes from the same code as the
+// CLI; this file only says which commands make which figure and lays their outputs out. A step
+// whose command line and outputs are unchanged since the last run is reused, so a rerun redoes
+// only what changed, and an interrupted report resumes where it stopped.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "data/dataset.h"
+#include "engine/model_file.h"
+#include "engine/threads.h"
+#include "tools/commands.h"
+
+namespace gb {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+struct Figure {
+  std::string file;  // relative to the step's folder
+  std::string caption;
+};
+
+// One glassbox command and the figures it leaves in its folder.
+struct Step {
+  std::string folder;                // relative to the report folder; the command's --out
+  std::vector<std::string> args;     // the command line after `glassbox`
+  std::vector<Figure> figures;
+  std::string settings;              // what the caption says about the settings
+};
+
+struct Section {
+  int id;  // the issue's and the page's numbering
+  std::string title, reproduces, source;
+  std::vector<std::string> needs;  // subcommands the section runs (missing: the family is not built in)
+  std::function<std::vector<Step>()> steps;
+};
+
+struct Settings {
+  bool quick = false;
+  std::string data = "fashion-mnist";
+  int epochs() const { return quick ? 1 : 5; }
+  std::string limit() const { return quick ? "6000" : "0"; }
+  std::string index() const { return quick ? "0:4" : "0:8"; }
+};
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (auto& a : v) s += (s.empty() ? "" : " ") + (a.find_first_of(" (),;") == std::string::npos ? a : "'" + a + "'");
+  return s;
+}
+
+std::string html_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '&') o += "&amp;";
+    else if (c == '<') o += "&lt;";
+    else if (c == '>') o += "&gt;";
+    else if (c == '"') o += "&quot;";
+    else o += c;
+  }
+  return o;
+}
+
+// The model files the sections use, each a training step of its own (cached like any step).
+Step train_step(const Settings& s, const std::string& preset, const std::string& data, int epochs) {
+  Step t{"models", {"train", "--model", preset, "--data", data, "--epochs", std::to_string(epochs), "--quiet"}, {}, ""};
+  if (data == s.data && s.limit() != "0") t.args.insert(t.args.end(), {"--limit", s.limit()});
+  t.args.insert(t.args.end(), {"--out", "models/" + preset + ".safetensors"});  // last: run_step reads it there
+  return t;
+}
+std::string model(const std::string& preset) { return "models/" + preset + ".safetensors"; }
+
+std::vector<Section> sections(const Settings& s) {
+  const std::string idx = s.index(), lenet = model("lenet5"), camnet = model("camnet");
+  auto explain = [=](const std::string& folder, const std::string& m, const std::string& methods,
+                     std::vector<std::string> extra, const std::string& caption) {
+    Step t{folder, {"explain", "--model", m, "--data", s.data, "--index", idx, "--method", methods, "--out", folder},
+           {{"grid.png", caption}}, "inputs " + idx + " of the test split, target: the predicted class"};
+    t.args.insert(t.args.end(), extra.begin(), extra.end());
+    return t;
+  };
+  std::vector<Section> v;
+  v.push_back({1, "Class visualization and fooling images", "survey Fig. 3; the notes' fooling images",
+               "Simonyan et al. 2014; Nguyen et al. 2015; CS231n", {"visualize"}, [=] {
+                 return std::vector<Step>{
+                     {"s1-am", {"visualize", "--model", lenet, "--method", "am", "--unit", "class:all", "--param",
+                                "steps=" + std::string(s.quick ? "100" : "400"), "--out", "s1-am"},
+                      {{"grid.png", "Activation maximization of every class logit (L2 and TV priors, jitter)"},
+                       {"curves.png", "The objective per step"}},
+                      "from noise, Adam"},
+                     {"s1-fool", {"visualize", "--model", lenet, "--method", "fool", "--unit", "class:all", "--out",
+                                  "s1-fool"},
+                      {{"grid.png", "Noise that the model calls each class with probability 0.99"}},
+                      "normalized gradient steps from noise until p >= 0.99"}};
+               }});
+  v.push_back({2, "Saliency, DeconvNet and Guided Backprop", "survey Fig. 4", "Simonyan et al. 2014; Zeiler & Fergus 2014; "
+               "Springenberg et al. 2015", {"explain"}, [=] {
+                 return std::vector<Step>{explain("s2", lenet, "saliency,deconvnet,guided-backprop", {},
+                                                  "The three backward rules side by side on the same images")};
+               }});
+  v.push_back({3, "Four attribution methods on four activations", "survey Table 2 (Ancona et al. 2018), as images",
+               "Ancona et al. 2018", {"explain"}, [=] {
+                 std::vector<Step> st;
+                 for (const char* act : {"lenet5", "lenet5-tanh", "lenet5-sigmoid", "lenet5-softplus"})
+                   st.push_back(explain(std::string("s3-") + act, model(act),
+                                        "input-x-gradient,integrated-gradients,lrp-epsilon,deeplift", {},
+                                        std::string(act) + ": Input x Gradient, IG, epsilon-LRP, DeepLIFT"));
+                 return st;
+               }});
+  v.push_back({4, "SmoothGrad noise levels", "SmoothGrad Fig. 3", "Smilkov et al. 2017", {"explain"}, [=] {
+                 std::vector<Step> st;
+                 for (const char* level : {"0.05", "0.1", "0.2", "0.3"})
+                   st.push_back(explain(std::string("s4-level") + level, lenet, "smoothgrad",
+                                        {"--param", std::string("level=") + level, "--param",
+                                         std::string("n=") + (s.quick ? "16" : "50")},
+                                        std::string("SmoothGrad, noise level ") + level + " of the input range"));
+                 return st;
+               }});
+  v.push_back({5, "LRP composites and IG", "Bach et al. 2015; Montavon et al. 2019 (composites); Sundararajan et al. 2017",
+               "Zennit's composites", {"explain"}, [=] {
+                 return std::vector<Step>{
+                     explain("s5-lrp", lenet, "lrp-epsilon,lrp-epsilon-plus-flat,lrp-epsilon-gamma-box,lrp-epsilon-alpha2-beta1",
+                             {}, "LRP composites side by side (relevance conserved layer by layer)"),
+                     explain("s5-ig", lenet, "integrated-gradients", {},
+                             "Integrated Gradients (black baseline; summary.json: completeness per input)")};
+               }});
+  v.push_back({6, "Network inversion", "survey Fig. 5", "Mahendran & Vedaldi 2015", {"visualize"}, [=] {
+                 return std::vector<Step>{{"s6-invert", {"visualize", "--model", lenet, "--method", "invert", "--data",
+                                                         s.data, "--index", "0:3", "--out", "s6-invert"},
+                                           {{"grid.png", "Images whose representation matches the input's"}},
+                                           "inputs 0-2 of the test split"}};
+               }});
+  v.push_back({7, "CAM and Guided Grad-CAM", "survey Figs. 6-7", "Zhou et al. 2016; Selvaraju et al. 2017", {"explain"}, [=] {
+                 return std::vector<Step>{explain("s7", camnet, "cam,grad-cam,guided-grad-cam,grad-cam++,score-cam", {},
+                                                  "camnet: CAM, Grad-CAM, Guided Grad-CAM, Grad-CAM++, Score-CAM")};
+               }});
+  v.push_back({8, "Occlusion and minimal images", "survey Figs. 8-9", "Zeiler & Fergus 2014; Zhou et al. 2015",
+               {"explain", "visualize"}, [=] {
+                 return std::vector<Step>{
+                     explain("s8-occlusion", lenet, "occlusion", {}, "The logit's drop under a sliding occluder"),
+                     {"s8-minimal", {"visualize", "--model", lenet, "--method", "minimal-image", "--data", s.data,
+                                     "--index", "0:3", "--out", "s8-minimal"},
+                      {{"grid.png", "Minimal images: as little of the input as keeps the prediction"}},
+                      "inputs 0-2 of the test split"}};
+               }});
+  v.push_back({9, "LIME", "the notes' LIME figure", "Ribeiro et al. 2016", {"explain"}, [=] {
+                 return std::vector<Step>{explain("s9-lime", lenet, "lime", {}, "LIME on SLIC superpixels")};
+               }});
+  v.push_back({10, "Training examples behind a prediction", "survey §4.3.2", "Koh & Liang 2017; Yeh et al. 2018; Kim et al. 2016",
+               {"influence", "prototypes"}, [=] {
+                 const std::string lim = s.quick ? "3000" : "20000";
+                 return std::vector<Step>{
+                     {"s10-influence", {"influence", "--model", lenet, "--data", s.data, "--index", "0:2", "--method",
+                                        "influence,representer", "--train-limit", lim, "--out", "s10-influence"},
+                      {{"influence_grid.png", "Most helpful and harmful training images (influence functions, last layer)"},
+                       {"representer_grid.png", "Representer points"}},
+                      "the first " + lim + " training images"},
+                     {"s10-prototypes", {"prototypes", "--data", s.data, "--limit", s.quick ? "2000" : "10000", "--class",
+                                         "all", "--out", "s10-prototypes"},
+                      {{"prototypes.png", "MMD-critic prototypes and criticisms (pixels)"}},
+                      "RBF kernel on pixels"}};
+               }});
+  v.push_back({12, "OpenBox regions", "what no other library shows: exact local linear models", "Chu et al. 2018 (OpenBox)",
+               {"regions"}, [=] {
+                 return std::vector<Step>{
+                     {"s12-region", {"regions", "--model", lenet, "--data", s.data, "--index", "0", "--out", "s12-region"},
+                      {{"features.png", "The decision features of the region around test image 0"}},
+                      "test image 0"},
+                     {"s12-line", {"regions", "--model", lenet, "--data", s.data, "--line", "0,1", "--out", "s12-line"},
+                      {{"line.png", "The linear regions along the segment between test images 0 and 1"}},
+                      "segment between test images 0 and 1"},
+                     {"s12-plane", {"regions", "--model", model("toy2d"), "--data", "toy:spirals", "--plane", "--size",
+                                    "384", "--out", "s12-plane"},
+                      {{"plane.png", "Every linear region of toy2d on the spirals, coloured by class"}},
+                      "toy2d trained on toy:spirals"}};
+               }});
+  v.push_back({13, "Evaluating explanations", "survey Table 3, measured; Adebayo et al. 2018 (sanity checks)",
+               "Quantus; Petsiuk et al. 2018", {"evaluate"}, [=] {
+                 return std::vector<Step>{{"s13", {"evaluate", "--model", lenet, "--data", s.data, "--index", idx,
+                                                    "--method", "saliency,integrated-gradients,lrp-epsilon", "--metric",
+                                                    "deletion,insertion,max-sensitivity,sparseness", "--out", "s13"},
+                                           {{"curve_deletion.png", "Deletion curves per method"},
+                                            {"curve_insertion.png", "Insertion curves per method"}},
+                                           "inputs " + idx + "; metrics.csv holds the method x metric table"}};
+               }});
+  v.push_back({11, "Surrogate and interpretable-by-design models", "survey §3.1.2", "Frosst & Hinton 2017; Ribeiro et al. 2018",
+               {"distill"}, [] { return std::vector<Step>{}; }});
+  v.push_back({14, "Attacks and explanations", "survey §4.1.1", "Goodfellow et al. 2015; Ghorbani et al. 2019", {"attack"},
+               [] { return std::vector<Step>{}; }});
+  std::sort(v.begin(), v.end(), [](const Section& a, const Section& b) { return a.id < b.id; });
+  return v;
+}
+
+// The training steps a section needs, from the model files its steps read.
+std::vector<Step> models_needed(const Settings& s, const std::vector<Step>& steps) {
+  std::set<std::string> seen;
+  std::vector<Step> out;
+  for (const Step& t : steps)
+    for (const std::string& a : t.args)
+      if (a.rfind("models/", 0) == 0 && t.args[0] != "train" && seen.insert(a).second) {
+        const std::string preset = fs::path(a).stem().string();
+        const bool toy = preset == "toy2d";
+        out.push_back(train_step(s, preset, toy ? "toy:spirals" : s.data, toy ? (s.quick ? 10 : 30) : s.epochs()));
+      }
+  return out;
+}
+
+// Runs `glassbox ARGS` in `dir` with output to log; returns the exit status.
+int run_glassbox(const fs::path& dir, const std::vector<std::string>& args, const fs::path& log) {
+  std::vector<std::string> full = {"glassbox", "--threads", std::to_string(threads())};
+  full.insert(full.end(), args.begin(), args.end());
+  std::fflush(stdout);
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("report: cannot start a process");
+  if (pid == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || chdir(dir.c_str()) != 0) _exit(127);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    std::vector<char*> argv;
+    for (auto& a : full) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv("/proc/self/exe", argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+std::string last_lines(const fs::path& file, int n) {
+  std::ifstream f(file);
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(f, l);) lines.push_back(l);
+  std::string s;
+  for (size_t i = lines.size() > size_t(n) ? lines.size() - n : 0; i < lines.size(); ++i) s += lines[i] + "\n";
+  return s;
+}
+
+// Runs a step unless its command line and outputs are as the last run left them.
+// Returns "" on success, else the error to show.
+std::string run_step(const fs::path& root, const Step& t, bool& cached) {
+  const fs::path folder = root / t.folder, stamp = folder / (t.args[0] == "train" ? fs::path(t.args.back()).stem().string() + ".command" : "command.txt");
+  fs::create_directories(folder);
+  const std::string cmd = join(t.args);
+  bool done = fs::exists(stamp) && last_lines(stamp, 1) == cmd + "\n";
+  for (const Figure& f : t.figures) done = done && fs::exists(folder / f.file);
+  if (t.args[0] == "train") done = done && fs::exists(root / t.args.back());
+  cached = done;
+  if (done) return "";
+  fs::remove(stamp);
+  const fs::path log = folder / (stamp.stem().string() + ".log");
+  const int status = run_glassbox(root, t.args, log);
+  if (status != 0) return "`glassbox " + cmd + "` failed (exit " + std::to_string(status) + "):\n" + last_lines(log, 6);
+  for (const Figure& f : t.figures)
+    if (!fs::exists(folder / f.file)) return "`glassbox " + cmd + "` did not write " + (t.folder + "/" + f.file);
+  std::ofstream(stamp) << cmd << "\n";
+  return "";
+}
+
+// The numbers a step's command wrote (summary.json, metrics.json or region.json), for report.json.
+json step_numbers(const fs::path& folder) {
+  for (const char* name : {"summary.json", "metrics.json", "region.json"}) {
+    std::ifstream f(folder / name);
+    if (f) return json::parse(f, nullptr, false);
+  }
+  return nullptr;
+}
+
+bool has_command(CLI::App& app, const std::string& name) {
+  for (const CLI::App* c : app.get_subcommands({}))
+    if (c->get_name() == name) return true;
+  return false;
+}
+
+void write_page(const fs::path& root, const std::string& html, const json& numbers) {
+  atomic_write((root / "report.json").string(), numbers.dump(1) + "\n");
+  atomic_write((root / "index.html").string(), html);
+}
+
+}  // namespace
+
+void add_report_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("report", "The survey's figures reproduced offline in one HTML page (index.html and report.json)");
+  struct Opts {
+    std::string out, sections, data = "fashion-mnist";
+    bool quick = false;
+  };
+  auto o = std::make_shared<Opts>();
+  cmd->add_option("--out", o->out, "report folder (index.html, report.json, one folder per figure, models/)")->required();
+  cmd->add_option("--sections", o->sections, "section numbers to build, comma-separated (default: all)");
+  cmd->add_flag("--quick", o->quick, "small sample counts and one epoch on 6,000 images: a few minutes on 2 cores");
+  cmd->add_option("--data", o->data, "the image dataset the models are trained on")->capture_default_str();
+  cmd->callback([o, &app] {
+    const auto t0 = std::chrono::steady_clock::now();
+    Settings s;
+    s.quick = o->quick;
+    s.data = o->data;
+    const std::vector<Section> all = sections(s);
+    std::set<int> wanted;
+    for (std::stringstream ss(o->sections); ss.good();) {
+      std::string item;
+      std::getline(ss, item, ',');
+      if (item.empty()) continue;
+      long n = 0;
+      if (!parse_number(item, n) || n < 1 || n > long(all.size()))
+        throw CLI::ValidationError("--sections", "'" + item + "' is not a section number 1.." + std::to_string(all.size()));
+      wanted.insert(int(n));
+    }
+    if (s.data == "fashion-mnist" && !dataset_available("fashion-mnist"))
+      throw std::runtime_error("report: Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist), or "
+                               "give another dataset with --data");
+    const fs::path root = o->out;
+    fs::create_directories(root);
+    std::string body, toc;
+    json numbers = {{"quick", s.quick}, {"data", s.data}, {"sections", json::array()}};
+    int failed = 0;
+    for (const Section& sec : all) {
+      const int id = sec.id;
+      if (!wanted.empty() && !wanted.count(id)) continue;
+      const std::string anchor = "s" + std::to_string(id);
+      toc += "<li><a href=\"#" + anchor + "\">" + std::to_string(id) + ". " + html_escape(sec.title) + "</a></li>\n";
+      body += "<section id=\"" + anchor + "\">\n<h2>" + std::to_string(id) + ". " + html_escape(sec.title) + "</h2>\n";
+      body += "<p class=\"src\">Reproduces " + html_escape(sec.reproduces) + ". Source: " + html_escape(sec.source) + ".</p>\n";
+      json js = {{"section", id}, {"title", sec.title}, {"steps", json::array()}};
+      std::string missing;
+      for (const std::string& c : sec.needs)
+        if (!has_command(app, c)) missing += (missing.empty() ? "" : ", ") + c;
+      if (!missing.empty()) {
+        body += "<p class=\"missing\">Not in this build: the <code>" + html_escape(missing) +
+                "</code> command (its family has not landed).</p>\n</section>\n";
+        js["missing"] = missing;
+        numbers["sections"].push_back(js);
+        continue;
+      }
+      std::vector<Step> steps = sec.steps(), need = models_needed(s, steps);
+      need.insert(need.end(), steps.begin(), steps.end());
+      for (const Step& t : need) {
+        bool cached = false;
+        std::printf("[%d] glassbox %s", id, join(t.args).c_str());
+        const std::string err = run_step(root, t, cached);
+        std::printf("%s\n", cached ? "  (reused)" : err.empty() ? "  (done)" : "  FAILED");
+        json jt = {{"command", "glassbox " + join(t.args)}, {"folder", t.folder}, {"ok", err.empty()}};
+        if (!err.empty()) {
+          ++failed;
+          jt["error"] = err;
+          body += "<pre class=\"error\">" + html_escape(err) + "</pre>\n";
+          js["steps"].push_back(jt);
+          continue;
+        }
+        if (t.args[0] == "train") {
+          jt["model"] = t.args.back();
+          js["steps"].push_back(jt);
+          continue;
+        }
+        jt["numbers"] = step_numbers(root / t.folder);
+        for (const Figure& f : t.figures) {
+          const std::string src = t.folder + "/" + f.file;
+          jt["figures"].push_back(src);
+          body += "<figure><img src=\"" + html_escape(src) + "\" alt=\"" + html_escape(f.caption) + "\">\n<figcaption><b>" +
+                  html_escape(f.caption) + ".</b> Settings: " + html_escape(t.settings) + ". Regenerate alone: <code>glassbox " +
+                  html_escape(join(t.args)) + "</code> (in this folder).</figcaption></figure>\n";
+        }
+        js["steps"].push_back(jt);
+      }
+      body += "</section>\n";
+      numbers["sections"].push_back(js);
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    numbers["seconds"] = secs;
+    char took[64];
+    std::snprintf(took, sizeof took, "%.0f", secs);
+    const std::string html =
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>glassbox report</title>\n<style>\n"
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.4}\n"
+        "figure{margin:1.5em 0}img{max-width:100%;image-rendering:pixelated;border:1px solid #ccc}\n"
+        "figcaption{font-size:0.95em;color:#333}code{background:#f3f3f3;padding:0 0.2em;word-break:break-all}\n"
+        ".missing{color:#666;font-style:italic}.error{color:#a00;white-space:pre-wrap}.src{color:#444}\n"
+        "</style>\n</head>\n<body>\n<h1>glassbox report</h1>\n<p>Models trained on <code>" + html_escape(s.data) + "</code>" +
+        (s.quick ? " with <code>--quick</code> (one epoch on 6,000 images, few samples)" : "") + "; this run took " + took +
+        " s (steps reused from earlier runs are not redone). Every figure was made by the glassbox command in its caption; "
+        "report.json holds the numbers each command wrote.</p>\n<nav><ol>\n" + toc + "</ol></nav>\n" + body + "</body>\n</html>\n";
+    write_page(root, html, numbers);
+    std::printf("wrote %s (%s s)\n", (root / "index.html").c_str(), took);
+    if (failed) throw std::runtime_error("report: " + std::to_string(failed) + " step(s) failed; see index.html");
+  });
+}
+
+static const RegisterCommand reg("report", add_report_command);
+
+}  // namespace gb
