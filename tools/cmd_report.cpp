@@ -282,6 +282,18 @@ json step_numbers(const fs::path& folder) {
   return nullptr;
 }
 
+// Says on the browser's console when a figure is missing or lies outside the page's folder
+// (tools/report_check.sh fails on any console message).
+const char* const kSelfCheck =
+    "<script>\n"
+    "const here = location.href.replace(/[^/]*$/, '');\n"
+    "for (const img of document.images) {\n"
+    "  const bad = () => console.error('figure not loaded: ' + img.src);\n"
+    "  if (!img.src.startsWith(here)) console.error('figure outside the report folder: ' + img.src);\n"
+    "  if (img.complete && !img.naturalWidth) bad(); else img.addEventListener('error', bad);\n"
+    "}\n"
+    "</script>\n";
+
 bool has_command(CLI::App& app, const std::string& name) {
   for (const CLI::App* c : app.get_subcommands({}))
     if (c->get_name() == name) return true;
@@ -394,7 +406,7 @@ void add_report_command(CLI::App& app) {
         "</style>\n</head>\n<body>\n<h1>glassbox report</h1>\n<p>Models trained on <code>" + html_escape(s.data) + "</code>" +
         (s.quick ? " with <code>--quick</code> (one epoch on 6,000 images, few samples)" : "") + "; this run took " + took +
         " s (steps reused from earlier runs are not redone). Every figure was made by the glassbox command in its caption; "
-        "report.json holds the numbers each command wrote.</p>\n<nav><ol>\n" + toc + "</ol></nav>\n" + body + "</body>\n</html>\n";
+        "report.json holds the numbers each command wrote.</p>\n<nav><ol>\n" + toc + "</ol></nav>\n" + body + kSelfCheck + "</body>\n</html>\n";
     write_page(root, html, numbers);
     std::printf("wrote %s (%s s)\n", (root / "index.html").c_str(), took);
     if (failed) throw std::runtime_error("report: " + std::to_string(failed) + " step(s) failed; see index.html");
