@@ -1,0 +1,392 @@
+// Attacks (explain/attacks): FGSM and PGD steps against a hand computation on a linear model
+// (with a normalization, so pixel space is tested too), every result inside its ball and the pixel
+// range, determinism per seed and batch = one by one, targeted and minimal-perturbation attacks on
+// a small model trained here on synthetic images, the registry's declarations and its errors.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "engine/architecture.h"
+#include "engine/layers.h"
+#include "engine/loss.h"
+#include "engine/threads.h"
+#include "explain/attacks/attacks.h"
+#include "train/optimizer.h"
+
+using namespace gb;
+using namespace gb::attacks;
+
+namespace {
+
+Graph arch(const std::string& text, uint64_t seed = 7) {
+  Graph g = graph_from_json(parse_architecture(text));
+  g.init(seed);
+  return g;
+}
+
+Tensor uniform(const Shape& s, uint64_t seed, float lo = 0.f, float hi = 1.f) {
+  Rng r(seed);
+  Tensor t(s);
+  for (size_t i = 0; i < t.size(); ++i) t[i] = lo + (hi - lo) * r.uniform();
+  return t;
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, double(std::fabs(a[i] - b[i])));
+  return m;
+}
+
+// A normalization with two different channel statistics, and the model's input for pixels p.
+PixelSpace two_channel_space() {
+  PixelSpace s;
+  s.mean = {0.5f, 0.25f};
+  s.std = {0.25f, 0.5f};
+  return s;
+}
+
+Tensor to_input(const PixelSpace& s, const Tensor& p) {
+  Tensor x;
+  s.to_input(p, x);
+  return x;
+}
+
+Tensor to_pixels(const PixelSpace& s, const Tensor& x) {
+  Tensor p;
+  s.to_pixels(x, p);
+  return p;
+}
+
+// The linear model z = W x + b on [2,3,3] inputs with 4 classes, and the gradient of one input's
+// cross-entropy at class y with respect to its pixels, by hand: Wᵀ(softmax(z) − e_y) / std.
+struct Linear {
+  Graph g = arch("input(2,3,3) flatten dense(4)");
+  Tensor W, b;
+  PixelSpace space = two_channel_space();
+  Linear() {
+    auto& d = dynamic_cast<Dense&>(g.layer(1));
+    W = d.weight.value;
+    b = d.bias.value;
+    W.copy_from(uniform(W.shape(), 3, -1.f, 1.f));
+    b.copy_from(uniform(b.shape(), 4, -0.5f, 0.5f));
+  }
+  std::vector<double> pixel_gradient(const float* p, int y) const {
+    std::vector<double> x(18), z(4), g(18, 0.0);
+    for (int i = 0; i < 18; ++i) x[i] = (p[i] - space.mean_of(i / 9)) / space.std_of(i / 9);
+    double m = -1e30, total = 0;
+    for (int k = 0; k < 4; ++k) {
+      z[k] = b[k];
+      for (int i = 0; i < 18; ++i) z[k] += W[k * 18 + i] * x[i];
+      m = std::max(m, z[k]);
+    }
+    for (int k = 0; k < 4; ++k) total += std::exp(z[k] - m);
+    for (int k = 0; k < 4; ++k) {
+      const double d = std::exp(z[k] - m) / total - (k == y);
+      for (int i = 0; i < 18; ++i) g[i] += W[k * 18 + i] * d / space.std_of(i / 9);
+    }
+    return g;
+  }
+  int predict(const float* p) const {
+    std::vector<double> z(4);
+    for (int k = 0; k < 4; ++k) {
+      z[k] = b[k];
+      for (int i = 0; i < 18; ++i) z[k] += W[k * 18 + i] * (p[i] - space.mean_of(i / 9)) / space.std_of(i / 9);
+    }
+    return int(std::max_element(z.begin(), z.end()) - z.begin());
+  }
+};
+
+// Pixels in the range's interior and near its ends (so clipping happens).
+Tensor test_pixels(int n, uint64_t seed) {
+  Tensor p = uniform(Shape{n, 2, 3, 3}, seed, -0.1f, 1.1f);
+  for (size_t i = 0; i < p.size(); ++i) p[i] = std::clamp(p[i], 0.f, 1.f);
+  return p;
+}
+
+Request request_for(const Tensor& pixels, const PixelSpace& s) {
+  Request q;
+  q.pixels = s;
+  q.inputs = to_input(s, pixels);
+  return q;
+}
+
+// Synthetic 16x16 images of four classes (a horizontal bar, a vertical bar, a diagonal, a hollow
+// square) at random places on a noisy background.
+void shapes(int n, uint64_t seed, Tensor& x, std::vector<int>& y) {
+  x = Tensor(Shape{n, 1, 16, 16});
+  y.resize(n);
+  Rng r(seed);
+  for (int i = 0; i < n; ++i) {
+    const int k = i % 4, a = 3 + int(r.below(10)), c = 3 + int(r.below(6));
+    y[i] = k;
+    for (int v = 0; v < 16; ++v)
+      for (int u = 0; u < 16; ++u) {
+        bool on = false;
+        if (k == 0) on = std::abs(v - a) < 2 && u > 2 && u < 13;
+        if (k == 1) on = std::abs(u - a) < 2 && v > 2 && v < 13;
+        if (k == 2) on = std::abs(u - v - (a - 8) / 2) < 2 && u > 1 && u < 14;
+        if (k == 3) on = (std::abs(u - c - 3.5) < 4.5 && std::abs(v - c - 3.5) < 4.5) &&
+                         !(std::abs(u - c - 3.5) < 2.5 && std::abs(v - c - 3.5) < 2.5);
+        x[(size_t(i) * 16 + v) * 16 + u] = std::clamp((on ? 0.85f : 0.15f) + 0.08f * r.normal(), 0.f, 1.f);
+      }
+  }
+}
+
+// A small conv net trained on `shapes` (pixels in [0, 1], no normalization), once per run.
+Graph& trained() {
+  static Graph g = [] {
+    Graph m = arch("input(1,16,16) conv(8,k=3,p=1) relu maxpool(2) conv(16,k=3,p=1) relu maxpool(2) flatten "
+                   "dense(32) relu dense(4)",
+                   5);
+    Tensor x;
+    std::vector<int> y;
+    shapes(1600, 1, x, y);
+    OptimizerConfig oc;
+    oc.kind = OptimizerKind::adam, oc.lr = 3e-3f;
+    Optimizer opt(m, oc);
+    BackwardOptions bo;
+    bo.param_grads = true, bo.input_grad = false;
+    Tensor grad;
+    for (int epoch = 0; epoch < 3; ++epoch)
+      for (int b = 0; b < 1600; b += 32) {
+        m.zero_grad();
+        softmax_cross_entropy(m.forward(x.slice(b, b + 32), Mode::train), {y.begin() + b, y.begin() + b + 32}, &grad);
+        m.backward(grad, bo);
+        opt.step(oc.lr);
+      }
+    return m;
+  }();
+  return g;
+}
+
+// Test images of `shapes` that the trained model classifies correctly.
+Request trained_request(int n, uint64_t seed = 9) {
+  Tensor x;
+  std::vector<int> y;
+  shapes(4 * n, seed, x, y);
+  Graph& g = trained();
+  const Tensor& z = g.forward(x);
+  std::vector<int> keep;
+  for (int i = 0; i < x.batch() && int(keep.size()) < n; ++i)
+    if (std::max_element(z.data() + 4 * i, z.data() + 4 * i + 4) - (z.data() + 4 * i) == y[i]) keep.push_back(i);
+  REQUIRE(int(keep.size()) == n);
+  Request q;
+  q.inputs = Tensor(Shape{n, 1, 16, 16});
+  for (int i = 0; i < n; ++i) {
+    q.inputs.slice(i, i + 1).copy_from(x.slice(keep[i], keep[i] + 1));
+    q.labels.push_back(y[keep[i]]);
+  }
+  return q;
+}
+
+Result run(Graph& g, const Request& q, const std::string& method, const Params& p = {}) {
+  return gb::attacks::attack(g, q, method, p);
+}
+
+// Every adversarial input inside the ball of radius r (L∞ or L2, pixels) and the pixel range.
+void check_inside(const Request& q, const Result& r, double radius, bool l2) {
+  const Tensor p0 = to_pixels(q.pixels, q.inputs), p = to_pixels(q.pixels, r.adversarial);
+  const size_t S = p.sample_size();
+  for (int n = 0; n < p.batch(); ++n) {
+    double linf = 0, sq = 0;
+    for (size_t i = 0; i < S; ++i) {
+      const double d = double(p[n * S + i]) - p0[n * S + i];
+      linf = std::max(linf, std::fabs(d));
+      sq += d * d;
+      CHECK(p[n * S + i] >= q.pixels.lo - 1e-6);
+      CHECK(p[n * S + i] <= q.pixels.hi + 1e-6);
+    }
+    CHECK((l2 ? std::sqrt(sq) : linf) <= radius + 1e-5);
+    CHECK(r.linf[n] == doctest::Approx(linf).epsilon(1e-4));
+    CHECK(r.l2[n] == doctest::Approx(std::sqrt(sq)).epsilon(1e-4));
+  }
+}
+
+}  // namespace
+
+// ---- FGSM and PGD by hand ------------------------------------------------------------------------
+
+TEST_CASE("fgsm: one step equals clip(p + eps sign(grad)) by hand, untargeted and targeted, through a normalization") {
+  Linear lin;
+  const Tensor p = test_pixels(6, 21);
+  Request q = request_for(p, lin.space);
+  q.labels = {0, 1, 2, 3, 0, 1};
+  const double eps = 0.07;
+  for (bool targeted : {false, true}) {
+    CAPTURE(targeted);
+    if (targeted) q.targets = {1, 2, 3, 0, 2, 3};
+    const Result r = run(lin.g, q, "fgsm", {{"epsilon", "0.07"}});
+    const Tensor adv = to_pixels(lin.space, r.adversarial);
+    for (int n = 0; n < 6; ++n) {
+      const int y = targeted ? q.targets[n] : q.labels[n];
+      const std::vector<double> g = lin.pixel_gradient(p.data() + n * 18, y);
+      for (int i = 0; i < 18; ++i) {
+        const double step = std::fabs(g[i]) > 1e-6 ? (g[i] > 0 ? eps : -eps) * (targeted ? -1 : 1) : 0.0;
+        CHECK(adv[n * 18 + i] == doctest::Approx(std::clamp(p[n * 18 + i] + step, 0.0, 1.0)).epsilon(1e-5));
+      }
+      CHECK(r.after[n] == lin.predict(adv.data() + n * 18));
+      CHECK(r.before[n] == lin.predict(p.data() + n * 18));
+    }
+  }
+}
+
+TEST_CASE("pgd: three L-inf steps, three L2 steps (normalized and Captum's sign steps) by hand") {
+  Linear lin;
+  const Tensor p = test_pixels(4, 22);
+  Request q = request_for(p, lin.space);
+  q.labels = {3, 2, 1, 0};
+  const double radius = 0.09, alpha = 0.04;
+  for (const char* norm : {"Linf", "L2"})
+    for (const char* l2_step : {"normalized", "sign"}) {
+      if (std::string(norm) == "Linf" && std::string(l2_step) == "sign") continue;
+      CAPTURE(norm);
+      CAPTURE(l2_step);
+      const bool l2 = std::string(norm) == "L2", sign = !l2 || std::string(l2_step) == "sign";
+      const Result r = run(lin.g, q, "pgd",
+                           {{"radius", "0.09"}, {"step_size", "0.04"}, {"step_num", "3"}, {"norm", norm}, {"l2_step", l2_step}});
+      const Tensor adv = to_pixels(lin.space, r.adversarial);
+      for (int n = 0; n < 4; ++n) {
+        const float* p0 = p.data() + n * 18;
+        std::vector<double> x(p0, p0 + 18);
+        for (int t = 0; t < 3; ++t) {
+          std::vector<float> xf(x.begin(), x.end());
+          const std::vector<double> g = lin.pixel_gradient(xf.data(), q.labels[n]);
+          double gn = 0;
+          for (double v : g) gn += v * v;
+          gn = std::sqrt(gn);
+          for (int i = 0; i < 18; ++i)
+            x[i] += sign ? (std::fabs(g[i]) > 1e-6 ? (g[i] > 0 ? alpha : -alpha) : 0.0) : alpha * g[i] / gn;
+          double dn = 0;
+          for (int i = 0; i < 18; ++i) dn += (x[i] - p0[i]) * (x[i] - p0[i]);
+          dn = std::sqrt(dn);
+          for (int i = 0; i < 18; ++i) {
+            const double d = x[i] - p0[i];
+            x[i] = p0[i] + (l2 ? (dn > radius ? d * radius / (dn + 1e-7) : d) : std::clamp(d, -radius, radius));
+            x[i] = std::clamp(x[i], 0.0, 1.0);
+          }
+        }
+        for (int i = 0; i < 18; ++i) CHECK(adv[n * 18 + i] == doctest::Approx(x[i]).epsilon(1e-5));
+      }
+      check_inside(q, r, radius, l2);
+    }
+}
+
+TEST_CASE("pgd and fgsm results stay inside the ball and the pixel range, with random starts, on a conv net") {
+  Graph g = arch("input(2,8,8) conv(4,k=3,p=1) relu maxpool(2) flatten dense(5)");
+  const Tensor p = uniform(Shape{7, 2, 8, 8}, 5);
+  Request q = request_for(p, two_channel_space());
+  for (const char* norm : {"Linf", "L2"}) {
+    CAPTURE(norm);
+    const bool l2 = std::string(norm) == "L2";
+    const std::string radius = l2 ? "0.8" : "0.05";
+    const Result r = run(g, q, "pgd", {{"radius", radius}, {"step_size", l2 ? "0.5" : "0.03"}, {"step_num", "6"},
+                                       {"norm", norm}, {"random_start", "true"}});
+    check_inside(q, r, std::stod(radius), l2);
+  }
+  const Result f = run(g, q, "fgsm", {{"epsilon", "0.2"}});
+  check_inside(q, f, 0.2, false);
+  // Pixels already at the ends of the range stay there when the step points outwards.
+  Tensor ends = p.clone();
+  for (size_t i = 0; i < ends.size(); ++i) ends[i] = i % 2 ? 1.f : 0.f;
+  Request e = request_for(ends, two_channel_space());
+  check_inside(e, run(g, e, "fgsm", {{"epsilon", "0.3"}}), 0.3, false);
+}
+
+TEST_CASE("pgd: random starts are deterministic per seed, and a batch equals its inputs one by one") {
+  Graph g = arch("input(1,8,8) conv(4,k=3,p=1) relu maxpool(2) conv(4,k=3,p=1) relu flatten dense(5)");
+  Request q = request_for(uniform(Shape{5, 1, 8, 8}, 8), PixelSpace{});
+  const Params p = {{"radius", "0.1"}, {"step_num", "5"}, {"random_start", "true"}, {"seed", "3"}};
+  const Result a = run(g, q, "pgd", p), b = run(g, q, "pgd", p);
+  CHECK(max_abs_diff(a.adversarial, b.adversarial) == 0);
+  Params other = p;
+  other["seed"] = "4";
+  CHECK(max_abs_diff(a.adversarial, run(g, q, "pgd", other).adversarial) > 1e-3);
+  for (int n = 0; n < 5; ++n) {
+    Request one = q;
+    one.inputs = q.inputs.slice(n, n + 1).clone();
+    const Result r = run(g, one, "pgd", p);
+    CHECK(max_abs_diff(r.adversarial, a.adversarial.slice(n, n + 1).clone()) < 1e-6);
+  }
+}
+
+TEST_CASE("pgd on a trained model: untargeted attacks flip most labels, targeted attacks reach their targets") {
+  Graph& g = trained();
+  Request q = trained_request(24);
+  const Result clean = run(g, q, "fgsm", {{"epsilon", "0"}});
+  CHECK(success_rate(clean) == 0);  // epsilon 0 changes nothing: the model is right on every input
+  const Result u = run(g, q, "pgd", {{"radius", "0.3"}, {"step_num", "20"}});
+  CHECK(success_rate(u) >= 0.9);
+  for (int n = 0; n < 24; ++n) q.targets.push_back((q.labels[n] + 1 + n % 3) % 4);
+  const Result t = run(g, q, "pgd", {{"radius", "0.3"}, {"step_num", "40"}});
+  CHECK(success_rate(t) >= 0.9);
+  for (int n = 0; n < 24; ++n)
+    if (t.success[n]) CHECK(t.after[n] == q.targets[n]);
+  check_inside(q, t, 0.3, false);
+  // A larger ball never helps less here: robust accuracy falls with epsilon.
+  q.targets.clear();
+  double last = 1.1;
+  for (const char* eps : {"0", "0.05", "0.1", "0.2"}) {
+    const double acc = 1 - success_rate(run(g, q, "pgd", {{"radius", eps}, {"step_num", "10"}}));
+    CHECK(acc <= last);
+    last = acc;
+  }
+  CHECK(last < 0.5);
+}
+
+// ---- the registry ----------------------------------------------------------------------------
+
+TEST_CASE("every attack reads exactly the parameters it declares and rejects others") {
+  Graph g = arch("input(1,8,8) conv(4,k=3,p=1) relu maxpool(2) flatten dense(3)");
+  Request q = request_for(uniform(Shape{2, 1, 8, 8}, 1), PixelSpace{});
+  for (const MethodInfo& m : methods()) {
+    CAPTURE(m.name);
+    // Unknown keys are refused, naming the key and the declared ones.
+    try {
+      run(g, q, m.name, {{"no_such_key", "1"}});
+      FAIL("accepted an unknown key");
+    } catch (const std::invalid_argument& e) {
+      CHECK(std::string(e.what()).find("no_such_key") != std::string::npos);
+    }
+    // With every declared key given its default, the attack runs and reads all of them
+    // (ParamReader::done would throw a DeclarationError otherwise).
+    CHECK_NOTHROW(run(g, q, m.name, {}));
+  }
+  CHECK_THROWS_WITH_AS(method_info("nope"), doctest::Contains("known: fgsm, pgd"), std::invalid_argument);
+  CHECK(epsilon_key("fgsm") == "epsilon");
+  CHECK(epsilon_key("pgd") == "radius");
+}
+
+TEST_CASE("bad requests fail naming the value: shapes, NaN, out-of-range pixels, classes, parameters") {
+  Graph g = arch("input(1,4,4) flatten dense(3)");
+  Request q = request_for(uniform(Shape{2, 1, 4, 4}, 1), PixelSpace{});
+  Request bad = q;
+  bad.inputs = uniform(Shape{2, 1, 5, 4}, 1);
+  CHECK_THROWS_AS(run(g, bad, "fgsm"), ShapeError);
+  bad = q;
+  bad.inputs = q.inputs.clone();
+  bad.inputs[5] = NAN;
+  CHECK_THROWS_WITH(run(g, bad, "fgsm"), doctest::Contains("not finite at element 5"));
+  bad.inputs[5] = 1.5f;
+  CHECK_THROWS_WITH(run(g, bad, "fgsm"), doctest::Contains("pixel value 1.5 at element 5 outside the valid range"));
+  bad = q;
+  bad.labels = {0, 3};
+  CHECK_THROWS_WITH(run(g, bad, "fgsm"), doctest::Contains("class 3 of input 1"));
+  bad = q;
+  bad.labels = {0, 1};
+  bad.targets = {0, 2};
+  CHECK_THROWS_WITH(run(g, bad, "pgd"), doctest::Contains("is its own class"));
+  bad.targets = {1};
+  CHECK_THROWS_WITH(run(g, bad, "pgd"), doctest::Contains("1 values for 2 inputs"));
+  CHECK_THROWS_WITH(run(g, q, "fgsm", {{"epsilon", "-0.1"}}), doctest::Contains("epsilon=-0.1 outside"));
+  CHECK_THROWS_WITH(run(g, q, "fgsm", {{"epsilon", "nan"}}), doctest::Contains("not finite"));
+  CHECK_THROWS_WITH(run(g, q, "pgd", {{"step_num", "1000000"}}), doctest::Contains("outside [1, 100000]"));
+  CHECK_THROWS_WITH(run(g, q, "pgd", {{"norm", "L1"}}), doctest::Contains("known: Linf, L2"));
+  CHECK_THROWS_WITH(run(g, q, "pgd", {{"step_size", "0"}}), doctest::Contains("step_size"));
+  bad = q;
+  bad.pixels.std = {0.f};
+  bad.pixels.mean = {0.f};
+  CHECK_THROWS_WITH(run(g, bad, "fgsm"), doctest::Contains("standard deviation"));
+}
