@@ -336,6 +336,145 @@ TEST_CASE("pgd on a trained model: untargeted attacks flip most labels, targeted
   CHECK(last < 0.5);
 }
 
+// ---- minimal-perturbation attacks ---------------------------------------------------------------
+
+TEST_CASE("deepfool: one step on a linear model equals the linearized step to the nearest boundary, by hand") {
+  Linear lin;
+  // Mid-range pixels, so that no clipping happens.
+  Tensor p = uniform(Shape{5, 2, 3, 3}, 31, 0.4f, 0.6f);
+  Request q = request_for(p, lin.space);
+  const Result r = run(lin.g, q, "deepfool", {{"steps", "1"}, {"overshoot", "0.02"}});
+  const Tensor adv = to_pixels(lin.space, r.adversarial);
+  for (int n = 0; n < 5; ++n) {
+    const float* p0 = p.data() + n * 18;
+    const int y = lin.predict(p0);
+    // Z_k − Z_y and its pixel gradient (W_k − W_y) / std, for every k ≠ y; the nearest boundary.
+    double best = 1e30;
+    std::vector<double> best_w;
+    for (int k = 0; k < 4; ++k) {
+      if (k == y) continue;
+      double f = lin.b[k] - lin.b[y], norm = 0;
+      std::vector<double> w(18);
+      for (int i = 0; i < 18; ++i) {
+        const double x = (p0[i] - lin.space.mean_of(i / 9)) / lin.space.std_of(i / 9);
+        f += (lin.W[k * 18 + i] - lin.W[y * 18 + i]) * x;
+        w[i] = (lin.W[k * 18 + i] - lin.W[y * 18 + i]) / lin.space.std_of(i / 9);
+        norm += w[i] * w[i];
+      }
+      norm = std::sqrt(norm) + 1e-8;
+      if (std::fabs(f) / norm < best) best = std::fabs(f) / norm, best_w = w;
+    }
+    double norm = 0;
+    for (double v : best_w) norm += v * v;
+    norm = std::sqrt(norm) + 1e-8;
+    for (int i = 0; i < 18; ++i)
+      CHECK(adv[n * 18 + i] == doctest::Approx(p0[i] + 1.02 * (best + 1e-4) / norm * best_w[i]).epsilon(1e-4));
+    // On a linear model the overshot step crosses the boundary.
+    CHECK(r.success[n]);
+    CHECK(r.values.at("steps")[n] == 1);
+  }
+}
+
+TEST_CASE("cw and deepfool find smaller L2 changes than fgsm at equal success, on a trained model") {
+  Graph& g = trained();
+  const Request q = trained_request(16);
+  const Result f = run(g, q, "fgsm", {{"epsilon", "0.15"}});
+  const Result cw = run(g, q, "cw", {{"binary_search_steps", "6"}, {"max_iterations", "200"}, {"learning_rate", "0.05"}});
+  const Result df = run(g, q, "deepfool");
+  CHECK(success_rate(cw) == 1);
+  CHECK(success_rate(df) == 1);
+  CHECK(success_rate(f) > 0.3);
+  int both = 0;
+  for (int n = 0; n < 16; ++n) {
+    CAPTURE(n);
+    if (!f.success[n]) continue;
+    ++both;
+    CHECK(cw.l2[n] < f.l2[n]);
+    CHECK(df.l2[n] < f.l2[n]);
+  }
+  CHECK(both >= 5);
+  check_inside(q, cw, 1e9, true);  // the pixel range
+  check_inside(q, df, 1e9, true);
+  // CW's answer is the smallest successful iterate: a positive confidence costs a larger change.
+  const Result strong = run(g, q, "cw", {{"binary_search_steps", "6"}, {"max_iterations", "200"},
+                                         {"learning_rate", "0.05"}, {"confidence", "5"}});
+  double mean_cw = 0, mean_strong = 0;
+  for (int n = 0; n < 16; ++n) mean_cw += cw.l2[n], mean_strong += strong.l2[n];
+  CHECK(mean_strong > mean_cw);
+}
+
+TEST_CASE("cw keeps the smallest successful iterate: more iterations of one search never give a larger L2") {
+  Graph& g = trained();
+  const Request q = trained_request(8, 19);
+  std::vector<double> last(8, 1e30);
+  for (const char* iters : {"10", "20", "40", "80", "160"}) {
+    CAPTURE(iters);
+    const Result r = run(g, q, "cw", {{"binary_search_steps", "1"}, {"initial_const", "10"}, {"abort_early", "false"},
+                                      {"learning_rate", "0.1"}, {"max_iterations", iters}});
+    for (int n = 0; n < 8; ++n) {
+      if (!r.success[n]) continue;
+      CHECK(r.l2[n] <= last[n] + 1e-6);
+      last[n] = r.l2[n];
+    }
+  }
+  CHECK(std::count_if(last.begin(), last.end(), [](double v) { return v < 1e30; }) >= 6);
+}
+
+TEST_CASE("cw targeted reaches every target; a batch equals its inputs one by one") {
+  Graph& g = trained();
+  Request q = trained_request(8, 13);
+  for (int n = 0; n < 8; ++n) q.targets.push_back((q.labels[n] + 2) % 4);
+  const Params p = {{"binary_search_steps", "4"}, {"max_iterations", "150"}, {"learning_rate", "0.05"}};
+  const Result r = run(g, q, "cw", p);
+  CHECK(success_rate(r) == 1);
+  for (int n = 0; n < 8; ++n) CHECK(r.after[n] == q.targets[n]);
+  Request untargeted = q;
+  untargeted.targets.clear();
+  const Result df = run(g, untargeted, "deepfool");
+  for (int n : {0, 5}) {
+    Request one = q;
+    one.inputs = q.inputs.slice(n, n + 1).clone();
+    one.labels = {q.labels[n]};
+    one.targets = {q.targets[n]};
+    CHECK(max_abs_diff(run(g, one, "cw", p).adversarial, r.adversarial.slice(n, n + 1).clone()) < 1e-5);
+    one.targets.clear();
+    CHECK(max_abs_diff(run(g, one, "deepfool").adversarial, df.adversarial.slice(n, n + 1).clone()) < 1e-5);
+  }
+}
+
+TEST_CASE("jsma changes at most gamma of the features, only upwards (theta > 0), and reaches targets on a trained model") {
+  Graph& g = trained();
+  Request q = trained_request(12, 17);
+  for (int n = 0; n < 12; ++n) q.targets.push_back((q.labels[n] + 1) % 4);
+  for (const char* gamma : {"0.05", "0.15"}) {
+    CAPTURE(gamma);
+    const Result r = run(g, q, "jsma", {{"gamma", gamma}});
+    const Tensor p0 = to_pixels(q.pixels, q.inputs), p1 = to_pixels(q.pixels, r.adversarial);
+    const size_t S = 256;
+    for (int n = 0; n < 12; ++n) {
+      int changed = 0;
+      for (size_t i = 0; i < S; ++i)
+        if (p1[n * S + i] != p0[n * S + i]) {
+          ++changed;
+          CHECK(p1[n * S + i] > p0[n * S + i]);
+        }
+      CHECK(changed <= std::stod(gamma) * S);
+      CHECK(r.l0[n] == changed);
+      CHECK(r.values.at("iterations")[n] <= std::floor(std::stod(gamma) * S / 2));
+      if (r.success[n]) CHECK(r.after[n] == q.targets[n]);
+    }
+    if (std::string(gamma) == "0.15") CHECK(success_rate(r) >= 0.75);
+  }
+  // Decreasing features (theta < 0) moves pixels down only.
+  const Result down = run(g, q, "jsma", {{"theta", "-1"}, {"gamma", "0.1"}});
+  const Tensor p0 = to_pixels(q.pixels, q.inputs), p1 = to_pixels(q.pixels, down.adversarial);
+  for (size_t i = 0; i < p0.size(); ++i) CHECK(p1[i] <= p0[i]);
+  // Without --target the target is label + 1.
+  q.targets.clear();
+  const Result next = run(g, q, "jsma", {{"gamma", "0.15"}});
+  for (int n = 0; n < 12; ++n) CHECK(next.target[n] == (q.labels[n] + 1) % 4);
+}
+
 // ---- the registry ----------------------------------------------------------------------------
 
 TEST_CASE("every attack reads exactly the parameters it declares and rejects others") {
@@ -354,7 +493,7 @@ TEST_CASE("every attack reads exactly the parameters it declares and rejects oth
     // (ParamReader::done would throw a DeclarationError otherwise).
     CHECK_NOTHROW(run(g, q, m.name, {}));
   }
-  CHECK_THROWS_WITH_AS(method_info("nope"), doctest::Contains("known: fgsm, pgd"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(method_info("nope"), doctest::Contains("known: fgsm, pgd, cw, deepfool, jsma"), std::invalid_argument);
   CHECK(epsilon_key("fgsm") == "epsilon");
   CHECK(epsilon_key("pgd") == "radius");
 }

@@ -154,6 +154,9 @@ static const std::vector<Method>& registry() {
   static const std::vector<Method> r = [] {
     std::vector<Method> m;
     add_gradient_attacks(m);
+    add_cw(m);
+    add_deepfool(m);
+    add_jsma(m);
     return m;
   }();
   return r;
