@@ -12,7 +12,10 @@
 #include "engine/layers.h"
 #include "engine/loss.h"
 #include "engine/threads.h"
+#include "engine/hvp.h"
 #include "explain/attacks/attacks.h"
+#include "explain/attacks/metrics.h"
+#include "explain/attacks/surrogate.h"
 #include "train/optimizer.h"
 
 using namespace gb;
@@ -480,6 +483,8 @@ TEST_CASE("jsma changes at most gamma of the features, only upwards (theta > 0),
 TEST_CASE("every attack reads exactly the parameters it declares and rejects others") {
   Graph g = arch("input(1,8,8) conv(4,k=3,p=1) relu maxpool(2) flatten dense(3)");
   Request q = request_for(uniform(Shape{2, 1, 8, 8}, 1), PixelSpace{});
+  q.data = uniform(Shape{2, 1, 8, 8}, 2);  // the substitute attack's initial set
+  q.fit_substitute = [](Graph&, const Tensor&, const std::vector<int>&, const SubstituteFit&) {};
   for (const MethodInfo& m : methods()) {
     CAPTURE(m.name);
     // Unknown keys are refused, naming the key and the declared ones.
@@ -528,4 +533,390 @@ TEST_CASE("bad requests fail naming the value: shapes, NaN, out-of-range pixels,
   bad.pixels.std = {0.f};
   bad.pixels.mean = {0.f};
   CHECK_THROWS_WITH(run(g, bad, "fgsm"), doctest::Contains("standard deviation"));
+}
+
+// ---- the engine's input Hessian-vector products and the softplus surrogate ------------------
+
+namespace {
+
+// Σ_n ⟨seed_n, logits(x_n)⟩'s input gradient, in double through a float graph (for differences).
+Tensor input_gradient(Graph& g, const Tensor& x, const Tensor& seed) {
+  g.forward(x);
+  return g.backward(seed).clone();
+}
+
+Tensor class_seed(int n, int K, const std::vector<int>& classes) {
+  Tensor s(Shape{n, K}, 0.f);
+  for (int i = 0; i < n; ++i) s[size_t(i) * K + classes[i]] = 1.f;
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("input Hessian-vector products equal central differences of the input gradient (engine/hvp.h)") {
+  Graph g = arch("input(2,6,6) conv(4,k=3,p=1) softplus(2) avgpool(2) conv(3,k=3,p=1) tanh flatten dense(8) sigmoid "
+                 "dense(3)");
+  const Tensor x = uniform(Shape{3, 2, 6, 6}, 41, -1.f, 1.f), v = uniform(Shape{3, 2, 6, 6}, 42, -1.f, 1.f);
+  const Tensor seed = class_seed(3, 3, {0, 2, 1});
+  InputHessianVectorProduct hvp(g);
+  Tensor grad, hv;
+  hvp(x, v, seed, grad, hv, 2);  // two batches: 2 + 1 samples
+  CHECK(max_abs_diff(grad, input_gradient(g, x, seed)) < 1e-6);
+  const float h = 1e-2f;
+  Tensor xp = x.clone(), xm = x.clone();
+  for (size_t i = 0; i < x.size(); ++i) xp[i] += h * v[i], xm[i] -= h * v[i];
+  const Tensor gp = input_gradient(g, xp, seed), gm = input_gradient(g, xm, seed);
+  double worst = 0, scale = 0;
+  for (size_t i = 0; i < hv.size(); ++i) {
+    worst = std::max(worst, std::fabs((double(gp[i]) - gm[i]) / (2 * h) - hv[i]));
+    scale = std::max(scale, double(std::fabs(hv[i])));
+  }
+  CHECK(scale > 1e-3);  // a real second-order term
+  CHECK(worst < 2e-3 * scale);
+  // A batch equals its samples one by one.
+  for (int n = 0; n < 3; ++n) {
+    Tensor g1, h1;
+    hvp(x.slice(n, n + 1).clone(), v.slice(n, n + 1).clone(), seed.slice(n, n + 1).clone(), g1, h1);
+    CHECK(max_abs_diff(h1, hv.slice(n, n + 1).clone()) < 1e-6);
+  }
+}
+
+TEST_CASE("the softplus surrogate: same parameters, ReLU replaced; tends to the model as beta grows") {
+  Graph g = arch("input(1,8,8) conv(4,k=3,p=1) relu maxpool(2) flatten dense(6) relu dense(3)");
+  const Tensor x = uniform(Shape{4, 1, 8, 8}, 3);
+  const Tensor z = g.forward(x).clone();
+  double last = 1e30;
+  for (double beta : {1.0, 10.0, 100.0}) {
+    Graph s = softplus_surrogate(g, beta);
+    const double d = max_abs_diff(s.forward(x).clone(), z);
+    CHECK(d < last);
+    last = d;
+  }
+  CHECK(last < 0.05);
+  Graph s = softplus_surrogate(g, 5);
+  const auto pg = g.named_params(), ps = s.named_params();
+  REQUIRE(pg.size() == ps.size());
+  for (size_t i = 0; i < pg.size(); ++i) CHECK(max_abs_diff(pg[i].second->value, ps[i].second->value) == 0);
+  for (int i = 0; i < s.size(); ++i) CHECK(s.layer(i).kind() != "relu");
+}
+
+TEST_CASE("surrogate maps: the vector-Jacobian products equal central differences, for all three maps") {
+  // Average pooling: max-pooling stays piecewise in the surrogate, and differences across its
+  // switches are not derivatives.
+  Graph g = arch("input(2,6,6) conv(4,k=3,p=1) relu avgpool(2) flatten dense(8) relu dense(3)", 11);
+  Graph s = softplus_surrogate(g, 2.0);
+  const Tensor x = uniform(Shape{2, 2, 6, 6}, 51, -1.f, 1.f), dm = uniform(Shape{2, 2, 6, 6}, 52, -1.f, 1.f);
+  const Tensor baseline = uniform(Shape{1, 2, 6, 6}, 53, -0.2f, 0.2f);
+  const std::vector<int> classes = {1, 2};
+  for (SmoothMap map : {SmoothMap::gradient, SmoothMap::input_x_gradient, SmoothMap::integrated_gradients}) {
+    CAPTURE(int(map));
+    SmoothExplainer e(s, map, 8, baseline);
+    const Tensor vjp = e.vjp(x, classes, dm).clone();
+    // ⟨dm, m(x + h e_i)⟩ differences along random directions u: ⟨vjp, u⟩ = d/dh ⟨dm, m(x + h u)⟩.
+    for (uint64_t k = 0; k < 3; ++k) {
+      const Tensor u = uniform(x.shape(), 60 + k, -1.f, 1.f);
+      auto f = [&](float h) {
+        Tensor xh = x.clone();
+        for (size_t i = 0; i < x.size(); ++i) xh[i] += h * u[i];
+        const Tensor& m = e.attribution(xh, classes);
+        double v = 0;
+        for (size_t i = 0; i < m.size(); ++i) v += double(dm[i]) * m[i];
+        return v;
+      };
+      const double fd = (f(1e-2f) - f(-1e-2f)) / 2e-2;
+      double an = 0;
+      for (size_t i = 0; i < u.size(); ++i) an += double(vjp[i]) * u[i];
+      CHECK(an == doctest::Approx(fd).epsilon(5e-3).scale(1e-3));
+    }
+    // Integrated gradients of the surrogate add up to f(x) − f(baseline) (completeness).
+    if (map == SmoothMap::integrated_gradients) {
+      SmoothExplainer fine(s, map, 64, baseline);
+      const Tensor a = fine.attribution(x, classes).clone();
+      Tensor b(x.shape());
+      for (int n = 0; n < 2; ++n) b.slice(n, n + 1).copy_from(baseline);
+      const Tensor zx = s.forward(x).clone(), zb = s.forward(b).clone();
+      for (int n = 0; n < 2; ++n) {
+        double sum = 0;
+        for (size_t i = 0; i < 72; ++i) sum += a[n * 72 + i];
+        CHECK(sum == doctest::Approx(zx[n * 3 + classes[n]] - zb[n * 3 + classes[n]]).epsilon(1e-3));
+      }
+    }
+  }
+}
+
+// ---- explanation metrics by hand -------------------------------------------------------------
+
+TEST_CASE("importance maps, top-k, Spearman, center of mass and ROC-AUC by hand") {
+  // Two channels of a 2x2 map: Σ_c |a| = {1, 5, 0, 4}, scaled to sum 4: {0.4, 2, 0, 1.6}.
+  Tensor a(Shape{1, 2, 2, 2});
+  const float v[8] = {1, -1, 0, 3, 0, 4, 0, 1};
+  std::copy(v, v + 8, a.data());
+  const Tensor I = importance(a);
+  CHECK(I.shape() == Shape{1, 1, 2, 2});
+  CHECK(I[0] == doctest::Approx(0.4));
+  CHECK(I[1] == doctest::Approx(2.0));
+  CHECK(I[2] == doctest::Approx(0.0));
+  CHECK(I[3] == doctest::Approx(1.6));
+  CHECK(importance(Tensor(Shape{1, 3, 2, 2}, 0.f))[0] == 0);
+  const float m[6] = {0.1f, 0.9f, 0.5f, 0.9f, 0.0f, 0.3f};
+  CHECK(top_k(m, 6, 3) == std::vector<int>{1, 3, 2});  // the tie 0.9 goes to the lower index first
+  const float b[6] = {0.9f, 0.1f, 0.5f, 0.8f, 0.0f, 0.3f};
+  CHECK(topk_intersection(m, b, 6, 3) == doctest::Approx(2.0 / 3));  // {1,3,2} ∩ {0,3,2}
+  CHECK(topk_intersection(m, m, 6, 6) == 1);
+  // Spearman with ties (scipy.stats.spearmanr([1,2,2,3],[1,3,2,4]) = 0.9486832980505138).
+  const float s1[4] = {1, 2, 2, 3}, s2[4] = {1, 3, 2, 4};
+  CHECK(spearman(s1, s2, 4) == doctest::Approx(0.9486832980505138).epsilon(1e-9));
+  const float r1[4] = {4, 2, 3, 1};  // s2's ranks reversed
+  CHECK(spearman(s2, r1, 4) == doctest::Approx(-1.0));
+  const float c[6] = {0, 0, 1, 0, 0, 3};  // 2x3: mass 1 at (0,2), 3 at (1,2)
+  const auto com = center_of_mass(c, 2, 3);
+  CHECK(com[0] == doctest::Approx(0.75));
+  CHECK(com[1] == doctest::Approx(2.0));
+  // ROC-AUC: positives {0.9, 0.4, 0.4}, negatives {0.4, 0.1}: pairs won 2 + (0.5 + 1) + (0.5 + 1) = 5 of 6.
+  CHECK(roc_auc({0.4, 0.1}, {0.9, 0.4, 0.4}) == doctest::Approx(5.0 / 6));
+  CHECK(roc_auc({0.1, 0.2}, {0.3}) == 1);
+  CHECK_THROWS_WITH(roc_auc({}, {0.3}), doctest::Contains("both classes"));
+}
+
+TEST_CASE("importance_backward is the gradient of D(importance(m)), by central differences") {
+  const Tensor m = uniform(Shape{2, 3, 4, 5}, 71, -1.f, 1.f), w = uniform(Shape{2, 1, 4, 5}, 72, -1.f, 1.f);
+  auto D = [&](const Tensor& t) {
+    const Tensor I = importance(t);
+    double d = 0;
+    for (size_t i = 0; i < I.size(); ++i) d += double(w[i]) * I[i] + 0.5 * double(I[i]) * I[i];
+    return d;
+  };
+  const Tensor I = importance(m);
+  Tensor dI(I.shape()), dm;
+  for (size_t i = 0; i < I.size(); ++i) dI[i] = w[i] + I[i];
+  importance_backward(m, I, dI, dm);
+  for (size_t i = 0; i < m.size(); i += 7) {
+    Tensor p = m.clone(), q = m.clone();
+    p[i] += 1e-3f, q[i] -= 1e-3f;
+    CHECK(dm[i] == doctest::Approx((D(p) - D(q)) / 2e-3).epsilon(2e-2).scale(1e-2));
+  }
+}
+
+// ---- attacks on explanations --------------------------------------------------------------------
+
+namespace {
+
+double mean_of(const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / double(v.size()); }
+
+}  // namespace
+
+TEST_CASE("explanation-topk keeps every label, lowers top-k intersection monotonically in epsilon, beats random steps") {
+  Graph& g = trained();
+  const Request q = trained_request(8, 23);
+  double last = 1.0;
+  std::map<std::string, double> at_eps;
+  for (const char* eps : {"0.01", "0.03", "0.06", "0.12"}) {
+    CAPTURE(eps);
+    const Result r = run(g, q, "explanation-topk", {{"epsilon", eps}, {"steps", "24"}});
+    for (int n = 0; n < 8; ++n) {
+      CHECK(r.after[n] == r.before[n]);  // only iterates that keep the label are accepted
+      CHECK(r.values.at("topk_intersection")[n] <= 1.0);
+    }
+    check_inside(q, r, std::stod(eps), false);
+    const double m = mean_of(r.values.at("topk_intersection"));
+    CHECK(m <= last + 1e-9);
+    last = m;
+    at_eps[eps] = m;
+  }
+  CHECK(last < 0.6);
+  const Result rnd = run(g, q, "explanation-topk", {{"epsilon", "0.06"}, {"steps", "24"}, {"direction", "random"}});
+  CHECK(at_eps["0.06"] < mean_of(rnd.values.at("topk_intersection")));
+  // The reported maps are the method's real maps: recompute the intersection from them.
+  const Result r = run(g, q, "explanation-topk", {{"epsilon", "0.03"}, {"steps", "8"}, {"k", "20"}});
+  const Tensor& b = r.maps.at("benign");
+  const Tensor& a = r.maps.at("attacked");
+  for (int n = 0; n < 8; ++n)
+    CHECK(r.values.at("topk_intersection")[n] == doctest::Approx(topk_intersection(b.data() + n * 256, a.data() + n * 256, 256, 20)));
+  // A batch equals its inputs one by one.
+  for (int n : {1, 6}) {
+    Request one = q;
+    one.inputs = q.inputs.slice(n, n + 1).clone();
+    one.labels = {q.labels[n]};
+    const Result o = run(g, one, "explanation-topk", {{"epsilon", "0.03"}, {"steps", "8"}, {"k", "20"}});
+    CHECK(max_abs_diff(o.adversarial, r.adversarial.slice(n, n + 1).clone()) < 1e-5);
+  }
+}
+
+TEST_CASE("explanation-mass and explanation-region move the map where asked, keeping labels; IG and LRP too") {
+  Graph& g = trained();
+  const Request q = trained_request(6, 29);
+  const Result mass = run(g, q, "explanation-mass", {{"epsilon", "0.06"}, {"steps", "20"}});
+  const Result rnd = run(g, q, "explanation-mass", {{"epsilon", "0.06"}, {"steps", "20"}, {"direction", "random"}});
+  CHECK(mean_of(mass.values.at("center_shift")) > 0.5);
+  CHECK(mean_of(mass.values.at("center_shift")) > mean_of(rnd.values.at("center_shift")));
+  // Region mass of the benign map, against the attacked one (the map's mean is 1, so mass per pixel).
+  const Result reg = run(g, q, "explanation-region", {{"epsilon", "0.06"}, {"steps", "20"}, {"region", "0,0,6,6"}});
+  const Tensor& b = reg.maps.at("benign");
+  for (int n = 0; n < 6; ++n) {
+    CHECK(reg.after[n] == reg.before[n]);
+    CHECK(mass.after[n] == mass.before[n]);
+    double before = 0;
+    for (int y = 0; y < 6; ++y)
+      for (int x = 0; x < 6; ++x) before += b[n * 256 + y * 16 + x];
+    CHECK(reg.values.at("region_mass")[n] >= before / 256 - 1e-9);  // never worse: the input itself is the start
+  }
+  double gain = 0;
+  for (int n = 0; n < 6; ++n) {
+    double before = 0;
+    for (int y = 0; y < 6; ++y)
+      for (int x = 0; x < 6; ++x) before += b[n * 256 + y * 16 + x];
+    gain += reg.values.at("region_mass")[n] - before / 256;
+  }
+  CHECK(gain > 0);
+  for (const char* method : {"integrated-gradients", "lrp-epsilon"}) {
+    CAPTURE(method);
+    const Result r = run(g, q, "explanation-topk", {{"epsilon", "0.06"}, {"steps", "10"}, {"explanation", method}, {"ig_steps", "8"}});
+    for (int n = 0; n < 6; ++n) CHECK(r.after[n] == r.before[n]);
+    CHECK(mean_of(r.values.at("topk_intersection")) < 0.95);
+  }
+}
+
+TEST_CASE("adv2 fools the model with a map closer to the benign one than plain PGD's (Zhang et al.)") {
+  Graph& g = trained();
+  const Request q = trained_request(8, 31);
+  const Params base = {{"epsilon", "0.15"}, {"steps", "40"}, {"step_size", "0.01"}};
+  Params plain = base, adv2 = base;
+  plain["lambda"] = "0";  // plain PGD, keeping the successful iterate with the closest map
+  adv2["lambda"] = "0.25";
+  const Result p = run(g, q, "adv2", plain), a = run(g, q, "adv2", adv2);
+  CHECK(success_rate(p) == 1);
+  CHECK(success_rate(a) >= 0.6);
+  auto distance = [](const Result& r, int n) {
+    double d = 0;
+    for (int i = 0; i < 256; ++i) d += std::pow(r.maps.at("attacked")[n * 256 + i] - r.maps.at("benign")[n * 256 + i], 2);
+    return d;
+  };
+  double dp = 0, da = 0;
+  int both = 0;
+  for (int n = 0; n < 8; ++n) {
+    if (a.success[n]) CHECK(a.after[n] != q.labels[n]);
+    if (!a.success[n] || !p.success[n]) continue;
+    ++both, dp += distance(p, n), da += distance(a, n);
+  }
+  CHECK(both >= 5);
+  CHECK(da < dp);
+  check_inside(q, a, 0.15, false);
+}
+
+// ---- detection ------------------------------------------------------------------------------
+
+TEST_CASE("detect-explanation: ROC-AUC of its own scores, class maps from the reference set, deterministic per seed") {
+  Graph& g = trained();
+  Request q = trained_request(24, 37);
+  shapes(400, 2, q.data, q.data_labels);  // clean reference inputs (a seed the test inputs do not use)
+  const Params p = {{"attack", "pgd"}, {"epsilon", "0.2"}};
+  const Result r = run(g, q, "detect-explanation", p);
+  const std::vector<double>& clean = r.values.at("score_clean");
+  const std::vector<double>& adv = r.values.at("score_adversarial");
+  std::vector<double> positives;
+  for (int n = 0; n < 24; ++n) {
+    CHECK(clean[n] >= -1e-9);
+    CHECK(clean[n] <= 1 + 1e-9);  // 1 − cosine of non-negative maps
+    if (r.success[n]) positives.push_back(adv[n]);
+  }
+  REQUIRE(positives.size() >= 12);
+  CHECK(r.totals.at("roc_auc") == doctest::Approx(roc_auc(clean, positives)));
+  MESSAGE("class-map ROC-AUC " << r.totals.at("roc_auc"));
+  CHECK(r.totals.at("roc_auc") > 0.7);  // pushed into another class, the map keeps its own class's shape
+  // The adversarial inputs are PGD's (with its defaults and this radius).
+  const Result pgd = run(g, q, "pgd", {{"radius", "0.2"}});
+  CHECK(max_abs_diff(pgd.adversarial, r.adversarial) < 1e-5);
+  CHECK(r.totals.at("attack_success_rate") == doctest::Approx(success_rate(pgd)));
+  // Every reference input moved to the wrong class would change the class maps: the score sees them.
+  Request wrong = q;
+  for (int& y : wrong.data_labels) y = (y + 1) % 4;
+  CHECK_THROWS_WITH(run(g, wrong, "detect-explanation", p), doctest::Contains("no reference input"));
+  // score=noise: deterministic per seed, its ROC-AUC that of its scores.
+  const Params n = {{"attack", "pgd"}, {"epsilon", "0.2"}, {"score", "noise"}, {"samples", "4"}, {"stdev", "0.05"}};
+  const Result a = run(g, q, "detect-explanation", n), b = run(g, q, "detect-explanation", n);
+  CHECK(a.values.at("score_clean") == b.values.at("score_clean"));
+  Params other = n;
+  other["seed"] = "5";
+  CHECK(run(g, q, "detect-explanation", other).values.at("score_clean") != a.values.at("score_clean"));
+  std::vector<double> pos;
+  for (int i = 0; i < 24; ++i)
+    if (a.success[i]) pos.push_back(a.values.at("score_adversarial")[i]);
+  CHECK(a.totals.at("roc_auc") == doctest::Approx(roc_auc(a.values.at("score_clean"), pos)));
+  Request bare = q;
+  bare.data = Tensor();
+  CHECK_THROWS_WITH(run(g, bare, "detect-explanation", p), doctest::Contains("--ref-data"));
+  CHECK_THROWS_WITH(run(g, q, "detect-explanation", {{"attack", "adv2"}}), doctest::Contains("known: fgsm, pgd"));
+  CHECK_THROWS_WITH(run(g, q, "detect-explanation", {{"explanation", "nope"}}), doctest::Contains("nope"));
+}
+
+// ---- the black-box substitute attack ----------------------------------------------------------
+
+namespace {
+
+// Adam on the cross-entropy, as the command's trainer would (explain/ never trains).
+void fit_adam(Graph& m, const Tensor& x, const std::vector<int>& y, const SubstituteFit& f) {
+  OptimizerConfig oc;
+  oc.kind = OptimizerKind::adam, oc.lr = float(f.lr);
+  Optimizer opt(m, oc);
+  BackwardOptions bo;
+  bo.param_grads = true, bo.input_grad = false;
+  Tensor grad;
+  const int N = x.batch();
+  for (int epoch = 0; epoch < f.epochs; ++epoch)
+    for (int b = 0; b < N; b += f.batch) {
+      const int e = std::min(N, b + f.batch);
+      m.zero_grad();
+      softmax_cross_entropy(m.forward(x.slice(b, e), Mode::train), {y.begin() + b, y.begin() + e}, &grad);
+      m.backward(grad, bo);
+      opt.step(oc.lr);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("substitute: oracle labels, Jacobian augmentation by +-lambda, transfers better than random noise") {
+  Graph& g = trained();
+  Request q = trained_request(32, 41);
+  Tensor init;
+  std::vector<int> unused;
+  shapes(40, 43, init, unused);
+  q.data = init;
+  int calls = 0;
+  q.fit_substitute = [&](Graph& sub, const Tensor& x, const std::vector<int>& labels, const SubstituteFit& f) {
+    CHECK(f.round == calls);
+    CHECK(x.batch() == 40 << calls);
+    const Tensor& z = g.forward(x);  // the labels are the oracle's
+    for (int n = 0; n < x.batch(); ++n) CHECK(labels[n] == int(std::max_element(z.data() + 4 * n, z.data() + 4 * n + 4) - (z.data() + 4 * n)));
+    if (calls == 1)  // rows [40, 80) are rows [0, 40) stepped by +-0.1 (or clipped)
+      for (size_t i = 0; i < 40 * 256; ++i) {
+        const float v = x[40 * 256 + i], d = v - x[i];
+        CHECK(std::fabs(d) <= 0.1f + 1e-6f);
+        if (std::fabs(std::fabs(d) - 0.1f) > 1e-6f) CHECK((v == 0.f || v == 1.f || d == 0.f));
+      }
+    ++calls;
+    fit_adam(sub, x, labels, f);
+  };
+  const Params p = {{"rounds", "3"}, {"epochs", "8"}, {"lr", "0.003"}, {"epsilon", "0.25"}};
+  const Result r = run(g, q, "substitute", p);
+  CHECK(calls == 3);
+  CHECK(r.totals.at("oracle_queries") == 40 + 80 + 160);
+  CHECK(r.totals.at("substitute_agreement") > 0.6);
+  check_inside(q, r, 0.25, false);
+  // Random sign noise of the same size: the baseline a transfer attack must beat.
+  Tensor noise = q.inputs.clone();
+  Rng rng(3);
+  for (size_t i = 0; i < noise.size(); ++i) noise[i] = std::clamp(noise[i] + (rng.uniform() < 0.5f ? -0.25f : 0.25f), 0.f, 1.f);
+  const Tensor& z = g.forward(noise);
+  double noise_rate = 0;
+  for (int n = 0; n < 32; ++n) noise_rate += int(std::max_element(z.data() + 4 * n, z.data() + 4 * n + 4) - (z.data() + 4 * n)) != q.labels[n];
+  noise_rate /= 32;
+  MESSAGE("transfer rate " << success_rate(r) << ", random noise " << noise_rate << ", substitute agreement "
+                           << r.totals.at("substitute_agreement"));
+  CHECK(success_rate(r) > noise_rate + 0.1);
+  // Errors: no initial set, a substitute that does not fit.
+  Request bare = q;
+  bare.data = Tensor();
+  CHECK_THROWS_WITH(run(g, bare, "substitute", p), doctest::Contains("initial set"));
+  CHECK_THROWS_WITH(run(g, q, "substitute", {{"architecture", "input(1,8,8) flatten dense(4)"}}), doctest::Contains("the target takes"));
+  CHECK_THROWS_WITH(run(g, q, "substitute", {{"rounds", "10"}, {"max_set", "1000"}}), doctest::Contains("max_set"));
 }

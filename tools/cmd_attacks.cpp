@@ -22,6 +22,7 @@
 #include "explain/common/plot.h"
 #include "tools/commands.h"
 #include "tools/inputs.h"
+#include "train/fit.h"
 
 namespace gb {
 
@@ -31,22 +32,11 @@ using explain::Image;
 
 struct AttackArgs {
   std::string model, method, data, index = "0:8", split = "test", eps, target = "none", explainer = "saliency", out;
+  std::string substitute_data, substitute_index = "0:150", substitute_split = "train";
   std::vector<std::string> inputs, params;
   uint64_t seed = 0;
   bool list = false;
 };
-
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  size_t p = 0;
-  while (p <= s.size()) {
-    size_t q = s.find(',', p);
-    if (q == std::string::npos) q = s.size();
-    out.push_back(s.substr(p, q - p));
-    p = q + 1;
-  }
-  return out;
-}
 
 std::vector<std::string> class_names(const Model& m) {
   std::vector<std::string> names;
@@ -228,7 +218,7 @@ void write_grid(const std::string& path, const AttackArgs& a, const attacks::Par
                 const std::vector<std::string>& classes, double eps) {
   const int N = std::min(in.x.batch(), 16);
   const Tensor p0 = softmax(g.forward(in.x.slice(0, N)).clone()), p1 = softmax(g.forward(r.adversarial.slice(0, N)).clone());
-  double scale = eps;
+  double scale = std::isfinite(eps) ? eps : 0.0;
   if (!(scale > 0))
     for (int n = 0; n < N; ++n) scale = std::max(scale, r.linf[n]);
   const Explained e = explanations(a, params, g, in.x.slice(0, N), r);
@@ -316,7 +306,10 @@ void write_curves(const std::string& out, const std::string& method, const std::
   std::map<std::string, explain::Series> expl;
   const std::vector<std::pair<std::string, std::string>> keys = {
       {"topk_intersection", "top-k intersection"}, {"spearman", "Spearman rank correlation"}};
+  explain::Series auc{"detection ROC-AUC", {}, {}, {}};
   for (const CurvePoint& c : points) {
+    if (c.r.totals.count("roc_auc") && std::isfinite(c.r.totals.at("roc_auc")))
+      auc.x.push_back(c.eps), auc.y.push_back(c.r.totals.at("roc_auc"));
     acc.x.push_back(c.eps), acc.y.push_back(accuracy(c.r.after, labels));
     succ.x.push_back(c.eps), succ.y.push_back(attacks::success_rate(c.r));
     for (auto& [k, label] : keys)
@@ -335,6 +328,7 @@ void write_curves(const std::string& out, const std::string& method, const std::
   if (std::isfinite(acc.y[0])) series.push_back(acc);
   series.push_back(succ);
   for (auto& [k, s] : expl) series.push_back(s);
+  if (!auc.x.empty()) series.push_back(auc);
   write_image(out + "/curve.png", explain::plot_image(series, o));
   atomic_write(out + "/curve.svg", explain::plot_svg(series, o));
   bool shift = false;
@@ -347,6 +341,21 @@ void write_curves(const std::string& out, const std::string& method, const std::
   m.ymin.reset(), m.ymax.reset();
   write_image(out + "/curve_center_shift.png", explain::plot_image({s}, m));
   atomic_write(out + "/curve_center_shift.svg", explain::plot_svg({s}, m));
+}
+
+// The substitute attack's trainer: glassbox train's loop (Adam, constant rate, no validation, no
+// files) on inputs already in the model's input space.
+attacks::FitSubstitute fit_substitute(const std::vector<std::string>& classes) {
+  return [classes](Graph& sub, const Tensor& x, const std::vector<int>& labels, const attacks::SubstituteFit& f) {
+    Dataset d{x, labels, classes, "substitute round " + std::to_string(f.round)};
+    FitOptions o;
+    o.epochs = f.epochs, o.batch = f.batch, o.seed = f.seed, o.val_fraction = 0;
+    o.optimizer.kind = OptimizerKind::adam, o.optimizer.lr = float(f.lr);
+    o.progress = ProgressStyle::quiet;
+    fit(sub, d, o);
+    std::printf("  substitute round %d: %d images, %d epochs\n", f.round + 1, x.batch(), f.epochs);
+    std::fflush(stdout);
+  };
 }
 
 void run_attack(const AttackArgs& a) {
@@ -378,6 +387,16 @@ void run_attack(const AttackArgs& a) {
   q.targets = read_targets(a.target, g, in.x, in.labels, a.seed);
   q.progress = progress_printer(a.method);
 
+  if (a.method == "substitute") {
+    const Inputs held = read_inputs(model, {}, a.substitute_data.empty() ? a.data : a.substitute_data,
+                                    a.substitute_index, a.substitute_split);
+    q.data = held.x;
+    q.fit_substitute = fit_substitute(classes);
+    std::printf("substitute: %d initial images from %s (%s split, %s)\n", held.x.batch(),
+                (a.substitute_data.empty() ? a.data : a.substitute_data).c_str(), a.substitute_split.c_str(),
+                a.substitute_index.c_str());
+  }
+
   std::vector<CurvePoint> points;
   const std::vector<double> at = eps.empty() ? std::vector<double>{NAN} : eps;
   const auto t0 = std::chrono::steady_clock::now();
@@ -394,6 +413,7 @@ void run_attack(const AttackArgs& a) {
     std::printf("  success rate %.3f, robust accuracy %s, mean L2 %.4g, mean Linf %.4g\n", attacks::success_rate(r),
                 std::isfinite(accuracy(r.after, in.labels)) ? short_number(accuracy(r.after, in.labels)).c_str() : "n/a",
                 mean(r.l2), mean(r.linf));
+    for (auto& [k, v] : r.totals) std::printf("  %s %.4g\n", k.c_str(), v);
     int unmoved = 0;
     for (int n = 0; n < in.x.batch(); ++n) unmoved += !r.success[n] && r.l0[n] == 0;
     if (unmoved && e > 0 && declares(a.method, "zero_thresh"))
@@ -458,6 +478,10 @@ void add_attacks_commands(CLI::App& app) {
   c->add_option("--seed", a->seed, "seed of --target random")->capture_default_str();
   c->add_option("--explain", a->explainer, "attribution method of the grid's explanations (see glassbox explain "
                                            "--list), or none")->capture_default_str();
+  c->add_option("--substitute-data", a->substitute_data, "substitute: the attacker's initial images (a dataset spec; "
+                                                         "default: --data)");
+  c->add_option("--substitute-index", a->substitute_index, "substitute: which of them (I:J)")->capture_default_str();
+  c->add_option("--substitute-split", a->substitute_split, "substitute: their split")->capture_default_str();
   c->add_option("--param", a->params, "attack parameter KEY=VALUE (repeatable; see --list)");
   c->add_option("--out", a->out, "output folder");
   c->callback([a] { run_attack(*a); });

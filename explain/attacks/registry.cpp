@@ -157,6 +157,9 @@ static const std::vector<Method>& registry() {
     add_cw(m);
     add_deepfool(m);
     add_jsma(m);
+    add_explanation_attacks(m);
+    add_detection(m);
+    add_substitute(m);
     return m;
   }();
   return r;
