@@ -32,7 +32,7 @@ using explain::Image;
 
 struct AttackArgs {
   std::string model, method, data, index = "0:8", split = "test", eps, target = "none", explainer = "saliency", out;
-  std::string substitute_data, substitute_index = "0:150", substitute_split = "train";
+  std::string ref_data, ref_index, ref_split = "train";
   std::vector<std::string> inputs, params;
   uint64_t seed = 0;
   bool list = false;
@@ -387,14 +387,20 @@ void run_attack(const AttackArgs& a) {
   q.targets = read_targets(a.target, g, in.x, in.labels, a.seed);
   q.progress = progress_printer(a.method);
 
-  if (a.method == "substitute") {
-    const Inputs held = read_inputs(model, {}, a.substitute_data.empty() ? a.data : a.substitute_data,
-                                    a.substitute_index, a.substitute_split);
+  // The attacker's initial set (substitute) or the defender's clean reference set (detection).
+  const bool substitute = a.method == "substitute";
+  const bool reference = substitute || (a.method == "detect-explanation" &&
+                                        (!params.count("score") || params.at("score") == "class-map"));
+  if (reference) {
+    const std::string spec = a.ref_data.empty() ? a.data : a.ref_data;
+    const std::string index = !a.ref_index.empty() ? a.ref_index : substitute ? "0:150" : "0:1000";
+    const Inputs held = read_inputs(model, {}, spec, index, a.ref_split);
     q.data = held.x;
-    q.fit_substitute = fit_substitute(classes);
-    std::printf("substitute: %d initial images from %s (%s split, %s)\n", held.x.batch(),
-                (a.substitute_data.empty() ? a.data : a.substitute_data).c_str(), a.substitute_split.c_str(),
-                a.substitute_index.c_str());
+    q.data_labels = held.labels;
+    if (substitute) q.fit_substitute = fit_substitute(classes);
+    std::printf("%s: %d %s images from %s (%s split, %s)\n", a.method.c_str(), held.x.batch(),
+                substitute ? "initial" : "clean reference", spec.empty() ? "fashion-mnist" : spec.c_str(),
+                a.ref_split.c_str(), index.c_str());
   }
 
   std::vector<CurvePoint> points;
@@ -478,10 +484,11 @@ void add_attacks_commands(CLI::App& app) {
   c->add_option("--seed", a->seed, "seed of --target random")->capture_default_str();
   c->add_option("--explain", a->explainer, "attribution method of the grid's explanations (see glassbox explain "
                                            "--list), or none")->capture_default_str();
-  c->add_option("--substitute-data", a->substitute_data, "substitute: the attacker's initial images (a dataset spec; "
-                                                         "default: --data)");
-  c->add_option("--substitute-index", a->substitute_index, "substitute: which of them (I:J)")->capture_default_str();
-  c->add_option("--substitute-split", a->substitute_split, "substitute: their split")->capture_default_str();
+  c->add_option("--ref-data", a->ref_data, "substitute: the attacker's initial images; detect-explanation: clean "
+                                           "reference images (a dataset spec; default: --data)");
+  c->add_option("--ref-index", a->ref_index, "which of them (I:J; default 0:150 for substitute, as Papernot et al., "
+                                             "0:1000 for detection)");
+  c->add_option("--ref-split", a->ref_split, "their split")->capture_default_str();
   c->add_option("--param", a->params, "attack parameter KEY=VALUE (repeatable; see --list)");
   c->add_option("--out", a->out, "output folder");
   c->callback([a] { run_attack(*a); });

@@ -71,7 +71,7 @@ void run_substitute(Job& job, ParamReader& r) {
   o.seed = uint64_t(read_int(r, "seed", 0, 1 << 30));
   const Request& q = job.request;
   if (q.data.empty())
-    throw std::invalid_argument("substitute needs the attacker's initial set (Request::data; the command: --substitute-data)");
+    throw std::invalid_argument("substitute needs the attacker's initial set (Request::data; the command: --ref-data)");
   if (!q.fit_substitute) throw std::invalid_argument("substitute needs a training function (Request::fit_substitute)");
   const int n0 = q.data.batch();
   if (long(n0) << (o.rounds - 1) > o.max_set)
@@ -139,9 +139,9 @@ void add_substitute(std::vector<Method>& reg) {
          {"max_set", "40000", "largest substitute training set allowed (bounds memory and time)"},
          {"seed", "0", "substitute initialization and training seed"}},
         "Papernot et al. 2017 (Jacobian-based dataset augmentation with the periodic step size, the substitute's "
-        "logit Jacobian of the oracle's label, FGSM on the substitute); differences: the training set is the "
-        "attacker's Request::data (the command: images of --substitute-data), Adam instead of SGD with momentum, "
-        "pgd may replace fgsm; transfer rate = success on the target of all attacked inputs"},
+        "logit Jacobian of the oracle's label, FGSM on the substitute); differences: the initial set is the "
+        "attacker's Request::data (the command: --ref-data, default 150 training images), Adam instead of SGD "
+        "with momentum, pgd may replace fgsm; transfer rate = success on the target of all attacked inputs"},
        run_substitute});
 }
 
