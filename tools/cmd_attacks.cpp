@@ -3,8 +3,11 @@
 // for the last ε: adversarial.npy (N x C x H x W in the model's input space, loadable with
 // --input), per input <name>_adv.npy and <name>_adv.png (pixels), grid.png (input, adversarial,
 // change and explanations of both, with predictions); curve.png/.svg over the ε list; and
-// summary.json with every input's numbers. `--list` prints every attack with its parameters.
+// summary.json with every input's numbers (detection: the ROC-AUC; substitute: the transfer rate).
+// --ref-data/--ref-index/--ref-split give the substitute attack its initial set and detection its
+// clean reference maps. `--list` prints every attack with its parameters.
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -211,6 +214,15 @@ std::string short_number(double v) {
   return buf;
 }
 
+// A column label that fits a cell: long method names by their initials (integrated-gradients: IG).
+std::string short_method_name(const std::string& name) {
+  if (name.size() <= 12) return name;
+  std::string s;
+  for (size_t i = 0; i < name.size(); ++i)
+    if (i == 0 || name[i - 1] == '-') s += char(std::toupper(static_cast<unsigned char>(name[i])));
+  return s;
+}
+
 // grid.png: per input, the input, the adversarial input, the change (±ε, or ± the largest change)
 // and the explanation of each, captioned with the classes and probabilities before and after.
 void write_grid(const std::string& path, const AttackArgs& a, const attacks::Params& params, Graph& g,
@@ -240,8 +252,9 @@ void write_grid(const std::string& path, const AttackArgs& a, const attacks::Par
   }
   std::vector<std::string> cols = {"input", "adversarial", "change +-" + short_number(scale)};
   if (!e.before.empty()) {
-    cols.push_back(e.name + " before");
-    cols.push_back(e.name + " after");
+    const std::string name = short_method_name(e.name);
+    cols.push_back(name + " before");
+    cols.push_back(name + " after");
   }
   const int H = g.input_shape()[1], W = g.input_shape()[2], k = std::max(1, (132 + W - 1) / W);
   write_image(path, explain::grid(cells, cols, captions, W * k, H * k));
