@@ -16,9 +16,11 @@
 //   ℓ_prd(p) + λ·‖I_surrogate(p) − I_surrogate(p0)‖² / (H·W)
 // with ℓ_prd the target's cross-entropy (targeted) or minus the label's (untargeted) and the map
 // distance the mean over the H·W pixels of the squared difference: an adversarial
-// example whose explanation stays close to the benign one. The answer is the successful iterate
-// whose map (registered method, original model) is closest to the benign map in L2; the last
-// iterate when none succeeded.
+// example whose explanation stays close to the benign one. Each map explains the model's
+// prediction at its input (the benign map the original class, an adversarial input's map its new
+// class), as Zhang et al.'s interpreter does. The answer is the successful iterate whose map
+// (registered method, original model) is closest to the benign map in L2; the last iterate when
+// none succeeded.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -252,14 +254,19 @@ void run_ghorbani(Job& job, ParamReader& r, Goal goal) {
 
 // ---- ADV² --------------------------------------------------------------------------------------
 
+// Every map explains the model's prediction at its input, as a user would see it: the benign map
+// the original class, an iterate's map the class the model gives that iterate (for a successful
+// targeted iterate, the target).
 void adv2_rows(Job& job, Setup& su, const Options& o, int b, int e) {
   const int R = e - b, H = job.start.dim(2), W = job.start.dim(3), P = H * W;
-  const std::vector<int> keep = rows_of(job.predicted, b, e), goal(job.loss_classes() + b, job.loss_classes() + e);
+  const std::vector<int> goal(job.loss_classes() + b, job.loss_classes() + e);
+  std::vector<int> shown = rows_of(job.predicted, b, e);  // the class each iterate's map explains
   const Tensor p0 = job.start.slice(b, e);
-  const Tensor benign = su.judge.maps(p0, keep);
+  const Tensor benign = su.judge.maps(p0, shown);
   Tensor x, m, dI, dm;
-  const Tensor I0 = su.surrogate_map(p0, keep, job.pixels, x, m);
+  const Tensor I0 = su.surrogate_map(p0, shown, job.pixels, x, m);
   Tensor p = p0.clone(), best = p0.clone(), best_map = benign.clone(), total(p0.shape());
+  std::vector<int> best_class = shown;
   std::vector<double> best_dist(R, INFINITY);
   std::vector<char> found(R, 0);
   PixelModel pm(job.model, job.pixels);
@@ -267,36 +274,36 @@ void adv2_rows(Job& job, Setup& su, const Options& o, int b, int e) {
   for (int t = 0; t < o.steps; ++t) {
     const Tensor& gp = pm.loss_gradient(p, goal.data());
     for (size_t i = 0; i < total.size(); ++i) total[i] = sp * gp[i];
-    // The map term: the surrogate's map of the class the input had (the explanation to preserve).
-    const Tensor I = su.surrogate_map(p, keep, job.pixels, x, m);
+    // The map term: the surrogate's map of the iterate's class against the benign map.
+    const Tensor I = su.surrogate_map(p, shown, job.pixels, x, m);
     dI.resize(I.shape());
     for (size_t i = 0; i < I.size(); ++i) dI[i] = float(2 * o.lambda * (I[i] - I0[i]) / P);
     importance_backward(m, I, dI, dm);
-    const Tensor gi = su.pixel_vjp(x, keep, dm, job.pixels);
+    const Tensor gi = su.pixel_vjp(x, shown, dm, job.pixels);
     for (size_t i = 0; i < total.size(); ++i) total[i] = -(total[i] + gi[i]);  // descend
     signed_step(p, p0, total, o.step, o.epsilon, job.pixels);
     const Tensor& z = pm.logits(p);
     std::vector<char> fooled(R);
     for (int r = 0; r < R; ++r) {
-      const int y = argmax(row(z, r), z.dim(1));
-      fooled[r] = job.targeted() ? y == job.target[b + r] : y != job.label[b + r];
+      shown[r] = argmax(row(z, r), z.dim(1));
+      fooled[r] = job.targeted() ? shown[r] == job.target[b + r] : shown[r] != job.label[b + r];
     }
-    const Tensor now = su.judge.maps(p, keep);
+    const Tensor now = su.judge.maps(p, shown);
     for (int r = 0; r < R; ++r) {
       if (!fooled[r]) continue;
       double d = 0;
       for (int i = 0; i < P; ++i) d += std::pow(double(now[size_t(r) * P + i]) - benign[size_t(r) * P + i], 2);
       if (d >= best_dist[r]) continue;
-      best_dist[r] = d, found[r] = 1;
+      best_dist[r] = d, found[r] = 1, best_class[r] = shown[r];
       std::copy_n(row(p, r), p.sample_size(), row(best, r));
       std::copy_n(now.data() + size_t(r) * P, P, best_map.data() + size_t(r) * P);
     }
     job.progress(b, e, t + 1, o.steps);
   }
-  // Inputs never fooled: the last iterate (a failure either way).
+  // Inputs never fooled: the last iterate (a failure either way), its map of its class.
   for (int r = 0; r < R; ++r)
-    if (!found[r]) std::copy_n(row(p, r), p.sample_size(), row(best, r));
-  const Tensor last = su.judge.maps(best, keep);
+    if (!found[r]) std::copy_n(row(p, r), p.sample_size(), row(best, r)), best_class[r] = shown[r];
+  const Tensor last = su.judge.maps(best, best_class);
   job.adversarial.slice(b, e).copy_from(best);
   job.maps["benign"].slice(b, e).copy_from(benign);
   job.maps["attacked"].slice(b, e).copy_from(last);
