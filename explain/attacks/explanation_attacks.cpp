@@ -360,7 +360,7 @@ void add_explanation_attacks(std::vector<Method>& reg) {
                   "targeted (target_map) attack of " + ghorbani},
                  [](Job& j, ParamReader& r) { run_ghorbani(j, r, Goal::region); }});
   std::vector<ParamInfo> adv2 = common_params("100");
-  adv2.push_back({"lambda", "0.25", "weight of the map term ||I(x) - I(x0)||^2 / (H*W) (importance maps of mean 1)"});
+  adv2.push_back({"lambda", "1", "weight of the map term ||I(x) - I(x0)||^2 / (H*W) (importance maps of mean 1)"});
   reg.push_back({{"adv2",
                   "an adversarial example whose explanation stays close to the benign one: PGD on the prediction "
                   "loss plus lambda times the map's squared distance",
