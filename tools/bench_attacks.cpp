@@ -1,6 +1,6 @@
-// Benchmark rows of the attacks family (glassbox bench): FGSM (epsilon 0.1) and PGD-40 (radius
-// 0.1, step 0.01) on 256 lenet5 images, each timed as one call of attacks::attack (which also
-// predicts every input before and after). The preset is untrained and the inputs seeded noise with
+// Benchmark rows of the attacks family (glassbox bench): FGSM (epsilon 0.1), PGD-40 (radius
+// 0.1, step 0.01) and the top-k attack on saliency (10 steps) on 256 lenet5 images, each timed as
+// one call of attacks::attack (which also predicts every input before and after). The preset is untrained and the inputs seeded noise with
 // labels (7i + 3) mod 10: the rates do not depend on the values. With --compare-torch,
 // tools/bench/torch_attacks.py runs captum.robust's FGSM and PGD, re-implemented in plain PyTorch,
 // on the same settings.
@@ -44,6 +44,10 @@ void bench_attacks(const BenchContext& c) {
   row("lenet5/fgsm", "attack fgsm", "eps 0.1, images/s", {{"epsilon", "0.1"}}, "fgsm");
   row("lenet5/pgd-40", "attack pgd-40", "Linf 0.1, step 0.01, images/s",
       {{"radius", "0.1"}, {"step_size", "0.01"}, {"step_num", "40"}}, "pgd");
+  // Ghorbani et al.'s top-k attack on saliency: per step, a surrogate map, one input
+  // Hessian-vector product pass and the real map (no reference library computes it).
+  row("lenet5/explanation-topk-10", "attack explanation-topk", "saliency, 10 steps, images/s",
+      {{"epsilon", "0.03"}, {"steps", "10"}}, "explanation-topk");
 }
 
 }  // namespace
