@@ -443,6 +443,54 @@ void HessianVectorProduct::operator()(const Tensor& x, const std::vector<int>& l
   }
 }
 
+InputHessianVectorProduct::InputHessianVectorProduct(Graph& g) : g_(g) {
+  check_hvp_support(g);
+  s_ = std::make_unique<HessianVectorProduct::State>(g, none_);
+}
+
+InputHessianVectorProduct::~InputHessianVectorProduct() = default;
+
+void InputHessianVectorProduct::operator()(const Tensor& x, const Tensor& v, const Tensor& seed, Tensor& grad,
+                                           Tensor& hv, int batch) {
+  const Shape sample = g_.input_shape();
+  if (x.rank() != sample.rank + 1 || x.shape().sample() != sample)
+    shape_error("input Hessian-vector product input", Shape::batch_of(x.rank() ? x.batch() : 1, sample), x.shape());
+  if (v.shape() != x.shape()) shape_error("input Hessian-vector product direction", x.shape(), v.shape());
+  const int N = x.batch();
+  const Shape out = g_.shape(g_.output(), N);
+  if (seed.shape() != out) shape_error("input Hessian-vector product seed", out, seed.shape());
+  if (batch < 1) throw std::invalid_argument("input Hessian-vector product: batch must be >= 1");
+  HessianVectorProduct::State& st = *s_;
+  grad.resize(x.shape());
+  hv.resize(x.shape());
+  ForwardOptions fo;
+  fo.rules = &st.forward;
+  fo.per_sample_rules = true;
+  fo.row_block = 2;
+  BackwardOptions bo;
+  bo.rules = &st.backward;
+  bo.per_sample_rules = true;
+  bo.row_block = 2;
+  const size_t S = x.sample_size(), K = seed.sample_size();
+  for (int b = 0; b < N; b += batch) {
+    const int m = std::min(batch, N - b);
+    if (st.pairs.shape() != Shape::batch_of(2 * m, sample)) st.pairs = Tensor(Shape::batch_of(2 * m, sample));
+    st.seed.resize(Shape::batch_of(2 * m, out.sample()));
+    st.seed.fill(0.f);  // the seed's tangent is zero: it does not depend on x
+    for (int n = 0; n < m; ++n) {
+      std::memcpy(st.pairs.data() + 2 * n * S, x.data() + (b + n) * S, S * sizeof(float));
+      std::memcpy(st.pairs.data() + (2 * n + 1) * S, v.data() + (b + n) * S, S * sizeof(float));
+      std::memcpy(st.seed.data() + 2 * n * K, seed.data() + (b + n) * K, K * sizeof(float));
+    }
+    g_.forward(st.pairs, fo);
+    const Tensor& g_in = g_.backward(st.seed, bo);
+    for (int n = 0; n < m; ++n) {
+      std::memcpy(grad.data() + (b + n) * S, g_in.data() + 2 * n * S, S * sizeof(float));
+      std::memcpy(hv.data() + (b + n) * S, g_in.data() + (2 * n + 1) * S, S * sizeof(float));
+    }
+  }
+}
+
 void hessian_vector_product(Graph& g, const Tensor& x, const std::vector<int>& labels, const ParamSlice& slice,
                             const float* v, float* out, Tensor* input_tangent, int batch) {
   HessianVectorProduct(g, slice)(x, labels, v, out, input_tangent, batch);

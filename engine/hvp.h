@@ -44,10 +44,35 @@ class HessianVectorProduct {
                   Tensor* input_tangent = nullptr, int batch = 128);
 
  private:
+  friend class InputHessianVectorProduct;
   struct State;
   Graph& g_;
   const ParamSlice& slice_;
   std::unique_ptr<State> s_;
+};
+
+// Products with the Hessian of each sample's f_n(x) = ⟨seed_n, output(x)⟩ (a fixed seed at the
+// graph output, e.g. one-hot on a class logit) with respect to its input: the second-order terms
+// of attacks on explanations (Ghorbani et al. 2019), whose loss is a function of ∇_x f. The same
+// tangent rules, with the tangent at the input (v) instead of the parameters; the seed's own
+// tangent is zero. On ReLU and max-pool networks the Hessian is zero almost everywhere, so
+// callers use a copy with smooth activations (softplus) for these products.
+class InputHessianVectorProduct {
+ public:
+  explicit InputHessianVectorProduct(Graph& g);  // throws as check_hvp_support
+  ~InputHessianVectorProduct();
+  InputHessianVectorProduct(const InputHessianVectorProduct&) = delete;
+  InputHessianVectorProduct& operator=(const InputHessianVectorProduct&) = delete;
+
+  // For x, v [N, input...] and seed [N, output...]: grad_n = ∇f_n(x_n) and hv_n = ∇²f_n(x_n) v_n,
+  // both [N, input...] (resized). One forward and one backward pass of 2·min(N, batch) interleaved
+  // rows per `batch` samples.
+  void operator()(const Tensor& x, const Tensor& v, const Tensor& seed, Tensor& grad, Tensor& hv, int batch = 128);
+
+ private:
+  Graph& g_;
+  ParamSlice none_;  // no parameter moves
+  std::unique_ptr<HessianVectorProduct::State> s_;
 };
 
 // One product, as HessianVectorProduct(g, slice)(x, labels, v, out, input_tangent, batch).
