@@ -299,7 +299,7 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
       lr = learning_rate(o.schedule, o.optimizer.lr, int64_t(epoch - 1) * n_batches + b, n_batches, total);
       g.zero_grad();
       const Tensor& logits = g.forward(x, Mode::train);
-      LossResult r = softmax_cross_entropy(logits, y, &grad);
+      LossResult r = o.loss ? o.loss(g, x, y, logits, grad) : softmax_cross_entropy(logits, y, &grad);
       if (!std::isfinite(r.loss))
         throw DivergedError("training diverged: the loss is " + std::to_string(r.loss) + " at epoch " +
                             std::to_string(epoch) + ", batch " + std::to_string(b + 1) + "/" +
