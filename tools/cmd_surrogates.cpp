@@ -24,7 +24,14 @@
 #include "data/npy.h"
 #include "engine/architecture.h"
 #include "engine/interpretable_layers.h"
+#include "explain/visualize/visualize.h"
+#include "explain/common/plot.h"
+#include "explain/common/heatmap.h"
 #include "explain/surrogates/distill.h"
+#include "explain/surrogates/importance.h"
+#include "explain/surrogates/pruning.h"
+#include "explain/surrogates/rules.h"
+#include "explain/surrogates/drawing.h"
 #include "explain/surrogates/soft_tree.h"
 #include "tools/commands.h"
 #include "tools/inputs.h"
@@ -49,6 +56,12 @@ std::string pct(double v) {
 }
 
 void write_image(const std::string& path, const explain::Image& im) { write_png(path, im.w, im.h, 3, im.rgb.data()); }
+
+// Creates the folder an output file goes in, so a long run does not fail at its first write.
+void make_parent(const std::string& path) {
+  const fs::path parent = fs::path(path).parent_path();
+  if (!parent.empty()) fs::create_directories(parent);
+}
 
 Model load_model_file(const std::string& path, const std::string& flag) {
   if (path.empty()) throw std::invalid_argument(flag + " is required");
@@ -170,6 +183,7 @@ FitOptions distill_fit_options(const DistillArgs& a, const Model& teacher, bool 
 void run_distill(DistillArgs a) {
   if (a.out.empty()) throw std::invalid_argument("--out is required");
   if (a.student.empty()) throw std::invalid_argument("--student is required");
+  make_parent(a.out);
   const sg::DistillSettings settings{a.temperature, a.alpha, a.penalty};
   sg::check(settings);
   Model teacher = load_model_file(a.teacher, "--teacher");
@@ -294,7 +308,559 @@ void add_distill_command(CLI::App& app) {
   });
 }
 
-void add_surrogates_commands(CLI::App& app) { add_distill_command(app); }
+// ---- prune ---------------------------------------------------------------------------------------
+
+struct PruneArgs {
+  std::string model, data, layers, out;
+  double max_drop = 0.01;
+  int rerank = 0, val_limit = 2000, test_limit = 0, am = 8, am_steps = 128;
+  float val = 0.1f;
+  uint64_t seed = 42;
+};
+
+// Progress of long loops on stderr: the finished stages, and every tenth of the way.
+std::function<void(const std::string&, int, int)> stage_printer() {
+  auto last = std::make_shared<std::pair<std::string, int>>("", -1);
+  return [last](const std::string& stage, int done, int total) {
+    const int tenth = total > 0 ? done * 10 / total : 10;
+    if (stage == last->first && tenth == last->second) return;
+    *last = {stage, tenth};
+    std::fprintf(stderr, "  %s: %d/%d\n", stage.c_str(), done, total);
+  };
+}
+
+// Pixel 0 and pixel 1 of each channel through the model's normalization.
+visualize::Bounds pixel_bounds(const Model& m) {
+  const Normalization norm = Normalization::of_model(m.metadata);
+  visualize::Bounds b;
+  for (int c = 0; c < m.graph.input_shape()[0]; ++c) {
+    const float mean = norm.empty() ? 0.f : norm.mean[size_t(c) % norm.mean.size()];
+    const float sd = norm.empty() ? 1.f : norm.std[size_t(c) % norm.std.size()];
+    b.lo.push_back(-mean / sd);
+    b.hi.push_back((1 - mean) / sd);
+  }
+  return b;
+}
+
+// The samples of the training split that `glassbox train --seed S --val F` held out for
+// validation (the first `limit` of them), in the model's input space.
+sg::LabelledSet validation_set(const PruneArgs& a, const Model& m, const std::string& spec) {
+  const Dataset train = load_dataset(spec, "train");
+  check_fits(m.graph, train);
+  std::vector<int> rest, val;
+  validation_split(train.size(), a.seed, a.val, rest, val);
+  if (val.empty()) throw std::invalid_argument("--val " + std::to_string(a.val) + " holds out no samples");
+  if (a.val_limit > 0 && int(val.size()) > a.val_limit) val.resize(a.val_limit);
+  const Dataset v = take(train, val);
+  return {model_inputs(v, m), v.y};
+}
+
+json prune_report(const PruneArgs& a, const Graph& g, const sg::PruneResult& r, double test_before, double test_after) {
+  auto entry = [&](const sg::Filter& f, const char* key, double v) {
+    return json{{"layer", g.layer(f.node).name}, {"filter", f.index}, {key, v}};
+  };
+  json drops = json::array(), steps = json::array(), layers = json::object();
+  for (size_t c = 0; c < r.filters.size(); ++c) drops.push_back(entry(r.filters[c], "drop", r.drop[c]));
+  for (const sg::PruneStep& s : r.steps) {
+    json e = entry(s.filter, "drop", s.drop);
+    e["val_accuracy"] = s.accuracy;
+    if (std::isfinite(s.curve_accuracy)) e["test_accuracy"] = s.curve_accuracy;
+    steps.push_back(e);
+  }
+  for (const sg::Filter& f : r.filters) {
+    json& l = layers[g.layer(f.node).name];
+    l["filters"] = l.value("filters", 0) + 1;
+    l["pruned"] = l.value("pruned", 0);
+  }
+  for (const sg::PruneStep& s : r.steps) {
+    json& l = layers[g.layer(s.filter.node).name];
+    l["pruned"] = l["pruned"].get<int>() + 1;
+  }
+  json report = {{"model", a.model},           {"data", a.data},
+                 {"max_drop", a.max_drop},     {"rerank", a.rerank},
+                 {"validation", {{"seed", a.seed}, {"fraction", a.val}, {"n", 0}}},
+                 {"base_val_accuracy", r.base_accuracy},
+                 {"final_val_accuracy", r.final_accuracy()},
+                 {"val_drop", r.base_accuracy - r.final_accuracy()},
+                 {"test_accuracy_before", test_before},
+                 {"test_accuracy_after", test_after},
+                 {"pruned", r.steps.size()},   {"candidates", r.filters.size()},
+                 {"evaluations", r.evaluations}, {"layers", layers},
+                 {"drops", drops},             {"steps", steps}};
+  if (r.stopped_at.node >= 0)
+    report["stopped_at"] = entry(r.stopped_at, "val_accuracy", r.stopped_accuracy);
+  return report;
+}
+
+void write_prune_curve(const PruneArgs& a, const sg::PruneResult& r, const std::string& model_name) {
+  explain::Series val{"validation", {0}, {r.base_accuracy}, {}}, test{"test", {0}, {r.base_curve_accuracy}, {}};
+  for (size_t k = 0; k < r.steps.size(); ++k) {
+    val.x.push_back(double(k + 1)), val.y.push_back(r.steps[k].accuracy);
+    test.x.push_back(double(k + 1)), test.y.push_back(r.steps[k].curve_accuracy);
+  }
+  explain::PlotOptions o;
+  o.title = model_name + ": greedy filter pruning (Abbasi-Asl & Yu)";
+  o.xlabel = "filters removed (of " + std::to_string(r.filters.size()) + ")";
+  o.ylabel = "accuracy";
+  o.hlines = {r.base_accuracy - a.max_drop};
+  std::vector<explain::Series> series = {val};
+  if (std::isfinite(r.base_curve_accuracy)) series.push_back(test);
+  write_image(sibling_path(a.out, ".prune.png"), explain::plot_image(series, o));
+  atomic_write(sibling_path(a.out, ".prune.svg"), explain::plot_svg(series, o));
+}
+
+void run_prune(PruneArgs a) {
+  if (a.out.empty()) throw std::invalid_argument("--out is required");
+  if (fs::exists(a.out) && fs::equivalent(a.out, a.model))
+    throw std::invalid_argument("--out '" + a.out + "' is the --model file: write the pruned model elsewhere");
+  make_parent(a.out);
+  Model m = load_model_file(a.model, "--model");
+  const Model original{clone(m.graph), m.metadata};
+  a.data = data_spec(a.data, m);
+  sg::PruneOptions o;
+  o.layers = sg::prunable_layers(m.graph, a.layers);
+  o.max_drop = a.max_drop;
+  o.rerank = a.rerank;
+  o.progress = stage_printer();
+  const sg::LabelledSet val = validation_set(a, m, a.data);
+  Dataset test = first_samples(load_dataset(a.data, "test"), a.test_limit);
+  check_fits(m.graph, test);
+  const sg::LabelledSet test_set{model_inputs(test, m), test.y};
+  o.curve = &test_set;
+  std::fprintf(stderr, "pruning %s on %d validation samples of %s (max drop %g)\n", a.model.c_str(), val.x.batch(),
+               a.data.c_str(), a.max_drop);
+  const sg::PruneResult r = sg::prune_filters(m.graph, val, o);
+  const double test_before = r.base_curve_accuracy, test_after = r.steps.empty() ? test_before : r.steps.back().curve_accuracy;
+
+  Metadata meta = m.metadata;
+  meta["glassbox.pruned"] = json{{"from", a.model}, {"filters", r.steps.size()}, {"max_drop", a.max_drop}}.dump();
+  save_model(a.out, m.graph, meta);
+  json report = prune_report(a, m.graph, r, test_before, test_after);
+  report["validation"]["n"] = val.x.batch();
+  atomic_write(sibling_path(a.out, ".prune.json"), report.dump(2) + "\n");
+  write_prune_curve(a, r, fs::path(a.model).filename().string());
+  std::printf("pruned %zu of %zu filters: validation accuracy %s -> %s, test accuracy %s -> %s (%d evaluations)\n",
+              r.steps.size(), r.filters.size(), pct(r.base_accuracy).c_str(), pct(r.final_accuracy()).c_str(),
+              pct(test_before).c_str(), pct(test_after).c_str(), r.evaluations);
+  if (a.am > 0 && original.graph.input_shape().rank == 3) {
+    Graph g = clone(original.graph);
+    const explain::Params am{{"steps", std::to_string(a.am_steps)}};
+    write_image(sibling_path(a.out, ".prune_am.png"), sg::kept_vs_pruned(g, r, pixel_bounds(original), a.am, am));
+  }
+  std::printf("saved %s (report %s, curve %s)\n", a.out.c_str(), sibling_path(a.out, ".prune.json").c_str(),
+              sibling_path(a.out, ".prune.png").c_str());
+}
+
+void add_prune_command(CLI::App& app) {
+  auto a = std::make_shared<PruneArgs>();
+  auto* c = app.add_subcommand("prune",
+                               "Greedy filter pruning (Abbasi-Asl & Yu): each filter's accuracy drop when masked, "
+                               "filters removed cheapest first until the target drop; the pruned model as a model file");
+  c->add_option("--model", a->model, "model file")->required();
+  c->add_option("--data", a->data, "dataset spec (default: the model's own dataset)");
+  c->add_option("--layers", a->layers, "layers whose filters may go: conv or dense layer names, comma-separated "
+                                       "(default: every conv layer)");
+  c->add_option("--max-drop", a->max_drop, "stop before validation accuracy falls more than this below the start")
+      ->capture_default_str()
+      ->check(finite(0, 1, false, false));
+  c->add_option("--rerank", a->rerank, "re-measure every remaining filter after this many removals (1: Abbasi-Asl & "
+                                       "Yu's greedy, quadratic; 0: measure once)")
+      ->capture_default_str()
+      ->check(at_least(0));
+  c->add_option("--seed", a->seed, "the training run's seed: its held-out validation samples are the validation set")
+      ->capture_default_str();
+  c->add_option("--val", a->val, "the training run's held-out fraction (glassbox train --val)")
+      ->capture_default_str()
+      ->check(finite(0, 1, true, true));
+  c->add_option("--val-limit", a->val_limit, "at most this many validation samples (0: all; bounds the run time)")
+      ->capture_default_str()
+      ->check(at_least(0));
+  c->add_option("--test-limit", a->test_limit, "the pruning curve's test samples (0: the whole test split)")
+      ->capture_default_str()
+      ->check(at_least(0));
+  c->add_option("--am", a->am, "kept and pruned filters per layer drawn by activation maximization (0: no figure)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 32));
+  c->add_option("--am-steps", a->am_steps, "activation-maximization steps per image")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
+  c->add_option("--out", a->out, "the pruned model file; .prune.json, .prune.png/.svg (curve), .prune_am.png beside it")
+      ->required();
+  c->callback([a] { run_prune(*a); });
+}
+
+// ---- importance ----------------------------------------------------------------------------------
+
+struct ImportanceArgs {
+  std::string model, data, split = "test", methods, out, optimizer = "adam";
+  std::vector<std::string> params;
+  int limit = 1000, train_limit = 0, epochs = 0, batch = 64;
+  float lr = -1;
+  bool list = false;
+};
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  for (size_t p = 0; p <= s.size();) {
+    const size_t q = std::min(s.find(',', p), s.size());
+    if (q > p) out.push_back(s.substr(p, q - p));
+    p = q + 1;
+  }
+  return out;
+}
+
+// --param KEY=VALUE to each chosen method that declares KEY; a key no chosen method declares is an
+// error. Unknown methods and keys fail here, before any data is read.
+std::vector<explain::Params> route_params(const std::vector<std::string>& given, const std::vector<std::string>& methods,
+                                          const std::function<const explain::MethodInfo&(const std::string&)>& info) {
+  std::vector<explain::Params> out(methods.size());
+  for (const std::string& kv : given) {
+    const size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) throw std::invalid_argument("--param '" + kv + "': expected KEY=VALUE");
+    const std::string key = kv.substr(0, eq);
+    bool used = false;
+    for (size_t m = 0; m < methods.size(); ++m)
+      for (const explain::ParamInfo& p : info(methods[m]).params)
+        if (p.name == key) out[m][key] = kv.substr(eq + 1), used = true;
+    if (!used) throw std::invalid_argument("--param " + key + ": no chosen method declares it (see --list)");
+  }
+  for (size_t m = 0; m < methods.size(); ++m) explain::ParamReader(out[m], info(methods[m]));
+  return out;
+}
+
+// Olden's randomization test retrains fresh copies of the model on the training split with shuffled
+// labels, as glassbox train would (Adam, cosine schedule, the model's normalization), quietly.
+std::function<void(Graph&, const std::vector<int>&, uint64_t)> retrainer(const ImportanceArgs& a, const Model& m,
+                                                                         std::shared_ptr<Dataset> train) {
+  return [&a, &m, train](Graph& fresh, const std::vector<int>& labels, uint64_t seed) {
+    FitOptions o;
+    o.optimizer.kind = optimizer_kind(a.optimizer);
+    const bool toy = train->x.rank() == 2;  // as glassbox train treats the 2-D toy sets
+    o.optimizer.lr = a.lr > 0 ? a.lr : default_lr(o.optimizer.kind) * (toy ? 10.f : 1.f);
+    o.optimizer.weight_decay = default_weight_decay(o.optimizer.kind);
+    o.epochs = a.epochs > 0 ? a.epochs : toy ? 30 : 10;
+    o.batch = a.batch;
+    o.seed = seed;
+    o.val_fraction = 0;
+    o.norm = Normalization::of_model(m.metadata);
+    o.progress = ProgressStyle::quiet;
+    Dataset shuffled = *train;
+    shuffled.y = labels;
+    fit(fresh, shuffled, o);
+  };
+}
+
+std::string feature_name(const Shape& fs, int j) {
+  if (fs.rank != 3) return "x" + std::to_string(j);
+  const int hw = fs[1] * fs[2];
+  return (fs[0] > 1 ? "c" + std::to_string(j / hw) + "," : "") + "y" + std::to_string(j % hw / fs[2]) + ",x" +
+         std::to_string(j % fs[2]);
+}
+
+// Maps (image-shaped features): the overall importance and each class's, one row; with p-values
+// a second row of −log10 p.
+explain::Image importance_maps(const sg::Importance& r, const std::vector<std::string>& classes, bool is_signed) {
+  const Shape fs = r.feature_shape;
+  const int K = r.per_class.dim(0), F = r.per_class.dim(1);
+  auto map = [&](const float* v, bool signed_map) {
+    explain::HeatmapOptions o;
+    o.is_signed = signed_map;
+    o.percentile = signed_map ? 100 : 99.5;
+    return explain::heatmap(Tensor::from(fs, std::vector<float>(v, v + F)), o);
+  };
+  std::vector<std::vector<explain::Image>> rows(1);
+  std::vector<std::string> columns = {"overall"}, captions = {r.meaning};
+  rows[0].push_back(map(r.overall.data(), false));
+  for (int k = 0; k < K; ++k) {
+    rows[0].push_back(map(r.per_class.data() + size_t(k) * F, is_signed));
+    columns.push_back(k < int(classes.size()) ? classes[k] : std::to_string(k));
+  }
+  if (!r.p_values.empty()) {
+    std::vector<float> logp(r.p_values.size());
+    for (size_t i = 0; i < logp.size(); ++i) logp[i] = -std::log10(r.p_values[i]);
+    rows.emplace_back();
+    rows[1].push_back(map(logp.data() + size_t(K) * F, false));
+    for (int k = 0; k < K; ++k) rows[1].push_back(map(logp.data() + size_t(k) * F, false));
+    captions.push_back("-log10 p of the randomization test");
+  }
+  const int scale = std::max(1, 112 / std::max(1, fs[2]));
+  return explain::grid(rows, columns, captions, fs[2] * scale, fs[1] * scale);
+}
+
+// Bars (flat features): one series per class over the features.
+explain::Image importance_bars(const sg::Importance& r, const std::vector<std::string>& classes, const std::string& method) {
+  const int K = r.per_class.dim(0), F = r.per_class.dim(1);
+  std::vector<explain::Series> series;
+  for (int k = 0; k < K; ++k) {
+    explain::Series s;
+    s.label = k < int(classes.size()) ? classes[k] : std::to_string(k);
+    s.y.assign(r.per_class.data() + size_t(k) * F, r.per_class.data() + size_t(k + 1) * F);
+    series.push_back(std::move(s));
+  }
+  explain::PlotOptions o;
+  o.kind = explain::PlotKind::bars;
+  o.title = method + ": " + r.meaning;
+  o.ylabel = method;
+  o.text_scale = 1;
+  for (int j = 0; j < F; ++j) {
+    std::string c = feature_name(r.feature_shape, j);
+    if (!r.p_values.empty()) {
+      char b[32];
+      std::snprintf(b, sizeof b, " p=%.3g", r.p_values[size_t(K) * F + j]);
+      c += b;
+    }
+    o.categories.push_back(c);
+  }
+  o.width = std::max(640, 40 * F * std::max(1, K / 2));
+  return explain::plot_image(series, o);
+}
+
+// The additive model's shape functions: one plot per feature (the 12 most important), each
+// class's f_j a line.
+explain::Image shape_function_plots(const sg::Importance& r, const std::vector<std::string>& classes) {
+  const Tensor& grid = r.extra.at("grid");
+  const Tensor& shape = r.extra.at("shape");
+  const int F = grid.dim(0), P = grid.dim(1), K = shape.dim(2);
+  std::vector<int> order(F);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return r.overall[a] > r.overall[b]; });
+  order.resize(std::min(F, 12));
+  const int per_row = std::min(3, int(order.size())), w = 420, h = 300;
+  explain::Image im(per_row * w, int((order.size() + per_row - 1) / per_row) * h);
+  for (size_t i = 0; i < order.size(); ++i) {
+    const int j = order[i];
+    std::vector<explain::Series> series;
+    for (int k = 0; k < K; ++k) {
+      explain::Series s;
+      s.label = K <= 4 ? (k < int(classes.size()) ? classes[k] : std::to_string(k)) : "";
+      for (int p = 0; p < P; ++p)
+        s.x.push_back(grid[size_t(j) * P + p]), s.y.push_back(shape[(size_t(j) * P + p) * K + k]);
+      series.push_back(std::move(s));
+    }
+    explain::PlotOptions o;
+    char b[96];
+    std::snprintf(b, sizeof b, "f_%d (%s), importance %.3g", j, feature_name(r.feature_shape, j).c_str(), r.overall[j]);
+    o.title = b;
+    o.xlabel = "feature value (model input space)";
+    o.ylabel = "contribution to logit";
+    o.width = w, o.height = h, o.text_scale = 1;
+    sg::paste(im, explain::plot_image(series, o), int(i % per_row) * w, int(i / per_row) * h);
+  }
+  return im;
+}
+
+void write_importance(const ImportanceArgs& a, const std::string& method, const sg::Importance& r,
+                      const std::vector<std::string>& classes, json& summary) {
+  const int K = r.per_class.dim(0), F = r.per_class.dim(1);
+  const std::string stem = a.out + "/" + method;
+  std::vector<int> dims = {K};
+  for (int d : r.feature_shape.vec()) dims.push_back(d);
+  write_npy(stem + ".npy", r.per_class.reshaped(Shape::of(dims)));
+  write_npy(stem + "_overall.npy", r.overall.reshaped(r.feature_shape));
+  if (!r.p_values.empty()) write_npy(stem + "_p.npy", r.p_values);
+  for (const auto& [name, t] : r.extra) write_npy(stem + "_" + name + ".npy", t);
+  const bool is_signed = method != "garson" && method != "dimopoulos" && method != "nam";
+  write_image(stem + ".png", r.feature_shape.rank == 3 ? importance_maps(r, classes, is_signed)
+                                                        : importance_bars(r, classes, method));
+  if (method == "nam") write_image(stem + "_shapes.png", shape_function_plots(r, classes));
+  std::vector<int> order(F);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return r.overall[x] > r.overall[y]; });
+  json top = json::array();
+  std::printf("%s (%s): most important features:", method.c_str(), r.meaning.c_str());
+  for (int i = 0; i < std::min(F, 10); ++i) {
+    const int j = order[i];
+    json e = {{"feature", j}, {"name", feature_name(r.feature_shape, j)}, {"overall", r.overall[j]}};
+    if (!r.p_values.empty()) e["p"] = r.p_values[size_t(K) * F + j];
+    top.push_back(e);
+    std::printf(" %s %.3g%s", feature_name(r.feature_shape, j).c_str(), r.overall[j], i + 1 < std::min(F, 10) ? "," : "\n");
+  }
+  json entry = {{"meaning", r.meaning}, {"top", top}, {"info", r.info}};
+  if (F <= 64) {
+    entry["per_class"] = json::array();
+    for (int k = 0; k < K; ++k)
+      entry["per_class"].push_back(std::vector<float>(r.per_class.data() + size_t(k) * F, r.per_class.data() + size_t(k + 1) * F));
+    if (!r.p_values.empty()) entry["p"] = std::vector<float>(r.p_values.data(), r.p_values.data() + r.p_values.size());
+  }
+  summary[method] = entry;
+}
+
+void run_importance(const ImportanceArgs& a) {
+  if (a.list) {
+    std::fputs(explain::list_text(sg::importance_methods()).c_str(), stdout);
+    return;
+  }
+  if (a.out.empty()) throw std::invalid_argument("--out is required");
+  if (a.methods.empty()) throw std::invalid_argument("--method is required (see glassbox importance --list)");
+  const std::vector<std::string> methods = split_list(a.methods);
+  for (const std::string& m : methods) sg::importance_method(m);
+  const std::vector<explain::Params> params = route_params(a.params, methods, sg::importance_method);
+  Model m = load_model_file(a.model, "--model");
+  const std::string spec = data_spec(a.data, m);
+  const Dataset d = first_samples(load_dataset(spec, a.split), a.limit);
+  check_fits(m.graph, d);
+  sg::ImportanceRequest q;
+  q.x = model_inputs(d, m);
+  const Normalization norm = Normalization::of_model(m.metadata);
+  for (size_t c = 0; c < norm.mean.size(); ++c) q.raw_shift.push_back(norm.mean[c] / norm.std[c]);
+  q.progress = stage_printer();
+  bool retrains = false;
+  for (size_t i = 0; i < methods.size(); ++i) retrains |= methods[i] == "olden" && params[i].count("rounds");
+  auto train = std::make_shared<Dataset>();
+  if (retrains) {
+    *train = first_samples(load_dataset(spec, "train"), a.train_limit);
+    q.labels = train->y;
+    q.retrain = retrainer(a, m, train);
+  }
+  fs::create_directories(a.out);
+  const std::vector<std::string> classes = class_names(m, &d);
+  json summary = {{"model", a.model}, {"data", spec}, {"split", a.split}, {"samples", d.size()}};
+  for (size_t i = 0; i < methods.size(); ++i) {
+    const auto t0 = Clock::now();
+    const sg::Importance r = sg::importance(m.graph, q, methods[i], params[i]);
+    write_importance(a, methods[i], r, classes, summary);
+    summary[methods[i]]["seconds"] = seconds_since(t0);
+  }
+  atomic_write(a.out + "/summary.json", summary.dump(2) + "\n");
+  std::printf("wrote %s/{<method>.npy,.png,summary.json}\n", a.out.c_str());
+}
+
+void add_importance_command(CLI::App& app) {
+  auto a = std::make_shared<ImportanceArgs>();
+  auto* c = app.add_subcommand("importance",
+                               "Input importance of MLPs and additive models: Garson, Olden (randomization test), "
+                               "Dimopoulos's partial derivatives, MIV, an additive model's shape functions");
+  c->add_flag("--list", a->list, "list the methods with their parameters, defaults and conventions");
+  c->add_option("--model", a->model, "model file");
+  c->add_option("--method", a->methods, "methods, comma-separated (see --list)");
+  c->add_option("--data", a->data, "dataset spec (default: the model's own dataset)");
+  c->add_option("--split", a->split, "the split dimopoulos, miv and nam average over")->capture_default_str();
+  c->add_option("--limit", a->limit, "at most this many samples of the split (0: all)")
+      ->capture_default_str()
+      ->check(at_least(0));
+  c->add_option("--param", a->params, "method parameter KEY=VALUE (repeatable; see --list)");
+  c->add_option("--train-limit", a->train_limit, "olden's retraining: the first N training samples (0: all)")
+      ->capture_default_str()
+      ->check(at_least(0));
+  c->add_option("--epochs", a->epochs, "olden's retraining: epochs per network (default as glassbox train: 10, 30 on "
+                                       "2-D toy sets)")
+      ->check(at_least(1));
+  c->add_option("--batch", a->batch, "olden's retraining: mini-batch size")->capture_default_str()->check(at_least(1));
+  c->add_option("--optimizer", a->optimizer, "olden's retraining: sgd, adam or adamw")->capture_default_str();
+  c->add_option("--lr", a->lr, "olden's retraining: learning rate (default as glassbox train)")
+      ->check(finite(0, HUGE_VAL, true, true));
+  c->add_option("--out", a->out, "output folder");
+  c->callback([a] { run_importance(*a); });
+}
+
+// ---- rules ---------------------------------------------------------------------------------------
+
+struct RulesArgs {
+  std::string model, data, index, split = "test", methods, out;
+  std::vector<std::string> inputs, params;
+  int limit = 5000, test_limit = 2000;
+  bool list = false;
+};
+
+std::string safe_name(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.')
+      o += c;
+    else if (!o.empty() && o.back() != '_')
+      o += '_';
+  }
+  while (!o.empty() && o.back() == '_') o.pop_back();
+  return o.empty() ? "x" : o;
+}
+
+void run_rules(const RulesArgs& a) {
+  if (a.list) {
+    std::fputs(explain::list_text(sg::rule_methods()).c_str(), stdout);
+    return;
+  }
+  if (a.out.empty()) throw std::invalid_argument("--out is required");
+  if (a.methods.empty()) throw std::invalid_argument("--method is required (see glassbox rules --list)");
+  const std::vector<std::string> methods = split_list(a.methods);
+  for (const std::string& m : methods) sg::rule_method(m);
+  const std::vector<explain::Params> params = route_params(a.params, methods, sg::rule_method);
+  Model m = load_model_file(a.model, "--model");
+  const std::string spec = data_spec(a.data, m);
+  sg::RulesRequest q;
+  if (!a.inputs.empty() || !a.index.empty()) {
+    const Inputs in = read_inputs(m, a.inputs, a.inputs.empty() || !a.index.empty() ? spec : "", a.index, a.split);
+    q.inputs = in.x;
+    for (const std::string& n : in.names) q.input_names.push_back(safe_name(n));
+  }
+  const Normalization norm = Normalization::of_model(m.metadata);
+  q.raw_scale = norm.std;
+  q.raw_shift = norm.mean;
+  const bool tree = std::find(methods.begin(), methods.end(), "tree") != methods.end();
+  const bool flat_anchors = m.graph.input_shape().rank == 1;
+  Dataset train;
+  if (tree || flat_anchors) {
+    train = first_samples(load_dataset(spec, "train"), a.limit);
+    check_fits(m.graph, train);
+    q.data = model_inputs(train, m);
+  }
+  if (tree) {
+    const Dataset test = first_samples(load_dataset(spec, "test"), a.test_limit);
+    check_fits(m.graph, test);
+    q.test = model_inputs(test, m);
+  }
+  q.class_names = class_names(m, tree || flat_anchors ? &train : nullptr);
+  fs::create_directories(a.out);
+  json summary = {{"model", a.model}, {"data", spec}};
+  for (size_t i = 0; i < methods.size(); ++i) {
+    const auto t0 = Clock::now();
+    const std::vector<sg::RuleSet> sets = sg::rules(m.graph, q, methods[i], params[i]);
+    json entries = json::array();
+    for (const sg::RuleSet& r : sets) {
+      const std::string stem = a.out + "/" + r.name + "_" + methods[i];
+      json d = r.details;
+      d["rules"] = r.rules;
+      atomic_write(stem + ".json", d.dump(2) + "\n");
+      for (const auto& [name, t] : r.arrays) write_npy(stem + "_" + name + ".npy", t);
+      if (r.figure.w) write_image(stem + ".png", r.figure);
+      std::printf("%s %s:\n", methods[i].c_str(), r.name.c_str());
+      for (const std::string& rule : r.rules) std::printf("  %s\n", rule.c_str());
+      entries.push_back({{"name", r.name}, {"rules", r.rules}});
+    }
+    summary[methods[i]] = {{"results", entries}, {"seconds", seconds_since(t0)}};
+  }
+  atomic_write(a.out + "/summary.json", summary.dump(2) + "\n");
+}
+
+void add_rules_command(CLI::App& app) {
+  auto a = std::make_shared<RulesArgs>();
+  auto* c = app.add_subcommand("rules",
+                               "Rules that explain a model: Anchors for inputs (superpixels or feature ranges), a CART "
+                               "rule tree fitted to its predictions with its fidelity");
+  c->add_flag("--list", a->list, "list the methods with their parameters, defaults and conventions");
+  c->add_option("--model", a->model, "model file");
+  c->add_option("--method", a->methods, "anchors, tree, or both comma-separated");
+  c->add_option("--data", a->data, "dataset spec (default: the model's own dataset): inputs with --index, and the "
+                                   "training split the tree is fitted on (anchors on flat features perturb with it)");
+  c->add_option("--index", a->index, "inputs to explain (anchors): I, I:J or I,J,K of --split");
+  c->add_option("--input", a->inputs, "or image files / .npy arrays (model input space)");
+  c->add_option("--split", a->split, "split of --index")->capture_default_str();
+  c->add_option("--limit", a->limit, "training samples the tree is fitted on / anchors perturb with (0: all)")
+      ->capture_default_str()
+      ->check(at_least(0));
+  c->add_option("--test-limit", a->test_limit, "test samples the tree's held-out fidelity is measured on (0: all)")
+      ->capture_default_str()
+      ->check(at_least(0));
+  c->add_option("--param", a->params, "method parameter KEY=VALUE (repeatable; see --list)");
+  c->add_option("--out", a->out, "output folder");
+  c->callback([a] { run_rules(*a); });
+}
+
+void add_surrogates_commands(CLI::App& app) {
+  add_distill_command(app);
+  add_prune_command(app);
+  add_importance_command(app);
+  add_rules_command(app);
+}
 
 }  // namespace
 

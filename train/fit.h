@@ -76,6 +76,10 @@ struct FitResult {
   double best_val_acc = -1;
 };
 
+// The samples of a training set of n that fit() holds out for validation with this seed and
+// fraction (a seeded permutation's first round(n·fraction)), and the rest; both sorted.
+void validation_split(int n, uint64_t seed, float fraction, std::vector<int>& train_idx, std::vector<int>& val_idx);
+
 // Trains g on `train`. Checks that the data fits the model (input shape, class count).
 FitResult fit(Graph& g, const Dataset& train, const FitOptions& opt);
 
