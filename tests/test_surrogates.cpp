@@ -489,6 +489,18 @@ TEST_CASE("anchors: an image model deciding by one planted region is anchored on
     CHECK(bright > 0);
   }
   CHECK(s.figure.w > 0);
+  // Hidden by black the quadrant loses the class too: an anchor there. Hidden by white (1 > 0.9)
+  // any hidden quadrant pixel keeps the class: the empty rule holds everywhere.
+  const Params common = {{"segments", "8"}, {"seed", "1"}, {"coverage_samples", "2000"}};
+  Params black = common, white = common;
+  black["fill"] = "0";
+  white["fill"] = "1";
+  const RuleSet b = rules(g, q, "anchors", black)[0], w = rules(g, q, "anchors", white)[0];
+  CHECK(b.details["found"].get<bool>());
+  CHECK(!b.details["anchor"].empty());
+  CHECK(w.details["found"].get<bool>());
+  CHECK(w.details["anchor"].empty());
+  CHECK(w.details["coverage"].get<double>() == 1.0);
 }
 
 // ---- batches and seeds ---------------------------------------------------------------------------------

@@ -355,7 +355,7 @@ const std::vector<Method>& registry() {
         {{"output", "prob", "prob (softmax probability, as the papers' sigmoid output) or logit"},
          {"batch", "256", "samples per pass (1..4096)"}},
         "Dimopoulos et al. 1995 / Gevrey et al. 2003 (PaD: SSD_j = sum_n (dy/dx_j)^2, relative contributions); "
-        "derivatives by the graph's exact backward pass; the issue's curvature term is not in PaD and a ReLU "
+        "derivatives by the graph's exact backward pass; no curvature (second-derivative) term: PaD has none and a ReLU "
         "network's second derivatives vanish almost everywhere, so none is used"},
        run_dimopoulos},
       {{"miv",

@@ -87,17 +87,19 @@ std::string anchor_rule(const Anchor& a, const std::vector<std::string>& predica
 // ---- anchors over superpixels ---------------------------------------------------------------------
 
 // Perturbations of one image: each superpixel kept with probability ½ (always, for the anchor's),
-// otherwise replaced by its mean colour; a hit when the model still predicts `target`.
+// otherwise hidden: replaced by its mean colour, or by `fill` (a model-space value per channel)
+// when given; a hit when the model still predicts `target`.
 struct SuperpixelSampler {
   Graph& g;
   Tensor x;  // [1, C, H, W]
   int target;
   Segmentation seg;
-  Tensor fudged;  // x with every superpixel at its mean
+  Tensor fudged;  // x with every superpixel hidden
   Rng rng;
   Tensor batch;
 
-  SuperpixelSampler(Graph& g, const Tensor& x, int target, const SlicOptions& so, const Tensor& pixels, uint64_t seed)
+  SuperpixelSampler(Graph& g, const Tensor& x, int target, const SlicOptions& so, const Tensor& pixels, uint64_t seed,
+                    const std::vector<float>& fill)
       : g(g), x(x), target(target), seg(slic(pixels, so)), fudged(x.clone()), rng(seed) {
     const int C = x.dim(1);
     const size_t HW = size_t(x.dim(2)) * x.dim(3);
@@ -105,7 +107,8 @@ struct SuperpixelSampler {
       std::vector<double> sum(seg.count, 0.0);
       std::vector<int> n(seg.count, 0);
       for (size_t i = 0; i < HW; ++i) sum[seg.labels[i]] += x[c * HW + i], ++n[seg.labels[i]];
-      for (size_t i = 0; i < HW; ++i) fudged[c * HW + i] = float(sum[seg.labels[i]] / n[seg.labels[i]]);
+      for (size_t i = 0; i < HW; ++i)
+        fudged[c * HW + i] = fill.empty() ? float(sum[seg.labels[i]] / n[seg.labels[i]]) : fill[c];
     }
   }
   // Images for rows of on/off superpixels.
@@ -186,11 +189,21 @@ std::vector<RuleSet> image_anchors(Graph& g, const RulesRequest& q, ParamReader&
   so.compactness = read_number(r, "compactness", 0.01, 1000);
   const uint64_t seed = uint64_t(read_int(r, "seed", 0, 1 << 30));
   read_int(r, "bins", 2, 10);  // flat features only
+  // fill: "mean", or a pixel value in data units, put through the model's normalization per channel.
+  std::vector<float> fill;
+  if (r.text("fill") != "mean") {
+    const float v = float(read_number(r, "fill", -1e6, 1e6));
+    for (int c = 0; c < g.input_shape()[0]; ++c) {
+      const float s = q.raw_scale.empty() ? 1.f : q.raw_scale[size_t(c) % q.raw_scale.size()];
+      const float t = q.raw_shift.empty() ? 0.f : q.raw_shift[size_t(c) % q.raw_shift.size()];
+      fill.push_back((v - t) / s);
+    }
+  }
   std::vector<RuleSet> out;
   const std::vector<int> targets = predict(g, q.inputs);
   for (int n = 0; n < q.inputs.batch(); ++n) {
     const Tensor x = q.inputs.sample(n).clone();
-    SuperpixelSampler s(g, x, targets[n], so, display_pixels(q, x), seed + uint64_t(n));
+    SuperpixelSampler s(g, x, targets[n], so, display_pixels(q, x), seed + uint64_t(n), fill);
     AnchorSampler sampler{s.seg.count, [&s](const std::vector<int>& a, int m, bool labels, std::vector<uint8_t>& rows,
                                             std::vector<uint8_t>& hits) { s.draw(a, m, labels, rows, hits); }};
     const Anchor a = anchor_beam(sampler, o);
@@ -344,6 +357,7 @@ std::vector<RuleSet> quantile_anchors(Graph& g, const RulesRequest& q, ParamRead
   const AnchorOptions o = read_anchor_options(r);
   read_int(r, "segments", 2, 400);  // images only
   read_number(r, "compactness", 0.01, 1000);
+  r.text("fill");
   const uint64_t seed = uint64_t(read_int(r, "seed", 0, 1 << 30));
   const int bins = read_int(r, "bins", 2, 10);
   if (q.data.empty() || q.data.batch() < bins)
@@ -541,11 +555,13 @@ const std::vector<Method>& registry() {
          {"seed", "0", "seed of the perturbations"},
          {"segments", "40", "images: SLIC superpixels requested (2..400)"},
          {"compactness", "10", "images: SLIC compactness"},
+         {"fill", "mean", "images: hidden superpixels take their mean colour ('mean', the package's default) or this "
+                          "pixel value in data units (e.g. 0: black, the background of Fashion-MNIST)"},
          {"bins", "4", "flat features: quantile bins per feature (4: quartiles, as the anchor package; 2..10)"}},
         "Ribeiro et al. 2018 / the anchor package's anchor_beam (KL-LUCB with its beta, epsilon_stop 0.05, coverage "
         "on 10000 samples); its effective beam of 1 (the tabular explainer declares 4 but does not pass it on); KL "
         "bounds bisected to 1e-9 (the package takes one bisection step); superpixels from SLIC (the package: "
-        "quickshift), hidden by their mean colour; a sample budget"},
+        "quickshift), hidden by their mean colour or fill; a sample budget"},
        run_anchors},
       {{"tree",
         "a CART tree fitted to the model's predictions over interpretable features, its rules, and its fidelity "
