@@ -155,10 +155,14 @@ Model make_student(const DistillArgs& a, const Model& teacher, const Shape& samp
   return s;
 }
 
+// The default rate is 10x glassbox train's on the 2-D toy sets (as train) and for soft trees (one
+// layer of filters: on Fashion-MNIST a depth-8 tree reached 80.8% test accuracy after 3 epochs at
+// 1e-2, 74.6% after 10 at 1e-3).
 FitOptions distill_fit_options(const DistillArgs& a, const Model& teacher, bool toy) {
   FitOptions o;
   o.optimizer.kind = optimizer_kind(a.optimizer);
-  o.optimizer.lr = a.lr > 0 ? a.lr : default_lr(o.optimizer.kind) * (toy ? 10.f : 1.f);
+  const bool tree = a.student.rfind("soft-tree:", 0) == 0;
+  o.optimizer.lr = a.lr > 0 ? a.lr : default_lr(o.optimizer.kind) * (toy || tree ? 10.f : 1.f);
   o.optimizer.weight_decay = default_weight_decay(o.optimizer.kind);
   o.schedule.kind = schedule_kind(a.schedule);
   o.epochs = a.epochs > 0 ? a.epochs : toy ? 30 : 10;
@@ -281,7 +285,7 @@ void add_distill_command(CLI::App& app) {
   c->add_option("--epochs", a->epochs, "epochs (default: 10; 30 on 2-D toy sets)")->check(at_least(1));
   c->add_option("--batch", a->batch, "mini-batch size")->capture_default_str()->check(at_least(1));
   c->add_option("--optimizer", a->optimizer, "sgd, adam or adamw")->capture_default_str();
-  c->add_option("--lr", a->lr, "learning rate (default: 1e-3 for adam, 0.01 for sgd; 10x on 2-D toy sets)")
+  c->add_option("--lr", a->lr, "learning rate (default: 1e-3 for adam, 0.01 for sgd; 10x on 2-D toy sets and for soft-tree students)")
       ->check(finite(0, inf, true, true));
   c->add_option("--schedule", a->schedule, "constant, step or cosine")->capture_default_str();
   c->add_option("--seed", a->seed, "seed for the student's initialization, validation split and shuffling")
@@ -557,34 +561,70 @@ std::string feature_name(const Shape& fs, int j) {
          std::to_string(j % fs[2]);
 }
 
+// One map ([C,H,W] values, channels reduced) drawn with a fixed scale: "bwr" for signed values
+// (white at 0, saturating at ±scale), "hot" for magnitudes (0..scale).
+explain::Image scaled_map(const float* v, const Shape& fs, bool is_signed, double scale) {
+  const int F = int(fs.numel());
+  const std::vector<float> m = explain::reduce_channels(Tensor::from(fs, std::vector<float>(v, v + F)), is_signed);
+  explain::Image im(fs[2], fs[1]);
+  for (int i = 0; i < fs[1] * fs[2]; ++i) {
+    const double t = scale > 0 ? m[i] / scale : 0;
+    explain::colormap_rgb(is_signed ? "bwr" : "hot", is_signed ? std::clamp(t, -1.0, 1.0) : std::clamp(t, 0.0, 1.0),
+                          im.px(i % fs[2], i / fs[2]));
+  }
+  return im;
+}
+
 // Maps (image-shaped features): the overall importance and each class's, one row; with p-values
-// a second row of −log10 p.
-explain::Image importance_maps(const sg::Importance& r, const std::vector<std::string>& classes, bool is_signed) {
+// a second row of −log10 p. The class maps of a row share one scale (so classes compare), the
+// overall column has its own; each scale gets a colorbar on the right.
+explain::Image importance_maps(const sg::Importance& r, const std::vector<std::string>& classes, bool is_signed,
+                               const std::string& method) {
   const Shape fs = r.feature_shape;
   const int K = r.per_class.dim(0), F = r.per_class.dim(1);
-  auto map = [&](const float* v, bool signed_map) {
-    explain::HeatmapOptions o;
-    o.is_signed = signed_map;
-    o.percentile = signed_map ? 100 : 99.5;
-    return explain::heatmap(Tensor::from(fs, std::vector<float>(v, v + F)), o);
+  auto scale_of = [](const float* v, size_t n, bool is_signed_map) {
+    const std::vector<float> all(v, v + n);
+    return std::max(explain::abs_percentile(all, is_signed_map ? 100 : 99.5), 1e-30);
+  };
+  struct Bar {
+    std::string colormap, caption;
+    double lo, hi;
   };
   std::vector<std::vector<explain::Image>> rows(1);
-  std::vector<std::string> columns = {"overall"}, captions = {r.meaning};
-  rows[0].push_back(map(r.overall.data(), false));
+  std::vector<Bar> bars;
+  std::vector<std::string> columns = {"overall"}, captions = {method + ": " + r.meaning};
+  const double overall_scale = scale_of(r.overall.data(), F, false);
+  const double class_scale = scale_of(r.per_class.data(), size_t(K) * F, is_signed);
+  rows[0].push_back(scaled_map(r.overall.data(), fs, false, overall_scale));
+  bars.push_back({"hot", "overall", 0, overall_scale});
   for (int k = 0; k < K; ++k) {
-    rows[0].push_back(map(r.per_class.data() + size_t(k) * F, is_signed));
+    rows[0].push_back(scaled_map(r.per_class.data() + size_t(k) * F, fs, is_signed, class_scale));
     columns.push_back(k < int(classes.size()) ? classes[k] : std::to_string(k));
   }
+  bars.push_back({is_signed ? "bwr" : "hot", "per class", is_signed ? -class_scale : 0, class_scale});
   if (!r.p_values.empty()) {
     std::vector<float> logp(r.p_values.size());
-    for (size_t i = 0; i < logp.size(); ++i) logp[i] = -std::log10(r.p_values[i]);
+    for (size_t i = 0; i < logp.size(); ++i) logp[i] = float(-std::log10(r.p_values[i]));
+    const double top = *std::max_element(logp.begin(), logp.end());
     rows.emplace_back();
-    rows[1].push_back(map(logp.data() + size_t(K) * F, false));
-    for (int k = 0; k < K; ++k) rows[1].push_back(map(logp.data() + size_t(k) * F, false));
-    captions.push_back("-log10 p of the randomization test");
+    rows[1].push_back(scaled_map(logp.data() + size_t(K) * F, fs, false, top));
+    for (int k = 0; k < K; ++k) rows[1].push_back(scaled_map(logp.data() + size_t(k) * F, fs, false, top));
+    captions.push_back("-log10 p of the randomization test (same scale in every column)");
+    bars.push_back({"hot", "-log10 p", 0, top});
   }
   const int scale = std::max(1, 112 / std::max(1, fs[2]));
-  return explain::grid(rows, columns, captions, fs[2] * scale, fs[1] * scale);
+  const explain::Image g = explain::grid(rows, columns, captions, fs[2] * scale, fs[1] * scale);
+  std::vector<explain::Image> cbs;
+  int extra = 0;
+  for (const Bar& b : bars) {
+    cbs.push_back(explain::colorbar_image(b.colormap, b.lo, b.hi, std::max(120, fs[1] * scale), b.caption));
+    extra += cbs.back().w + 8;
+  }
+  explain::Image im(g.w + extra, std::max(g.h, cbs[0].h + 30));
+  sg::paste(im, g, 0, 0);
+  int x = g.w;
+  for (const explain::Image& cb : cbs) sg::paste(im, cb, x, 24), x += cb.w + 8;
+  return im;
 }
 
 // Bars (flat features): one series per class over the features.
@@ -660,7 +700,7 @@ void write_importance(const ImportanceArgs& a, const std::string& method, const 
   if (!r.p_values.empty()) write_npy(stem + "_p.npy", r.p_values);
   for (const auto& [name, t] : r.extra) write_npy(stem + "_" + name + ".npy", t);
   const bool is_signed = method != "garson" && method != "dimopoulos" && method != "nam";
-  write_image(stem + ".png", r.feature_shape.rank == 3 ? importance_maps(r, classes, is_signed)
+  write_image(stem + ".png", r.feature_shape.rank == 3 ? importance_maps(r, classes, is_signed, method)
                                                         : importance_bars(r, classes, method));
   if (method == "nam") write_image(stem + "_shapes.png", shape_function_plots(r, classes));
   std::vector<int> order(F);
