@@ -672,7 +672,7 @@ explain::Image shape_function_plots(const sg::Importance& r, const std::vector<s
     std::vector<explain::Series> series;
     for (int k = 0; k < K; ++k) {
       explain::Series s;
-      s.label = K <= 4 ? (k < int(classes.size()) ? classes[k] : std::to_string(k)) : "";
+      s.label = k < int(classes.size()) ? classes[k] : std::to_string(k);
       for (int p = 0; p < P; ++p)
         s.x.push_back(grid[size_t(j) * P + p]), s.y.push_back(shape[(size_t(j) * P + p) * K + k]);
       series.push_back(std::move(s));
