@@ -373,8 +373,8 @@ json prune_report(const PruneArgs& a, const Graph& g, const sg::PruneResult& r, 
   }
   for (const sg::Filter& f : r.filters) {
     json& l = layers[g.layer(f.node).name];
-    l["filters"] = l.value("filters", 0) + 1;
-    l["pruned"] = l.value("pruned", 0);
+    if (l.is_null()) l = {{"filters", 0}, {"pruned", 0}};
+    l["filters"] = l["filters"].get<int>() + 1;
   }
   for (const sg::PruneStep& s : r.steps) {
     json& l = layers[g.layer(s.filter.node).name];
@@ -438,9 +438,9 @@ void run_prune(PruneArgs a) {
 
   Metadata meta = m.metadata;
   meta["glassbox.pruned"] = json{{"from", a.model}, {"filters", r.steps.size()}, {"max_drop", a.max_drop}}.dump();
-  save_model(a.out, m.graph, meta);
   json report = prune_report(a, m.graph, r, test_before, test_after);
   report["validation"]["n"] = val.x.batch();
+  save_model(a.out, m.graph, meta);
   atomic_write(sibling_path(a.out, ".prune.json"), report.dump(2) + "\n");
   write_prune_curve(a, r, fs::path(a.model).filename().string());
   std::printf("pruned %zu of %zu filters: validation accuracy %s -> %s, test accuracy %s -> %s (%d evaluations)\n",
