@@ -147,7 +147,7 @@ Image superpixel_figure(const RulesRequest& q, SuperpixelSampler& s, const Ancho
   text(im, gap, 6, title, kBlack, im.w - 2 * gap);
   const int y = 30 + label;
   auto cell_x = [&](int i) { return gap + i * (w + gap); };
-  // The input; its superpixels' borders in red; the anchor's superpixels kept, the rest faded.
+  // The input; its superpixels' borders in red; the anchor's superpixels tinted red, the rest dimmed.
   paste(im, pixels(px, w, h), cell_x(0), y);
   text(im, cell_x(0), y - label, "input", kBlack, w);
   Image borders = pixels(px, w, h), anchored = pixels(px, w, h);
@@ -159,9 +159,12 @@ Image superpixel_figure(const RulesRequest& q, SuperpixelSampler& s, const Ancho
       const bool edge = (xx + 1 < w && s.seg.labels[size_t(yy / scale) * W + (xx + 1) / scale] != l) ||
                         (yy + 1 < h && s.seg.labels[size_t((yy + 1) / scale) * W + xx / scale] != l);
       if (edge) fill_rect(borders, xx, yy, xx + 1, yy + 1, kRed);
-      if (!in_anchor[l]) {
-        uint8_t* p = anchored.px(xx, yy);
-        for (int c = 0; c < 3; ++c) p[c] = uint8_t(235 + p[c] / 16);
+      uint8_t* p = anchored.px(xx, yy);
+      if (in_anchor[l]) {  // tinted red, so it shows on white and on black
+        const uint8_t red[3] = {kRed.r, kRed.g, kRed.b};
+        for (int c = 0; c < 3; ++c) p[c] = uint8_t((p[c] + 2 * red[c]) / 3);
+      } else {
+        for (int c = 0; c < 3; ++c) p[c] = uint8_t(p[c] / 4);
       }
     }
   paste(im, borders, cell_x(1), y);
