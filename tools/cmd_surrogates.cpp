@@ -403,7 +403,7 @@ void write_prune_curve(const PruneArgs& a, const sg::PruneResult& r, const std::
     test.x.push_back(double(k + 1)), test.y.push_back(r.steps[k].curve_accuracy);
   }
   explain::PlotOptions o;
-  o.title = model_name + ": greedy filter pruning (Abbasi-Asl & Yu)";
+  o.title = model_name + ": greedy filter pruning";
   o.xlabel = "filters removed (of " + std::to_string(r.filters.size()) + ")";
   o.ylabel = "accuracy";
   o.hlines = {r.base_accuracy - a.max_drop};
