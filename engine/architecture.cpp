@@ -10,6 +10,7 @@
 #include <sstream>
 #include <type_traits>
 
+#include "engine/interpretable_layers.h"
 #include "engine/layers.h"
 
 namespace gb {
@@ -122,10 +123,29 @@ std::unique_ptr<Layer> make_layer(const std::string& kind, const json& h) {
     only_keys(h, kind, {});
     int n = h.contains("inputs") ? int(h["inputs"].size()) : 2;
     L = std::make_unique<Add>(n);
+  } else if (kind == "softtree") {
+    only_keys(h, kind, {"depth", "out", "beta"});
+    if (!h.contains("depth") || !h.contains("out"))
+      bad("softtree: missing the depth or the number of classes (e.g. softtree(6,10))");
+    const int depth = positive(h, "depth", 1, kind);
+    if (depth > SoftTree::kMaxDepth)
+      bad("softtree: depth " + std::to_string(depth) + " is above the maximum " + std::to_string(SoftTree::kMaxDepth));
+    const float beta = get<float>(h, "beta", 1.f);
+    if (!(beta > 0) || !std::isfinite(beta)) bad("softtree: beta must be a finite number > 0");
+    L = std::make_unique<SoftTree>(depth, positive(h, "out", 1, kind), beta);
+  } else if (kind == "groupdense") {
+    only_keys(h, kind, {"out", "groups", "bias"});
+    if (!h.contains("out") || !h.contains("groups"))
+      bad("groupdense: missing the outputs per group or the number of groups (e.g. groupdense(32,groups=2))");
+    L = std::make_unique<GroupDense>(positive(h, "out", 1, kind), positive(h, "groups", 1, kind), flag(h, "bias", true));
+  } else if (kind == "groupsum") {
+    only_keys(h, kind, {"groups"});
+    if (!h.contains("groups")) bad("groupsum: missing the number of groups (e.g. groupsum(2))");
+    L = std::make_unique<GroupSum>(positive(h, "groups", 1, kind));
   } else {
     bad("unknown layer kind '" + kind +
         "' (known: conv, convt, upsample, dense, relu, leakyrelu, tanh, sigmoid, softplus, maxpool, avgpool, gap, "
-        "flatten, dropout, batchnorm, add)");
+        "flatten, dropout, batchnorm, add, softtree, groupdense, groupsum)");
   }
   if (h.contains("name")) L->name = h["name"].get<std::string>();
   return L;
@@ -238,6 +258,9 @@ std::vector<std::string> positional(const std::string& kind) {
   if (kind == "dropout") return {"p"};
   if (kind == "softplus") return {"beta"};
   if (kind == "batchnorm") return {"eps", "momentum"};
+  if (kind == "softtree") return {"depth", "out"};
+  if (kind == "groupdense") return {"out"};
+  if (kind == "groupsum") return {"groups"};
   return {};
 }
 
@@ -254,6 +277,9 @@ std::vector<std::pair<std::string, char>> arg_specs(const std::string& kind) {
   if (kind == "softplus") v = {{"beta", 'f'}, {"threshold", 'f'}};
   if (kind == "dropout") v = {{"p", 'f'}};
   if (kind == "batchnorm") v = {{"eps", 'f'}, {"momentum", 'f'}};
+  if (kind == "softtree") v = {{"depth", 'i'}, {"out", 'i'}, {"beta", 'f'}};
+  if (kind == "groupdense") v = {{"out", 'i'}, {"groups", 'i'}, {"bias", 'b'}};
+  if (kind == "groupsum") v = {{"groups", 'i'}};
   v.push_back({"name", 's'});
   v.push_back({"from", 's'});
   return v;
@@ -326,11 +352,12 @@ json parse_architecture(const std::string& text) {
     static const std::set<std::string> kinds = {"input",   "conv",     "convt",   "upsample", "dense",
                                                 "relu",    "leakyrelu", "tanh",   "sigmoid",  "softplus",
                                                 "maxpool", "avgpool",  "gap",     "flatten",  "dropout",
-                                                "batchnorm", "add"};
+                                                "batchnorm", "add", "softtree", "groupdense", "groupsum"};
     if (!kinds.count(kind)) {
       lx.i = start;
       lx.fail("a layer kind (input, conv, convt, upsample, dense, relu, leakyrelu, tanh, sigmoid, softplus, maxpool, "
-              "avgpool, gap, flatten, dropout, batchnorm, add) instead of '" + kind + "'");
+              "avgpool, gap, flatten, dropout, batchnorm, add, softtree, groupdense, groupsum) instead of '" + kind +
+              "'");
     }
     std::vector<std::pair<std::string, size_t>> pos_vals;  // input(...) dimensions and where they are
     json h = json::object();
@@ -446,6 +473,8 @@ json defaults_of(const std::string& kind, const json& hyper) {
   if (kind == "softplus") return {{"beta", 1.f}, {"threshold", 20.f}};
   if (kind == "dropout") return {{"p", 0.5f}};
   if (kind == "batchnorm") return {{"eps", 1e-5f}, {"momentum", 0.1f}};
+  if (kind == "softtree") return {{"beta", 1.f}};
+  if (kind == "groupdense") return {{"bias", true}};
   return json::object();
 }
 

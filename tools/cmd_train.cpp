@@ -81,10 +81,6 @@ void run_train(const TrainArgs& a) {
   if (a.out.empty()) throw std::invalid_argument("--out is required");
   OptimizerConfig oc;
   oc.kind = optimizer_kind(a.optimizer);
-  // toy2d's 2-D sets are small (a few steps per epoch): a larger rate and more epochs.
-  const bool toy = a.model == "toy2d";
-  oc.lr = a.lr > 0 ? a.lr : default_lr(oc.kind) * (toy ? 10.f : 1.f);
-  const int epochs = a.epochs > 0 ? a.epochs : toy ? 30 : 10;
   oc.momentum = oc.kind == OptimizerKind::sgd ? a.momentum : 0.f;
   oc.nesterov = a.nesterov;
   oc.weight_decay = a.weight_decay >= 0 ? a.weight_decay : default_weight_decay(oc.kind);
@@ -104,6 +100,11 @@ void run_train(const TrainArgs& a) {
     train = take(train, first);
   }
   const Shape sample = train.x.shape().sample();
+  // The 2-D toy sets are small (a few steps per epoch): toy2d, and the additive model on them,
+  // get a larger rate and more epochs.
+  const bool toy = a.model == "toy2d" || (a.model == "nam" && sample.rank == 1);
+  oc.lr = a.lr > 0 ? a.lr : default_lr(oc.kind) * (toy ? 10.f : 1.f);
+  const int epochs = a.epochs > 0 ? a.epochs : toy ? 30 : 10;
   Model m{Graph(Shape{1}), {}};
   if (is_preset(a.model)) {
     try {
@@ -235,15 +236,15 @@ void add_train_commands(CLI::App& app) {
   {
     auto a = std::make_shared<TrainArgs>();
     auto* c = app.add_subcommand("train", "Train a model (preset, architecture text or model file) on a dataset");
-    c->add_option("--model", a->model, "a preset (lenet5, camnet, mlp, toy2d, ...), an architecture text or a model file")
+    c->add_option("--model", a->model, "a preset (lenet5, camnet, mlp, toy2d, nam, ...), an architecture text or a model file")
         ->required();
     c->add_option("--data", a->data, "dataset spec: fashion-mnist, mnist:DIR, cifar10:DIR, images:DIR, npy:X,Y, toy:spirals...")
         ->capture_default_str();
-    c->add_option("--epochs", a->epochs, "epochs (default: 10, 30 for toy2d)")->check(at_least(1));
+    c->add_option("--epochs", a->epochs, "epochs (default: 10; 30 for toy2d, and nam on a toy set)")->check(at_least(1));
     c->add_option("--batch", a->batch, "mini-batch size")->capture_default_str()->check(at_least(1));
     c->add_option("--optimizer", a->optimizer, "sgd, adam or adamw")->capture_default_str();
     const double inf = HUGE_VAL;
-    c->add_option("--lr", a->lr, "base learning rate (default: 0.01 for sgd, 1e-3 for adam/adamw; 10x for toy2d)")
+    c->add_option("--lr", a->lr, "base learning rate (default: 0.01 for sgd, 1e-3 for adam/adamw; 10x for toy2d, and nam on a toy set)")
         ->check(finite(0, inf, true, true));
     c->add_option("--momentum", a->momentum, "SGD momentum")->capture_default_str()->check(finite(0, 1, false, false));
     c->add_flag("--nesterov", a->nesterov, "Nesterov momentum (SGD)");

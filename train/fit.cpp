@@ -212,6 +212,20 @@ EvalResult evaluate(Graph& g, const Dataset& d, const Normalization& norm, int b
   return r;
 }
 
+// A seeded permutation, so class-ordered datasets (image folders) split fairly.
+void validation_split(int n, uint64_t seed, float fraction, std::vector<int>& train_idx, std::vector<int>& val_idx) {
+  std::vector<int> perm(n);
+  std::iota(perm.begin(), perm.end(), 0);
+  Rng split_rng(seed ^ 0x76616c6964617465ULL);
+  shuffle(perm, split_rng);
+  const int n_val = int(std::lround(double(n) * fraction));
+  if (n - n_val < 1) throw std::invalid_argument("no training samples left after holding out --val");
+  val_idx.assign(perm.begin(), perm.begin() + n_val);
+  train_idx.assign(perm.begin() + n_val, perm.end());
+  std::sort(val_idx.begin(), val_idx.end());
+  std::sort(train_idx.begin(), train_idx.end());
+}
+
 FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
   check_fits(g, train);
   if (o.epochs < 1) throw std::invalid_argument("--epochs must be at least 1");
@@ -220,17 +234,9 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
   if (o.save_every < 0) throw std::invalid_argument("--save-every must be at least 1");
   if (o.save_every > 0 && o.out.empty()) throw std::invalid_argument("--save-every needs --out");
 
-  // Validation split: a seeded permutation, so class-ordered datasets (image folders) split fairly.
-  const int N = train.size();
-  std::vector<int> perm(N);
-  std::iota(perm.begin(), perm.end(), 0);
-  Rng split_rng(o.seed ^ 0x76616c6964617465ULL);
-  shuffle(perm, split_rng);
-  const int n_val = int(std::lround(double(N) * o.val_fraction));
-  if (N - n_val < 1) throw std::invalid_argument("no training samples left after holding out --val");
-  std::vector<int> val_idx(perm.begin(), perm.begin() + n_val), train_idx(perm.begin() + n_val, perm.end());
-  std::sort(val_idx.begin(), val_idx.end());
-  std::sort(train_idx.begin(), train_idx.end());
+  std::vector<int> train_idx, val_idx;
+  validation_split(train.size(), o.seed, o.val_fraction, train_idx, val_idx);
+  const int n_val = int(val_idx.size());
 
   Optimizer opt(g, o.optimizer);
   TrainState st;
@@ -299,7 +305,7 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
       lr = learning_rate(o.schedule, o.optimizer.lr, int64_t(epoch - 1) * n_batches + b, n_batches, total);
       g.zero_grad();
       const Tensor& logits = g.forward(x, Mode::train);
-      LossResult r = softmax_cross_entropy(logits, y, &grad);
+      LossResult r = o.loss ? o.loss(g, x, y, logits, grad) : softmax_cross_entropy(logits, y, &grad);
       if (!std::isfinite(r.loss))
         throw DivergedError("training diverged: the loss is " + std::to_string(r.loss) + " at epoch " +
                             std::to_string(epoch) + ", batch " + std::to_string(b + 1) + "/" +

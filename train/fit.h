@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "engine/loss.h"
 #include "engine/model_file.h"
 #include "train/optimizer.h"
 
@@ -33,6 +34,16 @@ struct EpochStats {
 
 enum class ProgressStyle { automatic, terminal, plain, quiet };
 
+// The training loss of one batch, for losses other than cross-entropy against the labels
+// (distillation's soft targets, a penalty): given the graph after its training forward, the
+// batch's inputs x (normalized, augmented) and labels, and the logits, it returns the loss
+// (LossResult::loss, the batch mean; `correct` counts what the train accuracy reports) and writes
+// d(loss)/d(logits) into `grad`. It may also add gradients of terms that do not pass through the
+// logits (a penalty on a layer) to the graph's parameter gradients, which fit() zeroes before the
+// forward and back-propagates `grad` into afterwards.
+using BatchLoss = std::function<LossResult(Graph& g, const Tensor& x, const std::vector<int>& labels,
+                                           const Tensor& logits, Tensor& grad)>;
+
 struct FitOptions {
   int epochs = 10;
   int batch = 64;
@@ -48,6 +59,7 @@ struct FitOptions {
   Metadata metadata;          // stored in the model files and checkpoints (classes, normalization...)
   nlohmann::json extra_config;  // more settings compared on resume (e.g. the data spec)
   ProgressStyle progress = ProgressStyle::automatic;
+  BatchLoss loss;  // empty: softmax cross-entropy against the labels
   // Called after each epoch (after the files are written); return false to stop early (as an
   // interruption would).
   std::function<bool(const EpochStats&)> on_epoch;
@@ -63,6 +75,10 @@ struct FitResult {
   int best_epoch = 0;
   double best_val_acc = -1;
 };
+
+// The samples of a training set of n that fit() holds out for validation with this seed and
+// fraction (a seeded permutation's first round(n·fraction)), and the rest; both sorted.
+void validation_split(int n, uint64_t seed, float fraction, std::vector<int>& train_idx, std::vector<int>& val_idx);
 
 // Trains g on `train`. Checks that the data fits the model (input shape, class count).
 FitResult fit(Graph& g, const Dataset& train, const FitOptions& opt);

@@ -32,6 +32,11 @@ const Preset kPresets[] = {
      "conv(32,k=3,p=1) relu maxpool(2) conv(64,k=3,p=1) relu maxpool(2) conv(128,k=3,p=1) relu gap dense({C})"},
     {"mlp", "1,28,28", 10, "flatten dense(256) relu dense(128) relu dense({C})"},
     {"toy2d", "2", 2, "dense(32) relu dense(32) relu dense(32) relu dense({C})"},
+    // A neural additive model (Agarwal et al. 2021): one small ReLU network per input feature
+    // (1 -> 64 -> 32 -> classes), their outputs summed: logits = sum_j f_j(x_j). {F} is the number
+    // of features: the input's own for flat inputs, 4x4-average-pooled pixels for images ({POOL}).
+    {"nam", "2", 2,
+     "{POOL}groupdense(64,groups={F}) relu groupdense(32,groups={F}) relu groupdense({C},groups={F}) groupsum({F})"},
     {"cifar-convnet", "3,32,32", 10,
      "conv(32,k=3,p=1,bias=false) batchnorm relu conv(32,k=3,p=1,bias=false) batchnorm relu maxpool(2) "
      "conv(64,k=3,p=1,bias=false) batchnorm relu conv(64,k=3,p=1,bias=false) batchnorm relu maxpool(2) "
@@ -79,6 +84,20 @@ std::string preset_architecture(const std::string& name, const Shape& input, int
   }
   std::string body = p.body;
   body.replace(body.find("{C}"), 3, std::to_string(classes > 0 ? classes : p.classes));
+  if (body.find("{F}") != std::string::npos) {
+    const Shape shape = input.rank ? input : Shape{std::stoi(p.input)};
+    std::string pool;
+    int features = shape[0];
+    if (shape.rank == 3) {
+      pool = "avgpool(4) flatten ";
+      features = shape[0] * (shape[1] / 4) * (shape[2] / 4);
+    }
+    if (shape.rank == 2 || features < 1)
+      throw std::invalid_argument("preset " + name + " takes flat features [F] or images [C,H,W] of at least 4x4, not " +
+                                  shape.str());
+    body.replace(body.find("{POOL}"), 6, pool);
+    for (size_t at; (at = body.find("{F}")) != std::string::npos;) body.replace(at, 3, std::to_string(features));
+  }
   return "input(" + in + ") " + body;
 }
 

@@ -1,0 +1,210 @@
+#include "explain/surrogates/rule_tree.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+#include <stdexcept>
+
+namespace gb::explain::surrogates {
+
+namespace {
+
+double gini(const std::vector<int>& counts, int n) {
+  if (n == 0) return 0;
+  double s = 0;
+  for (int c : counts) s += double(c) * c;
+  return 1 - s / (double(n) * n);
+}
+
+struct Split {
+  int feature = -1;
+  float threshold = 0;
+  double impurity = INFINITY;  // weighted Gini of the two sides
+};
+
+// The best split of the samples `idx` (X row-major [N, F]).
+Split best_split(const Tensor& X, const std::vector<int>& y, int K, const std::vector<int>& idx, int min_leaf) {
+  const int F = X.dim(1), n = int(idx.size());
+  Split best;
+  std::vector<int> order(idx);
+  std::vector<int> left(K), right(K);
+  for (int f = 0; f < F; ++f) {
+    auto value = [&](int i) { return X[size_t(i) * F + f]; };
+    std::sort(order.begin(), order.end(), [&](int a, int b) { return value(a) < value(b) || (value(a) == value(b) && a < b); });
+    std::fill(left.begin(), left.end(), 0);
+    std::fill(right.begin(), right.end(), 0);
+    for (int i : order) ++right[y[i]];
+    for (int k = 0; k + 1 < n; ++k) {
+      --right[y[order[k]]];
+      ++left[y[order[k]]];
+      const float a = value(order[k]), b = value(order[k + 1]);
+      if (a == b || k + 1 < min_leaf || n - k - 1 < min_leaf) continue;
+      const double imp = (double(k + 1) * gini(left, k + 1) + double(n - k - 1) * gini(right, n - k - 1)) / n;
+      if (imp < best.impurity - 1e-12) {
+        const float mid = a + (b - a) / 2;
+        best = {f, mid < b ? mid : a, imp};  // a midpoint that rounds up to b would send b left
+      }
+    }
+  }
+  return best;
+}
+
+std::string number(float v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.4g", double(v));
+  return b;
+}
+
+std::string name_of(const std::vector<std::string>& names, int i, const char* prefix) {
+  return i < int(names.size()) ? names[i] : prefix + std::to_string(i);
+}
+
+// Two leaves of one parent that predict the same class become their parent, bottom up (no
+// prediction changes; the rules get shorter), and the nodes are renumbered without them.
+void merge_equal_leaves(RuleTree& t) {
+  for (int i = int(t.nodes.size()) - 1; i >= 0; --i) {
+    TreeNode& n = t.nodes[i];
+    if (n.leaf()) continue;
+    const TreeNode &l = t.nodes[n.left], &r = t.nodes[n.right];
+    if (l.leaf() && r.leaf() && l.prediction == r.prediction && l.prediction == n.prediction)
+      n.feature = -1, n.left = n.right = -1;
+  }
+  std::vector<int> id(t.nodes.size(), -1);
+  std::vector<TreeNode> kept;
+  std::vector<int> stack = {0};  // reachable nodes, in their old order
+  std::vector<int> reachable;
+  while (!stack.empty()) {
+    const int i = stack.back();
+    stack.pop_back();
+    reachable.push_back(i);
+    if (!t.nodes[i].leaf()) stack.push_back(t.nodes[i].right), stack.push_back(t.nodes[i].left);
+  }
+  std::sort(reachable.begin(), reachable.end());
+  for (int i : reachable) id[i] = int(kept.size()), kept.push_back(t.nodes[i]);
+  for (TreeNode& n : kept)
+    if (!n.leaf()) n.left = id[n.left], n.right = id[n.right];
+  t.nodes = std::move(kept);
+}
+
+}  // namespace
+
+RuleTree fit_tree(const Tensor& X, const std::vector<int>& y, int classes, const TreeOptions& o) {
+  if (X.rank() != 2 || X.batch() != int(y.size()) || y.empty())
+    throw std::invalid_argument("rule tree: features [N, F] and N labels expected, got " + X.shape().str() + " and " +
+                                std::to_string(y.size()));
+  if (o.max_depth < 1 || o.max_depth > 20) throw std::invalid_argument("rule tree: max_depth must be in [1, 20]");
+  if (o.min_leaf < 1) throw std::invalid_argument("rule tree: min_leaf must be >= 1");
+  for (int v : y)
+    if (v < 0 || v >= classes) throw std::out_of_range("rule tree: label " + std::to_string(v) + " outside the classes");
+  RuleTree t;
+  // Nodes to split, with their samples; a node's children are appended after it.
+  std::vector<std::vector<int>> samples = {std::vector<int>(y.size())};
+  std::iota(samples[0].begin(), samples[0].end(), 0);
+  t.nodes.push_back({});
+  for (size_t i = 0; i < t.nodes.size(); ++i) {
+    TreeNode& node = t.nodes[i];
+    const std::vector<int> idx = std::move(samples[i]);
+    node.counts.assign(classes, 0);
+    for (int s : idx) ++node.counts[y[s]];
+    node.prediction = int(std::max_element(node.counts.begin(), node.counts.end()) - node.counts.begin());
+    node.gini = gini(node.counts, int(idx.size()));
+    if (node.depth >= o.max_depth || node.gini == 0 || int(idx.size()) < 2 * o.min_leaf) continue;
+    const Split s = best_split(X, y, classes, idx, o.min_leaf);
+    if (s.feature < 0 || s.impurity >= node.gini - 1e-12) continue;
+    std::vector<int> left, right;
+    for (int v : idx) (X[size_t(v) * X.dim(1) + s.feature] <= s.threshold ? left : right).push_back(v);
+    const int depth = node.depth;
+    t.nodes[i].feature = s.feature;
+    t.nodes[i].threshold = s.threshold;
+    t.nodes[i].left = int(t.nodes.size());
+    t.nodes[i].right = int(t.nodes.size()) + 1;
+    for (auto* side : {&left, &right}) {
+      TreeNode child;
+      child.depth = depth + 1;
+      t.nodes.push_back(child);  // invalidates `node`: only indices are used from here
+      samples.push_back(std::move(*side));
+    }
+  }
+  merge_equal_leaves(t);
+  return t;
+}
+
+int RuleTree::predict(const float* x) const {
+  int i = 0;
+  while (!nodes[i].leaf()) i = x[nodes[i].feature] <= nodes[i].threshold ? nodes[i].left : nodes[i].right;
+  return nodes[i].prediction;
+}
+
+std::vector<int> RuleTree::predict(const Tensor& X) const {
+  std::vector<int> out(X.batch());
+  for (int n = 0; n < X.batch(); ++n) out[n] = predict(X.data() + size_t(n) * X.dim(1));
+  return out;
+}
+
+std::vector<std::string> RuleTree::rules(const std::vector<std::string>& features,
+                                         const std::vector<std::string>& classes) const {
+  struct Condition {
+    int feature;
+    bool at_most;  // x <= threshold; else x > threshold
+    float threshold;
+  };
+  std::vector<std::pair<int, std::string>> leaves;  // (samples, rule)
+  std::vector<std::pair<int, std::vector<Condition>>> stack = {{0, {}}};  // depth first
+  while (!stack.empty()) {
+    auto [i, path] = stack.back();
+    stack.pop_back();
+    const TreeNode& n = nodes[i];
+    if (!n.leaf()) {
+      auto right = path;
+      right.push_back({n.feature, false, n.threshold});
+      path.push_back({n.feature, true, n.threshold});
+      stack.push_back({n.right, right});
+      stack.push_back({n.left, path});
+      continue;
+    }
+    // Per feature and side, the tightest condition on the path, in the order first met.
+    std::vector<Condition> tight;
+    for (const Condition& c : path) {
+      auto same = std::find_if(tight.begin(), tight.end(),
+                               [&](const Condition& t) { return t.feature == c.feature && t.at_most == c.at_most; });
+      if (same == tight.end())
+        tight.push_back(c);
+      else
+        same->threshold = c.at_most ? std::min(same->threshold, c.threshold) : std::max(same->threshold, c.threshold);
+    }
+    std::string cond;
+    for (const Condition& c : tight)
+      cond += (cond.empty() ? "" : " AND ") + name_of(features, c.feature, "x") + (c.at_most ? " <= " : " > ") +
+              number(c.threshold);
+    const int total = std::accumulate(n.counts.begin(), n.counts.end(), 0);
+    char tail[96];
+    std::snprintf(tail, sizeof tail, " (n = %d, %.0f%%)", total, total ? 100.0 * n.counts[n.prediction] / total : 0.0);
+    leaves.emplace_back(total, (cond.empty() ? "ALWAYS" : "IF " + cond) + " THEN " +
+                                   name_of(classes, n.prediction, "class ") + tail);
+  }
+  std::stable_sort(leaves.begin(), leaves.end(), [](auto& a, auto& b) { return a.first > b.first; });
+  std::vector<std::string> out;
+  for (auto& [n, r] : leaves) out.push_back(r);
+  return out;
+}
+
+nlohmann::json RuleTree::to_json(const std::vector<std::string>& features, const std::vector<std::string>& classes) const {
+  nlohmann::json out = nlohmann::json::array();
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const TreeNode& n = nodes[i];
+    nlohmann::json j = {{"id", i}, {"depth", n.depth}, {"counts", n.counts}, {"gini", n.gini},
+                        {"prediction", n.prediction}, {"class", name_of(classes, n.prediction, "class ")}};
+    if (!n.leaf()) {
+      j["feature"] = n.feature;
+      j["feature_name"] = name_of(features, n.feature, "x");
+      j["threshold"] = n.threshold;
+      j["left"] = n.left;
+      j["right"] = n.right;
+    }
+    out.push_back(j);
+  }
+  return out;
+}
+
+}  // namespace gb::explain::surrogates

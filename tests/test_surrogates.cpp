@@ -1,0 +1,570 @@
+// The surrogates family (explain/surrogates) beyond its layers (test_surrogate_layers.cpp):
+// pruning (masking a filter equals deleting it, with and without batch normalization; the reported
+// drops equal evaluated ones; a saved pruned model keeps them); importance (Garson, signed Garson,
+// Olden, PaD and MIV on a hand-made 2-input network with known answers, the multi-layer path sums
+// against brute force, Olden's randomization test counted by hand and on a planted feature, the
+// additive model's shape functions against the model's own responses); rules (CART's split on a
+// planted threshold, fidelity counted by hand from the JSON tree, Anchors on models deciding by one
+// planted feature or superpixel, KL bounds); every registered method reads exactly its declared
+// parameters, and unknown names are errors listing the known ones.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <numeric>
+#include <set>
+
+#include "engine/architecture.h"
+#include "engine/interpretable_layers.h"
+#include "engine/layers.h"
+#include "engine/model_file.h"
+#include "explain/surrogates/anchors.h"
+#include "explain/surrogates/distill.h"
+#include "explain/surrogates/importance.h"
+#include "explain/surrogates/pruning.h"
+#include "explain/surrogates/rule_tree.h"
+#include "explain/surrogates/rules.h"
+#include "train/fit.h"
+#include "train/presets.h"
+
+using namespace gb;
+using namespace gb::explain;
+using namespace gb::explain::surrogates;
+
+namespace {
+
+Graph arch(const std::string& text, uint64_t seed = 3) {
+  Graph g = graph_from_json(parse_architecture(text));
+  g.init(seed);
+  return g;
+}
+
+Tensor noise(const Shape& s, uint64_t seed, float scale = 1.f) {
+  Rng r(seed);
+  Tensor t(s);
+  for (size_t i = 0; i < t.size(); ++i) t[i] = scale * r.normal();
+  return t;
+}
+
+void randomize(Graph& g, uint64_t seed, float scale) {
+  Rng r(seed);
+  for (auto& [name, p] : g.named_params())
+    for (size_t i = 0; i < p->value.size(); ++i) p->value[i] = scale * (2 * r.uniform() - 1);
+}
+
+void set(Tensor& t, std::vector<float> v) {
+  REQUIRE(v.size() == t.size());
+  std::copy(v.begin(), v.end(), t.data());
+}
+
+Dense& dense(Graph& g, const std::string& name) { return static_cast<Dense&>(g.layer(g.at(name))); }
+
+void check_close(const Tensor& a, const Tensor& b, double tol = 1e-5) {
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) CHECK(a[i] == doctest::Approx(b[i]).epsilon(tol).scale(1.0));
+}
+
+}  // namespace
+
+// ---- pruning --------------------------------------------------------------------------------------
+
+TEST_CASE("pruning: masking a filter equals deleting it (conv, conv + batchnorm, dense)") {
+  const Tensor x = noise({4, 1, 6, 6}, 5);
+  SUBCASE("conv") {
+    Graph g = arch("input(1,6,6) conv(3,k=3,name=c1) relu maxpool(2) conv(2,k=2,name=c2) relu flatten dense(3)");
+    randomize(g, 7, 0.5f);
+    Graph small = arch("input(1,6,6) conv(2,k=3,name=c1) relu maxpool(2) conv(2,k=2,name=c2) relu flatten dense(3)");
+    auto &c1 = static_cast<Conv2d&>(g.layer(0)), &c2 = static_cast<Conv2d&>(g.layer(3));
+    auto &s1 = static_cast<Conv2d&>(small.layer(0)), &s2 = static_cast<Conv2d&>(small.layer(3));
+    const int kept[2] = {0, 2};  // filter 1 deleted
+    for (int o = 0; o < 2; ++o) {
+      std::copy_n(c1.weight.value.data() + kept[o] * 9, 9, s1.weight.value.data() + o * 9);
+      s1.bias.value[o] = c1.bias.value[kept[o]];
+      for (int out = 0; out < 2; ++out)  // the next conv loses its input channel 1
+        std::copy_n(c2.weight.value.data() + (out * 3 + kept[o]) * 4, 4, s2.weight.value.data() + (out * 2 + o) * 4);
+    }
+    s2.bias.value.copy_from(c2.bias.value);
+    static_cast<Dense&>(small.layer(6)).weight.value.copy_from(static_cast<Dense&>(g.layer(6)).weight.value);
+    static_cast<Dense&>(small.layer(6)).bias.value.copy_from(static_cast<Dense&>(g.layer(6)).bias.value);
+    const Tensor before = g.forward(x).clone();
+    remove_filter(g, {0, 1});
+    const Tensor masked = g.forward(x).clone();
+    check_close(masked, small.forward(x));
+    double moved = 0;
+    for (size_t i = 0; i < masked.size(); ++i) moved += std::fabs(masked[i] - before[i]);
+    CHECK(moved > 1e-3);  // the filter mattered
+  }
+  SUBCASE("conv + batchnorm: the channel after the normalization is 0") {
+    Graph g = arch("input(1,6,6) conv(3,k=3,bias=false) batchnorm relu gap dense(2)");
+    randomize(g, 9, 0.5f);
+    auto& bn = static_cast<BatchNorm2d&>(g.layer(1));
+    for (int c = 0; c < 3; ++c) bn.running_var.value[c] = 0.5f + c, bn.bias.value[c] = 0.3f;  // a non-zero shift
+    Graph small = arch("input(1,6,6) conv(2,k=3,bias=false) batchnorm relu gap dense(2)");
+    auto &c = static_cast<Conv2d&>(g.layer(0)), &sc = static_cast<Conv2d&>(small.layer(0));
+    auto& sbn = static_cast<BatchNorm2d&>(small.layer(1));
+    auto &d = static_cast<Dense&>(g.layer(4)), &sd = static_cast<Dense&>(small.layer(4));
+    const int kept[2] = {1, 2};  // filter 0 deleted
+    for (int o = 0; o < 2; ++o) {
+      std::copy_n(c.weight.value.data() + kept[o] * 9, 9, sc.weight.value.data() + o * 9);
+      for (Param* p : {&bn.weight, &bn.bias, &bn.running_mean, &bn.running_var})
+        for (Param* q : {&sbn.weight, &sbn.bias, &sbn.running_mean, &sbn.running_var})
+          if (p->name == q->name) q->value[o] = p->value[kept[o]];
+      for (int k = 0; k < 2; ++k) sd.weight.value[k * 2 + o] = d.weight.value[k * 3 + kept[o]];
+    }
+    sd.bias.value.copy_from(d.bias.value);
+    remove_filter(g, {0, 0});
+    check_close(g.forward(x), small.forward(x));
+  }
+  SUBCASE("dense unit") {
+    Graph g = arch("input(5) dense(4) relu dense(3)"), small = arch("input(5) dense(3) relu dense(3)");
+    randomize(g, 11, 0.7f);
+    auto &a = static_cast<Dense&>(g.layer(0)), &b = static_cast<Dense&>(g.layer(2));
+    auto &sa = static_cast<Dense&>(small.layer(0)), &sb = static_cast<Dense&>(small.layer(2));
+    const int kept[3] = {0, 1, 3};
+    for (int o = 0; o < 3; ++o) {
+      std::copy_n(a.weight.value.data() + kept[o] * 5, 5, sa.weight.value.data() + o * 5);
+      sa.bias.value[o] = a.bias.value[kept[o]];
+      for (int k = 0; k < 3; ++k) sb.weight.value[k * 3 + o] = b.weight.value[k * 4 + kept[o]];
+    }
+    sb.bias.value.copy_from(b.bias.value);
+    remove_filter(g, {0, 2});
+    const Tensor xs = noise({6, 5}, 13);
+    check_close(g.forward(xs), small.forward(xs));
+  }
+}
+
+TEST_CASE("pruning: the reported drops equal evaluated ones, and the saved model keeps them") {
+  Graph g = arch("input(1,8,8) conv(6,k=3,p=1) relu maxpool(2) conv(8,k=3,p=1) relu gap dense(4)", 17);
+  randomize(g, 19, 0.6f);
+  LabelledSet val{noise({300, 1, 8, 8}, 23), {}}, test{noise({200, 1, 8, 8}, 29), {}};
+  // Labels: the unpruned model's predictions with 15% replaced, so accuracy starts at 85%.
+  Rng r(31);
+  for (LabelledSet* s : {&val, &test}) {
+    s->y = predict(g, s->x);
+    for (int& y : s->y)
+      if (r.uniform() < 0.15f) y = int(r.below(4));
+  }
+  const Graph original = clone(g);
+  PruneOptions o;
+  o.max_drop = 0.03;
+  o.curve = &test;
+  for (int rerank : {0, 1}) {
+    CAPTURE(rerank);
+    Graph h = clone(original);
+    o.rerank = rerank;
+    const PruneResult res = prune_filters(h, val, o);
+    REQUIRE(res.filters.size() == 14);
+    REQUIRE(!res.steps.empty());
+    CHECK(res.base_accuracy == doctest::Approx(accuracy(const_cast<Graph&>(original), val)));
+    // Each filter's drop is the accuracy lost when it alone is removed from the unpruned model.
+    for (size_t c = 0; c < res.filters.size(); c += 3) {
+      Graph one = clone(original);
+      remove_filter(one, res.filters[c]);
+      CHECK(res.drop[c] == doctest::Approx(res.base_accuracy - accuracy(one, val)));
+    }
+    // The pruned model's accuracy is the last step's, within the target; the curve's too.
+    CHECK(accuracy(h, val) == doctest::Approx(res.final_accuracy()));
+    CHECK(accuracy(h, test) == doctest::Approx(res.steps.back().curve_accuracy));
+    CHECK(res.base_accuracy - res.final_accuracy() <= o.max_drop + 1e-12);
+    std::set<std::pair<int, int>> seen;
+    for (const PruneStep& s : res.steps) CHECK(seen.insert({s.filter.node, s.filter.index}).second);
+    // The next filter would have gone past the target.
+    if (res.stopped_at.node >= 0) {
+      Graph more = clone(h);
+      remove_filter(more, res.stopped_at);
+      CHECK(accuracy(more, val) == doctest::Approx(res.stopped_accuracy));
+      CHECK(res.base_accuracy - res.stopped_accuracy > o.max_drop);
+    }
+    // Saved and loaded, the pruned model gives the same accuracy.
+    const std::string path = (std::filesystem::temp_directory_path() / "surrogates_pruned_test.safetensors").string();
+    save_model(path, h);
+    Model back = load_model(path);
+    CHECK(accuracy(back.graph, val) == doctest::Approx(res.final_accuracy()));
+    std::filesystem::remove(path);
+  }
+  CHECK_THROWS_WITH_AS(prunable_layers(g, "conv1,nope"), doctest::Contains("no layer named 'nope'"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(prunable_layers(g, "relu1"), doctest::Contains("has no filters"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(prunable_layers(g, "dense1"), doctest::Contains("has no filters"), std::invalid_argument);
+}
+
+// ---- importance -----------------------------------------------------------------------------------
+
+namespace {
+
+// x → relu(W1 x + b1) → W2 h + b2 with W1 = [[1, 2], [3, -1]], W2 = [[2, -1]], b1 = 10 (every
+// hidden unit active on the data below): the logit is −x0 + 5 x1 + const there.
+Graph hand_network() {
+  Graph g = arch("input(2) dense(2,name=h) relu dense(1,name=o)");
+  set(dense(g, "h").weight.value, {1, 2, 3, -1});
+  set(dense(g, "h").bias.value, {10, 10});
+  set(dense(g, "o").weight.value, {2, -1});
+  set(dense(g, "o").bias.value, {0.5f});
+  return g;
+}
+
+std::vector<double> row(const Tensor& t, int r = 0) {
+  const size_t n = t.rank() == 1 ? t.size() : t.sample_size();
+  return {t.data() + r * n, t.data() + (r + 1) * n};
+}
+
+void check_values(const Tensor& t, const std::vector<double>& want) {
+  const std::vector<double> got = row(t);
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < got.size(); ++i) CHECK(got[i] == doctest::Approx(want[i]).epsilon(1e-5));
+}
+
+}  // namespace
+
+TEST_CASE("importance: Garson, signed Garson, Olden, PaD and MIV on a hand-made network") {
+  Graph g = hand_network();
+  ImportanceRequest q;
+  q.x = Tensor::from({2, 2}, {1, 2, 3, 4});
+  // Garson: hidden unit shares |W1| / row sums = [1/3, 2/3], [3/4, 1/4]; weighted by |W2| = [2, 1]:
+  // 2/3 + 3/4 = 17/12 and 4/3 + 1/4 = 19/12, normalized.
+  check_values(importance(g, q, "garson").per_class, {17.0 / 36, 19.0 / 36});
+  // Signed: [1/3, 2/3] and [3/4, -1/4] weighted by [2, -1]: -1/12 and 19/12, over their |sum| 20/12.
+  check_values(importance(g, q, "garson-signed").per_class, {-1.0 / 20, 19.0 / 20});
+  // Olden: W2 W1.
+  const Importance olden = importance(g, q, "olden");
+  check_values(olden.per_class, {-1, 5});
+  check_values(olden.overall, {1, 5});
+  // PaD on the logit: the derivative is (-1, 5) everywhere; squares as shares.
+  const Importance pad = importance(g, q, "dimopoulos", {{"output", "logit"}});
+  check_values(pad.per_class, {1.0 / 26, 25.0 / 26});
+  check_values(pad.extra.at("mean_derivative"), {-1, 5});
+  // MIV on the logit: raw x_j·(1 ± 0.1) changes the logit by ±0.1·CW_j·(x_j + shift_j): the mean
+  // is 0.2·CW_j·mean(x_j + shift_j), means 2 and 3 plus shifts 0.5 and -1.
+  q.raw_shift = {0.5f, -1.f};
+  check_values(importance(g, q, "miv", {{"output", "logit"}}).per_class, {0.2 * -1 * 2.5, 0.2 * 5 * 2.0});
+  CHECK_THROWS_WITH_AS(importance(g, q, "miv", {{"delta", "2"}}), doctest::Contains("delta=2 outside"), std::out_of_range);
+}
+
+TEST_CASE("importance: with two hidden layers the weights multiply along every path") {
+  Graph g = arch("input(2) dense(3,name=a) tanh dense(2,name=b) relu dense(2,name=c)");
+  randomize(g, 37, 1.f);
+  const Tensor &A = dense(g, "a").weight.value, &B = dense(g, "b").weight.value, &C = dense(g, "c").weight.value;
+  auto share = [](const Tensor& W, int rows, int cols, int r, int c, bool absolute) {
+    double total = 0;
+    for (int j = 0; j < cols; ++j) total += std::fabs(W[r * cols + j]);
+    return (absolute ? std::fabs(W[r * cols + c]) : W[r * cols + c]) / total;
+    (void)rows;
+  };
+  ImportanceRequest q;
+  const Importance garson = importance(g, q, "garson"), olden = importance(g, q, "olden");
+  for (int k = 0; k < 2; ++k) {
+    std::vector<double> gar(2, 0.0), cw(2, 0.0);
+    for (int j = 0; j < 2; ++j)
+      for (int h1 = 0; h1 < 3; ++h1)
+        for (int h2 = 0; h2 < 2; ++h2) {  // every path j -> h1 -> h2 -> k
+          gar[j] += share(A, 3, 2, h1, j, true) * share(B, 2, 3, h2, h1, true) * std::fabs(C[k * 2 + h2]);
+          cw[j] += double(A[h1 * 2 + j]) * B[h2 * 3 + h1] * C[k * 2 + h2];
+        }
+    for (int j = 0; j < 2; ++j) {
+      CHECK(garson.per_class[k * 2 + j] == doctest::Approx(gar[j] / (gar[0] + gar[1])).epsilon(1e-5));
+      CHECK(olden.per_class[k * 2 + j] == doctest::Approx(cw[j]).epsilon(1e-5));
+    }
+  }
+  Graph conv = arch("input(1,4,4) conv(2,k=3) relu flatten dense(2)");
+  CHECK_THROWS_WITH_AS(importance(conv, q, "garson"), doctest::Contains("layer conv1 is conv"), std::invalid_argument);
+}
+
+TEST_CASE("importance: Olden's randomization test counts the null networks as extreme as the model") {
+  Graph g = hand_network();  // CW = (-1, 5)
+  ImportanceRequest q;
+  q.labels = {0, 1, 1, 0, 1, 0, 0, 1};
+  int round = 0;
+  q.retrain = [&](Graph& fresh, const std::vector<int>& labels, uint64_t) {
+    std::vector<int> sorted = labels;  // a shuffle of the labels
+    std::sort(sorted.begin(), sorted.end());
+    CHECK(sorted == std::vector<int>{0, 0, 0, 0, 1, 1, 1, 1});
+    // Null network r: CW = (0.5·r, 2·r) (one hidden path of weight 1 per input).
+    set(dense(fresh, "h").weight.value, {1, 0, 0, 1});
+    set(dense(fresh, "o").weight.value, {0.5f * round, 2.f * round});
+    ++round;
+  };
+  const Importance r = importance(g, q, "olden", {{"rounds", "4"}});  // nulls r = 0..3
+  // x0: |0|, |0.5|, |1|, |1.5| >= 1 twice -> p = 3/5; x1: 0, 2, 4, 6 >= 5 once -> p = 2/5.
+  CHECK(r.p_values[0] == doctest::Approx(3.0 / 5));
+  CHECK(r.p_values[1] == doctest::Approx(2.0 / 5));
+  // The overall row (mean |CW| over the one class) is the same here.
+  CHECK(r.p_values[2] == doctest::Approx(3.0 / 5));
+  CHECK(r.extra.at("null").dim(0) == 4);
+  ImportanceRequest none;
+  CHECK_THROWS_WITH_AS(importance(g, none, "olden", {{"rounds", "3"}}), doctest::Contains("needs the training set"),
+                       std::invalid_argument);
+}
+
+TEST_CASE("importance: Olden's test separates a planted feature from noise (retrained networks)") {
+  // The label is x0 > 0; x1 is noise.
+  Dataset d;
+  d.x = Tensor({200, 2});
+  Rng r(41);
+  for (int i = 0; i < 200; ++i) {
+    d.x[i * 2] = 2 * r.uniform() - 1, d.x[i * 2 + 1] = 2 * r.uniform() - 1;
+    d.y.push_back(d.x[i * 2] > 0);
+  }
+  d.class_names = {"neg", "pos"};
+  auto train = [&](Graph& net, const std::vector<int>& labels, uint64_t seed) {
+    FitOptions o;
+    o.epochs = 15, o.batch = 20, o.optimizer.lr = 0.02f, o.val_fraction = 0, o.seed = seed;
+    o.progress = ProgressStyle::quiet;
+    Dataset s = d;
+    s.y = labels;
+    fit(net, s, o);
+  };
+  Graph g = arch("input(2) dense(6) tanh dense(2)", 43);
+  train(g, d.y, 1);
+  ImportanceRequest q;
+  q.labels = d.y;
+  q.retrain = train;
+  const Importance res = importance(g, q, "olden", {{"rounds", "19"}});
+  MESSAGE("olden p-values: x0 " << res.p_values[4] << ", x1 " << res.p_values[5]);
+  CHECK(res.p_values[4] <= 0.1);  // overall row: 1/20 when no null network reaches it
+  CHECK(res.p_values[5] > 0.1);
+}
+
+TEST_CASE("importance: an additive model's shape functions are its responses to one feature") {
+  Graph g = make_preset("nam", Shape{3}, 2, 5);
+  randomize(g, 47, 0.4f);
+  ImportanceRequest q;
+  q.x = noise({40, 3}, 53);
+  const Importance r = importance(g, q, "nam", {{"points", "9"}});
+  const Tensor &grid = r.extra.at("grid"), &shape = r.extra.at("shape");
+  REQUIRE(grid.shape() == Shape{3, 9});
+  REQUIRE(shape.shape() == Shape{3, 9, 2});
+  const Tensor ref = q.x.sample(0).clone();
+  for (int j = 0; j < 3; ++j) {
+    // Moving feature j alone from grid point 0 to p changes logit k by f_jk(p) − f_jk(0).
+    Tensor a = ref.clone();
+    a[j] = grid[j * 9];
+    const Tensor base = g.forward(a).clone();
+    for (int p = 1; p < 9; ++p) {
+      Tensor b = ref.clone();
+      b[j] = grid[j * 9 + p];
+      const Tensor out = g.forward(b);
+      for (int k = 0; k < 2; ++k)
+        CHECK(out[k] - base[k] == doctest::Approx(shape[(j * 9 + p) * 2 + k] - shape[(j * 9) * 2 + k]).epsilon(1e-4));
+    }
+    // Importance: mean over the data of |f_j(x_j) − its mean|, from the model's responses.
+    std::vector<double> resp;
+    for (int n = 0; n < 40; ++n) {
+      Tensor b = ref.clone();
+      b[j] = q.x[n * 3 + j];
+      resp.push_back(g.forward(b)[1]);
+    }
+    const double mean = std::accumulate(resp.begin(), resp.end(), 0.0) / 40;
+    double spread = 0;
+    for (double v : resp) spread += std::fabs(v - mean) / 40;
+    CHECK(r.per_class[1 * 3 + j] == doctest::Approx(spread).epsilon(1e-4));
+  }
+  Graph mlp = arch("input(3) dense(4) relu dense(2)");
+  CHECK_THROWS_WITH_AS(importance(mlp, q, "nam"), doctest::Contains("does not end with groupsum"), std::invalid_argument);
+}
+
+// ---- rules ------------------------------------------------------------------------------------------
+
+TEST_CASE("rule tree: a planted threshold, and fidelity counted by hand from the JSON tree") {
+  Tensor X({100, 2});
+  std::vector<int> y;
+  Rng r(59);
+  for (int i = 0; i < 100; ++i) {
+    X[i * 2] = float(i) / 100, X[i * 2 + 1] = r.uniform();
+    y.push_back(X[i * 2] > 0.305f);
+  }
+  const RuleTree t = fit_tree(X, y, 2, {3, 1});
+  REQUIRE(t.nodes.size() == 3);  // one split, two pure leaves
+  CHECK(t.nodes[0].feature == 0);
+  CHECK(t.nodes[0].threshold == doctest::Approx(0.305).epsilon(1e-6));
+  CHECK(t.predict(X) == y);
+  CHECK(t.rules({"a", "b"}, {"no", "yes"}) ==
+        std::vector<std::string>{"IF a > 0.305 THEN yes (n = 69, 100%)", "IF a <= 0.305 THEN no (n = 31, 100%)"});
+  // min_leaf and max_depth hold.
+  const RuleTree shallow = fit_tree(X, std::vector<int>(y.rbegin(), y.rend()), 2, {1, 40});
+  for (const TreeNode& n : shallow.nodes) {
+    CHECK(n.depth <= 1);
+    if (n.leaf()) CHECK(std::accumulate(n.counts.begin(), n.counts.end(), 0) >= 40);
+  }
+
+  // The rules method on a model: walk the reported tree by hand over the held-out inputs.
+  Graph g = arch("input(2) dense(12) tanh dense(3)", 61);
+  randomize(g, 62, 1.5f);
+  RulesRequest q;
+  q.data = noise({400, 2}, 63);
+  q.test = noise({300, 2}, 64);
+  q.raw_scale = {2.f, 0.5f};  // rules in data units: x·scale + shift
+  q.raw_shift = {1.f, -1.f};
+  const std::vector<RuleSet> out = rules(g, q, "tree", {{"max_depth", "3"}});
+  REQUIRE(out.size() == 1);
+  const nlohmann::json& nodes = out[0].details["nodes"];
+  const std::vector<int> model = predict(g, q.test);
+  int same = 0;
+  for (int n = 0; n < 300; ++n) {
+    const float raw[2] = {q.test[n * 2] * 2 + 1, q.test[n * 2 + 1] * 0.5f - 1};
+    int i = 0;
+    while (nodes[i].contains("feature"))
+      i = raw[nodes[i]["feature"].get<int>()] <= nodes[i]["threshold"].get<float>() ? nodes[i]["left"].get<int>()
+                                                                                     : nodes[i]["right"].get<int>();
+    same += nodes[i]["prediction"].get<int>() == model[n];
+  }
+  CHECK(out[0].details["test_fidelity"].get<double>() == doctest::Approx(same / 300.0));
+  CHECK(out[0].details["test_fidelity"].get<double>() > 0.6);
+  CHECK(out[0].figure.w > 0);  // two features: the regions are drawn
+}
+
+TEST_CASE("anchors: KL bounds") {
+  for (double p : {0.0, 0.3, 0.9, 1.0})
+    for (double level : {0.01, 0.1, 1.0}) {
+      const double up = kl_upper(p, level), lo = kl_lower(p, level);
+      CHECK(up >= p);
+      CHECK(lo <= p);
+      if (up < 1 - 1e-6) CHECK(kl_bernoulli(p, up) == doctest::Approx(level).epsilon(1e-4));
+      if (lo > 1e-6) CHECK(kl_bernoulli(p, lo) == doctest::Approx(level).epsilon(1e-4));
+    }
+  CHECK(kl_upper(0.5, 0.1) > kl_upper(0.5, 0.01));
+}
+
+TEST_CASE("anchors: a model deciding by one planted feature is anchored on it with precision >= tau") {
+  // Four features uniform in [-1, 1]; the model's class is x2 > 0 (logit 10·x2).
+  Graph g = arch("input(4) dense(2)");
+  set(dense(g, "dense1").weight.value, {0, 0, 0, 0, 0, 0, 10, 0});
+  set(dense(g, "dense1").bias.value, {0, 0});
+  RulesRequest q;
+  q.data = Tensor({1000, 4});
+  Rng r(67);
+  for (size_t i = 0; i < q.data.size(); ++i) q.data[i] = 2 * r.uniform() - 1;
+  q.inputs = Tensor::from({2, 4}, {0.3f, -0.6f, 0.8f, 0.1f, -0.2f, 0.5f, -0.7f, 0.9f});
+  const std::vector<RuleSet> out = rules(g, q, "anchors", {{"seed", "3"}});
+  REQUIRE(out.size() == 2);
+  for (const RuleSet& s : out) {
+    INFO(s.rules[0]);
+    CHECK(s.details["found"].get<bool>());
+    CHECK(s.details["precision"].get<double>() >= 0.95);
+    REQUIRE(!s.details["anchor"].empty());
+    for (const auto& p : s.details["anchor"]) CHECK(p["text"].get<std::string>().rfind("x2 ", 0) == 0);
+  }
+  CHECK(out[0].rules[0].find("x2 > ") != std::string::npos);
+  CHECK(out[1].rules[0].find("x2 <= ") != std::string::npos);
+  // A beam of one keeps the most precise rule of each size (x2 beyond its outer quartile, coverage
+  // 1/4); a wider beam also weighs x2's median split, precise enough and covering half the data.
+  CHECK(out[0].details["coverage"].get<double>() == doctest::Approx(0.25).epsilon(0.2));
+  const std::vector<RuleSet> wide = rules(g, q, "anchors", {{"seed", "3"}, {"beam", "3"}});
+  for (const RuleSet& s : wide) {
+    INFO(s.rules[0]);
+    CHECK(s.details["precision"].get<double>() >= 0.95);
+    CHECK(s.details["coverage"].get<double>() == doctest::Approx(0.5).epsilon(0.15));
+  }
+}
+
+TEST_CASE("anchors: an image model deciding by one planted region is anchored on superpixels there") {
+  // Class 1 when a pixel of the top-left 4x4 quadrant exceeds 0.9: relu(x − 0.9) averaged there.
+  Graph g = arch("input(1,8,8) conv(1,k=1) relu avgpool(4) flatten dense(2)");
+  auto& c = static_cast<Conv2d&>(g.layer(0));
+  c.weight.value[0] = 1, c.bias.value[0] = -0.9f;
+  set(dense(g, "dense1").weight.value, {0, 0, 0, 0, 200, 0, 0, 0});
+  set(dense(g, "dense1").bias.value, {0, -1});
+  // The quadrant is a checkerboard of 1.0 and 0.2 (hidden by its mean 0.6 it loses the class); the
+  // rest 0.3 with a little noise.
+  Tensor x({1, 1, 8, 8});
+  Rng r(71);
+  for (int y = 0; y < 8; ++y)
+    for (int xx = 0; xx < 8; ++xx)
+      x[y * 8 + xx] = y < 4 && xx < 4 ? ((y + xx) % 2 ? 1.f : 0.2f) : 0.3f + 0.05f * r.uniform();
+  REQUIRE(predict(g, x)[0] == 1);
+  RulesRequest q;
+  q.inputs = x;
+  const std::vector<RuleSet> out =
+      rules(g, q, "anchors", {{"segments", "8"}, {"seed", "1"}, {"coverage_samples", "2000"}});
+  REQUIRE(out.size() == 1);
+  const RuleSet& s = out[0];
+  INFO(s.rules[0]);
+  CHECK(s.details["found"].get<bool>());
+  CHECK(s.details["precision"].get<double>() >= 0.95);
+  const Tensor& seg = s.arrays.at("segments");
+  REQUIRE(!s.details["anchor"].empty());
+  for (const auto& p : s.details["anchor"]) {  // every anchor superpixel holds bright quadrant pixels
+    const int id = p["predicate"].get<int>();
+    int bright = 0;
+    for (int i = 0; i < 64; ++i) bright += int(seg[i]) == id && x[i] > 0.9f;
+    CHECK(bright > 0);
+  }
+  CHECK(s.figure.w > 0);
+  // Hidden by black the quadrant loses the class too: an anchor there. Hidden by white (1 > 0.9)
+  // any hidden quadrant pixel keeps the class: the empty rule holds everywhere.
+  const Params common = {{"segments", "8"}, {"seed", "1"}, {"coverage_samples", "2000"}};
+  Params black = common, white = common;
+  black["fill"] = "0";
+  white["fill"] = "1";
+  const RuleSet b = rules(g, q, "anchors", black)[0], w = rules(g, q, "anchors", white)[0];
+  CHECK(b.details["found"].get<bool>());
+  CHECK(!b.details["anchor"].empty());
+  CHECK(w.details["found"].get<bool>());
+  CHECK(w.details["anchor"].empty());
+  CHECK(w.details["coverage"].get<double>() == 1.0);
+}
+
+// ---- batches and seeds ---------------------------------------------------------------------------------
+
+TEST_CASE("importance and rules: a batch gives what its samples one by one give; a seed gives one answer") {
+  Graph g = arch("input(1,4,4) flatten dense(6) tanh dense(3)", 101);
+  randomize(g, 103, 0.8f);
+  ImportanceRequest q;
+  q.x = noise({7, 1, 4, 4}, 107);
+  q.raw_shift = {0.4f};
+  for (const std::string method : {"dimopoulos", "miv"}) {
+    INFO(method);
+    const Importance whole = importance(g, q, method, {{"batch", "256"}}), single = importance(g, q, method, {{"batch", "1"}});
+    check_close(whole.per_class, single.per_class, 1e-5);
+  }
+  // Anchors: the same seed draws the same perturbations and finds the same rule; the sample count
+  // tells whether the draws were the same.
+  Graph flat = arch("input(4) dense(2)");
+  set(dense(flat, "dense1").weight.value, {0, 0, 0, 0, 0, 0, 10, 0});
+  RulesRequest rq;
+  rq.data = noise({500, 4}, 109);
+  rq.inputs = Tensor::from({1, 4}, {0.3f, -0.6f, 0.8f, 0.1f});
+  const Params p = {{"seed", "5"}, {"coverage_samples", "1000"}};
+  const std::vector<RuleSet> a = rules(flat, rq, "anchors", p), b = rules(flat, rq, "anchors", p);
+  CHECK(a[0].rules == b[0].rules);
+  CHECK(a[0].details["samples"] == b[0].details["samples"]);
+  CHECK(a[0].details["precision"] == b[0].details["precision"]);
+  const std::vector<RuleSet> other = rules(flat, rq, "anchors", {{"seed", "6"}, {"coverage_samples", "1000"}});
+  CHECK(other[0].details["precision"].get<double>() >= 0.95);  // another draw, the same guarantee
+}
+
+// ---- the registries ----------------------------------------------------------------------------------
+
+TEST_CASE("registries: every method reads exactly its declared parameters; unknown names list the known") {
+  Graph mlp = arch("input(3) dense(4) relu dense(2)");
+  Graph nam = make_preset("nam", Shape{3}, 2, 5);
+  ImportanceRequest iq;
+  iq.x = noise({10, 3}, 73);
+  for (const MethodInfo& m : importance_methods()) {
+    INFO(m.name);
+    Graph& g = m.name == "nam" ? nam : mlp;
+    CHECK_NOTHROW(importance(g, iq, m.name));  // DeclarationError if a declared key is not read
+    CHECK_THROWS_WITH_AS(importance(g, iq, m.name, {{"nosuch", "1"}}), doctest::Contains("unknown parameter 'nosuch'"),
+                         std::invalid_argument);
+  }
+  Graph img = arch("input(1,8,8) conv(2,k=3) relu gap dense(2)");
+  RulesRequest flat, image;
+  flat.inputs = noise({1, 3}, 79);
+  flat.data = noise({100, 3}, 83);
+  image.inputs = noise({1, 1, 8, 8}, 89);
+  image.data = noise({50, 1, 8, 8}, 97);
+  const Params budget = {{"max_samples", "2000"}, {"coverage_samples", "200"}};
+  for (const MethodInfo& m : rule_methods()) {
+    INFO(m.name);
+    CHECK_NOTHROW(rules(mlp, flat, m.name, m.name == "anchors" ? budget : Params{}));
+    CHECK_NOTHROW(rules(img, image, m.name, m.name == "anchors" ? budget : Params{}));
+  }
+  CHECK_THROWS_WITH_AS(importance(mlp, iq, "garsun"),
+                       doctest::Contains("unknown importance method 'garsun' (known: garson, garson-signed, olden, "
+                                         "dimopoulos, miv, nam)"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(rules(mlp, flat, "anchor"), doctest::Contains("(known: anchors, tree)"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(rules(mlp, flat, "tree", {{"features", "relu9"}}), doctest::Contains("features=relu9"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(rules(mlp, flat, "anchors", {{"threshold", "1.5"}}), doctest::Contains("threshold=1.5 outside"),
+                       std::out_of_range);
+}
