@@ -24,12 +24,6 @@ Shape Shape::of(const std::vector<int>& dims) {
   return s;
 }
 
-size_t Shape::numel() const {
-  size_t n = 1;
-  for (int i = 0; i < rank; ++i) n *= size_t(d[i]);
-  return n;
-}
-
 std::string Shape::str() const {
   std::string s = "[";
   for (int i = 0; i < rank; ++i) s += (i ? "," : "") + std::to_string(d[i]);

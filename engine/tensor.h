@@ -20,7 +20,11 @@ struct Shape {
   static Shape of(const std::vector<int>& dims);
 
   int operator[](int i) const { return d[i]; }
-  size_t numel() const;
+  size_t numel() const {  // inline: loops test t.size() per element
+    size_t n = 1;
+    for (int i = 0; i < rank; ++i) n *= size_t(d[i]);
+    return n;
+  }
   std::vector<int> vec() const { return {d.begin(), d.begin() + rank}; }
   std::string str() const;  // "[64,1,28,28]"
   bool operator==(const Shape& o) const;

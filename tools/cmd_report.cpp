@@ -198,10 +198,40 @@ std::vector<Section> sections(const Settings& s) {
                                             {"curve_insertion.png", "Insertion curves per method"}},
                                            "inputs " + idx + "; metrics.csv holds the method x metric table"}};
                }});
-  v.push_back({11, "Surrogate and interpretable-by-design models", "survey §3.1.2", "Frosst & Hinton 2017; Ribeiro et al. 2018",
-               {"distill"}, [] { return std::vector<Step>{}; }});
-  v.push_back({14, "Attacks and explanations", "survey §4.1.1", "Goodfellow et al. 2015; Ghorbani et al. 2019", {"attack"},
-               [] { return std::vector<Step>{}; }});
+  v.push_back({11, "Surrogate and interpretable-by-design models", "survey §3.1.2",
+               "Frosst & Hinton 2017; Ribeiro et al. 2018; Abbasi-Asl & Yu 2017", {"distill", "prune", "rules"}, [=] {
+                 return std::vector<Step>{
+                     {"s11-distill", {"distill", "--teacher", lenet, "--student", "soft-tree:6", "--epochs",
+                                      s.quick ? "1" : "10", "--limit", s.quick ? "6000" : "0", "--out",
+                                      "s11-distill/tree.safetensors"},
+                      {{"tree.tree.png", "A depth-6 soft decision tree distilled from lenet5: node filters, leaves and a "
+                                         "test input's path"}},
+                      "temperature 4, alpha 0.9; tree.tree.json holds accuracy and fidelity"},
+                     {"s11-rules", {"rules", "--model", lenet, "--data", s.data, "--index", "0", "--method", "anchors,tree",
+                                    "--param", "fill=0", "--out", "s11-rules"},
+                      {{"ankle-boot_0_anchors.png", "An Anchors rule: the superpixels that fix the prediction (red)"}},
+                      "superpixels hidden by black; tree_tree.json holds the extracted rule tree and its fidelity"},
+                     {"s11-prune", {"prune", "--model", camnet, "--max-drop", "0.01", "--val-limit", s.quick ? "300" : "2000",
+                                    "--test-limit", s.quick ? "1000" : "0", "--out", "s11-prune/pruned.safetensors"},
+                      {{"pruned.prune.png", "Filter pruning: accuracy as the cheapest filters go"},
+                       {"pruned.prune_am.png", "Kept and pruned filters by activation maximization"}},
+                      "camnet, greedy by validation-accuracy drop, stop at 1 point"}};
+               }});
+  v.push_back({14, "Attacks and explanations", "survey §4.1.1 (fragility)", "Madry et al. 2018 (PGD); Ghorbani et al. 2019",
+               {"attack"}, [=] {
+                 const std::string n = s.quick ? "0:32" : "0:256";
+                 return std::vector<Step>{
+                     {"s14-pgd", {"attack", "--model", lenet, "--data", s.data, "--index", n, "--method", "pgd", "--eps",
+                                  "0,0.01,0.02,0.05,0.1", "--out", "s14-pgd"},
+                      {{"curve.png", "Robust accuracy and success rate of PGD over the L-infinity radius (pixels)"},
+                       {"grid.png", "Adversarial examples and their explanations"}},
+                      "test images " + n + ", PGD-40, untargeted"},
+                     {"s14-fragile", {"attack", "--model", lenet, "--data", s.data, "--index", "0:8", "--method",
+                                      "explanation-topk", "--eps", "0.01,0.02,0.04", "--out", "s14-fragile"},
+                      {{"curve.png", "Explanation fragility: top-k intersection of saliency maps under attacks that keep the label"},
+                       {"grid.png", "Inputs, label-preserving perturbations and the maps before and after"}},
+                      "test images 0-7, saliency, Ghorbani et al.'s top-k attack"}};
+               }});
   std::sort(v.begin(), v.end(), [](const Section& a, const Section& b) { return a.id < b.id; });
   return v;
 }
