@@ -1,0 +1,398 @@
+// Concepts and internal representations (explain/concepts/): generated patterns by their
+// definition, the t-test and incomplete beta against closed forms, the SGD classifier's first steps
+// by hand and a planted separating direction, TCAV on a model trained where the class depends only
+// on a planted pattern (high, significant for that pattern; insignificant for random concepts), the
+// directional derivative against finite differences of the logit along the CAV at the layer, batch =
+// one by one, determinism per seed, the registry's declarations and every refusal.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "data/dataset.h"
+#include "engine/architecture.h"
+#include "engine/layers.h"
+#include "explain/concepts/cav.h"
+#include "explain/concepts/concepts.h"
+#include "explain/concepts/patterns.h"
+#include "explain/concepts/stats.h"
+#include "train/fit.h"
+
+using namespace gb;
+using namespace gb::concepts;
+
+namespace {
+
+Graph arch(const std::string& text, uint64_t seed = 5) {
+  Graph g = graph_from_json(parse_architecture(text));
+  g.init(seed);
+  return g;
+}
+
+bool throws_with(const std::function<void()>& fn, const std::string& part) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    if (std::string(e.what()).find(part) != std::string::npos) return true;
+    MESSAGE("message was: " << e.what());
+    return false;
+  }
+  return false;
+}
+
+float px(const Tensor& t, int n, int c, int y, int x) { return t.at(n, c, y, x); }
+
+}  // namespace
+
+// ---- patterns -------------------------------------------------------------------------------------
+
+TEST_CASE("patterns: stripes, checkerboard and solid follow their definitions at any size and channel count") {
+  const Shape s{3, 9, 13};
+  Tensor h = make_patterns(parse_pattern("stripes-h,period=4"), s, 5, 1);
+  Tensor v = make_patterns(parse_pattern("stripes-v,period=4,level=0.8,background=0.2"), s, 5, 1);
+  REQUIRE(h.shape() == Shape{5, 3, 9, 13});
+  for (int n = 0; n < 5; ++n)
+    for (int c = 0; c < 3; ++c)
+      for (int y = 0; y < 9; ++y)
+        for (int x = 0; x < 13; ++x) {
+          CHECK(px(h, n, c, y, x) == px(h, n, 0, y, 0));  // rows constant, channels equal
+          CHECK(px(v, n, c, y, x) == px(v, n, 0, 0, x));  // columns constant
+          if (y + 4 < 9) CHECK(px(h, n, c, y, x) == px(h, n, c, y + 4, x));  // the period
+          CHECK((px(v, n, c, y, x) == doctest::Approx(0.8) || px(v, n, c, y, x) == doctest::Approx(0.2)));
+        }
+  // Half of each period is foreground.
+  int fg = 0;
+  for (int y = 0; y < 8; ++y) fg += px(h, 0, 0, y, 0) == 1.f;
+  CHECK(fg == 4);
+  Tensor ch = make_patterns(parse_pattern("checkerboard,period=6"), Shape{1, 12, 12}, 2, 3);
+  for (int y = 0; y + 3 < 12; ++y)
+    for (int x = 0; x + 3 < 12; ++x) CHECK(px(ch, 0, 0, y, x) != px(ch, 0, 0, y + 3, x));  // neighbour cells differ
+  Tensor solid = make_patterns(parse_pattern("solid,level=0.25:0.75"), Shape{1, 4, 4}, 20, 4);
+  for (int n = 0; n < 20; ++n) {
+    const float l = px(solid, n, 0, 0, 0);
+    CHECK(l >= 0.25f);
+    CHECK(l <= 0.75f);
+    for (int i = 0; i < 16; ++i) CHECK(solid[size_t(n) * 16 + i] == l);
+  }
+}
+
+TEST_CASE("patterns: every kind stays in [background, level], is seeded, and image i does not depend on n") {
+  for (const std::string& kind : pattern_names()) {
+    INFO(kind);
+    const PatternSpec p = parse_pattern(kind + ",level=0.9,background=0.1");
+    const Tensor a = make_patterns(p, Shape{2, 16, 20}, 6, 11), b = make_patterns(p, Shape{2, 16, 20}, 3, 11);
+    const Tensor c = make_patterns(p, Shape{2, 16, 20}, 6, 12);
+    bool differs = false, varies = false;
+    for (size_t i = 0; i < a.size(); ++i) {
+      CHECK(a[i] >= 0.1f - 1e-6f);
+      CHECK(a[i] <= 0.9f + 1e-6f);
+      if (i < b.size()) CHECK(a[i] == b[i]);
+      differs |= a[i] != c[i];
+      varies |= a[i] != a[0];
+    }
+    if (kind != "solid") {
+      CHECK(differs);
+      CHECK(varies);
+    }
+  }
+  CHECK(throws_with([] { parse_pattern("zigzag"); }, "known: stripes-h"));
+  CHECK(throws_with([] { parse_pattern("dots,period=0"); }, "period=0"));
+  CHECK(throws_with([] { parse_pattern("dots,level=nan"); }, "not a finite number"));
+  CHECK(throws_with([] { parse_pattern("dots,level=0.9:0.1"); }, "A <= B"));
+  CHECK(throws_with([] { parse_pattern("dots,size=3"); }, "unknown key"));
+  CHECK_THROWS_AS(make_patterns(parse_pattern("dots"), Shape{400}, 2, 1), ShapeError);
+}
+
+// ---- statistics -----------------------------------------------------------------------------------
+
+TEST_CASE("stats: incomplete beta and Student's t against closed forms; ttest_ind by hand") {
+  for (double x : {0.0, 0.1, 0.37, 0.5, 0.93, 1.0}) {
+    CHECK(incomplete_beta(1, 1, x) == doctest::Approx(x).epsilon(1e-12));
+    CHECK(incomplete_beta(3, 1, x) == doctest::Approx(x * x * x).epsilon(1e-12));
+    CHECK(incomplete_beta(1, 2.5, x) == doctest::Approx(1 - std::pow(1 - x, 2.5)).epsilon(1e-12));
+  }
+  for (double t : {0.0, 0.3, 1.0, 2.5, -7.0, 40.0}) {
+    CHECK(t_two_sided_p(t, 1) == doctest::Approx(1 - 2 / M_PI * std::atan(std::fabs(t))).epsilon(1e-10));
+    CHECK(t_two_sided_p(t, 2) == doctest::Approx(1 - std::fabs(t) / std::sqrt(2 + t * t)).epsilon(1e-10));
+  }
+  CHECK(t_two_sided_p(2.228138851986, 10) == doctest::Approx(0.05).epsilon(1e-8));  // the t table
+  // a = {1,2,3}, b = {4,5,6}: pooled variance 1, t = -3 / sqrt(2/3), df 4 (scipy: p = 0.0213116411)
+  const TTest r = ttest_ind({1, 2, 3}, {4, 5, 6});
+  CHECK(r.t == doctest::Approx(-3 / std::sqrt(2.0 / 3)));
+  CHECK(r.df == 4);
+  CHECK(r.p == doctest::Approx(0.0213116411).epsilon(1e-7));
+  CHECK(ttest_ind({0.5, 0.5}, {0.5, 0.5, 0.5}).p == 1);
+  CHECK(ttest_ind({1, 1}, {0, 0}).p == 0);
+  CHECK(stdev({1, 3}) == 1);  // population (ddof 0)
+  CHECK_THROWS(ttest_ind({1}, {2}));
+}
+
+// ---- the CAV classifier ---------------------------------------------------------------------------
+
+TEST_CASE("cav: sklearn's SGD steps by hand (optimal schedule, L2 shrink, intercept)") {
+  // One row x = 2, y = +1, alpha 0.01, hinge: eta0 = alpha^-1/4, t0 = 1/(eta0 alpha).
+  Tensor X = Tensor::from(Shape{1, 1}, {2.f});
+  SgdOptions o;
+  o.max_iter = 1;
+  LinearFit f = fit_sgd(X, {1}, {}, o);
+  const double eta0 = std::pow(0.01, -0.25), t0 = 1 / (eta0 * 0.01);
+  CHECK(f.w[0] == doctest::Approx(eta0 * 2).epsilon(1e-12));  // the shrink of w = 0 changes nothing
+  CHECK(f.b == doctest::Approx(eta0).epsilon(1e-12));
+  o.max_iter = 2;  // the second step: margin 2 eta0 2 + eta0 > 1, no update; w shrinks by 1 - eta_2 alpha
+  f = fit_sgd(X, {1}, {}, o);
+  CHECK(f.w[0] == doctest::Approx(eta0 * 2 * (1 - 1 / (t0 + 1))).epsilon(1e-12));
+  CHECK(f.b == doctest::Approx(eta0).epsilon(1e-12));
+  // The log loss: dloss(0, 1) = -1/2, so the first update is eta0 / 2.
+  o.loss = Loss::log;
+  o.max_iter = 1;
+  f = fit_sgd(X, {1}, {}, o);
+  CHECK(f.b == doctest::Approx(eta0 / 2).epsilon(1e-12));
+}
+
+TEST_CASE("cav: recovers a planted separating direction; unit normal toward the concept; seeded") {
+  const int D = 6, N = 400;
+  const double wstar[D] = {0.6, -0.3, 0.0, 0.5, 0.2, -0.5};
+  Rng rng(3);
+  std::vector<float> pos, neg;
+  while (int(pos.size()) < N / 2 * D || int(neg.size()) < N / 2 * D) {
+    float x[D];
+    double m = 0;
+    for (int d = 0; d < D; ++d) m += wstar[d] * (x[d] = rng.normal());
+    if (std::fabs(m) < 0.3) continue;  // a margin
+    auto& dst = m > 0 ? pos : neg;
+    if (int(dst.size()) < N / 2 * D) dst.insert(dst.end(), x, x + D);
+  }
+  const Tensor P = Tensor::from(Shape{N / 2, D}, pos), Q = Tensor::from(Shape{N / 2, D}, neg);
+  for (Loss loss : {Loss::hinge, Loss::log}) {
+    CavOptions o;
+    o.sgd.loss = loss;
+    o.sgd.alpha = 1e-4;
+    o.sgd.seed = 7;
+    const Cav c = train_cav(P, Q, o);
+    double norm = 0, cosine = 0, wn = 0;
+    for (int d = 0; d < D; ++d) norm += c.direction[d] * c.direction[d], cosine += c.direction[d] * wstar[d], wn += wstar[d] * wstar[d];
+    CHECK(norm == doctest::Approx(1).epsilon(1e-6));
+    CHECK(cosine / std::sqrt(wn) > 0.97);
+    CHECK(c.accuracy > 0.95);
+    CHECK(c.n_test == 2 * 66);  // round(0.33 * 200) of each set
+    CHECK(c.n_train + c.n_test == N);
+    const Cav again = train_cav(P, Q, o);
+    CHECK(again.direction == c.direction);
+    o.sgd.seed = 8;
+    CHECK(train_cav(P, Q, o).direction != c.direction);
+    const Cav flipped = train_cav(Q, P, o);  // the other way round points the other way
+    double dotp = 0;
+    for (int d = 0; d < D; ++d) dotp += flipped.direction[d] * c.direction[d];
+    CHECK(dotp < -0.9);
+  }
+  const Tensor same = Tensor::from(Shape{3, 2}, {1, 1, 1, 1, 1, 1});
+  CHECK(throws_with([&] { train_cav(same, Tensor::from(Shape{1, 2}, {1, 1}), {}); }, "at least 2"));
+}
+
+// ---- TCAV -----------------------------------------------------------------------------------------
+
+namespace {
+
+// Images [1,12,12]: weak noise plus a 6x6 patch of stripes at a random place, horizontal for class 1
+// and vertical for class 0: the class depends only on the planted pattern's orientation.
+Dataset planted(int n, uint64_t seed) {
+  Dataset d;
+  d.x = Tensor(Shape{n, 1, 12, 12});
+  d.class_names = {"vertical", "horizontal"};
+  Rng rng(seed);
+  for (int i = 0; i < n; ++i) {
+    const int k = i % 2, oy = int(rng.below(7)), ox = int(rng.below(7)), phase = int(rng.below(4));
+    float* p = d.x.data() + size_t(i) * 144;
+    for (int j = 0; j < 144; ++j) p[j] = 0.3f * rng.uniform();
+    for (int y = 0; y < 6; ++y)
+      for (int x = 0; x < 6; ++x)
+        if ((((k ? y : x) + phase) / 2) % 2 == 0) p[(oy + y) * 12 + ox + x] = 1.f;
+    d.y.push_back(k);
+  }
+  return d;
+}
+
+Graph trained_planted_model() {
+  Graph g = arch("input(1,12,12) conv(4,k=3,p=1) relu gap dense(2)", 3);
+  FitOptions o;
+  o.epochs = 8;
+  o.batch = 32;
+  o.val_fraction = 0;
+  o.progress = ProgressStyle::quiet;
+  o.optimizer.kind = OptimizerKind::adam;
+  o.optimizer.lr = 0.02f;
+  fit(g, planted(512, 1), o);
+  return g;
+}
+
+}  // namespace
+
+TEST_CASE("tcav: a model whose class rests on a planted pattern scores it high and significant, random concepts not") {
+  Graph g = trained_planted_model();
+  const Dataset test = planted(200, 2);
+  std::vector<int> ones;
+  for (int i = 0; i < test.size(); ++i)
+    if (test.y[i] == 1) ones.push_back(i);
+  const Dataset cls = take(test, ones);
+  int right = 0;  // the model did learn the task
+  const Tensor& z = g.forward(test.x);
+  for (int i = 0; i < test.size(); ++i) right += (z[size_t(i) * 2 + 1] > z[size_t(i) * 2]) == (test.y[i] == 1);
+  REQUIRE(right > 190);
+
+  TcavRequest q;
+  q.concepts.push_back({"stripes-h", make_patterns(parse_pattern("stripes-h,period=4,background=0:0.3"), Shape{1, 12, 12}, 40, 1)});
+  q.concepts.push_back({"stripes-v", make_patterns(parse_pattern("stripes-v,period=4,background=0:0.3"), Shape{1, 12, 12}, 40, 2)});
+  const Dataset pool = planted(400, 9);
+  for (int r = 0; r < 3; ++r) {  // random concepts: more draws from the random pool's distribution
+    std::vector<int> idx(40);
+    std::iota(idx.begin(), idx.end(), 100 * r);
+    q.concepts.push_back({"random-concept-" + std::to_string(r), take(pool, idx).x});
+  }
+  q.random_pool = pool.x;
+  q.inputs = cls.x;
+  q.target = Target({1});
+  q.layers = {g.at("relu1"), g.at("gap1")};
+  const TcavResult r = tcav(g, q, {{"runs", "10"}, {"random_size", "40"}});
+  REQUIRE(r.layers.size() == 2);
+  CHECK(r.comparisons == 10);
+  for (const LayerScores& l : r.layers) {
+    INFO(l.layer);
+    const ConceptScores& h = l.concepts[0];
+    const ConceptScores& v = l.concepts[1];
+    CHECK(mean(h.sign_count) > 0.9);
+    CHECK(h.significant);
+    CHECK(h.sign_test.p < 0.05);
+    CHECK(mean(l.random.cav_accuracy) < 0.7);  // random sets cannot be told apart
+    CHECK(mean(v.sign_count) < 0.1);  // vertical stripes lower the horizontal class's logit
+    CHECK(v.significant);
+    CHECK(mean(h.cav_accuracy) > 0.9);
+    for (int c = 2; c < 5; ++c) {
+      INFO(l.concepts[c].name << " p " << l.concepts[c].sign_test.p);
+      CHECK_FALSE(l.concepts[c].significant);
+      CHECK(l.concepts[c].sign_test.p > 0.05);
+    }
+    CHECK(h.cavs.shape() == Shape{10, int(g.shape(l.node).numel())});
+    CHECK(l.random.sign_count.size() == 10);
+  }
+}
+
+TEST_CASE("tcav: the directional derivative is the finite difference of the logit along the CAV at the layer") {
+  Graph g = arch("input(1,8,8) conv(3,k=3) tanh flatten dense(6) tanh dense(3)", 4);
+  const int layer = g.at("tanh1"), D = int(g.shape(layer).numel());
+  Rng rng(5);
+  Tensor x(Shape{5, 1, 8, 8});
+  for (size_t i = 0; i < x.size(); ++i) x[i] = rng.normal();
+  Tensor v(Shape{1, D});
+  double norm = 0;
+  for (int d = 0; d < D; ++d) norm += double(v[d] = rng.normal()) * v[d];
+  for (int d = 0; d < D; ++d) v[d] = float(v[d] / std::sqrt(norm));
+  const Target target({2});
+  const std::vector<Tensor> G = layer_gradients(g, x, target, {layer});
+  const Tensor S = directional_derivatives(G[0], v);
+  // The logit with eps * v added to the layer's output (a forward rule on that node).
+  auto logit_at = [&](float eps) {
+    ForwardRules rules(g.size());
+    rules[layer] = [&](ForwardCall& c) {
+      c.layer.forward(c);
+      for (int n = 0; n < c.out.batch(); ++n)
+        for (int d = 0; d < D; ++d) c.out[size_t(n) * D + d] += eps * v[d];
+    };
+    ForwardOptions fo;
+    fo.rules = &rules;
+    const Tensor z = g.forward(x, fo).clone();
+    std::vector<double> out;
+    for (int n = 0; n < 5; ++n) out.push_back(z[size_t(n) * 3 + 2]);
+    return out;
+  };
+  const float eps = 1e-2f;
+  const std::vector<double> up = logit_at(eps), down = logit_at(-eps);
+  for (int n = 0; n < 5; ++n) CHECK(S[n] == doctest::Approx((up[n] - down[n]) / (2 * eps)).epsilon(2e-3));
+}
+
+TEST_CASE("tcav: gradients in a batch equal one by one; results are deterministic per seed") {
+  Graph g = arch("input(1,8,8) conv(4,k=3) relu maxpool(2) flatten dense(3)", 6);
+  Rng rng(1);
+  Tensor x(Shape{7, 1, 8, 8});
+  for (size_t i = 0; i < x.size(); ++i) x[i] = rng.uniform();
+  const std::vector<int> layers = {g.at("relu1"), g.at("maxpool1"), -1};
+  const std::vector<Tensor> all = layer_gradients(g, x, Target({1}), layers, 256);
+  const std::vector<Tensor> one = layer_gradients(g, x, Target({1}), layers, 1);
+  for (size_t k = 0; k < layers.size(); ++k)
+    for (size_t i = 0; i < all[k].size(); ++i) CHECK(all[k][i] == doctest::Approx(one[k][i]).epsilon(1e-6));
+
+  TcavRequest q;
+  q.concepts.push_back({"dots", make_patterns(parse_pattern("dots"), Shape{1, 8, 8}, 12, 1)});
+  q.random_pool = make_patterns(parse_pattern("noise"), Shape{1, 8, 8}, 60, 2);
+  q.inputs = x;
+  q.target = Target({1});
+  q.layers = {g.at("relu1")};
+  const Params p = {{"runs", "3"}, {"random_size", "10"}};
+  const TcavResult a = tcav(g, q, p), b = tcav(g, q, p);
+  Params other = p;
+  other["seed"] = "1";
+  const TcavResult c = tcav(g, q, other);
+  CHECK(a.layers[0].concepts[0].sign_count == b.layers[0].concepts[0].sign_count);
+  CHECK(a.layers[0].concepts[0].mean_derivative == b.layers[0].concepts[0].mean_derivative);
+  CHECK(a.layers[0].random.mean_derivative == b.layers[0].random.mean_derivative);
+  CHECK(a.layers[0].concepts[0].mean_derivative != c.layers[0].concepts[0].mean_derivative);
+  // A concept's CAVs do not depend on the other concepts asked for alongside it.
+  q.concepts.insert(q.concepts.begin(), {"solid", make_patterns(parse_pattern("solid,level=0:1"), Shape{1, 8, 8}, 12, 3)});
+  const TcavResult d = tcav(g, q, p);
+  auto same = [](const Tensor& u, const Tensor& w) {
+    return u.shape() == w.shape() && std::equal(u.data(), u.data() + u.size(), w.data());
+  };
+  CHECK(same(d.layers[0].concepts[1].cavs, a.layers[0].concepts[0].cavs));
+  CHECK(same(d.layers[0].random.cavs, a.layers[0].random.cavs));
+  CHECK(d.layers[0].concepts[1].sign_count == a.layers[0].concepts[0].sign_count);
+}
+
+TEST_CASE("tcav: the registry, its parameters and every refusal") {
+  REQUIRE_FALSE(methods().empty());
+  for (const MethodInfo& m : methods()) CHECK(method_info(m.name).name == m.name);
+  CHECK(throws_with([] { method_info("nosuch"); }, "known: tcav"));
+  CHECK(methods_of(Kind::tcav).size() == 1);
+
+  Graph g = arch("input(1,8,8) conv(2,k=3) relu flatten dense(3)", 2);
+  TcavRequest q;
+  q.concepts.push_back({"dots", make_patterns(parse_pattern("dots"), Shape{1, 8, 8}, 6, 1)});
+  q.random_pool = make_patterns(parse_pattern("noise"), Shape{1, 8, 8}, 20, 2);
+  q.inputs = make_patterns(parse_pattern("blobs"), Shape{1, 8, 8}, 4, 3);
+  q.target = Target({0});
+  q.layers = {g.at("relu1")};
+  const Params small = {{"runs", "2"}, {"random_size", "5"}};
+  CHECK_NOTHROW(tcav(g, q, small));  // reads exactly its declared keys (done() would throw otherwise)
+  auto with = [&](const std::string& k, const std::string& v) {
+    Params p = small;
+    p[k] = v;
+    return p;
+  };
+  CHECK(throws_with([&] { tcav(g, q, with("nosuch", "1")); }, "unknown parameter 'nosuch'"));
+  CHECK(throws_with([&] { tcav(g, q, with("runs", "1")); }, "runs=1 outside [2, 500]"));
+  CHECK(throws_with([&] { tcav(g, q, with("classifier", "tree")); }, "known: svm, logistic"));
+  CHECK(throws_with([&] { tcav(g, q, with("alpha", "nan")); }, "alpha"));
+  CHECK(throws_with([&] { tcav(g, q, with("random_size", "50")); }, "random pool has 20 examples"));
+  CHECK(throws_with([&] { tcav(g, q, small, "probe"); }, "unknown method 'probe'"));
+  TcavRequest bad = q;
+  bad.concepts[0].x = q.concepts[0].x.slice(0, 1).clone();
+  CHECK(throws_with([&] { tcav(g, bad, small); }, "at least 2 examples"));
+  bad = q;
+  bad.concepts[0].x = q.concepts[0].x.clone();
+  bad.concepts[0].x[5] = NAN;
+  CHECK(throws_with([&] { tcav(g, bad, small); }, "concept 'dots': not finite"));
+  bad = q;
+  bad.concepts[0].name = "random";
+  CHECK(throws_with([&] { tcav(g, bad, small); }, "'random'"));
+  bad = q;
+  bad.concepts.push_back(q.concepts[0]);
+  CHECK(throws_with([&] { tcav(g, bad, small); }, "two concepts named 'dots'"));
+  bad = q;
+  bad.layers = {g.output()};
+  CHECK(throws_with([&] { tcav(g, bad, small); }, "not below the target"));
+  bad = q;
+  bad.inputs = Tensor(Shape{2, 1, 9, 9});
+  CHECK_THROWS_AS(tcav(g, bad, small), ShapeError);
+  bad = q;
+  bad.target = Target({7});
+  CHECK_THROWS(tcav(g, bad, small));
+}
