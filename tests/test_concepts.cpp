@@ -6,11 +6,21 @@
 // one by one, determinism per seed, the registry's declarations and every refusal.
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <numeric>
+#include <sstream>
 
 #include "data/dataset.h"
+#include "data/images.h"
+#include "data/npy.h"
 #include "engine/architecture.h"
 #include "engine/layers.h"
 #include "explain/concepts/cav.h"
@@ -395,4 +405,129 @@ TEST_CASE("tcav: the registry, its parameters and every refusal") {
   bad = q;
   bad.target = Target({7});
   CHECK_THROWS(tcav(g, bad, small));
+}
+
+// ---- the command line -----------------------------------------------------------------------------
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// The glassbox binary of this build (tools/glassbox beside tests/), or empty when it is not built.
+std::string glassbox_binary() {
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return "";
+  const fs::path bin = exe.parent_path().parent_path() / "tools" / "glassbox";
+  return fs::exists(bin) ? bin.string() : "";
+}
+
+struct Scratch {
+  fs::path dir;
+  Scratch() {
+    dir = fs::temp_directory_path() / ("glassbox_concepts_" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+  }
+  ~Scratch() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+  std::string operator/(const std::string& name) const { return (dir / name).string(); }
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+struct Run {
+  int status;
+  std::string out, err;
+};
+
+Run glassbox(const Scratch& s, const std::string& bin, const std::string& args) {
+  const std::string out = s / "stdout.txt", err = s / "stderr.txt";
+  const int raw = std::system((bin + " --threads 1 " + args + " >" + out + " 2>" + err).c_str());
+  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(out), slurp(err)};
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("cli: glassbox concepts writes its outputs from every kind of concept spec; bad requests name the flag") {
+  const std::string bin = glassbox_binary();
+  if (bin.empty()) {
+    MESSAGE("skipped: tools/glassbox is not built beside the tests");
+    return;
+  }
+  Scratch s;
+  // A folder of concept images and a .npy concept (uint8 pixels, [N,H,W]).
+  fs::create_directories(s / "folder");
+  const Tensor dots = make_patterns(parse_pattern("dots"), Shape{1, 28, 28}, 6, 1);
+  for (int i = 0; i < 6; ++i) write_png(s / ("folder/d" + std::to_string(i) + ".png"), dots.sample(i));
+  std::vector<uint8_t> u8(8 * 28 * 28);
+  const Tensor lines = make_patterns(parse_pattern("lines"), Shape{1, 28, 28}, 8, 2);
+  for (size_t i = 0; i < u8.size(); ++i) u8[i] = uint8_t(std::lround(255 * lines[i]));
+  write_npy_u8(s / "lines.npy", {8, 28, 28}, u8.data());
+  const std::string base = "concepts --model lenet5 --layer relu2,dense1 --class 3 --random pattern:noise "
+                           "--inputs pattern:blobs --n 12 --max-inputs 9 --param runs=2 --param random_size=6 ";
+  Run r = glassbox(s, bin, base + "--concept stripes=pattern:stripes-v --concept dots=images:" + (s / "folder") +
+                               " --concept lines=npy:" + (s / "lines.npy") + " --out " + (s / "out"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(contains(r.out, "stripes"));
+  for (const char* f : {"summary.json", "tcav.png", "tcav.svg", "cav_dots_relu2.npy", "cav_lines_dense1_mean.npy"})
+    CHECK_MESSAGE(fs::exists(s / ("out/" + std::string(f))), f);
+  CHECK(read_npy_f32(s / "out/cav_stripes_relu2.npy").shape() == Shape{2, 16, 10, 10});
+  CHECK(read_npy_f32(s / "out/cav_stripes_dense1_mean.npy").shape() == Shape{1, 120});
+  const nlohmann::json j = nlohmann::json::parse(slurp(s / "out/summary.json"));
+  CHECK(j["layers"].size() == 2);
+  CHECK(j["concepts"][1]["n"] == 6);  // the folder's six images
+  CHECK(j["concepts"][2]["n"] == 8);
+  CHECK(j["inputs"]["n"] == 9);
+  CHECK(j["layers"][0]["concepts"][0]["runs"]["sign_count"].size() == 2);
+  CHECK(contains(slurp(s / "out/tcav.svg"), "<svg"));
+
+  r = glassbox(s, bin, "concepts --list");
+  CHECK(r.status == 0);
+  CHECK(contains(r.out, "--param runs=10"));
+
+  // Bad requests: each names its flag, parameter or file, and leaves the earlier outputs as they were.
+  fs::create_directories(s / "empty");
+  std::ofstream(s / "bad.npy") << "garbage";
+  const std::string before = slurp(s / "out/summary.json");
+  const std::string out = " --out " + (s / "out");
+  struct Case {
+    std::string args, expect;
+  };
+  const Case cases[] = {
+      {base + "--concept a=pattern:zigzag" + out, "pattern 'zigzag'"},
+      {base + "--concept a=pattern:dots,period=0" + out, "period=0"},
+      {base + "--concept a=images:" + (s / "empty") + out, "holds no image files"},
+      {base + "--concept a=images:" + (s / "nosuch") + out, "is not a folder"},
+      {base + "--concept a=npy:" + (s / "bad.npy") + out, "--concept a: " + (s / "bad.npy")},
+      {base + "--concept a=npy:" + (s / "nosuch.npy") + out, "nosuch.npy"},
+      {base + "--concept a=nosuch:x" + out, "expected pattern:KIND"},
+      {base + "--concept a" + out, "expected NAME=SPEC"},
+      {base + "--concept random=pattern:dots" + out, "not 'random'"},
+      {base + "--concept a=pattern:dots --concept a=pattern:lines" + out, "given twice"},
+      {base + "--concept a=pattern:dots --param runs=1" + out, "runs=1 outside [2, 500]"},
+      {base + "--concept a=pattern:dots --param colour=red" + out, "unknown parameter 'colour'"},
+      {base + "--concept a=pattern:dots --param alpha=nan" + out, "alpha"},
+      {base + "--concept a=pattern:dots --param random_size=100000" + out, "generated images, more than"},
+      {"concepts --model lenet5 --layer relu9 --class 3 --concept a=pattern:dots" + out, "--layer 'relu9'"},
+      {"concepts --model lenet5 --layer dense3 --class 3 --concept a=pattern:dots" + out, "the logits themselves"},
+      {"concepts --model lenet5 --layer relu2 --class 12 --concept a=pattern:dots" + out, "--class 12"},
+      {"concepts --model lenet5 --layer relu2 --class 3 --concept a=pattern:dots" + out, "--random and --inputs are required"},
+      {base + out, "--concept NAME=SPEC is required"},
+  };
+  for (const Case& c : cases) {
+    INFO("glassbox " << c.args);
+    r = glassbox(s, bin, c.args);
+    CHECK(r.status != 0);
+    CHECK_MESSAGE(contains(r.err, c.expect), r.err);
+  }
+  CHECK(slurp(s / "out/summary.json") == before);
 }

@@ -29,6 +29,9 @@ const std::vector<MethodInfo>& methods();            // every method of the fami
 std::vector<MethodInfo> methods_of(Kind kind);       // those of one kind (a command's --list)
 const MethodInfo& method_info(const std::string& name);  // throws listing the known methods
 Kind method_kind(const std::string& name);
+// Throws as the method would on an unknown key or a value outside its documented range, without
+// running it (the command line checks --param before reading any data).
+void validate_params(const std::string& method, const Params& params);
 
 // Progress of long passes: the stage ("activations", "CAVs", "gradients"...), done and total.
 using StageProgress = std::function<void(const std::string& stage, int done, int total)>;

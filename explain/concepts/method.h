@@ -9,6 +9,9 @@ namespace gb::concepts {
 struct Method {
   MethodInfo info;
   Kind kind;
+  // Reads (and range-checks) every declared parameter: validate_params() runs it before any data is
+  // read, and the entry point reads its options through the same function.
+  std::function<void(ParamReader&)> read_all;
 };
 
 void add_tcav_methods(std::vector<Method>& registry);     // tcav.cpp

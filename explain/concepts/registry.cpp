@@ -57,6 +57,13 @@ const Method& find_method(const std::string& name, Kind kind) {
   throw std::invalid_argument("unknown method '" + name + "' here (known: " + names(&kind) + ")");
 }
 
+void validate_params(const std::string& method, const Params& params) {
+  const Method& m = find_method(method, method_kind(method));
+  ParamReader reader(params, m.info);
+  m.read_all(reader);
+  reader.done();
+}
+
 int read_int(ParamReader& r, const std::string& key, int lo, int hi) {
   const int v = r.integer(key);
   if (v < lo || v > hi)

@@ -17,6 +17,16 @@
 
 namespace gb::concepts {
 
+namespace {
+struct TcavOptions {
+  CavOptions cav;
+  int runs = 10, random_size = 100, batch = 256;
+  double p_threshold = 0.05;
+  uint64_t seed = 0;
+};
+TcavOptions read_options(ParamReader& r);
+}  // namespace
+
 void add_tcav_methods(std::vector<Method>& registry) {
   registry.push_back(
       {{"tcav",
@@ -37,7 +47,8 @@ void add_tcav_methods(std::vector<Method>& registry) {
         "sign count = fraction of S > 0, ttest_ind against random_counterpart runs. Differences: the CAV is the "
         "unit normal (Captum keeps the raw weights: sign counts agree); magnitude = sum max(S,0)/sum |S| (Captum's "
         "docstring; its code reports mean S, given here as mean_derivative)"},
-       Kind::tcav});
+       Kind::tcav,
+       [](ParamReader& r) { read_options(r); }});
 }
 
 namespace {
@@ -48,13 +59,6 @@ uint64_t name_hash(const std::string& s) {
   for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
   return h;
 }
-
-struct TcavOptions {
-  CavOptions cav;
-  int runs = 10, random_size = 100, batch = 256;
-  double p_threshold = 0.05;
-  uint64_t seed = 0;
-};
 
 TcavOptions read_options(ParamReader& r) {
   TcavOptions o;

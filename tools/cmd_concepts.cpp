@@ -1,0 +1,543 @@
+// glassbox concepts: TCAV (explain/concepts) from the command line. Concept sets come from specs
+// (generated patterns, image folders, .npy arrays, dataset samples by class or index), the random
+// sets from a pool (the model's training data by default), the inputs from the class's test images.
+// Writes summary.json (every score per run, means, p-values), the unit CAVs as .npy, and a bar chart
+// (tcav.png / tcav.svg) with error bars. `--list` prints the method and its parameters.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <set>
+
+#include "data/dataset.h"
+#include "data/images.h"
+#include "data/npy.h"
+#include "explain/common/plot.h"
+#include "explain/concepts/concepts.h"
+#include "explain/concepts/patterns.h"
+#include "tools/commands.h"
+
+namespace gb {
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace cc = concepts;
+using nlohmann::json;
+
+// ---- shared by the family's commands -----------------------------------------------------------
+
+std::vector<std::string> split_list(const std::string& s, char sep = ',') {
+  std::vector<std::string> out;
+  for (size_t p = 0; p <= s.size();) {
+    const size_t q = std::min(s.find(sep, p), s.size());
+    if (q > p) out.push_back(s.substr(p, q - p));
+    p = q + 1;
+  }
+  return out;
+}
+
+// Progress of long passes on stderr: one updating line per stage on a terminal, finished stages otherwise.
+cc::StageProgress progress_printer() {
+  const bool tty = ::isatty(2);
+  auto last = std::make_shared<std::pair<std::string, std::chrono::steady_clock::time_point>>();
+  return [tty, last](const std::string& stage, int done, int total) {
+    const auto now = std::chrono::steady_clock::now();
+    const bool finished = done >= total;
+    if (!finished && stage == last->first && now - last->second < std::chrono::milliseconds(200)) return;
+    last->first = stage, last->second = now;
+    if (tty)
+      std::fprintf(stderr, "\r  %s: %d/%d\x1b[K%s", stage.c_str(), done, total, finished ? "\n" : "");
+    else if (finished)
+      std::fprintf(stderr, "  %s: %d/%d\n", stage.c_str(), done, total);
+    std::fflush(stderr);
+  };
+}
+
+// --param KEY=VALUE list, checked against the method's declaration before any data is read.
+explain::Params read_params(const std::vector<std::string>& given, const std::string& method) {
+  explain::Params p;
+  for (const std::string& kv : given) {
+    const size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) throw std::invalid_argument("--param '" + kv + "': expected KEY=VALUE");
+    p[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  cc::validate_params(method, p);  // unknown keys and values out of range fail before any data is read
+  return p;
+}
+
+// A parameter's value as given, or its declared default (the command needs a few to prepare data).
+std::string param_text(const explain::Params& p, const std::string& method, const std::string& key) {
+  if (auto it = p.find(key); it != p.end()) return it->second;
+  for (const explain::ParamInfo& d : cc::method_info(method).params)
+    if (d.name == key) return d.default_value;
+  throw std::logic_error(method + " declares no parameter " + key);
+}
+
+// The same as a number (validate_params has checked it).
+double param_number(const explain::Params& p, const std::string& method, const std::string& key) {
+  return std::stod(param_text(p, method, key));
+}
+
+std::string model_dataset(const Model& m) {
+  auto it = m.metadata.find("glassbox.dataset");
+  return it == m.metadata.end() ? "" : it->second;
+}
+
+std::vector<std::string> model_classes(const Model& m) {
+  std::vector<std::string> names;
+  if (auto it = m.metadata.find("glassbox.classes"); it != m.metadata.end()) {
+    try {
+      names = json::parse(it->second).get<std::vector<std::string>>();
+    } catch (const std::exception&) {
+      names.clear();
+    }
+  }
+  for (int k = int(names.size()); k < m.graph.classes(); ++k) names.push_back(std::to_string(k));
+  return names;
+}
+
+// A class by number or by name (case-insensitive).
+int parse_class(const std::string& text, const std::vector<std::string>& names, const std::string& what) {
+  long k = -1;
+  if (parse_number(text, k)) {
+    if (k < 0 || k >= long(names.size()))
+      throw std::out_of_range(what + " " + text + ": outside the model's classes 0.." + std::to_string(names.size() - 1));
+    return int(k);
+  }
+  auto lower = [](std::string s) {
+    for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  };
+  for (size_t i = 0; i < names.size(); ++i)
+    if (lower(names[i]) == lower(text)) return int(i);
+  std::string known;
+  for (const std::string& n : names) known += (known.empty() ? "" : ", ") + n;
+  throw std::invalid_argument(what + " '" + text + "': no such class (known: " + known + ")");
+}
+
+// The node of a layer name ("input" for the graph input); an error lists the model's layers.
+int parse_layer(const Graph& g, const std::string& name, const std::string& flag) {
+  if (name == "input") return -1;
+  const int node = g.find(name);
+  if (node >= 0) return node;
+  std::string known = "input";
+  for (int i = 0; i < g.size(); ++i) known += ", " + g.layer(i).name;
+  throw std::invalid_argument(flag + " '" + name + "': no such layer (layers: " + known + ")");
+}
+
+void normalize_for(const Model& m, Tensor& x) {
+  const Normalization norm = Normalization::of_model(m.metadata);
+  if (!norm.empty()) norm.apply(x);
+}
+
+bool is_safe_name(const std::string& s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') return false;
+  return s != "." && s != "..";
+}
+
+void write_image(const std::string& path, const explain::Image& im) { write_png(path, im.w, im.h, 3, im.rgb.data()); }
+
+// ---- concept specs ------------------------------------------------------------------------------
+
+// Filters after '@' in data:SPEC@k=v,...: split, class (K or NAME, several joined by '+'), index
+// (I:J half-open or I,J,K joined by '+'), n.
+struct DataFilter {
+  std::string split;
+  std::vector<std::string> classes;
+  std::vector<int> indices;
+  int lo = -1, hi = -1, n = -1;
+};
+
+DataFilter parse_filter(const std::string& text, const std::string& what, const std::string& default_split) {
+  DataFilter f;
+  f.split = default_split;
+  for (const std::string& kv : split_list(text)) {
+    const size_t eq = kv.find('=');
+    const std::string key = kv.substr(0, eq), value = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    long a = 0, b = 0;
+    if (key == "split" && (value == "train" || value == "test" || value == "all")) {
+      f.split = value;
+    } else if (key == "class" && !value.empty()) {
+      f.classes = split_list(value, '+');
+    } else if (key == "index" && value.find(':') != std::string::npos && parse_number(value.substr(0, value.find(':')), a) &&
+               parse_number(value.substr(value.find(':') + 1), b) && a >= 0 && b > a) {
+      f.lo = int(a), f.hi = int(b);
+    } else if (key == "index" && !value.empty()) {
+      for (const std::string& i : split_list(value, '+')) {
+        if (!parse_number(i, a) || a < 0) throw std::invalid_argument(what + ": index '" + i + "' is not a whole number >= 0");
+        f.indices.push_back(int(a));
+      }
+    } else if (key == "n" && parse_number(value, a) && a >= 1) {
+      f.n = int(std::min(a, 10000000L));
+    } else {
+      throw std::invalid_argument(what + ": '" + kv + "' (filters: split=train|test|all, class=K[+K..], "
+                                  "index=I:J or I[+J..], n=N)");
+    }
+  }
+  return f;
+}
+
+// Samples of a dataset spec, filtered, in pixel space.
+Tensor read_data(const std::string& body, const Model& m, int n, const std::string& what, const std::string& split) {
+  const size_t at = body.rfind('@');
+  const std::string spec = body.substr(0, at);
+  const DataFilter f = parse_filter(at == std::string::npos ? "" : body.substr(at + 1), what, split);
+  if (spec.empty()) throw std::invalid_argument(what + ": no dataset spec after data:");
+  const Dataset d = load_dataset(spec, f.split);
+  if (d.x.shape().sample() != m.graph.input_shape())
+    throw ShapeError(what + ": samples of " + spec + " are " + d.x.shape().sample().str() + ", the model takes " +
+                     m.graph.input_shape().str());
+  std::vector<int> classes;
+  const std::vector<std::string> names = d.class_names.empty() ? model_classes(m) : d.class_names;
+  for (const std::string& c : f.classes) classes.push_back(parse_class(c, names, what + ": class"));
+  std::vector<int> rows;
+  auto keep = [&](int i) {
+    if (i >= d.size()) throw std::out_of_range(what + ": index " + std::to_string(i) + " outside the " +
+                                               std::to_string(d.size()) + " samples of " + d.name);
+    if (classes.empty() || std::find(classes.begin(), classes.end(), d.y[i]) != classes.end()) rows.push_back(i);
+  };
+  if (!f.indices.empty()) {
+    for (int i : f.indices) keep(i);
+  } else {
+    for (int i = std::max(0, f.lo); i < (f.hi < 0 ? d.size() : f.hi); ++i) keep(i);
+  }
+  const int limit = f.n > 0 ? f.n : n;
+  if (limit > 0 && int(rows.size()) > limit) rows.resize(limit);
+  if (rows.empty()) throw std::invalid_argument(what + ": no samples of " + d.name + " pass the filters");
+  return take(d, rows).x;
+}
+
+// Every image file directly in a folder (sorted by name), converted to the model's input shape.
+Tensor read_folder(const std::string& dir, const Model& m, int n, const std::string& what) {
+  if (!fs::is_directory(dir)) throw std::invalid_argument(what + ": " + dir + " is not a folder");
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    std::string ext = e.path().extension().string();
+    for (char& c : ext) c = char(std::tolower(static_cast<unsigned char>(c)));
+    if (e.is_regular_file() && e.path().filename().string()[0] != '.' &&
+        (ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp" || ext == ".pgm" || ext == ".ppm" || ext == ".pnm"))
+      files.push_back(e.path());
+  }
+  if (files.empty())
+    throw std::invalid_argument(what + ": " + dir + " holds no image files (png, jpg, bmp, pgm, ppm; a concept folder "
+                                "holds its images directly)");
+  std::sort(files.begin(), files.end());
+  if (n > 0 && int(files.size()) > n) files.resize(n);
+  std::vector<Tensor> images;
+  for (const fs::path& f : files) images.push_back(load_image(f.string(), m.graph.input_shape()));
+  return concat(images);
+}
+
+// A .npy array of images in pixel space: float as is, uint8 divided by 255; [N,C,H,W] or [N,H,W].
+Tensor read_npy_images(const std::string& path, const Model& m, int n, const std::string& what) {
+  const NpyArray a = read_npy(path);
+  Tensor t = npy_to_tensor(a, path);
+  if (a.descr == "|u1")
+    for (size_t i = 0; i < t.size(); ++i) t[i] /= 255.f;
+  const Shape in = m.graph.input_shape();
+  if (t.rank() == 3 && in.rank == 3 && in[0] == 1) t = t.reshaped(Shape{t.dim(0), 1, t.dim(1), t.dim(2)});
+  if (t.rank() != in.rank + 1 || t.shape().sample() != in)
+    throw ShapeError(what + ": " + path + " holds " + t.shape().str() + ", expected [N," + in.str().substr(1));
+  for (size_t i = 0; i < t.size(); ++i)
+    if (!std::isfinite(t[i])) throw std::invalid_argument(what + ": " + path + ": not finite at element " + std::to_string(i));
+  if (n > 0 && t.batch() > n) t = t.slice(0, n).clone();
+  return t;
+}
+
+// Images of a concept spec in pixel space: pattern:KIND[,..] (n generated from `seed`),
+// images:DIR, npy:FILE, data:SPEC[@filters] (at most n; n <= 0: all).
+Tensor read_pixels(const std::string& spec, const Model& m, int n, uint64_t seed, const std::string& what,
+                   const std::string& default_split) {
+  const size_t colon = spec.find(':');
+  const std::string kind = spec.substr(0, colon), body = colon == std::string::npos ? "" : spec.substr(colon + 1);
+  if (kind == "pattern") return cc::make_patterns(cc::parse_pattern(body), m.graph.input_shape(), n, seed);
+  if (kind == "images") return read_folder(body, m, n, what);
+  if (kind == "npy") return read_npy_images(body, m, n, what);
+  if (kind == "data") return read_data(body, m, n, what, default_split);
+  throw std::invalid_argument(what + " '" + spec + "': expected pattern:KIND[,key=value..], images:DIR, npy:FILE.npy "
+                              "or data:SPEC[@split=..,class=..,index=..,n=..]");
+}
+
+// The same in the model's input space (through its normalization).
+Tensor read_concept(const std::string& spec, const Model& m, int n, uint64_t seed, const std::string& what,
+                    const std::string& default_split = "train") {
+  Tensor x;
+  try {
+    x = read_pixels(spec, m, n, seed, what, default_split);
+  } catch (const DataError& e) {  // a reader's error names the file; say which flag it came from
+    throw DataError(what + ": " + e.what());
+  }
+  normalize_for(m, x);
+  return x;
+}
+
+// ---- glassbox concepts (TCAV) -------------------------------------------------------------------
+
+constexpr int kMaxGeneratedPool = 200000;  // images in a generated random pool (memory)
+
+struct ConceptsArgs {
+  std::string model, cls, inputs, random, out, method = "tcav";
+  std::vector<std::string> concepts, layers, params;
+  int n = 100, max_inputs = 1000;
+  bool list = false;
+};
+
+struct NamedSpec {
+  std::string name, spec;
+};
+
+std::vector<NamedSpec> parse_concept_flags(const std::vector<std::string>& flags) {
+  std::vector<NamedSpec> out;
+  std::set<std::string> names;
+  for (const std::string& f : flags) {
+    const size_t eq = f.find('=');
+    if (eq == std::string::npos) throw std::invalid_argument("--concept '" + f + "': expected NAME=SPEC");
+    NamedSpec s{f.substr(0, eq), f.substr(eq + 1)};
+    if (!is_safe_name(s.name) || s.name == "random")
+      throw std::invalid_argument("--concept '" + f + "': the name must be 1-64 letters, digits, '-', '_' or '.', and "
+                                  "not 'random'");
+    if (!names.insert(s.name).second) throw std::invalid_argument("--concept " + s.name + ": given twice");
+    out.push_back(s);
+  }
+  if (out.empty()) throw std::invalid_argument("--concept NAME=SPEC is required (at least one)");
+  return out;
+}
+
+json runs_json(const cc::ConceptScores& c) {
+  return {{"sign_count", c.sign_count}, {"magnitude", c.magnitude}, {"mean_derivative", c.mean_derivative},
+          {"cav_accuracy", c.cav_accuracy}, {"cav_epochs", c.cav_epochs}};
+}
+
+json concept_json(const cc::ConceptScores& c, bool tested) {
+  json j = {{"name", c.name},
+            {"tcav", cc::mean(c.sign_count)},
+            {"tcav_std", cc::stdev(c.sign_count)},
+            {"magnitude", cc::mean(c.magnitude)},
+            {"magnitude_std", cc::stdev(c.magnitude)},
+            {"mean_derivative", cc::mean(c.mean_derivative)},
+            {"cav_accuracy", cc::mean(c.cav_accuracy)},
+            {"runs", runs_json(c)}};
+  if (tested) {
+    j["p_value"] = c.sign_test.p;
+    j["t"] = std::isfinite(c.sign_test.t) ? json(c.sign_test.t) : json(c.sign_test.t > 0 ? "inf" : "-inf");
+    j["magnitude_p_value"] = c.magnitude_test.p;
+    j["significant"] = c.significant;
+    j["significant_bonferroni"] = c.significant_bonferroni;
+  }
+  return j;
+}
+
+// tcav.png / tcav.svg: per concept (and the random baseline) one bar per layer, the mean TCAV score
+// over the runs with ±1 std whiskers; "n.s." over bars whose t-test is not significant.
+void write_chart(const std::string& out, const cc::TcavResult& r, const std::string& title) {
+  std::vector<explain::Series> series;
+  explain::PlotOptions o;
+  o.kind = explain::PlotKind::bars;
+  o.title = title;
+  o.ylabel = "TCAV score";
+  o.xlabel = "concept (bars: mean of the runs, whiskers: +-1 std)";
+  o.ymin = 0, o.ymax = 1;
+  o.hlines = {0.5};
+  o.width = std::max(640, 120 + 110 * int(r.layers[0].concepts.size() + 1) * std::max(1, int(r.layers.size()) / 2));
+  for (const cc::ConceptScores& c : r.layers[0].concepts) o.categories.push_back(c.name);
+  o.categories.push_back("random");
+  for (const cc::LayerScores& l : r.layers) {
+    explain::Series s;
+    s.label = l.layer;
+    for (const cc::ConceptScores& c : l.concepts) {
+      s.y.push_back(cc::mean(c.sign_count));
+      s.err.push_back(cc::stdev(c.sign_count));
+    }
+    s.y.push_back(cc::mean(l.random.sign_count));
+    s.err.push_back(cc::stdev(l.random.sign_count));
+    series.push_back(std::move(s));
+  }
+  // "n.s." marks, placed as the plot places grouped bars (80% of a slot, side by side).
+  const explain::PlotFrame f = explain::plot_frame(series, o);
+  const double bw = 0.8 / double(series.size());
+  struct Mark {
+    double x, y;
+  };
+  std::vector<Mark> marks;
+  for (size_t j = 0; j < r.layers.size(); ++j)
+    for (size_t i = 0; i < r.layers[j].concepts.size(); ++i)
+      if (!r.layers[j].concepts[i].significant) {
+        const double x = double(i) - 0.4 + (double(j) + 0.5) * bw;
+        const double top = std::min(1.0, series[j].y[i] + series[j].err[i]);
+        marks.push_back({f.px(x), std::max(f.top + 2, f.py(top) - 20)});
+      }
+  explain::Image im = explain::plot_image(series, o);
+  const uint8_t red[3] = {180, 20, 20};
+  for (const Mark& m : marks)
+    explain::draw_text(im, int(m.x - explain::text_width("n.s.", 2) / 2.0), int(m.y), "n.s.", red, 2);
+  write_image(out + "/tcav.png", im);
+  std::string svg = explain::plot_svg(series, o);
+  std::string texts;
+  for (const Mark& m : marks)
+    texts += "<text x=\"" + std::to_string(m.x) + "\" y=\"" + std::to_string(m.y + 14) +
+             "\" font-size=\"19\" fill=\"#b41414\" text-anchor=\"middle\">n.s.</text>\n";
+  svg.insert(svg.rfind("</svg>"), texts);
+  atomic_write(out + "/tcav.svg", svg);
+}
+
+void print_table(const cc::TcavResult& r) {
+  std::printf("%-12s %-18s %16s %16s %10s %8s\n", "layer", "concept", "TCAV (mean+-std)", "magnitude", "p", "CAV acc");
+  for (const cc::LayerScores& l : r.layers) {
+    auto row = [&](const cc::ConceptScores& c, bool tested) {
+      char p[32] = "";
+      if (tested) std::snprintf(p, sizeof p, "%.2g%s", c.sign_test.p, c.significant_bonferroni ? "**" : c.significant ? "*" : "");
+      std::printf("%-12s %-18s %9.3f+-%5.3f %9.3f+-%5.3f %10s %8.3f\n", l.layer.c_str(), c.name.c_str(),
+                  cc::mean(c.sign_count), cc::stdev(c.sign_count), cc::mean(c.magnitude), cc::stdev(c.magnitude), p,
+                  cc::mean(c.cav_accuracy));
+    };
+    for (const cc::ConceptScores& c : l.concepts) row(c, true);
+    row(l.random, false);
+  }
+  std::printf("* p < %g (two-sided t-test against the random runs), ** also after Bonferroni over %d tests\n",
+              r.p_threshold, r.comparisons);
+}
+
+void run_concepts(const ConceptsArgs& a) {
+  if (a.list) {
+    std::fputs(explain::list_text(cc::methods_of(cc::Kind::tcav)).c_str(), stdout);
+    return;
+  }
+  if (a.model.empty()) throw std::invalid_argument("--model is required");
+  if (a.out.empty()) throw std::invalid_argument("--out is required");
+  if (a.layers.empty()) throw std::invalid_argument("--layer is required (see glassbox info MODEL --arch)");
+  if (a.cls.empty()) throw std::invalid_argument("--class is required (the class whose logit is explained)");
+  if (cc::method_kind(a.method) != cc::Kind::tcav) throw std::invalid_argument("--method " + a.method + ": not a TCAV method");
+  const explain::Params params = read_params(a.params, a.method);
+  const std::vector<NamedSpec> specs = parse_concept_flags(a.concepts);
+
+  Model model = open_model(a.model);
+  Graph& g = model.graph;
+  const std::vector<std::string> classes = model_classes(model);
+  const int k = parse_class(a.cls, classes, "--class");
+  cc::TcavRequest q;
+  for (const std::string& l : a.layers)
+    for (const std::string& name : split_list(l)) {
+      q.layers.push_back(parse_layer(g, name, "--layer"));
+      if (q.layers.back() >= g.output())
+        throw std::invalid_argument("--layer " + name + ": the logits themselves; TCAV needs a layer below them");
+    }
+  const std::string dataset = model_dataset(model);
+  const uint64_t seed = uint64_t(param_number(params, a.method, "seed"));
+  for (size_t i = 0; i < specs.size(); ++i)
+    q.concepts.push_back({specs[i].name, read_concept(specs[i].spec, model, a.n, cc::mix_seed(seed, 0x636f6e63 + i),
+                                                      "--concept " + specs[i].name)});
+  std::string random = a.random, inputs = a.inputs;
+  if (random.empty() || inputs.empty()) {
+    if (dataset.empty())
+      throw std::invalid_argument("--random and --inputs are required: the model names no dataset it was trained on");
+    if (random.empty()) random = "data:" + dataset + "@split=train";
+    if (inputs.empty()) inputs = "data:" + dataset + "@split=test,class=" + std::to_string(k);
+  }
+  // A generated random pool holds (R + 1) random_size images: disjoint sets' worth.
+  const double pool_for_patterns =
+      (param_number(params, a.method, "runs") + 1) * param_number(params, a.method, "random_size");
+  if (random.rfind("pattern:", 0) == 0 && pool_for_patterns > kMaxGeneratedPool)
+    throw std::invalid_argument("--random " + random + ": (runs + 1) x random_size = " + std::to_string(long(pool_for_patterns)) +
+                                " generated images, more than " + std::to_string(kMaxGeneratedPool));
+  q.random_pool = read_concept(random, model, random.rfind("pattern:", 0) == 0 ? int(pool_for_patterns) : 0,
+                               cc::mix_seed(seed, 0x706f6f6c), "--random");
+  q.inputs = read_concept(inputs, model, a.max_inputs, cc::mix_seed(seed, 0x696e70), "--inputs", "test");
+  q.target = Target({k});
+  q.progress = progress_printer();
+  std::printf("TCAV of class %d (%s): %zu concepts, %d inputs, random pool of %d, %zu layers\n", k, classes[k].c_str(),
+              q.concepts.size(), q.inputs.batch(), q.random_pool.batch(), q.layers.size());
+  std::fflush(stdout);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const cc::TcavResult r = cc::tcav(g, q, params, a.method);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  print_table(r);
+  std::printf("tcav: %.2f s\n", secs);
+
+  fs::create_directories(a.out);
+  json layers = json::array();
+  for (const cc::LayerScores& l : r.layers) {
+    json cs = json::array();
+    const Shape shape = g.shape(l.node).sample();
+    auto write_cavs = [&](const cc::ConceptScores& c) {
+      const int R = c.cavs.dim(0), D = c.cavs.dim(1);
+      const std::string stem = a.out + "/cav_" + c.name + "_" + l.layer;
+      write_npy(stem + ".npy", c.cavs.reshaped(Shape::batch_of(R, shape)));
+      Tensor mean_cav(Shape::batch_of(1, shape));  // the runs' mean direction, unit length
+      double norm = 0;
+      for (int d = 0; d < D; ++d) {
+        double s = 0;
+        for (int i = 0; i < R; ++i) s += c.cavs[size_t(i) * D + d];
+        mean_cav[d] = float(s);
+        norm += s * s;
+      }
+      for (int d = 0; d < D; ++d) mean_cav[d] = norm > 0 ? float(mean_cav[d] / std::sqrt(norm)) : 0.f;
+      write_npy(stem + "_mean.npy", mean_cav);
+    };
+    for (const cc::ConceptScores& c : l.concepts) {
+      cs.push_back(concept_json(c, true));
+      write_cavs(c);
+    }
+    layers.push_back({{"layer", l.layer}, {"shape", shape.vec()}, {"concepts", cs}, {"random", concept_json(l.random, false)}});
+  }
+  json sets = json::array();
+  for (size_t i = 0; i < specs.size(); ++i) sets.push_back({{"name", specs[i].name}, {"spec", specs[i].spec}, {"n", q.concepts[i].x.batch()}});
+  json pj = json::object();
+  for (auto& [kk, v] : params) pj[kk] = v;
+  const json summary = {{"model", a.model}, {"method", a.method}, {"class", k}, {"class_name", classes[k]},
+                        {"inputs", {{"spec", inputs}, {"n", q.inputs.batch()}}},
+                        {"random", {{"spec", random}, {"pool", q.random_pool.batch()}}},
+                        {"concepts", sets}, {"params", pj}, {"runs", r.runs}, {"p_threshold", r.p_threshold},
+                        {"comparisons", r.comparisons}, {"time_s", secs}, {"layers", layers}};
+  atomic_write(a.out + "/summary.json", summary.dump(2) + "\n");
+  write_chart(a.out, r,
+              "TCAV of class " + std::to_string(k) + " (" + classes[k] + "), " + std::to_string(r.runs) + " runs; n.s.: p >= " +
+                  [&] {
+                    char b[16];
+                    std::snprintf(b, sizeof b, "%g", r.p_threshold);
+                    return std::string(b);
+                  }());
+  std::printf("wrote summary.json, tcav.png, tcav.svg and the CAVs (cav_<concept>_<layer>.npy) to %s\n", a.out.c_str());
+}
+
+void add_tcav_command(CLI::App& app) {
+  auto a = std::make_shared<ConceptsArgs>();
+  auto* c = app.add_subcommand("concepts", "TCAV: does the model use concept C for class K? CAVs at layers, TCAV scores "
+                                           "over random runs, t-tests, a bar chart");
+  c->add_flag("--list", a->list, "list the method with its parameters, defaults and conventions");
+  c->add_option("--model", a->model, "a model file, a preset or an architecture text");
+  c->add_option("--layer", a->layers, "layer(s) to test at, by name (repeatable or comma-separated; 'input' for pixels)");
+  c->add_option("--concept", a->concepts,
+                "NAME=SPEC (repeatable). SPEC: pattern:KIND[,period=P|A:B,level=L,background=B,count=C] with KIND "
+                "stripes-h, stripes-v, checkerboard, dots, edges, lines, blobs, solid, noise; images:DIR (the image files "
+                "in DIR); npy:FILE.npy (N x C x H x W or N x H x W pixels in [0,1], uint8 /255); "
+                "data:SPEC[@split=train|test,class=K[+K],index=I:J|I[+J],n=N]");
+  c->add_option("--class", a->cls, "the class whose logit is explained (number or name)");
+  c->add_option("--random", a->random, "where random sets are drawn from, a concept SPEC (default: "
+                                        "data:<the model's dataset>@split=train)");
+  c->add_option("--inputs", a->inputs, "the inputs explained, a concept SPEC (default: data:<the model's "
+                                        "dataset>@split=test,class=K)");
+  c->add_option("--n", a->n, "examples per concept set (at most)")->capture_default_str()->check(CLI::Range(2, 100000));
+  c->add_option("--max-inputs", a->max_inputs, "inputs at most")->capture_default_str()->check(CLI::Range(1, 100000));
+  c->add_option("--method", a->method, "the TCAV method (see --list)")->capture_default_str();
+  c->add_option("--param", a->params, "method parameter KEY=VALUE (repeatable; see --list)");
+  c->add_option("--out", a->out, "output folder");
+  c->callback([a] { run_concepts(*a); });
+}
+
+void add_concepts_commands(CLI::App& app) { add_tcav_command(app); }
+
+}  // namespace
+
+static const RegisterCommand reg("concepts", add_concepts_commands);
+
+}  // namespace gb
