@@ -221,15 +221,21 @@ TcavResult tcav(Graph& g, const TcavRequest& q, const Params& params, const std:
     if (q.progress) q.progress(stage, done, total);
   };
 
-  // Activations of every set at every layer, flattened: acts[set][layer] is [n, D_layer].
+  // Activations of every set at every layer in one batched pass, flattened: acts[set][layer] is a
+  // view [n, D_layer] of the pass's rows.
   const std::vector<std::vector<int>> random_rows = draw_random_sets(q.random_pool.batch(), R + 1, o.random_size, o.seed);
-  std::vector<std::vector<Tensor>> acts;
-  for (int s = 0; s < C + R + 1; ++s) {
-    const Tensor x = s < C ? q.concepts[s].x : gather(q.random_pool, random_rows[s - C]);
-    acts.push_back(activations(g, x, q.layers, o.batch));
-    for (int l = 0; l < L; ++l) acts.back()[l] = acts.back()[l].reshaped(Shape{x.batch(), int(g.shape(q.layers[l]).numel())});
-    report("activations", s + 1, C + R + 1);
-  }
+  std::vector<Tensor> sets;
+  for (const ConceptSet& c : q.concepts) sets.push_back(c.x);
+  for (const std::vector<int>& rows : random_rows) sets.push_back(gather(q.random_pool, rows));
+  const Tensor all = concat(sets);
+  const std::vector<Tensor> pass =
+      activations(g, all, q.layers, o.batch, [&](int d, int t) { report("activations", d, t); });
+  std::vector<std::vector<Tensor>> acts(sets.size());
+  for (size_t s = 0, row = 0; s < sets.size(); row += sets[s].batch(), ++s)
+    for (int l = 0; l < L; ++l) {
+      const int D = int(g.shape(q.layers[l]).numel());
+      acts[s].push_back(pass[l].slice(int(row), int(row) + sets[s].batch()).reshaped(Shape{sets[s].batch(), D}));
+    }
   const std::vector<Tensor> grads =
       layer_gradients(g, q.inputs, q.target, q.layers, o.batch, [&](int d, int t) { report("gradients", d, t); });
 
