@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -33,6 +34,28 @@ void set_threads(int n) {
 }
 
 int threads() { return g_threads ? g_threads : hardware_threads(); }
+
+extern "C" char* openblas_get_corename(void);
+
+std::string blas_core() { return openblas_get_corename(); }
+
+std::string better_blas_core() {
+#if defined(__x86_64__)
+  if (std::getenv("OPENBLAS_CORETYPE")) return "";  // the user's choice
+  const std::string core = blas_core();
+  // OpenBLAS's fallbacks for CPUs it cannot place; any named AVX2/AVX-512 core is left alone.
+  const bool generic = core == "Prescott" || core == "Core2" || core == "Penryn" || core == "Nehalem" ||
+                       core == "Sandybridge" || core == "Katmai" || core == "Coppermine" || core == "Northwood";
+  if (!generic) return "";
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq"))
+    return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+  if (__builtin_cpu_supports("avx") && core != "Sandybridge") return "Sandybridge";
+#endif
+  return "";
+}
 
 static std::mutex g_serial_m;  // BlasSerial's count and OpenBLAS's thread setting change together
 static int g_serial = 0;       // live BlasSerial objects

@@ -9,6 +9,7 @@
 // one knob (`--threads`, default = the number of cores).
 #pragma once
 #include <functional>
+#include <string>
 
 namespace gb {
 void set_threads(int n);  // n <= 0: all cores
@@ -26,6 +27,14 @@ inline void part(int t, int n, int size, int& begin, int& end) {
   begin = int(long(size) * t / n);
   end = int(long(size) * (t + 1) / n);
 }
+
+// OpenBLAS chooses its GEMM kernels when it is loaded, from the CPU's model number; on CPUs it
+// does not know (e.g. virtual machines that hide the model) it falls back to its SSE3 "Prescott"
+// kernels, 2-3x slower than the AVX2/AVX-512 ones the CPU runs. This returns the OpenBLAS core
+// name (OPENBLAS_CORETYPE) that matches the CPU's instruction sets when OpenBLAS chose a slower
+// one, or an empty string when its choice is right (or was set by the user).
+std::string better_blas_core();
+std::string blas_core();  // the kernels OpenBLAS uses now
 
 // While alive (on any thread; they nest), OpenBLAS runs each GEMM on the thread that calls it.
 struct BlasSerial {

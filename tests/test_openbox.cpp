@@ -3,12 +3,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <set>
 
 #include "engine/architecture.h"
+#include "engine/conv_sparse.h"
 #include "engine/layers.h"
 #include "engine/threads.h"
 #include "explain/openbox/openbox.h"
+#include "explain/openbox/rules.h"
 #include "train/presets.h"
 
 using namespace gb;
@@ -372,3 +375,151 @@ TEST_CASE("region() on several threads follows every hyper-parameter of the grap
   }
 }
 
+
+namespace {
+// Nets whose passes of direction rows are large enough (over 4 MFLOP) for the graph to split
+// them across threads; with D = 225 and 99 the last unit of rows is padded with zero rows.
+const char* kSplitConv =
+    "input(1,15,15) conv(8,k=3,p=1) relu maxpool(2) conv(16,k=3,p=1) relu maxpool(2) flatten dense(32) relu dense(10)";
+const char* kSplitMlp = "input(99) dense(256) relu dense(256) leakyrelu(0.1) dense(10)";
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+  return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+bool same_constraint(const ob::Constraint& a, const ob::Constraint& b) {
+  return a.node == b.node && a.index == b.index && a.other == b.other && a.window == b.window && a.on == b.on &&
+         std::memcmp(&a.slack, &b.slack, sizeof(double)) == 0 && std::memcmp(&a.norm, &b.norm, sizeof(double)) == 0;
+}
+}  // namespace
+
+TEST_CASE("region() gives the same bits at 1, 2 and 3 threads, and W_x x + b_x equals the logits") {
+  ThreadsGuard guard;
+  for (const char* text : {kSplitConv, kSplitMlp}) {
+    CAPTURE(text);
+    Graph g = net(text, 13);
+    Rng r(29);
+    const Tensor x = random_input(g, r);
+    ob::RegionOptions o;
+    o.budget_floats = 48 * ob::floats_per_row(g);  // passes of about 48 rows: several per call
+    o.polytope = true;
+    std::vector<ob::Region> rs;
+    for (int T : {1, 2, 3}) {
+      set_threads(T);
+      rs.push_back(ob::region(g, x, o));
+    }
+    set_threads(guard.prev);
+    const Tensor logits = g.forward(x).clone();
+    const std::vector<double> aff = rs[0].affine_logits(x.data());
+    for (int k = 0; k < g.classes(); ++k) CHECK(aff[k] == doctest::Approx(logits[k]).epsilon(1e-5).scale(1e-4));
+    CHECK(max_gradient_error(g, x, rs[0]) < 1e-4);
+    // Each constraint's norm is the length of its row of A (padding rows add nothing to either).
+    const int D = int(x.size());
+    int wrong_norms = 0;
+    for (size_t m = 0; m < rs[0].constraints.size(); ++m) {
+      double a2 = 0;
+      for (int d = 0; d < D; ++d) a2 += double(rs[0].A[m * D + d]) * rs[0].A[m * D + d];
+      wrong_norms += std::fabs(std::sqrt(a2) - rs[0].constraints[m].norm) > 1e-5 * rs[0].constraints[m].norm;
+    }
+    CHECK(wrong_norms == 0);
+    for (int t = 1; t < 3; ++t) {
+      CAPTURE(t + 1);
+      const ob::Region &a = rs[0], &b = rs[t];
+      CHECK(same_bits(a.W, b.W));
+      CHECK(same_bits(a.b, b.b));
+      CHECK(same_bits(a.logits, b.logits));
+      CHECK(same_bits(a.A, b.A));
+      CHECK(same_bits(a.c, b.c));
+      CHECK(a.config.id == b.config.id);
+      REQUIRE(a.constraints.size() == b.constraints.size());
+      int differ = 0;
+      for (size_t m = 0; m < a.constraints.size(); ++m) differ += !same_constraint(a.constraints[m], b.constraints[m]);
+      CHECK(differ == 0);
+      CHECK(same_constraint(a.nearest, b.nearest));
+      CHECK(std::memcmp(&a.nearest_distance, &b.nearest_distance, sizeof(double)) == 0);
+      CHECK(same_constraint(a.nearest_beyond, b.nearest_beyond));
+    }
+  }
+}
+
+TEST_CASE("OpenBox rules on a split batch: value rows get biases by their row in the whole batch") {
+  // 64 rows, split at row 32 on two threads: rows [0, 40) are values z (W_x z + b_x under x's
+  // configuration), rows [40, 64) directions d (W_x d), so the second thread's slice holds both.
+  ThreadsGuard guard;
+  set_threads(2);
+  Graph g = net(kSplitConv, 17);
+  Rng r(31);
+  const Tensor x = random_input(g, r);
+  const ob::Region R = ob::region(g, x);
+  const int N = 64, values = 40, K = g.classes();
+  Tensor batch = random_input(g, r, N);
+  for (size_t i = size_t(values) * x.size(); i < batch.size(); ++i) batch[i] -= 0.5f;
+  ob::Rules rules(g);
+  rules.run(x);  // x decides the configuration
+  rules.frozen = true;
+  rules.n_affine = values;
+  const Tensor out = rules.run(batch, true).clone();
+  CHECK(rules.id() == R.config.id);
+  double worst = 0, scale = 1e-6;
+  for (int n = 0; n < N; ++n) {
+    std::vector<double> want = R.affine_logits(batch.data() + size_t(n) * x.size());
+    for (int k = 0; k < K; ++k) {
+      if (n >= values) want[k] -= R.b[k];
+      scale = std::max(scale, std::fabs(want[k]));
+      worst = std::max(worst, std::fabs(want[k] - out[size_t(n) * K + k]));
+    }
+  }
+  CHECK(worst <= 1e-5 * scale);
+}
+
+TEST_CASE("conv_sparse equals Conv2d::conv on sparse rows (identity, random sparse, dense; strides and paddings)") {
+  struct Case {
+    int in_ch, out_ch, k, stride, pad, H, W;
+  };
+  for (const Case& cs : {Case{1, 6, 5, 1, 0, 12, 12}, Case{3, 4, 3, 2, 1, 9, 7}, Case{2, 5, 3, 1, 2, 6, 8},
+                         Case{4, 3, 2, 2, 0, 8, 8}, Case{16, 16, 3, 1, 1, 8, 8}}) {
+    CAPTURE(cs.in_ch);
+    CAPTURE(cs.out_ch);
+    CAPTURE(cs.k);
+    CAPTURE(cs.stride);
+    CAPTURE(cs.pad);
+    Conv2d C(cs.out_ch, cs.k, cs.stride, cs.pad);
+    const Shape in{1, cs.in_ch, cs.H, cs.W};
+    C.build({in});
+    Rng r(cs.k * 100 + cs.stride * 10 + cs.pad);
+    C.init(r);
+    const int D = int(in.numel());
+    // Identity rows e_0, e_7, ..., then random rows with 1, 3 and 10 nonzeros, then a dense row.
+    std::vector<std::vector<float>> rows;
+    for (int d = 0; d < D; d += 7) {
+      rows.emplace_back(D, 0.f);
+      rows.back()[d] = 1.f;
+    }
+    for (int nnz : {1, 3, 10, 10})
+      for (int rep = 0; rep < 3; ++rep) {
+        rows.emplace_back(D, 0.f);
+        for (int e = 0; e < nnz; ++e) rows.back()[r.below(uint32_t(D))] = r.normal();
+      }
+    rows.emplace_back(D);
+    for (float& v : rows.back()) v = r.normal();
+    const int N = int(rows.size());
+    Tensor x(in.with_batch(N));
+    for (int n = 0; n < N; ++n) std::copy(rows[n].begin(), rows[n].end(), x.data() + size_t(n) * D);
+    const Shape out = C.out_shape({in.with_batch(N)});
+    Tensor want(out), got(out, 7.f);  // got starts dirty: every element must be written
+    Workspace ws;
+    C.conv(x, C.weight.value, nullptr, want, ws);
+    const SparseConv plan = sparse_conv(C, in);
+    SparseConvScratch scratch;
+    conv_sparse(plan, x, got, ws, scratch);
+    double worst = 0, scale = 1e-6;
+    for (size_t i = 0; i < want.size(); ++i) {
+      scale = std::max(scale, double(std::fabs(want[i])));
+      worst = std::max(worst, double(std::fabs(want[i] - got[i])));
+    }
+    CHECK(worst <= 1e-5 * scale);
+    // A row's result does not depend on the rows around it.
+    Tensor one(out.with_batch(1));
+    conv_sparse(plan, x.sample(N - 2), one, ws, scratch);
+    CHECK(std::memcmp(one.data(), got.data() + size_t(N - 2) * one.size(), one.size() * sizeof(float)) == 0);
+  }
+}

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <cstdlib>
 
 #include "engine/architecture.h"
 #include "engine/edit.h"
@@ -368,4 +369,16 @@ TEST_CASE("masked units output zero; masking checks its layer and units") {
   CHECK_THROWS_WITH_AS(mask_units(g, g.at("c") + 1, {0}), doctest::Contains("no filters or units"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(mask_units(g, g.at("d"), {4}), doctest::Contains("unit 4 of layer d outside [0,4)"),
                        std::out_of_range);
+}
+
+TEST_CASE("OpenBLAS kernels: a better core is proposed only over a generic fallback, never over the user's choice") {
+  const char* before = std::getenv("OPENBLAS_CORETYPE");
+  const std::string saved = before ? before : "";
+  ::setenv("OPENBLAS_CORETYPE", "Prescott", 1);
+  CHECK(better_blas_core().empty());
+  ::unsetenv("OPENBLAS_CORETYPE");
+  const std::string core = better_blas_core(), now = blas_core();
+  CHECK((core.empty() || core == "SkylakeX" || core == "Haswell" || core == "Sandybridge"));
+  if (!core.empty()) CHECK(now != core);  // only ever an upgrade from what OpenBLAS chose
+  if (before) ::setenv("OPENBLAS_CORETYPE", saved.c_str(), 1);
 }

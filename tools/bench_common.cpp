@@ -38,12 +38,16 @@ std::vector<std::string> run_reference_script(const BenchContext& c, const std::
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) throw std::runtime_error("cannot run " + cmd);
   std::vector<std::string> lines;
-  char line[4096];
-  while (std::fgets(line, sizeof line, p)) {
+  std::string line;
+  char chunk[4096];
+  while (std::fgets(chunk, sizeof chunk, p)) {  // lines of any length, read in chunks
+    line += chunk;
+    if (line.back() != '\n' && !std::feof(p)) continue;
     if (line[0] == '{')
-      lines.emplace_back(line);
+      lines.push_back(line);
     else
-      std::fputs(line, stderr);
+      std::fputs(line.c_str(), stderr);
+    line.clear();
   }
   if (pclose(p) != 0 || lines.empty())
     throw std::runtime_error("'" + cmd + "' failed; it needs Debian's python3-torch (apt-get install python3-torch)");

@@ -38,34 +38,6 @@ struct ExplainArgs {
   bool list = false;
 };
 
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  size_t p = 0;
-  while (p <= s.size()) {
-    size_t q = s.find(',', p);
-    if (q == std::string::npos) q = s.size();
-    if (q > p) out.push_back(s.substr(p, q - p));
-    p = q + 1;
-  }
-  return out;
-}
-
-// The keys a method accepts on the command line.
-std::set<std::string> accepted_keys(const std::string& method, const explain::Params& all) {
-  std::set<std::string> keys;
-  const auto& info = explain::method_info(method);
-  std::string base;
-  for (auto& p : info.params) {
-    keys.insert(p.name);
-    if (p.name == "base") base = p.default_value;
-  }
-  if (info.passes_on) {
-    if (auto it = all.find("base"); it != all.end()) base = it->second;
-    for (auto& k : accepted_keys(base, {})) keys.insert(k);
-  }
-  return keys;
-}
-
 std::vector<std::string> model_classes(const Model& m) {
   std::vector<std::string> names;
   if (auto it = m.metadata.find("glassbox.classes"); it != m.metadata.end()) {
@@ -99,124 +71,7 @@ std::string safe_name(const std::string& s) {
   return o.empty() ? "input" : o;
 }
 
-// A float as text that reads back as the same float (std::to_string keeps 6 decimals only).
-std::string number_text(float v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.9g", v);
-  return buf;
-}
-
-// Methods whose `baseline` may be a whole input (explain::Params::tensors).
-const std::set<std::string> kTensorBaseline = {"integrated-gradients", "deeplift"};
-
-// The baseline named on the command line: black (the default: pixel value 0 put through the
-// model's normalization, so a standardized model gets a black image, not its mean image) or
-// white (pixel 1), or a .npy file [1 or N, input...] in the model's input space. A plain number
-// stays a number in the model's input space (empty result).
-Tensor baseline_tensor(const std::string& spec, const Graph& g, const Normalization& norm) {
-  if (spec == "black" || spec == "white") {
-    Tensor b(Shape::batch_of(1, g.input_shape()), spec == "white" ? 1.f : 0.f);
-    if (!norm.empty() && g.input_shape().rank == 3) norm.apply(b);
-    return b;
-  }
-  if (spec.size() < 4 || spec.compare(spec.size() - 4, 4, ".npy") != 0) return {};
-  Tensor b = read_npy_f32(spec);
-  if (b.rank() == g.input_shape().rank) b = b.reshaped(Shape::batch_of(1, g.input_shape()));
-  if (b.rank() != g.input_shape().rank + 1 || b.shape().sample() != g.input_shape())
-    throw ShapeError("--param baseline=" + spec + ": shape " + b.shape().str() + ", the model takes " +
-                     Shape::batch_of(1, g.input_shape()).str() + " or N of them");
-  for (size_t i = 0; i < b.size(); ++i)
-    if (!std::isfinite(b[i])) throw std::invalid_argument("--param baseline=" + spec + ": not finite at element " + std::to_string(i));
-  return b;
-}
-
-// [C,H,W] pixels for display: the model's normalization undone, then clamped to [0,1] (or
-// min-max scaled when the values are clearly not pixels).
-Tensor display_pixels(const Tensor& sample, const Normalization& norm) {
-  Tensor p = sample.clone();
-  if (!norm.empty()) norm.invert(p);
-  auto [lo, hi] = std::minmax_element(p.data(), p.data() + p.size());
-  if (*lo < -0.05f || *hi > 1.05f) {
-    const float a = *lo, span = std::max(*hi - *lo, 1e-12f);
-    for (size_t i = 0; i < p.size(); ++i) p[i] = (p[i] - a) / span;
-  }
-  return p.reshaped(sample.shape().sample());
-}
-
 void write_image(const std::string& path, const explain::Image& im) { write_png(path, im.w, im.h, 3, im.rgb.data()); }
-
-// --param values routed to the methods that accept their keys (the shorthands --rule, --stdev and
-// --baseline included); a key no selected method accepts is an error.
-std::vector<explain::Params> route_params(const ExplainArgs& a, const std::vector<std::string>& methods,
-                                          explain::Params& all) {
-  std::vector<std::string> params = a.params;
-  for (auto [key, value] : {std::pair{"rule", &a.rule}, {"stdev", &a.stdev}, {"baseline", &a.baseline}})
-    if (!value->empty()) params.push_back(std::string(key) + "=" + *value);
-  for (auto& kv : params) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) throw std::invalid_argument("--param '" + kv + "': expected KEY=VALUE");
-    all[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  std::vector<explain::Params> per_method(methods.size());
-  for (auto& [k, v] : all) {
-    bool used = false;
-    for (size_t i = 0; i < methods.size(); ++i)
-      if (accepted_keys(methods[i], all).count(k)) per_method[i][k] = v, used = true;
-    if (!used) {
-      std::string names;
-      for (auto& m : methods) names += (names.empty() ? "" : ", ") + m;
-      throw std::invalid_argument("--param " + k + ": no selected method accepts it (" + names +
-                                  "; see glassbox explain --list)");
-    }
-  }
-  return per_method;
-}
-
-// Defaults that depend on the model's normalization: the zB box (the pixel range [0, 1] through
-// the normalization, over all channels) and the baselines (black unless given), turned into
-// tensors for the methods that take one. Returns, per method, the baseline as given (for the
-// summary), empty where the method takes none.
-std::vector<std::string> resolve_baselines(const std::vector<std::string>& methods, const explain::Params& all,
-                                           std::vector<explain::Params>& per_method, const Graph& g,
-                                           const Normalization& norm, int N) {
-  std::vector<std::string> given(methods.size());
-  for (size_t mi = 0; mi < methods.size(); ++mi) {
-    explain::Params& p = per_method[mi];
-    const std::set<std::string> keys = accepted_keys(methods[mi], all);
-    if (keys.count("low") && keys.count("high") && !p.count("low") && !p.count("high") && !norm.empty() &&
-        g.input_shape().rank == 3) {
-      Tensor lo = baseline_tensor("black", g, norm), hi = baseline_tensor("white", g, norm);
-      p["low"] = number_text(*std::min_element(lo.data(), lo.data() + lo.size()));
-      p["high"] = number_text(*std::max_element(hi.data(), hi.data() + hi.size()));
-    }
-    std::string runs = methods[mi];  // the method that reads `baseline` (a noise tunnel's base)
-    for (auto& info : explain::method_info(runs).params)
-      if (info.name == "base") runs = p.count("base") ? p["base"] : info.default_value;
-    if (!kTensorBaseline.count(runs)) {
-      // Occlusion's baseline is one value for every channel: black/white become that value when
-      // the normalization is the same for all channels.
-      auto it = p.find("baseline");
-      if (it == p.end() || (it->second != "black" && it->second != "white")) continue;
-      Tensor b = baseline_tensor(it->second, g, norm);
-      for (size_t i = 1; i < b.size(); ++i)
-        if (b[i] != b[0])
-          throw std::invalid_argument("--param baseline=" + it->second + ": " + methods[mi] +
-                                      " takes one value for all channels, and this model normalizes its channels "
-                                      "differently; give a number in the model's input space");
-      it->second = number_text(b[0]);
-      continue;
-    }
-    given[mi] = p.count("baseline") ? p["baseline"] : "black";
-    Tensor b = baseline_tensor(given[mi], g, norm);
-    if (b.empty()) continue;
-    if (b.batch() != 1 && b.batch() != N)
-      throw ShapeError("--param baseline=" + given[mi] + ": " + std::to_string(b.batch()) + " baselines for " +
-                       std::to_string(N) + " inputs");
-    p.erase("baseline");
-    p.tensors["baseline"] = b;
-  }
-  return given;
-}
 
 // The logits of every input (rows of 256).
 Tensor all_logits(Graph& g, const Tensor& x) {
@@ -228,69 +83,6 @@ Tensor all_logits(Graph& g, const Tensor& x) {
     std::copy(y.data(), y.data() + y.size(), logits.data() + size_t(b) * K);
   }
   return logits;
-}
-
-// --target LAYER:SPEC: a channel's mean (C), one unit (C,Y,X) or a direction (FILE.npy, shaped like
-// the layer's output for one sample, or for each input).
-Target unit_target(const std::string& spec, const Graph& g, int N) {
-  const size_t colon = spec.rfind(':');
-  const int node = g.at(spec.substr(0, colon));
-  const std::string what = spec.substr(colon + 1);
-  if (what.size() > 4 && what.compare(what.size() - 4, 4, ".npy") == 0) {
-    Tensor d = read_npy_f32(what);
-    const Shape one = g.shape(node, 1);
-    if (d.rank() == one.rank - 1) d = d.reshaped(Shape::batch_of(1, d.shape()));  // one direction for all
-    for (size_t i = 0; i < d.size(); ++i)
-      if (!std::isfinite(d[i])) throw std::invalid_argument("--target " + spec + ": not finite at element " + std::to_string(i));
-    Target t = Target::along(node, d);
-    try {
-      t.check(g, N);
-    } catch (const std::exception& e) {
-      throw ShapeError("--target " + spec + ": " + e.what());
-    }
-    return t;
-  }
-  std::vector<int> v;
-  for (const std::string& part : split_list(what)) {
-    long k = 0;
-    if (!parse_number(part, k) || k < INT_MIN || k > INT_MAX)
-      throw std::invalid_argument("--target " + spec + ": '" + part + "' is not a whole number");
-    v.push_back(int(k));
-  }
-  if (v.size() == 1) {
-    Target t = Target::channel_mean(node, v[0]);
-    t.check(g, N);
-    return t;
-  }
-  if (v.size() == 3) return Target::unit(g, node, v[0], v[1], v[2]);
-  throw std::invalid_argument("--target " + spec + ": expected LAYER:C (a channel's mean), LAYER:C,Y,X (one unit) or "
-                              "LAYER:FILE.npy (a direction)");
-}
-
-// What every input's explanations explain: its predicted class, its label, a class number, or a
-// unit of a layer.
-Target read_target(const std::string& spec, const Graph& g, const Inputs& in, const Tensor& logits) {
-  if (spec.find(':') != std::string::npos) return unit_target(spec, g, in.x.batch());
-  const int N = in.x.batch(), K = g.classes();
-  std::vector<int> classes(N);
-  for (int n = 0; n < N; ++n) {
-    if (spec == "pred") {
-      classes[n] = int(std::max_element(logits.data() + n * K, logits.data() + (n + 1) * K) - (logits.data() + n * K));
-    } else if (spec == "label") {
-      if (in.labels[n] < 0) throw std::invalid_argument("--target label: input " + in.names[n] + " has no label");
-      classes[n] = in.labels[n];
-    } else {
-      long k = -1;
-      if (!parse_number(spec, k) || k < INT_MIN || k > INT_MAX)
-        throw std::invalid_argument("--target '" + spec + "': expected pred, label, a class number, LAYER:C, "
-                                    "LAYER:C,Y,X or LAYER:FILE.npy");
-      classes[n] = int(k);
-    }
-    if (classes[n] < 0 || classes[n] >= K)
-      throw std::out_of_range("--target " + std::to_string(classes[n]) + " outside the model's classes [0," +
-                              std::to_string(K) + ")");
-  }
-  return Target(classes);
 }
 
 // Per input: its name and label, what is explained and its value (logit and probability for a class).
@@ -386,6 +178,16 @@ void write_grid(const std::string& path, const Graph& g, const std::vector<std::
     }
   }
   write_image(path, explain::grid(cells, cols, caps, W * s, H * s));
+}
+
+// --param values (the shorthands --rule, --stdev and --baseline included) routed to the methods
+// that accept their keys.
+std::vector<explain::Params> route_params(const ExplainArgs& a, const std::vector<std::string>& methods,
+                                          explain::Params& all) {
+  std::vector<std::string> params = a.params;
+  for (auto [key, value] : {std::pair{"rule", &a.rule}, {"stdev", &a.stdev}, {"baseline", &a.baseline}})
+    if (!value->empty()) params.push_back(std::string(key) + "=" + *value);
+  return route_method_params(params, methods, all, "--param", "glassbox explain --list");
 }
 
 void run_explain(const ExplainArgs& a) {

@@ -3,6 +3,7 @@
 // W_x x + b_x), W.npy, b.npy and decision-feature PNGs. --line walks the segment between two
 // inputs, --plane maps the regions of a 2-D slice, --stats counts configurations over a dataset.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -134,6 +135,86 @@ json constraint_json(const Graph& g, const ob::Constraint& k) {
   return j;
 }
 
+// Per configuration layer: its size, active neurons (ReLU) or tied windows (max-pool).
+json layers_json(const ob::Configuration& config) {
+  json layers = json::array();
+  for (auto& L : config.layers) {
+    json j = {{"layer", L.name}, {"kind", L.kind}};
+    if (L.max_pool)
+      j["windows"] = L.units, j["ties"] = L.ties;
+    else
+      j["neurons"] = L.units, j["active"] = L.active;
+    layers.push_back(j);
+  }
+  return layers;
+}
+
+// The logits from the network and from W_x x + b_x, and their largest difference.
+json logits_json(const ob::Region& R, const Tensor& x, double& diff) {
+  const std::vector<double> aff = R.affine_logits(x.data());
+  json net = json::array(), lin = json::array();
+  diff = 0;
+  for (int k = 0; k < R.logits.dim(0); ++k) {
+    net.push_back(R.logits[k]);
+    lin.push_back(aff[k]);
+    diff = std::max(diff, std::fabs(aff[k] - R.logits[k]));
+  }
+  return {{"network", net}, {"affine", lin}, {"max_abs_difference", diff}};
+}
+
+// W.npy, b.npy (and with --polytope A.npy, c.npy) into dir; their names are added to files.
+void write_matrices(const RegionsArgs& a, const ob::Region& R, const std::string& dir, json& files) {
+  write_npy(dir + "/W.npy", R.W);
+  write_npy(dir + "/b.npy", R.b);
+  files.push_back("W.npy"), files.push_back("b.npy");
+  if (a.polytope) {
+    write_npy(dir + "/A.npy", R.A);
+    write_npy(dir + "/c.npy", R.c);
+    files.push_back("A.npy"), files.push_back("c.npy");
+  }
+}
+
+// The class pair of the decision-feature difference: --pair, else the prediction against the
+// runner-up.
+std::pair<int, int> feature_pair(const RegionsArgs& a, const ob::Region& R, int pred) {
+  if (!a.pair.empty()) {
+    auto v = ints(a.pair, "--pair");
+    if (v.size() != 2) throw std::invalid_argument("--pair '" + a.pair + "': expected C,C'");
+    return {v[0], v[1]};
+  }
+  int c2 = -1;
+  for (int k = 0; k < R.logits.dim(0); ++k)
+    if (k != pred && (c2 < 0 || R.logits[k] > R.logits[c2])) c2 = k;
+  return {pred, c2};
+}
+
+// Decision features of an image model: each row of W_x as an image, W_c1 - W_c2, and all of
+// them side by side in features.png. Their names are added to files.
+void write_feature_images(const Graph& g, const ob::Region& R, const std::vector<std::string>& classes, int c1,
+                          int c2, const std::string& dir, json& files) {
+  const Shape s = g.input_shape();
+  const int K = g.classes(), D = int(s.numel());
+  const int scale = std::max(1, 112 / std::max(s[1], s[2]));
+  std::vector<explain::Image> row;
+  std::vector<std::string> labels;
+  auto add = [&](const std::vector<float>& values, const std::string& file, const std::string& label) {
+    explain::Image im = explain::heatmap(Tensor::from(s, values));
+    im = explain::resize_nearest(im, im.w * scale, im.h * scale);
+    save(dir + "/" + file, im);
+    files.push_back(file);
+    row.push_back(im);
+    labels.push_back(label);
+  };
+  for (int k = 0; k < K; ++k)
+    add(std::vector<float>(R.W.data() + size_t(k) * D, R.W.data() + size_t(k + 1) * D),
+        "W_" + std::to_string(k) + ".png", classes[k]);
+  add(ob::feature_difference(R, c1, c2), "W_" + std::to_string(c1) + "_minus_" + std::to_string(c2) + ".png",
+      classes[c1] + "-" + classes[c2]);
+  const explain::Image& last = row.back();
+  save(dir + "/features.png", explain::grid({row}, labels, {"rows of W_x, and W_c - W_c'"}, last.w, last.h));
+  files.push_back("features.png");
+}
+
 void write_region(const RegionsArgs& a, Model& model, const Tensor& x, const std::string& name, int label,
                   const std::string& dir) {
   Graph& g = model.graph;
@@ -143,83 +224,27 @@ void write_region(const RegionsArgs& a, Model& model, const Tensor& x, const std
   opt.keep_constraints = false;
   ob::Region R = ob::region(g, x, opt);
   std::filesystem::create_directories(dir);
-  const int K = g.classes(), D = int(x.size());
-  std::vector<double> aff = R.affine_logits(x.data());
+  const int K = g.classes();
   double diff = 0;
-  json net = json::array(), lin = json::array();
-  for (int k = 0; k < K; ++k) {
-    net.push_back(R.logits[k]);
-    lin.push_back(aff[k]);
-    diff = std::max(diff, std::fabs(aff[k] - R.logits[k]));
-  }
+  const json logits = logits_json(R, x, diff);
   const int pred = int(std::max_element(R.logits.data(), R.logits.data() + K) - R.logits.data());
-  json layers = json::array();
-  for (auto& L : R.config.layers) {
-    json j = {{"layer", L.name}, {"kind", L.kind}};
-    if (L.kind == "maxpool")
-      j["windows"] = L.units, j["ties"] = L.ties;
-    else
-      j["neurons"] = L.units, j["active"] = L.active;
-    layers.push_back(j);
-  }
-  write_npy(dir + "/W.npy", R.W);
-  write_npy(dir + "/b.npy", R.b);
-  json files = json::array({"W.npy", "b.npy"});
-  if (a.polytope) {
-    write_npy(dir + "/A.npy", R.A);
-    write_npy(dir + "/c.npy", R.c);
-    files.push_back("A.npy"), files.push_back("c.npy");
-  }
-  // Decision features: each row of W_x as an image, and W_c - W_c' for a pair (default: the
-  // prediction against the runner-up).
-  int c1 = pred, c2 = -1;
-  if (!a.pair.empty()) {
-    auto v = ints(a.pair, "--pair");
-    if (v.size() != 2) throw std::invalid_argument("--pair '" + a.pair + "': expected C,C'");
-    c1 = v[0], c2 = v[1];
-  } else {
-    for (int k = 0; k < K; ++k)
-      if (k != pred && (c2 < 0 || R.logits[k] > R.logits[c2])) c2 = k;
-  }
-  if (g.input_shape().rank == 3 && K >= 2) {
-    const Shape s = g.input_shape();
-    const int scale = std::max(1, 112 / std::max(s[1], s[2]));
-    std::vector<explain::Image> row;
-    std::vector<std::string> labels;
-    for (int k = 0; k < K; ++k) {
-      Tensor wk = Tensor::from(s, std::vector<float>(R.W.data() + size_t(k) * D, R.W.data() + size_t(k + 1) * D));
-      explain::Image im = explain::heatmap(wk);
-      im = explain::resize_nearest(im, im.w * scale, im.h * scale);
-      const std::string f = "W_" + std::to_string(k) + ".png";
-      save(dir + "/" + f, im);
-      files.push_back(f);
-      row.push_back(im);
-      labels.push_back(classes[k]);
-    }
-    std::vector<float> d = ob::feature_difference(R, c1, c2);
-    explain::Image im = explain::heatmap(Tensor::from(s, d));
-    im = explain::resize_nearest(im, im.w * scale, im.h * scale);
-    const std::string f = "W_" + std::to_string(c1) + "_minus_" + std::to_string(c2) + ".png";
-    save(dir + "/" + f, im);
-    files.push_back(f);
-    row.push_back(im);
-    labels.push_back(classes[c1] + "-" + classes[c2]);
-    save(dir + "/features.png", explain::grid({row}, labels, {"rows of W_x, and W_c - W_c'"}, im.w, im.h));
-    files.push_back("features.png");
-  }
+  json files = json::array();
+  write_matrices(a, R, dir, files);
+  const auto [c1, c2] = feature_pair(a, R, pred);
+  if (g.input_shape().rank == 3 && K >= 2) write_feature_images(g, R, classes, c1, c2, dir, files);
   json j = {{"model", a.model},
             {"input", name},
             {"label", label},
             {"predicted", pred},
             {"predicted_class", classes[pred]},
             {"configuration_id", R.config.hex()},
-            {"layers", layers},
+            {"layers", layers_json(R.config)},
             {"constraints", {{"count", R.constraint_count}, {"degenerate_maxpool_pairs", R.degenerate},
                              {"through_x", R.through_x},
                              {"box", R.box_constraints}}},
             {"nearest_boundary", constraint_json(g, R.nearest)},
             {"nearest_boundary_not_through_x", constraint_json(g, R.nearest_beyond)},
-            {"logits", {{"network", net}, {"affine", lin}, {"max_abs_difference", diff}}},
+            {"logits", logits},
             {"feature_pair", {c1, c2}},
             {"files", files}};
   std::ofstream(dir + "/region.json") << j.dump(2) << "\n";
@@ -265,98 +290,133 @@ void write_line(const RegionsArgs& a, Model& model, const Inputs& in) {
               w.decision_changes.size());
 }
 
-void write_plane(const RegionsArgs& a, Model& model, const Inputs& in) {
-  Graph& g = model.graph;
-  ob::Plane P;
-  std::vector<std::pair<double, double>> pts;  // data points in plane coordinates
-  std::vector<int> pt_labels;
-  const bool two_d = g.input_shape().numel() == 2;
-  if (two_d) {
-    double u0 = -3, u1 = 3, v0 = -3, v1 = 3;
-    if (in.x.batch() > 0) {
-      u0 = v0 = INFINITY, u1 = v1 = -INFINITY;
-      for (int n = 0; n < in.x.batch(); ++n) {
-        u0 = std::min(u0, double(in.x[2 * n])), u1 = std::max(u1, double(in.x[2 * n]));
-        v0 = std::min(v0, double(in.x[2 * n + 1])), v1 = std::max(v1, double(in.x[2 * n + 1]));
-        pts.emplace_back(in.x[2 * n], in.x[2 * n + 1]);
-        pt_labels.push_back(in.labels[n]);
-      }
-      const double mu = 0.1 * (u1 - u0) + 1e-3, mv = 0.1 * (v1 - v0) + 1e-3;
-      u0 -= mu, u1 += mu, v0 -= mv, v1 += mv;
-    }
-    if (!a.range.empty()) {
-      std::vector<double> r;
-      size_t p = 0;
-      while (p <= a.range.size()) {
-        size_t q = a.range.find(',', p);
-        if (q == std::string::npos) q = a.range.size();
-        r.push_back(std::stod(a.range.substr(p, q - p)));
-        p = q + 1;
-      }
-      if (r.size() != 4 || r[1] <= r[0] || r[3] <= r[2])
-        throw std::invalid_argument("--range '" + a.range + "': expected U0,U1,V0,V1 with U0<U1, V0<V1");
-      u0 = r[0], u1 = r[1], v0 = r[2], v1 = r[3];
-    }
-    P = ob::input_plane(u0, u1, v0, v1);
-    P.origin = P.origin.reshaped(Shape::batch_of(1, g.input_shape()));
-    P.d1 = P.d1.reshaped(P.origin.shape());
-    P.d2 = P.d2.reshaped(P.origin.shape());
-  } else {
-    if (in.x.batch() < 3) throw std::invalid_argument("--plane needs three inputs (e.g. --index I,J,K)");
-    P = ob::plane_through(in.x.sample(0), in.x.sample(1), in.x.sample(2));
-    pts = {{0, 0}, {1, 0}, {0, 1}};
-    pt_labels = {in.labels[0], in.labels[1], in.labels[2]};
+// Data points of a plane image, in plane coordinates, with their labels.
+struct PlanePoints {
+  std::vector<std::pair<double, double>> uv;
+  std::vector<int> labels;
+};
+
+// --range U0,U1,V0,V1.
+std::array<double, 4> parse_range(const std::string& range) {
+  std::vector<double> r;
+  size_t p = 0;
+  while (p <= range.size()) {
+    size_t q = range.find(',', p);
+    if (q == std::string::npos) q = range.size();
+    r.push_back(std::stod(range.substr(p, q - p)));
+    p = q + 1;
   }
-  ob::SliceRegions S = ob::slice_regions(g, P, a.eps, a.max_regions);
-  const int W = a.size, H = a.size;
-  std::vector<int> reg, lab;
+  if (r.size() != 4 || r[1] <= r[0] || r[3] <= r[2])
+    throw std::invalid_argument("--range '" + range + "': expected U0,U1,V0,V1 with U0<U1, V0<V1");
+  return {r[0], r[1], r[2], r[3]};
+}
+
+// The input plane of a 2-D model: --range, else the data's bounding box with a 10% margin, else
+// [-3,3]^2. The data are the points drawn.
+ob::Plane input_plane_of(const RegionsArgs& a, const Graph& g, const Inputs& in, PlanePoints& pts) {
+  double u0 = -3, u1 = 3, v0 = -3, v1 = 3;
+  if (in.x.batch() > 0) {
+    u0 = v0 = INFINITY, u1 = v1 = -INFINITY;
+    for (int n = 0; n < in.x.batch(); ++n) {
+      u0 = std::min(u0, double(in.x[2 * n])), u1 = std::max(u1, double(in.x[2 * n]));
+      v0 = std::min(v0, double(in.x[2 * n + 1])), v1 = std::max(v1, double(in.x[2 * n + 1]));
+      pts.uv.emplace_back(in.x[2 * n], in.x[2 * n + 1]);
+      pts.labels.push_back(in.labels[n]);
+    }
+    const double mu = 0.1 * (u1 - u0) + 1e-3, mv = 0.1 * (v1 - v0) + 1e-3;
+    u0 -= mu, u1 += mu, v0 -= mv, v1 += mv;
+  }
+  if (!a.range.empty()) {
+    const std::array<double, 4> r = parse_range(a.range);
+    u0 = r[0], u1 = r[1], v0 = r[2], v1 = r[3];
+  }
+  ob::Plane P = ob::input_plane(u0, u1, v0, v1);
+  P.origin = P.origin.reshaped(Shape::batch_of(1, g.input_shape()));
+  P.d1 = P.d1.reshaped(P.origin.shape());
+  P.d2 = P.d2.reshaped(P.origin.shape());
+  return P;
+}
+
+// The plane through three inputs, which are the points drawn.
+ob::Plane plane_through_inputs(const Inputs& in, PlanePoints& pts) {
+  if (in.x.batch() < 3) throw std::invalid_argument("--plane needs three inputs (e.g. --index I,J,K)");
+  pts.uv = {{0, 0}, {1, 0}, {0, 1}};
+  pts.labels = {in.labels[0], in.labels[1], in.labels[2]};
+  return ob::plane_through(in.x.sample(0), in.x.sample(1), in.x.sample(2));
+}
+
+// Per pixel of the W x H raster: its configuration id, and (in lab) its class. Pixels in no
+// enumerated polygon (the enumeration stopped at --max-regions, or a sliver was stepped over)
+// get theirs straight from the network; `missing` counts them.
+std::vector<uint64_t> pixel_ids(Graph& g, const ob::Plane& P, const ob::SliceRegions& S, int W, int H,
+                                std::vector<int>& lab, size_t& missing_count) {
+  std::vector<int> reg;
   ob::rasterize(S, P, W, H, reg, lab);
-  // Pixels in no enumerated polygon (the enumeration stopped at --max-regions, or a sliver was
-  // stepped over): their configuration and class straight from the network.
   std::vector<size_t> missing;
   for (size_t q = 0; q < reg.size(); ++q)
     if (reg[q] < 0) missing.push_back(q);
-  std::vector<uint64_t> missing_id(missing.size());
-  if (!missing.empty()) {
-    const size_t D = P.origin.size();
-    Tensor xs(Shape::batch_of(int(missing.size()), g.input_shape()));
-    for (size_t m = 0; m < missing.size(); ++m) {
-      const double u = P.u0 + (double(missing[m] % W) + 0.5) * (P.u1 - P.u0) / W;
-      const double v = P.v1 - (double(missing[m] / W) + 0.5) * (P.v1 - P.v0) / H;
-      for (size_t d = 0; d < D; ++d) xs[m * D + d] = float(P.origin[d] + u * P.d1[d] + v * P.d2[d]);
-    }
-    std::vector<int> labels;
-    missing_id = ob::configuration_ids(g, xs, &labels);
-    for (size_t m = 0; m < missing.size(); ++m) lab[missing[m]] = labels[m];
+  std::vector<uint64_t> ids(reg.size());
+  for (size_t q = 0; q < reg.size(); ++q) ids[q] = reg[q] >= 0 ? S.regions[reg[q]].id : 0;
+  missing_count = missing.size();
+  if (missing.empty()) return ids;
+  const size_t D = P.origin.size();
+  Tensor xs(Shape::batch_of(int(missing.size()), g.input_shape()));
+  for (size_t m = 0; m < missing.size(); ++m) {
+    const double u = P.u0 + (double(missing[m] % W) + 0.5) * (P.u1 - P.u0) / W;
+    const double v = P.v1 - (double(missing[m] / W) + 0.5) * (P.v1 - P.v0) / H;
+    for (size_t d = 0; d < D; ++d) xs[m * D + d] = float(P.origin[d] + u * P.d1[d] + v * P.d2[d]);
   }
-  std::vector<uint64_t> pixel_id(reg.size());
-  for (size_t q = 0; q < reg.size(); ++q) pixel_id[q] = reg[q] >= 0 ? S.regions[reg[q]].id : 0;
-  for (size_t m = 0; m < missing.size(); ++m) pixel_id[missing[m]] = missing_id[m];
+  std::vector<int> labels;
+  const std::vector<uint64_t> missing_id = ob::configuration_ids(g, xs, &labels);
+  for (size_t m = 0; m < missing.size(); ++m) {
+    lab[missing[m]] = labels[m];
+    ids[missing[m]] = missing_id[m];
+  }
+  return ids;
+}
+
+// One color per region, region edges a little darker, the decision boundary black, and the
+// points as discs in their class's color.
+explain::Image draw_plane(const ob::Plane& P, const std::vector<uint64_t>& pixel_id, const std::vector<int>& lab,
+                          int W, int H, const PlanePoints& pts, bool two_d) {
   explain::Image im(W, H);
   for (int y = 0; y < H; ++y)
     for (int x = 0; x < W; ++x) {
       const uint64_t r = pixel_id[size_t(y) * W + x];
       uint8_t c[3];
       id_color(r, c);
-      // Region edges a little darker, the decision boundary black.
       const bool edge =
           (x + 1 < W && pixel_id[size_t(y) * W + x + 1] != r) || (y + 1 < H && pixel_id[size_t(y + 1) * W + x] != r);
       const int l = lab[size_t(y) * W + x];
       const bool decision = (x + 1 < W && lab[size_t(y) * W + x + 1] != l) || (y + 1 < H && lab[size_t(y + 1) * W + x] != l);
       for (int ch = 0; ch < 3; ++ch) im.px(x, y)[ch] = decision ? 0 : edge ? uint8_t(c[ch] * 0.7) : c[ch];
     }
-  for (size_t n = 0; n < pts.size(); ++n) {
-    const int x = int((pts[n].first - P.u0) / (P.u1 - P.u0) * W), y = int((P.v1 - pts[n].second) / (P.v1 - P.v0) * H);
+  for (size_t n = 0; n < pts.uv.size(); ++n) {
+    const int x = int((pts.uv[n].first - P.u0) / (P.u1 - P.u0) * W);
+    const int y = int((P.v1 - pts.uv[n].second) / (P.v1 - P.v0) * H);
     static const uint8_t white[3] = {255, 255, 255};
-    disc(im, x, y, two_d ? 2 : 4, pt_labels[n] >= 0 ? kClassColors[pt_labels[n] % 10] : white);
+    disc(im, x, y, two_d ? 2 : 4, pts.labels[n] >= 0 ? kClassColors[pts.labels[n] % 10] : white);
   }
-  save(a.out + "/plane.png", im);
+  return im;
+}
+
+void write_plane(const RegionsArgs& a, Model& model, const Inputs& in) {
+  Graph& g = model.graph;
+  PlanePoints pts;
+  const bool two_d = g.input_shape().numel() == 2;
+  const ob::Plane P = two_d ? input_plane_of(a, g, in, pts) : plane_through_inputs(in, pts);
+  ob::SliceRegions S = ob::slice_regions(g, P, a.eps, a.max_regions);
+  const int W = a.size, H = a.size;
+  std::vector<int> lab;
+  size_t missing = 0;
+  const std::vector<uint64_t> pixel_id = pixel_ids(g, P, S, W, H, lab, missing);
+  save(a.out + "/plane.png", draw_plane(P, pixel_id, lab, W, H, pts, two_d));
   double area = 0;
   for (auto& q : S.regions) area += q.area();
   json j = {{"model", a.model},
             {"regions", S.regions.size()},
             {"complete", !S.truncated},
-            {"pixels_outside_enumerated_regions", missing.size()},
+            {"pixels_outside_enumerated_regions", missing},
             {"probes", S.probes},
             {"window", {P.u0, P.u1, P.v0, P.v1}},
             {"eps", a.eps},

@@ -1,7 +1,10 @@
 // glassbox: train small image models and explain them through the same graph.
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
+#include <string>
+#include <unistd.h>
 
 #include "engine/threads.h"
 #include "tools/commands.h"
@@ -23,6 +26,12 @@ void add_registered_commands(CLI::App& app) {
 }  // namespace gb
 
 int main(int argc, char** argv) {
+  // OpenBLAS picked slow fallback kernels for this CPU (engine/threads.h): start again with the
+  // right ones; OPENBLAS_CORETYPE set by the user is always kept.
+  if (const std::string core = gb::better_blas_core(); !core.empty()) {
+    ::setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
+    ::execv("/proc/self/exe", argv);  // returns only on failure: then go on with the slow kernels
+  }
   CLI::App app{"glassbox: a small neural-net engine whose models are glass boxes.\n"
                "Train Conv/ReLU/Pool/Dense networks and explain them (saliency, IG, LRP, CAM, OpenBox...)."};
   app.require_subcommand(1);

@@ -1,11 +1,16 @@
-// What `glassbox explain` and `glassbox regions` feed the model: image files (converted and
-// normalized as the model was trained), .npy arrays already in the model's input space
-// (N x C x H x W float32), or samples of a dataset.
+// What the explanation commands (explain, regions, evaluate) feed the model: image files (converted
+// and normalized as the model was trained), .npy arrays already in the model's input space
+// (N x C x H x W float32), or samples of a dataset; what is explained (--target); and the
+// explanation methods' parameters from the command line (routing, baselines).
 #pragma once
+#include <set>
 #include <string>
 #include <vector>
 
+#include "data/dataset.h"
 #include "engine/model_file.h"
+#include "engine/target.h"
+#include "explain/common/params.h"
 
 namespace gb {
 
@@ -18,5 +23,44 @@ struct Inputs {
 // `index` is "I", "I:J" (half-open) or "I,J,K". Errors name the file or flag.
 Inputs read_inputs(const Model& model, const std::vector<std::string>& files, const std::string& data_spec,
                    const std::string& index, const std::string& split = "test");
+
+// "a,b,,c" -> {"a", "b", "c"}.
+std::vector<std::string> split_list(const std::string& s);
+
+// What every input's explanation explains (--target): its predicted class (pred, from `logits`
+// [N,K]), its label (label), a class number, or a unit of a layer: LAYER:C (channel C's mean),
+// LAYER:C,Y,X (one unit) or LAYER:FILE.npy (a direction shaped like the layer's output, for one
+// sample or for each input). Errors name the flag and the value.
+Target read_target(const std::string& spec, const Graph& g, const Inputs& in, const Tensor& logits);
+
+// A baseline named on the command line: black (pixel value 0 put through the model's
+// normalization, so a standardized model gets a black image, not its mean image) or white (pixel
+// 1), or a .npy file [1 or N, input...] in the model's input space. A plain number stays a number
+// in the model's input space (empty result).
+Tensor baseline_tensor(const std::string& spec, const Graph& g, const Normalization& norm);
+
+// [C,H,W] pixels for display: the model's normalization undone, then clamped to [0,1] (or min-max
+// scaled when the values are clearly not pixels).
+Tensor display_pixels(const Tensor& sample, const Normalization& norm);
+
+// ---- explanation-method parameters from the command line ----
+
+// The keys a method accepts (a noise tunnel also accepts its base method's, the base named in
+// `all` or its default).
+std::set<std::string> accepted_keys(const std::string& method, const explain::Params& all);
+
+// KEY=VALUE strings into `all`, then routed to every method that accepts the key; a key that no
+// method accepts is an error naming `flag`, the methods and where to look (`see`).
+std::vector<explain::Params> route_method_params(const std::vector<std::string>& key_values,
+                                                 const std::vector<std::string>& methods, explain::Params& all,
+                                                 const std::string& flag, const std::string& see);
+
+// Defaults that depend on the model's normalization: the zB box (the pixel range [0, 1] through
+// the normalization, over all channels) and the baselines (black unless given), turned into
+// tensors for the methods that take one (IG and DeepLIFT, also under a noise tunnel). Returns,
+// per method, the baseline as given (for summaries), empty where the method takes none.
+std::vector<std::string> resolve_baselines(const std::vector<std::string>& methods, const explain::Params& all,
+                                           std::vector<explain::Params>& per_method, const Graph& g,
+                                           const Normalization& norm, int N);
 
 }  // namespace gb

@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "engine/passes.h"
+#include "explain/openbox/openbox.h"
 
 namespace gb::explain {
 
@@ -95,12 +96,14 @@ IgMethod ig_method(const std::string& name) {
   if (name == "riemann_right") return IgMethod::riemann_right;
   if (name == "riemann_middle") return IgMethod::riemann_middle;
   if (name == "riemann_trapezoid") return IgMethod::riemann_trapezoid;
+  if (name == "exact") return IgMethod::exact;
   throw std::invalid_argument("integrated-gradients: method '" + name +
                               "' (known: gausslegendre, riemann_left, riemann_right, riemann_middle, "
-                              "riemann_trapezoid)");
+                              "riemann_trapezoid, exact)");
 }
 
 void ig_nodes(IgMethod m, int n, std::vector<double>& alphas, std::vector<double>& weights) {
+  if (m == IgMethod::exact) throw std::invalid_argument("integrated-gradients: method=exact has no fixed nodes");
   if (n < 1 || (m == IgMethod::riemann_trapezoid && n < 2))
     throw std::invalid_argument("integrated-gradients: n_steps=" + std::to_string(n) + " is too small");
   alphas.assign(n, 0);
@@ -118,6 +121,8 @@ void ig_nodes(IgMethod m, int n, std::vector<double>& alphas, std::vector<double
     case IgMethod::riemann_trapezoid:
       for (int k = 0; k < n; ++k) alphas[k] = double(k) / (n - 1), weights[k] = 1.0 / (n - 1);
       weights[0] = weights[n - 1] = 0.5 / (n - 1);
+      break;
+    case IgMethod::exact:
       break;
     case IgMethod::gausslegendre:
       // Legendre roots by Newton's method from the Chebyshev-like guess (numpy's leggauss gives
@@ -235,12 +240,61 @@ static Result layer_integrated_gradients(Graph& g, const Tensor& x, const Tensor
   return ig_result(g, x, base, target, a, ab, acc, chunk);
 }
 
+// Exact IG: per sample, OpenBox's walk from the baseline to x gives the pieces [t0, t1) of the
+// path inside one linear region each, where the target's gradient is constant; it is taken at
+// each piece's midpoint (all pieces of all samples in shared backward batches) and weighted by
+// the piece's length.
+static Result exact_integrated_gradients(Graph& g, const Tensor& x, const Tensor& base, const Target& target,
+                                         const IgOptions& o) {
+  if (o.layer >= 0) throw std::invalid_argument("integrated-gradients: method=exact attributes to the input only");
+  const int N = x.batch();
+  const size_t D = x.sample_size();
+  struct Row {
+    int sample;
+    double t, weight;
+  };
+  std::vector<Row> rows;
+  Result res;
+  for (int n = 0; n < N; ++n) {
+    const openbox::Walk w = openbox::walk(g, base.slice(n, n + 1), x.slice(n, n + 1));
+    for (const openbox::Piece& p : w.pieces) rows.push_back({n, 0.5 * (p.t0 + p.t1), p.t1 - p.t0});
+    res.details.push_back({{"regions", {double(w.regions)}}, {"pieces", {double(w.pieces.size())}}});
+  }
+  const int chunk = std::max(1, o.internal_batch);
+  std::vector<double> acc(size_t(N) * D, 0.0);
+  Tensor xs(Shape::batch_of(int(std::min<size_t>(size_t(chunk), rows.size())), x.shape().sample()));
+  std::vector<int> samples;
+  BackpropOptions bo;
+  bo.chunk = chunk;
+  for (size_t b = 0; b < rows.size(); b += size_t(chunk)) {
+    const size_t e = std::min(rows.size(), b + size_t(chunk));
+    Tensor xc = xs.slice(0, int(e - b));
+    samples.clear();
+    for (size_t r = b; r < e; ++r) {
+      const float *px = x.data() + rows[r].sample * D, *pb = base.data() + rows[r].sample * D;
+      float* d = xc.data() + (r - b) * D;
+      for (size_t i = 0; i < D; ++i) d[i] = float(pb[i] + rows[r].t * (double(px[i]) - pb[i]));
+      samples.push_back(rows[r].sample);
+    }
+    const Tensor grad = backprop(g, xc, target.gather(samples), bo);
+    for (size_t r = b; r < e; ++r) {
+      double* ac = acc.data() + rows[r].sample * D;
+      const float* gr = grad.data() + (r - b) * D;
+      for (size_t i = 0; i < D; ++i) ac[i] += rows[r].weight * gr[i];
+    }
+  }
+  Result out = ig_result(g, x, base, target, x, base, acc, chunk);
+  out.details = std::move(res.details);
+  return out;
+}
+
 Result integrated_gradients(Graph& g, const Tensor& x, const Target& target, const IgOptions& o) {
   const int N = x.batch(), S = o.n_steps;
   const size_t D = x.sample_size();
+  Tensor base = full_baseline(x, o.baseline, o.baseline_value, "integrated-gradients");
+  if (o.method == IgMethod::exact) return exact_integrated_gradients(g, x, base, target, o);
   std::vector<double> alpha, w;
   ig_nodes(o.method, S, alpha, w);
-  Tensor base = full_baseline(x, o.baseline, o.baseline_value, "integrated-gradients");
   if (o.layer >= 0) return layer_integrated_gradients(g, x, base, target, o, alpha, w);
 
   // Rows are (sample, step) pairs, stacked in chunks of internal_batch.
@@ -361,14 +415,16 @@ void add_gradient_methods(std::vector<Method>& reg) {
                  }});
   reg.push_back({{"integrated-gradients",
                   "path integral of the gradient from a baseline to the input; delta = completeness error",
-                  {{"n_steps", "50", "integration steps"},
+                  {{"n_steps", "50", "integration steps (not used by method=exact)"},
                    {"method", "gausslegendre",
-                    "gausslegendre | riemann_left | riemann_right | riemann_middle | riemann_trapezoid"},
+                    "gausslegendre | riemann_left | riemann_right | riemann_middle | riemann_trapezoid | exact (the sum "
+                    "over the linear regions the path crosses, piecewise-linear models only; details: regions, pieces)"},
                    {"baseline", "0", "constant baseline value in the model's input space, or a tensor (glassbox explain: black, white, a number or FILE.npy; default black)"},
                    {"internal_batch", "256", "rows (sample x step) per forward/backward"},
                    {"layer", "", "attribute to this layer's output (Captum LayerIntegratedGradients: the path runs "
                                  "between the layer's activations at the baseline and at x)"}},
-                  "Captum IntegratedGradients (nodes and weights as Captum's approximation_methods)"},
+                  "Captum IntegratedGradients (nodes and weights as Captum's approximation_methods); method=exact has no "
+                  "Captum counterpart (OpenBox segment walk)"},
                  [](Graph& g, const Tensor& x, const Target& t, ParamReader& r) {
                    IgOptions o;
                    o.n_steps = r.integer("n_steps");

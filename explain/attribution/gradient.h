@@ -42,9 +42,12 @@ Tensor input_x_gradient(Graph& g, const Tensor& x, const Target& target, int lay
 // when b is empty. Throws a ShapeError naming `who` otherwise.
 Tensor full_baseline(const Tensor& x, const Tensor& b, float value, const std::string& who);
 
-enum class IgMethod { gausslegendre, riemann_left, riemann_right, riemann_middle, riemann_trapezoid };
+// `exact`: for piecewise-linear networks the gradient is constant inside each linear region, so
+// the path integral is a finite sum over the regions the straight path crosses (OpenBox's segment
+// walk): (x − x') ⊙ Σ_pieces (t1 − t0) ∇f(midpoint). No quadrature error; n_steps is not used.
+enum class IgMethod { gausslegendre, riemann_left, riemann_right, riemann_middle, riemann_trapezoid, exact };
 IgMethod ig_method(const std::string& name);  // throws naming the accepted names
-// Integration nodes in [0, 1] and their weights (summing to 1), as Captum computes them.
+// Integration nodes in [0, 1] and their weights (summing to 1), as Captum computes them (not for exact).
 void ig_nodes(IgMethod m, int n, std::vector<double>& alphas, std::vector<double>& weights);
 
 struct IgOptions {
@@ -58,7 +61,10 @@ struct IgOptions {
   // the activation) is (a(x) − a(x')) ⊙ ∫ ∂f/∂a along it.
   int layer = -1;
 };
-// Result.delta[n] = Σ attribution − (f_n(x) − f_n(x')), f_n the target.
+// Result.delta[n] = Σ attribution − (f_n(x) − f_n(x')), f_n the target. With IgMethod::exact,
+// Result.details[n] holds "regions" (distinct linear regions the path crosses) and "pieces" (the
+// path's pieces, one per region visit); smooth layers (tanh, sigmoid, softplus) and layer IG are
+// refused.
 Result integrated_gradients(Graph& g, const Tensor& x, const Target& target, const IgOptions& o = {});
 
 enum class NoiseKind { smoothgrad, smoothgrad_sq, vargrad };

@@ -23,7 +23,8 @@ void check_piecewise_linear(const Graph& g);
 // The activation configuration: one entry per ReLU/LeakyReLU and per max-pool node, in graph order.
 struct LayerConfig {
   int node = -1;
-  std::string name, kind;          // layer name and kind ("relu", "leakyrelu", "maxpool")
+  std::string name, kind;          // layer name and kind ("relu", "leakyrelu", "maxpool"), as written out
+  bool max_pool = false;           // a max-pool (argmax), else a ReLU or LeakyReLU (on)
   std::vector<uint8_t> on;         // relu/leakyrelu: 1 iff the pre-activation is > 0
   std::vector<int32_t> argmax;     // maxpool: per output element, flat index in its input plane
   int units = 0;                   // neurons (relu) or windows (maxpool)
@@ -63,7 +64,9 @@ struct RegionOptions {
   // Optional input-domain box lo <= z <= hi (2·D more rows of A when polytope is set).
   bool box = false;
   float lo = 0.f, hi = 1.f;
-  size_t budget_floats = size_t(1) << 20;  // activations per chunk of the identity (4 MiB: stays in cache)
+  // Activations per pass of the identity's rows (4 MiB), split across the threads: each thread's
+  // part stays in its core's cache.
+  size_t budget_floats = size_t(1) << 20;
 };
 
 struct Region {
@@ -87,7 +90,7 @@ struct Region {
   std::vector<double> affine_logits(const float* z) const;
 };
 
-// The region of x1 ([1, input...]).
+// The region of x1 ([1, input...]), with the same bits at every thread count.
 Region region(Graph& g, const Tensor& x1, const RegionOptions& opt = {});
 
 // "relu2[5]" or "maxpool1[12>13]" (layer name, element within the sample).
@@ -169,15 +172,5 @@ struct ConfigStats {
   std::vector<std::pair<uint64_t, int>> top;  // most common configurations, with counts
 };
 ConfigStats config_stats(Graph& g, const Tensor& x, int batch = 256, int top = 10);
-
-// ---- benchmark hook ---------------------------------------------------------------------------
-
-struct Timing {
-  double region_ms = 0;     // configuration + W_x, b_x + constraints (nearest boundary) per input
-  double walk_ms = 0;       // one segment walk between two inputs
-  double pieces_per_walk = 0;
-};
-// Times region() over the samples of x (at least `reps` calls) and walks between consecutive samples.
-Timing time_openbox(Graph& g, const Tensor& x, int reps = 10, int walks = 3);
 
 }  // namespace gb::openbox
