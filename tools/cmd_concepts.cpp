@@ -18,9 +18,11 @@
 #include "data/dataset.h"
 #include "data/images.h"
 #include "data/npy.h"
+#include "engine/architecture.h"
 #include "explain/common/plot.h"
 #include "explain/concepts/concepts.h"
 #include "explain/concepts/patterns.h"
+#include "explain/concepts/probe.h"
 #include "tools/commands.h"
 
 namespace gb {
@@ -534,7 +536,201 @@ void add_tcav_command(CLI::App& app) {
   c->callback([a] { run_concepts(*a); });
 }
 
-void add_concepts_commands(CLI::App& app) { add_tcav_command(app); }
+// ---- glassbox probe (linear probes) ------------------------------------------------------------
+
+struct ProbeArgs {
+  std::string model, data, layers = "all", checkpoints = "auto", out, method = "probe";
+  std::vector<std::string> params;
+  int train_limit = 0, test_limit = 0;
+  bool list = false;
+};
+
+// The model and, when the run kept them, its checkpoints over training (MODEL.epochE.safetensors
+// beside it, by epoch), each with a label; a last checkpoint equal to the model stands for it.
+struct Snapshot {
+  std::string label, file;
+  int epoch = -1;
+};
+
+std::vector<Snapshot> snapshots(const ProbeArgs& a, const Model& model) {
+  std::vector<Snapshot> out;
+  if (a.checkpoints != "none" && fs::exists(a.model)) {
+    if (a.checkpoints == "auto") {
+      const fs::path p(a.model);
+      std::string stem = p.filename().string();
+      if (stem.ends_with(".safetensors")) stem.resize(stem.size() - 12);
+      const fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+      for (const auto& e : fs::directory_iterator(dir)) {
+        const std::string name = e.path().filename().string(), prefix = stem + ".epoch";
+        long epoch = 0;
+        if (name.rfind(prefix, 0) == 0 && name.ends_with(".safetensors") &&
+            parse_number(name.substr(prefix.size(), name.size() - prefix.size() - 12), epoch))
+          out.push_back({"epoch " + std::to_string(epoch), e.path().string(), int(epoch)});
+      }
+      std::sort(out.begin(), out.end(), [](const Snapshot& x, const Snapshot& y) { return x.epoch < y.epoch; });
+    } else {
+      for (const std::string& f : split_list(a.checkpoints)) out.push_back({fs::path(f).filename().string(), f, -1});
+    }
+  }
+  bool last_is_model = false;
+  if (!out.empty()) {
+    const Model last = load_model(out.back().file);
+    if (architecture_text(last.graph) != architecture_text(model.graph))
+      throw std::invalid_argument("--checkpoints " + out.back().file + ": its architecture differs from --model's");
+    last_is_model = true;
+    const auto mine = model.graph.named_params(), theirs = last.graph.named_params();
+    for (size_t i = 0; i < mine.size() && last_is_model; ++i)
+      last_is_model = std::equal(mine[i].second->value.data(), mine[i].second->value.data() + mine[i].second->value.size(),
+                                 theirs[i].second->value.data());
+  }
+  if (last_is_model)
+    out.back().label += " (final)";
+  else
+    out.push_back({"final", a.model, -1});
+  return out;
+}
+
+// The split of the spec in the model's input space, its first `limit` samples (0: all).
+Dataset probe_split(const std::string& spec, const std::string& split, int limit, const Model& m) {
+  Dataset d = load_dataset(spec, split);
+  if (limit > 0 && limit < d.size()) {
+    std::vector<int> first(limit);
+    std::iota(first.begin(), first.end(), 0);
+    d = take(d, first);
+  }
+  if (d.x.shape().sample() != m.graph.input_shape())
+    throw ShapeError("--data " + spec + ": samples are " + d.x.shape().sample().str() + ", the model takes " +
+                     m.graph.input_shape().str());
+  normalize_for(m, d.x);
+  return d;
+}
+
+// probe_accuracy.png / .svg: test accuracy per layer, one bar series per snapshot (with a single
+// snapshot, its training accuracy beside it).
+void write_probe_chart(const std::string& out, const std::vector<std::pair<Snapshot, cc::ProbeResult>>& runs,
+                       const std::string& title, double chance) {
+  std::vector<explain::Series> series;
+  explain::PlotOptions o;
+  o.kind = explain::PlotKind::bars;
+  o.title = title;
+  o.ylabel = "probe accuracy";
+  o.xlabel = "layer";
+  o.ymin = 0, o.ymax = 1;
+  o.hlines = {chance};
+  const auto& layers = runs.front().second.layers;
+  for (const cc::LayerProbe& l : layers) o.categories.push_back(l.layer);
+  o.width = std::max(640, 120 + int(layers.size()) * std::max(80, 24 * int(runs.size() + 1)));
+  if (runs.size() == 1) {
+    explain::Series train{"train", {}, {}, {}}, test{"test", {}, {}, {}};
+    for (const cc::LayerProbe& l : layers) train.y.push_back(l.train_accuracy), test.y.push_back(l.test_accuracy);
+    series = {train, test};
+  } else {
+    for (const auto& [snap, r] : runs) {
+      explain::Series s{snap.label + " (test)", {}, {}, {}};
+      for (const cc::LayerProbe& l : r.layers) s.y.push_back(l.test_accuracy);
+      series.push_back(std::move(s));
+    }
+  }
+  write_image(out + "/probe_accuracy.png", explain::plot_image(series, o));
+  atomic_write(out + "/probe_accuracy.svg", explain::plot_svg(series, o));
+}
+
+void run_probe(const ProbeArgs& a) {
+  if (a.list) {
+    std::fputs(explain::list_text(cc::methods_of(cc::Kind::probe)).c_str(), stdout);
+    return;
+  }
+  if (a.model.empty()) throw std::invalid_argument("--model is required");
+  if (a.out.empty()) throw std::invalid_argument("--out is required");
+  if (cc::method_kind(a.method) != cc::Kind::probe) throw std::invalid_argument("--method " + a.method + ": not a probe method");
+  const explain::Params params = read_params(a.params, a.method);
+  Model model = open_model(a.model);
+  std::vector<int> layers;
+  if (a.layers == "all") {
+    for (int i = -1; i < model.graph.size(); ++i) layers.push_back(i);
+  } else {
+    for (const std::string& name : split_list(a.layers)) layers.push_back(parse_layer(model.graph, name, "--layers"));
+  }
+  const std::vector<Snapshot> snaps = snapshots(a, model);
+  const std::string spec = a.data.empty() ? model_dataset(model) : a.data;
+  if (spec.empty()) throw std::invalid_argument("--data is required: the model names no dataset it was trained on");
+  const Dataset train = probe_split(spec, "train", a.train_limit, model);
+  const Dataset test = probe_split(spec, "test", a.test_limit, model);
+  std::printf("probing %zu layers on %d training and %d test samples of %s, %zu model(s)\n", layers.size(), train.size(),
+              test.size(), spec.c_str(), snaps.size());
+  std::fflush(stdout);
+
+  std::vector<std::pair<Snapshot, cc::ProbeResult>> runs;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (const Snapshot& s : snaps) {
+    Model m = s.file == a.model ? open_model(a.model) : load_model(s.file);
+    cc::ProbeRequest q{train.x, test.x, train.y, test.y, std::max(train.classes(), m.graph.classes()), layers,
+                       progress_printer()};
+    if (snaps.size() > 1) std::printf("%s: %s\n", s.label.c_str(), s.file.c_str());
+    std::fflush(stdout);
+    runs.emplace_back(s, cc::probe(m.graph, q, params, a.method));
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  std::printf("%-12s %9s", "layer", "features");
+  for (const auto& [s, r] : runs) std::printf(" %17s", (s.label.size() > 17 ? s.label.substr(0, 17) : s.label).c_str());
+  std::printf("\n%-12s %9s", "", "");
+  for (size_t i = 0; i < runs.size(); ++i) std::printf(" %8s %8s", "train", "test");
+  std::printf("\n");
+  for (size_t k = 0; k < layers.size(); ++k) {
+    std::printf("%-12s %9d", runs[0].second.layers[k].layer.c_str(), runs[0].second.layers[k].features);
+    for (const auto& [s, r] : runs) std::printf(" %7.2f%% %7.2f%%", 100 * r.layers[k].train_accuracy, 100 * r.layers[k].test_accuracy);
+    std::printf("\n");
+  }
+  std::printf("probe: %.1f s\n", secs);
+
+  fs::create_directories(a.out);
+  json models = json::array();
+  for (const auto& [s, r] : runs) {
+    json ls = json::array();
+    for (const cc::LayerProbe& l : r.layers)
+      ls.push_back({{"layer", l.layer}, {"features", l.features}, {"train_accuracy", l.train_accuracy},
+                    {"test_accuracy", l.test_accuracy}, {"train_loss", l.train_loss}, {"test_loss", l.test_loss}});
+    models.push_back({{"label", s.label}, {"file", s.file}, {"epoch", s.epoch}, {"layers", ls}});
+  }
+  json pj = json::object();
+  for (auto& [k, v] : params) pj[k] = v;
+  const json summary = {{"model", a.model}, {"data", spec}, {"method", a.method}, {"params", pj},
+                        {"train_samples", train.size()}, {"test_samples", test.size()},
+                        {"classes", runs[0].second.classes}, {"epochs", runs[0].second.epochs},
+                        {"time_s", secs}, {"models", models}};
+  atomic_write(a.out + "/summary.json", summary.dump(2) + "\n");
+  write_probe_chart(a.out, runs, "Linear probes of " + fs::path(a.model).filename().string() + " on " + spec,
+                    1.0 / runs[0].second.classes);
+  std::printf("wrote summary.json, probe_accuracy.png and probe_accuracy.svg to %s\n", a.out.c_str());
+}
+
+void add_probe_command(CLI::App& app) {
+  auto a = std::make_shared<ProbeArgs>();
+  auto* c = app.add_subcommand("probe", "Linear probes: how linearly decodable the classes are at every layer (and over "
+                                        "training, from the epoch checkpoints)");
+  c->add_flag("--list", a->list, "list the method with its parameters, defaults and conventions");
+  c->add_option("--model", a->model, "a model file, a preset or an architecture text");
+  c->add_option("--data", a->data, "dataset spec with train and test splits (default: the model's own dataset)");
+  c->add_option("--layers", a->layers, "all (the input and every layer) or names, comma-separated")->capture_default_str();
+  c->add_option("--checkpoints", a->checkpoints,
+                "auto (MODEL.epochE.safetensors beside the model, written by train --save-every), none, or files, "
+                "comma-separated; each is probed like the model")
+      ->capture_default_str();
+  c->add_option("--train-limit", a->train_limit, "use the first N training samples (0: all)")
+      ->capture_default_str()->check(CLI::Range(0, 10000000));
+  c->add_option("--test-limit", a->test_limit, "use the first N test samples (0: all)")
+      ->capture_default_str()->check(CLI::Range(0, 10000000));
+  c->add_option("--method", a->method, "the probe method (see --list)")->capture_default_str();
+  c->add_option("--param", a->params, "method parameter KEY=VALUE (repeatable; see --list)");
+  c->add_option("--out", a->out, "output folder");
+  c->callback([a] { run_probe(*a); });
+}
+
+void add_concepts_commands(CLI::App& app) {
+  add_tcav_command(app);
+  add_probe_command(app);
+}
 
 }  // namespace
 

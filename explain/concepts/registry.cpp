@@ -11,6 +11,7 @@ static const std::vector<Method>& registry() {
   static const std::vector<Method> r = [] {
     std::vector<Method> m;
     add_tcav_methods(m);
+    add_probe_methods(m);
     return m;
   }();
   return r;
