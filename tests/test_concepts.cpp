@@ -16,6 +16,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <random>
 #include <sstream>
 
 #include "data/dataset.h"
@@ -23,10 +24,13 @@
 #include "data/npy.h"
 #include "engine/architecture.h"
 #include "engine/layers.h"
+#include "engine/threads.h"
 #include "explain/concepts/cav.h"
 #include "explain/concepts/concepts.h"
+#include "explain/concepts/dissect.h"
 #include "explain/concepts/patterns.h"
 #include "explain/concepts/probe.h"
+#include "explain/concepts/segmentation.h"
 #include "explain/concepts/stats.h"
 #include "train/fit.h"
 
@@ -584,6 +588,193 @@ TEST_CASE("probe: declared parameters, bad labels, shapes and values are refused
   bad = q;
   bad.test_x = Tensor(Shape{2, 1, 5, 5});
   CHECK_THROWS_AS(probe(g, bad, {}), ShapeError);
+}
+
+// ---- Network Dissection --------------------------------------------------------------------------
+
+TEST_CASE("dissect: thresholds are the quantile by definition") {
+  std::vector<float> v(1000);
+  std::iota(v.begin(), v.end(), 0.f);
+  std::shuffle(v.begin(), v.end(), std::mt19937(3));
+  // numpy.percentile(range(1000), 99.5) = 994.005: five values lie above it, P(a > T) = 0.005.
+  CHECK(upper_quantile(v, 0.005) == doctest::Approx(994.005));
+  CHECK(upper_quantile(v, 0.5) == doctest::Approx(499.5));
+  CHECK(upper_quantile({7.f}, 0.005) == 7.0);
+  // Random values: the linear interpolation between the order statistics around (1 - q)(M - 1).
+  Rng rng(4);
+  std::vector<float> r(777);
+  for (float& x : r) x = rng.normal();
+  std::vector<float> sorted = r;
+  std::sort(sorted.begin(), sorted.end());
+  for (double q : {0.005, 0.01, 0.2}) {
+    const double pos = (1 - q) * 776;
+    const size_t lo = size_t(pos);
+    const double want = sorted[lo] + (pos - lo) * (sorted[lo + 1] - sorted[lo]);
+    CHECK(upper_quantile(r, q) == doctest::Approx(want).epsilon(1e-12));
+    const long above = std::count_if(r.begin(), r.end(), [&](float x) { return x > upper_quantile(r, q); });
+    CHECK(above == long(std::ceil(q * 776 - 1e-9)));
+  }
+}
+
+namespace {
+
+// PyTorch's bilinear upsampling (align_corners=False) of one pixel, written out.
+double bilinear_at(const float* m, int h, int w, int H, int W, int Y, int X) {
+  auto src = [](int d, int from, int to) { return std::max(0.0, (d + 0.5) * from / to - 0.5); };
+  const double sy = src(Y, h, H), sx = src(X, w, W);
+  const int y0 = std::min(int(sy), h - 1), x0 = std::min(int(sx), w - 1);
+  const int y1 = std::min(y0 + 1, h - 1), x1 = std::min(x0 + 1, w - 1);
+  const double fy = sy - y0, fx = sx - x0;
+  return (1 - fy) * ((1 - fx) * m[y0 * w + x0] + fx * m[y0 * w + x1]) + fy * ((1 - fx) * m[y1 * w + x0] + fx * m[y1 * w + x1]);
+}
+
+}  // namespace
+
+TEST_CASE("dissect: IoU equals a brute-force count on a small hand-made case") {
+  // Two units (maxpool of two input channels, 3x3 maps of 6x6 images), three concepts in two
+  // categories, one image not annotated for the second category.
+  Graph g = arch("input(2,6,6) maxpool(2)");
+  const int N = 5, H = 6, W = 6, HW = 36;
+  SegmentationSet s;
+  s.x = Tensor(Shape{N, 2, H, W});
+  Rng rng(11);
+  for (size_t i = 0; i < s.x.size(); ++i) s.x[i] = rng.uniform();
+  s.categories = {"a", "b"};
+  s.concepts = {{"left", 0}, {"top", 0}, {"speckle", 1}};
+  s.masks.assign(size_t(N) * 3 * HW, 0);
+  for (int n = 0; n < N; ++n)
+    for (int p = 0; p < HW; ++p) {
+      s.masks[(size_t(n) * 3 + 0) * HW + p] = p % W < 3;
+      s.masks[(size_t(n) * 3 + 1) * HW + p] = p / W < 2 + n % 2;
+      s.masks[(size_t(n) * 3 + 2) * HW + p] = rng.uniform() < 0.3f;
+    }
+  s.annotated = {1, 1, 1, 1, 1, 0, 1, 1, 1, 1};  // image 2 has no labels of category b
+  const double q = 0.1;
+  const DissectResult r = dissect(g, {&s, {g.at("maxpool1")}, {}}, {{"quantile", "0.1"}, {"iou_threshold", "0.2"}});
+  REQUIRE(r.layers.size() == 1);
+  const Tensor a = activations(g, s.x, {g.at("maxpool1")})[0];
+  for (int k = 0; k < 2; ++k) {
+    INFO("unit " << k);
+    std::vector<float> all;
+    for (int n = 0; n < N; ++n)
+      for (int p = 0; p < 9; ++p) all.push_back(a[(size_t(n) * 2 + k) * 9 + p]);
+    std::sort(all.begin(), all.end());
+    const double pos = (1 - q) * (all.size() - 1);
+    const double T = all[size_t(pos)] + (pos - size_t(pos)) * (all[size_t(pos) + 1] - all[size_t(pos)]);
+    const UnitResult& u = r.layers[0].units[k];
+    CHECK(u.threshold == doctest::Approx(T));
+    for (int c = 0; c < 3; ++c) {
+      long inter = 0, uni = 0;
+      for (int n = 0; n < N; ++n) {
+        if (c == 2 && n == 2) continue;
+        for (int p = 0; p < HW; ++p) {
+          const bool m = bilinear_at(a.data() + (size_t(n) * 2 + k) * 9, 3, 3, H, W, p / W, p % W) > T;
+          const bool l = s.masks[(size_t(n) * 3 + c) * HW + p];
+          inter += m && l, uni += m || l;
+        }
+      }
+      CHECK(u.ious[c] == doctest::Approx(double(inter) / uni).epsilon(1e-12));
+    }
+    const int best = int(std::max_element(u.ious.begin(), u.ious.end()) - u.ious.begin());
+    CHECK(u.best == best);
+    CHECK(u.detector == (u.ious[best] > 0.2));
+    // Top images by the unit's largest activation.
+    for (size_t i = 1; i < u.top_maxima.size(); ++i) CHECK(u.top_maxima[i - 1] >= u.top_maxima[i]);
+  }
+  int detectors = 0;
+  for (const UnitResult& u : r.layers[0].units) detectors += u.detector;
+  CHECK(r.layers[0].detectors_by_category[0] + r.layers[0].detectors_by_category[1] == detectors);
+}
+
+TEST_CASE("dissect: the generated set's masks are exact; planted detectors are found with IoU 1") {
+  const SegmentationSet s = make_segmentation(Shape{2, 20, 24}, 40, 7);
+  check_segmentation(s);
+  const int HW = 20 * 24, K = int(s.concepts.size());
+  REQUIRE(K == 11);
+  for (int n = 0; n < 40; ++n)
+    for (int p = 0; p < HW; ++p) {
+      const float v = s.x[size_t(n) * 2 * HW + p];
+      CHECK(s.x[(size_t(n) * 2 + 1) * HW + p] == v);  // every channel the same gray
+      int per_cat[3] = {0, 0, 0};
+      for (int c = 0; c < K; ++c) per_cat[s.concepts[c].category] += s.mask(n, c)[p];
+      CHECK(per_cat[0] + per_cat[1] <= 1);  // a pixel is texture or shape, never both
+      CHECK(per_cat[2] == 1);               // intensity bins partition the pixels
+      const int bin = v < 1.f / 3 ? 0 : v < 2.f / 3 ? 1 : 2;
+      CHECK(s.mask(n, 8 + bin)[p] == 1);
+      if (per_cat[0] + per_cat[1] == 0) CHECK(v < 0.2f);  // outside texture and shape: the background
+      if (per_cat[1]) CHECK(v >= 0.6f);
+    }
+  // Image i does not depend on the set's size.
+  const SegmentationSet small = make_segmentation(Shape{2, 20, 24}, 3, 7);
+  CHECK(std::equal(small.masks.begin(), small.masks.end(), s.masks.begin()));
+  CHECK(std::equal(small.x.data(), small.x.data() + small.x.size(), s.x.data()));
+
+  // Plant the answers: input channel 0 is the disc's mask, channel 1 the checkerboard's. With the
+  // quantile at each mask's pixel fraction, the thresholded maps are the masks exactly.
+  SegmentationSet planted = s;
+  double fraction[2] = {0, 0};
+  for (int n = 0; n < 40; ++n)
+    for (int p = 0; p < HW; ++p)
+      for (int k = 0; k < 2; ++k) {
+        const float m = s.mask(n, k == 0 ? 4 : 2)[p];
+        planted.x[(size_t(n) * 2 + k) * HW + p] = m;
+        fraction[k] += m / (40.0 * HW);
+      }
+  Graph g = arch("input(2,20,24) relu");
+  for (int k = 0; k < 2; ++k) {
+    INFO("unit " << k);
+    char q[32];
+    std::snprintf(q, sizeof q, "%.12f", fraction[k]);
+    const DissectResult r = dissect(g, {&planted, {-1, g.at("relu1")}, {}}, {{"quantile", q}});
+    for (const LayerDissection& l : r.layers) {
+      const UnitResult& u = l.units[k];
+      CHECK(s.concepts[u.best].name == (k == 0 ? "disc" : "checkerboard"));
+      CHECK(u.iou == doctest::Approx(1.0));
+      CHECK(u.detector);
+    }
+  }
+  const DissectResult both = dissect(g, {&planted, {-1}, {}}, {{"quantile", "0.02"}, {"iou_threshold", "0.3"}});
+  int detectors = 0;
+  for (int c : both.layers[0].detectors_by_category) detectors += c;
+  CHECK(detectors == int(both.layers[0].units[0].detector) + int(both.layers[0].units[1].detector));
+}
+
+TEST_CASE("dissect: a thread count gives the same result; refusals name the problem") {
+  const SegmentationSet s = make_segmentation(Shape{1, 12, 12}, 30, 2);
+  Graph g = arch("input(1,12,12) conv(4,k=3) relu maxpool(2) flatten dense(3)", 6);
+  const std::vector<int> layers = {g.at("conv1"), g.at("maxpool1")};
+  const int before = threads();
+  set_threads(1);
+  const DissectResult one = dissect(g, {&s, layers, {}});
+  set_threads(2);
+  const DissectResult two = dissect(g, {&s, layers, {}});
+  set_threads(before);
+  for (size_t l = 0; l < 2; ++l)
+    for (size_t k = 0; k < 4; ++k) {
+      CHECK(one.layers[l].units[k].ious == two.layers[l].units[k].ious);
+      CHECK(one.layers[l].units[k].threshold == two.layers[l].units[k].threshold);
+      CHECK(one.layers[l].units[k].top_images == two.layers[l].units[k].top_images);
+    }
+  CHECK(one.layers[0].units[0].top_images.size() == 8);
+  CHECK(methods_of(Kind::dissect).size() == 1);
+  CHECK(throws_with([&] { dissect(g, {&s, {g.at("dense1")}, {}}); }, "not maps [channels, height, width]"));
+  CHECK(throws_with([&] { dissect(g, {&s, layers, {}}, {{"quantile", "0.9"}}); }, "quantile=0.9 outside"));
+  CHECK(throws_with([&] { dissect(g, {&s, layers, {}}, {{"runs", "2"}}); }, "unknown parameter 'runs'"));
+  CHECK(throws_with([&] { dissect(g, {&s, {}, {}}); }, "no layers"));
+  CHECK(throws_with([&] { dissect(g, {&s, {g.at("conv1"), g.at("conv1")}, {}}); }, "given twice"));
+  SegmentationSet bad = s;
+  bad.masks[5] = 2;
+  CHECK(throws_with([&] { dissect(g, {&bad, layers, {}}); }, "mask value 2"));
+  bad = s;
+  bad.masks.pop_back();
+  CHECK(throws_with([&] { dissect(g, {&bad, layers, {}}); }, "mask pixels, expected"));
+  bad = s;
+  bad.x = s.x.clone();
+  bad.x[3] = NAN;
+  CHECK(throws_with([&] { dissect(g, {&bad, layers, {}}); }, "not finite at element 3"));
+  const SegmentationSet other = make_segmentation(Shape{1, 10, 10}, 3, 2);
+  CHECK_THROWS_AS(dissect(g, {&other, layers, {}}), ShapeError);
+  CHECK_THROWS(make_segmentation(Shape{1, 5, 5}, 3, 1));
 }
 
 // ---- the command line -----------------------------------------------------------------------------

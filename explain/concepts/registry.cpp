@@ -12,6 +12,7 @@ static const std::vector<Method>& registry() {
     std::vector<Method> m;
     add_tcav_methods(m);
     add_probe_methods(m);
+    add_dissect_methods(m);
     return m;
   }();
   return r;
