@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <numeric>
@@ -19,10 +20,13 @@
 #include "data/images.h"
 #include "data/npy.h"
 #include "engine/architecture.h"
+#include "explain/common/heatmap.h"
 #include "explain/common/plot.h"
 #include "explain/concepts/concepts.h"
+#include "explain/concepts/dissect.h"
 #include "explain/concepts/patterns.h"
 #include "explain/concepts/probe.h"
+#include "explain/concepts/segmentation.h"
 #include "tools/commands.h"
 
 namespace gb {
@@ -727,9 +731,334 @@ void add_probe_command(CLI::App& app) {
   c->callback([a] { run_probe(*a); });
 }
 
+// ---- glassbox dissect (Network Dissection) ------------------------------------------------------
+
+constexpr int kMaxSegImages = 100000;  // images of a segmentation set (masks: images x concepts bytes)
+
+// "generated:n=N,seed=S" or "data:SPEC@split=..,n=N": the options after the kind.
+struct SegOptions {
+  int n = 1000;
+  uint64_t seed = 0;
+  std::string split = "test";
+};
+
+SegOptions parse_seg_options(const std::string& text, const std::string& what, bool data) {
+  SegOptions o;
+  for (const std::string& kv : split_list(text)) {
+    const size_t eq = kv.find('=');
+    const std::string key = kv.substr(0, eq), value = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    long v = 0;
+    if (key == "n" && parse_number(value, v) && v >= 1 && v <= kMaxSegImages) {
+      o.n = int(v);
+    } else if (key == "seed" && !data && parse_number(value, v) && v >= 0) {
+      o.seed = uint64_t(v);
+    } else if (key == "split" && data && (value == "train" || value == "test")) {
+      o.split = value;
+    } else {
+      throw std::invalid_argument(what + ": '" + kv + "' (options: n=1.." + std::to_string(kMaxSegImages) +
+                                  (data ? ", split=train|test)" : ", seed=S)"));
+    }
+  }
+  return o;
+}
+
+// Object silhouettes and parts of a dataset's images (Fashion-MNIST: one object per image on a
+// black background). Category "object": one concept per class, its mask the pixels brighter than
+// 0.05 (any channel) on that class's images; category "part": the top, middle and bottom thirds of
+// the silhouette's rows (its bounding box split in three).
+cc::SegmentationSet silhouettes(const std::string& spec, const SegOptions& o, const Model& m, const std::string& what) {
+  Dataset d = load_dataset(spec, o.split);
+  if (d.x.rank() != 4 || d.x.shape().sample() != m.graph.input_shape())
+    throw ShapeError(what + ": samples of " + spec + " are " + d.x.shape().sample().str() + ", the model takes " +
+                     m.graph.input_shape().str());
+  if (d.size() > o.n) {
+    std::vector<int> first(o.n);
+    std::iota(first.begin(), first.end(), 0);
+    d = take(d, first);
+  }
+  cc::SegmentationSet s;
+  s.x = d.x;
+  s.categories = {"object", "part"};
+  const std::vector<std::string> names = d.class_names.empty() ? model_classes(m) : d.class_names;
+  for (const std::string& c : names) s.concepts.push_back({c, 0});
+  const int K = int(names.size());
+  for (const char* p : {"top", "middle", "bottom"}) s.concepts.push_back({p, 1});
+  const int N = d.size(), C = d.x.dim(1), H = d.x.dim(2), W = d.x.dim(3), HW = H * W;
+  const size_t Kc = s.concepts.size();
+  s.masks.assign(size_t(N) * Kc * HW, 0);
+  std::vector<uint8_t> object(HW);
+  for (int n = 0; n < N; ++n) {
+    int top = H, bottom = -1;
+    for (int p = 0; p < HW; ++p) {
+      float v = 0;
+      for (int c = 0; c < C; ++c) v = std::max(v, d.x[(size_t(n) * C + c) * HW + p]);
+      object[p] = v > 0.05f;
+      if (object[p]) top = std::min(top, p / W), bottom = std::max(bottom, p / W);
+    }
+    if (bottom < 0) continue;
+    std::copy(object.begin(), object.end(), s.masks.begin() + (size_t(n) * Kc + d.y[n]) * HW);
+    const int rows = bottom - top + 1;
+    for (int p = 0; p < HW; ++p)
+      if (object[p]) s.masks[(size_t(n) * Kc + K + std::min(2, (p / W - top) * 3 / rows)) * HW + p] = 1;
+  }
+  return s;
+}
+
+// A folder of images and masks: DIR/images/NAME.png (any image format), and per image
+// DIR/masks/NAME/CATEGORY/CONCEPT.png, a pixel in the concept when its value is not 0. An image is
+// annotated for the categories it has a folder of. Images are converted to the model's input; masks
+// are resized to it by nearest neighbour.
+cc::SegmentationSet mask_folder(const std::string& dir, const Model& m, const std::string& what) {
+  const fs::path images = fs::path(dir) / "images", masks = fs::path(dir) / "masks";
+  if (!fs::is_directory(images) || !fs::is_directory(masks))
+    throw std::invalid_argument(what + ": " + dir + " needs images/ and masks/ folders (images/NAME.png, "
+                                "masks/NAME/CATEGORY/CONCEPT.png)");
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(images))
+    if (e.is_regular_file() && e.path().filename().string()[0] != '.') files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  if (files.empty()) throw std::invalid_argument(what + ": " + images.string() + " holds no images");
+  if (int(files.size()) > kMaxSegImages)
+    throw std::invalid_argument(what + ": more than " + std::to_string(kMaxSegImages) + " images in " + images.string());
+  // Categories and concepts: every CATEGORY/CONCEPT that any image has, sorted.
+  std::map<std::string, std::set<std::string>> found;
+  for (const fs::path& f : files) {
+    const fs::path md = masks / f.stem();
+    if (!fs::is_directory(md)) continue;
+    for (const auto& cat : fs::directory_iterator(md))
+      if (cat.is_directory())
+        for (const auto& c : fs::directory_iterator(cat.path()))
+          if (c.is_regular_file()) found[cat.path().filename().string()].insert(c.path().stem().string());
+  }
+  if (found.empty()) throw std::invalid_argument(what + ": no masks under " + masks.string());
+  cc::SegmentationSet s;
+  std::map<std::pair<std::string, std::string>, int> index;
+  for (const auto& [cat, names] : found) {
+    s.categories.push_back(cat);
+    for (const std::string& n : names) {
+      index[{cat, n}] = int(s.concepts.size());
+      s.concepts.push_back({n, int(s.categories.size()) - 1});
+    }
+  }
+  const Shape in = m.graph.input_shape();
+  if (in.rank != 3) throw ShapeError(what + ": the model takes " + in.str() + ", not images");
+  const int N = int(files.size()), H = in[1], W = in[2], HW = H * W;
+  const size_t Kc = s.concepts.size();
+  std::vector<Tensor> xs;
+  s.masks.assign(size_t(N) * Kc * HW, 0);
+  s.annotated.assign(size_t(N) * s.categories.size(), 0);
+  for (int n = 0; n < N; ++n) {
+    xs.push_back(load_image(files[n].string(), in));
+    for (size_t k = 0; k < s.categories.size(); ++k) {
+      const fs::path cd = masks / files[n].stem() / s.categories[k];
+      if (!fs::is_directory(cd)) continue;
+      s.annotated[size_t(n) * s.categories.size() + k] = 1;
+      for (const auto& e : fs::directory_iterator(cd)) {
+        if (!e.is_regular_file()) continue;
+        const Image im = read_image(e.path().string());
+        uint8_t* dst = s.masks.data() + (size_t(n) * Kc + index.at({s.categories[k], e.path().stem().string()})) * HW;
+        for (int y = 0; y < H; ++y)
+          for (int x = 0; x < W; ++x) {
+            const int sy = int(int64_t(y) * im.h / H), sx = int(int64_t(x) * im.w / W);
+            dst[y * W + x] = im.pixels[(size_t(sy) * im.w + sx) * im.channels] != 0;
+          }
+      }
+    }
+  }
+  s.x = concat(xs);
+  return s;
+}
+
+// The segmentation set of --concepts, in pixel space.
+cc::SegmentationSet read_segmentation(const std::string& spec, const Model& m) {
+  const std::string what = "--concepts " + spec;
+  const size_t colon = spec.find(':');
+  const std::string kind = spec.substr(0, colon), body = colon == std::string::npos ? "" : spec.substr(colon + 1);
+  try {
+    if (kind == "generated") {
+      const SegOptions o = parse_seg_options(body, what, false);
+      return cc::make_segmentation(m.graph.input_shape(), o.n, o.seed);
+    }
+    if (kind == "data") {
+      const size_t at = body.rfind('@');
+      const SegOptions o = parse_seg_options(at == std::string::npos ? "" : body.substr(at + 1), what, true);
+      return silhouettes(body.substr(0, at), o, m, what);
+    }
+    if (kind == "masks") return mask_folder(body, m, what);
+  } catch (const DataError& e) {
+    throw DataError(what + ": " + e.what());
+  }
+  throw std::invalid_argument(what + ": expected generated[:n=N,seed=S], data:SPEC[@split=..,n=N] or masks:DIR");
+}
+
+// A cell of the figure: the image, scaled up, with the unit's mask outlined in red.
+explain::Image outlined(const Tensor& pixels, const uint8_t* mask, int H, int W, int scale) {
+  explain::Image im = explain::resize_nearest(explain::to_image(pixels), W * scale, H * scale);
+  auto in = [&](int x, int y) { return x >= 0 && y >= 0 && x < W * scale && y < H * scale && mask[(y / scale) * W + x / scale]; };
+  for (int y = 0; y < H * scale; ++y)
+    for (int x = 0; x < W * scale; ++x)
+      if (in(x, y) && !(in(x - 1, y) && in(x + 1, y) && in(x, y - 1) && in(x, y + 1))) {
+        uint8_t* p = im.px(x, y);
+        p[0] = 255, p[1] = 0, p[2] = 0;
+      }
+  return im;
+}
+
+// dissect_<layer>.png: one row per unit (by IoU, highest first), its top images with the thresholded
+// upsampled activation outlined, captioned with the unit's best concept and IoU.
+void write_unit_grid(const std::string& path, Graph& g, const cc::LayerDissection& d, const cc::SegmentationSet& pixels,
+                     const Tensor& x, int max_rows) {
+  std::vector<int> units(d.units.size());
+  std::iota(units.begin(), units.end(), 0);
+  std::stable_sort(units.begin(), units.end(), [&](int a, int b) { return d.units[a].iou > d.units[b].iou; });
+  if (int(units.size()) > max_rows) units.resize(max_rows);
+  const int H = pixels.height(), W = pixels.width(), scale = std::max(1, 56 / std::max(H, W));
+  std::vector<std::vector<explain::Image>> cells;
+  std::vector<std::string> captions, columns;
+  std::vector<float> up(size_t(H) * W);
+  std::vector<uint8_t> mask(size_t(H) * W);
+  for (int k : units) {
+    const cc::UnitResult& u = d.units[k];
+    std::vector<int> rows = u.top_images;
+    Tensor xb(x.shape().with_batch(int(rows.size())));
+    for (size_t i = 0; i < rows.size(); ++i) xb.slice(int(i), int(i) + 1).copy_from(x.sample(rows[i]));
+    const Tensor a = activations(g, xb, {d.node})[0];
+    const int h = a.dim(2), w = a.dim(3);
+    std::vector<explain::Image> row;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      cc::unit_mask(a.data() + (i * a.dim(1) + k) * size_t(h) * w, h, w, u.threshold, H, W, up.data(), mask.data());
+      row.push_back(outlined(pixels.x.sample(rows[i]), mask.data(), H, W, scale));
+    }
+    char buf[200];
+    std::snprintf(buf, sizeof buf, "unit %d: %s (%s) IoU %.3f%s", k, u.best < 0 ? "none" : pixels.concepts[u.best].name.c_str(),
+                  u.best < 0 ? "-" : pixels.categories[pixels.concepts[u.best].category].c_str(), u.iou,
+                  u.detector ? "  detector" : "");
+    captions.push_back(buf);
+    cells.push_back(std::move(row));
+  }
+  for (size_t i = 0; i < cells.front().size(); ++i) columns.push_back("top " + std::to_string(i + 1));
+  write_image(path, explain::grid(cells, columns, captions, W * scale, H * scale));
+}
+
+// detectors.png / .svg: detectors per category, one bar series per layer.
+void write_detector_chart(const std::string& out, const cc::DissectResult& r, const cc::SegmentationSet& s,
+                          const std::string& title) {
+  explain::PlotOptions o;
+  o.kind = explain::PlotKind::bars;
+  o.title = title;
+  o.xlabel = "concept category";
+  o.ylabel = "detector units";
+  o.ymin = 0;
+  o.categories = s.categories;
+  std::vector<explain::Series> series;
+  for (const cc::LayerDissection& d : r.layers) {
+    explain::Series sr{d.layer + " (" + std::to_string(d.units.size()) + " units)", {}, {}, {}};
+    for (int c : d.detectors_by_category) sr.y.push_back(c);
+    series.push_back(std::move(sr));
+  }
+  write_image(out + "/detectors.png", explain::plot_image(series, o));
+  atomic_write(out + "/detectors.svg", explain::plot_svg(series, o));
+}
+
+struct DissectArgs {
+  std::string model, layers, concepts = "generated", out, method = "netdissect";
+  std::vector<std::string> params;
+  int max_rows = 32;
+  bool list = false;
+};
+
+void run_dissect(const DissectArgs& a) {
+  if (a.list) {
+    std::fputs(explain::list_text(cc::methods_of(cc::Kind::dissect)).c_str(), stdout);
+    return;
+  }
+  if (a.model.empty()) throw std::invalid_argument("--model is required");
+  if (a.out.empty()) throw std::invalid_argument("--out is required");
+  if (cc::method_kind(a.method) != cc::Kind::dissect) throw std::invalid_argument("--method " + a.method + ": not a dissection method");
+  const explain::Params params = read_params(a.params, a.method);
+  Model model = open_model(a.model);
+  std::vector<int> layers;
+  if (a.layers.empty() || a.layers == "all") {
+    for (int i = 0; i < model.graph.size(); ++i)
+      if (model.graph.shape(i).rank == 4) layers.push_back(i);
+    if (layers.empty()) throw std::invalid_argument("--model " + a.model + " has no layer with maps [C, H, W] to dissect");
+  } else {
+    for (const std::string& name : split_list(a.layers)) layers.push_back(parse_layer(model.graph, name, "--layer"));
+  }
+  const cc::SegmentationSet pixels = read_segmentation(a.concepts, model);
+  cc::SegmentationSet s = pixels;
+  s.x = pixels.x.clone();
+  normalize_for(model, s.x);
+  std::printf("dissecting %zu layer(s) on %d images, %zu concepts in %zu categories\n", layers.size(), s.size(),
+              s.concepts.size(), s.categories.size());
+  std::fflush(stdout);
+  const auto t0 = std::chrono::steady_clock::now();
+  const cc::DissectResult r = cc::dissect(model.graph, {&s, layers, progress_printer()}, params, a.method);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  json jl = json::array();
+  for (const cc::LayerDissection& d : r.layers) {
+    std::printf("%s: %d units, unique concepts detected %d; detectors by category:", d.layer.c_str(), int(d.units.size()),
+                d.unique_concepts);
+    for (size_t c = 0; c < s.categories.size(); ++c) std::printf(" %s %d", s.categories[c].c_str(), d.detectors_by_category[c]);
+    std::printf("\n");
+    json units = json::array();
+    for (const cc::UnitResult& u : d.units) {
+      const std::string best = u.best < 0 ? "" : s.concepts[u.best].name;
+      const std::string cat = u.best < 0 ? "" : s.categories[s.concepts[u.best].category];
+      if (u.detector) std::printf("  unit %3d  %-14s %-10s IoU %.3f\n", u.unit, best.c_str(), cat.c_str(), u.iou);
+      units.push_back({{"unit", u.unit}, {"threshold", u.threshold}, {"concept", best}, {"category", cat}, {"iou", u.iou},
+                       {"detector", u.detector}, {"top_images", u.top_images}, {"top_maxima", u.top_maxima}});
+    }
+    json cats = json::object();
+    for (size_t c = 0; c < s.categories.size(); ++c) cats[s.categories[c]] = d.detectors_by_category[c];
+    jl.push_back({{"layer", d.layer}, {"units", units}, {"detectors_by_category", cats}, {"unique_concepts", d.unique_concepts}});
+  }
+  std::printf("dissect: %.1f s\n", secs);
+
+  fs::create_directories(a.out);
+  json concepts = json::array();
+  for (const cc::SegConcept& c : s.concepts) concepts.push_back({{"name", c.name}, {"category", s.categories[c.category]}});
+  json pj = json::object();
+  for (auto& [k, v] : params) pj[k] = v;
+  const json summary = {{"model", a.model}, {"concepts_spec", a.concepts}, {"method", a.method}, {"params", pj},
+                        {"images", s.size()}, {"concepts", concepts}, {"quantile", r.quantile},
+                        {"iou_threshold", r.iou_threshold}, {"time_s", secs}, {"layers", jl}};
+  for (const cc::LayerDissection& d : r.layers) {
+    Tensor iou(Shape{int(d.units.size()), int(s.concepts.size())});
+    for (size_t k = 0; k < d.units.size(); ++k)
+      for (size_t c = 0; c < s.concepts.size(); ++c) iou[k * s.concepts.size() + c] = float(d.units[k].ious[c]);
+    write_npy(a.out + "/iou_" + d.layer + ".npy", iou);
+    write_unit_grid(a.out + "/dissect_" + d.layer + ".png", model.graph, d, pixels, s.x, a.max_rows);
+  }
+  write_detector_chart(a.out, r, s, "Network Dissection of " + fs::path(a.model).filename().string());
+  atomic_write(a.out + "/summary.json", summary.dump(2) + "\n");
+  std::printf("wrote summary.json, iou_<layer>.npy, dissect_<layer>.png and detectors.png/.svg to %s\n", a.out.c_str());
+}
+
+void add_dissect_command(CLI::App& app) {
+  auto a = std::make_shared<DissectArgs>();
+  auto* c = app.add_subcommand("dissect", "Network Dissection: which conv units detect which concepts (IoU of their "
+                                          "top activations with concept masks)");
+  c->add_flag("--list", a->list, "list the method with its parameters, defaults and conventions");
+  c->add_option("--model", a->model, "a model file, a preset or an architecture text");
+  c->add_option("--layer", a->layers, "layers to dissect, comma-separated (default: all with maps [C, H, W])");
+  c->add_option("--concepts", a->concepts,
+                "segmentation set: generated[:n=N,seed=S] (textures, shapes, intensity with exact masks), "
+                "data:SPEC[@split=test|train,n=N] (object silhouettes per class and their top/middle/bottom parts), or "
+                "masks:DIR (DIR/images/NAME.png, DIR/masks/NAME/CATEGORY/CONCEPT.png); n at most 100000, default 1000")
+      ->capture_default_str();
+  c->add_option("--rows", a->max_rows, "units shown per layer figure, by IoU")->capture_default_str()->check(CLI::Range(1, 1024));
+  c->add_option("--method", a->method, "the dissection method (see --list)")->capture_default_str();
+  c->add_option("--param", a->params, "method parameter KEY=VALUE (repeatable; see --list)");
+  c->add_option("--out", a->out, "output folder");
+  c->callback([a] { run_dissect(*a); });
+}
+
 void add_concepts_commands(CLI::App& app) {
   add_tcav_command(app);
   add_probe_command(app);
+  add_dissect_command(app);
 }
 
 }  // namespace

@@ -87,7 +87,8 @@ DissectResult dissect(Graph& model, const DissectRequest& request, const Params&
 // The pieces, public for tests and the command line's figures:
 // the value v with P(a > v) = q over `values` (numpy.percentile(values, 100 (1 − q)), linear).
 double upper_quantile(std::vector<float> values, double q);
-// mask[p] = (bilinear upsampling of the h×w map to H×W)[p] > threshold.
-void unit_mask(const float* map, int h, int w, double threshold, int H, int W, uint8_t* mask);
+// mask[p] = (bilinear upsampling of the h×w map to H×W)[p] > threshold; `upsampled` (H×W floats)
+// receives the upsampled map (the caller's buffer: no allocation per map).
+void unit_mask(const float* map, int h, int w, double threshold, int H, int W, float* upsampled, uint8_t* mask);
 
 }  // namespace gb::concepts
