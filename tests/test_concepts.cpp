@@ -901,3 +901,94 @@ TEST_CASE("cli: glassbox concepts writes its outputs from every kind of concept 
   }
   CHECK(slurp(s / "out/summary.json") == before);
 }
+
+TEST_CASE("cli: glassbox probe and glassbox dissect write their outputs; bad requests name the flag") {
+  const std::string bin = glassbox_binary();
+  if (bin.empty()) {
+    MESSAGE("skipped: tools/glassbox is not built beside the tests");
+    return;
+  }
+  Scratch s;
+  // A small labelled set as npy:X,Y (the split is by index) and a folder of images with masks.
+  const Tensor x = make_patterns(parse_pattern("blobs"), Shape{1, 28, 28}, 50, 4);
+  std::vector<uint8_t> u8(x.size());
+  for (size_t i = 0; i < u8.size(); ++i) u8[i] = uint8_t(std::lround(255 * x[i]));
+  write_npy_u8(s / "x.npy", {50, 28, 28}, u8.data());
+  std::vector<int64_t> labels(50);
+  for (int i = 0; i < 50; ++i) labels[i] = i % 3;
+  write_npy_labels(s / "y.npy", labels);
+  const std::string data = "npy:" + (s / "x.npy") + "," + (s / "y.npy");
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = "im" + std::to_string(i);
+    fs::create_directories(s / ("seg/masks/" + name + "/shape"));
+    fs::create_directories(s / "seg/images");
+    write_png(s / ("seg/images/" + name + ".png"), x.sample(i));
+    std::vector<uint8_t> m(14 * 14);  // half the model's size: resized by nearest neighbour
+    for (int p = 0; p < 14 * 14; ++p) m[p] = (p / 14 < 7) ? 255 : 0;
+    write_png(s / ("seg/masks/" + name + "/shape/upper.png"), 14, 14, 1, m.data());
+  }
+
+  Run r = glassbox(s, bin, "probe --model lenet5 --data " + data + " --layers input,relu2 --param epochs=1 --out " + (s / "probe"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  for (const char* f : {"summary.json", "probe_accuracy.png", "probe_accuracy.svg"})
+    CHECK_MESSAGE(fs::exists(s / ("probe/" + std::string(f))), f);
+  nlohmann::json j = nlohmann::json::parse(slurp(s / "probe/summary.json"));
+  CHECK(j["train_samples"] == 40);
+  CHECK(j["test_samples"] == 10);
+  CHECK(j["models"][0]["layers"].size() == 2);
+  CHECK(j["models"][0]["layers"][1]["features"] == 1600);
+
+  r = glassbox(s, bin, "dissect --model lenet5 --layer relu1,relu2 --concepts generated:n=30 --out " + (s / "gen"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  for (const char* f : {"summary.json", "detectors.png", "detectors.svg", "dissect_relu1.png", "iou_relu2.npy"})
+    CHECK_MESSAGE(fs::exists(s / ("gen/" + std::string(f))), f);
+  CHECK(read_npy_f32(s / "gen/iou_relu2.npy").shape() == Shape{16, 11});
+  j = nlohmann::json::parse(slurp(s / "gen/summary.json"));
+  CHECK(j["images"] == 30);
+  CHECK(j["layers"][0]["units"].size() == 6);
+  CHECK(j["layers"][0]["units"][0]["top_images"].size() == 8);
+
+  r = glassbox(s, bin, "dissect --model lenet5 --layer relu1 --concepts masks:" + (s / "seg") + " --out " + (s / "seg_out"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  j = nlohmann::json::parse(slurp(s / "seg_out/summary.json"));
+  CHECK(j["images"] == 3);
+  CHECK(j["concepts"][0]["name"] == "upper");
+  CHECK(j["concepts"][0]["category"] == "shape");
+  r = glassbox(s, bin, "dissect --model lenet5 --concepts data:" + data + "@split=train,n=12 --out " + (s / "sil"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  j = nlohmann::json::parse(slurp(s / "sil/summary.json"));
+  CHECK(j["images"] == 12);
+  CHECK(j["concepts"].size() == 6);  // classes 0, 1, 2 and the parts top, middle, bottom
+  CHECK(j["layers"].size() == 6);    // every layer with maps
+
+  r = glassbox(s, bin, "dissect --list");
+  CHECK(contains(r.out, "--param quantile=0.005"));
+  r = glassbox(s, bin, "probe --list");
+  CHECK(contains(r.out, "--param epochs=3"));
+
+  const std::string before = slurp(s / "gen/summary.json");
+  struct Case {
+    std::string args, expect;
+  };
+  const std::string out = " --out " + (s / "gen");
+  const Case cases[] = {
+      {"dissect --model lenet5 --layer dense1" + out, "not maps [channels, height, width]"},
+      {"dissect --model lenet5 --layer conv9" + out, "--layer 'conv9'"},
+      {"dissect --model lenet5 --concepts generated:n=0" + out, "--concepts generated:n=0"},
+      {"dissect --model lenet5 --concepts shapes" + out, "expected generated"},
+      {"dissect --model lenet5 --concepts masks:" + (s / "nosuch") + out, "needs images/ and masks/"},
+      {"dissect --model lenet5 --param quantile=0.9" + out, "quantile=0.9 outside"},
+      {"dissect --model lenet5 --param top=0" + out, "top=0 outside"},
+      {"dissect --model lenet5 --concepts generated:n=5", "--out is required"},
+      {"probe --model lenet5 --data " + data + " --layers nosuch" + out, "--layers 'nosuch'"},
+      {"probe --model lenet5 --data " + data + " --param epochs=0" + out, "epochs=0 outside"},
+      {"probe --model 'input(1,8,8) conv(2,k=3) relu flatten dense(3)' --data " + data + out, "the model takes"},
+  };
+  for (const Case& c : cases) {
+    INFO("glassbox " << c.args);
+    r = glassbox(s, bin, c.args);
+    CHECK(r.status != 0);
+    CHECK_MESSAGE(contains(r.err, c.expect), r.err);
+  }
+  CHECK(slurp(s / "gen/summary.json") == before);
+}
