@@ -18,6 +18,16 @@ python3, so its computation is re-implemented here the way Captum runs it:
                 vs random sets 1..R and random set 0 vs 1..R (random sets = consecutive blocks of the pool),
                 and prints {"key", "per_second" (TCAV runs per second), "seconds", ...} per line: "tcav" (all of
                 it) and "tcav-scores" (activations, gradients and scores without the CAV training).
+                With "kind": "probe" in bench.json (train.npy, test.npy; labels i % classes) it times linear probes
+                of every layer as plain PyTorch does them ("probe": probe runs per second): forward hooks on every
+                module, per-feature standardization from a statistics pass, one nn.Linear per layer trained by
+                torch.optim.Adam with a cosine schedule for one epoch of batches of 128, then accuracy on both
+                splits. With "kind": "dissect" (images.npy, masks.npy [N, concepts, H, W], iou_<layer>.npy from
+                glassbox) it times Network Dissection as NetDissect-Lite computes it, vectorized in PyTorch
+                ("dissect": runs per second): activations by hooks, the per-unit (1 - quantile) quantile
+                (numpy.percentile), F.interpolate(bilinear, align_corners=False), thresholded masks, and the
+                intersections with every concept as one matrix product per unit block; max_iou_diff compares
+                its IoUs with glassbox's.
 --check         compares `glassbox concepts` with PyTorch autograd number for number: given the model, the
                 inputs (.npy pixels), glassbox's summary.json and its unit CAVs (cav_<concept>_<layer>.npy), it recomputes each run's
                 sign count, magnitude and mean directional derivative and prints the largest differences
@@ -161,9 +171,124 @@ def best_rate(fn, seconds, rounds=5):
     return best
 
 
+def module_indices(path):
+    """Every glassbox layer's name -> the index of its output module in build_model's Sequential."""
+    blob = open(path, "rb").read()
+    n = int.from_bytes(blob[:8], "little")
+    arch = json.loads(json.loads(blob[8:8 + n])["__metadata__"]["glassbox.architecture"])
+    out, i = {}, -1
+    for L in arch["layers"]:
+        i += {"gap": 2, "dropout": 0}.get(L["kind"], 1)
+        out[L["name"]] = i
+    return out
+
+
+def hooked_features(model, indices, x):
+    """The input and every hooked module's output for a batch, flattened: one forward."""
+    feats = [x.flatten(1)]
+    hs = [model[i].register_forward_hook(lambda m, inp, o: feats.append(o.detach().flatten(1))) for i in indices]
+    with torch.no_grad():
+        model(x)
+    for h in hs:
+        h.remove()
+    return feats
+
+
+def probe_run(model, indices, train, ytr, test, yte, classes, batch=128, lr=0.01, seed=0):
+    """Linear probes of the input and every layer: statistics, one epoch of Adam steps, accuracies."""
+    stats = None
+    for b in range(0, len(train), 256):
+        f = hooked_features(model, indices, train[b:b + 256])
+        f = [(t.double().sum(0), (t.double() ** 2).sum(0)) for t in f]
+        stats = f if stats is None else [(a + c, b2 + d) for (a, b2), (c, d) in zip(stats, f)]
+    mean = [(s / len(train)).float() for s, _ in stats]
+    std = [((q / len(train)) - (s / len(train)) ** 2).clamp(min=1e-12).sqrt().float() for s, q in stats]
+    probes = [nn.Linear(m.numel(), classes) for m in mean]
+    for p in probes:
+        nn.init.zeros_(p.weight), nn.init.zeros_(p.bias)
+    opts = [torch.optim.Adam(p.parameters(), lr=lr) for p in probes]
+    steps = (len(train) + batch - 1) // batch
+    scheds = [torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=steps) for o in opts]
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(train), generator=g)
+    loss_fn = nn.CrossEntropyLoss()
+    for b in range(0, len(train), batch):
+        rows = order[b:b + batch]
+        feats = hooked_features(model, indices, train[rows])
+        for f, m, s, p, o, sc in zip(feats, mean, std, probes, opts, scheds):
+            o.zero_grad()
+            loss_fn(p((f - m) / s), ytr[rows]).backward()
+            o.step()
+            sc.step()
+    acc = []
+    for x, y in ((train, ytr), (test, yte)):
+        right = [0] * len(probes)
+        for b in range(0, len(x), 256):
+            with torch.no_grad():
+                for k, (f, m, s, p) in enumerate(zip(hooked_features(model, indices, x[b:b + 256]), mean, std, probes)):
+                    right[k] += int((p((f - m) / s).argmax(1) == y[b:b + 256]).sum())
+        acc.append([r / len(x) for r in right])
+    return acc
+
+
+def dissect_run(model, indices, images, masks, quantile):
+    """Network Dissection as NetDissect-Lite: thresholds, upsampled masks, IoU with every concept."""
+    N, K, H, W = masks.shape
+    feats = [[] for _ in indices]
+    hs = [model[i].register_forward_hook(lambda m, inp, o, k=k: feats[k].append(o.detach())) for k, i in enumerate(indices)]
+    with torch.no_grad():
+        for b in range(0, N, 256):
+            model(images[b:b + 256])
+    for h in hs:
+        h.remove()
+    labels = masks.reshape(N, K, H * W).float()
+    label_area = labels.sum((0, 2))
+    out = []
+    for f in feats:
+        a = torch.cat(f)  # [N, U, h, w]
+        U = a.shape[1]
+        T = np.percentile(a.transpose(0, 1).reshape(U, -1).numpy(), 100 * (1 - quantile), axis=1)
+        T = torch.from_numpy(T).float().view(1, U, 1, 1)
+        inter, area = torch.zeros(U, K, dtype=torch.float64), torch.zeros(U, dtype=torch.float64)
+        for b in range(0, N, 256):
+            up = nn.functional.interpolate(a[b:b + 256], size=(H, W), mode="bilinear", align_corners=False)
+            m = (up > T).float().reshape(up.shape[0], U, H * W)
+            area += m.sum((0, 2)).double()
+            inter += torch.einsum("nup,nkp->uk", m, labels[b:b + 256]).double()
+        out.append((inter / (area[:, None] + label_area[None, :].double() - inter).clamp(min=1e-10)).numpy())
+    return out
+
+
+def bench_probe(args, cfg, model, path):
+    indices = sorted(module_indices(path).values())
+    train = torch.from_numpy(np.load(os.path.join(args.bench, "train.npy")))
+    test = torch.from_numpy(np.load(os.path.join(args.bench, "test.npy")))
+    K = cfg["classes"]
+    ytr, yte = torch.arange(len(train)) % K, torch.arange(len(test)) % K
+    rate = best_rate(lambda: probe_run(model, indices, train, ytr, test, yte, K), args.seconds)
+    print(json.dumps({"key": "probe", "per_second": rate, "seconds": 1 / rate, "threads": args.threads}), flush=True)
+
+
+def bench_dissect(args, cfg, model, path):
+    names = module_indices(path)
+    indices = [names[l] for l in cfg["layers"]]
+    images = torch.from_numpy(np.load(os.path.join(args.bench, "images.npy")))
+    masks = torch.from_numpy(np.load(os.path.join(args.bench, "masks.npy")))
+    ious = dissect_run(model, indices, images, masks, cfg["quantile"])
+    diff = max(float(np.abs(np.load(os.path.join(args.bench, f"iou_{l}.npy")) - r).max()) for l, r in zip(cfg["layers"], ious))
+    rate = best_rate(lambda: dissect_run(model, indices, images, masks, cfg["quantile"]), args.seconds)
+    print(json.dumps({"key": "dissect", "per_second": rate, "seconds": 1 / rate, "threads": args.threads,
+                      "max_iou_diff": diff}), flush=True)
+
+
 def bench(args):
     torch.set_num_threads(args.threads)
     cfg = json.load(open(os.path.join(args.bench, "bench.json")))
+    if cfg.get("kind") in ("probe", "dissect"):
+        path = os.path.join(args.bench, "model.safetensors")
+        model, _, _ = build_model(path)
+        model.eval()
+        return (bench_probe if cfg["kind"] == "probe" else bench_dissect)(args, cfg, model, path)
     path = os.path.join(args.bench, "model.safetensors")
     model, _, _ = build_model(path)
     idx = module_index(path, cfg["layer"])
