@@ -26,7 +26,7 @@ constexpr double kMaxWeights = 50e6;
 struct ProbeOptions {
   bool gap = false, cosine = true;
   int epochs = 3, batch = 128;
-  double lr = 1e-3, l2 = 0;
+  double lr = 0.01, l2 = 0;
   uint64_t seed = 0;
 };
 
