@@ -158,8 +158,26 @@ std::vector<Section> sections(const Settings& s) {
                       {{"grid.png", "Minimal images: as little of the input as keeps the prediction"}},
                       "inputs 0-2 of the test split"}};
                }});
-  v.push_back({9, "LIME", "the notes' LIME figure", "Ribeiro et al. 2016", {"explain"}, [=] {
-                 return std::vector<Step>{explain("s9-lime", lenet, "lime", {}, "LIME on SLIC superpixels")};
+  v.push_back({9, "LIME, concepts and probes", "the notes' LIME figure; TCAV with significance; probe accuracy per layer; "
+               "Network Dissection", "Ribeiro et al. 2016; Kim et al. 2018; Alain & Bengio 2016; Bau et al. 2017",
+               {"explain", "concepts", "probe", "dissect"}, [=] {
+                 const std::string n = s.quick ? "5000" : "0";
+                 return std::vector<Step>{
+                     explain("s9-lime", lenet, "lime", {}, "LIME on SLIC superpixels"),
+                     {"s9-tcav", {"concepts", "--model", lenet, "--layer", "relu2,dense1", "--class", "Trouser", "--concept",
+                                  "stripes-v=pattern:stripes-v", "--concept", "stripes-h=pattern:stripes-h", "--concept",
+                                  "dots=pattern:dots", "--out", "s9-tcav"},
+                      {{"tcav.png", "TCAV scores for class Trouser, with one standard deviation over 10 random sets; "
+                                    "n.s.: not significant against random CAVs"}},
+                      "generated concept patterns, random sets from the training split"},
+                     {"s9-probe", {"probe", "--model", lenet, "--layers", "all", "--train-limit", n, "--test-limit",
+                                   s.quick ? "2000" : "0", "--out", "s9-probe"},
+                      {{"probe_accuracy.png", "Linear-probe test accuracy at every layer"}},
+                      "softmax probes on standardized activations"},
+                     {"s9-dissect", {"dissect", "--model", lenet, "--concepts", "data:" + s.data + "@split=test,n=1000",
+                                     "--param", "quantile=0.05", "--out", "s9-dissect"},
+                      {{"detectors.png", "Network Dissection: units that detect a class silhouette or part, per layer"}},
+                      "object silhouettes and parts of 1,000 test images; activation quantile 0.05 (28x28 maps are small)"}};
                }});
   v.push_back({10, "Training examples behind a prediction", "survey §4.3.2", "Koh & Liang 2017; Yeh et al. 2018; Kim et al. 2016",
                {"influence", "prototypes"}, [=] {
