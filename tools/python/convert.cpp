@@ -59,7 +59,7 @@ Tensor any_tensor_arg(py::handle a, const std::string& arg) { return copy_in(flo
 
 py::array to_array(const Tensor& t) {
   std::vector<py::ssize_t> shape;
-  for (int d : t.shape().vec()) shape.push_back(d);
+  for (int i = 0; i < t.rank(); ++i) shape.push_back(t.dim(i));
   py::array_t<float> out(shape);
   if (t.size()) std::memcpy(out.mutable_data(), t.data(), t.size() * sizeof(float));
   return out;

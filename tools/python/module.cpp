@@ -252,10 +252,17 @@ namespace {
 // explain(model, x, target, method, **params): the attribution [N, input...]; with
 // return_details=True also {"delta", "signed", "details"}.
 py::object explain_py(PyModel& pm, py::handle x_arg, py::handle target_arg_, const std::string& method,
-                      bool return_details, py::kwargs kwargs) {
+                      bool return_details, py::object params_dict, py::kwargs kwargs) {
   Graph& g = pm.m.graph;
   Tensor x = tensor_arg(x_arg, g.input_shape(), "x");
-  const explain::Params params = method_params(pm, method, kwargs, x.batch());
+  // params= holds parameters whose names explain() takes itself (IG's `method`).
+  py::dict all(kwargs);
+  if (!params_dict.is_none())
+    for (auto [k, v] : py::cast<py::dict>(params_dict)) {
+      if (all.contains(k)) throw py::value_error("explain(): parameter " + std::string(py::str(k)) + " given twice");
+      all[k] = v;
+    }
+  const explain::Params params = method_params(pm, method, all, x.batch());
   explain::Result r;
   {
     Lock lock(pm.mu);
@@ -394,7 +401,7 @@ PyDataset load_data(const std::string& spec, const std::string& split) {
 }  // namespace
 }  // namespace gb::py_glassbox
 
-PYBIND11_MODULE(glassbox, m) {
+PYBIND11_MODULE(_core, m) {
   using namespace gb::py_glassbox;
   namespace py = pybind11;
   
@@ -425,10 +432,13 @@ PYBIND11_MODULE(glassbox, m) {
   m.def("load", &load, py::arg("model"), py::arg("seed") = 42,
         "A model file (.safetensors), a preset (lenet5, camnet, mlp, ...) or an architecture text; "
         "presets and architectures are initialized with `seed`");
-  m.def("explain", &explain_py, py::arg("model"), py::arg("x"), py::arg("target") = "pred",
+  m.def("explain", &explain_py, py::arg("model"), py::arg("x"), py::pos_only(), py::arg("target") = "pred",
         py::arg("method") = "saliency", py::kw_only(), py::arg("return_details") = false,
+        py::arg("params") = py::none(),
         "Attribution shaped like x. target: int, per-sample list/array, 'pred', or 'LAYER:C', 'LAYER:C,Y,X', "
-        "'LAYER:FILE.npy'. Method parameters as keywords (glassbox.methods()); baseline= may be an array.");
+        "'LAYER:FILE.npy'. Method parameters as keywords (glassbox.methods()), or in params={} for names "
+        "explain() takes itself (IG's method=); baseline= may be an array. return_details=True: also "
+        "{delta, signed, details}.");
   m.def("heatmap", &heatmap, py::arg("attr"), py::kw_only(), py::arg("image") = py::none(), py::arg("colormap") = "",
         py::arg("signed") = true, py::arg("percentile") = -1.0, py::arg("overlay") = 0.f, py::arg("scale") = 1,
         "RGB uint8 [H,W,3] of one map [C,H,W]; with image= (pixels) the input beside it, or blended with overlay=");
@@ -451,7 +461,9 @@ PYBIND11_MODULE(glassbox, m) {
   datasets.def("load", &load_data, py::arg("spec"), py::arg("split") = "test",
                "fashion-mnist, mnist:DIR, cifar10:DIR, images:DIR, npy:X,Y, toy:spirals...; split train|test|all");
   datasets.def("available", &gb::dataset_available, py::arg("spec"));
-  py::module_::import("sys").attr("modules")["glassbox.datasets"] = datasets;
+  m.def("blas_core", &gb::blas_core, "the kernels OpenBLAS uses");
+  m.def("better_blas_core", &gb::better_blas_core,
+        "the kernels the glassbox command would switch OpenBLAS to (empty: none, the ones in use are right)");
 
   bind_families(m);
 }

@@ -1,13 +1,13 @@
 """Shared fixtures: the built glassbox command (GLASSBOX, set by the Meson test) and small models."""
 import os
 import pathlib
-import shutil
 import subprocess
 
-import numpy as np
 import pytest
 
+# Before numpy, as a user should: the package picks OpenBLAS's kernels before it is loaded.
 glassbox = pytest.importorskip("glassbox")
+import numpy as np  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 

@@ -73,7 +73,7 @@ def test_bad_arguments_elsewhere(model, inputs):
     with pytest.raises(ValueError, match="no layer named"):
         model.activations(inputs, ["nope"])
     with pytest.raises(ValueError, match="heatmap"):
-        glassbox.heatmap(np.zeros((2, 2, 1, 4, 4), np.float32))
+        glassbox.heatmap(np.zeros((2, 1, 4, 4), np.float32))
     with pytest.raises(ValueError, match="unknown setting 'epoch'"):
         glassbox.train(model, (np.zeros((4, 1, 16, 16), np.float32), [0, 1, 0, 1]), epoch=2)
     with pytest.raises(ValueError, match="baseline: shape"):
@@ -89,3 +89,13 @@ def test_a_failed_save_keeps_the_old_file(tmp_path, model):
     with pytest.raises(Exception):
         model.save(tmp_path / "missing-dir" / "sub" / "m.safetensors")
     assert path.read_bytes() == before
+
+
+def test_params_dict_for_colliding_names(model, inputs):
+    a = glassbox.explain(model, inputs, 1, "integrated-gradients", params={"method": "riemann_left"}, n_steps=8)
+    b = glassbox.explain(model, inputs, 1, "integrated-gradients", n_steps=8)
+    assert not np.array_equal(a, b)  # the parameter reached IG
+    with pytest.raises(ValueError, match="n_steps given twice"):
+        glassbox.explain(model, inputs, 1, "integrated-gradients", params={"n_steps": 4}, n_steps=8)
+    with pytest.raises(ValueError, match="riemann_sideways"):
+        glassbox.explain(model, inputs, 1, "integrated-gradients", params={"method": "riemann_sideways"})
