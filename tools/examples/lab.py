@@ -15,9 +15,8 @@ import argparse
 import os
 import time
 
+import glassbox  # before numpy: it picks OpenBLAS's kernels before OpenBLAS is loaded
 import numpy as np
-
-import glassbox
 
 
 def heat(a, **kw):
@@ -110,9 +109,8 @@ def main():
 
     # 7. Feature visualization: the first layer's filters and each class's maximizing image.
     filters = glassbox.visualize(model, "filters")
-    f = filters["panels"]["image"]
-    save(f"{args.out}/filters.png", [[glassbox.image((w - w.min()) / (np.ptp(w) + 1e-12)) for w in f]],
-         [r["caption"] for r in filters["rows"]], ["conv1 filters (each scaled to its own range)"])
+    save(f"{args.out}/filters.png", [[heat(w) for w in filters["panels"]["filter"]]],
+         [r["caption"] for r in filters["rows"]], ["conv1 weights (blue < 0 < red, each filter on its own scale)"])
     am = glassbox.visualize(model, "am", unit="class:all", steps=200)
     img = am["panels"]["image"]
     save(f"{args.out}/class_visualization.png",
@@ -120,15 +118,18 @@ def main():
          [names[k] for k in range(len(img))], ["activation maximization of each class's logit"])
 
     # 8. Fooling images: push each input to the next class until the model is 99% sure.
+    # (fool runs every input towards every class given: one call per input and its one class.)
     wrong = [(int(c) + 1) % len(names) for c in labels]
-    fool = glassbox.visualize(model, "fool", unit=wrong, inputs=x)
-    fooled = fool["panels"]["image"]
-    p_fooled = model.predict(fooled)[1][:, 0]
-    save(f"{args.out}/fooling.png",
-         [[inputs[i], glassbox.image(model.denormalize(fooled[i:i + 1])[0].clip(0, 1)),
-           heat(model.denormalize(fooled[i:i + 1])[0] - pixels[i])] for i in range(n)],
-         ["input", "fooling image", "change"],
-         [f"{names[labels[i]]} -> {names[wrong[i]]} p={p_fooled[i]:.2f}" for i in range(n)])
+    rows, caps = [], []
+    for i in range(n):
+        fool = glassbox.visualize(model, "fool", unit=[wrong[i]], inputs=x[i:i + 1])
+        fooled = fool["panels"]["image"]
+        p = model.predict(fooled)[1][0, 0]
+        rows.append([inputs[i], glassbox.image(model.denormalize(fooled)[0].clip(0, 1)),
+                     heat(fool["panels"]["change"][0])])
+        caps.append(f"{names[labels[i]]} -> {names[wrong[i]]} p={p:.2f}, "
+                    f"L2 change {fool['rows'][0]['values']['l2_change_pixels']:.2f}")
+    save(f"{args.out}/fooling.png", rows, ["input", "fooling image", "change (pixels)"], caps)
     print(f"lab done in {time.perf_counter() - t_start:.1f} s; figures in {args.out}")
 
 

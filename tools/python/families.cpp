@@ -67,7 +67,8 @@ vz::Bounds model_bounds(const Model& m) {
 
 // visualize(model, method, unit=, inputs=, data=, **params) -> {"panels": {name: [R, C, h, w]},
 // "rows": [{name, caption, values, curves}], "per_line"}. unit: the CLI's --unit spec, or a
-// list of classes (one per input, as class:pred resolved). data: images scanned (top-patches...).
+// list of classes; methods that start from inputs run each input towards each unit (rows
+// input-major, per_line units per input). data: images scanned (top-patches...).
 py::dict visualize_py(PyModel& pm, const std::string& method, py::handle unit, py::handle inputs, py::handle data,
                       py::kwargs kwargs) {
   Graph& g = pm.m.graph;
