@@ -138,6 +138,17 @@ void run_method(const ExplainArgs& a, Graph& g, const Inputs& in, const Target& 
   summary["methods"][m] = {{"method", col.method}, {"params", pj}, {"time_s", secs}, {"signed", r.is_signed}};
   std::printf("%-24s %d inputs in %.3f s\n", m.c_str(), N, secs);
   const Shape sample = r.attribution.shape().sample();
+  // Where the method starts from a baseline (IG, DeepLIFT): f(x) and f(baseline) beside the sum and
+  // the completeness delta, so the gap can be read against what is explained.
+  std::vector<double> f_x, f_base;
+  if (auto it = params.tensors.find("baseline"); it != params.tensors.end() && !r.delta.empty()) {
+    Tensor b = Tensor(in.x.shape());
+    const size_t D = b.sample_size();
+    for (int n = 0; n < N; ++n)
+      std::copy_n(it->second.data() + (it->second.batch() == 1 ? 0 : size_t(n) * D), D, b.data() + size_t(n) * D);
+    f_x = explain::target_outputs(g, in.x, target);
+    f_base = explain::target_outputs(g, b, target);
+  }
   for (int n = 0; n < N; ++n) {
     Tensor an = r.attribution.slice(n, n + 1).reshaped(sample);
     const std::string stem = a.out + "/" + names[n] + "_" + col.file;
@@ -146,6 +157,7 @@ void run_method(const ExplainArgs& a, Graph& g, const Inputs& in, const Target& 
     for (size_t i = 0; i < an.size(); ++i) sum += an[i];
     nlohmann::json e = {{"sum", sum}, {"time_s", secs / N}};
     if (!r.delta.empty()) e["delta"] = r.delta[n];
+    if (!f_x.empty()) e.update({{"f_x", f_x[n]}, {"f_baseline", f_base[n]}});
     if (n < int(r.details.size()))
       for (auto& [key, values] : r.details[n]) {
         if (key == "segments" && sample.rank == 3) {  // a label image: beside the map, as .npy

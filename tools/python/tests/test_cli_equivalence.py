@@ -114,3 +114,17 @@ def test_details_match_summary(tmp_path, model, inputs):
     want = [img["methods"]["integrated-gradients"]["delta"] for img in summary["images"]]
     assert np.allclose(d["delta"], want, rtol=1e-12, atol=0)
     assert d["signed"] is True
+
+
+@pytest.mark.parametrize("method", ["integrated-gradients", "deeplift"])
+def test_summary_has_f_x_and_f_baseline(tmp_path, model, inputs, method):
+    cli_maps(tmp_path, ARCH, inputs, method, "3", ["baseline=white"])
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    logits = model.forward(inputs)[:, 3]
+    white = model.forward(np.ones_like(inputs))[:, 3]
+    for n, img in enumerate(summary["images"]):
+        e = img["methods"][method]
+        assert e["f_x"] == pytest.approx(float(logits[n]), rel=1e-6, abs=1e-6)
+        assert e["f_baseline"] == pytest.approx(float(white[n]), rel=1e-6, abs=1e-6)
+        # delta = sum - (f(x) - f(baseline))
+        assert e["delta"] == pytest.approx(e["sum"] - (e["f_x"] - e["f_baseline"]), abs=1e-5)

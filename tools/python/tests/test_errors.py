@@ -99,3 +99,23 @@ def test_params_dict_for_colliding_names(model, inputs):
         glassbox.explain(model, inputs, 1, "integrated-gradients", params={"n_steps": 4}, n_steps=8)
     with pytest.raises(ValueError, match="riemann_sideways"):
         glassbox.explain(model, inputs, 1, "integrated-gradients", params={"method": "riemann_sideways"})
+
+
+def test_lime_top_is_checked(inputs):
+    m = glassbox.load("input(1,16,16) conv(4,k=3,p=1) relu gap dense(3)")
+    with pytest.raises(ValueError, match="top=-1 must be >= 0"):
+        glassbox.explain(m, inputs[:1], 0, "lime", top=-1, n=50)
+    with pytest.raises(ValueError, match=r"top=500 exceeds the \d+ superpixels of input 0"):
+        glassbox.explain(m, inputs[:1], 0, "lime", top=500, n=50)
+    kw = dict(n=200, segments=10, output="logit")
+    # the class whose LIME weights have the most positive entries
+    t = max(range(3), key=lambda c: (glassbox.explain(m, inputs[:1], c, "lime", return_details=True, **kw)[1]
+                                    ["details"][0]["weights"] > 0).sum())
+    mask = glassbox.explain(m, inputs[:1], t, "lime", top=2, **kw)
+    _, d = glassbox.explain(m, inputs[:1], t, "lime", return_details=True, **kw)
+    assert set(np.unique(mask)) <= {0.0, 1.0}
+    seg = d["details"][0]["segments"].reshape(16, 16)
+    on = set(np.unique(seg[mask[0, 0] == 1]).astype(int))
+    w = d["details"][0]["weights"]
+    want = {int(s) for s in np.argsort(-w)[:2] if w[s] > 0}  # the largest positive weights
+    assert want and on == want
