@@ -340,4 +340,120 @@ TEST_CASE("cli: report --quick writes a page whose every reference is a file in 
   r = glassbox(s, "report --sections 15 --out " + (s / "report"));
   CHECK(r.status != 0);
   CHECK_MESSAGE(contains(r.err, "--sections"), r.err);
+
+namespace {
+// An int64 .npy of labels.
+void write_labels(const std::string& path, const std::vector<int64_t>& y) {
+  std::string header = "{'descr': '<i8', 'fortran_order': False, 'shape': (" + std::to_string(y.size()) + ",), }";
+  header += std::string(63 - (10 + header.size()) % 64, ' ') + "\n";
+  std::ofstream f(path, std::ios::binary);
+  const uint16_t len = uint16_t(header.size());
+  f.write("\x93NUMPY\x01\x00", 8);
+  f.write(reinterpret_cast<const char*>(&len), 2);
+  f << header;
+  f.write(reinterpret_cast<const char*>(y.data()), std::streamsize(y.size() * 8));
+}
+const char* kSmall = "\"input(1,8,8) conv(4,k=3,p=1) relu(name=r) gap dense(3)\"";
+}  // namespace
+
+TEST_CASE("cli: explain sweeps a parameter into labelled columns; a repeated --param key is an error") {
+  Scratch s;
+  write_npy(s / "x.npy", {2, 1, 8, 8});
+  const std::string base = std::string("explain --model ") + kSmall + " --input " + (s / "x.npy") + " --out " + (s / "out") + " ";
+  Run r = glassbox(s, base + "--method occlusion --param window=2 --param window=4");
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "--param window given twice (window=2 and window=4)"), r.err);
+  CHECK_MESSAGE(contains(r.err, "--sweep window="), r.err);
+
+  // Clean names for .npy rows (x_0_..., not x.npy_0_...), one column per swept value, and methods
+  // that do not take the key run once.
+  r = glassbox(s, base + "--method occlusion,saliency --sweep window=2,4 --target 1");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  for (const char* f : {"x_0_occlusion_window-2.npy", "x_1_occlusion_window-4.npy", "x_0_saliency.npy", "grid.png"})
+    CHECK_MESSAGE(fs::exists(s / ("out/" + std::string(f))), f);
+  CHECK(!fs::exists(s / "out/x.npy_0_saliency.npy"));
+  const std::string summary = read_file(s / "out/summary.json");
+  CHECK(contains(summary, "\"occlusion window=2\""));
+  CHECK(contains(summary, "\"occlusion window=4\""));
+  // The two columns differ (different windows), and each equals its own single run.
+  const std::string w2 = read_file(s / "out/x_0_occlusion_window-2.npy"), w4 = read_file(s / "out/x_0_occlusion_window-4.npy");
+  CHECK(w2 != w4);
+  r = glassbox(s, base + "--method occlusion --param window=4 --target 1");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(read_file(s / "out/x_0_occlusion.npy") == w4);
+
+  r = glassbox(s, base + "--method saliency --sweep window=2,4");
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "--sweep window: no selected method accepts it"), r.err);
+  r = glassbox(s, base + "--method occlusion --sweep window=2,4 --param window=3");
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "both given"), r.err);
+}
+
+TEST_CASE("cli: explain --target per sample and label with --labels; occlusion output=prob") {
+  Scratch s;
+  write_npy(s / "x.npy", {3, 1, 8, 8});
+  write_labels(s / "y.npy", {2, 0, 1});
+  const std::string base = std::string("explain --model ") + kSmall + " --input " + (s / "x.npy") + " --out " + (s / "out") +
+                           " --method saliency ";
+  Run r = glassbox(s, base + "--target 2,0,1");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const std::string per_sample = read_file(s / "out/x_1_saliency.npy"), summary = read_file(s / "out/summary.json");
+  CHECK(contains(summary, "\"target\": 0"));
+  CHECK(contains(summary, "\"target\": 2"));
+  // Row 1 with target 0 equals the run that explains class 0 for every row.
+  r = glassbox(s, base + "--target 0");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(read_file(s / "out/x_1_saliency.npy") == per_sample);
+  r = glassbox(s, base + "--target label --labels " + (s / "y.npy"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(read_file(s / "out/x_1_saliency.npy") == per_sample);
+
+  r = glassbox(s, base + "--target 2,0");
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "--target 2,0: 2 classes for 3 inputs"), r.err);
+  r = glassbox(s, base + "--target 2,0,7");
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "--target 7 outside the model's classes"), r.err);
+  r = glassbox(s, base + "--target label");
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "has no label (give --labels"), r.err);
+  write_labels(s / "y2.npy", {1, 2});
+  r = glassbox(s, base + "--target label --labels " + (s / "y2.npy"));
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "2 labels for 3 --input rows"), r.err);
+
+  // Occlusion's drop in probability: within [-1, 1], and not the logit drop.
+  const std::string occ = std::string("explain --model ") + kSmall + " --input " + (s / "x.npy") + " --out " + (s / "out") +
+                          " --method occlusion --target 1 ";
+  r = glassbox(s, occ + "--param output=prob");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const std::string prob = read_file(s / "out/x_0_occlusion.npy");
+  r = glassbox(s, occ);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(read_file(s / "out/x_0_occlusion.npy") != prob);
+  r = glassbox(s, occ + "--param output=odds");
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "output=odds: use logit or prob"), r.err);
+  r = glassbox(s, std::string("explain --model ") + kSmall + " --input " + (s / "x.npy") + " --out " + (s / "out") +
+                      " --method occlusion --target r:1 --param output=prob");
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "output=prob needs a class target"), r.err);
+}
+
+TEST_CASE("cli: train --out makes its folder; predict --logits prints the logits") {
+  Scratch s;
+  Run r = glassbox(s, "train --model toy2d --data toy:moons --epochs 1 --quiet --out " + (s / "new/dir/m.safetensors"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(fs::exists(s / "new/dir/m.safetensors"));
+  CHECK(fs::exists(s / "new/dir/m.best.safetensors"));
+  r = glassbox(s, "predict --model " + (s / "new/dir/m.safetensors") + " --data toy:moons --index 0:2 --top 2 --logits --json");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(contains(r.out, "\"logits\":["));
+  CHECK(contains(r.out, "\"logit\":"));
+  r = glassbox(s, "predict --model " + (s / "new/dir/m.safetensors") + " --data toy:moons --index 0 --logits");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(contains(r.out, "(logit "));
+  r = glassbox(s, "predict --model " + (s / "new/dir/m.safetensors") + " --data toy:moons --index 0");
+  CHECK(!contains(r.out, "logit"));
 }

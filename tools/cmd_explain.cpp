@@ -30,7 +30,7 @@ namespace gb {
 namespace {
 
 struct ExplainArgs {
-  std::string model, data, index = "0:8", split = "test", methods, target = "pred", out, colormap;
+  std::string model, data, index = "0:8", split = "test", methods, target = "pred", out, colormap, sweep, labels;
   std::vector<std::string> inputs, params;
   std::string rule, stdev, baseline;  // shorthands for --param rule=, stdev=, baseline=
   float overlay = 0;
@@ -57,15 +57,16 @@ Normalization model_norm(const Model& m) {
   return Normalization::from_json(nlohmann::json::parse(it->second));
 }
 
-// Keeps names usable as file names.
-std::string safe_name(const std::string& s) {
+// Keeps names usable as file names; rows of an .npy input lose the extension ("x.npy[3]" -> "x_3").
+std::string safe_name(std::string s) {
+  if (size_t at = s.find(".npy["); at != std::string::npos) s.erase(at, 4);
   std::string o;
   for (char c : s) {
     const bool keep = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.';
     if (keep)
       o += c;
     else if (!o.empty() && o.back() != '_')
-      o += '_';  // "x.npy[3]" -> "x.npy_3"
+      o += '_';  // "x[3]" -> "x_3"
   }
   while (!o.empty() && o.back() == '_') o.pop_back();
   return o.empty() ? "input" : o;
@@ -110,29 +111,53 @@ nlohmann::json image_entries(Graph& g, const Inputs& in, const Target& target, c
   return per_image;
 }
 
-// One method over every input: .npy (and .png for images) per input, its summary entries, and a
+// One column of the outputs: a method and its parameters. A sweep (--sweep KEY=V1,V2) gives each
+// method that takes KEY one column per value, labelled with it.
+struct Column {
+  std::string method;
+  std::string label;  // grid header and summary key: "smoothgrad" or "smoothgrad level=0.1"
+  std::string file;   // in output names: "smoothgrad" or "smoothgrad_level-0.1"
+  explain::Params params;
+  std::string baseline;  // as given, for the summary (IG, DeepLIFT)
+};
+
+// One column over every input: .npy (and .png for images) per input, its summary entries, and a
 // grid cell per input.
-void run_method(const ExplainArgs& a, Graph& g, const Inputs& in, const Target& target, const std::string& m,
-                const explain::Params& params, const std::string& baseline, const std::vector<std::string>& names,
-                const std::vector<Tensor>& pixels, nlohmann::json& summary, nlohmann::json& per_image,
-                std::vector<std::vector<explain::Image>>& cells) {
+void run_method(const ExplainArgs& a, Graph& g, const Inputs& in, const Target& target, const Column& col,
+                const std::vector<std::string>& names, const std::vector<Tensor>& pixels, nlohmann::json& summary,
+                nlohmann::json& per_image, std::vector<std::vector<explain::Image>>& cells) {
   const int N = in.x.batch();
+  const std::string& m = col.label;
+  const explain::Params& params = col.params;
+  const std::string& baseline = col.baseline;
   auto t0 = std::chrono::steady_clock::now();
-  explain::Result r = explain::explain(g, in.x, target, m, params);
+  explain::Result r = explain::explain(g, in.x, target, col.method, params);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   nlohmann::json pj(static_cast<const std::map<std::string, std::string>&>(params));
   if (!baseline.empty()) pj["baseline"] = baseline;
-  summary["methods"][m] = {{"params", pj}, {"time_s", secs}, {"signed", r.is_signed}};
+  summary["methods"][m] = {{"method", col.method}, {"params", pj}, {"time_s", secs}, {"signed", r.is_signed}};
   std::printf("%-24s %d inputs in %.3f s\n", m.c_str(), N, secs);
   const Shape sample = r.attribution.shape().sample();
+  // Where the method starts from a baseline (IG, DeepLIFT): f(x) and f(baseline) beside the sum and
+  // the completeness delta, so the gap can be read against what is explained.
+  std::vector<double> f_x, f_base;
+  if (auto it = params.tensors.find("baseline"); it != params.tensors.end() && !r.delta.empty()) {
+    Tensor b = Tensor(in.x.shape());
+    const size_t D = b.sample_size();
+    for (int n = 0; n < N; ++n)
+      std::copy_n(it->second.data() + (it->second.batch() == 1 ? 0 : size_t(n) * D), D, b.data() + size_t(n) * D);
+    f_x = explain::target_outputs(g, in.x, target);
+    f_base = explain::target_outputs(g, b, target);
+  }
   for (int n = 0; n < N; ++n) {
     Tensor an = r.attribution.slice(n, n + 1).reshaped(sample);
-    const std::string stem = a.out + "/" + names[n] + "_" + m;
+    const std::string stem = a.out + "/" + names[n] + "_" + col.file;
     write_npy(stem + ".npy", an);
     double sum = 0;
     for (size_t i = 0; i < an.size(); ++i) sum += an[i];
     nlohmann::json e = {{"sum", sum}, {"time_s", secs / N}};
     if (!r.delta.empty()) e["delta"] = r.delta[n];
+    if (!f_x.empty()) e.update({{"f_x", f_x[n]}, {"f_baseline", f_base[n]}});
     if (n < int(r.details.size()))
       for (auto& [key, values] : r.details[n]) {
         if (key == "segments" && sample.rank == 3) {  // a label image: beside the map, as .npy
@@ -190,6 +215,40 @@ std::vector<explain::Params> route_params(const ExplainArgs& a, const std::vecto
   return route_method_params(params, methods, all, "--param", "glassbox explain --list");
 }
 
+// The output columns: each method once, or once per value of --sweep KEY=V1,V2,... when it takes KEY.
+std::vector<Column> make_columns(const ExplainArgs& a, const std::vector<std::string>& methods,
+                                 const std::vector<explain::Params>& per_method, const explain::Params& all) {
+  std::string key;
+  std::vector<std::string> values;
+  if (!a.sweep.empty()) {
+    const size_t eq = a.sweep.find('=');
+    if (eq == std::string::npos || eq == 0) throw std::invalid_argument("--sweep '" + a.sweep + "': expected KEY=V1,V2,...");
+    key = a.sweep.substr(0, eq);
+    values = split_list(a.sweep.substr(eq + 1));
+    if (values.empty()) throw std::invalid_argument("--sweep " + key + ": no values");
+    if (values.size() > 64) throw std::invalid_argument("--sweep " + key + ": at most 64 values");
+    if (all.count(key)) throw std::invalid_argument("--sweep " + key + " and --param " + key + " both given: use one");
+  }
+  std::vector<Column> cols;
+  bool swept = false;
+  for (size_t mi = 0; mi < methods.size(); ++mi) {
+    const std::string& m = methods[mi];
+    if (key.empty() || !accepted_keys(m, all).count(key)) {
+      cols.push_back({m, m, m, per_method[mi], ""});
+      continue;
+    }
+    swept = true;
+    for (const std::string& v : values) {
+      Column c{m, m + " " + key + "=" + v, m + "_" + safe_name(key + "-" + v), per_method[mi], ""};
+      c.params[key] = v;
+      cols.push_back(c);
+    }
+  }
+  if (!key.empty() && !swept)
+    throw std::invalid_argument("--sweep " + key + ": no selected method accepts it (see glassbox explain --list)");
+  return cols;
+}
+
 void run_explain(const ExplainArgs& a) {
   if (a.list) {
     std::fputs(explain::list_text(explain::methods()).c_str(), stdout);
@@ -206,9 +265,17 @@ void run_explain(const ExplainArgs& a) {
   Model model = open_model(a.model);
   Graph& g = model.graph;
   Inputs in = read_inputs(model, a.inputs, a.data, a.index, a.split);
+  if (!a.labels.empty()) read_input_labels(in, a.labels);
   const int N = in.x.batch();
   const Normalization norm = model_norm(model);
-  const std::vector<std::string> baselines = resolve_baselines(methods, all, per_method, g, norm, N);
+  std::vector<Column> columns = make_columns(a, methods, per_method, all);
+  {
+    std::vector<std::string> col_methods;
+    std::vector<explain::Params> col_params;
+    for (auto& c : columns) col_methods.push_back(c.method), col_params.push_back(c.params);
+    const std::vector<std::string> given = resolve_baselines(col_methods, all, col_params, g, norm, N);
+    for (size_t i = 0; i < columns.size(); ++i) columns[i].params = col_params[i], columns[i].baseline = given[i];
+  }
   const Tensor logits = all_logits(g, in.x);
   const Target target = read_target(a.target, g, in, logits);
 
@@ -229,12 +296,15 @@ void run_explain(const ExplainArgs& a) {
       pixels.push_back(display_pixels(in.x.slice(n, n + 1), norm));
       cells[n].push_back(explain::to_image(pixels[n]));
     }
-  for (size_t mi = 0; mi < methods.size(); ++mi)
-    run_method(a, g, in, target, methods[mi], per_method[mi], baselines[mi], names, pixels, summary, per_image, cells);
+  std::vector<std::string> labels;
+  for (const Column& c : columns) {
+    run_method(a, g, in, target, c, names, pixels, summary, per_image, cells);
+    labels.push_back(c.label);
+  }
   summary["images"] = per_image;
   atomic_write(a.out + "/summary.json", summary.dump(2) + "\n");
-  if (images) write_grid(a.out + "/grid.png", g, methods, per_image, cells);
-  std::printf("wrote %d x %zu attributions, summary.json%s to %s\n", N, methods.size(), images ? " and grid.png" : "",
+  if (images) write_grid(a.out + "/grid.png", g, labels, per_image, cells);
+  std::printf("wrote %d x %zu attributions, summary.json%s to %s\n", N, columns.size(), images ? " and grid.png" : "",
               a.out.c_str());
 }
 
@@ -249,13 +319,17 @@ void add_explain_command(CLI::App& app) {
                                       "model's input space");
   c->add_option("--data", a->data, "dataset spec (fashion-mnist, mnist:DIR, cifar10:DIR, ...)");
   c->add_option("--index", a->index, "dataset samples: I, I:J (half-open) or I,J,K")->capture_default_str();
-  c->add_option("--split", a->split, "dataset split: train or test")->capture_default_str();
+  c->add_option("--split", a->split, "dataset split: train, test or all")->capture_default_str();
   c->add_option("--method", a->methods, "method name(s), comma-separated (see --list)");
   c->add_option("--target", a->target,
-                "what to explain: pred, label, a class number, or a unit of a layer: LAYER:C (channel C's mean), "
+                "what to explain: pred, label, a class number, one class per input (9,2,1), or a unit of a layer: LAYER:C (channel C's mean), "
                 "LAYER:C,Y,X (one unit) or LAYER:FILE.npy (the direction of a .npy shaped like the layer's output)")
       ->capture_default_str();
-  c->add_option("--param", a->params, "method parameter KEY=VALUE (repeatable); goes to the methods that accept KEY");
+  c->add_option("--param", a->params, "method parameter KEY=VALUE (repeatable, each key once); goes to the methods "
+                                      "that accept KEY");
+  c->add_option("--sweep", a->sweep, "KEY=V1,V2,...: run each method that takes KEY once per value, a labelled "
+                                     "column each (output names <input>_<method>_KEY-V)");
+  c->add_option("--labels", a->labels, "labels of the --input rows (an integer .npy, in order), for --target label");
   c->add_option("--rule", a->rule, "LRP rule mapping for method lrp, e.g. conv=gamma:0.25,dense=epsilon:0.01,first=zbox:0:1 "
                                    "(= --param rule=...)");
   c->add_option("--stdev", a->stdev, "absolute noise sigma for smoothgrad, smoothgrad-sq, vargrad (= --param stdev=...)");

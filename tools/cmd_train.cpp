@@ -196,7 +196,7 @@ void run_eval(const std::string& model, const std::string& data, const std::stri
 }
 
 void run_predict(const std::string& model, const std::vector<std::string>& files, const std::string& data,
-                 const std::string& index, const std::string& split, int top, bool as_json) {
+                 const std::string& index, const std::string& split, int top, bool as_json, bool logits) {
   Model m = open_model(model);
   // The same inputs as explain: images converted and normalized as in training, .npy arrays in
   // the model's input space, or dataset samples.
@@ -207,23 +207,32 @@ void run_predict(const std::string& model, const std::vector<std::string>& files
   const int B = 256;
   for (int b = 0; b < in.x.batch(); b += B) {
     const int e = std::min(in.x.batch(), b + B);
-    Tensor p = softmax(m.graph.forward(in.x.slice(b, e), Mode::eval));
+    const Tensor z = m.graph.forward(in.x.slice(b, e), Mode::eval).clone();
+    const Tensor p = softmax(z);
     for (int i = b; i < e; ++i) {
       const float* pi = p.data() + size_t(i - b) * K;
       std::vector<int> idx(K);
       std::iota(idx.begin(), idx.end(), 0);
       std::partial_sort(idx.begin(), idx.begin() + top, idx.end(), [&](int u, int v) { return pi[u] > pi[v]; });
       const std::string truth = in.labels[i] >= 0 && in.labels[i] < K ? names[in.labels[i]] : "";
+      const float* zi = z.data() + size_t(i - b) * K;
       if (as_json) {
         nlohmann::json preds = nlohmann::json::array();
-        for (int t = 0; t < top; ++t) preds.push_back({{"class", idx[t]}, {"name", names[idx[t]]}, {"p", pi[idx[t]]}});
+        for (int t = 0; t < top; ++t) {
+          preds.push_back({{"class", idx[t]}, {"name", names[idx[t]]}, {"p", pi[idx[t]]}});
+          if (logits) preds.back()["logit"] = zi[idx[t]];
+        }
         nlohmann::json j = {{"input", in.names[i]}, {"top", preds}};
+        if (logits) j["logits"] = std::vector<float>(zi, zi + K);
         if (!truth.empty()) j["label"] = in.labels[i];
         std::printf("%s\n", j.dump().c_str());
         continue;
       }
       std::printf("%s:", in.names[i].c_str());
-      for (int t = 0; t < top; ++t) std::printf("  %s %.4f", names[idx[t]].c_str(), pi[idx[t]]);
+      for (int t = 0; t < top; ++t) {
+        std::printf("  %s %.4f", names[idx[t]].c_str(), pi[idx[t]]);
+        if (logits) std::printf(" (logit %.4f)", zi[idx[t]]);
+      }
       if (!truth.empty()) std::printf("  (true: %s)", truth.c_str());
       std::printf("\n");
     }
@@ -278,7 +287,8 @@ void add_train_commands(CLI::App& app) {
     c->add_option("--normalize", a->normalize, "std (per-channel mean/std of the training set) or none; a model file keeps its own")
         ->capture_default_str();
     c->add_flag("--quiet", a->quiet, "no progress output");
-    c->add_option("--out", a->out, "model file to write (.safetensors); .best/.ckpt/.log.jsonl go beside it")->required();
+    c->add_option("--out", a->out, "model file to write (.safetensors; its folder is made); .best/.ckpt/.log.jsonl go "
+                                   "beside it")->required();
     c->callback([a] { run_train(*a); });
   }
   {
@@ -288,7 +298,7 @@ void add_train_commands(CLI::App& app) {
     auto* c = app.add_subcommand("eval", "Accuracy, per-class accuracy and confusion matrix of a model on a dataset");
     c->add_option("--model", *model, "model file")->required();
     c->add_option("--data", *data, "dataset spec")->capture_default_str();
-    c->add_option("--split", *split, "train or test")->capture_default_str();
+    c->add_option("--split", *split, "dataset split: train, test or all")->capture_default_str();
     c->add_flag("--json", *as_json, "print one JSON object");
     c->callback([=] { run_eval(*model, *data, *split, *as_json); });
   }
@@ -297,16 +307,17 @@ void add_train_commands(CLI::App& app) {
          index = std::make_shared<std::string>(), split = std::make_shared<std::string>("test");
     auto files = std::make_shared<std::vector<std::string>>();
     auto top = std::make_shared<int>(3);
-    auto as_json = std::make_shared<bool>(false);
+    auto as_json = std::make_shared<bool>(false), logits = std::make_shared<bool>(false);
     auto* c = app.add_subcommand("predict", "Top-k classes with probabilities for image files or .npy arrays");
     c->add_option("--model", *model, "model file")->required();
     c->add_option("--input", *files, "image files (PNG/JPEG/BMP/PNM) or .npy arrays in the model's input space");
     c->add_option("--data", *data, "or samples of a dataset (with --index)");
     c->add_option("--index", *index, "dataset samples: I, I:J or I,J,K")->needs(c->get_option("--data"));
-    c->add_option("--split", *split, "dataset split")->capture_default_str();
+    c->add_option("--split", *split, "dataset split: train, test or all")->capture_default_str();
     c->add_option("--top", *top, "classes to show")->capture_default_str()->check(at_least(1));
     c->add_flag("--json", *as_json, "JSON lines");
-    c->callback([=] { run_predict(*model, *files, *data, *index, *split, *top, *as_json); });
+    c->add_flag("--logits", *logits, "also print each class's logit (JSON: every logit)");
+    c->callback([=] { run_predict(*model, *files, *data, *index, *split, *top, *as_json, *logits); });
   }
 }
 

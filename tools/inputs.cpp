@@ -209,17 +209,25 @@ Target read_target(const std::string& spec, const Graph& g, const Inputs& in, co
   if (spec.find(':') != std::string::npos) return unit_target(spec, g, in.x.batch());
   const int N = in.x.batch(), K = g.classes();
   std::vector<int> classes(N);
+  // A class per input: "9,2,1" (as many as there are inputs).
+  const std::vector<std::string> list = spec.find(',') != std::string::npos ? split_list(spec) : std::vector<std::string>{};
+  if (!list.empty() && int(list.size()) != N)
+    throw std::invalid_argument("--target " + spec + ": " + std::to_string(list.size()) + " classes for " +
+                                std::to_string(N) + " inputs (give one class per input, or one for all)");
   for (int n = 0; n < N; ++n) {
+    const std::string& one = list.empty() ? spec : list[n];
     if (spec == "pred") {
       classes[n] = int(std::max_element(logits.data() + n * K, logits.data() + (n + 1) * K) - (logits.data() + n * K));
     } else if (spec == "label") {
-      if (in.labels[n] < 0) throw std::invalid_argument("--target label: input " + in.names[n] + " has no label");
+      if (in.labels[n] < 0)
+        throw std::invalid_argument("--target label: input " + in.names[n] + " has no label (give --labels Y.npy "
+                                    "for .npy inputs)");
       classes[n] = in.labels[n];
     } else {
       long k = -1;
-      if (!parse_number(spec, k) || k < INT_MIN || k > INT_MAX)
+      if (!parse_number(one, k) || k < INT_MIN || k > INT_MAX)
         throw std::invalid_argument("--target '" + spec + "': expected pred, label, a class number, LAYER:C, "
-                                    "LAYER:C,Y,X or LAYER:FILE.npy");
+                                    "LAYER:C,Y,X, LAYER:FILE.npy or a class per input (9,2,1)");
       classes[n] = int(k);
     }
     if (classes[n] < 0 || classes[n] >= K)
@@ -227,6 +235,19 @@ Target read_target(const std::string& spec, const Graph& g, const Inputs& in, co
                               std::to_string(K) + ")");
   }
   return Target(classes);
+}
+
+void read_input_labels(Inputs& in, const std::string& path) {
+  const std::vector<int64_t> y = read_npy_labels(path);
+  size_t files = 0;  // --input rows come first and have no label
+  while (files < in.labels.size() && in.labels[files] < 0) ++files;
+  if (y.size() != files)
+    throw std::invalid_argument("--labels " + path + ": " + std::to_string(y.size()) + " labels for " +
+                                std::to_string(files) + " --input rows");
+  for (size_t i = 0; i < files; ++i) {
+    if (y[i] < 0 || y[i] > INT_MAX) throw std::invalid_argument("--labels " + path + ": label " + std::to_string(y[i]) + " at " + std::to_string(i));
+    in.labels[i] = int(y[i]);
+  }
 }
 
 // ---- method parameters from the command line ----
@@ -263,7 +284,12 @@ std::vector<explain::Params> route_method_params(const std::vector<std::string>&
   for (auto& kv : key_values) {
     auto eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) throw std::invalid_argument(flag + " '" + kv + "': expected KEY=VALUE");
-    all[kv.substr(0, eq)] = kv.substr(eq + 1);
+    const std::string key = kv.substr(0, eq);
+    // "Last one wins" would silently drop a value: a sweep over values is --sweep KEY=V1,V2.
+    if (all.count(key))
+      throw std::invalid_argument(flag + " " + key + " given twice (" + key + "=" + all[key] + " and " + kv +
+                                  "); to run several values use --sweep " + key + "=V1,V2,...");
+    all[key] = kv.substr(eq + 1);
   }
   std::vector<explain::Params> per_method(methods.size());
   for (auto& [k, v] : all) {

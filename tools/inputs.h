@@ -24,11 +24,14 @@ struct Inputs {
 Inputs read_inputs(const Model& model, const std::vector<std::string>& files, const std::string& data_spec,
                    const std::string& index, const std::string& split = "test");
 
+// --labels Y.npy: labels (an integer array) of the --input rows, in order, for --target label.
+void read_input_labels(Inputs& in, const std::string& path);
+
 // "a,b,,c" -> {"a", "b", "c"}.
 std::vector<std::string> split_list(const std::string& s);
 
 // What every input's explanation explains (--target): its predicted class (pred, from `logits`
-// [N,K]), its label (label), a class number, or a unit of a layer: LAYER:C (channel C's mean),
+// [N,K]), its label (label), a class number, a class per input ("9,2,1"), or a unit of a layer: LAYER:C (channel C's mean),
 // LAYER:C,Y,X (one unit) or LAYER:FILE.npy (a direction shaped like the layer's output, for one
 // sample or for each input). Errors name the flag and the value.
 Target read_target(const std::string& spec, const Graph& g, const Inputs& in, const Tensor& logits);

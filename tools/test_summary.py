@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Counts test cases from Meson's testlog.json (doctest summaries), or totals several counts.
+"""Counts test cases from Meson's testlog.json (doctest and pytest summaries), or totals several counts.
 
   test_summary.py testlog.json   -> prints "PASSED FAILED SKIPPED" for one test run
   test_summary.py --total FILE   -> sums such lines and prints "N passed, M failed, K skipped";
@@ -9,6 +9,18 @@ A test binary that crashed or timed out before printing its doctest summary coun
 import json, re, sys
 
 SUMMARY = re.compile(r"\[doctest\] test cases:\s*(\d+) \|\s*(\d+) passed \|\s*(\d+) failed \|\s*(\d+) skipped")
+# pytest's closing line, e.g. "3 failed, 120 passed, 2 skipped in 41.2s" (the python suite).
+PYTEST = re.compile(r"^=*\s*((?:\d+ (?:passed|failed|skipped|errors?|xfailed|xpassed|warnings?|deselected)(?:, )?)+) in [\d.]+s", re.M)
+
+
+def pytest_counts(stdout):
+    m = PYTEST.findall(stdout)
+    if not m:
+        return None
+    counts = dict((k.rstrip("s") if k.startswith("error") else k, int(v))
+                  for v, k in re.findall(r"(\d+) (\w+)", m[-1]))
+    return counts.get("passed", 0), counts.get("failed", 0) + counts.get("error", 0), counts.get("skipped", 0)
+
 
 if sys.argv[1] == "--total":
     p = f = s = 0
@@ -22,7 +34,13 @@ passed = failed = skipped = 0
 for line in open(sys.argv[1]):
     t = json.loads(line)
     m = SUMMARY.findall(t.get("stdout", "") or "")
-    if m:
+    py = None if m else pytest_counts(t.get("stdout", "") or "")
+    if py:
+        a, b, c = py
+        passed, failed, skipped = passed + a, failed + b, skipped + c
+        if t.get("result") != "OK" and b == 0:
+            failed += 1
+    elif m:
         _, a, b, c = map(int, m[-1])
         passed, failed, skipped = passed + a, failed + b, skipped + c
         if t.get("result") != "OK" and b == 0:

@@ -233,6 +233,12 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
   if (!(o.val_fraction >= 0 && o.val_fraction < 1)) throw std::invalid_argument("--val must be in [0, 1)");
   if (o.save_every < 0) throw std::invalid_argument("--save-every must be at least 1");
   if (o.save_every > 0 && o.out.empty()) throw std::invalid_argument("--save-every needs --out");
+  // --out dir/m.safetensors: the folder is made (the files in it are still written atomically).
+  if (const auto dir = std::filesystem::path(o.out).parent_path(); !o.out.empty() && !dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) throw std::invalid_argument("--out " + o.out + ": cannot create the folder " + dir.string() + " (" + ec.message() + ")");
+  }
 
   std::vector<int> train_idx, val_idx;
   validation_split(train.size(), o.seed, o.val_fraction, train_idx, val_idx);

@@ -174,11 +174,16 @@ void add_lime_methods(std::vector<Method>& registry) {
          o.seed = uint64_t(pr.integer("seed"));
          o.batch = pr.integer("batch");
          const int top = pr.integer("top");
+         if (top < 0) throw std::invalid_argument("lime: --param top=" + std::to_string(top) + " must be >= 0 (0: the weights)");
          require_images(x, "lime");
          std::vector<LimeExplanation> ex = lime(g, x, t, o);
          const int N = x.dim(0), H = x.dim(2), W = x.dim(3);
          Tensor map({N, 1, H, W});
          for (int n = 0; n < N; ++n) {
+           if (top > int(ex[n].weights.size()))
+             throw std::invalid_argument("lime: --param top=" + std::to_string(top) + " exceeds the " +
+                                         std::to_string(ex[n].weights.size()) + " superpixels of input " +
+                                         std::to_string(n) + " (fewer than segments= asked for)");
            std::vector<float> m = top > 0 ? ex[n].top_mask(top) : ex[n].pixel_map();
            std::copy(m.begin(), m.end(), map.data() + size_t(n) * H * W);
          }

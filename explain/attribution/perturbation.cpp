@@ -28,6 +28,8 @@ Tensor occlusion(Graph& g, const Tensor& x, const Target& target, const Occlusio
   if (win > H || win > W)
     throw std::invalid_argument("occlusion: window " + std::to_string(win) + " exceeds the input " + x.shape().str());
   if (o.batch < 1) throw std::invalid_argument("occlusion: batch must be positive");
+  if (o.prob && !target.is_class(g))
+    throw std::invalid_argument("occlusion: output=prob needs a class target (a unit of a layer has no probability)");
   auto starts = [&](int D) {
     std::vector<int> v;
     const int n = (D - win + stride - 1) / stride + 1;  // ⌈(D−w)/s⌉ + 1
@@ -45,7 +47,7 @@ Tensor occlusion(Graph& g, const Tensor& x, const Target& target, const Occlusio
         for (int xx = x0; xx < x0 + win; ++xx) count[size_t(yy) * W + xx] += 1.f;
 
   // Occluded copies of all samples are packed into batches; item = n·nwin + window.
-  const std::vector<float> base = target_scores(g, x, target, false);
+  const std::vector<float> base = target_scores(g, x, target, o.prob);
   std::vector<double> sum(N * HW, 0.0);
   const size_t items = size_t(N) * nwin;
   Tensor batch({int(std::min(items, size_t(o.batch))), C, H, W});
@@ -61,7 +63,7 @@ Tensor occlusion(Graph& g, const Tensor& x, const Target& target, const Occlusio
       for (int c = 0; c < C; ++c)
         for (int yy = y0; yy < y0 + win; ++yy) std::fill_n(d + c * HW + size_t(yy) * W + x0, win, o.baseline);
     }
-    std::vector<float> s = target_scores(g, batch.slice(0, B), target.gather(samples), false);
+    std::vector<float> s = target_scores(g, batch.slice(0, B), target.gather(samples), o.prob);
     for (int b = 0; b < B; ++b) {
       const size_t n = (i0 + b) / nwin, wi = (i0 + b) % nwin;
       const double drop = double(base[n]) - s[b];
@@ -132,7 +134,8 @@ void add_perturbation_methods(std::vector<Method>& registry) {
         {{"window", "0", "square window side; 0: max(2, min(H,W)/7), 4 on 28×28"},
          {"stride", "0", "window step; 0: max(1, window/2)"},
          {"baseline", "0", "value written into every channel of the occluded window"},
-         {"batch", "256", "occluded copies per forward pass"}},
+         {"batch", "256", "occluded copies per forward pass"},
+         {"output", "logit", "what drops: logit (Captum) or prob (the class's softmax probability, Zeiler & Fergus)"}},
         "Zeiler & Fergus 2014 / Captum Occlusion with a (C,w,w) window and logits: windows at k·stride, "
         "⌈(D−w)/s⌉+1 per axis, the last clamped inside (Captum crops it; equal when s divides D−w). "
         "The same map in every channel."},
@@ -142,6 +145,10 @@ void add_perturbation_methods(std::vector<Method>& registry) {
          o.stride = pr.integer("stride");
          o.baseline = float(pr.number("baseline"));
          o.batch = pr.integer("batch");
+         const std::string output = pr.text("output");
+         if (output != "logit" && output != "prob")
+           throw std::invalid_argument("occlusion: output=" + output + ": use logit or prob");
+         o.prob = output == "prob";
          if (o.window < 0) throw std::invalid_argument("occlusion: window must be ≥ 1 (0: automatic)");
          if (o.stride < 0) throw std::invalid_argument("occlusion: stride must be ≥ 1 (0: automatic)");
          return Result{occlusion(g, x, t, o), {}, true, {}};

@@ -18,12 +18,14 @@ struct OcclusionOptions {
   int stride = 0;  // 0: max(1, window/2)
   float baseline = 0.f;
   int batch = 256;
+  bool prob = false;  // the drop in the target class's softmax probability instead of its logit
 };
 // Occlusion (Zeiler & Fergus; Captum's Occlusion with a (C,w,w) window): windows at k·stride from 0,
 // ⌈(D−w)/s⌉+1 per axis, the last one clamped inside the image (Captum crops it instead; the two
 // agree when s divides D−w, as with the defaults); every channel of the window set to `baseline`.
-// A pixel's attribution is the mean of f_c(x) − f_c(x_occluded) (logits) over the windows covering
-// it, the same in every channel. Returns [N,C,H,W].
+// A pixel's attribution is the mean of f_c(x) − f_c(x_occluded) (logits, or softmax probabilities
+// with `prob`, class targets only) over the windows covering it, the same in every channel.
+// Returns [N,C,H,W].
 Tensor occlusion(Graph& g, const Tensor& x, const Target& target, const OcclusionOptions& o = {});
 
 struct RiseOptions {

@@ -1,0 +1,124 @@
+#include "tools/python/convert.h"
+
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+#include "data/dataset.h"
+
+namespace gb::py_glassbox {
+
+namespace {
+
+// The array as float32, C-contiguous (a copy when it is not already), after refusing non-float dtypes.
+py::array_t<float, py::array::c_style | py::array::forcecast> float_array(py::handle a, const std::string& arg) {
+  if (!py::isinstance<py::array>(a))
+    throw py::type_error(arg + ": expected a NumPy array of float32, got " + std::string(py::str(py::type::of(a))));
+  const py::array arr = py::reinterpret_borrow<py::array>(a);
+  const char kind = arr.dtype().kind();
+  if (kind != 'f')
+    throw py::type_error(arg + ": dtype " + std::string(py::str(arr.dtype())) +
+                         "; glassbox takes float arrays (float32, or float64 converted) in the model's input space "
+                         "(model.normalize(pixels) converts raw pixels in [0, 1])");
+  return py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(arr);
+}
+
+Tensor copy_in(const py::array_t<float, py::array::c_style | py::array::forcecast>& f, const std::string& arg) {
+  if (f.ndim() < 1 || f.ndim() > 4)
+    throw py::value_error(arg + ": rank " + std::to_string(f.ndim()) + "; glassbox arrays have rank 1 to 4");
+  std::vector<int> dims;
+  for (py::ssize_t i = 0; i < f.ndim(); ++i) {
+    if (f.shape(i) == 0 || f.shape(i) > (1 << 30)) throw py::value_error(arg + ": empty or oversized dimension " + std::to_string(i));
+    dims.push_back(int(f.shape(i)));
+  }
+  Tensor t(Shape::of(dims));
+  std::memcpy(t.data(), f.data(), t.size() * sizeof(float));
+  for (size_t i = 0; i < t.size(); ++i)
+    if (!std::isfinite(t[i])) throw py::value_error(arg + ": not finite at flat element " + std::to_string(i));
+  return t;
+}
+
+}  // namespace
+
+Tensor tensor_arg(py::handle a, const Shape& sample, const std::string& arg) {
+  auto f = float_array(a, arg);
+  const std::string want = "[N," + sample.str().substr(1);
+  if (f.ndim() != sample.rank + 1) {
+    std::string got = "[";
+    for (py::ssize_t i = 0; i < f.ndim(); ++i) got += (i ? "," : "") + std::to_string(f.shape(i));
+    throw py::value_error(arg + ": shape " + got + "], the model takes " + want +
+                          (f.ndim() == sample.rank ? " (one sample: x[None])" : ""));
+  }
+  Tensor t = copy_in(f, arg);
+  if (t.shape().sample() != sample)
+    throw py::value_error(arg + ": shape " + t.shape().str() + ", the model takes " + want);
+  return t;
+}
+
+Tensor any_tensor_arg(py::handle a, const std::string& arg) { return copy_in(float_array(a, arg), arg); }
+
+py::array to_array(const Tensor& t) {
+  std::vector<py::ssize_t> shape;
+  for (int i = 0; i < t.rank(); ++i) shape.push_back(t.dim(i));
+  py::array_t<float> out(shape);
+  if (t.size()) std::memcpy(out.mutable_data(), t.data(), t.size() * sizeof(float));
+  return out;
+}
+
+py::array_t<double> to_array(const std::vector<double>& v) {
+  py::array_t<double> out(py::ssize_t(v.size()));
+  if (!v.empty()) std::memcpy(out.mutable_data(), v.data(), v.size() * sizeof(double));
+  return out;
+}
+
+std::string path_arg(py::handle p) {
+  if (py::isinstance<py::str>(p)) return p.cast<std::string>();
+  py::object s = py::module_::import("os").attr("fspath")(p);
+  if (!py::isinstance<py::str>(s)) throw py::type_error("expected a path (str or os.PathLike), got bytes");
+  return s.cast<std::string>();
+}
+
+explain::Params params_arg(const py::dict& kwargs, const std::string& what) {
+  explain::Params p;
+  for (auto [k, v] : kwargs) {
+    const std::string key = py::str(k);
+    if (py::isinstance<py::bool_>(v))
+      p[key] = v.cast<bool>() ? "true" : "false";
+    else if (py::isinstance<py::str>(v))
+      p[key] = v.cast<std::string>();
+    else if (py::isinstance<py::int_>(v) || py::isinstance<py::float_>(v))
+      p[key] = std::string(py::repr(v));
+    else if (py::isinstance<py::array>(v))
+      p.tensors[key] = any_tensor_arg(v, what + " " + key);
+    else
+      throw py::type_error(what + " " + key + ": expected a number, string, bool or float array, got " +
+                           std::string(py::str(py::type::of(v))));
+  }
+  return p;
+}
+
+void file_not_found(const std::string& msg) {
+  PyErr_SetString(PyExc_FileNotFoundError, msg.c_str());
+  throw py::error_already_set();
+}
+
+void register_exceptions(py::module_&) {
+  // Registered translators are tried newest first, so the specific C++ types come last here.
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const ShapeError& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const std::out_of_range& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const DataError& e) {
+      // Readers name the file first; a missing one is FileNotFoundError, a malformed one ValueError.
+      const std::string msg = e.what();
+      const bool missing = msg.find("No such file") != std::string::npos || msg.find("cannot open") != std::string::npos ||
+                           msg.find("not found") != std::string::npos || msg.find("not installed") != std::string::npos;
+      PyErr_SetString(missing ? PyExc_FileNotFoundError : PyExc_ValueError, msg.c_str());
+    }
+  });
+}
+
+}  // namespace gb::py_glassbox

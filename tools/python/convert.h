@@ -1,0 +1,54 @@
+// NumPy <-> glassbox for the Python package: arrays in (checked, named in every error), arrays out,
+// keyword parameters into a method's Params, and the C++ exceptions mapped to Python's.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "engine/model_file.h"
+#include "explain/common/params.h"
+
+namespace gb::py_glassbox {
+
+namespace py = pybind11;
+
+// A model as Python holds it: the graph and its metadata, and a lock, because the GIL is released
+// during long calls and a graph's forward and backward passes keep state.
+struct PyModel {
+  PyModel(Model model, std::string spec) : m(std::move(model)), spec(std::move(spec)) {}
+  Model m;
+  std::string spec;  // what load() was given
+  std::mutex mu;
+};
+
+// An ndarray of floats as a Tensor (one copy: float64 and strided arrays are converted). `sample`
+// is the shape of one sample; `arg` names the argument in errors. Integer, bool and other dtypes
+// are refused (TypeError), as are NaN/Inf and shapes other than [N, sample...] (ValueError).
+Tensor tensor_arg(py::handle a, const Shape& sample, const std::string& arg);
+// Any float array of rank 1-4 (attributions, pixels, directions), converted and checked finite.
+Tensor any_tensor_arg(py::handle a, const std::string& arg);
+
+// A copy of t as a float32 ndarray of t's shape (the copy keeps results independent of the
+// graph's workspaces, which later calls overwrite).
+py::array to_array(const Tensor& t);
+py::array_t<double> to_array(const std::vector<double>& v);
+
+// A path argument: str or os.PathLike.
+std::string path_arg(py::handle p);
+
+// Keyword parameters as a method's Params: strings as they are; bools as true/false; ints and
+// floats as Python writes them (repr round-trips, so 0.1 is the CLI's "0.1"); ndarrays as tensors
+// under the key (baselines). Other types: TypeError naming the key.
+explain::Params params_arg(const py::dict& kwargs, const std::string& what);
+
+// Raises FileNotFoundError with msg.
+[[noreturn]] void file_not_found(const std::string& msg);
+
+// ShapeError, std::out_of_range, DataError... -> ValueError / FileNotFoundError / RuntimeError.
+void register_exceptions(py::module_& m);
+
+}  // namespace gb::py_glassbox

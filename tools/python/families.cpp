@@ -1,0 +1,323 @@
+// The explanation families from Python, one entry point each through its registry (as the CLI's
+// cmd_*.cpp), plus OpenBox regions and training. Arrays are in the model's input space.
+#include "tools/python/families.h"
+
+#include <pybind11/functional.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "data/dataset.h"
+#include "data/npy.h"
+#include "explain/attribution/explain.h"
+#include "explain/instances/instances.h"
+#include "explain/metrics/metrics.h"
+#include "explain/openbox/openbox.h"
+#include "explain/visualize/visualize.h"
+#include "tools/inputs.h"
+#include "train/fit.h"
+#include "train/presets.h"
+
+namespace gb::py_glassbox {
+
+namespace {
+
+namespace vz = gb::visualize;
+namespace inst = gb::explain::instances;
+using Lock = std::lock_guard<std::mutex>;
+
+py::dict method_dict(const explain::MethodInfo& info) {
+  py::dict params;
+  for (auto& p : info.params) params[py::str(p.name)] = py::dict(py::arg("default") = p.default_value, py::arg("help") = p.help);
+  return py::dict(py::arg("summary") = info.summary, py::arg("convention") = info.convention, py::arg("params") = params);
+}
+
+// methods(family): {name: {summary, convention, params: {key: {default, help}}}}.
+py::dict methods(const std::string& family) {
+  std::vector<explain::MethodInfo> infos;
+  if (family == "explain") {
+    infos = explain::methods();
+  } else if (family == "visualize") {
+    infos = vz::methods();
+  } else if (family == "influence") {
+    infos = inst::methods();
+  } else if (family == "evaluate") {
+    for (auto& m : metrics::all_metrics()) infos.push_back(m.declaration);
+  } else {
+    throw py::value_error("methods('" + family + "'): families are explain, visualize, evaluate, influence");
+  }
+  py::dict out;
+  for (auto& i : infos) out[py::str(i.name)] = method_dict(i);
+  return out;
+}
+
+// Pixel 0 and 1 of each channel through the model's normalization (as glassbox visualize).
+vz::Bounds model_bounds(const Model& m) {
+  const Normalization norm = Normalization::of_model(m.metadata);
+  vz::Bounds b;
+  for (int c = 0; c < m.graph.input_shape()[0]; ++c) {
+    const float mean = norm.empty() ? 0.f : norm.mean[size_t(c) % norm.mean.size()];
+    const float sd = norm.empty() ? 1.f : norm.std[size_t(c) % norm.std.size()];
+    b.lo.push_back((0.f - mean) / sd);
+    b.hi.push_back((1.f - mean) / sd);
+  }
+  return b;
+}
+
+// visualize(model, method, unit=, inputs=, data=, **params) -> {"panels": {name: [R, C, h, w]},
+// "rows": [{name, caption, values, curves}], "per_line"}. unit: the CLI's --unit spec, or a
+// list of classes; methods that start from inputs run each input towards each unit (rows
+// input-major, per_line units per input). data: images scanned (top-patches...).
+py::dict visualize_py(PyModel& pm, const std::string& method, py::handle unit, py::handle inputs, py::handle data,
+                      py::kwargs kwargs) {
+  Graph& g = pm.m.graph;
+  const explain::Params params = params_arg(kwargs, method);
+  explain::ParamReader(params, vz::method_info(method));  // unknown methods and keys fail first
+  vz::Request q;
+  if (!inputs.is_none()) q.inputs = tensor_arg(inputs, g.input_shape(), "inputs");
+  if (!data.is_none()) q.data = tensor_arg(data, g.input_shape(), "data");
+  if (py::isinstance<py::str>(unit)) {
+    q.units = vz::parse_units(g, unit.cast<std::string>(), [](const std::string& path) { return read_npy_f32(path); });
+  } else if (!unit.is_none()) {
+    for (int k : unit.cast<std::vector<int>>()) q.units.push_back(vz::Unit::cls(k));
+  }
+  q.bounds = model_bounds(pm.m);
+  vz::Result r;
+  {
+    py::gil_scoped_release nogil;
+    Lock lock(pm.mu);
+    r = vz::visualize(g, q, method, params);
+  }
+  py::dict panels;
+  for (auto& p : r.panels) panels[py::str(p.name)] = to_array(p.values);
+  py::list rows;
+  for (auto& row : r.rows) {
+    py::dict curves;
+    for (auto& [k, v] : row.curves) curves[py::str(k)] = to_array(v);
+    rows.append(py::dict(py::arg("name") = row.name, py::arg("caption") = row.caption, py::arg("values") = row.values,
+                         py::arg("curves") = curves));
+  }
+  return py::dict(py::arg("panels") = panels, py::arg("rows") = rows, py::arg("per_line") = r.per_line);
+}
+
+// evaluate(model, x, target, method, metric, method_params={}, masks=None, **params) ->
+// {"values": [N], "extra": {...}, "curves": [...], "stages": [...]}.
+py::dict evaluate_py(PyModel& pm, py::handle x_arg, py::handle target, const std::string& method,
+                     const std::string& metric, py::dict mparams, py::handle masks_arg, py::kwargs kwargs) {
+  Graph& g = pm.m.graph;
+  Tensor x = tensor_arg(x_arg, g.input_shape(), "x");
+  metrics::metric_info(metric);
+  const explain::Params params = params_arg(kwargs, metric);
+  metrics::Explanation e{method, method_params(pm, method, mparams, x.batch()), {}};
+  Tensor masks;
+  metrics::Context ctx;
+  if (!masks_arg.is_none()) {
+    masks = any_tensor_arg(masks_arg, "masks");
+    ctx.masks = &masks;
+  }
+  metrics::Evaluation r;
+  {
+    Lock lock(pm.mu);
+    const Target t = target_arg(pm, x, target);
+    py::gil_scoped_release nogil;
+    r = metrics::evaluate(g, x, t, e, metric, params, ctx);
+  }
+  py::dict extra;
+  for (auto& [k, v] : r.extra) extra[py::str(k)] = to_array(v);
+  py::list curves;
+  for (auto& c : r.curves) {
+    py::list y;
+    for (auto& row : c.y) y.append(to_array(row));
+    curves.append(py::dict(py::arg("name") = c.name, py::arg("x_label") = c.x_label, py::arg("y_label") = c.y_label,
+                           py::arg("x") = to_array(c.x), py::arg("ticks") = c.ticks, py::arg("y") = y));
+  }
+  py::list stages;
+  for (auto& s : r.stage_attributions) stages.append(to_array(s));
+  return py::dict(py::arg("metric") = r.metric, py::arg("values") = to_array(r.values), py::arg("extra") = extra,
+                  py::arg("curves") = curves, py::arg("stages") = r.stages, py::arg("stage_attributions") = stages);
+}
+
+// (x, y) in the model's input space and labels, checked against the model.
+inst::Examples examples_arg(const PyModel& pm, py::handle pair, const std::string& arg) {
+  py::tuple t = py::cast<py::tuple>(pair);
+  if (t.size() != 2) throw py::value_error(arg + ": expected (x, y), inputs in the model's input space and classes");
+  inst::Examples e{tensor_arg(t[0], pm.m.graph.input_shape(), arg + "[0]"), t[1].cast<std::vector<int>>()};
+  if (int(e.y.size()) != e.x.batch())
+    throw py::value_error(arg + ": " + std::to_string(e.y.size()) + " labels for " + std::to_string(e.x.batch()) + " inputs");
+  return e;
+}
+
+// influence(model, train=(x, y), tests=(x, y), method, **params) -> {"scores": [tests, N], ...}.
+py::dict influence_py(PyModel& pm, py::handle train_arg, py::handle tests_arg, const std::string& method,
+                      py::kwargs kwargs) {
+  const inst::Examples train = examples_arg(pm, train_arg, "train");
+  const inst::Examples tests = examples_arg(pm, tests_arg, "tests");
+  const explain::Params params = params_arg(kwargs, method);
+  inst::Scores s;
+  {
+    py::gil_scoped_release nogil;
+    Lock lock(pm.mu);
+    s = inst::explain(pm.m.graph, train, tests, method, params);
+  }
+  py::dict extra;
+  for (auto& [k, v] : s.extra) extra[py::str(k)] = to_array(v);
+  return py::dict(py::arg("scores") = to_array(s.scores), py::arg("details") = s.details, py::arg("info") = s.info,
+                  py::arg("extra") = extra);
+}
+
+// regions(model, x, polytope=False) -> per sample {"configuration", "logits", "W", "b",
+// "active" {layer: neurons on}, "constraints", "nearest", "nearest_distance", ("A", "c")}.
+py::list regions_py(PyModel& pm, py::handle x_arg, bool polytope) {
+  Graph& g = pm.m.graph;
+  Tensor x = tensor_arg(x_arg, g.input_shape(), "x");
+  openbox::check_piecewise_linear(g);
+  openbox::RegionOptions o;
+  o.polytope = polytope;
+  std::vector<openbox::Region> rs;
+  {
+    py::gil_scoped_release nogil;
+    Lock lock(pm.mu);
+    for (int n = 0; n < x.batch(); ++n) rs.push_back(openbox::region(g, x.slice(n, n + 1), o));
+  }
+  py::list out;
+  for (const auto& r : rs) {
+    py::dict active;
+    for (auto& l : r.config.layers)
+      if (!l.max_pool) active[py::str(l.name)] = py::make_tuple(l.active, l.units);
+    py::dict d;
+    d["configuration"] = r.config.hex();
+    d["logits"] = to_array(r.logits);
+    d["W"] = to_array(r.W);
+    d["b"] = to_array(r.b);
+    d["active"] = active;
+    d["constraints"] = r.constraint_count;
+    d["nearest"] = std::isfinite(r.nearest_distance) ? py::object(py::str(openbox::describe(g, r.nearest))) : py::none();
+    d["nearest_distance"] = r.nearest_distance;
+    if (polytope) d["A"] = to_array(r.A), d["c"] = to_array(r.c);
+    out.append(d);
+  }
+  return out;
+}
+
+// The training set: a dataset spec, a datasets.Dataset, or (pixels [N,C,H,W] in [0,1], labels).
+Dataset train_data(py::handle data) {
+  if (py::isinstance<py::str>(data)) {
+    const std::string spec = data.cast<std::string>();
+    if (!dataset_available(spec)) file_not_found("train(data='" + spec + "'): the dataset is not installed here");
+    return load_dataset(spec, "train");
+  }
+  py::object x, y;
+  if (py::hasattr(data, "x") && py::hasattr(data, "y")) {
+    x = data.attr("x"), y = data.attr("y");
+  } else {
+    py::tuple t = py::cast<py::tuple>(data);
+    if (t.size() != 2) throw py::value_error("train(data=...): a dataset spec, a glassbox.datasets.Dataset or (pixels, labels)");
+    x = t[0], y = t[1];
+  }
+  Dataset d;
+  d.x = any_tensor_arg(x, "data pixels");
+  d.y = y.cast<std::vector<int>>();
+  d.name = "arrays";
+  if (int(d.y.size()) != d.x.batch())
+    throw py::value_error("train(data=...): " + std::to_string(d.y.size()) + " labels for " + std::to_string(d.x.batch()) + " samples");
+  int K = 0;
+  for (int v : d.y) {
+    if (v < 0) throw py::value_error("train(data=...): negative label " + std::to_string(v));
+    K = std::max(K, v + 1);
+  }
+  if (py::hasattr(data, "class_names")) d.class_names = data.attr("class_names").cast<std::vector<std::string>>();
+  for (int k = int(d.class_names.size()); k < K; ++k) d.class_names.push_back(std::to_string(k));
+  return d;
+}
+
+// train(model, data, epochs=1, progress=None, **settings): trains in place (as `glassbox train`,
+// same defaults: Adam 1e-3, cosine, batch 64, normalization by the training set's mean/std, which
+// the model keeps). progress(dict) is called after each epoch; returning False stops. Returns the
+// epochs' statistics.
+py::list train_py(PyModel& pm, py::handle data, int epochs, py::object progress, py::kwargs kwargs) {
+  if (epochs < 1 || epochs > 10000) throw py::value_error("train(epochs=" + std::to_string(epochs) + "): expected 1..10000");
+  std::map<std::string, py::object> s;
+  for (auto [k, v] : kwargs) s[py::str(k)] = py::reinterpret_borrow<py::object>(v);
+  auto take = [&](const std::string& k, auto def) {
+    auto it = s.find(k);
+    if (it == s.end()) return def;
+    auto v = it->second.cast<decltype(def)>();
+    s.erase(it);
+    return v;
+  };
+  FitOptions o;
+  o.epochs = epochs;
+  o.batch = take("batch", 64);
+  o.optimizer.kind = optimizer_kind(take("optimizer", std::string("adam")));
+  o.optimizer.lr = take("lr", double(default_lr(o.optimizer.kind)));
+  o.optimizer.weight_decay = take("weight_decay", double(default_weight_decay(o.optimizer.kind)));
+  o.optimizer.momentum = o.optimizer.kind == OptimizerKind::sgd ? take("momentum", 0.9) : 0.0;
+  o.schedule.kind = schedule_kind(take("schedule", std::string("cosine")));
+  o.seed = take("seed", uint64_t(42));
+  o.val_fraction = take("val", 0.1);
+  o.out = take("out", std::string());
+  const std::string normalize = take("normalize", std::string("std"));
+  const bool verbose = take("verbose", false);
+  if (!s.empty())
+    throw py::value_error("train(): unknown setting '" + s.begin()->first +
+                          "' (batch, lr, optimizer, weight_decay, momentum, schedule, seed, val, out, normalize, verbose)");
+  if (o.batch < 1) throw py::value_error("train(batch=...): expected >= 1");
+  if (!(o.optimizer.lr > 0) || !std::isfinite(o.optimizer.lr)) throw py::value_error("train(lr=...): expected a rate > 0");
+  if (!(o.val_fraction >= 0 && o.val_fraction < 1)) throw py::value_error("train(val=...): expected 0 <= val < 1");
+  if (normalize != "std" && normalize != "none") throw py::value_error("train(normalize='" + normalize + "'): use std or none");
+  o.progress = verbose ? ProgressStyle::plain : ProgressStyle::quiet;
+
+  Dataset d = train_data(data);
+  check_fits(pm.m.graph, d);
+  if (pm.m.metadata.count("glassbox.normalize"))
+    o.norm = Normalization::of_model(pm.m.metadata);  // a trained model keeps its preprocessing
+  else if (normalize == "std")
+    o.norm = channel_stats(d);
+  o.metadata = pm.m.metadata;
+  o.metadata["glassbox.normalize"] = o.norm.empty() ? "none" : o.norm.to_json().dump();
+  o.metadata["glassbox.classes"] = nlohmann::json(d.class_names).dump();
+  o.metadata["glassbox.dataset"] = py::isinstance<py::str>(data) ? data.cast<std::string>() : d.name;
+  py::list history;
+  o.on_epoch = [&](const EpochStats& e) {
+    py::gil_scoped_acquire gil;
+    py::dict st(py::arg("epoch") = e.epoch, py::arg("train_loss") = e.train_loss, py::arg("train_acc") = e.train_acc,
+                py::arg("val_loss") = e.val_loss, py::arg("val_acc") = e.val_acc, py::arg("lr") = e.lr,
+                py::arg("seconds") = e.seconds, py::arg("images_per_s") = e.images_per_s);
+    history.append(st);
+    if (progress.is_none()) return true;
+    py::object r = progress(st);
+    return r.is_none() || r.cast<bool>();
+  };
+  {
+    py::gil_scoped_release nogil;
+    Lock lock(pm.mu);
+    fit(pm.m.graph, d, o);
+  }
+  for (auto& [k, v] : o.metadata) pm.m.metadata[k] = v;
+  return history;
+}
+
+}  // namespace
+
+void bind_families(py::module_& m) {
+  m.def("methods", &methods, py::arg("family") = "explain",
+        "{name: {summary, convention, params}} of a family: explain, visualize, evaluate or influence");
+  m.def("visualize", &visualize_py, py::arg("model"), py::arg("method"), py::kw_only(), py::arg("unit") = py::none(),
+        py::arg("inputs") = py::none(), py::arg("data") = py::none(),
+        "Feature visualization (am, deepdream, fool, invert, top-patches, filters, maps, mask...): "
+        "{panels, rows, per_line}");
+  m.def("evaluate", &evaluate_py, py::arg("model"), py::arg("x"), py::arg("target"), py::arg("method"),
+        py::arg("metric"), py::kw_only(), py::arg("method_params") = py::dict(), py::arg("masks") = py::none(),
+        "One metric of one attribution method: {values [N], extra, curves, stages}");
+  m.def("influence", &influence_py, py::arg("model"), py::arg("train"), py::arg("tests"), py::arg("method"),
+        "Scores of every training point per test input: {scores [tests, N], details, info, extra}");
+  m.def("regions", &regions_py, py::arg("model"), py::arg("x"), py::kw_only(), py::arg("polytope") = false,
+        "OpenBox: per sample the exact local linear map W x + b, its configuration and constraints");
+  m.def("train", &train_py, py::arg("model"), py::arg("data"), py::arg("epochs") = 1, py::kw_only(),
+        py::arg("progress") = py::none(),
+        "Trains the model in place (settings: batch, lr, optimizer, weight_decay, momentum, schedule, seed, val, out, "
+        "normalize, verbose); returns each epoch's statistics");
+}
+
+}  // namespace gb::py_glassbox

@@ -1,0 +1,18 @@
+// The explanation families and training from Python (families.cpp): methods(), visualize(),
+// evaluate(), influence(), regions(), train(). Shared with module.cpp: how a target and a method's
+// keyword parameters are read.
+#pragma once
+#include "engine/target.h"
+#include "tools/python/convert.h"
+
+namespace gb::py_glassbox {
+
+// The CLI's --target from Python: an int, a per-sample list/array of classes, "pred", or a unit
+// spec string (LAYER:C, LAYER:C,Y,X, LAYER:FILE.npy). Runs a forward for "pred" (hold pm.mu).
+Target target_arg(PyModel& pm, const Tensor& x, py::handle target);
+// An attribution method's keywords, routed and defaulted exactly as `glassbox explain` does.
+explain::Params method_params(const PyModel& pm, const std::string& method, const py::dict& kwargs, int N);
+
+void bind_families(py::module_& m);
+
+}  // namespace gb::py_glassbox

@@ -1,0 +1,469 @@
+// import glassbox: the engine from Python, NumPy arrays in and out, Captum-like (batch first,
+// attributions shaped like the input). Arrays are in the model's input space; model.normalize()
+// converts raw pixels. Long calls release the GIL (each model has its own lock). The explanation
+// families are bound in families.cpp; this file holds models, explain(), methods(), heatmaps,
+// datasets and threads.
+#include <pybind11/functional.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
+#include "data/dataset.h"
+#include "data/images.h"
+#include "engine/architecture.h"
+#include "engine/layers.h"
+#include "engine/passes.h"
+#include "engine/threads.h"
+#include "explain/attribution/explain.h"
+#include "explain/common/heatmap.h"
+#include "tools/commands.h"
+#include "tools/inputs.h"
+#include "tools/python/convert.h"
+#include "tools/python/families.h"
+#include "train/presets.h"
+
+namespace gb::py_glassbox {
+
+namespace {
+
+using Lock = std::lock_guard<std::mutex>;
+
+std::shared_ptr<PyModel> load(py::handle spec_arg, uint64_t seed) {
+  const std::string spec = path_arg(spec_arg);
+  const bool file = !is_preset(spec) && spec.find('(') == std::string::npos && spec.rfind("input", 0) != 0;
+  if (file && !std::filesystem::exists(spec)) {
+    std::string presets;
+    for (auto& n : preset_names()) presets += (presets.empty() ? "" : ", ") + n;
+    file_not_found("load('" + spec + "'): no such file, preset or architecture (presets: " + presets + ")");
+  }
+  return std::make_shared<PyModel>(open_model(spec, seed), spec);
+}
+
+std::vector<std::string> class_names(const Model& m) {
+  std::vector<std::string> names;
+  if (auto it = m.metadata.find("glassbox.classes"); it != m.metadata.end()) {
+    try {
+      names = nlohmann::json::parse(it->second).get<std::vector<std::string>>();
+    } catch (const std::exception&) {
+      names.clear();
+    }
+  }
+  for (int k = int(names.size()); k < m.graph.classes(); ++k) names.push_back(std::to_string(k));
+  return names;
+}
+
+py::tuple shape_tuple(const Shape& s) {
+  py::tuple t(s.rank);
+  for (int i = 0; i < s.rank; ++i) t[i] = s[i];
+  return t;
+}
+
+// The logits of every row, 256 rows per forward (as the CLI computes them).
+Tensor logits_of(Graph& g, const Tensor& x) {
+  const int N = x.batch(), K = g.classes();
+  Tensor out(Shape{N, K});
+  for (int b = 0; b < N; b += 256) {
+    const int e = std::min(N, b + 256);
+    const Tensor& y = g.forward(x.slice(b, e));
+    std::copy(y.data(), y.data() + y.size(), out.data() + size_t(b) * K);
+  }
+  return out;
+}
+
+py::array forward(PyModel& pm, py::handle x_arg) {
+  Tensor x = tensor_arg(x_arg, pm.m.graph.input_shape(), "x");
+  Tensor y;
+  {
+    py::gil_scoped_release nogil;
+    Lock lock(pm.mu);
+    y = logits_of(pm.m.graph, x);
+  }
+  return to_array(y);
+}
+
+// (classes [N, top] int64, probabilities [N, top]), most probable first.
+py::tuple predict(PyModel& pm, py::handle x_arg, int top) {
+  const int K = pm.m.graph.classes();
+  if (top < 1 || top > K) throw py::value_error("predict(top=" + std::to_string(top) + "): expected 1.." + std::to_string(K));
+  Tensor x = tensor_arg(x_arg, pm.m.graph.input_shape(), "x");
+  Tensor p;
+  {
+    py::gil_scoped_release nogil;
+    Lock lock(pm.mu);
+    p = softmax(logits_of(pm.m.graph, x));
+  }
+  const int N = x.batch();
+  py::array_t<int64_t> cls({N, top});
+  py::array_t<float> prob({N, top});
+  auto c = cls.mutable_unchecked<2>();
+  auto q = prob.mutable_unchecked<2>();
+  for (int n = 0; n < N; ++n) {
+    const float* pn = p.data() + size_t(n) * K;
+    std::vector<int> idx(K);
+    std::iota(idx.begin(), idx.end(), 0);
+    std::stable_sort(idx.begin(), idx.end(), [&](int u, int v) { return pn[u] > pn[v]; });
+    for (int t = 0; t < top; ++t) c(n, t) = idx[t], q(n, t) = pn[idx[t]];
+  }
+  return py::make_tuple(cls, prob);
+}
+
+py::list layers(const PyModel& pm) {
+  const Graph& g = pm.m.graph;
+  py::list out;
+  for (int i = 0; i < g.size(); ++i) {
+    py::list inputs;
+    for (int j : g.node(i).inputs) inputs.append(j < 0 ? std::string("input") : g.layer(j).name);
+    py::dict d;
+    d["name"] = g.layer(i).name;
+    d["kind"] = g.layer(i).kind();
+    d["shape"] = shape_tuple(g.shape(i, 1).sample());
+    d["inputs"] = inputs;
+    out.append(d);
+  }
+  return out;
+}
+
+// {layer name: [N, layer shape...]} for the named layers (a name or a list of names).
+py::dict activations(PyModel& pm, py::handle x_arg, py::handle names_arg) {
+  std::vector<std::string> names;
+  if (py::isinstance<py::str>(names_arg))
+    names.push_back(names_arg.cast<std::string>());
+  else
+    names = names_arg.cast<std::vector<std::string>>();
+  if (names.empty()) throw py::value_error("activations(layers=[]): name at least one layer (model.layers)");
+  std::vector<int> nodes;
+  for (auto& n : names) nodes.push_back(pm.m.graph.at(n));
+  Tensor x = tensor_arg(x_arg, pm.m.graph.input_shape(), "x");
+  std::vector<Tensor> acts;
+  {
+    py::gil_scoped_release nogil;
+    Lock lock(pm.mu);
+    acts = gb::activations(pm.m.graph, x, nodes);
+  }
+  py::dict out;
+  for (size_t i = 0; i < names.size(); ++i) out[py::str(names[i])] = to_array(acts[i]);
+  return out;
+}
+
+// Raw pixels [N, C, H, W] in [0, 1] -> the model's input space (identity without stored normalization).
+py::array normalize(const PyModel& pm, py::handle pixels, bool invert) {
+  Tensor t = tensor_arg(pixels, pm.m.graph.input_shape(), invert ? "x" : "pixels");
+  const Normalization norm = Normalization::of_model(pm.m.metadata);
+  if (!norm.empty()) invert ? norm.invert(t) : norm.apply(t);
+  return to_array(t);
+}
+
+py::dict info(const PyModel& pm) {
+  const Graph& g = pm.m.graph;
+  py::dict d;
+  d["spec"] = pm.spec;
+  d["input_shape"] = shape_tuple(g.input_shape());
+  d["classes"] = g.classes();
+  d["class_names"] = class_names(pm.m);
+  d["parameters"] = g.param_count();
+  d["architecture"] = architecture_text(g);
+  const Normalization norm = Normalization::of_model(pm.m.metadata);
+  d["normalization"] = norm.empty() ? py::object(py::none()) : py::object(py::dict(py::arg("mean") = norm.mean, py::arg("std") = norm.std));
+  d["metadata"] = py::cast(static_cast<const std::map<std::string, std::string>&>(pm.m.metadata));
+  return d;
+}
+
+void save(PyModel& pm, py::handle path_arg_) {
+  const std::string path = path_arg(path_arg_);
+  Metadata extra;
+  for (auto& [k, v] : pm.m.metadata)
+    if (k.rfind("glassbox.format", 0) != 0 && k != "glassbox.architecture") extra[k] = v;
+  Lock lock(pm.mu);
+  save_model(path, pm.m.graph, extra);
+}
+
+}  // namespace
+
+// The CLI's --target, from Python: an int (a class for every sample), a list/array of classes per
+// sample, "pred", or a unit spec string (LAYER:C, LAYER:C,Y,X, LAYER:FILE.npy).
+Target target_arg(PyModel& pm, const Tensor& x, py::handle t) {
+  Graph& g = pm.m.graph;
+  const int N = x.batch(), K = g.classes();
+  Inputs in;
+  in.x = x;
+  in.labels.assign(N, -1);
+  for (int n = 0; n < N; ++n) in.names.push_back("x[" + std::to_string(n) + "]");
+  if (py::isinstance<py::str>(t)) {
+    const std::string spec = t.cast<std::string>();
+    if (spec == "label") throw py::value_error("target='label': pass the labels themselves (a list or array per sample)");
+    Tensor logits = spec == "pred" ? logits_of(g, x) : Tensor();
+    return read_target(spec, g, in, logits);
+  }
+  if (py::isinstance<py::bool_>(t)) throw py::type_error("target: expected an int, a list of ints, 'pred' or a unit spec");
+  if (py::isinstance<py::int_>(t)) return read_target(std::to_string(t.cast<long long>()), g, in, {});
+  if (!py::isinstance<py::sequence>(t) && !py::isinstance<py::array>(t))
+    throw py::type_error("target: expected an int, a list of ints, 'pred' or a unit spec, got " + std::string(py::str(py::type::of(t))));
+  py::array a = py::array::ensure(t);
+  if (!a || a.ndim() != 1 || (a.size() > 0 && a.dtype().kind() != 'i' && a.dtype().kind() != 'u'))
+    throw py::type_error("target: a per-sample target is a 1-D list or array of class numbers");
+  if (a.size() != N)
+    throw py::value_error("target: " + std::to_string(a.size()) + " classes for " + std::to_string(N) + " inputs");
+  std::vector<int> classes;
+  for (auto v : py::array_t<long long, py::array::forcecast>::ensure(a).cast<std::vector<long long>>()) {
+    if (v < 0 || v >= K)
+      throw py::value_error("target " + std::to_string(v) + " outside the model's classes [0," + std::to_string(K) + ")");
+    classes.push_back(int(v));
+  }
+  return Target(classes);
+}
+
+namespace {
+
+}  // namespace
+
+// A method's keyword parameters routed and defaulted as the CLI does: unknown keys named, black
+// baselines and zB boxes through the model's normalization (so a call equals `glassbox explain`
+// bit for bit); an array baseline ([1 or N, input...] in the model's input space) as a tensor.
+explain::Params method_params(const PyModel& pm, const std::string& method, const py::dict& kwargs, int N) {
+  const Graph& g = pm.m.graph;
+  explain::method_info(method);  // an unknown name fails here, listing the known ones
+  explain::Params given = params_arg(kwargs, method);
+  const bool array_baseline = given.tensors.count("baseline") > 0;
+  std::vector<std::string> kv;
+  for (auto& [k, v] : given) kv.push_back(k + "=" + v);
+  explain::Params all;
+  std::vector<explain::Params> per = route_method_params(kv, {method}, all, "keyword", "glassbox.methods()");
+  if (array_baseline && !accepted_keys(method, all).count("baseline"))
+    throw py::value_error("keyword baseline: " + method + " takes no baseline");
+  resolve_baselines({method}, all, per, g, Normalization::of_model(pm.m.metadata), N);
+  if (array_baseline) {
+    const Tensor& b = given.tensors["baseline"];
+    const Shape one = Shape::batch_of(1, g.input_shape());
+    Tensor bb = b.rank() == g.input_shape().rank ? b.reshaped(one) : b;
+    if (bb.rank() != one.rank || bb.shape().sample() != g.input_shape() || (bb.batch() != 1 && bb.batch() != N))
+      throw py::value_error("keyword baseline: shape " + b.shape().str() + ", expected " + one.str() + " or one per input");
+    per[0].erase("baseline");
+    per[0].tensors["baseline"] = bb;
+  }
+  return per[0];
+}
+
+namespace {
+
+// explain(model, x, target, method, **params): the attribution [N, input...]; with
+// return_details=True also {"delta", "signed", "details"}.
+py::object explain_py(PyModel& pm, py::handle x_arg, py::handle target_arg_, const std::string& method,
+                      bool return_details, py::object params_dict, py::kwargs kwargs) {
+  Graph& g = pm.m.graph;
+  Tensor x = tensor_arg(x_arg, g.input_shape(), "x");
+  // params= holds parameters whose names explain() takes itself (IG's `method`).
+  py::dict all(kwargs);
+  if (!params_dict.is_none())
+    for (auto [k, v] : py::cast<py::dict>(params_dict)) {
+      if (all.contains(k)) throw py::value_error("explain(): parameter " + std::string(py::str(k)) + " given twice");
+      all[k] = v;
+    }
+  const explain::Params params = method_params(pm, method, all, x.batch());
+  explain::Result r;
+  {
+    Lock lock(pm.mu);
+    const Target target = target_arg(pm, x, target_arg_);
+    py::gil_scoped_release nogil;
+    r = explain::explain(g, x, target, method, params);
+  }
+  py::array attr = to_array(r.attribution);
+  if (!return_details) return attr;
+  py::dict d;
+  d["delta"] = r.delta.empty() ? py::object(py::none()) : py::object(to_array(r.delta));
+  d["signed"] = r.is_signed;
+  py::list details;
+  for (auto& m : r.details) {
+    py::dict e;
+    for (auto& [k, v] : m) e[py::str(k)] = to_array(v);
+    details.append(e);
+  }
+  d["details"] = details;
+  return py::make_tuple(attr, d);
+}
+
+// An RGB heatmap [H*scale, W*scale, 3] uint8 of one attribution [C,H,W] (or [H,W], or [1,C,H,W]).
+py::array heatmap(py::handle attr_arg, py::handle image_arg, const std::string& colormap, bool is_signed,
+                  double percentile, float overlay, int scale) {
+  Tensor a = any_tensor_arg(attr_arg, "attr");
+  if (a.rank() == 2) a = a.reshaped(Shape{1, a.dim(0), a.dim(1)});
+  if (a.rank() == 4 && a.batch() == 1) a = a.reshaped(a.shape().sample());
+  if (a.rank() != 3) throw py::value_error("attr: shape " + a.shape().str() + "; heatmap() takes one map [C,H,W] or [H,W]");
+  if (scale < 1 || scale > 64) throw py::value_error("heatmap(scale=" + std::to_string(scale) + "): expected 1..64");
+  if (overlay < 0 || overlay > 1) throw py::value_error("heatmap(overlay=...): expected 0..1");
+  Tensor pixels;
+  if (!image_arg.is_none()) {
+    pixels = any_tensor_arg(image_arg, "image");
+    if (pixels.rank() == 2) pixels = pixels.reshaped(Shape{1, pixels.dim(0), pixels.dim(1)});
+    if (pixels.rank() == 4 && pixels.batch() == 1) pixels = pixels.reshaped(pixels.shape().sample());
+    if (pixels.rank() != 3 || pixels.dim(1) != a.dim(1) || pixels.dim(2) != a.dim(2))
+      throw py::value_error("image: shape " + pixels.shape().str() + ", expected pixels [C,H,W] in [0,1] the size of attr " +
+                            a.shape().str());
+  } else if (overlay > 0) {
+    throw py::value_error("heatmap(overlay=...) needs image= (pixels in [0, 1])");
+  }
+  explain::HeatmapOptions o;
+  o.is_signed = is_signed;
+  o.colormap = colormap;
+  o.percentile = percentile;
+  o.overlay = overlay;
+  explain::Image im = explain::heatmap(a, o, pixels.empty() ? nullptr : &pixels);
+  if (!pixels.empty() && overlay == 0) {  // the input beside the map: the caller asked for both
+    explain::Image in = explain::to_image(pixels);
+    explain::Image both(im.w * 2 + 2, im.h);
+    for (int y = 0; y < im.h; ++y)
+      for (int x = 0; x < im.w; ++x) {
+        std::copy_n(in.px(x, y), 3, both.px(x, y));
+        std::copy_n(im.px(x, y), 3, both.px(im.w + 2 + x, y));
+      }
+    im = both;
+  }
+  if (scale > 1) im = explain::resize_nearest(im, im.w * scale, im.h * scale);
+  py::array_t<uint8_t> out({im.h, im.w, 3});
+  std::copy(im.rgb.begin(), im.rgb.end(), out.mutable_data());
+  return out;
+}
+
+// image(pixels [C,H,W] in [0,1]) -> RGB uint8, for write_png.
+py::array image(py::handle pixels_arg, int scale) {
+  Tensor p = any_tensor_arg(pixels_arg, "pixels");
+  if (p.rank() == 2) p = p.reshaped(Shape{1, p.dim(0), p.dim(1)});
+  if (p.rank() != 3) throw py::value_error("pixels: shape " + p.shape().str() + "; image() takes [C,H,W] or [H,W]");
+  if (scale < 1 || scale > 64) throw py::value_error("image(scale=" + std::to_string(scale) + "): expected 1..64");
+  explain::Image im = explain::to_image(p);
+  if (scale > 1) im = explain::resize_nearest(im, im.w * scale, im.h * scale);
+  py::array_t<uint8_t> out({im.h, im.w, 3});
+  std::copy(im.rgb.begin(), im.rgb.end(), out.mutable_data());
+  return out;
+}
+
+void write_png_py(py::handle path, py::handle rgb_arg) {
+  py::array a = py::array::ensure(rgb_arg);
+  if (!a || a.dtype().kind() != 'u' || a.itemsize() != 1 || (a.ndim() != 2 && a.ndim() != 3) ||
+      (a.ndim() == 3 && a.shape(2) != 3 && a.shape(2) != 1))
+    throw py::value_error("rgb: expected a uint8 array [H,W,3] or [H,W] (heatmap() and image() return one)");
+  auto u = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(a);
+  const int ch = a.ndim() == 3 ? int(a.shape(2)) : 1;
+  write_png(path_arg(path), int(a.shape(1)), int(a.shape(0)), ch, u.data());
+}
+
+explain::Image rgb_arg(py::handle a, const std::string& arg) {
+  py::array arr = py::array::ensure(a);
+  if (!arr || arr.dtype().kind() != 'u' || arr.itemsize() != 1 || arr.ndim() != 3 || arr.shape(2) != 3)
+    throw py::value_error(arg + ": expected a uint8 array [H,W,3] (heatmap() and image() return one)");
+  auto u = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(arr);
+  explain::Image im(int(arr.shape(1)), int(arr.shape(0)));
+  std::copy(u.data(), u.data() + im.rgb.size(), im.rgb.begin());
+  return im;
+}
+
+// A labelled grid of RGB images (rows of cells, each resized to cell x cell), as glassbox's own
+// figures: column labels on top, a caption above each row.
+py::array grid_py(const std::vector<std::vector<py::object>>& rows, const std::vector<std::string>& columns,
+                  const std::vector<std::string>& captions, int cell) {
+  if (cell < 8 || cell > 1024) throw py::value_error("grid(cell=" + std::to_string(cell) + "): expected 8..1024");
+  std::vector<std::vector<explain::Image>> cells;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    cells.emplace_back();
+    for (size_t c = 0; c < rows[r].size(); ++c)
+      cells.back().push_back(rgb_arg(rows[r][c], "grid cell [" + std::to_string(r) + "][" + std::to_string(c) + "]"));
+    if (cells.back().size() != cells[0].size()) throw py::value_error("grid: rows of different lengths");
+  }
+  explain::Image im = explain::grid(cells, columns, captions, cell, cell);
+  py::array_t<uint8_t> out({im.h, im.w, 3});
+  std::copy(im.rgb.begin(), im.rgb.end(), out.mutable_data());
+  return out;
+}
+
+struct PyDataset {
+  py::array x, y;
+  std::vector<std::string> class_names;
+  std::string name;
+};
+
+PyDataset load_data(const std::string& spec, const std::string& split) {
+  if (split != "train" && split != "test" && split != "all")
+    throw py::value_error("datasets.load(split='" + split + "'): use train, test or all");
+  if (!dataset_available(spec)) file_not_found("datasets.load('" + spec + "'): the dataset is not installed here");
+  Dataset d;
+  {
+    py::gil_scoped_release nogil;
+    d = load_dataset(spec, split);
+  }
+  py::array_t<int64_t> y(py::ssize_t(d.y.size()));
+  std::copy(d.y.begin(), d.y.end(), y.mutable_data());
+  return {to_array(d.x), y, d.class_names, d.name};
+}
+
+}  // namespace
+}  // namespace gb::py_glassbox
+
+PYBIND11_MODULE(_core, m) {
+  using namespace gb::py_glassbox;
+  namespace py = pybind11;
+  
+  m.doc() = "glassbox: a small neural-net engine whose models explain themselves (see README, section Python)";
+  register_exceptions(m);
+
+  py::class_<PyModel, std::shared_ptr<PyModel>>(m, "Model", "A model: a graph and its metadata (normalization, classes)")
+      .def("forward", &forward, py::arg("x"), "The logits [N, K] of x [N, input...] (model input space)")
+      .def("__call__", &forward, py::arg("x"))
+      .def("predict", &predict, py::arg("x"), py::arg("top") = 1,
+           "(classes [N, top], probabilities [N, top]), most probable first")
+      .def_property_readonly("layers", &layers, "[{name, kind, shape (per sample), inputs}] in graph order")
+      .def("activations", &activations, py::arg("x"), py::arg("layers"),
+           "{layer: [N, layer shape...]} for a layer name or a list of names")
+      .def("save", &save, py::arg("path"), "Writes a model file (safetensors) atomically")
+      .def("normalize", [](const PyModel& pm, py::handle p) { return normalize(pm, p, false); }, py::arg("pixels"),
+           "Raw pixels in [0, 1] -> the model's input space (its stored normalization)")
+      .def("denormalize", [](const PyModel& pm, py::handle x) { return normalize(pm, x, true); }, py::arg("x"),
+           "The model's input space -> raw pixels")
+      .def("info", &info, "input shape, classes, parameters, architecture text, normalization, metadata")
+      .def_property_readonly("input_shape", [](const PyModel& pm) { return shape_tuple(pm.m.graph.input_shape()); })
+      .def_property_readonly("classes", [](const PyModel& pm) { return pm.m.graph.classes(); })
+      .def("__repr__", [](const PyModel& pm) {
+        return "<glassbox.Model " + pm.spec + ": input " + pm.m.graph.input_shape().str() + ", " +
+               std::to_string(pm.m.graph.classes()) + " classes>";
+      });
+
+  m.def("load", &load, py::arg("model"), py::arg("seed") = 42,
+        "A model file (.safetensors), a preset (lenet5, camnet, mlp, ...) or an architecture text; "
+        "presets and architectures are initialized with `seed`");
+  m.def("explain", &explain_py, py::arg("model"), py::arg("x"), py::pos_only(), py::arg("target") = "pred",
+        py::arg("method") = "saliency", py::kw_only(), py::arg("return_details") = false,
+        py::arg("params") = py::none(),
+        "Attribution shaped like x. target: int, per-sample list/array, 'pred', or 'LAYER:C', 'LAYER:C,Y,X', "
+        "'LAYER:FILE.npy'. Method parameters as keywords (glassbox.methods()), or in params={} for names "
+        "explain() takes itself (IG's method=); baseline= may be an array. return_details=True: also "
+        "{delta, signed, details}.");
+  m.def("heatmap", &heatmap, py::arg("attr"), py::kw_only(), py::arg("image") = py::none(), py::arg("colormap") = "",
+        py::arg("signed") = true, py::arg("percentile") = -1.0, py::arg("overlay") = 0.f, py::arg("scale") = 1,
+        "RGB uint8 [H,W,3] of one map [C,H,W]; with image= (pixels) the input beside it, or blended with overlay=");
+  m.def("image", &image, py::arg("pixels"), py::kw_only(), py::arg("scale") = 1, "RGB uint8 of pixels [C,H,W] in [0,1]");
+  m.def("grid", &grid_py, py::arg("rows"), py::kw_only(), py::arg("columns") = std::vector<std::string>(),
+        py::arg("captions") = std::vector<std::string>(), py::arg("cell") = 112,
+        "A labelled grid (uint8 [H,W,3]) of rows of RGB cells: column labels on top, a caption above each row");
+  m.def("write_png", &write_png_py, py::arg("path"), py::arg("rgb"), "Writes a uint8 [H,W,3] or [H,W] array as PNG");
+  m.def("set_threads", [](int n) { gb::set_threads(n); }, py::arg("n"), "Threads for every call (<= 0: all cores)");
+  m.def("threads", [] { return gb::threads(); });
+
+  py::module_ datasets = m.def_submodule("datasets", "Datasets as NumPy arrays: raw pixels in [0, 1] and labels");
+  py::class_<PyDataset>(datasets, "Dataset")
+      .def_readonly("x", &PyDataset::x, "[N, C, H, W] float32 raw pixels in [0, 1]")
+      .def_readonly("y", &PyDataset::y, "[N] int64 labels")
+      .def_readonly("class_names", &PyDataset::class_names)
+      .def_readonly("name", &PyDataset::name)
+      .def("__len__", [](const PyDataset& d) { return d.y.size(); })
+      .def("__iter__", [](const PyDataset& d) { return py::iter(py::make_tuple(d.x, d.y)); });
+  datasets.def("load", &load_data, py::arg("spec"), py::arg("split") = "test",
+               "fashion-mnist, mnist:DIR, cifar10:DIR, images:DIR, npy:X,Y, toy:spirals...; split train|test|all");
+  datasets.def("available", &gb::dataset_available, py::arg("spec"));
+  m.def("blas_core", &gb::blas_core, "the kernels OpenBLAS uses");
+  m.def("better_blas_core", &gb::better_blas_core,
+        "the kernels the glassbox command would switch OpenBLAS to (empty: none, the ones in use are right)");
+
+  bind_families(m);
+}

@@ -1,0 +1,238 @@
+"""Models and arrays: round trips, properties that must hold, training, regions, families."""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ARCH, glassbox
+
+
+def test_load_forward_predict(model, inputs):
+    logits = model.forward(inputs)
+    assert logits.shape == (3, 5) and logits.dtype == np.float32
+    assert np.array_equal(model(inputs), logits)
+    cls, prob = model.predict(inputs, top=5)
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    p = e / e.sum(1, keepdims=True)
+    assert np.array_equal(cls[:, 0], logits.argmax(1))
+    np.testing.assert_allclose(prob, np.take_along_axis(p, cls, 1), rtol=1e-5)
+    assert np.all(np.diff(prob, axis=1) <= 0)
+
+
+def test_same_seed_same_model_other_seed_differs(inputs):
+    a, b, c = glassbox.load(ARCH), glassbox.load(ARCH), glassbox.load(ARCH, seed=1)
+    assert np.array_equal(a.forward(inputs), b.forward(inputs))
+    assert not np.array_equal(a.forward(inputs), c.forward(inputs))
+
+
+def test_layers_and_activations(model, inputs):
+    names = [l["name"] for l in model.layers]
+    assert names[0] == "conv1" and model.layers[-1]["kind"] == "dense"
+    assert model.layers[0]["shape"] == (4, 16, 16) and model.layers[0]["inputs"] == ["input"]
+    acts = model.activations(inputs, [names[1], names[-1]])
+    assert acts[names[1]].shape == (3, 4, 16, 16)
+    assert np.all(acts[names[1]] >= 0)  # a ReLU's output
+    assert np.array_equal(acts[names[-1]], model.forward(inputs))
+
+
+def test_save_load_round_trip(tmp_path, model, inputs):
+    model.save(tmp_path / "m.safetensors")
+    back = glassbox.load(str(tmp_path / "m.safetensors"))
+    assert np.array_equal(back.forward(inputs), model.forward(inputs))
+    assert back.info()["architecture"] == model.info()["architecture"]
+
+
+def test_normalize_round_trip(tmp_path):
+    rng = np.random.default_rng(1)
+    pixels = rng.uniform(0, 1, (64, 1, 16, 16)).astype(np.float32)
+    m = glassbox.load(ARCH)
+    assert np.array_equal(m.normalize(pixels), pixels)  # no stored normalization: identity
+    glassbox.train(m, (pixels, rng.integers(0, 5, 64)), epochs=1, val=0)
+    norm = m.info()["normalization"]
+    mean, std = pixels.mean(), pixels.std()
+    np.testing.assert_allclose(norm["mean"], [mean], rtol=1e-4)
+    np.testing.assert_allclose(norm["std"], [std], rtol=1e-3)
+    x = m.normalize(pixels)
+    np.testing.assert_allclose(x, (pixels - norm["mean"][0]) / norm["std"][0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m.denormalize(x), pixels, atol=1e-6)
+    m.save(tmp_path / "n.safetensors")
+    assert glassbox.load(tmp_path / "n.safetensors").info()["normalization"] == norm
+
+
+def test_float64_and_strided_inputs_are_converted(model, inputs):
+    want = glassbox.explain(model, inputs, 1, "saliency")
+    assert np.array_equal(glassbox.explain(model, inputs.astype(np.float64), 1, "saliency"), want)
+    wide = np.zeros((3, 1, 16, 32), np.float32)
+    wide[..., ::2] = inputs
+    strided = wide[..., ::2]
+    assert not strided.flags["C_CONTIGUOUS"]
+    assert np.array_equal(glassbox.explain(model, strided, 1, "saliency"), want)
+    assert not np.shares_memory(want, inputs)
+
+
+def test_batch_equals_one_by_one_and_per_sample_targets(model, inputs):
+    targets = [4, 0, 2]
+    batch = glassbox.explain(model, inputs, targets, "integrated-gradients", n_steps=8)
+    for n, t in enumerate(targets):
+        one = glassbox.explain(model, inputs[n:n + 1], t, "integrated-gradients", n_steps=8)
+        assert np.array_equal(one[0], batch[n])
+    assert np.array_equal(glassbox.explain(model, inputs, np.array(targets), "integrated-gradients", n_steps=8), batch)
+
+
+def test_pred_target_is_the_argmax(model, inputs):
+    pred = model.forward(inputs).argmax(1)
+    assert np.array_equal(glassbox.explain(model, inputs, "pred", "saliency"),
+                          glassbox.explain(model, inputs, list(pred), "saliency"))
+
+
+def test_saliency_is_the_gradient_of_the_logit(model, inputs):
+    """Finite differences of the target logit along a random direction (float64 steps)."""
+    g = glassbox.explain(model, inputs[:1], 3, "saliency")
+    d = np.random.default_rng(2).standard_normal(inputs[:1].shape).astype(np.float32)
+    h = 1e-2
+    f = lambda x: float(model.forward(x.astype(np.float32))[0, 3])
+    fd = (f(inputs[:1] + h * d) - f(inputs[:1] - h * d)) / (2 * h)
+    assert abs(fd - float((g * d).sum())) < 2e-2 * max(1.0, abs(fd))
+
+
+def test_integrated_gradients_completeness(model, inputs):
+    a, d = glassbox.explain(model, inputs, 1, "integrated-gradients", n_steps=64, return_details=True)
+    zero = model.forward(np.zeros_like(inputs))[:, 1]
+    f = model.forward(inputs)[:, 1]
+    np.testing.assert_allclose(a.reshape(3, -1).sum(1), f - zero, atol=5e-2 * np.abs(f - zero).max() + 1e-4)
+    np.testing.assert_allclose(d["delta"], a.reshape(3, -1).sum(1) - (f - zero), atol=1e-4)
+
+
+def test_threads_give_the_same_bits(model, inputs):
+    before = glassbox.threads()
+    try:
+        glassbox.set_threads(1)
+        one = glassbox.explain(model, inputs, 2, "lrp-epsilon")
+        glassbox.set_threads(2)
+        two = glassbox.explain(model, inputs, 2, "lrp-epsilon")
+        assert glassbox.threads() == 2
+    finally:
+        glassbox.set_threads(before)
+    assert np.array_equal(one, two)
+
+
+def test_gil_is_released_during_explain(model):
+    """Another Python thread keeps running while a long explanation runs."""
+    x = np.random.default_rng(3).standard_normal((16, 1, 16, 16)).astype(np.float32)
+    ticks = []
+    done = threading.Event()
+
+    def tick():
+        while not done.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.001)
+
+    t = threading.Thread(target=tick)
+    t0 = time.perf_counter()
+    t.start()
+    glassbox.explain(model, x, 1, "integrated-gradients", n_steps=400)
+    t1 = time.perf_counter()
+    done.set()
+    t.join()
+    during = [s for s in ticks if t0 < s < t1]
+    assert t1 - t0 > 0.05 and len(during) >= 5, (t1 - t0, len(during))
+
+
+def test_heatmap_colors():
+    a = np.zeros((1, 4, 4), np.float32)
+    a[0, 0, 0], a[0, 1, 1] = 1.0, -1.0
+    rgb = glassbox.heatmap(a)
+    assert rgb.shape == (4, 4, 3) and rgb.dtype == np.uint8
+    assert tuple(rgb[3, 3]) == (255, 255, 255)  # zero is white on the signed scale
+    assert rgb[0, 0, 0] > 200 and rgb[0, 0, 2] < 80  # +max is red
+    assert rgb[1, 1, 2] > 200 and rgb[1, 1, 0] < 80  # -max is blue
+    big = glassbox.heatmap(a, scale=4)
+    assert big.shape == (16, 16, 3) and np.array_equal(big[::4, ::4], rgb)
+    pair = glassbox.heatmap(a, image=np.full((1, 4, 4), 0.5, np.float32))
+    assert pair.shape == (4, 10, 3) and tuple(pair[0, 0]) == (128, 128, 128)
+
+
+def test_write_png(tmp_path):
+    rgb = np.zeros((5, 7, 3), np.uint8)
+    rgb[..., 0] = 255
+    glassbox.write_png(tmp_path / "r.png", rgb)
+    data = (tmp_path / "r.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert int.from_bytes(data[16:20], "big") == 7 and int.from_bytes(data[20:24], "big") == 5
+
+
+def planted(n, seed):
+    """Class = which half of the image is bright: learnable in one epoch."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    x = rng.uniform(0, 0.3, (n, 1, 16, 16)).astype(np.float32)
+    for i in range(n):
+        if y[i]:
+            x[i, :, :, 8:] += 0.6
+        else:
+            x[i, :, :, :8] += 0.6
+    return x, y
+
+
+def test_train_learns_a_planted_rule_with_progress():
+    x, y = planted(600, 0)
+    m = glassbox.load("input(1,16,16) conv(4,k=3,p=1) relu maxpool(2) flatten dense(2)")
+    seen = []
+    hist = glassbox.train(m, (x, y), epochs=3, lr=3e-3, progress=lambda s: seen.append(s["epoch"]))
+    assert seen == [1, 2, 3] and len(hist) == 3
+    xt, yt = planted(200, 1)
+    acc = (m.predict(m.normalize(xt))[0][:, 0] == yt).mean()
+    assert acc > 0.95, acc
+
+
+def test_train_stops_when_progress_says_so_and_is_deterministic():
+    x, y = planted(200, 0)
+    runs = []
+    for _ in range(2):
+        m = glassbox.load(ARCH)
+        hist = glassbox.train(m, (x, y), epochs=5, progress=lambda s: False)
+        assert len(hist) == 1
+        runs.append(m.forward(m.normalize(x[:4])))
+    assert np.array_equal(runs[0], runs[1])
+
+
+def test_regions_affine_map_gives_the_logits(model, inputs):
+    rs = glassbox.regions(model, inputs[:2], polytope=True)
+    assert len(rs) == 2
+    for r, x in zip(rs, inputs[:2]):
+        np.testing.assert_allclose(r["W"] @ x.ravel() + r["b"], model.forward(x[None])[0], rtol=1e-4, atol=1e-4)
+        assert r["A"].shape[1] == x.size and np.all(r["A"] @ x.ravel() <= r["c"] + 1e-4)
+        assert len(r["configuration"]) > 0 and r["constraints"] > 0
+
+
+def test_methods_lists_every_family():
+    m = glassbox.methods()
+    assert "integrated-gradients" in m and m["integrated-gradients"]["params"]["n_steps"]["default"] == "50"
+    for family, name in [("visualize", "am"), ("evaluate", "deletion"), ("influence", "knn")]:
+        assert name in glassbox.methods(family)
+
+
+def test_visualize_am_raises_the_unit(model):
+    r = glassbox.visualize(model, "am", unit="class:1", steps=40, restarts=1)
+    assert r["panels"]["image"].shape[1:] == (1, 16, 16)
+    v = r["rows"][0]["values"]
+    assert v["value"] > v["start"]
+
+
+def test_evaluate_sparseness_is_a_gini_index(model, inputs):
+    e = glassbox.evaluate(model, inputs, 1, "saliency", "sparseness")
+    assert e["values"].shape == (3,) and np.all((e["values"] >= 0) & (e["values"] <= 1))
+    a = np.abs(glassbox.explain(model, inputs, 1, "saliency")).reshape(3, -1)
+    s = np.sort(a, 1)
+    k = np.arange(1, s.shape[1] + 1)
+    gini = ((2 * k - s.shape[1] - 1) * s).sum(1) / (s.shape[1] * s.sum(1))
+    np.testing.assert_allclose(e["values"], gini, rtol=1e-4)
+
+
+def test_influence_knn_finds_the_identical_point(model, inputs):
+    rng = np.random.default_rng(5)
+    train_x = rng.standard_normal((20, 1, 16, 16)).astype(np.float32)
+    train_x[13] = inputs[0]
+    r = glassbox.influence(model, (train_x, [0] * 20), (inputs[:1], [0]), "knn")
+    assert r["scores"].shape == (1, 20) and r["scores"][0].argmax() == 13
