@@ -340,6 +340,7 @@ TEST_CASE("cli: report --quick writes a page whose every reference is a file in 
   r = glassbox(s, "report --sections 15 --out " + (s / "report"));
   CHECK(r.status != 0);
   CHECK_MESSAGE(contains(r.err, "--sections"), r.err);
+}
 
 namespace {
 // An int64 .npy of labels.
