@@ -19,10 +19,72 @@ namespace gb {
 namespace fs = std::filesystem;
 using detail::fail;
 
+namespace {
+
+uint32_t le(const std::vector<uint8_t>& b, size_t at, int n) {
+  uint32_t v = 0;
+  for (int i = 0; i < n; ++i) v |= uint32_t(b[at + i]) << (8 * i);
+  return v;
+}
+
+// Binary PGM/PPM (P5/P6): the pixel bytes the header declares must be in the file (stb would
+// otherwise decode a truncated file from uninitialized memory).
+void check_pnm_data(const std::string& path, const std::vector<uint8_t>& b, int64_t w, int64_t h) {
+  size_t i = 2;
+  int64_t fields[3] = {0, 0, 0};
+  for (int f = 0; f < 3; ++f) {
+    while (i < b.size() && (std::isspace(b[i]) || b[i] == '#')) {
+      if (b[i] == '#')
+        while (i < b.size() && b[i] != '\n') ++i;
+      else
+        ++i;
+    }
+    if (i >= b.size() || !std::isdigit(b[i])) fail(path, "bad PNM header");
+    while (i < b.size() && std::isdigit(b[i]) && fields[f] < 1000000000) fields[f] = fields[f] * 10 + (b[i++] - '0');
+  }
+  ++i;  // the single whitespace before the pixels
+  const int64_t channels = b[1] == '6' ? 3 : 1, depth = fields[2] > 255 ? 2 : 1;
+  const int64_t need = w * h * channels * depth;  // w, h are capped: no overflow
+  const int64_t have = i <= b.size() ? int64_t(b.size() - i) : 0;
+  if (have < need)
+    fail(path, "truncated: the PNM header declares " + std::to_string(w) + "x" + std::to_string(h) + " pixels (" +
+                   std::to_string(need) + " bytes), the file holds " + std::to_string(have));
+}
+
+// Uncompressed BMP: rows of the declared size must be in the file.
+void check_bmp_data(const std::string& path, const std::vector<uint8_t>& b, int64_t w, int64_t h) {
+  if (b.size() < 34) fail(path, "truncated BMP header");
+  const int64_t offset = le(b, 10, 4), bpp = le(b, 28, 2), compression = le(b, 30, 4);
+  if (compression != 0 && compression != 3) return;  // stb refuses the compressed kinds itself
+  const int64_t row = (w * bpp + 31) / 32 * 4;
+  const int64_t need = offset + row * h;
+  if (int64_t(b.size()) < need)
+    fail(path, "truncated: the BMP header declares " + std::to_string(w) + "x" + std::to_string(h) + " pixels at " +
+                   std::to_string(bpp) + " bits (" + std::to_string(need) + " bytes), the file holds " +
+                   std::to_string(b.size()));
+}
+
+}  // namespace
+
+void check_image_header(const std::string& path, const std::vector<uint8_t>& bytes) {
+  int w = 0, h = 0, c = 0;
+  if (bytes.size() > size_t(INT32_MAX)) fail(path, "too large for an image file");
+  if (!stbi_info_from_memory(bytes.data(), int(bytes.size()), &w, &h, &c)) return;  // stb_load names the problem
+  if (w <= 0 || h <= 0) fail(path, "image of " + std::to_string(w) + "x" + std::to_string(h) + " pixels");
+  if (w > kMaxImageSide || h > kMaxImageSide || int64_t(w) * h > kMaxImagePixels)
+    fail(path, "image of " + std::to_string(w) + "x" + std::to_string(h) + " pixels is larger than the limit (" +
+                   std::to_string(kMaxImageSide) + " pixels a side, " + std::to_string(kMaxImagePixels) +
+                   " pixels in all)");
+  if (bytes.size() >= 2 && bytes[0] == 'P' && (bytes[1] == '5' || bytes[1] == '6')) check_pnm_data(path, bytes, w, h);
+  if (bytes.size() >= 2 && bytes[0] == 'B' && bytes[1] == 'M') check_bmp_data(path, bytes, w, h);
+  // PNG and JPEG are compressed: their decoders stop at the end of the data, and the pixel cap
+  // bounds what a small file can make them allocate.
+}
+
 Image read_image(const std::string& path) {
   std::vector<uint8_t> bytes = detail::read_all(path);
   if (bytes.empty()) fail(path, "empty file, not an image");
-  if (bytes.size() > size_t(INT32_MAX)) fail(path, "too large for an image file");
+  check_image_header(path, bytes);
   Image img;
   uint8_t* p = stbi_load_from_memory(bytes.data(), int(bytes.size()), &img.w, &img.h, &img.channels, 0);
   if (!p) {

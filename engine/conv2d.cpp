@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "engine/blas.h"
+#include "engine/sizes.h"
 #include "engine/layers.h"
 #include "engine/threads.h"
 #include "engine/winograd.h"
@@ -128,10 +129,12 @@ Shape Conv2d::out_shape(const std::vector<Shape>& in) const {
   const Shape& x = in[0];
   if (x.rank != 4 || (in_ch && x[1] != in_ch))
     shape_error("conv '" + name + "' input", Shape{x[0], in_ch, x.rank > 2 ? x[2] : 0, x.rank > 3 ? x[3] : 0}, x);
-  int oh = (x[2] + 2 * pad - k) / stride + 1, ow = (x[3] + 2 * pad - k) / stride + 1;
-  if (x[2] + 2 * pad < k || x[3] + 2 * pad < k)
+  // 64-bit: pad and k may come from a hostile file (p=2000000000 overflowed int here).
+  const int64_t h = int64_t(x[2]) + 2 * int64_t(pad), w = int64_t(x[3]) + 2 * int64_t(pad);
+  if (h < k || w < k)
     throw ShapeError("conv '" + name + "': kernel " + std::to_string(k) + " larger than padded input " + x.str());
-  return {x[0], out_ch, oh, ow};
+  return {x[0], out_ch, to_int((h - k) / stride + 1, "conv '" + name + "' output height"),
+          to_int((w - k) / stride + 1, "conv '" + name + "' output width")};
 }
 
 void Conv2d::prepare(Pass pass) {
@@ -322,9 +325,10 @@ Shape ConvTranspose2d::out_shape(const std::vector<Shape>& in) const {
   const Shape& x = in[0];
   if (x.rank != 4 || (in_ch && x[1] != in_ch))
     shape_error("convt '" + name + "' input", Shape{x[0], in_ch, x.rank > 2 ? x[2] : 0, x.rank > 3 ? x[3] : 0}, x);
-  const int oh = (x[2] - 1) * stride - 2 * pad + k + out_pad, ow = (x[3] - 1) * stride - 2 * pad + k + out_pad;
+  const int64_t oh = (int64_t(x[2]) - 1) * stride - 2 * int64_t(pad) + k + out_pad,
+                ow = (int64_t(x[3]) - 1) * stride - 2 * int64_t(pad) + k + out_pad;
   if (oh < 1 || ow < 1) throw ShapeError("convt '" + name + "': padding leaves no output for input " + x.str());
-  return {x[0], out_ch, oh, ow};
+  return {x[0], out_ch, to_int(oh, "convt '" + name + "' output height"), to_int(ow, "convt '" + name + "' output width")};
 }
 
 void ConvTranspose2d::forward(ForwardCall& c) {

@@ -20,7 +20,7 @@ struct Shape {
   static Shape of(const std::vector<int>& dims);
 
   int operator[](int i) const { return d[i]; }
-  size_t numel() const;
+  size_t numel() const;  // throws ShapeError for a negative dimension or a count beyond 2^62
   std::vector<int> vec() const { return {d.begin(), d.begin() + rank}; }
   std::string str() const;  // "[64,1,28,28]"
   bool operator==(const Shape& o) const;
@@ -47,7 +47,7 @@ class Tensor {
   int rank() const { return shape_.rank; }
   size_t size() const { return shape_.rank ? shape_.numel() : 0; }
   bool empty() const { return size() == 0; }
-  int batch() const { return shape_.d[0]; }
+  int batch() const { return shape_.rank ? shape_.d[0] : 0; }  // 0 for the empty Tensor()
   size_t sample_size() const { return shape_.d[0] ? size() / shape_.d[0] : 0; }
 
   float* data() { return buf_ ? buf_->data() + off_ : nullptr; }
