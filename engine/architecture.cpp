@@ -118,7 +118,7 @@ std::unique_ptr<Layer> make_layer(const std::string& kind, const json& h) {
   } else if (kind == "maxpool" || kind == "avgpool") {
     only_keys(h, kind, {"k", "s", "p"});
     int k = positive(h, "k", 2, kind), s = positive(h, "s", k, kind), p = get<int>(h, "p", 0);
-    if (p < 0 || 2 * p > k) bad(kind + ": padding must be between 0 and k/2");
+    if (p < 0 || 2 * int64_t(p) > k) bad(kind + ": padding must be between 0 and k/2");
     if (kind == "maxpool")
       L = std::make_unique<MaxPool2d>(k, s, p);
     else
@@ -313,15 +313,15 @@ void set_arg(Lexer& lx, const std::string& kind, json& h, const std::string& key
   switch (type) {
     case 'i':
       if (!j.is_number_integer() || j.get<int64_t>() <= 0 || j.get<int64_t>() > INT_MAX)
-        lx.fail("a positive integer up to " + std::to_string(INT_MAX) + " for '" + key + "'");
+        lx.fail("a positive integer for '" + key + "' (at most " + std::to_string(INT_MAX) + ")");
       break;
     case 'n':
       if (!j.is_number_integer() || j.get<int64_t>() < 0 || j.get<int64_t>() > INT_MAX)
-        lx.fail("a non-negative integer up to " + std::to_string(INT_MAX) + " for '" + key + "'");
+        lx.fail("a non-negative integer for '" + key + "' (at most " + std::to_string(INT_MAX) + ")");
       break;
     case 'f':
       if (!j.is_number() || !std::isfinite(j.get<double>()) || std::fabs(j.get<double>()) > FLT_MAX)
-        lx.fail("a finite number for '" + key + "'");
+        lx.fail("a number for '" + key + "' (finite, within float range)");
       break;
     case 'b':
       if (!j.is_boolean()) lx.fail("true or false for '" + key + "'");
@@ -535,9 +535,11 @@ std::string architecture_text(const Graph& g) {
       const bool bare = !pos.empty() && k == pos[0];
       hargs.insert(bare ? hargs.begin() : hargs.end(), (bare ? "" : k + "=") + number_text(hyper[k]));
     }
-    for (auto& [k, v] : hyper.items())  // anything a layer reports beyond the specs (none today)
-      if (std::none_of(specs.begin(), specs.end(), [&](auto& a) { return a.first == k; }))
-        hargs.push_back(k + "=" + number_text(v));
+    for (auto& [k, v] : hyper.items()) {  // anything a layer reports beyond the specs (none today)
+      const std::string& key = k;  // clang before 16 cannot capture a structured binding
+      if (std::none_of(specs.begin(), specs.end(), [&](auto& a) { return a.first == key; }))
+        hargs.push_back(key + "=" + number_text(v));
+    }
     args.insert(args.begin(), hargs.begin(), hargs.end());
     if (L.name != default_name(L.kind(), count, taken)) args.push_back("name=" + L.name);
     taken.insert(L.name);

@@ -115,11 +115,14 @@ void atomic_write(const std::string& path, const void* data, size_t n) {
   ok &= ::fsync(fileno(f)) == 0;
   int err = errno;
   ok &= std::fclose(f) == 0;
-  if (ok && std::rename(tmp.c_str(), path.c_str()) != 0) ok = false;
   if (!ok) {
-    err = errno ? errno : err;
     std::remove(tmp.c_str());
     fail(path, "write failed (" + std::string(std::strerror(err ? err : EIO)) + "); any previous file is unchanged");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    err = errno;
+    std::remove(tmp.c_str());
+    fail(path, "cannot replace it with the new file (" + std::string(std::strerror(err)) + "); any previous file is unchanged");
   }
 }
 
@@ -154,7 +157,11 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   atomic_write(path, out);
 }
 
-TensorFile read_safetensors(const std::string& path) {
+namespace {
+
+// read_safetensors; a data section the offsets do not cover exactly is described in *coverage
+// rather than thrown, so that load_model can first name a tensor the architecture misses.
+TensorFile read_tensors(const std::string& path, std::string* coverage) {
   std::string bytes = read_file(path);
   if (bytes.size() < 8) fail(path, "truncated: " + std::to_string(bytes.size()) + " bytes, no safetensors header");
   uint64_t n = 0;
@@ -208,14 +215,15 @@ TensorFile read_safetensors(const std::string& path) {
     std::vector<int> dims;
     uint64_t numel = 1;
     try {
-      numel = uint64_t(count_of(shape, "tensor '" + name + "' shape"));
-      for (auto d : shape) dims.push_back(to_int(d, "tensor '" + name + "' dimension"));
+      numel = uint64_t(count_of(shape, "dimensions"));
+      for (auto d : shape) dims.push_back(to_int(d, "dimension"));
     } catch (const SizeError& e) {
-      fail(path, e.what());
+      fail(path, "tensor '" + name + "' has a bad shape " + json(shape).dump() + " (" + e.what() + ")");
     }
     if (numel > (uint64_t(1) << 61) || numel * 4 != offs[1] - offs[0])
-      fail(path, "tensor '" + name + "' shape " + json(shape).dump() + " needs " + std::to_string(numel) +
-                     " x 4 bytes, data_offsets span " + std::to_string(offs[1] - offs[0]));
+      fail(path, "tensor '" + name + "' shape " + json(shape).dump() + " needs " +
+                     (numel > (uint64_t(1) << 61) ? "more than 2^63" : std::to_string(numel * 4)) +
+                     " bytes, data_offsets span " + std::to_string(offs[1] - offs[0]));
     Tensor t(dims.empty() ? Shape{1} : Shape::of(dims));
     if (numel) std::memcpy(t.data(), data + offs[0], numel * 4);
     out.tensors[name] = std::move(t);
@@ -228,15 +236,24 @@ TensorFile read_safetensors(const std::string& path) {
   for (size_t i = 0; i < spans.size(); ++i) {
     const auto& [b, e, name] = spans[i];
     if (b < end) fail(path, "tensors '" + std::get<2>(spans[i - 1]) + "' and '" + name + "' overlap");
-    if (b > end)
-      fail(path, "a hole of " + std::to_string(b - end) + " bytes in the data section before tensor '" + name +
-                     "' (data_offsets do not cover the data; wrong header length?)");
+    if (b > end && coverage->empty())
+      *coverage = "a hole of " + std::to_string(b - end) + " bytes in the data section before tensor '" + name +
+                  "' (data_offsets do not cover the data; wrong header length?)";
     end = e;
   }
-  if (end != data_size)
-    fail(path, std::to_string(data_size - end) + " bytes in the data section after the last tensor (data_offsets do "
-                   "not cover the data; wrong header length or a truncated header?)");
+  if (end != data_size && coverage->empty())
+    *coverage = std::to_string(data_size - end) + " bytes in the data section after the last tensor (data_offsets " +
+                "do not cover the data; wrong header length or a truncated header?)";
   return out;
+}
+
+}  // namespace
+
+TensorFile read_safetensors(const std::string& path) {
+  std::string coverage;
+  TensorFile f = read_tensors(path, &coverage);
+  if (!coverage.empty()) fail(path, coverage);
+  return f;
 }
 
 void save_model(const std::string& path, const Graph& g, const Metadata& extra) {
@@ -260,9 +277,11 @@ void assign_params(Graph& g, const std::map<std::string, Tensor>& tensors, const
                          p->value.shape().str());
       p->value.copy_from(t);
     }
-    for (auto& [name, t] : tensors)
+    for (auto& entry : tensors) {  // not a structured binding: clang before 16 cannot capture one
+      const std::string& name = entry.first;
       if (std::none_of(params.begin(), params.end(), [&](auto& q) { return q.first == name; }))
         fail(source, "tensor '" + name + "' is not a parameter of this architecture");
+    }
     return;
   }
   // Names differ (e.g. a PyTorch nn.Sequential): pair in order, checking every shape.
@@ -286,7 +305,8 @@ void assign_params(Graph& g, const std::map<std::string, Tensor>& tensors, const
 }
 
 Model load_model(const std::string& path, const json* architecture) {
-  TensorFile f = read_safetensors(path);
+  std::string coverage;
+  TensorFile f = read_tensors(path, &coverage);
   if (f.metadata.count("glassbox.checkpoint"))
     fail(path, "this is a training checkpoint, not a model; resume training with glassbox train --resume " + path +
                    ", or use the model file saved beside it");
@@ -314,7 +334,8 @@ Model load_model(const std::string& path, const json* architecture) {
             }
           }(),
           f.metadata};
-  assign_params(m.graph, f.tensors, path);
+  assign_params(m.graph, f.tensors, path);  // names a missing tensor first: more useful than the gap it leaves
+  if (!coverage.empty()) fail(path, coverage);
   check_finite_params(m.graph, path);
   return m;
 }

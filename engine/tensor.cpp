@@ -27,11 +27,12 @@ Shape Shape::of(const std::vector<int>& dims) {
   return s;
 }
 
-// Checked: a shape read from a file or computed from hostile hyper-parameters must not wrap.
+// Checked: a shape read from a file or computed from hostile hyper-parameters must not wrap
+// (at most 2^60 elements, so that the byte count fits 64 bits).
 size_t Shape::numel() const {
   uint64_t n = 1;
   for (int i = 0; i < rank; ++i)
-    if (d[i] < 0 || __builtin_mul_overflow(n, uint64_t(d[i]), &n) || n > (uint64_t(1) << 62))
+    if (d[i] < 0 || __builtin_mul_overflow(n, uint64_t(d[i]), &n) || n > (uint64_t(1) << 60))
       throw ShapeError("shape " + str() + (d[i] < 0 ? " has a negative dimension" : " has too many elements"));
   return size_t(n);
 }

@@ -20,7 +20,7 @@ struct Shape {
   static Shape of(const std::vector<int>& dims);
 
   int operator[](int i) const { return d[i]; }
-  size_t numel() const;  // throws ShapeError for a negative dimension or a count beyond 2^62
+  size_t numel() const;  // throws ShapeError for a negative dimension or a count beyond 2^60
   std::vector<int> vec() const { return {d.begin(), d.begin() + rank}; }
   std::string str() const;  // "[64,1,28,28]"
   bool operator==(const Shape& o) const;

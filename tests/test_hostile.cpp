@@ -164,7 +164,7 @@ TEST_CASE("hostile: the memory budget names what needs how much instead of bad_a
 
 TEST_CASE("hostile: architecture integers beyond int and shape arithmetic overflow are errors") {
   // dense(4294967306) became dense(10).
-  CHECK(contains(error_of([] { parse_architecture("input(2) dense(4294967306)"); }), "positive integer up to"));
+  CHECK(contains(error_of([] { parse_architecture("input(2) dense(4294967306)"); }), "a positive integer for 'out' (at most 2147483647)"));
   json arch = parse_architecture("input(2) dense(3)");
   arch["layers"][0]["out"] = (int64_t(1) << 32) + 6;  // became 6
   CHECK(contains(error_of([&] { graph_from_json(arch); }), "'out' = 4294967302 is out of range"));
@@ -180,6 +180,13 @@ TEST_CASE("hostile: architecture integers beyond int and shape arithmetic overfl
                  "upsample"));
   CHECK(contains(error_of([] { graph_from_json(parse_architecture("input(1,4,4) convt(1,k=3,s=2000000000)")); }),
                  "convt"));
+  // The im2col geometry counts taps and positions in int.
+  CHECK(contains(error_of([] { graph_from_json(parse_architecture("input(3000,8,8) conv(1,k=1000,p=500)")); }),
+                 "kernel taps"));
+  CHECK(contains(error_of([] { graph_from_json(parse_architecture("input(1,50000,50000) conv(1,k=1)")); }),
+                 "output positions"));
+  CHECK(contains(error_of([] { graph_from_json(parse_architecture("input(1,8,8) maxpool(3,p=2000000000)")); }),
+                 "padding must be between 0 and k/2"));
   // The same layers with sane values still build.
   Graph g = graph_from_json(parse_architecture("input(1,28,28) conv(2,k=3,p=1) maxpool(2,p=1) upsample(2)"));
   CHECK(g.shape(g.size() - 1, 1) == Shape({1, 2, 30, 30}));
@@ -201,7 +208,7 @@ TEST_CASE("hostile: non-finite or out-of-range layer hyper-parameters are refuse
                            "input(1,4,4) batchnorm(nan,nan) flatten dense(2)", "input(2) leakyrelu(1e39) dense(2)",
                            "input(2) softplus(-nan) dense(2)"}) {
     CAPTURE(text);
-    CHECK(contains(error_of([&] { parse_architecture(text); }), "a finite number"));
+    CHECK(contains(error_of([&] { parse_architecture(text); }), "(finite, within float range)"));
   }
   json arch = parse_architecture("input(2) leakyrelu(0.1) dense(2)");
   arch["layers"][0]["slope"] = nullptr;
@@ -437,9 +444,14 @@ TEST_CASE("hostile cli: the issue's examples end in a clear refusal or correct o
        "crop=N needs a whole padding 0 <= N <= 1024"},
       {"train --model toy2d --data toy:moons --epochs 99999999999 --quiet --out " + (s / "t.safetensors"), "--epochs"},
       {"train --model \"input(2) softplus(1,threshold=inf) dense(2)\" --data toy:moons --quiet --out " + (s / "t.safetensors"),
-       "a finite number for 'threshold'"},
+       "a number for 'threshold' (finite, within float range)"},
       {"train --model \"input(2) leakyrelu(inf) dense(2)\" --data toy:moons --quiet --out " + (s / "t.safetensors"),
-       "a finite number for 'slope'"},
+       "a number for 'slope' (finite, within float range)"},
+      {"explain --model " + mlp + " --data toy:moons --method saliency --percentile nan --out " + (s / "e1"),
+       "--percentile: 'nan' is not a finite number in (0, 100]"},
+      {"explain --model " + mlp + " --data toy:moons --method integrated-gradients --param n_steps=1000000000 --out " +
+           (s / "e2"),
+       "integrated-gradients: --param n_steps=1000000000 is out of range [1, 100000]"},
       {"--max-memory lots info lenet5", "--max-memory: 'lots' is not a byte count"},
       {"--max-memory 1M info \"input(1000) dense(2000000000)\"", "memory limit of 1.0 MB"},
   };
