@@ -27,24 +27,36 @@ uint32_t le(const std::vector<uint8_t>& b, size_t at, int n) {
   return v;
 }
 
-// Binary PGM/PPM (P5/P6): the pixel bytes the header declares must be in the file (stb would
-// otherwise decode a truncated file from uninitialized memory).
-void check_pnm_data(const std::string& path, const std::vector<uint8_t>& b, int64_t w, int64_t h) {
+// Binary PGM/PPM (P5/P6), read here before stb sees it: stb's header parser overflows int on long
+// numbers (found by fuzz_image), and decodes a truncated file from uninitialized memory. The
+// header fields are bounded, and the pixel bytes it declares must be in the file.
+void check_pnm(const std::string& path, const std::vector<uint8_t>& b) {
   size_t i = 2;
-  int64_t fields[3] = {0, 0, 0};
-  for (int f = 0; f < 3; ++f) {
+  int64_t f[3] = {0, 0, 0};  // width, height, maxval
+  for (int k = 0; k < 3; ++k) {
     while (i < b.size() && (std::isspace(b[i]) || b[i] == '#')) {
       if (b[i] == '#')
-        while (i < b.size() && b[i] != '\n') ++i;
+        while (i < b.size() && b[i] != '\n' && b[i] != '\r') ++i;
       else
         ++i;
     }
-    if (i >= b.size() || !std::isdigit(b[i])) fail(path, "bad PNM header");
-    while (i < b.size() && std::isdigit(b[i]) && fields[f] < 1000000000) fields[f] = fields[f] * 10 + (b[i++] - '0');
+    const size_t start = i;
+    while (i < b.size() && std::isdigit(b[i]) && i - start < 9) f[k] = f[k] * 10 + (b[i++] - '0');
+    if (i == start || (i < b.size() && std::isdigit(b[i])))
+      fail(path, "bad PNM header: " + std::string(k == 0 ? "width" : k == 1 ? "height" : "maximum value") +
+                     (i == start ? " missing" : " too large"));
   }
   ++i;  // the single whitespace before the pixels
-  const int64_t channels = b[1] == '6' ? 3 : 1, depth = fields[2] > 255 ? 2 : 1;
-  const int64_t need = w * h * channels * depth;  // w, h are capped: no overflow
+  const int64_t w = f[0], h = f[1], maxval = f[2];
+  if (w <= 0 || h <= 0 || maxval <= 0 || maxval > 65535)
+    fail(path, "bad PNM header: " + std::to_string(w) + "x" + std::to_string(h) + " pixels, maximum value " +
+                   std::to_string(maxval));
+  if (w > kMaxImageSide || h > kMaxImageSide || w * h > kMaxImagePixels)  // w, h < 10^9: no overflow
+    fail(path, "image of " + std::to_string(w) + "x" + std::to_string(h) + " pixels is larger than the limit (" +
+                   std::to_string(kMaxImageSide) + " pixels a side, " + std::to_string(kMaxImagePixels) +
+                   " pixels in all)");
+  const int64_t channels = b[1] == '6' ? 3 : 1, depth = maxval > 255 ? 2 : 1;
+  const int64_t need = w * h * channels * depth;
   const int64_t have = i <= b.size() ? int64_t(b.size() - i) : 0;
   if (have < need)
     fail(path, "truncated: the PNM header declares " + std::to_string(w) + "x" + std::to_string(h) + " pixels (" +
@@ -69,13 +81,13 @@ void check_bmp_data(const std::string& path, const std::vector<uint8_t>& b, int6
 void check_image_header(const std::string& path, const std::vector<uint8_t>& bytes) {
   int w = 0, h = 0, c = 0;
   if (bytes.size() > size_t(INT32_MAX)) fail(path, "too large for an image file");
+  if (bytes.size() >= 2 && bytes[0] == 'P' && (bytes[1] == '5' || bytes[1] == '6')) return check_pnm(path, bytes);
   if (!stbi_info_from_memory(bytes.data(), int(bytes.size()), &w, &h, &c)) return;  // stb_load names the problem
   if (w <= 0 || h <= 0) fail(path, "image of " + std::to_string(w) + "x" + std::to_string(h) + " pixels");
   if (w > kMaxImageSide || h > kMaxImageSide || int64_t(w) * h > kMaxImagePixels)
     fail(path, "image of " + std::to_string(w) + "x" + std::to_string(h) + " pixels is larger than the limit (" +
                    std::to_string(kMaxImageSide) + " pixels a side, " + std::to_string(kMaxImagePixels) +
                    " pixels in all)");
-  if (bytes.size() >= 2 && bytes[0] == 'P' && (bytes[1] == '5' || bytes[1] == '6')) check_pnm_data(path, bytes, w, h);
   if (bytes.size() >= 2 && bytes[0] == 'B' && bytes[1] == 'M') check_bmp_data(path, bytes, w, h);
   // PNG and JPEG are compressed: their decoders stop at the end of the data, and the pixel cap
   // bounds what a small file can make them allocate.

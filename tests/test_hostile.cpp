@@ -296,6 +296,11 @@ TEST_CASE("hostile: image headers are checked against the file and a size limit"
   const std::string e = error_of([&] { read_image(s / "short.pgm"); });
   CHECK(contains(e, "short.pgm: truncated"));
   CHECK(contains(e, "600 bytes"));
+  // stb's own header parser overflowed int on a 36-digit width (found by fuzz_image).
+  put(s / "long.ppm", "P6 333333333333333333333333333333333332 2 255\n" + std::string(12, '\0'));
+  CHECK(contains(error_of([&] { read_image(s / "long.ppm"); }), "long.ppm: bad PNM header: width too large"));
+  put(s / "zero.pgm", "P5 0 2 255\n");
+  CHECK(contains(error_of([&] { read_image(s / "zero.pgm"); }), "bad PNM header: 0x2 pixels"));
   put(s / "short.ppm", std::string("P6 4 4 255\n") + std::string(4 * 4 * 3 - 1, '\0'));
   CHECK(contains(error_of([&] { read_image(s / "short.ppm"); }), "truncated"));
   // A 66-byte BMP header claiming 20000x20000 allocated 2.7 GB and predicted.
