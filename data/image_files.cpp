@@ -76,6 +76,19 @@ void check_bmp_data(const std::string& path, const std::vector<uint8_t>& b, int6
                    std::to_string(b.size()));
 }
 
+// stb reads an empty first IDAT chunk into a null buffer (memcpy from null: undefined behaviour,
+// found by fuzz_image). No encoder writes one; it is refused.
+void check_png_chunks(const std::string& path, const std::vector<uint8_t>& b) {
+  for (uint64_t at = 8; at + 8 <= b.size();) {
+    const uint64_t len = uint64_t(b[at]) << 24 | uint64_t(b[at + 1]) << 16 | uint64_t(b[at + 2]) << 8 | b[at + 3];
+    if (std::memcmp(&b[at + 4], "IDAT", 4) == 0) {
+      if (len == 0) fail(path, "PNG whose first IDAT chunk is empty (not supported)");
+      return;
+    }
+    at += 12 + len;
+  }
+}
+
 }  // namespace
 
 void check_image_header(const std::string& path, const std::vector<uint8_t>& bytes) {
@@ -89,6 +102,7 @@ void check_image_header(const std::string& path, const std::vector<uint8_t>& byt
                    std::to_string(kMaxImageSide) + " pixels a side, " + std::to_string(kMaxImagePixels) +
                    " pixels in all)");
   if (bytes.size() >= 2 && bytes[0] == 'B' && bytes[1] == 'M') check_bmp_data(path, bytes, w, h);
+  if (bytes.size() >= 8 && std::memcmp(bytes.data(), "\x89PNG", 4) == 0) check_png_chunks(path, bytes);
   // PNG and JPEG are compressed: their decoders stop at the end of the data, and the pixel cap
   // bounds what a small file can make them allocate.
 }

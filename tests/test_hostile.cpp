@@ -299,6 +299,11 @@ TEST_CASE("hostile: image headers are checked against the file and a size limit"
   // stb's own header parser overflowed int on a 36-digit width (found by fuzz_image).
   put(s / "long.ppm", "P6 333333333333333333333333333333333332 2 255\n" + std::string(12, '\0'));
   CHECK(contains(error_of([&] { read_image(s / "long.ppm"); }), "long.ppm: bad PNM header: width too large"));
+  // stb copied an empty first IDAT chunk from a null buffer (found by fuzz_image).
+  const std::string png_sig = "\x89PNG\r\n\x1a\n";
+  const std::string ihdr = std::string("\0\0\0\x0dIHDR\0\0\0\x02\0\0\0\x02\x08\0\0\0\0", 21) + std::string(4, '\0');
+  put(s / "empty_idat.png", png_sig + ihdr + std::string("\0\0\0\0IDAT", 8) + std::string(4, '\0'));
+  CHECK(contains(error_of([&] { read_image(s / "empty_idat.png"); }), "first IDAT chunk is empty"));
   put(s / "zero.pgm", "P5 0 2 255\n");
   CHECK(contains(error_of([&] { read_image(s / "zero.pgm"); }), "bad PNM header: 0x2 pixels"));
   put(s / "short.ppm", std::string("P6 4 4 255\n") + std::string(4 * 4 * 3 - 1, '\0'));
