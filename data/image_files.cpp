@@ -76,15 +76,22 @@ void check_bmp_data(const std::string& path, const std::vector<uint8_t>& b, int6
                    std::to_string(b.size()));
 }
 
-// stb reads an empty first IDAT chunk into a null buffer (memcpy from null: undefined behaviour,
-// found by fuzz_image). No encoder writes one; it is refused.
+// PNG chunks must fit in the file: stb grows its buffer to what an IDAT chunk declares (a 100-byte
+// file claimed 2^30 bytes and stb allocated 2 GB; found by fuzz_image). It also copies an empty
+// first IDAT chunk from a null buffer (undefined behaviour); no encoder writes one, so it is refused.
 void check_png_chunks(const std::string& path, const std::vector<uint8_t>& b) {
+  bool seen_data = false;
   for (uint64_t at = 8; at + 8 <= b.size();) {
     const uint64_t len = uint64_t(b[at]) << 24 | uint64_t(b[at + 1]) << 16 | uint64_t(b[at + 2]) << 8 | b[at + 3];
-    if (std::memcmp(&b[at + 4], "IDAT", 4) == 0) {
-      if (len == 0) fail(path, "PNG whose first IDAT chunk is empty (not supported)");
-      return;
+    const std::string type(reinterpret_cast<const char*>(&b[at + 4]), 4);
+    if (at + 12 + len > b.size())
+      fail(path, "truncated PNG: chunk '" + type + "' declares " + std::to_string(len) + " bytes, the file holds " +
+                     std::to_string(b.size() - at - 8));
+    if (type == "IDAT") {
+      if (len == 0 && !seen_data) fail(path, "PNG whose first IDAT chunk is empty (not supported)");
+      seen_data = true;
     }
+    if (type == "IEND") return;
     at += 12 + len;
   }
 }

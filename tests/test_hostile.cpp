@@ -304,6 +304,9 @@ TEST_CASE("hostile: image headers are checked against the file and a size limit"
   const std::string ihdr = std::string("\0\0\0\x0dIHDR\0\0\0\x02\0\0\0\x02\x08\0\0\0\0", 21) + std::string(4, '\0');
   put(s / "empty_idat.png", png_sig + ihdr + std::string("\0\0\0\0IDAT", 8) + std::string(4, '\0'));
   CHECK(contains(error_of([&] { read_image(s / "empty_idat.png"); }), "first IDAT chunk is empty"));
+  // A 100-byte PNG whose IDAT claimed 2^30 bytes made stb allocate 2 GB (found by fuzz_image).
+  put(s / "claims.png", png_sig + ihdr + std::string("\x40\0\0\0IDAT", 8) + std::string(20, '\0'));
+  CHECK(contains(error_of([&] { read_image(s / "claims.png"); }), "truncated PNG: chunk 'IDAT' declares 1073741824 bytes"));
   put(s / "zero.pgm", "P5 0 2 255\n");
   CHECK(contains(error_of([&] { read_image(s / "zero.pgm"); }), "bad PNM header: 0x2 pixels"));
   put(s / "short.ppm", std::string("P6 4 4 255\n") + std::string(4 * 4 * 3 - 1, '\0'));
