@@ -326,6 +326,10 @@ TEST_CASE("hostile: image headers are checked against the file and a size limit"
   CHECK(contains(error_of([&] { read_image(s / "huge.bmp"); }), "larger than the limit"));
   put(s / "short.bmp", bmp(100, 100, 100));
   CHECK(contains(error_of([&] { read_image(s / "short.bmp"); }), "short.bmp: truncated"));
+  std::string odd = bmp(100, 100, 12);
+  odd[30] = odd[31] = odd[32] = odd[33] = '\xff';  // compression 0xFFFFFFFF: stb reads it as uncompressed
+  put(s / "odd.bmp", odd);
+  CHECK(contains(error_of([&] { read_image(s / "odd.bmp"); }), "odd.bmp: truncated"));
   put(s / "ok.bmp", bmp(2, 2, 16));
   CHECK(read_image(s / "ok.bmp").w == 2);
 }
