@@ -4,6 +4,7 @@
 
 #include "data/dataset.h"
 #include "data/io_util.h"
+#include "engine/sizes.h"
 
 namespace gb {
 
@@ -37,7 +38,7 @@ Dataset read_cifar10(const std::vector<std::string>& files) {
   }
   Dataset d;
   d.class_names = cifar10_classes();
-  d.x = Tensor(Shape{int(n), 3, 32, 32});
+  d.x = Tensor(Shape{to_int(int64_t(n), "cifar10: records in all files"), 3, 32, 32});
   d.y.resize(n);
   float* x = d.x.data();
   size_t i = 0;

@@ -8,6 +8,7 @@
 
 #include "data/dataset.h"
 #include "data/io_util.h"
+#include "engine/sizes.h"
 
 namespace gb {
 
@@ -88,7 +89,7 @@ IdxArray read_idx_file(const std::string& path, const char* what, int rank) {
     if (d == 0) fail(path, "IDX dimension " + std::to_string(i) + " is 0");
     if (d > uint32_t(INT_MAX)) fail(path, "IDX dimension " + std::to_string(i) + " is too large: " + std::to_string(d));
     a.dims.push_back(d);
-    total *= d;
+    total = uint64_t(mul_size(int64_t(total), int64_t(d), path + ": IDX sizes"));  // 3 x 31 bits can wrap
     if (total > (uint64_t(1) << 40)) fail(path, "IDX sizes are implausibly large");
   }
   // Grow by chunks rather than trusting the header with one huge allocation.

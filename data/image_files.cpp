@@ -19,10 +19,107 @@ namespace gb {
 namespace fs = std::filesystem;
 using detail::fail;
 
+namespace {
+
+uint32_t le(const std::vector<uint8_t>& b, size_t at, int n) {
+  uint32_t v = 0;
+  for (int i = 0; i < n; ++i) v |= uint32_t(b[at + i]) << (8 * i);
+  return v;
+}
+
+// Binary PGM/PPM (P5/P6), read here before stb sees it: stb's header parser overflows int on long
+// numbers (found by fuzz_image), and decodes a truncated file from uninitialized memory. The
+// header fields are bounded, and the pixel bytes it declares must be in the file.
+void check_pnm(const std::string& path, const std::vector<uint8_t>& b) {
+  size_t i = 2;
+  int64_t f[3] = {0, 0, 0};  // width, height, maxval
+  for (int k = 0; k < 3; ++k) {
+    while (i < b.size() && (std::isspace(b[i]) || b[i] == '#')) {
+      if (b[i] == '#')
+        while (i < b.size() && b[i] != '\n' && b[i] != '\r') ++i;
+      else
+        ++i;
+    }
+    const size_t start = i;
+    while (i < b.size() && std::isdigit(b[i]) && i - start < 9) f[k] = f[k] * 10 + (b[i++] - '0');
+    if (i == start || (i < b.size() && std::isdigit(b[i])))
+      fail(path, "bad PNM header: " + std::string(k == 0 ? "width" : k == 1 ? "height" : "maximum value") +
+                     (i == start ? " missing" : " too large"));
+  }
+  ++i;  // the single whitespace before the pixels
+  const int64_t w = f[0], h = f[1], maxval = f[2];
+  if (w <= 0 || h <= 0 || maxval <= 0 || maxval > 65535)
+    fail(path, "bad PNM header: " + std::to_string(w) + "x" + std::to_string(h) + " pixels, maximum value " +
+                   std::to_string(maxval));
+  if (w > kMaxImageSide || h > kMaxImageSide || w * h > kMaxImagePixels)  // w, h < 10^9: no overflow
+    fail(path, "image of " + std::to_string(w) + "x" + std::to_string(h) + " pixels is larger than the limit (" +
+                   std::to_string(kMaxImageSide) + " pixels a side, " + std::to_string(kMaxImagePixels) +
+                   " pixels in all)");
+  const int64_t channels = b[1] == '6' ? 3 : 1, depth = maxval > 255 ? 2 : 1;
+  const int64_t need = w * h * channels * depth;
+  const int64_t have = i <= b.size() ? int64_t(b.size() - i) : 0;
+  if (have < need)
+    fail(path, "truncated: the PNM header declares " + std::to_string(w) + "x" + std::to_string(h) + " pixels (" +
+                   std::to_string(need) + " bytes), the file holds " + std::to_string(have));
+}
+
+// Uncompressed BMP: rows of the declared size must be in the file.
+void check_bmp_data(const std::string& path, const std::vector<uint8_t>& b, int64_t w, int64_t h) {
+  if (b.size() < 34) fail(path, "truncated BMP header");
+  const int64_t offset = le(b, 10, 4), bpp = le(b, 28, 2), compression = le(b, 30, 4);
+  // stb refuses RLE (1, 2) itself and reads every other value as uncompressed rows: a 66-byte file
+  // with compression 0xFFFFFFFF decoded 4867x10498 pixels from nothing (found by fuzz_image).
+  if (compression == 1 || compression == 2) return;
+  const int64_t row = (w * bpp + 31) / 32 * 4;
+  const int64_t need = offset + row * h;
+  if (int64_t(b.size()) < need)
+    fail(path, "truncated: the BMP header declares " + std::to_string(w) + "x" + std::to_string(h) + " pixels at " +
+                   std::to_string(bpp) + " bits (" + std::to_string(need) + " bytes), the file holds " +
+                   std::to_string(b.size()));
+}
+
+// PNG chunks must fit in the file: stb grows its buffer to what an IDAT chunk declares (a 100-byte
+// file claimed 2^30 bytes and stb allocated 2 GB; found by fuzz_image). It also copies an empty
+// first IDAT chunk from a null buffer (undefined behaviour); no encoder writes one, so it is refused.
+void check_png_chunks(const std::string& path, const std::vector<uint8_t>& b) {
+  bool seen_data = false;
+  for (uint64_t at = 8; at + 8 <= b.size();) {
+    const uint64_t len = uint64_t(b[at]) << 24 | uint64_t(b[at + 1]) << 16 | uint64_t(b[at + 2]) << 8 | b[at + 3];
+    const std::string type(reinterpret_cast<const char*>(&b[at + 4]), 4);
+    if (at + 12 + len > b.size())
+      fail(path, "truncated PNG: chunk '" + type + "' declares " + std::to_string(len) + " bytes, the file holds " +
+                     std::to_string(b.size() - at - 8));
+    if (type == "IDAT") {
+      if (len == 0 && !seen_data) fail(path, "PNG whose first IDAT chunk is empty (not supported)");
+      seen_data = true;
+    }
+    if (type == "IEND") return;
+    at += 12 + len;
+  }
+}
+
+}  // namespace
+
+void check_image_header(const std::string& path, const std::vector<uint8_t>& bytes) {
+  int w = 0, h = 0, c = 0;
+  if (bytes.size() > size_t(INT32_MAX)) fail(path, "too large for an image file");
+  if (bytes.size() >= 2 && bytes[0] == 'P' && (bytes[1] == '5' || bytes[1] == '6')) return check_pnm(path, bytes);
+  if (!stbi_info_from_memory(bytes.data(), int(bytes.size()), &w, &h, &c)) return;  // stb_load names the problem
+  if (w <= 0 || h <= 0) fail(path, "image of " + std::to_string(w) + "x" + std::to_string(h) + " pixels");
+  if (w > kMaxImageSide || h > kMaxImageSide || int64_t(w) * h > kMaxImagePixels)
+    fail(path, "image of " + std::to_string(w) + "x" + std::to_string(h) + " pixels is larger than the limit (" +
+                   std::to_string(kMaxImageSide) + " pixels a side, " + std::to_string(kMaxImagePixels) +
+                   " pixels in all)");
+  if (bytes.size() >= 2 && bytes[0] == 'B' && bytes[1] == 'M') check_bmp_data(path, bytes, w, h);
+  if (bytes.size() >= 8 && std::memcmp(bytes.data(), "\x89PNG", 4) == 0) check_png_chunks(path, bytes);
+  // PNG and JPEG are compressed: their decoders stop at the end of the data, and the pixel cap
+  // bounds what a small file can make them allocate.
+}
+
 Image read_image(const std::string& path) {
   std::vector<uint8_t> bytes = detail::read_all(path);
   if (bytes.empty()) fail(path, "empty file, not an image");
-  if (bytes.size() > size_t(INT32_MAX)) fail(path, "too large for an image file");
+  check_image_header(path, bytes);
   Image img;
   uint8_t* p = stbi_load_from_memory(bytes.data(), int(bytes.size()), &img.w, &img.h, &img.channels, 0);
   if (!p) {

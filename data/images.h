@@ -15,7 +15,14 @@ struct Image {
   int w = 0, h = 0, channels = 0;
   std::vector<uint8_t> pixels;
 };
+// Images larger than this are refused before decoding (a 66-byte header can claim 20000x20000).
+constexpr int kMaxImageSide = 16384;
+constexpr int64_t kMaxImagePixels = int64_t(1) << 26;  // 64 Mpx: 8192x8192
+// Reads an image file. The header is checked first: dimensions within the limits above, and for
+// the uncompressed formats (binary PNM, BMP) the declared pixels present in the file.
 Image read_image(const std::string& path);
+// The header check alone, for bytes already in memory (read_image calls it; so does the fuzzer).
+void check_image_header(const std::string& path, const std::vector<uint8_t>& bytes);
 
 // [1,C,H,W] in [0,1] for sample = [C,H,W] with C 1 or 3: gray <-> RGB conversion (RGB -> gray by
 // luminance 0.299 R + 0.587 G + 0.114 B; alpha is dropped) and resizing with stb_image_resize.

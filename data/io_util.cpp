@@ -7,6 +7,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "engine/model_file.h"
+
 namespace gb::detail {
 
 namespace fs = std::filesystem;
@@ -46,21 +48,10 @@ std::vector<uint8_t> read_all(const std::string& path) {
 }
 
 void write_atomic(const std::string& path, const void* data, size_t n) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) fail(path, std::string("cannot write: ") + std::strerror(errno));
-  bool ok = std::fwrite(data, 1, n, f) == n;
-  ok = (std::fflush(f) == 0) && ok;
-  int err = errno;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok) {
-    std::remove(tmp.c_str());
-    fail(path, std::string("cannot write: ") + std::strerror(err ? err : EIO));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    err = errno;
-    std::remove(tmp.c_str());
-    fail(path, std::string("cannot rename the temporary file over it: ") + std::strerror(err));
+  try {
+    atomic_write(path, data, n);
+  } catch (const std::runtime_error& e) {
+    throw DataError(e.what());
   }
 }
 

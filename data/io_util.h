@@ -17,7 +17,7 @@ bool is_file(const std::string& path);
 bool is_dir(const std::string& path);
 // The whole file; errors name it (missing, a directory, unreadable).
 std::vector<uint8_t> read_all(const std::string& path);
-// Writes to "<path>.tmp.<pid>" and renames it over path, so path is never left half-written.
+// gb::atomic_write (engine/model_file.h), its errors as DataError.
 void write_atomic(const std::string& path, const void* data, size_t n);
 // Splits on sep, keeping empty parts.
 std::vector<std::string> split(const std::string& s, char sep);

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "data/io_util.h"
+#include "engine/sizes.h"
 
 namespace gb {
 
@@ -13,11 +14,7 @@ static_assert(std::endian::native == std::endian::little, "the .npy code assumes
 
 using detail::fail;
 
-size_t NpyArray::count() const {
-  size_t n = 1;
-  for (auto d : shape) n *= size_t(d);
-  return n;
-}
+size_t NpyArray::count() const { return size_t(count_of(shape, ".npy shape")); }
 
 namespace {
 
@@ -131,8 +128,14 @@ NpyArray read_npy(const std::string& path) {
       fail(path, "bad .npy header: shape " + sh);
     a.shape.push_back(v);
   }
-  size_t item = item_size(path, a.descr);
-  size_t want = a.count() * item, have = b.size() - start - hlen;
+  const size_t item = item_size(path, a.descr);
+  size_t want = 0;
+  try {  // (65536,65536,65536,65536) must not wrap to 0 elements
+    want = size_t(mul_size(count_of(a.shape, "shape " + sh), int64_t(item), "shape " + sh));
+  } catch (const SizeError& e) {
+    fail(path, std::string("bad .npy header: ") + e.what());
+  }
+  const size_t have = b.size() - start - hlen;
   if (have < want)
     fail(path, "truncated: expected " + std::to_string(want) + " bytes of data for shape " + sh + ", got " +
                    std::to_string(have));
@@ -151,6 +154,7 @@ Tensor npy_to_tensor(const NpyArray& a, const std::string& path) {
     if (d > INT32_MAX) fail(path, "dimension " + std::to_string(d) + " is too large");
     dims.push_back(int(d));
   }
+  if (a.count() == 0) fail(path, "array of shape " + Shape::of(dims).str() + " has no elements");
   Tensor t(Shape::of(dims));
   float* o = t.data();
   const size_t n = a.count();
@@ -211,9 +215,7 @@ void write_npy(const std::string& path, const Tensor& t) {
 }
 
 void write_npy_u8(const std::string& path, const std::vector<int64_t>& shape, const uint8_t* data) {
-  size_t n = 1;
-  for (auto d : shape) n *= size_t(d);
-  write_raw(path, "|u1", shape, data, n);
+  write_raw(path, "|u1", shape, data, size_t(count_of(shape, path + ": shape")));
 }
 
 void write_npy_labels(const std::string& path, const std::vector<int64_t>& labels) {

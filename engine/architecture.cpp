@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cfloat>
+#include <climits>
 #include <cmath>
 #include <cstdlib>
 #include <cstdio>
@@ -12,6 +15,7 @@
 
 #include "engine/interpretable_layers.h"
 #include "engine/layers.h"
+#include "engine/sizes.h"
 
 namespace gb {
 
@@ -25,9 +29,22 @@ T get(const json& h, const char* key, T fallback) {
   if (it == h.end()) return fallback;
   if (!it->is_number() && !it->is_boolean())
     bad(std::string("parameter '") + key + "' must be a number, got " + it->dump());
-  if constexpr (std::is_integral_v<T>)  // json's get<int> would truncate 5.5 to 5
+  if constexpr (std::is_integral_v<T>) {  // json's get<int> would truncate 5.5 to 5, and 2^32+6 to 6
     if (!it->is_number_integer()) bad(std::string("parameter '") + key + "' must be an integer, got " + it->dump());
-  return it->get<T>();
+    if (it->is_number_unsigned() && it->template get<uint64_t>() > uint64_t(INT64_MAX))
+      bad(std::string("parameter '") + key + "' = " + it->dump() + " is out of range");
+    const int64_t v = it->template get<int64_t>();
+    if (v < INT_MIN || v > INT_MAX)
+      bad(std::string("parameter '") + key + "' = " + std::to_string(v) + " is out of range (at most " +
+          std::to_string(INT_MAX) + ")");
+    return T(v);
+  } else {
+    // A non-finite hyper-parameter would be saved as JSON null, and the model could never be loaded.
+    const double v = it->template get<double>();
+    if (!std::isfinite(v) || std::fabs(v) > FLT_MAX)  // checked before the conversion to float
+      bad(std::string("parameter '") + key + "' must be a finite number, got " + it->dump());
+    return T(v);
+  }
 }
 
 bool flag(const json& h, const char* key, bool fallback) {
@@ -96,11 +113,13 @@ std::unique_ptr<Layer> make_layer(const std::string& kind, const json& h) {
     L = std::make_unique<Sigmoid>();
   } else if (kind == "softplus") {
     only_keys(h, kind, {"beta", "threshold"});
-    L = std::make_unique<Softplus>(get<float>(h, "beta", 1.f), get<float>(h, "threshold", 20.f));
+    const float beta = get<float>(h, "beta", 1.f);
+    if (!(beta > 0)) bad("softplus: beta must be > 0, got " + std::to_string(beta));
+    L = std::make_unique<Softplus>(beta, get<float>(h, "threshold", 20.f));
   } else if (kind == "maxpool" || kind == "avgpool") {
     only_keys(h, kind, {"k", "s", "p"});
     int k = positive(h, "k", 2, kind), s = positive(h, "s", k, kind), p = get<int>(h, "p", 0);
-    if (p < 0 || 2 * p > k) bad(kind + ": padding must be between 0 and k/2");
+    if (p < 0 || 2 * int64_t(p) > k) bad(kind + ": padding must be between 0 and k/2");
     if (kind == "maxpool")
       L = std::make_unique<MaxPool2d>(k, s, p);
     else
@@ -118,11 +137,15 @@ std::unique_ptr<Layer> make_layer(const std::string& kind, const json& h) {
     L = std::make_unique<Dropout>(p);
   } else if (kind == "batchnorm") {
     only_keys(h, kind, {"eps", "momentum"});
-    L = std::make_unique<BatchNorm2d>(get<float>(h, "eps", 1e-5f), get<float>(h, "momentum", 0.1f));
+    const float eps = get<float>(h, "eps", 1e-5f), momentum = get<float>(h, "momentum", 0.1f);
+    if (!(eps > 0)) bad("batchnorm: eps must be > 0, got " + std::to_string(eps));
+    if (!(momentum >= 0 && momentum <= 1)) bad("batchnorm: momentum must be in [0, 1], got " + std::to_string(momentum));
+    L = std::make_unique<BatchNorm2d>(eps, momentum);
   } else if (kind == "add") {
     only_keys(h, kind, {});
-    int n = h.contains("inputs") ? int(h["inputs"].size()) : 2;
-    L = std::make_unique<Add>(n);
+    const size_t n = h.contains("inputs") ? h["inputs"].size() : 2;
+    if (n < 2) bad("add: needs at least 2 inputs, got " + std::to_string(n));
+    L = std::make_unique<Add>(int(n));
   } else if (kind == "softtree") {
     only_keys(h, kind, {"depth", "out", "beta"});
     if (!h.contains("depth") || !h.contains("out"))
@@ -170,14 +193,15 @@ Graph graph_from_json(const json& arch) {
   if (!arch.is_object() || !arch.contains("input") || !arch.contains("layers"))
     bad("architecture must be an object with \"input\" and \"layers\"");
   std::vector<int> in;
-  try {
-    in = arch["input"].get<std::vector<int>>();
-  } catch (const json::exception&) {
+  const json& input = arch["input"];
+  if (!input.is_array() || input.empty() || input.size() > 3)
     bad("architecture \"input\" must be a list of 1 to 3 positive integers");
+  for (auto& d : input) {
+    if (!d.is_number_integer() || (d.is_number_unsigned() && d.get<uint64_t>() > uint64_t(INT_MAX)) ||
+        d.get<int64_t>() <= 0 || d.get<int64_t>() > INT_MAX)
+      bad("architecture \"input\" dimension " + d.dump() + " is not a positive integer up to " + std::to_string(INT_MAX));
+    in.push_back(int(d.get<int64_t>()));
   }
-  if (in.empty() || in.size() > 3) bad("architecture \"input\" must have 1 to 3 dimensions");
-  for (int d : in)
-    if (d <= 0) bad("architecture \"input\" dimensions must be positive");
   Graph g(Shape::of(in));
   if (!arch["layers"].is_array() || arch["layers"].empty()) bad("architecture has no layers");
   for (auto& e : arch["layers"]) {
@@ -186,6 +210,7 @@ Graph graph_from_json(const json& arch) {
     try {
       std::vector<int> inputs;
       if (e.contains("inputs")) {
+        if (!e["inputs"].is_array()) bad("\"inputs\" must be a list of layer names");
         for (auto& s : e["inputs"]) {
           std::string n = s.get<std::string>();
           inputs.push_back(n == "input" ? -1 : g.at(n));
@@ -242,7 +267,13 @@ json value_of(const std::string& w) {
   char* end = nullptr;
   double d = std::strtod(w.c_str(), &end);
   if (end && *end == '\0' && !w.empty()) {
-    if (d == double(long(d)) && w.find_first_of(".eE") == std::string::npos) return long(d);
+    // Integers stay exact (strtoll, not through double); make_layer checks their range.
+    if (w.find_first_of(".eEnNiI") == std::string::npos) {
+      errno = 0;
+      const long long v = std::strtoll(w.c_str(), &end, 10);
+      if (*end == '\0' && errno == 0) return int64_t(v);
+      return d;  // beyond int64: a number, refused as out of range later
+    }
     return d;
   }
   return w;
@@ -307,13 +338,16 @@ void set_arg(Lexer& lx, const std::string& kind, json& h, const std::string& key
   lx.i = val_at;
   switch (type) {
     case 'i':
-      if (!j.is_number_integer() || j.get<long>() <= 0) lx.fail("a positive integer for '" + key + "'");
+      if (!j.is_number_integer() || j.get<int64_t>() <= 0 || j.get<int64_t>() > INT_MAX)
+        lx.fail("a positive integer for '" + key + "' (at most " + std::to_string(INT_MAX) + ")");
       break;
     case 'n':
-      if (!j.is_number_integer() || j.get<long>() < 0) lx.fail("a non-negative integer for '" + key + "'");
+      if (!j.is_number_integer() || j.get<int64_t>() < 0 || j.get<int64_t>() > INT_MAX)
+        lx.fail("a non-negative integer for '" + key + "' (at most " + std::to_string(INT_MAX) + ")");
       break;
     case 'f':
-      if (!j.is_number()) lx.fail("a number for '" + key + "'");
+      if (!j.is_number() || !std::isfinite(j.get<double>()) || std::fabs(j.get<double>()) > FLT_MAX)
+        lx.fail("a number for '" + key + "' (finite, within float range)");
       break;
     case 'b':
       if (!j.is_boolean()) lx.fail("true or false for '" + key + "'");
@@ -405,7 +439,7 @@ json parse_architecture(const std::string& text) {
       input = json::array();
       for (auto& [v, at] : pos_vals) {
         json j = value_of(v);
-        if (!j.is_number_integer() || j.get<long>() <= 0) {
+        if (!j.is_number_integer() || j.get<int64_t>() <= 0 || j.get<int64_t>() > INT_MAX) {
           lx.i = at;
           lx.fail("a positive integer dimension in input(C,H,W)");
         }
@@ -530,9 +564,11 @@ std::string architecture_text(const Graph& g) {
       const bool bare = !pos.empty() && k == pos[0];
       hargs.insert(bare ? hargs.begin() : hargs.end(), (bare ? "" : k + "=") + number_text(hyper[k]));
     }
-    for (auto& [k, v] : hyper.items())  // anything a layer reports beyond the specs (none today)
-      if (std::none_of(specs.begin(), specs.end(), [&](auto& a) { return a.first == k; }))
-        hargs.push_back(k + "=" + number_text(v));
+    for (auto& [k, v] : hyper.items()) {  // anything a layer reports beyond the specs (none today)
+      const std::string& key = k;  // clang before 16 cannot capture a structured binding
+      if (std::none_of(specs.begin(), specs.end(), [&](auto& a) { return a.first == key; }))
+        hargs.push_back(key + "=" + number_text(v));
+    }
     args.insert(args.begin(), hargs.begin(), hargs.end());
     if (L.name != default_name(L.kind(), count, taken)) args.push_back("name=" + L.name);
     taken.insert(L.name);

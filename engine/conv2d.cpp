@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "engine/blas.h"
+#include "engine/sizes.h"
 #include "engine/layers.h"
 #include "engine/threads.h"
 #include "engine/winograd.h"
@@ -116,6 +117,8 @@ void col2im(const Geometry& g, const float* col, float* x) {
 void Conv2d::build(const std::vector<Shape>& in) {
   if (in[0].rank != 4) throw ShapeError("conv '" + name + "' expects [N,C,H,W] input, got " + in[0].str());
   in_ch = in[0][1];
+  // The im2col geometry counts kernel taps and output positions in int.
+  to_int(int64_t(in_ch) * k * k, "conv '" + name + "' kernel taps (in channels x k x k)");
   weight.value = Tensor({out_ch, in_ch, k, k});
   weight.grad = Tensor({out_ch, in_ch, k, k});
   if (has_bias) {
@@ -128,9 +131,13 @@ Shape Conv2d::out_shape(const std::vector<Shape>& in) const {
   const Shape& x = in[0];
   if (x.rank != 4 || (in_ch && x[1] != in_ch))
     shape_error("conv '" + name + "' input", Shape{x[0], in_ch, x.rank > 2 ? x[2] : 0, x.rank > 3 ? x[3] : 0}, x);
-  int oh = (x[2] + 2 * pad - k) / stride + 1, ow = (x[3] + 2 * pad - k) / stride + 1;
-  if (x[2] + 2 * pad < k || x[3] + 2 * pad < k)
+  // 64-bit: pad and k may come from a hostile file (p=2000000000 overflowed int here).
+  const int64_t h = int64_t(x[2]) + 2 * int64_t(pad), w = int64_t(x[3]) + 2 * int64_t(pad);
+  if (h < k || w < k)
     throw ShapeError("conv '" + name + "': kernel " + std::to_string(k) + " larger than padded input " + x.str());
+  const int oh = to_int((h - k) / stride + 1, "conv '" + name + "' output height"),
+            ow = to_int((w - k) / stride + 1, "conv '" + name + "' output width");
+  to_int(int64_t(oh) * ow, "conv '" + name + "' output positions (height x width)");
   return {x[0], out_ch, oh, ow};
 }
 
@@ -310,6 +317,8 @@ void ConvTranspose2d::build(const std::vector<Shape>& in) {
   if (in[0].rank != 4) throw ShapeError("convt '" + name + "' expects [N,C,H,W] input, got " + in[0].str());
   if (out_pad >= stride) throw std::invalid_argument("convt '" + name + "': output padding must be below the stride");
   in_ch = in[0][1];
+  to_int(int64_t(out_ch) * k * k, "convt '" + name + "' kernel taps (out channels x k x k)");
+  to_int(int64_t(in[0][2]) * in[0][3], "convt '" + name + "' input positions (H x W)");
   weight.value = Tensor({in_ch, out_ch, k, k});
   weight.grad = Tensor({in_ch, out_ch, k, k});
   if (has_bias) {
@@ -322,9 +331,10 @@ Shape ConvTranspose2d::out_shape(const std::vector<Shape>& in) const {
   const Shape& x = in[0];
   if (x.rank != 4 || (in_ch && x[1] != in_ch))
     shape_error("convt '" + name + "' input", Shape{x[0], in_ch, x.rank > 2 ? x[2] : 0, x.rank > 3 ? x[3] : 0}, x);
-  const int oh = (x[2] - 1) * stride - 2 * pad + k + out_pad, ow = (x[3] - 1) * stride - 2 * pad + k + out_pad;
+  const int64_t oh = (int64_t(x[2]) - 1) * stride - 2 * int64_t(pad) + k + out_pad,
+                ow = (int64_t(x[3]) - 1) * stride - 2 * int64_t(pad) + k + out_pad;
   if (oh < 1 || ow < 1) throw ShapeError("convt '" + name + "': padding leaves no output for input " + x.str());
-  return {x[0], out_ch, oh, ow};
+  return {x[0], out_ch, to_int(oh, "convt '" + name + "' output height"), to_int(ow, "convt '" + name + "' output width")};
 }
 
 void ConvTranspose2d::forward(ForwardCall& c) {

@@ -2,11 +2,12 @@
 #include <cstring>
 
 #include "engine/layers.h"
+#include "engine/sizes.h"
 
 namespace gb {
 
 Shape Flatten::out_shape(const std::vector<Shape>& in) const {
-  return {in[0][0], int(in[0].numel() / in[0][0])};
+  return {in[0][0], to_int(int64_t(in[0].sample().numel()), "flatten '" + name + "' features")};
 }
 void Flatten::forward(ForwardCall& c) { std::memcpy(c.out.data(), c.in[0]->data(), c.out.size() * sizeof(float)); }
 void Flatten::backward(BackwardCall& c) {
@@ -42,6 +43,7 @@ void Dropout::backward(BackwardCall& c) {
 }
 
 Shape Add::out_shape(const std::vector<Shape>& in) const {
+  if (in.empty()) throw ShapeError("add '" + name + "' has no inputs");
   for (size_t i = 1; i < in.size(); ++i)
     if (in[i] != in[0]) shape_error("add '" + name + "' input " + std::to_string(i), in[0], in[i]);
   return in[0];

@@ -1,14 +1,21 @@
 #include "engine/model_file.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <cerrno>
+#include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <set>
 #include <sstream>
 
 #include "engine/architecture.h"
+#include "engine/finite.h"
+#include "engine/sizes.h"
 #include <nlohmann/json.hpp>
 
 namespace gb {
@@ -65,20 +72,61 @@ bool param_order_less(const std::string& a, const std::string& b) {
 
 }  // namespace
 
-void atomic_write(const std::string& path, const std::string& bytes) {
+namespace {
+
+// Temporary files are "<target>.tmp<PID>". A run killed during a save leaves one behind; the first
+// write of a process into a folder removes those whose process is gone, so they do not pile up.
+// (A file whose PID was reused by a live process is left for a later run.)
+void remove_stale_temporaries(const std::string& path) {
+  static std::mutex mu;
+  static std::set<std::string> cleaned;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path dir = fs::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  std::lock_guard<std::mutex> lock(mu);
+  if (!cleaned.insert(fs::absolute(dir, ec).string()).second) return;
+  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const size_t t = name.rfind(".tmp");
+    if (t == std::string::npos || t + 4 == name.size() || name.size() - t > 4 + 10) continue;
+    const std::string digits = name.substr(t + 4);
+    if (digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const long pid = std::stol(digits);
+    if (pid > 0 && pid != long(::getpid()) && ::kill(pid_t(pid), 0) != 0 && errno == ESRCH) {
+      std::error_code rm;
+      fs::remove(it->path(), rm);
+    }
+  }
+}
+
+}  // namespace
+
+void atomic_write(const std::string& path, const std::string& bytes) { atomic_write(path, bytes.data(), bytes.size()); }
+
+void atomic_write(const std::string& path, const void* data, size_t n) {
+  remove_stale_temporaries(path);
   std::string tmp = path + ".tmp" + std::to_string(::getpid());
   FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) fail(path, std::string("cannot write (") + std::strerror(errno) + ")");
-  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+  // Every step is checked: a full disk must fail the run, never leave a short file under the name.
+  bool ok = std::fwrite(data, 1, n, f) == n;
   ok &= std::fflush(f) == 0;
   ok &= ::fsync(fileno(f)) == 0;
+  int err = errno;
   ok &= std::fclose(f) == 0;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::string err = std::strerror(errno);
+  if (!ok) {
     std::remove(tmp.c_str());
-    fail(path, "write failed (" + err + "); any previous file is unchanged");
+    fail(path, "write failed (" + std::string(std::strerror(err ? err : EIO)) + "); any previous file is unchanged");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    err = errno;
+    std::remove(tmp.c_str());
+    fail(path, "cannot replace it with the new file (" + std::string(std::strerror(err)) + "); any previous file is unchanged");
   }
 }
+
+void write_json(const std::string& path, const json& j, int indent) { atomic_write(path, j.dump(indent) + "\n"); }
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -109,7 +157,11 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   atomic_write(path, out);
 }
 
-TensorFile read_safetensors(const std::string& path) {
+namespace {
+
+// read_safetensors; a data section the offsets do not cover exactly is described in *coverage
+// rather than thrown, so that load_model can first name a tensor the architecture misses.
+TensorFile read_tensors(const std::string& path, std::string* coverage) {
   std::string bytes = read_file(path);
   if (bytes.size() < 8) fail(path, "truncated: " + std::to_string(bytes.size()) + " bytes, no safetensors header");
   uint64_t n = 0;
@@ -160,24 +212,48 @@ TensorFile read_safetensors(const std::string& path) {
       fail(path, "tensor '" + name + "' has dtype " + dtype + "; glassbox reads F32 only");
     }
     if (shape.size() > 4) fail(path, "tensor '" + name + "' has rank " + std::to_string(shape.size()) + " (max 4)");
+    std::vector<int> dims;
     uint64_t numel = 1;
-    for (auto d : shape) {
-      if (d < 0 || d > (int64_t(1) << 31)) fail(path, "tensor '" + name + "' has a bad shape");
-      numel *= uint64_t(d);
+    try {
+      numel = uint64_t(count_of(shape, "dimensions"));
+      for (auto d : shape) dims.push_back(to_int(d, "dimension"));
+    } catch (const SizeError& e) {
+      fail(path, "tensor '" + name + "' has a bad shape " + json(shape).dump() + " (" + e.what() + ")");
     }
-    if (numel * 4 != offs[1] - offs[0])
-      fail(path, "tensor '" + name + "' shape needs " + std::to_string(numel * 4) + " bytes, data_offsets span " +
-                     std::to_string(offs[1] - offs[0]));
-    Shape s = shape.empty() ? Shape{1} : Shape::of(std::vector<int>(shape.begin(), shape.end()));
-    Tensor t(s);
-    std::memcpy(t.data(), data + offs[0], numel * 4);
+    if (numel > (uint64_t(1) << 61) || numel * 4 != offs[1] - offs[0])
+      fail(path, "tensor '" + name + "' shape " + json(shape).dump() + " needs " +
+                     (numel > (uint64_t(1) << 61) ? "more than 2^63" : std::to_string(numel * 4)) +
+                     " bytes, data_offsets span " + std::to_string(offs[1] - offs[0]));
+    Tensor t(dims.empty() ? Shape{1} : Shape::of(dims));
+    if (numel) std::memcpy(t.data(), data + offs[0], numel * 4);
     out.tensors[name] = std::move(t);
   }
+  // As the safetensors format requires, the tensors cover the data section exactly: no overlaps,
+  // no holes, nothing after the last. A header length that is off by a byte fails here instead of
+  // shifting every weight.
   std::sort(spans.begin(), spans.end());
-  for (size_t i = 1; i < spans.size(); ++i)
-    if (std::get<0>(spans[i]) < std::get<1>(spans[i - 1]))
-      fail(path, "tensors '" + std::get<2>(spans[i - 1]) + "' and '" + std::get<2>(spans[i]) + "' overlap");
+  size_t end = 0;
+  for (size_t i = 0; i < spans.size(); ++i) {
+    const auto& [b, e, name] = spans[i];
+    if (b < end) fail(path, "tensors '" + std::get<2>(spans[i - 1]) + "' and '" + name + "' overlap");
+    if (b > end && coverage->empty())
+      *coverage = "a hole of " + std::to_string(b - end) + " bytes in the data section before tensor '" + name +
+                  "' (data_offsets do not cover the data; wrong header length?)";
+    end = e;
+  }
+  if (end != data_size && coverage->empty())
+    *coverage = std::to_string(data_size - end) + " bytes in the data section after the last tensor (data_offsets " +
+                "do not cover the data; wrong header length or a truncated header?)";
   return out;
+}
+
+}  // namespace
+
+TensorFile read_safetensors(const std::string& path) {
+  std::string coverage;
+  TensorFile f = read_tensors(path, &coverage);
+  if (!coverage.empty()) fail(path, coverage);
+  return f;
 }
 
 void save_model(const std::string& path, const Graph& g, const Metadata& extra) {
@@ -201,9 +277,11 @@ void assign_params(Graph& g, const std::map<std::string, Tensor>& tensors, const
                          p->value.shape().str());
       p->value.copy_from(t);
     }
-    for (auto& [name, t] : tensors)
+    for (auto& entry : tensors) {  // not a structured binding: clang before 16 cannot capture one
+      const std::string& name = entry.first;
       if (std::none_of(params.begin(), params.end(), [&](auto& q) { return q.first == name; }))
         fail(source, "tensor '" + name + "' is not a parameter of this architecture");
+    }
     return;
   }
   // Names differ (e.g. a PyTorch nn.Sequential): pair in order, checking every shape.
@@ -227,7 +305,11 @@ void assign_params(Graph& g, const std::map<std::string, Tensor>& tensors, const
 }
 
 Model load_model(const std::string& path, const json* architecture) {
-  TensorFile f = read_safetensors(path);
+  std::string coverage;
+  TensorFile f = read_tensors(path, &coverage);
+  if (f.metadata.count("glassbox.checkpoint"))
+    fail(path, "this is a training checkpoint, not a model; resume training with glassbox train --resume " + path +
+                   ", or use the model file saved beside it");
   json arch;
   if (architecture) {
     arch = *architecture;
@@ -252,7 +334,9 @@ Model load_model(const std::string& path, const json* architecture) {
             }
           }(),
           f.metadata};
-  assign_params(m.graph, f.tensors, path);
+  assign_params(m.graph, f.tensors, path);  // names a missing tensor first: more useful than the gap it leaves
+  if (!coverage.empty()) fail(path, coverage);
+  check_finite_params(m.graph, path);
   return m;
 }
 

@@ -18,9 +18,13 @@ struct TensorFile {
   Metadata metadata;
 };
 
-// Writes atomically: a temporary file beside `path`, flushed, then renamed over it, so an
-// existing file is never left half-written.
+// Every file glassbox writes (models, JSON, PNG, .npy, SVG) goes through here: a temporary file
+// "<path>.tmp<PID>" beside `path`, every write checked, flushed and synced, then renamed over it,
+// so an existing file is never left half-written and a full disk is an error naming the file.
+// Temporaries left by killed runs in the same folder are removed on the first write there.
 void atomic_write(const std::string& path, const std::string& bytes);
+void atomic_write(const std::string& path, const void* data, size_t n);
+void write_json(const std::string& path, const json& j, int indent = 2);  // j.dump(indent) + "\n"
 std::string read_file(const std::string& path);  // throws naming the file
 
 void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, const Tensor*>>& tensors,

@@ -6,14 +6,15 @@
 
 #include "engine/layers.h"
 #include "engine/simd.h"
+#include "engine/sizes.h"
 
 namespace gb {
 
 static Shape pooled(const std::string& who, const Shape& x, int k, int s, int p) {
   if (x.rank != 4) throw ShapeError(who + " expects [N,C,H,W] input, got " + x.str());
-  if (x[2] + 2 * p < k || x[3] + 2 * p < k)
-    throw ShapeError(who + ": window " + std::to_string(k) + " larger than input " + x.str());
-  return {x[0], x[1], (x[2] + 2 * p - k) / s + 1, (x[3] + 2 * p - k) / s + 1};
+  const int64_t h = int64_t(x[2]) + 2 * int64_t(p), w = int64_t(x[3]) + 2 * int64_t(p);  // 64-bit: p is a file's
+  if (h < k || w < k) throw ShapeError(who + ": window " + std::to_string(k) + " larger than input " + x.str());
+  return {x[0], x[1], to_int((h - k) / s + 1, who + " output height"), to_int((w - k) / s + 1, who + " output width")};
 }
 
 Shape MaxPool2d::out_shape(const std::vector<Shape>& in) const {
@@ -309,7 +310,8 @@ double GlobalAvgPool::flops(const std::vector<Shape>& in) const { return double(
 Shape Upsample2d::out_shape(const std::vector<Shape>& in) const {
   const Shape& x = in[0];
   if (x.rank != 4) throw ShapeError("upsample '" + name + "' expects [N,C,H,W] input, got " + x.str());
-  return {x[0], x[1], x[2] * scale, x[3] * scale};
+  return {x[0], x[1], to_int(int64_t(x[2]) * scale, "upsample '" + name + "' output height"),
+          to_int(int64_t(x[3]) * scale, "upsample '" + name + "' output width")};
 }
 
 void Upsample2d::forward(ForwardCall& c) {

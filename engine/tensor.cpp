@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "engine/simd.h"
+#include "engine/sizes.h"
 
 namespace gb {
 
@@ -13,6 +14,7 @@ Shape::Shape(std::initializer_list<int> dims) {
   rank = int(dims.size());
   int i = 0;
   for (int v : dims) d[i++] = v;
+  numel();  // refuses negative dimensions and element counts that overflow
 }
 
 Shape Shape::of(const std::vector<int>& dims) {
@@ -21,7 +23,12 @@ Shape Shape::of(const std::vector<int>& dims) {
   Shape s;
   s.rank = int(dims.size());
   for (int i = 0; i < s.rank; ++i) s.d[i] = dims[i];
+  s.numel();
   return s;
+}
+
+void Shape::bad_numel(int i) const {
+  throw ShapeError("shape " + str() + (d[i] < 0 ? " has a negative dimension" : " has too many elements"));
 }
 
 std::string Shape::str() const {
@@ -68,7 +75,12 @@ void check_shape(const Tensor& t, const Shape& want, const std::string& what) {
   if (t.shape() != want) shape_error(what, want, t.shape());
 }
 
+static void check_tensor_memory(const Shape& s, size_t n) {
+  if (n > (size_t(1) << 24)) check_memory(uint64_t(n) * sizeof(float), "a tensor of shape " + s.str());
+}
+
 Tensor::Tensor(const Shape& s, float fill) : shape_(s) {
+  check_tensor_memory(s, s.numel());
   buf_ = std::make_shared<std::vector<float>>(s.numel(), fill);
 }
 
@@ -115,13 +127,16 @@ void Tensor::resize(const Shape& s) {
   size_t n = s.numel();
   bool own = buf_ && buf_.use_count() == 1 && off_ == 0;
   if (!own || buf_->size() < n) {
+    check_tensor_memory(s, n);
     buf_ = std::make_shared<std::vector<float>>(n);
     off_ = 0;
   }
   shape_ = s;
 }
 
-void Tensor::fill(float v) { std::fill(data(), data() + size(), v); }
+void Tensor::fill(float v) {
+  if (size()) std::fill(data(), data() + size(), v);
+}
 
 void Tensor::copy_from(const Tensor& other) {
   check_shape(other, shape_, "copy");
@@ -162,15 +177,16 @@ GB_CLONES void sum_and_centered_dot(const float* g, const float* x, size_t n, do
 
 Tensor concat(const std::vector<Tensor>& parts) {
   if (parts.empty()) throw ShapeError("concat of nothing");
-  int n = 0;
+  int64_t n = 0;
   for (auto& p : parts) {
     if (p.rank() != parts[0].rank() || (p.rank() > 1 && p.shape().sample() != parts[0].shape().sample()))
       shape_error("concat", parts[0].shape().with_batch(p.batch()), p.shape());
     n += p.batch();
   }
-  Tensor out(parts[0].shape().with_batch(n));
+  Tensor out(parts[0].shape().with_batch(to_int(n, "concat: rows")));
   float* o = out.data();
   for (auto& p : parts) {
+    if (p.empty()) continue;  // an empty part may have no storage (memcpy from null is UB)
     std::memcpy(o, p.data(), p.size() * sizeof(float));
     o += p.size();
   }

@@ -20,11 +20,15 @@ struct Shape {
   static Shape of(const std::vector<int>& dims);
 
   int operator[](int i) const { return d[i]; }
-  size_t numel() const {  // inline: loops test t.size() per element
-    size_t n = 1;
-    for (int i = 0; i < rank; ++i) n *= size_t(d[i]);
-    return n;
+  // Inline (loops test t.size() per element); a shape read from a file or computed from hostile
+  // hyper-parameters must not wrap: a negative dimension or more than 2^60 elements throws.
+  size_t numel() const {
+    uint64_t n = 1;
+    for (int i = 0; i < rank; ++i)
+      if (d[i] < 0 || __builtin_mul_overflow(n, uint64_t(d[i]), &n) || n > (uint64_t(1) << 60)) bad_numel(i);
+    return size_t(n);
   }
+  [[noreturn]] void bad_numel(int i) const;  // throws ShapeError naming the shape
   std::vector<int> vec() const { return {d.begin(), d.begin() + rank}; }
   std::string str() const;  // "[64,1,28,28]"
   bool operator==(const Shape& o) const;
@@ -51,7 +55,7 @@ class Tensor {
   int rank() const { return shape_.rank; }
   size_t size() const { return shape_.rank ? shape_.numel() : 0; }
   bool empty() const { return size() == 0; }
-  int batch() const { return shape_.d[0]; }
+  int batch() const { return shape_.rank ? shape_.d[0] : 0; }  // 0 for the empty Tensor()
   size_t sample_size() const { return shape_.d[0] ? size() / shape_.d[0] : 0; }
 
   float* data() { return buf_ ? buf_->data() + off_ : nullptr; }

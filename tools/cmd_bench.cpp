@@ -280,7 +280,7 @@ void add_bench_command(CLI::App& app) {
       if (o->json_path == "-")
         std::cout << js.str();
       else
-        std::ofstream(o->json_path) << js.str();
+        atomic_write(o->json_path, js.str());
     }
   });
 }

@@ -338,8 +338,10 @@ void add_explain_command(CLI::App& app) {
   c->add_option("--out", a->out, "output folder");
   c->add_option("--colormap", a->colormap, "heatmap colors: bwr, gray or hot (default: bwr signed, hot unsigned)");
   c->add_option("--percentile", a->percentile,
-                "scale heatmaps by this percentile of |a| (default: 100 for signed, 99.5 for unsigned maps)");
-  c->add_option("--overlay", a->overlay, "blend heatmaps over the input with this alpha (0: no overlay)");
+                "scale heatmaps by this percentile of |a| (default: 100 for signed, 99.5 for unsigned maps)")
+      ->check(finite(0, 100, true, false));
+  c->add_option("--overlay", a->overlay, "blend heatmaps over the input with this alpha (0: no overlay)")
+      ->check(finite(0, 1, false, false));
   c->callback([a] { run_explain(*a); });
 }
 

@@ -247,7 +247,7 @@ void write_region(const RegionsArgs& a, Model& model, const Tensor& x, const std
             {"logits", logits},
             {"feature_pair", {c1, c2}},
             {"files", files}};
-  std::ofstream(dir + "/region.json") << j.dump(2) << "\n";
+  write_json(dir + "/region.json", j);
   std::printf("%s: configuration %s, %d constraints, nearest boundary %.4g (%s), |W x + b - logits| %.2g\n",
               name.c_str(), R.config.hex().c_str(), R.constraint_count, R.nearest_distance,
               ob::describe(g, R.nearest).c_str(), diff);
@@ -265,7 +265,7 @@ void write_line(const RegionsArgs& a, Model& model, const Inputs& in) {
   json j = {{"model", a.model},   {"from", in.names[0]}, {"to", in.names[1]},
             {"regions", w.regions}, {"affine_maps", w.affine_maps}, {"pieces", pieces},
             {"decision_changes", w.decision_changes}, {"degenerate_pieces", w.degenerate}};
-  std::ofstream(a.out + "/line.json") << j.dump(2) << "\n";
+  write_json(a.out + "/line.json", j);
   // The strip: top band one color per region, bottom band the predicted class, black ticks at
   // decision changes.
   const int W = 1000, H = 60;
@@ -303,7 +303,11 @@ std::array<double, 4> parse_range(const std::string& range) {
   while (p <= range.size()) {
     size_t q = range.find(',', p);
     if (q == std::string::npos) q = range.size();
-    r.push_back(std::stod(range.substr(p, q - p)));
+    double v = 0;
+    if (!parse_number(range.substr(p, q - p), v) || !std::isfinite(v) || std::fabs(v) > 1e15)
+      throw std::invalid_argument("--range '" + range + "': '" + range.substr(p, q - p) +
+                                  "' is not a finite number (expected U0,U1,V0,V1)");
+    r.push_back(v);
     p = q + 1;
   }
   if (r.size() != 4 || r[1] <= r[0] || r[3] <= r[2])
@@ -422,7 +426,7 @@ void write_plane(const RegionsArgs& a, Model& model, const Inputs& in) {
             {"eps", a.eps},
             {"covered_area_fraction", area / ((P.u1 - P.u0) * (P.v1 - P.v0))},
             {"points", in.names}};
-  std::ofstream(a.out + "/plane.json") << j.dump(2) << "\n";
+  write_json(a.out + "/plane.json", j);
   std::printf("plane: %s%zu regions in the window (%d graph passes)%s\n", S.truncated ? "at least " : "",
               S.regions.size(), S.probes, S.truncated ? "; stopped at --max-regions" : "");
 }
@@ -439,7 +443,7 @@ void write_stats(const RegionsArgs& a, Model& model) {
             {"inputs", st.inputs},       {"distinct_configurations", st.distinct},
             {"largest_group", st.largest}, {"inputs_sharing", st.shared_inputs},
             {"singletons", st.singletons}, {"top", top}};
-  std::ofstream(a.out + "/stats.json") << j.dump(2) << "\n";
+  write_json(a.out + "/stats.json", j);
   std::printf("%d inputs fall in %d distinct configurations; %d share one with another input (largest group %d)\n",
               st.inputs, st.distinct, st.shared_inputs, st.largest);
 }
@@ -504,15 +508,23 @@ void add_regions_command(CLI::App& app) {
   cmd->add_flag("--plane", args->plane,
                 "region map of a 2-D slice: the input plane of a 2-D model, else the plane through three inputs");
   cmd->add_option("--range", args->range, "U0,U1,V0,V1: the window of --plane for 2-D models (default: the data)");
-  cmd->add_option("--size", args->size, "--plane image size in pixels")->default_val(512);
-  cmd->add_option("--max-regions", args->max_regions, "--plane: stop enumerating after this many regions")
-      ->default_val(20000);
+  cmd->add_option("--size", args->size, "--plane image size in pixels (at most 8192)")
+      ->default_val(512)
+      ->check(int_in(1, 8192));
+  cmd->add_option("--max-regions", args->max_regions, "--plane: stop enumerating after this many regions (at most 10^7)")
+      ->default_val(20000)
+      ->check(int_in(1, 10000000));
   cmd->add_flag("--stats", args->stats, "configuration statistics over --data");
-  cmd->add_option("--limit", args->limit, "samples for --stats (and data points for --plane)")->default_val(1000);
+  cmd->add_option("--limit", args->limit, "samples for --stats (and data points for --plane)")
+      ->default_val(1000)
+      ->check(at_least(0));
   cmd->add_option("--pair", args->pair, "C,C': the class pair of the decision-feature difference (default: top two)");
   cmd->add_flag("--polytope", args->polytope, "also write the region's A.npy and c.npy (A z <= c)");
-  cmd->add_option("--eps", args->eps, "step past a boundary in walks and slices (fraction of the segment/window)")
-      ->default_val(1e-6);
+  // eps <= 0 never leaves a region (a walk that hangs); the walk makes at least 1/eps steps at most.
+  cmd->add_option("--eps", args->eps,
+                  "step past a boundary in walks and slices (fraction of the segment/window, in [1e-12, 0.1])")
+      ->default_val(1e-6)
+      ->check(finite(1e-12, 0.1, false, false));
   cmd->callback([args] { run_regions(*args); });
 }
 

@@ -10,6 +10,7 @@
 
 #include "data/dataset.h"
 #include "engine/layers.h"
+#include "engine/finite.h"
 #include "tools/commands.h"
 #include "tools/inputs.h"
 #include "train/fit.h"
@@ -28,6 +29,8 @@ struct TrainArgs {
   uint64_t seed = 42;
 };
 
+constexpr long kMaxCropPad = 1024;  // pixels of zero padding for random crops (CIFAR uses 4)
+
 Augment parse_augment(const std::string& s, float noise) {
   Augment a;
   a.noise_std = noise;
@@ -41,12 +44,11 @@ Augment parse_augment(const std::string& s, float noise) {
     } else if (t == "crop") {
       a.crop_pad = 4;
     } else if (t.rfind("crop=", 0) == 0) {
-      try {
-        a.crop_pad = std::stoi(t.substr(5));
-      } catch (const std::exception&) {
-        a.crop_pad = -1;
-      }
-      if (a.crop_pad < 0) throw std::invalid_argument("--augment '" + s + "': crop=N needs a padding N >= 0");
+      long v = -1;
+      if (!parse_number(t.substr(5), v) || v < 0 || v > kMaxCropPad)
+        throw std::invalid_argument("--augment '" + s + "': crop=N needs a whole padding 0 <= N <= " +
+                                    std::to_string(kMaxCropPad));
+      a.crop_pad = int(v);
     } else if (!t.empty()) {
       throw std::invalid_argument("--augment '" + s + "': unknown augmentation '" + t + "' (use crop, crop=N, flip)");
     }
@@ -99,6 +101,8 @@ void run_train(const TrainArgs& a) {
     std::iota(first.begin(), first.end(), 0);
     train = take(train, first);
   }
+  // NaN data would surface as "training diverged ... try a lower --lr": name it here instead.
+  check_finite(train.x, "--data " + a.data + " (training data)");
   const Shape sample = train.x.shape().sample();
   // The 2-D toy sets are small (a few steps per epoch): toy2d, and the additive model on them,
   // get a larger rate and more epochs.
@@ -249,7 +253,8 @@ void add_train_commands(CLI::App& app) {
         ->required();
     c->add_option("--data", a->data, "dataset spec: fashion-mnist, mnist:DIR, cifar10:DIR, images:DIR, npy:X,Y, toy:spirals...")
         ->capture_default_str();
-    c->add_option("--epochs", a->epochs, "epochs (default: 10; 30 for toy2d, and nam on a toy set)")->check(at_least(1));
+    c->add_option("--epochs", a->epochs, "epochs (default: 10; 30 for toy2d, and nam on a toy set; at most 1000000)")
+        ->check(int_in(1, 1000000));
     c->add_option("--batch", a->batch, "mini-batch size")->capture_default_str()->check(at_least(1));
     c->add_option("--optimizer", a->optimizer, "sgd, adam or adamw")->capture_default_str();
     const double inf = HUGE_VAL;
@@ -266,9 +271,9 @@ void add_train_commands(CLI::App& app) {
     c->add_option("--gamma", a->gamma, "step schedule: decay factor")
         ->capture_default_str()
         ->check(finite(0, inf, true, true));
-    c->add_option("--warmup", a->warmup, "epochs of linear learning-rate warm-up")
+    c->add_option("--warmup", a->warmup, "epochs of linear learning-rate warm-up (at most 10000)")
         ->capture_default_str()
-        ->check(finite(0, inf, false, true));
+        ->check(finite(0, 10000, false, false));
     c->add_option("--seed", a->seed, "seed for initialization, validation split, shuffling, augmentation")
         ->capture_default_str();
     c->add_option("--resume", a->resume, "continue from a checkpoint (MODEL.ckpt.safetensors); same settings");

@@ -28,6 +28,7 @@ void add_registered_commands(CLI::App& app);
 // excluded when open; CLI11's own range checks let "nan" through), and an integer >= n.
 CLI::Validator finite(double lo, double hi, bool lo_open, bool hi_open);
 CLI::Validator at_least(long n);
+CLI::Validator int_in(long lo, long hi);  // a whole number in [lo, hi]: for values that drive time or memory
 // True when the whole of `text` is one number (std::stod / std::stol syntax), then stored in v.
 bool parse_number(const std::string& text, double& v);
 bool parse_number(const std::string& text, long& v);

@@ -49,4 +49,15 @@ CLI::Validator at_least(long n) {
       "INT >= " + std::to_string(n));
 }
 
+CLI::Validator int_in(long lo, long hi) {
+  const std::string range = "[" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        long v = 0;
+        return parse_number(text, v) && v >= lo && v <= hi ? std::string()
+                                                           : "'" + text + "' is not a whole number in " + range;
+      },
+      "INT in " + range);
+}
+
 }  // namespace gb

@@ -6,6 +6,8 @@
 #include <string>
 #include <unistd.h>
 
+#include "engine/finite.h"
+#include "engine/sizes.h"
 #include "engine/threads.h"
 #include "tools/commands.h"
 
@@ -37,7 +39,17 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int threads = 0;
   app.add_option("--threads", threads, "threads (batch slices and GEMM); default: all cores")->check(gb::at_least(0));
-  app.parse_complete_callback([&] { gb::set_threads(threads); });
+  std::string max_memory;
+  app.add_option("--max-memory", max_memory,
+                 "refuse allocations larger than this (e.g. 4G; default: physical memory, or GLASSBOX_MAX_MEMORY)");
+  bool allow_nonfinite = false;
+  app.add_flag("--allow-nonfinite", allow_nonfinite,
+               "accept NaN/Inf in inputs, data and weights (refused by default, before any computation)");
+  app.parse_complete_callback([&] {
+    gb::set_threads(threads);
+    if (!max_memory.empty()) gb::set_memory_limit(gb::parse_bytes(max_memory, "--max-memory"));
+    gb::allow_nonfinite(allow_nonfinite);
+  });
   gb::add_info_command(app);
   gb::add_train_commands(app);
   gb::add_explain_command(app);
@@ -47,7 +59,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // CLI11 prints the message; every refusal exits 1 (CLI11's own codes are 100-127), --help 0.
+    return app.exit(e) == 0 ? 0 : 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "glassbox: error: %s\n", e.what());
     return 1;

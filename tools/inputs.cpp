@@ -15,6 +15,8 @@
 #include "data/dataset.h"
 #include "data/images.h"
 #include "data/npy.h"
+#include "engine/finite.h"
+#include "engine/sizes.h"
 #include "explain/attribution/explain.h"
 #include "tools/commands.h"
 
@@ -34,6 +36,27 @@ static std::string file_safe(const std::string& s) {
   return o.empty() ? "x" : o;
 }
 
+// Two inputs of the same name (shirt.png from two folders) would overwrite each other's outputs:
+// the second becomes shirt-2.png, the third shirt-3.png, and so on.
+static void unique_names(std::vector<std::string>& names) {
+  std::set<std::string> taken(names.begin(), names.end());
+  std::set<std::string> seen;
+  for (std::string& n : names) {
+    if (seen.insert(n).second) continue;
+    const size_t dot = n.find('.') == 0 ? std::string::npos : n.find('.');
+    const std::string stem = n.substr(0, dot), ext = dot == std::string::npos ? "" : n.substr(dot);
+    for (int k = 2;; ++k) {
+      std::string c = stem + "-" + std::to_string(k) + ext;
+      if (!taken.count(c)) {
+        n = c;
+        break;
+      }
+    }
+    taken.insert(n);
+    seen.insert(n);
+  }
+}
+
 static int parse_int(const std::string& s, const std::string& what) {
   long v = 0;
   if (!parse_number(s, v) || v < INT_MIN || v > INT_MAX)
@@ -47,6 +70,9 @@ static std::vector<int> parse_index(const std::string& index, int size) {
   if (auto colon = index.find(':'); colon != std::string::npos) {
     int a = parse_int(index.substr(0, colon), index), b = parse_int(index.substr(colon + 1), index);
     if (a < 0 || b <= a) throw std::invalid_argument("--index '" + index + "': expected I:J with 0 <= I < J");
+    if (b > size)  // before the range is built: 0:2000000000 must not allocate 8 GB first
+      throw std::out_of_range("--index '" + index + "': J = " + std::to_string(b) + " is past the dataset's " +
+                              std::to_string(size) + " samples");
     for (int i = a; i < b; ++i) out.push_back(i);
   } else {
     size_t p = 0;
@@ -111,6 +137,10 @@ Inputs read_inputs(const Model& model, const std::vector<std::string>& files, co
   }
   if (parts.empty()) throw std::invalid_argument("no inputs: give --input FILE... or --data SPEC");
   in.x = concat(parts);
+  if (in.x.empty()) throw std::invalid_argument("no inputs: the files and samples given hold no values");
+  // Non-finite inputs would give NaN explanations that look like results.
+  for (size_t k = 0; k < parts.size(); ++k) check_finite(parts[k], k < files.size() ? files[k] : "--data " + data_spec);
+  unique_names(in.names);
   return in;
 }
 

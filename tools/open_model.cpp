@@ -8,12 +8,15 @@ namespace gb {
 
 Model open_model(const std::string& spec, uint64_t seed) {
   if (is_preset(spec)) return {make_preset(spec, {}, 0, seed), {}};
-  if (spec.find('(') != std::string::npos || spec.rfind("input", 0) == 0) {
+  // A path that exists is a file, whatever its name ("model (copy).safetensors", "input.safetensors").
+  std::error_code ec;
+  const bool exists = std::filesystem::exists(spec, ec);
+  if (!exists && (spec.find('(') != std::string::npos || spec.rfind("input", 0) == 0)) {
     Graph g = graph_from_json(parse_architecture(spec));
     g.init(seed);
     return {std::move(g), {}};
   }
-  if (!std::filesystem::exists(spec))
+  if (!exists)
     throw std::invalid_argument("--model '" + spec + "': no such file, preset or architecture (presets: " + [] {
       std::string s;
       for (auto& n : preset_names()) s += (s.empty() ? "" : ", ") + n;

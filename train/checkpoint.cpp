@@ -1,5 +1,6 @@
 #include "train/checkpoint.h"
 
+#include <climits>
 #include <cstdio>
 #include <stdexcept>
 
@@ -26,6 +27,13 @@ uint64_t to_u64(const std::string& s, const std::string& key, const std::string&
   } catch (const std::exception&) {
     fail(path, "metadata '" + key + "' is not a number: '" + s + "'");
   }
+}
+
+// An epoch of 2^32+1 must not resume at 1.
+int to_int_field(const std::string& s, const std::string& key, const std::string& path) {
+  const uint64_t v = to_u64(s, key, path);
+  if (v > uint64_t(INT_MAX)) fail(path, "metadata '" + key + "' = " + s + " is out of range");
+  return int(v);
 }
 
 std::string rng_str(const Rng& r) { return std::to_string(r.s[0]) + "," + std::to_string(r.s[1]); }
@@ -86,10 +94,10 @@ Checkpoint load_checkpoint(const std::string& path, Graph& g, Optimizer& opt) {
   for (auto& [name, t] : f.tensors) (name.rfind("optim.", 0) == 0 ? state : params)[name] = t;
   Checkpoint c;
   c.steps = int64_t(to_u64(need(m, "train.steps", path), "train.steps", path));
-  c.state.epoch = int(to_u64(need(m, "train.epoch", path), "train.epoch", path));
+  c.state.epoch = to_int_field(need(m, "train.epoch", path), "train.epoch", path);
   c.state.data_rng = rng_from(need(m, "train.data_rng", path), "train.data_rng", path);
   c.state.graph_rng = rng_from(need(m, "train.graph_rng", path), "train.graph_rng", path);
-  c.state.best_epoch = int(to_u64(need(m, "train.best_epoch", path), "train.best_epoch", path));
+  c.state.best_epoch = to_int_field(need(m, "train.best_epoch", path), "train.best_epoch", path);
   try {
     c.state.best_val_acc = std::stod(need(m, "train.best_val_acc", path));
     c.state.config = json::parse(need(m, "train.config", path));

@@ -116,7 +116,7 @@ void add_deeplift_methods(std::vector<Method>& reg) {
                   "DeepLIFT Rescale: multipliers Δout/Δin at nonlinearities, (x − x')·m; delta = summation-to-delta error",
                   {{"baseline", "0", "constant reference value in the model's input space, or a tensor (glassbox explain: black, white, a number or FILE.npy; default black)"},
                    {"layer", "", "stop at this layer: (a − a')·m at its output (shaped like it)"},
-                   {"internal_batch", "128", "samples per forward (each with its reference: 2x rows)"}},
+                   {"internal_batch", "128", "samples per forward (each with its reference: 2x rows)", 1, 65536}},
                   "Captum DeepLift (Rescale, eps 1e-10, input and reference as one batch of 2N rows, interleaved); max-pool per Captum's "
                   "rule with mirrored reference multipliers, so summation-to-delta is exact. A constant baseline gives "
                   "constant feature maps whose max-pool windows tie; which element wins a tie then depends on float "

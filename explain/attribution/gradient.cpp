@@ -415,12 +415,12 @@ void add_gradient_methods(std::vector<Method>& reg) {
                  }});
   reg.push_back({{"integrated-gradients",
                   "path integral of the gradient from a baseline to the input; delta = completeness error",
-                  {{"n_steps", "50", "integration steps (not used by method=exact)"},
+                  {{"n_steps", "50", "integration steps (not used by method=exact)", 1, 100000},
                    {"method", "gausslegendre",
                     "gausslegendre | riemann_left | riemann_right | riemann_middle | riemann_trapezoid | exact (the sum "
                     "over the linear regions the path crosses, piecewise-linear models only; details: regions, pieces)"},
                    {"baseline", "0", "constant baseline value in the model's input space, or a tensor (glassbox explain: black, white, a number or FILE.npy; default black)"},
-                   {"internal_batch", "256", "rows (sample x step) per forward/backward"},
+                   {"internal_batch", "256", "rows (sample x step) per forward/backward", 1, 65536},
                    {"layer", "", "attribute to this layer's output (Captum LayerIntegratedGradients: the path runs "
                                  "between the layer's activations at the baseline and at x)"}},
                   "Captum IntegratedGradients (nodes and weights as Captum's approximation_methods); method=exact has no "
@@ -450,12 +450,12 @@ void add_gradient_methods(std::vector<Method>& reg) {
     reg.push_back(
         {{name,
           v.summary,
-          {{"n", "50", "noisy copies per sample"},
-           {"level", "0.15", "noise σ = level·(x_max − x_min) of each sample"},
-           {"stdev", "", "absolute noise σ (overrides level)"},
+          {{"n", "50", "noisy copies per sample", 1, 100000},
+           {"level", "0.15", "noise σ = level·(x_max − x_min) of each sample", 0, 100},
+           {"stdev", "", "absolute noise σ (overrides level)", 0, 1e6},
            {"seed", "0", "noise seed; the noise of a sample depends only on the seed and its values"},
            {"base", "saliency", "the method under the noise (any registered method); its parameters pass through"},
-           {"internal_batch", "256", "noisy rows per call of the base method"}},
+           {"internal_batch", "256", "noisy rows per call of the base method", 1, 65536}},
           "Smilkov et al. (level, n = 50); Captum NoiseTunnel's smoothgrad/smoothgrad_sq/vargrad; base saliency is "
           "signed",
           true},

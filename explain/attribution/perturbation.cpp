@@ -131,10 +131,10 @@ Tensor rise(Graph& g, const Tensor& x, const Target& target, const RiseOptions& 
 void add_perturbation_methods(std::vector<Method>& registry) {
   registry.push_back(
       {{"occlusion", "Occlusion: mean drop of the target logit over the windows covering each pixel",
-        {{"window", "0", "square window side; 0: max(2, min(H,W)/7), 4 on 28×28"},
-         {"stride", "0", "window step; 0: max(1, window/2)"},
+        {{"window", "0", "square window side; 0: max(2, min(H,W)/7), 4 on 28×28", 0, 1e9},
+         {"stride", "0", "window step; 0: max(1, window/2)", 0, 1e9},
          {"baseline", "0", "value written into every channel of the occluded window"},
-         {"batch", "256", "occluded copies per forward pass"},
+         {"batch", "256", "occluded copies per forward pass", 1, 65536},
          {"output", "logit", "what drops: logit (Captum) or prob (the class's softmax probability, Zeiler & Fergus)"}},
         "Zeiler & Fergus 2014 / Captum Occlusion with a (C,w,w) window and logits: windows at k·stride, "
         "⌈(D−w)/s⌉+1 per axis, the last clamped inside (Captum crops it; equal when s divides D−w). "
@@ -155,11 +155,11 @@ void add_perturbation_methods(std::vector<Method>& registry) {
        }});
   registry.push_back(
       {{"rise", "RISE: saliency = Σ P_c(x ⊙ M) M / (N·p) over random smooth masks",
-        {{"n", "2000", "number of masks"},
-         {"s", "7", "grid size"},
-         {"p", "0.5", "probability of keeping a grid cell"},
+        {{"n", "2000", "number of masks", 1, 100000},
+         {"s", "7", "grid size", 1, 4096},
+         {"p", "0.5", "probability of keeping a grid cell", 0, 1},
          {"seed", "0", "mask generator seed"},
-         {"batch", "256", "masked copies per forward pass"}},
+         {"batch", "256", "masked copies per forward pass", 1, 65536}},
         "Petsiuk et al. 2018 with P_c the softmax probability (Captum has no RISE); masks bilinearly upsampled "
         "(align_corners=False, clamped borders) and randomly shifted; the same masks for every sample; the map is "
         "broadcast over the input's channels."},

@@ -1,18 +1,36 @@
 #include "explain/common/params.h"
 
 #include <climits>
+#include <cstdio>
 #include <cmath>
 #include <cstdlib>
 #include <stdexcept>
 
 namespace gb::explain {
 
+static std::string number_text(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%g", v);
+  return b;
+}
+
+static bool bounded(const ParamInfo& p) { return p.min > -ParamInfo::kUnbounded || p.max < ParamInfo::kUnbounded; }
+
+// " [0, 1000]", " (>= 0)", " (<= 5)" or "".
+static std::string range_text(const ParamInfo& p) {
+  if (!bounded(p)) return "";
+  if (p.max >= ParamInfo::kUnbounded) return " (>= " + number_text(p.min) + ")";
+  if (p.min <= -ParamInfo::kUnbounded) return " (<= " + number_text(p.max) + ")";
+  return " [" + number_text(p.min) + ", " + number_text(p.max) + "]";
+}
+
 std::string list_text(const std::vector<MethodInfo>& methods) {
   std::string s;
   for (const MethodInfo& m : methods) {
     s += m.name + "\n    " + m.summary + "\n    convention: " + m.convention + "\n";
     for (const ParamInfo& p : m.params)
-      s += "    --param " + p.name + "=" + (p.default_value.empty() ? "(none)" : p.default_value) + "  " + p.help + "\n";
+      s += "    --param " + p.name + "=" + (p.default_value.empty() ? "(none)" : p.default_value) + "  " + p.help +
+           range_text(p) + "\n";
   }
   return s;
 }
@@ -67,6 +85,9 @@ std::optional<double> ParamReader::maybe_number(const std::string& key) {
   const double d = std::strtod(v.c_str(), &end);
   if (v.empty() || *end) throw std::invalid_argument(info_.name + ": --param " + key + "=" + v + " is not a number");
   if (!std::isfinite(d)) throw std::invalid_argument(info_.name + ": --param " + key + "=" + v + " is not finite");
+  const ParamInfo& p = lookup(key);
+  if (d < p.min || d > p.max)
+    throw std::invalid_argument(info_.name + ": --param " + key + "=" + v + " is out of range" + range_text(p));
   return d;
 }
 

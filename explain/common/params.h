@@ -25,6 +25,11 @@ struct Params : std::map<std::string, std::string> {
 
 struct ParamInfo {
   std::string name, default_value, help;  // default "" means "not set" (read with maybe_number)
+  // The accepted range of a number (number(), integer(), maybe_number() refuse values outside it,
+  // naming the method, key and range; --list prints it). Parameters that drive run time or memory
+  // (steps, samples, masks) declare a documented maximum.
+  double min = -kUnbounded, max = kUnbounded;
+  static constexpr double kUnbounded = 1e300;
 };
 
 struct MethodInfo {

@@ -1,0 +1,542 @@
+// Hostile inputs (issue 13): one regression case per root cause. Sizes are computed in 64 bits and
+// checked (no wrapped counts, no int overflow in shape arithmetic, a memory budget instead of
+// bad_alloc); readers check declared sizes against the bytes present; values are checked for
+// finiteness and range; outputs go through one checked atomic writer. The CLI cases run the built
+// command (GLASSBOX, set by Meson) and check the exit status and that the message names the flag,
+// file or value.
+#include <doctest/doctest.h>
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "data/images.h"
+#include "data/npy.h"
+#include "engine/architecture.h"
+#include "engine/finite.h"
+#include "engine/layers.h"
+#include "engine/model_file.h"
+#include "engine/sizes.h"
+#include "explain/attribution/explain.h"
+#include "explain/common/params.h"
+
+using namespace gb;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Scratch {
+  fs::path dir;
+  Scratch() {
+    dir = fs::temp_directory_path() / ("glassbox_hostile_" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+  }
+  ~Scratch() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+  std::string operator/(const std::string& name) const { return (dir / name).string(); }
+};
+
+std::string slurp(const std::string& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+void put(const std::string& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; }
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// The message of what f throws (any std::exception), or "" when it does not throw.
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// A .npy v1.0 file: header dict, padded to 64 bytes, then the payload.
+std::string npy(const std::string& descr, const std::string& shape, const std::string& payload) {
+  std::string h = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
+  h.append((64 - (10 + h.size() + 1) % 64) % 64, ' ');
+  h += '\n';
+  std::string out = "\x93NUMPY\x01";
+  out += '\0';
+  out += char(h.size() & 0xff);
+  out += char(h.size() >> 8);
+  return out + h + payload;
+}
+
+std::string floats(std::initializer_list<float> v) {
+  return std::string(reinterpret_cast<const char*>(std::data(v)), v.size() * sizeof(float));
+}
+
+Graph small_dense() {
+  Graph g = graph_from_json(parse_architecture("input(2) dense(3) relu dense(2)"));
+  g.init(1);
+  return g;
+}
+
+struct Run {
+  int status;
+  std::string out, err;
+};
+
+// `glassbox ARGS` (no shell metacharacters besides the quoting done here) with one thread.
+Run glassbox(const Scratch& s, const std::string& args) {
+  const char* bin = std::getenv("GLASSBOX");
+  REQUIRE_MESSAGE(bin, "GLASSBOX is not set (run the tests through meson test)");
+  const std::string out = s / "stdout.txt", err = s / "stderr.txt";
+  const std::string cmd = std::string(bin) + " --threads 1 " + args + " >" + out + " 2>" + err;
+  const int raw = std::system(cmd.c_str());
+  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(out), slurp(err)};
+}
+
+}  // namespace
+
+// ---- sizes -------------------------------------------------------------------------------------
+
+TEST_CASE("hostile: size arithmetic is checked, never wrapped or truncated") {
+  CHECK(count_of({2, 3, 4}, "x") == 24);
+  CHECK(count_of({}, "x") == 1);
+  CHECK(count_of({5, 0, 7}, "x") == 0);
+  // 65536^4 = 2^64 wraps to 0 in size_t arithmetic.
+  CHECK_THROWS_AS(count_of({65536, 65536, 65536, 65536}, "shape"), SizeError);
+  CHECK(contains(error_of([] { count_of({65536, 65536, 65536, 65536}, "shape"); }), "shape"));
+  CHECK_THROWS_AS(count_of({-1, 2}, "x"), SizeError);
+  CHECK(to_int(INT32_MAX, "x") == INT32_MAX);
+  CHECK(contains(error_of([] { to_int(int64_t(1) << 32 | 6, "dense 'out'"); }), "dense 'out' = 4294967302"));
+  CHECK_THROWS_AS(Shape({65536, 65536, 65536, 65536}), ShapeError);
+  CHECK_THROWS_AS(Shape({2, -3}), ShapeError);
+  CHECK(Shape({46341, 46341}).numel() == size_t(46341) * 46341);  // beyond int, fine in 64 bits
+}
+
+TEST_CASE("hostile: the empty tensor has batch 0, and zero-element parts copy nothing") {
+  Tensor empty;
+  CHECK(empty.batch() == 0);  // was 1: regions --plane without --data read a sample that was not there
+  CHECK(empty.size() == 0);
+  Tensor a = Tensor::from({2, 2}, {1, 2, 3, 4});
+  Tensor none(Shape{0, 2});
+  Tensor c = concat({none, a, none});  // memcpy from a null pointer was UB
+  CHECK(c.shape() == Shape({2, 2}));
+  CHECK(c[3] == 4);
+  none.fill(1.f);
+  CHECK(none.clone().size() == 0);
+}
+
+TEST_CASE("hostile: the memory budget names what needs how much instead of bad_alloc") {
+  const uint64_t before = memory_limit();
+  set_memory_limit(uint64_t(64) << 20);
+  const std::string e = error_of([] { Tensor t(Shape{100000, 1000}); });
+  CHECK(contains(e, "[100000,1000]"));
+  CHECK(contains(e, "381.5 MB"));
+  CHECK(contains(e, "memory limit of 64.0 MB"));
+  // A model declaring dense(2000000000): the layer is named.
+  const std::string d = error_of([] { graph_from_json(parse_architecture("input(1000) dense(2000000000)")); });
+  CHECK(contains(d, "dense1"));
+  CHECK(contains(d, "memory limit"));
+  Tensor ok(Shape{1000, 1000});  // 4 MB: within the budget
+  CHECK(ok.size() == 1000000);
+  set_memory_limit(before);
+  CHECK(parse_bytes("512M", "x") == uint64_t(512) << 20);
+  CHECK(parse_bytes("2G", "x") == uint64_t(2) << 30);
+  CHECK_THROWS_AS(parse_bytes("lots", "--max-memory"), SizeError);
+  CHECK_THROWS_AS(parse_bytes("-5G", "--max-memory"), SizeError);
+  CHECK_THROWS_AS(parse_bytes("nan", "--max-memory"), SizeError);
+}
+
+TEST_CASE("hostile: architecture integers beyond int and shape arithmetic overflow are errors") {
+  // dense(4294967306) became dense(10).
+  CHECK(contains(error_of([] { parse_architecture("input(2) dense(4294967306)"); }), "a positive integer for 'out' (at most 2147483647)"));
+  json arch = parse_architecture("input(2) dense(3)");
+  arch["layers"][0]["out"] = (int64_t(1) << 32) + 6;  // became 6
+  CHECK(contains(error_of([&] { graph_from_json(arch); }), "'out' = 4294967302 is out of range"));
+  arch["layers"][0]["out"] = uint64_t(1) << 63;
+  CHECK(contains(error_of([&] { graph_from_json(arch); }), "out of range"));
+  arch = parse_architecture("input(2) dense(3)");
+  arch["input"] = {int64_t(1) << 32};
+  CHECK(contains(error_of([&] { graph_from_json(arch); }), "\"input\" dimension 4294967296"));
+  // conv p=2000000000: 28 + 2p overflowed int.
+  CHECK(contains(error_of([] { graph_from_json(parse_architecture("input(1,28,28) conv(2,k=3,p=2000000000)")); }),
+                 "output height"));
+  CHECK(contains(error_of([] { graph_from_json(parse_architecture("input(1,28,28) upsample(100000000)")); }),
+                 "upsample"));
+  CHECK(contains(error_of([] { graph_from_json(parse_architecture("input(1,4,4) convt(1,k=3,s=2000000000)")); }),
+                 "convt"));
+  // The im2col geometry counts taps and positions in int.
+  CHECK(contains(error_of([] { graph_from_json(parse_architecture("input(3000,8,8) conv(1,k=1000,p=500)")); }),
+                 "kernel taps"));
+  CHECK(contains(error_of([] { graph_from_json(parse_architecture("input(1,50000,50000) conv(1,k=1)")); }),
+                 "output positions"));
+  CHECK(contains(error_of([] { graph_from_json(parse_architecture("input(1,8,8) maxpool(3,p=2000000000)")); }),
+                 "padding must be between 0 and k/2"));
+  // The same layers with sane values still build.
+  Graph g = graph_from_json(parse_architecture("input(1,28,28) conv(2,k=3,p=1) maxpool(2,p=1) upsample(2)"));
+  CHECK(g.shape(g.size() - 1, 1) == Shape({1, 2, 30, 30}));
+}
+
+TEST_CASE("hostile: an add layer with fewer than two inputs is refused (it segfaulted)") {
+  json arch = parse_architecture("input(2) dense(2) relu add(dense1)");
+  arch["layers"][2]["inputs"] = json::array();
+  CHECK(contains(error_of([&] { graph_from_json(arch); }), "add: needs at least 2 inputs, got 0"));
+  arch["layers"][2]["inputs"] = {"relu1"};
+  CHECK(contains(error_of([&] { graph_from_json(arch); }), "got 1"));
+  arch["layers"][2]["inputs"] = "relu1";
+  CHECK(contains(error_of([&] { graph_from_json(arch); }), "must be a list"));
+}
+
+TEST_CASE("hostile: non-finite or out-of-range layer hyper-parameters are refused before training") {
+  // Each was saved as JSON null, and the model could never be loaded.
+  for (const char* text : {"input(2) softplus(1,threshold=inf) dense(2)", "input(2) leakyrelu(inf) dense(2)",
+                           "input(1,4,4) batchnorm(nan,nan) flatten dense(2)", "input(2) leakyrelu(1e39) dense(2)",
+                           "input(2) softplus(-nan) dense(2)"}) {
+    CAPTURE(text);
+    CHECK(contains(error_of([&] { parse_architecture(text); }), "(finite, within float range)"));
+  }
+  json arch = parse_architecture("input(2) leakyrelu(0.1) dense(2)");
+  arch["layers"][0]["slope"] = nullptr;
+  CHECK(contains(error_of([&] { graph_from_json(arch); }), "must be a number"));
+  arch["layers"][0]["slope"] = 1e300;  // finite as a double, infinite as the float it is stored in
+  CHECK(contains(error_of([&] { graph_from_json(arch); }), "finite number"));
+  CHECK(contains(error_of([] { graph_from_json(parse_architecture("input(2) softplus(0) dense(2)")); }), "beta must be > 0"));
+  CHECK(contains(error_of([] { graph_from_json(parse_architecture("input(1,2,2) batchnorm(0)")); }), "eps must be > 0"));
+  CHECK(contains(error_of([] { graph_from_json(parse_architecture("input(1,2,2) batchnorm(1e-5,2)")); }), "momentum"));
+}
+
+// ---- readers -----------------------------------------------------------------------------------
+
+TEST_CASE("hostile: .npy shapes whose count wraps, and zero-element arrays, are refused") {
+  Scratch s;
+  // 128 bytes claiming (65536,65536,65536,65536): the count wrapped to 0 and the reader accepted it.
+  const std::string wrap = npy("<f4", "(65536, 65536, 65536, 65536)", "");
+  put(s / "wrap.npy", wrap);
+  CHECK(contains(error_of([&] { read_npy(s / "wrap.npy"); }), "wrap.npy: bad .npy header"));
+  CHECK(contains(error_of([&] { read_npy(s / "wrap.npy"); }), "overflows"));
+  put(s / "empty.npy", npy("<f4", "(0, 3)", ""));
+  CHECK(read_npy(s / "empty.npy").count() == 0);  // a valid file...
+  CHECK(contains(error_of([&] { read_npy_f32(s / "empty.npy"); }), "has no elements"));  // ...but no input
+  put(s / "short.npy", npy("<f4", "(2, 2)", floats({1, 2, 3})));
+  CHECK(contains(error_of([&] { read_npy(s / "short.npy"); }), "truncated"));
+  put(s / "ok.npy", npy("<f4", "(2, 2)", floats({1, 2, 3, 4})));
+  CHECK(read_npy_f32(s / "ok.npy")[3] == 4);
+}
+
+TEST_CASE("hostile: safetensors offsets must cover the data section exactly") {
+  Scratch s;
+  Graph g = small_dense();
+  save_model(s / "m.safetensors", g);
+  const std::string good = slurp(s / "m.safetensors");
+  CHECK_NOTHROW(load_model(s / "m.safetensors"));
+  uint64_t n = 0;
+  std::memcpy(&n, good.data(), 8);
+  json h = json::parse(good.substr(8, n));
+  const std::string data = good.substr(8 + n);
+  // The file with the header text padded by `pad` spaces and its length given as `len_delta` off.
+  auto file = [](const json& header, const std::string& bytes, size_t pad, int len_delta) {
+    std::string hs = header.dump();
+    hs.append(pad + (8 - (hs.size() + pad) % 8) % 8, ' ');
+    const uint64_t len = hs.size() + len_delta;
+    std::string out(8, '\0');
+    std::memcpy(out.data(), &len, 8);
+    return out + hs + bytes;
+  };
+  put(s / "repadded.safetensors", file(h, data, 8, 0));
+  CHECK_NOTHROW(load_model(s / "repadded.safetensors"));
+  // Header length one byte short: the JSON still parses (the last header byte is padding) and every
+  // weight was read one byte off, giving NaN probabilities with exit 0.
+  put(s / "short_header.safetensors", file(h, data, 8, -1));
+  const std::string e = error_of([&] { load_model(s / "short_header.safetensors"); });
+  CHECK(contains(e, "short_header.safetensors"));
+  CHECK(contains(e, "data_offsets do not cover the data"));
+  // Trailing bytes after the last tensor, and a hole between tensors.
+  put(s / "trailing.safetensors", good + "junk");
+  CHECK(contains(error_of([&] { read_safetensors(s / "trailing.safetensors"); }), "4 bytes in the data section after"));
+  json holed = h;
+  for (auto& [k, v] : holed.items())
+    if (k != "__metadata__")
+      for (int i = 0; i < 2; ++i) v["data_offsets"][i] = v["data_offsets"][i].get<uint64_t>() + 4;
+  put(s / "hole.safetensors", file(holed, std::string(4, '\0') + data, 0, 0));
+  CHECK(contains(error_of([&] { read_safetensors(s / "hole.safetensors"); }), "a hole of 4 bytes"));
+}
+
+TEST_CASE("hostile: a checkpoint given as a model says so") {
+  Scratch s;
+  Graph g = small_dense();
+  save_model(s / "m.ckpt.safetensors", g, {{"glassbox.checkpoint", "1"}});
+  const std::string e = error_of([&] { load_model(s / "m.ckpt.safetensors"); });
+  CHECK(contains(e, "training checkpoint"));
+  CHECK(contains(e, "--resume"));
+}
+
+TEST_CASE("hostile: image headers are checked against the file and a size limit") {
+  Scratch s;
+  put(s / "ok.pgm", std::string("P5\n3 2\n255\n") + std::string("\x00\x10\x20\x30\x40\x50", 6));
+  Image ok = read_image(s / "ok.pgm");
+  CHECK(ok.w == 3);
+  CHECK(ok.pixels[5] == 0x50);
+  // A truncated binary PGM decoded uninitialized memory (different predictions each run).
+  put(s / "short.pgm", std::string("P5\n# comment\n30 20\n255\n") + std::string(100, '\x7f'));
+  const std::string e = error_of([&] { read_image(s / "short.pgm"); });
+  CHECK(contains(e, "short.pgm: truncated"));
+  CHECK(contains(e, "600 bytes"));
+  // stb's own header parser overflowed int on a 36-digit width (found by fuzz_image).
+  put(s / "long.ppm", "P6 333333333333333333333333333333333332 2 255\n" + std::string(12, '\0'));
+  CHECK(contains(error_of([&] { read_image(s / "long.ppm"); }), "long.ppm: bad PNM header: width too large"));
+  // stb copied an empty first IDAT chunk from a null buffer (found by fuzz_image).
+  const std::string png_sig = "\x89PNG\r\n\x1a\n";
+  const std::string ihdr = std::string("\0\0\0\x0dIHDR\0\0\0\x02\0\0\0\x02\x08\0\0\0\0", 21) + std::string(4, '\0');
+  put(s / "empty_idat.png", png_sig + ihdr + std::string("\0\0\0\0IDAT", 8) + std::string(4, '\0'));
+  CHECK(contains(error_of([&] { read_image(s / "empty_idat.png"); }), "first IDAT chunk is empty"));
+  // A 100-byte PNG whose IDAT claimed 2^30 bytes made stb allocate 2 GB (found by fuzz_image).
+  put(s / "claims.png", png_sig + ihdr + std::string("\x40\0\0\0IDAT", 8) + std::string(20, '\0'));
+  CHECK(contains(error_of([&] { read_image(s / "claims.png"); }), "truncated PNG: chunk 'IDAT' declares 1073741824 bytes"));
+  put(s / "zero.pgm", "P5 0 2 255\n");
+  CHECK(contains(error_of([&] { read_image(s / "zero.pgm"); }), "bad PNM header: 0x2 pixels"));
+  put(s / "short.ppm", std::string("P6 4 4 255\n") + std::string(4 * 4 * 3 - 1, '\0'));
+  CHECK(contains(error_of([&] { read_image(s / "short.ppm"); }), "truncated"));
+  // A 66-byte BMP header claiming 20000x20000 allocated 2.7 GB and predicted.
+  auto bmp = [](int32_t w, int32_t h, size_t data) {
+    std::string b(54, '\0');
+    auto le = [&](size_t at, uint32_t v, int n) {
+      for (int i = 0; i < n; ++i) b[at + i] = char((v >> (8 * i)) & 0xff);
+    };
+    b[0] = 'B', b[1] = 'M';
+    le(2, uint32_t(54 + data), 4), le(10, 54, 4), le(14, 40, 4), le(18, uint32_t(w), 4), le(22, uint32_t(h), 4);
+    le(26, 1, 2), le(28, 24, 2);
+    return b + std::string(data, '\x40');
+  };
+  put(s / "huge.bmp", bmp(20000, 20000, 12));
+  CHECK(contains(error_of([&] { read_image(s / "huge.bmp"); }), "larger than the limit"));
+  put(s / "short.bmp", bmp(100, 100, 100));
+  CHECK(contains(error_of([&] { read_image(s / "short.bmp"); }), "short.bmp: truncated"));
+  std::string odd = bmp(100, 100, 12);
+  odd[30] = odd[31] = odd[32] = odd[33] = '\xff';  // compression 0xFFFFFFFF: stb reads it as uncompressed
+  put(s / "odd.bmp", odd);
+  CHECK(contains(error_of([&] { read_image(s / "odd.bmp"); }), "odd.bmp: truncated"));
+  put(s / "ok.bmp", bmp(2, 2, 16));
+  CHECK(read_image(s / "ok.bmp").w == 2);
+}
+
+// ---- values ------------------------------------------------------------------------------------
+
+TEST_CASE("hostile: method parameters are finite and within their declared range") {
+  explain::MethodInfo info{"m", "test", {{"steps", "50", "", 1, 1000}, {"sigma", "", "", 0, 10}, {"free", "0", ""}}, ""};
+  auto read = [&](explain::Params p, const std::string& key) {
+    explain::ParamReader r(p, info);
+    return key == "steps" ? double(r.integer(key)) : r.number(key);
+  };
+  CHECK(read({}, "steps") == 50);
+  CHECK(read({{"steps", "1000"}}, "steps") == 1000);
+  CHECK(contains(error_of([&] { read({{"steps", "1001"}}, "steps"); }), "m: --param steps=1001 is out of range [1, 1000]"));
+  CHECK(contains(error_of([&] { read({{"steps", "0"}}, "steps"); }), "out of range"));
+  CHECK(contains(error_of([&] { read({{"sigma", "-1"}}, "sigma"); }), "sigma=-1 is out of range [0, 10]"));
+  CHECK(contains(error_of([&] { read({{"sigma", "nan"}}, "sigma"); }), "not finite"));
+  CHECK(contains(error_of([&] { read({{"free", "inf"}}, "free"); }), "not finite"));
+  CHECK(contains(error_of([&] { read({{"steps", "1e300"}}, "steps"); }), "out of range"));
+  CHECK(read({{"free", "-1e30"}}, "free") == -1e30);
+  CHECK(contains(explain::list_text({info}), "[1, 1000]"));
+  // The registry's methods declare their maxima: these hung or ran for hours.
+  Graph g = small_dense();
+  Tensor x = Tensor::from({1, 2}, {0.5f, -0.5f});
+  const std::vector<int> target{0};
+  CHECK(contains(error_of([&] { explain::explain(g, x, target, "integrated-gradients", {{"n_steps", "100000000"}}); }),
+                 "n_steps=100000000 is out of range [1, 100000]"));
+  CHECK(contains(error_of([&] { explain::explain(g, x, target, "smoothgrad", {{"stdev", "-1"}}); }), "stdev=-1"));
+  CHECK(contains(error_of([&] { explain::explain(g, x, target, "smoothgrad", {{"level", "nan"}}); }), "level=nan"));
+  CHECK(contains(error_of([&] { explain::explain(g, x, target, "integrated-gradients", {{"baseline", "nan"}}); }),
+                 "baseline=nan is not finite"));
+  CHECK(contains(explain::list_text(explain::methods()), "n_steps=50  integration steps (not used by method=exact) [1, 100000]"));
+}
+
+TEST_CASE("hostile: non-finite inputs and weights are refused before computing, unless allowed") {
+  Tensor x = Tensor::from({2, 3}, {1, 2, 3, 4, NAN, 6});
+  const std::string e = error_of([&] { check_finite(x, "x.npy"); });
+  CHECK(contains(e, "x.npy: NaN at sample 1, element 1"));
+  x[4] = -INFINITY;
+  CHECK(contains(error_of([&] { check_finite(x, "x"); }), "-Inf at sample 1"));
+  x[4] = 5;
+  CHECK_NOTHROW(check_finite(x, "x"));
+  Tensor big(Shape{1000, 37}, 1.f);
+  big[36999] = INFINITY;  // the last element: the vectorized pass must see it
+  CHECK(contains(error_of([&] { check_finite(big, "big"); }), "+Inf at sample 999, element 36"));
+  allow_nonfinite(true);
+  CHECK_NOTHROW(check_finite(big, "big"));
+  allow_nonfinite(false);
+  // A model file with a NaN weight is refused when loaded, naming the file and the parameter.
+  Scratch s;
+  Graph g = small_dense();
+  g.named_params()[2].second->value[1] = NAN;
+  save_model(s / "nan.safetensors", g);
+  const std::string m = error_of([&] { load_model(s / "nan.safetensors"); });
+  CHECK(contains(m, "nan.safetensors: parameter 'dense2.weight': NaN at"));
+  allow_nonfinite(true);
+  CHECK_NOTHROW(load_model(s / "nan.safetensors"));
+  allow_nonfinite(false);
+}
+
+// ---- outputs -----------------------------------------------------------------------------------
+
+TEST_CASE("hostile: the atomic writer fails loudly on a full disk and keeps the old file") {
+  Scratch s;
+  const std::string path = s / "stats.json";
+  atomic_write(path, std::string("old"));
+  // A child process with a 100-byte file size limit stands in for a full disk (EFBIG as ENOSPC).
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    rlimit lim{100, 100};
+    ::setrlimit(RLIMIT_FSIZE, &lim);
+    int code = 3;
+    try {
+      write_json(path, json{{"big", std::string(100000, 'x')}});
+      code = 1;  // no error: the bug
+    } catch (const std::exception& e) {
+      code = std::strstr(e.what(), "stats.json: write failed") ? 0 : 2;
+    }
+    ::_exit(code);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(slurp(path) == "old");  // unchanged, no short file under the name
+  for (auto& e : fs::directory_iterator(s.dir)) CHECK_MESSAGE(!contains(e.path().filename().string(), ".tmp"), e.path());
+}
+
+TEST_CASE("hostile: temporary files of killed runs are removed, those of live ones kept") {
+  Scratch s;
+  fs::create_directories(s / "out");
+  const pid_t child = ::fork();  // a process that is gone by the time of the write
+  if (child == 0) ::_exit(0);
+  ::waitpid(child, nullptr, 0);
+  const std::string dead = s / ("out/summary.json.tmp" + std::to_string(child));
+  const std::string live = s / ("out/summary.json.tmp" + std::to_string(::getppid()));
+  const std::string other = s / "out/notes.tmp.txt";
+  put(dead, "partial");
+  put(live, "in progress");
+  put(other, "mine");
+  write_json(s / "out/summary.json", json{{"ok", true}});
+  CHECK(!fs::exists(dead));
+  CHECK(fs::exists(live));
+  CHECK(fs::exists(other));
+  CHECK(json::parse(slurp(s / "out/summary.json"))["ok"] == true);
+}
+
+// ---- the command line --------------------------------------------------------------------------
+
+TEST_CASE("hostile cli: the issue's examples end in a clear refusal or correct output") {
+  Scratch s;
+  const std::string mlp = "\"input(2) dense(16) relu dense(2)\"";
+  struct Case {
+    std::string args, expect;
+  };
+  const Case refused[] = {
+      {"regions --model " + mlp + " --plane --range nan,1,0,1 --out " + (s / "r1"), "--range 'nan,1,0,1': 'nan' is not a finite"},
+      {"regions --model " + mlp + " --plane --range a,b,c,d --out " + (s / "r2"), "--range 'a,b,c,d': 'a' is not a finite"},
+      {"regions --model " + mlp + " --plane --range 0,inf,0,1 --out " + (s / "r3"), "'inf' is not a finite"},
+      {"regions --model " + mlp + " --plane --size 0 --out " + (s / "r4"), "--size: '0' is not a whole number in [1, 8192]"},
+      {"regions --model " + mlp + " --line 0,1 --eps -0.1 --data toy:moons --out " + (s / "r5"), "--eps: '-0.1'"},
+      {"regions --model " + mlp + " --data toy:moons --index 0:2000000000 --out " + (s / "r6"),
+       "--index '0:2000000000': J = 2000000000 is past the dataset's 1000 samples"},
+      {"train --model toy2d --data toy:moons --warmup 1e30 --quiet --out " + (s / "t.safetensors"), "--warmup: '1e30'"},
+      {"train --model toy2d --data toy:moons --augment crop=2000000000 --quiet --out " + (s / "t.safetensors"),
+       "crop=N needs a whole padding 0 <= N <= 1024"},
+      {"train --model toy2d --data toy:moons --epochs 99999999999 --quiet --out " + (s / "t.safetensors"), "--epochs"},
+      {"train --model \"input(2) softplus(1,threshold=inf) dense(2)\" --data toy:moons --quiet --out " + (s / "t.safetensors"),
+       "a number for 'threshold' (finite, within float range)"},
+      {"train --model \"input(2) leakyrelu(inf) dense(2)\" --data toy:moons --quiet --out " + (s / "t.safetensors"),
+       "a number for 'slope' (finite, within float range)"},
+      {"explain --model " + mlp + " --data toy:moons --method saliency --percentile nan --out " + (s / "e1"),
+       "--percentile: 'nan' is not a finite number in (0, 100]"},
+      {"explain --model " + mlp + " --data toy:moons --method integrated-gradients --param n_steps=1000000000 --out " +
+           (s / "e2"),
+       "integrated-gradients: --param n_steps=1000000000 is out of range [1, 100000]"},
+      {"--max-memory lots info lenet5", "--max-memory: 'lots' is not a byte count"},
+      {"--max-memory 1M info \"input(1000) dense(2000000000)\"", "memory limit of 1.0 MB"},
+  };
+  for (const Case& c : refused) {
+    Run r = glassbox(s, c.args);
+    CAPTURE(c.args);
+    CHECK(r.status == 1);
+    CHECK_MESSAGE(contains(r.err, c.expect), r.err);
+    CHECK_MESSAGE(!contains(r.err, "stod"), r.err);
+  }
+  CHECK(!fs::exists(s / "t.safetensors"));  // no unloadable model was saved
+
+  // regions --plane of a 2-D model without --data segfaulted: it now draws the default window.
+  Run plane = glassbox(s, "regions --model " + mlp + " --plane --size 64 --out " + (s / "plane"));
+  CHECK_MESSAGE(plane.status == 0, plane.err);
+  CHECK(json::parse(slurp(s / "plane/plane.json"))["window"][1] == 3.0);
+}
+
+TEST_CASE("hostile cli: model paths, checkpoints, NaN data and same-named inputs") {
+  Scratch s;
+  // A trained toy model under a name that looks like architecture text.
+  Run t = glassbox(s, "train --model toy2d --data toy:moons --epochs 1 --quiet --out \"" + (s / "model (copy).safetensors") + "\"");
+  REQUIRE_MESSAGE(t.status == 0, t.err);
+  Run info = glassbox(s, "info \"" + (s / "model (copy).safetensors") + "\"");
+  CHECK_MESSAGE(info.status == 0, info.err);
+  // info/eval on the checkpoint beside it.
+  const std::string ckpt = s / "model (copy).ckpt.safetensors";
+  REQUIRE(fs::exists(ckpt));
+  for (const std::string cmd : {"info", "eval --data toy:moons --model"}) {
+    Run r = glassbox(s, cmd + " \"" + ckpt + "\"");
+    CHECK(r.status == 1);
+    CHECK_MESSAGE(contains(r.err, "is a training checkpoint, not a model"), r.err);
+  }
+
+  // NaN training data is named as such (it was "training diverged ... try a lower --lr").
+  {
+    std::string xs;
+    for (int i = 0; i < 20; ++i) xs += floats({float(i % 2), i == 7 ? NAN : float(i) / 20});
+    std::string ys;
+    for (int i = 0; i < 20; ++i) ys += std::string(1, char(i % 2)) + std::string(7, '\0');
+    put(s / "x.npy", npy("<f4", "(20, 2)", xs));
+    put(s / "y.npy", npy("<i8", "(20,)", ys));
+    Run r = glassbox(s, "train --model toy2d --data npy:" + (s / "x.npy") + "," + (s / "y.npy") + " --quiet --out " +
+                            (s / "n.safetensors"));
+    CHECK(r.status == 1);
+    CHECK_MESSAGE(contains(r.err, "(training data): NaN at sample"), r.err);
+    CHECK_MESSAGE(!contains(r.err, "diverged"), r.err);
+    CHECK(!fs::exists(s / "n.safetensors"));
+  }
+
+  // NaN inputs are refused before any computation, and allowed on request.
+  const std::string model = "\"" + (s / "model (copy).safetensors") + "\"";
+  put(s / "nan.npy", npy("<f4", "(1, 2)", floats({NAN, 1})));
+  Run p = glassbox(s, "predict --model " + model + " --input " + (s / "nan.npy"));
+  CHECK(p.status == 1);
+  CHECK_MESSAGE(contains(p.err, "nan.npy: NaN at sample 0, element 0"), p.err);
+  Run allowed = glassbox(s, "--allow-nonfinite predict --model " + model + " --input " + (s / "nan.npy"));
+  CHECK_MESSAGE(allowed.status == 0, allowed.err);
+
+  // Two inputs with the same name in different folders no longer overwrite each other's outputs.
+  fs::create_directories(s / "a");
+  fs::create_directories(s / "b");
+  put(s / "a/p.npy", npy("<f4", "(1, 2)", floats({0.1f, 0.2f})));
+  put(s / "b/p.npy", npy("<f4", "(1, 2)", floats({-1, 1})));
+  Run r = glassbox(s, "regions --model " + model + " --input " + (s / "a/p.npy") + " " + (s / "b/p.npy") + " --out " +
+                          (s / "same"));
+  CHECK_MESSAGE(r.status == 0, r.err);
+  int regions = 0;
+  for (auto& e : fs::directory_iterator(s / "same")) regions += fs::exists(e.path() / "region.json");
+  CHECK(regions == 2);
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# tools/fuzz.sh SECONDS [TARGET...]: builds the libFuzzer targets with clang in build-fuzz/ (ASan,
+# UBSan with float-cast-overflow, -O1) and runs each for SECONDS from its seed corpus
+# (fuzz/corpus/<target>, copied to build-fuzz/corpus/<target> so the repository's seeds stay small).
+# Prints one line per target: executions, new corpus size, and OK or the crash/timeout/oom file.
+# Exits 1 when any target found something; 0 with a note when clang is missing (nothing to run).
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+secs=${1:-60}
+shift || true
+targets=("$@")
+[ ${#targets[@]} -eq 0 ] && targets=(fuzz_safetensors fuzz_npy fuzz_idx fuzz_cifar fuzz_image fuzz_architecture)
+if ! command -v clang++ >/dev/null; then
+  echo "fuzz: clang++ not found (apt-get install clang libclang-rt-dev); skipped"
+  exit 0
+fi
+if [ ! -f build-fuzz/build.ninja ]; then
+  CXX=clang++ meson setup build-fuzz -Dfuzz=true -Dbuildtype=plain \
+    -Dcpp_args="-O1 -g -fsanitize=float-cast-overflow" -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+fi
+ninja -C build-fuzz "${targets[@]/#/fuzz/}" >/dev/null || ninja -C build-fuzz "${targets[@]/#/fuzz/}" >&2 || { echo "fuzz: build FAILED"; exit 1; }
+mkdir -p build-fuzz/findings
+failed=0
+for t in "${targets[@]}"; do
+  corpus=build-fuzz/corpus/$t
+  mkdir -p "$corpus"
+  log=build-fuzz/findings/$t.log
+  ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    "build-fuzz/fuzz/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+    -artifact_prefix="build-fuzz/findings/$t-" -print_final_stats=1 "$corpus" "fuzz/corpus/$t" >"$log" 2>&1
+  status=$?
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
+  if [ $status -eq 0 ]; then
+    echo "$t: ${secs}s, $execs executions, corpus $(ls "$corpus" | wc -l) files: OK"
+  else
+    failed=1
+    echo "$t: FAILED after $execs executions (exit $status): $(ls build-fuzz/findings/$t-* 2>/dev/null | head -1); see $log"
+  fi
+done
+exit $failed
