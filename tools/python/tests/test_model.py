@@ -119,7 +119,7 @@ def test_threads_give_the_same_bits(model, inputs):
 
 def test_gil_is_released_during_explain(model):
     """Another Python thread keeps running while a long explanation runs."""
-    x = np.random.default_rng(3).standard_normal((16, 1, 16, 16)).astype(np.float32)
+    x = np.random.default_rng(3).standard_normal((64, 1, 16, 16)).astype(np.float32)
     ticks = []
     done = threading.Event()
 
@@ -131,7 +131,7 @@ def test_gil_is_released_during_explain(model):
     t = threading.Thread(target=tick)
     t0 = time.perf_counter()
     t.start()
-    glassbox.explain(model, x, 1, "integrated-gradients", n_steps=400)
+    glassbox.explain(model, x, 1, "integrated-gradients", n_steps=2000)
     t1 = time.perf_counter()
     done.set()
     t.join()
