@@ -98,12 +98,48 @@ void check_png_chunks(const std::string& path, const std::vector<uint8_t>& b) {
   }
 }
 
+// JPEG Huffman tables (DHT segments) may define at most 256 codes: Debian's stb_image indexes its
+// 256-entry tables by the declared count without checking it (an out-of-bounds write found by
+// fuzz_image). Walks the segments, and the markers between entropy-coded scans.
+void check_jpeg_huffman(const std::string& path, const std::vector<uint8_t>& b) {
+  uint64_t at = 2;  // after SOI
+  while (at + 4 <= b.size()) {
+    if (b[at] != 0xFF) return;  // not a marker where one must be: stb reports it
+    const uint8_t m = b[at + 1];
+    if (m == 0xFF) {  // fill byte
+      ++at;
+      continue;
+    }
+    if (m == 0xD9) return;  // EOI
+    if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) {  // markers without a length
+      at += 2;
+      continue;
+    }
+    const uint64_t len = uint64_t(b[at + 2]) << 8 | b[at + 3], end = at + 2 + len;
+    if (len < 2 || end > b.size()) fail(path, "truncated JPEG: a segment runs past the end of the file");
+    if (m == 0xC4)
+      for (uint64_t t = at + 4; t < end;) {
+        if (t + 17 > end || (b[t] >> 4) > 1 || (b[t] & 15) > 3) fail(path, "bad JPEG Huffman table (DHT) header");
+        uint64_t codes = 0;
+        for (int i = 1; i <= 16; ++i) codes += b[t + i];
+        if (codes > 256 || t + 17 + codes > end)
+          fail(path, "bad JPEG Huffman table: " + std::to_string(codes) + " codes (at most 256, within the segment)");
+        t += 17 + codes;
+      }
+    at = end;
+    if (m == 0xDA)  // entropy-coded data follows a scan header: skip to the next real marker
+      while (at + 1 < b.size() && !(b[at] == 0xFF && b[at + 1] != 0 && (b[at + 1] < 0xD0 || b[at + 1] > 0xD7))) ++at;
+  }
+}
+
 }  // namespace
 
 void check_image_header(const std::string& path, const std::vector<uint8_t>& bytes) {
   int w = 0, h = 0, c = 0;
   if (bytes.size() > size_t(INT32_MAX)) fail(path, "too large for an image file");
   if (bytes.size() >= 2 && bytes[0] == 'P' && (bytes[1] == '5' || bytes[1] == '6')) return check_pnm(path, bytes);
+  // Before stb reads any JPEG header: its header reader builds the Huffman tables.
+  if (bytes.size() >= 2 && bytes[0] == 0xFF && bytes[1] == 0xD8) check_jpeg_huffman(path, bytes);
   if (!stbi_info_from_memory(bytes.data(), int(bytes.size()), &w, &h, &c)) return;  // stb_load names the problem
   if (w <= 0 || h <= 0) fail(path, "image of " + std::to_string(w) + "x" + std::to_string(h) + " pixels");
   if (w > kMaxImageSide || h > kMaxImageSide || int64_t(w) * h > kMaxImagePixels)

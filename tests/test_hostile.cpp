@@ -307,6 +307,12 @@ TEST_CASE("hostile: image headers are checked against the file and a size limit"
   // A 100-byte PNG whose IDAT claimed 2^30 bytes made stb allocate 2 GB (found by fuzz_image).
   put(s / "claims.png", png_sig + ihdr + std::string("\x40\0\0\0IDAT", 8) + std::string(20, '\0'));
   CHECK(contains(error_of([&] { read_image(s / "claims.png"); }), "truncated PNG: chunk 'IDAT' declares 1073741824 bytes"));
+  // Debian's stb_image wrote past its 256-entry Huffman tables for a DHT segment declaring more
+  // codes (found by fuzz_image); a segment longer than the file is refused too.
+  put(s / "dht_long.jpg", std::string("\xFF\xD8\xFF\xC4\xC4\xC4", 6) + std::string(121, '\0') + "\xFF\x20");
+  CHECK(contains(error_of([&] { read_image(s / "dht_long.jpg"); }), "dht_long.jpg: truncated JPEG"));
+  put(s / "dht_codes.jpg", std::string("\xFF\xD8\xFF\xC4\x00\x13\x00", 7) + std::string(16, '\x20') + "\xFF\xD9");
+  CHECK(contains(error_of([&] { read_image(s / "dht_codes.jpg"); }), "dht_codes.jpg: bad JPEG Huffman table: 512 codes"));
   put(s / "zero.pgm", "P5 0 2 255\n");
   CHECK(contains(error_of([&] { read_image(s / "zero.pgm"); }), "bad PNM header: 0x2 pixels"));
   put(s / "short.ppm", std::string("P6 4 4 255\n") + std::string(4 * 4 * 3 - 1, '\0'));
