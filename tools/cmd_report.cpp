@@ -122,13 +122,16 @@ std::vector<Section> sections(const Settings& s) {
                                         std::string(act) + ": Input x Gradient, IG, epsilon-LRP, DeepLIFT"));
                  return st;
                }});
-  v.push_back({4, "SmoothGrad noise levels", "SmoothGrad Fig. 3", "Smilkov et al. 2017", {"explain"}, [=] {
+  v.push_back({4, "SmoothGrad noise levels and sample counts", "SmoothGrad Figs. 3-4", "Smilkov et al. 2017", {"explain"}, [=] {
                  std::vector<Step> st;
                  for (const char* level : {"0.05", "0.1", "0.2", "0.3"})
                    st.push_back(explain(std::string("s4-level") + level, lenet, "smoothgrad",
                                         {"--param", std::string("level=") + level, "--param",
                                          std::string("n=") + (s.quick ? "16" : "50")},
                                         std::string("SmoothGrad, noise level ") + level + " of the input range"));
+                 for (const char* n : {"1", "10", "50"})
+                   st.push_back(explain(std::string("s4-n") + n, lenet, "smoothgrad", {"--param", std::string("n=") + n},
+                                        std::string("SmoothGrad, ") + n + " noisy samples (noise level 0.15)"));
                  return st;
                }});
   v.push_back({5, "LRP composites and IG", "Bach et al. 2015; Montavon et al. 2019 (composites); Sundararajan et al. 2017",
@@ -137,7 +140,11 @@ std::vector<Section> sections(const Settings& s) {
                      explain("s5-lrp", lenet, "lrp-epsilon,lrp-epsilon-plus-flat,lrp-epsilon-gamma-box,lrp-epsilon-alpha2-beta1",
                              {}, "LRP composites side by side (relevance conserved layer by layer)"),
                      explain("s5-ig", lenet, "integrated-gradients", {},
-                             "Integrated Gradients (black baseline; summary.json: completeness per input)")};
+                             "Integrated Gradients, 50 Gauss-Legendre steps (black baseline; summary.json: completeness "
+                             "error per input)"),
+                     explain("s5-ig-exact", lenet, "integrated-gradients", {"--param", "method=exact"},
+                             "Exact Integrated Gradients: the sum over the linear regions the path crosses (summary.json: "
+                             "completeness error at float rounding)")};
                }});
   v.push_back({6, "Network inversion", "survey Fig. 5", "Mahendran & Vedaldi 2015", {"visualize"}, [=] {
                  return std::vector<Step>{{"s6-invert", {"visualize", "--model", lenet, "--method", "invert", "--data",
@@ -209,7 +216,16 @@ std::vector<Section> sections(const Settings& s) {
                }});
   v.push_back({13, "Evaluating explanations", "survey Table 3, measured; Adebayo et al. 2018 (sanity checks)",
                "Quantus; Petsiuk et al. 2018", {"evaluate"}, [=] {
-                 return std::vector<Step>{{"s13", {"evaluate", "--model", lenet, "--data", s.data, "--index", idx,
+                 return std::vector<Step>{
+                     {"s13-sanity", {"evaluate", "--model", lenet, "--data", s.data, "--index", "0:4", "--method",
+                                     "saliency,guided-backprop,integrated-gradients", "--metric", "cascading-randomisation",
+                                     "--out", "s13-sanity"},
+                      {{"grid_cascading-randomisation.png", "Sanity check: explanations as the layers are re-initialized "
+                                                            "from the top down (Adebayo et al.'s cascade)"},
+                       {"curve_cascading-randomisation_spearman-abs.png", "Rank correlation with the original explanation "
+                                                                          "per randomized layer"}},
+                      "test images 0-3; layers re-initialized with their initializer, seeded"},
+                     {"s13", {"evaluate", "--model", lenet, "--data", s.data, "--index", idx,
                                                     "--method", "saliency,integrated-gradients,lrp-epsilon", "--metric",
                                                     "deletion,insertion,max-sensitivity,sparseness", "--out", "s13"},
                                            {{"curve_deletion.png", "Deletion curves per method"},
