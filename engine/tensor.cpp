@@ -79,7 +79,8 @@ static void check_tensor_memory(const Shape& s, size_t n) {
   if (n > (size_t(1) << 24)) check_memory(uint64_t(n) * sizeof(float), "a tensor of shape " + s.str());
 }
 
-Tensor::Tensor(const Shape& s, float fill) : shape_(s) {
+Tensor::Tensor(const Shape& s, float fill) {
+  set_shape(s);
   check_tensor_memory(s, s.numel());
   buf_ = std::make_shared<std::vector<float>>(s.numel(), fill);
 }
@@ -88,7 +89,7 @@ Tensor Tensor::from(const Shape& s, std::vector<float> values) {
   if (values.size() != s.numel())
     throw ShapeError("Tensor::from: " + std::to_string(values.size()) + " values for shape " + s.str());
   Tensor t;
-  t.shape_ = s;
+  t.set_shape(s);
   t.buf_ = std::make_shared<std::vector<float>>(std::move(values));
   return t;
 }
@@ -106,14 +107,16 @@ Tensor Tensor::slice(int begin, int end) const {
                      shape_.str());
   Tensor t = *this;
   t.off_ = off_ + size_t(begin) * sample_size();
-  t.shape_.d[0] = end - begin;
+  Shape rows = shape_;
+  rows.d[0] = end - begin;
+  t.set_shape(rows);
   return t;
 }
 
 Tensor Tensor::reshaped(const Shape& s) const {
   if (s.numel() != size()) throw ShapeError("cannot reshape " + shape_.str() + " to " + s.str());
   Tensor t = *this;
-  t.shape_ = s;
+  t.set_shape(s);
   return t;
 }
 
@@ -131,7 +134,7 @@ void Tensor::resize(const Shape& s) {
     buf_ = std::make_shared<std::vector<float>>(n);
     off_ = 0;
   }
-  shape_ = s;
+  set_shape(s);
 }
 
 void Tensor::fill(float v) {

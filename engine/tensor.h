@@ -53,7 +53,7 @@ class Tensor {
   const Shape& shape() const { return shape_; }
   int dim(int i) const { return shape_.d[i]; }
   int rank() const { return shape_.rank; }
-  size_t size() const { return shape_.rank ? shape_.numel() : 0; }
+  size_t size() const { return size_; }  // kept with the shape: loops test it per element
   bool empty() const { return size() == 0; }
   int batch() const { return shape_.rank ? shape_.d[0] : 0; }  // 0 for the empty Tensor()
   size_t sample_size() const { return shape_.d[0] ? size() / shape_.d[0] : 0; }
@@ -79,6 +79,11 @@ class Tensor {
   std::shared_ptr<std::vector<float>> buf_;
   size_t off_ = 0;
   Shape shape_;
+  size_t size_ = 0;  // shape_.numel() (checked once, when the shape is set); 0 for the empty Tensor()
+  void set_shape(const Shape& s) {
+    shape_ = s;
+    size_ = s.rank ? s.numel() : 0;
+  }
 };
 
 // Throws ShapeError("<what>: expected [..], got [..]") unless t has shape want.

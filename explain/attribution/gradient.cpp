@@ -53,7 +53,11 @@ Tensor backprop(Graph& g, const Tensor& x, const Target& target, const BackpropO
     const Tensor& s = g.backward(seed, opt);
     const Tensor& a = g.activation(layer);
     float* d = out.data() + size_t(b) * row;
-    for (size_t i = 0; i < s.size(); ++i) d[i] = o.times_activation ? s[i] * a[i] : s[i];
+    const float *sp = s.data(), *ap = a.data();
+    if (o.times_activation)
+      for (size_t i = 0, n = s.size(); i < n; ++i) d[i] = sp[i] * ap[i];
+    else
+      std::copy(sp, sp + s.size(), d);
   }
   return out;
 }
