@@ -98,38 +98,53 @@ void check_png_chunks(const std::string& path, const std::vector<uint8_t>& b) {
   }
 }
 
-// JPEG Huffman tables (DHT segments) may define at most 256 codes: Debian's stb_image indexes its
-// 256-entry tables by the declared count without checking it (an out-of-bounds write found by
-// fuzz_image). Walks the segments, and the markers between entropy-coded scans.
+// JPEG Huffman tables (DHT segments) may define at most 256 codes: Debian's stb_image fills its
+// 257-entry tables by the declared counts before checking them (an out-of-bounds write found by
+// fuzz_image). stb finds markers more loosely than the standard: any run of 0xFF before a marker
+// byte (also before SOI), padding between header segments, and any marker inside entropy-coded
+// data once it stops decoding. So this walk follows stb up to the first scan and, from there on,
+// checks every 0xFF..0xC4 in the file: a false alarm needs that pair inside a later APP segment.
+void check_dht_tables(const std::string& path, const std::vector<uint8_t>& b, uint64_t at) {
+  auto byte = [&](uint64_t i) -> unsigned { return i < b.size() ? b[i] : 0; };  // stb reads 0 past the end
+  int64_t left = int64_t(byte(at) << 8 | byte(at + 1)) - 2;
+  for (at += 2; left > 0;) {
+    const unsigned q = byte(at);
+    if ((q >> 4) > 1 || (q & 15) > 3) return;  // stb refuses the header itself
+    uint64_t codes = 0;
+    for (int i = 1; i <= 16; ++i) codes += byte(at + i);
+    if (codes > 256) fail(path, "bad JPEG Huffman table: " + std::to_string(codes) + " codes (at most 256)");
+    at += 17 + codes;
+    left -= int64_t(17 + codes);
+  }
+}
+
 void check_jpeg_huffman(const std::string& path, const std::vector<uint8_t>& b) {
-  uint64_t at = 2;  // after SOI
-  while (at + 4 <= b.size()) {
-    if (b[at] != 0xFF) return;  // not a marker where one must be: stb reports it
-    const uint8_t m = b[at + 1];
-    if (m == 0xFF) {  // fill byte
+  uint64_t at = 0;
+  while (at < b.size() && b[at] == 0xFF) ++at;
+  if (at == 0 || at >= b.size() || b[at] != 0xD8) return;  // not a JPEG to stb
+  for (++at; at < b.size();) {
+    if (b[at] != 0xFF) {  // padding between segments (stb skips it in the header)
       ++at;
       continue;
     }
-    if (m == 0xD9) return;  // EOI
-    if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) {  // markers without a length
-      at += 2;
-      continue;
-    }
-    const uint64_t len = uint64_t(b[at + 2]) << 8 | b[at + 3], end = at + 2 + len;
-    if (len < 2 || end > b.size()) fail(path, "truncated JPEG: a segment runs past the end of the file");
-    if (m == 0xC4)
-      for (uint64_t t = at + 4; t < end;) {
-        if (t + 17 > end || (b[t] >> 4) > 1 || (b[t] & 15) > 3) fail(path, "bad JPEG Huffman table (DHT) header");
-        uint64_t codes = 0;
-        for (int i = 1; i <= 16; ++i) codes += b[t + i];
-        if (codes > 256 || t + 17 + codes > end)
-          fail(path, "bad JPEG Huffman table: " + std::to_string(codes) + " codes (at most 256, within the segment)");
-        t += 17 + codes;
-      }
-    at = end;
-    if (m == 0xDA)  // entropy-coded data follows a scan header: skip to the next real marker
-      while (at + 1 < b.size() && !(b[at] == 0xFF && b[at + 1] != 0 && (b[at + 1] < 0xD0 || b[at + 1] > 0xD7))) ++at;
+    while (at < b.size() && b[at] == 0xFF) ++at;  // fill bytes
+    if (at + 1 > b.size()) return;
+    const uint8_t m = b[at++];
+    if (m == 0xD9) return;                                  // EOI
+    if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) continue;  // no length (stb refuses most)
+    if (at + 2 > b.size()) fail(path, "truncated JPEG: a segment header runs past the end of the file");
+    const uint64_t end = at + (uint64_t(b[at]) << 8 | b[at + 1]);
+    if (end > b.size()) fail(path, "truncated JPEG: a segment runs past the end of the file");
+    if (m == 0xC4) check_dht_tables(path, b, at);
+    at = std::max(end, at + 2);
+    if (m == 0xDA) break;  // a scan: its data may hide a marker wherever stb stops decoding
   }
+  for (; at + 1 < b.size(); ++at)
+    if (b[at] == 0xFF) {
+      uint64_t m = at + 1;
+      while (m < b.size() && b[m] == 0xFF) ++m;
+      if (m < b.size() && b[m] == 0xC4) check_dht_tables(path, b, m + 1);
+    }
 }
 
 }  // namespace
@@ -139,7 +154,7 @@ void check_image_header(const std::string& path, const std::vector<uint8_t>& byt
   if (bytes.size() > size_t(INT32_MAX)) fail(path, "too large for an image file");
   if (bytes.size() >= 2 && bytes[0] == 'P' && (bytes[1] == '5' || bytes[1] == '6')) return check_pnm(path, bytes);
   // Before stb reads any JPEG header: its header reader builds the Huffman tables.
-  if (bytes.size() >= 2 && bytes[0] == 0xFF && bytes[1] == 0xD8) check_jpeg_huffman(path, bytes);
+  if (!bytes.empty() && bytes[0] == 0xFF) check_jpeg_huffman(path, bytes);
   if (!stbi_info_from_memory(bytes.data(), int(bytes.size()), &w, &h, &c)) return;  // stb_load names the problem
   if (w <= 0 || h <= 0) fail(path, "image of " + std::to_string(w) + "x" + std::to_string(h) + " pixels");
   if (w > kMaxImageSide || h > kMaxImageSide || int64_t(w) * h > kMaxImagePixels)

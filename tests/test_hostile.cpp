@@ -313,6 +313,14 @@ TEST_CASE("hostile: image headers are checked against the file and a size limit"
   CHECK(contains(error_of([&] { read_image(s / "dht_long.jpg"); }), "dht_long.jpg: truncated JPEG"));
   put(s / "dht_codes.jpg", std::string("\xFF\xD8\xFF\xC4\x00\x13\x00", 7) + std::string(16, '\x20') + "\xFF\xD9");
   CHECK(contains(error_of([&] { read_image(s / "dht_codes.jpg"); }), "dht_codes.jpg: bad JPEG Huffman table: 512 codes"));
+  // stb also takes fill bytes before SOI, padding between segments and a marker inside scan data.
+  const std::string dht = std::string("\xFF\xC4\x00\x13\x00", 5) + std::string(16, '\x20');
+  put(s / "dht_fill.jpg", std::string("\xFF\xFF\xFF\xD8", 4) + dht);
+  CHECK(contains(error_of([&] { read_image(s / "dht_fill.jpg"); }), "dht_fill.jpg: bad JPEG Huffman table: 512 codes"));
+  put(s / "dht_pad.jpg", std::string("\xFF\xD8\xFF\xFE\x00\x02\x20\x20", 8) + dht);
+  CHECK(contains(error_of([&] { read_image(s / "dht_pad.jpg"); }), "dht_pad.jpg: bad JPEG Huffman table: 512 codes"));
+  put(s / "dht_scan.jpg", std::string("\xFF\xD8\xFF\xDA\x00\x02\x11\x22\xFF\x00", 10) + dht);
+  CHECK(contains(error_of([&] { read_image(s / "dht_scan.jpg"); }), "dht_scan.jpg: bad JPEG Huffman table: 512 codes"));
   put(s / "zero.pgm", "P5 0 2 255\n");
   CHECK(contains(error_of([&] { read_image(s / "zero.pgm"); }), "bad PNM header: 0x2 pixels"));
   put(s / "short.ppm", std::string("P6 4 4 255\n") + std::string(4 * 4 * 3 - 1, '\0'));

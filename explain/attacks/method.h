@@ -85,9 +85,9 @@ void for_chunks(int n, int chunk, const std::function<void(int b, int e)>& fn);
 
 // Readers that bound what drives run time: an error names the method, the key, the value and the
 // accepted range.
-int read_int(ParamReader& r, const std::string& key, int lo, int hi);
-double read_number(ParamReader& r, const std::string& key, double lo, double hi);
-std::string read_choice(ParamReader& r, const std::string& key, const std::vector<std::string>& choices);
+using explain::read_choice;
+using explain::read_int;
+using explain::read_number;
 
 // A random stream per input that depends only on the seed and the input's values, so a batch gets
 // the inputs' streams one by one.

@@ -120,38 +120,10 @@ uint64_t sample_seed(const float* p, size_t n, uint64_t seed) {
   return h;
 }
 
-int read_int(ParamReader& r, const std::string& key, int lo, int hi) {
-  const int v = r.integer(key);
-  if (v < lo || v > hi)
-    throw std::out_of_range(r.method() + ": --param " + key + "=" + std::to_string(v) + " outside [" +
-                            std::to_string(lo) + ", " + std::to_string(hi) + "]");
-  return v;
-}
-
-double read_number(ParamReader& r, const std::string& key, double lo, double hi) {
-  const double v = r.number(key);
-  if (v < lo || v > hi) {
-    char buf[160];
-    std::snprintf(buf, sizeof buf, "=%g outside [%g, %g]", v, lo, hi);
-    throw std::out_of_range(r.method() + ": --param " + key + buf);
-  }
-  return v;
-}
-
-std::string read_choice(ParamReader& r, const std::string& key, const std::vector<std::string>& choices) {
-  const std::string v = r.text(key);
-  std::string known;
-  for (const std::string& c : choices) {
-    if (c == v) return v;
-    known += (known.empty() ? "" : ", ") + c;
-  }
-  throw std::invalid_argument(r.method() + ": --param " + key + "=" + v + " (known: " + known + ")");
-}
-
 // ---- the registry --------------------------------------------------------------------------
 
-static const std::vector<Method>& registry() {
-  static const std::vector<Method> r = [] {
+static const explain::MethodTable<Method>& table() {
+  static const explain::MethodTable<Method> t("attack", [] {
     std::vector<Method> m;
     add_gradient_attacks(m);
     add_cw(m);
@@ -161,31 +133,16 @@ static const std::vector<Method>& registry() {
     add_detection(m);
     add_substitute(m);
     return m;
-  }();
-  return r;
+  }());
+  return t;
 }
 
-const std::vector<MethodInfo>& methods() {
-  static const std::vector<MethodInfo> infos = [] {
-    std::vector<MethodInfo> v;
-    for (auto& m : registry()) v.push_back(m.info);
-    return v;
-  }();
-  return infos;
-}
+const std::vector<MethodInfo>& methods() { return table().infos(); }
 
-static const Method& find(const std::string& name) {
-  for (auto& m : registry())
-    if (m.info.name == name) return m;
-  std::string names;
-  for (auto& m : registry()) names += (names.empty() ? "" : ", ") + m.info.name;
-  throw std::invalid_argument("unknown attack '" + name + "' (known: " + names + ")");
-}
-
-const MethodInfo& method_info(const std::string& name) { return find(name).info; }
+const MethodInfo& method_info(const std::string& name) { return table().find(name).info; }
 
 std::string epsilon_key(const std::string& method) {
-  for (const ParamInfo& p : find(method).info.params)
+  for (const ParamInfo& p : table().find(method).info.params)
     if (p.name == "epsilon" || p.name == "radius") return p.name;
   return "";
 }
@@ -268,7 +225,7 @@ static void measure(const Job& job, Result& r) {
 }
 
 Result attack(Graph& model, const Request& q, const std::string& method, const Params& params) {
-  const Method& m = find(method);
+  const Method& m = table().find(method);
   check_request(model, q);
   ParamReader reader(params, m.info);
   Job job{model, q, q.pixels, input_pixels(q), {}, {}, q.targets, {}, {}, {}, {}, {}};

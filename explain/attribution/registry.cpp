@@ -5,8 +5,8 @@
 
 namespace gb::explain {
 
-static const std::vector<Method>& registry() {
-  static const std::vector<Method> r = [] {
+static const MethodTable<Method>& table() {
+  static const MethodTable<Method> t("method", [] {
     std::vector<Method> m;
     add_gradient_methods(m);
     add_relu_rule_methods(m);
@@ -16,32 +16,17 @@ static const std::vector<Method>& registry() {
     add_perturbation_methods(m);
     add_lime_methods(m);
     return m;
-  }();
-  return r;
+  }());
+  return t;
 }
 
-const std::vector<MethodInfo>& methods() {
-  static const std::vector<MethodInfo> infos = [] {
-    std::vector<MethodInfo> v;
-    for (auto& m : registry()) v.push_back(m.info);
-    return v;
-  }();
-  return infos;
-}
+const std::vector<MethodInfo>& methods() { return table().infos(); }
 
-static const Method& find(const std::string& name) {
-  for (auto& m : registry())
-    if (m.info.name == name) return m;
-  std::string names;
-  for (auto& m : registry()) names += (names.empty() ? "" : ", ") + m.info.name;
-  throw std::invalid_argument("unknown method '" + name + "' (known: " + names + ")");
-}
-
-const MethodInfo& method_info(const std::string& name) { return find(name).info; }
+const MethodInfo& method_info(const std::string& name) { return table().find(name).info; }
 
 Result explain(Graph& model, const Tensor& x, const Target& target, const std::string& method,
                const Params& params) {
-  const Method& m = find(method);
+  const Method& m = table().find(method);
   if (x.rank() != model.input_shape().rank + 1 || x.shape().sample() != model.input_shape())
     shape_error("input to explain", Shape::batch_of(x.rank() ? x.batch() : 1, model.input_shape()), x.shape());
   target.check(model, x.batch());

@@ -9,6 +9,8 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "engine/tensor.h"
@@ -78,6 +80,44 @@ class ParamReader {
   std::set<std::string> read_;
   const ParamInfo& lookup(const std::string& key);
   std::string raw(const std::string& key);  // the given text or the default
+};
+
+// Readers for a parameter whose accepted range depends on the input (a side length, a class
+// count) or which is one of a few words: the error names the method, key, value and what is
+// accepted ("--param k=v outside [lo, hi]", "--param k=v (known: a, b)").
+int read_int(ParamReader& r, const std::string& key, int lo, int hi);
+double read_number(ParamReader& r, const std::string& key, double lo, double hi);
+std::string read_choice(ParamReader& r, const std::string& key, const std::vector<std::string>& choices);
+
+// "a, b, c": the names of methods, for errors and help.
+std::string joined_names(const std::vector<MethodInfo>& methods);
+inline const std::string& name_of(const MethodInfo& info) { return info.name; }
+
+// A family's methods, built once by its adders and found by name; an unknown name is an error
+// "unknown WHAT 'name' (known: ...)". M is the family's method struct, with an `info` whose name
+// name_of() reads (a MethodInfo, or a family's own info type with its own name_of).
+template <class M>
+class MethodTable {
+ public:
+  using Info = std::decay_t<decltype(std::declval<M>().info)>;
+  MethodTable(std::string what, std::vector<M> methods) : what_(std::move(what)), methods_(std::move(methods)) {
+    for (const M& m : methods_) infos_.push_back(m.info);
+  }
+  const std::vector<M>& all() const { return methods_; }
+  const std::vector<Info>& infos() const { return infos_; }
+  const M& find(const std::string& name) const {
+    std::string known;
+    for (const M& m : methods_) {
+      if (name_of(m.info) == name) return m;
+      known += (known.empty() ? "" : ", ") + name_of(m.info);
+    }
+    throw std::invalid_argument("unknown " + what_ + " '" + name + "' (known: " + known + ")");
+  }
+
+ private:
+  std::string what_;
+  std::vector<M> methods_;
+  std::vector<Info> infos_;
 };
 
 }  // namespace gb::explain

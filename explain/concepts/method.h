@@ -23,9 +23,9 @@ const Method& find_method(const std::string& name, Kind kind);
 
 // Readers that bound what drives run time and memory: an error names the method, the key, the value
 // and the accepted range.
-int read_int(ParamReader& r, const std::string& key, int lo, int hi);
-double read_number(ParamReader& r, const std::string& key, double lo, double hi);
-std::string read_choice(ParamReader& r, const std::string& key, const std::vector<std::string>& choices);
+using explain::read_choice;
+using explain::read_int;
+using explain::read_number;
 
 // Throws naming `what` unless x is [n, model input...] with finite values.
 void check_examples(const Graph& g, const Tensor& x, const std::string& what);

@@ -10,38 +10,23 @@
 
 namespace gb::explain::instances {
 
-static const std::vector<Method>& registry() {
-  static const std::vector<Method> r = [] {
+static const explain::MethodTable<Method>& table() {
+  static const explain::MethodTable<Method> t("method", [] {
     std::vector<Method> m;
     add_knn_method(m);
     add_influence_method(m);
     add_tracin_method(m);
     add_representer_method(m);
     return m;
-  }();
-  return r;
+  }());
+  return t;
 }
 
-const std::vector<MethodInfo>& methods() {
-  static const std::vector<MethodInfo> infos = [] {
-    std::vector<MethodInfo> v;
-    for (auto& m : registry()) v.push_back(m.info);
-    return v;
-  }();
-  return infos;
-}
+const std::vector<MethodInfo>& methods() { return table().infos(); }
 
-static const Method& find(const std::string& name) {
-  for (auto& m : registry())
-    if (m.info.name == name) return m;
-  std::string names;
-  for (auto& m : registry()) names += (names.empty() ? "" : ", ") + m.info.name;
-  throw std::invalid_argument("unknown method '" + name + "' (known: " + names + ")");
-}
+const MethodInfo& method_info(const std::string& name) { return table().find(name).info; }
 
-const MethodInfo& method_info(const std::string& name) { return find(name).info; }
-
-bool has_self_influence(const std::string& method) { return bool(find(method).self); }
+bool has_self_influence(const std::string& method) { return bool(table().find(method).self); }
 
 void check_examples(const Graph& g, const Examples& ex, const std::string& what) {
   const Shape want = Shape::batch_of(ex.size() ? ex.size() : 1, g.input_shape());
@@ -63,7 +48,7 @@ void check_examples(const Graph& g, const Examples& ex, const std::string& what)
 
 Scores explain(Graph& model, const Examples& train, const Examples& tests, const std::string& method,
                const Params& params, const Context& context) {
-  const Method& m = find(method);
+  const Method& m = table().find(method);
   check_examples(model, train, "training set");
   check_examples(model, tests, "test inputs");
   ParamReader reader(params, m.info);
@@ -74,10 +59,10 @@ Scores explain(Graph& model, const Examples& train, const Examples& tests, const
 
 Scores self_influence(Graph& model, const Examples& train, const std::string& method, const Params& params,
                       const Context& context) {
-  const Method& m = find(method);
+  const Method& m = table().find(method);
   if (!m.self) {
     std::string names;
-    for (auto& r : registry())
+    for (auto& r : table().all())
       if (r.self) names += (names.empty() ? "" : ", ") + r.info.name;
     throw std::invalid_argument(method + " has no self-influence (methods with one: " + names + ")");
   }

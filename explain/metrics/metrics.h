@@ -86,6 +86,7 @@ struct MetricInfo {
   bool needs_masks = false;
   bool needs_label_random_model = false;
 };
+inline const std::string& name_of(const MetricInfo& m) { return m.declaration.name; }  // for MethodTable
 
 const std::vector<MetricInfo>& all_metrics();
 const MetricInfo& metric_info(const std::string& name);  // throws listing the known metrics

@@ -7,8 +7,8 @@
 
 namespace gb::metrics {
 
-static const std::vector<Metric>& registry() {
-  static const std::vector<Metric> r = [] {
+static const explain::MethodTable<Metric>& table() {
+  static const explain::MethodTable<Metric> t("metric", [] {
     std::vector<Metric> m;
     add_faithfulness_metrics(m);
     add_complexity_metrics(m);
@@ -17,28 +17,13 @@ static const std::vector<Metric>& registry() {
     add_axiom_metrics(m);
     add_localisation_metrics(m);
     return m;
-  }();
-  return r;
+  }());
+  return t;
 }
 
-const std::vector<MetricInfo>& all_metrics() {
-  static const std::vector<MetricInfo> infos = [] {
-    std::vector<MetricInfo> v;
-    for (auto& m : registry()) v.push_back(m.info);
-    return v;
-  }();
-  return infos;
-}
+const std::vector<MetricInfo>& all_metrics() { return table().infos(); }
 
-static const Metric& find(const std::string& name) {
-  for (auto& m : registry())
-    if (m.info.declaration.name == name) return m;
-  std::string names;
-  for (auto& m : registry()) names += (names.empty() ? "" : ", ") + m.info.declaration.name;
-  throw std::invalid_argument("unknown metric '" + name + "' (known: " + names + ")");
-}
-
-const MetricInfo& metric_info(const std::string& name) { return find(name).info; }
+const MetricInfo& metric_info(const std::string& name) { return table().find(name).info; }
 
 std::string list_text() {
   std::vector<MethodInfo> decls;
@@ -54,7 +39,7 @@ std::string list_text() {
 
 Evaluation evaluate(Graph& model, const Tensor& x, const Target& target, const Explanation& explanation,
                     const std::string& metric, const Params& params, const Context& context) {
-  const Metric& m = find(metric);
+  const Metric& m = table().find(metric);
   explain::method_info(explanation.method);  // an unknown method fails here, listing the methods
   if (x.rank() != model.input_shape().rank + 1 || x.shape().sample() != model.input_shape())
     shape_error("input to " + metric, Shape::batch_of(x.rank() ? x.batch() : 1, model.input_shape()), x.shape());

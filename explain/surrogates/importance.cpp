@@ -9,7 +9,6 @@
 #include "engine/interpretable_layers.h"
 #include "engine/passes.h"
 #include "engine/rng.h"
-#include "explain/surrogates/registry.h"
 
 namespace gb::explain::surrogates {
 
@@ -326,8 +325,8 @@ struct Method {
   std::function<Importance(Graph&, const ImportanceRequest&, ParamReader&)> run;
 };
 
-const std::vector<Method>& registry() {
-  static const std::vector<Method> r = {
+const MethodTable<Method>& table() {
+  static const MethodTable<Method> t("importance method", {
       {{"garson",
         "Garson's relative importance: each hidden unit's |input weights| as shares, weighted by the |weights| "
         "to the output along every path; per class, summing to 1",
@@ -373,8 +372,8 @@ const std::vector<Method>& registry() {
         "Agarwal et al. 2021 (neural additive models): shape functions centred to mean 0 over the data, feature "
         "importance mean |f_j(x_j) - mean f_j| per class; ReLU feature networks instead of ExU units"},
        run_nam},
-  };
-  return r;
+  });
+  return t;
 }
 
 }  // namespace
@@ -395,35 +394,20 @@ std::vector<const Dense*> perceptron_layers(const Graph& g, const std::string& m
   return layers;
 }
 
-const std::vector<MethodInfo>& importance_methods() {
-  static const std::vector<MethodInfo> infos = [] {
-    std::vector<MethodInfo> v;
-    for (const Method& m : registry()) v.push_back(m.info);
-    return v;
-  }();
-  return infos;
-}
+const std::vector<MethodInfo>& importance_methods() { return table().infos(); }
 
-const MethodInfo& importance_method(const std::string& name) {
-  for (const Method& m : registry())
-    if (m.info.name == name) return m.info;
-  unknown_method("importance", name, importance_methods());
-}
+const MethodInfo& importance_method(const std::string& name) { return table().find(name).info; }
 
 Importance importance(Graph& model, const ImportanceRequest& q, const std::string& method, const Params& params) {
-  const MethodInfo& info = importance_method(method);
+  const Method& m = table().find(method);
   if (!q.x.empty() && (q.x.rank() != model.input_shape().rank + 1 || q.x.shape().sample() != model.input_shape()))
     shape_error("importance data", Shape::batch_of(q.x.batch(), model.input_shape()), q.x.shape());
-  ParamReader reader(params, info);
-  for (const Method& m : registry())
-    if (m.info.name == method) {
-      const bool needs_data = method == "dimopoulos" || method == "miv" || method == "nam";
-      if (needs_data && q.x.empty()) throw std::invalid_argument(method + " needs data (--data)");
-      Importance r = m.run(model, q, reader);
-      reader.done();
-      return r;
-    }
-  unknown_method("importance", method, importance_methods());
+  ParamReader reader(params, m.info);
+  const bool needs_data = method == "dimopoulos" || method == "miv" || method == "nam";
+  if (needs_data && q.x.empty()) throw std::invalid_argument(method + " needs data (--data)");
+  Importance r = m.run(model, q, reader);
+  reader.done();
+  return r;
 }
 
 }  // namespace gb::explain::surrogates

@@ -15,7 +15,6 @@
 #include "explain/surrogates/anchors.h"
 #include "explain/surrogates/distill.h"
 #include "explain/surrogates/drawing.h"
-#include "explain/surrogates/registry.h"
 #include "explain/surrogates/rule_tree.h"
 
 namespace gb::explain::surrogates {
@@ -542,8 +541,8 @@ struct Method {
   std::function<std::vector<RuleSet>(Graph&, const RulesRequest&, ParamReader&)> run;
 };
 
-const std::vector<Method>& registry() {
-  static const std::vector<Method> r = {
+const MethodTable<Method>& table() {
+  static const MethodTable<Method> t("rule method", {
       {{"anchors",
         "an if-then rule over superpixels (images) or quantile ranges (flat features) that keeps the model's class "
         "with precision >= threshold, covering as much of the perturbations as possible (KL-LUCB beam search)",
@@ -578,43 +577,28 @@ const std::vector<Method>& registry() {
         "values, fitted to the model's predicted classes (a global surrogate, as the rule-extraction literature's "
         "pedagogical approach); ties to the lower feature"},
        run_tree},
-  };
-  return r;
+  });
+  return t;
 }
 
 }  // namespace
 
-const std::vector<MethodInfo>& rule_methods() {
-  static const std::vector<MethodInfo> infos = [] {
-    std::vector<MethodInfo> v;
-    for (const Method& m : registry()) v.push_back(m.info);
-    return v;
-  }();
-  return infos;
-}
+const std::vector<MethodInfo>& rule_methods() { return table().infos(); }
 
-const MethodInfo& rule_method(const std::string& name) {
-  for (const Method& m : registry())
-    if (m.info.name == name) return m.info;
-  unknown_method("rule", name, rule_methods());
-}
+const MethodInfo& rule_method(const std::string& name) { return table().find(name).info; }
 
 std::vector<RuleSet> rules(Graph& model, const RulesRequest& q, const std::string& method, const Params& params) {
-  const MethodInfo& info = rule_method(method);
+  const Method& m = table().find(method);
   for (const Tensor* t : {&q.inputs, &q.data, &q.test})
     if (!t->empty() && (t->rank() != model.input_shape().rank + 1 || t->shape().sample() != model.input_shape()))
       shape_error(t == &q.inputs ? "rules inputs" : t == &q.data ? "rules data" : "rules held-out data",
                   Shape::batch_of(t->batch(), model.input_shape()), t->shape());
   if (model.shape(model.output()).rank != 2)
     throw std::invalid_argument("rules: the model's output " + model.shape(model.output()).str() + " is not [N, classes]");
-  ParamReader reader(params, info);
-  for (const Method& m : registry())
-    if (m.info.name == method) {
-      std::vector<RuleSet> out = m.run(model, q, reader);
-      reader.done();
-      return out;
-    }
-  unknown_method("rule", method, rule_methods());
+  ParamReader reader(params, m.info);
+  std::vector<RuleSet> out = m.run(model, q, reader);
+  reader.done();
+  return out;
 }
 
 }  // namespace gb::explain::surrogates

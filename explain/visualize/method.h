@@ -29,9 +29,9 @@ constexpr int kScanBatch = 64;
 
 // Readers that bound what drives run time and memory: an error names the method, the key, the
 // value and the accepted range.
-int read_int(ParamReader& r, const std::string& key, int lo, int hi);
-double read_number(ParamReader& r, const std::string& key, double lo, double hi);
-std::string read_choice(ParamReader& r, const std::string& key, const std::vector<std::string>& choices);
+using explain::read_choice;
+using explain::read_int;
+using explain::read_number;
 
 // Declarations shared by the methods built on ascend(): the optimizer and the image priors, with
 // the defaults given (a method's own defaults differ: DeepDream steps with mean-|g| SGD).

@@ -8,8 +8,8 @@
 
 namespace gb::visualize {
 
-static const std::vector<Method>& registry() {
-  static const std::vector<Method> r = [] {
+static const explain::MethodTable<Method>& table() {
+  static const explain::MethodTable<Method> t("visualization method", [] {
     std::vector<Method> m;
     add_maximize_methods(m);
     add_facet_methods(m);
@@ -18,28 +18,13 @@ static const std::vector<Method>& registry() {
     add_perturb_methods(m);
     add_decoder_methods(m);
     return m;
-  }();
-  return r;
+  }());
+  return t;
 }
 
-const std::vector<MethodInfo>& methods() {
-  static const std::vector<MethodInfo> infos = [] {
-    std::vector<MethodInfo> v;
-    for (auto& m : registry()) v.push_back(m.info);
-    return v;
-  }();
-  return infos;
-}
+const std::vector<MethodInfo>& methods() { return table().infos(); }
 
-static const Method& find(const std::string& name) {
-  for (auto& m : registry())
-    if (m.info.name == name) return m;
-  std::string names;
-  for (auto& m : registry()) names += (names.empty() ? "" : ", ") + m.info.name;
-  throw std::invalid_argument("unknown visualization method '" + name + "' (known: " + names + ")");
-}
-
-const MethodInfo& method_info(const std::string& name) { return find(name).info; }
+const MethodInfo& method_info(const std::string& name) { return table().find(name).info; }
 
 static void check_images(const Graph& g, const Tensor& t, const std::string& what) {
   if (t.empty()) return;
@@ -50,7 +35,7 @@ static void check_images(const Graph& g, const Tensor& t, const std::string& wha
 }
 
 Result visualize(Graph& model, const Request& q, const std::string& method, const Params& params) {
-  const Method& m = find(method);
+  const Method& m = table().find(method);
   if (model.input_shape().rank != 3)
     throw ShapeError("feature visualization needs an image model [C,H,W], this one takes " + model.input_shape().str());
   check_images(model, q.inputs, "inputs");
@@ -67,34 +52,6 @@ Result visualize(Graph& model, const Request& q, const std::string& method, cons
   Result r = m.run(model, q, reader);
   reader.done();
   return r;
-}
-
-int read_int(ParamReader& r, const std::string& key, int lo, int hi) {
-  const int v = r.integer(key);
-  if (v < lo || v > hi)
-    throw std::out_of_range(r.method() + ": --param " + key + "=" + std::to_string(v) + " outside [" +
-                            std::to_string(lo) + ", " + std::to_string(hi) + "]");
-  return v;
-}
-
-double read_number(ParamReader& r, const std::string& key, double lo, double hi) {
-  const double v = r.number(key);
-  if (v < lo || v > hi) {
-    char buf[160];
-    std::snprintf(buf, sizeof buf, "=%g outside [%g, %g]", v, lo, hi);
-    throw std::out_of_range(r.method() + ": --param " + key + buf);
-  }
-  return v;
-}
-
-std::string read_choice(ParamReader& r, const std::string& key, const std::vector<std::string>& choices) {
-  const std::string v = r.text(key);
-  std::string known;
-  for (const std::string& c : choices) {
-    if (c == v) return v;
-    known += (known.empty() ? "" : ", ") + c;
-  }
-  throw std::invalid_argument(r.method() + ": --param " + key + "=" + v + " (known: " + known + ")");
 }
 
 std::vector<ParamInfo> ascent_params(const AscentDefaults& d) {
