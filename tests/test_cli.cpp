@@ -458,3 +458,64 @@ TEST_CASE("cli: train --out makes its folder; predict --logits prints the logits
   r = glassbox(s, "predict --model " + (s / "new/dir/m.safetensors") + " --data toy:moons --index 0");
   CHECK(!contains(r.out, "logit"));
 }
+
+TEST_CASE("cli: .npy inputs and baselines are pixels unless --input-space model; baseline keywords") {
+  Scratch s;
+  std::vector<int64_t> y;
+  for (int i = 0; i < 20; ++i) y.push_back(i % 3);
+  write_npy(s / "x.npy", {20, 1, 8, 8});
+  write_labels(s / "y.npy", y);
+  Run r = glassbox(s, std::string("train --model ") + kSmall + " --data npy:" + (s / "x.npy") + "," + (s / "y.npy") +
+                          " --epochs 1 --quiet --out " + (s / "m.safetensors"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);  // trained with --normalize std: a stored mean and std
+  const std::string model = " --model " + (s / "m.safetensors");
+  const std::string data = " --data npy:" + (s / "x.npy") + "," + (s / "y.npy") + " --split all --index 0:2";
+  auto run = [&](const std::string& args, const std::string& out) {
+    Run q = glassbox(s, "explain" + model + " --target 0 --method saliency,integrated-gradients --out " + (s / out) + " " + args);
+    REQUIRE_MESSAGE(q.status == 0, q.err);
+  };
+  // The same pixels as a .npy input and as dataset samples give the same explanations.
+  run("--input " + (s / "x.npy"), "npy");
+  run(data, "data");
+  CHECK(read_file(s / "npy/x_0_saliency.npy") == read_file(s / "data/0_0_saliency.npy"));
+  CHECK(read_file(s / "npy/x_1_integrated-gradients.npy") == read_file(s / "data/1_1_integrated-gradients.npy"));
+  CHECK(contains(read_file(s / "npy/summary.json"), "\"input_space\": \"pixels\""));
+  // Taken as already normalized, the same file is another input.
+  run("--input " + (s / "x.npy") + " --input-space model", "model");
+  CHECK(read_file(s / "model/x_0_saliency.npy") != read_file(s / "npy/x_0_saliency.npy"));
+  CHECK(contains(read_file(s / "model/summary.json"), "\"input_space\": \"model\""));
+  // Baselines: a number is a pixel value (0 = black, 0.5 = gray); mean is the training mean, which
+  // the normalization maps to 0 in the model's input space.
+  const std::string ig = " --method integrated-gradients";
+  run(data + " --baseline 0", "b0");
+  run(data + " --baseline black", "black");
+  CHECK(read_file(s / "b0/0_0_integrated-gradients.npy") == read_file(s / "black/0_0_integrated-gradients.npy"));
+  run(data + " --baseline 0.5", "b05");
+  run(data + " --baseline gray", "gray");
+  CHECK(read_file(s / "b05/0_0_integrated-gradients.npy") == read_file(s / "gray/0_0_integrated-gradients.npy"));
+  CHECK(read_file(s / "gray/0_0_integrated-gradients.npy") != read_file(s / "black/0_0_integrated-gradients.npy"));
+  run(data + " --baseline mean", "mean");
+  run(data + " --baseline 0 --input-space model", "m0");
+  CHECK(read_file(s / "mean/0_0_integrated-gradients.npy") == read_file(s / "m0/0_0_integrated-gradients.npy"));
+  CHECK(read_file(s / "m0/0_0_integrated-gradients.npy") != read_file(s / "b0/0_0_integrated-gradients.npy"));
+  // Seeded noise and blurred inputs: the same seed gives the same baseline, another seed another.
+  run(data + " --baseline uniform:3", "u3");
+  run(data + " --baseline uniform:3", "u3b");
+  run(data + " --baseline uniform:4", "u4");
+  CHECK(read_file(s / "u3/0_0_integrated-gradients.npy") == read_file(s / "u3b/0_0_integrated-gradients.npy"));
+  CHECK(read_file(s / "u3/0_0_integrated-gradients.npy") != read_file(s / "u4/0_0_integrated-gradients.npy"));
+  run(data + " --baseline blur:1", "blur");
+  CHECK(read_file(s / "blur/0_0_integrated-gradients.npy") != read_file(s / "black/0_0_integrated-gradients.npy"));
+  for (const char* bad : {"blur:0", "uniform:x", "purple", "nan"}) {
+    r = glassbox(s, "explain" + model + data + ig + " --out " + (s / "bad") + " --baseline " + bad);
+    CHECK(r.status != 0);
+    CHECK_MESSAGE(contains(r.err, std::string("--param baseline=") + bad), r.err);
+  }
+  r = glassbox(s, "explain" + model + data + ig + " --out " + (s / "bad") + " --input-space normalized");
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "--input-space"), r.err);
+  // A model without a stored normalization has no training mean.
+  r = glassbox(s, std::string("explain --model ") + kSmall + data + ig + " --out " + (s / "bad") + " --baseline mean");
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "no training mean"), r.err);
+}

@@ -1,7 +1,7 @@
 // glassbox attack: adversarial examples and attacks on explanations (explain/attacks) from the
 // command line. One attack per run, at one ε or along a list of them (a robustness curve). Writes,
-// for the last ε: adversarial.npy (N x C x H x W in the model's input space, loadable with
-// --input), per input <name>_adv.npy and <name>_adv.png (pixels), grid.png (input, adversarial,
+// for the last ε: adversarial.npy (N x C x H x W in --input-space, pixels by default, loadable
+// with --input), per input <name>_adv.npy and <name>_adv.png, grid.png (input, adversarial,
 // change and explanations of both, with predictions); curve.png/.svg over the ε list; and
 // summary.json with every input's numbers (detection: the ROC-AUC; substitute: the transfer rate).
 // --ref-data/--ref-index/--ref-split give the substitute attack its initial set and detection its
@@ -39,6 +39,7 @@ struct AttackArgs {
   std::vector<std::string> inputs, params;
   uint64_t seed = 0;
   bool list = false;
+  InputSpace input_space = InputSpace::pixels;
 };
 
 std::vector<std::string> class_names(const Model& m) {
@@ -391,7 +392,7 @@ void run_attack(const AttackArgs& a) {
 
   Model model = open_model(a.model);
   Graph& g = model.graph;
-  const Inputs in = read_inputs(model, a.inputs, a.data, a.index, a.split);
+  const Inputs in = read_inputs(model, a.inputs, a.data, a.index, a.split, a.input_space);
   const std::vector<std::string> classes = class_names(model);
   attacks::Request q;
   q.inputs = in.x;
@@ -407,7 +408,7 @@ void run_attack(const AttackArgs& a) {
   if (reference) {
     const std::string spec = a.ref_data.empty() ? a.data : a.ref_data;
     const std::string index = !a.ref_index.empty() ? a.ref_index : substitute ? "0:150" : "0:1000";
-    const Inputs held = read_inputs(model, {}, spec, index, a.ref_split);
+    const Inputs held = read_inputs(model, {}, spec, index, a.ref_split, a.input_space);
     q.data = held.x;
     q.data_labels = held.labels;
     if (substitute) q.fit_substitute = fit_substitute(classes);
@@ -447,11 +448,14 @@ void run_attack(const AttackArgs& a) {
   const int N = in.x.batch();
   std::vector<std::string> names;
   for (const std::string& s : in.names) names.push_back(safe_name(s));
-  write_npy(a.out + "/adversarial.npy", last.adversarial);
+  // In --input-space, so `--input adversarial.npy` with the same flag reads them back.
+  Tensor written = last.adversarial;
+  if (a.input_space == InputSpace::pixels) q.pixels.to_pixels(last.adversarial, written);
+  write_npy(a.out + "/adversarial.npy", written);
   const bool images = g.input_shape().rank == 3;
   for (int n = 0; n < N; ++n) {
     const std::string stem = a.out + "/" + names[n] + "_adv";
-    write_npy(stem + ".npy", last.adversarial.slice(n, n + 1).reshaped(g.input_shape()));
+    write_npy(stem + ".npy", written.slice(n, n + 1).reshaped(g.input_shape()));
     if (images) write_png(stem + ".png", pixels_of(q.pixels, last.adversarial, n));
   }
   if (images) write_grid(a.out + "/grid.png", a, params, g, q.pixels, in, last, classes, points.back().eps);
@@ -464,6 +468,7 @@ void run_attack(const AttackArgs& a) {
     curve.push_back(j);
   }
   nlohmann::json summary = {{"model", a.model},
+                            {"input_space", space_name(a.input_space)},
                             {"method", a.method},
                             {"params", nlohmann::json(static_cast<const std::map<std::string, std::string>&>(params))},
                             {"target", a.target},
@@ -485,8 +490,8 @@ void add_attacks_commands(CLI::App& app) {
   c->add_flag("--list", a->list, "list the attacks with their parameters, defaults and conventions");
   c->add_option("--model", a->model, "a model file, a preset or an architecture text");
   c->add_option("--method", a->method, "one attack (see --list)");
-  c->add_option("--input", a->inputs, "image files (normalized as in training) or .npy arrays N x C x H x W in the "
-                                      "model's input space");
+  c->add_option("--input", a->inputs, "image files or .npy arrays N x C x H x W, pixels in [0, 1] (normalized as in training; see --input-space)");
+  add_input_space_flag(c, &a->input_space);
   c->add_option("--data", a->data, "dataset spec for --index (fashion-mnist, mnist:DIR, ...)");
   c->add_option("--index", a->index, "dataset samples: I, I:J (half-open) or I,J,K")->capture_default_str();
   c->add_option("--split", a->split, "dataset split: train or test")->capture_default_str();

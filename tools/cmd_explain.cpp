@@ -36,6 +36,7 @@ struct ExplainArgs {
   float overlay = 0;
   double percentile = -1;
   bool list = false;
+  InputSpace input_space = InputSpace::pixels;
 };
 
 std::vector<std::string> model_classes(const Model& m) {
@@ -264,7 +265,7 @@ void run_explain(const ExplainArgs& a) {
 
   Model model = open_model(a.model);
   Graph& g = model.graph;
-  Inputs in = read_inputs(model, a.inputs, a.data, a.index, a.split);
+  Inputs in = read_inputs(model, a.inputs, a.data, a.index, a.split, a.input_space);
   if (!a.labels.empty()) read_input_labels(in, a.labels);
   const int N = in.x.batch();
   const Normalization norm = model_norm(model);
@@ -273,7 +274,7 @@ void run_explain(const ExplainArgs& a) {
     std::vector<std::string> col_methods;
     std::vector<explain::Params> col_params;
     for (auto& c : columns) col_methods.push_back(c.method), col_params.push_back(c.params);
-    const std::vector<std::string> given = resolve_baselines(col_methods, all, col_params, g, norm, N);
+    const std::vector<std::string> given = resolve_baselines(col_methods, all, col_params, g, norm, a.input_space, in.x);
     for (size_t i = 0; i < columns.size(); ++i) columns[i].params = col_params[i], columns[i].baseline = given[i];
   }
   const Tensor logits = all_logits(g, in.x);
@@ -284,6 +285,7 @@ void run_explain(const ExplainArgs& a) {
   for (auto& s : in.names) names.push_back(safe_name(s));
   nlohmann::json summary;
   summary["model"] = a.model;
+  summary["input_space"] = space_name(a.input_space);  // of .npy inputs and numeric baselines
   summary["methods"] = nlohmann::json::object();
   nlohmann::json per_image = image_entries(g, in, target, logits, model_classes(model));
 
@@ -315,8 +317,9 @@ void add_explain_command(CLI::App& app) {
   auto* c = app.add_subcommand("explain", "Attributions (saliency, IG, LRP, CAM...) as .npy, heatmaps and a grid");
   c->add_flag("--list", a->list, "list the methods with their parameters, defaults and conventions");
   c->add_option("--model", a->model, "a model file, a preset or an architecture text");
-  c->add_option("--input", a->inputs, "image files (normalized as in training) or .npy arrays N x C x H x W in the "
-                                      "model's input space");
+  c->add_option("--input", a->inputs, "image files or .npy arrays N x C x H x W, pixels in [0, 1] (normalized as "
+                                      "in training; see --input-space)");
+  add_input_space_flag(c, &a->input_space);
   c->add_option("--data", a->data, "dataset spec (fashion-mnist, mnist:DIR, cifar10:DIR, ...)");
   c->add_option("--index", a->index, "dataset samples: I, I:J (half-open) or I,J,K")->capture_default_str();
   c->add_option("--split", a->split, "dataset split: train, test or all")->capture_default_str();
@@ -333,8 +336,9 @@ void add_explain_command(CLI::App& app) {
   c->add_option("--rule", a->rule, "LRP rule mapping for method lrp, e.g. conv=gamma:0.25,dense=epsilon:0.01,first=zbox:0:1 "
                                    "(= --param rule=...)");
   c->add_option("--stdev", a->stdev, "absolute noise sigma for smoothgrad, smoothgrad-sq, vargrad (= --param stdev=...)");
-  c->add_option("--baseline", a->baseline, "IG/DeepLIFT/occlusion baseline: black (default), white, a number in the "
-                                           "model's input space, or FILE.npy (= --param baseline=...)");
+  c->add_option("--baseline", a->baseline, "IG/DeepLIFT/occlusion baseline: black (default), white, gray, mean (the "
+                                           "training mean), blur[:SIGMA] (each input blurred, sigma 5 pixels), "
+                                           "uniform:SEED, a number or FILE.npy, in --input-space (= --param baseline=...)");
   c->add_option("--out", a->out, "output folder");
   c->add_option("--colormap", a->colormap, "heatmap colors: bwr, gray or hot (default: bwr signed, hot unsigned)");
   c->add_option("--percentile", a->percentile,

@@ -41,6 +41,7 @@ struct InfluenceArgs {
   std::vector<std::string> inputs, params, checkpoints;
   int top = 8, train_limit = 0, batch = 256, loo = 0;
   bool list = false, self = false;
+  InputSpace input_space = InputSpace::pixels;
 };
 
 struct PrototypeArgs {
@@ -413,7 +414,7 @@ void run_influence(const InfluenceArgs& a) {
   Model model = open_model(a.model);
   Dataset raw;
   const inst::Examples train = training_set(model, a.data, a.train_limit, raw);
-  const Inputs tests = a.self ? Inputs{} : read_inputs(model, a.inputs, a.inputs.empty() ? a.data : "", a.index, a.split);
+  const Inputs tests = a.self ? Inputs{} : read_inputs(model, a.inputs, a.inputs.empty() ? a.data : "", a.index, a.split, a.input_space);
   Tensor logits;
   if (!a.self) logits = model.graph.forward(tests.x).clone();
   const bool images = model.graph.input_shape().rank == 3;
@@ -567,7 +568,8 @@ void add_instances_commands(CLI::App& app) {
                                      "--split unless --input is given");
     c->add_option("--index", a->index, "test samples of --split: I, I:J (half-open) or I,J,K")->capture_default_str();
     c->add_option("--split", a->split, "split the test inputs come from")->capture_default_str();
-    c->add_option("--input", a->inputs, "test inputs as image files or .npy arrays in the model's input space");
+    c->add_option("--input", a->inputs, "test inputs as image files or .npy arrays (pixels; see --input-space)");
+    add_input_space_flag(c, &a->input_space);
     c->add_option("--method", a->methods, "knn, influence, tracin, representer (comma-separated)");
     c->add_option("--param", a->params, "method parameter KEY=VALUE (repeatable); goes to the methods that declare KEY");
     c->add_option("--target", a->target,

@@ -40,6 +40,7 @@ struct EvaluateArgs {
   std::vector<std::string> inputs, params, method_params;
   int label_random_epochs = 3, grid_inputs = 4;
   bool list = false;
+  InputSpace input_space = InputSpace::pixels;
 };
 
 // Names on the command line that stand for several metrics.
@@ -327,10 +328,10 @@ void run_evaluate(const EvaluateArgs& a) {
 
   Model model = open_model(a.model);
   Graph& g = model.graph;
-  Inputs in = read_inputs(model, a.inputs, a.data, a.index, a.split);
+  Inputs in = read_inputs(model, a.inputs, a.data, a.index, a.split, a.input_space);
   const int N = in.x.batch();
   const Normalization norm = Normalization::of_model(model.metadata);
-  resolve_baselines(methods, all, method_params, g, norm, N);
+  resolve_baselines(methods, all, method_params, g, norm, a.input_space, in.x);
   Tensor logits(Shape{N, g.classes()});
   for (int b = 0; b < N; b += 256) {
     const Tensor& y = g.forward(in.x.slice(b, std::min(N, b + 256)));
@@ -350,7 +351,7 @@ void run_evaluate(const EvaluateArgs& a) {
     ctx.label_random_model = &shuffled->graph;
   }
 
-  nlohmann::json out = {{"model", a.model}, {"target", a.target}, {"metrics", nlohmann::json::object()}};
+  nlohmann::json out = {{"model", a.model}, {"input_space", space_name(a.input_space)}, {"target", a.target}, {"metrics", nlohmann::json::object()}};
   for (int n = 0; n < N; ++n) out["inputs"].push_back({{"name", in.names[n]}, {"label", in.labels[n]}, {"target", target.describe(g, n)}});
   for (size_t mi = 0; mi < methods.size(); ++mi) {
     nlohmann::json pj(static_cast<const std::map<std::string, std::string>&>(method_params[mi]));
@@ -417,7 +418,8 @@ void add_metrics_commands(CLI::App& app) {
                                            "checks), complexity, axioms, localisation");
   c->add_flag("--list", a->list, "list the metrics with their parameters, defaults and Quantus/Captum names");
   c->add_option("--model", a->model, "a model file, a preset or an architecture text");
-  c->add_option("--input", a->inputs, "image files or .npy arrays N x C x H x W in the model's input space");
+  c->add_option("--input", a->inputs, "image files or .npy arrays N x C x H x W, pixels in [0, 1] (normalized as in training; see --input-space)");
+  add_input_space_flag(c, &a->input_space);
   c->add_option("--data", a->data, "dataset spec (fashion-mnist, mnist:DIR, cifar10:DIR, ...)");
   c->add_option("--index", a->index, "dataset samples: I, I:J (half-open) or I,J,K")->capture_default_str();
   c->add_option("--split", a->split, "dataset split: train or test")->capture_default_str();

@@ -30,6 +30,7 @@ struct RegionsArgs {
   std::string model, data, index, split = "test", out, line, pair, range;
   std::vector<std::string> inputs;
   bool plane = false, stats = false, polytope = false;
+  InputSpace input_space = InputSpace::pixels;
   int limit = 1000, size = 512, max_regions = 20000;
   double eps = 1e-6;
 };
@@ -435,7 +436,7 @@ void write_stats(const RegionsArgs& a, Model& model) {
   if (a.data.empty()) throw std::invalid_argument("--stats needs --data SPEC");
   Dataset probe = load_dataset(a.data, a.split);
   const int n = std::min(a.limit > 0 ? a.limit : probe.size(), probe.size());
-  Inputs in = read_inputs(model, {}, a.data, "0:" + std::to_string(n), a.split);
+  Inputs in = read_inputs(model, {}, a.data, "0:" + std::to_string(n), a.split, a.input_space);
   ob::ConfigStats st = ob::config_stats(model.graph, in.x);
   json top = json::array();
   for (auto& [id, c] : st.top) top.push_back({{"configuration_id", ob::hex_id(id)}, {"inputs", c}});
@@ -460,9 +461,9 @@ void run_regions(const RegionsArgs& a) {
     if (v.size() != 2) throw std::invalid_argument("--line '" + a.line + "': expected I,J");
     Inputs in;
     if (!a.data.empty()) {
-      in = read_inputs(model, {}, a.data, a.line, a.split);
+      in = read_inputs(model, {}, a.data, a.line, a.split, a.input_space);
     } else {
-      Inputs all = read_inputs(model, a.inputs, "", "", a.split);
+      Inputs all = read_inputs(model, a.inputs, "", "", a.split, a.input_space);
       for (int i : v)
         if (i < 0 || i >= all.x.batch())
           throw std::out_of_range("--line " + std::to_string(i) + ": only " + std::to_string(all.x.batch()) + " inputs");
@@ -478,14 +479,14 @@ void run_regions(const RegionsArgs& a) {
       if (!a.data.empty()) {
         Dataset probe = load_dataset(a.data, a.split);
         const int n = std::min(a.limit, probe.size());
-        in = read_inputs(model, {}, a.data, a.index.empty() ? "0:" + std::to_string(n) : a.index, a.split);
+        in = read_inputs(model, {}, a.data, a.index.empty() ? "0:" + std::to_string(n) : a.index, a.split, a.input_space);
       }
     } else {
-      in = read_inputs(model, a.inputs, a.data, a.index.empty() ? "0,1,2" : a.index, a.split);
+      in = read_inputs(model, a.inputs, a.data, a.index.empty() ? "0,1,2" : a.index, a.split, a.input_space);
     }
     return write_plane(a, model, in);
   }
-  Inputs in = read_inputs(model, a.inputs, a.data, a.index.empty() ? "0" : a.index, a.split);
+  Inputs in = read_inputs(model, a.inputs, a.data, a.index.empty() ? "0" : a.index, a.split, a.input_space);
   const int N = in.x.batch();
   for (int n = 0; n < N; ++n)
     write_region(a, model, in.x.sample(n), in.names[n], in.labels[n], N == 1 ? a.out : a.out + "/" + safe(in.names[n]));
@@ -498,7 +499,8 @@ void add_regions_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "regions", "OpenBox: the exact linear region and local linear classifier of inputs, segment walks, 2-D slices");
   cmd->add_option("--model", args->model, "model file, preset or architecture text")->required();
-  cmd->add_option("--input", args->inputs, "image or .npy file (model input space)");
+  cmd->add_option("--input", args->inputs, "image or .npy file (pixels; see --input-space)");
+  add_input_space_flag(cmd, &args->input_space);
   cmd->add_option("--data", args->data, "dataset spec (see glassbox train --help)");
   cmd->add_option("--index", args->index, "dataset samples: I, I:J or I,J,K (default 0; --plane: 0,1,2)");
   cmd->add_option("--split", args->split, "dataset split")->default_val("test");

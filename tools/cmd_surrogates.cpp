@@ -800,6 +800,7 @@ struct RulesArgs {
   std::vector<std::string> inputs, params;
   int limit = 5000, test_limit = 2000;
   bool list = false;
+  InputSpace input_space = InputSpace::pixels;
 };
 
 std::string safe_name(const std::string& s) {
@@ -828,7 +829,7 @@ void run_rules(const RulesArgs& a) {
   const std::string spec = data_spec(a.data, m);
   sg::RulesRequest q;
   if (!a.inputs.empty() || !a.index.empty()) {
-    const Inputs in = read_inputs(m, a.inputs, a.inputs.empty() || !a.index.empty() ? spec : "", a.index, a.split);
+    const Inputs in = read_inputs(m, a.inputs, a.inputs.empty() || !a.index.empty() ? spec : "", a.index, a.split, a.input_space);
     q.inputs = in.x;
     for (const std::string& n : in.names) q.input_names.push_back(safe_name(n));
   }
@@ -882,7 +883,8 @@ void add_rules_command(CLI::App& app) {
   c->add_option("--data", a->data, "dataset spec (default: the model's own dataset): inputs with --index, and the "
                                    "training split the tree is fitted on (anchors on flat features perturb with it)");
   c->add_option("--index", a->index, "inputs to explain (anchors): I, I:J or I,J,K of --split");
-  c->add_option("--input", a->inputs, "or image files / .npy arrays (model input space)");
+  c->add_option("--input", a->inputs, "or image files / .npy arrays (pixels; see --input-space)");
+  add_input_space_flag(c, &a->input_space);
   c->add_option("--split", a->split, "split of --index")->capture_default_str();
   c->add_option("--limit", a->limit, "training samples the tree is fitted on / anchors perturb with (0: all)")
       ->capture_default_str()

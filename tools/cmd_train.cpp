@@ -200,11 +200,12 @@ void run_eval(const std::string& model, const std::string& data, const std::stri
 }
 
 void run_predict(const std::string& model, const std::vector<std::string>& files, const std::string& data,
-                 const std::string& index, const std::string& split, int top, bool as_json, bool logits) {
+                 const std::string& index, const std::string& split, int top, bool as_json, bool logits,
+                 InputSpace space) {
   Model m = open_model(model);
-  // The same inputs as explain: images converted and normalized as in training, .npy arrays in
-  // the model's input space, or dataset samples.
-  Inputs in = read_inputs(m, files, data, index, split);
+  // The same inputs as explain: images and .npy pixels normalized as in training (or .npy arrays
+  // in the model's input space with --input-space model), or dataset samples.
+  Inputs in = read_inputs(m, files, data, index, split, space);
   const std::vector<std::string> names = model_classes(m);
   const int K = m.graph.classes();
   top = std::clamp(top, 1, K);
@@ -313,16 +314,18 @@ void add_train_commands(CLI::App& app) {
     auto files = std::make_shared<std::vector<std::string>>();
     auto top = std::make_shared<int>(3);
     auto as_json = std::make_shared<bool>(false), logits = std::make_shared<bool>(false);
+    auto space = std::make_shared<InputSpace>(InputSpace::pixels);
     auto* c = app.add_subcommand("predict", "Top-k classes with probabilities for image files or .npy arrays");
     c->add_option("--model", *model, "model file")->required();
-    c->add_option("--input", *files, "image files (PNG/JPEG/BMP/PNM) or .npy arrays in the model's input space");
+    c->add_option("--input", *files, "image files (PNG/JPEG/BMP/PNM) or .npy arrays (pixels; see --input-space)");
+    add_input_space_flag(c, space.get());
     c->add_option("--data", *data, "or samples of a dataset (with --index)");
     c->add_option("--index", *index, "dataset samples: I, I:J or I,J,K")->needs(c->get_option("--data"));
     c->add_option("--split", *split, "dataset split: train, test or all")->capture_default_str();
     c->add_option("--top", *top, "classes to show")->capture_default_str()->check(at_least(1));
     c->add_flag("--json", *as_json, "JSON lines");
     c->add_flag("--logits", *logits, "also print each class's logit (JSON: every logit)");
-    c->callback([=] { run_predict(*model, *files, *data, *index, *split, *top, *as_json, *logits); });
+    c->callback([=] { run_predict(*model, *files, *data, *index, *split, *top, *as_json, *logits, *space); });
   }
 }
 

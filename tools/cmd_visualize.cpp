@@ -35,6 +35,7 @@ struct VisualizeArgs {
   std::string model, method, unit, data, index, split = "test", scan = "all", out;
   std::vector<std::string> inputs, params;
   bool list = false;
+  InputSpace input_space = InputSpace::pixels;
 };
 
 // Methods that scan a dataset (--data, --scan): top patches and facets need one; am reports each
@@ -410,7 +411,7 @@ void run_visualize(const VisualizeArgs& a) {
   Inputs in;
   if (!a.inputs.empty() || !a.index.empty()) {
     in = read_inputs(model, a.inputs, a.inputs.empty() ? data_spec(a, model) : a.data, a.index.empty() ? "0" : a.index,
-                     a.split);
+                     a.split, a.input_space);
     q.inputs = in.x;
     for (const std::string& s : in.names) q.input_names.push_back(safe_name(s));
   }
@@ -447,8 +448,8 @@ void add_visualize_commands(CLI::App& app) {
   c->add_option("--unit", a->unit,
                 "what to visualize: class:K, class:all, class:pred, class:label, LAYER:C (a channel's mean), "
                 "LAYER:all (every channel), LAYER:C,Y,X (one unit), LAYER (the whole layer), LAYER:FILE.npy (a direction)");
-  c->add_option("--input", a->inputs, "image files (normalized as in training) or .npy arrays N x C x H x W in the "
-                                      "model's input space");
+  c->add_option("--input", a->inputs, "image files or .npy arrays N x C x H x W, pixels in [0, 1] (normalized as in training; see --input-space)");
+  add_input_space_flag(c, &a->input_space);
   c->add_option("--data", a->data, "dataset spec for --index and --scan (default: the model's own dataset)");
   c->add_option("--index", a->index, "input samples of --data: I, I:J (half-open) or I,J,K");
   c->add_option("--split", a->split, "dataset split: train or test")->capture_default_str();

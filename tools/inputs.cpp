@@ -1,6 +1,6 @@
-// The inputs of explain/regions: image files and dataset samples are brought to the model's input
-// space with the normalization stored in the model ("glassbox.normalize"); .npy arrays are taken
-// as already in that space.
+// The inputs of explain/regions/...: image files, dataset samples and (by default) .npy arrays are
+// pixels, brought to the model's input space with the normalization stored in the model
+// ("glassbox.normalize"); with --input-space model, .npy arrays are taken as already there.
 #include "tools/inputs.h"
 
 #include <algorithm>
@@ -8,6 +8,7 @@
 #include <cmath>
 #include <climits>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -16,8 +17,10 @@
 #include "data/images.h"
 #include "data/npy.h"
 #include "engine/finite.h"
+#include "engine/rng.h"
 #include "engine/sizes.h"
 #include "explain/attribution/explain.h"
+#include "explain/common/resize.h"
 #include "tools/commands.h"
 
 namespace gb {
@@ -90,8 +93,20 @@ static std::vector<int> parse_index(const std::string& index, int size) {
   return out;
 }
 
+void add_input_space_flag(CLI::App* command, InputSpace* space) {
+  const std::map<std::string, InputSpace> names = {{"pixels", InputSpace::pixels}, {"model", InputSpace::model}};
+  command
+      ->add_option("--input-space", *space,
+                   "where .npy inputs, numeric baselines and written adversarial arrays live: pixels (values in [0, "
+                   "1], normalized by glassbox as the model was trained) or model (already normalized)")
+      ->transform(CLI::CheckedTransformer(names))
+      ->default_str("pixels");
+}
+
+const char* space_name(InputSpace s) { return s == InputSpace::pixels ? "pixels" : "model"; }
+
 Inputs read_inputs(const Model& model, const std::vector<std::string>& files, const std::string& data_spec,
-                   const std::string& index, const std::string& split) {
+                   const std::string& index, const std::string& split, InputSpace space) {
   const Shape sample = model.graph.input_shape();
   const Normalization norm = Normalization::of_model(model.metadata);
   std::vector<Tensor> parts;
@@ -104,7 +119,10 @@ Inputs read_inputs(const Model& model, const std::vector<std::string>& files, co
       Tensor t = read_npy_f32(f);
       if (t.rank() == sample.rank) t = t.reshaped(Shape::batch_of(1, t.shape()));  // one sample without batch
       if (t.rank() != sample.rank + 1 || t.shape().sample() != sample)
-        throw ShapeError(f + ": expected N x " + sample.str() + " float32 (model input space), got " + t.shape().str());
+        throw ShapeError(f + ": expected N x " + sample.str() + " float32 (" +
+                         (space == InputSpace::pixels ? "pixels" : "model input space") + "), got " + t.shape().str());
+      check_finite(t, f);
+      if (space == InputSpace::pixels && !norm.empty()) norm.apply(t);
       for (int n = 0; n < t.batch(); ++n) {
         in.names.push_back(base + "[" + std::to_string(n) + "]");
         in.labels.push_back(-1);
@@ -156,25 +174,59 @@ std::vector<std::string> split_list(const std::string& s) {
   return out;
 }
 
-// The baseline named on the command line: black (the default: pixel value 0 put through the
-// model's normalization, so a standardized model gets a black image, not its mean image) or
-// white (pixel 1), or a .npy file [1 or N, input...] in the model's input space. A plain number
-// stays a number in the model's input space (empty result).
-Tensor baseline_tensor(const std::string& spec, const Graph& g, const Normalization& norm) {
-  if (spec == "black" || spec == "white") {
-    Tensor b(Shape::batch_of(1, g.input_shape()), spec == "white" ? 1.f : 0.f);
-    if (!norm.empty() && g.input_shape().rank == 3) norm.apply(b);
-    return b;
+// The baseline named on the command line (see inputs.h).
+Tensor baseline_tensor(const std::string& spec, const Graph& g, const Normalization& norm, InputSpace space,
+                       const Tensor& x) {
+  const std::string flag = "--param baseline=" + spec;
+  const Shape one = Shape::batch_of(1, g.input_shape());
+  const bool images = g.input_shape().rank == 3;
+  auto from_pixels = [&](Tensor t) {  // pixels -> the model's input space
+    if (!norm.empty() && images) norm.apply(t);
+    return t;
+  };
+  if (spec == "black" || spec == "white" || spec == "gray") return from_pixels(Tensor(one, spec == "black" ? 0.f : spec == "white" ? 1.f : 0.5f));
+  if (spec == "mean") {
+    if (norm.empty())
+      throw std::invalid_argument(flag + ": the model stores no training mean (it was trained with --normalize none); "
+                                  "give black, gray, a number or FILE.npy");
+    Tensor t(one);
+    const int C = g.input_shape()[0];
+    const size_t plane = t.size() / size_t(C);
+    for (int c = 0; c < C; ++c) std::fill_n(t.data() + size_t(c) * plane, plane, norm.mean[size_t(c) % norm.mean.size()]);
+    return from_pixels(t);
   }
-  if (spec.size() < 4 || spec.compare(spec.size() - 4, 4, ".npy") != 0) return {};
+  if (spec.rfind("uniform:", 0) == 0) {
+    long seed = 0;
+    if (!parse_number(spec.substr(8), seed) || seed < 0) throw std::invalid_argument(flag + ": expected uniform:SEED (a whole number >= 0)");
+    Tensor t(one);
+    Rng rng{uint64_t(seed)};
+    for (size_t i = 0; i < t.size(); ++i) t[i] = rng.uniform();
+    return from_pixels(t);
+  }
+  if (spec == "blur" || spec.rfind("blur:", 0) == 0) {
+    double sigma = 5;
+    if (spec != "blur" && (!parse_number(spec.substr(5), sigma) || !(sigma > 0) || sigma > 1000))
+      throw std::invalid_argument(flag + ": expected blur or blur:SIGMA with SIGMA in (0, 1000] pixels");
+    if (!images) throw std::invalid_argument(flag + ": blurring needs image inputs [C,H,W], the model takes " + g.input_shape().str());
+    Tensor t = x.clone();  // blur commutes with the per-channel affine normalization (kernel sums to 1)
+    explain::gaussian_blur(t, sigma);
+    return t;
+  }
+  if (double v = 0; parse_number(spec, v)) {
+    if (!std::isfinite(v)) throw std::invalid_argument(flag + ": not a finite number");
+    if (space == InputSpace::model) return {};
+    return from_pixels(Tensor(one, float(v)));
+  }
+  if (spec.size() < 4 || spec.compare(spec.size() - 4, 4, ".npy") != 0)
+    throw std::invalid_argument(flag + ": expected black, white, gray, mean, blur[:SIGMA], uniform:SEED, a number "
+                                "or FILE.npy");
   Tensor b = read_npy_f32(spec);
-  if (b.rank() == g.input_shape().rank) b = b.reshaped(Shape::batch_of(1, g.input_shape()));
+  if (b.rank() == g.input_shape().rank) b = b.reshaped(one);
   if (b.rank() != g.input_shape().rank + 1 || b.shape().sample() != g.input_shape())
-    throw ShapeError("--param baseline=" + spec + ": shape " + b.shape().str() + ", the model takes " +
-                     Shape::batch_of(1, g.input_shape()).str() + " or N of them");
+    throw ShapeError(flag + ": shape " + b.shape().str() + ", the model takes " + one.str() + " or N of them");
   for (size_t i = 0; i < b.size(); ++i)
-    if (!std::isfinite(b[i])) throw std::invalid_argument("--param baseline=" + spec + ": not finite at element " + std::to_string(i));
-  return b;
+    if (!std::isfinite(b[i])) throw std::invalid_argument(flag + ": not finite at element " + std::to_string(i));
+  return space == InputSpace::pixels ? from_pixels(b) : b;
 }
 
 // [C,H,W] pixels for display: the model's normalization undone, then clamped to [0,1] (or
@@ -341,14 +393,15 @@ std::vector<explain::Params> route_method_params(const std::vector<std::string>&
 // summary), empty where the method takes none.
 std::vector<std::string> resolve_baselines(const std::vector<std::string>& methods, const explain::Params& all,
                                            std::vector<explain::Params>& per_method, const Graph& g,
-                                           const Normalization& norm, int N) {
+                                           const Normalization& norm, InputSpace space, const Tensor& x) {
+  const int N = x.batch();
   std::vector<std::string> given(methods.size());
   for (size_t mi = 0; mi < methods.size(); ++mi) {
     explain::Params& p = per_method[mi];
     const std::set<std::string> keys = accepted_keys(methods[mi], all);
     if (keys.count("low") && keys.count("high") && !p.count("low") && !p.count("high") && !norm.empty() &&
         g.input_shape().rank == 3) {
-      Tensor lo = baseline_tensor("black", g, norm), hi = baseline_tensor("white", g, norm);
+      Tensor lo = baseline_tensor("black", g, norm, space, x), hi = baseline_tensor("white", g, norm, space, x);
       p["low"] = number_text(*std::min_element(lo.data(), lo.data() + lo.size()));
       p["high"] = number_text(*std::max_element(hi.data(), hi.data() + hi.size()));
     }
@@ -356,21 +409,23 @@ std::vector<std::string> resolve_baselines(const std::vector<std::string>& metho
     for (auto& info : explain::method_info(runs).params)
       if (info.name == "base") runs = p.count("base") ? p["base"] : info.default_value;
     if (!kTensorBaseline.count(runs)) {
-      // Occlusion's baseline is one value for every channel: black/white become that value when
-      // the normalization is the same for all channels.
+      // Occlusion's baseline is one value for every element: a keyword or pixel value becomes that
+      // value when the normalization is the same for all channels. Not given: the method's default.
       auto it = p.find("baseline");
-      if (it == p.end() || (it->second != "black" && it->second != "white")) continue;
-      Tensor b = baseline_tensor(it->second, g, norm);
+      if (it == p.end()) continue;
+      given[mi] = it->second;
+      Tensor b = baseline_tensor(it->second, g, norm, space, x);
+      if (b.empty()) continue;  // a number in the model's input space
       for (size_t i = 1; i < b.size(); ++i)
         if (b[i] != b[0])
           throw std::invalid_argument("--param baseline=" + it->second + ": " + methods[mi] +
-                                      " takes one value for all channels, and this model normalizes its channels "
-                                      "differently; give a number in the model's input space");
+                                      " takes one value for every element, and this one varies (over channels or "
+                                      "pixels); give black, white, gray or a number");
       it->second = number_text(b[0]);
       continue;
     }
     given[mi] = p.count("baseline") ? p["baseline"] : "black";
-    Tensor b = baseline_tensor(given[mi], g, norm);
+    Tensor b = baseline_tensor(given[mi], g, norm, space, x);
     if (b.empty()) continue;
     if (b.batch() != 1 && b.batch() != N)
       throw ShapeError("--param baseline=" + given[mi] + ": " + std::to_string(b.batch()) + " baselines for " +

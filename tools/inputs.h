@@ -1,8 +1,9 @@
-// What the explanation commands (explain, regions, evaluate) feed the model: image files (converted
-// and normalized as the model was trained), .npy arrays already in the model's input space
-// (N x C x H x W float32), or samples of a dataset; what is explained (--target); and the
-// explanation methods' parameters from the command line (routing, baselines).
+// What the explanation commands (explain, regions, evaluate, ...) feed the model: image files and
+// dataset samples (pixels, normalized as the model was trained), .npy arrays (N x C x H x W
+// float32, pixels by default, see InputSpace), what is explained (--target), and the explanation
+// methods' parameters from the command line (routing, baselines).
 #pragma once
+#include <CLI/CLI.hpp>
 #include <set>
 #include <string>
 #include <vector>
@@ -14,15 +15,24 @@
 
 namespace gb {
 
+// Where the arrays and numbers given on the command line live (--input-space): raw pixels in
+// [0, 1], like image files and datasets, with the model's stored normalization applied by glassbox
+// (the default), or the model's input space (already normalized, as the Python package takes
+// them). Arrays that glassbox writes for feeding back (adversarial examples) follow the same flag.
+enum class InputSpace { pixels, model };
+void add_input_space_flag(CLI::App* command, InputSpace* space);
+const char* space_name(InputSpace s);  // "pixels" or "model"
+
 struct Inputs {
   Tensor x;                        // [N, model input...], in the model's input space
   std::vector<int> labels;         // -1 where unknown (files)
   std::vector<std::string> names;  // for output file names: "trouser_12", "shirt.png", "x.npy[3]"
 };
 
-// `index` is "I", "I:J" (half-open) or "I,J,K". Errors name the file or flag.
+// `index` is "I", "I:J" (half-open) or "I,J,K". `space` says where .npy files are. Errors name the
+// file or flag.
 Inputs read_inputs(const Model& model, const std::vector<std::string>& files, const std::string& data_spec,
-                   const std::string& index, const std::string& split = "test");
+                   const std::string& index, const std::string& split, InputSpace space);
 
 // --labels Y.npy: labels (an integer array) of the --input rows, in order, for --target label.
 void read_input_labels(Inputs& in, const std::string& path);
@@ -36,11 +46,15 @@ std::vector<std::string> split_list(const std::string& s);
 // sample or for each input). Errors name the flag and the value.
 Target read_target(const std::string& spec, const Graph& g, const Inputs& in, const Tensor& logits);
 
-// A baseline named on the command line: black (pixel value 0 put through the model's
-// normalization, so a standardized model gets a black image, not its mean image) or white (pixel
-// 1), or a .npy file [1 or N, input...] in the model's input space. A plain number stays a number
-// in the model's input space (empty result).
-Tensor baseline_tensor(const std::string& spec, const Graph& g, const Normalization& norm);
+// A baseline named on the command line, as a tensor [1 or N, input...] in the model's input space:
+// black, white or gray (pixel 0, 1 or 0.5 through the model's normalization, so a standardized
+// model gets a black image, not its mean image), mean (the training mean: the normalization's
+// per-channel means), blur[:SIGMA] (each input blurred, σ = 5 pixels unless given; per input),
+// uniform:SEED (one U(0,1) pixel image, seeded), a number (a pixel value; with InputSpace::model a
+// value in the model's input space, returned as an empty tensor: the method takes it as a number),
+// or FILE.npy [1 or N, input...] in `space`. `x` is the batch being explained (for blur).
+Tensor baseline_tensor(const std::string& spec, const Graph& g, const Normalization& norm, InputSpace space,
+                       const Tensor& x);
 
 // [C,H,W] pixels for display: the model's normalization undone, then clamped to [0,1] (or min-max
 // scaled when the values are clearly not pixels).
@@ -64,6 +78,6 @@ std::vector<explain::Params> route_method_params(const std::vector<std::string>&
 // per method, the baseline as given (for summaries), empty where the method takes none.
 std::vector<std::string> resolve_baselines(const std::vector<std::string>& methods, const explain::Params& all,
                                            std::vector<explain::Params>& per_method, const Graph& g,
-                                           const Normalization& norm, int N);
+                                           const Normalization& norm, InputSpace space, const Tensor& x);
 
 }  // namespace gb

@@ -1,6 +1,7 @@
 #include "explain/common/resize.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -66,6 +67,39 @@ Tensor broadcast_channels(const Tensor& map, int C) {
 void require_images(const Tensor& x, const char* method) {
   if (x.rank() != 4)
     throw ShapeError(std::string(method) + " needs image inputs [N,C,H,W], got " + x.shape().str());
+}
+
+void gaussian_blur(Tensor& x, double sigma) {
+  if (sigma <= 0) return;
+  require_images(x, "gaussian_blur");
+  const int radius = int(4.0 * sigma + 0.5);
+  std::vector<float> k(2 * radius + 1);
+  double total = 0;
+  for (int i = -radius; i <= radius; ++i) total += k[i + radius] = float(std::exp(-0.5 * i * i / (sigma * sigma)));
+  for (float& v : k) v = float(v / total);
+  const int H = x.dim(2), W = x.dim(3);
+  // scipy's 'reflect' mirrors about the edge between samples: index -1 is 0, -2 is 1, n is n-1.
+  auto mirror = [](int i, int n) {
+    const int period = 2 * n;
+    i = ((i % period) + period) % period;
+    return i < n ? i : period - 1 - i;
+  };
+  // Each line is copied once into a buffer padded with its mirror images, then convolved.
+  std::vector<float> padded(std::max(H, W) + 2 * radius);
+  auto blur_line = [&](const float* in, size_t stride, int n, float* out) {
+    for (int i = -radius; i < n + radius; ++i) padded[i + radius] = in[size_t(mirror(i, n)) * stride];
+    for (int i = 0; i < n; ++i) {
+      float s = 0;
+      for (int t = 0; t <= 2 * radius; ++t) s += k[t] * padded[i + t];
+      out[size_t(i) * stride] = s;
+    }
+  };
+  const size_t planes = size_t(x.dim(0)) * x.dim(1);
+  for (size_t p = 0; p < planes; ++p) {
+    float* plane = x.data() + p * H * W;
+    for (int y = 0; y < H; ++y) blur_line(plane + size_t(y) * W, 1, W, plane + size_t(y) * W);  // rows
+    for (int c = 0; c < W; ++c) blur_line(plane + c, W, H, plane + c);                        // columns
+  }
 }
 
 }  // namespace gb::explain

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/tensor.h"
+#include "explain/common/resize.h"
 
 namespace gb::visualize {
 
@@ -31,10 +32,7 @@ Tensor to_pixels(const Tensor& x, const Bounds& b);
 // Rolling by (-dy, -dx) is the inverse and the adjoint.
 void roll(const Tensor& x, const std::vector<int>& dy, const std::vector<int>& dx, Tensor& out, int sign = 1);
 
-// Gaussian blur of every plane in place with scipy.ndimage.gaussian_filter's conventions: a
-// kernel of radius round(4σ) normalized to sum 1, borders mirrored half-sample ('reflect':
-// d c b a | a b c d). A no-op for σ <= 0.
-void gaussian_blur(Tensor& x, double sigma);
+using explain::gaussian_blur;  // explain/common/resize.h
 
 // Bilinear resizing of [R,C,h,w] to [R,C,H,W] with PyTorch's F.interpolate(mode="bilinear",
 // align_corners=False) convention (the same taps as explain/common/resize.h), and its adjoint, which

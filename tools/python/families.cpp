@@ -109,7 +109,7 @@ py::dict evaluate_py(PyModel& pm, py::handle x_arg, py::handle target, const std
   Tensor x = tensor_arg(x_arg, g.input_shape(), "x");
   metrics::metric_info(metric);
   const explain::Params params = params_arg(kwargs, metric);
-  metrics::Explanation e{method, method_params(pm, method, mparams, x.batch()), {}};
+  metrics::Explanation e{method, method_params(pm, method, mparams, x), {}};
   Tensor masks;
   metrics::Context ctx;
   if (!masks_arg.is_none()) {

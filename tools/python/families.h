@@ -11,7 +11,7 @@ namespace gb::py_glassbox {
 // spec string (LAYER:C, LAYER:C,Y,X, LAYER:FILE.npy). Runs a forward for "pred" (hold pm.mu).
 Target target_arg(PyModel& pm, const Tensor& x, py::handle target);
 // An attribution method's keywords, routed and defaulted exactly as `glassbox explain` does.
-explain::Params method_params(const PyModel& pm, const std::string& method, const py::dict& kwargs, int N);
+explain::Params method_params(const PyModel& pm, const std::string& method, const py::dict& kwargs, const Tensor& x);
 
 void bind_families(py::module_& m);
 

@@ -223,7 +223,8 @@ namespace {
 // A method's keyword parameters routed and defaulted as the CLI does: unknown keys named, black
 // baselines and zB boxes through the model's normalization (so a call equals `glassbox explain`
 // bit for bit); an array baseline ([1 or N, input...] in the model's input space) as a tensor.
-explain::Params method_params(const PyModel& pm, const std::string& method, const py::dict& kwargs, int N) {
+explain::Params method_params(const PyModel& pm, const std::string& method, const py::dict& kwargs, const Tensor& x) {
+  const int N = x.batch();
   const Graph& g = pm.m.graph;
   explain::method_info(method);  // an unknown name fails here, listing the known ones
   explain::Params given = params_arg(kwargs, method);
@@ -234,7 +235,8 @@ explain::Params method_params(const PyModel& pm, const std::string& method, cons
   std::vector<explain::Params> per = route_method_params(kv, {method}, all, "keyword", "glassbox.methods()");
   if (array_baseline && !accepted_keys(method, all).count("baseline"))
     throw py::value_error("keyword baseline: " + method + " takes no baseline");
-  resolve_baselines({method}, all, per, g, Normalization::of_model(pm.m.metadata), N);
+  // Python takes arrays and numbers in the model's input space, as Captum does.
+  resolve_baselines({method}, all, per, g, Normalization::of_model(pm.m.metadata), InputSpace::model, x);
   if (array_baseline) {
     const Tensor& b = given.tensors["baseline"];
     const Shape one = Shape::batch_of(1, g.input_shape());
@@ -262,7 +264,7 @@ py::object explain_py(PyModel& pm, py::handle x_arg, py::handle target_arg_, con
       if (all.contains(k)) throw py::value_error("explain(): parameter " + std::string(py::str(k)) + " given twice");
       all[k] = v;
     }
-  const explain::Params params = method_params(pm, method, all, x.batch());
+  const explain::Params params = method_params(pm, method, all, x);
   explain::Result r;
   {
     Lock lock(pm.mu);

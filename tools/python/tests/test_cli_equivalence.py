@@ -8,10 +8,11 @@ from conftest import ARCH, glassbox, run_cli
 
 
 def cli_maps(tmp, model_spec, x, method, target, params=()):
-    """The CLI's attribution of every row of x, stacked [N, ...] (names x_<n>_ or x.npy_<n>_)."""
+    """The CLI's attribution of every row of x, stacked [N, ...] (names x_<n>_ or x.npy_<n>_). Python
+    takes arrays in the model's input space, the CLI pixels unless told so."""
     np.save(tmp / "x.npy", x)
-    args = ["explain", "--model", model_spec, "--input", tmp / "x.npy", "--method", method, "--target", target,
-            "--out", tmp / "out"]
+    args = ["explain", "--model", model_spec, "--input", tmp / "x.npy", "--input-space", "model", "--method", method,
+            "--target", target, "--out", tmp / "out"]
     for p in params:
         args += ["--param", p]
     code, out = run_cli(*args)
