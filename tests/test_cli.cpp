@@ -519,3 +519,33 @@ TEST_CASE("cli: .npy inputs and baselines are pixels unless --input-space model;
   CHECK(r.status != 0);
   CHECK_MESSAGE(contains(r.err, "no training mean"), r.err);
 }
+
+namespace {
+// Width and height of a PNG file (from its IHDR chunk).
+std::pair<int, int> png_size(const std::string& path) {
+  const std::string b = read_file(path);
+  REQUIRE(b.size() >= 24);
+  auto be32 = [&](size_t at) {
+    return int(uint32_t(uint8_t(b[at])) << 24 | uint32_t(uint8_t(b[at + 1])) << 16 | uint32_t(uint8_t(b[at + 2])) << 8 |
+               uint8_t(b[at + 3]));
+  };
+  return {be32(16), be32(20)};
+}
+}  // namespace
+
+TEST_CASE("cli: explain figures stand alone: enlarged maps, pages of 16 inputs, a colorbar, settings in headers") {
+  Scratch s;
+  write_npy(s / "x.npy", {17, 1, 8, 8});
+  Run r = glassbox(s, std::string("explain --model ") + kSmall + " --input " + (s / "x.npy") + " --out " + (s / "out") +
+                          " --method saliency,integrated-gradients --param n_steps=8");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(png_size(s / "out/x_0_saliency.png") == std::pair{112, 112});  // 8 x 8 maps, enlarged 14 times
+  CHECK(fs::exists(s / "out/grid.png"));
+  CHECK(fs::exists(s / "out/grid_2.png"));  // inputs 17.. on a second page
+  CHECK(!fs::exists(s / "out/grid_3.png"));
+  const auto [w1, h1] = png_size(s / "out/grid.png");
+  const auto [w2, h2] = png_size(s / "out/grid_2.png");
+  CHECK(w1 == w2);
+  CHECK(h1 > 4 * h2);  // 16 rows against 1 (whose page the colorbar makes 268 px tall)
+  CHECK(w1 > 3 * (112 + 4) + 60);  // three columns and a colorbar beside them
+}

@@ -22,7 +22,9 @@
 #include "explain/attribution/explain.h"
 #include "explain/attribution/gradient.h"
 #include "explain/common/heatmap.h"
+#include "explain/common/plot.h"
 #include "tools/commands.h"
+#include "tools/figures.h"
 #include "tools/inputs.h"
 
 namespace gb {
@@ -73,8 +75,6 @@ std::string safe_name(std::string s) {
   return o.empty() ? "input" : o;
 }
 
-void write_image(const std::string& path, const explain::Image& im) { write_png(path, im.w, im.h, 3, im.rgb.data()); }
-
 // The logits of every input (rows of 256).
 Tensor all_logits(Graph& g, const Tensor& x) {
   const int N = x.batch(), K = g.classes();
@@ -120,11 +120,12 @@ struct Column {
   std::string file;   // in output names: "smoothgrad" or "smoothgrad_level-0.1"
   explain::Params params;
   std::string baseline;  // as given, for the summary (IG, DeepLIFT)
+  std::string header;    // the grid's column header: the label and every parameter given
 };
 
 // One column over every input: .npy (and .png for images) per input, its summary entries, and a
-// grid cell per input.
-void run_method(const ExplainArgs& a, Graph& g, const Inputs& in, const Target& target, const Column& col,
+// grid cell per input. Returns whether the attributions are signed.
+bool run_method(const ExplainArgs& a, Graph& g, const Inputs& in, const Target& target, const Column& col,
                 const std::vector<std::string>& names, const std::vector<Tensor>& pixels, nlohmann::json& summary,
                 nlohmann::json& per_image, std::vector<std::vector<explain::Image>>& cells) {
   const int N = in.x.batch();
@@ -159,12 +160,14 @@ void run_method(const ExplainArgs& a, Graph& g, const Inputs& in, const Target& 
     nlohmann::json e = {{"sum", sum}, {"time_s", secs / N}};
     if (!r.delta.empty()) e["delta"] = r.delta[n];
     if (!f_x.empty()) e.update({{"f_x", f_x[n]}, {"f_baseline", f_base[n]}});
+    std::vector<float> segments;  // LIME's superpixels, outlined in its figures
     if (n < int(r.details.size()))
       for (auto& [key, values] : r.details[n]) {
         if (key == "segments" && sample.rank == 3) {  // a label image: beside the map, as .npy
           Tensor labels({sample[1], sample[2]});
           std::copy(values.begin(), values.end(), labels.data());
           write_npy(stem + "_segments.npy", labels);
+          segments.assign(values.begin(), values.end());
         } else {
           e[key] = values.size() == 1 ? nlohmann::json(values[0]) : nlohmann::json(values);
         }
@@ -177,22 +180,32 @@ void run_method(const ExplainArgs& a, Graph& g, const Inputs& in, const Target& 
       o.colormap = a.colormap;
       o.percentile = a.percentile;
       o.overlay = a.overlay;
+      if (col.method == "lime" && a.overlay == 0) o.overlay = 0.5f;  // segments over the image they cut
       explain::Image im = explain::heatmap(an, o, &pixels[n]);
+      const int k = enlargement_for(im.w);
+      im = explain::resize_nearest(im, im.w * k, im.h * k);
+      if (segments.size() == size_t(sample[1]) * sample[2]) {
+        const uint8_t edge[3] = {40, 40, 40};
+        explain::draw_boundaries(im, segments, sample[2], sample[1], edge);
+      }
       write_image(stem + ".png", im);
       cells[n].push_back(im);
     } else {
       cells[n].push_back(explain::Image(1, 1));  // not an image-shaped attribution: a blank cell
     }
   }
+  return r.is_signed;
 }
 
-// grid.png: inputs as rows (captioned with what is explained), methods as columns.
-void write_grid(const std::string& path, const Graph& g, const std::vector<std::string>& methods,
-                const nlohmann::json& per_image, const std::vector<std::vector<explain::Image>>& cells) {
+// grid.png (grid_2.png, ... past 16 inputs): inputs as rows (captioned with what is explained),
+// methods as columns, and a colorbar for each colormap the columns use.
+void write_grid(const std::string& path, const ExplainArgs& a, const Graph& g, const std::vector<std::string>& headers,
+                const std::vector<bool>& is_signed, const nlohmann::json& per_image,
+                const std::vector<std::vector<explain::Image>>& cells) {
   const int H = g.input_shape()[1], W = g.input_shape()[2];
-  const int s = std::max(1, (112 + W - 1) / W);  // cells at least 112 px wide, so labels fit
+  const int s = enlargement_for(W);  // cells at least 112 px wide, so labels fit
   std::vector<std::string> cols = {"input"}, caps;
-  cols.insert(cols.end(), methods.begin(), methods.end());
+  cols.insert(cols.end(), headers.begin(), headers.end());
   for (const nlohmann::json& e : per_image) {
     char buf[64];
     if (e.contains("probability")) {
@@ -203,7 +216,18 @@ void write_grid(const std::string& path, const Graph& g, const std::vector<std::
       caps.push_back(e["name"].get<std::string>() + ": " + e["target"].get<std::string>() + buf);
     }
   }
-  write_image(path, explain::grid(cells, cols, caps, W * s, H * s));
+  // Every map is scaled by its own percentile of |a|, so the bar's ends are that scale, +-1.
+  std::vector<explain::Image> legends;
+  std::set<std::string> drawn;
+  for (bool sign : is_signed) {
+    const std::string cmap = !a.colormap.empty() ? a.colormap : sign ? "bwr" : "hot";
+    const double pct = a.percentile >= 0 ? a.percentile : sign ? 100 : 99.5;
+    if (!drawn.insert(cmap + (sign ? "+-" : "+")).second) continue;
+    char cap[64];
+    std::snprintf(cap, sizeof cap, "%s a / p%g(|a|)", sign ? "signed" : "unsigned", pct);
+    legends.push_back(explain::colorbar_image(cmap, sign ? -1 : 0, 1, 260, cap));
+  }
+  write_grid_pages(path, cells, cols, caps, W * s, H * s, legends);
 }
 
 // --param values (the shorthands --rule, --stdev and --baseline included) routed to the methods
@@ -235,18 +259,23 @@ std::vector<Column> make_columns(const ExplainArgs& a, const std::vector<std::st
   for (size_t mi = 0; mi < methods.size(); ++mi) {
     const std::string& m = methods[mi];
     if (key.empty() || !accepted_keys(m, all).count(key)) {
-      cols.push_back({m, m, m, per_method[mi], ""});
+      cols.push_back({m, m, m, per_method[mi], "", ""});
       continue;
     }
     swept = true;
     for (const std::string& v : values) {
-      Column c{m, m + " " + key + "=" + v, m + "_" + safe_name(key + "-" + v), per_method[mi], ""};
+      Column c{m, m + " " + key + "=" + v, m + "_" + safe_name(key + "-" + v), per_method[mi], "", ""};
       c.params[key] = v;
       cols.push_back(c);
     }
   }
   if (!key.empty() && !swept)
     throw std::invalid_argument("--sweep " + key + ": no selected method accepts it (see glassbox explain --list)");
+  for (Column& c : cols) {  // a figure that stands alone says which settings made each column
+    c.header = c.label;
+    for (const auto& [k, v] : c.params)
+      if (k != key) c.header += " " + k + "=" + v;
+  }
   return cols;
 }
 
@@ -298,14 +327,15 @@ void run_explain(const ExplainArgs& a) {
       pixels.push_back(display_pixels(in.x.slice(n, n + 1), norm));
       cells[n].push_back(explain::to_image(pixels[n]));
     }
-  std::vector<std::string> labels;
+  std::vector<std::string> headers;
+  std::vector<bool> is_signed;
   for (const Column& c : columns) {
-    run_method(a, g, in, target, c, names, pixels, summary, per_image, cells);
-    labels.push_back(c.label);
+    is_signed.push_back(run_method(a, g, in, target, c, names, pixels, summary, per_image, cells));
+    headers.push_back(c.header);
   }
   summary["images"] = per_image;
   atomic_write(a.out + "/summary.json", summary.dump(2) + "\n");
-  if (images) write_grid(a.out + "/grid.png", g, labels, per_image, cells);
+  if (images) write_grid(a.out + "/grid.png", a, g, headers, is_signed, per_image, cells);
   std::printf("wrote %d x %zu attributions, summary.json%s to %s\n", N, columns.size(), images ? " and grid.png" : "",
               a.out.c_str());
 }

@@ -179,22 +179,47 @@ void draw_text(Image& im, int x, int y, const std::string& text, const uint8_t c
   }
 }
 
+// Words of `label` on lines at most `width` pixels wide (a word wider than that is cut).
+static std::vector<std::string> wrap(const std::string& label, int width) {
+  std::vector<std::string> lines;
+  std::string line;
+  for (size_t p = 0; p < label.size();) {
+    size_t q = label.find(' ', p);
+    if (q == std::string::npos) q = label.size();
+    std::string word = label.substr(p, q - p);
+    p = q + 1;
+    if (word.empty()) continue;
+    while (word.size() > 1 && text_width(word) > width) word.pop_back();
+    if (!line.empty() && text_width(line + " " + word) <= width) {
+      line += " " + word;
+    } else {
+      if (!line.empty()) lines.push_back(line);
+      line = word;
+    }
+  }
+  if (!line.empty()) lines.push_back(line);
+  return lines;
+}
+
 Image grid(const std::vector<std::vector<Image>>& cells, const std::vector<std::string>& column_labels,
            const std::vector<std::string>& row_captions, int cell_w, int cell_h) {
   const int rows = int(cells.size()), cols = rows ? int(cells[0].size()) : int(column_labels.size());
   const int pad = 4, line = 14;
-  // Column labels wider than a cell are shortened rather than overlapping their neighbours.
-  const int W = pad + cols * (cell_w + pad), H = line + pad + rows * (line + cell_h + pad);
+  std::vector<std::vector<std::string>> headers;
+  size_t header_lines = 1;
+  for (int c = 0; c < cols && c < int(column_labels.size()); ++c) {
+    headers.push_back(wrap(column_labels[c], cell_w));
+    header_lines = std::max(header_lines, headers.back().size());
+  }
+  const int top = int(header_lines) * line;
+  const int W = pad + cols * (cell_w + pad), H = top + pad + rows * (line + cell_h + pad);
   Image im(W, H);
   const uint8_t black[3] = {0, 0, 0};
-  for (int c = 0; c < cols && c < int(column_labels.size()); ++c) {
-    std::string s = column_labels[c];
-    while (s.size() > 1 && text_width(s) > cell_w) s.pop_back();
-    draw_text(im, pad + c * (cell_w + pad), 3, s, black);
-  }
+  for (size_t c = 0; c < headers.size(); ++c)
+    for (size_t l = 0; l < headers[c].size(); ++l) draw_text(im, pad + int(c) * (cell_w + pad), 3 + int(l) * line, headers[c][l], black);
   for (int r = 0; r < rows; ++r) {
     if (int(cells[r].size()) != cols) throw std::invalid_argument("grid: rows of different lengths");
-    const int y = line + pad + r * (line + cell_h + pad);
+    const int y = top + pad + r * (line + cell_h + pad);
     if (r < int(row_captions.size())) draw_text(im, pad, y + 2, row_captions[r], black);
     for (int c = 0; c < cols; ++c) {
       Image cell = resize_nearest(cells[r][c], cell_w, cell_h);
@@ -203,6 +228,37 @@ Image grid(const std::vector<std::vector<Image>>& cells, const std::vector<std::
     }
   }
   return im;
+}
+
+Image beside(const Image& figure, const std::vector<Image>& legends) {
+  const int pad = 8;
+  int W = figure.w, H = figure.h;
+  for (const Image& l : legends) W += pad + l.w, H = std::max(H, l.h + pad);
+  Image im(W, H);
+  auto paste = [&](const Image& part, int x0, int y0) {
+    for (int y = 0; y < part.h; ++y) std::copy(part.px(0, y), part.px(0, y) + 3 * part.w, im.px(x0, y0 + y));
+  };
+  paste(figure, 0, 0);
+  int x = figure.w;
+  for (const Image& l : legends) {
+    paste(l, x + pad, pad);
+    x += pad + l.w;
+  }
+  return im;
+}
+
+void draw_boundaries(Image& im, const std::vector<float>& labels, int w, int h, const uint8_t color[3]) {
+  if (w <= 0 || h <= 0 || labels.size() != size_t(w) * h || im.w % w || im.h % h)
+    throw std::invalid_argument("draw_boundaries: the image is not an enlargement of the label image");
+  const int sx = im.w / w, sy = im.h / h;
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      const float l = labels[size_t(y) * w + x];
+      if (x + 1 < w && labels[size_t(y) * w + x + 1] != l)  // a vertical edge at the right of (x, y)
+        for (int yy = y * sy; yy < (y + 1) * sy; ++yy) std::copy(color, color + 3, im.px((x + 1) * sx - 1, yy));
+      if (y + 1 < h && labels[size_t(y + 1) * w + x] != l)  // a horizontal edge below
+        for (int xx = x * sx; xx < (x + 1) * sx; ++xx) std::copy(color, color + 3, im.px(xx, (y + 1) * sy - 1));
+    }
 }
 
 }  // namespace gb::explain

@@ -56,9 +56,18 @@ std::string printable(const std::string& text);
 void draw_text(Image& im, int x, int y, const std::string& text, const uint8_t color[3], int scale = 1);
 int text_width(const std::string& text, int scale = 1);
 
-// A grid: rows of cells (the same count per row), a header with the column labels, and one caption
-// line above each row. Cells are resized (nearest) to cell_w x cell_h.
+// A grid: rows of cells (the same count per row), a header with the column labels (wrapped at
+// spaces onto as many lines as the longest needs), and one caption line above each row. Cells are
+// resized (nearest) to cell_w x cell_h.
 Image grid(const std::vector<std::vector<Image>>& cells, const std::vector<std::string>& column_labels,
            const std::vector<std::string>& row_captions, int cell_w, int cell_h);
+
+// `figure` with `legends` (colorbars) to its right, top-aligned, on white.
+Image beside(const Image& figure, const std::vector<Image>& legends);
+
+// Draws the boundaries between regions of a label image (labels: h x w, row-major) onto im, an
+// enlargement of it by an integer factor: a pixel on the edge of a region whose neighbour to the
+// right or below has another label.
+void draw_boundaries(Image& im, const std::vector<float>& labels, int w, int h, const uint8_t color[3]);
 
 }  // namespace gb::explain
