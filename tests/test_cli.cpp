@@ -457,6 +457,12 @@ TEST_CASE("cli: train --out makes its folder; predict --logits prints the logits
   CHECK(contains(r.out, "(logit "));
   r = glassbox(s, "predict --model " + (s / "new/dir/m.safetensors") + " --data toy:moons --index 0");
   CHECK(!contains(r.out, "logit"));
+  // eval draws its confusion matrix (2 classes: a 2 x 2 table, a colorbar, labels) into a new folder.
+  r = glassbox(s, "eval --model " + (s / "new/dir/m.safetensors") + " --data toy:moons --confusion " + (s / "cm/c.png"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const std::string png = read_file(s / "cm/c.png");
+  REQUIRE(png.size() > 24);
+  CHECK(png.compare(1, 3, "PNG") == 0);
 }
 
 TEST_CASE("cli: .npy inputs and baselines are pixels unless --input-space model; baseline keywords") {

@@ -12,6 +12,7 @@
 #include "engine/layers.h"
 #include "engine/finite.h"
 #include "tools/commands.h"
+#include "tools/figures.h"
 #include "tools/inputs.h"
 #include "train/fit.h"
 #include "train/presets.h"
@@ -166,7 +167,8 @@ void run_train(const TrainArgs& a) {
                 epoch_path(a.out, a.save_every).c_str());
 }
 
-void run_eval(const std::string& model, const std::string& data, const std::string& split, bool as_json) {
+void run_eval(const std::string& model, const std::string& data, const std::string& split, bool as_json,
+              const std::string& confusion_png) {
   Model m = open_model(model);
   Dataset d = load_dataset(data, split);
   check_fits(m.graph, d);
@@ -174,6 +176,14 @@ void run_eval(const std::string& model, const std::string& data, const std::stri
   std::vector<std::string> names = d.class_names;
   for (int k = int(names.size()); k < m.graph.classes(); ++k) names.push_back(std::to_string(k));
   const int K = m.graph.classes();
+  if (!confusion_png.empty()) {
+    std::filesystem::path dir = std::filesystem::path(confusion_png).parent_path();
+    if (!dir.empty()) std::filesystem::create_directories(dir);
+    char title[160];
+    std::snprintf(title, sizeof title, "%s on %s (%s split): accuracy %s, %d images", model.c_str(), d.name.c_str(),
+                  split.c_str(), pct(e.accuracy).c_str(), e.n);
+    write_image(confusion_png, confusion_image(e.confusion, names, title));
+  }
   if (as_json) {
     nlohmann::json per = nlohmann::json::object();
     for (int c = 0; c < K; ++c) per[names[c]] = std::isfinite(e.per_class[c]) ? nlohmann::json(e.per_class[c]) : nullptr;
@@ -301,12 +311,14 @@ void add_train_commands(CLI::App& app) {
     auto model = std::make_shared<std::string>(), data = std::make_shared<std::string>("fashion-mnist"),
          split = std::make_shared<std::string>("test");
     auto as_json = std::make_shared<bool>(false);
+    auto confusion = std::make_shared<std::string>();
     auto* c = app.add_subcommand("eval", "Accuracy, per-class accuracy and confusion matrix of a model on a dataset");
     c->add_option("--model", *model, "model file")->required();
     c->add_option("--data", *data, "dataset spec")->capture_default_str();
     c->add_option("--split", *split, "dataset split: train, test or all")->capture_default_str();
     c->add_flag("--json", *as_json, "print one JSON object");
-    c->callback([=] { run_eval(*model, *data, *split, *as_json); });
+    c->add_option("--confusion", *confusion, "also draw the confusion matrix into this PNG file");
+    c->callback([=] { run_eval(*model, *data, *split, *as_json, *confusion); });
   }
   {
     auto model = std::make_shared<std::string>(), data = std::make_shared<std::string>(),

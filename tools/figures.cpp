@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "data/images.h"
+#include "explain/common/plot.h"
 
 namespace gb {
 
@@ -26,6 +27,39 @@ std::vector<std::string> write_grid_pages(const std::string& path, const std::ve
     written.push_back(file);
   }
   return written;
+}
+
+explain::Image confusion_image(const std::vector<std::vector<int>>& counts, const std::vector<std::string>& names,
+                               const std::string& title) {
+  const int K = int(counts.size()), cell = 44, line = 14, pad = 8;
+  int label_w = 0;
+  for (int k = 0; k < K; ++k) label_w = std::max(label_w, explain::text_width(std::to_string(k) + " " + names[size_t(k)]));
+  const int x0 = pad + label_w + pad, y0 = pad + 3 * line;
+  explain::Image im(x0 + K * cell + pad, y0 + K * cell + pad + line);
+  const uint8_t black[3] = {0, 0, 0}, white[3] = {255, 255, 255};
+  explain::draw_text(im, pad, pad, title, black);
+  explain::draw_text(im, x0, pad + line, "predicted class; rows: true class; colour: share of the row", black);
+  for (int k = 0; k < K; ++k) {
+    explain::draw_text(im, pad, y0 + k * cell + cell / 2 - 4, std::to_string(k) + " " + names[size_t(k)], black);
+    explain::draw_text(im, x0 + k * cell + cell / 2 - explain::text_width(std::to_string(k)) / 2, y0 - line + 2,
+                       std::to_string(k), black);
+  }
+  for (int r = 0; r < K; ++r) {
+    long total = 0;
+    for (int c = 0; c < K; ++c) total += counts[size_t(r)][size_t(c)];
+    for (int c = 0; c < K; ++c) {
+      const int n = counts[size_t(r)][size_t(c)];
+      const double share = total ? double(n) / double(total) : 0;
+      uint8_t rgb[3];
+      explain::colormap_rgb("bwr", share, rgb);
+      for (int y = 1; y < cell; ++y)
+        for (int x = 1; x < cell; ++x) std::copy(rgb, rgb + 3, im.px(x0 + c * cell + x, y0 + r * cell + y));
+      const std::string text = std::to_string(n);
+      explain::draw_text(im, x0 + c * cell + (cell - explain::text_width(text)) / 2, y0 + r * cell + cell / 2 - 4, text,
+                         share > 0.6 ? white : black);
+    }
+  }
+  return explain::beside(im, {explain::colorbar_image("bwr", 0, 1, std::max(160, K * cell), "share of the row")});
 }
 
 int enlargement_for(int w, int min_side) { return std::max(1, (min_side + w - 1) / std::max(1, w)); }

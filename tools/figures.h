@@ -17,6 +17,12 @@ std::vector<std::string> write_grid_pages(const std::string& path, const std::ve
                                           const std::vector<std::string>& row_captions, int cell_w, int cell_h,
                                           const std::vector<explain::Image>& legends, int rows_per_page = 16);
 
+// A confusion matrix as a figure: rows the true classes (numbered and named), columns the predicted
+// ones, each cell coloured by its share of the row (white 0 to red 1) and labelled with its count;
+// a colorbar beside it.
+explain::Image confusion_image(const std::vector<std::vector<int>>& counts, const std::vector<std::string>& names,
+                               const std::string& title);
+
 // The integer enlargement that makes a w-pixel-wide image at least `min_side` pixels wide.
 int enlargement_for(int w, int min_side = 112);
 
