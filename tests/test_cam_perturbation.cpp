@@ -228,6 +228,41 @@ TEST_CASE("occlusion gives zero where the model has zero weights, and the hand v
     }
 }
 
+TEST_CASE("occlusion-map is the class's score with the occluder centred on each pixel, clipped at the borders") {
+  // Linear 2-class model on 1x5x5, window 3, baseline 0.25: the logit with the window at (y, x)
+  // occluded is f(x) - sum over the clipped window of w_p (x_p - 0.25).
+  Graph lin(Shape{1, 5, 5});
+  lin.then<Flatten>().then<Dense>(2);
+  lin.init(7);
+  Tensor x = random_images(1, 1, 5, 5, 9);
+  const Tensor& w = layer_of<Dense>(lin, "dense1").weight.value;
+  const Tensor& bias = layer_of<Dense>(lin, "dense1").bias.value;
+  OcclusionOptions o;
+  o.window = 3;
+  o.baseline = 0.25f;
+  const Tensor logit = occlusion_map(lin, x, {1}, o);
+  o.prob = true;
+  const Tensor prob = occlusion_map(lin, x, {1}, o);
+  for (int py = 0; py < 5; ++py)
+    for (int px = 0; px < 5; ++px) {
+      double z[2];
+      for (int k = 0; k < 2; ++k) {
+        z[k] = bias[k];
+        for (int p = 0; p < 25; ++p) {
+          const int yy = p / 5, xx = p % 5;
+          const bool hidden = std::abs(yy - py) <= 1 && std::abs(xx - px) <= 1;
+          z[k] += w[k * 25 + p] * (hidden ? 0.25 : x[p]);
+        }
+      }
+      CHECK(logit[py * 5 + px] == doctest::Approx(z[1]).epsilon(1e-5));
+      CHECK(prob[py * 5 + px] == doctest::Approx(1 / (1 + std::exp(z[0] - z[1]))).epsilon(1e-5));
+    }
+  // Through the registry: prob is the default, and the map is unsigned.
+  Result r = run(lin, x, {1}, "occlusion-map", {{"window", "3"}, {"baseline", "0.25"}});
+  CHECK(!r.is_signed);
+  for (size_t i = 0; i < 25; ++i) CHECK(r.attribution[i] == prob[i]);
+}
+
 TEST_CASE("occlusion with the default window fills every channel alike") {
   Graph g = make_preset("cifar-convnet", Shape{3, 14, 14}, 4, 2);
   Tensor x = random_images(1, 3, 14, 14, 8);

@@ -108,6 +108,11 @@ TEST_CASE("every method explains a unit of a layer (Captum's neuron attribution)
                              std::invalid_argument);
         continue;
       }
+      if (m.name == "occlusion-map") {  // a probability map by default, which a unit does not have
+        CHECK_THROWS_WITH_AS(gb::explain::explain(g, x, t, m.name, p), doctest::Contains("needs a class target"),
+                             std::invalid_argument);
+        p["output"] = "logit";
+      }
       Result res;
       REQUIRE_NOTHROW(res = gb::explain::explain(g, x, t, m.name, p));
       CHECK(res.attribution.shape() == x.shape());

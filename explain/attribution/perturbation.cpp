@@ -20,64 +20,107 @@ std::vector<float> target_scores(Graph& g, const Tensor& batch, const Target& ro
   return {v.begin(), v.end()};
 }
 
+namespace {
+
+struct Window {
+  int y0, x0, y1, x1;  // rows y0..y1-1, columns x0..x1-1
+};
+
+// The target's score for every sample with every window set to `baseline` in all channels:
+// scores[n · windows + w]. Occluded copies of all samples are packed into batches.
+std::vector<float> occluded_scores(Graph& g, const Tensor& x, const Target& target, const std::vector<Window>& windows,
+                                   float baseline, int batch_size, bool prob) {
+  const int N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
+  const size_t HW = size_t(H) * W, CHW = C * HW, nwin = windows.size(), items = size_t(N) * nwin;
+  std::vector<float> scores(items);
+  Tensor batch({int(std::min(items, size_t(batch_size))), C, H, W});
+  for (size_t i0 = 0; i0 < items; i0 += size_t(batch_size)) {
+    const int B = int(std::min(items - i0, size_t(batch_size)));
+    std::vector<int> samples(B);
+    for (int b = 0; b < B; ++b) {
+      const size_t n = (i0 + b) / nwin;
+      const Window& w = windows[(i0 + b) % nwin];
+      samples[b] = int(n);
+      float* d = batch.data() + b * CHW;
+      std::copy(x.data() + n * CHW, x.data() + (n + 1) * CHW, d);
+      for (int c = 0; c < C; ++c)
+        for (int yy = w.y0; yy < w.y1; ++yy) std::fill(d + c * HW + size_t(yy) * W + w.x0, d + c * HW + size_t(yy) * W + w.x1, baseline);
+    }
+    std::vector<float> s = target_scores(g, batch.slice(0, B), target.gather(samples), prob);
+    std::copy(s.begin(), s.end(), scores.begin() + long(i0));
+  }
+  return scores;
+}
+
+void check_occlusion(Graph& g, const Tensor& x, const Target& target, const OcclusionOptions& o, int win, const char* name) {
+  if (win > x.dim(2) || win > x.dim(3))
+    throw std::invalid_argument(std::string(name) + ": window " + std::to_string(win) + " exceeds the input " + x.shape().str());
+  if (o.batch < 1) throw std::invalid_argument(std::string(name) + ": batch must be positive");
+  if (o.prob && !target.is_class(g))
+    throw std::invalid_argument(std::string(name) + ": output=prob needs a class target (a unit of a layer has no probability)");
+}
+
+// One map per sample, copied into every channel: [N,C,H,W].
+Tensor every_channel(const std::vector<double>& maps, int N, int C, size_t HW) {
+  Tensor out({N, C, 1, int(HW)});
+  for (int n = 0; n < N; ++n)
+    for (int c = 0; c < C; ++c)
+      for (size_t i = 0; i < HW; ++i) out[(size_t(n) * C + c) * HW + i] = float(maps[n * HW + i]);
+  return out;
+}
+
+}  // namespace
+
 Tensor occlusion(Graph& g, const Tensor& x, const Target& target, const OcclusionOptions& o) {
   require_images(x, "occlusion");
   const int N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
   const int win = o.window > 0 ? o.window : std::max(2, std::min(H, W) / 7);
   const int stride = o.stride > 0 ? o.stride : std::max(1, win / 2);
-  if (win > H || win > W)
-    throw std::invalid_argument("occlusion: window " + std::to_string(win) + " exceeds the input " + x.shape().str());
-  if (o.batch < 1) throw std::invalid_argument("occlusion: batch must be positive");
-  if (o.prob && !target.is_class(g))
-    throw std::invalid_argument("occlusion: output=prob needs a class target (a unit of a layer has no probability)");
+  check_occlusion(g, x, target, o, win, "occlusion");
   auto starts = [&](int D) {
     std::vector<int> v;
     const int n = (D - win + stride - 1) / stride + 1;  // ⌈(D−w)/s⌉ + 1
     for (int k = 0; k < n; ++k) v.push_back(std::min(k * stride, D - win));
     return v;
   };
-  const std::vector<int> ys = starts(H), xs = starts(W);
-  const int nwin = int(ys.size() * xs.size());
-  const size_t HW = size_t(H) * W, CHW = C * HW;
+  std::vector<Window> windows;
+  for (int y0 : starts(H))
+    for (int x0 : starts(W)) windows.push_back({y0, x0, y0 + win, x0 + win});
+  const size_t HW = size_t(H) * W, nwin = windows.size();
   // How many windows cover each pixel: the same for every sample.
   std::vector<float> count(HW, 0.f);
-  for (int y0 : ys)
-    for (int x0 : xs)
-      for (int yy = y0; yy < y0 + win; ++yy)
-        for (int xx = x0; xx < x0 + win; ++xx) count[size_t(yy) * W + xx] += 1.f;
-
-  // Occluded copies of all samples are packed into batches; item = n·nwin + window.
+  for (const Window& w : windows)
+    for (int yy = w.y0; yy < w.y1; ++yy)
+      for (int xx = w.x0; xx < w.x1; ++xx) count[size_t(yy) * W + xx] += 1.f;
   const std::vector<float> base = target_scores(g, x, target, o.prob);
+  const std::vector<float> s = occluded_scores(g, x, target, windows, o.baseline, o.batch, o.prob);
   std::vector<double> sum(N * HW, 0.0);
-  const size_t items = size_t(N) * nwin;
-  Tensor batch({int(std::min(items, size_t(o.batch))), C, H, W});
-  for (size_t i0 = 0; i0 < items; i0 += size_t(o.batch)) {
-    const int B = int(std::min(items - i0, size_t(o.batch)));
-    std::vector<int> samples(B);
-    for (int b = 0; b < B; ++b) {
-      const size_t n = (i0 + b) / nwin, wi = (i0 + b) % nwin;
-      samples[b] = int(n);
-      float* d = batch.data() + b * CHW;
-      std::copy(x.data() + n * CHW, x.data() + (n + 1) * CHW, d);
-      const int y0 = ys[wi / xs.size()], x0 = xs[wi % xs.size()];
-      for (int c = 0; c < C; ++c)
-        for (int yy = y0; yy < y0 + win; ++yy) std::fill_n(d + c * HW + size_t(yy) * W + x0, win, o.baseline);
-    }
-    std::vector<float> s = target_scores(g, batch.slice(0, B), target.gather(samples), o.prob);
-    for (int b = 0; b < B; ++b) {
-      const size_t n = (i0 + b) / nwin, wi = (i0 + b) % nwin;
-      const double drop = double(base[n]) - s[b];
-      const int y0 = ys[wi / xs.size()], x0 = xs[wi % xs.size()];
-      double* acc = sum.data() + n * HW;
-      for (int yy = y0; yy < y0 + win; ++yy)
-        for (int xx = x0; xx < x0 + win; ++xx) acc[size_t(yy) * W + xx] += drop;
-    }
-  }
-  Tensor out({N, C, H, W});
   for (int n = 0; n < N; ++n)
-    for (int c = 0; c < C; ++c)
-      for (size_t i = 0; i < HW; ++i) out[n * CHW + c * HW + i] = float(sum[n * HW + i] / count[i]);
-  return out;
+    for (size_t wi = 0; wi < nwin; ++wi) {
+      const double drop = double(base[n]) - s[n * nwin + wi];
+      const Window& w = windows[wi];
+      double* acc = sum.data() + n * HW;
+      for (int yy = w.y0; yy < w.y1; ++yy)
+        for (int xx = w.x0; xx < w.x1; ++xx) acc[size_t(yy) * W + xx] += drop;
+    }
+  for (int n = 0; n < N; ++n)
+    for (size_t i = 0; i < HW; ++i) sum[n * HW + i] /= count[i];
+  return every_channel(sum, N, C, HW).reshaped(x.shape());
+}
+
+Tensor occlusion_map(Graph& g, const Tensor& x, const Target& target, const OcclusionOptions& o) {
+  require_images(x, "occlusion-map");
+  const int N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
+  const int win = o.window > 0 ? o.window : std::max(2, std::min(H, W) / 7);
+  check_occlusion(g, x, target, o, win, "occlusion-map");
+  std::vector<Window> windows;
+  for (int y = 0; y < H; ++y)
+    for (int xx = 0; xx < W; ++xx) {
+      const int y0 = y - win / 2, x0 = xx - win / 2;
+      windows.push_back({std::max(0, y0), std::max(0, x0), std::min(H, y0 + win), std::min(W, x0 + win)});
+    }
+  const std::vector<float> s = occluded_scores(g, x, target, windows, o.baseline, o.batch, o.prob);
+  return every_channel(std::vector<double>(s.begin(), s.end()), N, C, size_t(H) * W).reshaped(x.shape());
 }
 
 void rise_mask(Rng& rng, int s, float p, int H, int W, float* mask) {
@@ -152,6 +195,26 @@ void add_perturbation_methods(std::vector<Method>& registry) {
          if (o.window < 0) throw std::invalid_argument("occlusion: window must be ≥ 1 (0: automatic)");
          if (o.stride < 0) throw std::invalid_argument("occlusion: stride must be ≥ 1 (0: automatic)");
          return Result{occlusion(g, x, t, o), {}, true, {}};
+       }});
+  registry.push_back(
+      {{"occlusion-map", "Zeiler & Fergus's occlusion map: the class's probability with the occluder centred on each pixel",
+        {{"window", "0", "square occluder side; 0: max(2, min(H,W)/7), 4 on 28×28", 0, 1e9},
+         {"baseline", "0", "value written into every channel of the occluder"},
+         {"batch", "256", "occluded copies per forward pass", 1, 65536},
+         {"output", "prob", "what is mapped: prob (the class's softmax probability, as the paper) or logit"}},
+        "Zeiler & Fergus 2014, Fig. 7 (b, d): one occluded copy per pixel, the occluder centred there (rows "
+        "y-floor(w/2) .. y-floor(w/2)+w-1, clipped to the image); a score, not a drop: low values mark what the "
+        "class needs. Captum has no such map (its Occlusion averages drops). The same map in every channel."},
+       [](Graph& g, const Tensor& x, const Target& t, ParamReader& pr) {
+         OcclusionOptions o;
+         o.window = pr.integer("window");
+         o.baseline = float(pr.number("baseline"));
+         o.batch = pr.integer("batch");
+         const std::string output = pr.text("output");
+         if (output != "logit" && output != "prob")
+           throw std::invalid_argument("occlusion-map: output=" + output + ": use prob or logit");
+         o.prob = output == "prob";
+         return Result{occlusion_map(g, x, t, o), {}, !o.prob, {}};
        }});
   registry.push_back(
       {{"rise", "RISE: saliency = Σ P_c(x ⊙ M) M / (N·p) over random smooth masks",

@@ -28,6 +28,12 @@ struct OcclusionOptions {
 // Returns [N,C,H,W].
 Tensor occlusion(Graph& g, const Tensor& x, const Target& target, const OcclusionOptions& o = {});
 
+// Zeiler & Fergus's occlusion map (their Fig. 7 b, d): the target's score when a window of side
+// `window` centred on the pixel (rows y − ⌊w/2⌋ .. y − ⌊w/2⌋ + w − 1, clipped to the image) is set to
+// `baseline`: the class's softmax probability with `prob`, else its logit. One occluded copy per
+// pixel (`stride` is not used). Returns [N,C,H,W], the same map in every channel.
+Tensor occlusion_map(Graph& g, const Tensor& x, const Target& target, const OcclusionOptions& o);
+
 struct RiseOptions {
   int masks = 2000;  // N
   int grid = 7;      // s
