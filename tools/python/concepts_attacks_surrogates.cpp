@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <tuple>
 
+#include "data/dataset.h"
 #include "explain/attacks/attacks.h"
 #include "explain/concepts/concepts.h"
 #include "explain/concepts/dissect.h"

@@ -6,6 +6,8 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <filesystem>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "data/dataset.h"
@@ -183,15 +185,16 @@ std::vector<inst::Checkpoint> checkpoints_arg(const PyModel& pm, py::handle list
   int i = 0;
   for (py::handle h : list) {
     const std::string what = "checkpoints[" + std::to_string(i++) + "]";
-    Model file;
+    std::optional<Model> file;
     const Model* c = nullptr;
     std::string name = what;
     if (py::isinstance<PyModel>(h)) {
       c = &h.cast<const PyModel&>().m;
     } else {
       name = path_arg(h);
-      file = load_model(name);
-      c = &file;
+      if (!std::filesystem::exists(name)) file_not_found(what + ": " + name + ": no such file");
+      file.emplace(load_model(name));
+      c = &*file;
     }
     if (architecture_json(c->graph) != arch) throw py::value_error(what + " (" + name + "): its architecture differs from the model's");
     inst::Checkpoint ck{name, {}, 0};

@@ -128,11 +128,14 @@ def test_dissect_finds_a_planted_detector(model):
     """A mask equal to where a unit's upsampled map is in its top quantile has IoU 1 with that unit."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((6, 1, 16, 16)).astype(np.float32)
-    a = model.activations(x, ["relu1"])["relu1"][:, 2]  # [N, 16, 16]: full resolution, no upsampling
+    acts = model.activations(x, ["relu1"])["relu1"]  # [N, 4, 16, 16]: full resolution, no upsampling
+    k = int(np.argmax((acts > 0).mean(axis=(0, 2, 3))))  # the unit most often active
+    a = acts[:, k]
     t = np.percentile(a, 100 * (1 - 0.05))
     masks = (a > t)[:, None].astype(np.uint8)
+    assert masks.sum() > 0
     r = glassbox.dissect(model, x, masks, ["planted"], layers="relu1", quantile=0.05)
-    u = r["layers"][0]["units"][2]
+    u = r["layers"][0]["units"][k]
     assert u["concept"] == "planted" and u["iou"] == pytest.approx(1.0) and u["detector"]
     assert u["threshold"] == pytest.approx(t, rel=1e-5)
 
