@@ -13,6 +13,7 @@
 
 #include "data/dataset.h"
 #include "explain/attacks/attacks.h"
+#include "explain/concepts/cav.h"
 #include "explain/concepts/concepts.h"
 #include "explain/concepts/dissect.h"
 #include "explain/concepts/patterns.h"
@@ -175,7 +176,9 @@ py::dict tcav_py(PyModel& pm, py::handle layers_a, py::dict concepts, int target
   for (auto [k, v] : concepts) {
     const std::string name = py::str(k);
     if (name == "random") throw py::value_error("tcav(concepts=...): 'random' names the baseline; call the concept otherwise");
-    q.concepts.push_back({name, concept_arg(pm.m, v, n, cc::mix_seed(seed, 0x636f6e63 + i), "concepts['" + name + "']")});
+    Tensor x = concept_arg(pm.m, v, n, cc::mix_seed(seed, 0x636f6e63 + i), "concepts['" + name + "']");
+    if (x.batch() > n) x = x.slice(0, n).clone();  // n examples per concept at most, as --n
+    q.concepts.push_back({name, std::move(x)});
     ++i;
   }
   // A generated random pool holds (R + 1) random_size images: disjoint sets' worth (as the command).
@@ -206,6 +209,45 @@ py::dict tcav_py(PyModel& pm, py::handle layers_a, py::dict concepts, int target
   return py::dict(py::arg("runs") = r.runs, py::arg("p_threshold") = r.p_threshold, py::arg("comparisons") = r.comparisons,
                   py::arg("concept_sizes") = sizes, py::arg("inputs") = q.inputs.batch(),
                   py::arg("random_pool") = q.random_pool.batch(), py::arg("layers") = layers);
+}
+
+// Activations [n, ...] as rows [n, D] (any float array of rank 2-4).
+Tensor rows_arg(py::handle a, const std::string& what) {
+  Tensor t = any_tensor_arg(a, what);
+  if (t.rank() < 2) throw py::value_error(what + ": expected [n, features...] (one row per example)");
+  return t.reshaped(Shape{t.batch(), int(t.sample_size())});
+}
+
+// cav(positive, other, classifier, alpha, max_iter, tol, test_fraction, seed): one CAV, the
+// classifier tcav() fits per run (cav.h), with the tcav method's ranges.
+py::dict cav_py(py::handle pos_a, py::handle other_a, const std::string& classifier, double alpha, int max_iter,
+                double tol, double test_fraction, uint64_t seed) {
+  const Tensor pos = rows_arg(pos_a, "positive"), other = rows_arg(other_a, "other");
+  if (pos.dim(1) != other.dim(1))
+    throw py::value_error("cav: positive has " + std::to_string(pos.dim(1)) + " features per row, other " + std::to_string(other.dim(1)));
+  if (classifier != "svm" && classifier != "logistic")
+    throw py::value_error("cav(classifier='" + classifier + "'): use svm (hinge loss) or logistic (log loss)");
+  auto check = [](bool ok, const std::string& what) {
+    if (!ok) throw py::value_error("cav(" + what + ")");
+  };
+  check(alpha >= 1e-12 && alpha <= 10, "alpha=...): expected (0, 10]");
+  check(max_iter >= 1 && max_iter <= 100000, "max_iter=...): expected 1..100000");
+  check(tol >= 0 && tol <= 1, "tol=...): expected 0..1");
+  check(test_fraction >= 0.05 && test_fraction <= 0.9, "test_fraction=...): expected [0.05, 0.9]");
+  cc::CavOptions o;
+  o.sgd.loss = classifier == "svm" ? cc::Loss::hinge : cc::Loss::log;
+  o.sgd.alpha = alpha, o.sgd.max_iter = max_iter, o.sgd.tol = tol, o.sgd.seed = seed;
+  o.test_fraction = test_fraction;
+  cc::Cav c;
+  {
+    py::gil_scoped_release nogil;
+    c = cc::train_cav(pos, other, o);
+  }
+  py::array_t<float> direction(py::ssize_t(c.direction.size()));
+  std::copy(c.direction.begin(), c.direction.end(), direction.mutable_data());
+  return py::dict(py::arg("direction") = direction, py::arg("weights") = to_array(c.fit.w), py::arg("bias") = c.fit.b,
+                  py::arg("epochs") = c.fit.epochs, py::arg("converged") = c.fit.converged, py::arg("accuracy") = c.accuracy,
+                  py::arg("train_accuracy") = c.train_accuracy, py::arg("n_train") = c.n_train, py::arg("n_test") = c.n_test);
 }
 
 // patterns(spec, model, n, seed): the command's generated concept images, pixels in [0, 1].
@@ -473,6 +515,12 @@ void bind_concepts_attacks_surrogates(py::module_& m) {
         "TCAV (glassbox concepts): per layer and concept the TCAV and magnitude scores over the runs, t-tests against "
         "the random runs and the unit CAVs. concepts={name: array (model input space) or 'pattern:KIND[,..]'}; "
         "random, inputs likewise. Parameters: methods('concepts')['tcav']");
+  m.def("cav", &cav_py, py::arg("positive"), py::arg("other"), py::kw_only(), py::arg("classifier") = "svm",
+        py::arg("alpha") = 0.01, py::arg("max_iter") = 1000, py::arg("tol") = 1e-3, py::arg("test_fraction") = 0.33,
+        py::arg("seed") = 0,
+        "One concept activation vector: a linear classifier (sklearn's SGDClassifier, re-implemented) separating the "
+        "concept's activations [n1, ...] from other ones [n2, ...]: {direction (unit, toward the concept), weights, "
+        "bias, epochs, converged, accuracy (held out), train_accuracy, n_train, n_test}");
   m.def("patterns", &patterns_py, py::arg("spec"), py::arg("model"), py::kw_only(), py::arg("n") = 100, py::arg("seed") = 0,
         "Generated concept images (stripes-h, stripes-v, checkerboard, dots, edges, lines, blobs, solid, noise) shaped "
         "like the model's input: pixels [n, C, H, W] in [0, 1] (model.normalize() them for tcav)");

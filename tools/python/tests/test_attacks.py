@@ -32,7 +32,7 @@ CASES = [
     ("fgsm", 0.05, None, {}),
     ("fgsm", 0.1, 3, {}),
     ("pgd", 0.05, None, {"step_num": 5, "step_size": 0.01}),
-    ("pgd", 0.1, 1, {"step_num": 4, "step_size": 0.03, "random_start": "true"}),
+    ("pgd", 0.1, 2, {"step_num": 4, "step_size": 0.03, "random_start": "true"}),
     ("deepfool", None, None, {}),
     ("cw", None, None, {"max_iterations": 20, "binary_search_steps": 2}),
     ("jsma", None, 4, {}),

@@ -26,7 +26,7 @@ def test_tracin_checkpoints_equal_cli(files):
     d, x, y, test = files
     code, out = run_cli("influence", "--model", d / "m3.safetensors", "--data", f"npy:{d / 'x.npy'},{d / 'y.npy'}",
                         "--index", "0:2", "--split", "test", "--method", "tracin", "--param", "lr=0.1",
-                        "--checkpoints", f"{d / 'm1.safetensors'},{d / 'm2.safetensors'}", "--out", d / "out")
+                        "--checkpoints", d / "m1.safetensors", "--checkpoints", d / "m2.safetensors", "--out", d / "out")
     assert code == 0, out
     want = np.load(d / "out" / "tracin_scores.npy")
     m = glassbox.load(d / "m3.safetensors")

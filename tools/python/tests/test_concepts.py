@@ -167,3 +167,26 @@ def test_bad_inputs_raise(model, sets):
         glassbox.dissect(model, x, np.zeros((2, 2, 16, 16), np.uint8), ["c"])
     with pytest.raises(ValueError, match="probe.*labels for"):
         glassbox.probe(model, (x, [0]), (x, [0, 1]))
+
+
+def test_cav_finds_a_planted_direction():
+    """Two sets apart along one direction u and noisy across it: the CAV is close to u, points to the
+    concept, and separates held-out rows; the same seed gives the same CAV."""
+    rng = np.random.default_rng(1)
+    u = np.zeros(20, np.float32)
+    u[[3, 7]] = [0.6, 0.8]
+    pos = (rng.standard_normal((60, 20)) * 0.3 + 2 * u).astype(np.float32)
+    neg = (rng.standard_normal((60, 20)) * 0.3 - 2 * u).astype(np.float32)
+    c = glassbox.cav(pos, neg, seed=4)
+    assert c["direction"].shape == (20,) and np.linalg.norm(c["direction"]) == pytest.approx(1, abs=1e-5)
+    assert c["direction"] @ u > 0.9 and c["accuracy"] == 1.0
+    assert c["n_test"] == 2 * round(0.33 * 60) and c["n_train"] + c["n_test"] == 120
+    assert np.array_equal(glassbox.cav(pos, neg, seed=4)["direction"], c["direction"])
+    # the direction is the normalized weight vector
+    assert np.allclose(c["direction"], c["weights"] / np.linalg.norm(c["weights"]), atol=1e-6)
+    flipped = glassbox.cav(neg, pos, seed=4, classifier="logistic")
+    assert flipped["direction"] @ u < -0.9
+    with pytest.raises(ValueError, match="features per row"):
+        glassbox.cav(pos, neg[:, :5])
+    with pytest.raises(ValueError, match="classifier"):
+        glassbox.cav(pos, neg, classifier="tree")
