@@ -154,7 +154,7 @@ def main():
             adv_rows.append([inputs[i], glassbox.image(model.denormalize(r["adversarial"][i:i + 1])[0].clip(0, 1)),
                              heat(sal[i], signed=False), heat(sal_adv[i], signed=False)])
             adv_caps.append(f"{method} eps=0.05: {names[r['before'][i]]} -> {names[r['after'][i]]}")
-    save(f"{args.out}/adversarial.png", adv_rows, ["input", "adversarial", "saliency", "saliency (adversarial)"],
+    save(f"{args.out}/adversarial.png", adv_rows, ["input", "adversarial", "saliency", "saliency (adv.)"],
          adv_caps)
 
     # 11. A global surrogate: a depth-3 CART tree over 4x4-pooled pixels fitted to the model's
