@@ -117,3 +117,27 @@ def test_bad_inputs_raise(tmp_path, model, pixels):
         glassbox.attack(model, pixels, "fgsm", target=9)
     with pytest.raises(ValueError, match="input 0"):
         glassbox.attack(model, pixels + 2, "fgsm")  # outside the pixel range
+
+
+def test_detection_with_a_reference_set_equals_cli(tmp_path, model):
+    """detect-explanation's clean reference maps come from data=(x, y), as from --ref-data/--ref-index."""
+    rng = np.random.default_rng(8)
+    x = rng.uniform(0, 1, (30, 1, 16, 16)).astype(np.float32)
+    y = model.forward(x).argmax(1)  # the classes the reference maps are grouped by
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    spec = f"npy:{tmp_path / 'x.npy'},{tmp_path / 'y.npy'}"
+    code, out = run_cli("attack", "--model", ARCH, "--data", spec, "--index", "0:4", "--split", "test",
+                        "--method", "detect-explanation", "--param", "attack=fgsm", "--ref-data", spec,
+                        "--ref-index", "0:12", "--ref-split", "train", "--explain", "none", "--out", tmp_path / "out")
+    assert code == 0, out
+    want = json.loads((tmp_path / "out" / "summary.json").read_text())
+    test, train = np.arange(30) % 5 == 4, np.arange(30) % 5 != 4
+    r = glassbox.attack(model, x[test][:4], "detect-explanation", labels=y[test][:4], attack="fgsm",
+                        data=(x[train][:12], y[train][:12]))
+    assert np.array_equal(r["adversarial"], np.load(tmp_path / "out" / "adversarial.npy"))
+    assert r["totals"].get("roc_auc", None) == want["totals"].get("roc_auc", None) or (
+        want["totals"]["roc_auc"] is None and not np.isfinite(r["totals"]["roc_auc"]))
+    for n, row in enumerate(want["inputs"]):
+        for key, v in r["values"].items():
+            assert (row[key] is None and not np.isfinite(v[n])) or v[n] == row[key], key
