@@ -21,6 +21,7 @@
 #include "explain/concepts/segmentation.h"
 #include "explain/surrogates/importance.h"
 #include "explain/surrogates/rules.h"
+#include "explain/surrogates/soft_tree.h"
 #include "tools/python/families.h"
 
 namespace gb::py_glassbox {
@@ -507,6 +508,52 @@ py::list rules_py(PyModel& pm, const std::string& method, py::handle inputs_a, p
   return out;
 }
 
+// soft_tree(model, x, index=None, levels=4): how the model's soft decision tree routes x, the tree
+// as `glassbox distill` writes it (.tree.json), and with `index` its figure for that sample.
+py::dict soft_tree_py(PyModel& pm, py::handle x_a, py::handle index_a, int levels) {
+  Graph& g = pm.m.graph;
+  const int tn = sg::soft_tree_node(g);
+  if (tn < 0) throw py::value_error("soft_tree: the model has no softtree layer (glassbox distill --student soft-tree:D makes one)");
+  if (levels < 1 || levels > 6) throw py::value_error("soft_tree(levels=" + std::to_string(levels) + "): expected 1..6");
+  const Tensor x = tensor_arg(x_a, g.input_shape(), "x");
+  const int index = index_a.is_none() ? -1 : index_a.cast<int>();
+  if (!index_a.is_none() && (index < 0 || index >= x.batch()))
+    throw py::value_error("soft_tree(index=" + std::to_string(index) + "): outside the " + std::to_string(x.batch()) + " inputs");
+  const auto& tree = static_cast<const SoftTree&>(g.layer(tn));
+  const Shape sample = g.input_shape();
+  sg::Routing r;
+  std::vector<int> max_path;
+  explain::Image figure;
+  {
+    py::gil_scoped_release nogil;
+    Lock lock(pm.mu);
+    r = sg::route(g, tn, x);
+    max_path = sg::max_path_predictions(tree, r);
+    if (index >= 0) {  // the sample shown in pixels: the model's normalization undone
+      Tensor p = x.sample(index).clone();
+      const Normalization norm = Normalization::of_model(pm.m.metadata);
+      const int C = sample.rank == 3 ? sample[0] : 1;
+      const size_t per = p.size() / size_t(C);
+      if (!norm.empty())
+        for (size_t i = 0; i < p.size(); ++i) {
+          const size_t c = (i / per) % norm.mean.size();
+          p[i] = p[i] * norm.std[c] + norm.mean[c];
+        }
+      const Shape shown = sample.rank == 3 ? sample : Shape{1, 1, sample[0]};
+      figure = sg::tree_figure(tree, sample, model_classes(pm.m), r, index, p.reshaped(shown), levels);
+    }
+  }
+  py::object fig = py::none();
+  if (figure.w) {
+    py::array_t<uint8_t> im({py::ssize_t(figure.h), py::ssize_t(figure.w), py::ssize_t(3)});
+    std::copy(figure.rgb.begin(), figure.rgb.end(), im.mutable_data());
+    fig = im;
+  }
+  return py::dict(py::arg("tree") = json_to_py(sg::tree_json(tree, model_classes(pm.m), sample)),
+                  py::arg("right") = to_array(r.right), py::arg("reach") = to_array(r.reach), py::arg("leaf") = r.leaf,
+                  py::arg("max_path") = max_path, py::arg("figure") = fig);
+}
+
 }  // namespace
 
 void bind_concepts_attacks_surrogates(py::module_& m) {
@@ -543,6 +590,11 @@ void bind_concepts_attacks_surrogates(py::module_& m) {
         py::arg("data") = py::none(), py::arg("test") = py::none(), py::arg("input_names") = py::none(),
         "Rules (glassbox rules): anchors per input, or a CART tree fitted to the model's predictions: "
         "[{name, rules, details, arrays, figure}]");
+  m.def("soft_tree", &soft_tree_py, py::arg("model"), py::arg("x"), py::kw_only(), py::arg("index") = py::none(),
+        py::arg("levels") = 4,
+        "A soft decision tree model read as an explanation: {tree (as distill's .tree.json), right [N, inner], reach "
+        "[N, nodes] (heap order), leaf (maximum-probability leaf), max_path (its class), figure (with index: "
+        "Frosst & Hinton's figure for that input, RGB uint8)}");
 }
 
 }  // namespace gb::py_glassbox

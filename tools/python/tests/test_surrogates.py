@@ -129,3 +129,39 @@ def test_bad_inputs_raise(tmp_path, mlp):
         glassbox.rules(m, "anchors", inputs=x, data=x, input_names=["a"])
     assert {"garson", "olden", "miv"} <= set(glassbox.methods("importance"))
     assert {"anchors", "tree"} <= set(glassbox.methods("rules"))
+
+
+def test_soft_tree_equals_distill_and_routes_consistently(tmp_path):
+    """A soft-tree student made by `glassbox distill`: soft_tree() gives its .tree.json, and its routing
+    is a probability flow: the root is reached with 1, each inner node's reach splits into its
+    children by p(right), and the leaves' reaches mix the leaf distributions into the model's output."""
+    rng = np.random.default_rng(6)
+    x = rng.uniform(0, 1, (60, 1, 8, 8)).astype(np.float32)
+    y = (x[:, 0, :4].mean((1, 2)) > x[:, 0, 4:].mean((1, 2))).astype(np.int64) + 2 * (x[:, 0, :, :4].mean((1, 2)) > 0.5)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    teacher = glassbox.load("input(1,8,8) conv(4,k=3,p=1) relu gap dense(4)")
+    teacher.save(tmp_path / "t.safetensors")
+    code, out = run_cli("distill", "--teacher", tmp_path / "t.safetensors", "--student", "soft-tree:2",
+                        "--data", f"npy:{tmp_path / 'x.npy'},{tmp_path / 'y.npy'}", "--epochs", "1", "--quiet",
+                        "--out", tmp_path / "s.safetensors")
+    assert code == 0, out
+    want = json.loads((tmp_path / "s.tree.json").read_text())
+    s = glassbox.load(tmp_path / "s.safetensors")
+    xs = s.normalize(x[:10])
+    r = glassbox.soft_tree(s, xs, index=0)
+    assert r["tree"] == want
+    assert r["figure"] is not None and r["figure"].ndim == 3
+    right, reach = r["right"].astype(np.float64), r["reach"].astype(np.float64)
+    assert right.shape == (10, 3) and reach.shape == (10, 7)
+    assert np.allclose(reach[:, 0], 1)
+    for i in range(3):  # heap order: children 2i+1 (left) and 2i+2 (right)
+        assert np.allclose(reach[:, 2 * i + 2], reach[:, i] * right[:, i], atol=1e-6)
+        assert np.allclose(reach[:, 2 * i + 1], reach[:, i] * (1 - right[:, i]), atol=1e-6)
+    leaves = reach[:, 3:]
+    assert np.allclose(leaves.sum(1), 1, atol=1e-6)
+    assert list(r["leaf"]) == list(leaves.argmax(1))
+    with pytest.raises(ValueError, match="no softtree layer"):
+        glassbox.soft_tree(glassbox.load("input(1,8,8) flatten dense(4)"), xs)
+    with pytest.raises(ValueError, match="index=10"):
+        glassbox.soft_tree(s, xs, index=10)
