@@ -190,3 +190,11 @@ def test_cav_finds_a_planted_direction():
         glassbox.cav(pos, neg[:, :5])
     with pytest.raises(ValueError, match="classifier"):
         glassbox.cav(pos, neg, classifier="tree")
+
+
+def test_concept_methods_are_listed():
+    m = glassbox.methods("concepts")
+    assert {"tcav", "probe", "netdissect"} <= set(m)
+    assert m["tcav"]["params"]["runs"]["default"] == "10"
+    with pytest.raises(ValueError, match="concepts, attacks, importance, rules"):
+        glassbox.methods("nope")
