@@ -1,9 +1,10 @@
-// The concepts, attacks and surrogates families from Python (issue #21): tcav(), probe(), dissect()
-// with patterns() and segmentation_set() for their built-in data; attack(); importance() and
-// rules(). Each calls the family's entry point the command line calls (cmd_concepts.cpp,
-// cmd_attacks.cpp, cmd_surrogates.cpp) with the same request, so results equal the command's
-// files. What only the command does (reading image folders and datasets by spec, figures, the
-// training loops of substitute, olden's randomization test, distill and prune) stays there.
+// The concepts, attacks and surrogates families from Python (issue #21): tcav(), cav(), probe(),
+// dissect() with patterns() and segmentation_set() for their built-in data; attack(); importance(),
+// rules() and soft_tree(). Each calls the family's entry point the command line calls
+// (cmd_concepts.cpp, cmd_attacks.cpp, cmd_surrogates.cpp) with the same request and seeds, so
+// results equal the command's files. What only the command does stays there: reading image folders,
+// .npy files and datasets by spec (Python passes arrays), figures, and the training loops of
+// attack --method substitute, importance's olden rounds, distill and prune (explain/ never trains).
 #include <pybind11/stl.h>
 
 #include <cmath>
