@@ -130,6 +130,40 @@ def main():
         caps.append(f"{names[labels[i]]} -> {names[wrong[i]]} p={p:.2f}, "
                     f"L2 change {fool['rows'][0]['values']['l2_change_pixels']:.2f}")
     save(f"{args.out}/fooling.png", rows, ["input", "fooling image", "change (pixels)"], caps)
+
+    # 9. TCAV (Kim et al.): does the model use stripes, dots or solid bright patches for "Trouser"?
+    # Built-in generated patterns as concepts, random sets from the training images, 10 runs and a
+    # t-test against random-vs-random CAVs.
+    k = names.index("Trouser") if "Trouser" in names else 1
+    pool = x_all[np.arange(len(x_all)) % 2 == 0][:1100]
+    trousers = x_all[(test.y == k) & (np.arange(len(x_all)) % 2 == 1)][:200]
+    tc = glassbox.tcav(model, ["relu2", "relu3"], target=k, inputs=trousers, random=pool, runs=10,
+                       concepts={"stripes-v": "pattern:stripes-v", "dots": "pattern:dots", "solid": "pattern:solid"})
+    for layer in tc["layers"]:
+        for c in layer["concepts"] + [layer["random"]]:
+            p = f", p={c['p_value']:.2g}{' *' if c['significant'] else ''}" if "p_value" in c else ""
+            print(f"TCAV {layer['layer']:6s} {c['name']:9s} {c['tcav']:.2f} +- {c['tcav_std']:.2f}{p}")
+
+    # 10. Adversarial examples: FGSM and PGD (epsilon in pixels) and how saliency changes.
+    adv_rows, adv_caps = [], []
+    for method, kw in [("fgsm", {}), ("pgd", {"step_num": 20})]:
+        r = glassbox.attack(model, x, method, labels=labels, eps=0.05, **kw)
+        print(f"{method}: success {100 * r['success_rate']:.0f}%, mean L-inf {r['linf'].mean():.3f} pixels")
+        sal_adv = glassbox.explain(model, r["adversarial"], labels, "saliency", abs=True)
+        for i in range(min(n, 3)):
+            adv_rows.append([inputs[i], glassbox.image(model.denormalize(r["adversarial"][i:i + 1])[0].clip(0, 1)),
+                             heat(sal[i], signed=False), heat(sal_adv[i], signed=False)])
+            adv_caps.append(f"{method} eps=0.05: {names[r['before'][i]]} -> {names[r['after'][i]]}")
+    save(f"{args.out}/adversarial.png", adv_rows, ["input", "adversarial", "saliency", "saliency (adv.)"],
+         adv_caps)
+
+    # 11. A global surrogate: a depth-3 CART tree over 4x4-pooled pixels fitted to the model's
+    # predictions, its fidelity and its rules (data units: pixels).
+    tree = glassbox.rules(model, "tree", data=x_all[:2000], test=x_all[2000:3000], max_depth=3, features="pool:4")[0]
+    d = tree["details"]
+    print("rule tree: " + ", ".join(f"{k} {v:.3f}" for k, v in d.items() if "fidelity" in k and isinstance(v, float)))
+    for rule in tree["rules"][:4]:
+        print("  " + rule)
     print(f"lab done in {time.perf_counter() - t_start:.1f} s; figures in {args.out}")
 
 

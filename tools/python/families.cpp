@@ -6,15 +6,23 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <filesystem>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "data/dataset.h"
 #include "data/npy.h"
+#include "engine/architecture.h"
+#include "explain/attacks/attacks.h"
 #include "explain/attribution/explain.h"
+#include "explain/concepts/concepts.h"
 #include "explain/instances/instances.h"
 #include "explain/metrics/metrics.h"
 #include "explain/openbox/openbox.h"
+#include "explain/surrogates/importance.h"
+#include "explain/surrogates/rules.h"
 #include "explain/visualize/visualize.h"
+#include "tools/commands.h"
 #include "tools/inputs.h"
 #include "train/fit.h"
 #include "train/presets.h"
@@ -44,8 +52,17 @@ py::dict methods(const std::string& family) {
     infos = inst::methods();
   } else if (family == "evaluate") {
     for (auto& m : metrics::all_metrics()) infos.push_back(m.declaration);
+  } else if (family == "concepts") {
+    infos = concepts::methods();
+  } else if (family == "attacks") {
+    infos = attacks::methods();
+  } else if (family == "importance") {
+    infos = explain::surrogates::importance_methods();
+  } else if (family == "rules") {
+    infos = explain::surrogates::rule_methods();
   } else {
-    throw py::value_error("methods('" + family + "'): families are explain, visualize, evaluate, influence");
+    throw py::value_error("methods('" + family + "'): families are explain, visualize, evaluate, influence, concepts, "
+                          "attacks, importance, rules");
   }
   py::dict out;
   for (auto& i : infos) out[py::str(i.name)] = method_dict(i);
@@ -104,7 +121,8 @@ py::dict visualize_py(PyModel& pm, const std::string& method, py::handle unit, p
 // evaluate(model, x, target, method, metric, method_params={}, masks=None, **params) ->
 // {"values": [N], "extra": {...}, "curves": [...], "stages": [...]}.
 py::dict evaluate_py(PyModel& pm, py::handle x_arg, py::handle target, const std::string& method,
-                     const std::string& metric, py::dict mparams, py::handle masks_arg, py::kwargs kwargs) {
+                     const std::string& metric, py::dict mparams, py::handle masks_arg, PyModel* label_random,
+                     py::kwargs kwargs) {
   Graph& g = pm.m.graph;
   Tensor x = tensor_arg(x_arg, g.input_shape(), "x");
   metrics::metric_info(metric);
@@ -116,9 +134,19 @@ py::dict evaluate_py(PyModel& pm, py::handle x_arg, py::handle target, const std
     masks = any_tensor_arg(masks_arg, "masks");
     ctx.masks = &masks;
   }
+  // data-randomisation: the same architecture trained on shuffled labels (as --label-random-model).
+  if (label_random == &pm) throw py::value_error("evaluate(label_random_model=...): give another model than the one evaluated");
+  if (label_random) ctx.label_random_model = &label_random->m.graph;
   metrics::Evaluation r;
   {
-    Lock lock(pm.mu);
+    // both models' locks at once (std::lock: no deadlock with a call that takes them the other way)
+    std::unique_lock<std::mutex> lock(pm.mu, std::defer_lock), lock_random;
+    if (label_random) {
+      lock_random = std::unique_lock<std::mutex>(label_random->mu, std::defer_lock);
+      std::lock(lock, lock_random);
+    } else {
+      lock.lock();
+    }
     const Target t = target_arg(pm, x, target);
     py::gil_scoped_release nogil;
     r = metrics::evaluate(g, x, t, e, metric, params, ctx);
@@ -148,17 +176,55 @@ inst::Examples examples_arg(const PyModel& pm, py::handle pair, const std::strin
   return e;
 }
 
-// influence(model, train=(x, y), tests=(x, y), method, **params) -> {"scores": [tests, N], ...}.
+// TracIn's checkpoints as `glassbox influence --checkpoints` reads them: models (or model files) of
+// the same architecture, each with the learning rate it was trained at (metadata train.lr; else
+// the lr parameter must be given).
+std::vector<inst::Checkpoint> checkpoints_arg(const PyModel& pm, py::handle list) {
+  const nlohmann::json arch = architecture_json(pm.m.graph);
+  std::vector<inst::Checkpoint> out;
+  int i = 0;
+  for (py::handle h : list) {
+    const std::string what = "checkpoints[" + std::to_string(i++) + "]";
+    std::optional<Model> file;
+    const Model* c = nullptr;
+    std::string name = what;
+    if (py::isinstance<PyModel>(h)) {
+      c = &h.cast<const PyModel&>().m;
+    } else {
+      name = path_arg(h);
+      if (!std::filesystem::exists(name)) file_not_found(what + ": " + name + ": no such file");
+      file.emplace(load_model(name));
+      c = &*file;
+    }
+    if (architecture_json(c->graph) != arch) throw py::value_error(what + " (" + name + "): its architecture differs from the model's");
+    inst::Checkpoint ck{name, {}, 0};
+    for (auto& [pname, prm] : c->graph.named_params()) ck.params[pname] = prm->value;
+    if (auto it = c->metadata.find("train.lr"); it != c->metadata.end()) {
+      double lr = 0;
+      if (!parse_number(it->second, lr) || !(lr > 0) || !std::isfinite(lr))
+        throw py::value_error(what + " (" + name + "): train.lr '" + it->second + "' is not a rate > 0");
+      ck.lr = lr;
+    }
+    out.push_back(std::move(ck));
+  }
+  return out;
+}
+
+// influence(model, train=(x, y), tests=(x, y), method, checkpoints=None, **params) -> {"scores": [tests, N], ...}.
 py::dict influence_py(PyModel& pm, py::handle train_arg, py::handle tests_arg, const std::string& method,
-                      py::kwargs kwargs) {
+                      py::handle checkpoints_a, py::kwargs kwargs) {
   const inst::Examples train = examples_arg(pm, train_arg, "train");
   const inst::Examples tests = examples_arg(pm, tests_arg, "tests");
   const explain::Params params = params_arg(kwargs, method);
+  std::vector<inst::Checkpoint> checkpoints;
+  if (!checkpoints_a.is_none()) checkpoints = checkpoints_arg(pm, checkpoints_a);
+  inst::Context ctx;
+  ctx.checkpoints = &checkpoints;
   inst::Scores s;
   {
     py::gil_scoped_release nogil;
     Lock lock(pm.mu);
-    s = inst::explain(pm.m.graph, train, tests, method, params);
+    s = inst::explain(pm.m.graph, train, tests, method, params, ctx);
   }
   py::dict extra;
   for (auto& [k, v] : s.extra) extra[py::str(k)] = to_array(v);
@@ -302,15 +368,18 @@ py::list train_py(PyModel& pm, py::handle data, int epochs, py::object progress,
 
 void bind_families(py::module_& m) {
   m.def("methods", &methods, py::arg("family") = "explain",
-        "{name: {summary, convention, params}} of a family: explain, visualize, evaluate or influence");
+        "{name: {summary, convention, params}} of a family: explain, visualize, evaluate, influence, concepts, attacks, "
+        "importance or rules");
   m.def("visualize", &visualize_py, py::arg("model"), py::arg("method"), py::kw_only(), py::arg("unit") = py::none(),
         py::arg("inputs") = py::none(), py::arg("data") = py::none(),
         "Feature visualization (am, deepdream, fool, invert, top-patches, filters, maps, mask...): "
         "{panels, rows, per_line}");
   m.def("evaluate", &evaluate_py, py::arg("model"), py::arg("x"), py::arg("target"), py::arg("method"),
         py::arg("metric"), py::kw_only(), py::arg("method_params") = py::dict(), py::arg("masks") = py::none(),
+        py::arg("label_random_model") = static_cast<PyModel*>(nullptr),
         "One metric of one attribution method: {values [N], extra, curves, stages}");
   m.def("influence", &influence_py, py::arg("model"), py::arg("train"), py::arg("tests"), py::arg("method"),
+        py::kw_only(), py::arg("checkpoints") = py::none(),
         "Scores of every training point per test input: {scores [tests, N], details, info, extra}");
   m.def("regions", &regions_py, py::arg("model"), py::arg("x"), py::kw_only(), py::arg("polytope") = false,
         "OpenBox: per sample the exact local linear map W x + b, its configuration and constraints");

@@ -14,5 +14,8 @@ Target target_arg(PyModel& pm, const Tensor& x, py::handle target);
 explain::Params method_params(const PyModel& pm, const std::string& method, const py::dict& kwargs, const Tensor& x);
 
 void bind_families(py::module_& m);
+// tcav, cav, patterns, probe, dissect, segmentation_set, attack, importance, rules, soft_tree
+// (concepts_attacks_surrogates.cpp).
+void bind_concepts_attacks_surrogates(py::module_& m);
 
 }  // namespace gb::py_glassbox

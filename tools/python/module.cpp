@@ -468,4 +468,5 @@ PYBIND11_MODULE(_core, m) {
         "the kernels the glassbox command would switch OpenBLAS to (empty: none, the ones in use are right)");
 
   bind_families(m);
+  bind_concepts_attacks_surrogates(m);
 }
