@@ -25,6 +25,7 @@
 #include "explain/common/plot.h"
 #include "tools/commands.h"
 #include "tools/inputs.h"
+#include "tools/figures.h"
 #include "train/fit.h"
 
 namespace gb {
@@ -151,7 +152,6 @@ Progress progress_printer(const std::string& what) {
   };
 }
 
-void write_image(const std::string& path, const Image& im) { write_png(path, im.w, im.h, 3, im.rgb.data()); }
 
 // Row n of x (input space) as pixels [C,H,W] for display.
 Tensor pixels_of(const attacks::PixelSpace& s, const Tensor& x, int n) {
@@ -258,7 +258,9 @@ void write_grid(const std::string& path, const AttackArgs& a, const attacks::Par
     cols.push_back(name + " after");
   }
   const int H = g.input_shape()[1], W = g.input_shape()[2], k = std::max(1, (132 + W - 1) / W);
-  write_image(path, explain::grid(cells, cols, captions, W * k, H * k));
+  std::vector<Image> legends = {explain::colorbar_image("bwr", -scale, scale, 220, "pixel change")};
+  if (!e.before.empty()) legends.push_back(explain::colorbar_image("hot", 0, 1, 220, "map / p99.5(map)"));
+  write_image(path, explain::beside(explain::grid(cells, cols, captions, W * k, H * k), legends));
 }
 
 struct CurvePoint {
@@ -456,7 +458,11 @@ void run_attack(const AttackArgs& a) {
   for (int n = 0; n < N; ++n) {
     const std::string stem = a.out + "/" + names[n] + "_adv";
     write_npy(stem + ".npy", written.slice(n, n + 1).reshaped(g.input_shape()));
-    if (images) write_png(stem + ".png", pixels_of(q.pixels, last.adversarial, n));
+    if (images) {
+      const Image im = explain::to_image(pixels_of(q.pixels, last.adversarial, n));
+      const int k = enlargement_for(im.w);
+      write_image(stem + ".png", explain::resize_nearest(im, im.w * k, im.h * k));
+    }
   }
   if (images) write_grid(a.out + "/grid.png", a, params, g, q.pixels, in, last, classes, points.back().eps);
   if (points.size() > 1) write_curves(a.out, a.method, points, in.labels);

@@ -25,6 +25,7 @@
 #include "explain/common/plot.h"
 #include "explain/instances/instances.h"
 #include "explain/instances/mmd_critic.h"
+#include "tools/figures.h"
 #include "tools/commands.h"
 #include "tools/inputs.h"
 
@@ -176,8 +177,6 @@ std::vector<int> ranked(const float* s, int n, int k, bool largest) {
 }
 
 int cell_scale(const Graph& g) { return std::max(1, (112 + g.input_shape()[2] - 1) / g.input_shape()[2]); }
-
-void write_image(const std::string& path, const explain::Image& im) { write_png(path, im.w, im.h, 3, im.rgb.data()); }
 
 // What one influence run shares between its methods.
 struct Run {

@@ -26,6 +26,7 @@
 #include "explain/common/heatmap.h"
 #include "explain/common/plot.h"
 #include "explain/metrics/metrics.h"
+#include "tools/figures.h"
 #include "tools/commands.h"
 #include "tools/inputs.h"
 #include "train/fit.h"
@@ -196,8 +197,6 @@ void csv_rows(std::ostringstream& csv, const std::string& metric, const std::str
   for (auto& [k, v] : e.extra) rows(k, v);
 }
 
-void write_image(const std::string& path, const explain::Image& im) { write_png(path, im.w, im.h, 3, im.rgb.data()); }
-
 // The sanity-check figure of a randomisation metric (Adebayo et al. Fig. 2): rows of (input,
 // method), the input then the explanation at each stage, each map |a| scaled on its own.
 void write_stage_grid(const std::string& path, const std::vector<std::string>& methods,
@@ -222,7 +221,8 @@ void write_stage_grid(const std::string& path, const std::vector<std::string>& m
   std::vector<std::string> columns = {"input"};
   for (const std::string& s : evals[0].stages) columns.push_back(s == "original" ? "original" : "+ " + s);
   const int scale = std::max(1, (112 + sample[2] - 1) / sample[2]);
-  write_image(path, explain::grid(cells, columns, captions, sample[2] * scale, sample[1] * scale));
+  write_grid_pages(path, cells, columns, captions, sample[2] * scale, sample[1] * scale,
+                   {explain::colorbar_image("gray", 0, 1, 220, "|a| / p99.5(|a|)")});
 }
 
 // Lower-case letters, digits and '-' (file names of curves).

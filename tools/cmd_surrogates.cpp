@@ -33,6 +33,7 @@
 #include "explain/surrogates/rules.h"
 #include "explain/surrogates/drawing.h"
 #include "explain/surrogates/soft_tree.h"
+#include "tools/figures.h"
 #include "tools/commands.h"
 #include "tools/inputs.h"
 #include "train/fit.h"
@@ -54,8 +55,6 @@ std::string pct(double v) {
   std::snprintf(b, sizeof b, "%.2f%%", 100 * v);
   return b;
 }
-
-void write_image(const std::string& path, const explain::Image& im) { write_png(path, im.w, im.h, 3, im.rgb.data()); }
 
 // Creates the folder an output file goes in, so a long run does not fail at its first write.
 void make_parent(const std::string& path) {

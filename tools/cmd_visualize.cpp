@@ -20,6 +20,7 @@
 #include "explain/common/heatmap.h"
 #include "explain/common/plot.h"
 #include "explain/visualize/visualize.h"
+#include "tools/figures.h"
 #include "tools/commands.h"
 #include "tools/inputs.h"
 #include "train/optimizer.h"
@@ -319,8 +320,6 @@ Image grid(const vz::Result& r, const vz::Bounds& b, const std::string& title) {
   }
   return im;
 }
-
-void write_image(const std::string& path, const Image& im) { write_png(path, im.w, im.h, 3, im.rgb.data()); }
 
 // Per row: <name>.npy / .png for the main panel (the first that is not shared), <name>_<panel>.npy
 // / .png for the others (shared panels are the inputs and are not written again).
