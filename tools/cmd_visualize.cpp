@@ -24,6 +24,7 @@
 #include "tools/commands.h"
 #include "tools/inputs.h"
 #include "train/optimizer.h"
+#include "train/regress.h"
 
 namespace gb {
 
@@ -148,49 +149,6 @@ Tensor read_scan(const VisualizeArgs& a, const Model& m, bool required) {
   if (!norm.empty()) norm.apply(x);
   std::printf("scanning %d samples of %s\n", e - b, d.name.c_str());
   return x;
-}
-
-// The decoder method's training loop: Adam, shuffled mini-batches, the mean squared error (the
-// engine's loss), one progress line per epoch. A NaN loss stops it with the decoder named.
-double fit_decoder(Graph& dec, const Tensor& codes, const Tensor& targets, const vz::DecoderFit& f) {
-  OptimizerConfig oc;
-  oc.kind = OptimizerKind::adam;
-  oc.lr = float(f.lr);
-  Optimizer opt(dec, oc);
-  Rng rng(f.seed);
-  const int N = codes.batch();
-  std::vector<int> order(N);
-  std::iota(order.begin(), order.end(), 0);
-  const size_t dc = codes.sample_size(), dt = targets.sample_size();
-  Tensor xb, yb, grad;
-  BackwardOptions bo;
-  bo.param_grads = true;
-  bo.input_grad = false;
-  double loss = 0;
-  for (int epoch = 1; epoch <= f.epochs; ++epoch) {
-    shuffle_order(order, rng);
-    loss = 0;
-    for (int b = 0; b < N; b += f.batch) {
-      const int m = std::min(N, b + f.batch) - b;
-      xb.resize(codes.shape().with_batch(m));
-      yb.resize(targets.shape().with_batch(m));
-      for (int i = 0; i < m; ++i) {
-        std::copy_n(codes.data() + size_t(order[b + i]) * dc, dc, xb.data() + size_t(i) * dc);
-        std::copy_n(targets.data() + size_t(order[b + i]) * dt, dt, yb.data() + size_t(i) * dt);
-      }
-      dec.zero_grad();
-      const LossResult l = mse(dec.forward(xb, Mode::train), yb, &grad);
-      if (!std::isfinite(l.loss))
-        throw std::runtime_error(f.what + ": training diverged (loss " + std::to_string(l.loss) + " at epoch " +
-                                 std::to_string(epoch) + "); try a lower --param lr");
-      dec.backward(grad, bo);
-      opt.step(oc.lr);
-      loss += l.loss * m / N;
-    }
-    std::printf("  %s: epoch %d/%d  mse %.4g\n", f.what.c_str(), epoch, f.epochs, loss);
-    std::fflush(stdout);
-  }
-  return loss;
 }
 
 // Progress lines at every tenth of a long loop.
@@ -419,7 +377,9 @@ void run_visualize(const VisualizeArgs& a) {
   q.bounds = model_bounds(model);
   q.data = read_scan(a, model, kNeedsScan.count(a.method) > 0);
   q.progress = progress_printer(a.method);
-  q.fit_decoder = fit_decoder;
+  q.fit_decoder = [](Graph& dec, const Tensor& codes, const Tensor& targets, const vz::DecoderFit& f) {
+    return fit_mse(dec, codes, targets, {f.epochs, f.batch, f.lr, f.seed, f.what});
+  };
 
   const auto t0 = std::chrono::steady_clock::now();
   const vz::Result r = vz::visualize(g, q, a.method, params);

@@ -26,6 +26,7 @@
 #include "tools/inputs.h"
 #include "train/fit.h"
 #include "train/presets.h"
+#include "train/regress.h"
 
 namespace gb::py_glassbox {
 
@@ -100,6 +101,9 @@ py::dict visualize_py(PyModel& pm, const std::string& method, py::handle unit, p
     for (int k : unit.cast<std::vector<int>>()) q.units.push_back(vz::Unit::cls(k));
   }
   q.bounds = model_bounds(pm.m);
+  q.fit_decoder = [](Graph& dec, const Tensor& codes, const Tensor& targets, const vz::DecoderFit& f) {
+    return fit_mse(dec, codes, targets, {f.epochs, f.batch, f.lr, f.seed, f.what});
+  };
   vz::Result r;
   {
     py::gil_scoped_release nogil;

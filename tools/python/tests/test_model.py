@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ARCH, glassbox
+from conftest import ARCH, glassbox, run_cli
 
 
 def test_load_forward_predict(model, inputs):
@@ -236,3 +236,23 @@ def test_influence_knn_finds_the_identical_point(model, inputs):
     train_x[13] = inputs[0]
     r = glassbox.influence(model, (train_x, [0] * 20), (inputs[:1], [0]), "knn")
     assert r["scores"].shape == (1, 20) and r["scores"][0].argmax() == 13
+
+
+def test_visualize_decoder_equals_cli(tmp_path, model):
+    """The decoder method trains its decoders with the command's own loop (train/regress.h): the
+    decoded images equal `glassbox visualize --method decoder`'s bit for bit."""
+    rng = np.random.default_rng(0)
+    d = rng.uniform(0, 1, (100, 1, 16, 16)).astype(np.float32)
+    np.save(tmp_path / "d.npy", d)
+    np.save(tmp_path / "y.npy", rng.integers(0, 5, 100))
+    np.save(tmp_path / "x.npy", d[:2])
+    code, out = run_cli("visualize", "--model", ARCH, "--method", "decoder", "--input", tmp_path / "x.npy",
+                        "--input-space", "model", "--data", f"npy:{tmp_path / 'd.npy'},{tmp_path / 'y.npy'}",
+                        "--param", "epochs=2", "--param", "layers=gap1", "--out", tmp_path / "o")
+    assert code == 0, out
+    train = d[[i for i in range(100) if i % 5 != 4]]  # the npy dataset's train split
+    inputs = np.concatenate([d[:2], d[4:5]])  # --input rows, then --index 0 of the test split
+    r = glassbox.visualize(model, "decoder", inputs=inputs, data=train, epochs=2, layers="gap1")
+    assert [row["name"] for row in r["rows"]] == ["input0_gap1", "input1_gap1", "input2_gap1"]
+    for n in range(2):
+        assert np.array_equal(r["panels"]["image"][n], np.load(tmp_path / "o" / f"x.npy_{n}_gap1.npy"))
