@@ -1292,3 +1292,60 @@ TEST_CASE("ace: the registry, its parameters (TCAV's passed on) and every refusa
   CHECK(none.concepts.empty());
   CHECK(none.patches.x.batch() > 0);
 }
+
+TEST_CASE("cli: glassbox ace writes its outputs; bad requests name the flag and keep earlier outputs") {
+  const std::string bin = glassbox_binary();
+  if (bin.empty()) {
+    MESSAGE("skipped: tools/glassbox is not built beside the tests");
+    return;
+  }
+  Scratch s;
+  const std::string base = "ace --model lenet5 --layer relu2 --class 3 --images pattern:blobs --inputs pattern:blobs "
+                           "--random pattern:noise --n 8 --max-inputs 6 --param n_segments=8,15 --param n_clusters=4 "
+                           "--param n_init=2 --param min_imgs=2 --param runs=2 --param random_size=6 ";
+  Run r = glassbox(s, bin, base + "--out " + (s / "out"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const nlohmann::json j = nlohmann::json::parse(slurp(s / "out/summary.json"));
+  CHECK(j["images"]["n"] == 8);
+  CHECK(j["cluster_sizes"].size() == 4);
+  int total = 0;
+  for (const auto& n : j["cluster_sizes"]) total += n.get<int>();
+  CHECK(total == j["patches"].get<int>());
+  REQUIRE(j["concepts"].size() >= 1);  // 8 images: at least one cluster spans more than 2 of them
+  for (const auto& c : j["concepts"]) {
+    const std::string name = c["name"];
+    CHECK(fs::exists(s / ("out/" + name + ".png")));
+    CHECK(read_npy_f32(s / ("out/cav_" + name + "_relu2.npy")).shape() == Shape{2, 16, 10, 10});
+    CHECK(c["runs"]["sign_count"].size() == 2);
+    CHECK(c.contains("p_value"));
+    CHECK(c["images_spanned"].get<int>() <= 8);
+  }
+  CHECK(fs::exists(s / "out/tcav.png"));
+  r = glassbox(s, bin, "ace --list");
+  CHECK(r.status == 0);
+  CHECK(contains(r.out, "--param n_segments=15,50,80"));
+
+  const std::string before = slurp(s / "out/summary.json"), out = " --out " + (s / "out");
+  struct Case {
+    std::string args, expect;
+  };
+  const Case cases[] = {
+      {base + "--param n_clusters=1" + out, "n_clusters=1 outside [2, 500]"},
+      {base + "--param n_segments=0" + out, "n_segments=0"},
+      {base + "--param colour=red" + out, "unknown parameter 'colour'"},
+      {"ace --model lenet5 --layer relu2 --class 3 --images npy:" + (s / "nosuch.npy") + " --inputs pattern:blobs "
+       "--random pattern:noise" + out, "nosuch.npy"},
+      {"ace --model lenet5 --layer relu9 --class 3" + out, "--layer 'relu9'"},
+      {"ace --model lenet5 --layer dense3 --class 3" + out, "the logits themselves"},
+      {"ace --model lenet5 --layer relu2 --class 12" + out, "--class 12"},
+      {"ace --model lenet5 --layer relu2 --class 3" + out, "--images, --inputs and --random are required"},
+      {"ace --model lenet5 --class 3" + out, "--layer is required"},
+  };
+  for (const Case& c : cases) {
+    INFO("glassbox " << c.args);
+    r = glassbox(s, bin, c.args);
+    CHECK(r.status != 0);
+    CHECK_MESSAGE(contains(r.err, c.expect), r.err);
+  }
+  CHECK(slurp(s / "out/summary.json") == before);
+}

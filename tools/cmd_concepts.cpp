@@ -1066,7 +1066,7 @@ struct AceArgs {
   bool list = false;
 };
 
-// concept_<name>.png: the concept's examples nearest its centre, as clustered (the patch at input
+// <concept>.png: the concept's examples nearest its centre, as clustered (the patch at input
 // size) and in their image (the segment outlined), 3x upscaled on 28x28 images.
 explain::Image concept_grid(const cc::AceResult& r, const cc::AceConcept& c, const Tensor& images, int examples) {
   const int H = r.patches.height, W = r.patches.width, scale = std::max(1, 84 / std::max(H, W));
@@ -1164,10 +1164,10 @@ void run_ace(const AceArgs& a) {
     std::vector<int> from;
     for (int p : c.members) from.push_back(r.patches.image[p]);
     j.update({{"cluster", c.cluster}, {"size", c.size}, {"images_spanned", c.images}, {"examples", c.members},
-              {"example_images", from}, {"png", "concept_" + c.name + ".png"}, {"cav", "cav_" + c.name + "_" + r.layer + ".npy"}});
+              {"example_images", from}, {"png", c.name + ".png"}, {"cav", "cav_" + c.name + "_" + r.layer + ".npy"}});
     concepts.push_back(j);
     write_npy(a.out + "/cav_" + c.name + "_" + r.layer + ".npy", c.scores.cavs.reshaped(Shape::batch_of(c.scores.cavs.dim(0), shape)));
-    write_image(a.out + "/concept_" + c.name + ".png", concept_grid(r, c, q.images, a.examples));
+    write_image(a.out + "/" + c.name + ".png", concept_grid(r, c, q.images, a.examples));
   }
   json pj = json::object();
   for (auto& [kk, v] : params) pj[kk] = v;
@@ -1188,7 +1188,7 @@ void run_ace(const AceArgs& a) {
   std::snprintf(title, sizeof title, "ACE concepts of class %d (%s) at %s, %d runs; n.s.: p >= %g", k, classes[k].c_str(),
                 r.layer.c_str(), r.runs, r.p_threshold);
   write_chart(a.out, as_tcav(r), title);
-  std::printf("wrote summary.json, tcav.png, tcav.svg, concept_<name>.png and cav_<name>_%s.npy to %s\n", r.layer.c_str(),
+  std::printf("wrote summary.json, tcav.png, tcav.svg, <concept>.png and cav_<concept>_%s.npy to %s\n", r.layer.c_str(),
               a.out.c_str());
 }
 
