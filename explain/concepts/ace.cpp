@@ -19,7 +19,7 @@ namespace gb::concepts {
 
 namespace {
 
-constexpr int kMaxPatches = 200000;  // patches held at once (memory: P × input size floats)
+constexpr int kMaxPatches = 50000;  // patches held at once (memory: a few P × input size floats)
 constexpr int kMaxResolutions = 8;
 
 struct AceOptions {
@@ -61,6 +61,7 @@ void add_ace_methods(std::vector<Method>& registry) {
   for (ParamInfo p : tcav->info.params) {
     for (const auto& [key, value] : kTcavOverrides)
       if (p.name == key) p.default_value = value;
+    if (p.name == "seed") p.help += ", and k-means' restarts";
     params.push_back(p);
   }
   registry.push_back(
