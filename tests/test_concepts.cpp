@@ -3,7 +3,8 @@
 // by hand and a planted separating direction, TCAV on a model trained where the class depends only
 // on a planted pattern (high, significant for that pattern; insignificant for random concepts), the
 // directional derivative against finite differences of the logit along the CAV at the layer, batch =
-// one by one, determinism per seed, the registry's declarations and every refusal.
+// one by one, determinism per seed, the registry's declarations and every refusal; ACE's k-means on
+// planted clusters, patches by hand, ace.py's cluster filter, and ACE finding a planted square.
 #include <doctest/doctest.h>
 
 #include <sys/wait.h>
@@ -25,6 +26,7 @@
 #include "engine/architecture.h"
 #include "engine/layers.h"
 #include "engine/threads.h"
+#include "explain/concepts/ace.h"
 #include "explain/concepts/cav.h"
 #include "explain/concepts/concepts.h"
 #include "explain/concepts/dissect.h"
@@ -991,4 +993,359 @@ TEST_CASE("cli: glassbox probe and glassbox dissect write their outputs; bad req
     CHECK_MESSAGE(contains(r.err, c.expect), r.err);
   }
   CHECK(slurp(s / "gen/summary.json") == before);
+}
+
+// ---- ACE (automatic concept discovery) -----------------------------------------------------------
+
+TEST_CASE("ace: ttest_rel by hand (scipy's ttest_rel([1,2,3],[0,0,1]): t = 5, p = 1 - 5/sqrt(27))") {
+  const TTest t = ttest_rel({1, 2, 3}, {0, 0, 1});
+  CHECK(t.t == doctest::Approx(5.0));
+  CHECK(t.df == 2);
+  CHECK(t.p == doctest::Approx(1 - 5 / std::sqrt(27.0)).epsilon(1e-10));  // df = 2: p = 1 - |t|/sqrt(2 + t^2)
+  CHECK(ttest_rel({1, 2, 3, 9}, {0, 0, 1}).t == doctest::Approx(5.0));  // truncated to the shorter, as ace.py
+  CHECK(ttest_rel({1, 1, 1}, {0, 0, 0}).p == 0);
+  CHECK(ttest_rel({0.5, 0.5}, {0.5, 0.5}).p == 1);
+  CHECK_THROWS(ttest_rel({1}, {2}));
+}
+
+TEST_CASE("ace: k-means recovers planted clusters exactly, by hand and in 5-D; deterministic per seed") {
+  // By hand: {0, 1} and {10, 11} on a line.
+  const KMeansResult h = kmeans(Tensor::from(Shape{4, 1}, {0, 10, 1, 11}), {.clusters = 2, .n_init = 3});
+  CHECK(h.labels[0] == h.labels[2]);
+  CHECK(h.labels[1] == h.labels[3]);
+  CHECK(h.labels[0] != h.labels[1]);
+  CHECK(h.centers[h.labels[0]] == doctest::Approx(0.5));
+  CHECK(h.centers[h.labels[1]] == doctest::Approx(10.5));
+  CHECK(h.inertia == doctest::Approx(1.0));
+  for (double d : h.distance) CHECK(d == doctest::Approx(0.5));
+
+  // Four well-separated Gaussian groups of unequal sizes, interleaved.
+  const int K = 4, D = 5;
+  const int counts[K] = {40, 25, 60, 15};
+  std::vector<int> truth;
+  for (int c = 0; c < K; ++c)
+    for (int i = 0; i < counts[c]; ++i) truth.push_back(c);
+  std::shuffle(truth.begin(), truth.end(), std::mt19937(3));
+  const int N = int(truth.size());
+  Tensor X({N, D});
+  Rng rng(8);
+  for (int n = 0; n < N; ++n)
+    for (int d = 0; d < D; ++d) X[size_t(n) * D + d] = 20.f * float((truth[n] >> (d % 2)) & 1) + 7.f * float(truth[n] == d) + 0.5f * rng.normal();
+  KMeansOptions o;
+  o.clusters = K;
+  o.seed = 11;
+  const KMeansResult r = kmeans(X, o);
+  std::vector<int> map(K, -1);  // planted group -> found cluster, one to one
+  for (int n = 0; n < N; ++n) {
+    if (map[truth[n]] < 0) map[truth[n]] = r.labels[n];
+    CHECK(r.labels[n] == map[truth[n]]);
+  }
+  std::set<int> distinct(map.begin(), map.end());
+  CHECK(distinct.size() == size_t(K));
+  for (int c = 0; c < K; ++c)  // the centre is the group's mean; distances are Euclidean to it
+    for (int d = 0; d < D; ++d) {
+      double m = 0;
+      for (int n = 0; n < N; ++n) m += truth[n] == c ? X[size_t(n) * D + d] : 0.0;
+      CHECK(r.centers[size_t(map[c]) * D + d] == doctest::Approx(m / counts[c]).epsilon(1e-5));
+    }
+  double dist = 0;
+  for (int d = 0; d < D; ++d) dist += std::pow(X[d] - r.centers[size_t(r.labels[0]) * D + d], 2);
+  CHECK(r.distance[0] == doctest::Approx(std::sqrt(dist)).epsilon(1e-5));
+
+  const KMeansResult again = kmeans(X, o);
+  CHECK(again.labels == r.labels);
+  CHECK(std::equal(again.centers.data(), again.centers.data() + again.centers.size(), r.centers.data()));
+  set_threads(1);
+  const KMeansResult one = kmeans(X, o);
+  set_threads(0);
+  CHECK(one.labels == r.labels);
+  CHECK(one.inertia == r.inertia);
+
+  CHECK(throws_with([&] { kmeans(X.slice(0, 3).clone(), o); }, "3 rows for 4 clusters"));
+  Tensor bad = X.clone();
+  bad[7] = NAN;
+  CHECK(throws_with([&] { kmeans(bad, o); }, "not finite at row 1"));
+}
+
+TEST_CASE("ace: a patch holds its segment's pixels and the fill elsewhere, resized with PIL's bicubic kernel") {
+  // A box the size of the output: no resampling, so the patch is the image inside the mask, fill outside.
+  const Tensor img = Tensor::from(Shape{2, 3, 3}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18});
+  const uint8_t L[9] = {1, 0, 0, 1, 0, 0, 1, 1, 1};  // an L spanning the whole image
+  std::vector<float> out(18);
+  patch_from_mask(img.data(), 2, 3, 3, L, 0.5f, 3, 3, out.data());
+  for (int c = 0; c < 2; ++c)
+    for (int p = 0; p < 9; ++p) CHECK(out[c * 9 + p] == (L[p] ? img[c * 9 + p] : 0.5f));
+  // The box of a mask in a corner, [rows 1..2, col 2], upsampled to 4x4: a 2x1 column. Across, every
+  // tap reads the one column (weights renormalized); down, PIL's kernel on the ramp (0, 1) gives at
+  // centres 0.25, 0.75 the weights cubic(0.25) = 0.8671875, cubic(1.25) = -0.0703125 and cubic(-0.25),
+  // cubic(0.75) = 0.2265625: (-0.0703125/0.796875 -> clamped 0, 0.2265625/1.09375, mirrored).
+  const Tensor ramp = Tensor::from(Shape{1, 3, 3}, {9, 9, 9, 9, 9, 0, 9, 9, 1});
+  const uint8_t corner[9] = {0, 0, 0, 0, 0, 1, 0, 0, 1};
+  std::vector<float> up(16);
+  patch_from_mask(ramp.data(), 1, 3, 3, corner, 0.5f, 4, 4, up.data());
+  const double expect[4] = {0, 0.2265625 / 1.09375, 1 - 0.2265625 / 1.09375, 1};
+  for (int y = 0; y < 4; ++y)
+    for (int x = 0; x < 4; ++x) CHECK(up[y * 4 + x] == doctest::Approx(expect[y]).epsilon(1e-6));
+  const uint8_t none[9] = {};
+  CHECK(throws_with([&] { patch_from_mask(ramp.data(), 1, 3, 3, none, 0.5f, 4, 4, up.data()); }, "empty"));
+
+  // extract_patches: two flat halves give two segments; a second run at the same resolution only
+  // duplicates them (Jaccard 1 > 0.5) unless max_jaccard allows it; min_area drops both.
+  Tensor halves(Shape{2, 1, 8, 8});
+  for (int i = 0; i < 2; ++i)
+    for (int y = 0; y < 8; ++y)
+      for (int x = 0; x < 8; ++x) halves.at(i, 0, y, x) = x < 4 ? 0.1f * i : 1.f;
+  PatchOptions po;
+  po.n_segments = {2};
+  Patches p = extract_patches(halves, po);
+  REQUIRE(p.x.batch() == 4);
+  CHECK(p.image == std::vector<int>{0, 0, 1, 1});
+  for (int k = 0; k < 4; ++k) {
+    const uint8_t* m = p.masks.data() + k * 64;
+    const bool left = m[0] == 1;
+    for (int q = 0; q < 64; ++q) CHECK(m[q] == ((q % 8 < 4) == left));
+    const float v = left ? 0.1f * p.image[k] : 1.f;  // the half's box is all segment: the patch is its value
+    for (int q = 0; q < 64; ++q) CHECK(p.x[size_t(k) * 64 + q] == doctest::Approx(v));
+  }
+  po.n_segments = {2, 2};
+  CHECK(extract_patches(halves, po).x.batch() == 4);
+  po.max_jaccard = 1;
+  CHECK(extract_patches(halves, po).x.batch() == 8);
+  po.min_area = 0.5;
+  CHECK(extract_patches(halves, po).x.batch() == 0);
+}
+
+TEST_CASE("ace: the cluster filter follows ace.py's three rules and min_imgs") {
+  CHECK(keep_cluster(30, 16, 100, 20));        // highly common: images > size/2
+  CHECK_FALSE(keep_cluster(30, 16, 100, 30));  // size must exceed min_imgs
+  CHECK_FALSE(keep_cluster(30, 15, 100, 20));  // 15 is not > 15; 15 > 7.5 but not > 25 (N/4)
+  CHECK(keep_cluster(100, 30, 100, 20));       // mildly common (> 25) and populated (> N/4 = 25)
+  CHECK_FALSE(keep_cluster(100, 25, 100, 20));
+  CHECK(keep_cluster(100, 20, 30, 20));        // in most images: > size/10 and > N/2 = 15
+  CHECK_FALSE(keep_cluster(100, 10, 19, 20));  // 10 > 9.5 but not > size/10
+}
+
+namespace {
+
+// Images [1,16,16]: noise in [0, 0.3]; class 1 also holds a 5x5 bright square (1.0) at a random place.
+struct SquareImages {
+  Tensor x;
+  std::vector<std::vector<uint8_t>> square;  // per image, H*W: the planted square's pixels
+};
+
+SquareImages square_images(int n, bool with_square, uint64_t seed) {
+  SquareImages s;
+  s.x = Tensor(Shape{n, 1, 16, 16});
+  Rng rng(seed);
+  for (int i = 0; i < n; ++i) {
+    float* p = s.x.data() + size_t(i) * 256;
+    for (int j = 0; j < 256; ++j) p[j] = 0.3f * rng.uniform();
+    std::vector<uint8_t> m(256, 0);
+    const int oy = 1 + int(rng.below(10)), ox = 1 + int(rng.below(10));
+    if (with_square)
+      for (int y = oy; y < oy + 5; ++y)
+        for (int x = ox; x < ox + 5; ++x) p[y * 16 + x] = 1.f, m[y * 16 + x] = 1;
+    s.square.push_back(m);
+  }
+  return s;
+}
+
+// Hand-set: relu1 channel 0 fires only on bright 3x3 neighbourhoods (mean > 0.7: the square, never
+// noise or the 117/255 fill), channel 1 on any brightness; logit 1 = 100 x channel 0's mean, logit 0
+// its negative. So the class rests only on the square.
+Graph square_model() {
+  Graph g = arch("input(1,16,16) conv(2,k=3,p=1) relu gap dense(2)", 1);
+  auto params = g.named_params();
+  for (auto& [name, p] : params) {
+    Tensor& v = p->value;
+    if (name == "conv1.weight") std::fill(v.data(), v.data() + v.size(), 1.f / 9);
+    if (name == "conv1.bias") v[0] = -0.7f, v[1] = 0.f;
+    if (name == "dense1.weight") v[0] = -100, v[1] = 0, v[2] = 100, v[3] = 0;  // [2 out, 2 in]
+    if (name == "dense1.bias") v[0] = v[1] = 0;
+  }
+  return g;
+}
+
+const Params kSmallAce = {{"n_segments", "8,16"}, {"n_clusters", "4"}, {"n_init", "3"}, {"min_imgs", "5"},
+                          {"max_imgs", "20"},     {"runs", "6"},        {"random_size", "20"}};
+
+}  // namespace
+
+TEST_CASE("ace: on images whose class rests on a planted square, the square's concept is found, high and significant; "
+          "background concepts are not") {
+  Graph g = square_model();
+  const SquareImages cls = square_images(24, true, 1), scored = square_images(20, true, 2);
+  const Tensor z = g.forward(cls.x).clone();  // the model does rest on the square
+  for (int i = 0; i < 24; ++i) REQUIRE(z[size_t(i) * 2 + 1] > 0.5f);
+  const Tensor z0 = g.forward(square_images(10, false, 4).x).clone();
+  for (size_t i = 0; i < z0.size(); ++i) REQUIRE(z0[i] == 0.f);
+  AceRequest q;
+  q.images = cls.x;
+  q.inputs = scored.x;
+  q.random_pool = square_images(200, false, 3).x;  // random images: other classes' (no square)
+  q.target = Target({1});
+  q.layer = g.at("relu1");
+  const AceResult r = ace(g, q, kSmallAce);
+  MESSAGE(r.patches.x.batch() << " patches, " << r.concepts.size() << " concepts");
+  REQUIRE(r.concepts.size() >= 2);
+  // Per concept: the fraction of its examples whose segment lies mostly on the planted square.
+  auto on_square = [&](const AceConcept& c) {
+    int hits = 0;
+    for (int p : c.members) {
+      const uint8_t* m = r.patches.masks.data() + size_t(p) * 256;
+      const std::vector<uint8_t>& sq = cls.square[r.patches.image[p]];
+      int in = 0, all = 0;
+      for (int j = 0; j < 256; ++j) in += m[j] && sq[j], all += m[j];
+      hits += 2 * in > all;
+    }
+    return double(hits) / double(c.members.size());
+  };
+  const AceConcept& top = r.concepts[0];  // sorted by TCAV score
+  INFO("top " << top.name << " size " << top.size << " images " << top.images << " TCAV " << mean(top.scores.sign_count)
+              << " p " << top.scores.sign_test.p);
+  CHECK(on_square(top) > 0.9);
+  CHECK(mean(top.scores.sign_count) > 0.9);
+  CHECK(top.scores.significant);
+  CHECK(top.images > 12);
+  int backgrounds = 0;
+  for (const AceConcept& c : r.concepts) {
+    INFO(c.name << " on square " << on_square(c) << " TCAV " << mean(c.scores.sign_count) << " p " << c.scores.sign_test.p);
+    CHECK(c.members.size() <= 20u);
+    for (size_t i = 1; i < c.members.size(); ++i)  // nearest the centre first
+      CHECK(r.clusters.distance[c.members[i - 1]] <= r.clusters.distance[c.members[i]]);
+    if (on_square(c) == 0) {
+      ++backgrounds;
+      CHECK_FALSE(c.scores.significant);
+      CHECK(mean(c.scores.sign_count) < 0.5);
+    }
+  }
+  CHECK(backgrounds >= 1);
+  CHECK(r.random.sign_count.size() == 6u);
+  CHECK(top.scores.cavs.shape() == Shape{6, int(g.shape(q.layer).numel())});
+
+  // Determinism per seed, at any thread count.
+  set_threads(1);
+  const AceResult again = ace(g, q, kSmallAce);
+  set_threads(0);
+  REQUIRE(again.concepts.size() == r.concepts.size());
+  CHECK(again.clusters.labels == r.clusters.labels);
+  for (size_t i = 0; i < r.concepts.size(); ++i) {
+    CHECK(again.concepts[i].members == r.concepts[i].members);
+    CHECK(again.concepts[i].scores.sign_count == r.concepts[i].scores.sign_count);
+  }
+}
+
+TEST_CASE("ace: the registry, its parameters (TCAV's passed on) and every refusal") {
+  CHECK(methods_of(Kind::ace).size() == 1);
+  const MethodInfo& info = method_info("ace");
+  auto default_of = [&](const std::string& k) {
+    for (const ParamInfo& p : info.params)
+      if (p.name == k) return p.default_value;
+    return std::string("undeclared");
+  };
+  CHECK(default_of("n_segments") == "15,50,80");  // ace.py's defaults
+  CHECK(default_of("n_clusters") == "25");
+  CHECK(default_of("runs") == "20");
+  CHECK(default_of("p_threshold") == "0.01");
+  CHECK(default_of("classifier") == "svm");  // tcav's keys are declared here too
+  CHECK(explain::list_text(methods_of(Kind::ace)).find("ace.py") != std::string::npos);
+  CHECK_NOTHROW(validate_params("ace", {}));
+
+  Graph g = square_model();
+  AceRequest q;
+  q.images = square_images(6, true, 1).x;
+  q.inputs = square_images(4, true, 2).x;
+  q.random_pool = square_images(30, false, 3).x;
+  q.target = Target({1});
+  q.layer = g.at("relu1");
+  const Params small = {{"n_segments", "6"}, {"n_clusters", "2"}, {"n_init", "1"}, {"min_imgs", "0"}, {"runs", "2"},
+                        {"random_size", "5"}};
+  CHECK_NOTHROW(ace(g, q, small));  // reads exactly its declared keys (done() would throw otherwise)
+  auto with = [&](const std::string& k, const std::string& v) {
+    Params p = small;
+    p[k] = v;
+    return p;
+  };
+  CHECK(throws_with([&] { ace(g, q, with("nosuch", "1")); }, "unknown parameter 'nosuch'"));
+  CHECK(throws_with([&] { ace(g, q, with("n_segments", "1")); }, "n_segments=1: '1' is not a whole number in 2..1000"));
+  CHECK(throws_with([&] { ace(g, q, with("n_segments", "5,x")); }, "'x'"));
+  CHECK(throws_with([&] { ace(g, q, with("n_segments", "2,2,2,2,2,2,2,2,2")); }, "at most 8"));
+  CHECK(throws_with([&] { ace(g, q, with("n_clusters", "1")); }, "n_clusters=1 outside [2, 500]"));
+  CHECK(throws_with([&] { ace(g, q, with("n_clusters", "400")); }, "patches for n_clusters=400"));
+  CHECK(throws_with([&] { ace(g, q, with("test", "welch")); }, "known: paired, independent"));
+  CHECK(throws_with([&] { ace(g, q, with("channel_mean", "maybe")); }, "channel_mean=maybe"));
+  CHECK(throws_with([&] { ace(g, q, with("runs", "1")); }, "runs=1 outside [2, 500]"));
+  CHECK(throws_with([&] { ace(g, q, with("random_size", "50")); }, "random pool has 30 examples"));
+  CHECK(throws_with([&] { validate_params("ace", {{"fill", "2"}}); }, "fill=2"));
+  AceRequest bad = q;
+  bad.images = q.images.clone();
+  bad.images[3] = NAN;
+  CHECK(throws_with([&] { ace(g, bad, small); }, "ace images: not finite"));
+  bad = q;
+  bad.images = Tensor(Shape{2, 1, 9, 9});
+  CHECK_THROWS_AS(ace(g, bad, small), ShapeError);
+  bad = q;
+  bad.layer = g.output();
+  CHECK(throws_with([&] { ace(g, bad, small); }, "not below the target"));
+  // No cluster passing the filter is an answer, not an error.
+  const AceResult none = ace(g, q, with("min_imgs", "10000"));
+  CHECK(none.concepts.empty());
+  CHECK(none.patches.x.batch() > 0);
+}
+
+TEST_CASE("cli: glassbox ace writes its outputs; bad requests name the flag and keep earlier outputs") {
+  const std::string bin = glassbox_binary();
+  if (bin.empty()) {
+    MESSAGE("skipped: tools/glassbox is not built beside the tests");
+    return;
+  }
+  Scratch s;
+  const std::string base = "ace --model lenet5 --layer relu2 --class 3 --images pattern:blobs --inputs pattern:blobs "
+                           "--random pattern:noise --n 8 --max-inputs 6 --param n_segments=8,15 --param n_clusters=4 "
+                           "--param n_init=2 --param min_imgs=2 --param runs=2 --param random_size=6 ";
+  Run r = glassbox(s, bin, base + "--out " + (s / "out"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const nlohmann::json j = nlohmann::json::parse(slurp(s / "out/summary.json"));
+  CHECK(j["images"]["n"] == 8);
+  CHECK(j["cluster_sizes"].size() == 4);
+  int total = 0;
+  for (const auto& n : j["cluster_sizes"]) total += n.get<int>();
+  CHECK(total == j["patches"].get<int>());
+  REQUIRE(j["concepts"].size() >= 1);  // 8 images: at least one cluster spans more than 2 of them
+  for (const auto& c : j["concepts"]) {
+    const std::string name = c["name"];
+    CHECK(fs::exists(s / ("out/" + name + ".png")));
+    CHECK(read_npy_f32(s / ("out/cav_" + name + "_relu2.npy")).shape() == Shape{2, 16, 10, 10});
+    CHECK(c["runs"]["sign_count"].size() == 2);
+    CHECK(c.contains("p_value"));
+    CHECK(c["images_spanned"].get<int>() <= 8);
+  }
+  CHECK(fs::exists(s / "out/tcav.png"));
+  r = glassbox(s, bin, "ace --list");
+  CHECK(r.status == 0);
+  CHECK(contains(r.out, "--param n_segments=15,50,80"));
+
+  const std::string before = slurp(s / "out/summary.json"), out = " --out " + (s / "out");
+  struct Case {
+    std::string args, expect;
+  };
+  const Case cases[] = {
+      {base + "--param n_clusters=1" + out, "n_clusters=1 outside [2, 500]"},
+      {base + "--param n_segments=0" + out, "n_segments=0"},
+      {base + "--param colour=red" + out, "unknown parameter 'colour'"},
+      {"ace --model lenet5 --layer relu2 --class 3 --images npy:" + (s / "nosuch.npy") + " --inputs pattern:blobs "
+       "--random pattern:noise" + out, "nosuch.npy"},
+      {"ace --model lenet5 --layer relu9 --class 3" + out, "--layer 'relu9'"},
+      {"ace --model lenet5 --layer dense3 --class 3" + out, "the logits themselves"},
+      {"ace --model lenet5 --layer relu2 --class 12" + out, "--class 12"},
+      {"ace --model lenet5 --layer relu2 --class 3" + out, "--images, --inputs and --random are required"},
+      {"ace --model lenet5 --class 3" + out, "--layer is required"},
+  };
+  for (const Case& c : cases) {
+    INFO("glassbox " << c.args);
+    r = glassbox(s, bin, c.args);
+    CHECK(r.status != 0);
+    CHECK_MESSAGE(contains(r.err, c.expect), r.err);
+  }
+  CHECK(slurp(s / "out/summary.json") == before);
 }

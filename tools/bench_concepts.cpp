@@ -2,11 +2,15 @@
 // concepts x 10 random runs at lenet5's relu2 (100 examples per set, 500 inputs: 40 CAVs, one
 // backward per batch of inputs); linear probes of all 13 layers of lenet5 (input to logits) for one
 // epoch over 2,000 training images (with the statistics pass and the train/test evaluations); Network
-// Dissection of lenet5's relu1 and relu2 on 500 generated segmentation images. Presets are untrained
+// Dissection of lenet5's relu1 and relu2 on 500 generated segmentation images; ACE (automatic concept
+// discovery) of 40 generated images at relu2 with ace.py's defaults but 10 runs, and its clustering
+// step alone (patch activations, channel means, k-means with 10 restarts). Presets are untrained
 // and the sets generated: the rates do not depend on the values. With --compare-torch,
 // tools/bench/torch_concepts.py times the same runs the way Captum's TCAV computes it (sklearn's
 // SGDClassifier re-implemented in NumPy), as plain PyTorch probes (forward hooks, nn.Linear, Adam),
-// and as NetDissect-Lite computes a dissection (vectorized in PyTorch), and checks the IoUs agree.
+// as NetDissect-Lite computes a dissection (vectorized in PyTorch), and checks the IoUs agree; ACE's
+// clustering step as ace.py runs it (a hooked forward, channel means, KMeans: scikit-learn is absent,
+// so k-means++ and Lloyd are re-implemented in PyTorch; skimage too, so SLIC is not timed there).
 #include <unistd.h>
 
 #include <filesystem>
@@ -17,6 +21,7 @@
 #include "data/npy.h"
 #include "engine/model_file.h"
 #include "engine/threads.h"
+#include "explain/concepts/ace.h"
 #include "explain/concepts/concepts.h"
 #include "explain/concepts/dissect.h"
 #include "explain/concepts/patterns.h"
@@ -155,6 +160,54 @@ void bench_dissect(const BenchContext& c, Graph& g) {
   c.report(r);
 }
 
+constexpr int kAceImages = 40;
+
+// ACE end to end (patches, activations, k-means, filter, TCAV of every kept cluster), and its
+// clustering step alone on the same patches, where the reference has the same computation.
+void bench_ace(const BenchContext& c, Graph& g) {
+  cc::AceRequest q;
+  q.images = cc::make_patterns(cc::parse_pattern("blobs"), g.input_shape(), kAceImages, 7);
+  q.inputs = cc::make_patterns(cc::parse_pattern("blobs"), g.input_shape(), kAceImages, 8);
+  q.random_pool = cc::make_patterns(cc::parse_pattern("noise"), g.input_shape(), 11 * 40, 9);
+  q.target = Target({0});
+  q.layer = g.at("relu2");
+  const cc::Params params = {{"runs", "10"}, {"min_imgs", "5"}};
+  cc::AceResult res;
+  const double rate = kAceImages * calls_per_second([&] { res = cc::ace(g, q, params); }, c.seconds);
+  char what[160];
+  std::snprintf(what, sizeof what, "40 images, SLIC 15/50/80 -> %d patches, k=25 at relu2, %zu concepts x 10 runs; images/s",
+                res.patches.x.batch(), res.concepts.size());
+  c.report(BenchRow{"lenet5", "concepts ace", what, 256, rate, 0, ""});
+
+  const Tensor& patches = res.patches.x;
+  const int P = patches.batch();
+  cc::KMeansOptions ko;
+  ko.clusters = 25;
+  const double crate = P * calls_per_second([&] {
+    const Tensor a = activations(g, patches, {q.layer})[0];
+    const int C = a.dim(1), S = int(a.sample_size()) / C;
+    Tensor f({P, C});  // channel means, as ace.py clusters them
+    for (int p = 0; p < P; ++p)
+      for (int ch = 0; ch < C; ++ch) {
+        double s = 0;
+        for (int j = 0; j < S; ++j) s += a[(size_t(p) * C + ch) * S + j];
+        f[size_t(p) * C + ch] = float(s / S);
+      }
+    cc::kmeans(f, ko);
+  }, c.seconds);
+  BenchRow r{"lenet5", "concepts ace-cluster", std::to_string(P) + " patches: relu2 activations, channel means, "
+             "k-means k=25 (10 restarts); patches/s", 256, crate, 0, ""};
+  if (c.compare) {
+    const auto t = run_torch(c, g, [&](const fs::path& dir) {
+      write_npy((dir / "patches.npy").string(), patches);
+      atomic_write((dir / "bench.json").string(),
+                   nlohmann::json{{"kind", "ace"}, {"layer", "relu2"}, {"n_clusters", 25}, {"n_init", 10}}.dump());
+    });
+    if (t.count("ace-cluster")) r.reference = P * t.at("ace-cluster").at("per_second").get<double>(), r.reference_name = "ace.py";
+  }
+  c.report(r);
+}
+
 void bench_concepts(const BenchContext& c) {
   Graph lenet = make_preset("lenet5");
   const cc::TcavRequest q = tcav_request(lenet);
@@ -168,6 +221,7 @@ void bench_concepts(const BenchContext& c) {
   c.report(r);
   bench_probe(c, lenet);
   bench_dissect(c, lenet);
+  bench_ace(c, lenet);
 }
 
 }  // namespace

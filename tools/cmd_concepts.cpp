@@ -1,4 +1,5 @@
-// glassbox concepts: TCAV (explain/concepts) from the command line. Concept sets come from specs
+// glassbox concepts: TCAV (explain/concepts) from the command line; glassbox probe, dissect and ace
+// (automatic concept discovery) below. Concept sets come from specs
 // (generated patterns, image folders, .npy arrays, dataset samples by class or index), the random
 // sets from a pool (the model's training data by default), the inputs from the class's test images.
 // Writes summary.json (every score per run, means, p-values), the unit CAVs as .npy, and a bar chart
@@ -22,6 +23,7 @@
 #include "engine/architecture.h"
 #include "explain/common/heatmap.h"
 #include "explain/common/plot.h"
+#include "explain/concepts/ace.h"
 #include "explain/concepts/concepts.h"
 #include "explain/concepts/dissect.h"
 #include "explain/concepts/patterns.h"
@@ -1055,10 +1057,166 @@ void add_dissect_command(CLI::App& app) {
   c->callback([a] { run_dissect(*a); });
 }
 
+// ---- glassbox ace (automatic concept discovery) ------------------------------------------------
+
+struct AceArgs {
+  std::string model, layer, cls, images, inputs, random, out;
+  std::vector<std::string> params;
+  int n = 40, max_inputs = 40, examples = 10;
+  bool list = false;
+};
+
+// <concept>.png: the concept's examples nearest its centre, as clustered (the patch at input
+// size) and in their image (the segment outlined), 3x upscaled on 28x28 images.
+explain::Image concept_grid(const cc::AceResult& r, const cc::AceConcept& c, const Tensor& images, int examples) {
+  const int H = r.patches.height, W = r.patches.width, scale = std::max(1, 84 / std::max(H, W));
+  const size_t HW = size_t(H) * W;
+  std::vector<std::vector<explain::Image>> cells(2);
+  std::vector<std::string> columns;
+  for (int i = 0; i < std::min(examples, int(c.members.size())); ++i) {
+    const int p = c.members[i];
+    cells[0].push_back(explain::resize_nearest(explain::to_image(r.patches.x.sample(p)), W * scale, H * scale));
+    cells[1].push_back(outlined(images.sample(r.patches.image[p]), r.patches.masks.data() + size_t(p) * HW, H, W, scale));
+    columns.push_back("image " + std::to_string(r.patches.image[p]));
+  }
+  char caption[200];
+  std::snprintf(caption, sizeof caption, "%s: TCAV %.2f+-%.2f, p %.2g%s; %d patches from %d images", c.name.c_str(),
+                cc::mean(c.scores.sign_count), cc::stdev(c.scores.sign_count), c.scores.sign_test.p,
+                c.scores.significant ? "" : " (n.s.)", c.size, c.images);
+  return explain::grid(cells, columns, {std::string(caption) + " - as clustered", "in its image (segment outlined)"},
+                       W * scale, H * scale);
+}
+
+// The scores in the shape tcav() returns, for the family's bar chart.
+cc::TcavResult as_tcav(const cc::AceResult& r) {
+  cc::TcavResult t;
+  t.runs = r.runs, t.p_threshold = r.p_threshold, t.comparisons = int(r.concepts.size());
+  cc::LayerScores l;
+  l.layer = r.layer;
+  for (const cc::AceConcept& c : r.concepts) l.concepts.push_back(c.scores);
+  l.random = r.random;
+  t.layers.push_back(std::move(l));
+  return t;
+}
+
+void run_ace(const AceArgs& a) {
+  if (a.list) {
+    std::fputs(explain::list_text(cc::methods_of(cc::Kind::ace)).c_str(), stdout);
+    return;
+  }
+  if (a.model.empty()) throw std::invalid_argument("--model is required");
+  if (a.out.empty()) throw std::invalid_argument("--out is required");
+  if (a.layer.empty()) throw std::invalid_argument("--layer is required (the bottleneck; see glassbox info MODEL --arch)");
+  if (a.cls.empty()) throw std::invalid_argument("--class is required (the class whose concepts are discovered)");
+  const explain::Params params = read_params(a.params, "ace");
+
+  Model model = open_model(a.model);
+  Graph& g = model.graph;
+  if (g.input_shape().rank != 3) throw std::invalid_argument("--model: ACE segments images, the model takes " + g.input_shape().str());
+  const std::vector<std::string> classes = model_classes(model);
+  const int k = parse_class(a.cls, classes, "--class");
+  cc::AceRequest q;
+  q.layer = parse_layer(g, a.layer, "--layer");
+  if (q.layer >= g.output()) throw std::invalid_argument("--layer " + a.layer + ": the logits themselves; ACE needs a layer below them");
+  const std::string dataset = model_dataset(model);
+  std::string images = a.images, inputs = a.inputs, random = a.random;
+  if (images.empty() || inputs.empty() || random.empty()) {
+    if (dataset.empty())
+      throw std::invalid_argument("--images, --inputs and --random are required: the model names no dataset it was trained on");
+    if (images.empty()) images = "data:" + dataset + "@split=train,class=" + std::to_string(k);
+    if (inputs.empty()) inputs = "data:" + dataset + "@split=test,class=" + std::to_string(k);
+    if (random.empty()) random = "data:" + dataset + "@split=train";
+  }
+  const uint64_t seed = uint64_t(param_number(params, "ace", "seed"));
+  const double pool_for_patterns = (param_number(params, "ace", "runs") + 1) * param_number(params, "ace", "random_size");
+  if (random.rfind("pattern:", 0) == 0 && pool_for_patterns > kMaxGeneratedPool)
+    throw std::invalid_argument("--random " + random + ": (runs + 1) x random_size = " + std::to_string(long(pool_for_patterns)) +
+                                " generated images, more than " + std::to_string(kMaxGeneratedPool));
+  try {
+    q.images = read_pixels(images, model, a.n, cc::mix_seed(seed, 0x696d67), "--images", "train");
+  } catch (const DataError& e) {
+    throw DataError(std::string("--images: ") + e.what());
+  }
+  q.to_input = [&model](Tensor& x) { normalize_for(model, x); };
+  q.inputs = read_concept(inputs, model, a.max_inputs, cc::mix_seed(seed, 0x696e70), "--inputs", "test");
+  q.random_pool = read_concept(random, model, random.rfind("pattern:", 0) == 0 ? int(pool_for_patterns) : 0,
+                               cc::mix_seed(seed, 0x706f6f6c), "--random");
+  q.target = Target({k});
+  q.progress = progress_printer();
+  std::printf("ACE for class %d (%s) at %s: %d discovery images, %d inputs, random pool of %d\n", k, classes[k].c_str(),
+              a.layer.c_str(), q.images.batch(), q.inputs.batch(), q.random_pool.batch());
+  std::fflush(stdout);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const cc::AceResult r = cc::ace(g, q, params);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::vector<int> sizes(r.clusters.centers.dim(0), 0);
+  for (int l : r.clusters.labels) ++sizes[l];
+  std::printf("%d patches, %zu clusters, %zu kept as concepts\n", r.patches.x.batch(), sizes.size(), r.concepts.size());
+  if (!r.concepts.empty()) print_table(as_tcav(r));
+  std::printf("ace: %.2f s\n", secs);
+
+  fs::create_directories(a.out);
+  const Shape shape = g.shape(q.layer).sample();
+  json concepts = json::array();
+  for (const cc::AceConcept& c : r.concepts) {
+    json j = concept_json(c.scores, true);
+    std::vector<int> from;
+    for (int p : c.members) from.push_back(r.patches.image[p]);
+    j.update({{"cluster", c.cluster}, {"size", c.size}, {"images_spanned", c.images}, {"examples", c.members},
+              {"example_images", from}, {"png", c.name + ".png"}, {"cav", "cav_" + c.name + "_" + r.layer + ".npy"}});
+    concepts.push_back(j);
+    write_npy(a.out + "/cav_" + c.name + "_" + r.layer + ".npy", c.scores.cavs.reshaped(Shape::batch_of(c.scores.cavs.dim(0), shape)));
+    write_image(a.out + "/" + c.name + ".png", concept_grid(r, c, q.images, a.examples));
+  }
+  json pj = json::object();
+  for (auto& [kk, v] : params) pj[kk] = v;
+  const json summary = {{"model", a.model}, {"method", "ace"}, {"class", k}, {"class_name", classes[k]}, {"layer", r.layer},
+                        {"images", {{"spec", images}, {"n", q.images.batch()}}},
+                        {"inputs", {{"spec", inputs}, {"n", q.inputs.batch()}}},
+                        {"random", {{"spec", random}, {"pool", q.random_pool.batch()}}},
+                        {"params", pj}, {"patches", r.patches.x.batch()}, {"cluster_sizes", sizes},
+                        {"kmeans_inertia", r.clusters.inertia}, {"runs", r.runs}, {"p_threshold", r.p_threshold},
+                        {"test", param_text(params, "ace", "test")}, {"time_s", secs}, {"concepts", concepts},
+                        {"random_baseline", r.concepts.empty() ? json(nullptr) : concept_json(r.random, false)}};
+  atomic_write(a.out + "/summary.json", summary.dump(2) + "\n");
+  if (r.concepts.empty()) {
+    std::printf("no cluster passed the filter (min_imgs and the image-count rules); wrote summary.json to %s\n", a.out.c_str());
+    return;
+  }
+  char title[160];
+  std::snprintf(title, sizeof title, "ACE concepts of class %d (%s) at %s, %d runs; n.s.: p >= %g", k, classes[k].c_str(),
+                r.layer.c_str(), r.runs, r.p_threshold);
+  write_chart(a.out, as_tcav(r), title);
+  std::printf("wrote summary.json, tcav.png, tcav.svg, <concept>.png and cav_<concept>_%s.npy to %s\n", r.layer.c_str(),
+              a.out.c_str());
+}
+
+void add_ace_command(CLI::App& app) {
+  auto a = std::make_shared<AceArgs>();
+  auto* c = app.add_subcommand("ace", "ACE: discover concepts of class K (superpixel patches clustered on a layer's "
+                                      "activations) and test each with TCAV");
+  c->add_flag("--list", a->list, "list the method with its parameters, defaults and conventions");
+  c->add_option("--model", a->model, "a model file, a preset or an architecture text");
+  c->add_option("--layer", a->layer, "the bottleneck layer, by name");
+  c->add_option("--class", a->cls, "the class whose concepts are discovered (number or name)");
+  c->add_option("--images", a->images, "the class's discovery images, a concept SPEC as in glassbox concepts (default: "
+                                       "data:<the model's dataset>@split=train,class=K)");
+  c->add_option("--inputs", a->inputs, "the class's images TCAV explains (default: data:<dataset>@split=test,class=K)");
+  c->add_option("--random", a->random, "where random sets are drawn from (default: data:<dataset>@split=train)");
+  c->add_option("--n", a->n, "discovery images at most (ace.py's num_discovery_imgs)")->capture_default_str()->check(CLI::Range(2, 1000));
+  c->add_option("--max-inputs", a->max_inputs, "inputs at most")->capture_default_str()->check(CLI::Range(1, 100000));
+  c->add_option("--examples", a->examples, "examples shown per concept")->capture_default_str()->check(CLI::Range(1, 40));
+  c->add_option("--param", a->params, "method parameter KEY=VALUE (repeatable; see --list)");
+  c->add_option("--out", a->out, "output folder");
+  c->callback([a] { run_ace(*a); });
+}
+
 void add_concepts_commands(CLI::App& app) {
   add_tcav_command(app);
   add_probe_command(app);
   add_dissect_command(app);
+  add_ace_command(app);
 }
 
 }  // namespace

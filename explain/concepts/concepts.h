@@ -1,6 +1,6 @@
 // Concepts and internal representations, the family's API (Captum's captum.concept in spirit):
 // TCAV with concept activation vectors and its statistical test (this header), linear probes of
-// every layer (probe.h) and Network Dissection (dissect.h). One registry declares every method's
+// every layer (probe.h), Network Dissection (dissect.h) and ACE, automatic concept discovery (ace.h). One registry declares every method's
 // parameters (methods(), --list); each entry point reads exactly its method's declared keys.
 //
 // Everything is a batched use of the model's one graph: activations() over concept sets, and one
@@ -23,7 +23,7 @@ using explain::ParamReader;
 using explain::Params;
 
 // What a method computes; each command runs the methods of one kind.
-enum class Kind { tcav, probe, dissect };
+enum class Kind { tcav, probe, dissect, ace };
 
 const std::vector<MethodInfo>& methods();            // every method of the family
 std::vector<MethodInfo> methods_of(Kind kind);       // those of one kind (a command's --list)

@@ -17,6 +17,7 @@ struct Method {
 void add_tcav_methods(std::vector<Method>& registry);     // tcav.cpp
 void add_probe_methods(std::vector<Method>& registry);    // probe.cpp
 void add_dissect_methods(std::vector<Method>& registry);  // dissect.cpp
+void add_ace_methods(std::vector<Method>& registry);      // ace.cpp (after tcav: it passes TCAV's keys on)
 
 // The method `name` of `kind`: throws listing the known ones of that kind.
 const Method& find_method(const std::string& name, Kind kind);

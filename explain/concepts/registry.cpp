@@ -13,6 +13,7 @@ static const explain::MethodTable<Method>& table() {
     add_tcav_methods(m);
     add_probe_methods(m);
     add_dissect_methods(m);
+    add_ace_methods(m);
     return m;
   }());
   return t;

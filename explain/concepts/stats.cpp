@@ -1,5 +1,6 @@
 #include "explain/concepts/stats.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -90,6 +91,31 @@ TTest ttest_ind(const std::vector<double>& a, const std::vector<double>& b) {
     return r;
   }
   r.t = (ma - mb) / se;
+  r.p = t_two_sided_p(r.t, r.df);
+  return r;
+}
+
+}  // namespace gb::concepts
+
+namespace gb::concepts {
+
+TTest ttest_rel(const std::vector<double>& a, const std::vector<double>& b) {
+  const size_t n = std::min(a.size(), b.size());  // ace.py truncates both to the shorter
+  if (n < 2) throw std::invalid_argument("paired t-test: needs at least two pairs");
+  std::vector<double> d(n);
+  for (size_t i = 0; i < n; ++i) d[i] = a[i] - b[i];
+  const double md = mean(d);
+  double ss = 0;
+  for (double x : d) ss += (x - md) * (x - md);
+  TTest r;
+  r.df = double(n) - 1;
+  const double se = std::sqrt(ss / r.df / double(n));
+  if (se == 0) {  // every difference equal: as ttest_ind's zero-variance case
+    r.t = md == 0 ? 0 : (md > 0 ? 1 : -1) * std::numeric_limits<double>::infinity();
+    r.p = md == 0 ? 1 : 0;
+    return r;
+  }
+  r.t = md / se;
   r.p = t_two_sided_p(r.t, r.df);
   return r;
 }

@@ -25,5 +25,8 @@ struct TTest {
 // have zero variance, t is ±infinity and p is 0 if the means differ, and t = 0, p = 1 if they are
 // equal (scipy gives NaN there).
 TTest ttest_ind(const std::vector<double>& a, const std::vector<double>& b);
+// Student's paired t-test (scipy's ttest_rel, ACE's test): the differences a_i − b_i over the first
+// min(|a|, |b|) pairs (at least two), df = n − 1, two-sided. Zero variance as ttest_ind above.
+TTest ttest_rel(const std::vector<double>& a, const std::vector<double>& b);
 
 }  // namespace gb::concepts

@@ -28,6 +28,11 @@ python3, so its computation is re-implemented here the way Captum runs it:
                 (numpy.percentile), F.interpolate(bilinear, align_corners=False), thresholded masks, and the
                 intersections with every concept as one matrix product per unit block; max_iou_diff compares
                 its IoUs with glassbox's.
+                With "kind": "ace" (patches.npy [P, input...]) it times ACE's clustering step as ace.py runs it
+                ("ace-cluster": runs per second): the patches' activations at the layer by a hook, channel means
+                (ace.py's channel_mean), and sklearn's KMeans(n_clusters, n_init) re-implemented in PyTorch
+                (scikit-learn is absent): greedy k-means++ (2 + ln k candidates drawn by D^2), Lloyd iterations
+                to tol 1e-4 x mean variance, the least inertia of n_init restarts.
 --check         compares `glassbox concepts` with PyTorch autograd number for number: given the model, the
                 inputs (.npy pixels), glassbox's summary.json and its unit CAVs (cav_<concept>_<layer>.npy), it recomputes each run's
                 sign count, magnitude and mean directional derivative and prints the largest differences
@@ -281,14 +286,67 @@ def bench_dissect(args, cfg, model, path):
                       "max_iou_diff": diff}), flush=True)
 
 
+def kmeans(X, k, n_init, max_iter=300, tol=1e-4, seed=0):
+    """sklearn.cluster.KMeans(k, n_init) as its Lloyd loop runs, in float64 PyTorch: labels, centres, inertia."""
+    X = X.double()
+    g = torch.Generator().manual_seed(seed)
+    tol = tol * X.var(0, unbiased=False).mean().item()
+    trials = 2 + int(np.log(k))
+    best = None
+    for _ in range(n_init):
+        centers = X[torch.randint(len(X), (1,), generator=g)]
+        closest = torch.cdist(X, centers).squeeze(1) ** 2
+        for _c in range(1, k):
+            cand = torch.searchsorted(closest.cumsum(0), torch.rand(trials, generator=g, dtype=torch.float64) * closest.sum())
+            cand = cand.clamp(max=len(X) - 1)
+            d = torch.minimum(closest[None], torch.cdist(X[cand], X) ** 2)
+            j = int(d.sum(1).argmin())
+            closest, centers = d[j], torch.cat([centers, X[cand[j]][None]])
+        labels = None
+        for _it in range(max_iter):
+            new = torch.cdist(X, centers).argmin(1)
+            sums = torch.zeros_like(centers).index_add_(0, new, X)
+            counts = torch.bincount(new, minlength=k).clamp(min=1)[:, None].double()
+            moved = sums / counts
+            shift = ((moved - centers) ** 2).sum().item()
+            centers = moved
+            if labels is not None and torch.equal(labels, new) or shift <= tol:
+                break
+            labels = new
+        d = torch.cdist(X, centers).min(1).values
+        inertia = float((d ** 2).sum())
+        if best is None or inertia < best[2]:
+            best = (torch.cdist(X, centers).argmin(1), centers, inertia)
+    return best
+
+
+def bench_ace(args, cfg, model, path):
+    idx = module_index(path, cfg["layer"])
+    patches = torch.from_numpy(np.load(os.path.join(args.bench, "patches.npy")))
+
+    def run():
+        out = []
+        h = model[idx].register_forward_hook(lambda m, i, o: out.append(o.detach()))
+        with torch.no_grad():
+            for b in range(0, len(patches), 100):  # ace.py's _patch_activations, bs=100
+                model(patches[b:b + 100])
+        h.remove()
+        a = torch.cat(out)
+        feats = a.mean((2, 3)) if a.dim() == 4 else a.flatten(1)
+        return kmeans(feats, cfg["n_clusters"], cfg["n_init"])
+
+    rate = best_rate(run, args.seconds)
+    print(json.dumps({"key": "ace-cluster", "per_second": rate, "seconds": 1 / rate, "threads": args.threads}), flush=True)
+
+
 def bench(args):
     torch.set_num_threads(args.threads)
     cfg = json.load(open(os.path.join(args.bench, "bench.json")))
-    if cfg.get("kind") in ("probe", "dissect"):
+    if cfg.get("kind") in ("probe", "dissect", "ace"):
         path = os.path.join(args.bench, "model.safetensors")
         model, _, _ = build_model(path)
         model.eval()
-        return (bench_probe if cfg["kind"] == "probe" else bench_dissect)(args, cfg, model, path)
+        return {"probe": bench_probe, "dissect": bench_dissect, "ace": bench_ace}[cfg["kind"]](args, cfg, model, path)
     path = os.path.join(args.bench, "model.safetensors")
     model, _, _ = build_model(path)
     idx = module_index(path, cfg["layer"])
