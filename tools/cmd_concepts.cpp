@@ -29,6 +29,7 @@
 #include "explain/concepts/patterns.h"
 #include "explain/concepts/probe.h"
 #include "explain/concepts/segmentation.h"
+#include "tools/figures.h"
 #include "tools/commands.h"
 
 namespace gb {
@@ -151,8 +152,6 @@ bool is_safe_name(const std::string& s) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') return false;
   return s != "." && s != "..";
 }
-
-void write_image(const std::string& path, const explain::Image& im) { write_png(path, im.w, im.h, 3, im.rgb.data()); }
 
 // ---- concept specs ------------------------------------------------------------------------------
 
