@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -457,4 +458,57 @@ TEST_CASE("cli: train --out makes its folder; predict --logits prints the logits
   CHECK(contains(r.out, "(logit "));
   r = glassbox(s, "predict --model " + (s / "new/dir/m.safetensors") + " --data toy:moons --index 0");
   CHECK(!contains(r.out, "logit"));
+}
+
+namespace {
+// correlations.csv rows by "method_a,method_b": the mean, then r per input.
+std::map<std::string, std::vector<double>> read_correlations(const std::string& path) {
+  std::map<std::string, std::vector<double>> rows;
+  std::istringstream in(read_file(path));
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::vector<std::string> f;
+    std::stringstream ss(line);
+    for (std::string c; std::getline(ss, c, ',');) f.push_back(c);
+    REQUIRE(f.size() >= 4);
+    std::vector<double> v{std::stod(f[2])};
+    for (size_t i = 4; i < f.size(); ++i) v.push_back(std::stod(f[i]));
+    rows[f[0] + "," + f[1]] = v;
+  }
+  return rows;
+}
+}  // namespace
+
+TEST_CASE("cli: explain correlates every two methods' maps per input (Ancona et al.); LRP sums per layer") {
+  Scratch s;
+  write_npy(s / "x.npy", {3, 1, 4, 4});
+  // A linear model: IG from a black baseline is exactly x ⊙ ∇f = input×gradient, and ε-LRP is
+  // x ⊙ w scaled by z / (z + ε) per input: proportional to it. Saliency |w| is not.
+  const std::string base = "explain --model \"input(1,4,4) flatten dense(3)\" --input " + (s / "x.npy") + " --out " +
+                           (s / "out") + " --target 1 ";
+  Run r = glassbox(s, base + "--method input-x-gradient,integrated-gradients,lrp-epsilon,saliency");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  auto rows = read_correlations(s / "out/correlations.csv");
+  CHECK(rows.size() == 6);  // 4 methods: 6 pairs
+  for (const char* pair : {"input-x-gradient,integrated-gradients", "input-x-gradient,lrp-epsilon"}) {
+    CAPTURE(pair);
+    REQUIRE(rows.count(pair));
+    REQUIRE(rows[pair].size() == 4);  // mean and 3 inputs
+    for (double v : rows[pair]) CHECK(v == doctest::Approx(1).epsilon(1e-5));
+  }
+  const std::vector<double>& sal = rows.at("input-x-gradient,saliency");
+  CHECK(std::abs(sal[1]) < 0.999);
+  CHECK(sal[0] == doctest::Approx((sal[1] + sal[2] + sal[3]) / 3).epsilon(1e-5));  // the mean over inputs
+  const std::string summary = read_file(s / "out/summary.json");
+  CHECK(contains(summary, "\"correlations\""));
+  // LRP: the relevance at every layer of the same pass, named input first.
+  CHECK(contains(summary, "\"relevance_per_layer\""));
+  CHECK(contains(summary, "\"detail_layers\""));
+  // One method: nothing to correlate.
+  r = glassbox(s, "explain --model \"input(1,4,4) flatten dense(3)\" --input " + (s / "x.npy") + " --out " + (s / "one") +
+                      " --method saliency");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(!fs::exists(s / "one/correlations.csv"));
+  CHECK(!contains(read_file(s / "one/summary.json"), "\"correlations\""));
 }
