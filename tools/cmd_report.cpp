@@ -182,7 +182,7 @@ std::string conservation_table(const fs::path& folder, json& numbers) {
   h += "</tr>\n";
   for (size_t i = layers.size(); i-- > 0;) {
     h += "<tr><th>" + html_escape(layers[i]) + "</th>";
-    for (const std::string& m : methods) h += "<td>" + fmt(share[m][i]) + "</td>";
+    for (const std::string& m : methods) h += "<td>" + fmt(share[m][i], "%.4f") + "</td>";
     h += "</tr>\n";
   }
   numbers["relevance_share_per_layer"] = {{"layers", layers}, {"share", share}};
@@ -192,7 +192,7 @@ std::string conservation_table(const fs::path& folder, json& numbers) {
 // Section 5's worked example: a 2-2-1 ReLU network with hand-set weights in the manner of Bach et
 // al.'s worked example (not their numbers), written as a model file glassbox explain reads:
 // z = W1 x with W1 = [[1, 1], [2, -0.5]], y = w2 . relu(z) with w2 = [1, 2], no biases; x = (1, 2).
-const char* const kBachArchitecture = "input(2) dense(2,bias=0) relu dense(1,bias=0)";
+const char* const kBachArchitecture = "input(2) dense(2,bias=false) relu dense(1,bias=false)";
 void write_bach_example(const fs::path& folder) {
   Graph g = graph_from_json(parse_architecture(kBachArchitecture));
   const std::vector<float> w1 = {1, 1, 2, -0.5f}, w2 = {1, 2};
@@ -322,7 +322,8 @@ std::vector<Section> sections(const Settings& s) {
                  Step hidden{"s5-worked-hidden", {"explain", "--model", "s5-worked/net.safetensors", "--input", "s5-worked/x.npy",
                                                   "--target", "0", "--method", "lrp-zero", "--param", "layer=relu1", "--out",
                                                   "s5-worked-hidden"},
-                             {}, "the same pass stopped at the hidden layer (relu1)"};
+                             {}, worked.settings + "; relevance at the input and per layer from `glassbox " + join(worked.args) +
+                                 "`, at the hidden layer from the same pass stopped at relu1 (this command)"};
                  hidden.prepare = write_bach_example;
                  hidden.table = [](const fs::path& folder, json& numbers) {
                    return worked_table(folder.parent_path() / "s5-worked", numbers);
@@ -523,7 +524,14 @@ std::string last_lines(const fs::path& file, int n) {
 std::string run_step(const fs::path& root, const Step& t, bool& cached) {
   const fs::path folder = root / t.folder, stamp = folder / (t.args[0] == "train" ? fs::path(t.args.back()).stem().string() + ".command" : "command.txt");
   fs::create_directories(folder);
-  if (t.prepare) t.prepare(folder);  // deterministic files: rewriting them changes nothing
+  if (t.prepare) {  // deterministic files: rewriting them changes nothing
+    try {
+      t.prepare(folder);
+    } catch (const std::exception& e) {
+      cached = false;
+      return std::string("writing the inputs of ") + t.folder + " failed: " + e.what();
+    }
+  }
   const std::string cmd = join(t.args);
   bool done = fs::exists(stamp) && last_lines(stamp, 1) == cmd + "\n";
   for (const Figure& f : t.figures) done = done && fs::exists(folder / f.file);
@@ -632,9 +640,12 @@ void add_report_command(CLI::App& app) {
       for (const Step& t : need) {
         bool cached = false;
         std::printf("[%d] glassbox %s", id, join(t.args).c_str());
+        const auto t_step = std::chrono::steady_clock::now();
         const std::string err = run_step(root, t, cached);
-        std::printf("%s\n", cached ? "  (reused)" : err.empty() ? "  (done)" : "  FAILED");
-        json jt = {{"command", "glassbox " + join(t.args)}, {"folder", t.folder}, {"ok", err.empty()}};
+        const double step_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_step).count();
+        std::printf("%s\n", cached ? "  (reused)" : err.empty() ? ("  (done, " + fmt(step_secs, "%.1f") + " s)").c_str() : "  FAILED");
+        json jt = {{"command", "glassbox " + join(t.args)}, {"folder", t.folder}, {"ok", err.empty()}, {"seconds", step_secs},
+                   {"reused", cached}};
         if (!err.empty()) {
           ++failed;
           jt["error"] = err;
