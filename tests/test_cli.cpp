@@ -318,14 +318,14 @@ TEST_CASE("cli: report --quick writes a page whose every reference is a file in 
     return;
   }
   Scratch s;
-  const std::string args = "report --quick --sections 2,12 --out " + (s / "report");
+  const std::string args = "report --quick --sections 2,5,12 --out " + (s / "report");
   Run r = glassbox(s, args);
   REQUIRE_MESSAGE(r.status == 0, (r.out + r.err));
   const std::string html = read_file(s / "report/index.html");
   std::string why;
   CHECK_MESSAGE(well_formed(html, why), why);
   const std::vector<std::string> refs = references(html);
-  CHECK(refs.size() >= 6);  // two table-of-contents anchors and four figures
+  CHECK(refs.size() >= 12);  // three table-of-contents anchors and at least nine figures
   for (const std::string& ref : refs) {
     if (ref.rfind("#", 0) == 0) continue;
     CHECK_MESSAGE(ref.find(':') == std::string::npos, ref);  // no http:, file:, data: or C:
@@ -333,7 +333,21 @@ TEST_CASE("cli: report --quick writes a page whose every reference is a file in 
     CHECK_MESSAGE(ref[0] != '/', ref);
     CHECK_MESSAGE(fs::is_regular_file(s / ("report/" + ref)), ref);
   }
-  CHECK(contains(read_file(s / "report/report.json"), "\"command\": \"glassbox regions"));
+  const std::string numbers = read_file(s / "report/report.json");
+  CHECK(contains(numbers, "\"command\": \"glassbox regions"));
+  // Section 2: DeconvNet projections of the top activations of both conv layers.
+  CHECK(contains(html, "s2-top-conv1/grid.png"));
+  CHECK(contains(html, "s2-top-conv2/grid.png"));
+  // Section 5: the worked example's numbers as explain computed them (hand-worked: hidden 3, 2;
+  // input 5, 0; 5 at every layer), and the conservation table of the composites.
+  CHECK(contains(html, "<th>R(hidden 1)</th><td>3</td><td>3</td>"));
+  CHECK(contains(html, "<th>R(hidden 2)</th><td>2</td><td>2</td>"));
+  CHECK(contains(html, "<th>R(x1)</th><td>5</td><td>5</td>"));
+  CHECK(contains(html, "<th>R(x2)</th><td>0</td><td>0</td>"));
+  CHECK(contains(html, "<th>sum at relu1</th><td>5</td><td>5</td>"));
+  CHECK(contains(html, "<th>layer</th><th>lrp-epsilon</th>"));
+  CHECK(contains(numbers, "\"relevance_share_per_layer\""));
+  CHECK(contains(numbers, "\"worked_example\""));
   r = glassbox(s, args);  // nothing changed: every step is reused
   REQUIRE_MESSAGE(r.status == 0, r.err);
   CHECK_MESSAGE(!contains(r.out, "(done"), r.out);  // "(done, 1.2 s)"
