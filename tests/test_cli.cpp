@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -317,14 +318,14 @@ TEST_CASE("cli: report --quick writes a page whose every reference is a file in 
     return;
   }
   Scratch s;
-  const std::string args = "report --quick --sections 2,12 --out " + (s / "report");
+  const std::string args = "report --quick --sections 2,5,12 --out " + (s / "report");
   Run r = glassbox(s, args);
   REQUIRE_MESSAGE(r.status == 0, (r.out + r.err));
   const std::string html = read_file(s / "report/index.html");
   std::string why;
   CHECK_MESSAGE(well_formed(html, why), why);
   const std::vector<std::string> refs = references(html);
-  CHECK(refs.size() >= 6);  // two table-of-contents anchors and four figures
+  CHECK(refs.size() >= 12);  // three table-of-contents anchors and at least nine figures
   for (const std::string& ref : refs) {
     if (ref.rfind("#", 0) == 0) continue;
     CHECK_MESSAGE(ref.find(':') == std::string::npos, ref);  // no http:, file:, data: or C:
@@ -332,10 +333,24 @@ TEST_CASE("cli: report --quick writes a page whose every reference is a file in 
     CHECK_MESSAGE(ref[0] != '/', ref);
     CHECK_MESSAGE(fs::is_regular_file(s / ("report/" + ref)), ref);
   }
-  CHECK(contains(read_file(s / "report/report.json"), "\"command\": \"glassbox regions"));
+  const std::string numbers = read_file(s / "report/report.json");
+  CHECK(contains(numbers, "\"command\": \"glassbox regions"));
+  // Section 2: DeconvNet projections of the top activations of both conv layers.
+  CHECK(contains(html, "s2-top-conv1/grid.png"));
+  CHECK(contains(html, "s2-top-conv2/grid.png"));
+  // Section 5: the worked example's numbers as explain computed them (hand-worked: hidden 3, 2;
+  // input 5, 0; 5 at every layer), and the conservation table of the composites.
+  CHECK(contains(html, "<th>R(hidden 1)</th><td>3</td><td>3</td>"));
+  CHECK(contains(html, "<th>R(hidden 2)</th><td>2</td><td>2</td>"));
+  CHECK(contains(html, "<th>R(x1)</th><td>5</td><td>5</td>"));
+  CHECK(contains(html, "<th>R(x2)</th><td>0</td><td>0</td>"));
+  CHECK(contains(html, "<th>sum at relu1</th><td>5</td><td>5</td>"));
+  CHECK(contains(html, "<th>layer</th><th>lrp-epsilon</th>"));
+  CHECK(contains(numbers, "\"relevance_share_per_layer\""));
+  CHECK(contains(numbers, "\"worked_example\""));
   r = glassbox(s, args);  // nothing changed: every step is reused
   REQUIRE_MESSAGE(r.status == 0, r.err);
-  CHECK_MESSAGE(!contains(r.out, "(done)"), r.out);
+  CHECK_MESSAGE(!contains(r.out, "(done"), r.out);  // "(done, 1.2 s)"
   CHECK_MESSAGE(contains(r.out, "(reused)"), r.out);
   r = glassbox(s, "report --sections 15 --out " + (s / "report"));
   CHECK(r.status != 0);
@@ -554,4 +569,57 @@ TEST_CASE("cli: explain figures stand alone: enlarged maps, pages of 16 inputs, 
   CHECK(w1 == w2);
   CHECK(h1 > 4 * h2);  // 16 rows against 1 (whose page the colorbar makes 268 px tall)
   CHECK(w1 > 3 * (112 + 4) + 60);  // three columns and a colorbar beside them
+}
+
+namespace {
+// correlations.csv rows by "method_a,method_b": the mean, then r per input.
+std::map<std::string, std::vector<double>> read_correlations(const std::string& path) {
+  std::map<std::string, std::vector<double>> rows;
+  std::istringstream in(read_file(path));
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::vector<std::string> f;
+    std::stringstream ss(line);
+    for (std::string c; std::getline(ss, c, ',');) f.push_back(c);
+    REQUIRE(f.size() >= 4);
+    std::vector<double> v{std::stod(f[2])};
+    for (size_t i = 4; i < f.size(); ++i) v.push_back(std::stod(f[i]));
+    rows[f[0] + "," + f[1]] = v;
+  }
+  return rows;
+}
+}  // namespace
+
+TEST_CASE("cli: explain correlates every two methods' maps per input (Ancona et al.); LRP sums per layer") {
+  Scratch s;
+  write_npy(s / "x.npy", {3, 1, 4, 4});
+  // A linear model: IG from a black baseline is exactly x ⊙ ∇f = input×gradient, and ε-LRP is
+  // x ⊙ w scaled by z / (z + ε) per input: proportional to it. Saliency |w| is not.
+  const std::string base = "explain --model \"input(1,4,4) flatten dense(3)\" --input " + (s / "x.npy") + " --out " +
+                           (s / "out") + " --target 1 ";
+  Run r = glassbox(s, base + "--method input-x-gradient,integrated-gradients,lrp-epsilon,saliency");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  auto rows = read_correlations(s / "out/correlations.csv");
+  CHECK(rows.size() == 6);  // 4 methods: 6 pairs
+  for (const char* pair : {"input-x-gradient,integrated-gradients", "input-x-gradient,lrp-epsilon"}) {
+    CAPTURE(pair);
+    REQUIRE(rows.count(pair));
+    REQUIRE(rows[pair].size() == 4);  // mean and 3 inputs
+    for (double v : rows[pair]) CHECK(v == doctest::Approx(1).epsilon(1e-5));
+  }
+  const std::vector<double>& sal = rows.at("input-x-gradient,saliency");
+  CHECK(std::abs(sal[1]) < 0.999);
+  CHECK(sal[0] == doctest::Approx((sal[1] + sal[2] + sal[3]) / 3).epsilon(1e-5));  // the mean over inputs
+  const std::string summary = read_file(s / "out/summary.json");
+  CHECK(contains(summary, "\"correlations\""));
+  // LRP: the relevance at every layer of the same pass, named input first.
+  CHECK(contains(summary, "\"relevance_per_layer\""));
+  CHECK(contains(summary, "\"detail_layers\""));
+  // One method: nothing to correlate.
+  r = glassbox(s, "explain --model \"input(1,4,4) flatten dense(3)\" --input " + (s / "x.npy") + " --out " + (s / "one") +
+                      " --method saliency");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(!fs::exists(s / "one/correlations.csv"));
+  CHECK(!contains(read_file(s / "one/summary.json"), "\"correlations\""));
 }

@@ -531,3 +531,38 @@ TEST_CASE("the rule and composite tables drive the registry's parameters") {
   }
   CHECK(method_info("lrp-epsilon-gamma-box").params.size() == 6);  // epsilon, gamma, low, high, seed, layer
 }
+
+TEST_CASE("relevance per layer: the same pass's sums, conserved where the rules conserve") {
+  // Biases and ε absorb relevance at conv/dense layers; ReLU, max-pool and flatten pass it on.
+  Graph g = conv_net(true);
+  Tensor x = random_tensor({2, 2, 8, 8}, 21);
+  std::vector<int> t{0, 2};
+  Result r = lrp(g, x, t, "epsilon", {{"epsilon", "0.01"}});
+  std::vector<std::string> expect{"input"};
+  for (int i = 0; i < g.size(); ++i) expect.push_back(g.layer(i).name);
+  REQUIRE(r.detail_layers == expect);
+  REQUIRE(r.details.size() == 2);
+  for (int n = 0; n < 2; ++n) {
+    const std::vector<double>& s = r.details[n].at("relevance_per_layer");
+    REQUIRE(s.size() == expect.size());
+    // Each entry is the sum of what a run stopped at that layer returns (same rules, same floats).
+    for (size_t i = 1; i < expect.size(); ++i) {
+      CAPTURE(expect[i]);
+      Result at = lrp(g, x, t, "epsilon", {{"epsilon", "0.01"}, {"layer", expect[i]}});
+      CHECK(s[i] == doctest::Approx(sample_sum(at.attribution, n)).epsilon(1e-9));
+      const std::string kind = g.layer(int(i) - 1).kind();
+      if (kind == "relu" || kind == "maxpool" || kind == "flatten") CHECK(s[i] == doctest::Approx(s[i - 1]).epsilon(1e-6));
+    }
+    CHECK(s[0] == doctest::Approx(sample_sum(r.attribution, n)).epsilon(1e-9));
+    CHECK(s.back() - s[0] == doctest::Approx(-r.delta[n]).epsilon(1e-6));  // the top holds the seed f(x)
+  }
+  // Bias-free LRP-0: every layer holds the logit.
+  Graph h = conv_net();
+  auto f = logits_of(h, x, t);
+  Result z = lrp(h, x, t, "zero");
+  for (int n = 0; n < 2; ++n)
+    for (double v : z.details[n].at("relevance_per_layer")) CHECK(std::abs(v - f[n]) <= 1e-4 * std::abs(f[n]));
+  // Stopped at a layer: the sums from the seed down to that layer only.
+  Result part = lrp(h, x, t, "zero", {{"layer", "relu2"}});
+  CHECK(part.detail_layers == std::vector<std::string>{"relu2", "flatten1", "dense1"});
+}

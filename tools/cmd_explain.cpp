@@ -23,6 +23,7 @@
 #include "explain/attribution/gradient.h"
 #include "explain/common/heatmap.h"
 #include "explain/common/plot.h"
+#include "explain/metrics/similarity.h"
 #include "tools/commands.h"
 #include "tools/figures.h"
 #include "tools/inputs.h"
@@ -124,8 +125,8 @@ struct Column {
 };
 
 // One column over every input: .npy (and .png for images) per input, its summary entries, and a
-// grid cell per input. Returns whether the attributions are signed.
-bool run_method(const ExplainArgs& a, Graph& g, const Inputs& in, const Target& target, const Column& col,
+// grid cell per input. Returns the attributions.
+Tensor run_method(const ExplainArgs& a, Graph& g, const Inputs& in, const Target& target, const Column& col,
                 const std::vector<std::string>& names, const std::vector<Tensor>& pixels, nlohmann::json& summary,
                 nlohmann::json& per_image, std::vector<std::vector<explain::Image>>& cells) {
   const int N = in.x.batch();
@@ -138,6 +139,7 @@ bool run_method(const ExplainArgs& a, Graph& g, const Inputs& in, const Target& 
   nlohmann::json pj(static_cast<const std::map<std::string, std::string>&>(params));
   if (!baseline.empty()) pj["baseline"] = baseline;
   summary["methods"][m] = {{"method", col.method}, {"params", pj}, {"time_s", secs}, {"signed", r.is_signed}};
+  if (!r.detail_layers.empty()) summary["methods"][m]["detail_layers"] = r.detail_layers;
   std::printf("%-24s %d inputs in %.3f s\n", m.c_str(), N, secs);
   const Shape sample = r.attribution.shape().sample();
   // Where the method starts from a baseline (IG, DeepLIFT): f(x) and f(baseline) beside the sum and
@@ -194,7 +196,54 @@ bool run_method(const ExplainArgs& a, Graph& g, const Inputs& in, const Target& 
       cells[n].push_back(explain::Image(1, 1));  // not an image-shaped attribution: a blank cell
     }
   }
-  return r.is_signed;
+  return std::move(r.attribution);
+}
+
+// With two or more columns: Pearson's r between every two columns' attributions of each input
+// (flattened maps, as Ancona et al. 2018 compare methods) and its mean over the inputs, into
+// summary.json ("correlations") and correlations.csv. r is undefined (null, "nan" in the CSV) when
+// a map is constant; the mean is over the inputs where it is defined, "n" says how many.
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+void write_correlations(const std::string& out, const std::vector<std::string>& labels, const std::vector<Tensor>& maps,
+                        nlohmann::json& summary, nlohmann::json& per_image) {
+  if (maps.size() < 2) return;
+  const int N = maps[0].batch();
+  const size_t D = maps[0].sample_size();
+  std::string csv = "method_a,method_b,mean_pearson,n";
+  for (int n = 0; n < N; ++n) csv += "," + csv_field(per_image[n]["name"].get<std::string>());
+  csv += "\n";
+  nlohmann::json table = nlohmann::json::array();
+  for (size_t i = 0; i < maps.size(); ++i)
+    for (size_t j = i + 1; j < maps.size(); ++j) {
+      std::vector<double> r(N);
+      double mean = 0;
+      int defined = 0;
+      for (int n = 0; n < N; ++n) {
+        r[n] = metrics::pearson(maps[i].data() + n * D, maps[j].data() + n * D, D);
+        if (std::isfinite(r[n])) mean += r[n], ++defined;
+      }
+      mean = defined ? mean / defined : NAN;
+      auto number = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
+      nlohmann::json per = nlohmann::json::array();
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.6g", mean);
+      csv += csv_field(labels[i]) + "," + csv_field(labels[j]) + "," + buf + "," + std::to_string(defined);
+      for (int n = 0; n < N; ++n) {
+        per.push_back(number(r[n]));
+        std::snprintf(buf, sizeof buf, "%.6g", r[n]);
+        csv += std::string(",") + buf;
+      }
+      csv += "\n";
+      table.push_back({{"a", labels[i]}, {"b", labels[j]}, {"mean", number(mean)}, {"n", defined}, {"per_input", per}});
+    }
+  summary["correlations"] = table;
+  atomic_write(out + "/correlations.csv", csv);
 }
 
 // grid.png (grid_2.png, ... past 16 inputs): inputs as rows (captioned with what is explained),
@@ -327,12 +376,16 @@ void run_explain(const ExplainArgs& a) {
       pixels.push_back(display_pixels(in.x.slice(n, n + 1), norm));
       cells[n].push_back(explain::to_image(pixels[n]));
     }
-  std::vector<std::string> headers;
+  std::vector<std::string> labels, headers;
+  std::vector<Tensor> maps;
   std::vector<bool> is_signed;
   for (const Column& c : columns) {
-    is_signed.push_back(run_method(a, g, in, target, c, names, pixels, summary, per_image, cells));
+    maps.push_back(run_method(a, g, in, target, c, names, pixels, summary, per_image, cells));
+    labels.push_back(c.label);
     headers.push_back(c.header);
+    is_signed.push_back(summary["methods"][c.label]["signed"].get<bool>());
   }
+  write_correlations(a.out, labels, maps, summary, per_image);
   summary["images"] = per_image;
   atomic_write(a.out + "/summary.json", summary.dump(2) + "\n");
   if (images) write_grid(a.out + "/grid.png", a, g, headers, is_signed, per_image, cells);

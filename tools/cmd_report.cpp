@@ -3,23 +3,29 @@
 // Every figure is made by running glassbox's own subcommands (this binary, started again with the
 // step's command line inside the report folder), so every number comes from the same code as the
 // CLI; this file only says which commands make which figure and lays their outputs out. A step
-// whose command line and outputs are unchanged since the last run is reused, so a rerun redoes
-// only what changed, and an interrupted report resumes where it stopped.
+// whose command line, glassbox build and outputs are unchanged since the last run is reused, so a
+// rerun redoes only what changed, and an interrupted report resumes where it stopped.
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
 #include "data/dataset.h"
+#include "data/npy.h"
+#include "engine/architecture.h"
+#include "engine/layers.h"
 #include "engine/model_file.h"
 #include "engine/threads.h"
 #include "tools/commands.h"
@@ -41,6 +47,11 @@ struct Step {
   std::vector<std::string> args;     // the command line after `glassbox`
   std::vector<Figure> figures;
   std::string settings;              // what the caption says about the settings
+  // Writes the step's own input files (into its folder) before it runs; no numbers of its own.
+  std::function<void(const fs::path& folder)> prepare = nullptr;
+  // An HTML table laid out from what the command wrote in its folder (below its figures); may add
+  // what it shows to the step's numbers in report.json.
+  std::function<std::string(const fs::path& folder, json& numbers)> table = nullptr;
 };
 
 struct Section {
@@ -76,14 +87,158 @@ std::string html_escape(const std::string& s) {
   return o;
 }
 
+// Input noise of the model trained with noise (section 4): σ in the normalized input space, about
+// 15% of Fashion-MNIST's range there (1/0.353), the noise level SmoothGrad adds at evaluation.
+const char* const kTrainNoise = "0.4";
+
 // The model files the sections use, each a training step of its own (cached like any step).
-Step train_step(const Settings& s, const std::string& preset, const std::string& data, int epochs) {
+// "NAME-noise" is preset NAME trained with Gaussian input noise.
+Step train_step(const Settings& s, const std::string& name, const std::string& data, int epochs) {
+  const bool noisy = name.size() > 6 && name.compare(name.size() - 6, 6, "-noise") == 0;
+  const std::string preset = noisy ? name.substr(0, name.size() - 6) : name;
   Step t{"models", {"train", "--model", preset, "--data", data, "--epochs", std::to_string(epochs), "--quiet"}, {}, ""};
   if (data == s.data && s.limit() != "0") t.args.insert(t.args.end(), {"--limit", s.limit()});
-  t.args.insert(t.args.end(), {"--out", "models/" + preset + ".safetensors"});  // last: run_step reads it there
+  if (noisy) t.args.insert(t.args.end(), {"--noise", kTrainNoise});
+  t.args.insert(t.args.end(), {"--out", "models/" + name + ".safetensors"});  // last: run_step reads it there
   return t;
 }
 std::string model(const std::string& preset) { return "models/" + preset + ".safetensors"; }
+
+std::string fmt(double v, const char* spec = "%.3f") {
+  if (!std::isfinite(v)) return "n/a";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, spec, v);
+  return buf;
+}
+
+json read_json(const fs::path& file) {
+  std::ifstream f(file);
+  if (!f) throw std::runtime_error("report: " + file.string() + " is missing");
+  json j = json::parse(f, nullptr, false);
+  if (j.is_discarded()) throw std::runtime_error("report: " + file.string() + " is not valid JSON");
+  return j;
+}
+
+// Section 3: the methods x methods matrix of mean Pearson correlations `glassbox explain` wrote
+// (summary.json "correlations", the same numbers as correlations.csv).
+std::string correlation_table(const fs::path& folder, json& numbers) {
+  const json summary = read_json(folder / "summary.json");
+  if (!summary.contains("correlations")) throw std::runtime_error("report: no correlations in " + (folder / "summary.json").string());
+  std::vector<std::string> methods;
+  std::map<std::pair<std::string, std::string>, double> r;
+  int inputs = 0;
+  for (const json& c : summary["correlations"]) {
+    const std::string a = c["a"], b = c["b"];
+    for (const std::string& m : {a, b})
+      if (std::find(methods.begin(), methods.end(), m) == methods.end()) methods.push_back(m);
+    const double v = c["mean"].is_number() ? c["mean"].get<double>() : NAN;
+    r[{a, b}] = r[{b, a}] = v;
+    inputs = std::max(inputs, c["n"].get<int>());
+  }
+  json matrix = json::array();
+  std::string h = "<table class=\"num\"><caption>" + html_escape(folder.filename().string().substr(3)) +
+                  ": mean Pearson r over " + std::to_string(inputs) + " inputs</caption>\n<tr><th></th>";
+  for (const std::string& m : methods) h += "<th>" + html_escape(m) + "</th>";
+  h += "</tr>\n";
+  for (const std::string& a : methods) {
+    h += "<tr><th>" + html_escape(a) + "</th>";
+    json row = json::array();
+    for (const std::string& b : methods) {
+      const double v = a == b ? 1.0 : r[{a, b}];
+      row.push_back(std::isfinite(v) ? json(v) : json(nullptr));
+      h += "<td>" + fmt(v, "%.2f") + "</td>";
+    }
+    h += "</tr>\n";
+    matrix.push_back(row);
+  }
+  numbers["correlation_matrix"] = {{"methods", methods}, {"mean_pearson", matrix}};
+  return h + "</table>\n";
+}
+
+// Section 5: the relevance summed at every layer, as a share of the relevance the pass started
+// with (the target's logit), mean over the inputs: 1 everywhere is perfect conservation.
+std::string conservation_table(const fs::path& folder, json& numbers) {
+  const json summary = read_json(folder / "summary.json");
+  std::vector<std::string> methods, layers;
+  std::map<std::string, std::vector<double>> share;  // per method, per layer
+  for (const auto& [m, info] : summary["methods"].items()) {
+    if (!info.contains("detail_layers")) continue;
+    methods.push_back(m);
+    layers = info["detail_layers"].get<std::vector<std::string>>();
+    std::vector<double>& v = share[m];
+    v.assign(layers.size(), 0.0);
+    int n = 0;
+    for (const json& im : summary["images"]) {
+      const std::vector<double> sums = im["methods"][m]["relevance_per_layer"].get<std::vector<double>>();
+      if (sums.size() != layers.size() || sums.back() == 0) continue;
+      for (size_t i = 0; i < sums.size(); ++i) v[i] += sums[i] / sums.back();
+      ++n;
+    }
+    for (double& x : v) x = n ? x / n : NAN;
+  }
+  if (methods.empty()) throw std::runtime_error("report: no relevance per layer in " + (folder / "summary.json").string());
+  std::string h = "<table class=\"num\"><caption>Relevance summed at each layer's output, as a share of the logit "
+                  "the pass starts from (mean over the inputs)</caption>\n<tr><th>layer</th>";
+  for (const std::string& m : methods) h += "<th>" + html_escape(m) + "</th>";
+  h += "</tr>\n";
+  for (size_t i = layers.size(); i-- > 0;) {
+    h += "<tr><th>" + html_escape(layers[i]) + "</th>";
+    for (const std::string& m : methods) h += "<td>" + fmt(share[m][i], "%.4f") + "</td>";
+    h += "</tr>\n";
+  }
+  numbers["relevance_share_per_layer"] = {{"layers", layers}, {"share", share}};
+  return h + "</table>\n";
+}
+
+// Section 5's worked example: a 2-2-1 ReLU network with hand-set weights in the manner of Bach et
+// al.'s worked example (not their numbers), written as a model file glassbox explain reads:
+// z = W1 x with W1 = [[1, 1], [2, -0.5]], y = w2 . relu(z) with w2 = [1, 2], no biases; x = (1, 2).
+const char* const kBachArchitecture = "input(2) dense(2,bias=false) relu dense(1,bias=false)";
+void write_bach_example(const fs::path& folder) {
+  Graph g = graph_from_json(parse_architecture(kBachArchitecture));
+  const std::vector<float> w1 = {1, 1, 2, -0.5f}, w2 = {1, 2};
+  for (auto& [name, p] : g.named_params()) {
+    const std::vector<float>& w = name == "dense1.weight" ? w1 : w2;
+    if (p->value.size() != w.size()) throw std::logic_error("report: the worked example's " + name + " has another shape");
+    std::copy(w.begin(), w.end(), p->value.data());
+  }
+  save_model((folder / "net.safetensors").string(), g);
+  write_npy((folder / "x.npy").string(), Tensor::from({1, 2}, {1, 2}));
+}
+
+// The one .npy attribution a worked-example step wrote (its input is x.npy, one row).
+std::vector<float> worked_values(const fs::path& folder, const std::string& method) {
+  for (const auto& e : fs::directory_iterator(folder)) {
+    const std::string f = e.path().filename().string();
+    if (f != "x.npy" && f.size() > method.size() + 4 && f.compare(f.size() - method.size() - 4, std::string::npos, method + ".npy") == 0) {
+      const Tensor t = read_npy_f32(e.path().string());
+      return std::vector<float>(t.data(), t.data() + t.size());
+    }
+  }
+  throw std::runtime_error("report: no " + method + " attribution in " + folder.string());
+}
+
+// The worked example's numbers from the two explain runs: relevance at the input (full pass) and
+// at the hidden layer (the pass stopped at relu1), beside the values worked by hand.
+std::string worked_table(const fs::path& folder, json& numbers) {
+  const std::vector<float> in = worked_values(folder, "lrp-zero"), hidden = worked_values(folder.string() + "-hidden", "lrp-zero");
+  const json summary = read_json(folder / "summary.json");
+  const json& im = summary["images"].at(0);
+  const std::vector<double> sums = im["methods"]["lrp-zero"]["relevance_per_layer"].get<std::vector<double>>();
+  const std::vector<std::string> layers = summary["methods"]["lrp-zero"]["detail_layers"].get<std::vector<std::string>>();
+  std::string h = "<table class=\"num\"><caption>LRP-0 on the 2-2-1 network, x = (1, 2): f(x) = " +
+                  fmt(im["logit"].get<double>(), "%.4g") + "</caption>\n<tr><th>where</th><th>glassbox</th><th>by hand</th></tr>\n";
+  auto row = [&](const std::string& what, double v, double hand) {
+    h += "<tr><th>" + html_escape(what) + "</th><td>" + fmt(v, "%.4g") + "</td><td>" + fmt(hand, "%.4g") + "</td></tr>\n";
+  };
+  const double hand_hidden[2] = {3, 2}, hand_input[2] = {5, 0};
+  for (int k = 0; k < 2 && k < int(hidden.size()); ++k) row("R(hidden " + std::to_string(k + 1) + ")", hidden[k], hand_hidden[k]);
+  for (int k = 0; k < 2 && k < int(in.size()); ++k) row("R(x" + std::to_string(k + 1) + ")", in[k], hand_input[k]);
+  for (size_t i = sums.size(); i-- > 0;) row("sum at " + layers[i], sums[i], 5);
+  numbers["worked_example"] = {{"architecture", kBachArchitecture}, {"relevance_input", in}, {"relevance_hidden", hidden},
+                               {"relevance_per_layer", sums}, {"layers", layers}};
+  return h + "</table>\n";
+}
 
 std::vector<Section> sections(const Settings& s) {
   const std::string idx = s.index(), lenet = model("lenet5"), camnet = model("camnet");
@@ -108,21 +263,35 @@ std::vector<Section> sections(const Settings& s) {
                       {{"grid.png", "Noise that the model calls each class with probability 0.99"}},
                       "normalized gradient steps from noise until p >= 0.99"}};
                }});
-  v.push_back({2, "Saliency, DeconvNet and Guided Backprop", "survey Fig. 4", "Simonyan et al. 2014; Zeiler & Fergus 2014; "
-               "Springenberg et al. 2015", {"explain"}, [=] {
-                 return std::vector<Step>{explain("s2", lenet, "saliency,deconvnet,guided-backprop", {},
-                                                  "The three backward rules side by side on the same images")};
+  v.push_back({2, "Saliency, DeconvNet and Guided Backprop", "survey Fig. 4; Zeiler & Fergus 2014 Fig. 2 (top activations "
+               "per layer)", "Simonyan et al. 2014; Zeiler & Fergus 2014; Springenberg et al. 2015", {"explain", "visualize"}, [=] {
+                 std::vector<Step> st{explain("s2", lenet, "saliency,deconvnet,guided-backprop", {},
+                                              "The three backward rules side by side on the same images")};
+                 const std::string scan = s.quick ? "0:2000" : "all", k = s.quick ? "4" : "9";
+                 for (const char* layer : {"conv1", "conv2"})
+                   st.push_back({std::string("s2-top-") + layer,
+                                 {"visualize", "--model", lenet, "--method", "top-patches", "--unit", std::string(layer) + ":all",
+                                  "--data", s.data, "--scan", scan, "--param", "k=" + k, "--out", std::string("s2-top-") + layer},
+                                 {{"grid.png", std::string(layer) + ": per channel, the " + k + " test images where it responds "
+                                   "most, the patch around the maximum and its DeconvNet projection to pixels"}},
+                                 "test images " + scan + " scanned; the projection is seeded with 1 at the maximum and runs "
+                                 "through max-pool switches and the DeconvNet ReLU rule"});
+                 return st;
                }});
-  v.push_back({3, "Four attribution methods on four activations", "survey Table 2 (Ancona et al. 2018), as images",
-               "Ancona et al. 2018", {"explain"}, [=] {
+  v.push_back({3, "Four attribution methods on four activations", "survey Table 2 (Ancona et al. 2018): the maps and "
+               "the pairwise correlations between methods", "Ancona et al. 2018", {"explain"}, [=] {
                  std::vector<Step> st;
-                 for (const char* act : {"lenet5", "lenet5-tanh", "lenet5-sigmoid", "lenet5-softplus"})
+                 for (const char* act : {"lenet5", "lenet5-tanh", "lenet5-sigmoid", "lenet5-softplus"}) {
                    st.push_back(explain(std::string("s3-") + act, model(act),
                                         "input-x-gradient,integrated-gradients,lrp-epsilon,deeplift", {},
                                         std::string(act) + ": Input x Gradient, IG, epsilon-LRP, DeepLIFT"));
+                   st.back().settings += "; the table: Pearson r between two methods' maps of an input (all pixels), "
+                                         "mean over the inputs (summary.json, correlations.csv)";
+                   st.back().table = correlation_table;
+                 }
                  return st;
                }});
-  v.push_back({4, "SmoothGrad noise levels and sample counts", "SmoothGrad Figs. 3-4", "Smilkov et al. 2017", {"explain"}, [=] {
+  v.push_back({4, "SmoothGrad noise levels and sample counts", "SmoothGrad Figs. 3-4 and 8 (noise in training vs. at evaluation)", "Smilkov et al. 2017", {"explain"}, [=] {
                  std::vector<Step> st;
                  for (const char* level : {"0.05", "0.1", "0.2", "0.3"})
                    st.push_back(explain(std::string("s4-level") + level, lenet, "smoothgrad",
@@ -132,25 +301,65 @@ std::vector<Section> sections(const Settings& s) {
                  for (const char* n : {"1", "10", "50"})
                    st.push_back(explain(std::string("s4-n") + n, lenet, "smoothgrad", {"--param", std::string("n=") + n},
                                         std::string("SmoothGrad, ") + n + " noisy samples (noise level 0.15)"));
+                 // Fig. 8: noise at training vs. at evaluation; rows: inputs, columns: method, one figure per model.
+                 const std::string n = s.quick ? "16" : "50";
+                 st.push_back(explain("s4-train-clean", lenet, "saliency,smoothgrad", {"--param", "n=" + n},
+                                      "Trained without noise: saliency and SmoothGrad (SmoothGrad Fig. 8, top)"));
+                 st.push_back(explain("s4-train-noise", model("lenet5-noise"), "saliency,smoothgrad", {"--param", "n=" + n},
+                                      std::string("Trained with Gaussian input noise (sigma ") + kTrainNoise +
+                                          " in the normalized input space): saliency and SmoothGrad (SmoothGrad Fig. 8, bottom)"));
+                 for (Step* t : {&st[st.size() - 2], &st.back()})
+                   t->settings += std::string("; SmoothGrad with noise level 0.15, n = ") + n + "; both models lenet5, " +
+                                  std::to_string(s.epochs()) + " epoch(s), the same seed";
                  return st;
                }});
-  v.push_back({5, "LRP composites and IG", "Bach et al. 2015; Montavon et al. 2019 (composites); Sundararajan et al. 2017",
+  v.push_back({5, "LRP: a worked example, conservation per layer, composites; IG", "Bach et al. 2015; Montavon et al. 2019 (composites); Sundararajan et al. 2017",
                "Zennit's composites", {"explain"}, [=] {
+                 Step worked{"s5-worked", {"explain", "--model", "s5-worked/net.safetensors", "--input", "s5-worked/x.npy",
+                                           "--target", "0", "--method", "lrp-zero", "--out", "s5-worked"},
+                             {}, std::string("architecture '") + kBachArchitecture + "', W1 = [[1, 1], [2, -0.5]], w2 = [1, 2], "
+                             "x = (1, 2) (a hand-set example in the manner of Bach et al.'s, not their numbers); LRP-0"};
+                 worked.prepare = write_bach_example;
+                 Step hidden{"s5-worked-hidden", {"explain", "--model", "s5-worked/net.safetensors", "--input", "s5-worked/x.npy",
+                                                  "--target", "0", "--method", "lrp-zero", "--param", "layer=relu1", "--out",
+                                                  "s5-worked-hidden"},
+                             {}, worked.settings + "; relevance at the input and per layer from `glassbox " + join(worked.args) +
+                                 "`, at the hidden layer from the same pass stopped at relu1 (this command)"};
+                 hidden.prepare = write_bach_example;
+                 hidden.table = [](const fs::path& folder, json& numbers) {
+                   return worked_table(folder.parent_path() / "s5-worked", numbers);
+                 };
+                 Step lrp = explain("s5-lrp", lenet, "lrp-epsilon,lrp-epsilon-plus-flat,lrp-epsilon-gamma-box,lrp-epsilon-alpha2-beta1",
+                                    {}, "LRP composites side by side; the table: relevance at every layer of the same passes");
+                 lrp.table = conservation_table;
+                 Step exact = explain("s5-ig-exact", lenet, "integrated-gradients", {"--param", "method=exact"},
+                                      "Exact Integrated Gradients: the sum over the linear regions the path crosses "
+                                      "(summary.json: completeness error at float rounding)");
+                 if (s.quick) {  // the region walk dominates section 5: two inputs in quick mode
+                   *(std::find(exact.args.begin(), exact.args.end(), "--index") + 1) = "0:2";
+                   exact.settings = "inputs 0:2 of the test split (--quick), target: the predicted class";
+                 }
                  return std::vector<Step>{
-                     explain("s5-lrp", lenet, "lrp-epsilon,lrp-epsilon-plus-flat,lrp-epsilon-gamma-box,lrp-epsilon-alpha2-beta1",
-                             {}, "LRP composites side by side (relevance conserved layer by layer)"),
+                     worked, hidden, lrp,
                      explain("s5-ig", lenet, "integrated-gradients", {},
                              "Integrated Gradients, 50 Gauss-Legendre steps (black baseline; summary.json: completeness "
                              "error per input)"),
-                     explain("s5-ig-exact", lenet, "integrated-gradients", {"--param", "method=exact"},
-                             "Exact Integrated Gradients: the sum over the linear regions the path crosses (summary.json: "
-                             "completeness error at float rounding)")};
+                     exact};
                }});
-  v.push_back({6, "Network inversion", "survey Fig. 5", "Mahendran & Vedaldi 2015", {"visualize"}, [=] {
+  v.push_back({6, "Network inversion", "survey Fig. 5; decoder inversion", "Mahendran & Vedaldi 2015; Dosovitskiy & Brox 2016",
+               {"visualize"}, [=] {
+                 const std::string scan = s.quick ? "0:3000" : "all", epochs = s.quick ? "1" : "3";
                  return std::vector<Step>{{"s6-invert", {"visualize", "--model", lenet, "--method", "invert", "--data",
                                                          s.data, "--index", "0:3", "--out", "s6-invert"},
                                            {{"grid.png", "Images whose representation matches the input's"}},
-                                           "inputs 0-2 of the test split"}};
+                                           "inputs 0-2 of the test split"},
+                                          {"s6-decoder", {"visualize", "--model", lenet, "--method", "decoder", "--data", s.data,
+                                                          "--index", "0:3", "--scan", scan, "--param", "epochs=" + epochs,
+                                                          "--out", "s6-decoder"},
+                                           {{"grid.png", "Decoder inversion: a decoder per layer trained to map its activations "
+                                                         "back to images, applied to each input's activations"}},
+                                           "inputs 0-2 of the test split; decoders trained on training images " + scan + " (at most "
+                                           "10,000), " + epochs + " epoch(s), squared error in the input space"}};
                }});
   v.push_back({7, "CAM and Guided Grad-CAM", "survey Figs. 6-7", "Zhou et al. 2016; Selvaraju et al. 2017", {"explain"}, [=] {
                  return std::vector<Step>{explain("s7", camnet, "cam,grad-cam,guided-grad-cam,grad-cam++,score-cam", {},
@@ -159,7 +368,10 @@ std::vector<Section> sections(const Settings& s) {
   v.push_back({8, "Occlusion and minimal images", "survey Figs. 8-9", "Zeiler & Fergus 2014; Zhou et al. 2015",
                {"explain", "visualize"}, [=] {
                  return std::vector<Step>{
-                     explain("s8-occlusion", lenet, "occlusion", {}, "The logit's drop under a sliding occluder"),
+                     explain("s8-occlusion", lenet, "occlusion,occlusion-map", {},
+                             "The logit's drop under a sliding occluder (Captum's occlusion), and the true class's "
+                             "probability with the occluder centred on each pixel (Zeiler & Fergus Fig. 7: dark where "
+                             "the class needs the image)"),
                      {"s8-minimal", {"visualize", "--model", lenet, "--method", "minimal-image", "--data", s.data,
                                      "--index", "0:3", "--out", "s8-minimal"},
                       {{"grid.png", "Minimal images: as little of the input as keeps the prediction"}},
@@ -316,13 +528,40 @@ std::string last_lines(const fs::path& file, int n) {
   return s;
 }
 
-// Runs a step unless its command line and outputs are as the last run left them.
-// Returns "" on success, else the error to show.
+// This glassbox binary, as a hash of its bytes: a step made by another build (an upgrade that
+// writes more, or fixes a number) is redone, not reused.
+const std::string& binary_id() {
+  static const std::string id = [] {
+    std::ifstream f("/proc/self/exe", std::ios::binary);
+    uint64_t h = 1469598103934665603ull;  // FNV-1a
+    char buf[1 << 16];
+    while (f.read(buf, sizeof buf) || f.gcount() > 0) {
+      for (std::streamsize i = 0; i < f.gcount(); ++i) h = (h ^ uint8_t(buf[i])) * 1099511628211ull;
+      if (!f) break;
+    }
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+    return std::string(hex);
+  }();
+  return id;
+}
+
+// Runs a step unless its command line, the glassbox build and the outputs are as the last run
+// left them. Returns "" on success, else the error to show.
 std::string run_step(const fs::path& root, const Step& t, bool& cached) {
   const fs::path folder = root / t.folder, stamp = folder / (t.args[0] == "train" ? fs::path(t.args.back()).stem().string() + ".command" : "command.txt");
   fs::create_directories(folder);
+  if (t.prepare) {  // deterministic files: rewriting them changes nothing
+    try {
+      t.prepare(folder);
+    } catch (const std::exception& e) {
+      cached = false;
+      return std::string("writing the inputs of ") + t.folder + " failed: " + e.what();
+    }
+  }
   const std::string cmd = join(t.args);
-  bool done = fs::exists(stamp) && last_lines(stamp, 1) == cmd + "\n";
+  const std::string stamp_text = cmd + "\n# glassbox build " + binary_id() + "\n";
+  bool done = fs::exists(stamp) && last_lines(stamp, 2) == stamp_text;
   for (const Figure& f : t.figures) done = done && fs::exists(folder / f.file);
   if (t.args[0] == "train") done = done && fs::exists(root / t.args.back());
   cached = done;
@@ -333,7 +572,7 @@ std::string run_step(const fs::path& root, const Step& t, bool& cached) {
   if (status != 0) return "`glassbox " + cmd + "` failed (exit " + std::to_string(status) + "):\n" + last_lines(log, 6);
   for (const Figure& f : t.figures)
     if (!fs::exists(folder / f.file)) return "`glassbox " + cmd + "` did not write " + (t.folder + "/" + f.file);
-  std::ofstream(stamp) << cmd << "\n";
+  std::ofstream(stamp) << stamp_text;
   return "";
 }
 
@@ -429,9 +668,12 @@ void add_report_command(CLI::App& app) {
       for (const Step& t : need) {
         bool cached = false;
         std::printf("[%d] glassbox %s", id, join(t.args).c_str());
+        const auto t_step = std::chrono::steady_clock::now();
         const std::string err = run_step(root, t, cached);
-        std::printf("%s\n", cached ? "  (reused)" : err.empty() ? "  (done)" : "  FAILED");
-        json jt = {{"command", "glassbox " + join(t.args)}, {"folder", t.folder}, {"ok", err.empty()}};
+        const double step_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_step).count();
+        std::printf("%s\n", cached ? "  (reused)" : err.empty() ? ("  (done, " + fmt(step_secs, "%.1f") + " s)").c_str() : "  FAILED");
+        json jt = {{"command", "glassbox " + join(t.args)}, {"folder", t.folder}, {"ok", err.empty()}, {"seconds", step_secs},
+                   {"reused", cached}};
         if (!err.empty()) {
           ++failed;
           jt["error"] = err;
@@ -452,6 +694,18 @@ void add_report_command(CLI::App& app) {
                   html_escape(f.caption) + ".</b> Settings: " + html_escape(t.settings) + ". Regenerate alone: <code>glassbox " +
                   html_escape(join(t.args)) + "</code> (in this folder).</figcaption></figure>\n";
         }
+        if (t.table) {
+          try {
+            body += "<figure>" + t.table(root / t.folder, jt) + "<figcaption>Settings: " + html_escape(t.settings) +
+                    ". Numbers from <code>" + html_escape(t.folder) + "/summary.json</code>, written by <code>glassbox " +
+                    html_escape(join(t.args)) + "</code> (in this folder).</figcaption></figure>\n";
+          } catch (const std::exception& e) {
+            ++failed;
+            jt["ok"] = false;
+            jt["error"] = e.what();
+            body += "<pre class=\"error\">" + html_escape(e.what()) + "</pre>\n";
+          }
+        }
         js["steps"].push_back(jt);
       }
       body += "</section>\n";
@@ -466,6 +720,8 @@ void add_report_command(CLI::App& app) {
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.4}\n"
         "figure{margin:1.5em 0}img{max-width:100%;image-rendering:pixelated;border:1px solid #ccc}\n"
         "figcaption{font-size:0.95em;color:#333}code{background:#f3f3f3;padding:0 0.2em;word-break:break-all}\n"
+        "table.num{border-collapse:collapse;margin:0.5em 0}table.num td,table.num th{border:1px solid #ccc;padding:0.2em 0.5em}"
+        "table.num td{text-align:right;font-variant-numeric:tabular-nums}caption{text-align:left;font-weight:bold}\n"
         ".missing{color:#666;font-style:italic}.error{color:#a00;white-space:pre-wrap}.src{color:#444}\n"
         "</style>\n</head>\n<body>\n<h1>glassbox report</h1>\n<p>Models trained on <code>" + html_escape(s.data) + "</code>" +
         (s.quick ? " with <code>--quick</code> (one epoch on 6,000 images, few samples)" : "") + "; this run took " + took +

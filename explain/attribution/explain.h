@@ -19,6 +19,9 @@ struct Result {
   // Per-sample values a method reports besides the map (LIME: "weights" per superpixel,
   // "intercept", "score", and "segments", the H*W superpixel label of each pixel); empty otherwise.
   std::vector<std::map<std::string, std::vector<double>>> details;
+  // What the entries of a per-layer detail refer to, input first (LRP: "relevance_per_layer", the
+  // relevance summed at the input and at each layer's output the backward pass reached).
+  std::vector<std::string> detail_layers = {};  // (a default: aggregate initializations may leave it out)
 };
 
 const std::vector<MethodInfo>& methods();

@@ -13,7 +13,8 @@ void add_lrp_methods(std::vector<Method>& registry) {
   const std::string note =
       " Avg-pool/GAP/Add split in proportion to their inputs (stabilizer 1e-6), max-pool is winner-take-all, "
       "activations pass relevance through; BatchNorm is folded into the preceding conv/dense. delta = Σ relevance − "
-      "f(x) (relevance absorbed by biases and stabilizers).";
+      "f(x) (relevance absorbed by biases and stabilizers); details: relevance_per_layer = Σ relevance at the input and at "
+      "each layer's output, from the same pass (conservation per layer).";
   for (const NamedComposite& c : named_composites()) {
     MethodInfo info{"lrp-" + c.name, c.summary + note, {}, "Zennit"};
     for (const std::string* rule : {&c.dense, &c.conv, &c.first}) {

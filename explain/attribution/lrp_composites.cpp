@@ -214,8 +214,20 @@ Result lrp(Graph& model, const Tensor& x, const Target& target, const std::strin
   opt.per_sample_rules = true;  // every rule reads and writes its own samples only
   opt.seed_at = t.at(*g);
   opt.stop_at = stop;
+  // Conservation per layer, from this same pass: each node's relevance summed per sample.
+  std::vector<std::vector<double>> layer_sums(g->size() + 1);  // [0]: the input, [i + 1]: node i
+  opt.on_node = [&](int node, const Tensor& r) {
+    const size_t S = r.sample_size();
+    for (int n = 0; n < N; ++n) layer_sums[node + 1].push_back(sum(r.data() + n * S, S));
+  };
   Result res;
   res.attribution = g->backward(seed, opt).clone();
+  res.details.resize(N);
+  for (int i = 0; i <= g->size(); ++i) {
+    if (layer_sums[i].empty()) continue;  // past the seed, or below a stop layer
+    res.detail_layers.push_back(i == 0 ? "input" : g->layer(i - 1).name);
+    for (int n = 0; n < N; ++n) res.details[n]["relevance_per_layer"].push_back(layer_sums[i][n]);
+  }
   const size_t D = res.attribution.sample_size();
   for (int n = 0; n < N; ++n) {
     double s = 0;
