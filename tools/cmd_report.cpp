@@ -155,6 +155,36 @@ std::string correlation_table(const fs::path& folder, json& numbers) {
   return h + "</table>\n";
 }
 
+// Section 13: the survey's Table 3, measured: each method's mean score under each metric, from the
+// metrics.json `glassbox evaluate` wrote (the same numbers as metrics.csv).
+std::string metric_table(const fs::path& folder, json& numbers) {
+  const json m = read_json(folder / "metrics.json");
+  if (!m.contains("metrics") || !m.contains("methods")) throw std::runtime_error("report: no metrics in " + (folder / "metrics.json").string());
+  std::vector<std::string> methods;
+  for (auto& [name, params] : m["methods"].items()) methods.push_back(name);
+  std::string h = "<table class=\"num\"><caption>Mean over the inputs of each metric (" + html_escape("↑ higher, ↓ lower is better") +
+                  ")</caption>\n<tr><th></th>";
+  json table = json::object();
+  for (auto& [metric, mj] : m["metrics"].items()) {
+    const std::string better = mj.value("better", "");
+    h += "<th>" + html_escape(metric) + (better == "higher" ? " ↑" : better == "lower" ? " ↓" : "") + "</th>";
+  }
+  h += "</tr>\n";
+  for (const std::string& method : methods) {
+    h += "<tr><th>" + html_escape(method) + "</th>";
+    for (auto& [metric, mj] : m["metrics"].items()) {
+      const json* e = mj.contains("methods") && mj["methods"].contains(method) ? &mj["methods"][method] : nullptr;
+      const bool has = e && e->contains("mean") && (*e)["mean"].is_number();
+      const double v = has ? (*e)["mean"].get<double>() : NAN;
+      table[method][metric] = has ? json(v) : json(nullptr);
+      h += "<td>" + (has ? fmt(v, "%.3g") : std::string("–")) + "</td>";
+    }
+    h += "</tr>\n";
+  }
+  numbers["method_metric_table"] = table;
+  return h + "</table>\n";
+}
+
 // Section 5: the relevance summed at every layer, as a share of the relevance the pass started
 // with (the target's logit), mean over the inputs: 1 everywhere is perfect conservation.
 std::string conservation_table(const fs::path& folder, json& numbers) {
@@ -365,7 +395,8 @@ std::vector<Section> sections(const Settings& s) {
                  return std::vector<Step>{explain("s7", camnet, "cam,grad-cam,guided-grad-cam,grad-cam++,score-cam", {},
                                                   "camnet: CAM, Grad-CAM, Guided Grad-CAM, Grad-CAM++, Score-CAM")};
                }});
-  v.push_back({8, "Occlusion and minimal images", "survey Figs. 8-9", "Zeiler & Fergus 2014; Zhou et al. 2015",
+  v.push_back({8, "Occlusion, minimal images and meaningful perturbations", "survey Figs. 8-9",
+               "Zeiler & Fergus 2014; Zhou et al. 2015; Fong & Vedaldi 2017",
                {"explain", "visualize"}, [=] {
                  return std::vector<Step>{
                      explain("s8-occlusion", lenet, "occlusion,occlusion-map", {},
@@ -375,6 +406,11 @@ std::vector<Section> sections(const Settings& s) {
                      {"s8-minimal", {"visualize", "--model", lenet, "--method", "minimal-image", "--data", s.data,
                                      "--index", "0:3", "--out", "s8-minimal"},
                       {{"grid.png", "Minimal images: as little of the input as keeps the prediction"}},
+                      "inputs 0-2 of the test split"},
+                     {"s8-mask", {"visualize", "--model", lenet, "--method", "mask", "--data", s.data, "--index", "0:3",
+                                  "--out", "s8-mask"},
+                      {{"grid.png", "Meaningful perturbation (Fong & Vedaldi 2017): the smallest smooth mask whose "
+                                    "blurring removes the class"}},
                       "inputs 0-2 of the test split"}};
                }});
   v.push_back({9, "LIME, concepts and probes", "the notes' LIME figure; TCAV with significance; probe accuracy per layer; "
@@ -428,7 +464,7 @@ std::vector<Section> sections(const Settings& s) {
                }});
   v.push_back({13, "Evaluating explanations", "survey Table 3, measured; Adebayo et al. 2018 (sanity checks)",
                "Quantus; Petsiuk et al. 2018", {"evaluate"}, [=] {
-                 return std::vector<Step>{
+                 std::vector<Step> st{
                      {"s13-sanity", {"evaluate", "--model", lenet, "--data", s.data, "--index", "0:4", "--method",
                                      "saliency,guided-backprop,integrated-gradients", "--metric", "cascading-randomisation",
                                      "--out", "s13-sanity"},
@@ -442,7 +478,9 @@ std::vector<Section> sections(const Settings& s) {
                                                     "deletion,insertion,max-sensitivity,sparseness", "--out", "s13"},
                                            {{"curve_deletion.png", "Deletion curves per method"},
                                             {"curve_insertion.png", "Insertion curves per method"}},
-                                           "inputs " + idx + "; metrics.csv holds the method x metric table"}};
+                                           "inputs " + idx + "; the table: each metric's mean (metrics.csv holds every value)"}};
+                 st.back().table = metric_table;
+                 return st;
                }});
   v.push_back({11, "Surrogate and interpretable-by-design models", "survey §3.1.2",
                "Frosst & Hinton 2017; Ribeiro et al. 2018; Abbasi-Asl & Yu 2017", {"distill", "prune", "rules"}, [=] {
@@ -697,7 +735,9 @@ void add_report_command(CLI::App& app) {
         if (t.table) {
           try {
             body += "<figure>" + t.table(root / t.folder, jt) + "<figcaption>Settings: " + html_escape(t.settings) +
-                    ". Numbers from <code>" + html_escape(t.folder) + "/summary.json</code>, written by <code>glassbox " +
+                    ". Numbers from <code>" + html_escape(t.folder) + "/" +
+                    (fs::exists(root / t.folder / "metrics.json") ? "metrics.json" : "summary.json") +
+                    "</code>, written by <code>glassbox " +
                     html_escape(join(t.args)) + "</code> (in this folder).</figcaption></figure>\n";
           } catch (const std::exception& e) {
             ++failed;
