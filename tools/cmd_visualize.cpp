@@ -281,7 +281,9 @@ Image grid(const vz::Result& r, const vz::Bounds& b, const std::string& title) {
 
 // Per row: <name>.npy / .png for the main panel (the first that is not shared), <name>_<panel>.npy
 // / .png for the others (shared panels are the inputs and are not written again).
-void write_rows(const std::string& out, const vz::Result& r, const vz::Bounds& b) {
+// Image panels go to .npy in --input-space (pixels by default), so `--input` with the same flag
+// reads them back; maps stay as computed.
+void write_rows(const std::string& out, const vz::Result& r, const vz::Bounds& b, InputSpace space) {
   std::set<std::string> seen;
   for (size_t i = 0; i < r.rows.size(); ++i) {
     const std::string stem = out + "/" + safe_name(r.rows[i].name);
@@ -292,7 +294,8 @@ void write_rows(const std::string& out, const vz::Result& r, const vz::Bounds& b
       if (p.shared) continue;
       const std::string path = stem + (main ? "" : "_" + p.name);
       main = false;
-      const Tensor row = p.values.slice(int(i), int(i) + 1);
+      Tensor row = p.values.slice(int(i), int(i) + 1);
+      if (p.draw == vz::Draw::pixels && space == InputSpace::pixels && row.rank() == 4) row = vz::to_pixels(row, b);
       write_npy(path + ".npy", row.reshaped(row.shape().sample()));
       Image im = draw_row(p, int(i), b, panel_scale(p));
       const int s = enlargement(im.w);
@@ -311,7 +314,7 @@ nlohmann::json summary_json(const VisualizeArgs& a, const vz::Result& r, double 
   }
   nlohmann::json params = nlohmann::json::object();
   for (const std::string& kv : a.params) params[kv.substr(0, kv.find('='))] = kv.substr(kv.find('=') + 1);
-  return {{"model", a.model}, {"method", a.method}, {"unit", a.unit}, {"params", params},
+  return {{"model", a.model}, {"input_space", space_name(a.input_space)}, {"method", a.method}, {"unit", a.unit}, {"params", params},
           {"time_s", seconds}, {"rows", rows}};
 }
 
@@ -387,7 +390,7 @@ void run_visualize(const VisualizeArgs& a) {
   std::printf("%s: %zu images in %.3f s\n", a.method.c_str(), r.rows.size(), secs);
 
   std::filesystem::create_directories(a.out);
-  write_rows(a.out, r, q.bounds);
+  write_rows(a.out, r, q.bounds, a.input_space);
   atomic_write(a.out + "/summary.json", summary_json(a, r, secs).dump(2) + "\n");
   const std::string title = "glassbox visualize --method " + a.method + (a.unit.empty() ? "" : " --unit " + a.unit) +
                             "   model " + std::filesystem::path(a.model).filename().string();
