@@ -31,6 +31,7 @@
 #include "explain/concepts/segmentation.h"
 #include "tools/figures.h"
 #include "tools/commands.h"
+#include "tools/inputs.h"
 
 namespace gb {
 
@@ -97,19 +98,6 @@ double param_number(const explain::Params& p, const std::string& method, const s
 std::string model_dataset(const Model& m) {
   auto it = m.metadata.find("glassbox.dataset");
   return it == m.metadata.end() ? "" : it->second;
-}
-
-std::vector<std::string> model_classes(const Model& m) {
-  std::vector<std::string> names;
-  if (auto it = m.metadata.find("glassbox.classes"); it != m.metadata.end()) {
-    try {
-      names = json::parse(it->second).get<std::vector<std::string>>();
-    } catch (const std::exception&) {
-      names.clear();
-    }
-  }
-  for (int k = int(names.size()); k < m.graph.classes(); ++k) names.push_back(std::to_string(k));
-  return names;
 }
 
 // A class by number or by name (case-insensitive).

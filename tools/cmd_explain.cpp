@@ -42,25 +42,6 @@ struct ExplainArgs {
   InputSpace input_space = InputSpace::pixels;
 };
 
-std::vector<std::string> model_classes(const Model& m) {
-  std::vector<std::string> names;
-  if (auto it = m.metadata.find("glassbox.classes"); it != m.metadata.end()) {
-    try {
-      names = nlohmann::json::parse(it->second).get<std::vector<std::string>>();
-    } catch (const std::exception&) {
-      names.clear();  // unreadable names: fall back to numbers
-    }
-  }
-  for (int k = int(names.size()); k < m.graph.classes(); ++k) names.push_back(std::to_string(k));
-  return names;
-}
-
-Normalization model_norm(const Model& m) {
-  auto it = m.metadata.find("glassbox.normalize");
-  if (it == m.metadata.end() || it->second.empty() || it->second == "none") return {};
-  return Normalization::from_json(nlohmann::json::parse(it->second));
-}
-
 // Keeps names usable as file names; rows of an .npy input lose the extension ("x.npy[3]" -> "x_3").
 std::string safe_name(std::string s) {
   if (size_t at = s.find(".npy["); at != std::string::npos) s.erase(at, 4);
@@ -346,7 +327,7 @@ void run_explain(const ExplainArgs& a) {
   Inputs in = read_inputs(model, a.inputs, a.data, a.index, a.split, a.input_space);
   if (!a.labels.empty()) read_input_labels(in, a.labels);
   const int N = in.x.batch();
-  const Normalization norm = model_norm(model);
+  const Normalization norm = Normalization::of_model(model.metadata);
   std::vector<Column> columns = make_columns(a, methods, per_method, all);
   {
     std::vector<std::string> col_methods;

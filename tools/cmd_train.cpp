@@ -59,21 +59,6 @@ Augment parse_augment(const std::string& s, float noise) {
 }
 
 
-std::vector<std::string> model_classes(const Model& m) {
-  std::vector<std::string> names;
-  auto it = m.metadata.find("glassbox.classes");
-  if (it != m.metadata.end()) {
-    try {
-      names = nlohmann::json::parse(it->second).get<std::vector<std::string>>();
-    } catch (const std::exception&) {
-      names.clear();
-    }
-  }
-  const int K = m.graph.classes();
-  for (int k = int(names.size()); k < K; ++k) names.push_back(std::to_string(k));
-  return names;
-}
-
 std::string pct(double v) {
   char b[16];
   std::snprintf(b, sizeof b, "%.2f%%", 100 * v);

@@ -48,7 +48,8 @@ const std::set<std::string> kNeedsScan = {"top-patches", "multifaceted", "decode
 // Methods that explain each input's class: --unit defaults to class:pred.
 const std::set<std::string> kPerInputClass = {"minimal-image", "mask"};
 
-std::vector<std::string> model_classes(const Model& m) {
+// The class names the model stores, none for unnamed classes (captions then show numbers only).
+std::vector<std::string> named_classes(const Model& m) {
   std::vector<std::string> names;
   if (auto it = m.metadata.find("glassbox.classes"); it != m.metadata.end()) {
     try {
@@ -376,7 +377,7 @@ void run_visualize(const VisualizeArgs& a) {
     for (const std::string& s : in.names) q.input_names.push_back(safe_name(s));
   }
   q.units = read_units(a, g, in);
-  q.class_names = model_classes(model);
+  q.class_names = named_classes(model);
   q.bounds = model_bounds(model);
   q.data = read_scan(a, model, kNeedsScan.count(a.method) > 0);
   q.progress = progress_printer(a.method);

@@ -93,6 +93,19 @@ static std::vector<int> parse_index(const std::string& index, int size) {
   return out;
 }
 
+std::vector<std::string> model_classes(const Model& m) {
+  std::vector<std::string> names;
+  if (auto it = m.metadata.find("glassbox.classes"); it != m.metadata.end()) {
+    try {
+      names = nlohmann::json::parse(it->second).get<std::vector<std::string>>();
+    } catch (const std::exception&) {
+      names.clear();  // unreadable names: numbers
+    }
+  }
+  for (int k = int(names.size()); k < m.graph.classes(); ++k) names.push_back(std::to_string(k));
+  return names;
+}
+
 void add_input_space_flag(CLI::App* command, InputSpace* space) {
   const std::map<std::string, InputSpace> names = {{"pixels", InputSpace::pixels}, {"model", InputSpace::model}};
   command

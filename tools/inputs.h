@@ -29,6 +29,9 @@ struct Inputs {
   std::vector<std::string> names;  // for output file names: "trouser_12", "shirt.png", "x.npy[3]"
 };
 
+// The model's class names ("glassbox.classes" metadata), numbers for classes without one.
+std::vector<std::string> model_classes(const Model& m);
+
 // `index` is "I", "I:J" (half-open) or "I,J,K". `space` says where .npy files are. Errors name the
 // file or flag.
 Inputs read_inputs(const Model& model, const std::vector<std::string>& files, const std::string& data_spec,

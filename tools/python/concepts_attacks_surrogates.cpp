@@ -23,6 +23,7 @@
 #include "explain/surrogates/importance.h"
 #include "explain/surrogates/rules.h"
 #include "explain/surrogates/soft_tree.h"
+#include "tools/inputs.h"
 #include "tools/python/families.h"
 
 namespace gb::py_glassbox {
@@ -35,19 +36,6 @@ using Lock = std::lock_guard<std::mutex>;
 using nlohmann::json;
 
 // ---- shared ---------------------------------------------------------------------------------------
-
-std::vector<std::string> model_classes(const Model& m) {
-  std::vector<std::string> names;
-  if (auto it = m.metadata.find("glassbox.classes"); it != m.metadata.end()) {
-    try {
-      names = json::parse(it->second).get<std::vector<std::string>>();
-    } catch (const std::exception&) {
-      names.clear();  // unreadable names: numbers only (as the commands)
-    }
-  }
-  for (int k = int(names.size()); k < m.graph.classes(); ++k) names.push_back(std::to_string(k));
-  return names;
-}
 
 // Layer names (a list or a comma-separated string; "input" is the graph input) as node ids.
 std::vector<int> layers_arg(const Graph& g, py::handle layers, const std::string& what) {
