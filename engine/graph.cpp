@@ -99,20 +99,38 @@ bool has_rule(const std::vector<std::function<void(BackwardCall&)>>* r, int i) {
 }
 bool has_rule(const ForwardRules* r, int i) { return r && i < int(r->size()) && (*r)[i]; }
 
-// Runs f(t, begin, end) over the T slices of a batch of N rows at once, each thread's GEMMs
-// serial, then done(t) on each thread. Slices and groups hold whole blocks of `block` rows. A
-// thread walks its slice in groups of about `group` rows through the whole run of layers, so
-// that a group's activations stay in the core's cache from one layer to the next.
-template <class F, class D>
-void run_split(int T, int N, int block, int group, F&& f, D&& done) {
-  BlasSerial serial;
-  const int blocks = N / block;
-  group = std::max(1, group / block) * block;
-  parallel(T, [&](int t) {
-    int b, e;
-    part(t, T, blocks, b, e);
+// The groups of rows run_split walks: thread t of T takes blocks [b, e) of its slice in groups of
+// `group` rows (whole blocks); groups are numbered in thread order, thread t's from first[t].
+struct SplitGroups {
+  int T, N, block, group;
+  std::vector<int> first;
+  SplitGroups(int T_, int N_, int block_, int group_) : T(T_), N(N_), block(block_), first(T_ + 1, 0) {
+    group = std::max(1, group_ / block) * block;
+    for (int t = 0; t < T; ++t) {
+      int b, e;
+      slice(t, b, e);
+      first[t + 1] = first[t] + (e - b + group - 1) / group;
+    }
+  }
+  void slice(int t, int& b, int& e) const {
+    part(t, T, N / block, b, e);
     b *= block, e *= block;
-    for (int g = b; g < e; g += group) f(t, g, std::min(e, g + group));
+  }
+  int count() const { return first[T]; }
+};
+
+// Runs f(t, begin, end, k) over the T slices of a batch at once, each thread's GEMMs serial, then
+// done(t) on each thread; k numbers the group (SplitGroups). A thread walks its slice in groups
+// through the whole run of layers, so that a group's activations stay in the core's cache from
+// one layer to the next.
+template <class F, class D>
+void run_split(const SplitGroups& sg, F&& f, D&& done) {
+  BlasSerial serial;
+  parallel(sg.T, [&](int t) {
+    int b, e;
+    sg.slice(t, b, e);
+    int k = sg.first[t];
+    for (int g = b; g < e; g += sg.group, ++k) f(t, g, std::min(e, g + sg.group), k);
     done(t);
   });
 }
@@ -205,6 +223,7 @@ const Tensor& Graph::forward(const Tensor& x, const ForwardOptions& opt) {
     return T > 1 && (nodes_[i].layer->per_sample(mode_) || needs_sums(i)) &&
            (!has_rule(rules, i) || opt.per_sample_rules);
   };
+  bool summed = false;  // node i's sums were gathered by the run before it
   for (int i = 0; i <= last;) {
     int j = i + 1;  // [i, j): a run of layers that may split the batch, or one layer
     if (splits(i))  // a layer that needs the batch's sums starts a run of its own
@@ -213,16 +232,24 @@ const Tensor& Graph::forward(const Tensor& x, const ForwardOptions& opt) {
     double flops = 0;
     for (int k = i; k < j; ++k) floats += shapes_[k].numel(), flops += flops_[k] * N;
     const bool split = splits(i) && flops >= kMinSplitFlops;
-    if (needs_sums(i)) gather_sums(i, Layer::Pass::forward, split ? T : 1, N, opt.row_block, false);
-    if (split)
+    if (needs_sums(i) && !summed) gather_sums(i, Layer::Pass::forward, split ? T : 1, N, opt.row_block, false);
+    // A split run followed by a layer that needs the batch's sums adds each group's part of them
+    // while the group is still in cache, instead of reading the whole batch again.
+    summed = split && j <= last && needs_sums(j);
+    if (split) {
+      const SplitGroups sg(T, N, opt.row_block, group_size(floats));
+      if (summed) start_parts(j, Layer::Pass::forward, sg.count());
       run_split(
-          T, N, opt.row_block, group_size(floats),
-          [&](int t, int b, int e) {
-            for (int k = i; k < j; ++k) forward_node(k, b, e, t, rules);
+          sg,
+          [&](int t, int b, int e, int k) {
+            for (int q = i; q < j; ++q) forward_node(q, b, e, t, rules);
+            if (summed) add_part(j, Layer::Pass::forward, b, e, k);
           },
           [](int) {});
-    else
+      if (summed) combine_parts(j, Layer::Pass::forward, false);
+    } else {
       for (int k = i; k < j; ++k) forward_node(k, 0, N, 0, rules);
+    }
     if (opt.on_node)
       for (int k = i; k < j; ++k) opt.on_node(k, acts_[k]);
     i = j;
@@ -283,32 +310,46 @@ void Graph::backward_node(int i, int b, int e, int t, const BackwardOptions& opt
 }
 
 // The per-channel sums layer i needs over the whole batch before its pass (BatchNorm in training):
-// each of T threads adds the rows of the slice it will run, and the layer combines the parts in
-// thread order.
-void Graph::gather_sums(int i, Layer::Pass pass, int T, int N, int row_block, bool param_grads) {
+// parts of them over groups of rows (start_parts, then add_part per group, on any thread), which
+// the layer combines in group order (combine_parts), so a thread count always gives the same bits.
+void Graph::start_parts(int i, Layer::Pass pass, int groups) {
+  const size_t S = nodes_[i].layer->sum_size(pass, mode_);
+  sum_parts_.assign(size_t(groups) * S, 0.0);
+  part_rows_.assign(groups, 0);
+}
+
+void Graph::add_part(int i, Layer::Pass pass, int b, int e, int k) {
   Layer& L = *nodes_[i].layer;
   const size_t S = L.sum_size(pass, mode_);
-  sum_parts_.assign(size_t(T) * S, 0.0);
-  std::vector<int> rows_of(T);
-  std::vector<const double*> parts(T);
+  std::vector<Tensor> in;
+  std::vector<const Tensor*> ptrs;
+  for (int j : nodes_[i].inputs) in.push_back(rows(activation(j), b, e));
+  for (const Tensor& v : in) ptrs.push_back(&v);
+  const Tensor g = pass == Layer::Pass::backward ? rows(sigs_[i], b, e) : Tensor();
+  L.partial_sums(pass, ptrs, pass == Layer::Pass::backward ? &g : nullptr, sum_parts_.data() + size_t(k) * S);
+  part_rows_[k] = e - b;
+}
+
+void Graph::combine_parts(int i, Layer::Pass pass, bool param_grads) {
+  const size_t S = nodes_[i].layer->sum_size(pass, mode_);
+  std::vector<const double*> parts(part_rows_.size());
+  for (size_t k = 0; k < parts.size(); ++k) parts[k] = sum_parts_.data() + k * S;
+  nodes_[i].layer->combine_sums(pass, parts, part_rows_, param_grads);
+}
+
+// Node i's sums with one part per thread's slice.
+void Graph::gather_sums(int i, Layer::Pass pass, int T, int N, int row_block, bool param_grads) {
+  start_parts(i, pass, T);
   auto add = [&](int t) {
     int b, e;
     part(t, T, N / row_block, b, e);
-    b *= row_block, e *= row_block;
-    std::vector<Tensor> in;
-    std::vector<const Tensor*> ptrs;
-    for (int j : nodes_[i].inputs) in.push_back(rows(activation(j), b, e));
-    for (const Tensor& v : in) ptrs.push_back(&v);
-    const Tensor g = pass == Layer::Pass::backward ? rows(sigs_[i], b, e) : Tensor();
-    L.partial_sums(pass, ptrs, pass == Layer::Pass::backward ? &g : nullptr, sum_parts_.data() + size_t(t) * S);
-    rows_of[t] = e - b;
-    parts[t] = sum_parts_.data() + size_t(t) * S;
+    add_part(i, pass, b * row_block, e * row_block, t);
   };
   if (T > 1)
     parallel(T, add);
   else
     add(0);
-  L.combine_sums(pass, parts, rows_of, param_grads);
+  combine_parts(i, pass, param_grads);
 }
 
 // Plans the walk from node `from`. All consumers of a node come after it, so walking the nodes in
@@ -374,6 +415,7 @@ const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
     return T > 1 && i != opt.stop_at && (nodes_[i].layer->per_sample(mode_) || needs_sums(i)) &&
            (!has_rule(opt.rules, i) || opt.per_sample_rules);
   };
+  bool summed = false;  // plan_[s]'s sums were gathered by the run before it (see forward)
   for (size_t s = 0; s < plan_.size();) {
     if (plan_[s] == opt.stop_at) {
       if (opt.on_node) opt.on_node(plan_[s], sigs_[plan_[s]]);
@@ -386,7 +428,12 @@ const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
     double flops = 0;
     for (size_t q = s; q < r; ++q) floats += 2 * shapes_[plan_[q]].numel(), flops += 2 * flops_[plan_[q]] * N;
     const bool split = splits(plan_[s]) && flops >= kMinSplitFlops;
-    if (needs_sums(plan_[s])) gather_sums(plan_[s], Layer::Pass::backward, split ? T : 1, N, opt.row_block, opt.param_grads);
+    if (needs_sums(plan_[s]) && !summed)
+      gather_sums(plan_[s], Layer::Pass::backward, split ? T : 1, N, opt.row_block, opt.param_grads);
+    // The next node's signal rows are complete once this run has run them: every consumer of a
+    // node comes before it in the plan, in this run or an earlier one.
+    const int next = r < plan_.size() ? plan_[r] : -1;
+    summed = split && next >= 0 && next != opt.stop_at && needs_sums(next);
     if (split) {
       if (opt.param_grads)  // threads 1.. start these nodes' parameter gradients from zero
         for (size_t q = s; q < r; ++q)
@@ -399,12 +446,15 @@ const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
               buf.fill(0.f);
             }
           }
+      const SplitGroups sg(T, N, opt.row_block, group_size(floats));
+      if (summed) start_parts(next, Layer::Pass::backward, sg.count());
       // A thread calls each node once per group: layers may carry parameter gradients from
       // call to call and add them once, when the thread is done (Layer::end_backward).
       run_split(
-          T, N, opt.row_block, group_size(floats),
-          [&](int t, int b, int e) {
+          sg,
+          [&](int t, int b, int e, int k) {
             for (size_t q = s; q < r; ++q) backward_node(plan_[q], b, e, t, opt, !has_rule(opt.rules, plan_[q]));
+            if (summed) add_part(next, Layer::Pass::backward, b, e, k);
           },
           [&](int t) {
             if (!opt.param_grads) return;
@@ -413,6 +463,7 @@ const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
               nodes_[plan_[q]].layer->end_backward(ws_[t], plan_[q], calls_[t].grads);
             }
           });
+      if (summed) combine_parts(next, Layer::Pass::backward, opt.param_grads);
       for (size_t q = s; q < r; ++q) split_[plan_[q]] = 1;
     } else {
       for (size_t q = s; q < r; ++q) backward_node(plan_[q], 0, N, 0, opt, false);

@@ -133,7 +133,11 @@ class Graph {
   void forward_node(int i, int b, int e, int t, const ForwardRules* rules);
   void plan_backward(int from, const BackwardOptions& opt);
   void gather_sums(int i, Layer::Pass pass, int T, int N, int row_block, bool param_grads);
-  std::vector<double> sum_parts_;  // gather_sums' per-thread parts
+  void start_parts(int i, Layer::Pass pass, int groups);
+  void add_part(int i, Layer::Pass pass, int b, int e, int k);
+  void combine_parts(int i, Layer::Pass pass, bool param_grads);
+  std::vector<double> sum_parts_;  // node i's sums over groups of rows, part k from part_rows_[k] rows
+  std::vector<int> part_rows_;
   void backward_node(int i, int b, int e, int t, const BackwardOptions& opt, bool carry);
   void param_grads_of(int i, int t, std::vector<Tensor*>& grads);  // node i's gradient targets on thread t
 };
