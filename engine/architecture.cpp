@@ -546,7 +546,7 @@ std::string architecture_text(const Graph& g) {
     const std::vector<int>& in = g.node(i).inputs;
     o << " " << L.kind();
     std::vector<std::string> args;
-    if (L.kind() == "add") {
+    if (dynamic_cast<const Add*>(&L)) {
       if (in.size() != 2 || in[0] != i - 1)  // the text form sums the previous layer with one other
         throw std::invalid_argument("add '" + L.name + "' has no text form (it must add the previous layer and one other)");
       args.push_back(name_of(in[1]));

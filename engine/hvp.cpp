@@ -159,7 +159,7 @@ float d2_softplus(const Activation& a, float x, float) {
 void activation_forward(ForwardCall& c) {
   c.layer.forward(c);
   const Activation& A = static_cast<const Activation&>(c.layer);
-  const bool relu = A.kind() == "relu";
+  const bool relu = dynamic_cast<const ReLU*>(&A) != nullptr;
   const size_t S = c.out.sample_size();
   for (int p = 0; p < c.out.batch() / 2; ++p) {
     const float *x = c.in[0]->data() + 2 * p * S, *xd = x + S, *y = c.out.data() + 2 * p * S;
@@ -174,7 +174,7 @@ void activation_forward(ForwardCall& c) {
 void activation_backward(BackwardCall& c, SecondDerivative d2) {
   if (!c.g_in[0]) return;
   const Activation& A = static_cast<const Activation&>(c.layer);
-  const bool relu = A.kind() == "relu";
+  const bool relu = dynamic_cast<const ReLU*>(&A) != nullptr;
   const size_t S = c.out.sample_size();
   for (int p = 0; p < c.out.batch() / 2; ++p) {
     const size_t at = 2 * p * S;
@@ -291,16 +291,19 @@ void batchnorm_backward(BackwardCall& c, const std::vector<Tensor>& dp, Scratch&
 const char* kSupported = "conv, dense, relu, leakyrelu, tanh, sigmoid, softplus, maxpool, avgpool, gap, flatten, add, "
                          "dropout, batchnorm";
 
-SecondDerivative second_derivative(const std::string& kind) {
-  if (kind == "relu" || kind == "leakyrelu") return d2_zero;
-  if (kind == "tanh") return d2_tanh;
-  if (kind == "sigmoid") return d2_sigmoid;
-  if (kind == "softplus") return d2_softplus;
+SecondDerivative second_derivative(const Layer& L) {
+  if (dynamic_cast<const ReLU*>(&L) || dynamic_cast<const LeakyReLU*>(&L)) return d2_zero;
+  if (dynamic_cast<const Tanh*>(&L)) return d2_tanh;
+  if (dynamic_cast<const Sigmoid*>(&L)) return d2_sigmoid;
+  if (dynamic_cast<const Softplus*>(&L)) return d2_softplus;
   return nullptr;
 }
 
-bool is_linear(const std::string& kind) {
-  return kind == "avgpool" || kind == "gap" || kind == "flatten" || kind == "add" || kind == "dropout";
+bool is_affine(const Layer& L) { return dynamic_cast<const Conv2d*>(&L) || dynamic_cast<const Dense*>(&L); }
+
+bool is_linear(const Layer& L) {
+  return dynamic_cast<const AvgPool2d*>(&L) || dynamic_cast<const GlobalAvgPool*>(&L) ||
+         dynamic_cast<const Flatten*>(&L) || dynamic_cast<const Add*>(&L) || dynamic_cast<const Dropout*>(&L);
 }
 
 }  // namespace
@@ -328,22 +331,22 @@ struct HessianVectorProduct::State {
         dparams[i].push_back(v.slice(int(offset), int(offset + p->value.size())).reshaped(p->value.shape()));
         offset += p->value.size();
       }
-      add_rules(i, L.kind());
+      add_rules(i, L);
     }
   }
 
-  void add_rules(int i, const std::string& kind) {
+  void add_rules(int i, const Layer& L) {
     const std::vector<Tensor>& dp = dparams[i];
-    if (kind == "conv" || kind == "dense") {
+    if (is_affine(L)) {
       forward[i] = [&dp, this](ForwardCall& c) { affine_forward(c, dp, scratch[c.thread]); };
       backward[i] = [&dp, this](BackwardCall& c) { affine_backward(c, dp, scratch[c.thread]); };
-    } else if (SecondDerivative d2 = second_derivative(kind)) {
+    } else if (SecondDerivative d2 = second_derivative(L)) {
       forward[i] = [](ForwardCall& c) { activation_forward(c); };
       backward[i] = [d2](BackwardCall& c) { activation_backward(c, d2); };
-    } else if (kind == "maxpool") {
+    } else if (dynamic_cast<const MaxPool2d*>(&L)) {
       forward[i] = [this](ForwardCall& c) { maxpool_forward(c, scratch[c.thread]); };
       backward[i] = [this](BackwardCall& c) { maxpool_backward(c, scratch[c.thread]); };
-    } else if (kind == "batchnorm") {
+    } else if (dynamic_cast<const BatchNorm2d*>(&L)) {
       forward[i] = [&dp, this](ForwardCall& c) { batchnorm_forward(c, dp, scratch[c.thread]); };
       backward[i] = [&dp, this](BackwardCall& c) { batchnorm_backward(c, dp, scratch[c.thread]); };
     }  // linear layers: no rule, the layer itself is right on both rows
@@ -375,11 +378,11 @@ void loss_seed(const Tensor& z, const int* labels, Tensor& seed, std::vector<dou
 
 void check_hvp_support(const Graph& g) {
   for (int i = 0; i < g.size(); ++i) {
-    const std::string kind = g.layer(i).kind();
-    if (kind == "conv" || kind == "dense" || kind == "maxpool" || kind == "batchnorm" || is_linear(kind) ||
-        second_derivative(kind))
+    const Layer& L = g.layer(i);
+    if (is_affine(L) || dynamic_cast<const MaxPool2d*>(&L) || dynamic_cast<const BatchNorm2d*>(&L) || is_linear(L) ||
+        second_derivative(L))
       continue;
-    throw std::invalid_argument("Hessian-vector products: layer '" + g.layer(i).name + "' (" + kind +
+    throw std::invalid_argument("Hessian-vector products: layer '" + L.name + "' (" + L.kind() +
                                 ") has no tangent rule (supported: " + kSupported + ")");
   }
   const Shape out = g.shape(g.output());

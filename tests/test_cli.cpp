@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <sys/wait.h>
@@ -622,4 +623,156 @@ TEST_CASE("cli: explain correlates every two methods' maps per input (Ancona et 
   REQUIRE_MESSAGE(r.status == 0, r.err);
   CHECK(!fs::exists(s / "one/correlations.csv"));
   CHECK(!contains(read_file(s / "one/summary.json"), "\"correlations\""));
+}
+
+namespace {
+nlohmann::json read_json(const std::string& path) {
+  const std::string text = read_file(path);
+  REQUIRE_MESSAGE(!text.empty(), path);
+  return nlohmann::json::parse(text);
+}
+// The shape in a .npy file's header: "(1, 8, 8)".
+std::string npy_shape(const std::string& path) {
+  const std::string head = read_file(path).substr(0, 128);
+  const size_t at = head.find("'shape': ("), end = head.find(')', at);
+  REQUIRE_MESSAGE(at != std::string::npos, path);
+  return head.substr(at + 9, end - at - 8);
+}
+// predict's first line as JSON: the top class of the one input.
+int predicted(const Run& r) {
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  return nlohmann::json::parse(r.out.substr(0, r.out.find('\n')))["top"][0]["class"].get<int>();
+}
+}  // namespace
+
+TEST_CASE("cli: visualize lists its methods; am and fool write images that predict reads back; bad requests name the value") {
+  Scratch s;
+  std::vector<int64_t> y;
+  for (int i = 0; i < 20; ++i) y.push_back(i % 3);
+  write_npy(s / "x.npy", {20, 1, 8, 8});
+  write_labels(s / "y.npy", y);
+  const std::string data = "npy:" + (s / "x.npy") + "," + (s / "y.npy");  // split by index: 16 train, 4 test
+  Run r = glassbox(s, std::string("train --model ") + kSmall + " --data " + data + " --epochs 1 --quiet --out " +
+                          (s / "m.safetensors"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const std::string model = " --model " + (s / "m.safetensors");
+
+  r = glassbox(s, "visualize --list");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  for (const char* m : {"am", "deepdream", "fool", "invert", "decoder", "multifaceted", "top-patches", "filters", "maps",
+                        "minimal-image", "mask"}) {
+    INFO(std::string(m));
+    CHECK(contains("\n" + r.out, std::string("\n") + m + "\n    "));
+  }
+  CHECK(contains(r.out, "--param steps="));
+
+  // am: <unit>.npy (one image of the model's input shape, pixels), .png, grid.png and summary.json.
+  r = glassbox(s, "visualize" + model + " --method am --unit class:1 --param steps=60 --param l2=0 --out " + (s / "am"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(npy_shape(s / "am/class1.npy") == "(1, 8, 8)");
+  const std::string png = read_file(s / "am/class1.png");
+  REQUIRE(png.size() > 24);
+  CHECK(png.compare(1, 3, "PNG") == 0);
+  CHECK(fs::exists(s / "am/grid.png"));
+  nlohmann::json j = read_json(s / "am/summary.json");
+  for (const char* k : {"model", "input_space", "method", "unit", "params", "time_s", "rows", "scan"}) CHECK_MESSAGE(j.contains(k), k);
+  CHECK(j["method"] == "am");
+  CHECK(j["unit"] == "class:1");
+  CHECK(j["input_space"] == "pixels");
+  CHECK(j["params"]["steps"] == "60");
+  REQUIRE(j["rows"].size() == 1);
+  const nlohmann::json& row = j["rows"][0];
+  CHECK(row["name"] == "class1");
+  for (const char* k : {"start", "value", "objective", "steps", "dataset_max", "curve_objective"}) CHECK_MESSAGE(row.contains(k), k);
+  CHECK(row["value"].get<double>() > row["start"].get<double>());
+  CHECK(j["scan"]["split"] == "test");  // am's scale scans --split, as before
+  // The image, read back as pixels, is class 1 for the model.
+  CHECK(predicted(glassbox(s, "predict" + model + " --json --input " + (s / "am/class1.npy"))) == 1);
+
+  // fool: a sample turned into class 0 (a linear model, which reaches the threshold within the
+  // pixel bounds in a few steps); predict agrees with the run's own prediction, the target when reached.
+  r = glassbox(s, "train --model \"input(1,8,8) flatten dense(3)\" --data " + data + " --epochs 3 --quiet --out " +
+                      (s / "lin.safetensors"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const std::string lin = " --model " + (s / "lin.safetensors");
+  r = glassbox(s, "visualize" + lin + " --data " + data + " --index 0 --method fool --unit class:0 --param steps=200 --out " +
+                      (s / "fool"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  j = read_json(s / "fool/summary.json");
+  REQUIRE(j["rows"].size() == 1);
+  const std::string stem = s / ("fool/" + j["rows"][0]["name"].get<std::string>());
+  CHECK(npy_shape(stem + ".npy") == "(1, 8, 8)");
+  CHECK(fs::exists(stem + "_change.npy"));
+  CHECK(j["rows"][0]["start_predicted"].get<double>() != 0);
+  CHECK(j["rows"][0]["reached"].get<double>() == 1);
+  const int cls = predicted(glassbox(s, "predict" + lin + " --json --input " + stem + ".npy"));
+  CHECK(cls == int(j["rows"][0]["predicted"].get<double>()));
+  if (j["rows"][0]["reached"].get<double>() == 1) CHECK(cls == 0);
+  CHECK(predicted(glassbox(s, "predict" + lin + " --json --data " + data + " --index 0")) != 0);
+
+  struct Case {
+    std::string args, expect;
+  };
+  const std::string am = "visualize" + model + " --method am --param steps=2 --out " + (s / "bad");
+  const Case bad[] = {
+      {"visualize" + model + " --method nosuch --out " + (s / "bad"), "nosuch"},
+      {am + " --unit nosuchlayer:3", "nosuchlayer"},
+      {am + " --unit r:999", "999"},
+      {am + " --unit class:7", "7"},
+      {am + " --unit class:1 --param nosuchparam=1", "nosuchparam"},
+      {am + " --unit class:1 --param lr=-5", "-5"},
+      {am + " --unit class:1 --param restarts=1000", "1000"},
+      {am + " --unit class:1 --param optimizer=rmsprop", "rmsprop"},
+      {am + " --unit class:1 --param steps", "--param 'steps': expected KEY=VALUE"},
+      {am + " --unit class:1 --scan-split validation", "--scan-split 'validation'"},
+      {"visualize" + model + " --method decoder --index 0 --scan-split test --out " + (s / "bad"), "--scan-split test"},
+  };
+  for (const Case& c : bad) {
+    INFO("glassbox " << c.args);
+    r = glassbox(s, c.args);
+    CHECK(r.status != 0);
+    CHECK_MESSAGE(contains(r.err, c.expect), r.err);
+  }
+  CHECK_FALSE(fs::exists(s / "bad/summary.json"));
+}
+
+TEST_CASE("cli: visualize multifaceted scans the training split by default, whatever --split says") {
+  Scratch s;
+  std::vector<int64_t> y;
+  for (int i = 0; i < 20; ++i) y.push_back(i % 3);
+  write_npy(s / "x.npy", {20, 1, 8, 8});
+  write_labels(s / "y.npy", y);
+  const std::string data = "npy:" + (s / "x.npy") + "," + (s / "y.npy");  // split by index: 16 train, 4 test
+  Run r = glassbox(s, std::string("train --model ") + kSmall + " --data " + data + " --epochs 1 --quiet --out " +
+                          (s / "m.safetensors"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const std::string base = "visualize --model " + (s / "m.safetensors") +
+                           " --method multifaceted --unit class:0 --param facets=2 --param top=4 --param steps=3 --out ";
+  struct Case {
+    std::string flags, split;
+    int samples;
+  };
+  const Case cases[] = {
+      {"", "train", 16},
+      {" --split test", "train", 16},  // --split is for --index only
+      {" --split train --scan 2:10", "train", 8},
+      {" --scan-split test", "test", 4},
+      {" --split train --scan-split test", "test", 4},
+      {" --scan-split all", "all", 20},
+  };
+  for (const Case& c : cases) {
+    INFO(c.flags);
+    r = glassbox(s, base + (s / "mf") + c.flags);
+    REQUIRE_MESSAGE(r.status == 0, r.err);
+    CHECK(contains(r.out, "(" + c.split + " split)"));
+    const nlohmann::json j = read_json(s / "mf/summary.json");
+    CHECK(j["scan"]["split"] == c.split);
+    CHECK(j["scan"]["end"].get<int>() - j["scan"]["begin"].get<int>() == c.samples);
+    CHECK(j["rows"].size() == 2);
+    fs::remove_all(s / "mf");
+  }
+  // top-patches keeps scanning --split.
+  r = glassbox(s, "visualize --model " + (s / "m.safetensors") + " --method top-patches --unit r:0 --param k=2 --out " + (s / "tp"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(read_json(s / "tp/summary.json")["scan"]["split"] == "test");
 }

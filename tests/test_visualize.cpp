@@ -703,6 +703,77 @@ TEST_CASE("fool: a trained preset reaches the target probability from images of 
   CHECK(run(g, n, "fool").rows[0].values.at("reached") == 1);
 }
 
+TEST_CASE("fool: deterministic per seed, inputs and targets one by one equal the batch") {
+  // jitter on, so each row's random stream matters; a high threshold keeps every row stepping.
+  ThreadsGuard guard;
+  Graph g = small_net();
+  Request q;
+  q.inputs = noise(Shape{3, 1, 8, 8}, 21, 0, 1);
+  q.units = {Unit::cls(1), Unit::cls(3)};
+  const Params p = {{"steps", "25"}, {"jitter", "1"}, {"threshold", "0.999999"}, {"seed", "3"}};
+  set_threads(2);
+  const Result all = run(g, q, "fool", p);
+  REQUIRE(all.rows.size() == 6);
+  CHECK(all.rows[3].name == "input1_to_class3");
+  set_threads(1);
+  const Result again = run(g, q, "fool", p);
+  CHECK(max_abs_diff(all.panels[1].values, again.panels[1].values) == 0);
+  CHECK(max_abs_diff(all.panels[2].values, again.panels[2].values) == 0);
+  for (size_t i = 0; i < all.rows.size(); ++i) CHECK(all.rows[i].values == again.rows[i].values);
+  // Row (input n, target u) alone: the batch's row.
+  for (int n = 0; n < 3; ++n)
+    for (int u = 0; u < 2; ++u) {
+      CAPTURE(n);
+      CAPTURE(u);
+      Request one;
+      one.inputs = rows_of(q.inputs, n, n + 1);
+      one.units = {q.units[u]};
+      const Result r = run(g, one, "fool", p);
+      const int i = 2 * n + u;
+      CHECK(max_abs_diff(r.panels[1].values, rows_of(all.panels[1].values, i, i + 1)) < 1e-5);
+      CHECK(r.rows[0].values.at("probability") == doctest::Approx(all.rows[i].values.at("probability")).epsilon(1e-4));
+    }
+  // The seed moves the jitter: another seed, other images. From noise the seed picks the start.
+  Params other = p;
+  other["seed"] = "4";
+  CHECK(max_abs_diff(run(g, q, "fool", other).panels[1].values, all.panels[1].values) > 1e-4);
+  Request n;
+  n.units = {Unit::cls(2)};
+  const Result a = run(g, n, "fool", p), b = run(g, n, "fool", p), c = run(g, n, "fool", other);
+  CHECK(max_abs_diff(a.panels[0].values, b.panels[0].values) == 0);
+  CHECK(max_abs_diff(a.panels[1].values, b.panels[1].values) == 0);
+  CHECK(max_abs_diff(a.panels[0].values, c.panels[0].values) > 1e-3);
+}
+
+TEST_CASE("mask: deterministic per seed, inputs one by one equal the batch") {
+  // Noise on the perturbed input each step, so the seed matters; one class per input.
+  ThreadsGuard guard;
+  Graph g = small_net();
+  Request q;
+  q.inputs = noise(Shape{3, 1, 8, 8}, 23, 0, 1);
+  q.units = {Unit::cls(0), Unit::cls(4), Unit::cls(2)};
+  const Params p = {{"steps", "20"}, {"noise", "0.2"}, {"seed", "9"}, {"perturbation", "gray"}, {"mask_scale", "2"}};
+  set_threads(2);
+  const Result all = run(g, q, "mask", p);
+  REQUIRE(all.rows.size() == 3);
+  set_threads(1);
+  const Result again = run(g, q, "mask", p);
+  for (int k = 1; k < 3; ++k) CHECK(max_abs_diff(all.panels[k].values, again.panels[k].values) == 0);
+  for (size_t i = 0; i < all.rows.size(); ++i) CHECK(all.rows[i].curves.at("loss") == again.rows[i].curves.at("loss"));
+  for (int n = 0; n < 3; ++n) {
+    CAPTURE(n);
+    Request one;
+    one.inputs = rows_of(q.inputs, n, n + 1);
+    one.units = {q.units[n]};
+    const Result r = run(g, one, "mask", p);
+    for (int k = 1; k < 3; ++k) CHECK(max_abs_diff(r.panels[k].values, rows_of(all.panels[k].values, n, n + 1)) < 1e-5);
+    CHECK(r.rows[0].values.at("score") == doctest::Approx(all.rows[n].values.at("score")).epsilon(1e-4));
+  }
+  Params other = p;
+  other["seed"] = "10";
+  CHECK(max_abs_diff(run(g, q, "mask", other).panels[2].values, all.panels[2].values) > 1e-4);
+}
+
 TEST_CASE("invert: the first convolution is inverted closely; the error grows with depth; one by one = batch") {
   Graph g = small_net();
   Request q;
@@ -881,6 +952,35 @@ TEST_CASE("multifaceted: a unit that answers two planted patterns gets one facet
     CHECK(res.rows[f].values.at("value") > res.rows[f].values.at("start"));
   }
   CHECK(found == std::set<char>{'A', 'B'});
+}
+
+TEST_CASE("multifaceted: deterministic per seed, units one by one equal the batch") {
+  ThreadsGuard guard;
+  Graph g = small_net();
+  Request q;
+  q.data = noise(Shape{40, 1, 8, 8}, 31, 0, 1);
+  q.units = {Unit::cls(1), Unit::cls(3)};
+  const Params p = {{"facets", "3"}, {"top", "12"}, {"steps", "10"}, {"jitter", "1"}, {"seed", "4"}};
+  set_threads(2);
+  const Result all = run(g, q, "multifaceted", p);
+  REQUIRE(all.rows.size() == 6);
+  set_threads(1);
+  const Result again = run(g, q, "multifaceted", p);
+  for (int k = 0; k < 2; ++k) CHECK(max_abs_diff(all.panels[k].values, again.panels[k].values) == 0);
+  for (size_t i = 0; i < all.rows.size(); ++i) CHECK(all.rows[i].values == again.rows[i].values);
+  for (int u = 0; u < 2; ++u) {
+    CAPTURE(u);
+    Request one = q;
+    one.units = {q.units[u]};
+    const Result r = run(g, one, "multifaceted", p);
+    for (int k = 0; k < 2; ++k)
+      CHECK(max_abs_diff(r.panels[k].values, rows_of(all.panels[k].values, 3 * u, 3 * u + 3)) < 1e-5);
+    for (int f = 0; f < 3; ++f) CHECK(r.rows[f].values.at("cluster_size") == all.rows[3 * u + f].values.at("cluster_size"));
+  }
+  // Another seed: other k-means++ seeds and jitter, so other images.
+  Params other = p;
+  other["seed"] = "5";
+  CHECK(max_abs_diff(run(g, q, "multifaceted", other).panels[0].values, all.panels[0].values) > 1e-4);
 }
 
 // ---- what the model needs to see -------------------------------------------------------------

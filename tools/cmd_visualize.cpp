@@ -34,7 +34,7 @@ namespace vz = visualize;
 using explain::Image;
 
 struct VisualizeArgs {
-  std::string model, method, unit, data, index, split = "test", scan = "all", out;
+  std::string model, method, unit, data, index, split = "test", scan = "all", scan_split, out;
   std::vector<std::string> inputs, params;
   bool list = false;
   InputSpace input_space = InputSpace::pixels;
@@ -42,8 +42,11 @@ struct VisualizeArgs {
 
 // Methods that scan a dataset (--data, --scan): top patches and facets need one; am reports each
 // unit's top dataset value for scale when one is there.
-// The decoder trains on the training split whatever --split says.
+// The split scanned is --scan-split, by default: the training split for multifaceted (Nguyen et al.
+// cluster a unit's top training images) and the decoder (which always trains on it), --split for
+// the others. --split itself only picks the --index inputs.
 const std::set<std::string> kScans = {"top-patches", "multifaceted", "am", "decoder"};
+const std::set<std::string> kScansTrain = {"multifaceted", "decoder"};
 const std::set<std::string> kNeedsScan = {"top-patches", "multifaceted", "decoder"};
 // Methods that explain each input's class: --unit defaults to class:pred.
 const std::set<std::string> kPerInputClass = {"minimal-image", "mask"};
@@ -122,8 +125,28 @@ std::string data_spec(const VisualizeArgs& a, const Model& m) {
   return it == m.metadata.end() ? "" : it->second;
 }
 
-// The dataset a method scans: --data (or the model's own dataset), split --split, samples --scan.
-Tensor read_scan(const VisualizeArgs& a, const Model& m, bool required) {
+// The split a method scans (see kScansTrain).
+std::string scan_split(const VisualizeArgs& a) {
+  if (!a.scan_split.empty() && a.scan_split != "train" && a.scan_split != "test" && a.scan_split != "all")
+    throw std::invalid_argument("--scan-split '" + a.scan_split + "': expected train, test or all");
+  if (a.method == "decoder") {
+    if (!a.scan_split.empty() && a.scan_split != "train")
+      throw std::invalid_argument("--scan-split " + a.scan_split + ": the decoder trains on the train split only");
+    return "train";
+  }
+  if (!a.scan_split.empty()) return a.scan_split;
+  return kScansTrain.count(a.method) ? "train" : a.split;
+}
+
+// What was scanned, for summary.json.
+struct ScanInfo {
+  std::string dataset, split;
+  int begin = 0, end = 0;
+};
+
+// The dataset a method scans: --data (or the model's own dataset), split scan_split(), samples --scan.
+Tensor read_scan(const VisualizeArgs& a, const Model& m, bool required, ScanInfo& info) {
+  const std::string split = scan_split(a);  // a bad --scan-split fails whether or not a scan happens
   if (!kScans.count(a.method) || a.scan == "none") {
     if (required) throw std::invalid_argument(a.method + " needs a dataset to scan (--data, --scan)");
     return {};
@@ -134,7 +157,7 @@ Tensor read_scan(const VisualizeArgs& a, const Model& m, bool required) {
                                               (spec.empty() ? "" : " ('" + spec + "' is not installed)"));
     return {};
   }
-  Dataset d = load_dataset(spec, a.method == "decoder" ? "train" : a.split);
+  Dataset d = load_dataset(spec, split);
   int b = 0, e = d.size();
   if (a.scan != "all") {
     const size_t colon = a.scan.find(':');
@@ -148,7 +171,8 @@ Tensor read_scan(const VisualizeArgs& a, const Model& m, bool required) {
   Tensor x = d.x.slice(b, e).clone();
   const Normalization norm = Normalization::of_model(m.metadata);
   if (!norm.empty()) norm.apply(x);
-  std::printf("scanning %d samples of %s\n", e - b, d.name.c_str());
+  std::printf("scanning %d samples of %s (%s split)\n", e - b, d.name.c_str(), split.c_str());
+  info = {d.name, split, b, e};
   return x;
 }
 
@@ -305,7 +329,7 @@ void write_rows(const std::string& out, const vz::Result& r, const vz::Bounds& b
   }
 }
 
-nlohmann::json summary_json(const VisualizeArgs& a, const vz::Result& r, double seconds) {
+nlohmann::json summary_json(const VisualizeArgs& a, const vz::Result& r, const ScanInfo& scan, double seconds) {
   nlohmann::json rows = nlohmann::json::array();
   for (const vz::Row& row : r.rows) {
     nlohmann::json j = {{"name", safe_name(row.name)}, {"caption", row.caption}};
@@ -315,8 +339,12 @@ nlohmann::json summary_json(const VisualizeArgs& a, const vz::Result& r, double 
   }
   nlohmann::json params = nlohmann::json::object();
   for (const std::string& kv : a.params) params[kv.substr(0, kv.find('='))] = kv.substr(kv.find('=') + 1);
-  return {{"model", a.model}, {"input_space", space_name(a.input_space)}, {"method", a.method}, {"unit", a.unit}, {"params", params},
-          {"time_s", seconds}, {"rows", rows}};
+  nlohmann::json j = {{"model", a.model}, {"input_space", space_name(a.input_space)}, {"method", a.method}, {"unit", a.unit},
+                      {"params", params}, {"time_s", seconds}, {"rows", rows}};
+  // The scanned data (none when nothing was scanned): which split, which samples.
+  if (!scan.split.empty())
+    j["scan"] = {{"dataset", scan.dataset}, {"split", scan.split}, {"begin", scan.begin}, {"end", scan.end}};
+  return j;
 }
 
 // curves.png / .svg: each row's objective (or score, or loss) per step, up to 12 rows.
@@ -379,7 +407,8 @@ void run_visualize(const VisualizeArgs& a) {
   q.units = read_units(a, g, in);
   q.class_names = named_classes(model);
   q.bounds = model_bounds(model);
-  q.data = read_scan(a, model, kNeedsScan.count(a.method) > 0);
+  ScanInfo scan;
+  q.data = read_scan(a, model, kNeedsScan.count(a.method) > 0, scan);
   q.progress = progress_printer(a.method);
   q.fit_decoder = [](Graph& dec, const Tensor& codes, const Tensor& targets, const vz::DecoderFit& f) {
     return fit_mse(dec, codes, targets, {f.epochs, f.batch, f.lr, f.seed, f.what});
@@ -392,7 +421,7 @@ void run_visualize(const VisualizeArgs& a) {
 
   std::filesystem::create_directories(a.out);
   write_rows(a.out, r, q.bounds, a.input_space);
-  atomic_write(a.out + "/summary.json", summary_json(a, r, secs).dump(2) + "\n");
+  atomic_write(a.out + "/summary.json", summary_json(a, r, scan, secs).dump(2) + "\n");
   const std::string title = "glassbox visualize --method " + a.method + (a.unit.empty() ? "" : " --unit " + a.unit) +
                             "   model " + std::filesystem::path(a.model).filename().string();
   write_image(a.out + "/grid.png", grid(r, q.bounds, title));
@@ -415,9 +444,12 @@ void add_visualize_commands(CLI::App& app) {
   add_input_space_flag(c, &a->input_space);
   c->add_option("--data", a->data, "dataset spec for --index and --scan (default: the model's own dataset)");
   c->add_option("--index", a->index, "input samples of --data: I, I:J (half-open) or I,J,K");
-  c->add_option("--split", a->split, "dataset split: train or test")->capture_default_str();
-  c->add_option("--scan", a->scan, "samples of the split that top-patches, multifaceted and am's scale scan (the "
-                                   "decoder: of the train split): all, none or I:J")->capture_default_str();
+  c->add_option("--split", a->split, "dataset split of --index: train or test")->capture_default_str();
+  c->add_option("--scan", a->scan, "samples of the scanned split that top-patches, multifaceted and am's scale scan, "
+                                   "and the decoder trains on: all, none or I:J")->capture_default_str();
+  c->add_option("--scan-split", a->scan_split,
+                "the split scanned: train, test or all (default: train for multifaceted, as in Nguyen et al., and "
+                "the decoder, which only takes train; --split for top-patches and am)");
   c->add_option("--param", a->params, "method parameter KEY=VALUE (repeatable; see --list)");
   c->add_option("--out", a->out, "output folder");
   c->callback([a] { run_visualize(*a); });

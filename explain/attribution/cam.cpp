@@ -85,8 +85,9 @@ int default_cam_layer(const Graph& g) {
                                 describe_head(g));
   // Back through pooling and dropout to the activation that follows the last conv.
   for (;;) {
-    const std::string k = g.layer(i).kind();
-    if (k != "maxpool" && k != "avgpool" && k != "dropout") break;
+    const Layer& L = g.layer(i);
+    if (!dynamic_cast<const MaxPool2d*>(&L) && !dynamic_cast<const AvgPool2d*>(&L) && !dynamic_cast<const Dropout*>(&L))
+      break;
     int p = g.node(i).inputs[0];
     if (p < 0) break;
     i = p;
@@ -115,8 +116,8 @@ Tensor cam_maps(Graph& g, const Tensor& x, const Target& target) {
   auto* dense = dynamic_cast<Dense*>(&g.layer(out));
   if (!dense) refuse();
   int p = g.node(out).inputs[0];
-  while (p >= 0 && g.layer(p).kind() == "dropout") p = g.node(p).inputs[0];  // identity in eval
-  if (p < 0 || g.layer(p).kind() != "gap") refuse();
+  while (p >= 0 && dynamic_cast<const Dropout*>(&g.layer(p))) p = g.node(p).inputs[0];  // identity in eval
+  if (p < 0 || !dynamic_cast<const GlobalAvgPool*>(&g.layer(p))) refuse();
   const int a = g.node(p).inputs[0];
   if (a < 0) refuse();  // GAP straight on the input: there are no learned feature maps
   g.forward(x);

@@ -142,11 +142,12 @@ Evaluation input_invariance(Graph& g, const Tensor& x, const Target& t, const Ex
   const double atol = number_in(r, "atol", 0, 1e30), rtol = number_in(r, "rtol", 0, 1e30);
   const int first = first_layer(g);
   const Layer& L = g.layer(first);
-  const bool conv = L.kind() == "conv";
-  if (!conv && L.kind() != "dense")
+  const auto* conv_layer = dynamic_cast<const Conv2d*>(&L);
+  const auto* dense_layer = dynamic_cast<const Dense*>(&L);
+  if (!conv_layer && !dense_layer)
     throw NotApplicable("input-invariance: the first layer " + L.name + " is a " + L.kind() +
                                 "; the shift is absorbed by a conv or dense layer's bias");
-  if (conv ? !static_cast<const Conv2d&>(L).has_bias : !static_cast<const Dense&>(L).has_bias)
+  if (conv_layer ? !conv_layer->has_bias : !dense_layer->has_bias)
     throw NotApplicable("input-invariance: the first layer " + L.name + " has no bias to absorb the shift");
   int pad = 0;
   Graph plain = padded_copy(g, first, pad);

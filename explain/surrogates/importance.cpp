@@ -313,7 +313,7 @@ Importance run_nam(Graph& g, const ImportanceRequest& q, ParamReader& r) {
     }
   Importance res = finish(per_class, g, "mean |f_j(x_j) - mean f_j| over the data (logit units)");
   res.feature_shape = Shape{F};
-  if (from >= 0 && g.layer(from).kind() == "flatten") res.feature_shape = g.shape(g.node(from).inputs[0]).sample();
+  if (from >= 0 && dynamic_cast<const Flatten*>(&g.layer(from))) res.feature_shape = g.shape(g.node(from).inputs[0]).sample();
   res.extra["grid"] = grid;
   res.extra["shape"] = shape;
   res.extra["intercept"] = intercept;
@@ -382,8 +382,8 @@ std::vector<const Dense*> perceptron_layers(const Graph& g, const std::string& m
   std::vector<const Dense*> layers;
   for (int i = 0; i < g.size(); ++i) {
     const Layer& L = g.layer(i);
-    const bool ok_kind = (L.kind() == "flatten" && i == 0) || dynamic_cast<const Dense*>(&L) ||
-                         dynamic_cast<const Activation*>(&L) || L.kind() == "dropout";
+    const bool ok_kind = (dynamic_cast<const Flatten*>(&L) && i == 0) || dynamic_cast<const Dense*>(&L) ||
+                         dynamic_cast<const Activation*>(&L) || dynamic_cast<const Dropout*>(&L);
     if (!ok_kind || g.node(i).inputs != std::vector<int>{i - 1})
       throw std::invalid_argument(method + " needs a multilayer perceptron (dense layers with activations between); "
                                   "layer " + L.name + " is " + L.kind());

@@ -55,8 +55,10 @@ std::vector<int> decoder_layers(ParamReader& r, const Graph& g) {
   std::vector<int> nodes;
   if (spec.empty()) {
     for (int i = 0; i < g.size(); ++i) {
-      const std::string k = g.layer(i).kind();
-      if (k == "maxpool" || k == "avgpool" || k == "gap" || i == g.output()) nodes.push_back(i);
+      const Layer& L = g.layer(i);
+      if (dynamic_cast<const MaxPool2d*>(&L) || dynamic_cast<const AvgPool2d*>(&L) ||
+          dynamic_cast<const GlobalAvgPool*>(&L) || i == g.output())
+        nodes.push_back(i);
     }
     return nodes;
   }

@@ -200,7 +200,8 @@ void add_facet_methods(std::vector<Method>& reg) {
   });
   reg.push_back({{"multifaceted",
                   "multifaceted visualization: cluster each unit's top dataset images (k-means on a layer's "
-                  "activations) and run activation maximization from each cluster's mean image",
+                  "activations) and run activation maximization from each cluster's mean image; glassbox visualize "
+                  "scans the training split by default, as the paper does (--scan-split test|all for another)",
                   p,
                   "Nguyen, Yosinski & Clune 2016 without their t-SNE step (k-means on the raw activations) and "
                   "without the center-biased regularization; am's optimizer and priors with 100 steps of lr 0.02 "
