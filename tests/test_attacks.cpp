@@ -424,6 +424,38 @@ TEST_CASE("cw keeps the smallest successful iterate: more iterations of one sear
   CHECK(std::count_if(last.begin(), last.end(), [](double v) { return v < 1e30; }) >= 6);
 }
 
+TEST_CASE("cw: mean_const_successful is the mean c over the inputs fooled, NaN only when none is") {
+  Graph& g = trained();
+  const Request q = trained_request(8, 19);
+  // One short search from a small c: some inputs are fooled, some not (the first c that does so).
+  Result r;
+  double sum = 0;
+  int fooled = 0;
+  for (const std::string c0 : {"0.01", "0.03", "0.1", "0.3", "1", "3"}) {
+    r = run(g, q, "cw", {{"binary_search_steps", "1"}, {"initial_const", c0}, {"abort_early", "false"},
+                         {"learning_rate", "0.05"}, {"max_iterations", "15"}});
+    const std::vector<double>& c = r.values.at("const");
+    sum = 0, fooled = 0;
+    for (int n = 0; n < 8; ++n) {
+      CAPTURE(n);
+      CHECK(bool(std::isfinite(c[n])) == bool(r.success[n]));  // every input starts correct and kappa = 0
+      if (std::isfinite(c[n])) sum += c[n], ++fooled;
+    }
+    MESSAGE("cw initial_const " << c0 << " fooled " << fooled << " of 8");
+    if (fooled > 0 && fooled < 8) break;
+  }
+  REQUIRE(fooled > 0);
+  REQUIRE(fooled < 8);  // the case the mean over all inputs left undefined
+  CHECK(r.totals.at("const_successful_inputs") == fooled);
+  CHECK(r.totals.at("mean_const_successful") == doctest::Approx(sum / fooled));
+  CHECK(std::isfinite(r.totals.at("mean_const_successful")));
+  // No input fooled: undefined.
+  const Result none = run(g, q, "cw", {{"binary_search_steps", "1"}, {"initial_const", "1e-6"}, {"max_iterations", "2"}});
+  CHECK(success_rate(none) == 0);
+  CHECK(none.totals.at("const_successful_inputs") == 0);
+  CHECK(std::isnan(none.totals.at("mean_const_successful")));
+}
+
 TEST_CASE("cw targeted reaches every target; a batch equals its inputs one by one") {
   Graph& g = trained();
   Request q = trained_request(8, 13);
@@ -698,6 +730,41 @@ TEST_CASE("importance_backward is the gradient of D(importance(m)), by central d
   }
 }
 
+// ---- success over the initially correct inputs --------------------------------------------------
+
+TEST_CASE("success_rate_initially_correct counts only the inputs the model classified correctly before") {
+  Graph& g = trained();
+  Request q = trained_request(8, 53);
+  // Inputs 0 and 1 get labels the model does not predict: misclassified before any attack.
+  q.labels[0] = (q.labels[0] + 1) % 4;
+  q.labels[1] = (q.labels[1] + 2) % 4;
+  // epsilon 0 changes nothing: the two misclassified inputs count as successes over all inputs,
+  // none over the six correct ones.
+  const Result still = run(g, q, "fgsm", {{"epsilon", "0"}});
+  CHECK(initially_correct_count(still) == 6);
+  CHECK(!initially_correct(still, 0));
+  CHECK(!initially_correct(still, 1));
+  CHECK(success_rate(still) == doctest::Approx(2.0 / 8));
+  CHECK(success_rate_initially_correct(still) == 0);
+  // A real attack: the rate over the correct inputs by hand.
+  const Result r = run(g, q, "fgsm", {{"epsilon", "0.12"}});
+  int correct = 0, fooled = 0;
+  for (int n = 0; n < 8; ++n)
+    if (r.before[n] == q.labels[n]) ++correct, fooled += r.success[n];
+  CHECK(correct == 6);
+  CHECK(success_rate_initially_correct(r) == doctest::Approx(double(fooled) / 6));
+  // Without labels every input is its own prediction: all correct, both rates agree.
+  Request bare = q;
+  bare.labels.clear();
+  const Result b = run(g, bare, "fgsm", {{"epsilon", "0.12"}});
+  CHECK(initially_correct_count(b) == 8);
+  CHECK(success_rate_initially_correct(b) == doctest::Approx(success_rate(b)));
+  // No input correct: undefined.
+  Request wrong = q;
+  for (int n = 0; n < 8; ++n) wrong.labels[n] = (still.before[n] + 1) % 4;
+  CHECK(std::isnan(success_rate_initially_correct(run(g, wrong, "fgsm", {{"epsilon", "0"}}))));
+}
+
 // ---- attacks on explanations --------------------------------------------------------------------
 
 namespace {
@@ -777,6 +844,45 @@ TEST_CASE("explanation-mass and explanation-region move the map where asked, kee
     const Result r = run(g, q, "explanation-topk", {{"epsilon", "0.06"}, {"steps", "10"}, {"explanation", method}, {"ig_steps", "8"}});
     for (int n = 0; n < 6; ++n) CHECK(r.after[n] == r.before[n]);
     CHECK(mean_of(r.values.at("topk_intersection")) < 0.95);
+  }
+}
+
+// DeepLIFT (steered by the surrogate's input x gradient) and Grad-CAM (by its gradient map; no
+// surrogate of Grad-CAM itself): judged on the real method's maps, each attack keeps the labels,
+// stays in the ball and the pixel range, and changes the map more than random sign steps of the
+// same size (the paper's baseline), for top-k intersection (lower) and center-of-mass shift (higher).
+TEST_CASE("explanation attacks on DeepLIFT and Grad-CAM keep labels, stay in the ball, beat random steps") {
+  Graph& g = trained();
+  const Request q = trained_request(8, 47);
+  for (const std::string method : {"deeplift", "grad-cam"}) {
+    CAPTURE(method);
+    const Params topk = {{"epsilon", "0.06"}, {"steps", "20"}, {"explanation", method}};
+    Params random_topk = topk;
+    random_topk["direction"] = "random";
+    const Result r = run(g, q, "explanation-topk", topk), rnd = run(g, q, "explanation-topk", random_topk);
+    check_inside(q, r, 0.06, false);
+    check_inside(q, rnd, 0.06, false);
+    for (int n = 0; n < 8; ++n) {
+      CHECK(r.after[n] == r.before[n]);
+      CHECK(r.before[n] == q.labels[n]);
+      CHECK(r.values.at("topk_intersection")[n] <= 1.0);
+    }
+    // The reported maps are the real method's: the benign one is explain()'s map of the input.
+    const Tensor benign = importance(explain::explain(g, q.inputs, Target(r.before), method).attribution);
+    CHECK(max_abs_diff(benign, r.maps.at("benign")) < 1e-4);
+    const double attacked = mean_of(r.values.at("topk_intersection")), random = mean_of(rnd.values.at("topk_intersection"));
+    MESSAGE(method << " top-k intersection: attacked " << attacked << ", random steps " << random);
+    CHECK(attacked < random);
+    CHECK(attacked < 0.9);
+    const Params mass = {{"epsilon", "0.06"}, {"steps", "20"}, {"explanation", method}};
+    Params random_mass = mass;
+    random_mass["direction"] = "random";
+    const Result m = run(g, q, "explanation-mass", mass), mr = run(g, q, "explanation-mass", random_mass);
+    check_inside(q, m, 0.06, false);
+    for (int n = 0; n < 8; ++n) CHECK(m.after[n] == m.before[n]);
+    const double shift = mean_of(m.values.at("center_shift")), random_shift = mean_of(mr.values.at("center_shift"));
+    MESSAGE(method << " center-of-mass shift: attacked " << shift << ", random steps " << random_shift);
+    CHECK(shift > random_shift);
   }
 }
 
@@ -936,6 +1042,25 @@ TEST_CASE("substitute: oracle labels, Jacobian augmentation by +-lambda, transfe
   MESSAGE("transfer rate " << success_rate(r) << ", random noise " << noise_rate << ", substitute agreement "
                            << r.totals.at("substitute_agreement"));
   CHECK(success_rate(r) > noise_rate + 0.1);
+  CHECK(r.totals.at("transfer_rate") == doctest::Approx(success_rate(r)));
+  CHECK(r.totals.at("transfer_rate_initially_correct") == doctest::Approx(success_rate(r)));  // all start correct
+  // Three inputs the target misclassifies from the start (wrong labels): counted in transfer_rate,
+  // not in transfer_rate_initially_correct. A short run, by hand on its own predictions.
+  Request some_wrong = q;
+  for (int n : {0, 1, 2}) some_wrong.labels[n] = (q.labels[n] + 1) % 4;
+  calls = 0;
+  const Result w = run(g, some_wrong, "substitute", {{"rounds", "1"}, {"epochs", "8"}, {"lr", "0.003"}, {"epsilon", "0.25"}});
+  int correct = 0, transferred = 0, correct_transferred = 0;
+  for (int n = 0; n < 32; ++n) {
+    const bool t = w.after[n] != some_wrong.labels[n];
+    transferred += t;
+    if (w.before[n] == some_wrong.labels[n]) ++correct, correct_transferred += t;
+  }
+  CHECK(correct == 29);
+  CHECK(w.totals.at("transfer_rate") == doctest::Approx(transferred / 32.0));
+  CHECK(w.totals.at("transfer_rate_initially_correct") == doctest::Approx(correct_transferred / 29.0));
+  CHECK(w.totals.at("transfer_rate_initially_correct") == doctest::Approx(success_rate_initially_correct(w)));
+  CHECK(w.totals.at("transfer_rate") > w.totals.at("transfer_rate_initially_correct"));  // the three count as transfers
   // Errors: no initial set, a substitute that does not fit.
   Request bare = q;
   bare.data = Tensor();

@@ -776,3 +776,87 @@ TEST_CASE("cli: visualize multifaceted scans the training split by default, what
   REQUIRE_MESSAGE(r.status == 0, r.err);
   CHECK(read_json(s / "tp/summary.json")["scan"]["split"] == "test");
 }
+
+namespace {
+// The output shape [N] of a layer in `glassbox info`'s table (0 when the layer is not there).
+int info_width(const std::string& info, const std::string& layer) {
+  std::istringstream lines(info);
+  std::string line;
+  while (std::getline(lines, line))
+    if (line.rfind(layer + " ", 0) == 0) {
+      const size_t open = line.find('[');
+      return open == std::string::npos ? 0 : std::atoi(line.c_str() + open + 1);
+    }
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("cli: prune and distill write their outputs, the pruned model evaluates as reported, refusals name the flag") {
+  Scratch s;
+  const std::string m = s / "m.safetensors", p = s / "p.safetensors";
+  Run r = glassbox(s, "train --model toy2d --data toy:moons --epochs 2 --quiet --out " + m);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  // prune: the pruned model, its report and curve, and the number of filters it reports pruned.
+  r = glassbox(s, "prune --model " + m + " --layers dense2,dense3 --max-drop 0.05 --out " + p);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  for (const char* f : {"p.safetensors", "p.prune.json", "p.prune.png", "p.prune.svg"}) CHECK_MESSAGE(fs::exists(s / f), f);
+  CHECK(contains(read_file(s / "p.prune.json"), "\"base_val_accuracy\""));
+  int pruned = -1, candidates = -1;
+  const size_t at = r.out.find("pruned ");
+  REQUIRE(at != std::string::npos);
+  REQUIRE(std::sscanf(r.out.c_str() + at, "pruned %d of %d filters", &pruned, &candidates) == 2);
+  CHECK(candidates == 64);
+  const Run before = glassbox(s, "info " + m), after = glassbox(s, "info " + p);
+  REQUIRE(after.status == 0);
+  // Pruning masks units (weights and bias zeroed), so the architecture stays; the file says how many.
+  CHECK(info_width(before.out, "dense2") + info_width(before.out, "dense3") == 64);
+  CHECK(info_width(after.out, "dense2") + info_width(after.out, "dense3") == 64);
+  CHECK_MESSAGE(contains(after.out, "glassbox.pruned: {\"filters\":" + std::to_string(pruned) + ","), after.out);
+  CHECK(!contains(before.out, "glassbox.pruned"));
+  // eval loads the pruned model and finds the test accuracy prune reported for it.
+  const size_t arrow = r.out.find("test accuracy ");
+  REQUIRE(arrow != std::string::npos);
+  const size_t b = r.out.find("-> ", arrow), e = r.out.find('%', b);
+  REQUIRE(b != std::string::npos);
+  const std::string reported = r.out.substr(b + 3, e - b - 2);  // e.g. 91.50%
+  Run ev = glassbox(s, "eval --model " + p + " --data toy:moons");
+  REQUIRE_MESSAGE(ev.status == 0, ev.err);
+  CHECK_MESSAGE(contains(ev.out, "accuracy " + reported), ev.out << " / prune reported " << reported);
+  // distill: a soft tree (model, report, tree and figure) and a perceptron student, both evaluable.
+  r = glassbox(s, "distill --teacher " + m + " --student soft-tree:2 --epochs 1 --quiet --out " + (s / "t.safetensors"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  for (const char* f : {"t.safetensors", "t.distill.json", "t.tree.json", "t.tree.png"}) CHECK_MESSAGE(fs::exists(s / f), f);
+  CHECK(contains(r.out, "fidelity"));
+  r = glassbox(s, "distill --teacher " + m + " --student \"input(2) dense(8) relu dense(2)\" --epochs 1 --quiet --out " +
+                      (s / "d.safetensors"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(fs::exists(s / "d.distill.json"));
+  ev = glassbox(s, "eval --model " + (s / "d.safetensors") + " --data toy:moons");
+  CHECK_MESSAGE(ev.status == 0, ev.err);
+  // Refusals: non-zero status, the flag named, nothing written.
+  const std::string q = " --out " + (s / "q.safetensors");
+  struct Case {
+    std::string args, expect;
+  };
+  const Case cases[] = {
+      {"prune --model " + m + " --layers nosuch" + q, "--layers: no layer named 'nosuch'"},
+      {"prune --model " + m + " --layers dense2 --out " + m, "--out '" + m + "' is the --model file"},
+      {"prune --model " + m + " --layers dense2 --max-drop -1" + q, "--max-drop: '-1'"},
+      {"prune --model " + m + q, "--layers"},  // a perceptron has no conv layers: name dense ones
+      {"prune --model " + (s / "nosuch.safetensors") + q, "nosuch.safetensors"},
+      {"distill --teacher " + m + " --student soft-tree:0" + q, "--student 'soft-tree:0'"},
+      {"distill --teacher " + m + " --student \"input(2) dense(2)\" --beta 2" + q, "--beta is for soft-tree"},
+      {"distill --teacher " + m + " --student soft-tree:2 --temperature 0" + q, "--temperature: '0'"},
+      {"distill --teacher " + m + " --student soft-tree:2 --alpha 2" + q, "--alpha: '2'"},
+      {"distill --teacher " + m + " --student \"input(3) dense(2)\"" + q, "--student takes [3], the teacher [2]"},
+      {"distill --teacher " + (s / "nosuch.safetensors") + " --student soft-tree:2" + q, "--teacher"},
+  };
+  for (const Case& c : cases) {
+    INFO("glassbox " << c.args);
+    const Run bad = glassbox(s, c.args);
+    CHECK(bad.status != 0);
+    CHECK_MESSAGE(contains(bad.err, c.expect), bad.err);
+    CHECK_FALSE(fs::exists(s / "q.safetensors"));
+  }
+}

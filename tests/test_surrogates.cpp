@@ -240,6 +240,115 @@ TEST_CASE("importance: Garson, signed Garson, Olden, PaD and MIV on a hand-made 
   CHECK_THROWS_WITH_AS(importance(g, q, "miv", {{"delta", "2"}}), doctest::Contains("delta=2 outside"), std::out_of_range);
 }
 
+namespace {
+
+// The outputs (logits, or softmax probabilities) of a perceptron of dense, tanh, sigmoid and relu
+// layers at one input, in double from its weights: the reference of the curvature test.
+std::vector<double> mlp_outputs(Graph& g, std::vector<double> x, bool prob) {
+  for (int i = 0; i < g.size(); ++i) {
+    Layer& L = g.layer(i);
+    if (auto* d = dynamic_cast<Dense*>(&L)) {
+      std::vector<double> y(d->out_features);
+      for (int o = 0; o < d->out_features; ++o) {
+        y[o] = d->bias.value[o];
+        for (size_t j = 0; j < x.size(); ++j) y[o] += double(d->weight.value[o * x.size() + j]) * x[j];
+      }
+      x = y;
+    } else {
+      for (double& v : x)
+        v = L.kind() == "tanh" ? std::tanh(v) : L.kind() == "sigmoid" ? 1 / (1 + std::exp(-v)) : std::max(v, 0.0);
+      REQUIRE((L.kind() == "tanh" || L.kind() == "sigmoid" || L.kind() == "relu"));
+    }
+  }
+  if (!prob) return x;
+  double m = *std::max_element(x.begin(), x.end()), total = 0;
+  for (double& v : x) total += (v = std::exp(v - m));
+  for (double& v : x) v /= total;
+  return x;
+}
+
+// Per class k and feature j, over the samples of x: the mean and the sum of squares of the central
+// second difference (y_k(x + h e_j) − 2 y_k(x) + y_k(x − h e_j)) / h², in double.
+void second_differences(Graph& g, const Tensor& x, bool prob, double h, std::vector<double>& mean,
+                        std::vector<double>& ssd) {
+  const int N = x.batch(), F = int(x.sample_size()), K = g.classes();
+  mean.assign(size_t(K) * F, 0.0), ssd.assign(size_t(K) * F, 0.0);
+  for (int n = 0; n < N; ++n) {
+    const std::vector<double> x0(x.data() + size_t(n) * F, x.data() + size_t(n + 1) * F);
+    const std::vector<double> y0 = mlp_outputs(g, x0, prob);
+    for (int j = 0; j < F; ++j) {
+      std::vector<double> up = x0, down = x0;
+      up[j] += h, down[j] -= h;
+      const std::vector<double> yu = mlp_outputs(g, up, prob), yd = mlp_outputs(g, down, prob);
+      for (int k = 0; k < K; ++k) {
+        const double d2 = (yu[k] - 2 * y0[k] + yd[k]) / (h * h);
+        mean[size_t(k) * F + j] += d2 / N;
+        ssd[size_t(k) * F + j] += d2 * d2;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("importance: PaD's curvature term equals central second differences; on a ReLU MLP's logits it is 0") {
+  ImportanceRequest q;
+  q.x = noise({5, 3}, 211);
+  std::vector<double> mean, ssd;
+  // A tanh/sigmoid MLP: exact second derivatives of the logits and of the softmax probabilities.
+  Graph smooth = arch("input(3) dense(5) tanh dense(4) sigmoid dense(3)", 13);
+  randomize(smooth, 17, 1.5f);
+  for (const bool prob : {false, true}) {
+    CAPTURE(prob);
+    const Importance r = importance(smooth, q, "dimopoulos", {{"output", prob ? "prob" : "logit"}});
+    REQUIRE(r.extra.count("mean_second_derivative"));
+    CHECK(r.info.at("curvature") == 1);
+    second_differences(smooth, q.x, prob, 1e-4, mean, ssd);
+    const Tensor& m2 = r.extra.at("mean_second_derivative");
+    double largest = 0;
+    for (size_t i = 0; i < mean.size(); ++i) {
+      CHECK(m2[i] == doctest::Approx(mean[i]).epsilon(1e-3).scale(1));
+      largest = std::max(largest, std::fabs(mean[i]));
+    }
+    CHECK(largest > 0.05);  // a curved model: the comparison means something
+    double total[3] = {0, 0, 0};
+    for (int k = 0; k < 3; ++k)
+      for (int j = 0; j < 3; ++j) total[k] += ssd[size_t(k) * 3 + j];
+    const Tensor& shares = r.extra.at("curvature_shares");
+    for (int k = 0; k < 3; ++k)
+      for (int j = 0; j < 3; ++j) CHECK(shares[size_t(k) * 3 + j] == doctest::Approx(ssd[size_t(k) * 3 + j] / total[k]).epsilon(1e-3).scale(1));
+    // The first-order PaD is unchanged by the curvature term.
+    const Importance off = importance(smooth, q, "dimopoulos", {{"output", prob ? "prob" : "logit"}, {"curvature", "off"}});
+    check_close(off.per_class, r.per_class, 1e-6);
+    CHECK(off.info.at("curvature") == 0);
+    CHECK(!off.extra.count("mean_second_derivative"));
+  }
+  // A ReLU MLP: its logits are piecewise linear, so their second derivative is exactly 0; the
+  // softmax probabilities are still curved (the softmax's own second derivative), as differences say.
+  Graph relu = arch("input(3) dense(6) relu dense(3)", 19);
+  randomize(relu, 23, 1.f);
+  const Importance logit = importance(relu, q, "dimopoulos", {{"output", "logit"}, {"curvature", "on"}});
+  const Tensor& z2 = logit.extra.at("mean_second_derivative");
+  const Tensor& zs = logit.extra.at("curvature_shares");
+  for (size_t i = 0; i < z2.size(); ++i) {
+    CHECK(z2[i] == 0.f);
+    CHECK(zs[i] == 0.f);
+  }
+  const Importance prob = importance(relu, q, "dimopoulos", {{"curvature", "on"}});
+  second_differences(relu, q.x, true, 1e-4, mean, ssd);
+  double largest = 0;
+  for (size_t i = 0; i < mean.size(); ++i) {
+    CHECK(prob.extra.at("mean_second_derivative")[i] == doctest::Approx(mean[i]).epsilon(1e-3).scale(1));
+    largest = std::max(largest, std::fabs(mean[i]));
+  }
+  CHECK(largest > 0.01);
+  // curvature=on on a layer without a tangent rule names it; auto leaves the curvature out.
+  Graph nam = make_preset("nam", Shape{3}, 2, 5);
+  CHECK_THROWS_WITH_AS(importance(nam, q, "dimopoulos", {{"curvature", "on"}}), doctest::Contains("curvature=on"),
+                       std::invalid_argument);
+  CHECK(importance(nam, q, "dimopoulos").info.at("curvature") == 0);
+}
+
 TEST_CASE("importance: with two hidden layers the weights multiply along every path") {
   Graph g = arch("input(2) dense(3,name=a) tanh dense(2,name=b) relu dense(2,name=c)");
   randomize(g, 37, 1.f);

@@ -286,15 +286,22 @@ double accuracy(const std::vector<int>& predicted, const std::vector<int>& label
 
 nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
 
+// success_rate counts every input; success_rate_initially_correct only those the model classified
+// correctly before the attack (initially_correct of them), as Foolbox and torchattacks report it.
+// A per-input value's mean over all inputs is left out when the method reports its own mean over
+// the inputs where the value is defined (cw: mean_const_successful).
 nlohmann::json totals_json(const attacks::Result& r, const std::vector<int>& labels) {
   nlohmann::json t = {{"success_rate", attacks::success_rate(r)},
+                      {"initially_correct", attacks::initially_correct_count(r)},
+                      {"success_rate_initially_correct", number_or_null(attacks::success_rate_initially_correct(r))},
                       {"clean_accuracy", number_or_null(accuracy(r.before, labels))},
                       {"robust_accuracy", number_or_null(accuracy(r.after, labels))},
                       {"mean_l0", mean(r.l0)},
                       {"mean_l2", mean(r.l2)},
                       {"mean_linf", mean(r.linf)},
                       {"mean_l2_of_successes", number_or_null(mean(r.l2, &r.success))}};
-  for (auto& [k, v] : r.values) t["mean_" + k] = number_or_null(mean(v));
+  for (auto& [k, v] : r.values)
+    if (!r.totals.count("mean_" + k + "_successful")) t["mean_" + k] = number_or_null(mean(v));
   for (auto& [k, v] : r.totals) t[k] = number_or_null(v);
   return t;
 }
@@ -432,7 +439,11 @@ void run_attack(const AttackArgs& a) {
     }
     points.push_back({e, attacks::attack(g, q, a.method, p)});
     const attacks::Result& r = points.back().r;
-    std::printf("  success rate %.3f, robust accuracy %s, mean L2 %.4g, mean Linf %.4g\n", attacks::success_rate(r),
+    const double correct_rate = attacks::success_rate_initially_correct(r);
+    std::printf("  success rate %.3f (%s over the %d of %d inputs initially correct), robust accuracy %s, mean L2 %.4g, "
+                "mean Linf %.4g\n",
+                attacks::success_rate(r), std::isfinite(correct_rate) ? short_number(correct_rate).c_str() : "n/a",
+                attacks::initially_correct_count(r), in.x.batch(),
                 std::isfinite(accuracy(r.after, in.labels)) ? short_number(accuracy(r.after, in.labels)).c_str() : "n/a",
                 mean(r.l2), mean(r.linf));
     for (auto& [k, v] : r.totals) std::printf("  %s %.4g\n", k.c_str(), v);

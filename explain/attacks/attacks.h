@@ -93,5 +93,14 @@ std::string epsilon_key(const std::string& method);
 
 // The fraction of inputs with success.
 double success_rate(const Result& r);
+// Whether the model classified input n correctly before the attack: before[n] == label[n] (the
+// request's label; without one the label is the prediction, so every input counts).
+inline bool initially_correct(const Result& r, int n) { return r.before[size_t(n)] == r.label[size_t(n)]; }
+// How many inputs were initially correct.
+int initially_correct_count(const Result& r);
+// The fraction with success among the initially correct inputs, as Foolbox and torchattacks report
+// an attack's success (an input already misclassified is no success of the attack); NaN when none
+// was correct.
+double success_rate_initially_correct(const Result& r);
 
 }  // namespace gb::attacks

@@ -218,6 +218,14 @@ void run_cw(Job& job, ParamReader& r) {
   job.adversarial = Tensor(job.start.shape());
   job.values["const"].assign(job.size(), NAN);
   for_chunks(job.size(), kChunk, [&](int b, int e) { CwRows(job, pm, b, e, o).run(); });
+  // The mean c over the inputs CW fooled (its const is undefined, NaN, on the others): a mean over
+  // all inputs would be undefined as soon as one input fails. NaN only when none was fooled.
+  double sum = 0;
+  int fooled = 0;
+  for (double c : job.values["const"])
+    if (std::isfinite(c)) sum += c, ++fooled;
+  job.totals["mean_const_successful"] = fooled ? sum / fooled : NAN;
+  job.totals["const_successful_inputs"] = fooled;
 }
 
 }  // namespace
@@ -236,7 +244,8 @@ void add_cw(std::vector<Method>& reg) {
                   "0.999999 atanh scaling, the binary search and repeat rule, the distance to tanh(w0)); differences: "
                   "abort_early per input (the reference uses the batch's summed loss), an input never fooled is returned "
                   "unchanged (the reference returns zeros), max_iterations 1000; pixel box [lo, hi]; the value 'const' "
-                  "is the smallest c that succeeded"},
+                  "is the smallest c that succeeded (undefined on inputs never fooled); totals: mean_const_successful, its mean "
+                  "over the inputs fooled, and const_successful_inputs, their number"},
                  run_cw});
 }
 

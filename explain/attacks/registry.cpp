@@ -154,6 +154,19 @@ double success_rate(const Result& r) {
   return s / double(r.success.size());
 }
 
+int initially_correct_count(const Result& r) {
+  int c = 0;
+  for (size_t n = 0; n < r.before.size(); ++n) c += initially_correct(r, int(n));
+  return c;
+}
+
+double success_rate_initially_correct(const Result& r) {
+  int correct = 0, s = 0;
+  for (size_t n = 0; n < r.success.size(); ++n)
+    if (initially_correct(r, int(n))) ++correct, s += r.success[n] != 0;
+  return correct ? double(s) / correct : NAN;
+}
+
 // ---- attack() ------------------------------------------------------------------------------
 
 static void check_classes(const std::vector<int>& v, int N, int K, const std::string& what) {

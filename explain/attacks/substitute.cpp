@@ -7,9 +7,12 @@
 // paper's Jacobian of F). Then a white-box attack (fgsm or pgd, `epsilon`) on the substitute
 // makes the adversarial inputs, and the target model judges them: success on the target is the
 // transfer. Training is the caller's (Request::fit_substitute): explain/ never depends on train/.
-// Reported: transfer_rate (success on the target), substitute_success_rate (on the substitute),
+// Reported: transfer_rate (success on the target), transfer_rate_initially_correct (the same over
+// the inputs the target classified correctly before), substitute_success_rate (on the substitute),
 // substitute_agreement (the substitute's agreement with the oracle on the attacked inputs),
 // oracle_queries (the labels asked for).
+#include <cmath>
+
 #include "engine/architecture.h"
 #include "explain/attacks/method.h"
 
@@ -116,6 +119,17 @@ void run_substitute(Job& job, ParamReader& r) {
   job.totals["substitute_success_rate"] = success_rate(on_sub);
   job.totals["substitute_agreement"] = agree / job.size();
   job.totals["oracle_queries"] = double(queries);
+  // The transfer, judged on the target: over all inputs (= success_rate) and over the inputs the
+  // target classified correctly before the attack (Foolbox / torchattacks count only those).
+  const std::vector<int> after = oracle.predict(job.adversarial);
+  int transferred = 0, correct = 0, correct_transferred = 0;
+  for (int n = 0; n < job.size(); ++n) {
+    const bool t = job.targeted() ? after[n] == job.target[n] : after[n] != job.label[n];
+    transferred += t;
+    if (job.predicted[n] == job.label[n]) ++correct, correct_transferred += t;
+  }
+  job.totals["transfer_rate"] = double(transferred) / job.size();
+  job.totals["transfer_rate_initially_correct"] = correct ? double(correct_transferred) / correct : NAN;
   job.values["substitute_success"].assign(on_sub.success.begin(), on_sub.success.end());
 }
 
@@ -141,7 +155,8 @@ void add_substitute(std::vector<Method>& reg) {
         "Papernot et al. 2017 (Jacobian-based dataset augmentation with the periodic step size, the substitute's "
         "logit Jacobian of the oracle's label, FGSM on the substitute); differences: the initial set is the "
         "attacker's Request::data (the command: --ref-data, default 150 training images), Adam instead of SGD "
-        "with momentum, pgd may replace fgsm; transfer rate = success on the target of all attacked inputs"},
+        "with momentum, pgd may replace fgsm; transfer_rate = success on the target of all attacked inputs, "
+        "transfer_rate_initially_correct over those the target classified correctly before"},
        run_substitute});
 }
 

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <numeric>
 #include <stdexcept>
 
 #include "engine/architecture.h"
+#include "engine/hvp.h"
 #include "engine/interpretable_layers.h"
 #include "engine/passes.h"
 #include "engine/rng.h"
@@ -159,16 +161,56 @@ void outputs(const Tensor& logits, bool prob, Tensor& y) {
   y = prob ? softmax(logits) : logits.clone();
 }
 
+// The curvature profile beside PaD: for each sample, class k and feature j the exact second
+// derivative ∂²y_k/∂x_j², from Pearlmutter's R-operator with the tangent at the input
+// (engine/hvp.h's InputHessianVectorProduct, direction e_j, one product per feature and class; the
+// F directions of a batch run as F copies of each row). With y_k = z_k (output=logit) that is
+// (∇²z_k e_j)_j, exactly 0 on ReLU networks (piecewise linear: the R-operator's tangents vanish).
+// With y_k = p_k = softmax(z)_k (output=prob) the chain rule adds the softmax's own curvature:
+//   ∂²p_k/∂x_j² = Σ_c s_c ∂²z_c/∂x_j² + p_k[(ż_k − m)² − (Σ_c p_c ż_c² − m²)],
+//   s = p_k(e_k − p) (the seed of the first derivative), ż_c = ∂z_c/∂x_j, m = Σ_c p_c ż_c,
+// where the first sum is one input-Hessian-vector product seeded with s, and ż is the logits'
+// Jacobian (K backward passes). The second term stays on ReLU networks: p is curved in z.
+struct Curvature {
+  std::unique_ptr<InputHessianVectorProduct> hvp;
+  std::vector<double> ssd, mean;  // [K, F]: Σ_n (∂²y_k/∂x_j²)², Σ_n ∂²y_k/∂x_j²
+};
+
+constexpr int kCurvatureAutoFeatures = 64;
+constexpr int kCurvatureRows = 4096;  // rows of one batch of input-Hessian-vector products
+
 Importance run_dimopoulos(Graph& g, const ImportanceRequest& q, ParamReader& r) {
   const bool prob = read_choice(r, "output", {"prob", "logit"}) == "prob";
   const int batch = read_int(r, "batch", 1, 4096);
+  const std::string curvature = read_choice(r, "curvature", {"auto", "on", "off"});
   const int K = check_classes(g, "dimopoulos"), N = q.x.batch(), F = int(g.input_shape().numel());
   std::vector<double> ssd(size_t(K) * F, 0.0), mean(size_t(K) * F, 0.0);
-  Tensor seed, p;
+  Curvature cv;
+  if (curvature == "on" || (curvature == "auto" && F <= kCurvatureAutoFeatures)) {
+    try {
+      cv.hvp = std::make_unique<InputHessianVectorProduct>(g);
+    } catch (const std::invalid_argument& e) {
+      if (curvature == "on") throw std::invalid_argument(std::string("dimopoulos curvature=on: ") + e.what());
+    }  // auto: a layer without a tangent rule leaves the curvature out (info curvature = 0)
+    cv.ssd.assign(size_t(K) * F, 0.0);
+    cv.mean.assign(size_t(K) * F, 0.0);
+  }
+  Tensor seed, p, xr, vr, seedr, grad, hv;
+  std::vector<Tensor> jac;             // prob with curvature: ∂z_c/∂x per class c, [n, F] each
+  std::vector<Tensor> seeds(static_cast<size_t>(K));  // with curvature: each class's first-derivative seed [n, K]
   for (int b = 0; b < N; b += batch) {
     const int e = std::min(N, b + batch), n = e - b;
-    outputs(g.forward(q.x.slice(b, e)), true, p);
+    const Tensor xb = q.x.slice(b, e);
+    outputs(g.forward(xb), true, p);
     seed.resize({n, K});
+    if (cv.hvp && prob) {
+      jac.resize(K);
+      for (int c = 0; c < K; ++c) {
+        seed.fill(0.f);
+        for (int i = 0; i < n; ++i) seed[size_t(i) * K + c] = 1.f;
+        jac[c] = g.backward(seed).clone();
+      }
+    }
     for (int k = 0; k < K; ++k) {
       for (int i = 0; i < n; ++i)  // ∂y_k/∂z: one-hot for the logit, p_k (e_k − p) for the probability
         for (int c = 0; c < K; ++c) {
@@ -182,8 +224,48 @@ Importance run_dimopoulos(Graph& g, const ImportanceRequest& q, ParamReader& r) 
           ssd[size_t(k) * F + j] += d * d;
           mean[size_t(k) * F + j] += d;
         }
+      if (cv.hvp) seeds[k] = seed.clone();
     }
-    if (q.progress) q.progress("dimopoulos: derivatives", e, N);
+    // After every backward pass of the batch: the products run their own passes through the graph.
+    for (int k = 0; cv.hvp && k < K; ++k) {
+      // Row (i − i0)·F + j: sample i in direction e_j, with sample i's seed; samples in groups of
+      // at most kCurvatureRows / F, so that the directions take at most kCurvatureRows · F floats.
+      const int group = std::max(1, kCurvatureRows / F);
+      for (int i0 = 0; i0 < n; i0 += group) {
+        const int i1 = std::min(n, i0 + group), R = (i1 - i0) * F;
+        const Shape rows = Shape::batch_of(R, g.input_shape());
+        if (xr.shape() != rows) {
+          xr.resize(rows);
+          vr.resize(rows);
+          vr.fill(0.f);
+          for (int t = 0; t < R; ++t) vr[size_t(t) * F + t % F] = 1.f;
+          seedr.resize({R, K});
+        }
+        for (int i = i0; i < i1; ++i)
+          for (int j = 0; j < F; ++j) {
+            const size_t t = size_t(i - i0) * F + j;
+            std::copy_n(xb.data() + size_t(i) * F, F, xr.data() + t * F);
+            std::copy_n(seeds[k].data() + size_t(i) * K, K, seedr.data() + t * K);
+          }
+        (*cv.hvp)(xr, vr, seedr, grad, hv);
+        for (int i = i0; i < i1; ++i)
+          for (int j = 0; j < F; ++j) {
+            double d2 = hv[(size_t(i - i0) * F + j) * F + j];
+            if (prob) {
+              double m = 0, q2 = 0;
+              for (int c = 0; c < K; ++c) {
+                const double pc = p[size_t(i) * K + c], zc = jac[c][size_t(i) * F + j];
+                m += pc * zc, q2 += pc * zc * zc;
+              }
+              const double zk = jac[k][size_t(i) * F + j];
+              d2 += double(p[size_t(i) * K + k]) * ((zk - m) * (zk - m) - (q2 - m * m));
+            }
+            cv.ssd[size_t(k) * F + j] += d2 * d2;
+            cv.mean[size_t(k) * F + j] += d2;
+          }
+      }
+    }
+    if (q.progress) q.progress(cv.hvp ? "dimopoulos: first and second derivatives" : "dimopoulos: derivatives", e, N);
   }
   Matrix shares(K, F);
   shares.v = ssd;
@@ -192,6 +274,15 @@ Importance run_dimopoulos(Graph& g, const ImportanceRequest& q, ParamReader& r) 
   Tensor md({K, F});
   for (size_t i = 0; i < md.size(); ++i) md[i] = float(mean[i] / N);
   res.extra["mean_derivative"] = md;
+  res.info["curvature"] = cv.hvp ? 1 : 0;
+  if (cv.hvp) {
+    Tensor m2({K, F});
+    for (size_t i = 0; i < m2.size(); ++i) m2[i] = float(cv.mean[i] / N);
+    res.extra["mean_second_derivative"] = m2;
+    Matrix cshares(K, F);
+    cshares.v = cv.ssd;
+    res.extra["curvature_shares"] = to_tensor(normalize_rows(cshares));
+  }
   return res;
 }
 
@@ -352,10 +443,14 @@ const MethodTable<Method>& table() {
         "PaD: the sum over the data of the squared partial derivatives of output k by input j, as shares of "
         "their total; also the mean signed derivative",
         {{"output", "prob", "prob (softmax probability, as the papers' sigmoid output) or logit"},
-         {"batch", "256", "samples per pass (1..4096)"}},
+         {"batch", "256", "samples per pass (1..4096)"},
+         {"curvature", "auto", "the second-derivative profile d2y_k/dx_j^2 (exact, input Hessian-vector products, one "
+                               "per feature and class): on, off, or auto (on for models with at most 64 input "
+                               "features whose layers all have tangent rules)"}},
         "Dimopoulos et al. 1995 / Gevrey et al. 2003 (PaD: SSD_j = sum_n (dy/dx_j)^2, relative contributions); "
-        "derivatives by the graph's exact backward pass; no curvature (second-derivative) term: PaD has none and a ReLU "
-        "network's second derivatives vanish almost everywhere, so none is used"},
+        "derivatives by the graph's exact backward pass; curvature: mean_second_derivative (mean_n d2y_k/dx_j^2) and "
+        "curvature_shares (sum_n (d2y_k/dx_j^2)^2 as shares), exact by Pearlmutter's R-operator at the input plus, "
+        "for output=prob, the softmax's own curvature; on a ReLU network the logits' second derivative is exactly 0"},
        run_dimopoulos},
       {{"miv",
         "mean impact value: the mean over the data of y_k(raw x_j * (1 + d)) - y_k(raw x_j * (1 - d))",

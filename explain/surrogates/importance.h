@@ -8,7 +8,8 @@
 //   olden           connection weights Σ over paths of the weights' products (Olden & Jackson
 //                   2002); rounds=R adds their randomization test: R networks retrained on
 //                   shuffled labels, p = (1 + #|null| ≥ |observed|) / (R + 1)
-//   dimopoulos      PaD (Dimopoulos et al. 1995, Gevrey et al. 2003): Σ_n (∂y_k/∂x_j)², as shares
+//   dimopoulos      PaD (Dimopoulos et al. 1995, Gevrey et al. 2003): Σ_n (∂y_k/∂x_j)², as shares;
+//                   curvature: the exact second derivatives ∂²y_k/∂x_j² (engine/hvp.h) beside it
 //   miv             mean impact value: mean_n [y_k(x with raw x_j·1.1) − y_k(x with raw x_j·0.9)]
 //   nam             an additive model's shape functions f_j and importances mean_n |f_j − mean f_j|
 //
@@ -47,7 +48,8 @@ struct Importance {
   std::string meaning;  // what the numbers are, for captions
   std::map<std::string, double> info;
   // nam: "grid" [F, P] (each feature's values), "shape" [F, P, K] (f_j at them, centred on the
-  // data); dimopoulos: "mean_derivative" [K, F]; olden: "null" [R, K, F].
+  // data); dimopoulos: "mean_derivative" [K, F] and, with curvature, "mean_second_derivative"
+  // [K, F] and "curvature_shares" [K, F] (info "curvature" 1); olden: "null" [R, K, F].
   std::map<std::string, Tensor> extra;
 };
 

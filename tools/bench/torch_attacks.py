@@ -136,7 +136,7 @@ def check(a):
 
     def glassbox(*args):
         out = f"{work}/out"
-        r = subprocess.run([a.glassbox, "attack", "--model", a.check, "--input", f"{work}/x.npy", "--explain", "none",
+        r = subprocess.run([a.glassbox, "attack", "--model", a.check, "--input", f"{work}/x.npy", "--explain", "none", "--input-space", "model",
                             "--out", out, *args], capture_output=True, text=True)
         if r.returncode != 0:
             sys.exit(f"glassbox attack {' '.join(args)} failed ({r.returncode}):\n{r.stderr}")
