@@ -626,6 +626,41 @@ TEST_CASE("cli: explain correlates every two methods' maps per input (Ancona et 
   CHECK(!contains(read_file(s / "one/summary.json"), "\"correlations\""));
 }
 
+TEST_CASE("cli: influence pert_test writes its maps over the test inputs, their figure and summary entries") {
+  Scratch s;
+  std::vector<int64_t> y;
+  for (int i = 0; i < 20; ++i) y.push_back(i % 3);
+  write_npy(s / "x.npy", {20, 1, 8, 8});
+  write_labels(s / "y.npy", y);
+  const std::string data = " --data npy:" + (s / "x.npy") + "," + (s / "y.npy");
+  Run r = glassbox(s, std::string("train --model ") + kSmall + data + " --epochs 1 --quiet --out " + (s / "m.safetensors"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const std::string base = "influence --model " + (s / "m.safetensors") + data + " --index 0:2 --method influence ";
+  r = glassbox(s, base + "--param pert_test=2 --out " + (s / "out"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  for (const char* f : {"influence_pert_test.npy", "influence_pert_test_index.npy", "influence_pert_test.png"})
+    CHECK_MESSAGE(fs::exists(s / ("out/" + std::string(f))), f);
+  CHECK(!fs::exists(s / "out/influence_pert.npy"));  // pert_top was not asked for
+  const std::string npy = read_file(s / "out/influence_pert_test.npy");
+  CHECK(contains(npy, "'shape': (8, 1, 8, 8)"));  // 2 test inputs × (2 helpful + 2 harmful), each shaped like an input
+  const nlohmann::json j = nlohmann::json::parse(read_file(s / "out/summary.json"));
+  const nlohmann::json& a = j["methods"]["influence"]["arrays"]["pert_test"];
+  CHECK(a["file"] == "influence_pert_test.npy");
+  CHECK(a["figure"] == "influence_pert_test.png");
+  CHECK(a["shape"] == "[8,1,8,8]");
+  for (int t = 0; t < 2; ++t) {
+    const nlohmann::json& e = j["tests"][t]["methods"]["influence"];
+    REQUIRE(e["pert_test_points"].size() == 4);
+    CHECK(e["pert_test_points"][0]["index"] == e["top"][0]["index"]);     // the most helpful point first
+    CHECK(e["pert_test_points"][2]["index"] == e["bottom"][0]["index"]);  // then the most harmful
+  }
+  r = glassbox(s, base + "--param pert_test=65 --out " + (s / "bad"));
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "pert_test=65 outside [0, 64]"), r.err);
+  r = glassbox(s, "influence --list");
+  CHECK(contains(r.out, "pert_test"));
+}
+
 TEST_CASE("cli: evaluate lists its metrics; a small run writes metrics.json, metrics.csv and curves; refusals") {
   Scratch s;
   Run r = glassbox(s, "evaluate --list");
@@ -646,8 +681,11 @@ TEST_CASE("cli: evaluate lists its metrics; a small run writes metrics.json, met
   r = glassbox(s, base + methods + "--metric deletion,sparseness --param features_in_step=16");
   REQUIRE_MESSAGE(r.status == 0, r.err);
   // The printed table names each method in full (no "guided-backpro", "integrated-gra").
-  CHECK_MESSAGE(contains(r.out, " guided-backprop "), r.out);
-  CHECK_MESSAGE(contains(r.out, " integrated-gradients\n"), r.out);
+  const size_t table = r.out.find("metric (mean over inputs)");
+  REQUIRE_MESSAGE(table != std::string::npos, r.out);
+  const std::string header = r.out.substr(table, r.out.find('\n', table) - table);
+  CHECK_MESSAGE(contains(header, " guided-backprop "), header);
+  CHECK_MESSAGE(header.ends_with(" integrated-gradients"), header);
   const nlohmann::json j = nlohmann::json::parse(read_file(s / "out/metrics.json"));
   REQUIRE(j["inputs"].size() == 2);
   for (const char* metric : {"deletion", "sparseness"})

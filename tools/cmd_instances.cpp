@@ -244,10 +244,8 @@ void write_pert(const Run& r, const std::string& m, const inst::Scores& s, const
   std::vector<std::string> cols, caps;
   for (int j = 0; j < k2; ++j) cols.push_back(j < k2 / 2 ? "helpful " + std::to_string(j + 1) : "harmful " + std::to_string(j - k2 / 2 + 1));
   for (int t = 0; t < M; ++t) {
-    caps.push_back(r.tests.names[t] + (on_test ? ": pert_test on the test input, red = brighter pixel lowers the "
-                                                 "training point's score (" + m + ")"
-                                               : ": I_pert on the training image, red = brighter pixel raises the "
-                                                 "test loss (" + m + ")"));
+    caps.push_back(r.tests.names[t] + (on_test ? ": pert_test, red = brighter pixel lowers the score ("
+                                               : ": I_pert, red = brighter pixel raises the test loss (") + m + ")");
     for (int j = 0; j < k2; ++j) {
       const int i = int(index[size_t(t) * k2 + j]);
       const Tensor map = pert.sample(t * k2 + j).reshaped(r.model.graph.input_shape());
@@ -274,7 +272,7 @@ void run_method(const Run& r, const std::string& m, const explain::Params& param
   json arrays = json::object();
   for (auto& [key, t] : s.extra) {
     write_npy(r.a.out + "/" + m + "_" + key + ".npy", t);
-    arrays[key] = {{"file", m + "_" + key + ".npy"}, {"shape", t.shape().str()}};
+    if (!key.ends_with("_index")) arrays[key] = {{"file", m + "_" + key + ".npy"}, {"shape", t.shape().str()}};
   }
   // The I_pert maps: rows t·2k .. t·2k + 2k − 1 of the array belong to test input t, in the order of
   // its _index row (k most helpful, then k most harmful).
