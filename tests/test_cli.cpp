@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -858,5 +859,138 @@ TEST_CASE("cli: prune and distill write their outputs, the pruned model evaluate
     CHECK(bad.status != 0);
     CHECK_MESSAGE(contains(bad.err, c.expect), bad.err);
     CHECK_FALSE(fs::exists(s / "q.safetensors"));
+  }
+}
+
+TEST_CASE("cli: influence pert_test writes its maps over the test inputs, their figure and summary entries") {
+  Scratch s;
+  std::vector<int64_t> y;
+  for (int i = 0; i < 20; ++i) y.push_back(i % 3);
+  write_npy(s / "x.npy", {20, 1, 8, 8});
+  write_labels(s / "y.npy", y);
+  const std::string data = " --data npy:" + (s / "x.npy") + "," + (s / "y.npy");
+  Run r = glassbox(s, std::string("train --model ") + kSmall + data + " --epochs 1 --quiet --out " + (s / "m.safetensors"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const std::string base = "influence --model " + (s / "m.safetensors") + data + " --index 0:2 --method influence ";
+  r = glassbox(s, base + "--param pert_test=2 --out " + (s / "out"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  for (const char* f : {"influence_pert_test.npy", "influence_pert_test_index.npy", "influence_pert_test.png"})
+    CHECK_MESSAGE(fs::exists(s / ("out/" + std::string(f))), f);
+  CHECK(!fs::exists(s / "out/influence_pert.npy"));  // pert_top was not asked for
+  const std::string npy = read_file(s / "out/influence_pert_test.npy");
+  CHECK(contains(npy, "'shape': (8, 1, 8, 8)"));  // 2 test inputs × (2 helpful + 2 harmful), each shaped like an input
+  const nlohmann::json j = nlohmann::json::parse(read_file(s / "out/summary.json"));
+  const nlohmann::json& a = j["methods"]["influence"]["arrays"]["pert_test"];
+  CHECK(a["file"] == "influence_pert_test.npy");
+  CHECK(a["figure"] == "influence_pert_test.png");
+  CHECK(a["shape"] == "[8,1,8,8]");
+  for (int t = 0; t < 2; ++t) {
+    const nlohmann::json& e = j["tests"][t]["methods"]["influence"];
+    REQUIRE(e["pert_test_points"].size() == 4);
+    CHECK(e["pert_test_points"][0]["index"] == e["top"][0]["index"]);     // the most helpful point first
+    CHECK(e["pert_test_points"][2]["index"] == e["bottom"][0]["index"]);  // then the most harmful
+  }
+  r = glassbox(s, base + "--param pert_test=65 --out " + (s / "bad"));
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "pert_test=65 outside [0, 64]"), r.err);
+  r = glassbox(s, "influence --list");
+  CHECK(contains(r.out, "pert_test"));
+}
+
+TEST_CASE("cli: evaluate lists its metrics; a small run writes metrics.json, metrics.csv and curves; refusals") {
+  Scratch s;
+  Run r = glassbox(s, "evaluate --list");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  // Every family, each metric beside the Quantus or Captum name it follows.
+  for (const char* name : {"pixel-flipping", "deletion", "insertion", "region-perturbation", "faithfulness-correlation",
+                           "sparseness", "complexity", "infidelity", "cascading-randomisation", "max-sensitivity"})
+    CHECK_MESSAGE(contains(r.out, name), name);
+  for (const char* ref : {"Quantus PixelFlipping", "Quantus RegionPerturbation", "Quantus FaithfulnessCorrelation",
+                          "Quantus Sparseness", "Quantus Complexity", "Captum infidelity"})
+    CHECK_MESSAGE(contains(r.out, ref), ref);
+
+  // A tiny model, two inputs, two metrics (one with a curve) and two methods whose names are long.
+  write_npy(s / "x.npy", {2, 1, 8, 8});
+  const std::string base = std::string("evaluate --model ") + kSmall + " --input " + (s / "x.npy") + " --target 1 " +
+                           "--method-param n_steps=4 --out " + (s / "out") + " ";
+  const std::string methods = "--method guided-backprop,integrated-gradients ";
+  r = glassbox(s, base + methods + "--metric deletion,sparseness --param features_in_step=16");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  // The printed table names each method in full (no "guided-backpro", "integrated-gra").
+  const size_t table = r.out.find("metric (mean over inputs)");
+  REQUIRE_MESSAGE(table != std::string::npos, r.out);
+  const std::string header = r.out.substr(table, r.out.find('\n', table) - table);
+  CHECK_MESSAGE(contains(header, " guided-backprop "), header);
+  CHECK_MESSAGE(header.ends_with(" integrated-gradients"), header);
+  const nlohmann::json j = nlohmann::json::parse(read_file(s / "out/metrics.json"));
+  REQUIRE(j["inputs"].size() == 2);
+  for (const char* metric : {"deletion", "sparseness"})
+    for (const char* method : {"guided-backprop", "integrated-gradients"}) {
+      CAPTURE(metric);
+      CAPTURE(method);
+      const nlohmann::json& e = j["metrics"][metric]["methods"][method];
+      REQUIRE(e.contains("values"));
+      REQUIRE(e["values"].size() == 2);
+      double sum = 0;
+      for (const auto& v : e["values"]) {
+        REQUIRE(v.is_number());  // a NaN would be written as null
+        sum += v.get<double>();
+        CHECK(std::isfinite(v.get<double>()));
+      }
+      REQUIRE(e["mean"].is_number());
+      CHECK(e["mean"].get<double>() == doctest::Approx(sum / 2));
+      if (std::string(metric) == "sparseness") {  // a Gini index: in [0, 1)
+        for (const auto& v : e["values"]) CHECK((v.get<double>() >= 0 && v.get<double>() < 1));
+        CHECK(!e.contains("curves"));
+      } else {  // the deletion curve: 64 features 16 at a time, from x (fraction 0) to all deleted (1)
+        REQUIRE(e["curves"].size() == 1);
+        const nlohmann::json& c = e["curves"][0];
+        CHECK(c["x"].size() == 5);
+        CHECK(c["x"][0].get<double>() == 0.0);
+        CHECK(c["x"][4].get<double>() == 1.0);
+        CHECK(c["mean"].size() == 5);
+        CHECK(c["values"].size() == 2);
+        CHECK(e["extra"]["aopc"]["values"].size() == 2);
+      }
+    }
+  CHECK(j["metrics"]["deletion"]["better"] == "lower");
+  CHECK(j["metrics"]["sparseness"]["better"] == "higher");
+  CHECK(j["metrics"]["deletion"]["params"]["features_in_step"] == "16");
+  CHECK(j["methods"]["integrated-gradients"]["n_steps"] == "4");
+  // metrics.csv: a header, then one row per metric, method, input and quantity, every value finite.
+  std::istringstream csv(read_file(s / "out/metrics.csv"));
+  std::string line;
+  std::getline(csv, line);
+  CHECK(line == "metric,method,index,input,quantity,value");
+  int values = 0, rows = 0;
+  while (std::getline(csv, line)) {
+    ++rows;
+    const std::string value = line.substr(line.rfind(',') + 1);
+    CHECK_MESSAGE(std::isfinite(std::stod(value)), line);
+    values += contains(line, ",value,");
+  }
+  CHECK(values == 8);  // 2 metrics × 2 methods × 2 inputs
+  CHECK(rows == 12);   // and deletion's aopc for each method and input
+  // Curves where the metric has one.
+  CHECK(fs::exists(s / "out/curve_deletion.png"));
+  CHECK(contains(read_file(s / "out/curve_deletion.svg"), "integrated-gradients"));
+  CHECK(!fs::exists(s / "out/curve_sparseness.png"));
+
+  struct Case {
+    std::string args, expect;
+  };
+  const Case cases[] = {
+      {base + methods + "--metric nosuch", "unknown metric 'nosuch' (known: pixel-flipping, deletion"},
+      {base + "--method nosuch --metric sparseness", "unknown method 'nosuch' (known: saliency"},
+      {base + methods + "--metric sparseness --param nosuch=1", "--param nosuch: no selected metric declares it"},
+      {base + methods + "--metric deletion --param order=sideways", "deletion: --param order=sideways"},
+      {base + methods + "--metric deletion --param features_in_step=0", "--param features_in_step=0 outside [1, 64]"},
+      {base + methods + "--metric deletion --param features_in_step", "--param 'features_in_step': expected KEY=VALUE"},
+  };
+  for (const Case& c : cases) {
+    INFO("glassbox " << c.args);
+    r = glassbox(s, c.args);
+    CHECK(r.status != 0);
+    CHECK_MESSAGE(contains(r.err, c.expect), r.err);
   }
 }

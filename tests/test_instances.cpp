@@ -1,9 +1,10 @@
 // Training examples as explanations (explain/instances/): last-layer influence against the closed
 // form computed by hand, CG and LiSSA against the direct solve (last layer and the graph's exact
-// Hessian-vector products), Koh & Liang's leave-one-out check, I_pert against differences,
-// TracIn with one checkpoint = lr × the gradient dot product, planted mislabelled points found by
-// self-influence, representer values summing to the refitted logits, MMD-critic's greedy choices
-// against brute force, nearest neighbours by hand, and the registry's declarations and errors.
+// Hessian-vector products), Koh & Liang's leave-one-out check, I_pert (in the training image's
+// pixels, and pert_test in the test input's) against differences, TracIn with one checkpoint =
+// lr × the gradient dot product, planted mislabelled points found by self-influence, representer
+// values summing to the refitted logits, MMD-critic's greedy choices against brute force, nearest
+// neighbours by hand, and the registry's declarations and errors.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -398,6 +399,82 @@ TEST_CASE("influence: I_pert equals central differences of the score in the trai
       CHECK(pert[k * 4 + px] == doctest::Approx(fd).epsilon(2e-3).scale(1e-4));
     }
   }
+}
+
+TEST_CASE("influence: pert_test equals central differences of the score in the test input's pixels") {
+  // The last layer, direct solve: u_z = (H + λI)⁻¹ ∇L(z) by hand, score(z) = (1/n) u_zᵀ ∇L(x_test).
+  const Examples train = blobs(20, 3, 4, 8), tests = rows_of(blobs(4, 3, 4, 10), 0, 2);
+  Graph g = arch("input(4) dense(3)");
+  const ByHand h(static_cast<Dense&>(g.layer(0)));
+  const Scores s = run(g, train, tests, "influence", {{"damping", "0.1"}, {"pert_test", "2"}});
+  const Tensor& pert = s.extra.at("pert_test");
+  const Tensor& index = s.extra.at("pert_test_index");
+  REQUIRE(pert.shape() == Shape({8, 4}));  // [tests · 2k, input...], as pert_top's maps
+  REQUIRE(index.shape() == Shape({2, 4}));
+  CHECK(s.extra.count("pert") == 0);
+  std::vector<double> H = h.hessian_sum(train);
+  for (double& v : H) v /= 20;
+  for (int j = 0; j < 15; ++j) H[size_t(j) * 15 + j] += 0.1;
+  double largest = 0, worst = 0;
+  for (int t = 0; t < 2; ++t) {
+    const std::vector<double> sc = row(s.scores, t);
+    CHECK(index[t * 4] == float(std::max_element(sc.begin(), sc.end()) - sc.begin()));      // most helpful first
+    CHECK(index[t * 4 + 2] == float(std::min_element(sc.begin(), sc.end()) - sc.begin()));  // most harmful first
+    for (int k = 0; k < 4; ++k) {
+      const int j = int(index[t * 4 + k]);
+      const std::vector<double> u = gauss_solve(H, h.grad(train.x.data() + j * 4, train.y[j]));
+      const std::vector<float> x(tests.x.data() + t * 4, tests.x.data() + t * 4 + 4);
+      auto score = [&](float dx, int px) {
+        std::vector<float> xp = x;
+        xp[px] += dx;
+        const std::vector<double> gt = h.grad(xp.data(), tests.y[t]);
+        return std::inner_product(gt.begin(), gt.end(), u.begin(), 0.0) / 20;
+      };
+      CHECK(score(0, 0) == doctest::Approx(sc[j]).epsilon(1e-4));  // the same score the method gave
+      for (int px = 0; px < 4; ++px) {
+        const double fd = -(score(1e-3f, px) - score(-1e-3f, px)) / 2e-3;
+        largest = std::max(largest, std::fabs(fd));
+        worst = std::max(worst, std::fabs(pert[(t * 4 + k) * 4 + px] - fd));
+        CHECK(pert[(t * 4 + k) * 4 + px] == doctest::Approx(fd).epsilon(2e-3).scale(1e-4));
+      }
+    }
+  }
+  MESSAGE("pert_test, last layer: max |map - central difference| = ", worst, " (largest |central difference| ", largest, ")");
+  CHECK(largest > 1e-2);  // the maps are not all (near) zero
+
+  // Any layers through the graph's products and CG: differences of the method's own scores.
+  const Examples train2 = blobs(30, 3, 3, 4), tests2 = rows_of(blobs(2, 3, 3, 5), 0, 1);
+  Graph g2 = arch("input(3) dense(4) tanh dense(3)");
+  train_sgd(g2, train2, 40, 0.1f, 5);
+  const Params p = {{"layers", "all"}, {"solver", "cg"}, {"damping", "0.1"}, {"cg_tolerance", "1e-9"}};
+  Params with = p;
+  with["pert_test"] = "1";
+  const Scores s2 = run(g2, train2, tests2, "influence", with);
+  REQUIRE(s2.extra.at("pert_test").shape() == Shape({2, 3}));
+  CHECK(s2.details[0].count("pert_test_solver_residual_max"));
+  CHECK(s2.info.at("pert_test_solves") == 2);
+  double largest2 = 0, worst2 = 0;
+  for (int k = 0; k < 2; ++k) {
+    const int j = int(s2.extra.at("pert_test_index")[k]);
+    for (int px = 0; px < 3; ++px) {
+      auto score = [&](float dx) {
+        Examples moved = tests2;
+        moved.x = tests2.x.clone();
+        moved.x[px] += dx;
+        return double(run(g2, train2, moved, "influence", p).scores[j]);
+      };
+      const double fd = -(score(1e-2f) - score(-1e-2f)) / 2e-2;
+      largest2 = std::max(largest2, std::fabs(fd));
+      worst2 = std::max(worst2, std::fabs(s2.extra.at("pert_test")[k * 3 + px] - fd));
+      CHECK(s2.extra.at("pert_test")[k * 3 + px] == doctest::Approx(fd).epsilon(1e-2).scale(1e-3));
+    }
+  }
+  MESSAGE("pert_test, all layers (CG): max |map - central difference| = ", worst2, " (largest |central difference| ", largest2, ")");
+  CHECK(largest2 > 1e-3);
+  CHECK_THROWS_WITH_AS(run(g, train, tests, "influence", {{"damping", "0.1"}, {"pert_test", "65"}}),
+                       doctest::Contains("pert_test=65 outside [0, 64]"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(self_influence(g, train, "influence", {{"damping", "0.1"}, {"pert_test", "1"}}),
+                       doctest::Contains("pert_test applies to test inputs"), std::invalid_argument);
 }
 
 TEST_CASE("tracin: one checkpoint is lr times the dot product of the two loss gradients") {

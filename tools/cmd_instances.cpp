@@ -230,23 +230,28 @@ std::vector<int> targets_for(const Run& r, const std::string& method) {
   return t;
 }
 
-// The I_pert grid: per test input, each chosen training image overlaid with its I_pert map.
-void write_pert(const Run& r, const std::string& m, const inst::Scores& s, const std::string& path) {
-  const Tensor& pert = s.extra.at("pert");
-  const Tensor& index = s.extra.at("pert_index");
+// The I_pert grids: per test input, one cell per chosen training point (helpful, then harmful),
+// its map overlaid on the training image (pert_top: the gradient is in the training image's
+// pixels) or on the test input (pert_test: in the test input's pixels).
+void write_pert(const Run& r, const std::string& m, const inst::Scores& s, const std::string& key,
+                const std::string& path) {
+  const Tensor& pert = s.extra.at(key);
+  const Tensor& index = s.extra.at(key + "_index");
+  const bool on_test = key == "pert_test";
   const int M = index.batch(), k2 = index.dim(1), sc = cell_scale(r.model.graph);
   const int w = r.model.graph.input_shape()[2] * sc, h = r.model.graph.input_shape()[1] * sc;
   std::vector<std::vector<explain::Image>> cells(M);
   std::vector<std::string> cols, caps;
   for (int j = 0; j < k2; ++j) cols.push_back(j < k2 / 2 ? "helpful " + std::to_string(j + 1) : "harmful " + std::to_string(j - k2 / 2 + 1));
   for (int t = 0; t < M; ++t) {
-    caps.push_back(r.tests.names[t] + ": I_pert, red = brighter pixel raises the test loss (" + m + ")");
+    caps.push_back(r.tests.names[t] + (on_test ? ": pert_test, red = brighter pixel lowers the score ("
+                                               : ": I_pert, red = brighter pixel raises the test loss (") + m + ")");
     for (int j = 0; j < k2; ++j) {
       const int i = int(index[size_t(t) * k2 + j]);
       const Tensor map = pert.sample(t * k2 + j).reshaped(r.model.graph.input_shape());
       explain::HeatmapOptions o;
       o.overlay = 0.6f;
-      const Tensor px = display(r.train.x.sample(i), r.norm);
+      const Tensor px = display(on_test ? r.tests.x.sample(t) : r.train.x.sample(i), r.norm);
       const float score = s.scores[size_t(t) * r.train.size() + i];
       cells[t].push_back(cell(explain::heatmap(map, o, &px), w, h, "#" + std::to_string(i) + " " + r.classes[r.train.y[i]],
                               score_text(score), score > 0 ? 1 : -1));
@@ -264,9 +269,21 @@ void run_method(const Run& r, const std::string& m, const explain::Params& param
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const int M = tests.size(), N = r.train.size(), k = std::min(r.a.top, N / 2);
   write_npy(r.a.out + "/" + m + "_scores.npy", s.scores);
-  for (auto& [key, t] : s.extra) write_npy(r.a.out + "/" + m + "_" + key + ".npy", t);
+  json arrays = json::object();
+  for (auto& [key, t] : s.extra) {
+    write_npy(r.a.out + "/" + m + "_" + key + ".npy", t);
+    if (!key.ends_with("_index")) arrays[key] = {{"file", m + "_" + key + ".npy"}, {"shape", t.shape().str()}};
+  }
+  // The I_pert maps: rows t·2k .. t·2k + 2k − 1 of the array belong to test input t, in the order of
+  // its _index row (k most helpful, then k most harmful).
+  for (const char* key : {"pert", "pert_test"})
+    if (s.extra.count(key)) {
+      arrays[key]["index"] = m + "_" + key + "_index.npy";
+      arrays[key]["maps_over"] = std::string(key) == "pert" ? "training image pixels" : "test input pixels";
+      if (r.images) arrays[key]["figure"] = m + "_" + key + ".png";
+    }
   summary["methods"][m] = {{"params", json(static_cast<const std::map<std::string, std::string>&>(params))},
-                           {"time_s", secs}, {"info", s.info}, {"scores", m + "_scores.npy"}};
+                           {"time_s", secs}, {"info", s.info}, {"scores", m + "_scores.npy"}, {"arrays", arrays}};
   const int sc = cell_scale(r.model.graph), w = r.model.graph.input_shape()[2] * sc, h = r.model.graph.input_shape()[1] * sc;
   std::vector<std::vector<explain::Image>> cells(M);
   std::vector<std::string> cols = {"test input"}, caps;
@@ -278,6 +295,13 @@ void run_method(const Run& r, const std::string& m, const explain::Params& param
     json& e = summary["tests"][t]["methods"][m];
     e = {{"target", tests.y[t]}, {"target_class", r.classes[tests.y[t]]}, {"top", entries(r, row, best)},
          {"bottom", entries(r, row, worst)}, {"details", t < int(s.details.size()) ? json(s.details[t]) : json::object()}};
+    for (const char* key : {"pert", "pert_test"})  // the training points of the I_pert maps, in row order
+      if (s.extra.count(std::string(key) + "_index")) {
+        const Tensor& index = s.extra.at(std::string(key) + "_index");
+        std::vector<int> points;
+        for (int j = 0; j < index.dim(1); ++j) points.push_back(int(index[size_t(t) * index.dim(1) + j]));
+        e[std::string(key) + "_points"] = entries(r, row, points);
+      }
     std::printf("%-12s %-20s top:", m.c_str(), r.tests.names[t].c_str());
     for (int j = 0; j < std::min(k, 3); ++j) std::printf(" #%d %s (%s)", best[j], r.classes[r.train.y[best[j]]].c_str(), score_text(row[best[j]]).c_str());
     std::printf("\n");
@@ -292,7 +316,8 @@ void run_method(const Run& r, const std::string& m, const explain::Params& param
   }
   if (r.images) {
     write_image(r.a.out + "/" + m + "_grid.png", explain::grid(cells, cols, caps, w, h + 30));
-    if (s.extra.count("pert")) write_pert(r, m, s, r.a.out + "/" + m + "_pert.png");
+    if (s.extra.count("pert")) write_pert(r, m, s, "pert", r.a.out + "/" + m + "_pert.png");
+    if (s.extra.count("pert_test")) write_pert(r, m, s, "pert_test", r.a.out + "/" + m + "_pert_test.png");
   }
 }
 

@@ -284,11 +284,14 @@ void write_curve_plots(const std::string& dir, const std::string& metric, const 
   }
 }
 
-// The printed table: one row per metric, one column of means per method.
+// The printed table: one row per metric, one column of means per method, each column as wide as
+// the longest method name (14 at least), so no name is cut.
 void print_table(const std::vector<std::string>& names, const std::vector<std::string>& methods,
                  const nlohmann::json& results) {
+  int w = 14;
+  for (auto& m : methods) w = std::max(w, int(m.size()));
   std::printf("\n%-28s %-7s", "metric (mean over inputs)", "better");
-  for (auto& m : methods) std::printf(" %14.14s", m.c_str());
+  for (auto& m : methods) std::printf(" %*s", w, m.c_str());
   std::printf("\n");
   for (const std::string& name : names) {
     const metrics::MetricInfo& info = metrics::metric_info(name);
@@ -297,9 +300,9 @@ void print_table(const std::vector<std::string>& names, const std::vector<std::s
     for (auto& m : methods) {
       const nlohmann::json& r = results[name]["methods"][m];
       if (r.is_null() || !r.contains("mean") || r["mean"].is_null())
-        std::printf(" %14s", "-");
+        std::printf(" %*s", w, "-");
       else
-        std::printf(" %14.6g", r["mean"].get<double>());
+        std::printf(" %*.6g", w, r["mean"].get<double>());
     }
     std::printf("\n");
   }

@@ -8,7 +8,8 @@
 // (softmax_regression.h), solved directly by Cholesky, or by conjugate gradients or LiSSA on its
 // exact products. Any other set of layers uses the graph's exact Hessian-vector products
 // (engine/hvp.h) with CG or LiSSA. I_pert (pert_top) differentiates the score with respect to the
-// training image's pixels through the same products.
+// training image's pixels through the same products; pert_test differentiates it with respect to
+// the test input's pixels (one more solve per chosen training point).
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -33,6 +34,7 @@ struct Settings {
   LissaOptions lissa;
   int hessian_points = 0;  // 0: all
   int pert_top = 0;
+  int pert_test = 0;
   uint64_t seed = 0;
 };
 
@@ -68,6 +70,7 @@ Settings read_settings(const Graph& g, ParamReader& p, int N) {
   s.lissa.seed = s.seed;
   s.hessian_points = bounded(p, "hessian_points", 0, N);
   s.pert_top = bounded(p, "pert_top", 0, 64);
+  s.pert_test = bounded(p, "pert_test", 0, 64);
   if (s.solver == "direct" && s.damping == 0)
     throw std::invalid_argument("influence: the direct solve needs --param damping > 0 (the last layer's softmax "
                                 "Hessian is singular: the loss does not change when every logit moves together)");
@@ -149,40 +152,59 @@ SymmetricMatrix last_layer_factor(const LastLayerSet& train, const std::vector<i
   return L;
 }
 
+// (H + λI)⁻¹ b in the last layer: from H's Cholesky factor (solver=direct, factored once) or by CG
+// or LiSSA on the exact products of softmax_regression.h.
+struct LastLayerSolver {
+  const LastLayerSet& train;
+  const std::vector<int> rows;
+  const Settings& s;
+  const Context& ctx;
+  SymmetricMatrix L;  // direct
+
+  LastLayerSolver(const LastLayerSet& train, std::vector<int> rows_, const Settings& s, const Context& ctx)
+      : train(train), rows(std::move(rows_)), s(s), ctx(ctx) {
+    if (s.solver == "direct") L = last_layer_factor(train, rows, s, ctx);
+  }
+  // Overwrites b (`count` right-hand sides of P values one after another) with the solutions;
+  // `details` (one map per right-hand side) get the iterative solvers' iterations and residuals.
+  void solve(double* b, int count, std::map<std::string, double>* details, const std::string& stage) const {
+    if (s.solver == "direct") {
+      cholesky_solve(L, b, count);
+      return;
+    }
+    const int P = train.model.size();
+    const double n = double(rows.size());
+    const bool all = int(rows.size()) == train.model.rows();
+    Product mean = [&](const double* v, double* o) {
+      train.model.hessian_product(train.probs, all ? nullptr : &rows, v, o);
+      for (int j = 0; j < P; ++j) o[j] /= n;
+    };
+    std::vector<int> batch;
+    BatchProduct on_batch = [&](const std::vector<int>& picks, const double* v, double* o) {
+      batch.resize(picks.size());
+      for (size_t k = 0; k < picks.size(); ++k) batch[k] = rows[picks[k]];
+      train.model.hessian_product(train.probs, &batch, v, o);
+      for (int j = 0; j < P; ++j) o[j] /= double(picks.size());
+    };
+    for (int t = 0; t < count; ++t) {
+      report(ctx, stage, t, count);
+      const std::vector<double> rhs(b + size_t(t) * P, b + size_t(t + 1) * P);
+      const std::vector<double> x = iterative_solve(s, int(rows.size()), mean, on_batch, rhs, details[t]);
+      std::copy(x.begin(), x.end(), b + size_t(t) * P);
+    }
+    report(ctx, stage, count, count);
+  }
+};
+
 // s_t = (H + λI)⁻¹ ∇L(z_t) for every test input, in the last layer.
-std::vector<std::vector<double>> last_layer_solutions(const LastLayerSet& train, const LastLayerSet& tests,
-                                                      const std::vector<int>& rows, const Settings& s,
-                                                      const Context& ctx,
+std::vector<std::vector<double>> last_layer_solutions(const LastLayerSolver& solver, const LastLayerSet& tests,
                                                       std::vector<std::map<std::string, double>>& details) {
-  const int M = tests.model.rows(), P = train.model.size();
+  const int M = tests.model.rows(), P = solver.train.model.size();
   std::vector<double> g(size_t(M) * P);
   tests.model.row_gradients(tests.residuals, 0, M, g.data());
+  solver.solve(g.data(), M, details.data(), solver.s.solver + " solve");
   std::vector<std::vector<double>> out(M);
-  if (s.solver == "direct") {
-    const SymmetricMatrix L = last_layer_factor(train, rows, s, ctx);
-    cholesky_solve(L, g.data(), M);
-    for (int t = 0; t < M; ++t) out[t].assign(g.begin() + size_t(t) * P, g.begin() + size_t(t + 1) * P);
-    return out;
-  }
-  const double n = double(rows.size());
-  const bool all = int(rows.size()) == train.model.rows();
-  Product mean = [&](const double* v, double* o) {
-    train.model.hessian_product(train.probs, all ? nullptr : &rows, v, o);
-    for (int j = 0; j < P; ++j) o[j] /= n;
-  };
-  std::vector<int> batch;
-  BatchProduct on_batch = [&](const std::vector<int>& picks, const double* v, double* o) {
-    batch.resize(picks.size());
-    for (size_t k = 0; k < picks.size(); ++k) batch[k] = rows[picks[k]];
-    train.model.hessian_product(train.probs, &batch, v, o);
-    for (int j = 0; j < P; ++j) o[j] /= double(picks.size());
-  };
-  for (int t = 0; t < M; ++t) {
-    report(ctx, s.solver + " solve", t, M);
-    const std::vector<double> b(g.begin() + size_t(t) * P, g.begin() + size_t(t + 1) * P);
-    out[t] = iterative_solve(s, int(rows.size()), mean, on_batch, b, details[t]);
-  }
-  report(ctx, s.solver + " solve", M, M);
+  for (int t = 0; t < M; ++t) out[t].assign(g.begin() + size_t(t) * P, g.begin() + size_t(t + 1) * P);
   return out;
 }
 
@@ -221,32 +243,58 @@ struct GraphHessian {
   }
 };
 
-std::vector<std::vector<double>> graph_solutions(Graph& g, const Examples& train, const Tensor& test_grads,
-                                                 const ParamSlice& slice, const Settings& s, const Context& ctx,
-                                                 std::vector<std::map<std::string, double>>& details) {
-  const std::vector<int> rows = hessian_rows(train.size(), s.hessian_points, s.seed);
-  GraphHessian H(g, train, slice, rows, ctx);
-  const int M = test_grads.batch(), P = int(slice.size);
-  std::vector<std::vector<double>> out(M);
-  for (int t = 0; t < M; ++t) {
+// (H + λI)⁻¹ b by CG or LiSSA on the graph's exact Hessian-vector products.
+struct GraphSolver {
+  const Settings& s;
+  const Examples& train;
+  const Context& ctx;
+  const std::vector<int> rows;
+  GraphHessian H;
+
+  GraphSolver(Graph& g, const Examples& train, const ParamSlice& slice, const Settings& s, const Context& ctx)
+      : s(s), train(train), ctx(ctx), rows(hessian_rows(train.size(), s.hessian_points, s.seed)),
+        H(g, train, slice, rows, ctx) {}
+  // `what` names the right-hand side in the progress lines ("test input 3").
+  std::vector<double> solve(const std::vector<double>& b, std::map<std::string, double>& details,
+                            const std::string& what) {
     int step = 0;
     Product mean = [&](const double* v, double* o) {
-      report(ctx, s.solver + " solve, test input " + std::to_string(t + 1) + ", Hessian-vector products", ++step,
-             s.cg_iterations);
+      report(ctx, s.solver + " solve, " + what + ", Hessian-vector products", ++step, s.cg_iterations);
       H.product(H.x, H.y, v, o);
     };
     std::vector<int> ys;
     BatchProduct on_batch = [&](const std::vector<int>& picks, const double* v, double* o) {
-      if (++step % 100 == 0) report(ctx, "lissa, test input " + std::to_string(t + 1), step, s.lissa.depth * s.lissa.samples);
+      if (++step % 100 == 0) report(ctx, "lissa, " + what, step, s.lissa.depth * s.lissa.samples);
       std::vector<int> chosen(picks.size());
       ys.resize(picks.size());
       for (size_t k = 0; k < picks.size(); ++k) chosen[k] = rows[picks[k]], ys[k] = train.y[chosen[k]];
       H.product(H.gather(chosen), ys, v, o);
     };
+    return iterative_solve(s, int(rows.size()), mean, on_batch, b, details);
+  }
+};
+
+std::vector<std::vector<double>> graph_solutions(GraphSolver& solver, const Tensor& test_grads,
+                                                 std::vector<std::map<std::string, double>>& details) {
+  const int M = test_grads.batch(), P = test_grads.dim(1);
+  std::vector<std::vector<double>> out(M);
+  for (int t = 0; t < M; ++t) {
     const std::vector<double> b(test_grads.data() + size_t(t) * P, test_grads.data() + size_t(t + 1) * P);
-    out[t] = iterative_solve(s, int(rows.size()), mean, on_batch, b, details[t]);
+    out[t] = solver.solve(b, details[t], "test input " + std::to_string(t + 1));
   }
   return out;
+}
+
+// A test input's k most helpful training points (largest score first), then its k most harmful
+// (smallest first).
+std::vector<int> chosen_points(const float* sc, int N, int k) {
+  std::vector<int> order(N);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return sc[a] > sc[b]; });
+  std::vector<int> picks(order.begin(), order.begin() + k);
+  picks.insert(picks.end(), order.end() - k, order.end());
+  std::reverse(picks.begin() + k, picks.end());  // most harmful first
+  return picks;
 }
 
 // I_pert (Koh & Liang §2.2) for each test input's pert_top most helpful and most harmful training
@@ -262,13 +310,7 @@ void add_pert(Graph& g, const Examples& train, const ParamSlice& slice,
   HessianVectorProduct hvp(g, slice);
   for (int t = 0; t < M; ++t) {
     report(ctx, "I_pert", t, M);
-    const float* sc = s.scores.data() + size_t(t) * N;
-    std::vector<int> order(N);
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return sc[a] > sc[b]; });
-    std::vector<int> picks(order.begin(), order.begin() + k);
-    picks.insert(picks.end(), order.end() - k, order.end());
-    std::reverse(picks.begin() + k, picks.end());  // most harmful first
+    const std::vector<int> picks = chosen_points(s.scores.data() + size_t(t) * N, N, k);
     Examples sel{Tensor(Shape::batch_of(2 * k, sample)), {}};
     for (int j = 0; j < 2 * k; ++j) {
       std::copy_n(train.x.data() + size_t(picks[j]) * sel.x.sample_size(), sel.x.sample_size(),
@@ -287,6 +329,63 @@ void add_pert(Graph& g, const Examples& train, const ParamSlice& slice,
   s.extra["pert_index"] = index;
 }
 
+// The other side of I_pert: for each test input's pert_test most helpful and most harmful training
+// points z, −∂score(z)/∂x_test = −(1/n) ∇_{x_test} (u_zᵀ ∇_θ L(z_test)), u_z = (H + λI)⁻¹ ∇_θ L(z)
+// (one solve per distinct chosen point, by `solve`, which overwrites its argument), from the input
+// tangent of the Hessian-vector product at the test input along u_z. `train_grads` gives the
+// training points' loss gradients in the slice's layout.
+using PointSolve = std::function<void(std::vector<double>& b, std::map<std::string, double>& details, int point)>;
+using PointGradients = std::function<std::vector<std::vector<double>>(const std::vector<int>& points)>;
+
+void add_pert_test(Graph& g, const Examples& tests, const ParamSlice& slice, const PointGradients& train_grads,
+                   const PointSolve& solve, int top, const Context& ctx, Scores& s) {
+  const int M = s.scores.batch(), N = s.scores.dim(1), k = std::min(top, N / 2);
+  if (k < 1) return;
+  const Shape sample = tests.x.shape().sample();
+  const size_t S = tests.x.sample_size();
+  Tensor pert(Shape::batch_of(M * 2 * k, sample)), index(Shape{M, 2 * k});
+  std::map<int, std::vector<double>> solved;  // u_z by training point, shared between test inputs
+  std::vector<float> v(slice.size), out(slice.size);
+  HessianVectorProduct hvp(g, slice);
+  Tensor x(Shape::batch_of(1, sample)), tangent;
+  for (int t = 0; t < M; ++t) {
+    report(ctx, "pert_test", t, M);
+    const std::vector<int> picks = chosen_points(s.scores.data() + size_t(t) * N, N, k);
+    std::vector<int> fresh;
+    for (int j : picks)
+      if (!solved.count(j) && std::find(fresh.begin(), fresh.end(), j) == fresh.end()) fresh.push_back(j);
+    if (!fresh.empty()) {
+      std::vector<std::vector<double>> grads = train_grads(fresh);
+      double residual = 0;
+      int iterations = 0;
+      for (size_t q = 0; q < fresh.size(); ++q) {
+        std::map<std::string, double> d;
+        solve(grads[q], d, fresh[q]);
+        if (d.count("solver_residual")) residual = std::max(residual, d["solver_residual"]);
+        if (d.count("solver_iterations")) iterations = std::max(iterations, int(d["solver_iterations"]));
+        solved[fresh[q]] = std::move(grads[q]);
+      }
+      if (iterations > 0) {
+        s.details[t]["pert_test_solver_iterations_max"] = iterations;
+        s.details[t]["pert_test_solver_residual_max"] = residual;
+      }
+    }
+    std::copy_n(tests.x.data() + size_t(t) * S, S, x.data());
+    for (int j = 0; j < 2 * k; ++j) {
+      const std::vector<double>& u = solved.at(picks[j]);
+      std::copy(u.begin(), u.end(), v.begin());
+      hvp(x, {tests.y[t]}, v.data(), out.data(), &tangent, 1);
+      float* dst = pert.data() + (size_t(t) * 2 * k + j) * S;
+      for (size_t i = 0; i < S; ++i) dst[i] = -tangent[i] / float(N);
+      index[size_t(t) * 2 * k + j] = float(picks[j]);
+    }
+  }
+  report(ctx, "pert_test", M, M);
+  s.info["pert_test_solves"] = double(solved.size());
+  s.extra["pert_test"] = pert;
+  s.extra["pert_test_index"] = index;
+}
+
 void common_info(const Settings& s, size_t parameters, int N, Scores& out) {
   out.info["parameters"] = double(parameters);
   out.info["training_points"] = N;
@@ -298,7 +397,7 @@ Scores run_influence(Graph& g, const Examples& train, const Examples& tests, Par
   const Settings s = read_settings(g, p, train.size());
   const int N = train.size(), M = tests.size();
   const ParamSlice slice = param_slice(g, s.nodes);
-  if (s.pert_top > 0) check_hvp_support(g);
+  if (s.pert_top > 0 || s.pert_test > 0) check_hvp_support(g);
   Scores out;
   out.scores = Tensor(Shape{M, N});
   out.details.resize(M);
@@ -306,16 +405,30 @@ Scores run_influence(Graph& g, const Examples& train, const Examples& tests, Par
   if (s.last_layer) {
     const LastLayerSet tr = last_layer_set(g, s.nodes[0], train, ctx, "features of the training set");
     const LastLayerSet te = last_layer_set(g, s.nodes[0], tests, ctx, "features of the test inputs");
-    solutions = last_layer_solutions(tr, te, hessian_rows(N, s.hessian_points, s.seed), s, ctx, out.details);
+    const LastLayerSolver solver(tr, hessian_rows(N, s.hessian_points, s.seed), s, ctx);
+    solutions = last_layer_solutions(solver, te, out.details);
     std::vector<double> dots(N);
     for (int t = 0; t < M; ++t) {
       tr.model.dots(tr.residuals, solutions[t].data(), dots.data());
       for (int j = 0; j < N; ++j) out.scores[size_t(t) * N + j] = float(dots[j] / N);
     }
+    if (s.pert_test > 0) {
+      const int P = tr.model.size();
+      PointGradients grads = [&](const std::vector<int>& points) {
+        std::vector<std::vector<double>> r(points.size(), std::vector<double>(P));
+        for (size_t q = 0; q < points.size(); ++q) tr.model.row_gradients(tr.residuals, points[q], points[q] + 1, r[q].data());
+        return r;
+      };
+      PointSolve solve = [&](std::vector<double>& b, std::map<std::string, double>& d, int point) {
+        solver.solve(b.data(), 1, &d, s.solver + " solve, training point #" + std::to_string(point) + " (pert_test)");
+      };
+      add_pert_test(g, tests, slice, grads, solve, s.pert_test, ctx, out);
+    }
   } else {
     check_hvp_support(g);
     const Tensor test_grads = loss_gradients(g, tests, 0, M, s.nodes);
-    solutions = graph_solutions(g, train, test_grads, slice, s, ctx, out.details);
+    GraphSolver solver(g, train, slice, s, ctx);
+    solutions = graph_solutions(solver, test_grads, out.details);
     Tensor S(Shape{M, int(slice.size)});
     for (int t = 0; t < M; ++t)
       for (size_t j = 0; j < slice.size; ++j) S[t * slice.size + j] = float(solutions[t][j] / N);
@@ -325,6 +438,20 @@ Scores run_influence(Graph& g, const Examples& train, const Examples& tests, Par
       for (int j = b; j < e; ++j)
         for (int t = 0; t < M; ++t) out.scores[size_t(t) * N + j] = dots[size_t(j - b) * M + t];
       report(ctx, "gradients of the training set", e, N);
+    }
+    if (s.pert_test > 0) {
+      PointGradients grads = [&](const std::vector<int>& points) {
+        Examples sel{solver.H.gather(points), {}};
+        for (int j : points) sel.y.push_back(train.y[j]);
+        const Tensor G = loss_gradients(g, sel, 0, sel.size(), s.nodes);
+        std::vector<std::vector<double>> r(points.size());
+        for (size_t q = 0; q < points.size(); ++q) r[q].assign(G.data() + q * slice.size, G.data() + (q + 1) * slice.size);
+        return r;
+      };
+      PointSolve solve = [&](std::vector<double>& b, std::map<std::string, double>& d, int point) {
+        b = solver.solve(b, d, "training point #" + std::to_string(point) + " (pert_test)");
+      };
+      add_pert_test(g, tests, slice, grads, solve, s.pert_test, ctx, out);
     }
   }
   if (s.pert_top > 0) add_pert(g, train, slice, solutions, s.pert_top, ctx, out);
@@ -339,7 +466,9 @@ Scores self_influence_run(Graph& g, const Examples& train, ParamReader& p, const
   if (!s.last_layer || s.solver != "direct")
     throw std::invalid_argument("influence: self-influence needs one solve per training point, which glassbox does "
                                 "for the last layer with the direct solver only (layers=last solver=direct)");
-  if (s.pert_top > 0) throw std::invalid_argument("influence: pert_top applies to test inputs, not to self-influence");
+  if (s.pert_top > 0 || s.pert_test > 0)
+    throw std::invalid_argument(std::string("influence: ") + (s.pert_top > 0 ? "pert_top" : "pert_test") +
+                                " applies to test inputs, not to self-influence");
   const LastLayerSet tr = last_layer_set(g, s.nodes[0], train, ctx, "features of the training set");
   const SymmetricMatrix L = last_layer_factor(tr, hessian_rows(train.size(), s.hessian_points, s.seed), s, ctx);
   const int N = train.size(), P = tr.model.size(), chunk = 512;
@@ -470,7 +599,11 @@ void add_influence_method(std::vector<Method>& registry) {
          {"hessian_points", "0", "average the Hessian over this many seeded random training points (0: all)"},
          {"seed", "0", "seed of LiSSA's batches and of the Hessian points"},
          {"pert_top", "0", "also I_pert (the test loss's gradient with respect to a training image's pixels) for "
-                           "this many most helpful and most harmful training points (0..64)"}},
+                           "this many most helpful and most harmful training points (0..64)"},
+         {"pert_test", "0", "also -d score / d x_test (which pixels of the test input the score of a training "
+                            "point rests on) for this many most helpful and most harmful training points (0..64); "
+                            "one more (H + damping I) solve per chosen point: cheap with layers=last "
+                            "solver=direct, one CG/LiSSA run each otherwise"}},
         "Koh & Liang 2017: score = (1/n) grad L(test)^T (H + damping I)^-1 grad L(z), H the mean Hessian of the "
         "per-example cross-entropy without regularizer (their predicted_loss_diffs; Captum NaiveInfluenceFunction "
         "with hessian_reg = n*damping and every eigenvalue kept); positive = helpful. LiSSA's damping is the same "
