@@ -426,7 +426,9 @@ py::dict attack_py(PyModel& pm, py::handle x_a, const std::string& method, py::h
   for (size_t n = 0; n < r.success.size(); ++n) success.mutable_data()[n] = r.success[n] != 0;
   return py::dict(py::arg("adversarial") = to_array(r.adversarial), py::arg("label") = r.label, py::arg("target") = r.target,
                   py::arg("before") = r.before, py::arg("after") = r.after, py::arg("success") = success,
-                  py::arg("success_rate") = attacks::success_rate(r), py::arg("l0") = to_array(r.l0),
+                  py::arg("success_rate") = attacks::success_rate(r),
+                  py::arg("success_rate_initially_correct") = attacks::success_rate_initially_correct(r),
+                  py::arg("initially_correct") = attacks::initially_correct_count(r), py::arg("l0") = to_array(r.l0),
                   py::arg("l2") = to_array(r.l2), py::arg("linf") = to_array(r.linf), py::arg("values") = values,
                   py::arg("maps") = arrays_dict(r.maps), py::arg("totals") = totals);
 }
@@ -571,7 +573,8 @@ void bind_concepts_attacks_surrogates(py::module_& m) {
   m.def("attack", &attack_py, py::arg("model"), py::arg("x"), py::arg("method"), py::kw_only(), py::arg("labels") = py::none(),
         py::arg("target") = py::none(), py::arg("data") = py::none(), py::arg("eps") = py::none(),
         "Adversarial examples and attacks on explanations (glassbox attack): {adversarial (shaped like x), label, target, "
-        "before, after, success, success_rate, l0, l2, linf, values, maps, totals}");
+        "before, after, success, success_rate, success_rate_initially_correct, initially_correct, l0, l2, linf, values, "
+        "maps, totals}");
   m.def("importance", &importance_py, py::arg("model"), py::arg("x"), py::arg("method"),
         "Input importance of MLPs and additive models (glassbox importance): {per_class, overall, p_values, "
         "feature_shape, meaning, info, extra}");

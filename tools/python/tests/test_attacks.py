@@ -55,6 +55,9 @@ def test_attack_equals_cli(tmp_path, model, pixels, method, eps, target, params)
         for key, v in r["values"].items():
             assert (row[key] is None and not np.isfinite(v[n])) or v[n] == row[key], key
     assert r["success_rate"] == want["totals"]["success_rate"]
+    rate = want["totals"]["success_rate_initially_correct"]  # null when no input started correct
+    assert (rate is None and np.isnan(r["success_rate_initially_correct"])) or r["success_rate_initially_correct"] == rate
+    assert r["initially_correct"] == want["totals"]["initially_correct"]
     # the perturbation stays in the pixel range and, for attacks with an epsilon, inside its L-inf ball
     assert r["adversarial"].min() >= 0 and r["adversarial"].max() <= 1
     if eps is not None and method in ("fgsm", "pgd"):
