@@ -372,6 +372,20 @@ void write_labels(const std::string& path, const std::vector<int64_t>& y) {
   f.write(reinterpret_cast<const char*>(y.data()), std::streamsize(y.size() * 8));
 }
 const char* kSmall = "\"input(1,8,8) conv(4,k=3,p=1) relu(name=r) gap dense(3)\"";
+
+// kSmall trained one epoch on 20 noise images (labels i % 3) into s/m.safetensors; returns the
+// data spec "npy:X,Y" (split by index: 16 train, 4 test).
+std::string small_trained_model(const Scratch& s) {
+  std::vector<int64_t> y;
+  for (int i = 0; i < 20; ++i) y.push_back(i % 3);
+  write_npy(s / "x.npy", {20, 1, 8, 8});
+  write_labels(s / "y.npy", y);
+  const std::string data = "npy:" + (s / "x.npy") + "," + (s / "y.npy");
+  const Run r = glassbox(s, std::string("train --model ") + kSmall + " --data " + data + " --epochs 1 --quiet --out " +
+                                (s / "m.safetensors"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  return data;
+}
 }  // namespace
 
 TEST_CASE("cli: explain sweeps a parameter into labelled columns; a repeated --param key is an error") {
@@ -484,13 +498,8 @@ TEST_CASE("cli: train --out makes its folder; predict --logits prints the logits
 
 TEST_CASE("cli: .npy inputs and baselines are pixels unless --input-space model; baseline keywords") {
   Scratch s;
-  std::vector<int64_t> y;
-  for (int i = 0; i < 20; ++i) y.push_back(i % 3);
-  write_npy(s / "x.npy", {20, 1, 8, 8});
-  write_labels(s / "y.npy", y);
-  Run r = glassbox(s, std::string("train --model ") + kSmall + " --data npy:" + (s / "x.npy") + "," + (s / "y.npy") +
-                          " --epochs 1 --quiet --out " + (s / "m.safetensors"));
-  REQUIRE_MESSAGE(r.status == 0, r.err);  // trained with --normalize std: a stored mean and std
+  small_trained_model(s);  // trained with --normalize std: a stored mean and std
+  Run r;
   const std::string model = " --model " + (s / "m.safetensors");
   const std::string data = " --data npy:" + (s / "x.npy") + "," + (s / "y.npy") + " --split all --index 0:2";
   auto run = [&](const std::string& args, const std::string& out) {
@@ -648,14 +657,8 @@ int predicted(const Run& r) {
 
 TEST_CASE("cli: visualize lists its methods; am and fool write images that predict reads back; bad requests name the value") {
   Scratch s;
-  std::vector<int64_t> y;
-  for (int i = 0; i < 20; ++i) y.push_back(i % 3);
-  write_npy(s / "x.npy", {20, 1, 8, 8});
-  write_labels(s / "y.npy", y);
-  const std::string data = "npy:" + (s / "x.npy") + "," + (s / "y.npy");  // split by index: 16 train, 4 test
-  Run r = glassbox(s, std::string("train --model ") + kSmall + " --data " + data + " --epochs 1 --quiet --out " +
-                          (s / "m.safetensors"));
-  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const std::string data = small_trained_model(s);  // split by index: 16 train, 4 test
+  Run r;
   const std::string model = " --model " + (s / "m.safetensors");
 
   r = glassbox(s, "visualize --list");
@@ -739,14 +742,8 @@ TEST_CASE("cli: visualize lists its methods; am and fool write images that predi
 
 TEST_CASE("cli: visualize multifaceted scans the training split by default, whatever --split says") {
   Scratch s;
-  std::vector<int64_t> y;
-  for (int i = 0; i < 20; ++i) y.push_back(i % 3);
-  write_npy(s / "x.npy", {20, 1, 8, 8});
-  write_labels(s / "y.npy", y);
-  const std::string data = "npy:" + (s / "x.npy") + "," + (s / "y.npy");  // split by index: 16 train, 4 test
-  Run r = glassbox(s, std::string("train --model ") + kSmall + " --data " + data + " --epochs 1 --quiet --out " +
-                          (s / "m.safetensors"));
-  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const std::string data = small_trained_model(s);  // split by index: 16 train, 4 test
+  Run r;
   const std::string base = "visualize --model " + (s / "m.safetensors") +
                            " --method multifaceted --unit class:0 --param facets=2 --param top=4 --param steps=3 --out ";
   struct Case {
@@ -864,13 +861,8 @@ TEST_CASE("cli: prune and distill write their outputs, the pruned model evaluate
 
 TEST_CASE("cli: influence pert_test writes its maps over the test inputs, their figure and summary entries") {
   Scratch s;
-  std::vector<int64_t> y;
-  for (int i = 0; i < 20; ++i) y.push_back(i % 3);
-  write_npy(s / "x.npy", {20, 1, 8, 8});
-  write_labels(s / "y.npy", y);
-  const std::string data = " --data npy:" + (s / "x.npy") + "," + (s / "y.npy");
-  Run r = glassbox(s, std::string("train --model ") + kSmall + data + " --epochs 1 --quiet --out " + (s / "m.safetensors"));
-  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const std::string data = " --data " + small_trained_model(s);
+  Run r;
   const std::string base = "influence --model " + (s / "m.safetensors") + data + " --index 0:2 --method influence ";
   r = glassbox(s, base + "--param pert_test=2 --out " + (s / "out"));
   REQUIRE_MESSAGE(r.status == 0, r.err);
