@@ -43,7 +43,7 @@ static void dims(const Tensor& x, int& N, int& C, size_t& HW) {
   HW = x.rank() == 4 ? size_t(x.dim(2)) * x.dim(3) : 1;
 }
 
-void BatchNorm2d::prepare(Pass p) {
+void BatchNorm2d::prepare(Pass p, Mode) {
   if (p == Pass::forward) stats_ready_ = false;
   grad_sums_ready_ = false;
 }

@@ -125,6 +125,9 @@ void Conv2d::build(const std::vector<Shape>& in) {
     bias.value = Tensor({out_ch});
     bias.grad = Tensor({out_ch});
   }
+  const Shape out = out_shape(in);
+  out_h_ = out[2];
+  out_w_ = out[3];
 }
 
 Shape Conv2d::out_shape(const std::vector<Shape>& in) const {
@@ -141,11 +144,17 @@ Shape Conv2d::out_shape(const std::vector<Shape>& in) const {
   return {x[0], out_ch, oh, ow};
 }
 
-void Conv2d::prepare(Pass pass) {
+int Conv2d::winograd_tile(int OH, int OW) const { return winograd::tile(training_, OH, OW); }
+
+void Conv2d::prepare(Pass pass, Mode mode) {
+  training_ = mode == Mode::train;
   if (!weight.value.empty() && winograd::applies(k, stride, in_ch, out_ch)) {
     const bool transposed = pass == Pass::forward;
-    const size_t F = size_t(out_ch) * in_ch;
-    wino_weight_.resize({32, out_ch, in_ch});
+    const int m = winograd_tile(out_h_, out_w_);
+    if (m != wino_tile_) wino_ready_[0] = wino_ready_[1] = false;
+    wino_tile_ = m;
+    const size_t F = size_t(out_ch) * in_ch, NP = size_t(m + 2) * (m + 2);
+    wino_weight_.resize({2 * int(NP), out_ch, in_ch});
     wino_taps_.resize(9 * F);
     // On all threads (the graph calls prepare() on one thread while the others wait), unless
     // there are too few filters to be worth waking them.
@@ -153,8 +162,8 @@ void Conv2d::prepare(Pass pass) {
     parallel(T, [&](int t) {
       int b, e;
       part(t, T, int(F), b, e);
-      winograd::transform_weights(weight.value.data(), out_ch, in_ch, transposed,
-                                  wino_weight_.data() + (transposed ? 16 * F : 0), wino_taps_.data(), b, e);
+      winograd::transform_weights(m, weight.value.data(), out_ch, in_ch, transposed,
+                                  wino_weight_.data() + (transposed ? NP * F : 0), wino_taps_.data(), b, e);
     });
     wino_ready_[transposed] = true;
   }
@@ -162,20 +171,20 @@ void Conv2d::prepare(Pass pass) {
 
 // The layer's own weights come transformed from prepare(); other weights (LRP's modified copies)
 // are transformed per call.
-const float* Conv2d::winograd_weights(const Tensor& w, bool transposed, Workspace& ws) const {
-  const size_t F = size_t(w.dim(0)) * w.dim(1);
-  if (&w == &weight.value && wino_ready_[transposed] && wino_weight_.size() == 32 * F)
-    return wino_weight_.data() + (transposed ? 16 * F : 0);
-  float* u = ws.get(2, 16 * F);
-  winograd::transform_weights(w.data(), w.dim(0), w.dim(1), transposed, u, ws.get(3, 9 * F), 0, F);
+const float* Conv2d::winograd_weights(const Tensor& w, bool transposed, int tile, Workspace& ws) const {
+  const size_t F = size_t(w.dim(0)) * w.dim(1), NP = size_t(tile + 2) * (tile + 2);
+  if (&w == &weight.value && wino_ready_[transposed] && wino_tile_ == tile && wino_weight_.size() == 2 * NP * F)
+    return wino_weight_.data() + (transposed ? NP * F : 0);
+  float* u = ws.get(2, NP * F);
+  winograd::transform_weights(tile, w.data(), w.dim(0), w.dim(1), transposed, u, ws.get(3, 9 * F), 0, F);
   return u;
 }
 
 void Conv2d::conv(const Tensor& x, const Tensor& w, const float* b, Tensor& y, Workspace& ws) const {
   Geometry g = geometry(*this, x.shape());
   if (winograd::applies(g.k, g.s, g.C, g.O)) {
-    const winograd::Geometry wg = winograd::geometry(g.C, g.H, g.W, g.O, g.p);
-    const float* u = winograd_weights(w, true, ws);
+    const winograd::Geometry wg = winograd::geometry(g.C, g.H, g.W, g.O, g.p, winograd_tile(g.OH, g.OW));
+    const float* u = winograd_weights(w, true, wg.m, ws);
     float* work = ws.get(1, winograd::work_floats(wg));
     for (int n = 0; n < x.batch(); ++n)
       winograd::forward(wg, x.data() + size_t(n) * g.C * g.H * g.W, u, b, y.data() + size_t(n) * g.O * g.P(), work);
@@ -211,20 +220,20 @@ void Conv2d::conv_backward(const Tensor* x, const Tensor& gy, const Tensor& w, T
     // gradients add up in the Winograd domain, a few samples per GEMM, and go back to 3x3 once:
     // at the end of this call, or with `carry` at the end of the pass (end_backward).
     constexpr int kSamples = 8;
-    const winograd::Geometry wg = winograd::geometry(g.C, g.H, g.W, g.O, g.p);
-    const size_t F = size_t(g.O) * g.C;
+    const winograd::Geometry wg = winograd::geometry(g.C, g.H, g.W, g.O, g.p, winograd_tile(g.OH, g.OW));
+    const size_t F = size_t(g.O) * g.C, NP = wg.points();
     const int chunk = std::max(1, std::min(N, gw ? kSamples : 1));
-    const float* u = gx ? winograd_weights(w, false, ws) : nullptr;  // slot 2 (and 3) when transformed here
+    const float* u = gx ? winograd_weights(w, false, wg.m, ws) : nullptr;  // slot 2 (and 3) when transformed here
     float* m = ws.get(0, winograd::grad_tile_floats(wg, chunk));
     float* work = ws.get(1, winograd::work_floats(wg, chunk));
     float* du = nullptr;
     float beta = 0.f;
     if (gw && carry) {
       beta = carry->empty() ? 0.f : 1.f;
-      carry->resize(16 * F);
+      carry->resize(NP * F);
       du = carry->data();
     } else if (gw) {
-      du = ws.get(3, 25 * F);  // and add_weight_grad's scratch after it
+      du = ws.get(3, (NP + 9) * F);  // and add_weight_grad's scratch after it
     }
     for (int n = 0; n < N; n += chunk) {
       const int c = std::min(chunk, N - n);
@@ -236,7 +245,7 @@ void Conv2d::conv_backward(const Tensor* x, const Tensor& gy, const Tensor& w, T
       if (gw) winograd::backward_weight(wg, c, x->data() + n * in_floats, m, beta, du, work);
       beta = 1.f;
     }
-    if (gw && !carry && N) winograd::add_weight_grad(du, g.O, g.C, gw->data(), du + 16 * F);
+    if (gw && !carry && N) winograd::add_weight_grad(wg.m, du, g.O, g.C, gw->data(), du + NP * F);
   } else {
     float* col = ws.get(0, size_t(K) * P);
     if (gx) gx->fill(0.f);
@@ -273,7 +282,9 @@ void Conv2d::end_backward(Workspace& ws, int node, const std::vector<Tensor*>& g
   std::vector<float>& du = ws.carry(node);
   if (du.empty()) return;
   const size_t F = size_t(out_ch) * in_ch;
-  winograd::add_weight_grad(du.data(), out_ch, in_ch, grads[0]->data(), ws.get(3, 9 * F));
+  // The carried tiles' size tells which transform made them (prepare() may have changed it since).
+  const int m = du.size() == 36 * F ? 4 : 2;
+  winograd::add_weight_grad(m, du.data(), out_ch, in_ch, grads[0]->data(), ws.get(3, 9 * F));
   du.clear();
 }
 

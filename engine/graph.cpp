@@ -211,7 +211,7 @@ const Tensor& Graph::forward(const Tensor& x, const ForwardOptions& opt) {
   input_ = x;
   mode_ = opt.mode;
   forward_end_ = last;
-  for (int i = 0; i <= last; ++i) nodes_[i].layer->prepare(Layer::Pass::forward);
+  for (int i = 0; i <= last; ++i) nodes_[i].layer->prepare(Layer::Pass::forward, mode_);
   const int T = width(N, opt.row_block);
   grow_threads(T);
   for (int i = 0; i <= last; ++i) acts_[i].resize(shapes_[i].with_batch(N));
@@ -393,7 +393,7 @@ const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
   check_shape(seed, acts_[from].shape(), "backward seed at " + nodes_[from].layer->name);
   const int N = seed.batch();
   check_row_block(N, opt.row_block, "backward");
-  for (int i = 0; i <= from; ++i) nodes_[i].layer->prepare(Layer::Pass::backward);
+  for (int i = 0; i <= from; ++i) nodes_[i].layer->prepare(Layer::Pass::backward, mode_);
   for (Workspace& w : ws_)  // nothing carried over from a pass that threw
     for (std::vector<float>& c : w.carried) c.clear();
   plan_backward(from, opt);

@@ -69,7 +69,7 @@ Shape SoftTree::out_shape(const std::vector<Shape>& in) const {
   return {in[0][0], classes};
 }
 
-void SoftTree::prepare(Pass) {
+void SoftTree::prepare(Pass, Mode) {
   const int L = leaf_count(), K = classes;
   q_.resize(size_t(L) * K);
   for (int l = 0; l < L; ++l) {

@@ -42,7 +42,7 @@ struct SoftTree : Layer {
   json hyper() const override;
   double flops(const std::vector<Shape>& in) const override;
   void init(Rng& rng) override;
-  void prepare(Pass pass) override;
+  void prepare(Pass pass, Mode mode) override;
   bool piecewise_linear() const override { return false; }
 
   // Per sample of x [N, F]: right[n, i] = p_i(x_n) and reach[n, m] = the probability of reaching

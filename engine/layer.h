@@ -101,9 +101,9 @@ struct Layer {
   virtual void init(Rng&) {}
   // Called by the graph, on one thread, at the start of every forward and backward pass (so
   // after any change to the parameters): a layer may cache values derived from its parameters
-  // for that pass here, e.g. Conv2d its Winograd-domain weights.
+  // for that pass here, e.g. Conv2d its Winograd-domain weights. `mode` is the forward pass's.
   enum class Pass { forward, backward };
-  virtual void prepare(Pass) {}
+  virtual void prepare(Pass, Mode /*mode*/) {}
   // Called by the graph on each thread after its last backward call of a pass that had `carry`
   // set (so with param_grads), with that thread's workspace and gradient targets: adds what the
   // layer carried. A layer whose backward hands its call to another layer must hand this on too.

@@ -27,23 +27,28 @@ struct Conv2d : Layer {
   json hyper() const override;
   double flops(const std::vector<Shape>& in) const override;
   void init(Rng& rng) override;
-  void prepare(Pass pass) override;
+  void prepare(Pass pass, Mode mode) override;
   void end_backward(Workspace& ws, int node, const std::vector<Tensor*>& grads) override;
 
   // The core operations with explicit weights (w shaped like `weight`, b may be null). 3x3
-  // stride-1 convolutions with enough channels run as Winograd F(2x2,3x3) (engine/winograd.h),
-  // the others as im2col + GEMM.
+  // stride-1 convolutions with enough channels run as Winograd (engine/winograd.h): F(4x4,3x3)
+  // when the last prepare() was for a training pass and the plane is large enough, else
+  // F(2x2,3x3); the others as im2col + GEMM.
   void conv(const Tensor& x, const Tensor& w, const float* b, Tensor& y, Workspace& ws) const;
   void conv_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, Workspace& ws) const;
   void conv_backward_weight(const Tensor& x, const Tensor& gy, Tensor& gw, float* gb, Workspace& ws) const;
 
  private:
-  // `weight` in the Winograd domain (engine/winograd.h) as [16][O][C] for the input gradient,
-  // then as [16][C][O] for the forward pass; prepare() refreshes the half its pass uses.
+  // `weight` in the Winograd domain (engine/winograd.h) as [points][O][C] for the input gradient,
+  // then as [points][C][O] for the forward pass; prepare() refreshes the half its pass uses.
   Tensor wino_weight_;
   bool wino_ready_[2] = {false, false};  // each half, once a prepare() has computed it
+  int wino_tile_ = 2;                    // the tile size wino_weight_ is for
+  bool training_ = false;                // the last prepare() was for a training pass
+  int out_h_ = 0, out_w_ = 0;            // the output plane, from build()
   std::vector<float> wino_taps_;  // prepare()'s scratch, kept so that a pass allocates nothing
-  const float* winograd_weights(const Tensor& w, bool transposed, Workspace& ws) const;
+  int winograd_tile(int OH, int OW) const;
+  const float* winograd_weights(const Tensor& w, bool transposed, int tile, Workspace& ws) const;
   // The input gradient (gx non-null) and/or the weight and bias gradients (gw, gb non-null; x
   // needed then) in one pass over gy. With `carry`, a Winograd weight gradient is added to
   // *carry, still in the Winograd domain, for end_backward.
@@ -262,7 +267,7 @@ struct BatchNorm2d : Layer {
   void partial_sums(Pass p, const std::vector<const Tensor*>& in, const Tensor* g_out, double* part) const override;
   void combine_sums(Pass p, const std::vector<const double*>& parts, const std::vector<int>& rows,
                     bool param_grads) override;
-  void prepare(Pass p) override;
+  void prepare(Pass p, Mode mode) override;
   void build(const std::vector<Shape>& in) override;
   Shape out_shape(const std::vector<Shape>& in) const override { return in[0]; }
   void forward(ForwardCall& c) override;

@@ -1,10 +1,19 @@
-// Winograd F(2x2, 3x3); see winograd.h. The transforms cost O(C * tiles) per sample against the
-// GEMMs' O(O * C * tiles), so they must run vectorized, not at scalar speed.
+// Winograd F(2x2, 3x3) and F(4x4, 3x3); see winograd.h. The transforms cost O(C * tiles) per
+// sample against the GEMMs' O(O * C * tiles), so they must run vectorized, not at scalar speed.
 //
+// F(2x2, 3x3), written out by hand below:
 //   B^T = [1  0 -1  0]    G = [ 1    0    0 ]    A^T = [1  1  1  0]
 //         [0  1  1  0]        [ 1/2  1/2  1/2]          [0  1 -1 -1]
 //         [0 -1  1  0]        [ 1/2 -1/2  1/2]
 //         [0  1  0 -1]        [ 0    0    1 ]
+// F(4x4, 3x3) (interpolation points 0, ±1, ±2, ∞), through one generic "M X M^T" loop whose
+// multiplications by 0 and ±1 the compiler drops, the matrices being constants:
+//   B^T = [4  0 -5  0  1  0]    G = [ 1/4    0     0  ]    A^T = [1  1  1  1  1  0]
+//         [0 -4 -4  1  1  0]        [-1/6  -1/6  -1/6 ]          [0  1 -1  2 -2  0]
+//         [0  4 -4 -1  1  0]        [-1/6   1/6  -1/6 ]          [0  1  1  4  4  0]
+//         [0 -2 -1  2  1  0]        [ 1/24  1/12  1/6 ]          [0  1 -1  8 -8  1]
+//         [0  2 -1 -2  1  0]        [ 1/24 -1/12  1/6 ]
+//         [0  4  0 -5  0  1]        [ 0     0     1  ]
 #include "engine/winograd.h"
 
 #include <algorithm>
@@ -15,28 +24,35 @@
 
 namespace gb::winograd {
 
-// Floats from one tile's 16 points to the next tile's, for n channels: padded by 16 so that the
+// Floats from one tile's points to the next tile's, for n channels: padded by 16 so that the
 // GEMMs' rows (one per tile) are not a power of two apart, which would map them all onto the
 // same cache sets.
-static size_t tile_ld(int n) { return 16 * size_t(n) + 16; }
+static size_t tile_ld(int points, int n) { return size_t(points) * n + 16; }
+static size_t tile_ld(const Geometry& g, int n) { return tile_ld(g.points(), n); }
 
-Geometry geometry(int C, int H, int W, int O, int p) {
-  Geometry g{C, H, W, O, p, H + 2 * p - 2, W + 2 * p - 2, 0, 0};
-  g.TH = (g.OH + 1) / 2;
-  g.TW = (g.OW + 1) / 2;
+Geometry geometry(int C, int H, int W, int O, int p, int m) {
+  Geometry g{C, H, W, O, p, m, H + 2 * p - 2, W + 2 * p - 2, 0, 0};
+  g.TH = (g.OH + m - 1) / m;
+  g.TW = (g.OW + m - 1) / m;
   return g;
 }
 
 bool applies(int k, int stride, int C, int O) { return k == 3 && stride == 1 && C >= 16 && O >= 16; }
 
+int tile(bool training, int OH, int OW) {
+  if (!training || OH < 8 || OW < 8) return 2;
+  const double covered = double((OH + 3) / 4 * 4) * ((OW + 3) / 4 * 4);  // by 4x4 tiles
+  return covered <= 1.15 * OH * OW ? 4 : 2;
+}
+
 size_t work_floats(const Geometry& g, int n) {
   // The input tiles' points for n samples, one sample's output tiles, and one channel-last plane
   // (input or output, padded).
-  return tile_ld(g.C) * g.T() * n + grad_tile_floats(g, 1) +
-         std::max(size_t(g.PH()) * g.PW() * g.C, 4 * size_t(g.T()) * g.O);
+  return tile_ld(g, g.C) * g.T() * n + grad_tile_floats(g, 1) +
+         std::max(size_t(g.PH()) * g.PW() * g.C, size_t(g.m) * g.m * g.T() * g.O);
 }
 
-size_t grad_tile_floats(const Geometry& g, int n) { return tile_ld(g.O) * g.T() * n; }
+size_t grad_tile_floats(const Geometry& g, int n) { return tile_ld(g, g.O) * g.T() * n; }
 
 namespace {
 
@@ -208,26 +224,129 @@ GB_INLINE void output_tile_adjoint(int n, const float* __restrict g0, size_t rs,
   }
 }
 
-// The 16 points of every tile of one sample into v, channel-last: v[t][xi][c]. X is scratch for
-// the padded channel-last input.
+// ---- F(4x4, 3x3): one generic transform ------------------------------------------------------
+
+// A constant R x K matrix: at(i, k).
+struct BT4 {  // B^T
+  static constexpr int R = 6, K = 6;
+  static constexpr float m[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                                    {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+  static constexpr float at(int i, int k) { return m[i][k]; }
+};
+struct G4 {
+  static constexpr int R = 6, K = 3;
+  static constexpr float m[6][3] = {{1.f / 4, 0, 0},           {-1.f / 6, -1.f / 6, -1.f / 6},
+                                    {-1.f / 6, 1.f / 6, -1.f / 6}, {1.f / 24, 1.f / 12, 1.f / 6},
+                                    {1.f / 24, -1.f / 12, 1.f / 6}, {0, 0, 1}};
+  static constexpr float at(int i, int k) { return m[i][k]; }
+};
+struct AT4 {  // A^T
+  static constexpr int R = 4, K = 6;
+  static constexpr float m[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+  static constexpr float at(int i, int k) { return m[i][k]; }
+};
+template <class Mt>
+struct Transposed {  // the adjoint's matrix
+  static constexpr int R = Mt::K, K = Mt::R;
+  static constexpr float at(int i, int k) { return Mt::at(k, i); }
+};
+
+// out(i, j) = Σ_k Σ_l M(i, k) in(k, l) M(j, l) for n channels, with in(k, l) at
+// in[k * irs + l * ics + c] and out(i, j) at out[i * ors + j * ocs + c], stored or (Add) added.
+// The loops over the matrix are unrolled, so its entries are constants and its zeros cost nothing.
+template <class Mt, bool Add>
+GB_INLINE void sandwich(int n, const float* __restrict in, size_t irs, size_t ics, float* __restrict out, size_t ors,
+                        size_t ocs) {
+  constexpr int R = Mt::R, K = Mt::K;
+  // The points are blocks of n floats: stores to different points never overlap.
+#pragma GCC ivdep
+  for (int c = 0; c < n; ++c) {
+    float t[R][K];  // M in
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 8
+      for (int l = 0; l < K; ++l) {
+        float s = 0.f;
+        bool first = true;
+#pragma GCC unroll 8
+        for (int k = 0; k < K; ++k)
+          if (Mt::at(i, k) != 0.f) {
+            const float v = Mt::at(i, k) * in[k * irs + l * ics + c];
+            s = first ? v : s + v;
+            first = false;
+          }
+        t[i][l] = s;
+      }
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 8
+      for (int j = 0; j < R; ++j) {
+        float s = 0.f;
+        bool first = true;
+#pragma GCC unroll 8
+        for (int l = 0; l < K; ++l)
+          if (Mt::at(j, l) != 0.f) {
+            const float v = Mt::at(j, l) * t[i][l];
+            s = first ? v : s + v;
+            first = false;
+          }
+        if (Add)
+          out[i * ors + j * ocs + c] += s;
+        else
+          out[i * ors + j * ocs + c] = s;
+      }
+  }
+}
+
+// The four tile transforms of each tile size, as input_tile ... output_tile_adjoint above.
+template <int M>
+struct Tile;
+template <>
+struct Tile<2> {
+  GB_INLINE static void input(int n, const float* d0, size_t rs, float* v) { input_tile(n, d0, rs, v); }
+  GB_INLINE static void input_adjoint(int n, const float* v, float* d0, size_t rs) { input_tile_adjoint(n, v, d0, rs); }
+  GB_INLINE static void output(int n, const float* m, float* y0, size_t rs) { output_tile(n, m, y0, rs); }
+  GB_INLINE static void output_adjoint(int n, const float* g0, size_t rs, float* m) { output_tile_adjoint(n, g0, rs, m); }
+};
+template <>
+struct Tile<4> {
+  GB_INLINE static void input(int n, const float* d0, size_t rs, float* v) {
+    sandwich<BT4, false>(n, d0, rs, n, v, 6 * size_t(n), n);
+  }
+  GB_INLINE static void input_adjoint(int n, const float* v, float* d0, size_t rs) {
+    sandwich<Transposed<BT4>, true>(n, v, 6 * size_t(n), n, d0, rs, n);
+  }
+  GB_INLINE static void output(int n, const float* m, float* y0, size_t rs) {
+    sandwich<AT4, false>(n, m, 6 * size_t(n), n, y0, rs, n);
+  }
+  GB_INLINE static void output_adjoint(int n, const float* g0, size_t rs, float* m) {
+    sandwich<Transposed<AT4>, false>(n, g0, rs, n, m, 6 * size_t(n), n);
+  }
+};
+
+// The points of every tile of one sample into v, channel-last: v[t][xi][c]. X is scratch for the
+// padded channel-last input.
+template <int M>
 GB_INLINE void transform_input(const Geometry& g, const float* x, float* v, float* X) {
   to_padded_hwc(g, x, X);
   const size_t rs = size_t(g.PW()) * g.C;
   for (int th = 0; th < g.TH; ++th)
     for (int tw = 0; tw < g.TW; ++tw)
-      input_tile(g.C, X + 2 * th * rs + size_t(2 * tw) * g.C, rs, v + size_t(th * g.TW + tw) * tile_ld(g.C));
+      Tile<M>::input(g.C, X + M * th * rs + size_t(M * tw) * g.C, rs, v + size_t(th * g.TW + tw) * tile_ld(g, g.C));
 }
 
 // m[t][xi][o] = A gy A^T for the tiles of one sample. G is scratch: the output gradient
-// channel-last over whole tiles ([2TH][2TW][O], zero past the output's edge).
+// channel-last over whole tiles ([M TH][M TW][O], zero past the output's edge).
+template <int M>
 GB_INLINE void transform_output_grad(const Geometry& g, const float* gy, float* m, float* G) {
-  const int O = g.O, W2 = 2 * g.TW;
-  const size_t rs = size_t(W2) * O;
-  std::fill(G, G + 2 * g.TH * rs, 0.f);
+  const int O = g.O, WM = M * g.TW;
+  const size_t rs = size_t(WM) * O;
+  std::fill(G, G + M * g.TH * rs, 0.f);
   convert<true>(gy, G, O, g.OH * g.OW, ChannelLast{g.OW, O, rs, 0});
   for (int th = 0; th < g.TH; ++th)
     for (int tw = 0; tw < g.TW; ++tw)
-      output_tile_adjoint(O, G + 2 * th * rs + size_t(2 * tw) * O, rs, m + size_t(th * g.TW + tw) * tile_ld(O));
+      Tile<M>::output_adjoint(O, G + M * th * rs + size_t(M * tw) * O, rs,
+                              m + size_t(th * g.TW + tw) * tile_ld(g, O));
 }
 
 // Row I of (G g) G^T for every filter: k holds the 9 taps as [9][F], u gets points 4I..4I+3.
@@ -274,8 +393,8 @@ GB_INLINE void weight_grad_row(size_t F, const float* __restrict du, float* __re
 // Both weight transforms go through a [9][F] copy of the taps, so that their arithmetic runs
 // over contiguous filters. The filters are taken in (o, c) order, or (c, o) for the transposed
 // layout.
-GB_CLONES void transform_weights(const float* w, int O, int C, bool transposed, float* u, float* taps, size_t f0,
-                                 size_t f1) {
+GB_CLONES void transform_weights(int m, const float* w, int O, int C, bool transposed, float* u, float* taps,
+                                 size_t f0, size_t f1) {
   const size_t F = size_t(O) * C;
   // Eight filters at a time through a small block: the nine rows of taps are a power of two
   // apart for common channel counts, and single-float stores to them, interleaved with the loads,
@@ -295,17 +414,25 @@ GB_CLONES void transform_weights(const float* w, int O, int C, bool transposed, 
       else
         std::memcpy(taps + e * F + f, blk[e], n * sizeof(float));
   }
+  if (m == 4) {  // u(i, j) = (G g G^T)(i, j): the taps are 3x3 "channels" F apart
+    sandwich<G4, false>(int(f1 - f0), taps + f0, 3 * F, F, u + f0, 6 * F, F);
+    return;
+  }
   weight_row<0>(F, f0, f1, taps, u);
   weight_row<1>(F, f0, f1, taps, u);
   weight_row<2>(F, f0, f1, taps, u);
   weight_row<3>(F, f0, f1, taps, u);
 }
 
-GB_CLONES void add_weight_grad(const float* du, int O, int C, float* gw, float* work) {
+GB_CLONES void add_weight_grad(int m, const float* du, int O, int C, float* gw, float* work) {
   const size_t F = size_t(O) * C;
-  weight_grad_row<0>(F, du, work);
-  weight_grad_row<1>(F, du, work);
-  weight_grad_row<2>(F, du, work);
+  if (m == 4) {
+    sandwich<Transposed<G4>, false>(int(F), du, 6 * F, F, work, 3 * F, F);
+  } else {
+    weight_grad_row<0>(F, du, work);
+    weight_grad_row<1>(F, du, work);
+    weight_grad_row<2>(F, du, work);
+  }
   for (size_t f = 0; f < F; f += 8) {  // through a block, as in transform_weights
     const size_t n = std::min<size_t>(8, F - f);
     float blk[9][8];
@@ -315,21 +442,25 @@ GB_CLONES void add_weight_grad(const float* du, int O, int C, float* gw, float* 
   }
 }
 
+namespace {
+
 // The GEMMs take point xi's [tiles x channels] matrix straight out of the tile-major arrays:
 // rows tile_ld(channels) apart.
-GB_CLONES void forward(const Geometry& g, const float* x, const float* u, const float* b, float* y, float* work) {
-  const int T = g.T(), C = g.C, O = g.O;
+template <int M>
+GB_INLINE void forward_tiles(const Geometry& g, const float* x, const float* u, const float* b, float* y,
+                             float* work) {
+  const int T = g.T(), C = g.C, O = g.O, NP = g.points();
   float* v = work;
-  float* m = v + tile_ld(C) * T;
-  float* X = m + tile_ld(O) * T;  // the padded input, then the output, channel-last
-  transform_input(g, x, v, X);
-  for (int xi = 0; xi < 16; ++xi)  // M = V U^T: [tiles x C] x [C x O]
-    gemm(false, false, T, O, C, 1.f, v + xi * C, int(tile_ld(C)), u + xi * size_t(O) * C, O, 0.f, m + xi * O,
-         int(tile_ld(O)));
-  const size_t rs = size_t(2 * g.TW) * O;
+  float* m = v + tile_ld(g, C) * T;
+  float* X = m + tile_ld(g, O) * T;  // the padded input, then the output, channel-last
+  transform_input<M>(g, x, v, X);
+  for (int xi = 0; xi < NP; ++xi)  // M = V U^T: [tiles x C] x [C x O]
+    gemm(false, false, T, O, C, 1.f, v + xi * C, int(tile_ld(g, C)), u + xi * size_t(O) * C, O, 0.f, m + xi * O,
+         int(tile_ld(g, O)));
+  const size_t rs = size_t(M * g.TW) * O;
   for (int th = 0; th < g.TH; ++th)
     for (int tw = 0; tw < g.TW; ++tw)
-      output_tile(O, m + size_t(th * g.TW + tw) * tile_ld(O), X + 2 * th * rs + size_t(2 * tw) * O, rs);
+      Tile<M>::output(O, m + size_t(th * g.TW + tw) * tile_ld(g, O), X + M * th * rs + size_t(M * tw) * O, rs);
   const int P = g.OH * g.OW;
   convert<false>(X, y, O, P, ChannelLast{g.OW, O, rs, 0});
   if (b)
@@ -337,35 +468,67 @@ GB_CLONES void forward(const Geometry& g, const float* x, const float* u, const 
       for (int q = 0; q < P; ++q) y[size_t(o) * P + q] += b[o];
 }
 
-GB_CLONES void grad_tiles(const Geometry& g, int n, const float* gy, float* m, float* work) {
-  for (int s = 0; s < n; ++s)
-    transform_output_grad(g, gy + size_t(s) * g.O * g.OH * g.OW, m + tile_ld(g.O) * s * g.T(), work);
-}
-
-GB_CLONES void backward_data(const Geometry& g, const float* m, const float* u, float* gx, float* work) {
-  const int T = g.T(), C = g.C, O = g.O;
+template <int M>
+GB_INLINE void backward_data_tiles(const Geometry& g, const float* m, const float* u, float* gx, float* work) {
+  const int T = g.T(), C = g.C, O = g.O, NP = g.points();
   float* v = work;
-  float* X = v + tile_ld(C) * T;  // the padded input gradient, channel-last
-  for (int xi = 0; xi < 16; ++xi)  // dV = dM U: [tiles x O] x [O x C]
-    gemm(false, false, T, C, O, 1.f, m + xi * O, int(tile_ld(O)), u + xi * size_t(O) * C, C, 0.f, v + xi * C,
-         int(tile_ld(C)));
+  float* X = v + tile_ld(g, C) * T;  // the padded input gradient, channel-last
+  for (int xi = 0; xi < NP; ++xi)  // dV = dM U: [tiles x O] x [O x C]
+    gemm(false, false, T, C, O, 1.f, m + xi * O, int(tile_ld(g, O)), u + xi * size_t(O) * C, C, 0.f, v + xi * C,
+         int(tile_ld(g, C)));
   const size_t rs = size_t(g.PW()) * C;
   std::fill(X, X + size_t(g.PH()) * rs, 0.f);
   for (int th = 0; th < g.TH; ++th)
     for (int tw = 0; tw < g.TW; ++tw)
-      input_tile_adjoint(C, v + size_t(th * g.TW + tw) * tile_ld(C), X + 2 * th * rs + size_t(2 * tw) * C, rs);
+      Tile<M>::input_adjoint(C, v + size_t(th * g.TW + tw) * tile_ld(g, C), X + M * th * rs + size_t(M * tw) * C, rs);
   from_padded_hwc(g, X, gx);
+}
+
+template <int M>
+GB_INLINE void backward_weight_tiles(const Geometry& g, int n, const float* x, const float* m, float beta, float* du,
+                                     float* work) {
+  const int T = g.T(), C = g.C, O = g.O, NP = g.points();
+  float* v = work;
+  float* X = v + tile_ld(g, C) * n * T;
+  for (int s = 0; s < n; ++s) transform_input<M>(g, x + size_t(s) * C * g.H * g.W, v + tile_ld(g, C) * s * T, X);
+  for (int xi = 0; xi < NP; ++xi)  // dU = dM^T V: [O x tiles] x [tiles x C]
+    gemm(true, false, O, C, n * T, 1.f, m + xi * O, int(tile_ld(g, O)), v + xi * C, int(tile_ld(g, C)), beta,
+         du + xi * size_t(O) * C, C);
+}
+
+}  // namespace
+
+GB_CLONES void forward(const Geometry& g, const float* x, const float* u, const float* b, float* y, float* work) {
+  if (g.m == 4)
+    forward_tiles<4>(g, x, u, b, y, work);
+  else
+    forward_tiles<2>(g, x, u, b, y, work);
+}
+
+GB_CLONES void grad_tiles(const Geometry& g, int n, const float* gy, float* m, float* work) {
+  for (int s = 0; s < n; ++s) {
+    const float* gs = gy + size_t(s) * g.O * g.OH * g.OW;
+    float* ms = m + tile_ld(g, g.O) * s * g.T();
+    if (g.m == 4)
+      transform_output_grad<4>(g, gs, ms, work);
+    else
+      transform_output_grad<2>(g, gs, ms, work);
+  }
+}
+
+GB_CLONES void backward_data(const Geometry& g, const float* m, const float* u, float* gx, float* work) {
+  if (g.m == 4)
+    backward_data_tiles<4>(g, m, u, gx, work);
+  else
+    backward_data_tiles<2>(g, m, u, gx, work);
 }
 
 GB_CLONES void backward_weight(const Geometry& g, int n, const float* x, const float* m, float beta, float* du,
                                float* work) {
-  const int T = g.T(), C = g.C, O = g.O;
-  float* v = work;
-  float* X = v + tile_ld(C) * n * T;
-  for (int s = 0; s < n; ++s) transform_input(g, x + size_t(s) * C * g.H * g.W, v + tile_ld(C) * s * T, X);
-  for (int xi = 0; xi < 16; ++xi)  // dU = dM^T V: [O x tiles] x [tiles x C]
-    gemm(true, false, O, C, n * T, 1.f, m + xi * O, int(tile_ld(O)), v + xi * C, int(tile_ld(C)), beta,
-         du + xi * size_t(O) * C, C);
+  if (g.m == 4)
+    backward_weight_tiles<4>(g, n, x, m, beta, du, work);
+  else
+    backward_weight_tiles<2>(g, n, x, m, beta, du, work);
 }
 
 }  // namespace gb::winograd

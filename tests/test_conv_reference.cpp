@@ -9,6 +9,7 @@
 #include "engine/graph.h"
 #include "engine/layers.h"
 #include "engine/threads.h"
+#include "engine/winograd.h"
 
 using namespace gb;
 
@@ -90,12 +91,17 @@ constexpr double kTol = 2e-6;  // ~16 float32 ulps of the terms' magnitude; erro
 // Winograd F(2x2,3x3) adds and halves in its transforms before and after the GEMM, so its error
 // bound is a few times that of the direct sum; errors seen stay below 2e-6.
 constexpr double kWinogradTol = 8e-6;
+// F(4x4,3x3) (training passes) multiplies by up to 8 and 1/24 in its transforms; errors seen
+// stay below 4e-6, twice those of F(2x2,3x3).
+constexpr double kWinograd4Tol = 2e-5;
 
-void check_against_reference(const Geom& g, uint64_t seed, double tol = kTol) {
-  INFO(g.str());
+// With `training`, the layer is prepared for a training pass first (F(4x4,3x3) on large planes).
+void check_against_reference(const Geom& g, uint64_t seed, double tol = kTol, bool training = false) {
+  INFO(g.str() << (training ? ", training" : ""));
   Rng r(seed);
   Conv2d conv(g.O, g.k, g.s, g.p, g.bias);
   conv.build({Shape{1, g.C, g.H, g.W}});
+  if (training) conv.prepare(Layer::Pass::forward, Mode::train);
   const Shape ys = conv.out_shape({Shape{g.N, g.C, g.H, g.W}});
   REQUIRE(ys == Shape{g.N, g.O, g.OH(), g.OW()});
   Tensor x = uniform(Shape{g.N, g.C, g.H, g.W}, r), w = uniform(conv.weight.value.shape(), r);
@@ -197,6 +203,53 @@ TEST_CASE("Winograd convolution (3x3, stride 1, >= 16 channels) matches the dire
   }
 }
 
+TEST_CASE("Winograd F(4x4,3x3), used in training passes, matches the direct convolution") {
+  CHECK(winograd::tile(true, 32, 32) == 4);
+  CHECK(winograd::tile(true, 8, 30) == 4);
+  CHECK(winograd::tile(true, 14, 14) == 2);  // 16x16 of tiles: 31% past the edge
+  CHECK(winograd::tile(true, 7, 40) == 2);
+  CHECK(winograd::tile(false, 32, 32) == 2);
+  const Geom cases[] = {
+      {2, 16, 16, 16, 16, 3, 1, 1, true},   // whole 4x4 tiles
+      {1, 16, 30, 31, 20, 3, 1, 1, true},   // the last tile row and column hang over by 2 and 1
+      {2, 17, 33, 26, 16, 3, 1, 0, false},  // valid convolution: 31x24 output
+      {1, 16, 10, 10, 18, 3, 1, 2, true},   // output (12x12) larger than the input
+      {1, 24, 32, 32, 40, 3, 1, 1, true},   // a CIFAR-size plane
+  };
+  uint64_t seed = 500;
+  for (const Geom& g : cases) {
+    CHECK(winograd::tile(true, g.OH(), g.OW()) == 4);
+    check_against_reference(g, seed++, kWinograd4Tol, true);
+  }
+  Rng r(78);
+  for (int t = 0; t < 8; ++t) {
+    Geom g{1 + int(r.below(3)), 16 + int(r.below(9)), 24 + int(r.below(17)), 24 + int(r.below(17)),
+           16 + int(r.below(9)), 3, 1, 1 + int(r.below(2)), bool(r.below(2))};
+    check_against_reference(g, 600 + t, kWinograd4Tol, true);
+  }
+}
+
+TEST_CASE("A training pass runs the other Winograd transform: its outputs differ from eval's in rounding only") {
+  // Both passes are checked against the direct convolution above; here the point is that they are
+  // two computations (F(4x4,3x3) in training, F(2x2,3x3) in eval), not one.
+  const Geom g{2, 16, 16, 16, 16, 3, 1, 1, false};
+  Graph net(Shape{g.C, g.H, g.W});
+  net.then<Conv2d>(g.O, 3, 1, 1, false);
+  net.init(5);
+  Rng r(6);
+  Tensor x = uniform(Shape{g.N, g.C, g.H, g.W}, r);
+  const Tensor y_eval = net.forward(x, Mode::eval).clone();
+  const Tensor& y_train = net.forward(x, Mode::train);
+  size_t differ = 0;
+  double worst = 0;
+  for (size_t i = 0; i < y_eval.size(); ++i) {
+    differ += y_eval[i] != y_train[i];
+    worst = std::max(worst, double(std::fabs(y_eval[i] - y_train[i])));
+  }
+  CHECK(differ > y_eval.size() / 10);
+  CHECK(worst < 1e-4);
+}
+
 // The direct convolution with the layer's own weights and bias.
 static Ref layer_reference(const Geom& g, const Tensor& x, const Conv2d& conv) {
   const size_t P = size_t(g.OH()) * g.OW();
@@ -240,17 +293,18 @@ TEST_CASE("Conv2d through the graph equals the direct convolution and accumulate
   const Geom cases[] = {
       {3, 2, 6, 5, 3, 3, 2, 1, true}, {9, 16, 40, 40, 17, 3, 1, 1, true}, {2, 29, 5, 5, 37, 3, 1, 1, true}};
   for (const Geom& g : cases)
-    for (int T : {1, 2, 3}) {
-      INFO(g.str() << ", " << T << " thread(s)");
+    for (int T : {1, 2, 3})
+      for (Mode mode : {Mode::eval, Mode::train}) {  // in training, F(4x4,3x3) on the 40x40 plane
+      INFO(g.str() << ", " << T << " thread(s), " << (mode == Mode::train ? "training" : "eval"));
       set_threads(T);
-      const double tol = g.C >= 16 ? kWinogradTol : kTol;
+      const double tol = g.C < 16 ? kTol : mode == Mode::train && g.H >= 12 ? kWinograd4Tol : kWinogradTol;
       Graph net(Shape{g.C, g.H, g.W});
       net.then<Conv2d>(g.O, g.k, g.s, g.p, true);
       auto& conv = static_cast<Conv2d&>(net.layer(0));
       Rng r(9);
       Tensor x = uniform(Shape{g.N, g.C, g.H, g.W}, r);
       for (Param* p : conv.params()) p->value.copy_from(uniform(p->value.shape(), r));
-      const Tensor& y = net.forward(x);
+      const Tensor& y = net.forward(x, mode);
       const Ref y_ref = layer_reference(g, x, conv);
       std::string first;
       CHECK_MESSAGE(compare("y", y, y_ref, tol, first) == 0, first);
