@@ -93,7 +93,7 @@ void check_shape(const Tensor& t, const Shape& want, const std::string& what);
 // Concatenates along dim 0 (all other dims equal).
 Tensor concat(const std::vector<Tensor>& parts);
 
-// The sum of n floats, added in double precision in eight interleaved running sums: the compiler
+// The sum of n floats, added in double precision in sixteen interleaved running sums: the compiler
 // vectorizes it (one running sum would be a chain of dependent adds), and the order is fixed, so
 // the result is the same on every run.
 double sum(const float* p, size_t n);
