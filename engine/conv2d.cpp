@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "engine/blas.h"
+#include "engine/simd.h"
 #include "engine/sizes.h"
 #include "engine/layers.h"
 #include "engine/threads.h"
@@ -81,12 +82,12 @@ inline void inside(int s, int p, int b, int W, int n, int& lo, int& hi) {
 
 // q[j] = src[S*j] (S = 2 is a compile-time stride the compiler can vectorize) and its adjoint.
 template <int S>
-inline void gather(float* __restrict q, const float* __restrict src, int n, int s) {
+GB_INLINE void gather(float* __restrict q, const float* __restrict src, int n, int s) {
   const int st = S ? S : s;
   for (int j = 0; j < n; ++j) q[j] = src[j * st];
 }
 template <int S>
-inline void scatter_add(float* __restrict dst, const float* __restrict q, int n, int s) {
+GB_INLINE void scatter_add(float* __restrict dst, const float* __restrict q, int n, int s) {
   const int st = S ? S : s;
   for (int j = 0; j < n; ++j) dst[j * st] += q[j];
 }
@@ -95,7 +96,7 @@ inline void scatter_add(float* __restrict dst, const float* __restrict q, int n,
 // out + (a * n + b) * ps, rows WQ floats apart, rows_q x WQ of them (zeros where the padded input
 // is padding or beyond).
 template <int S>
-void split(const Geometry& g, const Phases& f, const float* plane, float* out, size_t ps) {
+GB_INLINE void split(const Geometry& g, const Phases& f, const float* plane, float* out, size_t ps) {
   const int s = S ? S : g.s;
   for (int a = 0; a < f.n; ++a) {
     int i0, i1;
@@ -120,7 +121,7 @@ void split(const Geometry& g, const Phases& f, const float* plane, float* out, s
 
 // The adjoint of split: adds the phase planes into the input plane.
 template <int S>
-void merge(const Geometry& g, const Phases& f, const float* in, size_t ps, float* plane) {
+GB_INLINE void merge(const Geometry& g, const Phases& f, const float* in, size_t ps, float* plane) {
   const int s = S ? S : g.s;
   for (int a = 0; a < f.n; ++a) {
     int i0, i1;
@@ -137,7 +138,7 @@ void merge(const Geometry& g, const Phases& f, const float* in, size_t ps, float
 }
 
 template <int S>
-void im2col_strided(const Geometry& g, const float* x, float* col, float* scratch) {
+GB_INLINE void im2col_strided(const Geometry& g, const float* x, float* col, float* scratch) {
   const int P = g.P(), kk = g.k * g.k;
   const Phases f = phases(g);
   if (f.d == 0) {  // k <= s: phase (a, b) is tap (a, b)'s row, split straight into col
@@ -163,7 +164,7 @@ void im2col_strided(const Geometry& g, const float* x, float* col, float* scratc
 }
 
 template <int S>
-void col2im_strided(const Geometry& g, const float* col, float* x, float* scratch) {
+GB_INLINE void col2im_strided(const Geometry& g, const float* col, float* x, float* scratch) {
   const int P = g.P(), kk = g.k * g.k;
   const Phases f = phases(g);
   if (f.d == 0) {
@@ -184,16 +185,26 @@ void col2im_strided(const Geometry& g, const float* col, float* x, float* scratc
   }
 }
 
+// The phase-plane paths, compiled for AVX2 as well as the baseline (engine/simd.h): their rows
+// are short (8 to 16 floats in a ResNet's later stages), so the vector width counts.
+GB_CLONES void im2col_phases(const Geometry& g, const float* x, float* col, float* scratch) {
+  if (g.s == 2)
+    im2col_strided<2>(g, x, col, scratch);
+  else
+    im2col_strided<0>(g, x, col, scratch);
+}
+
+GB_CLONES void col2im_phases(const Geometry& g, const float* col, float* x, float* scratch) {
+  if (g.s == 2)
+    col2im_strided<2>(g, col, x, scratch);
+  else
+    col2im_strided<0>(g, col, x, scratch);
+}
+
 // col[r, p] of one sample x (C*H*W floats). For stride >= 2 with k > s, `scratch` holds
 // phase_scratch(g) floats; without it such convolutions gather element by element.
 void im2col(const Geometry& g, const float* x, float* col, float* scratch = nullptr) {
-  if (g.s >= 2 && (g.k <= g.s || scratch)) {
-    if (g.s == 2)
-      im2col_strided<2>(g, x, col, scratch);
-    else
-      im2col_strided<0>(g, x, col, scratch);
-    return;
-  }
+  if (g.s >= 2 && (g.k <= g.s || scratch)) return im2col_phases(g, x, col, scratch);
   const int P = g.P();
   // "Same" convolutions (stride 1, output as wide as the input, e.g. 3x3 with padding 1): a tap's
   // row is the input plane shifted by a constant offset, so it is one contiguous copy, after
@@ -242,13 +253,7 @@ void im2col(const Geometry& g, const float* x, float* col, float* scratch = null
 // The adjoint of im2col for one sample: adds col back into x (zeroed by the caller). `scratch`
 // as for im2col.
 void col2im(const Geometry& g, const float* col, float* x, float* scratch = nullptr) {
-  if (g.s >= 2 && (g.k <= g.s || scratch)) {
-    if (g.s == 2)
-      col2im_strided<2>(g, col, x, scratch);
-    else
-      col2im_strided<0>(g, col, x, scratch);
-    return;
-  }
+  if (g.s >= 2 && (g.k <= g.s || scratch)) return col2im_phases(g, col, x, scratch);
   const int P = g.P();
   for (int c = 0; c < g.C; ++c) {
     float* plane = x + size_t(c) * g.H * g.W;
