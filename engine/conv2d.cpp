@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "engine/blas.h"
+#include "engine/simd.h"
 #include "engine/sizes.h"
 #include "engine/layers.h"
 #include "engine/threads.h"
@@ -40,8 +41,170 @@ inline void valid_range(int s, int p, int kj, int W, int OW, int& lo, int& hi) {
   hi = std::clamp((W + p - kj + s - 1) / s, lo, OW);
 }
 
-// col[r, p] of one sample x (C*H*W floats).
-void im2col(const Geometry& g, const float* x, float* col) {
+// ---- strides >= 2: phase planes --------------------------------------------------------------
+//
+// With stride s, tap (ki, kj) at output (oh, ow) reads padded input row oh*s + ki and column
+// ow*s + kj. Write ki = s*di + a and kj = s*dj + b: the tap reads phase plane (a, b) of the padded
+// input, Q_ab[i][j] = xpad[s*i + a][s*j + b], at row oh + di and column ow + dj. So one strided
+// pass over each input plane splits it into its phases, after which every tap's row of the
+// column matrix is a set of contiguous copies out of one phase plane (and col2im, the adjoint,
+// contiguous adds into phase planes and one strided pass back). Only phases a, b < min(s, k) are
+// read. When k <= s every tap is its own phase (di = dj = 0) and the phase planes are the
+// column rows themselves: im2col is one strided pass straight into col, with no scratch (the
+// 1x1 stride-2 projections of a ResNet are a pure subsample).
+
+struct Phases {
+  int n;       // phases per axis: min(s, k)
+  int d;       // largest tap offset in phase-plane units: (k - 1) / s
+  int HQ, WQ;  // phase-plane size: OH + d rows, OW + d columns
+  size_t plane() const { return size_t(HQ) * WQ; }
+  size_t floats() const { return size_t(n) * n * plane(); }  // one input channel's phase planes
+};
+
+Phases phases(const Geometry& g) {
+  Phases f;
+  f.n = std::min(g.s, g.k);
+  f.d = (g.k - 1) / g.s;
+  f.HQ = g.OH + f.d;
+  f.WQ = g.OW + f.d;
+  return f;
+}
+
+// Scratch floats im2col and col2im need for geometry g (0: none).
+size_t phase_scratch(const Geometry& g) { return g.s >= 2 && g.k > g.s ? phases(g).floats() : 0; }
+
+// Indices j in [0, n) whose input column s*j + b - p lies in [0, W): [lo, hi).
+inline void inside(int s, int p, int b, int W, int n, int& lo, int& hi) {
+  lo = std::clamp((p - b + s - 1) / s, 0, n);
+  if (p - b < 0) lo = 0;
+  hi = std::clamp((W + p - b + s - 1) / s, lo, n);
+}
+
+// q[j] = src[S*j] (S = 2 is a compile-time stride the compiler can vectorize) and its adjoint.
+template <int S>
+GB_INLINE void gather(float* __restrict q, const float* __restrict src, int n, int s) {
+  const int st = S ? S : s;
+  for (int j = 0; j < n; ++j) q[j] = src[j * st];
+}
+template <int S>
+GB_INLINE void scatter_add(float* __restrict dst, const float* __restrict q, int n, int s) {
+  const int st = S ? S : s;
+  for (int j = 0; j < n; ++j) dst[j * st] += q[j];
+}
+
+// Splits one input plane (H x W) into its n x n phase planes: phase (a, b) goes to
+// out + (a * n + b) * ps, rows WQ floats apart, rows_q x WQ of them (zeros where the padded input
+// is padding or beyond).
+template <int S>
+GB_INLINE void split(const Geometry& g, const Phases& f, const float* plane, float* out, size_t ps) {
+  const int s = S ? S : g.s;
+  for (int a = 0; a < f.n; ++a) {
+    int i0, i1;
+    inside(s, g.p, a, g.H, f.HQ, i0, i1);
+    for (int b = 0; b < f.n; ++b) {
+      float* q = out + size_t(a * f.n + b) * ps;
+      int j0, j1;
+      inside(s, g.p, b, g.W, f.WQ, j0, j1);
+      std::fill(q, q + size_t(i0) * f.WQ, 0.f);
+      for (int i = i0; i < i1; ++i)
+        gather<S>(q + size_t(i) * f.WQ + j0, plane + size_t(i * s + a - g.p) * g.W + (j0 * s + b - g.p), j1 - j0, s);
+      // The padding columns, a column at a time (per row they are a float or two: a fill per row
+      // would be a memset call each).
+      for (int j = 0; j < j0; ++j)
+        for (int i = i0; i < i1; ++i) q[size_t(i) * f.WQ + j] = 0.f;
+      for (int j = j1; j < f.WQ; ++j)
+        for (int i = i0; i < i1; ++i) q[size_t(i) * f.WQ + j] = 0.f;
+      std::fill(q + size_t(i1) * f.WQ, q + size_t(f.HQ) * f.WQ, 0.f);
+    }
+  }
+}
+
+// The adjoint of split: adds the phase planes into the input plane.
+template <int S>
+GB_INLINE void merge(const Geometry& g, const Phases& f, const float* in, size_t ps, float* plane) {
+  const int s = S ? S : g.s;
+  for (int a = 0; a < f.n; ++a) {
+    int i0, i1;
+    inside(s, g.p, a, g.H, f.HQ, i0, i1);
+    for (int b = 0; b < f.n; ++b) {
+      const float* q = in + size_t(a * f.n + b) * ps;
+      int j0, j1;
+      inside(s, g.p, b, g.W, f.WQ, j0, j1);
+      for (int i = i0; i < i1; ++i)
+        scatter_add<S>(plane + size_t(i * s + a - g.p) * g.W + (j0 * s + b - g.p), q + size_t(i) * f.WQ + j0, j1 - j0,
+                       s);
+    }
+  }
+}
+
+template <int S>
+GB_INLINE void im2col_strided(const Geometry& g, const float* x, float* col, float* scratch) {
+  const int P = g.P(), kk = g.k * g.k;
+  const Phases f = phases(g);
+  if (f.d == 0) {  // k <= s: phase (a, b) is tap (a, b)'s row, split straight into col
+    for (int c = 0; c < g.C; ++c) {
+      float* d = col + size_t(c) * kk * P;
+      const float* plane = x + size_t(c) * g.H * g.W;
+      // Phase (a, b) at d + (a * k + b) * P: with n = k that is (a * n + b) * P.
+      split<S>(g, f, plane, d, P);
+    }
+    return;
+  }
+  for (int c = 0; c < g.C; ++c) {
+    split<S>(g, f, x + size_t(c) * g.H * g.W, scratch, f.plane());
+    for (int ki = 0; ki < g.k; ++ki)
+      for (int kj = 0; kj < g.k; ++kj) {
+        const int a = ki % g.s, di = ki / g.s, b = kj % g.s, dj = kj / g.s;
+        const float* __restrict q = scratch + size_t(a * f.n + b) * f.plane() + size_t(di) * f.WQ + dj;
+        float* __restrict d = col + size_t((c * g.k + ki) * g.k + kj) * P;
+        for (int oh = 0; oh < g.OH; ++oh, q += f.WQ, d += g.OW)
+          for (int ow = 0; ow < g.OW; ++ow) d[ow] = q[ow];
+      }
+  }
+}
+
+template <int S>
+GB_INLINE void col2im_strided(const Geometry& g, const float* col, float* x, float* scratch) {
+  const int P = g.P(), kk = g.k * g.k;
+  const Phases f = phases(g);
+  if (f.d == 0) {
+    for (int c = 0; c < g.C; ++c) merge<S>(g, f, col + size_t(c) * kk * P, P, x + size_t(c) * g.H * g.W);
+    return;
+  }
+  for (int c = 0; c < g.C; ++c) {
+    std::fill(scratch, scratch + f.floats(), 0.f);
+    for (int ki = 0; ki < g.k; ++ki)
+      for (int kj = 0; kj < g.k; ++kj) {
+        const int a = ki % g.s, di = ki / g.s, b = kj % g.s, dj = kj / g.s;
+        float* __restrict q = scratch + size_t(a * f.n + b) * f.plane() + size_t(di) * f.WQ + dj;
+        const float* __restrict d = col + size_t((c * g.k + ki) * g.k + kj) * P;
+        for (int oh = 0; oh < g.OH; ++oh, q += f.WQ, d += g.OW)
+          for (int ow = 0; ow < g.OW; ++ow) q[ow] += d[ow];
+      }
+    merge<S>(g, f, scratch, f.plane(), x + size_t(c) * g.H * g.W);
+  }
+}
+
+// The phase-plane paths, compiled for AVX2 as well as the baseline (engine/simd.h): their rows
+// are short (8 to 16 floats in a ResNet's later stages), so the vector width counts.
+GB_CLONES void im2col_phases(const Geometry& g, const float* x, float* col, float* scratch) {
+  if (g.s == 2)
+    im2col_strided<2>(g, x, col, scratch);
+  else
+    im2col_strided<0>(g, x, col, scratch);
+}
+
+GB_CLONES void col2im_phases(const Geometry& g, const float* col, float* x, float* scratch) {
+  if (g.s == 2)
+    col2im_strided<2>(g, col, x, scratch);
+  else
+    col2im_strided<0>(g, col, x, scratch);
+}
+
+// col[r, p] of one sample x (C*H*W floats). For stride >= 2 with k > s, `scratch` holds
+// phase_scratch(g) floats; without it such convolutions gather element by element.
+void im2col(const Geometry& g, const float* x, float* col, float* scratch = nullptr) {
+  if (g.s >= 2 && (g.k <= g.s || scratch)) return im2col_phases(g, x, col, scratch);
   const int P = g.P();
   // "Same" convolutions (stride 1, output as wide as the input, e.g. 3x3 with padding 1): a tap's
   // row is the input plane shifted by a constant offset, so it is one contiguous copy, after
@@ -87,8 +250,10 @@ void im2col(const Geometry& g, const float* x, float* col) {
   }
 }
 
-// The adjoint of im2col for one sample: adds col back into x (zeroed by the caller).
-void col2im(const Geometry& g, const float* col, float* x) {
+// The adjoint of im2col for one sample: adds col back into x (zeroed by the caller). `scratch`
+// as for im2col.
+void col2im(const Geometry& g, const float* col, float* x, float* scratch = nullptr) {
+  if (g.s >= 2 && (g.k <= g.s || scratch)) return col2im_phases(g, col, x, scratch);
   const int P = g.P();
   for (int c = 0; c < g.C; ++c) {
     float* plane = x + size_t(c) * g.H * g.W;
@@ -192,8 +357,9 @@ void Conv2d::conv(const Tensor& x, const Tensor& w, const float* b, Tensor& y, W
   }
   const int P = g.P(), K = g.K();
   float* col = ws.get(0, size_t(K) * P);
+  float* scratch = ws.get(1, phase_scratch(g));
   for (int n = 0; n < x.batch(); ++n) {
-    im2col(g, x.data() + size_t(n) * g.C * g.H * g.W, col);
+    im2col(g, x.data() + size_t(n) * g.C * g.H * g.W, col, scratch);
     float* yn = y.data() + size_t(n) * g.O * P;
     if (b)  // the GEMM adds onto the bias (beta = 1): one pass over y instead of two
       for (int o = 0; o < g.O; ++o) std::fill(yn + size_t(o) * P, yn + size_t(o + 1) * P, b[o]);
@@ -248,15 +414,16 @@ void Conv2d::conv_backward(const Tensor* x, const Tensor& gy, const Tensor& w, T
     if (gw && !carry && N) winograd::add_weight_grad(wg.m, du, g.O, g.C, gw->data(), du + NP * F);
   } else {
     float* col = ws.get(0, size_t(K) * P);
+    float* scratch = ws.get(1, phase_scratch(g));
     if (gx) gx->fill(0.f);
     for (int n = 0; n < N; ++n) {
       if (gw) {
-        im2col(g, x->data() + n * in_floats, col);
+        im2col(g, x->data() + n * in_floats, col, scratch);
         gemm(false, true, g.O, K, P, 1.f, gy.data() + n * out_floats, col, 1.f, gw->data());
       }
       if (gx) {
         gemm(true, false, K, P, g.O, 1.f, w.data(), gy.data() + n * out_floats, 0.f, col);
-        col2im(g, col, gx->data() + n * in_floats);
+        col2im(g, col, gx->data() + n * in_floats, scratch);
       }
     }
   }

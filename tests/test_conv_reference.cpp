@@ -174,6 +174,24 @@ TEST_CASE("im2col convolution matches the direct convolution on random shapes") 
   }
 }
 
+TEST_CASE("im2col convolution matches the direct convolution over strides 1-3, kernels 1, 3, 5, paddings 0-2") {
+  // Strides >= 2 run through phase planes (conv2d.cpp): k <= s writes them straight into the
+  // column matrix, k > s copies taps out of them. Sizes from the smallest the kernel fits (a
+  // one-pixel-wide output) up, odd and even, so every phase plane is sometimes longer than the
+  // output and sometimes all padding.
+  uint64_t seed = 500;
+  for (int s : {1, 2, 3})
+    for (int k : {1, 3, 5})
+      for (int p = 0; p <= 2; ++p) {
+        const int m = std::max(1, k - 2 * p);  // the smallest input the padded kernel fits
+        for (int H : {m, m + 1, 7, 8})
+          for (int W : {m, m + 2, 8, 9}) {
+            const Geom g{2, 3, H, W, 2, k, s, p, (H + W) % 2 == 0};
+            check_against_reference(g, seed++);
+          }
+      }
+}
+
 TEST_CASE("im2col convolution matches the direct convolution across column chunks") {
   // 16 MiB of columns is 4Mi floats. 8 channels, k 3 on 32x32: 72 x 1024 per sample, so a chunk
   // holds 56 samples and a batch of 60 runs as chunks of 56 and 4.
