@@ -521,11 +521,12 @@ void ConvTranspose2d::forward(ForwardCall& c) {
   const int P = g.P(), K = g.K();
   const size_t in_floats = size_t(in_ch) * P, out_floats = size_t(out_ch) * g.H * g.W;
   float* col = c.ws.get(0, size_t(K) * P);
+  float* scratch = c.ws.get(1, phase_scratch(g));
   for (int n = 0; n < x.batch(); ++n) {
     gemm(true, false, K, P, g.O, 1.f, weight.value.data(), x.data() + n * in_floats, 0.f, col);  // Wᵀ x
     float* y = c.out.data() + n * out_floats;
     std::fill(y, y + out_floats, 0.f);
-    col2im(g, col, y);
+    col2im(g, col, y, scratch);
     if (has_bias)
       for (int o = 0; o < out_ch; ++o)
         for (int i = 0; i < g.H * g.W; ++i) y[size_t(o) * g.H * g.W + i] += bias.value[o];
@@ -542,8 +543,9 @@ void ConvTranspose2d::backward(BackwardCall& c) {
   const int P = g.P(), K = g.K();
   const size_t in_floats = size_t(in_ch) * P, out_floats = size_t(out_ch) * g.H * g.W;
   float* col = c.ws.get(0, size_t(K) * P);
+  float* scratch = c.ws.get(1, phase_scratch(g));
   for (int n = 0; n < x.batch(); ++n) {
-    im2col(g, c.g_out.data() + n * out_floats, col);  // the convolution of the output gradient...
+    im2col(g, c.g_out.data() + n * out_floats, col, scratch);  // the convolution of the output gradient...
     if (gx) gemm(false, false, g.O, P, K, 1.f, weight.value.data(), col, 0.f, gx->data() + n * in_floats);
     if (gw) gemm(false, true, g.O, K, P, 1.f, x.data() + n * in_floats, col, 1.f, gw->data());  // ...and x ⊗ it
   }
