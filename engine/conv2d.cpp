@@ -33,8 +33,9 @@ Geometry geometry(const Conv2d& L, const Shape& x) {
   return g;
 }
 
-// Output columns [lo, hi) whose input column ow*s - p + kj falls inside [0, W): the loops below
-// fill the padding with zeros and copy the rest without a bounds check per element.
+// Output columns [lo, hi) whose input column ow*s - p + kj falls inside [0, W) (and, for phase
+// planes, rows or columns j of phase kj: the same condition): the loops below fill the padding
+// with zeros and copy the rest without a bounds check per element.
 inline void valid_range(int s, int p, int kj, int W, int OW, int& lo, int& hi) {
   lo = std::clamp((p - kj + s - 1) / s, 0, OW);
   if (p - kj < 0) lo = 0;
@@ -73,13 +74,6 @@ Phases phases(const Geometry& g) {
 // Scratch floats im2col and col2im need for geometry g (0: none).
 size_t phase_scratch(const Geometry& g) { return g.s >= 2 && g.k > g.s ? phases(g).floats() : 0; }
 
-// Indices j in [0, n) whose input column s*j + b - p lies in [0, W): [lo, hi).
-inline void inside(int s, int p, int b, int W, int n, int& lo, int& hi) {
-  lo = std::clamp((p - b + s - 1) / s, 0, n);
-  if (p - b < 0) lo = 0;
-  hi = std::clamp((W + p - b + s - 1) / s, lo, n);
-}
-
 // q[j] = src[S*j] (S = 2 is a compile-time stride the compiler can vectorize) and its adjoint.
 template <int S>
 GB_INLINE void gather(float* __restrict q, const float* __restrict src, int n, int s) {
@@ -100,11 +94,11 @@ GB_INLINE void split(const Geometry& g, const Phases& f, const float* plane, flo
   const int s = S ? S : g.s;
   for (int a = 0; a < f.n; ++a) {
     int i0, i1;
-    inside(s, g.p, a, g.H, f.HQ, i0, i1);
+    valid_range(s, g.p, a, g.H, f.HQ, i0, i1);
     for (int b = 0; b < f.n; ++b) {
       float* q = out + size_t(a * f.n + b) * ps;
       int j0, j1;
-      inside(s, g.p, b, g.W, f.WQ, j0, j1);
+      valid_range(s, g.p, b, g.W, f.WQ, j0, j1);
       std::fill(q, q + size_t(i0) * f.WQ, 0.f);
       for (int i = i0; i < i1; ++i)
         gather<S>(q + size_t(i) * f.WQ + j0, plane + size_t(i * s + a - g.p) * g.W + (j0 * s + b - g.p), j1 - j0, s);
@@ -125,11 +119,11 @@ GB_INLINE void merge(const Geometry& g, const Phases& f, const float* in, size_t
   const int s = S ? S : g.s;
   for (int a = 0; a < f.n; ++a) {
     int i0, i1;
-    inside(s, g.p, a, g.H, f.HQ, i0, i1);
+    valid_range(s, g.p, a, g.H, f.HQ, i0, i1);
     for (int b = 0; b < f.n; ++b) {
       const float* q = in + size_t(a * f.n + b) * ps;
       int j0, j1;
-      inside(s, g.p, b, g.W, f.WQ, j0, j1);
+      valid_range(s, g.p, b, g.W, f.WQ, j0, j1);
       for (int i = i0; i < i1; ++i)
         scatter_add<S>(plane + size_t(i * s + a - g.p) * g.W + (j0 * s + b - g.p), q + size_t(i) * f.WQ + j0, j1 - j0,
                        s);
