@@ -191,6 +191,15 @@ TensorFile read_tensors(const std::string& path, std::string* coverage) {
     }
     if (!e.is_object() || !e.contains("dtype") || !e.contains("shape") || !e.contains("data_offsets"))
       fail(path, "tensor '" + name + "' lacks dtype, shape or data_offsets");
+    // Every number must be a JSON integer: json's get<> would convert 1e94 to an integer type
+    // (undefined behaviour) and 2.5 to 2 instead of refusing them.
+    auto integers = [&](const json& a, bool non_negative) {
+      bool ok = a.is_array();
+      for (const json& v : ok ? a : json::array()) ok &= v.is_number_integer() && (!non_negative || v.is_number_unsigned());
+      if (!ok) fail(path, "tensor '" + name + "' has a malformed dtype, shape or data_offsets");
+    };
+    integers(e["shape"], false);
+    integers(e["data_offsets"], true);
     std::string dtype;
     std::vector<int64_t> shape;
     std::vector<uint64_t> offs;

@@ -218,6 +218,13 @@ TEST_CASE("corrupt model files are rejected with the reason") {
        {"dense1.bias", "lacks"}},
       {"malformed offsets", [&] { return with_header([](json& h) { h["dense1.bias"]["data_offsets"] = "0-12"; }); },
        {"dense1.bias", "malformed"}},
+      // json's get<> would convert these floats to integers (1.44e94: undefined behaviour; a fuzz find).
+      {"float offset", [&] { return with_header([](json& h) { h["dense1.bias"]["data_offsets"] = {0, 1.44e94}; }); },
+       {"dense1.bias", "malformed"}},
+      {"fractional dimension", [&] { return with_header([](json& h) { h["dense1.bias"]["shape"] = {2.5}; }); },
+       {"dense1.bias", "malformed"}},
+      {"negative offset", [&] { return with_header([](json& h) { h["dense1.bias"]["data_offsets"] = {-4, 12}; }); },
+       {"dense1.bias", "malformed"}},
       {"missing tensor", [&] { return with_header([](json& h) { h.erase("batchnorm1.running_var"); }); },
        {"missing", "batchnorm1.running_var"}},
       {"tensor not in the architecture",
