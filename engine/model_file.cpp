@@ -193,13 +193,13 @@ TensorFile read_tensors(const std::string& path, std::string* coverage) {
       fail(path, "tensor '" + name + "' lacks dtype, shape or data_offsets");
     // Every number must be a JSON integer: json's get<> would convert 1e94 to an integer type
     // (undefined behaviour) and 2.5 to 2 instead of refusing them.
-    auto integers = [&](const json& a, bool non_negative) {
+    auto integers = [](const json& a, bool non_negative) {
       bool ok = a.is_array();
       for (const json& v : ok ? a : json::array()) ok &= v.is_number_integer() && (!non_negative || v.is_number_unsigned());
-      if (!ok) fail(path, "tensor '" + name + "' has a malformed dtype, shape or data_offsets");
+      return ok;
     };
-    integers(e["shape"], false);
-    integers(e["data_offsets"], true);
+    if (!integers(e["shape"], false) || !integers(e["data_offsets"], true))
+      fail(path, "tensor '" + name + "' has a malformed dtype, shape or data_offsets");
     std::string dtype;
     std::vector<int64_t> shape;
     std::vector<uint64_t> offs;
