@@ -251,51 +251,45 @@ struct Transposed {  // the adjoint's matrix
   static constexpr float at(int i, int k) { return Mt::at(k, i); }
 };
 
+// Σ_k M(i, k) value(k) over the non-zero entries of row i, unrolled: the entries are constants,
+// so the zeros cost nothing and the ones no multiplication.
+template <class Mt, class Value>
+GB_INLINE float dot(int i, Value value) {
+  float s = 0.f;
+  bool first = true;
+#pragma GCC unroll 8
+  for (int k = 0; k < Mt::K; ++k)
+    if (Mt::at(i, k) != 0.f) {
+      const float v = Mt::at(i, k) * value(k);
+      s = first ? v : s + v;
+      first = false;
+    }
+  return s;
+}
+
 // out(i, j) = Σ_k Σ_l M(i, k) in(k, l) M(j, l) for n channels, with in(k, l) at
 // in[k * irs + l * ics + c] and out(i, j) at out[i * ors + j * ocs + c], stored or (Add) added.
-// The loops over the matrix are unrolled, so its entries are constants and its zeros cost nothing.
 template <class Mt, bool Add>
 GB_INLINE void sandwich(int n, const float* __restrict in, size_t irs, size_t ics, float* __restrict out, size_t ors,
                         size_t ocs) {
   constexpr int R = Mt::R, K = Mt::K;
   // The points are blocks of n floats: stores to different points never overlap.
 #pragma GCC ivdep
-  for (int c = 0; c < n; ++c) {
-    float t[R][K];  // M in
+  for (int c = 0; c < n; ++c)
 #pragma GCC unroll 8
-    for (int i = 0; i < R; ++i)
+    for (int i = 0; i < R; ++i) {
+      float t[K];  // row i of M in
 #pragma GCC unroll 8
-      for (int l = 0; l < K; ++l) {
-        float s = 0.f;
-        bool first = true;
-#pragma GCC unroll 8
-        for (int k = 0; k < K; ++k)
-          if (Mt::at(i, k) != 0.f) {
-            const float v = Mt::at(i, k) * in[k * irs + l * ics + c];
-            s = first ? v : s + v;
-            first = false;
-          }
-        t[i][l] = s;
-      }
-#pragma GCC unroll 8
-    for (int i = 0; i < R; ++i)
+      for (int l = 0; l < K; ++l) t[l] = dot<Mt>(i, [&](int k) { return in[k * irs + l * ics + c]; });
 #pragma GCC unroll 8
       for (int j = 0; j < R; ++j) {
-        float s = 0.f;
-        bool first = true;
-#pragma GCC unroll 8
-        for (int l = 0; l < K; ++l)
-          if (Mt::at(j, l) != 0.f) {
-            const float v = Mt::at(j, l) * t[i][l];
-            s = first ? v : s + v;
-            first = false;
-          }
+        const float s = dot<Mt>(j, [&](int l) { return t[l]; });
         if (Add)
           out[i * ors + j * ocs + c] += s;
         else
           out[i * ors + j * ocs + c] = s;
       }
-  }
+    }
 }
 
 // The four tile transforms of each tile size, as input_tile ... output_tile_adjoint above.
