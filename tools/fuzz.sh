@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # tools/fuzz.sh SECONDS [TARGET...]: builds the libFuzzer targets with clang in build-fuzz/ (ASan,
 # UBSan with float-cast-overflow, -O1) and runs each for SECONDS from its seed corpus
-# (fuzz/corpus/<target>, copied to build-fuzz/corpus/<target> so the repository's seeds stay small).
+# (fuzz/corpus/<target>; new inputs go to build-fuzz/corpus/<target>, so the repository's seeds
+# stay small). Each run explores further from where the last one stopped.
+# tools/fuzz.sh --runs=N [TARGET...]: N executions per target from the seed corpus alone, with a
+# fixed random seed: the test suite's smoke run, which should not turn red on whatever a random
+# exploration happens to reach this time. The mutations follow the seed, but which inputs libFuzzer
+# keeps follows coverage, which threads can vary, so runs are alike rather than identical.
 # Prints one line per target: executions, new corpus size, and OK or the crash/timeout/oom file.
 # Exits 1 when any target found something; 0 with a note when clang is missing (nothing to run).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 secs=${1:-60}
+runs=
+case "$secs" in --runs=*) runs=${secs#--runs=} ;; esac
 shift || true
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(fuzz_safetensors fuzz_npy fuzz_idx fuzz_cifar fuzz_image fuzz_architecture)
@@ -23,16 +30,23 @@ ninja -C build-fuzz "${targets[@]/#/fuzz/}" >/dev/null || ninja -C build-fuzz "$
 mkdir -p build-fuzz/findings
 failed=0
 for t in "${targets[@]}"; do
-  corpus=build-fuzz/corpus/$t
+  if [ -n "$runs" ]; then  # a scratch corpus: nothing from earlier runs, nothing kept
+    corpus=build-fuzz/smoke/$t
+    rm -rf "$corpus"
+    budget=(-runs="$runs" -seed=1)
+  else
+    corpus=build-fuzz/corpus/$t
+    budget=(-max_total_time="$secs")
+  fi
   mkdir -p "$corpus"
   log=build-fuzz/findings/$t.log
   ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    "build-fuzz/fuzz/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+    "build-fuzz/fuzz/$t" "${budget[@]}" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
     -artifact_prefix="build-fuzz/findings/$t-" -print_final_stats=1 "$corpus" "fuzz/corpus/$t" >"$log" 2>&1
   status=$?
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
   if [ $status -eq 0 ]; then
-    echo "$t: ${secs}s, $execs executions, corpus $(ls "$corpus" | wc -l) files: OK"
+    echo "$t: ${runs:+seed 1, }${runs:-${secs}s}${runs:+ runs}, $execs executions, corpus $(ls "$corpus" | wc -l) files: OK"
   else
     failed=1
     echo "$t: FAILED after $execs executions (exit $status): $(ls build-fuzz/findings/$t-* 2>/dev/null | head -1); see $log"
