@@ -33,9 +33,14 @@ int Graph::add(std::unique_ptr<Layer> layer, std::vector<int> inputs) {
   layer->build(in);
   shapes_.push_back(layer->out_shape(in));
   flops_.push_back(std::max(layer->flops(in), double(shapes_.back().numel())));  // at least one per output
+  for (int j : inputs)
+    if (j >= 0) readers_[j]++;
   nodes_.push_back({std::move(layer), std::move(inputs)});
   acts_.resize(nodes_.size());
   sigs_.resize(nodes_.size());
+  readers_.push_back(0);
+  in_place_.push_back(0);
+  shared_signal_.push_back(0);
   return id;
 }
 
@@ -173,6 +178,14 @@ void Graph::grow_threads(int T) {
   }
 }
 
+// Node i may write its output over its input's, and its input's signal over its own.
+bool Graph::may_run_in_place(int i) const {
+  const Node& nd = nodes_[i];
+  if (!nd.layer->runs_in_place() || nd.inputs.size() != 1) return false;
+  const int j = nd.inputs[0];
+  return j >= 0 && readers_[j] == 1 && !nodes_[j].layer->backward_reads_output();
+}
+
 void Graph::forward_node(int i, int b, int e, int t, const ForwardRules* rules) {
   Node& nd = nodes_[i];
   CallScratch& sc = calls_[t];  // reused: a node call allocates nothing once the vectors are sized
@@ -214,7 +227,18 @@ const Tensor& Graph::forward(const Tensor& x, const ForwardOptions& opt) {
   for (int i = 0; i <= last; ++i) nodes_[i].layer->prepare(Layer::Pass::forward, mode_);
   const int T = width(N, opt.row_block);
   grow_threads(T);
-  for (int i = 0; i <= last; ++i) acts_[i].resize(shapes_[i].with_batch(N));
+  // In-place ReLUs (see activation()): last pass's let go of their input's buffer first, so that
+  // it is resized without a copy.
+  const bool share = mode_ == Mode::train && !opt.rules && !opt.on_node;
+  for (int i = 0; i < size(); ++i)
+    if (in_place_[i]) acts_[i] = Tensor();
+  for (int i = 0; i < size(); ++i) {
+    in_place_[i] = share && i <= last && may_run_in_place(i);
+    if (in_place_[i])
+      acts_[i] = acts_[nodes_[i].inputs[0]];  // resized already: inputs come first
+    else if (i <= last)
+      acts_[i].resize(shapes_[i].with_batch(N));
+  }
   const ForwardRules* rules = opt.rules;
   auto needs_sums = [&](int i) {
     return !has_rule(rules, i) && nodes_[i].layer->sum_size(Layer::Pass::forward, mode_) > 0;
@@ -355,7 +379,7 @@ void Graph::gather_sums(int i, Layer::Pass pass, int T, int N, int row_block, bo
 // Plans the walk from node `from`. All consumers of a node come after it, so walking the nodes in
 // reverse, a node's signal is complete when the walk reaches it; its first writer overwrites each
 // input's signal and later writers add to it.
-void Graph::plan_backward(int from, const BackwardOptions& opt) {
+void Graph::plan_backward(int from, const BackwardOptions& opt, bool share_signals) {
   written_.assign(nodes_.size() + 1, 0);  // index j+1; slot 0 is the input
   route_.resize(nodes_.size());
   plan_.clear();
@@ -373,7 +397,10 @@ void Graph::plan_backward(int from, const BackwardOptions& opt) {
       bool claimed = written_[j + 1];
       for (size_t c = 0; c < a; ++c) claimed |= nd.inputs[c] == j && route[c] == 1;
       route[a] = claimed ? 0 : 1;
-      if (!claimed) (j < 0 ? input_sig_ : sigs_[j]).resize(activation(j).shape());
+      if (!claimed && share_signals && in_place_[i])
+        shared_signal_[j] = i + 1;  // made to share i's signal once that is sized
+      else if (!claimed)
+        (j < 0 ? input_sig_ : sigs_[j]).resize(activation(j).shape());
     }
     for (size_t a = 0; a < nd.inputs.size(); ++a)
       if (route[a] != 2) written_[nd.inputs[a] + 1] = 1;
@@ -396,9 +423,13 @@ const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
   for (int i = 0; i <= from; ++i) nodes_[i].layer->prepare(Layer::Pass::backward, mode_);
   for (Workspace& w : ws_)  // nothing carried over from a pass that threw
     for (std::vector<float>& c : w.carried) c.clear();
-  plan_backward(from, opt);
+  for (int j = 0; j < size(); ++j)  // the last pass's shared signals (see forward)
+    if (shared_signal_[j]) sigs_[j] = Tensor(), shared_signal_[j] = 0;
+  plan_backward(from, opt, !opt.rules && !opt.on_node);
   sigs_[from].resize(seed.shape());
   sigs_[from].copy_from(seed);
+  for (int j = size() - 1; j >= 0; --j)  // readers come after their inputs: sized in this order
+    if (shared_signal_[j]) sigs_[j] = sigs_[shared_signal_[j] - 1];
 
   // Run it: each run of per-sample nodes split across threads, other nodes on the whole batch.
   const int T = width(N, opt.row_block);

@@ -93,6 +93,11 @@ class Graph {
   // to the input. Returns the signal at the input, or at `stop_at`'s output.
   const Tensor& backward(const Tensor& seed, const BackwardOptions& opt = {});
 
+  // A training forward without rules or hooks runs each ReLU that is the only reader of its input
+  // in place (Layer::runs_in_place), and the backward after it runs the ReLU's gradient in place
+  // too: two whole-batch buffers fewer to fill and read back per ReLU. Then the activation of
+  // that input layer (BatchNorm, conv...) holds the ReLU's output, and after the backward the
+  // ReLU's signal holds its input's. Every other pass keeps every activation and signal.
   const Tensor& input() const { return input_; }
   const Tensor& activation(int node) const { return node < 0 ? input_ : acts_.at(node); }
   const Tensor& signal(int node) const { return node < 0 ? input_sig_ : sigs_.at(node); }
@@ -108,6 +113,13 @@ class Graph {
   std::vector<int> kind_count_;
   Tensor input_, input_sig_;
   std::vector<Tensor> acts_, sigs_;
+  // In-place ReLUs (see activation()): per node, how many nodes read its output; per node, 1 when
+  // the last forward ran it over its input's buffer; per node, the reader + 1 whose signal its
+  // own signal shared in the last backward (0: none).
+  std::vector<int> readers_;
+  std::vector<char> in_place_;
+  std::vector<int> shared_signal_;
+  bool may_run_in_place(int i) const;
   Mode mode_ = Mode::eval;  // of the last forward
   int forward_end_ = -1;    // the last node the last forward ran
   // Per thread: workspace, scratch for signals added into an already written input, and (threads
@@ -131,7 +143,7 @@ class Graph {
   int width(int batch, int row_block) const;  // threads to split a batch of this size across
   void grow_threads(int T);
   void forward_node(int i, int b, int e, int t, const ForwardRules* rules);
-  void plan_backward(int from, const BackwardOptions& opt);
+  void plan_backward(int from, const BackwardOptions& opt, bool share_signals);
   void gather_sums(int i, Layer::Pass pass, int T, int N, int row_block, bool param_grads);
   void start_parts(int i, Layer::Pass pass, int groups);
   void add_part(int i, Layer::Pass pass, int b, int e, int k);

@@ -19,6 +19,7 @@ struct Conv2d : Layer {
   Conv2d(int out_ch, int k, int stride = 1, int pad = 0, bool bias = true)
       : out_ch(out_ch), k(k), stride(stride), pad(pad), has_bias(bias) {}
   std::string kind() const override { return "conv"; }
+  bool backward_reads_output() const override { return false; }
   void build(const std::vector<Shape>& in) override;
   Shape out_shape(const std::vector<Shape>& in) const override;
   void forward(ForwardCall& c) override;
@@ -101,6 +102,7 @@ struct Dense : Layer {
 
   explicit Dense(int out, bool bias = true) : out_features(out), has_bias(bias) {}
   std::string kind() const override { return "dense"; }
+  bool backward_reads_output() const override { return false; }
   void build(const std::vector<Shape>& in) override;
   Shape out_shape(const std::vector<Shape>& in) const override;
   void forward(ForwardCall& c) override;
@@ -154,6 +156,7 @@ struct ReLU final : ActivationOf<ReLU> {
   // element-wise layer.
   void forward(ForwardCall& c) override;
   void backward(BackwardCall& c) override;
+  bool runs_in_place() const override { return true; }
 };
 
 struct LeakyReLU final : ActivationOf<LeakyReLU> {
@@ -259,6 +262,7 @@ struct BatchNorm2d : Layer {
   std::vector<float> batch_mean, batch_invstd;  // from the last training forward's sums
   explicit BatchNorm2d(float eps = 1e-5f, float momentum = 0.1f) : eps(eps), momentum(momentum) {}
   std::string kind() const override { return "batchnorm"; }
+  bool backward_reads_output() const override { return false; }
   bool per_sample(Mode m) const override { return m == Mode::eval; }
   // In training: forward, per channel the sum and the squared deviations from the slice's mean
   // (merged with Chan et al.'s formula, so one pass gives the two-pass variance); backward, the
@@ -292,6 +296,7 @@ struct Add : Layer {
   int n_inputs;
   explicit Add(int n = 2) : n_inputs(n) {}
   std::string kind() const override { return "add"; }
+  bool backward_reads_output() const override { return false; }
   int arity() const override { return n_inputs; }
   Shape out_shape(const std::vector<Shape>& in) const override;
   void forward(ForwardCall& c) override;

@@ -234,6 +234,74 @@ TEST_CASE("threads: parameter gradients at 2 threads are bit-identical from pass
   }
 }
 
+bool same_bits(const Tensor& a, const Tensor& b) {
+  return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+TEST_CASE("threads: in-place ReLUs in training give the same bits as separate buffers, and allocate nothing") {
+  ThreadsGuard guard;
+  // ReLUs that are the only reader of a BatchNorm, conv or add output: all of them in these presets.
+  // In "mixed" the first conv's output is also read by the add, and the second ReLU follows a
+  // ReLU (whose backward reads its output): neither may run in place; the third may.
+  const std::pair<const char*, int> cases[] = {{"cifar-convnet", 6}, {"resnet8", 7}, {"camnet", 3}, {"mixed", 1}};
+  for (const auto& [preset, relus] : cases)
+    for (int T : {1, 2}) {
+      INFO(preset << ", " << T << " thread(s)");
+      set_threads(T);
+      Graph g = std::string(preset) == "mixed"
+                    ? graph_from_json(parse_architecture("input(3,12,12) conv(8,k=3,p=1,name=c) relu relu "
+                                                         "conv(8,k=3,p=1) add(c) batchnorm relu gap dense(4)"))
+                    : make_preset(preset, {}, 0, 11);
+      if (std::string(preset) == "mixed") g.init(11);
+      const int N = 6;
+      const Tensor x = noise(g.shape(-1, N), 5, 0, 1), seed = noise(g.shape(g.output(), N), 6, -1, 1);
+      // Hooks keep every activation and signal: the reference.
+      auto keep_all = [](int, const Tensor&) {};
+      ForwardOptions fo;
+      fo.mode = Mode::train;
+      fo.on_node = keep_all;
+      BackwardOptions bo;
+      bo.param_grads = true;
+      bo.on_node = keep_all;
+      Pass ref{g.forward(x, fo).clone(), {}, {}};
+      g.zero_grad();
+      ref.gx = g.backward(seed, bo).clone();
+      ref.grads = grads(g);
+      auto shared = [&](const std::string& what) {  // ReLUs sharing their input's memory, and its signal's
+        int n = 0;
+        for (int i = 0; i < g.size(); ++i) {
+          const int j = g.node(i).inputs[0];
+          if (g.layer(i).kind() != "relu" || j < 0) continue;
+          const bool a = g.activation(i).data() == g.activation(j).data(), s = g.signal(i).data() == g.signal(j).data();
+          CAPTURE(what);
+          CAPTURE(g.layer(i).name);
+          if (what != "eval") CHECK(a == s);  // an eval forward leaves the last backward's signals as they are
+          n += a;
+        }
+        return n;
+      };
+      CHECK(shared("with hooks") == 0);
+
+      const Pass in = run(g, x, seed, Mode::train, T);
+      CHECK(shared("training") == relus);
+      CHECK(same_bits(in.logits, ref.logits));
+      CHECK(same_bits(in.gx, ref.gx));
+      for (size_t k = 0; k < ref.grads.size(); ++k) CHECK_MESSAGE(same_bits(in.grads[k].g, ref.grads[k].g), ref.grads[k].name);
+
+      // The next step reuses every buffer: sharing allocates nothing from step to step.
+      std::vector<const float*> acts, sigs;
+      for (int i = 0; i < g.size(); ++i) acts.push_back(g.activation(i).data()), sigs.push_back(g.signal(i).data());
+      run(g, x, seed, Mode::train, T);
+      for (int i = 0; i < g.size(); ++i) {
+        CAPTURE(g.layer(i).name);
+        CHECK(g.activation(i).data() == acts[i]);
+        CHECK(g.signal(i).data() == sigs[i]);
+      }
+      g.forward(x);  // eval: every layer's own activation again
+      CHECK(shared("eval") == 0);
+    }
+}
+
 TEST_CASE("threads: stop_at and input_grad=false agree at 1 and 2 threads") {
   ThreadsGuard guard;
   Graph g = make_preset("lenet5", {}, 0, 9);
