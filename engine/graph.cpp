@@ -178,10 +178,10 @@ void Graph::grow_threads(int T) {
   }
 }
 
-// Node i may write its output over its input's, and its input's signal over its own.
+// Node i may write its output over its first input's, and that input's signal over its own.
 bool Graph::may_run_in_place(int i) const {
   const Node& nd = nodes_[i];
-  if (!nd.layer->runs_in_place() || nd.inputs.size() != 1) return false;
+  if (!nd.layer->runs_in_place()) return false;
   const int j = nd.inputs[0];
   return j >= 0 && readers_[j] == 1 && !nodes_[j].layer->backward_reads_output();
 }
@@ -227,7 +227,7 @@ const Tensor& Graph::forward(const Tensor& x, const ForwardOptions& opt) {
   for (int i = 0; i <= last; ++i) nodes_[i].layer->prepare(Layer::Pass::forward, mode_);
   const int T = width(N, opt.row_block);
   grow_threads(T);
-  // In-place ReLUs (see activation()): last pass's let go of their input's buffer first, so that
+  // In-place layers (see activation()): last pass's let go of their input's buffer first, so that
   // it is resized without a copy.
   const bool share = mode_ == Mode::train && !opt.rules && !opt.on_node;
   for (int i = 0; i < size(); ++i)

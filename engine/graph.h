@@ -93,11 +93,11 @@ class Graph {
   // to the input. Returns the signal at the input, or at `stop_at`'s output.
   const Tensor& backward(const Tensor& seed, const BackwardOptions& opt = {});
 
-  // A training forward without rules or hooks runs each ReLU that is the only reader of its input
-  // in place (Layer::runs_in_place), and the backward after it runs the ReLU's gradient in place
-  // too: two whole-batch buffers fewer to fill and read back per ReLU. Then the activation of
-  // that input layer (BatchNorm, conv...) holds the ReLU's output, and after the backward the
-  // ReLU's signal holds its input's. Every other pass keeps every activation and signal.
+  // A training forward without rules or hooks runs each ReLU or add that is the only reader of
+  // its (first) input in place (Layer::runs_in_place), and the backward after it too: whole-batch
+  // buffers fewer to fill and read back. Then the activation of that input layer (BatchNorm,
+  // conv...) holds the ReLU's or add's output, and after the backward their signal holds their
+  // input's. Every other pass keeps every activation and signal.
   const Tensor& input() const { return input_; }
   const Tensor& activation(int node) const { return node < 0 ? input_ : acts_.at(node); }
   const Tensor& signal(int node) const { return node < 0 ? input_sig_ : sigs_.at(node); }

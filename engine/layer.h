@@ -127,9 +127,10 @@ struct Layer {
   // False for smooth nonlinearities (tanh, sigmoid, softplus): OpenBox refuses them.
   virtual bool piecewise_linear() const { return true; }
   // In-place training passes (Graph): a layer that runs_in_place() may have its output share its
-  // input's memory, and its input's signal share its output's; its forward and backward must
-  // then work with in == out and g_in == g_out (ReLU: its mask is the same read from either).
-  // The layer before it must not read its own output in backward().
+  // first input's memory, and that input's signal share its output's; its forward and backward
+  // must then work with in[0] == out and g_in[0] == g_out (ReLU: its mask is the same read from
+  // either; Add: adds the others onto it). The layer before it must not read its own output in
+  // backward().
   virtual bool runs_in_place() const { return false; }
   virtual bool backward_reads_output() const { return true; }
 };

@@ -297,6 +297,7 @@ struct Add : Layer {
   explicit Add(int n = 2) : n_inputs(n) {}
   std::string kind() const override { return "add"; }
   bool backward_reads_output() const override { return false; }
+  bool runs_in_place() const override { return true; }
   int arity() const override { return n_inputs; }
   Shape out_shape(const std::vector<Shape>& in) const override;
   void forward(ForwardCall& c) override;
