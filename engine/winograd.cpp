@@ -128,10 +128,22 @@ struct ChannelLast {
   size_t operator()(int p) const { return origin + size_t(p / w) * rs + size_t(p % w) * n; }
 };
 
+// Zeroes a [rows][cols][C] channel-last buffer outside rows [r0, r1) x columns [c0, c1), the
+// part that a conversion then fills (zeroing it all first would write most of it twice).
+GB_INLINE void zero_border(float* X, int rows, int cols, int C, int r0, int r1, int c0, int c1) {
+  const size_t rs = size_t(cols) * C;
+  std::fill(X, X + r0 * rs, 0.f);
+  for (int r = r0; r < r1; ++r) {
+    std::fill(X + r * rs, X + r * rs + size_t(c0) * C, 0.f);
+    std::fill(X + r * rs + size_t(c1) * C, X + (r + 1) * rs, 0.f);
+  }
+  std::fill(X + r1 * rs, X + rows * rs, 0.f);
+}
+
 // X[h + p][w + p][c] = x[c][h][w] in a zero-padded [PH][PW][C] buffer.
 GB_INLINE void to_padded_hwc(const Geometry& g, const float* x, float* X) {
   const size_t rs = size_t(g.PW()) * g.C;
-  std::fill(X, X + size_t(g.PH()) * rs, 0.f);
+  zero_border(X, g.PH(), g.PW(), g.C, g.p, g.p + g.H, g.p, g.p + g.W);
   convert<true>(x, X, g.C, g.H * g.W, ChannelLast{g.W, g.C, rs, g.p * rs + size_t(g.p) * g.C});
 }
 
@@ -335,7 +347,7 @@ template <int M>
 GB_INLINE void transform_output_grad(const Geometry& g, const float* gy, float* m, float* G) {
   const int O = g.O, WM = M * g.TW;
   const size_t rs = size_t(WM) * O;
-  std::fill(G, G + M * g.TH * rs, 0.f);
+  zero_border(G, M * g.TH, WM, O, 0, g.OH, 0, g.OW);
   convert<true>(gy, G, O, g.OH * g.OW, ChannelLast{g.OW, O, rs, 0});
   for (int th = 0; th < g.TH; ++th)
     for (int tw = 0; tw < g.TW; ++tw)
