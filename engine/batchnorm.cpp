@@ -169,6 +169,8 @@ void BatchNorm2d::backward(BackwardCall& c) {
         const float* p = x.data() + (size_t(n) * C + ch) * HW;
         const float* g = gy.data() + (size_t(n) * C + ch) * HW;
         float* d = c.g_in[0]->data() + (size_t(n) * C + ch) * HW;
+        // d may be g (the graph's in-place backward): element i is read before it is written.
+#pragma GCC ivdep
         for (size_t i = 0; i < HW; ++i) d[i] = ka * g[i] + kb * (p[i] - mean) + kc;
       }
       continue;

@@ -178,12 +178,14 @@ void Graph::grow_threads(int T) {
   }
 }
 
-// Node i may write its output over its first input's, and that input's signal over its own.
-bool Graph::may_run_in_place(int i) const {
+// Node i may write its output over its first input's (forward), or that input's signal over its
+// own (backward).
+bool Graph::may_run_in_place(int i, Layer::Pass pass) const {
   const Node& nd = nodes_[i];
-  if (!nd.layer->runs_in_place()) return false;
   const int j = nd.inputs[0];
-  return j >= 0 && readers_[j] == 1 && !nodes_[j].layer->backward_reads_output();
+  if (j < 0 || readers_[j] != 1) return false;
+  if (pass == Layer::Pass::backward) return nd.layer->backward_in_place();
+  return nd.layer->runs_in_place() && !nodes_[j].layer->backward_reads_output();
 }
 
 void Graph::forward_node(int i, int b, int e, int t, const ForwardRules* rules) {
@@ -233,7 +235,7 @@ const Tensor& Graph::forward(const Tensor& x, const ForwardOptions& opt) {
   for (int i = 0; i < size(); ++i)
     if (in_place_[i]) acts_[i] = Tensor();
   for (int i = 0; i < size(); ++i) {
-    in_place_[i] = share && i <= last && may_run_in_place(i);
+    in_place_[i] = share && i <= last && may_run_in_place(i, Layer::Pass::forward);
     if (in_place_[i])
       acts_[i] = acts_[nodes_[i].inputs[0]];  // resized already: inputs come first
     else if (i <= last)
@@ -397,7 +399,7 @@ void Graph::plan_backward(int from, const BackwardOptions& opt, bool share_signa
       bool claimed = written_[j + 1];
       for (size_t c = 0; c < a; ++c) claimed |= nd.inputs[c] == j && route[c] == 1;
       route[a] = claimed ? 0 : 1;
-      if (!claimed && share_signals && in_place_[i])
+      if (!claimed && a == 0 && share_signals && may_run_in_place(i, Layer::Pass::backward))
         shared_signal_[j] = i + 1;  // made to share i's signal once that is sized
       else if (!claimed)
         (j < 0 ? input_sig_ : sigs_[j]).resize(activation(j).shape());
@@ -425,7 +427,7 @@ const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
     for (std::vector<float>& c : w.carried) c.clear();
   for (int j = 0; j < size(); ++j)  // the last pass's shared signals (see forward)
     if (shared_signal_[j]) sigs_[j] = Tensor(), shared_signal_[j] = 0;
-  plan_backward(from, opt, !opt.rules && !opt.on_node);
+  plan_backward(from, opt, mode_ == Mode::train && !opt.rules && !opt.on_node);
   sigs_[from].resize(seed.shape());
   sigs_[from].copy_from(seed);
   for (int j = size() - 1; j >= 0; --j)  // readers come after their inputs: sized in this order

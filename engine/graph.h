@@ -94,10 +94,11 @@ class Graph {
   const Tensor& backward(const Tensor& seed, const BackwardOptions& opt = {});
 
   // A training forward without rules or hooks runs each ReLU or add that is the only reader of
-  // its (first) input in place (Layer::runs_in_place), and the backward after it too: whole-batch
-  // buffers fewer to fill and read back. Then the activation of that input layer (BatchNorm,
-  // conv...) holds the ReLU's or add's output, and after the backward their signal holds their
-  // input's. Every other pass keeps every activation and signal.
+  // its (first) input in place (Layer::runs_in_place), and a training backward without them
+  // writes the input signal of such a ReLU, add or BatchNorm over its own (backward_in_place):
+  // whole-batch buffers fewer to fill and read back. Then the activation of that input layer
+  // (BatchNorm, conv...) holds the ReLU's or add's output, and after the backward the layer's
+  // signal holds its input's. Every other pass keeps every activation and signal.
   const Tensor& input() const { return input_; }
   const Tensor& activation(int node) const { return node < 0 ? input_ : acts_.at(node); }
   const Tensor& signal(int node) const { return node < 0 ? input_sig_ : sigs_.at(node); }
@@ -119,7 +120,7 @@ class Graph {
   std::vector<int> readers_;
   std::vector<char> in_place_;
   std::vector<int> shared_signal_;
-  bool may_run_in_place(int i) const;
+  bool may_run_in_place(int i, Layer::Pass pass) const;
   Mode mode_ = Mode::eval;  // of the last forward
   int forward_end_ = -1;    // the last node the last forward ran
   // Per thread: workspace, scratch for signals added into an already written input, and (threads

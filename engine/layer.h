@@ -126,12 +126,13 @@ struct Layer {
                             bool /*param_grads*/) {}
   // False for smooth nonlinearities (tanh, sigmoid, softplus): OpenBox refuses them.
   virtual bool piecewise_linear() const { return true; }
-  // In-place training passes (Graph): a layer that runs_in_place() may have its output share its
-  // first input's memory, and that input's signal share its output's; its forward and backward
-  // must then work with in[0] == out and g_in[0] == g_out (ReLU: its mask is the same read from
-  // either; Add: adds the others onto it). The layer before it must not read its own output in
-  // backward().
+  // In-place training passes (Graph), when the layer is the only reader of its first input:
+  // runs_in_place(): its output may share that input's memory, so forward() must work with
+  // in[0] == out (ReLU: its mask is the same read from either; Add: adds the others onto it), and
+  // the layer before it must not read its own output in backward(). backward_in_place(): that
+  // input's signal may share its own, so backward() must work with g_in[0] == g_out.
   virtual bool runs_in_place() const { return false; }
+  virtual bool backward_in_place() const { return false; }
   virtual bool backward_reads_output() const { return true; }
 };
 

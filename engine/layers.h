@@ -157,6 +157,7 @@ struct ReLU final : ActivationOf<ReLU> {
   void forward(ForwardCall& c) override;
   void backward(BackwardCall& c) override;
   bool runs_in_place() const override { return true; }
+  bool backward_in_place() const override { return true; }
 };
 
 struct LeakyReLU final : ActivationOf<LeakyReLU> {
@@ -263,6 +264,7 @@ struct BatchNorm2d : Layer {
   explicit BatchNorm2d(float eps = 1e-5f, float momentum = 0.1f) : eps(eps), momentum(momentum) {}
   std::string kind() const override { return "batchnorm"; }
   bool backward_reads_output() const override { return false; }
+  bool backward_in_place() const override { return true; }  // element by element, its sums taken before
   bool per_sample(Mode m) const override { return m == Mode::eval; }
   // In training: forward, per channel the sum and the squared deviations from the slice's mean
   // (merged with Chan et al.'s formula, so one pass gives the two-pass variance); backward, the
@@ -298,6 +300,7 @@ struct Add : Layer {
   std::string kind() const override { return "add"; }
   bool backward_reads_output() const override { return false; }
   bool runs_in_place() const override { return true; }
+  bool backward_in_place() const override { return true; }
   int arity() const override { return n_inputs; }
   Shape out_shape(const std::vector<Shape>& in) const override;
   void forward(ForwardCall& c) override;

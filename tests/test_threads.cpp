@@ -238,22 +238,27 @@ bool same_bits(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
-TEST_CASE("threads: in-place ReLUs and adds in training give the same bits as separate buffers, allocate nothing") {
+TEST_CASE("threads: in-place layers in training give the same bits as separate buffers, allocate nothing") {
   ThreadsGuard guard;
-  // ReLUs and adds that are the only reader of a BatchNorm, conv or add output (an add's first
-  // input): every ReLU and add in these presets (resnet8: 7 + 3). In "mixed" the first conv's
-  // output is also read by the add, and the second ReLU follows a ReLU (whose backward reads its
-  // output): neither may run in place; the add (over the second conv) and the third ReLU may.
-  const std::pair<const char*, int> cases[] = {{"cifar-convnet", 6}, {"resnet8", 10}, {"camnet", 3}, {"mixed", 2}};
-  for (const auto& [preset, relus] : cases)
+  // Layers that share their first input's activation (ReLUs and adds that are its only reader, the
+  // input's layer not reading its own output in backward: every ReLU and add in these presets),
+  // and those that share its signal (also every BatchNorm, whose conv has no other reader). In
+  // "mixed", the first conv's output is also read by the add: neither of its readers shares it;
+  // the second ReLU follows a ReLU (whose backward reads its output): it shares only the signal.
+  struct Case {
+    const char* preset;
+    int activations, signals;
+  };
+  const Case cases[] = {{"cifar-convnet", 6, 12}, {"resnet8", 10, 19}, {"camnet", 3, 3}, {"mixed", 2, 4}};
+  for (const Case& c : cases)
     for (int T : {1, 2}) {
-      INFO(preset << ", " << T << " thread(s)");
+      INFO(c.preset << ", " << T << " thread(s)");
       set_threads(T);
-      Graph g = std::string(preset) == "mixed"
-                    ? graph_from_json(parse_architecture("input(3,12,12) conv(8,k=3,p=1,name=c) relu relu "
-                                                         "conv(8,k=3,p=1) add(c) batchnorm relu gap dense(4)"))
-                    : make_preset(preset, {}, 0, 11);
-      if (std::string(preset) == "mixed") g.init(11);
+      const bool mixed = std::string(c.preset) == "mixed";
+      Graph g = mixed ? graph_from_json(parse_architecture("input(3,12,12) conv(8,k=3,p=1,name=c) relu relu "
+                                                           "conv(8,k=3,p=1) add(c) batchnorm relu gap dense(4)"))
+                      : make_preset(c.preset, {}, 0, 11);
+      if (mixed) g.init(11);
       const int N = 6;
       const Tensor x = noise(g.shape(-1, N), 5, 0, 1), seed = noise(g.shape(g.output(), N), 6, -1, 1);
       // Hooks keep every activation and signal: the reference.
@@ -268,23 +273,26 @@ TEST_CASE("threads: in-place ReLUs and adds in training give the same bits as se
       g.zero_grad();
       ref.gx = g.backward(seed, bo).clone();
       ref.grads = grads(g);
-      auto shared = [&](const std::string& what) {  // layers sharing their input's memory, and its signal's
+      auto shared = [&](bool signals) {  // layers sharing their first input's activation or signal
         int n = 0;
         for (int i = 0; i < g.size(); ++i) {
           const int j = g.node(i).inputs[0];
-          if (j < 0) continue;
-          const bool a = g.activation(i).data() == g.activation(j).data(), s = g.signal(i).data() == g.signal(j).data();
-          CAPTURE(what);
-          CAPTURE(g.layer(i).name);
-          if (what != "eval") CHECK(a == s);  // an eval forward leaves the last backward's signals as they are
-          n += a;
+          if (j >= 0)
+            n += signals ? g.signal(i).data() == g.signal(j).data() : g.activation(i).data() == g.activation(j).data();
+          for (size_t a = 1; a < g.node(i).inputs.size(); ++a) {  // only the first input's, never another's
+            const int k = g.node(i).inputs[a];
+            CHECK(g.activation(i).data() != g.activation(k).data());
+            CHECK(g.signal(i).data() != g.signal(k).data());
+          }
         }
         return n;
       };
-      CHECK(shared("with hooks") == 0);
+      CHECK(shared(false) == 0);
+      CHECK(shared(true) == 0);
 
       const Pass in = run(g, x, seed, Mode::train, T);
-      CHECK(shared("training") == relus);
+      CHECK(shared(false) == c.activations);
+      CHECK(shared(true) == c.signals);
       CHECK(same_bits(in.logits, ref.logits));
       CHECK(same_bits(in.gx, ref.gx));
       for (size_t k = 0; k < ref.grads.size(); ++k) CHECK_MESSAGE(same_bits(in.grads[k].g, ref.grads[k].g), ref.grads[k].name);
@@ -298,8 +306,11 @@ TEST_CASE("threads: in-place ReLUs and adds in training give the same bits as se
         CHECK(g.activation(i).data() == acts[i]);
         CHECK(g.signal(i).data() == sigs[i]);
       }
-      g.forward(x);  // eval: every layer's own activation again
-      CHECK(shared("eval") == 0);
+      // Eval passes: every layer's own activation and signal again.
+      g.forward(x);
+      g.backward(seed);
+      CHECK(shared(false) == 0);
+      CHECK(shared(true) == 0);
     }
 }
 
