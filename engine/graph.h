@@ -114,9 +114,9 @@ class Graph {
   std::vector<int> kind_count_;
   Tensor input_, input_sig_;
   std::vector<Tensor> acts_, sigs_;
-  // In-place ReLUs (see activation()): per node, how many nodes read its output; per node, 1 when
-  // the last forward ran it over its input's buffer; per node, the reader + 1 whose signal its
-  // own signal shared in the last backward (0: none).
+  // In-place layers (see activation()): per node, how many nodes read its output; per node, 1 when
+  // the last forward ran it over its first input's buffer; per node, the reader + 1 whose signal
+  // its own signal shared in the last backward (0: none).
   std::vector<int> readers_;
   std::vector<char> in_place_;
   std::vector<int> shared_signal_;
