@@ -43,6 +43,10 @@ double rel_err(const Tensor& a, const Tensor& b) {  // ||a - b|| / ||b||, 0 when
   return d == 0 ? 0 : std::sqrt(d) / std::max(std::sqrt(n), 1e-30);
 }
 
+bool same_bits(const Tensor& a, const Tensor& b) {
+  return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
 struct Grad {
   int node;
   std::string name;
@@ -222,8 +226,7 @@ TEST_CASE("threads: parameter gradients at 2 threads are bit-identical from pass
     const Mode mode = train ? Mode::train : Mode::eval;
     Pass a = run(g, x, seed, mode, 2), b = run(g, x, seed, mode, 2);
     for (size_t i = 0; i < a.grads.size(); ++i)
-      CHECK_MESSAGE(std::memcmp(a.grads[i].g.data(), b.grads[i].g.data(), a.grads[i].g.size() * sizeof(float)) == 0,
-                    a.grads[i].name);
+      CHECK_MESSAGE(same_bits(a.grads[i].g, b.grads[i].g), a.grads[i].name);
     // Without zero_grad, another backward adds the same gradients again (thread buffers restart at 0).
     BackwardOptions o;
     o.param_grads = true;
@@ -232,10 +235,6 @@ TEST_CASE("threads: parameter gradients at 2 threads are bit-identical from pass
       for (size_t q = 0; q < gr.g.size(); ++q) gr.g[q] *= 2;
     check_close(grads(g), b.grads, 1e-5);
   }
-}
-
-bool same_bits(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
 TEST_CASE("threads: in-place layers in training give the same bits as separate buffers, allocate nothing") {
@@ -472,9 +471,7 @@ TEST_CASE("threads: BatchNorm in training runs on slices, with the serial formul
       CHECK(many.running_var[c] == doctest::Approx(one.running_var[c]).epsilon(1e-5));
     }
     const Out again = run_at(T);  // a thread count always gives the same bits
-    CHECK(std::memcmp(again.pass.gx.data(), many.pass.gx.data(), many.pass.gx.size() * sizeof(float)) == 0);
-    for (size_t i = 0; i < many.pass.grads.size(); ++i)
-      CHECK(std::memcmp(again.pass.grads[i].g.data(), many.pass.grads[i].g.data(),
-                        many.pass.grads[i].g.size() * sizeof(float)) == 0);
+    CHECK(same_bits(again.pass.gx, many.pass.gx));
+    for (size_t i = 0; i < many.pass.grads.size(); ++i) CHECK(same_bits(again.pass.grads[i].g, many.pass.grads[i].g));
   }
 }
