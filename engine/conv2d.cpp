@@ -303,7 +303,7 @@ Shape Conv2d::out_shape(const std::vector<Shape>& in) const {
   return {x[0], out_ch, oh, ow};
 }
 
-int Conv2d::winograd_tile(int OH, int OW) const { return winograd::tile(training_, OH, OW); }
+int Conv2d::winograd_tile(int OH, int OW) const { return winograd::tile(training_, OH, OW, in_ch, out_ch); }
 
 void Conv2d::prepare(Pass pass, Mode mode) {
   training_ = mode == Mode::train;

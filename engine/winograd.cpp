@@ -39,10 +39,11 @@ Geometry geometry(int C, int H, int W, int O, int p, int m) {
 
 bool applies(int k, int stride, int C, int O) { return k == 3 && stride == 1 && C >= 16 && O >= 16; }
 
-int tile(bool training, int OH, int OW) {
+int tile(bool training, int OH, int OW, int C, int O) {
   if (!training || OH < 8 || OW < 8) return 2;
-  const double covered = double((OH + 3) / 4 * 4) * ((OW + 3) / 4 * 4);  // by 4x4 tiles
-  return covered <= 1.15 * OH * OW ? 4 : 2;
+  const double tiles = double((OH + 3) / 4) * ((OW + 3) / 4);  // of 4x4
+  if (tiles < 16 && 36.0 * O * C * sizeof(float) > (1 << 20)) return 2;
+  return 16 * tiles <= 1.15 * OH * OW ? 4 : 2;
 }
 
 size_t work_floats(const Geometry& g, int n) {

@@ -37,10 +37,14 @@ Geometry geometry(int C, int H, int W, int O, int p, int m);
 
 // Worth it over im2col: 3x3, stride 1, and enough channels for the small GEMMs to run at speed.
 bool applies(int k, int stride, int C, int O);
-// The tile size for an output of OH x OW: 4 in training on planes of at least 8x8 whose 4x4
-// tiles hang over the edge by at most 15% of the plane (a 14x14 plane's 16x16 of tiles would
-// waste 31%, more than F(4x4,3x3) saves over F(2x2,3x3)), else 2.
-int tile(bool training, int OH, int OW);
+// The tile size for an output of OH x OW from C to O channels: 4 in training on planes of at least
+// 8x8 whose 4x4 tiles hang over the edge by at most 15% of the plane (a 14x14 plane's 16x16 of
+// tiles would waste 31%, more than F(4x4,3x3) saves over F(2x2,3x3)), else 2. Also 2 where
+// F(4x4,3x3)'s transformed weights (36 O C floats, read again for every sample) outgrow 1 MiB of
+// cache and the plane has fewer than 16 tiles of 4x4 to use each read for: an 8x8 plane from 64 or
+// 128 to 128 channels trains 3% faster (cifar-convnet) with F(2x2,3x3)'s 16 points, while 64 to
+// 64 channels (resnet8) is 4% slower.
+int tile(bool training, int OH, int OW, int C, int O);
 
 // u[points][O][C] = G g G^T for every filter of w[O][C][3][3] with tile size m (the input
 // gradient's GEMM operand), or with `transposed` u[points][C][O] (the forward's: both GEMMs then run row-major NN, OpenBLAS's

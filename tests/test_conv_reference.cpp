@@ -222,11 +222,16 @@ TEST_CASE("Winograd convolution (3x3, stride 1, >= 16 channels) matches the dire
 }
 
 TEST_CASE("Winograd F(4x4,3x3), used in training passes, matches the direct convolution") {
-  CHECK(winograd::tile(true, 32, 32) == 4);
-  CHECK(winograd::tile(true, 8, 30) == 4);
-  CHECK(winograd::tile(true, 14, 14) == 2);  // 16x16 of tiles: 31% past the edge
-  CHECK(winograd::tile(true, 7, 40) == 2);
-  CHECK(winograd::tile(false, 32, 32) == 2);
+  CHECK(winograd::tile(true, 32, 32, 16, 16) == 4);
+  CHECK(winograd::tile(true, 8, 30, 16, 16) == 4);
+  CHECK(winograd::tile(true, 14, 14, 16, 16) == 2);  // 16x16 of tiles: 31% past the edge
+  CHECK(winograd::tile(true, 7, 40, 16, 16) == 2);
+  CHECK(winograd::tile(false, 32, 32, 16, 16) == 2);
+  // Few tiles, and transformed weights over 1 MiB (36 * 64 * 128 floats) or not (36 * 64 * 64).
+  CHECK(winograd::tile(true, 8, 8, 64, 128) == 2);
+  CHECK(winograd::tile(true, 8, 8, 128, 128) == 2);
+  CHECK(winograd::tile(true, 8, 8, 64, 64) == 4);
+  CHECK(winograd::tile(true, 16, 16, 128, 128) == 4);  // 16 tiles
   const Geom cases[] = {
       {2, 16, 16, 16, 16, 3, 1, 1, true},   // whole 4x4 tiles
       {1, 16, 30, 31, 20, 3, 1, 1, true},   // the last tile row and column hang over by 2 and 1
@@ -236,7 +241,7 @@ TEST_CASE("Winograd F(4x4,3x3), used in training passes, matches the direct conv
   };
   uint64_t seed = 500;
   for (const Geom& g : cases) {
-    CHECK(winograd::tile(true, g.OH(), g.OW()) == 4);
+    CHECK(winograd::tile(true, g.OH(), g.OW(), g.C, g.O) == 4);
     check_against_reference(g, seed++, kWinograd4Tol, true);
   }
   Rng r(78);
