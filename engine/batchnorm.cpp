@@ -55,19 +55,16 @@ void BatchNorm2d::partial_sums(Pass p, const std::vector<const Tensor*>& in, con
   int N, C;
   size_t HW;
   dims(x, N, C, HW);
+  const size_t stride = size_t(C) * HW;  // from a sample's plane of channel ch to the next sample's
   for (int ch = 0; ch < C; ++ch) {
+    const float* xc = x.data() + ch * HW;
     double a = 0, b = 0;
     if (p == Pass::forward) {
-      for (int n = 0; n < N; ++n) a += sum(x.data() + (size_t(n) * C + ch) * HW, HW);
+      a = sum(xc, HW, N, stride);
       const double mean = N ? a / (double(N) * HW) : 0;
-      for (int n = 0; n < N; ++n) b += sum_squared_deviations(x.data() + (size_t(n) * C + ch) * HW, HW, mean);
+      b = sum_squared_deviations(xc, HW, mean, N, stride);
     } else {
-      for (int n = 0; n < N; ++n) {
-        double sg, sgx;
-        const size_t at = (size_t(n) * C + ch) * HW;
-        sum_and_centered_dot(g_out->data() + at, x.data() + at, HW, batch_mean[ch], sg, sgx);
-        a += sg, b += sgx;
-      }
+      sum_and_centered_dot(g_out->data() + ch * HW, xc, HW, batch_mean[ch], a, b, N, stride);
       b *= batch_invstd[ch];
     }
     part[2 * ch] = a;

@@ -156,34 +156,40 @@ GB_INLINE double fold(const double* l) {  // a fixed tree over the lanes
   return ((h[0] + h[4]) + (h[1] + h[5])) + ((h[2] + h[6]) + (h[3] + h[7]));
 }
 
-GB_CLONES double sum(const float* p, size_t n) {
+GB_CLONES double sum(const float* p, size_t n, size_t slices, size_t stride) {
   double lane[kLanes] = {};
-  size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) lane[j] += p[i + j];
-  for (; i < n; ++i) lane[i % kLanes] += p[i];
+  for (size_t s = 0; s < slices; ++s, p += stride) {
+    size_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+      for (int j = 0; j < kLanes; ++j) lane[j] += p[i + j];
+    for (; i < n; ++i) lane[i % kLanes] += p[i];
+  }
   return fold(lane);
 }
 
-GB_CLONES double sum_squared_deviations(const float* p, size_t n, double mean) {
+GB_CLONES double sum_squared_deviations(const float* p, size_t n, double mean, size_t slices, size_t stride) {
   double lane[kLanes] = {};
-  size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) lane[j] += (p[i + j] - mean) * (p[i + j] - mean);
-  for (; i < n; ++i) lane[i % kLanes] += (p[i] - mean) * (p[i] - mean);
+  for (size_t s = 0; s < slices; ++s, p += stride) {
+    size_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+      for (int j = 0; j < kLanes; ++j) lane[j] += (p[i + j] - mean) * (p[i + j] - mean);
+    for (; i < n; ++i) lane[i % kLanes] += (p[i] - mean) * (p[i] - mean);
+  }
   return fold(lane);
 }
 
 GB_CLONES void sum_and_centered_dot(const float* g, const float* x, size_t n, double mean, double& sum_g,
-                                    double& sum_gx) {
+                                    double& sum_gx, size_t slices, size_t stride) {
   double a[kLanes] = {}, b[kLanes] = {};
-  size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) {
-      a[j] += g[i + j];
-      b[j] += g[i + j] * (x[i + j] - mean);
-    }
-  for (; i < n; ++i) a[i % kLanes] += g[i], b[i % kLanes] += g[i] * (x[i] - mean);
+  for (size_t s = 0; s < slices; ++s, g += stride, x += stride) {
+    size_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+      for (int j = 0; j < kLanes; ++j) {
+        a[j] += g[i + j];
+        b[j] += g[i + j] * (x[i + j] - mean);
+      }
+    for (; i < n; ++i) a[i % kLanes] += g[i], b[i % kLanes] += g[i] * (x[i] - mean);
+  }
   sum_g = fold(a);
   sum_gx = fold(b);
 }

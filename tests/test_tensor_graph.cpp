@@ -1,6 +1,9 @@
 // Tensors, the graph walk, rule hooks and the LeNet-5 shape table.
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <vector>
+
 #include "engine/architecture.h"
 #include "engine/layers.h"
 #include "train/presets.h"
@@ -25,6 +28,37 @@ TEST_CASE("tensor slices are views and shape errors name both shapes") {
     std::string m = e.what();
     CHECK(m.find("[4,1,3,3]") != std::string::npos);
     CHECK(m.find("[4,2,3,3]") != std::string::npos);
+  }
+}
+
+TEST_CASE("the double-precision sums cover exactly their slices of a channel") {
+  // 5 slices of n floats, `stride` apart; the gaps between them hold values that would show.
+  for (size_t n : {1, 7, 16, 64, 100}) {
+    INFO("n = " << n);
+    const size_t slices = 5, stride = n + 13;
+    std::vector<float> x(slices * stride, 1e30f), g(slices * stride, -1e30f);
+    long double sx = 0, sg = 0;
+    for (size_t s = 0; s < slices; ++s)
+      for (size_t i = 0; i < n; ++i) {
+        x[s * stride + i] = float(std::sin(0.37 * double(s * n + i))) + 2.f;
+        g[s * stride + i] = float(std::cos(0.11 * double(s * n + i)));
+        sx += x[s * stride + i], sg += g[s * stride + i];
+      }
+    const long double mean = sx / (slices * n);
+    long double ss = 0, sgx = 0;
+    for (size_t s = 0; s < slices; ++s)
+      for (size_t i = 0; i < n; ++i) {
+        const long double d = x[s * stride + i] - mean;
+        ss += d * d, sgx += g[s * stride + i] * d;
+      }
+    CHECK(sum(x.data(), n, slices, stride) == doctest::Approx(double(sx)).epsilon(1e-13));
+    CHECK(sum_squared_deviations(x.data(), n, double(mean), slices, stride) == doctest::Approx(double(ss)).epsilon(1e-12));
+    double a = 0, b = 0;
+    sum_and_centered_dot(g.data(), x.data(), n, double(mean), a, b, slices, stride);
+    CHECK(a == doctest::Approx(double(sg)).epsilon(1e-12).scale(1));
+    CHECK(b == doctest::Approx(double(sgx)).epsilon(1e-12).scale(1));
+    // One slice is the plain form.
+    CHECK(sum(x.data(), n) == sum(x.data(), n, 1, 0));
   }
 }
 
