@@ -140,8 +140,10 @@ void run_split(const SplitGroups& sg, F&& f, D&& done) {
   });
 }
 
-// Below this many FLOPs a run of layers is not worth handing to other threads.
-constexpr double kMinSplitFlops = 4e6;
+// A run of layers is worth handing to other threads from 4 MFLOP, or from 1 Mi floats of
+// activations (and signals) over the batch: element-wise layers (BatchNorm, ReLU, pooling) do few
+// FLOPs per float but take about a millisecond to stream that many.
+bool worth_splitting(double flops, double floats) { return flops >= 4e6 || floats >= double(1 << 20); }
 
 // Samples per group for a run of layers whose activations (and signals) take `floats` per
 // sample: about 512 KiB per group, half a core's L2 on common CPUs.
@@ -257,7 +259,7 @@ const Tensor& Graph::forward(const Tensor& x, const ForwardOptions& opt) {
     size_t floats = 0;
     double flops = 0;
     for (int k = i; k < j; ++k) floats += shapes_[k].numel(), flops += flops_[k] * N;
-    const bool split = splits(i) && flops >= kMinSplitFlops;
+    const bool split = splits(i) && worth_splitting(flops, double(floats) * N);
     if (needs_sums(i) && !summed) gather_sums(i, Layer::Pass::forward, split ? T : 1, N, opt.row_block, false);
     // A split run followed by a layer that needs the batch's sums adds each group's part of them
     // while the group is still in cache, instead of reading the whole batch again.
@@ -460,7 +462,7 @@ const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
     size_t floats = 0;  // activations and signals
     double flops = 0;
     for (size_t q = s; q < r; ++q) floats += 2 * shapes_[plan_[q]].numel(), flops += 2 * flops_[plan_[q]] * N;
-    const bool split = splits(plan_[s]) && flops >= kMinSplitFlops;
+    const bool split = splits(plan_[s]) && worth_splitting(flops, double(floats) * N);
     if (needs_sums(plan_[s]) && !summed)
       gather_sums(plan_[s], Layer::Pass::backward, split ? T : 1, N, opt.row_block, opt.param_grads);
     // The next node's signal rows are complete once this run has run them: every consumer of a

@@ -86,13 +86,14 @@ Pass run(Graph& g, const Tensor& x, const Tensor& seed, Mode mode, int T) {
 // Copies its input; records the threads and batch sizes of its forward calls.
 struct Probe : Layer {
   bool sample_wise;
+  double sample_flops;
   std::mutex m;
   std::set<std::thread::id> ids;
   std::vector<int> batches;
-  explicit Probe(bool sample_wise) : sample_wise(sample_wise) {}
+  explicit Probe(bool sample_wise, double sample_flops = 1e6) : sample_wise(sample_wise), sample_flops(sample_flops) {}
   std::string kind() const override { return "probe"; }
   bool per_sample(Mode) const override { return sample_wise; }
-  double flops(const std::vector<Shape>&) const override { return 1e6; }
+  double flops(const std::vector<Shape>&) const override { return sample_flops; }
   Shape out_shape(const std::vector<Shape>& in) const override { return in[0]; }
   void forward(ForwardCall& c) override {
     std::lock_guard<std::mutex> l(m);
@@ -172,23 +173,33 @@ TEST_CASE("threads: jobs of changing widths run each part exactly once") {
   CHECK(bad == 0);
 }
 
-TEST_CASE("threads: the graph splits per-sample runs above the FLOP threshold only") {
+TEST_CASE("threads: the graph splits per-sample runs above the FLOP or the size threshold only") {
   ThreadsGuard guard;
-  for (int N : {3, 8})
-    for (bool sample_wise : {true, false}) {
-      INFO("batch " << N << (sample_wise ? ", per-sample" : ", not per-sample"));
-      Graph g(Shape{4});
-      auto* probe = new Probe(sample_wise);
-      g.then(std::unique_ptr<Layer>(probe));
-      set_threads(2);
-      const Tensor x = noise({N, 4}, 1, -1, 1);
-      CHECK(rel_err(g.forward(x), x) == 0);
-      const bool split = sample_wise && N * 1e6 >= 4e6;  // kMinSplitFlops
-      CHECK(probe->ids.size() == (split ? 2u : 1u));
-      CHECK(probe->ids.count(std::this_thread::get_id()) == 1);
-      CHECK(probe->batches == (split ? std::vector<int>{N / 2, N / 2} : std::vector<int>{N}));
-      CHECK(rel_err(g.backward(x), x) == 0);
-    }
+  // 4 MFLOP over the batch, or 1 Mi floats of activations (twice that with signals, backward):
+  // {features, FLOPs per sample} with one criterion or the other reached at N = 8, neither at 3.
+  const std::pair<int, double> probes[] = {{4, 1e6}, {1 << 17, 0.0}};
+  for (const auto& [F, flops] : probes)
+    for (int N : {3, 8})
+      for (bool sample_wise : {true, false}) {
+        const std::string what = std::to_string(F) + " features, batch " + std::to_string(N) +
+                                 (sample_wise ? ", per-sample" : ", not per-sample");
+        INFO(what);
+        Graph g(Shape{F});
+        auto* probe = new Probe(sample_wise, flops);
+        g.then(std::unique_ptr<Layer>(probe));
+        set_threads(2);
+        const Tensor x = noise({N, F}, 1, -1, 1);
+        CHECK(rel_err(g.forward(x), x) == 0);
+        const bool split = sample_wise && N == 8;
+        CHECK(probe->ids.size() == (split ? 2u : 1u));
+        CHECK(probe->ids.count(std::this_thread::get_id()) == 1);
+        // Each thread's half, whole or in groups of rows that fit in cache.
+        int rows = 0, largest = 0;
+        for (int b : probe->batches) rows += b, largest = std::max(largest, b);
+        CHECK(rows == N);
+        CHECK(largest == (split ? (F == 4 ? N / 2 : 1) : N));
+        CHECK(rel_err(g.backward(x), x) == 0);
+      }
 }
 
 TEST_CASE("threads: 1 and 2 threads give the same logits, input and parameter gradients") {
