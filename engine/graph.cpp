@@ -140,10 +140,11 @@ void run_split(const SplitGroups& sg, F&& f, D&& done) {
   });
 }
 
-// A run of layers is worth handing to other threads from 4 MFLOP, or from 1 Mi floats of
+// A run of layers is worth handing to other threads from 4 MFLOP, or from 512 Ki floats of
 // activations (and signals) over the batch: element-wise layers (BatchNorm, ReLU, pooling) do few
-// FLOPs per float but take about a millisecond to stream that many.
-bool worth_splitting(double flops, double floats) { return flops >= 4e6 || floats >= double(1 << 20); }
+// FLOPs per float but take hundreds of microseconds to stream that many, against the tens that
+// waking a thread costs.
+bool worth_splitting(double flops, double floats) { return flops >= 4e6 || floats >= double(1 << 19); }
 
 // Samples per group for a run of layers whose activations (and signals) take `floats` per
 // sample: about 512 KiB per group, half a core's L2 on common CPUs.
