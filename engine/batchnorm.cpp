@@ -49,8 +49,12 @@ void BatchNorm2d::prepare(Pass p, Mode) {
 }
 
 // Forward part: per channel the slice's sum and its squared deviations from the slice's mean.
-// Backward part: per channel Σ g and Σ g·x̂ with the batch statistics of the forward pass.
-void BatchNorm2d::partial_sums(Pass p, const std::vector<const Tensor*>& in, const Tensor* g_out, double* part) const {
+// Backward part: per channel Σ g and Σ g·x̂ with the batch statistics of the forward pass. Where
+// the graph vouches for the output y = γ x̂ + β, Σ g·x̂ = Σ g·(y − β) / γ reads it instead of x: in
+// training a ReLU has just read it for its mask, so it is in cache, where x is not. Only for
+// channels with |β| ≤ 16 |γ|: the division magnifies y's rounding by |β/γ| against x̂'s own.
+void BatchNorm2d::partial_sums(Pass p, const std::vector<const Tensor*>& in, const Tensor* out, const Tensor* g_out,
+                               double* part) const {
   const Tensor& x = *in[0];
   int N, C;
   size_t HW;
@@ -64,8 +68,15 @@ void BatchNorm2d::partial_sums(Pass p, const std::vector<const Tensor*>& in, con
       const double mean = N ? a / (double(N) * HW) : 0;
       b = sum_squared_deviations(xc, HW, mean, N, stride);
     } else {
-      sum_and_centered_dot(g_out->data() + ch * HW, xc, HW, batch_mean[ch], a, b, N, stride);
-      b *= batch_invstd[ch];
+      const float gamma = weight.value[ch], beta = bias.value[ch];
+      const float* gc = g_out->data() + ch * HW;
+      if (out && gamma != 0 && std::abs(beta) <= 16 * std::abs(gamma)) {
+        sum_and_centered_dot(gc, out->data() + ch * HW, HW, beta, a, b, N, stride);
+        b /= gamma;
+      } else {
+        sum_and_centered_dot(gc, xc, HW, batch_mean[ch], a, b, N, stride);
+        b *= batch_invstd[ch];
+      }
     }
     part[2 * ch] = a;
     part[2 * ch + 1] = b;

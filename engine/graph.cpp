@@ -191,6 +191,24 @@ bool Graph::may_run_in_place(int i, Layer::Pass pass) const {
   return nd.layer->runs_in_place() && !nodes_[j].layer->backward_reads_output();
 }
 
+// Whether node i's activation holds its own output wherever its signal in the backward under way
+// is nonzero, decided from the graph's shape alone, so that passes with and without in-place
+// layers give the same bits: i's one reader keeps its input wherever it passes a gradient (ReLU),
+// this backward runs it (its signal is all of i's), and nothing ran in place over the reader's own
+// output (which would also be i's buffer).
+bool Graph::output_intact(int i) const {
+  if (forward_rules_ || backward_rules_ || readers_[i] != 1) return false;
+  for (int r = i + 1; r < size(); ++r) {
+    const std::vector<int>& in = nodes_[r].inputs;
+    if (std::find(in.begin(), in.end(), i) == in.end()) continue;
+    if (r > backward_from_ || !nodes_[r].layer->keeps_input_where_gradient()) return false;
+    for (int q = r + 1; q < size(); ++q)
+      if (in_place_[q] && nodes_[q].inputs[0] == r) return false;
+    return true;
+  }
+  return false;
+}
+
 void Graph::forward_node(int i, int b, int e, int t, const ForwardRules* rules) {
   Node& nd = nodes_[i];
   CallScratch& sc = calls_[t];  // reused: a node call allocates nothing once the vectors are sized
@@ -245,6 +263,7 @@ const Tensor& Graph::forward(const Tensor& x, const ForwardOptions& opt) {
       acts_[i].resize(shapes_[i].with_batch(N));
   }
   const ForwardRules* rules = opt.rules;
+  forward_rules_ = rules != nullptr;
   auto needs_sums = [&](int i) {
     return !has_rule(rules, i) && nodes_[i].layer->sum_size(Layer::Pass::forward, mode_) > 0;
   };
@@ -354,8 +373,11 @@ void Graph::add_part(int i, Layer::Pass pass, int b, int e, int k) {
   std::vector<const Tensor*> ptrs;
   for (int j : nodes_[i].inputs) in.push_back(rows(activation(j), b, e));
   for (const Tensor& v : in) ptrs.push_back(&v);
-  const Tensor g = pass == Layer::Pass::backward ? rows(sigs_[i], b, e) : Tensor();
-  L.partial_sums(pass, ptrs, pass == Layer::Pass::backward ? &g : nullptr, sum_parts_.data() + size_t(k) * S);
+  const bool backward = pass == Layer::Pass::backward;
+  const Tensor g = backward ? rows(sigs_[i], b, e) : Tensor();
+  const bool with_out = backward && output_intact(i);
+  const Tensor out = with_out ? rows(acts_[i], b, e) : Tensor();
+  L.partial_sums(pass, ptrs, with_out ? &out : nullptr, backward ? &g : nullptr, sum_parts_.data() + size_t(k) * S);
   part_rows_[k] = e - b;
 }
 
@@ -426,6 +448,8 @@ const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
   const int N = seed.batch();
   check_row_block(N, opt.row_block, "backward");
   for (int i = 0; i <= from; ++i) nodes_[i].layer->prepare(Layer::Pass::backward, mode_);
+  backward_rules_ = opt.rules != nullptr;
+  backward_from_ = from;
   for (Workspace& w : ws_)  // nothing carried over from a pass that threw
     for (std::vector<float>& c : w.carried) c.clear();
   for (int j = 0; j < size(); ++j)  // the last pass's shared signals (see forward)

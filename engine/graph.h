@@ -121,6 +121,10 @@ class Graph {
   std::vector<char> in_place_;
   std::vector<int> shared_signal_;
   bool may_run_in_place(int i, Layer::Pass pass) const;
+  bool output_intact(int i) const;
+  bool forward_rules_ = false;   // the last forward had rules: a layer's activation may be its rule's
+  bool backward_rules_ = false;  // the backward under way has rules
+  int backward_from_ = -1;       // and starts at this node
   Mode mode_ = Mode::eval;  // of the last forward
   int forward_end_ = -1;    // the last node the last forward ran
   // Per thread: workspace, scratch for signals added into an already written input, and (threads

@@ -117,9 +117,12 @@ struct Layer {
   // (partial_sums), then the layer combines the parts in thread order (combine_sums), so a thread
   // count always gives the same bits. sum_size: doubles per part for this pass (0: none needed).
   virtual size_t sum_size(Pass, Mode) const { return 0; }
-  // Forward: `g_out` is null and `in` the call's inputs; backward: also its incoming signal.
-  virtual void partial_sums(Pass, const std::vector<const Tensor*>& /*in*/, const Tensor* /*g_out*/,
-                            double* /*part*/) const {}
+  // Forward: `g_out` and `out` are null and `in` the call's inputs. Backward: also the incoming
+  // signal and, unless null, the layer's output as the graph holds it: exact wherever g_out is
+  // nonzero (where it is zero, a ReLU run in place over it may have written its zeros); null when
+  // the graph cannot vouch for that (a forward rule replaced the layer, or an add ran over it).
+  virtual void partial_sums(Pass, const std::vector<const Tensor*>& /*in*/, const Tensor* /*out*/,
+                            const Tensor* /*g_out*/, double* /*part*/) const {}
   // parts[t] holds the sums of rows[t] rows. With param_grads, the backward pass adds the layer's
   // parameter gradients here, once, and its backward() adds none.
   virtual void combine_sums(Pass, const std::vector<const double*>& /*parts*/, const std::vector<int>& /*rows*/,
@@ -134,6 +137,10 @@ struct Layer {
   virtual bool runs_in_place() const { return false; }
   virtual bool backward_in_place() const { return false; }
   virtual bool backward_reads_output() const { return true; }
+  // True when forward() writes each input element or zero, and backward() passes no gradient where
+  // it wrote zero (ReLU): run in place, it leaves the layer before it that layer's own output
+  // wherever that layer's output gradient is nonzero (see partial_sums).
+  virtual bool keeps_input_where_gradient() const { return false; }
 };
 
 }  // namespace gb

@@ -158,6 +158,7 @@ struct ReLU final : ActivationOf<ReLU> {
   void backward(BackwardCall& c) override;
   bool runs_in_place() const override { return true; }
   bool backward_in_place() const override { return true; }
+  bool keeps_input_where_gradient() const override { return true; }
 };
 
 struct LeakyReLU final : ActivationOf<LeakyReLU> {
@@ -270,7 +271,8 @@ struct BatchNorm2d : Layer {
   // (merged with Chan et al.'s formula, so one pass gives the two-pass variance); backward, the
   // sums of the signal and of signal × x̂ that the input gradient and the parameter gradients need.
   size_t sum_size(Pass, Mode m) const override { return m == Mode::train ? 2 * size_t(channels) : 0; }
-  void partial_sums(Pass p, const std::vector<const Tensor*>& in, const Tensor* g_out, double* part) const override;
+  void partial_sums(Pass p, const std::vector<const Tensor*>& in, const Tensor* out, const Tensor* g_out,
+                    double* part) const override;
   void combine_sums(Pass p, const std::vector<const double*>& parts, const std::vector<int>& rows,
                     bool param_grads) override;
   void prepare(Pass p, Mode mode) override;

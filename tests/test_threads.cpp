@@ -251,6 +251,56 @@ TEST_CASE("threads: parameter gradients at 2 threads are bit-identical from pass
   }
 }
 
+TEST_CASE("threads: BatchNorm's backward sums read its output behind a ReLU and agree with those over its input") {
+  ThreadsGuard guard;
+  // Σ g·x̂ = Σ g·(y − β)/γ over the output the ReLU ran in place over, against the same sums over
+  // the input (what any backward with rules takes); channel 0 (γ = 0) and channel 1 (|β| > 16 |γ|)
+  // must take the input in both. The sums are in double, so the two agree to the float bits but
+  // where y's rounding is magnified: channel 5, |β| = 16 |γ|, shows the output was read.
+  Graph g = graph_from_json(parse_architecture("input(3,10,10) conv(6,k=3,p=1,bias=false) batchnorm relu "
+                                               "conv(4,k=3,p=1) gap dense(3)"));
+  g.init(3);
+  auto* bn = dynamic_cast<BatchNorm2d*>(&g.layer(1));
+  REQUIRE(bn);
+  const float gamma[6] = {0.f, 0.1f, -0.7f, 1.3f, 0.4f, 0.1f}, beta[6] = {0.2f, 1.7f, 0.3f, -0.5f, 0.f, 1.6f};
+  for (int c = 0; c < 6; ++c) bn->weight.value[c] = gamma[c], bn->bias.value[c] = beta[c];
+  for (int T : {1, 2}) {
+    INFO(T << " thread(s)");
+    set_threads(T);
+    const int N = 8;
+    const Tensor x = noise(g.shape(-1, N), 7, -1, 1), seed = noise(g.shape(g.output(), N), 8, -1, 1);
+    auto pass = [&](const BackwardRules* rules, int seed_at) {
+      ForwardOptions fo;
+      fo.mode = Mode::train;
+      g.forward(x, fo);
+      g.zero_grad();
+      BackwardOptions bo;
+      bo.param_grads = true;
+      bo.rules = rules;
+      bo.seed_at = seed_at;
+      const Tensor s = seed_at < 0 ? seed : noise(g.shape(seed_at, N), 9, -1, 1);
+      Pass p{Tensor(), g.backward(s, bo).clone(), grads(g)};
+      return p;
+    };
+    const BackwardRules none(g.size());  // no rule on any layer, but rules: the sums read x
+    // Seeded at the BatchNorm, its signal is not the ReLU's: the ReLU's zeros must not be read.
+    const Pass at_bn = pass(nullptr, 1), at_bn_ref = pass(&none, 1);
+    CHECK(rel_err(at_bn.gx, at_bn_ref.gx) <= 1e-5);
+    check_close(at_bn.grads, at_bn_ref.grads, 1e-5);
+    const Pass from_out = pass(nullptr, -1), from_in = pass(&none, -1);
+    CHECK(rel_err(from_out.gx, from_in.gx) <= 1e-5);
+    check_close(from_out.grads, from_in.grads, 1e-5);
+    const Tensor& w_out = from_out.grads[1].g;  // batchnorm1.weight: Σ g·x̂ per channel
+    const Tensor& w_in = from_in.grads[1].g;
+    REQUIRE(from_out.grads[1].name == "batchnorm1.weight");
+    for (int c = 0; c < 6; ++c) CHECK(std::isfinite(w_out[c]));
+    CHECK(w_out[0] == w_in[0]);  // the same sums, bit for bit
+    CHECK(w_out[1] == w_in[1]);
+    CHECK(w_out[5] != w_in[5]);
+    CHECK(w_out[5] == doctest::Approx(w_in[5]).epsilon(1e-4));
+  }
+}
+
 TEST_CASE("threads: in-place layers in training give the same bits as separate buffers, allocate nothing") {
   ThreadsGuard guard;
   // Layers that share their first input's activation (ReLUs and adds that are its only reader, the
