@@ -6,8 +6,8 @@
 //         [0  1  1  0]        [ 1/2  1/2  1/2]          [0  1 -1 -1]
 //         [0 -1  1  0]        [ 1/2 -1/2  1/2]
 //         [0  1  0 -1]        [ 0    0    1 ]
-// F(4x4, 3x3) (interpolation points 0, ±1, ±2, ∞), through one generic "M X M^T" loop whose
-// multiplications by 0 and ±1 the compiler drops, the matrices being constants:
+// F(4x4, 3x3) (interpolation points 0, ±1, ±2, ∞), through one "M X M^T" loop (separable) over
+// the matrices' one-dimensional maps, written out with their shared sums (OneD):
 //   B^T = [4  0 -5  0  1  0]    G = [ 1/4    0     0  ]    A^T = [1  1  1  1  1  0]
 //         [0 -4 -4  1  1  0]        [-1/6  -1/6  -1/6 ]          [0  1 -1  2 -2  0]
 //         [0  4 -4 -1  1  0]        [-1/6   1/6  -1/6 ]          [0  1  1  4  4  0]
@@ -237,78 +237,18 @@ GB_INLINE void output_tile_adjoint(int n, const float* __restrict g0, size_t rs,
   }
 }
 
-// ---- F(4x4, 3x3): one generic transform ------------------------------------------------------
+// ---- F(4x4, 3x3): the matrices of the header comment, one dimension at a time ----------------
 
-// A constant R x K matrix: at(i, k).
-struct BT4 {  // B^T
-  static constexpr int R = 6, K = 6;
-  static constexpr float m[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
-                                    {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
-  static constexpr float at(int i, int k) { return m[i][k]; }
-};
-struct G4 {
-  static constexpr int R = 6, K = 3;
-  static constexpr float m[6][3] = {{1.f / 4, 0, 0},           {-1.f / 6, -1.f / 6, -1.f / 6},
-                                    {-1.f / 6, 1.f / 6, -1.f / 6}, {1.f / 24, 1.f / 12, 1.f / 6},
-                                    {1.f / 24, -1.f / 12, 1.f / 6}, {0, 0, 1}};
-  static constexpr float at(int i, int k) { return m[i][k]; }
-};
-struct AT4 {  // A^T
-  static constexpr int R = 4, K = 6;
-  static constexpr float m[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
-  static constexpr float at(int i, int k) { return m[i][k]; }
-};
+// Tags for B^T, G and A^T, and for their transposes (the adjoints' matrices).
+struct BT4 {};
+struct G4 {};
+struct AT4 {};
 template <class Mt>
-struct Transposed {  // the adjoint's matrix
-  static constexpr int R = Mt::K, K = Mt::R;
-  static constexpr float at(int i, int k) { return Mt::at(k, i); }
-};
+struct Transposed {};
 
-// Σ_k M(i, k) value(k) over the non-zero entries of row i, unrolled: the entries are constants,
-// so the zeros cost nothing and the ones no multiplication.
-template <class Mt, class Value>
-GB_INLINE float dot(int i, Value value) {
-  float s = 0.f;
-  bool first = true;
-#pragma GCC unroll 8
-  for (int k = 0; k < Mt::K; ++k)
-    if (Mt::at(i, k) != 0.f) {
-      const float v = Mt::at(i, k) * value(k);
-      s = first ? v : s + v;
-      first = false;
-    }
-  return s;
-}
-
-// out(i, j) = Σ_k Σ_l M(i, k) in(k, l) M(j, l) for n channels, with in(k, l) at
-// in[k * irs + l * ics + c] and out(i, j) at out[i * ors + j * ocs + c], stored or (Add) added.
-template <class Mt, bool Add>
-GB_INLINE void sandwich(int n, const float* __restrict in, size_t irs, size_t ics, float* __restrict out, size_t ors,
-                        size_t ocs) {
-  constexpr int R = Mt::R, K = Mt::K;
-  // The points are blocks of n floats: stores to different points never overlap.
-#pragma GCC ivdep
-  for (int c = 0; c < n; ++c)
-#pragma GCC unroll 8
-    for (int i = 0; i < R; ++i) {
-      float t[K];  // row i of M in
-#pragma GCC unroll 8
-      for (int l = 0; l < K; ++l) t[l] = dot<Mt>(i, [&](int k) { return in[k * irs + l * ics + c]; });
-#pragma GCC unroll 8
-      for (int j = 0; j < R; ++j) {
-        const float s = dot<Mt>(j, [&](int l) { return t[l]; });
-        if (Add)
-          out[i * ors + j * ocs + c] += s;
-        else
-          out[i * ors + j * ocs + c] = s;
-      }
-    }
-}
-
-// F(4x4, 3x3)'s tile transforms one dimension at a time, y = M x for the K values of x, with the
-// sums that several outputs share computed once (d4 - 4 d2 feeds two outputs of B^T d, and so on):
-// a third fewer operations than the matrix's non-zero entries, which the compiler may not find
-// itself, as it must not reassociate float sums.
+// y = M x for the K values of x, with the sums that several outputs share computed once (d4 - 4 d2
+// feeds two outputs of B^T d, and so on): a third fewer operations than the matrix's non-zero
+// entries, which the compiler would not find itself, as it must not reassociate float sums.
 template <class Mt>
 struct OneD;
 template <>
@@ -362,8 +302,33 @@ struct OneD<Transposed<AT4>> {  // A o
   }
 };
 
-// out = M in M^T as sandwich computes it, through OneD<Mt>: down the columns of in, then along the
-// rows of the result.
+template <>
+struct OneD<G4> {
+  static constexpr int K = 3, R = 6;
+  GB_INLINE static void apply(const float* g, float* u) {
+    const float p = g[0] + g[2], q = g[0] * (1.f / 24) + g[2] * (1.f / 6), r = g[1] * (1.f / 12);
+    u[0] = g[0] * (1.f / 4);
+    u[1] = -(p + g[1]) * (1.f / 6);
+    u[2] = -(p - g[1]) * (1.f / 6);
+    u[3] = q + r;
+    u[4] = q - r;
+    u[5] = g[2];
+  }
+};
+template <>
+struct OneD<Transposed<G4>> {  // G^T u
+  static constexpr int K = 6, R = 3;
+  GB_INLINE static void apply(const float* u, float* g) {
+    const float s12 = u[1] + u[2], d12 = u[2] - u[1], s34 = u[3] + u[4], d34 = u[3] - u[4];
+    g[0] = u[0] * (1.f / 4) - s12 * (1.f / 6) + s34 * (1.f / 24);
+    g[1] = d12 * (1.f / 6) + d34 * (1.f / 12);
+    g[2] = (s34 - s12) * (1.f / 6) + u[5];
+  }
+};
+
+// out(i, j) = Σ_k Σ_l M(i, k) in(k, l) M(j, l) for n channels, with in(k, l) at
+// in[k * irs + l * ics + c] and out(i, j) at out[i * ors + j * ocs + c], stored or (Add) added:
+// OneD<M> down the columns of in, then along the rows of the result.
 template <class Mt, bool Add>
 GB_INLINE void separable(int n, const float* __restrict in, size_t irs, size_t ics, float* __restrict out, size_t ors,
                          size_t ocs) {
@@ -514,7 +479,7 @@ GB_CLONES void transform_weights(int m, const float* w, int O, int C, bool trans
         std::memcpy(taps + e * F + f, blk[e], n * sizeof(float));
   }
   if (m == 4) {  // u(i, j) = (G g G^T)(i, j): the taps are 3x3 "channels" F apart
-    sandwich<G4, false>(int(f1 - f0), taps + f0, 3 * F, F, u + f0, 6 * F, F);
+    separable<G4, false>(int(f1 - f0), taps + f0, 3 * F, F, u + f0, 6 * F, F);
     return;
   }
   weight_row<0>(F, f0, f1, taps, u);
@@ -526,7 +491,7 @@ GB_CLONES void transform_weights(int m, const float* w, int O, int C, bool trans
 GB_CLONES void add_weight_grad(int m, const float* du, int O, int C, float* gw, float* work) {
   const size_t F = size_t(O) * C;
   if (m == 4) {
-    sandwich<Transposed<G4>, false>(int(F), du, 6 * F, F, work, 3 * F, F);
+    separable<Transposed<G4>, false>(int(F), du, 6 * F, F, work, 3 * F, F);
   } else {
     weight_grad_row<0>(F, du, work);
     weight_grad_row<1>(F, du, work);
