@@ -192,6 +192,9 @@ TEST_CASE("cli: influence and prototypes write their outputs; bad requests name 
   REQUIRE_MESSAGE(r.status == 0, r.err);
   CHECK(fs::exists(s / "m.epoch1.safetensors"));
   CHECK(fs::exists(s / "m.epoch2.safetensors"));
+  // Files that only look like epoch files (not models: TracIn would fail to load them).
+  for (const char* decoy : {"m.epochx.safetensors", "m.epoch.safetensors", "xm.epoch3.safetensors", "m.epoch4.npy"})
+    std::ofstream(s / decoy) << "not a model";
   const std::string base = "influence --model " + m + " --data toy:xor --index 0:2 ";
   r = glassbox(s, base + "--method knn,influence,tracin,representer --param damping=0.05" + out);
   REQUIRE_MESSAGE(r.status == 0, r.err);
@@ -199,7 +202,9 @@ TEST_CASE("cli: influence and prototypes write their outputs; bad requests name 
                         "representer_alpha.npy", "summary.json"})
     CHECK_MESSAGE(fs::exists(s / ("out/" + std::string(f))), f);
   const std::string summary = read_file(s / "out/summary.json");
-  CHECK(contains(summary, "m.epoch2.safetensors"));  // TracIn found the epoch files beside the model
+  CHECK(contains(summary, "m.epoch1.safetensors"));  // TracIn found the epoch files beside the model
+  CHECK(contains(summary, "m.epoch2.safetensors"));
+  CHECK_FALSE(contains(summary, "epoch3"));
   CHECK(contains(summary, "\"residual\""));
   r = glassbox(s, base + "--method influence --loo 5 --param damping=0.05 --out " + (s / "loo"));
   REQUIRE_MESSAGE(r.status == 0, r.err);

@@ -14,7 +14,6 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <numeric>
-#include <regex>
 #include <set>
 
 #include "data/dataset.h"
@@ -387,13 +386,17 @@ std::vector<inst::Checkpoint> load_checkpoints(const InfluenceArgs& a, const Mod
   if (files.empty() && fs::exists(a.model)) {
     const fs::path p(a.model);
     const std::string stem = p.filename().string().substr(0, p.filename().string().rfind(".safetensors"));
-    const std::regex pattern(std::regex_replace(stem, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") +
-                             R"(\.epoch(\d+)\.safetensors)");
+    const std::string head = stem + ".epoch", tail = ".safetensors";
     std::vector<std::pair<int, std::string>> found;
     for (const auto& e : fs::directory_iterator(p.parent_path().empty() ? fs::path(".") : p.parent_path())) {
-      std::smatch mt;
       const std::string name = e.path().filename().string();
-      if (std::regex_match(name, mt, pattern)) found.emplace_back(std::stoi(mt[1]), e.path().string());
+      if (name.size() <= head.size() + tail.size() || name.compare(0, head.size(), head) != 0 ||
+          name.compare(name.size() - tail.size(), tail.size(), tail) != 0)
+        continue;
+      const std::string epoch = name.substr(head.size(), name.size() - head.size() - tail.size());
+      if (epoch.size() > 9 || !std::all_of(epoch.begin(), epoch.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+        continue;  // MODEL.epochE.safetensors, E a number
+      found.emplace_back(std::stoi(epoch), e.path().string());
     }
     std::sort(found.begin(), found.end());
     for (auto& [epoch, f] : found) files.push_back(f);
