@@ -57,6 +57,30 @@ std::string better_blas_core() {
   return "";
 }
 
+std::string blas_description(const std::string& core, const char* env, bool cpu_avx512, const std::string& better) {
+  std::string d = "OpenBLAS " + core + " kernels";
+  const bool avx512_kernels = core == "SkylakeX" || core == "Cooperlake" || core == "SapphireRapids";
+  if (env) {
+    d += std::string(" (OPENBLAS_CORETYPE=") + env + ")";
+    // A fixed choice that leaves this CPU's AVX-512 units to OpenBLAS's AVX2 or older kernels.
+    if (cpu_avx512 && !avx512_kernels)
+      d += "; this CPU has AVX-512, whose kernels (OPENBLAS_CORETYPE=SkylakeX, or unset) may be faster";
+  } else if (!better.empty()) {
+    d += " (OpenBLAS's fallback; OPENBLAS_CORETYPE=" + better + " would be faster)";
+  }
+  return d;
+}
+
+std::string blas_description() {
+  bool avx512 = false;
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+#endif
+  return blas_description(blas_core(), std::getenv("OPENBLAS_CORETYPE"), avx512, better_blas_core());
+}
+
 static std::mutex g_serial_m;  // BlasSerial's count and OpenBLAS's thread setting change together
 static int g_serial = 0;       // live BlasSerial objects
 BlasSerial::BlasSerial() {

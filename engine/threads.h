@@ -38,6 +38,11 @@ inline void part(int t, int n, int size, int& begin, int& end) {
 // one, or an empty string when its choice is right (or was set by the user).
 std::string better_blas_core();
 std::string blas_core();  // the kernels OpenBLAS uses now
+// The kernels in use and who chose them, for benchmark headers: a CPU's GEMM rate can differ
+// 2x between kernels, so a rate means little without them. blas_description() describes this
+// process; the four-argument form is its rule (env: OPENBLAS_CORETYPE or null).
+std::string blas_description();
+std::string blas_description(const std::string& core, const char* env, bool cpu_avx512, const std::string& better);
 
 // While alive (on any thread; they nest), OpenBLAS runs each GEMM on the thread that calls it.
 struct BlasSerial {

@@ -382,3 +382,15 @@ TEST_CASE("OpenBLAS kernels: a better core is proposed only over a generic fallb
   if (!core.empty()) CHECK(now != core);  // only ever an upgrade from what OpenBLAS chose
   if (before) ::setenv("OPENBLAS_CORETYPE", saved.c_str(), 1);
 }
+
+TEST_CASE("OpenBLAS kernels: the benchmark header names the kernels and who chose them") {
+  CHECK(blas_description("Cooperlake", nullptr, true, "") == "OpenBLAS Cooperlake kernels");
+  CHECK(blas_description("Prescott", nullptr, true, "SkylakeX") ==
+        "OpenBLAS Prescott kernels (OpenBLAS's fallback; OPENBLAS_CORETYPE=SkylakeX would be faster)");
+  CHECK(blas_description("SkylakeX", "SkylakeX", true, "") == "OpenBLAS SkylakeX kernels (OPENBLAS_CORETYPE=SkylakeX)");
+  // A user's AVX2 choice on an AVX-512 CPU is kept, and named as such.
+  const std::string haswell = blas_description("Haswell", "Haswell", true, "");
+  CHECK(haswell.rfind("OpenBLAS Haswell kernels (OPENBLAS_CORETYPE=Haswell); this CPU has AVX-512", 0) == 0);
+  CHECK(blas_description("Haswell", "Haswell", false, "") == "OpenBLAS Haswell kernels (OPENBLAS_CORETYPE=Haswell)");
+  CHECK(blas_description().rfind("OpenBLAS " + blas_core() + " kernels", 0) == 0);
+}

@@ -175,7 +175,7 @@ void add_bench_command(CLI::App& app) {
                   r.batch, r.rate);
       std::fflush(stdout);
     };
-    std::printf("glassbox bench: %d thread(s)\n", threads());
+    std::printf("glassbox bench: %d thread(s), %s\n", threads(), blas_description().c_str());
     for (const std::string& name : split(o->models)) {
       Graph g = make_preset(name);
       Tensor x = noise(g.shape(-1, o->train_batch), 1);
@@ -255,7 +255,9 @@ void add_bench_command(CLI::App& app) {
     }
     if (o->compare_torch && !split(o->models).empty()) {  // (the families compare their own rows above)
       auto torch = torch_rates(o->models, o->train_batch, o->infer_batch, 64, o->seconds, o->python, o->script);
-      std::printf("\nglassbox vs PyTorch (%d thread(s); ratio > 1: glassbox is faster)\n", threads());
+      // PyTorch runs in this environment: its own BLAS calls (when it uses OpenBLAS) get the same kernels.
+      std::printf("\nglassbox vs PyTorch (%d thread(s), the same environment; ratio > 1: glassbox is faster)\n",
+                  threads());
       std::printf("%-10s %-36s %12s %12s %8s\n", "model", "what", "glassbox/s", "torch/s", "ratio");
       std::vector<Row> ratios;  // appended after the loop: pushing into rows would invalidate it
       auto line = [&](const std::string& model, const std::string& what, double ours, double theirs) {
@@ -274,7 +276,7 @@ void add_bench_command(CLI::App& app) {
       std::ostringstream js;
       for (auto& r : rows)
         js << nlohmann::json{{"model", r.model}, {"what", r.what}, {"detail", r.detail}, {"batch", r.batch},
-                             {"per_second", r.rate}, {"threads", threads()}}
+                             {"per_second", r.rate}, {"threads", threads()}, {"blas", blas_core()}}
                   .dump()
            << "\n";
       if (o->json_path == "-")
