@@ -291,7 +291,7 @@ const Tensor& Graph::forward(const Tensor& x, const ForwardOptions& opt) {
           sg,
           [&](int t, int b, int e, int k) {
             for (int q = i; q < j; ++q) forward_node(q, b, e, t, rules);
-            if (summed) add_part(j, Layer::Pass::forward, b, e, k);
+            if (summed) add_part(j, Layer::Pass::forward, b, e, k, t);
           },
           [](int) {});
       if (summed) combine_parts(j, Layer::Pass::forward, false);
@@ -364,20 +364,26 @@ void Graph::start_parts(int i, Layer::Pass pass, int groups) {
   const size_t S = nodes_[i].layer->sum_size(pass, mode_);
   sum_parts_.assign(size_t(groups) * S, 0.0);
   part_rows_.assign(groups, 0);
+  parts_read_output_ = pass == Layer::Pass::backward && output_intact(i);
 }
 
-void Graph::add_part(int i, Layer::Pass pass, int b, int e, int k) {
+void Graph::add_part(int i, Layer::Pass pass, int b, int e, int k, int t) {
   Layer& L = *nodes_[i].layer;
   const size_t S = L.sum_size(pass, mode_);
-  std::vector<Tensor> in;
-  std::vector<const Tensor*> ptrs;
-  for (int j : nodes_[i].inputs) in.push_back(rows(activation(j), b, e));
-  for (const Tensor& v : in) ptrs.push_back(&v);
+  CallScratch& sc = calls_[t];  // reused, as in forward_node: no allocation once sized
+  const size_t n = nodes_[i].inputs.size();
+  sc.ins.resize(std::max(sc.ins.size(), n));
+  sc.in.resize(n);
+  for (size_t a = 0; a < n; ++a) {
+    sc.ins[a] = rows(activation(nodes_[i].inputs[a]), b, e);
+    sc.in[a] = &sc.ins[a];
+  }
   const bool backward = pass == Layer::Pass::backward;
   const Tensor g = backward ? rows(sigs_[i], b, e) : Tensor();
-  const bool with_out = backward && output_intact(i);
-  const Tensor out = with_out ? rows(acts_[i], b, e) : Tensor();
-  L.partial_sums(pass, ptrs, with_out ? &out : nullptr, backward ? &g : nullptr, sum_parts_.data() + size_t(k) * S);
+  const Tensor out = parts_read_output_ ? rows(acts_[i], b, e) : Tensor();
+  L.partial_sums(pass, sc.in, parts_read_output_ ? &out : nullptr, backward ? &g : nullptr,
+                 sum_parts_.data() + size_t(k) * S);
+  for (size_t a = 0; a < n; ++a) sc.ins[a] = Tensor();  // views hold their buffer: let go
   part_rows_[k] = e - b;
 }
 
@@ -394,7 +400,7 @@ void Graph::gather_sums(int i, Layer::Pass pass, int T, int N, int row_block, bo
   auto add = [&](int t) {
     int b, e;
     part(t, T, N / row_block, b, e);
-    add_part(i, pass, b * row_block, e * row_block, t);
+    add_part(i, pass, b * row_block, e * row_block, t, t);
   };
   if (T > 1)
     parallel(T, add);
@@ -514,7 +520,7 @@ const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
           sg,
           [&](int t, int b, int e, int k) {
             for (size_t q = s; q < r; ++q) backward_node(plan_[q], b, e, t, opt, !has_rule(opt.rules, plan_[q]));
-            if (summed) add_part(next, Layer::Pass::backward, b, e, k);
+            if (summed) add_part(next, Layer::Pass::backward, b, e, k, t);
           },
           [&](int t) {
             if (!opt.param_grads) return;

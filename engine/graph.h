@@ -151,10 +151,11 @@ class Graph {
   void plan_backward(int from, const BackwardOptions& opt, bool share_signals);
   void gather_sums(int i, Layer::Pass pass, int T, int N, int row_block, bool param_grads);
   void start_parts(int i, Layer::Pass pass, int groups);
-  void add_part(int i, Layer::Pass pass, int b, int e, int k);
+  void add_part(int i, Layer::Pass pass, int b, int e, int k, int t);  // rows [b, e) as part k, on thread t
   void combine_parts(int i, Layer::Pass pass, bool param_grads);
   std::vector<double> sum_parts_;  // node i's sums over groups of rows, part k from part_rows_[k] rows
   std::vector<int> part_rows_;
+  bool parts_read_output_ = false;  // the backward parts read the output too (output_intact, once per start_parts)
   void backward_node(int i, int b, int e, int t, const BackwardOptions& opt, bool carry);
   void param_grads_of(int i, int t, std::vector<Tensor*>& grads);  // node i's gradient targets on thread t
 };
