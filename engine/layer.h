@@ -28,7 +28,7 @@ struct Param {
 // Scratch memory shared by all layers of a graph: each slot grows to its largest request and is
 // then reused, so steady-state passes allocate nothing.
 struct Workspace {
-  std::array<std::vector<float>, 4> slots;
+  std::array<FloatBuffer, 4> slots;
   float* get(int slot, size_t n) {
     if (slots[slot].size() < n) slots[slot].resize(n);
     return slots[slot].data();

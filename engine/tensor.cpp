@@ -82,7 +82,7 @@ static void check_tensor_memory(const Shape& s, size_t n) {
 Tensor::Tensor(const Shape& s, float fill) {
   set_shape(s);
   check_tensor_memory(s, s.numel());
-  buf_ = std::make_shared<std::vector<float>>(s.numel(), fill);
+  buf_ = std::make_shared<FloatBuffer>(s.numel(), fill);
 }
 
 Tensor Tensor::from(const Shape& s, std::vector<float> values) {
@@ -90,7 +90,7 @@ Tensor Tensor::from(const Shape& s, std::vector<float> values) {
     throw ShapeError("Tensor::from: " + std::to_string(values.size()) + " values for shape " + s.str());
   Tensor t;
   t.set_shape(s);
-  t.buf_ = std::make_shared<std::vector<float>>(std::move(values));
+  t.buf_ = std::make_shared<FloatBuffer>(values.begin(), values.end());
   return t;
 }
 
@@ -131,7 +131,7 @@ void Tensor::resize(const Shape& s) {
   bool own = buf_ && buf_.use_count() == 1 && off_ == 0;
   if (!own || buf_->size() < n) {
     check_tensor_memory(s, n);
-    buf_ = std::make_shared<std::vector<float>>(n);
+    buf_ = std::make_shared<FloatBuffer>(n);
     off_ = 0;
   }
   set_shape(s);

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "engine/architecture.h"
@@ -29,6 +30,20 @@ TEST_CASE("tensor slices are views and shape errors name both shapes") {
     CHECK(m.find("[4,1,3,3]") != std::string::npos);
     CHECK(m.find("[4,2,3,3]") != std::string::npos);
   }
+}
+
+TEST_CASE("tensor and workspace storage starts on a 64-byte boundary") {
+  auto aligned = [](const float* p) { return reinterpret_cast<uintptr_t>(p) % 64 == 0; };
+  for (int n : {1, 3, 17, 1000, 70000}) {
+    Tensor t(Shape{n});
+    CHECK(aligned(t.data()));
+    t.resize(Shape{2 * n + 5});  // grows: new storage
+    CHECK(aligned(t.data()));
+    CHECK(aligned(Tensor::from(Shape{n}, std::vector<float>(size_t(n), 1.f)).data()));
+  }
+  Workspace ws;
+  for (size_t n : {size_t(5), size_t(4096), size_t(300000)})
+    for (int slot = 0; slot < 4; ++slot) CHECK(aligned(ws.get(slot, n)));
 }
 
 TEST_CASE("the double-precision sums cover exactly their slices of a channel") {
