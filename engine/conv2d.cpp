@@ -370,7 +370,7 @@ void Conv2d::conv_backward_weight(const Tensor& x, const Tensor& gy, Tensor& gw,
 }
 
 void Conv2d::conv_backward(const Tensor* x, const Tensor& gy, const Tensor& w, Tensor* gx, Tensor* gw, float* gb,
-                           Workspace& ws, std::vector<float>* carry) const {
+                           Workspace& ws, FloatBuffer* carry) const {
   if (!gx && !gw && !gb) return;
   Geometry g = geometry(*this, (x ? *x : *gx).shape());
   const int N = gy.batch(), P = g.P(), K = g.K();
@@ -440,7 +440,7 @@ void Conv2d::backward(BackwardCall& c) {
 }
 
 void Conv2d::end_backward(Workspace& ws, int node, const std::vector<Tensor*>& grads) {
-  std::vector<float>& du = ws.carry(node);
+  FloatBuffer& du = ws.carry(node);
   if (du.empty()) return;
   const size_t F = size_t(out_ch) * in_ch;
   // The carried tiles' size tells which transform made them (prepare() may have changed it since).

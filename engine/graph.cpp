@@ -457,7 +457,7 @@ const Tensor& Graph::backward(const Tensor& seed, const BackwardOptions& opt) {
   backward_rules_ = opt.rules != nullptr;
   backward_from_ = from;
   for (Workspace& w : ws_)  // nothing carried over from a pass that threw
-    for (std::vector<float>& c : w.carried) c.clear();
+    for (FloatBuffer& c : w.carried) c.clear();
   for (int j = 0; j < size(); ++j)  // the last pass's shared signals (see forward)
     if (shared_signal_[j]) sigs_[j] = Tensor(), shared_signal_[j] = 0;
   plan_backward(from, opt, mode_ == Mode::train && !opt.rules && !opt.on_node);

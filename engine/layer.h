@@ -36,8 +36,8 @@ struct Workspace {
   // Per node: a partial parameter gradient that one thread carries from call to call through a
   // backward pass (BackwardCall::carry), empty when there is none. Emptied, not freed, so its
   // storage is reused by the next pass.
-  std::vector<std::vector<float>> carried;
-  std::vector<float>& carry(int node) {
+  std::vector<FloatBuffer> carried;
+  FloatBuffer& carry(int node) {
     if (int(carried.size()) <= node) carried.resize(node + 1);
     return carried[node];
   }

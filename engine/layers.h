@@ -54,7 +54,7 @@ struct Conv2d : Layer {
   // needed then) in one pass over gy. With `carry`, a Winograd weight gradient is added to
   // *carry, still in the Winograd domain, for end_backward.
   void conv_backward(const Tensor* x, const Tensor& gy, const Tensor& w, Tensor* gx, Tensor* gw, float* gb,
-                     Workspace& ws, std::vector<float>* carry) const;
+                     Workspace& ws, FloatBuffer* carry) const;
 };
 
 // Transposed convolution (PyTorch's ConvTranspose2d): the adjoint of a convolution's map from its
