@@ -39,6 +39,14 @@ extern "C" char* openblas_get_corename(void);
 
 std::string blas_core() { return openblas_get_corename(); }
 
+#if defined(__x86_64__)
+static bool cpu_has_avx512() {  // the subsets OpenBLAS's SkylakeX kernels use
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+}
+#endif
+
 std::string better_blas_core() {
 #if defined(__x86_64__)
   if (std::getenv("OPENBLAS_CORETYPE")) return "";  // the user's choice
@@ -47,10 +55,7 @@ std::string better_blas_core() {
   const bool generic = core == "Prescott" || core == "Core2" || core == "Penryn" || core == "Nehalem" ||
                        core == "Sandybridge" || core == "Katmai" || core == "Coppermine" || core == "Northwood";
   if (!generic) return "";
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-      __builtin_cpu_supports("avx512dq"))
-    return "SkylakeX";
+  if (cpu_has_avx512()) return "SkylakeX";
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
   if (__builtin_cpu_supports("avx") && core != "Sandybridge") return "Sandybridge";
 #endif
@@ -72,11 +77,10 @@ std::string blas_description(const std::string& core, const char* env, bool cpu_
 }
 
 std::string blas_description() {
-  bool avx512 = false;
 #if defined(__x86_64__)
-  __builtin_cpu_init();
-  avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  const bool avx512 = cpu_has_avx512();
+#else
+  const bool avx512 = false;
 #endif
   return blas_description(blas_core(), std::getenv("OPENBLAS_CORETYPE"), avx512, better_blas_core());
 }
