@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include "engine/blas.h"
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 static inline void cpu_relax() { _mm_pause(); }
@@ -82,7 +84,10 @@ std::string blas_description() {
 #else
   const bool avx512 = false;
 #endif
-  return blas_description(blas_core(), std::getenv("OPENBLAS_CORETYPE"), avx512, better_blas_core());
+  const std::string openblas =
+      blas_description(blas_core(), std::getenv("OPENBLAS_CORETYPE"), avx512, better_blas_core());
+  if (!own_gemm_active()) return openblas;
+  return "glassbox's AVX-512 GEMM for A*B and A^T*B; for A*B^T " + openblas;
 }
 
 static std::mutex g_serial_m;  // BlasSerial's count and OpenBLAS's thread setting change together

@@ -5,12 +5,16 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <map>
+#include <random>
 #include <set>
 #include <cstdlib>
 
 #include "engine/architecture.h"
+#include "engine/blas.h"
+#include "engine/gemm_avx512.h"
 #include "engine/edit.h"
 #include "engine/layers.h"
 #include "engine/loss.h"
@@ -392,5 +396,104 @@ TEST_CASE("OpenBLAS kernels: the benchmark header names the kernels and who chos
   const std::string haswell = blas_description("Haswell", "Haswell", true, "");
   CHECK(haswell.rfind("OpenBLAS Haswell kernels (OPENBLAS_CORETYPE=Haswell); this CPU has AVX-512", 0) == 0);
   CHECK(blas_description("Haswell", "Haswell", false, "") == "OpenBLAS Haswell kernels (OPENBLAS_CORETYPE=Haswell)");
-  CHECK(blas_description().rfind("OpenBLAS " + blas_core() + " kernels", 0) == 0);
+  const std::string now = blas_description();
+  CHECK(now.find("OpenBLAS " + blas_core() + " kernels") != std::string::npos);
+  CHECK((now.rfind("glassbox's AVX-512 GEMM for A*B and A^T*B; for A*B^T OpenBLAS ", 0) == 0) == own_gemm_active());
+}
+
+namespace {
+// C = alpha op(A) B + beta C in double, one element at a time; also the sum of |terms| per element,
+// the scale of float32 rounding in it.
+void reference_gemm(bool ta, int M, int N, int K, float alpha, const std::vector<float>& A, int lda,
+                    const std::vector<float>& B, int ldb, float beta, const std::vector<float>& C, int ldc,
+                    std::vector<double>& out, std::vector<double>& scale) {
+  out.assign(size_t(M) * N, 0.0);
+  scale.assign(size_t(M) * N, 0.0);
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < N; ++j) {
+      double s = 0, a = 0;
+      for (int k = 0; k < K; ++k) {
+        const double t = double(ta ? A[size_t(k) * lda + i] : A[size_t(i) * lda + k]) * B[size_t(k) * ldb + j];
+        s += t;
+        a += std::fabs(t);
+      }
+      const double c = beta == 0.f ? 0.0 : double(beta) * C[size_t(i) * ldc + j];
+      out[size_t(i) * N + j] = alpha * s + c;
+      scale[size_t(i) * N + j] = std::fabs(alpha) * a + std::fabs(c);
+    }
+}
+}  // namespace
+
+TEST_CASE("GEMM: every shape, transpose, stride, alpha and beta matches a double reference") {
+  // The kernel's edges: rows past a 12-row tile, columns past a 16- and 32-column vector pair.
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal;
+  int cases = 0;
+  for (bool ta : {false, true})
+    for (int M : {1, 5, 12, 13, 25})
+      for (int N : {1, 15, 16, 17, 32, 33, 70})
+        for (int K : {0, 1, 3, 64})
+          for (auto [alpha, beta] : {std::pair{1.f, 0.f}, {-0.5f, 1.f}, {2.f, 0.25f}}) {
+            const int lda = (ta ? M : K) + 3, ldb = N + 2, ldc = N + 5;
+            std::vector<float> A(size_t(ta ? K : M) * lda + 1), B(size_t(K) * ldb + 1), C(size_t(M) * ldc);
+            for (float& x : A) x = normal(rng);
+            for (float& x : B) x = normal(rng);
+            for (float& x : C) x = beta == 0.f ? std::nanf("") : normal(rng);  // beta = 0 never reads C
+            std::vector<double> want, scale;
+            reference_gemm(ta, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, want, scale);
+            std::vector<float> got = C;
+            auto check = [&](const char* which) {
+              for (int i = 0; i < M; ++i) {
+                for (int j = 0; j < N; ++j) {
+                  const double g = got[size_t(i) * ldc + j], w = want[size_t(i) * N + j];
+                  // within the worst-case bound of float32 rounding over K + 2 operations
+                  if (!(std::fabs(g - w) <= (K + 2) * 6e-8 * scale[size_t(i) * N + j])) {
+                    FAIL_CHECK(std::string(which) << " ta=" << ta << " M=" << M << " N=" << N << " K=" << K << " (" << i
+                                     << ", " << j << "): " << g << " vs " << w);
+                    return;
+                  }
+                }
+                for (int j = N; j < ldc; ++j)  // the padding between rows of C is left alone
+                  if (!(std::isnan(C[size_t(i) * ldc + j]) ? std::isnan(got[size_t(i) * ldc + j])
+                                                           : got[size_t(i) * ldc + j] == C[size_t(i) * ldc + j])) {
+                    FAIL_CHECK(std::string(which) << " wrote past column " << N << " of row " << i);
+                    return;
+                  }
+              }
+            };
+            gemm(ta, false, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, got.data(), ldc);
+            check("gemm");
+            if (avx512_gemm_supported()) {
+              got = C;
+              avx512_gemm(ta, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, got.data(), ldc);
+              check("avx512_gemm");
+            }
+            ++cases;
+          }
+  CHECK(cases == 2 * 5 * 7 * 4 * 3);
+  if (!avx512_gemm_supported()) MESSAGE("this CPU has no AVX-512: only OpenBLAS's GEMM was checked");
+}
+
+TEST_CASE("GEMM: a product split over threads gives the bits of the one-thread product") {
+  ThreadsGuard guard;
+  std::mt19937 rng(8);
+  std::normal_distribution<float> normal;
+  // Wide (split by columns) and tall (split by rows), without and with a transposed A.
+  for (auto [M, N, K] : {std::array{40, 700, 64}, std::array{300, 40, 96}})
+    for (bool ta : {false, true}) {
+      std::vector<float> A(size_t(M) * K), B(size_t(K) * N), C(size_t(M) * N);
+      for (float& x : A) x = normal(rng);
+      for (float& x : B) x = normal(rng);
+      for (float& x : C) x = normal(rng);
+      std::vector<float> one = C, two = C;
+      set_threads(1);
+      gemm(ta, false, M, N, K, 0.75f, A.data(), B.data(), 0.5f, one.data());
+      set_threads(2);
+      gemm(ta, false, M, N, K, 0.75f, A.data(), B.data(), 0.5f, two.data());
+      if (own_gemm_active()) {
+        CHECK(one == two);
+      } else {  // OpenBLAS's split may sum in another order
+        for (size_t i = 0; i < one.size(); ++i) CHECK(two[i] == doctest::Approx(one[i]).epsilon(1e-4));
+      }
+    }
 }

@@ -1,0 +1,156 @@
+// glassbox's own single-precision GEMM for AVX-512 CPUs: C = alpha * op(A) * B + beta * C, row-major,
+// op(A) = A or Aᵀ, B not transposed (the products of the Winograd points, of im2col convolutions and
+// of dense layers' backward passes).
+//
+// Why it exists: OpenBLAS picks its kernels once per process, from the CPU or OPENBLAS_CORETYPE, and
+// an AVX2 choice on an AVX-512 CPU (common where the variable is set for reproducibility) halves
+// the width of every product in training. This kernel is the textbook blocked GEMM, small enough to
+// read: op(A) is packed once into panels of MR rows laid out k-major, and each MR x NR tile of C is
+// MR * 2 accumulators of 16 floats updated by one broadcast of A and two loads of B per k. B is read
+// in place, NR columns at a time, in column chunks sized to stay in L2. Each output is one
+// k-ordered sum, so results do not depend on the thread count or on the shape of the call.
+#include "engine/gemm_avx512.h"
+
+#include <algorithm>
+
+#include "engine/simd.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define GB_AVX512 __attribute__((target("avx512f")))
+#define GB_HAVE_AVX512_GEMM 1
+#endif
+
+namespace gb {
+
+#if GB_HAVE_AVX512_GEMM
+namespace {
+constexpr int MR = 12;  // rows of a tile: 12 x 2 accumulators + 2 B vectors fit the 32 registers
+constexpr int NR = 32;  // columns of a tile: two vectors of 16
+
+// Where row r (< MR) of a tile of op(A) is read: element (r, k) is row(r)[k * step]. Without a
+// transpose the rows are lda apart and k steps by 1; they are reached from four base pointers and
+// two index registers (rows 3q, 3q + 1, 3q + 2), so the loop needs no packed copy of A. With Aᵀ a
+// tile's rows are adjacent floats and k steps by lda.
+struct Rows {
+  const float* base[4];
+  size_t one, two;  // the offsets of rows 3q + 1 and 3q + 2 from row 3q
+  size_t step;
+  GB_INLINE float at(int r, size_t k) const {
+    const float* p = base[r / 3] + k * step;
+    return r % 3 == 0 ? p[0] : r % 3 == 1 ? p[one] : p[two];
+  }
+};
+
+Rows rows_of(bool trans_a, const float* A, int lda, int i0, int rows) {
+  Rows a{};
+  const size_t row = trans_a ? 1 : size_t(lda);  // from one row of op(A) to the next
+  for (int q = 0; q < 4; ++q) a.base[q] = A + size_t(i0 + std::min(3 * q, rows - 1)) * row;
+  a.one = row;
+  a.two = 2 * row;
+  a.step = trans_a ? size_t(lda) : 1;
+  return a;
+}
+
+// One tile: rows [0, R) of op(A) (R <= MR) times columns [0, cols) of B (cols <= 16 * V).
+template <int R, int V>
+GB_AVX512 void tile(int K, const Rows& a, const float* B, int ldb, float* C, int ldc, int cols, float alpha,
+                    float beta) {
+  __m512 acc[R][V];
+#pragma GCC unroll 12
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
+  __mmask16 mask[V];
+  for (int v = 0; v < V; ++v) {
+    const int n = std::clamp(cols - 16 * v, 0, 16);
+    mask[v] = __mmask16(n == 16 ? 0xFFFFu : (1u << n) - 1u);
+  }
+  const Rows rows = a;  // a local copy the compiler can keep in registers
+  for (int k = 0; k < K; ++k, B += ldb) {
+    __m512 b[V];
+    for (int v = 0; v < V; ++v) b[v] = _mm512_maskz_loadu_ps(mask[v], B + 16 * v);
+#pragma GCC unroll 12
+    for (int r = 0; r < R; ++r) {
+      const __m512 ar = _mm512_set1_ps(rows.at(r, size_t(k)));
+      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_fmadd_ps(ar, b[v], acc[r][v]);
+    }
+  }
+  const __m512 al = _mm512_set1_ps(alpha), be = _mm512_set1_ps(beta);
+#pragma GCC unroll 12
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v) {
+      float* c = C + size_t(r) * ldc + 16 * v;
+      __m512 out = _mm512_mul_ps(al, acc[r][v]);
+      if (beta != 0.f) out = _mm512_fmadd_ps(be, _mm512_maskz_loadu_ps(mask[v], c), out);
+      _mm512_mask_storeu_ps(c, mask[v], out);
+    }
+}
+
+using TileFn = void (*)(int, const Rows&, const float*, int, float*, int, int, float, float);
+
+template <int R>
+TileFn tile_for(int cols) {
+  return cols > 16 ? tile<R, 2> : tile<R, 1>;
+}
+
+TileFn tile_for(int rows, int cols) {
+  switch (rows) {
+    case 1: return tile_for<1>(cols);
+    case 2: return tile_for<2>(cols);
+    case 3: return tile_for<3>(cols);
+    case 4: return tile_for<4>(cols);
+    case 5: return tile_for<5>(cols);
+    case 6: return tile_for<6>(cols);
+    case 7: return tile_for<7>(cols);
+    case 8: return tile_for<8>(cols);
+    case 9: return tile_for<9>(cols);
+    case 10: return tile_for<10>(cols);
+    case 11: return tile_for<11>(cols);
+    default: return tile_for<12>(cols);
+  }
+}
+
+void scale(int M, int N, float beta, float* C, int ldc) {  // C = beta * C, with beta = 0 writing zeros
+  for (int i = 0; i < M; ++i) {
+    float* c = C + size_t(i) * ldc;
+    if (beta == 0.f)
+      std::fill(c, c + N, 0.f);
+    else
+      for (int j = 0; j < N; ++j) c[j] *= beta;
+  }
+}
+}  // namespace
+
+bool avx512_gemm_supported() {
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return bool(__builtin_cpu_supports("avx512f"));
+  }();
+  return yes;
+}
+
+void avx512_gemm(bool trans_a, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+                 float beta, float* C, int ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == 0.f) return scale(M, N, beta, C, ldc);
+  // Columns of B in chunks of about 256 KiB (a multiple of NR), so a chunk stays in L2 while every
+  // row tile passes over it.
+  const int chunk = std::max(NR, int(65536 / K) / NR * NR);
+  for (int j0 = 0; j0 < N; j0 += chunk) {
+    const int j1 = std::min(N, j0 + chunk);
+    for (int i = 0; i < M; i += MR) {
+      const int rows = std::min(MR, M - i);
+      const Rows a = rows_of(trans_a, A, lda, i, rows);
+      for (int j = j0; j < j1; j += NR) {
+        const int cols = std::min(NR, j1 - j);
+        tile_for(rows, cols)(K, a, B + j, ldb, C + size_t(i) * ldc + j, ldc, cols, alpha, beta);
+      }
+    }
+  }
+}
+#else
+bool avx512_gemm_supported() { return false; }
+void avx512_gemm(bool, int, int, int, float, const float*, int, const float*, int, float, float*, int) {}
+#endif
+
+}  // namespace gb
