@@ -1,9 +1,12 @@
 // Row-major GEMM: C = alpha * op(A) * op(B) + beta * C, with op(A) M x K and op(B) K x N.
 //
-// On CPUs with AVX-512, products whose B is not transposed run glassbox's own kernel
-// (gemm_avx512.h), split over the threads by tiles of C when the call is outside a split run and
-// large enough; each element of C is then the same k-ordered sum at any thread count. Everything
-// else runs OpenBLAS. GLASSBOX_GEMM=openblas in the environment sends every product to OpenBLAS.
+// OpenBLAS chooses its kernels once per process (from the CPU, or OPENBLAS_CORETYPE). Where it runs
+// narrower kernels than an AVX-512 CPU has (e.g. OPENBLAS_CORETYPE=Haswell), products whose B is
+// not transposed run glassbox's own AVX-512 kernel instead (gemm_avx512.h), split over the threads
+// by tiles of C when the call is outside a split run and large enough; each element of C is then
+// the same k-ordered sum at any thread count. Everything else runs OpenBLAS.
+// GLASSBOX_GEMM=openblas sends every product to OpenBLAS, GLASSBOX_GEMM=own uses the kernel on any
+// AVX-512 CPU.
 #pragma once
 #include <cblas.h>
 
@@ -13,6 +16,7 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
 // The same with explicit leading dimensions (row strides), for matrices inside larger arrays.
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
           int ldb, float beta, float* C, int ldc);
-// Whether products with an untransposed B run glassbox's AVX-512 kernel in this process.
+// Whether products with an untransposed B run glassbox's AVX-512 kernel in this process (decided
+// once, at the first call).
 bool own_gemm_active();
 }  // namespace gb

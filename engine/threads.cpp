@@ -64,9 +64,13 @@ std::string better_blas_core() {
   return "";
 }
 
+bool blas_core_is_avx512(const std::string& core) {
+  return core == "SkylakeX" || core == "Cooperlake" || core == "SapphireRapids";
+}
+
 std::string blas_description(const std::string& core, const char* env, bool cpu_avx512, const std::string& better) {
   std::string d = "OpenBLAS " + core + " kernels";
-  const bool avx512_kernels = core == "SkylakeX" || core == "Cooperlake" || core == "SapphireRapids";
+  const bool avx512_kernels = blas_core_is_avx512(core);
   if (env) {
     d += std::string(" (OPENBLAS_CORETYPE=") + env + ")";
     // A fixed choice that leaves this CPU's AVX-512 units to OpenBLAS's AVX2 or older kernels.

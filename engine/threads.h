@@ -38,6 +38,7 @@ inline void part(int t, int n, int size, int& begin, int& end) {
 // one, or an empty string when its choice is right (or was set by the user).
 std::string better_blas_core();
 std::string blas_core();  // the kernels OpenBLAS uses now
+bool blas_core_is_avx512(const std::string& core);  // one of OpenBLAS's AVX-512 kernel sets
 // The kernels in use and who chose them, for benchmark headers: a CPU's GEMM rate can differ
 // 2x between kernels, so a rate means little without them. blas_description() describes this
 // process; the four-argument form is its rule (env: OPENBLAS_CORETYPE or null).
