@@ -53,7 +53,7 @@ Rows rows_of(bool trans_a, const float* A, int lda, int i0, int rows) {
 }
 
 // One tile: rows [0, R) of op(A) (R <= MR) times columns [0, cols) of B (cols <= 16 * V).
-template <int R, int V>
+template <int R, int V, bool Full>
 GB_AVX512 void tile(int K, const Rows& a, const float* B, int ldb, float* C, int ldc, int cols, float alpha,
                     float beta) {
   __m512 acc[R][V];
@@ -68,7 +68,7 @@ GB_AVX512 void tile(int K, const Rows& a, const float* B, int ldb, float* C, int
   const Rows rows = a;  // a local copy the compiler can keep in registers
   for (int k = 0; k < K; ++k, B += ldb) {
     __m512 b[V];
-    for (int v = 0; v < V; ++v) b[v] = _mm512_maskz_loadu_ps(mask[v], B + 16 * v);
+    for (int v = 0; v < V; ++v) b[v] = Full ? _mm512_loadu_ps(B + 16 * v) : _mm512_maskz_loadu_ps(mask[v], B + 16 * v);
 #pragma GCC unroll 12
     for (int r = 0; r < R; ++r) {
       const __m512 ar = _mm512_set1_ps(rows.at(r, size_t(k)));
@@ -80,9 +80,13 @@ GB_AVX512 void tile(int K, const Rows& a, const float* B, int ldb, float* C, int
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < V; ++v) {
       float* c = C + size_t(r) * ldc + 16 * v;
-      __m512 out = _mm512_mul_ps(al, acc[r][v]);
-      if (beta != 0.f) out = _mm512_fmadd_ps(be, _mm512_maskz_loadu_ps(mask[v], c), out);
-      _mm512_mask_storeu_ps(c, mask[v], out);
+      __m512 out = alpha == 1.f ? acc[r][v] : _mm512_mul_ps(al, acc[r][v]);
+      if (beta != 0.f)
+        out = _mm512_fmadd_ps(be, Full ? _mm512_loadu_ps(c) : _mm512_maskz_loadu_ps(mask[v], c), out);
+      if (Full)
+        _mm512_storeu_ps(c, out);
+      else
+        _mm512_mask_storeu_ps(c, mask[v], out);
     }
 }
 
@@ -90,7 +94,8 @@ using TileFn = void (*)(int, const Rows&, const float*, int, float*, int, int, f
 
 template <int R>
 TileFn tile_for(int cols) {
-  return cols > 16 ? tile<R, 2> : tile<R, 1>;
+  if (cols == 32) return tile<R, 2, true>;
+  return cols > 16 ? tile<R, 2, false> : tile<R, 1, false>;
 }
 
 TileFn tile_for(int rows, int cols) {

@@ -5,12 +5,17 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <vector>
 
 #include "engine/architecture.h"
+#include "engine/blas.h"
+#include "engine/gemm_avx512.h"
+#include "engine/rng.h"
 #include "engine/threads.h"
 #include "explain/attribution/explain.h"
 #include "explain/openbox/openbox.h"
@@ -58,6 +63,47 @@ Tensor noise(const Shape& s, uint64_t seed) {
   Rng r(seed);
   for (size_t i = 0; i < x.size(); ++i) x[i] = r.uniform();
   return x;
+}
+
+// One-thread GFLOP/s of the products the CIFAR-size presets run, by OpenBLAS and, on AVX-512 CPUs,
+// by glassbox's own kernel (engine/gemm_avx512.h), whichever of the two gemm() would choose here.
+struct GemmShape {
+  const char* what;
+  bool trans_a;
+  int M, N, K;
+};
+constexpr GemmShape kGemmShapes[] = {
+    {"winograd forward 32->64", false, 64, 64, 32},   {"winograd forward 64->128", false, 64, 128, 64},
+    {"winograd forward 128->128", false, 64, 128, 128}, {"winograd F(2x2) 256->256", false, 16, 256, 256},
+    {"winograd weight grad 32", true, 64, 32, 2048},   {"winograd weight grad 128", true, 128, 128, 1024},
+    {"im2col stem 3->64", false, 64, 1024, 27},         {"im2col stride-2 64->128", false, 128, 256, 576},
+    {"im2col input grad", true, 576, 256, 128},         {"dense backward", false, 64, 512, 10},
+};
+
+void bench_gemm(double seconds, const std::function<void(const std::string&, const std::string&, double)>& report) {
+  BlasSerial serial;  // both on one thread
+  Rng rng(5);
+  for (const GemmShape& s : kGemmShapes) {
+    std::vector<float> A(size_t(s.M) * s.K), B(size_t(s.K) * s.N), C(size_t(s.M) * s.N);
+    for (float& x : A) x = rng.uniform();
+    for (float& x : B) x = rng.uniform();
+    const int lda = s.trans_a ? s.M : s.K;
+    const double flop = 2.0 * s.M * s.N * s.K;
+    const std::string shape = std::string(s.what) + " " + std::to_string(s.M) + "x" + std::to_string(s.N) + "x" +
+                              std::to_string(s.K) + (s.trans_a ? " A^T*B" : " A*B");
+    const double blas = calls_per_second(
+        [&] {
+          cblas_sgemm(CblasRowMajor, s.trans_a ? CblasTrans : CblasNoTrans, CblasNoTrans, s.M, s.N, s.K, 1.f,
+                      A.data(), lda, B.data(), s.N, 0.f, C.data(), s.N);
+        },
+        seconds);
+    report(shape, "OpenBLAS " + blas_core(), blas * flop / 1e9);
+    if (!avx512_gemm_supported()) continue;
+    const double own = calls_per_second(
+        [&] { avx512_gemm(s.trans_a, s.M, s.N, s.K, 1.f, A.data(), lda, B.data(), s.N, 0.f, C.data(), s.N); },
+        seconds);
+    report(shape, "glassbox AVX-512", own * flop / 1e9);
+  }
 }
 
 struct Row {
@@ -144,7 +190,7 @@ void add_bench_command(CLI::App& app) {
     std::string explain_batches = "64,256";
     int perturbation_batch = 8;
     double seconds = 2.0;
-    bool compare_torch = false, no_explain = false, no_regions = false, no_families = false;
+    bool compare_torch = false, no_explain = false, no_regions = false, no_families = false, gemm = false;
     std::string families;  // the registered explanation families' rows (tools/bench_<family>.cpp); empty: all
     std::string python = "/usr/bin/python3", script = std::string(GLASSBOX_SOURCE_DIR) + "/tools/bench/torch_baseline.py";
   };
@@ -164,6 +210,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag("--no-regions", o->no_regions, "skip OpenBox");
   cmd->add_option("--families", o->families, "explanation families whose rows run (comma-separated; default: all)");
   cmd->add_flag("--no-families", o->no_families, "skip the explanation families' rows");
+  cmd->add_flag("--gemm", o->gemm,
+                "also time the CIFAR-size presets' GEMM shapes on one thread (GFLOP/s): OpenBLAS, and glassbox's "
+                "AVX-512 kernel on CPUs that have AVX-512");
   cmd->add_option("--json", o->json_path, "write the rows as JSON lines to this file ('-': stdout)");
   cmd->add_option("--python", o->python, "Python with torch, for --compare-torch")->capture_default_str();
   cmd->add_option("--torch-script", o->script, "the PyTorch baseline script")->capture_default_str();
@@ -228,6 +277,12 @@ void add_bench_command(CLI::App& app) {
         }
       }
     }
+    if (o->gemm)
+      bench_gemm(o->seconds / 4, [&](const std::string& shape, const std::string& by, double gflops) {
+        rows.push_back({"gemm", shape, by, 1, gflops});
+        std::printf("gemm %-45s %-26s %8.1f GFLOP/s\n", shape.c_str(), by.c_str(), gflops);
+        std::fflush(stdout);
+      });
     if (!o->no_regions) {
       for (const std::string& name : {std::string("mlp"), std::string("lenet5")}) {
         Graph g = make_preset(name);
@@ -276,7 +331,8 @@ void add_bench_command(CLI::App& app) {
       std::ostringstream js;
       for (auto& r : rows)
         js << nlohmann::json{{"model", r.model}, {"what", r.what}, {"detail", r.detail}, {"batch", r.batch},
-                             {"per_second", r.rate}, {"threads", threads()}, {"blas", blas_core()}}
+                             {"per_second", r.rate}, {"threads", threads()}, {"blas", blas_core()},
+                             {"gemm", own_gemm_active() ? "glassbox-avx512" : "openblas"}}
                   .dump()
            << "\n";
       if (o->json_path == "-")
