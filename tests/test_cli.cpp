@@ -991,3 +991,32 @@ TEST_CASE("cli: evaluate lists its metrics; a small run writes metrics.json, met
     CHECK_MESSAGE(contains(r.err, c.expect), r.err);
   }
 }
+
+TEST_CASE("cli: bench --gemm writes one row per product shape and GEMM, and names the GEMM in every row") {
+  Scratch s;
+  Run r = glassbox(s, "bench --models mlp --seconds 0.05 --no-explain --no-regions --no-families --gemm --json " +
+                          (s / "rows.json"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(r.out.rfind("glassbox bench: 1 thread(s), ", 0) == 0);
+  std::stringstream lines(read_file(s / "rows.json"));
+  int openblas = 0, own = 0, train = 0;
+  for (std::string line; std::getline(lines, line);) {
+    const auto row = nlohmann::json::parse(line);
+    CHECK(row.contains("gemm"));
+    if (row["what"] == "train") ++train;
+    if (row["model"] != "gemm") continue;
+    const double gflops = row["per_second"];
+    CHECK(std::isfinite(gflops));
+    CHECK(gflops > 0);
+    const std::string by = row["detail"];
+    (by.rfind("OpenBLAS ", 0) == 0 ? openblas : own) += 1;
+  }
+  CHECK(train == 1);
+  CHECK(openblas == 10);
+#if defined(__x86_64__)
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+#else
+  const bool avx512 = false;
+#endif
+  CHECK(own == (avx512 ? 10 : 0));
+}
