@@ -1,14 +1,14 @@
 // glassbox's own single-precision GEMM for AVX-512 CPUs: C = alpha * op(A) * B + beta * C, row-major,
-// op(A) = A or Aᵀ, B not transposed (the products of the Winograd points, of im2col convolutions and
-// of dense layers' backward passes).
+// op(A) = A or Aᵀ, B not transposed (the products of the Winograd points, of im2col convolutions'
+// forward and input-gradient passes and of dense layers' backward passes).
 //
 // Why it exists: OpenBLAS picks its kernels once per process, from the CPU or OPENBLAS_CORETYPE, and
-// an AVX2 choice on an AVX-512 CPU (common where the variable is set for reproducibility) halves
-// the width of every product in training. This kernel is the textbook blocked GEMM, small enough to
-// read: op(A) is packed once into panels of MR rows laid out k-major, and each MR x NR tile of C is
-// MR * 2 accumulators of 16 floats updated by one broadcast of A and two loads of B per k. B is read
-// in place, NR columns at a time, in column chunks sized to stay in L2. Each output is one
-// k-ordered sum, so results do not depend on the thread count or on the shape of the call.
+// an AVX2 choice on an AVX-512 CPU halves the width of every product in training (blas.h decides
+// when this kernel runs). It is the textbook register-tiled GEMM, small enough to read: each tile
+// of C, up to MR x NR, is MR * 2 accumulators of 16 floats, updated per k by one broadcast of A per
+// row and two loads of B. A is read in place (no packed copy, so a small product starts at once),
+// B in column chunks sized to stay in L2. Each element of C is one k-ordered sum, so results do not
+// depend on the thread count or on how a product is cut into tiles.
 #include "engine/gemm_avx512.h"
 
 #include <algorithm>
