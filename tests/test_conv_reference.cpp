@@ -152,6 +152,8 @@ TEST_CASE("im2col convolution matches the direct convolution on fixed shapes") {
       {3, 2, 5, 5, 2, 5, 1, 0, true},     // kernel covers the whole input: 1x1 output
       {2, 3, 1, 7, 2, 1, 1, 0, true},     // a single row
       {1, 2, 4, 4, 3, 3, 3, 1, true},     // stride larger than the step between windows
+      {3, 16, 9, 9, 5, 3, 2, 1, false},   // 144 column rows: the weight gradient as gwᵀ += col gyᵀ
+      {2, 80, 5, 4, 3, 1, 1, 0, true},    // 80 column rows, 1x1
   };
   uint64_t seed = 1;
   for (const Geom& g : cases) check_against_reference(g, seed++);
