@@ -95,6 +95,7 @@ using TileFn = void (*)(int, const Rows&, const float*, int, float*, int, int, f
 template <int R>
 TileFn tile_for(int cols) {
   if (cols == 32) return tile<R, 2, true>;
+  if (cols == 16) return tile<R, 1, true>;
   return cols > 16 ? tile<R, 2, false> : tile<R, 1, false>;
 }
 
