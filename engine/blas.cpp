@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 
 #include "engine/gemm_avx512.h"
 #include "engine/threads.h"
@@ -13,11 +15,14 @@ namespace gb {
 bool own_gemm_active() {
   static const bool active = [] {
     const char* choice = std::getenv("GLASSBOX_GEMM");
-    if (choice && std::strcmp(choice, "openblas") == 0) return false;
-    if (!avx512_gemm_supported()) return false;
-    // OpenBLAS's own AVX-512 kernels are as fast on these products (its small-matrix kernel 5%
-    // faster on cifar-convnet's training), so the kernel stands in only for narrower ones.
-    return (choice && std::strcmp(choice, "own") == 0) || !blas_core_is_avx512(blas_core());
+    const bool own = choice && std::strcmp(choice, "own") == 0;
+    if (choice && *choice && !own && std::strcmp(choice, "openblas") != 0)
+      throw std::runtime_error(std::string("GLASSBOX_GEMM=") + choice +
+                               ": unknown GEMM (use 'openblas', 'own', or leave it unset)");
+    if ((choice && !own && *choice) || !avx512_gemm_supported()) return false;
+    // OpenBLAS's own AVX-512 kernels are about as fast on these products, so the kernel stands in
+    // only for narrower ones.
+    return own || !blas_core_is_avx512(blas_core());
   }();
   return active;
 }

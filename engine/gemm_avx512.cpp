@@ -1,6 +1,7 @@
 // glassbox's own single-precision GEMM for AVX-512 CPUs: C = alpha * op(A) * B + beta * C, row-major,
-// op(A) = A or Aᵀ, B not transposed (the products of the Winograd points, of im2col convolutions'
-// forward and input-gradient passes and of dense layers' backward passes).
+// op(A) = A or Aᵀ, B not transposed (the products of the Winograd points; of im2col convolutions'
+// forward, input-gradient and, from 65 column rows, weight-gradient passes; of dense layers'
+// backward passes).
 //
 // Why it exists: OpenBLAS picks its kernels once per process, from the CPU or OPENBLAS_CORETYPE, and
 // an AVX2 choice on an AVX-512 CPU halves the width of every product in training (blas.h decides
@@ -12,6 +13,7 @@
 #include "engine/gemm_avx512.h"
 
 #include <algorithm>
+#include <cstddef>
 
 #include "engine/simd.h"
 
@@ -66,9 +68,10 @@ GB_AVX512 void tile(int K, const Rows& a, const float* B, int ldb, float* C, int
     mask[v] = __mmask16(n == 16 ? 0xFFFFu : (1u << n) - 1u);
   }
   const Rows rows = a;  // a local copy the compiler can keep in registers
-  for (int k = 0; k < K; ++k, B += ldb) {
+  for (int k = 0; k < K; ++k) {
+    const float* bk = B + size_t(k) * ldb;
     __m512 b[V];
-    for (int v = 0; v < V; ++v) b[v] = Full ? _mm512_loadu_ps(B + 16 * v) : _mm512_maskz_loadu_ps(mask[v], B + 16 * v);
+    for (int v = 0; v < V; ++v) b[v] = Full ? _mm512_loadu_ps(bk + 16 * v) : _mm512_maskz_loadu_ps(mask[v], bk + 16 * v);
 #pragma GCC unroll 12
     for (int r = 0; r < R; ++r) {
       const __m512 ar = _mm512_set1_ps(rows.at(r, size_t(k)));
@@ -139,7 +142,7 @@ void avx512_gemm(bool trans_a, int M, int N, int K, float alpha, const float* A,
                  float beta, float* C, int ldc) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.f) return scale(M, N, beta, C, ldc);
-  // Rows in as few tiles as hold them, of near-equal height: 64 rows as 11 + 11 + 11 + 11 + 10 + 10,
+  // Rows in as few tiles as hold them, of near-equal height: 64 rows as 10 + 11 + 11 + 10 + 11 + 11,
   // not 5 x 12 + 4 (a 4-row tile spends as many loads of B as a 12-row one on a third of the work).
   const int panels = (M + MR - 1) / MR;
   // Columns of B in chunks of about 256 KiB (a multiple of NR), so a chunk stays in L2 while every

@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -65,7 +66,9 @@ std::string better_blas_core() {
 }
 
 bool blas_core_is_avx512(const std::string& core) {
-  return core == "SkylakeX" || core == "Cooperlake" || core == "SapphireRapids";
+  std::string c;  // OpenBLAS builds for one CPU name it in capitals ("SKYLAKEX")
+  for (char ch : core) c += char(std::tolower(static_cast<unsigned char>(ch)));
+  return c == "skylakex" || c == "cooperlake" || c == "sapphirerapids";
 }
 
 std::string blas_description(const std::string& core, const char* env, bool cpu_avx512, const std::string& better) {

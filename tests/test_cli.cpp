@@ -1019,4 +1019,10 @@ TEST_CASE("cli: bench --gemm writes one row per product shape and GEMM, and name
   const bool avx512 = false;
 #endif
   CHECK(own == (avx512 ? 10 : 0));
+  // An unknown GLASSBOX_GEMM is refused with the variable and its value named.
+  ::setenv("GLASSBOX_GEMM", "fast", 1);
+  r = glassbox(s, "bench --models mlp --seconds 0.05 --no-explain --no-regions --no-families");
+  ::unsetenv("GLASSBOX_GEMM");
+  CHECK(r.status != 0);
+  CHECK(contains(r.err, "GLASSBOX_GEMM=fast"));
 }

@@ -65,8 +65,8 @@ Tensor noise(const Shape& s, uint64_t seed) {
   return x;
 }
 
-// One-thread GFLOP/s of the products the CIFAR-size presets run, by OpenBLAS and, on AVX-512 CPUs,
-// by glassbox's own kernel (engine/gemm_avx512.h), whichever of the two gemm() would choose here.
+// One-thread GFLOP/s of the products the CIFAR-size presets run: by OpenBLAS and, on CPUs with
+// AVX-512, by glassbox's own kernel (engine/gemm_avx512.h), both whichever gemm() would choose here.
 struct GemmShape {
   const char* what;
   bool trans_a;
