@@ -7,8 +7,8 @@
 // order at one barrier (Layer::partial_sums), so a thread count always gives the same bits.
 // Per-sample explanation rules see their slice's row offset, so they split too (OpenBox's region()
 // runs its unit directions that way). What is not split (a batch of one, rules that are not
-// per-sample, runs under a few MFLOP) runs on the calling thread, and there OpenBLAS uses all
-// threads inside each GEMM. set_threads() is the one knob (`--threads`, default = the number of
+// per-sample, runs under a few MFLOP) runs on the calling thread, and there each large GEMM is
+// split over all threads (by OpenBLAS, or by gemm() for glassbox's own kernel; blas.h). set_threads() is the one knob (`--threads`, default = the number of
 // cores).
 #pragma once
 #include <functional>
