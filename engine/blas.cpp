@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -14,15 +13,14 @@ namespace gb {
 
 bool own_gemm_active() {
   static const bool active = [] {
-    const char* choice = std::getenv("GLASSBOX_GEMM");
-    const bool own = choice && std::strcmp(choice, "own") == 0;
-    if (choice && *choice && !own && std::strcmp(choice, "openblas") != 0)
-      throw std::runtime_error(std::string("GLASSBOX_GEMM=") + choice +
-                               ": unknown GEMM (use 'openblas', 'own', or leave it unset)");
-    if ((choice && !own && *choice) || !avx512_gemm_supported()) return false;
+    const char* env = std::getenv("GLASSBOX_GEMM");
+    const std::string choice = env ? env : "";  // empty: glassbox decides
+    if (choice != "" && choice != "own" && choice != "openblas")
+      throw std::runtime_error("GLASSBOX_GEMM=" + choice + ": unknown GEMM (use 'openblas', 'own', or leave it unset)");
+    if (choice == "openblas" || !avx512_gemm_supported()) return false;
     // OpenBLAS's own AVX-512 kernels are about as fast on these products, so the kernel stands in
     // only for narrower ones.
-    return own || !blas_core_is_avx512(blas_core());
+    return choice == "own" || !blas_core_is_avx512(blas_core());
   }();
   return active;
 }
@@ -30,7 +28,6 @@ bool own_gemm_active() {
 // Below this many multiply-adds a product runs on the calling thread: the size under which
 // OpenBLAS too keeps a GEMM on one thread (its 65536 x GEMM_MULTITHREAD_THRESHOLD = 4).
 constexpr double kSplitWork = 262144.0;
-constexpr int kRowTile = 12, kColTile = 32;  // split in whole tiles of the kernel
 
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
           int ldb, float beta, float* C, int ldc) {
@@ -45,8 +42,8 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
     return;
   }
   // Split the longer side of C; each part computes whole elements, so the bits do not change.
-  const bool by_rows = M / kRowTile >= N / kColTile;
-  const int tile = by_rows ? kRowTile : kColTile, tiles = ((by_rows ? M : N) + tile - 1) / tile;
+  const bool by_rows = M / kAvx512GemmRows >= N / kAvx512GemmCols;
+  const int tile = by_rows ? kAvx512GemmRows : kAvx512GemmCols, tiles = ((by_rows ? M : N) + tile - 1) / tile;
   parallel(std::min(n, tiles), [&](int t) {
     int b, e;
     part(t, std::min(n, tiles), tiles, b, e);

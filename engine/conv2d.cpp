@@ -271,23 +271,13 @@ void col2im(const Geometry& g, const float* col, float* x, float* scratch = null
   }
 }
 
-// dst (cols x rows) = srcᵀ (src rows x cols), in 16 x 16 blocks that stay in L1.
-GB_CLONES void transpose(const float* src, int rows, int cols, float* dst) {
-  constexpr int B = 16;
-  for (int r0 = 0; r0 < rows; r0 += B)
-    for (int c0 = 0; c0 < cols; c0 += B) {
-      const int r1 = std::min(rows, r0 + B), c1 = std::min(cols, c0 + B);
-      for (int c = c0; c < c1; ++c)
-        for (int r = r0; r < r1; ++r) dst[size_t(c) * rows + r] = src[size_t(r) * cols + c];
-    }
-}
-
 // Above this many column rows (C x k x k), the weight gradient gw += gy colᵀ runs as
 // gwᵀ += col gyᵀ: gy is transposed once per sample (O x P floats), and the product has no
 // transposed right operand, the case GEMM kernels (glassbox's own, and OpenBLAS's) run fastest.
-// Timed alone on one thread (Zen 5): resnet8's stride-2 3x3 layers (144 and 288 rows) 1.2x faster
-// with OpenBLAS's AVX2 kernels under glassbox's own, 1.3x with OpenBLAS's AVX-512 ones; a 1x1
-// layer of 64 channels even to 7% slower, so it keeps the transposed product.
+// Timed alone on one thread (Zen 5): resnet8's stride-2 3x3 layers (144 and 288 rows) 1.75-2.0x
+// faster with glassbox's kernel (in place of OpenBLAS's AVX2 ones), 1.4-1.5x with OpenBLAS's
+// AVX-512 kernels. A 1x1 layer of 64 channels was level to 7% slower (measured with a plain
+// scalar transpose), so it keeps the transposed product.
 constexpr int kTransposedWeightGrad = 64;
 
 }  // namespace
@@ -436,7 +426,7 @@ void Conv2d::conv_backward(const Tensor* x, const Tensor& gy, const Tensor& w, T
       if (gw) {
         im2col(g, x->data() + n * in_floats, col, scratch);
         if (transposed) {
-          transpose(gy.data() + n * out_floats, g.O, P, gy_t);
+          winograd::to_channel_last(gy.data() + n * out_floats, g.O, P, gy_t);
           gemm(false, false, K, g.O, P, 1.f, col, gy_t, n ? 1.f : 0.f, gw_t);
         } else {
           gemm(false, true, g.O, K, P, 1.f, gy.data() + n * out_floats, col, 1.f, gw->data());

@@ -27,8 +27,8 @@ namespace gb {
 
 #if GB_HAVE_AVX512_GEMM
 namespace {
-constexpr int MR = 12;  // rows of a tile: 12 x 2 accumulators + 2 B vectors fit the 32 registers
-constexpr int NR = 32;  // columns of a tile: two vectors of 16
+constexpr int MR = kAvx512GemmRows;  // rows of a tile: 12 x 2 accumulators + 2 B vectors fit the 32 registers
+constexpr int NR = kAvx512GemmCols;  // columns of a tile: two vectors of 16
 
 // Where row r (< MR) of a tile of op(A) is read: element (r, k) is row(r)[k * step]. Without a
 // transpose the rows are lda apart and k steps by 1; they are reached from four base pointers and

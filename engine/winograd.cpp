@@ -569,6 +569,10 @@ GB_CLONES void forward(const Geometry& g, const float* x, const float* u, const 
     forward_tiles<2>(g, x, u, b, y, work);
 }
 
+GB_CLONES void to_channel_last(const float* planar, int C, int P, float* channel_last) {
+  convert<true>(planar, channel_last, C, P, [C](int p) { return size_t(p) * C; });
+}
+
 GB_CLONES void grad_tiles(const Geometry& g, int n, const float* gy, float* m, float* work) {
   for (int s = 0; s < n; ++s) {
     const float* gs = gy + size_t(s) * g.O * g.OH * g.OW;

@@ -74,4 +74,8 @@ void backward_data(const Geometry& g, const float* m, const float* u, float* gx,
 // weight gradient.
 void backward_weight(const Geometry& g, int n, const float* x, const float* m, float beta, float* du, float* work);
 
+// channel_last[p * C + c] = planar[c * P + p]: C planes of P floats to P rows of C channels, in
+// register-transposed 8 x 8 blocks (the transforms' own layout conversion; also used by conv2d).
+void to_channel_last(const float* planar, int C, int P, float* channel_last);
+
 }  // namespace gb::winograd
