@@ -999,11 +999,12 @@ TEST_CASE("cli: bench --gemm writes one row per product shape and GEMM, and name
   REQUIRE_MESSAGE(r.status == 0, r.err);
   CHECK(r.out.rfind("glassbox bench: 1 thread(s), ", 0) == 0);
   std::stringstream lines(read_file(s / "rows.json"));
-  int openblas = 0, own = 0, train = 0;
+  int openblas = 0, own = 0, train = 0, conv = 0;
   for (std::string line; std::getline(lines, line);) {
     const auto row = nlohmann::json::parse(line);
     CHECK(row.contains("gemm"));
     if (row["what"] == "train") ++train;
+    if (row["model"] == "conv") conv += double(row["per_second"]) > 0;
     if (row["model"] != "gemm") continue;
     const double gflops = row["per_second"];
     CHECK(std::isfinite(gflops));
@@ -1012,6 +1013,7 @@ TEST_CASE("cli: bench --gemm writes one row per product shape and GEMM, and name
     (by.rfind("OpenBLAS ", 0) == 0 ? openblas : own) += 1;
   }
   CHECK(train == 1);
+  CHECK(conv == 2);
   CHECK(openblas == 10);
 #if defined(__x86_64__)
   const bool avx512 = __builtin_cpu_supports("avx512f");

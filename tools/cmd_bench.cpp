@@ -15,6 +15,7 @@
 #include "engine/architecture.h"
 #include "engine/blas.h"
 #include "engine/gemm_avx512.h"
+#include "engine/layers.h"
 #include "engine/rng.h"
 #include "engine/threads.h"
 #include "explain/attribution/explain.h"
@@ -104,6 +105,29 @@ void bench_gemm(double seconds, const std::function<void(const std::string&, con
         seconds);
     report(shape, "glassbox AVX-512", own * flop / 1e9);
   }
+}
+
+// One-thread samples/s of the im2col weight gradients of resnet8's stride-2 3x3 layers, through
+// gemm() (engine/conv2d.cpp runs them as gwᵀ += col gyᵀ).
+void bench_conv_weight_grad(double seconds, const std::function<void(const std::string&, double)>& report) {
+  struct Layer {
+    int C, H, O;
+  };
+  const int before = threads();
+  set_threads(1);
+  for (const Layer& l : {Layer{16, 32, 32}, Layer{32, 16, 64}}) {
+    Conv2d conv(l.O, 3, 2, 1, false);
+    conv.build({Shape{1, l.C, l.H, l.H}});
+    const int N = 32;
+    const Tensor x = noise(Shape{N, l.C, l.H, l.H}, 6), gy = noise(conv.out_shape({x.shape()}), 7);
+    Tensor gw(conv.weight.value.shape(), 0.f);
+    Workspace ws;
+    const double calls = calls_per_second([&] { conv.conv_backward_weight(x, gy, gw, nullptr, ws); }, seconds);
+    report("conv weight grad " + std::to_string(l.C) + "x" + std::to_string(l.H) + "x" + std::to_string(l.H) +
+               " -> " + std::to_string(l.O) + ", 3x3 stride 2",
+           calls * N);
+  }
+  set_threads(before);
 }
 
 struct Row {
@@ -212,7 +236,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag("--no-families", o->no_families, "skip the explanation families' rows");
   cmd->add_flag("--gemm", o->gemm,
                 "also time the CIFAR-size presets' GEMM shapes on one thread (GFLOP/s): OpenBLAS, and glassbox's "
-                "AVX-512 kernel on CPUs that have AVX-512");
+                "AVX-512 kernel on CPUs that have AVX-512; and resnet8's stride-2 conv weight gradients (samples/s)");
   cmd->add_option("--json", o->json_path, "write the rows as JSON lines to this file ('-': stdout)");
   cmd->add_option("--python", o->python, "Python with torch, for --compare-torch")->capture_default_str();
   cmd->add_option("--torch-script", o->script, "the PyTorch baseline script")->capture_default_str();
@@ -281,6 +305,12 @@ void add_bench_command(CLI::App& app) {
       bench_gemm(o->seconds / 4, [&](const std::string& shape, const std::string& by, double gflops) {
         rows.push_back({"gemm", shape, by, 1, gflops});
         std::printf("gemm %-45s %-26s %8.1f GFLOP/s\n", shape.c_str(), by.c_str(), gflops);
+        std::fflush(stdout);
+      });
+    if (o->gemm)
+      bench_conv_weight_grad(o->seconds / 4, [&](const std::string& what, double samples) {
+        rows.push_back({"conv", what, "one thread", 1, samples});
+        std::printf("conv %-45s %-26s %8.1f samples/s\n", what.c_str(), "one thread", samples);
         std::fflush(stdout);
       });
     if (!o->no_regions) {
