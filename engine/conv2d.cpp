@@ -271,13 +271,14 @@ void col2im(const Geometry& g, const float* col, float* x, float* scratch = null
   }
 }
 
-// Above this many column rows (C x k x k), the weight gradient gw += gy colᵀ runs as
-// gwᵀ += col gyᵀ: gy is transposed once per sample (O x P floats), and the product has no
-// transposed right operand, the case GEMM kernels (glassbox's own, and OpenBLAS's) run fastest.
-// Timed alone on one thread (Zen 5): resnet8's stride-2 3x3 layers (144 and 288 rows) 1.75-2.0x
-// faster with glassbox's kernel (in place of OpenBLAS's AVX2 ones), 1.4-1.5x with OpenBLAS's
-// AVX-512 kernels. A 1x1 layer of 64 channels was level to 7% slower (measured with a plain
-// scalar transpose), so it keeps the transposed product.
+// The weight gradient gw += gy colᵀ runs as gwᵀ += col gyᵀ (gy transposed once per sample, O x P
+// floats), a product with no transposed right operand, the case GEMM kernels run fastest:
+// - with glassbox's kernel, always: OpenBLAS would run the transposed product. Alternating builds
+//   on Zen 5, doing so also for the stem's 27 and the 1x1 projections' 16 and 32 column rows
+//   made training 1.04x (resnet8) and 1.05x (cifar-convnet, its first layer) faster;
+// - with OpenBLAS alone, above this many column rows (C x k x k). Timed alone on one thread
+//   (Zen 5): resnet8's stride-2 3x3 layers (144 and 288 rows) 1.4-1.5x faster with OpenBLAS's
+//   AVX-512 kernels; a 1x1 layer of 64 channels was level to 7% slower.
 constexpr int kTransposedWeightGrad = 64;
 
 }  // namespace
@@ -418,7 +419,7 @@ void Conv2d::conv_backward(const Tensor* x, const Tensor& gy, const Tensor& w, T
   } else {
     float* col = ws.get(0, size_t(K) * P);
     float* scratch = ws.get(1, phase_scratch(g));
-    const bool transposed = gw && K > kTransposedWeightGrad && N > 0;
+    const bool transposed = gw && N > 0 && (own_gemm_active() || K > kTransposedWeightGrad);
     float* gy_t = transposed ? ws.get(2, size_t(P) * g.O) : nullptr;  // one sample's gy, P x O
     float* gw_t = transposed ? ws.get(3, size_t(K) * g.O) : nullptr;  // the call's gwᵀ, K x O
     if (gx) gx->fill(0.f);
