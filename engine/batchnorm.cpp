@@ -4,8 +4,35 @@
 #include <stdexcept>
 
 #include "engine/layers.h"
+#include "engine/simd.h"
 
 namespace gb {
+
+// The two element-wise loops of a training step, compiled for each vector width (engine/simd.h).
+// y = x * scale[ch] + shift[ch] for N samples' C planes of HW floats.
+GB_CLONES static void affine_planes(const float* x, float* y, int N, int C, size_t HW, const float* scale,
+                                    const float* shift) {
+  for (int n = 0; n < N; ++n)
+    for (int ch = 0; ch < C; ++ch) {
+      const float* p = x + (size_t(n) * C + ch) * HW;
+      float* q = y + (size_t(n) * C + ch) * HW;
+      const float a = scale[ch], b = shift[ch];  // locals: q cannot alias them, so the loop vectorizes
+      for (size_t i = 0; i < HW; ++i) q[i] = p[i] * a + b;
+    }
+}
+
+// d = ka * g + kb * (x - mean) + kc for one channel's N planes of HW floats, `stride` apart. d may be
+// g (the graph's in-place backward): element i is read before it is written.
+GB_CLONES static void input_grad_planes(const float* x, const float* g, float* d, int N, size_t HW, size_t stride,
+                                        float mean, float ka, float kb, float kc) {
+  for (int n = 0; n < N; ++n) {
+    const float* p = x + n * stride;
+    const float* gn = g + n * stride;
+    float* dn = d + n * stride;
+#pragma GCC ivdep
+    for (size_t i = 0; i < HW; ++i) dn[i] = ka * gn[i] + kb * (p[i] - mean) + kc;
+  }
+}
 
 void BatchNorm2d::build(const std::vector<Shape>& in) {
   if (in[0].rank != 4 && in[0].rank != 2)
@@ -144,13 +171,7 @@ void BatchNorm2d::forward(ForwardCall& c) {
       shift[ch] = bias.value[ch] - batch_mean[ch] * scale[ch];
     }
   }
-  for (int n = 0; n < N; ++n)
-    for (int ch = 0; ch < C; ++ch) {
-      const float* p = x.data() + (size_t(n) * C + ch) * HW;
-      float* q = y.data() + (size_t(n) * C + ch) * HW;
-      const float a = scale[ch], b = shift[ch];  // locals: q cannot alias them, so the loop vectorizes
-      for (size_t i = 0; i < HW; ++i) q[i] = p[i] * a + b;
-    }
+  affine_planes(x.data(), y.data(), N, C, HW, scale.data(), shift.data());
 }
 
 // In training the sums over the whole batch come from combine_sums (which also added the
@@ -173,14 +194,9 @@ void BatchNorm2d::backward(BackwardCall& c) {
       // dx = γ·invstd·(g − Σg/n − x̂·Σgx̂/n) = a·g + b·(x − mean) + c, the coefficients in double once.
       const double k = double(gamma) * invstd;
       const float ka = float(k), kb = float(-k * invstd * sum_gx_[ch] / count_), kc = float(-k * sum_g_[ch] / count_);
-      for (int n = 0; n < N; ++n) {
-        const float* p = x.data() + (size_t(n) * C + ch) * HW;
-        const float* g = gy.data() + (size_t(n) * C + ch) * HW;
-        float* d = c.g_in[0]->data() + (size_t(n) * C + ch) * HW;
-        // d may be g (the graph's in-place backward): element i is read before it is written.
-#pragma GCC ivdep
-        for (size_t i = 0; i < HW; ++i) d[i] = ka * g[i] + kb * (p[i] - mean) + kc;
-      }
+      const size_t at = size_t(ch) * HW;
+      input_grad_planes(x.data() + at, gy.data() + at, c.g_in[0]->data() + at, N, HW, size_t(C) * HW, mean, ka, kb,
+                        kc);
       continue;
     }
     double sum_g = 0, sum_gx = 0;

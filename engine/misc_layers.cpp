@@ -2,6 +2,7 @@
 #include <cstring>
 
 #include "engine/layers.h"
+#include "engine/simd.h"
 #include "engine/sizes.h"
 
 namespace gb {
@@ -49,14 +50,20 @@ Shape Add::out_shape(const std::vector<Shape>& in) const {
   return in[0];
 }
 
+// y = a + b, compiled for each vector width (engine/simd.h); y may be a.
+GB_CLONES static void add_arrays(const float* a, const float* b, float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
+}
+
 void Add::forward(ForwardCall& c) {
   float* y = c.out.data();
   const size_t n = c.out.size();
-  if (y != c.in[0]->data()) std::memcpy(y, c.in[0]->data(), n * sizeof(float));  // else in place
-  for (size_t k = 1; k < c.in.size(); ++k) {
-    const float* x = c.in[k]->data();
-    for (size_t i = 0; i < n; ++i) y[i] += x[i];
+  if (c.in.size() == 1) {
+    if (y != c.in[0]->data()) std::memcpy(y, c.in[0]->data(), n * sizeof(float));  // else in place
+    return;
   }
+  add_arrays(c.in[0]->data(), c.in[1]->data(), y, n);  // one pass, not a copy and then an add
+  for (size_t k = 2; k < c.in.size(); ++k) add_arrays(y, c.in[k]->data(), y, n);
 }
 
 void Add::backward(BackwardCall& c) {
