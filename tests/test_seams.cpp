@@ -232,7 +232,10 @@ TEST_CASE("per-sample rules see their rows' offsets on every thread, in whole bl
       CHECK(row0 % 2 == 0);
       CHECK(rows % 2 == 0);
     }
-    CHECK(int(thread_ids.size()) == T);  // the rule ran on every thread
+    // The rule ran on threads of this call only, and split runs in groups; which thread takes
+    // which group is not fixed (see the graph's SplitGroups).
+    CHECK(*thread_ids.rbegin() < T);
+    if (T > 1) CHECK(slices.size() > 1);
   }
   ForwardOptions odd;
   odd.row_block = 5;
