@@ -462,7 +462,7 @@ json parse_architecture(const std::string& text) {
         }
       }
       if (h.contains("from") && kind != "add") {  // feed this layer from an earlier named layer
-        h["inputs"] = {h["from"]};
+        h["inputs"] = json::array({h["from"]});  // not {h["from"]}: clang reads that as a copy
         h.erase("from");
       }
       if (!h.contains("name")) h["name"] = "";  // filled below
@@ -488,7 +488,7 @@ json parse_architecture(const std::string& text) {
       l["inputs"] = {prev, l["from"]};
       l.erase("from");
     } else if (!l.contains("inputs")) {
-      l["inputs"] = {prev};
+      l["inputs"] = json::array({prev});
     }
     prev = l["name"];
   }
