@@ -29,7 +29,7 @@ GB_CLONES static void input_grad_planes(const float* x, const float* g, float* d
     const float* p = x + n * stride;
     const float* gn = g + n * stride;
     float* dn = d + n * stride;
-#pragma GCC ivdep
+GB_IVDEP
     for (size_t i = 0; i < HW; ++i) dn[i] = ka * gn[i] + kb * (p[i] - mean) + kc;
   }
 }

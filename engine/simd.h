@@ -12,6 +12,13 @@
 #else
 #define GB_CLONES
 #endif
+// Put before a loop whose iterations do not depend on each other through memory, so that the
+// compiler vectorizes it without proving that its pointers do not overlap.
+#if defined(__clang__)
+#define GB_IVDEP _Pragma("clang loop vectorize(assume_safety)")
+#else
+#define GB_IVDEP _Pragma("GCC ivdep")
+#endif
 // Helpers of a GB_CLONES function: inlined into each clone, so they are compiled for its target.
 #define GB_INLINE [[gnu::always_inline]] inline
 

@@ -45,6 +45,16 @@ bool blas_core_is_avx512(const std::string& core);  // one of OpenBLAS's AVX-512
 std::string blas_description();
 std::string blas_description(const std::string& core, const char* env, bool cpu_avx512, const std::string& better);
 
+// Sets the thread count back to what it was at construction when it goes out of scope, also on an
+// exception or a failed test: for code that changes set_threads() for a while.
+struct RestoreThreads {
+  int before = threads();
+  RestoreThreads() = default;
+  RestoreThreads(const RestoreThreads&) = delete;
+  RestoreThreads& operator=(const RestoreThreads&) = delete;
+  ~RestoreThreads() { set_threads(before); }
+};
+
 // While alive (on any thread; they nest), OpenBLAS runs each GEMM on the thread that calls it.
 struct BlasSerial {
   BlasSerial();

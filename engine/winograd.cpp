@@ -158,7 +158,7 @@ GB_INLINE void from_padded_hwc(const Geometry& g, const float* X, float* x) {
 // apart, n channels).
 GB_INLINE void input_tile(int n, const float* __restrict d0, size_t rs, float* __restrict v) {
   // The points are blocks of n floats: stores to different points never overlap.
-#pragma GCC ivdep
+GB_IVDEP
   for (int c = 0; c < n; ++c) {
     float r[4][4];  // B^T d
     for (int l = 0; l < 4; ++l) {
@@ -180,7 +180,7 @@ GB_INLINE void input_tile(int n, const float* __restrict d0, size_t rs, float* _
 // The adjoint of input_tile: adds B v B^T into the patch at d0.
 GB_INLINE void input_tile_adjoint(int n, const float* __restrict v, float* __restrict d0, size_t rs) {
   // The points are blocks of n floats: stores to different points never overlap.
-#pragma GCC ivdep
+GB_IVDEP
   for (int c = 0; c < n; ++c) {
     float r[4][4];  // the adjoint of the column step
     for (int i = 0; i < 4; ++i) {
@@ -204,7 +204,7 @@ GB_INLINE void input_tile_adjoint(int n, const float* __restrict v, float* __res
 // columns n apart).
 GB_INLINE void output_tile(int n, const float* __restrict m, float* __restrict y0, size_t rs) {
   // The points are blocks of n floats: stores to different points never overlap.
-#pragma GCC ivdep
+GB_IVDEP
   for (int o = 0; o < n; ++o) {
     float s0[4], s1[4];  // A^T m
     for (int j = 0; j < 4; ++j) {
@@ -224,7 +224,7 @@ GB_INLINE void output_tile(int n, const float* __restrict m, float* __restrict y
 // row (x, y) becomes (x, x+y, x-y, -y).
 GB_INLINE void output_tile_adjoint(int n, const float* __restrict g0, size_t rs, float* __restrict m) {
   // The points are blocks of n floats: stores to different points never overlap.
-#pragma GCC ivdep
+GB_IVDEP
   for (int o = 0; o < n; ++o) {
     const float a = g0[o], b = g0[n + o], c = g0[rs + o], d = g0[rs + n + o];
     const float r[4][2] = {{a, b}, {a + c, b + d}, {a - c, b - d}, {-c, -d}};
@@ -335,7 +335,7 @@ GB_INLINE void separable(int n, const float* __restrict in, size_t irs, size_t i
   using T = OneD<Mt>;
   constexpr int R = T::R, K = T::K;
   // The points are blocks of n floats: stores to different points never overlap.
-#pragma GCC ivdep
+GB_IVDEP
   for (int c = 0; c < n; ++c) {
     float x[R][K];  // M in
 #pragma GCC unroll 8

@@ -485,7 +485,9 @@ TEST_CASE("a batch gives the same result as its samples one by one") {
       {"rise", {{"n", "200"}, {"batch", "64"}}},
       {"lime", {{"n", "150"}, {"segments", "10"}, {"batch", "64"}}},
   };
-  for (auto& [name, params] : cases) {
+  for (const auto& c : cases) {  // (clang 14 cannot capture structured bindings in CAPTURE)
+    const std::string& name = c.first;
+    const Params& params = c.second;
     CAPTURE(name);
     Tensor all = run(g, x, t, name, params).attribution;
     REQUIRE(all.shape() == x.shape());

@@ -745,12 +745,11 @@ TEST_CASE("dissect: a thread count gives the same result; refusals name the prob
   const SegmentationSet s = make_segmentation(Shape{1, 12, 12}, 30, 2);
   Graph g = arch("input(1,12,12) conv(4,k=3) relu maxpool(2) flatten dense(3)", 6);
   const std::vector<int> layers = {g.at("conv1"), g.at("maxpool1")};
-  const int before = threads();
+  RestoreThreads guard;
   set_threads(1);
   const DissectResult one = dissect(g, {&s, layers, {}});
   set_threads(2);
   const DissectResult two = dissect(g, {&s, layers, {}});
-  set_threads(before);
   for (size_t l = 0; l < 2; ++l)
     for (size_t k = 0; k < 4; ++k) {
       CHECK(one.layers[l].units[k].ious == two.layers[l].units[k].ious);

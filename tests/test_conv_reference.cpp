@@ -28,11 +28,6 @@ struct Geom {
   }
 };
 
-struct ThreadsGuard {  // restores the thread count a test changes
-  int prev = threads();
-  ~ThreadsGuard() { set_threads(prev); }
-};
-
 Tensor uniform(const Shape& s, Rng& r) {
   Tensor t(s);
   for (size_t i = 0; i < t.size(); ++i) t[i] = 2 * r.uniform() - 1;
@@ -310,7 +305,7 @@ TEST_CASE("A Winograd conv in a graph follows in-place weight changes (Layer::pr
 }
 
 TEST_CASE("Conv2d through the graph equals the direct convolution and accumulates parameter gradients") {
-  ThreadsGuard guard;
+  RestoreThreads guard;
   // im2col; then Winograd with planes large enough that each thread runs several groups (its
   // weight gradient is carried from group to group: Layer::end_backward), and at one thread a
   // batch of 9 (a full chunk of 8 samples per weight-gradient GEMM and a partial one); then

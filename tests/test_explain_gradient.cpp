@@ -296,7 +296,9 @@ TEST_CASE("every method of this family: a batch equals its samples one by one; r
       {"guided-backprop", {}},
       {"deeplift", {{"internal_batch", "2"}}},
   };
-  for (auto& [name, params] : cases) {
+  for (const auto& c : cases) {  // (clang 14 cannot capture structured bindings in CAPTURE)
+    const std::string& name = c.first;
+    const Params& params = c.second;
     CAPTURE(name);
     CHECK(method_info(name).name == name);
     Result all = run(g, x, t, name, params);

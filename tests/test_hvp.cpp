@@ -17,11 +17,6 @@ using namespace gb;
 
 namespace {
 
-struct ThreadsGuard {
-  int prev = threads();
-  ~ThreadsGuard() { set_threads(prev); }
-};
-
 Tensor uniform(const Shape& s, uint64_t seed, float lo = -1.f, float hi = 1.f) {
   Rng r(seed);
   Tensor t(s);
@@ -168,7 +163,7 @@ const char* kNets[] = {
 }  // namespace
 
 TEST_CASE("hvp: equals central differences of gradients on nets with every supported layer kind") {
-  ThreadsGuard guard;
+  RestoreThreads guard;
   for (int threads : {1, 2}) {
     set_threads(threads);
     for (const char* text : kNets) {
@@ -187,7 +182,7 @@ TEST_CASE("hvp: equals central differences of gradients on nets with every suppo
 }
 
 TEST_CASE("hvp: symmetric, uᵀHv = vᵀHu, and independent of threads and batch splits") {
-  ThreadsGuard guard;
+  RestoreThreads guard;
   for (const char* text : kNets) {
     const std::string net_text = text;
       CAPTURE(net_text);

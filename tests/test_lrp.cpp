@@ -399,7 +399,9 @@ TEST_CASE("a batch equals the samples one by one for every LRP method") {
   runs.push_back({"lrp", {{"rule", "conv=gamma:0.25,dense=epsilon:0.01,first=zbox:min:max"}}});
   runs.push_back({"lrp", {{"rule", "conv=wsquare,dense=alpha-beta:1.5:0.5,norm=0.001"}}});
   CHECK(runs.size() == 11);
-  for (auto& [name, p] : runs) {
+  for (const auto& r : runs) {  // (clang 14 cannot capture structured bindings in CAPTURE)
+    const std::string& name = r.first;
+    const Params& p = r.second;
     CAPTURE(name);
     Result all = gb::explain::explain(g, x, t, name, p);
     REQUIRE(all.attribution.shape() == x.shape());

@@ -481,7 +481,9 @@ TEST_CASE("a batch gives the same values as its samples one by one; seeds decide
       {"infidelity", {}},
       {"cascading-randomisation", {}},
       {"random-logit", {}}};
-  for (auto& [metric, p] : cases) {
+  for (const auto& c : cases) {  // (clang 14 cannot capture structured bindings in CAPTURE)
+    const std::string& metric = c.first;
+    const Params& p = c.second;
     CAPTURE(metric);
     Evaluation all = run(g, x, t, "input-x-gradient", metric, p);
     for (int n = 0; n < 3; ++n) {

@@ -344,7 +344,9 @@ TEST_CASE("PyTorch-style names are matched in natural order, weight before bias"
         {"dense3.bias", "features.3.bias"},     {"dense4.weight", "features.10.weight"},
     };
     REQUIRE(m.graph.named_params().size() == expect.size());
-    for (auto& [name, p] : m.graph.named_params()) {
+    for (const auto& named : m.graph.named_params()) {  // (clang 14 cannot capture structured bindings)
+      const std::string& name = named.first;
+      const Param* p = named.second;
       CAPTURE(name);
       const Tensor* src = nullptr;
       for (auto& [fname, t] : file)

@@ -345,10 +345,6 @@ TEST_CASE("dataset statistics count shared configurations") {
 }
 
 namespace {
-struct ThreadsGuard {  // restores the thread count when a test case ends, also on failure
-  int prev = threads();
-  ~ThreadsGuard() { set_threads(prev); }
-};
 Tensor threads_noise(const Shape& s, uint64_t seed) {
   Rng r(seed);
   Tensor t(s);
@@ -359,7 +355,7 @@ Tensor threads_noise(const Shape& s, uint64_t seed) {
 
 TEST_CASE("region() on several threads follows every hyper-parameter of the graph") {
   // Two graphs alike but for a LeakyReLU slope: the second region must not reuse the first's copy.
-  ThreadsGuard guard;
+  RestoreThreads guard;
   set_threads(2);
   for (const char* slope : {"0.01", "0.5"}) {
     CAPTURE(slope);
@@ -374,7 +370,6 @@ TEST_CASE("region() on several threads follows every hyper-parameter of the grap
     for (int k = 0; k < 10; ++k) CHECK(z[k] == doctest::Approx(r.logits[k]).epsilon(1e-5).scale(1e-4));
   }
 }
-
 
 namespace {
 // Nets whose passes of direction rows are large enough (over 4 MFLOP) for the graph to split
@@ -393,7 +388,7 @@ bool same_constraint(const ob::Constraint& a, const ob::Constraint& b) {
 }  // namespace
 
 TEST_CASE("region() gives the same bits at 1, 2 and 3 threads, and W_x x + b_x equals the logits") {
-  ThreadsGuard guard;
+  RestoreThreads guard;
   for (const char* text : {kSplitConv, kSplitMlp}) {
     CAPTURE(text);
     Graph g = net(text, 13);
@@ -407,7 +402,7 @@ TEST_CASE("region() gives the same bits at 1, 2 and 3 threads, and W_x x + b_x e
       set_threads(T);
       rs.push_back(ob::region(g, x, o));
     }
-    set_threads(guard.prev);
+    set_threads(guard.before);
     const Tensor logits = g.forward(x).clone();
     const std::vector<double> aff = rs[0].affine_logits(x.data());
     for (int k = 0; k < g.classes(); ++k) CHECK(aff[k] == doctest::Approx(logits[k]).epsilon(1e-5).scale(1e-4));
@@ -444,7 +439,7 @@ TEST_CASE("region() gives the same bits at 1, 2 and 3 threads, and W_x x + b_x e
 TEST_CASE("OpenBox rules on a split batch: value rows get biases by their row in the whole batch") {
   // 64 rows, split at row 32 on two threads: rows [0, 40) are values z (W_x z + b_x under x's
   // configuration), rows [40, 64) directions d (W_x d), so the second thread's slice holds both.
-  ThreadsGuard guard;
+  RestoreThreads guard;
   set_threads(2);
   Graph g = net(kSplitConv, 17);
   Rng r(31);

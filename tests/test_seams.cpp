@@ -26,11 +26,6 @@ using namespace gb;
 
 namespace {
 
-struct ThreadsGuard {  // restores the thread count when a test case ends, also on failure
-  int prev = threads();
-  ~ThreadsGuard() { set_threads(prev); }
-};
-
 Graph arch(const std::string& text, uint64_t seed = 7) {
   Graph g = graph_from_json(parse_architecture(text));
   g.init(seed);
@@ -172,7 +167,7 @@ TEST_CASE("a forward pass that stops early computes those layers exactly") {
 }
 
 TEST_CASE("hooks belong to a call, see every node once, and leave the split across threads alone") {
-  ThreadsGuard guard;
+  RestoreThreads guard;
   Graph g = arch("input(3,16,16) conv(16,k=3,p=1) relu conv(16,k=3,p=1) relu maxpool(2) flatten dense(10)");
   const Tensor x = noise({8, 3, 16, 16}, 7), seed = noise({8, 10}, 8);
   set_threads(1);
@@ -199,7 +194,7 @@ TEST_CASE("hooks belong to a call, see every node once, and leave the split acro
 }
 
 TEST_CASE("per-sample rules see their rows' offsets on every thread, in whole blocks") {
-  ThreadsGuard guard;
+  RestoreThreads guard;
   Graph g = arch("input(1,32,32) conv(32,k=3,p=1) relu(name=r) conv(8,k=3,p=1) flatten dense(4)");
   const int r = g.at("r");
   const Tensor x = noise({12, 1, 32, 32}, 11);
@@ -260,7 +255,7 @@ TEST_CASE("activations of a whole dataset in batches equal one forward pass, wit
 }
 
 TEST_CASE("per-sample parameter gradients sum to the batch gradient, and each is its sample's own") {
-  ThreadsGuard guard;
+  RestoreThreads guard;
   // im2col and Winograd convolutions, BatchNorm (eval), dense with and without bias.
   Graph g = arch("input(3,8,8) conv(16,k=3,p=1,name=c1) batchnorm(name=bn) relu conv(16,k=3,p=1,name=c2) relu gap "
                  "dense(8,bias=false,name=d1) relu dense(4,name=d2)");
@@ -497,7 +492,7 @@ TEST_CASE("GEMM: every shape, transpose, stride, alpha and beta matches a double
 }
 
 TEST_CASE("GEMM: a product split over threads gives the bits of the one-thread product") {
-  ThreadsGuard guard;
+  RestoreThreads guard;
   std::mt19937 rng(8);
   std::normal_distribution<float> normal;
   // Wide (split by columns) and tall (split by rows), without and with a transposed A, with padded

@@ -83,7 +83,9 @@ void check_gradients(Graph& g, Tensor x, uint64_t seed, double tol = 2e-3) {
   bo.param_grads = true;
   const Tensor gx = g.backward(s, bo).clone();
   CHECK(fd_error(x, gx, f) < tol);
-  for (auto& [name, p] : g.named_params()) {
+  for (const auto& named : g.named_params()) {  // (clang 14 cannot capture structured bindings in INFO)
+    const std::string& name = named.first;
+    Param* p = named.second;
     INFO(name);
     const Tensor analytic = p->grad.clone();
     CHECK(fd_error(p->value, analytic, f) < tol);

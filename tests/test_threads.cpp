@@ -25,11 +25,6 @@ using namespace gb;
 
 namespace {
 
-struct ThreadsGuard {  // restores the thread count when a test case ends, also on failure
-  int prev = threads();
-  ~ThreadsGuard() { set_threads(prev); }
-};
-
 Tensor noise(const Shape& s, uint64_t seed, float lo, float hi) {
   Rng r(seed);
   Tensor t(s);
@@ -177,7 +172,7 @@ TEST_CASE("threads: jobs of changing widths run each part exactly once") {
 }
 
 TEST_CASE("threads: the graph splits per-sample runs above the FLOP or the size threshold only") {
-  ThreadsGuard guard;
+  RestoreThreads guard;
   // 4 MFLOP over the batch, or 512 Ki floats of activations (twice that with signals, backward):
   // {features, FLOPs per sample} with one criterion or the other reached at N = 8, neither at 3.
   const std::pair<int, double> probes[] = {{4, 1e6}, {1 << 16, 0.0}};
@@ -234,7 +229,7 @@ struct SlowOn : Layer {
 };
 
 TEST_CASE("threads: a slow thread's groups go to the other, and the bits stay the same") {
-  ThreadsGuard guard;
+  RestoreThreads guard;
   set_threads(2);
   // The slow layer, then a convolution and a BatchNorm in training mode, whose batch sums the
   // groups add in group order, whichever thread ran them.
@@ -260,7 +255,7 @@ TEST_CASE("threads: a slow thread's groups go to the other, and the bits stay th
 }
 
 TEST_CASE("threads: 1 and 2 threads give the same logits, input and parameter gradients") {
-  ThreadsGuard guard;
+  RestoreThreads guard;
   struct Case {
     const char* preset;
     Mode mode;
@@ -284,7 +279,7 @@ TEST_CASE("threads: 1 and 2 threads give the same logits, input and parameter gr
 }
 
 TEST_CASE("threads: parameter gradients at 2 threads are bit-identical from pass to pass") {
-  ThreadsGuard guard;
+  RestoreThreads guard;
   for (const std::string preset : {"lenet5", "camnet", "resnet8"}) {  // camnet: Winograd gradients carried per thread
     INFO(preset);
     const bool train = preset == "resnet8";
@@ -306,7 +301,7 @@ TEST_CASE("threads: parameter gradients at 2 threads are bit-identical from pass
 }
 
 TEST_CASE("threads: BatchNorm's backward sums read its output behind a ReLU and agree with those over its input") {
-  ThreadsGuard guard;
+  RestoreThreads guard;
   // Σ g·x̂ = Σ g·(y − β)/γ over the output the ReLU ran in place over, against the same sums over
   // the input (what any backward with rules takes); channel 0 (γ = 0) and channel 1 (|β| > 16 |γ|)
   // must take the input in both. The sums are in double, so the two agree to the float bits but
@@ -356,7 +351,7 @@ TEST_CASE("threads: BatchNorm's backward sums read its output behind a ReLU and 
 }
 
 TEST_CASE("threads: in-place layers in training give the same bits as separate buffers, allocate nothing") {
-  ThreadsGuard guard;
+  RestoreThreads guard;
   // Layers that share their first input's activation (ReLUs and adds that are its only reader, the
   // input's layer not reading its own output in backward: every ReLU and add in these presets),
   // and those that share its signal (also every BatchNorm, whose conv has no other reader). In
@@ -432,7 +427,7 @@ TEST_CASE("threads: in-place layers in training give the same bits as separate b
 }
 
 TEST_CASE("threads: stop_at and input_grad=false agree at 1 and 2 threads") {
-  ThreadsGuard guard;
+  RestoreThreads guard;
   Graph g = make_preset("lenet5", {}, 0, 9);
   const int N = 64, mid = g.at("maxpool2");
   const Tensor x = noise(g.shape(-1, N), 3, 0, 1), seed = noise(g.shape(g.output(), N), 4, -1, 1);
@@ -479,8 +474,9 @@ TEST_CASE("threads: MaxPool2d winners break ties row-major; forward and backward
   // before: rows of 3, 7, 8, 14 and 19 windows, odd and even planes.
   const std::vector<Shape> shapes = {{2, 2, 5, 6},  {1, 2, 4, 6},  {1, 3, 6, 14},
                                      {1, 2, 4, 16}, {1, 2, 4, 28}, {2, 1, 3, 39}};
-  for (auto [k, s, p] : {std::array<int, 3>{3, 1, 1}, {2, 2, 0}, {3, 2, 1}, {2, 1, 0}})
+  for (const auto& ksp : {std::array<int, 3>{3, 1, 1}, {2, 2, 0}, {3, 2, 1}, {2, 1, 0}})
     for (const Shape& xs : shapes) {
+      const int k = ksp[0], s = ksp[1], p = ksp[2];  // (clang 14 cannot capture structured bindings in INFO)
       if (k != 2 && xs != shapes[0]) continue;
       INFO("k=" << k << " s=" << s << " p=" << p << " x " << xs.str());
       Rng r(uint64_t(k * 100 + s * 10 + p));
@@ -511,7 +507,7 @@ TEST_CASE("threads: MaxPool2d winners break ties row-major; forward and backward
 }
 
 TEST_CASE("threads: LRP composites give the same relevance at 1 and 2 threads") {
-  ThreadsGuard guard;
+  RestoreThreads guard;
   Graph g = make_preset("lenet5", {}, 0, 11);
   const int N = 64;
   const Tensor x = noise(g.shape(-1, N), 5, 0, 1);
@@ -553,7 +549,7 @@ struct BatchNormProbe : BatchNorm2d {
 }  // namespace
 
 TEST_CASE("threads: BatchNorm in training runs on slices, with the serial formula's result") {
-  ThreadsGuard guard;
+  RestoreThreads guard;
   const int N = 7;  // uneven slices
   const Tensor x = noise({N, 16, 16, 16}, 31, -1, 3), seed = noise({N, 10}, 32, -1, 1);
   struct Out {

@@ -93,11 +93,6 @@ Result run(Graph& g, const Request& q, const std::string& method, const Params& 
   return gb::visualize::visualize(g, q, method, p);
 }
 
-struct ThreadsGuard {  // restores the thread count when a test case ends, also on failure
-  int prev = threads();
-  ~ThreadsGuard() { set_threads(prev); }
-};
-
 }  // namespace
 
 // ---- the optimization core ---------------------------------------------------------------------
@@ -572,7 +567,7 @@ TEST_CASE("bad requests and parameters fail with the value and the range named")
 // ---- activation maximization ------------------------------------------------------------------
 
 TEST_CASE("am: deterministic per seed, a batch of units equals the units one by one, objectives increase") {
-  ThreadsGuard guard;
+  RestoreThreads guard;
   Graph g = small_net();
   Request q;
   q.units = {Unit::cls(0), Unit::cls(2), Unit::cls(4)};
@@ -705,7 +700,7 @@ TEST_CASE("fool: a trained preset reaches the target probability from images of 
 
 TEST_CASE("fool: deterministic per seed, inputs and targets one by one equal the batch") {
   // jitter on, so each row's random stream matters; a high threshold keeps every row stepping.
-  ThreadsGuard guard;
+  RestoreThreads guard;
   Graph g = small_net();
   Request q;
   q.inputs = noise(Shape{3, 1, 8, 8}, 21, 0, 1);
@@ -747,7 +742,7 @@ TEST_CASE("fool: deterministic per seed, inputs and targets one by one equal the
 
 TEST_CASE("mask: deterministic per seed, inputs one by one equal the batch") {
   // Noise on the perturbed input each step, so the seed matters; one class per input.
-  ThreadsGuard guard;
+  RestoreThreads guard;
   Graph g = small_net();
   Request q;
   q.inputs = noise(Shape{3, 1, 8, 8}, 23, 0, 1);
@@ -820,7 +815,8 @@ TEST_CASE("receptive fields: lenet5 by hand, and the support of a positive net's
     const int last = net->output();
     const Shape s = net->shape(last);
     const Tensor x = noise(Shape{1, 1, 16, 16}, 4, 0.1f, 1);
-    for (auto [y, xx] : {std::pair{0, 0}, {1, 2}, {s[2] - 1, s[3] / 2}}) {
+    for (const auto& at : {std::pair{0, 0}, {1, 2}, {s[2] - 1, s[3] / 2}}) {
+      const int y = at.first, xx = at.second;  // (clang 14 cannot capture structured bindings)
       CAPTURE(y);
       CAPTURE(xx);
       const Tensor grad = explain::explain(*net, x, Target::unit(*net, last, 0, y, xx), "saliency").attribution;
@@ -955,7 +951,7 @@ TEST_CASE("multifaceted: a unit that answers two planted patterns gets one facet
 }
 
 TEST_CASE("multifaceted: deterministic per seed, units one by one equal the batch") {
-  ThreadsGuard guard;
+  RestoreThreads guard;
   Graph g = small_net();
   Request q;
   q.data = noise(Shape{40, 1, 8, 8}, 31, 0, 1);
@@ -1076,7 +1072,9 @@ void check_gradients(Graph& g, const Tensor& x0) {
     x[i] = keep;
     CHECK(gx[i] == doctest::Approx((up - down) / (2 * h)).epsilon(1e-3).scale(0.5));
   }
-  for (auto& [name, p] : g.named_params()) {
+  for (const auto& named : g.named_params()) {  // (clang 14 cannot capture structured bindings in CAPTURE)
+    const std::string& name = named.first;
+    Param* p = named.second;
     CAPTURE(name);
     for (size_t i = 0; i < p->value.size(); ++i) {
       const float keep = p->value[i];
@@ -1162,7 +1160,7 @@ TEST_CASE("upsample: nearest blocks forward, block sums backward, gradients; bot
 }
 
 TEST_CASE("convt and upsample split across threads give the bits of one thread") {
-  ThreadsGuard guard;
+  RestoreThreads guard;
   Graph g = arch("input(4,7,7) convt(8,k=4,s=2,p=1) relu upsample(2) conv(2,k=3,p=1)");
   randomize_params(g, 5);
   const Tensor x = noise(Shape{6, 4, 7, 7}, 10);

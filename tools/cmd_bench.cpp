@@ -110,12 +110,12 @@ void bench_gemm(double seconds, const std::function<void(const std::string&, con
 // One-thread samples/s of the im2col weight gradients of resnet8's stride-2 3x3 layers, through
 // gemm() (engine/conv2d.cpp runs them as gwᵀ += col gyᵀ).
 void bench_conv_weight_grad(double seconds, const std::function<void(const std::string&, double)>& report) {
-  struct Layer {
+  struct ConvShape {
     int C, H, O;
   };
-  const int before = threads();
+  RestoreThreads guard;
   set_threads(1);
-  for (const Layer& l : {Layer{16, 32, 32}, Layer{32, 16, 64}}) {
+  for (const ConvShape& l : {ConvShape{16, 32, 32}, ConvShape{32, 16, 64}}) {
     Conv2d conv(l.O, 3, 2, 1, false);
     conv.build({Shape{1, l.C, l.H, l.H}});
     const int N = 32;
@@ -127,7 +127,6 @@ void bench_conv_weight_grad(double seconds, const std::function<void(const std::
                " -> " + std::to_string(l.O) + ", 3x3 stride 2",
            calls * N);
   }
-  set_threads(before);
 }
 
 struct Row {
