@@ -92,11 +92,11 @@ IdxArray read_idx_file(const std::string& path, const char* what, int rank) {
     total = uint64_t(mul_size(int64_t(total), int64_t(d), path + ": IDX sizes"));  // 3 x 31 bits can wrap
     if (total > (uint64_t(1) << 40)) fail(path, "IDX sizes are implausibly large");
   }
-  // Grow by chunks rather than trusting the header with one huge allocation.
-  const size_t chunk = size_t(64) << 20;
+  // Grow by doubling from 1 MB rather than trusting the header with one huge allocation: a short
+  // file that claims gigabytes costs at most twice its own size in zeroed memory.
   size_t have = 0;
   while (have < total) {
-    size_t step = std::min<size_t>(chunk, size_t(total) - have);
+    size_t step = std::min<size_t>(std::max<size_t>(have, size_t(1) << 20), size_t(total) - have);
     a.data.resize(have + step);
     size_t n = f.read(a.data.data() + have, step);
     have += n;

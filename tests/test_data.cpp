@@ -103,6 +103,21 @@ TEST_CASE("IDX round trip, plain and gzip") {
     CHECK(d.classes() == 10);
     for (size_t i = 0; i < d.x.size(); ++i) REQUIRE(d.x[i] == float(uint8_t(i * 7 % 256)) / 255.f);
   }
+  // 3.9 MB of pixels: read in growing pieces (1, 1, 2 MB), whose seams must not show.
+  const int big = 5000;
+  std::vector<uint8_t> many(big);
+  for (int i = 0; i < big; ++i) many[i] = uint8_t(i % 10);
+  write_bytes(t / "big_im", idx_images(big, 28, 28));
+  write_bytes(t / "big_lb", idx_labels(many));
+  write_gz(t / "big_im.gz", idx_images(big, 28, 28));
+  for (const std::string& ip : {t / "big_im", t / "big_im.gz"}) {
+    Dataset d = read_idx(ip, t / "big_lb");
+    REQUIRE(d.x.shape() == Shape{big, 1, 28, 28});
+    CHECK(d.y[big - 1] == (big - 1) % 10);
+    size_t wrong = 0;
+    for (size_t i = 0; i < d.x.size(); ++i) wrong += d.x[i] != float(uint8_t(i * 7 % 256)) / 255.f;
+    CHECK(wrong == 0);
+  }
   // Without class names the classes are 0..max label.
   CHECK(read_idx(t / "im", t / "lb").classes() == 10);
   Dataset by_spec = load_dataset("idx:" + t / "im.gz" + "," + t / "lb.gz", "all");
@@ -120,6 +135,13 @@ TEST_CASE("bad IDX files are rejected with a message naming the file") {
   write_bytes(t / "short", cut);
   std::string m = error_of([&] { read_idx(t / "short", t / "lb"); });
   CHECK(contains(m, t / "short" + ": truncated: expected 24 bytes of image data, got 20"));
+
+  // A header that claims a gigabyte over 20 bytes of pixels: refused as truncated (the reader
+  // grows its buffer with the data it finds, not with the claim).
+  auto claims = idx_images(1000, 1000, 1000, std::vector<uint8_t>(20, 1));
+  write_bytes(t / "claims", claims);
+  m = error_of([&] { read_idx(t / "claims", t / "lb"); });
+  CHECK(contains(m, t / "claims" + ": truncated: expected 1000000000 bytes of image data, got 20"));
 
   write_gz(t / "short.gz", cut);
   m = error_of([&] { read_idx(t / "short.gz", t / "lb"); });
@@ -580,7 +602,7 @@ TEST_CASE("seeded shuffling gives the same permutation for the same Rng state") 
 
 TEST_CASE("real Fashion-MNIST: 60000/10000 samples, 6000/1000 per class") {
   if (!dataset_available("fashion-mnist")) {
-    MESSAGE("Fashion-MNIST is not installed (Debian package dataset-fashion-mnist); skipping");
+    MESSAGE("skipped: Fashion-MNIST is not installed (Debian package dataset-fashion-mnist)");
     return;
   }
   auto t0 = std::chrono::steady_clock::now();

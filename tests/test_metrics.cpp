@@ -618,7 +618,7 @@ TEST_CASE("Adebayo's finding reproduces on a trained model: saliency collapses, 
 // The same on the lenet5 preset trained briefly on Fashion-MNIST (skipped without the dataset).
 TEST_CASE("Adebayo's finding on lenet5 trained on Fashion-MNIST") {
   if (!dataset_available("fashion-mnist")) {
-    MESSAGE("Fashion-MNIST is not installed: skipped");
+    MESSAGE("skipped: Fashion-MNIST is not installed (dataset-fashion-mnist)");
     return;
   }
   const Dataset train = load_dataset("fashion-mnist", "train"), test = load_dataset("fashion-mnist", "test");
