@@ -420,7 +420,8 @@ void Conv2d::conv_backward(const Tensor* x, const Tensor& gy, const Tensor& w, T
     float* col = ws.get(0, size_t(K) * P);
     float* scratch = ws.get(1, phase_scratch(g));
     const bool transposed = gw && N > 0 && (own_gemm_active() || K > kTransposedWeightGrad);
-    float* gy_t = transposed ? ws.get(2, size_t(P) * g.O) : nullptr;  // one sample's gy, P x O
+    // One sample's gy, P x O; at the end the call's gw, O x K, transposed out of gw_t.
+    float* gy_t = transposed ? ws.get(2, size_t(std::max(P, K)) * g.O) : nullptr;
     float* gw_t = transposed ? ws.get(3, size_t(K) * g.O) : nullptr;  // the call's gwᵀ, K x O
     if (gx) gx->fill(0.f);
     for (int n = 0; n < N; ++n) {
@@ -438,9 +439,11 @@ void Conv2d::conv_backward(const Tensor* x, const Tensor& gy, const Tensor& w, T
         col2im(g, col, gx->data() + n * in_floats, scratch);
       }
     }
-    if (transposed)
-      for (int o = 0; o < g.O; ++o)
-        for (int k = 0; k < K; ++k) gw->data()[size_t(o) * K + k] += gw_t[size_t(k) * g.O + o];
+    if (transposed) {  // gw += (gw_t)ᵀ: transposed in 8 x 8 register blocks, then one contiguous add
+      winograd::to_channel_last(gw_t, K, g.O, gy_t);
+      float* d = gw->data();
+      for (size_t i = 0, n = size_t(K) * g.O; i < n; ++i) d[i] += gy_t[i];
+    }
   }
   if (gb)
     for (int o = 0; o < g.O; ++o) {
