@@ -380,7 +380,7 @@ void Conv2d::conv_backward_weight(const Tensor& x, const Tensor& gy, Tensor& gw,
 }
 
 void Conv2d::conv_backward(const Tensor* x, const Tensor& gy, const Tensor& w, Tensor* gx, Tensor* gw, float* gb,
-                           Workspace& ws, FloatBuffer* carry) const {
+                           Workspace& ws, FloatBuffer* carry, bool add_gx) const {
   if (!gx && !gw && !gb) return;
   Geometry g = geometry(*this, (x ? *x : *gx).shape());
   const int N = gy.batch(), P = g.P(), K = g.K();
@@ -411,7 +411,7 @@ void Conv2d::conv_backward(const Tensor* x, const Tensor& gy, const Tensor& w, T
       if (gx)
         for (int s = 0; s < c; ++s)
           winograd::backward_data(wg, m + s * winograd::grad_tile_floats(wg, 1), u, gx->data() + (n + s) * in_floats,
-                                  work);
+                                  work, add_gx);
       if (gw) winograd::backward_weight(wg, c, x->data() + n * in_floats, m, beta, du, work);
       beta = 1.f;
     }
@@ -423,7 +423,7 @@ void Conv2d::conv_backward(const Tensor* x, const Tensor& gy, const Tensor& w, T
     // One sample's gy, P x O; at the end the call's gw, O x K, transposed out of gw_t.
     float* gy_t = transposed ? ws.get(2, size_t(std::max(P, K)) * g.O) : nullptr;
     float* gw_t = transposed ? ws.get(3, size_t(K) * g.O) : nullptr;  // the call's gwᵀ, K x O
-    if (gx) gx->fill(0.f);
+    if (gx && !add_gx) gx->fill(0.f);  // col2im adds into it
     for (int n = 0; n < N; ++n) {
       if (gw) {
         im2col(g, x->data() + n * in_floats, col, scratch);
@@ -460,7 +460,8 @@ void Conv2d::forward(ForwardCall& c) {
 void Conv2d::backward(BackwardCall& c) {
   Tensor* gw = c.param_grads ? c.grads[0] : nullptr;
   float* gb = c.param_grads && has_bias ? c.grads[1]->data() : nullptr;
-  conv_backward(c.in[0], c.g_out, weight.value, c.g_in[0], gw, gb, c.ws, gw && c.carry ? &c.ws.carry(c.node) : nullptr);
+  conv_backward(c.in[0], c.g_out, weight.value, c.g_in[0], gw, gb, c.ws, gw && c.carry ? &c.ws.carry(c.node) : nullptr,
+                c.add_to_g_in);
 }
 
 void Conv2d::end_backward(Workspace& ws, int node, const std::vector<Tensor*>& grads) {

@@ -374,7 +374,7 @@ void Graph::backward_node(int i, int b, int e, int t, const BackwardOptions& opt
     const int j = nd.inputs[a];
     sc.ins[a] = rows(activation(j), b, e);
     sc.in[a] = &sc.ins[a];
-    if (route[a] == 1) {
+    if (route[a] == 1 || route[a] == 3) {
       sc.outs[a] = rows(j < 0 ? input_sig_ : sigs_[j], b, e);
       sc.g_in[a] = &sc.outs[a];
     } else if (route[a] == 0) {
@@ -386,7 +386,7 @@ void Graph::backward_node(int i, int b, int e, int t, const BackwardOptions& opt
   if (opt.param_grads) param_grads_of(i, t, sc.grads);
   Tensor out = rows(acts_[i], b, e), g_out = rows(sigs_[i], b, e);
   BackwardCall call{i,      *nd.layer, std::move(sc.in),    out,   g_out, std::move(sc.g_in), opt.param_grads,
-                    ws_[t], mode_,     std::move(sc.grads), carry, b,     t};
+                    ws_[t], mode_,     std::move(sc.grads), carry, b,     t, k == 1 && route[0] == 3};
   if (has_rule(opt.rules, i))
     (*opt.rules)[i](call);
   else
@@ -459,7 +459,9 @@ void Graph::gather_sums(int i, Layer::Pass pass, int T, int N, int row_block, bo
 
 // Plans the walk from node `from`. All consumers of a node come after it, so walking the nodes in
 // reverse, a node's signal is complete when the walk reaches it; its first writer overwrites each
-// input's signal and later writers add to it.
+// input's signal and later writers add to it. route_[i][a]: 1 overwrites input a's signal, 0
+// writes a scratch signal that backward_node then adds, 3 has the layer add to the signal itself
+// (Layer::adds_input_grad, single-input layers without a rule), 2 passes nothing to input a.
 void Graph::plan_backward(int from, const BackwardOptions& opt, bool share_signals) {
   written_.assign(nodes_.size() + 1, 0);  // index j+1; slot 0 is the input
   route_.resize(nodes_.size());
@@ -477,7 +479,7 @@ void Graph::plan_backward(int from, const BackwardOptions& opt, bool share_signa
       if (j < 0 && !opt.input_grad) continue;
       bool claimed = written_[j + 1];
       for (size_t c = 0; c < a; ++c) claimed |= nd.inputs[c] == j && route[c] == 1;
-      route[a] = claimed ? 0 : 1;
+      route[a] = !claimed ? 1 : nd.inputs.size() == 1 && !has_rule(opt.rules, i) && nd.layer->adds_input_grad() ? 3 : 0;
       if (!claimed && a == 0 && share_signals && may_run_in_place(i, Layer::Pass::backward))
         shared_signal_[j] = i + 1;  // made to share i's signal once that is sized
       else if (!claimed)

@@ -77,6 +77,10 @@ struct BackwardCall {
   bool carry = false;
   int row0 = 0;    // as in ForwardCall
   int thread = 0;
+  // g_in[0] already holds another consumer's part of the input's gradient: backward() adds its
+  // own to it instead of overwriting it. Set only for layers whose adds_input_grad() is true, and
+  // never when a rule replaces the layer's backward.
+  bool add_to_g_in = false;
 };
 
 using ForwardRule = std::function<void(ForwardCall&)>;
@@ -135,6 +139,9 @@ struct Layer {
   // the layer before it must not read its own output in backward(). backward_in_place(): that
   // input's signal may share its own, so backward() must work with g_in[0] == g_out.
   virtual bool runs_in_place() const { return false; }
+  // backward() honours BackwardCall::add_to_g_in, so that where a node feeds several layers (a
+  // residual block's input) the graph needs no scratch signal and no extra pass to add it in.
+  virtual bool adds_input_grad() const { return false; }
   virtual bool backward_in_place() const { return false; }
   virtual bool backward_reads_output() const { return true; }
   // True when forward() writes each input element or zero, and backward() passes no gradient where

@@ -20,6 +20,7 @@ struct Conv2d : Layer {
       : out_ch(out_ch), k(k), stride(stride), pad(pad), has_bias(bias) {}
   std::string kind() const override { return "conv"; }
   bool backward_reads_output() const override { return false; }
+  bool adds_input_grad() const override { return true; }
   void build(const std::vector<Shape>& in) override;
   Shape out_shape(const std::vector<Shape>& in) const override;
   void forward(ForwardCall& c) override;
@@ -52,9 +53,10 @@ struct Conv2d : Layer {
   const float* winograd_weights(const Tensor& w, bool transposed, int tile, Workspace& ws) const;
   // The input gradient (gx non-null) and/or the weight and bias gradients (gw, gb non-null; x
   // needed then) in one pass over gy. With `carry`, a Winograd weight gradient is added to
-  // *carry, still in the Winograd domain, for end_backward.
+  // *carry, still in the Winograd domain, for end_backward. With add_gx the input gradient is
+  // added to *gx.
   void conv_backward(const Tensor* x, const Tensor& gy, const Tensor& w, Tensor* gx, Tensor* gw, float* gb,
-                     Workspace& ws, FloatBuffer* carry) const;
+                     Workspace& ws, FloatBuffer* carry, bool add_gx = false) const;
 };
 
 // Transposed convolution (PyTorch's ConvTranspose2d): the adjoint of a convolution's map from its

@@ -68,7 +68,9 @@ namespace {
 // copy costs as much as a tile transform.
 typedef float v8 __attribute__((vector_size(32)));
 
-// out[k][i] = in[i][k] for eight rows of eight floats (unpack, then 2x2 and 4x4 blocks).
+// out[k][i] = in[i][k] (or += with Add) for eight rows of eight floats (unpack, then 2x2 and 4x4
+// blocks).
+template <bool Add = false>
 GB_INLINE void transpose8(const float* const in[8], float* const out[8]) {
   v8 r[8], t[8], q[8];
   for (int i = 0; i < 8; ++i) load_vec(r[i], in[i]);
@@ -82,16 +84,26 @@ GB_INLINE void transpose8(const float* const in[8], float* const out[8]) {
       q[i + 2 * j + 1] = __builtin_shufflevector(t[i + j], t[i + j + 2], 2, 3, 10, 11, 6, 7, 14, 15);
     }
   for (int k = 0; k < 4; ++k) {
-    const v8 lo = __builtin_shufflevector(q[k], q[k + 4], 0, 1, 2, 3, 8, 9, 10, 11);
-    const v8 hi = __builtin_shufflevector(q[k], q[k + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+    v8 lo = __builtin_shufflevector(q[k], q[k + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+    v8 hi = __builtin_shufflevector(q[k], q[k + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+    if (Add) {
+      v8 a, b;
+      load_vec(a, out[k]);
+      load_vec(b, out[k + 4]);
+      lo += a;
+      hi += b;
+    }
     store_vec(out[k], lo);
     store_vec(out[k + 4], hi);
   }
 }
 
+template <bool Add>
+GB_INLINE void put(float& d, float v) { d = Add ? d + v : v; }
+
 // planar[c * P + p] <-> channel_last[at(p) + c] for C channels and P positions, in the direction
-// ToChannelLast says.
-template <bool ToChannelLast, class At>
+// ToChannelLast says; with Add, added to dst.
+template <bool ToChannelLast, bool Add = false, class At>
 GB_INLINE void convert(const float* src, float* dst, int C, int P, At at) {
   auto planar = [&](int c, int p) { return size_t(c) * P + p; };
   int c0 = 0;
@@ -104,21 +116,17 @@ GB_INLINE void convert(const float* src, float* dst, int C, int P, At at) {
         in[k] = ToChannelLast ? src + planar(c0 + k, p0) : src + at(p0 + k) + c0;
         out[k] = ToChannelLast ? dst + at(p0 + k) + c0 : dst + planar(c0 + k, p0);
       }
-      transpose8(in, out);
+      transpose8<Add>(in, out);
     }
     for (; p0 < P; ++p0)
       for (int c = c0; c < c0 + 8; ++c)
-        if (ToChannelLast)
-          dst[at(p0) + c] = src[planar(c, p0)];
-        else
-          dst[planar(c, p0)] = src[at(p0) + c];
+        put<Add>(ToChannelLast ? dst[at(p0) + c] : dst[planar(c, p0)],
+                 ToChannelLast ? src[planar(c, p0)] : src[at(p0) + c]);
   }
   for (; c0 < C; ++c0)
     for (int p = 0; p < P; ++p)
-      if (ToChannelLast)
-        dst[at(p) + c0] = src[planar(c0, p)];
-      else
-        dst[planar(c0, p)] = src[at(p) + c0];
+      put<Add>(ToChannelLast ? dst[at(p) + c0] : dst[planar(c0, p)],
+               ToChannelLast ? src[planar(c0, p)] : src[at(p) + c0]);
 }
 
 // Where position p of an h x w plane starts in a channel-last buffer with rows rs floats apart,
@@ -148,10 +156,11 @@ GB_INLINE void to_padded_hwc(const Geometry& g, const float* x, float* X) {
   convert<true>(x, X, g.C, g.H * g.W, ChannelLast{g.W, g.C, rs, g.p * rs + size_t(g.p) * g.C});
 }
 
-// x[c][h][w] = X[h + p][w + p][c]: the interior of a padded channel-last buffer.
+// x[c][h][w] = X[h + p][w + p][c] (or += with Add): the interior of a padded channel-last buffer.
+template <bool Add>
 GB_INLINE void from_padded_hwc(const Geometry& g, const float* X, float* x) {
   const size_t rs = size_t(g.PW()) * g.C;
-  convert<false>(X, x, g.C, g.H * g.W, ChannelLast{g.W, g.C, rs, g.p * rs + size_t(g.p) * g.C});
+  convert<false, Add>(X, x, g.C, g.H * g.W, ChannelLast{g.W, g.C, rs, g.p * rs + size_t(g.p) * g.C});
 }
 
 // One tile: v[xi * n + c] = (B^T d B)[xi] for the 4x4 patch d at d0 (rows rs apart, columns n
@@ -533,7 +542,8 @@ GB_INLINE void forward_tiles(const Geometry& g, const float* x, const float* u, 
 }
 
 template <int M>
-GB_INLINE void backward_data_tiles(const Geometry& g, const float* m, const float* u, float* gx, float* work) {
+GB_INLINE void backward_data_tiles(const Geometry& g, const float* m, const float* u, float* gx, float* work,
+                                   bool add) {
   const int T = g.T(), C = g.C, O = g.O, NP = g.points();
   float* v = work;
   float* X = v + tile_ld(g, C) * T;  // the padded input gradient, channel-last
@@ -545,7 +555,10 @@ GB_INLINE void backward_data_tiles(const Geometry& g, const float* m, const floa
   for (int th = 0; th < g.TH; ++th)
     for (int tw = 0; tw < g.TW; ++tw)
       Tile<M>::input_adjoint(C, v + size_t(th * g.TW + tw) * tile_ld(g, C), X + M * th * rs + size_t(M * tw) * C, rs);
-  from_padded_hwc(g, X, gx);
+  if (add)
+    from_padded_hwc<true>(g, X, gx);
+  else
+    from_padded_hwc<false>(g, X, gx);
 }
 
 template <int M>
@@ -584,11 +597,11 @@ GB_CLONES void grad_tiles(const Geometry& g, int n, const float* gy, float* m, f
   }
 }
 
-GB_CLONES void backward_data(const Geometry& g, const float* m, const float* u, float* gx, float* work) {
+GB_CLONES void backward_data(const Geometry& g, const float* m, const float* u, float* gx, float* work, bool add) {
   if (g.m == 4)
-    backward_data_tiles<4>(g, m, u, gx, work);
+    backward_data_tiles<4>(g, m, u, gx, work, add);
   else
-    backward_data_tiles<2>(g, m, u, gx, work);
+    backward_data_tiles<2>(g, m, u, gx, work, add);
 }
 
 GB_CLONES void backward_weight(const Geometry& g, int n, const float* x, const float* m, float beta, float* du,

@@ -67,8 +67,8 @@ void forward(const Geometry& g, const float* x, const float* u, const float* b, 
 size_t grad_tile_floats(const Geometry& g, int n);
 void grad_tiles(const Geometry& g, int n, const float* gy, float* m, float* work);
 // One sample: gx = the input gradient of forward, from its output-gradient tiles m and u from
-// transform_weights, not transposed (gx is overwritten).
-void backward_data(const Geometry& g, const float* m, const float* u, float* gx, float* work);
+// transform_weights, not transposed (gx is overwritten, or with `add` added to).
+void backward_data(const Geometry& g, const float* m, const float* u, float* gx, float* work, bool add = false);
 // n samples at once (one GEMM per point over all their tiles), from their inputs x and
 // output-gradient tiles m: du[points][O][C] = beta * du + dM V^T. add_weight_grad turns it into the
 // weight gradient.

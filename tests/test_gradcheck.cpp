@@ -493,6 +493,28 @@ TEST_CASE("gradcheck: a mini LeNet end to end through the cross-entropy") {
   expect_ok(res, 120);
 }
 
+// A node read by two layers: the layer the backward walk reaches second adds its part of the
+// input gradient to the first one's in place (Layer::adds_input_grad), here a Winograd
+// convolution (16 channels, 3x3, stride 1: F(4x4,3x3) in training on 8x8, F(2x2,3x3) in eval)
+// and a stride-2 im2col one.
+TEST_CASE("gradcheck: convolutions that add their input gradient to another consumer's") {
+  const std::string arch =
+      "input(16,8,8) conv(16,k=3,p=1) relu(name=b0) conv(16,k=3,p=1) add(b0) relu(name=b1) "
+      "conv(16,k=3,s=2,p=1) relu(name=r) conv(16,k=1,s=2,from=b1) add(r) gap dense(3)";
+  for (Mode mode : {Mode::train, Mode::eval}) {
+    CAPTURE(int(mode));
+    Graph g = graph_from_json(parse_architecture(arch));
+    Rng r(23);
+    g.init(5);
+    randomize(g, r, 0.3f);
+    FdOptions o;
+    o.mode = mode;
+    o.freeze_kinks = true;
+    o.max_checks = 30;
+    expect_ok(gradcheck(g, uniform(Shape{2, 16, 8, 8}, r, -1, 1), cross_entropy({0, 2}), o), 100);
+  }
+}
+
 TEST_CASE("gradcheck: a residual block with BatchNorm end to end, training and eval") {
   const std::string arch =
       "input(2,6,6) conv(4,k=3,p=1,bias=false) batchnorm relu(name=b0) conv(4,k=3,p=1) batchnorm add(b0) "
