@@ -354,9 +354,11 @@ void Conv2d::conv(const Tensor& x, const Tensor& w, const float* b, Tensor& y, W
   if (winograd::applies(g.k, g.s, g.C, g.O)) {
     const winograd::Geometry wg = winograd::geometry(g.C, g.H, g.W, g.O, g.p, winograd_tile(g.OH, g.OW));
     const float* u = winograd_weights(w, true, wg.m, ws);
-    float* work = ws.get(1, winograd::work_floats(wg));
-    for (int n = 0; n < x.batch(); ++n)
-      winograd::forward(wg, x.data() + size_t(n) * g.C * g.H * g.W, u, b, y.data() + size_t(n) * g.O * g.P(), work);
+    const int chunk = std::max(1, std::min(x.batch(), winograd::samples_per_gemm(wg)));
+    float* work = ws.get(1, winograd::work_floats(wg, chunk));
+    for (int n = 0; n < x.batch(); n += chunk)
+      winograd::forward(wg, std::min(chunk, x.batch() - n), x.data() + size_t(n) * g.C * g.H * g.W, u, b,
+                        y.data() + size_t(n) * g.O * g.P(), work);
     return;
   }
   const int P = g.P(), K = g.K();
@@ -392,7 +394,7 @@ void Conv2d::conv_backward(const Tensor* x, const Tensor& gy, const Tensor& w, T
     constexpr int kSamples = 8;
     const winograd::Geometry wg = winograd::geometry(g.C, g.H, g.W, g.O, g.p, winograd_tile(g.OH, g.OW));
     const size_t F = size_t(g.O) * g.C, NP = wg.points();
-    const int chunk = std::max(1, std::min(N, gw ? kSamples : 1));
+    const int chunk = std::max(1, std::min(N, std::max(gw ? kSamples : 1, winograd::samples_per_gemm(wg))));
     const float* u = gx ? winograd_weights(w, false, wg.m, ws) : nullptr;  // slot 2 (and 3) when transformed here
     float* m = ws.get(0, winograd::grad_tile_floats(wg, chunk));
     float* work = ws.get(1, winograd::work_floats(wg, chunk));
@@ -408,10 +410,7 @@ void Conv2d::conv_backward(const Tensor* x, const Tensor& gy, const Tensor& w, T
     for (int n = 0; n < N; n += chunk) {
       const int c = std::min(chunk, N - n);
       winograd::grad_tiles(wg, c, gy.data() + n * out_floats, m, work);
-      if (gx)
-        for (int s = 0; s < c; ++s)
-          winograd::backward_data(wg, m + s * winograd::grad_tile_floats(wg, 1), u, gx->data() + (n + s) * in_floats,
-                                  work, add_gx);
+      if (gx) winograd::backward_data(wg, c, m, u, gx->data() + n * in_floats, work, add_gx);
       if (gw) winograd::backward_weight(wg, c, x->data() + n * in_floats, m, beta, du, work);
       beta = 1.f;
     }

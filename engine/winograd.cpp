@@ -47,11 +47,13 @@ int tile(bool training, int OH, int OW, int C, int O) {
 }
 
 size_t work_floats(const Geometry& g, int n) {
-  // The input tiles' points for n samples, one sample's output tiles, and one channel-last plane
+  // The input tiles' points and the output tiles for n samples, and one channel-last plane
   // (input or output, padded).
-  return tile_ld(g, g.C) * g.T() * n + grad_tile_floats(g, 1) +
+  return tile_ld(g, g.C) * g.T() * n + grad_tile_floats(g, n) +
          std::max(size_t(g.PH()) * g.PW() * g.C, size_t(g.m) * g.m * g.T() * g.O);
 }
+
+int samples_per_gemm(const Geometry& g) { return g.T() >= 16 ? 1 : (32 + g.T() - 1) / g.T(); }
 
 size_t grad_tile_floats(const Geometry& g, int n) { return tile_ld(g, g.O) * g.T() * n; }
 
@@ -101,34 +103,6 @@ GB_INLINE void transpose8(const float* const in[8], float* const out[8]) {
 template <bool Add>
 GB_INLINE void put(float& d, float v) { d = Add ? d + v : v; }
 
-// planar[c * P + p] <-> channel_last[at(p) + c] for C channels and P positions, in the direction
-// ToChannelLast says; with Add, added to dst.
-template <bool ToChannelLast, bool Add = false, class At>
-GB_INLINE void convert(const float* src, float* dst, int C, int P, At at) {
-  auto planar = [&](int c, int p) { return size_t(c) * P + p; };
-  int c0 = 0;
-  for (; c0 + 8 <= C; c0 += 8) {
-    int p0 = 0;
-    for (; p0 + 8 <= P; p0 += 8) {
-      const float* in[8];
-      float* out[8];
-      for (int k = 0; k < 8; ++k) {
-        in[k] = ToChannelLast ? src + planar(c0 + k, p0) : src + at(p0 + k) + c0;
-        out[k] = ToChannelLast ? dst + at(p0 + k) + c0 : dst + planar(c0 + k, p0);
-      }
-      transpose8<Add>(in, out);
-    }
-    for (; p0 < P; ++p0)
-      for (int c = c0; c < c0 + 8; ++c)
-        put<Add>(ToChannelLast ? dst[at(p0) + c] : dst[planar(c, p0)],
-                 ToChannelLast ? src[planar(c, p0)] : src[at(p0) + c]);
-  }
-  for (; c0 < C; ++c0)
-    for (int p = 0; p < P; ++p)
-      put<Add>(ToChannelLast ? dst[at(p) + c0] : dst[planar(c0, p)],
-               ToChannelLast ? src[planar(c0, p)] : src[at(p) + c0]);
-}
-
 // Where position p of an h x w plane starts in a channel-last buffer with rows rs floats apart,
 // n channels per position, the plane's (0, 0) at `origin`.
 struct ChannelLast {
@@ -136,6 +110,52 @@ struct ChannelLast {
   size_t rs, origin;
   size_t operator()(int p) const { return origin + size_t(p / w) * rs + size_t(p % w) * n; }
 };
+
+// planar[c * P + p] <-> channel_last[at(p) + c] for C channels and P positions, in the direction
+// ToChannelLast says; with Add, added to dst. Blocks of eight channels, each along all positions
+// (streaming through the planes); the positions' offsets step along a row instead of dividing.
+template <bool ToChannelLast, bool Add = false>
+GB_INLINE void convert(const float* src, float* dst, int C, int P, const ChannelLast& at) {
+  auto planar = [&](int c, int p) { return size_t(c) * P + p; };
+  struct Walk {  // at(p) for p = 0, 1, 2, ...
+    const ChannelLast& at;
+    size_t row_start, offset;
+    int col = 0;
+    size_t next() {
+      const size_t o = offset;
+      if (++col == at.w) col = 0, row_start += at.rs, offset = row_start;
+      else offset += at.n;
+      return o;
+    }
+  };
+  int c0 = 0;
+  for (; c0 + 8 <= C; c0 += 8) {
+    Walk walk{at, at.origin, at.origin};
+    int p0 = 0;
+    for (; p0 + 8 <= P; p0 += 8) {
+      const float* in[8];
+      float* out[8];
+      for (int k = 0; k < 8; ++k) {
+        const size_t pos = walk.next();
+        in[k] = ToChannelLast ? src + planar(c0 + k, p0) : src + pos + c0;
+        out[k] = ToChannelLast ? dst + pos + c0 : dst + planar(c0 + k, p0);
+      }
+      transpose8<Add>(in, out);
+    }
+    for (; p0 < P; ++p0) {
+      const size_t pos = walk.next();
+      for (int c = c0; c < c0 + 8; ++c)
+        put<Add>(ToChannelLast ? dst[pos + c] : dst[planar(c, p0)], ToChannelLast ? src[planar(c, p0)] : src[pos + c]);
+    }
+  }
+  if (c0 == C) return;
+  Walk walk{at, at.origin, at.origin};
+  for (int p = 0; p < P; ++p) {
+    const size_t pos = walk.next();
+    for (int c = c0; c < C; ++c)
+      put<Add>(ToChannelLast ? dst[pos + c] : dst[planar(c, p)], ToChannelLast ? src[planar(c, p)] : src[pos + c]);
+  }
+}
 
 // Zeroes a [rows][cols][C] channel-last buffer outside rows [r0, r1) x columns [c0, c1), the
 // part that a conversion then fills (zeroing it all first would write most of it twice).
@@ -520,45 +540,53 @@ namespace {
 // The GEMMs take point xi's [tiles x channels] matrix straight out of the tile-major arrays:
 // rows tile_ld(channels) apart.
 template <int M>
-GB_INLINE void forward_tiles(const Geometry& g, const float* x, const float* u, const float* b, float* y,
+GB_INLINE void forward_tiles(const Geometry& g, int n, const float* x, const float* u, const float* b, float* y,
                              float* work) {
-  const int T = g.T(), C = g.C, O = g.O, NP = g.points();
+  const int T = g.T(), C = g.C, O = g.O, NP = g.points(), P = g.OH * g.OW;
   float* v = work;
-  float* m = v + tile_ld(g, C) * T;
-  float* X = m + tile_ld(g, O) * T;  // the padded input, then the output, channel-last
-  transform_input<M>(g, x, v, X);
-  for (int xi = 0; xi < NP; ++xi)  // M = V U^T: [tiles x C] x [C x O]
-    gemm(false, false, T, O, C, 1.f, v + xi * C, int(tile_ld(g, C)), u + xi * size_t(O) * C, O, 0.f, m + xi * O,
+  float* m = v + tile_ld(g, C) * T * n;
+  float* X = m + tile_ld(g, O) * T * n;  // the padded input, then the output, channel-last
+  for (int s = 0; s < n; ++s) transform_input<M>(g, x + size_t(s) * C * g.H * g.W, v + tile_ld(g, C) * s * T, X);
+  for (int xi = 0; xi < NP; ++xi)  // M = V U^T: [tiles x C] x [C x O], the n samples' tiles as rows
+    gemm(false, false, n * T, O, C, 1.f, v + xi * C, int(tile_ld(g, C)), u + xi * size_t(O) * C, O, 0.f, m + xi * O,
          int(tile_ld(g, O)));
   const size_t rs = size_t(M * g.TW) * O;
-  for (int th = 0; th < g.TH; ++th)
-    for (int tw = 0; tw < g.TW; ++tw)
-      Tile<M>::output(O, m + size_t(th * g.TW + tw) * tile_ld(g, O), X + M * th * rs + size_t(M * tw) * O, rs);
-  const int P = g.OH * g.OW;
-  convert<false>(X, y, O, P, ChannelLast{g.OW, O, rs, 0});
-  if (b)
-    for (int o = 0; o < O; ++o)
-      for (int q = 0; q < P; ++q) y[size_t(o) * P + q] += b[o];
+  for (int s = 0; s < n; ++s) {
+    const float* ms = m + tile_ld(g, O) * s * T;
+    float* ys = y + size_t(s) * O * P;
+    for (int th = 0; th < g.TH; ++th)
+      for (int tw = 0; tw < g.TW; ++tw)
+        Tile<M>::output(O, ms + size_t(th * g.TW + tw) * tile_ld(g, O), X + M * th * rs + size_t(M * tw) * O, rs);
+    convert<false>(X, ys, O, P, ChannelLast{g.OW, O, rs, 0});
+    if (b)
+      for (int o = 0; o < O; ++o)
+        for (int q = 0; q < P; ++q) ys[size_t(o) * P + q] += b[o];
+  }
 }
 
 template <int M>
-GB_INLINE void backward_data_tiles(const Geometry& g, const float* m, const float* u, float* gx, float* work,
+GB_INLINE void backward_data_tiles(const Geometry& g, int n, const float* m, const float* u, float* gx, float* work,
                                    bool add) {
   const int T = g.T(), C = g.C, O = g.O, NP = g.points();
   float* v = work;
-  float* X = v + tile_ld(g, C) * T;  // the padded input gradient, channel-last
-  for (int xi = 0; xi < NP; ++xi)  // dV = dM U: [tiles x O] x [O x C]
-    gemm(false, false, T, C, O, 1.f, m + xi * O, int(tile_ld(g, O)), u + xi * size_t(O) * C, C, 0.f, v + xi * C,
+  float* X = v + tile_ld(g, C) * T * n;  // the padded input gradient, channel-last
+  for (int xi = 0; xi < NP; ++xi)  // dV = dM U: [tiles x O] x [O x C], the n samples' tiles as rows
+    gemm(false, false, n * T, C, O, 1.f, m + xi * O, int(tile_ld(g, O)), u + xi * size_t(O) * C, C, 0.f, v + xi * C,
          int(tile_ld(g, C)));
   const size_t rs = size_t(g.PW()) * C;
-  std::fill(X, X + size_t(g.PH()) * rs, 0.f);
-  for (int th = 0; th < g.TH; ++th)
-    for (int tw = 0; tw < g.TW; ++tw)
-      Tile<M>::input_adjoint(C, v + size_t(th * g.TW + tw) * tile_ld(g, C), X + M * th * rs + size_t(M * tw) * C, rs);
-  if (add)
-    from_padded_hwc<true>(g, X, gx);
-  else
-    from_padded_hwc<false>(g, X, gx);
+  for (int s = 0; s < n; ++s) {
+    const float* vs = v + tile_ld(g, C) * s * T;
+    float* gs = gx + size_t(s) * C * g.H * g.W;
+    std::fill(X, X + size_t(g.PH()) * rs, 0.f);
+    for (int th = 0; th < g.TH; ++th)
+      for (int tw = 0; tw < g.TW; ++tw)
+        Tile<M>::input_adjoint(C, vs + size_t(th * g.TW + tw) * tile_ld(g, C), X + M * th * rs + size_t(M * tw) * C,
+                               rs);
+    if (add)
+      from_padded_hwc<true>(g, X, gs);
+    else
+      from_padded_hwc<false>(g, X, gs);
+  }
 }
 
 template <int M>
@@ -575,15 +603,16 @@ GB_INLINE void backward_weight_tiles(const Geometry& g, int n, const float* x, c
 
 }  // namespace
 
-GB_CLONES void forward(const Geometry& g, const float* x, const float* u, const float* b, float* y, float* work) {
+GB_CLONES void forward(const Geometry& g, int n, const float* x, const float* u, const float* b, float* y,
+                       float* work) {
   if (g.m == 4)
-    forward_tiles<4>(g, x, u, b, y, work);
+    forward_tiles<4>(g, n, x, u, b, y, work);
   else
-    forward_tiles<2>(g, x, u, b, y, work);
+    forward_tiles<2>(g, n, x, u, b, y, work);
 }
 
 GB_CLONES void to_channel_last(const float* planar, int C, int P, float* channel_last) {
-  convert<true>(planar, channel_last, C, P, [C](int p) { return size_t(p) * C; });
+  convert<true>(planar, channel_last, C, P, ChannelLast{P, C, 0, 0});  // at(p) = p * C
 }
 
 GB_CLONES void grad_tiles(const Geometry& g, int n, const float* gy, float* m, float* work) {
@@ -597,11 +626,12 @@ GB_CLONES void grad_tiles(const Geometry& g, int n, const float* gy, float* m, f
   }
 }
 
-GB_CLONES void backward_data(const Geometry& g, const float* m, const float* u, float* gx, float* work, bool add) {
+GB_CLONES void backward_data(const Geometry& g, int n, const float* m, const float* u, float* gx, float* work,
+                             bool add) {
   if (g.m == 4)
-    backward_data_tiles<4>(g, m, u, gx, work, add);
+    backward_data_tiles<4>(g, n, m, u, gx, work, add);
   else
-    backward_data_tiles<2>(g, m, u, gx, work, add);
+    backward_data_tiles<2>(g, n, m, u, gx, work, add);
 }
 
 GB_CLONES void backward_weight(const Geometry& g, int n, const float* x, const float* m, float beta, float* du,

@@ -237,6 +237,14 @@ TEST_CASE("Winograd F(4x4,3x3), used in training passes, matches the direct conv
       {1, 24, 32, 32, 40, 3, 1, 1, true},   // a CIFAR-size plane
   };
   uint64_t seed = 500;
+  // Planes of fewer than 16 tiles: several samples per GEMM (8 of 8x8's 4 tiles, 4 of 12x12's or
+  // 6x6's 9), over batches that end with a shorter chunk; 16 tiles or more: one sample.
+  CHECK(winograd::samples_per_gemm(winograd::geometry(16, 8, 8, 16, 1, 4)) == 8);
+  CHECK(winograd::samples_per_gemm(winograd::geometry(16, 6, 6, 16, 1, 2)) == 4);
+  CHECK(winograd::samples_per_gemm(winograd::geometry(16, 16, 16, 16, 1, 4)) == 1);
+  check_against_reference({11, 16, 8, 8, 16, 3, 1, 1, true}, 700, kWinograd4Tol, true);
+  check_against_reference({6, 32, 12, 12, 24, 3, 1, 1, false}, 701, kWinograd4Tol, true);
+  check_against_reference({11, 16, 6, 6, 20, 3, 1, 1, true}, 702, kWinogradTol);
   for (const Geom& g : cases) {
     CHECK(winograd::tile(true, g.OH(), g.OW(), g.C, g.O) == 4);
     check_against_reference(g, seed++, kWinograd4Tol, true);
