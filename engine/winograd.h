@@ -1,5 +1,6 @@
 // Winograd convolution (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016)
-// for 3x3 stride-1 convolutions, one sample at a time. Each m x m output tile is
+// for 3x3 stride-1 convolutions, a sample at a time (a few at once on small planes:
+// samples_per_gemm). Each m x m output tile is
 //   Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A
 // with d the (m+2)x(m+2) input patch and g the 3x3 filter, so the (m+2)^2 element-wise products
 // become (m+2)^2 GEMMs [O x C] x [C x tiles]. Two tile sizes:
