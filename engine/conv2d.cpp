@@ -131,6 +131,20 @@ GB_INLINE void merge(const Geometry& g, const Phases& f, const float* in, size_t
   }
 }
 
+// d[j] = q[j] (or += with Add) for j < n. The rows of a stride-2 layer's taps are as long as its
+// output is wide, 16 or 8 floats in a CIFAR ResNet: those lengths get a loop of fixed length, one
+// or two vector moves without a remainder.
+template <bool Add, int N>
+GB_INLINE void fixed_row(float* __restrict d, const float* __restrict q) {
+  for (int j = 0; j < N; ++j) d[j] = Add ? d[j] + q[j] : q[j];
+}
+template <bool Add>
+GB_INLINE void tap_row(float* __restrict d, const float* __restrict q, int n) {
+  if (n == 16) return fixed_row<Add, 16>(d, q);
+  if (n == 8) return fixed_row<Add, 8>(d, q);
+  for (int j = 0; j < n; ++j) d[j] = Add ? d[j] + q[j] : q[j];
+}
+
 template <int S>
 GB_INLINE void im2col_strided(const Geometry& g, const float* x, float* col, float* scratch) {
   const int P = g.P(), kk = g.k * g.k;
@@ -151,8 +165,7 @@ GB_INLINE void im2col_strided(const Geometry& g, const float* x, float* col, flo
         const int a = ki % g.s, di = ki / g.s, b = kj % g.s, dj = kj / g.s;
         const float* __restrict q = scratch + size_t(a * f.n + b) * f.plane() + size_t(di) * f.WQ + dj;
         float* __restrict d = col + size_t((c * g.k + ki) * g.k + kj) * P;
-        for (int oh = 0; oh < g.OH; ++oh, q += f.WQ, d += g.OW)
-          for (int ow = 0; ow < g.OW; ++ow) d[ow] = q[ow];
+        for (int oh = 0; oh < g.OH; ++oh, q += f.WQ, d += g.OW) tap_row<false>(d, q, g.OW);
       }
   }
 }
@@ -172,8 +185,7 @@ GB_INLINE void col2im_strided(const Geometry& g, const float* col, float* x, flo
         const int a = ki % g.s, di = ki / g.s, b = kj % g.s, dj = kj / g.s;
         float* __restrict q = scratch + size_t(a * f.n + b) * f.plane() + size_t(di) * f.WQ + dj;
         const float* __restrict d = col + size_t((c * g.k + ki) * g.k + kj) * P;
-        for (int oh = 0; oh < g.OH; ++oh, q += f.WQ, d += g.OW)
-          for (int ow = 0; ow < g.OW; ++ow) q[ow] += d[ow];
+        for (int oh = 0; oh < g.OH; ++oh, q += f.WQ, d += g.OW) tap_row<true>(q, d, g.OW);
       }
     merge<S>(g, f, scratch, f.plane(), x + size_t(c) * g.H * g.W);
   }
