@@ -78,6 +78,14 @@ size_t phase_scratch(const Geometry& g) { return g.s >= 2 && g.k > g.s ? phases(
 template <int S>
 GB_INLINE void gather(float* __restrict q, const float* __restrict src, int n, int s) {
   const int st = S ? S : s;
+  if (S == 2 && n == 16) {  // a 32-wide row's phase: two loads and one shuffle, reading src[0, 31)
+    typedef float v16 __attribute__((vector_size(64)));
+    v16 a, b;
+    load_vec(a, src);
+    load_vec(b, src + 15);  // its odd elements are src[16], src[18], ..., src[30]
+    store_vec(q, __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 17, 19, 21, 23, 25, 27, 29, 31));
+    return;
+  }
   for (int j = 0; j < n; ++j) q[j] = src[j * st];
 }
 template <int S>

@@ -149,6 +149,12 @@ TEST_CASE("im2col convolution matches the direct convolution on fixed shapes") {
       {1, 2, 4, 4, 3, 3, 3, 1, true},     // stride larger than the step between windows
       {3, 16, 9, 9, 5, 3, 2, 1, false},   // 144 column rows: the weight gradient as gwᵀ += col gyᵀ
       {2, 80, 5, 4, 3, 1, 1, 0, true},    // 80 column rows, 1x1
+      // A CIFAR ResNet's stride-2 layers: 32- and 16-wide rows, whose phases are 16 and 8 floats
+      // (the vector gather and the fixed-length tap rows), and the 1x1 projection.
+      {2, 3, 32, 32, 4, 3, 2, 1, false},
+      {2, 3, 16, 16, 4, 3, 2, 1, true},
+      {2, 3, 32, 32, 4, 1, 2, 0, false},
+      {1, 2, 5, 32, 3, 3, 2, 0, true},    // no padding: phases of 16 and 15
   };
   uint64_t seed = 1;
   for (const Geom& g : cases) check_against_reference(g, seed++);
