@@ -474,12 +474,13 @@ void Graph::plan_backward(int from, const BackwardOptions& opt, bool share_signa
     const Node& nd = nodes_[i];
     std::vector<char>& route = route_[i];
     route.assign(nd.inputs.size(), 2);
+    const bool adds = nd.inputs.size() == 1 && !has_rule(opt.rules, i) && nd.layer->adds_input_grad();
     for (size_t a = 0; a < nd.inputs.size(); ++a) {
       const int j = nd.inputs[a];
       if (j < 0 && !opt.input_grad) continue;
       bool claimed = written_[j + 1];
       for (size_t c = 0; c < a; ++c) claimed |= nd.inputs[c] == j && route[c] == 1;
-      route[a] = !claimed ? 1 : nd.inputs.size() == 1 && !has_rule(opt.rules, i) && nd.layer->adds_input_grad() ? 3 : 0;
+      route[a] = !claimed ? 1 : adds ? 3 : 0;
       if (!claimed && a == 0 && share_signals && may_run_in_place(i, Layer::Pass::backward))
         shared_signal_[j] = i + 1;  // made to share i's signal once that is sized
       else if (!claimed)
