@@ -108,7 +108,6 @@ GB_INLINE void put(float& d, float v) { d = Add ? d + v : v; }
 struct ChannelLast {
   int w, n;
   size_t rs, origin;
-  size_t operator()(int p) const { return origin + size_t(p / w) * rs + size_t(p % w) * n; }
 };
 
 // planar[c * P + p] <-> channel_last[at(p) + c] for C channels and P positions, in the direction
