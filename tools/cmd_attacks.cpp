@@ -500,7 +500,7 @@ void run_attack(const AttackArgs& a) {
               secs);
 }
 
-void add_attacks_commands(CLI::App& app) {
+void add_attacks_commands(Command& app) {
   auto a = std::make_shared<AttackArgs>();
   auto* c = app.add_subcommand("attack", "Adversarial examples (FGSM, PGD, Carlini-Wagner, DeepFool, JSMA), attacks on "
                                          "explanations, detection with explanations, black-box substitute attacks");

@@ -205,7 +205,7 @@ std::map<std::string, double> torch_rates(const std::string& models, int train_b
 
 }  // namespace
 
-void add_bench_command(CLI::App& app) {
+void add_bench_command(Command& app) {
   auto* cmd = app.add_subcommand("bench", "Measure training, inference, explanation and OpenBox throughput");
   struct Opts {
     std::string models = "lenet5,camnet,mlp", explain_models = "lenet5", methods, json_path;

@@ -504,7 +504,7 @@ void run_concepts(const ConceptsArgs& a) {
   std::printf("wrote summary.json, tcav.png, tcav.svg and the CAVs (cav_<concept>_<layer>.npy) to %s\n", a.out.c_str());
 }
 
-void add_tcav_command(CLI::App& app) {
+void add_tcav_command(Command& app) {
   auto a = std::make_shared<ConceptsArgs>();
   auto* c = app.add_subcommand("concepts", "TCAV: does the model use concept C for class K? CAVs at layers, TCAV scores "
                                            "over random runs, t-tests, a bar chart");
@@ -521,8 +521,8 @@ void add_tcav_command(CLI::App& app) {
                                         "data:<the model's dataset>@split=train)");
   c->add_option("--inputs", a->inputs, "the inputs explained, a concept SPEC (default: data:<the model's "
                                         "dataset>@split=test,class=K)");
-  c->add_option("--n", a->n, "examples per concept set (at most)")->capture_default_str()->check(CLI::Range(2, 100000));
-  c->add_option("--max-inputs", a->max_inputs, "inputs at most")->capture_default_str()->check(CLI::Range(1, 100000));
+  c->add_option("--n", a->n, "examples per concept set (at most)")->capture_default_str()->check(in_range(2, 100000));
+  c->add_option("--max-inputs", a->max_inputs, "inputs at most")->capture_default_str()->check(in_range(1, 100000));
   c->add_option("--method", a->method, "the TCAV method (see --list)")->capture_default_str();
   c->add_option("--param", a->params, "method parameter KEY=VALUE (repeatable; see --list)");
   c->add_option("--out", a->out, "output folder");
@@ -698,7 +698,7 @@ void run_probe(const ProbeArgs& a) {
   std::printf("wrote summary.json, probe_accuracy.png and probe_accuracy.svg to %s\n", a.out.c_str());
 }
 
-void add_probe_command(CLI::App& app) {
+void add_probe_command(Command& app) {
   auto a = std::make_shared<ProbeArgs>();
   auto* c = app.add_subcommand("probe", "Linear probes: how linearly decodable the classes are at every layer (and over "
                                         "training, from the epoch checkpoints)");
@@ -711,9 +711,9 @@ void add_probe_command(CLI::App& app) {
                 "comma-separated; each is probed like the model")
       ->capture_default_str();
   c->add_option("--train-limit", a->train_limit, "use the first N training samples (0: all)")
-      ->capture_default_str()->check(CLI::Range(0, 10000000));
+      ->capture_default_str()->check(in_range(0, 10000000));
   c->add_option("--test-limit", a->test_limit, "use the first N test samples (0: all)")
-      ->capture_default_str()->check(CLI::Range(0, 10000000));
+      ->capture_default_str()->check(in_range(0, 10000000));
   c->add_option("--method", a->method, "the probe method (see --list)")->capture_default_str();
   c->add_option("--param", a->params, "method parameter KEY=VALUE (repeatable; see --list)");
   c->add_option("--out", a->out, "output folder");
@@ -1025,7 +1025,7 @@ void run_dissect(const DissectArgs& a) {
   std::printf("wrote summary.json, iou_<layer>.npy, dissect_<layer>.png and detectors.png/.svg to %s\n", a.out.c_str());
 }
 
-void add_dissect_command(CLI::App& app) {
+void add_dissect_command(Command& app) {
   auto a = std::make_shared<DissectArgs>();
   auto* c = app.add_subcommand("dissect", "Network Dissection: which conv units detect which concepts (IoU of their "
                                           "top activations with concept masks)");
@@ -1037,7 +1037,7 @@ void add_dissect_command(CLI::App& app) {
                 "data:SPEC[@split=test|train,n=N] (object silhouettes per class and their top/middle/bottom parts), or "
                 "masks:DIR (DIR/images/NAME.png, DIR/masks/NAME/CATEGORY/CONCEPT.png); n at most 100000, default 1000")
       ->capture_default_str();
-  c->add_option("--rows", a->max_rows, "units shown per layer figure, by IoU")->capture_default_str()->check(CLI::Range(1, 1024));
+  c->add_option("--rows", a->max_rows, "units shown per layer figure, by IoU")->capture_default_str()->check(in_range(1, 1024));
   c->add_option("--method", a->method, "the dissection method (see --list)")->capture_default_str();
   c->add_option("--param", a->params, "method parameter KEY=VALUE (repeatable; see --list)");
   c->add_option("--out", a->out, "output folder");
@@ -1179,7 +1179,7 @@ void run_ace(const AceArgs& a) {
               a.out.c_str());
 }
 
-void add_ace_command(CLI::App& app) {
+void add_ace_command(Command& app) {
   auto a = std::make_shared<AceArgs>();
   auto* c = app.add_subcommand("ace", "ACE: discover concepts of class K (superpixel patches clustered on a layer's "
                                       "activations) and test each with TCAV");
@@ -1191,15 +1191,15 @@ void add_ace_command(CLI::App& app) {
                                        "data:<the model's dataset>@split=train,class=K)");
   c->add_option("--inputs", a->inputs, "the class's images TCAV explains (default: data:<dataset>@split=test,class=K)");
   c->add_option("--random", a->random, "where random sets are drawn from (default: data:<dataset>@split=train)");
-  c->add_option("--n", a->n, "discovery images at most (ace.py's num_discovery_imgs)")->capture_default_str()->check(CLI::Range(2, 1000));
-  c->add_option("--max-inputs", a->max_inputs, "inputs at most")->capture_default_str()->check(CLI::Range(1, 100000));
-  c->add_option("--examples", a->examples, "examples shown per concept")->capture_default_str()->check(CLI::Range(1, 40));
+  c->add_option("--n", a->n, "discovery images at most (ace.py's num_discovery_imgs)")->capture_default_str()->check(in_range(2, 1000));
+  c->add_option("--max-inputs", a->max_inputs, "inputs at most")->capture_default_str()->check(in_range(1, 100000));
+  c->add_option("--examples", a->examples, "examples shown per concept")->capture_default_str()->check(in_range(1, 40));
   c->add_option("--param", a->params, "method parameter KEY=VALUE (repeatable; see --list)");
   c->add_option("--out", a->out, "output folder");
   c->callback([a] { run_ace(*a); });
 }
 
-void add_concepts_commands(CLI::App& app) {
+void add_concepts_commands(Command& app) {
   add_tcav_command(app);
   add_probe_command(app);
   add_dissect_command(app);

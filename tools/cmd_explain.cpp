@@ -376,7 +376,7 @@ void run_explain(const ExplainArgs& a) {
 
 }  // namespace
 
-void add_explain_command(CLI::App& app) {
+void add_explain_command(Command& app) {
   auto a = std::make_shared<ExplainArgs>();
   auto* c = app.add_subcommand("explain", "Attributions (saliency, IG, LRP, CAM...) as .npy, heatmaps and a grid");
   c->add_flag("--list", a->list, "list the methods with their parameters, defaults and conventions");

@@ -6,7 +6,7 @@
 
 namespace gb {
 
-void add_info_command(CLI::App& app) {
+void add_info_command(Command& app) {
   auto* cmd = app.add_subcommand("info", "Show a model's layers, output shapes, parameter counts and FLOPs");
   auto spec = std::make_shared<std::string>();
   auto text = std::make_shared<bool>(false);

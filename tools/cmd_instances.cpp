@@ -584,7 +584,7 @@ void run_prototypes(const PrototypeArgs& a) {
   std::printf("wrote prototypes.json%s to %s\n", images ? " and prototypes.png" : "", a.out.c_str());
 }
 
-void add_instances_commands(CLI::App& app) {
+void add_instances_commands(Command& app) {
   {
     auto a = std::make_shared<InfluenceArgs>();
     auto* c = app.add_subcommand("influence", "Training examples behind a prediction: knn, influence functions, "
@@ -605,15 +605,15 @@ void add_instances_commands(CLI::App& app) {
         ->capture_default_str();
     c->add_option("--top", a->top, "most and least supportive training examples shown per test input")
         ->capture_default_str()
-        ->check(CLI::Range(1, 64));
+        ->check(in_range(1, 64));
     c->add_option("--train-limit", a->train_limit, "use only the first N training samples")->check(at_least(0));
     c->add_option("--checkpoints", a->checkpoints, "TracIn checkpoints (default: MODEL.epochE.safetensors beside "
                                                    "--model, written by glassbox train --save-every N)");
     c->add_flag("--self", a->self, "rank the training set by self-influence (influence, tracin) instead");
     c->add_option("--loo", a->loo, "Koh & Liang's leave-one-out check: refit the last layer without each of the K "
                                    "training points of largest |influence| per test input; influence_loo.png/svg")
-        ->check(CLI::Range(0, 100));
-    c->add_option("--batch", a->batch, "samples per pass")->capture_default_str()->check(CLI::Range(1, 4096));
+        ->check(in_range(0, 100));
+    c->add_option("--batch", a->batch, "samples per pass")->capture_default_str()->check(in_range(1, 4096));
     c->add_option("--out", a->out, "output folder");
     c->callback([a] { run_influence(*a); });
   }
@@ -627,11 +627,11 @@ void add_instances_commands(CLI::App& app) {
     c->add_option("--model", a->model, "model whose activations --param layer= compares (pixels without one)");
     c->add_option("--class", a->group, "each (every class on its own), all (the whole set) or a class number")
         ->capture_default_str();
-    c->add_option("--prototypes", a->prototypes, "prototypes per group")->capture_default_str()->check(CLI::Range(1, 1000));
-    c->add_option("--criticisms", a->criticisms, "criticisms per group")->capture_default_str()->check(CLI::Range(0, 1000));
+    c->add_option("--prototypes", a->prototypes, "prototypes per group")->capture_default_str()->check(in_range(1, 1000));
+    c->add_option("--criticisms", a->criticisms, "criticisms per group")->capture_default_str()->check(in_range(0, 1000));
     c->add_option("--param", a->params, "method parameter KEY=VALUE (see --list)");
     c->add_option("--limit", a->limit, "use only the first N samples of the split")->check(at_least(0));
-    c->add_option("--batch", a->batch, "samples per pass")->capture_default_str()->check(CLI::Range(1, 4096));
+    c->add_option("--batch", a->batch, "samples per pass")->capture_default_str()->check(in_range(1, 4096));
     c->add_option("--out", a->out, "output folder");
     c->callback([a] { run_prototypes(*a); });
   }

@@ -415,7 +415,7 @@ void run_evaluate(const EvaluateArgs& a) {
 
 }  // namespace
 
-void add_metrics_commands(CLI::App& app) {
+void add_metrics_commands(Command& app) {
   auto a = std::make_shared<EvaluateArgs>();
   auto* c = app.add_subcommand("evaluate", "Metrics of explanations: faithfulness, robustness, randomisation (sanity "
                                            "checks), complexity, axioms, localisation");

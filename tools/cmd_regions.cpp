@@ -494,7 +494,7 @@ void run_regions(const RegionsArgs& a) {
 
 }  // namespace
 
-void add_regions_command(CLI::App& app) {
+void add_regions_command(Command& app) {
   auto args = std::make_shared<RegionsArgs>();
   auto* cmd = app.add_subcommand(
       "regions", "OpenBox: the exact linear region and local linear classifier of inputs, segment walks, 2-D slices");

@@ -635,12 +635,6 @@ const char* const kSelfCheck =
     "}\n"
     "</script>\n";
 
-bool has_command(CLI::App& app, const std::string& name) {
-  for (const CLI::App* c : app.get_subcommands({}))
-    if (c->get_name() == name) return true;
-  return false;
-}
-
 void write_page(const fs::path& root, const std::string& html, const json& numbers) {
   atomic_write((root / "report.json").string(), numbers.dump(1) + "\n");
   atomic_write((root / "index.html").string(), html);
@@ -648,7 +642,7 @@ void write_page(const fs::path& root, const std::string& html, const json& numbe
 
 }  // namespace
 
-void add_report_command(CLI::App& app) {
+void add_report_command(Command& app) {
   auto* cmd = app.add_subcommand("report", "The survey's figures reproduced offline in one HTML page (index.html and report.json)");
   struct Opts {
     std::string out, sections, data = "fashion-mnist";
@@ -672,7 +666,7 @@ void add_report_command(CLI::App& app) {
       if (item.empty()) continue;
       long n = 0;
       if (!parse_number(item, n) || n < 1 || n > long(all.size()))
-        throw CLI::ValidationError("--sections", "'" + item + "' is not a section number 1.." + std::to_string(all.size()));
+        refuse_flag("--sections", "'" + item + "' is not a section number 1.." + std::to_string(all.size()));
       wanted.insert(int(n));
     }
     if (s.data == "fashion-mnist" && !dataset_available("fashion-mnist"))
@@ -693,7 +687,7 @@ void add_report_command(CLI::App& app) {
       json js = {{"section", id}, {"title", sec.title}, {"steps", json::array()}};
       std::string missing;
       for (const std::string& c : sec.needs)
-        if (!has_command(app, c)) missing += (missing.empty() ? "" : ", ") + c;
+        if (!app.has_subcommand(c)) missing += (missing.empty() ? "" : ", ") + c;
       if (!missing.empty()) {
         body += "<p class=\"missing\">Not in this build: the <code>" + html_escape(missing) +
                 "</code> command (its family has not landed).</p>\n</section>\n";

@@ -258,7 +258,7 @@ void run_distill(DistillArgs a) {
   std::printf("saved %s (report: %s)\n", a.out.c_str(), sibling_path(a.out, ".distill.json").c_str());
 }
 
-void add_distill_command(CLI::App& app) {
+void add_distill_command(Command& app) {
   auto a = std::make_shared<DistillArgs>();
   auto* c = app.add_subcommand("distill",
                                "Knowledge distillation: train a student (preset, architecture, model file or "
@@ -299,7 +299,7 @@ void add_distill_command(CLI::App& app) {
       ->check(at_least(0));
   c->add_option("--levels", a->levels, "soft trees: inner levels drawn in the figure's overview (1..6)")
       ->capture_default_str()
-      ->check(CLI::Range(1, 6));
+      ->check(in_range(1, 6));
   c->add_flag("--quiet", a->quiet, "no progress output");
   c->add_option("--out", a->out,
                 "the student's model file (.safetensors); .best/.ckpt/.log.jsonl, .distill.json (and for trees "
@@ -454,7 +454,7 @@ void run_prune(PruneArgs a) {
               sibling_path(a.out, ".prune.png").c_str());
 }
 
-void add_prune_command(CLI::App& app) {
+void add_prune_command(Command& app) {
   auto a = std::make_shared<PruneArgs>();
   auto* c = app.add_subcommand("prune",
                                "Greedy filter pruning (Abbasi-Asl & Yu): each filter's accuracy drop when masked, "
@@ -483,10 +483,10 @@ void add_prune_command(CLI::App& app) {
       ->check(at_least(0));
   c->add_option("--am", a->am, "kept and pruned filters per layer drawn by activation maximization (0: no figure)")
       ->capture_default_str()
-      ->check(CLI::Range(0, 32));
+      ->check(in_range(0, 32));
   c->add_option("--am-steps", a->am_steps, "activation-maximization steps per image")
       ->capture_default_str()
-      ->check(CLI::Range(1, 10000));
+      ->check(in_range(1, 10000));
   c->add_option("--out", a->out, "the pruned model file; .prune.json, .prune.png/.svg (curve), .prune_am.png beside it")
       ->required();
   c->callback([a] { run_prune(*a); });
@@ -764,7 +764,7 @@ void run_importance(const ImportanceArgs& a) {
   std::printf("wrote %s/{<method>.npy,.png,summary.json}\n", a.out.c_str());
 }
 
-void add_importance_command(CLI::App& app) {
+void add_importance_command(Command& app) {
   auto a = std::make_shared<ImportanceArgs>();
   auto* c = app.add_subcommand("importance",
                                "Input importance of MLPs and additive models: Garson, Olden (randomization test), "
@@ -871,7 +871,7 @@ void run_rules(const RulesArgs& a) {
   atomic_write(a.out + "/summary.json", summary.dump(2) + "\n");
 }
 
-void add_rules_command(CLI::App& app) {
+void add_rules_command(Command& app) {
   auto a = std::make_shared<RulesArgs>();
   auto* c = app.add_subcommand("rules",
                                "Rules that explain a model: Anchors for inputs (superpixels or feature ranges), a CART "
@@ -896,7 +896,7 @@ void add_rules_command(CLI::App& app) {
   c->callback([a] { run_rules(*a); });
 }
 
-void add_surrogates_commands(CLI::App& app) {
+void add_surrogates_commands(Command& app) {
   add_distill_command(app);
   add_prune_command(app);
   add_importance_command(app);

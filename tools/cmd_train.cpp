@@ -241,7 +241,7 @@ void run_predict(const std::string& model, const std::vector<std::string>& files
 
 }  // namespace
 
-void add_train_commands(CLI::App& app) {
+void add_train_commands(Command& app) {
   {
     auto a = std::make_shared<TrainArgs>();
     auto* c = app.add_subcommand("train", "Train a model (preset, architecture text or model file) on a dataset");

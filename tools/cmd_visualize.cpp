@@ -429,7 +429,7 @@ void run_visualize(const VisualizeArgs& a) {
   std::printf("wrote %zu rows, summary.json and grid.png to %s\n", r.rows.size(), a.out.c_str());
 }
 
-void add_visualize_commands(CLI::App& app) {
+void add_visualize_commands(Command& app) {
   auto a = std::make_shared<VisualizeArgs>();
   auto* c = app.add_subcommand("visualize",
                                "Feature visualization: activation maximization, DeepDream, fooling images, inversion "

@@ -1,8 +1,10 @@
-// Checks for command-line values, with messages that say what was given and what is accepted.
+// tools/flags.h over CLI11, and the checks of command-line values, with messages that say what was
+// given and what is accepted.
+#include <CLI/CLI.hpp>
 #include <cmath>
 #include <sstream>
 
-#include "tools/commands.h"
+#include "tools/flags.h"
 
 namespace gb {
 
@@ -25,39 +27,123 @@ bool parse_number(const std::string& text, long& v) {
   return parse_whole(text, v, [](const std::string& t, size_t* u) { return std::stol(t, u); });
 }
 
-CLI::Validator finite(double lo, double hi, bool lo_open, bool hi_open) {
+Check finite(double lo, double hi, bool lo_open, bool hi_open) {
   std::ostringstream d;
   d << (lo_open ? "(" : "[") << lo << ", " << hi << (hi_open ? ")" : "]");
   const std::string range = d.str();
-  return CLI::Validator(
-      [=](std::string& text) -> std::string {
-        double v = 0;
-        const bool inside = parse_number(text, v) && std::isfinite(v) && (lo_open ? v > lo : v >= lo) &&
-                            (hi_open ? v < hi : v <= hi);
-        return inside ? std::string() : "'" + text + "' is not a finite number in " + range;
-      },
-      "FLOAT in " + range);
+  return {[=](std::string& text) -> std::string {
+            double v = 0;
+            const bool inside = parse_number(text, v) && std::isfinite(v) && (lo_open ? v > lo : v >= lo) &&
+                                (hi_open ? v < hi : v <= hi);
+            return inside ? std::string() : "'" + text + "' is not a finite number in " + range;
+          },
+          "FLOAT in " + range};
 }
 
-CLI::Validator at_least(long n) {
-  return CLI::Validator(
-      [=](std::string& text) -> std::string {
-        long v = 0;
-        return parse_number(text, v) && v >= n ? std::string()
-                                               : "'" + text + "' is not a whole number >= " + std::to_string(n);
-      },
-      "INT >= " + std::to_string(n));
+Check at_least(long n) {
+  return {[=](std::string& text) -> std::string {
+            long v = 0;
+            return parse_number(text, v) && v >= n ? std::string()
+                                                   : "'" + text + "' is not a whole number >= " + std::to_string(n);
+          },
+          "INT >= " + std::to_string(n)};
 }
 
-CLI::Validator int_in(long lo, long hi) {
+Check int_in(long lo, long hi) {
   const std::string range = "[" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
-  return CLI::Validator(
-      [=](std::string& text) -> std::string {
-        long v = 0;
-        return parse_number(text, v) && v >= lo && v <= hi ? std::string()
-                                                           : "'" + text + "' is not a whole number in " + range;
-      },
-      "INT in " + range);
+  return {[=](std::string& text) -> std::string {
+            long v = 0;
+            return parse_number(text, v) && v >= lo && v <= hi ? std::string()
+                                                               : "'" + text + "' is not a whole number in " + range;
+          },
+          "INT in " + range};
+}
+
+Check in_range(long lo, long hi) {
+  CLI::Range range(lo, hi);
+  return {[range](std::string& text) { return range(text); }, range.get_description()};
+}
+
+void refuse_flag(const std::string& flag, const std::string& message) { throw CLI::ValidationError(flag, message); }
+
+Flag* Flag::required() {
+  option_->required();
+  return this;
+}
+Flag* Flag::capture_default_str() {
+  option_->capture_default_str();
+  return this;
+}
+Flag* Flag::check(const Check& c) {
+  option_->check(CLI::Validator(c.test, c.description));
+  return this;
+}
+Flag* Flag::needs(Flag* other) {
+  option_->needs(other->option_);
+  return this;
+}
+Flag* Flag::default_val(int v) {
+  option_->default_val(v);
+  return this;
+}
+Flag* Flag::default_val(long v) {
+  option_->default_val(v);
+  return this;
+}
+Flag* Flag::default_val(double v) {
+  option_->default_val(v);
+  return this;
+}
+Flag* Flag::default_val(const std::string& v) {
+  option_->default_val(v);
+  return this;
+}
+
+Command::Command(CLI::App* app) : app_(app) {}
+Command::~Command() = default;
+
+Command* Command::add_subcommand(const std::string& name, const std::string& description) {
+  commands_.push_back(std::make_unique<Command>(app_->add_subcommand(name, description)));
+  return commands_.back().get();
+}
+
+Flag* Command::wrap(CLI::Option* option) { return &flags_.emplace_back(option); }
+
+// One definition per value type: CLI11's add_option template is instantiated here only.
+#define GB_ADD_OPTION(T)                                                                      \
+  Flag* Command::add_option(const std::string& name, T& v, const std::string& description) { \
+    return wrap(app_->add_option(name, v, description));                                      \
+  }
+GB_ADD_OPTION(std::string)
+GB_ADD_OPTION(int)
+GB_ADD_OPTION(long)
+GB_ADD_OPTION(unsigned long)
+GB_ADD_OPTION(float)
+GB_ADD_OPTION(double)
+GB_ADD_OPTION(std::vector<std::string>)
+GB_ADD_OPTION(std::vector<int>)
+GB_ADD_OPTION(std::vector<double>)
+#undef GB_ADD_OPTION
+
+Flag* Command::add_flag(const std::string& name, bool& v, const std::string& description) {
+  return wrap(app_->add_flag(name, v, description));
+}
+
+Flag* Command::get_option(const std::string& name) {
+  CLI::Option* option = app_->get_option(name);
+  for (Flag& f : flags_)
+    if (f.cli() == option) return &f;
+  return wrap(option);
+}
+
+void Command::callback(std::function<void()> run) { app_->callback(std::move(run)); }
+
+size_t Command::count(const std::string& name) const { return app_->count(name); }
+
+bool Command::has_subcommand(const std::string& name) const {
+  for (const CLI::App* c : app_->get_subcommands({}))
+    if (c->get_name() == name) return true;
+  return false;
 }
 
 }  // namespace gb

@@ -1,4 +1,5 @@
 // glassbox: train small image models and explain them through the same graph.
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -20,7 +21,7 @@ static std::vector<std::pair<std::string, AddCommand>>& registered() {
 
 RegisterCommand::RegisterCommand(const char* name, AddCommand add) { registered().emplace_back(name, add); }
 
-void add_registered_commands(CLI::App& app) {
+void add_registered_commands(Command& app) {
   std::sort(registered().begin(), registered().end());
   for (auto& [name, add] : registered()) add(app);
 }
@@ -37,8 +38,9 @@ int main(int argc, char** argv) {
   CLI::App app{"glassbox: a small neural-net engine whose models are glass boxes.\n"
                "Train Conv/ReLU/Pool/Dense networks and explain them (saliency, IG, LRP, CAM, OpenBox...)."};
   app.require_subcommand(1);
+  gb::Command commands(&app);
   int threads = 0;
-  app.add_option("--threads", threads, "threads (batch slices and GEMM); default: all cores")->check(gb::at_least(0));
+  commands.add_option("--threads", threads, "threads (batch slices and GEMM); default: all cores")->check(gb::at_least(0));
   std::string max_memory;
   app.add_option("--max-memory", max_memory,
                  "refuse allocations larger than this (e.g. 4G; default: physical memory, or GLASSBOX_MAX_MEMORY)");
@@ -50,12 +52,12 @@ int main(int argc, char** argv) {
     if (!max_memory.empty()) gb::set_memory_limit(gb::parse_bytes(max_memory, "--max-memory"));
     gb::allow_nonfinite(allow_nonfinite);
   });
-  gb::add_info_command(app);
-  gb::add_train_commands(app);
-  gb::add_explain_command(app);
-  gb::add_regions_command(app);
-  gb::add_bench_command(app);
-  gb::add_registered_commands(app);
+  gb::add_info_command(commands);
+  gb::add_train_commands(commands);
+  gb::add_explain_command(commands);
+  gb::add_regions_command(commands);
+  gb::add_bench_command(commands);
+  gb::add_registered_commands(commands);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

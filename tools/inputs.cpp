@@ -3,6 +3,7 @@
 // ("glassbox.normalize"); with --input-space model, .npy arrays are taken as already there.
 #include "tools/inputs.h"
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -106,9 +107,9 @@ std::vector<std::string> model_classes(const Model& m) {
   return names;
 }
 
-void add_input_space_flag(CLI::App* command, InputSpace* space) {
+void add_input_space_flag(Command* command, InputSpace* space) {
   const std::map<std::string, InputSpace> names = {{"pixels", InputSpace::pixels}, {"model", InputSpace::model}};
-  command
+  command->cli()
       ->add_option("--input-space", *space,
                    "where .npy inputs, numeric baselines and written adversarial arrays live: pixels (values in [0, "
                    "1], normalized by glassbox as the model was trained) or model (already normalized)")

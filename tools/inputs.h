@@ -3,7 +3,6 @@
 // float32, pixels by default, see InputSpace), what is explained (--target), and the explanation
 // methods' parameters from the command line (routing, baselines).
 #pragma once
-#include <CLI/CLI.hpp>
 #include <set>
 #include <string>
 #include <vector>
@@ -12,6 +11,7 @@
 #include "engine/model_file.h"
 #include "engine/target.h"
 #include "explain/common/params.h"
+#include "tools/flags.h"
 
 namespace gb {
 
@@ -20,7 +20,7 @@ namespace gb {
 // (the default), or the model's input space (already normalized, as the Python package takes
 // them). Arrays that glassbox writes for feeding back (adversarial examples) follow the same flag.
 enum class InputSpace { pixels, model };
-void add_input_space_flag(CLI::App* command, InputSpace* space);
+void add_input_space_flag(Command* command, InputSpace* space);
 const char* space_name(InputSpace s);  // "pixels" or "model"
 
 struct Inputs {
