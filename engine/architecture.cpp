@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstdio>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <type_traits>
@@ -580,6 +581,10 @@ std::string architecture_text(const Graph& g) {
   }
   return o.str();
 }
+
+Graph graph_from_text(const std::string& text) { return graph_from_json(parse_architecture(text)); }
+
+bool same_architecture(const Graph& a, const Graph& b) { return architecture_json(a) == architecture_json(b); }
 
 Graph clone(const Graph& g) {
   Graph c = graph_from_json(architecture_json(g));

@@ -1,7 +1,7 @@
 // Architectures as data: the JSON form stored in model files, the one-line text form used on the
 // command line, and a table describing a graph (glassbox info).
 #pragma once
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>  // json.hpp where a json value is used: it is slow to compile
 #include <string>
 
 #include "engine/graph.h"
@@ -17,7 +17,11 @@ Graph graph_from_json(const json& arch);  // throws std::invalid_argument naming
 // add(NAME) sums the previous layer's output with layer NAME's.
 // Errors name the position and the expected token.
 json parse_architecture(const std::string& text);
+Graph graph_from_text(const std::string& text);  // graph_from_json(parse_architecture(text))
 std::string architecture_text(const Graph& g);  // the inverse, for sequential graphs and add()
+
+// Same layers, shapes, names and hyper-parameters (parameter values are not compared).
+bool same_architecture(const Graph& a, const Graph& b);
 
 std::unique_ptr<Layer> make_layer(const std::string& kind, const json& hyper);
 

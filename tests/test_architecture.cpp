@@ -1,6 +1,7 @@
 // The architecture text form and JSON form: every layer kind, positional and key=value arguments,
 // names and non-sequential inputs, round trips, and errors that say where and what was expected.
 #include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
 
 #include "engine/architecture.h"
 #include "engine/layers.h"
@@ -10,7 +11,7 @@ using namespace gb;
 
 namespace {
 
-Graph build(const std::string& text) { return graph_from_json(parse_architecture(text)); }
+Graph build(const std::string& text) { return graph_from_text(text); }
 
 std::string parse_error(const std::string& text) {
   try {

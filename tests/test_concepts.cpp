@@ -42,7 +42,7 @@ using namespace gb::concepts;
 namespace {
 
 Graph arch(const std::string& text, uint64_t seed = 5) {
-  Graph g = graph_from_json(parse_architecture(text));
+  Graph g = graph_from_text(text);
   g.init(seed);
   return g;
 }

@@ -19,7 +19,7 @@ namespace {
 // keeps its sign along the path from 0 to x, which then crosses one region only. Random biases
 // make the path cross many.
 Graph arch(const std::string& text, uint64_t seed = 7) {
-  Graph g = graph_from_json(parse_architecture(text));
+  Graph g = graph_from_text(text);
   g.init(seed);
   Rng r(seed + 100);
   for (auto& [name, p] : g.named_params())

@@ -21,7 +21,7 @@ static Result run(Graph& g, const Tensor& x, const std::vector<int>& t, const st
 }
 
 static Graph arch(const std::string& text, uint64_t seed = 7) {
-  Graph g = graph_from_json(parse_architecture(text));
+  Graph g = graph_from_text(text);
   g.init(seed);
   return g;
 }

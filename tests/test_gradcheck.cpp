@@ -480,9 +480,9 @@ TEST_CASE("gradcheck: squared error and the distillation loss, mean and sum") {
 }
 
 TEST_CASE("gradcheck: a mini LeNet end to end through the cross-entropy") {
-  Graph g = graph_from_json(parse_architecture(
+  Graph g = graph_from_text(
       "input(1,12,12) conv(4,k=3,p=1) relu maxpool(2) conv(6,k=3) relu maxpool(2) flatten dense(10) relu "
-      "dense(5)"));
+      "dense(5)");
   Rng r(21);
   g.init(3);
   randomize(g, r, 0.6f);
@@ -503,7 +503,7 @@ TEST_CASE("gradcheck: convolutions that add their input gradient to another cons
       "conv(16,k=3,s=2,p=1) relu(name=r) conv(16,k=1,s=2,from=b1) add(r) gap dense(3)";
   for (Mode mode : {Mode::train, Mode::eval}) {
     CAPTURE(int(mode));
-    Graph g = graph_from_json(parse_architecture(arch));
+    Graph g = graph_from_text(arch);
     Rng r(23);
     g.init(5);
     randomize(g, r, 0.3f);
@@ -521,7 +521,7 @@ TEST_CASE("gradcheck: a residual block with BatchNorm end to end, training and e
       "relu gap dense(3)";
   for (Mode mode : {Mode::train, Mode::eval}) {
     CAPTURE(int(mode));
-    Graph g = graph_from_json(parse_architecture(arch));
+    Graph g = graph_from_text(arch);
     Rng r(22);
     g.init(4);
     randomize(g, r, 0.6f);

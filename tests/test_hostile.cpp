@@ -17,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -89,7 +90,7 @@ std::string floats(std::initializer_list<float> v) {
 }
 
 Graph small_dense() {
-  Graph g = graph_from_json(parse_architecture("input(2) dense(3) relu dense(2)"));
+  Graph g = graph_from_text("input(2) dense(3) relu dense(2)");
   g.init(1);
   return g;
 }
@@ -149,7 +150,7 @@ TEST_CASE("hostile: the memory budget names what needs how much instead of bad_a
   CHECK(contains(e, "381.5 MB"));
   CHECK(contains(e, "memory limit of 64.0 MB"));
   // A model declaring dense(2000000000): the layer is named.
-  const std::string d = error_of([] { graph_from_json(parse_architecture("input(1000) dense(2000000000)")); });
+  const std::string d = error_of([] { graph_from_text("input(1000) dense(2000000000)"); });
   CHECK(contains(d, "dense1"));
   CHECK(contains(d, "memory limit"));
   Tensor ok(Shape{1000, 1000});  // 4 MB: within the budget
@@ -174,21 +175,21 @@ TEST_CASE("hostile: architecture integers beyond int and shape arithmetic overfl
   arch["input"] = {int64_t(1) << 32};
   CHECK(contains(error_of([&] { graph_from_json(arch); }), "\"input\" dimension 4294967296"));
   // conv p=2000000000: 28 + 2p overflowed int.
-  CHECK(contains(error_of([] { graph_from_json(parse_architecture("input(1,28,28) conv(2,k=3,p=2000000000)")); }),
+  CHECK(contains(error_of([] { graph_from_text("input(1,28,28) conv(2,k=3,p=2000000000)"); }),
                  "output height"));
-  CHECK(contains(error_of([] { graph_from_json(parse_architecture("input(1,28,28) upsample(100000000)")); }),
+  CHECK(contains(error_of([] { graph_from_text("input(1,28,28) upsample(100000000)"); }),
                  "upsample"));
-  CHECK(contains(error_of([] { graph_from_json(parse_architecture("input(1,4,4) convt(1,k=3,s=2000000000)")); }),
+  CHECK(contains(error_of([] { graph_from_text("input(1,4,4) convt(1,k=3,s=2000000000)"); }),
                  "convt"));
   // The im2col geometry counts taps and positions in int.
-  CHECK(contains(error_of([] { graph_from_json(parse_architecture("input(3000,8,8) conv(1,k=1000,p=500)")); }),
+  CHECK(contains(error_of([] { graph_from_text("input(3000,8,8) conv(1,k=1000,p=500)"); }),
                  "kernel taps"));
-  CHECK(contains(error_of([] { graph_from_json(parse_architecture("input(1,50000,50000) conv(1,k=1)")); }),
+  CHECK(contains(error_of([] { graph_from_text("input(1,50000,50000) conv(1,k=1)"); }),
                  "output positions"));
-  CHECK(contains(error_of([] { graph_from_json(parse_architecture("input(1,8,8) maxpool(3,p=2000000000)")); }),
+  CHECK(contains(error_of([] { graph_from_text("input(1,8,8) maxpool(3,p=2000000000)"); }),
                  "padding must be between 0 and k/2"));
   // The same layers with sane values still build.
-  Graph g = graph_from_json(parse_architecture("input(1,28,28) conv(2,k=3,p=1) maxpool(2,p=1) upsample(2)"));
+  Graph g = graph_from_text("input(1,28,28) conv(2,k=3,p=1) maxpool(2,p=1) upsample(2)");
   CHECK(g.shape(g.size() - 1, 1) == Shape({1, 2, 30, 30}));
 }
 
@@ -215,9 +216,9 @@ TEST_CASE("hostile: non-finite or out-of-range layer hyper-parameters are refuse
   CHECK(contains(error_of([&] { graph_from_json(arch); }), "must be a number"));
   arch["layers"][0]["slope"] = 1e300;  // finite as a double, infinite as the float it is stored in
   CHECK(contains(error_of([&] { graph_from_json(arch); }), "finite number"));
-  CHECK(contains(error_of([] { graph_from_json(parse_architecture("input(2) softplus(0) dense(2)")); }), "beta must be > 0"));
-  CHECK(contains(error_of([] { graph_from_json(parse_architecture("input(1,2,2) batchnorm(0)")); }), "eps must be > 0"));
-  CHECK(contains(error_of([] { graph_from_json(parse_architecture("input(1,2,2) batchnorm(1e-5,2)")); }), "momentum"));
+  CHECK(contains(error_of([] { graph_from_text("input(2) softplus(0) dense(2)"); }), "beta must be > 0"));
+  CHECK(contains(error_of([] { graph_from_text("input(1,2,2) batchnorm(0)"); }), "eps must be > 0"));
+  CHECK(contains(error_of([] { graph_from_text("input(1,2,2) batchnorm(1e-5,2)"); }), "momentum"));
 }
 
 // ---- readers -----------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ Tensor uniform(const Shape& s, uint64_t seed, float lo = -1.f, float hi = 1.f) {
 // A seeded graph with non-zero biases, and BatchNorm layers with non-trivial statistics and
 // affine parameters.
 Graph net(const std::string& text, uint64_t seed = 3) {
-  Graph g = graph_from_json(parse_architecture(text));
+  Graph g = graph_from_text(text);
   g.init(seed);
   Rng r(seed + 1);
   for (auto& [name, p] : g.named_params()) {

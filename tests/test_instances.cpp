@@ -29,7 +29,7 @@ using namespace gb::explain::instances;
 namespace {
 
 Graph arch(const std::string& text, uint64_t seed = 5) {
-  Graph g = graph_from_json(parse_architecture(text));
+  Graph g = graph_from_text(text);
   g.init(seed);
   Rng r(seed + 9);  // non-zero biases
   for (auto& [name, p] : g.named_params())

@@ -24,7 +24,7 @@ using namespace gb::metrics;
 namespace {
 
 Graph arch(const std::string& text, uint64_t seed = 7) {
-  Graph g = graph_from_json(parse_architecture(text));
+  Graph g = graph_from_text(text);
   g.init(seed);
   return g;
 }

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 
 #include "engine/architecture.h"
 #include "engine/layers.h"
@@ -97,7 +98,7 @@ void expect_bitwise_equal(const Graph& a, const Graph& b) {
 
 // A small net with every kind of parameter: dense weight and bias, batchnorm's four.
 Graph tiny() {
-  Graph g = graph_from_json(parse_architecture("input(2) dense(3) batchnorm"));
+  Graph g = graph_from_text("input(2) dense(3) batchnorm");
   Rng r(3);
   for (auto& [name, p] : g.named_params()) fill_random(p->value, r, 0.1f, 1.f);
   return g;

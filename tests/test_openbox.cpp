@@ -22,7 +22,7 @@ namespace {
 // A seeded graph from architecture text, with random biases and BatchNorm statistics so that
 // regions are not cones through the origin.
 Graph net(const std::string& text, uint64_t seed = 7) {
-  Graph g = graph_from_json(parse_architecture(text));
+  Graph g = graph_from_text(text);
   g.init(seed);
   Rng r(seed + 1);
   for (auto& [name, p] : g.named_params()) {
@@ -359,8 +359,8 @@ TEST_CASE("region() on several threads follows every hyper-parameter of the grap
   set_threads(2);
   for (const char* slope : {"0.01", "0.5"}) {
     CAPTURE(slope);
-    Graph g = graph_from_json(parse_architecture(std::string("input(1,12,12) conv(4,k=3,p=1) leakyrelu(slope=") + slope +
-                                                 ") maxpool(2) flatten dense(10)"));
+    Graph g = graph_from_text(std::string("input(1,12,12) conv(4,k=3,p=1) leakyrelu(slope=") + slope +
+                                                 ") maxpool(2) flatten dense(10)");
     g.init(5);
     Tensor x = threads_noise(Shape{1, 1, 12, 12}, 6);
     openbox::RegionOptions o;

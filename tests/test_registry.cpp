@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 
 #include "engine/architecture.h"
 #include "engine/layers.h"
@@ -123,7 +124,7 @@ TEST_CASE("every method explains a unit of a layer (Captum's neuron attribution)
 }
 
 TEST_CASE("a unit of a linear layer, by hand: saliency is its weight row, IG is x times it") {
-  Graph g = graph_from_json(parse_architecture("input(5) dense(4,name=d) relu dense(3)"));
+  Graph g = graph_from_text("input(5) dense(4,name=d) relu dense(3)");
   g.init(11);
   const Dense& d = static_cast<const Dense&>(g.layer(0));
   Tensor x = Tensor::from({2, 5}, {0.3f, -1.f, 2.f, 0.5f, 1.5f, -0.2f, 0.7f, 0.1f, -2.f, 1.f});
@@ -140,9 +141,9 @@ TEST_CASE("a unit of a linear layer, by hand: saliency is its weight row, IG is 
 }
 
 TEST_CASE("LRP-0 from a direction at a layer conserves ⟨v, a⟩ on a bias-free ReLU net") {
-  Graph g = graph_from_json(parse_architecture(
+  Graph g = graph_from_text(
       "input(1,8,8) conv(4,k=3,p=1,bias=false) relu(name=r1) conv(6,k=3,p=1,bias=false) relu(name=r2) gap "
-      "dense(3,bias=false)"));
+      "dense(3,bias=false)");
   g.init(12);
   Tensor x(Shape{3, 1, 8, 8});
   Rng r(13);

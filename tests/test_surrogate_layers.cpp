@@ -30,7 +30,7 @@ using namespace gb::explain::surrogates;
 namespace {
 
 Graph arch(const std::string& text, uint64_t seed = 3) {
-  Graph g = graph_from_json(parse_architecture(text));
+  Graph g = graph_from_text(text);
   g.init(seed);
   return g;
 }
@@ -290,11 +290,11 @@ TEST_CASE("interpretable layers: architecture text, JSON and model files round-t
     for (size_t i = 0; i < a.size(); ++i) CHECK(a[i] == b[i]);
   }
   std::filesystem::remove(path);
-  CHECK_THROWS_WITH_AS(graph_from_json(parse_architecture("input(4) softtree(13,2)")), doctest::Contains("maximum 12"),
+  CHECK_THROWS_WITH_AS(graph_from_text("input(4) softtree(13,2)"), doctest::Contains("maximum 12"),
                        std::invalid_argument);
-  CHECK_THROWS_WITH_AS(graph_from_json(parse_architecture("input(5) groupdense(2,groups=2)")),
+  CHECK_THROWS_WITH_AS(graph_from_text("input(5) groupdense(2,groups=2)"),
                        doctest::Contains("do not split into 2 groups"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(graph_from_json(parse_architecture("input(4) softtree(2,3,beta=-1)")),
+  CHECK_THROWS_WITH_AS(graph_from_text("input(4) softtree(2,3,beta=-1)"),
                        doctest::Contains("beta must be"), std::invalid_argument);
 }
 

@@ -35,7 +35,7 @@ using namespace gb::explain::surrogates;
 namespace {
 
 Graph arch(const std::string& text, uint64_t seed = 3) {
-  Graph g = graph_from_json(parse_architecture(text));
+  Graph g = graph_from_text(text);
   g.init(seed);
   return g;
 }

@@ -306,8 +306,8 @@ TEST_CASE("threads: BatchNorm's backward sums read its output behind a ReLU and 
   // the input (what any backward with rules takes); channel 0 (γ = 0) and channel 1 (|β| > 16 |γ|)
   // must take the input in both. The sums are in double, so the two agree to the float bits but
   // where y's rounding is magnified: channel 5, |β| = 16 |γ|, shows the output was read.
-  Graph g = graph_from_json(parse_architecture("input(3,10,10) conv(6,k=3,p=1,bias=false) batchnorm relu "
-                                               "conv(4,k=3,p=1) gap dense(3)"));
+  Graph g = graph_from_text("input(3,10,10) conv(6,k=3,p=1,bias=false) batchnorm relu "
+                                               "conv(4,k=3,p=1) gap dense(3)");
   g.init(3);
   auto* bn = dynamic_cast<BatchNorm2d*>(&g.layer(1));
   REQUIRE(bn);
@@ -367,8 +367,8 @@ TEST_CASE("threads: in-place layers in training give the same bits as separate b
       INFO(c.preset << ", " << T << " thread(s)");
       set_threads(T);
       const bool mixed = std::string(c.preset) == "mixed";
-      Graph g = mixed ? graph_from_json(parse_architecture("input(3,12,12) conv(8,k=3,p=1,name=c) relu relu "
-                                                           "conv(8,k=3,p=1) add(c) batchnorm relu gap dense(4)"))
+      Graph g = mixed ? graph_from_text("input(3,12,12) conv(8,k=3,p=1,name=c) relu relu "
+                                                           "conv(8,k=3,p=1) add(c) batchnorm relu gap dense(4)")
                       : make_preset(c.preset, {}, 0, 11);
       if (mixed) g.init(11);
       const int N = 6;

@@ -245,11 +245,11 @@ TEST_CASE("2 epochs == 1 epoch, interrupted, then --resume for the rest (bitwise
     o.augment.noise_std = 0.05f;  // uses the data RNG
     // toy2d with a dropout layer, so the graph's RNG matters too.
     const std::string arch = "input(2) dense(32) relu dropout(0.2) dense(32) relu dense(3)";
-    Graph full = graph_from_json(parse_architecture(arch));
+    Graph full = graph_from_text(arch);
     full.init(5);
     fit(full, train, o);
 
-    Graph part = graph_from_json(parse_architecture(arch));
+    Graph part = graph_from_text(arch);
     part.init(5);
     o.out = dir + "/m.safetensors";
     o.on_epoch = [](const EpochStats& s) { return s.epoch < 2; };  // "killed" after epoch 2
@@ -259,7 +259,7 @@ TEST_CASE("2 epochs == 1 epoch, interrupted, then --resume for the rest (bitwise
     CHECK(fs::exists(dir + "/m.best.safetensors"));
     CHECK(!bitwise_equal(weights_of(full), weights_of(part)));
 
-    Graph resumed = graph_from_json(parse_architecture(arch));
+    Graph resumed = graph_from_text(arch);
     resumed.init(999);  // whatever: the checkpoint overwrites it
     o.on_epoch = nullptr;
     o.resume = dir + "/m.ckpt.safetensors";
@@ -278,7 +278,7 @@ TEST_CASE("2 epochs == 1 epoch, interrupted, then --resume for the rest (bitwise
 
     // Resuming with different settings is refused, naming what differs.
     o.batch = 8;
-    Graph again = graph_from_json(parse_architecture(arch));
+    Graph again = graph_from_text(arch);
     CHECK_THROWS_WITH(fit(again, train, o), doctest::Contains("batch was 16, now 8"));
   }
   fs::remove_all(dir);
@@ -362,7 +362,7 @@ TEST_CASE("bad checkpoints and mismatched data give clear errors") {
   {  // a checkpoint of another architecture
     FitOptions w = quiet_opts(1);
     w.out = dir + "/other.safetensors";
-    Graph other = graph_from_json(parse_architecture("input(2) dense(8) relu dense(3)"));
+    Graph other = graph_from_text("input(2) dense(8) relu dense(3)");
     other.init(1);
     fit(other, train, w);
     o.resume = dir + "/other.ckpt.safetensors";

@@ -28,7 +28,7 @@ using namespace gb::visualize;
 namespace {
 
 Graph arch(const std::string& text, uint64_t seed = 7) {
-  Graph g = graph_from_json(parse_architecture(text));
+  Graph g = graph_from_text(text);
   g.init(seed);
   return g;
 }
@@ -1151,7 +1151,7 @@ TEST_CASE("upsample: nearest blocks forward, block sums backward, gradients; bot
   check_gradients(d, noise(Shape{2, 4, 7, 7}, 9));
   const std::string text = architecture_text(arch("input(4,7,7) convt(8,k=4,s=2,p=1) relu upsample(2) conv(1,k=3,p=1)"));
   CHECK(text == "input(4,7,7) convt(8,k=4,s=2,p=1) relu upsample(2) conv(1,k=3,p=1)");
-  CHECK(architecture_text(graph_from_json(parse_architecture(text))) == text);
+  CHECK(architecture_text(graph_from_text(text)) == text);
   CHECK(architecture_text(arch("input(1,3,3) convt(2,k=3,s=2,op=1,bias=false)")) ==
         "input(1,3,3) convt(2,k=3,s=2,op=1,bias=false)");
   CHECK_THROWS_WITH_AS(arch("input(1,3,3) convt(2,k=3,s=2,op=2)"), doctest::Contains("output padding must be in [0, s)"),

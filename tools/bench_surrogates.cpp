@@ -89,7 +89,7 @@ void bench_surrogates(const BenchContext& c) {
   };
   Graph lenet = make_preset("lenet5", {}, 0, 1);
   {
-    Graph tree = graph_from_json(parse_architecture("input(1,28,28) flatten softtree(8,10)"));
+    Graph tree = graph_from_text("input(1,28,28) flatten softtree(8,10)");
     tree.init(2);
     row("distill/softtree8", "soft-tree:8", "distill step", "teacher lenet5, T 4, penalty 0.1; images/s", kBatch,
         distill_rate(tree, lenet, c));

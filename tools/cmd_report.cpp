@@ -225,7 +225,7 @@ std::string conservation_table(const fs::path& folder, json& numbers) {
 // z = W1 x with W1 = [[1, 1], [2, -0.5]], y = w2 . relu(z) with w2 = [1, 2], no biases; x = (1, 2).
 const char* const kBachArchitecture = "input(2) dense(2,bias=false) relu dense(1,bias=false)";
 void write_bach_example(const fs::path& folder) {
-  Graph g = graph_from_json(parse_architecture(kBachArchitecture));
+  Graph g = graph_from_text(kBachArchitecture);
   const std::vector<float> w1 = {1, 1, 2, -0.5f}, w2 = {1, 2};
   for (auto& [name, p] : g.named_params()) {
     const std::vector<float>& w = name == "dense1.weight" ? w1 : w2;

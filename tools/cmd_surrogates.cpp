@@ -132,7 +132,7 @@ Model make_student(const DistillArgs& a, const Model& teacher, const Shape& samp
   if (!(a.beta > 0) || !std::isfinite(a.beta)) throw std::invalid_argument("--beta must be a finite number > 0");
   Model s{Graph(Shape{1}), {}};
   if (tree) {
-    s.graph = graph_from_json(parse_architecture(soft_tree_architecture(a.student, sample, classes, a.beta)));
+    s.graph = graph_from_text(soft_tree_architecture(a.student, sample, classes, a.beta));
     s.graph.init(a.seed);
   } else if (is_preset(a.student)) {
     s.graph = make_preset(a.student, sample, classes, a.seed);

@@ -12,7 +12,7 @@ Model open_model(const std::string& spec, uint64_t seed) {
   std::error_code ec;
   const bool exists = std::filesystem::exists(spec, ec);
   if (!exists && (spec.find('(') != std::string::npos || spec.rfind("input", 0) == 0)) {
-    Graph g = graph_from_json(parse_architecture(spec));
+    Graph g = graph_from_text(spec);
     g.init(seed);
     return {std::move(g), {}};
   }

@@ -125,7 +125,7 @@ static void xavier_reinit(Graph& g, float gain, uint64_t seed) {
 }
 
 Graph make_preset(const std::string& name, const Shape& input, int classes, uint64_t seed) {
-  Graph g = graph_from_json(parse_architecture(preset_architecture(name, input, classes)));
+  Graph g = graph_from_text(preset_architecture(name, input, classes));
   g.init(seed);
   if (name == "lenet5-tanh") xavier_reinit(g, 5.f / 3.f, seed);
   if (name == "lenet5-sigmoid" || name == "lenet5-softplus") xavier_reinit(g, 1.f, seed);

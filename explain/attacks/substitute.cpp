@@ -12,6 +12,7 @@
 // substitute_agreement (the substitute's agreement with the oracle on the attacked inputs),
 // oracle_queries (the labels asked for).
 #include <cmath>
+#include <nlohmann/json.hpp>
 
 #include "engine/architecture.h"
 #include "explain/attacks/method.h"

@@ -130,7 +130,7 @@ Evaluation data_randomisation(Graph& g, const Tensor& x, const Target& t, const 
                               const Context& ctx) {
   const std::string measure = choice(r, "similarity", kMeasures);
   Graph& other = *ctx.label_random_model;
-  if (architecture_json(other) != architecture_json(g))
+  if (!same_architecture(other, g))
     throw std::invalid_argument(r.method() + ": the label-random model's architecture differs from the model's");
   Evaluation ev;
   ev.stages = {"original", "random labels"};

@@ -97,7 +97,7 @@ Result run_decoder(Graph& g, const Request& q, ParamReader& r) {
   for (int l = 0; l < L; ++l) {
     const int node = layers[l];
     const std::string text = decoder_architecture(g.shape(node).sample(), image, width, nearest);
-    Graph dec = graph_from_json(parse_architecture(text));
+    Graph dec = graph_from_text(text);
     dec.init(mix_seed(fit.seed, uint64_t(node)));
     const Tensor codes = activations(g, data, {node})[0];
     const Tensor targets = data.reshaped(dec.shape(dec.output(), train));
