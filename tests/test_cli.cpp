@@ -83,6 +83,9 @@ TEST_CASE("cli: bad flags and specs are refused with the flag named") {
       {"train --model toy2d --data npy:" + (s / "none.npy") + "," + (s / "none_y.npy") + out, "none.npy"},
       {"predict --model toy2d --input " + (s / "none.png"), "none.png"},
       {"--threads -2 info", "--threads: '-2'"},
+      // The checks of tools/flags.h: CLI11's own range, a flag that needs another.
+      {"distill --model toy2d --levels 9" + out, "--levels: Value 9 not in range 1 to 6"},
+      {"predict --model toy2d --index 3", "--index requires --data"},
   };
   for (const Case& c : cases) {
     INFO("glassbox " << c.args);
