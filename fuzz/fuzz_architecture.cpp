@@ -1,5 +1,7 @@
 // Architecture text (--model "input(1,28,28) conv(6,k=5) ...") and the JSON it becomes: parse,
 // build the graph (shapes, parameter allocation), print it back and run one forward pass.
+#include <nlohmann/json.hpp>
+
 #include "engine/architecture.h"
 #include "fuzz/fuzz_common.h"
 
