@@ -140,7 +140,8 @@ NpyArray read_npy(const std::string& path) {
     fail(path, "truncated: expected " + std::to_string(want) + " bytes of data for shape " + sh + ", got " +
                    std::to_string(have));
   if (have > want) fail(path, std::to_string(have - want) + " bytes of trailing data after the array");
-  a.data.assign(b.begin() + long(start + hlen), b.end());
+  b.erase(b.begin(), b.begin() + long(start + hlen));  // in place: a copy would allocate (and fault in) it all again
+  a.data = std::move(b);
   return a;
 }
 
