@@ -58,6 +58,10 @@ void BatchNorm2d::reset() {
 void BatchNorm2d::eval_affine(std::vector<float>& scale, std::vector<float>& shift) const {
   scale.resize(channels);
   shift.resize(channels);
+  eval_affine(scale.data(), shift.data());
+}
+
+void BatchNorm2d::eval_affine(float* scale, float* shift) const {
   for (int ch = 0; ch < channels; ++ch) {
     scale[ch] = weight.value[ch] / std::sqrt(running_var.value[ch] + eps);
     shift[ch] = bias.value[ch] - running_mean.value[ch] * scale[ch];
@@ -161,7 +165,8 @@ void BatchNorm2d::forward(ForwardCall& c) {
   int N, C;
   size_t HW;
   dims(x, N, C, HW);
-  std::vector<float> scale(C), shift(C);
+  float* scale = c.ws.get(0, 2 * size_t(C));  // the call's scratch: no allocation once the workspace has grown
+  float* shift = scale + C;
   if (c.mode == Mode::eval) {
     eval_affine(scale, shift);
   } else {
@@ -171,7 +176,7 @@ void BatchNorm2d::forward(ForwardCall& c) {
       shift[ch] = bias.value[ch] - batch_mean[ch] * scale[ch];
     }
   }
-  affine_planes(x.data(), y.data(), N, C, HW, scale.data(), shift.data());
+  affine_planes(x.data(), y.data(), N, C, HW, scale, shift);
 }
 
 // In training the sums over the whole batch come from combine_sums (which also added the

@@ -289,6 +289,7 @@ struct BatchNorm2d : Layer {
   void reset();  // gamma 1, beta 0, running mean 0, running variance 1
   // Eval-mode affine form per channel: y = scale * x + shift.
   void eval_affine(std::vector<float>& scale, std::vector<float>& shift) const;
+  void eval_affine(float* scale, float* shift) const;  // `channels` floats each
 
  private:
   std::vector<double> sum_g_, sum_gx_;  // the backward pass's combined sums, per channel
