@@ -105,6 +105,21 @@ TEST_CASE("positional and key=value forms, spacing and empty parentheses give th
   CHECK(architecture_json(build("input(5) dense(3)")) != architecture_json(build("input(5) dense(4)")));  // not vacuous
 }
 
+TEST_CASE("same_architecture compares layers, shapes, names and hyper-parameters, not parameter values") {
+  Graph a = build("input(1,8,8) conv(4,k=3,p=1) relu gap dense(3)");
+  Graph b = build("input(1,8,8) conv(4,k=3,p=1) relu gap dense(3)");
+  a.init(1);
+  b.init(2);
+  CHECK(a.layer(0).params()[0]->value[0] != b.layer(0).params()[0]->value[0]);
+  CHECK(same_architecture(a, b));
+  CHECK(same_architecture(a, clone(a)));
+  CHECK_FALSE(same_architecture(a, build("input(1,8,8) conv(4,k=3,p=1) relu gap dense(4)")));
+  CHECK_FALSE(same_architecture(a, build("input(1,8,8) conv(4,k=3,p=2) relu gap dense(3)")));
+  CHECK_FALSE(same_architecture(a, build("input(1,8,8) conv(4,k=3,p=1) relu(name=r) gap dense(3)")));
+  CHECK_FALSE(same_architecture(a, build("input(1,9,9) conv(4,k=3,p=1) relu gap dense(3)")));
+  CHECK_FALSE(same_architecture(a, build("input(1,8,8) conv(4,k=3,p=1) gap dense(3)")));
+}
+
 TEST_CASE("name=, from= and add(NAME) wire the graph; default names follow the graph's") {
   Graph g = build("input(4) dense(8,name=a) relu dense(8,from=a) add(relu1) dense(2,from=input) relu(name=r)");
   CHECK(inputs_of(g, g.at("a")) == std::vector<std::string>{"input"});
