@@ -86,10 +86,6 @@ Flag* Flag::default_val(int v) {
   option_->default_val(v);
   return this;
 }
-Flag* Flag::default_val(long v) {
-  option_->default_val(v);
-  return this;
-}
 Flag* Flag::default_val(double v) {
   option_->default_val(v);
   return this;
@@ -116,13 +112,10 @@ Flag* Command::wrap(CLI::Option* option) { return &flags_.emplace_back(option); 
   }
 GB_ADD_OPTION(std::string)
 GB_ADD_OPTION(int)
-GB_ADD_OPTION(long)
 GB_ADD_OPTION(unsigned long)
 GB_ADD_OPTION(float)
 GB_ADD_OPTION(double)
 GB_ADD_OPTION(std::vector<std::string>)
-GB_ADD_OPTION(std::vector<int>)
-GB_ADD_OPTION(std::vector<double>)
 #undef GB_ADD_OPTION
 
 Flag* Command::add_flag(const std::string& name, bool& v, const std::string& description) {

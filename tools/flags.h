@@ -48,7 +48,6 @@ class Flag {  // one option or flag of a command
   Flag* check(const Check& c);
   Flag* needs(Flag* other);     // refused unless `other` is given too
   Flag* default_val(int v);     // set the variable and show v as the default
-  Flag* default_val(long v);
   Flag* default_val(double v);
   Flag* default_val(const std::string& v);
   CLI::Option* cli() { return option_; }
@@ -64,22 +63,19 @@ class Command {  // the program or one of its subcommands; owns the Flags and Co
   Command* add_subcommand(const std::string& name, const std::string& description);
   Flag* add_option(const std::string& name, std::string& v, const std::string& description = "");
   Flag* add_option(const std::string& name, int& v, const std::string& description = "");
-  Flag* add_option(const std::string& name, long& v, const std::string& description = "");
   Flag* add_option(const std::string& name, unsigned long& v, const std::string& description = "");
   Flag* add_option(const std::string& name, float& v, const std::string& description = "");
   Flag* add_option(const std::string& name, double& v, const std::string& description = "");
   Flag* add_option(const std::string& name, std::vector<std::string>& v, const std::string& description = "");
-  Flag* add_option(const std::string& name, std::vector<int>& v, const std::string& description = "");
-  Flag* add_option(const std::string& name, std::vector<double>& v, const std::string& description = "");
   Flag* add_flag(const std::string& name, bool& v, const std::string& description = "");
   Flag* get_option(const std::string& name);  // a flag added before
-  Flag* wrap(CLI::Option* option);             // a flag added through cli()
   void callback(std::function<void()> run);    // runs when the command was given, after parsing
   size_t count(const std::string& name) const;  // how often the flag was given
   bool has_subcommand(const std::string& name) const;
   CLI::App* cli() { return app_; }  // for the few sources that include CLI11 themselves
 
  private:
+  Flag* wrap(CLI::Option* option);
   CLI::App* app_;
   std::deque<Flag> flags_;
   std::vector<std::unique_ptr<Command>> commands_;
