@@ -122,3 +122,57 @@ TEST_CASE("a node feeding two consumers receives the sum of their signals") {
   CHECK(gx[0] == 1.f);
   CHECK(gx[1] == 2.f);
 }
+
+// PyTorch's BatchNorm: training normalizes with the batch's biased variance and moves the running
+// statistics toward the batch mean and the unbiased variance by `momentum`; eval uses them.
+TEST_CASE("BatchNorm's training output, running statistics and eval output follow PyTorch's formulas") {
+  Graph g(Shape{2, 1, 2});
+  g.then<BatchNorm2d>(1e-5f, 0.1f);
+  auto& bn = static_cast<BatchNorm2d&>(g.layer(g.output()));
+  bn.weight.value[0] = 2.f, bn.weight.value[1] = 0.5f;
+  bn.bias.value[0] = 1.f, bn.bias.value[1] = -1.f;
+  // Three samples of two channels with two positions each, channel by channel:
+  //   channel 0: 1 2 | 3 4 | 5 6  mean 3.5, squared deviations 17.5: variance 17.5/6, unbiased 3.5
+  //   channel 1: 0 0 | 0 0 | 0 3  mean 0.5, squared deviations 7.5: variance 1.25, unbiased 1.5
+  const Tensor x = Tensor::from({3, 2, 1, 2}, {1, 2, 0, 0, 3, 4, 0, 0, 5, 6, 0, 3});
+  const double mean[2] = {3.5, 0.5}, var[2] = {17.5 / 6, 1.25}, unbiased[2] = {3.5, 1.5};
+  const double gamma[2] = {2, 0.5}, beta[2] = {1, -1}, eps = 1e-5;
+  auto expect = [&](const Tensor& y, const double* m, const double* v) {
+    for (int n = 0; n < 3; ++n)
+      for (int c = 0; c < 2; ++c)
+        for (int i = 0; i < 2; ++i) {
+          const size_t at = size_t(n * 4 + c * 2 + i);
+          CAPTURE(at);
+          CHECK(y[at] == doctest::Approx(gamma[c] * (x[at] - m[c]) / std::sqrt(v[c] + eps) + beta[c]).epsilon(1e-6));
+        }
+  };
+  expect(g.forward(x, Mode::train), mean, var);
+  double rm[2], rv[2];
+  for (int c = 0; c < 2; ++c) {
+    rm[c] = 0.9 * 0 + 0.1 * mean[c];      // from the initial 0
+    rv[c] = 0.9 * 1 + 0.1 * unbiased[c];  // from the initial 1
+    CHECK(bn.running_mean.value[c] == doctest::Approx(rm[c]).epsilon(1e-6));
+    CHECK(bn.running_var.value[c] == doctest::Approx(rv[c]).epsilon(1e-6));
+  }
+  expect(g.forward(x, Mode::train), mean, var);  // a second step moves them again
+  for (int c = 0; c < 2; ++c) {
+    rm[c] = 0.9 * rm[c] + 0.1 * mean[c];
+    rv[c] = 0.9 * rv[c] + 0.1 * unbiased[c];
+    CHECK(bn.running_mean.value[c] == doctest::Approx(rm[c]).epsilon(1e-6));
+    CHECK(bn.running_var.value[c] == doctest::Approx(rv[c]).epsilon(1e-6));
+  }
+  expect(g.forward(x, Mode::eval), rm, rv);  // eval: the running statistics, which it leaves alone
+  CHECK(bn.running_mean.value[0] == doctest::Approx(rm[0]).epsilon(1e-6));
+
+  // [N,F] (BatchNorm1d), another momentum: the features are the channels.
+  Graph h(Shape{2});
+  h.then<BatchNorm2d>(1e-5f, 0.25f);
+  auto& bn1 = static_cast<BatchNorm2d&>(h.layer(h.output()));
+  const Tensor f = Tensor::from({4, 2}, {1, 10, 2, 10, 3, 10, 6, 14});  // means 3 and 11
+  const Tensor& yf = h.forward(f, Mode::train);
+  CHECK(yf[0] == doctest::Approx((1 - 3) / std::sqrt(14.0 / 4 + eps)).epsilon(1e-6));  // biased: 14/4
+  CHECK(yf[7] == doctest::Approx((14 - 11) / std::sqrt(12.0 / 4 + eps)).epsilon(1e-6));
+  CHECK(bn1.running_mean.value[1] == doctest::Approx(0.25 * 11).epsilon(1e-6));
+  CHECK(bn1.running_var.value[0] == doctest::Approx(0.75 + 0.25 * 14.0 / 3).epsilon(1e-6));  // unbiased: 14/3
+  CHECK(bn1.running_var.value[1] == doctest::Approx(0.75 + 0.25 * 12.0 / 3).epsilon(1e-6));
+}
