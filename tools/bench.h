@@ -35,7 +35,11 @@ double calls_per_second(const std::function<void()>& fn, double budget);
 // Seeded uniform noise in [0, 1): throughput does not depend on the pixel values.
 Tensor bench_noise(const Shape& s, uint64_t seed);
 // Runs `python script args` and returns its JSON lines (one object per line; other lines go to
-// stderr). Throws naming the command when it fails (e.g. python3-torch missing).
+// stderr), with glibc's malloc told to keep freed memory in the process (PyTorch's speed on a
+// virtual machine depends on it; see bench_common.cpp). Throws naming the command when it fails
+// (e.g. python3-torch missing).
+std::vector<std::string> run_python(const std::string& python, const std::string& script, const std::string& args);
+// run_python with c's Python, for a script in c's folder of reference scripts.
 std::vector<std::string> run_reference_script(const BenchContext& c, const std::string& script, const std::string& args);
 
 using BenchFamily = void (*)(const BenchContext&);

@@ -180,26 +180,16 @@ OpenBoxTiming time_openbox(Graph& g, const Tensor& x, int reps, int walks) {
 std::map<std::string, double> torch_rates(const std::string& models, int train_batch, int infer_batch,
                                           int explain_batch, double secs, const std::string& python,
                                           const std::string& script) {
-  std::string cmd = python + " " + script + " --threads " + std::to_string(threads());
+  std::string args = "--threads " + std::to_string(threads());
   for (const std::string& name : split(models))  // the same architecture text, built in PyTorch
-    cmd += " --arch '" + name + "=" + architecture_text(make_preset(name)) + "'";
-  cmd += " --train-batch " + std::to_string(train_batch) + " --infer-batch " + std::to_string(infer_batch) +
-         " --explain-batch " + std::to_string(explain_batch) + " --seconds " + std::to_string(secs);
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) throw std::runtime_error("--compare-torch: cannot run " + cmd);
+    args += " --arch '" + name + "=" + architecture_text(make_preset(name)) + "'";
+  args += " --train-batch " + std::to_string(train_batch) + " --infer-batch " + std::to_string(infer_batch) +
+          " --explain-batch " + std::to_string(explain_batch) + " --seconds " + std::to_string(secs);
   std::map<std::string, double> out;
-  char line[4096];
-  while (std::fgets(line, sizeof line, p)) {
-    try {
-      auto j = nlohmann::json::parse(line);
-      out[j["model"].get<std::string>() + "/" + j["what"].get<std::string>()] = j["images_per_s"].get<double>();
-    } catch (const std::exception&) {
-      std::fprintf(stderr, "%s", line);
-    }
+  for (const std::string& line : run_python(python, script, args)) {
+    auto j = nlohmann::json::parse(line);
+    out[j["model"].get<std::string>() + "/" + j["what"].get<std::string>()] = j["images_per_s"].get<double>();
   }
-  if (pclose(p) != 0 || out.empty())
-    throw std::runtime_error("--compare-torch: '" + cmd +
-                             "' failed; it needs Debian's python3-torch (apt-get install python3-torch)");
   return out;
 }
 
