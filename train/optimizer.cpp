@@ -3,6 +3,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "engine/threads.h"
+
 namespace gb {
 
 OptimizerKind optimizer_kind(const std::string& name) {
@@ -35,56 +37,103 @@ Optimizer::Optimizer(const Graph& g, const OptimizerConfig& cfg) : cfg_(cfg) {
   }
 }
 
+namespace {
+
+// The per-element updates, one loop per combination of options (template flags instead of tests
+// inside the loop), so that the compiler vectorizes each; the arithmetic, and so the bits, are
+// those of PyTorch's single-tensor formulas written out element by element.
+struct SgdStep {
+  float lr, wd, mom, damp;
+};
+
+template <bool Decay, bool Momentum, bool First, bool Nesterov>
+void sgd_range(const SgdStep& k, float* __restrict w, const float* __restrict g, float* __restrict buf, size_t b,
+               size_t e) {
+  for (size_t i = b; i < e; ++i) {
+    float d = g[i];
+    if constexpr (Decay) d += k.wd * w[i];
+    if constexpr (Momentum) {
+      // PyTorch's momentum buffer starts as a copy of the gradient.
+      if constexpr (First) buf[i] = d;
+      else buf[i] = k.mom * buf[i] + k.damp * d;
+      if constexpr (Nesterov) d = d + k.mom * buf[i];
+      else d = buf[i];
+    }
+    w[i] -= k.lr * d;
+  }
+}
+
+using SgdRange = void (*)(const SgdStep&, float*, const float*, float*, size_t, size_t);
+
+template <bool Decay>
+SgdRange sgd_for(bool momentum, bool first, bool nesterov) {
+  if (!momentum) return sgd_range<Decay, false, false, false>;
+  if (first) return nesterov ? sgd_range<Decay, true, true, true> : sgd_range<Decay, true, true, false>;
+  return nesterov ? sgd_range<Decay, true, false, true> : sgd_range<Decay, true, false, false>;
+}
+
+// Adam / AdamW as torch.optim's single-tensor path: bias corrections in double, then
+// p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps).
+struct AdamStep {
+  float b1, b2, eps, step_size, bc2_sqrt, wd, decay;
+};
+
+// (train/ is compiled with -fno-math-errno: otherwise the compiler keeps a call path for sqrt
+// setting errno, which v >= 0 never takes, and does not vectorize the loop.)
+template <bool Decoupled, bool Decay>
+void adam_range(const AdamStep& k, float* __restrict w, const float* __restrict g, float* __restrict m,
+                float* __restrict v, size_t b, size_t e) {
+  for (size_t i = b; i < e; ++i) {
+    float d = g[i];
+    if constexpr (Decoupled) w[i] *= k.decay;
+    else if constexpr (Decay) d += k.wd * w[i];
+    m[i] += (1.f - k.b1) * (d - m[i]);  // lerp, as PyTorch
+    v[i] = k.b2 * v[i] + (1.f - k.b2) * d * d;
+    w[i] -= k.step_size * (m[i] / (std::sqrt(v[i]) / k.bc2_sqrt + k.eps));
+  }
+}
+
+}  // namespace
+
+// Every parameter's elements are cut into one range per thread: the update is element-wise, so
+// the bits do not depend on the cut, and a model of a few hundred thousand parameters (mlp) is
+// several megabytes of weights, gradients and moments to stream, which two cores do faster.
+void Optimizer::for_each_range(const std::function<void(Slot&, size_t, size_t)>& fn) {
+  size_t total = 0;
+  for (const Slot& s : slots_) total += s.p->value.size();
+  const int T = total >= (size_t(1) << 15) && !in_parallel() ? threads() : 1;
+  auto run = [&](int t) {
+    for (Slot& s : slots_) {
+      const size_t n = s.p->value.size(), b = n * t / T, e = n * (t + 1) / T;
+      if (b < e) fn(s, b, e);
+    }
+  };
+  if (T == 1) return run(0);
+  parallel(T, run);
+}
+
 void Optimizer::step(float lr) {
   ++steps_;
   const float wd = cfg_.weight_decay;
   if (cfg_.kind == OptimizerKind::sgd) {
-    const float mom = cfg_.momentum, damp = 1.f - cfg_.dampening;
-    const bool first = steps_ == 1;  // PyTorch's momentum buffer starts as a copy of the gradient
-    for (Slot& s : slots_) {
-      float* w = s.p->value.data();
-      const float* g = s.p->grad.data();
-      float* buf = s.a.data();
-      const size_t n = s.p->value.size();
-      for (size_t i = 0; i < n; ++i) {
-        float d = g[i];
-        if (wd != 0.f) d += wd * w[i];
-        if (mom != 0.f) {
-          buf[i] = first ? d : mom * buf[i] + damp * d;
-          d = cfg_.nesterov ? d + mom * buf[i] : buf[i];
-        }
-        w[i] -= lr * d;
-      }
-    }
+    const SgdStep k{lr, wd, cfg_.momentum, 1.f - cfg_.dampening};
+    const bool momentum = k.mom != 0.f, first = steps_ == 1;
+    const SgdRange update = wd != 0.f ? sgd_for<true>(momentum, first, cfg_.nesterov)
+                                      : sgd_for<false>(momentum, first, cfg_.nesterov);
+    for_each_range([&](Slot& s, size_t b, size_t e) {
+      update(k, s.p->value.data(), s.p->grad.data(), s.a.data(), b, e);
+    });
     return;
   }
-  // Adam / AdamW as torch.optim's single-tensor path: bias corrections in double, then
-  // p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps).
-  const float b1 = cfg_.beta1, b2 = cfg_.beta2, eps = cfg_.eps;
-  const double bc1 = 1.0 - std::pow(double(b1), double(steps_));
-  const double bc2 = 1.0 - std::pow(double(b2), double(steps_));
-  const float step_size = float(lr / bc1);
-  const float bc2_sqrt = float(std::sqrt(bc2));
+  const double bc1 = 1.0 - std::pow(double(cfg_.beta1), double(steps_));
+  const double bc2 = 1.0 - std::pow(double(cfg_.beta2), double(steps_));
   const bool decoupled = cfg_.kind == OptimizerKind::adamw;
-  const float decay = decoupled ? 1.f - lr * wd : 1.f;
-  for (Slot& s : slots_) {
-    float* w = s.p->value.data();
-    const float* g = s.p->grad.data();
-    float* m = s.a.data();
-    float* v = s.b.data();
-    const size_t n = s.p->value.size();
-    for (size_t i = 0; i < n; ++i) {
-      float d = g[i];
-      if (decoupled) {
-        w[i] *= decay;
-      } else if (wd != 0.f) {
-        d += wd * w[i];
-      }
-      m[i] += (1.f - b1) * (d - m[i]);  // lerp, as PyTorch
-      v[i] = b2 * v[i] + (1.f - b2) * d * d;
-      w[i] -= step_size * (m[i] / (std::sqrt(v[i]) / bc2_sqrt + eps));
-    }
-  }
+  const AdamStep k{cfg_.beta1, cfg_.beta2, cfg_.eps, float(lr / bc1), float(std::sqrt(bc2)), wd,
+                   decoupled ? 1.f - lr * wd : 1.f};
+  const auto update = decoupled ? adam_range<true, false> : wd != 0.f ? adam_range<false, true> : adam_range<false, false>;
+  for_each_range([&](Slot& s, size_t b, size_t e) {
+    update(k, s.p->value.data(), s.p->grad.data(), s.a.data(), s.b.data(), b, e);
+  });
 }
 
 std::vector<std::pair<std::string, const Tensor*>> Optimizer::state_tensors() const {

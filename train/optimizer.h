@@ -3,6 +3,7 @@
 // warm-up). All state (moments, step count) can be exported as named tensors for checkpoints.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -51,6 +52,8 @@ class Optimizer {
     Param* p;
     Tensor a, b;  // SGD: momentum buffer (a); Adam: exp_avg (a), exp_avg_sq (b)
   };
+  // fn(slot, begin, end) over every slot's elements, the ranges split across the threads.
+  void for_each_range(const std::function<void(Slot&, size_t, size_t)>& fn);
   OptimizerConfig cfg_;
   std::vector<Slot> slots_;
   int64_t steps_ = 0;
