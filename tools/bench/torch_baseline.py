@@ -9,6 +9,11 @@ values):
   infer:   forward passes in eval mode under torch.no_grad(), images/s
   grad:    torch.autograd.grad of the target logits w.r.t. the input, images/s
 Prints one JSON object per line: {"model", "what", "batch", "images_per_s"}.
+
+`glassbox bench --compare-torch` runs it with glibc's malloc keeping freed memory in the process
+(GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296):
+with the defaults, PyTorch faults each step's tensors in afresh, which on a virtual machine can
+cost it a quarter of its time (tools/bench_common.cpp). Run by hand, set the same variable.
 """
 import argparse, json, re, sys, time, warnings
 
