@@ -11,6 +11,7 @@
 #include <map>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <sys/wait.h>
@@ -1030,4 +1031,39 @@ TEST_CASE("cli: bench --gemm writes one row per product shape and GEMM, and name
   ::unsetenv("GLASSBOX_GEMM");
   CHECK(r.status != 0);
   CHECK(contains(r.err, "GLASSBOX_GEMM=fast"));
+}
+
+// A stand-in for the PyTorch script: it reports, as its training rate, whether glassbox gave it
+// the malloc settings that keep PyTorch's freed memory (1) or another value (2), and 0 without.
+TEST_CASE("cli: bench --compare-torch runs the reference with PyTorch's memory kept, unless the user set GLIBC_TUNABLES") {
+  Scratch s;
+  {
+    std::ofstream f(s / "fake_torch.sh");
+    f << "case \"$GLIBC_TUNABLES\" in\n"
+         "  *mmap_threshold=33554432*trim_threshold=*) r=1 ;;\n"
+         "  '') r=0 ;;\n"
+         "  *) r=2 ;;\n"
+         "esac\n"
+         "echo \"{\\\"model\\\": \\\"mlp\\\", \\\"what\\\": \\\"train\\\", \\\"batch\\\": 64, \\\"images_per_s\\\": $r}\"\n";
+  }
+  const std::string args = "bench --models mlp --seconds 0.05 --no-explain --no-regions --no-families --compare-torch "
+                           "--python /bin/sh --torch-script " + (s / "fake_torch.sh");
+  const char* before = std::getenv("GLIBC_TUNABLES");
+  const std::string saved = before ? before : "";
+  ::unsetenv("GLIBC_TUNABLES");
+  Run r = glassbox(s, args);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(contains(r.out, "glassbox vs PyTorch"));
+  std::smatch m;
+  REQUIRE(std::regex_search(r.out, m, std::regex(R"(mlp +train +[0-9.]+ +([0-9.]+))")));
+  CHECK(m[1] == "1.0");
+  ::setenv("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0", 1);  // the user's own: left alone
+  r = glassbox(s, args);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  REQUIRE(std::regex_search(r.out, m, std::regex(R"(mlp +train +[0-9.]+ +([0-9.]+))")));
+  CHECK(m[1] == "2.0");
+  if (before)
+    ::setenv("GLIBC_TUNABLES", saved.c_str(), 1);
+  else
+    ::unsetenv("GLIBC_TUNABLES");
 }
