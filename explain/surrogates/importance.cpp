@@ -297,21 +297,37 @@ Importance run_miv(Graph& g, const ImportanceRequest& q, ParamReader& r) {
     throw std::invalid_argument("miv: " + std::to_string(q.raw_shift.size()) + " raw shifts for " + std::to_string(C) +
                                 " input channels");
   std::vector<double> miv(size_t(K) * F, 0.0);
-  Tensor buf, up, down;
+  Tensor copies, out;
   for (int b = 0; b < N; b += batch) {
     const int e = std::min(N, b + batch), n = e - b;
-    buf = q.x.slice(b, e).clone();
-    for (int j = 0; j < F; ++j) {
-      const float shift = q.raw_shift.empty() ? 0.f : q.raw_shift[j / plane];
-      std::vector<float> keep(n);
-      for (int i = 0; i < n; ++i) keep[i] = buf[size_t(i) * F + j];
-      for (int sign : {1, -1}) {
-        for (int i = 0; i < n; ++i) buf[size_t(i) * F + j] = keep[i] + float(sign * delta) * (keep[i] + shift);
-        outputs(g.forward(buf), prob, sign > 0 ? up : down);
+    const Tensor x = q.x.slice(b, e);
+    // Several features' up and down copies of the n samples share one forward pass (about 1,024
+    // rows): a pass of n rows per perturbation leaves small models' GEMMs too short to run fast.
+    const int group = std::max(1, 512 / n);
+    for (int j0 = 0; j0 < F; j0 += group) {
+      const int j1 = std::min(F, j0 + group);
+      // Written in place from the second group on (the graph holds on to its last input, so a
+      // resize would allocate every time).
+      if (const Shape rows = x.shape().with_batch(2 * n * (j1 - j0)); copies.shape() != rows) copies = Tensor(rows);
+      for (int j = j0; j < j1; ++j) {
+        const float shift = q.raw_shift.empty() ? 0.f : q.raw_shift[j / plane];
+        for (int side = 0; side < 2; ++side) {  // rows of (feature, side, sample)
+          float* rows = copies.data() + (size_t(2 * (j - j0) + side) * n) * F;
+          std::copy(x.data(), x.data() + size_t(n) * F, rows);
+          const float sign = side == 0 ? 1.f : -1.f;
+          for (int i = 0; i < n; ++i) {
+            const float v = rows[size_t(i) * F + j];
+            rows[size_t(i) * F + j] = v + sign * float(delta) * (v + shift);
+          }
+        }
       }
-      for (int i = 0; i < n; ++i) buf[size_t(i) * F + j] = keep[i];
-      for (int i = 0; i < n; ++i)
-        for (int k = 0; k < K; ++k) miv[size_t(k) * F + j] += double(up[size_t(i) * K + k]) - down[size_t(i) * K + k];
+      outputs(g.forward(copies), prob, out);
+      for (int j = j0; j < j1; ++j) {
+        const float* up = out.data() + size_t(2 * (j - j0)) * n * K;
+        const float* down = up + size_t(n) * K;
+        for (int i = 0; i < n; ++i)
+          for (int k = 0; k < K; ++k) miv[size_t(k) * F + j] += double(up[size_t(i) * K + k]) - down[size_t(i) * K + k];
+      }
     }
     if (q.progress) q.progress("miv: perturbed inputs", e, N);
   }
