@@ -21,7 +21,7 @@ using detail::fail;
 
 namespace {
 
-uint32_t le(const std::vector<uint8_t>& b, size_t at, int n) {
+uint32_t le(std::span<const uint8_t> b, size_t at, int n) {
   uint32_t v = 0;
   for (int i = 0; i < n; ++i) v |= uint32_t(b[at + i]) << (8 * i);
   return v;
@@ -30,7 +30,7 @@ uint32_t le(const std::vector<uint8_t>& b, size_t at, int n) {
 // Binary PGM/PPM (P5/P6), read here before stb sees it: stb's header parser overflows int on long
 // numbers (found by fuzz_image), and decodes a truncated file from uninitialized memory. The
 // header fields are bounded, and the pixel bytes it declares must be in the file.
-void check_pnm(const std::string& path, const std::vector<uint8_t>& b) {
+void check_pnm(const std::string& path, std::span<const uint8_t> b) {
   size_t i = 2;
   int64_t f[3] = {0, 0, 0};  // width, height, maxval
   for (int k = 0; k < 3; ++k) {
@@ -64,7 +64,7 @@ void check_pnm(const std::string& path, const std::vector<uint8_t>& b) {
 }
 
 // Uncompressed BMP: rows of the declared size must be in the file.
-void check_bmp_data(const std::string& path, const std::vector<uint8_t>& b, int64_t w, int64_t h) {
+void check_bmp_data(const std::string& path, std::span<const uint8_t> b, int64_t w, int64_t h) {
   if (b.size() < 34) fail(path, "truncated BMP header");
   const int64_t offset = le(b, 10, 4), bpp = le(b, 28, 2), compression = le(b, 30, 4);
   // stb refuses RLE (1, 2) itself and reads every other value as uncompressed rows: a 66-byte file
@@ -81,7 +81,7 @@ void check_bmp_data(const std::string& path, const std::vector<uint8_t>& b, int6
 // PNG chunks must fit in the file: stb grows its buffer to what an IDAT chunk declares (a 100-byte
 // file claimed 2^30 bytes and stb allocated 2 GB; found by fuzz_image). It also copies an empty
 // first IDAT chunk from a null buffer (undefined behaviour); no encoder writes one, so it is refused.
-void check_png_chunks(const std::string& path, const std::vector<uint8_t>& b) {
+void check_png_chunks(const std::string& path, std::span<const uint8_t> b) {
   bool seen_data = false;
   for (uint64_t at = 8; at + 8 <= b.size();) {
     const uint64_t len = uint64_t(b[at]) << 24 | uint64_t(b[at + 1]) << 16 | uint64_t(b[at + 2]) << 8 | b[at + 3];
@@ -104,7 +104,7 @@ void check_png_chunks(const std::string& path, const std::vector<uint8_t>& b) {
 // byte (also before SOI), padding between header segments, and any marker inside entropy-coded
 // data once it stops decoding. So this walk follows stb up to the first scan and, from there on,
 // checks every 0xFF..0xC4 in the file: a false alarm needs that pair inside a later APP segment.
-void check_dht_tables(const std::string& path, const std::vector<uint8_t>& b, uint64_t at) {
+void check_dht_tables(const std::string& path, std::span<const uint8_t> b, uint64_t at) {
   auto byte = [&](uint64_t i) -> unsigned { return i < b.size() ? b[i] : 0; };  // stb reads 0 past the end
   int64_t left = int64_t(byte(at) << 8 | byte(at + 1)) - 2;
   for (at += 2; left > 0;) {
@@ -118,7 +118,7 @@ void check_dht_tables(const std::string& path, const std::vector<uint8_t>& b, ui
   }
 }
 
-void check_jpeg_huffman(const std::string& path, const std::vector<uint8_t>& b) {
+void check_jpeg_huffman(const std::string& path, std::span<const uint8_t> b) {
   uint64_t at = 0;
   while (at < b.size() && b[at] == 0xFF) ++at;
   if (at == 0 || at >= b.size() || b[at] != 0xD8) return;  // not a JPEG to stb
@@ -149,7 +149,7 @@ void check_jpeg_huffman(const std::string& path, const std::vector<uint8_t>& b) 
 
 }  // namespace
 
-void check_image_header(const std::string& path, const std::vector<uint8_t>& bytes) {
+void check_image_header(const std::string& path, std::span<const uint8_t> bytes) {
   int w = 0, h = 0, c = 0;
   if (bytes.size() > size_t(INT32_MAX)) fail(path, "too large for an image file");
   if (bytes.size() >= 2 && bytes[0] == 'P' && (bytes[1] == '5' || bytes[1] == '6')) return check_pnm(path, bytes);
@@ -168,7 +168,7 @@ void check_image_header(const std::string& path, const std::vector<uint8_t>& byt
 }
 
 Image read_image(const std::string& path) {
-  std::vector<uint8_t> bytes = detail::read_all(path);
+  const ByteBuffer bytes = detail::read_all(path);
   if (bytes.empty()) fail(path, "empty file, not an image");
   check_image_header(path, bytes);
   Image img;

@@ -3,6 +3,7 @@
 // functions rather than including stb's implementations themselves.
 #pragma once
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -22,7 +23,7 @@ constexpr int64_t kMaxImagePixels = int64_t(1) << 26;  // 64 Mpx: 8192x8192
 // the uncompressed formats (binary PNM, BMP) the declared pixels present in the file.
 Image read_image(const std::string& path);
 // The header check alone, for bytes already in memory (read_image calls it; so does the fuzzer).
-void check_image_header(const std::string& path, const std::vector<uint8_t>& bytes);
+void check_image_header(const std::string& path, std::span<const uint8_t> bytes);
 
 // [1,C,H,W] in [0,1] for sample = [C,H,W] with C 1 or 3: gray <-> RGB conversion (RGB -> gray by
 // luminance 0.299 R + 0.587 G + 0.114 B; alpha is dropped) and resizing with stb_image_resize.

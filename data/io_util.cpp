@@ -29,11 +29,11 @@ bool is_dir(const std::string& path) {
   return fs::is_directory(path, ec);
 }
 
-std::vector<uint8_t> read_all(const std::string& path) {
+ByteBuffer read_all(const std::string& path) {
   if (is_dir(path)) fail(path, "is a directory, expected a file");
   FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) fail(path, std::string("cannot open: ") + std::strerror(errno));
-  std::vector<uint8_t> out;
+  ByteBuffer out;
   uint8_t chunk[1 << 16];
   size_t got;
   // Reading by chunks (not by a size taken up front) also works for pipes and files that change size.

@@ -16,7 +16,7 @@ std::string hex(uint64_t v, int digits);  // "0x00000803"
 bool is_file(const std::string& path);
 bool is_dir(const std::string& path);
 // The whole file; errors name it (missing, a directory, unreadable).
-std::vector<uint8_t> read_all(const std::string& path);
+ByteBuffer read_all(const std::string& path);
 // gb::atomic_write (engine/model_file.h), its errors as DataError.
 void write_atomic(const std::string& path, const void* data, size_t n);
 // Splits on sep, keeping empty parts.

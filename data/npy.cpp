@@ -91,7 +91,7 @@ void write_raw(const std::string& path, const std::string& descr, const std::vec
 }  // namespace
 
 NpyArray read_npy(const std::string& path) {
-  std::vector<uint8_t> b = detail::read_all(path);
+  ByteBuffer b = detail::read_all(path);
   if (b.size() < 10 || std::memcmp(b.data(), "\x93NUMPY", 6) != 0) fail(path, "not a .npy file (no \\x93NUMPY magic)");
   int major = b[6];
   size_t hlen, start;

@@ -12,7 +12,7 @@ namespace gb {
 struct NpyArray {
   std::string descr;           // as in the header, e.g. "<f4"
   std::vector<int64_t> shape;  // () for a scalar
-  std::vector<uint8_t> data;   // raw little-endian elements, C order
+  ByteBuffer data;             // raw little-endian elements, C order
   size_t count() const;        // number of elements
 };
 NpyArray read_npy(const std::string& path);

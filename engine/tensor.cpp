@@ -1,5 +1,7 @@
 #include "engine/tensor.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -7,6 +9,22 @@
 #include "engine/sizes.h"
 
 namespace gb {
+
+namespace {
+constexpr size_t kHugePage = size_t(2) << 20;
+std::align_val_t storage_alignment(size_t bytes) { return std::align_val_t{bytes >= kHugePage ? kHugePage : 64}; }
+}  // namespace
+
+void* allocate_storage(size_t bytes) {
+  void* p = ::operator new(bytes, storage_alignment(bytes));
+#ifdef MADV_HUGEPAGE
+  // Advice only: where the kernel has huge pages off, or refuses, the buffer keeps 4 KiB pages.
+  if (bytes >= kHugePage) madvise(p, bytes / kHugePage * kHugePage, MADV_HUGEPAGE);
+#endif
+  return p;
+}
+
+void free_storage(void* p, size_t bytes) { ::operator delete(p, storage_alignment(bytes)); }
 
 Shape::Shape(std::initializer_list<int> dims) {
   if (dims.size() < 1 || dims.size() > 4)

@@ -1,8 +1,13 @@
 // Tensors, the graph walk, rule hooks and the LeNet-5 shape table.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
 #include <vector>
 
 #include "engine/architecture.h"
@@ -44,6 +49,44 @@ TEST_CASE("tensor and workspace storage starts on a 64-byte boundary") {
   Workspace ws;
   for (size_t n : {size_t(5), size_t(4096), size_t(300000)})
     for (int slot = 0; slot < 4; ++slot) CHECK(aligned(ws.get(slot, n)));
+}
+
+// The kernel's huge-page eligibility of the mapping that holds address a: 1, 0, or -1 when
+// /proc/self/smaps does not say (not Linux, or a kernel older than 5.0).
+static int huge_page_eligible(const void* a) {
+  std::ifstream smaps("/proc/self/smaps");
+  const uintptr_t at = reinterpret_cast<uintptr_t>(a);
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    unsigned long long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%llx-%llx ", &lo, &hi) == 2 && line.find(':') > line.find(' '))
+      inside = lo <= at && at < hi;  // a mapping's header line: "start-end perms ..."
+    else if (inside && line.rfind("THPeligible:", 0) == 0)
+      return std::atoi(line.c_str() + 12);
+  }
+  return -1;
+}
+
+TEST_CASE("storage of 2 MiB and more is 2 MiB aligned, zeroed, and advised for huge pages") {
+  const size_t n = (size_t(5) << 20) / sizeof(float) + 3;  // 5 MiB and a bit: two whole huge pages and more
+  Tensor t(Shape{int(n)});
+  CHECK(reinterpret_cast<uintptr_t>(t.data()) % (size_t(2) << 20) == 0);
+  CHECK(std::all_of(t.data(), t.data() + n, [](float v) { return v == 0.f; }));
+  t[n - 1] = 1.f;  // the last float is inside the buffer (ASan checks)
+  ByteBuffer bytes(size_t(3) << 20, 7);
+  CHECK(reinterpret_cast<uintptr_t>(bytes.data()) % (size_t(2) << 20) == 0);
+  CHECK(bytes.back() == 7);
+  // Only where huge pages come on request does the advice show; elsewhere it is a no-op.
+  std::ifstream enabled("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string mode;
+  std::getline(enabled, mode);
+  const int eligible = huge_page_eligible(t.data());
+  if (mode.find("[madvise]") == std::string::npos || eligible < 0) {
+    MESSAGE("huge-page advice not checked: transparent huge pages '" << mode << "', THPeligible " << eligible);
+    return;
+  }
+  CHECK(eligible == 1);
+  CHECK(huge_page_eligible(bytes.data()) == 1);
 }
 
 TEST_CASE("the double-precision sums cover exactly their slices of a channel") {
