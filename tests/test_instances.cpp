@@ -250,6 +250,22 @@ TEST_CASE("softmax regression: the Hessian, its products and the gradients equal
   CHECK(max_rel(grad, sum) < 1e-9);
 }
 
+TEST_CASE("softmax regression: Newton's fit goes on below what comparing objectives resolves, in a few steps") {
+  // On 30,000 rows the objective (a mean of rounded terms near 1) resolves changes of about 1e-15,
+  // and once the gradient is near 1e-8 a Newton step promises less than that: a line search on the
+  // objective alone then rejects every step and the fit stalls there until its iteration limit.
+  const int n = 30000, K = 3, D = 6;
+  const Examples d = blobs(n, K, D, 11, 14.f, 20.f);  // large features: a strongly curved objective
+  SoftmaxRegression m(d.x, K, true);
+  std::vector<double> t(size_t(n) * K, 0.0);
+  for (int i = 0; i < n; ++i) t[size_t(i) * K + d.y[i]] = 1;
+  Graph g = arch("input(6) dense(3)");
+  const SoftmaxFit f = fit_softmax_regression(m, t, nullptr, 1e-4, dense_theta(static_cast<Dense&>(g.layer(0))), 40, 1e-13);
+  MESSAGE("Newton iterations ", f.iterations, ", largest gradient component ", f.gradient_norm);
+  CHECK(f.gradient_norm <= 1e-13);
+  CHECK(f.iterations <= 20);  // a stalled fit runs to its limit, 40
+}
+
 TEST_CASE("influence: the last layer equals the closed form by hand; CG and LiSSA agree with the direct solve") {
   const Examples train = blobs(40, 3, 4, 2), tests = rows_of(blobs(3, 3, 4, 9), 0, 3);
   Graph g = arch("input(4) dense(3)");

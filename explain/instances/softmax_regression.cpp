@@ -192,43 +192,75 @@ double softmax_objective(const SoftmaxRegression& m, const std::vector<double>& 
   return loss / m.rows() + l2 / 2 * norm;
 }
 
+namespace {
+// The objective's value, gradient and largest gradient component at θ, and the softmax rows the
+// Hessian needs there.
+struct Point {
+  std::vector<double> theta, p, grad;
+  double objective = 0, gradient_norm = 0;
+};
+
+Point evaluate_at(const SoftmaxRegression& m, const std::vector<double>& targets, const std::vector<double>* weights,
+                  double l2, std::vector<double> theta) {
+  Point x;
+  std::vector<double> z;
+  m.logits(theta, z);
+  SoftmaxRegression::softmax(z, m.classes(), x.p);
+  for (size_t i = 0; i < z.size(); ++i) z[i] = x.p[i] - targets[i];  // residuals
+  x.grad.resize(size_t(m.size()));
+  m.gradient(z, weights, x.grad.data());
+  for (size_t j = 0; j < x.grad.size(); ++j) {
+    x.grad[j] = x.grad[j] / m.rows() + l2 * theta[j];
+    x.gradient_norm = std::max(x.gradient_norm, std::fabs(x.grad[j]));
+  }
+  x.objective = softmax_objective(m, targets, weights, l2, theta);
+  x.theta = std::move(theta);
+  return x;
+}
+}  // namespace
+
 SoftmaxFit fit_softmax_regression(const SoftmaxRegression& m, const std::vector<double>& targets,
                                   const std::vector<double>* weights, double l2, std::vector<double> theta,
                                   int max_iterations, double tolerance) {
   if (!(l2 > 0)) throw std::invalid_argument("softmax regression fit: the L2 weight must be > 0");
-  const int P = m.size(), K = m.classes();
-  const double n = m.rows();
+  const int P = m.size();
   SoftmaxFit fit;
-  std::vector<double> z, p, grad(P), step(P), trial(P);
-  for (;; ++fit.iterations) {
-    m.logits(theta, z);
-    SoftmaxRegression::softmax(z, K, p);
-    for (size_t i = 0; i < p.size(); ++i) z[i] = p[i] - targets[i];  // residuals
-    m.gradient(z, weights, grad.data());
-    fit.gradient_norm = 0;
-    for (int j = 0; j < P; ++j) {
-      grad[j] = grad[j] / n + l2 * theta[j];
-      fit.gradient_norm = std::max(fit.gradient_norm, std::fabs(grad[j]));
-    }
-    fit.objective = softmax_objective(m, targets, weights, l2, theta);
-    if (fit.gradient_norm <= tolerance || fit.iterations == max_iterations) break;
-    SymmetricMatrix H = m.hessian(p, weights), L;
-    for (double& v : H.a) v /= n;
+  Point x = evaluate_at(m, targets, weights, l2, std::move(theta));
+  std::vector<double> step(P), trial(P);
+  for (; x.gradient_norm > tolerance && fit.iterations < max_iterations; ++fit.iterations) {
+    SymmetricMatrix H = m.hessian(x.p, weights), L;
+    for (double& v : H.a) v /= m.rows();
     for (int j = 0; j < P; ++j) H.at(j, j) += l2;
     if (!cholesky(H, L)) throw std::runtime_error("softmax regression fit: the Hessian is not positive definite");
-    for (int j = 0; j < P; ++j) step[j] = -grad[j];
+    for (int j = 0; j < P; ++j) step[j] = -x.grad[j];
     cholesky_solve(L, step.data());
     double slope = 0;
-    for (int j = 0; j < P; ++j) slope += grad[j] * step[j];
+    for (int j = 0; j < P; ++j) slope += x.grad[j] * step[j];
     // Backtracking (Armijo): Newton's full step is taken near the optimum.
-    double t = 1;
-    for (int tries = 0; tries < 40; ++tries, t /= 2) {
-      for (int j = 0; j < P; ++j) trial[j] = theta[j] + t * step[j];
-      if (softmax_objective(m, targets, weights, l2, trial) <= fit.objective + 1e-4 * t * slope) break;
+    bool decreased = false;
+    if (-slope > 1e-12 * std::max(1.0, std::fabs(x.objective))) {
+      double t = 1;
+      for (int tries = 0; tries < 40 && !decreased; ++tries, t /= 2) {
+        for (int j = 0; j < P; ++j) trial[j] = x.theta[j] + t * step[j];
+        decreased = softmax_objective(m, targets, weights, l2, trial) <= x.objective + 1e-4 * t * slope;
+      }
     }
-    theta = trial;
+    if (decreased) {
+      x = evaluate_at(m, targets, weights, l2, trial);
+      continue;
+    }
+    // Near the optimum the decrease a Newton step promises, -slope / 2, is below what a mean of N
+    // rounded terms resolves (about 1e-14 of an objective of 2.3 on 48,000 rows), and comparing
+    // objectives rejects every step. There the full step is taken when it lowers the largest
+    // gradient component, which is still exact enough to converge quadratically.
+    for (int j = 0; j < P; ++j) trial[j] = x.theta[j] + step[j];
+    Point next = evaluate_at(m, targets, weights, l2, trial);
+    if (!(next.gradient_norm < x.gradient_norm)) break;  // at rounding's floor: nothing left to gain
+    x = std::move(next);
   }
-  fit.theta = std::move(theta);
+  fit.theta = std::move(x.theta);
+  fit.gradient_norm = x.gradient_norm;
+  fit.objective = x.objective;
   return fit;
 }
 
