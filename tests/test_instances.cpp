@@ -751,6 +751,18 @@ TEST_CASE("mmd-critic: the median heuristic, layers, and bad requests") {
   Tensor line(Shape{3, 1});
   line[0] = 0, line[1] = 1, line[2] = 3;  // squared distances 1, 4, 9: median 4
   CHECK(median_heuristic_gamma(line) == doctest::Approx(1.0 / 8));
+  // Every pair of 37 rows (blocks of 8 rows and a remainder, on the threads): the median of the
+  // squared distances, each summed in double over the features in order, to the bit.
+  const Examples many = blobs(37, 3, 5, 23);
+  std::vector<double> pairs;
+  for (int a = 0; a < 37; ++a)
+    for (int b = a + 1; b < 37; ++b) {
+      double s = 0;
+      for (int j = 0; j < 5; ++j) s += (double(many.x[a * 5 + j]) - many.x[b * 5 + j]) * (double(many.x[a * 5 + j]) - many.x[b * 5 + j]);
+      pairs.push_back(s);
+    }
+  std::nth_element(pairs.begin(), pairs.begin() + pairs.size() / 2, pairs.end());
+  CHECK(median_heuristic_gamma(many.x) == 1.0 / (2.0 * pairs[pairs.size() / 2]));
   const Examples d = blobs(30, 3, 4, 19);
   const Prototypes p = mmd_critic(nullptr, d.x, 3, 2, {});
   CHECK(p.gamma == doctest::Approx(median_heuristic_gamma(d.x)));

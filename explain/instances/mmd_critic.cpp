@@ -68,20 +68,52 @@ std::vector<double> column_means(const Kernel& K, const Context& ctx) {
 
 }  // namespace
 
+namespace {
+// ‖x_a − x_b‖² in double for the pairs a < b of the rows `pick`, pair (a, b) at a * m + b, each
+// summed over the features in order. A scalar loop over the features is one chain of dependent
+// adds per pair; here eight rows a meet every row b at once, feature by feature, over a
+// feature-major copy: the inner loop runs along b (independent sums, vectorized), and each
+// feature's row of the copy is read once per eight rows a. The same sums in the same order.
+// (Huge-page storage, engine/tensor.h: 8 MB each, filled at once.)
+using Doubles = std::vector<double, CacheAligned<double>>;
+Doubles pair_distances(const Tensor& f, const std::vector<int>& pick) {
+  const int m = int(pick.size()), d = f.dim(1);
+  Doubles by_feature(size_t(d) * m);
+  for (int b = 0; b < m; ++b)
+    for (int j = 0; j < d; ++j) by_feature[size_t(j) * m + b] = f.data()[size_t(pick[b]) * d + j];
+  constexpr int kRows = 8;
+  const int blocks = (m + kRows - 1) / kRows, T = std::max(1, std::min(threads(), blocks));
+  Doubles sq(size_t(m) * m, 0.0);
+  parallel(T, [&](int t) {
+    int first, last;
+    part(t, T, blocks, first, last);
+    for (int q = first; q < last; ++q) {
+      const int a0 = q * kRows, a1 = std::min(m, a0 + kRows);
+      for (int j = 0; j < d; ++j) {
+        const double* y = by_feature.data() + size_t(j) * m;
+        for (int a = a0; a < a1; ++a) {
+          const double x = y[a];
+          double* s = sq.data() + size_t(a) * m;
+          for (int b = a + 1; b < m; ++b) s[b] += (x - y[b]) * (x - y[b]);
+        }
+      }
+    }
+  });
+  return sq;
+}
+}  // namespace
+
 double median_heuristic_gamma(const Tensor& f, uint64_t seed) {
-  const int n = f.batch(), m = std::min(n, 1000), d = f.dim(1);
+  const int n = f.batch(), m = std::min(n, 1000);
   std::vector<int> pick(n);
   for (int i = 0; i < n; ++i) pick[i] = i;
   Rng rng(seed);
   for (int i = 0; i < m; ++i) std::swap(pick[i], pick[i + rng.below(uint32_t(n - i))]);
-  std::vector<double> sq;
-  for (int a = 0; a < m; ++a)
-    for (int b = a + 1; b < m; ++b) {
-      const float *x = f.data() + size_t(pick[a]) * d, *y = f.data() + size_t(pick[b]) * d;
-      double s = 0;
-      for (int j = 0; j < d; ++j) s += (double(x[j]) - y[j]) * (double(x[j]) - y[j]);
-      sq.push_back(s);
-    }
+  pick.resize(size_t(m));
+  const Doubles all = pair_distances(f, pick);
+  Doubles sq;
+  sq.reserve(size_t(m) * (m - 1) / 2);
+  for (int a = 0; a < m; ++a) sq.insert(sq.end(), all.begin() + size_t(a) * m + a + 1, all.begin() + size_t(a + 1) * m);
   if (sq.empty()) return 1.0;
   std::nth_element(sq.begin(), sq.begin() + sq.size() / 2, sq.end());
   const double median = sq[sq.size() / 2];
