@@ -521,6 +521,58 @@ TEST_CASE("rule tree: a planted threshold, and fidelity counted by hand from the
   CHECK(out[0].figure.w > 0);  // two features: the regions are drawn
 }
 
+TEST_CASE("rule tree: on hundreds of samples (the counting sort), each split is the brute-force best") {
+  // Values on a grid of 0.05 in [-1, 1]: negative values, ties and both zeros; three classes.
+  const int n = 700, F = 4;
+  Tensor X({n, F});
+  std::vector<int> y(n);
+  Rng r(71);
+  for (int i = 0; i < n; ++i) {
+    for (int f = 0; f < F; ++f) X[i * F + f] = std::round(float(r.uniform() * 2 - 1) * 20) / 20;
+    if (i % 7 == 0) X[i * F + 1] = -0.f;
+    y[i] = r.uniform() < 0.3 ? ((X[i * F + 2] > 0.2f) + (X[i * F + 0] < -0.4f)) % 3 : int(r.below(3));  // a weak signal
+  }
+  // Every threshold between two different values of every feature, in feature order, then value
+  // order, the first of equal impurities (within 1e-12) kept.
+  auto brute = [&](const std::vector<int>& rows, int& feature, float& threshold) {
+    double best = INFINITY;
+    feature = -1;
+    for (int f = 0; f < F; ++f) {
+      std::vector<float> v;
+      for (int i : rows) v.push_back(X[i * F + f]);
+      std::sort(v.begin(), v.end());
+      for (size_t k = 0; k + 1 < v.size(); ++k) {
+        if (v[k] == v[k + 1]) continue;
+        int cl[2][3] = {};
+        for (int i : rows) ++cl[X[i * F + f] > v[k]][y[i]];
+        double imp = 0;
+        for (auto& side : cl) {
+          const double m = side[0] + side[1] + side[2];
+          if (m > 0) imp += m * (1 - (side[0] * side[0] + side[1] * side[1] + side[2] * side[2]) / (m * m));
+        }
+        imp /= double(rows.size());
+        if (imp < best - 1e-12) best = imp, feature = f, threshold = v[k] + (v[k + 1] - v[k]) / 2;
+      }
+    }
+  };
+  const RuleTree t = fit_tree(X, y, 3, {2, 1});
+  std::vector<std::vector<int>> rows(t.nodes.size());
+  for (int i = 0; i < n; ++i) rows[0].push_back(i);
+  int checked = 0;
+  for (size_t k = 0; k < t.nodes.size(); ++k) {
+    const TreeNode& node = t.nodes[k];
+    if (node.leaf()) continue;
+    int f;
+    float thr;
+    brute(rows[k], f, thr);
+    CHECK(node.feature == f);
+    CHECK(node.threshold == thr);
+    for (int i : rows[k]) rows[X[i * F + node.feature] <= node.threshold ? node.left : node.right].push_back(i);
+    checked += rows[k].size() >= 256;
+  }
+  CHECK(checked >= 2);  // the root and at least one child large enough for the counting sort
+}
+
 TEST_CASE("anchors: KL bounds") {
   for (double p : {0.0, 0.3, 0.9, 1.0})
     for (double level : {0.01, 0.1, 1.0}) {
