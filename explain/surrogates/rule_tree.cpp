@@ -8,6 +8,8 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "engine/threads.h"
+
 namespace gb::explain::surrogates {
 
 namespace {
@@ -51,23 +53,27 @@ void sort_by_value(std::vector<std::pair<float, int>>& v, std::vector<std::pair<
   }
 }
 
-// The best split of the samples `idx`, from the features in feature-major order (Xt [F, N]: a
-// feature's values of idx, in ascending order, are read forward through one row). Each side's
-// Σ count² changes by 2 count ± 1 as a sample crosses, so a threshold costs O(1), not O(classes).
-Split best_split(const std::vector<float>& Xt, int N, int F, const std::vector<int>& y, int K,
-                 const std::vector<int>& idx, int min_leaf) {
-  const int n = int(idx.size());
-  Split best;
-  std::vector<std::pair<float, int>> sorted(n), scratch;
-  std::vector<int> left(K), right(K), total(K, 0);
-  long long total_squares = 0;
-  for (int i : idx) ++total[y[i]];
-  for (int c : total) total_squares += (long long)c * c;
-  for (int f = 0; f < F; ++f) {
+// One node's samples and the buffers a scan of its features needs (one per thread).
+struct NodeScan {
+  const std::vector<float>& Xt;  // [F, N]: a feature's values of idx, ascending, read forward through one row
+  int N;
+  const std::vector<int>& y;
+  const std::vector<int>& idx;
+  const std::vector<int>& total;  // class counts of idx
+  long long total_squares;
+  int min_leaf;
+  std::vector<std::pair<float, int>> sorted, scratch;
+  std::vector<int> left, right;
+
+  // Feature f's thresholds in value order, each taken when it beats `best` by more than 1e-12.
+  // Each side's Σ count² changes by 2 count ± 1 as a sample crosses, so a threshold costs O(1).
+  void scan(int f, Split& best) {
+    const int n = int(idx.size());
     const float* column = Xt.data() + size_t(f) * N;
+    sorted.resize(size_t(n));
     for (int j = 0; j < n; ++j) sorted[j] = {column[idx[j]], idx[j]};
     sort_by_value(sorted, scratch);
-    std::fill(left.begin(), left.end(), 0);
+    left.assign(total.size(), 0);
     right = total;
     long long left_squares = 0, right_squares = total_squares;
     for (int k = 0; k + 1 < n; ++k) {
@@ -83,6 +89,40 @@ Split best_split(const std::vector<float>& Xt, int N, int F, const std::vector<i
       }
     }
   }
+};
+
+// The best split of the samples `idx`: every feature's thresholds in (feature, value) order, each
+// taken when it beats the best so far by more than 1e-12. From 256 samples the features are first
+// scanned on all threads, each from no split; feature f's result b_f is within 1e-12 above its
+// smallest impurity, so only a feature with b_f below the best so far can hold a threshold the
+// ordered walk would take, and the walk rescans just those (a few of hundreds): the same split.
+Split best_split(const std::vector<float>& Xt, int N, int F, const std::vector<int>& y, int K,
+                 const std::vector<int>& idx, int min_leaf) {
+  std::vector<int> total(K, 0);
+  long long total_squares = 0;
+  for (int i : idx) ++total[y[i]];
+  for (int c : total) total_squares += (long long)c * c;
+  auto scanner = [&] { return NodeScan{Xt, N, y, idx, total, total_squares, min_leaf, {}, {}, {}, {}}; };
+  NodeScan walk = scanner();
+  Split best;
+  const int T = idx.size() >= 256 ? std::min(threads(), F) : 1;
+  if (T <= 1) {
+    for (int f = 0; f < F; ++f) walk.scan(f, best);
+    return best;
+  }
+  std::vector<double> alone(F);
+  parallel(T, [&](int t) {
+    NodeScan mine = scanner();
+    int first, last;
+    part(t, T, F, first, last);
+    for (int f = first; f < last; ++f) {
+      Split s;
+      mine.scan(f, s);
+      alone[f] = s.impurity;
+    }
+  });
+  for (int f = 0; f < F; ++f)
+    if (alone[f] < best.impurity) walk.scan(f, best);
   return best;
 }
 
