@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "engine/simd.h"
@@ -18,8 +19,13 @@ std::align_val_t storage_alignment(size_t bytes) { return std::align_val_t{bytes
 void* allocate_storage(size_t bytes) {
   void* p = ::operator new(bytes, storage_alignment(bytes));
 #ifdef MADV_HUGEPAGE
-  // Advice only: where the kernel has huge pages off, or refuses, the buffer keeps 4 KiB pages.
-  if (bytes >= kHugePage) madvise(p, bytes / kHugePage * kHugePage, MADV_HUGEPAGE);
+  // Advice only: where the kernel has huge pages off, or refuses, the buffer keeps 4 KiB pages
+  // (and errno keeps what it was).
+  if (bytes >= kHugePage) {
+    const int saved = errno;
+    madvise(p, bytes / kHugePage * kHugePage, MADV_HUGEPAGE);
+    errno = saved;
+  }
 #endif
   return p;
 }

@@ -19,6 +19,7 @@
 #include "engine/interpretable_layers.h"
 #include "engine/layers.h"
 #include "engine/model_file.h"
+#include "engine/threads.h"
 #include "explain/surrogates/anchors.h"
 #include "explain/surrogates/distill.h"
 #include "explain/surrogates/importance.h"
@@ -522,14 +523,21 @@ TEST_CASE("rule tree: a planted threshold, and fidelity counted by hand from the
 }
 
 TEST_CASE("rule tree: on hundreds of samples (the counting sort), each split is the brute-force best") {
-  // Values on a grid of 0.05 in [-1, 1]: negative values, ties and both zeros; three classes.
-  const int n = 700, F = 4;
+  // Values on a grid of 0.05 in [-1, 1]: negative values, ties and both zeros; three classes; the
+  // last two features copies of the two the labels depend on, so equal splits must go to the lower
+  // feature. Four threads
+  // (the parallel first pass and the ordered rescan) whatever the machine's cores.
+  RestoreThreads guard;
+  set_threads(4);
+  const int n = 700, F = 6;
   Tensor X({n, F});
   std::vector<int> y(n);
   Rng r(71);
   for (int i = 0; i < n; ++i) {
     for (int f = 0; f < F; ++f) X[i * F + f] = std::round(float(r.uniform() * 2 - 1) * 20) / 20;
     if (i % 7 == 0) X[i * F + 1] = -0.f;
+    X[i * F + 4] = X[i * F + 2];
+    X[i * F + 5] = X[i * F + 0];
     y[i] = r.uniform() < 0.3 ? ((X[i * F + 2] > 0.2f) + (X[i * F + 0] < -0.4f)) % 3 : int(r.below(3));  // a weak signal
   }
   // Every threshold between two different values of every feature, in feature order, then value
@@ -555,7 +563,13 @@ TEST_CASE("rule tree: on hundreds of samples (the counting sort), each split is 
       }
     }
   };
-  const RuleTree t = fit_tree(X, y, 3, {2, 1});
+  const RuleTree t = fit_tree(X, y, 3, {3, 1});
+  TreeOptions in_place{3, 1};
+  in_place.copy_limit = 0;  // X read in place: the same tree
+  const RuleTree u = fit_tree(X, y, 3, in_place);
+  REQUIRE(u.nodes.size() == t.nodes.size());
+  for (size_t k = 0; k < t.nodes.size(); ++k)
+    CHECK((u.nodes[k].feature == t.nodes[k].feature && u.nodes[k].threshold == t.nodes[k].threshold));
   std::vector<std::vector<int>> rows(t.nodes.size());
   for (int i = 0; i < n; ++i) rows[0].push_back(i);
   int checked = 0;

@@ -1,6 +1,8 @@
 // Tensors, the graph walk, rule hooks and the LeNet-5 shape table.
 #include <doctest/doctest.h>
 
+#include <sys/prctl.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -76,12 +78,19 @@ TEST_CASE("storage of 2 MiB and more is 2 MiB aligned, zeroed, and advised for h
   ByteBuffer bytes(size_t(3) << 20, 7);
   CHECK(reinterpret_cast<uintptr_t>(bytes.data()) % (size_t(2) << 20) == 0);
   CHECK(bytes.back() == 7);
-  // Only where huge pages come on request does the advice show; elsewhere it is a no-op.
-  std::ifstream enabled("/sys/kernel/mm/transparent_hugepage/enabled");
-  std::string mode;
-  std::getline(enabled, mode);
+  // Only where huge pages come on request does the advice show; elsewhere it is a no-op: huge
+  // pages off or always on, 2 MiB ones off (Linux 6.8 and later), or off for this process.
+  auto first_line = [](const char* path) {
+    std::ifstream f(path);
+    std::string line;
+    std::getline(f, line);
+    return line;
+  };
+  const std::string mode = first_line("/sys/kernel/mm/transparent_hugepage/enabled"),
+                    size_2m = first_line("/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/enabled");
   const int eligible = huge_page_eligible(t.data());
-  if (mode.find("[madvise]") == std::string::npos || eligible < 0) {
+  if (mode.find("[madvise]") == std::string::npos || size_2m.find("[never]") != std::string::npos ||
+      prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1 || eligible < 0) {
     MESSAGE("huge-page advice not checked: transparent huge pages '" << mode << "', THPeligible " << eligible);
     return;
   }

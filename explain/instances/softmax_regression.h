@@ -65,7 +65,9 @@ struct SoftmaxFit {
 };
 
 // Minimizes softmax_objective from theta by Newton's method (the exact Hessian, Cholesky) with a
-// backtracking line search, until max |gradient| ≤ tolerance or max_iterations. l2 > 0.
+// backtracking line search, until max |gradient| ≤ tolerance or max_iterations. Where the objective
+// can no longer resolve a step's decrease, a step must lower max |gradient| instead; when no step
+// lowers either, the fit stops there (gradient_norm says how close it got). l2 > 0.
 SoftmaxFit fit_softmax_regression(const SoftmaxRegression& m, const std::vector<double>& targets,
                                   const std::vector<double>* weights, double l2, std::vector<double> theta,
                                   int max_iterations, double tolerance);

@@ -53,10 +53,17 @@ void sort_by_value(std::vector<std::pair<float, int>>& v, std::vector<std::pair<
   }
 }
 
+// The features: value(f, i) = at[f * feature_step + i * sample_step]. A feature-major copy
+// (sample_step 1) reads a feature's values of a node's samples, in ascending order, forward through
+// one row; X itself (feature_step 1) strides F floats per sample.
+struct Features {
+  const float* at;
+  size_t feature_step, sample_step;
+};
+
 // One node's samples and the buffers a scan of its features needs (one per thread).
 struct NodeScan {
-  const std::vector<float>& Xt;  // [F, N]: a feature's values of idx, ascending, read forward through one row
-  int N;
+  const Features& X;
   const std::vector<int>& y;
   const std::vector<int>& idx;
   const std::vector<int>& total;  // class counts of idx
@@ -69,9 +76,9 @@ struct NodeScan {
   // Each side's Σ count² changes by 2 count ± 1 as a sample crosses, so a threshold costs O(1).
   void scan(int f, Split& best) {
     const int n = int(idx.size());
-    const float* column = Xt.data() + size_t(f) * N;
+    const float* column = X.at + size_t(f) * X.feature_step;
     sorted.resize(size_t(n));
-    for (int j = 0; j < n; ++j) sorted[j] = {column[idx[j]], idx[j]};
+    for (int j = 0; j < n; ++j) sorted[j] = {column[size_t(idx[j]) * X.sample_step], idx[j]};
     sort_by_value(sorted, scratch);
     left.assign(total.size(), 0);
     right = total;
@@ -96,13 +103,13 @@ struct NodeScan {
 // scanned on all threads, each from no split; feature f's result b_f is within 1e-12 above its
 // smallest impurity, so only a feature with b_f below the best so far can hold a threshold the
 // ordered walk would take, and the walk rescans just those (a few of hundreds): the same split.
-Split best_split(const std::vector<float>& Xt, int N, int F, const std::vector<int>& y, int K,
-                 const std::vector<int>& idx, int min_leaf) {
+Split best_split(const Features& X, int F, const std::vector<int>& y, int K, const std::vector<int>& idx,
+                 int min_leaf) {
   std::vector<int> total(K, 0);
   long long total_squares = 0;
   for (int i : idx) ++total[y[i]];
   for (int c : total) total_squares += (long long)c * c;
-  auto scanner = [&] { return NodeScan{Xt, N, y, idx, total, total_squares, min_leaf, {}, {}, {}, {}}; };
+  auto scanner = [&] { return NodeScan{X, y, idx, total, total_squares, min_leaf, {}, {}, {}, {}}; };
   NodeScan walk = scanner();
   Split best;
   const int T = idx.size() >= 256 ? std::min(threads(), F) : 1;
@@ -174,9 +181,15 @@ RuleTree fit_tree(const Tensor& X, const std::vector<int>& y, int classes, const
   for (int v : y)
     if (v < 0 || v >= classes) throw std::out_of_range("rule tree: label " + std::to_string(v) + " outside the classes");
   const int N = X.batch(), F = X.dim(1);
-  std::vector<float> Xt(size_t(N) * F);  // feature-major
-  for (int i = 0; i < N; ++i)
-    for (int f = 0; f < F; ++f) Xt[size_t(f) * N + i] = X[size_t(i) * F + f];
+  // A feature-major copy (the gathers from X were much of a fit's time), up to o.copy_limit values.
+  std::vector<float> Xt;
+  Features features{X.data(), 1, size_t(F)};
+  if (size_t(N) * F <= o.copy_limit) {
+    Xt.resize(size_t(N) * F);
+    for (int i = 0; i < N; ++i)
+      for (int f = 0; f < F; ++f) Xt[size_t(f) * N + i] = X[size_t(i) * F + f];
+    features = {Xt.data(), size_t(N), 1};
+  }
   RuleTree t;
   // Nodes to split, with their samples; a node's children are appended after it.
   std::vector<std::vector<int>> samples = {std::vector<int>(y.size())};
@@ -190,7 +203,7 @@ RuleTree fit_tree(const Tensor& X, const std::vector<int>& y, int classes, const
     node.prediction = int(std::max_element(node.counts.begin(), node.counts.end()) - node.counts.begin());
     node.gini = gini(node.counts, int(idx.size()));
     if (node.depth >= o.max_depth || node.gini == 0 || int(idx.size()) < 2 * o.min_leaf) continue;
-    const Split s = best_split(Xt, N, F, y, classes, idx, o.min_leaf);
+    const Split s = best_split(features, F, y, classes, idx, o.min_leaf);
     if (s.feature < 0 || s.impurity >= node.gini - 1e-12) continue;
     std::vector<int> left, right;
     for (int v : idx) (X[size_t(v) * X.dim(1) + s.feature] <= s.threshold ? left : right).push_back(v);

@@ -34,6 +34,9 @@ struct RuleTree {
 struct TreeOptions {
   int max_depth = 4;     // 1..20
   int min_leaf = 5;      // samples a leaf must keep
+  // Up to this many values (N * F) the fit reads a feature-major copy of X (faster); beyond, X in
+  // place. The same tree either way.
+  size_t copy_limit = size_t(64) << 20;
 };
 
 // Fits X [N, F] to labels y (in [0, classes)): at each node the split (feature, threshold) of
