@@ -14,11 +14,13 @@ namespace gb::explain::surrogates {
 
 namespace {
 
-double gini(const std::vector<int>& counts, int n) {
-  if (n == 0) return 0;
-  double s = 0;
-  for (int c : counts) s += double(c) * c;
-  return 1 - s / (double(n) * n);
+// 1 − Σ_c count_c² / n², the sum of squares an exact integer.
+double gini_of(long long squares, int n) { return n ? 1 - double(squares) / (double(n) * n) : 0; }
+
+long long squares(const std::vector<int>& counts) {
+  long long s = 0;
+  for (int c : counts) s += (long long)c * c;
+  return s;
 }
 
 struct Split {
@@ -26,9 +28,6 @@ struct Split {
   float threshold = 0;
   double impurity = INFINITY;  // weighted Gini of the two sides
 };
-
-// 1 − Σ_c count_c² / n², with the sum of squares kept as an integer: the same double as gini().
-double gini_of(long long squares, int n) { return 1 - double(squares) / (double(n) * n); }
 
 // The order of a float as an unsigned key: negative values bit-flipped, others with the sign bit set.
 uint32_t sort_key(float v) {
@@ -103,12 +102,9 @@ struct NodeScan {
 // scanned on all threads, each from no split; feature f's result b_f is within 1e-12 above its
 // smallest impurity, so only a feature with b_f below the best so far can hold a threshold the
 // ordered walk would take, and the walk rescans just those (a few of hundreds): the same split.
-Split best_split(const Features& X, int F, const std::vector<int>& y, int K, const std::vector<int>& idx,
-                 int min_leaf) {
-  std::vector<int> total(K, 0);
-  long long total_squares = 0;
-  for (int i : idx) ++total[y[i]];
-  for (int c : total) total_squares += (long long)c * c;
+Split best_split(const Features& X, int F, const std::vector<int>& y, const std::vector<int>& total,
+                 const std::vector<int>& idx, int min_leaf) {
+  const long long total_squares = squares(total);
   auto scanner = [&] { return NodeScan{X, y, idx, total, total_squares, min_leaf, {}, {}, {}, {}}; };
   NodeScan walk = scanner();
   Split best;
@@ -201,9 +197,9 @@ RuleTree fit_tree(const Tensor& X, const std::vector<int>& y, int classes, const
     node.counts.assign(classes, 0);
     for (int s : idx) ++node.counts[y[s]];
     node.prediction = int(std::max_element(node.counts.begin(), node.counts.end()) - node.counts.begin());
-    node.gini = gini(node.counts, int(idx.size()));
+    node.gini = gini_of(squares(node.counts), int(idx.size()));
     if (node.depth >= o.max_depth || node.gini == 0 || int(idx.size()) < 2 * o.min_leaf) continue;
-    const Split s = best_split(features, F, y, classes, idx, o.min_leaf);
+    const Split s = best_split(features, F, y, node.counts, idx, o.min_leaf);
     if (s.feature < 0 || s.impurity >= node.gini - 1e-12) continue;
     std::vector<int> left, right;
     for (int v : idx) (X[size_t(v) * X.dim(1) + s.feature] <= s.threshold ? left : right).push_back(v);
