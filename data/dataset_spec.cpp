@@ -202,11 +202,23 @@ std::vector<int> index_split(const std::vector<int>& candidates, bool test) {
   return out;
 }
 
-Dataset split_by_index(const Dataset& d, const std::string& split) {
+// The training split is compacted in place (each kept sample moves down over dropped ones, so no
+// second copy of the set is made; the tensor keeps its storage), the test split copied.
+Dataset split_by_index(Dataset d, const std::string& split) {
   if (split == "all") return d;
   std::vector<int> all(d.size());
   for (int i = 0; i < d.size(); ++i) all[i] = i;
-  return take(d, index_split(all, split == "test"));
+  const std::vector<int> keep = index_split(all, split == "test");
+  if (split == "test") return take(d, keep);
+  const size_t per = d.x.sample_size();
+  float* x = d.x.data();
+  for (size_t j = 0; j < keep.size(); ++j) {  // keep[j] >= j: a move down never overwrites a sample still to move
+    if (size_t(keep[j]) != j) std::memmove(x + j * per, x + size_t(keep[j]) * per, per * sizeof(float));
+    d.y[j] = d.y[size_t(keep[j])];
+  }
+  d.x = d.x.slice(0, int(keep.size()));
+  d.y.resize(keep.size());
+  return d;
 }
 
 Dataset concat_sets(Dataset a, const Dataset& b) {
@@ -216,11 +228,9 @@ Dataset concat_sets(Dataset a, const Dataset& b) {
 }
 
 Dataset npy_dataset(const std::string& xpath, const std::string& ypath) {
-  NpyArray xa = read_npy(xpath);
-  bool bytes = xa.descr == "|u1" || xa.descr == "<u1" || xa.descr == "u1";
-  Tensor x = npy_to_tensor(xa, xpath);
-  xa = {};
-  if (bytes)  // uint8 pixels: scale to [0,1] like the other image readers
+  std::string descr;
+  Tensor x = read_npy_f32(xpath, &descr);
+  if (descr == "|u1" || descr == "<u1" || descr == "u1")  // uint8 pixels: scale to [0,1] like the other image readers
     for (size_t i = 0; i < x.size(); ++i) x[i] /= 255.f;
   const int n = x.dim(0);
   if (x.rank() == 1) fail(xpath, "x must be [N,F], [N,H,W], [N,C,H,W] or [N,H,W,C], got " + x.shape().str());

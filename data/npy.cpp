@@ -2,7 +2,11 @@
 // literal {'descr': '<f4', 'fortran_order': False, 'shape': (N, C), } padded with spaces and '\n'.
 #include "data/npy.h"
 
+#include <sys/stat.h>
+
 #include <bit>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "data/io_util.h"
@@ -88,32 +92,41 @@ void write_raw(const std::string& path, const std::string& descr, const std::vec
   detail::write_atomic(path, out.data(), out.size());
 }
 
-}  // namespace
+// The header of an .npy file: what the data is and where it starts.
+struct Header {
+  std::string descr;
+  std::vector<int64_t> shape;
+  std::string shape_text;  // as in the header, for messages
+  size_t data_offset = 0;  // bytes before the data
+  size_t data_bytes = 0;   // what the shape and dtype need
+};
 
-NpyArray read_npy(const std::string& path) {
-  ByteBuffer b = detail::read_all(path);
-  if (b.size() < 10 || std::memcmp(b.data(), "\x93NUMPY", 6) != 0) fail(path, "not a .npy file (no \\x93NUMPY magic)");
-  int major = b[6];
-  size_t hlen, start;
+// Magic and version from the file's first bytes (n of them, up to 12): the dict's offset and length.
+void parse_prefix(const std::string& path, const uint8_t* b, size_t n, size_t& start, size_t& hlen) {
+  if (n < 10 || std::memcmp(b, "\x93NUMPY", 6) != 0) fail(path, "not a .npy file (no \\x93NUMPY magic)");
+  const int major = b[6];
   if (major == 1) {
     hlen = size_t(b[8]) | size_t(b[9]) << 8;
     start = 10;
   } else if (major == 2 || major == 3) {
-    if (b.size() < 12) fail(path, "truncated .npy header");
+    if (n < 12) fail(path, "truncated .npy header");
     hlen = size_t(b[8]) | size_t(b[9]) << 8 | size_t(b[10]) << 16 | size_t(b[11]) << 24;
     start = 12;
   } else {
     fail(path, ".npy format version " + std::to_string(major) + "." + std::to_string(b[7]) + " is not supported");
   }
-  if (b.size() < start + hlen) fail(path, "truncated .npy header");
-  std::string h(b.begin() + long(start), b.begin() + long(start + hlen));
-  NpyArray a;
+}
+
+// The dict {'descr': ..., 'fortran_order': ..., 'shape': (...)}; the data starts at `data_offset`.
+Header parse_dict(const std::string& path, const std::string& h, size_t data_offset) {
+  Header a;
+  a.data_offset = data_offset;
   a.descr = dict_value(path, h, "descr");
   std::string fo = dict_value(path, h, "fortran_order");
   if (fo == "True")
     fail(path, "Fortran-order (column-major) arrays are not supported; save with np.save(path, np.ascontiguousarray(a))");
   if (fo != "False") fail(path, "bad .npy header: fortran_order is '" + fo + "'");
-  std::string sh = dict_value(path, h, "shape");
+  const std::string sh = a.shape_text = dict_value(path, h, "shape");
   if (sh.size() < 2 || sh.front() != '(') fail(path, "bad .npy header: shape " + sh);
   for (auto& part : detail::split(sh.substr(1, sh.size() - 2), ',')) {
     size_t i = part.find_first_not_of(' ');
@@ -129,34 +142,126 @@ NpyArray read_npy(const std::string& path) {
     a.shape.push_back(v);
   }
   const size_t item = item_size(path, a.descr);
-  size_t want = 0;
   try {  // (65536,65536,65536,65536) must not wrap to 0 elements
-    want = size_t(mul_size(count_of(a.shape, "shape " + sh), int64_t(item), "shape " + sh));
+    a.data_bytes = size_t(mul_size(count_of(a.shape, "shape " + sh), int64_t(item), "shape " + sh));
   } catch (const SizeError& e) {
     fail(path, std::string("bad .npy header: ") + e.what());
   }
-  const size_t have = b.size() - start - hlen;
-  if (have < want)
-    fail(path, "truncated: expected " + std::to_string(want) + " bytes of data for shape " + sh + ", got " +
-                   std::to_string(have));
-  if (have > want) fail(path, std::to_string(have - want) + " bytes of trailing data after the array");
-  b.erase(b.begin(), b.begin() + long(start + hlen));  // in place: a copy would allocate (and fault in) it all again
-  a.data = std::move(b);
   return a;
 }
 
-Tensor read_npy_f32(const std::string& path) { return npy_to_tensor(read_npy(path), path); }
+// `have` bytes follow the header: exactly what the shape needs, or an error.
+void check_data_size(const std::string& path, const Header& h, size_t have) {
+  if (have < h.data_bytes)
+    fail(path, "truncated: expected " + std::to_string(h.data_bytes) + " bytes of data for shape " + h.shape_text + ", got " +
+                   std::to_string(have));
+  if (have > h.data_bytes) fail(path, std::to_string(have - h.data_bytes) + " bytes of trailing data after the array");
+}
 
-Tensor npy_to_tensor(const NpyArray& a, const std::string& path) {
-  if (a.shape.empty() || a.shape.size() > 4)
-    fail(path, "array of rank " + std::to_string(a.shape.size()) + ", expected rank 1 to 4");
+// An open .npy file with its header parsed and its size checked, so the data can be read straight
+// into its destination (a tensor's storage): no copy of the whole file first. The size check comes
+// before any allocation, so a header that claims more than the file holds is refused cheaply. A
+// pipe or other non-regular file has no size up front; it is read whole first, as before.
+class NpyFile {
+ public:
+  explicit NpyFile(const std::string& path) : path_(path) {
+    if (detail::is_dir(path)) fail(path, "is a directory, expected a file");
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      whole_ = detail::read_all(path);
+      parse(whole_.data(), whole_.size(), whole_.size());
+      return;
+    }
+    f_ = std::fopen(path.c_str(), "rb");
+    if (!f_) fail(path, std::string("cannot open: ") + std::strerror(errno));
+    uint8_t prefix[12];
+    const size_t n = std::fread(prefix, 1, sizeof prefix, f_);
+    parse(prefix, n, size_t(st.st_size));
+  }
+  ~NpyFile() {
+    if (f_) std::fclose(f_);
+  }
+  NpyFile(const NpyFile&) = delete;
+  NpyFile& operator=(const NpyFile&) = delete;
+
+  const Header& header() const { return h_; }
+  // Reads the data (header().data_bytes of it) into dst.
+  void read(void* dst) {
+    if (!h_.data_bytes) return;
+    if (!f_) {
+      std::memcpy(dst, whole_.data() + h_.data_offset, h_.data_bytes);
+      return;
+    }
+    if (std::fseek(f_, long(h_.data_offset), SEEK_SET) != 0 || std::fread(dst, 1, h_.data_bytes, f_) != h_.data_bytes)
+      fail(path_, "read error (did the file change while it was read?)");
+  }
+
+ private:
+  // b holds the first n bytes of a file of `total` bytes (all of it when it was read whole).
+  void parse(const uint8_t* b, size_t n, size_t total) {
+    size_t start = 0, hlen = 0;
+    parse_prefix(path_, b, n, start, hlen);
+    if (total < start + hlen) fail(path_, "truncated .npy header");
+    std::string dict(hlen, '\0');
+    if (f_) {
+      if (std::fseek(f_, long(start), SEEK_SET) != 0 || std::fread(dict.data(), 1, hlen, f_) != hlen)
+        fail(path_, "read error");
+    } else {
+      std::memcpy(dict.data(), b + start, hlen);
+    }
+    h_ = parse_dict(path_, dict, start + hlen);
+    check_data_size(path_, h_, total - start - hlen);
+  }
+
+  std::string path_;
+  std::FILE* f_ = nullptr;
+  ByteBuffer whole_;  // the non-regular file's bytes
+  Header h_;
+};
+
+// The tensor shape for an array of rank 1..4 with at least one element.
+Shape tensor_shape(const Header& h, const std::string& path) {
+  if (h.shape.empty() || h.shape.size() > 4)
+    fail(path, "array of rank " + std::to_string(h.shape.size()) + ", expected rank 1 to 4");
   std::vector<int> dims;
-  for (auto d : a.shape) {
+  for (auto d : h.shape) {
     if (d > INT32_MAX) fail(path, "dimension " + std::to_string(d) + " is too large");
     dims.push_back(int(d));
   }
-  if (a.count() == 0) fail(path, "array of shape " + Shape::of(dims).str() + " has no elements");
-  Tensor t(Shape::of(dims));
+  if (h.data_bytes == 0) fail(path, "array of shape " + Shape::of(dims).str() + " has no elements");
+  return Shape::of(dims);
+}
+
+NpyArray read_array(NpyFile& f) {
+  NpyArray a;
+  a.descr = f.header().descr;
+  a.shape = f.header().shape;
+  a.data.resize(f.header().data_bytes);
+  f.read(a.data.data());
+  return a;
+}
+
+}  // namespace
+
+NpyArray read_npy(const std::string& path) {
+  NpyFile f(path);
+  return read_array(f);
+}
+
+Tensor read_npy_f32(const std::string& path, std::string* descr) {
+  NpyFile f(path);
+  if (descr) *descr = f.header().descr;
+  if (f.header().descr != "<f4") return npy_to_tensor(read_array(f), path);
+  Tensor t(tensor_shape(f.header(), path));  // float32 data goes straight into the tensor
+  f.read(t.data());
+  return t;
+}
+
+Tensor npy_to_tensor(const NpyArray& a, const std::string& path) {
+  Header h;
+  h.shape = a.shape;
+  h.data_bytes = a.data.size();
+  Tensor t(tensor_shape(h, path));
   float* o = t.data();
   const size_t n = a.count();
   const uint8_t* p = a.data.data();

@@ -15,10 +15,12 @@ struct NpyArray {
   ByteBuffer data;             // raw little-endian elements, C order
   size_t count() const;        // number of elements
 };
+// The header is checked against the file's size before anything is allocated.
 NpyArray read_npy(const std::string& path);
 
-// Float tensor (rank 1..4) from f4, f8, u1 (values as is, not scaled), i4 or i8 data.
-Tensor read_npy_f32(const std::string& path);
+// Float tensor (rank 1..4) from f4, f8, u1 (values as is, not scaled), i4 or i8 data; f4 data is
+// read straight into the tensor (no copy of the file first). `descr`, when given, receives the dtype.
+Tensor read_npy_f32(const std::string& path, std::string* descr = nullptr);
 // The same conversion for an array already read; path is for messages.
 Tensor npy_to_tensor(const NpyArray& a, const std::string& path);
 // A 1-D (or [N,1]) integer array: i8, i4 or u1.

@@ -404,6 +404,54 @@ TEST_CASE(".npy round trips for float32, uint8 and int64, and bad headers") {
   CHECK(contains(error_of([&] { read_npy_labels(t / "x.npy"); }), t / "x.npy" + ": labels must be a 1-D array"));
 }
 
+TEST_CASE(".npy: a header claiming more than the file holds is refused before allocating; pipes are read whole") {
+  TempDir t;
+  auto npy_bytes = [](const std::string& shape, size_t data_bytes) {
+    std::string h = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }\n";
+    std::string f("\x93NUMPY\x01\x00", 8);
+    f += char(h.size() & 0xff);
+    f += char(h.size() >> 8);
+    f += h;
+    for (size_t i = 0; i < data_bytes; ++i) f += char(i * 7);
+    return f;
+  };
+  // 4e12 bytes claimed, 16 present: allocating the tensor first would fail on memory, not name the file.
+  std::string huge = npy_bytes("(1000000, 1000000)", 16);
+  write_bytes(t / "huge.npy", std::vector<uint8_t>(huge.begin(), huge.end()));
+  CHECK(contains(error_of([&] { read_npy_f32(t / "huge.npy"); }),
+                 t / "huge.npy" + ": truncated: expected 4000000000000 bytes of data for shape (1000000, 1000000), got 16"));
+  CHECK(contains(error_of([&] { read_npy(t / "huge.npy"); }), t / "huge.npy" + ": truncated"));
+
+  // A pipe has no size up front: its bytes are read whole, then checked like a file's.
+  auto through_pipe = [](const std::string& bytes, auto&& read) {
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
+    REQUIRE(bytes.size() < 65536);  // fits the pipe's buffer: written before it is read
+    REQUIRE(write(fds[1], bytes.data(), bytes.size()) == ssize_t(bytes.size()));
+    close(fds[1]);
+    struct Close {
+      int fd;
+      ~Close() { close(fd); }
+    } closer{fds[0]};
+    return read("/dev/fd/" + std::to_string(fds[0]));
+  };
+  Tensor x({3, 5});
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(i) - 6.5f;
+  write_npy(t / "x.npy", x);
+  std::ifstream in(t / "x.npy", std::ios::binary);
+  const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  Tensor back = through_pipe(file, [](const std::string& p) { return read_npy_f32(p); });
+  REQUIRE(back.shape() == x.shape());
+  for (size_t i = 0; i < x.size(); ++i) CHECK(back[i] == x[i]);
+  const std::string cut = file.substr(0, file.size() - 4);
+  CHECK(contains(error_of([&] { through_pipe(cut, [](const std::string& p) { return read_npy_f32(p); }); }),
+                 "truncated: expected 60 bytes of data for shape (3, 5), got 56"));
+  const std::string longer = file + "xy";
+  CHECK(contains(error_of([&] { through_pipe(longer, [](const std::string& p) { return read_npy(p); }); }),
+                 "2 bytes of trailing data after the array"));
+  CHECK(contains(error_of([&] { read_npy_f32(t.path.string()); }), "is a directory"));
+}
+
 TEST_CASE("npy:X,Y: uint8 images scaled, NHWC transposed, 80/20 index split") {
   TempDir t;
   std::vector<uint8_t> px(10 * 4 * 5 * 3);
@@ -421,7 +469,16 @@ TEST_CASE("npy:X,Y: uint8 images scaled, NHWC transposed, 80/20 index split") {
   Dataset te = load_dataset(spec, "test");
   CHECK(te.size() == 2);
   CHECK(te.y == std::vector<int>{4 % 3, 9 % 3});
-  CHECK(load_dataset(spec, "train").size() == 8);
+  // The training split (compacted in place) is samples 0-3 and 5-8 of the whole set, in order.
+  Dataset tr = load_dataset(spec, "train");
+  REQUIRE(tr.size() == 8);
+  const size_t per = all.x.sample_size();
+  const int kept[] = {0, 1, 2, 3, 5, 6, 7, 8};
+  for (int j = 0; j < 8; ++j) {
+    CAPTURE(j);
+    CHECK(tr.y[j] == all.y[kept[j]]);
+    CHECK(std::equal(tr.x.data() + j * per, tr.x.data() + (j + 1) * per, all.x.data() + kept[j] * per));
+  }
   write_npy_labels(t / "y9.npy", std::vector<int64_t>(9, 0));
   CHECK(contains(error_of([&] { load_dataset("npy:" + t / "x.npy" + "," + t / "y9.npy", "all"); }),
                  t / "y9.npy" + ": 9 labels but"));
