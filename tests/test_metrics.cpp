@@ -143,6 +143,39 @@ TEST_CASE("region perturbation and selectivity: Quantus's patch grid and AOPC by
   CHECK(one.curves[0].y[0] == std::vector<double>{0});
 }
 
+TEST_CASE("region perturbation's random order is drawn from the whole sample, not its first values") {
+  // 16 patches of 2×2 over 8×8 pixels: inputs that differ only in their last pixel must still get
+  // their own orders (the draw once hashed only as many values as there are patches, the first 16
+  // pixels, so every image with the same top rows, on MNIST the background, got the same order).
+  Graph g = arch("input(1,8,8) flatten dense(2,bias=false)");
+  std::vector<float> w(128, 0.f);
+  std::fill(w.begin(), w.begin() + 64, 1.f);  // logit 0 = Σ x
+  set_param(g, "dense1.weight", w);
+  Tensor x({2, 1, 8, 8});
+  for (int i = 0; i < 64; ++i) x[i] = x[64 + i] = float(i + 1);
+  x[127] = 64.5f;
+  const Params p{{"softmax", "false"}, {"perturb_baseline", "0"}, {"patch_size", "2"}, {"order", "random"}};
+  Evaluation e = run(g, x, {0, 0}, "input-x-gradient", "region-perturbation", p);
+  // Drops f(x) − f(x_k) are sums of removed patches: with one order they differ by 0.5 at most.
+  double most = 0;
+  const std::vector<double>&y0 = e.curves[0].y[0], &y1 = e.curves[0].y[1];
+  for (size_t k = 0; k < y0.size(); ++k) most = std::max(most, std::abs(y0[k] - y1[k]));
+  CHECK(most > 1.0);
+}
+
+TEST_CASE("the better direction follows `order`: lerf reverses it, random has none") {
+  const MetricInfo& del = metric_info("deletion");
+  CHECK(better_for(del, {}) == Better::lower);
+  CHECK(better_for(del, {{"order", "morf"}}) == Better::lower);
+  CHECK(better_for(del, {{"order", "lerf"}}) == Better::higher);
+  CHECK(better_for(del, {{"order", "random"}}) == Better::neither);
+  CHECK(better_for(metric_info("insertion"), {{"order", "lerf"}}) == Better::lower);
+  CHECK(better_for(metric_info("region-perturbation"), {{"order", "lerf"}}) == Better::lower);
+  CHECK(better_for(metric_info("region-perturbation"), {{"order", "random"}}) == Better::neither);
+  CHECK(better_for(metric_info("selectivity"), {{"patch_size", "4"}}) == Better::lower);  // no order: as declared
+  CHECK(std::string(better_name(Better::higher)) == "higher");
+}
+
 TEST_CASE("faithfulness correlation, sensitivity-n, monotonicity and infidelity of exact attributions") {
   Graph g = linear({1, 1, 1, 1});
   const Tensor x = tensor({1, 1, 2, 2}, kX);

@@ -294,9 +294,7 @@ void print_table(const std::vector<std::string>& names, const std::vector<std::s
   for (auto& m : methods) std::printf(" %*s", w, m.c_str());
   std::printf("\n");
   for (const std::string& name : names) {
-    const metrics::MetricInfo& info = metrics::metric_info(name);
-    std::printf("%-28s %-7s", name.c_str(),
-                info.better == metrics::Better::higher ? "higher" : info.better == metrics::Better::lower ? "lower" : "");
+    std::printf("%-28s %-7s", name.c_str(), results[name].value("better", "").c_str());
     for (auto& m : methods) {
       const nlohmann::json& r = results[name]["methods"][m];
       if (r.is_null() || !r.contains("mean") || r["mean"].is_null())
@@ -378,7 +376,7 @@ void run_evaluate(const EvaluateArgs& a) {
     const metrics::MetricInfo& info = metrics::metric_info(names[k]);
     nlohmann::json& mj = out["metrics"][names[k]];
     mj = {{"family", info.family},
-          {"better", info.better == metrics::Better::higher ? "higher" : info.better == metrics::Better::lower ? "lower" : ""},
+          {"better", metrics::better_name(metrics::better_for(info, metric_params[k]))},
           {"params", nlohmann::json(static_cast<const std::map<std::string, std::string>&>(metric_params[k]))},
           {"convention", info.declaration.convention}};
     std::vector<metrics::Evaluation> evals;

@@ -76,14 +76,15 @@ Tensor baselines_of(const Tensor& x, const Baseline& b, uint64_t seed) {
   return out;
 }
 
-// Feature orders per sample: by decreasing attribution (morf), increasing (lerf), or a random
-// permutation seeded by the sample's values (random).
-std::vector<int> feature_order(const std::string& order, const float* a, const float* x, size_t D, uint64_t seed) {
+// The order of a sample's D features (pixels or patches): by decreasing attribution a (morf),
+// increasing (lerf), or a random permutation (random) drawn from `draw_seed`, which the caller
+// derives from the whole sample's values, so samples that differ anywhere get different orders.
+std::vector<int> feature_order(const std::string& order, const float* a, size_t D, uint64_t draw_seed) {
   if (order == "morf") return order_decreasing(a, D);
   if (order == "lerf") return order_increasing(a, D);
   std::vector<int> o(D);
   for (size_t i = 0; i < D; ++i) o[i] = int(i);
-  Rng rng(sample_seed(seed, x, D));
+  Rng rng(draw_seed);
   for (size_t i = D - 1; i > 0; --i) std::swap(o[i], o[rng.below(uint32_t(i + 1))]);
   return o;
 }
@@ -119,8 +120,10 @@ std::vector<std::vector<double>> flip_curves(Graph& g, const Tensor& x, const Ta
   const size_t D = x.sample_size();
   const Tensor base = baselines_of(x, s.baseline, s.seed);
   std::vector<Steps> steps;
-  for (int n = 0; n < x.batch(); ++n)
-    steps.push_back(pixel_steps(feature_order(s.order, a.data() + n * D, x.data() + n * D, D, s.seed), s.per_step));
+  for (int n = 0; n < x.batch(); ++n) {
+    const uint64_t draw = sample_seed(s.seed, x.data() + n * D, D);
+    steps.push_back(pixel_steps(feature_order(s.order, a.data() + n * D, D, draw), s.per_step));
+  }
   if (first) *first = steps[0];
   return s.insertion ? cumulative_scores(g, t, s.softmax, base, x, steps, ctx.progress)
                      : cumulative_scores(g, t, s.softmax, x, base, steps, ctx.progress);
@@ -206,7 +209,8 @@ PatchRun patch_curves(Graph& g, const Tensor& x, const Target& t, const Explanat
   for (int n = 0; n < x.batch(); ++n) {
     std::vector<float> sums;
     for (auto& p : patches) sums.push_back(float(patch_sum(a.data() + n * D, C, HW, p)));
-    steps.push_back(patch_steps(patches, feature_order(order, sums.data(), x.data() + n * D, sums.size(), seed), C, HW, L));
+    const uint64_t draw = sample_seed(seed, x.data() + n * D, D);
+    steps.push_back(patch_steps(patches, feature_order(order, sums.data(), sums.size(), draw), C, HW, L));
   }
   return {cumulative_scores(g, t, softmax, x, baselines_of(x, b, seed), steps, ctx.progress)};
 }

@@ -88,6 +88,11 @@ struct MetricInfo {
 };
 inline const std::string& name_of(const MetricInfo& m) { return m.declaration.name; }  // for MethodTable
 
+// The direction for these parameters. Metrics with an `order` parameter declare theirs for morf,
+// the default: lerf reverses it, and a random order has none.
+Better better_for(const MetricInfo& m, const Params& params);
+const char* better_name(Better b);  // "higher", "lower" or ""
+
 const std::vector<MetricInfo>& all_metrics();
 const MetricInfo& metric_info(const std::string& name);  // throws listing the known metrics
 std::string list_text();                                 // glassbox evaluate --list

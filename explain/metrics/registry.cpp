@@ -1,4 +1,5 @@
 // The metric registry: every family file adds its metrics; evaluate() validates and dispatches.
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -25,12 +26,24 @@ const std::vector<MetricInfo>& all_metrics() { return table().infos(); }
 
 const MetricInfo& metric_info(const std::string& name) { return table().find(name).info; }
 
+Better better_for(const MetricInfo& m, const Params& params) {
+  const auto order = params.find("order");
+  if (order == params.end() || order->second == "morf") return m.better;
+  const bool has_order = std::any_of(m.declaration.params.begin(), m.declaration.params.end(),
+                                     [](const ParamInfo& p) { return p.name == "order"; });
+  if (!has_order) return m.better;
+  if (order->second != "lerf") return Better::neither;
+  return m.better == Better::higher ? Better::lower : m.better == Better::lower ? Better::higher : Better::neither;
+}
+
+const char* better_name(Better b) { return b == Better::higher ? "higher" : b == Better::lower ? "lower" : ""; }
+
 std::string list_text() {
   std::vector<MethodInfo> decls;
   for (const MetricInfo& m : all_metrics()) {
     MethodInfo d = m.declaration;
-    const char* better = m.better == Better::higher ? "higher is better" : m.better == Better::lower ? "lower is better" : "";
-    d.summary = "[" + m.family + (*better ? std::string(", ") + better : "") + "] " + d.summary;
+    const std::string better = *better_name(m.better) ? std::string(", ") + better_name(m.better) + " is better" : "";
+    d.summary = "[" + m.family + better + "] " + d.summary;
     if (m.needs_masks) d.summary += " (needs --masks)";
     decls.push_back(d);
   }
