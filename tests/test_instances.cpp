@@ -21,6 +21,7 @@
 #include "explain/instances/instances.h"
 #include "explain/instances/mmd_critic.h"
 #include "explain/instances/softmax_regression.h"
+#include "explain/instances/solvers.h"
 
 using namespace gb;
 using namespace gb::explain;
@@ -294,6 +295,34 @@ TEST_CASE("influence: the last layer equals the closed form by hand; CG and LiSS
                            {{"damping", "0.05"}, {"solver", "lissa"}, {"lissa_scale", "10"}, {"lissa_depth", "2000"},
                             {"lissa_samples", "30"}});
   CHECK(row(again.scores, 0) == row(noisy.scores, 0));
+}
+
+TEST_CASE("LiSSA: converges over positive semi-definite batch Hessians, stops with an error on negative curvature") {
+  // Two points whose Hessians are diagonal: the mean has eigenvalues {1, 0.3, μ} (μ per case).
+  auto product = [](double mu) -> BatchProduct {
+    return [mu](const std::vector<int>& points, const double* v, double* out) {
+      const double d[2][3] = {{1.5, 0.2, 2 * mu}, {0.5, 0.4, 0}};  // point 1 alone: PSD, point 0 as μ
+      for (int i = 0; i < 3; ++i) out[i] = 0;
+      for (int p : points)
+        for (int i = 0; i < 3; ++i) out[i] += d[p][i] * v[i] / double(points.size());
+    };
+  };
+  const std::vector<double> b = {1, -2, 0.5};
+  LissaOptions o;
+  o.damping = 0.01;
+  o.depth = 5000;
+  o.samples = 3;
+  o.seed = 4;
+  std::vector<double> x;
+  lissa(product(0.25), 2, b, x, o);  // batch 1: each step one point's Hessian, all PSD
+  const double want[3] = {1 / 1.01, -2 / 0.31, 0.5 / 0.26};
+  for (int i = 0; i < 3; ++i) CHECK(x[i] == doctest::Approx(want[i]).epsilon(0.05));
+  // μ = −0.05: (H + λI) has the eigenvalue −0.04, so h grows by 1 + 0.04/25 a step. That stays far
+  // from overflow within 5,000 steps (e^8), but passes 10·scale/λ·‖b‖ long before.
+  CHECK_THROWS_WITH(lissa(product(-0.05), 2, b, x, o), doctest::Contains("negative curvature"));
+  o.batch = 2;  // the exact mean Hessian each step: the same
+  CHECK_THROWS_WITH(lissa(product(-0.05), 2, b, x, o), doctest::Contains("LiSSA diverged"));
+  CHECK_NOTHROW(lissa(product(0.0), 2, b, x, o));  // a zero eigenvalue, damped: converges
 }
 
 TEST_CASE("influence: chosen layers through the graph's Hessian-vector products, CG and LiSSA against the explicit solve") {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 
@@ -86,6 +87,13 @@ SolveReport lissa(const BatchProduct& H, int points, const std::vector<double>& 
   std::vector<int> batch(std::min(o.batch, points));
   SolveReport rep;
   const double keep = 1 - o.damping / o.scale, bnorm = std::sqrt(dot(b, b));
+  // Over positive semi-definite batch Hessians with eigenvalues below scale − λ, each step shrinks
+  // h by at least (1 − λ/scale), so ‖h‖ ≤ (scale/λ)‖b‖. Past ten times that, the recursion is
+  // growing: negative curvature grows it slowly (by 1 + |μ + λ|/scale a step), which a bound on
+  // overflow alone would only catch thousands of steps after the answer had stopped meaning anything.
+  const double limit = o.damping > 0 ? 10 * o.scale / o.damping * bnorm : 1e15 * bnorm;
+  char scale_text[32];
+  std::snprintf(scale_text, sizeof scale_text, "%g", o.scale);
   for (int s = 0; s < o.samples; ++s) {
     h = b;
     for (int j = 0; j < o.depth; ++j) {
@@ -103,10 +111,12 @@ SolveReport lissa(const BatchProduct& H, int points, const std::vector<double>& 
         size += next * next;
         h[i] = next;
       }
-      if (!std::isfinite(size) || size > 1e30 * bnorm * bnorm)  // a convergent recursion stays near scale·‖(H + λI)⁻¹b‖
-        throw std::runtime_error("LiSSA diverged at depth " + std::to_string(j + 1) +
-                                 ": lissa_scale " + std::to_string(o.scale) +
-                                 " is below the Hessian's largest eigenvalue; raise it");
+      if (!std::isfinite(size) || size > limit * limit)
+        throw std::runtime_error(
+            "LiSSA diverged at depth " + std::to_string(j + 1) + " (‖h‖ grew past 10·lissa_scale/damping·‖b‖, which "
+            "a recursion over a positive semi-definite Hessian never reaches): the Hessian has negative curvature "
+            "beyond the damping (raise damping; solver=cg reports it as pᵀHp < 0), or lissa_scale " +
+            scale_text + " is below the largest eigenvalue (raise it)");
       rep.residual = size > 0 ? std::sqrt(change / size) : 0;
     }
     for (size_t i = 0; i < n; ++i) x[i] += h[i] / o.scale / o.samples;

@@ -54,7 +54,8 @@ struct LissaOptions {
 // LiSSA: h_j = b + (1 − λ/scale) h_{j−1} − H_batch h_{j−1} / scale, x = mean over samples of
 // h_depth / scale, which tends to (H + λI)⁻¹ b. Koh & Liang write the recursion with
 // (1 − d) h_{j−1}; their d is λ/scale here, so that λ means the same in every solver. Throws when
-// the recursion diverges (scale too small for the Hessian's largest eigenvalue).
+// the recursion diverges: ‖h‖ past 10·(scale/λ)·‖b‖, a size no positive semi-definite Hessian with
+// eigenvalues below scale − λ can reach (negative curvature beyond λ, or scale too small).
 SolveReport lissa(const BatchProduct& H, int points, const std::vector<double>& b, std::vector<double>& x,
                   const LissaOptions& o);
 
