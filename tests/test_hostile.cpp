@@ -555,3 +555,12 @@ TEST_CASE("hostile cli: model paths, checkpoints, NaN data and same-named inputs
   for (auto& e : fs::directory_iterator(s / "same")) regions += fs::exists(e.path() / "region.json");
   CHECK(regions == 2);
 }
+
+TEST_CASE("a number passed on as a parameter value reads back as the same double") {
+  // Detection and the substitute attack hand their epsilon to another method as text; with
+  // std::to_string an epsilon below 5e-7 became "0.000000".
+  for (double v : {1e-7, 4e-9, 0.1, 8.0 / 255, 1.0 / 3, 12345.678, 0.0, -2.5}) {
+    CAPTURE(v);
+    CHECK(std::stod(gb::explain::exact_text(v)) == v);
+  }
+}

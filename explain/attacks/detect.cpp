@@ -127,7 +127,7 @@ void run_detect(Job& job, ParamReader& r) {
   // The attack, with its defaults and this epsilon (attacks without one ignore it).
   Params ap;
   const std::string key = epsilon_key(o.attack);
-  if (!key.empty()) ap[key] = std::to_string(o.epsilon);
+  if (!key.empty()) ap[key] = explain::exact_text(o.epsilon);
   Request q = job.request;
   q.progress = nullptr;
   const Result adv = attack(job.model, q, o.attack, ap);

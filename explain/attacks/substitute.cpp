@@ -111,7 +111,7 @@ void run_substitute(Job& job, ParamReader& r) {
   white.progress = nullptr;
   white.labels = job.label;
   Params ap;
-  ap[epsilon_key(o.attack)] = std::to_string(o.epsilon);
+  ap[epsilon_key(o.attack)] = explain::exact_text(o.epsilon);
   const Result on_sub = attack(sub, white, o.attack, ap);
   job.pixels.to_pixels(on_sub.adversarial, job.adversarial);
   clamp_pixels(job.adversarial, job.pixels);

@@ -159,4 +159,10 @@ std::string joined_names(const std::vector<MethodInfo>& methods) {
   return s;
 }
 
+std::string exact_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
 }  // namespace gb::explain

@@ -88,6 +88,9 @@ class ParamReader {
 int read_int(ParamReader& r, const std::string& key, int lo, int hi);
 double read_number(ParamReader& r, const std::string& key, double lo, double hi);
 std::string read_choice(ParamReader& r, const std::string& key, const std::vector<std::string>& choices);
+// A number as a parameter value that reads back as the same double (std::to_string keeps six
+// decimals: an epsilon of 1e-7 passed on with it became 0).
+std::string exact_text(double v);
 
 // "a, b, c": the names of methods, for errors and help.
 std::string joined_names(const std::vector<MethodInfo>& methods);
