@@ -284,10 +284,12 @@ TEST_CASE("tcav: a model whose class rests on a planted pattern scores it high a
     CHECK(mean(v.sign_count) < 0.1);  // vertical stripes lower the horizontal class's logit
     CHECK(v.significant);
     CHECK(mean(h.cav_accuracy) > 0.9);
+    // Concepts drawn from the random pool's own distribution score near the baseline, far from the
+    // planted ones. (Their t-test is not a calibrated null: each side's runs share one positive set,
+    // so such concepts pass p < 0.05 more often than one time in twenty; METHODS.md.)
     for (int c = 2; c < 5; ++c) {
       INFO(l.concepts[c].name << " p " << l.concepts[c].sign_test.p);
-      CHECK_FALSE(l.concepts[c].significant);
-      CHECK(l.concepts[c].sign_test.p > 0.05);
+      CHECK(std::abs(mean(l.concepts[c].sign_count) - mean(l.random.sign_count)) < 0.2);
     }
     CHECK(h.cavs.shape() == Shape{10, int(g.shape(l.node).numel())});
     CHECK(l.random.sign_count.size() == 10);

@@ -590,7 +590,8 @@ void add_influence_method(std::vector<Method>& registry) {
                               "Hessian-vector products)"},
          {"damping", "0.01", "lambda added to the mean Hessian (Koh & Liang's damping for MNIST CNNs); > 0 for "
                              "the last layer, whose softmax Hessian is singular"},
-         {"cg_iterations", "100", "conjugate-gradient iterations at most (1..10000; Koh & Liang's fmin_ncg maxiter)"},
+         {"cg_iterations", "100", "conjugate-gradient steps at most, one Hessian-vector product each (1..10000; "
+                                  "fewer than Koh & Liang's fmin_ncg maxiter=100, which counts Newton iterations)"},
          {"cg_tolerance", "1e-6", "stop conjugate gradients at this relative residual ||b - Ax|| / ||b||"},
          {"lissa_depth", "5000", "LiSSA recursion depth (1..1000000)"},
          {"lissa_scale", "25", "LiSSA scale: must exceed the Hessian's largest eigenvalue plus damping"},
@@ -605,7 +606,8 @@ void add_influence_method(std::vector<Method>& registry) {
                             "one more (H + damping I) solve per chosen point: cheap with layers=last "
                             "solver=direct, one CG/LiSSA run each otherwise"}},
         "Koh & Liang 2017: score = (1/n) grad L(test)^T (H + damping I)^-1 grad L(z), H the mean Hessian of the "
-        "per-example cross-entropy without regularizer (their predicted_loss_diffs; Captum NaiveInfluenceFunction "
+        "per-example cross-entropy without regularizer (their predicted_loss_diffs for a model trained without "
+        "weight decay: theirs is in their Hessian, add it to damping to match; Captum NaiveInfluenceFunction "
         "with hessian_reg = n*damping and every eigenvalue kept); positive = helpful. LiSSA's damping is the same "
         "lambda (Koh & Liang's recursion factor 1 - d has d = damping/scale); defaults are Koh & Liang's MNIST "
         "settings (damping 0.01 for CNNs; LiSSA scale 25, depth 5000, batch 1, 10 samples). Koh & Liang add the "
