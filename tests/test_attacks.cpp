@@ -792,7 +792,12 @@ TEST_CASE("explanation-topk keeps every label, lowers top-k intersection monoton
     at_eps[eps] = m;
   }
   CHECK(last < 0.6);
-  // A ball large enough for the walk to cross the decision boundary: still no accepted iterate does.
+  // A ball large enough for the walk to cross the decision boundary (PGD with the same ball and
+  // steps changes labels in it): still no accepted iterate does.
+  const Result cross = run(g, q, "pgd", {{"radius", "0.4"}, {"step_num", "30"}, {"step_size", "0.05"}});
+  int crossed = 0;
+  for (int n = 0; n < 8; ++n) crossed += cross.after[n] != cross.before[n];
+  CHECK(crossed > 0);
   const Result wide = run(g, q, "explanation-topk", {{"epsilon", "0.4"}, {"steps", "30"}, {"step_size", "0.05"}});
   for (int n = 0; n < 8; ++n) CHECK(wide.after[n] == wide.before[n]);
   const Result rnd = run(g, q, "explanation-topk", {{"epsilon", "0.06"}, {"steps", "24"}, {"direction", "random"}});

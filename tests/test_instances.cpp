@@ -633,6 +633,27 @@ TEST_CASE("representer: values sum to the refitted logits, alpha makes the refit
     double sum = 0;
     for (size_t i = 0; i < alpha.size(); ++i) sum += alpha[i];
     CHECK(std::fabs(sum) < 1e-6);  // each row of p − t sums to zero
+    if (targets != "labels") continue;
+    // The refit's weights from α (W*_c = Σ_j α_jc f̃_j, f̃ = [features, 1]), its softmax p_j at each
+    // training point, and α_jc = −(p_jc − [y_j = c]) / (2λn) again: the 1/(2λn) factor included.
+    const Tensor f = activations(g, train.x, {1})[0];  // relu1, [50, 6]
+    double W[3][7] = {};
+    for (int j = 0; j < 50; ++j)
+      for (int c = 0; c < 3; ++c)
+        for (int q = 0; q < 7; ++q) W[c][q] += alpha[j * 3 + c] * (q < 6 ? double(f[j * 6 + q]) : 1.0);
+    for (int j : {0, 11, 29, 49}) {
+      double z[3], zmax = -1e300, Z = 0;
+      for (int c = 0; c < 3; ++c) {
+        z[c] = W[c][6];
+        for (int q = 0; q < 6; ++q) z[c] += W[c][q] * f[j * 6 + q];
+        zmax = std::max(zmax, z[c]);
+      }
+      for (int c = 0; c < 3; ++c) Z += std::exp(z[c] - zmax);
+      for (int c = 0; c < 3; ++c) {
+        const double p = std::exp(z[c] - zmax) / Z, want = -(p - (train.y[j] == c)) / (2 * 0.01 * 50);
+        CHECK(alpha[j * 3 + c] == doctest::Approx(want).epsilon(1e-4));
+      }
+    }
   }
   // With labels as targets, the representer values of a test point's class are α_{j,c} f_j·f_t:
   // check one by hand from the features.
