@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 
 #include "data/io_util.h"
 #include "engine/sizes.h"
@@ -172,18 +173,12 @@ class NpyFile {
       parse(whole_.data(), whole_.size(), whole_.size());
       return;
     }
-    f_ = std::fopen(path.c_str(), "rb");
+    f_.reset(std::fopen(path.c_str(), "rb"));
     if (!f_) fail(path, std::string("cannot open: ") + std::strerror(errno));
     uint8_t prefix[12];
-    const size_t n = std::fread(prefix, 1, sizeof prefix, f_);
+    const size_t n = std::fread(prefix, 1, sizeof prefix, f_.get());
     parse(prefix, n, size_t(st.st_size));
   }
-  ~NpyFile() {
-    if (f_) std::fclose(f_);
-  }
-  NpyFile(const NpyFile&) = delete;
-  NpyFile& operator=(const NpyFile&) = delete;
-
   const Header& header() const { return h_; }
   // Reads the data (header().data_bytes of it) into dst.
   void read(void* dst) {
@@ -192,7 +187,8 @@ class NpyFile {
       std::memcpy(dst, whole_.data() + h_.data_offset, h_.data_bytes);
       return;
     }
-    if (std::fseek(f_, long(h_.data_offset), SEEK_SET) != 0 || std::fread(dst, 1, h_.data_bytes, f_) != h_.data_bytes)
+    if (std::fseek(f_.get(), long(h_.data_offset), SEEK_SET) != 0 ||
+        std::fread(dst, 1, h_.data_bytes, f_.get()) != h_.data_bytes)
       fail(path_, "read error (did the file change while it was read?)");
   }
 
@@ -204,7 +200,7 @@ class NpyFile {
     if (total < start + hlen) fail(path_, "truncated .npy header");
     std::string dict(hlen, '\0');
     if (f_) {
-      if (std::fseek(f_, long(start), SEEK_SET) != 0 || std::fread(dict.data(), 1, hlen, f_) != hlen)
+      if (std::fseek(f_.get(), long(start), SEEK_SET) != 0 || std::fread(dict.data(), 1, hlen, f_.get()) != hlen)
         fail(path_, "read error");
     } else {
       std::memcpy(dict.data(), b + start, hlen);
@@ -214,7 +210,11 @@ class NpyFile {
   }
 
   std::string path_;
-  std::FILE* f_ = nullptr;
+  // Closed by the member's destructor, which also runs when the constructor throws (a bad header).
+  struct Close {
+    void operator()(std::FILE* f) const { std::fclose(f); }
+  };
+  std::unique_ptr<std::FILE, Close> f_;
   ByteBuffer whole_;  // the non-regular file's bytes
   Header h_;
 };
