@@ -367,7 +367,14 @@ TEST_CASE("save_every keeps the model of every N-th epoch with its learning rate
   for (int e : {2, 4}) {
     Model m = load_model(epoch_path(o.out, e));
     CHECK(bitwise_equal(weights_of(m.graph), weights[e - 1]));
-    CHECK(std::stod(m.metadata.at("train.lr")) == rates[e - 1]);
+    // train.lr: the mean rate over the steps since the previous saved model (epochs e−1 and e, 10
+    // steps each: 160 training samples in batches of 16), not the last step's rate.
+    REQUIRE(rates[e - 1] == learning_rate(o.schedule, o.optimizer.lr, e * 10 - 1, 10, 50));
+    double mean = 0;
+    for (int step = (e - 2) * 10; step < e * 10; ++step) mean += learning_rate(o.schedule, o.optimizer.lr, step, 10, 50);
+    mean /= 20;
+    CHECK(std::stod(m.metadata.at("train.lr")) == doctest::Approx(mean).epsilon(1e-12));
+    CHECK(std::stod(m.metadata.at("train.lr")) > rates[e - 1]);  // the cosine falls within the interval
     CHECK(m.metadata.at("train.epoch") == std::to_string(e));
     CHECK(m.metadata.at("train.optimizer") == "sgd");
   }

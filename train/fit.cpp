@@ -362,7 +362,15 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
       // whose model files were not written.
       save_model(model_path, g, o.metadata);
       if (best) save_model(best_path, g, o.metadata);
-      if (o.save_every > 0 && epoch % o.save_every == 0) save_model(epoch_path(o.out, epoch), g, epoch_metadata(o, epoch, lr));
+      if (o.save_every > 0 && epoch % o.save_every == 0) {
+        // TracIn's rate for this checkpoint: the mean over the steps it stands for, those since the
+        // previous saved model (the last step's alone is near 0 at the end of a cosine schedule).
+        double sum = 0;
+        const int64_t first = int64_t(epoch - o.save_every) * n_batches, end = int64_t(epoch) * n_batches;
+        for (int64_t step = first; step < end; ++step)
+          sum += learning_rate(o.schedule, o.optimizer.lr, step, n_batches, total);
+        save_model(epoch_path(o.out, epoch), g, epoch_metadata(o, epoch, sum / double(end - first)));
+      }
       log_lines.push_back(s.to_json().dump());
       std::string log;
       for (auto& l : log_lines) log += l + "\n";

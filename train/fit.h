@@ -8,8 +8,9 @@
 //   dir/m.ckpt.safetensors       the checkpoint of the last completed epoch (for --resume)
 //   dir/m.log.jsonl              one JSON line per epoch
 //   dir/m.epochE.safetensors     with save_every = N: the model after every N-th epoch E, its
-//                                metadata holding train.epoch and train.lr (the learning rate of
-//                                the epoch's last step): the checkpoints TracIn sums over
+//                                metadata holding train.epoch and train.lr (the mean learning
+//                                rate over the steps since the previous one): the checkpoints
+//                                TracIn sums over, each weighted by that rate
 #pragma once
 #include <functional>
 #include <nlohmann/json.hpp>
