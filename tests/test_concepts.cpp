@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <numeric>
 #include <random>
 #include <sstream>
@@ -63,6 +64,25 @@ float px(const Tensor& t, int n, int c, int y, int x) { return t.at(n, c, y, x);
 }  // namespace
 
 // ---- patterns -------------------------------------------------------------------------------------
+
+TEST_CASE("tcav's random sets are disjoint when the pool is large enough, else drawn one by one") {
+  const auto a = draw_random_sets(100, 5, 20, 3);
+  std::set<int> seen;
+  for (const auto& set : a) {
+    CHECK(set.size() == 20);
+    for (int r : set) CHECK((r >= 0 && r < 100));
+    seen.insert(set.begin(), set.end());
+  }
+  CHECK(seen.size() == 100);  // five disjoint sets cover the pool
+  CHECK(draw_random_sets(100, 5, 20, 3) == a);
+  CHECK(draw_random_sets(100, 5, 20, 4) != a);
+  const auto b = draw_random_sets(50, 5, 20, 3);  // too small to be disjoint: each set distinct rows
+  for (const auto& set : b) {
+    CHECK(std::set<int>(set.begin(), set.end()).size() == 20);
+    for (int r : set) CHECK((r >= 0 && r < 50));
+  }
+  CHECK_THROWS_WITH(draw_random_sets(10, 2, 20, 3), doctest::Contains("random pool has 10 examples"));
+}
 
 TEST_CASE("patterns: stripes, checkerboard and solid follow their definitions at any size and channel count") {
   const Shape s{3, 9, 13};

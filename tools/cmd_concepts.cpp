@@ -445,6 +445,9 @@ void run_concepts(const ConceptsArgs& a) {
                                 " generated images, more than " + std::to_string(kMaxGeneratedPool));
   q.random_pool = read_concept(random, model, random.rfind("pattern:", 0) == 0 ? int(pool_for_patterns) : 0,
                                cc::mix_seed(seed, 0x706f6f6c), "--random");
+  if (q.random_pool.batch() < pool_for_patterns)
+    std::fprintf(stderr, "glassbox: note: --random holds %d examples, fewer than (runs + 1) x random_size = %ld: the "
+                 "random sets share examples (tcav's are disjoint sets)\n", q.random_pool.batch(), long(pool_for_patterns));
   q.inputs = read_concept(inputs, model, a.max_inputs, cc::mix_seed(seed, 0x696e70), "--inputs", "test");
   q.target = Target({k});
   q.progress = progress_printer();
@@ -1125,6 +1128,9 @@ void run_ace(const AceArgs& a) {
     throw DataError(std::string("--images: ") + e.what());
   }
   q.to_input = [&model](Tensor& x) { normalize_for(model, x); };
+  if (q.random_pool.batch() < pool_for_patterns)
+    std::fprintf(stderr, "glassbox: note: --random holds %d examples, fewer than (runs + 1) x random_size = %ld: the "
+                 "random sets share examples (tcav's are disjoint sets)\n", q.random_pool.batch(), long(pool_for_patterns));
   q.inputs = read_concept(inputs, model, a.max_inputs, cc::mix_seed(seed, 0x696e70), "--inputs", "test");
   q.random_pool = read_concept(random, model, random.rfind("pattern:", 0) == 0 ? int(pool_for_patterns) : 0,
                                cc::mix_seed(seed, 0x706f6f6c), "--random");

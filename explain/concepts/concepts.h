@@ -44,8 +44,8 @@ struct ConceptSet {
 
 struct TcavRequest {
   std::vector<ConceptSet> concepts;
-  // Examples the R + 1 random sets are drawn from (`runs` = R and `random_size` examples each,
-  // without replacement within a set, set i from the stream (seed, i)). Concept C's run r (r = 1..R)
+  // Examples the R + 1 random sets are drawn from (`runs` = R and `random_size` examples each;
+  // draw_random_sets below). Concept C's run r (r = 1..R)
   // is its CAV against random set r; the random baseline's run r is random set 0 against random
   // set r (tcav's random_counterpart).
   Tensor random_pool;
@@ -90,6 +90,12 @@ struct TcavResult {
 // than random_size, inputs or examples that do not fit the model, non-finite values, or a layer the
 // target's signal does not reach.
 TcavResult tcav(Graph& model, const TcavRequest& request, const Params& params = {}, const std::string& method = "tcav");
+
+// The rows of `sets` random sets of `size` examples each from a pool of `pool`: disjoint when the
+// pool holds sets·size examples (one seeded shuffle cut into consecutive sets, as tcav's separate
+// random500_i folders); otherwise each set is drawn on its own (without replacement within the set,
+// from the stream (seed, i)) and sets share examples. Throws when pool < size.
+std::vector<std::vector<int>> draw_random_sets(int pool, int sets, int size, uint64_t seed);
 
 // The gradient of the target at each chosen layer for every input: out[k] is [N, size of layer k],
 // row n = ∂f_n/∂a_layer(x_n). One forward and one backward pass per batch of inputs, seeded with

@@ -96,22 +96,6 @@ void check_request(const Graph& g, const TcavRequest& q) {
   q.target.check(g, q.inputs.batch());
 }
 
-// Random set i: `size` distinct rows of the pool (a partial Fisher-Yates from the stream (seed, i)).
-std::vector<std::vector<int>> draw_random_sets(int pool, int sets, int size, uint64_t seed) {
-  if (pool < size)
-    throw std::invalid_argument("tcav: the random pool has " + std::to_string(pool) + " examples, random_size is " +
-                                std::to_string(size));
-  std::vector<std::vector<int>> out(sets);
-  std::vector<int> idx(pool);
-  for (int i = 0; i < sets; ++i) {
-    std::iota(idx.begin(), idx.end(), 0);
-    Rng rng(mix_seed(mix_seed(seed, 0x72616e646f6dULL), uint64_t(i)));
-    for (int k = 0; k < size; ++k) std::swap(idx[k], idx[k + rng.below(uint32_t(pool - k))]);
-    out[i].assign(idx.begin(), idx.begin() + size);
-  }
-  return out;
-}
-
 Tensor gather(const Tensor& x, const std::vector<int>& rows) {
   Tensor out(x.shape().with_batch(int(rows.size())));
   const size_t s = x.sample_size();
@@ -208,6 +192,28 @@ Tensor directional_derivatives(const Tensor& gradients, const Tensor& directions
   Tensor S({N, M});
   gemm(false, true, N, M, D, 1.f, gradients.data(), directions.data(), 0.f, S.data());
   return S;
+}
+
+std::vector<std::vector<int>> draw_random_sets(int pool, int sets, int size, uint64_t seed) {
+  if (pool < size)
+    throw std::invalid_argument("tcav: the random pool has " + std::to_string(pool) + " examples, random_size is " +
+                                std::to_string(size));
+  std::vector<std::vector<int>> out(sets);
+  std::vector<int> idx(pool);
+  std::iota(idx.begin(), idx.end(), 0);
+  if (int64_t(pool) >= int64_t(sets) * size) {  // disjoint: one shuffle, cut into consecutive sets
+    Rng rng(mix_seed(seed, 0x6469736a6f696eULL));
+    for (int k = 0; k < sets * size; ++k) std::swap(idx[k], idx[k + rng.below(uint32_t(pool - k))]);
+    for (int i = 0; i < sets; ++i) out[i].assign(idx.begin() + i * size, idx.begin() + (i + 1) * size);
+    return out;
+  }
+  for (int i = 0; i < sets; ++i) {  // each set on its own: a partial Fisher-Yates from the stream (seed, i)
+    std::iota(idx.begin(), idx.end(), 0);
+    Rng rng(mix_seed(mix_seed(seed, 0x72616e646f6dULL), uint64_t(i)));
+    for (int k = 0; k < size; ++k) std::swap(idx[k], idx[k + rng.below(uint32_t(pool - k))]);
+    out[i].assign(idx.begin(), idx.begin() + size);
+  }
+  return out;
 }
 
 TcavResult tcav(Graph& g, const TcavRequest& q, const Params& params, const std::string& method) {
