@@ -34,17 +34,21 @@ ByteBuffer read_all(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) fail(path, std::string("cannot open: ") + std::strerror(errno));
   ByteBuffer out;
-  uint8_t chunk[1 << 16];
-  size_t got;
-  // Reading by chunks (not by a size taken up front) also works for pipes and files that change size.
   std::error_code ec;
   auto size = fs::file_size(path, ec);
   if (!ec) out.reserve(size);
-  while ((got = std::fread(chunk, 1, sizeof chunk, f)) > 0) out.insert(out.end(), chunk, chunk + got);
-  bool bad = std::ferror(f);
+  const bool bad = !read_rest(f, out);
   std::fclose(f);
   if (bad) fail(path, "read error");
   return out;
+}
+
+bool read_rest(std::FILE* f, ByteBuffer& out) {
+  // By chunks (not by a size taken up front): this also works for pipes and files that change size.
+  uint8_t chunk[1 << 16];
+  size_t got;
+  while ((got = std::fread(chunk, 1, sizeof chunk, f)) > 0) out.insert(out.end(), chunk, chunk + got);
+  return !std::ferror(f);
 }
 
 void write_atomic(const std::string& path, const void* data, size_t n) {

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,8 @@ bool is_file(const std::string& path);
 bool is_dir(const std::string& path);
 // The whole file; errors name it (missing, a directory, unreadable).
 ByteBuffer read_all(const std::string& path);
+// Appends what is left of an open file to out; false on a read error.
+bool read_rest(std::FILE* f, ByteBuffer& out);
 // gb::atomic_write (engine/model_file.h), its errors as DataError.
 void write_atomic(const std::string& path, const void* data, size_t n);
 // Splits on sep, keeping empty parts.

@@ -167,18 +167,20 @@ class NpyFile {
  public:
   explicit NpyFile(const std::string& path) : path_(path) {
     if (detail::is_dir(path)) fail(path, "is a directory, expected a file");
-    struct stat st;
-    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
-      whole_ = detail::read_all(path);
+    f_.reset(std::fopen(path.c_str(), "rb"));
+    if (!f_) fail(path, std::string("cannot open: ") + std::strerror(errno));
+    struct stat st;  // of the file opened, so the size and the header come from the same file
+    if (::fstat(fileno(f_.get()), &st) != 0 || !S_ISREG(st.st_mode)) {
+      if (!detail::read_rest(f_.get(), whole_)) fail(path, "read error");
+      f_.reset();
       parse(whole_.data(), whole_.size(), whole_.size());
       return;
     }
-    f_.reset(std::fopen(path.c_str(), "rb"));
-    if (!f_) fail(path, std::string("cannot open: ") + std::strerror(errno));
     uint8_t prefix[12];
     const size_t n = std::fread(prefix, 1, sizeof prefix, f_.get());
     parse(prefix, n, size_t(st.st_size));
   }
+
   const Header& header() const { return h_; }
   // Reads the data (header().data_bytes of it) into dst.
   void read(void* dst) {

@@ -53,6 +53,13 @@ std::vector<std::string> split_list(const std::string& s, char sep = ',') {
   return out;
 }
 
+// The random sets are disjoint only when the pool holds (runs + 1) x random_size examples.
+void note_shared_random_sets(int pool, double wanted) {
+  if (pool < wanted)
+    std::fprintf(stderr, "glassbox: note: --random holds %d examples, fewer than (runs + 1) x random_size = %ld: the "
+                 "random sets share examples (tcav's are disjoint sets)\n", pool, long(wanted));
+}
+
 // Progress of long passes on stderr: one updating line per stage on a terminal, finished stages otherwise.
 cc::StageProgress progress_printer() {
   const bool tty = ::isatty(2);
@@ -445,9 +452,7 @@ void run_concepts(const ConceptsArgs& a) {
                                 " generated images, more than " + std::to_string(kMaxGeneratedPool));
   q.random_pool = read_concept(random, model, random.rfind("pattern:", 0) == 0 ? int(pool_for_patterns) : 0,
                                cc::mix_seed(seed, 0x706f6f6c), "--random");
-  if (q.random_pool.batch() < pool_for_patterns)
-    std::fprintf(stderr, "glassbox: note: --random holds %d examples, fewer than (runs + 1) x random_size = %ld: the "
-                 "random sets share examples (tcav's are disjoint sets)\n", q.random_pool.batch(), long(pool_for_patterns));
+  note_shared_random_sets(q.random_pool.batch(), pool_for_patterns);
   q.inputs = read_concept(inputs, model, a.max_inputs, cc::mix_seed(seed, 0x696e70), "--inputs", "test");
   q.target = Target({k});
   q.progress = progress_printer();
@@ -1128,12 +1133,10 @@ void run_ace(const AceArgs& a) {
     throw DataError(std::string("--images: ") + e.what());
   }
   q.to_input = [&model](Tensor& x) { normalize_for(model, x); };
-  if (q.random_pool.batch() < pool_for_patterns)
-    std::fprintf(stderr, "glassbox: note: --random holds %d examples, fewer than (runs + 1) x random_size = %ld: the "
-                 "random sets share examples (tcav's are disjoint sets)\n", q.random_pool.batch(), long(pool_for_patterns));
   q.inputs = read_concept(inputs, model, a.max_inputs, cc::mix_seed(seed, 0x696e70), "--inputs", "test");
   q.random_pool = read_concept(random, model, random.rfind("pattern:", 0) == 0 ? int(pool_for_patterns) : 0,
                                cc::mix_seed(seed, 0x706f6f6c), "--random");
+  note_shared_random_sets(q.random_pool.batch(), pool_for_patterns);
   q.target = Target({k});
   q.progress = progress_printer();
   std::printf("ACE for class %d (%s) at %s: %d discovery images, %d inputs, random pool of %d\n", k, classes[k].c_str(),

@@ -9,8 +9,10 @@
 //   dir/m.log.jsonl              one JSON line per epoch
 //   dir/m.epochE.safetensors     with save_every = N: the model after every N-th epoch E, its
 //                                metadata holding train.epoch and train.lr (the mean learning
-//                                rate over the steps since the previous one): the checkpoints
-//                                TracIn sums over, each weighted by that rate
+//                                rate over the save_every epochs it ends, from the schedule's
+//                                formula: after a resume with another --epochs or --save-every,
+//                                the new settings'): the checkpoints TracIn sums over, each
+//                                weighted by that rate
 #pragma once
 #include <functional>
 #include <nlohmann/json.hpp>

@@ -54,8 +54,9 @@ struct LissaOptions {
 // LiSSA: h_j = b + (1 − λ/scale) h_{j−1} − H_batch h_{j−1} / scale, x = mean over samples of
 // h_depth / scale, which tends to (H + λI)⁻¹ b. Koh & Liang write the recursion with
 // (1 − d) h_{j−1}; their d is λ/scale here, so that λ means the same in every solver. Throws when
-// the recursion diverges: ‖h‖ past 10·(scale/λ)·‖b‖, a size no positive semi-definite Hessian with
-// eigenvalues below scale − λ can reach (negative curvature beyond λ, or scale too small).
+// the recursion diverges: ‖h‖ past 1000·(scale/λ)·‖b‖, a thousand times what positive semi-definite
+// batch Hessians with eigenvalues below 2(scale − λ) allow (negative curvature beyond λ, batches
+// curving too far below zero, or scale too small).
 SolveReport lissa(const BatchProduct& H, int points, const std::vector<double>& b, std::vector<double>& x,
                   const LissaOptions& o);
 

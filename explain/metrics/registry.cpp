@@ -27,12 +27,13 @@ const std::vector<MetricInfo>& all_metrics() { return table().infos(); }
 const MetricInfo& metric_info(const std::string& name) { return table().find(name).info; }
 
 Better better_for(const MetricInfo& m, const Params& params) {
-  const auto order = params.find("order");
-  if (order == params.end() || order->second == "morf") return m.better;
-  const bool has_order = std::any_of(m.declaration.params.begin(), m.declaration.params.end(),
-                                     [](const ParamInfo& p) { return p.name == "order"; });
-  if (!has_order) return m.better;
-  if (order->second != "lerf") return Better::neither;
+  const auto& declared = m.declaration.params;
+  const auto p = std::find_if(declared.begin(), declared.end(), [](const ParamInfo& i) { return i.name == "order"; });
+  if (p == declared.end()) return m.better;
+  const auto given = params.find("order");
+  const std::string& order = given != params.end() ? given->second : p->default_value;
+  if (order == "morf") return m.better;
+  if (order != "lerf") return Better::neither;
   return m.better == Better::higher ? Better::lower : m.better == Better::lower ? Better::higher : Better::neither;
 }
 
