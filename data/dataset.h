@@ -52,6 +52,8 @@ bool dataset_available(const std::string& spec);
 
 // The samples `indices` of d, in that order (a copy).
 Dataset take(const Dataset& d, const std::vector<int>& indices);
+// The first n samples of d (all of them when n <= 0 or n >= d.size()): `glassbox train --limit`.
+Dataset first_samples(const Dataset& d, int n);
 
 const std::vector<std::string>& fashion_mnist_classes();  // T-shirt/top, Trouser, ..., Ankle boot
 const std::vector<std::string>& mnist_classes();          // "0".."9"

@@ -2,6 +2,7 @@
 // source, and the built-in class names.
 #include <algorithm>
 #include <cstring>
+#include <numeric>
 #include <filesystem>
 
 #include "data/dataset.h"
@@ -42,6 +43,13 @@ Dataset take(const Dataset& d, const std::vector<int>& indices) {
     out.y[i] = d.y[k];
   }
   return out;
+}
+
+Dataset first_samples(const Dataset& d, int n) {
+  if (n <= 0 || n >= d.size()) return d;
+  std::vector<int> first(n);
+  std::iota(first.begin(), first.end(), 0);
+  return take(d, first);
 }
 
 namespace {

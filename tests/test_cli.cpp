@@ -809,6 +809,18 @@ TEST_CASE("cli: prune and distill write their outputs, the pruned model evaluate
   REQUIRE_MESSAGE(r.status == 0, r.err);
   for (const char* f : {"p.safetensors", "p.prune.json", "p.prune.png", "p.prune.svg"}) CHECK_MESSAGE(fs::exists(s / f), f);
   CHECK(contains(read_file(s / "p.prune.json"), "\"base_val_accuracy\""));
+  // A model trained with --limit held out its validation samples among those: prune --limit takes
+  // them from the same first samples (10% of 200, not of the 1,000 training samples).
+  const std::string lm = s / "lm.safetensors";
+  Run lr = glassbox(s, "train --model toy2d --data toy:moons --epochs 1 --limit 200 --quiet --out " + lm);
+  REQUIRE_MESSAGE(lr.status == 0, lr.err);
+  for (const char* limit : {"0", "200"}) {
+    CAPTURE(limit);
+    lr = glassbox(s, "prune --model " + lm + " --layers dense2 --limit " + limit + " --out " + (s / "lp.safetensors"));
+    REQUIRE_MESSAGE(lr.status == 0, lr.err);
+    const nlohmann::json j = nlohmann::json::parse(read_file(s / "lp.prune.json"));
+    CHECK(j["validation"]["n"] == (std::string(limit) == "0" ? 100 : 20));
+  }
   int pruned = -1, candidates = -1;
   const size_t at = r.out.find("pruned ");
   REQUIRE(at != std::string::npos);

@@ -593,12 +593,7 @@ std::vector<Snapshot> snapshots(const ProbeArgs& a, const Model& model) {
 
 // The split of the spec in the model's input space, its first `limit` samples (0: all).
 Dataset probe_split(const std::string& spec, const std::string& split, int limit, const Model& m) {
-  Dataset d = load_dataset(spec, split);
-  if (limit > 0 && limit < d.size()) {
-    std::vector<int> first(limit);
-    std::iota(first.begin(), first.end(), 0);
-    d = take(d, first);
-  }
+  Dataset d = first_samples(load_dataset(spec, split), limit);
   if (d.x.shape().sample() != m.graph.input_shape())
     throw ShapeError("--data " + spec + ": samples are " + d.x.shape().sample().str() + ", the model takes " +
                      m.graph.input_shape().str());
@@ -768,11 +763,7 @@ cc::SegmentationSet silhouettes(const std::string& spec, const SegOptions& o, co
   if (d.x.rank() != 4 || d.x.shape().sample() != m.graph.input_shape())
     throw ShapeError(what + ": samples of " + spec + " are " + d.x.shape().sample().str() + ", the model takes " +
                      m.graph.input_shape().str());
-  if (d.size() > o.n) {
-    std::vector<int> first(o.n);
-    std::iota(first.begin(), first.end(), 0);
-    d = take(d, first);
-  }
+  d = first_samples(d, o.n);
   cc::SegmentationSet s;
   s.x = d.x;
   s.categories = {"object", "part"};

@@ -112,12 +112,7 @@ std::vector<std::string> class_names(const Model& m, const Dataset& d) {
 // The training set in the model's input space, optionally its first `limit` samples.
 inst::Examples training_set(const Model& m, const std::string& spec, int limit, Dataset& raw) {
   if (spec.empty()) throw std::invalid_argument("--data is required: the training set comes from it");
-  raw = load_dataset(spec, "train");
-  if (limit > 0 && limit < raw.size()) {
-    std::vector<int> first(limit);
-    std::iota(first.begin(), first.end(), 0);
-    raw = take(raw, first);
-  }
+  raw = first_samples(load_dataset(spec, "train"), limit);
   if (raw.x.shape().sample() != m.graph.input_shape())
     throw ShapeError("--data " + spec + ": samples are " + raw.x.shape().sample().str() + ", the model takes " +
                      m.graph.input_shape().str());
@@ -521,12 +516,7 @@ void run_prototypes(const PrototypeArgs& a) {
   const bool by_layer = params.count("layer") && !params.at("layer").empty();
   std::unique_ptr<Model> model;
   if (!a.model.empty()) model = std::make_unique<Model>(open_model(a.model));
-  Dataset d = load_dataset(a.data, a.split);
-  if (a.limit > 0 && a.limit < d.size()) {
-    std::vector<int> first(a.limit);
-    std::iota(first.begin(), first.end(), 0);
-    d = take(d, first);
-  }
+  Dataset d = first_samples(load_dataset(a.data, a.split), a.limit);
   Normalization norm;
   if (model) {
     if (d.x.shape().sample() != model->graph.input_shape())

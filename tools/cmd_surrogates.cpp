@@ -87,13 +87,6 @@ std::string data_spec(const std::string& given, const Model& m) {
   return it == m.metadata.end() ? "fashion-mnist" : it->second;
 }
 
-Dataset first_samples(Dataset d, int limit) {
-  if (limit <= 0 || limit >= d.size()) return d;
-  std::vector<int> first(limit);
-  std::iota(first.begin(), first.end(), 0);
-  return take(d, first);
-}
-
 // A split's inputs in the model's input space.
 Tensor model_inputs(const Dataset& d, const Model& m) {
   Tensor x = d.x.clone();
@@ -316,7 +309,7 @@ void add_distill_command(Command& app) {
 struct PruneArgs {
   std::string model, data, layers, out;
   double max_drop = 0.01;
-  int rerank = 0, val_limit = 2000, test_limit = 0, am = 8, am_steps = 128;
+  int rerank = 0, val_limit = 2000, test_limit = 0, am = 8, am_steps = 128, limit = 0;
   float val = 0.1f;
   uint64_t seed = 42;
 };
@@ -345,10 +338,10 @@ visualize::Bounds pixel_bounds(const Model& m) {
   return b;
 }
 
-// The samples of the training split that `glassbox train --seed S --val F` held out for
-// validation (the first `limit` of them), in the model's input space.
+// The samples of the training split that `glassbox train --seed S --val F --limit N` held out for
+// validation (the first val_limit of them), in the model's input space.
 sg::LabelledSet validation_set(const PruneArgs& a, const Model& m, const std::string& spec) {
-  const Dataset train = load_dataset(spec, "train");
+  const Dataset train = first_samples(load_dataset(spec, "train"), a.limit);
   check_fits(m.graph, train);
   std::vector<int> rest, val;
   validation_split(train.size(), a.seed, a.val, rest, val);
@@ -381,7 +374,7 @@ json prune_report(const PruneArgs& a, const Graph& g, const sg::PruneResult& r, 
   }
   json report = {{"model", a.model},           {"data", a.data},
                  {"max_drop", a.max_drop},     {"rerank", a.rerank},
-                 {"validation", {{"seed", a.seed}, {"fraction", a.val}, {"n", 0}}},
+                 {"validation", {{"seed", a.seed}, {"fraction", a.val}, {"limit", a.limit}, {"n", 0}}},
                  {"base_val_accuracy", r.base_accuracy},
                  {"final_val_accuracy", r.final_accuracy()},
                  {"val_drop", r.base_accuracy - r.final_accuracy()},
@@ -475,6 +468,10 @@ void add_prune_command(Command& app) {
   c->add_option("--val", a->val, "the training run's held-out fraction (glassbox train --val)")
       ->capture_default_str()
       ->check(finite(0, 1, true, true));
+  c->add_option("--limit", a->limit, "the training run's --limit (glassbox train --limit N trained on the first N "
+                                     "samples and held out its validation samples among them; 0: all)")
+      ->capture_default_str()
+      ->check(at_least(0));
   c->add_option("--val-limit", a->val_limit, "at most this many validation samples (0: all; bounds the run time)")
       ->capture_default_str()
       ->check(at_least(0));

@@ -81,12 +81,7 @@ void run_train(const TrainArgs& a) {
   if (a.normalize != "std" && a.normalize != "none")
     throw std::invalid_argument("--normalize '" + a.normalize + "': use std or none");
 
-  Dataset train = load_dataset(a.data, "train");
-  if (a.limit > 0 && a.limit < train.size()) {
-    std::vector<int> first(a.limit);
-    std::iota(first.begin(), first.end(), 0);
-    train = take(train, first);
-  }
+  Dataset train = first_samples(load_dataset(a.data, "train"), a.limit);
   // NaN data would surface as "training diverged ... try a lower --lr": name it here instead.
   check_finite(train.x, "--data " + a.data + " (training data)");
   const Shape sample = train.x.shape().sample();
