@@ -877,6 +877,41 @@ TEST_CASE("top-patches equal a brute-force scan; each projection is a DeconvNet 
   }
 }
 
+TEST_CASE("top-patches after an upsampling: patches as large as the largest field, each field in the middle") {
+  // Behind an upsampling the fields at the border are smaller than inside; the panels were sized
+  // from the corner's and the larger fields were written past their rows.
+  Graph g = graph_from_text("input(1,8,8) conv(4,k=3,p=1) relu maxpool(2) upsample(2) conv(4,k=3,p=1) relu flatten dense(3)");
+  g.init(3);
+  const int relu2 = g.at("relu2");
+  Box most = receptive_field(g, relu2, 0, 0);
+  for (int y = 0; y < 8; ++y)
+    for (int x = 0; x < 8; ++x) {
+      const Box b = receptive_field(g, relu2, y, x);
+      most = {0, 0, std::max(most.h(), b.h()), std::max(most.w(), b.w())};
+    }
+  REQUIRE(most.h() > receptive_field(g, relu2, 0, 0).h());  // the case: the corner's field is smaller
+  Request q;
+  q.data = noise(Shape{12, 1, 8, 8}, 5, 0, 1);
+  q.units = parse_units(g, "relu2:all");
+  const Result r = run(g, q, "top-patches", {{"k", "3"}, {"projection", "deconvnet"}});
+  const Tensor& img = r.panels[0].values;
+  REQUIRE(img.shape() == Shape({12, 1, most.h(), most.w()}));
+  for (size_t i = 0; i < r.rows.size(); ++i) {
+    const Row& row = r.rows[i];
+    CAPTURE(row.name);
+    const Box box = receptive_field(g, relu2, int(row.values.at("y")), int(row.values.at("x")));
+    const Tensor one = rows_of(q.data, int(row.values.at("sample")), int(row.values.at("sample")) + 1);
+    const int top = (most.h() - box.h()) / 2, left = (most.w() - box.w()) / 2;
+    for (int y = 0; y < most.h(); ++y)
+      for (int x = 0; x < most.w(); ++x) {
+        const int sy = box.y0 + y - top, sx = box.x0 + x - left;
+        const bool in = y >= top && y < top + box.h() && x >= left && x < left + box.w() && sy >= 0 && sy < 8 &&
+                        sx >= 0 && sx < 8;
+        CHECK(img.at(int(i), 0, y, x) == (in ? one.at(0, 0, sy, sx) : 0.f));
+      }
+  }
+}
+
 TEST_CASE("filters are the convolution's weights; maps are the layer's activations") {
   Graph g = small_net();
   const Result f = run(g, {}, "filters");

@@ -120,17 +120,34 @@ std::vector<std::vector<Hit>> top_hits(Graph& g, int node, const std::vector<int
   return out;
 }
 
-// The box of row r of src ([R,C,H,W]) into row r of dst ([R,C,box.h,box.w]); outside the image: fill.
+// The box of row r of src ([R,C,H,W]) into the middle of row r of dst ([R,C,h,w], at least as
+// large as the box); outside the image and around the box: fill.
 void crop(const Tensor& src, int r, const Box& box, const std::vector<float>& fill, Tensor& dst) {
-  const int C = src.dim(1), H = src.dim(2), W = src.dim(3), h = box.h(), w = box.w();
+  const int C = src.dim(1), H = src.dim(2), W = src.dim(3), h = dst.dim(2), w = dst.dim(3);
+  const int top = (h - box.h()) / 2, left = (w - box.w()) / 2;
   for (int c = 0; c < C; ++c)
     for (int y = 0; y < h; ++y)
       for (int x = 0; x < w; ++x) {
-        const int sy = box.y0 + y, sx = box.x0 + x;
-        const bool inside = sy >= 0 && sy < H && sx >= 0 && sx < W;
+        const int by = y - top, bx = x - left, sy = box.y0 + by, sx = box.x0 + bx;
+        const bool inside = by >= 0 && by < box.h() && bx >= 0 && bx < box.w() && sy >= 0 && sy < H && sx >= 0 && sx < W;
         dst[((size_t(r) * C + c) * h + y) * w + x] =
             inside ? src[((size_t(r) * C + c) * H + sy) * W + sx] : fill[size_t(c) % fill.size()];
       }
+}
+
+// The largest receptive field of a layer's positions: the patches' size. A convolution's fields
+// are all alike (the padding cuts none: they keep their size, filled); an upsampling or
+// transposed convolution's are smaller at the image's border.
+Box largest_field(const Graph& g, int node) {
+  const Shape s = g.shape(node);
+  Box most = receptive_field(g, node, 0, 0);
+  for (int y = 0; y < s[2]; ++y)
+    for (int x = 0; x < s[3]; ++x) {
+      const Box b = receptive_field(g, node, y, x);
+      if (b.h() > most.h()) most.y0 = b.y0, most.y1 = b.y1;
+      if (b.w() > most.w()) most.x0 = b.x0, most.x1 = b.x1;
+    }
+  return most;
 }
 
 // Channel units of one [N,C,H,W] layer: their node and channels.
@@ -162,8 +179,7 @@ Result run_top_patches(Graph& g, const Request& q, ParamReader& r) {
   std::vector<int> channels;
   const int node = channel_units(g, q, "top-patches", channels);
   const auto hits = top_hits(g, node, channels, q.data, k, q.progress);
-  // Patches are as large as a receptive field; fields that the padding cuts keep their size (filled).
-  const Box any = receptive_field(g, node, 0, 0);
+  const Box any = largest_field(g, node);
   const int C = g.input_shape()[0], R = int(channels.size()) * k;
   Tensor images(Shape::batch_of(R, g.input_shape()));
   Target target;
