@@ -11,6 +11,7 @@
 #include <map>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -698,6 +699,15 @@ TEST_CASE("cli: visualize lists its methods; am and fool write images that predi
   CHECK(row["name"] == "class1");
   for (const char* k : {"start", "value", "objective", "steps", "dataset_max", "curve_objective"}) CHECK_MESSAGE(row.contains(k), k);
   CHECK(row["value"].get<double>() > row["start"].get<double>());
+  // class:pred over several inputs, for a method that does not explain inputs: each predicted
+  // class once (two inputs of one class once stopped the run on "two rows named class0").
+  r = glassbox(s, "visualize" + model + " --method am --data " + data + " --index 0:4 --unit class:pred --param steps=2 "
+                  "--out " + (s / "am_pred"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const nlohmann::json jp = read_json(s / "am_pred/summary.json");
+  std::set<std::string> names;
+  for (const auto& rw : jp["rows"]) CHECK(names.insert(rw["name"].get<std::string>()).second);
+  CHECK(!names.empty());
   CHECK(j["scan"]["split"] == "test");  // am's scale scans --split, as before
   // The image, read back as pixels, is class 1 for the model.
   CHECK(predicted(glassbox(s, "predict" + model + " --json --input " + (s / "am/class1.npy"))) == 1);

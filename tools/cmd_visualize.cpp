@@ -98,7 +98,8 @@ Tensor read_direction(const std::string& path) {
   return d;
 }
 
-// --unit, with class:pred and class:label resolved per input.
+// --unit, with class:pred and class:label resolved per input (for methods that do not explain
+// inputs: the distinct classes among them, in input order).
 std::vector<vz::Unit> read_units(const VisualizeArgs& a, Graph& g, const Inputs& in) {
   std::string spec = a.unit;
   if (spec.empty() && kPerInputClass.count(a.method)) spec = "class:pred";
@@ -113,7 +114,9 @@ std::vector<vz::Unit> read_units(const VisualizeArgs& a, Graph& g, const Inputs&
     if (spec == "class:pred") k = int(std::max_element(logits.data() + n * K, logits.data() + (n + 1) * K) - (logits.data() + n * K));
     if (k < 0) throw std::invalid_argument("--unit class:label: input " + in.names[n] + " has no label");
     if (k >= K) throw std::out_of_range("--unit class:label: label " + std::to_string(k) + " outside the model's classes");
-    units.push_back(vz::Unit::cls(k));
+    const bool seen = std::any_of(units.begin(), units.end(), [k](const vz::Unit& u) { return u.index == k; });
+    // Methods that explain inputs pair input n with unit n; the others visualize each class once.
+    if (kPerInputClass.count(a.method) || !seen) units.push_back(vz::Unit::cls(k));
   }
   return units;
 }
