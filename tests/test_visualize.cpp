@@ -645,6 +645,12 @@ TEST_CASE("deepdream: octaves upsample, the layer's energy grows, a batch equals
     CHECK(row.values.at("value") > row.values.at("start"));
     CHECK(row.values.at("steps") == 24);
   }
+  // `start` is the input's own value: with no step size the octaves give the input back, and the
+  // value is the start (the coarsest octave's shrunk input scored lower, so any run looked like a gain).
+  Params still = p;
+  still["lr"] = "1e-12";
+  for (const Row& row : run(g, q, "deepdream", still).rows)
+    CHECK(row.values.at("value") == doctest::Approx(row.values.at("start")).epsilon(1e-5));
   Request one = q;
   one.inputs = rows_of(q.inputs, 1, 2);
   one.units = {q.units[1]};

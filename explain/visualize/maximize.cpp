@@ -131,11 +131,15 @@ Result run_deepdream(Graph& g, const Request& q, ParamReader& r) {
     detail = ak.param.clone();
     for (size_t i = 0; i < detail.size(); ++i) detail[i] -= base_k[i];
     for (int i = 0; i < N * U; ++i) steps[i] += ak.steps[i];
-    if (k == 0) a.start = ak.start, a.start_penalty = ak.start_penalty;
     a.x = ak.x, a.value = ak.value, a.penalty = ak.penalty, a.steps = steps;
     a.curve.resize(N * U);
     for (int i = 0; i < N * U; ++i) a.curve[i].insert(a.curve[i].end(), ak.curve[i].begin(), ak.curve[i].end());
   }
+  // The start is the input's own value at full size: the coarsest octave starts from the input
+  // shrunk and blurred, whose (lower) value made every run look like a gain.
+  a.start = evaluate(g, obj, base);
+  a.start_penalty.assign(a.start.size(), 0.0);
+  penalties(base, o.penalties, a.start_penalty.data(), nullptr);
   Result res;
   res.panels.push_back({"input", base, Draw::pixels, true});
   res.panels.push_back({"image", a.x, Draw::pixels});
