@@ -60,7 +60,8 @@ typedef float Float4 __attribute__((vector_size(16)));
 typedef float Float4u __attribute__((vector_size(16), aligned(4), may_alias));  // an unaligned load
 
 int argmax(const float* p, int n) {
-  Float4 a = {p[0], p[0], p[0], p[0]}, b = a;
+  constexpr float lowest = -__builtin_inff();  // not p[0]: a NaN there would stay the maximum
+  Float4 a = {lowest, lowest, lowest, lowest}, b = a;
   int i = 0;
   for (; i + 8 <= n; i += 8) {
     const Float4 u = *reinterpret_cast<const Float4u*>(p + i), v = *reinterpret_cast<const Float4u*>(p + i + 4);
