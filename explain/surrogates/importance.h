@@ -3,7 +3,8 @@
 // One registry; every method declares its parameters once and reads exactly those.
 //
 //   garson          shares of |weights| along every path, weighted by the output layer's |weights|
-//                   (Garson 1991 in Goh's form, as NeuralNetTools' garson); each class's sum to 1
+//                   (Garson 1991 in Goh's form; NeuralNetTools' garson cancels the output
+//                   weights, see METHODS.md); each class's sum to 1
 //   garson-signed   the same with signs kept (the plain "Garson"; garson is its |Garson|)
 //   olden           connection weights Σ over paths of the weights' products (Olden & Jackson
 //                   2002); rounds=R adds their randomization test: R networks retrained on

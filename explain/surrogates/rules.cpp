@@ -575,7 +575,9 @@ const MethodTable<Method>& table() {
          {"min_leaf", "5", "samples a leaf keeps (1..1000000)"}},
         "CART as scikit-learn's DecisionTreeClassifier(criterion='gini', splitter='best'), thresholds halfway between "
         "values, fitted to the model's predicted classes (a global surrogate, as the rule-extraction literature's "
-        "pedagogical approach); ties to the lower feature"},
+        "pedagogical approach); ties to the lower feature; differences: a split must lower the impurity "
+        "(scikit-learn's default min_impurity_decrease=0 also takes zero-gain splits, e.g. on XOR) and values "
+        "are compared exactly (scikit-learn: equal within FEATURE_THRESHOLD 1e-7)"},
        run_tree},
   });
   return t;

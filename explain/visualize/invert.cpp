@@ -103,7 +103,9 @@ void add_invert_methods(std::vector<Method>& reg) {
                   "matches the input's (normalized squared distance plus alpha-norm and TV priors)",
                   p,
                   "Mahendran & Vedaldi 2015 (loss |phi(x)-phi(x0)|^2/|phi(x0)|^2, alpha 6, TV beta 2, as "
-                  "pytorch-cnn-visualizations); priors are plain sums in the model's input space (the paper "
+                  "pytorch-cnn-visualizations, which weights its data term 0.1 and TV 1e-8: relative to the data "
+                  "term the alpha prior is 10x weaker here, TV 1e4x stronger); priors are plain sums in the model's "
+                  "input space (the paper "
                   "normalizes them by the image size and range); TV also couples the last row and column (the "
                   "trimmed sum leaves the corner pixel free); Adam instead of momentum SGD; clipping to the pixel "
                   "range"},
