@@ -194,9 +194,11 @@ Anchor anchor_beam(const AnchorSampler& sampler, const AnchorOptions& o) {
   Anchor a;
   if (best) {
     a.found = true;
-  } else {  // no anchor reached τ: the most precise of the beams' candidates
+  } else {  // no anchor reached τ: the most precise of the beams' rules of one predicate or more
+    // (as the anchor package, whose fallback never returns the empty rule it has not accepted)
     std::vector<Candidate*> all;
-    for (auto& level : best_of_size) all.insert(all.end(), level.begin(), level.end());
+    for (size_t k = 1; k < best_of_size.size(); ++k) all.insert(all.end(), best_of_size[k].begin(), best_of_size[k].end());
+    if (all.empty()) all.push_back(&root);  // no rule of one predicate was tried
     best = s.lucb(all, 1).front();
   }
   a.predicates = best->order;
