@@ -170,14 +170,18 @@ class NpyFile {
     f_.reset(std::fopen(path.c_str(), "rb"));
     if (!f_) fail(path, std::string("cannot open: ") + std::strerror(errno));
     struct stat st;  // of the file opened, so the size and the header come from the same file
-    if (::fstat(fileno(f_.get()), &st) != 0 || !S_ISREG(st.st_mode)) {
+    const bool regular = ::fstat(fileno(f_.get()), &st) == 0 && S_ISREG(st.st_mode);
+    uint8_t prefix[12];
+    const size_t n = std::fread(prefix, 1, sizeof prefix, f_.get());
+    if (!regular) {
+      size_t start = 0, hlen = 0;
+      parse_prefix(path, prefix, n, start, hlen);  // a stream that is not .npy (/dev/zero) ends here
+      whole_.assign(prefix, prefix + n);
       if (!detail::read_rest(f_.get(), whole_)) fail(path, "read error");
       f_.reset();
       parse(whole_.data(), whole_.size(), whole_.size());
       return;
     }
-    uint8_t prefix[12];
-    const size_t n = std::fread(prefix, 1, sizeof prefix, f_.get());
     parse(prefix, n, size_t(st.st_size));
   }
 

@@ -450,6 +450,8 @@ TEST_CASE(".npy: a header claiming more than the file holds is refused before al
   CHECK(contains(error_of([&] { through_pipe(longer, [](const std::string& p) { return read_npy(p); }); }),
                  "2 bytes of trailing data after the array"));
   CHECK(contains(error_of([&] { read_npy_f32(t.path.string()); }), "is a directory"));
+  // An endless stream that is not .npy is refused from its first bytes, not read to the end.
+  CHECK(contains(error_of([&] { read_npy_f32("/dev/zero"); }), "/dev/zero: not a .npy file"));
 
   // Refused files are closed: a reader that kept them open ran out of descriptors under the fuzzer.
   auto open_files = [] {
