@@ -1089,3 +1089,42 @@ TEST_CASE("cli: bench --compare-torch runs the reference with PyTorch's memory k
   else
     ::unsetenv("GLIBC_TUNABLES");
 }
+
+TEST_CASE("cli: refusals that used to crash, hang or overwrite an input") {
+  Scratch s;
+  const std::string data = small_trained_model(s);  // m.safetensors: 3 classes on 8x8 images
+  const std::string m = s / "m.safetensors";
+  // A class pair outside the model's classes: a segfault, bad_alloc or basic_string::append before.
+  for (const char* pair : {"0,3", "0,-1", "2,77"}) {
+    CAPTURE(pair);
+    const Run r = glassbox(s, "regions --model " + m + " --data " + data + " --index 0 --pair " + pair + " --out " +
+                                  (s / "rp"));
+    CHECK(r.status == 1);
+    CHECK_MESSAGE(contains(r.err, std::string("--pair '") + pair + "'"), r.err);
+  }
+  // bench --seconds inf ran until killed; a batch of 0 printed 0/s.
+  Run r = glassbox(s, "bench --models toy2d --no-explain --no-regions --no-families --seconds inf");
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "--seconds"), r.err);
+  r = glassbox(s, "bench --models toy2d --no-explain --no-regions --no-families --infer-batch 0");
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "--infer-batch"), r.err);
+  // train --out an input file (the labels it trains on) replaced it before failing.
+  const std::string y = read_file(s / "y.npy");
+  r = glassbox(s, "train --model mlp --data " + data + " --epochs 1 --quiet --out " + (s / "y.npy"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "exists and is not a model file"), r.err);
+  CHECK(read_file(s / "y.npy") == y);
+  // distill --out the teacher, or a tree student's --index past the test split: refused before
+  // training writes --out.
+  const std::string teacher = read_file(m);
+  r = glassbox(s, "distill --teacher " + m + " --student soft-tree:2 --epochs 1 --quiet --out " + m);
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "is the --teacher file"), r.err);
+  CHECK(read_file(m) == teacher);
+  r = glassbox(s, "distill --teacher " + m + " --student soft-tree:2 --epochs 1 --quiet --index 999 --out " +
+                      (s / "st.safetensors"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "--index 999"), r.err);
+  CHECK(!fs::exists(s / "st.safetensors"));
+}

@@ -209,15 +209,18 @@ void add_bench_command(Command& app) {
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("--models", o->models, "presets timed for training and inference")->capture_default_str();
-  cmd->add_option("--train-batch", o->train_batch, "training batch size")->capture_default_str();
-  cmd->add_option("--infer-batch", o->infer_batch, "inference batch size")->capture_default_str();
+  cmd->add_option("--train-batch", o->train_batch, "training batch size")->capture_default_str()->check(int_in(1, 65536));
+  cmd->add_option("--infer-batch", o->infer_batch, "inference batch size")->capture_default_str()->check(int_in(1, 65536));
   cmd->add_option("--explain-models", o->explain_models, "presets timed for explanations")->capture_default_str();
   cmd->add_option("--methods", o->methods, "explanation methods (default: all registered)");
   cmd->add_option("--explain-batches", o->explain_batches, "batch sizes for explanations")->capture_default_str();
   cmd->add_option("--perturbation-batch", o->perturbation_batch,
                   "batch size for occlusion, RISE, LIME and Score-CAM (each image costs hundreds of forwards)")
-      ->capture_default_str();
-  cmd->add_option("--seconds", o->seconds, "time per measurement")->capture_default_str();
+      ->capture_default_str()
+      ->check(int_in(1, 65536));
+  cmd->add_option("--seconds", o->seconds, "time per measurement (above 0, at most an hour)")
+      ->capture_default_str()
+      ->check(finite(0, 3600, true, false));
   cmd->add_flag("--compare-torch", o->compare_torch, "also time PyTorch (python3-torch) and print the ratios");
   cmd->add_flag("--no-explain", o->no_explain, "skip explanation methods");
   cmd->add_flag("--no-regions", o->no_regions, "skip OpenBox");
@@ -275,7 +278,13 @@ void add_bench_command(Command& app) {
           if (is_perturbation(m))
             batches = {o->perturbation_batch};
           else
-            for (auto& b : split(o->explain_batches)) batches.push_back(std::stoi(b));
+            for (auto& b : split(o->explain_batches)) {
+              long v = 0;
+              if (!parse_number(b, v) || v < 1 || v > 65536)
+                throw std::invalid_argument("--explain-batches '" + o->explain_batches + "': '" + b +
+                                            "' is not a whole number in [1, 65536]");
+              batches.push_back(int(v));
+            }
           for (int B : batches) {
             Tensor x = noise(g.shape(-1, B), 3);
             std::vector<int> t(B);

@@ -181,6 +181,11 @@ std::pair<int, int> feature_pair(const RegionsArgs& a, const ob::Region& R, int 
   if (!a.pair.empty()) {
     auto v = ints(a.pair, "--pair");
     if (v.size() != 2) throw std::invalid_argument("--pair '" + a.pair + "': expected C,C'");
+    const int K = R.logits.dim(0);
+    for (int c : v)
+      if (c < 0 || c >= K)
+        throw std::out_of_range("--pair '" + a.pair + "': class " + std::to_string(c) + " is not one of the model's " +
+                                std::to_string(K) + " classes (0.." + std::to_string(K - 1) + ")");
     return {v[0], v[1]};
   }
   int c2 = -1;

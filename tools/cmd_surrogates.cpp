@@ -179,6 +179,8 @@ FitOptions distill_fit_options(const DistillArgs& a, const Model& teacher, bool 
 void run_distill(DistillArgs a) {
   if (a.out.empty()) throw std::invalid_argument("--out is required");
   if (a.student.empty()) throw std::invalid_argument("--student is required");
+  if (fs::exists(a.out) && fs::exists(a.teacher) && fs::equivalent(a.out, a.teacher))
+    throw std::invalid_argument("--out '" + a.out + "' is the --teacher file: write the student elsewhere");
   make_parent(a.out);
   const sg::DistillSettings settings{a.temperature, a.alpha, a.penalty};
   sg::check(settings);
@@ -189,6 +191,11 @@ void run_distill(DistillArgs a) {
   const Shape sample = train.x.shape().sample();
   Model student = make_student(a, teacher, sample, teacher.graph.classes());
   check_fits(student.graph, train);
+  // A tree student's figure shows test sample --index: checked before training overwrites --out.
+  if (const int test_size = load_dataset(a.data, "test").size();
+      sg::soft_tree_node(student.graph) >= 0 && (a.index < 0 || a.index >= test_size))
+    throw std::out_of_range("--index " + std::to_string(a.index) + " outside the test split's " +
+                            std::to_string(test_size) + " samples");
 
   FitOptions o = distill_fit_options(a, teacher, sample.rank == 1);
   sg::DistillationLoss loss(settings);
@@ -237,9 +244,6 @@ void run_distill(DistillArgs a) {
     std::printf("test: maximum-probability path accuracy %s, fidelity %s\n", pct(double(correct) / ag.n).c_str(),
                 pct(double(same) / ag.n).c_str());
     const std::vector<std::string> names = class_names(student, &test);
-    if (a.index < 0 || a.index >= test.size())
-      throw std::out_of_range("--index " + std::to_string(a.index) + " outside the test split's " +
-                              std::to_string(test.size()) + " samples");
     atomic_write(sibling_path(a.out, ".tree.json"), sg::tree_json(tree, names, sample).dump() + "\n");
     const Shape shown = sample.rank == 3 ? sample : Shape{1, 1, sample[0]};
     write_image(sibling_path(a.out, ".tree.png"),

@@ -67,6 +67,15 @@ std::string pct(double v) {
 
 void run_train(const TrainArgs& a) {
   if (a.out.empty()) throw std::invalid_argument("--out is required");
+  // Training replaces --out: only a model file may be there (--out y.npy replaced the labels it
+  // was about to train on).
+  if (std::error_code ec; std::filesystem::exists(a.out, ec)) {
+    try {
+      read_safetensors(a.out);
+    } catch (const std::exception&) {
+      throw std::invalid_argument("--out '" + a.out + "' exists and is not a model file: not overwriting it");
+    }
+  }
   OptimizerConfig oc;
   oc.kind = optimizer_kind(a.optimizer);
   oc.momentum = oc.kind == OptimizerKind::sgd ? a.momentum : 0.f;
