@@ -1128,3 +1128,13 @@ TEST_CASE("cli: refusals that used to crash, hang or overwrite an input") {
   CHECK_MESSAGE(contains(r.err, "--index 999"), r.err);
   CHECK(!fs::exists(s / "st.safetensors"));
 }
+
+TEST_CASE("cli: an --out folder that cannot be made is named as such") {
+  Scratch s;
+  write_npy(s / "x.npy", {2, 1, 8, 8});
+  std::ofstream(s / "file") << "not a folder";
+  const Run r = glassbox(s, std::string("explain --model ") + kSmall + " --input " + (s / "x.npy") +
+                                " --method saliency --out " + (s / "file"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "--out '" + (s / "file") + "': cannot create the output folder"), r.err);
+}

@@ -457,7 +457,7 @@ void run_attack(const AttackArgs& a) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   const attacks::Result& last = points.back().r;
-  std::filesystem::create_directories(a.out);
+  make_out_dir(a.out);
   const int N = in.x.batch();
   std::vector<std::string> names;
   for (const std::string& s : in.names) names.push_back(safe_name(s));

@@ -466,7 +466,7 @@ void run_concepts(const ConceptsArgs& a) {
   print_table(r);
   std::printf("tcav: %.2f s\n", secs);
 
-  fs::create_directories(a.out);
+  make_out_dir(a.out);
   json layers = json::array();
   for (const cc::LayerScores& l : r.layers) {
     json cs = json::array();
@@ -680,7 +680,7 @@ void run_probe(const ProbeArgs& a) {
   }
   std::printf("probe: %.1f s\n", secs);
 
-  fs::create_directories(a.out);
+  make_out_dir(a.out);
   json models = json::array();
   for (const auto& [s, r] : runs) {
     json ls = json::array();
@@ -1004,7 +1004,7 @@ void run_dissect(const DissectArgs& a) {
   }
   std::printf("dissect: %.1f s\n", secs);
 
-  fs::create_directories(a.out);
+  make_out_dir(a.out);
   json concepts = json::array();
   for (const cc::SegConcept& c : s.concepts) concepts.push_back({{"name", c.name}, {"category", s.categories[c.category]}});
   json pj = json::object();
@@ -1143,7 +1143,7 @@ void run_ace(const AceArgs& a) {
   if (!r.concepts.empty()) print_table(as_tcav(r));
   std::printf("ace: %.2f s\n", secs);
 
-  fs::create_directories(a.out);
+  make_out_dir(a.out);
   const Shape shape = g.shape(q.layer).sample();
   json concepts = json::array();
   for (const cc::AceConcept& c : r.concepts) {

@@ -339,7 +339,7 @@ void run_explain(const ExplainArgs& a) {
   const Tensor logits = all_logits(g, in.x);
   const Target target = read_target(a.target, g, in, logits);
 
-  std::filesystem::create_directories(a.out);
+  make_out_dir(a.out);
   std::vector<std::string> names;
   for (auto& s : in.names) names.push_back(safe_name(s));
   nlohmann::json summary;

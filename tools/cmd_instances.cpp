@@ -445,7 +445,7 @@ void run_influence(const InfluenceArgs& a) {
   if (std::count(methods.begin(), methods.end(), "tracin")) checkpoints = load_checkpoints(a, model);
   inst::Context ctx{&checkpoints, a.batch, progress_printer()};
 
-  fs::create_directories(a.out);
+  make_out_dir(a.out);
   json summary = {{"model", a.model}, {"data", a.data}, {"training_points", train.size()}, {"methods", json::object()}};
   if (!checkpoints.empty()) {
     summary["checkpoints"] = json::array();
@@ -525,7 +525,7 @@ void run_prototypes(const PrototypeArgs& a) {
     norm = Normalization::of_model(model->metadata);
   }
   inst::Context ctx{nullptr, a.batch, progress_printer()};
-  fs::create_directories(a.out);
+  make_out_dir(a.out);
   json summary = {{"data", a.data}, {"split", a.split}, {"model", a.model}, {"params", json(static_cast<const std::map<std::string, std::string>&>(params))},
                   {"groups", json::array()}};
   const bool images = d.x.rank() == 4;

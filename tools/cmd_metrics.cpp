@@ -345,7 +345,7 @@ void run_evaluate(const EvaluateArgs& a) {
     masks = read_masks(a.masks, in.x);
     ctx.masks = &masks;
   }
-  std::filesystem::create_directories(a.out);
+  make_out_dir(a.out);
   std::unique_ptr<Model> shuffled;
   if (std::find(names.begin(), names.end(), "data-randomisation") != names.end()) {
     shuffled = std::make_unique<Model>(label_random_model(a, model));

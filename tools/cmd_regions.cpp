@@ -459,7 +459,7 @@ void run_regions(const RegionsArgs& a) {
   if (a.out.empty()) throw std::invalid_argument("--out is required");
   Model model = open_model(a.model);
   ob::check_piecewise_linear(model.graph);
-  std::filesystem::create_directories(a.out);
+  make_out_dir(a.out);
   if (a.stats) return write_stats(a, model);
   if (!a.line.empty()) {
     auto v = ints(a.line, "--line");

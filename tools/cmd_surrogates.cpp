@@ -752,7 +752,7 @@ void run_importance(const ImportanceArgs& a) {
     q.labels = train->y;
     q.retrain = retrainer(a, m, train);
   }
-  fs::create_directories(a.out);
+  make_out_dir(a.out);
   const std::vector<std::string> classes = class_names(m, &d);
   json summary = {{"model", a.model}, {"data", spec}, {"split", a.split}, {"samples", d.size()}};
   for (size_t i = 0; i < methods.size(); ++i) {
@@ -850,7 +850,7 @@ void run_rules(const RulesArgs& a) {
     q.test = model_inputs(test, m);
   }
   q.class_names = class_names(m, tree || flat_anchors ? &train : nullptr);
-  fs::create_directories(a.out);
+  make_out_dir(a.out);
   json summary = {{"model", a.model}, {"data", spec}};
   for (size_t i = 0; i < methods.size(); ++i) {
     const auto t0 = Clock::now();

@@ -422,7 +422,7 @@ void run_visualize(const VisualizeArgs& a) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("%s: %zu images in %.3f s\n", a.method.c_str(), r.rows.size(), secs);
 
-  std::filesystem::create_directories(a.out);
+  make_out_dir(a.out);
   write_rows(a.out, r, q.bounds, a.input_space);
   atomic_write(a.out + "/summary.json", summary_json(a, r, scan, secs).dump(2) + "\n");
   const std::string title = "glassbox visualize --method " + a.method + (a.unit.empty() ? "" : " --unit " + a.unit) +

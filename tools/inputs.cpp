@@ -450,4 +450,12 @@ std::vector<std::string> resolve_baselines(const std::vector<std::string>& metho
   return given;
 }
 
+void make_out_dir(const std::string& dir, const std::string& flag) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec || !std::filesystem::is_directory(dir))
+    throw std::invalid_argument(flag + " '" + dir + "': cannot create the output folder (" +
+                                (ec ? ec.message() : std::string("a file is in the way")) + ")");
+}
+
 }  // namespace gb

@@ -83,4 +83,8 @@ std::vector<std::string> resolve_baselines(const std::vector<std::string>& metho
                                            std::vector<explain::Params>& per_method, const Graph& g,
                                            const Normalization& norm, InputSpace space, const Tensor& x);
 
+// Creates the output folder `dir` (and its parents); an error names `flag` and the path (an
+// existing file there, no permission) instead of the filesystem's own text.
+void make_out_dir(const std::string& dir, const std::string& flag = "--out");
+
 }  // namespace gb
