@@ -231,7 +231,10 @@ TEST_CASE("cli: influence and prototypes write their outputs; bad requests name 
   };
   const Case cases[] = {
       {base + "--method influenza" + out, "unknown method 'influenza' (known: knn, influence, tracin, representer)"},
-      {base + "--method influence --param nosuch=1" + out, "--param nosuch: no chosen method declares it"},
+      {base + "--method influence --param nosuch=1" + out,
+       "--param nosuch: no chosen method declares it (influence; see glassbox influence --list)"},
+      {base + "--method influence --param damping=0.1 --param damping=0.2" + out,
+       "--param damping given twice (damping=0.1 and damping=0.2)"},
       {base + "--method influence --param damping=-1" + out, "damping must be >= 0"},
       {base + "--method influence --param lissa_depth=0" + out, "lissa_depth=0 outside [1, 1000000]"},
       {base + "--method influence --param damping=nan" + out, "damping=nan is not"},
@@ -249,6 +252,7 @@ TEST_CASE("cli: influence and prototypes write their outputs; bad requests name 
       {"prototypes --data toy:xor --prototypes 900 --criticisms 200" + out, "900 prototypes and 200 criticisms"},
       {"prototypes --data toy:xor --model toy2d --param layer=nosuch" + out, "no layer named 'nosuch'"},
       {"prototypes --data toy:xor --param gamma=wide" + out, "--param gamma=wide"},
+      {"prototypes --data toy:xor --param gamma=1 --param gamma=2" + out, "--param gamma given twice"},
   };
   for (const Case& c : cases) {
     INFO("glassbox " << c.args);
@@ -747,6 +751,7 @@ TEST_CASE("cli: visualize lists its methods; am and fool write images that predi
       {am + " --unit class:1 --param restarts=1000", "1000"},
       {am + " --unit class:1 --param optimizer=rmsprop", "rmsprop"},
       {am + " --unit class:1 --param steps", "--param 'steps': expected KEY=VALUE"},
+      {am + " --unit class:1 --param steps=3", "--param steps given twice (steps=2 and steps=3)"},
       {am + " --unit class:1 --scan-split validation", "--scan-split 'validation'"},
       {"visualize" + model + " --method decoder --index 0 --scan-split test --out " + (s / "bad"), "--scan-split test"},
   };
@@ -1005,7 +1010,8 @@ TEST_CASE("cli: evaluate lists its metrics; a small run writes metrics.json, met
   const Case cases[] = {
       {base + methods + "--metric nosuch", "unknown metric 'nosuch' (known: pixel-flipping, deletion"},
       {base + "--method nosuch --metric sparseness", "unknown method 'nosuch' (known: saliency"},
-      {base + methods + "--metric sparseness --param nosuch=1", "--param nosuch: no selected metric declares it"},
+      {base + methods + "--metric sparseness --param nosuch=1", "--param nosuch: no chosen metric declares it"},
+      {base + methods + "--metric deletion --param order=morf --param order=lerf", "--param order given twice"},
       {base + methods + "--metric deletion --param order=sideways", "deletion: --param order=sideways"},
       {base + methods + "--metric deletion --param features_in_step=0", "--param features_in_step=0 outside [1, 64]"},
       {base + methods + "--metric deletion --param features_in_step", "--param 'features_in_step': expected KEY=VALUE"},
@@ -1137,4 +1143,22 @@ TEST_CASE("cli: an --out folder that cannot be made is named as such") {
                                 " --method saliency --out " + (s / "file"));
   CHECK(r.status == 1);
   CHECK_MESSAGE(contains(r.err, "--out '" + (s / "file") + "': cannot create the output folder"), r.err);
+}
+
+TEST_CASE("cli: a --param key given twice is refused before any work (the last value would win unchecked)") {
+  Scratch s;
+  const std::string toy = " --model toy2d --data toy:xor --out " + (s / "out");
+  const std::string cases[] = {
+      "attack" + toy + " --method fgsm --param eps=0.1 --param eps=0.2",
+      "rules" + toy + " --method tree --param max_depth=2 --param max_depth=3",
+      "importance" + toy + " --method olden --param rounds=0 --param rounds=1",
+      "dissect --model lenet5 --concepts generated:n=5 --param top=2 --param top=3 --out " + (s / "out"),
+  };
+  for (const std::string& c : cases) {
+    INFO("glassbox " << c);
+    const Run r = glassbox(s, c);
+    CHECK(r.status != 0);
+    CHECK_MESSAGE(contains(r.err, " given twice ("), r.err);
+    CHECK(!fs::exists(s / "out"));
+  }
 }

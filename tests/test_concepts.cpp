@@ -848,6 +848,13 @@ Run glassbox(const Scratch& s, const std::string& bin, const std::string& args) 
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
+// `text` with its one occurrence of `from` replaced by `to` (a command line with one value changed).
+std::string replaced(std::string text, const std::string& from, const std::string& to) {
+  const size_t at = text.find(from);
+  REQUIRE(at != std::string::npos);
+  return text.replace(at, from.size(), to);
+}
+
 }  // namespace
 
 TEST_CASE("cli: glassbox concepts writes its outputs from every kind of concept spec; bad requests name the flag") {
@@ -906,10 +913,12 @@ TEST_CASE("cli: glassbox concepts writes its outputs from every kind of concept 
       {base + "--concept a" + out, "expected NAME=SPEC"},
       {base + "--concept random=pattern:dots" + out, "not 'random'"},
       {base + "--concept a=pattern:dots --concept a=pattern:lines" + out, "given twice"},
-      {base + "--concept a=pattern:dots --param runs=1" + out, "runs=1 outside [2, 500]"},
+      {replaced(base, "runs=2", "runs=1") + "--concept a=pattern:dots" + out, "runs=1 outside [2, 500]"},
+      {base + "--concept a=pattern:dots --param runs=3" + out, "--param runs given twice (runs=2 and runs=3)"},
       {base + "--concept a=pattern:dots --param colour=red" + out, "unknown parameter 'colour'"},
       {base + "--concept a=pattern:dots --param alpha=nan" + out, "alpha"},
-      {base + "--concept a=pattern:dots --param random_size=100000" + out, "generated images, more than"},
+      {replaced(base, "random_size=6", "random_size=100000") + "--concept a=pattern:dots" + out,
+       "generated images, more than"},
       {"concepts --model lenet5 --layer relu9 --class 3 --concept a=pattern:dots" + out, "--layer 'relu9'"},
       {"concepts --model lenet5 --layer dense3 --class 3 --concept a=pattern:dots" + out, "the logits themselves"},
       {"concepts --model lenet5 --layer relu2 --class 12 --concept a=pattern:dots" + out, "--class 12"},
@@ -1351,7 +1360,7 @@ TEST_CASE("cli: glassbox ace writes its outputs; bad requests name the flag and 
     std::string args, expect;
   };
   const Case cases[] = {
-      {base + "--param n_clusters=1" + out, "n_clusters=1 outside [2, 500]"},
+      {replaced(base, "n_clusters=4", "n_clusters=1") + out, "n_clusters=1 outside [2, 500]"},
       {base + "--param n_segments=0" + out, "n_segments=0"},
       {base + "--param colour=red" + out, "unknown parameter 'colour'"},
       {"ace --model lenet5 --layer relu2 --class 3 --images npy:" + (s / "nosuch.npy") + " --inputs pattern:blobs "

@@ -18,7 +18,7 @@ namespace {
 // With zero biases (the initializer's) a ReLU net is positively homogeneous: every pre-activation
 // keeps its sign along the path from 0 to x, which then crosses one region only. Random biases
 // make the path cross many.
-Graph arch(const std::string& text, uint64_t seed = 7) {
+Graph arch_with_biases(const std::string& text, uint64_t seed = 7) {
   Graph g = graph_from_text(text);
   g.init(seed);
   Rng r(seed + 100);
@@ -50,7 +50,7 @@ const char* kConvNet = "input(1,10,10) conv(4,k=3,p=1) relu maxpool(2) conv(6,k=
 }  // namespace
 
 TEST_CASE("exact IG of a single kink, by hand: relu(x − 1) from 0 to 3") {
-  Graph g = arch("input(1) dense(1) relu dense(2)");
+  Graph g = arch_with_biases("input(1) dense(1) relu dense(2)");
   for (auto& [name, p] : g.named_params()) {
     if (name == "dense1.weight") p->value[0] = 1;
     if (name == "dense1.bias") p->value[0] = -1;
@@ -70,7 +70,7 @@ TEST_CASE("exact IG of a single kink, by hand: relu(x − 1) from 0 to 3") {
 }
 
 TEST_CASE("exact IG is complete to float rounding and reports the regions it crosses") {
-  Graph g = arch(kConvNet, 3);
+  Graph g = arch_with_biases(kConvNet, 3);
   const Tensor x = noise(g, 4, 5);
   const std::vector<int> t = {0, 1, 2, 0};
   explain::Result e = ig(g, x, t, "exact");
@@ -95,7 +95,7 @@ TEST_CASE("exact IG is complete to float rounding and reports the regions it cro
 }
 
 TEST_CASE("the quadrature rules converge to exact IG as the steps grow") {
-  Graph g = arch(kConvNet, 4);
+  Graph g = arch_with_biases(kConvNet, 4);
   const Tensor x = noise(g, 2, 8);
   const Tensor exact = ig(g, x, {1, 2}, "exact").attribution;
   const double scale = l1(exact, Tensor(exact.shape(), 0.f));
@@ -111,20 +111,20 @@ TEST_CASE("the quadrature rules converge to exact IG as the steps grow") {
 }
 
 TEST_CASE("exact IG: batch = one by one, a linear model is one region, smooth layers are refused") {
-  Graph g = arch(kConvNet, 5);
+  Graph g = arch_with_biases(kConvNet, 5);
   const Tensor x = noise(g, 3, 2);
   const Tensor all = ig(g, x, {0, 1, 2}, "exact").attribution;
   for (int n = 0; n < 3; ++n) {
     const Tensor one = ig(g, x.slice(n, n + 1).clone(), {n}, "exact").attribution;
     for (size_t i = 0; i < one.size(); ++i) CHECK(one[i] == doctest::Approx(all[n * one.size() + i]).epsilon(1e-5));
   }
-  Graph lin = arch("input(1,4,4) flatten dense(3)");
+  Graph lin = arch_with_biases("input(1,4,4) flatten dense(3)");
   const Tensor xl = noise(lin, 1, 3);
   explain::Result e = ig(lin, xl, {2}, "exact");
   CHECK(e.details[0].at("regions")[0] == 1);
   const Tensor ixg = explain::explain(lin, xl, {2}, "input-x-gradient").attribution;
   for (size_t i = 0; i < ixg.size(); ++i) CHECK(e.attribution[i] == doctest::Approx(ixg[i]).epsilon(1e-5));
-  Graph smooth = arch("input(1,4,4) flatten dense(5) tanh dense(3)");
+  Graph smooth = arch_with_biases("input(1,4,4) flatten dense(5) tanh dense(3)");
   CHECK_THROWS_WITH_AS(ig(smooth, noise(smooth, 1, 1), {0}, "exact"), doctest::Contains("tanh"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(explain::explain(g, x, {0, 1, 2}, "integrated-gradients", {{"method", "exact"}, {"layer", "relu1"}}),
                        doctest::Contains("input only"), std::invalid_argument);
@@ -133,7 +133,7 @@ TEST_CASE("exact IG: batch = one by one, a linear model is one region, smooth la
 }
 
 TEST_CASE("integration-error: the 50-step rules against exact IG") {
-  Graph g = arch(kConvNet, 6);
+  Graph g = arch_with_biases(kConvNet, 6);
   const Tensor x = noise(g, 3, 4);
   const metrics::Evaluation e =
       metrics::evaluate(g, x, Target{0, 1, 2}, {"integrated-gradients", {}, {}}, "integration-error");

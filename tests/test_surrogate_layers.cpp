@@ -23,31 +23,12 @@
 #include "explain/surrogates/soft_tree.h"
 #include "train/fit.h"
 #include "train/presets.h"
+#include "tests/surrogate_test_helpers.h"
 
 using namespace gb;
 using namespace gb::explain::surrogates;
 
 namespace {
-
-Graph arch(const std::string& text, uint64_t seed = 3) {
-  Graph g = graph_from_text(text);
-  g.init(seed);
-  return g;
-}
-
-Tensor noise(const Shape& s, uint64_t seed, float scale = 1.f) {
-  Rng r(seed);
-  Tensor t(s);
-  for (size_t i = 0; i < t.size(); ++i) t[i] = scale * r.normal();
-  return t;
-}
-
-// Every parameter of g random in [-scale, scale] (biases and leaves too).
-void randomize(Graph& g, uint64_t seed, float scale) {
-  Rng r(seed);
-  for (auto& [name, p] : g.named_params())
-    for (size_t i = 0; i < p->value.size(); ++i) p->value[i] = scale * (2 * r.uniform() - 1);
-}
 
 double dot(const Tensor& a, const Tensor& b) {
   double s = 0;

@@ -1,10 +1,11 @@
 // What `glassbox bench` offers the explanation families' benchmark rows. A family's rows live in
 // tools/bench_<family>.cpp and register themselves with one line at namespace scope:
-//   static const RegisterBench reg("visualize", bench_visualize);
+//   static const RegisterBench registered_visualize_bench("visualize", bench_visualize);
 // glassbox bench runs them after its own rows (in name order; --families picks some, --no-families
 // none). Speed is measured here, never in unit tests.
 #pragma once
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,9 @@ struct BenchContext {
 // call. On a shared machine the best round is the one least disturbed by other processes; the
 // PyTorch scripts measure the same way.
 double calls_per_second(const std::function<void()>& fn, double budget);
+// Items per second of fn, which handles `items` a call: one timed call when that call alone exceeds
+// the budget, else the best of calls_per_second's rounds.
+double items_per_second(const std::function<void()>& fn, double items, double budget);
 // Seeded uniform noise in [0, 1): throughput does not depend on the pixel values.
 Tensor bench_noise(const Shape& s, uint64_t seed);
 // Runs `python script args` and returns its JSON lines (one object per line; other lines go to
@@ -41,6 +45,10 @@ Tensor bench_noise(const Shape& s, uint64_t seed);
 std::vector<std::string> run_python(const std::string& python, const std::string& script, const std::string& args);
 // run_python with c's Python, for a script in c's folder of reference scripts.
 std::vector<std::string> run_reference_script(const BenchContext& c, const std::string& script, const std::string& args);
+// The rates a reference script prints as JSON lines {"key": ..., "per_second": ...}, by key; the
+// script is given "--threads T --seconds S" (c's) before `args`.
+std::map<std::string, double> reference_rates(const BenchContext& c, const std::string& script,
+                                              const std::string& args = "");
 
 using BenchFamily = void (*)(const BenchContext&);
 struct RegisterBench {

@@ -16,19 +16,9 @@ namespace gb {
 
 namespace {
 
-std::map<std::string, double> torch_rates(const BenchContext& c) {
-  std::map<std::string, double> out;
-  const std::string args = "--threads " + std::to_string(threads()) + " --seconds " + std::to_string(c.seconds);
-  for (const std::string& line : run_reference_script(c, "torch_attacks.py", args)) {
-    const nlohmann::json j = nlohmann::json::parse(line);
-    out[j.at("key").get<std::string>()] = j.at("per_second").get<double>();
-  }
-  return out;
-}
-
 void bench_attacks(const BenchContext& c) {
   std::map<std::string, double> torch;
-  if (c.compare) torch = torch_rates(c);
+  if (c.compare) torch = reference_rates(c, "torch_attacks.py");
   Graph g = make_preset("lenet5");
   constexpr int N = 256;
   attacks::Request q;
@@ -52,6 +42,6 @@ void bench_attacks(const BenchContext& c) {
 
 }  // namespace
 
-static const RegisterBench reg("attacks", bench_attacks);
+static const RegisterBench registered_attacks_bench("attacks", bench_attacks);
 
 }  // namespace gb

@@ -5,7 +5,10 @@
 #include <stdexcept>
 #include <utility>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/rng.h"
+#include "engine/threads.h"
 #include "tools/bench.h"
 
 namespace gb {
@@ -25,6 +28,13 @@ double calls_per_second(const std::function<void()>& fn, double budget) {
     best = std::max(best, n / since(t0));
   }
   return best;
+}
+
+double items_per_second(const std::function<void()>& fn, double items, double budget) {
+  const auto t0 = std::chrono::steady_clock::now();
+  fn();
+  const double once = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return once > budget ? items / once : items * calls_per_second(fn, budget);
 }
 
 Tensor bench_noise(const Shape& s, uint64_t seed) {
@@ -69,6 +79,16 @@ std::vector<std::string> run_python(const std::string& python, const std::string
 
 std::vector<std::string> run_reference_script(const BenchContext& c, const std::string& script, const std::string& args) {
   return run_python(c.python, c.scripts + "/" + script, args);
+}
+
+std::map<std::string, double> reference_rates(const BenchContext& c, const std::string& script, const std::string& args) {
+  std::map<std::string, double> out;
+  const std::string common = "--threads " + std::to_string(threads()) + " --seconds " + std::to_string(c.seconds);
+  for (const std::string& line : run_reference_script(c, script, common + (args.empty() ? "" : " " + args))) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    out[j.at("key").get<std::string>()] = j.at("per_second").get<double>();
+  }
+  return out;
 }
 
 static std::vector<std::pair<std::string, BenchFamily>>& benches() {

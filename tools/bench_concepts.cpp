@@ -76,7 +76,7 @@ std::map<std::string, nlohmann::json> run_torch(const BenchContext& c, const Gra
 }
 
 // The reference's rates ("tcav", "tcav-scores"), from the same model and sets written to a folder.
-std::map<std::string, double> torch_rates(const BenchContext& c, const Graph& g, const cc::TcavRequest& q) {
+std::map<std::string, double> tcav_reference_rates(const BenchContext& c, const Graph& g, const cc::TcavRequest& q) {
   const fs::path dir = fs::temp_directory_path() / ("glassbox_bench_concepts_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   std::map<std::string, double> out;
@@ -90,12 +90,7 @@ std::map<std::string, double> torch_rates(const BenchContext& c, const Graph& g,
     const nlohmann::json cfg = {{"layer", "relu2"}, {"target", 0}, {"runs", kRuns},
                                 {"random_size", kConceptSize}, {"concepts", q.concepts.size()}};
     atomic_write((dir / "bench.json").string(), cfg.dump());
-    const std::string args = "--bench " + dir.string() + " --threads " + std::to_string(threads()) + " --seconds " +
-                             std::to_string(c.seconds);
-    for (const std::string& line : run_reference_script(c, "torch_concepts.py", args)) {
-      const nlohmann::json j = nlohmann::json::parse(line);
-      out[j.at("key").get<std::string>()] = j.at("per_second").get<double>();
-    }
+    out = reference_rates(c, "torch_concepts.py", "--bench " + dir.string());
   } catch (...) {
     fs::remove_all(dir);
     throw;
@@ -214,7 +209,7 @@ void bench_concepts(const BenchContext& c) {
   const cc::Params params = {{"runs", std::to_string(kRuns)}, {"random_size", std::to_string(kConceptSize)}};
   const double rate = calls_per_second([&] { cc::tcav(lenet, q, params); }, c.seconds);
   std::map<std::string, double> torch;
-  if (c.compare) torch = torch_rates(c, lenet, q);
+  if (c.compare) torch = tcav_reference_rates(c, lenet, q);
   BenchRow r{"lenet5", "concepts tcav", "3 concepts x 10 runs at relu2, 100 per set, 500 inputs; runs/s", kInputs, rate,
              0, ""};
   if (torch.count("tcav")) r.reference = torch["tcav"], r.reference_name = "captum";
@@ -226,6 +221,6 @@ void bench_concepts(const BenchContext& c) {
 
 }  // namespace
 
-static const RegisterBench reg("concepts", bench_concepts);
+static const RegisterBench registered_concepts_bench("concepts", bench_concepts);
 
 }  // namespace gb

@@ -26,15 +26,6 @@ constexpr int kTrain = 60000, kClass = 6000, kLissaDepth = 5000;
 // larger eigenvalues, and the rate does not depend on the scale.
 constexpr const char* kLissaScale = "10000";
 
-// Items per second of fn (which handles `items`): one timed call when that call alone exceeds the
-// budget (these take seconds each), else the best of calls_per_second's rounds.
-double items_per_second(const std::function<void()>& fn, double items, double budget) {
-  const auto t0 = std::chrono::steady_clock::now();
-  fn();
-  const double once = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return once > budget ? items / once : items * calls_per_second(fn, budget);
-}
-
 inst::Examples noise_examples(const Graph& g, int n, uint64_t seed) {
   inst::Examples e{bench_noise(g.shape(-1, n), seed), std::vector<int>(n)};
   for (int i = 0; i < n; ++i) e.y[i] = (7 * i + 3) % g.classes();
@@ -42,7 +33,7 @@ inst::Examples noise_examples(const Graph& g, int n, uint64_t seed) {
 }
 
 // The reference rates, keyed by "what/detail".
-std::map<std::string, double> reference_rates(const BenchContext& c) {
+std::map<std::string, double> influence_reference_rates(const BenchContext& c) {
   std::map<std::string, double> out;
   const std::string args = "--bench --threads " + std::to_string(threads()) + " --train " + std::to_string(kTrain) +
                            " --lissa-depth " + std::to_string(kLissaDepth) + " --lissa-scale " + kLissaScale + " --mmd-points " + std::to_string(kClass);
@@ -55,7 +46,7 @@ std::map<std::string, double> reference_rates(const BenchContext& c) {
 
 void bench_instances(const BenchContext& c) {
   std::map<std::string, double> ref;
-  if (c.compare) ref = reference_rates(c);
+  if (c.compare) ref = influence_reference_rates(c);
   // A row of training points per second, with the reference's rate under `key` when there is one.
   auto report = [&](const std::string& model, const std::string& what, const std::string& detail, double rate,
                     const std::string& key, const std::string& who) {
@@ -94,6 +85,6 @@ void bench_instances(const BenchContext& c) {
 
 }  // namespace
 
-static const RegisterBench reg("instances", bench_instances);
+static const RegisterBench registered_instances_bench("instances", bench_instances);
 
 }  // namespace gb

@@ -115,7 +115,7 @@ void bench_metrics(const BenchContext& c) {
   for (const BenchRow* r : {&curves, &pixel, &sens, &mprt, &sanity}) c.report(*r);
 }
 
-const RegisterBench reg("metrics", bench_metrics);
+const RegisterBench registered_metrics_bench("metrics", bench_metrics);
 
 }  // namespace
 

@@ -29,15 +29,6 @@ namespace sg = explain::surrogates;
 
 constexpr int kBatch = 64, kPruneImages = 1000, kPadSamples = 1000, kMivSamples = 100, kTreeSamples = 10000;
 
-// Items per second of fn (which handles `items`): one timed call when that call alone exceeds the
-// budget, else the best of calls_per_second's rounds.
-double items_per_second(const std::function<void()>& fn, double items, double budget) {
-  const auto t0 = std::chrono::steady_clock::now();
-  fn();
-  const double once = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return once > budget ? items / once : items * calls_per_second(fn, budget);
-}
-
 std::vector<int> noise_labels(int n, int classes) {
   std::vector<int> y(n);
   for (int i = 0; i < n; ++i) y[i] = (7 * i + 3) % classes;
@@ -67,20 +58,9 @@ double distill_rate(Graph& student, Graph& teacher, const BenchContext& c) {
                       c.seconds);
 }
 
-// The reference script's rates by row key.
-std::map<std::string, double> torch_rates(const BenchContext& c) {
-  std::map<std::string, double> out;
-  const std::string args = "--threads " + std::to_string(threads()) + " --seconds " + std::to_string(c.seconds);
-  for (const std::string& line : run_reference_script(c, "torch_surrogates.py", args)) {
-    const nlohmann::json j = nlohmann::json::parse(line);
-    out[j.at("key").get<std::string>()] = j.at("per_second").get<double>();
-  }
-  return out;
-}
-
 void bench_surrogates(const BenchContext& c) {
   std::map<std::string, double> torch;
-  if (c.compare) torch = torch_rates(c);
+  if (c.compare) torch = reference_rates(c, "torch_surrogates.py");
   auto row = [&](const std::string& key, const std::string& model, const std::string& what, const std::string& detail,
                  int batch, double rate) {
     BenchRow r{model, what, detail, batch, rate, 0, ""};
@@ -144,6 +124,6 @@ void bench_surrogates(const BenchContext& c) {
 
 }  // namespace
 
-static const RegisterBench reg("surrogates", bench_surrogates);
+static const RegisterBench registered_surrogates_bench("surrogates", bench_surrogates);
 
 }  // namespace gb

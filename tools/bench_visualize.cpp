@@ -35,20 +35,9 @@ double top_patches_rate(Graph& g, const BenchContext& c) {
   return 10000 * calls_per_second([&] { vz::visualize(g, q, "top-patches", {{"k", "9"}}); }, c.seconds);
 }
 
-// The reference script's rates by row key.
-std::map<std::string, double> torch_rates(const BenchContext& c) {
-  std::map<std::string, double> out;
-  const std::string args = "--threads " + std::to_string(threads()) + " --seconds " + std::to_string(c.seconds);
-  for (const std::string& line : run_reference_script(c, "torch_visualize.py", args)) {
-    const nlohmann::json j = nlohmann::json::parse(line);
-    out[j.at("key").get<std::string>()] = j.at("per_second").get<double>();
-  }
-  return out;
-}
-
 void bench_visualize(const BenchContext& c) {
   std::map<std::string, double> torch;
-  if (c.compare) torch = torch_rates(c);
+  if (c.compare) torch = reference_rates(c, "torch_visualize.py");
   auto row = [&](const std::string& key, const std::string& model, const std::string& what, const std::string& detail,
                  int batch, double rate) {
     BenchRow r{model, what, detail, batch, rate, 0, ""};
@@ -69,6 +58,6 @@ void bench_visualize(const BenchContext& c) {
 
 }  // namespace
 
-static const RegisterBench reg("visualize", bench_visualize);
+static const RegisterBench registered_visualize_bench("visualize", bench_visualize);
 
 }  // namespace gb

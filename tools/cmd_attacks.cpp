@@ -43,19 +43,6 @@ struct AttackArgs {
   InputSpace input_space = InputSpace::pixels;
 };
 
-std::vector<std::string> class_names(const Model& m) {
-  std::vector<std::string> names;
-  if (auto it = m.metadata.find("glassbox.classes"); it != m.metadata.end()) {
-    try {
-      names = nlohmann::json::parse(it->second).get<std::vector<std::string>>();
-    } catch (const std::exception&) {
-      names.clear();  // unreadable names: numbers only
-    }
-  }
-  for (int k = int(names.size()); k < m.graph.classes(); ++k) names.push_back(std::to_string(k));
-  return names;
-}
-
 // The model's pixel space: its stored normalization over pixels in [0, 1] for image models; other
 // inputs (2-D toy sets) are unbounded.
 attacks::PixelSpace pixel_space(const Model& m) {
@@ -65,19 +52,6 @@ attacks::PixelSpace pixel_space(const Model& m) {
   s.std = norm.std;
   if (m.graph.input_shape().rank != 3) s.lo = -INFINITY, s.hi = INFINITY;
   return s;
-}
-
-// Keeps names usable as file names.
-std::string safe_name(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.')
-      o += c;
-    else if (!o.empty() && o.back() != '_')
-      o += '_';
-  }
-  while (!o.empty() && o.back() == '_') o.pop_back();
-  return o.empty() ? "input" : o;
 }
 
 bool declares(const std::string& method, const std::string& key) {
@@ -97,16 +71,6 @@ std::vector<double> read_eps(const AttackArgs& a) {
     out.push_back(v);
   }
   return out;
-}
-
-attacks::Params read_params(const std::vector<std::string>& given) {
-  attacks::Params p;
-  for (const std::string& kv : given) {
-    const size_t eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) throw std::invalid_argument("--param '" + kv + "': expected KEY=VALUE");
-    p[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  return p;
 }
 
 // --target: none (untargeted), a class number, next (label + 1), random (seeded, never the
@@ -138,18 +102,6 @@ std::vector<int> read_targets(const std::string& spec, Graph& g, const Tensor& x
                                   std::to_string(y) + "; give another target");
   }
   return t;
-}
-
-// Progress lines at every tenth of a long run.
-Progress progress_printer(const std::string& what) {
-  auto last = std::make_shared<int>(-1);
-  return [what, last](int done, int total) {
-    const int tenth = total > 0 ? done * 10 / total : 10;
-    if (tenth == *last) return;
-    *last = tenth;
-    std::printf("  %s: %d/%d inputs\n", what.c_str(), done, total);
-    std::fflush(stdout);
-  };
 }
 
 
@@ -389,7 +341,7 @@ void run_attack(const AttackArgs& a) {
   if (a.model.empty()) throw std::invalid_argument("--model is required");
   if (a.out.empty()) throw std::invalid_argument("--out is required");
   if (a.method.empty()) throw std::invalid_argument("--method is required (see glassbox attack --list)");
-  attacks::Params params = read_params(a.params);
+  attacks::Params params = read_key_values(a.params);
   const std::string eps_key = attacks::epsilon_key(a.method);  // unknown attacks fail here
   const std::vector<double> eps = read_eps(a);
   if (!eps.empty() && eps_key.empty())
@@ -402,13 +354,13 @@ void run_attack(const AttackArgs& a) {
   Model model = open_model(a.model);
   Graph& g = model.graph;
   const Inputs in = read_inputs(model, a.inputs, a.data, a.index, a.split, a.input_space);
-  const std::vector<std::string> classes = class_names(model);
+  const std::vector<std::string> classes = model_classes(model);
   attacks::Request q;
   q.inputs = in.x;
   q.labels = in.labels;
   q.pixels = pixel_space(model);
   q.targets = read_targets(a.target, g, in.x, in.labels, a.seed);
-  q.progress = progress_printer(a.method);
+  q.progress = tenth_progress(a.method);
 
   // The attacker's initial set (substitute) or the defender's clean reference set (detection).
   const bool substitute = a.method == "substitute";
@@ -531,6 +483,6 @@ void add_attacks_commands(Command& app) {
 
 }  // namespace
 
-static const RegisterCommand reg("attacks", add_attacks_commands);
+static const RegisterCommand registered_attacks_cmd("attacks", add_attacks_commands);
 
 }  // namespace gb

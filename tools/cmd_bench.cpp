@@ -22,6 +22,7 @@
 #include "explain/openbox/openbox.h"
 #include "tools/bench.h"
 #include "tools/commands.h"
+#include "tools/inputs.h"
 #include "engine/loss.h"
 #include "train/optimizer.h"
 #include "train/presets.h"
@@ -35,36 +36,6 @@ namespace gb {
 namespace {
 
 using clock_type = std::chrono::steady_clock;
-
-double seconds_since(clock_type::time_point t0) {
-  return std::chrono::duration<double>(clock_type::now() - t0).count();
-}
-
-// Calls per second of fn: the best of five rounds of budget/5 seconds each, after one warm-up
-// call. On a shared machine the best round is the one least disturbed by other processes; the
-// PyTorch baseline script measures the same way.
-template <class F>
-double calls_per_second(F&& fn, double budget) {
-  fn();
-  double best = 0;
-  for (int round = 0; round < 5; ++round) {
-    int n = 0;
-    auto t0 = clock_type::now();
-    do {
-      fn();
-      ++n;
-    } while (seconds_since(t0) < budget / 5);
-    best = std::max(best, n / seconds_since(t0));
-  }
-  return best;
-}
-
-Tensor noise(const Shape& s, uint64_t seed) {
-  Tensor x(s);
-  Rng r(seed);
-  for (size_t i = 0; i < x.size(); ++i) x[i] = r.uniform();
-  return x;
-}
 
 // One-thread GFLOP/s of the products the CIFAR-size presets run: by OpenBLAS and, on CPUs with
 // AVX-512, by glassbox's own kernel (engine/gemm_avx512.h), both whichever gemm() would choose here.
@@ -119,7 +90,7 @@ void bench_conv_weight_grad(double seconds, const std::function<void(const std::
     Conv2d conv(l.O, 3, 2, 1, false);
     conv.build({Shape{1, l.C, l.H, l.H}});
     const int N = 32;
-    const Tensor x = noise(Shape{N, l.C, l.H, l.H}, 6), gy = noise(conv.out_shape({x.shape()}), 7);
+    const Tensor x = bench_noise(Shape{N, l.C, l.H, l.H}, 6), gy = bench_noise(conv.out_shape({x.shape()}), 7);
     Tensor gw(conv.weight.value.shape(), 0.f);
     Workspace ws;
     const double calls = calls_per_second([&] { conv.conv_backward_weight(x, gy, gw, nullptr, ws); }, seconds);
@@ -243,7 +214,7 @@ void add_bench_command(Command& app) {
     std::printf("glassbox bench: %d thread(s), %s\n", threads(), blas_description().c_str());
     for (const std::string& name : split(o->models)) {
       Graph g = make_preset(name);
-      Tensor x = noise(g.shape(-1, o->train_batch), 1);
+      Tensor x = bench_noise(g.shape(-1, o->train_batch), 1);
       std::vector<int> y(o->train_batch);
       for (int i = 0; i < o->train_batch; ++i) y[i] = i % g.classes();
       OptimizerConfig oc;
@@ -263,7 +234,7 @@ void add_bench_command(Command& app) {
           },
           o->seconds);
       report({name, "train", "", o->train_batch, steps * o->train_batch});
-      Tensor xi = noise(g.shape(-1, o->infer_batch), 2);
+      Tensor xi = bench_noise(g.shape(-1, o->infer_batch), 2);
       double fw = calls_per_second([&] { g.forward(xi); }, o->seconds);
       report({name, "infer", "", o->infer_batch, fw * o->infer_batch});
     }
@@ -286,7 +257,7 @@ void add_bench_command(Command& app) {
               batches.push_back(int(v));
             }
           for (int B : batches) {
-            Tensor x = noise(g.shape(-1, B), 3);
+            Tensor x = bench_noise(g.shape(-1, B), 3);
             std::vector<int> t(B);
             for (int i = 0; i < B; ++i) t[i] = i % g.classes();
             try {
@@ -314,7 +285,7 @@ void add_bench_command(Command& app) {
     if (!o->no_regions) {
       for (const std::string& name : {std::string("mlp"), std::string("lenet5")}) {
         Graph g = make_preset(name);
-        Tensor x = noise(g.shape(-1, 8), 4);
+        Tensor x = bench_noise(g.shape(-1, 8), 4);
         const OpenBoxTiming t = time_openbox(g, x, 10, 3);
         report({name, "regions", "(config+W,b+constraints)", 1, 1000.0 / t.region_ms});
         report({name, "segment walks", "(" + std::to_string(int(t.pieces_per_walk)) + " pieces)", 1, 1000.0 / t.walk_ms});

@@ -4,7 +4,6 @@
 // sets from a pool (the model's training data by default), the inputs from the class's test images.
 // Writes summary.json (every score per run, means, p-values), the unit CAVs as .npy, and a bar chart
 // (tcav.png / tcav.svg) with error bars. `--list` prints the method and its parameters.
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -43,16 +42,6 @@ using nlohmann::json;
 
 // ---- shared by the family's commands -----------------------------------------------------------
 
-std::vector<std::string> split_list(const std::string& s, char sep = ',') {
-  std::vector<std::string> out;
-  for (size_t p = 0; p <= s.size();) {
-    const size_t q = std::min(s.find(sep, p), s.size());
-    if (q > p) out.push_back(s.substr(p, q - p));
-    p = q + 1;
-  }
-  return out;
-}
-
 // The random sets are disjoint only when the pool holds (runs + 1) x random_size examples.
 void note_shared_random_sets(int pool, double wanted) {
   if (pool < wanted)
@@ -60,31 +49,9 @@ void note_shared_random_sets(int pool, double wanted) {
                  "random sets share examples (tcav's are disjoint sets)\n", pool, long(wanted));
 }
 
-// Progress of long passes on stderr: one updating line per stage on a terminal, finished stages otherwise.
-cc::StageProgress progress_printer() {
-  const bool tty = ::isatty(2);
-  auto last = std::make_shared<std::pair<std::string, std::chrono::steady_clock::time_point>>();
-  return [tty, last](const std::string& stage, int done, int total) {
-    const auto now = std::chrono::steady_clock::now();
-    const bool finished = done >= total;
-    if (!finished && stage == last->first && now - last->second < std::chrono::milliseconds(200)) return;
-    last->first = stage, last->second = now;
-    if (tty)
-      std::fprintf(stderr, "\r  %s: %d/%d\x1b[K%s", stage.c_str(), done, total, finished ? "\n" : "");
-    else if (finished)
-      std::fprintf(stderr, "  %s: %d/%d\n", stage.c_str(), done, total);
-    std::fflush(stderr);
-  };
-}
-
 // --param KEY=VALUE list, checked against the method's declaration before any data is read.
 explain::Params read_params(const std::vector<std::string>& given, const std::string& method) {
-  explain::Params p;
-  for (const std::string& kv : given) {
-    const size_t eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) throw std::invalid_argument("--param '" + kv + "': expected KEY=VALUE");
-    p[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
+  explain::Params p = read_key_values(given);
   cc::validate_params(method, p);  // unknown keys and values out of range fail before any data is read
   return p;
 }
@@ -455,7 +422,7 @@ void run_concepts(const ConceptsArgs& a) {
   note_shared_random_sets(q.random_pool.batch(), pool_for_patterns);
   q.inputs = read_concept(inputs, model, a.max_inputs, cc::mix_seed(seed, 0x696e70), "--inputs", "test");
   q.target = Target({k});
-  q.progress = progress_printer();
+  q.progress = stage_progress();
   std::printf("TCAV of class %d (%s): %zu concepts, %d inputs, random pool of %d, %zu layers\n", k, classes[k].c_str(),
               q.concepts.size(), q.inputs.batch(), q.random_pool.batch(), q.layers.size());
   std::fflush(stdout);
@@ -661,7 +628,7 @@ void run_probe(const ProbeArgs& a) {
   for (const Snapshot& s : snaps) {
     Model m = s.file == a.model ? open_model(a.model) : load_model(s.file);
     cc::ProbeRequest q{train.x, test.x, train.y, test.y, std::max(train.classes(), m.graph.classes()), layers,
-                       progress_printer()};
+                       stage_progress()};
     if (snaps.size() > 1) std::printf("%s: %s\n", s.label.c_str(), s.file.c_str());
     std::fflush(stdout);
     runs.emplace_back(s, cc::probe(m.graph, q, params, a.method));
@@ -843,7 +810,7 @@ cc::SegmentationSet mask_folder(const std::string& dir, const Model& m, const st
       s.annotated[size_t(n) * s.categories.size() + k] = 1;
       for (const auto& e : fs::directory_iterator(cd)) {
         if (!e.is_regular_file()) continue;
-        const Image im = read_image(e.path().string());
+        const auto im = read_image(e.path().string());
         uint8_t* dst = s.masks.data() + (size_t(n) * Kc + index.at({s.categories[k], e.path().stem().string()})) * HW;
         for (int y = 0; y < H; ++y)
           for (int x = 0; x < W; ++x) {
@@ -981,7 +948,7 @@ void run_dissect(const DissectArgs& a) {
               s.concepts.size(), s.categories.size());
   std::fflush(stdout);
   const auto t0 = std::chrono::steady_clock::now();
-  const cc::DissectResult r = cc::dissect(model.graph, {&s, layers, progress_printer()}, params, a.method);
+  const cc::DissectResult r = cc::dissect(model.graph, {&s, layers, stage_progress()}, params, a.method);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   json jl = json::array();
@@ -1129,7 +1096,7 @@ void run_ace(const AceArgs& a) {
                                cc::mix_seed(seed, 0x706f6f6c), "--random");
   note_shared_random_sets(q.random_pool.batch(), pool_for_patterns);
   q.target = Target({k});
-  q.progress = progress_printer();
+  q.progress = stage_progress();
   std::printf("ACE for class %d (%s) at %s: %d discovery images, %d inputs, random pool of %d\n", k, classes[k].c_str(),
               a.layer.c_str(), q.images.batch(), q.inputs.batch(), q.random_pool.batch());
   std::fflush(stdout);
@@ -1208,6 +1175,6 @@ void add_concepts_commands(Command& app) {
 
 }  // namespace
 
-static const RegisterCommand reg("concepts", add_concepts_commands);
+static const RegisterCommand registered_concepts_cmd("concepts", add_concepts_commands);
 
 }  // namespace gb

@@ -42,19 +42,10 @@ struct ExplainArgs {
   InputSpace input_space = InputSpace::pixels;
 };
 
-// Keeps names usable as file names; rows of an .npy input lose the extension ("x.npy[3]" -> "x_3").
-std::string safe_name(std::string s) {
+// An input's name as a file name; rows of an .npy input lose the extension ("x.npy[3]" -> "x_3").
+std::string output_stem(std::string s) {
   if (size_t at = s.find(".npy["); at != std::string::npos) s.erase(at, 4);
-  std::string o;
-  for (char c : s) {
-    const bool keep = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.';
-    if (keep)
-      o += c;
-    else if (!o.empty() && o.back() != '_')
-      o += '_';  // "x[3]" -> "x_3"
-  }
-  while (!o.empty() && o.back() == '_') o.pop_back();
-  return o.empty() ? "input" : o;
+  return safe_name(s);
 }
 
 // The logits of every input (rows of 256).
@@ -180,17 +171,6 @@ Tensor run_method(const ExplainArgs& a, Graph& g, const Inputs& in, const Target
   return std::move(r.attribution);
 }
 
-// With two or more columns: Pearson's r between every two columns' attributions of each input
-// (flattened maps, as Ancona et al. 2018 compare methods) and its mean over the inputs, into
-// summary.json ("correlations") and correlations.csv. r is undefined (null, "nan" in the CSV) when
-// a map is constant; the mean is over the inputs where it is defined, "n" says how many.
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
-}
-
 void write_correlations(const std::string& out, const std::vector<std::string>& labels, const std::vector<Tensor>& maps,
                         nlohmann::json& summary, nlohmann::json& per_image) {
   if (maps.size() < 2) return;
@@ -262,7 +242,7 @@ void write_grid(const std::string& path, const ExplainArgs& a, const Graph& g, c
 
 // --param values (the shorthands --rule, --stdev and --baseline included) routed to the methods
 // that accept their keys.
-std::vector<explain::Params> route_params(const ExplainArgs& a, const std::vector<std::string>& methods,
+std::vector<explain::Params> route_explain_params(const ExplainArgs& a, const std::vector<std::string>& methods,
                                           explain::Params& all) {
   std::vector<std::string> params = a.params;
   for (auto [key, value] : {std::pair{"rule", &a.rule}, {"stdev", &a.stdev}, {"baseline", &a.baseline}})
@@ -320,7 +300,7 @@ void run_explain(const ExplainArgs& a) {
   if (methods.empty()) throw std::invalid_argument("--method is required (see glassbox explain --list)");
   for (auto& m : methods) explain::method_info(m);  // unknown names fail here, listing the known ones
   explain::Params all;
-  std::vector<explain::Params> per_method = route_params(a, methods, all);
+  std::vector<explain::Params> per_method = route_explain_params(a, methods, all);
 
   Model model = open_model(a.model);
   Graph& g = model.graph;
@@ -341,7 +321,7 @@ void run_explain(const ExplainArgs& a) {
 
   make_out_dir(a.out);
   std::vector<std::string> names;
-  for (auto& s : in.names) names.push_back(safe_name(s));
+  for (auto& s : in.names) names.push_back(output_stem(s));
   nlohmann::json summary;
   summary["model"] = a.model;
   summary["input_space"] = space_name(a.input_space);  // of .npy inputs and numeric baselines

@@ -4,7 +4,6 @@
 // by self-influence; --loo K plots Koh & Liang's leave-one-out check. glassbox prototypes:
 // MMD-critic prototypes and criticisms per class or over the whole set, as a grid and
 // prototypes.json. Both print their methods with --list.
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -50,64 +49,6 @@ struct PrototypeArgs {
   int prototypes = 10, criticisms = 5, limit = 0, batch = 256;
   bool list = false;
 };
-
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  for (size_t p = 0; p <= s.size();) {
-    size_t q = std::min(s.find(',', p), s.size());
-    if (q > p) out.push_back(s.substr(p, q - p));
-    p = q + 1;
-  }
-  return out;
-}
-
-// Progress of the passes over the training set on stderr: one updating line per stage on a
-// terminal, the finished stages otherwise.
-std::function<void(const std::string&, int, int)> progress_printer() {
-  const bool tty = ::isatty(2);
-  auto last = std::make_shared<std::pair<std::string, std::chrono::steady_clock::time_point>>();
-  return [tty, last](const std::string& stage, int done, int total) {
-    const auto now = std::chrono::steady_clock::now();
-    const bool finished = done >= total;
-    if (!finished && stage == last->first && now - last->second < std::chrono::milliseconds(200)) return;
-    last->first = stage, last->second = now;
-    if (tty)
-      std::fprintf(stderr, "\r  %s: %d/%d\x1b[K%s", stage.c_str(), done, total, finished ? "\n" : "");
-    else if (finished)
-      std::fprintf(stderr, "  %s: %d/%d\n", stage.c_str(), done, total);
-    std::fflush(stderr);
-  };
-}
-
-// --param KEY=VALUE for each method that declares KEY; a key no chosen method declares is an error.
-std::vector<explain::Params> route_params(const std::vector<std::string>& given, const std::vector<std::string>& methods,
-                                          const std::function<const explain::MethodInfo&(const std::string&)>& info) {
-  std::vector<explain::Params> out(methods.size());
-  for (const std::string& kv : given) {
-    const size_t eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) throw std::invalid_argument("--param '" + kv + "': expected KEY=VALUE");
-    const std::string key = kv.substr(0, eq);
-    bool used = false;
-    for (size_t m = 0; m < methods.size(); ++m)
-      for (const explain::ParamInfo& p : info(methods[m]).params)
-        if (p.name == key) out[m][key] = kv.substr(eq + 1), used = true;
-    if (!used)
-      throw std::invalid_argument("--param " + key + ": no chosen method declares it (see --list)");
-  }
-  return out;
-}
-
-std::vector<std::string> class_names(const Model& m, const Dataset& d) {
-  std::vector<std::string> names = d.class_names;
-  if (auto it = m.metadata.find("glassbox.classes"); it != m.metadata.end()) {
-    try {
-      names = json::parse(it->second).get<std::vector<std::string>>();
-    } catch (const std::exception&) {
-    }
-  }
-  for (int k = int(names.size()); k < m.graph.classes(); ++k) names.push_back(std::to_string(k));
-  return names;
-}
 
 // The training set in the model's input space, optionally its first `limit` samples.
 inst::Examples training_set(const Model& m, const std::string& spec, int limit, Dataset& raw) {
@@ -429,7 +370,9 @@ void run_influence(const InfluenceArgs& a) {
     if (a.self && !inst::has_self_influence(m))
       throw std::invalid_argument("--self: " + m + " has no self-influence (influence and tracin have)");
   }
-  const std::vector<explain::Params> params = route_params(a.params, methods, inst::method_info);
+  const std::vector<explain::Params> params = route_params(
+      a.params, methods, [](const std::string& m) -> const auto& { return inst::method_info(m).params; }, "method",
+      "glassbox influence --list");
   const auto influence = std::find(methods.begin(), methods.end(), "influence");
   if (a.loo > 0 && (a.self || influence == methods.end()))
     throw std::invalid_argument("--loo checks influence on test inputs: use it with --method influence, without --self");
@@ -440,10 +383,10 @@ void run_influence(const InfluenceArgs& a) {
   Tensor logits;
   if (!a.self) logits = model.graph.forward(tests.x).clone();
   const bool images = model.graph.input_shape().rank == 3;
-  Run r{a, model, train, tests, logits, class_names(model, raw), Normalization::of_model(model.metadata), images};
+  Run r{a, model, train, tests, logits, model_classes(model, raw.class_names), Normalization::of_model(model.metadata), images};
   std::vector<inst::Checkpoint> checkpoints;
   if (std::count(methods.begin(), methods.end(), "tracin")) checkpoints = load_checkpoints(a, model);
-  inst::Context ctx{&checkpoints, a.batch, progress_printer()};
+  inst::Context ctx{&checkpoints, a.batch, stage_progress()};
 
   make_out_dir(a.out);
   json summary = {{"model", a.model}, {"data", a.data}, {"training_points", train.size()}, {"methods", json::object()}};
@@ -509,9 +452,8 @@ void run_prototypes(const PrototypeArgs& a) {
   if (a.data.empty()) throw std::invalid_argument("--data is required");
   if (a.out.empty()) throw std::invalid_argument("--out is required");
   const std::vector<explain::Params> routed =
-      route_params(a.params, {"mmd-critic"}, [](const std::string&) -> const explain::MethodInfo& {
-        return inst::prototype_methods()[0];
-      });
+      route_params(a.params, {"mmd-critic"}, [](const std::string&) -> const auto& { return inst::prototype_methods()[0].params; },
+                   "method", "glassbox prototypes --list");
   const explain::Params& params = routed[0];
   const bool by_layer = params.count("layer") && !params.at("layer").empty();
   std::unique_ptr<Model> model;
@@ -524,7 +466,7 @@ void run_prototypes(const PrototypeArgs& a) {
                        model->graph.input_shape().str());
     norm = Normalization::of_model(model->metadata);
   }
-  inst::Context ctx{nullptr, a.batch, progress_printer()};
+  inst::Context ctx{nullptr, a.batch, stage_progress()};
   make_out_dir(a.out);
   json summary = {{"data", a.data}, {"split", a.split}, {"model", a.model}, {"params", json(static_cast<const std::map<std::string, std::string>&>(params))},
                   {"groups", json::array()}};
@@ -629,6 +571,6 @@ void add_instances_commands(Command& app) {
 
 }  // namespace
 
-static const RegisterCommand reg("instances", add_instances_commands);
+static const RegisterCommand registered_instances_cmd("instances", add_instances_commands);
 
 }  // namespace gb

@@ -64,28 +64,6 @@ std::vector<std::string> metric_names(const std::string& spec) {
   return out;
 }
 
-// --param values routed to the metrics that declare their keys.
-std::vector<explain::Params> route_metric_params(const std::vector<std::string>& key_values,
-                                                 const std::vector<std::string>& names) {
-  std::vector<explain::Params> per(names.size());
-  for (const std::string& kv : key_values) {
-    const size_t eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) throw std::invalid_argument("--param '" + kv + "': expected KEY=VALUE");
-    const std::string key = kv.substr(0, eq);
-    bool used = false;
-    for (size_t i = 0; i < names.size(); ++i)
-      for (const auto& d : metrics::metric_info(names[i]).declaration.params)
-        if (d.name == key) per[i][key] = kv.substr(eq + 1), used = true;
-    if (!used) {
-      std::string list;
-      for (auto& n : names) list += (list.empty() ? "" : ", ") + n;
-      throw std::invalid_argument("--param " + key + ": no selected metric declares it (" + list +
-                                  "; see glassbox evaluate --list; method parameters go in --method-param)");
-    }
-  }
-  return per;
-}
-
 // Progress of long runs on stderr, at most once a second per metric and method.
 metrics::Progress progress_line(const std::string& what) {
   auto last = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
@@ -169,13 +147,6 @@ nlohmann::json result_json(const metrics::Evaluation& e, double seconds) {
     j["curves"].push_back(cj);
   }
   return j;
-}
-
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
 }
 
 std::string number(double v) {
@@ -317,7 +288,9 @@ void run_evaluate(const EvaluateArgs& a) {
   const std::vector<std::string> methods = split_list(a.methods);
   if (methods.empty()) throw std::invalid_argument("--method is required (see glassbox explain --list)");
   for (auto& m : methods) explain::method_info(m);
-  const std::vector<explain::Params> metric_params = route_metric_params(a.params, names);
+  const std::vector<explain::Params> metric_params = route_params(
+      a.params, names, [](const std::string& m) -> const auto& { return metrics::metric_info(m).declaration.params; },
+      "metric", "glassbox evaluate --list; method parameters go in --method-param");
   for (const std::string& m : names)
     if (metrics::metric_info(m).needs_masks && a.masks.empty())
       throw std::invalid_argument(m + " needs masks: --masks FILE.npy ([N,1,H,W], [N,H,W] or shaped like the inputs)");
@@ -448,6 +421,6 @@ void add_metrics_commands(Command& app) {
   c->callback([a] { run_evaluate(*a); });
 }
 
-static const RegisterCommand reg("metrics", add_metrics_commands);
+static const RegisterCommand registered_metrics_cmd("metrics", add_metrics_commands);
 
 }  // namespace gb

@@ -767,6 +767,6 @@ void add_report_command(Command& app) {
   });
 }
 
-static const RegisterCommand reg("report", add_report_command);
+static const RegisterCommand registered_report_cmd("report", add_report_command);
 
 }  // namespace gb

@@ -48,14 +48,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-std::string pct(double v) {
-  char b[16];
-  std::snprintf(b, sizeof b, "%.2f%%", 100 * v);
-  return b;
-}
-
 // Creates the folder an output file goes in, so a long run does not fail at its first write.
 void make_parent(const std::string& path) {
   const fs::path parent = fs::path(path).parent_path();
@@ -230,7 +222,7 @@ void run_distill(DistillArgs a) {
                            {"teacher_accuracy", ag.teacher_accuracy},
                            {"fidelity", ag.fidelity}}}};
   std::printf("test: student accuracy %s, teacher accuracy %s, fidelity %s (%d images)\n",
-              pct(ag.student_accuracy).c_str(), pct(ag.teacher_accuracy).c_str(), pct(ag.fidelity).c_str(), ag.n);
+              percent(ag.student_accuracy).c_str(), percent(ag.teacher_accuracy).c_str(), percent(ag.fidelity).c_str(), ag.n);
   if (const int tn = sg::soft_tree_node(student.graph); tn >= 0) {
     const auto& tree = static_cast<const SoftTree&>(student.graph.layer(tn));
     const sg::Routing r = sg::route(student.graph, tn, x);
@@ -241,8 +233,8 @@ void run_distill(DistillArgs a) {
     report["test"]["max_path_fidelity"] = double(same) / ag.n;
     report["penalty"] = a.penalty;
     report["beta"] = tree.beta;
-    std::printf("test: maximum-probability path accuracy %s, fidelity %s\n", pct(double(correct) / ag.n).c_str(),
-                pct(double(same) / ag.n).c_str());
+    std::printf("test: maximum-probability path accuracy %s, fidelity %s\n", percent(double(correct) / ag.n).c_str(),
+                percent(double(same) / ag.n).c_str());
     const std::vector<std::string> names = class_names(student, &test);
     atomic_write(sibling_path(a.out, ".tree.json"), sg::tree_json(tree, names, sample).dump() + "\n");
     const Shape shown = sample.rank == 3 ? sample : Shape{1, 1, sample[0]};
@@ -440,8 +432,8 @@ void run_prune(PruneArgs a) {
   atomic_write(sibling_path(a.out, ".prune.json"), report.dump(2) + "\n");
   write_prune_curve(a, r, fs::path(a.model).filename().string());
   std::printf("pruned %zu of %zu filters: validation accuracy %s -> %s, test accuracy %s -> %s (%d evaluations)\n",
-              r.steps.size(), r.filters.size(), pct(r.base_accuracy).c_str(), pct(r.final_accuracy()).c_str(),
-              pct(test_before).c_str(), pct(test_after).c_str(), r.evaluations);
+              r.steps.size(), r.filters.size(), percent(r.base_accuracy).c_str(), percent(r.final_accuracy()).c_str(),
+              percent(test_before).c_str(), percent(test_after).c_str(), r.evaluations);
   if (a.am > 0 && original.graph.input_shape().rank == 3) {
     Graph g = clone(original.graph);
     const explain::Params am{{"steps", std::to_string(a.am_steps)}};
@@ -503,31 +495,14 @@ struct ImportanceArgs {
   bool list = false;
 };
 
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  for (size_t p = 0; p <= s.size();) {
-    const size_t q = std::min(s.find(',', p), s.size());
-    if (q > p) out.push_back(s.substr(p, q - p));
-    p = q + 1;
-  }
-  return out;
-}
-
 // --param KEY=VALUE to each chosen method that declares KEY; a key no chosen method declares is an
 // error. Unknown methods and keys fail here, before any data is read.
-std::vector<explain::Params> route_params(const std::vector<std::string>& given, const std::vector<std::string>& methods,
-                                          const std::function<const explain::MethodInfo&(const std::string&)>& info) {
-  std::vector<explain::Params> out(methods.size());
-  for (const std::string& kv : given) {
-    const size_t eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) throw std::invalid_argument("--param '" + kv + "': expected KEY=VALUE");
-    const std::string key = kv.substr(0, eq);
-    bool used = false;
-    for (size_t m = 0; m < methods.size(); ++m)
-      for (const explain::ParamInfo& p : info(methods[m]).params)
-        if (p.name == key) out[m][key] = kv.substr(eq + 1), used = true;
-    if (!used) throw std::invalid_argument("--param " + key + ": no chosen method declares it (see --list)");
-  }
+std::vector<explain::Params> route_checked_params(const std::vector<std::string>& given,
+                                                  const std::vector<std::string>& methods,
+                                                  const std::function<const explain::MethodInfo&(const std::string&)>& info,
+                                                  const std::string& see) {
+  std::vector<explain::Params> out = route_params(
+      given, methods, [&](const std::string& m) -> const auto& { return info(m).params; }, "method", see);
   for (size_t m = 0; m < methods.size(); ++m) explain::ParamReader(out[m], info(methods[m]));
   return out;
 }
@@ -734,7 +709,7 @@ void run_importance(const ImportanceArgs& a) {
   if (a.methods.empty()) throw std::invalid_argument("--method is required (see glassbox importance --list)");
   const std::vector<std::string> methods = split_list(a.methods);
   for (const std::string& m : methods) sg::importance_method(m);
-  const std::vector<explain::Params> params = route_params(a.params, methods, sg::importance_method);
+  const std::vector<explain::Params> params = route_checked_params(a.params, methods, sg::importance_method, "glassbox importance --list");
   Model m = load_model_file(a.model, "--model");
   const std::string spec = data_spec(a.data, m);
   const Dataset d = first_samples(load_dataset(spec, a.split), a.limit);
@@ -803,18 +778,6 @@ struct RulesArgs {
   InputSpace input_space = InputSpace::pixels;
 };
 
-std::string safe_name(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.')
-      o += c;
-    else if (!o.empty() && o.back() != '_')
-      o += '_';
-  }
-  while (!o.empty() && o.back() == '_') o.pop_back();
-  return o.empty() ? "x" : o;
-}
-
 void run_rules(const RulesArgs& a) {
   if (a.list) {
     std::fputs(explain::list_text(sg::rule_methods()).c_str(), stdout);
@@ -824,7 +787,7 @@ void run_rules(const RulesArgs& a) {
   if (a.methods.empty()) throw std::invalid_argument("--method is required (see glassbox rules --list)");
   const std::vector<std::string> methods = split_list(a.methods);
   for (const std::string& m : methods) sg::rule_method(m);
-  const std::vector<explain::Params> params = route_params(a.params, methods, sg::rule_method);
+  const std::vector<explain::Params> params = route_checked_params(a.params, methods, sg::rule_method, "glassbox rules --list");
   Model m = load_model_file(a.model, "--model");
   const std::string spec = data_spec(a.data, m);
   sg::RulesRequest q;
@@ -906,6 +869,6 @@ void add_surrogates_commands(Command& app) {
 
 }  // namespace
 
-static const RegisterCommand reg("surrogates", add_surrogates_commands);
+static const RegisterCommand registered_surrogates_cmd("surrogates", add_surrogates_commands);
 
 }  // namespace gb

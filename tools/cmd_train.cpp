@@ -58,13 +58,6 @@ Augment parse_augment(const std::string& s, float noise) {
   return a;
 }
 
-
-std::string pct(double v) {
-  char b[16];
-  std::snprintf(b, sizeof b, "%.2f%%", 100 * v);
-  return b;
-}
-
 void run_train(const TrainArgs& a) {
   if (a.out.empty()) throw std::invalid_argument("--out is required");
   // Training replaces --out: only a model file may be there (--out y.npy replaced the labels it
@@ -146,8 +139,8 @@ void run_train(const TrainArgs& a) {
   check_fits(m.graph, test);
   EvalResult e = evaluate(m.graph, test, o.norm);
   std::printf("test accuracy %s (%d images, loss %.4f) after %d epochs, %.1fs; best validation %s at epoch %d\n",
-              pct(e.accuracy).c_str(), e.n, e.loss, r.history.empty() ? 0 : r.history.back().epoch, secs,
-              pct(r.best_val_acc).c_str(), r.best_epoch);
+              percent(e.accuracy).c_str(), e.n, e.loss, r.history.empty() ? 0 : r.history.back().epoch, secs,
+              percent(r.best_val_acc).c_str(), r.best_epoch);
   std::printf("saved %s (best: %s, checkpoint: %s, log: %s)\n", a.out.c_str(),
               sibling_path(a.out, ".best.safetensors").c_str(), sibling_path(a.out, ".ckpt.safetensors").c_str(),
               sibling_path(a.out, ".log.jsonl").c_str());
@@ -170,7 +163,7 @@ void run_eval(const std::string& model, const std::string& data, const std::stri
     if (!dir.empty()) std::filesystem::create_directories(dir);
     char title[160];
     std::snprintf(title, sizeof title, "%s on %s (%s split): accuracy %s, %d images", model.c_str(), d.name.c_str(),
-                  split.c_str(), pct(e.accuracy).c_str(), e.n);
+                  split.c_str(), percent(e.accuracy).c_str(), e.n);
     write_image(confusion_png, confusion_image(e.confusion, names, title));
   }
   if (as_json) {
@@ -183,11 +176,11 @@ void run_eval(const std::string& model, const std::string& data, const std::stri
     return;
   }
   std::printf("%s on %s: accuracy %s (%d images), loss %.4f\n\nper class:\n", model.c_str(), d.name.c_str(),
-              pct(e.accuracy).c_str(), e.n, e.loss);
+              percent(e.accuracy).c_str(), e.n, e.loss);
   size_t w = 5;
   for (auto& n : names) w = std::max(w, n.size());
   for (int c = 0; c < K; ++c)
-    std::printf("  %-*s %8s\n", int(w), names[c].c_str(), std::isfinite(e.per_class[c]) ? pct(e.per_class[c]).c_str() : "-");
+    std::printf("  %-*s %8s\n", int(w), names[c].c_str(), std::isfinite(e.per_class[c]) ? percent(e.per_class[c]).c_str() : "-");
   std::printf("\nconfusion matrix (rows: true class, columns: predicted):\n  %*s", int(w) + 3, "");
   for (int c = 0; c < K; ++c) std::printf(" %6d", c);
   std::printf("\n");

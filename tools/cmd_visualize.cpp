@@ -78,19 +78,6 @@ vz::Bounds model_bounds(const Model& m) {
   return b;
 }
 
-// Keeps names usable as file names.
-std::string safe_name(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.')
-      o += c;
-    else if (!o.empty() && o.back() != '_')
-      o += '_';
-  }
-  while (!o.empty() && o.back() == '_') o.pop_back();
-  return o.empty() ? "x" : o;
-}
-
 Tensor read_direction(const std::string& path) {
   Tensor d = read_npy_f32(path);
   for (size_t i = 0; i < d.size(); ++i)
@@ -177,18 +164,6 @@ Tensor read_scan(const VisualizeArgs& a, const Model& m, bool required, ScanInfo
   std::printf("scanning %d samples of %s (%s split)\n", e - b, d.name.c_str(), split.c_str());
   info = {d.name, split, b, e};
   return x;
-}
-
-// Progress lines at every tenth of a long loop.
-Progress progress_printer(const std::string& what) {
-  auto last = std::make_shared<int>(-1);
-  return [what, last](int done, int total) {
-    const int tenth = total > 0 ? done * 10 / total : 10;
-    if (tenth == *last) return;
-    *last = tenth;
-    std::printf("  %s: %d/%d\n", what.c_str(), done, total);
-    std::fflush(stdout);
-  };
 }
 
 // ---- drawing ---------------------------------------------------------------------------------
@@ -373,15 +348,11 @@ void write_curves(const std::string& out, const vz::Result& r, const std::string
 }
 
 vz::Params read_params(const std::vector<std::string>& given) {
-  vz::Params p;
-  for (const std::string& kv : given) {
-    const size_t eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) throw std::invalid_argument("--param '" + kv + "': expected KEY=VALUE");
-    const std::string key = kv.substr(0, eq), value = kv.substr(eq + 1);
-    if (key == "segments" && value.size() > 4 && value.compare(value.size() - 4, 4, ".npy") == 0)
-      p.tensors[key] = read_npy_f32(value);  // a label image (minimal-image)
-    else
-      p[key] = value;
+  vz::Params p = read_key_values(given);
+  if (auto it = p.find("segments"); it != p.end() && it->second.size() > 4 &&
+                                    it->second.compare(it->second.size() - 4, 4, ".npy") == 0) {
+    p.tensors["segments"] = read_npy_f32(it->second);  // a label image (minimal-image)
+    p.erase(it);
   }
   return p;
 }
@@ -412,7 +383,7 @@ void run_visualize(const VisualizeArgs& a) {
   q.bounds = model_bounds(model);
   ScanInfo scan;
   q.data = read_scan(a, model, kNeedsScan.count(a.method) > 0, scan);
-  q.progress = progress_printer(a.method);
+  q.progress = tenth_progress(a.method);
   q.fit_decoder = [](Graph& dec, const Tensor& codes, const Tensor& targets, const vz::DecoderFit& f) {
     return fit_mse(dec, codes, targets, {f.epochs, f.batch, f.lr, f.seed, f.what});
   };
@@ -460,6 +431,6 @@ void add_visualize_commands(Command& app) {
 
 }  // namespace
 
-static const RegisterCommand reg("visualize", add_visualize_commands);
+static const RegisterCommand registered_visualize_cmd("visualize", add_visualize_commands);
 
 }  // namespace gb

@@ -16,7 +16,8 @@ void add_regions_command(Command& app);
 void add_bench_command(Command& app);
 
 // The subcommands of explanation families (tools/cmd_<family>.cpp) register themselves with one
-// line at namespace scope, `static const RegisterCommand reg("visualize", add_visualize_command);`,
+// line at namespace scope, `static const RegisterCommand registered_visualize_cmd("visualize",
+// add_visualize_commands);` (a name of its own: the sanitizer build compiles sources together),
 // and glassbox adds them in name order after the commands above.
 using AddCommand = void (*)(Command&);
 struct RegisterCommand {

@@ -7,11 +7,17 @@
 # fixed random seed: the test suite's smoke run, which should not turn red on whatever a random
 # exploration happens to reach this time. The mutations follow the seed, but which inputs libFuzzer
 # keeps follows coverage, which threads can vary, so runs are alike rather than identical.
+# tools/fuzz.sh --build=DIR ...: the targets of an existing build folder instead (tools/dev test
+# runs its smoke runs on the sanitizer build's targets, meson option fuzz=smoke: only the targets
+# are instrumented for coverage, so the mutations are less guided than in build-fuzz/, which is
+# enough for 2,000 runs from the seeds and saves compiling every library a third time).
 # Prints one line per target: executions, new corpus size, and OK or the crash/timeout/oom file.
 # Exits 1 when any target found something; 0 with a note when clang is missing (nothing to run).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+build=build-fuzz
+case "${1:-}" in --build=*) build=${1#--build=}; shift ;; esac
 secs=${1:-60}
 runs=
 case "$secs" in --runs=*) runs=${secs#--runs=} ;; esac
@@ -22,34 +28,34 @@ if ! command -v clang++ >/dev/null; then
   echo "fuzz: clang++ not found (apt-get install clang libclang-rt-dev); skipped"
   exit 0
 fi
-if [ ! -f build-fuzz/build.ninja ]; then
+if [ "$build" = build-fuzz ] && [ ! -f build-fuzz/build.ninja ]; then
   CXX=clang++ meson setup build-fuzz -Dfuzz=true -Dbuildtype=plain \
     -Dcpp_args="-O1 -g -fsanitize=float-cast-overflow" -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 fi
-ninja -C build-fuzz "${targets[@]/#/fuzz/}" >/dev/null || ninja -C build-fuzz "${targets[@]/#/fuzz/}" >&2 || { echo "fuzz: build FAILED"; exit 1; }
-mkdir -p build-fuzz/findings
+ninja -C "$build" "${targets[@]/#/fuzz/}" >/dev/null || ninja -C "$build" "${targets[@]/#/fuzz/}" >&2 || { echo "fuzz: build FAILED"; exit 1; }
+mkdir -p "$build/findings"
 failed=0
 for t in "${targets[@]}"; do
   if [ -n "$runs" ]; then  # a scratch corpus: nothing from earlier runs, nothing kept
-    corpus=build-fuzz/smoke/$t
+    corpus=$build/smoke/$t
     rm -rf "$corpus"
     budget=(-runs="$runs" -seed=1)
   else
-    corpus=build-fuzz/corpus/$t
+    corpus=$build/corpus/$t
     budget=(-max_total_time="$secs")
   fi
   mkdir -p "$corpus"
-  log=build-fuzz/findings/$t.log
+  log=$build/findings/$t.log
   ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    "build-fuzz/fuzz/$t" "${budget[@]}" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
-    -artifact_prefix="build-fuzz/findings/$t-" -print_final_stats=1 "$corpus" "fuzz/corpus/$t" >"$log" 2>&1
+    "$build/fuzz/$t" "${budget[@]}" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+    -artifact_prefix="$build/findings/$t-" -print_final_stats=1 "$corpus" "fuzz/corpus/$t" >"$log" 2>&1
   status=$?
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
   if [ $status -eq 0 ]; then
     echo "$t: ${runs:+seed 1, }${runs:-${secs}s}${runs:+ runs}, $execs executions, corpus $(ls "$corpus" | wc -l) files: OK"
   else
     failed=1
-    echo "$t: FAILED after $execs executions (exit $status): $(ls build-fuzz/findings/$t-* 2>/dev/null | head -1); see $log"
+    echo "$t: FAILED after $execs executions (exit $status): $(ls "$build"/findings/$t-* 2>/dev/null | head -1); see $log"
   fi
 done
 exit $failed

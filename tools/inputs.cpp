@@ -3,13 +3,18 @@
 // ("glassbox.normalize"); with --input-space model, .npy arrays are taken as already there.
 #include "tools/inputs.h"
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cmath>
 #include <climits>
+#include <cstdio>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <set>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -94,13 +99,13 @@ static std::vector<int> parse_index(const std::string& index, int size) {
   return out;
 }
 
-std::vector<std::string> model_classes(const Model& m) {
-  std::vector<std::string> names;
+std::vector<std::string> model_classes(const Model& m, const std::vector<std::string>& fallback) {
+  std::vector<std::string> names = fallback;
   if (auto it = m.metadata.find("glassbox.classes"); it != m.metadata.end()) {
     try {
       names = nlohmann::json::parse(it->second).get<std::vector<std::string>>();
     } catch (const std::exception&) {
-      names.clear();  // unreadable names: numbers
+      names = fallback;  // unreadable names
     }
   }
   for (int k = int(names.size()); k < m.graph.classes(); ++k) names.push_back(std::to_string(k));
@@ -176,11 +181,11 @@ Inputs read_inputs(const Model& model, const std::vector<std::string>& files, co
   return in;
 }
 
-std::vector<std::string> split_list(const std::string& s) {
+std::vector<std::string> split_list(const std::string& s, char sep) {
   std::vector<std::string> out;
   size_t p = 0;
   while (p <= s.size()) {
-    size_t q = s.find(',', p);
+    size_t q = s.find(sep, p);
     if (q == std::string::npos) q = s.size();
     if (q > p) out.push_back(s.substr(p, q - p));
     p = q + 1;
@@ -456,6 +461,93 @@ void make_out_dir(const std::string& dir, const std::string& flag) {
   if (ec || !std::filesystem::is_directory(dir))
     throw std::invalid_argument(flag + " '" + dir + "': cannot create the output folder (" +
                                 (ec ? ec.message() : std::string("a file is in the way")) + ")");
+}
+
+std::string safe_name(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.')
+      o += c;
+    else if (!o.empty() && o.back() != '_')
+      o += '_';
+  }
+  while (!o.empty() && o.back() == '_') o.pop_back();
+  return o.empty() ? "input" : o;
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+std::function<void(const std::string&, int, int)> stage_progress() {
+  const bool tty = ::isatty(2);
+  auto last = std::make_shared<std::pair<std::string, std::chrono::steady_clock::time_point>>();
+  return [tty, last](const std::string& stage, int done, int total) {
+    const auto now = std::chrono::steady_clock::now();
+    const bool finished = done >= total;
+    if (!finished && stage == last->first && now - last->second < std::chrono::milliseconds(200)) return;
+    last->first = stage, last->second = now;
+    if (tty)
+      std::fprintf(stderr, "\r  %s: %d/%d\x1b[K%s", stage.c_str(), done, total, finished ? "\n" : "");
+    else if (finished)
+      std::fprintf(stderr, "  %s: %d/%d\n", stage.c_str(), done, total);
+    std::fflush(stderr);
+  };
+}
+
+std::function<void(int, int)> tenth_progress(const std::string& what) {
+  auto last = std::make_shared<int>(-1);
+  return [what, last](int done, int total) {
+    const int tenth = total > 0 ? done * 10 / total : 10;
+    if (tenth == *last) return;
+    *last = tenth;
+    std::printf("  %s: %d/%d\n", what.c_str(), done, total);
+    std::fflush(stdout);
+  };
+}
+
+std::string percent(double fraction) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f%%", 100 * fraction);
+  return b;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+explain::Params read_key_values(const std::vector<std::string>& given, const std::string& flag) {
+  explain::Params p;
+  for (const std::string& kv : given) {
+    const size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) throw std::invalid_argument(flag + " '" + kv + "': expected KEY=VALUE");
+    const std::string key = kv.substr(0, eq);
+    if (p.count(key))
+      throw std::invalid_argument(flag + " " + key + " given twice (" + key + "=" + p[key] + " and " + kv + ")");
+    p[key] = kv.substr(eq + 1);
+  }
+  return p;
+}
+
+std::vector<explain::Params> route_params(const std::vector<std::string>& given, const std::vector<std::string>& methods,
+                                          const DeclaredParams& declared, const std::string& kind,
+                                          const std::string& see) {
+  std::vector<explain::Params> out(methods.size());
+  for (const auto& [key, value] : read_key_values(given)) {
+    bool used = false;
+    for (size_t m = 0; m < methods.size(); ++m)
+      for (const explain::ParamInfo& p : declared(methods[m]))
+        if (p.name == key) out[m][key] = value, used = true;
+    if (!used) {
+      std::string names;
+      for (const std::string& m : methods) names += (names.empty() ? "" : ", ") + m;
+      throw std::invalid_argument("--param " + key + ": no chosen " + kind + " declares it (" + names + "; see " + see + ")");
+    }
+  }
+  return out;
 }
 
 }  // namespace gb

@@ -3,6 +3,8 @@
 // float32, pixels by default, see InputSpace), what is explained (--target), and the explanation
 // methods' parameters from the command line (routing, baselines).
 #pragma once
+#include <chrono>
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -29,8 +31,9 @@ struct Inputs {
   std::vector<std::string> names;  // for output file names: "trouser_12", "shirt.png", "x.npy[3]"
 };
 
-// The model's class names ("glassbox.classes" metadata), numbers for classes without one.
-std::vector<std::string> model_classes(const Model& m);
+// The model's class names ("glassbox.classes" metadata; `fallback`, a dataset's names, when it has
+// none), numbers for classes without one.
+std::vector<std::string> model_classes(const Model& m, const std::vector<std::string>& fallback = {});
 
 // `index` is "I", "I:J" (half-open) or "I,J,K". `space` says where .npy files are. Errors name the
 // file or flag.
@@ -40,8 +43,8 @@ Inputs read_inputs(const Model& model, const std::vector<std::string>& files, co
 // --labels Y.npy: labels (an integer array) of the --input rows, in order, for --target label.
 void read_input_labels(Inputs& in, const std::string& path);
 
-// "a,b,,c" -> {"a", "b", "c"}.
-std::vector<std::string> split_list(const std::string& s);
+// "a,b,,c" -> {"a", "b", "c"} (`sep` ',').
+std::vector<std::string> split_list(const std::string& s, char sep = ',');
 
 // What every input's explanation explains (--target): its predicted class (pred, from `logits`
 // [N,K]), its label (label), a class number, a class per input ("9,2,1"), or a unit of a layer: LAYER:C (channel C's mean),
@@ -86,5 +89,39 @@ std::vector<std::string> resolve_baselines(const std::vector<std::string>& metho
 // Creates the output folder `dir` (and its parents); an error names `flag` and the path (an
 // existing file there, no permission) instead of the filesystem's own text.
 void make_out_dir(const std::string& dir, const std::string& flag = "--out");
+
+// A name usable as a file name: letters, digits, '-' and '.' kept, runs of anything else one '_'
+// ("x[3]" -> "x_3"), "input" when nothing is left.
+std::string safe_name(const std::string& s);
+
+// A CSV field, quoted when it holds a comma, a quote or a newline.
+std::string csv_field(const std::string& s);
+
+// Progress of long passes on stderr: one updating line per stage on a terminal, the finished
+// stages otherwise.
+std::function<void(const std::string& stage, int done, int total)> stage_progress();
+
+// Progress of a long loop on stdout, a line at every tenth: "  WHAT: done/total".
+std::function<void(int done, int total)> tenth_progress(const std::string& what);
+
+// 0.1234 -> "12.34%".
+std::string percent(double fraction);
+
+// Seconds since t.
+double seconds_since(std::chrono::steady_clock::time_point t);
+
+// ---- a family's --param KEY=VALUE ----
+
+// The strings as parameters. A key given twice is an error naming `flag`: the last value would
+// win and the first would never be checked.
+explain::Params read_key_values(const std::vector<std::string>& given, const std::string& flag = "--param");
+
+// The same, each key routed to every one of `methods` that declares it (`declared(method)`); a key
+// that none declares is an error naming the methods, what they are (`kind`: method, metric) and
+// where to look (`see`).
+using DeclaredParams = std::function<const std::vector<explain::ParamInfo>&(const std::string& method)>;
+std::vector<explain::Params> route_params(const std::vector<std::string>& given, const std::vector<std::string>& methods,
+                                          const DeclaredParams& declared, const std::string& kind,
+                                          const std::string& see);
 
 }  // namespace gb

@@ -36,7 +36,7 @@ struct AceOptions {
 const std::vector<std::pair<std::string, std::string>> kTcavOverrides = {
     {"runs", "20"}, {"random_size", "40"}, {"p_threshold", "0.01"}};
 
-AceOptions read_options(ParamReader& r);
+AceOptions read_ace_options(ParamReader& r);
 
 }  // namespace
 
@@ -78,7 +78,7 @@ void add_ace_methods(std::vector<Method>& registry) {
         "the last row/column), float patches (no uint8 rounding), S > 0 on the logit's gradient (ace.py: S < 0 on "
         "the loss's), CAVs by the tcav method (unit normal of an SGD linear SVM, 33% held out)"},
        Kind::ace,
-       [](ParamReader& r) { read_options(r); }});
+       [](ParamReader& r) { read_ace_options(r); }});
 }
 
 namespace {
@@ -101,7 +101,7 @@ std::vector<int> parse_resolutions(const std::string& text) {
   return out;
 }
 
-AceOptions read_options(ParamReader& r) {
+AceOptions read_ace_options(ParamReader& r) {
   AceOptions o;
   o.patches.n_segments = parse_resolutions(r.text("n_segments"));
   o.patches.compactness = read_number(r, "compactness", 0.01, 1000);
@@ -457,7 +457,7 @@ Tensor cluster_features(const Tensor& a, bool channel_mean) {
 AceResult ace(Graph& g, const AceRequest& q, const Params& params) {
   const Method& m = find_method("ace", Kind::ace);
   ParamReader reader(params, m.info);
-  const AceOptions o = read_options(reader);
+  const AceOptions o = read_ace_options(reader);
   reader.done();
   check_examples(g, q.images, "ace images");
   check_examples(g, q.inputs, "ace inputs");

@@ -25,7 +25,7 @@ struct DissectOptions {
   int top = 8, batch = 256;
 };
 
-DissectOptions read_options(ParamReader& r) {
+DissectOptions read_dissect_options(ParamReader& r) {
   DissectOptions o;
   o.quantile = read_number(r, "quantile", 1e-6, 0.5);
   o.iou_threshold = read_number(r, "iou_threshold", 0, 1);
@@ -50,7 +50,7 @@ void add_dissect_methods(std::vector<Method>& registry) {
         "annotated for the concept's category. Differences: exact quantile (NetDissect-Lite: a sketch read at 1000 "
         "points); bilinear as PyTorch's F.interpolate (NetDissect-Lite: scipy's imresize); no minimum concept size"},
        Kind::dissect,
-       [](ParamReader& r) { read_options(r); }});
+       [](ParamReader& r) { read_dissect_options(r); }});
 }
 
 void check_segmentation(const SegmentationSet& s) {
@@ -157,7 +157,7 @@ UnitResult dissect_unit(const Tensor& a, int k, const SegmentationSet& s, const 
 DissectResult dissect(Graph& g, const DissectRequest& q, const Params& params, const std::string& method) {
   const Method& m = find_method(method, Kind::dissect);
   ParamReader reader(params, m.info);
-  const DissectOptions o = read_options(reader);
+  const DissectOptions o = read_dissect_options(reader);
   reader.done();
   if (!q.data) throw std::invalid_argument("dissect: no segmentation set");
   const SegmentationSet& s = *q.data;

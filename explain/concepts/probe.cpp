@@ -30,7 +30,7 @@ struct ProbeOptions {
   uint64_t seed = 0;
 };
 
-ProbeOptions read_options(ParamReader& r) {
+ProbeOptions read_probe_options(ParamReader& r) {
   ProbeOptions o;
   o.gap = read_choice(r, "features", {"flatten", "gap"}) == "gap";
   o.epochs = read_int(r, "epochs", 1, 1000);
@@ -60,7 +60,7 @@ void add_probe_methods(std::vector<Method>& registry) {
         "the score. Difference: features standardized by the training split's mean and std (the paper does not "
         "say; it makes one step size fit every layer); Adam from zero weights, a fixed number of epochs"},
        Kind::probe,
-       [](ParamReader& r) { read_options(r); }});
+       [](ParamReader& r) { read_probe_options(r); }});
 }
 
 namespace {
@@ -270,7 +270,7 @@ void evaluate(Graph& g, const Tensor& x, const std::vector<int>& y, std::vector<
 ProbeResult probe(Graph& g, const ProbeRequest& q, const Params& params, const std::string& method) {
   const Method& m = find_method(method, Kind::probe);
   ParamReader reader(params, m.info);
-  const ProbeOptions o = read_options(reader);
+  const ProbeOptions o = read_probe_options(reader);
   reader.done();
   check_examples(g, q.train_x, "probe training data");
   check_examples(g, q.test_x, "probe test data");

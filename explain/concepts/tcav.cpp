@@ -24,7 +24,7 @@ struct TcavOptions {
   double p_threshold = 0.05;
   uint64_t seed = 0;
 };
-TcavOptions read_options(ParamReader& r);
+TcavOptions read_tcav_options(ParamReader& r);
 }  // namespace
 
 void add_tcav_methods(std::vector<Method>& registry) {
@@ -48,7 +48,7 @@ void add_tcav_methods(std::vector<Method>& registry) {
         "unit normal (Captum keeps the raw weights: sign counts agree); magnitude = sum max(S,0)/sum |S| (Captum's "
         "docstring; its code reports mean S, given here as mean_derivative)"},
        Kind::tcav,
-       [](ParamReader& r) { read_options(r); }});
+       [](ParamReader& r) { read_tcav_options(r); }});
 }
 
 namespace {
@@ -60,7 +60,7 @@ uint64_t name_hash(const std::string& s) {
   return h;
 }
 
-TcavOptions read_options(ParamReader& r) {
+TcavOptions read_tcav_options(ParamReader& r) {
   TcavOptions o;
   o.cav.sgd.loss = read_choice(r, "classifier", {"svm", "logistic"}) == "svm" ? Loss::hinge : Loss::log;
   o.cav.sgd.alpha = read_number(r, "alpha", 1e-12, 10);
@@ -219,7 +219,7 @@ std::vector<std::vector<int>> draw_random_sets(int pool, int sets, int size, uin
 TcavResult tcav(Graph& g, const TcavRequest& q, const Params& params, const std::string& method) {
   const Method& m = find_method(method, Kind::tcav);
   ParamReader reader(params, m.info);
-  const TcavOptions o = read_options(reader);
+  const TcavOptions o = read_tcav_options(reader);
   reader.done();
   check_request(g, q);
   const int C = int(q.concepts.size()), R = o.runs, L = int(q.layers.size());

@@ -224,9 +224,9 @@ Evaluation integration_error(Graph& g, const Tensor& x, const Target& t, const E
   return ev;
 }
 
-const ParamInfo kBaseline{"perturb_baseline", "black",
+const ParamInfo kAxiomBaseline{"perturb_baseline", "black",
                           "black (the sample's min) | white | mean | uniform | a number in the model's input space"};
-const ParamInfo kSeed{"seed", "42", "draws of perturb_baseline=uniform"};
+const ParamInfo kAxiomSeed{"seed", "42", "draws of perturb_baseline=uniform"};
 
 }  // namespace
 
@@ -235,9 +235,9 @@ void add_axiom_metrics(std::vector<Metric>& reg) {
   reg.push_back({{{"completeness",
                    "|Σ a − (f(x) − f(x'))| with x' the baseline; extras: delta (signed), relative (|delta| / |f(x) − "
                    "f(x')|)",
-                   {kBaseline, {"softmax", "false", "f is the softmax probability (false: the logit)"},
+                   {kAxiomBaseline, {"softmax", "false", "f is the softmax probability (false: the logit)"},
                     {"abs", "false", "take |a|"}, {"normalise", "false", "divide by max |a| first (Quantus's default "
-                    "true would rescale Σ a and break the axiom's units)"}, kSeed},
+                    "true would rescale Σ a and break the axiom's units)"}, kAxiomSeed},
                    "Quantus Completeness (Sundararajan et al. 2017) returning the gap instead of exact float equality"},
                   fam, Better::lower},
                  completeness});
@@ -245,8 +245,8 @@ void add_axiom_metrics(std::vector<Metric>& reg) {
                    "the number of features where (setting it to the baseline changes f by less than eps) differs from "
                    "(its attribution is below eps)",
                    {{"eps", "1e-5", "threshold for both"}, {"features_in_step", "1", "features perturbed together"},
-                    kBaseline, {"softmax", "true", "f is the softmax probability (false: the logit)"},
-                    {"abs", "true", "take |a|"}, {"normalise", "true", "divide by max |a| first"}, kSeed},
+                    kAxiomBaseline, {"softmax", "true", "f is the softmax probability (false: the logit)"},
+                    {"abs", "true", "take |a|"}, {"normalise", "true", "divide by max |a| first"}, kAxiomSeed},
                    "Quantus NonSensitivity (Nguyen & Martínez 2020)"},
                   fam, Better::lower},
                  non_sensitivity});

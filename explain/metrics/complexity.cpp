@@ -54,8 +54,8 @@ Evaluation per_sample(const Tensor& a, F f) {
   return ev;
 }
 
-const ParamInfo kAbs{"abs", "true", "take |a| (required: these measures are of magnitudes)"};
-const ParamInfo kNormalise{"normalise", "true", "divide each sample's attribution by its max |a| (Quantus normalise_by_max, per sample)"};
+const ParamInfo kComplexityAbs{"abs", "true", "take |a| (required: these measures are of magnitudes)"};
+const ParamInfo kComplexityNormalise{"normalise", "true", "divide each sample's attribution by its max |a| (Quantus normalise_by_max, per sample)"};
 
 }  // namespace
 
@@ -63,7 +63,7 @@ void add_complexity_metrics(std::vector<Metric>& reg) {
   const std::string fam = "complexity";
   reg.push_back({{{"sparseness",
                    "Gini index of |a| over the features: 1 − 1/D for one nonzero feature, 0 for a constant map",
-                   {kAbs, kNormalise},
+                   {kComplexityAbs, kComplexityNormalise},
                    "Quantus Sparseness (Chalasani et al. 2020; |a| + 1e-7, sorted)"},
                   fam, Better::higher},
                  [](Graph& g, const Tensor& x, const Target& t, const Explanation& e, ParamReader& r, const Context&) {
@@ -72,7 +72,7 @@ void add_complexity_metrics(std::vector<Metric>& reg) {
   reg.push_back({{{"complexity",
                    "entropy of |a| / Σ|a| (natural log): 0 for one nonzero feature, log D for a constant map; NaN for "
                    "an all-zero map",
-                   {kAbs, kNormalise},
+                   {kComplexityAbs, kComplexityNormalise},
                    "Quantus Complexity (Bhatt et al. 2020)"},
                   fam, Better::lower},
                  [](Graph& g, const Tensor& x, const Target& t, const Explanation& e, ParamReader& r, const Context&) {
@@ -80,7 +80,7 @@ void add_complexity_metrics(std::vector<Metric>& reg) {
                  }});
   reg.push_back({{{"effective-complexity",
                    "the number of features with |a| > eps (after normalising by max |a|)",
-                   {{"eps", "1e-5", "threshold on the normalised |a|"}, kAbs, kNormalise},
+                   {{"eps", "1e-5", "threshold on the normalised |a|"}, kComplexityAbs, kComplexityNormalise},
                    "Quantus EffectiveComplexity (Nguyen & Martínez 2020)"},
                   fam, Better::lower},
                  [](Graph& g, const Tensor& x, const Target& t, const Explanation& e, ParamReader& r, const Context&) {

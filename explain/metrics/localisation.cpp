@@ -130,8 +130,8 @@ Evaluation attribution_localisation(Graph& g, const Tensor& x, const Target& t, 
   return ev;
 }
 
-const ParamInfo kAbs{"abs", "false", "take |a| (after normalising)"};
-const ParamInfo kNormalise{"normalise", "true", "divide each attribution by its max |a| first"};
+const ParamInfo kLocalisationAbs{"abs", "false", "take |a| (after normalising)"};
+const ParamInfo kLocalisationNormalise{"normalise", "true", "divide each attribution by its max |a| first"};
 
 }  // namespace
 
@@ -139,23 +139,23 @@ void add_localisation_metrics(std::vector<Metric>& reg) {
   const std::string fam = "localisation";
   reg.push_back({{{"pointing-game", "1 when a feature of maximal attribution lies inside the mask, else 0 (weighted: 1 − "
                                     "mask fraction on a hit)",
-                   {{"weighted", "false", "weight a hit by 1 − |mask| / D"}, kAbs, kNormalise},
+                   {{"weighted", "false", "weight a hit by 1 − |mask| / D"}, kLocalisationAbs, kLocalisationNormalise},
                    "Quantus PointingGame (Zhang et al. 2018)"},
                   fam, Better::higher, true},
                  pointing_game});
   reg.push_back({{{"relevance-mass-accuracy", "Σ a inside the mask / Σ a",
-                   {kAbs, kNormalise},
+                   {kLocalisationAbs, kLocalisationNormalise},
                    "Quantus RelevanceMassAccuracy (Arras et al. 2022)"},
                   fam, Better::higher, true},
                  mass_accuracy});
   reg.push_back({{{"relevance-rank-accuracy", "the fraction of the |mask| highest-attributed features inside the mask",
-                   {kAbs, kNormalise},
+                   {kLocalisationAbs, kLocalisationNormalise},
                    "Quantus RelevanceRankAccuracy (Arras et al. 2022); ties ranked by feature index"},
                   fam, Better::higher, true},
                  rank_accuracy});
   reg.push_back({{{"top-k-intersection", "the fraction of the k highest-attributed features inside the mask",
                    {{"k", "100", "features (at most D)"},
-                    {"concept_influence", "false", "multiply by D / |mask|"}, kAbs, kNormalise},
+                    {"concept_influence", "false", "multiply by D / |mask|"}, kLocalisationAbs, kLocalisationNormalise},
                    "Quantus TopKIntersection (Theiner et al. 2021); default k 100, not Quantus's 1000, which exceeds "
                    "the 784 features of a 28×28 image"},
                   fam, Better::higher, true},
@@ -163,7 +163,7 @@ void add_localisation_metrics(std::vector<Metric>& reg) {
   reg.push_back({{{"attribution-localisation", "Σ a inside the mask / Σ a (NaN above 1); weighted: times |mask| / D",
                    {{"weighted", "false", "multiply by the mask's share of the features"},
                     {"positive_attributions", "false", "clip a at 0 first"},
-                    {"abs", "true", "take |a|"}, kNormalise},
+                    {"abs", "true", "take |a|"}, kLocalisationNormalise},
                    "Quantus AttributionLocalisation (Kohlbrenner et al. 2020); the mask share is of the sample's own "
                    "features (Quantus divides by x_batch[2:].size); max_size only warned in Quantus and is omitted"},
                   fam, Better::higher, true},

@@ -171,7 +171,7 @@ Evaluation random_logit(Graph& g, const Tensor& x, const Target& t, const Explan
 const ParamInfo kSimilarity{"similarity", "spearman-abs",
                             "the value's measure: spearman (signed a) | spearman-abs (|a|) | ssim | hog (Pearson of HOG "
                             "features; ssim and hog of the abs-normalised gray maps)"};
-const ParamInfo kSeed{"seed", "42", "re-initialisation seed (layer i draws from (seed, i) alone)"};
+const ParamInfo kReinitSeed{"seed", "42", "re-initialisation seed (layer i draws from (seed, i) alone)"};
 
 }  // namespace
 
@@ -181,7 +181,7 @@ void add_randomisation_metrics(std::vector<Metric>& reg) {
                    "similarity to the original explanation as the layers' parameters are re-initialised one after "
                    "another, from the logits down (layer_order=top_down); value: the mean over the randomised stages; "
                    "extra last: after every layer; curves: all four measures per stage; stage explanations for the grid",
-                   {kSimilarity, {"layer_order", "top_down", "top_down (Adebayo's cascade) | bottom_up"}, kSeed},
+                   {kSimilarity, {"layer_order", "top_down", "top_down (Adebayo's cascade) | bottom_up"}, kReinitSeed},
                    "Quantus MPRT (Adebayo et al. 2018) with return_average_correlation; re-initialisation with each "
                    "layer's own initializer (engine/edit.h); Spearman of |a| as Quantus's abs=True default"},
                   fam, Better::lower},
@@ -191,7 +191,7 @@ void add_randomisation_metrics(std::vector<Metric>& reg) {
   reg.push_back({{{"independent-randomisation",
                    "similarity to the original explanation when one layer at a time is re-initialised (the others "
                    "trained); value: the mean over layers; curves per measure and layer",
-                   {kSimilarity, kSeed},
+                   {kSimilarity, kReinitSeed},
                    "Quantus MPRT with layer_order='independent' (Adebayo et al. 2018)"},
                   fam, Better::lower},
                  [](Graph& g, const Tensor& x, const Target& t, const Explanation& e, ParamReader& r, const Context& c) {

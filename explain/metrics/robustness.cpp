@@ -316,11 +316,11 @@ Evaluation continuity(Graph& g, const Tensor& x, const Target& t, const Explanat
   return ev;
 }
 
-const ParamInfo kSeed{"seed", "42", "noise seed (each sample's draws depend only on it and the sample's values)"};
+const ParamInfo kNoiseSeed{"seed", "42", "noise seed (each sample's draws depend only on it and the sample's values)"};
 const ParamInfo kNan{"return_nan_when_prediction_changes", "false",
                      "skip perturbations that change the predicted class (NaN when all do)"};
-const ParamInfo kNormalise{"normalise", "false", "divide each attribution by its max |a| first"};
-const ParamInfo kAbs{"abs", "false", "take |a| (after normalising)"};
+const ParamInfo kRobustnessNormalise{"normalise", "false", "divide each attribution by its max |a| first"};
+const ParamInfo kRobustnessAbs{"abs", "false", "take |a| (after normalising)"};
 const ParamInfo kSamples{"nr_samples", "200", "perturbed copies per sample"};
 
 }  // namespace
@@ -332,8 +332,8 @@ void add_robustness_metrics(std::vector<Metric>& reg) {
                      std::string(max ? "largest" : "mean") +
                          " ‖a(x + δ) − a(x)‖₂ / ‖a(x)‖₂ over nr_samples draws δ ~ U(−lower_bound, lower_bound) per "
                          "feature; NaN when a(x) = 0",
-                     {kSamples, {"lower_bound", "0.2", "noise half-width (model input space)"}, kAbs, kNormalise, kNan,
-                      kSeed},
+                     {kSamples, {"lower_bound", "0.2", "noise half-width (model input space)"}, kRobustnessAbs, kRobustnessNormalise, kNan,
+                      kNoiseSeed},
                      std::string(max ? "Quantus MaxSensitivity" : "Quantus AvgSensitivity") +
                          " (Yeh et al. 2019; Frobenius norms of the difference and of a(x)); Captum sensitivity_max is "
                          "the same with perturb_radius 0.02 and 10 samples"},
@@ -350,7 +350,7 @@ void add_robustness_metrics(std::vector<Metric>& reg) {
                     {"epsilon", "0.1", "search=pgd: the ball's radius (model input space)"},
                     {"pgd_steps", "10", "search=pgd: ascent steps (each 2·pgd_directions + 1 explanations per input; 0: the ball's samples only)"},
                     {"pgd_directions", "4", "search=pgd: antithetic random probes per step for the gradient estimate"},
-                    kAbs, {"normalise", "true", kNormalise.help}, kNan, kSeed},
+                    kRobustnessAbs, {"normalise", "true", kRobustnessNormalise.help}, kNan, kNoiseSeed},
                    "Quantus LocalLipschitzEstimate (Alvarez-Melis & Jaakkola 2018, survey eq. 27) by sampling; "
                    "search=pgd adds a projected zeroth-order ascent in the ball (step epsilon/4, probes ±epsilon/8)"},
                   fam, Better::lower},
@@ -362,8 +362,8 @@ void add_robustness_metrics(std::vector<Metric>& reg) {
                          " over nr_samples draws x' = x + U(lower_bound, upper_bound) per feature (divisions by 0 use "
                          "eps_min)",
                      {kSamples, {"lower_bound", "0.02", "noise low end"}, {"upper_bound", "0.2", "noise high end"},
-                      {"eps_min", "1e-6", "stands in for zero denominators"}, kAbs, kNormalise,
-                      {"return_nan_when_prediction_changes", "true", kNan.help}, kSeed},
+                      {"eps_min", "1e-6", "stands in for zero denominators"}, kRobustnessAbs, kRobustnessNormalise,
+                      {"return_nan_when_prediction_changes", "true", kNan.help}, kNoiseSeed},
                      std::string("Quantus ") + (output ? "RelativeOutputStability" : "RelativeInputStability") +
                          " (Agarwal et al. 2022; its noise U(0.02, 0.2) is one-sided); perturbations that change the "
                          "prediction are skipped where Quantus's np.max turns the whole sample into NaN"},
@@ -375,7 +375,7 @@ void add_robustness_metrics(std::vector<Metric>& reg) {
                    "(shift −W + dx·(s+1), dx = (2W+1)/nr_steps; vacated pixels set to perturb_baseline)",
                    {{"nr_steps", "28", "translations"}, {"perturb_baseline", "black", "fill of vacated pixels: black "
                     "(the sample's min), white, mean, uniform (its first draw) or a number"},
-                    {"abs", "true", kAbs.help}, {"normalise", "true", kNormalise.help}, kNan, kSeed},
+                    {"abs", "true", kRobustnessAbs.help}, {"normalise", "true", kRobustnessNormalise.help}, kNan, kNoiseSeed},
                    "Quantus Continuity (Montavon et al. 2018 as Quantus implements it); a prediction change is judged "
                    "against x's predicted class (Quantus: against y_batch)"},
                   fam, Better::lower},

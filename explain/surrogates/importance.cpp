@@ -428,13 +428,13 @@ Importance run_nam(Graph& g, const ImportanceRequest& q, ParamReader& r) {
   return res;
 }
 
-struct Method {
+struct ImportanceMethod {
   MethodInfo info;
   std::function<Importance(Graph&, const ImportanceRequest&, ParamReader&)> run;
 };
 
-const MethodTable<Method>& table() {
-  static const MethodTable<Method> t("importance method", {
+const MethodTable<ImportanceMethod>& importance_table() {
+  static const MethodTable<ImportanceMethod> t("importance method", {
       {{"garson",
         "Garson's relative importance: each hidden unit's |input weights| as shares, weighted by the |weights| "
         "to the output along every path; per class, summing to 1",
@@ -508,12 +508,12 @@ std::vector<const Dense*> perceptron_layers(const Graph& g, const std::string& m
   return layers;
 }
 
-const std::vector<MethodInfo>& importance_methods() { return table().infos(); }
+const std::vector<MethodInfo>& importance_methods() { return importance_table().infos(); }
 
-const MethodInfo& importance_method(const std::string& name) { return table().find(name).info; }
+const MethodInfo& importance_method(const std::string& name) { return importance_table().find(name).info; }
 
 Importance importance(Graph& model, const ImportanceRequest& q, const std::string& method, const Params& params) {
-  const Method& m = table().find(method);
+  const ImportanceMethod& m = importance_table().find(method);
   if (!q.x.empty() && (q.x.rank() != model.input_shape().rank + 1 || q.x.shape().sample() != model.input_shape()))
     shape_error("importance data", Shape::batch_of(q.x.batch(), model.input_shape()), q.x.shape());
   ParamReader reader(params, m.info);

@@ -55,14 +55,14 @@ void sort_by_value(std::vector<std::pair<float, int>>& v, std::vector<std::pair<
 // The features: value(f, i) = at[f * feature_step + i * sample_step]. A feature-major copy
 // (sample_step 1) reads a feature's values of a node's samples, in ascending order, forward through
 // one row; X itself (feature_step 1) strides F floats per sample.
-struct Features {
+struct FeatureView {
   const float* at;
   size_t feature_step, sample_step;
 };
 
 // One node's samples and the buffers a scan of its features needs (one per thread).
 struct NodeScan {
-  const Features& X;
+  const FeatureView& X;
   const std::vector<int>& y;
   const std::vector<int>& idx;
   const std::vector<int>& total;  // class counts of idx
@@ -102,7 +102,7 @@ struct NodeScan {
 // scanned on all threads, each from no split; feature f's result b_f is within 1e-12 above its
 // smallest impurity, so only a feature with b_f below the best so far can hold a threshold the
 // ordered walk would take, and the walk rescans just those (a few of hundreds): the same split.
-Split best_split(const Features& X, int F, const std::vector<int>& y, const std::vector<int>& total,
+Split best_split(const FeatureView& X, int F, const std::vector<int>& y, const std::vector<int>& total,
                  const std::vector<int>& idx, int min_leaf) {
   const long long total_squares = squares(total);
   auto scanner = [&] { return NodeScan{X, y, idx, total, total_squares, min_leaf, {}, {}, {}, {}}; };
@@ -179,7 +179,7 @@ RuleTree fit_tree(const Tensor& X, const std::vector<int>& y, int classes, const
   const int N = X.batch(), F = X.dim(1);
   // A feature-major copy (the gathers from X were much of a fit's time), up to o.copy_limit values.
   std::vector<float> Xt;
-  Features features{X.data(), 1, size_t(F)};
+  FeatureView features{X.data(), 1, size_t(F)};
   if (size_t(N) * F <= o.copy_limit) {
     Xt.resize(size_t(N) * F);
     for (int i = 0; i < N; ++i)

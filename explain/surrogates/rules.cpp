@@ -397,17 +397,17 @@ std::vector<RuleSet> run_anchors(Graph& g, const RulesRequest& q, ParamReader& r
 
 // ---- the rule tree ----------------------------------------------------------------------------------
 
-struct Features {
+struct FeatureTable {
   Tensor values;  // [N, F]
   std::vector<std::string> names;
 };
 
 // Interpretable features of inputs x: "input" (each element, in data units), "pool:S" (images:
 // the mean pixel of each S x S block), or a layer's name (its units; channel means of conv maps).
-Features features(Graph& g, const RulesRequest& q, const Tensor& x, const std::string& spec) {
+FeatureTable features(Graph& g, const RulesRequest& q, const Tensor& x, const std::string& spec) {
   const Shape in = g.input_shape();
   const int N = x.batch();
-  Features f;
+  FeatureTable f;
   if (spec == "input") {
     const size_t D = in.numel(), plane = in.rank == 3 ? size_t(in[1]) * in[2] : 1;
     f.values = Tensor({N, int(D)});
@@ -472,7 +472,7 @@ double agreement_of(const std::vector<int>& a, const std::vector<int>& b) {
 }
 
 // Two flat features: the tree's regions (light) under the data coloured by the model's class.
-Image tree_figure(const RulesRequest& q, const RuleTree& t, const Features& fit, const std::vector<int>& model_pred,
+Image tree_figure(const RulesRequest& q, const RuleTree& t, const FeatureTable& fit, const std::vector<int>& model_pred,
                   int K, const std::string& title) {
   std::vector<Series> series(K);
   for (int k = 0; k < K; ++k) series[k].label = class_name(q, k);
@@ -510,7 +510,7 @@ std::vector<RuleSet> run_tree(Graph& g, const RulesRequest& q, ParamReader& r) {
   if (spec == "auto") spec = g.input_shape().rank == 3 ? "pool:4" : "input";
   const int K = g.classes();
   const std::vector<int> fit_pred = predict(g, q.data);
-  const Features fit = features(g, q, q.data, spec);
+  const FeatureTable fit = features(g, q, q.data, spec);
   const RuleTree t = fit_tree(fit.values, fit_pred, K, o);
   RuleSet rs;
   rs.name = "tree";
@@ -536,13 +536,13 @@ std::vector<RuleSet> run_tree(Graph& g, const RulesRequest& q, ParamReader& r) {
 
 // ---- the registry -----------------------------------------------------------------------------------
 
-struct Method {
+struct RuleMethod {
   MethodInfo info;
   std::function<std::vector<RuleSet>(Graph&, const RulesRequest&, ParamReader&)> run;
 };
 
-const MethodTable<Method>& table() {
-  static const MethodTable<Method> t("rule method", {
+const MethodTable<RuleMethod>& rule_table() {
+  static const MethodTable<RuleMethod> t("rule method", {
       {{"anchors",
         "an if-then rule over superpixels (images) or quantile ranges (flat features) that keeps the model's class "
         "with precision >= threshold, covering as much of the perturbations as possible (KL-LUCB beam search)",
@@ -585,12 +585,12 @@ const MethodTable<Method>& table() {
 
 }  // namespace
 
-const std::vector<MethodInfo>& rule_methods() { return table().infos(); }
+const std::vector<MethodInfo>& rule_methods() { return rule_table().infos(); }
 
-const MethodInfo& rule_method(const std::string& name) { return table().find(name).info; }
+const MethodInfo& rule_method(const std::string& name) { return rule_table().find(name).info; }
 
 std::vector<RuleSet> rules(Graph& model, const RulesRequest& q, const std::string& method, const Params& params) {
-  const Method& m = table().find(method);
+  const RuleMethod& m = rule_table().find(method);
   for (const Tensor* t : {&q.inputs, &q.data, &q.test})
     if (!t->empty() && (t->rank() != model.input_shape().rank + 1 || t->shape().sample() != model.input_shape()))
       shape_error(t == &q.inputs ? "rules inputs" : t == &q.data ? "rules data" : "rules held-out data",
