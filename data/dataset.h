@@ -47,6 +47,9 @@ struct DataError : std::runtime_error {
 //    Rng(seed*2+1), so the splits are independent draws and no seed's test set is another's train set.
 // `split` may also be "all": train and test together (train first).
 Dataset load_dataset(const std::string& spec, const std::string& split);
+// The same spec with its files and folders as absolute paths, for a command run in another folder
+// (glassbox report runs its steps in the report's folder).
+std::string absolute_spec(const std::string& spec);
 // True when the files the spec needs exist (tests that need real data skip otherwise).
 bool dataset_available(const std::string& spec);
 

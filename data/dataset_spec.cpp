@@ -331,6 +331,29 @@ Dataset load_dataset(const std::string& spec_in, const std::string& split) {
   return d;
 }
 
+std::string absolute_spec(const std::string& spec) {
+  const size_t colon = spec.find(':');
+  if (colon == std::string::npos || colon + 1 == spec.size()) return spec;
+  const std::string kind = spec.substr(0, colon), rest = spec.substr(colon + 1);
+  auto absolute = [](const std::string& p) { return fs::absolute(p).lexically_normal().string(); };
+  if (kind == "fashion-mnist" || kind == "mnist" || kind == "cifar10") return kind + ":" + absolute(rest);
+  if (kind == "idx" || kind == "npy") {
+    const std::vector<std::string> parts = detail::split(rest, ',');
+    if (parts.size() != 2 || parts[0].empty() || parts[1].empty()) return spec;  // load_dataset names the error
+    return kind + ":" + absolute(parts[0]) + "," + absolute(parts[1]);
+  }
+  if (kind == "images") {  // as resolve: c=, h=, w= are options, the other parts the folder's name
+    std::string dir, options;
+    for (const std::string& part : detail::split(rest, ','))
+      if (part.size() > 2 && part[1] == '=' && (part[0] == 'c' || part[0] == 'h' || part[0] == 'w'))
+        options += "," + part;
+      else
+        dir += (dir.empty() ? "" : ",") + part;
+    return kind + ":" + absolute(dir) + options;
+  }
+  return spec;  // toy sets and the default fashion-mnist name no files
+}
+
 bool dataset_available(const std::string& spec) {
   try {
     resolve(spec);

@@ -252,6 +252,7 @@ TEST_CASE("cli: influence and prototypes write their outputs; bad requests name 
       {"prototypes --data toy:xor --prototypes 900 --criticisms 200" + out, "900 prototypes and 200 criticisms"},
       {"prototypes --data toy:xor --model toy2d --param layer=nosuch" + out, "no layer named 'nosuch'"},
       {"prototypes --data toy:xor --param gamma=wide" + out, "--param gamma=wide"},
+      {"prototypes --data toy:xor --param gamma=1e308" + out, "--param gamma=1e308"},
       {"prototypes --data toy:xor --param gamma=1 --param gamma=2" + out, "--param gamma given twice"},
   };
   for (const Case& c : cases) {
@@ -1133,6 +1134,25 @@ TEST_CASE("cli: refusals that used to crash, hang or overwrite an input") {
   CHECK(r.status == 1);
   CHECK_MESSAGE(contains(r.err, "--index 999"), r.err);
   CHECK(!fs::exists(s / "st.safetensors"));
+  // explain --input OUT/grid.png --out OUT replaced its input with the new grid.
+  r = glassbox(s, "explain --model " + m + " --data " + data + " --index 0 --method saliency --out " + (s / "ex"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const std::string grid = read_file(s / "ex/grid.png");
+  r = glassbox(s, "explain --model " + m + " --input " + (s / "ex/grid.png") + " --method saliency --out " + (s / "ex"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "under a name the outputs take"), r.err);
+  CHECK(read_file(s / "ex/grid.png") == grid);
+  // Errors name the flag the user gave (they said --index or --model before).
+  r = glassbox(s, "regions --model " + m + " --data " + data + " --line 0,99999 --out " + (s / "rl"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "--line 99999"), r.err);
+  r = glassbox(s, "distill --teacher " + m + " --student nosuch --epochs 1 --quiet --out " + (s / "st.safetensors"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "--student 'nosuch'"), r.err);
+  r = glassbox(s, "attack --model " + m + " --data " + data + " --index 0 --method substitute --ref-index 5:2 --out " +
+                      (s / "at"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "--ref-index '5:2'"), r.err);
 }
 
 TEST_CASE("cli: an --out folder that cannot be made is named as such") {
@@ -1161,4 +1181,23 @@ TEST_CASE("cli: a --param key given twice is refused before any work (the last v
     CHECK_MESSAGE(contains(r.err, " given twice ("), r.err);
     CHECK(!fs::exists(s / "out"));
   }
+}
+
+TEST_CASE("cli: evaluate takes --labels for .npy inputs, as explain does") {
+  Scratch s;
+  const std::string data = small_trained_model(s);  // x.npy, y.npy (labels i % 3), m.safetensors
+  write_labels(s / "y4.npy", {2, 0, 1, 1});
+  const std::string base = "evaluate --model " + (s / "m.safetensors") + " --input " + (s / "x.npy") +
+                           " --method saliency --metric sparseness --out " + (s / "ev");
+  Run r = glassbox(s, base);
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "has no label (give --labels Y.npy"), r.err);
+  r = glassbox(s, base + " --labels " + (s / "y4.npy"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "--labels " + (s / "y4.npy") + ": 4 labels for 20"), r.err);
+  r = glassbox(s, base + " --labels " + (s / "y.npy"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const nlohmann::json j = read_json(s / "ev/metrics.json");
+  REQUIRE(j["inputs"].size() == 20);
+  for (int n = 0; n < 20; ++n) CHECK(j["inputs"][n]["label"] == n % 3);
 }

@@ -297,7 +297,7 @@ TEST_CASE("image files: PNG round trip, gray/RGB conversion, resizing, unreadabl
 
   // Writes are atomic: a failed write leaves no temporary file and names the target.
   fs::create_directories(t.path / "taken.png");
-  CHECK(contains(error_of([&] { write_png(t / "taken.png", 6, 5, 1, flat.data()); }), t / "taken.png" + ": cannot"));
+  CHECK(contains(error_of([&] { write_png(t / "taken.png", 6, 5, 1, flat.data()); }), t / "taken.png" + ": is not a regular file"));
   write_png(t / "keep.png", 6, 5, 1, flat.data());
   auto before = fs::file_size(t / "keep.png");
   CHECK_THROWS_AS(write_png(t / "keep.png", 0, 5, 1, flat.data()), DataError);
@@ -656,6 +656,16 @@ TEST_CASE("make_batch copies exactly without augmentation, reuses storage, and a
   CHECK(std::abs(mean) < 0.01);
   CHECK(sd == doctest::Approx(0.1).epsilon(0.05));
   CHECK_THROWS(make_batch(d, many, 50, 61, norm, nullptr, rng, x, y));
+}
+
+TEST_CASE("absolute_spec makes a spec's files and folders absolute and keeps the rest") {
+  const std::string cwd = fs::current_path().string(), up = fs::current_path().parent_path().string();
+  CHECK(absolute_spec("npy:x.npy,sub/y.npy") == "npy:" + cwd + "/x.npy," + cwd + "/sub/y.npy");
+  CHECK(absolute_spec("idx:../i,l") == "idx:" + up + "/i," + cwd + "/l");
+  CHECK(absolute_spec("images:my,dir,c=3,h=8") == "images:" + cwd + "/my,dir,c=3,h=8");  // a folder with a comma
+  CHECK(absolute_spec("mnist:./m") == "mnist:" + cwd + "/m");
+  CHECK(absolute_spec("cifar10:/data/c") == "cifar10:/data/c");
+  for (const std::string same : {"fashion-mnist", "toy:xor,n=10", "npy:only-one.npy", "nosuch:x"}) CHECK(absolute_spec(same) == same);
 }
 
 TEST_CASE("seeded shuffling gives the same permutation for the same Rng state") {

@@ -8,6 +8,7 @@
 
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -366,6 +367,9 @@ TEST_CASE("hostile: method parameters are finite and within their declared range
   CHECK(contains(error_of([&] { read({{"free", "inf"}}, "free"); }), "not finite"));
   CHECK(contains(error_of([&] { read({{"steps", "1e300"}}, "steps"); }), "out of range"));
   CHECK(read({{"free", "-1e30"}}, "free") == -1e30);
+  // Finite as a double but inf as the float32 every method computes in: refused, not an all-NaN result.
+  CHECK(contains(error_of([&] { read({{"free", "-1e308"}}, "free"); }), "free=-1e308 is beyond float32's range"));
+  CHECK(read({{"free", "3e38"}}, "free") == 3e38);
   CHECK(contains(explain::list_text({info}), "[1, 1000]"));
   // The registry's methods declare their maxima: these hung or ran for hours.
   Graph g = small_dense();
@@ -377,6 +381,8 @@ TEST_CASE("hostile: method parameters are finite and within their declared range
   CHECK(contains(error_of([&] { explain::explain(g, x, target, "smoothgrad", {{"level", "nan"}}); }), "level=nan"));
   CHECK(contains(error_of([&] { explain::explain(g, x, target, "integrated-gradients", {{"baseline", "nan"}}); }),
                  "baseline=nan is not finite"));
+  CHECK(contains(error_of([&] { explain::explain(g, x, target, "integrated-gradients", {{"baseline", "1e308"}}); }),
+                 "baseline=1e308 is beyond float32's range"));
   CHECK(contains(explain::list_text(explain::methods()), "n_steps=50  integration steps (not used by method=exact) [1, 100000]"));
 }
 
@@ -433,6 +439,28 @@ TEST_CASE("hostile: the atomic writer fails loudly on a full disk and keeps the 
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   CHECK(slurp(path) == "old");  // unchanged, no short file under the name
+  for (auto& e : fs::directory_iterator(s.dir)) CHECK_MESSAGE(!contains(e.path().filename().string(), ".tmp"), e.path());
+}
+
+TEST_CASE("hostile: the atomic writer writes through a link and refuses what is not a regular file") {
+  Scratch s;
+  put(s / "target.json", "old");
+  fs::create_symlink(s / "target.json", s / "link.json");
+  write_json(s / "link.json", json{{"new", true}});
+  CHECK(fs::is_symlink(s / "link.json"));  // the link is kept, its target replaced
+  CHECK(json::parse(slurp(s / "target.json"))["new"] == true);
+
+  REQUIRE(::mkfifo((s / "pipe").c_str(), 0600) == 0);  // stands in for a device such as /dev/full
+  fs::create_directories(s / "folder");
+  fs::create_symlink(s / "pipe", s / "pipe-link");
+  for (const std::string name : {"pipe", "folder", "pipe-link"}) {
+    INFO(name);
+    CHECK_THROWS_WITH_AS(atomic_write(s / name, std::string("x")), doctest::Contains("is not a regular file"),
+                         std::runtime_error);
+  }
+  CHECK(fs::is_fifo(s / "pipe"));
+  CHECK(fs::is_directory(s / "folder"));
+  CHECK(fs::is_symlink(s / "pipe-link"));
   for (auto& e : fs::directory_iterator(s.dir)) CHECK_MESSAGE(!contains(e.path().filename().string(), ".tmp"), e.path());
 }
 

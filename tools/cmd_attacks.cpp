@@ -104,7 +104,6 @@ std::vector<int> read_targets(const std::string& spec, Graph& g, const Tensor& x
   return t;
 }
 
-
 // Row n of x (input space) as pixels [C,H,W] for display.
 Tensor pixels_of(const attacks::PixelSpace& s, const Tensor& x, int n) {
   Tensor p;
@@ -369,7 +368,7 @@ void run_attack(const AttackArgs& a) {
   if (reference) {
     const std::string spec = a.ref_data.empty() ? a.data : a.ref_data;
     const std::string index = !a.ref_index.empty() ? a.ref_index : substitute ? "0:150" : "0:1000";
-    const Inputs held = read_inputs(model, {}, spec, index, a.ref_split, a.input_space);
+    const Inputs held = read_inputs(model, {}, spec, index, a.ref_split, a.input_space, "--ref-index");
     q.data = held.x;
     q.data_labels = held.labels;
     if (substitute) q.fit_substitute = fit_substitute(classes);
@@ -378,6 +377,7 @@ void run_attack(const AttackArgs& a) {
                 a.ref_split.c_str(), index.c_str());
   }
 
+  make_out_dir(a.out);  // before the work: a folder that cannot be made fails now, not after it
   std::vector<CurvePoint> points;
   const std::vector<double> at = eps.empty() ? std::vector<double>{NAN} : eps;
   const auto t0 = std::chrono::steady_clock::now();
@@ -409,7 +409,6 @@ void run_attack(const AttackArgs& a) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   const attacks::Result& last = points.back().r;
-  make_out_dir(a.out);
   const int N = in.x.batch();
   std::vector<std::string> names;
   for (const std::string& s : in.names) names.push_back(safe_name(s));

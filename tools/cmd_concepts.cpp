@@ -427,13 +427,13 @@ void run_concepts(const ConceptsArgs& a) {
               q.concepts.size(), q.inputs.batch(), q.random_pool.batch(), q.layers.size());
   std::fflush(stdout);
 
+  make_out_dir(a.out);  // before the work: a folder that cannot be made fails now
   const auto t0 = std::chrono::steady_clock::now();
   const cc::TcavResult r = cc::tcav(g, q, params, a.method);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   print_table(r);
   std::printf("tcav: %.2f s\n", secs);
 
-  make_out_dir(a.out);
   json layers = json::array();
   for (const cc::LayerScores& l : r.layers) {
     json cs = json::array();
@@ -624,6 +624,7 @@ void run_probe(const ProbeArgs& a) {
   std::fflush(stdout);
 
   std::vector<std::pair<Snapshot, cc::ProbeResult>> runs;
+  make_out_dir(a.out);  // before the work: a folder that cannot be made fails now
   const auto t0 = std::chrono::steady_clock::now();
   for (const Snapshot& s : snaps) {
     Model m = s.file == a.model ? open_model(a.model) : load_model(s.file);
@@ -647,7 +648,6 @@ void run_probe(const ProbeArgs& a) {
   }
   std::printf("probe: %.1f s\n", secs);
 
-  make_out_dir(a.out);
   json models = json::array();
   for (const auto& [s, r] : runs) {
     json ls = json::array();
@@ -947,6 +947,7 @@ void run_dissect(const DissectArgs& a) {
   std::printf("dissecting %zu layer(s) on %d images, %zu concepts in %zu categories\n", layers.size(), s.size(),
               s.concepts.size(), s.categories.size());
   std::fflush(stdout);
+  make_out_dir(a.out);  // before the work: a folder that cannot be made fails now
   const auto t0 = std::chrono::steady_clock::now();
   const cc::DissectResult r = cc::dissect(model.graph, {&s, layers, stage_progress()}, params, a.method);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -971,7 +972,6 @@ void run_dissect(const DissectArgs& a) {
   }
   std::printf("dissect: %.1f s\n", secs);
 
-  make_out_dir(a.out);
   json concepts = json::array();
   for (const cc::SegConcept& c : s.concepts) concepts.push_back({{"name", c.name}, {"category", s.categories[c.category]}});
   json pj = json::object();
@@ -1101,6 +1101,7 @@ void run_ace(const AceArgs& a) {
               a.layer.c_str(), q.images.batch(), q.inputs.batch(), q.random_pool.batch());
   std::fflush(stdout);
 
+  make_out_dir(a.out);  // before the work: a folder that cannot be made fails now
   const auto t0 = std::chrono::steady_clock::now();
   const cc::AceResult r = cc::ace(g, q, params);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -1110,7 +1111,6 @@ void run_ace(const AceArgs& a) {
   if (!r.concepts.empty()) print_table(as_tcav(r));
   std::printf("ace: %.2f s\n", secs);
 
-  make_out_dir(a.out);
   const Shape shape = g.shape(q.layer).sample();
   json concepts = json::array();
   for (const cc::AceConcept& c : r.concepts) {

@@ -36,7 +36,7 @@ namespace gb {
 namespace {
 
 struct EvaluateArgs {
-  std::string model, data, index = "0:8", split = "test", methods, metrics, target = "label", out, masks;
+  std::string model, data, index = "0:8", split = "test", methods, metrics, target = "label", out, masks, labels;
   std::string label_random_model, baseline;
   std::vector<std::string> inputs, params, method_params;
   int label_random_epochs = 3, grid_inputs = 4;
@@ -303,6 +303,7 @@ void run_evaluate(const EvaluateArgs& a) {
   Model model = open_model(a.model);
   Graph& g = model.graph;
   Inputs in = read_inputs(model, a.inputs, a.data, a.index, a.split, a.input_space);
+  if (!a.labels.empty()) read_input_labels(in, a.labels);
   const int N = in.x.batch();
   const Normalization norm = Normalization::of_model(model.metadata);
   resolve_baselines(methods, all, method_params, g, norm, a.input_space, in.x);
@@ -394,6 +395,7 @@ void add_metrics_commands(Command& app) {
   c->add_option("--model", a->model, "a model file, a preset or an architecture text");
   c->add_option("--input", a->inputs, "image files or .npy arrays N x C x H x W, pixels in [0, 1] (normalized as in training; see --input-space)");
   add_input_space_flag(c, &a->input_space);
+  c->add_option("--labels", a->labels, "labels of the --input rows (an integer .npy, in order), for --target label");
   c->add_option("--data", a->data, "dataset spec (fashion-mnist, mnist:DIR, cifar10:DIR, ...)");
   c->add_option("--index", a->index, "dataset samples: I, I:J (half-open) or I,J,K")->capture_default_str();
   c->add_option("--split", a->split, "dataset split: train or test")->capture_default_str();

@@ -466,7 +466,7 @@ void run_regions(const RegionsArgs& a) {
     if (v.size() != 2) throw std::invalid_argument("--line '" + a.line + "': expected I,J");
     Inputs in;
     if (!a.data.empty()) {
-      in = read_inputs(model, {}, a.data, a.line, a.split, a.input_space);
+      in = read_inputs(model, {}, a.data, a.line, a.split, a.input_space, "--line");
     } else {
       Inputs all = read_inputs(model, a.inputs, "", "", a.split, a.input_space);
       for (int i : v)

@@ -657,7 +657,7 @@ void add_report_command(Command& app) {
     const auto t0 = std::chrono::steady_clock::now();
     Settings s;
     s.quick = o->quick;
-    s.data = o->data;
+    s.data = absolute_spec(o->data);  // the steps run in the report folder
     const std::vector<Section> all = sections(s);
     std::set<int> wanted;
     for (std::stringstream ss(o->sections); ss.good();) {

@@ -48,28 +48,10 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-// Creates the folder an output file goes in, so a long run does not fail at its first write.
-void make_parent(const std::string& path) {
-  const fs::path parent = fs::path(path).parent_path();
-  if (!parent.empty()) fs::create_directories(parent);
-}
-
 Model load_model_file(const std::string& path, const std::string& flag) {
   if (path.empty()) throw std::invalid_argument(flag + " is required");
   if (!fs::exists(path)) throw std::invalid_argument(flag + " '" + path + "': no such file");
   return load_model(path);
-}
-
-std::vector<std::string> class_names(const Model& m, const Dataset* d) {
-  std::vector<std::string> names = d ? d->class_names : std::vector<std::string>{};
-  if (auto it = m.metadata.find("glassbox.classes"); it != m.metadata.end()) {
-    try {
-      names = json::parse(it->second).get<std::vector<std::string>>();
-    } catch (const std::exception&) {
-    }
-  }
-  for (int k = int(names.size()); k < m.graph.classes(); ++k) names.push_back(std::to_string(k));
-  return names;
 }
 
 // --data, or else the dataset the model was trained on, or else Fashion-MNIST.
@@ -122,7 +104,7 @@ Model make_student(const DistillArgs& a, const Model& teacher, const Shape& samp
   } else if (is_preset(a.student)) {
     s.graph = make_preset(a.student, sample, classes, a.seed);
   } else {
-    s = open_model(a.student, a.seed);
+    s = open_model(a.student, a.seed, "--student");
   }
   if (s.graph.input_shape() != teacher.graph.input_shape())
     throw std::invalid_argument("--student takes " + s.graph.input_shape().str() + ", the teacher " +
@@ -173,7 +155,7 @@ void run_distill(DistillArgs a) {
   if (a.student.empty()) throw std::invalid_argument("--student is required");
   if (fs::exists(a.out) && fs::exists(a.teacher) && fs::equivalent(a.out, a.teacher))
     throw std::invalid_argument("--out '" + a.out + "' is the --teacher file: write the student elsewhere");
-  make_parent(a.out);
+  make_parent_dir(a.out);
   const sg::DistillSettings settings{a.temperature, a.alpha, a.penalty};
   sg::check(settings);
   Model teacher = load_model_file(a.teacher, "--teacher");
@@ -184,10 +166,10 @@ void run_distill(DistillArgs a) {
   Model student = make_student(a, teacher, sample, teacher.graph.classes());
   check_fits(student.graph, train);
   // A tree student's figure shows test sample --index: checked before training overwrites --out.
-  if (const int test_size = load_dataset(a.data, "test").size();
-      sg::soft_tree_node(student.graph) >= 0 && (a.index < 0 || a.index >= test_size))
+  const Dataset test = load_dataset(a.data, "test");
+  if (sg::soft_tree_node(student.graph) >= 0 && (a.index < 0 || a.index >= test.size()))
     throw std::out_of_range("--index " + std::to_string(a.index) + " outside the test split's " +
-                            std::to_string(test_size) + " samples");
+                            std::to_string(test.size()) + " samples");
 
   FitOptions o = distill_fit_options(a, teacher, sample.rank == 1);
   sg::DistillationLoss loss(settings);
@@ -206,7 +188,6 @@ void run_distill(DistillArgs a) {
   const double secs = seconds_since(t0);
   train = Dataset{};
 
-  Dataset test = load_dataset(a.data, "test");
   const Tensor x = model_inputs(test, teacher);
   const sg::Agreement ag = sg::agreement(student.graph, teacher.graph, x, test.y);
   json report = {{"teacher", a.teacher},
@@ -235,7 +216,7 @@ void run_distill(DistillArgs a) {
     report["beta"] = tree.beta;
     std::printf("test: maximum-probability path accuracy %s, fidelity %s\n", percent(double(correct) / ag.n).c_str(),
                 percent(double(same) / ag.n).c_str());
-    const std::vector<std::string> names = class_names(student, &test);
+    const std::vector<std::string> names = model_classes(student, test.class_names);
     atomic_write(sibling_path(a.out, ".tree.json"), sg::tree_json(tree, names, sample).dump() + "\n");
     const Shape shown = sample.rank == 3 ? sample : Shape{1, 1, sample[0]};
     write_image(sibling_path(a.out, ".tree.png"),
@@ -405,7 +386,7 @@ void run_prune(PruneArgs a) {
   if (a.out.empty()) throw std::invalid_argument("--out is required");
   if (fs::exists(a.out) && fs::equivalent(a.out, a.model))
     throw std::invalid_argument("--out '" + a.out + "' is the --model file: write the pruned model elsewhere");
-  make_parent(a.out);
+  make_parent_dir(a.out);
   Model m = load_model_file(a.model, "--model");
   const Model original{clone(m.graph), m.metadata};
   a.data = data_spec(a.data, m);
@@ -728,7 +709,7 @@ void run_importance(const ImportanceArgs& a) {
     q.retrain = retrainer(a, m, train);
   }
   make_out_dir(a.out);
-  const std::vector<std::string> classes = class_names(m, &d);
+  const std::vector<std::string> classes = model_classes(m, d.class_names);
   json summary = {{"model", a.model}, {"data", spec}, {"split", a.split}, {"samples", d.size()}};
   for (size_t i = 0; i < methods.size(); ++i) {
     const auto t0 = Clock::now();
@@ -812,7 +793,7 @@ void run_rules(const RulesArgs& a) {
     check_fits(m.graph, test);
     q.test = model_inputs(test, m);
   }
-  q.class_names = class_names(m, tree || flat_anchors ? &train : nullptr);
+  q.class_names = model_classes(m, tree || flat_anchors ? train.class_names : std::vector<std::string>{});
   make_out_dir(a.out);
   json summary = {{"model", a.model}, {"data", spec}};
   for (size_t i = 0; i < methods.size(); ++i) {

@@ -159,8 +159,7 @@ void run_eval(const std::string& model, const std::string& data, const std::stri
   for (int k = int(names.size()); k < m.graph.classes(); ++k) names.push_back(std::to_string(k));
   const int K = m.graph.classes();
   if (!confusion_png.empty()) {
-    std::filesystem::path dir = std::filesystem::path(confusion_png).parent_path();
-    if (!dir.empty()) std::filesystem::create_directories(dir);
+    make_parent_dir(confusion_png, "--confusion");
     char title[160];
     std::snprintf(title, sizeof title, "%s on %s (%s split): accuracy %s, %d images", model.c_str(), d.name.c_str(),
                   split.c_str(), percent(e.accuracy).c_str(), e.n);

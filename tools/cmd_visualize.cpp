@@ -388,12 +388,12 @@ void run_visualize(const VisualizeArgs& a) {
     return fit_mse(dec, codes, targets, {f.epochs, f.batch, f.lr, f.seed, f.what});
   };
 
+  make_out_dir(a.out);  // before the work: a folder that cannot be made fails now
   const auto t0 = std::chrono::steady_clock::now();
   const vz::Result r = vz::visualize(g, q, a.method, params);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("%s: %zu images in %.3f s\n", a.method.c_str(), r.rows.size(), secs);
 
-  make_out_dir(a.out);
   write_rows(a.out, r, q.bounds, a.input_space);
   atomic_write(a.out + "/summary.json", summary_json(a, r, scan, secs).dump(2) + "\n");
   const std::string title = "glassbox visualize --method " + a.method + (a.unit.empty() ? "" : " --unit " + a.unit) +

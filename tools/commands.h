@@ -27,6 +27,7 @@ void add_registered_commands(Command& app);
 
 // --model accepts a model file (.safetensors), a preset name, or an architecture text.
 // Presets and architectures come initialized (seeded) and carry no metadata.
-Model open_model(const std::string& spec, uint64_t seed = 42);
+// Errors name `flag`.
+Model open_model(const std::string& spec, uint64_t seed = 42, const std::string& flag = "--model");
 
 }  // namespace gb

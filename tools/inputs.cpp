@@ -31,7 +31,6 @@
 
 namespace gb {
 
-
 // Lower-case letters, digits and '-' only, so class names make safe file names ("T-shirt/top" -> "t-shirt-top").
 static std::string file_safe(const std::string& s) {
   std::string o;
@@ -66,21 +65,21 @@ static void unique_names(std::vector<std::string>& names) {
   }
 }
 
-static int parse_int(const std::string& s, const std::string& what) {
+static int parse_int(const std::string& s, const std::string& what, const std::string& flag) {
   long v = 0;
   if (!parse_number(s, v) || v < INT_MIN || v > INT_MAX)
-    throw std::invalid_argument("--index '" + what + "': '" + s + "' is not an integer");
+    throw std::invalid_argument(flag + " '" + what + "': '" + s + "' is not an integer");
   return int(v);
 }
 
-static std::vector<int> parse_index(const std::string& index, int size) {
+static std::vector<int> parse_index(const std::string& index, int size, const std::string& flag) {
   std::vector<int> out;
-  if (index.empty()) throw std::invalid_argument("--index is empty");
+  if (index.empty()) throw std::invalid_argument(flag + " is empty");
   if (auto colon = index.find(':'); colon != std::string::npos) {
-    int a = parse_int(index.substr(0, colon), index), b = parse_int(index.substr(colon + 1), index);
-    if (a < 0 || b <= a) throw std::invalid_argument("--index '" + index + "': expected I:J with 0 <= I < J");
+    int a = parse_int(index.substr(0, colon), index, flag), b = parse_int(index.substr(colon + 1), index, flag);
+    if (a < 0 || b <= a) throw std::invalid_argument(flag + " '" + index + "': expected I:J with 0 <= I < J");
     if (b > size)  // before the range is built: 0:2000000000 must not allocate 8 GB first
-      throw std::out_of_range("--index '" + index + "': J = " + std::to_string(b) + " is past the dataset's " +
+      throw std::out_of_range(flag + " '" + index + "': J = " + std::to_string(b) + " is past the dataset's " +
                               std::to_string(size) + " samples");
     for (int i = a; i < b; ++i) out.push_back(i);
   } else {
@@ -88,13 +87,13 @@ static std::vector<int> parse_index(const std::string& index, int size) {
     while (p <= index.size()) {
       size_t q = index.find(',', p);
       if (q == std::string::npos) q = index.size();
-      out.push_back(parse_int(index.substr(p, q - p), index));
+      out.push_back(parse_int(index.substr(p, q - p), index, flag));
       p = q + 1;
     }
   }
   for (int i : out)
     if (i < 0 || i >= size)
-      throw std::out_of_range("--index " + std::to_string(i) + " outside the dataset's " + std::to_string(size) +
+      throw std::out_of_range(flag + " " + std::to_string(i) + " outside the dataset's " + std::to_string(size) +
                               " samples");
   return out;
 }
@@ -125,7 +124,8 @@ void add_input_space_flag(Command* command, InputSpace* space) {
 const char* space_name(InputSpace s) { return s == InputSpace::pixels ? "pixels" : "model"; }
 
 Inputs read_inputs(const Model& model, const std::vector<std::string>& files, const std::string& data_spec,
-                   const std::string& index, const std::string& split, InputSpace space) {
+                   const std::string& index, const std::string& split, InputSpace space,
+                   const std::string& index_flag) {
   const Shape sample = model.graph.input_shape();
   const Normalization norm = Normalization::of_model(model.metadata);
   std::vector<Tensor> parts;
@@ -161,7 +161,7 @@ Inputs read_inputs(const Model& model, const std::vector<std::string>& files, co
     if (d.x.shape().sample() != sample)
       throw ShapeError("--data " + data_spec + ": samples are " + d.x.shape().sample().str() + ", the model takes " +
                        sample.str());
-    std::vector<int> idx = parse_index(index.empty() ? "0" : index, d.size());
+    std::vector<int> idx = parse_index(index.empty() ? "0" : index, d.size(), index_flag);
     Dataset s = take(d, idx);
     if (!norm.empty()) norm.apply(s.x);
     for (size_t k = 0; k < idx.size(); ++k) {
@@ -232,7 +232,7 @@ Tensor baseline_tensor(const std::string& spec, const Graph& g, const Normalizat
     return t;
   }
   if (double v = 0; parse_number(spec, v)) {
-    if (!std::isfinite(v)) throw std::invalid_argument(flag + ": not a finite number");
+    if (!explain::float32_finite(v)) throw std::invalid_argument(flag + ": not a finite float32 number");
     if (space == InputSpace::model) return {};
     return from_pixels(Tensor(one, float(v)));
   }
@@ -461,6 +461,11 @@ void make_out_dir(const std::string& dir, const std::string& flag) {
   if (ec || !std::filesystem::is_directory(dir))
     throw std::invalid_argument(flag + " '" + dir + "': cannot create the output folder (" +
                                 (ec ? ec.message() : std::string("a file is in the way")) + ")");
+}
+
+void make_parent_dir(const std::string& file, const std::string& flag) {
+  const std::filesystem::path parent = std::filesystem::path(file).parent_path();
+  if (!parent.empty()) make_out_dir(parent.string(), flag);
 }
 
 std::string safe_name(const std::string& s) {

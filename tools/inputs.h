@@ -35,10 +35,11 @@ struct Inputs {
 // none), numbers for classes without one.
 std::vector<std::string> model_classes(const Model& m, const std::vector<std::string>& fallback = {});
 
-// `index` is "I", "I:J" (half-open) or "I,J,K". `space` says where .npy files are. Errors name the
-// file or flag.
+// `index` is "I", "I:J" (half-open) or "I,J,K" (given as `index_flag`). `space` says where .npy
+// files are. Errors name the file or flag.
 Inputs read_inputs(const Model& model, const std::vector<std::string>& files, const std::string& data_spec,
-                   const std::string& index, const std::string& split, InputSpace space);
+                   const std::string& index, const std::string& split, InputSpace space,
+                   const std::string& index_flag = "--index");
 
 // --labels Y.npy: labels (an integer array) of the --input rows, in order, for --target label.
 void read_input_labels(Inputs& in, const std::string& path);
@@ -89,6 +90,8 @@ std::vector<std::string> resolve_baselines(const std::vector<std::string>& metho
 // Creates the output folder `dir` (and its parents); an error names `flag` and the path (an
 // existing file there, no permission) instead of the filesystem's own text.
 void make_out_dir(const std::string& dir, const std::string& flag = "--out");
+// The same for the folder an output file (`flag` FILE) goes in.
+void make_parent_dir(const std::string& file, const std::string& flag = "--out");
 
 // A name usable as a file name: letters, digits, '-' and '.' kept, runs of anything else one '_'
 // ("x[3]" -> "x_3"), "input" when nothing is left.

@@ -6,7 +6,7 @@
 
 namespace gb {
 
-Model open_model(const std::string& spec, uint64_t seed) {
+Model open_model(const std::string& spec, uint64_t seed, const std::string& flag) {
   if (is_preset(spec)) return {make_preset(spec, {}, 0, seed), {}};
   // A path that exists is a file, whatever its name ("model (copy).safetensors", "input.safetensors").
   std::error_code ec;
@@ -17,7 +17,7 @@ Model open_model(const std::string& spec, uint64_t seed) {
     return {std::move(g), {}};
   }
   if (!exists)
-    throw std::invalid_argument("--model '" + spec + "': no such file, preset or architecture (presets: " + [] {
+    throw std::invalid_argument(flag + " '" + spec + "': no such file, preset or architecture (presets: " + [] {
       std::string s;
       for (auto& n : preset_names()) s += (s.empty() ? "" : ", ") + n;
       return s;

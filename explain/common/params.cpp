@@ -3,6 +3,7 @@
 #include <climits>
 #include <cstdio>
 #include <cmath>
+#include <limits>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -86,8 +87,10 @@ std::optional<double> ParamReader::maybe_number(const std::string& key) {
   if (v.empty() || *end) throw std::invalid_argument(info_.name + ": --param " + key + "=" + v + " is not a number");
   if (!std::isfinite(d)) throw std::invalid_argument(info_.name + ": --param " + key + "=" + v + " is not finite");
   const ParamInfo& p = lookup(key);
-  if (d < p.min || d > p.max)
+  if ((d < p.min && p.min > -ParamInfo::kUnbounded) || (d > p.max && p.max < ParamInfo::kUnbounded))
     throw std::invalid_argument(info_.name + ": --param " + key + "=" + v + " is out of range" + range_text(p));
+  if (!float32_finite(d))  // also what the declared range leaves open
+    throw std::invalid_argument(info_.name + ": --param " + key + "=" + v + " is beyond float32's range (3.4e38)");
   return d;
 }
 
@@ -164,5 +167,7 @@ std::string exact_text(double v) {
   std::snprintf(buf, sizeof buf, "%.17g", v);
   return buf;
 }
+
+bool float32_finite(double v) { return std::isfinite(v) && std::fabs(v) <= std::numeric_limits<float>::max(); }
 
 }  // namespace gb::explain

@@ -92,6 +92,9 @@ std::string read_choice(ParamReader& r, const std::string& key, const std::vecto
 // decimals: an epsilon of 1e-7 passed on with it became 0).
 std::string exact_text(double v);
 
+// v is finite and stays finite as a float32, which every method computes in (1e308 would not).
+bool float32_finite(double v);
+
 // "a, b, c": the names of methods, for errors and help.
 std::string joined_names(const std::vector<MethodInfo>& methods);
 inline const std::string& name_of(const MethodInfo& info) { return info.name; }

@@ -200,18 +200,19 @@ std::vector<std::vector<int>> draw_random_sets(int pool, int sets, int size, uin
                                 std::to_string(size));
   std::vector<std::vector<int>> out(sets);
   std::vector<int> idx(pool);
-  std::iota(idx.begin(), idx.end(), 0);
-  if (int64_t(pool) >= int64_t(sets) * size) {  // disjoint: one shuffle, cut into consecutive sets
-    Rng rng(mix_seed(seed, 0x6469736a6f696eULL));
-    for (int k = 0; k < sets * size; ++k) std::swap(idx[k], idx[k + rng.below(uint32_t(pool - k))]);
-    for (int i = 0; i < sets; ++i) out[i].assign(idx.begin() + i * size, idx.begin() + (i + 1) * size);
-    return out;
-  }
-  for (int i = 0; i < sets; ++i) {  // each set on its own: a partial Fisher-Yates from the stream (seed, i)
+  // idx's first `count` entries become a uniform draw without replacement (partial Fisher-Yates).
+  auto draw = [&](int count, Rng rng) {
     std::iota(idx.begin(), idx.end(), 0);
-    Rng rng(mix_seed(mix_seed(seed, 0x72616e646f6dULL), uint64_t(i)));
-    for (int k = 0; k < size; ++k) std::swap(idx[k], idx[k + rng.below(uint32_t(pool - k))]);
-    out[i].assign(idx.begin(), idx.begin() + size);
+    for (int k = 0; k < count; ++k) std::swap(idx[k], idx[k + rng.below(uint32_t(pool - k))]);
+  };
+  // Disjoint sets when the pool holds them: one shuffle, cut into consecutive sets. Otherwise each
+  // set is drawn on its own from the stream (seed, i).
+  const bool disjoint = int64_t(pool) >= int64_t(sets) * size;
+  if (disjoint) draw(sets * size, Rng(mix_seed(seed, 0x6469736a6f696eULL)));
+  for (int i = 0; i < sets; ++i) {
+    if (!disjoint) draw(size, Rng(mix_seed(mix_seed(seed, 0x72616e646f6dULL), uint64_t(i))));
+    const int at = disjoint ? i * size : 0;
+    out[i].assign(idx.begin() + at, idx.begin() + at + size);
   }
   return out;
 }

@@ -221,7 +221,7 @@ Prototypes mmd_critic(Graph* model, const Tensor& x, int prototypes, int critici
   } else {
     char* end = nullptr;
     gamma = std::strtod(g.c_str(), &end);
-    if (g.empty() || *end || !(gamma > 0) || !std::isfinite(gamma))
+    if (g.empty() || *end || !(gamma > 0) || !explain::float32_finite(gamma))
       throw std::invalid_argument("mmd-critic: --param gamma=" + g + " (use median or a number > 0)");
   }
   return mmd_critic_features(f, prototypes, criticisms, gamma, reg == "logdet", ctx);
