@@ -154,8 +154,8 @@ const char* kNets[] = {
     // relu, average pooling (padding counted), leaky relu, a conv without bias
     "input(1,7,7) conv(2,k=3,bias=false) relu avgpool(2,p=1) flatten dense(4) leakyrelu(0.1) dense(3)",
     // batchnorm (eval), a residual sum, global average pooling, dropout (eval), stride 2
-    "input(2,6,6) conv(4,k=3,p=1,name=a) batchnorm tanh conv(4,k=3,p=1) add(a) conv(3,k=3,s=2) relu gap dropout(0.5) "
-    "dense(3)",
+    ("input(2,6,6) conv(4,k=3,p=1,name=a) batchnorm tanh conv(4,k=3,p=1) add(a) conv(3,k=3,s=2) relu gap dropout(0.5) "
+     "dense(3)"),
     // a Winograd convolution (3x3, stride 1, >= 16 channels in and out) and a dense batchnorm
     "input(16,4,4) conv(16,k=3,p=1) softplus gap dense(6) batchnorm tanh dense(3)",
 };

@@ -25,7 +25,7 @@ void gemm_tn_add(int M, int N, int K, const double* A, const double* B, double* 
 }  // namespace
 
 SoftmaxRegression::SoftmaxRegression(const Tensor& features, int classes, bool bias)
-    : N_(features.batch()), D_(int(features.sample_size())), K_(classes), Dt_(D_ + (bias ? 1 : 0)), bias_(bias) {
+    : N_(features.batch()), D_(int(features.sample_size())), K_(classes), Dt_(D_ + (bias ? 1 : 0)) {
   if (features.rank() != 2 || N_ < 1) throw ShapeError("softmax regression expects [N, D] features, got " + features.shape().str());
   if (classes < 2) throw std::invalid_argument("softmax regression needs at least 2 classes");
   f32_.resize(size_t(N_) * Dt_);

@@ -41,7 +41,6 @@ class SoftmaxRegression {
 
  private:
   int N_, D_, K_, Dt_;  // Dt_ = D + 1 with a bias
-  bool bias_;
   std::vector<float> f32_;   // [N × Dt]: f̃, for the Hessian's GEMMs
   std::vector<double> f64_;  // the same in double, for everything else
   int index(int k, int d) const { return d < D_ ? k * D_ + d : K_ * D_ + k; }  // θ's index of W[k][d] (d = D: b[k])
