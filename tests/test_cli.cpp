@@ -244,6 +244,8 @@ TEST_CASE("cli: influence and prototypes write their outputs; bad requests name 
       {base + "--self --method knn" + out, "knn has no self-influence"},
       {base + "--method knn --loo 3" + out, "--loo checks influence"},
       {base + "--method influence --loo 101" + out, "--loo"},
+      {"influence --model " + m + " --data toy:xor,n=30 --index 0:2 --method influence --loo 50" + out,
+       "--loo 50: the training set holds only 30 points"},
       {base + "--method tracin --checkpoints " + (s / "junk.safetensors") + out, "junk.safetensors"},
       {"influence --model toy2d --data toy:xor --method tracin" + out, "--save-every"},
       {"influence --model " + m + " --method knn" + out, "--data is required"},
@@ -885,6 +887,7 @@ TEST_CASE("cli: prune and distill write their outputs, the pruned model evaluate
       {"distill --teacher " + m + " --student soft-tree:2 --temperature 0" + q, "--temperature: '0'"},
       {"distill --teacher " + m + " --student soft-tree:2 --alpha 2" + q, "--alpha: '2'"},
       {"distill --teacher " + m + " --student \"input(3) dense(2)\"" + q, "--student takes [3], the teacher [2]"},
+      {"distill --teacher " + m + " --student lenet5" + q, "--student lenet5: the preset cannot take the teacher's inputs [2]"},
       {"distill --teacher " + (s / "nosuch.safetensors") + " --student soft-tree:2" + q, "--teacher"},
   };
   for (const Case& c : cases) {

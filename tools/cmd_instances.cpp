@@ -379,6 +379,9 @@ void run_influence(const InfluenceArgs& a) {
   Model model = open_model(a.model);
   Dataset raw;
   const inst::Examples train = training_set(model, a.data, a.train_limit, raw);
+  if (a.loo > train.size())
+    throw std::invalid_argument("--loo " + std::to_string(a.loo) + ": the training set holds only " +
+                                std::to_string(train.size()) + " points");
   const Inputs tests = a.self ? Inputs{} : read_inputs(model, a.inputs, a.inputs.empty() ? a.data : "", a.index, a.split, a.input_space);
   Tensor logits;
   if (!a.self) logits = model.graph.forward(tests.x).clone();

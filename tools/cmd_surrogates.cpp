@@ -102,7 +102,12 @@ Model make_student(const DistillArgs& a, const Model& teacher, const Shape& samp
     s.graph = graph_from_text(soft_tree_architecture(a.student, sample, classes, a.beta));
     s.graph.init(a.seed);
   } else if (is_preset(a.student)) {
-    s.graph = make_preset(a.student, sample, classes, a.seed);
+    try {
+      s.graph = make_preset(a.student, sample, classes, a.seed);
+    } catch (const std::exception& e) {  // e.g. a convolutional preset for flat inputs
+      throw std::invalid_argument("--student " + a.student + ": the preset cannot take the teacher's inputs " +
+                                  sample.str() + " (" + e.what() + ")");
+    }
   } else {
     s = open_model(a.student, a.seed, "--student");
   }

@@ -532,7 +532,9 @@ std::vector<LeaveOneOut> leave_one_out(Graph& g, const Examples& train, const Ex
   check_examples(g, tests, "test inputs");
   const int dense = last_dense(g, "leave-one-out"), N = train.size(), K = g.classes();
   if (count < 1 || count > std::min(N, 100))
-    throw std::invalid_argument("leave-one-out: " + std::to_string(count) + " points per test input (1..100)");
+    throw std::invalid_argument("leave-one-out: " + std::to_string(count) + " points per test input, outside 1.." +
+                                std::to_string(std::min(N, 100)) + " (at most 100, and the training set holds " +
+                                std::to_string(N) + ")");
   const bool bias = static_cast<const Dense&>(g.layer(dense)).has_bias;
   const LastLayerActivations tr = last_layer_activations(g, dense, train.x, ctx, "features of the training set");
   const LastLayerActivations te = last_layer_activations(g, dense, tests.x, ctx, "features of the test inputs");
