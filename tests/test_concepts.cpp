@@ -26,6 +26,7 @@
 #include "data/npy.h"
 #include "engine/architecture.h"
 #include "engine/layers.h"
+#include "engine/passes.h"
 #include "engine/threads.h"
 #include "explain/concepts/ace.h"
 #include "explain/concepts/cav.h"
@@ -314,6 +315,55 @@ TEST_CASE("tcav: a model whose class rests on a planted pattern scores it high a
     CHECK(h.cavs.shape() == Shape{10, int(g.shape(l.node).numel())});
     CHECK(l.random.sign_count.size() == 10);
   }
+}
+
+TEST_CASE("tcav: random_baseline=pooled runs every ordered pair of random sets; the concepts' runs stay the same") {
+  Graph g = trained_planted_model();
+  TcavRequest q;
+  q.concepts.push_back({"stripes-h", make_patterns(parse_pattern("stripes-h,period=4,background=0:0.3"), Shape{1, 12, 12}, 40, 1)});
+  const Dataset pool = planted(400, 9);
+  q.random_pool = pool.x;
+  q.inputs = planted(40, 2).x;
+  q.target = Target({1});
+  q.layers = {g.at("relu1")};
+  const int R = 4;
+  const Params common = {{"runs", std::to_string(R)}, {"random_size", "40"}, {"seed", "3"}};
+  Params pooled_params = common;
+  pooled_params["random_baseline"] = "pooled";
+  const LayerScores counterpart = tcav(g, q, common).layers[0], pooled = tcav(g, q, pooled_params).layers[0];
+  const int D = int(g.shape(q.layers[0]).numel());
+  // The concept's runs do not depend on the baseline.
+  CHECK(pooled.concepts[0].sign_count == counterpart.concepts[0].sign_count);
+  const Tensor &a = pooled.concepts[0].cavs, &b = counterpart.concepts[0].cavs;
+  CHECK((a.shape() == b.shape() && std::equal(a.data(), a.data() + a.size(), b.data())));
+  REQUIRE(counterpart.random.sign_count.size() == size_t(R));
+  REQUIRE(pooled.random.sign_count.size() == size_t(R * (R - 1)));
+  REQUIRE(pooled.random.cavs.shape() == Shape{R * (R - 1), D});
+  // Run k is set i against set j (i != j in 1..R, i-major): each CAV points from set j's mean
+  // activation toward set i's, as a CAV points toward its positive set.
+  const std::vector<std::vector<int>> rows = draw_random_sets(pool.size(), R + 1, 40, 3);
+  std::vector<std::vector<double>> means;
+  for (const std::vector<int>& r : rows) {
+    const Tensor a = activations(g, take(pool, r).x, q.layers)[0];
+    std::vector<double> m(D);
+    for (int n = 0; n < a.batch(); ++n)
+      for (int d = 0; d < D; ++d) m[d] += a[size_t(n) * D + d] / a.batch();
+    means.push_back(m);
+  }
+  int k = 0;
+  for (int i = 1; i <= R; ++i)
+    for (int j = 1; j <= R; ++j) {
+      if (i == j) continue;
+      double along = 0;
+      for (int d = 0; d < D; ++d) along += (means[i][d] - means[j][d]) * pooled.random.cavs[size_t(k) * D + d];
+      CHECK_MESSAGE(along > 0, "run " << k << ": set " << i << " against set " << j);
+      ++k;
+    }
+  // The pooled runs include both orders of each pair, so their mean sign count is near one half.
+  CHECK(std::abs(mean(pooled.random.sign_count) - 0.5) < 0.2);
+  // ACE pairs run k of a concept and of the baseline: it refuses the pooled baseline with its paired test.
+  CHECK_THROWS_WITH_AS(validate_params("ace", {{"random_baseline", "pooled"}}), doctest::Contains("test=paired"),
+                       std::invalid_argument);
 }
 
 TEST_CASE("tcav: the directional derivative is the finite difference of the logit along the CAV at the layer") {

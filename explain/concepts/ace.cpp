@@ -125,6 +125,9 @@ AceOptions read_ace_options(ParamReader& r) {
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(std::string("ace: ") + e.what());
   }
+  if (o.paired && o.tcav.at("random_baseline") == "pooled")
+    throw std::invalid_argument("ace: test=paired pairs run k of a concept and of the baseline, which "
+                                "random_baseline=pooled does not have: use test=independent or random_baseline=counterpart");
   o.kmeans.seed = uint64_t(std::stod(o.tcav.at("seed")));
   o.p_threshold = std::stod(o.tcav.at("p_threshold"));
   return o;

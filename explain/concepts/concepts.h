@@ -47,7 +47,8 @@ struct TcavRequest {
   // Examples the R + 1 random sets are drawn from (`runs` = R and `random_size` examples each;
   // draw_random_sets below). Concept C's run r (r = 1..R)
   // is its CAV against random set r; the random baseline's run r is random set 0 against random
-  // set r (tcav's random_counterpart).
+  // set r (tcav's random_counterpart), or with random_baseline=pooled, R(R-1) runs: random set i
+  // against set j for every i != j in 1..R (tcav's default).
   Tensor random_pool;
   Tensor inputs;  // [N, input...]: the inputs whose predictions are explained (a class's images)
   Target target;  // what is differentiated: a class logit for all inputs ({k}), or one per input
@@ -55,7 +56,7 @@ struct TcavRequest {
   StageProgress progress;
 };
 
-// One concept (or the random baseline) at one layer, over the R runs.
+// One concept (or the random baseline) at one layer, over its runs (R; the pooled baseline R(R-1)).
 struct ConceptScores {
   std::string name;  // the concept, or "random"
   // Per run: the TCAV score (fraction of inputs with S > 0), the magnitude score

@@ -23,6 +23,7 @@ struct TcavOptions {
   int runs = 10, random_size = 100, batch = 256;
   double p_threshold = 0.05;
   uint64_t seed = 0;
+  bool pooled = false;  // random_baseline=pooled: every ordered pair of random sets 1..R
 };
 TcavOptions read_tcav_options(ParamReader& r);
 }  // namespace
@@ -41,10 +42,14 @@ void add_tcav_methods(std::vector<Method>& registry) {
          {"random_size", "100", "examples per random set, drawn from the random pool, 2..100000"},
          {"p_threshold", "0.05", "significance level of the two-sided t-test, (0, 0.5]"},
          {"seed", "0", "seed of the random sets, the held-out splits and the SGD order"},
-         {"batch", "256", "inputs per forward/backward pass, 1..65536"}},
+         {"batch", "256", "inputs per forward/backward pass, 1..65536"},
+         {"random_baseline", "counterpart",
+          "counterpart: R runs of random set 0 against sets 1..R (tcav's random_counterpart); pooled: every "
+          "ordered pair of sets 1..R, R(R-1) runs (tcav's default when no counterpart is given)"}},
         "Captum TCAV / tensorflow/tcav: sklearn SGDClassifier(alpha=0.01, max_iter=1000, tol=1e-3) CAVs, 33% "
         "held out, the logit's gradient at the layer (Captum's LayerGradientXActivation without inputs), "
-        "sign count = fraction of S > 0, ttest_ind against random_counterpart runs. Differences: the CAV is the "
+        "sign count = fraction of S > 0, ttest_ind against random_counterpart runs (random_baseline=counterpart) or, as "
+        "tcav without a counterpart, against the pooled runs of every ordered pair of random sets (pooled). Differences: the CAV is the "
         "unit normal (Captum keeps the raw weights: sign counts agree); magnitude = sum max(S,0)/sum |S| (Captum's "
         "docstring; its code reports mean S, given here as mean_derivative)"},
        Kind::tcav,
@@ -72,6 +77,7 @@ TcavOptions read_tcav_options(ParamReader& r) {
   o.p_threshold = read_number(r, "p_threshold", 1e-12, 0.5);
   o.seed = uint64_t(read_number(r, "seed", 0, 9007199254740992.0));
   o.batch = read_int(r, "batch", 1, 65536);
+  o.pooled = read_choice(r, "random_baseline", {"counterpart", "pooled"}) == "pooled";
   return o;
 }
 
@@ -251,14 +257,17 @@ TcavResult tcav(Graph& g, const TcavRequest& q, const Params& params, const std:
   result.comparisons = C * L;
   result.p_threshold = o.p_threshold;
   for (int l = 0; l < L; ++l) {
-    // Jobs: concept c's run r at c·R + r, the baseline's at C·R + r (positive random set 0).
+    // Jobs: concept c's run r at c·R + r, then the baseline's B runs: random set 0 against set r
+    // (counterpart), or set i against set j for every i != j in 1..R (pooled).
     std::vector<CavJob> jobs;
     const uint64_t layer_seed = mix_seed(o.seed, uint64_t(q.layers[l] + 1));
-    for (int c = 0; c <= C; ++c)
-      for (int r = 1; r <= R; ++r) {
-        const uint64_t who = c < C ? name_hash(q.concepts[c].name) : 0x62617365ULL;
-        jobs.push_back({c < C ? acts[c][l] : acts[C][l], acts[C + r][l], mix_seed(mix_seed(layer_seed, who), uint64_t(r)), {}});
-      }
+    for (int c = 0; c < C; ++c)
+      for (int r = 1; r <= R; ++r)
+        jobs.push_back({acts[c][l], acts[C + r][l], mix_seed(mix_seed(layer_seed, name_hash(q.concepts[c].name)), uint64_t(r)), {}});
+    const uint64_t base_seed = mix_seed(layer_seed, 0x62617365ULL);
+    for (int i = o.pooled ? 1 : 0; i <= (o.pooled ? R : 0); ++i)
+      for (int r = 1; r <= R; ++r)
+        if (r != i) jobs.push_back({acts[C + i][l], acts[C + r][l], mix_seed(base_seed, uint64_t(i * (R + 1) + r)), {}});
     try {
       train_jobs(jobs, o.cav);
     } catch (const std::exception& e) {
@@ -276,12 +285,13 @@ TcavResult tcav(Graph& g, const TcavRequest& q, const Params& params, const std:
     for (int c = 0; c <= C; ++c) {
       ConceptScores cs;
       cs.name = c < C ? q.concepts[c].name : "random";
-      cs.cavs = Tensor({R, D});
-      std::copy_n(V.data() + size_t(c) * R * D, size_t(R) * D, cs.cavs.data());
-      for (int r = 0; r < R; ++r) {
-        column_scores(S, c * R + r, cs);
-        cs.cav_accuracy.push_back(jobs[c * R + r].cav.accuracy);
-        cs.cav_epochs.push_back(jobs[c * R + r].cav.fit.epochs);
+      const int first = c * R, runs = c < C ? R : M - C * R;
+      cs.cavs = Tensor({runs, D});
+      std::copy_n(V.data() + size_t(first) * D, size_t(runs) * D, cs.cavs.data());
+      for (int r = first; r < first + runs; ++r) {
+        column_scores(S, r, cs);
+        cs.cav_accuracy.push_back(jobs[r].cav.accuracy);
+        cs.cav_epochs.push_back(jobs[r].cav.fit.epochs);
       }
       if (c < C)
         ls.concepts.push_back(std::move(cs));
