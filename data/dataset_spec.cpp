@@ -335,7 +335,8 @@ std::string absolute_spec(const std::string& spec) {
   const size_t colon = spec.find(':');
   if (colon == std::string::npos || colon + 1 == spec.size()) return spec;
   const std::string kind = spec.substr(0, colon), rest = spec.substr(colon + 1);
-  auto absolute = [](const std::string& p) { return fs::absolute(p).lexically_normal().string(); };
+  // Not normalized: "link/.." need not be the folder holding the link.
+  auto absolute = [](const std::string& p) { return fs::absolute(p).string(); };
   if (kind == "fashion-mnist" || kind == "mnist" || kind == "cifar10") return kind + ":" + absolute(rest);
   if (kind == "idx" || kind == "npy") {
     const std::vector<std::string> parts = detail::split(rest, ',');
@@ -349,7 +350,7 @@ std::string absolute_spec(const std::string& spec) {
         options += "," + part;
       else
         dir += (dir.empty() ? "" : ",") + part;
-    return kind + ":" + absolute(dir) + options;
+    return dir.empty() ? spec : kind + ":" + absolute(dir) + options;  // load_dataset names an empty folder
   }
   return spec;  // toy sets and the default fashion-mnist name no files
 }

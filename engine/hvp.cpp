@@ -25,7 +25,7 @@ namespace {
 Tensor row(const Tensor& t, int r) { return t.slice(r, r + 1); }
 
 // dst = the rows of t with this parity (0: samples, 1: tangents).
-void gather(const Tensor& t, int parity, Tensor& dst) {
+void gather_parity(const Tensor& t, int parity, Tensor& dst) {
   const int m = t.batch() / 2;
   const size_t S = t.sample_size();
   dst.resize(Shape::batch_of(m, t.shape().sample()));
@@ -33,7 +33,7 @@ void gather(const Tensor& t, int parity, Tensor& dst) {
 }
 
 // The rows of t with this parity += src's rows.
-void scatter_add(const Tensor& src, int parity, Tensor& t) {
+void scatter_add_parity(const Tensor& src, int parity, Tensor& t) {
   const size_t S = t.sample_size();
   for (int p = 0; p < t.batch() / 2; ++p) {
     float* d = t.data() + (2 * p + parity) * S;
@@ -122,20 +122,20 @@ void affine_forward(ForwardCall& c, const std::vector<Tensor>& dp, Scratch& s) {
   c.layer.forward(c);  // samples: W x + b; tangents: W ẋ + b
   if (const float* b = bias_of(c.layer)) add_per_channel(c.out, 1, b, -1.f);
   if (dp.empty()) return;
-  gather(*c.in[0], 0, s.a);
+  gather_parity(*c.in[0], 0, s.a);
   s.b.resize(c.layer.out_shape({s.a.shape()}));
   affine(c.layer, s.a, dp[0], dp.size() > 1 ? dp[1].data() : nullptr, s.b, c.ws);
-  scatter_add(s.b, 1, c.out);  // + Ẇ x + ḃ
+  scatter_add_parity(s.b, 1, c.out);  // + Ẇ x + ḃ
 }
 
 void affine_backward(BackwardCall& c, const std::vector<Tensor>& dp, Scratch& s) {
   if (c.g_in[0]) {
     affine_data_grad(c.layer, c.g_out, weight_of(c.layer), *c.g_in[0], c.ws);  // Wᵀ g, Wᵀ ġ
     if (!dp.empty()) {
-      gather(c.g_out, 0, s.a);
+      gather_parity(c.g_out, 0, s.a);
       s.b.resize(Shape::batch_of(s.a.batch(), c.in[0]->shape().sample()));
       affine_data_grad(c.layer, s.a, dp[0], s.b, c.ws);
-      scatter_add(s.b, 1, *c.g_in[0]);  // + Ẇᵀ g
+      scatter_add_parity(s.b, 1, *c.g_in[0]);  // + Ẇᵀ g
     }
   }
   if (!c.param_grads || dp.empty()) return;

@@ -104,24 +104,19 @@ void remove_stale_temporaries(const std::string& path) {
 
 void atomic_write(const std::string& path, const std::string& bytes) { atomic_write(path, bytes.data(), bytes.size()); }
 
-// Where atomic_write writes `path`: a link's target; refused when something that is not a
-// regular file is there (renaming over /dev/null as root would replace the device).
-static std::string regular_file_target(const std::string& path) {
+// A path that exists and is neither a regular file nor a symbolic link (a device, a folder, a
+// pipe) is refused: renaming over /dev/null as root would replace the device. A link is replaced
+// by the new file like any other name, its target left alone.
+static void check_replaceable(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  std::string target = path;
-  if (fs::is_symlink(fs::symlink_status(path, ec))) {  // (a path that does not exist yet sets ec: a new file)
-    target = fs::weakly_canonical(path, ec).string();
-    if (ec) fail(path, "cannot follow the link (" + ec.message() + ")");
-  }
-  const fs::file_status st = fs::status(target, ec);
-  if (fs::exists(st) && !fs::is_regular_file(st))
+  const fs::file_status st = fs::symlink_status(path, ec);  // (a path that does not exist sets ec)
+  if (fs::exists(st) && !fs::is_regular_file(st) && !fs::is_symlink(st))
     fail(path, "is not a regular file (a folder, device or pipe); glassbox writes only regular files");
-  return target;
 }
 
-void atomic_write(const std::string& file, const void* data, size_t n) {
-  const std::string path = regular_file_target(file);
+void atomic_write(const std::string& path, const void* data, size_t n) {
+  check_replaceable(path);
   remove_stale_temporaries(path);
   std::string tmp = path + ".tmp" + std::to_string(::getpid());
   FILE* f = std::fopen(tmp.c_str(), "wb");

@@ -22,8 +22,8 @@ struct TensorFile {
 // "<path>.tmp<PID>" beside `path`, every write checked, flushed and synced, then renamed over it,
 // so an existing file is never left half-written and a full disk is an error naming the file.
 // Temporaries left by killed runs in the same folder are removed on the first write there.
-// A symbolic link is written through (its target replaced, the link kept); an existing path that
-// is not a regular file (a device, a folder, a pipe) is refused, never replaced.
+// An existing path that is not a regular file (a device, a folder, a pipe) is refused, never
+// replaced; a symbolic link is replaced by the new file, its target left alone.
 void atomic_write(const std::string& path, const std::string& bytes);
 void atomic_write(const std::string& path, const void* data, size_t n);
 void write_json(const std::string& path, const json& j, int indent = 2);  // j.dump(indent) + "\n"

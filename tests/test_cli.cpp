@@ -254,7 +254,7 @@ TEST_CASE("cli: influence and prototypes write their outputs; bad requests name 
       {"prototypes --data toy:xor --prototypes 900 --criticisms 200" + out, "900 prototypes and 200 criticisms"},
       {"prototypes --data toy:xor --model toy2d --param layer=nosuch" + out, "no layer named 'nosuch'"},
       {"prototypes --data toy:xor --param gamma=wide" + out, "--param gamma=wide"},
-      {"prototypes --data toy:xor --param gamma=1e308" + out, "--param gamma=1e308"},
+      {"prototypes --data toy:xor --param gamma=1e308" + out, "--param gamma=1e308 is beyond float32"},
       {"prototypes --data toy:xor --param gamma=1 --param gamma=2" + out, "--param gamma given twice"},
   };
   for (const Case& c : cases) {
@@ -1145,6 +1145,14 @@ TEST_CASE("cli: refusals that used to crash, hang or overwrite an input") {
   CHECK(r.status == 1);
   CHECK_MESSAGE(contains(r.err, "under a name the outputs take"), r.err);
   CHECK(read_file(s / "ex/grid.png") == grid);
+  r = glassbox(s, "attack --model " + m + " --data " + data + " --index 0:2 --method fgsm --eps 0.1 --out " + (s / "adv"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const std::string adversarial = read_file(s / "adv/adversarial.npy");
+  r = glassbox(s, "attack --model " + m + " --input " + (s / "adv/adversarial.npy") + " --method fgsm --eps 0.1 --out " +
+                      (s / "adv"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "under a name the outputs take"), r.err);
+  CHECK(read_file(s / "adv/adversarial.npy") == adversarial);
   // Errors name the flag the user gave (they said --index or --model before).
   r = glassbox(s, "regions --model " + m + " --data " + data + " --line 0,99999 --out " + (s / "rl"));
   CHECK(r.status == 1);

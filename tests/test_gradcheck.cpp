@@ -25,7 +25,7 @@ using namespace gb;
 
 namespace {
 
-Tensor uniform(const Shape& s, Rng& r, float lo, float hi) {
+Tensor uniform_in(const Shape& s, Rng& r, float lo, float hi) {
   Tensor t(s);
   for (size_t i = 0; i < t.size(); ++i) t[i] = lo + (hi - lo) * r.uniform();
   return t;
@@ -33,7 +33,7 @@ Tensor uniform(const Shape& s, Rng& r, float lo, float hi) {
 
 // Random sign, magnitude in [lo, hi]: keeps every element at least `lo` away from ReLU's kink.
 Tensor away_from_zero(const Shape& s, Rng& r, float lo, float hi) {
-  Tensor t = uniform(s, r, lo, hi);
+  Tensor t = uniform_in(s, r, lo, hi);
   for (size_t i = 0; i < t.size(); ++i)
     if (r.uniform() < 0.5f) t[i] = -t[i];
   return t;
@@ -211,7 +211,7 @@ FdResult check_layer(std::unique_ptr<Layer> layer, const Tensor& x, FdOptions o 
   Rng r(o.seed + 100);
   g.init(o.seed);
   randomize(g, r);
-  Tensor seed = uniform(g.shape(g.output(), x.batch()), r, -1.f, 1.f);
+  Tensor seed = uniform_in(g.shape(g.output(), x.batch()), r, -1.f, 1.f);
   return gradcheck(g, x.clone(), weighted_sum(seed), o);
 }
 
@@ -225,8 +225,8 @@ TEST_CASE("the gradient checker catches a wrong gradient") {
   g.then<Conv2d>(3, 3, 1, 1).then<Tanh>();
   g.init(1);
   randomize(g, r);
-  Tensor x = uniform(Shape{2, 2, 5, 5}, r, -1, 1);
-  Tensor seed = uniform(g.shape(g.output(), 2), r, -1, 1);
+  Tensor x = uniform_in(Shape{2, 2, 5, 5}, r, -1, 1);
+  Tensor seed = uniform_in(g.shape(g.output(), 2), r, -1, 1);
   FdOptions o;
   o.params = false;
   CHECK(gradcheck(g, x.clone(), weighted_sum(seed), o).failed == 0);
@@ -278,7 +278,7 @@ TEST_CASE("gradcheck: Conv2d over shapes, strides, paddings, 1x1, no bias, batch
   for (const Case& c : cases) {
     INFO("conv c=" << c.c << " h=" << c.h << " w=" << c.w << " out=" << c.out << " k=" << c.k << " s=" << c.s
                    << " p=" << c.p << " bias=" << c.bias << " n=" << c.n);
-    Tensor x = uniform(Shape{c.n, c.c, c.h, c.w}, r, -1, 1);
+    Tensor x = uniform_in(Shape{c.n, c.c, c.h, c.w}, r, -1, 1);
     expect_ok(check_layer(std::make_unique<Conv2d>(c.out, c.k, c.s, c.p, c.bias), x), 20);
   }
 }
@@ -290,7 +290,7 @@ TEST_CASE("gradcheck: Conv2d across several im2col chunks of several samples eac
   REQUIRE(size_t(C) * 9 * H * H * N > (size_t(4) << 20));
   REQUIRE(size_t(C) * 9 * H * H * 2 <= (size_t(4) << 20));
   Rng r(12);
-  Tensor x = uniform(Shape{N, C, H, H}, r, -1, 1);
+  Tensor x = uniform_in(Shape{N, C, H, H}, r, -1, 1);
   FdOptions o;
   o.max_checks = 10;
   const size_t per = size_t(C) * H * H;
@@ -300,9 +300,9 @@ TEST_CASE("gradcheck: Conv2d across several im2col chunks of several samples eac
 
 TEST_CASE("gradcheck: Dense") {
   Rng r(13);
-  expect_ok(check_layer(std::make_unique<Dense>(4), uniform(Shape{3, 5}, r, -1, 1)), 20);
-  expect_ok(check_layer(std::make_unique<Dense>(3, false), uniform(Shape{2, 6}, r, -1, 1)), 20);
-  expect_ok(check_layer(std::make_unique<Dense>(7), uniform(Shape{1, 2}, r, -1, 1)), 20);
+  expect_ok(check_layer(std::make_unique<Dense>(4), uniform_in(Shape{3, 5}, r, -1, 1)), 20);
+  expect_ok(check_layer(std::make_unique<Dense>(3, false), uniform_in(Shape{2, 6}, r, -1, 1)), 20);
+  expect_ok(check_layer(std::make_unique<Dense>(7), uniform_in(Shape{1, 2}, r, -1, 1)), 20);
 }
 
 TEST_CASE("gradcheck: elementwise activations") {
@@ -312,13 +312,13 @@ TEST_CASE("gradcheck: elementwise activations") {
   expect_ok(check_layer(std::make_unique<ReLU>(), kinked), 30);
   expect_ok(check_layer(std::make_unique<LeakyReLU>(0.1f), kinked), 30);
   expect_ok(check_layer(std::make_unique<LeakyReLU>(0.01f), away_from_zero(Shape{3, 7}, r, 0.1f, 2.f)), 20);
-  Tensor smooth = uniform(Shape{2, 3, 4, 4}, r, -4, 4);
+  Tensor smooth = uniform_in(Shape{2, 3, 4, 4}, r, -4, 4);
   expect_ok(check_layer(std::make_unique<Tanh>(), smooth), 30);
   expect_ok(check_layer(std::make_unique<Sigmoid>(), smooth), 30);
-  expect_ok(check_layer(std::make_unique<Sigmoid>(), uniform(Shape{2, 8}, r, -12, 12)), 15);
+  expect_ok(check_layer(std::make_unique<Sigmoid>(), uniform_in(Shape{2, 8}, r, -12, 12)), 15);
   expect_ok(check_layer(std::make_unique<Softplus>(), smooth), 30);
   // beta 2, threshold 4: the linear branch above x = 2 too (inputs kept off the switch point).
-  Tensor sp = uniform(Shape{3, 10}, r, -3, 5);
+  Tensor sp = uniform_in(Shape{3, 10}, r, -3, 5);
   for (size_t i = 0; i < sp.size(); ++i)
     if (std::fabs(sp[i] - 2.f) < 0.1f) sp[i] += 0.3f;
   expect_ok(check_layer(std::make_unique<Softplus>(2.f, 4.f), sp), 20);
@@ -345,16 +345,16 @@ TEST_CASE("gradcheck: AvgPool2d with padding, GlobalAvgPool, Flatten") {
   Rng r(16);
   for (const Case& c : cases) {
     INFO("h=" << c.h << " w=" << c.w << " k=" << c.k << " s=" << c.s << " p=" << c.p);
-    expect_ok(check_layer(std::make_unique<AvgPool2d>(c.k, c.s, c.p), uniform(Shape{2, 3, c.h, c.w}, r, -1, 1)), 20);
+    expect_ok(check_layer(std::make_unique<AvgPool2d>(c.k, c.s, c.p), uniform_in(Shape{2, 3, c.h, c.w}, r, -1, 1)), 20);
   }
-  expect_ok(check_layer(std::make_unique<GlobalAvgPool>(), uniform(Shape{2, 3, 4, 5}, r, -1, 1)), 20);
-  expect_ok(check_layer(std::make_unique<Flatten>(), uniform(Shape{2, 3, 4, 5}, r, -1, 1)), 20);
-  expect_ok(check_layer(std::make_unique<Flatten>(), uniform(Shape{2, 3, 5}, r, -1, 1)), 20);
+  expect_ok(check_layer(std::make_unique<GlobalAvgPool>(), uniform_in(Shape{2, 3, 4, 5}, r, -1, 1)), 20);
+  expect_ok(check_layer(std::make_unique<Flatten>(), uniform_in(Shape{2, 3, 4, 5}, r, -1, 1)), 20);
+  expect_ok(check_layer(std::make_unique<Flatten>(), uniform_in(Shape{2, 3, 5}, r, -1, 1)), 20);
 }
 
 TEST_CASE("gradcheck: Dropout in training (fixed mask) and in eval") {
   Rng r(17);
-  Tensor x = uniform(Shape{2, 3, 4, 4}, r, -1, 1);
+  Tensor x = uniform_in(Shape{2, 3, 4, 4}, r, -1, 1);
   FdOptions train;
   train.mode = Mode::train;
   train.max_checks = 200;
@@ -384,8 +384,8 @@ TEST_CASE("gradcheck: BatchNorm2d in training and eval, [N,C,H,W] and [N,F]") {
   FdOptions train;
   train.mode = Mode::train;
   train.eps = 2e-2;  // every output moves with the batch statistics: a wider step beats their rounding
-  Tensor x4 = uniform(Shape{4, 3, 3, 3}, r, -1, 2);
-  Tensor x2 = uniform(Shape{12, 5}, r, -2, 1);
+  Tensor x4 = uniform_in(Shape{4, 3, 3, 3}, r, -1, 2);
+  Tensor x2 = uniform_in(Shape{12, 5}, r, -2, 1);
   expect_ok(check_layer(std::make_unique<BatchNorm2d>(), x4, train), 35);
   expect_ok(check_layer(std::make_unique<BatchNorm2d>(), x2, train), 30);
   expect_ok(check_layer(std::make_unique<BatchNorm2d>(1e-3f, 0.2f), x4), 35);
@@ -394,8 +394,8 @@ TEST_CASE("gradcheck: BatchNorm2d in training and eval, [N,C,H,W] and [N,F]") {
 
 TEST_CASE("gradcheck: Add of two inputs, the same input twice, and three inputs") {
   Rng r(19);
-  Tensor x = uniform(Shape{2, 3, 3, 3}, r, -2, 2);
-  Tensor seed = uniform(x.shape(), r, -1, 1);
+  Tensor x = uniform_in(Shape{2, 3, 3, 3}, r, -2, 2);
+  Tensor seed = uniform_in(x.shape(), r, -1, 1);
   {
     Graph g(Shape{3, 3, 3});  // y = tanh(x) + x
     int t = g.add(std::make_unique<Tanh>(), {-1});
@@ -422,7 +422,7 @@ TEST_CASE("gradcheck: softmax cross-entropy") {
   Rng r(20);
   Graph g(Shape{7});  // flatten of [N,7] is the identity: the checker then probes the logits
   g.then<Flatten>();
-  expect_ok(gradcheck(g, uniform(Shape{5, 7}, r, -3, 3), cross_entropy({0, 6, 3, 3, 1}), {}), 35);
+  expect_ok(gradcheck(g, uniform_in(Shape{5, 7}, r, -3, 3), cross_entropy({0, 6, 3, 3, 1}), {}), 35);
   // Large logits: log-softmax numerics keep the loss finite and the gradient exact.
   Tensor big = Tensor::from({2, 3}, {80.f, -60.f, 79.5f, -90.f, 100.f, 0.f});
   Tensor grad;
@@ -443,14 +443,14 @@ TEST_CASE("gradcheck: squared error and the distillation loss, mean and sum") {
   Rng r(23);
   Graph g(Shape{6});
   g.then<Flatten>();  // the identity on [N,6]: the checker probes the loss's own input
-  const Tensor target = uniform(Shape{4, 6}, r, -2, 2), teacher = uniform(Shape{4, 6}, r, -4, 4);
+  const Tensor target = uniform_in(Shape{4, 6}, r, -2, 2), teacher = uniform_in(Shape{4, 6}, r, -4, 4);
   for (Reduction red : {Reduction::mean, Reduction::sum}) {
     CAPTURE(int(red));
-    expect_ok(gradcheck(g, uniform(Shape{4, 6}, r, -2, 2),
+    expect_ok(gradcheck(g, uniform_in(Shape{4, 6}, r, -2, 2),
                         [&](const Tensor& y, Tensor& d) { return mse(y, target, &d, red).loss; }, {}),
               24);
     for (double T : {1.0, 4.0})
-      expect_ok(gradcheck(g, uniform(Shape{4, 6}, r, -4, 4),
+      expect_ok(gradcheck(g, uniform_in(Shape{4, 6}, r, -4, 4),
                           [&](const Tensor& y, Tensor& d) { return distillation_kl(y, teacher, T, &d, red).loss; }, {}),
                 24);
   }
@@ -489,7 +489,7 @@ TEST_CASE("gradcheck: a mini LeNet end to end through the cross-entropy") {
   FdOptions o;
   o.freeze_kinks = true;
   o.max_checks = 30;
-  FdResult res = gradcheck(g, uniform(Shape{3, 1, 12, 12}, r, -1, 1), cross_entropy({1, 4, 0}), o);
+  FdResult res = gradcheck(g, uniform_in(Shape{3, 1, 12, 12}, r, -1, 1), cross_entropy({1, 4, 0}), o);
   expect_ok(res, 120);
 }
 
@@ -511,7 +511,7 @@ TEST_CASE("gradcheck: convolutions that add their input gradient to another cons
     o.mode = mode;
     o.freeze_kinks = true;
     o.max_checks = 30;
-    expect_ok(gradcheck(g, uniform(Shape{2, 16, 8, 8}, r, -1, 1), cross_entropy({0, 2}), o), 100);
+    expect_ok(gradcheck(g, uniform_in(Shape{2, 16, 8, 8}, r, -1, 1), cross_entropy({0, 2}), o), 100);
   }
 }
 
@@ -529,6 +529,6 @@ TEST_CASE("gradcheck: a residual block with BatchNorm end to end, training and e
     o.mode = mode;
     o.freeze_kinks = true;
     o.max_checks = 30;
-    expect_ok(gradcheck(g, uniform(Shape{4, 2, 6, 6}, r, -1, 1), cross_entropy({0, 2, 1, 2}), o), 100);
+    expect_ok(gradcheck(g, uniform_in(Shape{4, 2, 6, 6}, r, -1, 1), cross_entropy({0, 2, 1, 2}), o), 100);
   }
 }

@@ -17,7 +17,7 @@ using namespace gb;
 
 namespace {
 
-Tensor uniform(const Shape& s, uint64_t seed, float lo = -1.f, float hi = 1.f) {
+Tensor seeded_uniform(const Shape& s, uint64_t seed, float lo = -1.f, float hi = 1.f) {
   Rng r(seed);
   Tensor t(s);
   for (size_t i = 0; i < t.size(); ++i) t[i] = lo + (hi - lo) * r.uniform();
@@ -171,7 +171,7 @@ TEST_CASE("hvp: equals central differences of gradients on nets with every suppo
       CAPTURE(net_text);
       CAPTURE(threads);
       Graph g = net(text);
-      const Tensor x = uniform(g.shape(-1, 5), 11);
+      const Tensor x = seeded_uniform(g.shape(-1, 5), 11);
       const std::vector<int> y = labels(5, g.classes());
       CHECK(fd_error(g, x, y, all_nodes(g), 21) < 5e-3);
       // One layer's block of the Hessian: the others' parameters stay fixed.
@@ -187,7 +187,7 @@ TEST_CASE("hvp: symmetric, uᵀHv = vᵀHu, and independent of threads and batch
     const std::string net_text = text;
       CAPTURE(net_text);
     Graph g = net(text);
-    const Tensor x = uniform(g.shape(-1, 7), 12);
+    const Tensor x = seeded_uniform(g.shape(-1, 7), 12);
     const std::vector<int> y = labels(7, g.classes());
     const ParamSlice s = param_slice(g, all_nodes(g));
     const std::vector<float> u = direction(s.size, 31), v = direction(s.size, 32);
@@ -219,7 +219,7 @@ TEST_CASE("hvp: symmetric, uᵀHv = vᵀHu, and independent of threads and batch
 
 TEST_CASE("hvp: softmax regression by hand, Σ_n (diag p − p pᵀ) ⊗ x̃ x̃ᵀ v") {
   Graph g = net("input(4) dense(3)");
-  const Tensor x = uniform(Shape{6, 4}, 13);
+  const Tensor x = seeded_uniform(Shape{6, 4}, 13);
   const std::vector<int> y = labels(6, 3);
   const ParamSlice s = param_slice(g, {0});  // weight [3,4], then bias [3]
   const std::vector<float> v = direction(s.size, 33);
@@ -253,7 +253,7 @@ TEST_CASE("hvp: the input tangent is d/dr ∇_x L(θ + r v), against central dif
     const std::string net_text = text;
       CAPTURE(net_text);
     Graph g = net(text);
-    const Tensor x = uniform(g.shape(-1, 4), 14);
+    const Tensor x = seeded_uniform(g.shape(-1, 4), 14);
     const std::vector<int> y = labels(4, g.classes());
     for (const std::vector<int>& nodes : {all_nodes(g), std::vector<int>{all_nodes(g).back()}}) {
       const ParamSlice s = param_slice(g, nodes);
@@ -295,7 +295,7 @@ TEST_CASE("hvp: a layer without tangent rules and a bad label are refused by nam
   g.init(1);
   const ParamSlice s = param_slice(g, {0});
   std::vector<float> v(s.size, 1.f), out(s.size);
-  const Tensor x = uniform(Shape{2, 4}, 1);
+  const Tensor x = seeded_uniform(Shape{2, 4}, 1);
   CHECK_THROWS_WITH_AS(hessian_vector_product(g, x, {0, 1}, s, v.data(), out.data()),
                        doctest::Contains("layer 'odd' (mystery) has no tangent rule"), std::invalid_argument);
   Graph h = net("input(4) dense(3)");

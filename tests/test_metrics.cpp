@@ -578,7 +578,7 @@ TEST_CASE("bad values are errors naming the metric, the key and the range") {
   CHECK_THROWS_WITH_AS(run(g, x, {0}, "saliency", "pixel-flipping", {{"perturb_baseline", "blur"}}),
                        doctest::Contains("known: black, white, mean, uniform, or a number"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(run(g, x, {0}, "saliency", "pixel-flipping", {{"perturb_baseline", "1e308"}}),
-                       doctest::Contains("perturb_baseline=1e308 (known:"), std::invalid_argument);
+                       doctest::Contains("perturb_baseline=1e308 is beyond float32"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(run(g, x, {0}, "saliency", "max-sensitivity", {{"nr_samples", "1e6"}}),
                        doctest::Contains("outside [1, 100000]"), std::invalid_argument);
   Tensor nan = x.clone();

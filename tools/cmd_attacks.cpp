@@ -32,7 +32,6 @@ namespace gb {
 
 namespace {
 
-using explain::Image;
 
 struct AttackArgs {
   std::string model, method, data, index = "0:8", split = "test", eps, target = "none", explainer = "saliency", out;
@@ -112,14 +111,14 @@ Tensor pixels_of(const attacks::PixelSpace& s, const Tensor& x, int n) {
 }
 
 // The change p' − p of row n as a blue-white-red image scaled by ±scale.
-Image change_image(const attacks::PixelSpace& s, const Tensor& x, const Tensor& adv, int n, double scale) {
+explain::Image change_image(const attacks::PixelSpace& s, const Tensor& x, const Tensor& adv, int n, double scale) {
   const Tensor a = pixels_of(s, x, n), b = pixels_of(s, adv, n);
   Tensor d(a.shape());
   for (size_t i = 0; i < d.size(); ++i) d[i] = b[i] - a[i];
   explain::HeatmapOptions o;
   o.is_signed = true;
   o.percentile = 100;
-  Image im = explain::heatmap(d, o);
+  explain::Image im = explain::heatmap(d, o);
   if (scale <= 0) return im;
   // Fixed scale, so that rows compare: redraw with ±scale.
   const std::vector<float> v = explain::reduce_channels(d, true);
@@ -128,7 +127,7 @@ Image change_image(const attacks::PixelSpace& s, const Tensor& x, const Tensor& 
 }
 
 // An importance map [1,1,H,W] (or an attribution) as a hot heatmap.
-Image map_image(const Tensor& m, int n) {
+explain::Image map_image(const Tensor& m, int n) {
   explain::HeatmapOptions o;
   o.is_signed = false;
   return explain::heatmap(m.slice(n, n + 1).reshaped(m.shape().sample()), o);
@@ -177,7 +176,7 @@ std::string short_method_name(const std::string& name) {
 
 // grid.png: per input, the input, the adversarial input, the change (±ε, or ± the largest change)
 // and the explanation of each, captioned with the classes and probabilities before and after.
-void write_grid(const std::string& path, const AttackArgs& a, const attacks::Params& params, Graph& g,
+void write_attack_grid(const std::string& path, const AttackArgs& a, const attacks::Params& params, Graph& g,
                 const attacks::PixelSpace& s, const Inputs& in, const attacks::Result& r,
                 const std::vector<std::string>& classes, double eps) {
   const int N = std::min(in.x.batch(), 16);
@@ -186,7 +185,7 @@ void write_grid(const std::string& path, const AttackArgs& a, const attacks::Par
   if (!(scale > 0))
     for (int n = 0; n < N; ++n) scale = std::max(scale, r.linf[n]);
   const Explained e = explanations(a, params, g, in.x.slice(0, N), r);
-  std::vector<std::vector<Image>> cells(N);
+  std::vector<std::vector<explain::Image>> cells(N);
   std::vector<std::string> captions;
   const int K = g.classes();
   for (int n = 0; n < N; ++n) {
@@ -209,7 +208,7 @@ void write_grid(const std::string& path, const AttackArgs& a, const attacks::Par
     cols.push_back(name + " after");
   }
   const int H = g.input_shape()[1], W = g.input_shape()[2], k = std::max(1, (132 + W - 1) / W);
-  std::vector<Image> legends = {explain::colorbar_image("bwr", -scale, scale, 220, "pixel change")};
+  std::vector<explain::Image> legends = {explain::colorbar_image("bwr", -scale, scale, 220, "pixel change")};
   if (!e.before.empty()) legends.push_back(explain::colorbar_image("hot", 0, 1, 220, "map / p99.5(map)"));
   write_image(path, explain::beside(explain::grid(cells, cols, captions, W * k, H * k), legends));
 }
@@ -274,7 +273,7 @@ nlohmann::json inputs_json(const Inputs& in, const attacks::Result& r, const std
 
 // curve.png / .svg: over ε, the robust accuracy and success rate (and, for attacks on
 // explanations, the mean top-k intersection, Spearman correlation and center-of-mass shift).
-void write_curves(const std::string& out, const std::string& method, const std::vector<CurvePoint>& points,
+void write_attack_curves(const std::string& out, const std::string& method, const std::vector<CurvePoint>& points,
                   const std::vector<int>& labels) {
   explain::Series acc{"robust accuracy", {}, {}, {}}, succ{"success rate", {}, {}, {}};
   std::map<std::string, explain::Series> expl;
@@ -359,7 +358,7 @@ void run_attack(const AttackArgs& a) {
   q.labels = in.labels;
   q.pixels = pixel_space(model);
   q.targets = read_targets(a.target, g, in.x, in.labels, a.seed);
-  q.progress = tenth_progress(a.method);
+  q.progress = tenth_progress(a.method, "inputs");
 
   // The attacker's initial set (substitute) or the defender's clean reference set (detection).
   const bool substitute = a.method == "substitute";
@@ -377,6 +376,12 @@ void run_attack(const AttackArgs& a) {
                 a.ref_split.c_str(), index.c_str());
   }
 
+  check_inputs_survive(a.inputs, a.out, [&](const std::string& file) {  // adversarial.npy, NAME_adv..., grid.png, ...
+    bool written = file == "summary.json" || file.rfind("adversarial", 0) == 0 || file.rfind("curve", 0) == 0 ||
+                   file.rfind("grid", 0) == 0;
+    for (const std::string& n : in.names) written |= file.rfind(safe_name(n) + "_adv", 0) == 0;
+    return written;
+  });
   make_out_dir(a.out);  // before the work: a folder that cannot be made fails now, not after it
   std::vector<CurvePoint> points;
   const std::vector<double> at = eps.empty() ? std::vector<double>{NAN} : eps;
@@ -421,13 +426,13 @@ void run_attack(const AttackArgs& a) {
     const std::string stem = a.out + "/" + names[n] + "_adv";
     write_npy(stem + ".npy", written.slice(n, n + 1).reshaped(g.input_shape()));
     if (images) {
-      const Image im = explain::to_image(pixels_of(q.pixels, last.adversarial, n));
+      const explain::Image im = explain::to_image(pixels_of(q.pixels, last.adversarial, n));
       const int k = enlargement_for(im.w);
       write_image(stem + ".png", explain::resize_nearest(im, im.w * k, im.h * k));
     }
   }
-  if (images) write_grid(a.out + "/grid.png", a, params, g, q.pixels, in, last, classes, points.back().eps);
-  if (points.size() > 1) write_curves(a.out, a.method, points, in.labels);
+  if (images) write_attack_grid(a.out + "/grid.png", a, params, g, q.pixels, in, last, classes, points.back().eps);
+  if (points.size() > 1) write_attack_curves(a.out, a.method, points, in.labels);
 
   nlohmann::json curve = nlohmann::json::array();
   for (const CurvePoint& c : points) {

@@ -289,22 +289,6 @@ std::vector<Column> make_columns(const ExplainArgs& a, const std::vector<std::st
   return cols;
 }
 
-// An --input file in the --out folder under a name explain writes (NAME_COLUMN..., grid*.png,
-// summary.json, correlations.csv) would be replaced by an output: refused before anything is written.
-void check_inputs_survive(const ExplainArgs& a, const std::vector<std::string>& names) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  for (const std::string& f : a.inputs) {
-    if (!fs::equivalent(fs::path(f).parent_path().empty() ? "." : fs::path(f).parent_path(), a.out, ec)) continue;
-    const std::string file = fs::path(f).filename().string();
-    bool written = file == "summary.json" || file == "correlations.csv" || file.rfind("grid", 0) == 0;
-    for (const std::string& n : names) written |= file.rfind(n + "_", 0) == 0;
-    if (written)
-      throw std::invalid_argument("--input " + f + " is in --out " + a.out +
-                                  " under a name the outputs take: write them to another folder");
-  }
-}
-
 void run_explain(const ExplainArgs& a) {
   if (a.list) {
     std::fputs(explain::list_text(explain::methods()).c_str(), stdout);
@@ -337,7 +321,11 @@ void run_explain(const ExplainArgs& a) {
 
   std::vector<std::string> names;
   for (auto& s : in.names) names.push_back(output_stem(s));
-  check_inputs_survive(a, names);
+  check_inputs_survive(a.inputs, a.out, [&](const std::string& file) {  // NAME_COLUMN..., grid*.png, ...
+    bool written = file == "summary.json" || file == "correlations.csv" || file.rfind("grid", 0) == 0;
+    for (const std::string& n : names) written |= file.rfind(n + "_", 0) == 0;
+    return written;
+  });
   make_out_dir(a.out);
   nlohmann::json summary;
   summary["model"] = a.model;

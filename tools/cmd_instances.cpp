@@ -196,7 +196,7 @@ void write_pert(const Run& r, const std::string& m, const inst::Scores& s, const
 }
 
 // One method over the test inputs: scores, grid, extra arrays and the summary entries.
-void run_method(const Run& r, const std::string& m, const explain::Params& params, const inst::Context& ctx,
+void run_instance_method(const Run& r, const std::string& m, const explain::Params& params, const inst::Context& ctx,
                 json& summary) {
   inst::Examples tests{r.tests.x, targets_for(r, m)};
   const auto t0 = std::chrono::steady_clock::now();
@@ -412,7 +412,7 @@ void run_influence(const InfluenceArgs& a) {
     if (a.self)
       run_self(r, methods[m], params[m], ctx, summary);
     else
-      run_method(r, methods[m], params[m], ctx, summary);
+      run_instance_method(r, methods[m], params[m], ctx, summary);
   }
   if (a.loo > 0) run_loo(r, params[influence - methods.begin()], ctx, summary);
   atomic_write(a.out + "/summary.json", summary.dump(2) + "\n");

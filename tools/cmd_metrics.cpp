@@ -257,7 +257,7 @@ void write_curve_plots(const std::string& dir, const std::string& metric, const 
 
 // The printed table: one row per metric, one column of means per method, each column as wide as
 // the longest method name (14 at least), so no name is cut.
-void print_table(const std::vector<std::string>& names, const std::vector<std::string>& methods,
+void print_metrics_table(const std::vector<std::string>& names, const std::vector<std::string>& methods,
                  const nlohmann::json& results) {
   int w = 14;
   for (auto& m : methods) w = std::max(w, int(m.size()));
@@ -381,7 +381,7 @@ void run_evaluate(const EvaluateArgs& a) {
     atomic_write(a.out + "/metrics.json", out.dump(1) + "\n");
     atomic_write(a.out + "/metrics.csv", csv.str());
   }
-  print_table(names, methods, out["metrics"]);
+  print_metrics_table(names, methods, out["metrics"]);
   std::printf("wrote metrics.json, metrics.csv and figures to %s\n", a.out.c_str());
 }
 

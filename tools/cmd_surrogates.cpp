@@ -171,10 +171,14 @@ void run_distill(DistillArgs a) {
   Model student = make_student(a, teacher, sample, teacher.graph.classes());
   check_fits(student.graph, train);
   // A tree student's figure shows test sample --index: checked before training overwrites --out.
-  const Dataset test = load_dataset(a.data, "test");
-  if (sg::soft_tree_node(student.graph) >= 0 && (a.index < 0 || a.index >= test.size()))
-    throw std::out_of_range("--index " + std::to_string(a.index) + " outside the test split's " +
-                            std::to_string(test.size()) + " samples");
+  // Other students' test split is read after training, so that it does not add to the peak.
+  Dataset test;
+  if (sg::soft_tree_node(student.graph) >= 0) {
+    test = load_dataset(a.data, "test");
+    if (a.index < 0 || a.index >= test.size())
+      throw std::out_of_range("--index " + std::to_string(a.index) + " outside the test split's " +
+                              std::to_string(test.size()) + " samples");
+  }
 
   FitOptions o = distill_fit_options(a, teacher, sample.rank == 1);
   sg::DistillationLoss loss(settings);
@@ -193,6 +197,7 @@ void run_distill(DistillArgs a) {
   const double secs = seconds_since(t0);
   train = Dataset{};
 
+  if (test.size() == 0) test = load_dataset(a.data, "test");
   const Tensor x = model_inputs(test, teacher);
   const sg::Agreement ag = sg::agreement(student.graph, teacher.graph, x, test.y);
   json report = {{"teacher", a.teacher},

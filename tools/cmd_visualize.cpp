@@ -31,7 +31,6 @@ namespace gb {
 namespace {
 
 namespace vz = visualize;
-using explain::Image;
 
 struct VisualizeArgs {
   std::string model, method, unit, data, index, split = "test", scan = "all", scan_split, out;
@@ -109,7 +108,7 @@ std::vector<vz::Unit> read_units(const VisualizeArgs& a, Graph& g, const Inputs&
 }
 
 // --data, or the dataset the model was trained on.
-std::string data_spec(const VisualizeArgs& a, const Model& m) {
+std::string visualize_data_spec(const VisualizeArgs& a, const Model& m) {
   if (!a.data.empty()) return a.data;
   auto it = m.metadata.find("glassbox.dataset");
   return it == m.metadata.end() ? "" : it->second;
@@ -141,7 +140,7 @@ Tensor read_scan(const VisualizeArgs& a, const Model& m, bool required, ScanInfo
     if (required) throw std::invalid_argument(a.method + " needs a dataset to scan (--data, --scan)");
     return {};
   }
-  const std::string spec = data_spec(a, m);
+  const std::string spec = visualize_data_spec(a, m);
   if (spec.empty() || !dataset_available(spec)) {
     if (required) throw std::invalid_argument(a.method + " needs a dataset to scan: give --data" +
                                               (spec.empty() ? "" : " ('" + spec + "' is not installed)"));
@@ -168,7 +167,7 @@ Tensor read_scan(const VisualizeArgs& a, const Model& m, bool required, ScanInfo
 
 // ---- drawing ---------------------------------------------------------------------------------
 
-void put_text_lines(Image& im, int x, int y, const std::string& text, int max_w) {
+void put_text_lines(explain::Image& im, int x, int y, const std::string& text, int max_w) {
   const uint8_t black[3] = {0, 0, 0};
   size_t p = 0;
   for (int line = 0; p <= text.size(); ++line) {
@@ -192,12 +191,12 @@ double panel_scale(const vz::Panel& p) {
 }
 
 // Row r of a panel as an RGB image: pixels through the bounds, maps (channels summed) on the panel's scale.
-Image draw_row(const vz::Panel& p, int r, const vz::Bounds& b, double scale) {
+explain::Image draw_row(const vz::Panel& p, int r, const vz::Bounds& b, double scale) {
   const Tensor row = p.values.slice(r, r + 1);
   if (p.draw == vz::Draw::pixels) return explain::to_image(vz::to_pixels(row, b).reshaped(row.shape().sample()));
   if (p.draw == vz::Draw::unit_range) return explain::to_image(row.reshaped(row.shape().sample()));
   const int C = row.dim(1), H = row.dim(2), W = row.dim(3);
-  Image im(W, H);
+  explain::Image im(W, H);
   for (int i = 0; i < H * W; ++i) {
     double v = 0;
     for (int c = 0; c < C; ++c) v += row[size_t(c) * H * W + i];
@@ -209,14 +208,14 @@ Image draw_row(const vz::Panel& p, int r, const vz::Bounds& b, double scale) {
 int enlargement(int w) { return std::max(1, (112 + w - 1) / w); }  // 28 px -> 4x: 112 px
 
 struct Cell {
-  Image image;
+  explain::Image image;
   std::string label;
 };
 
 // grid.png: each line holds the shared panels of its first row, then every row's other panels;
 // a line longer than 10 cells continues below, rows kept whole and aligned under the first.
 // The map panels' colorbars stand to the right.
-Image grid(const vz::Result& r, const vz::Bounds& b, const std::string& title) {
+explain::Image grid(const vz::Result& r, const vz::Bounds& b, const std::string& title) {
   std::vector<double> scales;
   for (const vz::Panel& p : r.panels) scales.push_back(panel_scale(p));
   int shared = 0;
@@ -232,7 +231,7 @@ Image grid(const vz::Result& r, const vz::Bounds& b, const std::string& title) {
       for (size_t k = 0; k < r.panels.size(); ++k)  // shared panels on the first line, blanks below them
         if (r.panels[k].shared)
           cells.push_back(chunk == first ? Cell{draw_row(r.panels[k], int(first), b, scales[k]), r.panels[k].name}
-                                         : Cell{Image(1, 1), ""});
+                                         : Cell{explain::Image(1, 1), ""});
       for (size_t i = chunk; i < std::min(end, chunk + rows_per_line); ++i) {
         bool captioned = false;  // the row's first cell carries its caption, the others their panel's name
         for (size_t k = 0; k < r.panels.size(); ++k)
@@ -251,7 +250,7 @@ Image grid(const vz::Result& r, const vz::Bounds& b, const std::string& title) {
   size_t cols = 1;
   for (auto& l : lines) cols = std::max(cols, l.size());
   const int grid_h = int(lines.size()) * (label_h + ch + pad);
-  std::vector<Image> bars;
+  std::vector<explain::Image> bars;
   for (size_t k = 0; k < r.panels.size(); ++k) {
     const vz::Panel& p = r.panels[k];
     if (p.draw == vz::Draw::signed_map || p.draw == vz::Draw::unsigned_map)
@@ -259,23 +258,23 @@ Image grid(const vz::Result& r, const vz::Bounds& b, const std::string& title) {
                                              std::clamp(grid_h - 2 * pad, 120, 360), p.name));
   }
   int bars_w = 0;
-  for (const Image& bar : bars) bars_w += bar.w + pad;
+  for (const explain::Image& bar : bars) bars_w += bar.w + pad;
   const int W = std::max({pad + int(cols) * (cw + pad) + bars_w, 240, explain::text_width(title) + 2 * pad});
   int H = title_h + grid_h + pad;
-  for (const Image& bar : bars) H = std::max(H, title_h + bar.h + 2 * pad);
-  Image im(W, H);
+  for (const explain::Image& bar : bars) H = std::max(H, title_h + bar.h + 2 * pad);
+  explain::Image im(W, H);
   put_text_lines(im, pad, 4, title, W - 2 * pad);
   for (size_t l = 0; l < lines.size(); ++l) {
     const int y = title_h + int(l) * (label_h + ch + pad);
     for (size_t c = 0; c < lines[l].size(); ++c) {
       const int x = pad + int(c) * (cw + pad);
       put_text_lines(im, x, y, lines[l][c].label, cw);
-      const Image cell = explain::resize_nearest(lines[l][c].image, cw, ch);
+      const explain::Image cell = explain::resize_nearest(lines[l][c].image, cw, ch);
       for (int yy = 0; yy < ch; ++yy) std::copy(cell.px(0, yy), cell.px(0, yy) + 3 * cw, im.px(x, y + label_h + yy));
     }
   }
   int x = pad + int(cols) * (cw + pad);
-  for (const Image& bar : bars) {
+  for (const explain::Image& bar : bars) {
     for (int yy = 0; yy < bar.h; ++yy) std::copy(bar.px(0, yy), bar.px(0, yy) + 3 * bar.w, im.px(x, title_h + pad + yy));
     x += bar.w + pad;
   }
@@ -284,7 +283,7 @@ Image grid(const vz::Result& r, const vz::Bounds& b, const std::string& title) {
 
 // Per row: <name>.npy / .png for the main panel (the first that is not shared), <name>_<panel>.npy
 // / .png for the others (shared panels are the inputs and are not written again).
-// Image panels go to .npy in --input-space (pixels by default), so `--input` with the same flag
+// explain::Image panels go to .npy in --input-space (pixels by default), so `--input` with the same flag
 // reads them back; maps stay as computed.
 void write_rows(const std::string& out, const vz::Result& r, const vz::Bounds& b, InputSpace space) {
   std::set<std::string> seen;
@@ -300,7 +299,7 @@ void write_rows(const std::string& out, const vz::Result& r, const vz::Bounds& b
       Tensor row = p.values.slice(int(i), int(i) + 1);
       if (p.draw == vz::Draw::pixels && space == InputSpace::pixels && row.rank() == 4) row = vz::to_pixels(row, b);
       write_npy(path + ".npy", row.reshaped(row.shape().sample()));
-      Image im = draw_row(p, int(i), b, panel_scale(p));
+      explain::Image im = draw_row(p, int(i), b, panel_scale(p));
       const int s = enlargement(im.w);
       write_image(path + ".png", explain::resize_nearest(im, im.w * s, im.h * s));
     }
@@ -347,7 +346,7 @@ void write_curves(const std::string& out, const vz::Result& r, const std::string
   atomic_write(out + "/curves.svg", explain::plot_svg(series, o));
 }
 
-vz::Params read_params(const std::vector<std::string>& given) {
+vz::Params read_visualize_params(const std::vector<std::string>& given) {
   vz::Params p = read_key_values(given);
   if (auto it = p.find("segments"); it != p.end() && it->second.size() > 4 &&
                                     it->second.compare(it->second.size() - 4, 4, ".npy") == 0) {
@@ -365,7 +364,7 @@ void run_visualize(const VisualizeArgs& a) {
   if (a.model.empty()) throw std::invalid_argument("--model is required");
   if (a.out.empty()) throw std::invalid_argument("--out is required");
   if (a.method.empty()) throw std::invalid_argument("--method is required (see glassbox visualize --list)");
-  const vz::Params params = read_params(a.params);
+  const vz::Params params = read_visualize_params(a.params);
   vz::ParamReader(params, vz::method_info(a.method));  // unknown methods and keys fail before any data is read
 
   Model model = open_model(a.model);
@@ -373,7 +372,7 @@ void run_visualize(const VisualizeArgs& a) {
   vz::Request q;
   Inputs in;
   if (!a.inputs.empty() || !a.index.empty()) {
-    in = read_inputs(model, a.inputs, a.inputs.empty() ? data_spec(a, model) : a.data, a.index.empty() ? "0" : a.index,
+    in = read_inputs(model, a.inputs, a.inputs.empty() ? visualize_data_spec(a, model) : a.data, a.index.empty() ? "0" : a.index,
                      a.split, a.input_space);
     q.inputs = in.x;
     for (const std::string& s : in.names) q.input_names.push_back(safe_name(s));

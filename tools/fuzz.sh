@@ -31,6 +31,8 @@ fi
 if [ "$build" = build-fuzz ] && [ ! -f build-fuzz/build.ninja ]; then
   CXX=clang++ meson setup build-fuzz -Dfuzz=true -Dbuildtype=plain \
     -Dcpp_args="-O1 -g -fsanitize=float-cast-overflow" -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+elif [ "$build" = build-fuzz ]; then
+  meson configure build-fuzz -Dfuzz=true >/dev/null  # (an older checkout's folder stored it as a boolean)
 fi
 ninja -C "$build" "${targets[@]/#/fuzz/}" >/dev/null || ninja -C "$build" "${targets[@]/#/fuzz/}" >&2 || { echo "fuzz: build FAILED"; exit 1; }
 mkdir -p "$build/findings"

@@ -468,6 +468,18 @@ void make_parent_dir(const std::string& file, const std::string& flag) {
   if (!parent.empty()) make_out_dir(parent.string(), flag);
 }
 
+void check_inputs_survive(const std::vector<std::string>& inputs, const std::string& out,
+                          const std::function<bool(const std::string&)>& written) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (const std::string& f : inputs) {
+    const fs::path folder = fs::path(f).parent_path().empty() ? fs::path(".") : fs::path(f).parent_path();
+    if (fs::equivalent(folder, out, ec) && written(fs::path(f).filename().string()))
+      throw std::invalid_argument("--input " + f + " is in --out " + out +
+                                  " under a name the outputs take: write them to another folder");
+  }
+}
+
 std::string safe_name(const std::string& s) {
   std::string o;
   for (char c : s) {
@@ -503,13 +515,14 @@ std::function<void(const std::string&, int, int)> stage_progress() {
   };
 }
 
-std::function<void(int, int)> tenth_progress(const std::string& what) {
+std::function<void(int, int)> tenth_progress(const std::string& what, const std::string& unit) {
   auto last = std::make_shared<int>(-1);
-  return [what, last](int done, int total) {
+  const std::string suffix = unit.empty() ? "" : " " + unit;
+  return [what, suffix, last](int done, int total) {
     const int tenth = total > 0 ? done * 10 / total : 10;
     if (tenth == *last) return;
     *last = tenth;
-    std::printf("  %s: %d/%d\n", what.c_str(), done, total);
+    std::printf("  %s: %d/%d%s\n", what.c_str(), done, total, suffix.c_str());
     std::fflush(stdout);
   };
 }

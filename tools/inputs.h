@@ -1,7 +1,8 @@
 // What the explanation commands (explain, regions, evaluate, ...) feed the model: image files and
 // dataset samples (pixels, normalized as the model was trained), .npy arrays (N x C x H x W
 // float32, pixels by default, see InputSpace), what is explained (--target), and the explanation
-// methods' parameters from the command line (routing, baselines).
+// methods' parameters from the command line (routing, baselines); and what the commands share
+// around them: output folders, file names, CSV fields, progress lines, a family's --param KEY=VALUE.
 #pragma once
 #include <chrono>
 #include <functional>
@@ -93,6 +94,11 @@ void make_out_dir(const std::string& dir, const std::string& flag = "--out");
 // The same for the folder an output file (`flag` FILE) goes in.
 void make_parent_dir(const std::string& file, const std::string& flag = "--out");
 
+// An --input file in the --out folder under a name an output takes (`written(file name)`) would be
+// replaced by it: refused before anything is written.
+void check_inputs_survive(const std::vector<std::string>& inputs, const std::string& out,
+                          const std::function<bool(const std::string& file_name)>& written);
+
 // A name usable as a file name: letters, digits, '-' and '.' kept, runs of anything else one '_'
 // ("x[3]" -> "x_3"), "input" when nothing is left.
 std::string safe_name(const std::string& s);
@@ -104,8 +110,8 @@ std::string csv_field(const std::string& s);
 // stages otherwise.
 std::function<void(const std::string& stage, int done, int total)> stage_progress();
 
-// Progress of a long loop on stdout, a line at every tenth: "  WHAT: done/total".
-std::function<void(int done, int total)> tenth_progress(const std::string& what);
+// Progress of a long loop on stdout, a line at every tenth: "  WHAT: done/total[ UNIT]".
+std::function<void(int done, int total)> tenth_progress(const std::string& what, const std::string& unit = "");
 
 // 0.1234 -> "12.34%".
 std::string percent(double fraction);

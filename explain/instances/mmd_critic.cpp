@@ -221,8 +221,10 @@ Prototypes mmd_critic(Graph* model, const Tensor& x, int prototypes, int critici
   } else {
     char* end = nullptr;
     gamma = std::strtod(g.c_str(), &end);
-    if (g.empty() || *end || !(gamma > 0) || !explain::float32_finite(gamma))
+    if (g.empty() || *end || !(gamma > 0) || !std::isfinite(gamma))
       throw std::invalid_argument("mmd-critic: --param gamma=" + g + " (use median or a number > 0)");
+    if (!explain::float32_finite(gamma))
+      throw std::invalid_argument("mmd-critic: --param gamma=" + g + " is beyond float32's range (3.4e38)");
   }
   return mmd_critic_features(f, prototypes, criticisms, gamma, reg == "logdet", ctx);
 }

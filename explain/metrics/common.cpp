@@ -184,7 +184,9 @@ Baseline read_baseline(ParamReader& r, bool allow_blur) {
   else {
     char* end = nullptr;
     const double d = std::strtod(v.c_str(), &end);
-    if (v.empty() || *end || !explain::float32_finite(d))
+    if (!v.empty() && !*end && std::isfinite(d) && !explain::float32_finite(d))
+      throw std::invalid_argument(r.method() + ": --param " + key + "=" + v + " is beyond float32's range (3.4e38)");
+    if (v.empty() || *end || !std::isfinite(d))
       throw std::invalid_argument(r.method() + ": --param " + key + "=" + v +
                                   " (known: black, white, mean, uniform" + (allow_blur ? ", blur" : "") + ", or a number)");
     b.kind = Baseline::Kind::value;

@@ -129,7 +129,7 @@ Split best_split(const FeatureView& X, int F, const std::vector<int>& y, const s
   return best;
 }
 
-std::string number(float v) {
+std::string threshold_text(float v) {
   char b[32];
   std::snprintf(b, sizeof b, "%.4g", double(v));
   return b;
@@ -265,7 +265,7 @@ std::vector<std::string> RuleTree::rules(const std::vector<std::string>& feature
     std::string cond;
     for (const Condition& c : tight)
       cond += (cond.empty() ? "" : " AND ") + name_of(features, c.feature, "x") + (c.at_most ? " <= " : " > ") +
-              number(c.threshold);
+              threshold_text(c.threshold);
     const int total = std::accumulate(n.counts.begin(), n.counts.end(), 0);
     char tail[96];
     std::snprintf(tail, sizeof tail, " (n = %d, %.0f%%)", total, total ? 100.0 * n.counts[n.prediction] / total : 0.0);

@@ -29,7 +29,7 @@ std::string number(double v) {
   return b;
 }
 
-std::string class_name(const RulesRequest& q, int k) {
+std::string rule_class_name(const RulesRequest& q, int k) {
   return k < int(q.class_names.size()) ? q.class_names[k] : "class " + std::to_string(k);
 }
 
@@ -70,7 +70,7 @@ nlohmann::json anchor_json(const Anchor& a, const std::vector<std::string>& pred
                      {"text", predicate_text[a.predicates[i]]},
                      {"precision", std::isfinite(a.precision_by_size[i]) ? nlohmann::json(a.precision_by_size[i]) : nullptr},
                      {"coverage", a.coverage_by_size[i]}});
-  return {{"class", target},      {"class_name", class_name(q, target)}, {"anchor", preds},
+  return {{"class", target},      {"class_name", rule_class_name(q, target)}, {"anchor", preds},
           {"precision", a.precision}, {"coverage", a.coverage},         {"found", a.found},
           {"samples", a.samples},  {"budget_exhausted", a.budget_exhausted}};
 }
@@ -79,7 +79,7 @@ std::string anchor_rule(const Anchor& a, const std::vector<std::string>& predica
                         const RulesRequest& q) {
   std::string cond;
   for (int p : a.predicates) cond += (cond.empty() ? "" : " AND ") + predicate_text[p];
-  return (cond.empty() ? std::string("ALWAYS") : "IF " + cond) + " THEN " + class_name(q, target) + "  (precision " +
+  return (cond.empty() ? std::string("ALWAYS") : "IF " + cond) + " THEN " + rule_class_name(q, target) + "  (precision " +
          number(a.precision) + ", coverage " + number(a.coverage) + (a.found ? "" : "; below the threshold") + ")";
 }
 
@@ -178,7 +178,7 @@ Image superpixel_figure(const RulesRequest& q, SuperpixelSampler& s, const Ancho
   const std::vector<int> pred = predictions(s.g.forward(imgs));
   for (int e = 0; e < examples; ++e) {
     paste(im, pixels(display_pixels(q, imgs.sample(e)), w, h), cell_x(3 + e), y);
-    text(im, cell_x(3 + e), y - label, class_name(q, pred[e]), pred[e] == s.target ? kBlack : kRed, w);
+    text(im, cell_x(3 + e), y - label, rule_class_name(q, pred[e]), pred[e] == s.target ? kBlack : kRed, w);
   }
   text(im, cell_x(3), y + h + 4, "perturbations that keep the anchor", kGray, im.w - cell_x(3));
   return im;
@@ -326,7 +326,7 @@ Image quantile_figure(const RulesRequest& q, QuantileSampler& s, const Anchor& a
   const std::vector<int> pred = predict(s.g, q.data);
   const int K = *std::max_element(pred.begin(), pred.end()) + 1, M = std::min(q.data.batch(), 1500);
   std::vector<Series> series(K);
-  for (int k = 0; k < K; ++k) series[k].label = class_name(q, k);
+  for (int k = 0; k < K; ++k) series[k].label = rule_class_name(q, k);
   for (int i = 0; i < M; ++i) {
     series[pred[i]].x.push_back(raw(q, 0, q.data[size_t(i) * 2]));
     series[pred[i]].y.push_back(raw(q, 1, q.data[size_t(i) * 2 + 1]));
@@ -475,7 +475,7 @@ double agreement_of(const std::vector<int>& a, const std::vector<int>& b) {
 Image tree_figure(const RulesRequest& q, const RuleTree& t, const FeatureTable& fit, const std::vector<int>& model_pred,
                   int K, const std::string& title) {
   std::vector<Series> series(K);
-  for (int k = 0; k < K; ++k) series[k].label = class_name(q, k);
+  for (int k = 0; k < K; ++k) series[k].label = rule_class_name(q, k);
   for (int i = 0; i < std::min(fit.values.batch(), 1500); ++i) {
     series[model_pred[i]].x.push_back(fit.values[size_t(i) * 2]);
     series[model_pred[i]].y.push_back(fit.values[size_t(i) * 2 + 1]);
