@@ -76,13 +76,23 @@ uint64_t default_limit() {
 }
 
 std::atomic<uint64_t>& limit() {
-  static std::atomic<uint64_t> l{default_limit()};
+  static std::atomic<uint64_t> l{0};  // 0: not set, and not read from the environment yet
   return l;
 }
 
 }  // namespace
 
-uint64_t memory_limit() { return limit().load(); }
+// The environment is read on first use, not before a set_memory_limit (--max-memory) that makes
+// it irrelevant: a bad GLASSBOX_MAX_MEMORY is an error only where it would apply.
+uint64_t memory_limit() {
+  uint64_t v = limit().load();
+  if (v == 0) {
+    v = default_limit();
+    uint64_t unset = 0;
+    if (!limit().compare_exchange_strong(unset, v)) v = unset;  // another thread or a set came first
+  }
+  return v;
+}
 void set_memory_limit(uint64_t bytes) { limit().store(bytes); }
 
 void check_memory(uint64_t bytes, const std::string& what) {

@@ -76,6 +76,7 @@ TEST_CASE("cli: bad flags and specs are refused with the flag named") {
       {"train --model toy2d --data toy:nosuch" + out, "toy:nosuch"},
       {"train --model toy2d --data nosuch:dir" + out, "nosuch:dir"},
       {"train --model toy2d --data toy:spirals --lr nan" + out, "--lr: 'nan' is not a finite number"},
+      {"train --model toy2d --data toy:spirals --lr 1e308" + out, "--lr: '1e308' is not a finite number"},
       {"train --model toy2d --data toy:spirals --lr -1" + out, "--lr: '-1'"},
       {"train --model toy2d --data toy:spirals --momentum 2" + out, "--momentum: '2'"},
       {"train --model toy2d --data toy:spirals --val 1" + out, "--val: '1'"},
@@ -1164,6 +1165,10 @@ TEST_CASE("cli: refusals that used to crash, hang or overwrite an input") {
                       (s / "at"));
   CHECK(r.status == 1);
   CHECK_MESSAGE(contains(r.err, "--ref-index '5:2'"), r.err);
+  // A step of 1e308 is finite as a double but inf as the float32 the attack computes in.
+  r = glassbox(s, "attack --model " + m + " --data " + data + " --index 0 --method fgsm --eps 1e308 --out " + (s / "at"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "'1e308' is not a finite float32 number"), r.err);
 }
 
 TEST_CASE("cli: an --out folder that cannot be made is named as such") {
@@ -1211,4 +1216,15 @@ TEST_CASE("cli: evaluate takes --labels for .npy inputs, as explain does") {
   const nlohmann::json j = read_json(s / "ev/metrics.json");
   REQUIRE(j["inputs"].size() == 20);
   for (int n = 0; n < 20; ++n) CHECK(j["inputs"][n]["label"] == n % 3);
+}
+
+TEST_CASE("cli: GLASSBOX_MAX_MEMORY is checked at start unless --max-memory replaces it") {
+  Scratch s;
+  REQUIRE(::setenv("GLASSBOX_MAX_MEMORY", "lots", 1) == 0);
+  const Run bad = glassbox(s, "info lenet5");  // (before, only a run that checked a size noticed it)
+  const Run replaced = glassbox(s, "--max-memory 1G info lenet5");
+  ::unsetenv("GLASSBOX_MAX_MEMORY");
+  CHECK(bad.status == 1);
+  CHECK_MESSAGE(contains(bad.err, "GLASSBOX_MAX_MEMORY: 'lots' is not a byte count"), bad.err);
+  CHECK_MESSAGE(replaced.status == 0, replaced.err);
 }

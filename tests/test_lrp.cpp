@@ -515,7 +515,9 @@ TEST_CASE("the rule and composite tables drive the registry's parameters") {
   CHECK(rule_params("alpha-beta").size() == 2);
   CHECK(rule_params("zbox")[0].name == "low");
   CHECK_THROWS_WITH_AS(parse_rule("gamma:0.1:2"), doctest::Contains("takes at most 1 parameter"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(parse_rule("gamma:abc"), doctest::Contains("gamma 'abc' is not a finite number"),
+  CHECK_THROWS_WITH_AS(parse_rule("gamma:abc"), doctest::Contains("gamma 'abc' is not a finite float32 number"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(parse_rule("epsilon:1e308"), doctest::Contains("'1e308' is not a finite float32 number"),
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(parse_rule("magic"), doctest::Contains("unknown rule 'magic' (known: epsilon, zero"),
                        std::invalid_argument);

@@ -65,8 +65,8 @@ std::vector<double> read_eps(const AttackArgs& a) {
   if (a.eps.empty()) return out;
   for (const std::string& s : split_list(a.eps)) {
     double v = 0;
-    if (!parse_number(s, v) || !std::isfinite(v) || v < 0)
-      throw std::invalid_argument("--eps '" + a.eps + "': '" + s + "' is not a finite number >= 0 (pixels)");
+    if (!parse_number(s, v) || !explain::float32_finite(v) || v < 0)
+      throw std::invalid_argument("--eps '" + a.eps + "': '" + s + "' is not a finite float32 number >= 0 (pixels)");
     out.push_back(v);
   }
   return out;

@@ -2,6 +2,7 @@
 // given and what is accepted.
 #include <CLI/CLI.hpp>
 #include <cmath>
+#include <limits>
 #include <sstream>
 
 #include "tools/flags.h"
@@ -33,7 +34,9 @@ Check finite(double lo, double hi, bool lo_open, bool hi_open) {
   const std::string range = d.str();
   return {[=](std::string& text) -> std::string {
             double v = 0;
-            const bool inside = parse_number(text, v) && std::isfinite(v) && (lo_open ? v > lo : v >= lo) &&
+            // Finite as a float32 too: the engine computes in float32 (1e308 would become inf there).
+            const bool inside = parse_number(text, v) && std::fabs(v) <= std::numeric_limits<float>::max() &&
+                                (lo_open ? v > lo : v >= lo) &&
                                 (hi_open ? v < hi : v <= hi);
             return inside ? std::string() : "'" + text + "' is not a finite number in " + range;
           },

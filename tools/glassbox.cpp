@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
   app.parse_complete_callback([&] {
     gb::set_threads(threads);
     if (!max_memory.empty()) gb::set_memory_limit(gb::parse_bytes(max_memory, "--max-memory"));
+    else gb::memory_limit();  // a bad GLASSBOX_MAX_MEMORY fails here, before any work, naming itself
     gb::allow_nonfinite(allow_nonfinite);
   });
   gb::add_info_command(commands);

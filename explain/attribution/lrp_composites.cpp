@@ -7,6 +7,7 @@
 #include "engine/layers.h"
 #include "explain/attribution/canonizer.h"
 #include "explain/attribution/lrp_rules.h"
+#include "explain/common/params.h"
 
 namespace gb::explain {
 
@@ -103,7 +104,7 @@ NamedComposite composite_rules(const std::string& name_in) {
     } else if (key == "norm") {
       char* end = nullptr;
       c.norm_epsilon = std::strtod(val.c_str(), &end);
-      if (val.empty() || *end || !std::isfinite(c.norm_epsilon) || c.norm_epsilon < 0)
+      if (val.empty() || *end || !float32_finite(c.norm_epsilon) || c.norm_epsilon < 0)
         throw std::invalid_argument("LRP rule mapping: norm '" + val + "' is not a number >= 0");
     } else {
       throw std::invalid_argument("LRP rule mapping: unknown key '" + key + "' (keys: conv, dense, first, norm)");

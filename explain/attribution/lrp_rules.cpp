@@ -13,6 +13,7 @@
 
 #include "engine/layers.h"
 #include "explain/attribution/canonizer.h"
+#include "explain/common/params.h"
 #include "explain/attribution/method.h"
 
 namespace gb::explain {
@@ -277,8 +278,8 @@ double argument(const std::string& rule, const std::string& key, const std::stri
   if (sample) return 0;
   char* end = nullptr;
   const double d = std::strtod(v.c_str(), &end);
-  if (v.empty() || *end || !std::isfinite(d))
-    throw std::invalid_argument("LRP rule " + rule + ": " + key + " '" + v + "' is not a finite number" +
+  if (v.empty() || *end || !float32_finite(d))  // (1e308 would be inf in the float32 maps)
+    throw std::invalid_argument("LRP rule " + rule + ": " + key + " '" + v + "' is not a finite float32 number" +
                                 (word ? std::string(" (or '") + word + "')" : std::string()));
   return d;
 }
