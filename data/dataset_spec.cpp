@@ -9,6 +9,7 @@
 #include "data/images.h"
 #include "data/io_util.h"
 #include "data/npy.h"
+#include "engine/finite.h"
 
 namespace gb {
 
@@ -328,6 +329,9 @@ Dataset load_dataset(const std::string& spec_in, const std::string& split) {
     }
   }
   d.name = spec + ":" + split;
+  // NaN data would surface far from its cause (training "diverged", a NaN explanation, a refusal
+  // deep in a method): name the set here, once for every command.
+  check_finite(d.x, spec + " (" + split + " split)");
   return d;
 }
 

@@ -556,7 +556,8 @@ TEST_CASE("cli: .npy inputs and baselines are pixels unless --input-space model;
   CHECK(read_file(s / "u3/0_0_integrated-gradients.npy") != read_file(s / "u4/0_0_integrated-gradients.npy"));
   run(data + " --baseline blur:1", "blur");
   CHECK(read_file(s / "blur/0_0_integrated-gradients.npy") != read_file(s / "black/0_0_integrated-gradients.npy"));
-  for (const char* bad : {"blur:0", "uniform:x", "purple", "nan"}) {
+  // 3.4e38 is a float32, but not once the normalization divides it by a std below 1.
+  for (const char* bad : {"blur:0", "uniform:x", "purple", "nan", "3.4e38"}) {
     r = glassbox(s, "explain" + model + data + ig + " --out " + (s / "bad") + " --baseline " + bad);
     CHECK(r.status != 0);
     CHECK_MESSAGE(contains(r.err, std::string("--param baseline=") + bad), r.err);
@@ -1027,6 +1028,11 @@ TEST_CASE("cli: evaluate lists its metrics; a small run writes metrics.json, met
     CHECK(r.status != 0);
     CHECK_MESSAGE(contains(r.err, c.expect), r.err);
   }
+  // evaluate has no --sweep, so its repeated-key error must not advise one (explain's does).
+  r = glassbox(s, base + methods + "--metric sparseness --method-param n_steps=8");
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "--method-param n_steps given twice (n_steps=4 and n_steps=8)"), r.err);
+  CHECK_MESSAGE(!contains(r.err, "--sweep"), r.err);
 }
 
 TEST_CASE("cli: bench --gemm writes one row per product shape and GEMM, and names the GEMM in every row") {

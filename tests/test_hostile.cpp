@@ -556,9 +556,15 @@ TEST_CASE("hostile cli: model paths, checkpoints, NaN data and same-named inputs
     Run r = glassbox(s, "train --model toy2d --data npy:" + (s / "x.npy") + "," + (s / "y.npy") + " --quiet --out " +
                             (s / "n.safetensors"));
     CHECK(r.status == 1);
-    CHECK_MESSAGE(contains(r.err, "(training data): NaN at sample"), r.err);
+    CHECK_MESSAGE(contains(r.err, "(train split): NaN at sample"), r.err);
     CHECK_MESSAGE(!contains(r.err, "diverged"), r.err);
     CHECK(!fs::exists(s / "n.safetensors"));
+    // Every command that reads a data set names it the same way (prototypes stopped deep inside
+    // MMD-critic with "point 1 is not finite", and top-patches scanned NaN images without a word).
+    r = glassbox(s, "prototypes --model \"" + (s / "model (copy).safetensors") + "\" --data npy:" + (s / "x.npy") +
+                        "," + (s / "y.npy") + " --out " + (s / "p"));
+    CHECK(r.status == 1);
+    CHECK_MESSAGE(contains(r.err, "(train split): NaN at sample"), r.err);
   }
 
   // NaN inputs are refused before any computation, and allowed on request.
@@ -569,6 +575,12 @@ TEST_CASE("hostile cli: model paths, checkpoints, NaN data and same-named inputs
   CHECK_MESSAGE(contains(p.err, "nan.npy: NaN at sample 0, element 0"), p.err);
   Run allowed = glassbox(s, "--allow-nonfinite predict --model " + model + " --input " + (s / "nan.npy"));
   CHECK_MESSAGE(allowed.status == 0, allowed.err);
+  // A finite float32 that the model's normalization, (x - mean) / std with std < 1, takes past
+  // float32's range: refused as well (it gave NaN predictions).
+  put(s / "big.npy", npy("<f4", "(1, 2)", floats({3.4e38f, 3.4e38f})));
+  Run big = glassbox(s, "predict --model " + model + " --input " + (s / "big.npy"));
+  CHECK(big.status == 1);
+  CHECK_MESSAGE(contains(big.err, "big.npy after the model's normalization ((x - mean) / std): +Inf"), big.err);
 
   // Two inputs with the same name in different folders no longer overwrite each other's outputs.
   fs::create_directories(s / "a");

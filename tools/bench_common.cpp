@@ -10,22 +10,21 @@
 #include "engine/rng.h"
 #include "engine/threads.h"
 #include "tools/bench.h"
+#include "tools/inputs.h"
 
 namespace gb {
 
 double calls_per_second(const std::function<void()>& fn, double budget) {
-  using clock = std::chrono::steady_clock;
-  auto since = [](clock::time_point t0) { return std::chrono::duration<double>(clock::now() - t0).count(); };
   fn();
   double best = 0;
   for (int round = 0; round < 5; ++round) {
     int n = 0;
-    const auto t0 = clock::now();
+    const auto t0 = std::chrono::steady_clock::now();
     do {
       fn();
       ++n;
-    } while (since(t0) < budget / 5);
-    best = std::max(best, n / since(t0));
+    } while (seconds_since(t0) < budget / 5);
+    best = std::max(best, n / seconds_since(t0));
   }
   return best;
 }
@@ -33,7 +32,7 @@ double calls_per_second(const std::function<void()>& fn, double budget) {
 double items_per_second(const std::function<void()>& fn, double items, double budget) {
   const auto t0 = std::chrono::steady_clock::now();
   fn();
-  const double once = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double once = seconds_since(t0);
   return once > budget ? items / once : items * calls_per_second(fn, budget);
 }
 

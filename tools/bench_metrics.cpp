@@ -16,6 +16,7 @@
 #include "explain/attribution/explain.h"
 #include "explain/metrics/metrics.h"
 #include "tools/bench.h"
+#include "tools/inputs.h"
 #include "train/presets.h"
 
 namespace gb {
@@ -25,7 +26,7 @@ namespace {
 double seconds_of(const std::function<void()>& fn) {
   const auto t0 = std::chrono::steady_clock::now();
   fn();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return seconds_since(t0);
 }
 
 // Runs per second: five rounds when a run is short, else the better of two single runs.

@@ -376,10 +376,12 @@ void run_attack(const AttackArgs& a) {
                 a.ref_split.c_str(), index.c_str());
   }
 
+  std::vector<std::string> names;  // the stems of the per-input outputs, NAME_adv.npy and .png
+  for (const std::string& s : in.names) names.push_back(safe_name(s));
   check_inputs_survive(a.inputs, a.out, [&](const std::string& file) {  // adversarial.npy, NAME_adv..., grid.png, ...
     bool written = file == "summary.json" || file.rfind("adversarial", 0) == 0 || file.rfind("curve", 0) == 0 ||
                    file.rfind("grid", 0) == 0;
-    for (const std::string& n : in.names) written |= file.rfind(safe_name(n) + "_adv", 0) == 0;
+    for (const std::string& n : names) written |= file.rfind(n + "_adv", 0) == 0;
     return written;
   });
   make_out_dir(a.out);  // before the work: a folder that cannot be made fails now, not after it
@@ -411,12 +413,10 @@ void run_attack(const AttackArgs& a) {
                   "saturated in float32, as in Captum); --param zero_thresh=0 steps along its sign anyway\n",
                   unmoved);
   }
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = seconds_since(t0);
 
   const attacks::Result& last = points.back().r;
   const int N = in.x.batch();
-  std::vector<std::string> names;
-  for (const std::string& s : in.names) names.push_back(safe_name(s));
   // In --input-space, so `--input adversarial.npy` with the same flag reads them back.
   Tensor written = last.adversarial;
   if (a.input_space == InputSpace::pixels) q.pixels.to_pixels(last.adversarial, written);

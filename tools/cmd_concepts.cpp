@@ -103,11 +103,6 @@ int parse_layer(const Graph& g, const std::string& name, const std::string& flag
   throw std::invalid_argument(flag + " '" + name + "': no such layer (layers: " + known + ")");
 }
 
-void normalize_for(const Model& m, Tensor& x) {
-  const Normalization norm = Normalization::of_model(m.metadata);
-  if (!norm.empty()) norm.apply(x);
-}
-
 bool is_safe_name(const std::string& s) {
   if (s.empty() || s.size() > 64) return false;
   for (char c : s)
@@ -430,7 +425,7 @@ void run_concepts(const ConceptsArgs& a) {
   make_out_dir(a.out);  // before the work: a folder that cannot be made fails now
   const auto t0 = std::chrono::steady_clock::now();
   const cc::TcavResult r = cc::tcav(g, q, params, a.method);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = seconds_since(t0);
   print_table(r);
   std::printf("tcav: %.2f s\n", secs);
 
@@ -634,7 +629,7 @@ void run_probe(const ProbeArgs& a) {
     std::fflush(stdout);
     runs.emplace_back(s, cc::probe(m.graph, q, params, a.method));
   }
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = seconds_since(t0);
 
   std::printf("%-12s %9s", "layer", "features");
   for (const auto& [s, r] : runs) std::printf(" %17s", (s.label.size() > 17 ? s.label.substr(0, 17) : s.label).c_str());
@@ -950,7 +945,7 @@ void run_dissect(const DissectArgs& a) {
   make_out_dir(a.out);  // before the work: a folder that cannot be made fails now
   const auto t0 = std::chrono::steady_clock::now();
   const cc::DissectResult r = cc::dissect(model.graph, {&s, layers, stage_progress()}, params, a.method);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = seconds_since(t0);
 
   json jl = json::array();
   for (const cc::LayerDissection& d : r.layers) {
@@ -1104,7 +1099,7 @@ void run_ace(const AceArgs& a) {
   make_out_dir(a.out);  // before the work: a folder that cannot be made fails now
   const auto t0 = std::chrono::steady_clock::now();
   const cc::AceResult r = cc::ace(g, q, params);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = seconds_since(t0);
   std::vector<int> sizes(r.clusters.centers.dim(0), 0);
   for (int l : r.clusters.labels) ++sizes[l];
   std::printf("%d patches, %zu clusters, %zu kept as concepts\n", r.patches.x.batch(), sizes.size(), r.concepts.size());

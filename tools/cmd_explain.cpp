@@ -107,7 +107,7 @@ Tensor run_method(const ExplainArgs& a, Graph& g, const Inputs& in, const Target
   const std::string& baseline = col.baseline;
   auto t0 = std::chrono::steady_clock::now();
   explain::Result r = explain::explain(g, in.x, target, col.method, params);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = seconds_since(t0);
   nlohmann::json pj(static_cast<const std::map<std::string, std::string>&>(params));
   if (!baseline.empty()) pj["baseline"] = baseline;
   summary["methods"][m] = {{"method", col.method}, {"params", pj}, {"time_s", secs}, {"signed", r.is_signed}};
@@ -247,7 +247,9 @@ std::vector<explain::Params> route_explain_params(const ExplainArgs& a, const st
   std::vector<std::string> params = a.params;
   for (auto [key, value] : {std::pair{"rule", &a.rule}, {"stdev", &a.stdev}, {"baseline", &a.baseline}})
     if (!value->empty()) params.push_back(std::string(key) + "=" + *value);
-  return route_method_params(params, methods, all, "--param", "glassbox explain --list");
+  // "Last one wins" would silently drop a value: a sweep over values is --sweep KEY=V1,V2.
+  return route_method_params(params, methods, all, "--param", "glassbox explain --list",
+                             "to run several values use --sweep KEY=V1,V2,...");
 }
 
 // The output columns: each method once, or once per value of --sweep KEY=V1,V2,... when it takes KEY.

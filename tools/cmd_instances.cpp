@@ -58,8 +58,7 @@ inst::Examples training_set(const Model& m, const std::string& spec, int limit, 
     throw ShapeError("--data " + spec + ": samples are " + raw.x.shape().sample().str() + ", the model takes " +
                      m.graph.input_shape().str());
   inst::Examples e{raw.x.clone(), raw.y};
-  const Normalization norm = Normalization::of_model(m.metadata);
-  if (!norm.empty()) norm.apply(e.x);
+  normalize_for(m, e.x, "--data " + spec);
   return e;
 }
 
@@ -201,7 +200,7 @@ void run_instance_method(const Run& r, const std::string& m, const explain::Para
   inst::Examples tests{r.tests.x, targets_for(r, m)};
   const auto t0 = std::chrono::steady_clock::now();
   const inst::Scores s = inst::explain(r.model.graph, r.train, tests, m, params, ctx);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = seconds_since(t0);
   const int M = tests.size(), N = r.train.size(), k = std::min(r.a.top, N / 2);
   write_npy(r.a.out + "/" + m + "_scores.npy", s.scores);
   json arrays = json::object();
@@ -260,7 +259,7 @@ void run_instance_method(const Run& r, const std::string& m, const explain::Para
 void run_self(const Run& r, const std::string& m, const explain::Params& params, const inst::Context& ctx, json& summary) {
   const auto t0 = std::chrono::steady_clock::now();
   const inst::Scores s = inst::self_influence(r.model.graph, r.train, m, params, ctx);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = seconds_since(t0);
   const int N = r.train.size(), k = std::min(r.a.top * 4, N), per_row = std::max(1, r.a.top);
   write_npy(r.a.out + "/" + m + "_self_influence.npy", s.scores);
   const std::vector<int> best = ranked(s.scores.data(), N, k, true);

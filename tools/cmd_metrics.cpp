@@ -365,7 +365,7 @@ void run_evaluate(const EvaluateArgs& a) {
         mj["methods"][methods[mi]] = {{"skipped", e.what()}};
         continue;
       }
-      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double secs = seconds_since(t0);
       std::printf("%-26s %-24s %d inputs in %.2f s\n", names[k].c_str(), methods[mi].c_str(), N, secs);
       std::fflush(stdout);
       mj["methods"][methods[mi]] = result_json(evals.back(), secs);

@@ -29,6 +29,7 @@
 #include "engine/model_file.h"
 #include "engine/threads.h"
 #include "tools/commands.h"
+#include "tools/inputs.h"
 
 namespace gb {
 namespace {
@@ -702,7 +703,7 @@ void add_report_command(Command& app) {
         std::printf("[%d] glassbox %s", id, join(t.args).c_str());
         const auto t_step = std::chrono::steady_clock::now();
         const std::string err = run_step(root, t, cached);
-        const double step_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_step).count();
+        const double step_secs = seconds_since(t_step);
         std::printf("%s\n", cached ? "  (reused)" : err.empty() ? ("  (done, " + fmt(step_secs, "%.1f") + " s)").c_str() : "  FAILED");
         json jt = {{"command", "glassbox " + join(t.args)}, {"folder", t.folder}, {"ok", err.empty()}, {"seconds", step_secs},
                    {"reused", cached}};
@@ -745,7 +746,7 @@ void add_report_command(Command& app) {
       body += "</section>\n";
       numbers["sections"].push_back(js);
     }
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double secs = seconds_since(t0);
     numbers["seconds"] = secs;
     char took[64];
     std::snprintf(took, sizeof took, "%.0f", secs);

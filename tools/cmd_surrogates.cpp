@@ -64,8 +64,7 @@ std::string data_spec(const std::string& given, const Model& m) {
 // A split's inputs in the model's input space.
 Tensor model_inputs(const Dataset& d, const Model& m) {
   Tensor x = d.x.clone();
-  const Normalization norm = Normalization::of_model(m.metadata);
-  if (!norm.empty()) norm.apply(x);
+  normalize_for(m, x, d.name);
   return x;
 }
 

@@ -83,9 +83,7 @@ void run_train(const TrainArgs& a) {
   if (a.normalize != "std" && a.normalize != "none")
     throw std::invalid_argument("--normalize '" + a.normalize + "': use std or none");
 
-  Dataset train = first_samples(load_dataset(a.data, "train"), a.limit);
-  // NaN data would surface as "training diverged ... try a lower --lr": name it here instead.
-  check_finite(train.x, "--data " + a.data + " (training data)");
+  Dataset train = first_samples(load_dataset(a.data, "train"), a.limit);  // refuses NaN data, naming it
   const Shape sample = train.x.shape().sample();
   // The 2-D toy sets are small (a few steps per epoch): toy2d, and the additive model on them,
   // get a larger rate and more epochs.
@@ -132,7 +130,7 @@ void run_train(const TrainArgs& a) {
                  a.schedule.c_str());
   const auto t0 = std::chrono::steady_clock::now();
   FitResult r = fit(m.graph, train, o);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = seconds_since(t0);
   train = Dataset{};  // frees the training images before loading the test split
 
   Dataset test = load_dataset(a.data, "test");

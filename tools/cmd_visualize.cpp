@@ -158,8 +158,7 @@ Tensor read_scan(const VisualizeArgs& a, const Model& m, bool required, ScanInfo
     b = int(lo), e = int(hi);
   }
   Tensor x = d.x.slice(b, e).clone();
-  const Normalization norm = Normalization::of_model(m.metadata);
-  if (!norm.empty()) norm.apply(x);
+  normalize_for(m, x, d.name);
   std::printf("scanning %d samples of %s (%s split)\n", e - b, d.name.c_str(), split.c_str());
   info = {d.name, split, b, e};
   return x;
@@ -390,7 +389,7 @@ void run_visualize(const VisualizeArgs& a) {
   make_out_dir(a.out);  // before the work: a folder that cannot be made fails now
   const auto t0 = std::chrono::steady_clock::now();
   const vz::Result r = vz::visualize(g, q, a.method, params);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = seconds_since(t0);
   std::printf("%s: %zu images in %.3f s\n", a.method.c_str(), r.rows.size(), secs);
 
   write_rows(a.out, r, q.bounds, a.input_space);

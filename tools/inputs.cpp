@@ -141,7 +141,7 @@ Inputs read_inputs(const Model& model, const std::vector<std::string>& files, co
         throw ShapeError(f + ": expected N x " + sample.str() + " float32 (" +
                          (space == InputSpace::pixels ? "pixels" : "model input space") + "), got " + t.shape().str());
       check_finite(t, f);
-      if (space == InputSpace::pixels && !norm.empty()) norm.apply(t);
+      if (space == InputSpace::pixels) normalize_checked(norm, t, f);
       for (int n = 0; n < t.batch(); ++n) {
         in.names.push_back(base + "[" + std::to_string(n) + "]");
         in.labels.push_back(-1);
@@ -163,7 +163,7 @@ Inputs read_inputs(const Model& model, const std::vector<std::string>& files, co
                        sample.str());
     std::vector<int> idx = parse_index(index.empty() ? "0" : index, d.size(), index_flag);
     Dataset s = take(d, idx);
-    if (!norm.empty()) norm.apply(s.x);
+    normalize_checked(norm, s.x, "--data " + data_spec);
     for (size_t k = 0; k < idx.size(); ++k) {
       const int y = s.y[k];
       std::string cls = y >= 0 && y < d.classes() ? d.class_names[y] : std::to_string(y);
@@ -175,8 +175,6 @@ Inputs read_inputs(const Model& model, const std::vector<std::string>& files, co
   if (parts.empty()) throw std::invalid_argument("no inputs: give --input FILE... or --data SPEC");
   in.x = concat(parts);
   if (in.x.empty()) throw std::invalid_argument("no inputs: the files and samples given hold no values");
-  // Non-finite inputs would give NaN explanations that look like results.
-  for (size_t k = 0; k < parts.size(); ++k) check_finite(parts[k], k < files.size() ? files[k] : "--data " + data_spec);
   unique_names(in.names);
   return in;
 }
@@ -200,7 +198,7 @@ Tensor baseline_tensor(const std::string& spec, const Graph& g, const Normalizat
   const Shape one = Shape::batch_of(1, g.input_shape());
   const bool images = g.input_shape().rank == 3;
   auto from_pixels = [&](Tensor t) {  // pixels -> the model's input space
-    if (!norm.empty() && images) norm.apply(t);
+    if (images) normalize_checked(norm, t, flag);
     return t;
   };
   if (spec == "black" || spec == "white" || spec == "gray") return from_pixels(Tensor(one, spec == "black" ? 0.f : spec == "white" ? 1.f : 0.5f));
@@ -246,6 +244,16 @@ Tensor baseline_tensor(const std::string& spec, const Graph& g, const Normalizat
   for (size_t i = 0; i < b.size(); ++i)
     if (!std::isfinite(b[i])) throw std::invalid_argument(flag + ": not finite at element " + std::to_string(i));
   return space == InputSpace::pixels ? from_pixels(b) : b;
+}
+
+void normalize_checked(const Normalization& norm, Tensor& x, const std::string& what) {
+  if (norm.empty()) return;
+  norm.apply(x);
+  check_finite(x, what + " after the model's normalization ((x - mean) / std)");
+}
+
+void normalize_for(const Model& m, Tensor& x, const std::string& what) {
+  normalize_checked(Normalization::of_model(m.metadata), x, what);
 }
 
 // [C,H,W] pixels for display: the model's normalization undone, then clamped to [0,1] (or
@@ -381,17 +389,9 @@ static const std::set<std::string> kTensorBaseline = {"integrated-gradients", "d
 
 std::vector<explain::Params> route_method_params(const std::vector<std::string>& key_values,
                                                  const std::vector<std::string>& methods, explain::Params& all,
-                                                 const std::string& flag, const std::string& see) {
-  for (auto& kv : key_values) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) throw std::invalid_argument(flag + " '" + kv + "': expected KEY=VALUE");
-    const std::string key = kv.substr(0, eq);
-    // "Last one wins" would silently drop a value: a sweep over values is --sweep KEY=V1,V2.
-    if (all.count(key))
-      throw std::invalid_argument(flag + " " + key + " given twice (" + key + "=" + all[key] + " and " + kv +
-                                  "); to run several values use --sweep " + key + "=V1,V2,...");
-    all[key] = kv.substr(eq + 1);
-  }
+                                                 const std::string& flag, const std::string& see,
+                                                 const std::string& twice_hint) {
+  all = read_key_values(key_values, flag, twice_hint);
   std::vector<explain::Params> per_method(methods.size());
   for (auto& [k, v] : all) {
     bool used = false;
@@ -537,14 +537,19 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-explain::Params read_key_values(const std::vector<std::string>& given, const std::string& flag) {
+explain::Params read_key_values(const std::vector<std::string>& given, const std::string& flag,
+                                const std::string& twice_hint) {
   explain::Params p;
   for (const std::string& kv : given) {
     const size_t eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) throw std::invalid_argument(flag + " '" + kv + "': expected KEY=VALUE");
     const std::string key = kv.substr(0, eq);
-    if (p.count(key))
-      throw std::invalid_argument(flag + " " + key + " given twice (" + key + "=" + p[key] + " and " + kv + ")");
+    if (p.count(key)) {
+      std::string hint = twice_hint;  // its KEY names the key
+      if (const size_t at = hint.find("KEY"); at != std::string::npos) hint.replace(at, 3, key);
+      throw std::invalid_argument(flag + " " + key + " given twice (" + key + "=" + p[key] + " and " + kv + ")" +
+                                  (hint.empty() ? "" : "; " + hint));
+    }
     p[key] = kv.substr(eq + 1);
   }
   return p;

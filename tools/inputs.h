@@ -64,6 +64,11 @@ Target read_target(const std::string& spec, const Graph& g, const Inputs& in, co
 Tensor baseline_tensor(const std::string& spec, const Graph& g, const Normalization& norm, InputSpace space,
                        const Tensor& x);
 
+// Pixels into the model's input space: its normalization applied, then a value that overflowed
+// float32 there ((x - mean) / std of a huge pixel) refused, naming `what`.
+void normalize_checked(const Normalization& norm, Tensor& x, const std::string& what);
+void normalize_for(const Model& m, Tensor& x, const std::string& what = "the inputs");  // m's normalization
+
 // [C,H,W] pixels for display: the model's normalization undone, then clamped to [0,1] (or min-max
 // scaled when the values are clearly not pixels).
 Tensor display_pixels(const Tensor& sample, const Normalization& norm);
@@ -74,11 +79,13 @@ Tensor display_pixels(const Tensor& sample, const Normalization& norm);
 // `all` or its default).
 std::set<std::string> accepted_keys(const std::string& method, const explain::Params& all);
 
-// KEY=VALUE strings into `all`, then routed to every method that accepts the key; a key that no
-// method accepts is an error naming `flag`, the methods and where to look (`see`).
+// KEY=VALUE strings into `all` (read_key_values, `twice_hint` its advice for a repeated key), then
+// routed to every method that accepts the key; a key that no method accepts is an error naming
+// `flag`, the methods and where to look (`see`).
 std::vector<explain::Params> route_method_params(const std::vector<std::string>& key_values,
                                                  const std::vector<std::string>& methods, explain::Params& all,
-                                                 const std::string& flag, const std::string& see);
+                                                 const std::string& flag, const std::string& see,
+                                                 const std::string& twice_hint = "");
 
 // Defaults that depend on the model's normalization: the zB box (the pixel range [0, 1] through
 // the normalization, over all channels) and the baselines (black unless given), turned into
@@ -122,8 +129,9 @@ double seconds_since(std::chrono::steady_clock::time_point t);
 // ---- a family's --param KEY=VALUE ----
 
 // The strings as parameters. A key given twice is an error naming `flag`: the last value would
-// win and the first would never be checked.
-explain::Params read_key_values(const std::vector<std::string>& given, const std::string& flag = "--param");
+// win and the first would never be checked. `twice_hint` ends that error, its KEY replaced by the key.
+explain::Params read_key_values(const std::vector<std::string>& given, const std::string& flag = "--param",
+                                const std::string& twice_hint = "");
 
 // The same, each key routed to every one of `methods` that declares it (`declared(method)`); a key
 // that none declares is an error naming the methods, what they are (`kind`: method, metric) and

@@ -265,9 +265,16 @@ TcavResult tcav(Graph& g, const TcavRequest& q, const Params& params, const std:
       for (int r = 1; r <= R; ++r)
         jobs.push_back({acts[c][l], acts[C + r][l], mix_seed(mix_seed(layer_seed, name_hash(q.concepts[c].name)), uint64_t(r)), {}});
     const uint64_t base_seed = mix_seed(layer_seed, 0x62617365ULL);
-    for (int i = o.pooled ? 1 : 0; i <= (o.pooled ? R : 0); ++i)
-      for (int r = 1; r <= R; ++r)
-        if (r != i) jobs.push_back({acts[C + i][l], acts[C + r][l], mix_seed(base_seed, uint64_t(i * (R + 1) + r)), {}});
+    auto random_run = [&](int i, int r) {  // random set i against set r
+      jobs.push_back({acts[C + i][l], acts[C + r][l], mix_seed(base_seed, uint64_t(i * (R + 1) + r)), {}});
+    };
+    if (o.pooled) {
+      for (int i = 1; i <= R; ++i)
+        for (int r = 1; r <= R; ++r)
+          if (r != i) random_run(i, r);
+    } else {
+      for (int r = 1; r <= R; ++r) random_run(0, r);
+    }
     try {
       train_jobs(jobs, o.cav);
     } catch (const std::exception& e) {
