@@ -25,7 +25,7 @@ namespace {
 constexpr const char* kFormat = "1";
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
-  throw std::runtime_error(path + ": " + what);
+  throw ModelFileError(path + ": " + what);
 }
 
 // "features.10.weight" sorts after "features.3.weight": digit runs compare as numbers.
@@ -143,6 +143,8 @@ void write_json(const std::string& path, const json& j, int indent) { atomic_wri
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, std::string("cannot open (") + std::strerror(errno) + ")");
+  // A folder opens on Linux and then reads as zero bytes ("truncated").
+  if (std::error_code ec; std::filesystem::is_directory(path, ec)) fail(path, "is a folder, not a file");
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();

@@ -4,6 +4,7 @@
 // PyTorch's (<layer>.weight OIHW / [out,in], <layer>.bias, BatchNorm running_mean/running_var).
 #pragma once
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,11 @@
 namespace gb {
 
 using Metadata = std::map<std::string, std::string>;
+
+// A model or tensor file that cannot be read or written; the message starts with its path.
+struct ModelFileError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 struct TensorFile {
   std::map<std::string, Tensor> tensors;

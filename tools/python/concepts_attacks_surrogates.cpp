@@ -83,11 +83,6 @@ std::pair<Tensor, std::vector<int>> labelled_arg(const Graph& g, py::handle pair
   return {x, labels_arg(t[1], x.batch(), what + "[1]")};
 }
 
-void normalize_for(const Model& m, Tensor& x) {
-  const Normalization norm = Normalization::of_model(m.metadata);
-  if (!norm.empty()) norm.apply(x);
-}
-
 py::object json_to_py(const json& j) { return py::module_::import("json").attr("loads")(j.dump()); }
 
 py::dict arrays_dict(const std::map<std::string, Tensor>& m) {

@@ -20,7 +20,9 @@ py::array_t<float, py::array::c_style | py::array::forcecast> float_array(py::ha
     throw py::type_error(arg + ": dtype " + std::string(py::str(arr.dtype())) +
                          "; glassbox takes float arrays (float32, or float64 converted) in the model's input space "
                          "(model.normalize(pixels) converts raw pixels in [0, 1])");
-  return py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(arr);
+  auto f = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(arr);
+  if (!f) throw py::error_already_set();  // the copy failed (MemoryError)
+  return f;
 }
 
 Tensor copy_in(const py::array_t<float, py::array::c_style | py::array::forcecast>& f, const std::string& arg) {
@@ -34,7 +36,9 @@ Tensor copy_in(const py::array_t<float, py::array::c_style | py::array::forcecas
   Tensor t(Shape::of(dims));
   std::memcpy(t.data(), f.data(), t.size() * sizeof(float));
   for (size_t i = 0; i < t.size(); ++i)
-    if (!std::isfinite(t[i])) throw py::value_error(arg + ": not finite at flat element " + std::to_string(i));
+    if (!std::isfinite(t[i]))
+      throw py::value_error(arg + ": not finite at flat element " + std::to_string(i) +
+                            " (NaN, Inf, or a float64 beyond float32's range, about 3.4e38)");
   return t;
 }
 
@@ -107,6 +111,18 @@ void register_exceptions(py::module_&) {
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
+    } catch (const py::cast_error& e) {
+      // pybind11's own would be a RuntimeError; a value of the wrong type is a TypeError.
+      PyErr_SetString(PyExc_TypeError, (std::string(e.what()) + ": an argument has the wrong type (see help())").c_str());
+    } catch (const ModelFileError& e) {
+      const std::string msg = e.what();
+      PyObject* type = msg.find("No such file") != std::string::npos ? PyExc_FileNotFoundError
+                       : msg.find("is a folder") != std::string::npos ? PyExc_IsADirectoryError
+                       : msg.find("cannot write") != std::string::npos || msg.find("cannot replace") != std::string::npos ||
+                               msg.find("write failed") != std::string::npos || msg.find("not a regular file") != std::string::npos
+                           ? PyExc_OSError
+                           : PyExc_ValueError;  // a malformed file
+      PyErr_SetString(type, msg.c_str());
     } catch (const ShapeError& e) {
       PyErr_SetString(PyExc_ValueError, e.what());
     } catch (const std::out_of_range& e) {

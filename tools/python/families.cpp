@@ -142,7 +142,9 @@ py::dict evaluate_py(PyModel& pm, py::handle x_arg, py::handle target, const std
   if (label_random == &pm) throw py::value_error("evaluate(label_random_model=...): give another model than the one evaluated");
   if (label_random) ctx.label_random_model = &label_random->m.graph;
   metrics::Evaluation r;
+  const Target t = target_arg(pm, x, target);
   {
+    py::gil_scoped_release nogil;  // before the locks: train's epoch callback takes the GIL under one
     // both models' locks at once (std::lock: no deadlock with a call that takes them the other way)
     std::unique_lock<std::mutex> lock(pm.mu, std::defer_lock), lock_random;
     if (label_random) {
@@ -151,8 +153,6 @@ py::dict evaluate_py(PyModel& pm, py::handle x_arg, py::handle target, const std
     } else {
       lock.lock();
     }
-    const Target t = target_arg(pm, x, target);
-    py::gil_scoped_release nogil;
     r = metrics::evaluate(g, x, t, e, metric, params, ctx);
   }
   py::dict extra;
@@ -271,7 +271,7 @@ py::list regions_py(PyModel& pm, py::handle x_arg, bool polytope) {
 }
 
 // The training set: a dataset spec, a datasets.Dataset, or (pixels [N,C,H,W] in [0,1], labels).
-Dataset train_data(py::handle data) {
+Dataset train_data(py::handle data, int model_classes) {
   if (py::isinstance<py::str>(data)) {
     const std::string spec = data.cast<std::string>();
     if (!dataset_available(spec)) file_not_found("train(data='" + spec + "'): the dataset is not installed here");
@@ -293,7 +293,9 @@ Dataset train_data(py::handle data) {
     throw py::value_error("train(data=...): " + std::to_string(d.y.size()) + " labels for " + std::to_string(d.x.batch()) + " samples");
   int K = 0;
   for (int v : d.y) {
-    if (v < 0) throw py::value_error("train(data=...): negative label " + std::to_string(v));
+    if (v < 0 || v >= model_classes)  // before the class names below are made up to the largest label
+      throw py::value_error("train(data=...): label " + std::to_string(v) + " outside the model's classes [0," +
+                            std::to_string(model_classes) + ")");
     K = std::max(K, v + 1);
   }
   if (py::hasattr(data, "class_names")) d.class_names = data.attr("class_names").cast<std::vector<std::string>>();
@@ -322,7 +324,12 @@ py::list train_py(PyModel& pm, py::handle data, int epochs, py::object progress,
   o.optimizer.kind = optimizer_kind(take("optimizer", std::string("adam")));
   o.optimizer.lr = take("lr", double(default_lr(o.optimizer.kind)));
   o.optimizer.weight_decay = take("weight_decay", double(default_weight_decay(o.optimizer.kind)));
-  o.optimizer.momentum = o.optimizer.kind == OptimizerKind::sgd ? take("momentum", 0.9) : 0.0;
+  const bool momentum_given = s.count("momentum");
+  o.optimizer.momentum = take("momentum", 0.9);
+  if (o.optimizer.kind != OptimizerKind::sgd) {
+    if (momentum_given) throw py::value_error("train(momentum=...): momentum applies to optimizer='sgd' only");
+    o.optimizer.momentum = 0;
+  }
   o.schedule.kind = schedule_kind(take("schedule", std::string("cosine")));
   o.seed = take("seed", uint64_t(42));
   o.val_fraction = take("val", 0.1);
@@ -338,7 +345,7 @@ py::list train_py(PyModel& pm, py::handle data, int epochs, py::object progress,
   if (normalize != "std" && normalize != "none") throw py::value_error("train(normalize='" + normalize + "'): use std or none");
   o.progress = verbose ? ProgressStyle::plain : ProgressStyle::quiet;
 
-  Dataset d = train_data(data);
+  Dataset d = train_data(data, pm.m.graph.classes());
   check_fits(pm.m.graph, d);
   if (pm.m.metadata.count("glassbox.normalize"))
     o.norm = Normalization::of_model(pm.m.metadata);  // a trained model keeps its preprocessing
@@ -362,7 +369,17 @@ py::list train_py(PyModel& pm, py::handle data, int epochs, py::object progress,
   {
     py::gil_scoped_release nogil;
     Lock lock(pm.mu);
-    fit(pm.m.graph, d, o);
+    // A failed call (divergence, an exception from progress) leaves the model as it was: training
+    // changes the weights in place, and a half-trained model would lack its normalization.
+    std::vector<Tensor> before;
+    for (auto& [name, p] : pm.m.graph.named_params()) before.push_back(p->value.clone());
+    try {
+      fit(pm.m.graph, d, o);
+    } catch (...) {
+      size_t i = 0;
+      for (auto& [name, p] : pm.m.graph.named_params()) p->value = before[i++];
+      throw;
+    }
   }
   for (auto& [k, v] : o.metadata) pm.m.metadata[k] = v;
   return history;

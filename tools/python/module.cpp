@@ -9,12 +9,12 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <numeric>
 
 #include "data/dataset.h"
 #include "data/images.h"
 #include "engine/architecture.h"
+#include "engine/finite.h"
 #include "engine/layers.h"
 #include "engine/passes.h"
 #include "engine/threads.h"
@@ -41,19 +41,6 @@ std::shared_ptr<PyModel> load(py::handle spec_arg, uint64_t seed) {
     file_not_found("load('" + spec + "'): no such file, preset or architecture (presets: " + presets + ")");
   }
   return std::make_shared<PyModel>(open_model(spec, seed), spec);
-}
-
-std::vector<std::string> class_names(const Model& m) {
-  std::vector<std::string> names;
-  if (auto it = m.metadata.find("glassbox.classes"); it != m.metadata.end()) {
-    try {
-      names = nlohmann::json::parse(it->second).get<std::vector<std::string>>();
-    } catch (const std::exception&) {
-      names.clear();
-    }
-  }
-  for (int k = int(names.size()); k < m.graph.classes(); ++k) names.push_back(std::to_string(k));
-  return names;
 }
 
 py::tuple shape_tuple(const Shape& s) {
@@ -153,7 +140,8 @@ py::dict activations(PyModel& pm, py::handle x_arg, py::handle names_arg) {
 py::array normalize(const PyModel& pm, py::handle pixels, bool invert) {
   Tensor t = tensor_arg(pixels, pm.m.graph.input_shape(), invert ? "x" : "pixels");
   const Normalization norm = Normalization::of_model(pm.m.metadata);
-  if (!norm.empty()) invert ? norm.invert(t) : norm.apply(t);
+  if (invert) norm.invert(t);
+  else normalize_checked(norm, t, "pixels");
   return to_array(t);
 }
 
@@ -163,7 +151,7 @@ py::dict info(const PyModel& pm) {
   d["spec"] = pm.spec;
   d["input_shape"] = shape_tuple(g.input_shape());
   d["classes"] = g.classes();
-  d["class_names"] = class_names(pm.m);
+  d["class_names"] = model_classes(pm.m);
   d["parameters"] = g.param_count();
   d["architecture"] = architecture_text(g);
   const Normalization norm = Normalization::of_model(pm.m.metadata);
@@ -174,10 +162,12 @@ py::dict info(const PyModel& pm) {
 
 void save(PyModel& pm, py::handle path_arg_) {
   const std::string path = path_arg(path_arg_);
+  py::gil_scoped_release nogil;  // before the lock: train's epoch callback takes the GIL under it
+  Lock lock(pm.mu);
   Metadata extra;
   for (auto& [k, v] : pm.m.metadata)
     if (k.rfind("glassbox.format", 0) != 0 && k != "glassbox.architecture") extra[k] = v;
-  Lock lock(pm.mu);
+  check_finite_params(pm.m.graph, "save('" + path + "')");  // a file load() would refuse
   save_model(path, pm.m.graph, extra);
 }
 
@@ -195,11 +185,26 @@ Target target_arg(PyModel& pm, const Tensor& x, py::handle t) {
   if (py::isinstance<py::str>(t)) {
     const std::string spec = t.cast<std::string>();
     if (spec == "label") throw py::value_error("target='label': pass the labels themselves (a list or array per sample)");
-    Tensor logits = spec == "pred" ? logits_of(g, x) : Tensor();
+    Tensor logits;
+    if (spec == "pred") {
+      py::gil_scoped_release nogil;
+      Lock lock(pm.mu);
+      logits = logits_of(g, x);
+    }
     return read_target(spec, g, in, logits);
   }
   if (py::isinstance<py::bool_>(t)) throw py::type_error("target: expected an int, a list of ints, 'pred' or a unit spec");
-  if (py::isinstance<py::int_>(t)) return read_target(std::to_string(t.cast<long long>()), g, in, {});
+  // An int, or anything usable as one (numpy.int64 from y[i] or argmax()), but not an array.
+  if (!py::isinstance<py::array>(t) && PyIndex_Check(t.ptr())) {
+    const py::int_ v = py::reinterpret_steal<py::int_>(PyNumber_Index(t.ptr()));
+    if (!v) throw py::error_already_set();
+    const long long k = PyLong_AsLongLong(v.ptr());
+    if (k == -1 && PyErr_Occurred()) {
+      PyErr_Clear();
+      throw py::value_error("target " + std::string(py::str(t)) + " outside the model's classes [0," + std::to_string(K) + ")");
+    }
+    return read_target(std::to_string(k), g, in, {});
+  }
   if (!py::isinstance<py::sequence>(t) && !py::isinstance<py::array>(t))
     throw py::type_error("target: expected an int, a list of ints, 'pred' or a unit spec, got " + std::string(py::str(py::type::of(t))));
   py::array a = py::array::ensure(t);
@@ -266,10 +271,10 @@ py::object explain_py(PyModel& pm, py::handle x_arg, py::handle target_arg_, con
     }
   const explain::Params params = method_params(pm, method, all, x);
   explain::Result r;
+  const Target target = target_arg(pm, x, target_arg_);
   {
+    py::gil_scoped_release nogil;  // before the lock: train's epoch callback takes the GIL under it
     Lock lock(pm.mu);
-    const Target target = target_arg(pm, x, target_arg_);
-    py::gil_scoped_release nogil;
     r = explain::explain(g, x, target, method, params);
   }
   py::array attr = to_array(r.attribution);
@@ -295,7 +300,11 @@ py::array heatmap(py::handle attr_arg, py::handle image_arg, const std::string& 
   if (a.rank() == 4 && a.batch() == 1) a = a.reshaped(a.shape().sample());
   if (a.rank() != 3) throw py::value_error("attr: shape " + a.shape().str() + "; heatmap() takes one map [C,H,W] or [H,W]");
   if (scale < 1 || scale > 64) throw py::value_error("heatmap(scale=" + std::to_string(scale) + "): expected 1..64");
-  if (overlay < 0 || overlay > 1) throw py::value_error("heatmap(overlay=...): expected 0..1");
+  if (!(overlay >= 0 && overlay <= 1)) throw py::value_error("heatmap(overlay=...): expected 0..1");
+  // As `glassbox explain --percentile`: the map is scaled by this percentile of |a|; -1 (the
+  // default) picks 100 for signed maps and 99.5 for unsigned ones.
+  if (percentile != -1 && !(percentile > 0 && percentile <= 100))
+    throw py::value_error("heatmap(percentile=...): expected (0, 100], or -1 for the default");
   Tensor pixels;
   if (!image_arg.is_none()) {
     pixels = any_tensor_arg(image_arg, "image");
@@ -347,7 +356,11 @@ void write_png_py(py::handle path, py::handle rgb_arg) {
   if (!a || a.dtype().kind() != 'u' || a.itemsize() != 1 || (a.ndim() != 2 && a.ndim() != 3) ||
       (a.ndim() == 3 && a.shape(2) != 3 && a.shape(2) != 1))
     throw py::value_error("rgb: expected a uint8 array [H,W,3] or [H,W] (heatmap() and image() return one)");
+  if (a.shape(0) < 1 || a.shape(1) < 1 || a.shape(0) > 65535 || a.shape(1) > 65535)
+    throw py::value_error("rgb: " + std::to_string(a.shape(0)) + "x" + std::to_string(a.shape(1)) +
+                          " pixels; a PNG here is 1 to 65535 pixels a side");
   auto u = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(a);
+  if (!u) throw py::error_already_set();  // the copy failed (MemoryError)
   const int ch = a.ndim() == 3 ? int(a.shape(2)) : 1;
   write_png(path_arg(path), int(a.shape(1)), int(a.shape(0)), ch, u.data());
 }
@@ -356,7 +369,11 @@ explain::Image rgb_arg(py::handle a, const std::string& arg) {
   py::array arr = py::array::ensure(a);
   if (!arr || arr.dtype().kind() != 'u' || arr.itemsize() != 1 || arr.ndim() != 3 || arr.shape(2) != 3)
     throw py::value_error(arg + ": expected a uint8 array [H,W,3] (heatmap() and image() return one)");
+  if (arr.shape(0) < 1 || arr.shape(1) < 1 || arr.shape(0) > 65535 || arr.shape(1) > 65535)
+    throw py::value_error(arg + ": " + std::to_string(arr.shape(0)) + "x" + std::to_string(arr.shape(1)) +
+                          " pixels; expected 1 to 65535 a side");
   auto u = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(arr);
+  if (!u) throw py::error_already_set();
   explain::Image im(int(arr.shape(1)), int(arr.shape(0)));
   std::copy(u.data(), u.data() + im.rgb.size(), im.rgb.begin());
   return im;

@@ -119,3 +119,118 @@ def test_lime_top_is_checked(inputs):
     w = d["details"][0]["weights"]
     want = {int(s) for s in np.argsort(-w)[:2] if w[s] > 0}  # the largest positive weights
     assert want and on == want
+
+
+def test_explain_while_another_thread_trains_the_model():
+    # explain and evaluate once took the model's lock while holding the GIL, and train's epoch
+    # callback takes the GIL while holding the lock: the two threads waited on each other forever.
+    import threading
+    m = glassbox.load(ARCH)
+    rng = np.random.default_rng(3)
+    xs, ys = rng.random((64, 1, 16, 16), dtype=np.float32), list(range(5)) * 12 + [0, 1, 2, 3]
+    x = xs[:2]
+    t = threading.Thread(target=lambda: glassbox.train(m, (xs, ys), 30, batch=16), daemon=True)
+    t.start()
+    calls = 0
+    while t.is_alive() and calls < 2000:
+        glassbox.explain(m, x, 0, "saliency")
+        glassbox.explain(m, x, "pred", "saliency")
+        glassbox.evaluate(m, x, 0, "saliency", "sparseness")
+        calls += 1
+    t.join(timeout=120)
+    assert not t.is_alive(), "training did not finish: explain and train deadlocked"
+
+
+def test_a_failed_train_leaves_the_model_as_it_was(tmp_path):
+    m = glassbox.load(ARCH)
+    rng = np.random.default_rng(4)
+    xs, ys = rng.random((20, 1, 16, 16), dtype=np.float32), [i % 5 for i in range(20)]
+    x = xs[:3]
+    before = m.forward(x)
+    info = m.info()
+
+    def fail(_):
+        raise KeyError("stop here")
+
+    with pytest.raises(KeyError, match="stop here"):
+        glassbox.train(m, (xs, ys), 2, progress=fail)
+    assert np.array_equal(m.forward(x), before)
+    assert m.info() == info  # no normalization or classes recorded
+    # Settings the command line refuses are refused here too, before any step.
+    for kw, msg in [(dict(optimizer="sgd", momentum=5.0), "--momentum must be in"),
+                    (dict(optimizer="adamw", weight_decay=-1e6), "--weight-decay must be"),
+                    (dict(weight_decay=float("inf")), "--weight-decay must be"),
+                    (dict(lr=1e39), "lr")]:
+        with pytest.raises(ValueError, match=msg):
+            glassbox.train(m, (xs, ys), 1, **kw)
+        assert np.array_equal(m.forward(x), before)
+    with pytest.raises(ValueError, match="momentum applies to optimizer='sgd' only"):
+        glassbox.train(m, (xs, ys), 1, momentum=0.5)
+    # A label past the model's classes is named before anything is built for it.
+    with pytest.raises(ValueError, match=r"label 2000000000 outside the model's classes \[0,5\)"):
+        glassbox.train(m, (xs[:2], [0, 2_000_000_000]), 1)
+
+
+def test_save_refuses_weights_a_load_would_refuse(tmp_path):
+    m = glassbox.load(ARCH)
+    path = tmp_path / "good.safetensors"
+    m.save(path)
+    good = path.read_bytes()
+    bad = tmp_path / "nan.safetensors"
+    bad.write_bytes(good)
+    # Plant a NaN in the first weight of the saved copy (safetensors: 8-byte length, header, data).
+    n = int.from_bytes(good[:8], "little")
+    raw = bytearray(good)
+    raw[8 + n:8 + n + 4] = np.float32(np.nan).tobytes()
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="NaN"):
+        glassbox.load(bad)
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        glassbox.load(tmp_path)
+    with pytest.raises(ValueError, match="bad.safetensors: truncated"):
+        (tmp_path / "bad.safetensors").write_bytes(b"\x01\x02")
+        glassbox.load(tmp_path / "bad.safetensors")
+    with pytest.raises(OSError):
+        m.save(tmp_path)  # a folder is never replaced
+    assert path.read_bytes() == good
+
+
+def test_numpy_integers_are_targets(model, inputs):
+    a = glassbox.explain(model, inputs, 2, "saliency")
+    assert np.array_equal(glassbox.explain(model, inputs, np.int64(2), "saliency"), a)
+    assert np.array_equal(glassbox.explain(model, inputs, np.array([2, 2, 2]), "saliency"), a)
+    with pytest.raises(ValueError, match="outside the model's classes"):
+        glassbox.explain(model, inputs, 2**63, "saliency")
+    with pytest.raises(TypeError, match="wrong type"):
+        model.activations(inputs, 5)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_images_without_pixels_and_bad_heatmap_settings(tmp_path):
+    with pytest.raises(ValueError, match="grid cell \\[0\\]\\[0\\]: 0x0 pixels"):
+        glassbox.grid([[np.zeros((0, 0, 3), np.uint8)]])
+    with pytest.raises(ValueError, match="4x0 pixels"):
+        glassbox.grid([[np.zeros((4, 0, 3), np.uint8)]])
+    with pytest.raises(ValueError, match="rgb: 0x5 pixels"):
+        glassbox.write_png(tmp_path / "o.png", np.zeros((0, 5), np.uint8))
+    a = np.ones((1, 4, 4), np.float32)
+    for p in [200, -5, float("nan"), 0]:
+        with pytest.raises(ValueError, match="percentile"):
+            glassbox.heatmap(a, percentile=p)
+    with pytest.raises(ValueError, match="overlay"):
+        glassbox.heatmap(a, image=np.zeros((1, 4, 4), np.float32), overlay=float("nan"))
+    with pytest.raises(ValueError, match="beyond float32's range"):
+        glassbox.heatmap(np.full((1, 4, 4), 1e39))
+
+
+def test_nan_in_a_dataset_file_is_named(tmp_path):
+    x = np.random.default_rng(5).random((20, 1, 16, 16), dtype=np.float32)
+    x[:, 0, 1, 1] = np.nan  # every sample, so each split holds one
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", np.arange(20) % 5)
+    spec = f"npy:{tmp_path / 'x.npy'},{tmp_path / 'y.npy'}"
+    with pytest.raises(ValueError, match=r"\(all split\): NaN at sample 0, element 17"):
+        glassbox.datasets.load(spec, "all")
+    m = glassbox.load(ARCH)
+    with pytest.raises(ValueError, match=r"\(train split\): NaN at sample 0"):
+        glassbox.train(m, spec, 1)
