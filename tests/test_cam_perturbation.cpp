@@ -184,6 +184,93 @@ TEST_CASE("Score-CAM is a [0,1] map and guided Grad-CAM is guided backprop times
   }
 }
 
+TEST_CASE("Score-CAM matches a hand computation: softmax weights of the masked inputs, ReLU, min-max") {
+  // input(1,4,4) conv(2,k=2,s=2) relu flatten dense(2): 2×2 maps upsampled to 4×4. Everything
+  // below is recomputed here in double from the weights: the official code's convention,
+  // weight_k = softmax(f(x ⊙ minmax(up(A^k))))_c with no baseline subtracted, then
+  // minmax(ReLU(Σ_k weight_k up(A^k))).
+  const double Wc[2][4] = {{1, 0.5, -0.5, 0.25}, {-0.3, 1, 0.6, -1}}, bc[2] = {0, 0.2};
+  const double Wd[2][8] = {{1, -0.5, 2, 0.3, -1, 0.8, 0.5, -0.2}, {-0.4, 1, 0.1, -0.6, 0.9, -0.3, 1.2, 0.4}},
+               bd[2] = {0.1, -0.1};
+  const std::vector<float> xv = {0.2f, 0.9f, 0.4f, 0.1f, 0.7f, 0.3f, 0.8f, 0.6f,
+                                 0.5f, 1.0f, 0.2f, 0.9f, 0.1f, 0.6f, 0.7f, 0.3f};
+  Graph g(Shape{1, 4, 4});
+  g.then<Conv2d>(2, 2, 2).then<ReLU>().then<Flatten>().then<Dense>(2);
+  auto& conv = layer_of<Conv2d>(g, "conv1");
+  auto& dense = layer_of<Dense>(g, "dense1");
+  conv.weight.value = Tensor({2, 1, 2, 2});
+  conv.bias.value = Tensor({2});
+  dense.weight.value = Tensor({2, 8});
+  dense.bias.value = Tensor({2});
+  for (int k = 0; k < 2; ++k) {
+    for (int j = 0; j < 4; ++j) conv.weight.value[k * 4 + j] = float(Wc[k][j]);
+    conv.bias.value[k] = float(bc[k]);
+    for (int j = 0; j < 8; ++j) dense.weight.value[k * 8 + j] = float(Wd[k][j]);
+    dense.bias.value[k] = float(bd[k]);
+  }
+  // The feature maps A[k][a·2 + b] of a 4×4 input, and the two logits.
+  auto features = [&](const std::vector<double>& in) {
+    std::vector<double> A(8);
+    for (int k = 0; k < 2; ++k)
+      for (int a = 0; a < 2; ++a)
+        for (int b = 0; b < 2; ++b) {
+          double s = bc[k];
+          for (int dy = 0; dy < 2; ++dy)
+            for (int dx = 0; dx < 2; ++dx) s += Wc[k][dy * 2 + dx] * in[(2 * a + dy) * 4 + 2 * b + dx];
+          A[k * 4 + a * 2 + b] = std::max(0.0, s);
+        }
+    return A;
+  };
+  auto prob0 = [&](const std::vector<double>& in) {  // softmax probability of class 0
+    const std::vector<double> A = features(in);
+    double z[2];
+    for (int c = 0; c < 2; ++c) {
+      z[c] = bd[c];
+      for (int j = 0; j < 8; ++j) z[c] += Wd[c][j] * A[j];
+    }
+    return 1 / (1 + std::exp(z[1] - z[0]));
+  };
+  // Bilinear 2 → 4 with align_corners=False: rows (and columns) 1, ¾·1+¼·2, ¼·1+¾·2, 2.
+  const double U[4][2] = {{1, 0}, {0.75, 0.25}, {0.25, 0.75}, {0, 1}};
+  auto up = [&](const double* m) {
+    std::vector<double> u(16, 0.0);
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 4; ++j)
+        for (int a = 0; a < 2; ++a)
+          for (int b = 0; b < 2; ++b) u[i * 4 + j] += U[i][a] * U[j][b] * m[a * 2 + b];
+    return u;
+  };
+  auto minmax = [](std::vector<double> v) {
+    const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+    const double a = *lo, b = *hi;
+    for (double& e : v) e = (e - a) / (b - a);
+    return v;
+  };
+  const std::vector<double> x(xv.begin(), xv.end());
+  const std::vector<double> A = features(x);
+  std::vector<double> sum(16, 0.0), w(2);
+  for (int k = 0; k < 2; ++k) {
+    const std::vector<double> u = up(A.data() + 4 * k);
+    const std::vector<double> mask = minmax(u);  // (both maps are non-constant here)
+    std::vector<double> masked(16);
+    for (int i = 0; i < 16; ++i) masked[i] = x[i] * mask[i];
+    w[k] = prob0(masked);
+    for (int i = 0; i < 16; ++i) sum[i] += w[k] * u[i];
+  }
+  // The two channels are weighted differently, and the weighting changes the map.
+  REQUIRE(std::fabs(w[0] - w[1]) > 0.1);
+  for (double& v : sum) v = std::max(v, 0.0);
+  const std::vector<double> want = minmax(sum);
+  for (const char* batch : {"256", "1"}) {
+    CAPTURE(batch);
+    Result r = run(g, Tensor::from({1, 1, 4, 4}, xv), {0}, "score-cam", {{"batch", batch}});
+    REQUIRE(r.attribution.shape() == Shape{1, 1, 4, 4});
+    for (int i = 0; i < 16; ++i) CHECK(r.attribution[i] == doctest::Approx(want[i]).epsilon(1e-5));
+    CHECK(*std::max_element(r.attribution.data(), r.attribution.data() + 16) == 1.f);
+    CHECK(*std::min_element(r.attribution.data(), r.attribution.data() + 16) == 0.f);
+  }
+}
+
 TEST_CASE("occlusion gives zero where the model has zero weights, and the hand value on a linear model") {
   // flatten dense(2) on 1×8×8; the left four columns have zero weight.
   Graph g(Shape{1, 8, 8});

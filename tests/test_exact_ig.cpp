@@ -146,10 +146,23 @@ TEST_CASE("integration-error: the 50-step rules against exact IG") {
     CHECK(e.extra.at("regions")[n] > 1);
     CHECK(std::fabs(e.extra.at("exact_delta")[n]) < 1e-5);
   }
-  // The exact rule against itself: no error. Other methods have no exact counterpart.
-  const metrics::Evaluation self = metrics::evaluate(g, x, Target{0, 1, 2},
-                                                     {"integrated-gradients", {{"method", "exact"}}, {}}, "integration-error");
-  for (double v : self.values) CHECK(v == doctest::Approx(0.0).epsilon(1e-9));
+  // Completeness from first principles, not from the library's deltas: Σ exact = f(x) − f(0) from
+  // two forward passes, to float rounding; the metric's exact_delta and rule_delta are these gaps.
+  const std::vector<double> fx = explain::target_outputs(g, x, Target{0, 1, 2}),
+                            f0 = explain::target_outputs(g, Tensor(x.shape()), Target{0, 1, 2});
+  for (int n = 0; n < 3; ++n) {
+    CAPTURE(n);
+    double sum_exact = 0, sum_gl = 0, scale = 0;
+    for (size_t i = 0; i < D; ++i)
+      sum_exact += exact[n * D + i], sum_gl += gl[n * D + i], scale += std::fabs(exact[n * D + i]);
+    const double gain = fx[n] - f0[n];
+    REQUIRE(std::fabs(gain) > 1e-3);
+    const double tol = 1e-5 * std::max(1.0, scale);
+    CHECK(std::fabs(sum_exact - gain) <= tol);
+    CHECK(std::fabs(e.extra.at("exact_delta")[n] - (sum_exact - gain)) <= tol);
+    CHECK(std::fabs(e.extra.at("rule_delta")[n] - (sum_gl - gain)) <= tol);
+  }
+  // Other methods have no exact counterpart.
   CHECK_THROWS_WITH_AS(metrics::evaluate(g, x, Target{0, 1, 2}, {"saliency", {}, {}}, "integration-error"),
                        doctest::Contains("integrated-gradients"), metrics::NotApplicable);
 }

@@ -111,6 +111,55 @@ TEST_CASE("smoothgrad noise is seeded: same seed same map, another seed another 
   for (size_t i = 0; i < v.size(); ++i) CHECK(v[i] >= 0.f);
 }
 
+TEST_CASE("smoothgrad, smoothgrad-sq and vargrad are the mean, mean square and variance of saliency at the noisy copies") {
+  // The noisy copies are rebuilt here as gradient.cpp draws them: one Rng per sample, seeded with
+  // FNV-1a over the sample's bytes mixed with the seed, copy after copy, element after element.
+  auto fnv = [](const float* p, size_t n, uint64_t seed) {
+    uint64_t h = 1469598103934665603ULL ^ (seed * 0x9e3779b97f4a7c15ULL);
+    const unsigned char* b = reinterpret_cast<const unsigned char*>(p);
+    for (size_t i = 0; i < n * sizeof(float); ++i) h = (h ^ b[i]) * 1099511628211ULL;
+    return h;
+  };
+  Graph g = arch(kSmooth);
+  Tensor x = random_input(g, 2, 81);
+  const std::vector<int> t = {1, 3};
+  const int S = 6;
+  const float sigma = 0.4f;
+  const Params p = {{"n", std::to_string(S)}, {"stdev", "0.4"}, {"seed", "5"}, {"internal_batch", "4"}};
+  const size_t D = x.sample_size();
+  std::vector<double> sum(x.size(), 0.0), sq(x.size(), 0.0);
+  for (int n = 0; n < 2; ++n) {
+    const float* px = x.data() + n * D;
+    Rng rng(fnv(px, D, 5));
+    for (int s = 0; s < S; ++s) {
+      Tensor noisy(Shape::batch_of(1, g.input_shape()));
+      for (size_t i = 0; i < D; ++i) noisy[i] = px[i] + sigma * rng.normal();
+      Tensor a = saliency(g, noisy, {t[n]});
+      for (size_t i = 0; i < D; ++i) sum[n * D + i] += a[i], sq[n * D + i] += double(a[i]) * a[i];
+    }
+  }
+  Tensor sg = run(g, x, t, "smoothgrad", p).attribution, sgsq = run(g, x, t, "smoothgrad-sq", p).attribution;
+  Tensor vg = run(g, x, t, "vargrad", p).attribution;
+  REQUIRE(vg.shape() == x.shape());
+  std::vector<double> var(x.size());
+  double vmax = 0, mmax = 0, m2max = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double m = sum[i] / S, m2 = sq[i] / S;
+    var[i] = std::max(0.0, m2 - m * m);
+    vmax = std::max(vmax, var[i]), mmax = std::max(mmax, std::fabs(m)), m2max = std::max(m2max, m2);
+  }
+  REQUIRE(vmax > 0);
+  // The noise matters: the variance is not negligible next to the mean square.
+  CHECK(vmax > 0.05 * m2max);
+  for (size_t i = 0; i < x.size(); ++i) {
+    CAPTURE(i);
+    const double m = sum[i] / S, m2 = sq[i] / S;
+    CHECK(std::fabs(sg[i] - m) <= 1e-5 * std::fabs(m) + 1e-6 * mmax);
+    CHECK(std::fabs(sgsq[i] - m2) <= 1e-5 * m2 + 1e-6 * m2max);
+    CHECK(std::fabs(vg[i] - var[i]) <= 1e-5 * var[i] + 1e-6 * vmax);
+  }
+}
+
 TEST_CASE("saliency options: abs and max over channels keep the input's shape") {
   Graph g = arch(kSmooth);
   Tensor x = random_input(g, 1, 9);

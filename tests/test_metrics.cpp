@@ -386,8 +386,21 @@ TEST_CASE("randomisation: stages, curves and the untouched model") {
   Evaluation ind = run(g, x, {0, 1, 2}, "saliency", "independent-randomisation");
   CHECK(ind.stages == e.stages);
   // Re-initialising the last layer alone: the same draw in both, so the first stage agrees.
-  for (size_t i = 0; i < e.stage_attributions[1].size(); ++i)
+  REQUIRE(ind.stage_attributions.size() == 4);
+  for (size_t i = 0; i < e.stage_attributions[1].size(); ++i) {
+    REQUIRE(ind.stage_attributions[0][i] == e.stage_attributions[0][i]);
     REQUIRE(ind.stage_attributions[1][i] == e.stage_attributions[1][i]);
+  }
+  // Below it the modes part: dense1 alone against dense2 and dense1, conv1 alone against all three.
+  for (size_t s : {size_t(2), size_t(3)}) {
+    CAPTURE(s);
+    const Tensor &a = ind.stage_attributions[s], &b = e.stage_attributions[s];
+    REQUIRE(a.shape() == b.shape());
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < a.size(); ++i) diff += std::fabs(double(a[i]) - b[i]), norm += std::fabs(b[i]);
+    REQUIRE(norm > 0);
+    CHECK(diff > 0.1 * norm);
+  }
   // Each layer draws from (seed, layer) alone: the cascade's last stage is every layer re-drawn at
   // once, an independent stage is that one layer re-drawn in a fresh copy.
   auto explained = [&](const std::vector<int>& layers) {
