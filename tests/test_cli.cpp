@@ -406,6 +406,31 @@ std::string small_trained_model(const Scratch& s) {
 }
 }  // namespace
 
+TEST_CASE("cli: report --data on a generated set: the figures that name a class or a sample follow the data") {
+  // Runs without Fashion-MNIST. The report once named Fashion-MNIST's class "Trouser" and its first
+  // test image "ankle-boot_0", and scanned 2,000 test images, so other data failed three steps.
+  Scratch s;
+  const int n = 600;
+  std::vector<int64_t> y;
+  uint64_t state = 12345;
+  for (int i = 0; i < n; ++i) y.push_back(int64_t((state = state * 6364136223846793005ULL + 1442695040888963407ULL) >> 33) % 10);
+  write_npy(s / "x.npy", {n, 1, 28, 28});
+  write_labels(s / "y.npy", y);
+  const std::string data = "npy:" + (s / "x.npy") + "," + (s / "y.npy");
+  const Run r = glassbox(s, "report --quick --sections 2,9,11 --data " + data + " --out " + (s / "report"));
+  REQUIRE_MESSAGE(r.status == 0, (r.out + r.err));
+  const std::string html = read_file(s / "report/index.html");
+  std::string why;
+  CHECK_MESSAGE(well_formed(html, why), why);
+  for (const std::string& ref : references(html))
+    if (ref.rfind("#", 0) != 0) CHECK_MESSAGE(fs::is_regular_file(s / ("report/" + ref)), ref);
+  CHECK(contains(html, "TCAV scores for class 1,"));  // the set's second class, by its own name
+  const std::string first = std::to_string(y[4]) + "_0";  // the test split's sample 0 is the file's sample 4
+  CHECK_MESSAGE(fs::is_regular_file(s / ("report/s11-rules/" + first + "_anchors.png")), first);
+  CHECK_MESSAGE(contains(read_file(s / "report/s2-top-conv1/summary.json"), "\"end\": 120"),
+                read_file(s / "report/s2-top-conv1/summary.json"));  // --scan 0:2000 stopped at the split's 120
+}
+
 TEST_CASE("cli: explain sweeps a parameter into labelled columns; a repeated --param key is an error") {
   Scratch s;
   write_npy(s / "x.npy", {2, 1, 8, 8});

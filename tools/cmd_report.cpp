@@ -65,6 +65,9 @@ struct Section {
 struct Settings {
   bool quick = false;
   std::string data = "fashion-mnist";
+  // Named from the data set, so another --data works too: TCAV's class (the second one) and what
+  // the outputs call test sample 0.
+  std::string second_class = "Trouser", first_test = "ankle-boot_0";
   int epochs() const { return quick ? 1 : 5; }
   std::string limit() const { return quick ? "6000" : "0"; }
   std::string index() const { return quick ? "0:4" : "0:8"; }
@@ -420,10 +423,10 @@ std::vector<Section> sections(const Settings& s) {
                  const std::string n = s.quick ? "5000" : "0";
                  return std::vector<Step>{
                      explain("s9-lime", lenet, "lime", {}, "LIME on SLIC superpixels"),
-                     {"s9-tcav", {"concepts", "--model", lenet, "--layer", "relu2,dense1", "--class", "Trouser", "--concept",
+                     {"s9-tcav", {"concepts", "--model", lenet, "--layer", "relu2,dense1", "--class", s.second_class, "--concept",
                                   "stripes-v=pattern:stripes-v", "--concept", "stripes-h=pattern:stripes-h", "--concept",
                                   "dots=pattern:dots", "--out", "s9-tcav"},
-                      {{"tcav.png", "TCAV scores for class Trouser, with one standard deviation over 10 random sets; "
+                      {{"tcav.png", "TCAV scores for class " + s.second_class + ", with one standard deviation over 10 random sets; "
                                     "n.s.: not significant against random CAVs"}},
                       "generated concept patterns, random sets from the training split"},
                      {"s9-probe", {"probe", "--model", lenet, "--layers", "all", "--train-limit", n, "--test-limit",
@@ -494,7 +497,7 @@ std::vector<Section> sections(const Settings& s) {
                       "temperature 4, alpha 0.9; tree.tree.json holds accuracy and fidelity"},
                      {"s11-rules", {"rules", "--model", lenet, "--data", s.data, "--index", "0", "--method", "anchors,tree",
                                     "--param", "fill=0", "--out", "s11-rules"},
-                      {{"ankle-boot_0_anchors.png", "An Anchors rule: the superpixels that fix the prediction (red)"}},
+                      {{s.first_test + "_anchors.png", "An Anchors rule: the superpixels that fix the prediction (red)"}},
                       "superpixels hidden by black; tree_tree.json holds the extracted rule tree and its fidelity"},
                      {"s11-prune", {"prune", "--model", camnet, "--max-drop", "0.01", "--val-limit", s.quick ? "300" : "2000",
                                     "--test-limit", s.quick ? "1000" : "0", "--out", "s11-prune/pruned.safetensors"},
@@ -659,6 +662,11 @@ void add_report_command(Command& app) {
     Settings s;
     s.quick = o->quick;
     s.data = absolute_spec(o->data);  // the steps run in the report folder
+    if (s.data != "fashion-mnist" && dataset_available(s.data)) {
+      const Dataset test = load_dataset(s.data, "test");
+      if (test.size() > 0) s.first_test = sample_name(test, 0);
+      s.second_class = test.classes() > 1 ? test.class_names[1] : "0";
+    }
     const std::vector<Section> all = sections(s);
     std::set<int> wanted;
     for (std::stringstream ss(o->sections); ss.good();) {

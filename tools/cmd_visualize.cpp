@@ -152,10 +152,11 @@ Tensor read_scan(const VisualizeArgs& a, const Model& m, bool required, ScanInfo
     const size_t colon = a.scan.find(':');
     long lo = 0, hi = 0;
     if (colon == std::string::npos || !parse_number(a.scan.substr(0, colon), lo) ||
-        !parse_number(a.scan.substr(colon + 1), hi) || lo < 0 || hi <= lo || hi > d.size())
-      throw std::invalid_argument("--scan '" + a.scan + "': expected all, none or I:J with 0 <= I < J <= " +
-                                  std::to_string(d.size()));
-    b = int(lo), e = int(hi);
+        !parse_number(a.scan.substr(colon + 1), hi) || lo < 0 || hi <= lo || lo >= d.size())
+      throw std::invalid_argument("--scan '" + a.scan + "': expected all, none or I:J with 0 <= I < J and I < " +
+                                  std::to_string(d.size()) + " (the split's size)");
+    // J past the end stops at it, as a slice does: `--scan 0:2000` means "at most 2000".
+    b = int(lo), e = int(std::min<long>(hi, d.size()));
   }
   Tensor x = d.x.slice(b, e).clone();
   normalize_for(m, x, d.name);
@@ -418,7 +419,7 @@ void add_visualize_commands(Command& app) {
   c->add_option("--index", a->index, "input samples of --data: I, I:J (half-open) or I,J,K");
   c->add_option("--split", a->split, "dataset split of --index: train or test")->capture_default_str();
   c->add_option("--scan", a->scan, "samples of the scanned split that top-patches, multifaceted and am's scale scan, "
-                                   "and the decoder trains on: all, none or I:J")->capture_default_str();
+                                   "and the decoder trains on: all, none or I:J (J past the end stops there)")->capture_default_str();
   c->add_option("--scan-split", a->scan_split,
                 "the split scanned: train, test or all (default: train for multifaceted, as in Nguyen et al., and "
                 "the decoder, which only takes train; --split for top-patches and am)");

@@ -123,6 +123,11 @@ void add_input_space_flag(Command* command, InputSpace* space) {
 
 const char* space_name(InputSpace s) { return s == InputSpace::pixels ? "pixels" : "model"; }
 
+std::string sample_name(const Dataset& d, int index) {
+  const int y = d.y[size_t(index)];
+  return file_safe(y >= 0 && y < d.classes() ? d.class_names[size_t(y)] : std::to_string(y)) + "_" + std::to_string(index);
+}
+
 Inputs read_inputs(const Model& model, const std::vector<std::string>& files, const std::string& data_spec,
                    const std::string& index, const std::string& split, InputSpace space,
                    const std::string& index_flag) {
@@ -166,8 +171,7 @@ Inputs read_inputs(const Model& model, const std::vector<std::string>& files, co
     normalize_checked(norm, s.x, "--data " + data_spec);
     for (size_t k = 0; k < idx.size(); ++k) {
       const int y = s.y[k];
-      std::string cls = y >= 0 && y < d.classes() ? d.class_names[y] : std::to_string(y);
-      in.names.push_back(file_safe(cls) + "_" + std::to_string(idx[k]));
+      in.names.push_back(sample_name(d, idx[k]));
       in.labels.push_back(y);
     }
     parts.push_back(s.x);

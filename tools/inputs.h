@@ -36,6 +36,10 @@ struct Inputs {
 // none), numbers for classes without one.
 std::vector<std::string> model_classes(const Model& m, const std::vector<std::string>& fallback = {});
 
+// What outputs call sample `index` of a data set: its class name made file-safe, then the index
+// ("ankle-boot_0").
+std::string sample_name(const Dataset& d, int index);
+
 // `index` is "I", "I:J" (half-open) or "I,J,K" (given as `index_flag`). `space` says where .npy
 // files are. Errors name the file or flag.
 Inputs read_inputs(const Model& model, const std::vector<std::string>& files, const std::string& data_spec,
