@@ -567,6 +567,24 @@ TEST_CASE("hostile cli: model paths, checkpoints, NaN data and same-named inputs
     CHECK_MESSAGE(contains(r.err, "(train split): NaN at sample"), r.err);
   }
 
+  // A stored normalization that does not fit the model's input is named with its file when the
+  // model is opened (it failed later without the file's name, or never, for commands without pixels).
+  {
+    Graph g = small_dense();
+    save_model(s / "norm7.safetensors", g,
+               {{"glassbox.normalize", R"({"mean": [0, 0, 0, 0, 0, 0, 0], "std": [1, 1, 1, 1, 1, 1, 1]})"}});
+    save_model(s / "normbad.safetensors", g, {{"glassbox.normalize", "{not json"}});
+    for (const std::string& cmd : {std::string("eval --data toy:moons --model"),
+                                  "importance --data toy:moons --method garson --out " + (s / "imp") + " --model"}) {
+      Run r = glassbox(s, cmd + " " + (s / "norm7.safetensors"));
+      CHECK(r.status == 1);
+      CHECK_MESSAGE(contains(r.err, "norm7.safetensors: glassbox.normalize has 7 channels, the model's input [2] has 2"), r.err);
+      r = glassbox(s, cmd + " " + (s / "normbad.safetensors"));
+      CHECK(r.status == 1);
+      CHECK_MESSAGE(contains(r.err, "normbad.safetensors: model metadata glassbox.normalize is not JSON"), r.err);
+    }
+  }
+
   // NaN inputs are refused before any computation, and allowed on request.
   const std::string model = "\"" + (s / "model (copy).safetensors") + "\"";
   put(s / "nan.npy", npy("<f4", "(1, 2)", floats({NAN, 1})));

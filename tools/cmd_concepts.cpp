@@ -537,7 +537,7 @@ std::vector<Snapshot> snapshots(const ProbeArgs& a, const Model& model) {
   }
   bool last_is_model = false;
   if (!out.empty()) {
-    const Model last = load_model(out.back().file);
+    const Model last = open_model_file(out.back().file);
     if (architecture_text(last.graph) != architecture_text(model.graph))
       throw std::invalid_argument("--checkpoints " + out.back().file + ": its architecture differs from --model's");
     last_is_model = true;
@@ -622,7 +622,7 @@ void run_probe(const ProbeArgs& a) {
   make_out_dir(a.out);  // before the work: a folder that cannot be made fails now
   const auto t0 = std::chrono::steady_clock::now();
   for (const Snapshot& s : snaps) {
-    Model m = s.file == a.model ? open_model(a.model) : load_model(s.file);
+    Model m = s.file == a.model ? open_model(a.model) : open_model_file(s.file);
     cc::ProbeRequest q{train.x, test.x, train.y, test.y, std::max(train.classes(), m.graph.classes()), layers,
                        stage_progress()};
     if (snaps.size() > 1) std::printf("%s: %s\n", s.label.c_str(), s.file.c_str());

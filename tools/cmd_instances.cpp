@@ -339,7 +339,7 @@ std::vector<inst::Checkpoint> load_checkpoints(const InfluenceArgs& a, const Mod
   const json arch = architecture_json(model.graph);
   std::vector<inst::Checkpoint> out;
   for (const std::string& f : files) {
-    Model c = load_model(f);
+    Model c = open_model_file(f);
     if (architecture_json(c.graph) != arch)
       throw std::invalid_argument("--checkpoints " + f + ": its architecture differs from --model's");
     inst::Checkpoint ck{f, {}, 0};

@@ -51,7 +51,7 @@ using Clock = std::chrono::steady_clock;
 Model load_model_file(const std::string& path, const std::string& flag) {
   if (path.empty()) throw std::invalid_argument(flag + " is required");
   if (!fs::exists(path)) throw std::invalid_argument(flag + " '" + path + "': no such file");
-  return load_model(path);
+  return open_model_file(path);
 }
 
 // --data, or else the dataset the model was trained on, or else Fashion-MNIST.

@@ -29,5 +29,7 @@ void add_registered_commands(Command& app);
 // Presets and architectures come initialized (seeded) and carry no metadata.
 // Errors name `flag`.
 Model open_model(const std::string& spec, uint64_t seed = 42, const std::string& flag = "--model");
+// A model file, its stored normalization checked against its input.
+Model open_model_file(const std::string& path);
 
 }  // namespace gb

@@ -1,10 +1,28 @@
 #include <filesystem>
 
+#include "data/dataset.h"
 #include "engine/architecture.h"
 #include "tools/commands.h"
 #include "train/presets.h"
 
 namespace gb {
+
+Model open_model_file(const std::string& path) {
+  Model m = load_model(path);
+  // The stored normalization is read here, so a malformed one is named with its file before any
+  // work, not when an input first goes through it (or never, for commands that take no pixels).
+  Normalization norm;
+  try {
+    norm = Normalization::of_model(m.metadata);
+  } catch (const std::exception& e) {
+    throw DataError(path + ": " + e.what());
+  }
+  const Shape in = m.graph.input_shape();
+  if (!norm.empty() && in.rank >= 1 && norm.mean.size() != size_t(in[0]))
+    throw DataError(path + ": glassbox.normalize has " + std::to_string(norm.mean.size()) + " channels, the model's input " +
+                    in.str() + " has " + std::to_string(in[0]));
+  return m;
+}
 
 Model open_model(const std::string& spec, uint64_t seed, const std::string& flag) {
   if (is_preset(spec)) return {make_preset(spec, {}, 0, seed), {}};
@@ -22,7 +40,7 @@ Model open_model(const std::string& spec, uint64_t seed, const std::string& flag
       for (auto& n : preset_names()) s += (s.empty() ? "" : ", ") + n;
       return s;
     }() + ")");
-  return load_model(spec);
+  return open_model_file(spec);
 }
 
 }  // namespace gb

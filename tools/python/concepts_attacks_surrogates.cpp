@@ -68,10 +68,15 @@ std::vector<int> layers_arg(const Graph& g, py::handle layers, const std::string
   return out;
 }
 
-std::vector<int> labels_arg(py::handle y, int n, const std::string& what) {
+// n class numbers; `lowest` is 0, or -1 where -1 means "unknown" (an attack's labels).
+std::vector<int> labels_arg(py::handle y, int n, const std::string& what, int lowest = 0) {
   std::vector<int> out = y.cast<std::vector<int>>();
   if (int(out.size()) != n)
     throw py::value_error(what + ": " + std::to_string(out.size()) + " labels for " + std::to_string(n) + " inputs");
+  for (int v : out)
+    if (v < lowest)
+      throw py::value_error(what + ": label " + std::to_string(v) + "; classes are 0 or more" +
+                            (lowest < 0 ? " (-1: unknown)" : ""));
   return out;
 }
 
@@ -259,6 +264,7 @@ py::dict probe_py(PyModel& pm, py::handle train_a, py::handle test_a, py::handle
   // The command's class count: the training set's (1 + its largest label) or the model's, if more.
   int largest = -1;
   for (int y : q.train_y) largest = std::max(largest, y);
+  if (classes < 0) throw py::value_error("probe(classes=" + std::to_string(classes) + "): 0 (automatic) or a count");
   q.classes = classes > 0 ? classes : std::max(largest + 1, g.classes());
   cc::ProbeResult r;
   {
@@ -401,7 +407,7 @@ py::dict attack_py(PyModel& pm, py::handle x_a, const std::string& method, py::h
   attacks::Request q;
   q.inputs = tensor_arg(x_a, g.input_shape(), "x");
   const int N = q.inputs.batch();
-  q.labels = labels_a.is_none() ? std::vector<int>(N, -1) : labels_arg(labels_a, N, "labels");
+  q.labels = labels_a.is_none() ? std::vector<int>(N, -1) : labels_arg(labels_a, N, "labels", -1);
   if (py::isinstance<py::int_>(target_a))
     q.targets.assign(N, target_a.cast<int>());
   else if (!target_a.is_none())

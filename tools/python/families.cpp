@@ -197,7 +197,7 @@ std::vector<inst::Checkpoint> checkpoints_arg(const PyModel& pm, py::handle list
     } else {
       name = path_arg(h);
       if (!std::filesystem::exists(name)) file_not_found(what + ": " + name + ": no such file");
-      file.emplace(load_model(name));
+      file.emplace(open_model_file(name));
       c = &*file;
     }
     if (architecture_json(c->graph) != arch) throw py::value_error(what + " (" + name + "): its architecture differs from the model's");
@@ -274,7 +274,7 @@ py::list regions_py(PyModel& pm, py::handle x_arg, bool polytope) {
 Dataset train_data(py::handle data, int model_classes) {
   if (py::isinstance<py::str>(data)) {
     const std::string spec = data.cast<std::string>();
-    if (!dataset_available(spec)) file_not_found("train(data='" + spec + "'): the dataset is not installed here");
+    // The reader's own errors: a missing file is FileNotFoundError, a malformed spec ValueError.
     return load_dataset(spec, "train");
   }
   py::object x, y;

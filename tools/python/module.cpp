@@ -406,7 +406,8 @@ struct PyDataset {
 PyDataset load_data(const std::string& spec, const std::string& split) {
   if (split != "train" && split != "test" && split != "all")
     throw py::value_error("datasets.load(split='" + split + "'): use train, test or all");
-  if (!dataset_available(spec)) file_not_found("datasets.load('" + spec + "'): the dataset is not installed here");
+  // The reader's own errors: a missing file is FileNotFoundError ("... not found; install ..."), a
+  // malformed spec (toy:nope, npy:X.npy without labels) ValueError.
   Dataset d;
   {
     py::gil_scoped_release nogil;

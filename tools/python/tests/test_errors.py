@@ -61,8 +61,15 @@ def test_files(tmp_path):
     bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
     with pytest.raises((ValueError, RuntimeError), match="bad.safetensors"):
         glassbox.load(bad)
-    with pytest.raises(FileNotFoundError, match="not installed"):
+    with pytest.raises(FileNotFoundError, match="/nonexistent/train-images-idx3-ubyte.* not found"):
         glassbox.datasets.load("mnist:/nonexistent")
+    with pytest.raises(FileNotFoundError, match="not found"):
+        glassbox.train(glassbox.load(ARCH), "mnist:/nonexistent")
+    # A malformed spec says what is wrong with it (it was "not installed here").
+    with pytest.raises(ValueError, match="unknown toy set"):
+        glassbox.datasets.load("toy:nope")
+    with pytest.raises(ValueError, match=r"expected npy:X.npy,Y.npy"):
+        glassbox.datasets.load("npy:X.npy")
     with pytest.raises(ValueError, match="split"):
         glassbox.datasets.load("fashion-mnist", "val")
 
@@ -234,3 +241,13 @@ def test_nan_in_a_dataset_file_is_named(tmp_path):
     m = glassbox.load(ARCH)
     with pytest.raises(ValueError, match=r"\(train split\): NaN at sample 0"):
         glassbox.train(m, spec, 1)
+
+
+def test_labels_below_zero(model, inputs):
+    # -1 means "unknown" for an attack's labels; anything lower was taken as unknown too.
+    with pytest.raises(ValueError, match=r"labels: label -5; classes are 0 or more \(-1: unknown\)"):
+        glassbox.attack(model, inputs, "fgsm", labels=[0, -5, 1])
+    with pytest.raises(ValueError, match=r"probe\(classes=-3\)"):
+        glassbox.probe(model, (inputs, [0, 1, 2]), (inputs, [0, 1, 2]), classes=-3)
+    with pytest.raises(ValueError, match=r"probe\(train=...\)\[1\]: label -2; classes are 0 or more$"):
+        glassbox.probe(model, (inputs, [0, -2, 2]), (inputs, [0, 1, 2]))
