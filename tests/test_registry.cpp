@@ -4,7 +4,10 @@
 // declared defaults.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <string>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "engine/architecture.h"
@@ -87,6 +90,42 @@ TEST_CASE("ParamReader: declared defaults, parsing, and the two kinds of mismatc
   }
 }
 
+namespace {
+
+double max_abs(const Tensor& t) {
+  double m = 0;
+  for (size_t i = 0; i < t.size(); ++i) m = std::max(m, double(std::fabs(t[i])));
+  return m;
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]));
+  return m;
+}
+
+// small_cam_net's prefix up to relu2 (same weights), then `head` and dense(1, bias=false) whose one
+// logit IS a unit of relu2: weight 1 on input `pick` of the dense, 0 elsewhere.
+Graph truncated_net(const Graph& full, int relu2, const std::string& head, int pick) {
+  Graph t = graph_from_text("input(1,8,8) conv(4,k=3,p=1) relu conv(4,k=3,p=1) relu " + head + " dense(1,bias=false)");
+  t.init(99);
+  for (int i = 0; i <= relu2; ++i) {
+    REQUIRE(t.layer(i).name == full.layer(i).name);
+    const std::vector<Param*> to = t.layer(i).params(), from = full.layer(i).params();
+    REQUIRE(to.size() == from.size());
+    for (size_t k = 0; k < to.size(); ++k) to[k]->value = from[k]->value.clone();
+  }
+  Dense& d = static_cast<Dense&>(t.layer(t.output()));
+  d.weight.value.fill(0.f);
+  d.weight.value[pick] = 1.f;
+  return t;
+}
+
+}  // namespace
+
+// A unit target must explain that unit: for every method, the map differs from the same method's
+// map of a class logit, and equals the method's map of a truncated net whose logit is the unit
+// (the prefix up to the layer, then GAP or flatten and a dense that picks the unit with weight 1).
 TEST_CASE("every method explains a unit of a layer (Captum's neuron attribution), CAM refuses") {
   Graph g = small_cam_net();
   Tensor x(Shape{2, 1, 8, 8});
@@ -94,14 +133,37 @@ TEST_CASE("every method explains a unit of a layer (Captum's neuron attribution)
   for (size_t i = 0; i < x.size(); ++i) x[i] = r.uniform();
   const int relu2 = 3;  // input conv relu conv relu(3) gap dense
   REQUIRE(g.layer(relu2).kind() == "relu");
-  for (const Target& t : {Target::channel_mean(relu2, 1), Target::unit(g, relu2, 2, 3, 4)}) {
+  const int Y = 3, X = 4;  // the unit relu2[3,3,4] and the mean of channel 0, active in both samples
+  struct Case {
+    Target unit;
+    Graph net;  // its logit 0 is the unit's value
+  };
+  Case cases[] = {{Target::channel_mean(relu2, 0), truncated_net(g, relu2, "gap", 0)},
+                  {Target::unit(g, relu2, 3, Y, X), truncated_net(g, relu2, "flatten", (3 * 8 + Y) * 8 + X)}};
+  const Target cls = std::vector<int>{1, 2};  // class logits, for the "differs" check
+  // The truncated net's logit as a unit (a direction at its output), not a class: see (2).
+  const Tensor one(Shape{1, 1}, 1.f);
+  int compared = 0;
+  for (Case& c : cases) {
+    const Target& t = c.unit;
+    CAPTURE(t.describe(g));
+    // The truncated net's logit is the unit's value, and the unit is active in both samples (so
+    // the maps are not trivially zero).
+    g.forward(x);
+    const std::vector<double> f = target_values(g, t, 0, 2);
+    const Tensor& logit = c.net.forward(x);
+    for (int n = 0; n < 2; ++n) {
+      CHECK(logit[n] == doctest::Approx(f[n]).epsilon(1e-5));
+      CHECK(f[n] > 0.01);
+    }
     for (const MethodInfo& m : methods()) {
       CAPTURE(m.name);
-      CAPTURE(t.describe(g));
       Params p;
       for (const ParamInfo& d : m.params) {
-        if (d.name == "n") p[d.name] = "4";
+        if (d.name == "n") p[d.name] = m.name == "lime" ? "32" : "8";
+        if (d.name == "n_steps") p[d.name] = "8";
         if (d.name == "segments") p[d.name] = "4";
+        if (d.name == "seed" && m.name.rfind("lrp", 0) != 0) p[d.name] = "3";  // (LRP's seed is logit|onehot)
         if (d.name == "layer" && m.name.find("cam") != std::string::npos) p[d.name] = "relu1";  // below the unit
       }
       if (m.name == "cam") {
@@ -114,13 +176,44 @@ TEST_CASE("every method explains a unit of a layer (Captum's neuron attribution)
                              std::invalid_argument);
         p["output"] = "logit";
       }
+      // LIME regresses the softmax probability of a class but the raw value of a unit
+      // (target_scores); with output=logit both are raw values.
+      if (m.name == "lime") p["output"] = "logit";
       Result res;
       REQUIRE_NOTHROW(res = gb::explain::explain(g, x, t, m.name, p));
-      CHECK(res.attribution.shape() == x.shape());
+      REQUIRE(res.attribution.shape() == x.shape());
       if (m.name == "deeplift")  // summation to delta holds for any target
         for (double d : res.delta) CHECK(std::fabs(d) < 1e-4);
+
+      // (1) Not the map of a class logit.
+      const Result by_class = gb::explain::explain(g, x, cls, m.name, p);
+      const double scale = std::max(max_abs(res.attribution), max_abs(by_class.attribution));
+      CHECK(scale > 0);
+      CHECK(max_abs_diff(res.attribution, by_class.attribution) > 1e-2 * scale);
+
+      // (2) The map of the truncated net's logit, to float rounding and the LRP stabilizers (1e-6 in
+      // the denominators at the head and GAP). RISE and Score-CAM always score a class target by its
+      // softmax probability (1 for a net with one logit) and a unit by its value: they are compared
+      // with the truncated logit as a unit (Target::along the output), every other method with class
+      // 0 of the truncated net (LIME and the occlusions with output=logit, set above). LRP-αβ's dense
+      // rule passes on α·R where z⁻ = 0, as at the one-hot head (a ≥ 0 after the ReLU, w ≥ 0): its
+      // truncated map is α (the default, 2) times the unit's.
+      const bool softmax_of_class = m.name == "rise" || m.name == "score-cam";
+      const Target trunc_target = softmax_of_class ? Target::along(c.net.output(), one) : Target{0};
+      const Result by_net = gb::explain::explain(c.net, x, trunc_target, m.name, p);
+      REQUIRE(by_net.attribution.shape() == x.shape());
+      double factor = 1;
+      if (m.name == "lrp-alpha-beta")
+        for (const ParamInfo& d : m.params)
+          if (d.name == "alpha") factor = std::stod(d.default_value);
+      Tensor expect = res.attribution.clone();
+      for (size_t i = 0; i < expect.size(); ++i) expect[i] = float(expect[i] * factor);
+      const double tol = 1e-4 * std::max(max_abs(by_net.attribution), 1e-3);
+      CHECK(max_abs_diff(expect, by_net.attribution) <= tol);
+      ++compared;
     }
   }
+  CHECK(compared == 2 * (int(methods().size()) - 1));  // all but cam, for both targets
 }
 
 TEST_CASE("a unit of a linear layer, by hand: saliency is its weight row, IG is x times it") {
