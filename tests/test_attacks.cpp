@@ -8,6 +8,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "tests/tensor_checks.h"
 #include "engine/architecture.h"
 #include "engine/layers.h"
 #include "engine/loss.h"
@@ -37,12 +38,6 @@ Tensor uniform(const Shape& s, uint64_t seed, float lo = 0.f, float hi = 1.f) {
   return t;
 }
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, double(std::fabs(a[i] - b[i])));
-  return m;
-}
 
 // A normalization with two different channel statistics, and the model's input for pixels p.
 PixelSpace two_channel_space() {

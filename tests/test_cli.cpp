@@ -1230,6 +1230,30 @@ TEST_CASE("cli: a --param key given twice is refused before any work (the last v
   }
 }
 
+TEST_CASE("cli: an --out folder that cannot be made fails before the work, not after it") {
+  Scratch s;
+  std::ofstream(s / "file") << "a file where the folder would go";
+  const std::string out = " --out " + (s / "file/sub");
+  struct Case {
+    std::string args, work;  // `work`: what the command prints once it has done its work
+  };
+  const Case cases[] = {
+      {"attack --model toy2d --data toy:xor --method fgsm --eps 0.1" + out, "success rate"},
+      {"visualize --model toy2d --method am --unit class:1" + out, "wrote"},
+      {"concepts --model lenet5 --layer relu1 --class 0 --concept d=pattern:dots --random pattern:noise "
+       "--inputs pattern:noise --param runs=2 --param random_size=10 --n 10" + out,
+       "tcav:"},
+      {"probe --model toy2d --data toy:xor --layers all" + out, "wrote"},
+  };
+  for (const Case& c : cases) {
+    INFO("glassbox " << c.args);
+    const Run r = glassbox(s, c.args);
+    CHECK(r.status != 0);
+    CHECK_MESSAGE(contains(r.err, "cannot create the output folder"), r.err);
+    CHECK_MESSAGE(!contains(r.out, c.work), r.out);
+  }
+}
+
 TEST_CASE("cli: evaluate takes --labels for .npy inputs, as explain does") {
   Scratch s;
   const std::string data = small_trained_model(s);  // x.npy, y.npy (labels i % 3), m.safetensors

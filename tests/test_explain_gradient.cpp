@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "tests/tensor_checks.h"
 #include "engine/architecture.h"
 #include "engine/layers.h"
 #include "explain/attribution/deeplift.h"
@@ -33,18 +34,6 @@ static Tensor random_input(const Graph& g, int n, uint64_t seed, float lo = 0.f,
   return x;
 }
 
-static double max_abs(const Tensor& t) {
-  double m = 0;
-  for (size_t i = 0; i < t.size(); ++i) m = std::max(m, double(std::fabs(t[i])));
-  return m;
-}
-
-static double max_diff(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, double(std::fabs(a[i] - b[i])));
-  return m;
-}
 
 static void set_param(Graph& g, const std::string& name, std::vector<float> v) {
   for (auto& [n, p] : g.named_params())
@@ -91,7 +80,7 @@ TEST_CASE("input-x-gradient is x times saliency; smoothgrad at level 0 is salien
   Tensor ixg = run(g, x, t, "input-x-gradient").attribution;
   for (size_t i = 0; i < x.size(); ++i) CHECK(ixg[i] == doctest::Approx(x[i] * s[i]).epsilon(1e-6));
   Tensor sg = run(g, x, t, "smoothgrad", {{"level", "0"}, {"n", "3"}}).attribution;
-  CHECK(max_diff(sg, s) <= 1e-6 * max_abs(s));
+  CHECK(max_abs_diff(sg, s) <= 1e-6 * max_abs(s));
   // smoothgrad-sq at σ = 0 is the squared gradient and vargrad vanishes.
   Tensor sq = run(g, x, t, "smoothgrad-sq", {{"stdev", "0"}, {"n", "2"}}).attribution;
   for (size_t i = 0; i < x.size(); ++i) CHECK(sq[i] == doctest::Approx(s[i] * s[i]).epsilon(1e-5));
@@ -104,8 +93,8 @@ TEST_CASE("smoothgrad noise is seeded: same seed same map, another seed another 
   Params a = {{"n", "4"}, {"seed", "1"}}, b = {{"n", "4"}, {"seed", "2"}};
   Tensor s1 = run(g, x, {3}, "smoothgrad", a).attribution, s2 = run(g, x, {3}, "smoothgrad", a).attribution;
   Tensor s3 = run(g, x, {3}, "smoothgrad", b).attribution;
-  CHECK(max_diff(s1, s2) == 0);
-  CHECK(max_diff(s1, s3) > 1e-3 * max_abs(s1));
+  CHECK(max_abs_diff(s1, s2) == 0);
+  CHECK(max_abs_diff(s1, s3) > 1e-3 * max_abs(s1));
   // vargrad is a variance: never negative.
   Tensor v = run(g, x, {3}, "vargrad", {{"n", "5"}, {"stdev", "0.3"}}).attribution;
   for (size_t i = 0; i < v.size(); ++i) CHECK(v[i] >= 0.f);
@@ -355,7 +344,7 @@ TEST_CASE("every method of this family: a batch equals its samples one by one; r
     const double scale = std::max(1e-6, max_abs(all.attribution));
     for (int n = 0; n < 3; ++n) {
       Result one = run(g, x.slice(n, n + 1).clone(), {t[n]}, name, params);
-      CHECK(max_diff(one.attribution, all.attribution.slice(n, n + 1)) <= 1e-5 * scale);
+      CHECK(max_abs_diff(one.attribution, all.attribution.slice(n, n + 1)) <= 1e-5 * scale);
       if (!all.delta.empty()) CHECK(one.delta[0] == doctest::Approx(all.delta[n]).epsilon(1e-4).scale(1.0));
     }
   }

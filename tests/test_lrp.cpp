@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "tests/tensor_checks.h"
 #include "engine/layers.h"
 #include "explain/attribution/canonizer.h"
 #include "explain/attribution/lrp_rules.h"
@@ -30,11 +31,6 @@ double sample_sum(const Tensor& t, int n) {
   return s;
 }
 
-double max_abs(const Tensor& t) {
-  double m = 0;
-  for (size_t i = 0; i < t.size(); ++i) m = std::max(m, double(std::abs(t[i])));
-  return m;
-}
 
 // max |a - b| relative to max |b|
 double rel_diff(const Tensor& a, const Tensor& b) {

@@ -10,6 +10,7 @@
 #include <vector>
 #include <nlohmann/json.hpp>
 
+#include "tests/tensor_checks.h"
 #include "engine/architecture.h"
 #include "engine/layers.h"
 #include "explain/attribution/explain.h"
@@ -91,18 +92,6 @@ TEST_CASE("ParamReader: declared defaults, parsing, and the two kinds of mismatc
 }
 
 namespace {
-
-double max_abs(const Tensor& t) {
-  double m = 0;
-  for (size_t i = 0; i < t.size(); ++i) m = std::max(m, double(std::fabs(t[i])));
-  return m;
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]));
-  return m;
-}
 
 // small_cam_net's prefix up to relu2 (same weights), then `head` and dense(1, bias=false) whose one
 // logit IS a unit of relu2: weight 1 on input `pick` of the dense, 0 elsewhere.

@@ -9,6 +9,7 @@
 #include <numeric>
 #include <set>
 
+#include "tests/tensor_checks.h"
 #include "data/dataset.h"
 #include "engine/architecture.h"
 #include "engine/layers.h"
@@ -40,12 +41,6 @@ Tensor noise(const Shape& s, uint64_t seed, float lo = -1.f, float hi = 1.f) {
   return t;
 }
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, double(std::fabs(a[i] - b[i])));
-  return m;
-}
 
 double dot(const Tensor& a, const Tensor& b) {
   REQUIRE(a.size() == b.size());
