@@ -24,8 +24,9 @@ namespace {
 
 constexpr const char* kFormat = "1";
 
-[[noreturn]] void fail(const std::string& path, const std::string& what) {
-  throw ModelFileError(path + ": " + what);
+[[noreturn]] void fail(const std::string& path, const std::string& what,
+                       ModelFileError::Kind kind = ModelFileError::Kind::malformed) {
+  throw ModelFileError(path + ": " + what, kind);
 }
 
 // "features.10.weight" sorts after "features.3.weight": digit runs compare as numbers.
@@ -112,7 +113,8 @@ static void check_replaceable(const std::string& path) {
   std::error_code ec;
   const fs::file_status st = fs::symlink_status(path, ec);  // (a path that does not exist sets ec)
   if (fs::exists(st) && !fs::is_regular_file(st) && !fs::is_symlink(st))
-    fail(path, "is not a regular file (a folder, device or pipe); glassbox writes only regular files");
+    fail(path, "is not a regular file (a folder, device or pipe); glassbox writes only regular files",
+         fs::is_directory(st) ? ModelFileError::Kind::folder : ModelFileError::Kind::io);
 }
 
 void atomic_write(const std::string& path, const void* data, size_t n) {
@@ -120,7 +122,7 @@ void atomic_write(const std::string& path, const void* data, size_t n) {
   remove_stale_temporaries(path);
   std::string tmp = path + ".tmp" + std::to_string(::getpid());
   FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) fail(path, std::string("cannot write (") + std::strerror(errno) + ")");
+  if (!f) fail(path, std::string("cannot write (") + std::strerror(errno) + ")", ModelFileError::Kind::io);
   // Every step is checked: a full disk must fail the run, never leave a short file under the name.
   bool ok = std::fwrite(data, 1, n, f) == n;
   ok &= std::fflush(f) == 0;
@@ -129,12 +131,14 @@ void atomic_write(const std::string& path, const void* data, size_t n) {
   ok &= std::fclose(f) == 0;
   if (!ok) {
     std::remove(tmp.c_str());
-    fail(path, "write failed (" + std::string(std::strerror(err ? err : EIO)) + "); any previous file is unchanged");
+    fail(path, "write failed (" + std::string(std::strerror(err ? err : EIO)) + "); any previous file is unchanged",
+         ModelFileError::Kind::io);
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     err = errno;
     std::remove(tmp.c_str());
-    fail(path, "cannot replace it with the new file (" + std::string(std::strerror(err)) + "); any previous file is unchanged");
+    fail(path, "cannot replace it with the new file (" + std::string(std::strerror(err)) + "); any previous file is unchanged",
+         ModelFileError::Kind::io);
   }
 }
 
@@ -142,9 +146,14 @@ void write_json(const std::string& path, const json& j, int indent) { atomic_wri
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, std::string("cannot open (") + std::strerror(errno) + ")");
+  if (!in) {
+    const int err = errno;
+    fail(path, std::string("cannot open (") + std::strerror(err) + ")",
+         err == ENOENT ? ModelFileError::Kind::missing : ModelFileError::Kind::io);
+  }
   // A folder opens on Linux and then reads as zero bytes ("truncated").
-  if (std::error_code ec; std::filesystem::is_directory(path, ec)) fail(path, "is a folder, not a file");
+  if (std::error_code ec; std::filesystem::is_directory(path, ec))
+    fail(path, "is a folder, not a file", ModelFileError::Kind::folder);
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();

@@ -16,7 +16,9 @@ using Metadata = std::map<std::string, std::string>;
 
 // A model or tensor file that cannot be read or written; the message starts with its path.
 struct ModelFileError : std::runtime_error {
-  using std::runtime_error::runtime_error;
+  enum class Kind { malformed, missing, folder, io };  // io: the system refused (permissions, full disk...)
+  explicit ModelFileError(const std::string& what, Kind kind = Kind::malformed) : std::runtime_error(what), kind(kind) {}
+  Kind kind;
 };
 
 struct TensorFile {

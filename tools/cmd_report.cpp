@@ -65,9 +65,9 @@ struct Section {
 struct Settings {
   bool quick = false;
   std::string data = "fashion-mnist";
-  // Named from the data set, so another --data works too: TCAV's class (the second one) and what
-  // the outputs call test sample 0.
-  std::string second_class = "Trouser", first_test = "ankle-boot_0";
+  // Named from the data set, so another --data works too: TCAV's class (the second one: its
+  // --class, and its name for the caption) and what the outputs call test sample 0.
+  std::string second_class = "Trouser", second_class_name = "Trouser", first_test = "ankle-boot_0";
   int epochs() const { return quick ? 1 : 5; }
   std::string limit() const { return quick ? "6000" : "0"; }
   std::string index() const { return quick ? "0:4" : "0:8"; }
@@ -426,7 +426,7 @@ std::vector<Section> sections(const Settings& s) {
                      {"s9-tcav", {"concepts", "--model", lenet, "--layer", "relu2,dense1", "--class", s.second_class, "--concept",
                                   "stripes-v=pattern:stripes-v", "--concept", "stripes-h=pattern:stripes-h", "--concept",
                                   "dots=pattern:dots", "--out", "s9-tcav"},
-                      {{"tcav.png", "TCAV scores for class " + s.second_class + ", with one standard deviation over 10 random sets; "
+                      {{"tcav.png", "TCAV scores for class " + s.second_class_name + ", with one standard deviation over 10 random sets; "
                                     "n.s.: not significant against random CAVs"}},
                       "generated concept patterns, random sets from the training split"},
                      {"s9-probe", {"probe", "--model", lenet, "--layers", "all", "--train-limit", n, "--test-limit",
@@ -665,7 +665,9 @@ void add_report_command(Command& app) {
     if (s.data != "fashion-mnist" && dataset_available(s.data)) {
       const Dataset test = load_dataset(s.data, "test");
       if (test.size() > 0) s.first_test = sample_name(test, 0);
-      s.second_class = test.classes() > 1 ? test.class_names[1] : "0";
+      // By number: --class reads a number as an index first, and folder names can be numbers.
+      s.second_class = test.classes() > 1 ? "1" : "0";
+      s.second_class_name = test.class_names.empty() ? s.second_class : test.class_names[size_t(test.classes() > 1)];
     }
     const std::vector<Section> all = sections(s);
     std::set<int> wanted;

@@ -128,13 +128,15 @@ void run_train(const TrainArgs& a) {
     std::fprintf(stderr, "training %s on %s (%d samples, %.0f%% held out for validation), %s lr %g, %s schedule\n",
                  a.model.c_str(), train.name.c_str(), train.size(), 100 * a.val, a.optimizer.c_str(), oc.lr,
                  a.schedule.c_str());
+  // The test split is read (and checked: NaN, shape, classes) before training, so a bad one fails
+  // now rather than after the model is written.
+  const Dataset test = load_dataset(a.data, "test");
+  check_fits(m.graph, test);
   const auto t0 = std::chrono::steady_clock::now();
   FitResult r = fit(m.graph, train, o);
   const double secs = seconds_since(t0);
-  train = Dataset{};  // frees the training images before loading the test split
+  train = Dataset{};  // frees the training images
 
-  Dataset test = load_dataset(a.data, "test");
-  check_fits(m.graph, test);
   EvalResult e = evaluate(m.graph, test, o.norm);
   std::printf("test accuracy %s (%d images, loss %.4f) after %d epochs, %.1fs; best validation %s at epoch %d\n",
               percent(e.accuracy).c_str(), e.n, e.loss, r.history.empty() ? 0 : r.history.back().epoch, secs,

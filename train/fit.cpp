@@ -234,10 +234,13 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
   if (o.save_every < 0) throw std::invalid_argument("--save-every must be at least 1");
   // The command line checks these as it reads them; other callers (the Python package) meet them here.
   const OptimizerConfig& oc = o.optimizer;
-  if (!(oc.lr > 0) || !std::isfinite(oc.lr)) throw std::invalid_argument("--lr must be a finite rate > 0");
-  if (!(oc.momentum >= 0 && oc.momentum <= 1)) throw std::invalid_argument("--momentum must be in [0, 1]");
+  // Worded for both: the command line's --lr/--momentum/--weight-decay and Python's lr=, momentum=...
+  if (!(oc.lr > 0) || !std::isfinite(oc.lr))
+    throw std::invalid_argument("learning rate (lr) " + std::to_string(oc.lr) + ": must be finite (in float32) and > 0");
+  if (!(oc.momentum >= 0 && oc.momentum <= 1))
+    throw std::invalid_argument("momentum " + std::to_string(oc.momentum) + ": must be in [0, 1]");
   if (!(oc.weight_decay >= 0) || !std::isfinite(oc.weight_decay))
-    throw std::invalid_argument("--weight-decay must be finite and >= 0");
+    throw std::invalid_argument("weight decay " + std::to_string(oc.weight_decay) + ": must be finite and >= 0");
   if (o.save_every > 0 && o.out.empty()) throw std::invalid_argument("--save-every needs --out");
   // --out dir/m.safetensors: the folder is made (the files in it are still written atomically).
   if (const auto dir = std::filesystem::path(o.out).parent_path(); !o.out.empty() && !dir.empty()) {

@@ -32,7 +32,6 @@ namespace {
 
 namespace cc = gb::concepts;
 namespace sg = gb::explain::surrogates;
-using Lock = std::lock_guard<std::mutex>;
 using nlohmann::json;
 
 // ---- shared ---------------------------------------------------------------------------------------

@@ -115,14 +115,12 @@ void register_exceptions(py::module_&) {
       // pybind11's own would be a RuntimeError; a value of the wrong type is a TypeError.
       PyErr_SetString(PyExc_TypeError, (std::string(e.what()) + ": an argument has the wrong type (see help())").c_str());
     } catch (const ModelFileError& e) {
-      const std::string msg = e.what();
-      PyObject* type = msg.find("No such file") != std::string::npos ? PyExc_FileNotFoundError
-                       : msg.find("is a folder") != std::string::npos ? PyExc_IsADirectoryError
-                       : msg.find("cannot write") != std::string::npos || msg.find("cannot replace") != std::string::npos ||
-                               msg.find("write failed") != std::string::npos || msg.find("not a regular file") != std::string::npos
-                           ? PyExc_OSError
-                           : PyExc_ValueError;  // a malformed file
-      PyErr_SetString(type, msg.c_str());
+      using Kind = ModelFileError::Kind;
+      PyObject* type = e.kind == Kind::missing ? PyExc_FileNotFoundError
+                       : e.kind == Kind::folder ? PyExc_IsADirectoryError
+                       : e.kind == Kind::io     ? PyExc_OSError
+                                                : PyExc_ValueError;  // a malformed file
+      PyErr_SetString(type, e.what());
     } catch (const ShapeError& e) {
       PyErr_SetString(PyExc_ValueError, e.what());
     } catch (const std::out_of_range& e) {

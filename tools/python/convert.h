@@ -5,7 +5,10 @@
 #include <pybind11/pybind11.h>
 
 #include <map>
+#include <atomic>
 #include <mutex>
+#include <stdexcept>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -16,13 +19,45 @@ namespace gb::py_glassbox {
 
 namespace py = pybind11;
 
+// A model's lock. Taken again by the thread that holds it (a train() progress callback that uses
+// the model being trained), it raises instead of waiting forever.
+class ModelMutex {
+ public:
+  void lock() {
+    refuse_reentry();
+    mu_.lock();
+    owner_ = std::this_thread::get_id();
+  }
+  bool try_lock() {
+    refuse_reentry();
+    if (!mu_.try_lock()) return false;
+    owner_ = std::this_thread::get_id();
+    return true;
+  }
+  void unlock() {
+    owner_ = std::thread::id();
+    mu_.unlock();
+  }
+
+ private:
+  void refuse_reentry() const {
+    if (owner_.load() == std::this_thread::get_id())
+      throw std::runtime_error("this model is busy with a call on this thread (a train() progress callback cannot "
+                               "use the model being trained)");
+  }
+  std::mutex mu_;
+  std::atomic<std::thread::id> owner_{};
+};
+using Lock = std::lock_guard<ModelMutex>;
+
 // A model as Python holds it: the graph and its metadata, and a lock, because the GIL is released
-// during long calls and a graph's forward and backward passes keep state.
+// during long calls and a graph's forward and backward passes keep state. Take the lock only
+// after releasing the GIL: train()'s progress callback takes the GIL while it holds the lock.
 struct PyModel {
   PyModel(Model model, std::string spec) : m(std::move(model)), spec(std::move(spec)) {}
   Model m;
   std::string spec;  // what load() was given
-  std::mutex mu;
+  ModelMutex mu;
 };
 
 // An ndarray of floats as a Tensor (one copy: float64 and strided arrays are converted). `sample`

@@ -34,7 +34,6 @@ namespace {
 
 namespace vz = gb::visualize;
 namespace inst = gb::explain::instances;
-using Lock = std::lock_guard<std::mutex>;
 
 py::dict method_dict(const explain::MethodInfo& info) {
   py::dict params;
@@ -142,18 +141,19 @@ py::dict evaluate_py(PyModel& pm, py::handle x_arg, py::handle target, const std
   if (label_random == &pm) throw py::value_error("evaluate(label_random_model=...): give another model than the one evaluated");
   if (label_random) ctx.label_random_model = &label_random->m.graph;
   metrics::Evaluation r;
-  const Target t = target_arg(pm, x, target);
+  const bool pred = is_pred(target);
+  const Target given = pred ? Target() : target_arg(pm, x, target);
   {
     py::gil_scoped_release nogil;  // before the locks: train's epoch callback takes the GIL under one
     // both models' locks at once (std::lock: no deadlock with a call that takes them the other way)
-    std::unique_lock<std::mutex> lock(pm.mu, std::defer_lock), lock_random;
+    std::unique_lock<ModelMutex> lock(pm.mu, std::defer_lock), lock_random;
     if (label_random) {
-      lock_random = std::unique_lock<std::mutex>(label_random->mu, std::defer_lock);
+      lock_random = std::unique_lock<ModelMutex>(label_random->mu, std::defer_lock);
       std::lock(lock, lock_random);
     } else {
       lock.lock();
     }
-    r = metrics::evaluate(g, x, t, e, metric, params, ctx);
+    r = metrics::evaluate(g, x, pred ? pred_target(g, x) : given, e, metric, params, ctx);
   }
   py::dict extra;
   for (auto& [k, v] : r.extra) extra[py::str(k)] = to_array(v);
@@ -380,8 +380,11 @@ py::list train_py(PyModel& pm, py::handle data, int epochs, py::object progress,
       for (auto& [name, p] : pm.m.graph.named_params()) p->value = before[i++];
       throw;
     }
+    // The GIL guards the metadata (readers hold it); taken under the model's lock, as the epoch
+    // callback does, so save() (lock, then GIL) sees weights and metadata of the same model.
+    py::gil_scoped_acquire gil;
+    for (auto& [k, v] : o.metadata) pm.m.metadata[k] = v;
   }
-  for (auto& [k, v] : o.metadata) pm.m.metadata[k] = v;
   return history;
 }
 

@@ -30,7 +30,6 @@ namespace gb::py_glassbox {
 
 namespace {
 
-using Lock = std::lock_guard<std::mutex>;
 
 std::shared_ptr<PyModel> load(py::handle spec_arg, uint64_t seed) {
   const std::string spec = path_arg(spec_arg);
@@ -165,8 +164,11 @@ void save(PyModel& pm, py::handle path_arg_) {
   py::gil_scoped_release nogil;  // before the lock: train's epoch callback takes the GIL under it
   Lock lock(pm.mu);
   Metadata extra;
-  for (auto& [k, v] : pm.m.metadata)
-    if (k.rfind("glassbox.format", 0) != 0 && k != "glassbox.architecture") extra[k] = v;
+  {
+    py::gil_scoped_acquire gil;  // the GIL guards the metadata; under the lock, weights and metadata match
+    for (auto& [k, v] : pm.m.metadata)
+      if (k.rfind("glassbox.format", 0) != 0 && k != "glassbox.architecture") extra[k] = v;
+  }
   check_finite_params(pm.m.graph, "save('" + path + "')");  // a file load() would refuse
   save_model(path, pm.m.graph, extra);
 }
@@ -175,23 +177,36 @@ void save(PyModel& pm, py::handle path_arg_) {
 
 // The CLI's --target, from Python: an int (a class for every sample), a list/array of classes per
 // sample, "pred", or a unit spec string (LAYER:C, LAYER:C,Y,X, LAYER:FILE.npy).
+namespace {
+
+// x as the command's inputs, named x[0], x[1]... in errors.
+Inputs inputs_of(const Tensor& x) {
+  Inputs in;
+  in.x = x;
+  in.labels.assign(x.batch(), -1);
+  for (int n = 0; n < x.batch(); ++n) in.names.push_back("x[" + std::to_string(n) + "]");
+  return in;
+}
+
+}  // namespace
+
+bool is_pred(py::handle t) { return py::isinstance<py::str>(t) && t.cast<std::string>() == "pred"; }
+
+Target pred_target(Graph& g, const Tensor& x) { return read_target("pred", g, inputs_of(x), logits_of(g, x)); }
+
 Target target_arg(PyModel& pm, const Tensor& x, py::handle t) {
   Graph& g = pm.m.graph;
   const int N = x.batch(), K = g.classes();
-  Inputs in;
-  in.x = x;
-  in.labels.assign(N, -1);
-  for (int n = 0; n < N; ++n) in.names.push_back("x[" + std::to_string(n) + "]");
+  const Inputs in = inputs_of(x);
   if (py::isinstance<py::str>(t)) {
     const std::string spec = t.cast<std::string>();
     if (spec == "label") throw py::value_error("target='label': pass the labels themselves (a list or array per sample)");
-    Tensor logits;
     if (spec == "pred") {
       py::gil_scoped_release nogil;
       Lock lock(pm.mu);
-      logits = logits_of(g, x);
+      return pred_target(g, x);
     }
-    return read_target(spec, g, in, logits);
+    return read_target(spec, g, in, {});
   }
   if (py::isinstance<py::bool_>(t)) throw py::type_error("target: expected an int, a list of ints, 'pred' or a unit spec");
   // An int, or anything usable as one (numpy.int64 from y[i] or argmax()), but not an array.
@@ -271,11 +286,13 @@ py::object explain_py(PyModel& pm, py::handle x_arg, py::handle target_arg_, con
     }
   const explain::Params params = method_params(pm, method, all, x);
   explain::Result r;
-  const Target target = target_arg(pm, x, target_arg_);
+  // "pred" is resolved under the same lock as the method, so both see the same weights.
+  const bool pred = is_pred(target_arg_);
+  const Target given = pred ? Target() : target_arg(pm, x, target_arg_);
   {
     py::gil_scoped_release nogil;  // before the lock: train's epoch callback takes the GIL under it
     Lock lock(pm.mu);
-    r = explain::explain(g, x, target, method, params);
+    r = explain::explain(g, x, pred ? pred_target(g, x) : given, method, params);
   }
   py::array attr = to_array(r.attribution);
   if (!return_details) return attr;
