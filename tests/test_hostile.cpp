@@ -559,6 +559,15 @@ TEST_CASE("hostile cli: model paths, checkpoints, NaN data and same-named inputs
     CHECK_MESSAGE(contains(r.err, "(train split): NaN at sample"), r.err);
     CHECK_MESSAGE(!contains(r.err, "diverged"), r.err);
     CHECK(!fs::exists(s / "n.safetensors"));
+    // NaN in the test split is refused before training (it failed after the model was written).
+    std::string xt;
+    for (int i = 0; i < 20; ++i) xt += floats({float(i % 2), i == 4 ? NAN : float(i) / 20});
+    put(s / "xt.npy", npy("<f4", "(20, 2)", xt));
+    r = glassbox(s, "train --model toy2d --data npy:" + (s / "xt.npy") + "," + (s / "y.npy") + " --quiet --out " +
+                        (s / "t.safetensors"));
+    CHECK(r.status == 1);
+    CHECK_MESSAGE(contains(r.err, "(test split): NaN at sample 0"), r.err);
+    CHECK(!fs::exists(s / "t.safetensors"));
     // Every command that reads a data set names it the same way (prototypes stopped deep inside
     // MMD-critic with "point 1 is not finite", and top-patches scanned NaN images without a word).
     r = glassbox(s, "prototypes --model \"" + (s / "model (copy).safetensors") + "\" --data npy:" + (s / "x.npy") +
