@@ -306,7 +306,8 @@ Dataset train_data(py::handle data, int model_classes) {
 // train(model, data, epochs=1, progress=None, **settings): trains in place (as `glassbox train`,
 // same defaults: Adam 1e-3, cosine, batch 64, normalization by the training set's mean/std, which
 // the model keeps). progress(dict) is called after each epoch; returning False stops. Returns the
-// epochs' statistics.
+// epochs' statistics. Ctrl-C stops at the end of the running epoch, keeps the epochs done (as a
+// PyTorch loop would) and raises KeyboardInterrupt; any other failure restores the weights.
 py::list train_py(PyModel& pm, py::handle data, int epochs, py::object progress, py::kwargs kwargs) {
   if (epochs < 1 || epochs > 10000) throw py::value_error("train(epochs=" + std::to_string(epochs) + "): expected 1..10000");
   std::map<std::string, py::object> s;
@@ -356,12 +357,18 @@ py::list train_py(PyModel& pm, py::handle data, int epochs, py::object progress,
   o.metadata["glassbox.classes"] = nlohmann::json(d.class_names).dump();
   o.metadata["glassbox.dataset"] = py::isinstance<py::str>(data) ? data.cast<std::string>() : d.name;
   py::list history;
+  std::optional<py::error_already_set> interrupted;  // Ctrl-C, raised once the model is consistent
   o.on_epoch = [&](const EpochStats& e) {
     py::gil_scoped_acquire gil;
     py::dict st(py::arg("epoch") = e.epoch, py::arg("train_loss") = e.train_loss, py::arg("train_acc") = e.train_acc,
                 py::arg("val_loss") = e.val_loss, py::arg("val_acc") = e.val_acc, py::arg("lr") = e.lr,
                 py::arg("seconds") = e.seconds, py::arg("images_per_s") = e.images_per_s);
     history.append(st);
+    // The epoch ran without the GIL, so a Ctrl-C was only noted; its handler runs here.
+    if (PyErr_CheckSignals() != 0) {
+      interrupted.emplace();  // takes the pending KeyboardInterrupt
+      return false;
+    }
     if (progress.is_none()) return true;
     py::object r = progress(st);
     return r.is_none() || r.cast<bool>();
@@ -384,6 +391,10 @@ py::list train_py(PyModel& pm, py::handle data, int epochs, py::object progress,
     // callback does, so save() (lock, then GIL) sees weights and metadata of the same model.
     py::gil_scoped_acquire gil;
     for (auto& [k, v] : o.metadata) pm.m.metadata[k] = v;
+  }
+  if (interrupted) {
+    interrupted->restore();  // the KeyboardInterrupt, now that the model has its metadata
+    throw py::error_already_set();
   }
   return history;
 }

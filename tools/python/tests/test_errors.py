@@ -163,6 +163,36 @@ def test_explain_while_another_thread_trains_the_model(tmp_path):
     assert int(r.stdout.split()[-1]) >= 1, r.stdout
 
 
+INTERRUPT_SCRIPT = """
+import os, signal, threading, time, numpy as np, glassbox
+m = glassbox.load("input(1,16,16) conv(4,k=3,p=1) batchnorm relu gap dense(5)")
+rng = np.random.default_rng(8)
+xs, ys = rng.random((1024, 1, 16, 16), dtype=np.float32), [i % 5 for i in range(1024)]
+before = m.forward(xs[:2])
+threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+t0 = time.time()
+try:
+    glassbox.train(m, (xs, ys), 10000, batch=16)
+    print("finished")
+except KeyboardInterrupt:
+    print("interrupted", time.time() - t0 < 20, not np.array_equal(m.forward(xs[:2]), before),
+          "glassbox.normalize" in m.info()["metadata"])
+"""
+
+
+def test_ctrl_c_stops_training_at_the_epoch_and_keeps_it(tmp_path):
+    # The epochs run without the GIL, so Python only notes a Ctrl-C; it was handled only after all
+    # 10,000 epochs (190 s here). It now stops at the end of the running epoch (milliseconds),
+    # keeps the epochs done (with the normalization recorded) and raises KeyboardInterrupt, as a
+    # PyTorch loop would.
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", INTERRUPT_SCRIPT], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=300, env=dict(os.environ))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["interrupted", "True", "True", "True"], r.stdout
+
+
 def test_a_progress_callback_that_uses_the_model_being_trained_raises():
     m = glassbox.load(ARCH)
     xs = np.random.default_rng(6).random((8, 1, 16, 16), dtype=np.float32)
