@@ -568,6 +568,11 @@ TEST_CASE("hostile cli: model paths, checkpoints, NaN data and same-named inputs
     CHECK(r.status == 1);
     CHECK_MESSAGE(contains(r.err, "(test split): NaN at sample 0"), r.err);
     CHECK(!fs::exists(s / "t.safetensors"));
+    r = glassbox(s, "distill --teacher \"" + (s / "model (copy).safetensors") + "\" --student toy2d --data npy:" +
+                        (s / "xt.npy") + "," + (s / "y.npy") + " --epochs 1 --quiet --out " + (s / "d.safetensors"));
+    CHECK(r.status == 1);
+    CHECK_MESSAGE(contains(r.err, "(test split): NaN at sample 0"), r.err);
+    CHECK(!fs::exists(s / "d.safetensors"));
     // Every command that reads a data set names it the same way (prototypes stopped deep inside
     // MMD-critic with "point 1 is not finite", and top-patches scanned NaN images without a word).
     r = glassbox(s, "prototypes --model \"" + (s / "model (copy).safetensors") + "\" --data npy:" + (s / "x.npy") +

@@ -169,14 +169,16 @@ void run_distill(DistillArgs a) {
   const Shape sample = train.x.shape().sample();
   Model student = make_student(a, teacher, sample, teacher.graph.classes());
   check_fits(student.graph, train);
-  // A tree student's figure shows test sample --index: checked before training overwrites --out.
-  // Other students' test split is read after training, so that it does not add to the peak.
-  Dataset test;
+  // The test split is read (and its values checked) before training overwrites --out. A tree
+  // student's figure shows its sample --index, so it is kept; other students read it again after
+  // training, so that it does not add to the peak.
+  Dataset test = load_dataset(a.data, "test");
   if (sg::soft_tree_node(student.graph) >= 0) {
-    test = load_dataset(a.data, "test");
     if (a.index < 0 || a.index >= test.size())
       throw std::out_of_range("--index " + std::to_string(a.index) + " outside the test split's " +
                               std::to_string(test.size()) + " samples");
+  } else {
+    test = Dataset{};
   }
 
   FitOptions o = distill_fit_options(a, teacher, sample.rank == 1);
