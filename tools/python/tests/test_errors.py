@@ -1,10 +1,19 @@
 """Bad inputs raise Python exceptions with the CLI's messages, never a crash."""
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from conftest import ARCH, glassbox, run_cli
+
+
+def run_python(script, cwd):
+    """Runs a script in a fresh interpreter with the package: for scenarios (a deadlock, a signal)
+    that the test's own process could not survive or observe."""
+    return subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ))
 
 
 def test_wrong_dtype_names_the_argument(model):
@@ -153,10 +162,7 @@ def test_explain_while_another_thread_trains_the_model(tmp_path):
     # explain and evaluate once took the model's lock while holding the GIL, and train's epoch
     # callback takes the GIL while holding the lock: the two threads waited on each other forever.
     # A deadlocked process cannot fail its own assert (its threads hold the GIL), so it runs apart.
-    import subprocess
-    import sys
-    r = subprocess.run([sys.executable, "-c", DEADLOCK_SCRIPT], cwd=tmp_path, capture_output=True, text=True,
-                       timeout=300, env=dict(os.environ))
+    r = run_python(DEADLOCK_SCRIPT, tmp_path)
     assert r.returncode == 0, r.stderr
     # The first call starts while the thread trains (train holds the model for its whole run, so
     # that call waits for it; the old code deadlocked there).
@@ -185,10 +191,7 @@ def test_ctrl_c_stops_training_at_the_epoch_and_keeps_it(tmp_path):
     # 10,000 epochs (190 s here). It now stops at the end of the running epoch (milliseconds),
     # keeps the epochs done (with the normalization recorded) and raises KeyboardInterrupt, as a
     # PyTorch loop would.
-    import subprocess
-    import sys
-    r = subprocess.run([sys.executable, "-c", INTERRUPT_SCRIPT], cwd=tmp_path, capture_output=True, text=True,
-                       timeout=300, env=dict(os.environ))
+    r = run_python(INTERRUPT_SCRIPT, tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["interrupted", "True", "True", "True"], r.stdout
 
