@@ -17,12 +17,18 @@ static Shape pooled(const std::string& who, const Shape& x, int k, int s, int p)
   return {x[0], x[1], to_int((h - k) / s + 1, who + " output height"), to_int((w - k) / s + 1, who + " output width")};
 }
 
+// Whether v replaces the window's maximum so far: greater, or NaN. The vector loops below write
+// the same test per lane, (v > best) | (v != v).
+static inline bool beats(float v, float best) { return v > best || v != v; }
+
 Shape MaxPool2d::out_shape(const std::vector<Shape>& in) const {
   return pooled("maxpool '" + name + "'", in[0], k, stride, pad);
 }
 
 // Visits every output element of every plane with its window's winner (the first maximum in
 // row-major window order, as OpenBox reports ties): f(plane, output index, input index, value).
+// A later element wins when it is greater or NaN (PyTorch's max_pool2d): a window holding a NaN
+// gives NaN, and its gradient goes to the last NaN (seen only under --allow-nonfinite).
 template <class F>
 static void for_winners(const MaxPool2d& L, const Tensor& x, int OH, int OW, F&& f) {
   const int H = x.dim(2), W = x.dim(3), k = L.k, s = L.stride, p = L.pad;
@@ -39,12 +45,15 @@ static void for_winners(const MaxPool2d& L, const Tensor& x, int OH, int OW, F&&
           const float a = r0[j], b = r0[j + 1], c = r1[j], d = r1[j + 1];
           int q = 0;
           float best = a;
-          q = b > best ? 1 : q;
-          best = b > best ? b : best;
-          q = c > best ? 2 : q;
-          best = c > best ? c : best;
-          q = d > best ? 3 : q;
-          best = d > best ? d : best;
+          const bool wb = beats(b, best);
+          q = wb ? 1 : q;
+          best = wb ? b : best;
+          const bool wc = beats(c, best);
+          q = wc ? 2 : q;
+          best = wc ? c : best;
+          const bool wd = beats(d, best);
+          q = wd ? 3 : q;
+          best = wd ? d : best;
           f(pl, oh * OW + ow, (2 * oh + (q >> 1)) * W + j + (q & 1), best);
         }
       }
@@ -61,7 +70,7 @@ static void for_winners(const MaxPool2d& L, const Tensor& x, int OH, int OW, F&&
         float best = xp[bi];
         for (int ih = hs; ih < he; ++ih)
           for (int iw = ws; iw < we; ++iw)
-            if (xp[ih * W + iw] > best) best = xp[ih * W + iw], bi = ih * W + iw;
+            if (beats(xp[ih * W + iw], best)) best = xp[ih * W + iw], bi = ih * W + iw;
         f(pl, oh * OW + ow, bi, best);
       }
     }
@@ -139,8 +148,8 @@ GB_INLINE void cover_row(int OW, Block&& block) {
   }
 }
 
-// Each window's maximum in for_winners' order: a later element wins only when strictly greater,
-// so ties and NaNs give the same value.
+// Each window's maximum in for_winners' order: a later element wins only when strictly greater or
+// NaN, so ties and NaNs give the same value.
 GB_CLONES static void max_pool_2x2(const float* x, float* y, size_t planes, int H, int W, int OH, int OW) {
   for (size_t pl = 0; pl < planes; ++pl)
     for (int oh = 0; oh < OH; ++oh) {
@@ -152,9 +161,9 @@ GB_CLONES static void max_pool_2x2(const float* x, float* y, size_t planes, int 
         split_columns<L>(r0 + 2 * o, a, b);
         split_columns<L>(r1 + 2 * o, c, e);
         typename Lanes<L>::f best = a;
-        best = b > best ? b : best;
-        best = c > best ? c : best;
-        best = e > best ? e : best;
+        best = ((b > best) | (b != b)) ? b : best;
+        best = ((c > best) | (c != c)) ? c : best;
+        best = ((e > best) | (e != e)) ? e : best;
         store_vec(yr + o, best);
       });
     }
@@ -196,11 +205,12 @@ GB_CLONES static void max_pool_2x2_grad(const float* x, const float* g, float* d
         split_columns<L>(r0 + 2 * o, a, b);
         split_columns<L>(r1 + 2 * o, c, e);
         const I ones = I{} - 1, none = I{};  // q: all ones where a later element beats the best so far
-        const I q1 = b > a ? ones : none;
-        const F best1 = b > a ? b : a;
-        const I q2 = c > best1 ? ones : none;
-        const F best2 = c > best1 ? c : best1;
-        const I q3 = e > best2 ? ones : none;
+        const I t1 = (b > a) | (b != b);  // b beats a: greater or NaN, as in for_winners
+        const F best1 = t1 ? b : a;
+        const I t2 = (c > best1) | (c != c);
+        const F best2 = t2 ? c : best1;
+        const I t3 = (e > best2) | (e != e);
+        const I q1 = t1 ? ones : none, q2 = t2 ? ones : none, q3 = t3 ? ones : none;
         I bits;  // the output gradients' bits
         load_vec(bits, go + o);
         merge_columns<L>(w0 + 2 * o, I(bits & ~(q1 | q2 | q3)), I(bits & q1 & ~(q2 | q3)));

@@ -30,6 +30,7 @@
 #include "engine/finite.h"
 #include "engine/layers.h"
 #include "engine/model_file.h"
+#include "engine/rng.h"
 #include "engine/sizes.h"
 #include "explain/attribution/explain.h"
 #include "explain/common/params.h"
@@ -409,6 +410,83 @@ TEST_CASE("hostile: non-finite inputs and weights are refused before computing, 
   CHECK(contains(m, "nan.safetensors: parameter 'dense2.weight': NaN at"));
   allow_nonfinite(true);
   CHECK_NOTHROW(load_model(s / "nan.safetensors"));
+  allow_nonfinite(false);
+}
+
+// Where a max-pool window's gradient goes, as PyTorch's max_pool2d: the first maximum in row-major
+// order, unless a later element is NaN (then the last NaN). -1 for a window outside the plane.
+static int pytorch_winner(const float* x, int H, int W, int k, int s, int p, int oh, int ow) {
+  int best = -1;
+  for (int ih = oh * s - p; ih < oh * s - p + k; ++ih)
+    for (int iw = ow * s - p; iw < ow * s - p + k; ++iw) {
+      if (ih < 0 || iw < 0 || ih >= H || iw >= W) continue;
+      const int i = ih * W + iw;
+      if (best < 0 || x[i] > x[best] || std::isnan(x[i])) best = i;
+    }
+  return best;
+}
+
+TEST_CASE("hostile: allowed NaNs flow through ReLU and max-pooling as in PyTorch") {
+  allow_nonfinite(true);
+  // Max-pooling: 2x2 windows one at a time (W 4), in 4 and 8 lanes (W 8, 16), in an overlapping
+  // last block (W 18), and the general path (3x3, stride 2, padding 1); a NaN at every place.
+  struct Case {
+    int H, W, k, s, p;
+  };
+  for (const Case& c : {Case{2, 4, 2, 2, 0}, Case{2, 8, 2, 2, 0}, Case{4, 16, 2, 2, 0}, Case{2, 18, 2, 2, 0},
+                        Case{5, 7, 3, 2, 1}}) {
+    Graph g = graph_from_text("input(1," + std::to_string(c.H) + "," + std::to_string(c.W) + ") maxpool(" +
+                              std::to_string(c.k) + ",s=" + std::to_string(c.s) + ",p=" + std::to_string(c.p) + ")");
+    const Shape ys = g.shape(g.output());
+    const int OH = ys[2], OW = ys[3];
+    for (int at = 0; at < c.H * c.W; ++at) {
+      CAPTURE(c.W);
+      CAPTURE(at);
+      Tensor x(Shape{1, 1, c.H, c.W});
+      Rng rng(at + 1);
+      for (size_t i = 0; i < x.size(); ++i) x[i] = rng.uniform() - 0.5f;
+      x[at] = NAN;
+      const Tensor y = g.forward(x, Mode::train).clone();
+      Tensor seed(y.shape());
+      for (size_t o = 0; o < seed.size(); ++o) seed[o] = float(o + 1);
+      const Tensor gx = g.backward(seed).clone();
+      Tensor want_gx(x.shape(), 0.f);
+      for (int oh = 0; oh < OH; ++oh)
+        for (int ow = 0; ow < OW; ++ow) {
+          const int win = pytorch_winner(x.data(), c.H, c.W, c.k, c.s, c.p, oh, ow), o = oh * OW + ow;
+          REQUIRE(win >= 0);
+          const float got = y[o], want = x[win];  // NaN where the window holds one
+          CHECK((got == want || (std::isnan(got) && std::isnan(want))));
+          want_gx[win] += seed[o];
+        }
+      for (size_t i = 0; i < gx.size(); ++i) CHECK(gx[i] == want_gx[i]);
+    }
+  }
+  // ReLU: NaN stays NaN and passes its gradient; a NaN input makes that sample's logits NaN and
+  // leaves the other samples' bits alone.
+  Graph g = graph_from_text("input(1,8,8) conv(3,k=3,p=1) relu maxpool(2) flatten dense(4)");
+  g.init(2);
+  Tensor x(Shape{3, 1, 8, 8});
+  Rng rng(9);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = rng.uniform();
+  const Tensor clean = g.forward(x).clone();
+  x[64 + 27] = NAN;  // sample 1
+  const Tensor y = g.forward(x).clone();
+  for (int j = 0; j < 4; ++j) {
+    CHECK(std::isnan(y[4 + j]));
+    CHECK(y[j] == clean[j]);
+    CHECK(y[8 + j] == clean[8 + j]);
+  }
+  Graph r = graph_from_text("input(3) relu");
+  const Tensor t = Tensor::from({1, 3}, {NAN, -1.f, 2.f});
+  const Tensor ry = r.forward(t, Mode::train).clone();
+  CHECK(std::isnan(ry[0]));
+  CHECK(ry[1] == 0.f);
+  CHECK(ry[2] == 2.f);
+  const Tensor rg = r.backward(Tensor::from({1, 3}, {5.f, 6.f, 7.f}));
+  CHECK(rg[0] == 5.f);
+  CHECK(rg[1] == 0.f);
+  CHECK(rg[2] == 7.f);
   allow_nonfinite(false);
 }
 

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "data/dataset.h"
+#include "engine/finite.h"
 
 namespace gb::py_glassbox {
 
@@ -35,10 +36,12 @@ Tensor copy_in(const py::array_t<float, py::array::c_style | py::array::forcecas
   }
   Tensor t(Shape::of(dims));
   std::memcpy(t.data(), f.data(), t.size() * sizeof(float));
+  if (nonfinite_allowed()) return t;
   for (size_t i = 0; i < t.size(); ++i)
     if (!std::isfinite(t[i]))
       throw py::value_error(arg + ": not finite at flat element " + std::to_string(i) +
-                            " (NaN, Inf, or a float64 beyond float32's range, about 3.4e38)");
+                            " (NaN, Inf, or a float64 beyond float32's range, about 3.4e38; "
+                            "glassbox.allow_nonfinite(True) to study them)");
   return t;
 }
 
@@ -106,31 +109,62 @@ void file_not_found(const std::string& msg) {
   throw py::error_already_set();
 }
 
+namespace {
+
+// The engine's messages name the glassbox command's flags; from Python the same values are
+// arguments, so their names are given instead.
+std::string python_words(std::string msg) {
+  static const std::pair<std::string, std::string> kWords[] = {{"--param ", "parameter "},
+                                                               {"--target ", "target "},
+                                                               {"--unit ", "unit "},
+                                                               {"--allow-nonfinite", "glassbox.allow_nonfinite(True)"}};
+  for (const auto& [flag, word] : kWords)
+    for (size_t at = msg.find(flag); at != std::string::npos; at = msg.find(flag, at + word.size()))
+      msg.replace(at, flag.size(), word);
+  return msg;
+}
+
+void set_error(PyObject* type, const std::exception& e) { PyErr_SetString(type, python_words(e.what()).c_str()); }
+
+}  // namespace
+
 void register_exceptions(py::module_&) {
   // Registered translators are tried newest first, so the specific C++ types come last here.
+  // pybind11's own exceptions pass through to its translator; the standard ones map as pybind11
+  // maps them, with the message in Python's words.
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const py::cast_error& e) {
       // pybind11's own would be a RuntimeError; a value of the wrong type is a TypeError.
       PyErr_SetString(PyExc_TypeError, (std::string(e.what()) + ": an argument has the wrong type (see help())").c_str());
+    } catch (const py::builtin_exception&) {
+      throw;
     } catch (const ModelFileError& e) {
       using Kind = ModelFileError::Kind;
       PyObject* type = e.kind == Kind::missing ? PyExc_FileNotFoundError
                        : e.kind == Kind::folder ? PyExc_IsADirectoryError
                        : e.kind == Kind::io     ? PyExc_OSError
                                                 : PyExc_ValueError;  // a malformed file
-      PyErr_SetString(type, e.what());
+      set_error(type, e);
     } catch (const ShapeError& e) {
-      PyErr_SetString(PyExc_ValueError, e.what());
+      set_error(PyExc_ValueError, e);
     } catch (const std::out_of_range& e) {
-      PyErr_SetString(PyExc_ValueError, e.what());
+      set_error(PyExc_ValueError, e);
     } catch (const DataError& e) {
       // Readers name the file first; a missing one is FileNotFoundError, a malformed one ValueError.
       const std::string msg = e.what();
       const bool missing = msg.find("No such file") != std::string::npos || msg.find("cannot open") != std::string::npos ||
                            msg.find("not found") != std::string::npos || msg.find("not installed") != std::string::npos;
-      PyErr_SetString(missing ? PyExc_FileNotFoundError : PyExc_ValueError, msg.c_str());
+      set_error(missing ? PyExc_FileNotFoundError : PyExc_ValueError, e);
+    } catch (const std::invalid_argument& e) {
+      set_error(PyExc_ValueError, e);
+    } catch (const std::domain_error& e) {
+      set_error(PyExc_ValueError, e);
+    } catch (const std::overflow_error& e) {
+      set_error(PyExc_OverflowError, e);
+    } catch (const std::runtime_error& e) {
+      set_error(PyExc_RuntimeError, e);
     }
   });
 }

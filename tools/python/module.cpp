@@ -486,6 +486,10 @@ PYBIND11_MODULE(_core, m) {
   m.def("write_png", &write_png_py, py::arg("path"), py::arg("rgb"), "Writes a uint8 [H,W,3] or [H,W] array as PNG");
   m.def("set_threads", [](int n) { gb::set_threads(n); }, py::arg("n"), "Threads for every call (<= 0: all cores)");
   m.def("threads", [] { return gb::threads(); });
+  m.def("allow_nonfinite", [](bool allow) { gb::allow_nonfinite(allow); }, py::arg("allow") = true,
+        "Accept NaN and Inf in inputs and weights (refused by default), to study them; as the "
+        "command's --allow-nonfinite");
+  m.def("nonfinite_allowed", [] { return gb::nonfinite_allowed(); });
 
   py::module_ datasets = m.def_submodule("datasets", "Datasets as NumPy arrays: raw pixels in [0, 1] and labels");
   py::class_<PyDataset>(datasets, "Dataset")

@@ -37,6 +37,46 @@ def test_not_finite(model):
         model.forward(x)
 
 
+def test_messages_name_python_arguments_not_command_flags(tmp_path, model, inputs):
+    # The engine's messages name the command's flags (--param, --target, --unit); from Python the
+    # same values are arguments.
+    cases = [(lambda: glassbox.explain(model, inputs, 0, "lime", top=-1), r"^lime: parameter top=-1 is out of range"),
+             (lambda: glassbox.explain(model, inputs, 7, "saliency"), r"^target 7 outside the model's classes"),
+             (lambda: glassbox.visualize(model, "am", unit="zz"), r"^unit 'zz': no layer 'zz'")]
+    for call, message in cases:
+        with pytest.raises(ValueError, match=message) as e:
+            call()
+        assert "--" not in str(e.value)
+    np.save(tmp_path / "x.npy", inputs)
+    code, out = run_cli("explain", "--model", ARCH, "--input", tmp_path / "x.npy", "--method", "saliency",
+                        "--target", "7", "--out", tmp_path / "o")
+    assert code != 0 and "--target 7 outside the model's classes" in out  # the command keeps its words
+
+
+def test_allow_nonfinite_lets_nan_through_and_is_off_by_default(tmp_path, model, inputs):
+    x = inputs.copy()
+    x[1, 0, 5, 6] = np.nan
+    data = np.random.default_rng(5).random((4, 1, 16, 16), dtype=np.float32)
+    data[2, 0, 1, 1] = np.inf
+    np.save(tmp_path / "x.npy", data)
+    np.save(tmp_path / "y.npy", np.arange(4))
+    spec = f"npy:{tmp_path / 'x.npy'},{tmp_path / 'y.npy'}"
+    assert not glassbox.nonfinite_allowed()
+    with pytest.raises(ValueError, match=r"glassbox\.allow_nonfinite\(True\) to study them"):
+        model.forward(x)
+    with pytest.raises(ValueError, match=r"\+Inf at sample 2.*glassbox\.allow_nonfinite\(True\) to study them"):
+        glassbox.datasets.load(spec, "all")
+    glassbox.allow_nonfinite(True)
+    try:
+        y = model.forward(x)
+        assert np.isnan(y[1]).all()  # as in PyTorch: ReLU and max-pooling pass a NaN on
+        assert np.array_equal(y[[0, 2]], model.forward(inputs[[0, 2]]))
+        assert np.isinf(glassbox.datasets.load(spec, "all").x[2, 0, 1, 1])
+    finally:
+        glassbox.allow_nonfinite(False)
+    assert not glassbox.nonfinite_allowed()
+
+
 def test_unknown_method_and_parameter_messages_match_cli(tmp_path, model, inputs):
     with pytest.raises(ValueError) as py_err:
         glassbox.explain(model, inputs, 0, "salience")
