@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 
+#include "engine/interrupt.h"
 #include "engine/threads.h"
 
 namespace gb {
@@ -292,6 +293,7 @@ const Tensor& Graph::forward(const Tensor& x, const ForwardOptions& opt) {
                                 std::to_string(size()) + " nodes");
   const int N = x.batch(), last = opt.until < 0 ? size() - 1 : opt.until;
   check_row_block(N, opt.row_block, "forward");
+  poll_interrupt();  // between passes: nothing of this one has changed the graph yet
   input_ = x;
   mode_ = opt.mode;
   forward_end_ = last;

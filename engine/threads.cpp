@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "engine/blas.h"
+#include "engine/interrupt.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -122,6 +123,7 @@ struct Pool {
   std::atomic<uint64_t> ticket{0};
   std::atomic<int> remaining{0};
   const std::function<void(int)>* job = nullptr;  // written before the ticket that announces it
+  InterruptCheck* check = nullptr;                // the caller's (engine/interrupt.h), lent to the workers
   std::exception_ptr error;
   std::mutex error_m;
   std::vector<std::thread> workers;  // worker i runs part i + 1
@@ -138,6 +140,7 @@ struct Pool {
 
   void run_part(int id) {
     t_inside = true;
+    LentInterruptCheck lent(id ? check : interrupt_check());
     try {
       (*job)(id);
     } catch (...) {
@@ -170,6 +173,7 @@ struct Pool {
   void run(int n, const std::function<void(int)>& fn) {
     grow(n);
     job = &fn;
+    check = interrupt_check();
     error = nullptr;
     remaining.store(n - 1, std::memory_order_relaxed);
     {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "engine/architecture.h"
+#include "engine/interrupt.h"
 #include "engine/layers.h"
 #include "engine/threads.h"
 #include "explain/attribution/lrp_rules.h"
@@ -596,4 +597,46 @@ TEST_CASE("threads: BatchNorm in training runs on slices, with the serial formul
     CHECK(same_bits(again.pass.gx, many.pass.gx));
     for (size_t i = 0; i < many.pass.grads.size(); ++i) CHECK(same_bits(again.pass.grads[i].g, many.pass.grads[i].g));
   }
+}
+
+TEST_CASE("threads: an interrupt check stops forward passes on its thread and on the parts it lends") {
+  RestoreThreads keep;
+  set_threads(2);
+  Graph g = graph_from_text("input(4) dense(3) relu dense(2)");
+  g.init(1);
+  const Tensor x = Tensor::from({1, 4}, {0.5f, -1.f, 2.f, 0.25f});
+  const Tensor before = g.forward(x).clone();
+  int asked = 0;
+  {
+    InterruptCheck check([&] { return ++asked > 0; });
+    CHECK_THROWS_AS(g.forward(x), Interrupted);
+    CHECK_THROWS_AS(g.forward(x), Interrupted);  // said stop once: not asked again
+    CHECK(asked == 1);
+  }
+  const Tensor after = g.forward(x).clone();  // no check: the model is as it was
+  for (size_t i = 0; i < before.size(); ++i) CHECK(after[i] == before[i]);
+
+  // The caller's part says stop once the worker's part has run; the worker, which never asks, stops
+  // at its next pass instead of running on for 10 s.
+  std::atomic<int> worker_passes{0};
+  std::atomic<bool> worker_stopped{false};
+  InterruptCheck check([&] { return worker_passes.load() > 0; });
+  std::vector<Graph> copies;
+  for (int t = 0; t < 2; ++t) copies.push_back(graph_from_text("input(4) dense(3) relu dense(2)"));
+  const auto start = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(parallel(2,
+                           [&](int t) {
+                             try {
+                               while (std::chrono::steady_clock::now() - start < std::chrono::seconds(10)) {
+                                 copies[t].forward(x);
+                                 if (t == 1) ++worker_passes;
+                               }
+                             } catch (const Interrupted&) {
+                               if (t == 1) worker_stopped = true;
+                               throw;
+                             }
+                           }),
+                  Interrupted);
+  CHECK(worker_stopped);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
 }

@@ -181,7 +181,7 @@ py::dict tcav_py(PyModel& pm, py::handle layers_a, py::dict concepts, int target
   q.target = Target({target});
   cc::TcavResult r;
   {
-    py::gil_scoped_release nogil;
+    ReleasedGil nogil;
     Lock lock(pm.mu);
     r = cc::tcav(g, q, params, method);
   }
@@ -229,7 +229,7 @@ py::dict cav_py(py::handle pos_a, py::handle other_a, const std::string& classif
   o.test_fraction = test_fraction;
   cc::Cav c;
   {
-    py::gil_scoped_release nogil;
+    ReleasedGil nogil;
     c = cc::train_cav(pos, other, o);
   }
   py::array_t<float> direction(py::ssize_t(c.direction.size()));
@@ -267,7 +267,7 @@ py::dict probe_py(PyModel& pm, py::handle train_a, py::handle test_a, py::handle
   q.classes = classes > 0 ? classes : std::max(largest + 1, g.classes());
   cc::ProbeResult r;
   {
-    py::gil_scoped_release nogil;
+    ReleasedGil nogil;
     Lock lock(pm.mu);
     r = cc::probe(g, q, params, method);
   }
@@ -335,7 +335,7 @@ py::dict dissect_py(PyModel& pm, py::handle images, py::handle masks, std::vecto
   }
   cc::DissectResult r;
   {
-    py::gil_scoped_release nogil;
+    ReleasedGil nogil;
     Lock lock(pm.mu);
     r = cc::dissect(g, {&s, layers, {}}, params, method);
   }
@@ -415,7 +415,7 @@ py::dict attack_py(PyModel& pm, py::handle x_a, const std::string& method, py::h
   q.pixels = pixel_space(pm.m);
   attacks::Result r;
   {
-    py::gil_scoped_release nogil;
+    ReleasedGil nogil;
     Lock lock(pm.mu);
     r = attacks::attack(g, q, method, params);
   }
@@ -449,7 +449,7 @@ py::dict importance_py(PyModel& pm, py::handle x_a, const std::string& method, p
   for (size_t c = 0; c < norm.mean.size(); ++c) q.raw_shift.push_back(norm.mean[c] / norm.std[c]);
   sg::Importance r;
   {
-    py::gil_scoped_release nogil;
+    ReleasedGil nogil;
     Lock lock(pm.mu);
     r = sg::importance(g, q, method, params);
   }
@@ -481,7 +481,7 @@ py::list rules_py(PyModel& pm, const std::string& method, py::handle inputs_a, p
   q.class_names = model_classes(pm.m);
   std::vector<sg::RuleSet> sets;
   {
-    py::gil_scoped_release nogil;
+    ReleasedGil nogil;
     Lock lock(pm.mu);
     sets = sg::rules(g, q, method, params);
   }
@@ -516,7 +516,7 @@ py::dict soft_tree_py(PyModel& pm, py::handle x_a, py::handle index_a, int level
   std::vector<int> max_path;
   explain::Image figure;
   {
-    py::gil_scoped_release nogil;
+    ReleasedGil nogil;
     Lock lock(pm.mu);
     r = sg::route(g, tn, x);
     max_path = sg::max_path_predictions(tree, r);

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 
 #include "data/dataset.h"
@@ -126,15 +127,35 @@ std::string python_words(std::string msg) {
 
 void set_error(PyObject* type, const std::exception& e) { PyErr_SetString(type, python_words(e.what()).c_str()); }
 
+// The exception a signal handler raised during this thread's call (KeyboardInterrupt), until the
+// translator raises it; an engine error handler may have wrapped the Interrupted on its way out.
+thread_local std::optional<py::error_already_set> t_interrupt;
+
 }  // namespace
+
+ReleasedGil::ReleasedGil()
+    : check_([] {
+        py::gil_scoped_acquire gil;
+        if (PyErr_CheckSignals() == 0) return false;
+        t_interrupt.emplace();  // takes the pending exception
+        return true;
+      }) {}
 
 void register_exceptions(py::module_&) {
   // Registered translators are tried newest first, so the specific C++ types come last here.
   // pybind11's own exceptions pass through to its translator; the standard ones map as pybind11
   // maps them, with the message in Python's words.
   py::register_exception_translator([](std::exception_ptr p) {
+    if (t_interrupt) {
+      std::optional<py::error_already_set> e;
+      e.swap(t_interrupt);
+      e->restore();
+      return;
+    }
     try {
       if (p) std::rethrow_exception(p);
+    } catch (const Interrupted&) {
+      PyErr_SetNone(PyExc_KeyboardInterrupt);
     } catch (const py::cast_error& e) {
       // pybind11's own would be a RuntimeError; a value of the wrong type is a TypeError.
       PyErr_SetString(PyExc_TypeError, (std::string(e.what()) + ": an argument has the wrong type (see help())").c_str());

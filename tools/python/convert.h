@@ -4,14 +4,15 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
-#include <map>
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
 #include <string>
 #include <vector>
 
+#include "engine/interrupt.h"
 #include "engine/model_file.h"
 #include "explain/common/params.h"
 
@@ -49,6 +50,18 @@ class ModelMutex {
   std::atomic<std::thread::id> owner_{};
 };
 using Lock = std::lock_guard<ModelMutex>;
+
+// The GIL released for a long call, which Ctrl-C stops at its next graph pass (engine/interrupt.h):
+// the check takes the GIL back to run Python's signal handlers and keeps the KeyboardInterrupt they
+// raise for the exception translator. Not for train(), which stops at the end of an epoch.
+class ReleasedGil {
+ public:
+  ReleasedGil();
+
+ private:
+  py::gil_scoped_release release_;
+  InterruptCheck check_;
+};
 
 // A model as Python holds it: the graph and its metadata, and a lock, because the GIL is released
 // during long calls and a graph's forward and backward passes keep state. Take the lock only

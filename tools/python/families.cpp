@@ -105,7 +105,7 @@ py::dict visualize_py(PyModel& pm, const std::string& method, py::handle unit, p
   };
   vz::Result r;
   {
-    py::gil_scoped_release nogil;
+    ReleasedGil nogil;
     Lock lock(pm.mu);
     r = vz::visualize(g, q, method, params);
   }
@@ -144,7 +144,7 @@ py::dict evaluate_py(PyModel& pm, py::handle x_arg, py::handle target, const std
   const bool pred = is_pred(target);
   const Target given = pred ? Target() : target_arg(pm, x, target);
   {
-    py::gil_scoped_release nogil;  // before the locks: train's epoch callback takes the GIL under one
+    ReleasedGil nogil;  // before the locks: train's epoch callback takes the GIL under one
     // both models' locks at once (std::lock: no deadlock with a call that takes them the other way)
     std::unique_lock<ModelMutex> lock(pm.mu, std::defer_lock), lock_random;
     if (label_random) {
@@ -226,7 +226,7 @@ py::dict influence_py(PyModel& pm, py::handle train_arg, py::handle tests_arg, c
   ctx.checkpoints = &checkpoints;
   inst::Scores s;
   {
-    py::gil_scoped_release nogil;
+    ReleasedGil nogil;
     Lock lock(pm.mu);
     s = inst::explain(pm.m.graph, train, tests, method, params, ctx);
   }
@@ -246,7 +246,7 @@ py::list regions_py(PyModel& pm, py::handle x_arg, bool polytope) {
   o.polytope = polytope;
   std::vector<openbox::Region> rs;
   {
-    py::gil_scoped_release nogil;
+    ReleasedGil nogil;
     Lock lock(pm.mu);
     for (int n = 0; n < x.batch(); ++n) rs.push_back(openbox::region(g, x.slice(n, n + 1), o));
   }

@@ -64,7 +64,7 @@ py::array forward(PyModel& pm, py::handle x_arg) {
   Tensor x = tensor_arg(x_arg, pm.m.graph.input_shape(), "x");
   Tensor y;
   {
-    py::gil_scoped_release nogil;
+    ReleasedGil nogil;
     Lock lock(pm.mu);
     y = logits_of(pm.m.graph, x);
   }
@@ -78,7 +78,7 @@ py::tuple predict(PyModel& pm, py::handle x_arg, int top) {
   Tensor x = tensor_arg(x_arg, pm.m.graph.input_shape(), "x");
   Tensor p;
   {
-    py::gil_scoped_release nogil;
+    ReleasedGil nogil;
     Lock lock(pm.mu);
     p = softmax(logits_of(pm.m.graph, x));
   }
@@ -126,7 +126,7 @@ py::dict activations(PyModel& pm, py::handle x_arg, py::handle names_arg) {
   Tensor x = tensor_arg(x_arg, pm.m.graph.input_shape(), "x");
   std::vector<Tensor> acts;
   {
-    py::gil_scoped_release nogil;
+    ReleasedGil nogil;
     Lock lock(pm.mu);
     acts = gb::activations(pm.m.graph, x, nodes);
   }
@@ -202,7 +202,7 @@ Target target_arg(PyModel& pm, const Tensor& x, py::handle t) {
     const std::string spec = t.cast<std::string>();
     if (spec == "label") throw py::value_error("target='label': pass the labels themselves (a list or array per sample)");
     if (spec == "pred") {
-      py::gil_scoped_release nogil;
+      ReleasedGil nogil;
       Lock lock(pm.mu);
       return pred_target(g, x);
     }
@@ -290,7 +290,7 @@ py::object explain_py(PyModel& pm, py::handle x_arg, py::handle target_arg_, con
   const bool pred = is_pred(target_arg_);
   const Target given = pred ? Target() : target_arg(pm, x, target_arg_);
   {
-    py::gil_scoped_release nogil;  // before the lock: train's epoch callback takes the GIL under it
+    ReleasedGil nogil;  // before the lock: train's epoch callback takes the GIL under it
     Lock lock(pm.mu);
     r = explain::explain(g, x, pred ? pred_target(g, x) : given, method, params);
   }

@@ -236,6 +236,30 @@ def test_ctrl_c_stops_training_at_the_epoch_and_keeps_it(tmp_path):
     assert r.stdout.split() == ["interrupted", "True", "True", "True"], r.stdout
 
 
+EXPLAIN_INTERRUPT_SCRIPT = """
+import os, signal, threading, time, numpy as np, glassbox
+m = glassbox.load("input(1,16,16) conv(4,k=3,p=1) relu maxpool(2) conv(6,k=3,p=1) relu gap dense(5)")
+x = np.random.default_rng(0).random((4096, 1, 16, 16), dtype=np.float32)
+before = glassbox.explain(m, x[:2], 0, "integrated-gradients")
+threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+t0 = time.time()
+try:
+    glassbox.explain(m, x, 0, "integrated-gradients", n_steps=500)  # about 45 s here
+    print("finished")
+except KeyboardInterrupt:
+    print("interrupted", time.time() - t0 < 10,
+          np.array_equal(glassbox.explain(m, x[:2], 0, "integrated-gradients"), before))
+"""
+
+
+def test_ctrl_c_stops_a_long_explanation_and_the_model_still_works(tmp_path):
+    # Calls other than train() answered Ctrl-C only when they returned; they now stop at the next
+    # forward pass (engine/interrupt.h) and raise KeyboardInterrupt, the model unchanged.
+    r = run_python(EXPLAIN_INTERRUPT_SCRIPT, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["interrupted", "True", "True"], r.stdout
+
+
 def test_a_progress_callback_that_uses_the_model_being_trained_raises():
     m = glassbox.load(ARCH)
     xs = np.random.default_rng(6).random((8, 1, 16, 16), dtype=np.float32)
