@@ -657,6 +657,18 @@ TEST_CASE("hostile cli: model paths, checkpoints, NaN data and same-named inputs
                         "," + (s / "y.npy") + " --out " + (s / "p"));
     CHECK(r.status == 1);
     CHECK_MESSAGE(contains(r.err, "(train split): NaN at sample"), r.err);
+    // A baseline file is checked as inputs are: which sample and element, and --allow-nonfinite
+    // lets it through.
+    put(s / "in.npy", npy("<f4", "(2, 2)", floats({0.5f, 0.25f, 0.75f, 1.f})));
+    put(s / "base.npy", npy("<f4", "(2, 2)", floats({0.f, 0.f, 0.f, -INFINITY})));
+    const std::string ig = "explain --model \"" + (s / "model (copy).safetensors") + "\" --input " + (s / "in.npy") +
+                           " --method integrated-gradients --param baseline=" + (s / "base.npy") + " --out " +
+                           (s / "ig");
+    r = glassbox(s, ig);
+    CHECK(r.status == 1);
+    CHECK_MESSAGE(contains(r.err, "base.npy: -Inf at sample 1, element 1"), r.err);
+    r = glassbox(s, "--allow-nonfinite " + ig);
+    CHECK_MESSAGE(r.status == 0, r.err);
   }
 
   // A stored normalization that does not fit the model's input is named with its file when the

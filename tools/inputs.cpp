@@ -245,8 +245,7 @@ Tensor baseline_tensor(const std::string& spec, const Graph& g, const Normalizat
   if (b.rank() == g.input_shape().rank) b = b.reshaped(one);
   if (b.rank() != g.input_shape().rank + 1 || b.shape().sample() != g.input_shape())
     throw ShapeError(flag + ": shape " + b.shape().str() + ", the model takes " + one.str() + " or N of them");
-  for (size_t i = 0; i < b.size(); ++i)
-    if (!std::isfinite(b[i])) throw std::invalid_argument(flag + ": not finite at element " + std::to_string(i));
+  check_finite(b, flag);
   return space == InputSpace::pixels ? from_pixels(b) : b;
 }
 
