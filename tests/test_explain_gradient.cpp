@@ -252,6 +252,22 @@ TEST_CASE("Gauss-Legendre nodes integrate polynomials exactly and weights sum to
   CHECK(s0 == doctest::Approx(1.0).epsilon(1e-12));
   CHECK(s8 == doctest::Approx(1.0 / 9).epsilon(1e-12));  // degree 8 <= 2*5-1
   CHECK(a.front() < a.back());
+  // Symmetric about 1/2 as numpy's leggauss makes them (an odd count's middle node is 1/2), and
+  // exact for the highest degree they can be at a larger count.
+  for (int n : {6, 7, 64}) {
+    CAPTURE(n);
+    ig_nodes(IgMethod::gausslegendre, n, a, w);
+    for (int k = 0; k < n; ++k) {
+      CHECK(w[k] == w[n - 1 - k]);
+      CHECK(std::fabs(a[k] + a[n - 1 - k] - 1) < 1e-15);
+      if (k + 1 < n) CHECK(a[k] < a[k + 1]);
+    }
+    if (n % 2) CHECK(a[n / 2] == 0.5);
+    double s = 0, odd = 0;  // ∫ t^(2n-1) on [0, 1]; and (t - 1/2)^(2n-1), odd about 1/2: 0
+    for (int k = 0; k < n; ++k) s += w[k] * std::pow(a[k], 2 * n - 1), odd += w[k] * std::pow(a[k] - 0.5, 2 * n - 1);
+    CHECK(s == doctest::Approx(1.0 / (2 * n)).epsilon(1e-12));
+    CHECK(std::fabs(odd) < 1e-15);
+  }
   ig_nodes(IgMethod::riemann_trapezoid, 3, a, w);
   CHECK(a == std::vector<double>{0, 0.5, 1});
   CHECK(w == std::vector<double>{0.25, 0.5, 0.25});

@@ -9,6 +9,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "engine/interrupt.h"
 #include "engine/passes.h"
 #include "explain/openbox/openbox.h"
 
@@ -129,10 +130,13 @@ void ig_nodes(IgMethod m, int n, std::vector<double>& alphas, std::vector<double
     case IgMethod::exact:
       break;
     case IgMethod::gausslegendre:
-      // Legendre roots by Newton's method from the Chebyshev-like guess (numpy's leggauss gives
-      // the same nodes); mapped from [-1, 1] to [0, 1] as Captum does: α = (1 + ξ)/2, w/2.
-      for (int i = 0; i < n; ++i) {
-        double z = std::cos(M_PI * (i + 0.75) / (n + 0.5)), pp = 1;
+      // Legendre roots by Newton's method from the Chebyshev-like guess, for the positive half:
+      // the roots are symmetric about 0 and mirroring makes them exactly so, as numpy's leggauss
+      // does (an odd n's middle root is 0: Newton stays there). Mapped from [-1, 1] to [0, 1] as
+      // Captum does: α = (1 + ξ)/2, w/2. O(n²) (about a minute at 100,000 steps): it polls for Ctrl-C.
+      for (int i = 0; i < (n + 1) / 2; ++i) {
+        poll_interrupt();
+        double z = 2 * i + 1 == n ? 0.0 : std::cos(M_PI * (i + 0.75) / (n + 0.5)), pp = 1;
         for (int it = 0; it < 100; ++it) {
           double p1 = 1, p2 = 0;
           for (int j = 1; j <= n; ++j) {
@@ -145,9 +149,9 @@ void ig_nodes(IgMethod m, int n, std::vector<double>& alphas, std::vector<double
           z = z1 - p1 / pp;
           if (std::fabs(z - z1) < 1e-15) break;
         }
-        // Roots come out descending; store ascending like numpy.
-        alphas[n - 1 - i] = 0.5 * (1 + z);
-        weights[n - 1 - i] = 1.0 / ((1 - z * z) * pp * pp);  // = (2 / ((1-z²) P'²)) / 2
+        const double w = 1.0 / ((1 - z * z) * pp * pp);  // = (2 / ((1-z²) P'²)) / 2
+        alphas[n - 1 - i] = 0.5 * (1 + z), weights[n - 1 - i] = w;  // ascending, like numpy
+        alphas[i] = 0.5 * (1 - z), weights[i] = w;
       }
       break;
   }
