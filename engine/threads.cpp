@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "engine/blas.h"
-#include "engine/interrupt.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -123,7 +122,6 @@ struct Pool {
   std::atomic<uint64_t> ticket{0};
   std::atomic<int> remaining{0};
   const std::function<void(int)>* job = nullptr;  // written before the ticket that announces it
-  InterruptCheck* check = nullptr;                // the caller's (engine/interrupt.h), lent to the workers
   std::exception_ptr error;
   std::mutex error_m;
   std::vector<std::thread> workers;  // worker i runs part i + 1
@@ -140,7 +138,6 @@ struct Pool {
 
   void run_part(int id) {
     t_inside = true;
-    LentInterruptCheck lent(id ? check : interrupt_check());
     try {
       (*job)(id);
     } catch (...) {
@@ -173,7 +170,6 @@ struct Pool {
   void run(int n, const std::function<void(int)>& fn) {
     grow(n);
     job = &fn;
-    check = interrupt_check();
     error = nullptr;
     remaining.store(n - 1, std::memory_order_relaxed);
     {

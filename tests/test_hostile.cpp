@@ -426,41 +426,56 @@ static int pytorch_winner(const float* x, int H, int W, int k, int s, int p, int
   return best;
 }
 
+// Non-finite values allowed for a scope (also when a check aborts the test case).
+struct AllowNonfinite {
+  AllowNonfinite() { allow_nonfinite(true); }
+  ~AllowNonfinite() { allow_nonfinite(false); }
+};
+
 TEST_CASE("hostile: allowed NaNs flow through ReLU and max-pooling as in PyTorch") {
-  allow_nonfinite(true);
+  AllowNonfinite allowed;
   // Max-pooling: 2x2 windows one at a time (W 4), in 4 and 8 lanes (W 8, 16), in an overlapping
-  // last block (W 18), and the general path (3x3, stride 2, padding 1); a NaN at every place.
+  // last block (W 18), on odd planes (the scalar path of the gradient and of winners()), and the
+  // general path (3x3, stride 2, padding 1). Values on a coarse grid, so windows hold ties (the
+  // first maximum wins); a NaN at every place, and a second one two places on.
   struct Case {
     int H, W, k, s, p;
   };
   for (const Case& c : {Case{2, 4, 2, 2, 0}, Case{2, 8, 2, 2, 0}, Case{4, 16, 2, 2, 0}, Case{2, 18, 2, 2, 0},
-                        Case{5, 7, 3, 2, 1}}) {
+                        Case{3, 5, 2, 2, 0}, Case{5, 7, 3, 2, 1}}) {
     Graph g = graph_from_text("input(1," + std::to_string(c.H) + "," + std::to_string(c.W) + ") maxpool(" +
                               std::to_string(c.k) + ",s=" + std::to_string(c.s) + ",p=" + std::to_string(c.p) + ")");
+    const auto& pool = dynamic_cast<const MaxPool2d&>(g.layer(g.output()));
     const Shape ys = g.shape(g.output());
     const int OH = ys[2], OW = ys[3];
-    for (int at = 0; at < c.H * c.W; ++at) {
-      CAPTURE(c.W);
-      CAPTURE(at);
-      Tensor x(Shape{1, 1, c.H, c.W});
-      Rng rng(at + 1);
-      for (size_t i = 0; i < x.size(); ++i) x[i] = rng.uniform() - 0.5f;
-      x[at] = NAN;
-      const Tensor y = g.forward(x, Mode::train).clone();
-      Tensor seed(y.shape());
-      for (size_t o = 0; o < seed.size(); ++o) seed[o] = float(o + 1);
-      const Tensor gx = g.backward(seed).clone();
-      Tensor want_gx(x.shape(), 0.f);
-      for (int oh = 0; oh < OH; ++oh)
-        for (int ow = 0; ow < OW; ++ow) {
-          const int win = pytorch_winner(x.data(), c.H, c.W, c.k, c.s, c.p, oh, ow), o = oh * OW + ow;
-          REQUIRE(win >= 0);
-          const float got = y[o], want = x[win];  // NaN where the window holds one
-          CHECK((got == want || (std::isnan(got) && std::isnan(want))));
-          want_gx[win] += seed[o];
-        }
-      for (size_t i = 0; i < gx.size(); ++i) CHECK(gx[i] == want_gx[i]);
-    }
+    for (int nans = 1; nans <= 2; ++nans)
+      for (int at = 0; at < c.H * c.W; ++at) {
+        CAPTURE(c.W);
+        CAPTURE(at);
+        CAPTURE(nans);
+        Tensor x(Shape{1, 1, c.H, c.W});
+        Rng rng(at + 1);
+        for (size_t i = 0; i < x.size(); ++i) x[i] = std::floor(rng.uniform() * 3) - 1;
+        x[at] = NAN;
+        if (nans == 2) x[(at + 2) % x.size()] = NAN;
+        const Tensor y = g.forward(x, Mode::train).clone();
+        Tensor seed(y.shape());
+        for (size_t o = 0; o < seed.size(); ++o) seed[o] = float(o + 1);
+        const Tensor gx = g.backward(seed).clone();
+        std::vector<int32_t> won(y.size());
+        pool.winners(x, won.data());
+        Tensor want_gx(x.shape(), 0.f);
+        for (int oh = 0; oh < OH; ++oh)
+          for (int ow = 0; ow < OW; ++ow) {
+            const int win = pytorch_winner(x.data(), c.H, c.W, c.k, c.s, c.p, oh, ow), o = oh * OW + ow;
+            REQUIRE(win >= 0);
+            const float got = y[o], want = x[win];  // NaN where the window holds one
+            CHECK((got == want || (std::isnan(got) && std::isnan(want))));
+            CHECK(won[o] == win);
+            want_gx[win] += seed[o];
+          }
+        for (size_t i = 0; i < gx.size(); ++i) CHECK(gx[i] == want_gx[i]);
+      }
   }
   // ReLU: NaN stays NaN and passes its gradient; a NaN input makes that sample's logits NaN and
   // leaves the other samples' bits alone.
@@ -487,7 +502,6 @@ TEST_CASE("hostile: allowed NaNs flow through ReLU and max-pooling as in PyTorch
   CHECK(rg[0] == 5.f);
   CHECK(rg[1] == 0.f);
   CHECK(rg[2] == 7.f);
-  allow_nonfinite(false);
 }
 
 // ---- outputs -----------------------------------------------------------------------------------

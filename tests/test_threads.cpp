@@ -599,9 +599,7 @@ TEST_CASE("threads: BatchNorm in training runs on slices, with the serial formul
   }
 }
 
-TEST_CASE("threads: an interrupt check stops forward passes on its thread and on the parts it lends") {
-  RestoreThreads keep;
-  set_threads(2);
+TEST_CASE("threads: an interrupt check stops the next forward pass, and only after 20 ms") {
   Graph g = graph_from_text("input(4) dense(3) relu dense(2)");
   g.init(1);
   const Tensor x = Tensor::from({1, 4}, {0.5f, -1.f, 2.f, 0.25f});
@@ -609,34 +607,14 @@ TEST_CASE("threads: an interrupt check stops forward passes on its thread and on
   int asked = 0;
   {
     InterruptCheck check([&] { return ++asked > 0; });
+    const auto start = std::chrono::steady_clock::now();
+    g.forward(x);  // a short call does not ask
+    if (std::chrono::steady_clock::now() - start < std::chrono::milliseconds(15)) CHECK(asked == 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
     CHECK_THROWS_AS(g.forward(x), Interrupted);
     CHECK_THROWS_AS(g.forward(x), Interrupted);  // said stop once: not asked again
     CHECK(asked == 1);
   }
   const Tensor after = g.forward(x).clone();  // no check: the model is as it was
   for (size_t i = 0; i < before.size(); ++i) CHECK(after[i] == before[i]);
-
-  // The caller's part says stop once the worker's part has run; the worker, which never asks, stops
-  // at its next pass instead of running on for 10 s.
-  std::atomic<int> worker_passes{0};
-  std::atomic<bool> worker_stopped{false};
-  InterruptCheck check([&] { return worker_passes.load() > 0; });
-  std::vector<Graph> copies;
-  for (int t = 0; t < 2; ++t) copies.push_back(graph_from_text("input(4) dense(3) relu dense(2)"));
-  const auto start = std::chrono::steady_clock::now();
-  CHECK_THROWS_AS(parallel(2,
-                           [&](int t) {
-                             try {
-                               while (std::chrono::steady_clock::now() - start < std::chrono::seconds(10)) {
-                                 copies[t].forward(x);
-                                 if (t == 1) ++worker_passes;
-                               }
-                             } catch (const Interrupted&) {
-                               if (t == 1) worker_stopped = true;
-                               throw;
-                             }
-                           }),
-                  Interrupted);
-  CHECK(worker_stopped);
-  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
 }

@@ -1,5 +1,6 @@
 #include "tools/python/convert.h"
 
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <optional>
@@ -113,15 +114,33 @@ void file_not_found(const std::string& msg) {
 namespace {
 
 // The engine's messages name the glassbox command's flags; from Python the same values are
-// arguments, so their names are given instead.
+// arguments, so their names are given instead. A flag matches as a whole word (--input, not
+// --input-space); phrases first.
 std::string python_words(std::string msg) {
-  static const std::pair<std::string, std::string> kWords[] = {{"--param ", "parameter "},
-                                                               {"--target ", "target "},
-                                                               {"--unit ", "unit "},
-                                                               {"--allow-nonfinite", "glassbox.allow_nonfinite(True)"}};
+  static const std::pair<std::string, std::string> kWords[] = {
+      {"--data with --index, or --input", "inputs="},
+      {"glassbox evaluate --masks FILE.npy", "masks="},
+      {"--param ", "parameter "},
+      {"--target ", "target="},
+      {"--unit ", "unit="},
+      {"--target", "target"},
+      {"--unit", "unit"},
+      {"--data", "data"},
+      {"--masks", "masks"},
+      {"--input", "inputs"},
+      {"--checkpoints", "checkpoints"},
+      {"--allow-nonfinite", "glassbox.allow_nonfinite(True)"}};
+  auto word_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'; };
   for (const auto& [flag, word] : kWords)
-    for (size_t at = msg.find(flag); at != std::string::npos; at = msg.find(flag, at + word.size()))
+    for (size_t at = msg.find(flag); at != std::string::npos; at = msg.find(flag, at)) {
+      const size_t end = at + flag.size();
+      if (flag.back() != ' ' && end < msg.size() && word_char(msg[end])) {
+        at = end;
+        continue;
+      }
       msg.replace(at, flag.size(), word);
+      at += word.size();
+    }
   return msg;
 }
 
@@ -130,22 +149,37 @@ void set_error(PyObject* type, const std::exception& e) { PyErr_SetString(type, 
 // The exception a signal handler raised during this thread's call (KeyboardInterrupt), until the
 // translator raises it; an engine error handler may have wrapped the Interrupted on its way out.
 thread_local std::optional<py::error_already_set> t_interrupt;
+unsigned long g_main_thread = 0;  // Python's main thread, where signal handlers run
 
 }  // namespace
 
-ReleasedGil::ReleasedGil()
-    : check_([] {
-        py::gil_scoped_acquire gil;
-        if (PyErr_CheckSignals() == 0) return false;
-        t_interrupt.emplace();  // takes the pending exception
-        return true;
-      }) {}
+ReleasedGil::ReleasedGil() {
+  t_interrupt.reset();  // left by a call that ended in a Python error instead
+  if (PyThread_get_thread_ident() == g_main_thread)
+    check_.emplace([] {
+      py::gil_scoped_acquire gil;
+      if (PyErr_CheckSignals() == 0) return false;
+      t_interrupt.emplace();  // takes the pending exception
+      return true;
+    });
+  release_.emplace();
+}
+
+ReleasedGil::~ReleasedGil() {
+  release_.reset();
+  // A stop that no pass acted on (the call returned): raised again at Python's next instruction.
+  if (t_interrupt && std::uncaught_exceptions() == uncaught_) {
+    t_interrupt.reset();
+    PyErr_SetInterrupt();
+  }
+}
 
 void register_exceptions(py::module_&) {
-  // Registered translators are tried newest first, so the specific C++ types come last here.
-  // pybind11's own exceptions pass through to its translator; the standard ones map as pybind11
-  // maps them, with the message in Python's words.
-  py::register_exception_translator([](std::exception_ptr p) {
+  g_main_thread = py::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>();
+  // Translators are tried newest first, so the specific C++ types come last here; local to this
+  // module. pybind11's own exceptions pass through to its translator; the standard ones map as
+  // pybind11 maps them, with the message in Python's words.
+  py::register_local_exception_translator([](std::exception_ptr p) {
     if (t_interrupt) {
       std::optional<py::error_already_set> e;
       e.swap(t_interrupt);
@@ -181,6 +215,8 @@ void register_exceptions(py::module_&) {
     } catch (const std::invalid_argument& e) {
       set_error(PyExc_ValueError, e);
     } catch (const std::domain_error& e) {
+      set_error(PyExc_ValueError, e);
+    } catch (const std::range_error& e) {
       set_error(PyExc_ValueError, e);
     } catch (const std::overflow_error& e) {
       set_error(PyExc_OverflowError, e);

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <string>
@@ -52,15 +53,20 @@ class ModelMutex {
 using Lock = std::lock_guard<ModelMutex>;
 
 // The GIL released for a long call, which Ctrl-C stops at its next graph pass (engine/interrupt.h):
-// the check takes the GIL back to run Python's signal handlers and keeps the KeyboardInterrupt they
-// raise for the exception translator. Not for train(), which stops at the end of an epoch.
+// on Python's main thread (where signal handlers run) the check takes the GIL back to run them and
+// keeps the KeyboardInterrupt they raise for the exception translator. Not for train(), which stops
+// at the end of an epoch.
 class ReleasedGil {
  public:
   ReleasedGil();
+  ~ReleasedGil();
+  ReleasedGil(const ReleasedGil&) = delete;
+  ReleasedGil& operator=(const ReleasedGil&) = delete;
 
  private:
-  py::gil_scoped_release release_;
-  InterruptCheck check_;
+  std::optional<InterruptCheck> check_;
+  std::optional<py::gil_scoped_release> release_;
+  int uncaught_ = std::uncaught_exceptions();
 };
 
 // A model as Python holds it: the graph and its metadata, and a lock, because the GIL is released
