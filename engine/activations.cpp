@@ -8,15 +8,13 @@ namespace gb {
 namespace {
 // y may be x and gx may be gy (the graph runs ReLU in place in training): element i is read before
 // it is written, so the loops vectorize without the overlap check, which would run them scalar.
-// "Not <= 0" rather than "> 0": a NaN passes through, forward and backward, as in PyTorch (seen
-// only under --allow-nonfinite); the same one compare.
 GB_CLONES void relu(const float* x, float* y, size_t n) {
 GB_IVDEP
-  for (size_t i = 0; i < n; ++i) y[i] = !(x[i] <= 0) ? x[i] : 0.f;
+  for (size_t i = 0; i < n; ++i) y[i] = relu_passes(x[i]) ? x[i] : 0.f;
 }
 GB_CLONES void relu_grad(const float* x, const float* gy, float* gx, size_t n) {
 GB_IVDEP
-  for (size_t i = 0; i < n; ++i) gx[i] = !(x[i] <= 0) ? gy[i] : 0.f;
+  for (size_t i = 0; i < n; ++i) gx[i] = relu_passes(x[i]) ? gy[i] : 0.f;
 }
 }  // namespace
 

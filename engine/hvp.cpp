@@ -165,7 +165,7 @@ void activation_forward(ForwardCall& c) {
     const float *x = c.in[0]->data() + 2 * p * S, *xd = x + S, *y = c.out.data() + 2 * p * S;
     float* yd = c.out.data() + (2 * p + 1) * S;
     if (relu)
-      for (size_t i = 0; i < S; ++i) yd[i] = !(x[i] <= 0) ? xd[i] : 0.f;  // as ReLU: a NaN passes
+      for (size_t i = 0; i < S; ++i) yd[i] = relu_passes(x[i]) ? xd[i] : 0.f;
     else
       for (size_t i = 0; i < S; ++i) yd[i] = A.df(x[i], y[i]) * xd[i];
   }
@@ -183,8 +183,8 @@ void activation_backward(BackwardCall& c, SecondDerivative d2) {
     float *gx = c.g_in[0]->data() + at, *gxd = gx + S;
     if (relu) {
       for (size_t i = 0; i < S; ++i) {
-        gx[i] = !(x[i] <= 0) ? g[i] : 0.f;
-        gxd[i] = !(x[i] <= 0) ? gd[i] : 0.f;
+        gx[i] = relu_passes(x[i]) ? g[i] : 0.f;
+        gxd[i] = relu_passes(x[i]) ? gd[i] : 0.f;
       }
       continue;
     }

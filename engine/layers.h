@@ -150,10 +150,14 @@ struct ActivationOf : Activation {
   float grad(float x, float y, float g) const { return g * static_cast<const D&>(*this).D::df(x, y); }
 };
 
+// Whether ReLU passes x on: "not <= 0" rather than "> 0", so a NaN passes, forward and backward,
+// as in PyTorch (seen only under --allow-nonfinite); the same one compare. Every ReLU rule uses it.
+inline bool relu_passes(float x) { return !(x <= 0); }
+
 struct ReLU final : ActivationOf<ReLU> {
   std::string kind() const override { return "relu"; }
-  float f(float x) const override { return x > 0 ? x : 0; }
-  float df(float x, float) const override { return x > 0 ? 1.f : 0.f; }
+  float f(float x) const override { return relu_passes(x) ? x : 0; }
+  float df(float x, float) const override { return relu_passes(x) ? 1.f : 0.f; }
   // Forward and backward out of line, compiled for AVX2 too (engine/simd.h): a conv net's busiest
   // element-wise layer.
   void forward(ForwardCall& c) override;

@@ -17,7 +17,7 @@ void Hasher::relu(int li, const uint8_t* on, size_t n) {
 void Hasher::relu_pre(int li, const float* pre, size_t n) {
   u32(uint32_t(li));
   Hasher H{h};
-  for (size_t i = 0; i < n; ++i) H.byte(!(pre[i] <= 0));  // NaN counts as on, as ReLU passes it
+  for (size_t i = 0; i < n; ++i) H.byte(relu_passes(pre[i]));
   h = H.h;
 }
 void Hasher::pool(int li, const int32_t* argmax, size_t n) {
@@ -231,8 +231,8 @@ void Rules::decide_relu(const Tensor& x, int li) {
   float* mult = mult_[li].data();
   const float slope = slope_[li];
   int active = 0;
-  for (size_t i = 0; i < n; ++i) active += (on[i] = !(z[i] <= 0));  // NaN on, as ReLU passes it
-  for (size_t i = 0; i < n; ++i) mult[i] = !(z[i] <= 0) ? 1.f : slope;
+  for (size_t i = 0; i < n; ++i) active += (on[i] = relu_passes(z[i]));
+  for (size_t i = 0; i < n; ++i) mult[i] = relu_passes(z[i]) ? 1.f : slope;
   L.active = active;
   L.units = int(n);
 }
