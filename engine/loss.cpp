@@ -25,13 +25,6 @@ double log_softmax(const float* z, int K, double T, std::vector<double>& p) {
   return lse;
 }
 
-int argmax(const float* z, int K) {
-  int a = 0;
-  for (int k = 1; k < K; ++k)
-    if (z[k] > z[a]) a = k;
-  return a;
-}
-
 // What the gradient of one sample is divided by: N for the mean (in double, before rounding to
 // float, so training sees exactly the rounding it always had), 1 for the sum.
 double divisor(int N, Reduction red) { return red == Reduction::mean ? N : 1; }

@@ -8,6 +8,7 @@
 #pragma once
 #include <vector>
 
+#include "engine/argmax.h"
 #include "engine/tensor.h"
 
 namespace gb {

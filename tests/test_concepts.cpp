@@ -37,6 +37,7 @@
 #include "explain/concepts/segmentation.h"
 #include "explain/concepts/stats.h"
 #include "train/fit.h"
+#include "tests/interrupt_checks.h"
 
 using namespace gb;
 using namespace gb::concepts;
@@ -848,6 +849,25 @@ TEST_CASE("dissect: a thread count gives the same result; refusals name the prob
   const SegmentationSet other = make_segmentation(Shape{1, 10, 10}, 3, 2);
   CHECK_THROWS_AS(dissect(g, {&other, layers, {}}), ShapeError);
   CHECK_THROWS(make_segmentation(Shape{1, 5, 5}, 3, 1));
+}
+
+TEST_CASE("concepts: fits and counts without forward passes stop when asked (CAVs, k-means, dissect)") {
+  Tensor X({40, 3});
+  std::vector<int> y(40);
+  Rng r(4);
+  for (int i = 0; i < 40; ++i) {
+    y[i] = i % 2 ? 1 : -1;
+    for (int d = 0; d < 3; ++d) X[size_t(i) * 3 + d] = r.uniform() + (d == 0 ? float(y[i]) : 0.f);
+  }
+  check_stops_when_asked([&] { fit_sgd(X, y, {}, SgdOptions{}); });
+  check_stops_when_asked([&] { kmeans(X, {.clusters = 2}); });
+  // Dissect's counts run in rounds of units: a stop between rounds, and the result after is a plain run's.
+  const SegmentationSet s = make_segmentation(Shape{1, 12, 12}, 30, 2);
+  Graph g = arch("input(1,12,12) conv(4,k=3) relu maxpool(2) flatten dense(3)", 6);
+  const DissectResult before = dissect(g, {&s, {g.at("conv1")}, {}});
+  check_stops_when_asked([&] { dissect(g, {&s, {g.at("conv1")}, {}}); });
+  const DissectResult after = dissect(g, {&s, {g.at("conv1")}, {}});
+  for (size_t k = 0; k < 4; ++k) CHECK(after.layers[0].units[k].ious == before.layers[0].units[k].ious);
 }
 
 // ---- the command line -----------------------------------------------------------------------------

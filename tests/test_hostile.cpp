@@ -27,8 +27,10 @@
 #include "data/images.h"
 #include "data/npy.h"
 #include "engine/architecture.h"
+#include "engine/argmax.h"
 #include "engine/finite.h"
 #include "engine/layers.h"
+#include "engine/loss.h"
 #include "engine/model_file.h"
 #include "engine/rng.h"
 #include "engine/sizes.h"
@@ -502,6 +504,25 @@ TEST_CASE("hostile: allowed NaNs flow through ReLU and max-pooling as in PyTorch
   CHECK(rg[0] == 5.f);
   CHECK(rg[1] == 0.f);
   CHECK(rg[2] == 7.f);
+}
+
+TEST_CASE("hostile: the predicted class is torch.argmax's: the first maximum, a NaN counts as the maximum") {
+  const float inf = INFINITY;
+  const auto pick = [](std::vector<float> v) { return argmax(v.data(), int(v.size())); };
+  CHECK(pick({3, 1, 3}) == 0);           // ties: the first
+  CHECK(pick({-inf, -inf}) == 0);
+  CHECK(pick({1, inf, 2}) == 1);
+  CHECK(pick({1, 5, NAN, 9}) == 2);      // std::max_element said 3
+  CHECK(pick({1, NAN, 9, NAN}) == 1);    // the first NaN
+  CHECK(pick({NAN, 9}) == 0);
+  CHECK(pick({7}) == 0);
+  const std::vector<double> d{0.5, 2.0, 2.0};
+  CHECK(argmax(d.data(), 3) == 1);
+  // Through the loss's accuracy count: a NaN logit is the prediction.
+  AllowNonfinite allowed;
+  const Tensor z = Tensor::from({2, 3}, {1.f, NAN, 3.f, 0.f, 4.f, 2.f});
+  CHECK(softmax_cross_entropy(z, {1, 1}, nullptr).correct == 2);
+  CHECK(softmax_cross_entropy(z, {2, 1}, nullptr).correct == 1);
 }
 
 // ---- outputs -----------------------------------------------------------------------------------

@@ -22,6 +22,7 @@
 #include "explain/instances/mmd_critic.h"
 #include "explain/instances/softmax_regression.h"
 #include "explain/instances/solvers.h"
+#include "tests/interrupt_checks.h"
 
 using namespace gb;
 using namespace gb::explain;
@@ -796,6 +797,24 @@ TEST_CASE("mmd-critic: greedy steps are the brute-force best; on clusters the se
     }
     CHECK(q.objective.back() == doctest::Approx(best).epsilon(1e-6));  // the kernel is float
   }
+}
+
+TEST_CASE("instances: fits and solvers without forward passes stop when asked") {
+  const Examples d = blobs(60, 3, 4, 7);
+  SoftmaxRegression m(d.x, 3, true);
+  std::vector<double> t(size_t(60) * 3, 0.0);
+  for (int i = 0; i < 60; ++i) t[size_t(i) * 3 + d.y[i]] = 1;
+  Graph g = arch("input(4) dense(3)");
+  const std::vector<double> theta = dense_theta(static_cast<Dense&>(g.layer(0)));
+  check_stops_when_asked([&] { fit_softmax_regression(m, t, nullptr, 1e-3, theta, 100, 1e-12); });
+  const std::vector<double> b = {1, 2};
+  std::vector<double> x;
+  const Product A = [](const double* v, double* out) { out[0] = 2 * v[0], out[1] = 3 * v[1]; };
+  check_stops_when_asked([&] { conjugate_gradient(A, b, x, 10, 1e-12); });
+  CHECK(conjugate_gradient(A, b, x, 10, 1e-12).iterations == 2);  // no check: solved (x = b / diag)
+  CHECK(x[0] == doctest::Approx(0.5));
+  CHECK(x[1] == doctest::Approx(2.0 / 3));
+  check_stops_when_asked([&] { mmd_critic_features(d.x, 4, 2, 0.5); });
 }
 
 TEST_CASE("mmd-critic: the log-determinant keeps criticisms diverse") {

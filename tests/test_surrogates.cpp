@@ -20,6 +20,7 @@
 #include "engine/layers.h"
 #include "engine/model_file.h"
 #include "engine/threads.h"
+#include "tests/interrupt_checks.h"
 #include "explain/surrogates/anchors.h"
 #include "explain/surrogates/distill.h"
 #include "explain/surrogates/importance.h"
@@ -502,6 +503,13 @@ TEST_CASE("rule tree: a planted threshold, and fidelity counted by hand from the
   CHECK(out[0].details["test_fidelity"].get<double>() == doctest::Approx(same / 300.0));
   CHECK(out[0].details["test_fidelity"].get<double>() > 0.6);
   CHECK(out[0].figure.w > 0);  // two features: the regions are drawn
+}
+
+TEST_CASE("rule tree: a fit stops when asked") {
+  Tensor X({50, 2});
+  std::vector<int> y;
+  for (int i = 0; i < 50; ++i) X[i * 2] = float(i), X[i * 2 + 1] = float(i % 7), y.push_back(i % 3);
+  check_stops_when_asked([&] { fit_tree(X, y, 3, {4, 1}); });
 }
 
 TEST_CASE("rule tree: on hundreds of samples (the counting sort), each split is the brute-force best") {

@@ -18,6 +18,7 @@
 #include "data/dataset.h"
 #include "data/images.h"
 #include "data/npy.h"
+#include "engine/argmax.h"
 #include "engine/layers.h"
 #include "explain/attacks/attacks.h"
 #include "explain/attribution/explain.h"
@@ -87,7 +88,7 @@ std::vector<int> read_targets(const std::string& spec, Graph& g, const Tensor& x
     throw std::out_of_range("--target " + spec + " outside the model's classes [0, " + std::to_string(K) + ")");
   for (int n = 0; n < N; ++n) {
     const Tensor& z = g.forward(x.slice(n, n + 1));
-    const int y = labels[n] >= 0 ? labels[n] : int(std::max_element(z.data(), z.data() + K) - z.data());
+    const int y = labels[n] >= 0 ? labels[n] : argmax(z.data(), K);
     if (number)
       t[n] = int(k);
     else if (spec == "next")

@@ -19,6 +19,7 @@
 #include "data/images.h"
 #include "data/npy.h"
 #include "engine/architecture.h"
+#include "engine/argmax.h"
 #include "explain/common/heatmap.h"
 #include "explain/common/plot.h"
 #include "explain/instances/instances.h"
@@ -144,7 +145,7 @@ std::vector<int> targets_for(const Run& r, const std::string& method) {
   std::vector<int> t(N);
   for (int n = 0; n < N; ++n) {
     const float* z = r.logits.data() + size_t(n) * K;
-    const int pred = int(std::max_element(z, z + K) - z), label = r.tests.labels[n];
+    const int pred = argmax(z, K), label = r.tests.labels[n];
     const bool loss = method == "influence" || method == "tracin";
     if (r.a.target == "auto") {
       t[n] = loss && label >= 0 ? label : pred;
@@ -401,7 +402,7 @@ void run_influence(const InfluenceArgs& a) {
     const int K = model.graph.classes();
     for (int t = 0; t < tests.x.batch(); ++t) {
       const float* z = logits.data() + size_t(t) * K;
-      const int pred = int(std::max_element(z, z + K) - z);
+      const int pred = argmax(z, K);
       summary["tests"].push_back({{"name", tests.names[t]}, {"label", tests.labels[t]}, {"predicted", pred},
                                   {"predicted_class", r.classes[pred]}, {"methods", json::object()}});
     }

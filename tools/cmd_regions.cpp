@@ -13,6 +13,7 @@
 #include "data/dataset.h"
 #include "data/images.h"
 #include "data/npy.h"
+#include "engine/argmax.h"
 #include "engine/layers.h"
 #include "explain/common/heatmap.h"
 #include "explain/openbox/openbox.h"
@@ -233,7 +234,7 @@ void write_region(const RegionsArgs& a, Model& model, const Tensor& x, const std
   const int K = g.classes();
   double diff = 0;
   const json logits = logits_json(R, x, diff);
-  const int pred = int(std::max_element(R.logits.data(), R.logits.data() + K) - R.logits.data());
+  const int pred = argmax(R.logits.data(), K);
   json files = json::array();
   write_matrices(a, R, dir, files);
   const auto [c1, c2] = feature_pair(a, R, pred);

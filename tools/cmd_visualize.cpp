@@ -15,6 +15,7 @@
 #include "data/dataset.h"
 #include "data/images.h"
 #include "data/npy.h"
+#include "engine/argmax.h"
 #include "engine/layers.h"
 #include "engine/loss.h"
 #include "explain/common/heatmap.h"
@@ -97,7 +98,7 @@ std::vector<vz::Unit> read_units(const VisualizeArgs& a, Graph& g, const Inputs&
   const Tensor logits = g.forward(in.x).clone();
   for (int n = 0; n < N; ++n) {
     int k = in.labels[n];
-    if (spec == "class:pred") k = int(std::max_element(logits.data() + n * K, logits.data() + (n + 1) * K) - (logits.data() + n * K));
+    if (spec == "class:pred") k = argmax(logits.data() + n * K, K);
     if (k < 0) throw std::invalid_argument("--unit class:label: input " + in.names[n] + " has no label");
     if (k >= K) throw std::out_of_range("--unit class:label: label " + std::to_string(k) + " outside the model's classes");
     const bool seen = std::any_of(units.begin(), units.end(), [k](const vz::Unit& u) { return u.index == k; });

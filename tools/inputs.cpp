@@ -22,6 +22,7 @@
 #include "data/dataset.h"
 #include "data/images.h"
 #include "data/npy.h"
+#include "engine/argmax.h"
 #include "engine/finite.h"
 #include "engine/rng.h"
 #include "engine/sizes.h"
@@ -329,7 +330,7 @@ Target read_target(const std::string& spec, const Graph& g, const Inputs& in, co
   for (int n = 0; n < N; ++n) {
     const std::string& one = list.empty() ? spec : list[n];
     if (spec == "pred") {
-      classes[n] = int(std::max_element(logits.data() + n * K, logits.data() + (n + 1) * K) - (logits.data() + n * K));
+      classes[n] = argmax(logits.data() + n * K, K);
     } else if (spec == "label") {
       if (in.labels[n] < 0)
         throw std::invalid_argument("--target label: input " + in.names[n] + " has no label (give --labels Y.npy "

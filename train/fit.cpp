@@ -199,7 +199,7 @@ EvalResult evaluate(Graph& g, const Dataset& d, const Normalization& norm, int b
     correct += lr.correct;
     for (int i = 0; i < e - b; ++i) {
       const float* z = logits.data() + size_t(i) * K;
-      r.confusion[y[i]][std::max_element(z, z + K) - z]++;
+      r.confusion[y[i]][argmax(z, K)]++;
     }
   }
   r.n = n;

@@ -6,6 +6,7 @@
 #pragma once
 #include <functional>
 
+#include "engine/argmax.h"
 #include "explain/attacks/attacks.h"
 
 namespace gb::attacks {
@@ -98,6 +99,5 @@ void clamp_pixels(Tensor& p, const PixelSpace& s);
 // Row n of a tensor [N, ...] as a pointer.
 inline float* row(Tensor& t, int n) { return t.data() + size_t(n) * t.sample_size(); }
 inline const float* row(const Tensor& t, int n) { return t.data() + size_t(n) * t.sample_size(); }
-int argmax(const float* v, int n);
 
 }  // namespace gb::attacks

@@ -105,8 +105,6 @@ void for_chunks(int n, int chunk, const std::function<void(int, int)>& fn) {
   for (int b = 0; b < n; b += chunk) fn(b, std::min(n, b + chunk));
 }
 
-int argmax(const float* v, int n) { return int(std::max_element(v, v + n) - v); }
-
 void Job::progress(int b, int e, int done, int total) const {
   if (!request.progress || total <= 0) return;
   request.progress(b + int(double(e - b) * done / total), size());

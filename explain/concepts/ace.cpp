@@ -9,6 +9,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "engine/interrupt.h"
 #include "engine/rng.h"
 #include "engine/threads.h"
 #include "explain/attribution/slic.h"
@@ -270,6 +271,7 @@ KMeansResult kmeans(const Tensor& X, const KMeansOptions& o) {
   Run best;
   best.inertia = std::numeric_limits<double>::infinity();
   for (int i = 0; i < o.n_init; ++i) {
+    poll_interrupt();  // no forward passes to stop at
     Rng rng(mix_seed(mix_seed(o.seed, 0x6b6d65616e73ULL), uint64_t(i)));
     Run run = lloyd(X, plus_plus(X, k, rng), k, o.max_iter, tol);
     if (run.inertia < best.inertia) best = std::move(run);

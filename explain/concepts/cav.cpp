@@ -5,6 +5,7 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "engine/interrupt.h"
 #include "engine/rng.h"
 #include "explain/concepts/patterns.h"
 
@@ -73,6 +74,7 @@ LinearFit fit_sgd(const Tensor& X, const std::vector<int>& y, const std::vector<
   int no_improvement = 0;
   const int n = int(rows.size());
   for (int epoch = 1; epoch <= o.max_iter; ++epoch) {
+    poll_interrupt();  // fits have no forward passes to stop at
     for (int i = n - 1; i > 0; --i) std::swap(rows[i], rows[rng.below(uint32_t(i + 1))]);  // Fisher-Yates
     double sumloss = 0;
     for (int r : rows) {

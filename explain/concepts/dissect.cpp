@@ -9,6 +9,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "engine/interrupt.h"
 #include "engine/threads.h"
 #include "explain/common/resize.h"
 #include "explain/concepts/method.h"
@@ -194,9 +195,12 @@ DissectResult dissect(Graph& g, const DissectRequest& q, const Params& params, c
     const int U = a.dim(1);
     d.units.resize(U);
     const int T = std::max(1, std::min(threads(), U));
-    parallel(T, [&](int t) {
-      for (int k = t; k < U; k += T) d.units[k] = dissect_unit(a, k, s, label_area, o);
-    });
+    for (int k0 = 0; k0 < U; k0 += T) {  // a round of T units, then a poll: counts have no forward passes
+      poll_interrupt();
+      parallel(T, [&](int t) {
+        if (k0 + t < U) d.units[k0 + t] = dissect_unit(a, k0 + t, s, label_area, o);
+      });
+    }
     if (q.progress) q.progress("units of " + d.layer, U, U);
     d.detectors_by_category.assign(s.categories.size(), 0);
     std::set<int> unique;

@@ -10,6 +10,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "engine/argmax.h"
 #include "engine/blas.h"
 #include "engine/rng.h"
 #include "engine/threads.h"
@@ -109,7 +110,7 @@ void forward_loss(Probe& p, const int* labels, int B, bool gradient) {
     double total = 0;
     for (int k = 0; k < p.K; ++k) total += std::exp(double(z[k]) - top);
     p.loss += top + std::log(total) - z[labels[i]];
-    p.correct += int(std::max_element(z, z + p.K) - z) == labels[i];
+    p.correct += argmax(z, p.K) == labels[i];
     if (!gradient) continue;
     for (int k = 0; k < p.K; ++k) z[k] = float((std::exp(double(z[k]) - top) / total - (k == labels[i])) / B);
   }

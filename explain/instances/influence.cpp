@@ -16,6 +16,7 @@
 #include <stdexcept>
 
 #include "engine/hvp.h"
+#include "engine/interrupt.h"
 #include "engine/passes.h"
 #include "explain/instances/method.h"
 #include "explain/instances/softmax_regression.h"
@@ -496,6 +497,7 @@ std::vector<double> refit(const SoftmaxRegression& m, const std::vector<double>&
   const int P = m.size(), K = m.classes();
   std::vector<double> z, p, grad(P);
   for (int it = 0; it < 100; ++it) {
+    poll_interrupt();
     m.logits(theta, z);
     SoftmaxRegression::softmax(z, K, p);
     for (size_t i = 0; i < p.size(); ++i) p[i] -= targets[i];

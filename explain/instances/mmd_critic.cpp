@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "engine/blas.h"
+#include "engine/interrupt.h"
 #include "engine/passes.h"
 #include "engine/threads.h"
 #include "explain/instances/method.h"
@@ -143,6 +144,7 @@ Prototypes mmd_critic_features(const Tensor& f, int prototypes, int criticisms, 
   double within = 0;                 // Σ_{j,l∈S} k(x_j, x_l)
   double total_mean = 0;             // Σ_{j∈S} mean_j
   for (int step = 0; step < prototypes; ++step) {
+    poll_interrupt();  // no forward passes to stop at
     int best = -1;
     double best_gain = -std::numeric_limits<double>::infinity();
     for (int c = 0; c < n; ++c) {
@@ -166,6 +168,7 @@ Prototypes mmd_critic_features(const Tensor& f, int prototypes, int criticisms, 
   std::vector<std::vector<double>> Y;
   std::vector<double> schur(n, 1.0);  // 1 − ‖y_c‖²
   for (int step = 0; step < criticisms; ++step) {
+    poll_interrupt();
     int best = -1;
     double best_value = -std::numeric_limits<double>::infinity();
     for (int c = 0; c < n; ++c) {

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "engine/argmax.h"
 #include "explain/instances/method.h"
 #include "explain/instances/softmax_regression.h"
 
@@ -19,7 +20,6 @@ namespace {
 
 std::vector<double> to_double(const Tensor& t) { return std::vector<double>(t.data(), t.data() + t.size()); }
 
-int argmax(const double* v, int K) { return int(std::max_element(v, v + K) - v); }
 
 Scores run_representer(Graph& g, const Examples& train, const Examples& tests, ParamReader& p, const Context& ctx) {
   const double lambda = p.number("lambda");

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "engine/blas.h"
+#include "engine/interrupt.h"
 #include "engine/threads.h"
 
 namespace gb::explain::instances {
@@ -78,6 +79,7 @@ SymmetricMatrix SoftmaxRegression::hessian(const std::vector<double>& probs, con
   std::vector<float> B(size_t(chunk) * wide), product(size_t(Dt_) * wide);
   std::vector<double> blocks(product.size(), 0.0);
   for (int b = 0; b < N_; b += chunk) {
+    poll_interrupt();
     const int rows = std::min(chunk, N_ - b);
     const float* f = f32_.data() + size_t(b) * Dt_;
     const int T = std::max(1, threads());
@@ -228,6 +230,7 @@ SoftmaxFit fit_softmax_regression(const SoftmaxRegression& m, const std::vector<
   Point x = evaluate_at(m, targets, weights, l2, std::move(theta));
   std::vector<double> step(P), trial(P);
   for (; x.gradient_norm > tolerance && fit.iterations < max_iterations; ++fit.iterations) {
+    poll_interrupt();  // fits have no forward passes to stop at
     SymmetricMatrix H = m.hessian(x.p, weights), L;
     for (double& v : H.a) v /= m.rows();
     for (int j = 0; j < P; ++j) H.at(j, j) += l2;

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "engine/interrupt.h"
 #include "engine/rng.h"
 
 // LAPACK from OpenBLAS (no lapacke.h here); the trailing length is gfortran's hidden argument for
@@ -56,6 +57,7 @@ SolveReport conjugate_gradient(const Product& A, const std::vector<double>& b, s
   SolveReport rep;
   if (bb == 0) return rep;
   while (rep.iterations < max_iterations && rr > tol * tol * bb) {
+    poll_interrupt();  // a product may have no forward pass to stop at
     A(p.data(), Ap.data());
     const double pAp = dot(p, Ap);
     if (!(pAp > 0))
@@ -100,6 +102,7 @@ SolveReport lissa(const BatchProduct& H, int points, const std::vector<double>& 
   for (int s = 0; s < o.samples; ++s) {
     h = b;
     for (int j = 0; j < o.depth; ++j) {
+      poll_interrupt();
       if (next + int(batch.size()) > points) {
         for (int i = points; i > 1; --i) std::swap(order[i - 1], order[rng.below(uint32_t(i))]);
         next = 0;

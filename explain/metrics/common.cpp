@@ -141,8 +141,6 @@ Tensor logits_of(Graph& g, const Tensor& x) {
   return out;
 }
 
-int argmax(const float* v, int K) { return int(std::max_element(v, v + K) - v); }
-
 void explain_rows(Graph& g, const Tensor& x, const Target& target, const Explanation& e, int S, const RowFill& fill,
                   const RowVisit& visit, bool with_logits, const Progress& progress, int batch) {
   const int N = x.batch();

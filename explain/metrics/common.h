@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/rng.h"
+#include "engine/argmax.h"
 #include "explain/metrics/metrics.h"
 
 namespace gb::metrics {
@@ -70,7 +71,6 @@ void explain_rows(Graph& g, const Tensor& x, const Target& target, const Explana
                   const RowVisit& visit, bool with_logits = false, const Progress& progress = {}, int batch = 256);
 // The model's output for each sample of x ([N, K]).
 Tensor logits_of(Graph& g, const Tensor& x);
-int argmax(const float* v, int K);
 
 // The explanation's parameters for rows that perturb samples rows[0], rows[1], ...: tensors given
 // per sample (e.g. IG baselines, one per input of N) gathered the same way; one tensor for all stays.

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "engine/argmax.h"
 #include "explain/openbox/openbox.h"
 #include "explain/openbox/rules.h"
 
@@ -27,7 +28,7 @@ bool is_relu(const Layer& L) { return dynamic_cast<const ReLU*>(&L) || dynamic_c
 void write_labels(const Tensor& y, int K, int n0, int nb, std::vector<int>& labels) {
   for (int n = 0; n < nb; ++n) {
     const float* row = y.data() + size_t(n) * K;
-    labels[n0 + n] = int(std::max_element(row, row + K) - row);
+    labels[n0 + n] = argmax(row, K);
   }
 }
 

@@ -5,6 +5,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "engine/argmax.h"
 #include "explain/openbox/openbox.h"
 #include "explain/openbox/rules.h"
 
@@ -148,7 +149,7 @@ Walk walk(Graph& g, const Tensor& a, const Tensor& b, const WalkOptions& opt) {
     std::memcpy(l.data(), out.data(), K * sizeof(float));
     std::memcpy(s.data(), out.data() + K, K * sizeof(float));
     if (pc.id != probe_id) w.degenerate++;
-    pc.label = int(std::max_element(l.begin(), l.end()) - l.begin());
+    pc.label = argmax(l.data(), int(l.size()));
     pc.map = maps.emplace(hash_floats(s.data(), K), int(maps.size())).first->second;
     last_label = follow_classes(l, s, mid, t, tn, last_label, w.decision_changes);
     add_piece(w, pc, tn, opt.eps);

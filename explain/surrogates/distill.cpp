@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "engine/argmax.h"
 #include "engine/interpretable_layers.h"
 
 namespace gb::explain::surrogates {
@@ -63,7 +64,7 @@ std::vector<int> predictions(const Tensor& logits) {
   std::vector<int> out(N);
   for (int n = 0; n < N; ++n) {
     const float* z = logits.data() + size_t(n) * K;
-    out[n] = int(std::max_element(z, z + K) - z);
+    out[n] = argmax(z, K);
   }
   return out;
 }

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "engine/argmax.h"
+
 namespace gb::explain::surrogates {
 
 void paste(Image& dst, const Image& src, int x, int y) {
@@ -81,7 +83,7 @@ Image distribution_bars(const std::vector<float>& p, int w, int h, Color highlig
   Image im(w, h);
   const int K = int(p.size());
   if (!K) return im;
-  const int top = int(std::max_element(p.begin(), p.end()) - p.begin());
+  const int top = argmax(p.data(), int(p.size()));
   const double bw = double(w - 2) / K;
   fill_rect(im, 0, h - 1, w, h, kGray);  // the baseline
   for (int k = 0; k < K; ++k) {

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "engine/interrupt.h"
 #include "engine/threads.h"
 
 namespace gb::explain::surrogates {
@@ -192,6 +193,7 @@ RuleTree fit_tree(const Tensor& X, const std::vector<int>& y, int classes, const
   std::iota(samples[0].begin(), samples[0].end(), 0);
   t.nodes.push_back({});
   for (size_t i = 0; i < t.nodes.size(); ++i) {
+    poll_interrupt();  // fits have no forward passes to stop at
     TreeNode& node = t.nodes[i];
     const std::vector<int> idx = std::move(samples[i]);
     node.counts.assign(classes, 0);

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "engine/argmax.h"
 #include "explain/surrogates/drawing.h"
 
 namespace gb::explain::surrogates {
@@ -54,7 +55,7 @@ std::vector<int> max_path_predictions(const SoftTree& tree, const Routing& r) {
   std::vector<int> out(r.leaf.size());
   for (size_t n = 0; n < r.leaf.size(); ++n) {
     const float* q = Q.data() + size_t(r.leaf[n]) * K;
-    out[n] = int(std::max_element(q, q + K) - q);
+    out[n] = argmax(q, K);
   }
   return out;
 }
@@ -84,7 +85,7 @@ nlohmann::json tree_json(const SoftTree& tree, const std::vector<std::string>& c
       j["filter"] = std::vector<float>(w, w + tree.features);
     } else {
       const float* q = Q.data() + size_t(m - I) * K;
-      const int top = int(std::max_element(q, q + K) - q);
+      const int top = argmax(q, K);
       j["kind"] = "leaf";
       j["leaf"] = m - I;
       j["distribution"] = std::vector<float>(q, q + K);
@@ -146,7 +147,7 @@ Image tree_figure(const SoftTree& tree, const Shape& filter_shape, const std::ve
   const float* right = r.right.data() + size_t(n) * I;
   const int leaf = r.leaf.at(n);
   const float* q_leaf = Q.data() + size_t(leaf) * K;
-  const int predicted = int(std::max_element(q_leaf, q_leaf + K) - q_leaf);
+  const int predicted = argmax(q_leaf, K);
 
   const int row_h = L.label_h + L.cell_h + L.row_gap, title_h = 36;
   const int overview_w = bottom * slot + 2 * L.gap;
@@ -182,7 +183,7 @@ Image tree_figure(const SoftTree& tree, const Shape& filter_shape, const std::ve
         const int l = node - I;
         std::vector<float> q(Q.data() + size_t(l) * K, Q.data() + size_t(l + 1) * K);
         paste(im, distribution_bars(q, w, L.cell_h, on_path(node) ? kRed : kBlue), x, y);
-        const int top = int(std::max_element(q.begin(), q.end()) - q.begin());
+        const int top = argmax(q.data(), int(q.size()));
         text_centred(im, cx, y + L.cell_h + 3, class_name(classes, top), kBlack, slot - 2);
       } else {
         paste(im, signed_map(filter_of(tree, node, fs), w, L.cell_h), x, y);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "engine/argmax.h"
 #include "engine/layers.h"
 #include "explain/visualize/method.h"
 
@@ -208,8 +209,8 @@ Result run_fool(Graph& g, const Request& q, ParamReader& r) {
     row.values["start_probability"] = probability(i, b);
     row.values["probability"] = probability(i, e);
     row.values["reached"] = probability(i, e) >= threshold ? 1 : 0;
-    row.values["start_predicted"] = double(std::max_element(b, b + K) - b);
-    row.values["predicted"] = double(std::max_element(e, e + K) - e);
+    row.values["start_predicted"] = double(argmax(b, K));
+    row.values["predicted"] = double(argmax(e, K));
     double l2 = 0, linf = 0;
     for (size_t j = 0; j < D; ++j) {
       const double d = change[size_t(i) * D + j];

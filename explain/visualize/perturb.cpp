@@ -8,6 +8,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "engine/argmax.h"
 #include "engine/rng.h"
 #include "explain/visualize/method.h"
 
@@ -92,7 +93,7 @@ Result run_minimal_image(Graph& g, const Request& q, ParamReader& r) {
   for (int n = 0; n < N; ++n) {
     const float* z = start_logits.data() + size_t(n) * K;
     start[n] = unit_value(units[n], score, z, Shape{K});
-    start_pred[n] = int(std::max_element(z, z + K) - z);
+    start_pred[n] = argmax(z, K);
     curve[n].push_back(start[n]);
   }
   // Each round: every input's candidates (its image with one more segment removed) in one batch.
@@ -117,7 +118,7 @@ Result run_minimal_image(Graph& g, const Request& q, ParamReader& r) {
     for (size_t i = 0; i < who.size(); ++i) {
       auto [n, s] = who[i];
       const float* row = z.data() + i * K;
-      const int pred = int(std::max_element(row, row + K) - row);
+      const int pred = argmax(row, K);
       const double v = unit_value(units[n], score, row, Shape{K});
       if (pred == units[n].index && v > best[n]) best[n] = v, pick[n] = s;  // ties: the lower segment
     }
