@@ -1,4 +1,5 @@
 """Bad inputs raise Python exceptions with the CLI's messages, never a crash."""
+import json
 import subprocess
 import sys
 
@@ -374,3 +375,28 @@ def test_labels_below_zero(model, inputs):
         glassbox.probe(model, (inputs, [0, 1, 2]), (inputs, [0, 1, 2]), classes=-3)
     with pytest.raises(ValueError, match=r"probe\(train=...\)\[1\]: label -2; classes are 0 or more$"):
         glassbox.probe(model, (inputs, [0, -2, 2]), (inputs, [0, 1, 2]))
+
+
+def test_save_refuses_nonfinite_weights_and_keeps_the_file(tmp_path):
+    good = tmp_path / "m.safetensors"
+    glassbox.load(ARCH).save(str(good))
+    raw = bytearray(good.read_bytes())
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    name = next(k for k in header if k != "__metadata__")
+    at = 8 + n + header[name]["data_offsets"][0]
+    raw[at:at + 4] = np.float32(np.nan).tobytes()
+    bad = tmp_path / "nan.safetensors"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=rf"nan\.safetensors.*{name}.*NaN"):
+        glassbox.load(str(bad))
+    glassbox.allow_nonfinite(True)
+    try:
+        nan_model = glassbox.load(str(bad))  # allowed: to study it
+    finally:
+        glassbox.allow_nonfinite(False)
+    before = good.read_bytes()
+    with pytest.raises(ValueError, match=rf"save\('.*m\.safetensors'\): parameter '{name}'.*NaN"):
+        nan_model.save(str(good))  # a file load() would refuse
+    assert good.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors", "nan.safetensors"]  # no temporaries left
