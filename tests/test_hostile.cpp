@@ -752,6 +752,49 @@ TEST_CASE("hostile cli: model paths, checkpoints, NaN data and same-named inputs
   CHECK(regions == 2);
 }
 
+TEST_CASE("hostile cli: training refuses a folder or foreign file beside --out before replacing anything") {
+  Scratch s;
+  const std::string out = s / "m.safetensors", train = "train --model toy2d --data toy:moons --epochs 2 --quiet --out " + out;
+  Run r = glassbox(s, train);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const std::string model = slurp(out), ckpt = slurp(s / "m.ckpt.safetensors"), log = slurp(s / "m.log.jsonl");
+  // Each file training writes, made a folder or another file in turn: refused, naming it, and
+  // the model, checkpoint and log as they were (a folder as .best used to fail after --out was replaced).
+  struct Case {
+    std::string path, flags, words;
+  };
+  for (const Case& c : {Case{"m.best.safetensors", "", "'" + (s / "m.best.safetensors") + "' (written next to --out) exists and is not a model file"},
+                        Case{"m.epoch2.safetensors", " --save-every 2", "m.epoch2.safetensors' (written next to --out) exists and is not a model file"},
+                        Case{"m.log.jsonl", "", "m.log.jsonl' (written next to --out) exists and is not a glassbox training log"}}) {
+    for (bool folder : {true, false}) {
+      CAPTURE(c.path);
+      CAPTURE(folder);
+      const std::string p = s / c.path;
+      std::error_code ec;
+      fs::remove_all(p, ec);
+      if (folder)
+        fs::create_directory(p);
+      else
+        put(p, "my notes\n");
+      r = glassbox(s, train + " --seed 3" + c.flags);
+      CHECK(r.status == 1);
+      CHECK_MESSAGE(contains(r.err, c.words), r.err);
+      CHECK(slurp(out) == model);
+      CHECK(slurp(s / "m.ckpt.safetensors") == ckpt);
+      CHECK(slurp(s / "m.log.jsonl") == (c.path == "m.log.jsonl" ? std::string(folder ? "" : "my notes\n") : log));
+      fs::remove_all(p, ec);
+    }
+  }
+  // Its own files are replaced as before; an empty log is taken as a log.
+  put(s / "m.log.jsonl", "");
+  r = glassbox(s, train + " --seed 3 --save-every 2");
+  CHECK_MESSAGE(r.status == 0, r.err);
+  CHECK(slurp(out) != model);
+  r = glassbox(s, train + " --save-every 2");
+  CHECK_MESSAGE(r.status == 0, r.err);
+  CHECK(slurp(out) == model);  // the same seed: the same bits
+}
+
 TEST_CASE("a number passed on as a parameter value reads back as the same double") {
   // Detection and the substitute attack hand their epsilon to another method as text; with
   // std::to_string an epsilon below 5e-7 became "0.000000".

@@ -60,15 +60,9 @@ Augment parse_augment(const std::string& s, float noise) {
 
 void run_train(const TrainArgs& a) {
   if (a.out.empty()) throw std::invalid_argument("--out is required");
-  // Training replaces --out: only a model file may be there (--out y.npy replaced the labels it
-  // was about to train on).
-  if (std::error_code ec; std::filesystem::exists(a.out, ec)) {
-    try {
-      read_safetensors(a.out);
-    } catch (const std::exception&) {
-      throw std::invalid_argument("--out '" + a.out + "' exists and is not a model file: not overwriting it");
-    }
-  }
+  // Training replaces --out and the files next to it: only what it writes may be there (--out y.npy
+  // replaced the labels it was about to train on). Checked before the data are read.
+  check_train_outputs(a.out, std::max(a.epochs, 0), a.save_every);  // fit() checks again, with the epochs it runs
   OptimizerConfig oc;
   oc.kind = optimizer_kind(a.optimizer);
   oc.momentum = oc.kind == OptimizerKind::sgd ? a.momentum : 0.f;

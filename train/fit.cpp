@@ -160,6 +160,39 @@ std::string sibling_path(const std::string& out, const std::string& suffix) {
   return stem + suffix;
 }
 
+void check_train_outputs(const std::string& out, int epochs, int save_every) {
+  if (out.empty()) return;
+  const auto refuse = [&](const std::string& path, const std::string& what) {
+    const std::string who = path == out ? "--out '" + out + "'" : "'" + path + "' (written next to --out)";
+    throw std::invalid_argument(who + " exists and is not " + what + ": not overwriting it");
+  };
+  std::vector<std::string> models = {out, sibling_path(out, ".best.safetensors"), sibling_path(out, ".ckpt.safetensors")};
+  for (int e = save_every; save_every > 0 && e <= epochs; e += save_every) models.push_back(epoch_path(out, e));
+  std::error_code ec;
+  for (const std::string& path : models)
+    if (std::filesystem::exists(path, ec)) {
+      try {
+        read_safetensors(path);  // a folder or another file fails here
+      } catch (const std::exception&) {
+        refuse(path, "a model file");
+      }
+    }
+  // A log is a glassbox log when its first line is an epoch's JSON object (or it is empty).
+  const std::string log = sibling_path(out, ".log.jsonl");
+  if (std::filesystem::exists(log, ec)) {
+    bool ours = std::filesystem::is_regular_file(log, ec);
+    if (ours) {
+      std::istringstream in(read_file(log));
+      std::string first;
+      if (std::getline(in, first)) {
+        const json j = json::parse(first, nullptr, false);
+        ours = j.is_object() && j.contains("epoch");
+      }
+    }
+    if (!ours) refuse(log, "a glassbox training log");
+  }
+}
+
 void check_fits(const Graph& g, const Dataset& d) {
   if (d.size() == 0) throw std::invalid_argument("--data '" + d.name + "': the dataset is empty");
   const Shape sample = d.x.shape().sample();
@@ -242,6 +275,7 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
   if (!(oc.weight_decay >= 0) || !std::isfinite(oc.weight_decay))
     throw std::invalid_argument("weight decay " + std::to_string(oc.weight_decay) + ": must be finite and >= 0");
   if (o.save_every > 0 && o.out.empty()) throw std::invalid_argument("--save-every needs --out");
+  check_train_outputs(o.out, o.epochs, o.save_every);
   // --out dir/m.safetensors: the folder is made (the files in it are still written atomically).
   if (const auto dir = std::filesystem::path(o.out).parent_path(); !o.out.empty() && !dir.empty()) {
     std::error_code ec;

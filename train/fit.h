@@ -103,6 +103,11 @@ void check_fits(const Graph& g, const Dataset& d);
 // File names derived from the --out path.
 std::string sibling_path(const std::string& out, const std::string& suffix);  // "m.safetensors" + ".best"
 std::string epoch_path(const std::string& out, int epoch);                      // "m.epoch3.safetensors"
+// Training replaces OUT, OUT.best/.ckpt.safetensors, OUT.epochN.safetensors (--save-every) and
+// OUT.log.jsonl after every epoch. Refuses, before anything is read or trained, where one of them
+// exists and is not what training writes there (a folder, another file): a failed run must not have
+// replaced OUT first, and no other file is overwritten. fit() checks; the command checks earlier.
+void check_train_outputs(const std::string& out, int epochs, int save_every);
 // What an epoch's model file holds besides the run's metadata: train.epoch, train.lr, train.optimizer.
 Metadata epoch_metadata(const FitOptions& o, int epoch, double lr);
 
