@@ -12,6 +12,7 @@
 #include "tests/tensor_checks.h"
 #include "data/dataset.h"
 #include "engine/architecture.h"
+#include "engine/finite.h"
 #include "engine/layers.h"
 #include "engine/target.h"
 #include "engine/threads.h"
@@ -178,6 +179,34 @@ TEST_CASE("ascent: clipping keeps every pixel inside the bounds, a done row stop
   CHECK_THROWS_WITH_AS(ascend(g, unit_objective(g, {Unit::cls(0)}), Tensor(Shape{1, 1, 4, 4}), bad),
                        doctest::Contains("3 row seeds for 1 rows"), std::invalid_argument);
   CHECK_THROWS_AS(ascend(g, unit_objective(g, {Unit::cls(0)}), Tensor(Shape{1, 2, 4, 4}), AscentOptions{}), ShapeError);
+}
+
+TEST_CASE("ascent: an objective that overflows is an error naming the row and step, not NaN results") {
+  Tensor w;
+  Graph g = linear_model(w);
+  // x <- x + lr (w - 2 lambda x): each step multiplies x by about 1 - 2 lambda lr = -2e6.
+  AscentOptions o;
+  o.steps = 40, o.step = Step::sgd, o.lr = 1e6, o.clip = false;
+  o.penalties.l2 = 1;
+  const Tensor x0 = noise(Shape{2, 1, 4, 4}, 5);
+  const Objective obj = unit_objective(g, {Unit::cls(0), Unit::cls(0)});
+  CHECK_THROWS_WITH_AS(ascend(g, obj, x0, o), doctest::Contains("the ascent diverged: the objective of row 0 is NaN after"),
+                       std::runtime_error);
+  // A start whose logit overflows float32 (w.x = 3e38 sum |w| > FLT_MAX) fails at once.
+  Tensor huge = x0.clone();
+  double sum_abs = 0;
+  for (int i = 0; i < 16; ++i) huge[16 + i] = w[i] > 0 ? 3e38f : -3e38f, sum_abs += std::fabs(w[i]);
+  REQUIRE(sum_abs > 1.2);
+  CHECK_THROWS_WITH_AS(ascend(g, obj, huge, o), doctest::Contains("the objective of row 1 is +Inf at the start"),
+                       std::runtime_error);
+  // A rate that converges runs as before; non-finite values allowed on purpose pass through.
+  o.steps = 40, o.lr = 0.1;
+  CHECK(std::isfinite(ascend(g, obj, x0, o).value[0]));
+  allow_nonfinite(true);
+  o.lr = 1e6;
+  const AscentResult a = ascend(g, obj, x0, o);
+  allow_nonfinite(false);
+  CHECK(!std::isfinite(a.value[0] - a.penalty[0]));
 }
 
 TEST_CASE("unit objectives: values and seeds against finite differences for every kind of unit") {
