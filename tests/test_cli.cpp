@@ -1102,7 +1102,7 @@ TEST_CASE("cli: bench --gemm writes one row per product shape and GEMM, and name
 TEST_CASE("cli: bench --compare-torch runs the reference with PyTorch's memory kept, unless the user set GLIBC_TUNABLES") {
   Scratch s;
   {
-    std::ofstream f(s / "fake_torch.sh");
+    std::ofstream f(s / "fake torch.sh");  // a space in the path: passed to the shell as one word
     f << "case \"$GLIBC_TUNABLES\" in\n"
          "  *mmap_threshold=33554432*trim_threshold=*) r=1 ;;\n"
          "  '') r=0 ;;\n"
@@ -1111,7 +1111,7 @@ TEST_CASE("cli: bench --compare-torch runs the reference with PyTorch's memory k
          "echo \"{\\\"model\\\": \\\"mlp\\\", \\\"what\\\": \\\"train\\\", \\\"batch\\\": 64, \\\"images_per_s\\\": $r}\"\n";
   }
   const std::string args = "bench --models mlp --seconds 0.05 --no-explain --no-regions --no-families --compare-torch "
-                           "--python /bin/sh --torch-script " + (s / "fake_torch.sh");
+                           "--python /bin/sh --torch-script \"" + (s / "fake torch.sh") + "\"";
   const char* before = std::getenv("GLIBC_TUNABLES");
   const std::string saved = before ? before : "";
   ::unsetenv("GLIBC_TUNABLES");
@@ -1151,6 +1151,24 @@ TEST_CASE("cli: refusals that used to crash, hang or overwrite an input") {
   r = glassbox(s, "bench --models toy2d --no-explain --no-regions --no-families --infer-batch 0");
   CHECK(r.status != 0);
   CHECK_MESSAGE(contains(r.err, "--infer-batch"), r.err);
+  // Names and values are checked before the first measurement: a misspelt method was skipped with a
+  // line of output and an unknown family ran nothing, both with exit 0; the others failed after the timings.
+  fs::create_directory(s / "adir");
+  for (const auto& [flags, words] : std::vector<std::pair<std::string, std::string>>{
+           {"--methods salency", "--methods: unknown method 'salency' (known: saliency,"},
+           {"--methods saliency --families nosuch", "--families: unknown family 'nosuch' (known: "},
+           {"--methods saliency --explain-models nosuch", "--explain-models: unknown preset 'nosuch'"},
+           {"--methods saliency --models toy2d,nosuch", "--models: unknown preset 'nosuch'"},
+           {"--methods saliency --explain-batches 0", "--explain-batches '0': '0' is not a whole number"},
+           {"--methods saliency --json " + (s / "adir"), "adir: is not a regular file"},
+           {"--methods saliency --compare-torch --torch-script " + (s / "none.py"),
+            "--torch-script " + (s / "none.py") + ": no such file"}}) {
+    CAPTURE(flags);
+    r = glassbox(s, "bench --seconds 0.01 --no-regions " + flags);
+    CHECK(r.status == 1);
+    CHECK_MESSAGE(contains(r.err, words), r.err);
+    CHECK_MESSAGE(!contains(r.out, "train"), r.out);  // nothing was timed
+  }
   // train --out an input file (the labels it trains on) replaced it before failing.
   const std::string y = read_file(s / "y.npy");
   r = glassbox(s, "train --model mlp --data " + data + " --epochs 1 --quiet --out " + (s / "y.npy"));

@@ -54,9 +54,16 @@ static void keep_freed_memory_in_process() {
   setenv("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296", 0);
 }
 
+// 'text' for the shell, so that a path with spaces or quotes stays one word.
+static std::string shell_word(const std::string& text) {
+  std::string q = "'";
+  for (char c : text) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
 std::vector<std::string> run_python(const std::string& python, const std::string& script, const std::string& args) {
   keep_freed_memory_in_process();
-  const std::string cmd = python + " " + script + " " + args;
+  const std::string cmd = shell_word(python) + " " + shell_word(script) + " " + args;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) throw std::runtime_error("cannot run " + cmd);
   std::vector<std::string> lines;

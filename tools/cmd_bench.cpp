@@ -3,6 +3,7 @@
 // Throughput does not depend on the pixel values, so the inputs are seeded uniform noise.
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -106,14 +107,6 @@ struct Row {
   double rate;  // images (or regions, walks) per second
 };
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
 // Methods that evaluate hundreds of perturbed copies per image run at a small batch.
 bool is_perturbation(const std::string& m) {
   return m == "occlusion" || m == "rise" || m == "lime" || m == "score-cam";
@@ -152,7 +145,7 @@ std::map<std::string, double> torch_rates(const std::string& models, int train_b
                                           int explain_batch, double secs, const std::string& python,
                                           const std::string& script) {
   std::string args = "--threads " + std::to_string(threads());
-  for (const std::string& name : split(models))  // the same architecture text, built in PyTorch
+  for (const std::string& name : split_list(models))  // the same architecture text, built in PyTorch
     args += " --arch '" + name + "=" + architecture_text(make_preset(name)) + "'";
   args += " --train-batch " + std::to_string(train_batch) + " --infer-batch " + std::to_string(infer_batch) +
           " --explain-batch " + std::to_string(explain_batch) + " --seconds " + std::to_string(secs);
@@ -164,21 +157,63 @@ std::map<std::string, double> torch_rates(const std::string& models, int train_b
   return out;
 }
 
+struct BenchOpts {
+  std::string models = "lenet5,camnet,mlp", explain_models = "lenet5", methods, json_path;
+  int train_batch = 64, infer_batch = 256;
+  std::string explain_batches = "64,256";
+  int perturbation_batch = 8;
+  double seconds = 2.0;
+  bool compare_torch = false, no_explain = false, no_regions = false, no_families = false, gemm = false;
+  std::string families;  // the registered explanation families' rows (tools/bench_<family>.cpp); empty: all
+  std::string python = "/usr/bin/python3", script = std::string(GLASSBOX_SOURCE_DIR) + "/tools/bench/torch_baseline.py";
+};
+
+// Every name and value the run will use, checked before the first measurement (a misspelt method
+// was skipped with a line of output, an unknown family ran nothing, a bad batch or --json path
+// failed after minutes of timings). Returns the explanation batch sizes.
+std::vector<int> check_bench_flags(const BenchOpts& o) {
+  const auto known = [](const std::string& flag, const std::string& name, const std::vector<std::string>& names,
+                        const std::string& what) {
+    if (std::find(names.begin(), names.end(), name) != names.end()) return;
+    std::string list;
+    for (const std::string& n : names) list += (list.empty() ? "" : ", ") + n;
+    throw std::invalid_argument(flag + ": unknown " + what + " '" + name + "' (known: " + list + ")");
+  };
+  for (const std::string& m : split_list(o.models)) known("--models", m, preset_names(), "preset");
+  std::vector<int> batches;
+  if (!o.no_explain) {
+    for (const std::string& m : split_list(o.explain_models)) known("--explain-models", m, preset_names(), "preset");
+    std::vector<std::string> methods;
+    for (auto& m : explain::methods()) methods.push_back(m.name);
+    for (const std::string& m : split_list(o.methods)) known("--methods", m, methods, "method");
+    for (const std::string& b : split_list(o.explain_batches)) {
+      long v = 0;
+      if (!parse_number(b, v) || v < 1 || v > 65536)
+        throw std::invalid_argument("--explain-batches '" + o.explain_batches + "': '" + b +
+                                    "' is not a whole number in [1, 65536]");
+      batches.push_back(int(v));
+    }
+    if (batches.empty()) throw std::invalid_argument("--explain-batches: no batch size given");
+  }
+  if (!o.no_families) {
+    std::vector<std::string> families;
+    for (const auto& [name, run] : registered_benches()) families.push_back(name);
+    for (const std::string& f : split_list(o.families)) known("--families", f, families, "family");
+  }
+  std::error_code ec;
+  if (!o.json_path.empty() && o.json_path != "-" && std::filesystem::exists(o.json_path, ec) &&
+      !std::filesystem::is_regular_file(o.json_path, ec))
+    throw std::invalid_argument("--json " + o.json_path + ": is not a regular file (a folder, device or pipe)");
+  if (o.compare_torch && !std::filesystem::is_regular_file(o.script, ec))
+    throw std::invalid_argument("--torch-script " + o.script + ": no such file");
+  return batches;
+}
+
 }  // namespace
 
 void add_bench_command(Command& app) {
   auto* cmd = app.add_subcommand("bench", "Measure training, inference, explanation and OpenBox throughput");
-  struct Opts {
-    std::string models = "lenet5,camnet,mlp", explain_models = "lenet5", methods, json_path;
-    int train_batch = 64, infer_batch = 256;
-    std::string explain_batches = "64,256";
-    int perturbation_batch = 8;
-    double seconds = 2.0;
-    bool compare_torch = false, no_explain = false, no_regions = false, no_families = false, gemm = false;
-    std::string families;  // the registered explanation families' rows (tools/bench_<family>.cpp); empty: all
-    std::string python = "/usr/bin/python3", script = std::string(GLASSBOX_SOURCE_DIR) + "/tools/bench/torch_baseline.py";
-  };
-  auto o = std::make_shared<Opts>();
+  auto o = std::make_shared<BenchOpts>();
   cmd->add_option("--models", o->models, "presets timed for training and inference")->capture_default_str();
   cmd->add_option("--train-batch", o->train_batch, "training batch size")->capture_default_str()->check(int_in(1, 65536));
   cmd->add_option("--infer-batch", o->infer_batch, "inference batch size")->capture_default_str()->check(int_in(1, 65536));
@@ -204,6 +239,7 @@ void add_bench_command(Command& app) {
   cmd->add_option("--python", o->python, "Python with torch, for --compare-torch")->capture_default_str();
   cmd->add_option("--torch-script", o->script, "the PyTorch baseline script")->capture_default_str();
   cmd->callback([o] {
+    const std::vector<int> explain_batches = check_bench_flags(*o);  // before any timing
     std::vector<Row> rows;
     auto report = [&](const Row& r) {
       rows.push_back(r);
@@ -212,7 +248,7 @@ void add_bench_command(Command& app) {
       std::fflush(stdout);
     };
     std::printf("glassbox bench: %d thread(s), %s\n", threads(), blas_description().c_str());
-    for (const std::string& name : split(o->models)) {
+    for (const std::string& name : split_list(o->models)) {
       Graph g = make_preset(name);
       Tensor x = bench_noise(g.shape(-1, o->train_batch), 1);
       std::vector<int> y(o->train_batch);
@@ -239,23 +275,13 @@ void add_bench_command(Command& app) {
       report({name, "infer", "", o->infer_batch, fw * o->infer_batch});
     }
     if (!o->no_explain) {
-      std::vector<std::string> methods = split(o->methods);
+      std::vector<std::string> methods = split_list(o->methods);
       if (methods.empty())
         for (auto& m : explain::methods()) methods.push_back(m.name);
-      for (const std::string& name : split(o->explain_models)) {
+      for (const std::string& name : split_list(o->explain_models)) {
         Graph g = make_preset(name);
         for (const std::string& m : methods) {
-          std::vector<int> batches;
-          if (is_perturbation(m))
-            batches = {o->perturbation_batch};
-          else
-            for (auto& b : split(o->explain_batches)) {
-              long v = 0;
-              if (!parse_number(b, v) || v < 1 || v > 65536)
-                throw std::invalid_argument("--explain-batches '" + o->explain_batches + "': '" + b +
-                                            "' is not a whole number in [1, 65536]");
-              batches.push_back(int(v));
-            }
+          const std::vector<int> batches = is_perturbation(m) ? std::vector<int>{o->perturbation_batch} : explain_batches;
           for (int B : batches) {
             Tensor x = bench_noise(g.shape(-1, B), 3);
             std::vector<int> t(B);
@@ -303,11 +329,11 @@ void add_bench_command(Command& app) {
           std::printf("%-10s %-26s %s %10.1f /s, glassbox/%s %.2f\n", "", "", b.reference_name.c_str(), b.reference,
                       b.reference_name.c_str(), b.rate / b.reference);
       };
-      const std::vector<std::string> wanted = split(o->families);
+      const std::vector<std::string> wanted = split_list(o->families);
       for (const auto& [name, run] : registered_benches())
         if (wanted.empty() || std::find(wanted.begin(), wanted.end(), name) != wanted.end()) run(ctx);
     }
-    if (o->compare_torch && !split(o->models).empty()) {  // (the families compare their own rows above)
+    if (o->compare_torch && !split_list(o->models).empty()) {  // (the families compare their own rows above)
       auto torch = torch_rates(o->models, o->train_batch, o->infer_batch, 64, o->seconds, o->python, o->script);
       // PyTorch runs in this environment: its own BLAS calls (when it uses OpenBLAS) get the same kernels.
       std::printf("\nglassbox vs PyTorch (%d thread(s), the same environment; ratio > 1: glassbox is faster)\n",
