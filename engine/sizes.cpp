@@ -61,8 +61,9 @@ uint64_t parse_bytes(const std::string& text, const std::string& what) {
   else if (suffix == "G" || suffix == "g") scale = 1ull << 30;
   else if (suffix == "T" || suffix == "t") scale = 1ull << 40;
   else if (!suffix.empty()) scale = 0;
-  // 2^63: the largest byte count that converts to uint64 without overflow (and is plenty).
-  if (text.empty() || end == text.c_str() || !scale || !(v > 0) || !(v * double(scale) < 9.2e18))
+  // 2^63: the largest byte count that converts to uint64 without overflow (and is plenty). Below
+  // one byte is refused: 0.5 became 0, which means "not set", so the default limit applied.
+  if (text.empty() || end == text.c_str() || !scale || !(v * double(scale) >= 1) || !(v * double(scale) < 9.2e18))
     throw SizeError(what + ": '" + text + "' is not a byte count (e.g. 512M, 8G, 1000000)");
   return uint64_t(v * double(scale));
 }

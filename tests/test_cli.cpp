@@ -1300,4 +1300,18 @@ TEST_CASE("cli: GLASSBOX_MAX_MEMORY is checked at start unless --max-memory repl
   CHECK(bad.status == 1);
   CHECK_MESSAGE(contains(bad.err, "GLASSBOX_MAX_MEMORY: 'lots' is not a byte count"), bad.err);
   CHECK_MESSAGE(replaced.status == 0, replaced.err);
+  const Run empty = glassbox(s, "--max-memory \"\" info lenet5");  // given empty: not the same as absent
+  CHECK(empty.status == 1);
+  CHECK_MESSAGE(contains(empty.err, "--max-memory: '' is not a byte count"), empty.err);
+  // --seed: CLI11 read -1 as 2^64 - 1 and clamped larger values to it (every such seed was the same).
+  for (const char* seed : {"-1", "18446744073709551616", "99999999999999999999999", "+5"}) {
+    CAPTURE(seed);
+    const Run r = glassbox(s, std::string("train --model toy2d --data toy:moons --epochs 1 --quiet --seed ") + seed +
+                                  " --out " + (s / "seed.safetensors"));
+    CHECK(r.status == 1);
+    CHECK_MESSAGE(contains(r.err, "--seed: '" + std::string(seed) + "' is not a whole number in [0, 2^64 - 1]"), r.err);
+  }
+  const Run top = glassbox(s, "train --model toy2d --data toy:moons --epochs 1 --quiet --seed 18446744073709551615 --out " +
+                                  (s / "seed.safetensors"));
+  CHECK_MESSAGE(top.status == 0, top.err);
 }

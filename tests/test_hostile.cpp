@@ -165,6 +165,9 @@ TEST_CASE("hostile: the memory budget names what needs how much instead of bad_a
   CHECK_THROWS_AS(parse_bytes("lots", "--max-memory"), SizeError);
   CHECK_THROWS_AS(parse_bytes("-5G", "--max-memory"), SizeError);
   CHECK_THROWS_AS(parse_bytes("nan", "--max-memory"), SizeError);
+  CHECK(parse_bytes("1", "x") == 1);
+  for (const char* below_one_byte : {"0.5", "0", "0.0001k", ""})  // 0.5 became 0: "not set", the default
+    CHECK_THROWS_AS(parse_bytes(below_one_byte, "--max-memory"), SizeError);
 }
 
 TEST_CASE("hostile: architecture integers beyond int and shape arithmetic overflow are errors") {

@@ -1,7 +1,9 @@
 // tools/flags.h over CLI11, and the checks of command-line values, with messages that say what was
 // given and what is accepted.
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <sstream>
 
@@ -115,11 +117,25 @@ Flag* Command::wrap(CLI::Option* option) { return &flags_.emplace_back(option); 
   }
 GB_ADD_OPTION(std::string)
 GB_ADD_OPTION(int)
-GB_ADD_OPTION(unsigned long)
 GB_ADD_OPTION(float)
 GB_ADD_OPTION(double)
 GB_ADD_OPTION(std::vector<std::string>)
 #undef GB_ADD_OPTION
+
+// CLI11 reads "-1" as 2^64 - 1 and clamps a value past 2^64 - 1 to it (every --seed out of range
+// was the same seed): only digits whose value fits are accepted.
+Flag* Command::add_option(const std::string& name, unsigned long& v, const std::string& description) {
+  const Check fits{[](std::string& text) -> std::string {
+                     bool digits = !text.empty() && text.size() <= 20;
+                     for (char c : text) digits = digits && c >= '0' && c <= '9';
+                     errno = 0;
+                     if (digits) std::strtoull(text.c_str(), nullptr, 10);
+                     return digits && errno != ERANGE ? std::string()
+                                                      : "'" + text + "' is not a whole number in [0, 2^64 - 1]";
+                   },
+                   "INT in [0, 2^64 - 1]"};
+  return wrap(app_->add_option(name, v, description))->check(fits);
+}
 
 Flag* Command::add_flag(const std::string& name, bool& v, const std::string& description) {
   return wrap(app_->add_flag(name, v, description));

@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
                "accept NaN/Inf in inputs, data and weights (refused by default, before any computation)");
   app.parse_complete_callback([&] {
     gb::set_threads(threads);
-    if (!max_memory.empty()) gb::set_memory_limit(gb::parse_bytes(max_memory, "--max-memory"));
+    if (app.count("--max-memory")) gb::set_memory_limit(gb::parse_bytes(max_memory, "--max-memory"));  // "" too
     else gb::memory_limit();  // a bad GLASSBOX_MAX_MEMORY fails here, before any work, naming itself
     gb::allow_nonfinite(allow_nonfinite);
   });
