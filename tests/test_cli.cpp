@@ -1144,6 +1144,22 @@ TEST_CASE("cli: refusals that used to crash, hang or overwrite an input") {
     CHECK(r.status == 1);
     CHECK_MESSAGE(contains(r.err, std::string("--pair '") + pair + "'"), r.err);
   }
+  // A plane through points that do not span one, and a segment of no length, reported success
+  // (one "region" covering everything, or a line drawn as a map).
+  for (const char* index : {"0,0,0", "0,1,1", "1,0,1"}) {
+    CAPTURE(index);
+    const Run r = glassbox(s, "regions --model " + m + " --data " + data + " --plane --index " + index + " --out " +
+                                  (s / "rplane"));
+    CHECK(r.status == 1);
+    CHECK_MESSAGE((contains(r.err, "--plane: inputs ") && contains(r.err, "do not span a plane")), r.err);
+  }
+  const Run line = glassbox(s, "regions --model " + m + " --data " + data + " --line 2,2 --out " + (s / "rline"));
+  CHECK(line.status == 1);
+  CHECK_MESSAGE(contains(line.err, "are the same point: the segment has no length"), line.err);
+  // (This data's samples are i/n + k 64/n: any three lie on one line, also 0,1,2. The plane tests
+  // of test_hostile draw planes that exist.)
+  const Run line3 = glassbox(s, "regions --model " + m + " --data " + data + " --plane --index 0,1,2 --out " + (s / "rplane"));
+  CHECK_MESSAGE(contains(line3.err, "do not span a plane"), line3.err);
   // bench --seconds inf ran until killed; a batch of 0 printed 0/s.
   Run r = glassbox(s, "bench --models toy2d --no-explain --no-regions --no-families --seconds inf");
   CHECK(r.status != 0);
@@ -1218,6 +1234,17 @@ TEST_CASE("cli: refusals that used to crash, hang or overwrite an input") {
   r = glassbox(s, "attack --model " + m + " --data " + data + " --index 0 --method fgsm --eps 1e308 --out " + (s / "at"));
   CHECK(r.status == 1);
   CHECK_MESSAGE(contains(r.err, "'1e308' is not a finite float32 number"), r.err);
+  // Out of the attack's range: named as --eps (the attack named --param epsilon, which was not
+  // given, after the earlier values had run); empty list items are refused, not skipped.
+  r = glassbox(s, "attack --model " + m + " --data " + data + " --index 0 --method fgsm --eps 0.1,3e38 --out " + (s / "at"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "--eps '0.1,3e38': 3e+38 is outside fgsm's epsilon range [0, 1e+06]"), r.err);
+  CHECK_MESSAGE(!contains(r.out, "fgsm at"), r.out);
+  for (const char* list : {"0.1,,0.2", ",", "0.1,"}) {
+    r = glassbox(s, "attack --model " + m + " --data " + data + " --index 0 --method fgsm --eps " + list + " --out " + (s / "at"));
+    CHECK(r.status == 1);
+    CHECK_MESSAGE(contains(r.err, "an empty value in the list"), r.err);
+  }
 }
 
 TEST_CASE("cli: an --out folder that cannot be made is named as such") {

@@ -64,6 +64,8 @@ bool declares(const std::string& method, const std::string& key) {
 std::vector<double> read_eps(const AttackArgs& a) {
   std::vector<double> out;
   if (a.eps.empty()) return out;
+  if (a.eps.front() == ',' || a.eps.back() == ',' || a.eps.find(",,") != std::string::npos)
+    throw std::invalid_argument("--eps '" + a.eps + "': an empty value in the list");
   for (const std::string& s : split_list(a.eps)) {
     double v = 0;
     if (!parse_number(s, v) || !explain::float32_finite(v) || v < 0)
@@ -347,6 +349,16 @@ void run_attack(const AttackArgs& a) {
     throw std::invalid_argument("--eps: " + a.method + " has no epsilon (it looks for the smallest change; see --list)");
   if (!eps.empty() && params.count(eps_key))
     throw std::invalid_argument("--eps and --param " + eps_key + " both given; give one");
+  // Each value against the attack's declared range, before any runs (the attack's own check named
+  // its parameter, which the user did not give, after the earlier values had run).
+  for (const explain::ParamInfo& p : attacks::method_info(a.method).params)
+    for (double e : eps)
+      if (p.name == eps_key && (e < p.min || e > p.max)) {
+        char range[96];
+        std::snprintf(range, sizeof range, "%g is outside %s's %s range [%g, %g]", e, a.method.c_str(),
+                      eps_key.c_str(), p.min, p.max);
+        throw std::invalid_argument("--eps '" + a.eps + "': " + range);
+      }
   if (a.explainer != "none") explain::method_info(a.explainer);  // unknown explanation methods fail before any work
   attacks::ParamReader(params, attacks::method_info(a.method));  // so do unknown keys
 

@@ -264,6 +264,9 @@ void write_line(const RegionsArgs& a, Model& model, const Inputs& in) {
   Graph& g = model.graph;
   ob::WalkOptions wo;
   wo.eps = a.eps;
+  if (std::equal(in.x.sample(0).data(), in.x.sample(0).data() + in.x.sample_size(), in.x.sample(1).data()))
+    throw std::invalid_argument("--line: inputs " + in.names[0] + " and " + in.names[1] +
+                                " are the same point: the segment has no length");
   ob::Walk w = ob::walk(g, in.x.sample(0), in.x.sample(1), wo);
   json pieces = json::array();
   for (auto& p : w.pieces)
@@ -353,7 +356,12 @@ ob::Plane plane_through_inputs(const Inputs& in, PlanePoints& pts) {
   if (in.x.batch() < 3) throw std::invalid_argument("--plane needs three inputs (e.g. --index I,J,K)");
   pts.uv = {{0, 0}, {1, 0}, {0, 1}};
   pts.labels = {in.labels[0], in.labels[1], in.labels[2]};
-  return ob::plane_through(in.x.sample(0), in.x.sample(1), in.x.sample(2));
+  try {
+    return ob::plane_through(in.x.sample(0), in.x.sample(1), in.x.sample(2));
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("--plane: inputs " + in.names[0] + ", " + in.names[1] + " and " + in.names[2] + ": " +
+                                e.what());
+  }
 }
 
 // Per pixel of the W x H raster: its configuration id, and (in lab) its class. Pixels in no

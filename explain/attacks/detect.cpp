@@ -165,7 +165,7 @@ void add_detection(std::vector<Method>& reg) {
         "noise); ROC-AUC on clean inputs vs. "
         "the successful adversarial inputs of an attack",
         {{"attack", "pgd", "the attack that makes the adversarial inputs: fgsm, pgd, cw, deepfool or jsma (its defaults)"},
-         {"epsilon", "0.1", "that attack's epsilon (fgsm) or radius (pgd), pixels; ignored by the others"},
+         {"epsilon", "0.1", "that attack's epsilon (fgsm) or radius (pgd), pixels; ignored by the others", 0, 1e6},
          {"explanation", "saliency", "the attribution method whose maps are compared (glassbox explain --list)"},
          {"score", "class-map", "class-map (1 - cosine to the class's mean map over clean reference inputs) or noise "
                                 "(1 - mean Spearman correlation with the maps of noisy copies)"},

@@ -210,7 +210,7 @@ Options read_common(Job& job, ParamReader& r) {
 
 std::vector<ParamInfo> common_params(const std::string& steps) {
   return {{"explanation", "saliency", "the attacked attribution method (any of glassbox explain --list), run with its defaults"},
-          {"epsilon", "0.031", "L-inf radius in pixels (Ghorbani et al.: 8/255)"},
+          {"epsilon", "0.031", "L-inf radius in pixels (Ghorbani et al.: 8/255)", 0, 1e6},
           {"steps", steps, "iterations (1..100000)"},
           {"step_size", "", "step in pixels; default epsilon / 16 (the reference: 0.5 of 255 for epsilon 8)"},
           {"beta", "10", "softplus beta of the surrogate's activations (the reference uses Keras' softplus, beta 1)"},

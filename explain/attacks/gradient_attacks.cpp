@@ -151,7 +151,7 @@ void add_gradient_attacks(std::vector<Method>& reg) {
                               "pixels whose loss gradient is at most this in magnitude are not moved (Captum's FGSM.zero_thresh)"};
   reg.push_back({{"fgsm",
                   "fast gradient sign method: one step of size epsilon along the sign of the loss gradient",
-                  {{"epsilon", "0.1", "step size = L-inf radius, in pixels (Captum's FGSM.perturb epsilon)"}, zero_thresh},
+                  {{"epsilon", "0.1", "step size = L-inf radius, in pixels (Captum's FGSM.perturb epsilon)", 0, 1e6}, zero_thresh},
                   "captum.robust.FGSM with the cross-entropy of the logits as loss_func (per-input losses); pixel "
                   "space: epsilon in pixels, clipped to the pixel range (lower_bound/upper_bound) through the model's "
                   "normalization; targeted steps down the target's loss (Goodfellow et al. 2015)"},
@@ -159,7 +159,7 @@ void add_gradient_attacks(std::vector<Method>& reg) {
   reg.push_back({{"pgd",
                   "projected gradient descent: step_num steps of step_size, each projected onto the ball of radius "
                   "around the input and clipped to the pixel range",
-                  {{"radius", "0.1", "radius of the ball, in pixels (Captum's PGD.perturb radius)"},
+                  {{"radius", "0.1", "radius of the ball, in pixels (Captum's PGD.perturb radius)", 0, 1e6},
                    {"step_size", "", "step size in pixels; default 2.5 * radius / step_num (Madry et al.)"},
                    {"step_num", "40", "number of steps (1..100000)"},
                    {"norm", "Linf", "Linf or L2 (the ball and, for L2, the step)"},

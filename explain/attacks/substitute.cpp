@@ -144,7 +144,7 @@ void add_substitute(std::vector<Method>& reg) {
         {{"architecture", "same", "the substitute: same (the target's architecture, freshly initialized) or an "
                                   "architecture text with the target's input and classes"},
          {"attack", "fgsm", "the white-box attack on the substitute: fgsm or pgd (its defaults)"},
-         {"epsilon", "0.3", "that attack's epsilon (fgsm) or radius (pgd), pixels (Papernot et al.: 0.3 on MNIST)"},
+         {"epsilon", "0.3", "that attack's epsilon (fgsm) or radius (pgd), pixels (Papernot et al.: 0.3 on MNIST)", 0, 1e6},
          {"rounds", "4", "substitute training rounds rho (1..10; the set doubles each round; Papernot et al.: 6)"},
          {"lambda", "0.1", "augmentation step in pixels (Papernot et al.: 0.1)"},
          {"tau", "3", "the step's sign flips every tau rounds (Papernot et al. section 5: 3)"},

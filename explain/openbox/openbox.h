@@ -131,7 +131,8 @@ struct Plane {
   Tensor origin, d1, d2;                 // each [1, input...]
   double u0 = 0, u1 = 1, v0 = 0, v1 = 1; // the window
 };
-// The plane through three inputs (p0 at (0,0), p1 at (1,0), p2 at (0,1)) with `margin` around them.
+// The plane through three inputs (p0 at (0,0), p1 at (1,0), p2 at (0,1)) with `margin` around them;
+// invalid_argument when they do not span one (two coincide, or all lie on a line).
 Plane plane_through(const Tensor& p0, const Tensor& p1, const Tensor& p2, double margin = 0.25);
 // The input plane of a model with 2-D inputs, over the box [u0,u1] x [v0,v1].
 Plane input_plane(double u0, double u1, double v0, double v1);

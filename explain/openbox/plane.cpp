@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <stdexcept>
 #include <unordered_set>
 
 #include "explain/openbox/openbox.h"
@@ -16,10 +17,16 @@ Plane plane_through(const Tensor& p0, const Tensor& p1, const Tensor& p2, double
   P.origin = p0.clone();
   P.d1 = p0.clone();
   P.d2 = p0.clone();
+  double d11 = 0, d22 = 0, d12 = 0;
   for (size_t i = 0; i < p0.size(); ++i) {
     P.d1[i] = p1[i] - p0[i];
     P.d2[i] = p2[i] - p0[i];
+    d11 += double(P.d1[i]) * P.d1[i], d22 += double(P.d2[i]) * P.d2[i], d12 += double(P.d1[i]) * P.d2[i];
   }
+  // The Gram determinant |d1|^2 |d2|^2 - (d1.d2)^2 is 0 when two points coincide or all three lie on
+  // a line: a map of that "plane" would be a line or a point drawn as a square.
+  if (!(d11 * d22 - d12 * d12 > 1e-10 * d11 * d22))
+    throw std::invalid_argument("the three points do not span a plane (two coincide, or all three lie on one line)");
   P.u0 = P.v0 = -margin;
   P.u1 = P.v1 = 1 + margin;
   return P;
