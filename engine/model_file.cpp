@@ -184,8 +184,27 @@ namespace {
 
 // read_safetensors; a data section the offsets do not cover exactly is described in *coverage
 // rather than thrown, so that load_model can first name a tensor the architecture misses.
+// A file's bytes; from a stream (a pipe, a device) only when its first 8 bytes give a header length
+// a safetensors file can have (the format's limit, 100 MB): /dev/zero was read until memory ran out.
+static std::string read_safetensors_bytes(const std::string& path) {
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  if (ec || std::filesystem::is_regular_file(st) || std::filesystem::is_directory(st)) return read_file(path);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return read_file(path);  // names the reason
+  std::string bytes(8, '\0');
+  in.read(bytes.data(), 8);
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= uint64_t(uint8_t(bytes[i])) << (8 * i);
+  if (in.gcount() < 8 || n < 2 || n > 100'000'000)
+    fail(path, "is not a safetensors file (not a regular file, and its first bytes give no header length)");
+  std::ostringstream rest;
+  rest << in.rdbuf();
+  return bytes + rest.str();
+}
+
 TensorFile read_tensors(const std::string& path, std::string* coverage) {
-  std::string bytes = read_file(path);
+  std::string bytes = read_safetensors_bytes(path);
   if (bytes.size() < 8) fail(path, "truncated: " + std::to_string(bytes.size()) + " bytes, no safetensors header");
   uint64_t n = 0;
   for (int i = 0; i < 8; ++i) n |= uint64_t(uint8_t(bytes[i])) << (8 * i);

@@ -313,6 +313,10 @@ TEST_CASE("occlusion gives zero where the model has zero weights, and the hand v
         }
       CHECK(occ[py * 5 + px] == doctest::Approx(sum / n).epsilon(1e-4));
     }
+  // A stride past the window leaves pixels no window covers: 0/0 (NaN) before, refused now.
+  CHECK_THROWS_WITH_AS(occlusion(lin, xl, {0}, {2, 3, 0.5f, 3}),
+                       doctest::Contains("occlusion: --param stride=3 is larger than the window (2)"),
+                       std::invalid_argument);
 }
 
 TEST_CASE("occlusion-map is the class's score with the occluder centred on each pixel, clipped at the borders") {

@@ -282,6 +282,17 @@ TEST_CASE("hostile: safetensors offsets must cover the data section exactly") {
       for (int i = 0; i < 2; ++i) v["data_offsets"][i] = v["data_offsets"][i].get<uint64_t>() + 4;
   put(s / "hole.safetensors", file(holed, std::string(4, '\0') + data, 0, 0));
   CHECK(contains(error_of([&] { read_safetensors(s / "hole.safetensors"); }), "a hole of 4 bytes"));
+  // A stream has no size to check: its first bytes must give a header length (/dev/zero was read
+  // until memory ran out), and a model that comes through a pipe loads as from its file.
+  CHECK(contains(error_of([&] { load_model("/dev/zero"); }), "/dev/zero: is not a safetensors file"));
+  REQUIRE(good.size() < 65536);  // fits the pipe's buffer: written before it is read
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  REQUIRE(write(fds[1], good.data(), good.size()) == ssize_t(good.size()));
+  close(fds[1]);
+  const Model piped = load_model("/dev/fd/" + std::to_string(fds[0]));
+  close(fds[0]);
+  CHECK(piped.graph.named_params().size() == g.named_params().size());
 }
 
 TEST_CASE("hostile: a checkpoint given as a model says so") {

@@ -571,6 +571,17 @@ TEST_CASE("every metric reads exactly the parameters it declares; unknown names 
     bad["no_such_key"] = "1";
     CHECK_THROWS_WITH_AS(evaluate(g, x, Target{0, 1}, {method, {}, {}}, m.declaration.name, bad, c),
                          doctest::Contains("unknown parameter 'no_such_key'"), std::invalid_argument);
+    // A layer's attribution ([2,3,12,12] here) read as the input's was read out of bounds.
+    if (method != "saliency") continue;
+    try {
+      evaluate(g, x, Target{0, 1}, {method, {{"layer", "conv1"}}, {}}, m.declaration.name, p, c);
+      FAIL("a layer attribution was evaluated");
+    } catch (const NotApplicable&) {
+    } catch (const std::invalid_argument& err) {
+      const std::string said = err.what();  // (input-invariance explains padded copies: other sizes)
+      CHECK_MESSAGE(said.find("saliency gives attributions [2,3,") != std::string::npos, said);
+      CHECK_MESSAGE(said.find("not shaped like the inputs [2,1,") != std::string::npos, said);
+    }
   }
   CHECK_THROWS_WITH_AS(metric_info("delition"), doctest::Contains("known: pixel-flipping, deletion"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(evaluate(g, x, Target{0, 1}, {"salency", {}, {}}, "deletion"),

@@ -339,11 +339,7 @@ void run_evaluate(const EvaluateArgs& a) {
   std::vector<metrics::Explanation> explanations;
   for (size_t mi = 0; mi < methods.size(); ++mi) {
     metrics::Explanation e{methods[mi], method_params[mi], {}};
-    e.attribution = explain::explain(g, in.x, target, e.method, e.params).attribution;
-    if (e.attribution.shape() != in.x.shape())
-      throw std::invalid_argument("--method " + e.method + " gives attributions " + e.attribution.shape().str() +
-                                  ", not shaped like the inputs " + in.x.shape().str() +
-                                  ": the metrics evaluate attributions of the input (drop --method-param layer)");
+    e.attribution = metrics::input_attribution(g, in.x, target, e.method, e.params);
     explanations.push_back(std::move(e));
   }
   for (size_t k = 0; k < names.size(); ++k) {

@@ -77,6 +77,10 @@ Tensor occlusion(Graph& g, const Tensor& x, const Target& target, const Occlusio
   const int win = o.window > 0 ? o.window : std::max(2, std::min(H, W) / 7);
   const int stride = o.stride > 0 ? o.stride : std::max(1, win / 2);
   check_occlusion(g, x, target, o, win, "occlusion");
+  // Pixels between windows would be covered by none: their mean drop is 0/0 (Captum returns NaN there).
+  if (stride > win)
+    throw std::invalid_argument("occlusion: --param stride=" + std::to_string(stride) + " is larger than the window (" +
+                                std::to_string(win) + "): pixels between windows would have no attribution");
   auto starts = [&](int D) {
     std::vector<int> v;
     const int n = (D - win + stride - 1) / stride + 1;  // ⌈(D−w)/s⌉ + 1
@@ -175,7 +179,7 @@ void add_perturbation_methods(std::vector<Method>& registry) {
   registry.push_back(
       {{"occlusion", "Occlusion: mean drop of the target logit over the windows covering each pixel",
         {{"window", "0", "square window side; 0: max(2, min(H,W)/7), 4 on 28×28", 0, 1e9},
-         {"stride", "0", "window step; 0: max(1, window/2)", 0, 1e9},
+         {"stride", "0", "window step, at most the window; 0: max(1, window/2)", 0, 1e9},
          {"baseline", "0", "value written into every channel of the occluded window"},
          {"batch", "256", "occluded copies per forward pass", 1, 65536},
          {"output", "logit", "what drops: logit (Captum) or prob (the class's softmax probability, Zeiler & Fergus)"}},

@@ -75,6 +75,10 @@ const ParamInfo& ParamReader::lookup(const std::string& key) {
 
 std::string ParamReader::raw(const std::string& key) {
   const ParamInfo& d = lookup(key);
+  // An array given for a parameter read as text (occlusion's baseline, IG's n_steps) was dropped
+  // for the default without a word.
+  if (p_.tensors.count(key) && !p_.count(key))
+    throw std::invalid_argument(info_.name + ": --param " + key + " takes a number or a word here, not an array");
   auto it = p_.find(key);
   return it == p_.end() ? d.default_value : it->second;
 }

@@ -170,8 +170,8 @@ Evaluation input_invariance(Graph& g, const Tensor& x, const Target& t, const Ex
       p_shift.tensors[key] = pad_images(tensor, pad, shift);
     }
   const Tensor x0 = pad_images(x, pad, 0.f), x1 = pad_images(x, pad, shift);
-  const Tensor a0 = explain::explain(plain, x0, t, e.method, p_plain).attribution;
-  const Tensor a1 = explain::explain(shifted, x1, t, e.method, p_shift).attribution;
+  const Tensor a0 = input_attribution(plain, x0, t, e.method, p_plain);
+  const Tensor a1 = input_attribution(shifted, x1, t, e.method, p_shift);
   const Tensor l0 = logits_of(plain, x0), l1 = logits_of(shifted, x1);
   Evaluation ev;
   const size_t D = a0.sample_size(), K = l0.sample_size();

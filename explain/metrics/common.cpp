@@ -50,13 +50,22 @@ std::string choice(ParamReader& r, const std::string& key, const std::vector<std
 
 // ---- attributions --------------------------------------------------------------------------------
 
+Tensor input_attribution(Graph& g, const Tensor& x, const Target& t, const std::string& method, const Params& params) {
+  Tensor a = explain::explain(g, x, t, method, params).attribution;
+  if (a.shape() != x.shape())
+    throw std::invalid_argument(method + " gives attributions " + a.shape().str() + ", not shaped like the inputs " +
+                                x.shape().str() + ": the metrics evaluate attributions of the input (drop its layer "
+                                "parameter)");
+  return a;
+}
+
 Tensor attribution_of(Graph& g, const Tensor& x, const Target& t, const Explanation& e) {
   if (!e.attribution.empty()) {
     if (e.attribution.shape() != x.shape())
       shape_error("the given attribution of " + e.method, x.shape(), e.attribution.shape());
     return e.attribution.clone();
   }
-  return explain::explain(g, x, t, e.method, e.params).attribution;
+  return input_attribution(g, x, t, e.method, e.params);
 }
 
 void preprocess_rows(float* a, int rows, size_t D, bool normalise, bool abs) {
@@ -156,10 +165,7 @@ void explain_rows(Graph& g, const Tensor& x, const Target& target, const Explana
       fill(rows[i], int((r0 + i) % S), buffer.data() + size_t(i) * D);
     }
     const Tensor xs = buffer.slice(0, B);
-    const Tensor a = explain::explain(g, xs, target.gather(rows), e.method, params_for_rows(e.params, rows, N)).attribution;
-    if (a.shape() != xs.shape())
-      throw std::invalid_argument("method " + e.method + " returns " + a.shape().str() +
-                                  ", not an attribution shaped like the input " + xs.shape().str());
+    const Tensor a = input_attribution(g, xs, target.gather(rows), e.method, params_for_rows(e.params, rows, N));
     const Tensor logits = with_logits ? logits_of(g, xs) : Tensor();
     const size_t K = logits.empty() ? 0 : logits.sample_size();
     for (int i = 0; i < B; ++i)

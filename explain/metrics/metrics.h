@@ -39,6 +39,10 @@ struct Explanation {
   Tensor attribution;  // optional: [N, input...]
 };
 
+// The method's attribution of x, refused unless shaped like x (a `layer` parameter gives a layer's;
+// read as x's, it was read out of bounds). Every attribution a metric uses comes through here.
+Tensor input_attribution(Graph& g, const Tensor& x, const Target& t, const std::string& method, const Params& params);
+
 // Called with the work done so far and the total (in units the metric chooses).
 using Progress = std::function<void(long done, long total)>;
 

@@ -68,7 +68,7 @@ std::vector<int> parameter_layers(Graph& g) {
 }
 
 Tensor explain_with(Graph& model, const Tensor& x, const Target& t, const Explanation& e) {
-  return explain::explain(model, x, t, e.method, e.params).attribution;
+  return input_attribution(model, x, t, e.method, e.params);
 }
 
 // Similarity curves over stages: for each measure, y[n][s] = similarity(stage s, stage 0).

@@ -24,7 +24,7 @@ py::array_t<float, py::array::c_style | py::array::forcecast> float_array(py::ha
                          "; glassbox takes float arrays (float32, or float64 converted) in the model's input space "
                          "(model.normalize(pixels) converts raw pixels in [0, 1])");
   auto f = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(arr);
-  if (!f) throw py::error_already_set();  // the copy failed (MemoryError)
+  if (!f) copy_failed(arg, arr);
   return f;
 }
 
@@ -81,16 +81,26 @@ py::array_t<double> to_array(const std::vector<double>& v) {
 }
 
 std::string path_arg(py::handle p) {
-  if (py::isinstance<py::str>(p)) return p.cast<std::string>();
-  py::object s = py::module_::import("os").attr("fspath")(p);
-  if (!py::isinstance<py::str>(s)) throw py::type_error("expected a path (str or os.PathLike), got bytes");
-  return s.cast<std::string>();
+  std::string path;
+  if (py::isinstance<py::str>(p)) {
+    path = p.cast<std::string>();
+  } else {
+    py::object s = py::module_::import("os").attr("fspath")(p);
+    if (!py::isinstance<py::str>(s)) throw py::type_error("expected a path (str or os.PathLike), got bytes");
+    path = s.cast<std::string>();
+  }
+  // The C library would stop at a NUL and use the path before it; Python's open() refuses it.
+  if (path.find('\0') != std::string::npos) throw py::value_error("embedded null character in path");
+  return path;
 }
 
 explain::Params params_arg(const py::dict& kwargs, const std::string& what) {
   explain::Params p;
-  for (auto [k, v] : kwargs) {
+  const py::object numpy_scalar = py::module_::import("numpy").attr("generic");
+  for (auto [k, given] : kwargs) {
     const std::string key = py::str(k);
+    // NumPy scalars (np.int64(4), np.float32(0.1), np.bool_) as the Python values they hold.
+    const py::object v = py::isinstance(given, numpy_scalar) ? given.attr("item")() : py::reinterpret_borrow<py::object>(given);
     if (py::isinstance<py::bool_>(v))
       p[key] = v.cast<bool>() ? "true" : "false";
     else if (py::isinstance<py::str>(v))
@@ -104,6 +114,13 @@ explain::Params params_arg(const py::dict& kwargs, const std::string& what) {
                            std::string(py::str(py::type::of(v))));
   }
   return p;
+}
+
+void copy_failed(const std::string& arg, const py::array& a) {
+  std::string shape;
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) shape += (i ? "," : "") + std::to_string(a.shape(i));
+  PyErr_SetString(PyExc_MemoryError, (arg + ": no memory for a contiguous copy of the [" + shape + "] array").c_str());
+  throw py::error_already_set();
 }
 
 void file_not_found(const std::string& msg) {
@@ -129,12 +146,21 @@ std::string python_words(std::string msg) {
       {"--masks", "masks"},
       {"--input", "inputs"},
       {"--checkpoints", "checkpoints"},
+      {"--optimizer '", "optimizer='"},  // train()'s settings
+      {"--schedule '", "schedule='"},
+      {"--out '", "out='"},
+      {"--out", "out"},
+      {"--val", "val"},
+      {"--lr", "lr"},
+      {"--epochs", "epochs"},
+      {"--batch", "batch"},
+      {"--model", "model"},
       {"--allow-nonfinite", "glassbox.allow_nonfinite(True)"}};
   auto word_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'; };
   for (const auto& [flag, word] : kWords)
     for (size_t at = msg.find(flag); at != std::string::npos; at = msg.find(flag, at)) {
       const size_t end = at + flag.size();
-      if (flag.back() != ' ' && end < msg.size() && word_char(msg[end])) {
+      if (flag.back() != ' ' && flag.back() != '\'' && end < msg.size() && word_char(msg[end])) {
         at = end;
         continue;
       }

@@ -101,6 +101,9 @@ explain::Params params_arg(const py::dict& kwargs, const std::string& what);
 
 // Raises FileNotFoundError with msg.
 [[noreturn]] void file_not_found(const std::string& msg);
+// array_t::ensure() returns null and clears Python's error when its copy fails (out of memory):
+// MemoryError naming the argument, not pybind11's "error_already_set ... indicator not set".
+[[noreturn]] void copy_failed(const std::string& arg, const py::array& a);
 
 // ShapeError, std::out_of_range, DataError... -> ValueError / FileNotFoundError / RuntimeError.
 void register_exceptions(py::module_& m);

@@ -189,24 +189,32 @@ std::vector<inst::Checkpoint> checkpoints_arg(const PyModel& pm, py::handle list
   int i = 0;
   for (py::handle h : list) {
     const std::string what = "checkpoints[" + std::to_string(i++) + "]";
-    std::optional<Model> file;
-    const Model* c = nullptr;
-    std::string name = what;
+    inst::Checkpoint ck{what, {}, 0};
+    bool same_architecture = false;
+    std::optional<std::string> lr_text;
+    // The weights are copied, not shared: TracIn loads each checkpoint into the explained model,
+    // which may itself be one of them (its own weights then read back as the previous checkpoint's).
+    const auto take = [&](const Model& c) {
+      same_architecture = architecture_json(c.graph) == arch;
+      for (auto& [pname, prm] : c.graph.named_params()) ck.params[pname] = prm->value.clone();
+      if (auto it = c.metadata.find("train.lr"); it != c.metadata.end()) lr_text = it->second;
+    };
     if (py::isinstance<PyModel>(h)) {
-      c = &h.cast<const PyModel&>().m;
+      PyModel& c = h.cast<PyModel&>();
+      py::gil_scoped_release nogil;  // under its lock, as every use: another thread may be training it
+      Lock lock(c.mu);
+      take(c.m);
     } else {
-      name = path_arg(h);
-      if (!std::filesystem::exists(name)) file_not_found(what + ": " + name + ": no such file");
-      file.emplace(open_model_file(name));
-      c = &*file;
+      ck.name = path_arg(h);
+      if (!std::filesystem::exists(ck.name)) file_not_found(what + ": " + ck.name + ": no such file");
+      take(open_model_file(ck.name));
     }
-    if (architecture_json(c->graph) != arch) throw py::value_error(what + " (" + name + "): its architecture differs from the model's");
-    inst::Checkpoint ck{name, {}, 0};
-    for (auto& [pname, prm] : c->graph.named_params()) ck.params[pname] = prm->value;
-    if (auto it = c->metadata.find("train.lr"); it != c->metadata.end()) {
+    const std::string who = ck.name == what ? what : what + " (" + ck.name + ")";
+    if (!same_architecture) throw py::value_error(who + ": its architecture differs from the model's");
+    if (lr_text) {
       double lr = 0;
-      if (!parse_number(it->second, lr) || !(lr > 0) || !std::isfinite(lr))
-        throw py::value_error(what + " (" + name + "): train.lr '" + it->second + "' is not a rate > 0");
+      if (!parse_number(*lr_text, lr) || !(lr > 0) || !std::isfinite(lr))
+        throw py::value_error(who + ": train.lr '" + *lr_text + "' is not a rate > 0");
       ck.lr = lr;
     }
     out.push_back(std::move(ck));

@@ -228,10 +228,19 @@ Target target_arg(PyModel& pm, const Tensor& x, py::handle t) {
   if (a.size() != N)
     throw py::value_error("target: " + std::to_string(a.size()) + " classes for " + std::to_string(N) + " inputs");
   std::vector<int> classes;
-  for (auto v : py::array_t<long long, py::array::forcecast>::ensure(a).cast<std::vector<long long>>()) {
-    if (v < 0 || v >= K)
-      throw py::value_error("target " + std::to_string(v) + " outside the model's classes [0," + std::to_string(K) + ")");
-    classes.push_back(int(v));
+  const auto outside = [&](const std::string& v) {
+    throw py::value_error("target " + v + " outside the model's classes [0," + std::to_string(K) + ")");
+  };
+  if (a.size() > 0 && a.dtype().kind() == 'u') {  // as unsigned: 2**64-1 read as long long was "target -1"
+    for (auto v : py::array_t<unsigned long long, py::array::forcecast>::ensure(a).cast<std::vector<unsigned long long>>()) {
+      if (v >= static_cast<unsigned long long>(K)) outside(std::to_string(v));
+      classes.push_back(int(v));
+    }
+  } else {
+    for (auto v : py::array_t<long long, py::array::forcecast>::ensure(a).cast<std::vector<long long>>()) {
+      if (v < 0 || v >= K) outside(std::to_string(v));
+      classes.push_back(int(v));
+    }
   }
   return Target(classes);
 }
@@ -266,6 +275,10 @@ explain::Params method_params(const PyModel& pm, const std::string& method, cons
     per[0].erase("baseline");
     per[0].tensors["baseline"] = bb;
   }
+  // Other arrays go on as given: the method refuses a key it does not declare, or one it reads as
+  // a number (both were dropped without a word).
+  for (auto& [k, t] : given.tensors)
+    if (k != "baseline") per[0].tensors[k] = t;
   return per[0];
 }
 
@@ -377,7 +390,7 @@ void write_png_py(py::handle path, py::handle rgb_arg) {
     throw py::value_error("rgb: " + std::to_string(a.shape(0)) + "x" + std::to_string(a.shape(1)) +
                           " pixels; a PNG here is 1 to 65535 pixels a side");
   auto u = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(a);
-  if (!u) throw py::error_already_set();  // the copy failed (MemoryError)
+  if (!u) copy_failed("rgb", a);
   const int ch = a.ndim() == 3 ? int(a.shape(2)) : 1;
   write_png(path_arg(path), int(a.shape(1)), int(a.shape(0)), ch, u.data());
 }
@@ -390,7 +403,7 @@ explain::Image rgb_arg(py::handle a, const std::string& arg) {
     throw py::value_error(arg + ": " + std::to_string(arr.shape(0)) + "x" + std::to_string(arr.shape(1)) +
                           " pixels; expected 1 to 65535 a side");
   auto u = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(arr);
-  if (!u) throw py::error_already_set();
+  if (!u) copy_failed(arg, arr);
   explain::Image im(int(arr.shape(1)), int(arr.shape(0)));
   std::copy(u.data(), u.data() + im.rgb.size(), im.rgb.begin());
   return im;

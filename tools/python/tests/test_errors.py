@@ -400,3 +400,61 @@ def test_save_refuses_nonfinite_weights_and_keeps_the_file(tmp_path):
         nan_model.save(str(good))  # a file load() would refuse
     assert good.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors", "nan.safetensors"]  # no temporaries left
+
+
+def test_metrics_refuse_a_layer_attribution(model, inputs):
+    # Read as the input's, a layer's attribution was read out of bounds (garbage values or a crash).
+    with pytest.raises(ValueError, match=r"saliency gives attributions \[2,6\], not shaped like the inputs \[2,1,16,16\]"):
+        glassbox.evaluate(model, inputs[:2], 0, "saliency", "completeness", method_params={"layer": "gap1"})
+
+
+def test_tracin_copies_each_checkpoint_also_the_explained_model(model, inputs):
+    # The explained model as one of its own checkpoints: its weights were shared, so loading the
+    # other checkpoint into it made both checkpoints that one.
+    other = glassbox.load(ARCH, seed=5)
+    train, tests = (inputs, [0, 1, 2]), (inputs[:2], [0, 1])
+    both = glassbox.influence(model, train, tests, "tracin", checkpoints=[other, model], lr=0.1)["scores"]
+    s_other = glassbox.influence(model, train, tests, "tracin", checkpoints=[other], lr=0.1)["scores"]
+    s_self = glassbox.influence(model, train, tests, "tracin", checkpoints=[model], lr=0.1)["scores"]
+    assert not np.allclose(s_other, s_self)
+    np.testing.assert_allclose(both, s_other + s_self, rtol=1e-5, atol=1e-7)
+    reversed_ = glassbox.influence(model, train, tests, "tracin", checkpoints=[model, other], lr=0.1)["scores"]
+    np.testing.assert_allclose(reversed_, both, rtol=1e-5, atol=1e-7)
+
+
+def test_arrays_only_where_a_method_takes_one(model, inputs):
+    ones = np.ones((1, 1, 16, 16), np.float32)
+    with pytest.raises(ValueError, match=r"unknown parameter 'baselin'"):  # a typo was dropped without a word
+        glassbox.explain(model, inputs, 0, "integrated-gradients", baselin=ones, n_steps=4)
+    with pytest.raises(ValueError, match=r"occlusion: parameter baseline takes a number or a word here, not an array"):
+        glassbox.explain(model, inputs, 0, "occlusion", baseline=ones)
+    with pytest.raises(ValueError, match=r"parameter n_steps takes a number or a word here, not an array"):
+        glassbox.explain(model, inputs, 0, "integrated-gradients", n_steps=np.ones(3, np.float32))
+    a = glassbox.explain(model, inputs, 0, "integrated-gradients", baseline=ones, n_steps=4)
+    assert not np.array_equal(a, glassbox.explain(model, inputs, 0, "integrated-gradients", n_steps=4))
+    # NumPy scalars are the numbers and bools they hold.
+    np.testing.assert_array_equal(glassbox.explain(model, inputs, 0, "integrated-gradients", n_steps=np.int64(4)),
+                                  glassbox.explain(model, inputs, 0, "integrated-gradients", n_steps=4))
+    np.testing.assert_array_equal(glassbox.explain(model, inputs, 0, "smoothgrad", stdev=np.float32(0.5), n=2),
+                                  glassbox.explain(model, inputs, 0, "smoothgrad", stdev=float(np.float32(0.5)), n=2))
+    # Occlusion windows that leave pixels uncovered gave NaN there.
+    with pytest.raises(ValueError, match=r"stride=4 is larger than the window \(3\)"):
+        glassbox.explain(model, inputs, 0, "occlusion", window=3, stride=4)
+
+
+def test_paths_streams_and_unsigned_targets(tmp_path, model, inputs):
+    with pytest.raises(ValueError, match="embedded null character"):
+        model.save(str(tmp_path / "m.safetensors") + "\x00junk")
+    assert not (tmp_path / "m.safetensors").exists()
+    with pytest.raises(ValueError, match="/dev/zero: is not a safetensors file"):  # was read until memory ran out
+        glassbox.load("/dev/zero")
+    with pytest.raises(ValueError, match=r"target 18446744073709551615 outside the model's classes \[0,5\)"):
+        glassbox.explain(model, inputs, np.full(3, 2**64 - 1, np.uint64), "saliency")
+
+
+def test_train_messages_use_its_argument_names(model):
+    xs, ys = np.random.default_rng(1).random((8, 1, 16, 16), dtype=np.float32), [i % 5 for i in range(8)]
+    with pytest.raises(ValueError, match=r"optimizer='bogus': unknown optimizer"):
+        glassbox.train(model, (xs, ys), 1, optimizer="bogus")
+    with pytest.raises(ValueError, match=r"schedule='nope': unknown schedule"):
+        glassbox.train(model, (xs, ys), 1, schedule="nope")
