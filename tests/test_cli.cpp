@@ -1160,6 +1160,14 @@ TEST_CASE("cli: refusals that used to crash, hang or overwrite an input") {
   // of test_hostile draw planes that exist.)
   const Run line3 = glassbox(s, "regions --model " + m + " --data " + data + " --plane --index 0,1,2 --out " + (s / "rplane"));
   CHECK_MESSAGE(contains(line3.err, "do not span a plane"), line3.err);
+  // An empty item in a list was skipped ("saliency,,lime" ran two methods, "," the default).
+  for (const char* methods : {"saliency,,input-x-gradient", "saliency,", ","}) {
+    CAPTURE(methods);
+    const Run r = glassbox(s, "explain --model " + m + " --data " + data + " --index 0 --method " + methods + " --out " +
+                                  (s / "ex"));
+    CHECK(r.status == 1);
+    CHECK_MESSAGE(contains(r.err, std::string("'") + methods + "': an empty item in the list"), r.err);
+  }
   // bench --seconds inf ran until killed; a batch of 0 printed 0/s.
   Run r = glassbox(s, "bench --models toy2d --no-explain --no-regions --no-families --seconds inf");
   CHECK(r.status != 0);
@@ -1243,7 +1251,7 @@ TEST_CASE("cli: refusals that used to crash, hang or overwrite an input") {
   for (const char* list : {"0.1,,0.2", ",", "0.1,"}) {
     r = glassbox(s, "attack --model " + m + " --data " + data + " --index 0 --method fgsm --eps " + list + " --out " + (s / "at"));
     CHECK(r.status == 1);
-    CHECK_MESSAGE(contains(r.err, "an empty value in the list"), r.err);
+    CHECK_MESSAGE(contains(r.err, "': an empty item in the list"), r.err);
   }
 }
 

@@ -114,6 +114,9 @@ TEST_CASE("patterns: stripes, checkerboard and solid follow their definitions at
     CHECK(l <= 0.75f);
     for (int i = 0; i < 16; ++i) CHECK(solid[size_t(n) * 16 + i] == l);
   }
+  // A key given twice took the last value, unlike --param, which refuses it.
+  CHECK_THROWS_WITH_AS(parse_pattern("dots,period=2,period=3"), doctest::Contains("pattern dots: period given twice"),
+                       std::invalid_argument);
 }
 
 TEST_CASE("patterns: every kind stays in [background, level], is seeded, and image i does not depend on n") {

@@ -124,9 +124,11 @@ struct DataFilter {
 DataFilter parse_filter(const std::string& text, const std::string& what, const std::string& default_split) {
   DataFilter f;
   f.split = default_split;
+  std::set<std::string> seen;
   for (const std::string& kv : split_list(text)) {
     const size_t eq = kv.find('=');
     const std::string key = kv.substr(0, eq), value = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    if (!seen.insert(key).second) throw std::invalid_argument(what + ": filter '" + key + "' given twice");
     long a = 0, b = 0;
     if (key == "split" && (value == "train" || value == "test" || value == "all")) {
       f.split = value;
@@ -698,9 +700,11 @@ struct SegOptions {
 
 SegOptions parse_seg_options(const std::string& text, const std::string& what, bool data) {
   SegOptions o;
+  std::set<std::string> seen;
   for (const std::string& kv : split_list(text)) {
     const size_t eq = kv.find('=');
     const std::string key = kv.substr(0, eq), value = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    if (!seen.insert(key).second) throw std::invalid_argument(what + ": option '" + key + "' given twice");
     long v = 0;
     if (key == "n" && parse_number(value, v) && v >= 1 && v <= kMaxSegImages) {
       o.n = int(v);

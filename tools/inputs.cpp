@@ -186,11 +186,14 @@ Inputs read_inputs(const Model& model, const std::vector<std::string>& files, co
 
 std::vector<std::string> split_list(const std::string& s, char sep) {
   std::vector<std::string> out;
+  if (s.empty()) return out;
   size_t p = 0;
   while (p <= s.size()) {
     size_t q = s.find(sep, p);
     if (q == std::string::npos) q = s.size();
-    if (q > p) out.push_back(s.substr(p, q - p));
+    // "0.1,,0.2" ran 0.1 and 0.2, and "," ran the default: a slip of the keyboard is named instead.
+    if (q == p) throw std::invalid_argument("'" + s + "': an empty item in the list (items are separated by '" + sep + "')");
+    out.push_back(s.substr(p, q - p));
     p = q + 1;
   }
   return out;

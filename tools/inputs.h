@@ -49,7 +49,8 @@ Inputs read_inputs(const Model& model, const std::vector<std::string>& files, co
 // --labels Y.npy: labels (an integer array) of the --input rows, in order, for --target label.
 void read_input_labels(Inputs& in, const std::string& path);
 
-// "a,b,,c" -> {"a", "b", "c"} (`sep` ',').
+// "a,b,c" -> {"a", "b", "c"} (`sep` ','); "" -> {}; an empty item ("a,,b", "a,") is an error naming
+// the list.
 std::vector<std::string> split_list(const std::string& s, char sep = ',');
 
 // What every input's explanation explains (--target): its predicted class (pred, from `logits`

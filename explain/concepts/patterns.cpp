@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 #include <stdexcept>
 
 #include "engine/rng.h"
@@ -173,10 +174,12 @@ PatternSpec parse_pattern(const std::string& text) {
     for (const std::string& n : pattern_names()) known += (known.empty() ? "" : ", ") + n;
     throw std::invalid_argument("pattern '" + parts[0] + "' (known: " + known + ")");
   }
+  std::set<std::string> seen;
   for (size_t i = 1; i < parts.size(); ++i) {
     const size_t eq = parts[i].find('=');
     const std::string key = parts[i].substr(0, eq), value = eq == std::string::npos ? "" : parts[i].substr(eq + 1);
     const std::string what = "pattern " + parts[0] + ": " + key;
+    if (!seen.insert(key).second) throw std::invalid_argument(what + " given twice (the last one was used)");
     if (key == "period")
       s.period = parse_range(value, what, 1, 4096);
     else if (key == "level")
