@@ -1081,5 +1081,8 @@ TEST_CASE("substitute: oracle labels, Jacobian augmentation by +-lambda, transfe
   bare.data = Tensor();
   CHECK_THROWS_WITH(run(g, bare, "substitute", p), doctest::Contains("initial set"));
   CHECK_THROWS_WITH(run(g, q, "substitute", {{"architecture", "input(1,8,8) flatten dense(4)"}}), doctest::Contains("the target takes"));
+  CHECK_THROWS_WITH(run(g, q, "substitute", {{"architecture", "lenet5"}}),
+                    doctest::Contains("substitute: --param architecture='lenet5': "));
+  CHECK_THROWS_WITH(run(g, q, "substitute", {{"architecture", "lenet5"}}), doctest::Contains("preset names are not taken here"));
   CHECK_THROWS_WITH(run(g, q, "substitute", {{"rounds", "10"}, {"max_set", "1000"}}), doctest::Contains("max_set"));
 }

@@ -1077,6 +1077,11 @@ TEST_CASE("minimal-image: the greedy removal order and stopping point, by hand")
   CHECK(h.rows[1].curves.at("score") == std::vector<double>{40, 28});  // the top half (4 + 8) goes first
   p.tensors["segments"] = Tensor(Shape{3, 3});
   CHECK_THROWS_AS(run(g, two, "minimal-image", p), ShapeError);
+  p.tensors["segments"] = Tensor(Shape{4, 4}, 1.f);
+  p.tensors["segments"][5] = 2147483648.f;  // an int32 2147483647 read into float32
+  CHECK_THROWS_WITH_AS(run(g, two, "minimal-image", p),
+                       doctest::Contains("segment label 2147483648 at pixel 5 is not a whole number in [0, 1000000)"),
+                       std::invalid_argument);
 }
 
 TEST_CASE("mask: the deletion mask finds planted evidence, its loss falls; preservation keeps it") {

@@ -31,7 +31,14 @@ struct SubstituteOptions {
 // The substitute's initial graph: the target's architecture ("same") or an architecture text,
 // freshly initialized; its input shape and class count must be the target's.
 Graph substitute_graph(const Graph& target, const SubstituteOptions& o) {
-  Graph s = graph_from_json(o.architecture == "same" ? architecture_json(target) : parse_architecture(o.architecture));
+  nlohmann::json text;
+  try {
+    text = o.architecture == "same" ? architecture_json(target) : parse_architecture(o.architecture);
+  } catch (const std::exception& e) {
+    throw std::invalid_argument("substitute: --param architecture='" + o.architecture + "': " + e.what() +
+                                " (same, or an architecture text such as the target's; preset names are not taken here)");
+  }
+  Graph s = graph_from_json(text);
   if (s.input_shape() != target.input_shape() || s.classes() != target.classes())
     throw std::invalid_argument("substitute: --param architecture takes " + s.input_shape().str() + " to " +
                                 std::to_string(s.classes()) + " classes; the target takes " +

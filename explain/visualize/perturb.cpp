@@ -5,6 +5,7 @@
 // penalties). Both run batched forwards (and for masks, backwards) over the model's graph.
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <cmath>
 #include <stdexcept>
 
@@ -55,8 +56,12 @@ std::vector<std::vector<int>> read_segments(ParamReader& r, const Graph& g, int 
       int label = (i / W / cell) * ((W + cell - 1) / cell) + (i % W) / cell;
       if (given) {
         const float v = (*given)[(given->size() == size_t(H) * W ? 0 : size_t(n) * H * W) + i];
-        if (!(v >= 0 && v < 1e6f) || v != std::floor(v))
-          throw std::invalid_argument("minimal-image: segment label " + std::to_string(v) + " is not a whole number >= 0");
+        if (!(v >= 0 && v < 1e6f) || v != std::floor(v)) {
+          char text[32];  // (as the float32 it was read into: an int32 2147483647 is 2147483648 here)
+          std::snprintf(text, sizeof text, "%.10g", double(v));
+          throw std::invalid_argument("minimal-image: segment label " + std::string(text) + " at pixel " +
+                                      std::to_string(i) + " is not a whole number in [0, 1000000)");
+        }
         label = int(v);
       }
       auto it = std::find(ids.begin(), ids.end(), label);
