@@ -30,6 +30,7 @@
 #include "engine/threads.h"
 #include "tools/commands.h"
 #include "tools/inputs.h"
+#include "train/presets.h"
 
 namespace gb {
 namespace {
@@ -664,6 +665,16 @@ void add_report_command(Command& app) {
     s.data = absolute_spec(o->data);  // the steps run in the report folder
     if (s.data != "fashion-mnist" && dataset_available(s.data)) {
       const Dataset test = load_dataset(s.data, "test");
+      // The report trains these presets on the data: a shape they cannot take failed every step
+      // after minutes of the others.
+      for (const char* preset : {"lenet5", "camnet"}) {
+        try {
+          make_preset(preset, test.x.shape().sample(), test.classes());
+        } catch (const std::exception& e) {
+          refuse_flag("--data", "'" + o->data + "': its samples " + test.x.shape().sample().str() +
+                                    " do not fit the report's models (" + preset + ": " + e.what() + ")");
+        }
+      }
       if (test.size() > 0) s.first_test = sample_name(test, 0);
       // By number: --class reads a number as an index first, and folder names can be numbers.
       s.second_class = test.classes() > 1 ? "1" : "0";
@@ -671,10 +682,7 @@ void add_report_command(Command& app) {
     }
     const std::vector<Section> all = sections(s);
     std::set<int> wanted;
-    for (std::stringstream ss(o->sections); ss.good();) {
-      std::string item;
-      std::getline(ss, item, ',');
-      if (item.empty()) continue;
+    for (const std::string& item : split_list(o->sections)) {
       long n = 0;
       if (!parse_number(item, n) || n < 1 || n > long(all.size()))
         refuse_flag("--sections", "'" + item + "' is not a section number 1.." + std::to_string(all.size()));
