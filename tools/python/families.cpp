@@ -134,7 +134,11 @@ py::dict evaluate_py(PyModel& pm, py::handle x_arg, py::handle target, const std
   Tensor masks;
   metrics::Context ctx;
   if (!masks_arg.is_none()) {
-    masks = any_tensor_arg(masks_arg, "masks");
+    // Masks are often bool or uint8 (nonzero inside, Quantus's convention): taken as floats.
+    py::object m = py::reinterpret_borrow<py::object>(masks_arg);
+    if (py::isinstance<py::array>(m) && std::string("biu").find(py::cast<py::array>(m).dtype().kind()) != std::string::npos)
+      m = m.attr("astype")("float32");
+    masks = any_tensor_arg(m, "masks");
     ctx.masks = &masks;
   }
   // data-randomisation: the same architecture trained on shuffled labels (as --label-random-model).

@@ -458,3 +458,12 @@ def test_train_messages_use_its_argument_names(model):
         glassbox.train(model, (xs, ys), 1, optimizer="bogus")
     with pytest.raises(ValueError, match=r"schedule='nope': unknown schedule"):
         glassbox.train(model, (xs, ys), 1, schedule="nope")
+
+
+def test_evaluate_takes_bool_and_integer_masks(model, inputs):
+    inside = np.zeros((3, 1, 16, 16), bool)
+    inside[:, :, 4:10, 4:10] = True
+    want = glassbox.evaluate(model, inputs, 0, "saliency", "relevance-mass-accuracy", masks=inside.astype(np.float32))
+    for masks in (inside, inside.astype(np.uint8), inside.astype(np.int64)):
+        got = glassbox.evaluate(model, inputs, 0, "saliency", "relevance-mass-accuracy", masks=masks)
+        np.testing.assert_array_equal(got["values"], want["values"])
