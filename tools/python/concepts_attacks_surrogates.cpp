@@ -69,7 +69,13 @@ std::vector<int> layers_arg(const Graph& g, py::handle layers, const std::string
 
 // n class numbers; `lowest` is 0, or -1 where -1 means "unknown" (an attack's labels).
 std::vector<int> labels_arg(py::handle y, int n, const std::string& what, int lowest = 0) {
-  std::vector<int> out = y.cast<std::vector<int>>();
+  std::vector<int> out;
+  try {
+    out = y.cast<std::vector<int>>();
+  } catch (const py::cast_error&) {  // pybind11's "Unable to cast Python instance..." named nothing
+    throw py::type_error(what + ": expected a list or 1-D array of class numbers (ints that fit 32 bits), got " +
+                         std::string(py::str(py::type::of(y))));
+  }
   if (int(out.size()) != n)
     throw py::value_error(what + ": " + std::to_string(out.size()) + " labels for " + std::to_string(n) + " inputs");
   for (int v : out)
@@ -407,8 +413,9 @@ py::dict attack_py(PyModel& pm, py::handle x_a, const std::string& method, py::h
   q.inputs = tensor_arg(x_a, g.input_shape(), "x");
   const int N = q.inputs.batch();
   q.labels = labels_a.is_none() ? std::vector<int>(N, -1) : labels_arg(labels_a, N, "labels", -1);
-  if (py::isinstance<py::int_>(target_a))
-    q.targets.assign(N, target_a.cast<int>());
+  if (py::isinstance<py::bool_>(target_a)) throw py::type_error("attack(target=...): a class number or one per input, not a bool");
+  if (py::isinstance<py::int_>(target_a) || (!py::isinstance<py::array>(target_a) && PyIndex_Check(target_a.ptr())))
+    q.targets.assign(N, labels_arg(py::make_tuple(target_a), 1, "target")[0]);  // checked as the per-input form is
   else if (!target_a.is_none())
     q.targets = labels_arg(target_a, N, "target");
   if (!data_a.is_none()) std::tie(q.data, q.data_labels) = labelled_arg(g, data_a, "attack(data=...)");

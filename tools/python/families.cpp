@@ -189,6 +189,8 @@ inst::Examples examples_arg(const PyModel& pm, py::handle pair, const std::strin
 // the lr parameter must be given).
 std::vector<inst::Checkpoint> checkpoints_arg(const PyModel& pm, py::handle list) {
   const nlohmann::json arch = architecture_json(pm.m.graph);
+  if (py::isinstance<py::str>(list) || py::isinstance<PyModel>(list) || !py::isinstance<py::iterable>(list))
+    throw py::type_error("checkpoints: a list of models or model files (a single one too: [it])");  // 'ab' was two files
   std::vector<inst::Checkpoint> out;
   int i = 0;
   for (py::handle h : list) {

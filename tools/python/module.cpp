@@ -421,6 +421,11 @@ py::array grid_py(const std::vector<std::vector<py::object>>& rows, const std::v
       cells.back().push_back(rgb_arg(rows[r][c], "grid cell [" + std::to_string(r) + "][" + std::to_string(c) + "]"));
     if (cells.back().size() != cells[0].size()) throw py::value_error("grid: rows of different lengths");
   }
+  if (cells.empty() || cells[0].empty()) throw py::value_error("grid: no cells (rows of RGB images expected)");
+  if (columns.size() > cells[0].size() || captions.size() > cells.size())
+    throw py::value_error("grid: " + std::to_string(columns.size()) + " column labels and " +
+                          std::to_string(captions.size()) + " captions for " + std::to_string(cells.size()) + " rows of " +
+                          std::to_string(cells[0].size()) + " cells");
   explain::Image im = explain::grid(cells, columns, captions, cell, cell);
   py::array_t<uint8_t> out({im.h, im.w, 3});
   std::copy(im.rgb.begin(), im.rgb.end(), out.mutable_data());

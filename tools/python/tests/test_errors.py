@@ -467,3 +467,17 @@ def test_evaluate_takes_bool_and_integer_masks(model, inputs):
     for masks in (inside, inside.astype(np.uint8), inside.astype(np.int64)):
         got = glassbox.evaluate(model, inputs, 0, "saliency", "relevance-mass-accuracy", masks=masks)
         np.testing.assert_array_equal(got["values"], want["values"])
+
+
+def test_argument_forms_that_were_misread(model, inputs):
+    with pytest.raises(TypeError, match=r"attack\(target=...\): a class number or one per input, not a bool"):
+        glassbox.attack(model, inputs, "fgsm", target=True)  # was class 1
+    with pytest.raises(TypeError, match=r"labels: expected a list or 1-D array of class numbers"):
+        glassbox.attack(model, inputs, "fgsm", labels=[0, 1, 2**40])  # was pybind11's "Unable to cast"
+    with pytest.raises(TypeError, match=r"checkpoints: a list of models or model files"):
+        glassbox.influence(model, (inputs, [0, 1, 2]), (inputs[:1], [0]), "tracin", checkpoints="ab", lr=0.1)
+    with pytest.raises(ValueError, match="grid: no cells"):
+        glassbox.grid([])  # was a blank image
+    cell = glassbox.image(np.full((1, 8, 8), 0.5, np.float32))
+    with pytest.raises(ValueError, match="grid: 2 column labels and 0 captions for 1 rows of 1 cells"):
+        glassbox.grid([[cell]], columns=["a", "b"])  # the extra label was dropped
