@@ -329,7 +329,17 @@ py::list train_py(PyModel& pm, py::handle data, int epochs, py::object progress,
   auto take = [&](const std::string& k, auto def) {
     auto it = s.find(k);
     if (it == s.end()) return def;
-    auto v = it->second.cast<decltype(def)>();
+    decltype(def) v;
+    try {
+      v = it->second.cast<decltype(def)>();
+    } catch (const py::cast_error&) {  // pybind11's "Unable to cast Python instance..." named nothing
+      throw py::type_error("train(" + k + "=" + std::string(py::repr(it->second)) + "): expected " +
+                           (std::is_same_v<decltype(def), std::string> ? "a string"
+                            : std::is_same_v<decltype(def), bool>      ? "a bool"
+                            : std::is_floating_point_v<decltype(def)>  ? "a number"
+                            : std::is_unsigned_v<decltype(def)>        ? "a whole number >= 0 below 2**64"
+                                                                       : "a whole number that fits 32 bits"));
+    }
     s.erase(it);
     return v;
   };

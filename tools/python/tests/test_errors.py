@@ -481,3 +481,12 @@ def test_argument_forms_that_were_misread(model, inputs):
     cell = glassbox.image(np.full((1, 8, 8), 0.5, np.float32))
     with pytest.raises(ValueError, match="grid: 2 column labels and 0 captions for 1 rows of 1 cells"):
         glassbox.grid([[cell]], columns=["a", "b"])  # the extra label was dropped
+
+
+def test_train_settings_of_the_wrong_type_are_named(model):
+    xs, ys = np.random.default_rng(2).random((4, 1, 16, 16), dtype=np.float32), [0, 1, 2, 3]
+    for kw, msg in [(dict(seed=-1), r"train\(seed=-1\): expected a whole number >= 0"),
+                    (dict(batch=2**31), r"train\(batch=2147483648\): expected a whole number that fits 32 bits"),
+                    (dict(lr="0.1"), r"train\(lr='0.1'\): expected a number")]:
+        with pytest.raises(TypeError, match=msg):
+            glassbox.train(model, (xs, ys), 1, **kw)
