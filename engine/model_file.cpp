@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -184,23 +185,46 @@ namespace {
 
 // read_safetensors; a data section the offsets do not cover exactly is described in *coverage
 // rather than thrown, so that load_model can first name a tensor the architecture misses.
-// A file's bytes; from a stream (a pipe, a device) only when its first 8 bytes give a header length
-// a safetensors file can have (the format's limit, 100 MB): /dev/zero was read until memory ran out.
+// The 8-byte length and the JSON header of a safetensors stream, or null where they are not one (a
+// header is at most 100 MB, the format's limit).
+static std::optional<json> read_header(std::istream& in, std::string& bytes) {
+  bytes.assign(8, '\0');
+  in.read(bytes.data(), 8);
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= uint64_t(uint8_t(bytes[i])) << (8 * i);
+  if (in.gcount() < 8 || n < 2 || n > 100'000'000) return std::nullopt;
+  std::string text(n, '\0');
+  in.read(text.data(), std::streamsize(n));
+  if (in.gcount() < std::streamsize(n)) return std::nullopt;
+  bytes += text;
+  json h = json::parse(text, nullptr, false);
+  if (!h.is_object()) return std::nullopt;
+  return h;
+}
+
+
+// A file's bytes. A stream (a pipe, a device) has no size: its header is read first, then the data
+// section it describes and at most one byte more (for the trailing-data check), so an endless
+// stream (/dev/zero) is refused instead of read until memory runs out.
 static std::string read_safetensors_bytes(const std::string& path) {
   std::error_code ec;
   const auto st = std::filesystem::status(path, ec);
   if (ec || std::filesystem::is_regular_file(st) || std::filesystem::is_directory(st)) return read_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) return read_file(path);  // names the reason
-  std::string bytes(8, '\0');
-  in.read(bytes.data(), 8);
-  uint64_t n = 0;
-  for (int i = 0; i < 8; ++i) n |= uint64_t(uint8_t(bytes[i])) << (8 * i);
-  if (in.gcount() < 8 || n < 2 || n > 100'000'000)
-    fail(path, "is not a safetensors file (not a regular file, and its first bytes give no header length)");
-  std::ostringstream rest;
-  rest << in.rdbuf();
-  return bytes + rest.str();
+  std::string bytes;
+  const std::optional<json> header = read_header(in, bytes);
+  if (!header) fail(path, "is not a safetensors file (not a regular file, and its first bytes give no header)");
+  uint64_t end = 0;  // the data section's size by the offsets (each checked later)
+  for (auto& [name, e] : header->items())
+    if (e.is_object() && e.contains("data_offsets") && e["data_offsets"].is_array())
+      for (const json& v : e["data_offsets"])
+        if (v.is_number_unsigned()) end = std::max(end, v.get<uint64_t>());
+  if (end > (uint64_t(1) << 40)) fail(path, "a data section of " + std::to_string(end) + " bytes from a stream");
+  std::string data(end + 1, '\0');
+  in.read(data.data(), std::streamsize(end + 1));
+  data.resize(size_t(in.gcount()));
+  return bytes + data;
 }
 
 TensorFile read_tensors(const std::string& path, std::string* coverage) {
@@ -299,6 +323,14 @@ TensorFile read_tensors(const std::string& path, std::string* coverage) {
 }
 
 }  // namespace
+
+bool is_safetensors_file(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return false;
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes;
+  return in && read_header(in, bytes).has_value();
+}
 
 TensorFile read_safetensors(const std::string& path) {
   std::string coverage;

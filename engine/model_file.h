@@ -43,6 +43,9 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
 // overlapping) and throws std::runtime_error("<path>: <what is wrong>"). Non-F32 tensors are
 // refused, except PyTorch's BatchNorm num_batches_tracked counters, which are skipped.
 TensorFile read_safetensors(const std::string& path);
+// A regular file that starts with a safetensors header (its length and JSON), without reading the
+// tensors: for a check before a file is replaced.
+bool is_safetensors_file(const std::string& path);
 
 struct Model {
   Graph graph;

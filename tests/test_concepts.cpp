@@ -864,13 +864,27 @@ TEST_CASE("concepts: fits and counts without forward passes stop when asked (CAV
   }
   check_stops_when_asked([&] { fit_sgd(X, y, {}, SgdOptions{}); });
   check_stops_when_asked([&] { kmeans(X, {.clusters = 2}); });
-  // Dissect's counts run in rounds of units: a stop between rounds, and the result after is a plain run's.
+  // Dissect's counts run in rounds of units with a poll between rounds. The check says stop only once
+  // the first layer's units are counted, when every forward pass (which polls anyway) is behind it,
+  // and 25 ms later, so that the next poll asks.
   const SegmentationSet s = make_segmentation(Shape{1, 12, 12}, 30, 2);
   Graph g = arch("input(1,12,12) conv(4,k=3) relu maxpool(2) flatten dense(3)", 6);
-  const DissectResult before = dissect(g, {&s, {g.at("conv1")}, {}});
-  check_stops_when_asked([&] { dissect(g, {&s, {g.at("conv1")}, {}}); });
-  const DissectResult after = dissect(g, {&s, {g.at("conv1")}, {}});
-  for (size_t k = 0; k < 4; ++k) CHECK(after.layers[0].units[k].ious == before.layers[0].units[k].ious);
+  const std::vector<int> layers = {g.at("conv1"), g.at("maxpool1")};
+  const DissectResult before = dissect(g, {&s, layers, {}});
+  bool counted = false;
+  const StageProgress after_first_layer = [&](const std::string& stage, int, int) {
+    if (stage.rfind("units of", 0) != 0 || counted) return;
+    counted = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  };
+  {
+    InterruptCheck check([&] { return counted; });
+    CHECK_THROWS_AS(dissect(g, {&s, layers, after_first_layer}), Interrupted);
+  }
+  CHECK(counted);
+  const DissectResult after = dissect(g, {&s, layers, {}});  // the model as it was
+  for (size_t l = 0; l < 2; ++l)
+    for (size_t k = 0; k < 4; ++k) CHECK(after.layers[l].units[k].ious == before.layers[l].units[k].ious);
 }
 
 // ---- the command line -----------------------------------------------------------------------------

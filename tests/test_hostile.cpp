@@ -293,6 +293,15 @@ TEST_CASE("hostile: safetensors offsets must cover the data section exactly") {
   const Model piped = load_model("/dev/fd/" + std::to_string(fds[0]));
   close(fds[0]);
   CHECK(piped.graph.named_params().size() == g.named_params().size());
+  // After its header a stream is read for the data section it describes and one byte more: bytes
+  // beyond are named (an endless stream is not read to its end).
+  REQUIRE(pipe(fds) == 0);
+  const std::string longer = good + std::string(1000, 'x');
+  REQUIRE(write(fds[1], longer.data(), longer.size()) == ssize_t(longer.size()));
+  close(fds[1]);
+  const std::string trailing = error_of([&] { load_model("/dev/fd/" + std::to_string(fds[0])); });
+  close(fds[0]);
+  CHECK_MESSAGE(contains(trailing, "in the data section after"), trailing);
 }
 
 TEST_CASE("hostile: a checkpoint given as a model says so") {

@@ -202,10 +202,16 @@ TEST_CASE("ascent: an objective that overflows is an error naming the row and st
   // A rate that converges runs as before; non-finite values allowed on purpose pass through.
   o.steps = 40, o.lr = 0.1;
   CHECK(std::isfinite(ascend(g, obj, x0, o).value[0]));
-  allow_nonfinite(true);
+  struct Allowed {  // restored also when ascend throws, for the tests after this one
+    Allowed() { allow_nonfinite(true); }
+    ~Allowed() { allow_nonfinite(false); }
+  };
   o.lr = 1e6;
-  const AscentResult a = ascend(g, obj, x0, o);
-  allow_nonfinite(false);
+  AscentResult a;
+  {
+    Allowed allowed;
+    a = ascend(g, obj, x0, o);
+  }
   CHECK(!std::isfinite(a.value[0] - a.penalty[0]));
 }
 

@@ -63,7 +63,7 @@ static std::string shell_word(const std::string& text) {
 
 std::vector<std::string> run_python(const std::string& python, const std::string& script, const std::string& args) {
   keep_freed_memory_in_process();
-  const std::string cmd = shell_word(python) + " " + shell_word(script) + " " + args;
+  const std::string cmd = python + " " + shell_word(script) + " " + args;  // --python may be a command line
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) throw std::runtime_error("cannot run " + cmd);
   std::vector<std::string> lines;

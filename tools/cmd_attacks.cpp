@@ -64,7 +64,7 @@ bool declares(const std::string& method, const std::string& key) {
 std::vector<double> read_eps(const AttackArgs& a) {
   std::vector<double> out;
   if (a.eps.empty()) return out;
-  for (const std::string& s : split_list(a.eps)) {
+  for (const std::string& s : split_list(a.eps, "--eps")) {
     double v = 0;
     if (!parse_number(s, v) || !explain::float32_finite(v) || v < 0)
       throw std::invalid_argument("--eps '" + a.eps + "': '" + s + "' is not a finite float32 number >= 0 (pixels)");

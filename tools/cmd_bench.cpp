@@ -145,7 +145,7 @@ std::map<std::string, double> torch_rates(const std::string& models, int train_b
                                           int explain_batch, double secs, const std::string& python,
                                           const std::string& script) {
   std::string args = "--threads " + std::to_string(threads());
-  for (const std::string& name : split_list(models))  // the same architecture text, built in PyTorch
+  for (const std::string& name : split_list(models, "--models"))  // the same architecture text, built in PyTorch
     args += " --arch '" + name + "=" + architecture_text(make_preset(name)) + "'";
   args += " --train-batch " + std::to_string(train_batch) + " --infer-batch " + std::to_string(infer_batch) +
           " --explain-batch " + std::to_string(explain_batch) + " --seconds " + std::to_string(secs);
@@ -179,14 +179,14 @@ std::vector<int> check_bench_flags(const BenchOpts& o) {
     for (const std::string& n : names) list += (list.empty() ? "" : ", ") + n;
     throw std::invalid_argument(flag + ": unknown " + what + " '" + name + "' (known: " + list + ")");
   };
-  for (const std::string& m : split_list(o.models)) known("--models", m, preset_names(), "preset");
+  for (const std::string& m : split_list(o.models, "--models")) known("--models", m, preset_names(), "preset");
   std::vector<int> batches;
   if (!o.no_explain) {
-    for (const std::string& m : split_list(o.explain_models)) known("--explain-models", m, preset_names(), "preset");
+    for (const std::string& m : split_list(o.explain_models, "--explain-models")) known("--explain-models", m, preset_names(), "preset");
     std::vector<std::string> methods;
     for (auto& m : explain::methods()) methods.push_back(m.name);
-    for (const std::string& m : split_list(o.methods)) known("--methods", m, methods, "method");
-    for (const std::string& b : split_list(o.explain_batches)) {
+    for (const std::string& m : split_list(o.methods, "--methods")) known("--methods", m, methods, "method");
+    for (const std::string& b : split_list(o.explain_batches, "--explain-batches")) {
       long v = 0;
       if (!parse_number(b, v) || v < 1 || v > 65536)
         throw std::invalid_argument("--explain-batches '" + o.explain_batches + "': '" + b +
@@ -198,7 +198,7 @@ std::vector<int> check_bench_flags(const BenchOpts& o) {
   if (!o.no_families) {
     std::vector<std::string> families;
     for (const auto& [name, run] : registered_benches()) families.push_back(name);
-    for (const std::string& f : split_list(o.families)) known("--families", f, families, "family");
+    for (const std::string& f : split_list(o.families, "--families")) known("--families", f, families, "family");
   }
   std::error_code ec;
   if (!o.json_path.empty() && o.json_path != "-" && std::filesystem::exists(o.json_path, ec) &&
@@ -248,7 +248,7 @@ void add_bench_command(Command& app) {
       std::fflush(stdout);
     };
     std::printf("glassbox bench: %d thread(s), %s\n", threads(), blas_description().c_str());
-    for (const std::string& name : split_list(o->models)) {
+    for (const std::string& name : split_list(o->models, "--models")) {
       Graph g = make_preset(name);
       Tensor x = bench_noise(g.shape(-1, o->train_batch), 1);
       std::vector<int> y(o->train_batch);
@@ -275,10 +275,10 @@ void add_bench_command(Command& app) {
       report({name, "infer", "", o->infer_batch, fw * o->infer_batch});
     }
     if (!o->no_explain) {
-      std::vector<std::string> methods = split_list(o->methods);
+      std::vector<std::string> methods = split_list(o->methods, "--methods");
       if (methods.empty())
         for (auto& m : explain::methods()) methods.push_back(m.name);
-      for (const std::string& name : split_list(o->explain_models)) {
+      for (const std::string& name : split_list(o->explain_models, "--explain-models")) {
         Graph g = make_preset(name);
         for (const std::string& m : methods) {
           const std::vector<int> batches = is_perturbation(m) ? std::vector<int>{o->perturbation_batch} : explain_batches;
@@ -329,11 +329,11 @@ void add_bench_command(Command& app) {
           std::printf("%-10s %-26s %s %10.1f /s, glassbox/%s %.2f\n", "", "", b.reference_name.c_str(), b.reference,
                       b.reference_name.c_str(), b.rate / b.reference);
       };
-      const std::vector<std::string> wanted = split_list(o->families);
+      const std::vector<std::string> wanted = split_list(o->families, "--families");
       for (const auto& [name, run] : registered_benches())
         if (wanted.empty() || std::find(wanted.begin(), wanted.end(), name) != wanted.end()) run(ctx);
     }
-    if (o->compare_torch && !split_list(o->models).empty()) {  // (the families compare their own rows above)
+    if (o->compare_torch && !split_list(o->models, "--models").empty()) {  // (the families compare their own rows above)
       auto torch = torch_rates(o->models, o->train_batch, o->infer_batch, 64, o->seconds, o->python, o->script);
       // PyTorch runs in this environment: its own BLAS calls (when it uses OpenBLAS) get the same kernels.
       std::printf("\nglassbox vs PyTorch (%d thread(s), the same environment; ratio > 1: glassbox is faster)\n",

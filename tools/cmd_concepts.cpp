@@ -125,7 +125,7 @@ DataFilter parse_filter(const std::string& text, const std::string& what, const 
   DataFilter f;
   f.split = default_split;
   std::set<std::string> seen;
-  for (const std::string& kv : split_list(text)) {
+  for (const std::string& kv : split_list(text, what)) {
     const size_t eq = kv.find('=');
     const std::string key = kv.substr(0, eq), value = eq == std::string::npos ? "" : kv.substr(eq + 1);
     if (!seen.insert(key).second) throw std::invalid_argument(what + ": filter '" + key + "' given twice");
@@ -133,12 +133,12 @@ DataFilter parse_filter(const std::string& text, const std::string& what, const 
     if (key == "split" && (value == "train" || value == "test" || value == "all")) {
       f.split = value;
     } else if (key == "class" && !value.empty()) {
-      f.classes = split_list(value, '+');
+      f.classes = split_list(value, what, '+');
     } else if (key == "index" && value.find(':') != std::string::npos && parse_number(value.substr(0, value.find(':')), a) &&
                parse_number(value.substr(value.find(':') + 1), b) && a >= 0 && b > a) {
       f.lo = int(a), f.hi = int(b);
     } else if (key == "index" && !value.empty()) {
-      for (const std::string& i : split_list(value, '+')) {
+      for (const std::string& i : split_list(value, what, '+')) {
         if (!parse_number(i, a) || a < 0) throw std::invalid_argument(what + ": index '" + i + "' is not a whole number >= 0");
         f.indices.push_back(int(a));
       }
@@ -391,7 +391,7 @@ void run_concepts(const ConceptsArgs& a) {
   const int k = parse_class(a.cls, classes, "--class");
   cc::TcavRequest q;
   for (const std::string& l : a.layers)
-    for (const std::string& name : split_list(l)) {
+    for (const std::string& name : split_list(l, "--layer")) {
       q.layers.push_back(parse_layer(g, name, "--layer"));
       if (q.layers.back() >= g.output())
         throw std::invalid_argument("--layer " + name + ": the logits themselves; TCAV needs a layer below them");
@@ -534,7 +534,7 @@ std::vector<Snapshot> snapshots(const ProbeArgs& a, const Model& model) {
       }
       std::sort(out.begin(), out.end(), [](const Snapshot& x, const Snapshot& y) { return x.epoch < y.epoch; });
     } else {
-      for (const std::string& f : split_list(a.checkpoints)) out.push_back({fs::path(f).filename().string(), f, -1});
+      for (const std::string& f : split_list(a.checkpoints, "--checkpoints")) out.push_back({fs::path(f).filename().string(), f, -1});
     }
   }
   bool last_is_model = false;
@@ -609,7 +609,7 @@ void run_probe(const ProbeArgs& a) {
   if (a.layers == "all") {
     for (int i = -1; i < model.graph.size(); ++i) layers.push_back(i);
   } else {
-    for (const std::string& name : split_list(a.layers)) layers.push_back(parse_layer(model.graph, name, "--layers"));
+    for (const std::string& name : split_list(a.layers, "--layers")) layers.push_back(parse_layer(model.graph, name, "--layers"));
   }
   const std::vector<Snapshot> snaps = snapshots(a, model);
   const std::string spec = a.data.empty() ? model_dataset(model) : a.data;
@@ -701,7 +701,7 @@ struct SegOptions {
 SegOptions parse_seg_options(const std::string& text, const std::string& what, bool data) {
   SegOptions o;
   std::set<std::string> seen;
-  for (const std::string& kv : split_list(text)) {
+  for (const std::string& kv : split_list(text, what)) {
     const size_t eq = kv.find('=');
     const std::string key = kv.substr(0, eq), value = eq == std::string::npos ? "" : kv.substr(eq + 1);
     if (!seen.insert(key).second) throw std::invalid_argument(what + ": option '" + key + "' given twice");
@@ -937,7 +937,7 @@ void run_dissect(const DissectArgs& a) {
       if (model.graph.shape(i).rank == 4) layers.push_back(i);
     if (layers.empty()) throw std::invalid_argument("--model " + a.model + " has no layer with maps [C, H, W] to dissect");
   } else {
-    for (const std::string& name : split_list(a.layers)) layers.push_back(parse_layer(model.graph, name, "--layer"));
+    for (const std::string& name : split_list(a.layers, "--layer")) layers.push_back(parse_layer(model.graph, name, "--layer"));
   }
   const cc::SegmentationSet pixels = read_segmentation(a.concepts, model);
   cc::SegmentationSet s = pixels;

@@ -261,7 +261,7 @@ std::vector<Column> make_columns(const ExplainArgs& a, const std::vector<std::st
     const size_t eq = a.sweep.find('=');
     if (eq == std::string::npos || eq == 0) throw std::invalid_argument("--sweep '" + a.sweep + "': expected KEY=V1,V2,...");
     key = a.sweep.substr(0, eq);
-    values = split_list(a.sweep.substr(eq + 1));
+    values = split_list(a.sweep.substr(eq + 1), "--sweep");
     if (values.empty()) throw std::invalid_argument("--sweep " + key + ": no values");
     if (values.size() > 64) throw std::invalid_argument("--sweep " + key + ": at most 64 values");
     if (all.count(key)) throw std::invalid_argument("--sweep " + key + " and --param " + key + " both given: use one");
@@ -298,7 +298,7 @@ void run_explain(const ExplainArgs& a) {
   }
   if (a.model.empty()) throw std::invalid_argument("--model is required");
   if (a.out.empty()) throw std::invalid_argument("--out is required");
-  const std::vector<std::string> methods = split_list(a.methods);
+  const std::vector<std::string> methods = split_list(a.methods, "--method");
   if (methods.empty()) throw std::invalid_argument("--method is required (see glassbox explain --list)");
   for (auto& m : methods) explain::method_info(m);  // unknown names fail here, listing the known ones
   explain::Params all;

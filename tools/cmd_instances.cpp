@@ -363,7 +363,7 @@ void run_influence(const InfluenceArgs& a) {
   }
   if (a.model.empty()) throw std::invalid_argument("--model is required");
   if (a.out.empty()) throw std::invalid_argument("--out is required");
-  const std::vector<std::string> methods = split_list(a.methods);
+  const std::vector<std::string> methods = split_list(a.methods, "--method");
   if (methods.empty()) throw std::invalid_argument("--method is required (see glassbox influence --list)");
   for (const std::string& m : methods) {
     inst::method_info(m);  // unknown names fail here, listing the known ones

@@ -53,7 +53,7 @@ const std::map<std::string, std::vector<std::string>> kAliases = {
 
 std::vector<std::string> metric_names(const std::string& spec) {
   std::vector<std::string> out;
-  for (const std::string& name : split_list(spec)) {
+  for (const std::string& name : split_list(spec, "--metric")) {
     auto it = kAliases.find(name);
     for (const std::string& m : it == kAliases.end() ? std::vector<std::string>{name} : it->second) {
       metrics::metric_info(m);  // an unknown name fails here, listing the known ones
@@ -285,7 +285,7 @@ void run_evaluate(const EvaluateArgs& a) {
   if (a.model.empty()) throw std::invalid_argument("--model is required");
   if (a.out.empty()) throw std::invalid_argument("--out is required");
   const std::vector<std::string> names = metric_names(a.metrics);
-  const std::vector<std::string> methods = split_list(a.methods);
+  const std::vector<std::string> methods = split_list(a.methods, "--method");
   if (methods.empty()) throw std::invalid_argument("--method is required (see glassbox explain --list)");
   for (auto& m : methods) explain::method_info(m);
   const std::vector<explain::Params> metric_params = route_params(

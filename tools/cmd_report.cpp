@@ -682,7 +682,7 @@ void add_report_command(Command& app) {
     }
     const std::vector<Section> all = sections(s);
     std::set<int> wanted;
-    for (const std::string& item : split_list(o->sections)) {
+    for (const std::string& item : split_list(o->sections, "--sections")) {
       long n = 0;
       if (!parse_number(item, n) || n < 1 || n > long(all.size()))
         refuse_flag("--sections", "'" + item + "' is not a section number 1.." + std::to_string(all.size()));

@@ -699,7 +699,7 @@ void run_importance(const ImportanceArgs& a) {
   }
   if (a.out.empty()) throw std::invalid_argument("--out is required");
   if (a.methods.empty()) throw std::invalid_argument("--method is required (see glassbox importance --list)");
-  const std::vector<std::string> methods = split_list(a.methods);
+  const std::vector<std::string> methods = split_list(a.methods, "--method");
   for (const std::string& m : methods) sg::importance_method(m);
   const std::vector<explain::Params> params = route_checked_params(a.params, methods, sg::importance_method, "glassbox importance --list");
   Model m = load_model_file(a.model, "--model");
@@ -777,7 +777,7 @@ void run_rules(const RulesArgs& a) {
   }
   if (a.out.empty()) throw std::invalid_argument("--out is required");
   if (a.methods.empty()) throw std::invalid_argument("--method is required (see glassbox rules --list)");
-  const std::vector<std::string> methods = split_list(a.methods);
+  const std::vector<std::string> methods = split_list(a.methods, "--method");
   for (const std::string& m : methods) sg::rule_method(m);
   const std::vector<explain::Params> params = route_checked_params(a.params, methods, sg::rule_method, "glassbox rules --list");
   Model m = load_model_file(a.model, "--model");

@@ -62,7 +62,7 @@ void run_train(const TrainArgs& a) {
   if (a.out.empty()) throw std::invalid_argument("--out is required");
   // Training replaces --out and the files next to it: only what it writes may be there (--out y.npy
   // replaced the labels it was about to train on). Checked before the data are read.
-  check_train_outputs(a.out, std::max(a.epochs, 0), a.save_every);  // fit() checks again, with the epochs it runs
+  check_train_outputs(a.out, a.epochs > 0 ? a.epochs : 30, a.save_every);  // 30: the largest default; fit() checks again
   OptimizerConfig oc;
   oc.kind = optimizer_kind(a.optimizer);
   oc.momentum = oc.kind == OptimizerKind::sgd ? a.momentum : 0.f;

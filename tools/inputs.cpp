@@ -184,7 +184,7 @@ Inputs read_inputs(const Model& model, const std::vector<std::string>& files, co
   return in;
 }
 
-std::vector<std::string> split_list(const std::string& s, char sep) {
+std::vector<std::string> split_list(const std::string& s, const std::string& flag, char sep) {
   std::vector<std::string> out;
   if (s.empty()) return out;
   size_t p = 0;
@@ -192,7 +192,8 @@ std::vector<std::string> split_list(const std::string& s, char sep) {
     size_t q = s.find(sep, p);
     if (q == std::string::npos) q = s.size();
     // "0.1,,0.2" ran 0.1 and 0.2, and "," ran the default: a slip of the keyboard is named instead.
-    if (q == p) throw std::invalid_argument("'" + s + "': an empty item in the list (items are separated by '" + sep + "')");
+    if (q == p)
+      throw std::invalid_argument(flag + " '" + s + "': an empty item in the list (items are separated by '" + sep + "')");
     out.push_back(s.substr(p, q - p));
     p = q + 1;
   }
@@ -303,7 +304,7 @@ static Target unit_target(const std::string& spec, const Graph& g, int N) {
     return t;
   }
   std::vector<int> v;
-  for (const std::string& part : split_list(what)) {
+  for (const std::string& part : split_list(what, "--target")) {
     long k = 0;
     if (!parse_number(part, k) || k < INT_MIN || k > INT_MAX)
       throw std::invalid_argument("--target " + spec + ": '" + part + "' is not a whole number");
@@ -326,7 +327,7 @@ Target read_target(const std::string& spec, const Graph& g, const Inputs& in, co
   const int N = in.x.batch(), K = g.classes();
   std::vector<int> classes(N);
   // A class per input: "9,2,1" (as many as there are inputs).
-  const std::vector<std::string> list = spec.find(',') != std::string::npos ? split_list(spec) : std::vector<std::string>{};
+  const std::vector<std::string> list = spec.find(',') != std::string::npos ? split_list(spec, "--target") : std::vector<std::string>{};
   if (!list.empty() && int(list.size()) != N)
     throw std::invalid_argument("--target " + spec + ": " + std::to_string(list.size()) + " classes for " +
                                 std::to_string(N) + " inputs (give one class per input, or one for all)");

@@ -50,8 +50,8 @@ Inputs read_inputs(const Model& model, const std::vector<std::string>& files, co
 void read_input_labels(Inputs& in, const std::string& path);
 
 // "a,b,c" -> {"a", "b", "c"} (`sep` ','); "" -> {}; an empty item ("a,,b", "a,") is an error naming
-// the list.
-std::vector<std::string> split_list(const std::string& s, char sep = ',');
+// `flag` (the flag or spec the list came from) and the list.
+std::vector<std::string> split_list(const std::string& s, const std::string& flag, char sep = ',');
 
 // What every input's explanation explains (--target): its predicted class (pred, from `logits`
 // [N,K]), its label (label), a class number, a class per input ("9,2,1"), or a unit of a layer: LAYER:C (channel C's mean),

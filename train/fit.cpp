@@ -170,13 +170,7 @@ void check_train_outputs(const std::string& out, int epochs, int save_every) {
   for (int e = save_every; save_every > 0 && e <= epochs; e += save_every) models.push_back(epoch_path(out, e));
   std::error_code ec;
   for (const std::string& path : models)
-    if (std::filesystem::exists(path, ec)) {
-      try {
-        read_safetensors(path);  // a folder or another file fails here
-      } catch (const std::exception&) {
-        refuse(path, "a model file");
-      }
-    }
+    if (std::filesystem::exists(path, ec) && !is_safetensors_file(path)) refuse(path, "a model file");
   // A log is a glassbox log when its first line is an epoch's JSON object (or it is empty).
   const std::string log = sibling_path(out, ".log.jsonl");
   if (std::filesystem::exists(log, ec)) {

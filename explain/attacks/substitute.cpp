@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/architecture.h"
+#include "engine/sizes.h"
 #include "explain/attacks/method.h"
 
 namespace gb::attacks {
@@ -34,7 +35,8 @@ Graph substitute_graph(const Graph& target, const SubstituteOptions& o) {
   nlohmann::json text;
   try {
     text = o.architecture == "same" ? architecture_json(target) : parse_architecture(o.architecture);
-  } catch (const std::exception& e) {
+  } catch (const std::invalid_argument& e) {  // (the parser's errors; a size the budget refuses passes on)
+    if (dynamic_cast<const SizeError*>(&e)) throw;
     throw std::invalid_argument("substitute: --param architecture='" + o.architecture + "': " + e.what() +
                                 " (same, or an architecture text such as the target's; preset names are not taken here)");
   }

@@ -179,7 +179,7 @@ PatternSpec parse_pattern(const std::string& text) {
     const size_t eq = parts[i].find('=');
     const std::string key = parts[i].substr(0, eq), value = eq == std::string::npos ? "" : parts[i].substr(eq + 1);
     const std::string what = "pattern " + parts[0] + ": " + key;
-    if (!seen.insert(key).second) throw std::invalid_argument(what + " given twice (the last one was used)");
+    if (!seen.insert(key).second) throw std::invalid_argument(what + " given twice");
     if (key == "period")
       s.period = parse_range(value, what, 1, 4096);
     else if (key == "level")

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "engine/blas.h"
+#include "engine/interrupt.h"
 #include "engine/rng.h"
 #include "engine/threads.h"
 #include "explain/concepts/cav.h"
@@ -118,13 +119,18 @@ struct CavJob {
 
 void train_jobs(std::vector<CavJob>& jobs, const CavOptions& base) {
   const int T = std::max(1, std::min(threads(), int(jobs.size())));
-  parallel(T, [&](int t) {
-    for (size_t j = size_t(t); j < jobs.size(); j += size_t(T)) {  // independent fits, each with its own seed
+  // Independent fits, each with its own seed, in rounds of T with a poll between rounds: the check
+  // for Ctrl-C lives on the calling thread, and the other threads would finish their whole share.
+  for (size_t j0 = 0; j0 < jobs.size(); j0 += size_t(T)) {
+    poll_interrupt();
+    parallel(T, [&](int t) {
+      const size_t j = j0 + size_t(t);
+      if (j >= jobs.size()) return;
       CavOptions o = base;
       o.sgd.seed = jobs[j].seed;
       jobs[j].cav = train_cav(jobs[j].positive, jobs[j].negative, o);
-    }
-  });
+    });
+  }
 }
 
 // Scores of column m of S ([N, M]).

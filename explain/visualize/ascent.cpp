@@ -134,20 +134,15 @@ namespace {
 // An objective that overflowed float32 (a huge rate, a huge --unit direction) made every later
 // value NaN and the run still succeeded: an error instead, as training's divergence is, unless
 // non-finite values are allowed on purpose.
-void check_objective(const std::vector<double>& S, const std::vector<double>& pen, const std::vector<char>& active,
-                     int steps) {
-  if (nonfinite_allowed()) return;
-  for (size_t r = 0; r < S.size(); ++r) {
-    const double v = S[r] - pen[r];
-    if (!active[r] || std::isfinite(v)) continue;
-    const std::string value = std::isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf", row = "row " + std::to_string(r);
-    if (steps == 0)
-      throw std::runtime_error("the objective of " + row + " is " + value + " at the start: the unit's values " +
-                               "overflow float32 (a --unit direction or a start this large?)");
-    throw std::runtime_error("the ascent diverged: the objective of " + row + " is " + value + " after " +
-                             std::to_string(steps) + (steps == 1 ? " step" : " steps") +
-                             " (try a lower --param lr, clip=true, or a --unit direction of smaller norm)");
-  }
+void check_objective(double value, int row, int steps) {
+  if (nonfinite_allowed() || std::isfinite(value)) return;
+  const std::string v = std::isnan(value) ? "NaN" : value > 0 ? "+Inf" : "-Inf", r = "row " + std::to_string(row);
+  if (steps == 0)
+    throw std::runtime_error("the objective of " + r + " is " + v + " at the start: the unit's values overflow " +
+                             "float32 (a --unit direction or a start this large?)");
+  throw std::runtime_error("the ascent diverged: the objective of " + r + " is " + v + " after " + std::to_string(steps) +
+                           (steps == 1 ? " step" : " steps") +
+                           " (try a lower --param lr, clip=true, or a --unit direction of smaller norm)");
 }
 
 }  // namespace
@@ -164,7 +159,7 @@ AscentResult ascend(Graph& g, const Objective& obj, const Tensor& start, const A
   res.start = evaluate(g, obj, x);
   res.start_penalty.assign(R, 0.0);
   penalties(x, o.penalties, res.start_penalty.data(), nullptr);
-  check_objective(res.start, res.start_penalty, std::vector<char>(R, 1), 0);
+  for (int r = 0; r < R; ++r) check_objective(res.start[r] - res.start_penalty[r], r, 0);
   res.steps.assign(R, 0);
   res.curve.assign(R, {});
 
@@ -198,7 +193,8 @@ AscentResult ascend(Graph& g, const Objective& obj, const Tensor& start, const A
     if (!any) break;
     roll(g.backward(seed, bo), dy, dx, gx, -1);
     if (o.penalties.any()) penalties(x, o.penalties, pen.data(), &gx);
-    check_objective(S, pen, active, t);  // S, pen: the image after t steps
+    for (int r = 0; r < R; ++r)  // S, pen: the image after t steps
+      if (active[r]) check_objective(S[r] - pen[r], r, t);
     const Tensor& grad = var.gradient(gx, gp);
     const bool blur_now = o.blur_every && (t + 1) % o.blur_every == 0;
     for (int r = 0; r < R; ++r) {
@@ -215,7 +211,7 @@ AscentResult ascend(Graph& g, const Objective& obj, const Tensor& start, const A
   res.value = evaluate(g, obj, res.x);
   res.penalty.assign(R, 0.0);
   penalties(res.x, o.penalties, res.penalty.data(), nullptr);
-  check_objective(res.value, res.penalty, std::vector<char>(R, 1), o.steps);
+  for (int r = 0; r < R; ++r) check_objective(res.value[r] - res.penalty[r], r, res.steps[r]);
   return res;
 }
 

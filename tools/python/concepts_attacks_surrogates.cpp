@@ -413,9 +413,21 @@ py::dict attack_py(PyModel& pm, py::handle x_a, const std::string& method, py::h
   q.inputs = tensor_arg(x_a, g.input_shape(), "x");
   const int N = q.inputs.batch();
   q.labels = labels_a.is_none() ? std::vector<int>(N, -1) : labels_arg(labels_a, N, "labels", -1);
-  if (py::isinstance<py::bool_>(target_a)) throw py::type_error("attack(target=...): a class number or one per input, not a bool");
-  if (py::isinstance<py::int_>(target_a) || (!py::isinstance<py::array>(target_a) && PyIndex_Check(target_a.ptr())))
-    q.targets.assign(N, labels_arg(py::make_tuple(target_a), 1, "target")[0]);  // checked as the per-input form is
+  if (py::isinstance<py::bool_>(target_a) || py::isinstance(target_a, py::module_::import("numpy").attr("bool_")))
+    throw py::type_error("attack(target=...): a class number or one per input, not a bool");
+  if (py::isinstance<py::int_>(target_a) || (!py::isinstance<py::array>(target_a) && PyIndex_Check(target_a.ptr()))) {
+    long long k = 0;
+    bool fits = true;
+    try {
+      k = py::int_(py::reinterpret_borrow<py::object>(target_a)).cast<long long>();
+    } catch (const py::cast_error&) {  // beyond 64 bits
+      fits = false;
+    }
+    if (!fits || k < -1 || k >= g.classes())  // beyond int: said here as the attack says it for any other class
+      throw py::value_error("target: class " + std::string(py::repr(target_a)) + " outside the model's classes [0, " +
+                            std::to_string(g.classes()) + ")");
+    q.targets.assign(N, int(k));  // (the attack checks the rest)
+  }
   else if (!target_a.is_none())
     q.targets = labels_arg(target_a, N, "target");
   if (!data_a.is_none()) std::tie(q.data, q.data_labels) = labelled_arg(g, data_a, "attack(data=...)");
