@@ -54,6 +54,9 @@ bool read_rest(std::FILE* f, ByteBuffer& out) {
 void write_atomic(const std::string& path, const void* data, size_t n) {
   try {
     atomic_write(path, data, n);
+  } catch (const ModelFileError& e) {
+    if (e.kind == ModelFileError::Kind::folder) throw;  // kept: a folder is IsADirectoryError in Python, as save()'s
+    throw DataError(e.what());
   } catch (const std::runtime_error& e) {
     throw DataError(e.what());
   }

@@ -344,6 +344,9 @@ def test_images_without_pixels_and_bad_heatmap_settings(tmp_path):
         glassbox.grid([[np.zeros((4, 0, 3), np.uint8)]])
     with pytest.raises(ValueError, match="rgb: 0x5 pixels"):
         glassbox.write_png(tmp_path / "o.png", np.zeros((0, 5), np.uint8))
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(IsADirectoryError, match="folder.png: is not a regular file"):  # as save() says it
+        glassbox.write_png(tmp_path / "folder.png", np.zeros((4, 5, 3), np.uint8))
     a = np.ones((1, 4, 4), np.float32)
     for p in [200, -5, float("nan"), 0]:
         with pytest.raises(ValueError, match="percentile"):
