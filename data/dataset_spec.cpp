@@ -104,6 +104,7 @@ Source resolve_idx_dir(const std::string& spec, const std::string& dir, bool fas
 }
 
 void require_file(const std::string& spec, const std::string& p) {
+  if (detail::is_dir(p)) throw DataError(spec + ": " + p + " is a folder, not a file");
   if (!detail::is_file(p)) throw DataError(spec + ": " + p + " not found");
 }
 
