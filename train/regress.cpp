@@ -49,6 +49,7 @@ double fit_mse(Graph& dec, const Tensor& codes, const Tensor& targets, const Reg
       opt.step(oc.lr);
       loss += l.loss * m / N;
     }
+    if (f.quiet) continue;
     std::printf("  %s: epoch %d/%d  mse %.4g\n", f.what.c_str(), epoch, f.epochs, loss);
     std::fflush(stdout);
   }

@@ -14,10 +14,11 @@ struct RegressionFit {
   double lr = 1e-3;
   uint64_t seed = 0;
   std::string what;  // "decoder from relu2": names it in progress lines and errors
+  bool quiet = false;  // no progress lines (the Python package: C's stdout is not Python's)
 };
 
 // Adam over seeded shuffled mini-batches of (inputs, targets), one progress line per epoch on
-// stdout. A non-finite loss is an error naming `what`. Returns the last epoch's mean loss.
+// stdout unless quiet. A non-finite loss is an error naming `what`. Returns the last epoch's mean loss.
 double fit_mse(Graph& net, const Tensor& inputs, const Tensor& targets, const RegressionFit& f);
 
 }  // namespace gb

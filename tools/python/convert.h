@@ -44,8 +44,8 @@ class ModelMutex {
  private:
   void refuse_reentry() const {
     if (owner_.load() == std::this_thread::get_id())
-      throw std::runtime_error("this model is busy with a call on this thread (a train() progress callback cannot "
-                               "use the model being trained)");
+      throw std::runtime_error("this model is busy with a call on this thread (a train() progress callback, or a "
+                               "signal handler, cannot use the model that call is using)");
   }
   std::mutex mu_;
   std::atomic<std::thread::id> owner_{};

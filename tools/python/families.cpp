@@ -101,7 +101,7 @@ py::dict visualize_py(PyModel& pm, const std::string& method, py::handle unit, p
   }
   q.bounds = model_bounds(pm.m);
   q.fit_decoder = [](Graph& dec, const Tensor& codes, const Tensor& targets, const vz::DecoderFit& f) {
-    return fit_mse(dec, codes, targets, {f.epochs, f.batch, f.lr, f.seed, f.what});
+    return fit_mse(dec, codes, targets, {f.epochs, f.batch, f.lr, f.seed, f.what, /*quiet=*/true});
   };
   vz::Result r;
   {
