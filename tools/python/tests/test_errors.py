@@ -266,7 +266,7 @@ def test_a_progress_callback_that_uses_the_model_being_trained_raises():
     m = glassbox.load(ARCH)
     xs = np.random.default_rng(6).random((8, 1, 16, 16), dtype=np.float32)
     before = m.forward(xs)
-    with pytest.raises(RuntimeError, match="a train\\(\\) progress callback cannot use the model being trained"):
+    with pytest.raises(RuntimeError, match="a train\\(\\) progress callback, or a signal handler, cannot use the model that call is using"):
         glassbox.train(m, (xs, [i % 5 for i in range(8)]), 2, progress=lambda s: m.forward(xs))
     assert np.array_equal(m.forward(xs), before)  # and the failed call left it as it was
 
