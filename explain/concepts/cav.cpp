@@ -150,19 +150,24 @@ Cav train_cav(const Tensor& positive, const Tensor& other, const CavOptions& o) 
   split_set(0, n1, o.test_fraction, rng, train, test);
   split_set(n1, n2, o.test_fraction, rng, train, test);
   c.fit = fit_sgd(X, y, train, o.sgd);
-  double norm = 0, scale = 0;  // scale: the largest activation row's norm
+  double norm = 0, scale = 0, lo = HUGE_VAL, hi = -HUGE_VAL;  // scale: the largest activation row's norm
   for (double w : c.fit.w) norm += w * w;
   norm = std::sqrt(norm);
   for (int r = 0; r < n1 + n2; ++r) {
-    double s = 0;
-    for (int d = 0; d < D; ++d) s += double(X[size_t(r) * D + d]) * X[size_t(r) * D + d];
+    double s = 0, p = 0;
+    for (int d = 0; d < D; ++d) {
+      const double x = X[size_t(r) * D + d];
+      s += x * x, p += c.fit.w[d] * x;
+    }
     scale = std::max(scale, std::sqrt(s));
+    lo = std::min(lo, p), hi = std::max(hi, p);
   }
-  // Sets that cannot be told apart leave weights of rounding noise (|w| |x| about 1e-15): normalized,
-  // that noise was a unit CAV of consistent sign, scoring 0 or 1 in every run ("significant").
-  if (!(norm * std::max(scale, 1e-30) > 1e-9))
-    throw std::runtime_error("the CAV classifier's weights are zero up to rounding: the concept's and the other "
-                             "set's activations cannot be told apart at this layer");
+  // Where every row's projection on the weights is the same (the activations of both sets identical,
+  // or the weights zero), the weights separate nothing: normalized, they were a unit CAV of consistent
+  // sign that scored 0 or 1 in every run, and TCAV called the concept significant.
+  if (!(hi - lo > 1e-9 * norm * scale))
+    throw std::runtime_error("the CAV classifier's weights separate nothing: the concept's and the other set's "
+                             "activations cannot be told apart at this layer");
   c.direction.resize(D);
   for (int d = 0; d < D; ++d) c.direction[d] = float(c.fit.w[d] / norm);
   c.accuracy = accuracy(X, y, test, c.fit);
