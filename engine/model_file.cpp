@@ -324,6 +324,19 @@ TensorFile read_tensors(const std::string& path, std::string* coverage) {
 
 }  // namespace
 
+Metadata read_metadata(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path, std::string("cannot open (") + std::strerror(errno) + ")", ModelFileError::Kind::missing);
+  std::string bytes;
+  const std::optional<json> h = read_header(in, bytes);
+  if (!h) fail(path, "is not a safetensors file");
+  Metadata m;
+  if (auto it = h->find("__metadata__"); it != h->end() && it->is_object())
+    for (auto& [k, v] : it->items())
+      if (v.is_string()) m[k] = v.get<std::string>();
+  return m;
+}
+
 bool is_safetensors_file(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) return false;

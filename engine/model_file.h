@@ -46,6 +46,8 @@ TensorFile read_safetensors(const std::string& path);
 // A regular file that starts with a safetensors header (its length and JSON), without reading the
 // tensors: for a check before a file is replaced.
 bool is_safetensors_file(const std::string& path);
+// The metadata of a safetensors file, read from its header alone (empty when it has none).
+Metadata read_metadata(const std::string& path);
 
 struct Model {
   Graph graph;

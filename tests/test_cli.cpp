@@ -221,6 +221,17 @@ TEST_CASE("cli: influence and prototypes write their outputs; bad requests name 
   REQUIRE_MESSAGE(r.status == 0, r.err);
   CHECK(fs::exists(s / "self/tracin_self_influence.npy"));
   CHECK(fs::exists(s / "self/influence_self_influence.npy"));
+  // A later run under the same --out with another seed and schedule: its own epoch 2 replaces the
+  // old one, and the old epoch 1 left beside it is not taken for this run's (train.run differs).
+  r = glassbox(s, "train --model toy2d --data toy:xor --epochs 2 --save-every 2 --seed 7 --quiet --out " + m);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  REQUIRE(fs::exists(s / "m.epoch1.safetensors"));
+  r = glassbox(s, base + "--method tracin --out " + (s / "rerun"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK_MESSAGE(contains(r.err, "1 epoch model(s) beside " + m + " are from another training run"), r.err);
+  const std::string rerun = read_file(s / "rerun/summary.json");
+  CHECK(contains(rerun, "m.epoch2.safetensors"));
+  CHECK_FALSE(contains(rerun, "m.epoch1.safetensors"));
   r = glassbox(s, "influence --list");
   CHECK(r.status == 0);
   CHECK(contains(r.out, "representer"));

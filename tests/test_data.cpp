@@ -15,6 +15,7 @@
 #include "data/dataset.h"
 #include "data/images.h"
 #include "data/npy.h"
+#include "engine/model_file.h"
 
 using namespace gb;
 namespace fs = std::filesystem;
@@ -79,6 +80,8 @@ std::string error_of(F&& fn) {
   try {
     fn();
   } catch (const DataError& e) {
+    return e.what();
+  } catch (const ModelFileError& e) {  // the writer's own (a folder in the way keeps its kind)
     return e.what();
   }
   return "";

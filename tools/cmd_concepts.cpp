@@ -31,6 +31,7 @@
 #include "tools/figures.h"
 #include "tools/commands.h"
 #include "tools/inputs.h"
+#include "train/fit.h"
 
 namespace gb {
 
@@ -521,18 +522,11 @@ std::vector<Snapshot> snapshots(const ProbeArgs& a, const Model& model) {
   std::vector<Snapshot> out;
   if (a.checkpoints != "none" && fs::exists(a.model)) {
     if (a.checkpoints == "auto") {
-      const fs::path p(a.model);
-      std::string stem = p.filename().string();
-      if (stem.ends_with(".safetensors")) stem.resize(stem.size() - 12);
-      const fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
-      for (const auto& e : fs::directory_iterator(dir)) {
-        const std::string name = e.path().filename().string(), prefix = stem + ".epoch";
-        long epoch = 0;
-        if (name.rfind(prefix, 0) == 0 && name.ends_with(".safetensors") &&
-            parse_number(name.substr(prefix.size(), name.size() - prefix.size() - 12), epoch))
-          out.push_back({"epoch " + std::to_string(epoch), e.path().string(), int(epoch)});
-      }
-      std::sort(out.begin(), out.end(), [](const Snapshot& x, const Snapshot& y) { return x.epoch < y.epoch; });
+      int skipped = 0;
+      for (auto& [epoch, f] : epoch_models(a.model, &skipped)) out.push_back({"epoch " + std::to_string(epoch), f, epoch});
+      if (skipped)
+        std::fprintf(stderr, "probe: %d epoch model(s) beside %s are from another training run (train.run); left out\n",
+                     skipped, a.model.c_str());
     } else {
       for (const std::string& f : split_list(a.checkpoints, "--checkpoints")) out.push_back({fs::path(f).filename().string(), f, -1});
     }

@@ -27,6 +27,7 @@
 #include "tools/figures.h"
 #include "tools/commands.h"
 #include "tools/inputs.h"
+#include "train/fit.h"
 
 namespace gb {
 
@@ -320,22 +321,11 @@ void run_loo(const Run& r, const explain::Params& params, const inst::Context& c
 std::vector<inst::Checkpoint> load_checkpoints(const InfluenceArgs& a, const Model& model) {
   std::vector<std::string> files = a.checkpoints;
   if (files.empty() && fs::exists(a.model)) {
-    const fs::path p(a.model);
-    const std::string stem = p.filename().string().substr(0, p.filename().string().rfind(".safetensors"));
-    const std::string head = stem + ".epoch", tail = ".safetensors";
-    std::vector<std::pair<int, std::string>> found;
-    for (const auto& e : fs::directory_iterator(p.parent_path().empty() ? fs::path(".") : p.parent_path())) {
-      const std::string name = e.path().filename().string();
-      if (name.size() <= head.size() + tail.size() || name.compare(0, head.size(), head) != 0 ||
-          name.compare(name.size() - tail.size(), tail.size(), tail) != 0)
-        continue;
-      const std::string epoch = name.substr(head.size(), name.size() - head.size() - tail.size());
-      if (epoch.size() > 9 || !std::all_of(epoch.begin(), epoch.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
-        continue;  // MODEL.epochE.safetensors, E a number
-      found.emplace_back(std::stoi(epoch), e.path().string());
-    }
-    std::sort(found.begin(), found.end());
-    for (auto& [epoch, f] : found) files.push_back(f);
+    int skipped = 0;
+    for (auto& [epoch, f] : epoch_models(a.model, &skipped)) files.push_back(f);
+    if (skipped)
+      std::fprintf(stderr, "tracin: %d epoch model(s) beside %s are from another training run (train.run); left out\n",
+                   skipped, a.model.c_str());
   }
   const json arch = architecture_json(model.graph);
   std::vector<inst::Checkpoint> out;

@@ -64,6 +64,7 @@ void save_checkpoint(const std::string& path, const Graph& g, const Optimizer& o
   meta["train.best_val_acc"] = buf;
   meta["train.best_epoch"] = std::to_string(st.best_epoch);
   meta["train.config"] = st.config.dump();
+  meta["train.run"] = st.run;
   std::vector<std::pair<std::string, const Tensor*>> ts;
   for (auto& [name, p] : g.named_params()) ts.emplace_back(name, &p->value);
   for (auto& t : opt.state_tensors()) ts.push_back(t);
@@ -101,6 +102,7 @@ Checkpoint load_checkpoint(const std::string& path, Graph& g, Optimizer& opt) {
   try {
     c.state.best_val_acc = std::stod(need(m, "train.best_val_acc", path));
     c.state.config = json::parse(need(m, "train.config", path));
+    if (auto it = m.find("train.run"); it != m.end()) c.state.run = it->second;  // (older checkpoints have none)
   } catch (const std::exception& e) {
     fail(path, std::string("bad training metadata (") + e.what() + ")");
   }

@@ -20,6 +20,7 @@ struct TrainState {
   double best_val_acc = -1.0;  // -1: none yet
   int best_epoch = 0;
   nlohmann::json config;       // the run's settings, compared on resume
+  std::string run;             // the run's id (train.run in its files): another run's files are told apart
 };
 
 // `model_meta` (classes, normalization, dataset) is stored too, so a checkpoint describes its model.

@@ -144,14 +144,55 @@ std::string epoch_path(const std::string& out, int epoch) {
   return sibling_path(out, ".epoch" + std::to_string(epoch) + ".safetensors");
 }
 
-Metadata epoch_metadata(const FitOptions& o, int epoch, double lr) {
-  Metadata m = o.metadata;
+Metadata epoch_metadata(const Metadata& run_meta, const FitOptions& o, int epoch, double lr) {
+  Metadata m = run_meta;
   char buf[40];
   std::snprintf(buf, sizeof buf, "%.17g", lr);
   m["train.lr"] = buf;
   m["train.epoch"] = std::to_string(epoch);
   m["train.optimizer"] = optimizer_name(o.optimizer.kind);
   return m;
+}
+
+std::vector<std::pair<int, std::string>> epoch_models(const std::string& model_path, int* skipped) {
+  namespace fs = std::filesystem;
+  const fs::path p(model_path);
+  const std::string stem = sibling_path(p.filename().string(), ".epoch"), tail = ".safetensors";
+  const auto own = read_metadata(model_path);
+  const auto run = own.find("train.run");
+  std::vector<std::pair<int, std::string>> found;
+  if (skipped) *skipped = 0;
+  for (const auto& e : fs::directory_iterator(p.parent_path().empty() ? fs::path(".") : p.parent_path())) {
+    const std::string name = e.path().filename().string();
+    if (name.size() <= stem.size() + tail.size() || name.compare(0, stem.size(), stem) != 0 || !name.ends_with(tail))
+      continue;
+    const std::string epoch = name.substr(stem.size(), name.size() - stem.size() - tail.size());
+    if (epoch.size() > 9 || !std::all_of(epoch.begin(), epoch.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+      continue;  // MODEL.epochE.safetensors, E a number
+    if (run != own.end()) {
+      const Metadata theirs = read_metadata(e.path().string());
+      const auto it = theirs.find("train.run");
+      if (it == theirs.end() || it->second != run->second) {
+        if (skipped) ++*skipped;
+        continue;
+      }
+    }
+    found.emplace_back(std::stoi(epoch), e.path().string());
+  }
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
+// A run's id: a hash of its settings, epochs and epoch-model schedule. Two runs with the same id
+// write the same files; an earlier run under the same --out with another seed, schedule or epoch
+// count leaves epoch files that TracIn and probe would otherwise take for this run's.
+static std::string run_id(const json& config, int epochs, int save_every) {
+  const std::string text = config.dump() + "|" + std::to_string(epochs) + "|" + std::to_string(save_every);
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a
+  for (unsigned char c : text) h = (h ^ c) * 1099511628211ULL;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
 }
 
 std::string sibling_path(const std::string& out, const std::string& suffix) {
@@ -305,6 +346,9 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
     st = ck.state;
   }
   g.rng = st.graph_rng;
+  if (st.run.empty()) st.run = run_id(st.config, o.epochs, o.save_every);  // a resumed run keeps its own
+  Metadata run_meta = o.metadata;
+  run_meta["train.run"] = st.run;
   std::vector<std::string> log_lines = log_path.empty() ? std::vector<std::string>{} : read_log(log_path, st.epoch);
   if (o.resume.empty()) log_lines.clear();
 
@@ -397,8 +441,8 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
     if (!o.out.empty()) {
       // Order matters for a crash in between: the checkpoint last, so it never claims an epoch
       // whose model files were not written.
-      save_model(model_path, g, o.metadata);
-      if (best) save_model(best_path, g, o.metadata);
+      save_model(model_path, g, run_meta);
+      if (best) save_model(best_path, g, run_meta);
       if (o.save_every > 0 && epoch % o.save_every == 0) {
         // TracIn's rate for this checkpoint: the mean over the steps it stands for, those since the
         // previous saved model (the last step's alone is near 0 at the end of a cosine schedule).
@@ -406,13 +450,13 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
         const int64_t first = int64_t(epoch - o.save_every) * n_batches, end = int64_t(epoch) * n_batches;
         for (int64_t step = first; step < end; ++step)
           sum += learning_rate(o.schedule, o.optimizer.lr, step, n_batches, total);
-        save_model(epoch_path(o.out, epoch), g, epoch_metadata(o, epoch, sum / double(end - first)));
+        save_model(epoch_path(o.out, epoch), g, epoch_metadata(run_meta, o, epoch, sum / double(end - first)));
       }
       log_lines.push_back(s.to_json().dump());
       std::string log;
       for (auto& l : log_lines) log += l + "\n";
       atomic_write(log_path, log);
-      save_checkpoint(ckpt_path, g, opt, st, o.metadata);
+      save_checkpoint(ckpt_path, g, opt, st, run_meta);
     }
     res.history.push_back(s);
     res.best_epoch = st.best_epoch;

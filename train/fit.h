@@ -109,6 +109,10 @@ std::string epoch_path(const std::string& out, int epoch);                      
 // replaced OUT first, and no other file is overwritten. fit() checks; the command checks earlier.
 void check_train_outputs(const std::string& out, int epochs, int save_every);
 // What an epoch's model file holds besides the run's metadata: train.epoch, train.lr, train.optimizer.
-Metadata epoch_metadata(const FitOptions& o, int epoch, double lr);
+Metadata epoch_metadata(const Metadata& run_meta, const FitOptions& o, int epoch, double lr);
+// MODEL.epochE.safetensors beside a model file, by epoch, of the run that wrote the model (train.run
+// in their metadata; a model without one takes every file). `skipped` counts other runs' files
+// (an earlier run with another seed or schedule under the same --out).
+std::vector<std::pair<int, std::string>> epoch_models(const std::string& model_path, int* skipped = nullptr);
 
 }  // namespace gb
