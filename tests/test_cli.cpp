@@ -1045,6 +1045,30 @@ TEST_CASE("cli: evaluate lists its metrics; a small run writes metrics.json, met
   CHECK(fs::exists(s / "out/curve_deletion.png"));
   CHECK(contains(read_file(s / "out/curve_deletion.svg"), "integrated-gradients"));
   CHECK(!fs::exists(s / "out/curve_sparseness.png"));
+  // A family's name runs every metric the registry tags with it ("faithfulness" ran 5 of its 9);
+  // "complexity" is a metric of its own, its family family:complexity.
+  for (const auto& [spec, want] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {"complexity", {"complexity"}},
+           {"family:complexity", {"sparseness", "complexity", "effective-complexity"}},
+           {"localisation", {}}}) {
+    CAPTURE(spec);
+    r = glassbox(s, std::string("evaluate --model ") + kSmall + " --input " + (s / "x.npy") + " --target 1 --out " +
+                        (s / "fam") + " --method saliency --metric " + spec);
+    if (want.empty()) {  // the localisation family needs masks: all five named in the refusal
+      CHECK(r.status == 1);
+      CHECK_MESSAGE(contains(r.err, "pointing-game needs masks"), r.err);
+      continue;
+    }
+    REQUIRE_MESSAGE(r.status == 0, r.err);
+    const nlohmann::json f = nlohmann::json::parse(read_file(s / "fam/metrics.json"));
+    CHECK(f["metrics"].size() == want.size());
+    for (const std::string& m : want) CHECK_MESSAGE(f["metrics"].contains(m), m);
+  }
+  r = glassbox(s, "evaluate --list");
+  int faithfulness = 0;
+  for (size_t at = r.out.find("[faithfulness,"); at != std::string::npos; at = r.out.find("[faithfulness,", at + 1))
+    ++faithfulness;
+  CHECK(faithfulness == 9);
 
   struct Case {
     std::string args, expect;
