@@ -1179,6 +1179,15 @@ TEST_CASE("cli: refusals that used to crash, hang or overwrite an input") {
     CHECK(r.status == 1);
     CHECK_MESSAGE(contains(r.err, std::string("--pair '") + pair + "'"), r.err);
   }
+  // --index picks samples of --data; with --input files alone it was ignored and every row explained.
+  write_npy(s / "x4.npy", {4, 1, 8, 8});
+  for (const std::string& cmd : std::vector<std::string>{"explain --method saliency", "evaluate --method saliency --metric sparseness --target 0",
+                                "attack --method fgsm --eps 0.1", "influence --method knn --data " + data}) {
+    CAPTURE(cmd);
+    const Run r = glassbox(s, cmd + " --model " + m + " --input " + (s / "x4.npy") + " --index 0 --out " + (s / "ix"));
+    CHECK(r.status == 1);
+    CHECK_MESSAGE(contains(r.err, "--index: selects samples of --data, which is not given"), r.err);
+  }
   // A plane through points that do not span one, and a segment of no length, reported success
   // (one "region" covering everything, or a line drawn as a map).
   for (const char* index : {"0,0,0", "0,1,1", "1,0,1"}) {

@@ -493,7 +493,10 @@ void add_attacks_commands(Command& app) {
   c->add_option("--ref-split", a->ref_split, "their split")->capture_default_str();
   c->add_option("--param", a->params, "attack parameter KEY=VALUE (repeatable; see --list)");
   c->add_option("--out", a->out, "output folder");
-  c->callback([a] { run_attack(*a); });
+  c->callback([a, c] {
+    refuse_index_without_data(*c, a->data);
+    run_attack(*a);
+  });
 }
 
 }  // namespace

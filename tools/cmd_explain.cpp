@@ -397,7 +397,10 @@ void add_explain_command(Command& app) {
       ->check(finite(0, 100, true, false));
   c->add_option("--overlay", a->overlay, "blend heatmaps over the input with this alpha (0: no overlay)")
       ->check(finite(0, 1, false, false));
-  c->callback([a] { run_explain(*a); });
+  c->callback([a, c] {
+    refuse_index_without_data(*c, a->data);
+    run_explain(*a);
+  });
 }
 
 }  // namespace gb

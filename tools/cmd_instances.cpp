@@ -540,7 +540,11 @@ void add_instances_commands(Command& app) {
         ->check(in_range(0, 100));
     c->add_option("--batch", a->batch, "samples per pass")->capture_default_str()->check(in_range(1, 4096));
     c->add_option("--out", a->out, "output folder");
-    c->callback([a] { run_influence(*a); });
+    c->callback([a, c] {
+      // The test inputs are the --input files, whole, or --data's samples at --index.
+      refuse_index_without_data(*c, a->inputs.empty() ? a->data : "");
+      run_influence(*a);
+    });
   }
   {
     auto a = std::make_shared<PrototypeArgs>();

@@ -425,7 +425,10 @@ void add_metrics_commands(Command& app) {
       ->capture_default_str()
       ->check(at_least(1));
   c->add_option("--out", a->out, "output folder");
-  c->callback([a] { run_evaluate(*a); });
+  c->callback([a, c] {
+    refuse_index_without_data(*c, a->data);
+    run_evaluate(*a);
+  });
 }
 
 static const RegisterCommand registered_metrics_cmd("metrics", add_metrics_commands);

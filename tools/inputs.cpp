@@ -184,6 +184,11 @@ Inputs read_inputs(const Model& model, const std::vector<std::string>& files, co
   return in;
 }
 
+void refuse_index_without_data(const Command& command, const std::string& data) {
+  if (data.empty() && command.count("--index"))
+    refuse_flag("--index", "selects samples of --data, which is not given (every row of the --input files is used)");
+}
+
 std::vector<std::string> split_list(const std::string& s, const std::string& flag, char sep) {
   std::vector<std::string> out;
   if (s.empty()) return out;
