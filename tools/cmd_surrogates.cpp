@@ -76,6 +76,7 @@ struct DistillArgs {
   float lr = -1, val = 0.1f;
   double temperature = 4, alpha = 0.9, penalty = 0.1, beta = 1;
   bool beta_given = false, quiet = false;
+  std::string tree_flag_given;  // --penalty, --levels or --index, given: for soft-tree students only
   uint64_t seed = 42;
 };
 
@@ -169,6 +170,8 @@ void run_distill(DistillArgs a) {
   const Shape sample = train.x.shape().sample();
   Model student = make_student(a, teacher, sample, teacher.graph.classes());
   check_fits(student.graph, train);
+  if (!a.tree_flag_given.empty() && sg::soft_tree_node(student.graph) < 0)  // (was accepted and had no effect)
+    refuse_flag(a.tree_flag_given, "is for soft-tree students; --student " + a.student + " has no soft tree");
   // The test split is read (and its values checked) before training overwrites --out. A tree
   // student's figure shows its sample --index, so it is kept; other students read it again after
   // training, so that it does not add to the peak.
@@ -288,6 +291,8 @@ void add_distill_command(Command& app) {
       ->required();
   c->callback([a, c] {
     a->beta_given = c->count("--beta") > 0;
+    for (const char* flag : {"--penalty", "--levels", "--index"})
+      if (c->count(flag)) a->tree_flag_given = flag;
     run_distill(*a);
   });
 }
