@@ -960,6 +960,12 @@ TEST_CASE("detect-explanation: ROC-AUC of its own scores, class maps from the re
   const Result pgd = run(g, q, "pgd", {{"radius", "0.2"}});
   CHECK(max_abs_diff(pgd.adversarial, r.adversarial) < 1e-5);
   CHECK(r.totals.at("attack_success_rate") == doctest::Approx(success_rate(pgd)));
+  CHECK(r.notes.empty());
+  // No attack succeeds at epsilon 0: no positives, ROC-AUC undefined, and the result says why.
+  const Result none = run(g, q, "detect-explanation", {{"attack", "pgd"}, {"epsilon", "0"}});
+  REQUIRE(success_rate(none) == 0);
+  CHECK(std::isnan(none.totals.at("roc_auc")));
+  CHECK(none.notes.at("roc_auc").find("no attack succeeded") != std::string::npos);
   // Every reference input moved to the wrong class would change the class maps: the score sees them.
   Request wrong = q;
   for (int& y : wrong.data_labels) y = (y + 1) % 4;

@@ -254,6 +254,7 @@ nlohmann::json totals_json(const attacks::Result& r, const std::vector<int>& lab
   for (auto& [k, v] : r.values)
     if (!r.totals.count("mean_" + k + "_successful")) t["mean_" + k] = number_or_null(mean(v));
   for (auto& [k, v] : r.totals) t[k] = number_or_null(v);
+  for (auto& [k, why] : r.notes) t[k + "_note"] = why;  // why a null total is undefined
   return t;
 }
 
@@ -416,7 +417,11 @@ void run_attack(const AttackArgs& a) {
                 attacks::initially_correct_count(r), in.x.batch(),
                 std::isfinite(accuracy(r.after, in.labels)) ? short_number(accuracy(r.after, in.labels)).c_str() : "n/a",
                 mean(r.l2), mean(r.linf));
-    for (auto& [k, v] : r.totals) std::printf("  %s %.4g\n", k.c_str(), v);
+    for (auto& [k, v] : r.totals)
+      if (r.notes.count(k))
+        std::printf("  %s n/a: %s\n", k.c_str(), r.notes.at(k).c_str());
+      else
+        std::printf("  %s %.4g\n", k.c_str(), v);
     int unmoved = 0;
     for (int n = 0; n < in.x.batch(); ++n) unmoved += !r.success[n] && r.l0[n] == 0;
     if (unmoved && e > 0 && declares(a.method, "zero_thresh"))

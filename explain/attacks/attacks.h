@@ -76,6 +76,7 @@ struct Result {
   std::map<std::string, std::vector<double>> values;  // per input: the method's own numbers (steps, c, intersection...)
   std::map<std::string, Tensor> maps;   // explanation attacks: "benign" and "attacked" importance maps [N,1,H,W]
   std::map<std::string, double> totals;  // over the batch: detection's ROC-AUC, the substitute's transfer rate...
+  std::map<std::string, std::string> notes;  // why a total is undefined (NaN), by its key
 };
 
 const std::vector<MethodInfo>& methods();

@@ -154,6 +154,8 @@ void run_detect(Job& job, ParamReader& r) {
   job.values["score_adversarial"] = attacked;
   job.totals["attack_success_rate"] = success_rate(adv);
   job.totals["roc_auc"] = positives.empty() ? NAN : roc_auc(clean, positives);
+  if (positives.empty())
+    job.notes["roc_auc"] = "undefined: no attack succeeded, so there are no adversarial inputs to rank against the clean ones";
 }
 
 }  // namespace

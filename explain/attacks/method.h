@@ -53,6 +53,7 @@ struct Job {
   std::map<std::string, std::vector<double>> values;  // per input numbers (Result::values)
   std::map<std::string, Tensor> maps;
   std::map<std::string, double> totals;
+  std::map<std::string, std::string> notes;  // Result::notes
   std::vector<char> success;  // set by methods whose success is not a change of class
 
   int size() const { return start.batch(); }

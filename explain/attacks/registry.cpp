@@ -239,7 +239,7 @@ Result attack(Graph& model, const Request& q, const std::string& method, const P
   const Method& m = table().find(method);
   check_request(model, q);
   ParamReader reader(params, m.info);
-  Job job{model, q, q.pixels, input_pixels(q), {}, {}, q.targets, {}, {}, {}, {}, {}};
+  Job job{model, q, q.pixels, input_pixels(q), {}, {}, q.targets, {}, {}, {}, {}, {}, {}};
   PixelModel pm(model, q.pixels);
   const std::vector<int> before = pm.predict(job.start);
   job.predicted = job.label = before;
@@ -270,6 +270,7 @@ Result attack(Graph& model, const Request& q, const std::string& method, const P
   r.values = std::move(job.values);
   r.maps = std::move(job.maps);
   r.totals = std::move(job.totals);
+  r.notes = std::move(job.notes);
   return r;
 }
 

@@ -441,6 +441,7 @@ py::dict attack_py(PyModel& pm, py::handle x_a, const std::string& method, py::h
   py::dict values, totals;
   for (auto& [k, v] : r.values) values[py::str(k)] = to_array(v);
   for (auto& [k, v] : r.totals) totals[py::str(k)] = v;
+  for (auto& [k, why] : r.notes) totals[py::str(k + "_note")] = why;  // why a NaN total is undefined
   py::array_t<bool> success(py::ssize_t(r.success.size()));
   for (size_t n = 0; n < r.success.size(); ++n) success.mutable_data()[n] = r.success[n] != 0;
   return py::dict(py::arg("adversarial") = to_array(r.adversarial), py::arg("label") = r.label, py::arg("target") = r.target,
