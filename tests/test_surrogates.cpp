@@ -326,6 +326,15 @@ TEST_CASE("importance: PaD's curvature term equals central second differences; o
     largest = std::max(largest, std::fabs(mean[i]));
   }
   CHECK(largest > 0.01);
+  CHECK(prob.notes.empty());
+  // Inputs so large that the softmax saturates in float32: every derivative of p is 0, and the
+  // shares (0/0, left 0) are said to be no ranking; the logits' derivatives are not 0.
+  ImportanceRequest huge;
+  huge.x = Tensor(Shape{4, 3}, 1e4f);
+  const Importance flat = importance(relu, huge, "dimopoulos", {{"output", "prob"}, {"curvature", "off"}});
+  REQUIRE(flat.notes.size() == 1);
+  CHECK(flat.notes[0].find("outputs have every derivative 0") != std::string::npos);
+  CHECK(importance(relu, huge, "dimopoulos", {{"output", "logit"}, {"curvature", "off"}}).notes.empty());
   // curvature=on on a layer without a tangent rule names it; auto leaves the curvature out.
   Graph nam = make_preset("nam", Shape{3}, 2, 5);
   CHECK_THROWS_WITH_AS(importance(nam, q, "dimopoulos", {{"curvature", "on"}}), doctest::Contains("curvature=on"),

@@ -124,6 +124,14 @@ Tensor read_masks(const std::string& path, const Tensor& x) {
                      " (expected [N,1,H,W], [N,H,W] or the inputs' shape)");
   for (size_t i = 0; i < m.size(); ++i)
     if (!std::isfinite(m[i])) throw std::invalid_argument("--masks " + path + ": not finite at element " + std::to_string(i));
+  std::string empty;  // inputs whose mask is all zero: the localisation metrics are NaN there (METHODS.md)
+  for (int n = 0; n < m.batch(); ++n) {
+    const float* p = m.data() + size_t(n) * m.sample_size();
+    if (std::all_of(p, p + m.sample_size(), [](float v) { return v == 0; })) empty += (empty.empty() ? "" : ", ") + std::to_string(n);
+  }
+  if (!empty.empty())
+    std::printf("note: --masks %s: the masks of inputs %s are empty; localisation metrics are undefined (null) there\n",
+                path.c_str(), empty.c_str());
   return m;
 }
 

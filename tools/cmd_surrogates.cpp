@@ -687,7 +687,9 @@ void write_importance(const ImportanceArgs& a, const std::string& method, const 
     top.push_back(e);
     std::printf(" %s %.3g%s", feature_name(r.feature_shape, j).c_str(), r.overall[j], i + 1 < std::min(F, 10) ? "," : "\n");
   }
+  for (const std::string& note : r.notes) std::printf("  note: %s\n", note.c_str());
   json entry = {{"meaning", r.meaning}, {"top", top}, {"info", r.info}};
+  if (!r.notes.empty()) entry["notes"] = r.notes;
   if (F <= 64) {
     entry["per_class"] = json::array();
     for (int k = 0; k < K; ++k)

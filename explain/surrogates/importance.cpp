@@ -272,6 +272,13 @@ Importance run_dimopoulos(Graph& g, const ImportanceRequest& q, ParamReader& r) 
   shares.v = ssd;
   Importance res = finish(to_tensor(normalize_rows(shares)), g,
                           std::string("share of the sum of squared derivatives of ") + (prob ? "p_k" : "z_k"));
+  int flat = 0;  // outputs whose every derivative is 0: their shares (0/0) are left 0, not a ranking
+  for (int k = 0; k < K; ++k)
+    flat += std::all_of(ssd.begin() + size_t(k) * F, ssd.begin() + size_t(k + 1) * F, [](double v) { return v == 0; });
+  if (flat)
+    res.notes.push_back(std::to_string(flat) + " of " + std::to_string(K) + " outputs have every derivative 0 on these "
+                        "samples (" + (prob ? "a softmax saturated in float32? try output=logit" : "dead units?") +
+                        "): their shares are 0, not a ranking");
   Tensor md({K, F});
   for (size_t i = 0; i < md.size(); ++i) md[i] = float(mean[i] / N);
   res.extra["mean_derivative"] = md;

@@ -48,6 +48,7 @@ struct Importance {
   Shape feature_shape;  // how the F features are laid out ([C,H,W] for pixels, [F] otherwise)
   std::string meaning;  // what the numbers are, for captions
   std::map<std::string, double> info;
+  std::vector<std::string> notes;  // what makes the numbers less than they seem (all-zero derivatives...)
   // nam: "grid" [F, P] (each feature's values), "shape" [F, P, K] (f_j at them, centred on the
   // data); dimopoulos: "mean_derivative" [K, F] and, with curvature, "mean_second_derivative"
   // [K, F] and "curvature_shares" [K, F] (info "curvature" 1); olden: "null" [R, K, F].

@@ -479,7 +479,7 @@ py::dict importance_py(PyModel& pm, py::handle x_a, const std::string& method, p
                   py::arg("overall") = to_array(r.overall.reshaped(r.feature_shape)),
                   py::arg("p_values") = r.p_values.empty() ? py::object(py::none()) : py::object(to_array(r.p_values)),
                   py::arg("feature_shape") = r.feature_shape.vec(), py::arg("meaning") = r.meaning, py::arg("info") = r.info,
-                  py::arg("extra") = arrays_dict(r.extra));
+                  py::arg("notes") = r.notes, py::arg("extra") = arrays_dict(r.extra));
 }
 
 // rules(model, method, inputs=None, data=None, test=None, **params): as `glassbox rules`.
