@@ -232,6 +232,20 @@ TEST_CASE("cli: influence and prototypes write their outputs; bad requests name 
   const std::string rerun = read_file(s / "rerun/summary.json");
   CHECK(contains(rerun, "m.epoch2.safetensors"));
   CHECK_FALSE(contains(rerun, "m.epoch1.safetensors"));
+  // A run resumed to more epochs keeps its id, which a fresh run of the first length shares: the
+  // fresh model's history stops at its own epoch (epoch 3 came after it).
+  const std::string fresh = "train --model toy2d --data toy:xor --epochs 2 --save-every 1 --quiet --out " + m;
+  REQUIRE(glassbox(s, fresh).status == 0);
+  r = glassbox(s, "train --model toy2d --data toy:xor --epochs 3 --save-every 1 --quiet --resume " +
+                      (s / "m.ckpt.safetensors") + " --out " + m);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  REQUIRE(glassbox(s, fresh).status == 0);
+  r = glassbox(s, base + "--method tracin --out " + (s / "past"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const std::string past = read_file(s / "past/summary.json");
+  CHECK(contains(past, "m.epoch1.safetensors"));
+  CHECK(contains(past, "m.epoch2.safetensors"));
+  CHECK_FALSE(contains(past, "m.epoch3.safetensors"));
   r = glassbox(s, "influence --list");
   CHECK(r.status == 0);
   CHECK(contains(r.out, "representer"));
@@ -1189,7 +1203,7 @@ TEST_CASE("cli: refusals that used to crash, hang or overwrite an input") {
     CAPTURE(cmd);
     const Run r = glassbox(s, cmd + " --model " + m + " --input " + (s / "x4.npy") + " --index 0 --out " + (s / "ix"));
     CHECK(r.status == 1);
-    CHECK_MESSAGE(contains(r.err, "--index: selects samples of --data, which is not given"), r.err);
+    CHECK_MESSAGE(contains(r.err, "--index: selects samples of --data; the --input files are used whole"), r.err);
   }
   // A plane through points that do not span one, and a segment of no length, reported success
   // (one "region" covering everything, or a line drawn as a map).

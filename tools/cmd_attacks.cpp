@@ -254,7 +254,6 @@ nlohmann::json totals_json(const attacks::Result& r, const std::vector<int>& lab
   for (auto& [k, v] : r.values)
     if (!r.totals.count("mean_" + k + "_successful")) t["mean_" + k] = number_or_null(mean(v));
   for (auto& [k, v] : r.totals) t[k] = number_or_null(v);
-  for (auto& [k, why] : r.notes) t[k + "_note"] = why;  // why a null total is undefined
   return t;
 }
 
@@ -454,6 +453,7 @@ void run_attack(const AttackArgs& a) {
   for (const CurvePoint& c : points) {
     nlohmann::json j = totals_json(c.r, in.labels);
     j[eps_key.empty() ? "epsilon" : eps_key] = number_or_null(c.eps);
+    if (!c.r.notes.empty()) j["notes"] = c.r.notes;
     curve.push_back(j);
   }
   nlohmann::json summary = {{"model", a.model},
@@ -464,6 +464,7 @@ void run_attack(const AttackArgs& a) {
                             {"pixel_range", {q.pixels.lo, q.pixels.hi}},
                             {"time_s", secs},
                             {"totals", totals_json(last, in.labels)},
+                            {"notes", last.notes},  // why a null total is undefined, by its key
                             {"curve", curve},
                             {"inputs", inputs_json(in, last, classes)}};
   atomic_write(a.out + "/summary.json", summary.dump(2) + "\n");
@@ -499,7 +500,7 @@ void add_attacks_commands(Command& app) {
   c->add_option("--param", a->params, "attack parameter KEY=VALUE (repeatable; see --list)");
   c->add_option("--out", a->out, "output folder");
   c->callback([a, c] {
-    refuse_index_without_data(*c, a->data);
+    refuse_index_with_inputs(*c, a->inputs, !a->data.empty());
     run_attack(*a);
   });
 }

@@ -523,9 +523,11 @@ std::vector<Snapshot> snapshots(const ProbeArgs& a, const Model& model) {
   if (a.checkpoints != "none" && fs::exists(a.model)) {
     if (a.checkpoints == "auto") {
       int skipped = 0;
-      for (auto& [epoch, f] : epoch_models(a.model, &skipped)) out.push_back({"epoch " + std::to_string(epoch), f, epoch});
+      for (auto& [epoch, f] : epoch_models(a.model, model.metadata, &skipped))
+        out.push_back({"epoch " + std::to_string(epoch), f, epoch});
       if (skipped)
-        std::fprintf(stderr, "probe: %d epoch model(s) beside %s are from another training run (train.run); left out\n",
+        std::fprintf(stderr, "probe: %d epoch model(s) beside %s are from another training run (train.run, or past "
+                     "the model's epoch); left out\n",
                      skipped, a.model.c_str());
     } else {
       for (const std::string& f : split_list(a.checkpoints, "--checkpoints")) out.push_back({fs::path(f).filename().string(), f, -1});

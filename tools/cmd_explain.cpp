@@ -398,7 +398,7 @@ void add_explain_command(Command& app) {
   c->add_option("--overlay", a->overlay, "blend heatmaps over the input with this alpha (0: no overlay)")
       ->check(finite(0, 1, false, false));
   c->callback([a, c] {
-    refuse_index_without_data(*c, a->data);
+    refuse_index_with_inputs(*c, a->inputs, !a->data.empty());
     run_explain(*a);
   });
 }

@@ -322,9 +322,10 @@ std::vector<inst::Checkpoint> load_checkpoints(const InfluenceArgs& a, const Mod
   std::vector<std::string> files = a.checkpoints;
   if (files.empty() && fs::exists(a.model)) {
     int skipped = 0;
-    for (auto& [epoch, f] : epoch_models(a.model, &skipped)) files.push_back(f);
+    for (auto& [epoch, f] : epoch_models(a.model, model.metadata, &skipped)) files.push_back(f);
     if (skipped)
-      std::fprintf(stderr, "tracin: %d epoch model(s) beside %s are from another training run (train.run); left out\n",
+      std::fprintf(stderr, "tracin: %d epoch model(s) beside %s are from another training run (train.run, or past "
+                   "the model's epoch); left out\n",
                    skipped, a.model.c_str());
   }
   const json arch = architecture_json(model.graph);
@@ -542,7 +543,7 @@ void add_instances_commands(Command& app) {
     c->add_option("--out", a->out, "output folder");
     c->callback([a, c] {
       // The test inputs are the --input files, whole, or --data's samples at --index.
-      refuse_index_without_data(*c, a->inputs.empty() ? a->data : "");
+      refuse_index_with_inputs(*c, a->inputs, false);
       run_influence(*a);
     });
   }

@@ -434,7 +434,7 @@ void add_metrics_commands(Command& app) {
       ->check(at_least(1));
   c->add_option("--out", a->out, "output folder");
   c->callback([a, c] {
-    refuse_index_without_data(*c, a->data);
+    refuse_index_with_inputs(*c, a->inputs, !a->data.empty());
     run_evaluate(*a);
   });
 }

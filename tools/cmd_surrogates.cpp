@@ -422,6 +422,8 @@ void run_prune(PruneArgs a) {
   const double test_before = r.base_curve_accuracy, test_after = r.steps.empty() ? test_before : r.steps.back().curve_accuracy;
 
   Metadata meta = m.metadata;
+  meta.erase("train.run");  // no training run wrote the pruned model (its epoch files are not its history)
+  meta.erase("train.epoch");
   meta["glassbox.pruned"] = json{{"from", a.model}, {"filters", r.steps.size()}, {"max_drop", a.max_drop}}.dump();
   json report = prune_report(a, m.graph, r, test_before, test_after);
   report["validation"]["n"] = val.x.batch();

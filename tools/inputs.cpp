@@ -184,9 +184,9 @@ Inputs read_inputs(const Model& model, const std::vector<std::string>& files, co
   return in;
 }
 
-void refuse_index_without_data(const Command& command, const std::string& data) {
-  if (data.empty() && command.count("--index"))
-    refuse_flag("--index", "selects samples of --data, which is not given (every row of the --input files is used)");
+void refuse_index_with_inputs(const Command& command, const std::vector<std::string>& inputs, bool indexed_data) {
+  if (!inputs.empty() && !indexed_data && command.count("--index"))
+    refuse_flag("--index", "selects samples of --data; the --input files are used whole");
 }
 
 std::vector<std::string> split_list(const std::string& s, const std::string& flag, char sep) {

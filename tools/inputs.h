@@ -49,9 +49,10 @@ Inputs read_inputs(const Model& model, const std::vector<std::string>& files, co
 // --labels Y.npy: labels (an integer array) of the --input rows, in order, for --target label.
 void read_input_labels(Inputs& in, const std::string& path);
 
-// --index picks samples of --data: given without --data (only --input files) it was ignored without
-// a word, every file's rows explained. Refused, naming both flags. Call in the command's callback.
-void refuse_index_without_data(const Command& command, const std::string& data);
+// --index picks samples of --data: given with --input files that are used instead (no --data, or
+// influence's --data, which is its training set) it was ignored without a word, every file's rows
+// used. Refused, naming both flags. `indexed_data`: whether --index applies to a --data here.
+void refuse_index_with_inputs(const Command& command, const std::vector<std::string>& inputs, bool indexed_data);
 
 // "a,b,c" -> {"a", "b", "c"} (`sep` ','); "" -> {}; an empty item ("a,,b", "a,") is an error naming
 // `flag` (the flag or spec the list came from) and the list.

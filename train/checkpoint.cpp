@@ -64,7 +64,7 @@ void save_checkpoint(const std::string& path, const Graph& g, const Optimizer& o
   meta["train.best_val_acc"] = buf;
   meta["train.best_epoch"] = std::to_string(st.best_epoch);
   meta["train.config"] = st.config.dump();
-  meta["train.run"] = st.run;
+  if (!st.run.empty()) meta["train.run"] = st.run;
   std::vector<std::pair<std::string, const Tensor*>> ts;
   for (auto& [name, p] : g.named_params()) ts.emplace_back(name, &p->value);
   for (auto& t : opt.state_tensors()) ts.push_back(t);

@@ -154,22 +154,31 @@ Metadata epoch_metadata(const Metadata& run_meta, const FitOptions& o, int epoch
   return m;
 }
 
-std::vector<std::pair<int, std::string>> epoch_models(const std::string& model_path, int* skipped) {
+std::vector<std::pair<int, std::string>> epoch_models(const std::string& model_path, const Metadata& model_meta,
+                                                      int* skipped) {
   namespace fs = std::filesystem;
-  const fs::path p(model_path);
-  const std::string stem = sibling_path(p.filename().string(), ".epoch"), tail = ".safetensors";
-  const auto own = read_metadata(model_path);
-  const auto run = own.find("train.run");
   std::vector<std::pair<int, std::string>> found;
   if (skipped) *skipped = 0;
+  std::error_code ec;
+  if (!fs::is_regular_file(model_path, ec)) return found;
+  const fs::path p(model_path);
+  const std::string stem = sibling_path(p.filename().string(), ".epoch"), tail = ".safetensors";
+  const auto run = model_meta.find("train.run"), last = model_meta.find("train.epoch");
+  const auto digits = [](const std::string& s) {
+    return !s.empty() && s.size() <= 9 && std::all_of(s.begin(), s.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+  };
+  const long own_epoch = last != model_meta.end() && digits(last->second) ? std::stol(last->second) : -1;
   for (const auto& e : fs::directory_iterator(p.parent_path().empty() ? fs::path(".") : p.parent_path())) {
     const std::string name = e.path().filename().string();
     if (name.size() <= stem.size() + tail.size() || name.compare(0, stem.size(), stem) != 0 || !name.ends_with(tail))
       continue;
     const std::string epoch = name.substr(stem.size(), name.size() - stem.size() - tail.size());
-    if (epoch.size() > 9 || !std::all_of(epoch.begin(), epoch.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
-      continue;  // MODEL.epochE.safetensors, E a number
-    if (run != own.end()) {
+    if (!digits(epoch)) continue;  // MODEL.epochE.safetensors, E a number
+    if (own_epoch >= 0 && std::stol(epoch) > own_epoch) {  // after the model: another run's
+      if (skipped) ++*skipped;
+      continue;
+    }
+    if (run != model_meta.end()) {
       const Metadata theirs = read_metadata(e.path().string());
       const auto it = theirs.find("train.run");
       if (it == theirs.end() || it->second != run->second) {
@@ -346,9 +355,11 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
     st = ck.state;
   }
   g.rng = st.graph_rng;
-  if (st.run.empty()) st.run = run_id(st.config, o.epochs, o.save_every);  // a resumed run keeps its own
+  // A resumed run keeps its own id; one resumed from a checkpoint written before ids stays without
+  // (its earlier epoch files have none, and every file is then taken, as before).
+  if (o.resume.empty()) st.run = run_id(st.config, o.epochs, o.save_every);
   Metadata run_meta = o.metadata;
-  run_meta["train.run"] = st.run;
+  if (!st.run.empty()) run_meta["train.run"] = st.run;
   std::vector<std::string> log_lines = log_path.empty() ? std::vector<std::string>{} : read_log(log_path, st.epoch);
   if (o.resume.empty()) log_lines.clear();
 
@@ -365,6 +376,7 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
   FitResult res;
   res.best_epoch = st.best_epoch;
   res.best_val_acc = st.best_val_acc;
+  res.run = o.out.empty() ? "" : st.run;
   Tensor stage, x, grad;
   std::vector<int> y, order;
   BackwardOptions bopt;
@@ -441,8 +453,10 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
     if (!o.out.empty()) {
       // Order matters for a crash in between: the checkpoint last, so it never claims an epoch
       // whose model files were not written.
-      save_model(model_path, g, run_meta);
-      if (best) save_model(best_path, g, run_meta);
+      Metadata model_meta = run_meta;  // its epoch: epoch files of later epochs are not its history
+      model_meta["train.epoch"] = std::to_string(epoch);
+      save_model(model_path, g, model_meta);
+      if (best) save_model(best_path, g, model_meta);
       if (o.save_every > 0 && epoch % o.save_every == 0) {
         // TracIn's rate for this checkpoint: the mean over the steps it stands for, those since the
         // previous saved model (the last step's alone is near 0 at the end of a cosine schedule).

@@ -75,6 +75,7 @@ struct DivergedError : std::runtime_error {
 
 struct FitResult {
   std::vector<EpochStats> history;  // this run's epochs (after a resume: only the new ones)
+  std::string run;                  // the run's id (train.run) in the files written; empty: none
   int best_epoch = 0;
   double best_val_acc = -1;
 };
@@ -111,8 +112,11 @@ void check_train_outputs(const std::string& out, int epochs, int save_every);
 // What an epoch's model file holds besides the run's metadata: train.epoch, train.lr, train.optimizer.
 Metadata epoch_metadata(const Metadata& run_meta, const FitOptions& o, int epoch, double lr);
 // MODEL.epochE.safetensors beside a model file, by epoch, of the run that wrote the model (train.run
-// in their metadata; a model without one takes every file). `skipped` counts other runs' files
-// (an earlier run with another seed or schedule under the same --out).
-std::vector<std::pair<int, std::string>> epoch_models(const std::string& model_path, int* skipped = nullptr);
+// in their metadata; a model without one takes every file) and not past the model's own epoch
+// (train.epoch). `skipped` counts the others (an earlier run under the same --out with another seed,
+// schedule or more epochs). None for a model that is not a regular file (a pipe).
+// `model_meta` is the model's own (read already: the model may have come through a pipe).
+std::vector<std::pair<int, std::string>> epoch_models(const std::string& model_path, const Metadata& model_meta,
+                                                      int* skipped = nullptr);
 
 }  // namespace gb

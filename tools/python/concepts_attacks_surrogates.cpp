@@ -441,7 +441,6 @@ py::dict attack_py(PyModel& pm, py::handle x_a, const std::string& method, py::h
   py::dict values, totals;
   for (auto& [k, v] : r.values) values[py::str(k)] = to_array(v);
   for (auto& [k, v] : r.totals) totals[py::str(k)] = v;
-  for (auto& [k, why] : r.notes) totals[py::str(k + "_note")] = why;  // why a NaN total is undefined
   py::array_t<bool> success(py::ssize_t(r.success.size()));
   for (size_t n = 0; n < r.success.size(); ++n) success.mutable_data()[n] = r.success[n] != 0;
   return py::dict(py::arg("adversarial") = to_array(r.adversarial), py::arg("label") = r.label, py::arg("target") = r.target,
@@ -450,7 +449,8 @@ py::dict attack_py(PyModel& pm, py::handle x_a, const std::string& method, py::h
                   py::arg("success_rate_initially_correct") = attacks::success_rate_initially_correct(r),
                   py::arg("initially_correct") = attacks::initially_correct_count(r), py::arg("l0") = to_array(r.l0),
                   py::arg("l2") = to_array(r.l2), py::arg("linf") = to_array(r.linf), py::arg("values") = values,
-                  py::arg("maps") = arrays_dict(r.maps), py::arg("totals") = totals);
+                  py::arg("maps") = arrays_dict(r.maps), py::arg("totals") = totals,
+                  py::arg("notes") = r.notes);  // why a NaN total is undefined, by its key
 }
 
 // ---- surrogates -----------------------------------------------------------------------------------

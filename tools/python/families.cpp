@@ -404,8 +404,9 @@ py::list train_py(PyModel& pm, py::handle data, int epochs, py::object progress,
     // changes the weights in place, and a half-trained model would lack its normalization.
     std::vector<Tensor> before;
     for (auto& [name, p] : pm.m.graph.named_params()) before.push_back(p->value.clone());
+    FitResult fitted;
     try {
-      fit(pm.m.graph, d, o);
+      fitted = fit(pm.m.graph, d, o);
     } catch (...) {
       size_t i = 0;
       for (auto& [name, p] : pm.m.graph.named_params()) p->value = before[i++];
@@ -415,6 +416,14 @@ py::list train_py(PyModel& pm, py::handle data, int epochs, py::object progress,
     // callback does, so save() (lock, then GIL) sees weights and metadata of the same model.
     py::gil_scoped_acquire gil;
     for (auto& [k, v] : o.metadata) pm.m.metadata[k] = v;
+    // The run these weights come from, as in the out= file (save() then writes it too); none when
+    // trained in memory only: the weights are no longer those of the run a loaded file named.
+    pm.m.metadata.erase("train.run");
+    pm.m.metadata.erase("train.epoch");
+    if (!fitted.run.empty() && !fitted.history.empty()) {
+      pm.m.metadata["train.run"] = fitted.run;
+      pm.m.metadata["train.epoch"] = std::to_string(fitted.history.back().epoch);
+    }
   }
   if (interrupted) {
     interrupted->restore();  // the KeyboardInterrupt, now that the model has its metadata

@@ -495,3 +495,14 @@ def test_train_settings_of_the_wrong_type_are_named(model):
                     (dict(lr="0.1"), r"train\(lr='0.1'\): expected a number")]:
         with pytest.raises(TypeError, match=msg):
             glassbox.train(model, (xs, ys), 1, **kw)
+
+
+def test_train_records_the_run_only_with_the_files_it_wrote(tmp_path):
+    m = glassbox.load(ARCH)
+    xs, ys = np.random.default_rng(3).random((8, 1, 16, 16), dtype=np.float32), [i % 5 for i in range(8)]
+    out = tmp_path / "m.safetensors"
+    glassbox.train(m, (xs, ys), 1, out=str(out))
+    run = m.info()["metadata"].get("train.run")
+    assert run and glassbox.load(str(out)).info()["metadata"]["train.run"] == run  # save() writes what out= did
+    glassbox.train(m, (xs, ys), 1)  # in memory: no longer that run's weights
+    assert "train.run" not in m.info()["metadata"]
