@@ -1068,7 +1068,8 @@ TEST_CASE("cli: evaluate lists its metrics; a small run writes metrics.json, met
            {"complexity", {"complexity"}},
            {"family:complexity", {"sparseness", "complexity", "effective-complexity"}},
            {"localisation", {}}}) {
-    CAPTURE(spec);
+    const std::string& metric_spec = spec;  // (clang's lambdas cannot capture a structured binding)
+    CAPTURE(metric_spec);
     r = glassbox(s, std::string("evaluate --model ") + kSmall + " --input " + (s / "x.npy") + " --target 1 --out " +
                         (s / "fam") + " --method saliency --metric " + spec);
     if (want.empty()) {  // the localisation family needs masks: all five named in the refusal
@@ -1255,7 +1256,8 @@ TEST_CASE("cli: refusals that used to crash, hang or overwrite an input") {
            {"--methods saliency --json " + (s / "adir"), "adir: is not a regular file"},
            {"--methods saliency --compare-torch --torch-script " + (s / "none.py"),
             "--torch-script " + (s / "none.py") + ": no such file"}}) {
-    CAPTURE(flags);
+    const std::string& bench_flags = flags;  // (clang's lambdas cannot capture a structured binding)
+    CAPTURE(bench_flags);
     r = glassbox(s, "bench --seconds 0.01 --no-regions " + flags);
     CHECK(r.status == 1);
     CHECK_MESSAGE(contains(r.err, words), r.err);
