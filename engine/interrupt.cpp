@@ -1,6 +1,9 @@
 #include "engine/interrupt.h"
 
+#include <algorithm>
 #include <chrono>
+
+#include "engine/threads.h"
 
 namespace gb {
 
@@ -29,6 +32,16 @@ void poll_interrupt() {
     c->stopped_ = c->stop_();
   }
   if (c->stopped_) throw Interrupted();
+}
+
+void parallel_polled(int parts, size_t n, const std::function<void(size_t)>& fn) {
+  const size_t T = size_t(std::max(1, parts));
+  for (size_t i0 = 0; i0 < n; i0 += T) {
+    poll_interrupt();
+    parallel(int(T), [&](int t) {
+      if (i0 + size_t(t) < n) fn(i0 + size_t(t));
+    });
+  }
 }
 
 }  // namespace gb

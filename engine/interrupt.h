@@ -5,6 +5,7 @@
 // other threads (a parallel() part's) is not polled: parallel() returns once every part has, and
 // the calling thread's next pass stops.
 #pragma once
+#include <cstddef>
 #include <functional>
 #include <stdexcept>
 
@@ -34,5 +35,10 @@ class InterruptCheck {
 
 // Throws Interrupted when this thread's check says stop; a no-op without one.
 void poll_interrupt();
+
+// fn(0), ..., fn(n - 1) on `parts` threads, in rounds of `parts` with a poll between rounds: for
+// work without forward passes, whose other threads would otherwise finish their whole share after
+// the calling thread's check said stop.
+void parallel_polled(int parts, size_t n, const std::function<void(size_t)>& fn);
 
 }  // namespace gb

@@ -183,8 +183,6 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
 
 namespace {
 
-// read_safetensors; a data section the offsets do not cover exactly is described in *coverage
-// rather than thrown, so that load_model can first name a tensor the architecture misses.
 // The 8-byte length and the JSON header of a safetensors stream, or null where they are not one (a
 // header is at most 100 MB, the format's limit).
 static std::optional<json> read_header(std::istream& in, std::string& bytes) {
@@ -201,7 +199,6 @@ static std::optional<json> read_header(std::istream& in, std::string& bytes) {
   if (!h.is_object()) return std::nullopt;
   return h;
 }
-
 
 // A file's bytes. A stream (a pipe, a device) has no size: its header is read first, then the data
 // section it describes and at most one byte more (for the trailing-data check), so an endless
@@ -227,6 +224,8 @@ static std::string read_safetensors_bytes(const std::string& path) {
   return bytes + data;
 }
 
+// read_safetensors; a data section the offsets do not cover exactly is described in *coverage
+// rather than thrown, so that load_model can first name a tensor the architecture misses.
 TensorFile read_tensors(const std::string& path, std::string* coverage) {
   std::string bytes = read_safetensors_bytes(path);
   if (bytes.size() < 8) fail(path, "truncated: " + std::to_string(bytes.size()) + " bytes, no safetensors header");

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <numeric>
 #include <sstream>
 
@@ -226,7 +227,7 @@ void check_train_outputs(const std::string& out, int epochs, int save_every) {
   if (std::filesystem::exists(log, ec)) {
     bool ours = std::filesystem::is_regular_file(log, ec);
     if (ours) {
-      std::istringstream in(read_file(log));
+      std::ifstream in(log);  // its first line only: a long log need not be read
       std::string first;
       if (std::getline(in, first)) {
         const json j = json::parse(first, nullptr, false);

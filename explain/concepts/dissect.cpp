@@ -195,12 +195,7 @@ DissectResult dissect(Graph& g, const DissectRequest& q, const Params& params, c
     const int U = a.dim(1);
     d.units.resize(U);
     const int T = std::max(1, std::min(threads(), U));
-    for (int k0 = 0; k0 < U; k0 += T) {  // a round of T units, then a poll: counts have no forward passes
-      poll_interrupt();
-      parallel(T, [&](int t) {
-        if (k0 + t < U) d.units[k0 + t] = dissect_unit(a, k0 + t, s, label_area, o);
-      });
-    }
+    parallel_polled(T, size_t(U), [&](size_t k) { d.units[k] = dissect_unit(a, int(k), s, label_area, o); });
     if (q.progress) q.progress("units of " + d.layer, U, U);
     d.detectors_by_category.assign(s.categories.size(), 0);
     std::set<int> unique;

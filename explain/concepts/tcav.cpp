@@ -119,18 +119,11 @@ struct CavJob {
 
 void train_jobs(std::vector<CavJob>& jobs, const CavOptions& base) {
   const int T = std::max(1, std::min(threads(), int(jobs.size())));
-  // Independent fits, each with its own seed, in rounds of T with a poll between rounds: the check
-  // for Ctrl-C lives on the calling thread, and the other threads would finish their whole share.
-  for (size_t j0 = 0; j0 < jobs.size(); j0 += size_t(T)) {
-    poll_interrupt();
-    parallel(T, [&](int t) {
-      const size_t j = j0 + size_t(t);
-      if (j >= jobs.size()) return;
-      CavOptions o = base;
-      o.sgd.seed = jobs[j].seed;
-      jobs[j].cav = train_cav(jobs[j].positive, jobs[j].negative, o);
-    });
-  }
+  parallel_polled(T, jobs.size(), [&](size_t j) {  // independent fits, each with its own seed
+    CavOptions o = base;
+    o.sgd.seed = jobs[j].seed;
+    jobs[j].cav = train_cav(jobs[j].positive, jobs[j].negative, o);
+  });
 }
 
 // Scores of column m of S ([N, M]).
