@@ -233,11 +233,17 @@ void register_exceptions(py::module_&) {
     } catch (const std::out_of_range& e) {
       set_error(PyExc_ValueError, e);
     } catch (const DataError& e) {
-      // Readers name the file first; a missing one is FileNotFoundError, a malformed one ValueError.
+      // Readers name the file first; a missing one is FileNotFoundError, a folder where a file
+      // belongs IsADirectoryError (as for models), a file where a folder belongs
+      // NotADirectoryError, a malformed one ValueError.
       const std::string msg = e.what();
-      const bool missing = msg.find("No such file") != std::string::npos || msg.find("cannot open") != std::string::npos ||
-                           msg.find("not found") != std::string::npos || msg.find("not installed") != std::string::npos;
-      set_error(missing ? PyExc_FileNotFoundError : PyExc_ValueError, e);
+      auto has = [&](const char* s) { return msg.find(s) != std::string::npos; };
+      const bool missing = has("No such file") || has("cannot open") || has("not found") || has("not installed");
+      PyObject* type = missing                                                  ? PyExc_FileNotFoundError
+                       : has("is a folder, not") || has("is a directory, expected") ? PyExc_IsADirectoryError
+                       : has("is not a directory")                                ? PyExc_NotADirectoryError
+                                                                                  : PyExc_ValueError;
+      set_error(type, e);
     } catch (const std::invalid_argument& e) {
       set_error(PyExc_ValueError, e);
     } catch (const std::domain_error& e) {

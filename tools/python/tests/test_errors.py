@@ -344,8 +344,12 @@ def test_images_without_pixels_and_bad_heatmap_settings(tmp_path):
         glassbox.grid([[np.zeros((4, 0, 3), np.uint8)]])
     with pytest.raises(ValueError, match="rgb: 0x5 pixels"):
         glassbox.write_png(tmp_path / "o.png", np.zeros((0, 5), np.uint8))
-    with pytest.raises(ValueError, match="is a folder, not a file"):  # was FileNotFoundError "not found"
+    # A folder where a file belongs is IsADirectoryError, as for models and PNGs (it was ValueError).
+    with pytest.raises(IsADirectoryError, match="is a folder, not a file"):
         glassbox.datasets.load(f"npy:{tmp_path},{tmp_path / 'y.npy'}")
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(NotADirectoryError, match="file is not a directory"):
+        glassbox.datasets.load(f"images:{tmp_path / 'file'}")
     (tmp_path / "folder.png").mkdir()
     with pytest.raises(IsADirectoryError, match="folder.png: is not a regular file"):  # as save() says it
         glassbox.write_png(tmp_path / "folder.png", np.zeros((4, 5, 3), np.uint8))
