@@ -207,7 +207,7 @@ TEST_CASE("cli: influence and prototypes write their outputs; bad requests name 
   for (const char* f : {"knn_scores.npy", "influence_scores.npy", "tracin_scores.npy", "representer_scores.npy",
                         "representer_alpha.npy", "summary.json"})
     CHECK_MESSAGE(fs::exists(s / ("out/" + std::string(f))), f);
-  const std::string summary = read_file(s / "out/summary.json");
+  const std::string summary = read_file(s / "out/summary.json"), knn_scores = read_file(s / "out/knn_scores.npy");
   CHECK(contains(summary, "m.epoch1.safetensors"));  // TracIn found the epoch files beside the model
   CHECK(contains(summary, "m.epoch2.safetensors"));
   CHECK_FALSE(contains(summary, "epoch3"));
@@ -264,6 +264,9 @@ TEST_CASE("cli: influence and prototypes write their outputs; bad requests name 
       {base + "--method influence --param damping=-1" + out, "damping must be >= 0"},
       {base + "--method influence --param lissa_depth=0" + out, "lissa_depth=0 outside [1, 1000000]"},
       {base + "--method influence --param damping=nan" + out, "damping=nan is not"},
+      // knn (first) succeeds on other inputs; its files must not be rewritten when influence fails.
+      {"influence --model " + m + " --data toy:xor --index 3:6 --method knn,influence --param solver=bogus" + out,
+       "solver=bogus"},
       {base + "--method representer --param lambda=0" + out, "lambda must be > 0"},
       {base + "--method knn --target 7" + out, "--target '7'"},
       {base + "--method knn --top 0" + out, "--top"},
@@ -290,6 +293,7 @@ TEST_CASE("cli: influence and prototypes write their outputs; bad requests name 
     CHECK_MESSAGE(contains(r.err, c.expect), r.err);
   }
   CHECK(read_file(s / "out/summary.json") == summary);  // failed runs leave earlier outputs as they were
+  CHECK(read_file(s / "out/knn_scores.npy") == knn_scores);
   r = glassbox(s, "prototypes --data toy:xor --prototypes 3 --criticisms 2 --out " + (s / "proto"));
   REQUIRE_MESSAGE(r.status == 0, r.err);
   CHECK(contains(read_file(s / "proto/prototypes.json"), "\"criticisms\""));

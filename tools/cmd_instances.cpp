@@ -196,13 +196,28 @@ void write_pert(const Run& r, const std::string& m, const inst::Scores& s, const
   write_image(path, explain::grid(cells, cols, caps, w, h + 30));
 }
 
-// One method over the test inputs: scores, grid, extra arrays and the summary entries.
-void run_instance_method(const Run& r, const std::string& m, const explain::Params& params, const inst::Context& ctx,
-                json& summary) {
-  inst::Examples tests{r.tests.x, targets_for(r, m)};
+// One method's scores (over the test inputs, or self-influence) and how long they took.
+struct MethodRun {
+  std::string method;
+  explain::Params params;
+  inst::Scores s;
+  double secs = 0;
+};
+
+MethodRun compute_method(const Run& r, const std::string& m, const explain::Params& params, const inst::Context& ctx) {
   const auto t0 = std::chrono::steady_clock::now();
-  const inst::Scores s = inst::explain(r.model.graph, r.train, tests, m, params, ctx);
-  const double secs = seconds_since(t0);
+  inst::Scores s = r.a.self ? inst::self_influence(r.model.graph, r.train, m, params, ctx)
+                            : inst::explain(r.model.graph, r.train, {r.tests.x, targets_for(r, m)}, m, params, ctx);
+  return {m, params, std::move(s), seconds_since(t0)};
+}
+
+// One method over the test inputs: scores, grid, extra arrays and the summary entries.
+void write_instance_method(const Run& r, const MethodRun& run, json& summary) {
+  const std::string& m = run.method;
+  const explain::Params& params = run.params;
+  const inst::Scores& s = run.s;
+  const double secs = run.secs;
+  const inst::Examples tests{r.tests.x, targets_for(r, m)};
   const int M = tests.size(), N = r.train.size(), k = std::min(r.a.top, N / 2);
   write_npy(r.a.out + "/" + m + "_scores.npy", s.scores);
   json arrays = json::object();
@@ -258,10 +273,11 @@ void run_instance_method(const Run& r, const std::string& m, const explain::Para
 }
 
 // Self-influence of every training point: scores, a grid of the highest, the summary entries.
-void run_self(const Run& r, const std::string& m, const explain::Params& params, const inst::Context& ctx, json& summary) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const inst::Scores s = inst::self_influence(r.model.graph, r.train, m, params, ctx);
-  const double secs = seconds_since(t0);
+void write_self(const Run& r, const MethodRun& run, json& summary) {
+  const std::string& m = run.method;
+  const explain::Params& params = run.params;
+  const inst::Scores& s = run.s;
+  const double secs = run.secs;
   const int N = r.train.size(), k = std::min(r.a.top * 4, N), per_row = std::max(1, r.a.top);
   write_npy(r.a.out + "/" + m + "_self_influence.npy", s.scores);
   const std::vector<int> best = ranked(s.scores.data(), N, k, true);
@@ -288,13 +304,24 @@ void run_self(const Run& r, const std::string& m, const explain::Params& params,
 }
 
 // Koh & Liang's Fig. 2 on the last layer: predicted against actual leave-one-out changes of the test
-// loss, as a scatter plot (loo.png, loo.svg) and in the summary.
-void run_loo(const Run& r, const explain::Params& params, const inst::Context& ctx, json& summary) {
+// loss.
+struct LooRun {
   double damping = 0.01;  // influence's default
-  if (auto it = params.find("damping"); it != params.end() && !parse_number(it->second, damping))
+  std::vector<inst::LeaveOneOut> loo;
+};
+
+LooRun compute_loo(const Run& r, const explain::Params& params, const inst::Context& ctx) {
+  LooRun out;
+  if (auto it = params.find("damping"); it != params.end() && !parse_number(it->second, out.damping))
     throw std::invalid_argument("--param damping=" + it->second + " is not a number");
   const inst::Examples tests{r.tests.x, targets_for(r, "influence")};
-  const std::vector<inst::LeaveOneOut> loo = inst::leave_one_out(r.model.graph, r.train, tests, damping, r.a.loo, ctx);
+  out.loo = inst::leave_one_out(r.model.graph, r.train, tests, out.damping, r.a.loo, ctx);
+  return out;
+}
+
+// The leave-one-out check as a scatter plot (loo.png, loo.svg) and in the summary.
+void write_loo(const Run& r, const LooRun& run, json& summary) {
+  const std::vector<inst::LeaveOneOut>& loo = run.loo;
   std::vector<explain::Series> series;
   json entries = json::array();
   for (size_t t = 0; t < loo.size(); ++t) {
@@ -305,7 +332,7 @@ void run_loo(const Run& r, const explain::Params& params, const inst::Context& c
                        {"actual", loo[t].actual}, {"pearson", loo[t].pearson}});
     std::printf("leave-one-out %-20s Pearson r = %.4f over %d refits\n", r.tests.names[t].c_str(), loo[t].pearson, r.a.loo);
   }
-  summary["leave_one_out"] = {{"damping", damping}, {"tests", entries}};
+  summary["leave_one_out"] = {{"damping", run.damping}, {"tests", entries}};
   explain::PlotOptions o;
   o.kind = explain::PlotKind::scatter;
   o.title = "Leave-one-out, last layer (Koh & Liang Fig. 2)";
@@ -382,6 +409,16 @@ void run_influence(const InfluenceArgs& a) {
   if (std::count(methods.begin(), methods.end(), "tracin")) checkpoints = load_checkpoints(a, model);
   inst::Context ctx{&checkpoints, a.batch, stage_progress()};
 
+  // Every method runs before anything is written: a method that fails (a bad value, a solver that
+  // diverges) leaves --out as it was, not half rewritten beside an older summary.json.
+  std::vector<MethodRun> runs;
+  for (size_t m = 0; m < methods.size(); ++m) {
+    std::fprintf(stderr, "%s over %d training points\n", methods[m].c_str(), train.size());
+    runs.push_back(compute_method(r, methods[m], params[m], ctx));
+  }
+  LooRun loo;
+  if (a.loo > 0) loo = compute_loo(r, params[influence - methods.begin()], ctx);
+
   make_out_dir(a.out);
   json summary = {{"model", a.model}, {"data", a.data}, {"training_points", train.size()}, {"methods", json::object()}};
   if (!checkpoints.empty()) {
@@ -398,14 +435,8 @@ void run_influence(const InfluenceArgs& a) {
                                   {"predicted_class", r.classes[pred]}, {"methods", json::object()}});
     }
   }
-  for (size_t m = 0; m < methods.size(); ++m) {
-    std::fprintf(stderr, "%s over %d training points\n", methods[m].c_str(), train.size());
-    if (a.self)
-      run_self(r, methods[m], params[m], ctx, summary);
-    else
-      run_instance_method(r, methods[m], params[m], ctx, summary);
-  }
-  if (a.loo > 0) run_loo(r, params[influence - methods.begin()], ctx, summary);
+  for (const MethodRun& run : runs) a.self ? write_self(r, run, summary) : write_instance_method(r, run, summary);
+  if (a.loo > 0) write_loo(r, loo, summary);
   atomic_write(a.out + "/summary.json", summary.dump(2) + "\n");
   std::printf("wrote scores, %ssummary.json to %s\n", images ? "grids, " : "", a.out.c_str());
 }
