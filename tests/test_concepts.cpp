@@ -645,6 +645,28 @@ TEST_CASE("probe: probes never see test data in training; gap equals a probe aft
   CHECK_FALSE(std::equal(a.layers[0].weight.data(), a.layers[0].weight.data() + a.layers[0].weight.size(), d.layers[0].weight.data()));
 }
 
+TEST_CASE("probe: features constant over the training split are dropped, not learnt from rounding") {
+  // Every training row is the same image: no feature varies, so every probe can only learn the
+  // class frequencies in its bias. Batches of 7 and the statistics pass's batches of 64 see the
+  // layers' activations at other batch positions, where the last bits can differ.
+  Tensor one, xt;
+  std::vector<int> unused, yt;
+  blobs(1, 3, 8, one, unused);
+  blobs(60, 3, 9, xt, yt);
+  Tensor x(Shape{90, 1, 6, 6});
+  std::vector<int> y(90);
+  for (int i = 0; i < 90; ++i) std::copy(one.data(), one.data() + 36, x.data() + size_t(i) * 36), y[i] = i % 3 == 0 ? 0 : 1 + i % 2;
+  Graph g = arch("input(1,6,6) conv(3,k=3,p=1) relu flatten dense(8) relu dense(3)", 4);
+  const std::vector<int> layers = {-1, g.at("relu1"), g.at("dense1"), g.at("relu2"), g.at("dense2")};
+  const ProbeResult r = probe(g, {x, xt, y, yt, 3, layers, {}}, {{"epochs", "3"}, {"batch", "7"}});
+  for (const LayerProbe& p : r.layers) {
+    INFO(p.layer);
+    CHECK(std::all_of(p.weight.data(), p.weight.data() + p.weight.size(), [](float w) { return w == 0; }));
+    CHECK(std::all_of(p.scale.data(), p.scale.data() + p.scale.size(), [](float v) { return v == 1; }));
+    CHECK(p.test_accuracy == r.layers[0].test_accuracy);  // the bias alone decides, as for the input
+  }
+}
+
 TEST_CASE("probe: declared parameters, bad labels, shapes and values are refused") {
   Tensor x, xt;
   std::vector<int> y, yt;

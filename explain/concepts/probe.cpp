@@ -223,7 +223,9 @@ std::vector<Probe> make_probes(const Graph& g, const std::vector<int>& layers, i
 }
 
 // The mean and standard deviation per feature over the training split (at most kStatisticsRows
-// rows, evenly spaced: they only set the scale); a constant feature keeps scale 1.
+// rows, evenly spaced: they only set the scale). A feature constant over them is dropped (scale
+// 0): it carries nothing a linear probe can use beyond its bias, and with scale 1 the last bits in
+// which a batch's activations differ from these statistics' would be learnt as signal.
 constexpr int kStatisticsRows = 10000;
 void feature_statistics(Graph& g, const ProbeRequest& q, std::vector<Probe>& probes, int batch, Tensor& xb) {
   const int total = q.train_x.batch(), N = std::min(total, kStatisticsRows);
@@ -247,7 +249,7 @@ void feature_statistics(Graph& g, const ProbeRequest& q, std::vector<Probe>& pro
     for (int j = 0; j < p.F; ++j) {
       const double m = p.sum[j] / N, var = std::max(0.0, p.sumsq[j] / N - m * m);
       p.mean[j] = float(m);
-      p.inv_scale[j] = var > 1e-12 * (1 + m * m) ? float(1 / std::sqrt(var)) : 1.f;
+      p.inv_scale[j] = var > 1e-12 * (1 + m * m) ? float(1 / std::sqrt(var)) : 0.f;
     }
   }
 }
@@ -325,7 +327,8 @@ ProbeResult probe(Graph& g, const ProbeRequest& q, const Params& params, const s
     lp.bias = p.b;
     lp.mean = Tensor::from(Shape{p.F}, p.mean);
     std::vector<float> scale(p.F);
-    for (int j = 0; j < p.F; ++j) scale[j] = 1 / p.inv_scale[j];
+    // A dropped (constant) feature's weights stay 0, so any scale reproduces the logits; 1 is reported.
+    for (int j = 0; j < p.F; ++j) scale[j] = p.inv_scale[j] > 0 ? 1 / p.inv_scale[j] : 1;
     lp.scale = Tensor::from(Shape{p.F}, scale);
     r.layers.push_back(std::move(lp));
   }

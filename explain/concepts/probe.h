@@ -5,7 +5,8 @@
 //
 // Features are standardized by the training split's per-feature mean and standard deviation (one
 // pass over up to 10,000 evenly spaced training rows before training), so every layer's probe
-// trains with the same step size whatever its scale. Each probe minimizes the mean cross-entropy
+// trains with the same step size whatever its scale; a feature constant over those rows is dropped
+// (its weights stay 0; its scale is reported as 1). Each probe minimizes the mean cross-entropy
 // (+ l2/2 ‖W‖²) with Adam (PyTorch's torch.optim.Adam, bias-corrected) and a cosine learning-rate
 // schedule (CosineAnnealingLR over all steps, to 0), from zero weights, over mini-batches in a seeded
 // order shared by every layer: epoch e visits the training rows in the Fisher-Yates order of
