@@ -279,6 +279,7 @@ TEST_CASE("cli: influence and prototypes write their outputs; bad requests name 
       {"influence --model toy2d --data toy:xor --method tracin" + out, "--save-every"},
       {"influence --model " + m + " --method knn" + out, "--data is required"},
       {"influence --model " + m + " --data toy:xor --index 9999 --method knn" + out, "--index 9999"},
+      {base + "--method knn --train-limit 1" + out, "the training set holds 1 point(s); influence ranks at least 2"},
       {"prototypes --data toy:xor --class 5" + out, "--class '5'"},
       {"prototypes --data toy:xor --prototypes 900 --criticisms 200" + out, "900 prototypes and 200 criticisms"},
       {"prototypes --data toy:xor --model toy2d --param layer=nosuch" + out, "no layer named 'nosuch'"},

@@ -1015,6 +1015,7 @@ TEST_CASE("cli: glassbox concepts writes its outputs from every kind of concept 
   // Bad requests: each names its flag, parameter or file, and leaves the earlier outputs as they were.
   fs::create_directories(s / "empty");
   std::ofstream(s / "bad.npy") << "garbage";
+  write_npy(s / "big.npy", Tensor(Shape{4, 1, 28, 28}, 2.f));  // 0..255 or normalized values as float
   const std::string before = slurp(s / "out/summary.json");
   const std::string out = " --out " + (s / "out");
   struct Case {
@@ -1027,6 +1028,7 @@ TEST_CASE("cli: glassbox concepts writes its outputs from every kind of concept 
       {base + "--concept a=images:" + (s / "nosuch") + out, "is not a folder"},
       {base + "--concept a=npy:" + (s / "bad.npy") + out, "--concept a: " + (s / "bad.npy")},
       {base + "--concept a=npy:" + (s / "nosuch.npy") + out, "nosuch.npy"},
+      {base + "--concept a=npy:" + (s / "big.npy") + out, "big.npy: element 0 is 2; pixels are in [0, 1]"},
       {base + "--concept a=nosuch:x" + out, "expected pattern:KIND"},
       {base + "--concept a" + out, "expected NAME=SPEC"},
       {base + "--concept random=pattern:dots" + out, "not 'random'"},
@@ -1406,7 +1408,7 @@ TEST_CASE("ace: the registry, its parameters (TCAV's passed on) and every refusa
   q.random_pool = square_images(30, false, 3).x;
   q.target = Target({1});
   q.layer = g.at("relu1");
-  const Params small = {{"n_segments", "6"}, {"n_clusters", "2"}, {"n_init", "1"}, {"min_imgs", "0"}, {"runs", "2"},
+  const Params small = {{"n_segments", "6"}, {"n_clusters", "2"}, {"n_init", "1"}, {"min_imgs", "1"}, {"runs", "2"},
                         {"random_size", "5"}};
   CHECK_NOTHROW(ace(g, q, small));  // reads exactly its declared keys (done() would throw otherwise)
   auto with = [&](const std::string& k, const std::string& v) {
@@ -1423,6 +1425,8 @@ TEST_CASE("ace: the registry, its parameters (TCAV's passed on) and every refusa
   CHECK(throws_with([&] { ace(g, q, with("test", "welch")); }, "known: paired, independent"));
   CHECK(throws_with([&] { ace(g, q, with("channel_mean", "maybe")); }, "channel_mean=maybe"));
   CHECK(throws_with([&] { ace(g, q, with("runs", "1")); }, "runs=1 outside [2, 500]"));
+  // A one-patch cluster cannot be a concept (TCAV needs 2 examples); 0 let one through.
+  CHECK(throws_with([&] { ace(g, q, with("min_imgs", "0")); }, "min_imgs=0 outside [1, 10000]"));
   CHECK(throws_with([&] { ace(g, q, with("random_size", "50")); }, "random pool has 30 examples"));
   CHECK(throws_with([&] { validate_params("ace", {{"fill", "2"}}); }, "fill=2"));
   AceRequest bad = q;

@@ -216,6 +216,13 @@ Tensor read_npy_images(const std::string& path, const Model& m, int n, const std
     throw ShapeError(what + ": " + path + " holds " + t.shape().str() + ", expected [N," + in.str().substr(1));
   for (size_t i = 0; i < t.size(); ++i)
     if (!std::isfinite(t[i])) throw std::invalid_argument(what + ": " + path + ": not finite at element " + std::to_string(i));
+  // Images are pixels, which the model's normalization then maps: an int32 array of 0..255 or
+  // normalized floats would be taken as pixels far outside the range the model was trained on.
+  if (in.rank == 3)
+    for (size_t i = 0; i < t.size(); ++i)
+      if (!(t[i] >= -1e-6f && t[i] <= 1 + 1e-6f))
+        throw std::invalid_argument(what + ": " + path + ": element " + std::to_string(i) + " is " + explain::exact_text(t[i]) +
+                                    "; pixels are in [0, 1] (uint8 arrays are divided by 255, other types are not)");
   if (n > 0 && t.batch() > n) t = t.slice(0, n).clone();
   return t;
 }

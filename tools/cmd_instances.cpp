@@ -397,6 +397,9 @@ void run_influence(const InfluenceArgs& a) {
   Model model = open_model(a.model);
   Dataset raw;
   const inst::Examples train = training_set(model, a.data, a.train_limit, raw);
+  if (train.size() < 2)  // one point has nothing to be ranked against
+    throw std::invalid_argument("--data " + a.data + ": the training set holds " + std::to_string(train.size()) +
+                                " point(s); influence ranks at least 2");
   if (a.loo > train.size())
     throw std::invalid_argument("--loo " + std::to_string(a.loo) + ": the training set holds only " +
                                 std::to_string(train.size()) + " points");

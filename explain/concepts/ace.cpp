@@ -54,7 +54,7 @@ void add_ace_methods(std::vector<Method>& registry) {
       {"kmeans_max_iter", "300", "Lloyd iterations per restart, 1..10000"},
       {"kmeans_tol", "0.0001", "stop when the centres move by less than this x the mean feature variance, [0, 1]"},
       {"max_imgs", "40", "examples per concept (nearest its centre), 2..10000"},
-      {"min_imgs", "20", "clusters need more than this many patches, 0..10000"},
+      {"min_imgs", "20", "clusters need more than this many patches, 1..10000 (TCAV needs 2 examples)"},
       {"test", "paired", "paired (ttest_rel over the shared random sets, ace.py) or independent (ttest_ind, tcav)"},
   };
   const auto tcav = std::find_if(registry.begin(), registry.end(), [](const Method& m) { return m.info.name == "tcav"; });
@@ -115,7 +115,7 @@ AceOptions read_ace_options(ParamReader& r) {
   o.kmeans.max_iter = read_int(r, "kmeans_max_iter", 1, 10000);
   o.kmeans.tol = read_number(r, "kmeans_tol", 0, 1);
   o.max_imgs = read_int(r, "max_imgs", 2, 10000);
-  o.min_imgs = read_int(r, "min_imgs", 0, 10000);
+  o.min_imgs = read_int(r, "min_imgs", 1, 10000);
   o.paired = read_choice(r, "test", {"paired", "independent"}) == "paired";
   const std::set<std::string> own = {"n_segments", "compactness", "fill", "min_area", "max_jaccard", "channel_mean",
                                      "n_clusters", "n_init", "kmeans_max_iter", "kmeans_tol", "max_imgs", "min_imgs", "test"};

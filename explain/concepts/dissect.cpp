@@ -42,7 +42,7 @@ void add_dissect_methods(std::vector<Method>& registry) {
       {{"netdissect",
         "Network Dissection: per conv unit, the IoU of its top-quantile activation region (upsampled to the image) "
         "with every concept's pixel masks over a segmentation set; the best concept, detectors above a cut",
-        {{"quantile", "0.005", "P(a_k > T_k): the fraction of a unit's activations above its threshold, (0, 0.5]"},
+        {{"quantile", "0.005", "P(a_k > T_k): the fraction of a unit's activations above its threshold, 1e-6..0.5"},
          {"iou_threshold", "0.04", "a unit is a detector of its best concept when IoU > this (the paper's 0.04), [0, 1]"},
          {"top", "8", "images kept per unit, by its largest activation (figures), 1..100"},
          {"batch", "256", "images per forward pass, 1..65536"}},

@@ -118,7 +118,8 @@ double median_heuristic_gamma(const Tensor& f, uint64_t seed) {
   if (sq.empty()) return 1.0;
   std::nth_element(sq.begin(), sq.begin() + sq.size() / 2, sq.end());
   const double median = sq[sq.size() / 2];
-  if (!(median > 0)) throw std::invalid_argument("mmd-critic: the points are all the same; the median heuristic has no scale");
+  if (!(median > 0)) throw std::invalid_argument("mmd-critic: half or more of the pairs of points are identical, so the median heuristic "
+                                "gives no kernel width; set one with --param gamma=NUMBER");
   return 1.0 / (2.0 * median);
 }
 
