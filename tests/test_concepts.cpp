@@ -84,6 +84,8 @@ TEST_CASE("tcav's random sets are disjoint when the pool is large enough, else d
     for (int r : set) CHECK((r >= 0 && r < 50));
   }
   CHECK_THROWS_WITH(draw_random_sets(10, 2, 20, 3), doctest::Contains("random pool has 10 examples"));
+  CHECK_THROWS_WITH(draw_random_sets(20, 2, 20, 3), doctest::Contains("every random set would be the whole pool"));
+  CHECK(draw_random_sets(21, 2, 20, 3).size() == 2);
 }
 
 TEST_CASE("patterns: stripes, checkerboard and solid follow their definitions at any size and channel count") {

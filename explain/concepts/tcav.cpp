@@ -203,6 +203,10 @@ std::vector<std::vector<int>> draw_random_sets(int pool, int sets, int size, uin
   if (pool < size)
     throw std::invalid_argument("tcav: the random pool has " + std::to_string(pool) + " examples, random_size is " +
                                 std::to_string(size));
+  if (pool == size && sets > 1)  // the random CAVs would separate a set from itself
+    throw std::invalid_argument("tcav: the random pool has exactly random_size=" + std::to_string(size) +
+                                " examples, so every random set would be the whole pool; give a larger pool or a "
+                                "smaller random_size");
   std::vector<std::vector<int>> out(sets);
   std::vector<int> idx(pool);
   // idx's first `count` entries become a uniform draw without replacement (partial Fisher-Yates).
