@@ -57,9 +57,13 @@ void add_dissect_methods(std::vector<Method>& registry) {
 void check_segmentation(const SegmentationSet& s) {
   if (s.x.rank() != 4 || s.size() == 0) throw std::invalid_argument("segmentation set: images must be [N, C, H, W], N > 0");
   if (s.categories.empty() || s.concepts.empty()) throw std::invalid_argument("segmentation set: no concepts");
-  for (const SegConcept& c : s.concepts)
+  std::set<std::string> names;  // a unit's label is a concept's name: two alike could not be told apart
+  for (const SegConcept& c : s.concepts) {
     if (c.category < 0 || c.category >= int(s.categories.size()))
       throw std::invalid_argument("segmentation set: concept '" + c.name + "' has no category");
+    if (c.name.empty()) throw std::invalid_argument("segmentation set: a concept without a name");
+    if (!names.insert(c.name).second) throw std::invalid_argument("segmentation set: concept '" + c.name + "' given twice");
+  }
   const size_t HW = size_t(s.height()) * s.width();
   if (s.masks.size() != size_t(s.size()) * s.concepts.size() * HW)
     throw std::invalid_argument("segmentation set: " + std::to_string(s.masks.size()) + " mask pixels, expected " +

@@ -47,7 +47,12 @@ std::vector<int> layers_arg(const Graph& g, py::handle layers, const std::string
       p = q + 1;
     }
   } else {
-    names = layers.cast<std::vector<std::string>>();
+    try {
+      names = layers.cast<std::vector<std::string>>();
+    } catch (const py::cast_error&) {
+      throw py::type_error(what + ": expected layer names (a list of str or one comma-separated str), got " +
+                           std::string(py::str(layers)));
+    }
   }
   if (names.empty()) throw py::value_error(what + ": no layer given");
   std::vector<int> out;
@@ -64,24 +69,6 @@ std::vector<int> layers_arg(const Graph& g, py::handle layers, const std::string
     }
     out.push_back(node);
   }
-  return out;
-}
-
-// n class numbers; `lowest` is 0, or -1 where -1 means "unknown" (an attack's labels).
-std::vector<int> labels_arg(py::handle y, int n, const std::string& what, int lowest = 0) {
-  std::vector<int> out;
-  try {
-    out = y.cast<std::vector<int>>();
-  } catch (const py::cast_error&) {  // pybind11's "Unable to cast Python instance..." named nothing
-    throw py::type_error(what + ": expected a list or 1-D array of class numbers (ints that fit 32 bits), got " +
-                         std::string(py::str(py::type::of(y))));
-  }
-  if (int(out.size()) != n)
-    throw py::value_error(what + ": " + std::to_string(out.size()) + " labels for " + std::to_string(n) + " inputs");
-  for (int v : out)
-    if (v < lowest)
-      throw py::value_error(what + ": label " + std::to_string(v) + "; classes are 0 or more" +
-                            (lowest < 0 ? " (-1: unknown)" : ""));
   return out;
 }
 

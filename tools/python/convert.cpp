@@ -80,6 +80,27 @@ py::array_t<double> to_array(const std::vector<double>& v) {
   return out;
 }
 
+std::vector<int> labels_arg(py::handle y, int n, const std::string& what, int lowest) {
+  // A column of labels ([N, 1]) cast row by row into ints would be taken silently.
+  if (py::isinstance<py::array>(y) && py::cast<py::array>(y).ndim() != 1)
+    throw py::value_error(what + ": labels must be 1-D, got an array of " + std::to_string(py::cast<py::array>(y).ndim()) +
+                          " dimensions");
+  std::vector<int> out;
+  try {
+    out = y.cast<std::vector<int>>();
+  } catch (const py::cast_error&) {  // pybind11's "Unable to cast Python instance..." named nothing
+    throw py::type_error(what + ": expected a list or 1-D array of class numbers (ints that fit 32 bits), got " +
+                         std::string(py::str(py::type::of(y))));
+  }
+  if (int(out.size()) != n)
+    throw py::value_error(what + ": " + std::to_string(out.size()) + " labels for " + std::to_string(n) + " inputs");
+  for (int v : out)
+    if (v < lowest)
+      throw py::value_error(what + ": label " + std::to_string(v) + "; classes are 0 or more" +
+                            (lowest < 0 ? " (-1: unknown)" : ""));
+  return out;
+}
+
 std::string path_arg(py::handle p) {
   std::string path;
   if (py::isinstance<py::str>(p)) {

@@ -91,6 +91,10 @@ Tensor any_tensor_arg(py::handle a, const std::string& arg);
 py::array to_array(const Tensor& t);
 py::array_t<double> to_array(const std::vector<double>& v);
 
+// n class numbers (a list or 1-D array of ints that fit 32 bits); `lowest` is 0, or -1 where -1
+// means "unknown" (an attack's labels). Other types: TypeError naming `what`.
+std::vector<int> labels_arg(py::handle y, int n, const std::string& what, int lowest = 0);
+
 // A path argument: str or os.PathLike.
 std::string path_arg(py::handle p);
 

@@ -178,10 +178,9 @@ py::dict evaluate_py(PyModel& pm, py::handle x_arg, py::handle target, const std
 inst::Examples examples_arg(const PyModel& pm, py::handle pair, const std::string& arg) {
   py::tuple t = py::cast<py::tuple>(pair);
   if (t.size() != 2) throw py::value_error(arg + ": expected (x, y), inputs in the model's input space and classes");
-  inst::Examples e{tensor_arg(t[0], pm.m.graph.input_shape(), arg + "[0]"), t[1].cast<std::vector<int>>()};
-  if (int(e.y.size()) != e.x.batch())
-    throw py::value_error(arg + ": " + std::to_string(e.y.size()) + " labels for " + std::to_string(e.x.batch()) + " inputs");
-  return e;
+  Tensor x = tensor_arg(t[0], pm.m.graph.input_shape(), arg + "[0]");
+  std::vector<int> y = labels_arg(t[1], x.batch(), arg + "[1]");
+  return {std::move(x), std::move(y)};
 }
 
 // TracIn's checkpoints as `glassbox influence --checkpoints` reads them: models (or model files) of

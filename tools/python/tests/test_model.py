@@ -256,3 +256,22 @@ def test_visualize_decoder_equals_cli(tmp_path, model):
     assert [row["name"] for row in r["rows"]] == ["input0_gap1", "input1_gap1", "input2_gap1"]
     for n in range(2):
         assert np.array_equal(r["panels"]["image"][n], np.load(tmp_path / "o" / f"x.npy_{n}_gap1.npy"))
+
+
+def test_labels_and_layers_name_the_argument(model, inputs):
+    """Labels that are not 1-D ints, and layer lists that are not names, are refused naming the
+    argument (they were pybind11's "Unable to cast" or, for a column of labels, accepted)."""
+    rng = np.random.default_rng(5)
+    train_x = rng.standard_normal((10, 1, 16, 16)).astype(np.float32)
+    test = (inputs[:1], [0])
+    for labels, err, text in [(np.full(10, 1.5), TypeError, r"train\[1\]: expected a list or 1-D array"),
+                              ([2**40] * 10, TypeError, r"train\[1\]"),
+                              (np.zeros((10, 1), np.int64), ValueError, r"train\[1\]: labels must be 1-D")]:
+        with pytest.raises(err, match=text):
+            glassbox.influence(model, (train_x, labels), test, "knn")
+    with pytest.raises(TypeError, match=r"probe\(layers=...\): expected layer names"):
+        glassbox.probe(model, (train_x, [0] * 10), (train_x, [0] * 10), layers=[3])
+    masks = np.zeros((2, 2, 16, 16), np.uint8)
+    for names in [["a", "a"], ["", "b"]]:
+        with pytest.raises(ValueError, match="given twice|without a name"):
+            glassbox.dissect(model, train_x[:2], masks, names, layers="relu1")
