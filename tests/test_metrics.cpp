@@ -291,6 +291,21 @@ static Graph one_input(const std::string& text, const std::map<std::string, std:
   return g;
 }
 
+TEST_CASE("local Lipschitz search: x itself is not a visited point (NaN when every perturbation changes the class)") {
+  // Class 0 only within |x| < 0.05 of 0: every sample and probe in a ball of radius 100 is class 1,
+  // so no perturbation counts. The search then starts at x and cannot move; scoring x itself
+  // gave ‖a(x) − a(x)‖ / 1e-10 = 0, the best value there is.
+  Graph g = one_input("input(1) dense(2) relu dense(2)", {{"dense1.weight", {1, -1}}, {"dense1.bias", {0, 0}},
+                                                          {"dense2.weight", {-10, -10, 0, 0}}, {"dense2.bias", {1, 0.5f}}});
+  const Tensor x0 = tensor({1, 1}, {0.f});
+  for (const char* steps : {"0", "1", "3"}) {
+    INFO("pgd_steps=" << steps);
+    const Params p{{"search", "pgd"}, {"nr_samples", "2"}, {"epsilon", "100"}, {"pgd_steps", steps},
+                   {"return_nan_when_prediction_changes", "true"}};
+    CHECK(std::isnan(run(g, x0, {0}, "saliency", "local-lipschitz", p).values[0]));
+  }
+}
+
 TEST_CASE("local Lipschitz search: it moves towards larger ratios and never leaves the ball") {
   const Tensor x0 = tensor({1, 1}, {0.f});
   // f = tanh(3x − 3): its gradient changes fastest near x = 1, so the ratio |f'(x') − f'(0)| / |x'|

@@ -124,8 +124,12 @@ Evaluation sensitivity(Graph& g, const Tensor& x, const Target& t, const Explana
 }
 
 // The Lipschitz ratio of an explanation at x' against x: ‖a(x') − a(x)‖₂ / (‖x' − x‖₂ + 1e-10).
+// NaN at x itself (a perturbation that moved nothing, or a search that never left x): there the
+// numerator is a(x) against a(x) computed in another batch, whose last bits may differ, and
+// dividing them by 1e-10 made the largest "ratio".
 double lipschitz(const float* xp, const float* ap, const float* x, const float* a, size_t D) {
-  return l2(ap, a, D) / (l2(xp, x, D) + 1e-10);
+  const double dx = l2(xp, x, D);
+  return dx == 0 ? NAN : l2(ap, a, D) / (dx + 1e-10);
 }
 
 // Projected search for the largest ratio in the L∞ ball of radius eps around each x: start at the
@@ -156,6 +160,7 @@ void projected_search(Graph& g, const Tensor& x, const Target& t, const Explanat
     std::memcpy(ap.data(), at, D * 4);
     preprocess_rows(ap.data(), 1, D, c.normalise, c.abs);
     const double v = lipschitz(xp, ap.data(), x.data() + n * D, a.data() + n * D, D);
+    if (std::isnan(v)) return 0.0;  // x itself: not a visited point
     best[n] = std::max(best[n], v);
     return v;
   };
@@ -304,6 +309,9 @@ Evaluation continuity(Graph& g, const Tensor& x, const Target& t, const Explanat
       g, x, t, e, steps, shifted,
       [&](int n, int, const float* xp, const float* at, const float* lp) {
         if (nan_on_change && argmax(lp, K) != argmax(logits.data() + n * K, K)) return;
+        // A shift of 0 (W a multiple of the step) or a row it leaves unchanged is x itself: the
+        // ratio is 0/0 there, and a(x) from another batch differs from a(x) in its last bits.
+        if (std::memcmp(xp, x.data() + n * D, D * 4) == 0) return;
         std::memcpy(ap.data(), at, D * 4);
         preprocess_rows(ap.data(), 1, D, normalise, abs);
         double l1 = 0;
@@ -352,7 +360,8 @@ void add_robustness_metrics(std::vector<Metric>& reg) {
                     {"pgd_directions", "4", "search=pgd: antithetic random probes per step for the gradient estimate"},
                     kRobustnessAbs, {"normalise", "true", kRobustnessNormalise.help}, kNan, kNoiseSeed},
                    "Quantus LocalLipschitzEstimate (Alvarez-Melis & Jaakkola 2018, survey eq. 27) by sampling; "
-                   "search=pgd adds a projected zeroth-order ascent in the ball (step epsilon/4, probes ±epsilon/8)"},
+                   "search=pgd adds a projected zeroth-order ascent in the ball (step epsilon/4, probes ±epsilon/8); x "
+                   "itself is never a visited point (its ratio is 0/0)"},
                   fam, Better::lower},
                  local_lipschitz});
   for (bool output : {false, true})
@@ -372,7 +381,8 @@ void add_robustness_metrics(std::vector<Metric>& reg) {
                             const Context& c) { return relative_stability(g, x, t, e, r, c, output); }});
   reg.push_back({{{"continuity",
                    "largest ‖a(x_s) − a(x)‖₁ / (‖x_s − x‖₂ + 1e-9) over nr_steps horizontal translations x_s of x "
-                   "(shift −W + dx·(s+1), dx = (2W+1)/nr_steps; vacated pixels set to perturb_baseline)",
+                   "(shift −W + dx·(s+1), dx = (2W+1)/nr_steps; vacated pixels set to perturb_baseline); a translation "
+                   "equal to x (shift 0) is left out: its ratio is 0/0",
                    {{"nr_steps", "28", "translations"}, {"perturb_baseline", "black", "fill of vacated pixels: black "
                     "(the sample's min), white, mean, uniform (its first draw) or a number"},
                     {"abs", "true", kRobustnessAbs.help}, {"normalise", "true", kRobustnessNormalise.help}, kNan, kNoiseSeed},
