@@ -522,6 +522,16 @@ TEST_CASE("localisation against a mask, by hand") {
   CHECK(value("top-k-intersection", {{"k", "3"}, {"concept_influence", "true"}}) == doctest::Approx(4.0 / 3));
   CHECK(value("attribution-localisation") == doctest::Approx(0.8));
   CHECK(value("attribution-localisation", {{"weighted", "true"}}) == doctest::Approx(0.4));
+  {  // A mask over everything is exactly 1 whatever the signs; an all-zero map is 0/0 (no epsilon).
+    const Tensor full = tensor({2, 1, 2, 2}, std::vector<float>(8, 1));
+    const Tensor signed_a = tensor({2, 1, 2, 2}, {-0.7f, 0.2f, -0.1f, 0.3f, 0, 0, 0, 0});
+    Context cf;
+    cf.masks = &full;
+    const Evaluation ev = evaluate(g, x, Target{0}, {"saliency", {}, signed_a}, "attribution-localisation",
+                                   {{"abs", "false"}, {"normalise", "false"}}, cf);
+    CHECK(ev.values[0] == 1.0);
+    CHECK(std::isnan(ev.values[1]));
+  }
   const Tensor bad = tensor({2, 1, 1, 4}, std::vector<float>(8, 1));
   c.masks = &bad;
   CHECK_THROWS_WITH_AS(evaluate(g, x, Target{0}, {"saliency", {}, a}, "pointing-game", {}, c),

@@ -122,8 +122,10 @@ Evaluation attribution_localisation(Graph& g, const Tensor& x, const Target& t, 
       total += v, inside += p.s[n * p.D + i] ? v : 0.0;
     }
     const size_t K = mask_size(p.s.data() + n * p.D, p.D);
-    double v = inside / (total + 1e-9);
-    if (v > 1) v = NAN;  // negative attribution outside the mask: no meaningful ratio (Quantus)
+    // As Quantus: no epsilon (a mask over everything is exactly 1, an all-zero map 0/0 = NaN, not
+    // the worst score), and a ratio above 1 (negative attribution outside the mask) is NaN.
+    double v = total == 0 ? NAN : inside / total;
+    if (v > 1) v = NAN;
     if (weighted) v *= double(K) / double(p.D);
     ev.values.push_back(K ? v : NAN);
   }
@@ -160,7 +162,7 @@ void add_localisation_metrics(std::vector<Metric>& reg) {
                    "the 784 features of a 28×28 image"},
                   fam, Better::higher, true},
                  top_k_intersection});
-  reg.push_back({{{"attribution-localisation", "Σ a inside the mask / Σ a (NaN above 1); weighted: times |mask| / D",
+  reg.push_back({{{"attribution-localisation", "Σ a inside the mask / Σ a (NaN above 1 and for Σ a = 0); weighted: times |mask| / D",
                    {{"weighted", "false", "multiply by the mask's share of the features"},
                     {"positive_attributions", "false", "clip a at 0 first"},
                     {"abs", "true", "take |a|"}, kLocalisationNormalise},
