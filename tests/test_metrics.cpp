@@ -646,6 +646,16 @@ TEST_CASE("bad values are errors naming the metric, the key and the range") {
                        NotApplicable);
   Graph flat = arch("input(4) dense(3) relu dense(2)");
   CHECK_THROWS_AS(run(flat, tensor({1, 4}, kX), {0}, "saliency", "region-perturbation"), NotApplicable);
+  // SSIM (random-logit's default) and HOG have no value below their window: skipped, not all NaN
+  CHECK_THROWS_WITH_AS(run(flat, tensor({1, 4}, kX), {0}, "saliency", "random-logit"),
+                       doctest::Contains("similarity=ssim needs images of at least 7x7 pixels, not [4]"), NotApplicable);
+  CHECK_THROWS_WITH_AS(run(g, x, {0}, "saliency", "cascading-randomisation", {{"similarity", "hog"}}),
+                       doctest::Contains("similarity=hog needs images of at least 12x12"), NotApplicable);
+  CHECK(std::isfinite(run(flat, tensor({1, 4}, kX), {0}, "saliency", "random-logit", {{"similarity", "spearman"}}).values[0]));
+  // insertion's default baseline (blur) needs images: skipped, not an error that stops a family run
+  CHECK_THROWS_WITH_AS(run(flat, tensor({1, 4}, kX), {0}, "saliency", "insertion"),
+                       doctest::Contains("perturb_baseline=blur needs image inputs"), NotApplicable);
+  CHECK(run(flat, tensor({1, 4}, kX), {0}, "saliency", "insertion", {{"perturb_baseline", "black"}}).values.size() == 1);
   CHECK_THROWS_WITH_AS(evaluate(g, x, Target{0}, {"saliency", {}, Tensor(Shape{1, 4})}, "sparseness"),
                        doctest::Contains("the given attribution of saliency"), ShapeError);
 }

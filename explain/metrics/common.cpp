@@ -239,7 +239,8 @@ void baseline_values(const Baseline& b, const float* x, const Shape& sample, uin
       break;
     }
     case Baseline::Kind::blur:
-      if (sample.rank != 3) throw std::invalid_argument("perturb_baseline=blur needs image inputs [C,H,W], not " + sample.str());
+      if (sample.rank != 3)  // skipped, not fatal: blur is insertion's default, and a family run goes on
+        throw NotApplicable("perturb_baseline=blur needs image inputs [C,H,W], not " + sample.str());
       blur(x, sample[0], sample[1], sample[2], b.sigma, out);
       break;
   }

@@ -59,6 +59,20 @@ double similarity(Measure m, const float* a, const float* b, const Shape& sample
   return ha.empty() ? NAN : pearson(ha.data(), hb.data(), ha.size());
 }
 
+// The chosen similarity, skipped (NotApplicable) where it has no value for these samples: SSIM
+// needs images of at least its 7×7 window, HOG at least 3×3 cells of 4×4 pixels. Every value
+// would have been NaN.
+std::string read_measure(ParamReader& r, const Shape& sample) {
+  const std::string name = choice(r, "similarity", kMeasures);
+  const Measure m = measure_of(name);
+  if (m != Measure::ssim && m != Measure::hog) return name;
+  const int least = m == Measure::ssim ? 7 : 12;
+  if (sample.rank != 3 || sample[1] < least || sample[2] < least)
+    throw NotApplicable(r.method() + ": similarity=" + name + " needs images of at least " + std::to_string(least) + "x" +
+                        std::to_string(least) + " pixels, not " + sample.str() + " (try --param similarity=spearman)");
+  return name;
+}
+
 // The nodes whose parameters a randomisation re-draws (conv, dense, batchnorm), in graph order.
 std::vector<int> parameter_layers(Graph& g) {
   std::vector<int> nodes;
@@ -104,7 +118,7 @@ void summarise(Evaluation& ev, const std::string& measure) {
 
 Evaluation parameter_randomisation(Graph& g, const Tensor& x, const Target& t, const Explanation& e, ParamReader& r,
                                    const Context& ctx, bool cascading) {
-  const std::string measure = choice(r, "similarity", kMeasures);
+  const std::string measure = read_measure(r, x.shape().sample());
   const std::string order = cascading ? choice(r, "layer_order", {"top_down", "bottom_up"}) : "";
   const uint64_t seed = uint64_t(r.integer("seed"));
   std::vector<int> layers = parameter_layers(g);
@@ -128,7 +142,7 @@ Evaluation parameter_randomisation(Graph& g, const Tensor& x, const Target& t, c
 
 Evaluation data_randomisation(Graph& g, const Tensor& x, const Target& t, const Explanation& e, ParamReader& r,
                               const Context& ctx) {
-  const std::string measure = choice(r, "similarity", kMeasures);
+  const std::string measure = read_measure(r, x.shape().sample());
   Graph& other = *ctx.label_random_model;
   if (!same_architecture(other, g))
     throw std::invalid_argument(r.method() + ": the label-random model's architecture differs from the model's");
@@ -145,11 +159,11 @@ Evaluation data_randomisation(Graph& g, const Tensor& x, const Target& t, const 
 
 Evaluation random_logit(Graph& g, const Tensor& x, const Target& t, const Explanation& e, ParamReader& r,
                         const Context&) {
-  const std::string measure = choice(r, "similarity", kMeasures);
   const uint64_t seed = uint64_t(r.integer("seed"));
   if (!t.is_class(g)) throw NotApplicable(r.method() + ": needs class targets (the target is " + t.describe(g) + ")");
   const int K = g.classes(), N = x.batch();
   if (K < 2) throw NotApplicable(r.method() + ": needs a model with at least 2 classes");
+  const std::string measure = read_measure(r, x.shape().sample());
   const size_t D = x.sample_size();
   std::vector<int> other(N);
   for (int n = 0; n < N; ++n) {  // uniform over the other K − 1 classes, seeded by the sample
