@@ -5,6 +5,7 @@
 // explanation).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -12,6 +13,7 @@
 #include "engine/architecture.h"
 #include "engine/layers.h"
 #include "explain/attribution/explain.h"
+#include "explain/attribution/gradient.h"
 #include "explain/metrics/common.h"
 #include "explain/openbox/openbox.h"
 
@@ -19,16 +21,40 @@ namespace gb::metrics {
 
 namespace {
 
+// The explained method's own baseline as it ran, [N, ...]: its `baseline` tensor or number, else
+// its declared default. Empty when the method declares none.
+Tensor method_baseline(const Explanation& e, const Tensor& x) {
+  std::string value;
+  bool declared = false;
+  for (const ParamInfo& p : explain::method_info(e.method).params)
+    if (p.name == "baseline") declared = true, value = p.default_value;
+  if (!declared) return {};
+  if (auto it = e.params.tensors.find("baseline"); it != e.params.tensors.end())
+    return explain::full_baseline(x, it->second, 0, "completeness: the method's");
+  if (auto it = e.params.find("baseline"); it != e.params.end()) value = it->second;
+  char* end = nullptr;
+  const double v = std::strtod(value.c_str(), &end);
+  if (value.empty() || *end || !explain::float32_finite(v))
+    throw std::invalid_argument("completeness: the method's baseline=" + value + " is not a float32 number");
+  return Tensor(x.shape(), float(v));
+}
+
 Evaluation completeness(Graph& g, const Tensor& x, const Target& t, const Explanation& e, ParamReader& r,
                         const Context&) {
-  const Baseline b = read_baseline(r);
+  // "method" (the default): the path's start is the method's own baseline, as Captum's
+  // convergence delta takes it; Quantus has the user repeat it as perturb_baseline.
+  const bool own = r.text("perturb_baseline") == "method";
+  Tensor base = own ? method_baseline(e, x) : Tensor();
+  const Baseline b = own ? Baseline{} : read_baseline(r);  // black where the method has no baseline
   const bool softmax = read_softmax(r, g, t), abs = r.flag("abs"), normalise = r.flag("normalise");
   const uint64_t seed = uint64_t(r.integer("seed"));
   Tensor a = attribution_of(g, x, t, e);
   preprocess(a, normalise, abs);
   const size_t D = x.sample_size();
-  Tensor base(x.shape());
-  for (int n = 0; n < x.batch(); ++n) baseline_values(b, x.data() + n * D, x.shape().sample(), seed, base.data() + n * D);
+  if (base.empty()) {
+    base = Tensor(x.shape());
+    for (int n = 0; n < x.batch(); ++n) baseline_values(b, x.data() + n * D, x.shape().sample(), seed, base.data() + n * D);
+  }
   const std::vector<double> fx = scores_of(g, x, t, softmax), fb = scores_of(g, base, t, softmax);
   Evaluation ev;
   for (int n = 0; n < x.batch(); ++n) {
@@ -235,10 +261,15 @@ void add_axiom_metrics(std::vector<Metric>& reg) {
   reg.push_back({{{"completeness",
                    "|Σ a − (f(x) − f(x'))| with x' the baseline; extras: delta (signed), relative (|delta| / |f(x) − "
                    "f(x')|)",
-                   {kAxiomBaseline, {"softmax", "false", "f is the softmax probability (false: the logit)"},
+                   {{"perturb_baseline", "method",
+                     "method: the explained method's own baseline (its baseline parameter; black where it has none) "
+                     "| " + kAxiomBaseline.help},
+                    {"softmax", "false", "f is the softmax probability (false: the logit)"},
                     {"abs", "false", "take |a|"}, {"normalise", "false", "divide by max |a| first (Quantus's default "
                     "true would rescale Σ a and break the axiom's units)"}, kAxiomSeed},
-                   "Quantus Completeness (Sundararajan et al. 2017) returning the gap instead of exact float equality"},
+                   "Quantus Completeness (Sundararajan et al. 2017) returning the gap instead of exact float equality; "
+                   "x' defaults to the method's own baseline (Quantus: perturb_baseline, default black, which must be "
+                   "set to the method's by hand)"},
                   fam, Better::lower},
                  completeness});
   reg.push_back({{{"non-sensitivity",
