@@ -213,6 +213,13 @@ TEST_CASE("faithfulness correlation, sensitivity-n, monotonicity and infidelity 
     CHECK(wrong == doctest::Approx(0.04).epsilon(0.5));
     p["normalize"] = "true";
     CHECK(of_map(g, x, twice, "infidelity", p).values[0] == doctest::Approx(0.0).epsilon(1e-9));
+    // A mean of squares is never below 0, also where the fit is exact (it was β²aa − 2βad + dd).
+    for (const char* n : {"1", "2", "50"})
+      for (const char* seed : {"1", "2", "3", "4", "5"}) {
+        const Params q{{"n_perturb_samples", n}, {"normalize", "true"}, {"seed", seed}};
+        CHECK(of_map(g, x, twice, "infidelity", q).values[0] >= 0);
+        CHECK(run(g, x, {0}, "saliency", "infidelity", q).values[0] >= 0);
+      }
   }
 }
 

@@ -396,13 +396,13 @@ Evaluation infidelity(Graph& g, const Tensor& x, const Target& t, const Explanat
   Evaluation ev;
   for (int n = 0; n < N; ++n) {
     // Captum: Σ (β⟨a,I⟩ − Δf)² / n with β = 1, or with normalize the least-squares β.
-    double aa = 0, ad = 0, dd = 0;
-    for (int k = 0; k < samples; ++k) {
-      const double p = predicted[n][k], d = f0[n] - f[size_t(n) * samples + k];
-      aa += p * p, ad += p * d, dd += d * d;
-    }
+    auto delta = [&](int k) { return f0[n] - f[size_t(n) * samples + k]; };
+    double aa = 0, ad = 0;
+    for (int k = 0; k < samples; ++k) aa += predicted[n][k] * predicted[n][k], ad += predicted[n][k] * delta(k);
     const double beta = !normalize ? 1.0 : aa > 0 ? ad / aa : 0.0;
-    ev.values.push_back((beta * beta * aa - 2 * beta * ad + dd) / samples);
+    double sq = 0;  // summed as squares: β²aa − 2βad + dd cancelled to below 0
+    for (int k = 0; k < samples; ++k) sq += (beta * predicted[n][k] - delta(k)) * (beta * predicted[n][k] - delta(k));
+    ev.values.push_back(sq / samples);
   }
   return ev;
 }
