@@ -647,6 +647,10 @@ TEST_CASE("bad values are errors naming the metric, the key and the range") {
                        doctest::Contains("known: black, white, mean, uniform, or a number"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(run(g, x, {0}, "saliency", "pixel-flipping", {{"perturb_baseline", "1e308"}}),
                        doctest::Contains("perturb_baseline=1e308 is beyond float32"), std::invalid_argument);
+  // A baseline inside float32 that overflows the model: an error naming the metric, not NaN values.
+  CHECK_THROWS_WITH_AS(run(g, x, {0}, "saliency", "pixel-flipping", {{"perturb_baseline", "3e38"}}),
+                       doctest::Contains("pixel-flipping: the model's score of a perturbed copy of input 0"),
+                       std::invalid_argument);
   CHECK_THROWS_WITH_AS(run(g, x, {0}, "saliency", "max-sensitivity", {{"nr_samples", "1e6"}}),
                        doctest::Contains("outside [1, 100000]"), std::invalid_argument);
   Tensor nan = x.clone();

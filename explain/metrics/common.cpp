@@ -8,6 +8,7 @@
 
 #include "explain/attribution/explain.h"
 #include "explain/attribution/perturbation.h"
+#include "engine/finite.h"
 
 namespace gb::metrics {
 
@@ -127,6 +128,12 @@ std::vector<double> score_rows(Graph& g, const Target& target, bool softmax, int
       fill(rows[i], int(r % S), buffer.data() + size_t(i) * D);
     }
     const std::vector<float> s = explain::target_scores(g, buffer.slice(0, B), target.gather(rows), softmax);
+    // Checked here (the inputs were checked finite): every value of the metric would be NaN.
+    for (int i = 0; i < B && !nonfinite_allowed(); ++i)
+      if (!std::isfinite(s[i]))
+        throw std::range_error("the model's score of a perturbed copy of input " + std::to_string(rows[i]) + " is " +
+                               std::to_string(s[i]) + ": the perturbation overflows the model (a perturb_baseline far "
+                               "outside the inputs' range?)");
     std::copy(s.begin(), s.end(), scores.begin() + r0);
     if (progress) progress(r0 + B, total);
   }

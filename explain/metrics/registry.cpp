@@ -68,7 +68,12 @@ Evaluation evaluate(Graph& model, const Tensor& x, const Target& target, const E
   if (m.info.needs_label_random_model && !context.label_random_model)
     throw std::invalid_argument(metric + " needs a model trained on shuffled labels");
   explain::ParamReader reader(params, m.info.declaration);
-  Evaluation e = m.run(model, x, target, explanation, reader, context);
+  Evaluation e;
+  try {
+    e = m.run(model, x, target, explanation, reader, context);
+  } catch (const std::range_error& err) {  // a score that is not finite: say which metric
+    throw std::invalid_argument(metric + ": " + err.what());
+  }
   reader.done();
   e.metric = metric;
   return e;
