@@ -490,6 +490,9 @@ TEST_CASE("cli: explain sweeps a parameter into labelled columns; a repeated --p
   r = glassbox(s, base + "--method saliency --sweep window=2,4");
   CHECK(r.status != 0);
   CHECK_MESSAGE(contains(r.err, "--sweep window: no selected method accepts it"), r.err);
+  r = glassbox(s, base + "--method saliency --stdev 0.2");  // a shorthand is named as typed
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "--stdev 0.2: no selected method accepts stdev (saliency;"), r.err);
   r = glassbox(s, base + "--method occlusion --sweep window=2,4 --param window=3");
   CHECK(r.status != 0);
   CHECK_MESSAGE(contains(r.err, "both given"), r.err);
@@ -1099,6 +1102,9 @@ TEST_CASE("cli: evaluate lists its metrics; a small run writes metrics.json, met
   const Case cases[] = {
       {base + methods + "--metric nosuch", "unknown metric 'nosuch' (known: pixel-flipping, deletion"},
       {base + "--method nosuch --metric sparseness", "unknown method 'nosuch' (known: saliency"},
+      // the shorthand is named as typed, not as --method-param
+      {base + "--method saliency --baseline white --metric sparseness",
+       "--baseline white: no selected method accepts baseline (saliency;"},
       {base + methods + "--metric sparseness --param nosuch=1", "--param nosuch: no chosen metric declares it"},
       {base + methods + "--metric deletion --param order=morf --param order=lerf", "--param order given twice"},
       {base + methods + "--metric deletion --param order=sideways", "deletion: --param order=sideways"},

@@ -74,7 +74,11 @@ TEST_CASE("ParamReader: declared defaults, parsing, and the two kinds of mismatc
     CHECK_THROWS_AS(r.flag("on"), std::invalid_argument);
     Params huge{{"steps", "1e12"}};
     ParamReader r2(huge, info);
-    CHECK_THROWS_WITH_AS(r2.integer("steps"), doctest::Contains("not an integer"), std::invalid_argument);
+    CHECK_THROWS_WITH_AS(r2.integer("steps"), doctest::Contains("steps=1e12 is outside the 32-bit integers"),
+                         std::invalid_argument);
+    Params half{{"steps", "2.5"}};
+    ParamReader r3(half, info);
+    CHECK_THROWS_WITH_AS(r3.integer("steps"), doctest::Contains("steps=2.5 is not an integer"), std::invalid_argument);
   }
   SUBCASE("an undeclared key given is a user error naming the known keys") {
     Params p{{"stpes", "8"}};

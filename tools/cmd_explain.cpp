@@ -245,11 +245,12 @@ void write_grid(const std::string& path, const ExplainArgs& a, const Graph& g, c
 std::vector<explain::Params> route_explain_params(const ExplainArgs& a, const std::vector<std::string>& methods,
                                           explain::Params& all) {
   std::vector<std::string> params = a.params;
+  std::map<std::string, std::string> shorthands;
   for (auto [key, value] : {std::pair{"rule", &a.rule}, {"stdev", &a.stdev}, {"baseline", &a.baseline}})
-    if (!value->empty()) params.push_back(std::string(key) + "=" + *value);
+    if (!value->empty()) params.push_back(std::string(key) + "=" + *value), shorthands[key] = "--" + std::string(key);
   // "Last one wins" would silently drop a value: a sweep over values is --sweep KEY=V1,V2.
   return route_method_params(params, methods, all, "--param", "glassbox explain --list",
-                             "to run several values use --sweep KEY=V1,V2,...");
+                             "to run several values use --sweep KEY=V1,V2,...", shorthands);
 }
 
 // The output columns: each method once, or once per value of --sweep KEY=V1,V2,... when it takes KEY.

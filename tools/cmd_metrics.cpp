@@ -314,7 +314,9 @@ void run_evaluate(const EvaluateArgs& a) {
   if (!a.baseline.empty()) method_kv.push_back("baseline=" + a.baseline);
   explain::Params all;
   std::vector<explain::Params> method_params =
-      route_method_params(method_kv, methods, all, "--method-param", "glassbox explain --list");
+      route_method_params(method_kv, methods, all, "--method-param", "glassbox explain --list", "",
+                          a.baseline.empty() ? std::map<std::string, std::string>{}
+                                             : std::map<std::string, std::string>{{"baseline", "--baseline"}});
 
   Model model = open_model(a.model);
   Graph& g = model.graph;

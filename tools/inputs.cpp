@@ -403,7 +403,8 @@ static const std::set<std::string> kTensorBaseline = {"integrated-gradients", "d
 std::vector<explain::Params> route_method_params(const std::vector<std::string>& key_values,
                                                  const std::vector<std::string>& methods, explain::Params& all,
                                                  const std::string& flag, const std::string& see,
-                                                 const std::string& twice_hint) {
+                                                 const std::string& twice_hint,
+                                                 const std::map<std::string, std::string>& shorthands) {
   all = read_key_values(key_values, flag, twice_hint);
   std::vector<explain::Params> per_method(methods.size());
   for (auto& [k, v] : all) {
@@ -413,7 +414,10 @@ std::vector<explain::Params> route_method_params(const std::vector<std::string>&
     if (!used) {
       std::string names;
       for (auto& m : methods) names += (names.empty() ? "" : ", ") + m;
-      throw std::invalid_argument(flag + " " + k + ": no selected method accepts it (" + names + "; see " + see + ")");
+      const auto sh = shorthands.find(k);
+      throw std::invalid_argument((sh == shorthands.end() ? flag + " " + k : sh->second + " " + v) +
+                                  ": no selected method accepts " + (sh == shorthands.end() ? "it" : k) + " (" + names +
+                                  "; see " + see + ")");
     }
   }
   return per_method;

@@ -6,6 +6,7 @@
 #pragma once
 #include <chrono>
 #include <functional>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -91,11 +92,13 @@ std::set<std::string> accepted_keys(const std::string& method, const explain::Pa
 
 // KEY=VALUE strings into `all` (read_key_values, `twice_hint` its advice for a repeated key), then
 // routed to every method that accepts the key; a key that no method accepts is an error naming
-// `flag`, the methods and where to look (`see`).
+// `flag`, the methods and where to look (`see`), or the shorthand flag that gave the key
+// (`shorthands`: key -> flag, e.g. baseline -> --baseline).
 std::vector<explain::Params> route_method_params(const std::vector<std::string>& key_values,
                                                  const std::vector<std::string>& methods, explain::Params& all,
                                                  const std::string& flag, const std::string& see,
-                                                 const std::string& twice_hint = "");
+                                                 const std::string& twice_hint = "",
+                                                 const std::map<std::string, std::string>& shorthands = {});
 
 // Defaults that depend on the model's normalization: the zB box (the pixel range [0, 1] through
 // the normalization, over all channels) and the baselines (black unless given), turned into

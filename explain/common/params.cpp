@@ -106,8 +106,11 @@ double ParamReader::number(const std::string& key) {
 
 int ParamReader::integer(const std::string& key) {
   const double v = number(key);
-  if (v != std::floor(v) || v < INT_MIN || v > INT_MAX)
+  if (v != std::floor(v))
     throw std::invalid_argument(info_.name + ": --param " + key + "=" + raw(key) + " is not an integer");
+  if (v < INT_MIN || v > INT_MAX)
+    throw std::invalid_argument(info_.name + ": --param " + key + "=" + raw(key) +
+                                " is outside the 32-bit integers [-2147483648, 2147483647]");
   return int(v);
 }
 
