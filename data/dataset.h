@@ -90,6 +90,7 @@ Dataset make_toy(const ToyParams& p);
 struct Normalization {
   std::vector<float> mean, std;
   bool empty() const { return mean.empty(); }
+  bool operator==(const Normalization&) const = default;
   void apply(Tensor& x) const;   // in place, [N,C,...]
   void invert(Tensor& x) const;  // back to [0,1] pixel space
   nlohmann::json to_json() const;

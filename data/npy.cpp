@@ -26,9 +26,9 @@ namespace {
 size_t item_size(const std::string& path, const std::string& descr) {
   if (descr == "<f4" || descr == "<i4") return 4;
   if (descr == "<f8" || descr == "<i8") return 8;
-  if (descr == "|u1" || descr == "<u1" || descr == "u1") return 1;
+  if (descr == "|u1" || descr == "<u1" || descr == "u1" || descr == "|b1") return 1;  // bool: one byte, 0 or 1
   if (!descr.empty() && descr[0] == '>') fail(path, "big-endian dtype '" + descr + "' is not supported");
-  fail(path, "dtype '" + descr + "' is not supported (float32 '<f4', uint8 '|u1', int64 '<i8', int32 '<i4', float64 '<f8')");
+  fail(path, "dtype '" + descr + "' is not supported (float32 '<f4', uint8 '|u1', int64 '<i8', int32 '<i4', float64 '<f8', bool '|b1')");
 }
 
 // The value after 'key': in the header dict, as raw text up to the next top-level comma or brace.
@@ -291,8 +291,8 @@ Tensor npy_to_tensor(const NpyArray& a, const std::string& path) {
       std::memcpy(&v, p + 4 * i, 4);
       o[i] = float(v);
     }
-  } else {
-    for (size_t i = 0; i < n; ++i) o[i] = float(p[i]);
+  } else {  // uint8, and bool (masks) as 0 or 1
+    for (size_t i = 0; i < n; ++i) o[i] = a.descr == "|b1" ? float(p[i] != 0) : float(p[i]);
   }
   return t;
 }

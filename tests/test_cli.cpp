@@ -1099,9 +1099,26 @@ TEST_CASE("cli: evaluate lists its metrics; a small run writes metrics.json, met
   struct Case {
     std::string args, expect;
   };
+  {  // labels [0, 0]: one class
+    std::string header = "{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }";
+    header += std::string(63 - (10 + header.size()) % 64, ' ') + "\n";
+    const uint16_t len = uint16_t(header.size());
+    std::ofstream f(s / "y0.npy", std::ios::binary);
+    f.write("\x93NUMPY\x01\x00", 8);
+    f.write(reinterpret_cast<const char*>(&len), 2);
+    f << header << std::string(16, '\0');
+  }
   const Case cases[] = {
       {base + methods + "--metric nosuch", "unknown metric 'nosuch' (known: pixel-flipping, deletion"},
       {base + "--method nosuch --metric sparseness", "unknown method 'nosuch' (known: saliency"},
+      {base + "--method integrated-gradients,integrated-gradients --metric sparseness",
+       "--method integrated-gradients given twice"},
+      {base + methods + "--metric sparseness --label-random-model " + kSmall,
+       "--label-random-model: only --metric data-randomisation uses it"},
+      // --data beside --input files added its samples to the inputs; now it only trains the label-random model
+      {base + methods + "--metric sparseness --data toy:xor", "--data with --input"},
+      {base + "--method integrated-gradients --metric data-randomisation --data npy:" + (s / "x.npy") + "," + (s / "y0.npy"),
+       "has one class, so shuffling its labels changes nothing"},
       // the shorthand is named as typed, not as --method-param
       {base + "--method saliency --baseline white --metric sparseness",
        "--baseline white: no selected method accepts baseline (saliency;"},

@@ -392,6 +392,18 @@ TEST_CASE(".npy round trips for float32, uint8 and int64, and bad headers") {
     write_bytes(t / name, std::vector<uint8_t>(f.begin(), f.end()));
     return t / name;
   };
+  {  // numpy's bool masks: one byte each, read as 0 or 1 (a nonzero byte is true)
+    std::string b = "{'descr': '|b1', 'fortran_order': False, 'shape': (3,), }\n";
+    std::string f("\x93NUMPY\x01\x00", 8);
+    f += char(b.size() & 0xff);
+    f += char(b.size() >> 8);
+    f += b;
+    f += std::string("\x00\x01\x02", 3);
+    write_bytes(t / "b.npy", std::vector<uint8_t>(f.begin(), f.end()));
+    const Tensor m = read_npy_f32(t / "b.npy");
+    CHECK(m.shape() == Shape{3});
+    CHECK((m[0] == 0.f && m[1] == 1.f && m[2] == 1.f));
+  }
   std::string p = with_header("f.npy", "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", 16);
   CHECK(contains(error_of([&] { read_npy(p); }), p + ": Fortran-order"));
   p = with_header("t.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", 12);

@@ -453,9 +453,14 @@ TEST_CASE("random logit and data randomisation") {
     CHECK(other != (n < 2 ? 1 : 3));
   }
   CHECK(run(g, x, {1, 1, 3, 3}, "saliency", "random-logit").values == e.values);
-  Graph same = clone(g), different = arch("input(1,12,12) conv(4,k=3,p=1) relu maxpool(2) flatten dense(5)", 99);
+  // The same architecture and seed: equal weights in storage of its own (a clone shares g's).
+  Graph same = arch("input(1,12,12) conv(4,k=3,p=1) relu maxpool(2) flatten dense(5)", 3), different = arch("input(1,12,12) conv(4,k=3,p=1) relu maxpool(2) flatten dense(5)", 99);
   Context c;
   c.label_random_model = &same;
+  // A copy of the model scores a meaningless 1: refused.
+  CHECK_THROWS_WITH_AS(run(g, x, {1, 1, 3, 3}, "saliency", "data-randomisation", {}, c),
+                       doctest::Contains("has the same weights as the model"), std::invalid_argument);
+  set_param(same, "dense1.bias", std::vector<float>(5, 1e-3f));  // one parameter apart: evaluated, close to 1
   for (double v : run(g, x, {1, 1, 3, 3}, "saliency", "data-randomisation", {}, c).values) CHECK(v == doctest::Approx(1.0));
   c.label_random_model = &different;
   for (double v : run(g, x, {1, 1, 3, 3}, "saliency", "data-randomisation", {}, c).values) CHECK(v < 0.9);

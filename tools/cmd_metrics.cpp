@@ -87,15 +87,24 @@ metrics::Progress progress_line(const std::string& what) {
 // with glassbox train's defaults on the training split of --data and saved in the output folder.
 Model label_random_model(const EvaluateArgs& a, const Model& model) {
   if (!a.label_random_model.empty()) {
-    try {
-      return open_model(a.label_random_model);
-    } catch (const std::exception& e) {
-      throw std::invalid_argument(std::string("--label-random-model: ") + e.what());
-    }
+    Model m = [&] {
+      try {
+        return open_model(a.label_random_model);
+      } catch (const std::exception& e) {
+        throw std::invalid_argument(std::string("--label-random-model: ") + e.what());
+      }
+    }();
+    if (!(Normalization::of_model(m.metadata) == Normalization::of_model(model.metadata)))
+      throw std::invalid_argument("--label-random-model " + a.label_random_model + ": its input normalization differs "
+                                  "from --model's, so the same inputs cannot go to both");
+    return m;
   }
   if (a.data.empty())
     throw std::invalid_argument("data-randomisation: give --label-random-model FILE, or --data to train one");
   Dataset train = load_dataset(a.data, "train");
+  if (std::all_of(train.y.begin(), train.y.end(), [&](int v) { return v == train.y[0]; }))
+    throw std::invalid_argument("data-randomisation: --data " + a.data + " has one class, so shuffling its labels "
+                                "changes nothing");
   Rng rng(42);
   shuffle_order(train.y, rng);  // the labels, not the images: a permutation keeps the class counts
   Model m{gb::clone(model.graph), model.metadata};
@@ -303,7 +312,11 @@ void run_evaluate(const EvaluateArgs& a) {
   const std::vector<std::string> names = metric_names(a.metrics);
   const std::vector<std::string> methods = split_list(a.methods, "--method");
   if (methods.empty()) throw std::invalid_argument("--method is required (see glassbox explain --list)");
-  for (auto& m : methods) explain::method_info(m);
+  for (size_t i = 0; i < methods.size(); ++i) {
+    explain::method_info(methods[i]);
+    if (std::find(methods.begin(), methods.begin() + i, methods[i]) != methods.begin() + i)
+      throw std::invalid_argument("--method " + methods[i] + " given twice");  // one result per method name
+  }
   const std::vector<explain::Params> metric_params = route_params(
       a.params, names, [](const std::string& m) -> const auto& { return metrics::metric_info(m).declaration.params; },
       "metric", "glassbox evaluate --list; method parameters go in --method-param");
@@ -318,9 +331,17 @@ void run_evaluate(const EvaluateArgs& a) {
                           a.baseline.empty() ? std::map<std::string, std::string>{}
                                              : std::map<std::string, std::string>{{"baseline", "--baseline"}});
 
+  const bool data_random = std::find(names.begin(), names.end(), "data-randomisation") != names.end();
+  if (!data_random && !a.label_random_model.empty())
+    throw std::invalid_argument("--label-random-model: only --metric data-randomisation uses it");
+  // With --input files, --data only trains data-randomisation's model; its samples are not inputs.
+  if (!a.inputs.empty() && !a.data.empty() && !data_random)
+    throw std::invalid_argument("--data with --input: the inputs are the --input files, and --data would be read only "
+                                "to train data-randomisation's label-random model, which no chosen metric needs");
+
   Model model = open_model(a.model);
   Graph& g = model.graph;
-  Inputs in = read_inputs(model, a.inputs, a.data, a.index, a.split, a.input_space);
+  Inputs in = read_inputs(model, a.inputs, a.inputs.empty() ? a.data : "", a.index, a.split, a.input_space);
   if (!a.labels.empty()) read_input_labels(in, a.labels);
   const int N = in.x.batch();
   const Normalization norm = Normalization::of_model(model.metadata);
@@ -339,7 +360,7 @@ void run_evaluate(const EvaluateArgs& a) {
   }
   make_out_dir(a.out);
   std::unique_ptr<Model> shuffled;
-  if (std::find(names.begin(), names.end(), "data-randomisation") != names.end()) {
+  if (data_random) {
     shuffled = std::make_unique<Model>(label_random_model(a, model));
     ctx.label_random_model = &shuffled->graph;
   }

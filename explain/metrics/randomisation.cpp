@@ -4,6 +4,7 @@
 // all inputs on an edited copy of the model (engine/edit.h); the loaded model is never changed.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 
 #include "engine/architecture.h"
@@ -146,6 +147,16 @@ Evaluation data_randomisation(Graph& g, const Tensor& x, const Target& t, const 
   Graph& other = *ctx.label_random_model;
   if (!same_architecture(other, g))
     throw std::invalid_argument(r.method() + ": the label-random model's architecture differs from the model's");
+  // A copy of the model (the same file twice, say) would score a perfect 1 that means nothing.
+  const auto mine = g.named_params(), theirs = other.named_params();
+  bool same = mine.size() == theirs.size();
+  for (size_t i = 0; same && i < mine.size(); ++i) {
+    const Tensor &a = mine[i].second->value, &b = theirs[i].second->value;
+    same = a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * 4) == 0;
+  }
+  if (same)
+    throw std::invalid_argument(r.method() + ": the label-random model has the same weights as the model; it must be "
+                                "one trained on shuffled labels");
   Evaluation ev;
   ev.stages = {"original", "random labels"};
   ev.stage_attributions = {attribution_of(g, x, t, e), explain_with(other, x, t, e)};

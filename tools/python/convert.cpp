@@ -81,13 +81,18 @@ py::array_t<double> to_array(const std::vector<double>& v) {
 }
 
 std::vector<int> labels_arg(py::handle y, int n, const std::string& what, int lowest) {
-  // A column of labels ([N, 1]) cast row by row into ints would be taken silently.
-  if (py::isinstance<py::array>(y) && py::cast<py::array>(y).ndim() != 1)
-    throw py::value_error(what + ": labels must be 1-D, got an array of " + std::to_string(py::cast<py::array>(y).ndim()) +
-                          " dimensions");
+  // A column [N, 1] is read as the command reads a label file of that shape; other shapes are refused.
+  py::object labels = py::reinterpret_borrow<py::object>(y);
+  if (py::isinstance<py::array>(y)) {
+    const py::array a = py::cast<py::array>(y);
+    if (a.ndim() == 2 && a.shape(1) == 1) labels = labels.attr("reshape")(-1);
+    else if (a.ndim() != 1)
+      throw py::value_error(what + ": labels must be 1-D (or one column [N, 1]), got shape " +
+                            std::string(py::str(labels.attr("shape"))));
+  }
   std::vector<int> out;
   try {
-    out = y.cast<std::vector<int>>();
+    out = labels.cast<std::vector<int>>();
   } catch (const py::cast_error&) {  // pybind11's "Unable to cast Python instance..." named nothing
     throw py::type_error(what + ": expected a list or 1-D array of class numbers (ints that fit 32 bits), got " +
                          std::string(py::str(py::type::of(y))));

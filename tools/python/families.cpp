@@ -139,11 +139,18 @@ py::dict evaluate_py(PyModel& pm, py::handle x_arg, py::handle target, const std
     if (py::isinstance<py::array>(m) && std::string("biu").find(py::cast<py::array>(m).dtype().kind()) != std::string::npos)
       m = m.attr("astype")("float32");
     masks = any_tensor_arg(m, "masks");
+    if (masks.rank() == 3 && x.rank() == 4)  // [N, H, W], as the command takes it
+      masks = masks.reshaped(Shape{masks.dim(0), 1, masks.dim(1), masks.dim(2)});
     ctx.masks = &masks;
   }
   // data-randomisation: the same architecture trained on shuffled labels (as --label-random-model).
   if (label_random == &pm) throw py::value_error("evaluate(label_random_model=...): give another model than the one evaluated");
-  if (label_random) ctx.label_random_model = &label_random->m.graph;
+  if (label_random) {
+    if (!(Normalization::of_model(pm.m.metadata) == Normalization::of_model(label_random->m.metadata)))
+      throw py::value_error("evaluate(label_random_model=...): its input normalization differs from the model's, so "
+                            "the same x cannot go to both");
+    ctx.label_random_model = &label_random->m.graph;
+  }
   metrics::Evaluation r;
   const bool pred = is_pred(target);
   const Target given = pred ? Target() : target_arg(pm, x, target);

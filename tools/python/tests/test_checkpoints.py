@@ -64,3 +64,7 @@ def test_data_randomisation_equals_cli(files):
     assert list(r["values"]) == want["values"]
     with pytest.raises(ValueError, match="label_random_model"):
         glassbox.evaluate(m, x[:3], 1, "saliency", "data-randomisation", label_random_model=m)
+    # The same file loaded twice: another object, the same weights (it scored a meaningless 1).
+    with pytest.raises(ValueError, match="same weights as the model"):
+        glassbox.evaluate(m, x[:3], 1, "saliency", "data-randomisation",
+                          label_random_model=glassbox.load(d / "m3.safetensors"))

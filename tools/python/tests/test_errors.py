@@ -473,7 +473,8 @@ def test_evaluate_takes_bool_and_integer_masks(model, inputs):
     inside = np.zeros((3, 1, 16, 16), bool)
     inside[:, :, 4:10, 4:10] = True
     want = glassbox.evaluate(model, inputs, 0, "saliency", "relevance-mass-accuracy", masks=inside.astype(np.float32))
-    for masks in (inside, inside.astype(np.uint8), inside.astype(np.int64)):
+    # [N, H, W] too, as the command takes it
+    for masks in (inside, inside.astype(np.uint8), inside.astype(np.int64), inside[:, 0]):
         got = glassbox.evaluate(model, inputs, 0, "saliency", "relevance-mass-accuracy", masks=masks)
         np.testing.assert_array_equal(got["values"], want["values"])
 

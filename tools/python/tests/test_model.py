@@ -260,15 +260,21 @@ def test_visualize_decoder_equals_cli(tmp_path, model):
 
 def test_labels_and_layers_name_the_argument(model, inputs):
     """Labels that are not 1-D ints, and layer lists that are not names, are refused naming the
-    argument (they were pybind11's "Unable to cast" or, for a column of labels, accepted)."""
+    argument (they were pybind11's "Unable to cast"); a column of labels [N, 1] is read as labels."""
     rng = np.random.default_rng(5)
     train_x = rng.standard_normal((10, 1, 16, 16)).astype(np.float32)
     test = (inputs[:1], [0])
     for labels, err, text in [(np.full(10, 1.5), TypeError, r"train\[1\]: expected a list or 1-D array"),
                               ([2**40] * 10, TypeError, r"train\[1\]"),
-                              (np.zeros((10, 1), np.int64), ValueError, r"train\[1\]: labels must be 1-D")]:
+                              (np.zeros((10, 2), np.int64), ValueError, r"train\[1\]: labels must be 1-D")]:
         with pytest.raises(err, match=text):
             glassbox.influence(model, (train_x, labels), test, "knn")
+    # A column of labels is read as the command reads a label file [N, 1].
+    column = glassbox.influence(model, (train_x, np.arange(10)[:, None] % 3), test, "influence")
+    flat = glassbox.influence(model, (train_x, np.arange(10) % 3), test, "influence")
+    other = glassbox.influence(model, (train_x, np.arange(10) % 2), test, "influence")
+    assert not np.array_equal(other["scores"], flat["scores"])  # the labels matter
+    assert np.array_equal(column["scores"], flat["scores"])
     with pytest.raises(TypeError, match=r"probe\(layers=...\): expected layer names"):
         glassbox.probe(model, (train_x, [0] * 10), (train_x, [0] * 10), layers=[3])
     masks = np.zeros((2, 2, 16, 16), np.uint8)
