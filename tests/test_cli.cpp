@@ -933,6 +933,7 @@ TEST_CASE("cli: prune and distill write their outputs, the pruned model evaluate
   CHECK_MESSAGE(ev.status == 0, ev.err);
   // Refusals: non-zero status, the flag named, nothing written.
   const std::string q = " --out " + (s / "q.safetensors");
+  std::ofstream(s / "notes.txt") << "my notes";
   struct Case {
     std::string args, expect;
   };
@@ -940,6 +941,9 @@ TEST_CASE("cli: prune and distill write their outputs, the pruned model evaluate
       {"prune --model " + m + " --layers nosuch" + q, "--layers: no layer named 'nosuch'"},
       {"prune --model " + m + " --layers dense2 --out " + m, "--out '" + m + "' is the --model file"},
       {"prune --model " + m + " --layers dense2 --max-drop -1" + q, "--max-drop: '-1'"},
+      // a text file or folder at --out was replaced (the folder only after all the pruning)
+      {"prune --model " + m + " --layers dense2 --out " + (s / "notes.txt"), "exists and is not a model file"},
+      {"prune --model " + m + " --layers dense2 --out " + s.dir.string(), "exists and is not a model file"},
       {"prune --model " + m + q, "--layers"},  // a perceptron has no conv layers: name dense ones
       {"prune --model " + (s / "nosuch.safetensors") + q, "nosuch.safetensors"},
       {"distill --teacher " + m + " --student soft-tree:0" + q, "--student 'soft-tree:0'"},
@@ -960,6 +964,7 @@ TEST_CASE("cli: prune and distill write their outputs, the pruned model evaluate
     CHECK_MESSAGE(contains(bad.err, c.expect), bad.err);
     CHECK_FALSE(fs::exists(s / "q.safetensors"));
   }
+  CHECK(read_file(s / "notes.txt") == "my notes");
 }
 
 TEST_CASE("cli: influence pert_test writes its maps over the test inputs, their figure and summary entries") {

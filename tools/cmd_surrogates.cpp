@@ -402,6 +402,7 @@ void run_prune(PruneArgs a) {
   if (a.out.empty()) throw std::invalid_argument("--out is required");
   if (fs::exists(a.out) && fs::equivalent(a.out, a.model))
     throw std::invalid_argument("--out '" + a.out + "' is the --model file: write the pruned model elsewhere");
+  check_model_output(a.out, "--out '" + a.out + "'");  // before the work: a folder or text file is not replaced
   make_parent_dir(a.out);
   Model m = load_model_file(a.model, "--model");
   const Model original{clone(m.graph), m.metadata};

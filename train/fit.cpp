@@ -211,17 +211,21 @@ std::string sibling_path(const std::string& out, const std::string& suffix) {
   return stem + suffix;
 }
 
+void check_model_output(const std::string& path, const std::string& who) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec) && !is_safetensors_file(path))
+    throw std::invalid_argument(who + " exists and is not a model file: not overwriting it");
+}
+
 void check_train_outputs(const std::string& out, int epochs, int save_every) {
   if (out.empty()) return;
-  const auto refuse = [&](const std::string& path, const std::string& what) {
-    const std::string who = path == out ? "--out '" + out + "'" : "'" + path + "' (written next to --out)";
-    throw std::invalid_argument(who + " exists and is not " + what + ": not overwriting it");
+  const auto who = [&](const std::string& path) {
+    return path == out ? "--out '" + out + "'" : "'" + path + "' (written next to --out)";
   };
   std::vector<std::string> models = {out, sibling_path(out, ".best.safetensors"), sibling_path(out, ".ckpt.safetensors")};
   for (int e = save_every; save_every > 0 && e <= epochs; e += save_every) models.push_back(epoch_path(out, e));
+  for (const std::string& path : models) check_model_output(path, who(path));
   std::error_code ec;
-  for (const std::string& path : models)
-    if (std::filesystem::exists(path, ec) && !is_safetensors_file(path)) refuse(path, "a model file");
   // A log is a glassbox log when its first line is an epoch's JSON object (or it is empty).
   const std::string log = sibling_path(out, ".log.jsonl");
   if (std::filesystem::exists(log, ec)) {
@@ -234,7 +238,7 @@ void check_train_outputs(const std::string& out, int epochs, int save_every) {
         ours = j.is_object() && j.contains("epoch");
       }
     }
-    if (!ours) refuse(log, "a glassbox training log");
+    if (!ours) throw std::invalid_argument(who(log) + " exists and is not a glassbox training log: not overwriting it");
   }
 }
 
