@@ -142,6 +142,18 @@ void write_npy(const std::string& path, const std::vector<int>& shape) {
     f.write(reinterpret_cast<const char*>(&v), 4);
   }
 }
+
+// An int64 .npy of labels.
+void write_labels(const std::string& path, const std::vector<int64_t>& labels) {
+  std::string header = "{'descr': '<i8', 'fortran_order': False, 'shape': (" + std::to_string(labels.size()) + ",), }";
+  header += std::string(63 - (10 + header.size()) % 64, ' ') + "\n";
+  std::ofstream f(path, std::ios::binary);
+  const uint16_t len = uint16_t(header.size());
+  f.write("\x93NUMPY\x01\x00", 8);
+  f.write(reinterpret_cast<const char*>(&len), 2);
+  f << header;
+  f.write(reinterpret_cast<const char*>(labels.data()), std::streamsize(labels.size() * 8));
+}
 }  // namespace
 
 TEST_CASE("cli: explain --target takes a class or a unit of a layer, and names what is wrong") {
@@ -408,17 +420,6 @@ TEST_CASE("cli: report --quick writes a page whose every reference is a file in 
 }
 
 namespace {
-// An int64 .npy of labels.
-void write_labels(const std::string& path, const std::vector<int64_t>& y) {
-  std::string header = "{'descr': '<i8', 'fortran_order': False, 'shape': (" + std::to_string(y.size()) + ",), }";
-  header += std::string(63 - (10 + header.size()) % 64, ' ') + "\n";
-  std::ofstream f(path, std::ios::binary);
-  const uint16_t len = uint16_t(header.size());
-  f.write("\x93NUMPY\x01\x00", 8);
-  f.write(reinterpret_cast<const char*>(&len), 2);
-  f << header;
-  f.write(reinterpret_cast<const char*>(y.data()), std::streamsize(y.size() * 8));
-}
 const char* kSmall = "\"input(1,8,8) conv(4,k=3,p=1) relu(name=r) gap dense(3)\"";
 
 // kSmall trained one epoch on 20 noise images (labels i % 3) into s/m.safetensors; returns the
@@ -931,9 +932,24 @@ TEST_CASE("cli: prune and distill write their outputs, the pruned model evaluate
   CHECK(fs::exists(s / "d.distill.json"));
   ev = glassbox(s, "eval --model " + (s / "d.safetensors") + " --data toy:moons");
   CHECK_MESSAGE(ev.status == 0, ev.err);
+  // The student records its own --data (it recorded the teacher's), which later commands default to.
+  r = glassbox(s, "distill --teacher " + m + " --student \"input(2) dense(2)\" --data toy:circles --epochs 1 --quiet "
+                  "--out " + (s / "c.safetensors"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK_MESSAGE(contains(glassbox(s, "info " + (s / "c.safetensors")).out, "glassbox.dataset: toy:circles"), r.out);
+  // A soft tree inside the student: its leaves are not classes, so no path accuracy (it compared
+  // them with the labels) and no tree figure.
+  r = glassbox(s, "distill --teacher " + m + " --student \"input(2) softtree(2,out=4) relu dense(2)\" --epochs 1 "
+                  "--quiet --out " + (s / "inner.safetensors"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK_MESSAGE(contains(r.out, "is not the output layer"), r.out);
+  CHECK_FALSE(contains(r.out, "test: maximum-probability path accuracy"));
+  CHECK_FALSE(fs::exists(s / "inner.tree.json"));
   // Refusals: non-zero status, the flag named, nothing written.
   const std::string q = " --out " + (s / "q.safetensors");
   std::ofstream(s / "notes.txt") << "my notes";
+  write_npy(s / "x4.npy", {4, 2});
+  write_labels(s / "y4.npy", {0, 1, 0, 1});
   struct Case {
     std::string args, expect;
   };
@@ -956,6 +972,9 @@ TEST_CASE("cli: prune and distill write their outputs, the pruned model evaluate
       {"distill --teacher " + m + " --student \"input(3) dense(2)\"" + q, "--student takes [3], the teacher [2]"},
       {"distill --teacher " + m + " --student lenet5" + q, "--student lenet5: the preset cannot take the teacher's inputs [2]"},
       {"distill --teacher " + (s / "nosuch.safetensors") + " --student soft-tree:2" + q, "--teacher"},
+      // four samples: the test split (every fifth) is empty; accuracy and fidelity were nan% with exit 0
+      {"distill --teacher " + m + " --student \"input(2) dense(2)\" --data npy:" + (s / "x4.npy") + "," +
+           (s / "y4.npy") + q, "the test split is empty"},
   };
   for (const Case& c : cases) {
     INFO("glassbox " << c.args);
@@ -1104,15 +1123,7 @@ TEST_CASE("cli: evaluate lists its metrics; a small run writes metrics.json, met
   struct Case {
     std::string args, expect;
   };
-  {  // labels [0, 0]: one class
-    std::string header = "{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }";
-    header += std::string(63 - (10 + header.size()) % 64, ' ') + "\n";
-    const uint16_t len = uint16_t(header.size());
-    std::ofstream f(s / "y0.npy", std::ios::binary);
-    f.write("\x93NUMPY\x01\x00", 8);
-    f.write(reinterpret_cast<const char*>(&len), 2);
-    f << header << std::string(16, '\0');
-  }
+  write_labels(s / "y0.npy", {0, 0});  // one class
   const Case cases[] = {
       {base + methods + "--metric nosuch", "unknown metric 'nosuch' (known: pixel-flipping, deletion"},
       {base + "--method nosuch --metric sparseness", "unknown method 'nosuch' (known: saliency"},

@@ -147,6 +147,7 @@ FitOptions distill_fit_options(const DistillArgs& a, const Model& teacher, bool 
   for (const char* key : {"glassbox.normalize", "glassbox.classes", "glassbox.dataset"})
     if (auto it = teacher.metadata.find(key); it != teacher.metadata.end()) o.metadata[key] = it->second;
   if (!o.metadata.count("glassbox.normalize")) o.metadata["glassbox.normalize"] = "none";
+  o.metadata["glassbox.dataset"] = a.data;  // the student's own data (commands default to it), not the teacher's
   const json settings = {{"teacher", a.teacher},     {"student", a.student}, {"temperature", a.temperature},
                          {"alpha", a.alpha},         {"penalty", a.penalty}, {"data", a.data},
                          {"limit", a.limit}};
@@ -176,6 +177,9 @@ void run_distill(DistillArgs a) {
   // student's figure shows its sample --index, so it is kept; other students read it again after
   // training, so that it does not add to the peak.
   Dataset test = load_dataset(a.data, "test");
+  if (test.size() == 0)  // accuracy and fidelity over 0 images were nan% with exit 0
+    throw std::invalid_argument("--data " + a.data + ": the test split is empty, so the student cannot be compared "
+                                "with the teacher");
   if (sg::soft_tree_node(student.graph) >= 0) {
     if (a.index < 0 || a.index >= test.size())
       throw std::out_of_range("--index " + std::to_string(a.index) + " outside the test split's " +
@@ -184,7 +188,9 @@ void run_distill(DistillArgs a) {
     test = Dataset{};
   }
 
-  FitOptions o = distill_fit_options(a, teacher, sample.rank == 1);
+  // The toy sets' defaults for the toy sets only (any flat data had them: a 6-feature .npy set ran
+  // 30 epochs at 10x the rate glassbox train would use).
+  FitOptions o = distill_fit_options(a, teacher, a.data.rfind("toy:", 0) == 0);
   sg::DistillationLoss loss(settings);
   o.loss = [&](Graph& g, const Tensor& x, const std::vector<int>& y, const Tensor& logits, Tensor& grad) {
     const Tensor& t = teacher.graph.forward(x, Mode::eval);
@@ -218,7 +224,14 @@ void run_distill(DistillArgs a) {
                            {"fidelity", ag.fidelity}}}};
   std::printf("test: student accuracy %s, teacher accuracy %s, fidelity %s (%d images)\n",
               percent(ag.student_accuracy).c_str(), percent(ag.teacher_accuracy).c_str(), percent(ag.fidelity).c_str(), ag.n);
-  if (const int tn = sg::soft_tree_node(student.graph); tn >= 0) {
+  const int tn = sg::soft_tree_node(student.graph);
+  if (tn >= 0 && tn != student.graph.output()) {
+    // Its leaves' outputs feed later layers: they are not the classes (a "path accuracy" compared
+    // them with the labels all the same).
+    report["penalty"] = a.penalty;
+    std::printf("note: the soft tree %s is not the output layer; its leaves are not classes, so there is no "
+                "maximum-probability path accuracy and no tree figure\n", student.graph.layer(tn).name.c_str());
+  } else if (tn >= 0) {
     const auto& tree = static_cast<const SoftTree&>(student.graph.layer(tn));
     const sg::Routing r = sg::route(student.graph, tn, x);
     const std::vector<int> mp = sg::max_path_predictions(tree, r), tp = sg::predict(teacher.graph, x);
@@ -510,11 +523,13 @@ std::vector<explain::Params> route_checked_params(const std::vector<std::string>
 // Olden's randomization test retrains fresh copies of the model on the training split with shuffled
 // labels, as glassbox train would (Adam, cosine schedule, the model's normalization), quietly.
 std::function<void(Graph&, const std::vector<int>&, uint64_t)> retrainer(const ImportanceArgs& a, const Model& m,
-                                                                         std::shared_ptr<Dataset> train) {
-  return [&a, &m, train](Graph& fresh, const std::vector<int>& labels, uint64_t seed) {
+                                                                         std::shared_ptr<Dataset> train,
+                                                                         const std::string& spec) {
+  // As glassbox train treats the 2-D toy sets (not any flat data).
+  const bool toy = spec.rfind("toy:", 0) == 0;
+  return [&a, &m, train, toy](Graph& fresh, const std::vector<int>& labels, uint64_t seed) {
     FitOptions o;
     o.optimizer.kind = optimizer_kind(a.optimizer);
-    const bool toy = train->x.rank() == 2;  // as glassbox train treats the 2-D toy sets
     o.optimizer.lr = a.lr > 0 ? a.lr : default_lr(o.optimizer.kind) * (toy ? 10.f : 1.f);
     o.optimizer.weight_decay = default_weight_decay(o.optimizer.kind);
     o.epochs = a.epochs > 0 ? a.epochs : toy ? 30 : 10;
@@ -602,31 +617,43 @@ explain::Image importance_maps(const sg::Importance& r, const std::vector<std::s
   return im;
 }
 
-// Bars (flat features): one series per class over the features.
+// Bars (flat features): one series per class over the features, at most the 40 most important (in
+// feature order): the chart's width grows with features x classes, and 1000 features made a
+// 400,000-pixel-wide image. The .npy files hold every feature.
+constexpr int kMaxBarFeatures = 40;
 explain::Image importance_bars(const sg::Importance& r, const std::vector<std::string>& classes, const std::string& method) {
-  const int K = r.per_class.dim(0), F = r.per_class.dim(1);
+  const int K = r.per_class.dim(0), all = r.per_class.dim(1);
+  std::vector<int> shown(all);
+  std::iota(shown.begin(), shown.end(), 0);
+  if (all > kMaxBarFeatures) {
+    std::stable_sort(shown.begin(), shown.end(), [&](int a, int b) { return r.overall[a] > r.overall[b]; });
+    shown.resize(kMaxBarFeatures);
+    std::sort(shown.begin(), shown.end());
+  }
+  const int F = int(shown.size());
   std::vector<explain::Series> series;
   for (int k = 0; k < K; ++k) {
     explain::Series s;
     s.label = k < int(classes.size()) ? classes[k] : std::to_string(k);
-    s.y.assign(r.per_class.data() + size_t(k) * F, r.per_class.data() + size_t(k + 1) * F);
+    for (int j : shown) s.y.push_back(r.per_class[size_t(k) * all + j]);
     series.push_back(std::move(s));
   }
   explain::PlotOptions o;
   o.kind = explain::PlotKind::bars;
   o.title = method + ": " + r.meaning;
+  if (all > F) o.title += " (the " + std::to_string(F) + " most important of " + std::to_string(all) + " features)";
   o.ylabel = method;
   o.text_scale = 1;
-  for (int j = 0; j < F; ++j) {
+  for (int j : shown) {
     std::string c = feature_name(r.feature_shape, j);
     if (!r.p_values.empty()) {
       char b[32];
-      std::snprintf(b, sizeof b, " p=%.3g", r.p_values[size_t(K) * F + j]);
+      std::snprintf(b, sizeof b, " p=%.3g", r.p_values[size_t(K) * all + j]);
       c += b;
     }
     o.categories.push_back(c);
   }
-  o.width = std::max(640, 40 * F * std::max(1, K / 2));
+  o.width = std::min(std::max(640, 40 * F * std::max(1, K / 2)), 8000);
   return explain::plot_image(series, o);
 }
 
@@ -727,16 +754,23 @@ void run_importance(const ImportanceArgs& a) {
   if (retrains) {
     *train = first_samples(load_dataset(spec, "train"), a.train_limit);
     q.labels = train->y;
-    q.retrain = retrainer(a, m, train);
+    q.retrain = retrainer(a, m, train, spec);
+  }
+  // Every method runs before anything is written: a later one that fails (nam on a model without
+  // groupsum) leaves --out as it was, not the earlier ones' files without a summary.
+  std::vector<sg::Importance> results;
+  std::vector<double> seconds;
+  for (size_t i = 0; i < methods.size(); ++i) {
+    const auto t0 = Clock::now();
+    results.push_back(sg::importance(m.graph, q, methods[i], params[i]));
+    seconds.push_back(seconds_since(t0));
   }
   make_out_dir(a.out);
   const std::vector<std::string> classes = model_classes(m, d.class_names);
   json summary = {{"model", a.model}, {"data", spec}, {"split", a.split}, {"samples", d.size()}};
   for (size_t i = 0; i < methods.size(); ++i) {
-    const auto t0 = Clock::now();
-    const sg::Importance r = sg::importance(m.graph, q, methods[i], params[i]);
-    write_importance(a, methods[i], r, classes, summary);
-    summary[methods[i]]["seconds"] = seconds_since(t0);
+    write_importance(a, methods[i], results[i], classes, summary);
+    summary[methods[i]]["seconds"] = seconds[i];
   }
   atomic_write(a.out + "/summary.json", summary.dump(2) + "\n");
   std::printf("wrote %s/{<method>.npy,.png,summary.json}\n", a.out.c_str());

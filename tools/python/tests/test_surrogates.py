@@ -165,3 +165,20 @@ def test_soft_tree_equals_distill_and_routes_consistently(tmp_path):
         glassbox.soft_tree(glassbox.load("input(1,8,8) flatten dense(4)"), xs)
     with pytest.raises(ValueError, match="index=10"):
         glassbox.soft_tree(s, xs, index=10)
+
+
+def test_importance_chart_of_many_features_stays_legible(tmp_path):
+    """With many flat features the bar chart shows the 40 most important (its width grew with
+    features x classes: 1000 features and 20 classes made a 400,000-pixel-wide PNG)."""
+    m = glassbox.load("input(300) dense(4) relu dense(12)", seed=1)
+    m.save(tmp_path / "w.safetensors")
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.uniform(0, 1, (20, 300)).astype(np.float32))
+    np.save(tmp_path / "y.npy", np.arange(20) % 12)
+    code, out = run_cli("importance", "--model", tmp_path / "w.safetensors", "--data",
+                        f"npy:{tmp_path / 'x.npy'},{tmp_path / 'y.npy'}", "--method", "garson", "--out", tmp_path / "o")
+    assert code == 0, out
+    png = (tmp_path / "o" / "garson.png").read_bytes()
+    width = int.from_bytes(png[16:20], "big")
+    assert 640 <= width <= 8000
+    assert np.load(tmp_path / "o" / "garson.npy").shape == (12, 300)  # the arrays keep every feature
