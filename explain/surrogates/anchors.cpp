@@ -62,6 +62,7 @@ struct Search {
 
   bool draw(Candidate& c, int n) {
     if (drawn >= o.max_samples) return !(exhausted = true);
+    n = int(std::min<long>(n, o.max_samples - drawn));  // a batch larger than what is left went past the budget
     const size_t first = hits.size();
     sampler.draw(c.order, n, true, rows, hits);
     for (size_t i = first; i < hits.size(); ++i) c.samples.push_back(int(i)), c.positives += hits[i];

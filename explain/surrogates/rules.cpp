@@ -80,7 +80,11 @@ std::string anchor_rule(const Anchor& a, const std::vector<std::string>& predica
   std::string cond;
   for (int p : a.predicates) cond += (cond.empty() ? "" : " AND ") + predicate_text[p];
   return (cond.empty() ? std::string("ALWAYS") : "IF " + cond) + " THEN " + rule_class_name(q, target) + "  (precision " +
-         number(a.precision) + ", coverage " + number(a.coverage) + (a.found ? "" : "; below the threshold") + ")";
+         number(a.precision) + ", coverage " + number(a.coverage) +
+         (a.found               ? ""
+          : a.budget_exhausted ? "; not established: the sample budget (max_samples) ran out"
+                               : "; below the threshold") +
+         ")";
 }
 
 // ---- anchors over superpixels ---------------------------------------------------------------------
@@ -563,7 +567,9 @@ const MethodTable<RuleMethod>& rule_table() {
         "Ribeiro et al. 2018 / the anchor package's anchor_beam (KL-LUCB with its beta, epsilon_stop 0.05, coverage "
         "on 10000 samples); its effective beam of 1 (the tabular explainer declares 4 but does not pass it on); KL "
         "bounds bisected to 1e-9 (the package takes one bisection step); superpixels from SLIC (the package: "
-        "quickshift), hidden by their mean colour or fill; a sample budget"},
+        "quickshift), hidden by their mean colour or fill; a sample budget. As the package, a longer rule reuses the "
+        "perturbations of the rules it extends that satisfy it; for flat features the empty rule's perturbations are "
+        "training rows, so a rule's precision is over those rows and over draws conditioned on the rule"},
        run_anchors},
       {{"tree",
         "a CART tree fitted to the model's predictions over interpretable features, its rules, and its fidelity "
