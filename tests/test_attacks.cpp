@@ -1052,6 +1052,13 @@ TEST_CASE("substitute: oracle labels, Jacobian augmentation by +-lambda, transfe
   CHECK(r.totals.at("oracle_queries") == 40 + 80 + 160);
   CHECK(r.totals.at("substitute_agreement") > 0.6);
   check_inside(q, r, 0.25, false);
+  {  // zero_thresh goes to the white-box attack: above every gradient, no input moves
+    Params still = p;
+    still["zero_thresh"] = "1e6";
+    calls = 0;
+    const Result none = run(g, q, "substitute", still);
+    for (int n = 0; n < 32; ++n) CHECK(none.l0[n] == 0);
+  }
   // Random sign noise of the same size: the baseline a transfer attack must beat.
   Tensor noise = q.inputs.clone();
   Rng rng(3);

@@ -24,7 +24,7 @@ namespace {
 
 struct SubstituteOptions {
   std::string architecture, attack;
-  double epsilon = 0.3, lambda = 0.1, lr = 1e-3;
+  double epsilon = 0.3, lambda = 0.1, lr = 1e-3, zero_thresh = 1e-6;
   int rounds = 4, tau = 3, epochs = 10, batch = 32, max_set = 40000;
   uint64_t seed = 0;
 };
@@ -74,6 +74,7 @@ void run_substitute(Job& job, ParamReader& r) {
   o.architecture = r.text("architecture");
   o.attack = read_choice(r, "attack", {"fgsm", "pgd"});
   o.epsilon = read_number(r, "epsilon", 0, 1e6);
+  o.zero_thresh = read_number(r, "zero_thresh", 0, 1e6);
   o.rounds = read_int(r, "rounds", 1, 10);
   o.lambda = read_number(r, "lambda", 0, 1e6);
   o.tau = read_int(r, "tau", 1, 100);
@@ -121,6 +122,7 @@ void run_substitute(Job& job, ParamReader& r) {
   white.labels = job.label;
   Params ap;
   ap[epsilon_key(o.attack)] = explain::exact_text(o.epsilon);
+  ap["zero_thresh"] = explain::exact_text(o.zero_thresh);  // a saturated substitute moves no pixel at 1e-6
   const Result on_sub = attack(sub, white, o.attack, ap);
   job.pixels.to_pixels(on_sub.adversarial, job.adversarial);
   clamp_pixels(job.adversarial, job.pixels);
@@ -154,6 +156,8 @@ void add_substitute(std::vector<Method>& reg) {
                                   "architecture text with the target's input and classes"},
          {"attack", "fgsm", "the white-box attack on the substitute: fgsm or pgd (its defaults)"},
          {"epsilon", "0.3", "that attack's epsilon (fgsm) or radius (pgd), pixels (Papernot et al.: 0.3 on MNIST)", 0, 1e6},
+         {"zero_thresh", "1e-6", "that attack's zero_thresh: pixels whose substitute loss gradient is at most this are "
+                                 "not moved (0: step along its sign anyway, for a substitute whose softmax saturates)"},
          {"rounds", "4", "substitute training rounds rho (1..10; the set doubles each round; Papernot et al.: 6)"},
          {"lambda", "0.1", "augmentation step in pixels (Papernot et al.: 0.1)"},
          {"tau", "3", "the step's sign flips every tau rounds (Papernot et al. section 5: 3)"},
