@@ -748,6 +748,10 @@ TEST_CASE("registries: every method reads exactly its declared parameters; unkno
   CHECK_THROWS_WITH_AS(rules(mlp, flat, "anchor"), doctest::Contains("(known: anchors, tree)"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(rules(mlp, flat, "tree", {{"features", "relu9"}}), doctest::Contains("features=relu9"),
                        std::invalid_argument);
+  for (const char* bad : {"pool:4abc", "pool: 6", "pool:", "pool:-2", "pool:99"})  // (4abc ran as pool:4)
+    CHECK_THROWS_WITH_AS(rules(img, image, "tree", {{"features", bad}}), doctest::Contains((std::string("features=") + bad).c_str()),
+                         std::invalid_argument);
+  CHECK_NOTHROW(rules(img, image, "tree", {{"features", "pool:4"}}));
   CHECK_THROWS_WITH_AS(rules(mlp, flat, "anchors", {{"threshold", "1.5"}}), doctest::Contains("threshold=1.5 outside"),
                        std::out_of_range);
 }

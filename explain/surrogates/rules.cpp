@@ -425,10 +425,9 @@ FeatureTable features(Graph& g, const RulesRequest& q, const Tensor& x, const st
   }
   if (spec.rfind("pool:", 0) == 0) {
     int S = 0;
-    try {
-      S = std::stoi(spec.substr(5));
-    } catch (const std::exception&) {
-    }
+    const std::string digits = spec.substr(5);  // all of it: stoi read "4abc" and " 6" as numbers
+    if (!digits.empty() && digits.size() <= 6 && digits.find_first_not_of("0123456789") == std::string::npos)
+      S = std::stoi(digits);
     if (in.rank != 3 || S < 1 || S > std::max(in[1], in[2]))
       throw std::invalid_argument("tree: features=" + spec + " needs an image model and 1 <= S <= its size");
     const int C = in[0], H = in[1], W = in[2], by = (H + S - 1) / S, bx = (W + S - 1) / S;
