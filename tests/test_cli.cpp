@@ -964,6 +964,9 @@ TEST_CASE("cli: prune and distill write their outputs, the pruned model evaluate
       {"prune --model " + (s / "nosuch.safetensors") + q, "nosuch.safetensors"},
       {"distill --teacher " + m + " --student soft-tree:0" + q, "--student 'soft-tree:0'"},
       {"distill --teacher " + m + " --student \"input(2) dense(2)\" --beta 2" + q, "--beta is for soft-tree"},
+      {"distill --teacher " + m + " --student soft-tree:2 --beta 1e-50" + q, "--beta 1e-50: must be a number > 0"},
+      {"distill --teacher " + m + " --student soft-tree:2 --data toy:spirals,k=3" + q,
+       "--teacher has 2 outputs but 'toy:spirals,k=3:train' has 3 classes"},  // (it said --model)
       {"distill --teacher " + m + " --student \"input(2) dense(2)\" --penalty 3" + q,
        "--penalty: is for soft-tree students; --student input(2) dense(2) has no soft tree"},
       {"distill --teacher " + m + " --student \"input(2) dense(2)\" --levels 2" + q, "--levels: is for soft-tree"},

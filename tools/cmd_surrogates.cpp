@@ -89,14 +89,16 @@ std::string soft_tree_architecture(const std::string& spec, const Shape& input, 
   std::string dims;
   for (int d : input.vec()) dims += (dims.empty() ? "" : ",") + std::to_string(d);
   char b[64];
-  std::snprintf(b, sizeof b, "softtree(%ld,%d,beta=%g)", depth, classes, beta);
+  std::snprintf(b, sizeof b, "softtree(%ld,%d,beta=%.9g)", depth, classes, beta);  // %g rounded to 6 digits
   return "input(" + dims + ") " + (input.rank > 1 ? "flatten " : "") + b;
 }
 
 Model make_student(const DistillArgs& a, const Model& teacher, const Shape& sample, int classes) {
   const bool tree = a.student.rfind("soft-tree:", 0) == 0;
   if (a.beta_given && !tree) throw std::invalid_argument("--beta is for soft-tree:DEPTH students");
-  if (!(a.beta > 0) || !std::isfinite(a.beta)) throw std::invalid_argument("--beta must be a finite number > 0");
+  if (!(a.beta > 0) || !std::isfinite(a.beta) || !(float(a.beta) > 0) || !explain::float32_finite(a.beta))
+    throw std::invalid_argument("--beta " + explain::exact_text(a.beta) + ": must be a number > 0 that float32 holds "
+                                "(about 1.2e-38 to 3.4e38)");
   Model s{Graph(Shape{1}), {}};
   if (tree) {
     s.graph = graph_from_text(soft_tree_architecture(a.student, sample, classes, a.beta));
@@ -167,10 +169,10 @@ void run_distill(DistillArgs a) {
   Model teacher = load_model_file(a.teacher, "--teacher");
   a.data = data_spec(a.data, teacher);
   Dataset train = first_samples(load_dataset(a.data, "train"), a.limit);
-  check_fits(teacher.graph, train);
+  check_fits(teacher.graph, train, "--teacher");
   const Shape sample = train.x.shape().sample();
   Model student = make_student(a, teacher, sample, teacher.graph.classes());
-  check_fits(student.graph, train);
+  check_fits(student.graph, train, "--student");
   if (!a.tree_flag_given.empty() && sg::soft_tree_node(student.graph) < 0)  // (was accepted and had no effect)
     refuse_flag(a.tree_flag_given, "is for soft-tree students; --student " + a.student + " has no soft tree");
   // The test split is read (and its values checked) before training overwrites --out. A tree

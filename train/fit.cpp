@@ -242,17 +242,17 @@ void check_train_outputs(const std::string& out, int epochs, int save_every) {
   }
 }
 
-void check_fits(const Graph& g, const Dataset& d) {
+void check_fits(const Graph& g, const Dataset& d, const std::string& flag) {
   if (d.size() == 0) throw std::invalid_argument("--data '" + d.name + "': the dataset is empty");
   const Shape sample = d.x.shape().sample();
   if (sample != g.input_shape())
-    throw std::invalid_argument("--model input shape " + g.input_shape().str() + " does not match the data: '" +
+    throw std::invalid_argument(flag + " input shape " + g.input_shape().str() + " does not match the data: '" +
                                 d.name + "' samples are " + sample.str());
   const Shape out = g.shape(g.output());
   if (out.rank != 2)
-    throw std::invalid_argument("--model output " + out.str() + " is not [N,classes] logits (end with dense)");
+    throw std::invalid_argument(flag + " output " + out.str() + " is not [N,classes] logits (end with dense)");
   if (d.classes() > g.classes())
-    throw std::invalid_argument("--model has " + std::to_string(g.classes()) + " outputs but '" + d.name + "' has " +
+    throw std::invalid_argument(flag + " has " + std::to_string(g.classes()) + " outputs but '" + d.name + "' has " +
                                 std::to_string(d.classes()) + " classes");
 }
 

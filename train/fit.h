@@ -99,7 +99,7 @@ EvalResult evaluate(Graph& g, const Dataset& d, const Normalization& norm, int b
 
 // Throws std::invalid_argument naming both shapes when d's samples do not fit g's input, or when d
 // has more classes than g has outputs.
-void check_fits(const Graph& g, const Dataset& d);
+void check_fits(const Graph& g, const Dataset& d, const std::string& flag = "--model");  // errors name `flag`
 
 // File names derived from the --out path.
 std::string sibling_path(const std::string& out, const std::string& suffix);  // "m.safetensors" + ".best"
