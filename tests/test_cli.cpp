@@ -1355,6 +1355,10 @@ TEST_CASE("cli: refusals that used to crash, hang or overwrite an input") {
                       (s / "at"));
   CHECK(r.status == 1);
   CHECK_MESSAGE(contains(r.err, "--ref-index '5:2'"), r.err);
+  r = glassbox(s, "attack --model " + m + " --input " + (s / "adv/adversarial.npy") + " --method substitute --out " +
+                      (s / "at"));  // the initial set is missing, not the inputs ("give --input FILE..." before)
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "substitute needs an initial set: give --ref-data SPEC"), r.err);
   // A step of 1e308 is finite as a double but inf as the float32 the attack computes in.
   r = glassbox(s, "attack --model " + m + " --data " + data + " --index 0 --method fgsm --eps 1e308 --out " + (s / "at"));
   CHECK(r.status == 1);

@@ -377,13 +377,16 @@ void run_attack(const AttackArgs& a) {
                                         (!params.count("score") || params.at("score") == "class-map"));
   if (reference) {
     const std::string spec = a.ref_data.empty() ? a.data : a.ref_data;
+    if (spec.empty())  // (read_inputs' "no inputs: give --input FILE..." named the wrong flag)
+      throw std::invalid_argument(a.method + " needs " + (substitute ? "an initial set" : "a clean reference set") +
+                                  ": give --ref-data SPEC (or --data SPEC)");
     const std::string index = !a.ref_index.empty() ? a.ref_index : substitute ? "0:150" : "0:1000";
     const Inputs held = read_inputs(model, {}, spec, index, a.ref_split, a.input_space, "--ref-index");
     q.data = held.x;
     q.data_labels = held.labels;
     if (substitute) q.fit_substitute = fit_substitute(classes);
     std::printf("%s: %d %s images from %s (%s split, %s)\n", a.method.c_str(), held.x.batch(),
-                substitute ? "initial" : "clean reference", spec.empty() ? "fashion-mnist" : spec.c_str(),
+                substitute ? "initial" : "clean reference", spec.c_str(),
                 a.ref_split.c_str(), index.c_str());
   }
 
