@@ -528,15 +528,11 @@ py::dict soft_tree_py(PyModel& pm, py::handle x_a, py::handle index_a, int level
     r = sg::route(g, tn, x);
     max_path = sg::max_path_predictions(tree, r);
     if (index >= 0) {  // the sample shown in pixels: the model's normalization undone
-      Tensor p = x.sample(index).clone();
+      // As [1, sample...]: invert() takes a channel's (images) or a feature's (flat) own mean and
+      // std, as glassbox distill does (feature 0's were used for every flat feature).
+      Tensor p = x.slice(index, index + 1).clone();
       const Normalization norm = Normalization::of_model(pm.m.metadata);
-      const int C = sample.rank == 3 ? sample[0] : 1;
-      const size_t per = p.size() / size_t(C);
-      if (!norm.empty())
-        for (size_t i = 0; i < p.size(); ++i) {
-          const size_t c = (i / per) % norm.mean.size();
-          p[i] = p[i] * norm.std[c] + norm.mean[c];
-        }
+      if (!norm.empty()) norm.invert(p);
       const Shape shown = sample.rank == 3 ? sample : Shape{1, 1, sample[0]};
       figure = sg::tree_figure(tree, sample, model_classes(pm.m), r, index, p.reshaped(shown), levels);
     }

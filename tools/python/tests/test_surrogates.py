@@ -182,3 +182,21 @@ def test_importance_chart_of_many_features_stays_legible(tmp_path):
     width = int.from_bytes(png[16:20], "big")
     assert 640 <= width <= 8000
     assert np.load(tmp_path / "o" / "garson.npy").shape == (12, 300)  # the arrays keep every feature
+
+
+def test_soft_tree_figure_of_flat_features_equals_distill(tmp_path):
+    """On flat features the figure shows the sample with each feature's own normalization undone, as
+    `glassbox distill` draws it (feature 0's mean and std were used for every feature)."""
+    code, out = run_cli("train", "--model", "toy2d", "--data", "toy:moons", "--epochs", "1", "--quiet", "--normalize", "std",
+                        "--out", tmp_path / "t.safetensors")
+    assert code == 0, out
+    test = np.asarray(glassbox.datasets.load("toy:moons", "test").x)
+    for index in range(3):
+        code, out = run_cli("distill", "--teacher", tmp_path / "t.safetensors", "--student", "soft-tree:3", "--data",
+                            "toy:moons", "--epochs", "1", "--quiet", "--index", str(index), "--out",
+                            tmp_path / "s.safetensors")
+        assert code == 0, out
+        s = glassbox.load(tmp_path / "s.safetensors")
+        r = glassbox.soft_tree(s, s.normalize(test[:5]), index=index)
+        glassbox.write_png(tmp_path / "py.png", r["figure"])
+        assert (tmp_path / "py.png").read_bytes() == (tmp_path / "s.tree.png").read_bytes(), index
