@@ -479,7 +479,15 @@ py::list rules_py(PyModel& pm, const std::string& method, py::handle inputs_a, p
   if (!inputs_a.is_none()) q.inputs = tensor_arg(inputs_a, g.input_shape(), "inputs");
   if (!data_a.is_none()) q.data = tensor_arg(data_a, g.input_shape(), "data");
   if (!test_a.is_none()) q.test = tensor_arg(test_a, g.input_shape(), "test");
-  if (!names_a.is_none()) q.input_names = names_a.cast<std::vector<std::string>>();
+  if (!names_a.is_none()) {
+    if (py::isinstance<py::str>(names_a))  // a str is a sequence of one-letter names
+      throw py::type_error("rules(input_names=...): a list of names, one per feature, not one str");
+    try {
+      q.input_names = names_a.cast<std::vector<std::string>>();
+    } catch (const py::cast_error&) {
+      throw py::type_error("rules(input_names=...): a list of str, one per feature");
+    }
+  }
   if (!q.input_names.empty() && (q.inputs.empty() || int(q.input_names.size()) != q.inputs.batch()))
     throw py::value_error("rules(input_names=...): one name per input");
   const Normalization norm = Normalization::of_model(pm.m.metadata);
@@ -514,7 +522,7 @@ py::dict soft_tree_py(PyModel& pm, py::handle x_a, py::handle index_a, int level
   if (tn < 0) throw py::value_error("soft_tree: the model has no softtree layer (glassbox distill --student soft-tree:D makes one)");
   if (levels < 1 || levels > 6) throw py::value_error("soft_tree(levels=" + std::to_string(levels) + "): expected 1..6");
   const Tensor x = tensor_arg(x_a, g.input_shape(), "x");
-  const int index = index_a.is_none() ? -1 : index_a.cast<int>();
+  const int index = index_a.is_none() ? -1 : int_arg(index_a, "soft_tree(index=...)");
   if (!index_a.is_none() && (index < 0 || index >= x.batch()))
     throw py::value_error("soft_tree(index=" + std::to_string(index) + "): outside the " + std::to_string(x.batch()) + " inputs");
   const auto& tree = static_cast<const SoftTree&>(g.layer(tn));

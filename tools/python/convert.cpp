@@ -1,6 +1,7 @@
 #include "tools/python/convert.h"
 
 #include <cctype>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <optional>
@@ -78,6 +79,22 @@ py::array_t<double> to_array(const std::vector<double>& v) {
   py::array_t<double> out(py::ssize_t(v.size()));
   if (!v.empty()) std::memcpy(out.mutable_data(), v.data(), v.size() * sizeof(double));
   return out;
+}
+
+int int_arg(py::handle v, const std::string& what) {
+  if (py::isinstance<py::bool_>(v) || py::isinstance(v, py::module_::import("numpy").attr("bool_")))
+    throw py::type_error(what + ": an integer, not a bool");
+  if (py::isinstance<py::array>(v) || !PyIndex_Check(v.ptr()))
+    throw py::type_error(what + ": an integer, not " + std::string(py::str(py::type::of(v))));
+  long long k = 0;
+  bool fits = true;
+  try {
+    k = py::int_(py::reinterpret_borrow<py::object>(v)).cast<long long>();
+  } catch (const py::cast_error&) {  // beyond 64 bits
+    fits = false;
+  }
+  if (!fits || k < INT_MIN || k > INT_MAX) throw py::value_error(what + "=" + std::string(py::repr(v)) + ": past 32 bits");
+  return int(k);
 }
 
 std::vector<int> labels_arg(py::handle y, int n, const std::string& what, int lowest) {

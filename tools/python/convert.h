@@ -95,6 +95,10 @@ py::array_t<double> to_array(const std::vector<double>& v);
 // means "unknown" (an attack's labels). Other types: TypeError naming `what`.
 std::vector<int> labels_arg(py::handle y, int n, const std::string& what, int lowest = 0);
 
+// One integer (a Python or NumPy int that fits 32 bits): bools and other types are a TypeError, a
+// value past 32 bits a ValueError, each naming `what`.
+int int_arg(py::handle v, const std::string& what);
+
 // A path argument: str or os.PathLike.
 std::string path_arg(py::handle p);
 

@@ -200,3 +200,17 @@ def test_soft_tree_figure_of_flat_features_equals_distill(tmp_path):
         r = glassbox.soft_tree(s, s.normalize(test[:5]), index=index)
         glassbox.write_png(tmp_path / "py.png", r["figure"])
         assert (tmp_path / "py.png").read_bytes() == (tmp_path / "s.tree.png").read_bytes(), index
+
+
+def test_soft_tree_index_and_rules_names_are_checked():
+    """index and input_names name themselves when wrong (pybind11's "Unable to cast" named nothing;
+    index=True was taken as 1)."""
+    s = glassbox.load("input(2) softtree(2,2)")
+    x = np.zeros((3, 2), np.float32)
+    for bad, err in [(True, TypeError), (np.True_, TypeError), (1.5, TypeError), (2**40, ValueError)]:
+        with pytest.raises(err, match=r"soft_tree\(index=...\)"):
+            glassbox.soft_tree(s, x, index=bad)
+    assert glassbox.soft_tree(s, x, index=np.int64(1))["figure"] is not None
+    m = glassbox.load("input(2) dense(4) relu dense(2)")
+    with pytest.raises(TypeError, match=r"rules\(input_names=...\)"):
+        glassbox.rules(m, "tree", data=x, input_names="ab")
