@@ -1402,6 +1402,10 @@ TEST_CASE("cli: a --param key given twice is refused before any work (the last v
     CHECK_MESSAGE(contains(r.err, " given twice ("), r.err);
     CHECK(!fs::exists(s / "out"));
   }
+  // The tree alone reads no inputs: --index with it was accepted and did nothing.
+  const Run r = glassbox(s, "rules" + toy + " --method tree --index 0:3");
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "--index: picks the inputs anchors explains"), r.err);
 }
 
 TEST_CASE("cli: an --out folder that cannot be made fails before the work, not after it") {

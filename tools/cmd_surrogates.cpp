@@ -826,6 +826,10 @@ void run_rules(const RulesArgs& a) {
   const std::vector<std::string> methods = split_list(a.methods, "--method");
   for (const std::string& m : methods) sg::rule_method(m);
   const std::vector<explain::Params> params = route_checked_params(a.params, methods, sg::rule_method, "glassbox rules --list");
+  const bool anchors = std::find(methods.begin(), methods.end(), "anchors") != methods.end();
+  if (!anchors && (!a.inputs.empty() || !a.index.empty()))  // (accepted, and nothing read them)
+    throw std::invalid_argument(std::string(a.inputs.empty() ? "--index" : "--input") +
+                                ": picks the inputs anchors explains; the tree is fitted on --data alone");
   Model m = load_model_file(a.model, "--model");
   const std::string spec = data_spec(a.data, m);
   sg::RulesRequest q;
