@@ -742,16 +742,24 @@ void run_importance(const ImportanceArgs& a) {
   for (const std::string& m : methods) sg::importance_method(m);
   const std::vector<explain::Params> params = route_checked_params(a.params, methods, sg::importance_method, "glassbox importance --list");
   Model m = load_model_file(a.model, "--model");
-  const std::string spec = data_spec(a.data, m);
-  const Dataset d = first_samples(load_dataset(spec, a.split), a.limit);
-  check_fits(m.graph, d);
+  bool retrains = false, averages = false;
+  for (size_t i = 0; i < methods.size(); ++i) {
+    retrains |= methods[i] == "olden" && params[i].count("rounds");
+    averages |= sg::importance_needs_data(methods[i]);
+  }
+  // Garson and Olden read the weights alone: no data is read for them (a model saved from Python,
+  // which names no dataset, failed on the default one).
+  const std::string spec = averages || retrains || !a.data.empty() ? data_spec(a.data, m) : "";
+  Dataset d;
   sg::ImportanceRequest q;
-  q.x = model_inputs(d, m);
+  if (averages) {
+    d = first_samples(load_dataset(spec, a.split), a.limit);
+    check_fits(m.graph, d);
+    q.x = model_inputs(d, m);
+  }
   const Normalization norm = Normalization::of_model(m.metadata);
   for (size_t c = 0; c < norm.mean.size(); ++c) q.raw_shift.push_back(norm.mean[c] / norm.std[c]);
   q.progress = stage_printer();
-  bool retrains = false;
-  for (size_t i = 0; i < methods.size(); ++i) retrains |= methods[i] == "olden" && params[i].count("rounds");
   auto train = std::make_shared<Dataset>();
   if (retrains) {
     *train = first_samples(load_dataset(spec, "train"), a.train_limit);

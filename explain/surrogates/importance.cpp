@@ -519,13 +519,16 @@ const std::vector<MethodInfo>& importance_methods() { return importance_table().
 
 const MethodInfo& importance_method(const std::string& name) { return importance_table().find(name).info; }
 
+bool importance_needs_data(const std::string& method) {
+  return method == "dimopoulos" || method == "miv" || method == "nam";
+}
+
 Importance importance(Graph& model, const ImportanceRequest& q, const std::string& method, const Params& params) {
   const ImportanceMethod& m = importance_table().find(method);
   if (!q.x.empty() && (q.x.rank() != model.input_shape().rank + 1 || q.x.shape().sample() != model.input_shape()))
     shape_error("importance data", Shape::batch_of(q.x.batch(), model.input_shape()), q.x.shape());
   ParamReader reader(params, m.info);
-  const bool needs_data = method == "dimopoulos" || method == "miv" || method == "nam";
-  if (needs_data && q.x.empty()) throw std::invalid_argument(method + " needs data (--data)");
+  if (importance_needs_data(method) && q.x.empty()) throw std::invalid_argument(method + " needs data (--data)");
   Importance r = m.run(model, q, reader);
   reader.done();
   return r;

@@ -57,6 +57,8 @@ struct Importance {
 
 const std::vector<MethodInfo>& importance_methods();
 const MethodInfo& importance_method(const std::string& name);  // throws listing the known methods
+// Whether a method averages over data (ImportanceRequest::x); the others read the weights alone.
+bool importance_needs_data(const std::string& method);
 
 // Throws on an unknown method or parameter, a parameter outside its documented range, a model the
 // method cannot read (naming the layer), or data that does not fit the model.

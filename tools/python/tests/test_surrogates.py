@@ -214,3 +214,15 @@ def test_soft_tree_index_and_rules_names_are_checked():
     m = glassbox.load("input(2) dense(4) relu dense(2)")
     with pytest.raises(TypeError, match=r"rules\(input_names=...\)"):
         glassbox.rules(m, "tree", data=x, input_names="ab")
+
+
+def test_weights_only_importance_reads_no_data(tmp_path):
+    """Garson reads the weights alone: a model saved from Python names no dataset, and the command
+    no longer fails looking for the default one; a method that averages over data still asks."""
+    glassbox.load("input(3) dense(4) relu dense(2)", seed=2).save(tmp_path / "m.safetensors")
+    code, out = run_cli("importance", "--model", tmp_path / "m.safetensors", "--method", "garson,olden",
+                        "--out", tmp_path / "o")
+    assert code == 0, out
+    assert np.load(tmp_path / "o" / "garson.npy").shape == (2, 3)
+    code, out = run_cli("importance", "--model", tmp_path / "m.safetensors", "--method", "miv", "--out", tmp_path / "p")
+    assert code != 0
