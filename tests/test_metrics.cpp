@@ -680,6 +680,9 @@ TEST_CASE("bad values are errors naming the metric, the key and the range") {
   CHECK_THROWS_WITH_AS(run(g, x, {0}, "saliency", "cascading-randomisation", {{"similarity", "hog"}}),
                        doctest::Contains("similarity=hog needs images of at least 12x12"), NotApplicable);
   CHECK(std::isfinite(run(flat, tensor({1, 4}, kX), {0}, "saliency", "random-logit", {{"similarity", "spearman"}}).values[0]));
+  Graph one = arch("input(1) dense(2)");
+  CHECK_THROWS_WITH_AS(run(one, tensor({1, 1}, {0.5f}), {0}, "saliency", "faithfulness-correlation"),
+                       doctest::Contains("needs inputs of at least 2 features"), NotApplicable);
   // insertion's default baseline (blur) needs images: skipped, not an error that stops a family run
   CHECK_THROWS_WITH_AS(run(flat, tensor({1, 4}, kX), {0}, "saliency", "insertion"),
                        doctest::Contains("perturb_baseline=blur needs image inputs"), NotApplicable);

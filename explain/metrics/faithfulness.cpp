@@ -294,6 +294,8 @@ SubsetRuns subset_runs(Graph& g, const Tensor& x, const Tensor& a, const Target&
 Evaluation faithfulness_correlation(Graph& g, const Tensor& x, const Target& t, const Explanation& e, ParamReader& r,
                                     const Context& ctx) {
   const long D = long(x.sample_size());
+  if (D < 2)  // a subset must leave a feature out ("subset_size outside [1, 0]" said nothing useful)
+    throw NotApplicable(r.method() + ": needs inputs of at least 2 features, not " + x.shape().sample().str());
   const int runs = integer_in(r, "nr_runs", 2, kMaxSamplesPerInput);
   const int size = integer_in(r, "subset_size", 1, D - 1);
   const Baseline b = read_baseline(r);
