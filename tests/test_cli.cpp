@@ -125,18 +125,23 @@ TEST_CASE("cli: a corrupt model file is named; failed runs leave an existing mod
 }
 
 namespace {
+// A .npy file's magic, version 1.0 and header (dtype `descr`, shape text "(2, 3, )"), padded to 64 bytes.
+void write_npy_header(std::ofstream& f, const std::string& descr, const std::string& shape) {
+  std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
+  header += std::string(63 - (10 + header.size()) % 64, ' ') + "\n";
+  const uint16_t len = uint16_t(header.size());
+  f.write("\x93NUMPY\x01\x00", 8);
+  f.write(reinterpret_cast<const char*>(&len), 2);
+  f << header;
+}
+
 // A float32 .npy of the given shape, values i / size.
 void write_npy(const std::string& path, const std::vector<int>& shape) {
   std::string dims;
   size_t n = 1;
   for (int d : shape) dims += std::to_string(d) + ", ", n *= size_t(d);
-  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
-  header += std::string(63 - (10 + header.size()) % 64, ' ') + "\n";
   std::ofstream f(path, std::ios::binary);
-  const uint16_t len = uint16_t(header.size());
-  f.write("\x93NUMPY\x01\x00", 8);
-  f.write(reinterpret_cast<const char*>(&len), 2);
-  f << header;
+  write_npy_header(f, "<f4", "(" + dims + ")");
   for (size_t i = 0; i < n; ++i) {
     const float v = float(i) / float(n);
     f.write(reinterpret_cast<const char*>(&v), 4);
@@ -145,13 +150,8 @@ void write_npy(const std::string& path, const std::vector<int>& shape) {
 
 // An int64 .npy of labels.
 void write_labels(const std::string& path, const std::vector<int64_t>& labels) {
-  std::string header = "{'descr': '<i8', 'fortran_order': False, 'shape': (" + std::to_string(labels.size()) + ",), }";
-  header += std::string(63 - (10 + header.size()) % 64, ' ') + "\n";
   std::ofstream f(path, std::ios::binary);
-  const uint16_t len = uint16_t(header.size());
-  f.write("\x93NUMPY\x01\x00", 8);
-  f.write(reinterpret_cast<const char*>(&len), 2);
-  f << header;
+  write_npy_header(f, "<i8", "(" + std::to_string(labels.size()) + ",)");
   f.write(reinterpret_cast<const char*>(labels.data()), std::streamsize(labels.size() * 8));
 }
 }  // namespace

@@ -403,17 +403,11 @@ py::dict attack_py(PyModel& pm, py::handle x_a, const std::string& method, py::h
   if (py::isinstance<py::bool_>(target_a) || py::isinstance(target_a, py::module_::import("numpy").attr("bool_")))
     throw py::type_error("attack(target=...): a class number or one per input, not a bool");
   if (py::isinstance<py::int_>(target_a) || (!py::isinstance<py::array>(target_a) && PyIndex_Check(target_a.ptr()))) {
-    long long k = 0;
-    bool fits = true;
-    try {
-      k = py::int_(py::reinterpret_borrow<py::object>(target_a)).cast<long long>();
-    } catch (const py::cast_error&) {  // beyond 64 bits
-      fits = false;
-    }
-    if (!fits || k < -1 || k >= g.classes())  // beyond int: said here as the attack says it for any other class
+    const int k = int_arg(target_a, "attack(target=...)");
+    if (k < -1 || k >= g.classes())
       throw py::value_error("target: class " + std::string(py::repr(target_a)) + " outside the model's classes [0, " +
                             std::to_string(g.classes()) + ")");
-    q.targets.assign(N, int(k));  // (the attack checks the rest)
+    q.targets.assign(N, k);  // (the attack checks the rest)
   }
   else if (!target_a.is_none())
     q.targets = labels_arg(target_a, N, "target");
