@@ -484,12 +484,12 @@ TEST_CASE("axioms: completeness, non-sensitivity and input invariance") {
     // Integrated gradients of a linear model is exact from its own baseline, which completeness
     // takes by default (tensor or number); against another x' it is not.
     Params ig{{"baseline", "0.5"}, {"n_steps", "4"}};
-    const Evaluation own = evaluate(g, x, Target{0}, {"integrated-gradients", ig}, "completeness", {});
+    const Evaluation own = evaluate(g, x, Target{0}, {"integrated-gradients", ig, {}}, "completeness", {});
     CHECK(own.values[0] == doctest::Approx(0.0).epsilon(1e-6));
-    CHECK(evaluate(g, x, Target{0}, {"integrated-gradients", ig}, "completeness", zero).values[0] == doctest::Approx(2.0));
+    CHECK(evaluate(g, x, Target{0}, {"integrated-gradients", ig, {}}, "completeness", zero).values[0] == doctest::Approx(2.0));
     Params igt{{"n_steps", "4"}};
     igt.tensors["baseline"] = tensor({1, 1, 2, 2}, {1, 0, 2, 0});
-    CHECK(evaluate(g, x, Target{0}, {"integrated-gradients", igt}, "completeness", {}).values[0] ==
+    CHECK(evaluate(g, x, Target{0}, {"integrated-gradients", igt, {}}, "completeness", {}).values[0] ==
           doctest::Approx(0.0).epsilon(1e-6));
     // Saliency declares no baseline: black (the sample's min, 0.5), as Quantus.
     CHECK(run(g, x, {0}, "saliency", "completeness").extra["delta"][0] == doctest::Approx(4 - (6.5 - 2)));
