@@ -21,12 +21,14 @@ using detail::fail;
 
 size_t NpyArray::count() const { return size_t(count_of(shape, ".npy shape")); }
 
+bool is_uint8(const std::string& descr) { return descr == "|u1" || descr == "<u1" || descr == "u1"; }
+
 namespace {
 
 size_t item_size(const std::string& path, const std::string& descr) {
   if (descr == "<f4" || descr == "<i4") return 4;
   if (descr == "<f8" || descr == "<i8") return 8;
-  if (descr == "|u1" || descr == "<u1" || descr == "u1" || descr == "|b1") return 1;  // bool: one byte, 0 or 1
+  if (is_uint8(descr) || descr == "|b1") return 1;  // bool: one byte, 0 or 1
   if (!descr.empty() && descr[0] == '>') fail(path, "big-endian dtype '" + descr + "' is not supported");
   fail(path, "dtype '" + descr + "' is not supported (float32 '<f4', uint8 '|u1', int64 '<i8', int32 '<i4', float64 '<f8', bool '|b1')");
 }
@@ -291,8 +293,10 @@ Tensor npy_to_tensor(const NpyArray& a, const std::string& path) {
       std::memcpy(&v, p + 4 * i, 4);
       o[i] = float(v);
     }
-  } else {  // uint8, and bool (masks) as 0 or 1
-    for (size_t i = 0; i < n; ++i) o[i] = a.descr == "|b1" ? float(p[i] != 0) : float(p[i]);
+  } else if (a.descr == "|b1") {  // bool (masks) as 0 or 1
+    for (size_t i = 0; i < n; ++i) o[i] = float(p[i] != 0);
+  } else {  // uint8
+    for (size_t i = 0; i < n; ++i) o[i] = float(p[i]);
   }
   return t;
 }
@@ -312,7 +316,7 @@ std::vector<int64_t> read_npy_labels(const std::string& path) {
       std::memcpy(&v, p + 4 * i, 4);
       out[i] = v;
     }
-  } else if (a.descr == "|u1" || a.descr == "<u1" || a.descr == "u1") {
+  } else if (is_uint8(a.descr)) {
     for (size_t i = 0; i < n; ++i) out[i] = p[i];
   } else {
     fail(path, "labels must be integers (int64 '<i8', int32 '<i4' or uint8 '|u1'), got '" + a.descr + "'");

@@ -28,6 +28,8 @@ std::vector<int64_t> read_npy_labels(const std::string& path);
 
 // Writers (format 1.0, or 2.0 when the header needs it); atomic: temp file + rename.
 void write_npy(const std::string& path, const Tensor& t);  // '<f4', the tensor's shape
+// numpy's uint8 dtype strings ('|u1', and '<u1'/'u1' as some writers spell it): pixels 0..255.
+bool is_uint8(const std::string& descr);
 void write_npy_u8(const std::string& path, const std::vector<int64_t>& shape, const uint8_t* data);
 void write_npy_labels(const std::string& path, const std::vector<int64_t>& labels);  // '<i8', [N]
 

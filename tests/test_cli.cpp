@@ -970,6 +970,8 @@ TEST_CASE("cli: prune and distill write their outputs, the pruned model evaluate
       {"distill --teacher " + m + " --student \"input(2) dense(2)\" --penalty 3" + q,
        "--penalty: is for soft-tree students; --student input(2) dense(2) has no soft tree"},
       {"distill --teacher " + m + " --student \"input(2) dense(2)\" --levels 2" + q, "--levels: is for soft-tree"},
+      {"distill --teacher " + m + " --student \"input(2) softtree(2,out=4) relu dense(2)\" --index 0" + q,
+       "--index: draws the tree figure, which only a soft tree that is the output layer has"},
       {"distill --teacher " + m + " --student soft-tree:2 --temperature 0" + q, "--temperature: '0'"},
       {"distill --teacher " + m + " --student soft-tree:2 --alpha 2" + q, "--alpha: '2'"},
       {"distill --teacher " + m + " --student \"input(3) dense(2)\"" + q, "--student takes [3], the teacher [2]"},

@@ -398,7 +398,9 @@ void run_influence(const InfluenceArgs& a) {
   Dataset raw;
   const inst::Examples train = training_set(model, a.data, a.train_limit, raw);
   if (train.size() < 2)  // one point has nothing to be ranked against
-    throw std::invalid_argument("--data " + a.data + ": the training set holds " + std::to_string(train.size()) +
+    throw std::invalid_argument((a.train_limit > 0 && a.train_limit < 2 ? "--train-limit " + std::to_string(a.train_limit)
+                                                                         : "--data " + a.data) +
+                                ": the training set holds " + std::to_string(train.size()) +
                                 " point(s); influence ranks at least 2");
   if (a.loo > train.size())
     throw std::invalid_argument("--loo " + std::to_string(a.loo) + ": the training set holds only " +
@@ -438,7 +440,12 @@ void run_influence(const InfluenceArgs& a) {
                                   {"predicted_class", r.classes[pred]}, {"methods", json::object()}});
     }
   }
-  for (const MethodRun& run : runs) a.self ? write_self(r, run, summary) : write_instance_method(r, run, summary);
+  for (const MethodRun& run : runs) {
+    if (a.self)
+      write_self(r, run, summary);
+    else
+      write_instance_method(r, run, summary);
+  }
   if (a.loo > 0) write_loo(r, loo, summary);
   atomic_write(a.out + "/summary.json", summary.dump(2) + "\n");
   std::printf("wrote scores, %ssummary.json to %s\n", images ? "grids, " : "", a.out.c_str());

@@ -102,6 +102,7 @@ Model label_random_model(const EvaluateArgs& a, const Model& model) {
   if (a.data.empty())
     throw std::invalid_argument("data-randomisation: give --label-random-model FILE, or --data to train one");
   Dataset train = load_dataset(a.data, "train");
+  if (train.size() == 0) throw std::invalid_argument("data-randomisation: --data " + a.data + " has no training samples");
   if (std::all_of(train.y.begin(), train.y.end(), [&](int v) { return v == train.y[0]; }))
     throw std::invalid_argument("data-randomisation: --data " + a.data + " has one class, so shuffling its labels "
                                 "changes nothing");
@@ -335,9 +336,10 @@ void run_evaluate(const EvaluateArgs& a) {
   if (!data_random && !a.label_random_model.empty())
     throw std::invalid_argument("--label-random-model: only --metric data-randomisation uses it");
   // With --input files, --data only trains data-randomisation's model; its samples are not inputs.
-  if (!a.inputs.empty() && !a.data.empty() && !data_random)
+  if (!a.inputs.empty() && !a.data.empty() && (!data_random || !a.label_random_model.empty()))
     throw std::invalid_argument("--data with --input: the inputs are the --input files, and --data would be read only "
-                                "to train data-randomisation's label-random model, which no chosen metric needs");
+                                "to train data-randomisation's label-random model, which " +
+                                std::string(data_random ? "--label-random-model gives" : "no chosen metric needs"));
 
   Model model = open_model(a.model);
   Graph& g = model.graph;

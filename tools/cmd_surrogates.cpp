@@ -76,7 +76,8 @@ struct DistillArgs {
   float lr = -1, val = 0.1f;
   double temperature = 4, alpha = 0.9, penalty = 0.1, beta = 1;
   bool beta_given = false, quiet = false;
-  std::string tree_flag_given;  // --penalty, --levels or --index, given: for soft-tree students only
+  std::string tree_flag_given;    // --penalty, --levels or --index, given: for soft-tree students only
+  std::string figure_flag_given;  // --levels or --index, given: for the tree figure (an output tree's)
   uint64_t seed = 42;
 };
 
@@ -128,7 +129,7 @@ Model make_student(const DistillArgs& a, const Model& teacher, const Shape& samp
   return s;
 }
 
-// The default rate is 10x glassbox train's on the 2-D toy sets (as train) and for soft trees (one
+// The default rate is 10x glassbox train's for toy2d and nam students on flat data (as train) and for soft trees (one
 // layer of filters: on Fashion-MNIST a depth-8 tree reached 80.8% test accuracy after 3 epochs at
 // 1e-2, 74.6% after 10 at 1e-3).
 FitOptions distill_fit_options(const DistillArgs& a, const Model& teacher, bool toy) {
@@ -146,7 +147,7 @@ FitOptions distill_fit_options(const DistillArgs& a, const Model& teacher, bool 
   o.resume = a.resume;
   o.progress = a.quiet ? ProgressStyle::quiet : ProgressStyle::automatic;
   o.norm = Normalization::of_model(teacher.metadata);
-  for (const char* key : {"glassbox.normalize", "glassbox.classes", "glassbox.dataset"})
+  for (const char* key : {"glassbox.normalize", "glassbox.classes"})
     if (auto it = teacher.metadata.find(key); it != teacher.metadata.end()) o.metadata[key] = it->second;
   if (!o.metadata.count("glassbox.normalize")) o.metadata["glassbox.normalize"] = "none";
   o.metadata["glassbox.dataset"] = a.data;  // the student's own data (commands default to it), not the teacher's
@@ -173,8 +174,12 @@ void run_distill(DistillArgs a) {
   const Shape sample = train.x.shape().sample();
   Model student = make_student(a, teacher, sample, teacher.graph.classes());
   check_fits(student.graph, train, "--student");
-  if (!a.tree_flag_given.empty() && sg::soft_tree_node(student.graph) < 0)  // (was accepted and had no effect)
+  const int tree_node = sg::soft_tree_node(student.graph);
+  const bool output_tree = tree_node >= 0 && tree_node == student.graph.output();  // its leaves are classes
+  if (!a.tree_flag_given.empty() && tree_node < 0)  // (was accepted and had no effect)
     refuse_flag(a.tree_flag_given, "is for soft-tree students; --student " + a.student + " has no soft tree");
+  if (!a.figure_flag_given.empty() && !output_tree)
+    refuse_flag(a.figure_flag_given, "draws the tree figure, which only a soft tree that is the output layer has");
   // The test split is read (and its values checked) before training overwrites --out. A tree
   // student's figure shows its sample --index, so it is kept; other students read it again after
   // training, so that it does not add to the peak.
@@ -182,7 +187,7 @@ void run_distill(DistillArgs a) {
   if (test.size() == 0)  // accuracy and fidelity over 0 images were nan% with exit 0
     throw std::invalid_argument("--data " + a.data + ": the test split is empty, so the student cannot be compared "
                                 "with the teacher");
-  if (sg::soft_tree_node(student.graph) >= 0) {
+  if (output_tree) {
     if (a.index < 0 || a.index >= test.size())
       throw std::out_of_range("--index " + std::to_string(a.index) + " outside the test split's " +
                               std::to_string(test.size()) + " samples");
@@ -190,9 +195,9 @@ void run_distill(DistillArgs a) {
     test = Dataset{};
   }
 
-  // The toy sets' defaults for the toy sets only (any flat data had them: a 6-feature .npy set ran
-  // 30 epochs at 10x the rate glassbox train would use).
-  FitOptions o = distill_fit_options(a, teacher, a.data.rfind("toy:", 0) == 0);
+  // glassbox train's rule for its toy defaults, on the student: toy2d, and nam on flat data (any flat
+  // data had them: a 6-feature .npy set ran 30 epochs at 10x the rate train would use).
+  FitOptions o = distill_fit_options(a, teacher, a.student == "toy2d" || (a.student == "nam" && sample.rank == 1));
   sg::DistillationLoss loss(settings);
   o.loss = [&](Graph& g, const Tensor& x, const std::vector<int>& y, const Tensor& logits, Tensor& grad) {
     const Tensor& t = teacher.graph.forward(x, Mode::eval);
@@ -226,14 +231,14 @@ void run_distill(DistillArgs a) {
                            {"fidelity", ag.fidelity}}}};
   std::printf("test: student accuracy %s, teacher accuracy %s, fidelity %s (%d images)\n",
               percent(ag.student_accuracy).c_str(), percent(ag.teacher_accuracy).c_str(), percent(ag.fidelity).c_str(), ag.n);
-  const int tn = sg::soft_tree_node(student.graph);
-  if (tn >= 0 && tn != student.graph.output()) {
+  const int tn = tree_node;
+  if (tn >= 0 && !output_tree) {
     // Its leaves' outputs feed later layers: they are not the classes (a "path accuracy" compared
     // them with the labels all the same).
     report["penalty"] = a.penalty;
     std::printf("note: the soft tree %s is not the output layer; its leaves are not classes, so there is no "
                 "maximum-probability path accuracy and no tree figure\n", student.graph.layer(tn).name.c_str());
-  } else if (tn >= 0) {
+  } else if (output_tree) {
     const auto& tree = static_cast<const SoftTree&>(student.graph.layer(tn));
     const sg::Routing r = sg::route(student.graph, tn, x);
     const std::vector<int> mp = sg::max_path_predictions(tree, r), tp = sg::predict(teacher.graph, x);
@@ -280,10 +285,10 @@ void add_distill_command(Command& app) {
       ->check(finite(0, inf, false, true));
   c->add_option("--beta", a->beta, "soft trees: the inverse temperature beta of the inner nodes' sigmoids (default 1)")
       ->check(finite(0, inf, true, true));
-  c->add_option("--epochs", a->epochs, "epochs (default: 10; 30 on 2-D toy sets)")->check(at_least(1));
+  c->add_option("--epochs", a->epochs, "epochs (default: 10; 30 for toy2d students, and nam on flat data, as glassbox train)")->check(at_least(1));
   c->add_option("--batch", a->batch, "mini-batch size")->capture_default_str()->check(at_least(1));
   c->add_option("--optimizer", a->optimizer, "sgd, adam or adamw")->capture_default_str();
-  c->add_option("--lr", a->lr, "learning rate (default: 1e-3 for adam, 0.01 for sgd; 10x on 2-D toy sets and for soft-tree students)")
+  c->add_option("--lr", a->lr, "learning rate (default: 1e-3 for adam, 0.01 for sgd; 10x for toy2d students, nam on flat data and soft-tree students)")
       ->check(finite(0, inf, true, true));
   c->add_option("--schedule", a->schedule, "constant, step or cosine")->capture_default_str();
   c->add_option("--seed", a->seed, "seed for the student's initialization, validation split and shuffling")
@@ -308,6 +313,8 @@ void add_distill_command(Command& app) {
     a->beta_given = c->count("--beta") > 0;
     for (const char* flag : {"--penalty", "--levels", "--index"})
       if (c->count(flag)) a->tree_flag_given = flag;
+    for (const char* flag : {"--levels", "--index"})
+      if (c->count(flag)) a->figure_flag_given = flag;
     run_distill(*a);
   });
 }
@@ -527,7 +534,9 @@ std::vector<explain::Params> route_checked_params(const std::vector<std::string>
 std::function<void(Graph&, const std::vector<int>&, uint64_t)> retrainer(const ImportanceArgs& a, const Model& m,
                                                                          std::shared_ptr<Dataset> train,
                                                                          const std::string& spec) {
-  // As glassbox train treats the 2-D toy sets (not any flat data).
+  // The model file does not say how it was trained: the toy: sets (a few steps per epoch) get 10x
+  // the rate and 30 epochs, as glassbox train gives the toy2d model on them; other data (flat
+  // .npy sets included, which had them too) glassbox train's 10 epochs.
   const bool toy = spec.rfind("toy:", 0) == 0;
   return [&a, &m, train, toy](Graph& fresh, const std::vector<int>& labels, uint64_t seed) {
     FitOptions o;
@@ -747,12 +756,13 @@ void run_importance(const ImportanceArgs& a) {
     retrains |= methods[i] == "olden" && params[i].count("rounds");
     averages |= sg::importance_needs_data(methods[i]);
   }
-  // Garson and Olden read the weights alone: no data is read for them (a model saved from Python,
-  // which names no dataset, failed on the default one).
+  // Garson and Olden read the weights alone: without --data no data is read for them (a model
+  // saved from Python, which names no dataset, failed on the default one). Given, it is read for its
+  // class names and checked as before.
   const std::string spec = averages || retrains || !a.data.empty() ? data_spec(a.data, m) : "";
   Dataset d;
   sg::ImportanceRequest q;
-  if (averages) {
+  if (averages || !a.data.empty()) {
     d = first_samples(load_dataset(spec, a.split), a.limit);
     check_fits(m.graph, d);
     q.x = model_inputs(d, m);
@@ -804,7 +814,7 @@ void add_importance_command(Command& app) {
       ->capture_default_str()
       ->check(at_least(0));
   c->add_option("--epochs", a->epochs, "olden's retraining: epochs per network (default as glassbox train: 10, 30 on "
-                                       "2-D toy sets)")
+                                       "the toy: sets)")
       ->check(at_least(1));
   c->add_option("--batch", a->batch, "olden's retraining: mini-batch size")->capture_default_str()->check(at_least(1));
   c->add_option("--optimizer", a->optimizer, "olden's retraining: sgd, adam or adamw")->capture_default_str();

@@ -110,7 +110,7 @@ std::string epoch_path(const std::string& out, int epoch);                      
 // replaced OUT first, and no other file is overwritten. fit() checks; the command checks earlier.
 void check_train_outputs(const std::string& out, int epochs, int save_every);
 // Refuses `path` where it exists and is not a model file (a folder, a foreign file): the check for
-// any command that writes a model (prune, distill); `who` names it ("--out 'x'").
+// a command that writes a model file (prune; training checks its own); `who` names it ("--out 'x'").
 void check_model_output(const std::string& path, const std::string& who);
 // What an epoch's model file holds besides the run's metadata: train.epoch, train.lr, train.optimizer.
 Metadata epoch_metadata(const Metadata& run_meta, const FitOptions& o, int epoch, double lr);

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 
 #include "engine/architecture.h"
@@ -21,17 +22,26 @@ namespace gb::metrics {
 
 namespace {
 
-// The explained method's own baseline as it ran, [N, ...]: its `baseline` tensor or number, else
-// its declared default. Empty when the method declares none.
+// The `baseline` default that `method` declares, or that the base method under it declares (a noise
+// tunnel passes its parameters on); nullopt when neither has one.
+std::optional<std::string> declared_baseline(const std::string& method, const Params& params) {
+  std::optional<std::string> base;
+  for (const ParamInfo& p : explain::method_info(method).params) {
+    if (p.name == "baseline") return p.default_value;
+    if (p.name == "base") base = params.count("base") ? params.at("base") : p.default_value;
+  }
+  return base && *base != method ? declared_baseline(*base, {}) : std::nullopt;
+}
+
+// The explained method's baseline as it ran, [N, ...]: the `baseline` tensor or number it was given,
+// else its (or its base method's) declared default. Empty when it takes none.
 Tensor method_baseline(const Explanation& e, const Tensor& x) {
-  std::string value;
-  bool declared = false;
-  for (const ParamInfo& p : explain::method_info(e.method).params)
-    if (p.name == "baseline") declared = true, value = p.default_value;
-  if (!declared) return {};
   if (auto it = e.params.tensors.find("baseline"); it != e.params.tensors.end())
     return explain::full_baseline(x, it->second, 0, "completeness: the method's");
-  if (auto it = e.params.find("baseline"); it != e.params.end()) value = it->second;
+  std::optional<std::string> declared = declared_baseline(e.method, e.params);
+  if (auto it = e.params.find("baseline"); it != e.params.end()) declared = it->second;
+  if (!declared) return {};
+  const std::string value = *declared;
   char* end = nullptr;
   const double v = std::strtod(value.c_str(), &end);
   if (value.empty() || *end || !explain::float32_finite(v))

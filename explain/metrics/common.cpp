@@ -131,7 +131,7 @@ std::vector<double> score_rows(Graph& g, const Target& target, bool softmax, int
     // Checked here (the inputs were checked finite): every value of the metric would be NaN.
     for (int i = 0; i < B && !nonfinite_allowed(); ++i)
       if (!std::isfinite(s[i]))
-        throw std::range_error("the model's score of a perturbed copy of input " + std::to_string(rows[i]) + " is " +
+        throw std::range_error("the model's score of input " + std::to_string(rows[i]) + " or a perturbed copy of it is " +
                                std::to_string(s[i]) + ": the perturbation overflows the model (a perturb_baseline far "
                                "outside the inputs' range?)");
     std::copy(s.begin(), s.end(), scores.begin() + r0);

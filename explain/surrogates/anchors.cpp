@@ -67,6 +67,7 @@ struct Search {
     sampler.draw(c.order, n, true, rows, hits);
     for (size_t i = first; i < hits.size(); ++i) c.samples.push_back(int(i)), c.positives += hits[i];
     drawn += long(hits.size() - first);
+    exhausted = drawn >= o.max_samples;  // said now: the search may not draw again
     return true;
   }
   bool holds(const std::vector<uint8_t>& table, size_t row, const std::vector<int>& key) const {

@@ -93,7 +93,7 @@ int int_arg(py::handle v, const std::string& what) {
   } catch (const py::cast_error&) {  // beyond 64 bits
     fits = false;
   }
-  if (!fits || k < INT_MIN || k > INT_MAX) throw py::value_error(what + "=" + std::string(py::repr(v)) + ": past 32 bits");
+  if (!fits || k < INT_MIN || k > INT_MAX) throw py::value_error(what + ": " + std::string(py::repr(v)) + " is past 32 bits");
   return int(k);
 }
 
