@@ -515,6 +515,7 @@ struct ImportanceArgs {
   int limit = 1000, train_limit = 0, epochs = 0, batch = 64;
   float lr = -1;
   bool list = false;
+  std::string retrain_flag_given;  // --epochs, --lr, --optimizer, --batch or --train-limit, given
 };
 
 // --param KEY=VALUE to each chosen method that declares KEY; a key no chosen method declares is an
@@ -756,6 +757,8 @@ void run_importance(const ImportanceArgs& a) {
     retrains |= methods[i] == "olden" && params[i].count("rounds");
     averages |= sg::importance_needs_data(methods[i]);
   }
+  if (!retrains && !a.retrain_flag_given.empty())  // (accepted, and nothing trained)
+    refuse_flag(a.retrain_flag_given, "sets Olden's retraining, which runs only with --method olden --param rounds=R");
   // Garson and Olden read the weights alone: without --data no data is read for them (a model
   // saved from Python, which names no dataset, failed on the default one). Given, it is read for its
   // class names and checked as before.
@@ -821,7 +824,11 @@ void add_importance_command(Command& app) {
   c->add_option("--lr", a->lr, "olden's retraining: learning rate (default as glassbox train)")
       ->check(finite(0, HUGE_VAL, true, true));
   c->add_option("--out", a->out, "output folder");
-  c->callback([a] { run_importance(*a); });
+  c->callback([a, c] {
+    for (const char* flag : {"--epochs", "--lr", "--optimizer", "--batch", "--train-limit"})
+      if (c->count(flag)) a->retrain_flag_given = flag;
+    run_importance(*a);
+  });
 }
 
 // ---- rules ---------------------------------------------------------------------------------------

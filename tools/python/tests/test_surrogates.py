@@ -226,3 +226,7 @@ def test_weights_only_importance_reads_no_data(tmp_path):
     assert np.load(tmp_path / "o" / "garson.npy").shape == (2, 3)
     code, out = run_cli("importance", "--model", tmp_path / "m.safetensors", "--method", "miv", "--out", tmp_path / "p")
     assert code != 0
+    # Retraining flags without Olden's rounds were accepted and did nothing.
+    code, out = run_cli("importance", "--model", tmp_path / "m.safetensors", "--method", "garson", "--epochs", "3",
+                        "--out", tmp_path / "q")
+    assert code != 0 and "--epochs: sets Olden's retraining" in out
