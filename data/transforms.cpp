@@ -80,8 +80,13 @@ Normalization Normalization::from_json(const nlohmann::json& j) {
   }
   if (n.mean.size() != n.std.size() || n.mean.empty())
     throw DataError("glassbox.normalize: mean and std must have the same, nonzero length, got " + j.dump());
+  // A mean past float32 (1e39 became inf) or a std whose reciprocal is not finite (1e-45) made every
+  // input NaN or inf: refused at load, as non-finite weights are.
+  for (float m : n.mean)
+    if (!std::isfinite(m)) throw DataError("glassbox.normalize: every mean must be a finite float32, got " + j.dump());
   for (float s : n.std)
-    if (!(s > 0) || !std::isfinite(s)) throw DataError("glassbox.normalize: every std must be positive, got " + j.dump());
+    if (!(s > 0) || !std::isfinite(s) || !std::isfinite(1 / s))
+      throw DataError("glassbox.normalize: every std must be positive, with a finite reciprocal, got " + j.dump());
   return n;
 }
 

@@ -82,6 +82,11 @@ TEST_CASE("cli: bad flags and specs are refused with the flag named") {
       {"train --model toy2d --data toy:spirals --val 1" + out, "--val: '1'"},
       {"train --model toy2d --data toy:spirals --batch 0" + out, "--batch: '0' is not a whole number >= 1"},
       {"train --model toy2d --data toy:spirals --augment spin" + out, "--augment 'spin'"},
+      // below float32's range: it became 0, which read as "not given" (the default rate ran)
+      {"train --model toy2d --data toy:spirals --lr 1e-50" + out, "--lr: below float32's smallest positive value"},
+      {"train --model toy2d --data toy:spirals --schedule step --gamma 1e-50" + out, "--gamma: below float32's"},
+      // crop and flip on flat samples were skipped and recorded as applied
+      {"train --model toy2d --data toy:spirals --augment flip" + out, "crop and flip are for images [N,C,H,W]"},
       {"train --model lenet5 --data toy:spirals" + out, "cannot take the samples of --data toy:spirals"},
       {"train --model toy2d --data npy:" + (s / "none.npy") + "," + (s / "none_y.npy") + out, "none.npy"},
       {"predict --model toy2d --input " + (s / "none.png"), "none.png"},
@@ -97,6 +102,13 @@ TEST_CASE("cli: bad flags and specs are refused with the flag named") {
     CHECK_MESSAGE(contains(r.err, c.expect), r.err);
     CHECK_FALSE(fs::exists(s / "m.safetensors"));
   }
+  // A batch near INT_MAX overflowed the batch count: no batch ran, the loss was NaN and the
+  // untrained model was saved with exit 0. Now it is one batch of the whole set.
+  const Run big = glassbox(s, "train --model toy2d --data toy:moons,n=100 --batch 2147483647" + out);
+  REQUIRE_MESSAGE(big.status == 0, big.err);
+  const std::string log = read_file(s / "m.log.jsonl");
+  CHECK_MESSAGE(!contains(log, "\"train_loss\":null"), log);
+  CHECK_MESSAGE(contains(log, "\"train_loss\":"), log);
 }
 
 TEST_CASE("cli: a corrupt model file is named; failed runs leave an existing model file as it was") {

@@ -69,6 +69,10 @@ void run_train(const TrainArgs& a) {
   oc.nesterov = a.nesterov;
   oc.weight_decay = a.weight_decay >= 0 ? a.weight_decay : default_weight_decay(oc.kind);
   if (a.nesterov && oc.momentum <= 0) throw std::invalid_argument("--nesterov needs --momentum > 0");
+  // Both are checked > 0 as doubles; a value below float32's range arrives here as 0 (and an --lr of
+  // 0 read as "not given": the default rate was used).
+  if (a.lr == 0) throw std::invalid_argument("--lr: below float32's smallest positive value (about 1e-45)");
+  if (a.gamma == 0) throw std::invalid_argument("--gamma: below float32's smallest positive value (about 1e-45)");
   ScheduleConfig sc;
   sc.kind = schedule_kind(a.schedule);
   sc.step_size = a.step_size;
@@ -96,6 +100,8 @@ void run_train(const TrainArgs& a) {
     m = open_model(a.model, a.seed);
   }
   check_fits(m.graph, train);
+  if (train.classes() < 2)  // one softmax output has no gradient: nothing would be learnt
+    throw std::invalid_argument("--data " + a.data + ": every training sample is of one class; a classifier needs two");
 
   FitOptions o;
   o.epochs = epochs;
@@ -105,6 +111,9 @@ void run_train(const TrainArgs& a) {
   o.seed = a.seed;
   o.val_fraction = a.val;
   o.augment = parse_augment(a.augment, a.noise);
+  if (train.x.rank() != 4 && (o.augment.crop_pad > 0 || o.augment.hflip))  // they were skipped without a word
+    throw std::invalid_argument("--augment " + a.augment + ": crop and flip are for images [N,C,H,W]; the samples are " +
+                                train.x.shape().sample().str());
   o.out = a.out;
   o.resume = a.resume;
   o.save_every = a.save_every;
@@ -132,9 +141,11 @@ void run_train(const TrainArgs& a) {
   train = Dataset{};  // frees the training images
 
   EvalResult e = evaluate(m.graph, test, o.norm);
-  std::printf("test accuracy %s (%d images, loss %.4f) after %d epochs, %.1fs; best validation %s at epoch %d\n",
-              percent(e.accuracy).c_str(), e.n, e.loss, r.history.empty() ? 0 : r.history.back().epoch, secs,
-              percent(r.best_val_acc).c_str(), r.best_epoch);
+  const std::string best = std::isnan(r.best_val_acc) ? "no validation split, best = last, epoch " + std::to_string(r.best_epoch)
+                                                     : "best validation " + percent(r.best_val_acc) + " at epoch " +
+                                                           std::to_string(r.best_epoch);
+  std::printf("test accuracy %s (%d images, loss %.4f) after %d epochs, %.1fs; %s\n", percent(e.accuracy).c_str(), e.n,
+              e.loss, r.history.empty() ? 0 : r.history.back().epoch, secs, best.c_str());
   std::printf("saved %s (best: %s, checkpoint: %s, log: %s)\n", a.out.c_str(),
               sibling_path(a.out, ".best.safetensors").c_str(), sibling_path(a.out, ".ckpt.safetensors").c_str(),
               sibling_path(a.out, ".log.jsonl").c_str());

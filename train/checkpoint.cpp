@@ -1,6 +1,7 @@
 #include "train/checkpoint.h"
 
 #include <climits>
+#include <cmath>
 #include <cstdio>
 #include <stdexcept>
 
@@ -44,6 +45,7 @@ Rng rng_from(const std::string& s, const std::string& key, const std::string& pa
   Rng r;
   r.s[0] = to_u64(s.substr(0, comma), key, path);
   r.s[1] = to_u64(s.substr(comma + 1), key, path);
+  if (r.s[0] == 0 && r.s[1] == 0) fail(path, "metadata '" + key + "' is the all-zero state, which never moves");
   return r;
 }
 
@@ -106,6 +108,14 @@ Checkpoint load_checkpoint(const std::string& path, Graph& g, Optimizer& opt) {
   } catch (const std::exception& e) {
     fail(path, std::string("bad training metadata (") + e.what() + ")");
   }
+  // A state no run can reach (an edited file): refused, as the settings above are. NaN is the best
+  // accuracy of a run without validation.
+  const double acc = c.state.best_val_acc;
+  if (!std::isnan(acc) && !(acc >= 0 && acc <= 1))
+    fail(path, "train.best_val_acc " + need(m, "train.best_val_acc", path) + " is not an accuracy in [0, 1]");
+  if (c.state.best_epoch < 0 || c.state.best_epoch > c.state.epoch)
+    fail(path, "train.best_epoch " + std::to_string(c.state.best_epoch) + " is past train.epoch " +
+                   std::to_string(c.state.epoch));
   // Parameters and optimizer state are assigned only once everything above checked out, so a
   // bad file leaves the graph as it was as far as possible.
   opt.load_state(state, c.steps, path);

@@ -374,7 +374,8 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
 
   const int n_train = int(train_idx.size());
   // A trailing batch of one sample is dropped: BatchNorm cannot normalize a single sample.
-  const int n_batches = (n_train + o.batch - 1) / o.batch - (n_train > 1 && n_train % o.batch == 1 ? 1 : 0);
+  // (In 64 bits: a batch near INT_MAX overflowed the sum, and no batch ran.)
+  const int n_batches = int((int64_t(n_train) + o.batch - 1) / o.batch) - (n_train > 1 && n_train % o.batch == 1 ? 1 : 0);
   const int64_t total = int64_t(n_batches) * o.epochs;
   const bool augment = o.augment.crop_pad > 0 || o.augment.hflip || o.augment.noise_std > 0;
 
@@ -448,11 +449,11 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
     s.seconds = since(t0);
     st.epoch = epoch;
     st.graph_rng = g.rng;
-    // Without validation the best model is the last one.
-    const double score = n_val > 0 ? s.val_acc : s.train_acc;
-    const bool best = score > st.best_val_acc || st.best_epoch == 0;
+    // Without validation the best model is the last one (training accuracy, summed while the weights
+    // moved, chose an earlier one and was reported as "best validation").
+    const bool best = n_val == 0 || s.val_acc > st.best_val_acc || st.best_epoch == 0;
     if (best) {
-      st.best_val_acc = score;
+      st.best_val_acc = n_val > 0 ? s.val_acc : NAN;
       st.best_epoch = epoch;
     }
     if (!o.out.empty()) {

@@ -102,6 +102,9 @@ std::vector<int> labels_arg(py::handle y, int n, const std::string& what, int lo
   py::object labels = py::reinterpret_borrow<py::object>(y);
   if (py::isinstance<py::array>(y)) {
     const py::array a = py::cast<py::array>(y);
+    const char kind = a.dtype().kind();
+    if (kind != 'i' && kind != 'u')  // pybind11 casts float32 1.9 to 1 and bools to 0/1 without a word
+      throw py::type_error(what + ": labels must be an integer array, got dtype " + std::string(py::str(a.dtype())));
     if (a.ndim() == 2 && a.shape(1) == 1) labels = labels.attr("reshape")(-1);
     else if (a.ndim() != 1)
       throw py::value_error(what + ": labels must be 1-D (or one column [N, 1]), got shape " +

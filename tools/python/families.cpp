@@ -307,10 +307,8 @@ Dataset train_data(py::handle data, int model_classes) {
   }
   Dataset d;
   d.x = any_tensor_arg(x, "data pixels");
-  d.y = y.cast<std::vector<int>>();
+  d.y = labels_arg(y, d.x.batch(), "train(data=...) labels");
   d.name = "arrays";
-  if (int(d.y.size()) != d.x.batch())
-    throw py::value_error("train(data=...): " + std::to_string(d.y.size()) + " labels for " + std::to_string(d.x.batch()) + " samples");
   int K = 0;
   for (int v : d.y) {
     if (v < 0 || v >= model_classes)  // before the class names below are made up to the largest label

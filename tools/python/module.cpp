@@ -161,6 +161,13 @@ py::dict info(const PyModel& pm) {
 
 void save(PyModel& pm, py::handle path_arg_) {
   const std::string path = path_arg(path_arg_);
+  // A file there that is not a model is not replaced (a text file was); the command refuses too. A
+  // folder stays IsADirectoryError, from the writer.
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(path, ec) && !is_safetensors_file(path)) {
+    PyErr_SetString(PyExc_FileExistsError, (path + " exists and is not a model file: not overwriting it").c_str());
+    throw py::error_already_set();
+  }
   py::gil_scoped_release nogil;  // before the lock: train's epoch callback takes the GIL under it
   Lock lock(pm.mu);
   Metadata extra;

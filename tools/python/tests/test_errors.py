@@ -511,3 +511,29 @@ def test_train_records_the_run_only_with_the_files_it_wrote(tmp_path):
     assert run and glassbox.load(str(out)).info()["metadata"]["train.run"] == run  # save() writes what out= did
     glassbox.train(m, (xs, ys), 1)  # in memory: no longer that run's weights
     assert "train.run" not in m.info()["metadata"]
+
+
+def test_training_inputs_that_were_taken_silently(tmp_path):
+    """Float or bool labels were truncated (1.9 -> 1); save() replaced any file; a model whose stored
+    normalization overflows loaded and predicted NaN."""
+    x = np.random.default_rng(0).random((40, 2), dtype=np.float32)
+    for labels in (np.full(40, 1.9, np.float32), np.zeros(40, bool)):
+        with pytest.raises(TypeError, match=r"train\(data=...\) labels: labels must be an integer array"):
+            glassbox.train(glassbox.load("toy2d"), (x, labels), 1)
+    victim = tmp_path / "notes.txt"
+    victim.write_text("hello")
+    with pytest.raises(FileExistsError, match="exists and is not a model file"):
+        glassbox.load("toy2d").save(victim)
+    assert victim.read_text() == "hello"
+    m = glassbox.load("toy2d")
+    m.save(tmp_path / "m.safetensors")
+    raw = (tmp_path / "m.safetensors").read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    for bad in ('{"mean":[1e39,0],"std":[1,1]}', '{"mean":[0,0],"std":[1e-45,1]}'):
+        header["__metadata__"]["glassbox.normalize"] = bad
+        text = json.dumps(header).encode()
+        text += b" " * (-len(text) % 8)
+        (tmp_path / "bad.safetensors").write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + n:])
+        with pytest.raises(ValueError, match="glassbox.normalize"):
+            glassbox.load(tmp_path / "bad.safetensors")
