@@ -264,7 +264,7 @@ def test_labels_and_layers_name_the_argument(model, inputs):
     rng = np.random.default_rng(5)
     train_x = rng.standard_normal((10, 1, 16, 16)).astype(np.float32)
     test = (inputs[:1], [0])
-    for labels, err, text in [(np.full(10, 1.5), TypeError, r"train\[1\]: expected a list or 1-D array"),
+    for labels, err, text in [(np.full(10, 1.5), TypeError, r"train\[1\]: labels must be an integer array"),
                               ([2**40] * 10, TypeError, r"train\[1\]"),
                               (np.zeros((10, 2), np.int64), ValueError, r"train\[1\]: labels must be 1-D")]:
         with pytest.raises(err, match=text):
