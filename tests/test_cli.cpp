@@ -1489,3 +1489,47 @@ TEST_CASE("cli: GLASSBOX_MAX_MEMORY is checked at start unless --max-memory repl
                                   (s / "seed.safetensors"));
   CHECK_MESSAGE(top.status == 0, top.err);
 }
+
+TEST_CASE("cli: uint8 .npy inputs are pixels 0..255; --input with --data adds no dataset sample") {
+  Scratch s;
+  const std::string data = small_trained_model(s), m = s / "m.safetensors";
+  {  // the same image as uint8 (128) and as float (128/255)
+    std::ofstream u(s / "u8.npy", std::ios::binary), f(s / "f.npy", std::ios::binary);
+    write_npy_header(u, "|u1", "(1, 1, 8, 8)");
+    write_npy_header(f, "<f4", "(1, 1, 8, 8)");
+    const float v = 128.f / 255.f;
+    for (int i = 0; i < 64; ++i) u.put(char(128)), f.write(reinterpret_cast<const char*>(&v), 4);
+  }
+  const Run a = glassbox(s, "predict --model " + m + " --input " + (s / "u8.npy") + " --logits --json");
+  const Run b = glassbox(s, "predict --model " + m + " --input " + (s / "f.npy") + " --logits --json");
+  REQUIRE_MESSAGE(a.status == 0, a.err);
+  REQUIRE_MESSAGE(b.status == 0, b.err);
+  const auto logits = [](const std::string& out) { return out.substr(out.find("logits")); };
+  CHECK(logits(a.out) == logits(b.out));  // uint8 128 was fed as the pixel value 128.0
+  // --data names the set visualize scans or regions' data; with --input it added its sample 0.
+  Run r = glassbox(s, "visualize --model " + m + " --method maps --unit r:0 --input " + (s / "f.npy") + " --data " + data +
+                          " --out " + (s / "v"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(s / "v")) files += e.path().extension() == ".npy";
+  CHECK(files == 1);
+  r = glassbox(s, "regions --model " + m + " --input " + (s / "f.npy") + " --data " + data + " --out " + (s / "rg"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(fs::exists(s / "rg/region.json"));  // one input: written into --out itself, not per input
+  // A 2-D model's plane: --input points are drawn and spanned (they were ignored).
+  r = glassbox(s, "train --model toy2d --data toy:moons --epochs 1 --quiet --out " + (s / "t.safetensors"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  {
+    std::ofstream p(s / "pts.npy", std::ios::binary);
+    write_npy_header(p, "<f4", "(2, 2, )");
+    const float v[4] = {0.5f, 0.25f, 1.5f, -0.5f};
+    p.write(reinterpret_cast<const char*>(v), sizeof v);
+  }
+  r = glassbox(s, "regions --model " + (s / "t.safetensors") + " --input " + (s / "pts.npy") +
+                      " --input-space model --plane --size 16 --out " + (s / "pl"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const nlohmann::json plane = nlohmann::json::parse(read_file(s / "pl/plane.json"));
+  CHECK(plane["points"].size() == 2);
+  CHECK(plane["window"][0].get<double>() <= 0.5);
+  CHECK(plane["window"][1].get<double>() >= 1.5);
+}

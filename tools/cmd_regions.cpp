@@ -490,17 +490,23 @@ void run_regions(const RegionsArgs& a) {
   if (a.plane) {
     Inputs in;
     if (model.graph.input_shape().numel() == 2) {
-      if (!a.data.empty()) {
+      if (!a.inputs.empty()) {  // the points drawn and spanned (--input was ignored)
+        in = read_inputs(model, a.inputs, "", "", a.split, a.input_space);
+      } else if (!a.data.empty()) {
         Dataset probe = load_dataset(a.data, a.split);
+        if (a.limit < 1) throw std::invalid_argument("--limit " + std::to_string(a.limit) + ": --plane draws at least 1 point");
         const int n = std::min(a.limit, probe.size());
         in = read_inputs(model, {}, a.data, a.index.empty() ? "0:" + std::to_string(n) : a.index, a.split, a.input_space);
       }
     } else {
-      in = read_inputs(model, a.inputs, a.data, a.index.empty() ? "0,1,2" : a.index, a.split, a.input_space);
+      in = read_inputs(model, a.inputs, a.inputs.empty() ? a.data : "", a.index.empty() ? "0,1,2" : a.index, a.split,
+                       a.input_space);
     }
     return write_plane(a, model, in);
   }
-  Inputs in = read_inputs(model, a.inputs, a.data, a.index.empty() ? "0" : a.index, a.split, a.input_space);
+  // With --input files no dataset sample is added (sample 0 was).
+  Inputs in = read_inputs(model, a.inputs, a.inputs.empty() ? a.data : "", a.index.empty() ? "0" : a.index, a.split,
+                          a.input_space);
   const int N = in.x.batch();
   for (int n = 0; n < N; ++n)
     write_region(a, model, in.x.sample(n), in.names[n], in.labels[n], N == 1 ? a.out : a.out + "/" + safe(in.names[n]));

@@ -373,7 +373,8 @@ void run_visualize(const VisualizeArgs& a) {
   vz::Request q;
   Inputs in;
   if (!a.inputs.empty() || !a.index.empty()) {
-    in = read_inputs(model, a.inputs, a.inputs.empty() ? visualize_data_spec(a, model) : a.data, a.index.empty() ? "0" : a.index,
+    // With --input files, --data names the set a method scans, not inputs (its sample 0 was added).
+    in = read_inputs(model, a.inputs, a.inputs.empty() ? visualize_data_spec(a, model) : "", a.index.empty() ? "0" : a.index,
                      a.split, a.input_space);
     q.inputs = in.x;
     for (const std::string& s : in.names) q.input_names.push_back(safe_name(s));

@@ -141,7 +141,10 @@ Inputs read_inputs(const Model& model, const std::vector<std::string>& files, co
     std::string ext = std::filesystem::path(f).extension().string();
     for (auto& c : ext) c = char(std::tolower(static_cast<unsigned char>(c)));
     if (ext == ".npy") {
-      Tensor t = read_npy_f32(f);
+      std::string descr;
+      Tensor t = read_npy_f32(f, &descr);
+      if (is_uint8(descr) && space == InputSpace::pixels)  // 0..255, as the npy: dataset reader scales them
+        for (size_t i = 0; i < t.size(); ++i) t[i] /= 255.f;
       if (t.rank() == sample.rank) t = t.reshaped(Shape::batch_of(1, t.shape()));  // one sample without batch
       if (t.rank() != sample.rank + 1 || t.shape().sample() != sample)
         throw ShapeError(f + ": expected N x " + sample.str() + " float32 (" +
