@@ -829,6 +829,20 @@ TEST_CASE("invert: the first convolution is inverted closely; the error grows wi
   CHECK(max_abs_diff(run(g, one, "invert", p).panels[1].values, rows_of(r.panels[1].values, 3, 6)) < 1e-5);
 }
 
+TEST_CASE("invert: a layer that is all zeros for the input has its distance unnormalized") {
+  // S = −‖a − 0‖² / 1 and its gradient −2a (dividing by 1e-12 scaled both by 1e12 against the priors).
+  Graph g = small_net();
+  const Tensor reference(Shape{1, 4, 8, 8});
+  const Objective o = inversion_objective(g, 0, reference);
+  Tensor a(Shape{1, 4, 8, 8});
+  a[0] = 1, a[1] = -2, a[2] = 0.5f;
+  Tensor seed;
+  double value = 0;
+  o.eval(a, 0, &value, seed);
+  CHECK(value == doctest::Approx(-(1 + 4 + 0.25)));
+  CHECK(seed[1] == doctest::Approx(4.0));
+}
+
 // ---- what a filter detects ------------------------------------------------------------------
 
 TEST_CASE("receptive fields: lenet5 by hand, and the support of a positive net's gradient") {

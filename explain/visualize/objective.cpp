@@ -298,7 +298,9 @@ Objective inversion_objective(const Graph& g, int node, Tensor reference) {
       float* s = seed.data() + size_t(r) * D;
       double norm = 0, dist = 0;
       for (size_t i = 0; i < D; ++i) norm += double(ref[i]) * ref[i];
-      norm = std::max(norm, 1e-12);  // a layer that is all zeros for this input: distance unnormalized
+      // A layer that is all zeros for this input: the distance unnormalized (dividing by 1e-12, as
+      // before, scaled it by 1e12 against the priors).
+      if (norm == 0) norm = 1;
       for (size_t i = 0; i < D; ++i) {
         const double d = double(x[i]) - ref[i];
         dist += d * d;
