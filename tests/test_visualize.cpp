@@ -587,6 +587,9 @@ TEST_CASE("bad requests and parameters fail with the value and the range named")
   CHECK_THROWS_WITH_AS(run(g, none, "top-patches"), doctest::Contains("needs a dataset"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(run(g, request_for(g, "invert"), "invert", {{"layers", "relu1,nope"}}),
                        doctest::Contains("no layer 'nope'"), std::invalid_argument);
+  for (const char* m : {"invert", "decoder"})  // two rows of one name were refused only after the work
+    CHECK_THROWS_WITH_AS(run(g, request_for(g, m), m, {{"layers", "relu1,relu1"}}),
+                         doctest::Contains("--param layers: 'relu1' given twice"), std::invalid_argument);
   Request bounds = q;
   bounds.bounds.lo = {1.f}, bounds.bounds.hi = {0.f};
   CHECK_THROWS_WITH_AS(run(g, bounds, "am"), doctest::Contains("low must be below high"), std::invalid_argument);

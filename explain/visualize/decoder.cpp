@@ -62,13 +62,7 @@ std::vector<int> decoder_layers(ParamReader& r, const Graph& g) {
     }
     return nodes;
   }
-  size_t p = 0;
-  for (;;) {
-    const size_t q = spec.find(',', p);
-    nodes.push_back(g.at(spec.substr(p, q == std::string::npos ? std::string::npos : q - p)));
-    if (q == std::string::npos) return nodes;
-    p = q + 1;
-  }
+  return named_layers(g, spec, "decoder");
 }
 
 Result run_decoder(Graph& g, const Request& q, ParamReader& r) {

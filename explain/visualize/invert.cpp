@@ -20,20 +20,7 @@ std::vector<int> read_layers(ParamReader& r, const Graph& g) {
     for (int i = 0; i < g.size(); ++i) nodes.push_back(i);
     return nodes;
   }
-  size_t p = 0;
-  for (;;) {
-    const size_t q = spec.find(',', p);
-    const std::string name = spec.substr(p, q == std::string::npos ? std::string::npos : q - p);
-    const int node = g.find(name);
-    if (node < 0) {
-      std::string names;
-      for (int i = 0; i < g.size(); ++i) names += (names.empty() ? "" : ", ") + g.layer(i).name;
-      throw std::invalid_argument("invert: --param layers: no layer '" + name + "' (layers: " + names + ", or all)");
-    }
-    nodes.push_back(node);
-    if (q == std::string::npos) return nodes;
-    p = q + 1;
-  }
+  return named_layers(g, spec, "invert");
 }
 
 Result run_invert(Graph& g, const Request& q, ParamReader& r) {

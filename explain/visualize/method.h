@@ -63,6 +63,9 @@ std::vector<double> dataset_max(Graph& g, const std::vector<Unit>& units, Score 
 void require_inputs(const Request& q, const std::string& method);
 void require_data(const Request& q, const std::string& method);
 std::string input_name(const Request& q, int n);  // q.input_names[n] or "input<n>"
+// Layer names separated by commas as node ids; an unknown or repeated name is refused naming
+// `method`'s --param layers (a repeated one made two rows of one name, refused after the work).
+std::vector<int> named_layers(const Graph& g, const std::string& spec, const std::string& method);
 std::string label(const Graph& g, const Request& q, const Unit& u);  // describe(), with the class name when known
 std::string number(double v);  // a short number for captions (3 significant digits)
 

@@ -133,6 +133,25 @@ void require_inputs(const Request& q, const std::string& method) {
   if (q.inputs.empty()) throw std::invalid_argument(method + " needs input images (--data with --index, or --input)");
 }
 
+std::vector<int> named_layers(const Graph& g, const std::string& spec, const std::string& method) {
+  std::vector<int> nodes;
+  for (size_t p = 0;;) {
+    const size_t q = spec.find(',', p);
+    const std::string name = spec.substr(p, q == std::string::npos ? std::string::npos : q - p);
+    const int node = g.find(name);
+    if (node < 0) {
+      std::string names;
+      for (int i = 0; i < g.size(); ++i) names += (names.empty() ? "" : ", ") + g.layer(i).name;
+      throw std::invalid_argument(method + ": --param layers: no layer '" + name + "' (layers: " + names + ")");
+    }
+    if (std::find(nodes.begin(), nodes.end(), node) != nodes.end())
+      throw std::invalid_argument(method + ": --param layers: '" + name + "' given twice");
+    nodes.push_back(node);
+    if (q == std::string::npos) return nodes;
+    p = q + 1;
+  }
+}
+
 void require_data(const Request& q, const std::string& method) {
   if (q.data.empty()) throw std::invalid_argument(method + " needs a dataset to scan (--data)");
 }
