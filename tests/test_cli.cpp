@@ -503,6 +503,12 @@ TEST_CASE("cli: explain sweeps a parameter into labelled columns; a repeated --p
   r = glassbox(s, base + "--method saliency --sweep window=2,4");
   CHECK(r.status != 0);
   CHECK_MESSAGE(contains(r.err, "--sweep window: no selected method accepts it"), r.err);
+  r = glassbox(s, base + "--method saliency,saliency");  // run once and counted twice
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "'saliency' given twice"), r.err);
+  r = glassbox(s, base + "--method occlusion --sweep window=2,2");
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "'2' given twice"), r.err);
   r = glassbox(s, base + "--method saliency --stdev 0.2");  // a shorthand is named as typed
   CHECK(r.status != 0);
   CHECK_MESSAGE(contains(r.err, "--stdev 0.2: no selected method accepts stdev (saliency;"), r.err);
@@ -1145,7 +1151,7 @@ TEST_CASE("cli: evaluate lists its metrics; a small run writes metrics.json, met
       {base + methods + "--metric nosuch", "unknown metric 'nosuch' (known: pixel-flipping, deletion"},
       {base + "--method nosuch --metric sparseness", "unknown method 'nosuch' (known: saliency"},
       {base + "--method integrated-gradients,integrated-gradients --metric sparseness",
-       "--method integrated-gradients given twice"},
+       "--method 'integrated-gradients,integrated-gradients': 'integrated-gradients' given twice"},
       {base + methods + "--metric sparseness --label-random-model " + kSmall,
        "--label-random-model: only --metric data-randomisation uses it"},
       // --data beside --input files added its samples to the inputs; now it only trains the label-random model

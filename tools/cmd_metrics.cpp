@@ -313,11 +313,7 @@ void run_evaluate(const EvaluateArgs& a) {
   const std::vector<std::string> names = metric_names(a.metrics);
   const std::vector<std::string> methods = split_list(a.methods, "--method");
   if (methods.empty()) throw std::invalid_argument("--method is required (see glassbox explain --list)");
-  for (size_t i = 0; i < methods.size(); ++i) {
-    explain::method_info(methods[i]);
-    if (std::find(methods.begin(), methods.begin() + i, methods[i]) != methods.begin() + i)
-      throw std::invalid_argument("--method " + methods[i] + " given twice");  // one result per method name
-  }
+  for (auto& m : methods) explain::method_info(m);
   const std::vector<explain::Params> metric_params = route_params(
       a.params, names, [](const std::string& m) -> const auto& { return metrics::metric_info(m).declaration.params; },
       "metric", "glassbox evaluate --list; method parameters go in --method-param");

@@ -192,7 +192,7 @@ void refuse_index_with_inputs(const Command& command, const std::vector<std::str
     refuse_flag("--index", "selects samples of --data; the --input files are used whole");
 }
 
-std::vector<std::string> split_list(const std::string& s, const std::string& flag, char sep) {
+std::vector<std::string> split_list(const std::string& s, const std::string& flag, char sep, bool distinct) {
   std::vector<std::string> out;
   if (s.empty()) return out;
   size_t p = 0;
@@ -203,6 +203,9 @@ std::vector<std::string> split_list(const std::string& s, const std::string& fla
     if (q == p)
       throw std::invalid_argument(flag + " '" + s + "': an empty item in the list (items are separated by '" + sep + "')");
     out.push_back(s.substr(p, q - p));
+    // "saliency,saliency" ran it once and counted it twice: a repeat is named too.
+    if (distinct && std::find(out.begin(), out.end() - 1, out.back()) != out.end() - 1)
+      throw std::invalid_argument(flag + " '" + s + "': '" + out.back() + "' given twice");
     p = q + 1;
   }
   return out;
@@ -312,7 +315,7 @@ static Target unit_target(const std::string& spec, const Graph& g, int N) {
     return t;
   }
   std::vector<int> v;
-  for (const std::string& part : split_list(what, "--target")) {
+  for (const std::string& part : split_list(what, "--target", ',', false)) {  // coordinates may repeat
     long k = 0;
     if (!parse_number(part, k) || k < INT_MIN || k > INT_MAX)
       throw std::invalid_argument("--target " + spec + ": '" + part + "' is not a whole number");
@@ -335,7 +338,7 @@ Target read_target(const std::string& spec, const Graph& g, const Inputs& in, co
   const int N = in.x.batch(), K = g.classes();
   std::vector<int> classes(N);
   // A class per input: "9,2,1" (as many as there are inputs).
-  const std::vector<std::string> list = spec.find(',') != std::string::npos ? split_list(spec, "--target") : std::vector<std::string>{};
+  const std::vector<std::string> list = spec.find(',') != std::string::npos ? split_list(spec, "--target", ',', false) : std::vector<std::string>{};
   if (!list.empty() && int(list.size()) != N)
     throw std::invalid_argument("--target " + spec + ": " + std::to_string(list.size()) + " classes for " +
                                 std::to_string(N) + " inputs (give one class per input, or one for all)");

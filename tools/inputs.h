@@ -55,9 +55,10 @@ void read_input_labels(Inputs& in, const std::string& path);
 // used. Refused, naming both flags. `indexed_data`: whether --index applies to a --data here.
 void refuse_index_with_inputs(const Command& command, const std::vector<std::string>& inputs, bool indexed_data);
 
-// "a,b,c" -> {"a", "b", "c"} (`sep` ','); "" -> {}; an empty item ("a,,b", "a,") is an error naming
-// `flag` (the flag or spec the list came from) and the list.
-std::vector<std::string> split_list(const std::string& s, const std::string& flag, char sep = ',');
+// "a,b,c" -> {"a", "b", "c"} (`sep` ','); "" -> {}; an empty item ("a,,b", "a,") or, for `distinct`
+// lists (names, settings), a repeated one is an error naming `flag` (the flag or spec the list came
+// from) and the list.
+std::vector<std::string> split_list(const std::string& s, const std::string& flag, char sep = ',', bool distinct = true);
 
 // What every input's explanation explains (--target): its predicted class (pred, from `logits`
 // [N,K]), its label (label), a class number, a class per input ("9,2,1"), or a unit of a layer: LAYER:C (channel C's mean),
