@@ -169,9 +169,13 @@ TEST_CASE("every method explains a unit of a layer (Captum's neuron attribution)
                              std::invalid_argument);
         p["output"] = "logit";
       }
-      // LIME regresses the softmax probability of a class but the raw value of a unit
-      // (target_scores); with output=logit both are raw values.
-      if (m.name == "lime") p["output"] = "logit";
+      // LIME regresses the softmax probability of a class (output=prob, refused for a unit, whose
+      // raw value it regressed under that name) or the raw value (output=logit).
+      if (m.name == "lime") {
+        CHECK_THROWS_WITH_AS(gb::explain::explain(g, x, t, m.name, p), doctest::Contains("output=prob needs a class target"),
+                             std::invalid_argument);
+        p["output"] = "logit";
+      }
       Result res;
       REQUIRE_NOTHROW(res = gb::explain::explain(g, x, t, m.name, p));
       REQUIRE(res.attribution.shape() == x.shape());

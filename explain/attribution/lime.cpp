@@ -78,6 +78,9 @@ std::vector<LimeExplanation> lime(Graph& g, const Tensor& x, const Target& targe
   require_images(x, "lime");
   if (o.samples < 2 || o.batch < 1 || !(o.kernel_width > 0) || !(o.alpha > 0))
     throw std::invalid_argument("lime: needs n ≥ 2, batch ≥ 1, kernel_width > 0 and alpha > 0");
+  if (o.prob && !target.is_class(g))  // its raw value was regressed as the "probability"
+    throw std::invalid_argument("lime: output=prob needs a class target (a unit of a layer has no probability; use "
+                                "output=logit for its value)");
   const int N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
   const size_t HW = size_t(H) * W, CHW = C * HW;
   std::vector<LimeExplanation> out(N);

@@ -224,10 +224,11 @@ void add_perturbation_methods(std::vector<Method>& registry) {
       {{"rise", "RISE: saliency = Σ P_c(x ⊙ M) M / (N·p) over random smooth masks",
         {{"n", "2000", "number of masks", 1, 100000},
          {"s", "7", "grid size", 1, 4096},
-         {"p", "0.5", "probability of keeping a grid cell", 0, 1},
+         {"p", "0.5", "probability of keeping a grid cell (above 0)", 1e-6, 1},
          {"seed", "0", "mask generator seed"},
          {"batch", "256", "masked copies per forward pass", 1, 65536}},
-        "Petsiuk et al. 2018 with P_c the softmax probability (Captum has no RISE); masks bilinearly upsampled "
+        "Petsiuk et al. 2018 with P_c the softmax probability (a unit of a layer: its value) (Captum has no RISE); "
+        "masks bilinearly upsampled "
         "(align_corners=False, clamped borders) and randomly shifted; the same masks for every sample; the map is "
         "broadcast over the input's channels."},
        [](Graph& g, const Tensor& x, const Target& t, ParamReader& pr) {
