@@ -1257,7 +1257,7 @@ TEST_CASE("cli: refusals that used to crash, hang or overwrite an input") {
   const std::string data = small_trained_model(s);  // m.safetensors: 3 classes on 8x8 images
   const std::string m = s / "m.safetensors";
   // A class pair outside the model's classes: a segfault, bad_alloc or basic_string::append before.
-  for (const char* pair : {"0,3", "0,-1", "2,77"}) {
+  for (const char* pair : {"0,3", "0,-1", "2,77", "1,1"}) {  // (1,1: an all-zero difference)
     CAPTURE(pair);
     const Run r = glassbox(s, "regions --model " + m + " --data " + data + " --index 0 --pair " + pair + " --out " +
                                   (s / "rp"));

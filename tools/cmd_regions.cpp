@@ -187,6 +187,8 @@ std::pair<int, int> feature_pair(const RegionsArgs& a, const ob::Region& R, int 
       if (c < 0 || c >= K)
         throw std::out_of_range("--pair '" + a.pair + "': class " + std::to_string(c) + " is not one of the model's " +
                                 std::to_string(K) + " classes (0.." + std::to_string(K - 1) + ")");
+    if (v[0] == v[1])  // W_c − W_c is zero everywhere
+      throw std::invalid_argument("--pair '" + a.pair + "': two different classes (C,C' with C != C')");
     return {v[0], v[1]};
   }
   int c2 = -1;
@@ -316,7 +318,7 @@ std::array<double, 4> parse_range(const std::string& range) {
     double v = 0;
     if (!parse_number(range.substr(p, q - p), v) || !std::isfinite(v) || std::fabs(v) > 1e15)
       throw std::invalid_argument("--range '" + range + "': '" + range.substr(p, q - p) +
-                                  "' is not a finite number (expected U0,U1,V0,V1)");
+                                  "' is not a number within ±1e15 (expected U0,U1,V0,V1)");
     r.push_back(v);
     p = q + 1;
   }
