@@ -161,13 +161,17 @@ Source resolve(const std::string& spec_in) {
     for (auto& part : detail::split(rest, ',')) {
       // c=, h=, w= are options; anything else is part of the folder name (which may contain commas).
       if (part.size() > 2 && part[1] == '=' && (part[0] == 'c' || part[0] == 'h' || part[0] == 'w')) {
-        int v = parse_int(spec, part.substr(0, 1), part.substr(2), 1, 1 << 16);
+        // (within the image readers' cap: 65536 a side made a 17 GB tensor and as much again to resize)
+        int v = parse_int(spec, part.substr(0, 1), part.substr(2), 1, part[0] == 'c' ? 3 : kMaxImageSide);
         (part[0] == 'c' ? s.c : part[0] == 'h' ? s.h : s.w) = v;
       } else {
         path_parts.push_back(part);
       }
     }
     for (size_t i = 0; i < path_parts.size(); ++i) s.dir += (i ? "," : "") + path_parts[i];
+    if (int64_t(s.h) * s.w > kMaxImagePixels)
+      throw DataError(spec + ": h x w = " + std::to_string(int64_t(s.h) * s.w) + " pixels, more than images may have (" +
+                      std::to_string(kMaxImagePixels) + ")");
     if (!detail::is_dir(s.dir)) throw DataError(spec + ": " + s.dir + " is not a directory");
     s.split_dirs = detail::is_dir((fs::path(s.dir) / "train").string()) && detail::is_dir((fs::path(s.dir) / "test").string());
     return s;

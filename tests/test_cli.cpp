@@ -91,6 +91,10 @@ TEST_CASE("cli: bad flags and specs are refused with the flag named") {
       {"train --model toy2d --data npy:" + (s / "none.npy") + "," + (s / "none_y.npy") + out, "none.npy"},
       {"predict --model toy2d --input " + (s / "none.png"), "none.png"},
       {"--threads -2 info", "--threads: '-2'"},
+      // 3000 classes drew a 52 GB image (std::bad_alloc)
+      {"eval --model \"input(2) dense(301)\" --data toy:moons --confusion " + (s / "c.png"),
+       "--confusion: 301 classes; the figure is drawn for at most 300"},
+      {"eval --model toy2d --data images:" + s.dir.string() + ",h=65536", "h"},
       // The checks of tools/flags.h: CLI11's own range, a flag that needs another.
       {"distill --model toy2d --levels 9" + out, "--levels: Value 9 not in range 1 to 6"},
       {"predict --model toy2d --index 3", "--index requires --data"},

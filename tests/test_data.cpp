@@ -338,6 +338,11 @@ TEST_CASE("images:DIR: one subfolder per class, sorted, resized to the first ima
   CHECK(te.x.at(0, 0, 0, 0) == doctest::Approx(40 / 255.f));
   Dataset small = load_dataset(spec + ",c=1,h=2,w=3", "all");
   CHECK(small.x.shape() == Shape{10, 1, 2, 3});
+  // Sizes within the image readers' cap (65536 a side made a 17 GB tensor, and as much to resize).
+  CHECK(contains(error_of([&] { load_dataset(spec + ",h=65536", "all"); }), "h"));
+  CHECK_THROWS_AS(load_dataset(spec + ",h=65536", "all"), DataError);
+  CHECK(contains(error_of([&] { load_dataset(spec + ",h=16384,w=16384", "all"); }), "more than images may have"));
+  CHECK_THROWS_AS(load_dataset(spec + ",c=2", "all"), DataError);
   write_bytes((t.path / "dog" / "5.png").string(), {0, 0, 0});
   CHECK(contains(error_of([&] { load_dataset(spec, "all"); }), (t.path / "dog" / "5.png").string() + ": cannot read image"));
 }

@@ -157,8 +157,21 @@ void run_train(const TrainArgs& a) {
 void run_eval(const std::string& model, const std::string& data, const std::string& split, bool as_json,
               const std::string& confusion_png) {
   Model m = open_model(model);
+  constexpr int kMaxConfusionClasses = 300;  // 44-pixel cells: 13,200 pixels a side
+  if (!confusion_png.empty() && m.graph.classes() > kMaxConfusionClasses)
+    throw std::invalid_argument("--confusion: " + std::to_string(m.graph.classes()) + " classes; the figure is drawn for "
+                                "at most " + std::to_string(kMaxConfusionClasses) + " (the matrix is in --json)");
   Dataset d = load_dataset(data, split);
   check_fits(m.graph, d);
+  // Labels are matched by position: a dataset that names or orders its classes otherwise than the
+  // model was trained on scores against the wrong classes (0% with no word before).
+  const std::vector<std::string> trained = model_classes(m, d.class_names);
+  for (size_t k = 0; k < d.class_names.size() && k < trained.size(); ++k)
+    if (d.class_names[k] != trained[k]) {
+      std::fprintf(stderr, "note: --data %s names class %zu '%s', the model was trained with '%s' there: labels are "
+                   "matched by position\n", data.c_str(), k, d.class_names[k].c_str(), trained[k].c_str());
+      break;
+    }
   EvalResult e = evaluate(m.graph, d, Normalization::of_model(m.metadata));
   std::vector<std::string> names = d.class_names;
   for (int k = int(names.size()); k < m.graph.classes(); ++k) names.push_back(std::to_string(k));
