@@ -341,6 +341,11 @@ TEST_CASE("2 epochs == 1 epoch, interrupted, then --resume for the rest (bitwise
     o.batch = 8;
     Graph again = graph_from_text(arch);
     CHECK_THROWS_WITH(fit(again, train, o), doctest::Contains("batch was 16, now 8"));
+    // A checkpoint at or past --epochs has nothing left to train (it ran no epoch and wrote nothing).
+    o.batch = 16;
+    o.epochs = 3;
+    Graph done = graph_from_text(arch);
+    CHECK_THROWS_WITH(fit(done, train, o), doctest::Contains("the checkpoint is at epoch 3 and --epochs is 3"));
   }
   fs::remove_all(dir);
 }

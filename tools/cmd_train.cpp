@@ -146,8 +146,10 @@ void run_train(const TrainArgs& a) {
                                                            std::to_string(r.best_epoch);
   std::printf("test accuracy %s (%d images, loss %.4f) after %d epochs, %.1fs; %s\n", percent(e.accuracy).c_str(), e.n,
               e.loss, r.history.empty() ? 0 : r.history.back().epoch, secs, best.c_str());
-  std::printf("saved %s (best: %s, checkpoint: %s, log: %s)\n", a.out.c_str(),
-              sibling_path(a.out, ".best.safetensors").c_str(), sibling_path(a.out, ".ckpt.safetensors").c_str(),
+  // (A run resumed into another --out whose epochs never beat the checkpoint's best writes no .best.)
+  const std::string best_file = sibling_path(a.out, ".best.safetensors");
+  std::printf("saved %s (%scheckpoint: %s, log: %s)\n", a.out.c_str(),
+              std::filesystem::exists(best_file) ? ("best: " + best_file + ", ").c_str() : "", sibling_path(a.out, ".ckpt.safetensors").c_str(),
               sibling_path(a.out, ".log.jsonl").c_str());
   if (a.save_every > 0 && !r.history.empty())
     std::printf("epoch models every %d epochs: %s ... (for glassbox influence --method tracin)\n", a.save_every,
@@ -286,7 +288,7 @@ void add_train_commands(Command& app) {
         ->check(finite(0, 10000, false, false));
     c->add_option("--seed", a->seed, "seed for initialization, validation split, shuffling, augmentation")
         ->capture_default_str();
-    c->add_option("--resume", a->resume, "continue from a checkpoint (MODEL.ckpt.safetensors); same settings");
+    c->add_option("--resume", a->resume, "continue from a checkpoint (MODEL.ckpt.safetensors); same settings (a larger --epochs continues with the schedule stretched to it, not as one uninterrupted run)");
     c->add_option("--save-every", a->save_every,
                   "also keep the model after every N-th epoch as OUT.epochE.safetensors with its learning rate "
                   "(the checkpoints glassbox influence --method tracin sums over)")

@@ -356,6 +356,10 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
       throw std::invalid_argument("--resume '" + o.resume +
                                   "': this run's settings differ from the checkpoint's, so it would not continue the "
                                   "same run (" + diff + ")");
+    if (ck.state.epoch >= o.epochs)  // no epoch would run, and no file be written
+      throw std::invalid_argument("--resume '" + o.resume + "': the checkpoint is at epoch " +
+                                  std::to_string(ck.state.epoch) + " and --epochs is " + std::to_string(o.epochs) +
+                                  ": nothing is left to train (give more --epochs to continue)");
     ck.state.config = st.config;
     st = ck.state;
   }
