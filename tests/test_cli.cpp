@@ -1542,4 +1542,18 @@ TEST_CASE("cli: uint8 .npy inputs are pixels 0..255; --input with --data adds no
   CHECK(plane["points"].size() == 2);
   CHECK(plane["window"][0].get<double>() <= 0.5);
   CHECK(plane["window"][1].get<double>() >= 1.5);
+  // explain: a later method that fails leaves --out as it was (the earlier ones' files were written
+  // beside an older summary.json).
+  fs::create_directories(s / "ex");
+  std::ofstream(s / "ex/summary.json") << "{\"old\": 1}";
+  r = glassbox(s, "explain --model " + m + " --input " + (s / "f.npy") +
+                      " --method integrated-gradients,occlusion-map --target r:0 --out " + (s / "ex"));
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "needs a class target"), r.err);
+  int left = 0;
+  for (const auto& e : fs::directory_iterator(s / "ex")) {
+    ++left;
+    CHECK(e.path().filename() == "summary.json");
+  }
+  CHECK(left == 1);
 }

@@ -96,18 +96,23 @@ struct Column {
   std::string header;    // the grid's column header: the label and every parameter given
 };
 
+// One column's attributions over every input, and how long they took.
+struct ColumnRun {
+  explain::Result r;
+  double secs = 0;
+};
+
 // One column over every input: .npy (and .png for images) per input, its summary entries, and a
 // grid cell per input. Returns the attributions.
-Tensor run_method(const ExplainArgs& a, Graph& g, const Inputs& in, const Target& target, const Column& col,
-                const std::vector<std::string>& names, const std::vector<Tensor>& pixels, nlohmann::json& summary,
-                nlohmann::json& per_image, std::vector<std::vector<explain::Image>>& cells) {
+Tensor write_column(const ExplainArgs& a, Graph& g, const Inputs& in, const Target& target, const Column& col,
+                    const ColumnRun& run, const std::vector<std::string>& names, const std::vector<Tensor>& pixels,
+                    nlohmann::json& summary, nlohmann::json& per_image, std::vector<std::vector<explain::Image>>& cells) {
   const int N = in.x.batch();
   const std::string& m = col.label;
   const explain::Params& params = col.params;
   const std::string& baseline = col.baseline;
-  auto t0 = std::chrono::steady_clock::now();
-  explain::Result r = explain::explain(g, in.x, target, col.method, params);
-  const double secs = seconds_since(t0);
+  const explain::Result& r = run.r;
+  const double secs = run.secs;
   nlohmann::json pj(static_cast<const std::map<std::string, std::string>&>(params));
   if (!baseline.empty()) pj["baseline"] = baseline;
   summary["methods"][m] = {{"method", col.method}, {"params", pj}, {"time_s", secs}, {"signed", r.is_signed}};
@@ -345,11 +350,22 @@ void run_explain(const ExplainArgs& a) {
       pixels.push_back(display_pixels(in.x.slice(n, n + 1), norm));
       cells[n].push_back(explain::to_image(pixels[n]));
     }
+  // Every column runs before any file is written: a method that fails (a CAM without a GAP head, a
+  // probability for a unit) leaves --out as it was, not the earlier methods' files beside an older
+  // summary.json.
+  std::vector<ColumnRun> runs;
+  for (const Column& c : columns) {
+    const auto t0 = std::chrono::steady_clock::now();
+    explain::Result r = explain::explain(g, in.x, target, c.method, c.params);
+    r.attribution = r.attribution.clone();  // its own storage: the next method's run reuses the graph's
+    runs.push_back({std::move(r), seconds_since(t0)});
+  }
   std::vector<std::string> labels, headers;
   std::vector<Tensor> maps;
   std::vector<bool> is_signed;
-  for (const Column& c : columns) {
-    maps.push_back(run_method(a, g, in, target, c, names, pixels, summary, per_image, cells));
+  for (size_t i = 0; i < columns.size(); ++i) {
+    const Column& c = columns[i];
+    maps.push_back(write_column(a, g, in, target, c, runs[i], names, pixels, summary, per_image, cells));
     labels.push_back(c.label);
     headers.push_back(c.header);
     is_signed.push_back(summary["methods"][c.label]["signed"].get<bool>());
