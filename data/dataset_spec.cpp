@@ -181,9 +181,12 @@ Source resolve(const std::string& spec_in) {
     s.kind = "toy";
     auto parts = detail::split(rest, ',');
     s.toy.name = parts[0];
+    std::vector<std::string> seen;  // n=5,n=7 ran with 7
     for (size_t i = 1; i < parts.size(); ++i) {
       size_t eq = parts[i].find('=');
       std::string key = parts[i].substr(0, eq), v = eq == std::string::npos ? "" : parts[i].substr(eq + 1);
+      if (std::find(seen.begin(), seen.end(), key) != seen.end()) throw DataError(spec + ": '" + key + "' given twice");
+      seen.push_back(key);
       if (key == "n") s.toy.n = parse_int(spec, key, v, 1, 10'000'000);
       else if (key == "k") s.toy.k = parse_int(spec, key, v, 2, 100);
       else if (key == "seed") s.toy.seed = uint64_t(parse_int(spec, key, v, 0, 2'000'000'000));

@@ -95,6 +95,9 @@ TEST_CASE("cli: bad flags and specs are refused with the flag named") {
       {"eval --model \"input(2) dense(301)\" --data toy:moons --confusion " + (s / "c.png"),
        "--confusion: 301 classes; the figure is drawn for at most 300"},
       {"eval --model toy2d --data images:" + s.dir.string() + ",h=65536", "h"},
+      {"eval --model toy2d --data toy:moons,n=5,n=7", "toy:moons,n=5,n=7: 'n' given twice"},  // (7 won)
+      {"info nope.safetensors", "error: model 'nope.safetensors'"},  // positional: it named --model
+      {"bench --models \"\" --no-explain --no-regions --no-families --seconds 0.01", "nothing to measure"},
       // The checks of tools/flags.h: CLI11's own range, a flag that needs another.
       {"distill --model toy2d --levels 9" + out, "--levels: Value 9 not in range 1 to 6"},
       {"predict --model toy2d --index 3", "--index requires --data"},

@@ -179,7 +179,10 @@ std::vector<int> check_bench_flags(const BenchOpts& o) {
     for (const std::string& n : names) list += (list.empty() ? "" : ", ") + n;
     throw std::invalid_argument(flag + ": unknown " + what + " '" + name + "' (known: " + list + ")");
   };
-  for (const std::string& m : split_list(o.models, "--models")) known("--models", m, preset_names(), "preset");
+  const std::vector<std::string> models = split_list(o.models, "--models");
+  for (const std::string& m : models) known("--models", m, preset_names(), "preset");
+  if (models.empty() && o.no_explain && o.no_regions && o.no_families && !o.gemm)  // (exit 0 after the header)
+    throw std::invalid_argument("--models is empty and every other row is switched off: nothing to measure");
   std::vector<int> batches;
   if (!o.no_explain) {
     for (const std::string& m : split_list(o.explain_models, "--explain-models")) known("--explain-models", m, preset_names(), "preset");

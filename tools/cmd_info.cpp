@@ -14,7 +14,7 @@ void add_info_command(Command& app) {
       ->required();
   cmd->add_flag("--arch", *text, "also print the architecture in its text form");
   cmd->callback([spec, text] {
-    Model m = open_model(*spec);
+    Model m = open_model(*spec, 42, "model");  // positional: no --model to name
     std::printf("%s", describe(m.graph).c_str());
     for (auto& [k, v] : m.metadata)
       if (k != "glassbox.architecture") std::printf("%s: %s\n", k.c_str(), v.c_str());
