@@ -48,8 +48,6 @@ struct VisualizeArgs {
 const std::set<std::string> kScans = {"top-patches", "multifaceted", "am", "decoder"};
 const std::set<std::string> kScansTrain = {"multifaceted", "decoder"};
 const std::set<std::string> kNeedsScan = {"top-patches", "multifaceted", "decoder"};
-// Methods that explain each input's class: --unit defaults to class:pred.
-const std::set<std::string> kPerInputClass = {"minimal-image", "mask"};
 
 // The class names the model stores, none for unnamed classes (captions then show numbers only).
 std::vector<std::string> named_classes(const Model& m) {
@@ -89,21 +87,20 @@ Tensor read_direction(const std::string& path) {
 // inputs: the distinct classes among them, in input order).
 std::vector<vz::Unit> read_units(const VisualizeArgs& a, Graph& g, const Inputs& in) {
   std::string spec = a.unit;
-  if (spec.empty() && kPerInputClass.count(a.method)) spec = "class:pred";
+  if (spec.empty() && vz::explains_each_input(a.method)) spec = "class:pred";
   if (spec.empty()) return {};
   if (spec != "class:pred" && spec != "class:label") return vz::parse_units(g, spec, read_direction);
   if (in.x.empty()) throw std::invalid_argument("--unit " + spec + " needs inputs (--data with --index, or --input)");
+  if (spec == "class:pred") return vz::predicted_units(g, in.x, a.method);
   std::vector<vz::Unit> units;
   const int N = in.x.batch(), K = g.classes();
-  const Tensor logits = g.forward(in.x).clone();
   for (int n = 0; n < N; ++n) {
-    int k = in.labels[n];
-    if (spec == "class:pred") k = argmax(logits.data() + n * K, K);
+    const int k = in.labels[n];
     if (k < 0) throw std::invalid_argument("--unit class:label: input " + in.names[n] + " has no label");
     if (k >= K) throw std::out_of_range("--unit class:label: label " + std::to_string(k) + " outside the model's classes");
     const bool seen = std::any_of(units.begin(), units.end(), [k](const vz::Unit& u) { return u.index == k; });
     // Methods that explain inputs pair input n with unit n; the others visualize each class once.
-    if (kPerInputClass.count(a.method) || !seen) units.push_back(vz::Unit::cls(k));
+    if (vz::explains_each_input(a.method) || !seen) units.push_back(vz::Unit::cls(k));
   }
   return units;
 }

@@ -45,6 +45,12 @@ struct Unit {
 // `read` loads a direction file (the command line's .npy reader); without it such specs fail.
 using ReadTensor = std::function<Tensor(const std::string& path)>;
 std::vector<Unit> parse_units(const Graph& g, const std::string& spec, const ReadTensor& read = {});
+// Methods that explain each input's class (mask, minimal-image): their unit defaults to the
+// predicted class of each input.
+bool explains_each_input(const std::string& method);
+// Each input's predicted class (argmax, NaN first as torch.argmax): one unit per input for methods
+// that explain each input, else each distinct class once, in input order.
+std::vector<Unit> predicted_units(Graph& g, const Tensor& x, const std::string& method);
 
 // How a class is scored (class units only): its logit (CS231n, Simonyan et al.), its softmax
 // probability, or its log-probability (what fooling images ascend to reach a probability).

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "engine/argmax.h"
 #include "engine/rng.h"
 #include "explain/visualize/method.h"
 
@@ -170,6 +171,20 @@ std::string number(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.3g", v);
   return buf;
+}
+
+bool explains_each_input(const std::string& method) { return method == "minimal-image" || method == "mask"; }
+
+std::vector<Unit> predicted_units(Graph& g, const Tensor& x, const std::string& method) {
+  std::vector<Unit> units;
+  const int N = x.batch(), K = g.classes();
+  const Tensor logits = g.forward(x).clone();
+  for (int n = 0; n < N; ++n) {
+    const int k = argmax(logits.data() + size_t(n) * K, K);
+    const bool seen = std::any_of(units.begin(), units.end(), [k](const Unit& u) { return u.index == k; });
+    if (explains_each_input(method) || !seen) units.push_back(Unit::cls(k));
+  }
+  return units;
 }
 
 std::vector<Unit> per_input_units(const Graph& g, const Request& q, const std::string& method, bool classes_only) {

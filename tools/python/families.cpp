@@ -94,10 +94,28 @@ py::dict visualize_py(PyModel& pm, const std::string& method, py::handle unit, p
   vz::Request q;
   if (!inputs.is_none()) q.inputs = tensor_arg(inputs, g.input_shape(), "inputs");
   if (!data.is_none()) q.data = tensor_arg(data, g.input_shape(), "data");
-  if (py::isinstance<py::str>(unit)) {
+  // As the command: class:pred (the default of methods that explain each input) is each input's
+  // prediction; a number or a list of numbers are classes.
+  const bool pred = (py::isinstance<py::str>(unit) && unit.cast<std::string>() == "class:pred") ||
+                    (unit.is_none() && vz::explains_each_input(method));
+  if (pred) {
+    if (q.inputs.empty()) throw py::value_error("visualize(unit='class:pred'): needs inputs=");
+    Lock lock(pm.mu);
+    q.units = vz::predicted_units(g, q.inputs, method);
+  } else if (py::isinstance<py::str>(unit)) {
     q.units = vz::parse_units(g, unit.cast<std::string>(), [](const std::string& path) { return read_npy_f32(path); });
   } else if (!unit.is_none()) {
-    for (int k : unit.cast<std::vector<int>>()) q.units.push_back(vz::Unit::cls(k));
+    std::vector<int> classes;
+    if (PyIndex_Check(unit.ptr()) && !py::isinstance<py::array>(unit)) {
+      classes.push_back(int_arg(unit, "visualize(unit=...)"));
+    } else {
+      try {
+        classes = unit.cast<std::vector<int>>();
+      } catch (const py::cast_error&) {
+        throw py::type_error("visualize(unit=...): a --unit spec (str), a class number or a list of class numbers");
+      }
+    }
+    for (int k : classes) q.units.push_back(vz::Unit::cls(k));
   }
   q.bounds = model_bounds(pm.m);
   q.fit_decoder = [](Graph& dec, const Tensor& codes, const Tensor& targets, const vz::DecoderFit& f) {

@@ -281,3 +281,20 @@ def test_labels_and_layers_name_the_argument(model, inputs):
     for names in [["a", "a"], ["", "b"]]:
         with pytest.raises(ValueError, match="given twice|without a name"):
             glassbox.dissect(model, train_x[:2], masks, names, layers="relu1")
+
+
+def test_visualize_unit_forms(model, inputs):
+    """unit= takes a class number, a list of them or a --unit spec, and class:pred (the default of
+    mask) as the command does; other types name unit= (pybind11's "Unable to cast" named nothing)."""
+    one = glassbox.visualize(model, "am", unit=0, steps=2)
+    listed = glassbox.visualize(model, "am", unit=[0], steps=2)
+    assert np.array_equal(one["panels"]["image"], listed["panels"]["image"])
+    with pytest.raises(TypeError, match=r"visualize\(unit=...\)"):
+        glassbox.visualize(model, "am", unit=["class:0"], steps=2)
+    pred = int(np.argmax(model.forward(inputs[:1])[0]))
+    default = glassbox.visualize(model, "mask", inputs=inputs[:1], steps=2)
+    given = glassbox.visualize(model, "mask", unit=pred, inputs=inputs[:1], steps=2)
+    named = glassbox.visualize(model, "mask", unit="class:pred", inputs=inputs[:1], steps=2)
+    for r in (given, named):
+        for k in default["panels"]:
+            assert np.array_equal(default["panels"][k], r["panels"][k]), k
