@@ -5,6 +5,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "engine/architecture.h"
 #include "engine/layers.h"
 #include "explain/attribution/cam.h"
 #include "explain/attribution/explain.h"
@@ -362,6 +363,18 @@ TEST_CASE("occlusion with the default window fills every channel alike") {
   for (size_t i = 0; i < HW; ++i) {
     CHECK(a[HW + i] == a[i]);
     CHECK(a[2 * HW + i] == a[i]);
+  }
+}
+
+TEST_CASE("occlusion's default window fits a 1x1 input (it was 2, refused as larger than the input)") {
+  Graph g = graph_from_text("input(1,1,1) conv(2,k=1) relu gap dense(2)");
+  g.init(3);
+  const Tensor x = random_images(2, 1, 1, 1, 4);
+  for (const char* m : {"occlusion", "occlusion-map"}) {
+    CAPTURE(m);
+    Params p;
+    if (std::string(m) == "occlusion-map") p["output"] = "logit";
+    CHECK(gb::explain::explain(g, x, std::vector<int>{0, 1}, m, p).attribution.shape() == x.shape());
   }
 }
 

@@ -52,6 +52,10 @@ std::vector<float> occluded_scores(Graph& g, const Tensor& x, const Target& targ
   return scores;
 }
 
+// The window when none is given: max(2, min(H,W)/7), at most the input (a 1x1 input failed with the
+// window it was not given).
+int default_window(int H, int W) { return std::min(std::max(2, std::min(H, W) / 7), std::min(H, W)); }
+
 void check_occlusion(Graph& g, const Tensor& x, const Target& target, const OcclusionOptions& o, int win, const char* name) {
   if (win > x.dim(2) || win > x.dim(3))
     throw std::invalid_argument(std::string(name) + ": window " + std::to_string(win) + " exceeds the input " + x.shape().str());
@@ -74,7 +78,7 @@ Tensor every_channel(const std::vector<double>& maps, int N, int C, size_t HW) {
 Tensor occlusion(Graph& g, const Tensor& x, const Target& target, const OcclusionOptions& o) {
   require_images(x, "occlusion");
   const int N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
-  const int win = o.window > 0 ? o.window : std::max(2, std::min(H, W) / 7);
+  const int win = o.window > 0 ? o.window : default_window(H, W);
   const int stride = o.stride > 0 ? o.stride : std::max(1, win / 2);
   check_occlusion(g, x, target, o, win, "occlusion");
   // Pixels between windows would be covered by none: their mean drop is 0/0 (Captum returns NaN there).
@@ -115,7 +119,7 @@ Tensor occlusion(Graph& g, const Tensor& x, const Target& target, const Occlusio
 Tensor occlusion_map(Graph& g, const Tensor& x, const Target& target, const OcclusionOptions& o) {
   require_images(x, "occlusion-map");
   const int N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
-  const int win = o.window > 0 ? o.window : std::max(2, std::min(H, W) / 7);
+  const int win = o.window > 0 ? o.window : default_window(H, W);
   check_occlusion(g, x, target, o, win, "occlusion-map");
   std::vector<Window> windows;
   for (int y = 0; y < H; ++y)
@@ -178,7 +182,7 @@ Tensor rise(Graph& g, const Tensor& x, const Target& target, const RiseOptions& 
 void add_perturbation_methods(std::vector<Method>& registry) {
   registry.push_back(
       {{"occlusion", "Occlusion: mean drop of the target logit over the windows covering each pixel",
-        {{"window", "0", "square window side; 0: max(2, min(H,W)/7), 4 on 28×28", 0, 1e9},
+        {{"window", "0", "square window side; 0: max(2, min(H,W)/7) within the input, 4 on 28×28", 0, 1e9},
          {"stride", "0", "window step, at most the window; 0: max(1, window/2)", 0, 1e9},
          {"baseline", "0", "value written into every channel of the occluded window"},
          {"batch", "256", "occluded copies per forward pass", 1, 65536},
@@ -202,7 +206,7 @@ void add_perturbation_methods(std::vector<Method>& registry) {
        }});
   registry.push_back(
       {{"occlusion-map", "Zeiler & Fergus's occlusion map: the class's probability with the occluder centred on each pixel",
-        {{"window", "0", "square occluder side; 0: max(2, min(H,W)/7), 4 on 28×28", 0, 1e9},
+        {{"window", "0", "square occluder side; 0: max(2, min(H,W)/7) within the input, 4 on 28×28", 0, 1e9},
          {"baseline", "0", "value written into every channel of the occluder"},
          {"batch", "256", "occluded copies per forward pass", 1, 65536},
          {"output", "prob", "what is mapped: prob (the class's softmax probability, as the paper) or logit"}},
