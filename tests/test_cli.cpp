@@ -1545,6 +1545,12 @@ TEST_CASE("cli: uint8 .npy inputs are pixels 0..255; --input with --data adds no
   CHECK(plane["points"].size() == 2);
   CHECK(plane["window"][0].get<double>() <= 0.5);
   CHECK(plane["window"][1].get<double>() >= 1.5);
+  // A label past the model's classes is named as the input's label, not as a --target number.
+  write_labels(s / "y7.npy", {7});
+  r = glassbox(s, "explain --model " + m + " --input " + (s / "f.npy") + " --labels " + (s / "y7.npy") +
+                      " --target label --method saliency --out " + (s / "lab"));
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "--target label: input f.npy[0]'s label 7 outside the model's classes [0,3)"), r.err);
   // explain: a later method that fails leaves --out as it was (the earlier ones' files were written
   // beside an older summary.json).
   fs::create_directories(s / "ex");

@@ -359,8 +359,9 @@ Target read_target(const std::string& spec, const Graph& g, const Inputs& in, co
       classes[n] = int(k);
     }
     if (classes[n] < 0 || classes[n] >= K)
-      throw std::out_of_range("--target " + std::to_string(classes[n]) + " outside the model's classes [0," +
-                              std::to_string(K) + ")");
+      throw std::out_of_range((one == "label" ? "--target label: input " + in.names[n] + "'s label " // (from --labels)
+                                              : "--target ") +
+                              std::to_string(classes[n]) + " outside the model's classes [0," + std::to_string(K) + ")");
   }
   return Target(classes);
 }
