@@ -98,6 +98,9 @@ TEST_CASE("cli: bad flags and specs are refused with the flag named") {
       {"eval --model toy2d --data toy:moons,n=5,n=7", "toy:moons,n=5,n=7: 'n' given twice"},  // (7 won)
       {"info nope.safetensors", "error: model 'nope.safetensors'"},  // positional: it named --model
       {"bench --models \"\" --no-explain --no-regions --no-families --seconds 0.01", "nothing to measure"},
+      // the first mode ran and the others were ignored
+      {"regions --model toy2d --data toy:moons --line 0,1 --plane --out " + (s / "rg"), "modes of their own"},
+      {"regions --model toy2d --data toy:moons --range 0,1,0,1 --out " + (s / "rg"), "--range: the window of --plane"},
       // The checks of tools/flags.h: CLI11's own range, a flag that needs another.
       {"distill --model toy2d --levels 9" + out, "--levels: Value 9 not in range 1 to 6"},
       {"predict --model toy2d --index 3", "--index requires --data"},

@@ -468,6 +468,10 @@ void write_stats(const RegionsArgs& a, Model& model) {
 void run_regions(const RegionsArgs& a) {
   if (a.model.empty()) throw std::invalid_argument("--model is required");
   if (a.out.empty()) throw std::invalid_argument("--out is required");
+  // One mode per run: the first of --stats, --line, --plane ran and the others were ignored.
+  const int modes = int(a.stats) + int(!a.line.empty()) + int(a.plane);
+  if (modes > 1) throw std::invalid_argument("--stats, --line and --plane are modes of their own: give one of them");
+  if (!a.range.empty() && !a.plane) throw std::invalid_argument("--range: the window of --plane, which was not given");
   Model model = open_model(a.model);
   ob::check_piecewise_linear(model.graph);
   make_out_dir(a.out);
