@@ -63,9 +63,43 @@ bool contains(const std::string& text, const std::string& part) { return text.fi
 
 }  // namespace
 
+namespace {
+// A .npy file's magic, version 1.0 and header (dtype `descr`, shape text "(2, 3, )"), padded to 64 bytes.
+void write_npy_header(std::ofstream& f, const std::string& descr, const std::string& shape) {
+  std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
+  header += std::string(63 - (10 + header.size()) % 64, ' ') + "\n";
+  const uint16_t len = uint16_t(header.size());
+  f.write("\x93NUMPY\x01\x00", 8);
+  f.write(reinterpret_cast<const char*>(&len), 2);
+  f << header;
+}
+
+// A float32 .npy of the given shape, values i / size.
+void write_npy(const std::string& path, const std::vector<int>& shape) {
+  std::string dims;
+  size_t n = 1;
+  for (int d : shape) dims += std::to_string(d) + ", ", n *= size_t(d);
+  std::ofstream f(path, std::ios::binary);
+  write_npy_header(f, "<f4", "(" + dims + ")");
+  for (size_t i = 0; i < n; ++i) {
+    const float v = float(i) / float(n);
+    f.write(reinterpret_cast<const char*>(&v), 4);
+  }
+}
+
+// An int64 .npy of labels.
+void write_labels(const std::string& path, const std::vector<int64_t>& labels) {
+  std::ofstream f(path, std::ios::binary);
+  write_npy_header(f, "<i8", "(" + std::to_string(labels.size()) + ",)");
+  f.write(reinterpret_cast<const char*>(labels.data()), std::streamsize(labels.size() * 8));
+}
+}  // namespace
+
 TEST_CASE("cli: bad flags and specs are refused with the flag named") {
   Scratch s;
   const std::string out = " --quiet --epochs 1 --out " + (s / "m.safetensors");
+  write_npy(s / "x4.npy", {4, 2});
+  write_labels(s / "y4.npy", {0, 1, 0, 1});
   struct Case {
     std::string args, expect;
   };
@@ -96,6 +130,8 @@ TEST_CASE("cli: bad flags and specs are refused with the flag named") {
        "--confusion: 301 classes; the figure is drawn for at most 300"},
       {"eval --model toy2d --data images:" + s.dir.string() + ",h=65536", "h"},
       {"eval --model toy2d --data toy:moons,n=5,n=7", "toy:moons,n=5,n=7: 'n' given twice"},  // (7 won)
+      {"train --model toy2d --data npy:" + (s / "x4.npy") + "," + (s / "y4.npy") + out,
+       "every fifth sample"},  // why four samples leave no test split
       {"info nope.safetensors", "error: model 'nope.safetensors'"},  // positional: it named --model
       {"bench --models \"\" --no-explain --no-regions --no-families --seconds 0.01", "nothing to measure"},
       // the first mode ran and the others were ignored
@@ -146,37 +182,6 @@ TEST_CASE("cli: a corrupt model file is named; failed runs leave an existing mod
   CHECK(contains(r.out, "accuracy"));
 }
 
-namespace {
-// A .npy file's magic, version 1.0 and header (dtype `descr`, shape text "(2, 3, )"), padded to 64 bytes.
-void write_npy_header(std::ofstream& f, const std::string& descr, const std::string& shape) {
-  std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
-  header += std::string(63 - (10 + header.size()) % 64, ' ') + "\n";
-  const uint16_t len = uint16_t(header.size());
-  f.write("\x93NUMPY\x01\x00", 8);
-  f.write(reinterpret_cast<const char*>(&len), 2);
-  f << header;
-}
-
-// A float32 .npy of the given shape, values i / size.
-void write_npy(const std::string& path, const std::vector<int>& shape) {
-  std::string dims;
-  size_t n = 1;
-  for (int d : shape) dims += std::to_string(d) + ", ", n *= size_t(d);
-  std::ofstream f(path, std::ios::binary);
-  write_npy_header(f, "<f4", "(" + dims + ")");
-  for (size_t i = 0; i < n; ++i) {
-    const float v = float(i) / float(n);
-    f.write(reinterpret_cast<const char*>(&v), 4);
-  }
-}
-
-// An int64 .npy of labels.
-void write_labels(const std::string& path, const std::vector<int64_t>& labels) {
-  std::ofstream f(path, std::ios::binary);
-  write_npy_header(f, "<i8", "(" + std::to_string(labels.size()) + ",)");
-  f.write(reinterpret_cast<const char*>(labels.data()), std::streamsize(labels.size() * 8));
-}
-}  // namespace
 
 TEST_CASE("cli: explain --target takes a class or a unit of a layer, and names what is wrong") {
   Scratch s;

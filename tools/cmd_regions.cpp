@@ -318,7 +318,7 @@ std::array<double, 4> parse_range(const std::string& range) {
     double v = 0;
     if (!parse_number(range.substr(p, q - p), v) || !std::isfinite(v) || std::fabs(v) > 1e15)
       throw std::invalid_argument("--range '" + range + "': '" + range.substr(p, q - p) +
-                                  "' is not a number within ±1e15 (expected U0,U1,V0,V1)");
+                                  "' is not a finite number within ±1e15 (expected U0,U1,V0,V1)");
     r.push_back(v);
     p = q + 1;
   }

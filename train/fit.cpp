@@ -243,7 +243,11 @@ void check_train_outputs(const std::string& out, int epochs, int save_every) {
 }
 
 void check_fits(const Graph& g, const Dataset& d, const std::string& flag) {
-  if (d.size() == 0) throw std::invalid_argument("--data '" + d.name + "': the dataset is empty");
+  if (d.size() == 0)
+    throw std::invalid_argument("--data '" + d.name + "': the dataset is empty" +
+                                (d.name.ends_with(":test") ? std::string(" (npy: and images: sets put every fifth sample, per "
+                                                                         "class for images:, in the test split)")
+                                                           : std::string()));
   const Shape sample = d.x.shape().sample();
   if (sample != g.input_shape())
     throw std::invalid_argument(flag + " input shape " + g.input_shape().str() + " does not match the data: '" +
