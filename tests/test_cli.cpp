@@ -100,6 +100,8 @@ TEST_CASE("cli: bad flags and specs are refused with the flag named") {
   const std::string out = " --quiet --epochs 1 --out " + (s / "m.safetensors");
   write_npy(s / "x4.npy", {4, 2});
   write_labels(s / "y4.npy", {0, 1, 0, 1});
+  write_npy(s / "x5.npy", {5, 3});
+  write_labels(s / "y5.npy", {0, 1, 0, 1, 0});
   struct Case {
     std::string args, expect;
   };
@@ -137,6 +139,8 @@ TEST_CASE("cli: bad flags and specs are refused with the flag named") {
       // the first mode ran and the others were ignored
       {"regions --model toy2d --data toy:moons --line 0,1 --plane --out " + (s / "rg"), "modes of their own"},
       {"regions --model toy2d --data toy:moons --range 0,1,0,1 --out " + (s / "rg"), "--range: the window of --plane"},
+      {"regions --model \"input(3) dense(2)\" --data npy:" + (s / "x5.npy") + "," + (s / "y5.npy") +
+           " --split train --plane --index 0,1,2,3 --out " + (s / "rg"), "--plane needs exactly three inputs (e.g. --index I,J,K), not 4"},
       // The checks of tools/flags.h: CLI11's own range, a flag that needs another.
       {"distill --model toy2d --levels 9" + out, "--levels: Value 9 not in range 1 to 6"},
       {"predict --model toy2d --index 3", "--index requires --data"},

@@ -355,7 +355,10 @@ ob::Plane input_plane_of(const RegionsArgs& a, const Graph& g, const Inputs& in,
 
 // The plane through three inputs, which are the points drawn.
 ob::Plane plane_through_inputs(const Inputs& in, PlanePoints& pts) {
-  if (in.x.batch() < 3) throw std::invalid_argument("--plane needs three inputs (e.g. --index I,J,K)");
+  // (a 4th was listed in plane.json and left out of the plane)
+  if (in.x.batch() != 3)
+    throw std::invalid_argument("--plane needs exactly three inputs (e.g. --index I,J,K), not " +
+                                std::to_string(in.x.batch()));
   pts.uv = {{0, 0}, {1, 0}, {0, 1}};
   pts.labels = {in.labels[0], in.labels[1], in.labels[2]};
   try {
