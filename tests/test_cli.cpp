@@ -1557,6 +1557,13 @@ TEST_CASE("cli: uint8 .npy inputs are pixels 0..255; --input with --data adds no
   CHECK(plane["points"].size() == 2);
   CHECK(plane["window"][0].get<double>() <= 0.5);
   CHECK(plane["window"][1].get<double>() >= 1.5);
+  // One point: a window around it, not a 0.002 box.
+  r = glassbox(s, "regions --model " + (s / "t.safetensors") + " --data toy:moons --index 0 --plane --size 16 --out " +
+                      (s / "pl1"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const nlohmann::json one = nlohmann::json::parse(read_file(s / "pl1/plane.json"));
+  CHECK(one["window"][1].get<double>() - one["window"][0].get<double>() >= 1.9);
+  CHECK(one["window"][3].get<double>() - one["window"][2].get<double>() >= 1.9);
   // A label past the model's classes is named as the input's label, not as a --target number.
   write_labels(s / "y7.npy", {7});
   r = glassbox(s, "explain --model " + m + " --input " + (s / "f.npy") + " --labels " + (s / "y7.npy") +

@@ -339,7 +339,10 @@ ob::Plane input_plane_of(const RegionsArgs& a, const Graph& g, const Inputs& in,
       pts.uv.emplace_back(in.x[2 * n], in.x[2 * n + 1]);
       pts.labels.push_back(in.labels[n]);
     }
-    const double mu = 0.1 * (u1 - u0) + 1e-3, mv = 0.1 * (v1 - v0) + 1e-3;
+    // A margin of a tenth of the span, but at least a twentieth of the larger span (or 1 for one
+    // point): one point, or points on a line, made a window of 0.002 in that direction.
+    const double span = std::max(u1 - u0, v1 - v0), least = span > 0 ? 0.05 * span : 1.0;
+    const double mu = std::max(0.1 * (u1 - u0) + 1e-3, least), mv = std::max(0.1 * (v1 - v0) + 1e-3, least);
     u0 -= mu, u1 += mu, v0 -= mv, v1 += mv;
   }
   if (!a.range.empty()) {
