@@ -195,9 +195,9 @@ void run_distill(DistillArgs a) {
     test = Dataset{};
   }
 
-  // glassbox train's rule for its toy defaults, on the student: toy2d, and nam on flat data (any flat
-  // data had them: a 6-feature .npy set ran 30 epochs at 10x the rate train would use).
-  FitOptions o = distill_fit_options(a, teacher, a.student == "toy2d" || (a.student == "nam" && sample.rank == 1));
+  // glassbox train's rule for its toy defaults, on the student (any flat data had them: a 6-feature
+  // .npy set ran 30 epochs at 10x the rate train would use).
+  FitOptions o = distill_fit_options(a, teacher, toy_defaults(a.student, sample));
   sg::DistillationLoss loss(settings);
   o.loss = [&](Graph& g, const Tensor& x, const std::vector<int>& y, const Tensor& logits, Tensor& grad) {
     const Tensor& t = teacher.graph.forward(x, Mode::eval);
@@ -231,16 +231,15 @@ void run_distill(DistillArgs a) {
                            {"fidelity", ag.fidelity}}}};
   std::printf("test: student accuracy %s, teacher accuracy %s, fidelity %s (%d images)\n",
               percent(ag.student_accuracy).c_str(), percent(ag.teacher_accuracy).c_str(), percent(ag.fidelity).c_str(), ag.n);
-  const int tn = tree_node;
-  if (tn >= 0 && !output_tree) {
+  if (tree_node >= 0 && !output_tree) {
     // Its leaves' outputs feed later layers: they are not the classes (a "path accuracy" compared
     // them with the labels all the same).
     report["penalty"] = a.penalty;
     std::printf("note: the soft tree %s is not the output layer; its leaves are not classes, so there is no "
-                "maximum-probability path accuracy and no tree figure\n", student.graph.layer(tn).name.c_str());
+                "maximum-probability path accuracy and no tree figure\n", student.graph.layer(tree_node).name.c_str());
   } else if (output_tree) {
-    const auto& tree = static_cast<const SoftTree&>(student.graph.layer(tn));
-    const sg::Routing r = sg::route(student.graph, tn, x);
+    const auto& tree = static_cast<const SoftTree&>(student.graph.layer(tree_node));
+    const sg::Routing r = sg::route(student.graph, tree_node, x);
     const std::vector<int> mp = sg::max_path_predictions(tree, r), tp = sg::predict(teacher.graph, x);
     int correct = 0, same = 0;
     for (int n = 0; n < ag.n; ++n) correct += mp[n] == test.y[n], same += mp[n] == tp[n];
@@ -629,19 +628,23 @@ explain::Image importance_maps(const sg::Importance& r, const std::vector<std::s
   return im;
 }
 
+// The features in decreasing overall importance (ties in feature order), at most `k`.
+std::vector<int> most_important(const sg::Importance& r, int k) {
+  std::vector<int> order(r.overall.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return r.overall[a] > r.overall[b]; });
+  order.resize(std::min(order.size(), size_t(k)));
+  return order;
+}
+
 // Bars (flat features): one series per class over the features, at most the 40 most important (in
 // feature order): the chart's width grows with features x classes, and 1000 features made a
 // 400,000-pixel-wide image. The .npy files hold every feature.
 constexpr int kMaxBarFeatures = 40;
 explain::Image importance_bars(const sg::Importance& r, const std::vector<std::string>& classes, const std::string& method) {
   const int K = r.per_class.dim(0), all = r.per_class.dim(1);
-  std::vector<int> shown(all);
-  std::iota(shown.begin(), shown.end(), 0);
-  if (all > kMaxBarFeatures) {
-    std::stable_sort(shown.begin(), shown.end(), [&](int a, int b) { return r.overall[a] > r.overall[b]; });
-    shown.resize(kMaxBarFeatures);
-    std::sort(shown.begin(), shown.end());
-  }
+  std::vector<int> shown = most_important(r, kMaxBarFeatures);
+  std::sort(shown.begin(), shown.end());
   const int F = int(shown.size());
   std::vector<explain::Series> series;
   for (int k = 0; k < K; ++k) {
@@ -674,11 +677,8 @@ explain::Image importance_bars(const sg::Importance& r, const std::vector<std::s
 explain::Image shape_function_plots(const sg::Importance& r, const std::vector<std::string>& classes) {
   const Tensor& grid = r.extra.at("grid");
   const Tensor& shape = r.extra.at("shape");
-  const int F = grid.dim(0), P = grid.dim(1), K = shape.dim(2);
-  std::vector<int> order(F);
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return r.overall[a] > r.overall[b]; });
-  order.resize(std::min(F, 12));
+  const int P = grid.dim(1), K = shape.dim(2);
+  const std::vector<int> order = most_important(r, 12);
   const int per_row = std::min(3, int(order.size())), w = 420, h = 300;
   explain::Image im(per_row * w, int((order.size() + per_row - 1) / per_row) * h);
   for (size_t i = 0; i < order.size(); ++i) {

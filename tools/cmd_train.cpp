@@ -83,9 +83,7 @@ void run_train(const TrainArgs& a) {
 
   Dataset train = first_samples(load_dataset(a.data, "train"), a.limit);  // refuses NaN data, naming it
   const Shape sample = train.x.shape().sample();
-  // The 2-D toy sets are small (a few steps per epoch): toy2d, and the additive model on them,
-  // get a larger rate and more epochs.
-  const bool toy = a.model == "toy2d" || (a.model == "nam" && sample.rank == 1);
+  const bool toy = toy_defaults(a.model, sample);
   oc.lr = a.lr > 0 ? a.lr : default_lr(oc.kind) * (toy ? 10.f : 1.f);
   const int epochs = a.epochs > 0 ? a.epochs : toy ? 30 : 10;
   Model m{Graph(Shape{1}), {}};

@@ -69,6 +69,10 @@ std::vector<std::string> preset_names() {
   return v;
 }
 
+bool toy_defaults(const std::string& model, const Shape& sample) {
+  return model == "toy2d" || (model == "nam" && sample.rank == 1);
+}
+
 bool is_preset(const std::string& name) {
   for (const Preset& p : kPresets)
     if (name == p.name) return true;
