@@ -247,8 +247,7 @@ Dataset concat_sets(Dataset a, const Dataset& b) {
 Dataset npy_dataset(const std::string& xpath, const std::string& ypath) {
   std::string descr;
   Tensor x = read_npy_f32(xpath, &descr);
-  if (is_uint8(descr))  // uint8 pixels: scale to [0,1] like the other image readers
-    for (size_t i = 0; i < x.size(); ++i) x[i] /= 255.f;
+  uint8_to_unit(x, descr);  // uint8 pixels to [0,1], like the other image readers
   const int n = x.dim(0);
   if (x.rank() == 1) fail(xpath, "x must be [N,F], [N,H,W], [N,C,H,W] or [N,H,W,C], got " + x.shape().str());
   if (x.rank() == 3) x = x.reshaped(Shape{n, 1, x.dim(1), x.dim(2)});

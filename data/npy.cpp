@@ -23,6 +23,11 @@ size_t NpyArray::count() const { return size_t(count_of(shape, ".npy shape")); }
 
 bool is_uint8(const std::string& descr) { return descr == "|u1" || descr == "<u1" || descr == "u1"; }
 
+void uint8_to_unit(Tensor& t, const std::string& descr) {
+  if (is_uint8(descr))
+    for (size_t i = 0; i < t.size(); ++i) t[i] /= 255.f;
+}
+
 namespace {
 
 size_t item_size(const std::string& path, const std::string& descr) {

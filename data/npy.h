@@ -30,6 +30,8 @@ std::vector<int64_t> read_npy_labels(const std::string& path);
 void write_npy(const std::string& path, const Tensor& t);  // '<f4', the tensor's shape
 // numpy's uint8 dtype strings ('|u1', and '<u1'/'u1' as some writers spell it): pixels 0..255.
 bool is_uint8(const std::string& descr);
+// Pixels read from an array of dtype `descr`: uint8 (0..255) divided by 255, other dtypes as they are.
+void uint8_to_unit(Tensor& t, const std::string& descr);
 void write_npy_u8(const std::string& path, const std::vector<int64_t>& shape, const uint8_t* data);
 void write_npy_labels(const std::string& path, const std::vector<int64_t>& labels);  // '<i8', [N]
 

@@ -208,8 +208,7 @@ Tensor read_folder(const std::string& dir, const Model& m, int n, const std::str
 Tensor read_npy_images(const std::string& path, const Model& m, int n, const std::string& what) {
   const NpyArray a = read_npy(path);
   Tensor t = npy_to_tensor(a, path);
-  if (is_uint8(a.descr))
-    for (size_t i = 0; i < t.size(); ++i) t[i] /= 255.f;
+  uint8_to_unit(t, a.descr);
   const Shape in = m.graph.input_shape();
   if (t.rank() == 3 && in.rank == 3 && in[0] == 1) t = t.reshaped(Shape{t.dim(0), 1, t.dim(1), t.dim(2)});
   if (t.rank() != in.rank + 1 || t.shape().sample() != in)

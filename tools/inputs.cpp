@@ -143,8 +143,7 @@ Inputs read_inputs(const Model& model, const std::vector<std::string>& files, co
     if (ext == ".npy") {
       std::string descr;
       Tensor t = read_npy_f32(f, &descr);
-      if (is_uint8(descr) && space == InputSpace::pixels)  // 0..255, as the npy: dataset reader scales them
-        for (size_t i = 0; i < t.size(); ++i) t[i] /= 255.f;
+      if (space == InputSpace::pixels) uint8_to_unit(t, descr);  // as the npy: dataset reader does
       if (t.rank() == sample.rank) t = t.reshaped(Shape::batch_of(1, t.shape()));  // one sample without batch
       if (t.rank() != sample.rank + 1 || t.shape().sample() != sample)
         throw ShapeError(f + ": expected N x " + sample.str() + " float32 (" +
