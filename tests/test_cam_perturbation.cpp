@@ -114,6 +114,23 @@ TEST_CASE("the default CAM layer is the last conv's activation, found from the h
                        doctest::Contains("not feature maps"), std::invalid_argument);
 }
 
+TEST_CASE("a gradient CAM of a unit below its layer names layer= (the default layer or the given one)") {
+  Graph lenet = make_preset("lenet5");
+  Tensor x = random_images(1, 1, 28, 28, 2);
+  const Target conv1_mean = Target::channel_mean(lenet.at("conv1"), 0);
+  for (const char* m : {"grad-cam", "grad-cam++", "guided-grad-cam"}) {
+    CAPTURE(m);
+    CHECK_THROWS_WITH_AS(gb::explain::explain(lenet, x, conv1_mean, m), doctest::Contains("relu2 (the default layer=)"),
+                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(gb::explain::explain(lenet, x, conv1_mean, m, {{"layer", "conv2"}}),
+                         doctest::Contains("conv2 (layer=)"), std::invalid_argument);
+  }
+  // A layer at or below the target's works.
+  CHECK(gb::explain::explain(lenet, x, conv1_mean, "grad-cam", {{"layer", "conv1"}}).attribution.shape() == x.shape());
+  const Target relu2_mean = Target::channel_mean(lenet.at("relu2"), 1);
+  CHECK(gb::explain::explain(lenet, x, relu2_mean, "grad-cam", {{"layer", "conv1"}}).attribution.shape() == x.shape());
+}
+
 TEST_CASE("Grad-CAM equals CAM up to a positive constant on a GAP→Dense head") {
   Graph g = make_preset("camnet", Shape{1, 16, 16}, 10, 7);
   Tensor x = random_images(2, 1, 16, 16, 3);

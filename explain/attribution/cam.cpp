@@ -75,6 +75,21 @@ void minmax_inplace(float* p, size_t n) {
   for (size_t i = 0; i < n; ++i) p[i] = (p[i] - a) / (b - a);
 }
 
+// True when node `top`'s output depends on node `layer`'s (walking the graph's inputs down).
+bool feeds(const Graph& g, int layer, int top) {
+  std::vector<int> todo{top};
+  std::vector<char> seen(g.size(), 0);
+  while (!todo.empty()) {
+    const int i = todo.back();
+    todo.pop_back();
+    if (i == layer) return true;
+    if (i < 0 || seen[i]) continue;
+    seen[i] = 1;
+    for (int j : g.node(i).inputs) todo.push_back(j);
+  }
+  return false;
+}
+
 }  // namespace
 
 int default_cam_layer(const Graph& g) {
@@ -95,12 +110,15 @@ int default_cam_layer(const Graph& g) {
   return i;
 }
 
-int cam_layer(const Graph& g, const std::string& name, const char* method) {
-  if (name.empty()) return default_cam_layer(g);
-  int i = g.at(name);
+int cam_layer(const Graph& g, const std::string& name, const char* method, const Target* target) {
+  const int i = name.empty() ? default_cam_layer(g) : g.at(name);
   if (!spatial(g, i))
     throw std::invalid_argument(std::string(method) + ": layer " + name + " outputs " + g.shape(i, 1).str() +
                                 ", not feature maps [N,C,H,W]");
+  if (target && !feeds(g, i, target->at(g)))
+    throw std::invalid_argument(std::string(method) + ": the target " + target->describe(g) + " does not depend on layer " +
+                                g.layer(i).name + (name.empty() ? " (the default layer=)" : " (layer=)") +
+                                "; give layer= a layer with feature maps below the target's");
   return i;
 }
 
@@ -233,7 +251,7 @@ void add_cam_methods(std::vector<Method>& registry) {
         "Selvaraju et al. 2017; Captum LayerGradCam with relu_attributions=True, then upsampled." + kUpsample},
        [](Graph& g, const Tensor& x, const Target& t, ParamReader& pr) {
          require_images(x, "grad-cam");
-         int layer = cam_layer(g, pr.text("layer"), "grad-cam");
+         int layer = cam_layer(g, pr.text("layer"), "grad-cam", &t);
          bool relu = pr.flag("relu");
          return Result{to_input(grad_cam_maps(g, x, t, layer, relu), x), {}, !relu, {}};
        }});
@@ -243,7 +261,7 @@ void add_cam_methods(std::vector<Method>& registry) {
         "ReLU'd Grad-CAM map." + kUpsample},
        [](Graph& g, const Tensor& x, const Target& t, ParamReader& pr) {
          require_images(x, "guided-grad-cam");
-         int layer = cam_layer(g, pr.text("layer"), "guided-grad-cam");
+         int layer = cam_layer(g, pr.text("layer"), "guided-grad-cam", &t);
          Tensor cam = to_input(grad_cam_maps(g, x, t, layer, true), x);
          Tensor gbp = explain(g, x, t, "guided-backprop").attribution;
          for (size_t i = 0; i < cam.size(); ++i) cam[i] *= gbp[i];
@@ -255,7 +273,7 @@ void add_cam_methods(std::vector<Method>& registry) {
         "(α = g²/(2g² + Σ_ab A_ab g³), 0 where the denominator is 0; as pytorch-grad-cam without its eps)." + kUpsample},
        [](Graph& g, const Tensor& x, const Target& t, ParamReader& pr) {
          require_images(x, "grad-cam++");
-         int layer = cam_layer(g, pr.text("layer"), "grad-cam++");
+         int layer = cam_layer(g, pr.text("layer"), "grad-cam++", &t);
          return Result{to_input(grad_cam_pp_maps(g, x, t, layer), x), {}, false, {}};
        }});
   registry.push_back(

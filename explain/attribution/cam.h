@@ -18,7 +18,8 @@ namespace gb::explain {
 // maxpool2). Throws when the graph has no spatial layer.
 int default_cam_layer(const Graph& g);
 // `name` empty: default_cam_layer; otherwise the named layer, which must output [N,C,h,w].
-int cam_layer(const Graph& g, const std::string& name, const char* method);
+// With `target`, the layer must also be below the target's layer (its gradient reaches it).
+int cam_layer(const Graph& g, const std::string& name, const char* method, const Target* target = nullptr);
 
 // CAM (Zhou et al. 2016): M_c = Σ_k w_k^c A^k with A the GAP input and w the Dense weights after
 // it (no bias). Needs a ... → GlobalAvgPool → (dropout) → Dense head; throws naming the head found.
