@@ -238,7 +238,11 @@ Dataset split_by_index(Dataset d, const std::string& split) {
   return d;
 }
 
-Dataset concat_sets(Dataset a, const Dataset& b) {
+// The train split, then the test split (--split all); spec names the set when their samples differ.
+Dataset concat_sets(Dataset a, const Dataset& b, const std::string& spec) {
+  if (a.x.shape().sample() != b.x.shape().sample())
+    throw DataError(spec + ": the train split's samples are " + a.x.shape().sample().str() + ", the test split's " +
+                    b.x.shape().sample().str() + "; --split all needs one shape");
   a.x = concat({a.x, b.x});
   a.y.insert(a.y.end(), b.y.begin(), b.y.end());
   return a;
@@ -251,17 +255,7 @@ Dataset npy_dataset(const std::string& xpath, const std::string& ypath) {
   const int n = x.dim(0);
   if (x.rank() == 1) fail(xpath, "x must be [N,F], [N,H,W], [N,C,H,W] or [N,H,W,C], got " + x.shape().str());
   if (x.rank() == 3) x = x.reshaped(Shape{n, 1, x.dim(1), x.dim(2)});
-  if (x.rank() == 4 && x.dim(1) != 1 && x.dim(1) != 3 && (x.dim(3) == 1 || x.dim(3) == 3 || x.dim(3) == 4)) {
-    // [N,H,W,C] (TensorFlow/PIL layout) to NCHW.
-    const int H = x.dim(1), W = x.dim(2), C = x.dim(3);
-    Tensor t(Shape{n, C, H, W});
-    for (int i = 0; i < n; ++i)
-      for (int y = 0; y < H; ++y)
-        for (int xx = 0; xx < W; ++xx)
-          for (int c = 0; c < C; ++c)
-            t.data()[((size_t(i) * C + c) * H + y) * W + xx] = x.data()[((size_t(i) * H + y) * W + xx) * C + c];
-    x = t;
-  }
+  if (is_channel_last(x.shape())) x = channel_last_to_nchw(x);
   std::vector<int64_t> labels = read_npy_labels(ypath);
   if (labels.size() != size_t(n))
     fail(ypath, std::to_string(labels.size()) + " labels but " + xpath + " holds " + std::to_string(n) + " samples");
@@ -290,7 +284,7 @@ Dataset images_dataset(const Source& s, const std::string& split) {
     if (sample.rank == 0) sample = image_folder_sample(train_dir);  // test images take the training size
     Dataset test = load_image_folder((fs::path(s.dir) / "test").string(), sample, image_folder_classes(train_dir));
     if (split == "test") return test;
-    return concat_sets(load_image_folder(train_dir, sample), test);
+    return concat_sets(load_image_folder(train_dir, sample), test, s.dir);
   }
   Dataset all = load_image_folder(s.dir, sample);
   if (split == "all") return all;
@@ -314,7 +308,7 @@ Dataset load_dataset(const std::string& spec_in, const std::string& split) {
   Dataset d;
   if (s.kind == "idx2") {
     auto load = [&](const std::vector<std::string>& f) { return read_idx(f[0], f[1], s.classes); };
-    if (split == "all") d = concat_sets(load(s.train), load(s.test));
+    if (split == "all") d = concat_sets(load(s.train), load(s.test), spec);
     else d = load(split == "train" ? s.train : s.test);
   } else if (s.kind == "idx1") {
     d = split_by_index(read_idx(s.train[0], s.train[1]), split);
@@ -332,7 +326,7 @@ Dataset load_dataset(const std::string& spec_in, const std::string& split) {
     d = make_toy(p);
     if (split == "all") {
       p.seed = s.toy.seed * 2 + 1;
-      d = concat_sets(d, make_toy(p));
+      d = concat_sets(d, make_toy(p), spec);
     }
   }
   d.name = spec + ":" + split;

@@ -28,6 +28,21 @@ void uint8_to_unit(Tensor& t, const std::string& descr) {
     for (size_t i = 0; i < t.size(); ++i) t[i] /= 255.f;
 }
 
+bool is_channel_last(const Shape& s) {
+  return s.rank == 4 && (s[3] == 1 || s[3] == 3 || s[3] == 4) && s[3] < s[1] && s[2] > 1;
+}
+
+Tensor channel_last_to_nchw(const Tensor& x) {
+  const int n = x.dim(0), H = x.dim(1), W = x.dim(2), C = x.dim(3);
+  Tensor t(Shape{n, C, H, W});
+  for (int i = 0; i < n; ++i)
+    for (int y = 0; y < H; ++y)
+      for (int xx = 0; xx < W; ++xx)
+        for (int c = 0; c < C; ++c)
+          t.data()[((size_t(i) * C + c) * H + y) * W + xx] = x.data()[((size_t(i) * H + y) * W + xx) * C + c];
+  return t;
+}
+
 namespace {
 
 size_t item_size(const std::string& path, const std::string& descr) {

@@ -32,6 +32,11 @@ void write_npy(const std::string& path, const Tensor& t);  // '<f4', the tensor'
 bool is_uint8(const std::string& descr);
 // Pixels read from an array of dtype `descr`: uint8 (0..255) divided by 255, other dtypes as they are.
 void uint8_to_unit(Tensor& t, const std::string& descr);
+// True for a 4-D shape read as [N,H,W,C] (TensorFlow/PIL layout): the last dimension is 1, 3 or 4
+// and smaller than the second, and the third is above 1 ([N,28,28,1], [N,32,32,3], [N,4,5,3]).
+// Equal sizes ([N,4,4,4]) and [N,C,1,1] features stay NCHW: those were transposed by mistake.
+bool is_channel_last(const Shape& s);
+Tensor channel_last_to_nchw(const Tensor& x);  // [N,H,W,C] → [N,C,H,W]
 void write_npy_u8(const std::string& path, const std::vector<int64_t>& shape, const uint8_t* data);
 void write_npy_labels(const std::string& path, const std::vector<int64_t>& labels);  // '<i8', [N]
 

@@ -207,6 +207,9 @@ Graph graph_from_json(const json& arch) {
   if (!arch["layers"].is_array() || arch["layers"].empty()) bad("architecture has no layers");
   for (auto& e : arch["layers"]) {
     if (!e.is_object() || !e.contains("kind") || !e["kind"].is_string()) bad("architecture layer without a \"kind\"");
+    if (e.contains("name") && !e["name"].is_string())
+      bad("architecture layer " + std::to_string(g.size()) + " (" + e["kind"].get<std::string>() +
+          "): \"name\" must be a string, got " + e["name"].dump());
     std::string who = e.value("name", e["kind"].get<std::string>());
     try {
       std::vector<int> inputs;

@@ -100,7 +100,7 @@ void check_shape(const Tensor& t, const Shape& want, const std::string& what) {
 }
 
 static void check_tensor_memory(const Shape& s, size_t n) {
-  if (n > (size_t(1) << 24)) check_memory(uint64_t(n) * sizeof(float), "a tensor of shape " + s.str());
+  if (uint64_t(n) * sizeof(float) > memory_limit()) check_memory(uint64_t(n) * sizeof(float), "a tensor of shape " + s.str());
 }
 
 Tensor::Tensor(const Shape& s, float fill) {

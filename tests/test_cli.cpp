@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <fstream>
@@ -49,12 +50,14 @@ struct Scratch {
   std::string operator/(const std::string& name) const { return (dir / name).string(); }
 };
 
-// Runs `glassbox ARGS` (arguments without shell metacharacters) with one thread.
-Run glassbox(const Scratch& s, const std::string& args) {
+// Runs `glassbox ARGS` (arguments without shell metacharacters) with one thread; `in_scratch`:
+// in the scratch folder, for relative paths.
+Run glassbox(const Scratch& s, const std::string& args, bool in_scratch = false) {
   const char* bin = std::getenv("GLASSBOX");
   REQUIRE_MESSAGE(bin, "GLASSBOX is not set (run the tests through meson test)");
   const std::string out = s / "stdout.txt", err = s / "stderr.txt";
-  const std::string cmd = std::string(bin) + " --threads 1 " + args + " >" + out + " 2>" + err;
+  const std::string cmd = (in_scratch ? "cd " + s.dir.string() + " && " : std::string()) + bin + " --threads 1 " +
+                          args + " >" + out + " 2>" + err;
   const int raw = std::system(cmd.c_str());
   return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, read_file(out), read_file(err)};
 }
@@ -1584,4 +1587,74 @@ TEST_CASE("cli: uint8 .npy inputs are pixels 0..255; --input with --data adds no
     CHECK(e.path().filename() == "summary.json");
   }
   CHECK(left == 1);
+}
+
+namespace {
+
+// A safetensors file with one __metadata__ value replaced (the header is rewritten, the tensors kept).
+void set_metadata(const std::string& path, const std::string& key, const std::string& value) {
+  const std::string bytes = read_file(path);
+  uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  nlohmann::json header = nlohmann::json::parse(bytes.substr(8, n));
+  header["__metadata__"][key] = value;
+  const std::string h = header.dump();
+  const uint64_t m = h.size();
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(reinterpret_cast<const char*>(&m), 8);
+  f << h << bytes.substr(8 + n);
+}
+
+}  // namespace
+
+TEST_CASE("cli: a preset name that is also a file, class names, --augment repeats, the recorded dataset") {
+  Scratch s;
+  // A file named like a preset is neither silently ignored (an untrained preset ran) nor taken
+  // for the preset: the user says which.
+  Run r = glassbox(s, "train --model toy2d --data toy:moons --epochs 1 --quiet --out toy2d", true);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  r = glassbox(s, "eval --model toy2d --data toy:moons", true);
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "--model 'toy2d' is both a preset and a file in this folder: write ./toy2d"), r.err);
+  r = glassbox(s, "eval --model ./toy2d --data toy:moons", true);
+  CHECK_MESSAGE(r.status == 0, r.err);
+  // Elsewhere the name is the preset.
+  CHECK(glassbox(s, "info toy2d").status == 0);
+
+  // The dataset is recorded with absolute paths, so commands run elsewhere find it.
+  write_npy(s / "x.npy", {20, 2});
+  write_labels(s / "y.npy", {0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1});
+  r = glassbox(s, "train --model mlp --data npy:x.npy,y.npy --epochs 1 --quiet --out m.safetensors", true);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(contains(read_file(s / "m.safetensors"), "npy:" + (s / "x.npy") + "," + (s / "y.npy")));
+
+  // glassbox.classes that cannot be names of the outputs are refused at load, naming the file.
+  const std::string model = s / "m.safetensors";
+  const std::pair<std::string, std::string> bad[] = {
+      {"garbage", "is not a list of names"},
+      {R"(["a","b","c"])", "has 3 names for the model's 2 outputs"},
+      {R"(["a","a"])", "repeats the name \"a\""},
+      {R"(["a","b\nc"])", R"(name "b\nc" holds a control character)"}};
+  for (const auto& [value, why] : bad) {
+    CAPTURE(value);
+    set_metadata(model, "glassbox.classes", value);
+    r = glassbox(s, "predict --model " + model + " --input " + (s / "x.npy"));
+    CHECK(r.status == 1);
+    CHECK_MESSAGE(contains(r.err, model + ": glassbox.classes " + why), r.err);
+  }
+  set_metadata(model, "glassbox.classes", R"(["left"])");  // fewer names: the rest are numbered
+  r = glassbox(s, "predict --model " + model + " --input " + (s / "x.npy"));
+  CHECK_MESSAGE(r.status == 0, r.err);
+
+  // One crop: the last of two used to win without a word.
+  for (const std::string aug : {"crop=2,crop=5", "crop,crop=8", "flip,flip"}) {
+    CAPTURE(aug);
+    write_npy(s / "img.npy", {10, 1, 6, 6});
+    write_labels(s / "imgy.npy", {0, 1, 0, 1, 0, 1, 0, 1, 0, 1});
+    r = glassbox(s, "train --model \"input(1,6,6) flatten dense(2)\" --data npy:" + (s / "img.npy") + "," +
+                        (s / "imgy.npy") + " --epochs 1 --quiet --augment " + aug + " --out " + (s / "a.safetensors"));
+    CHECK(r.status == 1);
+    CHECK_MESSAGE(contains(r.err, "--augment '" + aug + "'"), r.err);
+    CHECK_FALSE(fs::exists(s / "a.safetensors"));
+  }
 }

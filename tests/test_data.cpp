@@ -519,6 +519,43 @@ TEST_CASE("npy:X,Y: uint8 images scaled, NHWC transposed, 80/20 index split") {
                  t / "y9.npy" + ": 9 labels but"));
 }
 
+TEST_CASE("npy:X,Y reads [N,4,4,4] and [N,C,1,1] as NCHW and [N,H,W,C] images channel-last") {
+  TempDir t;
+  write_npy_labels(t / "y.npy", {0, 1, 0, 1, 0});
+  auto load_x = [&](const Shape& s) {
+    Tensor x(s);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = float(i);
+    write_npy(t / "x.npy", x);
+    return load_dataset("npy:" + t / "x.npy" + "," + t / "y.npy", "all").x;
+  };
+  // Read as NCHW, element for element (they were taken for channel-last and transposed).
+  for (const Shape& nchw : {Shape{5, 4, 4, 4}, Shape{5, 6, 1, 1}, Shape{5, 2, 3, 3}, Shape{5, 3, 4, 4}}) {
+    CAPTURE(nchw.str());
+    Tensor x = load_x(nchw);
+    CHECK(x.shape() == nchw);
+    CHECK(x[x.size() - 7] == float(x.size() - 7));
+  }
+  Tensor x = load_x(Shape{5, 6, 7, 3});
+  REQUIRE(x.shape() == Shape{5, 3, 6, 7});
+  CHECK(x.at(4, 2, 5, 6) == float(((4 * 6 + 5) * 7 + 6) * 3 + 2));
+  CHECK(is_channel_last(Shape{8, 28, 28, 1}));
+  CHECK_FALSE(is_channel_last(Shape{8, 1, 28, 28}));
+  CHECK_FALSE(is_channel_last(Shape{8, 3, 32, 32}));
+}
+
+TEST_CASE("--split all of train and test images of different sizes names the set and both shapes") {
+  TempDir t;
+  write_bytes(t / "train-images-idx3-ubyte", idx_images(4, 3, 3));
+  write_bytes(t / "train-labels-idx1-ubyte", idx_labels({0, 1, 2, 3}));
+  write_bytes(t / "t10k-images-idx3-ubyte", idx_images(2, 2, 2));
+  write_bytes(t / "t10k-labels-idx1-ubyte", idx_labels({1, 0}));
+  const std::string spec = "mnist:" + t.path.string();
+  CHECK(load_dataset(spec, "test").x.shape() == Shape{2, 1, 2, 2});
+  const std::string m = error_of([&] { load_dataset(spec, "all"); });
+  CHECK(contains(m, spec + ": the train split's samples are [1,3,3], the test split's [1,2,2]"));
+  CHECK_THROWS_AS(load_dataset(spec, "all"), DataError);
+}
+
 TEST_CASE("toy sets are deterministic per seed, balanced, and train/test differ") {
   for (std::string name : {"moons", "circles", "spirals", "xor"}) {
     CAPTURE(name);

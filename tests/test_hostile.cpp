@@ -159,6 +159,12 @@ TEST_CASE("hostile: the memory budget names what needs how much instead of bad_a
   CHECK(contains(d, "memory limit"));
   Tensor ok(Shape{1000, 1000});  // 4 MB: within the budget
   CHECK(ok.size() == 1000000);
+  // Every tensor is held to the budget: below 64 MiB none was checked (--max-memory 1M let a 31 MB
+  // weight matrix through).
+  set_memory_limit(uint64_t(1) << 20);
+  CHECK(contains(error_of([] { Tensor t(Shape{10000, 784}); }), "a tensor of shape [10000,784] needs 29.9 MB"));
+  Tensor small(Shape{100, 100});
+  CHECK(small.size() == 10000);
   set_memory_limit(before);
   CHECK(parse_bytes("512M", "x") == uint64_t(512) << 20);
   CHECK(parse_bytes("2G", "x") == uint64_t(2) << 30);
@@ -178,6 +184,9 @@ TEST_CASE("hostile: architecture integers beyond int and shape arithmetic overfl
   CHECK(contains(error_of([&] { graph_from_json(arch); }), "'out' = 4294967302 is out of range"));
   arch["layers"][0]["out"] = uint64_t(1) << 63;
   CHECK(contains(error_of([&] { graph_from_json(arch); }), "out of range"));
+  arch = parse_architecture("input(2) dense(3)");
+  arch["layers"][0]["name"] = 5;  // was nlohmann's "type must be string", no layer named
+  CHECK(contains(error_of([&] { graph_from_json(arch); }), "architecture layer 0 (dense): \"name\" must be a string, got 5"));
   arch = parse_architecture("input(2) dense(3)");
   arch["input"] = {int64_t(1) << 32};
   CHECK(contains(error_of([&] { graph_from_json(arch); }), "\"input\" dimension 4294967296"));

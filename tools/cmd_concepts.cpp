@@ -70,11 +70,6 @@ double param_number(const explain::Params& p, const std::string& method, const s
   return std::stod(param_text(p, method, key));
 }
 
-std::string model_dataset(const Model& m) {
-  auto it = m.metadata.find("glassbox.dataset");
-  return it == m.metadata.end() ? "" : it->second;
-}
-
 // A class by number or by name (case-insensitive).
 int parse_class(const std::string& text, const std::vector<std::string>& names, const std::string& what) {
   long k = -1;

@@ -57,8 +57,8 @@ Model load_model_file(const std::string& path, const std::string& flag) {
 // --data, or else the dataset the model was trained on, or else Fashion-MNIST.
 std::string data_spec(const std::string& given, const Model& m) {
   if (!given.empty()) return given;
-  auto it = m.metadata.find("glassbox.dataset");
-  return it == m.metadata.end() ? "fashion-mnist" : it->second;
+  const std::string trained_on = model_dataset(m);
+  return trained_on.empty() ? "fashion-mnist" : trained_on;
 }
 
 // A split's inputs in the model's input space.
@@ -150,7 +150,7 @@ FitOptions distill_fit_options(const DistillArgs& a, const Model& teacher, bool 
   for (const char* key : {"glassbox.normalize", "glassbox.classes"})
     if (auto it = teacher.metadata.find(key); it != teacher.metadata.end()) o.metadata[key] = it->second;
   if (!o.metadata.count("glassbox.normalize")) o.metadata["glassbox.normalize"] = "none";
-  o.metadata["glassbox.dataset"] = a.data;  // the student's own data (commands default to it), not the teacher's
+  o.metadata["glassbox.dataset"] = absolute_spec(a.data);  // the student's own data (commands default to it), not the teacher's
   const json settings = {{"teacher", a.teacher},     {"student", a.student}, {"temperature", a.temperature},
                          {"alpha", a.alpha},         {"penalty", a.penalty}, {"data", a.data},
                          {"limit", a.limit}};

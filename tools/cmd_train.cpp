@@ -7,6 +7,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <utility>
 
 #include "data/dataset.h"
 #include "engine/layers.h"
@@ -35,11 +36,10 @@ constexpr long kMaxCropPad = 1024;  // pixels of zero padding for random crops (
 Augment parse_augment(const std::string& s, float noise) {
   Augment a;
   a.noise_std = noise;
-  size_t i = 0;
-  while (i < s.size()) {
-    size_t j = s.find(',', i);
-    std::string t = s.substr(i, j == std::string::npos ? std::string::npos : j - i);
-    i = j == std::string::npos ? s.size() : j + 1;
+  bool crop_given = false;
+  for (const std::string& t : split_list(s, "--augment")) {
+    if ((t == "crop" || t.rfind("crop=", 0) == 0) && std::exchange(crop_given, true))
+      throw std::invalid_argument("--augment '" + s + "': crop is given twice; give one crop or crop=N");
     if (t == "flip") {
       a.hflip = true;
     } else if (t == "crop") {
@@ -50,7 +50,7 @@ Augment parse_augment(const std::string& s, float noise) {
         throw std::invalid_argument("--augment '" + s + "': crop=N needs a whole padding 0 <= N <= " +
                                     std::to_string(kMaxCropPad));
       a.crop_pad = int(v);
-    } else if (!t.empty()) {
+    } else {
       throw std::invalid_argument("--augment '" + s + "': unknown augmentation '" + t + "' (use crop, crop=N, flip)");
     }
   }
@@ -123,7 +123,7 @@ void run_train(const TrainArgs& a) {
     o.norm = channel_stats(train);
   o.metadata["glassbox.normalize"] = o.norm.empty() ? "none" : o.norm.to_json().dump();
   o.metadata["glassbox.classes"] = nlohmann::json(train.class_names).dump();
-  o.metadata["glassbox.dataset"] = a.data;
+  o.metadata["glassbox.dataset"] = absolute_spec(a.data);  // commands run elsewhere default to it
   o.extra_config = {{"data", a.data}, {"limit", a.limit}, {"model", a.model}};
   if (!a.quiet)
     std::fprintf(stderr, "training %s on %s (%d samples, %.0f%% held out for validation), %s lr %g, %s schedule\n",

@@ -107,9 +107,7 @@ std::vector<vz::Unit> read_units(const VisualizeArgs& a, Graph& g, const Inputs&
 
 // --data, or the dataset the model was trained on.
 std::string visualize_data_spec(const VisualizeArgs& a, const Model& m) {
-  if (!a.data.empty()) return a.data;
-  auto it = m.metadata.find("glassbox.dataset");
-  return it == m.metadata.end() ? "" : it->second;
+  return a.data.empty() ? model_dataset(m) : a.data;
 }
 
 // The split a method scans (see kScansTrain).

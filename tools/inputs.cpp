@@ -99,6 +99,11 @@ static std::vector<int> parse_index(const std::string& index, int size, const st
   return out;
 }
 
+std::string model_dataset(const Model& m) {
+  auto it = m.metadata.find("glassbox.dataset");
+  return it == m.metadata.end() ? "" : it->second;
+}
+
 std::vector<std::string> model_classes(const Model& m, const std::vector<std::string>& fallback) {
   std::vector<std::string> names = fallback;
   if (auto it = m.metadata.find("glassbox.classes"); it != m.metadata.end()) {
@@ -145,6 +150,8 @@ Inputs read_inputs(const Model& model, const std::vector<std::string>& files, co
       Tensor t = read_npy_f32(f, &descr);
       if (space == InputSpace::pixels) uint8_to_unit(t, descr);  // as the npy: dataset reader does
       if (t.rank() == sample.rank) t = t.reshaped(Shape::batch_of(1, t.shape()));  // one sample without batch
+      if (t.shape().sample() != sample && is_channel_last(t.shape()))
+        t = channel_last_to_nchw(t);  // as the npy: dataset reader reads it
       if (t.rank() != sample.rank + 1 || t.shape().sample() != sample)
         throw ShapeError(f + ": expected N x " + sample.str() + " float32 (" +
                          (space == InputSpace::pixels ? "pixels" : "model input space") + "), got " + t.shape().str());

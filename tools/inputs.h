@@ -36,6 +36,9 @@ struct Inputs {
 // The model's class names ("glassbox.classes" metadata; `fallback`, a dataset's names, when it has
 // none), numbers for classes without one.
 std::vector<std::string> model_classes(const Model& m, const std::vector<std::string>& fallback = {});
+// The dataset spec a model was trained on (its glassbox.dataset; absolute paths since train and
+// distill record them so), or "" when it has none.
+std::string model_dataset(const Model& m);
 
 // What outputs call sample `index` of a data set: its class name made file-safe, then the index
 // ("ankle-boot_0").

@@ -1,4 +1,8 @@
+#include <algorithm>
 #include <filesystem>
+#include <set>
+
+#include <nlohmann/json.hpp>
 
 #include "data/dataset.h"
 #include "engine/architecture.h"
@@ -6,6 +10,33 @@
 #include "train/presets.h"
 
 namespace gb {
+
+namespace {
+
+// glassbox.classes, when present: a list of distinct one-line names, no more than the outputs
+// (fewer are numbered on). Unreadable names used to fall back to numbers without a word.
+void check_class_names(const Model& m, const std::string& path) {
+  auto it = m.metadata.find("glassbox.classes");
+  if (it == m.metadata.end()) return;
+  auto fail = [&](const std::string& why) { throw DataError(path + ": glassbox.classes " + why); };
+  std::vector<std::string> names;
+  try {
+    names = nlohmann::json::parse(it->second).get<std::vector<std::string>>();
+  } catch (const std::exception&) {
+    fail("is not a list of names: " + it->second.substr(0, 80));
+  }
+  if (names.size() > size_t(m.graph.classes()))
+    fail("has " + std::to_string(names.size()) + " names for the model's " + std::to_string(m.graph.classes()) +
+         " outputs");
+  std::set<std::string> seen;
+  for (const std::string& n : names) {
+    if (std::any_of(n.begin(), n.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; }))
+      fail("name " + nlohmann::json(n).dump() + " holds a control character");
+    if (!seen.insert(n).second) fail("repeats the name " + nlohmann::json(n).dump());
+  }
+}
+
+}  // namespace
 
 Model open_model_file(const std::string& path) {
   Model m = load_model(path);
@@ -21,14 +52,22 @@ Model open_model_file(const std::string& path) {
   if (!norm.empty() && in.rank >= 1 && norm.mean.size() != size_t(in[0]))
     throw DataError(path + ": glassbox.normalize has " + std::to_string(norm.mean.size()) + " channels, the model's input " +
                     in.str() + " has " + std::to_string(in[0]));
+  check_class_names(m, path);
   return m;
 }
 
 Model open_model(const std::string& spec, uint64_t seed, const std::string& flag) {
-  if (is_preset(spec)) return {make_preset(spec, {}, 0, seed), {}};
   // A path that exists is a file, whatever its name ("model (copy).safetensors", "input.safetensors").
   std::error_code ec;
   const bool exists = std::filesystem::exists(spec, ec);
+  if (is_preset(spec)) {
+    // `train --out lenet5` writes a file of that name; taking the preset would silently give
+    // untrained weights, taking the file would hide the preset: the user says which.
+    if (std::filesystem::is_regular_file(spec, ec))
+      throw std::invalid_argument(flag + " '" + spec + "' is both a preset and a file in this folder: write ./" + spec +
+                                  " for the file, or rename it to use the preset");
+    return {make_preset(spec, {}, 0, seed), {}};
+  }
   if (!exists && (spec.find('(') != std::string::npos || spec.rfind("input", 0) == 0)) {
     Graph g = graph_from_text(spec);
     g.init(seed);

@@ -401,7 +401,7 @@ py::list train_py(PyModel& pm, py::handle data, int epochs, py::object progress,
   o.metadata = pm.m.metadata;
   o.metadata["glassbox.normalize"] = o.norm.empty() ? "none" : o.norm.to_json().dump();
   o.metadata["glassbox.classes"] = nlohmann::json(d.class_names).dump();
-  o.metadata["glassbox.dataset"] = py::isinstance<py::str>(data) ? data.cast<std::string>() : d.name;
+  o.metadata["glassbox.dataset"] = py::isinstance<py::str>(data) ? absolute_spec(data.cast<std::string>()) : d.name;
   py::list history;
   std::optional<py::error_already_set> interrupted;  // Ctrl-C, raised once the model is consistent
   o.on_epoch = [&](const EpochStats& e) {
