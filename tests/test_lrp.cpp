@@ -220,6 +220,53 @@ TEST_CASE("the BatchNorm canonizer folds BN into the preceding layer and leaves 
   CHECK(at_bn.attribution.shape() == Shape{3, 6});
 }
 
+TEST_CASE("LRP of a conv followed by BatchNorm, as target or layer=, is the conv's own output, not the BN's") {
+  Graph g(Shape{2, 6, 6});
+  g.then<Conv2d>(3, 3, 1, 1, false).then<BatchNorm2d>().then<ReLU>();
+  g.then<Conv2d>(4, 3, 1, 0, false).then<BatchNorm2d>().then<ReLU>();
+  g.then<Flatten>().then<Dense>(3, false);
+  g.init(21);
+  Rng r(22);
+  for (auto& [name, p] : g.named_params()) {
+    if (name.rfind("batchnorm", 0) != 0) continue;
+    for (size_t i = 0; i < p->value.size(); ++i) {
+      const float u = r.uniform();
+      p->value[i] = p->name == "running_var" ? 0.2f + 2 * u : p->name == "weight" ? 0.5f + u : 0.5f * (2 * u - 1);
+    }
+  }
+  Tensor x = random_tensor({2, 2, 6, 6}, 23);
+  g.forward(x);
+  const Tensor conv2 = g.activation(g.at("conv2")).clone(), bn2 = g.activation(g.at("batchnorm2")).clone();
+  // Target conv2's channel 1 (mean): the relevance starts from that value (it started from BN's).
+  for (const char* unit : {"conv2", "batchnorm2"}) {
+    CAPTURE(unit);
+    const Tensor& a = std::string(unit) == "conv2" ? conv2 : bn2;
+    Result res = lrp(g, x, Target::channel_mean(g.at(unit), 1), "epsilon");
+    const size_t D = res.attribution.sample_size(), HW = size_t(a.dim(2)) * a.dim(3);
+    for (int n = 0; n < 2; ++n) {
+      double seed = -res.delta[n], want = 0;
+      for (size_t i = 0; i < D; ++i) seed += res.attribution[n * D + i];
+      for (size_t i = 0; i < HW; ++i) want += a[(size_t(n) * 4 + 1) * HW + i] / double(HW);
+      CHECK(seed == doctest::Approx(want).epsilon(1e-5));
+    }
+  }
+  // layer=conv2: the relevance at conv2's output is the BN's ε rule applied to the relevance at
+  // the BN's output, R_conv = a_conv·s / a_bn · R_bn (it was R_bn itself).
+  Result at_bn = lrp(g, x, {0, 2}, "epsilon", {{"layer", "batchnorm2"}});
+  Result at_conv = lrp(g, x, {0, 2}, "epsilon", {{"layer", "conv2"}});
+  std::vector<float> scale, shift;
+  static_cast<const BatchNorm2d&>(g.layer(g.at("batchnorm2"))).eval_affine(scale, shift);
+  const size_t HW = size_t(conv2.dim(2)) * conv2.dim(3);
+  int compared = 0;
+  for (size_t i = 0; i < conv2.size(); ++i) {
+    if (std::abs(bn2[i]) < 0.05f) continue;  // the ε stabilizer matters there
+    const int c = int(i / HW % 4);
+    CHECK(at_conv.attribution[i] == doctest::Approx(conv2[i] * scale[c] / bn2[i] * at_bn.attribution[i]).epsilon(1e-3));
+    ++compared;
+  }
+  CHECK(compared > 20);
+}
+
 TEST_CASE("a BatchNorm that cannot be folded gets an epsilon rule on its affine map") {
   // BN straight on the input: nothing to fold into. With zero shift (β = μ = 0) its ε rule
   // conserves relevance exactly, so LRP-0 still conserves the logit.

@@ -1,6 +1,7 @@
 // BatchNorm folding on a rebuilt copy of the graph (see canonizer.h).
 #include "explain/attribution/canonizer.h"
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -16,10 +17,10 @@ bool has_batchnorm(const Graph& g) {
 }
 
 // The conv/dense node BatchNorm `i` can be folded into, or -1.
-static int fold_target(const Graph& g, int i) {
+static int fold_target(const Graph& g, int i, const std::vector<int>& keep) {
   if (!dynamic_cast<const BatchNorm2d*>(&g.layer(i))) return -1;
   const int j = g.node(i).inputs[0];
-  if (j < 0) return -1;
+  if (j < 0 || std::find(keep.begin(), keep.end(), j) != keep.end()) return -1;
   if (!dynamic_cast<const Conv2d*>(&g.layer(j)) && !dynamic_cast<const Dense*>(&g.layer(j))) return -1;
   // Other readers of the conv's output must keep seeing the un-normalized values.
   for (int k = 0; k < g.size(); ++k)
@@ -31,12 +32,12 @@ static int fold_target(const Graph& g, int i) {
   return j;
 }
 
-Canonized canonize(const Graph& g) {
+Canonized canonize(const Graph& g, const std::vector<int>& keep) {
   json arch = architecture_json(g);
   std::map<std::string, std::string> renamed;  // folded BatchNorm -> the layer it went into
   std::map<std::string, int> folded_into;      // conv/dense name -> BatchNorm node
   for (int i = 0; i < g.size(); ++i) {
-    int j = fold_target(g, i);
+    int j = fold_target(g, i, keep);
     if (j < 0) continue;
     renamed[g.layer(i).name] = g.layer(j).name;
     folded_into[g.layer(j).name] = i;

@@ -23,6 +23,8 @@ struct Canonized {
 };
 
 bool has_batchnorm(const Graph& g);
-Canonized canonize(const Graph& g);
+// `keep`: conv/dense nodes whose own output is asked for (a target or a stop layer); the
+// BatchNorm after such a node is not folded, so the node still outputs its un-normalized values.
+Canonized canonize(const Graph& g, const std::vector<int>& keep = {});
 
 }  // namespace gb::explain

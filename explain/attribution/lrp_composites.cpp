@@ -192,7 +192,8 @@ Result lrp(Graph& model, const Tensor& x, const Target& target, const std::strin
   int stop = layer.empty() ? -1 : model.at(layer);
   Target t = target;
   if (has_batchnorm(model)) {
-    canon = std::make_unique<Canonized>(canonize(model));
+    // A conv/dense asked for by name keeps its own output: folded, it would output its BatchNorm's.
+    canon = std::make_unique<Canonized>(canonize(model, {stop, target.node}));
     g = &canon->graph;
     if (stop >= 0) stop = canon->node_map[stop];
     if (t.node >= 0) t.node = canon->node_map[t.node];  // a folded BatchNorm: the layer it was folded into
