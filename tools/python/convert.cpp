@@ -99,9 +99,11 @@ int int_arg(py::handle v, const std::string& what) {
 
 std::vector<int> labels_arg(py::handle y, int n, const std::string& what, int lowest) {
   // A column [N, 1] is read as the command reads a label file of that shape; other shapes are refused.
-  py::object labels = py::reinterpret_borrow<py::object>(y);
-  if (py::isinstance<py::array>(y)) {
-    const py::array a = py::cast<py::array>(y);
+  // Lists go through numpy too: pybind11 alone turned [np.float32(2.9)] into 2 and [True] into 1.
+  py::object labels = py::isinstance<py::array>(y) ? py::reinterpret_borrow<py::object>(y)
+                                                   : py::module_::import("numpy").attr("asarray")(y);
+  {
+    const py::array a = py::cast<py::array>(labels);
     const char kind = a.dtype().kind();
     if (kind != 'i' && kind != 'u')  // pybind11 casts float32 1.9 to 1 and bools to 0/1 without a word
       throw py::type_error(what + ": labels must be an integer array, got dtype " + std::string(py::str(a.dtype())));

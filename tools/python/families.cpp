@@ -100,8 +100,7 @@ py::dict visualize_py(PyModel& pm, const std::string& method, py::handle unit, p
                     (unit.is_none() && vz::explains_each_input(method));
   if (pred) {
     if (q.inputs.empty()) throw py::value_error("visualize(unit='class:pred'): needs inputs=");
-    Lock lock(pm.mu);
-    q.units = vz::predicted_units(g, q.inputs, method);
+    // The units are predicted below, without the GIL and under the lock, as every pass.
   } else if (py::isinstance<py::str>(unit)) {
     q.units = vz::parse_units(g, unit.cast<std::string>(), [](const std::string& path) { return read_npy_f32(path); });
   } else if (!unit.is_none()) {
@@ -123,8 +122,9 @@ py::dict visualize_py(PyModel& pm, const std::string& method, py::handle unit, p
   };
   vz::Result r;
   {
-    ReleasedGil nogil;
+    ReleasedGil nogil;  // before the lock: train's epoch callback takes the GIL under it
     Lock lock(pm.mu);
+    if (pred) q.units = vz::predicted_units(g, q.inputs, method);
     r = vz::visualize(g, q, method, params);
   }
   py::dict panels;
@@ -163,6 +163,8 @@ py::dict evaluate_py(PyModel& pm, py::handle x_arg, py::handle target, const std
   }
   // data-randomisation: the same architecture trained on shuffled labels (as --label-random-model).
   if (label_random == &pm) throw py::value_error("evaluate(label_random_model=...): give another model than the one evaluated");
+  if (label_random && metric != "data-randomisation")  // as the command: it was ignored without a word
+    throw py::value_error("evaluate(label_random_model=...): only metric 'data-randomisation' uses it, not '" + metric + "'");
   if (label_random) {
     if (!(Normalization::of_model(pm.m.metadata) == Normalization::of_model(label_random->m.metadata)))
       throw py::value_error("evaluate(label_random_model=...): its input normalization differs from the model's, so "
@@ -340,8 +342,8 @@ Dataset train_data(py::handle data, int model_classes) {
 }
 
 // train(model, data, epochs=1, progress=None, **settings): trains in place (as `glassbox train`,
-// same defaults: Adam 1e-3, cosine, batch 64, normalization by the training set's mean/std, which
-// the model keeps). progress(dict) is called after each epoch; returning False stops. Returns the
+// same defaults: Adam 1e-3 (1e-2 for toy2d, and nam on flat data), cosine, batch 64,
+// normalization by the training set's mean/std, which the model keeps). progress(dict) is called after each epoch; returning False stops. Returns the
 // epochs' statistics. Ctrl-C stops at the end of the running epoch, keeps the epochs done (as a
 // PyTorch loop would) and raises KeyboardInterrupt; any other failure restores the weights.
 py::list train_py(PyModel& pm, py::handle data, int epochs, py::object progress, py::kwargs kwargs) {
@@ -369,7 +371,8 @@ py::list train_py(PyModel& pm, py::handle data, int epochs, py::object progress,
   o.epochs = epochs;
   o.batch = take("batch", 64);
   o.optimizer.kind = optimizer_kind(take("optimizer", std::string("adam")));
-  o.optimizer.lr = take("lr", double(default_lr(o.optimizer.kind)));
+  const bool lr_given = s.count("lr");
+  o.optimizer.lr = take("lr", double(default_lr(o.optimizer.kind)));  // toy presets: 10x, below
   o.optimizer.weight_decay = take("weight_decay", double(default_weight_decay(o.optimizer.kind)));
   const bool momentum_given = s.count("momentum");
   o.optimizer.momentum = take("momentum", 0.9);
@@ -393,6 +396,8 @@ py::list train_py(PyModel& pm, py::handle data, int epochs, py::object progress,
   o.progress = verbose ? ProgressStyle::plain : ProgressStyle::quiet;
 
   Dataset d = train_data(data, pm.m.graph.classes());
+  // glassbox train's rule: toy2d, and nam on flat samples, train at 10x the rate by default.
+  if (!lr_given && toy_defaults(pm.spec, d.x.shape().sample())) o.optimizer.lr *= 10;
   check_fits(pm.m.graph, d);
   if (pm.m.metadata.count("glassbox.normalize"))
     o.norm = Normalization::of_model(pm.m.metadata);  // a trained model keeps its preprocessing

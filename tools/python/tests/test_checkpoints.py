@@ -64,6 +64,9 @@ def test_data_randomisation_equals_cli(files):
     assert list(r["values"]) == want["values"]
     with pytest.raises(ValueError, match="label_random_model"):
         glassbox.evaluate(m, x[:3], 1, "saliency", "data-randomisation", label_random_model=m)
+    # Another metric does not use it: refused, as the command refuses --label-random-model (it was ignored).
+    with pytest.raises(ValueError, match="only metric 'data-randomisation' uses it, not 'sparseness'"):
+        glassbox.evaluate(m, x[:3], 1, "saliency", "sparseness", label_random_model=shuffled)
     # The same file loaded twice: another object, the same weights (it scored a meaningless 1).
     with pytest.raises(ValueError, match="same weights as the model"):
         glassbox.evaluate(m, x[:3], 1, "saliency", "data-randomisation",

@@ -129,3 +129,19 @@ def test_summary_has_f_x_and_f_baseline(tmp_path, model, inputs, method):
         assert e["f_baseline"] == pytest.approx(float(white[n]), rel=1e-6, abs=1e-6)
         # delta = sum - (f(x) - f(baseline))
         assert e["delta"] == pytest.approx(e["sum"] - (e["f_x"] - e["f_baseline"]), abs=1e-5)
+
+
+def test_train_of_a_toy_preset_equals_cli(tmp_path):
+    """train() takes glassbox train's toy defaults (10x the rate for toy2d): it trained at 1e-3."""
+    code, out = run_cli("--threads", "1", "train", "--model", "toy2d", "--data", "toy:moons", "--epochs", "2",
+                        "--quiet", "--out", tmp_path / "cli.safetensors")
+    assert code == 0, out
+    before = glassbox.threads()
+    try:
+        glassbox.set_threads(1)
+        m = glassbox.load("toy2d")
+        glassbox.train(m, "toy:moons", 2)
+    finally:
+        glassbox.set_threads(before)
+    x = np.asarray(glassbox.datasets.load("toy:moons", "test").x)
+    assert np.array_equal(m.forward(x), glassbox.load(tmp_path / "cli.safetensors").forward(x))

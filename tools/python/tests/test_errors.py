@@ -193,6 +193,7 @@ while t.is_alive():
     glassbox.explain(m, xs[:2], 0, "saliency")
     glassbox.explain(m, xs[:2], "pred", "saliency")
     glassbox.evaluate(m, xs[:2], "pred", "saliency", "sparseness")
+    glassbox.visualize(m, "mask", inputs=xs[:1], steps=2)  # unit class:pred, predicted first
     m.save("m.safetensors")
     calls += 1
 t.join()
@@ -517,7 +518,8 @@ def test_training_inputs_that_were_taken_silently(tmp_path):
     """Float or bool labels were truncated (1.9 -> 1); save() replaced any file; a model whose stored
     normalization overflows loaded and predicted NaN."""
     x = np.random.default_rng(0).random((40, 2), dtype=np.float32)
-    for labels in (np.full(40, 1.9, np.float32), np.zeros(40, bool)):
+    # Lists too: [np.float32(2.9)] became 2 and [True] 1 through pybind11's own conversion.
+    for labels in (np.full(40, 1.9, np.float32), np.zeros(40, bool), [np.float32(1.9)] * 40, [True, False] * 20):
         with pytest.raises(TypeError, match=r"train\(data=...\) labels: labels must be an integer array"):
             glassbox.train(glassbox.load("toy2d"), (x, labels), 1)
     victim = tmp_path / "notes.txt"
