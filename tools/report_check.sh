@@ -11,10 +11,14 @@ browser=$(command -v chromium || command -v chromium-browser || true)
 [ -d /usr/share/datasets/fashion-mnist ] || { echo "skipped: dataset-fashion-mnist is not installed"; exit 77; }
 "$glassbox" report --quick --out "$dir"
 log="$dir/chromium.log"
+# An earlier run's screenshot and log must not pass for this run's.
+rm -f "$dir/screenshot.png" "$log"
 # --enable-logging=stderr prints the page's console messages ("CONSOLE(...)") and failed loads.
+status=0
 "$browser" --headless --no-sandbox --disable-gpu --no-first-run --hide-scrollbars \
   --host-resolver-rules="MAP * ~NOTFOUND" --enable-logging=stderr --v=0 \
-  --window-size=1200,12000 --screenshot="$dir/screenshot.png" "file://$dir/index.html" 2>"$log" >/dev/null || true
+  --window-size=1200,12000 --screenshot="$dir/screenshot.png" "file://$dir/index.html" 2>"$log" >/dev/null || status=$?
+[ $status -eq 0 ] || { echo "report-check: chromium failed (exit $status); see $log"; exit 1; }
 [ -s "$dir/screenshot.png" ] || { echo "report-check: chromium wrote no screenshot; see $log"; exit 1; }
 bad=$(grep -E 'CONSOLE|Failed to load|net::ERR_|Not allowed to load' "$log" || true)
 outside=$(grep -oE '(https?|file)://[^ "]+' "$log" | grep -v "^file://$dir" || true)

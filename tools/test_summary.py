@@ -5,6 +5,7 @@
   test_summary.py --total FILE   -> sums such lines and prints "N passed, M failed, K skipped";
                                     exits 1 when anything failed or nothing ran.
 A test binary that crashed or timed out before printing its doctest summary counts as one failure;
+so does a missing or unreadable file (meson test failed before writing its log);
 a test that prints no summary (report-check) counts as one test by its result.
 A doctest case that cannot run here (no dataset, no command built) returns early after
 MESSAGE("skipped: <why>"); doctest counts it as passed, so each such message moves one case from
@@ -27,17 +28,29 @@ def pytest_counts(stdout):
     return counts.get("passed", 0), counts.get("failed", 0) + counts.get("error", 0), counts.get("skipped", 0)
 
 
+def unreadable(path, e):
+    print(f"test_summary: cannot read {path} ({e}): counted as one failure", file=sys.stderr)
+
+
 if sys.argv[1] == "--total":
     p = f = s = 0
-    for line in open(sys.argv[2]):
-        a, b, c = map(int, line.split())
-        p, f, s = p + a, f + b, s + c
+    try:
+        for line in open(sys.argv[2]):
+            a, b, c = map(int, line.split())
+            p, f, s = p + a, f + b, s + c
+    except (OSError, ValueError) as e:
+        unreadable(sys.argv[2], e)
+        f += 1
     print(f"{p} passed, {f} failed, {s} skipped")
     sys.exit(1 if f or p == 0 else 0)
 
 passed = failed = skipped = 0
-for line in open(sys.argv[1]):
-    t = json.loads(line)
+try:
+    lines = [json.loads(line) for line in open(sys.argv[1])]
+except (OSError, ValueError) as e:  # ValueError: a cut-off line, bytes that are not UTF-8
+    unreadable(sys.argv[1], e)
+    lines, failed = [], 1
+for t in lines:
     m = SUMMARY.findall(t.get("stdout", "") or "")
     py = None if m else pytest_counts(t.get("stdout", "") or "")
     if py:
