@@ -3,10 +3,14 @@
 
 Trains a small CNN (LeNet-5) on Fashion-MNIST, then: saliency, a SmoothGrad sweep over the noise
 level, Integrated Gradients from four baselines (with the completeness gap), LIME, occlusion (logit
-and probability drop), first-layer filters, class visualizations and fooling images. Every figure
-is a labelled PNG in OUT (default runs/lab-python/).
+and probability drop), first-layer filters, class visualizations, fooling images, and FGSM and PGD
+adversarial examples with their saliency before and after (adversarial.png). It also prints TCAV
+scores of three generated concepts for class Trouser (against random sets, with p-values) and a
+depth-3 CART rule tree fitted to the model's predictions (its fidelity and first rules). Every
+figure is a labelled PNG in OUT (default runs/lab-python/).
 
-    PYTHONPATH=build/tools/python /usr/bin/python3 tools/examples/lab.py [--epochs 2] [--out DIR]
+    PYTHONPATH=build/tools/python /usr/bin/python3 tools/examples/lab.py [--epochs 2] [--images 6]
+        [--out DIR] [--model FILE]
 
 Arrays given to glassbox are in the model's input space: model.normalize(pixels) converts raw
 pixels in [0, 1] (the Fashion-MNIST mean/std stored in the model at training time).
