@@ -337,6 +337,33 @@ TEST_CASE("occlusion gives zero where the model has zero weights, and the hand v
                        std::invalid_argument);
 }
 
+TEST_CASE("occlusion with one baseline value per channel: the hand value on a linear model, and baseline=V0,V1") {
+  // Linear model on 2x4x4, window 4 (one window): the drop is Σ_c Σ_p w_cp (x_cp − b_c).
+  Graph lin(Shape{2, 4, 4});
+  lin.then<Flatten>().then<Dense>(1);
+  lin.init(9);
+  Tensor x = random_images(1, 2, 4, 4, 10);
+  const Tensor& w = layer_of<Dense>(lin, "dense1").weight.value;
+  const float b[2] = {-0.7f, 1.3f};
+  double drop = 0;
+  for (int c = 0; c < 2; ++c)
+    for (int p = 0; p < 16; ++p) drop += w[c * 16 + p] * (x[c * 16 + p] - b[c]);
+  OcclusionOptions o{4, 4, 0.f, 8};
+  o.channel_baseline = {b[0], b[1]};
+  Tensor occ = occlusion(lin, x, {0}, o);
+  for (size_t i = 0; i < occ.size(); ++i) CHECK(occ[i] == doctest::Approx(drop).epsilon(1e-4));
+  Tensor by_name = run(lin, x, {0}, "occlusion", {{"window", "4"}, {"baseline", "-0.7,1.3"}}).attribution;
+  for (size_t i = 0; i < occ.size(); ++i) CHECK(by_name[i] == occ[i]);
+  // The same value for both channels equals the one-value form.
+  Tensor one = run(lin, x, {0}, "occlusion", {{"window", "4"}, {"baseline", "0.25"}}).attribution;
+  Tensor two = run(lin, x, {0}, "occlusion", {{"window", "4"}, {"baseline", "0.25,0.25"}}).attribution;
+  for (size_t i = 0; i < one.size(); ++i) CHECK(one[i] == two[i]);
+  CHECK_THROWS_WITH_AS(run(lin, x, {0}, "occlusion", {{"baseline", "1,2,3"}}),
+                       doctest::Contains("3 baseline values for inputs of 2 channels"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(run(lin, x, {0}, "occlusion-map", {{"baseline", "1,x"}}),
+                       doctest::Contains("occlusion-map: baseline=1,x: expected a finite number"), std::invalid_argument);
+}
+
 TEST_CASE("occlusion-map is the class's score with the occluder centred on each pixel, clipped at the borders") {
   // Linear 2-class model on 1x5x5, window 3, baseline 0.25: the logit with the window at (y, x)
   // occluded is f(x) - sum over the clipped window of w_p (x_p - 0.25).

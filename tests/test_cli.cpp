@@ -77,15 +77,15 @@ void write_npy_header(std::ofstream& f, const std::string& descr, const std::str
   f << header;
 }
 
-// A float32 .npy of the given shape, values i / size.
-void write_npy(const std::string& path, const std::vector<int>& shape) {
+// A float32 .npy of the given shape, values scale · i / size.
+void write_npy(const std::string& path, const std::vector<int>& shape, float scale = 1.f) {
   std::string dims;
   size_t n = 1;
   for (int d : shape) dims += std::to_string(d) + ", ", n *= size_t(d);
   std::ofstream f(path, std::ios::binary);
   write_npy_header(f, "<f4", "(" + dims + ")");
   for (size_t i = 0; i < n; ++i) {
-    const float v = float(i) / float(n);
+    const float v = scale * float(i) / float(n);
     f.write(reinterpret_cast<const char*>(&v), 4);
   }
 }
@@ -1657,4 +1657,86 @@ TEST_CASE("cli: a preset name that is also a file, class names, --augment repeat
     CHECK_MESSAGE(contains(r.err, "--augment '" + aug + "'"), r.err);
     CHECK_FALSE(fs::exists(s / "a.safetensors"));
   }
+}
+
+TEST_CASE("cli: attack names files apart, refuses flags it would not read, and names what is out of range") {
+  Scratch s;
+  write_npy(s / "x.npy", {12, 1, 6, 6});
+  write_labels(s / "y.npy", {0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1});
+  const std::string model = s / "m.safetensors";
+  Run r = glassbox(s, "train --model \"input(1,6,6) flatten dense(2)\" --data npy:" + (s / "x.npy") + "," +
+                          (s / "y.npy") + " --epochs 1 --quiet --out " + model);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  // "a b.npy" and "a_b.npy" both wrote a_b.npy_0_adv.npy: the second replaced the first.
+  write_npy(s / "a b.npy", {1, 1, 6, 6}, 0.5f);
+  write_npy(s / "a_b.npy", {1, 1, 6, 6});
+  r = glassbox(s, "attack --model m.safetensors --method fgsm --input \"a b.npy\" a_b.npy --out adv", true);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(fs::exists(s / "adv/a_b.npy_0_adv.npy"));
+  CHECK(fs::exists(s / "adv/a_b-2.npy_0_adv.npy"));
+  r = glassbox(s, "explain --model m.safetensors --method saliency --input \"a b.npy\" a_b.npy --out ex", true);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(fs::exists(s / "ex/a_b_0_saliency.npy"));
+  CHECK(fs::exists(s / "ex/a_b-2_0_saliency.npy"));
+
+  const std::string base = "attack --model " + model + " --input " + (s / "a_b.npy") + " --out " + (s / "o");
+  const std::pair<std::string, std::string> refused[] = {
+      {" --method pgd --ref-data toy:moons", "--ref-data: only substitute, and detect-explanation"},
+      {" --method pgd --ref-split test", "--ref-split: only substitute"},
+      {" --method fgsm --seed 3", "--seed: seeds --target random only"},
+      {" --method explanation-topk --explain integrated-gradients", "--explain: explanation-topk's grid shows"},
+      {" --method explanation-region --param region=1,1,4,4,junk", "--param region=1,1,4,4,junk: expected"}};
+  for (const auto& [flags, message] : refused) {
+    CAPTURE(flags);
+    r = glassbox(s, base + flags);
+    CHECK(r.status != 0);
+    CHECK_MESSAGE(contains(r.err, message), r.err);
+  }
+  // Pixels past [0, 1] are named by file (the attack named "input 0"); a wrong shape by what the file holds.
+  write_npy(s / "big.npy", {1, 1, 6, 6}, 3.f);
+  r = glassbox(s, "attack --model " + model + " --method fgsm --input " + (s / "big.npy") + " --out " + (s / "o"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "--input big.npy[0]: pixel value"), r.err);
+  write_npy(s / "x3.npy", {2, 6, 6});
+  r = glassbox(s, "attack --model " + model + " --method fgsm --input " + (s / "x3.npy") + " --out " + (s / "o"));
+  CHECK_MESSAGE(contains(r.err, "got [2,6,6]"), r.err);
+  // JSMA with gamma too small to change one pair returned every input unchanged, success 0.
+  r = glassbox(s, "attack --model " + model + " --method jsma --param gamma=0.01 --input " + (s / "a_b.npy") +
+                      " --out " + (s / "o"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "jsma: gamma=0.01 lets it change no pair of the 36 features"), r.err);
+}
+
+TEST_CASE("cli: occlusion's occluder is black by default, per channel on an RGB model; flat baselines are normalized") {
+  Scratch s;
+  write_npy(s / "x.npy", {12, 3, 6, 6});
+  write_labels(s / "y.npy", {0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2});
+  const std::string model = s / "rgb.safetensors";
+  Run r = glassbox(s, "train --model \"input(3,6,6) conv(2,k=3,p=1) relu flatten dense(3)\" --data npy:" + (s / "x.npy") +
+                          "," + (s / "y.npy") + " --epochs 1 --quiet --out " + model);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  write_npy(s / "in.npy", {1, 3, 6, 6}, 0.8f);
+  // Black through a per-channel normalization varies over channels: it was refused, and the
+  // default was 0 in the model's input space (the training mean pixel).
+  for (const std::string baseline : {"", " --baseline black", " --baseline gray", " --baseline mean"}) {
+    CAPTURE(baseline);
+    r = glassbox(s, "explain --model " + model + " --input " + (s / "in.npy") + " --method occlusion,occlusion-map" +
+                        baseline + " --out " + (s / ("o" + std::to_string(baseline.size()))));
+    CHECK_MESSAGE(r.status == 0, r.err);
+  }
+  CHECK(read_file(s / "o0/in_0_occlusion.npy") == read_file(s / "o17/in_0_occlusion.npy"));
+  CHECK(read_file(s / "o0/in_0_occlusion.npy") != read_file(s / "o16/in_0_occlusion.npy"));
+  CHECK(contains(read_file(s / "o0/summary.json"), R"("baseline": "black")"));
+
+  // A flat model's baseline goes through its normalization as its --input does: the same array
+  // as input and baseline gives f(baseline) = f(x) (the baseline skipped the normalization).
+  r = glassbox(s, "train --model toy2d --data toy:moons --epochs 1 --quiet --out " + (s / "toy.safetensors"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  write_npy(s / "p.npy", {1, 2}, 3.f);
+  r = glassbox(s, "explain --model " + (s / "toy.safetensors") + " --input " + (s / "p.npy") + " --baseline " +
+                      (s / "p.npy") + " --method integrated-gradients --out " + (s / "ig"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const nlohmann::json ig = nlohmann::json::parse(read_file(s / "ig/summary.json"));
+  const nlohmann::json& m = ig["images"][0]["methods"]["integrated-gradients"];
+  CHECK(m["f_baseline"].get<double>() == doctest::Approx(m["f_x"].get<double>()).epsilon(1e-6));
 }

@@ -332,7 +332,36 @@ attacks::FitSubstitute fit_substitute(const std::vector<std::string>& classes) {
   };
 }
 
-void run_attack(const AttackArgs& a) {
+// Inputs outside the model's pixel range, named by input and flag (the attack can name a row only).
+void check_pixel_range(const attacks::PixelSpace& space, const Inputs& in, const std::string& flag) {
+  if (!space.bounded()) return;
+  Tensor p;
+  space.to_pixels(in.x, p);
+  const float tol = 1e-4f * (space.hi - space.lo);
+  const size_t S = p.sample_size();
+  for (size_t i = 0; i < p.size(); ++i)
+    if (p[i] < space.lo - tol || p[i] > space.hi + tol) {
+      char buf[160];
+      std::snprintf(buf, sizeof buf, ": pixel value %g at element %zu is outside the valid range [%g, %g]", p[i], i % S,
+                    space.lo, space.hi);
+      throw std::out_of_range(flag + " " + in.names[i / S] + buf + " (pixels are in [0, 1]: divide 0..255 values by 255)");
+    }
+}
+
+// Flags that only some attacks read, refused for the others (they were accepted and ignored).
+void refuse_unread_flags(const AttackArgs& a, const attacks::Params& params, const Command& c) {
+  const bool reference = a.method == "substitute" || (a.method == "detect-explanation" &&
+                                                      (!params.count("score") || params.at("score") == "class-map"));
+  for (const char* flag : {"--ref-data", "--ref-index", "--ref-split"})
+    if (!reference && c.count(flag))
+      refuse_flag(flag, "only substitute, and detect-explanation with score=class-map, read a reference set");
+  if (c.count("--seed") && a.target != "random") refuse_flag("--seed", "seeds --target random only");
+  const bool attacks_maps = a.method.rfind("explanation-", 0) == 0 || a.method == "adv2";  // its grid: those maps
+  if (c.count("--explain") && a.explainer != "none" && attacks_maps)
+    refuse_flag("--explain", a.method + "'s grid shows the explanation it attacks: give --param explanation=METHOD");
+}
+
+void run_attack(const AttackArgs& a, const Command& c) {
   if (a.list) {
     std::fputs(explain::list_text(attacks::methods()).c_str(), stdout);
     return;
@@ -357,6 +386,7 @@ void run_attack(const AttackArgs& a) {
                       eps_key.c_str(), p.min, p.max);
         throw std::invalid_argument("--eps '" + a.eps + "': " + range);
       }
+  refuse_unread_flags(a, params, c);
   if (a.explainer != "none") explain::method_info(a.explainer);  // unknown explanation methods fail before any work
   attacks::ParamReader(params, attacks::method_info(a.method));  // so do unknown keys
 
@@ -368,6 +398,7 @@ void run_attack(const AttackArgs& a) {
   q.inputs = in.x;
   q.labels = in.labels;
   q.pixels = pixel_space(model);
+  check_pixel_range(q.pixels, in, a.inputs.empty() ? "--data" : "--input");
   q.targets = read_targets(a.target, g, in.x, in.labels, a.seed);
   q.progress = tenth_progress(a.method, "inputs");
 
@@ -426,9 +457,14 @@ void run_attack(const AttackArgs& a) {
         std::printf("  %s %.4g\n", k.c_str(), v);
     int unmoved = 0;
     for (int n = 0; n < in.x.batch(); ++n) unmoved += !r.success[n] && r.l0[n] == 0;
-    if (unmoved && e > 0 && declares(a.method, "zero_thresh"))
-      std::printf("  note: %d inputs were not moved: their loss gradient is below zero_thresh everywhere (a softmax "
-                  "saturated in float32, as in Captum); --param zero_thresh=0 steps along its sign anyway\n",
+    // e is NaN when the epsilon is the default or --param's; only --eps 0 moves nothing by design.
+    const bool thresh_zero = params.count("zero_thresh") && std::stod(params.at("zero_thresh")) == 0;
+    if (unmoved && !(e <= 0) && declares(a.method, "zero_thresh"))
+      std::printf(thresh_zero ? "  note: %d inputs were not moved: their loss gradient is exactly 0 (a softmax "
+                                "saturated in float32)\n"
+                              : "  note: %d inputs were not moved: their loss gradient is below zero_thresh everywhere "
+                                "(a softmax saturated in float32, as in Captum); --param zero_thresh=0 steps along its "
+                                "sign anyway\n",
                   unmoved);
   }
   const double secs = seconds_since(t0);
@@ -487,7 +523,7 @@ void add_attacks_commands(Command& app) {
   add_input_space_flag(c, &a->input_space);
   c->add_option("--data", a->data, "dataset spec for --index (fashion-mnist, mnist:DIR, ...)");
   c->add_option("--index", a->index, "dataset samples: I, I:J (half-open) or I,J,K")->capture_default_str();
-  c->add_option("--split", a->split, "dataset split: train or test")->capture_default_str();
+  c->add_option("--split", a->split, "dataset split: train, test or all")->capture_default_str();
   c->add_option("--eps", a->eps, "epsilon in pixels (the attack's epsilon or radius), or a comma-separated list for a "
                                  "robustness curve (files are written for the last)");
   c->add_option("--target", a->target, "none (untargeted), a class number, next (label + 1), random or least-likely")
@@ -504,7 +540,7 @@ void add_attacks_commands(Command& app) {
   c->add_option("--out", a->out, "output folder");
   c->callback([a, c] {
     refuse_index_with_inputs(*c, a->inputs, !a->data.empty());
-    run_attack(*a);
+    run_attack(*a, *c);
   });
 }
 

@@ -42,11 +42,6 @@ struct ExplainArgs {
   InputSpace input_space = InputSpace::pixels;
 };
 
-// An input's name as a file name; rows of an .npy input lose the extension ("x.npy[3]" -> "x_3").
-std::string output_stem(std::string s) {
-  if (size_t at = s.find(".npy["); at != std::string::npos) s.erase(at, 4);
-  return safe_name(s);
-}
 
 // The logits of every input (rows of 256).
 Tensor all_logits(Graph& g, const Tensor& x) {

@@ -431,7 +431,7 @@ void add_metrics_commands(Command& app) {
   c->add_option("--labels", a->labels, "labels of the --input rows (an integer .npy, in order), for --target label");
   c->add_option("--data", a->data, "dataset spec (fashion-mnist, mnist:DIR, cifar10:DIR, ...)");
   c->add_option("--index", a->index, "dataset samples: I, I:J (half-open) or I,J,K")->capture_default_str();
-  c->add_option("--split", a->split, "dataset split: train or test")->capture_default_str();
+  c->add_option("--split", a->split, "dataset split: train, test or all")->capture_default_str();
   c->add_option("--method", a->methods, "explanation method(s), comma-separated (see glassbox explain --list)");
   c->add_option("--metric", a->metrics, "metric(s), comma-separated (see --list); sanity = cascading- and "
                                         "independent-randomisation; a family (faithfulness, robustness, randomisation, "
@@ -442,7 +442,7 @@ void add_metrics_commands(Command& app) {
   c->add_option("--param", a->params, "metric parameter KEY=VALUE (repeatable); goes to the metrics that declare KEY");
   c->add_option("--method-param", a->method_params,
                 "explanation-method parameter KEY=VALUE (repeatable); goes to the methods that accept KEY");
-  c->add_option("--baseline", a->baseline, "IG/DeepLIFT baseline: black (default), white, a number or FILE.npy "
+  c->add_option("--baseline", a->baseline, "IG/DeepLIFT baseline: black (default), white, gray, mean, blur[:SIGMA], uniform:SEED, a number or FILE.npy "
                                            "(= --method-param baseline=...)");
   c->add_option("--masks", a->masks, "localisation masks .npy: [N,1,H,W], [N,H,W] or shaped like the inputs; nonzero = inside");
   c->add_option("--label-random-model", a->label_random_model,

@@ -254,6 +254,9 @@ void write_region(const RegionsArgs& a, Model& model, const Tensor& x, const std
             {"nearest_boundary", constraint_json(g, R.nearest)},
             {"nearest_boundary_not_through_x", constraint_json(g, R.nearest_beyond)},
             {"logits", logits},
+            // W, b, the constraints and distances act on normalized inputs (pixels through the model's
+            // normalization), whatever --input-space the inputs were given in.
+            {"space", "model input space"},
             {"feature_pair", {c1, c2}},
             {"files", files}};
   write_json(dir + "/region.json", j);

@@ -414,7 +414,7 @@ void add_visualize_commands(Command& app) {
   add_input_space_flag(c, &a->input_space);
   c->add_option("--data", a->data, "dataset spec for --index and --scan (default: the model's own dataset)");
   c->add_option("--index", a->index, "input samples of --data: I, I:J (half-open) or I,J,K");
-  c->add_option("--split", a->split, "dataset split of --index: train or test")->capture_default_str();
+  c->add_option("--split", a->split, "dataset split of --index: train, test or all")->capture_default_str();
   c->add_option("--scan", a->scan, "samples of the scanned split that top-patches, multifaceted and am's scale scan, "
                                    "and the decoder trains on: all, none or I:J (J past the end stops there)")->capture_default_str();
   c->add_option("--scan-split", a->scan_split,

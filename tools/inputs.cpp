@@ -47,22 +47,25 @@ static std::string file_safe(const std::string& s) {
 
 // Two inputs of the same name (shirt.png from two folders) would overwrite each other's outputs:
 // the second becomes shirt-2.png, the third shirt-3.png, and so on.
+// Names whose output files would be the same ("a b.npy[0]" and "a_b.npy[0]" both wrote a_b_0...)
+// get -2, -3...: the second one's files replaced the first's. Both file forms are kept distinct.
 static void unique_names(std::vector<std::string>& names) {
-  std::set<std::string> taken(names.begin(), names.end());
-  std::set<std::string> seen;
+  std::set<std::string> stems, safe;
+  auto clashes = [&](const std::string& n) { return stems.count(output_stem(n)) || safe.count(safe_name(n)); };
+  auto take = [&](const std::string& n) { stems.insert(output_stem(n)), safe.insert(safe_name(n)); };
   for (std::string& n : names) {
-    if (seen.insert(n).second) continue;
-    const size_t dot = n.find('.') == 0 ? std::string::npos : n.find('.');
-    const std::string stem = n.substr(0, dot), ext = dot == std::string::npos ? "" : n.substr(dot);
-    for (int k = 2;; ++k) {
-      std::string c = stem + "-" + std::to_string(k) + ext;
-      if (!taken.count(c)) {
-        n = c;
-        break;
+    if (clashes(n)) {
+      const size_t dot = n.find('.') == 0 ? std::string::npos : n.find('.');
+      const std::string stem = n.substr(0, dot), ext = dot == std::string::npos ? "" : n.substr(dot);
+      for (int k = 2;; ++k) {
+        std::string c = stem + "-" + std::to_string(k) + ext;
+        if (!clashes(c) && std::find(names.begin(), names.end(), c) == names.end()) {
+          n = c;
+          break;
+        }
       }
     }
-    taken.insert(n);
-    seen.insert(n);
+    take(n);
   }
 }
 
@@ -149,12 +152,13 @@ Inputs read_inputs(const Model& model, const std::vector<std::string>& files, co
       std::string descr;
       Tensor t = read_npy_f32(f, &descr);
       if (space == InputSpace::pixels) uint8_to_unit(t, descr);  // as the npy: dataset reader does
+      const Shape as_read = t.shape();  // for the message: a one-sample reshape is not what the file holds
       if (t.rank() == sample.rank) t = t.reshaped(Shape::batch_of(1, t.shape()));  // one sample without batch
       if (t.shape().sample() != sample && is_channel_last(t.shape()))
         t = channel_last_to_nchw(t);  // as the npy: dataset reader reads it
       if (t.rank() != sample.rank + 1 || t.shape().sample() != sample)
         throw ShapeError(f + ": expected N x " + sample.str() + " float32 (" +
-                         (space == InputSpace::pixels ? "pixels" : "model input space") + "), got " + t.shape().str());
+                         (space == InputSpace::pixels ? "pixels" : "model input space") + "), got " + as_read.str());
       check_finite(t, f);
       if (space == InputSpace::pixels) normalize_checked(norm, t, f);
       for (int n = 0; n < t.batch(); ++n) {
@@ -223,8 +227,8 @@ Tensor baseline_tensor(const std::string& spec, const Graph& g, const Normalizat
   const std::string flag = "--param baseline=" + spec;
   const Shape one = Shape::batch_of(1, g.input_shape());
   const bool images = g.input_shape().rank == 3;
-  auto from_pixels = [&](Tensor t) {  // pixels -> the model's input space
-    if (images) normalize_checked(norm, t, flag);
+  auto from_pixels = [&](Tensor t) {  // pixels -> the model's input space, as --input arrays go
+    normalize_checked(norm, t, flag);  // flat features too: a toy2d baseline skipped it, unlike its input
     return t;
   };
   if (spec == "black" || spec == "white" || spec == "gray") return from_pixels(Tensor(one, spec == "black" ? 0.f : spec == "white" ? 1.f : 0.5f));
@@ -458,19 +462,27 @@ std::vector<std::string> resolve_baselines(const std::vector<std::string>& metho
     for (auto& info : explain::method_info(runs).params)
       if (info.name == "base") runs = p.count("base") ? p["base"] : info.default_value;
     if (!kTensorBaseline.count(runs)) {
-      // Occlusion's baseline is one value for every element: a keyword or pixel value becomes that
-      // value when the normalization is the same for all channels. Not given: the method's default.
+      // Occlusion's occluder is one value per channel: a keyword or pixel value becomes the
+      // channels' values through the normalization. Not given: black, as IG's baseline (the
+      // registry's own default, 0 in the model's input space, was the training mean pixel).
+      if (!keys.count("baseline")) continue;
       auto it = p.find("baseline");
-      if (it == p.end()) continue;
+      if (it == p.end()) it = p.emplace("baseline", "black").first;
       given[mi] = it->second;
       Tensor b = baseline_tensor(it->second, g, norm, space, x);
       if (b.empty()) continue;  // a number in the model's input space
-      for (size_t i = 1; i < b.size(); ++i)
-        if (b[i] != b[0])
+      const int C = g.input_shape().rank == 3 ? g.input_shape()[0] : 1;
+      const size_t plane = b.size() / size_t(C);
+      std::string values;
+      for (int c = 0; c < C; ++c) {
+        const float* v = b.data() + size_t(c) * plane;
+        if (std::any_of(v, v + plane, [&](float u) { return u != v[0]; }))
           throw std::invalid_argument("--param baseline=" + it->second + ": " + methods[mi] +
-                                      " takes one value for every element, and this one varies (over channels or "
-                                      "pixels); give black, white, gray or a number");
-      it->second = number_text(b[0]);
+                                      " takes one value per channel, and this one varies over the pixels; give black, "
+                                      "white, gray, mean or a number");
+        values += (c ? "," : "") + number_text(v[0]);
+      }
+      it->second = values;
       continue;
     }
     given[mi] = p.count("baseline") ? p["baseline"] : "black";
@@ -508,6 +520,11 @@ void check_inputs_survive(const std::vector<std::string>& inputs, const std::str
       throw std::invalid_argument("--input " + f + " is in --out " + out +
                                   " under a name the outputs take: write them to another folder");
   }
+}
+
+std::string output_stem(std::string s) {
+  if (size_t at = s.find(".npy["); at != std::string::npos) s.erase(at, 4);
+  return safe_name(s);
 }
 
 std::string safe_name(const std::string& s) {

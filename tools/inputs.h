@@ -126,6 +126,9 @@ void check_inputs_survive(const std::vector<std::string>& inputs, const std::str
 // A name usable as a file name: letters, digits, '-' and '.' kept, runs of anything else one '_'
 // ("x[3]" -> "x_3"), "input" when nothing is left.
 std::string safe_name(const std::string& s);
+// An input's name as explain's file stem; rows of an .npy input lose the extension ("x.npy[3]" ->
+// "x_3"). read_inputs makes these (and so the safe_name forms) distinct.
+std::string output_stem(std::string s);
 
 // A CSV field, quoted when it holds a comma, a quote or a newline.
 std::string csv_field(const std::string& s);

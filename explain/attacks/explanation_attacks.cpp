@@ -230,8 +230,8 @@ void run_ghorbani(Job& job, ParamReader& r, Goal goal) {
   o.seed = uint64_t(read_int(r, "seed", 0, 1 << 30));
   if (goal == Goal::region) {
     const std::string spec = r.text("region");
-    int y0 = 0, x0 = 0, y1 = 0, x1 = 0;
-    if (std::sscanf(spec.c_str(), "%d,%d,%d,%d", &y0, &x0, &y1, &x1) != 4 || y0 < 0 || x0 < 0 || y1 > H || x1 > W ||
+    int y0 = 0, x0 = 0, y1 = 0, x1 = 0, used = 0;  // `used`: trailing text ("1,1,4,4,junk") is refused
+    if (std::sscanf(spec.c_str(), "%d,%d,%d,%d%n", &y0, &x0, &y1, &x1, &used) != 4 || used != int(spec.size()) || y0 < 0 || x0 < 0 || y1 > H || x1 > W ||
         y0 >= y1 || x0 >= x1)
       throw std::invalid_argument("explanation-region: --param region=" + spec + ": expected Y0,X0,Y1,X1 with 0 <= Y0 < Y1 <= " +
                                   std::to_string(H) + " and 0 <= X0 < X1 <= " + std::to_string(W));

@@ -13,6 +13,7 @@
 // CleverHans draws a random one).
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "explain/attacks/method.h"
 
@@ -47,6 +48,12 @@ void jsma_rows(Job& job, PixelModel& pm, int b, int e, const JsmaOptions& o, con
   const size_t S = job.start.sample_size();
   const bool increase = o.theta > 0;
   const int max_iters = int(std::floor(double(S) * o.gamma / 2));
+  if (max_iters < 1) {  // it returned every input unchanged without a word
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "jsma: gamma=%g lets it change no pair of the %zu features (floor(S*gamma/2) = 0 "
+                  "iterations): give gamma >= %g", o.gamma, S, 2.0 / double(S));
+    throw std::invalid_argument(buf);
+  }
   Tensor p = job.start.slice(b, e).clone();
   std::vector<std::vector<int>> domain(R);
   for (int r = 0; r < R; ++r)

@@ -114,7 +114,7 @@ Result deeplift(Graph& g, const Tensor& x, const Target& target, const DeepLiftO
 void add_deeplift_methods(std::vector<Method>& reg) {
   reg.push_back({{"deeplift",
                   "DeepLIFT Rescale: multipliers Δout/Δin at nonlinearities, (x − x')·m; delta = summation-to-delta error",
-                  {{"baseline", "0", "constant reference value in the model's input space, or a tensor (glassbox explain: black, white, a number or FILE.npy; default black)"},
+                  {{"baseline", "0", "constant reference value in the model's input space, or a tensor (glassbox explain and Python: black (default), white, gray, mean, blur[:SIGMA], uniform:SEED, a number or FILE.npy)"},
                    {"layer", "", "stop at this layer: (a − a')·m at its output (shaped like it)"},
                    {"internal_batch", "128", "samples per forward (each with its reference: 2x rows)", 1, 65536}},
                   "Captum DeepLift (Rescale, eps 1e-10, input and reference as one batch of 2N rows, interleaved); max-pool per Captum's "

@@ -427,7 +427,7 @@ void add_gradient_methods(std::vector<Method>& reg) {
                    {"method", "gausslegendre",
                     "gausslegendre | riemann_left | riemann_right | riemann_middle | riemann_trapezoid | exact (the sum "
                     "over the linear regions the path crosses, piecewise-linear models only; details: regions, pieces)"},
-                   {"baseline", "0", "constant baseline value in the model's input space, or a tensor (glassbox explain: black, white, a number or FILE.npy; default black)"},
+                   {"baseline", "0", "constant baseline value in the model's input space, or a tensor (glassbox explain and Python: black (default), white, gray, mean, blur[:SIGMA], uniform:SEED, a number or FILE.npy)"},
                    {"internal_batch", "256", "rows (sample x step) per forward/backward", 1, 65536},
                    {"layer", "", "attribute to this layer's output (Captum LayerIntegratedGradients: the path runs "
                                  "between the layer's activations at the baseline and at x)"}},

@@ -76,8 +76,9 @@ std::vector<float> LimeExplanation::pixel_map() const {
 
 std::vector<LimeExplanation> lime(Graph& g, const Tensor& x, const Target& target, const LimeOptions& o) {
   require_images(x, "lime");
-  if (o.samples < 2 || o.batch < 1 || !(o.kernel_width > 0) || !(o.alpha > 0))
-    throw std::invalid_argument("lime: needs n ≥ 2, batch ≥ 1, kernel_width > 0 and alpha > 0");
+  if (o.samples < 2 || o.batch < 1 || !(o.kernel_width > 0))
+    throw std::invalid_argument("lime: needs n ≥ 2, batch ≥ 1 and kernel_width > 0");
+  if (!(o.alpha > 0)) throw std::invalid_argument("lime: LimeOptions::alpha (the ridge penalty) must be > 0");
   if (o.prob && !target.is_class(g))  // its raw value was regressed as the "probability"
     throw std::invalid_argument("lime: output=prob needs a class target (a unit of a layer has no probability; use "
                                 "output=logit for its value)");
@@ -147,7 +148,7 @@ std::vector<LimeExplanation> lime(Graph& g, const Tensor& x, const Target& targe
 void add_lime_methods(std::vector<Method>& registry) {
   registry.push_back(
       {{"lime", "LIME: ridge regression of the target score on random on/off samples of SLIC superpixels",
-        {{"n", "1000", "number of samples (the first keeps every superpixel)", 1, 100000},
+        {{"n", "1000", "number of samples (the first keeps every superpixel)", 2, 100000},
          {"segments", "40", "requested number of SLIC superpixels", 1, 100000},
          {"compactness", "10", "SLIC compactness (colour on a 0..100 scale)"},
          {"fill", "mean", "hidden superpixels: 'mean' (their own mean per channel) or a value"},

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <stdexcept>
 
 #include "engine/layers.h"
@@ -26,11 +27,19 @@ struct Window {
   int y0, x0, y1, x1;  // rows y0..y1-1, columns x0..x1-1
 };
 
-// The target's score for every sample with every window set to `baseline` in all channels:
-// scores[n · windows + w]. Occluded copies of all samples are packed into batches.
+// The target's score for every sample with every window set to the baseline (o.baseline in every
+// channel, or o.channel_baseline): scores[n · windows + w]. Occluded copies are packed into batches.
 std::vector<float> occluded_scores(Graph& g, const Tensor& x, const Target& target, const std::vector<Window>& windows,
-                                   float baseline, int batch_size, bool prob) {
-  const int N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
+                                   const OcclusionOptions& o) {
+  const int N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3), batch_size = o.batch;
+  const bool prob = o.prob;
+  std::vector<float> fill(size_t(C), o.baseline);
+  if (!o.channel_baseline.empty()) {
+    if (o.channel_baseline.size() != size_t(C))
+      throw std::invalid_argument("occlusion: " + std::to_string(o.channel_baseline.size()) +
+                                  " baseline values for inputs of " + std::to_string(C) + " channels");
+    fill = o.channel_baseline;
+  }
   const size_t HW = size_t(H) * W, CHW = C * HW, nwin = windows.size(), items = size_t(N) * nwin;
   std::vector<float> scores(items);
   Tensor batch({int(std::min(items, size_t(batch_size))), C, H, W});
@@ -44,7 +53,8 @@ std::vector<float> occluded_scores(Graph& g, const Tensor& x, const Target& targ
       float* d = batch.data() + b * CHW;
       std::copy(x.data() + n * CHW, x.data() + (n + 1) * CHW, d);
       for (int c = 0; c < C; ++c)
-        for (int yy = w.y0; yy < w.y1; ++yy) std::fill(d + c * HW + size_t(yy) * W + w.x0, d + c * HW + size_t(yy) * W + w.x1, baseline);
+        for (int yy = w.y0; yy < w.y1; ++yy)
+          std::fill(d + c * HW + size_t(yy) * W + w.x0, d + c * HW + size_t(yy) * W + w.x1, fill[size_t(c)]);
     }
     std::vector<float> s = target_scores(g, batch.slice(0, B), target.gather(samples), prob);
     std::copy(s.begin(), s.end(), scores.begin() + long(i0));
@@ -101,7 +111,7 @@ Tensor occlusion(Graph& g, const Tensor& x, const Target& target, const Occlusio
     for (int yy = w.y0; yy < w.y1; ++yy)
       for (int xx = w.x0; xx < w.x1; ++xx) count[size_t(yy) * W + xx] += 1.f;
   const std::vector<float> base = target_scores(g, x, target, o.prob);
-  const std::vector<float> s = occluded_scores(g, x, target, windows, o.baseline, o.batch, o.prob);
+  const std::vector<float> s = occluded_scores(g, x, target, windows, o);
   std::vector<double> sum(N * HW, 0.0);
   for (int n = 0; n < N; ++n)
     for (size_t wi = 0; wi < nwin; ++wi) {
@@ -127,7 +137,7 @@ Tensor occlusion_map(Graph& g, const Tensor& x, const Target& target, const Occl
       const int y0 = y - win / 2, x0 = xx - win / 2;
       windows.push_back({std::max(0, y0), std::max(0, x0), std::min(H, y0 + win), std::min(W, x0 + win)});
     }
-  const std::vector<float> s = occluded_scores(g, x, target, windows, o.baseline, o.batch, o.prob);
+  const std::vector<float> s = occluded_scores(g, x, target, windows, o);
   return every_channel(std::vector<double>(s.begin(), s.end()), N, C, size_t(H) * W).reshaped(x.shape());
 }
 
@@ -179,12 +189,37 @@ Tensor rise(Graph& g, const Tensor& x, const Target& target, const RiseOptions& 
   return out;
 }
 
+static const char* const kOccluderBaseline =
+    "the occluder's value in the model's input space: one number for every channel (Captum's default 0), or one "
+    "per channel V0,V1,...; glassbox explain and Python default to black and take black, white, gray, mean or a "
+    "number as pixels, through the model's normalization (per channel when it is)";
+
+// baseline=V or V0,V1,... (one per channel).
+static void read_occluder(ParamReader& pr, OcclusionOptions& o) {
+  const std::string text = pr.text("baseline");
+  std::vector<float> values;
+  size_t p = 0;
+  while (p <= text.size()) {
+    size_t q = text.find(',', p);
+    if (q == std::string::npos) q = text.size();
+    const std::string item = text.substr(p, q - p);
+    char* end = nullptr;
+    const double v = std::strtod(item.c_str(), &end);
+    if (item.empty() || end != item.c_str() + item.size() || !float32_finite(v))
+      throw std::invalid_argument(pr.method() + ": baseline=" + text + ": expected a finite number or one per channel (V0,V1,...)");
+    values.push_back(float(v));
+    p = q + 1;
+  }
+  if (values.size() == 1) o.baseline = values[0];
+  else o.channel_baseline = values;
+}
+
 void add_perturbation_methods(std::vector<Method>& registry) {
   registry.push_back(
       {{"occlusion", "Occlusion: mean drop of the target logit over the windows covering each pixel",
         {{"window", "0", "square window side; 0: max(2, min(H,W)/7) within the input, 4 on 28×28", 0, 1e9},
          {"stride", "0", "window step, at most the window; 0: max(1, window/2)", 0, 1e9},
-         {"baseline", "0", "value written into every channel of the occluded window"},
+         {"baseline", "0", kOccluderBaseline},
          {"batch", "256", "occluded copies per forward pass", 1, 65536},
          {"output", "logit", "what drops: logit (Captum) or prob (the class's softmax probability, Zeiler & Fergus)"}},
         "Zeiler & Fergus 2014 / Captum Occlusion with a (C,w,w) window and logits: windows at k·stride, "
@@ -194,7 +229,7 @@ void add_perturbation_methods(std::vector<Method>& registry) {
          OcclusionOptions o;
          o.window = pr.integer("window");
          o.stride = pr.integer("stride");
-         o.baseline = float(pr.number("baseline"));
+         read_occluder(pr, o);
          o.batch = pr.integer("batch");
          const std::string output = pr.text("output");
          if (output != "logit" && output != "prob")
@@ -207,7 +242,7 @@ void add_perturbation_methods(std::vector<Method>& registry) {
   registry.push_back(
       {{"occlusion-map", "Zeiler & Fergus's occlusion map: the class's probability with the occluder centred on each pixel",
         {{"window", "0", "square occluder side; 0: max(2, min(H,W)/7) within the input, 4 on 28×28", 0, 1e9},
-         {"baseline", "0", "value written into every channel of the occluder"},
+         {"baseline", "0", kOccluderBaseline},
          {"batch", "256", "occluded copies per forward pass", 1, 65536},
          {"output", "prob", "what is mapped: prob (the class's softmax probability, as the paper) or logit"}},
         "Zeiler & Fergus 2014, Fig. 7 (b, d): one occluded copy per pixel, the occluder centred there (rows "
@@ -216,7 +251,7 @@ void add_perturbation_methods(std::vector<Method>& registry) {
        [](Graph& g, const Tensor& x, const Target& t, ParamReader& pr) {
          OcclusionOptions o;
          o.window = pr.integer("window");
-         o.baseline = float(pr.number("baseline"));
+         read_occluder(pr, o);
          o.batch = pr.integer("batch");
          const std::string output = pr.text("output");
          if (output != "logit" && output != "prob")

@@ -19,10 +19,13 @@ struct OcclusionOptions {
   float baseline = 0.f;
   int batch = 256;
   bool prob = false;  // the drop in the target class's softmax probability instead of its logit
+  // One value per channel in place of `baseline` (black through a per-channel normalization).
+  std::vector<float> channel_baseline = {};
 };
 // Occlusion (Zeiler & Fergus; Captum's Occlusion with a (C,w,w) window): windows at k·stride from 0,
 // ⌈(D−w)/s⌉+1 per axis, the last one clamped inside the image (Captum crops it instead; the two
-// agree when s divides D−w, as with the defaults); every channel of the window set to `baseline`.
+// agree when s divides D−w, as with the defaults); every channel of the window set to `baseline`
+// (or channel c to channel_baseline[c]).
 // A pixel's attribution is the mean of f_c(x) − f_c(x_occluded) (logits, or softmax probabilities
 // with `prob`, class targets only) over the windows covering it, the same in every channel.
 // Returns [N,C,H,W].
