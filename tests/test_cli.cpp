@@ -1740,3 +1740,27 @@ TEST_CASE("cli: occlusion's occluder is black by default, per channel on an RGB 
   const nlohmann::json& m = ig["images"][0]["methods"]["integrated-gradients"];
   CHECK(m["f_baseline"].get<double>() == doctest::Approx(m["f_x"].get<double>()).epsilon(1e-6));
 }
+
+TEST_CASE("cli: a report step reruns when a file it reads changes (new data, a retrained model), not only its command") {
+  Scratch s;
+  std::vector<int64_t> y;
+  for (int i = 0; i < 100; ++i) y.push_back(i % 10);
+  write_npy(s / "x.npy", {100, 1, 28, 28});
+  write_labels(s / "y.npy", y);
+  const std::string cmd = "report --quick --sections 12 --data npy:" + (s / "x.npy") + "," + (s / "y.npy") + " --out " +
+                          (s / "report");
+  Run r = glassbox(s, cmd);
+  REQUIRE_MESSAGE(r.status == 0, (r.out + r.err));
+  r = glassbox(s, cmd);
+  REQUIRE_MESSAGE(r.status == 0, (r.out + r.err));
+  CHECK_MESSAGE(!contains(r.out + r.err, "(done"), (r.out + r.err));  // every step reused
+  write_npy(s / "x.npy", {100, 1, 28, 28}, 0.5f);                   // the same path, other pixels
+  r = glassbox(s, cmd);
+  REQUIRE_MESSAGE(r.status == 0, (r.out + r.err));
+  const std::string out = r.out + r.err;
+  CHECK_MESSAGE(contains(out, "train --model lenet5") , out);
+  size_t reran = 0;
+  for (size_t at = out.find("(done"); at != std::string::npos; at = out.find("(done", at + 1)) ++reran;
+  CHECK_MESSAGE(reran == 3, out);  // lenet5's training and the two steps that read it and the data
+  CHECK_MESSAGE(contains(out, "(reused"), out);  // toy2d's steps read neither
+}
