@@ -1764,3 +1764,21 @@ TEST_CASE("cli: a report step reruns when a file it reads changes (new data, a r
   CHECK_MESSAGE(reran == 3, out);  // lenet5's training and the two steps that read it and the data
   CHECK_MESSAGE(contains(out, "(reused"), out);  // toy2d's steps read neither
 }
+
+
+TEST_CASE("cli: regions' strip and plane figures are framed: title, axis, ticks and a class legend around the raster") {
+  Scratch s;
+  Run r = glassbox(s, "train --model toy2d --data toy:moons --epochs 1 --quiet --out " + (s / "toy.safetensors"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  r = glassbox(s, "regions --model " + (s / "toy.safetensors") + " --data toy:moons --line 0,1 --out " + (s / "line"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const auto [lw, lh] = png_size(s / "line/line.png");
+  CHECK(lw > 1000);  // the 1000 x 60 strip had no text at all
+  CHECK(lh > 60 + 60);
+  r = glassbox(s, "regions --model " + (s / "toy.safetensors") + " --data toy:moons --index 0:10 --plane --size 200 --out " +
+                      (s / "plane"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const auto [pw, ph] = png_size(s / "plane/plane.png");
+  CHECK(pw > 200 + 40);  // room for the y ticks
+  CHECK(ph > 200 + 60);  // the title, the x ticks, its name and the legend
+}

@@ -16,6 +16,7 @@
 #include "engine/argmax.h"
 #include "engine/layers.h"
 #include "explain/common/heatmap.h"
+#include "explain/common/plot.h"
 #include "explain/openbox/openbox.h"
 #include "tools/commands.h"
 #include "tools/inputs.h"
@@ -95,6 +96,72 @@ void id_color(uint64_t id, uint8_t rgb[3]) {
 
 const uint8_t kClassColors[10][3] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44},  {214, 39, 40},  {148, 103, 189},
                                      {140, 86, 75},  {227, 119, 194}, {127, 127, 127}, {188, 189, 34}, {23, 190, 207}};
+
+// Figures for people: a raster framed with a title, axis names, tick values and a legend of the
+// classes it shows (colour square and name), on white.
+struct Frame {
+  std::string title, xlabel, ylabel;
+  double x0 = 0, x1 = 1, y0 = 0, y1 = 1;  // the raster's left/right and bottom/top values
+  bool yaxis = true;                      // false: no y ticks (a strip)
+  std::vector<std::string> band_labels;   // strip only: one label per horizontal band, top down
+  std::vector<int> band_heights;
+};
+
+explain::Image framed(const explain::Image& raster, const Frame& f, const std::vector<int>& shown,
+                      const std::vector<std::string>& classes) {
+  static const uint8_t black[3] = {0, 0, 0};
+  const int ts = 2, line = 14 * ts / 2 + 4;  // text scale 2: 14 px capitals
+  int left = 16;
+  for (const std::string& b : f.band_labels) left = std::max(left, explain::text_width(b, ts) + 12);
+  const std::vector<double> xt = explain::nice_ticks(std::min(f.x0, f.x1), std::max(f.x0, f.x1), 6);
+  const std::vector<double> yt = f.yaxis ? explain::nice_ticks(std::min(f.y0, f.y1), std::max(f.y0, f.y1), 6)
+                                         : std::vector<double>{};
+  const std::vector<std::string> xl = explain::tick_labels(xt), yl = f.yaxis ? explain::tick_labels(yt)
+                                                                              : std::vector<std::string>{};
+  if (f.yaxis) {
+    int wmax = 0;
+    for (const std::string& l : yl) wmax = std::max(wmax, explain::text_width(l, ts));
+    left = std::max(left, wmax + line + 16);
+  }
+  const bool ylabel = f.yaxis && !f.ylabel.empty();
+  const int top = (ylabel ? 2 : 1) * line + 12, legend_rows = shown.empty() ? 0 : 1;
+  int legend_w = 0;
+  for (int k : shown) legend_w += 18 + explain::text_width(classes[k], ts) + 16;
+  const int width = std::max({left + raster.w + 24, left + legend_w + 8, explain::text_width(f.title, ts) + 12,
+                              explain::text_width(f.ylabel, ts) + 12});
+  const int bottom = 8 + line + 4 + line + 8 + legend_rows * (line + 8);
+  explain::Image im(width, top + raster.h + bottom);
+  for (int y = 0; y < raster.h; ++y)
+    std::copy(raster.px(0, y), raster.px(0, y) + 3 * raster.w, im.px(left, top + y));
+  explain::draw_text(im, 4, 6, f.title, black, ts);
+  auto tick_x = [&](double v) { return left + int(std::lround((v - f.x0) / (f.x1 - f.x0) * (raster.w - 1))); };
+  for (size_t i = 0; i < xt.size(); ++i) {
+    if (xt[i] < std::min(f.x0, f.x1) - 1e-12 || xt[i] > std::max(f.x0, f.x1) + 1e-12) continue;
+    const int x = tick_x(xt[i]);
+    for (int y = top + raster.h; y < top + raster.h + 6; ++y) std::copy(black, black + 3, im.px(x, y));
+    explain::draw_text(im, std::max(0, x - explain::text_width(xl[i], ts) / 2), top + raster.h + 8, xl[i], black, ts);
+  }
+  const int xlabel_y = top + raster.h + 8 + line + 4;
+  explain::draw_text(im, left + std::max(0, (raster.w - explain::text_width(f.xlabel, ts)) / 2), xlabel_y, f.xlabel,
+                     black, ts);
+  for (size_t i = 0; i < yt.size(); ++i) {
+    if (yt[i] < std::min(f.y0, f.y1) - 1e-12 || yt[i] > std::max(f.y0, f.y1) + 1e-12) continue;
+    const int y = top + int(std::lround((f.y1 - yt[i]) / (f.y1 - f.y0) * (raster.h - 1)));
+    for (int x = left - 6; x < left; ++x) std::copy(black, black + 3, im.px(x, y));
+    explain::draw_text(im, left - 8 - explain::text_width(yl[i], ts), std::max(0, y - 6), yl[i], black, ts);
+  }
+  if (ylabel) explain::draw_text(im, 4, 6 + line, f.ylabel, black, ts);  // the y axis's name, above its ticks
+  for (size_t b = 0, y = top; b < f.band_labels.size() && b < f.band_heights.size(); y += f.band_heights[b++])
+    explain::draw_text(im, 4, int(y) + std::max(0, f.band_heights[b] / 2 - 7), f.band_labels[b], black, ts);
+  int x = left, y = xlabel_y + line + 8;
+  for (int k : shown) {
+    for (int dy = 0; dy < 14; ++dy)
+      for (int dx = 0; dx < 14; ++dx) std::copy(kClassColors[k % 10], kClassColors[k % 10] + 3, im.px(x + dx, y + dy));
+    explain::draw_text(im, x + 18, y, classes[k], black, ts);
+    x += 18 + explain::text_width(classes[k], ts) + 16;
+  }
+  return im;
+}
 
 void disc(explain::Image& im, int cx, int cy, int r, const uint8_t fill[3]) {
   static const uint8_t black[3] = {0, 0, 0};
@@ -204,10 +271,19 @@ void write_feature_images(const Graph& g, const ob::Region& R, const std::vector
   const Shape s = g.input_shape();
   const int K = g.classes(), D = int(s.numel());
   const int scale = std::max(1, 112 / std::max(s[1], s[2]));
+  // One colour scale for every panel (each was scaled to its own maximum, so panels could not be
+  // compared), shown by the colorbar: the largest |Σ_channels value| of them all.
+  explain::HeatmapOptions ho;
+  for (int k = 0; k <= K; ++k) {
+    const std::vector<float> v = k < K ? std::vector<float>(R.W.data() + size_t(k) * D, R.W.data() + size_t(k + 1) * D)
+                                       : ob::feature_difference(R, c1, c2);
+    for (float m : explain::reduce_channels(Tensor::from(s, v), true)) ho.scale = std::max(ho.scale, double(std::fabs(m)));
+  }
+  if (!(ho.scale > 0)) ho.scale = 1;
   std::vector<explain::Image> row;
   std::vector<std::string> labels;
   auto add = [&](const std::vector<float>& values, const std::string& file, const std::string& label) {
-    explain::Image im = explain::heatmap(Tensor::from(s, values));
+    explain::Image im = explain::heatmap(Tensor::from(s, values), ho);
     im = explain::resize_nearest(im, im.w * scale, im.h * scale);
     save(dir + "/" + file, im);
     files.push_back(file);
@@ -220,7 +296,10 @@ void write_feature_images(const Graph& g, const ob::Region& R, const std::vector
   add(ob::feature_difference(R, c1, c2), "W_" + std::to_string(c1) + "_minus_" + std::to_string(c2) + ".png",
       classes[c1] + "-" + classes[c2]);
   const explain::Image& last = row.back();
-  save(dir + "/features.png", explain::grid({row}, labels, {"rows of W_x, and W_c - W_c'"}, last.w, last.h));
+  const explain::Image panels = explain::grid({row}, labels, {"rows of W_x, and W_c - W_c'"}, last.w, last.h);
+  save(dir + "/features.png",
+       explain::beside(panels, {explain::colorbar_image("bwr", -ho.scale, ho.scale, std::max(120, panels.h - 20),
+                                                        "weight")}));
   files.push_back("features.png");
 }
 
@@ -282,8 +361,12 @@ void write_line(const RegionsArgs& a, Model& model, const Inputs& in) {
             {"decision_changes", w.decision_changes}, {"degenerate_pieces", w.degenerate}};
   write_json(a.out + "/line.json", j);
   // The strip: top band one color per region, bottom band the predicted class, black ticks at
-  // decision changes.
+  // decision changes; framed with the segment's ends, t and the classes' colours.
   const int W = 1000, H = 60;
+  std::vector<int> shown;
+  for (auto& p : w.pieces)
+    if (p.label >= 0 && std::find(shown.begin(), shown.end(), p.label) == shown.end()) shown.push_back(p.label);
+  std::sort(shown.begin(), shown.end());
   explain::Image im(W, H);
   size_t k = 0;
   for (int x = 0; x < W; ++x) {
@@ -299,7 +382,13 @@ void write_line(const RegionsArgs& a, Model& model, const Inputs& in) {
     const int x = std::clamp(int(t * W), 0, W - 1);
     for (int y = 0; y < H; ++y) std::fill(im.px(x, y), im.px(x, y) + 3, 0);
   }
-  save(a.out + "/line.png", im);
+  Frame f;
+  f.title = "Linear regions along " + in.names[0] + " -> " + in.names[1] + " (black: class changes)";
+  f.xlabel = "t (0: " + in.names[0] + ", 1: " + in.names[1] + ")";
+  f.yaxis = false;
+  f.band_labels = {"region", "class"};
+  f.band_heights = {42, 18};
+  save(a.out + "/line.png", framed(im, f, shown, model_classes(model)));
   std::printf("line %s -> %s: %zu pieces, %d regions, %d distinct affine maps, %zu class changes\n",
               in.names[0].c_str(), in.names[1].c_str(), w.pieces.size(), w.regions, w.affine_maps,
               w.decision_changes.size());
@@ -440,7 +529,21 @@ void write_plane(const RegionsArgs& a, Model& model, const Inputs& in) {
   std::vector<int> lab;
   size_t missing = 0;
   const std::vector<uint64_t> pixel_id = pixel_ids(g, P, S, W, H, lab, missing);
-  save(a.out + "/plane.png", draw_plane(P, pixel_id, lab, W, H, pts, two_d));
+  std::vector<int> shown;
+  for (int l : lab)
+    if (l >= 0 && std::find(shown.begin(), shown.end(), l) == shown.end()) shown.push_back(l);
+  std::sort(shown.begin(), shown.end());
+  Frame f;
+  f.title = "Linear regions (colours) and decision boundaries (black)";
+  f.x0 = P.u0, f.x1 = P.u1, f.y0 = P.v0, f.y1 = P.v1;
+  if (two_d) {
+    f.xlabel = "feature 0 (model input space)";
+    f.ylabel = "feature 1";
+  } else {
+    f.xlabel = "u: from " + in.names[0] + " (0) to " + in.names[1] + " (1)";
+    f.ylabel = "v: from " + in.names[0] + " (0) to " + in.names[2] + " (1)";
+  }
+  save(a.out + "/plane.png", framed(draw_plane(P, pixel_id, lab, W, H, pts, two_d), f, shown, model_classes(model)));
   double area = 0;
   for (auto& q : S.regions) area += q.area();
   json j = {{"model", a.model},

@@ -92,7 +92,7 @@ Image heatmap(const Tensor& attribution, const HeatmapOptions& o, const Tensor* 
   chw_dims(attribution, C, H, W);
   std::vector<float> m = reduce_channels(attribution, o.is_signed);
   const double p = o.percentile >= 0 ? o.percentile : o.is_signed ? 100.0 : 99.5;
-  double scale = abs_percentile(m, p);
+  double scale = o.scale > 0 ? o.scale : abs_percentile(m, p);
   if (!(scale > 0)) scale = 1;  // an all-zero map stays white/black
   std::string cmap = o.colormap.empty() ? (o.is_signed ? "bwr" : "hot") : o.colormap;
   if (cmap != "bwr" && cmap != "gray" && cmap != "hot")

@@ -30,6 +30,8 @@ struct HeatmapOptions {
   std::string colormap;     // "bwr" (signed) | "gray" | "hot"; empty: bwr for signed, hot for unsigned
   double percentile = -1;   // scale = this percentile of |values|; < 0: 100 (signed) / 99.5 (unsigned)
   float overlay = 0.f;      // > 0: blend over the input with this alpha (needs the input)
+  double scale = 0;         // > 0: the |value| at the colormap's end, in place of the percentile
+                            // (one scale for maps drawn side by side, with one colorbar)
 };
 
 // The colour of a colormap at t, which is clamped: "bwr" takes t in [-1, 1] (blue, white at 0, red),
