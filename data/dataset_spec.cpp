@@ -172,6 +172,8 @@ Source resolve(const std::string& spec_in) {
     if (int64_t(s.h) * s.w > kMaxImagePixels)
       throw DataError(spec + ": h x w = " + std::to_string(int64_t(s.h) * s.w) + " pixels, more than images may have (" +
                       std::to_string(kMaxImagePixels) + ")");
+    std::error_code ec;
+    if (!fs::exists(s.dir, ec)) throw DataError(spec + ": " + s.dir + " not found");  // FileNotFoundError in Python
     if (!detail::is_dir(s.dir)) throw DataError(spec + ": " + s.dir + " is not a directory");
     s.split_dirs = detail::is_dir((fs::path(s.dir) / "train").string()) && detail::is_dir((fs::path(s.dir) / "test").string());
     return s;

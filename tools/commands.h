@@ -29,6 +29,9 @@ void add_registered_commands(Command& app);
 // Presets and architectures come initialized (seeded) and carry no metadata.
 // Errors name `flag`.
 Model open_model(const std::string& spec, uint64_t seed = 42, const std::string& flag = "--model");
+// An architecture text rather than a file name: it has layer parentheses and is no .safetensors
+// ("input_model.safetensors", missing, was parsed as an architecture).
+bool is_architecture_text(const std::string& spec);
 // A model file, its stored normalization checked against its input.
 Model open_model_file(const std::string& path);
 

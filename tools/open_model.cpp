@@ -56,6 +56,12 @@ Model open_model_file(const std::string& path) {
   return m;
 }
 
+bool is_architecture_text(const std::string& spec) {
+  const std::string ext = ".safetensors";
+  const bool named_file = spec.size() >= ext.size() && spec.compare(spec.size() - ext.size(), ext.size(), ext) == 0;
+  return spec.find('(') != std::string::npos && !named_file;
+}
+
 Model open_model(const std::string& spec, uint64_t seed, const std::string& flag) {
   // A path that exists is a file, whatever its name ("model (copy).safetensors", "input.safetensors").
   std::error_code ec;
@@ -68,7 +74,7 @@ Model open_model(const std::string& spec, uint64_t seed, const std::string& flag
                                   " for the file, or rename it to use the preset");
     return {make_preset(spec, {}, 0, seed), {}};
   }
-  if (!exists && (spec.find('(') != std::string::npos || spec.rfind("input", 0) == 0)) {
+  if (!exists && is_architecture_text(spec)) {
     Graph g = graph_from_text(spec);
     g.init(seed);
     return {std::move(g), {}};

@@ -307,7 +307,7 @@ py::dict dissect_py(PyModel& pm, py::handle images, py::handle masks, std::vecto
   s.x = tensor_arg(images, g.input_shape(), "images");
   if (concepts.empty()) throw py::value_error("dissect(concepts=...): at least one concept name");
   std::vector<std::string> cats = categories_a.is_none() ? std::vector<std::string>(concepts.size(), "concept")
-                                                         : categories_a.cast<std::vector<std::string>>();
+                                                         : names_arg(categories_a, "dissect(categories=...)", false);
   if (cats.size() != concepts.size())
     throw py::value_error("dissect(categories=...): " + std::to_string(cats.size()) + " categories for " +
                           std::to_string(concepts.size()) + " concepts (one per concept)");
@@ -387,7 +387,7 @@ py::dict attack_py(PyModel& pm, py::handle x_a, const std::string& method, py::h
   if (!eps_a.is_none()) {  // as --eps: the attack's epsilon (or radius), printed as the command prints it
     if (eps_key.empty()) throw py::value_error("attack(eps=...): " + method + " has no epsilon (it looks for the smallest change)");
     if (params.count(eps_key)) throw py::value_error("attack(): eps and " + eps_key + " both given; give one");
-    const double e = eps_a.cast<double>();
+    const double e = number_arg(eps_a, "attack(eps=...)");
     if (!std::isfinite(e) || e < 0) throw py::value_error("attack(eps=" + std::string(py::repr(eps_a)) + "): expected a finite number >= 0 (pixels)");
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.9g", e);

@@ -97,6 +97,37 @@ int int_arg(py::handle v, const std::string& what) {
   return int(k);
 }
 
+double number_arg(py::handle v, const std::string& what) {
+  if (py::isinstance<py::bool_>(v) || py::isinstance(v, py::module_::import("numpy").attr("bool_")))
+    throw py::type_error(what + ": a number, not a bool");
+  const bool scalar_array = py::isinstance<py::array>(v) && py::cast<py::array>(v).ndim() == 0;
+  if (py::isinstance<py::str>(v) || (py::isinstance<py::array>(v) && !scalar_array) ||
+      !(PyFloat_Check(v.ptr()) || PyIndex_Check(v.ptr()) || PyNumber_Check(v.ptr())))
+    throw py::type_error(what + ": a number, not " + std::string(py::str(py::type::of(v))));
+  try {
+    return py::float_(py::reinterpret_borrow<py::object>(v)).cast<double>();
+  } catch (const py::error_already_set&) {
+    throw py::type_error(what + ": a number, not " + std::string(py::repr(v)));
+  }
+}
+
+std::vector<std::string> names_arg(py::handle v, const std::string& what, bool one_str) {
+  if (py::isinstance<py::str>(v)) {
+    if (one_str) return {v.cast<std::string>()};
+    throw py::type_error(what + ": a list of names, not the str " + std::string(py::repr(v)));
+  }
+  std::vector<std::string> out;
+  if (py::isinstance<py::list>(v) || py::isinstance<py::tuple>(v))
+    for (py::handle item : v) {
+      if (!py::isinstance<py::str>(item))
+        throw py::type_error(what + ": names are str, not " + std::string(py::repr(item)));
+      out.push_back(item.cast<std::string>());
+    }
+  else
+    throw py::type_error(what + ": a list of names, not " + std::string(py::str(py::type::of(v))));
+  return out;
+}
+
 std::vector<int> labels_arg(py::handle y, int n, const std::string& what, int lowest) {
   // A column [N, 1] is read as the command reads a label file of that shape; other shapes are refused.
   // Lists go through numpy too: pybind11 alone turned [np.float32(2.9)] into 2 and [True] into 1.

@@ -99,6 +99,14 @@ std::vector<int> labels_arg(py::handle y, int n, const std::string& what, int lo
 // value past 32 bits a ValueError, each naming `what`.
 int int_arg(py::handle v, const std::string& what);
 
+// One number (a Python or NumPy int or float, or a 0-d array): bools, strings and arrays of more
+// values are a TypeError naming `what` (pybind11's cast took True as 1 and named nothing).
+double number_arg(py::handle v, const std::string& what);
+
+// Names: a list (or tuple) of str, or with `one_str` a single str as one name. Other types are a
+// TypeError naming `what` (a str where a list is due would be read character by character).
+std::vector<std::string> names_arg(py::handle v, const std::string& what, bool one_str);
+
 // A path argument: str or os.PathLike.
 std::string path_arg(py::handle p);
 

@@ -343,8 +343,8 @@ Dataset train_data(py::handle data, int model_classes) {
 
 // train(model, data, epochs=1, progress=None, **settings): trains in place (as `glassbox train`,
 // same defaults: Adam 1e-3 (1e-2 for toy2d, and nam on flat data), cosine, batch 64,
-// normalization by the training set's mean/std, which the model keeps). progress(dict) is called after each epoch; returning False stops. Returns the
-// epochs' statistics. Ctrl-C stops at the end of the running epoch, keeps the epochs done (as a
+// normalization by the training set's mean/std, which the model keeps). progress(dict) is called
+// after each epoch; returning False stops. Returns the epochs' statistics. Ctrl-C stops at the end of the running epoch, keeps the epochs done (as a
 // PyTorch loop would) and raises KeyboardInterrupt; any other failure restores the weights.
 py::list train_py(PyModel& pm, py::handle data, int epochs, py::object progress, py::kwargs kwargs) {
   if (epochs < 1 || epochs > 10000) throw py::value_error("train(epochs=" + std::to_string(epochs) + "): expected 1..10000");
@@ -422,7 +422,9 @@ py::list train_py(PyModel& pm, py::handle data, int epochs, py::object progress,
     }
     if (progress.is_none()) return true;
     py::object r = progress(st);
-    return r.is_none() || r.cast<bool>();
+    if (r.is_none() || py::isinstance<py::bool_>(r)) return r.is_none() || r.cast<bool>();
+    throw py::type_error("train(progress=...): the callback returns None, True or False (False stops), not " +
+                         std::string(py::str(py::type::of(r))));
   };
   {
     py::gil_scoped_release nogil;

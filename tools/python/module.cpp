@@ -33,7 +33,7 @@ namespace {
 
 std::shared_ptr<PyModel> load(py::handle spec_arg, uint64_t seed) {
   const std::string spec = path_arg(spec_arg);
-  const bool file = !is_preset(spec) && spec.find('(') == std::string::npos && spec.rfind("input", 0) != 0;
+  const bool file = !is_preset(spec) && !is_architecture_text(spec);
   if (file && !std::filesystem::exists(spec)) {
     std::string presets;
     for (auto& n : preset_names()) presets += (presets.empty() ? "" : ", ") + n;
@@ -114,12 +114,8 @@ py::list layers(const PyModel& pm) {
 }
 
 // {layer name: [N, layer shape...]} for the named layers (a name or a list of names).
-py::dict activations(PyModel& pm, py::handle x_arg, py::handle names_arg) {
-  std::vector<std::string> names;
-  if (py::isinstance<py::str>(names_arg))
-    names.push_back(names_arg.cast<std::string>());
-  else
-    names = names_arg.cast<std::vector<std::string>>();
+py::dict activations(PyModel& pm, py::handle x_arg, py::handle layers_a) {
+  const std::vector<std::string> names = names_arg(layers_a, "activations(layers=...)", true);
   if (names.empty()) throw py::value_error("activations(layers=[]): name at least one layer (model.layers)");
   std::vector<int> nodes;
   for (auto& n : names) nodes.push_back(pm.m.graph.at(n));

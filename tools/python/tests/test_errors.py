@@ -333,7 +333,7 @@ def test_numpy_integers_are_targets(model, inputs):
     assert np.array_equal(glassbox.explain(model, inputs, np.array([2, 2, 2]), "saliency"), a)
     with pytest.raises(ValueError, match="outside the model's classes"):
         glassbox.explain(model, inputs, 2**63, "saliency")
-    with pytest.raises(TypeError, match="wrong type"):
+    with pytest.raises(TypeError, match=r"activations\(layers=...\): a list of names"):
         model.activations(inputs, 5)
 
 
@@ -351,6 +351,8 @@ def test_images_without_pixels_and_bad_heatmap_settings(tmp_path):
     (tmp_path / "file").write_bytes(b"x")
     with pytest.raises(NotADirectoryError, match="file is not a directory"):
         glassbox.datasets.load(f"images:{tmp_path / 'file'}")
+    with pytest.raises(FileNotFoundError, match="nowhere not found"):  # was NotADirectoryError
+        glassbox.datasets.load(f"images:{tmp_path / 'nowhere'}")
     (tmp_path / "folder.png").mkdir()
     with pytest.raises(IsADirectoryError, match="folder.png: is not a regular file"):  # as save() says it
         glassbox.write_png(tmp_path / "folder.png", np.zeros((4, 5, 3), np.uint8))
@@ -539,3 +541,26 @@ def test_training_inputs_that_were_taken_silently(tmp_path):
         (tmp_path / "bad.safetensors").write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + n:])
         with pytest.raises(ValueError, match="glassbox.normalize"):
             glassbox.load(tmp_path / "bad.safetensors")
+
+
+def test_arguments_of_the_wrong_type_are_named(model, inputs, tmp_path):
+    """pybind11's casts said "Unable to cast Python instance" without the argument, took eps=True as
+    1.0, and a missing "input_....safetensors" was parsed as an architecture."""
+    with pytest.raises(TypeError, match=r"activations\(layers=...\): a list of names, not <class 'int'>"):
+        model.activations(inputs, 3)
+    assert list(model.activations(inputs, ("conv1",))) == ["conv1"]
+    x = np.random.default_rng(1).random((1, 1, 16, 16), dtype=np.float32)  # pixels in [0, 1]
+    for eps, text in [("0.1", "a number, not <class 'str'>"), (np.array([0.1, 0.2]), "a number, not"),
+                      (True, "a number, not a bool")]:
+        with pytest.raises(TypeError, match=r"attack\(eps=...\): " + text):
+            glassbox.attack(model, x, "fgsm", eps=eps)
+    a = glassbox.attack(model, x, "fgsm", eps=np.float32(0.1))
+    b = glassbox.attack(model, x, "fgsm", eps=0.1)
+    assert np.array_equal(a["adversarial"], b["adversarial"])
+    masks = np.zeros((2, 1, 16, 16), np.uint8)
+    with pytest.raises(TypeError, match=r"dissect\(categories=...\): a list of names, not the str 'abc'"):
+        glassbox.dissect(model, inputs[:2], masks, ["a"], categories="abc")
+    with pytest.raises(TypeError, match=r"train\(progress=...\): the callback returns None, True or False"):
+        glassbox.train(glassbox.load("toy2d"), "toy:moons", 1, progress=lambda st: np.array([1, 2]))
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        glassbox.load(tmp_path / "input_model.safetensors")
