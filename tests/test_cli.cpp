@@ -1782,3 +1782,24 @@ TEST_CASE("cli: regions' strip and plane figures are framed: title, axis, ticks 
   CHECK(pw > 200 + 40);  // room for the y ticks
   CHECK(ph > 200 + 60);  // the title, the x ticks, its name and the legend
 }
+
+TEST_CASE("cli: bench --json - is JSON lines alone; a torch-less Python or a missing --json folder fail before timing") {
+  Scratch s;
+  const std::string base = "bench --models mlp --no-explain --no-regions --no-families --seconds 0.02";
+  Run r = glassbox(s, base + " --json -");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  std::istringstream lines(r.out);
+  int rows = 0;
+  for (std::string line; std::getline(lines, line); ++rows)
+    CHECK_MESSAGE(nlohmann::json::accept(line), line);  // the table went to stdout before the rows
+  CHECK(rows == 2);  // mlp's train and infer
+  CHECK(contains(r.err, "glassbox bench:"));
+  r = glassbox(s, base + " --compare-torch --python /bin/false");
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "--compare-torch: '/bin/false "), r.err);
+  CHECK_MESSAGE(contains(r.err, "that Python cannot run the baseline"), r.err);
+  CHECK_MESSAGE(!contains(r.out + r.err, "train"), r.out);  // nothing was timed
+  r = glassbox(s, base + " --json " + (s / "missing/rows.json"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "its folder " + (s / "missing") + " does not exist"), r.err);
+}

@@ -38,6 +38,8 @@ double calls_per_second(const std::function<void()>& fn, double budget);
 double items_per_second(const std::function<void()>& fn, double items, double budget);
 // Seeded uniform noise in [0, 1): throughput does not depend on the pixel values.
 Tensor bench_noise(const Shape& s, uint64_t seed);
+// Whether `python script --help` runs (a script that imports torch first fails without it).
+bool python_script_starts(const std::string& python, const std::string& script);
 // Runs `python script args` and returns its JSON lines (one object per line; other lines go to
 // stderr), with glibc's malloc told to keep freed memory in the process (PyTorch's speed on a
 // virtual machine depends on it; see bench_common.cpp). Throws naming the command when it fails

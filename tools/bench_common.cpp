@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include <sys/wait.h>
+
 #include <nlohmann/json.hpp>
 
 #include "engine/rng.h"
@@ -61,6 +63,10 @@ static std::string shell_word(const std::string& text) {
   return q + "'";
 }
 
+bool python_script_starts(const std::string& python, const std::string& script) {
+  return std::system((python + " " + shell_word(script) + " --help >/dev/null 2>&1").c_str()) == 0;
+}
+
 std::vector<std::string> run_python(const std::string& python, const std::string& script, const std::string& args) {
   keep_freed_memory_in_process();
   const std::string cmd = python + " " + shell_word(script) + " " + args;  // --python may be a command line
@@ -78,8 +84,11 @@ std::vector<std::string> run_python(const std::string& python, const std::string
       std::fputs(line.c_str(), stderr);
     line.clear();
   }
-  if (pclose(p) != 0 || lines.empty())
-    throw std::runtime_error("'" + cmd + "' failed; it needs Debian's python3-torch (apt-get install python3-torch)");
+  const int status = pclose(p);
+  if (status != 0)  // its own messages went to stderr above
+    throw std::runtime_error("'" + cmd + "' failed (exit " +
+                             std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : 128) + "; see its messages above)");
+  if (lines.empty()) throw std::runtime_error("'" + cmd + "' printed no rows (see its messages above)");
   return lines;
 }
 

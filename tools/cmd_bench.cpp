@@ -9,6 +9,8 @@
 #include <functional>
 #include <iostream>
 #include <map>
+
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <vector>
@@ -207,8 +209,18 @@ std::vector<int> check_bench_flags(const BenchOpts& o) {
   if (!o.json_path.empty() && o.json_path != "-" && std::filesystem::exists(o.json_path, ec) &&
       !std::filesystem::is_regular_file(o.json_path, ec))
     throw std::invalid_argument("--json " + o.json_path + ": is not a regular file (a folder, device or pipe)");
+  if (!o.json_path.empty() && o.json_path != "-") {
+    const std::filesystem::path parent = std::filesystem::path(o.json_path).parent_path();
+    if (!parent.empty() && !std::filesystem::is_directory(parent, ec))
+      throw std::invalid_argument("--json " + o.json_path + ": its folder " + parent.string() + " does not exist");
+  }
   if (o.compare_torch && !std::filesystem::is_regular_file(o.script, ec))
     throw std::invalid_argument("--torch-script " + o.script + ": no such file");
+  // Before minutes of timing: the script must start in that Python (it imports torch first; the
+  // rows measured were lost when it failed after them).
+  if (o.compare_torch && !python_script_starts(o.python, o.script))
+    throw std::invalid_argument("--compare-torch: '" + o.python + " " + o.script + " --help' fails: that Python "
+                                "cannot run the baseline (install Debian's python3-torch, or give --python)");
   return batches;
 }
 
@@ -227,7 +239,8 @@ void add_bench_command(Command& app) {
                   "batch size for occlusion, RISE, LIME and Score-CAM (each image costs hundreds of forwards)")
       ->capture_default_str()
       ->check(int_in(1, 65536));
-  cmd->add_option("--seconds", o->seconds, "time per measurement (above 0, at most an hour)")
+  cmd->add_option("--seconds", o->seconds, "time budget of a measurement (above 0, at most an hour): a warm-up call, then the best of 5 "
+                  "rounds of budget/5 each, every round at least one call (a slower call sets the pace)")
       ->capture_default_str()
       ->check(finite(0, 3600, true, false));
   cmd->add_flag("--compare-torch", o->compare_torch, "also time PyTorch (python3-torch) and print the ratios");
@@ -238,11 +251,20 @@ void add_bench_command(Command& app) {
   cmd->add_flag("--gemm", o->gemm,
                 "also time the CIFAR-size presets' GEMM shapes on one thread (GFLOP/s): OpenBLAS, and glassbox's "
                 "AVX-512 kernel on CPUs that have AVX-512; and resnet8's stride-2 conv weight gradients (samples/s)");
-  cmd->add_option("--json", o->json_path, "write the rows as JSON lines to this file ('-': stdout)");
+  cmd->add_option("--json", o->json_path, "write the rows as JSON lines to this file ('-': stdout, and the table to "
+                                          "stderr)");
   cmd->add_option("--python", o->python, "Python with torch, for --compare-torch")->capture_default_str();
   cmd->add_option("--torch-script", o->script, "the PyTorch baseline script")->capture_default_str();
   cmd->callback([o] {
     const std::vector<int> explain_batches = check_bench_flags(*o);  // before any timing
+    // --json -: stdout carries the JSON lines only (jq failed on the table before them), so
+    // everything printed goes to stderr and the JSON to the original stdout at the end.
+    int json_fd = -1;
+    if (o->json_path == "-") {
+      std::fflush(stdout);
+      json_fd = ::dup(1);
+      ::dup2(2, 1);
+    }
     std::vector<Row> rows;
     auto report = [&](const Row& r) {
       rows.push_back(r);
@@ -336,8 +358,32 @@ void add_bench_command(Command& app) {
       for (const auto& [name, run] : registered_benches())
         if (wanted.empty() || std::find(wanted.begin(), wanted.end(), name) != wanted.end()) run(ctx);
     }
+    auto write_rows = [&] {
+      if (o->json_path.empty()) return;
+      std::ostringstream js;
+      for (auto& r : rows)
+        js << nlohmann::json{{"model", r.model}, {"what", r.what}, {"detail", r.detail}, {"batch", r.batch},
+                             {"per_second", r.rate}, {"threads", threads()}, {"blas", blas_core()},
+                             {"gemm", own_gemm_active() ? "glassbox-avx512" : "openblas"}}
+                  .dump()
+           << "\n";
+      if (o->json_path == "-") {
+        const std::string text = js.str();
+        std::fflush(stdout);
+        if (::write(json_fd, text.data(), text.size()) != ssize_t(text.size()))
+          throw std::runtime_error("--json -: cannot write to stdout");
+        ::close(json_fd);
+      } else
+        atomic_write(o->json_path, js.str());
+    };
     if (o->compare_torch && !split_list(o->models, "--models").empty()) {  // (the families compare their own rows above)
-      auto torch = torch_rates(o->models, o->train_batch, o->infer_batch, 64, o->seconds, o->python, o->script);
+      std::map<std::string, double> torch;
+      try {
+        torch = torch_rates(o->models, o->train_batch, o->infer_batch, 64, o->seconds, o->python, o->script);
+      } catch (...) {
+        write_rows();  // the rows measured so far are kept
+        throw;
+      }
       // PyTorch runs in this environment: its own BLAS calls (when it uses OpenBLAS) get the same kernels.
       std::printf("\nglassbox vs PyTorch (%d thread(s), the same environment; ratio > 1: glassbox is faster)\n",
                   threads());
@@ -355,19 +401,7 @@ void add_bench_command(Command& app) {
       }
       rows.insert(rows.end(), ratios.begin(), ratios.end());
     }
-    if (!o->json_path.empty()) {
-      std::ostringstream js;
-      for (auto& r : rows)
-        js << nlohmann::json{{"model", r.model}, {"what", r.what}, {"detail", r.detail}, {"batch", r.batch},
-                             {"per_second", r.rate}, {"threads", threads()}, {"blas", blas_core()},
-                             {"gemm", own_gemm_active() ? "glassbox-avx512" : "openblas"}}
-                  .dump()
-           << "\n";
-      if (o->json_path == "-")
-        std::cout << js.str();
-      else
-        atomic_write(o->json_path, js.str());
-    }
+    write_rows();
   });
 }
 
