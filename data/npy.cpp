@@ -29,7 +29,7 @@ void uint8_to_unit(Tensor& t, const std::string& descr) {
 }
 
 bool is_channel_last(const Shape& s) {
-  return s.rank == 4 && (s[3] == 1 || s[3] == 3 || s[3] == 4) && s[3] < s[1] && s[2] > 1;
+  return s.rank == 4 && (s[3] == 1 || s[3] == 3 || s[3] == 4) && s[1] != 1 && s[1] != 3 && s[3] < s[1] && s[2] > 1;
 }
 
 Tensor channel_last_to_nchw(const Tensor& x) {

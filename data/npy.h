@@ -33,8 +33,9 @@ bool is_uint8(const std::string& descr);
 // Pixels read from an array of dtype `descr`: uint8 (0..255) divided by 255, other dtypes as they are.
 void uint8_to_unit(Tensor& t, const std::string& descr);
 // True for a 4-D shape read as [N,H,W,C] (TensorFlow/PIL layout): the last dimension is 1, 3 or 4
-// and smaller than the second, and the third is above 1 ([N,28,28,1], [N,32,32,3], [N,4,5,3]).
-// Equal sizes ([N,4,4,4]) and [N,C,1,1] features stay NCHW: those were transposed by mistake.
+// and smaller than the second, the second is not 1 or 3 (an NCHW gray or RGB count), and the third
+// is above 1 ([N,28,28,1], [N,32,32,3], [N,4,5,3]). Equal sizes ([N,4,4,4]) and [N,C,1,1]
+// features stay NCHW: those were transposed by mistake.
 bool is_channel_last(const Shape& s);
 Tensor channel_last_to_nchw(const Tensor& x);  // [N,H,W,C] → [N,C,H,W]
 void write_npy_u8(const std::string& path, const std::vector<int64_t>& shape, const uint8_t* data);

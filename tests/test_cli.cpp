@@ -1727,6 +1727,10 @@ TEST_CASE("cli: occlusion's occluder is black by default, per channel on an RGB 
   CHECK(read_file(s / "o0/in_0_occlusion.npy") == read_file(s / "o17/in_0_occlusion.npy"));
   CHECK(read_file(s / "o0/in_0_occlusion.npy") != read_file(s / "o16/in_0_occlusion.npy"));
   CHECK(contains(read_file(s / "o0/summary.json"), R"("baseline": "black")"));
+  // completeness measures occlusion from its own (per-channel) occluder: it read one number only.
+  r = glassbox(s, "evaluate --model " + model + " --input " + (s / "in.npy") + " --target 0 --method occlusion,integrated-gradients "
+                  "--metric completeness --out " + (s / "ev"));
+  CHECK_MESSAGE(r.status == 0, r.err);
 
   // A flat model's baseline goes through its normalization as its --input does: the same array
   // as input and baseline gives f(baseline) = f(x) (the baseline skipped the normalization).

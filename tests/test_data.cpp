@@ -529,7 +529,7 @@ TEST_CASE("npy:X,Y reads [N,4,4,4] and [N,C,1,1] as NCHW and [N,H,W,C] images ch
     return load_dataset("npy:" + t / "x.npy" + "," + t / "y.npy", "all").x;
   };
   // Read as NCHW, element for element (they were taken for channel-last and transposed).
-  for (const Shape& nchw : {Shape{5, 4, 4, 4}, Shape{5, 6, 1, 1}, Shape{5, 2, 3, 3}, Shape{5, 3, 4, 4}}) {
+  for (const Shape& nchw : {Shape{5, 4, 4, 4}, Shape{5, 6, 1, 1}, Shape{5, 2, 3, 3}, Shape{5, 3, 4, 4}, Shape{5, 3, 10, 1}}) {
     CAPTURE(nchw.str());
     Tensor x = load_x(nchw);
     CHECK(x.shape() == nchw);

@@ -113,8 +113,10 @@ explain::Image framed(const explain::Image& raster, const Frame& f, const std::v
   const int ts = 2, line = 14 * ts / 2 + 4;  // text scale 2: 14 px capitals
   int left = 16;
   for (const std::string& b : f.band_labels) left = std::max(left, explain::text_width(b, ts) + 12);
-  const std::vector<double> xt = explain::nice_ticks(std::min(f.x0, f.x1), std::max(f.x0, f.x1), 6);
-  const std::vector<double> yt = f.yaxis ? explain::nice_ticks(std::min(f.y0, f.y1), std::max(f.y0, f.y1), 6)
+  // About one tick per 60 pixels, so labels do not run into each other on a small raster.
+  const std::vector<double> xt = explain::nice_ticks(std::min(f.x0, f.x1), std::max(f.x0, f.x1), std::clamp(raster.w / 60, 2, 6));
+  const std::vector<double> yt = f.yaxis ? explain::nice_ticks(std::min(f.y0, f.y1), std::max(f.y0, f.y1),
+                                                               std::clamp(raster.h / 40, 2, 6))
                                          : std::vector<double>{};
   const std::vector<std::string> xl = explain::tick_labels(xt), yl = f.yaxis ? explain::tick_labels(yt)
                                                                               : std::vector<std::string>{};
@@ -128,7 +130,7 @@ explain::Image framed(const explain::Image& raster, const Frame& f, const std::v
   int legend_w = 0;
   for (int k : shown) legend_w += 18 + explain::text_width(classes[k], ts) + 16;
   const int width = std::max({left + raster.w + 24, left + legend_w + 8, explain::text_width(f.title, ts) + 12,
-                              explain::text_width(f.ylabel, ts) + 12});
+                              explain::text_width(f.ylabel, ts) + 12, left + explain::text_width(f.xlabel, ts) + 12});
   const int bottom = 8 + line + 4 + line + 8 + legend_rows * (line + 8);
   explain::Image im(width, top + raster.h + bottom);
   for (int y = 0; y < raster.h; ++y)

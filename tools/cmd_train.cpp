@@ -98,6 +98,7 @@ void run_train(const TrainArgs& a) {
     m = open_model(a.model, a.seed);
   }
   check_fits(m.graph, train);
+  check_class_names(train.class_names, m.graph.classes(), "--data " + a.data + ": its classes");
   if (train.classes() < 2)  // one softmax output has no gradient: nothing would be learnt
     throw std::invalid_argument("--data " + a.data + ": every training sample is of one class; a classifier needs two");
 

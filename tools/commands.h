@@ -29,6 +29,10 @@ void add_registered_commands(Command& app);
 // Presets and architectures come initialized (seeded) and carry no metadata.
 // Errors name `flag`.
 Model open_model(const std::string& spec, uint64_t seed = 42, const std::string& flag = "--model");
+// Class names a model can store (glassbox.classes): distinct, one line each, no more than its
+// outputs (fewer are numbered on); DataError starting with `what` otherwise. Checked at load and
+// before training, so glassbox never writes a model it would refuse to read.
+void check_class_names(const std::vector<std::string>& names, int outputs, const std::string& what);
 // An architecture text rather than a file name: it has layer parentheses and is no .safetensors
 // ("input_model.safetensors", missing, was parsed as an architecture).
 bool is_architecture_text(const std::string& spec);

@@ -11,29 +11,32 @@
 
 namespace gb {
 
-namespace {
-
-// glassbox.classes, when present: a list of distinct one-line names, no more than the outputs
-// (fewer are numbered on). Unreadable names used to fall back to numbers without a word.
-void check_class_names(const Model& m, const std::string& path) {
-  auto it = m.metadata.find("glassbox.classes");
-  if (it == m.metadata.end()) return;
-  auto fail = [&](const std::string& why) { throw DataError(path + ": glassbox.classes " + why); };
-  std::vector<std::string> names;
-  try {
-    names = nlohmann::json::parse(it->second).get<std::vector<std::string>>();
-  } catch (const std::exception&) {
-    fail("is not a list of names: " + it->second.substr(0, 80));
-  }
-  if (names.size() > size_t(m.graph.classes()))
-    fail("has " + std::to_string(names.size()) + " names for the model's " + std::to_string(m.graph.classes()) +
-         " outputs");
+void check_class_names(const std::vector<std::string>& names, int outputs, const std::string& what) {
+  auto fail = [&](const std::string& why) { throw DataError(what + " " + why); };
+  if (names.size() > size_t(outputs))
+    fail("has " + std::to_string(names.size()) + " names for the model's " + std::to_string(outputs) + " outputs");
   std::set<std::string> seen;
   for (const std::string& n : names) {
     if (std::any_of(n.begin(), n.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; }))
       fail("name " + nlohmann::json(n).dump() + " holds a control character");
     if (!seen.insert(n).second) fail("repeats the name " + nlohmann::json(n).dump());
   }
+}
+
+namespace {
+
+// glassbox.classes, when present: a list of names check_class_names accepts. Unreadable names
+// used to fall back to numbers without a word.
+void check_stored_class_names(const Model& m, const std::string& path) {
+  auto it = m.metadata.find("glassbox.classes");
+  if (it == m.metadata.end()) return;
+  std::vector<std::string> names;
+  try {
+    names = nlohmann::json::parse(it->second).get<std::vector<std::string>>();
+  } catch (const std::exception&) {
+    throw DataError(path + ": glassbox.classes is not a list of names: " + it->second.substr(0, 80));
+  }
+  check_class_names(names, m.graph.classes(), path + ": glassbox.classes");
 }
 
 }  // namespace
@@ -52,7 +55,7 @@ Model open_model_file(const std::string& path) {
   if (!norm.empty() && in.rank >= 1 && norm.mean.size() != size_t(in[0]))
     throw DataError(path + ": glassbox.normalize has " + std::to_string(norm.mean.size()) + " channels, the model's input " +
                     in.str() + " has " + std::to_string(in[0]));
-  check_class_names(m, path);
+  check_stored_class_names(m, path);
   return m;
 }
 

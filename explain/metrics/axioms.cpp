@@ -41,12 +41,29 @@ Tensor method_baseline(const Explanation& e, const Tensor& x) {
   std::optional<std::string> declared = declared_baseline(e.method, e.params);
   if (auto it = e.params.find("baseline"); it != e.params.end()) declared = it->second;
   if (!declared) return {};
+  // One number, or one per channel (occlusion's V0,V1,... : black through a per-channel normalization).
   const std::string value = *declared;
-  char* end = nullptr;
-  const double v = std::strtod(value.c_str(), &end);
-  if (value.empty() || *end || !explain::float32_finite(v))
-    throw std::invalid_argument("completeness: the method's baseline=" + value + " is not a float32 number");
-  return Tensor(x.shape(), float(v));
+  std::vector<float> values;
+  for (size_t p = 0; p <= value.size();) {
+    const size_t q = std::min(value.find(',', p), value.size());
+    const std::string item = value.substr(p, q - p);
+    char* end = nullptr;
+    const double v = std::strtod(item.c_str(), &end);
+    if (item.empty() || *end || !explain::float32_finite(v))
+      throw std::invalid_argument("completeness: the method's baseline=" + value + " is not a float32 number (or one per channel)");
+    values.push_back(float(v));
+    p = q + 1;
+  }
+  const int C = x.rank() >= 2 ? x.dim(1) : 1;
+  if (values.size() != 1 && values.size() != size_t(C))
+    throw std::invalid_argument("completeness: the method's baseline=" + value + " has " + std::to_string(values.size()) +
+                                " values for inputs of " + std::to_string(C) + " channels");
+  Tensor b(x.shape(), values[0]);
+  const size_t plane = x.sample_size() / size_t(C);
+  for (int n = 0; n < x.batch(); ++n)
+    for (int c = 0; c < C; ++c)
+      std::fill_n(b.data() + (size_t(n) * C + c) * plane, plane, values[size_t(c) % values.size()]);
+  return b;
 }
 
 Evaluation completeness(Graph& g, const Tensor& x, const Target& t, const Explanation& e, ParamReader& r,

@@ -396,6 +396,7 @@ py::list train_py(PyModel& pm, py::handle data, int epochs, py::object progress,
   o.progress = verbose ? ProgressStyle::plain : ProgressStyle::quiet;
 
   Dataset d = train_data(data, pm.m.graph.classes());
+  check_class_names(d.class_names, pm.m.graph.classes(), "train(data=...): class_names");  // save() writes them
   // glassbox train's rule: toy2d, and nam on flat samples, train at 10x the rate by default.
   if (!lr_given && toy_defaults(pm.spec, d.x.shape().sample())) o.optimizer.lr *= 10;
   check_fits(pm.m.graph, d);

@@ -564,3 +564,17 @@ def test_arguments_of_the_wrong_type_are_named(model, inputs, tmp_path):
         glassbox.train(glassbox.load("toy2d"), "toy:moons", 1, progress=lambda st: np.array([1, 2]))
     with pytest.raises(FileNotFoundError, match="no such file"):
         glassbox.load(tmp_path / "input_model.safetensors")
+
+
+def test_class_names_a_model_could_not_store_are_refused_before_training(tmp_path):
+    """train() wrote repeated names, then load() refused the saved file."""
+    import types
+    d = types.SimpleNamespace(x=np.random.default_rng(0).random((40, 2), dtype=np.float32), y=np.arange(40) % 2,
+                              class_names=["a", "a"])
+    m = glassbox.load("toy2d")
+    with pytest.raises(ValueError, match=r"train\(data=...\): class_names repeats the name \"a\""):
+        glassbox.train(m, d, 1)
+    d.class_names = ["left", "right"]
+    glassbox.train(m, d, 1)
+    m.save(tmp_path / "m.safetensors")
+    assert glassbox.load(tmp_path / "m.safetensors").info()["metadata"]["glassbox.classes"] == '["left","right"]'
