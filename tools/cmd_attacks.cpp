@@ -387,6 +387,11 @@ void run_attack(const AttackArgs& a, const Command& c) {
         throw std::invalid_argument("--eps '" + a.eps + "': " + range);
       }
   refuse_unread_flags(a, params, c);
+  if (auto it = params.find("explanation"); it != params.end() &&
+      (it->second == "smoothgrad" || it->second == "smoothgrad-sq" || it->second == "vargrad"))
+    std::printf("note: %s draws each input's noise from its values, so the attacked and original maps differ by "
+                "its own variance too (explain/attacks/METHODS.md: compare with direction=random)\n",
+                it->second.c_str());
   if (a.explainer != "none") explain::method_info(a.explainer);  // unknown explanation methods fail before any work
   attacks::ParamReader(params, attacks::method_info(a.method));  // so do unknown keys
 

@@ -441,7 +441,8 @@ std::vector<explain::Params> route_method_params(const std::vector<std::string>&
 }
 
 // Defaults that depend on the model's normalization: the zB box (the pixel range [0, 1] through
-// the normalization, over all channels) and the baselines (black unless given), turned into
+// the normalization, over all channels: one scalar box, as the rule takes; under a per-channel
+// normalization it is wider than each channel's range, where Zennit would take per-channel bounds) and the baselines (black unless given), turned into
 // tensors for the methods that take one. Returns, per method, the baseline as given (for the
 // summary), empty where the method takes none.
 std::vector<std::string> resolve_baselines(const std::vector<std::string>& methods, const explain::Params& all,

@@ -280,7 +280,8 @@ void add_cam_methods(std::vector<Method>& registry) {
       {{"score-cam", "Score-CAM: activation maps as input masks, weighted by the target's softmax probability",
         {layer_param, {"batch", "256", "masked inputs per forward pass"}},
         "Wang et al. 2020, the official code's variant: weight_k = softmax_c(f(x ⊙ minmax(upsample(A^k)))) "
-        "(the paper's increase over a baseline is not subtracted); constant maps skipped; ReLU, then min-max to [0,1]." +
+        "(the paper's increase over a baseline is not subtracted); constant maps skipped; ReLU, then min-max to [0,1]. "
+        "A unit target (LAYER:C...) has no softmax: its raw value weights the maps, as RISE does." +
             kUpsample},
        [](Graph& g, const Tensor& x, const Target& t, ParamReader& pr) {
          require_images(x, "score-cam");

@@ -110,7 +110,8 @@ IgMethod ig_method(const std::string& name) {
 void ig_nodes(IgMethod m, int n, std::vector<double>& alphas, std::vector<double>& weights) {
   if (m == IgMethod::exact) throw std::invalid_argument("integrated-gradients: method=exact has no fixed nodes");
   if (n < 1 || (m == IgMethod::riemann_trapezoid && n < 2))
-    throw std::invalid_argument("integrated-gradients: n_steps=" + std::to_string(n) + " is too small");
+    throw std::invalid_argument("integrated-gradients: n_steps=" + std::to_string(n) + " is too small" +
+                                (m == IgMethod::riemann_trapezoid ? " (riemann_trapezoid needs 2 or more: both ends)" : ""));
   alphas.assign(n, 0);
   weights.assign(n, 1.0 / n);
   switch (m) {

@@ -339,10 +339,12 @@ const std::vector<RuleKind>& rule_table() {
       {"zbox",
        {{"low", "0",
          "zᴮ lower bound of the input domain, in the model's input space ('min': per-sample min; glassbox "
-         "explain's default: pixel 0 through the model's normalization)"},
+         "explain's default: pixel 0 through the model's normalization, the lowest over the channels: one "
+         "scalar box, wider than a channel's own range under a per-channel normalization, where Zennit "
+         "takes per-channel bounds)"},
         {"high", "1",
          "zᴮ upper bound of the input domain, in the model's input space ('max': per-sample max; glassbox "
-         "explain's default: pixel 1 through the model's normalization)"}},
+         "explain's default: pixel 1 through the model's normalization, the highest over the channels)"}},
        zbox_rule},
       {"wsquare", {},
        [](const Lin& lin, const RuleSpec&) {
