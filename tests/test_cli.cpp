@@ -1705,6 +1705,20 @@ TEST_CASE("cli: attack names files apart, refuses flags it would not read, and n
                       " --out " + (s / "o"));
   CHECK(r.status == 1);
   CHECK_MESSAGE(contains(r.err, "jsma: gamma=0.01 lets it change no pair of the 36 features"), r.err);
+  // Detection's default reference set is "up to 1000" images: a split of 10 was refused, naming
+  // --ref-index, which was not given.
+  r = glassbox(s, "attack --model " + model + " --method detect-explanation --param attack=fgsm --data npy:" +
+                      (s / "x.npy") + "," + (s / "y.npy") + " --index 0:2 --out " + (s / "det"));
+  CHECK_MESSAGE(r.status == 0, r.err);
+  CHECK_MESSAGE(contains(r.out, "(train split, 0:"), r.out);
+  // A flat model's range is unbounded: null in summary.json, and no .png is claimed.
+  r = glassbox(s, "train --model toy2d --data toy:moons --epochs 1 --quiet --out " + (s / "toy.safetensors"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  r = glassbox(s, "attack --model " + (s / "toy.safetensors") + " --method fgsm --data toy:moons --index 0:3 --out " +
+                      (s / "flat"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(contains(read_file(s / "flat/summary.json"), "\"pixel_range\": null"));
+  CHECK_MESSAGE(contains(r.out, "3 inputs' .npy, summary.json"), r.out);
 }
 
 TEST_CASE("cli: occlusion's occluder is black by default, per channel on an RGB model; flat baselines are normalized") {

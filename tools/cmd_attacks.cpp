@@ -416,7 +416,10 @@ void run_attack(const AttackArgs& a, const Command& c) {
     if (spec.empty())  // (read_inputs' "no inputs: give --input FILE..." named the wrong flag)
       throw std::invalid_argument(a.method + " needs " + (substitute ? "an initial set" : "a clean reference set") +
                                   ": give --ref-data SPEC (or --data SPEC)");
-    const std::string index = !a.ref_index.empty() ? a.ref_index : substitute ? "0:150" : "0:1000";
+    // The default is "up to" that many: a smaller split was refused under a flag the user never gave.
+    const int wanted = substitute ? 150 : 1000;
+    const std::string index = !a.ref_index.empty() ? a.ref_index
+                                                   : "0:" + std::to_string(std::min(wanted, load_dataset(spec, a.ref_split).size()));
     const Inputs held = read_inputs(model, {}, spec, index, a.ref_split, a.input_space, "--ref-index");
     q.data = held.x;
     q.data_labels = held.labels;
@@ -505,14 +508,16 @@ void run_attack(const AttackArgs& a, const Command& c) {
                             {"method", a.method},
                             {"params", nlohmann::json(static_cast<const std::map<std::string, std::string>&>(params))},
                             {"target", a.target},
-                            {"pixel_range", {q.pixels.lo, q.pixels.hi}},
+                            // unbounded (flat features): null, not [null, null]
+                            {"pixel_range", q.pixels.bounded() ? nlohmann::json{q.pixels.lo, q.pixels.hi}
+                                                               : nlohmann::json(nullptr)},
                             {"time_s", secs},
                             {"totals", totals_json(last, in.labels)},
                             {"notes", last.notes},  // why a null total is undefined, by its key
                             {"curve", curve},
                             {"inputs", inputs_json(in, last, classes)}};
   atomic_write(a.out + "/summary.json", summary.dump(2) + "\n");
-  std::printf("wrote adversarial.npy, %d inputs' .npy/.png, %ssummary.json to %s (%.2f s)\n", N,
+  std::printf("wrote adversarial.npy, %d inputs' %s, %ssummary.json to %s (%.2f s)\n", N, images ? ".npy/.png" : ".npy",
               std::string(images ? "grid.png, " : "").append(points.size() > 1 ? "curve.png, " : "").c_str(), a.out.c_str(),
               secs);
 }
