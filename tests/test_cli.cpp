@@ -1781,6 +1781,14 @@ TEST_CASE("cli: a report step reruns when a file it reads changes (new data, a r
   for (size_t at = out.find("(done"); at != std::string::npos; at = out.find("(done", at + 1)) ++reran;
   CHECK_MESSAGE(reran == 3, out);  // lenet5's training and the two steps that read it and the data
   CHECK_MESSAGE(contains(out, "(reused"), out);  // toy2d's steps read neither
+  // Building another section keeps the current ones on the page (they were dropped from it).
+  r = glassbox(s, "report --quick --sections 1 --data npy:" + (s / "x.npy") + "," + (s / "y.npy") + " --out " +
+                      (s / "report"));
+  REQUIRE_MESSAGE(r.status == 0, (r.out + r.err));
+  const std::string html = read_file(s / "report/index.html");
+  CHECK(contains(html, "<h2>1. "));
+  CHECK(contains(html, "<h2>12. OpenBox regions"));
+  CHECK_MESSAGE(contains(r.out, "--out s12-region  (reused)"), r.out);  // listed, not rerun
 }
 
 

@@ -499,3 +499,29 @@ TEST_CASE("fit applies the schedule per epoch and evaluate reports per-class acc
     CHECK(e.per_class[c] == doctest::Approx(double(e.confusion[c][c]) / row));
   }
 }
+
+TEST_CASE("a BatchNorm that would see one value per channel in a batch is refused, as PyTorch does") {
+  // batch 1 on [N,F] features: the batch variance was 0, every output β, and running_var decayed
+  // to 0 without a word.
+  Dataset train = blobs(40, 3);
+  FitOptions o = quiet_opts(1);
+  o.batch = 1;
+  Graph flat = graph_from_text("input(2) dense(8) batchnorm relu dense(3)");
+  flat.init(3);
+  CHECK_THROWS_WITH_AS(fit(flat, train, o),
+                       doctest::Contains("batchnorm1: training needs more than one value per channel, and a batch of 1"),
+                       std::invalid_argument);
+  o.batch = 2;
+  CHECK(fit(flat, train, o).history.size() == 1);
+  // Feature maps hold H·W values per channel: a batch of one is fine there.
+  Dataset images;
+  images.x = Tensor(Shape{8, 1, 4, 4});
+  for (size_t i = 0; i < images.x.size(); ++i) images.x[i] = float(i % 7) / 7.f;
+  images.y = {0, 1, 0, 1, 0, 1, 0, 1};
+  images.class_names = {"a", "b"};
+  images.name = "tiny";
+  Graph conv = graph_from_text("input(1,4,4) conv(2,k=3,p=1) batchnorm relu gap dense(2)");
+  conv.init(4);
+  o.batch = 1;
+  CHECK(fit(conv, images, o).history.size() == 1);
+}

@@ -634,10 +634,30 @@ std::string inputs_fingerprint(const fs::path& root, const std::vector<std::stri
   return out;
 }
 
-// Runs a step unless its command line, the glassbox build and the outputs are as the last run
-// left them. Returns "" on success, else the error to show.
+fs::path step_stamp(const fs::path& root, const Step& t) {
+  return root / t.folder /
+         (t.args[0] == "train" ? fs::path(t.args.back()).stem().string() + ".command" : "command.txt");
+}
+
+std::string step_stamp_text(const fs::path& root, const Step& t) {
+  return join(t.args) + "\n# glassbox build " + binary_id() + "\n" + inputs_fingerprint(root, t.args);
+}
+
+// Whether the last run left this step as it would make it now: its stamp (command line, glassbox
+// build, the bytes it reads) and its outputs.
+bool step_current(const fs::path& root, const Step& t, const std::string& stamp_text) {
+  const fs::path stamp = step_stamp(root, t);
+  std::ostringstream last;
+  last << std::ifstream(stamp).rdbuf();
+  bool done = fs::exists(stamp) && last.str() == stamp_text;
+  for (const Figure& f : t.figures) done = done && fs::exists(root / t.folder / f.file);
+  if (t.args[0] == "train") done = done && fs::exists(root / t.args.back());
+  return done;
+}
+
+// Runs a step unless it is current (step_current). Returns "" on success, else the error to show.
 std::string run_step(const fs::path& root, const Step& t, bool& cached) {
-  const fs::path folder = root / t.folder, stamp = folder / (t.args[0] == "train" ? fs::path(t.args.back()).stem().string() + ".command" : "command.txt");
+  const fs::path folder = root / t.folder, stamp = step_stamp(root, t);
   fs::create_directories(folder);
   if (t.prepare) {  // deterministic files: rewriting them changes nothing
     try {
@@ -648,12 +668,8 @@ std::string run_step(const fs::path& root, const Step& t, bool& cached) {
     }
   }
   const std::string cmd = join(t.args);
-  const std::string stamp_text = cmd + "\n# glassbox build " + binary_id() + "\n" + inputs_fingerprint(root, t.args);
-  std::ostringstream last;
-  last << std::ifstream(stamp).rdbuf();
-  bool done = fs::exists(stamp) && last.str() == stamp_text;
-  for (const Figure& f : t.figures) done = done && fs::exists(folder / f.file);
-  if (t.args[0] == "train") done = done && fs::exists(root / t.args.back());
+  const std::string stamp_text = step_stamp_text(root, t);
+  const bool done = step_current(root, t, stamp_text);
   cached = done;
   if (done) return "";
   fs::remove(stamp);
@@ -746,7 +762,16 @@ void add_report_command(Command& app) {
     int failed = 0;
     for (const Section& sec : all) {
       const int id = sec.id;
-      if (!wanted.empty() && !wanted.count(id)) continue;
+      // A section not asked for stays on the page when an earlier run left it current (a
+      // --sections run rewrote the page with its sections alone); it is not rebuilt.
+      if (!wanted.empty() && !wanted.count(id)) {
+        bool current = true;
+        std::vector<Step> steps = sec.steps(), need = models_needed(s, steps);
+        need.insert(need.end(), steps.begin(), steps.end());
+        for (const Step& t : need)
+          current = current && fs::is_directory(root / t.folder) && step_current(root, t, step_stamp_text(root, t));
+        if (!current || need.empty()) continue;
+      }
       const std::string anchor = "s" + std::to_string(id);
       toc += "<li><a href=\"#" + anchor + "\">" + std::to_string(id) + ". " + html_escape(sec.title) + "</a></li>\n";
       body += "<section id=\"" + anchor + "\">\n<h2>" + std::to_string(id) + ". " + html_escape(sec.title) + "</h2>\n";

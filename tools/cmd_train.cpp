@@ -266,7 +266,7 @@ void add_train_commands(Command& app) {
         ->capture_default_str();
     c->add_option("--epochs", a->epochs, "epochs (default: 10; 30 for toy2d, and nam on a toy set; at most 1000000)")
         ->check(int_in(1, 1000000));
-    c->add_option("--batch", a->batch, "mini-batch size")->capture_default_str()->check(at_least(1));
+    c->add_option("--batch", a->batch, "mini-batch size (an epoch's last batch of one sample is dropped)")->capture_default_str()->check(at_least(1));
     c->add_option("--optimizer", a->optimizer, "sgd, adam or adamw")->capture_default_str();
     const double inf = HUGE_VAL;
     c->add_option("--lr", a->lr, "base learning rate (default: 0.01 for sgd, 1e-3 for adam/adamw; 10x for toy2d, and nam on a toy set)")

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "train/checkpoint.h"
+#include "engine/layers.h"
 #include "engine/loss.h"
 
 namespace gb {
@@ -339,6 +340,18 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
   std::vector<int> train_idx, val_idx;
   validation_split(train.size(), o.seed, o.val_fraction, train_idx, val_idx);
   const int n_val = int(val_idx.size());
+  // A BatchNorm on features ([N,F] or 1x1 maps) sees one value per channel in a batch of one: its
+  // variance is 0, every output its β, and the running variance decays to 0 (PyTorch refuses it).
+  const int64_t smallest_batch = std::min<int64_t>(o.batch, int64_t(train_idx.size()));
+  for (int i = 0; i < g.size(); ++i)
+    if (dynamic_cast<const BatchNorm2d*>(&g.layer(i))) {
+      const int in = g.node(i).inputs[0];
+      const Shape s = g.shape(in);
+      const int64_t per_channel = s.rank >= 3 ? int64_t(s[2]) * (s.rank == 4 ? s[3] : 1) : 1;
+      if (smallest_batch * per_channel < 2)
+        throw std::invalid_argument(g.layer(i).name + ": training needs more than one value per channel, and a batch of " +
+                                    std::to_string(smallest_batch) + " gives one (--batch 2 or more)");
+    }
 
   Optimizer opt(g, o.optimizer);
   TrainState st;
