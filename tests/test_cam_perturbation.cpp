@@ -650,6 +650,11 @@ TEST_CASE("unknown parameters and non-image inputs are refused by name") {
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(run(g, x, {0}, "occlusion", {{"window", "13"}}), doctest::Contains("exceeds"),
                        std::invalid_argument);
+  // A RISE grid finer than the pixels: each mask cost (s+1)² cells whatever the input (0.5 s at 4096).
+  CHECK_THROWS_WITH_AS(run(g, x, {0}, "rise", {{"s", "4096"}, {"n", "1"}}),
+                       doctest::Contains("rise: s=4096 cells a side is more than the input's 12x12 pixels (at most 12)"),
+                       std::invalid_argument);
+  CHECK(run(g, x, {0}, "rise", {{"s", "12"}, {"n", "2"}}).attribution.shape() == x.shape());
   Graph toy = make_preset("toy2d");
   Tensor p = Tensor::from({1, 2}, {0.5f, -0.5f});
   CHECK_THROWS_AS(run(toy, p, {0}, "rise"), ShapeError);

@@ -1635,7 +1635,9 @@ TEST_CASE("cli: a preset name that is also a file, class names, --augment repeat
       {R"(["a","b","c"])", "has 3 names for the model's 2 outputs"},
       {R"(["a","a"])", "repeats the name \"a\""},
       {R"(["a","b\nc"])", R"(name "b\nc" holds a control character)"}};
-  for (const auto& [value, why] : bad) {
+  for (const auto& item : bad) {
+    const std::string& value = item.first;
+    const std::string& why = item.second;
     CAPTURE(value);
     set_metadata(model, "glassbox.classes", value);
     r = glassbox(s, "predict --model " + model + " --input " + (s / "x.npy"));
@@ -1686,7 +1688,9 @@ TEST_CASE("cli: attack names files apart, refuses flags it would not read, and n
       {" --method fgsm --seed 3", "--seed: seeds --target random only"},
       {" --method explanation-topk --explain integrated-gradients", "--explain: explanation-topk's grid shows"},
       {" --method explanation-region --param region=1,1,4,4,junk", "--param region=1,1,4,4,junk: expected"}};
-  for (const auto& [flags, message] : refused) {
+  for (const auto& item : refused) {
+    const std::string& flags = item.first;
+    const std::string& message = item.second;
     CAPTURE(flags);
     r = glassbox(s, base + flags);
     CHECK(r.status != 0);

@@ -106,8 +106,19 @@ void bench_conv_weight_grad(double seconds, const std::function<void(const std::
 struct Row {
   std::string model, what, detail;
   int batch;
-  double rate;  // images (or regions, walks) per second
+  double rate;  // images (or regions, walks) per second; see unit_of
 };
+
+// What a row's number counts, for the JSON rows (per_second held GFLOP/s and ratios unmarked).
+std::string unit_of(const Row& r) {
+  if (r.what == "ratio-vs-torch") return "ratio";
+  if (r.model == "gemm") return "GFLOP/s";
+  if (r.model == "conv") return "samples/s";
+  if (r.what == "regions") return "regions/s";
+  if (r.what == "segment walks") return "walks/s";
+  if (r.what == "train" || r.what == "infer" || r.what == "explain") return "images/s";
+  return "items/s";  // a family's row: the inputs (or examples, concepts...) its method handles
+}
 
 // Methods that evaluate hundreds of perturbed copies per image run at a small batch.
 bool is_perturbation(const std::string& m) {
@@ -363,7 +374,7 @@ void add_bench_command(Command& app) {
       std::ostringstream js;
       for (auto& r : rows)
         js << nlohmann::json{{"model", r.model}, {"what", r.what}, {"detail", r.detail}, {"batch", r.batch},
-                             {"per_second", r.rate}, {"threads", threads()}, {"blas", blas_core()},
+                             {"per_second", r.rate}, {"unit", unit_of(r)}, {"threads", threads()}, {"blas", blas_core()},
                              {"gemm", own_gemm_active() ? "glassbox-avx512" : "openblas"}}
                   .dump()
            << "\n";

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <numeric>
 
 #include "data/dataset.h"
@@ -384,10 +385,14 @@ py::array image(py::handle pixels_arg, int scale) {
   return out;
 }
 
-void write_png_py(py::handle path, py::handle rgb_arg) {
+void write_png_py(py::handle path_a, py::handle rgb_arg) {
   py::array a = py::array::ensure(rgb_arg);
-  if (!a || a.dtype().kind() != 'u' || a.itemsize() != 1 || (a.ndim() != 2 && a.ndim() != 3) ||
-      (a.ndim() == 3 && a.shape(2) != 3 && a.shape(2) != 1))
+  // A wrong type is a TypeError (README: bad inputs), a wrong shape a ValueError.
+  if (!py::isinstance<py::array>(rgb_arg) || !a || a.dtype().kind() != 'u' || a.itemsize() != 1)
+    throw py::type_error("rgb: expected a uint8 numpy array [H,W,3] or [H,W] (heatmap() and image() return one), not " +
+                         (py::isinstance<py::array>(rgb_arg) ? "dtype " + std::string(py::str(a.dtype()))
+                                                              : std::string(py::str(py::type::of(rgb_arg)))));
+  if ((a.ndim() != 2 && a.ndim() != 3) || (a.ndim() == 3 && a.shape(2) != 3 && a.shape(2) != 1))
     throw py::value_error("rgb: expected a uint8 array [H,W,3] or [H,W] (heatmap() and image() return one)");
   if (a.shape(0) < 1 || a.shape(1) < 1 || a.shape(0) > 65535 || a.shape(1) > 65535)
     throw py::value_error("rgb: " + std::to_string(a.shape(0)) + "x" + std::to_string(a.shape(1)) +
@@ -395,7 +400,19 @@ void write_png_py(py::handle path, py::handle rgb_arg) {
   auto u = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(a);
   if (!u) copy_failed("rgb", a);
   const int ch = a.ndim() == 3 ? int(a.shape(2)) : 1;
-  write_png(path_arg(path), int(a.shape(1)), int(a.shape(0)), ch, u.data());
+  // As save(): a file there that is not a PNG is not replaced (a text file became a PNG).
+  const std::string path = path_arg(path_a);
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(path, ec) && std::filesystem::file_size(path, ec) > 0) {
+    std::ifstream f(path, std::ios::binary);
+    char sig[8] = {};
+    f.read(sig, 8);
+    if (std::string(sig, 8) != std::string("\x89PNG\r\n\x1a\n", 8)) {
+      PyErr_SetString(PyExc_FileExistsError, (path + " exists and is not a PNG file: not overwriting it").c_str());
+      throw py::error_already_set();
+    }
+  }
+  write_png(path, int(a.shape(1)), int(a.shape(0)), ch, u.data());
 }
 
 explain::Image rgb_arg(py::handle a, const std::string& arg) {
@@ -514,7 +531,9 @@ PYBIND11_MODULE(_core, m) {
 
   py::module_ datasets = m.def_submodule("datasets", "Datasets as NumPy arrays: raw pixels in [0, 1] and labels");
   py::class_<PyDataset>(datasets, "Dataset")
-      .def_readonly("x", &PyDataset::x, "[N, C, H, W] float32 raw pixels in [0, 1]")
+      .def_readonly("x", &PyDataset::x,
+                    "[N, C, H, W] float32 raw pixels in [0, 1] (image sets), or [N, F] raw feature values (toy and "
+                    "flat sets)")
       .def_readonly("y", &PyDataset::y, "[N] int64 labels")
       .def_readonly("class_names", &PyDataset::class_names)
       .def_readonly("name", &PyDataset::name)

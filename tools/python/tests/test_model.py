@@ -160,6 +160,16 @@ def test_write_png(tmp_path):
     data = (tmp_path / "r.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert int.from_bytes(data[16:20], "big") == 7 and int.from_bytes(data[20:24], "big") == 5
+    glassbox.write_png(tmp_path / "r.png", rgb[:2])  # a PNG is replaced
+    assert int.from_bytes((tmp_path / "r.png").read_bytes()[20:24], "big") == 2
+    # A file that is not a PNG is not (a text file became a PNG); a wrong dtype is a TypeError.
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(FileExistsError, match="exists and is not a PNG file"):
+        glassbox.write_png(tmp_path / "notes.txt", rgb)
+    assert (tmp_path / "notes.txt").read_text() == "hello"
+    for bad in (rgb.astype(np.int64), rgb.astype(bool), rgb.tolist()):
+        with pytest.raises(TypeError, match="rgb: expected a uint8 numpy array"):
+            glassbox.write_png(tmp_path / "b.png", bad)
 
 
 def planted(n, seed):
