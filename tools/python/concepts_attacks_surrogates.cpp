@@ -404,9 +404,9 @@ py::dict attack_py(PyModel& pm, py::handle x_a, const std::string& method, py::h
     throw py::type_error("attack(target=...): a class number or one per input, not a bool");
   if (py::isinstance<py::int_>(target_a) || (!py::isinstance<py::array>(target_a) && PyIndex_Check(target_a.ptr()))) {
     const int k = int_arg(target_a, "attack(target=...)");
-    if (k < -1 || k >= g.classes())
-      throw py::value_error("target: class " + std::string(py::repr(target_a)) + " outside the model's classes [0, " +
-                            std::to_string(g.classes()) + ")");
+    if (k < 0 || k >= g.classes())  // (-1 passed here and failed in the attack under another name)
+      throw py::value_error("attack(target=" + std::string(py::repr(target_a)) + "): outside the model's classes [0, " +
+                            std::to_string(g.classes()) + "); target=None is untargeted");
     q.targets.assign(N, k);  // (the attack checks the rest)
   }
   else if (!target_a.is_none())

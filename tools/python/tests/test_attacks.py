@@ -116,8 +116,10 @@ def test_bad_inputs_raise(tmp_path, model, pixels):
         glassbox.attack(model, pixels, "substitute")
     with pytest.raises(ValueError, match="labels: 2 labels for 4 inputs"):
         glassbox.attack(model, pixels, "fgsm", labels=[0, 1])
-    with pytest.raises(ValueError, match="class 9"):
+    with pytest.raises(ValueError, match=r"attack\(target=9\): outside the model's classes"):
         glassbox.attack(model, pixels, "fgsm", target=9)
+    with pytest.raises(ValueError, match=r"attack\(target=-1\): .*target=None is untargeted"):  # was let through
+        glassbox.attack(model, pixels, "fgsm", target=-1)
     with pytest.raises(ValueError, match="input 0"):
         glassbox.attack(model, pixels + 2, "fgsm")  # outside the pixel range
 
