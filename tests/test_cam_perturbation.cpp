@@ -32,6 +32,14 @@ Tensor random_images(int N, int C, int H, int W, uint64_t seed, float lo = 0.f, 
   return x;
 }
 
+// flatten → dense(out): a model linear in its input, for hand-computed perturbation values.
+Graph linear_net(const Shape& input, int out, uint64_t seed) {
+  Graph g(input);
+  g.then<Flatten>().then<Dense>(out);
+  g.init(seed);
+  return g;
+}
+
 template <class L>
 L& layer_of(Graph& g, const std::string& name) {
   return dynamic_cast<L&>(g.layer(g.at(name)));
@@ -309,9 +317,7 @@ TEST_CASE("occlusion gives zero where the model has zero weights, and the hand v
 
   // Linear model, 5×5, window 2, stride 2: starts 0, 2 and 3 (the last clamped inside), baseline 0.5.
   // Each window's drop is Σ_{p∈window} w_p (x_p − 0.5); a pixel gets the mean over its windows.
-  Graph lin(Shape{1, 5, 5});
-  lin.then<Flatten>().then<Dense>(1);
-  lin.init(5);
+  Graph lin = linear_net(Shape{1, 5, 5}, 1, 5);
   Tensor xl = random_images(1, 1, 5, 5, 6);
   const Tensor& w = layer_of<Dense>(lin, "dense1").weight.value;
   Tensor occ = occlusion(lin, xl, {0}, {2, 2, 0.5f, 3});
@@ -339,9 +345,7 @@ TEST_CASE("occlusion gives zero where the model has zero weights, and the hand v
 
 TEST_CASE("occlusion with one baseline value per channel: the hand value on a linear model, and baseline=V0,V1") {
   // Linear model on 2x4x4, window 4 (one window): the drop is Σ_c Σ_p w_cp (x_cp − b_c).
-  Graph lin(Shape{2, 4, 4});
-  lin.then<Flatten>().then<Dense>(1);
-  lin.init(9);
+  Graph lin = linear_net(Shape{2, 4, 4}, 1, 9);
   Tensor x = random_images(1, 2, 4, 4, 10);
   const Tensor& w = layer_of<Dense>(lin, "dense1").weight.value;
   const float b[2] = {-0.7f, 1.3f};
@@ -367,9 +371,7 @@ TEST_CASE("occlusion with one baseline value per channel: the hand value on a li
 TEST_CASE("occlusion-map is the class's score with the occluder centred on each pixel, clipped at the borders") {
   // Linear 2-class model on 1x5x5, window 3, baseline 0.25: the logit with the window at (y, x)
   // occluded is f(x) - sum over the clipped window of w_p (x_p - 0.25).
-  Graph lin(Shape{1, 5, 5});
-  lin.then<Flatten>().then<Dense>(2);
-  lin.init(7);
+  Graph lin = linear_net(Shape{1, 5, 5}, 2, 7);
   Tensor x = random_images(1, 1, 5, 5, 9);
   const Tensor& w = layer_of<Dense>(lin, "dense1").weight.value;
   const Tensor& bias = layer_of<Dense>(lin, "dense1").bias.value;
