@@ -3,6 +3,7 @@
 #pragma once
 #include <array>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 
 namespace gb {
@@ -35,5 +36,15 @@ struct Rng {
     return std::sqrt(-2.f * std::log(u1)) * std::cos(6.2831853f * u2);
   }
 };
+
+// A seed from a sample's values (FNV-1a over its bytes, mixed with `seed`): a draw keyed by it is
+// the same for the sample wherever it sits in a batch (noise tunnels, attacks' random starts and
+// random targets).
+inline uint64_t values_seed(const float* p, size_t n, uint64_t seed) {
+  uint64_t h = 1469598103934665603ULL ^ (seed * 0x9e3779b97f4a7c15ULL);
+  const unsigned char* b = reinterpret_cast<const unsigned char*>(p);
+  for (size_t i = 0; i < n * sizeof(float); ++i) h = (h ^ b[i]) * 1099511628211ULL;
+  return h;
+}
 
 }  // namespace gb

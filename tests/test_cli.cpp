@@ -1715,6 +1715,29 @@ TEST_CASE("cli: attack names files apart, refuses flags it would not read, and n
                       (s / "x.npy") + "," + (s / "y.npy") + " --index 0:2 --out " + (s / "det"));
   CHECK_MESSAGE(r.status == 0, r.err);
   CHECK_MESSAGE(contains(r.out, "(train split, 0:"), r.out);
+  // --target random is drawn from the input's values: its row's position gave another target alone
+  // than in a batch.
+  write_npy(s / "six.npy", {6, 1, 6, 6});
+  write_npy(s / "one.npy", {1, 1, 6, 6});  // not row 5 of six.npy: write the row itself
+  {
+    const std::string six = read_file(s / "six.npy"), one = read_file(s / "one.npy");
+    const size_t header = one.size() - 36 * 4;
+    std::ofstream(s / "one.npy", std::ios::binary) << one.substr(0, header) << six.substr(six.size() - 36 * 4);
+  }
+  const std::string five = s / "five.safetensors";  // 5 classes: a random target has 4 to pick from
+  r = glassbox(s, "train --model \"input(1,6,6) flatten dense(5)\" --data npy:" + (s / "x.npy") + "," + (s / "y.npy") +
+                      " --epochs 1 --quiet --out " + five);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  std::string targets[2];
+  for (int k = 0; k < 2; ++k) {
+    r = glassbox(s, "attack --model " + five + " --method fgsm --target random --seed 3 --input " +
+                        (s / (k ? "one.npy" : "six.npy")) + " --out " + (s / ("rt" + std::to_string(k))));
+    REQUIRE_MESSAGE(r.status == 0, r.err);
+    const nlohmann::json j = nlohmann::json::parse(read_file(s / ("rt" + std::to_string(k)) + "/summary.json"));
+    targets[k] = j["inputs"][k ? 0 : 5]["target"].dump();
+  }
+  CHECK(targets[0] != "null");
+  CHECK(targets[0] == targets[1]);
   // A flat model's range is unbounded: null in summary.json, and no .png is claimed.
   r = glassbox(s, "train --model toy2d --data toy:moons --epochs 1 --quiet --out " + (s / "toy.safetensors"));
   REQUIRE_MESSAGE(r.status == 0, r.err);

@@ -19,6 +19,7 @@
 #include "data/images.h"
 #include "data/npy.h"
 #include "engine/argmax.h"
+#include "engine/rng.h"
 #include "engine/layers.h"
 #include "explain/attacks/attacks.h"
 #include "explain/attribution/explain.h"
@@ -94,7 +95,9 @@ std::vector<int> read_targets(const std::string& spec, Graph& g, const Tensor& x
     else if (spec == "next")
       t[n] = (y + 1) % K;
     else if (spec == "random")
-      t[n] = (y + 1 + int(Rng(seed * 7919 + uint64_t(n)).below(uint32_t(K - 1)))) % K;
+      // keyed by the input's values: its row's position gave another target alone than in a batch
+      t[n] = (y + 1 + int(Rng(values_seed(x.data() + size_t(n) * x.sample_size(), x.sample_size(), seed))
+                              .below(uint32_t(K - 1)))) % K;
     else
       t[n] = int(std::min_element(z.data(), z.data() + K) - z.data());
     if (t[n] == y)

@@ -43,7 +43,7 @@ std::vector<double> instability(MethodMaps& maps, const Tensor& p, const std::ve
   std::vector<double> score(N, 0.0);
   const Tensor I = maps.maps(p, classes);
   std::vector<Rng> rng;
-  for (int n = 0; n < N; ++n) rng.emplace_back(sample_seed(row(p, n), D, o.seed));
+  for (int n = 0; n < N; ++n) rng.emplace_back(values_seed(row(p, n), D, o.seed));
   Tensor noisy(p.shape());
   for (int k = 0; k < o.samples; ++k) {
     for (int n = 0; n < N; ++n)

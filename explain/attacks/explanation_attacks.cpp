@@ -142,7 +142,7 @@ void ghorbani_rows(Job& job, Setup& su, Goal goal, const Options& o, int b, int 
     best_crit[r] = criterion(compare(bm, bm, H, W, o.k, o.region));
   }
   std::vector<Rng> rngs;
-  for (int r = 0; r < R; ++r) rngs.emplace_back(sample_seed(row(p0, r), p0.sample_size(), o.seed));
+  for (int r = 0; r < R; ++r) rngs.emplace_back(values_seed(row(p0, r), p0.sample_size(), o.seed));
   PixelModel pm(job.model, job.pixels);
   for (int t = 0; t < o.steps; ++t) {
     if (o.random) {

@@ -64,7 +64,7 @@ void project_l2(Tensor& p, const Tensor& p0, double r) {
 void random_start(Tensor& p, const Tensor& p0, double r, bool l2, uint64_t seed) {
   const size_t S = p.sample_size();
   for (int n = 0; n < p.batch(); ++n) {
-    Rng rng(sample_seed(row(p0, n), S, seed));
+    Rng rng(values_seed(row(p0, n), S, seed));
     float* pn = row(p, n);
     if (!l2) {
       for (size_t i = 0; i < S; ++i) pn[i] += float((2.0 * rng.uniform() - 1.0) * r);

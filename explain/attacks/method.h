@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "engine/argmax.h"
+#include "engine/rng.h"
 #include "explain/attacks/attacks.h"
 
 namespace gb::attacks {
@@ -90,10 +91,6 @@ void for_chunks(int n, int chunk, const std::function<void(int b, int e)>& fn);
 using explain::read_choice;
 using explain::read_int;
 using explain::read_number;
-
-// A random stream per input that depends only on the seed and the input's values, so a batch gets
-// the inputs' streams one by one.
-uint64_t sample_seed(const float* p, size_t n, uint64_t seed);
 
 // Clamps every element of p into [lo, hi].
 void clamp_pixels(Tensor& p, const PixelSpace& s);

@@ -110,13 +110,6 @@ void Job::progress(int b, int e, int done, int total) const {
   request.progress(b + int(double(e - b) * done / total), size());
 }
 
-// FNV-1a over the sample's bytes, mixed with the seed.
-uint64_t sample_seed(const float* p, size_t n, uint64_t seed) {
-  uint64_t h = 1469598103934665603ULL ^ (seed * 0x9e3779b97f4a7c15ULL);
-  const unsigned char* b = reinterpret_cast<const unsigned char*>(p);
-  for (size_t i = 0; i < n * sizeof(float); ++i) h = (h ^ b[i]) * 1099511628211ULL;
-  return h;
-}
 
 // ---- the registry --------------------------------------------------------------------------
 

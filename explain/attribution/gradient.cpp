@@ -11,6 +11,7 @@
 
 #include "engine/interrupt.h"
 #include "engine/passes.h"
+#include "engine/rng.h"
 #include "explain/openbox/openbox.h"
 
 namespace gb::explain {
@@ -328,13 +329,6 @@ Result integrated_gradients(Graph& g, const Tensor& x, const Target& target, con
   return ig_result(g, x, base, target, x, base, acc, chunk);
 }
 
-// FNV-1a over the sample's bytes: the noise of a sample is a function of its values and the seed.
-static uint64_t sample_hash(const float* p, size_t n, uint64_t seed) {
-  uint64_t h = 1469598103934665603ULL ^ (seed * 0x9e3779b97f4a7c15ULL);
-  const unsigned char* b = reinterpret_cast<const unsigned char*>(p);
-  for (size_t i = 0; i < n * sizeof(float); ++i) h = (h ^ b[i]) * 1099511628211ULL;
-  return h;
-}
 
 Result noise_tunnel(Graph& g, const Tensor& x, const Target& target, const NoiseOptions& o) {
   if (o.n < 1) throw std::invalid_argument("noise tunnel: n must be >= 1");
@@ -344,7 +338,7 @@ Result noise_tunnel(Graph& g, const Tensor& x, const Target& target, const Noise
   std::vector<float> sigma;
   for (int n = 0; n < N; ++n) {
     const float* p = x.data() + n * D;
-    rng.emplace_back(sample_hash(p, D, o.seed));
+    rng.emplace_back(values_seed(p, D, o.seed));  // a sample's noise: its values and the seed
     auto [lo, hi] = std::minmax_element(p, p + D);
     sigma.push_back(o.stdev >= 0 ? o.stdev : o.level * (*hi - *lo));
   }
