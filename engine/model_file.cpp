@@ -76,9 +76,11 @@ bool param_order_less(const std::string& a, const std::string& b) {
 
 namespace {
 
-// Temporary files are "<target>.tmp<PID>". A run killed during a save leaves one behind; the first
-// write of a process into a folder removes those whose process is gone, so they do not pile up.
-// (A file whose PID was reused by a live process is left for a later run.)
+// Temporary files are "<target>.glassbox-tmp<PID>". A run killed during a save leaves one behind; the
+// first write of a process into a folder removes those whose process is gone, so they do not pile
+// up. Only that spelling is glassbox's: a user's "notes.tmp99999" was removed by the old ".tmp<N>"
+// rule. (A file whose PID was reused by a live process is left for a later run.)
+const char* const kTempMark = ".glassbox-tmp";
 void remove_stale_temporaries(const std::string& path) {
   static std::mutex mu;
   static std::set<std::string> cleaned;
@@ -90,9 +92,9 @@ void remove_stale_temporaries(const std::string& path) {
   if (!cleaned.insert(fs::absolute(dir, ec).string()).second) return;
   for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
     const std::string name = it->path().filename().string();
-    const size_t t = name.rfind(".tmp");
-    if (t == std::string::npos || t + 4 == name.size() || name.size() - t > 4 + 10) continue;
-    const std::string digits = name.substr(t + 4);
+    const size_t t = name.rfind(kTempMark), mark = std::strlen(kTempMark);
+    if (t == std::string::npos || t == 0 || t + mark == name.size() || name.size() - t > mark + 10) continue;
+    const std::string digits = name.substr(t + mark);
     if (digits.find_first_not_of("0123456789") != std::string::npos) continue;
     const long pid = std::stol(digits);
     if (pid > 0 && pid != long(::getpid()) && ::kill(pid_t(pid), 0) != 0 && errno == ESRCH) {
@@ -121,7 +123,7 @@ static void check_replaceable(const std::string& path) {
 void atomic_write(const std::string& path, const void* data, size_t n) {
   check_replaceable(path);
   remove_stale_temporaries(path);
-  std::string tmp = path + ".tmp" + std::to_string(::getpid());
+  std::string tmp = path + kTempMark + std::to_string(::getpid());
   FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) fail(path, std::string("cannot write (") + std::strerror(errno) + ")", ModelFileError::Kind::io);
   // Every step is checked: a full disk must fail the run, never leave a short file under the name.

@@ -27,7 +27,7 @@ struct TensorFile {
 };
 
 // Every file glassbox writes (models, JSON, PNG, .npy, SVG) goes through here: a temporary file
-// "<path>.tmp<PID>" beside `path`, every write checked, flushed and synced, then renamed over it,
+// "<path>.glassbox-tmp<PID>" beside `path`, every write checked, flushed and synced, then renamed over it,
 // so an existing file is never left half-written and a full disk is an error naming the file.
 // Temporaries left by killed runs in the same folder are removed on the first write there.
 // An existing path that is not a regular file (a device, a folder, a pipe) is refused, never

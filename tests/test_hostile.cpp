@@ -584,7 +584,7 @@ TEST_CASE("hostile: the atomic writer fails loudly on a full disk and keeps the 
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   CHECK(slurp(path) == "old");  // unchanged, no short file under the name
-  for (auto& e : fs::directory_iterator(s.dir)) CHECK_MESSAGE(!contains(e.path().filename().string(), ".tmp"), e.path());
+  for (auto& e : fs::directory_iterator(s.dir)) CHECK_MESSAGE(!contains(e.path().filename().string(), "glassbox-tmp"), e.path());
 }
 
 TEST_CASE("hostile: the atomic writer refuses what is not a regular file and replaces a link, not its target") {
@@ -605,7 +605,7 @@ TEST_CASE("hostile: the atomic writer refuses what is not a regular file and rep
   }
   CHECK(fs::is_fifo(s / "pipe"));
   CHECK(fs::is_directory(s / "folder"));
-  for (auto& e : fs::directory_iterator(s.dir)) CHECK_MESSAGE(!contains(e.path().filename().string(), ".tmp"), e.path());
+  for (auto& e : fs::directory_iterator(s.dir)) CHECK_MESSAGE(!contains(e.path().filename().string(), "glassbox-tmp"), e.path());
 }
 
 TEST_CASE("hostile: temporary files of killed runs are removed, those of live ones kept") {
@@ -614,16 +614,20 @@ TEST_CASE("hostile: temporary files of killed runs are removed, those of live on
   const pid_t child = ::fork();  // a process that is gone by the time of the write
   if (child == 0) ::_exit(0);
   ::waitpid(child, nullptr, 0);
-  const std::string dead = s / ("out/summary.json.tmp" + std::to_string(child));
-  const std::string live = s / ("out/summary.json.tmp" + std::to_string(::getppid()));
+  const std::string dead = s / ("out/summary.json.glassbox-tmp" + std::to_string(child));
+  const std::string live = s / ("out/summary.json.glassbox-tmp" + std::to_string(::getppid()));
   const std::string other = s / "out/notes.tmp.txt";
+  // A user's file that ends like the old temporaries (".tmp<digits>", no such process): it was removed.
+  const std::string users = s / ("out/notes.tmp" + std::to_string(child));
   put(dead, "partial");
   put(live, "in progress");
   put(other, "mine");
+  put(users, "precious");
   write_json(s / "out/summary.json", json{{"ok", true}});
   CHECK(!fs::exists(dead));
   CHECK(fs::exists(live));
   CHECK(fs::exists(other));
+  CHECK(fs::exists(users));
   CHECK(json::parse(slurp(s / "out/summary.json"))["ok"] == true);
 }
 

@@ -287,7 +287,7 @@ TEST_CASE("saving over a model is atomic: a failed save leaves the old file inta
 
   SUBCASE("the temporary file cannot be created") {
     // A directory squatting on the temporary name makes the write fail even for root.
-    const std::string squat = path + ".tmp" + std::to_string(::getpid());
+    const std::string squat = path + ".glassbox-tmp" + std::to_string(::getpid());
     fs::create_directory(squat);
     const std::string msg = error_of([&] { save_model(path, b); });
     CHECK(msg.find("cannot write") != std::string::npos);

@@ -409,7 +409,7 @@ TEST_CASE("NaN/Inf: training stops with a clear message and leaves earlier files
   CHECK(bytes_of(dir + "/m.ckpt.safetensors") == ckpt);
   CHECK(bytes_of(dir + "/m.best.safetensors") == best);
   CHECK(bytes_of(dir + "/m.log.jsonl") == log);
-  for (auto& e : fs::directory_iterator(dir)) CHECK(e.path().string().find(".tmp") == std::string::npos);
+  for (auto& e : fs::directory_iterator(dir)) CHECK(e.path().string().find("glassbox-tmp") == std::string::npos);
   fs::remove_all(dir);
 }
 
