@@ -111,7 +111,7 @@ void atomic_write(const std::string& path, const std::string& bytes) { atomic_wr
 // A path that exists and is neither a regular file nor a symbolic link (a device, a folder, a
 // pipe) is refused: renaming over /dev/null as root would replace the device. A link is replaced
 // by the new file like any other name, its target left alone.
-static void check_replaceable(const std::string& path) {
+void check_replaceable(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::file_status st = fs::symlink_status(path, ec);  // (a path that does not exist sets ec)

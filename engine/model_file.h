@@ -26,10 +26,13 @@ struct TensorFile {
   Metadata metadata;
 };
 
+// Refuses (naming the path) what atomic_write would refuse: an existing folder, device or pipe.
+// For callers that write side files after long work, to check them before it.
+void check_replaceable(const std::string& path);
 // Every file glassbox writes (models, JSON, PNG, .npy, SVG) goes through here: a temporary file
-// "<path>.glassbox-tmp<PID>" beside `path`, every write checked, flushed and synced, then renamed over it,
-// so an existing file is never left half-written and a full disk is an error naming the file.
-// Temporaries left by killed runs in the same folder are removed on the first write there.
+// "<path>.glassbox-tmp<PID>" beside `path`, every write checked, flushed and synced, then renamed
+// over it, so an existing file is never left half-written and a full disk is an error naming the
+// file. Temporaries left by killed runs in the same folder are removed on the first write there.
 // An existing path that is not a regular file (a device, a folder, a pipe) is refused, never
 // replaced; a symbolic link is replaced by the new file, its target left alone.
 void atomic_write(const std::string& path, const std::string& bytes);

@@ -1856,3 +1856,35 @@ TEST_CASE("cli: bench --json - is JSON lines alone; a torch-less Python or a mis
   CHECK(r.status == 1);
   CHECK_MESSAGE(contains(r.err, "its folder " + (s / "missing") + " does not exist"), r.err);
 }
+
+TEST_CASE("cli: train and distill never write over the model they read; prune and distill check their side files first") {
+  Scratch s;
+  write_npy(s / "x.npy", {30, 2});
+  std::vector<int64_t> y;
+  for (int i = 0; i < 30; ++i) y.push_back(i % 2);
+  write_labels(s / "y.npy", y);
+  const std::string data = " --data npy:" + (s / "x.npy") + "," + (s / "y.npy") + " --epochs 1 --quiet";
+  Run r = glassbox(s, "train --model mlp" + data + " --out " + (s / "m.best.safetensors"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const std::string before = read_file(s / "m.best.safetensors");
+  // m.safetensors' best epoch is written to m.best.safetensors: the model read (it was replaced).
+  for (const std::string cmd : {"train --model " + (s / "m.best.safetensors"),
+                                "distill --teacher " + (s / "m.best.safetensors") + " --student mlp"}) {
+    CAPTURE(cmd);
+    r = glassbox(s, cmd + data + " --out " + (s / "m.safetensors"));
+    CHECK(r.status == 1);
+    CHECK_MESSAGE(contains(r.err, "(written next to --out) is the input model"), r.err);
+    CHECK(read_file(s / "m.best.safetensors") == before);
+    CHECK_FALSE(fs::exists(s / "m.safetensors"));
+  }
+  r = glassbox(s, "train --model " + (s / "m.best.safetensors") + data + " --out " + (s / "m.best.safetensors"));
+  CHECK_MESSAGE(contains(r.err, "--out '" + (s / "m.best.safetensors") + "' is the input model"), r.err);
+  // A side file that cannot be written is refused before the work (it failed after it, with the
+  // model already written).
+  fs::create_directories(s / "d.distill.json");
+  r = glassbox(s, "distill --teacher " + (s / "m.best.safetensors") + " --student mlp" + data + " --out " +
+                      (s / "d.safetensors"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "d.distill.json: is not a regular file"), r.err);
+  CHECK_FALSE(fs::exists(s / "d.safetensors"));
+}

@@ -144,6 +144,7 @@ FitOptions distill_fit_options(const DistillArgs& a, const Model& teacher, bool 
   o.seed = a.seed;
   o.val_fraction = a.val;
   o.out = a.out;
+  o.inputs = {a.teacher, a.student};
   o.resume = a.resume;
   o.progress = a.quiet ? ProgressStyle::quiet : ProgressStyle::automatic;
   o.norm = Normalization::of_model(teacher.metadata);
@@ -162,8 +163,11 @@ FitOptions distill_fit_options(const DistillArgs& a, const Model& teacher, bool 
 void run_distill(DistillArgs a) {
   if (a.out.empty()) throw std::invalid_argument("--out is required");
   if (a.student.empty()) throw std::invalid_argument("--student is required");
-  if (fs::exists(a.out) && fs::exists(a.teacher) && fs::equivalent(a.out, a.teacher))
-    throw std::invalid_argument("--out '" + a.out + "' is the --teacher file: write the student elsewhere");
+  // Neither --out nor a file written beside it may be the teacher or a student model file (the
+  // teacher next to --out as OUT.best.safetensors was replaced by the student's best epoch), and
+  // the side files are checked before the training, not after it.
+  check_train_outputs(a.out, a.epochs > 0 ? a.epochs : 30, 0, {a.teacher, a.student});
+  for (const char* side : {".distill.json", ".tree.json", ".tree.png"}) check_replaceable(sibling_path(a.out, side));
   make_parent_dir(a.out);
   const sg::DistillSettings settings{a.temperature, a.alpha, a.penalty};
   sg::check(settings);
@@ -424,6 +428,8 @@ void run_prune(PruneArgs a) {
   if (fs::exists(a.out) && fs::equivalent(a.out, a.model))
     throw std::invalid_argument("--out '" + a.out + "' is the --model file: write the pruned model elsewhere");
   check_model_output(a.out, "--out '" + a.out + "'");  // before the work: a folder or text file is not replaced
+  for (const char* side : {".prune.json", ".prune.png", ".prune.svg", ".prune_am.png"})  // (checked after it)
+    check_replaceable(sibling_path(a.out, side));
   make_parent_dir(a.out);
   Model m = load_model_file(a.model, "--model");
   const Model original{clone(m.graph), m.metadata};

@@ -62,7 +62,8 @@ void run_train(const TrainArgs& a) {
   if (a.out.empty()) throw std::invalid_argument("--out is required");
   // Training replaces --out and the files next to it: only what it writes may be there (--out y.npy
   // replaced the labels it was about to train on). Checked before the data are read.
-  check_train_outputs(a.out, a.epochs > 0 ? a.epochs : 30, a.save_every);  // 30: the largest default; fit() checks again
+  // 30: the largest default; fit() checks again. The model fine-tuned may not be one of them.
+  check_train_outputs(a.out, a.epochs > 0 ? a.epochs : 30, a.save_every, {a.model});
   OptimizerConfig oc;
   oc.kind = optimizer_kind(a.optimizer);
   oc.momentum = oc.kind == OptimizerKind::sgd ? a.momentum : 0.f;
@@ -114,6 +115,7 @@ void run_train(const TrainArgs& a) {
     throw std::invalid_argument("--augment " + a.augment + ": crop and flip are for images [N,C,H,W]; the samples are " +
                                 train.x.shape().sample().str());
   o.out = a.out;
+  o.inputs = {a.model};
   o.resume = a.resume;
   o.save_every = a.save_every;
   o.progress = a.quiet ? ProgressStyle::quiet : ProgressStyle::automatic;

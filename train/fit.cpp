@@ -218,15 +218,21 @@ void check_model_output(const std::string& path, const std::string& who) {
     throw std::invalid_argument(who + " exists and is not a model file: not overwriting it");
 }
 
-void check_train_outputs(const std::string& out, int epochs, int save_every) {
+void check_train_outputs(const std::string& out, int epochs, int save_every, const std::vector<std::string>& inputs) {
   if (out.empty()) return;
   const auto who = [&](const std::string& path) {
     return path == out ? "--out '" + out + "'" : "'" + path + "' (written next to --out)";
   };
   std::vector<std::string> models = {out, sibling_path(out, ".best.safetensors"), sibling_path(out, ".ckpt.safetensors")};
   for (int e = save_every; save_every > 0 && e <= epochs; e += save_every) models.push_back(epoch_path(out, e));
-  for (const std::string& path : models) check_model_output(path, who(path));
   std::error_code ec;
+  // The model being fine-tuned (or a teacher) under a name an output takes was silently replaced:
+  // `train --model m.best.safetensors --out m.safetensors` wrote its best epoch over it.
+  for (const std::string& path : models)
+    for (const std::string& in : inputs)
+      if (std::filesystem::exists(in, ec) && std::filesystem::equivalent(path, in, ec))
+        throw std::invalid_argument(who(path) + " is the input model " + in + ": give --out another name");
+  for (const std::string& path : models) check_model_output(path, who(path));
   // A log is a glassbox log when its first line is an epoch's JSON object (or it is empty).
   const std::string log = sibling_path(out, ".log.jsonl");
   if (std::filesystem::exists(log, ec)) {
@@ -329,7 +335,7 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
   if (!(oc.weight_decay >= 0) || !std::isfinite(oc.weight_decay))
     throw std::invalid_argument("weight decay " + std::to_string(oc.weight_decay) + ": must be finite and >= 0");
   if (o.save_every > 0 && o.out.empty()) throw std::invalid_argument("--save-every needs --out");
-  check_train_outputs(o.out, o.epochs, o.save_every);
+  check_train_outputs(o.out, o.epochs, o.save_every, o.inputs);
   // --out dir/m.safetensors: the folder is made (the files in it are still written atomically).
   if (const auto dir = std::filesystem::path(o.out).parent_path(); !o.out.empty() && !dir.empty()) {
     std::error_code ec;

@@ -57,6 +57,7 @@ struct FitOptions {
   Normalization norm;         // applied to every batch (train, validation)
   Augment augment;            // training batches only
   std::string out;            // model path; empty: write nothing
+  std::vector<std::string> inputs;  // files read (a model fine-tuned, a teacher): no output may be one
   std::string resume;         // checkpoint to continue from
   int save_every = 0;         // > 0: keep the model of every N-th epoch (needs out)
   Metadata metadata;          // stored in the model files and checkpoints (classes, normalization...)
@@ -108,7 +109,8 @@ std::string epoch_path(const std::string& out, int epoch);                      
 // OUT.log.jsonl after every epoch. Refuses, before anything is read or trained, where one of them
 // exists and is not what training writes there (a folder, another file): a failed run must not have
 // replaced OUT first, and no other file is overwritten. fit() checks; the command checks earlier.
-void check_train_outputs(const std::string& out, int epochs, int save_every);
+// `inputs`: files read (the model fine-tuned, a teacher) that no output may be.
+void check_train_outputs(const std::string& out, int epochs, int save_every, const std::vector<std::string>& inputs = {});
 // Refuses `path` where it exists and is not a model file (a folder, a foreign file): the check for
 // a command that writes a model file (prune; training checks its own); `who` names it ("--out 'x'").
 void check_model_output(const std::string& path, const std::string& who);
