@@ -1363,7 +1363,7 @@ TEST_CASE("cli: refusals that used to crash, hang or overwrite an input") {
   const std::string teacher = read_file(m);
   r = glassbox(s, "distill --teacher " + m + " --student soft-tree:2 --epochs 1 --quiet --out " + m);
   CHECK(r.status == 1);
-  CHECK_MESSAGE(contains(r.err, "is the --teacher file"), r.err);
+  CHECK_MESSAGE(contains(r.err, "is the input model"), r.err);
   CHECK(read_file(m) == teacher);
   r = glassbox(s, "distill --teacher " + m + " --student soft-tree:2 --epochs 1 --quiet --index 999 --out " +
                       (s / "st.safetensors"));
