@@ -51,6 +51,9 @@ Scores explain(Graph& model, const Examples& train, const Examples& tests, const
   const Method& m = table().find(method);
   check_examples(model, train, "training set");
   check_examples(model, tests, "test inputs");
+  if (train.size() < 2)  // one point has nothing to be ranked against (the command refused it; Python did not)
+    throw std::invalid_argument(method + ": the training set holds " + std::to_string(train.size()) +
+                                " point(s); influence ranks at least 2");
   ParamReader reader(params, m.info);
   Scores s = m.run(model, train, tests, reader, context);
   reader.done();

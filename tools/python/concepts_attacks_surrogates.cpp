@@ -441,7 +441,8 @@ py::dict importance_py(PyModel& pm, py::handle x_a, const std::string& method, p
   Graph& g = pm.m.graph;
   const explain::Params params = params_arg(kwargs, method);
   explain::ParamReader(params, sg::importance_method(method));  // unknown methods and keys fail first
-  if (method == "olden" && params.count("rounds") && params.at("rounds") != "0")
+  // rounds is read as the method reads it (0.0 is 0; -1 fails the range check there)
+  if (method == "olden" && params.count("rounds") && explain::ParamReader(params, sg::importance_method(method)).integer("rounds") != 0)
     throw py::value_error("importance(method='olden', rounds=...): the randomization test retrains networks on shuffled "
                           "labels; run `glassbox importance --method olden --param rounds=R`");
   sg::ImportanceRequest q;

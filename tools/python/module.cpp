@@ -114,10 +114,20 @@ py::list layers(const PyModel& pm) {
   return out;
 }
 
-// {layer name: [N, layer shape...]} for the named layers (a name or a list of names).
+// {layer name: [N, layer shape...]} for the named layers (a name, a comma-separated string, as
+// tcav and probe take them, or a list of names).
 py::dict activations(PyModel& pm, py::handle x_arg, py::handle layers_a) {
-  const std::vector<std::string> names = names_arg(layers_a, "activations(layers=...)", true);
+  std::vector<std::string> names;
+  for (const std::string& item : names_arg(layers_a, "activations(layers=...)", true))
+    for (size_t p = 0; p <= item.size();) {
+      const size_t q = std::min(item.find(',', p), item.size());
+      if (q > p) names.push_back(item.substr(p, q - p));
+      p = q + 1;
+    }
   if (names.empty()) throw py::value_error("activations(layers=[]): name at least one layer (model.layers)");
+  for (size_t i = 0; i < names.size(); ++i)  // a repeat came back as one key
+    if (std::find(names.begin(), names.begin() + long(i), names[i]) != names.begin() + long(i))
+      throw py::value_error("activations(layers=...): '" + names[i] + "' given twice");
   std::vector<int> nodes;
   for (auto& n : names) nodes.push_back(pm.m.graph.at(n));
   Tensor x = tensor_arg(x_arg, pm.m.graph.input_shape(), "x");
@@ -417,7 +427,9 @@ void write_png_py(py::handle path_a, py::handle rgb_arg) {
 
 explain::Image rgb_arg(py::handle a, const std::string& arg) {
   py::array arr = py::array::ensure(a);
-  if (!arr || arr.dtype().kind() != 'u' || arr.itemsize() != 1 || arr.ndim() != 3 || arr.shape(2) != 3)
+  if (!py::isinstance<py::array>(a) || !arr || arr.dtype().kind() != 'u' || arr.itemsize() != 1)  // as write_png
+    throw py::type_error(arg + ": expected a uint8 numpy array [H,W,3] (heatmap() and image() return one)");
+  if (arr.ndim() != 3 || arr.shape(2) != 3)
     throw py::value_error(arg + ": expected a uint8 array [H,W,3] (heatmap() and image() return one)");
   if (arr.shape(0) < 1 || arr.shape(1) < 1 || arr.shape(0) > 65535 || arr.shape(1) > 65535)
     throw py::value_error(arg + ": " + std::to_string(arr.shape(0)) + "x" + std::to_string(arr.shape(1)) +

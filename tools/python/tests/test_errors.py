@@ -578,3 +578,23 @@ def test_class_names_a_model_could_not_store_are_refused_before_training(tmp_pat
     glassbox.train(m, d, 1)
     m.save(tmp_path / "m.safetensors")
     assert glassbox.load(tmp_path / "m.safetensors").info()["metadata"]["glassbox.classes"] == '["left","right"]'
+
+
+def test_family_arguments_as_the_command_reads_them(model, inputs):
+    """importance's rounds=0.0 is 0 (it was refused as retraining), influence needs two training
+    points as the command does, grid's wrong dtype is a TypeError as write_png's, and activations
+    takes a comma-separated string as tcav and probe do, refusing a repeat."""
+    mlp = glassbox.load("mlp")
+    x = np.random.default_rng(2).random((4, 1, 28, 28), dtype=np.float32)
+    assert np.array_equal(glassbox.importance(mlp, x, "olden", rounds=0.0)["overall"],
+                          glassbox.importance(mlp, x, "olden")["overall"])
+    with pytest.raises(ValueError, match="rounds"):
+        glassbox.importance(mlp, x, "olden", rounds=-1)
+    with pytest.raises(ValueError, match="the training set holds 1 point"):
+        glassbox.influence(model, (inputs[:1], [0]), (inputs[:2], [0, 1]), "knn")
+    with pytest.raises(TypeError, match="expected a uint8 numpy array"):
+        glassbox.grid([[np.zeros((8, 8, 3), np.float32)]])
+    a = model.activations(inputs, "conv1,relu1")
+    assert list(a) == ["conv1", "relu1"]
+    with pytest.raises(ValueError, match="'relu1' given twice"):
+        model.activations(inputs, ["relu1", "relu1"])
