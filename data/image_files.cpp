@@ -1,5 +1,6 @@
 // Image files: decoding (stb_image), channel conversion and resizing (stb_image_resize), PNG output
 // (stb_image_write), and class-per-subfolder image datasets.
+#include <climits>
 #include <stb_image.h>
 #include <stb_image_resize.h>
 #include <stb_image_write.h>
@@ -156,12 +157,16 @@ void check_image_header(const std::string& path, std::span<const uint8_t> bytes)
   // Before stb reads any JPEG header: its header reader builds the Huffman tables.
   if (!bytes.empty() && bytes[0] == 0xFF) check_jpeg_huffman(path, bytes);
   if (!stbi_info_from_memory(bytes.data(), int(bytes.size()), &w, &h, &c)) return;  // stb_load names the problem
+  // A top-down BMP stores its height negative (a valid layout; stb reports it as stored and flips
+  // the rows when it decodes): the image is |h| rows.
+  const bool bmp = bytes.size() >= 2 && bytes[0] == 'B' && bytes[1] == 'M';
+  if (bmp && h < 0 && h != INT_MIN) h = -h;
   if (w <= 0 || h <= 0) fail(path, "image of " + std::to_string(w) + "x" + std::to_string(h) + " pixels");
   if (w > kMaxImageSide || h > kMaxImageSide || int64_t(w) * h > kMaxImagePixels)
     fail(path, "image of " + std::to_string(w) + "x" + std::to_string(h) + " pixels is larger than the limit (" +
                    std::to_string(kMaxImageSide) + " pixels a side, " + std::to_string(kMaxImagePixels) +
                    " pixels in all)");
-  if (bytes.size() >= 2 && bytes[0] == 'B' && bytes[1] == 'M') check_bmp_data(path, bytes, w, h);
+  if (bmp) check_bmp_data(path, bytes, w, h);
   if (bytes.size() >= 8 && std::memcmp(bytes.data(), "\x89PNG", 4) == 0) check_png_chunks(path, bytes);
   // PNG and JPEG are compressed: their decoders stop at the end of the data, and the pixel cap
   // bounds what a small file can make them allocate.

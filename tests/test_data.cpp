@@ -248,6 +248,41 @@ TEST_CASE("CIFAR-10 records and a file of the wrong size") {
   CHECK(contains(error_of([&] { load_dataset("cifar10:" + t.path.string(), "train"); }), "data_batch_4.bin not found"));
 }
 
+TEST_CASE("a top-down BMP (negative height) reads as the same image as its bottom-up form") {
+  // 3x2 pixels, 24-bit: rows padded to 12 bytes; pixel (x, y) has B = 10y + x, G = 100, R = 200.
+  auto bmp = [](bool top_down) {
+    const int W = 3, H = 2, row = 12;
+    std::vector<uint8_t> b(54 + row * H, 0);
+    auto le32 = [&](size_t at, int32_t v) {
+      for (int i = 0; i < 4; ++i) b[at + i] = uint8_t(uint32_t(v) >> (8 * i));
+    };
+    b[0] = 'B', b[1] = 'M';
+    le32(2, int32_t(b.size()));
+    le32(10, 54);
+    le32(14, 40);
+    le32(18, W);
+    le32(22, top_down ? -H : H);
+    b[26] = 1, b[28] = 24;
+    le32(34, row * H);
+    for (int y = 0; y < H; ++y) {
+      const int stored = top_down ? y : H - 1 - y;  // bottom-up files store the last row first
+      for (int x = 0; x < W; ++x) {
+        uint8_t* p = b.data() + 54 + stored * row + 3 * x;
+        p[0] = uint8_t(10 * y + x), p[1] = 100, p[2] = 200;
+      }
+    }
+    return b;
+  };
+  TempDir t;
+  write_bytes(t / "up.bmp", bmp(false));
+  write_bytes(t / "down.bmp", bmp(true));
+  const Image up = read_image(t / "up.bmp"), down = read_image(t / "down.bmp");  // down was refused ("3x-2 pixels")
+  CHECK(down.w == 3);
+  CHECK(down.h == 2);
+  CHECK(down.pixels == up.pixels);
+  CHECK(up.pixels[3 * (1 * 3 + 2) + 2] == 12);  // (x 2, y 1): B = 12, the third byte as RGB
+}
+
 TEST_CASE("image files: PNG round trip, gray/RGB conversion, resizing, unreadable files") {
   TempDir t;
   // 4x2 RGB: pure colours and greys.
