@@ -1888,3 +1888,16 @@ TEST_CASE("cli: train and distill never write over the model they read; prune an
   CHECK_MESSAGE(contains(r.err, "d.distill.json: is not a regular file"), r.err);
   CHECK_FALSE(fs::exists(s / "d.safetensors"));
 }
+
+TEST_CASE("cli: explain into a folder of an earlier run leaves no correlation table that contradicts summary.json") {
+  Scratch s;
+  write_npy(s / "x.npy", {1, 1, 8, 8});
+  const std::string base = std::string("explain --model ") + kSmall + " --input " + (s / "x.npy") + " --out " + (s / "out");
+  Run r = glassbox(s, base + " --method saliency,integrated-gradients");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  REQUIRE(fs::exists(s / "out/correlations.csv"));
+  r = glassbox(s, base + " --method saliency");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK_FALSE(fs::exists(s / "out/correlations.csv"));  // it stayed, with the first run's pair
+  CHECK_FALSE(contains(read_file(s / "out/summary.json"), "correlations"));
+}

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -173,7 +174,14 @@ Tensor write_column(const ExplainArgs& a, Graph& g, const Inputs& in, const Targ
 
 void write_correlations(const std::string& out, const std::vector<std::string>& labels, const std::vector<Tensor>& maps,
                         nlohmann::json& summary, nlohmann::json& per_image) {
-  if (maps.size() < 2) return;
+  if (maps.size() < 2) {
+    // One method has no pairs: an earlier run's table would contradict this summary.json.
+    const std::string old = out + "/correlations.csv";
+    std::ifstream f(old);
+    std::string first;
+    if (f && std::getline(f, first) && first.rfind("method_a,method_b,mean_pearson", 0) == 0) std::filesystem::remove(old);
+    return;
+  }
   const int N = maps[0].batch();
   const size_t D = maps[0].sample_size();
   std::string csv = "method_a,method_b,mean_pearson,n";
