@@ -74,8 +74,7 @@ std::vector<int> layers_arg(const Graph& g, py::handle layers, const std::string
 
 // (x, y): inputs in the model's input space and their classes.
 std::pair<Tensor, std::vector<int>> labelled_arg(const Graph& g, py::handle pair, const std::string& what) {
-  py::tuple t = py::cast<py::tuple>(pair);
-  if (t.size() != 2) throw py::value_error(what + ": expected (x, y), inputs in the model's input space and classes");
+  py::tuple t = pair_arg(pair, what);  // inputs in the model's input space and classes
   Tensor x = tensor_arg(t[0], g.input_shape(), what + "[0]");
   return {x, labels_arg(t[1], x.batch(), what + "[1]")};
 }

@@ -97,6 +97,14 @@ int int_arg(py::handle v, const std::string& what) {
   return int(k);
 }
 
+py::tuple pair_arg(py::handle v, const std::string& what) {
+  if (!py::isinstance<py::tuple>(v) && !py::isinstance<py::list>(v))  // py::cast said "'int' object is not iterable"
+    throw py::type_error(what + ": expected (x, y), not " + std::string(py::str(py::type::of(v))));
+  py::tuple t = py::cast<py::tuple>(v);
+  if (t.size() != 2) throw py::value_error(what + ": expected (x, y), two items, not " + std::to_string(t.size()));
+  return t;
+}
+
 double number_arg(py::handle v, const std::string& what) {
   if (py::isinstance<py::bool_>(v) || py::isinstance(v, py::module_::import("numpy").attr("bool_")))
     throw py::type_error(what + ": a number, not a bool");
@@ -163,6 +171,8 @@ std::string path_arg(py::handle p) {
   std::string path;
   if (py::isinstance<py::str>(p)) {
     path = p.cast<std::string>();
+  } else if (!py::hasattr(p, "__fspath__") && !py::isinstance<py::bytes>(p)) {
+    throw py::type_error("expected a path (str or os.PathLike), not " + std::string(py::str(py::type::of(p))));
   } else {
     py::object s = py::module_::import("os").attr("fspath")(p);
     if (!py::isinstance<py::str>(s)) throw py::type_error("expected a path (str or os.PathLike), got bytes");

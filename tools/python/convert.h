@@ -99,6 +99,9 @@ std::vector<int> labels_arg(py::handle y, int n, const std::string& what, int lo
 // value past 32 bits a ValueError, each naming `what`.
 int int_arg(py::handle v, const std::string& what);
 
+// A pair (x, y) given as a tuple or list of two; other types are a TypeError naming `what`.
+py::tuple pair_arg(py::handle v, const std::string& what);
+
 // One number (a Python or NumPy int or float, or a 0-d array): bools, strings and arrays of more
 // values are a TypeError naming `what` (pybind11's cast took True as 1 and named nothing).
 double number_arg(py::handle v, const std::string& what);

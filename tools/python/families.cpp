@@ -203,8 +203,7 @@ py::dict evaluate_py(PyModel& pm, py::handle x_arg, py::handle target, const std
 
 // (x, y) in the model's input space and labels, checked against the model.
 inst::Examples examples_arg(const PyModel& pm, py::handle pair, const std::string& arg) {
-  py::tuple t = py::cast<py::tuple>(pair);
-  if (t.size() != 2) throw py::value_error(arg + ": expected (x, y), inputs in the model's input space and classes");
+  py::tuple t = pair_arg(pair, arg);  // inputs in the model's input space and classes
   Tensor x = tensor_arg(t[0], pm.m.graph.input_shape(), arg + "[0]");
   std::vector<int> y = labels_arg(t[1], x.batch(), arg + "[1]");
   return {std::move(x), std::move(y)};
@@ -237,7 +236,11 @@ std::vector<inst::Checkpoint> checkpoints_arg(const PyModel& pm, py::handle list
       Lock lock(c.mu);
       take(c.m);
     } else {
-      ck.name = path_arg(h);
+      try {
+        ck.name = path_arg(h);
+      } catch (const py::type_error& e) {
+        throw py::type_error(what + ": a Model or a model file, " + e.what());
+      }
       if (!std::filesystem::exists(ck.name)) file_not_found(what + ": " + ck.name + ": no such file");
       take(open_model_file(ck.name));
     }
@@ -321,8 +324,10 @@ Dataset train_data(py::handle data, int model_classes) {
   if (py::hasattr(data, "x") && py::hasattr(data, "y")) {
     x = data.attr("x"), y = data.attr("y");
   } else {
-    py::tuple t = py::cast<py::tuple>(data);
-    if (t.size() != 2) throw py::value_error("train(data=...): a dataset spec, a glassbox.datasets.Dataset or (pixels, labels)");
+    if (!py::isinstance<py::tuple>(data) && !py::isinstance<py::list>(data))
+      throw py::type_error("train(data=...): a dataset spec, a glassbox.datasets.Dataset or (pixels, labels), not " +
+                           std::string(py::str(py::type::of(data))));
+    py::tuple t = pair_arg(data, "train(data=...)");
     x = t[0], y = t[1];
   }
   Dataset d;

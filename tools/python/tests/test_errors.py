@@ -598,3 +598,12 @@ def test_family_arguments_as_the_command_reads_them(model, inputs):
     assert list(a) == ["conv1", "relu1"]
     with pytest.raises(ValueError, match="'relu1' given twice"):
         model.activations(inputs, ["relu1", "relu1"])
+
+
+def test_pairs_and_checkpoints_of_the_wrong_type_are_named(model, inputs):
+    with pytest.raises(TypeError, match=r"train: expected \(x, y\), not <class 'int'>"):
+        glassbox.influence(model, 5, (inputs[:2], [0, 1]), "knn")
+    with pytest.raises(TypeError, match=r"checkpoints\[0\]: a Model or a model file, expected a path"):
+        glassbox.influence(model, (inputs, [0, 1, 2]), (inputs[:2], [0, 1]), "tracin", checkpoints=[3], lr=0.1)
+    with pytest.raises(TypeError, match=r"train\(data=...\): a dataset spec"):
+        glassbox.train(glassbox.load("toy2d"), 5, 1)
