@@ -135,8 +135,10 @@ py::dict scores_dict(const cc::ConceptScores& c, bool tested, const Shape& layer
 
 // tcav(model, layers, concepts, target, inputs, random, n=100, max_inputs=1000, **params): as
 // `glassbox concepts`, whose seeds it derives the same way for pattern specs.
-py::dict tcav_py(PyModel& pm, py::handle layers_a, py::dict concepts, int target, py::handle inputs_a,
-                 py::handle random_a, int n, int max_inputs, py::kwargs kwargs) {
+py::dict tcav_py(PyModel& pm, py::handle layers_a, py::dict concepts, py::handle target_a, py::handle inputs_a,
+                 py::handle random_a, py::handle n_a, py::handle max_inputs_a, py::kwargs kwargs) {
+  const int target = int_arg(target_a, "tcav(target=...)"), n = int_arg(n_a, "tcav(n=...)"),
+            max_inputs = int_arg(max_inputs_a, "tcav(max_inputs=...)");
   const std::string method = "tcav";
   Graph& g = pm.m.graph;
   const explain::Params params = params_arg(kwargs, method);
@@ -201,8 +203,10 @@ Tensor rows_arg(py::handle a, const std::string& what) {
 
 // cav(positive, other, classifier, alpha, max_iter, tol, test_fraction, seed): one CAV, the
 // classifier tcav() fits per run (cav.h), with the tcav method's ranges.
-py::dict cav_py(py::handle pos_a, py::handle other_a, const std::string& classifier, double alpha, int max_iter,
-                double tol, double test_fraction, uint64_t seed) {
+py::dict cav_py(py::handle pos_a, py::handle other_a, const std::string& classifier, double alpha, py::handle max_iter_a,
+                double tol, double test_fraction, py::handle seed_a) {
+  const int max_iter = int_arg(max_iter_a, "cav(max_iter=...)");
+  const uint64_t seed = seed_arg(seed_a, "cav(seed=...)");
   const Tensor pos = rows_arg(pos_a, "positive"), other = rows_arg(other_a, "other");
   if (pos.dim(1) != other.dim(1))
     throw py::value_error("cav: positive has " + std::to_string(pos.dim(1)) + " features per row, other " + std::to_string(other.dim(1)));
@@ -232,14 +236,18 @@ py::dict cav_py(py::handle pos_a, py::handle other_a, const std::string& classif
 }
 
 // patterns(spec, model, n, seed): the command's generated concept images, pixels in [0, 1].
-py::array patterns_py(const std::string& spec, const PyModel& pm, int n, uint64_t seed) {
+py::array patterns_py(const std::string& spec, const PyModel& pm, py::handle n_a, py::handle seed_a) {
+  const int n = int_arg(n_a, "patterns(n=...)");
+  const uint64_t seed = seed_arg(seed_a, "patterns(seed=...)");
   if (n < 1 || n > 200000) throw py::value_error("patterns(n=" + std::to_string(n) + "): expected 1..200000");
   const std::string body = spec.rfind("pattern:", 0) == 0 ? spec.substr(8) : spec;
   return to_array(cc::make_patterns(cc::parse_pattern(body), pm.m.graph.input_shape(), n, seed));
 }
 
 // probe(model, train=(x, y), test=(x, y), layers="all", classes=0, **params) -> per layer accuracies.
-py::dict probe_py(PyModel& pm, py::handle train_a, py::handle test_a, py::handle layers_a, int classes, py::kwargs kwargs) {
+py::dict probe_py(PyModel& pm, py::handle train_a, py::handle test_a, py::handle layers_a, py::handle classes_a,
+                  py::kwargs kwargs) {
+  const int classes = int_arg(classes_a, "probe(classes=...)");
   const std::string method = "probe";
   Graph& g = pm.m.graph;
   const explain::Params params = params_arg(kwargs, method);
@@ -353,7 +361,9 @@ py::dict dissect_py(PyModel& pm, py::handle images, py::handle masks, std::vecto
 
 // segmentation_set(model, n=1000, seed=0): `glassbox dissect --concepts generated:n=N,seed=S`'s
 // images (pixels in [0, 1]), masks [N, K, H, W] (uint8), concept names and their categories.
-py::dict segmentation_py(const PyModel& pm, int n, uint64_t seed) {
+py::dict segmentation_py(const PyModel& pm, py::handle n_a, py::handle seed_a) {
+  const int n = int_arg(n_a, "segmentation_set(n=...)");
+  const uint64_t seed = seed_arg(seed_a, "segmentation_set(seed=...)");
   if (n < 1 || n > 100000) throw py::value_error("segmentation_set(n=" + std::to_string(n) + "): expected 1..100000");
   const cc::SegmentationSet s = cc::make_segmentation(pm.m.graph.input_shape(), n, seed);
   py::array_t<uint8_t> masks({py::ssize_t(s.size()), py::ssize_t(s.concepts.size()), py::ssize_t(s.height()), py::ssize_t(s.width())});
@@ -510,7 +520,8 @@ py::list rules_py(PyModel& pm, const std::string& method, py::handle inputs_a, p
 
 // soft_tree(model, x, index=None, levels=4): how the model's soft decision tree routes x, the tree
 // as `glassbox distill` writes it (.tree.json), and with `index` its figure for that sample.
-py::dict soft_tree_py(PyModel& pm, py::handle x_a, py::handle index_a, int levels) {
+py::dict soft_tree_py(PyModel& pm, py::handle x_a, py::handle index_a, py::handle levels_a) {
+  const int levels = int_arg(levels_a, "soft_tree(levels=...)");
   Graph& g = pm.m.graph;
   const int tn = sg::soft_tree_node(g);
   if (tn < 0) throw py::value_error("soft_tree: the model has no softtree layer (glassbox distill --student soft-tree:D makes one)");

@@ -97,6 +97,17 @@ int int_arg(py::handle v, const std::string& what) {
   return int(k);
 }
 
+uint64_t seed_arg(py::handle v, const std::string& what) {
+  if (py::isinstance<py::bool_>(v) || py::isinstance(v, py::module_::import("numpy").attr("bool_")))
+    throw py::type_error(what + ": an integer, not a bool");
+  if (py::isinstance<py::array>(v) || !PyIndex_Check(v.ptr()))
+    throw py::type_error(what + ": an integer, not " + std::string(py::str(py::type::of(v))));
+  const py::int_ i(py::reinterpret_borrow<py::object>(v));
+  if (i < py::int_(0) || i >= py::int_(py::module_::import("builtins").attr("pow")(2, 64)))
+    throw py::value_error(what + ": " + std::string(py::repr(v)) + " is outside [0, 2**64)");
+  return i.cast<uint64_t>();
+}
+
 py::tuple pair_arg(py::handle v, const std::string& what) {
   if (!py::isinstance<py::tuple>(v) && !py::isinstance<py::list>(v))  // py::cast said "'int' object is not iterable"
     throw py::type_error(what + ": expected (x, y), not " + std::string(py::str(py::type::of(v))));

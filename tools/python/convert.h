@@ -99,6 +99,9 @@ std::vector<int> labels_arg(py::handle y, int n, const std::string& what, int lo
 // value past 32 bits a ValueError, each naming `what`.
 int int_arg(py::handle v, const std::string& what);
 
+// A seed: a Python or NumPy int in [0, 2**64); bools and other types are a TypeError naming `what`.
+uint64_t seed_arg(py::handle v, const std::string& what);
+
 // A pair (x, y) given as a tuple or list of two; other types are a TypeError naming `what`.
 py::tuple pair_arg(py::handle v, const std::string& what);
 

@@ -32,7 +32,8 @@ namespace gb::py_glassbox {
 namespace {
 
 
-std::shared_ptr<PyModel> load(py::handle spec_arg, uint64_t seed) {
+std::shared_ptr<PyModel> load(py::handle spec_arg, py::handle seed_a) {
+  const uint64_t seed = seed_arg(seed_a, "load(seed=...)");
   const std::string spec = path_arg(spec_arg);
   const bool file = !is_preset(spec) && !is_architecture_text(spec);
   if (file && !std::filesystem::exists(spec)) {
@@ -73,7 +74,8 @@ py::array forward(PyModel& pm, py::handle x_arg) {
 }
 
 // (classes [N, top] int64, probabilities [N, top]), most probable first.
-py::tuple predict(PyModel& pm, py::handle x_arg, int top) {
+py::tuple predict(PyModel& pm, py::handle x_arg, py::handle top_a) {
+  const int top = int_arg(top_a, "predict(top=...)");
   const int K = pm.m.graph.classes();
   if (top < 1 || top > K) throw py::value_error("predict(top=" + std::to_string(top) + "): expected 1.." + std::to_string(K));
   Tensor x = tensor_arg(x_arg, pm.m.graph.input_shape(), "x");
@@ -444,7 +446,8 @@ explain::Image rgb_arg(py::handle a, const std::string& arg) {
 // A labelled grid of RGB images (rows of cells, each resized to cell x cell), as glassbox's own
 // figures: column labels on top, a caption above each row.
 py::array grid_py(const std::vector<std::vector<py::object>>& rows, const std::vector<std::string>& columns,
-                  const std::vector<std::string>& captions, int cell) {
+                  const std::vector<std::string>& captions, py::handle cell_a) {
+  const int cell = int_arg(cell_a, "grid(cell=...)");
   if (cell < 8 || cell > 1024) throw py::value_error("grid(cell=" + std::to_string(cell) + "): expected 8..1024");
   std::vector<std::vector<explain::Image>> cells;
   for (size_t r = 0; r < rows.size(); ++r) {

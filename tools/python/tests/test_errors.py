@@ -607,3 +607,20 @@ def test_pairs_and_checkpoints_of_the_wrong_type_are_named(model, inputs):
         glassbox.influence(model, (inputs, [0, 1, 2]), (inputs[:2], [0, 1]), "tracin", checkpoints=[3], lr=0.1)
     with pytest.raises(TypeError, match=r"train\(data=...\): a dataset spec"):
         glassbox.train(glassbox.load("toy2d"), 5, 1)
+
+
+def test_bools_are_not_counts_classes_or_seeds(model, inputs):
+    """True was read as 1 by plain int arguments; int_arg/seed_arg refuse it, as visualize(unit=) did."""
+    calls = [lambda: model.predict(inputs, top=True),
+             lambda: glassbox.grid([[np.zeros((8, 8, 3), np.uint8)]], cell=True),
+             lambda: glassbox.patterns("pattern:dots", model, n=True),
+             lambda: glassbox.segmentation_set(model, n=2, seed=True),
+             lambda: glassbox.load("toy2d", seed=True),
+             lambda: glassbox.cav(np.ones((4, 3), np.float32), np.zeros((4, 3), np.float32), seed=True),
+             lambda: glassbox.probe(model, (inputs, [0, 1, 2]), (inputs, [0, 1, 2]), classes=True)]
+    for call in calls:
+        with pytest.raises(TypeError, match="an integer, not a bool"):
+            call()
+    assert model.predict(inputs, top=np.int64(2))[0].shape == (3, 2)
+    with pytest.raises(ValueError, match=r"load\(seed=...\): -1 is outside"):
+        glassbox.load("toy2d", seed=-1)
