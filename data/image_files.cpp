@@ -179,8 +179,10 @@ Image read_image(const std::string& path) {
   Image img;
   uint8_t* p = stbi_load_from_memory(bytes.data(), int(bytes.size()), &img.w, &img.h, &img.channels, 0);
   if (!p) {
-    std::string why = stbi_failure_reason() ? stbi_failure_reason() : "unknown error";
-    if (why == "unknown image type") why = "not a PNG, JPEG, BMP or PNM image";
+    std::string why = stbi_failure_reason() ? stbi_failure_reason() : "";
+    if (why.empty()) why = "truncated or corrupt image data";  // (a PNG cut inside a chunk header said nothing)
+    // ASCII PNM (P1-P3) is PNM too, but only binary P5/P6 is read.
+    if (why == "unknown image type") why = "not a PNG, JPEG, BMP or binary PNM (P5/P6) image";
     fail(path, "cannot read image: " + why);
   }
   img.pixels.assign(p, p + size_t(img.w) * img.h * img.channels);

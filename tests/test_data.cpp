@@ -281,6 +281,15 @@ TEST_CASE("a top-down BMP (negative height) reads as the same image as its botto
   CHECK(down.h == 2);
   CHECK(down.pixels == up.pixels);
   CHECK(up.pixels[3 * (1 * 3 + 2) + 2] == 12);  // (x 2, y 1): B = 12, the third byte as RGB
+  // A PNG cut inside a chunk header said "cannot read image: " and nothing; ASCII PNM was "not PNM".
+  const std::vector<uint8_t> px(12 * 12, 7);
+  write_png(t / "whole.png", 12, 12, 1, px.data());
+  const std::string whole = read_file(t / "whole.png");
+  write_bytes(t / "cut.png", std::vector<uint8_t>(whole.begin(), whole.begin() + 36));
+  CHECK(contains(error_of([&] { read_image(t / "cut.png"); }), "cut.png: cannot read image: truncated or corrupt"));
+  const std::string ascii = "P2\n2 2\n255\n0 1 2 3\n";
+  write_bytes(t / "a.pgm", std::vector<uint8_t>(ascii.begin(), ascii.end()));
+  CHECK(contains(error_of([&] { read_image(t / "a.pgm"); }), "binary PNM (P5/P6)"));
 }
 
 TEST_CASE("image files: PNG round trip, gray/RGB conversion, resizing, unreadable files") {
