@@ -1852,6 +1852,9 @@ TEST_CASE("cli: bench --json - is JSON lines alone; a torch-less Python or a mis
   CHECK_MESSAGE(contains(r.err, "--compare-torch: '/bin/false "), r.err);
   CHECK_MESSAGE(contains(r.err, "that Python cannot run the baseline"), r.err);
   CHECK_MESSAGE(!contains(r.out + r.err, "train"), r.out);  // nothing was timed
+  r = glassbox(s, base + " --json ''");  // taken for "not given": timed, and nothing written
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "--json: an empty path"), r.err);
   r = glassbox(s, base + " --json " + (s / "missing/rows.json"));
   CHECK(r.status == 1);
   CHECK_MESSAGE(contains(r.err, "its folder " + (s / "missing") + " does not exist"), r.err);
@@ -1900,4 +1903,9 @@ TEST_CASE("cli: explain into a folder of an earlier run leaves no correlation ta
   REQUIRE_MESSAGE(r.status == 0, r.err);
   CHECK_FALSE(fs::exists(s / "out/correlations.csv"));  // it stayed, with the first run's pair
   CHECK_FALSE(contains(read_file(s / "out/summary.json"), "correlations"));
+  // An input named grid.npy in --out is not one of the outputs (grid*.png): it was refused.
+  write_npy(s / "out/grid.npy", {1, 1, 8, 8});
+  r = glassbox(s, std::string("explain --model ") + kSmall + " --input " + (s / "out/grid.npy") + " --method saliency --out " +
+                      (s / "out"));
+  CHECK_MESSAGE(r.status == 0, r.err);
 }

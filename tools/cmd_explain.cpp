@@ -333,7 +333,9 @@ void run_explain(const ExplainArgs& a) {
   std::vector<std::string> names;
   for (auto& s : in.names) names.push_back(output_stem(s));
   check_inputs_survive(a.inputs, a.out, [&](const std::string& file) {  // NAME_COLUMN..., grid*.png, ...
-    bool written = file == "summary.json" || file == "correlations.csv" || file.rfind("grid", 0) == 0;
+    // grid.png, grid_2.png...: not grid.npy, an input it was refused for
+    const bool grid = file.rfind("grid", 0) == 0 && file.size() >= 8 && file.compare(file.size() - 4, 4, ".png") == 0;
+    bool written = file == "summary.json" || file == "correlations.csv" || grid;
     for (const std::string& n : names) written |= file.rfind(n + "_", 0) == 0;
     return written;
   });
