@@ -170,6 +170,7 @@ py::dict info(const PyModel& pm) {
 
 void save(PyModel& pm, py::handle path_arg_) {
   const std::string path = path_arg(path_arg_);
+  if (path.empty()) throw py::value_error("save(path=''): an empty path");  // the writer named no file
   // A file there that is not a model is not replaced (a text file was); the command refuses too. A
   // folder stays IsADirectoryError, from the writer.
   std::error_code ec;

@@ -528,6 +528,8 @@ def test_training_inputs_that_were_taken_silently(tmp_path):
     victim.write_text("hello")
     with pytest.raises(FileExistsError, match="exists and is not a model file"):
         glassbox.load("toy2d").save(victim)
+    with pytest.raises(ValueError, match="an empty path"):
+        glassbox.load("toy2d").save("")
     assert victim.read_text() == "hello"
     m = glassbox.load("toy2d")
     m.save(tmp_path / "m.safetensors")
