@@ -120,10 +120,24 @@ void check_replaceable(const std::string& path) {
          fs::is_directory(st) ? ModelFileError::Kind::folder : ModelFileError::Kind::io);
 }
 
+// "<path>.glassbox-tmp<PID>", or, where that name would pass the file system's 255-byte limit on
+// a name (a legal 240-byte name did), "<16 hex digits of the name's hash>.glassbox-tmp<PID>".
+static std::string temporary_name(const std::string& path) {
+  namespace fs = std::filesystem;
+  const std::string suffix = kTempMark + std::to_string(::getpid());
+  const std::string name = fs::path(path).filename().string();
+  if (name.size() + suffix.size() <= 255) return path + suffix;
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : name) h = (h ^ c) * 1099511628211ULL;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return (fs::path(path).parent_path() / (hex + suffix)).string();
+}
+
 void atomic_write(const std::string& path, const void* data, size_t n) {
   check_replaceable(path);
   remove_stale_temporaries(path);
-  std::string tmp = path + kTempMark + std::to_string(::getpid());
+  std::string tmp = temporary_name(path);
   FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) fail(path, std::string("cannot write (") + std::strerror(errno) + ")", ModelFileError::Kind::io);
   // Every step is checked: a full disk must fail the run, never leave a short file under the name.

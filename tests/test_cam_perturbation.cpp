@@ -657,6 +657,9 @@ TEST_CASE("unknown parameters and non-image inputs are refused by name") {
                        doctest::Contains("rise: s=4096 cells a side is more than the input's 12x12 pixels (at most 12)"),
                        std::invalid_argument);
   CHECK(run(g, x, {0}, "rise", {{"s", "12"}, {"n", "2"}}).attribution.shape() == x.shape());
+  Graph small = make_preset("camnet", Shape{1, 6, 6});  // the default s = 7 runs on a 6x6 input
+  Tensor x6 = random_images(1, 1, 6, 6, 2);
+  CHECK(run(small, x6, {0}, "rise", {{"n", "2"}}).attribution.shape() == x6.shape());
   Graph toy = make_preset("toy2d");
   Tensor p = Tensor::from({1, 2}, {0.5f, -0.5f});
   CHECK_THROWS_AS(run(toy, p, {0}, "rise"), ShapeError);

@@ -511,6 +511,12 @@ TEST_CASE("a BatchNorm that would see one value per channel in a batch is refuse
   CHECK_THROWS_WITH_AS(fit(flat, train, o),
                        doctest::Contains("batchnorm1: training needs more than one value per channel, and a batch of 1"),
                        std::invalid_argument);
+  // A one-sample training split is named as the cause, not --batch.
+  Dataset two = blobs(2, 2);
+  o.batch = 64;
+  o.val_fraction = 0.5f;
+  CHECK_THROWS_WITH_AS(fit(flat, two, o), doctest::Contains("the training split holds 1 sample(s)"), std::invalid_argument);
+  o.val_fraction = 0.2f;
   o.batch = 2;
   CHECK(fit(flat, train, o).history.size() == 1);
   // Feature maps hold H·W values per channel: a batch of one is fine there.

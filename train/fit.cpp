@@ -355,8 +355,13 @@ FitResult fit(Graph& g, const Dataset& train, const FitOptions& o) {
       const Shape s = g.shape(in);
       const int64_t per_channel = s.rank >= 3 ? int64_t(s[2]) * (s.rank == 4 ? s[3] : 1) : 1;
       if (smallest_batch * per_channel < 2)
-        throw std::invalid_argument(g.layer(i).name + ": training needs more than one value per channel, and a batch of " +
-                                    std::to_string(smallest_batch) + " gives one (--batch 2 or more)");
+        throw std::invalid_argument(
+            g.layer(i).name + ": training needs more than one value per channel, and a batch of " +
+            std::to_string(smallest_batch) + " gives one (" +
+            (int64_t(train_idx.size()) < o.batch ? "the training split holds " + std::to_string(train_idx.size()) +
+                                                       " sample(s): give more data, or hold out less for validation"
+                                                 : std::string("--batch 2 or more")) +
+            ")");
     }
 
   Optimizer opt(g, o.optimizer);

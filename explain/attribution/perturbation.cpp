@@ -157,11 +157,11 @@ Tensor rise(Graph& g, const Tensor& x, const Target& target, const RiseOptions& 
     throw std::invalid_argument("rise: needs n ≥ 1, s ≥ 1, batch ≥ 1 and 0 < p ≤ 1");
   const int N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
   // Cells smaller than a pixel mean nothing, and each mask is drawn at (s+1)² cells whatever the
-  // input: s=4096 on 12×12 took half a second per mask.
-  if (o.grid > std::max(H, W))
+  // input: s=4096 on 12×12 took half a second per mask. The default 7 runs on any input.
+  if (o.grid > std::max({H, W, 7}))
     throw std::invalid_argument("rise: s=" + std::to_string(o.grid) + " cells a side is more than the input's " +
                                 std::to_string(H) + "x" + std::to_string(W) + " pixels (at most " +
-                                std::to_string(std::max(H, W)) + ")");
+                                std::to_string(std::max({H, W, 7})) + ")");
   const size_t HW = size_t(H) * W, CHW = C * HW;
   std::vector<double> sal(N * HW, 0.0);
   Rng rng(o.seed);
@@ -268,7 +268,7 @@ void add_perturbation_methods(std::vector<Method>& registry) {
   registry.push_back(
       {{"rise", "RISE: saliency = Σ P_c(x ⊙ M) M / (N·p) over random smooth masks",
         {{"n", "2000", "number of masks", 1, 100000},
-         {"s", "7", "grid size (at most the input's larger side)", 1, 4096},
+         {"s", "7", "grid size (at most the input's larger side, or 7)", 1, 4096},
          {"p", "0.5", "probability of keeping a grid cell (above 0)", 1e-6, 1},
          {"seed", "0", "mask generator seed"},
          {"batch", "256", "masked copies per forward pass", 1, 65536}},

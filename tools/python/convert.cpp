@@ -81,11 +81,19 @@ py::array_t<double> to_array(const std::vector<double>& v) {
   return out;
 }
 
+// A Python or NumPy integer, or a 0-d integer array (a value read from an .npz): what __index__ takes.
+static bool whole_number(py::handle v) {
+  if (py::isinstance<py::array>(v)) {
+    const py::array a = py::cast<py::array>(v);
+    return a.ndim() == 0 && (a.dtype().kind() == 'i' || a.dtype().kind() == 'u');
+  }
+  return PyIndex_Check(v.ptr());
+}
+
 int int_arg(py::handle v, const std::string& what) {
   if (py::isinstance<py::bool_>(v) || py::isinstance(v, py::module_::import("numpy").attr("bool_")))
     throw py::type_error(what + ": an integer, not a bool");
-  if (py::isinstance<py::array>(v) || !PyIndex_Check(v.ptr()))
-    throw py::type_error(what + ": an integer, not " + std::string(py::str(py::type::of(v))));
+  if (!whole_number(v)) throw py::type_error(what + ": an integer, not " + std::string(py::str(py::type::of(v))));
   long long k = 0;
   bool fits = true;
   try {
@@ -100,8 +108,7 @@ int int_arg(py::handle v, const std::string& what) {
 uint64_t seed_arg(py::handle v, const std::string& what) {
   if (py::isinstance<py::bool_>(v) || py::isinstance(v, py::module_::import("numpy").attr("bool_")))
     throw py::type_error(what + ": an integer, not a bool");
-  if (py::isinstance<py::array>(v) || !PyIndex_Check(v.ptr()))
-    throw py::type_error(what + ": an integer, not " + std::string(py::str(py::type::of(v))));
+  if (!whole_number(v)) throw py::type_error(what + ": an integer, not " + std::string(py::str(py::type::of(v))));
   const py::int_ i(py::reinterpret_borrow<py::object>(v));
   if (i < py::int_(0) || i >= py::int_(py::module_::import("builtins").attr("pow")(2, 64)))
     throw py::value_error(what + ": " + std::string(py::repr(v)) + " is outside [0, 2**64)");

@@ -76,6 +76,7 @@ struct PyModel {
   PyModel(Model model, std::string spec) : m(std::move(model)), spec(std::move(spec)) {}
   Model m;
   std::string spec;  // what load() was given
+  std::string file;  // the model file it was read from, absolute (empty: a preset or architecture)
   ModelMutex mu;
 };
 

@@ -389,7 +389,7 @@ py::list train_py(PyModel& pm, py::handle data, int epochs, py::object progress,
   o.seed = take("seed", uint64_t(42));
   o.val_fraction = take("val", 0.1);
   o.out = take("out", std::string());
-  o.inputs = {pm.spec};  // the file the model was loaded from is not an output
+  if (!pm.file.empty()) o.inputs = {pm.file};  // the file the model was loaded from is not an output
   const std::string normalize = take("normalize", std::string("std"));
   const bool verbose = take("verbose", false);
   if (!s.empty())

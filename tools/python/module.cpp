@@ -41,7 +41,9 @@ std::shared_ptr<PyModel> load(py::handle spec_arg, py::handle seed_a) {
     for (auto& n : preset_names()) presets += (presets.empty() ? "" : ", ") + n;
     file_not_found("load('" + spec + "'): no such file, preset or architecture (presets: " + presets + ")");
   }
-  return std::make_shared<PyModel>(open_model(spec, seed), spec);
+  auto pm = std::make_shared<PyModel>(open_model(spec, seed), spec);
+  if (file) pm->file = std::filesystem::absolute(spec).string();
+  return pm;
 }
 
 py::tuple shape_tuple(const Shape& s) {
@@ -400,11 +402,11 @@ py::array image(py::handle pixels_arg, int scale) {
 
 void write_png_py(py::handle path_a, py::handle rgb_arg) {
   py::array a = py::array::ensure(rgb_arg);
-  // A wrong type is a TypeError (README: bad inputs), a wrong shape a ValueError.
-  if (!py::isinstance<py::array>(rgb_arg) || !a || a.dtype().kind() != 'u' || a.itemsize() != 1)
-    throw py::type_error("rgb: expected a uint8 numpy array [H,W,3] or [H,W] (heatmap() and image() return one), not " +
-                         (py::isinstance<py::array>(rgb_arg) ? "dtype " + std::string(py::str(a.dtype()))
-                                                              : std::string(py::str(py::type::of(rgb_arg)))));
+  // A wrong type is a TypeError (README: bad inputs), a wrong shape a ValueError. Anything numpy
+  // converts (a PIL image, a memoryview) is taken as its array.
+  if (!a || a.dtype().kind() != 'u' || a.itemsize() != 1)
+    throw py::type_error("rgb: expected a uint8 array [H,W,3] or [H,W] (heatmap() and image() return one), not " +
+                         (a ? "dtype " + std::string(py::str(a.dtype())) : std::string(py::str(py::type::of(rgb_arg)))));
   if ((a.ndim() != 2 && a.ndim() != 3) || (a.ndim() == 3 && a.shape(2) != 3 && a.shape(2) != 1))
     throw py::value_error("rgb: expected a uint8 array [H,W,3] or [H,W] (heatmap() and image() return one)");
   if (a.shape(0) < 1 || a.shape(1) < 1 || a.shape(0) > 65535 || a.shape(1) > 65535)
@@ -430,8 +432,8 @@ void write_png_py(py::handle path_a, py::handle rgb_arg) {
 
 explain::Image rgb_arg(py::handle a, const std::string& arg) {
   py::array arr = py::array::ensure(a);
-  if (!py::isinstance<py::array>(a) || !arr || arr.dtype().kind() != 'u' || arr.itemsize() != 1)  // as write_png
-    throw py::type_error(arg + ": expected a uint8 numpy array [H,W,3] (heatmap() and image() return one)");
+  if (!arr || arr.dtype().kind() != 'u' || arr.itemsize() != 1)  // as write_png
+    throw py::type_error(arg + ": expected a uint8 array [H,W,3] (heatmap() and image() return one)");
   if (arr.ndim() != 3 || arr.shape(2) != 3)
     throw py::value_error(arg + ": expected a uint8 array [H,W,3] (heatmap() and image() return one)");
   if (arr.shape(0) < 1 || arr.shape(1) < 1 || arr.shape(0) > 65535 || arr.shape(1) > 65535)

@@ -594,7 +594,7 @@ def test_family_arguments_as_the_command_reads_them(model, inputs):
         glassbox.importance(mlp, x, "olden", rounds=-1)
     with pytest.raises(ValueError, match="the training set holds 1 point"):
         glassbox.influence(model, (inputs[:1], [0]), (inputs[:2], [0, 1]), "knn")
-    with pytest.raises(TypeError, match="expected a uint8 numpy array"):
+    with pytest.raises(TypeError, match="expected a uint8 array"):
         glassbox.grid([[np.zeros((8, 8, 3), np.float32)]])
     a = model.activations(inputs, "conv1,relu1")
     assert list(a) == ["conv1", "relu1"]
@@ -624,5 +624,18 @@ def test_bools_are_not_counts_classes_or_seeds(model, inputs):
         with pytest.raises(TypeError, match="an integer, not a bool"):
             call()
     assert model.predict(inputs, top=np.int64(2))[0].shape == (3, 2)
+    assert model.predict(inputs, top=np.array(2))[0].shape == (3, 2)  # a 0-d array, as read from an .npz
+    assert glassbox.load("toy2d", seed=np.array(3)).info()["parameters"] > 0
     with pytest.raises(ValueError, match=r"load\(seed=...\): -1 is outside"):
         glassbox.load("toy2d", seed=-1)
+
+
+def test_training_a_preset_twice_into_a_file_named_like_it(tmp_path, monkeypatch):
+    """A preset has no input file: the second train(out=) into the same name was refused as its input."""
+    monkeypatch.chdir(tmp_path)
+    m = glassbox.load("toy2d")
+    glassbox.train(m, "toy:moons", 1, out="toy2d")
+    glassbox.train(m, "toy:moons", 1, out="toy2d")
+    f = glassbox.load("./toy2d")
+    with pytest.raises(ValueError, match="is the input model"):  # a model read from that file is
+        glassbox.train(f, "toy:moons", 1, out="toy2d")

@@ -167,9 +167,15 @@ def test_write_png(tmp_path):
     with pytest.raises(FileExistsError, match="exists and is not a PNG file"):
         glassbox.write_png(tmp_path / "notes.txt", rgb)
     assert (tmp_path / "notes.txt").read_text() == "hello"
-    for bad in (rgb.astype(np.int64), rgb.astype(bool), rgb.tolist()):
-        with pytest.raises(TypeError, match="rgb: expected a uint8 numpy array"):
+    for bad in (rgb.astype(np.int64), rgb.astype(bool)):
+        with pytest.raises(TypeError, match="rgb: expected a uint8 array"):
             glassbox.write_png(tmp_path / "b.png", bad)
+    glassbox.write_png(tmp_path / "m.png", memoryview(rgb))  # what numpy converts is taken (a PIL image too)
+    assert (tmp_path / "m.png").read_bytes() == data
+    # A legal name of 240 bytes: its temporary "<name>.glassbox-tmp<PID>" passed the 255-byte limit.
+    long = tmp_path / ("b" * 236 + ".png")
+    glassbox.write_png(long, rgb)
+    assert long.read_bytes() == data and not [p for p in tmp_path.iterdir() if "glassbox-tmp" in p.name]
 
 
 def planted(n, seed):
