@@ -1871,7 +1871,7 @@ TEST_CASE("cli: train and distill never write over the model they read; prune an
   REQUIRE_MESSAGE(r.status == 0, r.err);
   const std::string before = read_file(s / "m.best.safetensors");
   // m.safetensors' best epoch is written to m.best.safetensors: the model read (it was replaced).
-  for (const std::string cmd : {"train --model " + (s / "m.best.safetensors"),
+  for (const std::string& cmd : {"train --model " + (s / "m.best.safetensors"),
                                 "distill --teacher " + (s / "m.best.safetensors") + " --student mlp"}) {
     CAPTURE(cmd);
     r = glassbox(s, cmd + data + " --out " + (s / "m.safetensors"));
