@@ -559,7 +559,13 @@ TEST_CASE("bad requests fail naming the value: shapes, NaN, out-of-range pixels,
   bad.inputs[5] = NAN;
   CHECK_THROWS_WITH(run(g, bad, "fgsm"), doctest::Contains("not finite at element 5"));
   bad.inputs[5] = 1.5f;
-  CHECK_THROWS_WITH(run(g, bad, "fgsm"), doctest::Contains("pixel value 1.5 at element 5 outside the valid range"));
+  CHECK_THROWS_WITH(run(g, bad, "fgsm"), doctest::Contains("input 0: pixel value 1.5 at element 5 outside the valid range"));
+  bad.names = {"a.png", "b.png"};  // the command names its files
+  CHECK_THROWS_WITH(run(g, bad, "fgsm"), doctest::Contains("a.png: pixel value 1.5 at element 5 outside"));
+  bad.inputs[21] = 1.5f, bad.inputs[5] = 0.5f;
+  CHECK_THROWS_WITH(run(g, bad, "fgsm"), doctest::Contains("b.png: pixel value 1.5 at element 5 outside"));
+  bad.names = {"a.png"};
+  CHECK_THROWS_WITH(run(g, bad, "fgsm"), doctest::Contains("1 input names for 2 inputs"));
   bad = q;
   bad.labels = {0, 3};
   CHECK_THROWS_WITH(run(g, bad, "fgsm"), doctest::Contains("class 3 of input 1"));

@@ -365,7 +365,7 @@ TEST_CASE("occlusion with one baseline value per channel: the hand value on a li
   CHECK_THROWS_WITH_AS(run(lin, x, {0}, "occlusion", {{"baseline", "1,2,3"}}),
                        doctest::Contains("3 baseline values for inputs of 2 channels"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(run(lin, x, {0}, "occlusion-map", {{"baseline", "1,x"}}),
-                       doctest::Contains("occlusion-map: baseline=1,x: expected a finite number"), std::invalid_argument);
+                       doctest::Contains("occlusion-map: baseline=1,x: expected a finite float32 number"), std::invalid_argument);
 }
 
 TEST_CASE("occlusion-map is the class's score with the occluder centred on each pixel, clipped at the borders") {

@@ -497,6 +497,12 @@ TEST_CASE("axioms: completeness, non-sensitivity and input invariance") {
           doctest::Approx(0.0).epsilon(1e-6));
     // Saliency declares no baseline: black (the sample's min, 0.5), as Quantus.
     CHECK(run(g, x, {0}, "saliency", "completeness").extra["delta"][0] == doctest::Approx(4 - (6.5 - 2)));
+    // The method's own baseline text is read as the method reads it: one value per channel or one.
+    CHECK_THROWS_WITH_AS(evaluate(g, x, Target{0}, {"occlusion", {{"baseline", "0.5,x"}}, {}}, "completeness", {}),
+                         doctest::Contains("completeness: the method's baseline=0.5,x: expected a finite float32 number"),
+                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(evaluate(g, x, Target{0}, {"occlusion", {{"baseline", "0.5,0.5"}}, {}}, "completeness", {}),
+                         doctest::Contains("has 2 values for inputs of 1 channels"), std::invalid_argument);
   }
   SUBCASE("non-sensitivity: a zero pixel with nonzero saliency is the one violation") {
     Graph g = linear({1, 0, 1, 1});

@@ -335,22 +335,6 @@ attacks::FitSubstitute fit_substitute(const std::vector<std::string>& classes) {
   };
 }
 
-// Inputs outside the model's pixel range, named by input and flag (the attack can name a row only).
-void check_pixel_range(const attacks::PixelSpace& space, const Inputs& in, const std::string& flag) {
-  if (!space.bounded()) return;
-  Tensor p;
-  space.to_pixels(in.x, p);
-  const float tol = 1e-4f * (space.hi - space.lo);
-  const size_t S = p.sample_size();
-  for (size_t i = 0; i < p.size(); ++i)
-    if (p[i] < space.lo - tol || p[i] > space.hi + tol) {
-      char buf[160];
-      std::snprintf(buf, sizeof buf, ": pixel value %g at element %zu is outside the valid range [%g, %g]", p[i], i % S,
-                    space.lo, space.hi);
-      throw std::out_of_range(flag + " " + in.names[i / S] + buf + " (pixels are in [0, 1]: divide 0..255 values by 255)");
-    }
-}
-
 // Flags that only some attacks read, refused for the others (they were accepted and ignored).
 void refuse_unread_flags(const AttackArgs& a, const attacks::Params& params, const Command& c) {
   const bool reference = a.method == "substitute" || (a.method == "detect-explanation" &&
@@ -406,7 +390,7 @@ void run_attack(const AttackArgs& a, const Command& c) {
   q.inputs = in.x;
   q.labels = in.labels;
   q.pixels = pixel_space(model);
-  check_pixel_range(q.pixels, in, a.inputs.empty() ? "--data" : "--input");
+  for (const std::string& name : in.names) q.names.push_back((a.inputs.empty() ? "--data " : "--input ") + name);
   q.targets = read_targets(a.target, g, in.x, in.labels, a.seed);
   q.progress = tenth_progress(a.method, "inputs");
 

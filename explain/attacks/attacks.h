@@ -58,6 +58,7 @@ struct Request {
   std::vector<int> labels;    // the class an untargeted attack moves each input away from; -1 or empty: its prediction
   std::vector<int> targets;   // targeted attacks: the class each input should reach; empty: untargeted
   PixelSpace pixels;
+  std::vector<std::string> names;  // what errors call each input (the command: "--input a.png"); empty: "input N"
   Progress progress;          // (inputs done, inputs) of long runs
   // Detection and the substitute attack: a labelled set the defender (detection: clean class
   // maps) or the attacker (substitute: the initial training set) holds, in the model's input space.

@@ -176,15 +176,16 @@ static Tensor input_pixels(const Request& q) {
   q.pixels.to_pixels(q.inputs, p);
   const float tol = q.pixels.bounded() ? 1e-4f * (q.pixels.hi - q.pixels.lo) : 0.f;
   const size_t S = p.sample_size();
+  const auto name = [&](size_t n) { return n < q.names.size() ? q.names[n] : "input " + std::to_string(n); };
   for (size_t i = 0; i < p.size(); ++i) {
     if (!std::isfinite(q.inputs[i]))
-      throw std::invalid_argument("input " + std::to_string(i / S) + ": not finite at element " + std::to_string(i % S));
+      throw std::invalid_argument(name(i / S) + ": not finite at element " + std::to_string(i % S));
     if (p[i] < q.pixels.lo - tol || p[i] > q.pixels.hi + tol) {
-      char buf[200];
-      std::snprintf(buf, sizeof buf, ": pixel value %g at element %zu outside the valid range [%g, %g]", p[i], i % S,
-                    q.pixels.lo, q.pixels.hi);
-      throw std::out_of_range("input " + std::to_string(i / S) + buf +
-                              " (inputs are in the model's input space: pixels through its normalization)");
+      char buf[240];
+      std::snprintf(buf, sizeof buf, ": pixel value %g at element %zu outside the valid range [%g, %g] (0..255 values "
+                    "go divided by 255; the model's inputs are these pixels through its normalization)",
+                    p[i], i % S, q.pixels.lo, q.pixels.hi);
+      throw std::out_of_range(name(i / S) + buf);
     }
   }
   clamp_pixels(p, q.pixels);
@@ -203,6 +204,8 @@ static void check_request(Graph& model, const Request& q) {
   const int N = q.inputs.batch(), K = model.classes();
   check_classes(q.labels, N, K, "labels");
   check_classes(q.targets, N, K, "targets");
+  if (!q.names.empty() && q.names.size() != size_t(N))
+    throw std::invalid_argument("attack: " + std::to_string(q.names.size()) + " input names for " + std::to_string(N) + " inputs");
   if (!q.data.empty() && (q.data.rank() != in.rank + 1 || q.data.shape().sample() != in))
     shape_error("attack data", Shape::batch_of(q.data.batch(), in), q.data.shape());
   if (!q.data.empty()) check_classes(q.data_labels, q.data.batch(), K, "data labels");

@@ -203,19 +203,7 @@ static const char* const kOccluderBaseline =
 // baseline=V or V0,V1,... (one per channel).
 static void read_occluder(ParamReader& pr, OcclusionOptions& o) {
   const std::string text = pr.text("baseline");
-  std::vector<float> values;
-  size_t p = 0;
-  while (p <= text.size()) {
-    size_t q = text.find(',', p);
-    if (q == std::string::npos) q = text.size();
-    const std::string item = text.substr(p, q - p);
-    char* end = nullptr;
-    const double v = std::strtod(item.c_str(), &end);
-    if (item.empty() || end != item.c_str() + item.size() || !float32_finite(v))
-      throw std::invalid_argument(pr.method() + ": baseline=" + text + ": expected a finite number or one per channel (V0,V1,...)");
-    values.push_back(float(v));
-    p = q + 1;
-  }
+  const std::vector<float> values = channel_values(text, pr.method() + ": baseline=" + text);
   if (values.size() == 1) o.baseline = values[0];
   else o.channel_baseline = values;
 }

@@ -1,5 +1,6 @@
 #include "explain/common/params.h"
 
+#include <algorithm>
 #include <climits>
 #include <cstdio>
 #include <cmath>
@@ -176,5 +177,20 @@ std::string exact_text(double v) {
 }
 
 bool float32_finite(double v) { return std::isfinite(v) && std::fabs(v) <= std::numeric_limits<float>::max(); }
+
+std::vector<float> channel_values(const std::string& text, const std::string& what) {
+  std::vector<float> values;
+  for (size_t p = 0; p <= text.size();) {
+    const size_t q = std::min(text.find(',', p), text.size());
+    const std::string item = text.substr(p, q - p);
+    char* end = nullptr;
+    const double v = std::strtod(item.c_str(), &end);
+    if (item.empty() || *end || !float32_finite(v))
+      throw std::invalid_argument(what + ": expected a finite float32 number or one per channel (V0,V1,...)");
+    values.push_back(float(v));
+    p = q + 1;
+  }
+  return values;
+}
 
 }  // namespace gb::explain

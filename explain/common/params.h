@@ -95,6 +95,11 @@ std::string exact_text(double v);
 // v is finite and stays finite as a float32, which every method computes in (1e308 would not).
 bool float32_finite(double v);
 
+// "V" or "V0,V1,...": one float32 number, or one per channel (occlusion's occluder, black through a
+// per-channel normalization). An item that is not a finite float32 number is an error starting
+// with `what` (e.g. "occlusion: baseline=...").
+std::vector<float> channel_values(const std::string& text, const std::string& what);
+
 // "a, b, c": the names of methods, for errors and help.
 std::string joined_names(const std::vector<MethodInfo>& methods);
 inline const std::string& name_of(const MethodInfo& info) { return info.name; }

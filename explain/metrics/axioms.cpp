@@ -43,17 +43,7 @@ Tensor method_baseline(const Explanation& e, const Tensor& x) {
   if (!declared) return {};
   // One number, or one per channel (occlusion's V0,V1,... : black through a per-channel normalization).
   const std::string value = *declared;
-  std::vector<float> values;
-  for (size_t p = 0; p <= value.size();) {
-    const size_t q = std::min(value.find(',', p), value.size());
-    const std::string item = value.substr(p, q - p);
-    char* end = nullptr;
-    const double v = std::strtod(item.c_str(), &end);
-    if (item.empty() || *end || !explain::float32_finite(v))
-      throw std::invalid_argument("completeness: the method's baseline=" + value + " is not a float32 number (or one per channel)");
-    values.push_back(float(v));
-    p = q + 1;
-  }
+  const std::vector<float> values = explain::channel_values(value, "completeness: the method's baseline=" + value);
   const int C = x.rank() >= 2 ? x.dim(1) : 1;
   if (values.size() != 1 && values.size() != size_t(C))
     throw std::invalid_argument("completeness: the method's baseline=" + value + " has " + std::to_string(values.size()) +

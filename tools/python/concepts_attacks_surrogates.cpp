@@ -38,22 +38,7 @@ using nlohmann::json;
 
 // Layer names (a list or a comma-separated string; "input" is the graph input) as node ids.
 std::vector<int> layers_arg(const Graph& g, py::handle layers, const std::string& what) {
-  std::vector<std::string> names;
-  if (py::isinstance<py::str>(layers)) {
-    const std::string s = layers.cast<std::string>();
-    for (size_t p = 0; p <= s.size();) {
-      const size_t q = std::min(s.find(',', p), s.size());
-      if (q > p) names.push_back(s.substr(p, q - p));
-      p = q + 1;
-    }
-  } else {
-    try {
-      names = layers.cast<std::vector<std::string>>();
-    } catch (const py::cast_error&) {
-      throw py::type_error(what + ": expected layer names (a list of str or one comma-separated str), got " +
-                           std::string(py::str(layers)));
-    }
-  }
+  const std::vector<std::string> names = layer_names_arg(layers, what);
   if (names.empty()) throw py::value_error(what + ": no layer given");
   std::vector<int> out;
   for (const std::string& n : names) {

@@ -1,5 +1,6 @@
 #include "tools/python/convert.h"
 
+#include <algorithm>
 #include <cctype>
 #include <climits>
 #include <cmath>
@@ -152,6 +153,17 @@ std::vector<std::string> names_arg(py::handle v, const std::string& what, bool o
   else
     throw py::type_error(what + ": a list of names, not " + std::string(py::str(py::type::of(v))));
   return out;
+}
+
+std::vector<std::string> layer_names_arg(py::handle v, const std::string& what) {
+  std::vector<std::string> names;
+  for (const std::string& item : names_arg(v, what, true))
+    for (size_t p = 0; p <= item.size();) {
+      const size_t q = std::min(item.find(',', p), item.size());
+      if (q > p) names.push_back(item.substr(p, q - p));
+      p = q + 1;
+    }
+  return names;
 }
 
 std::vector<int> labels_arg(py::handle y, int n, const std::string& what, int lowest) {

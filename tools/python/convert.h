@@ -113,6 +113,9 @@ double number_arg(py::handle v, const std::string& what);
 // Names: a list (or tuple) of str, or with `one_str` a single str as one name. Other types are a
 // TypeError naming `what` (a str where a list is due would be read character by character).
 std::vector<std::string> names_arg(py::handle v, const std::string& what, bool one_str);
+// Layer names: a str, comma-separated as the command's --layers, or a list of str (whose items may
+// hold commas too); empty items are dropped.
+std::vector<std::string> layer_names_arg(py::handle v, const std::string& what);
 
 // A path argument: str or os.PathLike.
 std::string path_arg(py::handle p);

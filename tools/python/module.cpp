@@ -121,13 +121,7 @@ py::list layers(const PyModel& pm) {
 // {layer name: [N, layer shape...]} for the named layers (a name, a comma-separated string, as
 // tcav and probe take them, or a list of names).
 py::dict activations(PyModel& pm, py::handle x_arg, py::handle layers_a) {
-  std::vector<std::string> names;
-  for (const std::string& item : names_arg(layers_a, "activations(layers=...)", true))
-    for (size_t p = 0; p <= item.size();) {
-      const size_t q = std::min(item.find(',', p), item.size());
-      if (q > p) names.push_back(item.substr(p, q - p));
-      p = q + 1;
-    }
+  const std::vector<std::string> names = layer_names_arg(layers_a, "activations(layers=...)");
   if (names.empty()) throw py::value_error("activations(layers=[]): name at least one layer (model.layers)");
   for (size_t i = 0; i < names.size(); ++i)  // a repeat came back as one key
     if (std::find(names.begin(), names.begin() + long(i), names[i]) != names.begin() + long(i))

@@ -291,7 +291,7 @@ def test_labels_and_layers_name_the_argument(model, inputs):
     other = glassbox.influence(model, (train_x, np.arange(10) % 2), test, "influence")
     assert not np.array_equal(other["scores"], flat["scores"])  # the labels matter
     assert np.array_equal(column["scores"], flat["scores"])
-    with pytest.raises(TypeError, match=r"probe\(layers=...\): expected layer names"):
+    with pytest.raises(TypeError, match=r"probe\(layers=...\): names are str, not 3"):
         glassbox.probe(model, (train_x, [0] * 10), (train_x, [0] * 10), layers=[3])
     masks = np.zeros((2, 2, 16, 16), np.uint8)
     for names in [["a", "a"], ["", "b"]]:
