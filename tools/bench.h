@@ -19,6 +19,7 @@ struct BenchRow {
   double rate = 0;        // items per second (images, units, regions...)
   double reference = 0;   // the same computation in the reference library (PyTorch/Captum/Quantus), per second; 0: none
   std::string reference_name;  // e.g. "torch", "captum"
+  std::string unit;            // what rate counts: "images/s", "units/s", "training points/s"...
 };
 
 struct BenchContext {

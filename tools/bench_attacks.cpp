@@ -27,16 +27,16 @@ void bench_attacks(const BenchContext& c) {
   auto row = [&](const std::string& key, const std::string& what, const std::string& detail, const attacks::Params& p,
                  const std::string& method) {
     const double rate = N * calls_per_second([&] { attacks::attack(g, q, method, p); }, c.seconds);
-    BenchRow r{"lenet5", what, detail, N, rate, 0, ""};
+    BenchRow r{"lenet5", what, detail, N, rate, 0, "", "images/s"};
     if (torch.count(key)) r.reference = torch[key], r.reference_name = "captum-style torch";
     c.report(r);
   };
-  row("lenet5/fgsm", "attack fgsm", "eps 0.1, images/s", {{"epsilon", "0.1"}}, "fgsm");
-  row("lenet5/pgd-40", "attack pgd-40", "Linf 0.1, step 0.01, images/s",
+  row("lenet5/fgsm", "attack fgsm", "eps 0.1", {{"epsilon", "0.1"}}, "fgsm");
+  row("lenet5/pgd-40", "attack pgd-40", "Linf 0.1, step 0.01",
       {{"radius", "0.1"}, {"step_size", "0.01"}, {"step_num", "40"}}, "pgd");
   // Ghorbani et al.'s top-k attack on saliency: per step, a surrogate map, one input
   // Hessian-vector product pass and the real map (no reference library computes it).
-  row("lenet5/explanation-topk-10", "attack explanation-topk", "saliency, 10 steps, images/s",
+  row("lenet5/explanation-topk-10", "attack explanation-topk", "saliency, 10 steps",
       {{"epsilon", "0.03"}, {"steps", "10"}}, "explanation-topk");
 }
 

@@ -111,8 +111,8 @@ void bench_probe(const BenchContext& c, Graph& g) {
   for (int i = -1; i < g.size(); ++i) q.layers.push_back(i);
   const cc::Params params = {{"epochs", "1"}};
   const double rate = kProbeTrain * calls_per_second([&] { cc::probe(g, q, params); }, c.seconds);
-  BenchRow r{"lenet5", "concepts probe", "13 layers, 1 epoch over 2000 training images + stats + evaluation; train images/s",
-             128, rate, 0, ""};
+  BenchRow r{"lenet5", "concepts probe", "13 layers, 1 epoch over 2000 training images + stats + evaluation",
+             128, rate, 0, "", "training images/s"};
   if (c.compare) {
     const auto t = run_torch(c, g, [&](const fs::path& dir) {
       write_npy((dir / "train.npy").string(), q.train_x);
@@ -129,8 +129,8 @@ void bench_dissect(const BenchContext& c, Graph& g) {
   const std::vector<int> layers = {g.at("relu1"), g.at("relu2")};
   cc::DissectResult result;
   const double rate = kDissectImages * calls_per_second([&] { result = cc::dissect(g, {&s, layers, {}}); }, c.seconds);
-  BenchRow r{"lenet5", "concepts dissect", "relu1 + relu2 (22 units), 500 generated images, 11 concepts; images/s",
-             256, rate, 0, ""};
+  BenchRow r{"lenet5", "concepts dissect", "relu1 + relu2 (22 units), 500 generated images, 11 concepts",
+             256, rate, 0, "", "images/s"};
   if (c.compare) {
     const auto t = run_torch(c, g, [&](const fs::path& dir) {
       write_npy((dir / "images.npy").string(), s.x);
@@ -170,9 +170,9 @@ void bench_ace(const BenchContext& c, Graph& g) {
   cc::AceResult res;
   const double rate = kAceImages * calls_per_second([&] { res = cc::ace(g, q, params); }, c.seconds);
   char what[160];
-  std::snprintf(what, sizeof what, "40 images, SLIC 15/50/80 -> %d patches, k=25 at relu2, %zu concepts x 10 runs; images/s",
+  std::snprintf(what, sizeof what, "40 images, SLIC 15/50/80 -> %d patches, k=25 at relu2, %zu concepts x 10 runs",
                 res.patches.x.batch(), res.concepts.size());
-  c.report(BenchRow{"lenet5", "concepts ace", what, 256, rate, 0, ""});
+  c.report(BenchRow{"lenet5", "concepts ace", what, 256, rate, 0, "", "images/s"});
 
   const Tensor& patches = res.patches.x;
   const int P = patches.batch();
@@ -191,7 +191,7 @@ void bench_ace(const BenchContext& c, Graph& g) {
     cc::kmeans(f, ko);
   }, c.seconds);
   BenchRow r{"lenet5", "concepts ace-cluster", std::to_string(P) + " patches: relu2 activations, channel means, "
-             "k-means k=25 (10 restarts); patches/s", 256, crate, 0, ""};
+             "k-means k=25 (10 restarts)", 256, crate, 0, "", "patches/s"};
   if (c.compare) {
     const auto t = run_torch(c, g, [&](const fs::path& dir) {
       write_npy((dir / "patches.npy").string(), patches);
@@ -210,8 +210,8 @@ void bench_concepts(const BenchContext& c) {
   const double rate = calls_per_second([&] { cc::tcav(lenet, q, params); }, c.seconds);
   std::map<std::string, double> torch;
   if (c.compare) torch = tcav_reference_rates(c, lenet, q);
-  BenchRow r{"lenet5", "concepts tcav", "3 concepts x 10 runs at relu2, 100 per set, 500 inputs; runs/s", kInputs, rate,
-             0, ""};
+  BenchRow r{"lenet5", "concepts tcav", "3 concepts x 10 runs at relu2, 100 per set, 500 inputs", kInputs, rate,
+             0, "", "tcav calls/s"};
   if (torch.count("tcav")) r.reference = torch["tcav"], r.reference_name = "captum";
   c.report(r);
   bench_probe(c, lenet);

@@ -54,7 +54,7 @@ struct Setup {
 
 BenchRow row(const std::string& what, const std::string& detail, int batch) {
   BenchRow r;
-  r.model = "lenet5", r.what = what, r.detail = detail, r.batch = batch;
+  r.model = "lenet5", r.what = what, r.detail = detail, r.batch = batch, r.unit = "images/s";
   return r;
 }
 

@@ -62,8 +62,8 @@ void bench_surrogates(const BenchContext& c) {
   std::map<std::string, double> torch;
   if (c.compare) torch = reference_rates(c, "torch_surrogates.py");
   auto row = [&](const std::string& key, const std::string& model, const std::string& what, const std::string& detail,
-                 int batch, double rate) {
-    BenchRow r{model, what, detail, batch, rate, 0, ""};
+                 const std::string& unit, int batch, double rate) {
+    BenchRow r{model, what, detail, batch, rate, 0, "", unit};
     if (torch.count(key)) r.reference = torch[key], r.reference_name = "torch";
     c.report(r);
   };
@@ -71,10 +71,10 @@ void bench_surrogates(const BenchContext& c) {
   {
     Graph tree = graph_from_text("input(1,28,28) flatten softtree(8,10)");
     tree.init(2);
-    row("distill/softtree8", "soft-tree:8", "distill step", "teacher lenet5, T 4, penalty 0.1; images/s", kBatch,
+    row("distill/softtree8", "soft-tree:8", "distill step", "teacher lenet5, T 4, penalty 0.1", "images/s", kBatch,
         distill_rate(tree, lenet, c));
     Graph student = make_preset("lenet5", {}, 0, 2);
-    row("distill/lenet5", "lenet5", "distill step", "teacher lenet5, T 4; images/s", kBatch,
+    row("distill/lenet5", "lenet5", "distill step", "teacher lenet5, T 4", "images/s", kBatch,
         distill_rate(student, lenet, c));
   }
   {
@@ -91,17 +91,17 @@ void bench_surrogates(const BenchContext& c) {
           evaluations = sg::prune_filters(g, val, o).evaluations;
         },
         1, c.seconds);
-    row("prune/camnet", "camnet", "prune", "conv1 filter drops on 1000 images; images/s", 256,
+    row("prune/camnet", "camnet", "prune", "conv1 filter drops on 1000 images", "images/s", 256,
         rate * evaluations * kPruneImages);
   }
   Graph mlp = make_preset("mlp", {}, 0, 4);
   {
     sg::ImportanceRequest q;
     q.x = bench_noise(Shape{kPadSamples, 1, 28, 28}, 7);
-    row("importance/dimopoulos", "mlp", "dimopoulos", "10 classes' derivatives; samples/s", 256,
+    row("importance/dimopoulos", "mlp", "dimopoulos", "10 classes' derivatives", "samples/s", 256,
         items_per_second([&] { sg::importance(mlp, q, "dimopoulos"); }, kPadSamples, c.seconds));
     q.x = bench_noise(Shape{kMivSamples, 1, 28, 28}, 8);
-    row("importance/miv", "mlp", "miv", "784 features x 2 perturbations; samples/s", kMivSamples,
+    row("importance/miv", "mlp", "miv", "784 features x 2 perturbations", "samples/s", kMivSamples,
         items_per_second([&] { sg::importance(mlp, q, "miv"); }, kMivSamples, c.seconds));
   }
   {
@@ -111,13 +111,13 @@ void bench_surrogates(const BenchContext& c) {
     const double calls = items_per_second(
         [&] { samples = sg::rules(lenet, q, "anchors", {{"coverage_samples", "1000"}})[0].details["samples"].get<long>(); }, 1,
         c.seconds);
-    row("rules/anchors", "lenet5", "anchors", "40 superpixels, model evaluations/s", 256, calls * double(samples));
+    row("rules/anchors", "lenet5", "anchors", "40 superpixels", "model evaluations/s", 256, calls * double(samples));
   }
   {
     const Tensor X = bench_noise(Shape{kTreeSamples, 49}, 10);
     std::vector<int> y(kTreeSamples);
     for (int i = 0; i < kTreeSamples; ++i) y[i] = int(X[size_t(i) * 49 + 3] * 5) + (X[size_t(i) * 49 + 20] > 0.5f) * 5;
-    row("rules/tree", "49 features", "rule tree", "CART depth 4 on 10000 samples; samples/s", kTreeSamples,
+    row("rules/tree", "49 features", "rule tree", "CART depth 4 on 10000 samples", "samples/s", kTreeSamples,
         items_per_second([&] { sg::fit_tree(X, y, 10, {4, 5}); }, kTreeSamples, c.seconds));
   }
 }

@@ -39,20 +39,20 @@ void bench_visualize(const BenchContext& c) {
   std::map<std::string, double> torch;
   if (c.compare) torch = reference_rates(c, "torch_visualize.py");
   auto row = [&](const std::string& key, const std::string& model, const std::string& what, const std::string& detail,
-                 int batch, double rate) {
-    BenchRow r{model, what, detail, batch, rate, 0, ""};
+                 const std::string& unit, int batch, double rate) {
+    BenchRow r{model, what, detail, batch, rate, 0, "", unit};
     if (torch.count(key)) r.reference = torch[key], r.reference_name = "torch";
     c.report(r);
   };
   Graph lenet = make_preset("lenet5");
   int units = 0;
   double rate = am_rate(lenet, "class:all", c, units);
-  row("lenet5/am-classes", "lenet5", "visualize am", "10 classes x 256 steps, units/s", units, rate);
+  row("lenet5/am-classes", "lenet5", "visualize am", "10 classes x 256 steps", "units/s", units, rate);
   Graph camnet = make_preset("camnet");
   rate = am_rate(camnet, "conv1:all", c, units);
-  row("camnet/am-conv1", "camnet", "visualize am", "conv1 32 channels x 256 steps, units/s", units, rate);
+  row("camnet/am-conv1", "camnet", "visualize am", "conv1 32 channels x 256 steps", "units/s", units, rate);
   rate = top_patches_rate(camnet, c);
-  row("camnet/top-patches", "camnet", "visualize top-patches", "relu1 32 channels, top 9 of 10k + deconvnet, images/s",
+  row("camnet/top-patches", "camnet", "visualize top-patches", "relu1 32 channels, top 9 of 10k + deconvnet", "images/s",
       10000, rate);
 }
 

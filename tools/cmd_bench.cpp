@@ -107,17 +107,19 @@ struct Row {
   std::string model, what, detail;
   int batch;
   double rate;  // images (or regions, walks) per second; see unit_of
+  std::string unit;  // a family's row: what its rate counts (BenchRow::unit)
 };
 
 // What a row's number counts, for the JSON rows (per_second held GFLOP/s and ratios unmarked).
 std::string unit_of(const Row& r) {
+  if (!r.unit.empty()) return r.unit;
   if (r.what == "ratio-vs-torch") return "ratio";
   if (r.model == "gemm") return "GFLOP/s";
   if (r.model == "conv") return "samples/s";
   if (r.what == "regions") return "regions/s";
   if (r.what == "segment walks") return "walks/s";
   if (r.what == "train" || r.what == "infer" || r.what == "explain") return "images/s";
-  return "items/s";  // a family's row: the inputs (or examples, concepts...) its method handles
+  return "items/s";
 }
 
 // Methods that evaluate hundreds of perturbed copies per image run at a small batch.
@@ -281,8 +283,8 @@ void add_bench_command(Command& app) {
     std::vector<Row> rows;
     auto report = [&](const Row& r) {
       rows.push_back(r);
-      std::printf("%-10s %-26s batch %4d  %10.1f /s\n", r.model.c_str(), (r.what + (r.detail.empty() ? "" : " " + r.detail)).c_str(),
-                  r.batch, r.rate);
+      std::printf("%-10s %-26s batch %4d  %10.1f %s\n", r.model.c_str(), (r.what + (r.detail.empty() ? "" : " " + r.detail)).c_str(),
+                  r.batch, r.rate, unit_of(r).c_str());
       std::fflush(stdout);
     };
     std::printf("glassbox bench: %d thread(s), %s\n", threads(), blas_description().c_str());
@@ -307,10 +309,10 @@ void add_bench_command(Command& app) {
             opt.step(oc.lr);
           },
           o->seconds);
-      report({name, "train", "", o->train_batch, steps * o->train_batch});
+      report({name, "train", "", o->train_batch, steps * o->train_batch, ""});
       Tensor xi = bench_noise(g.shape(-1, o->infer_batch), 2);
       double fw = calls_per_second([&] { g.forward(xi); }, o->seconds);
-      report({name, "infer", "", o->infer_batch, fw * o->infer_batch});
+      report({name, "infer", "", o->infer_batch, fw * o->infer_batch, ""});
     }
     if (!o->no_explain) {
       std::vector<std::string> methods = split_list(o->methods, "--methods");
@@ -326,7 +328,7 @@ void add_bench_command(Command& app) {
             for (int i = 0; i < B; ++i) t[i] = i % g.classes();
             try {
               double r = calls_per_second([&] { explain::explain(g, x, t, m); }, o->seconds);
-              report({name, "explain", m, B, r * B});
+              report({name, "explain", m, B, r * B, ""});
             } catch (const std::exception& e) {
               std::printf("%-10s %-26s skipped: %s\n", name.c_str(), ("explain " + m).c_str(), e.what());
             }
@@ -336,13 +338,13 @@ void add_bench_command(Command& app) {
     }
     if (o->gemm)
       bench_gemm(o->seconds / 4, [&](const std::string& shape, const std::string& by, double gflops) {
-        rows.push_back({"gemm", shape, by, 1, gflops});
+        rows.push_back({"gemm", shape, by, 1, gflops, ""});
         std::printf("gemm %-45s %-26s %8.1f GFLOP/s\n", shape.c_str(), by.c_str(), gflops);
         std::fflush(stdout);
       });
     if (o->gemm)
       bench_conv_weight_grad(o->seconds / 4, [&](const std::string& what, double samples) {
-        rows.push_back({"conv", what, "one thread", 1, samples});
+        rows.push_back({"conv", what, "one thread", 1, samples, ""});
         std::printf("conv %-45s %-26s %8.1f samples/s\n", what.c_str(), "one thread", samples);
         std::fflush(stdout);
       });
@@ -351,8 +353,8 @@ void add_bench_command(Command& app) {
         Graph g = make_preset(name);
         Tensor x = bench_noise(g.shape(-1, 8), 4);
         const OpenBoxTiming t = time_openbox(g, x, 10, 3);
-        report({name, "regions", "(config+W,b+constraints)", 1, 1000.0 / t.region_ms});
-        report({name, "segment walks", "(" + std::to_string(int(t.pieces_per_walk)) + " pieces)", 1, 1000.0 / t.walk_ms});
+        report({name, "regions", "(config+W,b+constraints)", 1, 1000.0 / t.region_ms, ""});
+        report({name, "segment walks", "(" + std::to_string(int(t.pieces_per_walk)) + " pieces)", 1, 1000.0 / t.walk_ms, ""});
       }
     }
     if (!o->no_families) {
@@ -362,10 +364,10 @@ void add_bench_command(Command& app) {
       ctx.python = o->python;
       ctx.scripts = std::string(GLASSBOX_SOURCE_DIR) + "/tools/bench";
       ctx.report = [&](const BenchRow& b) {
-        report({b.model, b.what, b.detail, b.batch, b.rate});
+        report({b.model, b.what, b.detail, b.batch, b.rate, b.unit.empty() ? "items/s" : b.unit});
         if (b.reference > 0)
-          std::printf("%-10s %-26s %s %10.1f /s, glassbox/%s %.2f\n", "", "", b.reference_name.c_str(), b.reference,
-                      b.reference_name.c_str(), b.rate / b.reference);
+          std::printf("%-10s %-26s %s %10.1f %s, glassbox/%s %.2f\n", "", "", b.reference_name.c_str(), b.reference,
+                      b.unit.c_str(), b.reference_name.c_str(), b.rate / b.reference);
       };
       const std::vector<std::string> wanted = split_list(o->families, "--families");
       for (const auto& [name, run] : registered_benches())
@@ -404,7 +406,7 @@ void add_bench_command(Command& app) {
       std::vector<Row> ratios;  // appended after the loop: pushing into rows would invalidate it
       auto line = [&](const std::string& model, const std::string& what, double ours, double theirs) {
         std::printf("%-10s %-36s %12.1f %12.1f %8.2f\n", model.c_str(), what.c_str(), ours, theirs, ours / theirs);
-        ratios.push_back({model, "ratio-vs-torch", what, 0, ours / theirs});
+        ratios.push_back({model, "ratio-vs-torch", what, 0, ours / theirs, ""});
       };
       for (auto& r : rows) {
         if ((r.what == "train" || r.what == "infer") && torch.count(r.model + "/" + r.what))
