@@ -1,6 +1,7 @@
 #include "engine/model_file.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -111,6 +112,27 @@ void atomic_write(const std::string& path, const std::string& bytes) { atomic_wr
 // A path that exists and is neither a regular file nor a symbolic link (a device, a folder, a
 // pipe) is refused: renaming over /dev/null as root would replace the device. A link is replaced
 // by the new file like any other name, its target left alone.
+namespace {
+
+struct ProtectedInput {
+  dev_t dev;
+  ino_t ino;
+  std::string path, given_as;
+};
+std::mutex protected_mutex;
+std::vector<ProtectedInput> protected_inputs;
+
+}  // namespace
+
+void protect_input(const std::string& path, const std::string& given_as) {
+  struct stat link {}, target {};
+  const bool has_link = ::lstat(path.c_str(), &link) == 0, has_target = ::stat(path.c_str(), &target) == 0;
+  std::lock_guard<std::mutex> lock(protected_mutex);
+  // The name itself, and where a link leads: writing replaces the name it is given, not a link's target.
+  if (has_link) protected_inputs.push_back({link.st_dev, link.st_ino, path, given_as});
+  if (has_target && S_ISREG(target.st_mode)) protected_inputs.push_back({target.st_dev, target.st_ino, path, given_as});
+}
+
 void check_replaceable(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -118,6 +140,14 @@ void check_replaceable(const std::string& path) {
   if (fs::exists(st) && !fs::is_regular_file(st) && !fs::is_symlink(st))
     fail(path, "is not a regular file (a folder, device or pipe); glassbox writes only regular files",
          fs::is_directory(st) ? ModelFileError::Kind::folder : ModelFileError::Kind::io);
+  struct stat name {};
+  if (::lstat(path.c_str(), &name) != 0) return;
+  std::lock_guard<std::mutex> lock(protected_mutex);
+  for (const ProtectedInput& p : protected_inputs)
+    if (p.dev == name.st_dev && p.ino == name.st_ino)
+      fail(path, "is the input " + p.path + " (given with " + p.given_as +
+                     "); not replacing it: write the outputs to another folder or name",
+           ModelFileError::Kind::io);
 }
 
 // "<path>.glassbox-tmp<PID>", or, where that name would pass the file system's 255-byte limit on

@@ -26,9 +26,15 @@ struct TensorFile {
   Metadata metadata;
 };
 
-// Refuses (naming the path) what atomic_write would refuse: an existing folder, device or pipe.
-// For callers that write side files after long work, to check them before it.
+// Refuses (naming the path) what atomic_write would refuse: an existing folder, device or pipe,
+// or a protected input (below). For callers that write side files after long work, to check them
+// before it.
 void check_replaceable(const std::string& path);
+// A file this process read as an input (a command's --data, --input, --unit... file; `given_as`
+// names the flag) and so must never replace: every atomic_write under a name that is this file
+// (the same inode, so other spellings of the path count too) is refused. A data file inside the
+// output folder under an output's name was overwritten.
+void protect_input(const std::string& path, const std::string& given_as);
 // Every file glassbox writes (models, JSON, PNG, .npy, SVG) goes through here: a temporary file
 // "<path>.glassbox-tmp<PID>" beside `path`, every write checked, flushed and synced, then renamed
 // over it, so an existing file is never left half-written and a full disk is an error naming the

@@ -1909,3 +1909,39 @@ TEST_CASE("cli: explain into a folder of an earlier run leaves no correlation ta
                       (s / "out"));
   CHECK_MESSAGE(r.status == 0, r.err);
 }
+
+TEST_CASE("cli: a file given in any flag is never replaced by the command's outputs") {
+  // attack --data npy: inside --out under the name its adversarial.npy takes replaced 1000 samples
+  // with 2; visualize --unit LAYER:FILE.npy replaced the direction with its image.
+  Scratch s;
+  fs::create_directories(s / "o");
+  write_npy(s / "o/adversarial.npy", {10, 1, 28, 28});  // (every fifth sample is the test split)
+  write_labels(s / "o/y.npy", {0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  const std::string data = read_file(s / "o/adversarial.npy");
+  Run r = glassbox(s, "attack --model lenet5 --method fgsm --eps 0.1 --data npy:" + (s / "o/adversarial.npy") + "," +
+                          (s / "o/y.npy") + " --index 0:2 --out " + (s / "o"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "is the input " + (s / "o/adversarial.npy") + " (given with --data); not replacing it"), r.err);
+  CHECK(read_file(s / "o/adversarial.npy") == data);
+  // Another spelling of the same file, and a hard link under an output's name, are the same file.
+  fs::create_directories(s / "v");
+  write_npy(s / "v/relu3_direction.npy", {120});
+  const std::string direction = read_file(s / "v/relu3_direction.npy");
+  r = glassbox(s, "visualize --model lenet5 --method am --unit relu3:" + (s / "v/../v/relu3_direction.npy") + " --out " +
+                      (s / "v"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "(given with --unit); not replacing it"), r.err);
+  CHECK(read_file(s / "v/relu3_direction.npy") == direction);
+  fs::create_directories(s / "h");
+  write_npy(s / "d.npy", {120});
+  fs::create_hard_link(s / "d.npy", s / "h/relu3_direction.npy");
+  r = glassbox(s, "visualize --model lenet5 --method am --unit relu3:" + (s / "d.npy") + " --out " + (s / "h"));
+  CHECK(r.status == 1);
+  CHECK(read_file(s / "d.npy") == direction);
+  // The same command into another folder writes, and an output that was no input is replaced as before.
+  r = glassbox(s, "visualize --model lenet5 --method am --unit relu3:" + (s / "d.npy") + " --out " + (s / "w"));
+  CHECK_MESSAGE(r.status == 0, r.err);
+  r = glassbox(s, "visualize --model lenet5 --method am --unit relu3:" + (s / "d.npy") + " --out " + (s / "w"));
+  CHECK_MESSAGE(r.status == 0, r.err);
+  CHECK(fs::exists(s / "w/relu3_direction.npy"));
+}

@@ -1,12 +1,15 @@
 // tools/flags.h over CLI11, and the checks of command-line values, with messages that say what was
 // given and what is accepted.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <limits>
 #include <sstream>
 
+#include "engine/model_file.h"
 #include "tools/flags.h"
 
 namespace gb {
@@ -148,7 +151,35 @@ Flag* Command::get_option(const std::string& name) {
   return wrap(option);
 }
 
-void Command::callback(std::function<void()> run) { app_->callback(std::move(run)); }
+// Every existing file named in a flag's value ("a.npy", "npy:x.npy,y.npy", "relu3:dir.npy",
+// "baseline=b.npy") is an input of the command, protected from its writes (engine/model_file.h).
+// Not the flags that name outputs, nor --resume: training rewrites the checkpoint it resumes.
+static void protect_named_files(const CLI::App& app) {
+  namespace fs = std::filesystem;
+  for (const CLI::Option* option : app.get_options()) {
+    const std::string flag = option->get_name();
+    if (flag == "--out" || flag == "--json" || flag == "--confusion" || flag == "--resume") continue;
+    for (const std::string& value : option->results()) {
+      std::vector<std::string> candidates = {value};
+      for (size_t p = 0; p <= value.size();) {
+        const size_t q = std::min(value.find_first_of(",:=", p), value.size());
+        candidates.push_back(value.substr(p, q - p));
+        p = q + 1;
+      }
+      std::error_code ec;
+      for (const std::string& c : candidates)
+        if (!c.empty() && fs::is_regular_file(c, ec)) protect_input(c, flag);
+    }
+  }
+}
+
+void Command::callback(std::function<void()> run) {
+  const CLI::App* app = app_;
+  app_->callback([app, run = std::move(run)] {
+    protect_named_files(*app);
+    run();
+  });
+}
 
 size_t Command::count(const std::string& name) const { return app_->count(name); }
 
