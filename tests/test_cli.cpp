@@ -1285,6 +1285,7 @@ TEST_CASE("cli: refusals that used to crash, hang or overwrite an input") {
                                   (s / "rp"));
     CHECK(r.status == 1);
     CHECK_MESSAGE(contains(r.err, std::string("--pair '") + pair + "'"), r.err);
+    CHECK_MESSAGE(!fs::exists(s / "rp/W.npy"), "W.npy was written before --pair was refused");
   }
   // --index picks samples of --data; with --input files alone it was ignored and every row explained.
   write_npy(s / "x4.npy", {4, 1, 8, 8});
@@ -1448,6 +1449,23 @@ TEST_CASE("cli: a --param key given twice is refused before any work (the last v
   const Run r = glassbox(s, "rules" + toy + " --method tree --index 0:3");
   CHECK(r.status != 0);
   CHECK_MESSAGE(contains(r.err, "--index: picks the inputs anchors explains"), r.err);
+}
+
+TEST_CASE("cli: rules runs every method before it writes: a later method's failure leaves the last run's files") {
+  // The anchors files were rewritten with new rules beside the older summary.json when the tree then failed.
+  Scratch s;
+  Run r = glassbox(s, "train --model toy2d --data toy:xor --epochs 1 --quiet --out " + (s / "t.safetensors"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const std::string args = "rules --model " + (s / "t.safetensors") + " --data toy:xor --index 0:1 --method anchors,tree --out " + (s / "r");
+  r = glassbox(s, args + " --param bins=4");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  std::vector<std::pair<fs::path, std::string>> before;
+  for (const auto& e : fs::directory_iterator(s / "r")) before.push_back({e.path(), read_file(e.path().string())});
+  REQUIRE(before.size() >= 3);
+  r = glassbox(s, args + " --param bins=2 --param features=nolayer");
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "nolayer"), r.err);
+  for (const auto& [path, bytes] : before) CHECK_MESSAGE(read_file(path.string()) == bytes, path.string());
 }
 
 TEST_CASE("cli: an --out folder that cannot be made fails before the work, not after it") {

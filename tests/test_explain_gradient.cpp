@@ -409,4 +409,20 @@ TEST_CASE("heatmaps: signed maps are blue-white-red around zero, unsigned use a 
   size_t dark = 0;
   for (size_t i = 0; i < g.rgb.size(); i += 3) dark += g.rgb[i] == 0 && g.rgb[i + 1] == 0 && g.rgb[i + 2] == 0;
   CHECK(dark > 20);  // the text was rasterized
+  // A caption wider than the grid goes on over more lines (it was cut at the edge), and so does a
+  // header word wider than its cell (it was cut without a mark).
+  auto dark_pixels = [](const Image& i) {
+    size_t n = 0;
+    for (size_t k = 0; k < i.rgb.size(); k += 3) n += i.rgb[k] == 0 && i.rgb[k + 1] == 0 && i.rgb[k + 2] == 0;
+    return n;
+  };
+  const std::string longer = "row one: a pullover with an extraordinarily long descriptive name p=0.93";
+  Image wrapped = grid({{im, im}, {im, im}}, {"input", "saliency"}, {longer, "row two"}, 30, 20);
+  CHECK(wrapped.w == g.w);
+  CHECK(wrapped.h > g.h);
+  CHECK((wrapped.h - g.h) % 14 == 0);
+  CHECK(dark_pixels(wrapped) > dark_pixels(grid({{im, im}, {im, im}}, {"input", "saliency"}, {longer.substr(0, 10), "row two"}, 30, 20)));
+  Image head = grid({{im}}, {"lrp-epsilon-alpha2-beta1"}, {}, 30, 20), cut = grid({{im}}, {"lrp-e"}, {}, 30, 20);
+  CHECK(head.h > cut.h);
+  CHECK(dark_pixels(head) > 3 * dark_pixels(cut));
 }

@@ -319,8 +319,8 @@ void write_region(const RegionsArgs& a, Model& model, const Tensor& x, const std
   const json logits = logits_json(R, x, diff);
   const int pred = argmax(R.logits.data(), K);
   json files = json::array();
+  const auto [c1, c2] = feature_pair(a, R, pred);  // a bad --pair is refused before any file is written
   write_matrices(a, R, dir, files);
-  const auto [c1, c2] = feature_pair(a, R, pred);
   if (g.input_shape().rank == 3 && K >= 2) write_feature_images(g, R, classes, c1, c2, dir, files);
   json j = {{"model", a.model},
             {"input", name},

@@ -886,11 +886,19 @@ void run_rules(const RulesArgs& a) {
     q.test = model_inputs(test, m);
   }
   q.class_names = model_classes(m, tree || flat_anchors ? train.class_names : std::vector<std::string>{});
+  // Every method runs before anything is written: a later one that fails (a bad parameter found
+  // when it runs) left the earlier one's files rewritten beside the last run's summary.json.
+  std::vector<std::vector<sg::RuleSet>> results;
+  std::vector<double> seconds;
+  for (size_t i = 0; i < methods.size(); ++i) {
+    const auto t0 = Clock::now();
+    results.push_back(sg::rules(m.graph, q, methods[i], params[i]));
+    seconds.push_back(seconds_since(t0));
+  }
   make_out_dir(a.out);
   json summary = {{"model", a.model}, {"data", spec}};
   for (size_t i = 0; i < methods.size(); ++i) {
-    const auto t0 = Clock::now();
-    const std::vector<sg::RuleSet> sets = sg::rules(m.graph, q, methods[i], params[i]);
+    const std::vector<sg::RuleSet>& sets = results[i];
     json entries = json::array();
     for (const sg::RuleSet& r : sets) {
       const std::string stem = a.out + "/" + r.name + "_" + methods[i];
@@ -903,7 +911,7 @@ void run_rules(const RulesArgs& a) {
       for (const std::string& rule : r.rules) std::printf("  %s\n", rule.c_str());
       entries.push_back({{"name", r.name}, {"rules", r.rules}});
     }
-    summary[methods[i]] = {{"results", entries}, {"seconds", seconds_since(t0)}};
+    summary[methods[i]] = {{"results", entries}, {"seconds", seconds[i]}};
   }
   atomic_write(a.out + "/summary.json", summary.dump(2) + "\n");
 }

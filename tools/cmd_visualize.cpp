@@ -163,17 +163,23 @@ Tensor read_scan(const VisualizeArgs& a, const Model& m, bool required, ScanInfo
 
 // ---- drawing ---------------------------------------------------------------------------------
 
-void put_text_lines(explain::Image& im, int x, int y, const std::string& text, int max_w) {
-  const uint8_t black[3] = {0, 0, 0};
-  size_t p = 0;
-  for (int line = 0; p <= text.size(); ++line) {
-    size_t q = text.find('\n', p);
-    std::string s = text.substr(p, q == std::string::npos ? std::string::npos : q - p);
-    while (s.size() > 1 && explain::text_width(s) > max_w) s.pop_back();
-    explain::draw_text(im, x, y + 12 * line, s, black);
-    if (q == std::string::npos) break;
+// The lines of `text` ('\n' between them), each wrapped to max_w (a label was cut: "class 2 Coat
+// facet" lost its facet number).
+std::vector<std::string> text_lines(const std::string& text, int max_w) {
+  std::vector<std::string> out;
+  for (size_t p = 0; p <= text.size();) {
+    const size_t q = std::min(text.find('\n', p), text.size());
+    const std::vector<std::string> wrapped = explain::wrap_text(text.substr(p, q - p), max_w);
+    out.insert(out.end(), wrapped.begin(), wrapped.end());
     p = q + 1;
   }
+  return out;
+}
+
+void put_text_lines(explain::Image& im, int x, int y, const std::string& text, int max_w) {
+  const uint8_t black[3] = {0, 0, 0};
+  const std::vector<std::string> lines = text_lines(text, max_w);
+  for (size_t l = 0; l < lines.size(); ++l) explain::draw_text(im, x, y + 12 * int(l), lines[l], black);
 }
 
 // The colormap of a map panel: signed maps blue-white-red around 0, unsigned maps hot.
@@ -242,9 +248,13 @@ explain::Image grid(const vz::Result& r, const vz::Bounds& b, const std::string&
   const Tensor& v0 = r.panels.at(0).values;
   int cw = v0.dim(3) * enlargement(v0.dim(3)), ch = v0.dim(2) * enlargement(v0.dim(3));
   cw = std::max(cw, 112), ch = std::max(ch, 112 * v0.dim(2) / std::max(1, v0.dim(3)));
-  const int pad = 6, label_h = 26, title_h = 18;
-  size_t cols = 1;
-  for (auto& l : lines) cols = std::max(cols, l.size());
+  const int pad = 6;
+  size_t cols = 1, label_lines = 2;
+  for (auto& l : lines) {
+    cols = std::max(cols, l.size());
+    for (const Cell& c : l) label_lines = std::max(label_lines, text_lines(c.label, cw).size());
+  }
+  const int label_h = 12 * int(label_lines) + 2, title_h = 18;
   const int grid_h = int(lines.size()) * (label_h + ch + pad);
   std::vector<explain::Image> bars;
   for (size_t k = 0; k < r.panels.size(); ++k) {

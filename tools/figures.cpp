@@ -35,10 +35,14 @@ explain::Image confusion_image(const std::vector<std::vector<int>>& counts, cons
   int label_w = 0;
   for (int k = 0; k < K; ++k) label_w = std::max(label_w, explain::text_width(std::to_string(k) + " " + names[size_t(k)]));
   const int x0 = pad + label_w + pad, y0 = pad + 3 * line;
-  explain::Image im(x0 + K * cell + pad, y0 + K * cell + pad + line);
+  const std::string subtitle = "predicted class; rows: true class; colour: share of the row";
+  // As wide as the title and the subtitle too (the title was cut at the last column).
+  const int w = std::max({x0 + K * cell + pad, pad + explain::text_width(title) + pad,
+                          x0 + explain::text_width(subtitle) + pad});
+  explain::Image im(w, y0 + K * cell + pad + line);
   const uint8_t black[3] = {0, 0, 0}, white[3] = {255, 255, 255};
   explain::draw_text(im, pad, pad, title, black);
-  explain::draw_text(im, x0, pad + line, "predicted class; rows: true class; colour: share of the row", black);
+  explain::draw_text(im, x0, pad + line, subtitle, black);
   for (int k = 0; k < K; ++k) {
     explain::draw_text(im, pad, y0 + k * cell + cell / 2 - 4, std::to_string(k) + " " + names[size_t(k)], black);
     explain::draw_text(im, x0 + k * cell + cell / 2 - explain::text_width(std::to_string(k)) / 2, y0 - line + 2,

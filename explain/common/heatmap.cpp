@@ -179,23 +179,30 @@ void draw_text(Image& im, int x, int y, const std::string& text, const uint8_t c
   }
 }
 
-// Words of `label` on lines at most `width` pixels wide (a word wider than that is cut).
-static std::vector<std::string> wrap(const std::string& label, int width) {
+std::vector<std::string> wrap_text(const std::string& label, int width) {
   std::vector<std::string> lines;
   std::string line;
-  for (size_t p = 0; p < label.size();) {
-    size_t q = label.find(' ', p);
-    if (q == std::string::npos) q = label.size();
-    std::string word = label.substr(p, q - p);
-    p = q + 1;
-    if (word.empty()) continue;
-    while (word.size() > 1 && text_width(word) > width) word.pop_back();
+  auto add = [&](const std::string& word) {
     if (!line.empty() && text_width(line + " " + word) <= width) {
       line += " " + word;
     } else {
       if (!line.empty()) lines.push_back(line);
       line = word;
     }
+  };
+  for (size_t p = 0; p < label.size();) {
+    size_t q = label.find(' ', p);
+    if (q == std::string::npos) q = label.size();
+    std::string word = label.substr(p, q - p);
+    p = q + 1;
+    while (word.size() > 1 && text_width(word) > width) {
+      size_t n = 1;  // the longest head that fits (one character at least)
+      while (n + 1 < word.size() && text_width(word.substr(0, n + 1)) <= width) ++n;
+      add(word.substr(0, n));
+      if (!line.empty()) lines.push_back(line), line.clear();
+      word.erase(0, n);
+    }
+    if (!word.empty()) add(word);
   }
   if (!line.empty()) lines.push_back(line);
   return lines;
@@ -208,24 +215,33 @@ Image grid(const std::vector<std::vector<Image>>& cells, const std::vector<std::
   std::vector<std::vector<std::string>> headers;
   size_t header_lines = 1;
   for (int c = 0; c < cols && c < int(column_labels.size()); ++c) {
-    headers.push_back(wrap(column_labels[c], cell_w));
+    headers.push_back(wrap_text(column_labels[c], cell_w));
     header_lines = std::max(header_lines, headers.back().size());
   }
   const int top = int(header_lines) * line;
-  const int W = pad + cols * (cell_w + pad), H = top + pad + rows * (line + cell_h + pad);
+  const int W = pad + cols * (cell_w + pad);
+  // Each row's caption wrapped to the grid's width (one line at least): it was cut at the edge.
+  std::vector<std::vector<std::string>> captions(rows);
+  int H = top + pad;
+  for (int r = 0; r < rows; ++r) {
+    if (r < int(row_captions.size())) captions[r] = wrap_text(row_captions[r], W - 2 * pad);
+    H += std::max<int>(1, int(captions[r].size())) * line + cell_h + pad;
+  }
   Image im(W, H);
   const uint8_t black[3] = {0, 0, 0};
   for (size_t c = 0; c < headers.size(); ++c)
     for (size_t l = 0; l < headers[c].size(); ++l) draw_text(im, pad + int(c) * (cell_w + pad), 3 + int(l) * line, headers[c][l], black);
+  int y = top + pad;
   for (int r = 0; r < rows; ++r) {
     if (int(cells[r].size()) != cols) throw std::invalid_argument("grid: rows of different lengths");
-    const int y = top + pad + r * (line + cell_h + pad);
-    if (r < int(row_captions.size())) draw_text(im, pad, y + 2, row_captions[r], black);
+    for (size_t l = 0; l < captions[r].size(); ++l) draw_text(im, pad, y + 2 + int(l) * line, captions[r][l], black);
+    y += std::max<int>(1, int(captions[r].size())) * line;
     for (int c = 0; c < cols; ++c) {
       Image cell = resize_nearest(cells[r][c], cell_w, cell_h);
-      const int x0 = pad + c * (cell_w + pad), y0 = y + line;
-      for (int yy = 0; yy < cell_h; ++yy) std::copy(cell.px(0, yy), cell.px(0, yy) + 3 * cell_w, im.px(x0, y0 + yy));
+      const int x0 = pad + c * (cell_w + pad);
+      for (int yy = 0; yy < cell_h; ++yy) std::copy(cell.px(0, yy), cell.px(0, yy) + 3 * cell_w, im.px(x0, y + yy));
     }
+    y += cell_h + pad;
   }
   return im;
 }

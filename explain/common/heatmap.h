@@ -57,6 +57,9 @@ std::string printable(const std::string& text);
 // top-left at (x, y).
 void draw_text(Image& im, int x, int y, const std::string& text, const uint8_t color[3], int scale = 1);
 int text_width(const std::string& text, int scale = 1);
+// The words of `text` on lines at most `width` pixels wide (scale 1); a word wider than that goes
+// on over the next lines rather than being cut, as a long method's or class's name was.
+std::vector<std::string> wrap_text(const std::string& text, int width);
 
 // A grid: rows of cells (the same count per row), a header with the column labels (wrapped at
 // spaces onto as many lines as the longest needs), and one caption line above each row. Cells are
