@@ -490,6 +490,9 @@ TEST_CASE("cli: report --data on a generated set: the figures that name a class 
   for (const std::string& ref : references(html))
     if (ref.rfind("#", 0) != 0) CHECK_MESSAGE(fs::is_regular_file(s / ("report/" + ref)), ref);
   CHECK(contains(html, "TCAV scores for class 1,"));  // the set's second class, by its own name
+  // Figures keep their size (scrolled sideways when wide): shrunk to the page, their text was unreadable.
+  CHECK(contains(html, "img{max-width:none"));
+  CHECK(!contains(html, "max-width:100%"));
   const std::string first = std::to_string(y[4]) + "_0";  // the test split's sample 0 is the file's sample 4
   CHECK_MESSAGE(fs::is_regular_file(s / ("report/s11-rules/" + first + "_anchors.png")), first);
   CHECK_MESSAGE(contains(read_file(s / "report/s2-top-conv1/summary.json"), "\"end\": 120"),

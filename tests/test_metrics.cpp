@@ -407,6 +407,12 @@ TEST_CASE("randomisation: stages, curves and the untouched model") {
   // where the cascade has randomised everything above, so they differ.
   Evaluation ind = run(g, x, {0, 1, 2}, "saliency", "independent-randomisation");
   CHECK(ind.stages == e.stages);
+  // Figures say which: the cascade's stages add up ("+ dense1"), the independent ones stand alone
+  // (both read "randomised through" / "+ dense1" before).
+  CHECK(e.stage_prefix == "+ ");
+  CHECK(ind.stage_prefix == "only ");
+  CHECK(e.curves[0].x_label != ind.curves[0].x_label);
+  CHECK(ind.curves[0].x_label == "the one layer randomised");
   // Re-initialising the last layer alone: the same draw in both, so the first stage agrees.
   REQUIRE(ind.stage_attributions.size() == 4);
   for (size_t i = 0; i < e.stage_attributions[1].size(); ++i) {

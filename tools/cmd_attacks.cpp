@@ -205,7 +205,11 @@ void write_attack_grid(const std::string& path, const AttackArgs& a, const attac
     if (r.values.count("topk_intersection")) c += "  top-k " + short_number(r.values.at("topk_intersection")[n]);
     captions.push_back(c);
   }
-  std::vector<std::string> cols = {"input", "adversarial", "change +-" + short_number(scale)};
+  // The grid shows 16 inputs at most; its first header says so when there were more.
+  const std::string first = N < in.x.batch() ? "input (the first " + std::to_string(N) + " of " +
+                                                   std::to_string(in.x.batch()) + ")"
+                                             : "input";
+  std::vector<std::string> cols = {first, "adversarial", "change +-" + short_number(scale)};
   if (!e.before.empty()) {
     const std::string name = short_method_name(e.name);
     cols.push_back(name + " before");

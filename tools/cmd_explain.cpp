@@ -240,10 +240,12 @@ void write_grid(const std::string& path, const ExplainArgs& a, const Graph& g, c
   for (bool sign : is_signed) {
     const std::string cmap = !a.colormap.empty() ? a.colormap : sign ? "bwr" : "hot";
     const double pct = a.percentile >= 0 ? a.percentile : sign ? 100 : 99.5;
+    // A signed map in gray or hot is drawn as |a| (explain::heatmap): its bar runs 0..1 too.
+    const bool shown_signed = sign && cmap == "bwr";
     if (!drawn.insert(cmap + (sign ? "+-" : "+")).second) continue;
     char cap[64];
-    std::snprintf(cap, sizeof cap, "%s a / p%g(|a|)", sign ? "signed" : "unsigned", pct);
-    legends.push_back(explain::colorbar_image(cmap, sign ? -1 : 0, 1, 260, cap));
+    std::snprintf(cap, sizeof cap, "%s / p%g(|a|)", shown_signed ? "signed a" : sign ? "|a| of signed a" : "unsigned a", pct);
+    legends.push_back(explain::colorbar_image(cmap, shown_signed ? -1 : 0, 1, 260, cap));
   }
   write_grid_pages(path, cells, cols, caps, W * s, H * s, legends);
 }

@@ -216,7 +216,8 @@ void write_stage_grid(const std::string& path, const std::vector<std::string>& m
       captions.push_back(in.names[n] + ": " + methods[mi]);
     }
   std::vector<std::string> columns = {"input"};
-  for (const std::string& s : evals[0].stages) columns.push_back(s == "original" ? "original" : "+ " + s);
+  for (const std::string& s : evals[0].stages)
+    columns.push_back(s == "original" ? s : evals[0].stage_prefix + s);
   const int scale = std::max(1, (112 + sample[2] - 1) / sample[2]);
   write_grid_pages(path, cells, columns, captions, sample[2] * scale, sample[1] * scale,
                    {explain::colorbar_image("gray", 0, 1, 220, "|a| / p99.5(|a|)")});

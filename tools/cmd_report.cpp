@@ -844,7 +844,9 @@ void add_report_command(Command& app) {
     const std::string html =
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>glassbox report</title>\n<style>\n"
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.4}\n"
-        "figure{margin:1.5em 0}img{max-width:100%;image-rendering:pixelated;border:1px solid #ccc}\n"
+        // Figures at their own size, scrolled sideways when wider than the page: shrunk to fit, their
+        // 7-pixel text lost strokes and could not be read.
+        "figure{margin:1.5em 0;overflow-x:auto}img{max-width:none;image-rendering:pixelated;border:1px solid #ccc}\n"
         "figcaption{font-size:0.95em;color:#333}code{background:#f3f3f3;padding:0 0.2em;word-break:break-all}\n"
         "table.num{border-collapse:collapse;margin:0.5em 0}table.num td,table.num th{border:1px solid #ccc;padding:0.2em 0.5em}"
         "table.num td{text-align:right;font-variant-numeric:tabular-nums}caption{text-align:left;font-weight:bold}\n"

@@ -71,6 +71,10 @@ struct Evaluation {
   // Randomisation metrics: the explanation at each stage (the original first), each [N, input...].
   std::vector<std::string> stages;
   std::vector<Tensor> stage_attributions;
+  // How figures name a stage after the original: "+ " (cascading: this layer and the ones before
+  // it randomised), "only " (independent: this layer alone), "" (stages that are not layers).
+  std::string stage_prefix;
+
 };
 
 // Thrown when a metric cannot evaluate this method, target or model at all (integration-error of

@@ -87,13 +87,14 @@ Tensor explain_with(Graph& model, const Tensor& x, const Target& t, const Explan
 }
 
 // Similarity curves over stages: for each measure, y[n][s] = similarity(stage s, stage 0).
-void add_similarity_curves(Evaluation& ev, const Shape& sample, const std::vector<std::string>& ticks) {
+void add_similarity_curves(Evaluation& ev, const Shape& sample, const std::vector<std::string>& ticks,
+                           const std::string& x_label) {
   const Tensor& a0 = ev.stage_attributions[0];
   const size_t D = a0.sample_size();
   for (const std::string& name : kMeasures) {
     Curve c;
     c.name = name;
-    c.x_label = "randomised through";
+    c.x_label = x_label;
     c.y_label = name == "hog" ? "HOG correlation" : name == "ssim" ? "SSIM" : "Spearman rank correlation";
     c.ticks = ticks;
     for (size_t s = 0; s < ticks.size(); ++s) c.x.push_back(double(s));
@@ -136,7 +137,10 @@ Evaluation parameter_randomisation(Graph& g, const Tensor& x, const Target& t, c
     ev.stage_attributions.push_back(explain_with(copy, x, t, e));
     if (ctx.progress) ctx.progress(long(s + 1), long(layers.size()));
   }
-  add_similarity_curves(ev, x.shape().sample(), ev.stages);
+  ev.stage_prefix = cascading ? "+ " : "only ";
+  // Independent randomisation re-draws one layer at a time, the rest as trained.
+  add_similarity_curves(ev, x.shape().sample(), ev.stages,
+                        cascading ? "randomised through (each layer and the ones before it)" : "the one layer randomised");
   summarise(ev, measure);
   return ev;
 }
@@ -160,7 +164,7 @@ Evaluation data_randomisation(Graph& g, const Tensor& x, const Target& t, const 
   Evaluation ev;
   ev.stages = {"original", "random labels"};
   ev.stage_attributions = {attribution_of(g, x, t, e), explain_with(other, x, t, e)};
-  add_similarity_curves(ev, x.shape().sample(), ev.stages);
+  add_similarity_curves(ev, x.shape().sample(), ev.stages, "model (trained on the labels or on random labels)");
   const Curve& c = ev.curves[size_t(measure_of(measure))];
   for (const auto& y : c.y) ev.values.push_back(y[1]);
   for (const Curve& k : ev.curves)
