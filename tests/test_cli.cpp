@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -1965,4 +1966,23 @@ TEST_CASE("cli: a file given in any flag is never replaced by the command's outp
   r = glassbox(s, "visualize --model lenet5 --method am --unit relu3:" + (s / "d.npy") + " --out " + (s / "w"));
   CHECK_MESSAGE(r.status == 0, r.err);
   CHECK(fs::exists(s / "w/relu3_direction.npy"));
+}
+
+TEST_CASE("cli: Ctrl-C stops a run between passes: exit 128+SIGINT, no temporary left, no summary of a partial run") {
+  // Killed by the signal, a run left "<file>.glassbox-tmp<PID>" files and per-input files beside an
+  // older summary.json.
+  Scratch s;
+  write_npy(s / "x.npy", {400, 1, 28, 28});
+  const char* bin = std::getenv("GLASSBOX");
+  REQUIRE(bin);
+  const std::string cmd = std::string("timeout --preserve-status -s INT 1 ") + bin + " --threads 1 explain --model lenet5 --input " +
+                          (s / "x.npy") + " --method integrated-gradients,lime --out " + (s / "o") + " >/dev/null 2>" +
+                          (s / "err.txt");
+  const int raw = std::system(cmd.c_str());
+  REQUIRE(WIFEXITED(raw));
+  CHECK(WEXITSTATUS(raw) == 128 + SIGINT);
+  CHECK_MESSAGE(contains(read_file(s / "err.txt"), "glassbox: interrupted"), read_file(s / "err.txt"));
+  CHECK(!fs::exists(s / "o/summary.json"));
+  if (fs::exists(s / "o"))
+    for (const auto& e : fs::directory_iterator(s / "o")) CHECK_MESSAGE(!contains(e.path().string(), ".glassbox-tmp"), e.path());
 }

@@ -25,6 +25,7 @@
 #include "data/dataset.h"
 #include "data/npy.h"
 #include "engine/architecture.h"
+#include "engine/interrupt.h"
 #include "engine/layers.h"
 #include "engine/model_file.h"
 #include "engine/threads.h"
@@ -657,6 +658,7 @@ bool step_current(const fs::path& root, const Step& t, const std::string& stamp_
 
 // Runs a step unless it is current (step_current). Returns "" on success, else the error to show.
 std::string run_step(const fs::path& root, const Step& t, bool& cached) {
+  poll_interrupt();  // Ctrl-C stops the report between steps (the step it hit fails, as its command stopped)
   const fs::path folder = root / t.folder, stamp = step_stamp(root, t);
   fs::create_directories(folder);
   if (t.prepare) {  // deterministic files: rewriting them changes nothing

@@ -1,6 +1,7 @@
 // glassbox: train small image models and explain them through the same graph.
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include "engine/finite.h"
+#include "engine/interrupt.h"
 #include "engine/sizes.h"
 #include "engine/threads.h"
 #include "tools/commands.h"
@@ -24,6 +26,15 @@ RegisterCommand::RegisterCommand(const char* name, AddCommand add) { registered(
 void add_registered_commands(Command& app) {
   std::sort(registered().begin(), registered().end());
   for (auto& [name, add] : registered()) add(app);
+}
+
+// Ctrl-C (or SIGTERM) asks the run to stop at its next graph pass or polled step (engine/interrupt.h),
+// so no file is left half-written and no temporary beside it; a second one kills at once.
+static volatile std::sig_atomic_t stop_signal = 0;
+
+extern "C" void on_stop_signal(int sig) {
+  stop_signal = sig;
+  std::signal(sig, SIG_DFL);
 }
 
 }  // namespace gb
@@ -59,12 +70,20 @@ int main(int argc, char** argv) {
   gb::add_regions_command(commands);
   gb::add_bench_command(commands);
   gb::add_registered_commands(commands);
+  std::signal(SIGINT, gb::on_stop_signal);
+  std::signal(SIGTERM, gb::on_stop_signal);
+  gb::InterruptCheck check([] { return gb::stop_signal != 0; });
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     // CLI11 prints the message; every refusal exits 1 (CLI11's own codes are 100-127), --help 0.
     return app.exit(e) == 0 ? 0 : 1;
   } catch (const std::exception& e) {
+    // (An error handler may have wrapped the Interrupted on its way out.)
+    if (gb::stop_signal != 0 || dynamic_cast<const gb::Interrupted*>(&e)) {
+      std::fprintf(stderr, "glassbox: interrupted: every file written before is complete; the rest were not written\n");
+      return 128 + (gb::stop_signal ? int(gb::stop_signal) : SIGINT);
+    }
     std::fprintf(stderr, "glassbox: error: %s\n", e.what());
     return 1;
   }
