@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <cerrno>
@@ -164,6 +165,8 @@ static std::string temporary_name(const std::string& path) {
   return (fs::path(path).parent_path() / (hex + suffix)).string();
 }
 
+static std::atomic<void (*)(const std::string&)> write_hook{nullptr};
+
 void atomic_write(const std::string& path, const void* data, size_t n) {
   check_replaceable(path);
   remove_stale_temporaries(path);
@@ -187,7 +190,10 @@ void atomic_write(const std::string& path, const void* data, size_t n) {
     fail(path, "cannot replace it with the new file (" + std::string(std::strerror(err)) + "); any previous file is unchanged",
          ModelFileError::Kind::io);
   }
+  if (void (*hook)(const std::string&) = write_hook.load()) hook(path);
 }
+
+void set_write_hook(void (*hook)(const std::string& path)) { write_hook.store(hook); }
 
 void write_json(const std::string& path, const json& j, int indent) { atomic_write(path, j.dump(indent) + "\n"); }
 

@@ -43,6 +43,9 @@ void protect_input(const std::string& path, const std::string& given_as);
 // replaced; a symbolic link is replaced by the new file, its target left alone.
 void atomic_write(const std::string& path, const std::string& bytes);
 void atomic_write(const std::string& path, const void* data, size_t n);
+// Called with each path atomic_write has just written (the command line keeps a record of its
+// output folders' files: tools/outputs.h). One hook per process; nullptr: none.
+void set_write_hook(void (*hook)(const std::string& path));
 void write_json(const std::string& path, const json& j, int indent = 2);  // j.dump(indent) + "\n"
 std::string read_file(const std::string& path);  // throws naming the file
 

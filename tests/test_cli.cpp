@@ -1986,3 +1986,36 @@ TEST_CASE("cli: Ctrl-C stops a run between passes: exit 128+SIGINT, no temporary
   if (fs::exists(s / "o"))
     for (const auto& e : fs::directory_iterator(s / "o")) CHECK_MESSAGE(!contains(e.path().string(), ".glassbox-tmp"), e.path());
 }
+
+TEST_CASE("cli: a rerun into the same --out names the files an earlier run left there, and deletes nothing") {
+  // Rerun with fewer methods or inputs, the earlier run's files stayed beside a summary.json that
+  // does not list them, unannounced.
+  Scratch s;
+  write_npy(s / "x.npy", {3, 1, 28, 28});
+  const std::string base = "explain --model lenet5 --input " + (s / "x.npy") + " --out " + (s / "o") + " --method ";
+  Run r = glassbox(s, base + "saliency,input-x-gradient");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(!contains(r.err, "note:"));
+  const std::string record = read_file(s / "o/.glassbox-explain");
+  CHECK(contains(record, " x_0_input-x-gradient.npy\n"));
+  std::ofstream(s / "o/notes.txt") << "the user's own file";
+  r = glassbox(s, base + "saliency");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  // 3 inputs' input-x-gradient .npy and .png are left (correlations.csv, which explain itself removes, is not).
+  CHECK_MESSAGE(contains(r.err, "holds 6 files an earlier `glassbox explain` run wrote and this one did not"), r.err);
+  CHECK(fs::exists(s / "o/x_2_input-x-gradient.png"));
+  CHECK(fs::exists(s / "o/notes.txt"));
+  // Still named on the next run; a file the user changed since is no longer glassbox's.
+  std::ofstream(s / "o/x_2_input-x-gradient.png") << "edited";
+  r = glassbox(s, base + "saliency");
+  CHECK_MESSAGE(contains(r.err, "holds 5 files"), r.err);
+  CHECK(!contains(read_file(s / "o/.glassbox-explain"), "x_2_input-x-gradient.png"));
+  // Another command's run into the folder keeps its own record and says nothing of explain's files.
+  r = glassbox(s, "attack --model lenet5 --method fgsm --eps 0.1 --input " + (s / "x.npy") + " --out " + (s / "o"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(!contains(r.err, "note:"));
+  CHECK(fs::exists(s / "o/.glassbox-attack"));
+  // Rewriting every file again leaves nothing to name.
+  r = glassbox(s, base + "saliency,input-x-gradient");
+  CHECK_MESSAGE(!contains(r.err, "note:"), r.err);
+}

@@ -11,6 +11,7 @@
 
 #include "engine/model_file.h"
 #include "tools/flags.h"
+#include "tools/outputs.h"
 
 namespace gb {
 
@@ -177,6 +178,7 @@ void Command::callback(std::function<void()> run) {
   const CLI::App* app = app_;
   app_->callback([app, run = std::move(run)] {
     protect_named_files(*app);
+    set_output_command(app->get_name());
     run();
   });
 }

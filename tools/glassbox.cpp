@@ -13,6 +13,7 @@
 #include "engine/sizes.h"
 #include "engine/threads.h"
 #include "tools/commands.h"
+#include "tools/outputs.h"
 
 namespace gb {
 
@@ -75,10 +76,12 @@ int main(int argc, char** argv) {
   gb::InterruptCheck check([] { return gb::stop_signal != 0; });
   try {
     app.parse(argc, argv);
+    gb::end_output_records(true);
   } catch (const CLI::ParseError& e) {
     // CLI11 prints the message; every refusal exits 1 (CLI11's own codes are 100-127), --help 0.
     return app.exit(e) == 0 ? 0 : 1;
   } catch (const std::exception& e) {
+    gb::end_output_records(false);
     // (An error handler may have wrapped the Interrupted on its way out.)
     if (gb::stop_signal != 0 || dynamic_cast<const gb::Interrupted*>(&e)) {
       std::fprintf(stderr, "glassbox: interrupted: every file written before is complete; the rest were not written\n");

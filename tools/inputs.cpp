@@ -29,6 +29,7 @@
 #include "explain/attribution/explain.h"
 #include "explain/common/resize.h"
 #include "tools/commands.h"
+#include "tools/outputs.h"
 
 namespace gb {
 
@@ -498,7 +499,7 @@ std::vector<std::string> resolve_baselines(const std::vector<std::string>& metho
   return given;
 }
 
-void make_out_dir(const std::string& dir, const std::string& flag) {
+static void create_folder(const std::string& dir, const std::string& flag) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec || !std::filesystem::is_directory(dir))
@@ -506,9 +507,15 @@ void make_out_dir(const std::string& dir, const std::string& flag) {
                                 (ec ? ec.message() : std::string("a file is in the way")) + ")");
 }
 
+void make_out_dir(const std::string& dir, const std::string& flag) {
+  create_folder(dir, flag);
+  begin_output_record(dir);
+}
+
 void make_parent_dir(const std::string& file, const std::string& flag) {
+  // (Not recorded: the folder a model goes in holds other files than this command's.)
   const std::filesystem::path parent = std::filesystem::path(file).parent_path();
-  if (!parent.empty()) make_out_dir(parent.string(), flag);
+  if (!parent.empty()) create_folder(parent.string(), flag);
 }
 
 void check_inputs_survive(const std::vector<std::string>& inputs, const std::string& out,

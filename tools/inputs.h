@@ -113,7 +113,8 @@ std::vector<std::string> resolve_baselines(const std::vector<std::string>& metho
                                            const Normalization& norm, InputSpace space, const Tensor& x);
 
 // Creates the output folder `dir` (and its parents); an error names `flag` and the path (an
-// existing file there, no permission) instead of the filesystem's own text.
+// existing file there, no permission) instead of the filesystem's own text. Starts the record of
+// the files the command writes there (tools/outputs.h).
 void make_out_dir(const std::string& dir, const std::string& flag = "--out");
 // The same for the folder an output file (`flag` FILE) goes in.
 void make_parent_dir(const std::string& file, const std::string& flag = "--out");
