@@ -975,6 +975,19 @@ std::string replaced(std::string text, const std::string& from, const std::strin
   return text.replace(at, from.size(), to);
 }
 
+// The numbers in an SVG path's d="..." (M x y L x y ...), in pairs.
+std::vector<std::pair<double, double>> path_points(const std::string& svg, const std::string& cls) {
+  std::vector<std::pair<double, double>> out;
+  const size_t at = svg.find("<path class=\"" + cls + "\" d=\"");
+  if (at == std::string::npos) return out;
+  const size_t b = svg.find("d=\"", at) + 3, e = svg.find('"', b);
+  std::istringstream in(svg.substr(b, e - b));
+  char op;
+  double x, y;
+  while (in >> op >> x >> y) out.push_back({x, y});
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("cli: glassbox concepts writes its outputs from every kind of concept spec; bad requests name the flag") {
@@ -1009,6 +1022,33 @@ TEST_CASE("cli: glassbox concepts writes its outputs from every kind of concept 
   CHECK(j["inputs"]["n"] == 9);
   CHECK(j["layers"][0]["concepts"][0]["runs"]["sign_count"].size() == 2);
   CHECK(contains(slurp(s / "out/tcav.svg"), "<svg"));
+  {
+    // The "n.s." marks keep off the 0.5 line (labelled "chance") and off every whisker and its caps.
+    const std::string svg = slurp(s / "out/tcav.svg");
+    CHECK(contains(svg, ">chance</text>"));
+    const auto line = path_points(svg, "hline"), whiskers = path_points(svg, "errorbar");
+    REQUIRE(line.size() == 2);
+    REQUIRE(whiskers.size() % 2 == 0);
+    int marks = 0;
+    for (size_t p = svg.find(">n.s.</text>"); p != std::string::npos; p = svg.find(">n.s.</text>", p + 1), ++marks) {
+      const size_t t = svg.rfind("<text x=\"", p);
+      double x = 0, y = 0;
+      REQUIRE(std::sscanf(svg.c_str() + t, "<text x=\"%lf\" y=\"%lf\"", &x, &y) == 2);
+      const double top = y - 14, bottom = y;  // the baseline is 14 px under the capitals' top
+      CAPTURE(x);
+      CAPTURE(top);
+      CHECK((bottom < line[0].second - 2 || top > line[0].second + 2));
+      for (size_t w = 0; w < whiskers.size(); w += 2) {  // segments: a vertical line, two caps
+        const double x0 = std::min(whiskers[w].first, whiskers[w + 1].first) - 1;
+        const double x1 = std::max(whiskers[w].first, whiskers[w + 1].first) + 1;
+        const double y0 = std::min(whiskers[w].second, whiskers[w + 1].second) - 1;
+        const double y1 = std::max(whiskers[w].second, whiskers[w + 1].second) + 1;
+        const bool overlaps_x = x0 < x + 20 && x1 > x - 20, overlaps_y = y0 < bottom && y1 > top;
+        CHECK_FALSE((overlaps_x && overlaps_y));
+      }
+    }
+    MESSAGE(marks << " n.s. marks checked");
+  }
 
   r = glassbox(s, bin, "concepts --list");
   CHECK(r.status == 0);
@@ -1114,6 +1154,15 @@ TEST_CASE("cli: glassbox probe and glassbox dissect write their outputs; bad req
   CHECK(j["images"] == 12);
   CHECK(j["concepts"].size() == 6);  // classes 0, 1, 2 and the parts top, middle, bottom
   CHECK(j["layers"].size() == 6);    // every layer with maps
+
+  // A 32x32 model's thumbnails are enlarged to 64 px (rounded up, not down to 1x); a run where no
+  // unit passes the threshold says so on its chart.
+  r = glassbox(s, bin, "dissect --model 'input(3,32,32) conv(4,k=3,p=1,name=c) relu(name=r) flatten dense(3)' --layer r "
+                       "--concepts generated:n=12 --param iou_threshold=1 --rows 2 --out " + (s / "c32"));
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const Image thumbs = read_image(s / "c32/dissect_r.png");
+  CHECK(thumbs.w >= 8 * 64);  // 8 top images per unit
+  CHECK(contains(slurp(s / "c32/detectors.svg"), ">no unit passed IoU &gt; 1</text>"));
 
   r = glassbox(s, bin, "dissect --list");
   CHECK(contains(r.out, "--param quantile=0.005"));

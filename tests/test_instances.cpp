@@ -7,11 +7,18 @@
 // neighbours by hand, and the registry's declarations and errors.
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <numeric>
+#include <random>
 #include <set>
 
+#include "data/images.h"
 #include "engine/architecture.h"
 #include "engine/hvp.h"
 #include "engine/layers.h"
@@ -918,4 +925,43 @@ TEST_CASE("instance methods: bad inputs and parameters get errors naming them") 
   const Examples images{Tensor(Shape{4, 1, 4, 4}, 0.5f), {0, 1, 2, 0}};
   CHECK_THROWS_WITH_AS(run(pooled, images, images, "representer", {}),
                        doctest::Contains("last layer 'gap1' (gap) is not a dense layer"), std::invalid_argument);
+}
+
+TEST_CASE("cli: the prototypes grid says what the bars under its cells mean") {
+  // tools/glassbox beside tests/ in this build; skipped when it is not built.
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path bin = fs::read_symlink("/proc/self/exe", ec).parent_path().parent_path() / "tools" / "glassbox";
+  if (ec || !fs::exists(bin)) {
+    MESSAGE("skipped: tools/glassbox is not built beside the tests");
+    return;
+  }
+  const fs::path dir = fs::temp_directory_path() / ("glassbox_instances_" + std::to_string(::getpid()));
+  fs::remove_all(dir, ec);
+  std::mt19937 rng(5);
+  for (const char* name : {"Bag", "Pullover with an extraordinarily long descriptive name"}) {
+    fs::create_directories(dir / "imgs" / name);
+    for (int i = 0; i < 6; ++i) {
+      std::vector<uint8_t> px(28 * 28);
+      for (uint8_t& v : px) v = uint8_t(rng() % 256);
+      write_png((dir / "imgs" / name / (std::to_string(i) + ".png")).string(), 28, 28, 1, px.data());
+    }
+  }
+  const std::string cmd = bin.string() + " --threads 1 prototypes --data images:" + (dir / "imgs").string() +
+                          " --prototypes 2 --criticisms 1 --out " + (dir / "out").string() + " >/dev/null 2>&1";
+  const int raw = std::system(cmd.c_str());
+  REQUIRE((WIFEXITED(raw) && WEXITSTATUS(raw) == 0));
+  const gb::Image im = read_image((dir / "out/prototypes.png").string());
+  REQUIRE(im.channels == 3);
+  // The legend line above the grid: a green and a red bar as under the cells, before any cell.
+  int green = 0, red = 0;
+  for (int y = 0; y < 16; ++y)
+    for (int x = 0; x < im.w; ++x) {
+      const uint8_t* p = &im.pixels[(size_t(y) * im.w + x) * 3];
+      green += p[0] == 20 && p[1] == 150 && p[2] == 60;
+      red += p[0] == 200 && p[1] == 30 && p[2] == 30;
+    }
+  CHECK(green >= 20);
+  CHECK(red >= 20);
+  fs::remove_all(dir, ec);
 }

@@ -69,6 +69,12 @@ Rgb at(const Image& im, double x, double y) {
   return {p[0], p[1], p[2]};
 }
 
+std::string xml_escaped(const std::string& s) {
+  std::string out;
+  for (char c : s) out += c == '\'' ? std::string("&apos;") : std::string(1, c);
+  return out;
+}
+
 Series make(const std::string& label, std::vector<double> x, std::vector<double> y) {
   Series s;
   s.label = label, s.x = std::move(x), s.y = std::move(y);
@@ -343,6 +349,117 @@ TEST_CASE("zero series still give labelled axes") {
   CHECK(count(svg, "class=\"legend\"") == 0);
   const Image im = plot_image({}, o);
   CHECK(count_color(im, Rgb{0, 0, 0}) > 100);  // axes and text
+}
+
+TEST_CASE("bar labels too wide for their slot stay distinct; axis titles wrap rather than being cut") {
+  PlotOptions o;
+  o.kind = PlotKind::bars;
+  o.width = 700;  // 13 layers: slots of ~45 px, 3 or 4 characters
+  o.categories = {"input", "conv1", "relu1", "maxpool1", "conv2", "relu2", "maxpool2", "flatten1",
+                  "dense1", "relu3", "dense2", "relu4", "dense3"};
+  std::vector<double> y(o.categories.size(), 0.5);
+  o.ylabel = "mean shift of the explanation's center of mass (pixels)";
+  o.xlabel = "layer";
+  const PlotFrame f = plot_frame({make("a", {}, y)}, o);
+  REQUIRE(f.xtick_labels.size() == o.categories.size());
+  for (size_t a = 0; a < f.xtick_labels.size(); ++a) {
+    CAPTURE(f.xtick_labels[a]);
+    CHECK(text_width(f.xtick_labels[a], 2) <= (f.right - f.left) / double(o.categories.size()));
+    for (size_t b = a + 1; b < f.xtick_labels.size(); ++b) CHECK(f.xtick_labels[a] != f.xtick_labels[b]);
+  }
+  // The shortened names keep their distinguishing ends: maxpool1 and maxpool2 end in 1 and 2.
+  CHECK(f.xtick_labels[3].back() == '1');
+  CHECK(f.xtick_labels[6].back() == '2');
+  CHECK(f.xtick_labels[3].find("..") != std::string::npos);
+  // Every word of the y title is drawn, on more than one line, each within the plot's height.
+  REQUIRE(f.ylabel_lines.size() >= 2);
+  std::string joined;
+  for (const std::string& l : f.ylabel_lines) {
+    joined += (joined.empty() ? "" : " ") + l;
+    CHECK(text_width(l, 2) <= f.bottom - f.top + 20);
+  }
+  CHECK(joined == o.ylabel);
+  const std::string svg = plot_svg({make("a", {}, y)}, o);
+  for (const std::string& l : f.ylabel_lines) CHECK(svg.find(">" + xml_escaped(l) + "</text>") != std::string::npos);
+  CHECK(svg.find(">" + f.xtick_labels[6] + "</text>") != std::string::npos);
+  CHECK(fit_text("Pullover with an extraordinarily long descriptive name", 1, 100).ends_with(".."));
+  CHECK(text_width(fit_text("Pullover with an extraordinarily long descriptive name", 1, 100)) <= 100);
+  CHECK(fit_text("Bag", 1, 100) == "Bag");
+}
+
+TEST_CASE("up to 20 series get distinct colours; a long legend makes the figure taller, not the plot a sliver") {
+  for (size_t a = 0; a < 20; ++a)
+    for (size_t b = a + 1; b < 20; ++b) {
+      const Rgb p = series_color(a), q = series_color(b);
+      const double d = std::hypot(double(p.r) - q.r, double(p.g) - q.g, double(p.b) - q.b);
+      CAPTURE(a);
+      CAPTURE(b);
+      CHECK(d > 40);
+    }
+  PlotOptions o;
+  o.title = "invert: objective";
+  std::vector<Series> few, many;
+  for (int j = 0; j < 12; ++j) {
+    Series s = make("ankle-boot-very-long-class-label_0_layer" + std::to_string(j), {0, 1, 2}, {0, -1.0 * j, 2});
+    if (j < 2) few.push_back(s);
+    many.push_back(s);
+  }
+  const Image small = plot_image(few, o), tall = plot_image(many, o);
+  CHECK(small.h == o.height);  // a short legend changes nothing
+  CHECK(small.w == o.width);
+  CHECK(tall.w == o.width);
+  CHECK(tall.h > o.height);
+  const PlotFrame f = plot_frame(many, o);
+  CHECK(f.height == tall.h);
+  CHECK(f.bottom - f.top >= o.height / 2.0);
+  CHECK(plot_svg(many, o).find("height=\"" + std::to_string(tall.h) + "\"") != std::string::npos);
+  for (size_t j = 0; j < many.size(); ++j) CHECK(count_color(tall, series_color(j)) > 20);
+}
+
+TEST_CASE("a dashed line's label is drawn right of its end; a note sits in the plot area") {
+  PlotOptions o;
+  o.ymin = 0, o.ymax = 1;
+  o.hlines = {0.1};
+  const std::vector<Series> s = {make("acc", {0, 1, 2}, {0.9, 0.8, 0.95})};
+  const PlotFrame bare = plot_frame(s, o);
+  o.hline_labels = {"chance"};
+  const PlotFrame f = plot_frame(s, o);
+  CHECK(f.right < bare.right);  // room for the label
+  const Image im = plot_image(s, o);
+  const Rgb ref{110, 110, 110};
+  int ink = 0;
+  const int y = int(std::round(f.py(0.1)));
+  for (int v = y - 10; v <= y + 10; ++v)
+    for (int u = int(f.right) + 2; u < im.w; ++u) ink += at(im, u, v) == ref;
+  CHECK(ink > 20);  // the label's strokes, in the lines' grey, beside the line
+  CHECK(plot_svg(s, o).find(">chance</text>") != std::string::npos);
+  CHECK(plot_svg(s, o).find("#6e6e6e\" text-anchor=\"start\">chance") != std::string::npos);
+
+  o.note = "no unit passed IoU > 0.04";
+  CHECK(plot_svg(s, o).find(">no unit passed IoU &gt; 0.04</text>") != std::string::npos);
+}
+
+TEST_CASE("a mark over a whisker keeps clear of the whisker and of the dashed line") {
+  PlotOptions o;
+  o.kind = PlotKind::bars;
+  o.ymin = 0, o.ymax = 1.12;
+  o.hlines = {0.5};
+  const std::vector<Series> s = {make("a", {}, {0.3, 0.5, 0.9})};
+  const PlotFrame f = plot_frame(s, o);
+  const double h = 14, line = std::round(f.py(0.5));
+  struct Span {
+    double lo, hi;
+  };
+  // Just under the line (the audit's overlap), across it, reaching 1 or past it, just over it.
+  for (Span sp : {Span{0.1, 0.49}, Span{0.45, 0.55}, Span{0.7, 1.0}, Span{0.3, 1.1}, Span{0.51, 0.6}}) {
+    CAPTURE(sp.lo);
+    CAPTURE(sp.hi);
+    const double y = mark_top(f, o, sp.lo, sp.hi, h);
+    CHECK(y >= f.top);
+    CHECK(y + h <= f.bottom);
+    CHECK((y + h < line - 2 || y > line + 2));                        // off the dashed line
+    CHECK((y + h < f.py(sp.hi) - 2 || y > f.py(sp.lo) + 2));          // off the whisker and its caps
+  }
 }
 
 TEST_CASE("colormap_rgb gives the heatmap's colours and the colorbar shows its ends") {

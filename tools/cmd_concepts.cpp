@@ -313,8 +313,9 @@ void write_chart(const std::string& out, const cc::TcavResult& r, const std::str
   o.title = title;
   o.ylabel = "TCAV score";
   o.xlabel = "concept (bars: mean of the runs, whiskers: +-1 std)";
-  o.ymin = 0, o.ymax = 1;
+  o.ymin = 0, o.ymax = 1.12;  // ticks to 1; the rest is room for "n.s." over a whisker reaching 1
   o.hlines = {0.5};
+  o.hline_labels = {"chance"};
   o.width = std::max(640, 120 + 110 * int(r.layers[0].concepts.size() + 1) * std::max(1, int(r.layers.size()) / 2));
   for (const cc::ConceptScores& c : r.layers[0].concepts) o.categories.push_back(c.name);
   o.categories.push_back("random");
@@ -329,7 +330,8 @@ void write_chart(const std::string& out, const cc::TcavResult& r, const std::str
     s.err.push_back(cc::stdev(l.random.sign_count));
     series.push_back(std::move(s));
   }
-  // "n.s." marks, placed as the plot places grouped bars (80% of a slot, side by side).
+  // "n.s." marks, placed as the plot places grouped bars (80% of a slot, side by side), clear of the
+  // whiskers and the dashed line.
   const explain::PlotFrame f = explain::plot_frame(series, o);
   const double bw = 0.8 / double(series.size());
   struct Mark {
@@ -340,8 +342,8 @@ void write_chart(const std::string& out, const cc::TcavResult& r, const std::str
     for (size_t i = 0; i < r.layers[j].concepts.size(); ++i)
       if (!r.layers[j].concepts[i].significant) {
         const double x = double(i) - 0.4 + (double(j) + 0.5) * bw;
-        const double top = std::min(1.0, series[j].y[i] + series[j].err[i]);
-        marks.push_back({f.px(x), std::max(f.top + 2, f.py(top) - 20)});
+        const double y = series[j].y[i], e = std::fabs(series[j].err[i]);
+        marks.push_back({f.px(x), explain::mark_top(f, o, y - e, y + e, 14)});
       }
   explain::Image im = explain::plot_image(series, o);
   const uint8_t red[3] = {180, 20, 20};
@@ -574,6 +576,7 @@ void write_probe_chart(const std::string& out, const std::vector<std::pair<Snaps
   o.xlabel = "layer";
   o.ymin = 0, o.ymax = 1;
   o.hlines = {chance};
+  o.hline_labels = {"chance"};
   const auto& layers = runs.front().second.layers;
   for (const cc::LayerProbe& l : layers) o.categories.push_back(l.layer);
   o.width = std::max(640, 120 + int(layers.size()) * std::max(80, 24 * int(runs.size() + 1)));
@@ -863,7 +866,8 @@ void write_unit_grid(const std::string& path, Graph& g, const cc::LayerDissectio
   std::iota(units.begin(), units.end(), 0);
   std::stable_sort(units.begin(), units.end(), [&](int a, int b) { return d.units[a].iou > d.units[b].iou; });
   if (int(units.size()) > max_rows) units.resize(max_rows);
-  const int H = pixels.height(), W = pixels.width(), scale = std::max(1, 56 / std::max(H, W));
+  // Rounded up, as the other grids enlarge: 32 px images become 64, 28 px ones 56.
+  const int H = pixels.height(), W = pixels.width(), scale = enlargement_for(std::max(H, W), 56);
   std::vector<std::vector<explain::Image>> cells;
   std::vector<std::string> captions, columns;
   std::vector<float> up(size_t(H) * W);
@@ -906,6 +910,14 @@ void write_detector_chart(const std::string& out, const cc::DissectResult& r, co
     explain::Series sr{d.layer + " (" + std::to_string(d.units.size()) + " units)", {}, {}, {}};
     for (int c : d.detectors_by_category) sr.y.push_back(c);
     series.push_back(std::move(sr));
+  }
+  int detectors = 0;
+  for (const explain::Series& sr : series)
+    for (double v : sr.y) detectors += int(v);
+  if (detectors == 0) {  // empty axes would look like a drawing fault
+    char note[96];
+    std::snprintf(note, sizeof note, "no unit passed IoU > %g", r.iou_threshold);
+    o.note = note;
   }
   write_image(out + "/detectors.png", explain::plot_image(series, o));
   atomic_write(out + "/detectors.svg", explain::plot_svg(series, o));

@@ -74,11 +74,6 @@ Tensor display(const Tensor& sample, const Normalization& norm) {
   return p.reshaped(sample.shape().sample());
 }
 
-std::string fit_text(std::string s, int width) {
-  while (s.size() > 1 && explain::text_width(s) > width) s.pop_back();
-  return s;
-}
-
 // A grid cell: the image scaled to `w` wide, a coloured bar (green: supports, red: opposes, none:
 // 0), and two caption lines under it.
 explain::Image cell(const explain::Image& picture, int w, int h, const std::string& line1, const std::string& line2,
@@ -90,9 +85,30 @@ explain::Image cell(const explain::Image& picture, int w, int h, const std::stri
   if (sign)
     for (int y = h; y < h + 3; ++y)
       for (int x = 0; x < w; ++x) std::copy(sign > 0 ? green : red, (sign > 0 ? green : red) + 3, c.px(x, y));
-  explain::draw_text(c, 1, h + 5, fit_text(line1, w - 2), black);
-  explain::draw_text(c, 1, h + 17, fit_text(line2, w - 2), black);
+  // A cut name is marked ("Pullover with a.."): it must not pass for a shorter class's.
+  explain::draw_text(c, 1, h + 5, explain::fit_text(line1, 1, w - 2), black);
+  explain::draw_text(c, 1, h + 17, explain::fit_text(line2, 1, w - 2), black);
   return c;
+}
+
+// `figure` under a line saying what the cells' bars mean: a green and a red swatch, each with its
+// words (the red one on a second line when both do not fit).
+explain::Image with_bar_legend(const explain::Image& figure, const std::string& green_text, const std::string& red_text) {
+  const uint8_t green[3] = {20, 150, 60}, red[3] = {200, 30, 30}, black[3] = {0, 0, 0};
+  const int entry_g = 26 + explain::text_width(green_text), entry_r = 26 + explain::text_width(red_text);
+  const bool one_line = 4 + entry_g + 12 + entry_r <= figure.w;
+  const int band = one_line ? 18 : 32;
+  explain::Image out(std::max(figure.w, 4 + std::max(entry_g, entry_r)), figure.h + band);
+  auto entry = [&](int x, int y, const uint8_t* col, const std::string& text) {
+    for (int v = y + 2; v < y + 5; ++v)  // the bar as drawn under a cell, 20 px of it
+      for (int u = x; u < x + 20; ++u) std::copy(col, col + 3, out.px(u, v));
+    explain::draw_text(out, x + 26, y, text, black);
+  };
+  entry(4, 4, green, green_text);
+  if (one_line) entry(4 + entry_g + 12, 4, red, red_text);
+  else entry(4, 18, red, red_text);
+  for (int y = 0; y < figure.h; ++y) std::copy(figure.px(0, y), figure.px(0, y) + 3 * figure.w, out.px(0, y + band));
+  return out;
 }
 
 std::string score_text(double v) {
@@ -193,7 +209,8 @@ void write_pert(const Run& r, const std::string& m, const inst::Scores& s, const
                               score_text(score), score > 0 ? 1 : -1));
     }
   }
-  write_image(path, explain::grid(cells, cols, caps, w, h + 30));
+  write_image(path, with_bar_legend(explain::grid(cells, cols, caps, w, h + 30), "bar: score > 0 (helpful)",
+                                    "bar: score < 0 (harmful)"));
 }
 
 // One method's scores (over the test inputs, or self-influence) and how long they took.
@@ -266,7 +283,9 @@ void write_instance_method(const Run& r, const MethodRun& run, json& summary) {
     for (int i : worst) cells[t].push_back(training_cell(r, i, row[i], w, h));
   }
   if (r.images) {
-    write_image(r.a.out + "/" + m + "_grid.png", explain::grid(cells, cols, caps, w, h + 30));
+    write_image(r.a.out + "/" + m + "_grid.png",
+                with_bar_legend(explain::grid(cells, cols, caps, w, h + 30), "bar: score > 0 (supports the target)",
+                                "bar: score < 0 (opposes it)"));
     if (s.extra.count("pert")) write_pert(r, m, s, "pert", r.a.out + "/" + m + "_pert.png");
     if (s.extra.count("pert_test")) write_pert(r, m, s, "pert_test", r.a.out + "/" + m + "_pert_test.png");
   }
@@ -300,7 +319,8 @@ void write_self(const Run& r, const MethodRun& run, json& summary) {
       cells.back().push_back(q < k ? training_cell(r, best[q], s.scores[best[q]], w, h) : explain::Image(1, 1));
   }
   cols[0] = "highest self-influence";
-  write_image(r.a.out + "/" + m + "_self_influence.png", explain::grid(cells, cols, caps, w, h + 30));
+  write_image(r.a.out + "/" + m + "_self_influence.png",
+              with_bar_legend(explain::grid(cells, cols, caps, w, h + 30), "bar: score > 0", "bar: score < 0"));
 }
 
 // Koh & Liang's Fig. 2 on the last layer: predicted against actual leave-one-out changes of the test
@@ -339,6 +359,7 @@ void write_loo(const Run& r, const LooRun& run, json& summary) {
   o.xlabel = "predicted change of the test loss (influence)";
   o.ylabel = "actual change after refitting";
   o.hlines = {0.0};
+  o.hline_labels = {"no change"};
   const explain::Image im = explain::plot_image(series, o);
   write_image(r.a.out + "/influence_loo.png", im);
   atomic_write(r.a.out + "/influence_loo.svg", explain::plot_svg(series, o));
@@ -545,7 +566,8 @@ void run_prototypes(const PrototypeArgs& a) {
     std::vector<std::string> cols;
     for (int j = 0; j < a.prototypes; ++j) cols.push_back("prototype " + std::to_string(j + 1));
     for (int j = 0; j < a.criticisms; ++j) cols.push_back("criticism " + std::to_string(j + 1));
-    write_image(a.out + "/prototypes.png", explain::grid(cells, cols, caps, w, h + 30));
+    write_image(a.out + "/prototypes.png", with_bar_legend(explain::grid(cells, cols, caps, w, h + 30),
+                                                          "bar: prototype", "bar: criticism"));
   }
   atomic_write(a.out + "/prototypes.json", summary.dump(2) + "\n");
   std::printf("wrote prototypes.json%s to %s\n", images ? " and prototypes.png" : "", a.out.c_str());

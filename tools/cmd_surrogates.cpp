@@ -417,6 +417,7 @@ void write_prune_curve(const PruneArgs& a, const sg::PruneResult& r, const std::
   o.xlabel = "filters removed (of " + std::to_string(r.filters.size()) + ")";
   o.ylabel = "accuracy";
   o.hlines = {r.base_accuracy - a.max_drop};
+  o.hline_labels = {"max drop"};  // the validation accuracy pruning may not go below
   std::vector<explain::Series> series = {val};
   if (std::isfinite(r.base_curve_accuracy)) series.push_back(test);
   write_image(sibling_path(a.out, ".prune.png"), explain::plot_image(series, o));

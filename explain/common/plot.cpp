@@ -75,6 +75,26 @@ std::string fit(std::string s, int scale, double max_w) {
   return s.empty() ? s : s + "..";
 }
 
+// Shortens text to fit max_w pixels by cutting its middle ("max..ol1"), keeping `tail` (0..1) of the
+// kept code points at the end: names that differ only at the end (maxpool1, maxpool2) stay apart.
+std::string fit_middle(const std::string& s, int scale, double max_w, double tail) {
+  if (width_of(s, scale) <= max_w) return s;
+  std::vector<std::string> cps;  // whole UTF-8 code points
+  for (size_t i = 0; i < s.size(); ++i) {
+    if ((uint8_t(s[i]) & 0xC0) != 0x80 || cps.empty()) cps.emplace_back();
+    cps.back() += s[i];
+  }
+  for (size_t k = cps.size() - 1; k > 0; --k) {
+    const size_t back = std::min(k, size_t(std::ceil(double(k) * tail))), front = k - back;
+    std::string t;
+    for (size_t i = 0; i < front; ++i) t += cps[i];
+    t += "..";
+    for (size_t i = cps.size() - back; i < cps.size(); ++i) t += cps[i];
+    if (width_of(t, scale) <= max_w) return t;
+  }
+  return "..";
+}
+
 // ---- the SVG back end ----------------------------------------------------------------------------
 
 std::string num(double v) {
@@ -392,6 +412,28 @@ struct Metrics {
   explicit Metrics(int scale) : s(scale), cap(7 * scale), line(10 * scale) {}
 };
 
+// Text on at most `most` lines no wider than max_w (the rest shortened onto the last), so an axis
+// title keeps every word rather than being cut at the figure's edge.
+std::vector<std::string> wrap(const std::string& s, const Metrics& m, double max_w, size_t most = 3) {
+  if (s.empty()) return {};
+  std::vector<std::string> lines = wrap_text(s, std::max(1, int(max_w / m.s)));
+  if (lines.size() > most) {
+    std::string rest;
+    for (size_t i = most - 1; i < lines.size(); ++i) rest += (rest.empty() ? "" : " ") + lines[i];
+    lines.resize(most);
+    lines.back() = fit(rest, m.s, max_w);
+  }
+  return lines;
+}
+
+// Room right of the plot area for the hlines' labels (at most a quarter of the figure).
+double hline_label_room(const PlotOptions& o, const Metrics& m) {
+  double w = 0;
+  for (size_t i = 0; i < o.hlines.size() && i < o.hline_labels.size(); ++i)
+    if (!o.hline_labels[i].empty()) w = std::max(w, double(width_of(fit(o.hline_labels[i], m.s, o.width / 4.0), m.s)));
+  return w > 0 ? w + 6 : 0;
+}
+
 // Legend entries (series indices) flowed into rows no wider than max_w.
 std::vector<std::vector<size_t>> legend_rows(const std::vector<Series>& series, const Metrics& m, double max_w,
                                              std::vector<double>& widths) {
@@ -422,12 +464,24 @@ void bar_axis(PlotFrame& f, const std::vector<Series>& series, const PlotOptions
     const int mants[] = {1, 2, 5};
     for (int e = 1; double(k) * slot < need && k < n; ++e) k = size_t(mants[e % 3] * pow10(e / 3));
   }
-  f.xticks.clear(), f.xtick_labels.clear();
-  for (size_t i = 0; i < n; i += k) {
-    if (double(i) < f.xlo || double(i) > f.xhi) continue;
-    f.xticks.push_back(double(i));
-    f.xtick_labels.push_back(i < o.categories.size() ? fit(o.categories[i], m.s, slot * double(k) - 4)
-                                                     : std::to_string(i));
+  // Names too wide for their slot lose their middle; when that makes two of them read the same, the
+  // ends are kept longer instead.
+  for (double tail : {0.5, 0.75, 1.0}) {
+    f.xticks.clear(), f.xtick_labels.clear();
+    for (size_t i = 0; i < n; i += k) {
+      if (double(i) < f.xlo || double(i) > f.xhi) continue;
+      f.xticks.push_back(double(i));
+      f.xtick_labels.push_back(i < o.categories.size() ? fit_middle(o.categories[i], m.s, slot * double(k) - 4, tail)
+                                                       : std::to_string(i));
+    }
+    bool distinct = true;
+    for (size_t a = 0; a < f.xticks.size() && distinct; ++a)
+      for (size_t b = a + 1; b < f.xticks.size() && distinct; ++b) {
+        const size_t ia = size_t(f.xticks[a]), ib = size_t(f.xticks[b]);
+        distinct = f.xtick_labels[a] != f.xtick_labels[b] ||
+                   (ia < o.categories.size() && ib < o.categories.size() && o.categories[ia] == o.categories[ib]);
+      }
+    if (distinct) break;
   }
 }
 
@@ -446,8 +500,12 @@ void data_extents(const std::vector<Series>& series, const PlotOptions& o, Exten
 
 // ---- the figures ---------------------------------------------------------------------------------
 
-const Rgb kPalette[] = {{0, 114, 178},  {213, 94, 0},   {0, 158, 115}, {230, 159, 0},
-                        {86, 180, 233}, {204, 121, 167}, {0, 0, 0},     {240, 228, 66}};
+// Okabe-Ito's 8, then 12 more (Tol's muted and others) at least ~50 apart in RGB from every other
+// and from the plot's greys, so that up to 20 series (a class per series) never share a colour.
+const Rgb kPalette[] = {{0, 114, 178},  {213, 94, 0},    {0, 158, 115},  {230, 159, 0},  {86, 180, 233},
+                        {204, 121, 167}, {0, 0, 0},      {240, 228, 66}, {136, 34, 85},  {51, 34, 136},
+                        {17, 119, 51},  {153, 153, 51},  {204, 102, 119}, {68, 170, 153}, {170, 68, 153},
+                        {140, 86, 75},  {100, 190, 70},  {165, 0, 38},   {23, 190, 207}, {188, 189, 34}};
 
 // Error whiskers of one series: a vertical line and two caps per value, on whole pixels so they are
 // crisp in both back ends.
@@ -533,6 +591,13 @@ void draw_axes(Canvas& c, const PlotFrame& f, const PlotOptions& o, const Metric
     if (std::isfinite(h) && h >= f.ylo && h <= f.yhi)
       refs.push_back({{f.left, std::round(f.py(h))}, {f.right, std::round(f.py(h))}});
   c.items.push_back(Stroke{refs, 2, true, kRef, "hline"});
+  // Each labelled line says what it is just right of its end (the frame left room there).
+  for (size_t i = 0; i < o.hlines.size() && i < o.hline_labels.size(); ++i) {
+    const double h = o.hlines[i];
+    if (o.hline_labels[i].empty() || !std::isfinite(h) || h < f.ylo || h > f.yhi) continue;
+    const std::string t = fit(o.hline_labels[i], m.s, o.width / 4.0);
+    c.items.push_back(Text{f.right + 6, std::round(f.py(h)) - m.cap / 2.0, t, m.s, Anchor::start, false, kRef});
+  }
   c.items.push_back(Stroke{{{{L, f.top}, {L, B}, {f.right, B}}}, 1, false, kBlack, "axis"});
   c.items.push_back(Stroke{ticks, 1, false, kBlack, "tick"});
   for (size_t i = 0; i < f.yticks.size(); ++i) {
@@ -541,13 +606,19 @@ void draw_axes(Canvas& c, const PlotFrame& f, const PlotOptions& o, const Metric
   }
   for (size_t i = 0; i < f.xticks.size(); ++i)
     c.items.push_back(Text{f.px(f.xticks[i]), B + m.tick + 4, f.xtick_labels[i], m.s, Anchor::middle, false, kInk});
-  if (!o.xlabel.empty()) {
-    const std::string t = fit(o.xlabel, m.s, o.width - 2 * m.pad);
-    c.items.push_back(Text{(f.left + f.right) / 2, B + m.tick + 8 + m.line, t, m.s, Anchor::middle, false, kBlack});
+  // The x title centred under the plot area but inside the figure.
+  for (size_t i = 0; i < f.xlabel_lines.size(); ++i) {
+    const double w = width_of(f.xlabel_lines[i], m.s);
+    const double x = std::clamp((f.left + f.right) / 2, m.pad + w / 2, std::max(m.pad + w / 2, f.width - m.pad - w / 2));
+    c.items.push_back(Text{x, B + m.tick + 8 + m.line * (1.0 + double(i)), f.xlabel_lines[i], m.s, Anchor::middle,
+                           false, kBlack});
   }
-  if (!o.ylabel.empty()) {
-    const std::string t = fit(o.ylabel, m.s, o.height - 2 * m.pad);
-    c.items.push_back(Text{double(m.pad), (f.top + f.bottom) / 2, t, m.s, Anchor::middle, true, kBlack});
+  for (size_t i = 0; i < f.ylabel_lines.size(); ++i)
+    c.items.push_back(Text{double(m.pad + m.line * int(i)), (f.top + f.bottom) / 2, f.ylabel_lines[i], m.s,
+                           Anchor::middle, true, kBlack});
+  if (!o.note.empty()) {
+    const std::string t = fit(o.note, m.s, f.right - f.left - 8);
+    c.items.push_back(Text{(f.left + f.right) / 2, (f.top + f.bottom - m.cap) / 2, t, m.s, Anchor::middle, false, kInk});
   }
 }
 
@@ -590,8 +661,8 @@ void draw_header(Canvas& c, const PlotFrame& f, const std::vector<Series>& serie
 Canvas plot_canvas(const std::vector<Series>& series, const PlotOptions& o) {
   const PlotFrame f = plot_frame(series, o);
   const Metrics m(o.text_scale);
-  Canvas c{o.width, o.height, {}};
-  c.items.push_back(Rect{0, 0, double(o.width), double(o.height), kWhite, "background"});
+  Canvas c{f.width, f.height, {}};
+  c.items.push_back(Rect{0, 0, double(f.width), double(f.height), kWhite, "background"});
   draw_grid(c, f, o);
   draw_series(c, f, series, o);
   draw_axes(c, f, o, m);
@@ -651,6 +722,7 @@ Canvas colorbar_canvas(const std::string& cmap, double lo, double hi, int height
 }  // namespace
 
 Rgb series_color(size_t i) { return kPalette[i % std::size(kPalette)]; }
+std::string fit_text(const std::string& text, int scale, double max_w) { return fit(text, scale, max_w); }
 
 std::vector<double> nice_ticks(double lo, double hi, int max_ticks) {
   max_ticks = std::max(max_ticks, 3);  // 3 ticks can always cover a range that straddles a tick
@@ -694,9 +766,19 @@ PlotFrame plot_frame(const std::vector<Series>& series, const PlotOptions& o) {
   // Top: the title and legend rows, then half a label so the top tick's label fits.
   std::vector<double> widths;
   const size_t legend = legend_rows(series, m, o.width - 2.0 * m.pad, widths).size();
+  f.width = o.width, f.height = o.height;
+  f.xlabel_lines = wrap(o.xlabel, m, o.width - 2.0 * m.pad);
+  const double xlabel_h = f.xlabel_lines.empty() ? 0 : double(f.xlabel_lines.size() * m.line) + 4;
   f.top = m.pad + (o.title.empty() ? 0 : m.line + 4) + double(legend * m.line) + (legend ? 4 : 0) + m.cap / 2.0 + 2;
-  f.bottom = o.height - m.pad - (o.xlabel.empty() ? 0 : m.line + 4) - m.line - m.tick - 4;
-  f.top = std::ceil(f.top), f.bottom = std::max(std::floor(f.bottom), f.top + 10);
+  f.bottom = o.height - m.pad - xlabel_h - m.line - m.tick - 4;
+  f.top = std::ceil(f.top), f.bottom = std::floor(f.bottom);
+  // A long legend (many or long series names) makes the figure taller rather than the plot a sliver.
+  const double least = std::max(100.0, o.height / 2.0);
+  if (f.bottom - f.top < least) {
+    const int grow = int(std::ceil(least - (f.bottom - f.top)));
+    f.height += grow, f.bottom += grow;
+  }
+  f.ylabel_lines = wrap(o.ylabel, m, f.bottom - f.top + m.line);
 
   Extent ex, ey;
   data_extents(series, o, ex, ey);
@@ -705,8 +787,10 @@ PlotFrame plot_frame(const std::vector<Series>& series, const PlotOptions& o) {
 
   double label_w = 0;
   for (auto& l : f.ytick_labels) label_w = std::max(label_w, double(width_of(l, m.s)));
-  f.left = std::ceil(m.pad + (o.ylabel.empty() ? 0 : m.line + 4) + label_w + m.tick + 5);
-  f.right = o.width - m.pad;
+  f.left = std::ceil(m.pad + (f.ylabel_lines.empty() ? 0 : double(f.ylabel_lines.size() * m.line) + 4) + label_w +
+                     m.tick + 5);
+  const double room = hline_label_room(o, m);
+  f.right = o.width - m.pad - room;
   if (o.kind == PlotKind::bars) {
     f.right = std::max(f.right, f.left + 10);
     bar_axis(f, series, o, m);
@@ -721,10 +805,36 @@ PlotFrame plot_frame(const std::vector<Series>& series, const PlotOptions& o) {
     const double first = f.xtick_labels.empty() ? 0 : width_of(f.xtick_labels.front(), m.s) / 2.0;
     const double last = f.xtick_labels.empty() ? 0 : width_of(f.xtick_labels.back(), m.s) / 2.0;
     f.left = std::max(f.left, std::ceil(m.pad + first));
-    f.right = std::max(std::floor(o.width - std::max(double(m.pad), last + 2)), f.left + 10);
+    f.right = std::max(std::floor(o.width - std::max(m.pad + room, last + 2)), f.left + 10);
     const double gap = f.xticks.size() > 1 ? f.px(f.xticks[1]) - f.px(f.xticks[0]) : 1e9;
     if (gap >= widest + 2 * m.cap || max_ticks <= 3) return f;
   }
+}
+
+double mark_top(const PlotFrame& f, const PlotOptions& o, double lo, double hi, double h) {
+  const double top = std::min(f.py(hi), f.py(lo)), bottom = std::max(f.py(hi), f.py(lo)), gap = 4;
+  std::vector<double> lines;  // the dashed lines' rows
+  for (double v : o.hlines)
+    if (std::isfinite(v) && v >= f.ylo && v <= f.yhi) lines.push_back(std::round(f.py(v)));
+  auto clear = [&](double y) {
+    if (!std::isfinite(y) || y < f.top + 2 || y + h > f.bottom - 2) return false;
+    if (y < bottom + gap && y + h > top - gap) return false;  // on the span or its caps
+    for (double l : lines)
+      if (y < l + gap && y + h > l - gap) return false;
+    return true;
+  };
+  std::vector<double> tries = {top - gap - h};
+  for (double l : lines)
+    if (l < top) tries.push_back(l - gap - h);
+  tries.push_back(bottom + gap);
+  for (double l : lines)
+    if (l > bottom) tries.push_back(l + gap);
+  std::stable_sort(tries.begin() + 1, tries.end(), [&](double a, double b) {  // nearest the span first, above first
+    return (a < top) != (b < top) ? a < top : std::fabs(a - top) < std::fabs(b - top);
+  });
+  for (double y : tries)
+    if (clear(y)) return y;
+  return std::max(f.top + 2, tries.front());
 }
 
 std::string plot_svg(const std::vector<Series>& series, const PlotOptions& o) { return to_svg(plot_canvas(series, o)); }

@@ -9,7 +9,10 @@
 //   hlines, and 0 for bars) widened to the ticks around it; a given xmin/xmax/ymin/ymax is kept exactly.
 // - Non-finite values are skipped (a line breaks there); equal or no values give a range of +-1 around
 //   the value (or [0, 1]).
-// - Series colours are the Okabe-Ito colour-blind-safe palette, in series order.
+// - Series colours are the Okabe-Ito colour-blind-safe palette, then 12 more distinct colours (20 in
+//   all), in series order.
+// - Bar category labels too wide for their slot are shortened in the middle ("max..ol1"), so layer
+//   names that differ at the end stay distinct; axis titles wrap onto more lines.
 // - Text is ASCII in the Image (a few Greek letters and signs are spelt out, others become '?'); the
 //   SVG keeps it as given, XML-escaped.
 #pragma once
@@ -36,7 +39,10 @@ struct PlotOptions {
   std::vector<std::string> categories;           // bars: x-axis labels of indices 0, 1, ...
   std::optional<double> xmin, xmax, ymin, ymax;  // fixed axis ends (default: from the data)
   std::vector<double> hlines;                    // dashed horizontal reference lines (e.g. chance level)
-  int width = 640, height = 420;                 // pixels (SVG user units), at least 160 x 120
+  std::vector<std::string> hline_labels;         // what each hline is ("chance"), beside its right end
+  std::string note;                              // a line in the middle of the plot area (why it is empty)
+  int width = 640, height = 420;                 // pixels (SVG user units), at least 160 x 120; taller when
+                                                 // the legend would leave the plot less than half of it
   int text_scale = 2;                            // font scale 1..8: 2 gives 14 px capitals (legible)
 };
 
@@ -57,6 +63,8 @@ struct Rgb {
   bool operator==(const Rgb&) const = default;
 };
 Rgb series_color(size_t i);  // the palette, cycling
+// Text shortened to fit max_w pixels at `scale`, the cut marked with ".." (whole UTF-8 code points).
+std::string fit_text(const std::string& text, int scale, double max_w);
 
 // Ticks k * step (step = 1, 2 or 5 x 10^j, the smallest giving at most max_ticks ticks) from the
 // largest one <= lo to the smallest one >= hi. Needs lo < hi, both finite.
@@ -68,13 +76,21 @@ std::vector<std::string> tick_labels(const std::vector<double>& ticks);
 // Where a plot's axes are: the plot area [left, right] x [top, bottom] in pixels (origin top-left)
 // and the data range it spans.
 struct PlotFrame {
+  int width = 0, height = 0;  // the figure's
   double left = 0, top = 0, right = 0, bottom = 0;
   double xlo = 0, xhi = 1, ylo = 0, yhi = 1;
   std::vector<double> xticks, yticks;
   std::vector<std::string> xtick_labels, ytick_labels;
+  std::vector<std::string> xlabel_lines, ylabel_lines;  // the axis titles, wrapped
   double px(double x) const { return left + (x - xlo) / (xhi - xlo) * (right - left); }
   double py(double y) const { return bottom - (y - ylo) / (yhi - ylo) * (bottom - top); }
 };
 PlotFrame plot_frame(const std::vector<Series>& series, const PlotOptions& o);
+
+// Where a mark (text `h` pixels tall, e.g. "n.s.") over the value span [lo, hi] (a bar's whisker) goes
+// in frame f: the top of the text, 4 px above the span's top, or above a dashed line of o.hlines
+// that would cross it there, or else below the span (or below such a line); never across a line or
+// the span, and inside the plot area when any of these fit (else just above the span, clamped).
+double mark_top(const PlotFrame& f, const PlotOptions& o, double lo, double hi, double h);
 
 }  // namespace gb::explain
