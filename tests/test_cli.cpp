@@ -1469,7 +1469,7 @@ TEST_CASE("cli: rules runs every method before it writes: a later method's failu
   r = glassbox(s, args + " --param bins=2 --param features=nolayer");
   CHECK(r.status == 1);
   CHECK_MESSAGE(contains(r.err, "nolayer"), r.err);
-  for (const auto& [path, bytes] : before) CHECK_MESSAGE(read_file(path.string()) == bytes, path.string());
+  for (const auto& file : before) CHECK_MESSAGE(read_file(file.first.string()) == file.second, file.first.string());
 }
 
 TEST_CASE("cli: an --out folder that cannot be made fails before the work, not after it") {
