@@ -163,7 +163,9 @@ Image tree_figure(const SoftTree& tree, const Shape& filter_shape, const std::ve
        "soft decision tree: depth " + std::to_string(D) + ", beta " + fixed(tree.beta, 2) + ", " +
            std::to_string(1 << D) + " leaves, filters w_i in blue (-) / red (+)",
        kBlack, W - 2 * L.gap);
-  text(im, L.gap, 20, "input #" + std::to_string(n) + "'s maximum-probability path in red", kRed, W - 2 * L.gap);
+  text(im, L.gap, 20,
+       "input #" + std::to_string(n) + "'s maximum-probability path in red; leaves: bars of Q per class (a full box = 1)",
+       kRed, W - 2 * L.gap);
 
   // Overview: node (d, j) centred in its share of the width.
   auto centre_x = [&](int d, int j) { return L.gap + int((j + 0.5) * double(bottom * slot) / (1 << d)); };
@@ -177,12 +179,16 @@ Image tree_figure(const SoftTree& tree, const Shape& filter_shape, const std::ve
       if (d > 0) {  // the edge from the parent
         const int parent = (node - 1) / 2, pd = d - 1, pj = parent - ((1 << pd) - 1);
         const bool red = on_path(node);
-        line(im, centre_x(pd, pj), top_y(pd) + L.cell_h + 2, cx, y - L.label_h, red ? kRed : kLight, red ? 3 : 1);
+        line(im, centre_x(pd, pj), top_y(pd) + L.cell_h + 2, cx, leaf_row ? y - 2 : y - L.label_h, red ? kRed : kLight,
+             red ? 3 : 1);  // (leaves have no label above them)
       }
       if (leaf_row) {
         const int l = node - I;
         std::vector<float> q(Q.data() + size_t(l) * K, Q.data() + size_t(l + 1) * K);
         paste(im, distribution_bars(q, w, L.cell_h, on_path(node) ? kRed : kBlue), x, y);
+        // The box a probability of 1 fills: near-uniform leaves' bars are a few pixels tall, under an
+        // edge that seemed to end in empty space.
+        if (!on_path(node)) frame(im, x, y, x + w, y + L.cell_h, kLight, 1);
         const int top = argmax(q.data(), int(q.size()));
         text_centred(im, cx, y + L.cell_h + 3, class_name(classes, top), kBlack, slot - 2);
       } else {
@@ -219,6 +225,7 @@ Image tree_figure(const SoftTree& tree, const Shape& filter_shape, const std::ve
   }
   x += step;
   paste(im, distribution_bars(std::vector<float>(q_leaf, q_leaf + K), L.cell_w, L.cell_h, kRed), x, y);
+  frame(im, x, y, x + L.cell_w, y + L.cell_h, kLight, 1);
   text(im, x, y - L.label_h, "leaf " + std::to_string(leaf), kBlack, step - 4);
   text(im, x, y + L.cell_h + 3, class_name(classes, predicted), kBlack, step - 2);
   text(im, x, y + L.cell_h + 15, "Q " + fixed(q_leaf[predicted], 2), kBlack, step - 2);
