@@ -17,6 +17,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <vector>
 #include <unistd.h>
@@ -2020,4 +2021,36 @@ TEST_CASE("cli: a rerun into the same --out names the files an earlier run left 
   // Rewriting every file again leaves nothing to name.
   r = glassbox(s, base + "saliency,input-x-gradient");
   CHECK_MESSAGE(!contains(r.err, "note:"), r.err);
+}
+
+TEST_CASE("cli: Ctrl-C stops bench (it went on, rows 'skipped: interrupted', and exited 0), and report's running step") {
+  Scratch s;
+  const char* bin = std::getenv("GLASSBOX");
+  REQUIRE(bin);
+  // The signal goes once the table's first line is out (the handler is in place by then).
+  const std::string script = std::string(bin) + " --threads 1 bench --models lenet5 --no-regions --no-families --seconds 1 --json " +
+                             (s / "rows.json") + " >" + (s / "out.txt") + " 2>" + (s / "err.txt") +
+                             " & p=$!; i=0; while [ ! -s " + (s / "out.txt") + " ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; "
+                             "sleep 0.5; kill -INT $p; wait $p; echo $? >" + (s / "status.txt");
+  REQUIRE(std::system(script.c_str()) == 0);
+  CHECK(std::atoi(read_file(s / "status.txt").c_str()) == 128 + SIGINT);
+  CHECK_MESSAGE(contains(read_file(s / "err.txt"), "glassbox: interrupted"), read_file(s / "err.txt"));
+  CHECK(!contains(read_file(s / "out.txt"), "skipped: interrupted"));
+  CHECK(!fs::exists(s / "rows.json"));
+}
+
+TEST_CASE("cli: an output record that is not a regular file is not read (a FIFO blocked the command for good)") {
+  Scratch s;
+  fs::create_directories(s / "o");
+  REQUIRE(::mkfifo((s / "o/.glassbox-explain").c_str(), 0644) == 0);
+  write_npy(s / "x.npy", {1, 1, 28, 28});
+  const Run r = glassbox(s, "explain --model lenet5 --method saliency --input " + (s / "x.npy") + " --out " + (s / "o"));
+  CHECK_MESSAGE(r.status == 0, r.err);
+  CHECK(fs::exists(s / "o/summary.json"));
+  CHECK_MESSAGE(contains(r.err, "note: the list of files in"), r.err);  // the FIFO is not replaced either
+  // A record line without a file's stamp ("-1 -1 ghost.png") is not named as left behind.
+  fs::remove(s / "o/.glassbox-explain");
+  std::ofstream(s / "o/.glassbox-explain") << "-1 -1 ghost.png\n";
+  const Run again = glassbox(s, "explain --model lenet5 --method saliency --input " + (s / "x.npy") + " --out " + (s / "o"));
+  CHECK_MESSAGE(!contains(again.err, "ghost.png"), again.err);
 }

@@ -425,4 +425,15 @@ TEST_CASE("heatmaps: signed maps are blue-white-red around zero, unsigned use a 
   Image head = grid({{im}}, {"lrp-epsilon-alpha2-beta1"}, {}, 30, 20), cut = grid({{im}}, {"lrp-e"}, {}, 30, 20);
   CHECK(head.h > cut.h);
   CHECK(dark_pixels(head) > 3 * dark_pixels(cut));
+  // A long word is cut between UTF-8 code points (a 'é' split in two drew as "??"), and nothing is lost.
+  const std::string accents = "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9";
+  std::string joined;
+  for (const std::string& l : wrap_text(accents, 13)) {
+    REQUIRE(!l.empty());
+    CHECK((uint8_t(l[0]) & 0xC0) != 0x80);
+    joined += l;
+  }
+  CHECK(joined == accents);
+  CHECK(wrap_text("", 10).empty());
+  CHECK(wrap_text("abc", 0) == std::vector<std::string>{"a", "b", "c"});
 }

@@ -822,6 +822,16 @@ TEST_CASE("instances: fits and solvers without forward passes stop when asked") 
   CHECK(x[0] == doctest::Approx(0.5));
   CHECK(x[1] == doctest::Approx(2.0 / 3));
   check_stops_when_asked([&] { mmd_critic_features(d.x, 4, 2, 0.5); });
+  // The kernel's column sums (O(n² d), no forward pass) stop at once too: 60,000 points ran on for
+  // a minute after Ctrl-C.
+  const Tensor many = blobs(600, 3, 3, 26).x;
+  std::string stage;
+  int done = 0;
+  Context ctx;
+  ctx.progress = [&](const std::string& s, int d, int) { stage = s, done = d; };
+  check_stops_when_asked([&] { mmd_critic_features(many, 4, 2, 0.5, true, ctx); });
+  CHECK(stage == "kernel column sums");
+  CHECK(done < 600);
 }
 
 TEST_CASE("mmd-critic: the log-determinant keeps criticisms diverse") {

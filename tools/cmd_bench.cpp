@@ -18,6 +18,7 @@
 #include "engine/architecture.h"
 #include "engine/blas.h"
 #include "engine/gemm_avx512.h"
+#include "engine/interrupt.h"
 #include "engine/layers.h"
 #include "engine/rng.h"
 #include "engine/threads.h"
@@ -329,6 +330,8 @@ void add_bench_command(Command& app) {
             try {
               double r = calls_per_second([&] { explain::explain(g, x, t, m); }, o->seconds);
               report({name, "explain", m, B, r * B, ""});
+            } catch (const Interrupted&) {
+              throw;  // Ctrl-C stops the bench (it was "skipped" like a method that cannot run)
             } catch (const std::exception& e) {
               std::printf("%-10s %-26s skipped: %s\n", name.c_str(), ("explain " + m).c_str(), e.what());
             }

@@ -558,8 +558,10 @@ int run_glassbox(const fs::path& dir, const std::vector<std::string>& args, cons
     execv("/proc/self/exe", argv.data());
     _exit(127);
   }
+  forward_stop_signal_to(pid);
   int status = 0;
   waitpid(pid, &status, 0);
+  forward_stop_signal_to(0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
@@ -658,7 +660,6 @@ bool step_current(const fs::path& root, const Step& t, const std::string& stamp_
 
 // Runs a step unless it is current (step_current). Returns "" on success, else the error to show.
 std::string run_step(const fs::path& root, const Step& t, bool& cached) {
-  poll_interrupt();  // Ctrl-C stops the report between steps (the step it hit fails, as its command stopped)
   const fs::path folder = root / t.folder, stamp = step_stamp(root, t);
   fs::create_directories(folder);
   if (t.prepare) {  // deterministic files: rewriting them changes nothing
@@ -793,6 +794,7 @@ void add_report_command(Command& app) {
       need.insert(need.end(), steps.begin(), steps.end());
       for (const Step& t : need) {
         bool cached = false;
+        poll_interrupt();  // Ctrl-C stops the report between steps (the step it hit fails, as its command stopped)
         std::printf("[%d] glassbox %s", id, join(t.args).c_str());
         const auto t_step = std::chrono::steady_clock::now();
         const std::string err = run_step(root, t, cached);

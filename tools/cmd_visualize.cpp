@@ -171,6 +171,7 @@ std::vector<std::string> text_lines(const std::string& text, int max_w) {
     const size_t q = std::min(text.find('\n', p), text.size());
     const std::vector<std::string> wrapped = explain::wrap_text(text.substr(p, q - p), max_w);
     out.insert(out.end(), wrapped.begin(), wrapped.end());
+    if (wrapped.empty()) out.push_back("");  // a blank line stays one
     p = q + 1;
   }
   return out;

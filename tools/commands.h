@@ -1,5 +1,7 @@
 // Each subcommand of `glassbox` lives in its own cmd_*.cpp and registers itself here.
 #pragma once
+#include <sys/types.h>
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,6 +26,10 @@ struct RegisterCommand {
   RegisterCommand(const char* name, AddCommand add);
 };
 void add_registered_commands(Command& app);
+
+// A Ctrl-C or SIGTERM the command gets also goes to this child process (0: none): report's
+// running step, which a SIGTERM to report alone left running to its end (tools/glassbox.cpp).
+void forward_stop_signal_to(pid_t child);
 
 // --model accepts a model file (.safetensors), a preset name, or an architecture text.
 // Presets and architectures come initialized (seeded) and carry no metadata.

@@ -153,7 +153,7 @@ Flag* Command::get_option(const std::string& name) {
 }
 
 // Every existing file named in a flag's value ("a.npy", "npy:x.npy,y.npy", "relu3:dir.npy",
-// "baseline=b.npy") is an input of the command, protected from its writes (engine/model_file.h).
+// "baseline=b.npy", "data:npy:x.npy,y.npy@split=test") is an input of the command, protected from its writes (engine/model_file.h).
 // Not the flags that name outputs, nor --resume: training rewrites the checkpoint it resumes.
 static void protect_named_files(const CLI::App& app) {
   namespace fs = std::filesystem;
@@ -163,7 +163,7 @@ static void protect_named_files(const CLI::App& app) {
     for (const std::string& value : option->results()) {
       std::vector<std::string> candidates = {value};
       for (size_t p = 0; p <= value.size();) {
-        const size_t q = std::min(value.find_first_of(",:=", p), value.size());
+        const size_t q = std::min(value.find_first_of(",:=@", p), value.size());
         candidates.push_back(value.substr(p, q - p));
         p = q + 1;
       }

@@ -32,10 +32,14 @@ void add_registered_commands(Command& app) {
 // Ctrl-C (or SIGTERM) asks the run to stop at its next graph pass or polled step (engine/interrupt.h),
 // so no file is left half-written and no temporary beside it; a second one kills at once.
 static volatile std::sig_atomic_t stop_signal = 0;
+static volatile pid_t signal_child = 0;
+
+void forward_stop_signal_to(pid_t child) { signal_child = child; }
 
 extern "C" void on_stop_signal(int sig) {
   stop_signal = sig;
   std::signal(sig, SIG_DFL);
+  if (const pid_t child = signal_child) ::kill(child, sig);  // report's running step stops too
 }
 
 }  // namespace gb
@@ -76,6 +80,8 @@ int main(int argc, char** argv) {
   gb::InterruptCheck check([] { return gb::stop_signal != 0; });
   try {
     app.parse(argc, argv);
+    // A command that caught the Interrupted and went on has not done what it was asked.
+    if (gb::stop_signal != 0) throw gb::Interrupted();
     gb::end_output_records(true);
   } catch (const CLI::ParseError& e) {
     // CLI11 prints the message; every refusal exits 1 (CLI11's own codes are 100-127), --help 0.

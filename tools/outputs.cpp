@@ -56,15 +56,19 @@ fs::path absolute_normal(const std::string& p) {
 
 fs::path record_path(const Record& r) { return r.dir / (".glassbox-" + r.command); }
 
-// The record file's lines "SIZE MTIME_NS PATH"; a path that leaves the folder is not taken.
+// The record file's lines "SIZE MTIME_NS PATH"; a path that leaves the folder, or a line that names
+// no file's stamp, is not taken. Read only when it is a regular file of a sane size: a FIFO there
+// blocked the command for good, a link to /dev/zero would have been read without end.
 std::map<std::string, Stamp> read_record(const fs::path& file) {
   std::map<std::string, Stamp> out;
+  const Stamp own = stamp_of(file);
+  if (own.size < 0 || own.size > (64LL << 20)) return out;
   std::ifstream in(file);
   for (std::string line; std::getline(in, line);) {
     std::istringstream fields(line);
     Stamp s;
     std::string rel;
-    if (!(fields >> s.size >> s.mtime_ns) || !std::getline(fields >> std::ws, rel) || rel.empty()) continue;
+    if (!(fields >> s.size >> s.mtime_ns) || s.size < 0 || !std::getline(fields >> std::ws, rel) || rel.empty()) continue;
     const fs::path p = fs::path(rel).lexically_normal();
     if (p.is_absolute() || p.empty() || *p.begin() == "..") continue;
     out[p.string()] = s;

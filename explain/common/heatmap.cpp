@@ -196,8 +196,11 @@ std::vector<std::string> wrap_text(const std::string& label, int width) {
     std::string word = label.substr(p, q - p);
     p = q + 1;
     while (word.size() > 1 && text_width(word) > width) {
-      size_t n = 1;  // the longest head that fits (one character at least)
+      size_t n = 1;  // the longest head that fits (one character at least), cut between UTF-8 code points
       while (n + 1 < word.size() && text_width(word.substr(0, n + 1)) <= width) ++n;
+      const auto inside = [&](size_t i) { return i < word.size() && (uint8_t(word[i]) & 0xC0) == 0x80; };
+      while (n > 1 && inside(n)) --n;
+      while (inside(n)) ++n;
       add(word.substr(0, n));
       if (!line.empty()) lines.push_back(line), line.clear();
       word.erase(0, n);

@@ -156,8 +156,11 @@ std::vector<std::string> names_arg(py::handle v, const std::string& what, bool o
 }
 
 std::vector<std::string> layer_names_arg(py::handle v, const std::string& what) {
+  // Any sequence of str (a NumPy array of names, as the layers' lists were cast before), not only a list.
+  const bool other_sequence = !py::isinstance<py::str>(v) && !py::isinstance<py::list>(v) && !py::isinstance<py::tuple>(v) &&
+                              py::isinstance<py::sequence>(v);
   std::vector<std::string> names;
-  for (const std::string& item : names_arg(v, what, true))
+  for (const std::string& item : names_arg(other_sequence ? py::object(py::list(py::reinterpret_borrow<py::object>(v))) : py::reinterpret_borrow<py::object>(v), what, true))
     for (size_t p = 0; p <= item.size();) {
       const size_t q = std::min(item.find(',', p), item.size());
       if (q > p) names.push_back(item.substr(p, q - p));

@@ -34,6 +34,9 @@ def test_layers_and_activations(model, inputs):
     assert acts[names[1]].shape == (3, 4, 16, 16)
     assert np.all(acts[names[1]] >= 0)  # a ReLU's output
     assert np.array_equal(acts[names[-1]], model.forward(inputs))
+    # Any sequence of names, as a NumPy array of them (a list or tuple only was taken for a while).
+    by_array = model.activations(inputs, np.array([names[1], names[-1]]))
+    assert sorted(by_array) == sorted(acts) and np.array_equal(by_array[names[1]], acts[names[1]])
 
 
 def test_save_load_round_trip(tmp_path, model, inputs):
