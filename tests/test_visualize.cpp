@@ -979,6 +979,11 @@ TEST_CASE("filters are the convolution's weights; maps are the layer's activatio
   CHECK(fr.panels[0].draw == Draw::unit_range);
   CHECK(*std::min_element(fr.panels[0].values.data(), fr.panels[0].values.data() + 27) == 0.f);
   CHECK(*std::max_element(fr.panels[0].values.data(), fr.panels[0].values.data() + 27) == 1.f);
+  // With no colorbar for colour filters, the figure says how weights became colours, and each caption
+  // its filter's range.
+  CHECK(fr.note.find("RGB = (w - min) / (max - min)") != std::string::npos);
+  CHECK(fr.rows[0].caption.find("\nmin ") != std::string::npos);
+  CHECK(f.note.empty());
 
   Request q;
   q.inputs = noise(Shape{2, 1, 8, 8}, 1, 0, 1);

@@ -218,7 +218,8 @@ struct Cell {
 // grid.png: each line holds the shared panels of its first row, then every row's other panels;
 // a line longer than 10 cells continues below, rows kept whole and aligned under the first.
 // The map panels' colorbars stand to the right.
-explain::Image grid(const vz::Result& r, const vz::Bounds& b, const std::string& title) {
+explain::Image grid(const vz::Result& r, const vz::Bounds& b, const std::string& heading) {
+  const std::string title = r.note.empty() ? heading : heading + "\n" + r.note;
   std::vector<double> scales;
   for (const vz::Panel& p : r.panels) scales.push_back(panel_scale(p));
   int shared = 0;
@@ -255,7 +256,7 @@ explain::Image grid(const vz::Result& r, const vz::Bounds& b, const std::string&
     cols = std::max(cols, l.size());
     for (const Cell& c : l) label_lines = std::max(label_lines, text_lines(c.label, cw).size());
   }
-  const int label_h = 12 * int(label_lines) + 2, title_h = 18;
+  const int label_h = 12 * int(label_lines) + 2;
   const int grid_h = int(lines.size()) * (label_h + ch + pad);
   std::vector<explain::Image> bars;
   for (size_t k = 0; k < r.panels.size(); ++k) {
@@ -266,7 +267,10 @@ explain::Image grid(const vz::Result& r, const vz::Bounds& b, const std::string&
   }
   int bars_w = 0;
   for (const explain::Image& bar : bars) bars_w += bar.w + pad;
-  const int W = std::max({pad + int(cols) * (cw + pad) + bars_w, 240, explain::text_width(title) + 2 * pad});
+  int title_w = 0;
+  for (const std::string& line : text_lines(title, 1 << 20)) title_w = std::max(title_w, explain::text_width(line));
+  const int W = std::max({pad + int(cols) * (cw + pad) + bars_w, 240, title_w + 2 * pad});
+  const int title_h = 12 * int(text_lines(title, W - 2 * pad).size()) + 6;
   int H = title_h + grid_h + pad;
   for (const explain::Image& bar : bars) H = std::max(H, title_h + bar.h + 2 * pad);
   explain::Image im(W, H);

@@ -250,10 +250,13 @@ Result run_filters(Graph& g, const Request& q, ParamReader& r) {
     Row row;
     row.name = g.layer(node).name + "_f" + std::to_string(o);
     row.caption = g.layer(node).name + " filter " + std::to_string(o) + "\n|w|=" + number(std::sqrt(norm));
+    if (C == 3) row.caption += "\nmin " + number(l) + " max " + number(h);
     row.values = {{"filter", o}, {"min", l}, {"max", h}, {"norm", std::sqrt(norm)}};
     res.rows.push_back(std::move(row));
   }
   res.per_line = std::min(O, 8);
+  if (C == 3)  // no colorbar can say it
+    res.note = "colour: each filter's weights as RGB = (w - min) / (max - min), its own min and max under it";
   return res;
 }
 

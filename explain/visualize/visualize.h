@@ -65,6 +65,7 @@ struct Result {
   std::vector<Panel> panels;  // panels[0] is the main image of each row
   std::vector<Row> rows;
   int per_line = 1;           // the grid puts this many consecutive rows on one line (restarts, patches, layers)
+  std::string note;           // a line under the figure's title: how values became colours where no colorbar says
 };
 
 // The input pixels [y0, y1) × [x0, x1) that unit (y, x) of a node's output depends on through the
