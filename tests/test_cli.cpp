@@ -2054,3 +2054,20 @@ TEST_CASE("cli: an output record that is not a regular file is not read (a FIFO 
   const Run again = glassbox(s, "explain --model lenet5 --method saliency --input " + (s / "x.npy") + " --out " + (s / "o"));
   CHECK_MESSAGE(!contains(again.err, "ghost.png"), again.err);
 }
+
+TEST_CASE("cli: a folder where explain's or attack's summary goes is refused before any file is written") {
+  // It failed only when summary.json was reached, after every per-input file.
+  Scratch s;
+  write_npy(s / "x.npy", {2, 1, 28, 28});
+  for (const std::string& cmd : {std::string("explain --method saliency"), std::string("attack --method fgsm --eps 0.1")}) {
+    CAPTURE(cmd);
+    fs::remove_all(s / "o");
+    fs::create_directories(s / "o/summary.json");
+    const Run r = glassbox(s, cmd + " --model lenet5 --input " + (s / "x.npy") + " --out " + (s / "o"));
+    CHECK(r.status == 1);
+    CHECK_MESSAGE(contains(r.err, "summary.json: is not a regular file"), r.err);
+    int files = 0;
+    for (const auto& e : fs::directory_iterator(s / "o")) files += e.is_regular_file();
+    CHECK(files == 0);
+  }
+}

@@ -434,6 +434,12 @@ TEST_CASE("a dashed line's label is drawn right of its end; a note sits in the p
   CHECK(ink > 20);  // the label's strokes, in the lines' grey, beside the line
   CHECK(plot_svg(s, o).find(">chance</text>") != std::string::npos);
   CHECK(plot_svg(s, o).find("#6e6e6e\" text-anchor=\"start\">chance") != std::string::npos);
+  // A line that is not drawn (outside the given range, or not finite) takes no room for its label.
+  PlotOptions off = o;
+  off.hlines = {1.5};
+  CHECK(plot_frame(s, off).right == bare.right);
+  off.hlines = {NAN};
+  CHECK(plot_frame(s, off).right == bare.right);
 
   o.note = "no unit passed IoU > 0.04";
   CHECK(plot_svg(s, o).find(">no unit passed IoU &gt; 0.04</text>") != std::string::npos);

@@ -429,6 +429,8 @@ void run_attack(const AttackArgs& a, const Command& c) {
     return written;
   });
   make_out_dir(a.out);  // before the work: a folder that cannot be made fails now, not after it
+  for (const char* fixed : {"adversarial.npy", "grid.png", "summary.json"})  // (a folder there failed after the work)
+    check_replaceable(a.out + "/" + fixed);
   std::vector<CurvePoint> points;
   const std::vector<double> at = eps.empty() ? std::vector<double>{NAN} : eps;
   const auto t0 = std::chrono::steady_clock::now();

@@ -342,6 +342,8 @@ void run_explain(const ExplainArgs& a) {
     return written;
   });
   make_out_dir(a.out);
+  for (const char* fixed : {"summary.json", "grid.png", "correlations.csv"})  // (a folder there failed after the work)
+    check_replaceable(a.out + "/" + fixed);
   nlohmann::json summary;
   summary["model"] = a.model;
   summary["input_space"] = space_name(a.input_space);  // of .npy inputs and numeric baselines

@@ -426,11 +426,15 @@ std::vector<std::string> wrap(const std::string& s, const Metrics& m, double max
   return lines;
 }
 
-// Room right of the plot area for the hlines' labels (at most a quarter of the figure).
+// Room right of the plot area for the hlines' labels (at most a quarter of the figure); none for a
+// line that is not drawn (not finite, or outside a given ymin/ymax).
 double hline_label_room(const PlotOptions& o, const Metrics& m) {
   double w = 0;
-  for (size_t i = 0; i < o.hlines.size() && i < o.hline_labels.size(); ++i)
-    if (!o.hline_labels[i].empty()) w = std::max(w, double(width_of(fit(o.hline_labels[i], m.s, o.width / 4.0), m.s)));
+  for (size_t i = 0; i < o.hlines.size() && i < o.hline_labels.size(); ++i) {
+    const double h = o.hlines[i];
+    if (o.hline_labels[i].empty() || !std::isfinite(h) || (o.ymin && h < *o.ymin) || (o.ymax && h > *o.ymax)) continue;
+    w = std::max(w, double(width_of(fit(o.hline_labels[i], m.s, o.width / 4.0), m.s)));
+  }
   return w > 0 ? w + 6 : 0;
 }
 
