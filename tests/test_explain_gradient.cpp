@@ -420,7 +420,7 @@ TEST_CASE("heatmaps: signed maps are blue-white-red around zero, unsigned use a 
   Image wrapped = grid({{im, im}, {im, im}}, {"input", "saliency"}, {longer, "row two"}, 30, 20);
   CHECK(wrapped.w == g.w);
   CHECK(wrapped.h > g.h);
-  CHECK((wrapped.h - g.h) % 14 == 0);
+  CHECK((wrapped.h - g.h) % (gb::explain::line_height() + 2) == 0);
   CHECK(dark_pixels(wrapped) > dark_pixels(grid({{im, im}, {im, im}}, {"input", "saliency"}, {longer.substr(0, 10), "row two"}, 30, 20)));
   Image head = grid({{im}}, {"lrp-epsilon-alpha2-beta1"}, {}, 30, 20), cut = grid({{im}}, {"lrp-e"}, {}, 30, 20);
   CHECK(head.h > cut.h);
@@ -436,4 +436,14 @@ TEST_CASE("heatmaps: signed maps are blue-white-red around zero, unsigned use a 
   CHECK(joined == accents);
   CHECK(wrap_text("", 10).empty());
   CHECK(wrap_text("abc", 0) == std::vector<std::string>{"a", "b", "c"});
+  // A long word breaks after a hyphen where one fits, else where the width runs out.
+  const int w = text_width("integrated-gra");
+  CHECK(wrap_text("integrated-gradients", w) == std::vector<std::string>{"integrated-", "gradients"});
+  const std::vector<std::string> no_hyphen = wrap_text("integratedgradients", w);
+  REQUIRE(no_hyphen.size() == 2);
+  CHECK(no_hyphen[0] + no_hyphen[1] == "integratedgradients");
+  CHECK(text_width(no_hyphen[0]) <= w);
+  CHECK(text_width(no_hyphen[0] + no_hyphen[1][0]) > w);
+  CHECK(wrap_text("lrp-epsilon-alpha2-beta1", text_width("lrp-epsilon-alpha")) ==
+        std::vector<std::string>{"lrp-epsilon-", "alpha2-beta1"});
 }

@@ -71,7 +71,8 @@ Rgb at(const Image& im, double x, double y) {
 
 std::string xml_escaped(const std::string& s) {
   std::string out;
-  for (char c : s) out += c == '\'' ? std::string("&apos;") : std::string(1, c);
+  for (char c : s)
+    out += c == '\'' ? "&apos;" : c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : c == '"' ? "&quot;" : std::string(1, c);
   return out;
 }
 
@@ -383,8 +384,30 @@ TEST_CASE("bar labels too wide for their slot stay distinct; axis titles wrap ra
   for (const std::string& l : f.ylabel_lines) CHECK(svg.find(">" + xml_escaped(l) + "</text>") != std::string::npos);
   CHECK(svg.find(">" + f.xtick_labels[6] + "</text>") != std::string::npos);
   CHECK(fit_text("Pullover with an extraordinarily long descriptive name", 1, 100).ends_with(".."));
-  CHECK(text_width(fit_text("Pullover with an extraordinarily long descriptive name", 1, 100)) <= 100);
+  CHECK(text_width(fit_text("Pullover with an extraordinarily long descriptive name", 1, 100), 1) <= 100);
   CHECK(fit_text("Bag", 1, 100) == "Bag");
+}
+
+TEST_CASE("a long title wraps above the plot, which starts lower; every word is drawn") {
+  PlotOptions o;
+  o.kind = PlotKind::scatter;
+  o.width = 640, o.height = 520, o.text_scale = kLabelScale;
+  const std::vector<Series> s = {make("0", {0, 1}, {0, 1})};
+  o.title = "rule tree";
+  const PlotFrame one = plot_frame(s, o);
+  o.title = "rule tree (depth <= 3, 4 leaves): fidelity 0.928 on the fitting set, 0.92 held out, 0.91 on test";
+  const PlotFrame f = plot_frame(s, o);
+  REQUIRE(one.title_lines.size() == 1);
+  REQUIRE(f.title_lines.size() == 2);
+  CHECK(f.top - one.top == 15);  // one more line of 10 units at 1.5x
+  std::string joined;
+  for (const std::string& l : f.title_lines) {
+    CHECK(text_width(l, kLabelScale) <= o.width - 16);
+    joined += (joined.empty() ? "" : " ") + l;
+  }
+  CHECK(joined == o.title);
+  const std::string svg = plot_svg(s, o);
+  for (const std::string& l : f.title_lines) CHECK(svg.find(">" + xml_escaped(l) + "</text>") != std::string::npos);
 }
 
 TEST_CASE("up to 20 series get distinct colours; a long legend makes the figure taller, not the plot a sliver") {
@@ -533,10 +556,42 @@ TEST_CASE("draw_text draws every stroke of wide glyphs and takes any text") {
     for (int y = 0; y < im.h; ++y)
       for (int x = 0; x < im.w; ++x)
         if (im.px(x, y)[0] == 0) right = std::max(right, x);
-    CHECK(right >= gb::explain::text_width(glyph) - 3);  // the last glyph's right stroke is there
+    CHECK(right >= gb::explain::text_width(glyph, 1) - 3);  // the last glyph's right stroke is there
   }
   gb::explain::Image im(40, 20);
   const uint8_t black[3] = {0, 0, 0};
   CHECK_NOTHROW(gb::explain::draw_text(im, 0, 0, "\xc3\xa9t\xe9\x80", black, 1));  // é, a broken sequence
   CHECK(gb::explain::printable("ε×\xc3\xa9") == "epsx?");
+}
+
+TEST_CASE("labels are drawn at 1.5x, anti-aliased: whole-number scales stay two-tone") {
+  using namespace gb::explain;
+  const uint8_t black[3] = {0, 0, 0};
+  auto tones = [&](double scale, size_t& gray, int& right, int& bottom) {
+    Image im(200, 40);
+    draw_text(im, 0, 0, "Ankle boot 08", black, scale);
+    gray = 0, right = -1, bottom = -1;
+    for (int y = 0; y < im.h; ++y)
+      for (int x = 0; x < im.w; ++x) {
+        const uint8_t v = im.px(x, y)[0];
+        CHECK(im.px(x, y)[1] == v);  // black on white: every pixel a gray
+        gray += v > 0 && v < 255;
+        if (v < 255) right = std::max(right, x), bottom = std::max(bottom, y);
+      }
+  };
+  size_t gray1, gray2, gray15;
+  int r1, r2, r15, b1, b2, b15;
+  tones(1, gray1, r1, b1);
+  tones(2, gray2, r2, b2);
+  tones(kLabelScale, gray15, r15, b15);
+  CHECK(gray1 == 0);
+  CHECK(gray2 == 0);
+  CHECK(gray15 > 20);  // strokes 1.5 px wide: their edges are partly covered
+  CHECK(std::abs(r15 + 1 - 1.5 * (r1 + 1)) <= 2);  // 1.5 times as wide and as tall
+  CHECK(std::abs(b15 + 1 - 1.5 * (b1 + 1)) <= 2);
+  CHECK(std::abs(r2 + 1 - 2 * (r1 + 1)) <= 1);
+  CHECK(text_width("Ankle boot 08") == text_width("Ankle boot 08", kLabelScale));
+  CHECK(text_width("Ankle boot 08", 1.5) == int(std::ceil(1.5 * text_width("Ankle boot 08", 1))));
+  CHECK(line_height() == 18);
+  CHECK(line_height(1) == 12);
 }

@@ -367,10 +367,11 @@ void add_bench_command(Command& app) {
       ctx.python = o->python;
       ctx.scripts = std::string(GLASSBOX_SOURCE_DIR) + "/tools/bench";
       ctx.report = [&](const BenchRow& b) {
-        report({b.model, b.what, b.detail, b.batch, b.rate, b.unit.empty() ? "items/s" : b.unit});
+        const Row row{b.model, b.what, b.detail, b.batch, b.rate, b.unit};
+        report(row);
         if (b.reference > 0)
           std::printf("%-10s %-26s %s %10.1f %s, glassbox/%s %.2f\n", "", "", b.reference_name.c_str(), b.reference,
-                      b.unit.c_str(), b.reference_name.c_str(), b.rate / b.reference);
+                      unit_of(row).c_str(), b.reference_name.c_str(), b.rate / b.reference);
       };
       const std::vector<std::string> wanted = split_list(o->families, "--families");
       for (const auto& [name, run] : registered_benches())

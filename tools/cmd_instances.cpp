@@ -74,11 +74,15 @@ Tensor display(const Tensor& sample, const Normalization& norm) {
   return p.reshaped(sample.shape().sample());
 }
 
+// The height a cell's bar and caption lines add under its picture.
+constexpr int kCaptionLines = 3;
+int caption_h() { return 6 + kCaptionLines * explain::line_height(); }
+
 // A grid cell: the image scaled to `w` wide, a coloured bar (green: supports, red: opposes, none:
-// 0), and two caption lines under it.
-explain::Image cell(const explain::Image& picture, int w, int h, const std::string& line1, const std::string& line2,
-                    int sign) {
-  explain::Image c(w, h + 30);
+// 0), and up to three caption lines under it (a training point's index, its class, its score: on
+// one line they were cut at a 112 px cell's edge).
+explain::Image cell(const explain::Image& picture, int w, int h, const std::vector<std::string>& lines, int sign) {
+  explain::Image c(w, h + caption_h());
   const explain::Image scaled = explain::resize_nearest(picture, w, h);
   for (int y = 0; y < h; ++y) std::copy(scaled.px(0, y), scaled.px(0, y) + 3 * w, c.px(0, y));
   const uint8_t green[3] = {20, 150, 60}, red[3] = {200, 30, 30}, black[3] = {0, 0, 0};
@@ -86,8 +90,9 @@ explain::Image cell(const explain::Image& picture, int w, int h, const std::stri
     for (int y = h; y < h + 3; ++y)
       for (int x = 0; x < w; ++x) std::copy(sign > 0 ? green : red, (sign > 0 ? green : red) + 3, c.px(x, y));
   // A cut name is marked ("Pullover with a.."): it must not pass for a shorter class's.
-  explain::draw_text(c, 1, h + 5, explain::fit_text(line1, 1, w - 2), black);
-  explain::draw_text(c, 1, h + 17, explain::fit_text(line2, 1, w - 2), black);
+  for (size_t l = 0; l < lines.size() && l < size_t(kCaptionLines); ++l)
+    explain::draw_text(c, 1, h + 5 + int(l) * explain::line_height(),
+                       explain::fit_text(lines[l], explain::kLabelScale, w - 2), black);
   return c;
 }
 
@@ -97,16 +102,16 @@ explain::Image with_bar_legend(const explain::Image& figure, const std::string& 
   const uint8_t green[3] = {20, 150, 60}, red[3] = {200, 30, 30}, black[3] = {0, 0, 0};
   const int entry_g = 26 + explain::text_width(green_text), entry_r = 26 + explain::text_width(red_text);
   const bool one_line = 4 + entry_g + 12 + entry_r <= figure.w;
-  const int band = one_line ? 18 : 32;
+  const int line = explain::line_height(), band = (one_line ? 1 : 2) * line + 6;
   explain::Image out(std::max(figure.w, 4 + std::max(entry_g, entry_r)), figure.h + band);
   auto entry = [&](int x, int y, const uint8_t* col, const std::string& text) {
-    for (int v = y + 2; v < y + 5; ++v)  // the bar as drawn under a cell, 20 px of it
+    for (int v = y + 4; v < y + 7; ++v)  // the bar as drawn under a cell, 20 px of it, beside the capitals
       for (int u = x; u < x + 20; ++u) std::copy(col, col + 3, out.px(u, v));
     explain::draw_text(out, x + 26, y, text, black);
   };
   entry(4, 4, green, green_text);
   if (one_line) entry(4 + entry_g + 12, 4, red, red_text);
-  else entry(4, 18, red, red_text);
+  else entry(4, 4 + line, red, red_text);
   for (int y = 0; y < figure.h; ++y) std::copy(figure.px(0, y), figure.px(0, y) + 3 * figure.w, out.px(0, y + band));
   return out;
 }
@@ -151,7 +156,7 @@ json entries(const Run& r, const float* scores, const std::vector<int>& idx) {
 
 explain::Image training_cell(const Run& r, int i, float score, int w, int h) {
   const Tensor px = display(r.train.x.sample(i), r.norm);
-  return cell(explain::to_image(px), w, h, "#" + std::to_string(i) + " " + r.classes[r.train.y[i]], score_text(score),
+  return cell(explain::to_image(px), w, h, {"#" + std::to_string(i), r.classes[r.train.y[i]], score_text(score)},
               score > 0 ? 1 : score < 0 ? -1 : 0);
 }
 
@@ -205,11 +210,11 @@ void write_pert(const Run& r, const std::string& m, const inst::Scores& s, const
       o.overlay = 0.6f;
       const Tensor px = display(on_test ? r.tests.x.sample(t) : r.train.x.sample(i), r.norm);
       const float score = s.scores[size_t(t) * r.train.size() + i];
-      cells[t].push_back(cell(explain::heatmap(map, o, &px), w, h, "#" + std::to_string(i) + " " + r.classes[r.train.y[i]],
-                              score_text(score), score > 0 ? 1 : -1));
+      cells[t].push_back(cell(explain::heatmap(map, o, &px), w, h,
+                              {"#" + std::to_string(i), r.classes[r.train.y[i]], score_text(score)}, score > 0 ? 1 : -1));
     }
   }
-  write_image(path, with_bar_legend(explain::grid(cells, cols, caps, w, h + 30), "bar: score > 0 (helpful)",
+  write_image(path, with_bar_legend(explain::grid(cells, cols, caps, w, h + caption_h()), "bar: score > 0 (helpful)",
                                     "bar: score < 0 (harmful)"));
 }
 
@@ -277,14 +282,14 @@ void write_instance_method(const Run& r, const MethodRun& run, json& summary) {
     const int label = r.tests.labels[t];
     caps.push_back(r.tests.names[t] + ": " + m + " for class " + r.classes[tests.y[t]] +
                    (label >= 0 ? ", label " + r.classes[label] : ""));
-    cells[t].push_back(cell(explain::to_image(display(r.tests.x.sample(t), r.norm)), w, h, r.tests.names[t],
-                            "target " + r.classes[tests.y[t]], 0));
+    cells[t].push_back(cell(explain::to_image(display(r.tests.x.sample(t), r.norm)), w, h,
+                            {r.tests.names[t], "target", r.classes[tests.y[t]]}, 0));
     for (int i : best) cells[t].push_back(training_cell(r, i, row[i], w, h));
     for (int i : worst) cells[t].push_back(training_cell(r, i, row[i], w, h));
   }
   if (r.images) {
     write_image(r.a.out + "/" + m + "_grid.png",
-                with_bar_legend(explain::grid(cells, cols, caps, w, h + 30), "bar: score > 0 (supports the target)",
+                with_bar_legend(explain::grid(cells, cols, caps, w, h + caption_h()), "bar: score > 0 (supports the target)",
                                 "bar: score < 0 (opposes it)"));
     if (s.extra.count("pert")) write_pert(r, m, s, "pert", r.a.out + "/" + m + "_pert.png");
     if (s.extra.count("pert_test")) write_pert(r, m, s, "pert_test", r.a.out + "/" + m + "_pert_test.png");
@@ -320,7 +325,7 @@ void write_self(const Run& r, const MethodRun& run, json& summary) {
   }
   cols[0] = "highest self-influence";
   write_image(r.a.out + "/" + m + "_self_influence.png",
-              with_bar_legend(explain::grid(cells, cols, caps, w, h + 30), "bar: score > 0", "bar: score < 0"));
+              with_bar_legend(explain::grid(cells, cols, caps, w, h + caption_h()), "bar: score > 0", "bar: score < 0"));
 }
 
 // Koh & Liang's Fig. 2 on the last layer: predicted against actual leave-one-out changes of the test
@@ -554,19 +559,19 @@ void run_prototypes(const PrototypeArgs& a) {
     for (int i : p.prototypes) {
       const int j = rows[i];
       cells.back().push_back(cell(explain::to_image(d.x.sample(j).reshaped(d.x.shape().sample())), w, h,
-                                  "#" + std::to_string(j), d.class_names[d.y[j]], 1));
+                                  {"#" + std::to_string(j), d.class_names[d.y[j]]}, 1));
     }
     for (size_t c = 0; c < p.criticisms.size(); ++c) {
       const int j = rows[p.criticisms[c]];
       cells.back().push_back(cell(explain::to_image(d.x.sample(j).reshaped(d.x.shape().sample())), w, h,
-                                  "#" + std::to_string(j) + " " + d.class_names[d.y[j]], "w " + score_text(p.witness[c]), -1));
+                                  {"#" + std::to_string(j), d.class_names[d.y[j]], "w " + score_text(p.witness[c])}, -1));
     }
   }
   if (images && !cells.empty()) {
     std::vector<std::string> cols;
     for (int j = 0; j < a.prototypes; ++j) cols.push_back("prototype " + std::to_string(j + 1));
     for (int j = 0; j < a.criticisms; ++j) cols.push_back("criticism " + std::to_string(j + 1));
-    write_image(a.out + "/prototypes.png", with_bar_legend(explain::grid(cells, cols, caps, w, h + 30),
+    write_image(a.out + "/prototypes.png", with_bar_legend(explain::grid(cells, cols, caps, w, h + caption_h()),
                                                           "bar: prototype", "bar: criticism"));
   }
   atomic_write(a.out + "/prototypes.json", summary.dump(2) + "\n");

@@ -665,7 +665,7 @@ explain::Image importance_bars(const sg::Importance& r, const std::vector<std::s
   o.title = method + ": " + r.meaning;
   if (all > F) o.title += " (the " + std::to_string(F) + " most important of " + std::to_string(all) + " features)";
   o.ylabel = method;
-  o.text_scale = 1;
+  o.text_scale = explain::kLabelScale;
   for (int j : shown) {
     std::string c = feature_name(r.feature_shape, j);
     if (!r.p_values.empty()) {
@@ -675,7 +675,7 @@ explain::Image importance_bars(const sg::Importance& r, const std::vector<std::s
     }
     o.categories.push_back(c);
   }
-  o.width = std::min(std::max(640, 40 * F * std::max(1, K / 2)), 8000);
+  o.width = std::min(std::max(640, 56 * F * std::max(1, K / 2)), 8000);
   return explain::plot_image(series, o);
 }
 
@@ -686,8 +686,9 @@ explain::Image shape_function_plots(const sg::Importance& r, const std::vector<s
   const Tensor& shape = r.extra.at("shape");
   const int P = grid.dim(1), K = shape.dim(2);
   const std::vector<int> order = most_important(r, 12);
-  const int per_row = std::min(3, int(order.size())), w = 420, h = 300;
-  explain::Image im(per_row * w, int((order.size() + per_row - 1) / per_row) * h);
+  const int per_row = std::min(3, int(order.size()));
+  std::vector<explain::Image> plots;
+  int w = 0, h = 0;  // the largest plot: one with a long legend grows
   for (size_t i = 0; i < order.size(); ++i) {
     const int j = order[i];
     std::vector<explain::Series> series;
@@ -704,9 +705,12 @@ explain::Image shape_function_plots(const sg::Importance& r, const std::vector<s
     o.title = b;
     o.xlabel = "feature value (model input space)";
     o.ylabel = "contribution to logit";
-    o.width = w, o.height = h, o.text_scale = 1;
-    sg::paste(im, explain::plot_image(series, o), int(i % per_row) * w, int(i / per_row) * h);
+    o.width = 480, o.height = 340, o.text_scale = explain::kLabelScale;
+    plots.push_back(explain::plot_image(series, o));
+    w = std::max(w, plots.back().w), h = std::max(h, plots.back().h);
   }
+  explain::Image im(per_row * w, int((order.size() + per_row - 1) / per_row) * h);
+  for (size_t i = 0; i < plots.size(); ++i) sg::paste(im, plots[i], int(i % per_row) * w, int(i / per_row) * h);
   return im;
 }
 

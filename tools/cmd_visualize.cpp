@@ -180,7 +180,7 @@ std::vector<std::string> text_lines(const std::string& text, int max_w) {
 void put_text_lines(explain::Image& im, int x, int y, const std::string& text, int max_w) {
   const uint8_t black[3] = {0, 0, 0};
   const std::vector<std::string> lines = text_lines(text, max_w);
-  for (size_t l = 0; l < lines.size(); ++l) explain::draw_text(im, x, y + 12 * int(l), lines[l], black);
+  for (size_t l = 0; l < lines.size(); ++l) explain::draw_text(im, x, y + explain::line_height() * int(l), lines[l], black);
 }
 
 // The colormap of a map panel: signed maps blue-white-red around 0, unsigned maps hot.
@@ -256,7 +256,7 @@ explain::Image grid(const vz::Result& r, const vz::Bounds& b, const std::string&
     cols = std::max(cols, l.size());
     for (const Cell& c : l) label_lines = std::max(label_lines, text_lines(c.label, cw).size());
   }
-  const int label_h = 12 * int(label_lines) + 2;
+  const int label_h = explain::line_height() * int(label_lines) + 2;
   const int grid_h = int(lines.size()) * (label_h + ch + pad);
   std::vector<explain::Image> bars;
   for (size_t k = 0; k < r.panels.size(); ++k) {
@@ -270,7 +270,7 @@ explain::Image grid(const vz::Result& r, const vz::Bounds& b, const std::string&
   int title_w = 0;
   for (const std::string& line : text_lines(title, 1 << 20)) title_w = std::max(title_w, explain::text_width(line));
   const int W = std::max({pad + int(cols) * (cw + pad) + bars_w, 240, title_w + 2 * pad});
-  const int title_h = 12 * int(text_lines(title, W - 2 * pad).size()) + 6;
+  const int title_h = explain::line_height() * int(text_lines(title, W - 2 * pad).size()) + 6;
   int H = title_h + grid_h + pad;
   for (const explain::Image& bar : bars) H = std::max(H, title_h + bar.h + 2 * pad);
   explain::Image im(W, H);

@@ -31,7 +31,9 @@ std::vector<std::string> write_grid_pages(const std::string& path, const std::ve
 
 explain::Image confusion_image(const std::vector<std::vector<int>>& counts, const std::vector<std::string>& names,
                                const std::string& title) {
-  const int K = int(counts.size()), cell = 44, line = 14, pad = 8;
+  // Labels at explain::kLabelScale (capitals 10.5 px); a cell holds a five-digit count.
+  const int K = int(counts.size()), cell = 52, line = explain::line_height() + 2, pad = 8;
+  const int text_mid = cell / 2 - 5;  // the capitals' top, centred in a cell
   int label_w = 0;
   for (int k = 0; k < K; ++k) label_w = std::max(label_w, explain::text_width(std::to_string(k) + " " + names[size_t(k)]));
   const int x0 = pad + label_w + pad, y0 = pad + 3 * line;
@@ -44,7 +46,7 @@ explain::Image confusion_image(const std::vector<std::vector<int>>& counts, cons
   explain::draw_text(im, pad, pad, title, black);
   explain::draw_text(im, x0, pad + line, subtitle, black);
   for (int k = 0; k < K; ++k) {
-    explain::draw_text(im, pad, y0 + k * cell + cell / 2 - 4, std::to_string(k) + " " + names[size_t(k)], black);
+    explain::draw_text(im, pad, y0 + k * cell + text_mid, std::to_string(k) + " " + names[size_t(k)], black);
     explain::draw_text(im, x0 + k * cell + cell / 2 - explain::text_width(std::to_string(k)) / 2, y0 - line + 2,
                        std::to_string(k), black);
   }
@@ -59,7 +61,7 @@ explain::Image confusion_image(const std::vector<std::vector<int>>& counts, cons
       for (int y = 1; y < cell; ++y)
         for (int x = 1; x < cell; ++x) std::copy(rgb, rgb + 3, im.px(x0 + c * cell + x, y0 + r * cell + y));
       const std::string text = std::to_string(n);
-      explain::draw_text(im, x0 + c * cell + (cell - explain::text_width(text)) / 2, y0 + r * cell + cell / 2 - 4, text,
+      explain::draw_text(im, x0 + c * cell + (cell - explain::text_width(text)) / 2, y0 + r * cell + text_mid, text,
                          share > 0.6 ? white : black);
     }
   }

@@ -154,17 +154,24 @@ std::string printable(const std::string& s) {
   return out;
 }
 
-int text_width(const std::string& text, int scale) {
+int text_width(const std::string& text, double scale) {
   std::string t = printable(text);
-  return stb_easy_font_width(t.data()) * scale;
+  return int(std::ceil(stb_easy_font_width(t.data()) * scale - 1e-9));
 }
 
-void draw_text(Image& im, int x, int y, const std::string& text, const uint8_t color[3], int scale) {
+int line_height(double scale) { return int(std::ceil(12 * scale - 1e-9)); }
+
+void draw_text(Image& im, int x, int y, const std::string& text, const uint8_t color[3], double scale) {
   std::string t = printable(text);
+  if (t.empty() || !(scale > 0)) return;
   // A glyph takes up to 11 quads of 4 vertices of 16 bytes (stb's own estimate of ~270 bytes per
   // character drops the last strokes of wide glyphs such as '0', '8' or 'k').
   std::vector<char> buf(t.size() * 11 * 64 + 64);
   const int quads = stb_easy_font_print(0, 0, t.data(), nullptr, buf.data(), int(buf.size()));
+  // Coverage of each pixel of the text's box, summed over the strokes' quads (which touch at
+  // corners), then blended once: at a whole-number scale every pixel is covered fully or not at all.
+  const int bw = text_width(t, scale) + 2, bh = line_height(scale) + 2;
+  std::vector<float> cover(size_t(bw) * size_t(bh), 0.f);
   for (int q = 0; q < quads; ++q) {
     float x0 = 1e9f, y0 = 1e9f, x1 = -1e9f, y1 = -1e9f;
     for (int v = 0; v < 4; ++v) {
@@ -172,18 +179,27 @@ void draw_text(Image& im, int x, int y, const std::string& text, const uint8_t c
       x0 = std::min(x0, p[0]), x1 = std::max(x1, p[0]);
       y0 = std::min(y0, p[1]), y1 = std::max(y1, p[1]);
     }
-    const int ax = x + int(std::lround(x0 * scale)), bx = x + int(std::lround(x1 * scale));
-    const int ay = y + int(std::lround(y0 * scale)), by = y + int(std::lround(y1 * scale));
-    for (int yy = std::max(0, ay); yy < std::min(im.h, by); ++yy)
-      for (int xx = std::max(0, ax); xx < std::min(im.w, bx); ++xx) std::copy(color, color + 3, im.px(xx, yy));
+    const double ax = x0 * scale, bx = x1 * scale, ay = y0 * scale, by = y1 * scale;
+    for (int v = std::max(0, int(std::floor(ay))); v < std::min(bh, int(std::ceil(by))); ++v) {
+      const double cy = std::min(by, v + 1.0) - std::max(ay, double(v));
+      for (int u = std::max(0, int(std::floor(ax))); u < std::min(bw, int(std::ceil(bx))); ++u)
+        cover[size_t(v) * bw + u] += float(cy * (std::min(bx, u + 1.0) - std::max(ax, double(u))));
+    }
   }
+  for (int v = 0; v < bh; ++v)
+    for (int u = 0; u < bw; ++u) {
+      const float a = std::min(1.f, cover[size_t(v) * bw + u]);
+      if (a <= 0 || x + u < 0 || x + u >= im.w || y + v < 0 || y + v >= im.h) continue;
+      uint8_t* px = im.px(x + u, y + v);
+      for (int k = 0; k < 3; ++k) px[k] = uint8_t(std::lround(px[k] + a * (color[k] - px[k])));
+    }
 }
 
-std::vector<std::string> wrap_text(const std::string& label, int width) {
+std::vector<std::string> wrap_text(const std::string& label, int width, double scale) {
   std::vector<std::string> lines;
   std::string line;
   auto add = [&](const std::string& word) {
-    if (!line.empty() && text_width(line + " " + word) <= width) {
+    if (!line.empty() && text_width(line + " " + word, scale) <= width) {
       line += " " + word;
     } else {
       if (!line.empty()) lines.push_back(line);
@@ -195,12 +211,15 @@ std::vector<std::string> wrap_text(const std::string& label, int width) {
     if (q == std::string::npos) q = label.size();
     std::string word = label.substr(p, q - p);
     p = q + 1;
-    while (word.size() > 1 && text_width(word) > width) {
+    while (word.size() > 1 && text_width(word, scale) > width) {
       size_t n = 1;  // the longest head that fits (one character at least), cut between UTF-8 code points
-      while (n + 1 < word.size() && text_width(word.substr(0, n + 1)) <= width) ++n;
+      while (n + 1 < word.size() && text_width(word.substr(0, n + 1), scale) <= width) ++n;
       const auto inside = [&](size_t i) { return i < word.size() && (uint8_t(word[i]) & 0xC0) == 0x80; };
       while (n > 1 && inside(n)) --n;
       while (inside(n)) ++n;
+      // After a hyphen where one fits ("integrated-" "gradients", not "integrated-gr" "adients").
+      const size_t hyphen = word.rfind('-', n - 1);
+      if (hyphen != std::string::npos && hyphen > 0 && hyphen + 1 < n) n = hyphen + 1;
       add(word.substr(0, n));
       if (!line.empty()) lines.push_back(line), line.clear();
       word.erase(0, n);
@@ -214,7 +233,7 @@ std::vector<std::string> wrap_text(const std::string& label, int width) {
 Image grid(const std::vector<std::vector<Image>>& cells, const std::vector<std::string>& column_labels,
            const std::vector<std::string>& row_captions, int cell_w, int cell_h) {
   const int rows = int(cells.size()), cols = rows ? int(cells[0].size()) : int(column_labels.size());
-  const int pad = 4, line = 14;
+  const int pad = 4, line = line_height() + 2;
   std::vector<std::vector<std::string>> headers;
   size_t header_lines = 1;
   for (int c = 0; c < cols && c < int(column_labels.size()); ++c) {

@@ -53,13 +53,20 @@ Image resize_nearest(const Image& im, int w, int h);
 // stb_easy_font draws printable ASCII only (other bytes would index past its tables): a few common
 // symbols are spelt out (ε -> "eps", × -> "x", − -> "-", ...), other characters become '?'.
 std::string printable(const std::string& text);
-// Draws text (through printable(); stb_easy_font, ~6 px per character, 12 px per line) with its
-// top-left at (x, y).
-void draw_text(Image& im, int x, int y, const std::string& text, const uint8_t color[3], int scale = 1);
-int text_width(const std::string& text, int scale = 1);
-// The words of `text` on lines at most `width` pixels wide (scale 1); a word wider than that goes
-// on over the next lines rather than being cut, as a long method's or class's name was.
-std::vector<std::string> wrap_text(const std::string& text, int width);
+// Labels, captions and headers are drawn at 1.5 times stb_easy_font's size: capitals 10.5 px tall,
+// about 9 px per character (at 1, capitals are 7 px: too small to read comfortably).
+constexpr double kLabelScale = 1.5;
+// Draws text (through printable(); stb_easy_font at `scale`, anti-aliased: each pixel takes the
+// part of it the strokes cover, so fractional scales keep even strokes) with its top-left at (x, y).
+void draw_text(Image& im, int x, int y, const std::string& text, const uint8_t color[3],
+               double scale = kLabelScale);
+int text_width(const std::string& text, double scale = kLabelScale);
+// One line of text at `scale`, descenders and the gap to the next line included (12 units).
+int line_height(double scale = kLabelScale);
+// The words of `text` on lines at most `width` pixels wide at `scale`; a word wider than that goes
+// on over the next lines (after a hyphen where one fits) rather than being cut, as a long method's
+// or class's name was.
+std::vector<std::string> wrap_text(const std::string& text, int width, double scale = kLabelScale);
 
 // A grid: rows of cells (the same count per row), a header with the column labels (wrapped at
 // spaces onto as many lines as the longest needs), and one caption line above each row. Cells are

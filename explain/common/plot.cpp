@@ -45,7 +45,7 @@ enum class Anchor { start, middle, end };
 struct Text {
   double x, y;
   std::string s;
-  int scale;
+  double scale;
   Anchor anchor;
   bool vertical;
   Rgb c;
@@ -62,10 +62,11 @@ const double kLine = 2.5;   // data lines: at least 2 px wide wherever they fall
 const double kMarker = 4;   // scatter dot radius
 const double kDash = 6, kGap = 4;
 
-int width_of(const std::string& s, int scale) { return text_width(s, scale); }
+int width_of(const std::string& s, double scale) { return text_width(s, scale); }
 
-// Shortens text to fit max_w pixels, marking the cut with ".."; cuts whole UTF-8 code points.
-std::string fit(std::string s, int scale, double max_w) {
+}  // namespace
+
+std::string fit_text(std::string s, double scale, double max_w) {
   if (width_of(s, scale) <= max_w) return s;
   while (!s.empty() && width_of(s + "..", scale) > max_w) {
     uint8_t last;
@@ -75,9 +76,11 @@ std::string fit(std::string s, int scale, double max_w) {
   return s.empty() ? s : s + "..";
 }
 
+namespace {
+
 // Shortens text to fit max_w pixels by cutting its middle ("max..ol1"), keeping `tail` (0..1) of the
 // kept code points at the end: names that differ only at the end (maxpool1, maxpool2) stay apart.
-std::string fit_middle(const std::string& s, int scale, double max_w, double tail) {
+std::string fit_middle(const std::string& s, double scale, double max_w, double tail) {
   if (width_of(s, scale) <= max_w) return s;
   std::vector<std::string> cps;  // whole UTF-8 code points
   for (size_t i = 0; i < s.size(); ++i) {
@@ -233,14 +236,18 @@ void raster(Image& im, const Text& t) {
     return;
   }
   // Drawn upright into a scratch image, then turned a quarter left: glyph tops face left.
-  Image up(std::max(tw, 1), 10 * t.scale);
+  Image up(std::max(tw, 1), int(std::ceil(10 * t.scale)));
   const uint8_t black[3] = {0, 0, 0};
   draw_text(up, 0, 0, s, black, t.scale);
   const int left = int(std::lround(t.x)), base = int(std::lround(t.y + tw / 2.0)) - 1;
   for (int v = 0; v < up.h; ++v)
-    for (int u = 0; u < up.w; ++u)
-      if (up.px(u, v)[0] == 0 && left + v >= 0 && left + v < im.w && base - u >= 0 && base - u < im.h)
-        paint(im, left + v, base - u, t.c);
+    for (int u = 0; u < up.w; ++u) {
+      const double a = 1 - up.px(u, v)[0] / 255.0;  // the stroke's coverage of this pixel
+      if (a <= 0 || left + v < 0 || left + v >= im.w || base - u < 0 || base - u >= im.h) continue;
+      uint8_t* p = im.px(left + v, base - u);
+      const uint8_t c[3] = {t.c.r, t.c.g, t.c.b};
+      for (int k = 0; k < 3; ++k) p[k] = uint8_t(std::lround(p[k] + a * (c[k] - p[k])));
+    }
 }
 
 Image to_image(const Canvas& c) {
@@ -387,9 +394,9 @@ void check(const std::vector<Series>& series, const PlotOptions& o) {
       throw std::invalid_argument("plot: series '" + s.label + "' has " + std::to_string(s.err.size()) +
                                   " error values for " + std::to_string(s.y.size()) + " y values");
   }
-  if (o.width < 160 || o.height < 120 || o.text_scale < 1 || o.text_scale > 8)
+  if (o.width < 160 || o.height < 120 || !(o.text_scale >= 1 && o.text_scale <= 8))
     throw std::invalid_argument("plot: size " + std::to_string(o.width) + "x" + std::to_string(o.height) +
-                                " (at least 160x120) or text_scale " + std::to_string(o.text_scale) + " (1 to 8)");
+                                " (at least 160x120) or text_scale " + num(o.text_scale) + " (1 to 8)");
   for (auto* end : {&o.xmin, &o.xmax, &o.ymin, &o.ymax})
     if (*end && !std::isfinite(**end)) throw std::invalid_argument("plot: a given axis end is not finite");
   auto bad = [](auto& a, auto& b) { return a && b && !(*a < *b); };
@@ -407,21 +414,23 @@ size_t category_count(const std::vector<Series>& series, const PlotOptions& o) {
 
 // Text sizes: capitals are 7 px at scale 1; a text line (with descenders and a gap) is 10.
 struct Metrics {
-  int s, cap, line;
+  double s;
+  int cap, line;
   static constexpr int pad = 8, tick = 5;
-  explicit Metrics(int scale) : s(scale), cap(7 * scale), line(10 * scale) {}
+  explicit Metrics(double scale)
+      : s(scale), cap(int(std::ceil(7 * scale - 1e-9))), line(int(std::ceil(10 * scale - 1e-9))) {}
 };
 
 // Text on at most `most` lines no wider than max_w (the rest shortened onto the last), so an axis
 // title keeps every word rather than being cut at the figure's edge.
 std::vector<std::string> wrap(const std::string& s, const Metrics& m, double max_w, size_t most = 3) {
   if (s.empty()) return {};
-  std::vector<std::string> lines = wrap_text(s, std::max(1, int(max_w / m.s)));
+  std::vector<std::string> lines = wrap_text(s, std::max(1, int(max_w)), m.s);
   if (lines.size() > most) {
     std::string rest;
     for (size_t i = most - 1; i < lines.size(); ++i) rest += (rest.empty() ? "" : " ") + lines[i];
     lines.resize(most);
-    lines.back() = fit(rest, m.s, max_w);
+    lines.back() = fit_text(rest, m.s, max_w);
   }
   return lines;
 }
@@ -433,7 +442,7 @@ double hline_label_room(const PlotOptions& o, const Metrics& m) {
   for (size_t i = 0; i < o.hlines.size() && i < o.hline_labels.size(); ++i) {
     const double h = o.hlines[i];
     if (o.hline_labels[i].empty() || !std::isfinite(h) || (o.ymin && h < *o.ymin) || (o.ymax && h > *o.ymax)) continue;
-    w = std::max(w, double(width_of(fit(o.hline_labels[i], m.s, o.width / 4.0), m.s)));
+    w = std::max(w, double(width_of(fit_text(o.hline_labels[i], m.s, o.width / 4.0), m.s)));
   }
   return w > 0 ? w + 6 : 0;
 }
@@ -446,7 +455,7 @@ std::vector<std::vector<size_t>> legend_rows(const std::vector<Series>& series, 
   widths.assign(series.size(), 0);
   for (size_t i = 0; i < series.size(); ++i) {
     if (series[i].label.empty()) continue;
-    const double w = 16 * m.s + width_of(fit(series[i].label, m.s, max_w - 16 * m.s), m.s) + 10 * m.s;
+    const double w = 16 * m.s + width_of(fit_text(series[i].label, m.s, max_w - 16 * m.s), m.s) + 10 * m.s;
     widths[i] = w;
     if (!rows.empty() && used + w <= max_w) {
       rows.back().push_back(i), used += w;
@@ -599,7 +608,7 @@ void draw_axes(Canvas& c, const PlotFrame& f, const PlotOptions& o, const Metric
   for (size_t i = 0; i < o.hlines.size() && i < o.hline_labels.size(); ++i) {
     const double h = o.hlines[i];
     if (o.hline_labels[i].empty() || !std::isfinite(h) || h < f.ylo || h > f.yhi) continue;
-    const std::string t = fit(o.hline_labels[i], m.s, o.width / 4.0);
+    const std::string t = fit_text(o.hline_labels[i], m.s, o.width / 4.0);
     c.items.push_back(Text{f.right + 6, std::round(f.py(h)) - m.cap / 2.0, t, m.s, Anchor::start, false, kRef});
   }
   c.items.push_back(Stroke{{{{L, f.top}, {L, B}, {f.right, B}}}, 1, false, kBlack, "axis"});
@@ -621,7 +630,7 @@ void draw_axes(Canvas& c, const PlotFrame& f, const PlotOptions& o, const Metric
     c.items.push_back(Text{double(m.pad + m.line * int(i)), (f.top + f.bottom) / 2, f.ylabel_lines[i], m.s,
                            Anchor::middle, true, kBlack});
   if (!o.note.empty()) {
-    const std::string t = fit(o.note, m.s, f.right - f.left - 8);
+    const std::string t = fit_text(o.note, m.s, f.right - f.left - 8);
     c.items.push_back(Text{(f.left + f.right) / 2, (f.top + f.bottom - m.cap) / 2, t, m.s, Anchor::middle, false, kInk});
   }
 }
@@ -634,12 +643,12 @@ void draw_header(Canvas& c, const PlotFrame& f, const std::vector<Series>& serie
     return std::clamp(cx - w / 2, double(m.pad), std::max(double(m.pad), o.width - m.pad - w));
   };
   double y = m.pad;
-  if (!o.title.empty()) {
-    const std::string t = fit(o.title, m.s, max_w);
+  for (const std::string& t : f.title_lines) {  // a long title wraps (it was cut: "0.92 hel..")
     const double w = width_of(t, m.s);
     c.items.push_back(Text{centred(w) + w / 2, y, t, m.s, Anchor::middle, false, kBlack});
-    y += m.line + 4;
+    y += m.line;
   }
+  if (!f.title_lines.empty()) y += 4;
   std::vector<double> widths;
   for (auto& row : legend_rows(series, m, max_w, widths)) {
     double row_w = 0;
@@ -654,7 +663,7 @@ void draw_header(Canvas& c, const PlotFrame& f, const std::vector<Series>& serie
         c.items.push_back(Dot{x + sw / 2, mid, kMarker, col, "legend"});
       else
         c.items.push_back(Rect{x + sw / 2 - m.cap / 2.0, y, x + sw / 2 + m.cap / 2.0, y + m.cap, col, "legend"});
-      const std::string label = fit(series[i].label, m.s, max_w - 16 * m.s);
+      const std::string label = fit_text(series[i].label, m.s, max_w - 16 * m.s);
       c.items.push_back(Text{x + sw + 4 * m.s, y, label, m.s, Anchor::start, false, kBlack});
       x += widths[i];
     }
@@ -717,7 +726,7 @@ Canvas colorbar_canvas(const std::string& cmap, double lo, double hi, int height
   c.items.push_back(Stroke{{{{a, top}, {b, top}, {b, bottom}, {a, bottom}, {a, top}}}, 1, false, kInk, "axis"});
   c.items.push_back(Stroke{ticks, 1, false, kInk, "tick"});
   if (!caption.empty()) {
-    const std::string t = fit(caption, m.s, height - 2 * m.pad);
+    const std::string t = fit_text(caption, m.s, height - 2 * m.pad);
     c.items.push_back(Text{lx + label_w + 6, height / 2.0, t, m.s, Anchor::middle, true, kBlack});
   }
   return c;
@@ -726,7 +735,6 @@ Canvas colorbar_canvas(const std::string& cmap, double lo, double hi, int height
 }  // namespace
 
 Rgb series_color(size_t i) { return kPalette[i % std::size(kPalette)]; }
-std::string fit_text(const std::string& text, int scale, double max_w) { return fit(text, scale, max_w); }
 
 std::vector<double> nice_ticks(double lo, double hi, int max_ticks) {
   max_ticks = std::max(max_ticks, 3);  // 3 ticks can always cover a range that straddles a tick
@@ -773,7 +781,9 @@ PlotFrame plot_frame(const std::vector<Series>& series, const PlotOptions& o) {
   f.width = o.width, f.height = o.height;
   f.xlabel_lines = wrap(o.xlabel, m, o.width - 2.0 * m.pad);
   const double xlabel_h = f.xlabel_lines.empty() ? 0 : double(f.xlabel_lines.size() * m.line) + 4;
-  f.top = m.pad + (o.title.empty() ? 0 : m.line + 4) + double(legend * m.line) + (legend ? 4 : 0) + m.cap / 2.0 + 2;
+  f.title_lines = wrap(o.title, m, o.width - 2.0 * m.pad);
+  const double title_h = f.title_lines.empty() ? 0 : double(f.title_lines.size() * m.line) + 4;
+  f.top = m.pad + title_h + double(legend * m.line) + (legend ? 4 : 0) + m.cap / 2.0 + 2;
   f.bottom = o.height - m.pad - xlabel_h - m.line - m.tick - 4;
   f.top = std::ceil(f.top), f.bottom = std::floor(f.bottom);
   // A long legend (many or long series names) makes the figure taller rather than the plot a sliver.

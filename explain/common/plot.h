@@ -43,7 +43,7 @@ struct PlotOptions {
   std::string note;                              // a line in the middle of the plot area (why it is empty)
   int width = 640, height = 420;                 // pixels (SVG user units), at least 160 x 120; taller when
                                                  // the legend would leave the plot less than half of it
-  int text_scale = 2;                            // font scale 1..8: 2 gives 14 px capitals (legible)
+  double text_scale = 2;                         // font scale 1..8: 2 gives 14 px capitals, 1.5 10.5 px
 };
 
 std::string plot_svg(const std::vector<Series>& series, const PlotOptions& o);
@@ -64,7 +64,7 @@ struct Rgb {
 };
 Rgb series_color(size_t i);  // the palette, cycling
 // Text shortened to fit max_w pixels at `scale`, the cut marked with ".." (whole UTF-8 code points).
-std::string fit_text(const std::string& text, int scale, double max_w);
+std::string fit_text(std::string text, double scale, double max_w);
 
 // Ticks k * step (step = 1, 2 or 5 x 10^j, the smallest giving at most max_ticks ticks) from the
 // largest one <= lo to the smallest one >= hi. Needs lo < hi, both finite.
@@ -81,7 +81,7 @@ struct PlotFrame {
   double xlo = 0, xhi = 1, ylo = 0, yhi = 1;
   std::vector<double> xticks, yticks;
   std::vector<std::string> xtick_labels, ytick_labels;
-  std::vector<std::string> xlabel_lines, ylabel_lines;  // the axis titles, wrapped
+  std::vector<std::string> title_lines, xlabel_lines, ylabel_lines;  // wrapped (at most 3 lines each)
   double px(double x) const { return left + (x - xlo) / (xhi - xlo) * (right - left); }
   double py(double y) const { return bottom - (y - ylo) / (yhi - ylo) * (bottom - top); }
 };

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "engine/argmax.h"
+#include "explain/common/plot.h"
 
 namespace gb::explain::surrogates {
 
@@ -44,10 +45,9 @@ void line(Image& im, int x0, int y0, int x1, int y1, Color c, int t) {
   }
 }
 
-static std::string cut(std::string s, int max_width) {
-  if (max_width > 0)
-    while (s.size() > 1 && text_width(s) > max_width) s.pop_back();
-  return s;
+// Cut to max_width with the cut marked (".."): "Pullover wit" passed for a whole name.
+static std::string cut(const std::string& s, int max_width) {
+  return max_width > 0 ? fit_text(s, kLabelScale, max_width) : s;
 }
 
 void text(Image& im, int x, int y, const std::string& s, Color c, int max_width) {

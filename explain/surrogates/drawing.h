@@ -19,8 +19,10 @@ void paste(Image& dst, const Image& src, int x, int y);  // clipped to dst
 void fill_rect(Image& im, int x0, int y0, int x1, int y1, Color c);
 void frame(Image& im, int x0, int y0, int x1, int y1, Color c, int thickness = 1);
 void line(Image& im, int x0, int y0, int x1, int y1, Color c, int thickness = 1);
-void text(Image& im, int x, int y, const std::string& s, Color c = kBlack, int max_width = 0);  // cut to max_width
-// Text centred on x (cut to max_width).
+// Text at kLabelScale (explain/common/heatmap.h; line_height() per line), shortened to max_width
+// with the cut marked "..".
+void text(Image& im, int x, int y, const std::string& s, Color c = kBlack, int max_width = 0);
+// Text centred on x (shortened to max_width).
 void text_centred(Image& im, int x, int y, const std::string& s, Color c = kBlack, int max_width = 0);
 
 // A signed map (one sample's [C,H,W] values summed over channels) in blue-white-red scaled by its

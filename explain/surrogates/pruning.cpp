@@ -204,11 +204,12 @@ Image kept_vs_pruned(Graph& original, const PruneResult& r, const visualize::Bou
       layers.push_back(f.node);
   const Shape in = original.input_shape();
   const int cell = std::clamp(2 * in[2], 48, 96), cell_h = cell * in[1] / std::max(1, in[2]), gap = 8;
-  const int label_h = 14, line_h = 2 * label_h + cell_h + 20, title_h = 34, half = count * (cell + gap) + 3 * gap;
+  const int lh = line_height(), label_h = lh + 2, line_h = label_h + cell_h + 2 * lh + 16, title_h = 2 * lh + 16;
+  const int half = count * (cell + gap) + 3 * gap;
   Image im(std::max(2 * half + gap, 480), title_h + int(layers.size()) * line_h + gap);
   text(im, gap, 6, "activation maximization of kept (most important first) and pruned (in removal order) filters",
        kBlack, im.w - 2 * gap);
-  text(im, gap, 18, "numbers: validation accuracy lost when the filter alone is removed", kGray, im.w - 2 * gap);
+  text(im, gap, 6 + lh, "numbers: validation accuracy lost when the filter alone is removed", kGray, im.w - 2 * gap);
   for (size_t li = 0; li < layers.size(); ++li) {
     const int node = layers[li], y = title_h + int(li) * line_h;
     std::vector<int> kept, pruned;
@@ -229,8 +230,8 @@ Image kept_vs_pruned(Graph& original, const PruneResult& r, const visualize::Bou
         const int x = (side ? half + gap : gap) + int(k) * (cell + gap);
         paste(im, pixels(px.sample(int(k)), cell, cell_h), x, y + label_h + 2);
         frame(im, x, y + label_h + 2, x + cell, y + label_h + 2 + cell_h, side ? kRed : kBlue, 1);
-        text(im, x, y + label_h + cell_h + 5, "c" + std::to_string(idx[k]), kBlack, cell);
-        text(im, x, y + label_h + cell_h + 17, percent(side ? pruned_drop[k] : kept_drop[k]), kGray, cell);
+        text(im, x, y + label_h + cell_h + 5, "c" + std::to_string(idx[k]), kBlack, cell + gap - 2);
+        text(im, x, y + label_h + cell_h + 5 + lh, percent(side ? pruned_drop[k] : kept_drop[k]), kGray, cell + gap - 2);
       }
     }
   }

@@ -145,14 +145,25 @@ struct SuperpixelSampler {
 Image superpixel_figure(const RulesRequest& q, SuperpixelSampler& s, const Anchor& a, const std::string& title) {
   const Tensor px = display_pixels(q, s.x);
   const int H = px.dim(1), W = px.dim(2), scale = std::max(2, 112 / W), w = W * scale, h = H * scale, gap = 10;
-  const int examples = 4, cells = 3 + examples, label = 14;
-  Image im(std::max(cells * (w + gap) + gap, text_width(title) + 2 * gap), 30 + label + h + 20);
-  text(im, gap, 6, title, kBlack, im.w - 2 * gap);
-  const int y = 30 + label;
+  const int examples = 4, cells = 3 + examples, lh = line_height(), label = 2 * lh + 2;
+  // The rule (a long IF ... THEN line) wrapped to the cells' width; each cell's label on two lines.
+  const int fig_w = std::max(cells * (w + gap) + gap, 640);
+  const std::vector<std::string> title_lines = wrap_text(title, fig_w - 2 * gap);
+  const int y = 6 + int(title_lines.size()) * lh + 8 + label;
+  Image im(fig_w, y + h + lh + 10);
+  for (size_t l = 0; l < title_lines.size(); ++l) text(im, gap, 6 + int(l) * lh, title_lines[l], kBlack);
+  // A cell's label above it on up to two lines (the second shortened with ".." if need be).
+  const auto cell_label = [&](int x, const std::string& s, Color c) {
+    std::vector<std::string> lines = wrap_text(s, w);
+    for (size_t l = 2; l < lines.size(); ++l) lines[1] += " " + lines[l];
+    lines.resize(std::min<size_t>(lines.size(), 2));
+    const int top = y - 2 - int(lines.size()) * lh;  // bottom-aligned: one-line labels sit on the cell
+    for (size_t l = 0; l < lines.size(); ++l) text(im, x, top + int(l) * lh, lines[l], c, w);
+  };
   auto cell_x = [&](int i) { return gap + i * (w + gap); };
   // The input; its superpixels' borders in red; the anchor's superpixels tinted red, the rest dimmed.
   paste(im, pixels(px, w, h), cell_x(0), y);
-  text(im, cell_x(0), y - label, "input", kBlack, w);
+  cell_label(cell_x(0), "input", kBlack);
   Image borders = pixels(px, w, h), anchored = pixels(px, w, h);
   std::vector<uint8_t> in_anchor(s.seg.count, 0);
   for (int p : a.predicates) in_anchor[p] = 1;
@@ -171,9 +182,9 @@ Image superpixel_figure(const RulesRequest& q, SuperpixelSampler& s, const Ancho
       }
     }
   paste(im, borders, cell_x(1), y);
-  text(im, cell_x(1), y - label, std::to_string(s.seg.count) + " superpixels", kBlack, w);
+  cell_label(cell_x(1), std::to_string(s.seg.count) + " superpixels", kBlack);
   paste(im, anchored, cell_x(2), y);
-  text(im, cell_x(2), y - label, "anchor", kRed, w);
+  cell_label(cell_x(2), "anchor", kRed);
   // Perturbations under the anchor, with the model's class for each.
   std::vector<uint8_t> rows, unused;
   s.draw(a.predicates, examples, false, rows, unused);
@@ -182,7 +193,7 @@ Image superpixel_figure(const RulesRequest& q, SuperpixelSampler& s, const Ancho
   const std::vector<int> pred = predictions(s.g.forward(imgs));
   for (int e = 0; e < examples; ++e) {
     paste(im, pixels(display_pixels(q, imgs.sample(e)), w, h), cell_x(3 + e), y);
-    text(im, cell_x(3 + e), y - label, rule_class_name(q, pred[e]), pred[e] == s.target ? kBlack : kRed, w);
+    cell_label(cell_x(3 + e), rule_class_name(q, pred[e]), pred[e] == s.target ? kBlack : kRed);
   }
   text(im, cell_x(3), y + h + 4, "perturbations that keep the anchor", kGray, im.w - cell_x(3));
   return im;
@@ -340,7 +351,7 @@ Image quantile_figure(const RulesRequest& q, QuantileSampler& s, const Anchor& a
   o.title = title;
   o.xlabel = "x0";
   o.ylabel = "x1";
-  o.text_scale = 1;
+  o.text_scale = kLabelScale;
   o.width = 640, o.height = 520;
   Image im = plot_image(series, o);
   const PlotFrame f = plot_frame(series, o);
@@ -488,7 +499,7 @@ Image tree_figure(const RulesRequest& q, const RuleTree& t, const FeatureTable& 
   o.title = title;
   o.xlabel = fit.names[0];
   o.ylabel = fit.names[1];
-  o.text_scale = 1;
+  o.text_scale = kLabelScale;
   o.width = 640, o.height = 520;
   Image im = plot_image(series, o);
   const PlotFrame f = plot_frame(series, o);

@@ -120,7 +120,7 @@ Tensor filter_of(const SoftTree& tree, int node, const Shape& fs) {
 
 // Cell sizes: filters enlarged to about 56 pixels wide (at least 2x), leaves' bars as wide.
 struct Layout {
-  int cell_w, cell_h, gap = 12, label_h = 14, row_gap = 26;
+  int cell_w, cell_h, gap = 12, label_h = line_height() + 2, row_gap = line_height() + 8;
 };
 
 Layout layout_for(const Shape& fs) {
@@ -141,7 +141,7 @@ Image tree_figure(const SoftTree& tree, const Shape& filter_shape, const std::ve
   const int shown = std::clamp(levels, 1, D);  // inner levels in the overview
   const bool with_leaves = shown == D;
   const int bottom = with_leaves ? 1 << D : 1 << (shown - 1);  // nodes on the overview's widest row
-  const int slot = std::max(L.cell_w + L.gap, with_leaves ? 44 : 0);
+  const int slot = std::max(L.cell_w + L.gap, with_leaves ? 60 : 0);  // a leaf's class: about 6 characters
   const std::vector<int> path = r.path(n, D);
   const Tensor Q = tree.leaf_distributions();
   const float* right = r.right.data() + size_t(n) * I;
@@ -149,23 +149,23 @@ Image tree_figure(const SoftTree& tree, const Shape& filter_shape, const std::ve
   const float* q_leaf = Q.data() + size_t(leaf) * K;
   const int predicted = argmax(q_leaf, K);
 
-  const int row_h = L.label_h + L.cell_h + L.row_gap, title_h = 36;
+  const int lh = line_height(), row_h = L.label_h + L.cell_h + L.row_gap, title_h = 2 * lh + 16;
   const int overview_w = bottom * slot + 2 * L.gap;
   const int strip_cells = D + 2;  // the input, D nodes, the leaf
   const int strip_w = strip_cells * (L.cell_w + 2 * L.gap) + 2 * L.gap;
   const int rows = shown + (with_leaves ? 1 : 0);
-  const int strip_y = title_h + rows * row_h + (with_leaves ? 14 : 18) + 10;
-  const int W = std::max({overview_w, strip_w, 640});
-  const int H = strip_y + 30 + L.label_h * 3 + L.cell_h + 20;
+  const int strip_y = title_h + rows * row_h + lh + 10;
+  const int strip_top = lh + L.label_h + 4;  // the strip's title line and its cells' labels
+  const std::string title = "soft decision tree: depth " + std::to_string(D) + ", beta " + fixed(tree.beta, 2) + ", " +
+                            std::to_string(1 << D) + " leaves, filters w_i in blue (-) / red (+)";
+  const std::string subtitle =
+      "input #" + std::to_string(n) + "'s maximum-probability path in red; leaves: bars of Q per class (a full box = 1)";
+  const int W = std::max({overview_w, strip_w, 640, text_width(title) + 2 * L.gap, text_width(subtitle) + 2 * L.gap});
+  const int H = strip_y + strip_top + L.cell_h + 3 + 2 * lh + 10;
   Image im(W, H);
 
-  text(im, L.gap, 6,
-       "soft decision tree: depth " + std::to_string(D) + ", beta " + fixed(tree.beta, 2) + ", " +
-           std::to_string(1 << D) + " leaves, filters w_i in blue (-) / red (+)",
-       kBlack, W - 2 * L.gap);
-  text(im, L.gap, 20,
-       "input #" + std::to_string(n) + "'s maximum-probability path in red; leaves: bars of Q per class (a full box = 1)",
-       kRed, W - 2 * L.gap);
+  text(im, L.gap, 6, title, kBlack, W - 2 * L.gap);
+  text(im, L.gap, 6 + lh, subtitle, kRed, W - 2 * L.gap);
 
   // Overview: node (d, j) centred in its share of the width.
   auto centre_x = [&](int d, int j) { return L.gap + int((j + 0.5) * double(bottom * slot) / (1 << d)); };
@@ -208,7 +208,7 @@ Image tree_figure(const SoftTree& tree, const Shape& filter_shape, const std::ve
        "input #" + std::to_string(n) + ": leaf " + std::to_string(leaf) + " (path probability " +
            fixed(r.reach[size_t(n) * tree.nodes() + I + leaf], 3) + ") predicts " + class_name(classes, predicted),
        kBlack, W - 2 * L.gap);
-  y += 30;
+  y += strip_top;
   int x = L.gap;
   const int step = L.cell_w + 2 * L.gap;
   text(im, x, y - L.label_h, "input", kBlack, step - 4);
@@ -221,14 +221,14 @@ Image tree_figure(const SoftTree& tree, const Shape& filter_shape, const std::ve
     frame(im, x, y, x + L.cell_w, y + L.cell_h, kRed, 1);
     text(im, x, y - L.label_h, "#" + std::to_string(node), kBlack, step - 4);
     text(im, x, y + L.cell_h + 3, "p(R) " + fixed(right[node], 2), kBlack, step - 2);
-    text(im, x, y + L.cell_h + 15, went_right ? "-> right" : "-> left", kRed, step - 2);
+    text(im, x, y + L.cell_h + 3 + lh, went_right ? "-> right" : "-> left", kRed, step - 2);
   }
   x += step;
   paste(im, distribution_bars(std::vector<float>(q_leaf, q_leaf + K), L.cell_w, L.cell_h, kRed), x, y);
   frame(im, x, y, x + L.cell_w, y + L.cell_h, kLight, 1);
   text(im, x, y - L.label_h, "leaf " + std::to_string(leaf), kBlack, step - 4);
-  text(im, x, y + L.cell_h + 3, class_name(classes, predicted), kBlack, step - 2);
-  text(im, x, y + L.cell_h + 15, "Q " + fixed(q_leaf[predicted], 2), kBlack, step - 2);
+  text(im, x, y + L.cell_h + 3, class_name(classes, predicted), kBlack, W - x - 2);  // the last cell: room to its right
+  text(im, x, y + L.cell_h + 3 + lh, "Q " + fixed(q_leaf[predicted], 2), kBlack, step - 2);
   return im;
 }
 
