@@ -352,26 +352,51 @@ TEST_CASE("zero series still give labelled axes") {
   CHECK(count_color(im, Rgb{0, 0, 0}) > 100);  // axes and text
 }
 
-TEST_CASE("bar labels too wide for their slot stay distinct; axis titles wrap rather than being cut") {
+TEST_CASE("bar labels too wide for their slot stand upright, or stay distinct past that; axis titles wrap") {
   PlotOptions o;
   o.kind = PlotKind::bars;
-  o.width = 700;  // 13 layers: slots of ~45 px, 3 or 4 characters
+  o.width = 700;  // 13 layers: slots of ~45 px, 3 or 4 characters side by side
   o.categories = {"input", "conv1", "relu1", "maxpool1", "conv2", "relu2", "maxpool2", "flatten1",
                   "dense1", "relu3", "dense2", "relu4", "dense3"};
   std::vector<double> y(o.categories.size(), 0.5);
   o.ylabel = "mean shift of the explanation's center of mass (pixels)";
   o.xlabel = "layer";
+  PlotOptions flat = o;
+  flat.categories = {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m"};
+  const PlotFrame side_by_side = plot_frame({make("a", {}, y)}, flat);
+  CHECK(!side_by_side.xtick_vertical);
+  CHECK(side_by_side.height == o.height);
+  // Whole names, upright (they were shortened to "m..1"); the figure grows by their length, the plot
+  // area keeps its size.
   const PlotFrame f = plot_frame({make("a", {}, y)}, o);
-  REQUIRE(f.xtick_labels.size() == o.categories.size());
-  for (size_t a = 0; a < f.xtick_labels.size(); ++a) {
-    CAPTURE(f.xtick_labels[a]);
-    CHECK(text_width(f.xtick_labels[a], 2) <= (f.right - f.left) / double(o.categories.size()));
-    for (size_t b = a + 1; b < f.xtick_labels.size(); ++b) CHECK(f.xtick_labels[a] != f.xtick_labels[b]);
+  CHECK(f.xtick_vertical);
+  CHECK(f.xtick_labels == o.categories);
+  CHECK(f.xtick_room == text_width("maxpool1", 2));
+  CHECK(f.height == o.height + int(std::ceil(f.xtick_room - 20)));
+  CHECK(f.bottom - f.top == side_by_side.bottom - side_by_side.top);
+  // Past a third of the figure's height, upright names lose their middle and keep their ends apart.
+  PlotOptions longer = o;
+  for (std::string& c : longer.categories) c = "activation of " + c;
+  const PlotFrame l = plot_frame({make("a", {}, y)}, longer);
+  REQUIRE(l.xtick_labels.size() == longer.categories.size());
+  CHECK(l.xtick_vertical);
+  CHECK(l.xtick_room <= o.height / 3.0);
+  for (size_t a = 0; a < l.xtick_labels.size(); ++a) {
+    CAPTURE(l.xtick_labels[a]);
+    CHECK(text_width(l.xtick_labels[a], 2) <= l.xtick_room);
+    for (size_t b = a + 1; b < l.xtick_labels.size(); ++b) CHECK(l.xtick_labels[a] != l.xtick_labels[b]);
   }
   // The shortened names keep their distinguishing ends: maxpool1 and maxpool2 end in 1 and 2.
-  CHECK(f.xtick_labels[3].back() == '1');
-  CHECK(f.xtick_labels[6].back() == '2');
-  CHECK(f.xtick_labels[3].find("..") != std::string::npos);
+  CHECK(l.xtick_labels[3].back() == '1');
+  CHECK(l.xtick_labels[6].back() == '2');
+  CHECK(l.xtick_labels[3].find("..") != std::string::npos);
+  // Slots narrower than a line of text: shortened side by side, in one line's room.
+  PlotOptions narrow = o;
+  narrow.width = 160, narrow.categories.resize(8);
+  const PlotFrame n = plot_frame({make("a", {}, std::vector<double>(8, 0.5))}, narrow);
+  CHECK(!n.xtick_vertical);
+  CHECK(n.xtick_room == 20);
+  CHECK(n.height == o.height);
   // Every word of the y title is drawn, on more than one line, each within the plot's height.
   REQUIRE(f.ylabel_lines.size() >= 2);
   std::string joined;
@@ -383,6 +408,7 @@ TEST_CASE("bar labels too wide for their slot stay distinct; axis titles wrap ra
   const std::string svg = plot_svg({make("a", {}, y)}, o);
   for (const std::string& l : f.ylabel_lines) CHECK(svg.find(">" + xml_escaped(l) + "</text>") != std::string::npos);
   CHECK(svg.find(">" + f.xtick_labels[6] + "</text>") != std::string::npos);
+  CHECK(svg.find("rotate(-90") != std::string::npos);
   CHECK(fit_text("Pullover with an extraordinarily long descriptive name", 1, 100).ends_with(".."));
   CHECK(text_width(fit_text("Pullover with an extraordinarily long descriptive name", 1, 100), 1) <= 100);
   CHECK(fit_text("Bag", 1, 100) == "Bag");
@@ -463,6 +489,18 @@ TEST_CASE("a dashed line's label is drawn right of its end; a note sits in the p
   CHECK(plot_frame(s, off).right == bare.right);
   off.hlines = {NAN};
   CHECK(plot_frame(s, off).right == bare.right);
+  // Two lines closer than a text line: their labels are a line apart, in the lines' order.
+  PlotOptions close = o;
+  close.hlines = {0.52, 0.5};
+  close.hline_labels = {"upper", "lower"};
+  const std::string svg = plot_svg(s, close);
+  auto text_y = [&](const std::string& word) {
+    const size_t end = svg.find(">" + word + "</text>");
+    REQUIRE(end != std::string::npos);
+    const size_t y = svg.rfind(" y=\"", end);
+    return std::stod(svg.substr(y + 4));
+  };
+  CHECK(text_y("lower") - text_y("upper") >= 20);  // a line at text_scale 2
 
   o.note = "no unit passed IoU > 0.04";
   CHECK(plot_svg(s, o).find(">no unit passed IoU &gt; 0.04</text>") != std::string::npos);

@@ -477,6 +477,13 @@ void bar_axis(PlotFrame& f, const std::vector<Series>& series, const PlotOptions
     const int mants[] = {1, 2, 5};
     for (int e = 1; double(k) * slot < need && k < n; ++e) k = size_t(mants[e % 3] * pow10(e / 3));
   }
+  // Names that do not fit side by side stand upright when a slot is a text line wide: shortened
+  // names ("m..1") were hard to read.
+  double widest = 0;
+  for (size_t i = 0; i < n && i < o.categories.size(); ++i) widest = std::max(widest, double(width_of(o.categories[i], m.s)));
+  f.xtick_vertical = !o.categories.empty() && widest > slot - 4 && slot >= m.line;
+  f.xtick_room = f.xtick_vertical ? std::min(widest, std::max(o.height / 3.0, slot - 4)) : m.line;
+  const double max_w = f.xtick_vertical ? f.xtick_room : slot * double(k) - 4;
   // Names too wide for their slot lose their middle; when that makes two of them read the same, the
   // ends are kept longer instead.
   for (double tail : {0.5, 0.75, 1.0}) {
@@ -484,7 +491,7 @@ void bar_axis(PlotFrame& f, const std::vector<Series>& series, const PlotOptions
     for (size_t i = 0; i < n; i += k) {
       if (double(i) < f.xlo || double(i) > f.xhi) continue;
       f.xticks.push_back(double(i));
-      f.xtick_labels.push_back(i < o.categories.size() ? fit_middle(o.categories[i], m.s, slot * double(k) - 4, tail)
+      f.xtick_labels.push_back(i < o.categories.size() ? fit_middle(o.categories[i], m.s, max_w, tail)
                                                        : std::to_string(i));
     }
     bool distinct = true;
@@ -604,12 +611,18 @@ void draw_axes(Canvas& c, const PlotFrame& f, const PlotOptions& o, const Metric
     if (std::isfinite(h) && h >= f.ylo && h <= f.yhi)
       refs.push_back({{f.left, std::round(f.py(h))}, {f.right, std::round(f.py(h))}});
   c.items.push_back(Stroke{refs, 2, true, kRef, "hline"});
-  // Each labelled line says what it is just right of its end (the frame left room there).
+  // Each labelled line says what it is just right of its end (the frame left room there); labels of
+  // lines closer than a text line are pushed apart downwards (they were drawn over each other).
+  std::vector<std::pair<double, std::string>> labels;
   for (size_t i = 0; i < o.hlines.size() && i < o.hline_labels.size(); ++i) {
     const double h = o.hlines[i];
     if (o.hline_labels[i].empty() || !std::isfinite(h) || h < f.ylo || h > f.yhi) continue;
-    const std::string t = fit_text(o.hline_labels[i], m.s, o.width / 4.0);
-    c.items.push_back(Text{f.right + 6, std::round(f.py(h)) - m.cap / 2.0, t, m.s, Anchor::start, false, kRef});
+    labels.push_back({std::round(f.py(h)) - m.cap / 2.0, fit_text(o.hline_labels[i], m.s, o.width / 4.0)});
+  }
+  std::stable_sort(labels.begin(), labels.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (i > 0) labels[i].first = std::max(labels[i].first, labels[i - 1].first + m.line);
+    c.items.push_back(Text{f.right + 6, labels[i].first, labels[i].second, m.s, Anchor::start, false, kRef});
   }
   c.items.push_back(Stroke{{{{L, f.top}, {L, B}, {f.right, B}}}, 1, false, kBlack, "axis"});
   c.items.push_back(Stroke{ticks, 1, false, kBlack, "tick"});
@@ -617,13 +630,19 @@ void draw_axes(Canvas& c, const PlotFrame& f, const PlotOptions& o, const Metric
     const double y = f.py(f.yticks[i]) - m.cap / 2.0;
     c.items.push_back(Text{L - m.tick - 4, y, f.ytick_labels[i], m.s, Anchor::end, false, kInk});
   }
-  for (size_t i = 0; i < f.xticks.size(); ++i)
-    c.items.push_back(Text{f.px(f.xticks[i]), B + m.tick + 4, f.xtick_labels[i], m.s, Anchor::middle, false, kInk});
+  for (size_t i = 0; i < f.xticks.size(); ++i) {
+    const double x = f.px(f.xticks[i]), top = B + m.tick + 4;
+    if (f.xtick_vertical)  // upright, its end at the tick
+      c.items.push_back(Text{x - m.cap / 2.0, top + width_of(f.xtick_labels[i], m.s) / 2.0, f.xtick_labels[i], m.s,
+                             Anchor::middle, true, kInk});
+    else
+      c.items.push_back(Text{x, top, f.xtick_labels[i], m.s, Anchor::middle, false, kInk});
+  }
   // The x title centred under the plot area but inside the figure.
   for (size_t i = 0; i < f.xlabel_lines.size(); ++i) {
     const double w = width_of(f.xlabel_lines[i], m.s);
     const double x = std::clamp((f.left + f.right) / 2, m.pad + w / 2, std::max(m.pad + w / 2, f.width - m.pad - w / 2));
-    c.items.push_back(Text{x, B + m.tick + 8 + m.line * (1.0 + double(i)), f.xlabel_lines[i], m.s, Anchor::middle,
+    c.items.push_back(Text{x, B + m.tick + 8 + f.xtick_room + m.line * double(i), f.xlabel_lines[i], m.s, Anchor::middle,
                            false, kBlack});
   }
   for (size_t i = 0; i < f.ylabel_lines.size(); ++i)
@@ -793,6 +812,7 @@ PlotFrame plot_frame(const std::vector<Series>& series, const PlotOptions& o) {
     f.height += grow, f.bottom += grow;
   }
   f.ylabel_lines = wrap(o.ylabel, m, f.bottom - f.top + m.line);
+  f.xtick_room = m.line;
 
   Extent ex, ey;
   data_extents(series, o, ex, ey);
@@ -808,6 +828,7 @@ PlotFrame plot_frame(const std::vector<Series>& series, const PlotOptions& o) {
   if (o.kind == PlotKind::bars) {
     f.right = std::max(f.right, f.left + 10);
     bar_axis(f, series, o, m);
+    f.height += int(std::ceil(f.xtick_room - m.line));  // upright labels: the figure grows, not the plot
     return f;
   }
   // Fewer x ticks until their labels fit side by side; the outer labels' halves must fit the margins.
