@@ -632,4 +632,17 @@ TEST_CASE("labels are drawn at 1.5x, anti-aliased: whole-number scales stay two-
   CHECK(text_width("Ankle boot 08", 1.5) == int(std::ceil(1.5 * text_width("Ankle boot 08", 1))));
   CHECK(line_height() == 18);
   CHECK(line_height(1) == 12);
+  // '|' reaches below the line, so "|a|" does not read "lal" (stb_easy_font draws both alike).
+  auto lowest_ink = [&](const char* s) {
+    Image im(40, 40);
+    draw_text(im, 0, 0, s, black, 2);
+    int bottom = -1;
+    for (int y = 0; y < im.h; ++y)
+      for (int x = 0; x < im.w; ++x)
+        if (im.px(x, y)[0] < 255) bottom = y;
+    return bottom;
+  };
+  CHECK(lowest_ink("|") >= lowest_ink("l") + 3);
+  CHECK(lowest_ink("a|") == lowest_ink("|"));
+  CHECK(text_width("|a|") == text_width("lal"));
 }

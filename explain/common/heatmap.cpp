@@ -172,6 +172,11 @@ void draw_text(Image& im, int x, int y, const std::string& text, const uint8_t c
   // corners), then blended once: at a whole-number scale every pixel is covered fully or not at all.
   const int bw = text_width(t, scale) + 2, bh = line_height(scale) + 2;
   std::vector<float> cover(size_t(bw) * size_t(bh), 0.f);
+  // stb_easy_font draws '|' as the same stroke as 'l' ("|a|" read "lal"): a bar reaches down
+  // through the descenders here, as in other fonts. The x ranges (font units) of the bars:
+  std::vector<std::pair<int, int>> bars;
+  for (size_t i = t.find('|'); i != std::string::npos; i = t.find('|', i + 1))
+    bars.push_back({stb_easy_font_width(t.substr(0, i).data()), stb_easy_font_width(t.substr(0, i + 1).data())});
   for (int q = 0; q < quads; ++q) {
     float x0 = 1e9f, y0 = 1e9f, x1 = -1e9f, y1 = -1e9f;
     for (int v = 0; v < 4; ++v) {
@@ -179,6 +184,8 @@ void draw_text(Image& im, int x, int y, const std::string& text, const uint8_t c
       x0 = std::min(x0, p[0]), x1 = std::max(x1, p[0]);
       y0 = std::min(y0, p[1]), y1 = std::max(y1, p[1]);
     }
+    for (const auto& [from, to] : bars)
+      if (x0 >= from && x1 <= to) y1 += 2;
     const double ax = x0 * scale, bx = x1 * scale, ay = y0 * scale, by = y1 * scale;
     for (int v = std::max(0, int(std::floor(ay))); v < std::min(bh, int(std::ceil(by))); ++v) {
       const double cy = std::min(by, v + 1.0) - std::max(ay, double(v));
