@@ -446,4 +446,13 @@ TEST_CASE("heatmaps: signed maps are blue-white-red around zero, unsigned use a 
   CHECK(text_width(no_hyphen[0] + no_hyphen[1][0]) > w);
   CHECK(wrap_text("lrp-epsilon-alpha2-beta1", text_width("lrp-epsilon-alpha")) ==
         std::vector<std::string>{"lrp-epsilon-", "alpha2-beta1"});
+  CHECK(wrap_text("lrp(conv=gamma:0.25,dense=epsilon:0.01)", text_width("lrp(conv=gamma:0.25,den")) ==
+        std::vector<std::string>{"lrp(conv=gamma:0.25,", "dense=epsilon:0.01)"});
+  // A number keeps the word before it when both fit on the next line.
+  CHECK(wrap_text("S=8.29 | data 9.36", text_width("S=8.29 | data")) == std::vector<std::string>{"S=8.29 |", "data 9.36"});
+  CHECK(wrap_text("0.415 -> 0.105", text_width("0.415 ->")) == std::vector<std::string>{"0.415", "-> 0.105"});
+  CHECK(wrap_text("error 0.000727", text_width("error 0.0")) == std::vector<std::string>{"error", "0.000727"});
+  CHECK(wrap_text("class two facet", text_width("class two")) == std::vector<std::string>{"class two", "facet"});
+  CHECK(wrap_text("a\xc2\xa0" "b c", text_width("a b")) == std::vector<std::string>{"a\xc2\xa0" "b", "c"});
+  CHECK(text_width("a\xc2\xa0" "b") == text_width("a b"));
 }

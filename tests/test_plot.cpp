@@ -374,13 +374,13 @@ TEST_CASE("bar labels too wide for their slot stand upright, or stay distinct pa
   CHECK(f.xtick_room == text_width("maxpool1", 2));
   CHECK(f.height == o.height + int(std::ceil(f.xtick_room - 20)));
   CHECK(f.bottom - f.top == side_by_side.bottom - side_by_side.top);
-  // Past a third of the figure's height, upright names lose their middle and keep their ends apart.
+  // Past half the figure's height, upright names lose their middle and keep their ends apart.
   PlotOptions longer = o;
   for (std::string& c : longer.categories) c = "activation of " + c;
   const PlotFrame l = plot_frame({make("a", {}, y)}, longer);
   REQUIRE(l.xtick_labels.size() == longer.categories.size());
   CHECK(l.xtick_vertical);
-  CHECK(l.xtick_room <= o.height / 3.0);
+  CHECK(l.xtick_room <= o.height / 2.0);
   for (size_t a = 0; a < l.xtick_labels.size(); ++a) {
     CAPTURE(l.xtick_labels[a]);
     CHECK(text_width(l.xtick_labels[a], 2) <= l.xtick_room);
@@ -390,6 +390,34 @@ TEST_CASE("bar labels too wide for their slot stand upright, or stay distinct pa
   CHECK(l.xtick_labels[3].back() == '1');
   CHECK(l.xtick_labels[6].back() == '2');
   CHECK(l.xtick_labels[3].find("..") != std::string::npos);
+  // Wide slots: a long name goes on up to three lines, flat, whole (TCAV's concept names were cut
+  // upright as "stripes-h..long-name").
+  PlotOptions few = o;
+  few.width = 900;
+  few.categories = {"stripes-horizontal-with-a-long-name", "vertical stripes concept", "dots", "random"};
+  const PlotFrame w = plot_frame({make("a", {}, std::vector<double>(4, 0.5))}, few);
+  CHECK(!w.xtick_vertical);
+  REQUIRE(w.xtick_labels.size() == 4);
+  const double slot = (w.right - w.left) / 4;
+  size_t most = 0;
+  for (size_t i = 0; i < 4; ++i) {
+    std::string joined, line;
+    size_t count = 0;
+    for (char ch : w.xtick_labels[i] + "\n")
+      if (ch == '\n') {
+        CHECK(text_width(line, 2) <= slot - 8);
+        joined += (joined.empty() || joined.back() == '-' ? "" : " ") + line, line.clear(), ++count;
+      } else {
+        line += ch;
+      }
+    CHECK(joined == few.categories[i]);
+    most = std::max(most, count);
+  }
+  CHECK(most >= 2);
+  CHECK(most <= 3);
+  CHECK(w.xtick_room == 20.0 * double(most));
+  CHECK(w.height == o.height + int(w.xtick_room) - 20);
+  CHECK(plot_svg({make("a", {}, std::vector<double>(4, 0.5))}, few).find(">concept</text>") != std::string::npos);
   // Slots narrower than a line of text: shortened side by side, in one line's room.
   PlotOptions narrow = o;
   narrow.width = 160, narrow.categories.resize(8);
@@ -425,7 +453,7 @@ TEST_CASE("a long title wraps above the plot, which starts lower; every word is 
   const PlotFrame f = plot_frame(s, o);
   REQUIRE(one.title_lines.size() == 1);
   REQUIRE(f.title_lines.size() == 2);
-  CHECK(f.top - one.top == 15);  // one more line of 10 units at 1.5x
+  CHECK(f.top - one.top == 18);  // one more title line: 10 units at 1.5x and 3 px
   std::string joined;
   for (const std::string& l : f.title_lines) {
     CHECK(text_width(l, kLabelScale) <= o.width - 16);

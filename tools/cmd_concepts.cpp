@@ -316,9 +316,13 @@ void write_chart(const std::string& out, const cc::TcavResult& r, const std::str
   o.ymin = 0, o.ymax = 1.12;  // ticks to 1; the rest is room for "n.s." over a whisker reaching 1
   o.hlines = {0.5};
   o.hline_labels = {"chance"};
-  o.width = std::max(640, 120 + 110 * int(r.layers[0].concepts.size() + 1) * std::max(1, int(r.layers.size()) / 2));
   for (const cc::ConceptScores& c : r.layers[0].concepts) o.categories.push_back(c.name);
   o.categories.push_back("random");
+  // A group of bars: 110 px per two layers, and room for a name of up to 20 characters on one line
+  // (longer ones wrap).
+  int slot = 110 * std::max(1, int(r.layers.size()) / 2);
+  for (const std::string& c : o.categories) slot = std::max(slot, std::min(explain::text_width(c, 2), 240) + 16);
+  o.width = std::max(640, 120 + slot * int(o.categories.size()));
   for (const cc::LayerScores& l : r.layers) {
     explain::Series s;
     s.label = l.layer;
@@ -330,6 +334,10 @@ void write_chart(const std::string& out, const cc::TcavResult& r, const std::str
     s.err.push_back(cc::stdev(l.random.sign_count));
     series.push_back(std::move(s));
   }
+  // Mean + std can pass 1: room for "n.s." above the highest whisker too (it went onto the bar).
+  for (const explain::Series& s : series)
+    for (size_t i = 0; i < s.y.size(); ++i)
+      if (std::isfinite(s.y[i] + s.err[i])) o.ymax = std::max(*o.ymax, s.y[i] + std::fabs(s.err[i]) + 0.12);
   // "n.s." marks, placed as the plot places grouped bars (80% of a slot, side by side), clear of the
   // whiskers and the dashed line.
   const explain::PlotFrame f = explain::plot_frame(series, o);

@@ -254,7 +254,7 @@ explain::Image grid(const vz::Result& r, const vz::Bounds& b, const std::string&
   size_t cols = 1, label_lines = 2;
   for (auto& l : lines) {
     cols = std::max(cols, l.size());
-    for (const Cell& c : l) label_lines = std::max(label_lines, text_lines(c.label, cw).size());
+    for (const Cell& c : l) label_lines = std::max(label_lines, text_lines(c.label, cw - 8).size());
   }
   const int label_h = explain::line_height() * int(label_lines) + 2;
   const int grid_h = int(lines.size()) * (label_h + ch + pad);
@@ -279,7 +279,7 @@ explain::Image grid(const vz::Result& r, const vz::Bounds& b, const std::string&
     const int y = title_h + int(l) * (label_h + ch + pad);
     for (size_t c = 0; c < lines[l].size(); ++c) {
       const int x = pad + int(c) * (cw + pad);
-      put_text_lines(im, x, y, lines[l][c].label, cw);
+      put_text_lines(im, x, y, lines[l][c].label, cw - 8);  // clear of the next cell's label
       const explain::Image cell = explain::resize_nearest(lines[l][c].image, cw, ch);
       for (int yy = 0; yy < ch; ++yy) std::copy(cell.px(0, yy), cell.px(0, yy) + 3 * cw, im.px(x, y + label_h + yy));
     }

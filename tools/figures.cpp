@@ -34,19 +34,26 @@ explain::Image confusion_image(const std::vector<std::vector<int>>& counts, cons
   // Labels at explain::kLabelScale (capitals 10.5 px); a cell holds a five-digit count.
   const int K = int(counts.size()), cell = 52, line = explain::line_height() + 2, pad = 8;
   const int text_mid = cell / 2 - 5;  // the capitals' top, centred in a cell
+  // A row's label: its index and name ("0 0" when the names are the indices: just "0").
+  const auto row_label = [&](int k) {
+    const std::string& name = names[size_t(k)];
+    return name == std::to_string(k) ? name : std::to_string(k) + " " + name;
+  };
   int label_w = 0;
-  for (int k = 0; k < K; ++k) label_w = std::max(label_w, explain::text_width(std::to_string(k) + " " + names[size_t(k)]));
-  const int x0 = pad + label_w + pad, y0 = pad + 3 * line;
-  const std::string subtitle = "predicted class; rows: true class; colour: share of the row";
-  // As wide as the title and the subtitle too (the title was cut at the last column).
-  const int w = std::max({x0 + K * cell + pad, pad + explain::text_width(title) + pad,
-                          x0 + explain::text_width(subtitle) + pad});
+  for (int k = 0; k < K; ++k) label_w = std::max(label_w, explain::text_width(row_label(k)));
+  const int x0 = pad + label_w + pad;
+  // The title and the subtitle wrap to the matrix's width (at least 360 px): a small matrix sat
+  // beside 500 px of white under a long title.
+  const int w = std::max(x0 + K * cell + pad, 360);
+  std::vector<std::string> lines = explain::wrap_text(title, w - 2 * pad);
+  for (const std::string& l : explain::wrap_text("predicted class; rows: true class; colour: share of the row", w - 2 * pad))
+    lines.push_back(l);
+  const int y0 = pad + (int(lines.size()) + 1) * line;
   explain::Image im(w, y0 + K * cell + pad + line);
   const uint8_t black[3] = {0, 0, 0}, white[3] = {255, 255, 255};
-  explain::draw_text(im, pad, pad, title, black);
-  explain::draw_text(im, x0, pad + line, subtitle, black);
+  for (size_t l = 0; l < lines.size(); ++l) explain::draw_text(im, pad, pad + int(l) * line, lines[l], black);
   for (int k = 0; k < K; ++k) {
-    explain::draw_text(im, pad, y0 + k * cell + text_mid, std::to_string(k) + " " + names[size_t(k)], black);
+    explain::draw_text(im, pad, y0 + k * cell + text_mid, row_label(k), black);
     explain::draw_text(im, x0 + k * cell + cell / 2 - explain::text_width(std::to_string(k)) / 2, y0 - line + 2,
                        std::to_string(k), black);
   }
@@ -65,7 +72,7 @@ explain::Image confusion_image(const std::vector<std::vector<int>>& counts, cons
                          share > 0.6 ? white : black);
     }
   }
-  return explain::beside(im, {explain::colorbar_image("bwr", 0, 1, std::max(160, K * cell), "share of the row")});
+  return explain::beside(im, {explain::colorbar_image("bwr", 0, 1, std::max(220, K * cell), "share of the row")});
 }
 
 int enlargement_for(int w, int min_side) { return std::max(1, (min_side + w - 1) / std::max(1, w)); }

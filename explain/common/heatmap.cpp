@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <cctype>
 #include <cmath>
 #include <stdexcept>
 
@@ -131,7 +132,8 @@ Image resize_nearest(const Image& im, int w, int h) {
 std::string printable(const std::string& s) {
   static const char* const spelt[][2] = {{"ε", "eps"}, {"σ", "sigma"}, {"α", "alpha"}, {"β", "beta"},
                                          {"δ", "delta"}, {"λ", "lambda"}, {"μ", "mu"}, {"±", "+-"},
-                                         {"×", "x"}, {"−", "-"}, {"…", "..."}, {"²", "^2"}};
+                                         {"×", "x"}, {"−", "-"}, {"…", "..."}, {"²", "^2"},
+                                         {"\xc2\xa0", " "}};  // (U+00A0, a no-break space)
   std::string out;
   for (size_t i = 0; i < s.size();) {
     const unsigned char c = s[i];
@@ -205,13 +207,25 @@ void draw_text(Image& im, int x, int y, const std::string& text, const uint8_t c
 std::vector<std::string> wrap_text(const std::string& label, int width, double scale) {
   std::vector<std::string> lines;
   std::string line;
+  // A number does not begin a line while the word before it can come along: "data" / "9.36" read
+  // as a label without a value and a value without a label.
+  const auto numeric = [](const std::string& w) {
+    const size_t i = w.find_first_not_of("+-.(");
+    return i != std::string::npos && std::isdigit(uint8_t(w[i]));
+  };
   auto add = [&](const std::string& word) {
     if (!line.empty() && text_width(line + " " + word, scale) <= width) {
       line += " " + word;
-    } else {
-      if (!line.empty()) lines.push_back(line);
-      line = word;
+      return;
     }
+    const size_t last = line.rfind(' ');
+    if (numeric(word) && last != std::string::npos && text_width(line.substr(last + 1) + " " + word, scale) <= width) {
+      lines.push_back(line.substr(0, last));
+      line = line.substr(last + 1) + " " + word;
+      return;
+    }
+    if (!line.empty()) lines.push_back(line);
+    line = word;
   };
   for (size_t p = 0; p < label.size();) {
     size_t q = label.find(' ', p);
@@ -224,9 +238,10 @@ std::vector<std::string> wrap_text(const std::string& label, int width, double s
       const auto inside = [&](size_t i) { return i < word.size() && (uint8_t(word[i]) & 0xC0) == 0x80; };
       while (n > 1 && inside(n)) --n;
       while (inside(n)) ++n;
-      // After a hyphen where one fits ("integrated-" "gradients", not "integrated-gr" "adients").
-      const size_t hyphen = word.rfind('-', n - 1);
-      if (hyphen != std::string::npos && hyphen > 0 && hyphen + 1 < n) n = hyphen + 1;
+      // After a hyphen or a separator where one fits ("integrated-" "gradients", not "integrated-gr"
+      // "adients"; "conv=gamma:0.25," "dense=...").
+      const size_t mark = word.find_last_of("-,;:/=_", n - 1);
+      if (mark != std::string::npos && mark > 0 && mark + 1 < n) n = mark + 1;
       add(word.substr(0, n));
       if (!line.empty()) lines.push_back(line), line.clear();
       word.erase(0, n);
@@ -244,7 +259,7 @@ Image grid(const std::vector<std::vector<Image>>& cells, const std::vector<std::
   std::vector<std::vector<std::string>> headers;
   size_t header_lines = 1;
   for (int c = 0; c < cols && c < int(column_labels.size()); ++c) {
-    headers.push_back(wrap_text(column_labels[c], cell_w));
+    headers.push_back(wrap_text(column_labels[c], cell_w - 8));  // clear of the next column's header
     header_lines = std::max(header_lines, headers.back().size());
   }
   const int top = int(header_lines) * line;

@@ -63,9 +63,10 @@ void draw_text(Image& im, int x, int y, const std::string& text, const uint8_t c
 int text_width(const std::string& text, double scale = kLabelScale);
 // One line of text at `scale`, descenders and the gap to the next line included (12 units).
 int line_height(double scale = kLabelScale);
-// The words of `text` on lines at most `width` pixels wide at `scale`; a word wider than that goes
-// on over the next lines (after a hyphen where one fits) rather than being cut, as a long method's
-// or class's name was.
+// The words of `text` (between spaces; a no-break space U+00A0 joins two) on lines at most `width`
+// pixels wide at `scale`; a word wider than that goes on over the next lines (after a hyphen or one
+// of , ; : / = _ where one fits) rather than being cut, as a long method's or class's name was. A
+// number does not begin a line while the word before it fits there too ("error 0.12" stays whole).
 std::vector<std::string> wrap_text(const std::string& text, int width, double scale = kLabelScale);
 
 // A grid: rows of cells (the same count per row), a header with the column labels (wrapped at

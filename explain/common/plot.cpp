@@ -435,6 +435,21 @@ std::vector<std::string> wrap(const std::string& s, const Metrics& m, double max
   return lines;
 }
 
+// A title on at most 3 lines no wider than max_w; on 2 or 3, each as wide as the narrowest width
+// that gives as many, so no word is left alone on the last line ("... 0.92 held" / "out").
+std::vector<std::string> balanced(const std::string& text, const Metrics& m, double max_w) {
+  const std::vector<std::string> lines = wrap_text(text, std::max(1, int(max_w)), m.s);
+  if (lines.size() < 2 || lines.size() > 3) return wrap(text, m, max_w);
+  double widest = 0;
+  for (const std::string& l : lines) widest = std::max(widest, double(width_of(l, m.s)));
+  int lo = int(widest / double(lines.size())), hi = int(widest);  // hi gives lines.size() lines
+  while (lo + 1 < hi) {
+    const int mid = (lo + hi) / 2;
+    (wrap_text(text, mid, m.s).size() <= lines.size() ? hi : lo) = mid;
+  }
+  return wrap_text(text, hi, m.s);
+}
+
 // Room right of the plot area for the hlines' labels (at most a quarter of the figure); none for a
 // line that is not drawn (not finite, or outside a given ymin/ymax).
 double hline_label_room(const PlotOptions& o, const Metrics& m) {
@@ -477,13 +492,34 @@ void bar_axis(PlotFrame& f, const std::vector<Series>& series, const PlotOptions
     const int mants[] = {1, 2, 5};
     for (int e = 1; double(k) * slot < need && k < n; ++e) k = size_t(mants[e % 3] * pow10(e / 3));
   }
-  // Names that do not fit side by side stand upright when a slot is a text line wide: shortened
-  // names ("m..1") were hard to read.
+  // Names that do not fit on one line go on up to three lines where a slot holds six characters,
+  // else stand upright where a slot is a text line wide: shortened names ("m..1") were hard to read.
   double widest = 0;
   for (size_t i = 0; i < n && i < o.categories.size(); ++i) widest = std::max(widest, double(width_of(o.categories[i], m.s)));
-  f.xtick_vertical = !o.categories.empty() && widest > slot - 4 && slot >= m.line;
-  f.xtick_room = f.xtick_vertical ? std::min(widest, std::max(o.height / 3.0, slot - 4)) : m.line;
+  const bool too_wide = !o.categories.empty() && widest > slot - 4;
+  const double wrap_w = slot - 8;
+  size_t lines = 0;  // > 0: the names wrapped onto at most this many lines
+  if (too_wide && wrap_w >= width_of("mmmmmm", m.s)) {
+    lines = 1;
+    for (size_t i = 0; i < n && i < o.categories.size(); ++i) {
+      lines = std::max(lines, wrap_text(o.categories[i], int(wrap_w), m.s).size());
+      const std::string& c = o.categories[i];  // a word (between spaces and hyphens) split would not read
+      for (size_t p = 0, q; p < c.size(); p = q + 1) {
+        q = std::min(c.find_first_of(" -", p), c.size());
+        if (width_of(c.substr(p, q - p), m.s) > wrap_w) lines = 4;
+      }
+    }
+    if (lines > 3) lines = 0;
+  }
+  f.xtick_vertical = too_wide && !lines && slot >= m.line;
+  f.xtick_room = f.xtick_vertical ? std::min(widest, std::max(o.height / 2.0, slot - 4)) : double(std::max<size_t>(lines, 1) * m.line);
   const double max_w = f.xtick_vertical ? f.xtick_room : slot * double(k) - 4;
+  auto label = [&](const std::string& name, double tail) {
+    if (!lines) return fit_middle(name, m.s, max_w, tail);
+    std::string joined;  // lines joined by '\n', drawn one under the other
+    for (const std::string& l : wrap_text(name, int(wrap_w), m.s)) joined += (joined.empty() ? "" : "\n") + l;
+    return joined;
+  };
   // Names too wide for their slot lose their middle; when that makes two of them read the same, the
   // ends are kept longer instead.
   for (double tail : {0.5, 0.75, 1.0}) {
@@ -491,8 +527,7 @@ void bar_axis(PlotFrame& f, const std::vector<Series>& series, const PlotOptions
     for (size_t i = 0; i < n; i += k) {
       if (double(i) < f.xlo || double(i) > f.xhi) continue;
       f.xticks.push_back(double(i));
-      f.xtick_labels.push_back(i < o.categories.size() ? fit_middle(o.categories[i], m.s, max_w, tail)
-                                                       : std::to_string(i));
+      f.xtick_labels.push_back(i < o.categories.size() ? label(o.categories[i], tail) : std::to_string(i));
     }
     bool distinct = true;
     for (size_t a = 0; a < f.xticks.size() && distinct; ++a)
@@ -565,7 +600,7 @@ void draw_series(Canvas& c, const PlotFrame& f, const std::vector<Series>& serie
         if (x1 > x0) c.items.push_back(Rect{x0, std::min(y, base), x1, std::max(y, base), col, "bar"});
       }
       const double cap_half = std::clamp((f.px(bw) - f.px(0)) * 0.2, 2.0, 8.0);
-      whisker_items.push_back(Stroke{clip(whiskers(f, s, xs, cap_half), area), 2, false, kWhisker, "errorbar"});
+      whisker_items.push_back(Stroke{clip(whiskers(f, s, xs, cap_half), bars), 2, false, kWhisker, "errorbar"});
       continue;
     }
     c.items.push_back(Stroke{clip(whiskers(f, s, xs, 4), area), 2, false, col, "errorbar"});
@@ -635,8 +670,12 @@ void draw_axes(Canvas& c, const PlotFrame& f, const PlotOptions& o, const Metric
     if (f.xtick_vertical)  // upright, its end at the tick
       c.items.push_back(Text{x - m.cap / 2.0, top + width_of(f.xtick_labels[i], m.s) / 2.0, f.xtick_labels[i], m.s,
                              Anchor::middle, true, kInk});
-    else
-      c.items.push_back(Text{x, top, f.xtick_labels[i], m.s, Anchor::middle, false, kInk});
+    else  // one line, or a wrapped name's lines ('\n' between them)
+      for (size_t p = 0, l = 0; p <= f.xtick_labels[i].size(); ++l) {
+        const size_t q = std::min(f.xtick_labels[i].find('\n', p), f.xtick_labels[i].size());
+        c.items.push_back(Text{x, top + double(l * m.line), f.xtick_labels[i].substr(p, q - p), m.s, Anchor::middle, false, kInk});
+        p = q + 1;
+      }
   }
   // The x title centred under the plot area but inside the figure.
   for (size_t i = 0; i < f.xlabel_lines.size(); ++i) {
@@ -665,9 +704,9 @@ void draw_header(Canvas& c, const PlotFrame& f, const std::vector<Series>& serie
   for (const std::string& t : f.title_lines) {  // a long title wraps (it was cut: "0.92 hel..")
     const double w = width_of(t, m.s);
     c.items.push_back(Text{centred(w) + w / 2, y, t, m.s, Anchor::middle, false, kBlack});
-    y += m.line;
+    y += m.line + 3;
   }
-  if (!f.title_lines.empty()) y += 4;
+  if (!f.title_lines.empty()) y += 1;
   std::vector<double> widths;
   for (auto& row : legend_rows(series, m, max_w, widths)) {
     double row_w = 0;
@@ -717,7 +756,7 @@ Canvas colorbar_canvas(const std::string& cmap, double lo, double hi, int height
   if (bwr && row_y(0) > y0 + m.line && row_y(0) < y1 - m.line) marks.push_back({0.0, "0"});  // clear of the ends
   double label_w = 0;
   for (auto& mk : marks) label_w = std::max(label_w, double(width_of(mk.second, m.s)));
-  const double lx = x1 + m.tick + 3;
+  const double lx = x1 + m.tick + 6;  // clear of the tick: "-1" read "--1"
   const int width = int(std::ceil(lx + label_w + (caption.empty() ? 0 : 6 + m.line) + m.pad));
   Canvas c{width, height, {}};
   c.items.push_back(Rect{0, 0, double(width), double(height), kWhite, "background"});
@@ -800,8 +839,8 @@ PlotFrame plot_frame(const std::vector<Series>& series, const PlotOptions& o) {
   f.width = o.width, f.height = o.height;
   f.xlabel_lines = wrap(o.xlabel, m, o.width - 2.0 * m.pad);
   const double xlabel_h = f.xlabel_lines.empty() ? 0 : double(f.xlabel_lines.size() * m.line) + 4;
-  f.title_lines = wrap(o.title, m, o.width - 2.0 * m.pad);
-  const double title_h = f.title_lines.empty() ? 0 : double(f.title_lines.size() * m.line) + 4;
+  f.title_lines = balanced(o.title, m, o.width - 2.0 * m.pad);
+  const double title_h = f.title_lines.empty() ? 0 : double(f.title_lines.size() * (m.line + 3)) + 1;
   f.top = m.pad + title_h + double(legend * m.line) + (legend ? 4 : 0) + m.cap / 2.0 + 2;
   f.bottom = o.height - m.pad - xlabel_h - m.line - m.tick - 4;
   f.top = std::ceil(f.top), f.bottom = std::floor(f.bottom);
@@ -828,7 +867,7 @@ PlotFrame plot_frame(const std::vector<Series>& series, const PlotOptions& o) {
   if (o.kind == PlotKind::bars) {
     f.right = std::max(f.right, f.left + 10);
     bar_axis(f, series, o, m);
-    f.height += int(std::ceil(f.xtick_room - m.line));  // upright labels: the figure grows, not the plot
+    f.height += int(std::ceil(f.xtick_room - m.line));  // upright or wrapped names: the figure grows, not the plot
     return f;
   }
   // Fewer x ticks until their labels fit side by side; the outer labels' halves must fit the margins.

@@ -11,10 +11,11 @@
 //   the value (or [0, 1]).
 // - Series colours are the Okabe-Ito colour-blind-safe palette, then 12 more distinct colours (20 in
 //   all), in series order.
-// - Bar category labels too wide for their slots stand upright (read upwards, hanging from the axis;
-//   the figure grows taller for them), as long as the longest up to a third of the figure's height.
-//   Past that, or where a slot is narrower than a line of text, they are shortened in the middle
-//   ("max..ol1"), so layer names that differ at the end stay distinct. Titles wrap onto more lines.
+// - Bar category labels too wide for their slots wrap onto up to three lines where a slot holds six
+//   characters, else stand upright (read upwards, hanging from the axis), as long as the longest up
+//   to half the figure's height; the figure grows taller for them. Past that, or where a slot is
+//   narrower than a line of text, they are shortened in the middle ("max..ol1"), so layer names
+//   that differ at the end stay distinct. Titles wrap onto up to three balanced lines.
 // - Text is ASCII in the Image (a few Greek letters and signs are spelt out, others become '?'); the
 //   SVG keeps it as given, XML-escaped.
 #pragma once
@@ -84,7 +85,8 @@ struct PlotFrame {
   std::vector<double> xticks, yticks;
   std::vector<std::string> xtick_labels, ytick_labels;
   std::vector<std::string> title_lines, xlabel_lines, ylabel_lines;  // wrapped (at most 3 lines each)
-  bool xtick_vertical = false;  // bars: category labels upright (they did not fit side by side)
+  bool xtick_vertical = false;  // bars: category labels upright (they did not fit side by side);
+                                // a wrapped label's lines are joined by '\n' in xtick_labels
   double xtick_room = 0;        // the height under the axis's ticks that their labels take
   double px(double x) const { return left + (x - xlo) / (xhi - xlo) * (right - left); }
   double py(double y) const { return bottom - (y - ylo) / (yhi - ylo) * (bottom - top); }

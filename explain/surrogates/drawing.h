@@ -12,7 +12,7 @@ namespace gb::explain::surrogates {
 struct Color {
   uint8_t r, g, b;
 };
-inline constexpr Color kBlack{0, 0, 0}, kGray{150, 150, 150}, kLight{215, 215, 215}, kRed{215, 25, 28},
+inline constexpr Color kBlack{0, 0, 0}, kGray{105, 105, 105}, kLight{215, 215, 215}, kRed{215, 25, 28},
     kBlue{44, 123, 182};
 
 void paste(Image& dst, const Image& src, int x, int y);  // clipped to dst

@@ -171,7 +171,7 @@ namespace {
 
 std::string percent(double v) {
   char b[32];
-  std::snprintf(b, sizeof b, "%+.2f%%", 100 * v);
+  std::snprintf(b, sizeof b, "%+.1f%%", 100 * v);  // six characters: within a 56 px cell
   return b;
 }
 
@@ -230,8 +230,8 @@ Image kept_vs_pruned(Graph& original, const PruneResult& r, const visualize::Bou
         const int x = (side ? half + gap : gap) + int(k) * (cell + gap);
         paste(im, pixels(px.sample(int(k)), cell, cell_h), x, y + label_h + 2);
         frame(im, x, y + label_h + 2, x + cell, y + label_h + 2 + cell_h, side ? kRed : kBlue, 1);
-        text(im, x, y + label_h + cell_h + 5, "c" + std::to_string(idx[k]), kBlack, cell + gap - 2);
-        text(im, x, y + label_h + cell_h + 5 + lh, percent(side ? pruned_drop[k] : kept_drop[k]), kGray, cell + gap - 2);
+        text(im, x, y + label_h + cell_h + 5, "c" + std::to_string(idx[k]), kBlack, cell + gap / 2);
+        text(im, x, y + label_h + cell_h + 5 + lh, percent(side ? pruned_drop[k] : kept_drop[k]), kGray, cell + gap / 2);
       }
     }
   }

@@ -152,7 +152,9 @@ Image tree_figure(const SoftTree& tree, const Shape& filter_shape, const std::ve
   const int lh = line_height(), row_h = L.label_h + L.cell_h + L.row_gap, title_h = 2 * lh + 16;
   const int overview_w = bottom * slot + 2 * L.gap;
   const int strip_cells = D + 2;  // the input, D nodes, the leaf
-  const int strip_w = strip_cells * (L.cell_w + 2 * L.gap) + 2 * L.gap;
+  // The path strip's cells, wide enough that "p(R) 1.00" stays clear of its neighbour's.
+  const int step = std::max(L.cell_w + 2 * L.gap, text_width("p(R) 0.00") + 12);
+  const int strip_w = strip_cells * step + 2 * L.gap;
   const int rows = shown + (with_leaves ? 1 : 0);
   const int strip_y = title_h + rows * row_h + lh + 10;
   const int strip_top = lh + L.label_h + 4;  // the strip's title line and its cells' labels
@@ -168,7 +170,8 @@ Image tree_figure(const SoftTree& tree, const Shape& filter_shape, const std::ve
   text(im, L.gap, 6 + lh, subtitle, kRed, W - 2 * L.gap);
 
   // Overview: node (d, j) centred in its share of the width.
-  auto centre_x = [&](int d, int j) { return L.gap + int((j + 0.5) * double(bottom * slot) / (1 << d)); };
+  const int ox = (W - overview_w) / 2;  // the overview centred (a shallow tree sat at the left)
+  auto centre_x = [&](int d, int j) { return ox + L.gap + int((j + 0.5) * double(bottom * slot) / (1 << d)); };
   auto top_y = [&](int d) { return title_h + d * row_h + L.label_h; };
   auto on_path = [&](int node) { return std::find(path.begin(), path.end(), node) != path.end(); };
   for (int d = 0; d < rows; ++d) {
@@ -179,7 +182,7 @@ Image tree_figure(const SoftTree& tree, const Shape& filter_shape, const std::ve
       if (d > 0) {  // the edge from the parent
         const int parent = (node - 1) / 2, pd = d - 1, pj = parent - ((1 << pd) - 1);
         const bool red = on_path(node);
-        line(im, centre_x(pd, pj), top_y(pd) + L.cell_h + 2, cx, leaf_row ? y - 2 : y - L.label_h, red ? kRed : kLight,
+        line(im, centre_x(pd, pj), top_y(pd) + L.cell_h + 2, cx, leaf_row ? y - 2 : y - L.label_h - 1, red ? kRed : kLight,
              red ? 3 : 1);  // (leaves have no label above them)
       }
       if (leaf_row) {
@@ -190,7 +193,7 @@ Image tree_figure(const SoftTree& tree, const Shape& filter_shape, const std::ve
         // edge that seemed to end in empty space.
         if (!on_path(node)) frame(im, x, y, x + w, y + L.cell_h, kLight, 1);
         const int top = argmax(q.data(), int(q.size()));
-        text_centred(im, cx, y + L.cell_h + 3, class_name(classes, top), kBlack, slot - 2);
+        text_centred(im, cx, y + L.cell_h + 3, class_name(classes, top), kBlack, slot - 10);  // a gap between leaves
       } else {
         paste(im, signed_map(filter_of(tree, node, fs), w, L.cell_h), x, y);
         text_centred(im, cx, y - L.label_h + 2, "#" + std::to_string(node), kGray, slot);
@@ -210,7 +213,6 @@ Image tree_figure(const SoftTree& tree, const Shape& filter_shape, const std::ve
        kBlack, W - 2 * L.gap);
   y += strip_top;
   int x = L.gap;
-  const int step = L.cell_w + 2 * L.gap;
   text(im, x, y - L.label_h, "input", kBlack, step - 4);
   paste(im, pixels(pixels_n, L.cell_w, L.cell_h), x, y);
   for (int d = 0; d < D; ++d) {
