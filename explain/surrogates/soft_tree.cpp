@@ -141,7 +141,10 @@ Image tree_figure(const SoftTree& tree, const Shape& filter_shape, const std::ve
   const int shown = std::clamp(levels, 1, D);  // inner levels in the overview
   const bool with_leaves = shown == D;
   const int bottom = with_leaves ? 1 << D : 1 << (shown - 1);  // nodes on the overview's widest row
-  const int slot = std::max(L.cell_w + L.gap, with_leaves ? 60 : 0);  // a leaf's class: about 6 characters
+  // A leaf's slot holds its class's name when there are at most 8 leaves, about 6 characters beyond.
+  int name_w = 0;
+  for (const std::string& c : classes) name_w = std::max(name_w, text_width(c) + 12);
+  const int slot = std::max(L.cell_w + L.gap, with_leaves ? std::clamp(name_w, 60, (1 << D) <= 8 ? 110 : 60) : 0);
   const std::vector<int> path = r.path(n, D);
   const Tensor Q = tree.leaf_distributions();
   const float* right = r.right.data() + size_t(n) * I;
