@@ -113,20 +113,32 @@ explain::Image framed(const explain::Image& raster, const Frame& f, const std::v
   const int ts = 2, line = 14 * ts / 2 + 4;  // text scale 2: 14 px capitals
   int left = 16;
   for (const std::string& b : f.band_labels) left = std::max(left, explain::text_width(b, ts) + 12);
-  // About one tick per 60 pixels, so labels do not run into each other on a small raster.
-  const std::vector<double> xt = explain::nice_ticks(std::min(f.x0, f.x1), std::max(f.x0, f.x1), std::clamp(raster.w / 60, 2, 6));
-  const std::vector<double> yt = f.yaxis ? explain::nice_ticks(std::min(f.y0, f.y1), std::max(f.y0, f.y1),
-                                                               std::clamp(raster.h / 40, 2, 6))
-                                         : std::vector<double>{};
-  const std::vector<std::string> xl = explain::tick_labels(xt), yl = f.yaxis ? explain::tick_labels(yt)
-                                                                              : std::vector<std::string>{};
+  // About one tick per 60 pixels, so labels do not run into each other on a small raster; where
+  // fewer than two of them fall inside the range (a 200 px raster kept only "0"), its ends instead.
+  const auto ticks = [](double a, double b, int most, std::vector<std::string>& labels) {
+    const double lo = std::min(a, b), hi = std::max(a, b);
+    std::vector<double> t = explain::nice_ticks(lo, hi, most), inside;
+    for (double v : t)
+      if (v >= lo - 1e-12 && v <= hi + 1e-12) inside.push_back(v);
+    if (inside.size() >= 2) return labels = explain::tick_labels(t), t;
+    labels.clear();
+    for (double v : {lo, hi}) {
+      char s[32];
+      std::snprintf(s, sizeof s, "%.3g", v);
+      labels.push_back(s);
+    }
+    return std::vector<double>{lo, hi};
+  };
+  std::vector<std::string> xl, yl;
+  const std::vector<double> xt = ticks(f.x0, f.x1, std::clamp(raster.w / 60, 2, 6), xl);
+  const std::vector<double> yt = f.yaxis ? ticks(f.y0, f.y1, std::clamp(raster.h / 40, 2, 6), yl) : std::vector<double>{};
   if (f.yaxis) {
     int wmax = 0;
     for (const std::string& l : yl) wmax = std::max(wmax, explain::text_width(l, ts));
     left = std::max(left, wmax + line + 16);
   }
   const bool ylabel = f.yaxis && !f.ylabel.empty();
-  const int top = (ylabel ? 2 : 1) * line + 12, legend_rows = shown.empty() ? 0 : 1;
+  const int top = (ylabel ? 2 * line + 8 : line) + 12, legend_rows = shown.empty() ? 0 : 1;
   int legend_w = 0;
   for (int k : shown) legend_w += 18 + explain::text_width(classes[k], ts) + 16;
   const int width = std::max({left + raster.w + 24, left + legend_w + 8, explain::text_width(f.title, ts) + 12,
@@ -152,7 +164,7 @@ explain::Image framed(const explain::Image& raster, const Frame& f, const std::v
     for (int x = left - 6; x < left; ++x) std::copy(black, black + 3, im.px(x, y));
     explain::draw_text(im, left - 8 - explain::text_width(yl[i], ts), std::max(0, y - 6), yl[i], black, ts);
   }
-  if (ylabel) explain::draw_text(im, 4, 6 + line, f.ylabel, black, ts);  // the y axis's name, above its ticks
+  if (ylabel) explain::draw_text(im, 4, 14 + line, f.ylabel, black, ts);  // the y axis's name, above its ticks (apart from the title)
   for (size_t b = 0, y = top; b < f.band_labels.size() && b < f.band_heights.size(); y += f.band_heights[b++])
     explain::draw_text(im, 4, int(y) + std::max(0, f.band_heights[b] / 2 - 7), f.band_labels[b], black, ts);
   int x = left, y = xlabel_y + line + 8;
