@@ -453,6 +453,8 @@ TEST_CASE("heatmaps: signed maps are blue-white-red around zero, unsigned use a 
   CHECK(wrap_text("0.415 -> 0.105", text_width("0.415 ->")) == std::vector<std::string>{"0.415", "-> 0.105"});
   CHECK(wrap_text("error 0.000727", text_width("error 0.0")) == std::vector<std::string>{"error", "0.000727"});
   CHECK(wrap_text("class two facet", text_width("class two")) == std::vector<std::string>{"class two", "facet"});
+  CHECK(wrap_text("lr 1 2 3 4 5 6 7 8", text_width("lr 1 2 3")).size() == 3);  // numbers fill lines
+
   CHECK(wrap_text("a\xc2\xa0" "b c", text_width("a b")) == std::vector<std::string>{"a\xc2\xa0" "b", "c"});
   CHECK(text_width("a\xc2\xa0" "b") == text_width("a b"));
 }

@@ -436,7 +436,27 @@ TEST_CASE("bar labels too wide for their slot stand upright, or stay distinct pa
   const std::string svg = plot_svg({make("a", {}, y)}, o);
   for (const std::string& l : f.ylabel_lines) CHECK(svg.find(">" + xml_escaped(l) + "</text>") != std::string::npos);
   CHECK(svg.find(">" + f.xtick_labels[6] + "</text>") != std::string::npos);
-  CHECK(svg.find("rotate(-90") != std::string::npos);
+  // The upright name's element ends at its tick (text-anchor end, turned a quarter).
+  const size_t name = svg.find(">maxpool1</text>");
+  REQUIRE(name != std::string::npos);
+  const std::string element = svg.substr(svg.rfind("<text", name), name - svg.rfind("<text", name));
+  CHECK(element.find("text-anchor=\"end\"") != std::string::npos);
+  CHECK(element.find("rotate(-90") != std::string::npos);
+  // In the PNG, the upright names' ink is under the axis, none of it above the ticks' ends.
+  const Image im = plot_image({make("a", {}, y)}, o);
+  int top_ink = im.h, ink = 0;
+  for (int v = int(f.bottom) + 1; v < int(f.bottom + 9 + f.xtick_room); ++v)
+    for (size_t t = 0; t < f.xticks.size(); ++t)
+      for (int u = int(f.px(f.xticks[t])) - 10; u <= int(f.px(f.xticks[t])) + 10; ++u) {
+        const Rgb p = at(im, u, v);
+        if (p.r == p.g && p.g == p.b && p.r < 200 && v > int(f.bottom) + 6) top_ink = std::min(top_ink, v), ++ink;
+      }
+  CHECK(ink > 200);
+  CHECK(top_ink >= int(f.bottom) + 5 + 4);  // the axis, the 5 px tick, a 4 px gap
+  // An empty name in a slot narrower than ".." (it read past the end of the name).
+  PlotOptions tiny = o;
+  tiny.width = 234, tiny.text_scale = 7, tiny.categories = {"a", "", "b", "c", "d", "e", "f", "g"};
+  CHECK_NOTHROW(plot_frame({make("a", {}, std::vector<double>(8, 0.5))}, tiny));
   CHECK(fit_text("Pullover with an extraordinarily long descriptive name", 1, 100).ends_with(".."));
   CHECK(text_width(fit_text("Pullover with an extraordinarily long descriptive name", 1, 100), 1) <= 100);
   CHECK(fit_text("Bag", 1, 100) == "Bag");
@@ -460,6 +480,8 @@ TEST_CASE("a long title wraps above the plot, which starts lower; every word is 
     joined += (joined.empty() ? "" : " ") + l;
   }
   CHECK(joined == o.title);
+  // Balanced: the shorter line is not an orphan (greedy filling left "out" alone on a second line).
+  CHECK(text_width(f.title_lines[1], kLabelScale) >= 0.7 * text_width(f.title_lines[0], kLabelScale));
   const std::string svg = plot_svg(s, o);
   for (const std::string& l : f.title_lines) CHECK(svg.find(">" + xml_escaped(l) + "</text>") != std::string::npos);
 }

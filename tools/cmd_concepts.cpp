@@ -318,11 +318,6 @@ void write_chart(const std::string& out, const cc::TcavResult& r, const std::str
   o.hline_labels = {"chance"};
   for (const cc::ConceptScores& c : r.layers[0].concepts) o.categories.push_back(c.name);
   o.categories.push_back("random");
-  // A group of bars: 110 px per two layers, and room for a name of up to 20 characters on one line
-  // (longer ones wrap).
-  int slot = 110 * std::max(1, int(r.layers.size()) / 2);
-  for (const std::string& c : o.categories) slot = std::max(slot, std::min(explain::text_width(c, 2), 240) + 16);
-  o.width = std::max(640, 120 + slot * int(o.categories.size()));
   for (const cc::LayerScores& l : r.layers) {
     explain::Series s;
     s.label = l.layer;
@@ -334,6 +329,12 @@ void write_chart(const std::string& out, const cc::TcavResult& r, const std::str
     s.err.push_back(cc::stdev(l.random.sign_count));
     series.push_back(std::move(s));
   }
+  // A group of bars: 110 px per two layers, and room for a name of up to 20 characters on one line
+  // (longer ones wrap), beside the margins the plot takes.
+  int slot = 110 * std::max(1, int(r.layers.size()) / 2);
+  for (const std::string& c : o.categories) slot = std::max(slot, std::min(explain::text_width(c, 2), 240) + 16);
+  const explain::PlotFrame margins = explain::plot_frame(series, o);
+  o.width = std::max(640, o.width - int(margins.right - margins.left) + slot * int(o.categories.size()));
   // Mean + std can pass 1: room for "n.s." above the highest whisker too (it went onto the bar).
   for (const explain::Series& s : series)
     for (size_t i = 0; i < s.y.size(); ++i)

@@ -120,7 +120,10 @@ explain::Image framed(const explain::Image& raster, const Frame& f, const std::v
     std::vector<double> t = explain::nice_ticks(lo, hi, most), inside;
     for (double v : t)
       if (v >= lo - 1e-12 && v <= hi + 1e-12) inside.push_back(v);
-    if (inside.size() >= 2) return labels = explain::tick_labels(t), t;
+    if (inside.size() >= 2) {
+      labels = explain::tick_labels(t);
+      return t;
+    }
     labels.clear();
     for (double v : {lo, hi}) {
       char s[32];
@@ -138,7 +141,8 @@ explain::Image framed(const explain::Image& raster, const Frame& f, const std::v
     left = std::max(left, wmax + line + 16);
   }
   const bool ylabel = f.yaxis && !f.ylabel.empty();
-  const int top = (ylabel ? 2 * line + 8 : line) + 12, legend_rows = shown.empty() ? 0 : 1;
+  const int title_gap = 8;  // between the title and the y axis's name (it read as a subtitle)
+  const int top = (ylabel ? 2 * line + title_gap : line) + 12, legend_rows = shown.empty() ? 0 : 1;
   int legend_w = 0;
   for (int k : shown) legend_w += 18 + explain::text_width(classes[k], ts) + 16;
   const int width = std::max({left + raster.w + 24, left + legend_w + 8, explain::text_width(f.title, ts) + 12,
@@ -153,7 +157,8 @@ explain::Image framed(const explain::Image& raster, const Frame& f, const std::v
     if (xt[i] < std::min(f.x0, f.x1) - 1e-12 || xt[i] > std::max(f.x0, f.x1) + 1e-12) continue;
     const int x = tick_x(xt[i]);
     for (int y = top + raster.h; y < top + raster.h + 6; ++y) std::copy(black, black + 3, im.px(x, y));
-    explain::draw_text(im, std::max(0, x - explain::text_width(xl[i], ts) / 2), top + raster.h + 8, xl[i], black, ts);
+    const int w = explain::text_width(xl[i], ts);  // centred on its tick, inside the image
+    explain::draw_text(im, std::clamp(x - w / 2, 0, std::max(0, im.w - w - 2)), top + raster.h + 8, xl[i], black, ts);
   }
   const int xlabel_y = top + raster.h + 8 + line + 4;
   explain::draw_text(im, left + std::max(0, (raster.w - explain::text_width(f.xlabel, ts)) / 2), xlabel_y, f.xlabel,
@@ -164,7 +169,7 @@ explain::Image framed(const explain::Image& raster, const Frame& f, const std::v
     for (int x = left - 6; x < left; ++x) std::copy(black, black + 3, im.px(x, y));
     explain::draw_text(im, left - 8 - explain::text_width(yl[i], ts), std::max(0, y - 6), yl[i], black, ts);
   }
-  if (ylabel) explain::draw_text(im, 4, 14 + line, f.ylabel, black, ts);  // the y axis's name, above its ticks (apart from the title)
+  if (ylabel) explain::draw_text(im, 4, 6 + line + title_gap, f.ylabel, black, ts);  // above its ticks
   for (size_t b = 0, y = top; b < f.band_labels.size() && b < f.band_heights.size(); y += f.band_heights[b++])
     explain::draw_text(im, 4, int(y) + std::max(0, f.band_heights[b] / 2 - 7), f.band_labels[b], black, ts);
   int x = left, y = xlabel_y + line + 8;

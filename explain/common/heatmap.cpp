@@ -1,5 +1,5 @@
 // Heatmaps and the labeled grid. Text comes from stb_easy_font, which emits axis-aligned quads;
-// we fill each quad's bounding box into the RGB buffer.
+// each pixel takes the part of it the quads cover (anti-aliasing at fractional scales).
 #include "explain/common/heatmap.h"
 
 #include <algorithm>
@@ -158,10 +158,12 @@ std::string printable(const std::string& s) {
 
 int text_width(const std::string& text, double scale) {
   std::string t = printable(text);
-  return int(std::ceil(stb_easy_font_width(t.data()) * scale - 1e-9));
+  return font_px(stb_easy_font_width(t.data()), scale);
 }
 
-int line_height(double scale) { return int(std::ceil(12 * scale - 1e-9)); }
+int font_px(double units, double scale) { return int(std::ceil(units * scale - 1e-9)); }
+
+int line_height(double scale) { return font_px(12, scale); }
 
 void draw_text(Image& im, int x, int y, const std::string& text, const uint8_t color[3], double scale) {
   std::string t = printable(text);
@@ -196,19 +198,21 @@ void draw_text(Image& im, int x, int y, const std::string& text, const uint8_t c
     }
   }
   for (int v = 0; v < bh; ++v)
-    for (int u = 0; u < bw; ++u) {
-      const float a = std::min(1.f, cover[size_t(v) * bw + u]);
-      if (a <= 0 || x + u < 0 || x + u >= im.w || y + v < 0 || y + v >= im.h) continue;
-      uint8_t* px = im.px(x + u, y + v);
-      for (int k = 0; k < 3; ++k) px[k] = uint8_t(std::lround(px[k] + a * (color[k] - px[k])));
-    }
+    for (int u = 0; u < bw; ++u) blend(im, x + u, y + v, color, std::min(1.f, cover[size_t(v) * bw + u]));
+}
+
+void blend(Image& im, int x, int y, const uint8_t color[3], double alpha) {
+  if (!(alpha > 0) || x < 0 || x >= im.w || y < 0 || y >= im.h) return;
+  uint8_t* px = im.px(x, y);
+  for (int k = 0; k < 3; ++k) px[k] = uint8_t(std::lround(px[k] + std::min(alpha, 1.0) * (color[k] - px[k])));
 }
 
 std::vector<std::string> wrap_text(const std::string& label, int width, double scale) {
   std::vector<std::string> lines;
   std::string line;
   // A number does not begin a line while the word before it can come along: "data" / "9.36" read
-  // as a label without a value and a value without a label.
+  // as a label without a value and a value without a label. (Not when that word is a number too:
+  // a list of numbers went one per line.)
   const auto numeric = [](const std::string& w) {
     const size_t i = w.find_first_not_of("+-.(");
     return i != std::string::npos && std::isdigit(uint8_t(w[i]));
@@ -219,7 +223,8 @@ std::vector<std::string> wrap_text(const std::string& label, int width, double s
       return;
     }
     const size_t last = line.rfind(' ');
-    if (numeric(word) && last != std::string::npos && text_width(line.substr(last + 1) + " " + word, scale) <= width) {
+    if (numeric(word) && last != std::string::npos && !numeric(line.substr(last + 1)) &&
+        text_width(line.substr(last + 1) + " " + word, scale) <= width) {
       lines.push_back(line.substr(0, last));
       line = line.substr(last + 1) + " " + word;
       return;

@@ -61,8 +61,12 @@ constexpr double kLabelScale = 1.5;
 void draw_text(Image& im, int x, int y, const std::string& text, const uint8_t color[3],
                double scale = kLabelScale);
 int text_width(const std::string& text, double scale = kLabelScale);
+// Paints `color` over the pixel (x, y) with opacity alpha (0..1); outside the image: nothing.
+void blend(Image& im, int x, int y, const uint8_t color[3], double alpha);
 // One line of text at `scale`, descenders and the gap to the next line included (12 units).
 int line_height(double scale = kLabelScale);
+// A length in font units at `scale`, in whole pixels (rounded up).
+int font_px(double units, double scale);
 // The words of `text` (between spaces; a no-break space U+00A0 joins two) on lines at most `width`
 // pixels wide at `scale`; a word wider than that goes on over the next lines (after a hyphen or one
 // of , ; : / = _ where one fits) rather than being cut, as a long method's or class's name was. A

@@ -81,7 +81,7 @@ namespace {
 // Shortens text to fit max_w pixels by cutting its middle ("max..ol1"), keeping `tail` (0..1) of the
 // kept code points at the end: names that differ only at the end (maxpool1, maxpool2) stay apart.
 std::string fit_middle(const std::string& s, double scale, double max_w, double tail) {
-  if (width_of(s, scale) <= max_w) return s;
+  if (s.empty() || width_of(s, scale) <= max_w) return s;
   std::vector<std::string> cps;  // whole UTF-8 code points
   for (size_t i = 0; i < s.size(); ++i) {
     if ((uint8_t(s[i]) & 0xC0) != 0x80 || cps.empty()) cps.emplace_back();
@@ -160,7 +160,7 @@ std::string svg_item(const Text& t) {
   const double cap = 7.0 * t.scale;
   const char* anchor = t.anchor == Anchor::start ? "start" : t.anchor == Anchor::middle ? "middle" : "end";
   std::string s = "<text x=\"" + num(t.x) + "\" y=\"" + num(t.y + cap) + "\" font-size=\"" + num(9.5 * t.scale) +
-                  "\" fill=\"" + hex(t.c) + "\" text-anchor=\"" + (t.vertical ? "middle" : anchor) + "\"";
+                  "\" fill=\"" + hex(t.c) + "\" text-anchor=\"" + anchor + "\"";
   if (t.vertical) s += " transform=\"rotate(-90 " + num(t.x) + " " + num(t.y) + ")\"";
   return s + ">" + xml(t.s) + "</text>";
 }
@@ -235,19 +235,15 @@ void raster(Image& im, const Text& t) {
     draw_text(im, int(std::lround(t.x - shift)), int(std::lround(t.y)), s, c, t.scale);
     return;
   }
-  // Drawn upright into a scratch image, then turned a quarter left: glyph tops face left.
-  Image up(std::max(tw, 1), int(std::ceil(10 * t.scale)));
+  // Drawn upright into a scratch image, then turned a quarter left: glyph tops face left. The text
+  // reads upwards from `base`: its anchor (start, middle or end) is at y.
+  Image up(std::max(tw, 1), font_px(10, t.scale));
   const uint8_t black[3] = {0, 0, 0};
   draw_text(up, 0, 0, s, black, t.scale);
-  const int left = int(std::lround(t.x)), base = int(std::lround(t.y + tw / 2.0)) - 1;
+  const double from_y = t.anchor == Anchor::middle ? tw / 2.0 : t.anchor == Anchor::end ? tw : 0;
+  const int left = int(std::lround(t.x)), base = int(std::lround(t.y + from_y)) - 1;
   for (int v = 0; v < up.h; ++v)
-    for (int u = 0; u < up.w; ++u) {
-      const double a = 1 - up.px(u, v)[0] / 255.0;  // the stroke's coverage of this pixel
-      if (a <= 0 || left + v < 0 || left + v >= im.w || base - u < 0 || base - u >= im.h) continue;
-      uint8_t* p = im.px(left + v, base - u);
-      const uint8_t c[3] = {t.c.r, t.c.g, t.c.b};
-      for (int k = 0; k < 3; ++k) p[k] = uint8_t(std::lround(p[k] + a * (c[k] - p[k])));
-    }
+    for (int u = 0; u < up.w; ++u) blend(im, left + v, base - u, c, 1 - up.px(u, v)[0] / 255.0);
 }
 
 Image to_image(const Canvas& c) {
@@ -412,13 +408,14 @@ size_t category_count(const std::vector<Series>& series, const PlotOptions& o) {
   return size_t(std::clamp(n, 1.0, 1e6));
 }
 
-// Text sizes: capitals are 7 px at scale 1; a text line (with descenders and a gap) is 10.
+// Text sizes: capitals are 7 px at scale 1; a plot's text line (descenders and a small gap) is 10,
+// tighter than line_height()'s 12 for running text.
 struct Metrics {
   double s;
   int cap, line;
   static constexpr int pad = 8, tick = 5;
   explicit Metrics(double scale)
-      : s(scale), cap(int(std::ceil(7 * scale - 1e-9))), line(int(std::ceil(10 * scale - 1e-9))) {}
+      : s(scale), cap(font_px(7, scale)), line(font_px(10, scale)) {}
 };
 
 // Text on at most `most` lines no wider than max_w (the rest shortened onto the last), so an axis
@@ -481,6 +478,43 @@ std::vector<std::vector<size_t>> legend_rows(const std::vector<Series>& series, 
   return rows;
 }
 
+// How bar names are set under the axis: on one line, wrapped, or upright.
+struct NameLayout {
+  bool vertical = false;
+  size_t lines = 0;   // > 0: wrapped onto at most this many lines, each at most wrap_w wide
+  double wrap_w = 0;
+  double room = 0;    // the height the names take under the ticks
+};
+
+// Names that do not fit on one line go on up to three lines where a slot holds six characters and
+// no word (between spaces and , ; : / = _ -) needs splitting, else stand upright where a slot is a
+// text line wide, up to half the figure's height: shortened names ("m..1") were hard to read.
+NameLayout name_layout(const std::vector<std::string>& names, double slot, const PlotOptions& o, const Metrics& m) {
+  NameLayout L;
+  L.room = m.line;
+  double widest = 0;
+  for (const std::string& c : names) widest = std::max(widest, double(width_of(c, m.s)));
+  if (names.empty() || widest <= slot - 4) return L;
+  L.wrap_w = slot - 8;
+  if (L.wrap_w >= width_of("mmmmmm", m.s)) {
+    size_t most = 1;
+    bool whole_words = true;
+    for (const std::string& c : names) {
+      most = std::max(most, wrap_text(c, int(L.wrap_w), m.s).size());
+      for (size_t p = 0, q; p < c.size(); p = q + 1) {
+        q = std::min(c.find_first_of(" ,;:/=_-", p), c.size());
+        whole_words = whole_words && width_of(c.substr(p, q - p + 1), m.s) <= L.wrap_w;
+      }
+    }
+    if (whole_words && most <= 3) {
+      L.lines = most, L.room = double(most * m.line);
+      return L;
+    }
+  }
+  if (slot >= m.line) L.vertical = true, L.room = std::min(widest, o.height / 2.0);
+  return L;
+}
+
 // The x axis of a bar chart: categories at 0, 1, ...; every k-th labelled when they are many and unnamed.
 void bar_axis(PlotFrame& f, const std::vector<Series>& series, const PlotOptions& o, const Metrics& m) {
   const size_t n = category_count(series, o);
@@ -492,32 +526,15 @@ void bar_axis(PlotFrame& f, const std::vector<Series>& series, const PlotOptions
     const int mants[] = {1, 2, 5};
     for (int e = 1; double(k) * slot < need && k < n; ++e) k = size_t(mants[e % 3] * pow10(e / 3));
   }
-  // Names that do not fit on one line go on up to three lines where a slot holds six characters,
-  // else stand upright where a slot is a text line wide: shortened names ("m..1") were hard to read.
-  double widest = 0;
-  for (size_t i = 0; i < n && i < o.categories.size(); ++i) widest = std::max(widest, double(width_of(o.categories[i], m.s)));
-  const bool too_wide = !o.categories.empty() && widest > slot - 4;
-  const double wrap_w = slot - 8;
-  size_t lines = 0;  // > 0: the names wrapped onto at most this many lines
-  if (too_wide && wrap_w >= width_of("mmmmmm", m.s)) {
-    lines = 1;
-    for (size_t i = 0; i < n && i < o.categories.size(); ++i) {
-      lines = std::max(lines, wrap_text(o.categories[i], int(wrap_w), m.s).size());
-      const std::string& c = o.categories[i];  // a word (between spaces and hyphens) split would not read
-      for (size_t p = 0, q; p < c.size(); p = q + 1) {
-        q = std::min(c.find_first_of(" -", p), c.size());
-        if (width_of(c.substr(p, q - p), m.s) > wrap_w) lines = 4;
-      }
-    }
-    if (lines > 3) lines = 0;
-  }
-  f.xtick_vertical = too_wide && !lines && slot >= m.line;
-  f.xtick_room = f.xtick_vertical ? std::min(widest, std::max(o.height / 2.0, slot - 4)) : double(std::max<size_t>(lines, 1) * m.line);
-  const double max_w = f.xtick_vertical ? f.xtick_room : slot * double(k) - 4;
+  std::vector<std::string> names(o.categories.begin(), o.categories.begin() + long(std::min(n, o.categories.size())));
+  for (std::string& c : names) std::replace(c.begin(), c.end(), '\n', ' ');  // '\n' parts a wrapped name's lines
+  const NameLayout layout = name_layout(names, slot, o, m);
+  f.xtick_vertical = layout.vertical, f.xtick_room = layout.room;
+  const double max_w = layout.vertical ? layout.room : slot * double(k) - 4;
   auto label = [&](const std::string& name, double tail) {
-    if (!lines) return fit_middle(name, m.s, max_w, tail);
+    if (!layout.lines) return fit_middle(name, m.s, max_w, tail);
     std::string joined;  // lines joined by '\n', drawn one under the other
-    for (const std::string& l : wrap_text(name, int(wrap_w), m.s)) joined += (joined.empty() ? "" : "\n") + l;
+    for (const std::string& l : wrap_text(name, int(layout.wrap_w), m.s)) joined += (joined.empty() ? "" : "\n") + l;
     return joined;
   };
   // Names too wide for their slot lose their middle; when that makes two of them read the same, the
@@ -527,7 +544,7 @@ void bar_axis(PlotFrame& f, const std::vector<Series>& series, const PlotOptions
     for (size_t i = 0; i < n; i += k) {
       if (double(i) < f.xlo || double(i) > f.xhi) continue;
       f.xticks.push_back(double(i));
-      f.xtick_labels.push_back(i < o.categories.size() ? label(o.categories[i], tail) : std::to_string(i));
+      f.xtick_labels.push_back(i < names.size() ? label(names[i], tail) : std::to_string(i));
     }
     bool distinct = true;
     for (size_t a = 0; a < f.xticks.size() && distinct; ++a)
@@ -655,10 +672,10 @@ void draw_axes(Canvas& c, const PlotFrame& f, const PlotOptions& o, const Metric
     labels.push_back({std::round(f.py(h)) - m.cap / 2.0, fit_text(o.hline_labels[i], m.s, o.width / 4.0)});
   }
   std::stable_sort(labels.begin(), labels.end(), [](auto& a, auto& b) { return a.first < b.first; });
-  for (size_t i = 0; i < labels.size(); ++i) {
-    if (i > 0) labels[i].first = std::max(labels[i].first, labels[i - 1].first + m.line);
-    c.items.push_back(Text{f.right + 6, labels[i].first, labels[i].second, m.s, Anchor::start, false, kRef});
-  }
+  for (size_t i = 1; i < labels.size(); ++i) labels[i].first = std::max(labels[i].first, labels[i - 1].first + m.line);
+  double lowest = f.bottom - m.cap;  // then up again from the plot's bottom, so none sinks below it
+  for (size_t i = labels.size(); i-- > 0; lowest = labels[i].first - m.line) labels[i].first = std::min(labels[i].first, lowest);
+  for (const auto& [y, text] : labels) c.items.push_back(Text{f.right + 6, y, text, m.s, Anchor::start, false, kRef});
   c.items.push_back(Stroke{{{{L, f.top}, {L, B}, {f.right, B}}}, 1, false, kBlack, "axis"});
   c.items.push_back(Stroke{ticks, 1, false, kBlack, "tick"});
   for (size_t i = 0; i < f.yticks.size(); ++i) {
@@ -667,9 +684,8 @@ void draw_axes(Canvas& c, const PlotFrame& f, const PlotOptions& o, const Metric
   }
   for (size_t i = 0; i < f.xticks.size(); ++i) {
     const double x = f.px(f.xticks[i]), top = B + m.tick + 4;
-    if (f.xtick_vertical)  // upright, its end at the tick
-      c.items.push_back(Text{x - m.cap / 2.0, top + width_of(f.xtick_labels[i], m.s) / 2.0, f.xtick_labels[i], m.s,
-                             Anchor::middle, true, kInk});
+    if (f.xtick_vertical)  // upright, its end under the tick (in SVG too, whatever the font's widths)
+      c.items.push_back(Text{x - m.cap / 2.0, top, f.xtick_labels[i], m.s, Anchor::end, true, kInk});
     else  // one line, or a wrapped name's lines ('\n' between them)
       for (size_t p = 0, l = 0; p <= f.xtick_labels[i].size(); ++l) {
         const size_t q = std::min(f.xtick_labels[i].find('\n', p), f.xtick_labels[i].size());
@@ -867,7 +883,7 @@ PlotFrame plot_frame(const std::vector<Series>& series, const PlotOptions& o) {
   if (o.kind == PlotKind::bars) {
     f.right = std::max(f.right, f.left + 10);
     bar_axis(f, series, o, m);
-    f.height += int(std::ceil(f.xtick_room - m.line));  // upright or wrapped names: the figure grows, not the plot
+    f.height += std::max(0, int(std::ceil(f.xtick_room - m.line)));  // upright or wrapped names: the figure grows, not the plot
     return f;
   }
   // Fewer x ticks until their labels fit side by side; the outer labels' halves must fit the margins.
