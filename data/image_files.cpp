@@ -274,13 +274,13 @@ void write_png(const std::string& path, const Tensor& image) {
   write_png(path, W, H, C, px.data());
 }
 
-namespace {
-
-bool has_image_extension(const fs::path& p) {
-  std::string e = p.extension().string();
+bool has_image_extension(const std::string& name) {
+  std::string e = fs::path(name).extension().string();
   std::transform(e.begin(), e.end(), e.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });
   return e == ".png" || e == ".jpg" || e == ".jpeg" || e == ".bmp" || e == ".pgm" || e == ".ppm" || e == ".pnm";
 }
+
+namespace {
 
 std::vector<fs::path> sorted_entries(const fs::path& dir, bool dirs) {
   std::vector<fs::path> out;
@@ -289,7 +289,7 @@ std::vector<fs::path> sorted_entries(const fs::path& dir, bool dirs) {
     std::string name = e.path().filename().string();
     if (name.empty() || name[0] == '.') continue;  // hidden files, editor droppings
     std::error_code ec2;
-    if (dirs ? e.is_directory(ec2) : (e.is_regular_file(ec2) && has_image_extension(e.path()))) out.push_back(e.path());
+    if (dirs ? e.is_directory(ec2) : (e.is_regular_file(ec2) && has_image_extension(e.path().string()))) out.push_back(e.path());
   }
   if (ec) throw DataError(dir.string() + ": cannot list: " + ec.message());
   std::sort(out.begin(), out.end());

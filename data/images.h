@@ -37,6 +37,10 @@ void write_png(const std::string& path, int w, int h, int channels, const uint8_
 // Writes [C,H,W] or [1,C,H,W] (C 1 or 3) with values in [0,1] (clamped) as a PNG.
 void write_png(const std::string& path, const Tensor& image);
 
+// Whether a file name ends in an image extension read above (.png, .jpg, .jpeg, .bmp, .pgm, .ppm,
+// .pnm; any case): the files image folders take.
+bool has_image_extension(const std::string& name);
+
 // DIR/<class>/<image files> as one dataset, every image converted to sample ([C,H,W]) or, when it is
 // empty, to the first image's size and channels. Class names = sorted subfolder names; files in
 // each class are sorted by name. Files whose extension is not an image's are skipped.

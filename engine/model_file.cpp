@@ -116,12 +116,11 @@ void atomic_write(const std::string& path, const std::string& bytes) { atomic_wr
 namespace {
 
 struct ProtectedInput {
-  dev_t dev;
-  ino_t ino;
   std::string path, given_as;
 };
+// By (device, inode): a folder of images given in a flag protects each of its files.
 std::mutex protected_mutex;
-std::vector<ProtectedInput> protected_inputs;
+std::map<std::pair<dev_t, ino_t>, ProtectedInput> protected_inputs;
 
 }  // namespace
 
@@ -130,8 +129,9 @@ void protect_input(const std::string& path, const std::string& given_as) {
   const bool has_link = ::lstat(path.c_str(), &link) == 0, has_target = ::stat(path.c_str(), &target) == 0;
   std::lock_guard<std::mutex> lock(protected_mutex);
   // The name itself, and where a link leads: writing replaces the name it is given, not a link's target.
-  if (has_link) protected_inputs.push_back({link.st_dev, link.st_ino, path, given_as});
-  if (has_target && S_ISREG(target.st_mode)) protected_inputs.push_back({target.st_dev, target.st_ino, path, given_as});
+  if (has_link) protected_inputs.try_emplace({link.st_dev, link.st_ino}, ProtectedInput{path, given_as});
+  if (has_target && S_ISREG(target.st_mode))
+    protected_inputs.try_emplace({target.st_dev, target.st_ino}, ProtectedInput{path, given_as});
 }
 
 void check_replaceable(const std::string& path) {
@@ -144,11 +144,11 @@ void check_replaceable(const std::string& path) {
   struct stat name {};
   if (::lstat(path.c_str(), &name) != 0) return;
   std::lock_guard<std::mutex> lock(protected_mutex);
-  for (const ProtectedInput& p : protected_inputs)
-    if (p.dev == name.st_dev && p.ino == name.st_ino)
-      fail(path, "is the input " + p.path + " (given with " + p.given_as +
-                     "); not replacing it: write the outputs to another folder or name",
-           ModelFileError::Kind::io);
+  const auto p = protected_inputs.find({name.st_dev, name.st_ino});
+  if (p != protected_inputs.end())
+    fail(path, "is the input " + p->second.path + " (given with " + p->second.given_as +
+                   "); not replacing it: write the outputs to another folder or name",
+         ModelFileError::Kind::io);
 }
 
 // "<path>.glassbox-tmp<PID>", or, where that name would pass the file system's 255-byte limit on

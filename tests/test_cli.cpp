@@ -1969,6 +1969,30 @@ TEST_CASE("cli: a file given in any flag is never replaced by the command's outp
   CHECK(fs::exists(s / "w/relu3_direction.npy"));
 }
 
+TEST_CASE("cli: the images of a folder given as images:DIR are never replaced by the command's outputs") {
+  // --out inside the dataset's folder: its grid.png replaced a class's image of that name.
+  Scratch s;
+  auto write_pgm = [](const std::string& path, int shade) {
+    std::ofstream f(path, std::ios::binary);
+    f << "P5\n8 8\n255\n" << std::string(64, char(shade));
+  };
+  for (const std::string cls : {"a", "b"}) {
+    fs::create_directories(s / ("imgs/" + cls));
+    for (int i = 0; i < 3; ++i) write_pgm(s / ("imgs/" + cls + "/" + std::to_string(i) + ".pgm"), 40 * i);
+  }
+  write_pgm(s / "imgs/a/grid.png", 200);  // stb reads the content, whatever the name says
+  const std::string image = read_file(s / "imgs/a/grid.png");
+  const std::string base = std::string("explain --model ") + kSmall + " --data images:" + (s / "imgs") +
+                           " --split all --index 0:2 --method saliency --out ";
+  Run r = glassbox(s, base + (s / "imgs/a"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "is the input " + (s / "imgs/a/grid.png") + " (given with --data); not replacing it"), r.err);
+  CHECK(read_file(s / "imgs/a/grid.png") == image);
+  r = glassbox(s, base + (s / "out"));  // the same run into another folder writes its grid
+  CHECK_MESSAGE(r.status == 0, r.err);
+  CHECK(fs::exists(s / "out/grid.png"));
+}
+
 TEST_CASE("cli: Ctrl-C stops a run between passes: exit 128+SIGINT, no temporary left, no summary of a partial run") {
   // Killed by the signal, a run left "<file>.glassbox-tmp<PID>" files and per-input files beside an
   // older summary.json. The signal is sent once --out exists (made before the work), so a slow start

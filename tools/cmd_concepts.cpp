@@ -182,13 +182,9 @@ Tensor read_data(const std::string& body, const Model& m, int n, const std::stri
 Tensor read_folder(const std::string& dir, const Model& m, int n, const std::string& what) {
   if (!fs::is_directory(dir)) throw std::invalid_argument(what + ": " + dir + " is not a folder");
   std::vector<fs::path> files;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    std::string ext = e.path().extension().string();
-    for (char& c : ext) c = char(std::tolower(static_cast<unsigned char>(c)));
-    if (e.is_regular_file() && e.path().filename().string()[0] != '.' &&
-        (ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp" || ext == ".pgm" || ext == ".ppm" || ext == ".pnm"))
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file() && e.path().filename().string()[0] != '.' && has_image_extension(e.path().string()))
       files.push_back(e.path());
-  }
   if (files.empty())
     throw std::invalid_argument(what + ": " + dir + " holds no image files (png, jpg, bmp, pgm, ppm; a concept folder "
                                 "holds its images directly)");

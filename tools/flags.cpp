@@ -9,6 +9,7 @@
 #include <limits>
 #include <sstream>
 
+#include "data/images.h"
 #include "engine/model_file.h"
 #include "tools/flags.h"
 #include "tools/outputs.h"
@@ -152,8 +153,22 @@ Flag* Command::get_option(const std::string& name) {
   return wrap(option);
 }
 
+// The image files of a folder named in a flag (images:DIR, a concept's images:DIR): those directly
+// in it and in its subfolders (an images: dataset's classes). An output folder inside such a folder
+// replaced a class's images of the same names (grid.png).
+static void protect_image_folder(const std::filesystem::path& dir, const std::string& flag) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it.depth() >= 1) it.disable_recursion_pending();
+    std::error_code type_ec;
+    if (it->is_regular_file(type_ec) && has_image_extension(it->path().string())) protect_input(it->path().string(), flag);
+  }
+}
+
 // Every existing file named in a flag's value ("a.npy", "npy:x.npy,y.npy", "relu3:dir.npy",
 // "baseline=b.npy", "data:npy:x.npy,y.npy@split=test") is an input of the command, protected from its writes (engine/model_file.h).
+// So are the images in a folder a value names ("images:DIR").
 // Not the flags that name outputs, nor --resume: training rewrites the checkpoint it resumes.
 static void protect_named_files(const CLI::App& app) {
   namespace fs = std::filesystem;
@@ -169,7 +184,9 @@ static void protect_named_files(const CLI::App& app) {
       }
       std::error_code ec;
       for (const std::string& c : candidates)
-        if (!c.empty() && fs::is_regular_file(c, ec)) protect_input(c, flag);
+        if (c.empty()) continue;
+        else if (fs::is_regular_file(c, ec)) protect_input(c, flag);
+        else if (fs::is_directory(c, ec)) protect_image_folder(c, flag);
     }
   }
 }
