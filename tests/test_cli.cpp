@@ -703,6 +703,19 @@ TEST_CASE("cli: explain figures stand alone: enlarged maps, pages of 16 inputs, 
   CHECK(w1 == w2);
   CHECK(h1 > 4 * h2);  // 16 rows against 1 (whose page the colorbar makes 268 px tall)
   CHECK(w1 > 3 * (112 + 4) + 60);  // three columns and a colorbar beside them
+  // Signed and unsigned maps together: two colorbars, and a title line saying which columns read
+  // which (one text line, 20 px, and 8 px around it); one colorbar, no title.
+  write_npy(s / "x1.npy", {1, 1, 8, 8});
+  auto grid_size = [&](const std::string& methods) {
+    const std::string o = s / ("g-" + methods);
+    Run run = glassbox(s, std::string("explain --model ") + kSmall + " --input " + (s / "x1.npy") + " --out " +
+                              o + " --method " + methods);
+    REQUIRE_MESSAGE(run.status == 0, run.err);
+    return png_size(o + "/grid.png");
+  };
+  const auto one_bar = grid_size("saliency,deconvnet"), two_bars = grid_size("saliency,grad-cam");
+  CHECK(two_bars.first > one_bar.first);  // the second colorbar
+  CHECK(two_bars.second == one_bar.second + 28);
 }
 
 namespace {

@@ -696,3 +696,24 @@ TEST_CASE("labels are drawn at 1.5x, anti-aliased: whole-number scales stay two-
   CHECK(lowest_ink("a|") == lowest_ink("|"));
   CHECK(text_width("|a|") == text_width("lal"));
 }
+
+TEST_CASE("titled puts the wrapped title above the figure, the figure unchanged below it") {
+  Image fig(240, 30, 0);
+  fig.px(5, 7)[0] = 200;
+  const std::string title = "fgsm (eps 0.1): succeeded on 3 of 4 inputs";  // two lines at 232 px
+  const int lines = int(wrap_text(title, 240 - 8).size());
+  REQUIRE(lines == 2);
+  const Image t = titled(fig, title);
+  CHECK(t.w == fig.w);
+  const int top = t.h - fig.h;
+  CHECK(top == 8 + lines * (line_height() + 2));
+  for (int y = 0; y < fig.h; ++y)
+    for (int x = 0; x < fig.w; ++x) REQUIRE(std::memcmp(t.px(x, top + y), fig.px(x, y), 3) == 0);
+  int ink_rows = 0;  // both lines are drawn, inside the band
+  for (int y = 0; y < top; ++y) {
+    bool ink = false;
+    for (int x = 0; x < t.w; ++x) ink |= t.px(x, y)[0] < 128;
+    ink_rows += ink;
+  }
+  CHECK(ink_rows >= 2 * 10);  // 10.5 px capitals on each line
+}

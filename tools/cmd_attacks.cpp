@@ -180,6 +180,21 @@ std::string short_method_name(const std::string& name) {
 
 // grid.png: per input, the input, the adversarial input, the change (±ε, or ± the largest change)
 // and the explanation of each, captioned with the classes and probabilities before and after.
+// What the grid's rows add up to: the attack's success over all inputs (not only the rows shown)
+// and, for detection, its ROC-AUC.
+std::string attack_grid_title(const std::string& method, const attacks::Result& r, int inputs, double eps) {
+  std::string t = method;
+  const std::string key = attacks::epsilon_key(method);
+  if (std::isfinite(eps) && !key.empty()) t += " (" + key + " " + short_number(eps) + ")";
+  const long succeeded = std::count_if(r.success.begin(), r.success.end(), [](char c) { return c != 0; });
+  t += ": succeeded on " + std::to_string(succeeded) + " of " + std::to_string(inputs) + " inputs";
+  if (r.totals.count("roc_auc"))
+    t += "; detection ROC-AUC " +
+         (std::isfinite(r.totals.at("roc_auc")) ? short_number(r.totals.at("roc_auc")) : std::string("undefined")) +
+         " (clean inputs' scores against the successful adversarial inputs'; 0.5 is chance)";
+  return t;
+}
+
 void write_attack_grid(const std::string& path, const AttackArgs& a, const attacks::Params& params, Graph& g,
                 const attacks::PixelSpace& s, const Inputs& in, const attacks::Result& r,
                 const std::vector<std::string>& classes, double eps) {
@@ -203,6 +218,9 @@ void write_attack_grid(const std::string& path, const AttackArgs& a, const attac
                     classes[r.after[n]] + " " + short_number(p1[n * K + r.after[n]]);
     if (r.target[n] >= 0) c += " (target " + classes[r.target[n]] + ")";
     if (r.values.count("topk_intersection")) c += "  top-k " + short_number(r.values.at("topk_intersection")[n]);
+    if (r.values.count("score_clean"))
+      c += "  detection score " + short_number(r.values.at("score_clean")[n]) + " -> " +
+           short_number(r.values.at("score_adversarial")[n]);
     captions.push_back(c);
   }
   // The grid shows 16 inputs at most; its first header says so when there were more.
@@ -218,7 +236,8 @@ void write_attack_grid(const std::string& path, const AttackArgs& a, const attac
   const int H = g.input_shape()[1], W = g.input_shape()[2], k = std::max(1, (132 + W - 1) / W);
   std::vector<explain::Image> legends = {explain::colorbar_image("bwr", -scale, scale, 220, "pixel change")};
   if (!e.before.empty()) legends.push_back(explain::colorbar_image("hot", 0, 1, 220, "map / p99.5(map)"));
-  write_image(path, explain::beside(explain::grid(cells, cols, captions, W * k, H * k), legends));
+  write_image(path, explain::titled(explain::beside(explain::grid(cells, cols, captions, W * k, H * k), legends),
+                                    attack_grid_title(a.method, r, in.x.batch(), eps)));
 }
 
 struct CurvePoint {

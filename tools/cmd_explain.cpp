@@ -236,18 +236,31 @@ void write_grid(const std::string& path, const ExplainArgs& a, const Graph& g, c
   }
   // Every map is scaled by its own percentile of |a|, so the bar's ends are that scale, +-1.
   std::vector<explain::Image> legends;
-  std::set<std::string> drawn;
-  for (bool sign : is_signed) {
+  std::vector<std::string> drawn, columns_of;  // each bar's key, and the columns drawn with it
+  for (size_t m = 0; m < is_signed.size(); ++m) {
+    const bool sign = is_signed[m];
     const std::string cmap = !a.colormap.empty() ? a.colormap : sign ? "bwr" : "hot";
     const double pct = a.percentile >= 0 ? a.percentile : sign ? 100 : 99.5;
     // A signed map in gray or hot is drawn as |a| (explain::heatmap): its bar runs 0..1 too.
     const bool shown_signed = sign && cmap == "bwr";
-    if (!drawn.insert(cmap + (sign ? "+-" : "+")).second) continue;
+    const std::string key = cmap + (sign ? "+-" : "+");
+    const size_t bar = size_t(std::find(drawn.begin(), drawn.end(), key) - drawn.begin());
+    if (bar < drawn.size()) {
+      columns_of[bar] += ", " + headers[m];
+      continue;
+    }
+    drawn.push_back(key), columns_of.push_back(headers[m]);
     char cap[64];
     std::snprintf(cap, sizeof cap, "%s / p%g(|a|)", shown_signed ? "signed a" : sign ? "|a| of signed a" : "unsigned a", pct);
     legends.push_back(explain::colorbar_image(cmap, shown_signed ? -1 : 0, 1, 260, cap));
   }
-  write_grid_pages(path, cells, cols, caps, W * s, H * s, legends);
+  // With two bars, which columns each one reads.
+  std::string title;
+  for (size_t b = 0; legends.size() > 1 && b < legends.size(); ++b)
+    title += (b ? "; " : "Colorbars: ") +
+             (legends.size() == 2 ? std::string(b ? "right" : "left") : "bar " + std::to_string(b + 1)) + " for " +
+             columns_of[b];
+  write_grid_pages(path, cells, cols, caps, W * s, H * s, legends, title);
 }
 
 // --param values (the shorthands --rule, --stdev and --baseline included) routed to the methods

@@ -12,7 +12,8 @@ void write_image(const std::string& path, const explain::Image& im) { write_png(
 std::vector<std::string> write_grid_pages(const std::string& path, const std::vector<std::vector<explain::Image>>& cells,
                                           const std::vector<std::string>& column_labels,
                                           const std::vector<std::string>& row_captions, int cell_w, int cell_h,
-                                          const std::vector<explain::Image>& legends, int rows_per_page) {
+                                          const std::vector<explain::Image>& legends, const std::string& title,
+                                          int rows_per_page) {
   std::vector<std::string> written;
   const size_t dot = path.rfind('.');
   const std::string stem = path.substr(0, dot), ext = dot == std::string::npos ? "" : path.substr(dot);
@@ -23,7 +24,8 @@ std::vector<std::string> write_grid_pages(const std::string& path, const std::ve
     std::vector<std::string> caps;
     for (size_t r = first; r < last && r < row_captions.size(); ++r) caps.push_back(row_captions[r]);
     const std::string file = page == 1 ? path : stem + "_" + std::to_string(page) + ext;
-    write_image(file, explain::beside(explain::grid(rows, column_labels, caps, cell_w, cell_h), legends));
+    const explain::Image page_image = explain::beside(explain::grid(rows, column_labels, caps, cell_w, cell_h), legends);
+    write_image(file, title.empty() ? page_image : explain::titled(page_image, title));
     written.push_back(file);
   }
   return written;

@@ -312,6 +312,17 @@ Image beside(const Image& figure, const std::vector<Image>& legends) {
   return im;
 }
 
+Image titled(const Image& figure, const std::string& title) {
+  const int pad = 4, line = line_height() + 2;
+  const std::vector<std::string> lines = wrap_text(title, figure.w - 2 * pad);
+  const int top = 2 * pad + int(lines.size()) * line;
+  Image im(figure.w, top + figure.h);
+  const uint8_t black[3] = {0, 0, 0};
+  for (size_t l = 0; l < lines.size(); ++l) draw_text(im, pad, pad + 2 + int(l) * line, lines[l], black);
+  for (int y = 0; y < figure.h; ++y) std::copy(figure.px(0, y), figure.px(0, y) + 3 * figure.w, im.px(0, top + y));
+  return im;
+}
+
 void draw_boundaries(Image& im, const std::vector<float>& labels, int w, int h, const uint8_t color[3]) {
   if (w <= 0 || h <= 0 || labels.size() != size_t(w) * h || im.w % w || im.h % h)
     throw std::invalid_argument("draw_boundaries: the image is not an enlargement of the label image");

@@ -81,6 +81,8 @@ Image grid(const std::vector<std::vector<Image>>& cells, const std::vector<std::
 
 // `figure` with `legends` (colorbars) to its right, top-aligned, on white.
 Image beside(const Image& figure, const std::vector<Image>& legends);
+// `figure` under `title`, wrapped to the figure's width, on white.
+Image titled(const Image& figure, const std::string& title);
 
 // Draws the boundaries between regions of a label image (labels: h x w, row-major) onto im, an
 // enlargement of it by an integer factor: a pixel on the edge of a region whose neighbour to the
