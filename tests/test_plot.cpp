@@ -717,3 +717,23 @@ TEST_CASE("titled puts the wrapped title above the figure, the figure unchanged 
   }
   CHECK(ink_rows >= 2 * 10);  // 10.5 px capitals on each line
 }
+
+TEST_CASE("legend_image draws each labelled series' colour and name once, in rows that fit the width") {
+  std::vector<Series> s(3);
+  s[0].label = "T-shirt/top", s[1].label = "Trouser", s[2].label = "Pullover";
+  auto has_colour = [](const Image& im, Rgb c) {
+    for (int y = 0; y < im.h; ++y)
+      for (int x = 0; x < im.w; ++x)
+        if (im.px(x, y)[0] == c.r && im.px(x, y)[1] == c.g && im.px(x, y)[2] == c.b) return true;
+    return false;
+  };
+  const Image wide = legend_image(s, PlotKind::line, 900, kLabelScale);
+  CHECK(wide.w == 900);
+  CHECK(wide.h == 2 * 8 + font_px(10, kLabelScale));  // one row of text, 8 px around it
+  for (size_t i = 0; i < 3; ++i) CHECK(has_colour(wide, series_color(i)));
+  CHECK_FALSE(has_colour(wide, series_color(3)));
+  const Image narrow = legend_image(s, PlotKind::line, 200, kLabelScale);  // one name per row
+  CHECK(narrow.h == wide.h + 2 * font_px(10, kLabelScale));
+  s[1].label.clear();  // an unlabelled series has no entry
+  CHECK_FALSE(has_colour(legend_image(s, PlotKind::line, 900, kLabelScale), series_color(1)));
+}

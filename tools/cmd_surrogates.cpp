@@ -680,21 +680,22 @@ explain::Image importance_bars(const sg::Importance& r, const std::vector<std::s
 }
 
 // The additive model's shape functions: one plot per feature (the 12 most important), each
-// class's f_j a line.
+// class's f_j a line, and the classes' legend once, over the panels.
 explain::Image shape_function_plots(const sg::Importance& r, const std::vector<std::string>& classes) {
   const Tensor& grid = r.extra.at("grid");
   const Tensor& shape = r.extra.at("shape");
   const int P = grid.dim(1), K = shape.dim(2);
   const std::vector<int> order = most_important(r, 12);
   const int per_row = std::min(3, int(order.size()));
+  std::vector<explain::Series> legend(static_cast<size_t>(K));
+  for (int k = 0; k < K; ++k) legend[size_t(k)].label = k < int(classes.size()) ? classes[k] : std::to_string(k);
   std::vector<explain::Image> plots;
-  int w = 0, h = 0;  // the largest plot: one with a long legend grows
+  int w = 0, h = 0;  // the largest plot
   for (size_t i = 0; i < order.size(); ++i) {
     const int j = order[i];
     std::vector<explain::Series> series;
     for (int k = 0; k < K; ++k) {
-      explain::Series s;
-      s.label = k < int(classes.size()) ? classes[k] : std::to_string(k);
+      explain::Series s;  // unlabelled: the legend is drawn once
       for (int p = 0; p < P; ++p)
         s.x.push_back(grid[size_t(j) * P + p]), s.y.push_back(shape[(size_t(j) * P + p) * K + k]);
       series.push_back(std::move(s));
@@ -709,8 +710,10 @@ explain::Image shape_function_plots(const sg::Importance& r, const std::vector<s
     plots.push_back(explain::plot_image(series, o));
     w = std::max(w, plots.back().w), h = std::max(h, plots.back().h);
   }
-  explain::Image im(per_row * w, int((order.size() + per_row - 1) / per_row) * h);
-  for (size_t i = 0; i < plots.size(); ++i) sg::paste(im, plots[i], int(i % per_row) * w, int(i / per_row) * h);
+  const explain::Image key = explain::legend_image(legend, explain::PlotKind::line, per_row * w, explain::kLabelScale);
+  explain::Image im(per_row * w, key.h + int((order.size() + per_row - 1) / per_row) * h);
+  sg::paste(im, key, 0, 0);
+  for (size_t i = 0; i < plots.size(); ++i) sg::paste(im, plots[i], int(i % per_row) * w, key.h + int(i / per_row) * h);
   return im;
 }
 

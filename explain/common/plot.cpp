@@ -709,6 +709,34 @@ void draw_axes(Canvas& c, const PlotFrame& f, const PlotOptions& o, const Metric
   }
 }
 
+// The legend rows from y down, each row's left end at left_of(the row's width); returns the y
+// under them.
+template <class LeftOf>
+double draw_legend(Canvas& c, const std::vector<Series>& series, PlotKind kind, double y, double max_w,
+                   const LeftOf& left_of, const Metrics& m) {
+  std::vector<double> widths;
+  for (auto& row : legend_rows(series, m, max_w, widths)) {
+    double row_w = 0;
+    for (size_t i : row) row_w += widths[i];
+    double x = left_of(row_w - 10 * m.s);
+    for (size_t i : row) {
+      const Rgb col = series_color(i);
+      const double mid = y + m.cap / 2.0, sw = 12.0 * m.s;
+      if (kind == PlotKind::line)
+        c.items.push_back(Stroke{{{{x, std::round(mid)}, {x + sw, std::round(mid)}}}, kLine, false, col, "legend"});
+      else if (kind == PlotKind::scatter)
+        c.items.push_back(Dot{x + sw / 2, mid, kMarker, col, "legend"});
+      else
+        c.items.push_back(Rect{x + sw / 2 - m.cap / 2.0, y, x + sw / 2 + m.cap / 2.0, y + m.cap, col, "legend"});
+      const std::string label = fit_text(series[i].label, m.s, max_w - 16 * m.s);
+      c.items.push_back(Text{x + sw + 4 * m.s, y, label, m.s, Anchor::start, false, kBlack});
+      x += widths[i];
+    }
+    y += m.line;
+  }
+  return y;
+}
+
 // The title, then the legend rows, centred over the plot area but kept inside the figure.
 void draw_header(Canvas& c, const PlotFrame& f, const std::vector<Series>& series, const PlotOptions& o,
                  const Metrics& m) {
@@ -723,26 +751,7 @@ void draw_header(Canvas& c, const PlotFrame& f, const std::vector<Series>& serie
     y += m.line + 3;
   }
   if (!f.title_lines.empty()) y += 1;
-  std::vector<double> widths;
-  for (auto& row : legend_rows(series, m, max_w, widths)) {
-    double row_w = 0;
-    for (size_t i : row) row_w += widths[i];
-    double x = centred(row_w - 10 * m.s);
-    for (size_t i : row) {
-      const Rgb col = series_color(i);
-      const double mid = y + m.cap / 2.0, sw = 12.0 * m.s;
-      if (o.kind == PlotKind::line)
-        c.items.push_back(Stroke{{{{x, std::round(mid)}, {x + sw, std::round(mid)}}}, kLine, false, col, "legend"});
-      else if (o.kind == PlotKind::scatter)
-        c.items.push_back(Dot{x + sw / 2, mid, kMarker, col, "legend"});
-      else
-        c.items.push_back(Rect{x + sw / 2 - m.cap / 2.0, y, x + sw / 2 + m.cap / 2.0, y + m.cap, col, "legend"});
-      const std::string label = fit_text(series[i].label, m.s, max_w - 16 * m.s);
-      c.items.push_back(Text{x + sw + 4 * m.s, y, label, m.s, Anchor::start, false, kBlack});
-      x += widths[i];
-    }
-    y += m.line;
-  }
+  draw_legend(c, series, o.kind, y, max_w, centred, m);
 }
 
 Canvas plot_canvas(const std::vector<Series>& series, const PlotOptions& o) {
@@ -929,6 +938,18 @@ double mark_top(const PlotFrame& f, const PlotOptions& o, double lo, double hi, 
 
 std::string plot_svg(const std::vector<Series>& series, const PlotOptions& o) { return to_svg(plot_canvas(series, o)); }
 Image plot_image(const std::vector<Series>& series, const PlotOptions& o) { return to_image(plot_canvas(series, o)); }
+
+Image legend_image(const std::vector<Series>& series, PlotKind kind, int width, double text_scale) {
+  const Metrics m(text_scale);
+  const double max_w = width - 2.0 * m.pad;
+  std::vector<double> widths;
+  const size_t rows = legend_rows(series, m, max_w, widths).size();
+  Canvas c{width, int(std::ceil(2 * m.pad + double(rows * m.line))), {}};
+  c.items.push_back(Rect{0, 0, double(c.w), double(c.h), kWhite, "background"});
+  auto centred = [&](double w) { return std::max(double(m.pad), (width - w) / 2); };
+  draw_legend(c, series, kind, m.pad, max_w, centred, m);
+  return to_image(c);
+}
 
 Image colorbar_image(const std::string& colormap, double lo, double hi, int height, const std::string& caption) {
   return to_image(colorbar_canvas(colormap, lo, hi, height, caption));

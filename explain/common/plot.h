@@ -52,6 +52,10 @@ struct PlotOptions {
 std::string plot_svg(const std::vector<Series>& series, const PlotOptions& o);
 Image plot_image(const std::vector<Series>& series, const PlotOptions& o);
 
+// The legend of `series` alone, as plot_image draws it (rows centred in `width`): one legend for
+// small multiples whose plots share their series.
+Image legend_image(const std::vector<Series>& series, PlotKind kind, int width, double text_scale = 2);
+
 // A vertical colorbar for a heatmap colormap ("bwr", "gray", "hot": colormap_rgb), `height` pixels
 // tall, labelled with lo (bottom) and hi (top), with 0 for "bwr" (when clear of the ends), and a
 // caption along its side.
