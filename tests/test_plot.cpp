@@ -737,3 +737,28 @@ TEST_CASE("legend_image draws each labelled series' colour and name once, in row
   s[1].label.clear();  // an unlabelled series has no entry
   CHECK_FALSE(has_colour(legend_image(s, PlotKind::line, 900, kLabelScale), series_color(1)));
 }
+
+TEST_CASE("a legend of several rows keeps its entries in columns") {
+  // Each row centred on its own put the second row's entries between the first's.
+  std::vector<Series> s(5);
+  const char* names[] = {"a", "a much longer name", "mid", "b", "c"};
+  for (size_t i = 0; i < 5; ++i) s[i].label = names[i];
+  const Image im = legend_image(s, PlotKind::bars, 420, kLabelScale);
+  auto where = [&](size_t i) {  // the top-left pixel of series i's swatch
+    const Rgb c = series_color(i);
+    for (int y = 0; y < im.h; ++y)
+      for (int x = 0; x < im.w; ++x)
+        if (im.px(x, y)[0] == c.r && im.px(x, y)[1] == c.g && im.px(x, y)[2] == c.b) return std::pair{x, y};
+    return std::pair{-1, -1};
+  };
+  std::vector<std::pair<int, int>> at;
+  for (size_t i = 0; i < 5; ++i) at.push_back(where(i));
+  size_t columns = 1;  // entries on the first row
+  while (columns < 5 && at[columns].second == at[0].second) ++columns;
+  REQUIRE(columns >= 2);
+  REQUIRE(columns < 5);  // (the names do not fit on one row)
+  for (size_t i = columns; i < 5; ++i) {
+    CHECK(at[i].second > at[0].second);
+    CHECK(at[i].first == at[i % columns].first);  // under the entry of its column
+  }
+}

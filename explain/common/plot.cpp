@@ -459,21 +459,26 @@ double hline_label_room(const PlotOptions& o, const Metrics& m) {
   return w > 0 ? w + 6 : 0;
 }
 
-// Legend entries (series indices) flowed into rows no wider than max_w.
+// Legend entries (series indices) in rows no wider than max_w: one row when they all fit, else
+// columns as wide as the widest entry, so the rows' entries line up.
 std::vector<std::vector<size_t>> legend_rows(const std::vector<Series>& series, const Metrics& m, double max_w,
                                              std::vector<double>& widths) {
-  std::vector<std::vector<size_t>> rows;
-  double used = 0;
   widths.assign(series.size(), 0);
+  std::vector<size_t> entries;
+  double total = 0, widest = 0;
   for (size_t i = 0; i < series.size(); ++i) {
     if (series[i].label.empty()) continue;
-    const double w = 16 * m.s + width_of(fit_text(series[i].label, m.s, max_w - 16 * m.s), m.s) + 10 * m.s;
-    widths[i] = w;
-    if (!rows.empty() && used + w <= max_w) {
-      rows.back().push_back(i), used += w;
-    } else {
-      rows.push_back({i}), used = w;
-    }
+    widths[i] = 16 * m.s + width_of(fit_text(series[i].label, m.s, max_w - 16 * m.s), m.s) + 10 * m.s;
+    entries.push_back(i), total += widths[i], widest = std::max(widest, widths[i]);
+  }
+  if (entries.empty()) return {};
+  if (total <= max_w) return {entries};
+  const size_t columns = std::max<size_t>(1, size_t(max_w / widest));
+  std::vector<std::vector<size_t>> rows;
+  for (size_t e = 0; e < entries.size(); ++e) {
+    if (e % columns == 0) rows.emplace_back();
+    rows.back().push_back(entries[e]);
+    widths[entries[e]] = widest;
   }
   return rows;
 }
@@ -715,10 +720,13 @@ template <class LeftOf>
 double draw_legend(Canvas& c, const std::vector<Series>& series, PlotKind kind, double y, double max_w,
                    const LeftOf& left_of, const Metrics& m) {
   std::vector<double> widths;
-  for (auto& row : legend_rows(series, m, max_w, widths)) {
-    double row_w = 0;
-    for (size_t i : row) row_w += widths[i];
-    double x = left_of(row_w - 10 * m.s);
+  const std::vector<std::vector<size_t>> rows = legend_rows(series, m, max_w, widths);
+  double block_w = 0;  // the first row is the widest: every row starts where it does
+  if (!rows.empty())
+    for (size_t i : rows[0]) block_w += widths[i];
+  const double left = left_of(block_w - 10 * m.s);
+  for (auto& row : rows) {
+    double x = left;
     for (size_t i : row) {
       const Rgb col = series_color(i);
       const double mid = y + m.cap / 2.0, sw = 12.0 * m.s;

@@ -16,6 +16,7 @@
 //   to half the figure's height; the figure grows taller for them. Past that, or where a slot is
 //   narrower than a line of text, they are shortened in the middle ("max..ol1"), so layer names
 //   that differ at the end stay distinct. Titles wrap onto up to three balanced lines.
+// - A legend that does not fit on one row is set in columns as wide as its widest entry.
 // - Text is ASCII in the Image (a few Greek letters and signs are spelt out, others become '?'); the
 //   SVG keeps it as given, XML-escaped.
 #pragma once
