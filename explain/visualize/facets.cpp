@@ -171,7 +171,7 @@ Result run_multifaceted(Graph& g, const Request& q, ParamReader& r) {
     Row row;
     row.name = rows[i].name(g) + "_facet" + std::to_string(i % facets);
     row.caption = label(g, q, rows[i]) + " facet " + std::to_string(i % facets) + "\n" + std::to_string(sizes[i]) +
-                  " images, S=" + number(a.value[i]);
+                  " images, score " + number(a.value[i]);
     report(a, i, row);
     row.values["cluster_size"] = sizes[i];
     res.rows.push_back(std::move(row));

@@ -77,12 +77,12 @@ Result run_am(Graph& g, const Request& q, ParamReader& r) {
       const int i = int(u) * restarts + k;
       Row row;
       row.name = q.units[u].name(g) + (restarts > 1 ? "_r" + std::to_string(k) : "");
-      row.caption = label(g, q, q.units[u]) + (restarts > 1 ? " #" + std::to_string(k) : "") + "\nS=" + number(a.value[i]);
+      row.caption = label(g, q, q.units[u]) + (restarts > 1 ? " #" + std::to_string(k) : "") + "\nscore " + number(a.value[i]);
       report(a, i, row);
       if (!top.empty()) {
         row.values["dataset_max"] = top[u];
         row.values["value_over_dataset_max"] = top[u] != 0 ? a.value[i] / top[u] : 0.0;
-        row.caption += " | data " + number(top[u]);
+        row.caption += " | data max " + number(top[u]);
       }
       res.rows.push_back(std::move(row));
     }
@@ -149,7 +149,7 @@ Result run_deepdream(Graph& g, const Request& q, ParamReader& r) {
     for (int u = 0; u < U; ++u) {
       Row row;
       row.name = input_name(q, n) + "_" + q.units[u].name(g);
-      row.caption = label(g, q, q.units[u]) + "\nS " + number(a.start[n * U + u]) + " -> " + number(a.value[n * U + u]);
+      row.caption = label(g, q, q.units[u]) + "\nscore " + number(a.start[n * U + u]) + " -> " + number(a.value[n * U + u]);
       report(a, n * U + u, row);
       res.rows.push_back(std::move(row));
     }
