@@ -82,10 +82,11 @@ Result run_am(Graph& g, const Request& q, ParamReader& r) {
       if (!top.empty()) {
         row.values["dataset_max"] = top[u];
         row.values["value_over_dataset_max"] = top[u] != 0 ? a.value[i] / top[u] : 0.0;
-        row.caption += " | data max " + number(top[u]);
+        row.caption += "\ndata " + number(top[u]);  // the highest score of a --data image
       }
       res.rows.push_back(std::move(row));
     }
+  if (!top.empty()) res.note = "score: the unit's value for the image; data: its highest value over the scanned images";
   return res;
 }
 
