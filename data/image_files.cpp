@@ -298,6 +298,12 @@ std::vector<fs::path> sorted_entries(const fs::path& dir, bool dirs) {
 
 }  // namespace
 
+std::vector<std::string> image_files_in(const std::string& dir) {
+  std::vector<std::string> files;
+  for (const fs::path& f : sorted_entries(dir, false)) files.push_back(f.string());
+  return files;
+}
+
 std::vector<std::string> image_folder_classes(const std::string& dir) {
   if (!detail::is_dir(dir)) fail(dir, "not a directory (images:DIR expects DIR/<class>/<image files>)");
   std::vector<std::string> names;

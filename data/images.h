@@ -40,6 +40,10 @@ void write_png(const std::string& path, const Tensor& image);
 // Whether a file name ends in an image extension read above (.png, .jpg, .jpeg, .bmp, .pgm, .ppm,
 // .pnm; any case): the files image folders take.
 bool has_image_extension(const std::string& name);
+// The image files directly in `dir`, sorted by name, hidden ones (".name") skipped, as the image
+// folder readers list them (load_image_folder in each class subfolder); a folder that cannot be
+// listed is a DataError.
+std::vector<std::string> image_files_in(const std::string& dir);
 
 // DIR/<class>/<image files> as one dataset, every image converted to sample ([C,H,W]) or, when it is
 // empty, to the first image's size and channels. Class names = sorted subfolder names; files in

@@ -2004,6 +2004,28 @@ TEST_CASE("cli: the images of a folder given as images:DIR are never replaced by
   r = glassbox(s, base + (s / "out"));  // the same run into another folder writes its grid
   CHECK_MESSAGE(r.status == 0, r.err);
   CHECK(fs::exists(s / "out/grid.png"));
+  // A class folder that is a link to a folder is read, so protected.
+  fs::create_directories(s / "real/c");
+  for (int i = 0; i < 3; ++i) write_pgm(s / ("real/c/" + std::to_string(i) + ".pgm"), 90);
+  write_pgm(s / "real/c/grid.png", 30);
+  fs::create_directory_symlink(s / "real/c", s / "imgs/c");
+  const std::string linked = read_file(s / "real/c/grid.png");
+  r = glassbox(s, base + (s / "imgs/c"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "(given with --data); not replacing it"), r.err);
+  CHECK(read_file(s / "real/c/grid.png") == linked);
+  // What the dataset does not read is not protected: images beside its class folders (a second
+  // run into the dataset's own folder replaces the first's grid), and a folder that is only named
+  // like a value of another flag ("--method saliency --out saliency", run twice).
+  for (int run = 0; run < 2; ++run) {
+    r = glassbox(s, base + (s / "imgs"));
+    CHECK_MESSAGE(r.status == 0, r.err);
+    r = glassbox(s, std::string("explain --model ") + kSmall + " --data images:imgs --split all --index 0:2 " +
+                        "--method saliency --out saliency", true);
+    CHECK_MESSAGE(r.status == 0, r.err);
+  }
+  CHECK(fs::exists(s / "imgs/grid.png"));
+  CHECK(fs::exists(s / "saliency/grid.png"));
 }
 
 TEST_CASE("cli: Ctrl-C stops a run between passes: exit 128+SIGINT, no temporary left, no summary of a partial run") {

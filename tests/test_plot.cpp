@@ -762,3 +762,13 @@ TEST_CASE("a legend of several rows keeps its entries in columns") {
     CHECK(at[i].first == at[i % columns].first);  // under the entry of its column
   }
 }
+
+TEST_CASE("a legend's columns are as wide as their own widest entry: one long name does not make one column") {
+  std::vector<Series> s(8);
+  s[0].label = "a much longer series name";
+  for (size_t i = 1; i < 8; ++i) s[i].label = std::string(1, char('a' + i));
+  // 264 px for the long entry, 48 for each short one: five columns (264 + 4 x 48 = 456) fit in
+  // 480 - 16; columns as wide as the widest (264) would fit one, eight rows.
+  const Image im = legend_image(s, PlotKind::line, 480, kLabelScale);
+  CHECK(im.h == 2 * 8 + 2 * font_px(10, kLabelScale));
+}

@@ -181,17 +181,13 @@ Tensor read_data(const std::string& body, const Model& m, int n, const std::stri
 // Every image file directly in a folder (sorted by name), converted to the model's input shape.
 Tensor read_folder(const std::string& dir, const Model& m, int n, const std::string& what) {
   if (!fs::is_directory(dir)) throw std::invalid_argument(what + ": " + dir + " is not a folder");
-  std::vector<fs::path> files;
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.is_regular_file() && e.path().filename().string()[0] != '.' && has_image_extension(e.path().string()))
-      files.push_back(e.path());
+  std::vector<std::string> files = image_files_in(dir);
   if (files.empty())
     throw std::invalid_argument(what + ": " + dir + " holds no image files (png, jpg, bmp, pgm, ppm; a concept folder "
                                 "holds its images directly)");
-  std::sort(files.begin(), files.end());
   if (n > 0 && int(files.size()) > n) files.resize(n);
   std::vector<Tensor> images;
-  for (const fs::path& f : files) images.push_back(load_image(f.string(), m.graph.input_shape()));
+  for (const std::string& f : files) images.push_back(load_image(f, m.graph.input_shape()));
   return concat(images);
 }
 

@@ -254,12 +254,9 @@ void write_grid(const std::string& path, const ExplainArgs& a, const Graph& g, c
     std::snprintf(cap, sizeof cap, "%s / p%g(|a|)", shown_signed ? "signed a" : sign ? "|a| of signed a" : "unsigned a", pct);
     legends.push_back(explain::colorbar_image(cmap, shown_signed ? -1 : 0, 1, 260, cap));
   }
-  // With two bars, which columns each one reads.
-  std::string title;
-  for (size_t b = 0; legends.size() > 1 && b < legends.size(); ++b)
-    title += (b ? "; " : "Colorbars: ") +
-             (legends.size() == 2 ? std::string(b ? "right" : "left") : "bar " + std::to_string(b + 1)) + " for " +
-             columns_of[b];
+  // With two bars (signed and unsigned maps: there are no more), which columns each one reads.
+  const std::string title =
+      legends.size() == 2 ? "Colorbars: left for " + columns_of[0] + "; right for " + columns_of[1] : "";
   write_grid_pages(path, cells, cols, caps, W * s, H * s, legends, title);
 }
 

@@ -269,7 +269,8 @@ explain::Image grid(const vz::Result& r, const vz::Bounds& b, const std::string&
   for (const explain::Image& bar : bars) bars_w += bar.w + pad;
   int title_w = 0;
   for (const std::string& line : text_lines(title, 1 << 20)) title_w = std::max(title_w, explain::text_width(line));
-  const int W = std::max({pad + int(cols) * (cw + pad) + bars_w, 240, title_w + 2 * pad});
+  // The title and note widen a narrow grid to at most 480 px, then wrap.
+  const int W = std::max({pad + int(cols) * (cw + pad) + bars_w, 240, std::min(title_w + 2 * pad, 480)});
   const int title_h = explain::line_height() * int(text_lines(title, W - 2 * pad).size()) + 6;
   int H = title_h + grid_h + pad;
   for (const explain::Image& bar : bars) H = std::max(H, title_h + bar.h + 2 * pad);

@@ -153,22 +153,30 @@ Flag* Command::get_option(const std::string& name) {
   return wrap(option);
 }
 
-// The image files of a folder named in a flag (images:DIR, a concept's images:DIR): those directly
-// in it and in its subfolders (an images: dataset's classes). An output folder inside such a folder
-// replaced a class's images of the same names (grid.png).
-static void protect_image_folder(const std::filesystem::path& dir, const std::string& flag) {
+// The image files `depth` folders below `dir`, listed as the image readers list them; a folder
+// that cannot be listed is skipped (the command that reads it says so). An output folder inside a
+// dataset's folder replaced a class's images of the same names (grid.png).
+static void protect_images_under(const std::filesystem::path& dir, int depth, const std::string& flag) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    if (it.depth() >= 1) it.disable_recursion_pending();
-    std::error_code type_ec;
-    if (it->is_regular_file(type_ec) && has_image_extension(it->path().string())) protect_input(it->path().string(), flag);
+  if (!fs::is_directory(dir, ec)) return;
+  if (depth == 0) {
+    try {
+      for (const std::string& f : image_files_in(dir.string())) protect_input(f, flag);
+    } catch (const std::exception&) {
+    }
+    return;
   }
+  for (fs::directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end; !ec && it != end;
+       it.increment(ec))
+    if (it->path().filename().string()[0] != '.') protect_images_under(it->path(), depth - 1, flag);
 }
 
 // Every existing file named in a flag's value ("a.npy", "npy:x.npy,y.npy", "relu3:dir.npy",
-// "baseline=b.npy", "data:npy:x.npy,y.npy@split=test") is an input of the command, protected from its writes (engine/model_file.h).
-// So are the images in a folder a value names ("images:DIR").
+// "baseline=b.npy", "data:npy:x.npy,y.npy@split=test") is an input of the command, protected from
+// its writes (engine/model_file.h). So are the images a folder spec makes it read: a dataset's
+// images:DIR (--data, --ref-data, data:images:DIR) in DIR's class subfolders, a concept's
+// images:DIR in DIR itself, masks:DIR in DIR/images and DIR/masks/NAME/CATEGORY.
 // Not the flags that name outputs, nor --resume: training rewrites the checkpoint it resumes.
 static void protect_named_files(const CLI::App& app) {
   namespace fs = std::filesystem;
@@ -176,17 +184,26 @@ static void protect_named_files(const CLI::App& app) {
     const std::string flag = option->get_name();
     if (flag == "--out" || flag == "--json" || flag == "--confusion" || flag == "--resume") continue;
     for (const std::string& value : option->results()) {
-      std::vector<std::string> candidates = {value};
+      std::vector<std::string> pieces;  // between the separators , : = @
+      std::string after;                // the separator after each piece
       for (size_t p = 0; p <= value.size();) {
         const size_t q = std::min(value.find_first_of(",:=@", p), value.size());
-        candidates.push_back(value.substr(p, q - p));
+        pieces.push_back(value.substr(p, q - p)), after.push_back(q < value.size() ? value[q] : '\0');
         p = q + 1;
       }
       std::error_code ec;
-      for (const std::string& c : candidates)
-        if (c.empty()) continue;
-        else if (fs::is_regular_file(c, ec)) protect_input(c, flag);
-        else if (fs::is_directory(c, ec)) protect_image_folder(c, flag);
+      if (fs::is_regular_file(value, ec)) protect_input(value, flag);
+      for (size_t i = 0; i < pieces.size(); ++i) {
+        if (!pieces[i].empty() && fs::is_regular_file(pieces[i], ec)) protect_input(pieces[i], flag);
+        if (i == 0 || after[i - 1] != ':') continue;
+        if (pieces[i - 1] == "images") {
+          const bool dataset = flag == "--data" || flag == "--ref-data" || (i >= 2 && pieces[i - 2] == "data");
+          protect_images_under(pieces[i], dataset ? 1 : 0, flag);
+        } else if (pieces[i - 1] == "masks") {
+          protect_images_under(fs::path(pieces[i]) / "images", 0, flag);
+          protect_images_under(fs::path(pieces[i]) / "masks", 2, flag);
+        }
+      }
     }
   }
 }

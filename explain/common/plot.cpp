@@ -460,25 +460,31 @@ double hline_label_room(const PlotOptions& o, const Metrics& m) {
 }
 
 // Legend entries (series indices) in rows no wider than max_w: one row when they all fit, else
-// columns as wide as the widest entry, so the rows' entries line up.
+// in the most columns that fit, each as wide as its widest entry, so the rows' entries line up.
+// widths[i] is then the width of series i's column.
 std::vector<std::vector<size_t>> legend_rows(const std::vector<Series>& series, const Metrics& m, double max_w,
                                              std::vector<double>& widths) {
   widths.assign(series.size(), 0);
   std::vector<size_t> entries;
-  double total = 0, widest = 0;
   for (size_t i = 0; i < series.size(); ++i) {
     if (series[i].label.empty()) continue;
     widths[i] = 16 * m.s + width_of(fit_text(series[i].label, m.s, max_w - 16 * m.s), m.s) + 10 * m.s;
-    entries.push_back(i), total += widths[i], widest = std::max(widest, widths[i]);
+    entries.push_back(i);
   }
-  if (entries.empty()) return {};
-  if (total <= max_w) return {entries};
-  const size_t columns = std::max<size_t>(1, size_t(max_w / widest));
+  const size_t n = entries.size();
+  std::vector<double> column_w;
+  for (size_t columns = n; columns >= 1; --columns) {
+    column_w.assign(columns, 0);
+    for (size_t e = 0; e < n; ++e) column_w[e % columns] = std::max(column_w[e % columns], widths[entries[e]]);
+    double total = 0;
+    for (double w : column_w) total += w;
+    if (total <= max_w || columns == 1) break;
+  }
   std::vector<std::vector<size_t>> rows;
-  for (size_t e = 0; e < entries.size(); ++e) {
-    if (e % columns == 0) rows.emplace_back();
+  for (size_t e = 0; e < n; ++e) {
+    if (e % column_w.size() == 0) rows.emplace_back();
     rows.back().push_back(entries[e]);
-    widths[entries[e]] = widest;
+    widths[entries[e]] = column_w[e % column_w.size()];
   }
   return rows;
 }
@@ -714,8 +720,8 @@ void draw_axes(Canvas& c, const PlotFrame& f, const PlotOptions& o, const Metric
   }
 }
 
-// The legend rows from y down, each row's left end at left_of(the row's width); returns the y
-// under them.
+// The legend rows from y down, in columns: the block of them at left_of(the first row's width);
+// returns the y under them.
 template <class LeftOf>
 double draw_legend(Canvas& c, const std::vector<Series>& series, PlotKind kind, double y, double max_w,
                    const LeftOf& left_of, const Metrics& m) {

@@ -16,7 +16,8 @@
 //   to half the figure's height; the figure grows taller for them. Past that, or where a slot is
 //   narrower than a line of text, they are shortened in the middle ("max..ol1"), so layer names
 //   that differ at the end stay distinct. Titles wrap onto up to three balanced lines.
-// - A legend that does not fit on one row is set in columns as wide as its widest entry.
+// - A legend that does not fit on one row is set in the most columns that fit, each as wide as its
+//   widest entry.
 // - Text is ASCII in the Image (a few Greek letters and signs are spelt out, others become '?'); the
 //   SVG keeps it as given, XML-escaped.
 #pragma once
@@ -53,8 +54,8 @@ struct PlotOptions {
 std::string plot_svg(const std::vector<Series>& series, const PlotOptions& o);
 Image plot_image(const std::vector<Series>& series, const PlotOptions& o);
 
-// The legend of `series` alone, as plot_image draws it (rows centred in `width`): one legend for
-// small multiples whose plots share their series.
+// The legend of `series` alone, as plot_image draws it (its block of rows centred in `width`): one
+// legend for small multiples whose plots share their series.
 Image legend_image(const std::vector<Series>& series, PlotKind kind, int width, double text_scale = 2);
 
 // A vertical colorbar for a heatmap colormap ("bwr", "gray", "hot": colormap_rgb), `height` pixels
