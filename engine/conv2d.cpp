@@ -550,7 +550,10 @@ Shape ConvTranspose2d::out_shape(const std::vector<Shape>& in) const {
   const int64_t oh = (int64_t(x[2]) - 1) * stride - 2 * int64_t(pad) + k + out_pad,
                 ow = (int64_t(x[3]) - 1) * stride - 2 * int64_t(pad) + k + out_pad;
   if (oh < 1 || ow < 1) throw ShapeError("convt '" + name + "': padding leaves no output for input " + x.str());
-  return {x[0], out_ch, to_int(oh, "convt '" + name + "' output height"), to_int(ow, "convt '" + name + "' output width")};
+  const int h = to_int(oh, "convt '" + name + "' output height"), w = to_int(ow, "convt '" + name + "' output width");
+  // The col2im geometry and the bias loop count output positions in int (54003 x 54003 wrapped).
+  to_int(int64_t(h) * w, "convt '" + name + "' output positions (height x width)");
+  return {x[0], out_ch, h, w};
 }
 
 void ConvTranspose2d::forward(ForwardCall& c) {
@@ -606,7 +609,8 @@ double ConvTranspose2d::flops(const std::vector<Shape>& in) const {
 
 // He uniform over the inputs that reach one output: in_ch · k² / s² of them on average.
 void ConvTranspose2d::init(Rng& rng) {
-  kaiming_uniform(rng, weight.value, std::max(1, in_ch * k * k / (stride * stride)), std::sqrt(2.f));
+  const int64_t fan_in = int64_t(in_ch) * k * k / (int64_t(stride) * stride);  // (s = 100000 overflowed s²)
+  kaiming_uniform(rng, weight.value, int(std::max<int64_t>(1, fan_in)), std::sqrt(2.f));
   if (has_bias) bias.value.fill(0.f);
 }
 

@@ -202,6 +202,14 @@ TEST_CASE("hostile: architecture integers beyond int and shape arithmetic overfl
                  "kernel taps"));
   CHECK(contains(error_of([] { graph_from_text("input(1,50000,50000) conv(1,k=1)"); }),
                  "output positions"));
+  // convt s=2000 on 28x28: 54003 x 54003 positions wrapped to a negative count (no bias added).
+  CHECK(contains(error_of([] { graph_from_text("input(1,28,28) convt(1,k=3,s=2000)"); }),
+                 "output positions (height x width)"));
+  {  // its initialization's s² (s = 100000) overflowed int (UBSan); a 1x1 input keeps the output small
+    Graph t = graph_from_text("input(1,1,1) convt(2,k=3,s=100000)");
+    t.init(1);
+    CHECK(t.shape(t.size() - 1, 1) == Shape({1, 2, 3, 3}));
+  }
   CHECK(contains(error_of([] { graph_from_text("input(1,8,8) maxpool(3,p=2000000000)"); }),
                  "padding must be between 0 and k/2"));
   // The same layers with sane values still build.

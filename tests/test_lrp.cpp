@@ -514,6 +514,10 @@ TEST_CASE("LRP methods are registered with Zennit conventions and reject bad par
   CHECK_THROWS_AS(gb::explain::explain(g, x, {0}, "lrp-alpha-beta", {{"alpha", "3"}, {"beta", "1"}}), std::invalid_argument);
   CHECK_THROWS_AS(gb::explain::explain(g, x, {0}, "lrp", {{"rule", "conv=magic"}}), std::invalid_argument);
   CHECK_THROWS_AS(gb::explain::explain(g, x, {0}, "lrp", {{"rule", "pool=zero"}}), std::invalid_argument);
+  // An empty rule: the mapping kept one rule fewer and read past the end of them (a crash).
+  for (const char* empty : {"conv=", "dense=", "conv=epsilon,dense=", "conv=,dense=epsilon", "first="})
+    CHECK_THROWS_WITH_AS(gb::explain::explain(g, x, {0}, "lrp", {{"rule", empty}}), doctest::Contains("gives no rule"),
+                         std::invalid_argument);
   CHECK_THROWS_AS(gb::explain::explain(g, x, {0}, "lrp-epsilon", {{"seed", "random"}}), std::invalid_argument);
   CHECK_THROWS_AS(gb::explain::explain(g, x, {0}, "lrp-epsilon", {{"layer", "nope"}}), std::invalid_argument);
   CHECK_NOTHROW(gb::explain::explain(g, x, {0}, "lrp-alpha-beta", {{"alpha", "3"}}));  // β defaults to α − 1

@@ -95,6 +95,9 @@ NamedComposite composite_rules(const std::string& name_in) {
     const std::string key = item.substr(0, eq), val = eq == std::string::npos ? "" : item.substr(eq + 1);
     if (eq == std::string::npos)
       throw std::invalid_argument("LRP rule mapping: '" + item + "' is not KEY=RULE (keys: conv, dense, first, norm)");
+    if (val.empty())  // (an empty conv or dense rule read past the rules' end)
+      throw std::invalid_argument("LRP rule mapping: '" + item + "' gives no rule (" + key + "=RULE; leave out first " +
+                                  "for none)");
     if (key == "conv") {
       c.conv = val;
     } else if (key == "dense") {
