@@ -107,6 +107,9 @@ TEST_CASE("cli: bad flags and specs are refused with the flag named") {
   write_labels(s / "y4.npy", {0, 1, 0, 1});
   write_npy(s / "x5.npy", {5, 3});
   write_labels(s / "y5.npy", {0, 1, 0, 1, 0});
+  write_npy(s / "v784.npy", {784});
+  write_npy(s / "x15.npy", {15, 1, 8, 8});
+  write_labels(s / "y15.npy", {0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2});
   struct Case {
     std::string args, expect;
   };
@@ -131,6 +134,11 @@ TEST_CASE("cli: bad flags and specs are refused with the flag named") {
       {"train --model lenet5 --data toy:spirals" + out, "cannot take the samples of --data toy:spirals"},
       {"train --model toy2d --data npy:" + (s / "none.npy") + "," + (s / "none_y.npy") + out, "none.npy"},
       {"predict --model toy2d --input " + (s / "none.png"), "none.png"},
+      {"predict --model lenet5 --input " + (s / "v784.npy"), "v784.npy: expected N x [1,28,28] float32"},  // (no file named)
+      // --range was ignored (even reversed) where the plane goes through three inputs
+      {"regions --model \"input(1,8,8) conv(4,k=3,p=1) relu gap dense(3)\" --data npy:" + (s / "x15.npy") + "," + (s / "y15.npy") +
+           " --split all --plane --index 0,1,2 --range 0,1,1,0 --out " + (s / "rg"),
+       "--range: the window of a 2-D model's input plane"},
       {"--threads -2 info", "--threads: '-2'"},
       // 3000 classes drew a 52 GB image (std::bad_alloc)
       {"eval --model \"input(2) dense(301)\" --data toy:moons --confusion " + (s / "c.png"),
@@ -141,6 +149,11 @@ TEST_CASE("cli: bad flags and specs are refused with the flag named") {
        "every fifth sample"},  // why four samples leave no test split
       {"info nope.safetensors", "error: model 'nope.safetensors'"},  // positional: it named --model
       {"bench --models \"\" --no-explain --no-regions --no-families --seconds 0.01", "nothing to measure"},
+      // An empty value ran the flag's default: sample 0, Fashion-MNIST, every report section.
+      {"bench --models lenet5 --explain-models \"\" --seconds 0.01", "--explain-models: empty value"},
+      {"explain --model lenet5 --data fashion-mnist --index \"\" --method saliency --out " + (s / "e"), "--index: empty value"},
+      {"train --model toy2d --data \"\"" + out, "--data: empty value"},
+      {"report --quick --sections \"\" --out " + (s / "r"), "--sections: empty value"},
       // the first mode ran and the others were ignored
       {"regions --model toy2d --data toy:moons --line 0,1 --plane --out " + (s / "rg"), "modes of their own"},
       {"regions --model toy2d --data toy:moons --range 0,1,0,1 --out " + (s / "rg"), "--range: the window of --plane"},
@@ -472,6 +485,23 @@ std::string small_trained_model(const Scratch& s) {
   return data;
 }
 }  // namespace
+
+TEST_CASE("cli: finite weights whose logits overflow float32 are refused by predict and eval, not printed as NaN") {
+  Scratch s;
+  const std::string data = small_trained_model(s);
+  std::string bytes = read_file(s / "m.safetensors");
+  uint64_t header = 0;
+  std::memcpy(&header, bytes.data(), 8);
+  const float huge = 3e38f;  // finite, so the file loads; every product overflows
+  for (size_t at = 8 + header; at + 4 <= bytes.size(); at += 4) std::memcpy(&bytes[at], &huge, 4);
+  std::ofstream(s / "huge.safetensors", std::ios::binary) << bytes;
+  Run r = glassbox(s, "predict --model " + (s / "huge.safetensors") + " --input " + (s / "x.npy"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "huge.safetensors: its logits are not finite for input x.npy["), r.err);
+  r = glassbox(s, "eval --model " + (s / "huge.safetensors") + " --data " + data);
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "huge.safetensors: its logits are not finite on npy:"), r.err);
+}
 
 TEST_CASE("cli: report --data on a generated set: the figures that name a class or a sample follow the data") {
   // Runs without Fashion-MNIST. The report once named Fashion-MNIST's class "Trouser" and its first
@@ -1890,7 +1920,7 @@ TEST_CASE("cli: bench --json - is JSON lines alone; a torch-less Python or a mis
   CHECK_MESSAGE(!contains(r.out + r.err, "train"), r.out);  // nothing was timed
   r = glassbox(s, base + " --json ''");  // taken for "not given": timed, and nothing written
   CHECK(r.status != 0);
-  CHECK_MESSAGE(contains(r.err, "--json: an empty path"), r.err);
+  CHECK_MESSAGE(contains(r.err, "--json: empty value"), r.err);
   r = glassbox(s, base + " --json " + (s / "missing/rows.json"));
   CHECK(r.status == 1);
   CHECK_MESSAGE(contains(r.err, "its folder " + (s / "missing") + " does not exist"), r.err);

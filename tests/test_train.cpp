@@ -445,6 +445,17 @@ TEST_CASE("bad checkpoints and mismatched data give clear errors") {
     std::ofstream(dir + "/trunc.safetensors", std::ios::binary) << b.substr(0, b.size() / 2);
     o.resume = dir + "/trunc.safetensors";
     CHECK_THROWS_WITH(fit(other, train, o), doctest::Contains("trunc.safetensors"));
+    // An edited best accuracy is named with its value ("bad training metadata (stod)" named neither).
+    TensorFile f = read_safetensors(dir + "/other.ckpt.safetensors");
+    std::vector<std::pair<std::string, const Tensor*>> tensors;
+    for (const auto& [name, t] : f.tensors) tensors.emplace_back(name, &t);
+    for (const char* bad : {"", "{", "0.5x"}) {
+      f.metadata["train.best_val_acc"] = bad;
+      write_safetensors(dir + "/edited.safetensors", tensors, f.metadata);
+      o.resume = dir + "/edited.safetensors";
+      const std::string expected = "train.best_val_acc '" + std::string(bad) + "' is not a number";
+      CHECK_THROWS_WITH(fit(other, train, o), doctest::Contains(expected.c_str()));
+    }
   }
   o.resume.clear();
   Graph img = make_preset("mlp");

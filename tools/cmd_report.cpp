@@ -759,7 +759,7 @@ void add_report_command(Command& app) {
       throw std::runtime_error("report: Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist), or "
                                "give another dataset with --data");
     const fs::path root = o->out;
-    fs::create_directories(root);
+    make_parent_dir((root / "index.html").string());  // (a file at --out gave a bare filesystem error)
     std::string body, toc;
     json numbers = {{"quick", s.quick}, {"data", s.data}, {"sections", json::array()}};
     int failed = 0;

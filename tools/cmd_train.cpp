@@ -176,6 +176,9 @@ void run_eval(const std::string& model, const std::string& data, const std::stri
       break;
     }
   EvalResult e = evaluate(m.graph, d, Normalization::of_model(m.metadata));
+  if (e.n > 0 && !std::isfinite(e.loss) && !nonfinite_allowed())  // (finite weights that overflow printed "loss -nan")
+    throw std::runtime_error(model + ": its logits are not finite on " + data +
+                             " (weights or activations past float32's range; glassbox --allow-nonfinite shows them)");
   std::vector<std::string> names = d.class_names;
   for (int k = int(names.size()); k < m.graph.classes(); ++k) names.push_back(std::to_string(k));
   const int K = m.graph.classes();
@@ -225,6 +228,12 @@ void run_predict(const std::string& model, const std::vector<std::string>& files
   for (int b = 0; b < in.x.batch(); b += B) {
     const int e = std::min(in.x.batch(), b + B);
     const Tensor z = m.graph.forward(in.x.slice(b, e), Mode::eval).clone();
+    for (int i = b; i < e && !nonfinite_allowed(); ++i)  // (finite weights that overflow printed "-nan")
+      for (int k = 0; k < K; ++k)
+        if (!std::isfinite(z[size_t(i - b) * K + k]))
+          throw std::runtime_error(model + ": its logits are not finite for input " + in.names[i] +
+                                   " (weights or activations past float32's range; glassbox --allow-nonfinite "
+                                   "shows them)");
     const Tensor p = softmax(z);
     for (int i = b; i < e; ++i) {
       const float* pi = p.data() + size_t(i - b) * K;

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <set>
 #include <sstream>
 
 #include "data/images.h"
@@ -208,9 +209,30 @@ static void protect_named_files(const CLI::App& app) {
   }
 }
 
+// Options whose empty value means something (bench --models '': no models, only the families).
+static std::set<const CLI::Option*>& empty_allowed() {
+  static std::set<const CLI::Option*> options;
+  return options;
+}
+
+Flag* Flag::allow_empty() {
+  empty_allowed().insert(option_);
+  return this;
+}
+
+// An empty value (--index '', --data '') read as the flag not given: the default ran instead.
+static void refuse_empty_values(const CLI::App& app) {
+  for (const CLI::Option* option : app.get_options()) {
+    if (option->get_items_expected_min() == 0 || empty_allowed().count(option)) continue;  // (a switch: --list)
+    for (const std::string& value : option->results())
+      if (value.empty()) throw std::invalid_argument(option->get_name() + ": empty value (leave the flag out for its default)");
+  }
+}
+
 void Command::callback(std::function<void()> run) {
   const CLI::App* app = app_;
   app_->callback([app, run = std::move(run)] {
+    refuse_empty_values(*app);
     protect_named_files(*app);
     set_output_command(app->get_name());
     run();

@@ -50,6 +50,7 @@ class Flag {  // one option or flag of a command
   Flag* default_val(int v);     // set the variable and show v as the default
   Flag* default_val(double v);
   Flag* default_val(const std::string& v);
+  Flag* allow_empty();          // an empty value is a value (an empty list); others are refused
   CLI::Option* cli() { return option_; }
 
  private:

@@ -155,9 +155,9 @@ Inputs read_inputs(const Model& model, const std::vector<std::string>& files, co
       if (space == InputSpace::pixels) uint8_to_unit(t, descr);  // as the npy: dataset reader does
       const Shape as_read = t.shape();  // for the message: a one-sample reshape is not what the file holds
       if (t.rank() == sample.rank) t = t.reshaped(Shape::batch_of(1, t.shape()));  // one sample without batch
-      if (t.shape().sample() != sample && is_channel_last(t.shape()))
+      if (t.rank() >= 2 && t.shape().sample() != sample && is_channel_last(t.shape()))
         t = channel_last_to_nchw(t);  // as the npy: dataset reader reads it
-      if (t.rank() != sample.rank + 1 || t.shape().sample() != sample)
+      if (t.rank() != sample.rank + 1 || t.shape().sample() != sample)  // (a 1-D array's message named no file)
         throw ShapeError(f + ": expected N x " + sample.str() + " float32 (" +
                          (space == InputSpace::pixels ? "pixels" : "model input space") + "), got " + as_read.str());
       check_finite(t, f);

@@ -101,8 +101,15 @@ Checkpoint load_checkpoint(const std::string& path, Graph& g, Optimizer& opt) {
   c.state.data_rng = rng_from(need(m, "train.data_rng", path), "train.data_rng", path);
   c.state.graph_rng = rng_from(need(m, "train.graph_rng", path), "train.graph_rng", path);
   c.state.best_epoch = to_int_field(need(m, "train.best_epoch", path), "train.best_epoch", path);
+  const std::string& acc_text = need(m, "train.best_val_acc", path);
+  try {  // (a bad value was "bad training metadata (stod)", naming neither)
+    size_t used = 0;
+    c.state.best_val_acc = std::stod(acc_text, &used);
+    if (used != acc_text.size()) throw std::invalid_argument("trailing text");
+  } catch (const std::exception&) {
+    fail(path, "train.best_val_acc '" + acc_text + "' is not a number");
+  }
   try {
-    c.state.best_val_acc = std::stod(need(m, "train.best_val_acc", path));
     c.state.config = json::parse(need(m, "train.config", path));
     if (auto it = m.find("train.run"); it != m.end()) c.state.run = it->second;  // (older checkpoints have none)
   } catch (const std::exception& e) {

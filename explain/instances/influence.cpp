@@ -11,6 +11,7 @@
 // training image's pixels through the same products; pert_test differentiates it with respect to
 // the test input's pixels (one more solve per chosen training point).
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <numeric>
 #include <stdexcept>
@@ -146,8 +147,10 @@ SymmetricMatrix last_layer_factor(const LastLayerSet& train, const std::vector<i
   SymmetricMatrix H = train.model.hessian(train.probs, &weights), L;
   for (double& v : H.a) v /= double(rows.size());
   for (int j = 0; j < H.n; ++j) H.at(j, j) += s.damping;
+  char damping_text[32];  // (std::to_string printed 1e-300 as 0.000000)
+  std::snprintf(damping_text, sizeof damping_text, "%g", s.damping);
   if (!cholesky(H, L))
-    throw std::runtime_error("influence: the last layer's Hessian plus damping " + std::to_string(s.damping) +
+    throw std::runtime_error("influence: the last layer's Hessian plus damping " + std::string(damping_text) +
                              " is not positive definite; raise --param damping");
   report(ctx, "Hessian of the last layer", 1, 1);
   return L;

@@ -26,7 +26,7 @@ static std::string range_text(double lo, double hi) {
 int integer_in(ParamReader& r, const std::string& key, long lo, long hi) {
   const int v = r.integer(key);
   if (v < lo || v > hi)
-    throw std::invalid_argument(r.method() + ": --param " + key + "=" + std::to_string(v) + " outside " +
+    throw std::invalid_argument(r.method() + ": --param " + key + "=" + r.text(key) + " outside " +  // as given (1e-9 read 0.000000)
                                 range_text(double(lo), double(hi)));
   return v;
 }
@@ -34,7 +34,7 @@ int integer_in(ParamReader& r, const std::string& key, long lo, long hi) {
 double number_in(ParamReader& r, const std::string& key, double lo, double hi) {
   const double v = r.number(key);
   if (v < lo || v > hi)
-    throw std::invalid_argument(r.method() + ": --param " + key + "=" + std::to_string(v) + " outside " +
+    throw std::invalid_argument(r.method() + ": --param " + key + "=" + r.text(key) + " outside " +  // as given (1e-9 read 0.000000)
                                 range_text(lo, hi));
   return v;
 }
