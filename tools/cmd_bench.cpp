@@ -271,7 +271,7 @@ void add_bench_command(Command& app) {
                                           "stderr)");
   cmd->add_option("--python", o->python, "Python with torch, for --compare-torch")->capture_default_str();
   cmd->add_option("--torch-script", o->script, "the PyTorch baseline script")->capture_default_str();
-  cmd->callback([o, cmd] {
+  cmd->callback([o] {
     const std::vector<int> explain_batches = check_bench_flags(*o);  // before any timing
     // --json -: stdout carries the JSON lines only (jq failed on the table before them), so
     // everything printed goes to stderr and the JSON to the original stdout at the end.
