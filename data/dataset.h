@@ -52,6 +52,9 @@ Dataset load_dataset(const std::string& spec, const std::string& split);
 std::string absolute_spec(const std::string& spec);
 // True when the files the spec needs exist (tests that need real data skip otherwise).
 bool dataset_available(const std::string& spec);
+// The image files an images:DIR spec reads (DIR/<class>/*, or DIR/train/<class>/* and
+// DIR/test/<class>/*); none for other specs or a folder that cannot be read.
+std::vector<std::string> dataset_image_files(const std::string& spec);
 
 // The samples `indices` of d, in that order (a copy).
 Dataset take(const Dataset& d, const std::vector<int>& indices);

@@ -302,6 +302,24 @@ Dataset images_dataset(const Source& s, const std::string& split) {
 
 }  // namespace
 
+std::vector<std::string> dataset_image_files(const std::string& spec) {
+  if (spec.rfind("images:", 0) != 0) return {};
+  std::vector<std::string> files;
+  try {
+    const Source s = resolve(spec);
+    const std::vector<std::string> roots = s.split_dirs ? std::vector<std::string>{(fs::path(s.dir) / "train").string(),
+                                                                                   (fs::path(s.dir) / "test").string()}
+                                                        : std::vector<std::string>{s.dir};
+    for (const std::string& root : roots)
+      for (const std::string& cls : image_folder_classes(root)) try {
+          for (std::string& f : image_files_in((fs::path(root) / cls).string())) files.push_back(std::move(f));
+        } catch (const std::exception&) {  // one class folder unreadable: the others still count
+        }
+  } catch (const std::exception&) {  // the command that reads the spec reports it
+  }
+  return files;
+}
+
 Dataset load_dataset(const std::string& spec_in, const std::string& split) {
   std::string spec = spec_in.empty() ? "fashion-mnist" : spec_in;
   if (split != "train" && split != "test" && split != "all")

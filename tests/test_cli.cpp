@@ -500,7 +500,7 @@ TEST_CASE("cli: finite weights whose logits overflow float32 are refused by pred
   CHECK_MESSAGE(contains(r.err, "huge.safetensors: its logits are not finite for input x.npy["), r.err);
   r = glassbox(s, "eval --model " + (s / "huge.safetensors") + " --data " + data);
   CHECK(r.status == 1);
-  CHECK_MESSAGE(contains(r.err, "huge.safetensors: its logits are not finite on npy:"), r.err);
+  CHECK_MESSAGE(contains(r.err, "huge.safetensors: its loss is not finite on npy:"), r.err);
 }
 
 TEST_CASE("cli: report --data on a generated set: the figures that name a class or a sample follow the data") {
@@ -1918,7 +1918,7 @@ TEST_CASE("cli: bench --json - is JSON lines alone; a torch-less Python or a mis
   CHECK_MESSAGE(contains(r.err, "--compare-torch: '/bin/false "), r.err);
   CHECK_MESSAGE(contains(r.err, "that Python cannot run the baseline"), r.err);
   CHECK_MESSAGE(!contains(r.out + r.err, "train"), r.out);  // nothing was timed
-  r = glassbox(s, base + " --json ''");  // taken for "not given": timed, and nothing written
+  r = glassbox(s, base + " --json ''");  // (it was taken for "not given": timed, and nothing written)
   CHECK(r.status != 0);
   CHECK_MESSAGE(contains(r.err, "--json: empty value"), r.err);
   r = glassbox(s, base + " --json " + (s / "missing/rows.json"));
@@ -2056,6 +2056,18 @@ TEST_CASE("cli: the images of a folder given as images:DIR are never replaced by
   }
   CHECK(fs::exists(s / "imgs/grid.png"));
   CHECK(fs::exists(s / "saliency/grid.png"));
+  // A dataset split by folders (DIR/train/<class>, DIR/test/<class>) is protected two levels down.
+  for (const std::string part : {"train", "test"}) {
+    fs::create_directories(s / ("split/" + part + "/a"));
+    for (int i = 0; i < 2; ++i) write_pgm(s / ("split/" + part + "/a/" + std::to_string(i) + ".pgm"), 60);
+  }
+  write_pgm(s / "split/train/a/grid.png", 10);
+  const std::string split_image = read_file(s / "split/train/a/grid.png");
+  r = glassbox(s, std::string("explain --model ") + kSmall + " --data images:" + (s / "split") +
+                      " --split all --index 0:2 --method saliency --out " + (s / "split/train/a"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "(given with --data); not replacing it"), r.err);
+  CHECK(read_file(s / "split/train/a/grid.png") == split_image);
 }
 
 TEST_CASE("cli: Ctrl-C stops a run between passes: exit 128+SIGINT, no temporary left, no summary of a partial run") {

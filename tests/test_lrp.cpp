@@ -518,6 +518,11 @@ TEST_CASE("LRP methods are registered with Zennit conventions and reject bad par
   for (const char* empty : {"conv=", "dense=", "conv=epsilon,dense=", "conv=,dense=epsilon", "first="})
     CHECK_THROWS_WITH_AS(gb::explain::explain(g, x, {0}, "lrp", {{"rule", empty}}), doctest::Contains("gives no rule"),
                          std::invalid_argument);
+  // norm takes a number, and an unknown key is named as one
+  CHECK_THROWS_WITH_AS(gb::explain::explain(g, x, {0}, "lrp", {{"rule", "norm="}}), doctest::Contains("is not a number"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(gb::explain::explain(g, x, {0}, "lrp", {{"rule", "foo="}}), doctest::Contains("unknown key 'foo'"),
+                       std::invalid_argument);
   CHECK_THROWS_AS(gb::explain::explain(g, x, {0}, "lrp-epsilon", {{"seed", "random"}}), std::invalid_argument);
   CHECK_THROWS_AS(gb::explain::explain(g, x, {0}, "lrp-epsilon", {{"layer", "nope"}}), std::invalid_argument);
   CHECK_NOTHROW(gb::explain::explain(g, x, {0}, "lrp-alpha-beta", {{"alpha", "3"}}));  // β defaults to α − 1

@@ -542,9 +542,6 @@ void write_plane(const RegionsArgs& a, Model& model, const Inputs& in) {
   Graph& g = model.graph;
   PlanePoints pts;
   const bool two_d = g.input_shape().numel() == 2;
-  if (!two_d && !a.range.empty())  // (it was ignored, even reversed)
-    throw std::invalid_argument("--range: the window of a 2-D model's input plane; this model's plane goes through "
-                                "the three --index inputs");
   const ob::Plane P = two_d ? input_plane_of(a, g, in, pts) : plane_through_inputs(in, pts);
   ob::SliceRegions S = ob::slice_regions(g, P, a.eps, a.max_regions);
   const int W = a.size, H = a.size;
@@ -608,6 +605,9 @@ void run_regions(const RegionsArgs& a) {
   if (!a.range.empty() && !a.plane) throw std::invalid_argument("--range: the window of --plane, which was not given");
   Model model = open_model(a.model);
   ob::check_piecewise_linear(model.graph);
+  if (!a.range.empty() && model.graph.input_shape().numel() != 2)  // (it was ignored, even reversed)
+    throw std::invalid_argument("--range: the window of a 2-D model's input plane; this model's plane goes through "
+                                "the three --index inputs");
   make_out_dir(a.out);
   if (a.stats) return write_stats(a, model);
   if (!a.line.empty()) {

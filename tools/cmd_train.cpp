@@ -177,7 +177,7 @@ void run_eval(const std::string& model, const std::string& data, const std::stri
     }
   EvalResult e = evaluate(m.graph, d, Normalization::of_model(m.metadata));
   if (e.n > 0 && !std::isfinite(e.loss) && !nonfinite_allowed())  // (finite weights that overflow printed "loss -nan")
-    throw std::runtime_error(model + ": its logits are not finite on " + data +
+    throw std::runtime_error(model + ": its loss is not finite on " + data +
                              " (weights or activations past float32's range; glassbox --allow-nonfinite shows them)");
   std::vector<std::string> names = d.class_names;
   for (int k = int(names.size()); k < m.graph.classes(); ++k) names.push_back(std::to_string(k));

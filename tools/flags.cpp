@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "data/dataset.h"
 #include "data/images.h"
 #include "engine/model_file.h"
 #include "tools/flags.h"
@@ -154,9 +155,9 @@ Flag* Command::get_option(const std::string& name) {
   return wrap(option);
 }
 
-// The image files `depth` folders below `dir`, listed as the image readers list them; a folder
-// that cannot be listed is skipped (the command that reads it says so). An output folder inside a
-// dataset's folder replaced a class's images of the same names (grid.png).
+// The image files `depth` folders below `dir` (a concept's images:DIR: 0; masks:DIR's masks: 2),
+// listed as the image readers list them; a folder that cannot be listed is skipped (the command
+// that reads it says so).
 static void protect_images_under(const std::filesystem::path& dir, int depth, const std::string& flag) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -173,38 +174,50 @@ static void protect_images_under(const std::filesystem::path& dir, int depth, co
     if (it->path().filename().string()[0] != '.') protect_images_under(it->path(), depth - 1, flag);
 }
 
+// The images a spec makes the command read, split as its readers split it: a dataset's
+// images:DIR[,c=..] (--data, --ref-data, a concept's data:SPEC[@filters]), a concept's images:DIR
+// (the rest of the spec is the folder), masks:DIR (DIR/images and DIR/masks/NAME/CATEGORY).
+static void protect_spec_images(const std::string& spec, bool dataset_flag, const std::string& flag) {
+  namespace fs = std::filesystem;
+  const size_t colon = spec.find(':');
+  if (colon == std::string::npos) return;
+  const std::string kind = spec.substr(0, colon), rest = spec.substr(colon + 1);
+  if (kind == "images" && dataset_flag) {
+    for (const std::string& f : dataset_image_files(spec)) protect_input(f, flag);
+  } else if (kind == "images") {
+    protect_images_under(rest, 0, flag);
+  } else if (kind == "data") {
+    protect_spec_images(rest.substr(0, rest.rfind('@')), true, flag);
+  } else if (kind == "masks") {
+    protect_images_under(fs::path(rest) / "images", 0, flag);
+    protect_images_under(fs::path(rest) / "masks", 2, flag);
+  }
+}
+
 // Every existing file named in a flag's value ("a.npy", "npy:x.npy,y.npy", "relu3:dir.npy",
 // "baseline=b.npy", "data:npy:x.npy,y.npy@split=test") is an input of the command, protected from
-// its writes (engine/model_file.h). So are the images a folder spec makes it read: a dataset's
-// images:DIR (--data, --ref-data, data:images:DIR) in DIR's class subfolders, a concept's
-// images:DIR in DIR itself, masks:DIR in DIR/images and DIR/masks/NAME/CATEGORY.
+// its writes (engine/model_file.h), and so are the images its folder specs make it read
+// (protect_spec_images: the value, or what follows NAME= in a concept's NAME=SPEC).
 // Not the flags that name outputs, nor --resume: training rewrites the checkpoint it resumes.
 static void protect_named_files(const CLI::App& app) {
   namespace fs = std::filesystem;
   for (const CLI::Option* option : app.get_options()) {
     const std::string flag = option->get_name();
     if (flag == "--out" || flag == "--json" || flag == "--confusion" || flag == "--resume") continue;
+    const bool dataset_flag = flag == "--data" || flag == "--ref-data";
     for (const std::string& value : option->results()) {
-      std::vector<std::string> pieces;  // between the separators , : = @
-      std::string after;                // the separator after each piece
+      std::vector<std::string> candidates = {value};
       for (size_t p = 0; p <= value.size();) {
         const size_t q = std::min(value.find_first_of(",:=@", p), value.size());
-        pieces.push_back(value.substr(p, q - p)), after.push_back(q < value.size() ? value[q] : '\0');
+        candidates.push_back(value.substr(p, q - p));
         p = q + 1;
       }
       std::error_code ec;
-      if (fs::is_regular_file(value, ec)) protect_input(value, flag);
-      for (size_t i = 0; i < pieces.size(); ++i) {
-        if (!pieces[i].empty() && fs::is_regular_file(pieces[i], ec)) protect_input(pieces[i], flag);
-        if (i == 0 || after[i - 1] != ':') continue;
-        if (pieces[i - 1] == "images") {
-          const bool dataset = flag == "--data" || flag == "--ref-data" || (i >= 2 && pieces[i - 2] == "data");
-          protect_images_under(pieces[i], dataset ? 1 : 0, flag);
-        } else if (pieces[i - 1] == "masks") {
-          protect_images_under(fs::path(pieces[i]) / "images", 0, flag);
-          protect_images_under(fs::path(pieces[i]) / "masks", 2, flag);
-        }
-      }
+      for (const std::string& c : candidates)
+        if (!c.empty() && fs::is_regular_file(c, ec)) protect_input(c, flag);
+      protect_spec_images(value, dataset_flag, flag);
+      const size_t eq = value.find('=');
+      if (eq != std::string::npos && value.find(':') > eq) protect_spec_images(value.substr(eq + 1), false, flag);
     }
   }
 }

@@ -95,7 +95,7 @@ NamedComposite composite_rules(const std::string& name_in) {
     const std::string key = item.substr(0, eq), val = eq == std::string::npos ? "" : item.substr(eq + 1);
     if (eq == std::string::npos)
       throw std::invalid_argument("LRP rule mapping: '" + item + "' is not KEY=RULE (keys: conv, dense, first, norm)");
-    if (val.empty())  // (an empty conv or dense rule read past the rules' end)
+    if (val.empty() && (key == "conv" || key == "dense" || key == "first"))  // (an empty rule read past the rules)
       throw std::invalid_argument("LRP rule mapping: '" + item + "' gives no rule (" + key + "=RULE; leave out first " +
                                   "for none)");
     if (key == "conv") {
