@@ -178,8 +178,6 @@ std::string short_method_name(const std::string& name) {
   return s;
 }
 
-// grid.png: per input, the input, the adversarial input, the change (±ε, or ± the largest change)
-// and the explanation of each, captioned with the classes and probabilities before and after.
 // What the grid's rows add up to: the attack's success over all inputs (not only the rows shown)
 // and, for detection, its ROC-AUC.
 std::string attack_grid_title(const std::string& method, const attacks::Result& r, int inputs, double eps) {
@@ -195,6 +193,8 @@ std::string attack_grid_title(const std::string& method, const attacks::Result& 
   return t;
 }
 
+// grid.png: per input, the input, the adversarial input, the change (±ε, or ± the largest change)
+// and the explanation of each, captioned with the classes and probabilities before and after.
 void write_attack_grid(const std::string& path, const AttackArgs& a, const attacks::Params& params, Graph& g,
                 const attacks::PixelSpace& s, const Inputs& in, const attacks::Result& r,
                 const std::vector<std::string>& classes, double eps) {

@@ -720,10 +720,9 @@ void draw_axes(Canvas& c, const PlotFrame& f, const PlotOptions& o, const Metric
   }
 }
 
-// The legend rows from y down, in columns: the block of them at left_of(the first row's width);
-// returns the y under them.
+// The legend rows from y down, in columns: the block of them at left_of(the first row's width).
 template <class LeftOf>
-double draw_legend(Canvas& c, const std::vector<Series>& series, PlotKind kind, double y, double max_w,
+void draw_legend(Canvas& c, const std::vector<Series>& series, PlotKind kind, double y, double max_w,
                    const LeftOf& left_of, const Metrics& m) {
   std::vector<double> widths;
   const std::vector<std::vector<size_t>> rows = legend_rows(series, m, max_w, widths);
@@ -748,7 +747,6 @@ double draw_legend(Canvas& c, const std::vector<Series>& series, PlotKind kind, 
     }
     y += m.line;
   }
-  return y;
 }
 
 // The title, then the legend rows, centred over the plot area but kept inside the figure.
