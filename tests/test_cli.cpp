@@ -154,6 +154,9 @@ TEST_CASE("cli: bad flags and specs are refused with the flag named") {
       {"explain --model lenet5 --data fashion-mnist --index \"\" --method saliency --out " + (s / "e"), "--index: empty value"},
       {"train --model toy2d --data \"\"" + out, "--data: empty value"},
       {"report --quick --sections \"\" --out " + (s / "r"), "--sections: empty value"},
+      {"explain --model toy2d --data toy:moons --method integrated-gradients --param n_steps= --out " + (s / "e"),
+       "--param n_steps=: empty value (leave n_steps out for its default)"},
+      {"attack --model toy2d --data toy:moons --method fgsm --param eps= --out " + (s / "a"), "--param eps=: empty value"},
       // the first mode ran and the others were ignored
       {"regions --model toy2d --data toy:moons --line 0,1 --plane --out " + (s / "rg"), "modes of their own"},
       {"regions --model toy2d --data toy:moons --range 0,1,0,1 --out " + (s / "rg"), "--range: the window of --plane"},
@@ -498,6 +501,18 @@ TEST_CASE("cli: finite weights whose logits overflow float32 are refused by pred
   Run r = glassbox(s, "predict --model " + (s / "huge.safetensors") + " --input " + (s / "x.npy"));
   CHECK(r.status == 1);
   CHECK_MESSAGE(contains(r.err, "huge.safetensors: its logits are not finite for input x.npy["), r.err);
+  {  // one overflowing input after the first batch of 256: refused before any line is printed
+    std::ofstream f(s / "late.npy", std::ios::binary);
+    write_npy_header(f, "<f4", "(300, 1, 8, 8, )");
+    for (int i = 0; i < 300 * 64; ++i) {
+      const float v = i >= 299 * 64 ? 3e38f : 0.5f;
+      f.write(reinterpret_cast<const char*>(&v), 4);
+    }
+  }
+  r = glassbox(s, "predict --input-space model --model " + (s / "m.safetensors") + " --input " + (s / "late.npy"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "m.safetensors: its logits are not finite for input late.npy[299]"), r.err);
+  CHECK_MESSAGE(r.out.empty(), r.out);
   r = glassbox(s, "eval --model " + (s / "huge.safetensors") + " --data " + data);
   CHECK(r.status == 1);
   CHECK_MESSAGE(contains(r.err, "huge.safetensors: its loss is not finite on npy:"), r.err);

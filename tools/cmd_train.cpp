@@ -224,44 +224,47 @@ void run_predict(const std::string& model, const std::vector<std::string>& files
   const std::vector<std::string> names = model_classes(m);
   const int K = m.graph.classes();
   top = std::clamp(top, 1, K);
-  const int B = 256;
-  for (int b = 0; b < in.x.batch(); b += B) {
-    const int e = std::min(in.x.batch(), b + B);
-    const Tensor z = m.graph.forward(in.x.slice(b, e), Mode::eval).clone();
-    for (int i = b; i < e && !nonfinite_allowed(); ++i)  // (finite weights that overflow printed "-nan")
-      for (int k = 0; k < K; ++k)
-        if (!std::isfinite(z[size_t(i - b) * K + k]))
-          throw std::runtime_error(model + ": its logits are not finite for input " + in.names[i] +
-                                   " (weights or activations past float32's range; glassbox --allow-nonfinite "
-                                   "shows them)");
-    const Tensor p = softmax(z);
-    for (int i = b; i < e; ++i) {
-      const float* pi = p.data() + size_t(i - b) * K;
-      std::vector<int> idx(K);
-      std::iota(idx.begin(), idx.end(), 0);
-      std::partial_sort(idx.begin(), idx.begin() + top, idx.end(), [&](int u, int v) { return pi[u] > pi[v]; });
-      const std::string truth = in.labels[i] >= 0 && in.labels[i] < K ? names[in.labels[i]] : "";
-      const float* zi = z.data() + size_t(i - b) * K;
-      if (as_json) {
-        nlohmann::json preds = nlohmann::json::array();
-        for (int t = 0; t < top; ++t) {
-          preds.push_back({{"class", idx[t]}, {"name", names[idx[t]]}, {"p", pi[idx[t]]}});
-          if (logits) preds.back()["logit"] = zi[idx[t]];
-        }
-        nlohmann::json j = {{"input", in.names[i]}, {"top", preds}};
-        if (logits) j["logits"] = std::vector<float>(zi, zi + K);
-        if (!truth.empty()) j["label"] = in.labels[i];
-        std::printf("%s\n", j.dump().c_str());
-        continue;
-      }
-      std::printf("%s:", in.names[i].c_str());
+  // Every input's logits before the first line: a refusal prints nothing.
+  const int N = in.x.batch(), B = 256;
+  Tensor z({N, K});
+  for (int b = 0; b < N; b += B) {
+    const int e = std::min(N, b + B);
+    const Tensor zb = m.graph.forward(in.x.slice(b, e), Mode::eval);
+    std::copy(zb.data(), zb.data() + zb.size(), z.data() + size_t(b) * K);
+  }
+  for (int i = 0; i < N && !nonfinite_allowed(); ++i)  // (finite weights that overflow printed "-nan")
+    for (int k = 0; k < K; ++k)
+      if (!std::isfinite(z[size_t(i) * K + k]))
+        throw std::runtime_error(model + ": its logits are not finite for input " + in.names[i] +
+                                 " (weights or activations past float32's range; glassbox --allow-nonfinite "
+                                 "shows them)");
+  const Tensor p = softmax(z);
+  for (int i = 0; i < N; ++i) {
+    const float* pi = p.data() + size_t(i) * K;
+    std::vector<int> idx(K);
+    std::iota(idx.begin(), idx.end(), 0);
+    std::partial_sort(idx.begin(), idx.begin() + top, idx.end(), [&](int u, int v) { return pi[u] > pi[v]; });
+    const std::string truth = in.labels[i] >= 0 && in.labels[i] < K ? names[in.labels[i]] : "";
+    const float* zi = z.data() + size_t(i) * K;
+    if (as_json) {
+      nlohmann::json preds = nlohmann::json::array();
       for (int t = 0; t < top; ++t) {
-        std::printf("  %s %.4f", names[idx[t]].c_str(), pi[idx[t]]);
-        if (logits) std::printf(" (logit %.4f)", zi[idx[t]]);
+        preds.push_back({{"class", idx[t]}, {"name", names[idx[t]]}, {"p", pi[idx[t]]}});
+        if (logits) preds.back()["logit"] = zi[idx[t]];
       }
-      if (!truth.empty()) std::printf("  (true: %s)", truth.c_str());
-      std::printf("\n");
+      nlohmann::json j = {{"input", in.names[i]}, {"top", preds}};
+      if (logits) j["logits"] = std::vector<float>(zi, zi + K);
+      if (!truth.empty()) j["label"] = in.labels[i];
+      std::printf("%s\n", j.dump().c_str());
+      continue;
     }
+    std::printf("%s:", in.names[i].c_str());
+    for (int t = 0; t < top; ++t) {
+      std::printf("  %s %.4f", names[idx[t]].c_str(), pi[idx[t]]);
+      if (logits) std::printf(" (logit %.4f)", zi[idx[t]]);
+    }
+    if (!truth.empty()) std::printf("  (true: %s)", truth.c_str());
+    std::printf("\n");
   }
 }
 

@@ -599,6 +599,9 @@ explain::Params read_key_values(const std::vector<std::string>& given, const std
     const size_t eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) throw std::invalid_argument(flag + " '" + kv + "': expected KEY=VALUE");
     const std::string key = kv.substr(0, eq);
+    // An empty value would read as the key left out (layer= ran the default layer).
+    if (eq + 1 == kv.size())
+      throw std::invalid_argument(flag + " " + kv + ": empty value (leave " + key + " out for its default)");
     if (p.count(key)) {
       std::string hint = twice_hint;  // its KEY names the key
       if (const size_t at = hint.find("KEY"); at != std::string::npos) hint.replace(at, 3, key);

@@ -150,7 +150,8 @@ double seconds_since(std::chrono::steady_clock::time_point t);
 // ---- a family's --param KEY=VALUE ----
 
 // The strings as parameters. A key given twice is an error naming `flag`: the last value would
-// win and the first would never be checked. `twice_hint` ends that error, its KEY replaced by the key.
+// win and the first would never be checked; so is an empty value (KEY=). `twice_hint` ends the
+// first error, its KEY replaced by the key.
 explain::Params read_key_values(const std::vector<std::string>& given, const std::string& flag = "--param",
                                 const std::string& twice_hint = "");
 
