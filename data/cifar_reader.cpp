@@ -43,7 +43,7 @@ Dataset read_cifar10(const std::vector<std::string>& files) {
   float* x = d.x.data();
   size_t i = 0;
   for (size_t f = 0; f < files.size(); ++f) {
-    const ByteBuffer blob = detail::read_all(files[f]);
+    const ByteBuffer blob = detail::read_all(files[f], records[f] * kRecord, "changed size while being read");
     if (blob.size() != records[f] * kRecord) fail(files[f], "changed size while being read");
     const uint8_t* p = blob.data();
     for (size_t r = 0; r < records[f]; ++r, ++i, p += kRecord) {

@@ -92,6 +92,10 @@ IdxArray read_idx_file(const std::string& path, const char* what, int rank) {
     total = uint64_t(mul_size(int64_t(total), int64_t(d), path + ": IDX sizes"));  // 3 x 31 bits can wrap
     if (total > (uint64_t(1) << 40)) fail(path, "IDX sizes are implausibly large");
   }
+  // The bytes and, for images, their float32 copy, within the memory limit before any is read (a
+  // small gzip file can hold gigabytes of zeros).
+  check_memory(total * (rank == 3 ? 5 : 1), path + ": " + std::to_string(total) + " IDX " + what + " bytes" +
+                                                (rank == 3 ? " (and their float32 copy)" : ""));
   // Grow by doubling from 1 MB rather than trusting the header with one huge allocation: a short
   // file that claims gigabytes costs at most twice its own size in zeroed memory.
   size_t have = 0;

@@ -173,7 +173,10 @@ void check_image_header(const std::string& path, std::span<const uint8_t> bytes)
 }
 
 Image read_image(const std::string& path) {
-  const ByteBuffer bytes = detail::read_all(path);
+  // (An uncompressed 64 Mpx image of 4 channels and its header; /dev/zero ends here.)
+  const ByteBuffer bytes = detail::read_all(path, 4 * uint64_t(kMaxImagePixels) + (1 << 20),
+                                            "larger than an image of the pixel limit (" +
+                                                std::to_string(kMaxImagePixels) + " pixels) could be");
   if (bytes.empty()) fail(path, "empty file, not an image");
   check_image_header(path, bytes);
   Image img;

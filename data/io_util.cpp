@@ -29,25 +29,32 @@ bool is_dir(const std::string& path) {
   return fs::is_directory(path, ec);
 }
 
-ByteBuffer read_all(const std::string& path) {
+ByteBuffer read_all(const std::string& path, uint64_t max_bytes, const std::string& too_large) {
   if (is_dir(path)) fail(path, "is a directory, expected a file");
   FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) fail(path, std::string("cannot open: ") + std::strerror(errno));
   ByteBuffer out;
   std::error_code ec;
-  auto size = fs::file_size(path, ec);
+  const auto size = fs::file_size(path, ec);  // (none for a pipe or a device)
+  if (!ec && size > max_bytes) {
+    std::fclose(f);
+    fail(path, std::to_string(size) + " bytes: " + too_large);
+  }
   if (!ec) out.reserve(size);
-  const bool bad = !read_rest(f, out);
+  const bool bad = !read_rest(f, out, max_bytes);
   std::fclose(f);
   if (bad) fail(path, "read error");
+  if (out.size() > max_bytes) fail(path, "more than " + std::to_string(max_bytes) + " bytes: " + too_large);
   return out;
 }
 
-bool read_rest(std::FILE* f, ByteBuffer& out) {
+bool read_rest(std::FILE* f, ByteBuffer& out, uint64_t max_bytes) {
   // By chunks (not by a size taken up front): this also works for pipes and files that change size.
+  // Stops one byte past max_bytes (an endless stream such as /dev/zero).
   uint8_t chunk[1 << 16];
   size_t got;
-  while ((got = std::fread(chunk, 1, sizeof chunk, f)) > 0) out.insert(out.end(), chunk, chunk + got);
+  while (out.size() <= max_bytes && (got = std::fread(chunk, 1, sizeof chunk, f)) > 0)
+    out.insert(out.end(), chunk, chunk + std::min<uint64_t>(got, max_bytes + 1 - out.size()));
   return !std::ferror(f);
 }
 
@@ -55,7 +62,9 @@ void write_atomic(const std::string& path, const void* data, size_t n) {
   try {
     atomic_write(path, data, n);
   } catch (const ModelFileError& e) {
-    if (e.kind == ModelFileError::Kind::folder) throw;  // kept: a folder is IsADirectoryError in Python, as save()'s
+    // Kept: a folder is IsADirectoryError in Python and a failed write (a full disk) OSError, as
+    // save()'s.
+    if (e.kind == ModelFileError::Kind::folder || e.kind == ModelFileError::Kind::io) throw;
     throw DataError(e.what());
   } catch (const std::runtime_error& e) {
     throw DataError(e.what());

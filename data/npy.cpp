@@ -199,7 +199,9 @@ class NpyFile {
       size_t start = 0, hlen = 0;
       parse_prefix(path, prefix, n, start, hlen);  // a stream that is not .npy (/dev/zero) ends here
       whole_.assign(prefix, prefix + n);
-      if (!detail::read_rest(f_.get(), whole_)) fail(path, "read error");
+      if (!detail::read_rest(f_.get(), whole_, memory_limit())) fail(path, "read error");
+      if (whole_.size() > memory_limit())
+        fail(path, "a stream of more than " + bytes_text(memory_limit()) + ", the memory limit (--max-memory)");
       f_.reset();
       parse(whole_.data(), whole_.size(), whole_.size());
       return;

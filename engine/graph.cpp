@@ -52,6 +52,13 @@ Graph& Graph::then(std::unique_ptr<Layer> layer) {
   return *this;
 }
 
+int Graph::classes() const {
+  if (shapes_.empty() || shapes_.back().rank != 2)
+    throw std::invalid_argument("the model's output " + (shapes_.empty() ? std::string("(none)") : shape(output()).str()) +
+                                " is not [N, classes] logits (end it with dense)");
+  return shapes_.back()[1];
+}
+
 int Graph::find(const std::string& name) const {
   for (int i = 0; i < size(); ++i)
     if (nodes_[i].layer->name == name) return i;

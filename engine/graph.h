@@ -78,7 +78,9 @@ class Graph {
   int find(const std::string& name) const;  // -1 when absent
   int at(const std::string& name) const;    // throws naming the layer when absent
   Shape shape(int node, int batch = 1) const;  // output shape of a node (-1: the input)
-  int classes() const { return shapes_.back()[1]; }
+  // K of a classifier's [N, K] logits; a model whose output is not rank 2 (one ending with a
+  // convolution) throws std::invalid_argument saying so: its output is no [N, K] to index.
+  int classes() const;
 
   void init(uint64_t seed);
   std::vector<std::pair<std::string, Param*>> named_params() const;  // "conv1.weight", ...

@@ -40,8 +40,12 @@ bool natural_less(const std::string& a, const std::string& b) {
       size_t i2 = i, j2 = j;
       while (i2 < a.size() && std::isdigit((unsigned char)a[i2])) ++i2;
       while (j2 < b.size() && std::isdigit((unsigned char)b[j2])) ++j2;
-      long x = std::stol(a.substr(i, i2 - i)), y = std::stol(b.substr(j, j2 - j));
-      if (x != y) return x < y;
+      // As numbers of any length (std::stol threw on a run of 20 digits): without leading zeros,
+      // the shorter run is the smaller number, and runs of one length compare as text.
+      while (i < i2 - 1 && a[i] == '0') ++i;
+      while (j < j2 - 1 && b[j] == '0') ++j;
+      if (i2 - i != j2 - j) return i2 - i < j2 - j;
+      if (const int c = a.compare(i, i2 - i, b, j, j2 - j); c != 0) return c < 0;
       i = i2, j = j2;
     } else {
       if (a[i] != b[j]) return a[i] < b[j];
@@ -252,49 +256,107 @@ static std::optional<json> read_header(std::istream& in, std::string& bytes) {
   return h;
 }
 
-// A file's bytes. A stream (a pipe, a device) has no size: its header is read first, then the data
-// section it describes and at most one byte more (for the trailing-data check), so an endless
-// stream (/dev/zero) is refused instead of read until memory runs out.
-static std::string read_safetensors_bytes(const std::string& path) {
-  std::error_code ec;
-  const auto st = std::filesystem::status(path, ec);
-  if (ec || std::filesystem::is_regular_file(st) || std::filesystem::is_directory(st)) return read_file(path);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return read_file(path);  // names the reason
-  std::string bytes;
-  const std::optional<json> header = read_header(in, bytes);
-  if (!header) fail(path, "is not a safetensors file (not a regular file, and its first bytes give no header)");
-  uint64_t end = 0;  // the data section's size by the offsets (each checked later)
-  for (auto& [name, e] : header->items())
-    if (e.is_object() && e.contains("data_offsets") && e["data_offsets"].is_array())
-      for (const json& v : e["data_offsets"])
-        if (v.is_number_unsigned()) end = std::max(end, v.get<uint64_t>());
-  if (end > (uint64_t(1) << 40)) fail(path, "a data section of " + std::to_string(end) + " bytes from a stream");
-  std::string data(end + 1, '\0');
-  in.read(data.data(), std::streamsize(end + 1));
-  data.resize(size_t(in.gcount()));
-  return bytes + data;
+// The data section of a safetensors file, read tensor by tensor after the header is checked, so a
+// file is never read whole: a large file that is not a glassbox model (a language model's weights,
+// a file with gigabytes after its last tensor) is refused from its header alone. A stream (a pipe,
+// a device) has no size: it is read in order up to the last offset the header names, and one byte
+// more for the trailing-data check, so an endless one (/dev/zero) ends there.
+class DataSection {
+ public:
+  DataSection(const std::string& path, std::ifstream& in, uint64_t start, std::optional<uint64_t> file_size)
+      : path_(path), in_(in), start_(start), regular_(file_size.has_value()),
+        size_(file_size ? *file_size - start : 0) {}
+
+  // A stream's section up to `end` (the largest offset) and one byte more; a file's size is known.
+  void read_stream(uint64_t end) {
+    if (regular_) return;
+    if (end > (uint64_t(1) << 40)) fail(path_, "a data section of " + std::to_string(end) + " bytes from a stream");
+    char chunk[1 << 16];
+    while (stream_.size() <= end) {
+      in_.read(chunk, std::streamsize(std::min<uint64_t>(sizeof chunk, end + 1 - stream_.size())));
+      if (in_.gcount() <= 0) break;
+      stream_.append(chunk, size_t(in_.gcount()));
+    }
+    size_ = stream_.size();
+  }
+  uint64_t size() const { return size_; }
+  void copy(uint64_t offset, void* to, size_t n) {
+    if (!regular_) {
+      std::memcpy(to, stream_.data() + offset, n);
+      return;
+    }
+    in_.clear();
+    in_.seekg(std::streamoff(start_ + offset));
+    in_.read(static_cast<char*>(to), std::streamsize(n));
+    if (size_t(in_.gcount()) != n) fail(path_, "read error (the file changed while being read?)", ModelFileError::Kind::io);
+  }
+
+ private:
+  const std::string& path_;
+  std::ifstream& in_;
+  uint64_t start_;
+  bool regular_;
+  uint64_t size_;
+  std::string stream_;
+};
+
+// The header's JSON, refusing a tensor named twice (the parser would keep the last silently).
+static json parse_header(const std::string& path, const std::string& text) {
+  std::set<std::string> names;
+  std::string twice;
+  const json::parser_callback_t cb = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (depth == 1 && event == json::parse_event_t::key && !names.insert(parsed.get<std::string>()).second &&
+        twice.empty())
+      twice = parsed.get<std::string>();
+    return true;
+  };
+  json header;
+  try {
+    header = json::parse(text, cb);
+  } catch (const json::exception& e) {
+    fail(path, std::string("header is not valid JSON (") + e.what() + ")");
+  }
+  if (!header.is_object()) fail(path, "header is not a JSON object");
+  if (!twice.empty()) fail(path, "header names '" + twice + "' twice");
+  return header;
 }
 
 // read_safetensors; a data section the offsets do not cover exactly is described in *coverage
 // rather than thrown, so that load_model can first name a tensor the architecture misses.
 TensorFile read_tensors(const std::string& path, std::string* coverage) {
-  std::string bytes = read_safetensors_bytes(path);
-  if (bytes.size() < 8) fail(path, "truncated: " + std::to_string(bytes.size()) + " bytes, no safetensors header");
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec || std::filesystem::is_directory(status)) read_file(path);  // throws, naming why (missing, a folder)
+  std::ifstream in(path, std::ios::binary);
+  if (!in) read_file(path);
+  std::optional<uint64_t> file_size;
+  if (std::filesystem::is_regular_file(status)) file_size = std::filesystem::file_size(path, ec);
+  if (ec) file_size.reset();
+  char prefix[8] = {};
+  in.read(prefix, 8);
+  if (in.gcount() < 8) fail(path, "truncated: " + std::to_string(in.gcount()) + " bytes, no safetensors header");
   uint64_t n = 0;
-  for (int i = 0; i < 8; ++i) n |= uint64_t(uint8_t(bytes[i])) << (8 * i);
-  if (n > bytes.size() - 8)
-    fail(path, "header length " + std::to_string(n) + " exceeds the file (" + std::to_string(bytes.size()) +
+  for (int i = 0; i < 8; ++i) n |= uint64_t(uint8_t(prefix[i])) << (8 * i);
+  if (file_size && n > *file_size - 8)
+    fail(path, "header length " + std::to_string(n) + " exceeds the file (" + std::to_string(*file_size) +
                    " bytes): truncated or not a safetensors file");
-  json header;
-  try {
-    header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + long(n));
-  } catch (const json::exception& e) {
-    fail(path, std::string("header is not valid JSON (") + e.what() + ")");
-  }
-  if (!header.is_object()) fail(path, "header is not a JSON object");
-  const size_t data_size = bytes.size() - 8 - n;
-  const char* data = bytes.data() + 8 + n;
+  if (n < 2) fail(path, "is not a safetensors file (a header of " + std::to_string(n) + " bytes)");
+  if (n > 100'000'000)  // the format's limit
+    fail(path, "header length " + std::to_string(n) + " is over the safetensors limit of 100 MB: not a safetensors file");
+  std::string text(n, '\0');
+  in.read(text.data(), std::streamsize(n));
+  if (uint64_t(in.gcount()) < n)
+    fail(path, "is not a safetensors file (its header of " + std::to_string(n) + " bytes ends after " +
+                   std::to_string(in.gcount()) + ")");
+  const json header = parse_header(path, text);
+  DataSection data(path, in, 8 + n, file_size);
+  uint64_t last = 0;  // the largest offset (each checked below)
+  for (auto& [name, e] : header.items())
+    if (e.is_object() && e.contains("data_offsets") && e["data_offsets"].is_array())
+      for (const json& v : e["data_offsets"])
+        if (v.is_number_unsigned()) last = std::max(last, v.get<uint64_t>());
+  data.read_stream(last);
+  const uint64_t data_size = data.size();
   TensorFile out;
   std::vector<std::tuple<size_t, size_t, std::string>> spans;
   for (auto& [name, e] : header.items()) {
@@ -351,7 +413,7 @@ TensorFile read_tensors(const std::string& path, std::string* coverage) {
                      (numel > (uint64_t(1) << 61) ? "more than 2^63" : std::to_string(numel * 4)) +
                      " bytes, data_offsets span " + std::to_string(offs[1] - offs[0]));
     Tensor t(dims.empty() ? Shape{1} : Shape::of(dims));
-    if (numel) std::memcpy(t.data(), data + offs[0], numel * 4);
+    if (numel) data.copy(offs[0], t.data(), numel * 4);
     out.tensors[name] = std::move(t);
   }
   // As the safetensors format requires, the tensors cover the data section exactly: no overlaps,

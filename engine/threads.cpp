@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <cstdlib>
 #include <exception>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -32,8 +34,12 @@ int hardware_threads() {
 }
 
 void set_threads(int n) {
+  if (n > kMaxThreads)
+    throw std::invalid_argument("threads: " + std::to_string(n) + " is more than " + std::to_string(kMaxThreads));
   g_threads = n > 0 ? n : hardware_threads();
-  openblas_set_num_threads(g_threads);
+  // OpenBLAS's threads past the cores never help, and each takes a buffer of its own (128 MB):
+  // under a memory ulimit, set_threads(100) made OpenBLAS wait forever for one.
+  openblas_set_num_threads(std::min(g_threads, hardware_threads()));
 }
 
 int threads() { return g_threads ? g_threads : hardware_threads(); }

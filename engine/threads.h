@@ -15,7 +15,8 @@
 #include <string>
 
 namespace gb {
-void set_threads(int n);  // n <= 0: all cores
+constexpr int kMaxThreads = 1024;
+void set_threads(int n);  // n <= 0: all cores; more than kMaxThreads: std::invalid_argument
 int threads();
 int hardware_threads();
 

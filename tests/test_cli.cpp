@@ -157,6 +157,9 @@ TEST_CASE("cli: bad flags and specs are refused with the flag named") {
       {"explain --model toy2d --data toy:moons --method integrated-gradients --param n_steps= --out " + (s / "e"),
        "--param n_steps=: empty value (leave n_steps out for its default)"},
       {"attack --model toy2d --data toy:moons --method fgsm --param eps= --out " + (s / "a"), "--param eps=: empty value"},
+      {"--threads 5000 info toy2d", "--threads"},
+      {"evaluate --model toy2d --data toy:moons --method saliency --metric sparseness --masks " + (s / "x4.npy") +
+           " --out " + (s / "ev"), "--masks: only the localisation metrics use masks"},
       // the first mode ran and the others were ignored
       {"regions --model toy2d --data toy:moons --line 0,1 --plane --out " + (s / "rg"), "modes of their own"},
       {"regions --model toy2d --data toy:moons --range 0,1,0,1 --out " + (s / "rg"), "--range: the window of --plane"},
@@ -516,6 +519,44 @@ TEST_CASE("cli: finite weights whose logits overflow float32 are refused by pred
   r = glassbox(s, "eval --model " + (s / "huge.safetensors") + " --data " + data);
   CHECK(r.status == 1);
   CHECK_MESSAGE(contains(r.err, "huge.safetensors: its loss is not finite on npy:"), r.err);
+  // explain wrote NaN maps with exit 0; regions failed on "colorbar: needs finite lo <= hi".
+  r = glassbox(s, "explain --method saliency --model " + (s / "huge.safetensors") + " --input " + (s / "x.npy") +
+                      " --out " + (s / "e"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "huge.safetensors: its logits are not finite for input x.npy["), r.err);
+  r = glassbox(s, "regions --model " + (s / "huge.safetensors") + " --input " + (s / "x.npy") + " --out " + (s / "r"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "huge.safetensors: its logits are not finite for input x.npy["), r.err);
+}
+
+TEST_CASE("cli: a checkpoint is resumed, never replaced by a model, and its state is checked") {
+  Scratch s;
+  const std::string data = small_trained_model(s);  // m.safetensors and m.ckpt.safetensors
+  const std::string ckpt = s / "m.ckpt.safetensors", before = read_file(ckpt);
+  const std::string train = std::string("train --model ") + kSmall + " --data " + data + " --epochs 2 --quiet";
+  // --out the checkpoint itself: the model was written over it (no longer resumable).
+  Run r = glassbox(s, train + " --resume " + ckpt + " --out " + ckpt);
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "is the checkpoint --resume reads"), r.err);
+  CHECK(read_file(ckpt) == before);
+  // A NaN in its weights or a negative second moment: refused naming the tensor (the first step
+  // diverged, blamed on --lr).
+  std::string bytes = before;
+  uint64_t header = 0;
+  std::memcpy(&header, bytes.data(), 8);
+  const nlohmann::json h = nlohmann::json::parse(bytes.substr(8, header));
+  for (const auto& [name, bad] : {std::pair<std::string, float>{"conv1.bias", NAN}, {"optim.conv1.bias.exp_avg_sq", -1.f}}) {
+    REQUIRE_MESSAGE(h.contains(name), h.dump());
+    std::string edited = bytes;
+    std::memcpy(&edited[8 + header + h[name]["data_offsets"][0].get<size_t>()], &bad, 4);
+    std::ofstream(s / "bad.ckpt.safetensors", std::ios::binary) << edited;
+    r = glassbox(s, train + " --resume " + (s / "bad.ckpt.safetensors") + " --out " + (s / "o.safetensors"));
+    CHECK(r.status == 1);
+    CHECK_MESSAGE(contains(r.err, "bad.ckpt.safetensors: tensor '" + name + "'"), r.err);
+  }
+  // The usual resume (its checkpoint next to --out) still runs.
+  r = glassbox(s, train + " --resume " + ckpt + " --out " + (s / "m.safetensors"));
+  CHECK_MESSAGE(r.status == 0, r.err);
 }
 
 TEST_CASE("cli: report --data on a generated set: the figures that name a class or a sample follow the data") {

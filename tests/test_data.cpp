@@ -16,6 +16,7 @@
 #include "data/images.h"
 #include "data/npy.h"
 #include "engine/model_file.h"
+#include "engine/sizes.h"
 
 using namespace gb;
 namespace fs = std::filesystem;
@@ -123,6 +124,23 @@ TEST_CASE("IDX round trip, plain and gzip") {
   }
   // Without class names the classes are 0..max label.
   CHECK(read_idx(t / "im", t / "lb").classes() == 10);
+  {  // A header of 1000 x 1024 x 1024 is held to the memory limit before any pixel is read (a small
+     // gzip file of zeros filled 1.5 GB first), naming the file.
+    const uint64_t limit = memory_limit();
+    set_memory_limit(uint64_t(100) << 20);
+    std::vector<uint8_t> header;
+    for (uint32_t v : {0x00000803u, 1000u, 1024u, 1024u}) put_be32(header, v);
+    write_bytes(t / "huge_im", header);
+    std::string e;
+    try {
+      read_idx(t / "huge_im", t / "lb");
+    } catch (const std::exception& x) {  // (a SizeError, as a tensor past the limit)
+      e = x.what();
+    }
+    set_memory_limit(limit);
+    CHECK_MESSAGE(contains(e, "huge_im: 1048576000 IDX image bytes (and their float32 copy) needs"), e);
+    CHECK_MESSAGE(contains(e, "memory limit"), e);
+  }
   Dataset by_spec = load_dataset("idx:" + t / "im.gz" + "," + t / "lb.gz", "all");
   CHECK(by_spec.size() == 3);
   CHECK(by_spec.name == "idx:" + t / "im.gz" + "," + t / "lb.gz" + ":all");
@@ -290,6 +308,9 @@ TEST_CASE("a top-down BMP (negative height) reads as the same image as its botto
   const std::string ascii = "P2\n2 2\n255\n0 1 2 3\n";
   write_bytes(t / "a.pgm", std::vector<uint8_t>(ascii.begin(), ascii.end()));
   CHECK(contains(error_of([&] { read_image(t / "a.pgm"); }), "binary PNM (P5/P6)"));
+  // An endless stream is read only as far as the largest image could be (it was read until memory
+  // ran out: std::bad_alloc, naming no file).
+  CHECK(contains(error_of([&] { read_image("/dev/zero"); }), "/dev/zero: more than"));
 }
 
 TEST_CASE("image files: PNG round trip, gray/RGB conversion, resizing, unreadable files") {

@@ -274,19 +274,19 @@ TEST_CASE("hostile: safetensors offsets must cover the data section exactly") {
   json h = json::parse(good.substr(8, n));
   const std::string data = good.substr(8 + n);
   // The file with the header text padded by `pad` spaces and its length given as `len_delta` off.
-  auto file = [](const json& header, const std::string& bytes, size_t pad, int len_delta) {
-    std::string hs = header.dump();
+  auto file = [](const std::string& header, const std::string& bytes, size_t pad, int len_delta) {
+    std::string hs = header;
     hs.append(pad + (8 - (hs.size() + pad) % 8) % 8, ' ');
     const uint64_t len = hs.size() + len_delta;
     std::string out(8, '\0');
     std::memcpy(out.data(), &len, 8);
     return out + hs + bytes;
   };
-  put(s / "repadded.safetensors", file(h, data, 8, 0));
+  put(s / "repadded.safetensors", file(h.dump(), data, 8, 0));
   CHECK_NOTHROW(load_model(s / "repadded.safetensors"));
   // Header length one byte short: the JSON still parses (the last header byte is padding) and every
   // weight was read one byte off, giving NaN probabilities with exit 0.
-  put(s / "short_header.safetensors", file(h, data, 8, -1));
+  put(s / "short_header.safetensors", file(h.dump(), data, 8, -1));
   const std::string e = error_of([&] { load_model(s / "short_header.safetensors"); });
   CHECK(contains(e, "short_header.safetensors"));
   CHECK(contains(e, "data_offsets do not cover the data"));
@@ -297,7 +297,7 @@ TEST_CASE("hostile: safetensors offsets must cover the data section exactly") {
   for (auto& [k, v] : holed.items())
     if (k != "__metadata__")
       for (int i = 0; i < 2; ++i) v["data_offsets"][i] = v["data_offsets"][i].get<uint64_t>() + 4;
-  put(s / "hole.safetensors", file(holed, std::string(4, '\0') + data, 0, 0));
+  put(s / "hole.safetensors", file(holed.dump(), std::string(4, '\0') + data, 0, 0));
   CHECK(contains(error_of([&] { read_safetensors(s / "hole.safetensors"); }), "a hole of 4 bytes"));
   // A stream has no size to check: its first bytes must give a header length (/dev/zero was read
   // until memory ran out), and a model that comes through a pipe loads as from its file.
@@ -319,6 +319,40 @@ TEST_CASE("hostile: safetensors offsets must cover the data section exactly") {
   const std::string trailing = error_of([&] { load_model("/dev/fd/" + std::to_string(fds[0])); });
   close(fds[0]);
   CHECK_MESSAGE(contains(trailing, "in the data section after"), trailing);
+  // A file is not read whole: 6 GB after the last tensor (a sparse file: no disk used) are named
+  // from the file's size (they were read into memory first: bad_alloc, naming no file).
+  {
+    std::filesystem::copy_file(s / "m.safetensors", s / "huge.safetensors");
+    std::error_code ec;
+    std::filesystem::resize_file(s / "huge.safetensors", good.size() + (uint64_t(6) << 30), ec);
+    if (!ec) {
+      const std::string huge = error_of([&] { load_model(s / "huge.safetensors"); });
+      CHECK_MESSAGE(contains(huge, "huge.safetensors: " + std::to_string(uint64_t(6) << 30) + " bytes in the data section after"),
+                    huge);
+    }
+  }
+  // A tensor named twice (the parser kept the last).
+  std::string twice = h.dump();
+  const std::string first = h.begin().key() == "__metadata__" ? std::next(h.begin()).key() : h.begin().key();
+  twice.insert(1, "\"" + first + "\":" + h[first].dump() + ",");
+  // Tensors named with digit runs past 64 bits are matched by position in natural order, as any
+  // other names (std::stol threw: "error: stol").
+  {
+    const TensorFile f = read_safetensors(s / "m.safetensors");
+    const auto params = g.named_params();
+    std::vector<std::string> names;
+    for (size_t i = 0; i < params.size(); ++i) names.push_back("f." + std::to_string(i + 1) + "0000000000000000000000.w");
+    std::vector<std::pair<std::string, const Tensor*>> renamed;
+    for (size_t i = 0; i < params.size(); ++i) renamed.emplace_back(names[i], &f.tensors.at(params[i].first));
+    write_safetensors(s / "digits.safetensors", renamed, f.metadata);
+    const Model m = load_model(s / "digits.safetensors");
+    const auto loaded = m.graph.named_params();
+    for (size_t i = 0; i < params.size(); ++i)
+      CHECK(std::equal(loaded[i].second->value.data(), loaded[i].second->value.data() + loaded[i].second->value.size(),
+                       params[i].second->value.data()));
+  }
+  put(s / "twice.safetensors", file(twice, data, 0, 0));
+  CHECK(contains(error_of([&] { read_safetensors(s / "twice.safetensors"); }), "header names '" + first + "' twice"));
 }
 
 TEST_CASE("hostile: a checkpoint given as a model says so") {

@@ -360,8 +360,7 @@ attacks::FitSubstitute fit_substitute(const std::vector<std::string>& classes) {
 
 // Flags that only some attacks read, refused for the others (they were accepted and ignored).
 void refuse_unread_flags(const AttackArgs& a, const attacks::Params& params, const Command& c) {
-  const bool reference = a.method == "substitute" || (a.method == "detect-explanation" &&
-                                                      (!params.count("score") || params.at("score") == "class-map"));
+  const bool reference = attacks::reads_reference_set(a.method, params);
   for (const char* flag : {"--ref-data", "--ref-index", "--ref-split"})
     if (!reference && c.count(flag))
       refuse_flag(flag, "only substitute, and detect-explanation with score=class-map, read a reference set");

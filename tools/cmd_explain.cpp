@@ -44,18 +44,6 @@ struct ExplainArgs {
 };
 
 
-// The logits of every input (rows of 256).
-Tensor all_logits(Graph& g, const Tensor& x) {
-  const int N = x.batch(), K = g.classes();
-  Tensor logits(Shape{N, K});
-  for (int b = 0; b < N; b += 256) {
-    const int e = std::min(N, b + 256);
-    const Tensor& y = g.forward(x.slice(b, e));
-    std::copy(y.data(), y.data() + y.size(), logits.data() + size_t(b) * K);
-  }
-  return logits;
-}
-
 // Per input: its name and label, what is explained and its value (logit and probability for a class).
 nlohmann::json image_entries(Graph& g, const Inputs& in, const Target& target, const Tensor& logits,
                              const std::vector<std::string>& classes) {
@@ -339,7 +327,7 @@ void run_explain(const ExplainArgs& a) {
     const std::vector<std::string> given = resolve_baselines(col_methods, all, col_params, g, norm, a.input_space, in.x);
     for (size_t i = 0; i < columns.size(); ++i) columns[i].params = col_params[i], columns[i].baseline = given[i];
   }
-  const Tensor logits = all_logits(g, in.x);
+  const Tensor logits = all_logits(g, in, a.model);
   const Target target = read_target(a.target, g, in, logits);
 
   std::vector<std::string> names;

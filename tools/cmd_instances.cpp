@@ -391,7 +391,7 @@ std::vector<inst::Checkpoint> load_checkpoints(const InfluenceArgs& a, const Mod
     for (auto& [name, p] : c.graph.named_params()) ck.params[name] = p->value;
     if (auto it = c.metadata.find("train.lr"); it != c.metadata.end()) {
       double lr = 0;
-      if (!parse_number(it->second, lr) || !(lr > 0) || !std::isfinite(lr))
+      if (!parse_number(it->second, lr) || !(lr > 0) || !explain::float32_finite(lr))  // (1e300: every score NaN)
         throw std::invalid_argument("--checkpoints " + f + ": train.lr '" + it->second + "' is not a rate > 0");
       ck.lr = lr;
     }

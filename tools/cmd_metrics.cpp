@@ -318,9 +318,14 @@ void run_evaluate(const EvaluateArgs& a) {
   const std::vector<explain::Params> metric_params = route_params(
       a.params, names, [](const std::string& m) -> const auto& { return metrics::metric_info(m).declaration.params; },
       "metric", "glassbox evaluate --list; method parameters go in --method-param");
-  for (const std::string& m : names)
+  bool masks_used = false;
+  for (const std::string& m : names) {
+    masks_used |= metrics::metric_info(m).needs_masks;
     if (metrics::metric_info(m).needs_masks && a.masks.empty())
       throw std::invalid_argument(m + " needs masks: --masks FILE.npy ([N,1,H,W], [N,H,W] or shaped like the inputs)");
+  }
+  if (!a.masks.empty() && !masks_used)  // (they were read and ignored)
+    throw std::invalid_argument("--masks: only the localisation metrics use masks, and --metric names none of them");
   std::vector<std::string> method_kv = a.method_params;
   if (!a.baseline.empty()) method_kv.push_back("baseline=" + a.baseline);
   explain::Params all;

@@ -610,6 +610,11 @@ void run_regions(const RegionsArgs& a) {
                                 "the three --index inputs");
   make_out_dir(a.out);
   if (a.stats) return write_stats(a, model);
+  // Logits that overflow float32 are refused, naming the input, as predict does (the figures failed
+  // on an infinite colorbar range).
+  const auto finite_logits = [&](const Inputs& in) {
+    if (!in.x.empty()) all_logits(model.graph, in, a.model);
+  };
   if (!a.line.empty()) {
     auto v = ints(a.line, "--line");
     if (v.size() != 2) throw std::invalid_argument("--line '" + a.line + "': expected I,J");
@@ -625,6 +630,7 @@ void run_regions(const RegionsArgs& a) {
       in.names = {all.names[v[0]], all.names[v[1]]};
       in.labels = {all.labels[v[0]], all.labels[v[1]]};
     }
+    finite_logits(in);
     return write_line(a, model, in);
   }
   if (a.plane) {
@@ -642,11 +648,13 @@ void run_regions(const RegionsArgs& a) {
       in = read_inputs(model, a.inputs, a.inputs.empty() ? a.data : "", a.index.empty() ? "0,1,2" : a.index, a.split,
                        a.input_space);
     }
+    finite_logits(in);
     return write_plane(a, model, in);
   }
   // With --input files no dataset sample is added (sample 0 was).
   Inputs in = read_inputs(model, a.inputs, a.inputs.empty() ? a.data : "", a.index.empty() ? "0" : a.index, a.split,
                           a.input_space);
+  finite_logits(in);
   const int N = in.x.batch();
   for (int n = 0; n < N; ++n)
     write_region(a, model, in.x.sample(n), in.names[n], in.labels[n], N == 1 ? a.out : a.out + "/" + safe(in.names[n]));

@@ -64,6 +64,13 @@ void run_train(const TrainArgs& a) {
   // replaced the labels it was about to train on). Checked before the data are read.
   // 30: the largest default; fit() checks again. The model fine-tuned may not be one of them.
   check_train_outputs(a.out, a.epochs > 0 ? a.epochs : 30, a.save_every, {a.model});
+  // A resumed run writes its checkpoint again (the .ckpt next to --out), but no model over it.
+  std::error_code ec;
+  for (const std::string& path : {a.out, sibling_path(a.out, ".best.safetensors")})
+    if (!a.resume.empty() && std::filesystem::exists(a.resume, ec) && std::filesystem::equivalent(path, a.resume, ec))
+      throw std::invalid_argument("--out '" + a.out + "': " + (path == a.out ? "it" : "'" + path + "' (written next to it)") +
+                                  " is the checkpoint --resume reads; give --out the model's name (" +
+                                  "the checkpoint is written next to it, as NAME.ckpt.safetensors)");
   OptimizerConfig oc;
   oc.kind = optimizer_kind(a.optimizer);
   oc.momentum = oc.kind == OptimizerKind::sgd ? a.momentum : 0.f;
@@ -225,19 +232,8 @@ void run_predict(const std::string& model, const std::vector<std::string>& files
   const int K = m.graph.classes();
   top = std::clamp(top, 1, K);
   // Every input's logits before the first line: a refusal prints nothing.
-  const int N = in.x.batch(), B = 256;
-  Tensor z({N, K});
-  for (int b = 0; b < N; b += B) {
-    const int e = std::min(N, b + B);
-    const Tensor zb = m.graph.forward(in.x.slice(b, e), Mode::eval);
-    std::copy(zb.data(), zb.data() + zb.size(), z.data() + size_t(b) * K);
-  }
-  for (int i = 0; i < N && !nonfinite_allowed(); ++i)  // (finite weights that overflow printed "-nan")
-    for (int k = 0; k < K; ++k)
-      if (!std::isfinite(z[size_t(i) * K + k]))
-        throw std::runtime_error(model + ": its logits are not finite for input " + in.names[i] +
-                                 " (weights or activations past float32's range; glassbox --allow-nonfinite "
-                                 "shows them)");
+  const int N = in.x.batch();
+  const Tensor z = all_logits(m.graph, in, model);
   const Tensor p = softmax(z);
   for (int i = 0; i < N; ++i) {
     const float* pi = p.data() + size_t(i) * K;

@@ -56,7 +56,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   gb::Command commands(&app);
   int threads = 0;
-  commands.add_option("--threads", threads, "threads (batch slices and GEMM); default: all cores")->check(gb::at_least(0));
+  commands.add_option("--threads", threads, "threads (batch slices and GEMM); default: all cores")
+      ->check(gb::int_in(0, gb::kMaxThreads));
   std::string max_memory;
   app.add_option("--max-memory", max_memory,
                  "refuse allocations larger than this (e.g. 4G; default: physical memory, or GLASSBOX_MAX_MEMORY)");

@@ -138,6 +138,23 @@ std::string sample_name(const Dataset& d, int index) {
   return file_safe(y >= 0 && y < d.classes() ? d.class_names[size_t(y)] : std::to_string(y)) + "_" + std::to_string(index);
 }
 
+Tensor all_logits(Graph& g, const Inputs& in, const std::string& model) {
+  const int N = in.x.batch(), K = g.classes();
+  Tensor logits(Shape{N, K});
+  for (int b = 0; b < N; b += 256) {
+    const int e = std::min(N, b + 256);
+    const Tensor& y = g.forward(in.x.slice(b, e), Mode::eval);
+    std::copy(y.data(), y.data() + y.size(), logits.data() + size_t(b) * K);
+  }
+  for (int n = 0; n < N && !nonfinite_allowed(); ++n)  // (finite weights that overflow printed "-nan")
+    for (int k = 0; k < K; ++k)
+      if (!std::isfinite(logits[size_t(n) * K + k]))
+        throw std::runtime_error(model + ": its logits are not finite for input " + in.names[n] +
+                                 " (weights or activations past float32's range; glassbox --allow-nonfinite "
+                                 "shows them)");
+  return logits;
+}
+
 Inputs read_inputs(const Model& model, const std::vector<std::string>& files, const std::string& data_spec,
                    const std::string& index, const std::string& split, InputSpace space,
                    const std::string& index_flag) {

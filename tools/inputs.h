@@ -50,6 +50,11 @@ Inputs read_inputs(const Model& model, const std::vector<std::string>& files, co
                    const std::string& index, const std::string& split, InputSpace space,
                    const std::string& index_flag = "--index");
 
+// The logits of every input ([N, classes], in rows of 256), refused when one is not finite (finite
+// weights whose products overflow float32) unless --allow-nonfinite: the error names `model` and
+// the input.
+Tensor all_logits(Graph& g, const Inputs& in, const std::string& model);
+
 // --labels Y.npy: labels (an integer array) of the --input rows, in order, for --target label.
 void read_input_labels(Inputs& in, const std::string& path);
 

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "engine/architecture.h"
+#include "engine/finite.h"
 
 namespace gb {
 
@@ -86,9 +87,15 @@ Checkpoint load_checkpoint(const std::string& path, Graph& g, Optimizer& opt) {
   } catch (const json::exception& e) {
     fail(path, std::string("glassbox.architecture is not valid JSON (") + e.what() + ")");
   }
-  if (arch != architecture_json(g))
-    fail(path, "checkpoint architecture differs from the model being trained (checkpoint: " +
-                   architecture_text(graph_from_json(arch)) + ")");
+  if (arch != architecture_json(g)) {
+    std::string text;
+    try {
+      text = architecture_text(graph_from_json(arch));
+    } catch (const std::exception& e) {
+      fail(path, std::string("glassbox.architecture is not a valid architecture (") + e.what() + ")");
+    }
+    fail(path, "checkpoint architecture differs from the model being trained (checkpoint: " + text + ")");
+  }
   const std::string& oname = need(m, "train.optimizer", path);
   if (oname != optimizer_name(opt.config().kind))
     fail(path, "checkpoint was trained with --optimizer " + oname + ", this run uses " +
@@ -123,6 +130,15 @@ Checkpoint load_checkpoint(const std::string& path, Graph& g, Optimizer& opt) {
   if (c.state.best_epoch < 0 || c.state.best_epoch > c.state.epoch)
     fail(path, "train.best_epoch " + std::to_string(c.state.best_epoch) + " is past train.epoch " +
                    std::to_string(c.state.epoch));
+  // Weights and optimizer state as a model file's weights: finite (a NaN diverged the first step,
+  // blamed on --lr), and Adam's second moments, running averages of squares, not negative.
+  for (const auto& [name, t] : f.tensors) {
+    check_finite(t, path + ": tensor '" + name + "'");
+    if (name.ends_with(".exp_avg_sq"))
+      for (size_t i = 0; i < t.size(); ++i)
+        if (t[i] < 0) fail(path, "tensor '" + name + "' element " + std::to_string(i) + " is negative (" +
+                                     std::to_string(t[i]) + "): not a running average of squares");
+  }
   // Parameters and optimizer state are assigned only once everything above checked out, so a
   // bad file leaves the graph as it was as far as possible.
   opt.load_state(state, c.steps, path);

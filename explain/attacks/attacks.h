@@ -93,6 +93,11 @@ Result attack(Graph& model, const Request& request, const std::string& method, c
 // them); empty when the attack has no ε (CW, DeepFool and JSMA look for the smallest change).
 std::string epsilon_key(const std::string& method);
 
+// Whether the attack reads Request::data (a reference set): substitute (the attacker's initial
+// images) and detect-explanation with score=class-map (clean inputs per class). Others ignore it,
+// so the command and the Python package refuse one given to them.
+bool reads_reference_set(const std::string& method, const Params& params);
+
 // The fraction of inputs with success.
 double success_rate(const Result& r);
 // Whether the model classified input n correctly before the attack: before[n] == label[n] (the

@@ -119,8 +119,8 @@ void run_detect(Job& job, ParamReader& r) {
   std::vector<std::vector<double>> typical;
   if (o.score == "class-map") {
     if (job.request.data.empty())
-      throw std::invalid_argument("detect-explanation: score=class-map needs clean reference inputs (Request::data; "
-                                  "the command: --ref-data), or use score=noise");
+      throw std::invalid_argument("detect-explanation: score=class-map needs clean reference inputs (--ref-data), or "
+                                  "use score=noise");
     typical = class_maps(maps, job);
   }
 

@@ -138,6 +138,13 @@ std::string epsilon_key(const std::string& method) {
   return "";
 }
 
+bool reads_reference_set(const std::string& method, const Params& params) {
+  if (method == "substitute") return true;
+  if (method != "detect-explanation") return false;
+  const auto score = params.find("score");
+  return score == params.end() || score->second == "class-map";
+}
+
 double success_rate(const Result& r) {
   if (r.success.empty()) return 0;
   double s = 0;

@@ -85,7 +85,7 @@ void run_substitute(Job& job, ParamReader& r) {
   o.seed = uint64_t(read_int(r, "seed", 0, 1 << 30));
   const Request& q = job.request;
   if (q.data.empty())
-    throw std::invalid_argument("substitute needs the attacker's initial set (Request::data; the command: --ref-data)");
+    throw std::invalid_argument("substitute needs the attacker's initial set (--ref-data)");
   if (!q.fit_substitute) throw std::invalid_argument("substitute needs a training function (Request::fit_substitute)");
   const int n0 = q.data.batch();
   if (long(n0) << (o.rounds - 1) > o.max_set)

@@ -188,8 +188,10 @@ Tensor rows_arg(py::handle a, const std::string& what) {
 
 // cav(positive, other, classifier, alpha, max_iter, tol, test_fraction, seed): one CAV, the
 // classifier tcav() fits per run (cav.h), with the tcav method's ranges.
-py::dict cav_py(py::handle pos_a, py::handle other_a, const std::string& classifier, double alpha, py::handle max_iter_a,
-                double tol, double test_fraction, py::handle seed_a) {
+py::dict cav_py(py::handle pos_a, py::handle other_a, const std::string& classifier, py::handle alpha_a,
+                py::handle max_iter_a, py::handle tol_a, py::handle test_fraction_a, py::handle seed_a) {
+  const double alpha = number_arg(alpha_a, "cav(alpha=...)"), tol = number_arg(tol_a, "cav(tol=...)");
+  const double test_fraction = number_arg(test_fraction_a, "cav(test_fraction=...)");
   const int max_iter = int_arg(max_iter_a, "cav(max_iter=...)");
   const uint64_t seed = seed_arg(seed_a, "cav(seed=...)");
   const Tensor pos = rows_arg(pos_a, "positive"), other = rows_arg(other_a, "other");
@@ -405,6 +407,9 @@ py::dict attack_py(PyModel& pm, py::handle x_a, const std::string& method, py::h
   }
   else if (!target_a.is_none())
     q.targets = labels_arg(target_a, N, "target");
+  if (!data_a.is_none() && !attacks::reads_reference_set(method, params))  // (it was ignored)
+    throw py::value_error("attack(data=...): only substitute, and detect-explanation with score=class-map, read a "
+                          "reference set, not '" + method + "'");
   if (!data_a.is_none()) std::tie(q.data, q.data_labels) = labelled_arg(g, data_a, "attack(data=...)");
   q.pixels = pixel_space(pm.m);
   attacks::Result r;

@@ -138,6 +138,12 @@ double number_arg(py::handle v, const std::string& what) {
   }
 }
 
+bool bool_arg(py::handle v, const std::string& what) {
+  if (py::isinstance<py::bool_>(v) || py::isinstance(v, py::module_::import("numpy").attr("bool_")))
+    return PyObject_IsTrue(v.ptr()) == 1;
+  throw py::type_error(what + ": True or False, not " + std::string(py::repr(v)));
+}
+
 std::vector<std::string> names_arg(py::handle v, const std::string& what, bool one_str) {
   if (py::isinstance<py::str>(v)) {
     if (one_str) return {v.cast<std::string>()};
@@ -264,6 +270,7 @@ std::string python_words(std::string msg) {
       {"--unit ", "unit="},
       {"--target", "target"},
       {"--unit", "unit"},
+      {"--ref-data", "data="},  // (before --data: an attack's reference inputs)
       {"--data", "data"},
       {"--masks", "masks"},
       {"--input", "inputs"},

@@ -3,6 +3,9 @@
 #pragma once
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+// In every file that casts: a file without it instantiates std::vector's caster as an unregistered
+// class, and the linker may keep that one (labels=[0, 1] then failed to cast everywhere).
+#include <pybind11/stl.h>
 
 #include <atomic>
 #include <map>
@@ -109,6 +112,10 @@ py::tuple pair_arg(py::handle v, const std::string& what);
 // One number (a Python or NumPy int or float, or a 0-d array): bools, strings and arrays of more
 // values are a TypeError naming `what` (pybind11's cast took True as 1 and named nothing).
 double number_arg(py::handle v, const std::string& what);
+
+// True or False (a Python or NumPy bool); anything else is a TypeError naming `what` (pybind11's
+// cast took None and 2 as flags).
+bool bool_arg(py::handle v, const std::string& what);
 
 // Names: a list (or tuple) of str, or with `one_str` a single str as one name. Other types are a
 // TypeError naming `what` (a str where a list is due would be read character by character).

@@ -108,11 +108,9 @@ py::dict visualize_py(PyModel& pm, const std::string& method, py::handle unit, p
     if (PyIndex_Check(unit.ptr()) && !py::isinstance<py::array>(unit)) {
       classes.push_back(int_arg(unit, "visualize(unit=...)"));
     } else {
-      try {
-        classes = unit.cast<std::vector<int>>();
-      } catch (const py::cast_error&) {
+      if (!py::isinstance<py::list>(unit) && !py::isinstance<py::tuple>(unit) && !py::isinstance<py::array>(unit))
         throw py::type_error("visualize(unit=...): a --unit spec (str), a class number or a list of class numbers");
-      }
+      for (py::handle k : unit) classes.push_back(int_arg(k, "visualize(unit=...) item"));  // ([True] was class 1)
     }
     for (int k : classes) q.units.push_back(vz::Unit::cls(k));
   }
@@ -151,6 +149,8 @@ py::dict evaluate_py(PyModel& pm, py::handle x_arg, py::handle target, const std
   metrics::Explanation e{method, method_params(pm, method, mparams, x), {}};
   Tensor masks;
   metrics::Context ctx;
+  if (!masks_arg.is_none() && !metrics::metric_info(metric).needs_masks)  // (they were ignored)
+    throw py::value_error("evaluate(masks=...): only the localisation metrics use masks, not '" + metric + "'");
   if (!masks_arg.is_none()) {
     // Masks are often bool or uint8 (nonzero inside, Quantus's convention): taken as floats.
     py::object m = py::reinterpret_borrow<py::object>(masks_arg);
@@ -248,7 +248,7 @@ std::vector<inst::Checkpoint> checkpoints_arg(const PyModel& pm, py::handle list
     if (!same_architecture) throw py::value_error(who + ": its architecture differs from the model's");
     if (lr_text) {
       double lr = 0;
-      if (!parse_number(*lr_text, lr) || !(lr > 0) || !std::isfinite(lr))
+      if (!parse_number(*lr_text, lr) || !(lr > 0) || !gb::explain::float32_finite(lr))
         throw py::value_error(who + ": train.lr '" + *lr_text + "' is not a rate > 0");
       ck.lr = lr;
     }
@@ -281,7 +281,8 @@ py::dict influence_py(PyModel& pm, py::handle train_arg, py::handle tests_arg, c
 
 // regions(model, x, polytope=False) -> per sample {"configuration", "logits", "W", "b",
 // "active" {layer: neurons on}, "constraints", "nearest", "nearest_distance", ("A", "c")}.
-py::list regions_py(PyModel& pm, py::handle x_arg, bool polytope) {
+py::list regions_py(PyModel& pm, py::handle x_arg, py::handle polytope_arg) {
+  const bool polytope = bool_arg(polytope_arg, "regions(polytope=...)");
   Graph& g = pm.m.graph;
   Tensor x = tensor_arg(x_arg, g.input_shape(), "x");
   openbox::check_piecewise_linear(g);
@@ -341,7 +342,7 @@ Dataset train_data(py::handle data, int model_classes) {
                             std::to_string(model_classes) + ")");
     K = std::max(K, v + 1);
   }
-  if (py::hasattr(data, "class_names")) d.class_names = data.attr("class_names").cast<std::vector<std::string>>();
+  if (py::hasattr(data, "class_names")) d.class_names = names_arg(data.attr("class_names"), "train(data=...).class_names", false);
   for (int k = int(d.class_names.size()); k < K; ++k) d.class_names.push_back(std::to_string(k));
   return d;
 }
@@ -351,26 +352,44 @@ Dataset train_data(py::handle data, int model_classes) {
 // normalization by the training set's mean/std, which the model keeps). progress(dict) is called
 // after each epoch; returning False stops. Returns the epochs' statistics. Ctrl-C stops at the end of the running epoch, keeps the epochs done (as a
 // PyTorch loop would) and raises KeyboardInterrupt; any other failure restores the weights.
-py::list train_py(PyModel& pm, py::handle data, int epochs, py::object progress, py::kwargs kwargs) {
+py::list train_py(PyModel& pm, py::handle data, py::handle epochs_arg, py::object progress, py::kwargs kwargs) {
+  const int epochs = int_arg(epochs_arg, "train(epochs=...)");
+  if (!progress.is_none() && !PyCallable_Check(progress.ptr()))  // (found after the first epoch)
+    throw py::type_error("train(progress=...): a function of the epoch's statistics, not " + std::string(py::repr(progress)));
   if (epochs < 1 || epochs > 10000) throw py::value_error("train(epochs=" + std::to_string(epochs) + "): expected 1..10000");
   std::map<std::string, py::object> s;
   for (auto [k, v] : kwargs) s[py::str(k)] = py::reinterpret_borrow<py::object>(v);
+  // Each setting by its default's type, strictly (a cast took True as 1 and 2 as a flag).
   auto take = [&](const std::string& k, auto def) {
+    using T = decltype(def);
     auto it = s.find(k);
     if (it == s.end()) return def;
-    decltype(def) v;
-    try {
-      v = it->second.cast<decltype(def)>();
-    } catch (const py::cast_error&) {  // pybind11's "Unable to cast Python instance..." named nothing
-      throw py::type_error("train(" + k + "=" + std::string(py::repr(it->second)) + "): expected " +
-                           (std::is_same_v<decltype(def), std::string> ? "a string"
-                            : std::is_same_v<decltype(def), bool>      ? "a bool"
-                            : std::is_floating_point_v<decltype(def)>  ? "a number"
-                            : std::is_unsigned_v<decltype(def)>        ? "a whole number >= 0 below 2**64"
-                                                                       : "a whole number that fits 32 bits"));
+    const std::string what = "train(" + k + "=...)";
+    const py::handle v = it->second;
+    T value;
+    if constexpr (std::is_same_v<T, std::string>) {
+      if (k == "out") {
+        try {
+          value = path_arg(v);
+        } catch (const py::type_error& e) {
+          throw py::type_error(what + ": " + e.what());
+        }
+      } else if (py::isinstance<py::str>(v)) {
+        value = v.cast<std::string>();
+      } else {
+        throw py::type_error(what + ": a string, not " + std::string(py::repr(v)));
+      }
+    } else if constexpr (std::is_same_v<T, bool>) {
+      value = bool_arg(v, what);
+    } else if constexpr (std::is_floating_point_v<T>) {
+      value = number_arg(v, what);
+    } else if constexpr (std::is_unsigned_v<T>) {
+      value = seed_arg(v, what);
+    } else {
+      value = int_arg(v, what);
     }
     s.erase(it);
-    return v;
+    return value;
   };
   FitOptions o;
   o.epochs = epochs;

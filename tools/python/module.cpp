@@ -300,8 +300,11 @@ namespace {
 // explain(model, x, target, method, **params): the attribution [N, input...]; with
 // return_details=True also {"delta", "signed", "details"}.
 py::object explain_py(PyModel& pm, py::handle x_arg, py::handle target_arg_, const std::string& method,
-                      bool return_details, py::object params_dict, py::kwargs kwargs) {
+                      py::handle return_details_arg, py::object params_dict, py::kwargs kwargs) {
   Graph& g = pm.m.graph;
+  const bool return_details = bool_arg(return_details_arg, "explain(return_details=...)");
+  if (!params_dict.is_none() && !py::isinstance<py::dict>(params_dict))  // ('ab' was read as pairs of characters)
+    throw py::type_error("explain(params=...): a dict of method parameters, not " + std::string(py::repr(params_dict)));
   Tensor x = tensor_arg(x_arg, g.input_shape(), "x");
   // params= holds parameters whose names explain() takes itself (IG's `method`).
   py::dict all(kwargs);
@@ -336,8 +339,12 @@ py::object explain_py(PyModel& pm, py::handle x_arg, py::handle target_arg_, con
 }
 
 // An RGB heatmap [H*scale, W*scale, 3] uint8 of one attribution [C,H,W] (or [H,W], or [1,C,H,W]).
-py::array heatmap(py::handle attr_arg, py::handle image_arg, const std::string& colormap, bool is_signed,
-                  double percentile, float overlay, int scale) {
+py::array heatmap(py::handle attr_arg, py::handle image_arg, const std::string& colormap, py::handle signed_arg,
+                  py::handle percentile_arg, py::handle overlay_arg, py::handle scale_arg) {
+  const bool is_signed = bool_arg(signed_arg, "heatmap(signed=...)");
+  const double percentile = number_arg(percentile_arg, "heatmap(percentile=...)");
+  const double overlay = number_arg(overlay_arg, "heatmap(overlay=...)");
+  const int scale = int_arg(scale_arg, "heatmap(scale=...)");
   Tensor a = any_tensor_arg(attr_arg, "attr");
   if (a.rank() == 2) a = a.reshaped(Shape{1, a.dim(0), a.dim(1)});
   if (a.rank() == 4 && a.batch() == 1) a = a.reshaped(a.shape().sample());
@@ -363,7 +370,7 @@ py::array heatmap(py::handle attr_arg, py::handle image_arg, const std::string& 
   o.is_signed = is_signed;
   o.colormap = colormap;
   o.percentile = percentile;
-  o.overlay = overlay;
+  o.overlay = float(overlay);
   explain::Image im = explain::heatmap(a, o, pixels.empty() ? nullptr : &pixels);
   if (!pixels.empty() && overlay == 0) {  // the input beside the map: the caller asked for both
     explain::Image in = explain::to_image(pixels);
@@ -382,7 +389,8 @@ py::array heatmap(py::handle attr_arg, py::handle image_arg, const std::string& 
 }
 
 // image(pixels [C,H,W] in [0,1]) -> RGB uint8, for write_png.
-py::array image(py::handle pixels_arg, int scale) {
+py::array image(py::handle pixels_arg, py::handle scale_arg) {
+  const int scale = int_arg(scale_arg, "image(scale=...)");
   Tensor p = any_tensor_arg(pixels_arg, "pixels");
   if (p.rank() == 2) p = p.reshaped(Shape{1, p.dim(0), p.dim(1)});
   if (p.rank() != 3) throw py::value_error("pixels: shape " + p.shape().str() + "; image() takes [C,H,W] or [H,W]");
@@ -536,7 +544,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("write_png", &write_png_py, py::arg("path"), py::arg("rgb"), "Writes a uint8 [H,W,3] or [H,W] array as PNG");
   m.def("set_threads", [](int n) { gb::set_threads(n); }, py::arg("n"), "Threads for every call (<= 0: all cores)");
   m.def("threads", [] { return gb::threads(); });
-  m.def("allow_nonfinite", [](bool allow) { gb::allow_nonfinite(allow); }, py::arg("allow") = true,
+  m.def("allow_nonfinite", [](py::handle allow) { gb::allow_nonfinite(bool_arg(allow, "allow_nonfinite(allow)")); },
+        py::arg("allow") = true,
         "Accept NaN and Inf in inputs and weights (refused by default), to study them; as the "
         "command's --allow-nonfinite");
   m.def("nonfinite_allowed", [] { return gb::nonfinite_allowed(); });
