@@ -105,6 +105,9 @@ Source resolve_idx_dir(const std::string& spec, const std::string& dir, bool fas
 
 void require_file(const std::string& spec, const std::string& p) {
   if (detail::is_dir(p)) throw DataError(spec + ": " + p + " is a folder, not a file");
+  std::error_code ec;
+  if (!detail::is_file(p) && fs::exists(p, ec))  // (/dev/zero was "not found")
+    throw DataError(spec + ": " + p + " is not a regular file (a device or a pipe)");
   if (!detail::is_file(p)) throw DataError(spec + ": " + p + " not found");
 }
 

@@ -158,6 +158,7 @@ TEST_CASE("cli: bad flags and specs are refused with the flag named") {
        "--param n_steps=: empty value (leave n_steps out for its default)"},
       {"attack --model toy2d --data toy:moons --method fgsm --param eps= --out " + (s / "a"), "--param eps=: empty value"},
       {"--threads 5000 info toy2d", "--threads"},
+      {"eval --model toy2d --data idx:/dev/zero,/dev/zero", "/dev/zero is not a regular file"},  // (was "not found")
       {"evaluate --model toy2d --data toy:moons --method saliency --metric sparseness --masks " + (s / "x4.npy") +
            " --out " + (s / "ev"), "--masks: only the localisation metrics use masks"},
       // the first mode ran and the others were ignored
