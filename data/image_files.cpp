@@ -173,8 +173,8 @@ void check_image_header(const std::string& path, std::span<const uint8_t> bytes)
 }
 
 Image read_image(const std::string& path) {
-  // (An uncompressed 64 Mpx image of 4 channels and its header; /dev/zero ends here.)
-  const ByteBuffer bytes = detail::read_all(path, 4 * uint64_t(kMaxImagePixels) + (1 << 20),
+  // (An uncompressed 64 Mpx image of 4 channels of 16 bits and its header; /dev/zero ends here.)
+  const ByteBuffer bytes = detail::read_all(path, 8 * uint64_t(kMaxImagePixels) + (1 << 20),
                                             "larger than an image of the pixel limit (" +
                                                 std::to_string(kMaxImagePixels) + " pixels) could be");
   if (bytes.empty()) fail(path, "empty file, not an image");

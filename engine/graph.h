@@ -81,6 +81,7 @@ class Graph {
   // K of a classifier's [N, K] logits; a model whose output is not rank 2 (one ending with a
   // convolution) throws std::invalid_argument saying so: its output is no [N, K] to index.
   int classes() const;
+  bool has_classes() const { return !shapes_.empty() && shapes_.back().rank == 2; }
 
   void init(uint64_t seed);
   std::vector<std::pair<std::string, Param*>> named_params() const;  // "conv1.weight", ...

@@ -626,7 +626,7 @@ void run_probe(const ProbeArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
   for (const Snapshot& s : snaps) {
     Model m = s.file == a.model ? open_model(a.model) : open_model_file(s.file);
-    cc::ProbeRequest q{train.x, test.x, train.y, test.y, std::max(train.classes(), m.graph.classes()), layers,
+    cc::ProbeRequest q{train.x, test.x, train.y, test.y, std::max(train.classes(), m.graph.has_classes() ? m.graph.classes() : 0), layers,
                        stage_progress()};
     if (snaps.size() > 1) std::printf("%s: %s\n", s.label.c_str(), s.file.c_str());
     std::fflush(stdout);

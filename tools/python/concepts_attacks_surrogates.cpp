@@ -251,7 +251,7 @@ py::dict probe_py(PyModel& pm, py::handle train_a, py::handle test_a, py::handle
   int largest = -1;
   for (int y : q.train_y) largest = std::max(largest, y);
   if (classes < 0) throw py::value_error("probe(classes=" + std::to_string(classes) + "): 0 (automatic) or a count");
-  q.classes = classes > 0 ? classes : std::max(largest + 1, g.classes());
+  q.classes = classes > 0 ? classes : std::max(largest + 1, g.has_classes() ? g.classes() : 0);
   cc::ProbeResult r;
   {
     ReleasedGil nogil;

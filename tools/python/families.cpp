@@ -342,7 +342,11 @@ Dataset train_data(py::handle data, int model_classes) {
                             std::to_string(model_classes) + ")");
     K = std::max(K, v + 1);
   }
-  if (py::hasattr(data, "class_names")) d.class_names = names_arg(data.attr("class_names"), "train(data=...).class_names", false);
+  if (py::hasattr(data, "class_names")) {
+    py::object names = data.attr("class_names");
+    if (py::isinstance<py::array>(names)) names = names.attr("tolist")();  // (scikit-learn's target_names)
+    d.class_names = names_arg(names, "train(data=...).class_names", false);
+  }
   for (int k = int(d.class_names.size()); k < K; ++k) d.class_names.push_back(std::to_string(k));
   return d;
 }

@@ -154,8 +154,9 @@ py::dict info(const PyModel& pm) {
   py::dict d;
   d["spec"] = pm.spec;
   d["input_shape"] = shape_tuple(g.input_shape());
-  d["classes"] = g.classes();
-  d["class_names"] = model_classes(pm.m);
+  // (A model whose output is not [N, classes], a feature extractor, has none.)
+  d["classes"] = g.has_classes() ? py::object(py::int_(g.classes())) : py::object(py::none());
+  d["class_names"] = g.has_classes() ? model_classes(pm.m) : std::vector<std::string>();
   d["parameters"] = g.param_count();
   d["architecture"] = architecture_text(g);
   const Normalization norm = Normalization::of_model(pm.m.metadata);
@@ -209,7 +210,8 @@ Target pred_target(Graph& g, const Tensor& x) { return read_target("pred", g, in
 
 Target target_arg(PyModel& pm, const Tensor& x, py::handle t) {
   Graph& g = pm.m.graph;
-  const int N = x.batch(), K = g.classes();
+  const int N = x.batch();
+  const auto K = [&] { return g.classes(); };  // only for class targets: a unit target needs no logits
   const Inputs in = inputs_of(x);
   if (py::isinstance<py::str>(t)) {
     const std::string spec = t.cast<std::string>();
@@ -229,7 +231,7 @@ Target target_arg(PyModel& pm, const Tensor& x, py::handle t) {
     const long long k = PyLong_AsLongLong(v.ptr());
     if (k == -1 && PyErr_Occurred()) {
       PyErr_Clear();
-      throw py::value_error("target " + std::string(py::str(t)) + " outside the model's classes [0," + std::to_string(K) + ")");
+      throw py::value_error("target " + std::string(py::str(t)) + " outside the model's classes [0," + std::to_string(K()) + ")");
     }
     return read_target(std::to_string(k), g, in, {});
   }
@@ -242,16 +244,16 @@ Target target_arg(PyModel& pm, const Tensor& x, py::handle t) {
     throw py::value_error("target: " + std::to_string(a.size()) + " classes for " + std::to_string(N) + " inputs");
   std::vector<int> classes;
   const auto outside = [&](const std::string& v) {
-    throw py::value_error("target " + v + " outside the model's classes [0," + std::to_string(K) + ")");
+    throw py::value_error("target " + v + " outside the model's classes [0," + std::to_string(K()) + ")");
   };
   if (a.size() > 0 && a.dtype().kind() == 'u') {  // as unsigned: 2**64-1 read as long long was "target -1"
     for (auto v : py::array_t<unsigned long long, py::array::forcecast>::ensure(a).cast<std::vector<unsigned long long>>()) {
-      if (v >= static_cast<unsigned long long>(K)) outside(std::to_string(v));
+      if (v >= static_cast<unsigned long long>(K())) outside(std::to_string(v));
       classes.push_back(int(v));
     }
   } else {
     for (auto v : py::array_t<long long, py::array::forcecast>::ensure(a).cast<std::vector<long long>>()) {
-      if (v < 0 || v >= K) outside(std::to_string(v));
+      if (v < 0 || v >= K()) outside(std::to_string(v));
       classes.push_back(int(v));
     }
   }
@@ -518,10 +520,16 @@ PYBIND11_MODULE(_core, m) {
            "The model's input space -> raw pixels")
       .def("info", &info, "input shape, classes, parameters, architecture text, normalization, metadata")
       .def_property_readonly("input_shape", [](const PyModel& pm) { return shape_tuple(pm.m.graph.input_shape()); })
-      .def_property_readonly("classes", [](const PyModel& pm) { return pm.m.graph.classes(); })
+      .def_property_readonly("classes",
+                             [](const PyModel& pm) {
+                               const gb::Graph& g = pm.m.graph;
+                               return g.has_classes() ? py::object(py::int_(g.classes())) : py::object(py::none());
+                             })
       .def("__repr__", [](const PyModel& pm) {
-        return "<glassbox.Model " + pm.spec + ": input " + pm.m.graph.input_shape().str() + ", " +
-               std::to_string(pm.m.graph.classes()) + " classes>";
+        const gb::Graph& g = pm.m.graph;
+        return "<glassbox.Model " + pm.spec + ": input " + g.input_shape().str() + ", " +
+               (g.has_classes() ? std::to_string(g.classes()) + " classes>"
+                                : "output " + g.shape(g.output()).str() + ">");
       });
 
   m.def("load", &load, py::arg("model"), py::arg("seed") = 42,

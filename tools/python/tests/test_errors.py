@@ -653,6 +653,28 @@ def test_a_model_whose_output_is_not_logits_is_refused_not_read_past():
             call()
 
 
+def test_a_feature_extractor_has_no_classes_but_its_units_are_explained():
+    m = glassbox.load("input(1,8,8) conv(4,k=3,p=1) relu")
+    x = np.random.default_rng(0).random((2, 1, 8, 8), dtype=np.float32)
+    assert m.classes is None and m.info()["classes"] is None and m.info()["class_names"] == []
+    assert "output [1,4,8,8]" in repr(m)
+    assert glassbox.explain(m, x, "conv1:0", "saliency").shape == x.shape
+    with pytest.raises(ValueError, match=r"is not \[N, classes\] logits"):
+        glassbox.explain(m, x, 0, "saliency")
+    r = glassbox.probe(m, (x, np.array([0, 1])), (x, np.array([0, 1])))
+    assert r  # a probe needs the data's labels only
+
+
+def test_class_names_may_be_an_array():
+    class Data:  # as scikit-learn's Bunch: target_names is an ndarray of str
+        x = np.random.default_rng(1).random((20, 2), dtype=np.float32)
+        y = (x[:, 0] > 0.5).astype(np.int64)
+        class_names = np.array(["low", "high"])
+    m = glassbox.load("input(2) dense(3) relu dense(2)")
+    glassbox.train(m, Data(), 1)
+    assert m.info()["class_names"] == ["low", "high"]
+
+
 def test_bools_and_wrong_types_are_not_numbers(model, inputs):
     x = np.clip(inputs, 0, 1)
     with pytest.raises(TypeError, match=r"visualize\(unit=...\) item: an integer, not a bool"):
