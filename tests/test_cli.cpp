@@ -530,6 +530,20 @@ TEST_CASE("cli: finite weights whose logits overflow float32 are refused by pred
   CHECK_MESSAGE(contains(r.err, "huge.safetensors: its logits are not finite for input x.npy["), r.err);
 }
 
+TEST_CASE("cli: a feature extractor (no [N, classes] output) is explained for a unit, refused for a class") {
+  Scratch s;  // (explain --target relu1:0 on such a net was a segfault)
+  write_npy(s / "x.npy", {3, 1, 8, 8});
+  const std::string base = "explain --input-space model --model \"input(1,8,8) conv(4,k=3,p=1) relu\" --input " +
+                           (s / "x.npy") + " --method saliency,integrated-gradients --out " + (s / "e");
+  Run r = glassbox(s, base + " --target relu1:0");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const nlohmann::json j = nlohmann::json::parse(read_file(s / "e/summary.json"));
+  CHECK_MESSAGE(j.dump().find("relu1 channel 0") != std::string::npos, j.dump());
+  r = glassbox(s, base);  // target pred
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(contains(r.err, "output [1,4,8,8] is not [N, classes] logits"), r.err);
+}
+
 TEST_CASE("cli: a checkpoint is resumed, never replaced by a model, and its state is checked") {
   Scratch s;
   const std::string data = small_trained_model(s);  // m.safetensors and m.ckpt.safetensors

@@ -47,9 +47,10 @@ struct ExplainArgs {
 // Per input: its name and label, what is explained and its value (logit and probability for a class).
 nlohmann::json image_entries(Graph& g, const Inputs& in, const Target& target, const Tensor& logits,
                              const std::vector<std::string>& classes) {
-  const int N = in.x.batch(), K = g.classes();
-  const Tensor prob = softmax(logits);
+  const int N = in.x.batch();
   const bool is_class = target.is_class(g);
+  const int K = is_class ? g.classes() : 0;
+  const Tensor prob = is_class ? softmax(logits) : Tensor();
   std::vector<double> value = is_class ? std::vector<double>() : explain::target_outputs(g, in.x, target);
   nlohmann::json per_image = nlohmann::json::array();
   for (int n = 0; n < N; ++n) {
@@ -327,7 +328,9 @@ void run_explain(const ExplainArgs& a) {
     const std::vector<std::string> given = resolve_baselines(col_methods, all, col_params, g, norm, a.input_space, in.x);
     for (size_t i = 0; i < columns.size(); ++i) columns[i].params = col_params[i], columns[i].baseline = given[i];
   }
-  const Tensor logits = all_logits(g, in, a.model);
+  // A feature extractor (no [N, classes] output) is explained for a unit target (LAYER:C); a class
+  // target refuses it in read_target.
+  const Tensor logits = g.has_classes() ? all_logits(g, in, a.model) : Tensor();
   const Target target = read_target(a.target, g, in, logits);
 
   std::vector<std::string> names;
@@ -346,7 +349,8 @@ void run_explain(const ExplainArgs& a) {
   summary["model"] = a.model;
   summary["input_space"] = space_name(a.input_space);  // of .npy inputs and numeric baselines
   summary["methods"] = nlohmann::json::object();
-  nlohmann::json per_image = image_entries(g, in, target, logits, model_classes(model));
+  nlohmann::json per_image = image_entries(g, in, target, logits,
+                                                g.has_classes() ? model_classes(model) : std::vector<std::string>());
 
   // Grid cells: the input first, then one heatmap per method.
   const bool images = g.input_shape().rank == 3;
