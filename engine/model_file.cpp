@@ -201,7 +201,8 @@ void set_write_hook(void (*hook)(const std::string& path)) { write_hook.store(ho
 
 void write_json(const std::string& path, const json& j, int indent) { atomic_write(path, j.dump(indent) + "\n"); }
 
-std::string read_file(const std::string& path) {
+// The file opened for reading, or an error naming why not (missing, unreadable, a folder).
+static std::ifstream open_for_reading(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     const int err = errno;
@@ -211,6 +212,18 @@ std::string read_file(const std::string& path) {
   // A folder opens on Linux and then reads as zero bytes ("truncated").
   if (std::error_code ec; std::filesystem::is_directory(path, ec))
     fail(path, "is a folder, not a file", ModelFileError::Kind::folder);
+  return in;
+}
+
+// A safetensors header's length: the file's first 8 bytes, little-endian.
+static uint64_t header_length(const char* first8) {
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= uint64_t(uint8_t(first8[i])) << (8 * i);
+  return n;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in = open_for_reading(path);
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
@@ -244,8 +257,7 @@ namespace {
 static std::optional<json> read_header(std::istream& in, std::string& bytes) {
   bytes.assign(8, '\0');
   in.read(bytes.data(), 8);
-  uint64_t n = 0;
-  for (int i = 0; i < 8; ++i) n |= uint64_t(uint8_t(bytes[i])) << (8 * i);
+  const uint64_t n = header_length(bytes.data());
   if (in.gcount() < 8 || n < 2 || n > 100'000'000) return std::nullopt;
   std::string text(n, '\0');
   in.read(text.data(), std::streamsize(n));
@@ -324,20 +336,16 @@ static json parse_header(const std::string& path, const std::string& text) {
 // read_safetensors; a data section the offsets do not cover exactly is described in *coverage
 // rather than thrown, so that load_model can first name a tensor the architecture misses.
 TensorFile read_tensors(const std::string& path, std::string* coverage) {
+  std::ifstream in = open_for_reading(path);
   std::error_code ec;
-  const auto status = std::filesystem::status(path, ec);
-  if (ec || std::filesystem::is_directory(status)) read_file(path);  // throws, naming why (missing, a folder)
-  std::ifstream in(path, std::ios::binary);
-  if (!in) read_file(path);
-  std::optional<uint64_t> file_size;
-  if (std::filesystem::is_regular_file(status)) file_size = std::filesystem::file_size(path, ec);
+  std::optional<uint64_t> file_size;  // none for a pipe or a device
+  if (std::filesystem::is_regular_file(path, ec)) file_size = std::filesystem::file_size(path, ec);
   if (ec) file_size.reset();
   char prefix[8] = {};
   in.read(prefix, 8);
   if (in.gcount() < 8) fail(path, "truncated: " + std::to_string(in.gcount()) + " bytes, no safetensors header");
   if (file_size && *file_size < 8) file_size.reset();  // a size that is not the content's (/proc): read as a stream
-  uint64_t n = 0;
-  for (int i = 0; i < 8; ++i) n |= uint64_t(uint8_t(prefix[i])) << (8 * i);
+  const uint64_t n = header_length(prefix);
   if (file_size && n > *file_size - 8)
     fail(path, "header length " + std::to_string(n) + " exceeds the file (" + std::to_string(*file_size) +
                    " bytes): truncated or not a safetensors file");
