@@ -320,10 +320,22 @@ TEST_CASE("cli: influence and prototypes write their outputs; bad requests name 
   CHECK(contains(r.out, "lissa_depth"));
 
   std::ofstream(s / "junk.safetensors") << "junk";
+  {  // An epoch file whose learning rate is past float32 (every score was NaN): same header length,
+     // the value shortened and padded with spaces after its closing quote.
+    std::string b = read_file(s / "m.epoch1.safetensors");
+    const std::string key = "\"train.lr\":\"";
+    const size_t at = b.find(key), from = at + key.size(), to = b.find('"', from);
+    REQUIRE(at != std::string::npos);
+    REQUIRE(to - from >= 5);
+    b.replace(from, to - from + 1, "1e300\"" + std::string(to - from - 5, ' '));
+    std::ofstream(s / "bigrate.safetensors", std::ios::binary) << b;
+  }
   struct Case {
     std::string args, expect;
   };
   const Case cases[] = {
+      {base + "--method tracin --checkpoints " + (s / "bigrate.safetensors") + out,
+       "bigrate.safetensors: train.lr '1e300' is not a rate > 0"},
       {base + "--method influenza" + out, "unknown method 'influenza' (known: knn, influence, tracin, representer)"},
       {base + "--method influence --param nosuch=1" + out,
        "--param nosuch: no chosen method declares it (influence; see glassbox influence --list)"},

@@ -456,6 +456,18 @@ TEST_CASE("bad checkpoints and mismatched data give clear errors") {
       const std::string expected = "train.best_val_acc '" + std::string(bad) + "' is not a number";
       CHECK_THROWS_WITH(fit(other, train, o), doctest::Contains(expected.c_str()));
     }
+    f.metadata["train.best_val_acc"] = "0.5";
+    // An architecture that is JSON but not a graph: the message names the checkpoint and the cause.
+    f.metadata["glassbox.architecture"] = R"({"layers": [{"type": "no-such-layer"}]})";
+    write_safetensors(dir + "/badarch.safetensors", tensors, f.metadata);
+    o.resume = dir + "/badarch.safetensors";
+    CHECK_THROWS_WITH(fit(other, train, o), doctest::Contains("badarch.safetensors"));
+    CHECK_THROWS_WITH(fit(other, train, o), doctest::Contains("not a valid architecture"));
+    f.metadata["glassbox.architecture"] = "{";
+    write_safetensors(dir + "/badjson.safetensors", tensors, f.metadata);
+    o.resume = dir + "/badjson.safetensors";
+    CHECK_THROWS_WITH(fit(other, train, o), doctest::Contains("badjson.safetensors"));
+    CHECK_THROWS_WITH(fit(other, train, o), doctest::Contains("not valid JSON"));
   }
   o.resume.clear();
   Graph img = make_preset("mlp");

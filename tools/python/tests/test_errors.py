@@ -738,3 +738,22 @@ def test_threads_are_bounded():
     with pytest.raises(ValueError, match="threads: 100000 is more than 1024"):
         glassbox.set_threads(100000)
     assert glassbox.threads() == before
+
+
+def test_write_png_on_a_full_disk_is_oserror_and_leaves_no_file(tmp_path):
+    """A write the file system refuses (here a file-size limit, as a full disk would) raises OSError
+    naming the file, and neither a partial PNG nor the temporary is left behind."""
+    script = f"""
+import resource, signal, numpy as np, glassbox
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing us
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+rng = np.random.default_rng(0)
+try:
+    glassbox.write_png({str(tmp_path / 'big.png')!r}, rng.integers(0, 256, (256, 256, 3), dtype=np.uint8))
+except OSError as e:
+    print("OSError", e)
+"""
+    r = run_python(script, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("OSError") and "big.png" in r.stdout, r.stdout
+    assert list(tmp_path.iterdir()) == []
