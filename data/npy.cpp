@@ -68,6 +68,15 @@ std::string dict_value(const std::string& path, const std::string& h, const std:
     if (end == std::string::npos) fail(path, "bad .npy header: unterminated shape");
     return h.substr(i, end - i + 1);
   }
+  if (i < h.size() && h[i] == '[') {  // a structured dtype: its whole field list
+    int depth = 0;
+    for (end = i; end < h.size(); ++end) {
+      depth += h[end] == '[' || h[end] == '(';
+      depth -= h[end] == ']' || h[end] == ')';
+      if (depth == 0) return h.substr(i, end - i + 1);
+    }
+    fail(path, "bad .npy header: unterminated dtype list");
+  }
   if (i < h.size() && (h[i] == '\'' || h[i] == '"')) {
     end = h.find(h[i], i + 1);
     if (end == std::string::npos) fail(path, "bad .npy header: unterminated string");
@@ -145,6 +154,9 @@ Header parse_dict(const std::string& path, const std::string& h, size_t data_off
   Header a;
   a.data_offset = data_offset;
   a.descr = dict_value(path, h, "descr");
+  if (!a.descr.empty() && a.descr[0] == '[')
+    fail(path, "a structured dtype (record array with fields " + a.descr +
+                   ") is not supported; save one numeric field, e.g. np.save(path, a['name'])");
   std::string fo = dict_value(path, h, "fortran_order");
   if (fo == "True")
     fail(path, "Fortran-order (column-major) arrays are not supported; save with np.save(path, np.ascontiguousarray(a))");

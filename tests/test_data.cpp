@@ -480,6 +480,12 @@ TEST_CASE(".npy round trips for float32, uint8 and int64, and bad headers") {
   CHECK(contains(error_of([&] { read_npy(p); }), p + ": truncated: expected 16 bytes"));
   p = with_header("d.npy", "{'descr': '<c8', 'fortran_order': False, 'shape': (2,), }", 16);
   CHECK(contains(error_of([&] { read_npy(p); }), p + ": dtype '<c8' is not supported"));
+  // A record array's dtype is a list: named whole (its first field's text was cut at the comma).
+  p = with_header("r.npy", "{'descr': [('a', '<f4'), ('b', '<i8', (2,))], 'fortran_order': False, 'shape': (2,), }", 40);
+  CHECK(contains(error_of([&] { read_npy(p); }),
+                 p + ": a structured dtype (record array with fields [('a', '<f4'), ('b', '<i8', (2,))]) is not supported"));
+  p = with_header("u.npy", "{'descr': [('a', '<f4'), 'fortran_order': False, 'shape': (2,), }", 8);
+  CHECK(contains(error_of([&] { read_npy(p); }), p + ": bad .npy header"));
   p = with_header("s.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }", 16);
   CHECK(contains(error_of([&] { read_npy(p); }), p + ": bad .npy header"));
   p = with_header("n.npy", "{'descr': '<f4', 'fortran_order': False}", 0);
