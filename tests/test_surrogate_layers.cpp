@@ -149,6 +149,34 @@ TEST_CASE("soft tree: the maximum-probability leaf and path") {
   }
 }
 
+TEST_CASE("soft tree: the figure has a colorbar for its filters' colormap at the right") {
+  Graph g = arch("input(1,4,4) flatten softtree(2,3)");
+  randomize(g, 5, 2.f);
+  auto& t = static_cast<SoftTree&>(g.layer(1));
+  const Tensor x = noise({2, 1, 4, 4}, 3);
+  const Routing r = route(g, 1, x);
+  const Tensor pixels = noise({1, 4, 4}, 4);
+  const explain::Image im = tree_figure(t, Shape{1, 4, 4}, {"a", "b", "c"}, r, 1, pixels, 2);
+  // The colorbar's ends are the colormap's: bwr at +1 (top) and -1 (bottom), in the last 150 columns.
+  uint8_t red[3], blue[3];
+  explain::colormap_rgb("bwr", 1.0, red);
+  explain::colormap_rgb("bwr", -1.0, blue);
+  auto found = [&](const uint8_t c[3]) {
+    int first_row = -1;
+    for (int y = 0; y < im.h && first_row < 0; ++y)
+      for (int xx = std::max(0, im.w - 150); xx < im.w; ++xx)
+        if (std::equal(c, c + 3, im.rgb.data() + (size_t(y) * im.w + xx) * 3)) {
+          first_row = y;
+          break;
+        }
+    return first_row;
+  };
+  const int top = found(red), bottom = found(blue);
+  REQUIRE(top >= 0);
+  REQUIRE(bottom >= 0);
+  CHECK(bottom - top > 100);  // a bar, red above blue
+}
+
 TEST_CASE("soft tree: input and parameter gradients against finite differences") {
   Graph g = arch("input(6) softtree(3,4,beta=0.7)");
   randomize(g, 13, 0.6f);

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "engine/argmax.h"
+#include "explain/common/plot.h"
 #include "explain/surrogates/drawing.h"
 
 namespace gb::explain::surrogates {
@@ -162,11 +163,13 @@ Image tree_figure(const SoftTree& tree, const Shape& filter_shape, const std::ve
   const int strip_y = title_h + rows * row_h + lh + 10;
   const int strip_top = lh + L.label_h + 4;  // the strip's title line and its cells' labels
   const std::string title = "soft decision tree: depth " + std::to_string(D) + ", beta " + fixed(tree.beta, 2) + ", " +
-                            std::to_string(1 << D) + " leaves, filters w_i in blue (-) / red (+)";
+                            std::to_string(1 << D) + " leaves, filters w_i in blue (-) / red (+), each on its own scale";
   const std::string subtitle =
       "input #" + std::to_string(n) + "'s maximum-probability path in red; leaves: bars of Q per class (a full box = 1)";
-  const int W = std::max({overview_w, strip_w, 640, text_width(title) + 2 * L.gap, text_width(subtitle) + 2 * L.gap});
-  const int H = strip_y + strip_top + L.cell_h + 3 + 2 * lh + 10;
+  const std::string turn_note = "p(R): the probability of turning right, sigmoid(beta (w_i . x + b_i))";
+  const int W = std::max({overview_w, strip_w, 640, text_width(title) + 2 * L.gap, text_width(subtitle) + 2 * L.gap,
+                          text_width(turn_note) + 2 * L.gap});
+  const int H = strip_y + strip_top + L.cell_h + 3 + 3 * lh + 14;
   Image im(W, H);
 
   text(im, L.gap, 6, title, kBlack, W - 2 * L.gap);
@@ -234,7 +237,9 @@ Image tree_figure(const SoftTree& tree, const Shape& filter_shape, const std::ve
   text(im, x, y - L.label_h, "leaf " + std::to_string(leaf), kBlack, step - 4);
   text(im, x, y + L.cell_h + 3, class_name(classes, predicted), kBlack, W - x - 2);  // the last cell: room to its right
   text(im, x, y + L.cell_h + 3 + lh, "Q " + fixed(q_leaf[predicted], 2), kBlack, step - 2);
-  return im;
+  text(im, L.gap, y + L.cell_h + 3 + 2 * lh + 4, turn_note, kGray, W - 2 * L.gap);
+  // Each filter is drawn on its own scale (its channels summed, then divided by the largest |value|).
+  return beside(im, {colorbar_image("bwr", -1, 1, std::clamp(H - 40, 140, 360), "w_i / max |w_i|")});
 }
 
 }  // namespace gb::explain::surrogates
