@@ -108,8 +108,8 @@ void add_tracin_method(std::vector<Method>& registry) {
                            "comma-separated layer names"},
          {"lr", "", "learning rate for every checkpoint (default: each checkpoint's own, stored by glassbox train)"}},
         "Pruthi et al. 2020 TracInCP as Captum's TracInCP: sum over checkpoints of lr * grad L(test) . grad L(z), "
-        "per-example cross-entropy at the test input's class; positive = proponent. lr is the rate at the "
-        "checkpoint's last step (Captum reads it from the checkpoint). Pruthi et al. derive it for SGD; with "
+        "per-example cross-entropy at the test input's class; positive = proponent. lr is the mean rate over the "
+        "steps since the previous saved model (Captum reads it from the checkpoint). Pruthi et al. derive it for SGD; with "
         "Adam (glassbox train's default) the scores are the same formula, a rougher account of the steps taken"},
        run_tracin,
        self_tracin});
