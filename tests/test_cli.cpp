@@ -230,6 +230,21 @@ TEST_CASE("cli: explain --target takes a class or a unit of a layer, and names w
   r = glassbox(s, base + "--target r:" + (s / "dir.npy"));
   CHECK_MESSAGE(r.status == 0, r.err);
   CHECK(contains(read_file(s / "out/summary.json"), "\"target\": \"a direction at r\""));
+  // A finite direction whose gradients pass float32 (values near 3e38): refused, not NaN maps with
+  // exit 0; --allow-nonfinite writes them.
+  {
+    std::ofstream f(s / "huge_dir.npy", std::ios::binary);
+    write_npy_header(f, "<f4", "(4, 8, 8)");
+    const float v = 3e38f;
+    for (int i = 0; i < 4 * 8 * 8; ++i) f.write(reinterpret_cast<const char*>(&v), 4);
+  }
+  const std::string before = read_file(s / "out/summary.json");
+  r = glassbox(s, base + "--target r:" + (s / "huge_dir.npy"));
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(contains(r.err, "saliency: its attribution of input x.npy[0] is not finite (--target r:"), r.err);
+  CHECK(read_file(s / "out/summary.json") == before);  // nothing written
+  r = glassbox(s, "--allow-nonfinite " + base + "--target r:" + (s / "huge_dir.npy"));
+  CHECK_MESSAGE(r.status == 0, r.err);
   r = glassbox(s, base + "--target 2");
   CHECK_MESSAGE(r.status == 0, r.err);
   CHECK(contains(read_file(s / "out/summary.json"), "\"target_class\""));

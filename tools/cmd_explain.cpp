@@ -19,6 +19,7 @@
 #include "data/dataset.h"
 #include "data/images.h"
 #include "data/npy.h"
+#include "engine/finite.h"
 #include "engine/layers.h"
 #include "explain/attribution/explain.h"
 #include "explain/attribution/gradient.h"
@@ -86,6 +87,20 @@ struct ColumnRun {
   explain::Result r;
   double secs = 0;
 };
+
+// Finite logits can still give maps past float32 (a --target direction of 1e38s scales every
+// gradient): refused before any file is written, as non-finite logits are, unless --allow-nonfinite.
+void check_finite_attribution(const Tensor& attribution, const std::string& method,
+                              const std::vector<std::string>& names, const std::string& target) {
+  if (nonfinite_allowed()) return;
+  const size_t D = attribution.sample_size();
+  for (int n = 0; n < attribution.batch(); ++n)
+    for (size_t i = 0; i < D; ++i)
+      if (!std::isfinite(attribution[size_t(n) * D + i]))
+        throw std::runtime_error(method + ": its attribution of input " + names[size_t(n)] +
+                                 " is not finite (--target " + target +
+                                 " or the model's values past float32's range; glassbox --allow-nonfinite writes it)");
+}
 
 // One column over every input: .npy (and .png for images) per input, its summary entries, and a
 // grid cell per input. Returns the attributions.
@@ -369,6 +384,7 @@ void run_explain(const ExplainArgs& a) {
     const auto t0 = std::chrono::steady_clock::now();
     explain::Result r = explain::explain(g, in.x, target, c.method, c.params);
     r.attribution = r.attribution.clone();  // its own storage: the next method's run reuses the graph's
+    check_finite_attribution(r.attribution, c.label, in.names, a.target);
     runs.push_back({std::move(r), seconds_since(t0)});
   }
   std::vector<std::string> labels, headers;
