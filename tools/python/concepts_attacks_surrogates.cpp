@@ -475,11 +475,11 @@ py::list rules_py(PyModel& pm, const std::string& method, py::handle inputs_a, p
   if (!test_a.is_none()) q.test = tensor_arg(test_a, g.input_shape(), "test");
   if (!names_a.is_none()) {
     if (py::isinstance<py::str>(names_a))  // a str is a sequence of one-letter names
-      throw py::type_error("rules(input_names=...): a list of names, one per feature, not one str");
+      throw py::type_error("rules(input_names=...): a list of names, one per input, not one str");
     try {
       q.input_names = names_a.cast<std::vector<std::string>>();
     } catch (const py::cast_error&) {
-      throw py::type_error("rules(input_names=...): a list of str, one per feature");
+      throw py::type_error("rules(input_names=...): a list of str, one per input");
     }
   }
   if (!q.input_names.empty() && (q.inputs.empty() || int(q.input_names.size()) != q.inputs.batch()))
@@ -580,14 +580,14 @@ void bind_concepts_attacks_surrogates(py::module_& m) {
         py::arg("target") = py::none(), py::arg("data") = py::none(), py::arg("eps") = py::none(),
         "Adversarial examples and attacks on explanations (glassbox attack): {adversarial (shaped like x), label, target, "
         "before, after, success, success_rate, success_rate_initially_correct, initially_correct, l0, l2, linf, values, "
-        "maps, totals}");
+        "maps, totals, notes}");
   m.def("importance", &importance_py, py::arg("model"), py::arg("x"), py::arg("method"),
         "Input importance of MLPs and additive models (glassbox importance): {per_class, overall, p_values, "
-        "feature_shape, meaning, info, extra}");
+        "feature_shape, meaning, info, extra, notes}");
   m.def("rules", &rules_py, py::arg("model"), py::arg("method"), py::kw_only(), py::arg("inputs") = py::none(),
         py::arg("data") = py::none(), py::arg("test") = py::none(), py::arg("input_names") = py::none(),
         "Rules (glassbox rules): anchors per input, or a CART tree fitted to the model's predictions: "
-        "[{name, rules, details, arrays, figure}]");
+        "[{name, rules, details, arrays, figure}]; input_names: one name per input (anchors), its rule set's name");
   m.def("soft_tree", &soft_tree_py, py::arg("model"), py::arg("x"), py::kw_only(), py::arg("index") = py::none(),
         py::arg("levels") = 4,
         "A soft decision tree model read as an explanation: {tree (as distill's .tree.json), right [N, inner], reach "

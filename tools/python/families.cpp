@@ -504,7 +504,7 @@ void bind_families(py::module_& m) {
   m.def("evaluate", &evaluate_py, py::arg("model"), py::arg("x"), py::arg("target"), py::arg("method"),
         py::arg("metric"), py::kw_only(), py::arg("method_params") = py::dict(), py::arg("masks") = py::none(),
         py::arg("label_random_model") = static_cast<PyModel*>(nullptr),
-        "One metric of one attribution method: {values [N], extra, curves, stages}");
+        "One metric of one attribution method: {metric, values [N], extra, curves, stages, stage_attributions}");
   m.def("influence", &influence_py, py::arg("model"), py::arg("train"), py::arg("tests"), py::arg("method"),
         py::kw_only(), py::arg("checkpoints") = py::none(),
         "Scores of every training point per test input: {scores [tests, N], details, info, extra}");

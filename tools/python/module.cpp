@@ -538,7 +538,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("explain", &explain_py, py::arg("model"), py::arg("x"), py::pos_only(), py::arg("target") = "pred",
         py::arg("method") = "saliency", py::kw_only(), py::arg("return_details") = false,
         py::arg("params") = py::none(),
-        "Attribution shaped like x. target: int, per-sample list/array, 'pred', or 'LAYER:C', 'LAYER:C,Y,X', "
+        "Attribution shaped like x (like the layer's output when a layer= parameter is given). target: int, per-sample list/array, 'pred', or 'LAYER:C', 'LAYER:C,Y,X', "
         "'LAYER:FILE.npy'. Method parameters as keywords (glassbox.methods()), or in params={} for names "
         "explain() takes itself (IG's method=); baseline= may be an array. return_details=True: also "
         "{delta, signed, details}.");
@@ -550,7 +550,8 @@ PYBIND11_MODULE(_core, m) {
         py::arg("captions") = std::vector<std::string>(), py::arg("cell") = 112,
         "A labelled grid (uint8 [H,W,3]) of rows of RGB cells: column labels on top, a caption above each row");
   m.def("write_png", &write_png_py, py::arg("path"), py::arg("rgb"), "Writes a uint8 [H,W,3] or [H,W] array as PNG");
-  m.def("set_threads", [](int n) { gb::set_threads(n); }, py::arg("n"), "Threads for every call (<= 0: all cores)");
+  m.def("set_threads", [](py::handle n) { gb::set_threads(int_arg(n, "set_threads(n)")); }, py::arg("n"),
+        "Threads for every call (<= 0: all cores)");
   m.def("threads", [] { return gb::threads(); });
   m.def("allow_nonfinite", [](py::handle allow) { gb::allow_nonfinite(bool_arg(allow, "allow_nonfinite(allow)")); },
         py::arg("allow") = true,
@@ -559,13 +560,15 @@ PYBIND11_MODULE(_core, m) {
   m.def("nonfinite_allowed", [] { return gb::nonfinite_allowed(); });
 
   py::module_ datasets = m.def_submodule("datasets", "Datasets as NumPy arrays: raw pixels in [0, 1] and labels");
-  py::class_<PyDataset>(datasets, "Dataset")
+  py::class_<PyDataset>(datasets, "Dataset",
+                        "A dataset as NumPy arrays (glassbox.datasets.load): x, y, class_names, name; "
+                        "unpacks as x, y = ds")
       .def_readonly("x", &PyDataset::x,
                     "[N, C, H, W] float32 raw pixels in [0, 1] (image sets), or [N, F] raw feature values (toy and "
                     "flat sets)")
       .def_readonly("y", &PyDataset::y, "[N] int64 labels")
-      .def_readonly("class_names", &PyDataset::class_names)
-      .def_readonly("name", &PyDataset::name)
+      .def_readonly("class_names", &PyDataset::class_names, "a name per class (labels index it)")
+      .def_readonly("name", &PyDataset::name, "the spec it was loaded from")
       .def("__len__", [](const PyDataset& d) { return d.y.size(); })
       .def("__iter__", [](const PyDataset& d) { return py::iter(py::make_tuple(d.x, d.y)); });
   datasets.def("load", &load_data, py::arg("spec"), py::arg("split") = "test",

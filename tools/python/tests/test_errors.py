@@ -738,6 +738,12 @@ def test_threads_are_bounded():
     with pytest.raises(ValueError, match="threads: 100000 is more than 1024"):
         glassbox.set_threads(100000)
     assert glassbox.threads() == before
+    for bad in [True, False, 1.5, "2"]:  # True was 1 thread and False all cores
+        with pytest.raises(TypeError, match=r"set_threads\(n\)"):
+            glassbox.set_threads(bad)
+        assert glassbox.threads() == before
+    glassbox.set_threads(np.int64(before))  # NumPy integers are whole numbers
+    assert glassbox.threads() == before
 
 
 def test_write_png_on_a_full_disk_is_oserror_and_leaves_no_file(tmp_path):

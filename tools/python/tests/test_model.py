@@ -317,3 +317,38 @@ def test_visualize_unit_forms(model, inputs):
     for r in (given, named):
         for k in default["panels"]:
             assert np.array_equal(default["panels"][k], r["panels"][k]), k
+
+
+def _documented_keys(doc):
+    """The names inside the first {...} of a docstring, at its top level ('values [N]' -> 'values')."""
+    body = doc[doc.index("{") + 1:]
+    names, depth, word = [], 0, ""
+    for ch in body:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            if depth == 0:
+                break
+            depth -= 1
+        elif ch == "," and depth == 0:
+            names.append(word.split()[0])
+            word = ""
+            continue
+        if depth == 0 and ch not in ")]}":
+            word += ch
+    names.append(word.split()[0])
+    return set(names)
+
+
+def test_docstrings_name_the_keys_results_have(model, inputs):
+    """The README's signatures hold (load's argument is `model`) and each result dict has exactly the
+    keys its docstring lists (evaluate's metric and stage_attributions, attack's and importance's notes
+    were missing)."""
+    assert glassbox.load(model="toy2d").classes == 2
+    r = glassbox.evaluate(model, inputs, 0, "saliency", "faithfulness-correlation", nr_runs=3, subset_size=8)
+    assert set(r) == _documented_keys(glassbox.evaluate.__doc__.split("\n", 1)[1])
+    r = glassbox.attack(model, np.clip(inputs, 0, 1), "fgsm", eps=0.05)
+    assert set(r) == _documented_keys(glassbox.attack.__doc__.split("\n", 1)[1])
+    mlp = glassbox.load("input(2) dense(4) relu dense(2)")
+    r = glassbox.importance(mlp, np.zeros((4, 2), np.float32), "garson")
+    assert set(r) == _documented_keys(glassbox.importance.__doc__.split("\n", 1)[1])

@@ -212,7 +212,7 @@ def test_soft_tree_index_and_rules_names_are_checked():
             glassbox.soft_tree(s, x, index=bad)
     assert glassbox.soft_tree(s, x, index=np.int64(1))["figure"] is not None
     m = glassbox.load("input(2) dense(4) relu dense(2)")
-    with pytest.raises(TypeError, match=r"rules\(input_names=...\)"):
+    with pytest.raises(TypeError, match=r"rules\(input_names=...\): a list of names, one per input"):
         glassbox.rules(m, "tree", data=x, input_names="ab")
 
 
