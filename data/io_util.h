@@ -21,7 +21,8 @@ bool is_dir(const std::string& path);
 ByteBuffer read_all(const std::string& path, uint64_t max_bytes, const std::string& too_large);
 // Appends what is left of an open file to out, up to one byte past max_bytes; false on a read error.
 bool read_rest(std::FILE* f, ByteBuffer& out, uint64_t max_bytes);
-// gb::atomic_write (engine/model_file.h), its errors as DataError.
+// gb::atomic_write (engine/model_file.h): a malformed path is a DataError; a folder in the way, a
+// failed or short write stay ModelFileError (their kinds map to IsADirectoryError/OSError).
 void write_atomic(const std::string& path, const void* data, size_t n);
 // Splits on sep, keeping empty parts.
 std::vector<std::string> split(const std::string& s, char sep);

@@ -121,7 +121,7 @@ void BatchNorm2d::combine_sums(Pass p, const std::vector<const double*>& parts, 
     batch_mean.assign(channels, 0.f);
     batch_invstd.assign(channels, 0.f);
     for (int ch = 0; ch < channels; ++ch) {
-      // Chan et al.: merging (n_a, mean_a, M2_a) with (n_b, mean_b, M2_b) in thread order.
+      // Chan et al.: merging (n_a, mean_a, M2_a) with (n_b, mean_b, M2_b) in part order.
       double n = 0, mean = 0, m2 = 0;
       for (size_t t = 0; t < parts.size(); ++t) {
         const double nb = double(rows[t]) * HW;

@@ -199,7 +199,7 @@ GB_INLINE void col2im_strided(const Geometry& g, const float* col, float* x, flo
   }
 }
 
-// The phase-plane paths, compiled for AVX2 as well as the baseline (engine/simd.h): their rows
+// The phase-plane paths, compiled for AVX-512 and AVX2 as well as the baseline (engine/simd.h): their rows
 // are short (8 to 16 floats in a ResNet's later stages), so the vector width counts.
 GB_CLONES void im2col_phases(const Geometry& g, const float* x, float* col, float* scratch) {
   if (g.s == 2)

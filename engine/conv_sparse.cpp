@@ -103,8 +103,10 @@ void conv_sparse(const SparseConv& plan, const Tensor& x, Tensor& y, Workspace& 
     for (size_t e = 0; e < in_per; ++e) nonzeros += xr[e] != 0;
     s.nonzeros[r] = nonzeros;
   }
-  // Dense rows go through the layer's convolution in runs of consecutive rows; it convolves one
-  // sample at a time, so a row's result is the same in any run.
+  // Dense rows go through the layer's convolution in runs of consecutive rows. Small Winograd
+  // planes put several samples into one GEMM; with glassbox's kernel each output element is the
+  // same sum in the same order whichever columns sit beside it, so a row's result is the same in
+  // any run. OpenBLAS may pick other kernels for other column counts: then to float rounding.
   int run = 0;  // the first dense row not yet convolved
   auto convolve_run = [&](int end) {
     if (run < end) {

@@ -27,7 +27,8 @@ struct SparseConvScratch {
 
 // y = the convolution of x ([N,C,H,W] rows) by the layer's weights, without bias. Each row is
 // scattered or convolved according to its own nonzeros, so a row's result does not depend on the
-// other rows of the call (nor on how a batch was split into calls). `ws` is the call's
+// other rows of the call (nor on how a batch was split into calls; to float rounding when
+// OpenBLAS runs the products of small Winograd planes, see conv_sparse.cpp). `ws` is the call's
 // workspace, for the rows that go through Conv2d::conv.
 void conv_sparse(const SparseConv& plan, const Tensor& x, Tensor& y, Workspace& ws, SparseConvScratch& s);
 

@@ -1,7 +1,6 @@
 // glassbox's own single-precision GEMM for AVX-512 CPUs: C = alpha * op(A) * B + beta * C, row-major,
 // op(A) = A or Aᵀ, B not transposed (the products of the Winograd points; of im2col convolutions'
-// forward, input-gradient and, from 65 column rows, weight-gradient passes; of dense layers'
-// backward passes).
+// forward, input-gradient and weight-gradient passes; of dense layers' backward passes).
 //
 // Why it exists: OpenBLAS picks its kernels once per process, from the CPU or OPENBLAS_CORETYPE, and
 // an AVX2 choice on an AVX-512 CPU halves the width of every product in training (blas.h decides

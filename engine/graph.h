@@ -3,8 +3,8 @@
 // calls that node's rule for this pass (by default the layer's exact gradient). Training,
 // saliency, LRP, DeconvNet, DeepLIFT and OpenBox are all this one walk with other rules.
 //
-// Runs of per-sample layers (Layer::per_sample) are split across threads by batch slices: each
-// thread walks the whole run on its slice with its own workspace, so a forward pass of a plain
+// Runs of per-sample layers (Layer::per_sample) are split across threads by groups of rows: a
+// thread takes a group through the whole run with its own workspace, so a forward pass of a plain
 // conv net costs one hand-off between threads, not one per layer (engine/threads.h).
 #pragma once
 #include <functional>
@@ -143,7 +143,8 @@ class Graph {
   std::vector<std::vector<Param*>> params_;  // per node, layer->params()
   std::vector<size_t> param_base_;           // per node, the index of its first parameter
   // The backward walk, planned before it runs: the nodes a signal reaches in order, and per node
-  // and input: 1 = writes the input's signal, 0 = adds to it (through scratch), 2 = not wanted.
+  // and input: 1 = writes the input's signal, 0 = adds to it (through scratch), 2 = not wanted,
+  // 3 = the layer adds into the input's signal itself (add_to_g_in).
   std::vector<int> plan_;
   std::vector<std::vector<char>> route_;
   std::vector<char> written_, split_;

@@ -54,8 +54,8 @@ struct SoftTree : Layer {
   // Frosst & Hinton's balancing penalty over the batch x [N, F] (the layer's input):
   //   C = −λ Σ_i 2^(−d_i) · ½ (log α_i + log(1 − α_i)),  α_i = Σ_n P^i(x_n) p_i(x_n) / Σ_n P^i(x_n),
   // with P^i the probability of reaching inner node i and d_i its depth (root 0). Nodes that no
-  // sample reaches are left out; α is clamped to [1e-12, 1 − 1e-12]. Returns C; adds λ·∂C/∂weight
-  // and ∂C/∂bias to grad_weight and grad_bias when given, and writes ∂C/∂x to grad_x when given.
+  // sample reaches are left out; α is clamped to [1e-12, 1 − 1e-12]. Returns C; adds ∂C/∂weight
+  // and ∂C/∂bias (λ is in C) to grad_weight and grad_bias when given, and writes ∂C/∂x to grad_x when given.
   double penalty(const Tensor& x, double lambda, Tensor* grad_weight, Tensor* grad_bias, Tensor* grad_x) const;
 
  private:

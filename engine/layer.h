@@ -108,18 +108,19 @@ struct Layer {
   // for that pass here, e.g. Conv2d its Winograd-domain weights. `mode` is the forward pass's.
   enum class Pass { forward, backward };
   virtual void prepare(Pass, Mode /*mode*/) {}
-  // Called by the graph on each thread after its last backward call of a pass that had `carry`
-  // set (so with param_grads), with that thread's workspace and gradient targets: adds what the
-  // layer carried. A layer whose backward hands its call to another layer must hand this on too.
+  // Called by the graph on each thread after its last backward call of a split pass that computes
+  // parameter gradients (`carry` is set in every split backward whose layer no rule replaces),
+  // with that thread's workspace and gradient targets: adds what the layer carried. A layer whose backward hands its call to another layer must hand this on too.
   virtual void end_backward(Workspace&, int /*node*/, const std::vector<Tensor*>& /*grads*/) {}
   // True when sample n's output depends on sample n's inputs only and forward/backward write
   // nothing but the call's tensors and workspace: the graph may then run slices of the batch at
   // once on several threads (dropout in training draws from one Rng).
   virtual bool per_sample(Mode) const { return true; }
   // A layer that mixes the batch only through per-channel sums (BatchNorm in training) still runs
-  // on slices: before the layer's pass, the graph has each thread add its slice's rows into a part
-  // (partial_sums), then the layer combines the parts in thread order (combine_sums), so a thread
-  // count always gives the same bits. sum_size: doubles per part for this pass (0: none needed).
+  // on slices: before the layer's pass, the graph has each thread add rows into a part (per slice,
+  // or per group of rows after a split run, while the group is in cache: partial_sums), then the
+  // layer combines the parts in part order (combine_sums), so a thread count always gives the same
+  // bits. sum_size: doubles per part for this pass (0: none needed).
   virtual size_t sum_size(Pass, Mode) const { return 0; }
   // Forward: `g_out` and `out` are null and `in` the call's inputs. Backward: also the incoming
   // signal and, unless null, the layer's output as the graph holds it: exact wherever g_out is

@@ -421,7 +421,12 @@ TensorFile read_tensors(const std::string& path, std::string* coverage) {
       fail(path, "tensor '" + name + "' shape " + json(shape).dump() + " needs " +
                      (numel > (uint64_t(1) << 61) ? "more than 2^63" : std::to_string(numel * 4)) +
                      " bytes, data_offsets span " + std::to_string(offs[1] - offs[0]));
-    Tensor t(dims.empty() ? Shape{1} : Shape::of(dims));
+    Tensor t;
+    try {  // past --max-memory: the message names the file, as every other reason does
+      t = Tensor(dims.empty() ? Shape{1} : Shape::of(dims));
+    } catch (const SizeError& e) {
+      fail(path, "tensor '" + name + "': " + e.what());
+    }
     if (numel) data.copy(offs[0], t.data(), numel * 4);
     out.tensors[name] = std::move(t);
   }

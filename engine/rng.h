@@ -1,5 +1,5 @@
-// A small seeded generator (xoshiro128+ style splitmix seeding) whose whole state is four words,
-// so checkpoints can store it and a resumed run draws the same numbers.
+// A small seeded generator (xoroshiro128+, seeded by splitmix64) whose whole state is two 64-bit
+// words, so checkpoints can store it and a resumed run draws the same numbers.
 #pragma once
 #include <array>
 #include <cmath>

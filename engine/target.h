@@ -43,7 +43,7 @@ struct Target {
   Tensor seed(const Graph& g, int b, int e) const;
   // f for samples [b, e) from `a`, the node's output for those samples (row 0 is sample b).
   void values(const Tensor& a, int b, int e, double* out) const;
-  // "class 3", "relu2 channel 5", "conv1[2,4,4]", "a direction at relu3".
+  // "class 3", "relu2 channel 5 (mean)", "conv1[2,4,4]", "a direction at relu3".
   std::string describe(const Graph& g, int sample = 0) const;
   // Kind::element: the flat index that sample n's target reads (its class at the logits).
   int element(int n) const { return index.size() == 1 ? index[0] : index[n]; }

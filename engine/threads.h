@@ -1,10 +1,13 @@
 // The threading policy of glassbox, in one place.
 //
-// The graph splits a batch into one contiguous slice per thread and runs every layer that treats
-// samples independently on those slices at once (Graph::forward/backward); inside such a region
-// each thread runs its own single-threaded GEMMs (BlasSerial). Layers whose training pass needs
-// whole-batch sums (BatchNorm) compute per-slice partial sums that the graph combines in slice
-// order at one barrier (Layer::partial_sums), so a thread count always gives the same bits.
+// The graph splits a batch into groups of rows and runs every layer that treats samples
+// independently on several groups at once (Graph::forward/backward); inside such a region each
+// thread runs its own single-threaded GEMMs (BlasSerial). Forward passes, and backward passes
+// without parameter gradients, hand groups out dynamically (a thread that finishes its share takes
+// groups from the others'); a backward pass that sums parameter gradients per thread keeps one
+// contiguous share per thread. Layers whose training pass needs whole-batch sums (BatchNorm) get
+// partial sums per slice or per group, which the layer combines in part order at one barrier
+// (Layer::partial_sums), so a thread count always gives the same bits.
 // Per-sample explanation rules see their slice's row offset, so they split too (OpenBox's region()
 // runs its unit directions that way). What is not split (a batch of one, rules that are not
 // per-sample, runs under a few MFLOP) runs on the calling thread, and there each large GEMM is

@@ -62,7 +62,7 @@ namespace {
 // The transforms work on channel-last copies of the planes ([h][w][c]), so that every loop runs
 // over the channels: contiguous, as long as C or O, and vectorized by the compiler (a loop over
 // the tiles of a row would be only a few iterations long). The entry points below are compiled
-// for AVX2 as well as the baseline and pick one at load time (GCC target_clones).
+// for AVX-512 and AVX2 as well as the baseline and pick one at load time (GCC target_clones).
 
 // Conversions between planar arrays (NCHW: channel c's P positions contiguous) and channel-last
 // ones (position p's channels contiguous from at(p)) go in 8x8 blocks, transposed in registers

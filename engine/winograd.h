@@ -64,6 +64,7 @@ size_t work_floats(const Geometry& g, int n = 1);
 // tiles, when enough samples for 32 rows of tiles per point's GEMM (an 8x8 plane has 4 tiles of
 // 4x4: a GEMM over one sample's would be mostly call overhead and a fresh read of that point's
 // weights). Two samples of 16 tiles each were level in training and 2-4% slower in inference.
+// Conv2d::conv_backward takes at least 8 samples at once when it also computes the weight gradient.
 int samples_per_gemm(const Geometry& g);
 
 // n samples (each C*H*W floats in, O*OH*OW out): y = conv(x) (+ b when non-null). u from

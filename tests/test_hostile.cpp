@@ -165,6 +165,16 @@ TEST_CASE("hostile: the memory budget names what needs how much instead of bad_a
   CHECK(contains(error_of([] { Tensor t(Shape{10000, 784}); }), "a tensor of shape [10000,784] needs 29.9 MB"));
   Tensor small(Shape{100, 100});
   CHECK(small.size() == 10000);
+  {  // A model file's tensor past the budget: the message names the file and the tensor.
+    set_memory_limit(before);
+    const std::string path = (std::filesystem::temp_directory_path() / "gb_hostile_budget.safetensors").string();
+    const Tensor w(Shape{600, 600});
+    write_safetensors(path, {{"w", &w}}, {});
+    set_memory_limit(uint64_t(1) << 20);
+    const std::string m = error_of([&] { read_safetensors(path); });
+    CHECK_MESSAGE(contains(m, path + ": tensor 'w': a tensor of shape [600,600] needs 1.4 MB"), m);
+    std::filesystem::remove(path);
+  }
   set_memory_limit(before);
   CHECK(parse_bytes("512M", "x") == uint64_t(512) << 20);
   CHECK(parse_bytes("2G", "x") == uint64_t(2) << 30);

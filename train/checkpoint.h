@@ -34,7 +34,8 @@ struct Checkpoint {
 };
 
 // Loads parameters into g and optimizer state into opt; checks that the checkpoint's architecture
-// and optimizer match. Throws std::runtime_error("<path>: <what is wrong>").
+// and optimizer match. Throws std::runtime_error("<path>: <what is wrong>"), or
+// std::invalid_argument naming the file for NaN/Inf weights or optimizer state.
 Checkpoint load_checkpoint(const std::string& path, Graph& g, Optimizer& opt);
 
 }  // namespace gb
