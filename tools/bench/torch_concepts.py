@@ -414,6 +414,9 @@ def main():
     if args.bench:
         bench(args)
     elif args.check:
+        if not (args.model and args.inputs and args.summary):
+            ap.error("--check compares a glassbox concepts run: give --model M.safetensors, --inputs FILE.npy "
+                     "(its --inputs npy:FILE) and --summary OUT/summary.json")
         check(args)
     else:
         ap.error("give --bench DIR or --check")

@@ -288,9 +288,14 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if a.check:
+        if not (a.model and a.npy and (a.influence_scores or a.tracin_scores)):
+            ap.error("--check compares a glassbox influence run: give --model, --npy X.npy,Y.npy and "
+                     "--influence-scores and/or --tracin-scores (see this file's docstring)")
         check(a)
-    else:
+    elif a.bench:
         bench(a)
+    else:
+        ap.error("give --bench (time the references) or --check (compare with glassbox's scores)")
 
 
 if __name__ == "__main__":

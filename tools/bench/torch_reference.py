@@ -318,10 +318,11 @@ def glassbox(exe, *args):  # waits and retries while the binary is missing or be
 def explain(args, path, xfile, method, target, params, out):
     """glassbox explain; returns its attributions [N, ...] (OUT/STEM_METHOD.npy, STEM = cmd_explain.cpp's safe_name
     of the input's name) and the summary's per-image entries."""
-    glassbox(args.glassbox, "explain", "--model", path, "--input", xfile, "--method", method, "--target", str(target),
-             "--out", out, *[a for k, v in params.items() for a in ("--param", f"{k}={v}")])
+    glassbox(args.glassbox, "explain", "--model", path, "--input", xfile, "--input-space", "model", "--method", method,
+             "--target", str(target), "--out", out, *[a for k, v in params.items() for a in ("--param", f"{k}={v}")])
     images = json.load(open(f"{out}/summary.json"))["images"]
-    stem = lambda s: re.sub(r"_+$", "", re.sub(r"[^A-Za-z0-9.\-]+", "_", s).lstrip("_")) or "input"
+    # output_stem: "x.npy[3]" -> "x[3]", then safe_name
+    stem = lambda s: re.sub(r"_+$", "", re.sub(r"[^A-Za-z0-9.\-]+", "_", s.replace(".npy[", "[", 1)).lstrip("_")) or "input"
     return np.stack([np.load(f"{out}/{stem(im['name'])}_{method}.npy") for im in images]), images
 
 

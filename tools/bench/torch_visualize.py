@@ -187,7 +187,7 @@ def check(a):
 
     # am: start=data with one input per class, Adam, L2 + TV, clamping, no jitter or blur.
     out = f"{work}/am"
-    run_glassbox(a.glassbox, "visualize", "--model", a.check, "--method", "am", "--unit", "class:all", "--input",
+    run_glassbox(a.glassbox, "visualize", "--input-space", "model", "--model", a.check, "--method", "am", "--unit", "class:all", "--input",
                  f"{work}/x0.npy", "--scan", "none", "--out", out, "--param", "start=data", "--param", "steps=20",
                  "--param", "jitter=0", "--param", "blur_every=0", "--param", "l2=0.001", "--param", "tv=0.001",
                  "--param", "clip=false")
@@ -208,7 +208,7 @@ def check(a):
         k = int(target[n])
         out = f"{work}/fool{n}"
         write_npy(f"{work}/x{n}.npy", x0[n:n + 1].numpy())
-        run_glassbox(a.glassbox, "visualize", "--model", a.check, "--method", "fool", "--unit", f"class:{k}",
+        run_glassbox(a.glassbox, "visualize", "--input-space", "model", "--model", a.check, "--method", "fool", "--unit", f"class:{k}",
                      "--input", f"{work}/x{n}.npy", "--out", out)
         names.append(f"{out}/x{n}.npy_0_to_class{k}")
         x = x0[n:n + 1].clone().requires_grad_(True)
@@ -229,7 +229,7 @@ def check(a):
                       ["__metadata__"]["glassbox.architecture"])["layers"][relu]["name"]
     out = f"{work}/invert"
     write_npy(f"{work}/x01.npy", x0[:2].numpy())
-    run_glassbox(a.glassbox, "visualize", "--model", a.check, "--method", "invert", "--input", f"{work}/x01.npy",
+    run_glassbox(a.glassbox, "visualize", "--input-space", "model", "--model", a.check, "--method", "invert", "--input", f"{work}/x01.npy",
                  "--out", out, "--param", f"layers={name}", "--param", "steps=40", "--param", "tv=0",
                  "--param", "start=constant", "--param", "optimizer=sgd", "--param", "lr=0.5")
     phi = lambda v: model[:relu + 1](v)
