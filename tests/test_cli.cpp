@@ -127,8 +127,11 @@ TEST_CASE("cli: bad flags and specs are refused with the flag named") {
       {"train --model toy2d --data toy:spirals --batch 0" + out, "--batch: '0' is not a whole number >= 1"},
       {"train --model toy2d --data toy:spirals --augment spin" + out, "--augment 'spin'"},
       // below float32's range: it became 0, which read as "not given" (the default rate ran)
-      {"train --model toy2d --data toy:spirals --lr 1e-50" + out, "--lr: below float32's smallest positive value"},
-      {"train --model toy2d --data toy:spirals --schedule step --gamma 1e-50" + out, "--gamma: below float32's"},
+      {"train --model toy2d --data toy:spirals --lr 1e-50" + out, "--lr: '1e-50' rounds to 0"},
+      {"train --model toy2d --data toy:spirals --nesterov" + out, "--nesterov is SGD's: give --optimizer sgd (it is adam)"},
+      {"distill --teacher toy2d --data toy:moons --student toy2d --lr 1e-50" + out, "--lr: '1e-50' rounds to 0"},
+      {"importance --model toy2d --data toy:moons --method olden --lr 1e-50" + out, "--lr: '1e-50' rounds to 0"},
+      {"train --model toy2d --data toy:spirals --schedule step --gamma 1e-50" + out, "--gamma: '1e-50' rounds to 0"},
       // crop and flip on flat samples were skipped and recorded as applied
       {"train --model toy2d --data toy:spirals --augment flip" + out, "crop and flip are for images [N,C,H,W]"},
       {"train --model lenet5 --data toy:spirals" + out, "cannot take the samples of --data toy:spirals"},
@@ -281,6 +284,12 @@ TEST_CASE("cli: influence and prototypes write their outputs; bad requests name 
   REQUIRE_MESSAGE(r.status == 0, r.err);
   CHECK(fs::exists(s / "m.epoch1.safetensors"));
   CHECK(fs::exists(s / "m.epoch2.safetensors"));
+  CHECK(contains(r.out, "epoch models every 1 epochs: " + (s / "m.epoch1.safetensors")));
+  // An interval past the run's last epoch writes none, and says so (it named m.epoch5 as written).
+  Run none = glassbox(s, "train --model toy2d --data toy:xor --epochs 2 --save-every 5 --quiet --out " + (s / "n.safetensors"));
+  REQUIRE_MESSAGE(none.status == 0, none.err);
+  CHECK_MESSAGE(contains(none.out, "no epoch model: --save-every 5 is past this run's last epoch (2)"), none.out);
+  CHECK_FALSE(fs::exists(s / "n.epoch5.safetensors"));
   // Files that only look like epoch files (not models: TracIn would fail to load them).
   for (const char* decoy : {"m.epochx.safetensors", "m.epoch.safetensors", "xm.epoch3.safetensors", "m.epoch4.npy"})
     std::ofstream(s / decoy) << "not a model";

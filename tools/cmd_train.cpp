@@ -76,11 +76,9 @@ void run_train(const TrainArgs& a) {
   oc.momentum = oc.kind == OptimizerKind::sgd ? a.momentum : 0.f;
   oc.nesterov = a.nesterov;
   oc.weight_decay = a.weight_decay >= 0 ? a.weight_decay : default_weight_decay(oc.kind);
+  if (a.nesterov && oc.kind != OptimizerKind::sgd)
+    throw std::invalid_argument("--nesterov is SGD's: give --optimizer sgd (it is " + a.optimizer + ")");
   if (a.nesterov && oc.momentum <= 0) throw std::invalid_argument("--nesterov needs --momentum > 0");
-  // Both are checked > 0 as doubles; a value below float32's range arrives here as 0 (and an --lr of
-  // 0 read as "not given": the default rate was used).
-  if (a.lr == 0) throw std::invalid_argument("--lr: below float32's smallest positive value (about 1e-45)");
-  if (a.gamma == 0) throw std::invalid_argument("--gamma: below float32's smallest positive value (about 1e-45)");
   ScheduleConfig sc;
   sc.kind = schedule_kind(a.schedule);
   sc.step_size = a.step_size;
@@ -159,9 +157,15 @@ void run_train(const TrainArgs& a) {
   std::printf("saved %s (%scheckpoint: %s, log: %s)\n", a.out.c_str(),
               std::filesystem::exists(best_file) ? ("best: " + best_file + ", ").c_str() : "", sibling_path(a.out, ".ckpt.safetensors").c_str(),
               sibling_path(a.out, ".log.jsonl").c_str());
-  if (a.save_every > 0 && !r.history.empty())
-    std::printf("epoch models every %d epochs: %s ... (for glassbox influence --method tracin)\n", a.save_every,
-                epoch_path(a.out, a.save_every).c_str());
+  if (a.save_every > 0 && !r.history.empty()) {
+    const int last = r.history.back().epoch, first = r.history.front().epoch;
+    const int written = last / a.save_every - (first - 1) / a.save_every;  // multiples of N this run reached
+    if (written > 0)
+      std::printf("epoch models every %d epochs: %s ... (for glassbox influence --method tracin)\n", a.save_every,
+                  epoch_path(a.out, (first + a.save_every - 1) / a.save_every * a.save_every).c_str());
+    else
+      std::printf("no epoch model: --save-every %d is past this run's last epoch (%d)\n", a.save_every, last);
+  }
 }
 
 void run_eval(const std::string& model, const std::string& data, const std::string& split, bool as_json,

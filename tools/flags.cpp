@@ -47,7 +47,14 @@ Check finite(double lo, double hi, bool lo_open, bool hi_open) {
             const bool inside = parse_number(text, v) && std::fabs(v) <= std::numeric_limits<float>::max() &&
                                 (lo_open ? v > lo : v >= lo) &&
                                 (hi_open ? v < hi : v <= hi);
-            return inside ? std::string() : "'" + text + "' is not a finite number in " + range;
+            if (!inside) return "'" + text + "' is not a finite number in " + range;
+            // A value above an open end that float32 rounds onto it (1e-50 for (0, inf) becomes 0,
+            // which a float flag then read as "not given": the default was used without a word).
+            const float f = float(v);
+            std::ostringstream end;
+            end << lo;
+            if (lo_open && !(f > lo)) return "'" + text + "' rounds to " + end.str() + " in float32; give a number in " + range;
+            return std::string();
           },
           "FLOAT in " + range};
 }
