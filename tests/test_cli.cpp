@@ -128,6 +128,8 @@ TEST_CASE("cli: bad flags and specs are refused with the flag named") {
       {"train --model toy2d --data toy:spirals --augment spin" + out, "--augment 'spin'"},
       // below float32's range: it became 0, which read as "not given" (the default rate ran)
       {"train --model toy2d --data toy:spirals --lr 1e-50" + out, "--lr: '1e-50' rounds to 0"},
+      {"explain --model toy2d --data toy:moons --method saliency --colormap foo" + out,
+       "--colormap: colormap 'foo' (known: bwr, gray, hot)"},
       {"train --model toy2d --data toy:spirals --nesterov" + out, "--nesterov is SGD's: give --optimizer sgd (it is adam)"},
       {"distill --teacher toy2d --data toy:moons --student toy2d --lr 1e-50" + out, "--lr: '1e-50' rounds to 0"},
       {"importance --model toy2d --data toy:moons --method olden --lr 1e-50" + out, "--lr: '1e-50' rounds to 0"},

@@ -435,7 +435,17 @@ void add_explain_command(Command& app) {
                                            "training mean), blur[:SIGMA] (each input blurred, sigma 5 pixels), "
                                            "uniform:SEED, a number or FILE.npy, in --input-space (= --param baseline=...)");
   c->add_option("--out", a->out, "output folder");
-  c->add_option("--colormap", a->colormap, "heatmap colors: bwr, gray or hot (default: bwr signed, hot unsigned)");
+  c->add_option("--colormap", a->colormap, "heatmap colors: bwr, gray or hot (default: bwr signed, hot unsigned)")
+      ->check({[](std::string& name) -> std::string {  // before the work, not after it
+                 uint8_t rgb[3];
+                 try {
+                   explain::colormap_rgb(name, 0.0, rgb);
+                 } catch (const std::invalid_argument& e) {
+                   return e.what();
+                 }
+                 return "";
+               },
+               "bwr|gray|hot"});
   c->add_option("--percentile", a->percentile,
                 "scale heatmaps by this percentile of |a| (default: 100 for signed, 99.5 for unsigned maps)")
       ->check(finite(0, 100, true, false));
