@@ -575,7 +575,7 @@ TEST_CASE("bad requests fail naming the value: shapes, NaN, out-of-range pixels,
   CHECK_THROWS_WITH(run(g, bad, "pgd"), doctest::Contains("is its own class"));
   bad.targets = {1};
   CHECK_THROWS_WITH(run(g, bad, "pgd"), doctest::Contains("1 values for 2 inputs"));
-  CHECK_THROWS_WITH(run(g, q, "fgsm", {{"epsilon", "-0.1"}}), doctest::Contains("fgsm: --param epsilon=-0.1 is out of range [0, 1e+06]"));
+  CHECK_THROWS_WITH(run(g, q, "fgsm", {{"epsilon", "-0.1"}}), doctest::Contains("fgsm: --param epsilon=-0.1 is out of range [0, 1000000]"));
   CHECK_THROWS_WITH(run(g, q, "fgsm", {{"epsilon", "nan"}}), doctest::Contains("not finite"));
   CHECK_THROWS_WITH(run(g, q, "pgd", {{"step_num", "1000000"}}), doctest::Contains("outside [1, 100000]"));
   CHECK_THROWS_WITH(run(g, q, "pgd", {{"norm", "L1"}}), doctest::Contains("known: Linf, L2"));

@@ -128,7 +128,13 @@ TEST_CASE("cli: bad flags and specs are refused with the flag named") {
       {"train --model toy2d --data toy:spirals --augment spin" + out, "--augment 'spin'"},
       // below float32's range: it became 0, which read as "not given" (the default rate ran)
       {"train --model toy2d --data toy:spirals --lr 1e-50" + out, "--lr: '1e-50' rounds to 0"},
-      {"explain --model toy2d --data toy:moons --method saliency --colormap foo" + out,
+      // A negative seed wrapped to 2^64 - 1; SLIC's compactness 0 failed inside SLIC, naming neither.
+      {"explain --model toy2d --data toy:moons --method smoothgrad --param seed=-1 --out " + (s / "e"),
+       "smoothgrad: --param seed=-1 is out of range [0, 2147483647]"},
+      {"explain --model \"input(1,8,8) conv(2,k=3) relu gap dense(3)\" --input " + (s / "x15.npy") +
+           " --method lime --param compactness=0 --out " + (s / "e"),
+       "lime: --param compactness=0 is out of range [0.01, 1000]"},
+      {"explain --model toy2d --data toy:moons --method saliency --colormap foo --out " + (s / "e"),
        "--colormap: colormap 'foo' (known: bwr, gray, hot)"},
       {"train --model toy2d --data toy:spirals --nesterov" + out, "--nesterov is SGD's: give --optimizer sgd (it is adam)"},
       {"distill --teacher toy2d --data toy:moons --student toy2d --lr 1e-50" + out, "--lr: '1e-50' rounds to 0"},
@@ -1161,7 +1167,7 @@ TEST_CASE("cli: prune and distill write their outputs, the pruned model evaluate
       {"prune --model " + (s / "nosuch.safetensors") + q, "nosuch.safetensors"},
       {"distill --teacher " + m + " --student soft-tree:0" + q, "--student 'soft-tree:0'"},
       {"distill --teacher " + m + " --student \"input(2) dense(2)\" --beta 2" + q, "--beta is for soft-tree"},
-      {"distill --teacher " + m + " --student soft-tree:2 --beta 1e-50" + q, "--beta 1e-50: must be a number > 0"},
+      {"distill --teacher " + m + " --student soft-tree:2 --beta 1e-50" + q, "--beta: '1e-50' rounds to 0"},
       {"distill --teacher " + m + " --student soft-tree:2 --data toy:spirals,k=3" + q,
        "--teacher has 2 outputs but 'toy:spirals,k=3:train' has 3 classes"},  // (it said --model)
       {"distill --teacher " + m + " --student \"input(2) dense(2)\" --penalty 3" + q,

@@ -150,11 +150,11 @@ void add_lime_methods(std::vector<Method>& registry) {
       {{"lime", "LIME: ridge regression of the target score on random on/off samples of SLIC superpixels",
         {{"n", "1000", "number of samples (the first keeps every superpixel)", 2, 100000},
          {"segments", "40", "requested number of SLIC superpixels", 1, 100000},
-         {"compactness", "10", "SLIC compactness (colour on a 0..100 scale)"},
+         {"compactness", "10", "SLIC compactness (colour on a 0..100 scale)", 0.01, 1000},
          {"fill", "mean", "hidden superpixels: 'mean' (their own mean per channel) or a value"},
          {"kernel_width", "0.25", "width w of the kernel exp(−d²/w²) on the cosine distance"},
          {"output", "prob", "regress the softmax probability ('prob', LIME's convention) or the logit ('logit')"},
-         {"seed", "0", "sampling seed"},
+         {"seed", "0", "sampling seed", 0, 2147483647},
          {"batch", "256", "perturbed images per forward pass", 1, 65536},
          {"top", "0", "K > 0: return a 0/1 mask of the K superpixels with the largest positive weights", 0, 100000}},
         "Ribeiro et al. 2016 / the lime package's LimeImageExplainer, with SLIC (written here, deterministic) "

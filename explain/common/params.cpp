@@ -12,7 +12,11 @@ namespace gb::explain {
 
 static std::string number_text(double v) {
   char b[32];
-  std::snprintf(b, sizeof b, "%g", v);
+  // Whole numbers in full (a seed's 2147483647, not 2.14748e+09); others as %g.
+  if (v == std::floor(v) && std::fabs(v) < 1e15)
+    std::snprintf(b, sizeof b, "%.0f", v);
+  else
+    std::snprintf(b, sizeof b, "%g", v);
   return b;
 }
 
