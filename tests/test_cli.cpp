@@ -175,6 +175,12 @@ TEST_CASE("cli: bad flags and specs are refused with the flag named") {
       // the first mode ran and the others were ignored
       {"regions --model toy2d --data toy:moons --line 0,1 --plane --out " + (s / "rg"), "modes of their own"},
       {"regions --model toy2d --data toy:moons --range 0,1,0,1 --out " + (s / "rg"), "--range: the window of --plane"},
+      // flags of another mode were ignored (--plane --pair 0,0 ran)
+      {"regions --model toy2d --data toy:moons --plane --pair 0,0 --out " + (s / "rg"),
+       "--pair: for the regions of single inputs, not with --stats, --line or --plane"},
+      {"regions --model toy2d --data toy:moons --stats --polytope --out " + (s / "rg"), "--polytope: for the regions"},
+      {"regions --model toy2d --data toy:moons --line 0,1 --size 64 --out " + (s / "rg"), "--size: for --plane"},
+      {"regions --model toy2d --data toy:moons --max-regions 9 --out " + (s / "rg"), "--max-regions: for --plane"},
       {"regions --model \"input(3) dense(2)\" --data npy:" + (s / "x5.npy") + "," + (s / "y5.npy") +
            " --split train --plane --index 0,1,2,3 --out " + (s / "rg"), "--plane needs exactly three inputs (e.g. --index I,J,K), not 4"},
       // The checks of tools/flags.h: CLI11's own range, a flag that needs another.

@@ -34,6 +34,7 @@ struct RegionsArgs {
   bool plane = false, stats = false, polytope = false;
   InputSpace input_space = InputSpace::pixels;
   int limit = 1000, size = 512, max_regions = 20000;
+  bool size_given = false, max_regions_given = false;
   double eps = 1e-6;
 };
 
@@ -603,6 +604,12 @@ void run_regions(const RegionsArgs& a) {
   const int modes = int(a.stats) + int(!a.line.empty()) + int(a.plane);
   if (modes > 1) throw std::invalid_argument("--stats, --line and --plane are modes of their own: give one of them");
   if (!a.range.empty() && !a.plane) throw std::invalid_argument("--range: the window of --plane, which was not given");
+  // Flags of one mode given with another were ignored without a word (--plane --pair 0,0 ran).
+  if (modes > 0 && (!a.pair.empty() || a.polytope))
+    throw std::invalid_argument(std::string(!a.pair.empty() ? "--pair" : "--polytope") +
+                                ": for the regions of single inputs, not with --stats, --line or --plane");
+  if (!a.plane && (a.size_given || a.max_regions_given))
+    throw std::invalid_argument(std::string(a.size_given ? "--size" : "--max-regions") + ": for --plane, which was not given");
   Model model = open_model(a.model);
   ob::check_piecewise_linear(model.graph);
   if (!a.range.empty() && model.graph.input_shape().numel() != 2)  // (it was ignored, even reversed)
@@ -695,7 +702,11 @@ void add_regions_command(Command& app) {
                   "step past a boundary in walks and slices (fraction of the segment/window, in [1e-12, 0.1])")
       ->default_val(1e-6)
       ->check(finite(1e-12, 0.1, false, false));
-  cmd->callback([args] { run_regions(*args); });
+  cmd->callback([args, cmd] {
+    args->size_given = cmd->count("--size") > 0;
+    args->max_regions_given = cmd->count("--max-regions") > 0;
+    run_regions(*args);
+  });
 }
 
 }  // namespace gb
