@@ -394,6 +394,7 @@ TEST_CASE("cli: influence and prototypes write their outputs; bad requests name 
       {"influence --model " + m + " --data toy:xor,n=30 --index 0:2 --method influence --loo 50" + out,
        "--loo 50: the training set holds only 30 points"},
       {base + "--method tracin --checkpoints " + (s / "junk.safetensors") + out, "junk.safetensors"},
+      {base + "--method knn --checkpoints " + m + out, "--checkpoints: TracIn's saved models, and --method has no tracin"},
       {"influence --model toy2d --data toy:xor --method tracin" + out, "--save-every"},
       {"influence --model " + m + " --method knn" + out, "--data is required"},
       {"influence --model " + m + " --data toy:xor --index 9999 --method knn" + out, "--index 9999"},
@@ -1345,6 +1346,8 @@ TEST_CASE("cli: evaluate lists its metrics; a small run writes metrics.json, met
        "--method 'integrated-gradients,integrated-gradients': 'integrated-gradients' given twice"},
       {base + methods + "--metric sparseness --label-random-model " + kSmall,
        "--label-random-model: only --metric data-randomisation uses it"},
+      {base + methods + "--metric sparseness --label-random-epochs 2", "--label-random-epochs: only data-randomisation"},
+      {base + methods + "--metric sparseness --grid-inputs 5", "--grid-inputs: only the randomisation metrics"},
       // --data beside --input files added its samples to the inputs; now it only trains the label-random model
       {base + methods + "--metric sparseness --data toy:xor", "--data with --input"},
       {base + "--method integrated-gradients --metric data-randomisation --data npy:" + (s / "x.npy") + "," + (s / "y0.npy"),

@@ -437,7 +437,10 @@ void run_influence(const InfluenceArgs& a) {
   const bool images = model.graph.input_shape().rank == 3;
   Run r{a, model, train, tests, logits, model_classes(model, raw.class_names), Normalization::of_model(model.metadata), images};
   std::vector<inst::Checkpoint> checkpoints;
-  if (std::count(methods.begin(), methods.end(), "tracin")) checkpoints = load_checkpoints(a, model);
+  if (std::count(methods.begin(), methods.end(), "tracin"))
+    checkpoints = load_checkpoints(a, model);
+  else if (!a.checkpoints.empty())  // (it was ignored)
+    throw std::invalid_argument("--checkpoints: TracIn's saved models, and --method has no tracin");
   inst::Context ctx{&checkpoints, a.batch, stage_progress()};
 
   // Every method runs before anything is written: a method that fails (a bad value, a solver that
@@ -600,7 +603,7 @@ void add_instances_commands(Command& app) {
     c->add_option("--top", a->top, "most and least supportive training examples shown per test input")
         ->capture_default_str()
         ->check(in_range(1, 64));
-    c->add_option("--train-limit", a->train_limit, "use only the first N training samples")->check(at_least(0));
+    c->add_option("--train-limit", a->train_limit, "use only the first N training samples (0: all)")->check(at_least(0));
     c->add_option("--checkpoints", a->checkpoints, "TracIn checkpoints (default: MODEL.epochE.safetensors beside "
                                                    "--model, written by glassbox train --save-every N)");
     c->add_flag("--self", a->self, "rank the training set by self-influence (influence, tracin) instead");
@@ -628,7 +631,7 @@ void add_instances_commands(Command& app) {
     c->add_option("--prototypes", a->prototypes, "prototypes per group")->capture_default_str()->check(in_range(1, 1000));
     c->add_option("--criticisms", a->criticisms, "criticisms per group")->capture_default_str()->check(in_range(0, 1000));
     c->add_option("--param", a->params, "method parameter KEY=VALUE (see --list)");
-    c->add_option("--limit", a->limit, "use only the first N samples of the split")->check(at_least(0));
+    c->add_option("--limit", a->limit, "use only the first N samples of the split (0: all)")->check(at_least(0));
     c->add_option("--batch", a->batch, "samples per pass")->capture_default_str()->check(in_range(1, 4096));
     c->add_option("--out", a->out, "output folder");
     c->callback([a] { run_prototypes(*a); });

@@ -40,6 +40,7 @@ struct EvaluateArgs {
   std::string label_random_model, baseline;
   std::vector<std::string> inputs, params, method_params;
   int label_random_epochs = 3, grid_inputs = 4;
+  bool label_random_epochs_given = false, grid_inputs_given = false;
   bool list = false;
   InputSpace input_space = InputSpace::pixels;
 };
@@ -337,6 +338,16 @@ void run_evaluate(const EvaluateArgs& a) {
   const bool data_random = std::find(names.begin(), names.end(), "data-randomisation") != names.end();
   if (!data_random && !a.label_random_model.empty())
     throw std::invalid_argument("--label-random-model: only --metric data-randomisation uses it");
+  // Flags no chosen metric reads are refused, as --masks and --label-random-model are (they were ignored).
+  if (a.label_random_epochs_given && (!data_random || !a.label_random_model.empty()))
+    throw std::invalid_argument("--label-random-epochs: only data-randomisation reads it, when it trains its model "
+                                "(no --label-random-model)");
+  const bool grids = std::any_of(names.begin(), names.end(), [](const std::string& n) {
+    return n.size() > 14 && n.compare(n.size() - 14, 14, "-randomisation") == 0;
+  });
+  if (a.grid_inputs_given && !grids)
+    throw std::invalid_argument("--grid-inputs: only the randomisation metrics (cascading-, independent-, "
+                                "data-randomisation) draw grids");
   // With --input files, --data only trains data-randomisation's model; its samples are not inputs.
   if (!a.inputs.empty() && !a.data.empty() && (!data_random || !a.label_random_model.empty()))
     throw std::invalid_argument("--data with --input: the inputs are the --input files, and --data would be read only "
@@ -462,6 +473,8 @@ void add_metrics_commands(Command& app) {
   c->add_option("--out", a->out, "output folder");
   c->callback([a, c] {
     refuse_index_with_inputs(*c, a->inputs, !a->data.empty());
+    a->label_random_epochs_given = c->count("--label-random-epochs") > 0;
+    a->grid_inputs_given = c->count("--grid-inputs") > 0;
     run_evaluate(*a);
   });
 }

@@ -296,7 +296,7 @@ void add_distill_command(Command& app) {
   c->add_option("--schedule", a->schedule, "constant, step or cosine")->capture_default_str();
   c->add_option("--seed", a->seed, "seed for the student's initialization, validation split and shuffling")
       ->capture_default_str();
-  c->add_option("--limit", a->limit, "use only the first N training samples")->check(at_least(0));
+  c->add_option("--limit", a->limit, "use only the first N training samples (0: all)")->check(at_least(0));
   c->add_option("--val", a->val, "fraction of the training set held out for validation")
       ->capture_default_str()
       ->check(finite(0, 1, false, true));

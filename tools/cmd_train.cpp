@@ -310,7 +310,7 @@ void add_train_commands(Command& app) {
     c->add_option("--noise", a->noise, "std of Gaussian noise added to training inputs (after normalization)")
         ->capture_default_str()
         ->check(finite(0, inf, false, true));
-    c->add_option("--limit", a->limit, "use only the first N training samples")->check(at_least(0));
+    c->add_option("--limit", a->limit, "use only the first N training samples (0: all)")->check(at_least(0));
     c->add_option("--val", a->val, "fraction of the training set held out for validation")
         ->capture_default_str()
         ->check(finite(0, 1, false, true));
