@@ -175,6 +175,10 @@ TEST_CASE("cli: bad flags and specs are refused with the flag named") {
       // the first mode ran and the others were ignored
       {"regions --model toy2d --data toy:moons --line 0,1 --plane --out " + (s / "rg"), "modes of their own"},
       {"regions --model toy2d --data toy:moons --range 0,1,0,1 --out " + (s / "rg"), "--range: the window of --plane"},
+      // a reversed range was "not a whole number >= 0"
+      {"concepts --model toy2d --layer relu1 --class 0 --concept st=data:toy:xor@index=5:3 --random pattern:noise --out " +
+           (s / "cc"),
+       "--concept st: index '5:3': expected I:J with 0 <= I < J"},
       // flags of another mode were ignored (--plane --pair 0,0 ran)
       {"regions --model toy2d --data toy:moons --plane --pair 0,0 --out " + (s / "rg"),
        "--pair: for the regions of single inputs, not with --stats, --line or --plane"},

@@ -133,6 +133,8 @@ DataFilter parse_filter(const std::string& text, const std::string& what, const 
     } else if (key == "index" && value.find(':') != std::string::npos && parse_number(value.substr(0, value.find(':')), a) &&
                parse_number(value.substr(value.find(':') + 1), b) && a >= 0 && b > a) {
       f.lo = int(a), f.hi = int(b);
+    } else if (key == "index" && value.find(':') != std::string::npos) {
+      throw std::invalid_argument(what + ": index '" + value + "': expected I:J with 0 <= I < J, or I[+J..]");
     } else if (key == "index" && !value.empty()) {
       for (const std::string& i : split_list(value, what, '+')) {
         if (!parse_number(i, a) || a < 0) throw std::invalid_argument(what + ": index '" + i + "' is not a whole number >= 0");
