@@ -53,7 +53,7 @@ void add_probe_methods(std::vector<Method>& registry) {
         {{"features", "flatten", "flatten (every unit, Alain & Bengio) or gap (each channel's mean over positions)"},
          {"epochs", "3", "passes over the training split, 1..1000"},
          {"batch", "128", "examples per Adam step (one model forward per step), 1..65536"},
-         {"lr", "0.01", "Adam's (initial) learning rate, (0, 10]"},
+         {"lr", "0.01", "Adam's (initial) learning rate, [1e-12, 10]"},
          {"schedule", "cosine", "cosine (the rate falls from lr to 0 over the steps, as CosineAnnealingLR) or constant"},
          {"l2", "0", "L2 penalty on the weights (added to the gradient, as torch.optim.Adam's weight_decay), 0..1e6"},
          {"seed", "0", "seed of the mini-batch order", 0, 2147483647}},

@@ -480,7 +480,7 @@ const MethodTable<ImportanceMethod>& importance_table() {
        run_dimopoulos},
       {{"miv",
         "mean impact value: the mean over the data of y_k(raw x_j * (1 + d)) - y_k(raw x_j * (1 - d))",
-        {{"delta", "0.1", "relative change d of each raw feature value ((0, 1])"},
+        {{"delta", "0.1", "relative change d of each raw feature value ([1e-6, 1])"},
          {"output", "prob", "prob (softmax probability) or logit"},
          {"batch", "256", "samples per pass (1..4096)"}},
         "MIV as in the BP-network literature (Jiang et al. 2008): +-10% of the raw (un-normalized) value, one "

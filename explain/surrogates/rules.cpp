@@ -561,7 +561,7 @@ const MethodTable<RuleMethod>& rule_table() {
         "an if-then rule over superpixels (images) or quantile ranges (flat features) that keeps the model's class "
         "with precision >= threshold, covering as much of the perturbations as possible (KL-LUCB beam search)",
         {{"threshold", "0.95", "the precision an anchor must reach (0.5..1)"},
-         {"delta", "0.1", "confidence 1 - delta of the precision bounds"},
+         {"delta", "0.1", "confidence 1 - delta of the precision bounds [1e-6, 0.5]"},
          {"tau", "0.15", "KL-LUCB's tolerance when choosing the beam (the package's tau)"},
          {"batch", "100", "perturbations drawn per step (1..10000)"},
          {"beam", "1", "candidates kept per rule size (1..16)"},

@@ -292,7 +292,7 @@ void add_perturb_methods(std::vector<Method>& reg) {
                    {"blur_sigma", "3", "sigma of the blur, in pixels"},
                    {"mask_scale", "4", "the mask is (H/scale) x (W/scale), upsampled bilinearly"},
                    {"steps", "300", "Adam steps (1..100000)"},
-                   {"lr", "0.1", "Adam's learning rate"},
+                   {"lr", "0.1", "Adam's learning rate [1e-12, 1e6]"},
                    {"l1", "0.1", "lambda_1 of the area term (a mean over the mask)"},
                    {"tv", "0.2", "lambda_TV of the mask's TV (means over pixel pairs)"},
                    {"tv_beta", "3", "beta of that TV"},

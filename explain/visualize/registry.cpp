@@ -59,7 +59,7 @@ std::vector<ParamInfo> ascent_params(const AscentDefaults& d) {
   return {
       {"steps", d.steps, "gradient steps (1..100000)"},
       {"optimizer", d.optimizer, "adam (Lucent), sgd (x += lr g), sgd-l2norm (x += lr g/|g|_2, CS231n), sgd-meanabs (x += lr g/mean|g|, DeepDream)"},
-      {"lr", d.lr, "step size, in the model's input space (0..1e6]"},
+      {"lr", d.lr, "step size, in the model's input space [1e-12, 1e6]"},
       {"l2", d.l2, "lambda_2 of the penalty lambda_2 |x|^2 (sum over the image, input space)"},
       {"l1", d.l1, "lambda_1 of the penalty lambda_1 |x|_1"},
       {"tv", d.tv, "lambda_TV of the total-variation penalty TV_beta(x) (Mahendran & Vedaldi)"},
