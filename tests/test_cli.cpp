@@ -136,6 +136,8 @@ TEST_CASE("cli: bad flags and specs are refused with the flag named") {
        "lime: --param compactness=0 is out of range [0.01, 1000]"},
       {"explain --model toy2d --data toy:moons --method saliency --colormap foo --out " + (s / "e"),
        "--colormap: colormap 'foo' (known: bwr, gray, hot)"},
+      {"train --model toy2d --data toy:spirals --step-size 3000000000" + out,
+       "--step-size = 3000000000: not a value the flag can hold (counts are whole numbers up to 2147483647)"},
       {"train --model toy2d --data toy:spirals --nesterov" + out, "--nesterov is SGD's: give --optimizer sgd (it is adam)"},
       {"distill --teacher toy2d --data toy:moons --student toy2d --lr 1e-50" + out, "--lr: '1e-50' rounds to 0"},
       {"importance --model toy2d --data toy:moons --method olden --lr 1e-50" + out, "--lr: '1e-50' rounds to 0"},

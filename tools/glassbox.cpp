@@ -84,6 +84,11 @@ int main(int argc, char** argv) {
     // A command that caught the Interrupted and went on has not done what it was asked.
     if (gb::stop_signal != 0) throw gb::Interrupted();
     gb::end_output_records(true);
+  } catch (const CLI::ConversionError& e) {
+    // A value the checks let through that the flag's type cannot hold: a count past 32 bits.
+    std::fprintf(stderr, "%s: not a value the flag can hold (counts are whole numbers up to 2147483647)\nRun with --help for more information.\n",
+                 e.what());
+    return 1;
   } catch (const CLI::ParseError& e) {
     // CLI11 prints the message; every refusal exits 1 (CLI11's own codes are 100-127), --help 0.
     return app.exit(e) == 0 ? 0 : 1;
