@@ -55,7 +55,8 @@ struct SoftTree : Layer {
   //   C = −λ Σ_i 2^(−d_i) · ½ (log α_i + log(1 − α_i)),  α_i = Σ_n P^i(x_n) p_i(x_n) / Σ_n P^i(x_n),
   // with P^i the probability of reaching inner node i and d_i its depth (root 0). Nodes that no
   // sample reaches are left out; α is clamped to [1e-12, 1 − 1e-12]. Returns C; adds ∂C/∂weight
-  // and ∂C/∂bias (λ is in C) to grad_weight and grad_bias when given, and writes ∂C/∂x to grad_x when given.
+  // and ∂C/∂bias (λ is in C) to grad_weight and grad_bias when given, and writes ∂C/∂x to grad_x
+  // when given.
   double penalty(const Tensor& x, double lambda, Tensor* grad_weight, Tensor* grad_bias, Tensor* grad_x) const;
 
  private:

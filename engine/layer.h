@@ -110,7 +110,8 @@ struct Layer {
   virtual void prepare(Pass, Mode /*mode*/) {}
   // Called by the graph on each thread after its last backward call of a split pass that computes
   // parameter gradients (`carry` is set in every split backward whose layer no rule replaces),
-  // with that thread's workspace and gradient targets: adds what the layer carried. A layer whose backward hands its call to another layer must hand this on too.
+  // with that thread's workspace and gradient targets: adds what the layer carried. A layer whose
+  // backward hands its call to another layer must hand this on too.
   virtual void end_backward(Workspace&, int /*node*/, const std::vector<Tensor*>& /*grads*/) {}
   // True when sample n's output depends on sample n's inputs only and forward/backward write
   // nothing but the call's tensors and workspace: the graph may then run slices of the batch at

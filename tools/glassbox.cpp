@@ -86,7 +86,9 @@ int main(int argc, char** argv) {
     gb::end_output_records(true);
   } catch (const CLI::ConversionError& e) {
     // A value the checks let through that the flag's type cannot hold: a count past 32 bits.
-    std::fprintf(stderr, "%s: not a value the flag can hold (counts are whole numbers up to 2147483647)\nRun with --help for more information.\n",
+    std::fprintf(stderr,
+                 "%s: not a value the flag can hold (counts are whole numbers up to 2147483647)\n"
+                 "Run with --help for more information.\n",
                  e.what());
     return 1;
   } catch (const CLI::ParseError& e) {

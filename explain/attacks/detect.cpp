@@ -173,7 +173,7 @@ void add_detection(std::vector<Method>& reg) {
                                 "(1 - mean Spearman correlation with the maps of noisy copies)"},
          {"samples", "8", "score=noise: noise draws per input (1..256)"},
          {"stdev", "0.1", "score=noise: noise standard deviation, pixels"},
-         {"seed", "0", "noise seed (each input draws from its own stream)", 0, 2147483647}},
+         explain::seed_param("0", "noise seed (each input draws from its own stream)")},
         "importance maps (sum_c |attribution|) of the predicted class; class-map: 1 - cosine to the mean map of "
         "the clean reference inputs of that class (the disagreement with the class's typical explanation); noise: "
         "1 - mean Spearman correlation with the maps of noisy copies (attribution consistency); in the spirit of "

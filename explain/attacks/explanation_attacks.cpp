@@ -342,7 +342,7 @@ void add_explanation_attacks(std::vector<Method>& reg) {
     std::vector<ParamInfo> p = common_params("100");
     p.push_back({"k", "", "top-k size (pixels); default H*W/20 (the reference: 1000 of 227x227)"});
     p.push_back({"direction", "surrogate", "surrogate (the attack) or random (random sign steps: the paper's baseline)"});
-    p.push_back({"seed", "0", "seed of direction=random", 0, 2147483647});
+    p.push_back(explain::seed_param("0", "seed of direction=random"));
     p.insert(p.end(), extra.begin(), extra.end());
     return p;
   };

@@ -165,7 +165,7 @@ void add_gradient_attacks(std::vector<Method>& reg) {
                    {"norm", "Linf", "Linf or L2 (the ball and, for L2, the step)"},
                    {"l2_step", "normalized", "L2 steps: normalized (g/|g|_2, Madry et al., torchattacks) or sign (Captum)"},
                    {"random_start", "false", "start at a uniform random point of the ball (Captum's random_start)"},
-                   {"seed", "0", "random start seed; each input's start depends only on the seed and its values", 0, 2147483647},
+                   explain::seed_param("0", "random start seed; each input's start depends only on the seed and its values"),
                    zero_thresh},
                   "captum.robust.PGD (radius, step_size, step_num, norm, random_start; no early stop) with the "
                   "cross-entropy of the logits; difference: L2 steps are g/|g|_2 (Madry et al.; Captum uses sign "

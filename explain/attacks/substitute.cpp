@@ -168,7 +168,7 @@ void add_substitute(std::vector<Method>& reg) {
          {"batch", "32", "training batch size"},
          {"lr", "0.001", "training learning rate (the caller's optimizer; glassbox attack: Adam)"},
          {"max_set", "40000", "largest substitute training set allowed (bounds memory and time)"},
-         {"seed", "0", "substitute initialization and training seed", 0, 2147483647}},
+         explain::seed_param("0", "substitute initialization and training seed")},
         "Papernot et al. 2017 (Jacobian-based dataset augmentation with the periodic step size, the substitute's "
         "logit Jacobian of the oracle's label, FGSM on the substitute); differences: the initial set is the "
         "attacker's Request::data (the command: --ref-data, default 150 training images), Adam instead of SGD "

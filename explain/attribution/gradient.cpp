@@ -456,7 +456,7 @@ void add_gradient_methods(std::vector<Method>& reg) {
           {{"n", "50", "noisy copies per sample", 1, 100000},
            {"level", "0.15", "noise σ = level·(x_max − x_min) of each sample", 0, 100},
            {"stdev", "", "absolute noise σ (overrides level)", 0, 1e6},
-           {"seed", "0", "noise seed; the noise of a sample depends only on the seed and its values", 0, 2147483647},
+           explain::seed_param("0", "noise seed; the noise of a sample depends only on the seed and its values"),
            {"base", "saliency", "the method under the noise (any registered method); its parameters pass through"},
            {"internal_batch", "256", "noisy rows per call of the base method", 1, 65536}},
           "Smilkov et al. (level, n = 50); Captum NoiseTunnel's smoothgrad/smoothgrad_sq/vargrad; base saliency is "

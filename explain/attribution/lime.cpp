@@ -154,7 +154,7 @@ void add_lime_methods(std::vector<Method>& registry) {
          {"fill", "mean", "hidden superpixels: 'mean' (their own mean per channel) or a value"},
          {"kernel_width", "0.25", "width w of the kernel exp(−d²/w²) on the cosine distance"},
          {"output", "prob", "regress the softmax probability ('prob', LIME's convention) or the logit ('logit')"},
-         {"seed", "0", "sampling seed", 0, 2147483647},
+         explain::seed_param("0", "sampling seed"),
          {"batch", "256", "perturbed images per forward pass", 1, 65536},
          {"top", "0", "K > 0: return a 0/1 mask of the K superpixels with the largest positive weights", 0, 100000}},
         "Ribeiro et al. 2016 / the lime package's LimeImageExplainer, with SLIC (written here, deterministic) "

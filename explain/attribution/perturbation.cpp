@@ -258,7 +258,7 @@ void add_perturbation_methods(std::vector<Method>& registry) {
         {{"n", "2000", "number of masks", 1, 100000},
          {"s", "7", "grid size (at most the input's larger side, or 7)", 1, 4096},
          {"p", "0.5", "probability of keeping a grid cell (above 0)", 1e-6, 1},
-         {"seed", "0", "mask generator seed", 0, 2147483647},
+         explain::seed_param("0", "mask generator seed"),
          {"batch", "256", "masked copies per forward pass", 1, 65536}},
         "Petsiuk et al. 2018 with P_c the softmax probability (a unit of a layer: its value) (Captum has no RISE); "
         "masks bilinearly upsampled "

@@ -34,6 +34,11 @@ struct ParamInfo {
   static constexpr double kUnbounded = 1e300;
 };
 
+// A seed: a whole number in [0, 2147483647] (a negative one wrapped to 2^64 - 1 where it was read).
+inline ParamInfo seed_param(const std::string& default_value, const std::string& help) {
+  return {"seed", default_value, help, 0, 2147483647};
+}
+
 struct MethodInfo {
   std::string name, summary;
   std::vector<ParamInfo> params;

@@ -56,7 +56,7 @@ void add_probe_methods(std::vector<Method>& registry) {
          {"lr", "0.01", "Adam's (initial) learning rate, [1e-12, 10]"},
          {"schedule", "cosine", "cosine (the rate falls from lr to 0 over the steps, as CosineAnnealingLR) or constant"},
          {"l2", "0", "L2 penalty on the weights (added to the gradient, as torch.optim.Adam's weight_decay), 0..1e6"},
-         {"seed", "0", "seed of the mini-batch order", 0, 2147483647}},
+         explain::seed_param("0", "seed of the mini-batch order")},
         "Alain & Bengio 2016: softmax regression on a layer's features, train split for fitting, test split for "
         "the score. Difference: features standardized by the training split's mean and std (the paper does not "
         "say; it makes one step size fit every layer); Adam from zero weights, a fixed number of epochs"},

@@ -42,7 +42,7 @@ void add_tcav_methods(std::vector<Method>& registry) {
          {"runs", "10", "R: random sets a concept is tested against (and random-vs-random runs), 2..500"},
          {"random_size", "100", "examples per random set, drawn from the random pool, 2..100000"},
          {"p_threshold", "0.05", "significance level of the two-sided t-test, (0, 0.5]"},
-         {"seed", "0", "seed of the random sets, the held-out splits and the SGD order", 0, 2147483647},
+         explain::seed_param("0", "seed of the random sets, the held-out splits and the SGD order"),
          {"batch", "256", "inputs per forward/backward pass, 1..65536"},
          {"random_baseline", "counterpart",
           "counterpart: R runs of random set 0 against sets 1..R (tcav's random_counterpart); pooled: every "

@@ -605,7 +605,7 @@ void add_influence_method(std::vector<Method>& registry) {
          {"lissa_batch", "1", "training points per LiSSA Hessian-vector product (1..4096)"},
          {"lissa_samples", "10", "independent LiSSA recursions averaged (1..1000)"},
          {"hessian_points", "0", "average the Hessian over this many seeded random training points (0: all)"},
-         {"seed", "0", "seed of LiSSA's batches and of the Hessian points", 0, 2147483647},
+         explain::seed_param("0", "seed of LiSSA's batches and of the Hessian points"),
          {"pert_top", "0", "also I_pert (the test loss's gradient with respect to a training image's pixels) for "
                            "this many most helpful and most harmful training points (0..64)"},
          {"pert_test", "0", "also -d score / d x_test (which pixels of the test input the score of a training "

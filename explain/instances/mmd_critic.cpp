@@ -252,7 +252,7 @@ const std::vector<MethodInfo>& prototype_methods() {
         {"gamma", "median", "RBF kernel exp(-gamma ||a - b||^2): a number > 0, or median (1 / (2 median squared "
                             "distance) over pairs of at most 1000 seeded points)"},
         {"regularizer", "logdet", "criticisms' diversity term: logdet (log det of their kernel matrix) or none"},
-        {"seed", "0", "seed of the points the median heuristic samples", 0, 2147483647}},
+        explain::seed_param("0", "seed of the points the median heuristic samples")},
        "Kim, Khanna & Koyejo 2016 and BeenKim/MMD-critic: greedy_select_protos (J_b) and "
        "select_criticism_regularized (|witness| + log det, reg='logdet'); Kim's code takes gamma as given and "
        "subtracts log k(c,c) at the first criticism where the paper adds it (both 0 for the RBF kernel); "

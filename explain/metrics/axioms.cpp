@@ -269,7 +269,7 @@ Evaluation integration_error(Graph& g, const Tensor& x, const Target& t, const E
 
 const ParamInfo kAxiomBaseline{"perturb_baseline", "black",
                           "black (the sample's min) | white | mean | uniform | a number in the model's input space"};
-const ParamInfo kAxiomSeed{"seed", "42", "draws of perturb_baseline=uniform", 0, 2147483647};
+const ParamInfo kAxiomSeed = explain::seed_param("42", "draws of perturb_baseline=uniform");
 
 }  // namespace
 

@@ -417,7 +417,7 @@ const ParamInfo kNormalise{"normalise", "true", "divide each sample's attributio
 const ParamInfo kBaseline{"perturb_baseline", "black",
                           "replacement value: black (the sample's min), white (its max), mean, uniform (U(0,1) noise per "
                           "feature), or a number in the model's input space"};
-const ParamInfo kSeed{"seed", "42", "random draws (seeded per sample by its own values)", 0, 2147483647};
+const ParamInfo kSeed = explain::seed_param("42", "random draws (seeded per sample by its own values)");
 const ParamInfo kSoftmaxTrue{"softmax", "true", "score the softmax probability of the target class (false: its logit)"};
 const ParamInfo kSoftmaxFalse{"softmax", "false", "score the softmax probability of the target class (false: its logit)"};
 const ParamInfo kStep{"features_in_step", "1", "features changed per step (input elements; 1..D)"};

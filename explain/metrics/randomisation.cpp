@@ -200,7 +200,7 @@ Evaluation random_logit(Graph& g, const Tensor& x, const Target& t, const Explan
 const ParamInfo kSimilarity{"similarity", "spearman-abs",
                             "the value's measure: spearman (signed a) | spearman-abs (|a|) | ssim | hog (Pearson of HOG "
                             "features; ssim and hog of the abs-normalised gray maps)"};
-const ParamInfo kReinitSeed{"seed", "42", "re-initialisation seed (layer i draws from (seed, i) alone)", 0, 2147483647};
+const ParamInfo kReinitSeed = explain::seed_param("42", "re-initialisation seed (layer i draws from (seed, i) alone)");
 
 }  // namespace
 
@@ -236,7 +236,7 @@ void add_randomisation_metrics(std::vector<Metric>& reg) {
                  data_randomisation});
   reg.push_back({{{"random-logit",
                    "similarity between the explanation of the target class and of a random other class",
-                   {{"similarity", "ssim", kSimilarity.help}, {"seed", "42", "draw of the other class (seeded per sample)", 0, 2147483647}},
+                   {{"similarity", "ssim", kSimilarity.help}, explain::seed_param("42", "draw of the other class (seeded per sample)")},
                    "Quantus RandomLogit (Sixt et al. 2020); SSIM of the 2-D abs-normalised maps (Quantus: of the "
                    "flattened, signed maps)"},
                   fam, Better::lower},

@@ -324,7 +324,7 @@ Evaluation continuity(Graph& g, const Tensor& x, const Target& t, const Explanat
   return ev;
 }
 
-const ParamInfo kNoiseSeed{"seed", "42", "noise seed (each sample's draws depend only on it and the sample's values)", 0, 2147483647};
+const ParamInfo kNoiseSeed = explain::seed_param("42", "noise seed (each sample's draws depend only on it and the sample's values)");
 const ParamInfo kNan{"return_nan_when_prediction_changes", "false",
                      "skip perturbations that change the predicted class (NaN when all do)"};
 const ParamInfo kRobustnessNormalise{"normalise", "false", "divide each attribution by its max |a| first"};

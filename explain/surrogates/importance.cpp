@@ -461,7 +461,7 @@ const MethodTable<ImportanceMethod>& importance_table() {
         "Olden's connection weights: sum over every path from input j to output k of the weights' products; "
         "rounds=R adds the randomization test (R networks retrained on shuffled labels)",
         {{"rounds", "0", "networks retrained on shuffled labels for p-values (0..9999; Olden & Jackson used 999)"},
-         {"seed", "0", "seed of the shuffles and the retrained networks' initialization", 0, 2147483647}},
+         explain::seed_param("0", "seed of the shuffles and the retrained networks' initialization")},
         "Olden & Jackson 2002 (NeuralNetTools' olden; several hidden layers: the product W_out...W_1); p = (1 + "
         "#{|null| >= |observed|}) / (R + 1), two-sided, per class and for the mean over classes"},
        run_olden},

@@ -568,7 +568,7 @@ const MethodTable<RuleMethod>& rule_table() {
          {"max_size", "0", "most predicates in a rule (0: no limit; up to 64)"},
          {"coverage_samples", "10000", "unconditioned perturbations coverage is measured on (100..1000000)"},
          {"max_samples", "200000", "a budget of model evaluations per input (1000..10000000): the best rule so far"},
-         {"seed", "0", "seed of the perturbations", 0, 2147483647},
+         explain::seed_param("0", "seed of the perturbations"),
          {"segments", "40", "images: SLIC superpixels requested (2..400)"},
          {"compactness", "10", "images: SLIC compactness"},
          {"fill", "mean", "images: hidden superpixels take their mean colour ('mean', the package's default) or this "

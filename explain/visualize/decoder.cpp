@@ -129,7 +129,7 @@ void add_decoder_methods(std::vector<Method>& reg) {
                    {"epochs", "3", "training epochs (Adam, shuffled mini-batches, mean squared error)"},
                    {"batch", "64", "mini-batch size"},
                    {"lr", "0.001", "Adam's learning rate [1e-12, 10]"},
-                   {"seed", "0", "random seed (decoder initialization, shuffling)", 0, 2147483647}},
+                   explain::seed_param("0", "random seed (decoder initialization, shuffling)")},
                   "Dosovitskiy & Brox 2016 (a decoder trained with the squared error in the model's input space, "
                   "images as they are fed to the model); much smaller decoders than theirs (28x28 images) and no "
                   "adversarial or feature losses"},

@@ -196,7 +196,7 @@ void add_facet_methods(std::vector<Method>& reg) {
                     "feeding the output)"},
       {"kmeans_iters", "100", "at most this many k-means iterations"},
       {"score", "logit", "class units: logit, prob or logprob (ranks the top images and is ascended)"},
-      {"seed", "0", "random seed (k-means++ seeds, jitter)", 0, 2147483647},
+      explain::seed_param("0", "random seed (k-means++ seeds, jitter)"),
   });
   reg.push_back({{"multifaceted",
                   "multifaceted visualization: cluster each unit's top dataset images (k-means on a layer's "

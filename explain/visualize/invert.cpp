@@ -81,7 +81,7 @@ void add_invert_methods(std::vector<Method>& reg) {
       {"layers", "all", "the layers to invert: all, or names separated by commas"},
       {"lambda_alpha", "1e-7", "lambda_alpha of the alpha-norm penalty lambda_alpha |x|_alpha^alpha (input space)"},
       {"alpha", "6", "alpha of that norm, 1..12 (Mahendran & Vedaldi: 6)"},
-      {"seed", "0", "random seed of the start (the same for every input; one per layer)", 0, 2147483647},
+      explain::seed_param("0", "random seed of the start (the same for every input; one per layer)"),
       {"start", "noise", "noise (pixel 0.5 + N(0, init_std^2)) or constant (pixel 0.5)"},
       {"init_std", "0.1", "the pixel noise of start=noise, 0..10"},
   });

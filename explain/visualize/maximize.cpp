@@ -47,7 +47,7 @@ std::vector<ParamInfo> am_params() {
   p.insert(p.end(), {
       {"score", "logit", "class units: logit, prob (softmax probability) or logprob"},
       {"restarts", "1", "images per unit, each from its own seed (1..64)"},
-      {"seed", "0", "random seed (start noise and jitter of each unit and restart)", 0, 2147483647},
+      explain::seed_param("0", "random seed (start noise and jitter of each unit and restart)"),
       {"start", "noise", "noise (pixel 0.5 + N(0, init_std^2)), constant (pixel start_value) or data (the inputs)"},
       {"start_value", "0.5", "the pixel value of start=constant, 0..1"},
       {"init_std", "0.1", "the pixel noise of start=noise, 0..10"},
@@ -275,7 +275,7 @@ void add_maximize_methods(std::vector<Method>& reg) {
   std::vector<ParamInfo> dp = ascent_params(dd);
   dp.insert(dp.end(), {{"octaves", "4", "scales, coarse to fine (1..8); steps is per octave"},
                        {"octave_scale", "1.4", "size ratio between octaves (1.01..4)"},
-                       {"seed", "0", "random seed (jitter)", 0, 2147483647}});
+                       explain::seed_param("0", "random seed (jitter)")});
   reg.push_back({{"deepdream",
                   "DeepDream: amplify a layer's activation energy (--unit LAYER: 1/2 mean a^2) or a channel's mean, "
                   "from each input, over octaves",
@@ -293,7 +293,7 @@ void add_maximize_methods(std::vector<Method>& reg) {
   std::vector<ParamInfo> fp = ascent_params(fd);
   fp.insert(fp.end(), {{"threshold", "0.99", "stop a row once its target's softmax probability reaches this"},
                        {"score", "logprob", "what is ascended: logit (CS231n), prob or logprob"},
-                       {"seed", "0", "random seed (start noise, jitter)", 0, 2147483647},
+                       explain::seed_param("0", "random seed (start noise, jitter)"),
                        {"init_std", "0.1", "without inputs: the pixel noise of the start, around pixel 0.5"}});
   reg.push_back({{"fool",
                   "fooling images: from each input (or noise), ascend each target class until its probability "

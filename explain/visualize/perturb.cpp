@@ -297,7 +297,7 @@ void add_perturb_methods(std::vector<Method>& reg) {
                    {"tv", "0.2", "lambda_TV of the mask's TV (means over pixel pairs)"},
                    {"tv_beta", "3", "beta of that TV"},
                    {"noise", "0", "std of Gaussian noise added to the perturbed input each step (input space)"},
-                   {"seed", "0", "random seed of that noise", 0, 2147483647},
+                   explain::seed_param("0", "random seed of that noise"),
                    {"score", "prob", "f: the class's prob (softmax), logit or logprob"},
                    {"start", "0.5", "the mask's start value everywhere (1: nothing deleted)"}},
                   "Fong & Vedaldi 2017 with the reference code's means (jacobgil/pytorch-explain-black-box: mean "
